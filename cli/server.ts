@@ -1,0 +1,114 @@
+import { timingSafeEqual } from 'node:crypto';
+import Fastify from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import { registerAnalyzerRoutes } from '../analyzer/app.js';
+import { registerCollectorRoutes } from '../collector/app.js';
+import type { CollectorStats } from '../collector/app.js';
+import { SpanWriter } from '../collector/span-writer.js';
+import type { SpanWriterOptions } from '../collector/span-writer.js';
+import { migrate } from '../storage/migrations.js';
+import { openStore } from '../storage/open-store.js';
+import type { Store } from '../storage/store.js';
+import { ConfigError, isLoopback } from './env.js';
+
+export interface RoutewatchOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  dataDir?: string;
+  clickhouseUrl?: string | undefined;
+  token?: string | undefined;
+  logger?: FastifyServerOptions['logger'];
+  writer?: SpanWriterOptions;
+}
+
+export interface RunningRoutewatch {
+  /** Base URL, e.g. http://127.0.0.1:4318 */
+  url: string;
+  tracesUrl: string;
+  app: FastifyInstance;
+  store: Store;
+  writer: SpanWriter;
+  stats: CollectorStats;
+  close(): Promise<void>;
+}
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header?.replace(/^Bearer\s+/i, '') ?? '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** Builds the one-process routewatch app: collector and analyzer routes on one store. */
+export function buildRoutewatchApp(options: {
+  store: Store;
+  writer: SpanWriter;
+  token?: string | undefined;
+  logger?: FastifyServerOptions['logger'];
+}): { app: FastifyInstance; stats: CollectorStats } {
+  const app = Fastify({ logger: options.logger ?? false });
+  const token = options.token;
+  if (token) {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.url === '/healthz') return;
+      if (!tokenMatches(request.headers.authorization, token)) {
+        await reply.code(401).send({ code: 16, message: 'missing or wrong token: send Authorization: Bearer <ROUTEWATCH_TOKEN>' });
+      }
+    });
+  }
+  // Every error answers with a status body: OTLP clients read `code` and `message`.
+  app.setErrorHandler((error: { statusCode?: number; message: string }, request, reply) => {
+    const statusCode = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
+    if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    void reply.code(statusCode).send({ code: statusCode === 413 ? 8 : 3, message: error.message, details: [] });
+  });
+  const stats = registerCollectorRoutes(app, { writer: options.writer });
+  registerAnalyzerRoutes(app, { store: options.store });
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    try {
+      await options.store.exec('SELECT 1');
+      return { status: 'ready', store: options.store.driver };
+    } catch (error) {
+      return reply.code(503).send({ status: 'unavailable', message: (error as Error).message });
+    }
+  });
+  return { app, stats };
+}
+
+/** Opens the store, applies migrations and listens: `routewatch start`. */
+export async function startRoutewatch(options: RoutewatchOptions = {}): Promise<RunningRoutewatch> {
+  const host = options.host ?? '127.0.0.1';
+  if (!isLoopback(host) && !options.token) {
+    throw new ConfigError(
+      `routewatch would listen on ${host}, beyond loopback, without a token: set ROUTEWATCH_TOKEN ` +
+        '(16+ characters) or listen on 127.0.0.1',
+    );
+  }
+  const store = await openStore({ clickhouseUrl: options.clickhouseUrl, dataDir: options.dataDir ?? './.routewatch' });
+  try {
+    await migrate(store);
+    const writer = new SpanWriter(store, options.writer);
+    const { app, stats } = buildRoutewatchApp({ store, writer, token: options.token, logger: options.logger });
+    await app.listen({ host, port: options.port ?? 4318 });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : options.port;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    return {
+      url,
+      tracesUrl: `${url}/v1/traces`,
+      app,
+      store,
+      writer,
+      stats,
+      async close() {
+        await app.close();
+        await writer.flush();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}

@@ -1,0 +1,265 @@
+import type { AnyValue, ExportTraceRequest, KeyValue, OtlpSpan } from './otlp-json.js';
+import type { PriceTable } from './pricing.js';
+
+/** A row of the `spans` table (sql/migrations/0001_spans.sql). Timestamps are nanosecond strings. */
+export interface SpanRow {
+  timestamp: string;
+  end_time: string;
+  duration_ns: string;
+  trace_id: string;
+  span_id: string;
+  parent_span_id: string;
+  name: string;
+  span_kind: string;
+  kind: 'task' | 'attempt' | 'llm' | 'other';
+  service_name: string;
+  scope_name: string;
+  task_id: string;
+  cohort: string;
+  route: string;
+  attempt: number;
+  fallback_reason: string;
+  policy_version: string;
+  validation: string;
+  confidence: number | null;
+  provider: string;
+  operation: string;
+  request_model: string;
+  response_model: string;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_creation_tokens: number;
+  reasoning_tokens: number;
+  cost_usd: number;
+  cost_source: 'span' | 'price_table' | 'unpriced' | 'none';
+  status_code: 'unset' | 'ok' | 'error';
+  status_message: string;
+  error_type: string;
+  outcome: string;
+  outcome_reason: string;
+  reask: number;
+  cleanup_cost_usd: number;
+  attributes: Record<string, string>;
+  resource: Record<string, string>;
+}
+
+export interface NormalizeResult {
+  rows: SpanRow[];
+  /** Spans with neither routewatch.* nor GenAI attributes: counted, not stored. */
+  skipped: number;
+}
+
+const SPAN_KINDS = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'] as const;
+const STATUS_CODES = ['unset', 'ok', 'error'] as const;
+const OUTCOMES = new Set(['success', 'failure', 'escalated', 'abandoned', 'unknown']);
+
+/** The first attribute present among names: current GenAI name first, then older ones in the wild. */
+const NAMES = {
+  provider: ['gen_ai.provider.name', 'gen_ai.system', 'llm.provider', 'llm.system'],
+  operation: ['gen_ai.operation.name', 'llm.request.type'],
+  requestModel: ['gen_ai.request.model', 'llm.request.model_name', 'ai.model.id'],
+  responseModel: ['gen_ai.response.model', 'llm.response.model_name', 'llm.model_name'],
+  inputTokens: ['gen_ai.usage.input_tokens', 'gen_ai.usage.prompt_tokens', 'llm.token_count.prompt'],
+  outputTokens: ['gen_ai.usage.output_tokens', 'gen_ai.usage.completion_tokens', 'llm.token_count.completion'],
+  cacheRead: ['gen_ai.usage.cache_read.input_tokens', 'llm.token_count.prompt_details.cache_read'],
+  cacheCreation: ['gen_ai.usage.cache_creation.input_tokens', 'llm.token_count.prompt_details.cache_write'],
+  reasoning: [
+    'gen_ai.usage.reasoning.output_tokens',
+    'gen_ai.usage.reasoning_tokens',
+    'llm.token_count.completion_details.reasoning',
+  ],
+  cost: ['gen_ai.usage.cost', 'llm.cost.total'],
+} as const;
+
+function flatten(value: AnyValue): string {
+  switch (value.kind) {
+    case 'string':
+    case 'int':
+    case 'bytes':
+      return value.value;
+    case 'bool':
+      return value.value ? 'true' : 'false';
+    case 'double':
+      return String(value.value);
+    case 'array':
+      return JSON.stringify(value.value.map(toJson));
+    case 'kvlist':
+      return JSON.stringify(Object.fromEntries(value.value.map((kv) => [kv.key, toJson(kv.value)])));
+    case 'empty':
+      return '';
+  }
+}
+
+function toJson(value: AnyValue): unknown {
+  switch (value.kind) {
+    case 'array':
+      return value.value.map(toJson);
+    case 'kvlist':
+      return Object.fromEntries(value.value.map((kv) => [kv.key, toJson(kv.value)]));
+    case 'empty':
+      return null;
+    default:
+      return value.value;
+  }
+}
+
+function toMap(attributes: KeyValue[]): Record<string, string> {
+  const map: Record<string, string> = {};
+  for (const kv of attributes) map[kv.key] = flatten(kv.value);
+  return map;
+}
+
+function first(map: Record<string, string>, names: readonly string[]): string | undefined {
+  for (const name of names) {
+    const value = map[name];
+    if (value !== undefined && value !== '') return value;
+  }
+  return undefined;
+}
+
+function count(value: string | undefined): number {
+  if (value === undefined) return 0;
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
+}
+
+function finiteNumber(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function isRelevant(map: Record<string, string>): boolean {
+  for (const key in map) {
+    if (key.startsWith('routewatch.') || key.startsWith('gen_ai.') || key.startsWith('llm.')) return true;
+  }
+  return false;
+}
+
+function kindOf(span: OtlpSpan, map: Record<string, string>): SpanRow['kind'] {
+  if (span.name.startsWith('routewatch.task')) return 'task';
+  if (span.name.startsWith('routewatch.attempt')) return 'attempt';
+  if (
+    first(map, NAMES.operation) !== undefined ||
+    first(map, NAMES.requestModel) !== undefined ||
+    first(map, NAMES.provider) !== undefined ||
+    first(map, NAMES.inputTokens) !== undefined
+  ) {
+    return 'llm';
+  }
+  return 'other';
+}
+
+export function normalizeSpan(
+  span: OtlpSpan,
+  map: Record<string, string>,
+  resource: Record<string, string>,
+  scopeName: string,
+  prices: PriceTable,
+): SpanRow {
+  const kind = kindOf(span, map);
+  const requestModel = first(map, NAMES.requestModel) ?? '';
+  const responseModel = first(map, NAMES.responseModel) ?? '';
+  const usage = {
+    inputTokens: count(first(map, NAMES.inputTokens)),
+    outputTokens: count(first(map, NAMES.outputTokens)),
+    cacheReadTokens: count(first(map, NAMES.cacheRead)),
+    cacheCreationTokens: count(first(map, NAMES.cacheCreation)),
+  };
+
+  let costUsd = 0;
+  let costSource: SpanRow['cost_source'] = 'none';
+  const reportedCost = finiteNumber(first(map, NAMES.cost));
+  if (kind === 'llm') {
+    if (reportedCost !== undefined && reportedCost >= 0) {
+      // A cost the application knows is final; the price table never overrides it.
+      costUsd = reportedCost;
+      costSource = 'span';
+    } else if (usage.inputTokens + usage.outputTokens > 0) {
+      // The served model beats the requested one: after a provider-side fallback they differ.
+      const price = prices.find(responseModel || requestModel) ?? prices.find(requestModel);
+      if (price) {
+        costUsd = prices.cost(price, usage);
+        costSource = 'price_table';
+      } else {
+        costSource = 'unpriced';
+      }
+    }
+  }
+
+  const start = BigInt(span.startTimeUnixNano);
+  const end = BigInt(span.endTimeUnixNano);
+  const outcome = map['routewatch.outcome'] ?? '';
+  const confidence = finiteNumber(map['routewatch.confidence']);
+  const attempt = count(map['routewatch.attempt']);
+
+  return {
+    timestamp: span.startTimeUnixNano,
+    end_time: span.endTimeUnixNano,
+    duration_ns: end > start ? String(end - start) : '0',
+    trace_id: span.traceId,
+    span_id: span.spanId,
+    parent_span_id: span.parentSpanId,
+    name: span.name,
+    span_kind: SPAN_KINDS[span.kind] ?? 'unspecified',
+    kind,
+    service_name: resource['service.name'] ?? '',
+    scope_name: scopeName,
+    task_id: map['routewatch.task.id'] || span.traceId,
+    cohort: map['routewatch.cohort'] ?? '',
+    route: map['routewatch.route'] ?? '',
+    attempt: Math.min(attempt, 65_535),
+    fallback_reason: map['routewatch.fallback.reason'] ?? '',
+    policy_version: map['routewatch.policy.version'] ?? '',
+    validation: map['routewatch.validation'] ?? '',
+    confidence: confidence ?? null,
+    provider: first(map, NAMES.provider) ?? '',
+    operation: first(map, NAMES.operation) ?? '',
+    request_model: requestModel,
+    response_model: responseModel,
+    input_tokens: usage.inputTokens,
+    output_tokens: usage.outputTokens,
+    cache_read_tokens: usage.cacheReadTokens,
+    cache_creation_tokens: usage.cacheCreationTokens,
+    reasoning_tokens: count(first(map, NAMES.reasoning)),
+    cost_usd: costUsd,
+    cost_source: costSource,
+    status_code: STATUS_CODES[span.status.code] ?? 'unset',
+    status_message: span.status.message,
+    error_type: map['error.type'] ?? '',
+    outcome: OUTCOMES.has(outcome) ? outcome : outcome === '' ? '' : 'unknown',
+    outcome_reason: map['routewatch.outcome.reason'] ?? '',
+    reask: map['routewatch.reask'] === 'true' ? 1 : 0,
+    cleanup_cost_usd: Math.max(0, finiteNumber(map['routewatch.cleanup.cost_usd']) ?? 0),
+    attributes: map,
+    resource,
+  };
+}
+
+/** Turns a decoded request into `spans` rows; spans without routing or GenAI attributes are skipped. */
+export function normalizeRequest(request: ExportTraceRequest, prices: PriceTable): NormalizeResult {
+  const rows: SpanRow[] = [];
+  let skipped = 0;
+  for (const resourceSpans of request.resourceSpans) {
+    const resource = toMap(resourceSpans.resource?.attributes ?? []);
+    for (const scopeSpans of resourceSpans.scopeSpans) {
+      const scopeName = scopeSpans.scope?.name ?? '';
+      for (const span of scopeSpans.spans) {
+        const map = toMap(span.attributes);
+        if (!isRelevant(map)) {
+          skipped++;
+          continue;
+        }
+        rows.push(normalizeSpan(span, map, resource, scopeName, prices));
+      }
+    }
+  }
+  return { rows, skipped };
+}
+
+export function countSpans(request: ExportTraceRequest): number {
+  let n = 0;
+  for (const rs of request.resourceSpans) for (const ss of rs.scopeSpans) n += ss.spans.length;
+  return n;
+}

@@ -1,0 +1,113 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { z } from 'zod';
+import { StorageError, errorMessage } from './errors.js';
+import { OUTPUT_SETTINGS, assertIdentifier } from './store.js';
+import type { InsertOptions, QueryParams, Store } from './store.js';
+import { parseRows } from './rows.js';
+
+type ChdbModule = typeof import('chdb');
+type ChdbSession = InstanceType<ChdbModule['Session']>;
+
+/**
+ * The embedded driver: the ClickHouse engine in-process through chDB, data in a local directory.
+ * chDB binds one data directory per process, and a directory is held by one process at a time.
+ */
+export class EmbeddedStore implements Store {
+  readonly driver = 'embedded' as const;
+  readonly location: string;
+  readonly #session: ChdbSession;
+  readonly #chdb: ChdbModule;
+  #closed = false;
+
+  private constructor(chdb: ChdbModule, session: ChdbSession, location: string) {
+    this.#chdb = chdb;
+    this.#session = session;
+    this.location = location;
+  }
+
+  static async open(dataDir: string): Promise<EmbeddedStore> {
+    const location = resolve(dataDir);
+    let chdb: ChdbModule;
+    try {
+      // Loaded lazily: the native library is large and server mode never needs it.
+      chdb = await import('chdb');
+    } catch (error) {
+      throw new StorageError(
+        'EMBEDDED_UNAVAILABLE',
+        `the embedded ClickHouse (npm package "chdb") could not be loaded: ${errorMessage(error)}. ` +
+          'Run `npm ci` on Linux (x64/arm64, glibc) or macOS, or set CLICKHOUSE_URL to use a ClickHouse server.',
+        { cause: error },
+      );
+    }
+    try {
+      mkdirSync(location, { recursive: true });
+      const session = new chdb.Session(location, {
+        connectionArgs: Object.entries(OUTPUT_SETTINGS).map(([key, value]) => `--${key}=${value}`),
+      });
+      return new EmbeddedStore(chdb, session, location);
+    } catch (error) {
+      throw new StorageError(
+        'EMBEDDED_OPEN_FAILED',
+        `could not open the embedded ClickHouse data directory ${location}: ${errorMessage(error)}. ` +
+          'Only one process can hold a data directory: stop the other routewatch process or choose another ROUTEWATCH_DATA_DIR.',
+        { cause: error },
+      );
+    }
+  }
+
+  async exec(sql: string, params: QueryParams = {}): Promise<void> {
+    await this.#run(sql, params);
+  }
+
+  async insertJsonEachRow(table: string, body: Uint8Array, options: InsertOptions = {}): Promise<void> {
+    if (body.byteLength === 0) return;
+    this.#assertOpen();
+    const settings: Record<string, string> = {};
+    if (options.deduplicationToken) settings['insert_deduplication_token'] = options.deduplicationToken;
+    try {
+      await this.#session.insert({
+        table: assertIdentifier(table),
+        values: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+        format: 'JSONEachRow',
+        settings,
+      });
+    } catch (error) {
+      throw new StorageError('INSERT_FAILED', `insert into ${table} failed: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async query<T>(sql: string, params: QueryParams, row: z.ZodType<T>): Promise<T[]> {
+    const text = await this.#run(sql, params);
+    return parseRows(text, row);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#session.close();
+    // close() can return while background merges still write into the directory.
+    await this.#chdb.drainPending();
+  }
+
+  async #run(sql: string, params: QueryParams): Promise<string> {
+    this.#assertOpen();
+    try {
+      const result =
+        Object.keys(params).length === 0
+          ? await this.#session.queryAsync(sql, { format: 'JSONEachRow' })
+          : await this.#session.queryBindAsync(sql, params, { format: 'JSONEachRow' });
+      return result.text();
+    } catch (error) {
+      throw new StorageError('QUERY_FAILED', `ClickHouse query failed: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StorageError('STORE_CLOSED', 'the embedded store is closed');
+  }
+}

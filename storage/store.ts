@@ -1,0 +1,41 @@
+import type { z } from 'zod';
+
+/** Query parameters bound server-side as `{name:Type}`: user input never becomes SQL text. */
+export type QueryParams = Record<string, string | number | boolean | bigint | null | readonly string[]>;
+
+export interface InsertOptions {
+  /** Makes a retried insert of the same batch idempotent where the engine supports it. */
+  deduplicationToken?: string;
+}
+
+/**
+ * The one way routewatch talks to ClickHouse. Two drivers implement it — embedded chDB and a
+ * ClickHouse server over HTTP — and the same SQL runs on both.
+ */
+export interface Store {
+  readonly driver: 'embedded' | 'server';
+  /** A human-readable location (data directory or server URL without credentials). */
+  readonly location: string;
+  /** Runs a statement that returns no rows (DDL, INSERT … SELECT, OPTIMIZE). */
+  exec(sql: string, params?: QueryParams): Promise<void>;
+  /** Inserts rows given as JSONEachRow bytes (one JSON object per line). */
+  insertJsonEachRow(table: string, body: Uint8Array, options?: InsertOptions): Promise<void>;
+  /** Runs a query with bound parameters; every row is checked against `row`. */
+  query<T>(sql: string, params: QueryParams, row: z.ZodType<T>): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+/** Settings both drivers apply so that they return identical rows. */
+export const OUTPUT_SETTINGS = {
+  output_format_json_quote_64bit_integers: 1,
+  output_format_json_quote_denormals: 1,
+  date_time_output_format: 'simple',
+} as const;
+
+/** Table names come from code, never from users; still refuse anything but an identifier. */
+export function assertIdentifier(name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    throw new Error(`invalid table name ${JSON.stringify(name)}`);
+  }
+  return name;
+}

@@ -1,0 +1,71 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EmbeddedStore } from '../storage/embedded-store.js';
+import { migrate } from '../storage/migrations.js';
+
+/** An embedded store in a fresh temporary directory, migrated. One per test file (one per process). */
+export async function openTempStore(): Promise<{ store: EmbeddedStore; dir: string; dispose(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'routewatch-test-'));
+  const store = await EmbeddedStore.open(dir);
+  await migrate(store);
+  return {
+    store,
+    dir,
+    async dispose() {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+let counter = 0;
+/** A random-looking, valid hex id of `bytes` bytes, unique within the process. */
+export function hexId(bytes: 16 | 8, seed = ++counter): string {
+  return (seed.toString(16).padStart(8, '0') + 'a1b2c3d4e5f60718293a4b5c6d7e8f90').slice(0, bytes * 2);
+}
+
+export interface TestSpan {
+  traceId?: string;
+  spanId?: string;
+  name?: string;
+  kind?: number;
+  start?: string;
+  end?: string;
+  attributes?: Record<string, string | number | boolean>;
+  status?: { code: number; message?: string };
+}
+
+/** An OTLP/HTTP JSON body, shaped as @opentelemetry/exporter-trace-otlp-http sends it. */
+export function otlpBody(spans: TestSpan[], service = 'test-service'): Record<string, unknown> {
+  const value = (v: string | number | boolean) =>
+    typeof v === 'string'
+      ? { stringValue: v }
+      : typeof v === 'boolean'
+        ? { boolValue: v }
+        : Number.isInteger(v)
+          ? { intValue: String(v) }
+          : { doubleValue: v };
+  return {
+    resourceSpans: [
+      {
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: service } }] },
+        scopeSpans: [
+          {
+            scope: { name: 'test' },
+            spans: spans.map((s) => ({
+              traceId: s.traceId ?? hexId(16),
+              spanId: s.spanId ?? hexId(8),
+              name: s.name ?? 'chat gpt-4o-mini',
+              kind: s.kind ?? 3,
+              startTimeUnixNano: s.start ?? '1764331200000000001',
+              endTimeUnixNano: s.end ?? '1764331200250000003',
+              attributes: Object.entries(s.attributes ?? {}).map(([key, v]) => ({ key, value: value(v) })),
+              status: s.status ?? { code: 0 },
+            })),
+          },
+        ],
+      },
+    ],
+  };
+}
