@@ -9,7 +9,10 @@ const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 /** Parses `15m`, `24h`, `7d` into milliseconds. */
 export function parseDuration(text: string): number {
   const match = DURATION.exec(text);
-  if (!match) throw new Error(`invalid duration ${JSON.stringify(text)}: use a number followed by m, h or d (e.g. 24h)`);
+  if (!match)
+    throw new Error(
+      `invalid duration ${JSON.stringify(text)}: use a number followed by m, h or d (e.g. 24h)`,
+    );
   return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
 }
 
@@ -21,7 +24,10 @@ const reportQuery = z
   })
   .strict();
 
-export function registerAnalyzerRoutes(app: FastifyInstance, options: { store: Store; now?: () => Date }): void {
+export function registerAnalyzerRoutes(
+  app: FastifyInstance,
+  options: { store: Store; now?: () => Date },
+): void {
   const now = options.now ?? (() => new Date());
   app.get('/api/v1/report', async (request, reply) => {
     const parsed = reportQuery.safeParse(request.query);
@@ -29,7 +35,8 @@ export function registerAnalyzerRoutes(app: FastifyInstance, options: { store: S
       const issue = parsed.error.issues[0];
       return reply.code(400).send({
         code: 'BAD_QUERY',
-        message: `invalid report query: ${issue?.path.join('.') || 'query'}: ${issue?.message ?? 'invalid'}. ` +
+        message:
+          `invalid report query: ${issue?.path.join('.') || 'query'}: ${issue?.message ?? 'invalid'}. ` +
           'Use ?window=24h or ?from=<ISO time>&to=<ISO time>.',
       });
     }

@@ -1,6 +1,7 @@
 import type { Report } from './report.js';
 
-const usd = (v: number | null) => (v === null ? '—' : v >= 0.01 ? `$${v.toFixed(4)}` : `$${v.toFixed(6)}`);
+const usd = (v: number | null) =>
+  v === null ? '—' : v >= 0.01 ? `$${v.toFixed(4)}` : `$${v.toFixed(6)}`;
 const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
 const ms = (v: number | null) => (v === null ? '—' : `${Math.round(v)} ms`);
 
@@ -33,7 +34,9 @@ export function renderReportTable(report: Report): string {
       .join(', ') || '—',
     ms(r.p95LatencyMs),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? '').length)));
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...body.map((row) => (row[i] ?? '').length)),
+  );
   const numeric = new Set([2, 3, 4, 5, 6, 7, 9]);
   const line = (cells: string[]) =>
     cells

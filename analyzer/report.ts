@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { Store } from '../storage/store.js';
 
-const nullableNumber = z.union([z.number(), z.string(), z.null()]).transform((v) => (v === null ? null : Number(v)));
+const nullableNumber = z
+  .union([z.number(), z.string(), z.null()])
+  .transform((v) => (v === null ? null : Number(v)));
 const number = z.union([z.number(), z.string()]).transform(Number);
 
 /** One row of v_cohort_route_window: the metrics of one cohort × primary route. */
@@ -108,7 +110,11 @@ export function toMetrics(row: CohortRouteRow): CohortRouteMetrics {
 }
 
 /** The per cohort × primary route metrics of tasks started in [from, to). */
-export async function buildReport(store: Store, window: ReportWindow, now: Date = new Date()): Promise<Report> {
+export async function buildReport(
+  store: Store,
+  window: ReportWindow,
+  now: Date = new Date(),
+): Promise<Report> {
   const rows = await store.query(
     `SELECT * FROM v_cohort_route_window(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')})
      ORDER BY cohort, primary_route`,

@@ -63,7 +63,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     });
     await telemetry.shutdown();
     await routewatch.writer.flush();
-    const report = await buildReport(routewatch.store, { from: new Date(started.getTime() - 60_000), to: new Date(Date.now() + 60_000) });
+    const report = await buildReport(routewatch.store, {
+      from: new Date(started.getTime() - 60_000),
+      to: new Date(Date.now() + 60_000),
+    });
     out(renderReportTable(report));
     const mismatches = compareWithTruth(report, truth);
     const cpst = costPerSuccessfulTask(truth.totals);
@@ -87,7 +90,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
 export function compareWithTruth(report: Report, truth: GroundTruth): string[] {
   const mismatches: string[] = [];
   for (const group of truth.groups) {
-    const row = report.rows.find((r) => r.cohort === group.cohort && r.primaryRoute === group.primaryRoute);
+    const row = report.rows.find(
+      (r) => r.cohort === group.cohort && r.primaryRoute === group.primaryRoute,
+    );
     const label = `${group.cohort} × ${group.primaryRoute}`;
     if (!row) {
       mismatches.push(`${label}: missing from the report`);

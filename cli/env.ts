@@ -5,9 +5,15 @@ const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
 /** Configuration from the environment, parsed once at start; a bad value names its variable. */
 export const envSchema = z.object({
   ROUTEWATCH_HOST: z.preprocess(emptyAsUndefined, z.string().default('127.0.0.1')),
-  ROUTEWATCH_PORT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).max(65_535).default(4318)),
+  ROUTEWATCH_PORT: z.preprocess(
+    emptyAsUndefined,
+    z.coerce.number().int().min(0).max(65_535).default(4318),
+  ),
   ROUTEWATCH_DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('./.routewatch')),
-  ROUTEWATCH_TOKEN: z.preprocess(emptyAsUndefined, z.string().min(16, 'use at least 16 characters').optional()),
+  ROUTEWATCH_TOKEN: z.preprocess(
+    emptyAsUndefined,
+    z.string().min(16, 'use at least 16 characters').optional(),
+  ),
   ROUTEWATCH_LOG_LEVEL: z.preprocess(
     emptyAsUndefined,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -40,7 +40,7 @@ async function start(): Promise<void> {
       : `ClickHouse server ${running.store.location}`;
   process.stdout.write(
     `\nroutewatch is listening on ${running.url} (${where})\n\n` +
-      'Point your service\'s OpenTelemetry exporter here:\n' +
+      "Point your service's OpenTelemetry exporter here:\n" +
       `  OTEL_EXPORTER_OTLP_ENDPOINT=${running.url} OTEL_EXPORTER_OTLP_PROTOCOL=http/json \\\n` +
       '    node --import @routewatch/instrumentation/register app.js\n\n' +
       `Report: npx routewatch report   (or GET ${running.url}/api/v1/report)\n` +
@@ -92,13 +92,21 @@ async function report(args: string[]): Promise<void> {
     );
   }
   const body = (await response.json()) as Report | { message?: string };
-  if (!response.ok) throw new ConfigError(`the report request failed (${response.status}): ${'message' in body ? body.message : ''}`);
-  process.stdout.write(values.json ? `${JSON.stringify(body, null, 2)}\n` : renderReportTable(body as Report));
+  if (!response.ok)
+    throw new ConfigError(
+      `the report request failed (${response.status}): ${'message' in body ? body.message : ''}`,
+    );
+  process.stdout.write(
+    values.json ? `${JSON.stringify(body, null, 2)}\n` : renderReportTable(body as Report),
+  );
 }
 
 async function migrateCommand(): Promise<void> {
   const env = parseEnv();
-  const store = await openStore({ clickhouseUrl: env.CLICKHOUSE_URL, dataDir: env.ROUTEWATCH_DATA_DIR });
+  const store = await openStore({
+    clickhouseUrl: env.CLICKHOUSE_URL,
+    dataDir: env.ROUTEWATCH_DATA_DIR,
+  });
   try {
     const result = await migrate(store);
     process.stdout.write(
@@ -124,7 +132,8 @@ async function demo(args: string[]): Promise<void> {
   });
   const number = (name: string, text: string, min: number) => {
     const n = Number(text);
-    if (!Number.isFinite(n) || n < min) throw new ConfigError(`--${name} must be a number ≥ ${min}, got ${JSON.stringify(text)}`);
+    if (!Number.isFinite(n) || n < min)
+      throw new ConfigError(`--${name} must be a number ≥ ${min}, got ${JSON.stringify(text)}`);
     return n;
   };
   const { runDemo } = await import('./demo.js');

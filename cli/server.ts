@@ -52,7 +52,12 @@ export function buildRoutewatchApp(options: {
     app.addHook('onRequest', async (request, reply) => {
       if (request.url === '/healthz') return;
       if (!tokenMatches(request.headers.authorization, token)) {
-        await reply.code(401).send({ code: 16, message: 'missing or wrong token: send Authorization: Bearer <ROUTEWATCH_TOKEN>' });
+        await reply
+          .code(401)
+          .send({
+            code: 16,
+            message: 'missing or wrong token: send Authorization: Bearer <ROUTEWATCH_TOKEN>',
+          });
       }
     });
   }
@@ -60,7 +65,9 @@ export function buildRoutewatchApp(options: {
   app.setErrorHandler((error: { statusCode?: number; message: string }, request, reply) => {
     const statusCode = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    void reply.code(statusCode).send({ code: statusCode === 413 ? 8 : 3, message: error.message, details: [] });
+    void reply
+      .code(statusCode)
+      .send({ code: statusCode === 413 ? 8 : 3, message: error.message, details: [] });
   });
   const stats = registerCollectorRoutes(app, { writer: options.writer });
   registerAnalyzerRoutes(app, { store: options.store });
@@ -85,11 +92,19 @@ export async function startRoutewatch(options: RoutewatchOptions = {}): Promise<
         '(16+ characters) or listen on 127.0.0.1',
     );
   }
-  const store = await openStore({ clickhouseUrl: options.clickhouseUrl, dataDir: options.dataDir ?? './.routewatch' });
+  const store = await openStore({
+    clickhouseUrl: options.clickhouseUrl,
+    dataDir: options.dataDir ?? './.routewatch',
+  });
   try {
     await migrate(store);
     const writer = new SpanWriter(store, options.writer);
-    const { app, stats } = buildRoutewatchApp({ store, writer, token: options.token, logger: options.logger });
+    const { app, stats } = buildRoutewatchApp({
+      store,
+      writer,
+      token: options.token,
+      logger: options.logger,
+    });
     await app.listen({ host, port: options.port ?? 4318 });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : options.port;

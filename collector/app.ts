@@ -23,17 +23,30 @@ export interface CollectorStats {
 }
 
 /** google.rpc.Status codes used in OTLP error bodies. */
-const RPC = { INVALID_ARGUMENT: 3, RESOURCE_EXHAUSTED: 8, UNAVAILABLE: 14, UNIMPLEMENTED: 12 } as const;
+const RPC = {
+  INVALID_ARGUMENT: 3,
+  RESOURCE_EXHAUSTED: 8,
+  UNAVAILABLE: 14,
+  UNIMPLEMENTED: 12,
+} as const;
 
 function status(reply: FastifyReply, httpStatus: number, code: number, message: string) {
   return reply.code(httpStatus).type('application/json').send({ code, message, details: [] });
 }
 
 /** Registers the OTLP/HTTP receiver routes on an app. */
-export function registerCollectorRoutes(app: FastifyInstance, options: CollectorOptions): CollectorStats {
+export function registerCollectorRoutes(
+  app: FastifyInstance,
+  options: CollectorOptions,
+): CollectorStats {
   const prices = options.prices ?? new PriceTable();
   const maxBodyBytes = options.maxBodyBytes ?? 20 * 1024 * 1024;
-  const stats: CollectorStats = { requests: 0, spansReceived: 0, spansSkipped: 0, rejectedRequests: 0 };
+  const stats: CollectorStats = {
+    requests: 0,
+    spansReceived: 0,
+    spansSkipped: 0,
+    rejectedRequests: 0,
+  };
 
   // Bodies arrive as raw bytes: gzip is undone here, and JSON is parsed by the OTLP decoder,
   // which keeps 64-bit integers exact.
@@ -58,7 +71,12 @@ export function registerCollectorRoutes(app: FastifyInstance, options: Collector
     }
     if (contentType !== 'application/json') {
       stats.rejectedRequests++;
-      return status(reply, 415, RPC.INVALID_ARGUMENT, `unsupported Content-Type ${contentType || '(none)'}: send application/json`);
+      return status(
+        reply,
+        415,
+        RPC.INVALID_ARGUMENT,
+        `unsupported Content-Type ${contentType || '(none)'}: send application/json`,
+      );
     }
     let body = request.body as Buffer;
     const encoding = (request.headers['content-encoding'] ?? 'identity').toLowerCase();
@@ -69,12 +87,27 @@ export function registerCollectorRoutes(app: FastifyInstance, options: Collector
         stats.rejectedRequests++;
         const tooLarge = (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
         return tooLarge
-          ? status(reply, 413, RPC.INVALID_ARGUMENT, `the decompressed body exceeds ${maxBodyBytes} bytes`)
-          : status(reply, 400, RPC.INVALID_ARGUMENT, `the body is not valid gzip: ${(error as Error).message}`);
+          ? status(
+              reply,
+              413,
+              RPC.INVALID_ARGUMENT,
+              `the decompressed body exceeds ${maxBodyBytes} bytes`,
+            )
+          : status(
+              reply,
+              400,
+              RPC.INVALID_ARGUMENT,
+              `the body is not valid gzip: ${(error as Error).message}`,
+            );
       }
     } else if (encoding !== 'identity') {
       stats.rejectedRequests++;
-      return status(reply, 415, RPC.INVALID_ARGUMENT, `unsupported Content-Encoding ${encoding}: use gzip or none`);
+      return status(
+        reply,
+        415,
+        RPC.INVALID_ARGUMENT,
+        `unsupported Content-Encoding ${encoding}: use gzip or none`,
+      );
     }
 
     if (body.length === 0) return reply.code(200).send({});
@@ -83,7 +116,8 @@ export function registerCollectorRoutes(app: FastifyInstance, options: Collector
       decoded = decodeTraceRequestJson(body.toString('utf8'));
     } catch (error) {
       stats.rejectedRequests++;
-      if (error instanceof OtlpDecodeError) return status(reply, 400, RPC.INVALID_ARGUMENT, error.message);
+      if (error instanceof OtlpDecodeError)
+        return status(reply, 400, RPC.INVALID_ARGUMENT, error.message);
       throw error;
     }
     const received = countSpans(decoded);
@@ -108,13 +142,21 @@ export function registerCollectorRoutes(app: FastifyInstance, options: Collector
     method: ['GET', 'PUT', 'DELETE', 'PATCH'],
     url: '/v1/traces',
     handler: (_request, reply) =>
-      status(reply.header('allow', 'POST'), 405, RPC.INVALID_ARGUMENT, 'use POST to send OTLP traces'),
+      status(
+        reply.header('allow', 'POST'),
+        405,
+        RPC.INVALID_ARGUMENT,
+        'use POST to send OTLP traces',
+      ),
   });
 
   return stats;
 }
 
-export function buildCollectorApp(options: CollectorOptions): { app: FastifyInstance; stats: CollectorStats } {
+export function buildCollectorApp(options: CollectorOptions): {
+  app: FastifyInstance;
+  stats: CollectorStats;
+} {
   const app = Fastify({ logger: options.logger ?? false });
   const stats = registerCollectorRoutes(app, options);
   app.get('/healthz', async () => ({ status: 'ok' }));

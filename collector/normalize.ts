@@ -60,10 +60,21 @@ const NAMES = {
   operation: ['gen_ai.operation.name', 'llm.request.type'],
   requestModel: ['gen_ai.request.model', 'llm.request.model_name', 'ai.model.id'],
   responseModel: ['gen_ai.response.model', 'llm.response.model_name', 'llm.model_name'],
-  inputTokens: ['gen_ai.usage.input_tokens', 'gen_ai.usage.prompt_tokens', 'llm.token_count.prompt'],
-  outputTokens: ['gen_ai.usage.output_tokens', 'gen_ai.usage.completion_tokens', 'llm.token_count.completion'],
+  inputTokens: [
+    'gen_ai.usage.input_tokens',
+    'gen_ai.usage.prompt_tokens',
+    'llm.token_count.prompt',
+  ],
+  outputTokens: [
+    'gen_ai.usage.output_tokens',
+    'gen_ai.usage.completion_tokens',
+    'llm.token_count.completion',
+  ],
   cacheRead: ['gen_ai.usage.cache_read.input_tokens', 'llm.token_count.prompt_details.cache_read'],
-  cacheCreation: ['gen_ai.usage.cache_creation.input_tokens', 'llm.token_count.prompt_details.cache_write'],
+  cacheCreation: [
+    'gen_ai.usage.cache_creation.input_tokens',
+    'llm.token_count.prompt_details.cache_write',
+  ],
   reasoning: [
     'gen_ai.usage.reasoning.output_tokens',
     'gen_ai.usage.reasoning_tokens',
@@ -85,7 +96,9 @@ function flatten(value: AnyValue): string {
     case 'array':
       return JSON.stringify(value.value.map(toJson));
     case 'kvlist':
-      return JSON.stringify(Object.fromEntries(value.value.map((kv) => [kv.key, toJson(kv.value)])));
+      return JSON.stringify(
+        Object.fromEntries(value.value.map((kv) => [kv.key, toJson(kv.value)])),
+      );
     case 'empty':
       return '';
   }
@@ -132,7 +145,8 @@ function finiteNumber(value: string | undefined): number | undefined {
 
 function isRelevant(map: Record<string, string>): boolean {
   for (const key in map) {
-    if (key.startsWith('routewatch.') || key.startsWith('gen_ai.') || key.startsWith('llm.')) return true;
+    if (key.startsWith('routewatch.') || key.startsWith('gen_ai.') || key.startsWith('llm.'))
+      return true;
   }
   return false;
 }

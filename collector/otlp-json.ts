@@ -8,9 +8,14 @@ import { z } from 'zod';
 
 const DIGITS = /^-?\d+$/;
 /** A 64-bit integer: a decimal string, or a JSON number (exact when it was quoted before parsing). */
-const int64 = z.union([z.string().regex(DIGITS, 'expected a decimal integer'), z.number().int()]).transform(String);
+const int64 = z
+  .union([z.string().regex(DIGITS, 'expected a decimal integer'), z.number().int()])
+  .transform(String);
 const uint64 = z
-  .union([z.string().regex(/^\d+$/, 'expected a non-negative decimal integer'), z.number().int().nonnegative()])
+  .union([
+    z.string().regex(/^\d+$/, 'expected a non-negative decimal integer'),
+    z.number().int().nonnegative(),
+  ])
   .transform(String);
 
 export type AnyValue =
@@ -57,7 +62,10 @@ const keyValueSchema: z.ZodType<KeyValue> = z.lazy(() =>
   })),
 );
 
-const attributes = z.array(keyValueSchema).optional().transform((a) => a ?? []);
+const attributes = z
+  .array(keyValueSchema)
+  .optional()
+  .transform((a) => a ?? []);
 
 function hexId(bytes: number) {
   const pattern = new RegExp(`^[0-9a-fA-F]{${bytes * 2}}$`);
@@ -73,7 +81,10 @@ const spanSchema = z.object({
   traceId: hexId(16),
   spanId: hexId(8),
   parentSpanId: z
-    .union([z.literal(''), z.string().regex(/^[0-9a-fA-F]{16}$/, 'expected 16 hex characters (8 bytes)')])
+    .union([
+      z.literal(''),
+      z.string().regex(/^[0-9a-fA-F]{16}$/, 'expected 16 hex characters (8 bytes)'),
+    ])
     .optional()
     .transform((s) => (s ? s.toLowerCase() : '')),
   name: z.string().optional().default(''),
@@ -98,7 +109,9 @@ const requestSchema = z.object({
         scopeSpans: z
           .array(
             z.object({
-              scope: z.object({ name: z.string().optional(), version: z.string().optional() }).optional(),
+              scope: z
+                .object({ name: z.string().optional(), version: z.string().optional() })
+                .optional(),
               spans: z.array(spanSchema).optional().default([]),
             }),
           )
@@ -132,7 +145,9 @@ const HAS_LONG_INTEGER = /\d{16}/;
 
 export function parseJsonPreservingInt64(text: string): unknown {
   const safe = HAS_LONG_INTEGER.test(text)
-    ? text.replace(LONG_INTEGER_OR_STRING, (match) => (match.charCodeAt(0) === 34 ? match : `"${match}"`))
+    ? text.replace(LONG_INTEGER_OR_STRING, (match) =>
+        match.charCodeAt(0) === 34 ? match : `"${match}"`,
+      )
     : text;
   return JSON.parse(safe);
 }
@@ -143,7 +158,9 @@ export function decodeTraceRequestJson(text: string): ExportTraceRequest {
   try {
     json = parseJsonPreservingInt64(text);
   } catch (error) {
-    throw new OtlpDecodeError(`the body is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new OtlpDecodeError(`the body is not valid JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   const parsed = requestSchema.safeParse(json);
   if (!parsed.success) {
@@ -151,7 +168,9 @@ export function decodeTraceRequestJson(text: string): ExportTraceRequest {
     const where = issue ? issue.path.join('.') : '';
     throw new OtlpDecodeError(
       `the body is not an OTLP ExportTraceServiceRequest: ${where ? `${where}: ` : ''}${issue?.message ?? 'invalid'}` +
-        (parsed.error.issues.length > 1 ? ` (and ${parsed.error.issues.length - 1} more problems)` : ''),
+        (parsed.error.issues.length > 1
+          ? ` (and ${parsed.error.issues.length - 1} more problems)`
+          : ''),
       { cause: parsed.error },
     );
   }

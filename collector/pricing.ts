@@ -22,11 +22,41 @@ export const DEFAULT_PRICES: readonly ModelPrice[] = [
   { model: 'o4-mini', inputPerMTok: 1.1, outputPerMTok: 4.4, cacheReadPerMTok: 0.275 },
   { model: 'text-embedding-3-small', inputPerMTok: 0.02, outputPerMTok: 0 },
   { model: 'text-embedding-3-large', inputPerMTok: 0.13, outputPerMTok: 0 },
-  { model: 'claude-3-5-haiku', inputPerMTok: 0.8, outputPerMTok: 4, cacheReadPerMTok: 0.08, cacheWritePerMTok: 1 },
-  { model: 'claude-haiku-4-5', inputPerMTok: 1, outputPerMTok: 5, cacheReadPerMTok: 0.1, cacheWritePerMTok: 1.25 },
-  { model: 'claude-sonnet-4', inputPerMTok: 3, outputPerMTok: 15, cacheReadPerMTok: 0.3, cacheWritePerMTok: 3.75 },
-  { model: 'claude-3-7-sonnet', inputPerMTok: 3, outputPerMTok: 15, cacheReadPerMTok: 0.3, cacheWritePerMTok: 3.75 },
-  { model: 'claude-opus-4', inputPerMTok: 15, outputPerMTok: 75, cacheReadPerMTok: 1.5, cacheWritePerMTok: 18.75 },
+  {
+    model: 'claude-3-5-haiku',
+    inputPerMTok: 0.8,
+    outputPerMTok: 4,
+    cacheReadPerMTok: 0.08,
+    cacheWritePerMTok: 1,
+  },
+  {
+    model: 'claude-haiku-4-5',
+    inputPerMTok: 1,
+    outputPerMTok: 5,
+    cacheReadPerMTok: 0.1,
+    cacheWritePerMTok: 1.25,
+  },
+  {
+    model: 'claude-sonnet-4',
+    inputPerMTok: 3,
+    outputPerMTok: 15,
+    cacheReadPerMTok: 0.3,
+    cacheWritePerMTok: 3.75,
+  },
+  {
+    model: 'claude-3-7-sonnet',
+    inputPerMTok: 3,
+    outputPerMTok: 15,
+    cacheReadPerMTok: 0.3,
+    cacheWritePerMTok: 3.75,
+  },
+  {
+    model: 'claude-opus-4',
+    inputPerMTok: 15,
+    outputPerMTok: 75,
+    cacheReadPerMTok: 1.5,
+    cacheWritePerMTok: 18.75,
+  },
 ];
 
 export interface TokenUsage {

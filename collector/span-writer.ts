@@ -50,7 +50,12 @@ export class SpanWriter {
   #waitingRows = 0;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
-  readonly stats: SpanWriterStats = { rowsWritten: 0, duplicatesDropped: 0, batches: 0, pendingRows: 0 };
+  readonly stats: SpanWriterStats = {
+    rowsWritten: 0,
+    duplicatesDropped: 0,
+    batches: 0,
+    pendingRows: 0,
+  };
 
   constructor(store: Store, options: SpanWriterOptions = {}) {
     this.#store = store;
@@ -110,7 +115,8 @@ export class SpanWriter {
     }
     this.#waitingRows -= rows;
     this.stats.pendingRows = this.#waitingRows;
-    if (this.#waiting.length > 0) this.#schedule(this.#waitingRows >= this.#maxBatchRows ? 0 : this.#maxDelayMs);
+    if (this.#waiting.length > 0)
+      this.#schedule(this.#waitingRows >= this.#maxBatchRows ? 0 : this.#maxDelayMs);
 
     const fresh: string[] = [];
     const keys: string[] = [];

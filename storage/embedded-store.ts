@@ -1,12 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type * as Chdb from 'chdb';
 import type { z } from 'zod';
 import { StorageError, errorMessage } from './errors.js';
 import { OUTPUT_SETTINGS, assertIdentifier } from './store.js';
 import type { InsertOptions, QueryParams, Store } from './store.js';
 import { parseRows } from './rows.js';
 
-type ChdbModule = typeof import('chdb');
+type ChdbModule = typeof Chdb;
 type ChdbSession = InstanceType<ChdbModule['Session']>;
 
 /**
@@ -60,11 +61,16 @@ export class EmbeddedStore implements Store {
     await this.#run(sql, params);
   }
 
-  async insertJsonEachRow(table: string, body: Uint8Array, options: InsertOptions = {}): Promise<void> {
+  async insertJsonEachRow(
+    table: string,
+    body: Uint8Array,
+    options: InsertOptions = {},
+  ): Promise<void> {
     if (body.byteLength === 0) return;
     this.#assertOpen();
     const settings: Record<string, string> = {};
-    if (options.deduplicationToken) settings['insert_deduplication_token'] = options.deduplicationToken;
+    if (options.deduplicationToken)
+      settings['insert_deduplication_token'] = options.deduplicationToken;
     try {
       await this.#session.insert({
         table: assertIdentifier(table),
@@ -73,9 +79,13 @@ export class EmbeddedStore implements Store {
         settings,
       });
     } catch (error) {
-      throw new StorageError('INSERT_FAILED', `insert into ${table} failed: ${errorMessage(error)}`, {
-        cause: error,
-      });
+      throw new StorageError(
+        'INSERT_FAILED',
+        `insert into ${table} failed: ${errorMessage(error)}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 

@@ -28,7 +28,10 @@ export function defaultMigrationsDir(): string {
     if (existsSync(candidate)) return candidate;
     dir = dirname(dir);
   }
-  throw new MigrationError('*', 'could not find the sql/migrations folder next to the routewatch code');
+  throw new MigrationError(
+    '*',
+    'could not find the sql/migrations folder next to the routewatch code',
+  );
 }
 
 /**
@@ -85,16 +88,23 @@ const appliedRow = z.object({
  * Applies the migrations not yet recorded in `schema_migrations`, in order, each exactly once.
  * An applied migration whose file has changed since is an error: schema history is append-only.
  */
-export async function migrate(store: Store, migrations: Migration[] = loadMigrations()): Promise<MigrationResult> {
+export async function migrate(
+  store: Store,
+  migrations: Migration[] = loadMigrations(),
+): Promise<MigrationResult> {
   await store.exec(
     `CREATE TABLE IF NOT EXISTS schema_migrations
      (version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
      ENGINE = ReplacingMergeTree ORDER BY version`,
   );
   const applied = new Map(
-    (await store.query('SELECT version, name, checksum FROM schema_migrations FINAL', {}, appliedRow)).map(
-      (row) => [row.version, row],
-    ),
+    (
+      await store.query(
+        'SELECT version, name, checksum FROM schema_migrations FINAL',
+        {},
+        appliedRow,
+      )
+    ).map((row) => [row.version, row]),
   );
   const result: MigrationResult = { applied: [], alreadyApplied: 0 };
   for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
@@ -115,7 +125,9 @@ export async function migrate(store: Store, migrations: Migration[] = loadMigrat
       try {
         await store.exec(statement);
       } catch (error) {
-        throw new MigrationError(label, `migration ${label} failed: ${errorMessage(error)}`, { cause: error });
+        throw new MigrationError(label, `migration ${label} failed: ${errorMessage(error)}`, {
+          cause: error,
+        });
       }
     }
     await store.exec(

@@ -33,13 +33,21 @@ export class ServerStore implements Store {
     try {
       await this.#client.command({ query: sql, query_params: params });
     } catch (error) {
-      throw new StorageError('QUERY_FAILED', `ClickHouse statement failed: ${errorMessage(error)}`, {
-        cause: error,
-      });
+      throw new StorageError(
+        'QUERY_FAILED',
+        `ClickHouse statement failed: ${errorMessage(error)}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 
-  async insertJsonEachRow(table: string, body: Uint8Array, options: InsertOptions = {}): Promise<void> {
+  async insertJsonEachRow(
+    table: string,
+    body: Uint8Array,
+    options: InsertOptions = {},
+  ): Promise<void> {
     if (body.byteLength === 0) return;
     try {
       await this.#client.insert({
@@ -51,15 +59,23 @@ export class ServerStore implements Store {
           : {}),
       });
     } catch (error) {
-      throw new StorageError('INSERT_FAILED', `insert into ${table} failed: ${errorMessage(error)}`, {
-        cause: error,
-      });
+      throw new StorageError(
+        'INSERT_FAILED',
+        `insert into ${table} failed: ${errorMessage(error)}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 
   async query<T>(sql: string, params: QueryParams, row: z.ZodType<T>): Promise<T[]> {
     try {
-      const result = await this.#client.query({ query: sql, query_params: params, format: 'JSONEachRow' });
+      const result = await this.#client.query({
+        query: sql,
+        query_params: params,
+        format: 'JSONEachRow',
+      });
       return parseRows(await result.text(), row);
     } catch (error) {
       if (error instanceof StorageError) throw error;

@@ -1,7 +1,10 @@
 import type { z } from 'zod';
 
 /** Query parameters bound server-side as `{name:Type}`: user input never becomes SQL text. */
-export type QueryParams = Record<string, string | number | boolean | bigint | null | readonly string[]>;
+export type QueryParams = Record<
+  string,
+  string | number | boolean | bigint | null | readonly string[]
+>;
 
 export interface InsertOptions {
   /** Makes a retried insert of the same batch idempotent where the engine supports it. */

@@ -55,7 +55,16 @@ describe('POST /v1/traces', () => {
   it('stores a routewatch span with typed columns and nanosecond timestamps', async () => {
     const traceId = hexId(16);
     const res = await post(
-      JSON.stringify(otlpBody([{ traceId, start: '1764331200123456789', end: '1764331200987654321', attributes: llmAttributes }])),
+      JSON.stringify(
+        otlpBody([
+          {
+            traceId,
+            start: '1764331200123456789',
+            end: '1764331200987654321',
+            attributes: llmAttributes,
+          },
+        ]),
+      ),
     );
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({});
@@ -106,7 +115,10 @@ describe('POST /v1/traces', () => {
 
   it('keeps nanosecond precision when timestamps arrive as JSON numbers above 2^53', async () => {
     const body = JSON.stringify(otlpBody([{ attributes: llmAttributes }]))
-      .replace('"startTimeUnixNano":"1764331200000000001"', '"startTimeUnixNano":1764331200000000001')
+      .replace(
+        '"startTimeUnixNano":"1764331200000000001"',
+        '"startTimeUnixNano":1764331200000000001',
+      )
       .replace('"endTimeUnixNano":"1764331200250000003"', '"endTimeUnixNano":1764331200250000003');
     expect(body).toContain(':1764331200000000001');
     expect((await post(body)).statusCode).toBe(200);
@@ -119,7 +131,9 @@ describe('POST /v1/traces', () => {
   });
 
   it('prefers a cost the span reports over the price table', async () => {
-    await post(JSON.stringify(otlpBody([{ attributes: { ...llmAttributes, 'gen_ai.usage.cost': 0.125 } }])));
+    await post(
+      JSON.stringify(otlpBody([{ attributes: { ...llmAttributes, 'gen_ai.usage.cost': 0.125 } }])),
+    );
     const [row] = await temp.store.query(
       'SELECT cost_usd, cost_source FROM spans',
       {},
@@ -130,14 +144,21 @@ describe('POST /v1/traces', () => {
 
   it('counts and skips spans without routewatch or GenAI attributes', async () => {
     const res = await post(
-      JSON.stringify(otlpBody([{ name: 'GET /health', attributes: { 'http.method': 'GET' } }, { attributes: llmAttributes }])),
+      JSON.stringify(
+        otlpBody([
+          { name: 'GET /health', attributes: { 'http.method': 'GET' } },
+          { attributes: llmAttributes },
+        ]),
+      ),
     );
     expect(res.statusCode).toBe(200);
     expect(await storedSpans()).toBe(1);
   });
 
   it('stores a span sent twice once', async () => {
-    const body = JSON.stringify(otlpBody([{ traceId: hexId(16), spanId: hexId(8), attributes: llmAttributes }]));
+    const body = JSON.stringify(
+      otlpBody([{ traceId: hexId(16), spanId: hexId(8), attributes: llmAttributes }]),
+    );
     expect((await post(body)).statusCode).toBe(200);
     expect((await post(body)).statusCode).toBe(200);
     expect(await storedSpans()).toBe(1);
@@ -161,7 +182,11 @@ describe('POST /v1/traces', () => {
   it.each([
     ['malformed JSON', '{"resourceSpans": [', /not valid JSON/],
     ['a top-level array', '[1,2]', /not an OTLP ExportTraceServiceRequest/],
-    ['a string where spans belong', JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: 'x' }] }] }), /spans/],
+    [
+      'a string where spans belong',
+      JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: 'x' }] }] }),
+      /spans/,
+    ],
   ])('rejects %s with 400 and an OTLP Status body', async (_name, body, message) => {
     const res = await post(body);
     expect(res.statusCode).toBe(400);
@@ -199,9 +224,16 @@ describe('POST /v1/traces', () => {
   });
 
   it('answers unsupported media types with 415 and other methods with 405', async () => {
-    const text = await app.inject({ method: 'POST', url: '/v1/traces', headers: { 'content-type': 'text/plain' }, payload: 'x' });
+    const text = await app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'x',
+    });
     expect(text.statusCode).toBe(415);
-    const proto = await post(Buffer.from([0x0a, 0x00]), { 'content-type': 'application/x-protobuf' });
+    const proto = await post(Buffer.from([0x0a, 0x00]), {
+      'content-type': 'application/x-protobuf',
+    });
     expect(proto.statusCode).toBe(415);
     expect(proto.json().message).toMatch(/http\/json/);
     const get = await app.inject({ method: 'GET', url: '/v1/traces' });
@@ -244,7 +276,7 @@ describe('parseJsonPreservingInt64', () => {
     expect(parsed).toEqual({
       a: '12345678901234567890',
       b: 'x 12345678901234567890 " 98765432109876543210',
-      c: 1.12345678901234567,
+      c: Number('1.12345678901234567'),
       d: ['-9223372036854775808'],
       e: 42,
     });

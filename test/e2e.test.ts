@@ -23,7 +23,9 @@ describe('end to end: example service → OpenTelemetry SDK → OTLP/HTTP → co
     expect(report.rows).toHaveLength(truth.groups.length);
 
     for (const group of truth.groups) {
-      const row = report.rows.find((r) => r.cohort === group.cohort && r.primaryRoute === group.primaryRoute);
+      const row = report.rows.find(
+        (r) => r.cohort === group.cohort && r.primaryRoute === group.primaryRoute,
+      );
       expect(row, `${group.cohort} × ${group.primaryRoute}`).toBeDefined();
       expect(row!.tasks).toBe(group.tasks);
       expect(row!.successes).toBe(group.successes);

@@ -5,7 +5,11 @@ import { EmbeddedStore } from '../storage/embedded-store.js';
 import { migrate } from '../storage/migrations.js';
 
 /** An embedded store in a fresh temporary directory, migrated. One per test file (one per process). */
-export async function openTempStore(): Promise<{ store: EmbeddedStore; dir: string; dispose(): Promise<void> }> {
+export async function openTempStore(): Promise<{
+  store: EmbeddedStore;
+  dir: string;
+  dispose(): Promise<void>;
+}> {
   const dir = mkdtempSync(join(tmpdir(), 'routewatch-test-'));
   const store = await EmbeddedStore.open(dir);
   await migrate(store);
@@ -22,7 +26,10 @@ export async function openTempStore(): Promise<{ store: EmbeddedStore; dir: stri
 let counter = 0;
 /** A random-looking, valid hex id of `bytes` bytes, unique within the process. */
 export function hexId(bytes: 16 | 8, seed = ++counter): string {
-  return (seed.toString(16).padStart(8, '0') + 'a1b2c3d4e5f60718293a4b5c6d7e8f90').slice(0, bytes * 2);
+  return (seed.toString(16).padStart(8, '0') + 'a1b2c3d4e5f60718293a4b5c6d7e8f90').slice(
+    0,
+    bytes * 2,
+  );
 }
 
 export interface TestSpan {
@@ -60,7 +67,10 @@ export function otlpBody(spans: TestSpan[], service = 'test-service'): Record<st
               kind: s.kind ?? 3,
               startTimeUnixNano: s.start ?? '1764331200000000001',
               endTimeUnixNano: s.end ?? '1764331200250000003',
-              attributes: Object.entries(s.attributes ?? {}).map(([key, v]) => ({ key, value: value(v) })),
+              attributes: Object.entries(s.attributes ?? {}).map(([key, v]) => ({
+                key,
+                value: value(v),
+              })),
               status: s.status ?? { code: 0 },
             })),
           },

@@ -21,14 +21,24 @@ describe('migrations', () => {
     const again = await migrate(temp.store);
     expect(again.applied).toEqual([]);
     expect(again.alreadyApplied).toBe(all.length);
-    const [recorded] = await temp.store.query('SELECT count() AS n FROM schema_migrations FINAL', {}, countRow);
+    const [recorded] = await temp.store.query(
+      'SELECT count() AS n FROM schema_migrations FINAL',
+      {},
+      countRow,
+    );
     expect(recorded?.n).toBe(all.length);
     const tables = await temp.store.query(
       "SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN ('spans', 'outcomes', 'alerts', 'v_tasks', 'v_cohort_route_summary') ORDER BY name",
       {},
       z.object({ name: z.string() }),
     );
-    expect(tables.map((t) => t.name)).toEqual(['alerts', 'outcomes', 'spans', 'v_cohort_route_summary', 'v_tasks']);
+    expect(tables.map((t) => t.name)).toEqual([
+      'alerts',
+      'outcomes',
+      'spans',
+      'v_cohort_route_summary',
+      'v_tasks',
+    ]);
   });
 
   it('refuses an applied migration whose file has changed', async () => {
@@ -41,7 +51,12 @@ describe('migrations', () => {
   it('names the migration that fails', async () => {
     const broken = [
       ...loadMigrations(),
-      { version: 9999, name: 'broken', statements: ['CREATE TABLE oops (x Nope) ENGINE = Memory'], checksum: 'x' },
+      {
+        version: 9999,
+        name: 'broken',
+        statements: ['CREATE TABLE oops (x Nope) ENGINE = Memory'],
+        checksum: 'x',
+      },
     ];
     await expect(migrate(temp.store, broken)).rejects.toThrow(/9999_broken failed/);
     const [row] = await temp.store.query(
@@ -62,7 +77,12 @@ describe('migrations', () => {
 
 describe('embedded store', () => {
   it('binds parameters so quotes, backslashes and unicode arrive intact', async () => {
-    const cohorts = [`it's "quoted"`, 'back\\slash\\', 'ünïcødé 🚀 路由', "'; DROP TABLE spans; --"];
+    const cohorts = [
+      `it's "quoted"`,
+      'back\\slash\\',
+      'ünïcødé 🚀 路由',
+      "'; DROP TABLE spans; --",
+    ];
     for (const cohort of cohorts) {
       const rows = await temp.store.query(
         'SELECT {cohort:String} AS cohort, length({cohort:String}) AS bytes',
@@ -71,7 +91,16 @@ describe('embedded store', () => {
       );
       expect(rows).toEqual([{ cohort, bytes: Buffer.byteLength(cohort) }]);
     }
-    const body = cohorts.map((c, i) => JSON.stringify({ task_id: `t${i}`, observed_at: '1', outcome: 'success', outcome_reason: c })).join('\n');
+    const body = cohorts
+      .map((c, i) =>
+        JSON.stringify({
+          task_id: `t${i}`,
+          observed_at: '1',
+          outcome: 'success',
+          outcome_reason: c,
+        }),
+      )
+      .join('\n');
     await temp.store.insertJsonEachRow('outcomes', Buffer.from(body));
     for (const cohort of cohorts) {
       const [row] = await temp.store.query(
@@ -95,8 +124,12 @@ describe('embedded store', () => {
   });
 
   it('reports a failing query as a StorageError with the engine message', async () => {
-    await expect(temp.store.query('SELECT * FROM no_such_table', {}, countRow)).rejects.toThrow(StorageError);
-    await expect(temp.store.query('SELECT * FROM no_such_table', {}, countRow)).rejects.toThrow(/no_such_table/);
+    await expect(temp.store.query('SELECT * FROM no_such_table', {}, countRow)).rejects.toThrow(
+      StorageError,
+    );
+    await expect(temp.store.query('SELECT * FROM no_such_table', {}, countRow)).rejects.toThrow(
+      /no_such_table/,
+    );
   });
 
   it('refuses rows of the wrong shape', async () => {

@@ -13,16 +13,34 @@ const at = (ms: number) => String(T0 + BigInt(ms) * 1_000_000n);
 const smallCall = (input: number, output: number) => (input * 0.15 + output * 0.6) / 1e6;
 const largeCall = (input: number, output: number) => (input * 2.5 + output * 10) / 1e6;
 
-function task(id: string, cohort: string, startMs: number, durationMs: number, extra: TestSpan['attributes'] = {}): TestSpan {
+function task(
+  id: string,
+  cohort: string,
+  startMs: number,
+  durationMs: number,
+  extra: TestSpan['attributes'] = {},
+): TestSpan {
   return {
     name: `routewatch.task ${cohort}`,
     kind: 1,
     start: at(startMs),
     end: at(startMs + durationMs),
-    attributes: { 'routewatch.task.id': id, 'routewatch.cohort': cohort, 'routewatch.policy.version': 'v1', ...extra },
+    attributes: {
+      'routewatch.task.id': id,
+      'routewatch.cohort': cohort,
+      'routewatch.policy.version': 'v1',
+      ...extra,
+    },
   };
 }
-function attempt(id: string, cohort: string, route: string, n: number, startMs: number, reason?: string): TestSpan {
+function attempt(
+  id: string,
+  cohort: string,
+  route: string,
+  n: number,
+  startMs: number,
+  reason?: string,
+): TestSpan {
   return {
     name: `routewatch.attempt ${route}`,
     kind: 1,
@@ -37,7 +55,16 @@ function attempt(id: string, cohort: string, route: string, n: number, startMs: 
     },
   };
 }
-function llm(id: string, cohort: string, route: string, n: number, model: string, input: number, output: number, startMs: number): TestSpan {
+function llm(
+  id: string,
+  cohort: string,
+  route: string,
+  n: number,
+  model: string,
+  input: number,
+  output: number,
+  startMs: number,
+): TestSpan {
   return {
     name: `chat ${model}`,
     start: at(startMs),
@@ -71,7 +98,10 @@ beforeAll(async () => {
     attempt('B', 'faq', 'large', 2, 1100, 'validation_failed'),
     llm('B', 'faq', 'large', 2, 'gpt-4o', 800, 150, 1101),
     // C: faq, small, fallback without a reason (invisible), failure, corrected later to success with cleanup cost.
-    task('C', 'faq', 2000, 200, { 'routewatch.outcome': 'failure', 'routewatch.outcome.reason': 'wrong_answer' }),
+    task('C', 'faq', 2000, 200, {
+      'routewatch.outcome': 'failure',
+      'routewatch.outcome.reason': 'wrong_answer',
+    }),
     attempt('C', 'faq', 'small', 1, 2001),
     llm('C', 'faq', 'small', 1, 'gpt-4o-mini', 500, 50, 2002),
     attempt('C', 'faq', 'large', 2, 2100),
@@ -93,10 +123,29 @@ beforeAll(async () => {
   });
   expect(res.statusCode).toBe(200);
   const late = [
-    { task_id: 'C', observed_at: at(60_000), outcome: 'success', outcome_reason: 'human_corrected', reask: 1, cleanup_cost_usd: 0.5, source: 'test' },
-    { task_id: 'E', observed_at: at(0), outcome: 'success', outcome_reason: '', reask: 0, cleanup_cost_usd: 0, source: 'test' },
+    {
+      task_id: 'C',
+      observed_at: at(60_000),
+      outcome: 'success',
+      outcome_reason: 'human_corrected',
+      reask: 1,
+      cleanup_cost_usd: 0.5,
+      source: 'test',
+    },
+    {
+      task_id: 'E',
+      observed_at: at(0),
+      outcome: 'success',
+      outcome_reason: '',
+      reask: 0,
+      cleanup_cost_usd: 0,
+      source: 'test',
+    },
   ];
-  await temp.store.insertJsonEachRow('outcomes', Buffer.from(late.map((r) => JSON.stringify(r)).join('\n')));
+  await temp.store.insertJsonEachRow(
+    'outcomes',
+    Buffer.from(late.map((r) => JSON.stringify(r)).join('\n')),
+  );
   await app.close();
 });
 afterAll(async () => {
@@ -123,7 +172,9 @@ describe('v_tasks', () => {
         latency_ms: z.number(),
       }),
     );
-    expect(rows.map((r) => [r.task_id, r.cohort, r.primary_route, r.attempts, r.model_calls, r.outcome])).toEqual([
+    expect(
+      rows.map((r) => [r.task_id, r.cohort, r.primary_route, r.attempts, r.model_calls, r.outcome]),
+    ).toEqual([
       ['A', 'faq', 'small', 1, 1, 'success'],
       ['B', 'faq', 'small', 2, 2, 'success'],
       ['C', 'faq', 'small', 2, 2, 'success'],
@@ -150,7 +201,12 @@ describe('v_cohort_route_window and the report', () => {
     });
     const faq = report.rows.find((r) => r.cohort === 'faq');
     const faqCost =
-      smallCall(1000, 200) + smallCall(800, 100) + largeCall(800, 150) + smallCall(500, 50) + largeCall(500, 60) + 0.5;
+      smallCall(1000, 200) +
+      smallCall(800, 100) +
+      largeCall(800, 150) +
+      smallCall(500, 50) +
+      largeCall(500, 60) +
+      0.5;
     expect(faq).toMatchObject({
       primaryRoute: 'small',
       tasks: 3,
@@ -169,9 +225,23 @@ describe('v_cohort_route_window and the report', () => {
       { reason: 'validation_failed', tasks: 1, share: 0.5 },
     ]);
     const extraction = report.rows.find((r) => r.cohort === 'extraction');
-    expect(extraction).toMatchObject({ tasks: 1, successes: 0, knownOutcomes: 0, successRate: null, costPerSuccessfulTask: null, outcomeCoverage: 0 });
+    expect(extraction).toMatchObject({
+      tasks: 1,
+      successes: 0,
+      knownOutcomes: 0,
+      successRate: null,
+      costPerSuccessfulTask: null,
+      outcomeCoverage: 0,
+    });
     const policy = report.rows.find((r) => r.cohort === 'policy');
-    expect(policy).toMatchObject({ primaryRoute: 'large', tasks: 1, successes: 0, failures: 1, successRate: 0, costPerSuccessfulTask: null });
+    expect(policy).toMatchObject({
+      primaryRoute: 'large',
+      tasks: 1,
+      successes: 0,
+      failures: 1,
+      successRate: 0,
+      costPerSuccessfulTask: null,
+    });
   });
 
   it('leaves out tasks started outside the window', async () => {
