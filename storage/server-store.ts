@@ -11,7 +11,14 @@ export interface ServerStoreOptions {
   /** e.g. http://user:password@clickhouse:8123/routewatch */
   url: string;
   requestTimeoutMs?: number;
+  /**
+   * A pre-built connection instead of HTTP. The tests pass chDB's implementation of the client's
+   * connection contract, so this driver's code runs against the real engine without a server.
+   */
+  connection?: ClientConfig['connection'];
 }
+
+type ClientConfig = NonNullable<Parameters<typeof createClient>[0]>;
 
 /** The server driver: a ClickHouse server over HTTP through the official client. */
 export class ServerStore implements Store {
@@ -26,6 +33,7 @@ export class ServerStore implements Store {
       url: options.url,
       request_timeout: options.requestTimeoutMs ?? 30_000,
       clickhouse_settings: { ...OUTPUT_SETTINGS, wait_end_of_query: 1 },
+      ...(options.connection ? { connection: options.connection } : {}),
     });
   }
 

@@ -24,7 +24,8 @@ export const ATTR_GEN_AI_RESPONSE_ID = 'gen_ai.response.id' as const;
 export const ATTR_GEN_AI_RESPONSE_FINISH_REASONS = 'gen_ai.response.finish_reasons' as const;
 export const ATTR_GEN_AI_USAGE_INPUT_TOKENS = 'gen_ai.usage.input_tokens' as const;
 export const ATTR_GEN_AI_USAGE_OUTPUT_TOKENS = 'gen_ai.usage.output_tokens' as const;
-export const ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = 'gen_ai.usage.cache_read.input_tokens' as const;
+export const ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS =
+  'gen_ai.usage.cache_read.input_tokens' as const;
 export const ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS =
   'gen_ai.usage.cache_creation.input_tokens' as const;
 export const ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS =
@@ -43,3 +44,6 @@ export type Outcome = (typeof OUTCOMES)[number];
 /** Span names of the routing spans. */
 export const TASK_SPAN_PREFIX = 'routewatch.task' as const;
 export const ATTEMPT_SPAN_PREFIX = 'routewatch.attempt' as const;
+
+/** Optional human-readable name of a task (TaskOptions.name); the span name stays `routewatch.task <cohort>`. */
+export const ATTR_TASK_NAME = 'routewatch.task.name' as const;
