@@ -10,6 +10,7 @@ import { decodeTraceRequestJson } from '../collector/otlp-json.js';
 import { PriceTable } from '../collector/pricing.js';
 import { migrate } from '../storage/migrations.js';
 import { ServerStore } from '../storage/server-store.js';
+import type { ServerStoreOptions } from '../storage/server-store.js';
 import { otlpBody } from './helpers.js';
 
 // The server driver's code (command, query with bound parameters) runs through
@@ -21,7 +22,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'routewatch-server-store-'));
   store = new ServerStore({
     url: 'http://localhost:8123',
-    connection: createChdbConnection({ path: dir }),
+    // chDB types its connection against @clickhouse/client-common, the client against its own copy.
+    connection: createChdbConnection({ path: dir }) as unknown as ServerStoreOptions['connection'],
   });
 });
 afterAll(async () => {
