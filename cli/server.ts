@@ -52,12 +52,10 @@ export function buildRoutewatchApp(options: {
     app.addHook('onRequest', async (request, reply) => {
       if (request.url === '/healthz') return;
       if (!tokenMatches(request.headers.authorization, token)) {
-        await reply
-          .code(401)
-          .send({
-            code: 16,
-            message: 'missing or wrong token: send Authorization: Bearer <ROUTEWATCH_TOKEN>',
-          });
+        await reply.code(401).send({
+          code: 16,
+          message: 'missing or wrong token: send Authorization: Bearer <ROUTEWATCH_TOKEN>',
+        });
       }
     });
   }
