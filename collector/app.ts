@@ -2,6 +2,8 @@ import { gunzipSync } from 'node:zlib';
 import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyServerOptions } from 'fastify';
 import { OtlpDecodeError, decodeTraceRequestJson } from './otlp-json.js';
+import type { ExportTraceRequest } from './otlp-json.js';
+import { decodeTraceRequestProto, encodeStatusProto } from './otlp-proto.js';
 import { countSpans, normalizeRequest } from './normalize.js';
 import { PriceTable } from './pricing.js';
 import { OverloadedError } from './span-writer.js';
@@ -27,11 +29,32 @@ const RPC = {
   INVALID_ARGUMENT: 3,
   RESOURCE_EXHAUSTED: 8,
   UNAVAILABLE: 14,
-  UNIMPLEMENTED: 12,
 } as const;
 
-function status(reply: FastifyReply, httpStatus: number, code: number, message: string) {
+type Encoding = 'json' | 'protobuf';
+
+/** Answers with a google.rpc.Status in the encoding of the request. */
+function status(
+  reply: FastifyReply,
+  httpStatus: number,
+  code: number,
+  message: string,
+  encoding: Encoding = 'json',
+) {
+  if (encoding === 'protobuf') {
+    return reply
+      .code(httpStatus)
+      .type('application/x-protobuf')
+      .send(Buffer.from(encodeStatusProto(code, message)));
+  }
   return reply.code(httpStatus).type('application/json').send({ code, message, details: [] });
+}
+
+/** An ExportTraceServiceResponse with everything accepted: `{}`, or zero bytes in protobuf. */
+function accepted(reply: FastifyReply, encoding: Encoding) {
+  return encoding === 'protobuf'
+    ? reply.code(200).type('application/x-protobuf').send(Buffer.alloc(0))
+    : reply.code(200).type('application/json').send({});
 }
 
 /** Registers the OTLP/HTTP receiver routes on an app. */
@@ -59,28 +82,24 @@ export function registerCollectorRoutes(
   app.post('/v1/traces', async (request, reply) => {
     stats.requests++;
     const contentType = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
-    if (contentType === 'application/x-protobuf') {
-      stats.rejectedRequests++;
-      return status(
-        reply,
-        415,
-        RPC.UNIMPLEMENTED,
-        'OTLP/HTTP protobuf is not accepted yet: set OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json ' +
-          '(or use @opentelemetry/exporter-trace-otlp-http)',
-      );
-    }
-    if (contentType !== 'application/json') {
+    const encoding: Encoding | undefined =
+      contentType === 'application/json'
+        ? 'json'
+        : contentType === 'application/x-protobuf'
+          ? 'protobuf'
+          : undefined;
+    if (encoding === undefined) {
       stats.rejectedRequests++;
       return status(
         reply,
         415,
         RPC.INVALID_ARGUMENT,
-        `unsupported Content-Type ${contentType || '(none)'}: send application/json`,
+        `unsupported Content-Type ${contentType || '(none)'}: send application/json or application/x-protobuf`,
       );
     }
     let body = request.body as Buffer;
-    const encoding = (request.headers['content-encoding'] ?? 'identity').toLowerCase();
-    if (encoding === 'gzip') {
+    const contentEncoding = (request.headers['content-encoding'] ?? 'identity').toLowerCase();
+    if (contentEncoding === 'gzip') {
       try {
         body = gunzipSync(body, { maxOutputLength: maxBodyBytes });
       } catch (error) {
@@ -92,32 +111,38 @@ export function registerCollectorRoutes(
               413,
               RPC.INVALID_ARGUMENT,
               `the decompressed body exceeds ${maxBodyBytes} bytes`,
+              encoding,
             )
           : status(
               reply,
               400,
               RPC.INVALID_ARGUMENT,
               `the body is not valid gzip: ${(error as Error).message}`,
+              encoding,
             );
       }
-    } else if (encoding !== 'identity') {
+    } else if (contentEncoding !== 'identity') {
       stats.rejectedRequests++;
       return status(
         reply,
         415,
         RPC.INVALID_ARGUMENT,
-        `unsupported Content-Encoding ${encoding}: use gzip or none`,
+        `unsupported Content-Encoding ${contentEncoding}: use gzip or none`,
+        encoding,
       );
     }
 
-    if (body.length === 0) return reply.code(200).send({});
-    let decoded;
+    if (body.length === 0) return accepted(reply, encoding);
+    let decoded: ExportTraceRequest;
     try {
-      decoded = decodeTraceRequestJson(body.toString('utf8'));
+      decoded =
+        encoding === 'json'
+          ? decodeTraceRequestJson(body.toString('utf8'))
+          : decodeTraceRequestProto(body);
     } catch (error) {
       stats.rejectedRequests++;
       if (error instanceof OtlpDecodeError)
-        return status(reply, 400, RPC.INVALID_ARGUMENT, error.message);
+        return status(reply, 400, RPC.INVALID_ARGUMENT, error.message, encoding);
       throw error;
     }
     const received = countSpans(decoded);
@@ -129,13 +154,19 @@ export function registerCollectorRoutes(
     } catch (error) {
       if (error instanceof OverloadedError) {
         reply.header('retry-after', '5');
-        return status(reply, 503, RPC.UNAVAILABLE, error.message);
+        return status(reply, 503, RPC.UNAVAILABLE, error.message, encoding);
       }
       request.log.error({ err: error }, 'writing spans failed');
       reply.header('retry-after', '5');
-      return status(reply, 503, RPC.UNAVAILABLE, 'the span store is unavailable; retry later');
+      return status(
+        reply,
+        503,
+        RPC.UNAVAILABLE,
+        'the span store is unavailable; retry later',
+        encoding,
+      );
     }
-    return reply.code(200).send({});
+    return accepted(reply, encoding);
   });
 
   app.route({

@@ -162,6 +162,14 @@ export function decodeTraceRequestJson(text: string): ExportTraceRequest {
       cause: error,
     });
   }
+  return validateTraceRequest(json);
+}
+
+/**
+ * Checks a request in the OTLP/JSON object shape (the protobuf decoder produces the same shape),
+ * so both encodings pass through one set of rules.
+ */
+export function validateTraceRequest(json: unknown): ExportTraceRequest {
   const parsed = requestSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

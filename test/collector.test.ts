@@ -231,11 +231,7 @@ describe('POST /v1/traces', () => {
       payload: 'x',
     });
     expect(text.statusCode).toBe(415);
-    const proto = await post(Buffer.from([0x0a, 0x00]), {
-      'content-type': 'application/x-protobuf',
-    });
-    expect(proto.statusCode).toBe(415);
-    expect(proto.json().message).toMatch(/http\/json/);
+    expect(text.json().message).toMatch(/application\/json or application\/x-protobuf/);
     const get = await app.inject({ method: 'GET', url: '/v1/traces' });
     expect(get.statusCode).toBe(405);
   });

@@ -1,0 +1,258 @@
+import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { OtlpDecodeError, validateTraceRequest } from './otlp-json.js';
+import type { ExportTraceRequest } from './otlp-json.js';
+
+/**
+ * OTLP/HTTP protobuf trace requests. The wire format is read field by field (field numbers from
+ * opentelemetry-proto, trace subset) into the OTLP/JSON object shape — hex ids, 64-bit integers as
+ * decimal strings — and then checked by the same rules as JSON bodies. Unknown fields are skipped.
+ */
+
+type Json = Record<string, unknown>;
+
+/** Deeper nesting than this in AnyValue arrays/kvlists is refused rather than recursed into. */
+const MAX_DEPTH = 32;
+
+const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+
+function expect(wireType: WireType, wanted: WireType, field: string): void {
+  if (wireType !== wanted) {
+    throw new OtlpDecodeError(
+      `protobuf field ${field} has wire type ${wireType}, expected ${wanted}`,
+    );
+  }
+}
+
+/** Reads the fields of one length-delimited message, calling `onField` for each. */
+function readMessage(
+  reader: BinaryReader,
+  end: number,
+  onField: (fieldNo: number, wireType: WireType) => boolean,
+): void {
+  while (reader.pos < end) {
+    const [fieldNo, wireType] = reader.tag();
+    if (!onField(fieldNo, wireType)) reader.skip(wireType, fieldNo);
+  }
+  if (reader.pos !== end)
+    throw new OtlpDecodeError('a protobuf message overruns its declared length');
+}
+
+function nested(reader: BinaryReader, wireType: WireType, field: string): number {
+  expect(wireType, WireType.LengthDelimited, field);
+  const length = reader.uint32();
+  const end = reader.pos + length;
+  if (end > reader.len) throw new OtlpDecodeError(`protobuf field ${field} is truncated`);
+  return end;
+}
+
+function anyValue(reader: BinaryReader, end: number, depth: number): Json {
+  if (depth > MAX_DEPTH)
+    throw new OtlpDecodeError(`attribute values nest deeper than ${MAX_DEPTH} levels`);
+  const value: Json = {};
+  readMessage(reader, end, (fieldNo, wireType) => {
+    switch (fieldNo) {
+      case 1:
+        expect(wireType, WireType.LengthDelimited, 'AnyValue.string_value');
+        value['stringValue'] = reader.string();
+        return true;
+      case 2:
+        expect(wireType, WireType.Varint, 'AnyValue.bool_value');
+        value['boolValue'] = reader.bool();
+        return true;
+      case 3:
+        expect(wireType, WireType.Varint, 'AnyValue.int_value');
+        value['intValue'] = String(reader.int64());
+        return true;
+      case 4:
+        expect(wireType, WireType.Bit64, 'AnyValue.double_value');
+        value['doubleValue'] = reader.double();
+        return true;
+      case 5: {
+        const arrayEnd = nested(reader, wireType, 'AnyValue.array_value');
+        const values: Json[] = [];
+        readMessage(reader, arrayEnd, (f, w) => {
+          if (f !== 1) return false;
+          values.push(anyValue(reader, nested(reader, w, 'ArrayValue.values'), depth + 1));
+          return true;
+        });
+        value['arrayValue'] = { values };
+        return true;
+      }
+      case 6: {
+        const listEnd = nested(reader, wireType, 'AnyValue.kvlist_value');
+        const values: Json[] = [];
+        readMessage(reader, listEnd, (f, w) => {
+          if (f !== 1) return false;
+          values.push(keyValue(reader, nested(reader, w, 'KeyValueList.values'), depth + 1));
+          return true;
+        });
+        value['kvlistValue'] = { values };
+        return true;
+      }
+      case 7:
+        expect(wireType, WireType.LengthDelimited, 'AnyValue.bytes_value');
+        value['bytesValue'] = Buffer.from(reader.bytes()).toString('base64');
+        return true;
+      default:
+        return false;
+    }
+  });
+  return value;
+}
+
+function keyValue(reader: BinaryReader, end: number, depth = 0): Json {
+  const kv: Json = { key: '' };
+  readMessage(reader, end, (fieldNo, wireType) => {
+    if (fieldNo === 1) {
+      expect(wireType, WireType.LengthDelimited, 'KeyValue.key');
+      kv['key'] = reader.string();
+      return true;
+    }
+    if (fieldNo === 2) {
+      kv['value'] = anyValue(reader, nested(reader, wireType, 'KeyValue.value'), depth);
+      return true;
+    }
+    return false;
+  });
+  return kv;
+}
+
+function attributesInto(
+  target: Json[],
+  reader: BinaryReader,
+  wireType: WireType,
+  field: string,
+): void {
+  target.push(keyValue(reader, nested(reader, wireType, field)));
+}
+
+function span(reader: BinaryReader, end: number): Json {
+  const attributes: Json[] = [];
+  const out: Json = { traceId: '', spanId: '', attributes };
+  readMessage(reader, end, (fieldNo, wireType) => {
+    switch (fieldNo) {
+      case 1:
+        expect(wireType, WireType.LengthDelimited, 'Span.trace_id');
+        out['traceId'] = toHex(reader.bytes());
+        return true;
+      case 2:
+        expect(wireType, WireType.LengthDelimited, 'Span.span_id');
+        out['spanId'] = toHex(reader.bytes());
+        return true;
+      case 4:
+        expect(wireType, WireType.LengthDelimited, 'Span.parent_span_id');
+        out['parentSpanId'] = toHex(reader.bytes());
+        return true;
+      case 5:
+        expect(wireType, WireType.LengthDelimited, 'Span.name');
+        out['name'] = reader.string();
+        return true;
+      case 6:
+        expect(wireType, WireType.Varint, 'Span.kind');
+        out['kind'] = reader.int32();
+        return true;
+      case 7:
+        expect(wireType, WireType.Bit64, 'Span.start_time_unix_nano');
+        out['startTimeUnixNano'] = String(reader.fixed64());
+        return true;
+      case 8:
+        expect(wireType, WireType.Bit64, 'Span.end_time_unix_nano');
+        out['endTimeUnixNano'] = String(reader.fixed64());
+        return true;
+      case 9:
+        attributesInto(attributes, reader, wireType, 'Span.attributes');
+        return true;
+      case 15: {
+        const status: Json = {};
+        readMessage(reader, nested(reader, wireType, 'Span.status'), (f, w) => {
+          if (f === 2) {
+            expect(w, WireType.LengthDelimited, 'Status.message');
+            status['message'] = reader.string();
+            return true;
+          }
+          if (f === 3) {
+            expect(w, WireType.Varint, 'Status.code');
+            status['code'] = reader.int32();
+            return true;
+          }
+          return false;
+        });
+        out['status'] = status;
+        return true;
+      }
+      default:
+        return false;
+    }
+  });
+  // A timestamp that never arrived is 0 on the wire (proto3 default), which the rules accept.
+  out['startTimeUnixNano'] ??= '0';
+  out['endTimeUnixNano'] ??= '0';
+  return out;
+}
+
+/** Decodes an OTLP/HTTP protobuf body. Throws OtlpDecodeError naming what is wrong. */
+export function decodeTraceRequestProto(body: Uint8Array): ExportTraceRequest {
+  const resourceSpans: Json[] = [];
+  try {
+    const reader = new BinaryReader(body);
+    readMessage(reader, reader.len, (fieldNo, wireType) => {
+      if (fieldNo !== 1) return false;
+      const resourceAttributes: Json[] = [];
+      const scopeSpans: Json[] = [];
+      readMessage(
+        reader,
+        nested(reader, wireType, 'ExportTraceServiceRequest.resource_spans'),
+        (f, w) => {
+          if (f === 1) {
+            readMessage(reader, nested(reader, w, 'ResourceSpans.resource'), (rf, rw) => {
+              if (rf !== 1) return false;
+              attributesInto(resourceAttributes, reader, rw, 'Resource.attributes');
+              return true;
+            });
+            return true;
+          }
+          if (f !== 2) return false;
+          const spans: Json[] = [];
+          const scope: Json = {};
+          readMessage(reader, nested(reader, w, 'ResourceSpans.scope_spans'), (sf, sw) => {
+            if (sf === 1) {
+              readMessage(reader, nested(reader, sw, 'ScopeSpans.scope'), (cf, cw) => {
+                if (cf !== 1 && cf !== 2) return false;
+                expect(cw, WireType.LengthDelimited, 'InstrumentationScope.name');
+                scope[cf === 1 ? 'name' : 'version'] = reader.string();
+                return true;
+              });
+              return true;
+            }
+            if (sf !== 2) return false;
+            spans.push(span(reader, nested(reader, sw, 'ScopeSpans.spans')));
+            return true;
+          });
+          scopeSpans.push({ scope, spans });
+          return true;
+        },
+      );
+      resourceSpans.push({ resource: { attributes: resourceAttributes }, scopeSpans });
+      return true;
+    });
+  } catch (error) {
+    if (error instanceof OtlpDecodeError) throw error;
+    throw new OtlpDecodeError(
+      `the body is not a valid protobuf ExportTraceServiceRequest: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return validateTraceRequest({ resourceSpans });
+}
+
+/** google.rpc.Status { code = 1, message = 2 } as protobuf bytes. */
+export function encodeStatusProto(code: number, message: string): Uint8Array {
+  return new BinaryWriter()
+    .tag(1, WireType.Varint)
+    .int32(code)
+    .tag(2, WireType.LengthDelimited)
+    .string(message)
+    .finish();
+}
