@@ -125,7 +125,7 @@ async function demo(args: string[]): Promise<void> {
     options: {
       tasks: { type: 'string', default: '3000' },
       seed: { type: 'string', default: '42' },
-      concurrency: { type: 'string', default: '64' },
+      concurrency: { type: 'string', default: '32' },
       'latency-scale': { type: 'string', default: '0.05' },
       'data-dir': { type: 'string' },
     },
