@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { otlpBody } from './helpers.js';
+
+// The built CLI (npm test builds first), run as a user runs it.
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function run(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exited, out: () => stdout, err: () => stderr };
+}
+
+async function waitFor(check: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('routewatch CLI', () => {
+  it('starts, tells where to point the exporter, ingests, reports, and stops cleanly on SIGTERM', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    dirs.push(dataDir);
+    const start = run(['start'], {
+      ROUTEWATCH_PORT: '0',
+      ROUTEWATCH_DATA_DIR: dataDir,
+      ROUTEWATCH_LOG_LEVEL: 'warn',
+    });
+    await waitFor(
+      () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(start.out()),
+      'the start banner',
+    );
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(start.out())![1]!;
+    expect(start.out()).toContain(`OTEL_EXPORTER_OTLP_ENDPOINT=${url}`);
+    expect(start.out()).toContain(dataDir);
+
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const ingest = await fetch(`${url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(
+        otlpBody([
+          {
+            name: 'routewatch.task faq',
+            start: String(BigInt(Date.now()) * 1_000_000n),
+            end: String(BigInt(Date.now() + 5) * 1_000_000n),
+            attributes: { 'routewatch.cohort': 'faq', 'routewatch.outcome': 'success' },
+          },
+        ]),
+      ),
+    });
+    expect(ingest.status).toBe(200);
+
+    const report = run(['report', '--window', '1h', '--url', url], {});
+    expect(await report.exited).toBe(0);
+    expect(report.out()).toMatch(/faq\s+\(none\)\s+1\s+1\s+100\.0%/);
+
+    const json = run(['report', '--json', '--url', url], {});
+    expect(await json.exited).toBe(0);
+    expect(JSON.parse(json.out()).rows[0]).toMatchObject({ cohort: 'faq', tasks: 1, successes: 1 });
+
+    start.child.kill('SIGTERM');
+    expect(await start.exited).toBe(0);
+  });
+
+  it('refuses a bad configuration value, naming the variable', async () => {
+    const bad = run(['start'], { ROUTEWATCH_PORT: 'eighty' });
+    expect(await bad.exited).toBe(2);
+    expect(bad.err()).toMatch(/ROUTEWATCH_PORT/);
+  });
+
+  it('refuses to listen beyond loopback without a token', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    dirs.push(dataDir);
+    const open = run(['start'], {
+      ROUTEWATCH_HOST: '0.0.0.0',
+      ROUTEWATCH_PORT: '0',
+      ROUTEWATCH_DATA_DIR: dataDir,
+    });
+    expect(await open.exited).toBe(2);
+    expect(open.err()).toMatch(/ROUTEWATCH_TOKEN/);
+  });
+
+  it('tells the user to start routewatch when report finds nothing listening', async () => {
+    const report = run(['report', '--url', 'http://127.0.0.1:9'], {});
+    expect(await report.exited).toBe(2);
+    expect(report.err()).toMatch(/npm start/);
+  });
+
+  it('answers an unknown command with the usage', async () => {
+    const unknown = run(['frobnicate'], {});
+    expect(await unknown.exited).toBe(2);
+    expect(unknown.err()).toMatch(/unknown command "frobnicate"[\s\S]*Usage:/);
+  });
+});
