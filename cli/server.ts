@@ -67,7 +67,7 @@ export function buildRoutewatchApp(options: {
       .code(statusCode)
       .send({ code: statusCode === 413 ? 8 : 3, message: error.message, details: [] });
   });
-  const stats = registerCollectorRoutes(app, { writer: options.writer });
+  const stats = registerCollectorRoutes(app, { writer: options.writer, store: options.store });
   registerAnalyzerRoutes(app, { store: options.store });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

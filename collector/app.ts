@@ -7,10 +7,14 @@ import { decodeTraceRequestProto, encodeStatusProto } from './otlp-proto.js';
 import { countSpans, normalizeRequest } from './normalize.js';
 import { PriceTable } from './pricing.js';
 import { OverloadedError } from './span-writer.js';
+import { parseOutcomesRequest, writeOutcomes } from './outcomes.js';
+import type { Store } from '../storage/store.js';
 import type { SpanWriter } from './span-writer.js';
 
 export interface CollectorOptions {
   writer: SpanWriter;
+  /** Where late outcomes (POST /v1/outcomes) are written; without it the route is not served. */
+  store?: Store;
   prices?: PriceTable;
   /** Largest accepted body, compressed or not (OTLP receivers commonly cap at 20 MiB). */
   maxBodyBytes?: number;
@@ -168,6 +172,42 @@ export function registerCollectorRoutes(
     }
     return accepted(reply, encoding);
   });
+
+  const store = options.store;
+  if (store) {
+    app.post('/v1/outcomes', async (request, reply) => {
+      const body = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : undefined;
+      let json: unknown;
+      try {
+        json = body === undefined ? request.body : JSON.parse(body);
+      } catch (error) {
+        return reply.code(400).send({
+          code: 'BAD_OUTCOME',
+          message: `the body is not valid JSON: ${(error as Error).message}`,
+        });
+      }
+      const parsed = parseOutcomesRequest(json);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        return reply.code(400).send({
+          code: 'BAD_OUTCOME',
+          message:
+            `invalid outcome report: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}. ` +
+            'Send {"taskId": "...", "outcome": "success|failure|escalated|abandoned|unknown"} or {"outcomes": [...]}.',
+        });
+      }
+      try {
+        await writeOutcomes(store, parsed.data);
+      } catch (error) {
+        request.log.error({ err: error }, 'writing outcomes failed');
+        return reply
+          .header('retry-after', '5')
+          .code(503)
+          .send({ code: 'UNAVAILABLE', message: 'the store is unavailable; retry later' });
+      }
+      return reply.code(202).send({ accepted: parsed.data.length });
+    });
+  }
 
   app.route({
     method: ['GET', 'PUT', 'DELETE', 'PATCH'],

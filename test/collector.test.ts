@@ -13,7 +13,7 @@ let app: ReturnType<typeof buildCollectorApp>['app'];
 beforeAll(async () => {
   temp = await openTempStore();
   writer = new SpanWriter(temp.store, { maxDelayMs: 5 });
-  app = buildCollectorApp({ writer }).app;
+  app = buildCollectorApp({ writer, store: temp.store }).app;
 });
 afterAll(async () => {
   await app?.close();
@@ -276,5 +276,99 @@ describe('parseJsonPreservingInt64', () => {
       d: ['-9223372036854775808'],
       e: 42,
     });
+  });
+});
+
+describe('POST /v1/outcomes', () => {
+  const outcomeRow = z.object({
+    task_id: z.string(),
+    outcome: z.string(),
+    outcome_reason: z.string(),
+    reask: z.number(),
+    cleanup_cost_usd: z.number(),
+    observed: z.string(),
+  });
+  const stored = () =>
+    temp.store.query(
+      `SELECT task_id, outcome, outcome_reason, reask, cleanup_cost_usd, toString(observed_at) AS observed
+       FROM outcomes FINAL ORDER BY task_id, observed_at`,
+      {},
+      outcomeRow,
+    );
+
+  it('stores one report or a batch, and a report sent twice once', async () => {
+    const one = {
+      taskId: 'task-late-1',
+      outcome: 'failure',
+      reason: 'human_corrected',
+      reask: true,
+      cleanupCostUsd: 0.4,
+      observedAt: '2026-11-28T10:00:00.000Z',
+    };
+    const send = (payload: unknown) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/outcomes',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(payload),
+      });
+    expect((await send(one)).statusCode).toBe(202);
+    expect((await send(one)).statusCode).toBe(202);
+    const batch = await send({
+      outcomes: [{ taskId: 'task-late-2', outcome: 'success', observedAt: '2026-11-28T11:00:00Z' }],
+    });
+    expect(batch.statusCode).toBe(202);
+    expect(batch.json()).toEqual({ accepted: 1 });
+    expect(await stored()).toEqual([
+      {
+        task_id: 'task-late-1',
+        outcome: 'failure',
+        outcome_reason: 'human_corrected',
+        reask: 1,
+        cleanup_cost_usd: 0.4,
+        observed: '2026-11-28 10:00:00.000000000',
+      },
+      {
+        task_id: 'task-late-2',
+        outcome: 'success',
+        outcome_reason: '',
+        reask: 0,
+        cleanup_cost_usd: 0,
+        observed: '2026-11-28 11:00:00.000000000',
+      },
+    ]);
+  });
+
+  it.each([
+    ['an unknown outcome', { taskId: 't', outcome: 'great' }, /outcome/],
+    ['a missing task id', { outcome: 'success' }, /taskId/],
+    [
+      'a negative cleanup cost',
+      { taskId: 't', outcome: 'success', cleanupCostUsd: -1 },
+      /cleanupCostUsd/,
+    ],
+    ['an unknown field', { taskId: 't', outcome: 'success', color: 'red' }, /color|unrecognized/i],
+  ])('rejects %s with 400 naming the field', async (_name, payload, message) => {
+    await temp.store.exec('TRUNCATE TABLE outcomes');
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/outcomes',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(payload),
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toMatch(message);
+    expect(await stored()).toEqual([]);
+  });
+
+  it('rejects malformed JSON with 400', async () => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/outcomes',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"taskId":',
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toMatch(/not valid JSON/);
   });
 });

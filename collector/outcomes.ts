@@ -1,0 +1,68 @@
+import { z } from 'zod';
+import type { Store } from '../storage/store.js';
+
+/**
+ * Late outcomes: what the application learns after the reply (a reask, a human correction, a
+ * validation result). The latest outcome of a task wins in v_tasks; cleanup costs add up.
+ */
+export const outcomeReport = z
+  .object({
+    taskId: z.string().min(1).max(256),
+    outcome: z.enum(['success', 'failure', 'escalated', 'abandoned', 'unknown']),
+    reason: z.string().max(128).optional(),
+    reask: z.boolean().optional(),
+    cleanupCostUsd: z.number().finite().nonnegative().optional(),
+    /** When the outcome was observed; default: when it was received. */
+    observedAt: z.iso.datetime({ offset: true }).optional(),
+    source: z.string().max(64).optional(),
+  })
+  .strict();
+export type OutcomeReport = z.output<typeof outcomeReport>;
+
+const outcomesBatch = z.object({ outcomes: z.array(outcomeReport).min(1).max(10_000) }).strict();
+
+export type OutcomesParse =
+  { success: true; data: OutcomeReport[] } | { success: false; error: z.ZodError };
+
+/** One report, or `{ "outcomes": [...] }`; the shape is chosen first so errors name the field. */
+export function parseOutcomesRequest(json: unknown): OutcomesParse {
+  if (typeof json === 'object' && json !== null && 'outcomes' in json) {
+    const batch = outcomesBatch.safeParse(json);
+    return batch.success
+      ? { success: true, data: batch.data.outcomes }
+      : { success: false, error: batch.error };
+  }
+  const one = outcomeReport.safeParse(json);
+  return one.success ? { success: true, data: [one.data] } : { success: false, error: one.error };
+}
+
+function toNanos(iso: string | undefined, now: Date): string {
+  const ms = iso ? Date.parse(iso) : now.getTime();
+  return String(BigInt(ms) * 1_000_000n);
+}
+
+export function outcomeRows(reports: OutcomeReport[], now: Date): string {
+  return (
+    reports
+      .map((r) =>
+        JSON.stringify({
+          task_id: r.taskId,
+          observed_at: toNanos(r.observedAt, now),
+          outcome: r.outcome,
+          outcome_reason: r.reason ?? '',
+          reask: r.reask ? 1 : 0,
+          cleanup_cost_usd: r.cleanupCostUsd ?? 0,
+          source: r.source ?? 'api',
+        }),
+      )
+      .join('\n') + '\n'
+  );
+}
+
+export async function writeOutcomes(
+  store: Store,
+  reports: OutcomeReport[],
+  now = new Date(),
+): Promise<void> {
+  await store.insertJsonEachRow('outcomes', Buffer.from(outcomeRows(reports, now)));
+}
