@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { z } from 'zod';
-import { StorageError, errorMessage } from './errors.js';
+import { StorageError, errorMessage, storageFailure } from './errors.js';
 import { OUTPUT_SETTINGS, assertIdentifier } from './store.js';
 import type { InsertOptions, QueryParams, Store } from './store.js';
 import { parseRows } from './rows.js';
@@ -79,13 +79,7 @@ export class EmbeddedStore implements Store {
         settings,
       });
     } catch (error) {
-      throw new StorageError(
-        'INSERT_FAILED',
-        `insert into ${table} failed: ${errorMessage(error)}`,
-        {
-          cause: error,
-        },
-      );
+      throw storageFailure('INSERT_FAILED', `insert into ${table} failed`, error);
     }
   }
 
@@ -111,9 +105,7 @@ export class EmbeddedStore implements Store {
           : await this.#session.queryBindAsync(sql, params, { format: 'JSONEachRow' });
       return result.text();
     } catch (error) {
-      throw new StorageError('QUERY_FAILED', `ClickHouse query failed: ${errorMessage(error)}`, {
-        cause: error,
-      });
+      throw storageFailure('QUERY_FAILED', 'ClickHouse query failed', error);
     }
   }
 

@@ -20,3 +20,8 @@ export class MigrationError extends StorageError {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** Wraps a driver error: `what` says what failed, the engine's message follows, the error is the cause. */
+export function storageFailure(code: string, what: string, error: unknown): StorageError {
+  return new StorageError(code, `${what}: ${errorMessage(error)}`, { cause: error });
+}

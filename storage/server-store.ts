@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { createClient } from '@clickhouse/client';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { z } from 'zod';
-import { StorageError, errorMessage } from './errors.js';
+import { StorageError, storageFailure } from './errors.js';
 import { OUTPUT_SETTINGS, assertIdentifier } from './store.js';
 import type { InsertOptions, QueryParams, Store } from './store.js';
 import { parseRows } from './rows.js';
@@ -41,13 +41,7 @@ export class ServerStore implements Store {
     try {
       await this.#client.command({ query: sql, query_params: params });
     } catch (error) {
-      throw new StorageError(
-        'QUERY_FAILED',
-        `ClickHouse statement failed: ${errorMessage(error)}`,
-        {
-          cause: error,
-        },
-      );
+      throw storageFailure('QUERY_FAILED', 'ClickHouse statement failed', error);
     }
   }
 
@@ -67,13 +61,7 @@ export class ServerStore implements Store {
           : {}),
       });
     } catch (error) {
-      throw new StorageError(
-        'INSERT_FAILED',
-        `insert into ${table} failed: ${errorMessage(error)}`,
-        {
-          cause: error,
-        },
-      );
+      throw storageFailure('INSERT_FAILED', `insert into ${table} failed`, error);
     }
   }
 
@@ -87,9 +75,7 @@ export class ServerStore implements Store {
       return parseRows(await result.text(), row);
     } catch (error) {
       if (error instanceof StorageError) throw error;
-      throw new StorageError('QUERY_FAILED', `ClickHouse query failed: ${errorMessage(error)}`, {
-        cause: error,
-      });
+      throw storageFailure('QUERY_FAILED', 'ClickHouse query failed', error);
     }
   }
 
