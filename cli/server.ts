@@ -5,6 +5,7 @@ import { registerAnalyzerRoutes } from '../analyzer/app.js';
 import { registerCollectorRoutes } from '../collector/app.js';
 import type { CollectorStats } from '../collector/app.js';
 import { SpanWriter } from '../collector/span-writer.js';
+import { renderMetrics } from '../collector/metrics.js';
 import type { SpanWriterOptions } from '../collector/span-writer.js';
 import { migrate } from '../storage/migrations.js';
 import { openStore } from '../storage/open-store.js';
@@ -70,6 +71,9 @@ export function buildRoutewatchApp(options: {
   const stats = registerCollectorRoutes(app, { writer: options.writer, store: options.store });
   registerAnalyzerRoutes(app, { store: options.store });
   app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/metrics', async (_request, reply) =>
+    reply.type('text/plain; version=0.0.4').send(renderMetrics(stats, options.writer.stats)),
+  );
   app.get('/readyz', async (_request, reply) => {
     try {
       await options.store.exec('SELECT 1');

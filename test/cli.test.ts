@@ -68,6 +68,10 @@ describe('routewatch CLI', () => {
     });
     expect(ingest.status).toBe(200);
 
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/^routewatch_spans_written_total 1$/m);
+    expect(metrics).toMatch(/^# TYPE routewatch_spans_pending gauge$/m);
+
     const report = run(['report', '--window', '1h', '--url', url], {});
     expect(await report.exited).toBe(0);
     expect(report.out()).toMatch(/faq\s+\(none\)\s+1\s+1\s+100\.0%/);
