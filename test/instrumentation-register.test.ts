@@ -135,7 +135,7 @@ describe('register entry (node --import @routewatch/instrumentation/register)', 
 
   function runApp(
     env: Record<string, string>,
-    onStdout?: (text: string, kill: () => void) => void,
+    onStdout?: (text: string, kill: (signal: NodeJS.Signals) => void) => void,
   ) {
     return new Promise<RunResult>((done, fail) => {
       const child = spawn(
@@ -156,7 +156,7 @@ describe('register entry (node --import @routewatch/instrumentation/register)', 
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       child.stdout.on('data', (chunk: Buffer) =>
-        onStdout?.(chunk.toString(), () => child.kill('SIGTERM')),
+        onStdout?.(chunk.toString(), (signal) => child.kill(signal)),
       );
       child.on('error', fail);
       child.on('exit', (code, signal) => done({ code, signal, stderr }));
@@ -201,11 +201,14 @@ describe('register entry (node --import @routewatch/instrumentation/register)', 
     expectTaggedChatSpan();
   });
 
-  it('flushes on SIGTERM, then exits by the signal', async () => {
-    const result = await runApp({ STAY_ALIVE: '1' }, (text, kill) => {
-      if (text.includes('ready')) kill();
-    });
-    expect(result.signal).toBe('SIGTERM');
-    expectTaggedChatSpan();
-  });
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'flushes on %s, then exits by the signal',
+    async (signal) => {
+      const result = await runApp({ STAY_ALIVE: '1' }, (text, kill) => {
+        if (text.includes('ready')) kill(signal);
+      });
+      expect(result.signal).toBe(signal);
+      expectTaggedChatSpan();
+    },
+  );
 });

@@ -1,14 +1,20 @@
 export * from './semconv.js';
 export type {
+  AnthropicInstrumentationConfig,
   AttemptHandle,
   AttemptOptions,
+  CaptureOptions,
+  InstrumentationsOptions,
+  OpenAICaptureOptions,
   OpenAIInstrumentationConfig,
   OutcomeOptions,
   RegisterOptions,
   RoutewatchHandle,
   RoutingContext,
+  SpanProcessorsOptions,
   TaskHandle,
   TaskOptions,
+  TracesProtocol,
   ValidationResult,
 } from './types.js';
 export {
@@ -22,5 +28,20 @@ export {
 } from './tagging.js';
 export { RoutewatchSpanProcessor } from './span-processor.js';
 export { instrumentOpenAI, OpenAIInstrumentation, SUPPORTED_OPENAI_VERSIONS } from './openai.js';
-export { DEFAULT_TRACES_ENDPOINT, registerRoutewatch, resolveTracesEndpoint } from './sdk.js';
+export {
+  AnthropicInstrumentation,
+  instrumentAnthropic,
+  SUPPORTED_ANTHROPIC_VERSIONS,
+} from './anthropic.js';
+export { StreamAbortedError } from './llm-call.js';
+export { readRoutewatchEnv, type RoutewatchEnv } from './config.js';
+export { HOOKED_MODULES, registerLoaderHook } from './loader-hook.js';
+export {
+  createTraceExporter,
+  DEFAULT_TRACES_ENDPOINT,
+  registerRoutewatch,
+  resolveTracesEndpoint,
+  routewatchInstrumentations,
+  routewatchSpanProcessors,
+} from './sdk.js';
 export { PACKAGE_NAME, PACKAGE_VERSION } from './version.js';

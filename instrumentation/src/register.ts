@@ -2,8 +2,9 @@
  * Side-effect entry: `node --import @routewatch/instrumentation/register app.js`.
  * Registers the ESM loader hook, starts the SDK, flushes on exit. Never crashes the host.
  */
-import { register } from 'node:module';
 import { diag } from '@opentelemetry/api';
+import { readRoutewatchEnv } from './config.js';
+import { registerLoaderHook } from './loader-hook.js';
 import { registerRoutewatch } from './sdk.js';
 import type { RoutewatchHandle } from './types.js';
 
@@ -18,18 +19,23 @@ function warnOnce(message: string, error: unknown): void {
   console.warn(`[routewatch] ${message}:`, error instanceof Error ? error.message : error);
 }
 
+let sdkCapture = true;
 try {
-  // Resolved from our own dependency, never from the app's node_modules: an older hoisted copy of
-  // import-in-the-middle can crash the app at import. Only `openai` is wrapped, so the rest of the
-  // app's modules load untouched.
-  register('@opentelemetry/instrumentation/hook.mjs', import.meta.url, {
-    data: { include: ['openai'] },
-  });
+  sdkCapture = readRoutewatchEnv(process.env).sdkCapture ?? true;
 } catch (error) {
-  warnOnce(
-    'routewatch: could not register the ESM loader hook (ESM imports stay unpatched)',
-    error,
-  );
+  warnOnce('routewatch: could not read the ROUTEWATCH_* variables', error);
+}
+
+// With the SDK capture off nothing of ours needs the hook: the app's modules load unhooked.
+if (sdkCapture) {
+  try {
+    registerLoaderHook();
+  } catch (error) {
+    warnOnce(
+      'routewatch: could not register the ESM loader hook (ESM imports stay unpatched)',
+      error,
+    );
+  }
 }
 
 try {

@@ -1,10 +1,23 @@
 import { diag } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import type { Instrumentation } from '@opentelemetry/instrumentation';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  BatchSpanProcessor,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { AnthropicInstrumentation } from './anthropic.js';
+import { nonEmpty, readRoutewatchEnv } from './config.js';
 import { OpenAIInstrumentation } from './openai.js';
 import { RoutewatchSpanProcessor } from './span-processor.js';
-import type { RegisterOptions, RoutewatchHandle } from './types.js';
+import type {
+  InstrumentationsOptions,
+  RegisterOptions,
+  RoutewatchHandle,
+  SpanProcessorsOptions,
+} from './types.js';
 
 export const DEFAULT_TRACES_ENDPOINT = 'http://localhost:4318/v1/traces';
 
@@ -12,32 +25,24 @@ let active: RoutewatchHandle | undefined;
 
 /**
  * Starts the OpenTelemetry Node SDK for routewatch: our span processor first (so exported spans
- * carry the routing context), a batching OTLP/HTTP JSON exporter, the OpenAI capture, plus
- * whatever `opts` adds. A second call returns the handle of the first.
+ * carry the routing context), a batching OTLP/HTTP exporter (JSON by default), the OpenAI and
+ * Anthropic captures, plus whatever `opts` adds. Options win over the environment. A second call
+ * returns the handle of the first.
  */
 export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle {
   if (active !== undefined) {
     diag.warn('routewatch: registerRoutewatch called twice; keeping the first registration');
     return active;
   }
-  const exporter = new OTLPTraceExporter({
-    url: resolveTracesEndpoint(opts.tracesEndpoint, process.env),
-  });
   const spanProcessors: SpanProcessor[] = [
-    new RoutewatchSpanProcessor(),
-    new BatchSpanProcessor(
-      exporter,
-      opts.exportIntervalMillis === undefined
-        ? {}
-        : { scheduledDelayMillis: opts.exportIntervalMillis },
-    ),
+    ...routewatchSpanProcessors(opts),
     ...(opts.spanProcessors ?? []),
   ];
   const serviceName = opts.serviceName ?? nonEmpty(process.env['OTEL_SERVICE_NAME']);
   const sdk = new NodeSDK({
     ...(serviceName === undefined ? {} : { serviceName }),
     spanProcessors,
-    instrumentations: [new OpenAIInstrumentation(), ...(opts.instrumentations ?? [])],
+    instrumentations: [...routewatchInstrumentations(opts), ...(opts.instrumentations ?? [])],
   });
   sdk.start();
 
@@ -59,6 +64,56 @@ export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle
 }
 
 /**
+ * For apps that build their own NodeSDK or tracer provider: the stamping processor, then a batch
+ * processor exporting to the routewatch collector (or into `opts.exporter`). Keep the order: the
+ * stamping must run before the export.
+ */
+export function routewatchSpanProcessors(opts: SpanProcessorsOptions = {}): SpanProcessor[] {
+  const exporter = opts.exporter ?? createTraceExporter(opts);
+  return [
+    new RoutewatchSpanProcessor(),
+    new BatchSpanProcessor(
+      exporter,
+      opts.exportIntervalMillis === undefined
+        ? {}
+        : { scheduledDelayMillis: opts.exportIntervalMillis },
+    ),
+  ];
+}
+
+/**
+ * For apps that build their own NodeSDK: the OpenAI and Anthropic captures, configured from
+ * `opts`, then ROUTEWATCH_* variables. Empty when the SDK capture is off.
+ */
+export function routewatchInstrumentations(opts: InstrumentationsOptions = {}): Instrumentation[] {
+  const env = readRoutewatchEnv(process.env);
+  if ((opts.sdkCapture ?? env.sdkCapture) === false) return [];
+  const captureContent = opts.captureContent ?? env.captureContent ?? false;
+  const requestStreamUsage = opts.requestStreamUsage ?? env.requestStreamUsage ?? true;
+  return [
+    new OpenAIInstrumentation({ captureContent, requestStreamUsage }),
+    new AnthropicInstrumentation({ captureContent }),
+  ];
+}
+
+/**
+ * The OTLP/HTTP trace exporter: JSON (what the routewatch collector takes; the default) or
+ * protobuf, from `opts.protocol`, then OTEL_EXPORTER_OTLP_TRACES_PROTOCOL /
+ * OTEL_EXPORTER_OTLP_PROTOCOL. Headers from OTEL_EXPORTER_OTLP_(TRACES_)HEADERS are added by the
+ * exporter itself; `opts.headers` go over them.
+ */
+export function createTraceExporter(opts: SpanProcessorsOptions = {}): SpanExporter {
+  const protocol = opts.protocol ?? readRoutewatchEnv(process.env).protocol ?? 'http/json';
+  const config = {
+    url: resolveTracesEndpoint(opts.tracesEndpoint, process.env),
+    ...(opts.headers === undefined ? {} : { headers: opts.headers }),
+  };
+  return protocol === 'http/protobuf'
+    ? new OTLPProtoTraceExporter(config)
+    : new OTLPJsonTraceExporter(config);
+}
+
+/**
  * The OTLP/HTTP traces URL: explicit option, then OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given,
  * then OTEL_EXPORTER_OTLP_ENDPOINT with `/v1/traces` appended, then the local default.
  */
@@ -71,9 +126,4 @@ export function resolveTracesEndpoint(
   const base = nonEmpty(env['OTEL_EXPORTER_OTLP_ENDPOINT']);
   if (base !== undefined) return `${base.replace(/\/+$/, '')}/v1/traces`;
   return DEFAULT_TRACES_ENDPOINT;
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  const trimmed = value?.trim();
-  return trimmed === undefined || trimmed === '' ? undefined : trimmed;
 }

@@ -33,6 +33,10 @@ export const ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS =
 export const ATTR_GEN_AI_USAGE_COST = 'gen_ai.usage.cost' as const;
 export const ATTR_GEN_AI_REQUEST_MAX_TOKENS = 'gen_ai.request.max_tokens' as const;
 export const ATTR_GEN_AI_REQUEST_TEMPERATURE = 'gen_ai.request.temperature' as const;
+/** Message content, recorded only when content capture is on (JSON strings, GenAI conventions). */
+export const ATTR_GEN_AI_INPUT_MESSAGES = 'gen_ai.input.messages' as const;
+export const ATTR_GEN_AI_OUTPUT_MESSAGES = 'gen_ai.output.messages' as const;
+export const ATTR_GEN_AI_SYSTEM_INSTRUCTIONS = 'gen_ai.system_instructions' as const;
 export const ATTR_SERVER_ADDRESS = 'server.address' as const;
 export const ATTR_SERVER_PORT = 'server.port' as const;
 export const ATTR_ERROR_TYPE = 'error.type' as const;

@@ -1,6 +1,6 @@
 import type { Attributes, Span } from '@opentelemetry/api';
 import type { Instrumentation, InstrumentationConfig } from '@opentelemetry/instrumentation';
-import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Outcome } from './semconv.js';
 
 /** Options of `runTask`: one unit of user-visible work. */
@@ -79,10 +79,42 @@ export interface RegisterOptions {
   tracesEndpoint?: string;
   /** Extra span processors, added after ours. */
   spanProcessors?: SpanProcessor[];
-  /** Extra instrumentations, added after the OpenAI one. */
+  /** Extra instrumentations, added after the OpenAI and Anthropic ones. */
   instrumentations?: Instrumentation[];
   /** Delay between two batch exports in ms (BatchSpanProcessor scheduledDelayMillis); default 5000. */
   exportIntervalMillis?: number;
+  /**
+   * Encoding of the export. Default: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, then
+   * OTEL_EXPORTER_OTLP_PROTOCOL, then `http/json` (what the routewatch collector takes).
+   */
+  protocol?: TracesProtocol;
+  /** Extra export headers, over OTEL_EXPORTER_OTLP_HEADERS / OTEL_EXPORTER_OTLP_TRACES_HEADERS. */
+  headers?: Record<string, string>;
+  /** See `CaptureOptions.captureContent`. Default: ROUTEWATCH_CAPTURE_CONTENT, then false. */
+  captureContent?: boolean;
+  /** See `OpenAICaptureOptions.requestStreamUsage`. Default: ROUTEWATCH_STREAM_USAGE, then true. */
+  requestStreamUsage?: boolean;
+  /**
+   * Patch the OpenAI and Anthropic SDKs. Default: ROUTEWATCH_SDK_CAPTURE (`on`/`off`), then on.
+   * Off for apps that use another LLM instrumentation: the stamping processor still tags its spans.
+   */
+  sdkCapture?: boolean;
+}
+
+/** Options of `routewatchSpanProcessors`. */
+export interface SpanProcessorsOptions {
+  /** Exporter to batch into; default: an OTLP/HTTP exporter set up as `registerRoutewatch` does. */
+  exporter?: SpanExporter;
+  tracesEndpoint?: string;
+  protocol?: TracesProtocol;
+  headers?: Record<string, string>;
+  exportIntervalMillis?: number;
+}
+
+/** Options of `routewatchInstrumentations`. */
+export interface InstrumentationsOptions extends OpenAICaptureOptions {
+  /** Default: ROUTEWATCH_SDK_CAPTURE, then on. Off gives an empty list. */
+  sdkCapture?: boolean;
 }
 
 export interface RoutewatchHandle {
@@ -92,5 +124,32 @@ export interface RoutewatchHandle {
   shutdown(): Promise<void>;
 }
 
+/** What the provider captures record, shared by OpenAI and Anthropic. */
+export interface CaptureOptions {
+  /**
+   * Record prompts and completions as `gen_ai.input.messages`, `gen_ai.output.messages` and
+   * `gen_ai.system_instructions` (JSON strings). Default false: message content can hold personal
+   * data. Env: ROUTEWATCH_CAPTURE_CONTENT.
+   */
+  captureContent?: boolean;
+}
+
+/** Options of the OpenAI capture (`OpenAIInstrumentation`, `instrumentOpenAI`). */
+export interface OpenAICaptureOptions extends CaptureOptions {
+  /**
+   * On a chat stream whose caller did not ask for usage, add `stream_options.include_usage` to the
+   * request so token usage is recorded, and hide the extra usage-only chunk (and the `usage: null`
+   * field it brings on the other chunks) from the caller. Default true; turn it off for
+   * OpenAI-compatible servers that reject `stream_options`. Env: ROUTEWATCH_STREAM_USAGE.
+   */
+  requestStreamUsage?: boolean;
+}
+
 /** Configuration of `OpenAIInstrumentation`. */
-export type OpenAIInstrumentationConfig = InstrumentationConfig;
+export type OpenAIInstrumentationConfig = InstrumentationConfig & OpenAICaptureOptions;
+
+/** Configuration of `AnthropicInstrumentation`. */
+export type AnthropicInstrumentationConfig = InstrumentationConfig & CaptureOptions;
+
+/** OTLP/HTTP encodings the exporter speaks. */
+export type TracesProtocol = 'http/json' | 'http/protobuf';
