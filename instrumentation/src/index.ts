@@ -45,3 +45,26 @@ export {
   routewatchSpanProcessors,
 } from './sdk.js';
 export { PACKAGE_NAME, PACKAGE_VERSION } from './version.js';
+export type {
+  AttemptOutcome,
+  AttemptRecord,
+  ConfidenceGate,
+  FallbackOptions,
+  FallbackReason,
+  FallbackResult,
+  FallbackRoute,
+  HighRiskRule,
+  RouteContext,
+  SafeParseSchema,
+  StandardSchemaLike,
+  StandardSchemaResult,
+  Validator,
+} from './fallback-types.js';
+export { FALLBACK_REASONS } from './fallback-types.js';
+export { fallbackReasonOf, withFallback } from './fallback.js';
+export {
+  AttemptRejectedError,
+  FallbackConfigError,
+  FallbackExhaustedError,
+  RouteTimeoutError,
+} from './fallback-errors.js';
