@@ -68,9 +68,10 @@ export function instrumentAnthropic(anthropicModule: unknown, options: CaptureOp
       diag.warn('routewatch: instrumentAnthropic found no Messages in the given module');
       return;
     }
+    let tracer: Tracer | undefined;
     patchMessages(
       proto,
-      () => trace.getTracer(PACKAGE_NAME, PACKAGE_VERSION),
+      () => (tracer ??= trace.getTracer(PACKAGE_NAME, PACKAGE_VERSION)),
       () => options,
     );
   });

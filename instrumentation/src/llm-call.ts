@@ -266,17 +266,32 @@ export function setCount(span: Span, name: string, value: unknown): void {
   if (typeof value === 'number' && Number.isFinite(value)) span.setAttribute(name, value);
 }
 
+/** Like setCount, into an attributes object set later in one call. */
+export function putCount(attributes: Attributes, name: string, value: unknown): void {
+  if (typeof value === 'number' && Number.isFinite(value)) attributes[name] = value;
+}
+
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
 }
 
 /** `server.address` / `server.port` from the client's base URL (`resource._client.baseURL`). */
+const serverAttributesByBaseURL = new Map<string, Attributes>();
+
+/** server.address / server.port of the SDK client's base URL, parsed once per URL. */
 export function serverAttributes(resource: unknown): Attributes {
   const baseURL = (resource as { _client?: { baseURL?: unknown } } | null)?._client?.baseURL;
   if (typeof baseURL !== 'string') return {};
-  const url = new URL(baseURL);
-  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
-  return { [ATTR_SERVER_ADDRESS]: url.hostname, [ATTR_SERVER_PORT]: port };
+  let attributes = serverAttributesByBaseURL.get(baseURL);
+  if (attributes === undefined) {
+    const url = new URL(baseURL);
+    const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+    attributes = { [ATTR_SERVER_ADDRESS]: url.hostname, [ATTR_SERVER_PORT]: port };
+    // A process talks to a handful of endpoints; the bound only guards against a pathological app.
+    if (serverAttributesByBaseURL.size >= 64) serverAttributesByBaseURL.clear();
+    serverAttributesByBaseURL.set(baseURL, attributes);
+  }
+  return attributes;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -18,6 +18,7 @@ import {
   paramsOf,
   read,
   serverAttributes,
+  putCount,
   setCount,
   tracedCall,
   unwrapMethod,
@@ -54,9 +55,11 @@ export const SUPPORTED_OPENAI_VERSIONS = ['>=4.0.0 <7'];
  */
 export function instrumentOpenAI(openaiModule: unknown, options: OpenAICaptureOptions = {}): void {
   guard('instrumenting openai', () => {
+    // Looked up on first use, then kept: the global provider may be registered after this call.
+    let tracer: Tracer | undefined;
     const patched = patchOpenAI(
       openaiModule,
-      () => trace.getTracer(PACKAGE_NAME, PACKAGE_VERSION),
+      () => (tracer ??= trace.getTracer(PACKAGE_NAME, PACKAGE_VERSION)),
       () => options,
     );
     if (!patched) diag.warn('routewatch: instrumentOpenAI found no OpenAI resources in the module');
@@ -264,12 +267,16 @@ function withInput(reader: ResponseReader, input: () => ChatMessage[]): Response
 
 function recordChatResponse(span: Span, response: unknown, captureContent: boolean): void {
   if (!isObject(response)) return;
-  recordIdAndModel(span, response);
+  // Attributes are set in two calls per response, not one by one: this is the hot path.
+  const attributes = idAndModel(response);
   const choices = Array.isArray(response['choices']) ? response['choices'].filter(isObject) : [];
-  const reasons = choices
-    .map((choice) => choice['finish_reason'])
-    .filter((reason): reason is string => typeof reason === 'string');
-  span.setAttribute(ATTR_GEN_AI_RESPONSE_FINISH_REASONS, reasons);
+  const reasons: string[] = [];
+  for (const choice of choices) {
+    if (typeof choice['finish_reason'] === 'string') reasons.push(choice['finish_reason']);
+  }
+  attributes[ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = reasons;
+  span.setAttributes(attributes);
+  // Set apart: a throwing usage getter then costs the usage attributes only.
   const usage = response['usage'];
   if (isObject(usage)) recordChatUsage(span, usage);
   if (captureContent) {
@@ -290,26 +297,37 @@ function recordChatResponse(span: Span, response: unknown, captureContent: boole
 }
 
 function recordIdAndModel(span: Span, response: Record<string, unknown>): void {
-  if (typeof response['id'] === 'string')
-    span.setAttribute(ATTR_GEN_AI_RESPONSE_ID, response['id']);
+  span.setAttributes(idAndModel(response));
+}
+
+function idAndModel(response: Record<string, unknown>): Attributes {
+  const attributes: Attributes = {};
+  if (typeof response['id'] === 'string') attributes[ATTR_GEN_AI_RESPONSE_ID] = response['id'];
   if (typeof response['model'] === 'string') {
-    span.setAttribute(ATTR_GEN_AI_RESPONSE_MODEL, response['model']);
+    attributes[ATTR_GEN_AI_RESPONSE_MODEL] = response['model'];
   }
+  return attributes;
 }
 
 function recordChatUsage(span: Span, usage: ChatUsage): void {
-  setCount(span, ATTR_GEN_AI_USAGE_INPUT_TOKENS, usage.prompt_tokens);
-  setCount(span, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, usage.completion_tokens);
-  setCount(
-    span,
+  span.setAttributes(chatUsageAttributes(usage));
+}
+
+function chatUsageAttributes(usage: ChatUsage): Attributes {
+  const attributes: Attributes = {};
+  putCount(attributes, ATTR_GEN_AI_USAGE_INPUT_TOKENS, usage.prompt_tokens);
+  putCount(attributes, ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, usage.completion_tokens);
+  putCount(
+    attributes,
     ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
     usage.prompt_tokens_details?.cached_tokens,
   );
-  setCount(
-    span,
+  putCount(
+    attributes,
     ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
     usage.completion_tokens_details?.reasoning_tokens,
   );
+  return attributes;
 }
 
 /** What a streamed chat response tells about itself, gathered chunk by chunk. */
