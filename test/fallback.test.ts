@@ -1,23 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  context,
-  diag,
-  DiagLogLevel,
-  SpanStatusCode,
-  trace,
-  type DiagLogger,
-} from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  type ReadableSpan,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { SpanStatusCode } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   ATTR_ATTEMPT,
@@ -33,42 +20,12 @@ import {
   FallbackExhaustedError,
   fallbackReasonOf,
   RouteTimeoutError,
-  RoutewatchSpanProcessor,
   runTask,
   withFallback,
 } from '../instrumentation/src/index.js';
+import { useInMemoryTracing } from './otel-harness.js';
 
-const exporter = new InMemorySpanExporter();
-const contextManager = new AsyncLocalStorageContextManager().enable();
-const provider = new BasicTracerProvider({
-  spanProcessors: [new RoutewatchSpanProcessor(), new SimpleSpanProcessor(exporter)],
-});
-const diagErrors: string[] = [];
-const diagLogger: DiagLogger = {
-  error: (message) => void diagErrors.push(message),
-  warn: () => undefined,
-  info: () => undefined,
-  debug: () => undefined,
-  verbose: () => undefined,
-};
-
-beforeAll(() => {
-  context.setGlobalContextManager(contextManager);
-  trace.setGlobalTracerProvider(provider);
-  diag.setLogger(diagLogger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
-});
-
-afterEach(() => {
-  exporter.reset();
-  diagErrors.length = 0;
-});
-
-afterAll(async () => {
-  await provider.shutdown();
-  trace.disable();
-  context.disable();
-  diag.disable();
-});
+const { exporter, diagMessages } = useInMemoryTracing();
 
 /** Finished attempt spans in attempt order. */
 function attemptSpans(): ReadableSpan[] {
@@ -648,7 +605,11 @@ describe('withFallback bound and exhaustion', () => {
     expect(result.value).toBe('ok');
     expect(result.attempts[0]).toMatchObject({ outcome: 'error', trigger: 'error' });
     expect(result.attempts[0]!.error).toBe(hostile);
-    expect(diagErrors.some((m) => m.includes('classifying an attempt error'))).toBe(true);
+    expect(
+      diagMessages.some(
+        (m) => m.level === 'error' && m.message.includes('classifying an attempt error'),
+      ),
+    ).toBe(true);
   });
 });
 

@@ -1,19 +1,5 @@
-import {
-  context,
-  diag,
-  DiagLogLevel,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type DiagLogger,
-} from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  type ReadableSpan,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI, { APIPromise } from 'openai';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,29 +28,17 @@ import {
   instrumentAnthropic,
   instrumentOpenAI,
   readRoutewatchEnv,
-  RoutewatchSpanProcessor,
   runAttempt,
   runTask,
   type OpenAICaptureOptions,
 } from '../instrumentation/src/index.js';
+import { useInMemoryTracing } from './otel-harness.js';
 import { startMockLlm, type MockLlm } from './fixtures/mock-llm.js';
 
 // OpenAI responses/embeddings/streams and the Anthropic SDK against a local server speaking their
 // wire formats; rejections compared with what the same call gives uninstrumented.
 
-const exporter = new InMemorySpanExporter();
-const contextManager = new AsyncLocalStorageContextManager().enable();
-const provider = new BasicTracerProvider({
-  spanProcessors: [new RoutewatchSpanProcessor(), new SimpleSpanProcessor(exporter)],
-});
-const diagMessages: { level: 'error' | 'warn'; message: string }[] = [];
-const diagLogger: DiagLogger = {
-  error: (message) => void diagMessages.push({ level: 'error', message }),
-  warn: (message) => void diagMessages.push({ level: 'warn', message }),
-  info: () => undefined,
-  debug: () => undefined,
-  verbose: () => undefined,
-};
+const { exporter, spanNamed, provider } = useInMemoryTracing();
 // Mutated by the content-capture tests: the patch reads its options on every call.
 const captureOptions: OpenAICaptureOptions = {};
 
@@ -73,9 +47,6 @@ let openai: OpenAI;
 let anthropic: Anthropic;
 
 beforeAll(async () => {
-  context.setGlobalContextManager(contextManager);
-  trace.setGlobalTracerProvider(provider);
-  diag.setLogger(diagLogger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
   llm = await startMockLlm();
   instrumentOpenAI(await import('openai'), captureOptions);
   instrumentAnthropic(await import('@anthropic-ai/sdk'), captureOptions);
@@ -86,8 +57,6 @@ beforeAll(async () => {
 });
 
 afterEach(() => {
-  exporter.reset();
-  diagMessages.length = 0;
   llm.requests.length = 0;
   delete captureOptions.captureContent;
   delete captureOptions.requestStreamUsage;
@@ -95,17 +64,7 @@ afterEach(() => {
 
 afterAll(async () => {
   await llm.close();
-  await provider.shutdown();
-  trace.disable();
-  context.disable();
-  diag.disable();
 });
-
-function spanNamed(name: string): ReadableSpan {
-  const matches = exporter.getFinishedSpans().filter((span) => span.name === name);
-  expect(matches, `exactly one finished span named ${name}`).toHaveLength(1);
-  return matches[0]!;
-}
 
 async function onlySpan(): Promise<ReadableSpan> {
   await vi.waitFor(() => expect(exporter.getFinishedSpans()).toHaveLength(1));

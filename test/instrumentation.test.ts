@@ -1,24 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  context,
-  diag,
-  DiagLogLevel,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type DiagLogger,
-} from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  type ReadableSpan,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import OpenAI, { APIPromise } from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ATTR_ATTEMPT,
   ATTR_CLEANUP_COST_USD,
@@ -53,48 +38,12 @@ import {
   recordOutcome,
   recordValidation,
   resolveTracesEndpoint,
-  RoutewatchSpanProcessor,
   runAttempt,
   runTask,
 } from '../instrumentation/src/index.js';
+import { useInMemoryTracing } from './otel-harness.js';
 
-const exporter = new InMemorySpanExporter();
-const contextManager = new AsyncLocalStorageContextManager().enable();
-const provider = new BasicTracerProvider({
-  spanProcessors: [new RoutewatchSpanProcessor(), new SimpleSpanProcessor(exporter)],
-});
-const diagMessages: { level: 'error' | 'warn'; message: string }[] = [];
-const diagLogger: DiagLogger = {
-  error: (message) => void diagMessages.push({ level: 'error', message }),
-  warn: (message) => void diagMessages.push({ level: 'warn', message }),
-  info: () => undefined,
-  debug: () => undefined,
-  verbose: () => undefined,
-};
-
-beforeAll(() => {
-  context.setGlobalContextManager(contextManager);
-  trace.setGlobalTracerProvider(provider);
-  diag.setLogger(diagLogger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
-});
-
-afterEach(() => {
-  exporter.reset();
-  diagMessages.length = 0;
-});
-
-afterAll(async () => {
-  await provider.shutdown();
-  trace.disable();
-  context.disable();
-  diag.disable();
-});
-
-function spanNamed(name: string): ReadableSpan {
-  const matches = exporter.getFinishedSpans().filter((span) => span.name === name);
-  expect(matches, `exactly one finished span named ${name}`).toHaveLength(1);
-  return matches[0]!;
-}
+const { exporter, diagMessages, spanNamed } = useInMemoryTracing();
 
 const foreignTracer = () => trace.getTracer('foreign-llm-lib');
 
