@@ -43,7 +43,7 @@ async function start(): Promise<void> {
       "Point your service's OpenTelemetry exporter here:\n" +
       `  OTEL_EXPORTER_OTLP_ENDPOINT=${running.url} OTEL_EXPORTER_OTLP_PROTOCOL=http/json \\\n` +
       '    node --import @routewatch/instrumentation/register app.js\n\n' +
-      `Report: npx routewatch report   (or GET ${running.url}/api/v1/report)\n` +
+      `Report: npm run report   (or GET ${running.url}/api/v1/report)\n` +
       'Stop with Ctrl-C: spans already acknowledged are written before exit.\n\n',
   );
   let stopping = false;

@@ -47,7 +47,8 @@ export function buildRoutewatchApp(options: {
   token?: string | undefined;
   logger?: FastifyServerOptions['logger'];
 }): { app: FastifyInstance; stats: CollectorStats } {
-  const app = Fastify({ logger: options.logger ?? false });
+  // One log line per OTLP request would drown the log at any real volume: failures are logged.
+  const app = Fastify({ logger: options.logger ?? false, disableRequestLogging: true });
   const token = options.token;
   if (token) {
     app.addHook('onRequest', async (request, reply) => {
