@@ -145,8 +145,10 @@ export function registerCollectorRoutes(
           : decodeTraceRequestProto(body);
     } catch (error) {
       stats.rejectedRequests++;
-      if (error instanceof OtlpDecodeError)
+      if (error instanceof OtlpDecodeError) {
+        request.log.warn({ reason: error.message, encoding }, 'rejected an OTLP request');
         return status(reply, 400, RPC.INVALID_ARGUMENT, error.message, encoding);
+      }
       throw error;
     }
     const received = countSpans(decoded);
