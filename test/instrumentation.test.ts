@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import OpenAI, { APIPromise } from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
@@ -69,6 +70,34 @@ describe('RoutewatchSpanProcessor', () => {
         [ATTR_TASK_ID]: taskId,
         [ATTR_COHORT]: 'faq',
         [ATTR_ROUTE]: 'small',
+        [ATTR_ATTEMPT]: 1,
+      });
+    }
+  });
+
+  it('stamps spans started by event listeners: emitted inside the task, or bound to it with context.bind', async () => {
+    // A listener runs in the context of emit(): an emitter fired from the task's own async flow
+    // needs nothing; one fired from elsewhere (a shared client, a pool) is bound to the task.
+    const shared = new EventEmitter();
+    let taskId = '';
+    await runTask({ cohort: 'agentic' }, async (task) => {
+      taskId = task.taskId;
+      await runAttempt({ route: 'large' }, async () => {
+        const local = new EventEmitter();
+        local.on('step', () => foreignTracer().startSpan('foreign in local listener').end());
+        await sleep(1);
+        local.emit('step');
+        const bound = context.bind(context.active(), shared);
+        bound.on('done', () => foreignTracer().startSpan('foreign in bound listener').end());
+      });
+    });
+    // Emitted after the task has ended, from outside it.
+    shared.emit('done');
+    for (const name of ['foreign in local listener', 'foreign in bound listener']) {
+      expect(spanNamed(name).attributes).toMatchObject({
+        [ATTR_TASK_ID]: taskId,
+        [ATTR_COHORT]: 'agentic',
+        [ATTR_ROUTE]: 'large',
         [ATTR_ATTEMPT]: 1,
       });
     }
