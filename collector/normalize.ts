@@ -117,6 +117,31 @@ function toJson(value: AnyValue): unknown {
   }
 }
 
+/** Attributes stored in typed columns: the `attributes` map keeps only the rest. */
+const TYPED = new Set<string>([
+  'routewatch.task.id',
+  'routewatch.cohort',
+  'routewatch.route',
+  'routewatch.attempt',
+  'routewatch.fallback.reason',
+  'routewatch.policy.version',
+  'routewatch.validation',
+  'routewatch.confidence',
+  'routewatch.outcome',
+  'routewatch.outcome.reason',
+  'routewatch.reask',
+  'routewatch.cleanup.cost_usd',
+  'error.type',
+  ...Object.values(NAMES).flat(),
+]);
+
+/** The span's attributes without those kept in typed columns. */
+function untyped(map: Record<string, string>): Record<string, string> {
+  const rest: Record<string, string> = {};
+  for (const key in map) if (!TYPED.has(key)) rest[key] = map[key]!;
+  return rest;
+}
+
 function toMap(attributes: KeyValue[]): Record<string, string> {
   const map: Record<string, string> = {};
   for (const kv of attributes) map[kv.key] = flatten(kv.value);
@@ -246,7 +271,7 @@ export function normalizeSpan(
     outcome_reason: map['routewatch.outcome.reason'] ?? '',
     reask: map['routewatch.reask'] === 'true' ? 1 : 0,
     cleanup_cost_usd: Math.max(0, finiteNumber(map['routewatch.cleanup.cost_usd']) ?? 0),
-    attributes: map,
+    attributes: untyped(map),
     resource,
   };
 }

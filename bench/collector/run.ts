@@ -1,0 +1,242 @@
+/**
+ * Collector ingest throughput into the embedded store, against the engine's own ceiling, in one run:
+ *   (1) raw: pre-normalized rows inserted straight into `spans` in 10 000-row batches — what the
+ *       embedded ClickHouse can take, no HTTP, no decoding;
+ *   (2) OTLP/HTTP JSON and (3) OTLP/HTTP protobuf: pre-encoded export requests of 500 spans POSTed
+ *       to `routewatch start` on 127.0.0.1, 16 in flight, each acknowledged only once stored.
+ * The sender runs in this process too, so its CPU shares the two cores with the collector.
+ * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { startRoutewatch } from '../../cli/server.js';
+import { normalizeRequest } from '../../collector/normalize.js';
+import { decodeTraceRequestProto } from '../../collector/otlp-proto.js';
+import { PriceTable } from '../../collector/pricing.js';
+import { describeMachine, loadAverage } from '../instrumentation/machine.js';
+import { median } from '../instrumentation/stats.js';
+
+const { values } = parseArgs({
+  options: {
+    spans: { type: 'string', default: '60000' },
+    rounds: { type: 'string', default: '3' },
+  },
+});
+const SPANS = Number(values.spans);
+const ROUNDS = Number(values.rounds);
+const PER_REQUEST = 500;
+const IN_FLIGHT = 16;
+
+let sequence = 0;
+/** A realistic LLM span: routing attributes, GenAI attributes, tokens; unique ids. */
+function syntheticSpan(startNs: bigint): ReadableSpan {
+  const n = ++sequence;
+  const hex = (value: number, bytes: number) => value.toString(16).padStart(bytes * 2, '0');
+  const cohort = ['faq', 'extraction', 'policy', 'agentic'][n % 4]!;
+  const toHr = (ns: bigint): [number, number] => [
+    Number(ns / 1_000_000_000n),
+    Number(ns % 1_000_000_000n),
+  ];
+  return {
+    name: 'chat gpt-4o-mini',
+    kind: 2,
+    spanContext: () => ({ traceId: hex(n, 16), spanId: hex(n, 8), traceFlags: 1 }),
+    parentSpanContext: undefined,
+    startTime: toHr(startNs),
+    endTime: toHr(startNs + 250_000_000n),
+    duration: [0, 250_000_000],
+    status: { code: 0 },
+    attributes: {
+      'routewatch.task.id': `task-${Math.floor(n / 3)}`,
+      'routewatch.cohort': cohort,
+      'routewatch.route': n % 5 === 0 ? 'large' : 'small',
+      'routewatch.attempt': n % 5 === 0 ? 2 : 1,
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai',
+      'gen_ai.request.model': 'gpt-4o-mini',
+      'gen_ai.response.model': 'gpt-4o-mini-2024-07-18',
+      'gen_ai.response.id': `chatcmpl-${n}`,
+      'gen_ai.response.finish_reasons': ['stop'],
+      'gen_ai.usage.input_tokens': 800 + (n % 400),
+      'gen_ai.usage.output_tokens': 120 + (n % 80),
+      'server.address': 'api.openai.com',
+      'server.port': 443,
+    },
+    links: [],
+    events: [],
+    ended: true,
+    resource: {
+      attributes: { 'service.name': 'bench' },
+      merge: () => null,
+      asyncAttributesPending: false,
+      getRawAttributes: () => [['service.name', 'bench']],
+    },
+    instrumentationScope: { name: '@routewatch/instrumentation', version: '0.1.0' },
+    droppedAttributesCount: 0,
+    droppedEventsCount: 0,
+    droppedLinksCount: 0,
+  } as unknown as ReadableSpan;
+}
+
+function makeRequests(count: number): ReadableSpan[][] {
+  const start = BigInt(Date.now()) * 1_000_000n;
+  const requests: ReadableSpan[][] = [];
+  for (let i = 0; i < count; i += PER_REQUEST) {
+    requests.push(
+      Array.from({ length: Math.min(PER_REQUEST, count - i) }, (_, j) =>
+        syntheticSpan(start + BigInt(i + j)),
+      ),
+    );
+  }
+  return requests;
+}
+
+/** OTLP/JSON as the OpenTelemetry JS exporter encodes it (hex ids, int64 as strings). */
+function toJson(spans: ReadableSpan[]): Uint8Array {
+  const decoded = decodeTraceRequestProto(ProtobufTraceSerializer.serializeRequest(spans)!);
+  const value = (kv: { value: { kind: string; value?: unknown } }) => {
+    const v = kv.value;
+    if (v.kind === 'string') return { stringValue: v.value };
+    if (v.kind === 'int') return { intValue: v.value };
+    if (v.kind === 'double') return { doubleValue: v.value };
+    if (v.kind === 'bool') return { boolValue: v.value };
+    return {
+      arrayValue: {
+        values: (v.value as { value: unknown }[]).map((x) => ({ stringValue: x.value })),
+      },
+    };
+  };
+  return Buffer.from(
+    JSON.stringify({
+      resourceSpans: decoded.resourceSpans.map((rs) => ({
+        resource: {
+          attributes: (rs.resource?.attributes ?? []).map((kv) => ({
+            key: kv.key,
+            value: value(kv),
+          })),
+        },
+        scopeSpans: rs.scopeSpans.map((ss) => ({
+          scope: ss.scope,
+          spans: ss.spans.map((s) => ({
+            ...s,
+            attributes: s.attributes.map((kv) => ({ key: kv.key, value: value(kv) })),
+          })),
+        })),
+      })),
+    }),
+  );
+}
+
+async function send(url: string, bodies: Uint8Array[], contentType: string): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < bodies.length) {
+      const body = bodies[next++]!;
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': contentType },
+        body,
+      });
+      if (res.status !== 200)
+        throw new Error(`collector answered ${res.status}: ${await res.text()}`);
+      await res.arrayBuffer();
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+}
+
+interface Measure {
+  wallMs: number;
+  cpuMs: number;
+}
+
+async function measure(fn: () => Promise<void>): Promise<Measure> {
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  await fn();
+  const used = process.cpuUsage(cpu);
+  return { wallMs: performance.now() - t0, cpuMs: (used.user + used.system) / 1000 };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'routewatch-bench-collector-'));
+  const routewatch = await startRoutewatch({ port: 0, dataDir: dir, logger: false });
+  const prices = new PriceTable();
+  const results: Record<string, Measure[]> = { raw: [], json: [], protobuf: [] };
+  try {
+    console.log('routewatch bench: collector ingest into the embedded store');
+    for (const line of describeMachine()) console.log(line);
+    console.log(
+      `${SPANS} spans per variant and round, ${PER_REQUEST} spans per request, ${IN_FLIGHT} in flight, ${ROUNDS} rounds · load average before: ${loadAverage()}\n`,
+    );
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Fresh spans each time: the collector drops span ids it has already stored.
+      const raw = makeRequests(SPANS).map((spans) =>
+        ProtobufTraceSerializer.serializeRequest(spans)!,
+      );
+      const rows = raw.flatMap(
+        (body) => normalizeRequest(decodeTraceRequestProto(body), prices).rows,
+      );
+      const rawBatches: Buffer[] = [];
+      for (let i = 0; i < rows.length; i += 10_000) {
+        rawBatches.push(
+          Buffer.from(
+            rows
+              .slice(i, i + 10_000)
+              .map((r) => JSON.stringify(r))
+              .join('\n'),
+          ),
+        );
+      }
+      const json = makeRequests(SPANS).map(toJson);
+      const protobuf = makeRequests(SPANS).map((spans) =>
+        ProtobufTraceSerializer.serializeRequest(spans)!,
+      );
+
+      results['raw']!.push(
+        await measure(async () => {
+          for (const batch of rawBatches) await routewatch.store.insertJsonEachRow('spans', batch);
+        }),
+      );
+      results['json']!.push(
+        await measure(() => send(routewatch.tracesUrl, json, 'application/json')),
+      );
+      results['protobuf']!.push(
+        await measure(() => send(routewatch.tracesUrl, protobuf, 'application/x-protobuf')),
+      );
+      const line = Object.entries(results)
+        .map(
+          ([name, list]) =>
+            `${name} ${Math.round(SPANS / (list.at(-1)!.wallMs / 1000)).toLocaleString('en')} spans/s`,
+        )
+        .join(' · ');
+      console.log(`round ${round}/${ROUNDS}: ${line}`);
+    }
+    const rawRate = median(results['raw']!.map((m) => SPANS / (m.wallMs / 1000)));
+    console.log(
+      '\nvariant                      spans/s (median)  × raw insert  process CPU ms per 1k spans',
+    );
+    for (const [name, list] of Object.entries(results)) {
+      const rate = median(list.map((m) => SPANS / (m.wallMs / 1000)));
+      const cpuPerK = median(list.map((m) => m.cpuMs / (SPANS / 1000)));
+      console.log(
+        `${name.padEnd(28)} ${Math.round(rate).toLocaleString('en').padStart(16)}  ${(rate / rawRate).toFixed(2).padStart(12)}  ${cpuPerK.toFixed(1).padStart(27)}`,
+      );
+    }
+    console.log(
+      `\nspans stored: ${routewatch.writer.stats.rowsWritten.toLocaleString('en')} via HTTP (+ ${(SPANS * ROUNDS).toLocaleString('en')} raw) · load average after: ${loadAverage()}`,
+    );
+  } finally {
+    await routewatch.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
