@@ -44,6 +44,11 @@ export function registerAnalyzerRoutes(
     const from = parsed.data.from
       ? new Date(parsed.data.from)
       : new Date(to.getTime() - parseDuration(parsed.data.window ?? '24h'));
+    if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) {
+      return reply
+        .code(400)
+        .send({ code: 'BAD_QUERY', message: 'the window reaches outside representable time' });
+    }
     if (from >= to) {
       return reply.code(400).send({ code: 'BAD_QUERY', message: '`from` must be before `to`' });
     }

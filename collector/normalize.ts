@@ -117,6 +117,20 @@ function toJson(value: AnyValue): unknown {
   }
 }
 
+/** DateTime64(9) bounds; outside them the engine refuses the row, and with it the whole batch. */
+const MAX_NS = 9_223_372_036_854_775_807n;
+
+/**
+ * A nanosecond time as `YYYY-MM-DD hh:mm:ss.nnnnnnnnn` (UTC): a bare digit string is read by the
+ * engine according to its length (seconds, or refused), this form only one way.
+ */
+export function clickHouseTime(ns: bigint): string {
+  const clamped = ns < 0n ? 0n : ns > MAX_NS ? MAX_NS : ns;
+  const seconds = clamped / 1_000_000_000n;
+  const fraction = String(clamped % 1_000_000_000n).padStart(9, '0');
+  return `${new Date(Number(seconds) * 1000).toISOString().slice(0, 19).replace('T', ' ')}.${fraction}`;
+}
+
 /** Attributes stored in typed columns: the `attributes` map keeps only the rest. */
 const TYPED = new Set<string>([
   'routewatch.task.id',
@@ -233,10 +247,12 @@ export function normalizeSpan(
   const confidence = finiteNumber(map['routewatch.confidence']);
   const attempt = count(map['routewatch.attempt']);
 
+  // An end before the start (or missing: 0 on the wire) is taken as the start.
+  const endNs = end > start ? end : start;
   return {
-    timestamp: span.startTimeUnixNano,
-    end_time: span.endTimeUnixNano,
-    duration_ns: end > start ? String(end - start) : '0',
+    timestamp: clickHouseTime(start),
+    end_time: clickHouseTime(endNs),
+    duration_ns: String(endNs - start),
     trace_id: span.traceId,
     span_id: span.spanId,
     parent_span_id: span.parentSpanId,

@@ -101,7 +101,8 @@ function enumValue(value: unknown, path: string, max: number): number {
 /** A 64-bit integer: a decimal string, or a JSON number (exact when it was quoted before parsing). */
 function int64(value: unknown, path: string, unsigned: boolean): string {
   if (typeof value === 'string' && (unsigned ? UINT : INT).test(value)) return value;
-  if (typeof value === 'number' && Number.isInteger(value) && (!unsigned || value >= 0)) {
+  // Long integers arrive quoted (parseJsonPreservingInt64); a number here must be exact.
+  if (typeof value === 'number' && Number.isSafeInteger(value) && (!unsigned || value >= 0)) {
     return String(value);
   }
   return invalid(

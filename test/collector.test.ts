@@ -155,6 +155,40 @@ describe('POST /v1/traces', () => {
     expect(await storedSpans()).toBe(1);
   });
 
+  it('stores spans with a missing (0) end, an end before the start, and short timestamps', async () => {
+    // Regression: bare digit strings were read by length (seconds, or refused), failing whole batches.
+    const res = await post(
+      JSON.stringify(
+        otlpBody([
+          { start: '1764331200000000000', end: '0', attributes: llmAttributes },
+          { start: '1764331200000000500', end: '1764331200000000100', attributes: llmAttributes },
+          { start: '1', end: '2', attributes: llmAttributes },
+        ]),
+      ),
+    );
+    expect(res.statusCode).toBe(200);
+    const rows = await temp.store.query(
+      'SELECT toString(toUnixTimestamp64Nano(timestamp)) AS s, duration_ns FROM spans ORDER BY s',
+      {},
+      z.object({ s: z.string(), duration_ns: z.string() }),
+    );
+    expect(rows).toEqual([
+      { s: '1', duration_ns: '1' },
+      { s: '1764331200000000000', duration_ns: '0' },
+      { s: '1764331200000000500', duration_ns: '0' },
+    ]);
+  });
+
+  it('rejects an exponent-form timestamp with 400, not 500', async () => {
+    const body = JSON.stringify(otlpBody([{ attributes: llmAttributes }])).replace(
+      '"startTimeUnixNano":"1764331200000000001"',
+      '"startTimeUnixNano":1e21',
+    );
+    const res = await post(body);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toMatch(/startTimeUnixNano/);
+  });
+
   it('stores a span sent twice once', async () => {
     const body = JSON.stringify(
       otlpBody([{ traceId: hexId(16), spanId: hexId(8), attributes: llmAttributes }]),
