@@ -3,10 +3,15 @@ import Fastify from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyServerOptions } from 'fastify';
 import { OtlpDecodeError, decodeTraceRequestJson } from './otlp-json.js';
 import type { ExportTraceRequest } from './otlp-json.js';
-import { decodeTraceRequestProto, encodeStatusProto } from './otlp-proto.js';
+import {
+  decodeTraceRequestProto,
+  encodeStatusProto,
+  encodeTraceResponseProto,
+} from './otlp-proto.js';
 import { countSpans, normalizeRequest } from './normalize.js';
 import { PriceTable } from './pricing.js';
 import { OverloadedError } from './span-writer.js';
+import type { WriteResult } from './span-writer.js';
 import { parseOutcomesRequest, writeOutcomes } from './outcomes.js';
 import type { Store } from '../storage/store.js';
 import type { SpanWriter } from './span-writer.js';
@@ -54,12 +59,30 @@ function status(
   return reply.code(httpStatus).type('application/json').send({ code, message, details: [] });
 }
 
-/** An ExportTraceServiceResponse with everything accepted: `{}`, or zero bytes in protobuf. */
-function accepted(reply: FastifyReply, encoding: Encoding) {
-  return encoding === 'protobuf'
-    ? reply.code(200).type('application/x-protobuf').send(Buffer.alloc(0))
-    : reply.code(200).type('application/json').send({});
+/**
+ * An ExportTraceServiceResponse: `{}` (zero bytes in protobuf) when everything was stored, else a
+ * partial success naming how many spans the store refused and why. The exporter must not retry it.
+ */
+function accepted(reply: FastifyReply, encoding: Encoding, result: WriteResult = NONE_REJECTED) {
+  if (encoding === 'protobuf') {
+    return reply
+      .code(200)
+      .type('application/x-protobuf')
+      .send(Buffer.from(encodeTraceResponseProto(result.rejected, result.errorMessage)));
+  }
+  const body =
+    result.rejected === 0
+      ? {}
+      : {
+          partialSuccess: {
+            rejectedSpans: String(result.rejected),
+            errorMessage: result.errorMessage,
+          },
+        };
+  return reply.code(200).type('application/json').send(body);
 }
+
+const NONE_REJECTED: WriteResult = { rejected: 0, errorMessage: '' };
 
 /** Registers the OTLP/HTTP receiver routes on an app. */
 export function registerCollectorRoutes(
@@ -155,8 +178,9 @@ export function registerCollectorRoutes(
     const { rows, skipped } = normalizeRequest(decoded, prices);
     stats.spansReceived += received;
     stats.spansSkipped += skipped;
+    let result: WriteResult;
     try {
-      await options.writer.write(rows);
+      result = await options.writer.write(rows);
     } catch (error) {
       if (error instanceof OverloadedError) {
         reply.header('retry-after', '5');
@@ -172,7 +196,17 @@ export function registerCollectorRoutes(
         encoding,
       );
     }
-    return accepted(reply, encoding);
+    if (result.rejected > 0) {
+      request.log.warn(
+        { rejectedSpans: result.rejected, reason: result.errorMessage },
+        'the store refused some spans of a request',
+      );
+      result = {
+        rejected: result.rejected,
+        errorMessage: `${result.rejected} of ${rows.length} spans were refused by the span store and not stored (the rest were): ${result.errorMessage}`,
+      };
+    }
+    return accepted(reply, encoding, result);
   });
 
   const store = options.store;

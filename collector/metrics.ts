@@ -42,6 +42,12 @@ export function renderMetrics(collector: CollectorStats, writer: SpanWriterStats
       value: writer.rowsWritten,
     },
     {
+      name: 'routewatch_spans_rejected_total',
+      help: 'Spans the store refused for their content (answered as an OTLP partial success).',
+      type: 'counter',
+      value: writer.rowsRejected,
+    },
+    {
       name: 'routewatch_spans_duplicate_total',
       help: 'Spans dropped as already written (exporter retries).',
       type: 'counter',
@@ -58,6 +64,12 @@ export function renderMetrics(collector: CollectorStats, writer: SpanWriterStats
       help: 'Spans waiting to be written.',
       type: 'gauge',
       value: writer.pendingRows,
+    },
+    {
+      name: 'routewatch_spans_pending_bytes',
+      help: 'Serialized size of the spans waiting to be written.',
+      type: 'gauge',
+      value: writer.pendingBytes,
     },
   ];
   return metrics

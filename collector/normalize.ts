@@ -156,9 +156,24 @@ function untyped(map: Record<string, string>): Record<string, string> {
   return rest;
 }
 
+/** ES2024's well-formed string methods, present from Node 20 on (our `lib` stops at ES2023). */
+interface WellFormedString {
+  isWellFormed(): boolean;
+  toWellFormed(): string;
+}
+
+/**
+ * The string with lone UTF-16 surrogates replaced by U+FFFD. SDKs truncating long attributes can
+ * cut an emoji in half, and the engine refuses the escaped half.
+ */
+export function wellFormed(text: string): string {
+  const s = text as unknown as WellFormedString;
+  return s.isWellFormed() ? text : s.toWellFormed();
+}
+
 function toMap(attributes: KeyValue[]): Record<string, string> {
   const map: Record<string, string> = {};
-  for (const kv of attributes) map[kv.key] = flatten(kv.value);
+  for (const kv of attributes) map[wellFormed(kv.key)] = wellFormed(flatten(kv.value));
   return map;
 }
 
@@ -170,10 +185,11 @@ function first(map: Record<string, string>, names: readonly string[]): string | 
   return undefined;
 }
 
+/** A token count: a non-negative integer, capped where JSON numbers stop being exact. */
 function count(value: string | undefined): number {
   if (value === undefined) return 0;
   const n = Number(value);
-  return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
+  return Number.isFinite(n) && n > 0 ? Math.min(Math.floor(n), Number.MAX_SAFE_INTEGER) : 0;
 }
 
 function finiteNumber(value: string | undefined): number | undefined {
@@ -256,11 +272,11 @@ export function normalizeSpan(
     trace_id: span.traceId,
     span_id: span.spanId,
     parent_span_id: span.parentSpanId,
-    name: span.name,
+    name: wellFormed(span.name),
     span_kind: SPAN_KINDS[span.kind] ?? 'unspecified',
     kind,
     service_name: resource['service.name'] ?? '',
-    scope_name: scopeName,
+    scope_name: wellFormed(scopeName),
     task_id: map['routewatch.task.id'] || span.traceId,
     cohort: map['routewatch.cohort'] ?? '',
     route: map['routewatch.route'] ?? '',
@@ -281,7 +297,7 @@ export function normalizeSpan(
     cost_usd: costUsd,
     cost_source: costSource,
     status_code: STATUS_CODES[span.status.code] ?? 'unset',
-    status_message: span.status.message,
+    status_message: wellFormed(span.status.message),
     error_type: map['error.type'] ?? '',
     outcome: OUTCOMES.has(outcome) ? outcome : outcome === '' ? '' : 'unknown',
     outcome_reason: map['routewatch.outcome.reason'] ?? '',

@@ -256,3 +256,18 @@ export function encodeStatusProto(code: number, message: string): Uint8Array {
     .string(message)
     .finish();
 }
+
+/**
+ * An ExportTraceServiceResponse: empty when everything was accepted, else its partial_success
+ * (field 1) with rejected_spans (1) and error_message (2).
+ */
+export function encodeTraceResponseProto(rejectedSpans: number, errorMessage: string): Uint8Array {
+  if (rejectedSpans === 0) return new Uint8Array(0);
+  const partial = new BinaryWriter()
+    .tag(1, WireType.Varint)
+    .int64(rejectedSpans)
+    .tag(2, WireType.LengthDelimited)
+    .string(errorMessage)
+    .finish();
+  return new BinaryWriter().tag(1, WireType.LengthDelimited).bytes(partial).finish();
+}

@@ -1,3 +1,4 @@
+import { errorMessage, isRowDataError } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
 import type { SpanRow } from './normalize.js';
 
@@ -8,53 +9,79 @@ export interface SpanWriterOptions {
   maxDelayMs?: number;
   /** Refuse new rows (the caller answers 503) while this many are waiting. */
   maxPendingRows?: number;
+  /** Refuse new rows while their serialized size waiting exceeds this many bytes. */
+  maxPendingBytes?: number;
   /** How many recently written span keys to remember for de-duplication at ingest. */
   dedupWindow?: number;
 }
 
 export interface SpanWriterStats {
   rowsWritten: number;
+  /** Rows the store refused for what they contain (answered as OTLP partial success). */
+  rowsRejected: number;
   duplicatesDropped: number;
   batches: number;
   pendingRows: number;
+  pendingBytes: number;
+}
+
+/** What became of one write: every row stored, except `rejected` ones the store refused. */
+export interface WriteResult {
+  rejected: number;
+  /** Why the first rejected row was refused; empty when none was. */
+  errorMessage: string;
 }
 
 export class OverloadedError extends Error {
   readonly code = 'OVERLOADED';
-  constructor(readonly pendingRows: number) {
-    super(`the collector has ${pendingRows} spans waiting to be written; retry later`);
+  constructor(
+    readonly pendingRows: number,
+    readonly pendingBytes: number,
+  ) {
+    super(
+      `the collector has ${pendingRows} spans (${pendingBytes} bytes) waiting to be written; retry later`,
+    );
     this.name = 'OverloadedError';
   }
 }
 
 interface Waiter {
-  rows: SpanRow[];
-  resolve: () => void;
+  /** One JSONEachRow line per row. */
+  lines: string[];
+  keys: string[];
+  bytes: number;
+  resolve: (result: WriteResult) => void;
   reject: (error: unknown) => void;
 }
 
+const ALL_STORED: WriteResult = Object.freeze({ rejected: 0, errorMessage: '' });
+
 /**
  * Group commit: rows from concurrent requests go into one insert, and each request is answered
- * only once the insert holding its rows has succeeded, so an acknowledged span is stored.
- * Spans already written recently (exporter retries) are dropped before the insert; the table is
- * keyed by span id as well, so a duplicate that slips past this window still counts once.
+ * only once the rows it sent are stored, so an acknowledged span is stored. If the store refuses
+ * a batch for a row's content, each request is written on its own and the refused rows are found
+ * by halving, so one bad span costs only itself. Spans already written recently (exporter
+ * retries) are dropped before the insert; the table is keyed by span id as well, so a duplicate
+ * that slips past this window still counts once.
  */
 export class SpanWriter {
   readonly #store: Store;
   readonly #maxBatchRows: number;
   readonly #maxDelayMs: number;
   readonly #maxPendingRows: number;
+  readonly #maxPendingBytes: number;
   readonly #dedupWindow: number;
   readonly #recent = new Set<string>();
   #waiting: Waiter[] = [];
-  #waitingRows = 0;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
   readonly stats: SpanWriterStats = {
     rowsWritten: 0,
+    rowsRejected: 0,
     duplicatesDropped: 0,
     batches: 0,
     pendingRows: 0,
+    pendingBytes: 0,
   };
 
   constructor(store: Store, options: SpanWriterOptions = {}) {
@@ -62,21 +89,34 @@ export class SpanWriter {
     this.#maxBatchRows = options.maxBatchRows ?? 10_000;
     this.#maxDelayMs = options.maxDelayMs ?? 200;
     this.#maxPendingRows = options.maxPendingRows ?? 200_000;
+    this.#maxPendingBytes = options.maxPendingBytes ?? 256 * 1024 * 1024;
     this.#dedupWindow = options.dedupWindow ?? 1_000_000;
   }
 
-  /** Resolves when the rows are stored; rejects if the insert failed (the client should retry). */
-  write(rows: SpanRow[]): Promise<void> {
-    if (rows.length === 0) return Promise.resolve();
-    if (this.#waitingRows + rows.length > this.#maxPendingRows) {
-      return Promise.reject(new OverloadedError(this.#waitingRows));
+  /**
+   * Resolves when the rows are stored, saying how many the store refused for their content;
+   * rejects if the store failed otherwise (the client should retry).
+   */
+  write(rows: SpanRow[]): Promise<WriteResult> {
+    if (rows.length === 0) return Promise.resolve(ALL_STORED);
+    const { pendingRows, pendingBytes } = this.stats;
+    if (pendingRows + rows.length > this.#maxPendingRows || pendingBytes > this.#maxPendingBytes) {
+      return Promise.reject(new OverloadedError(pendingRows, pendingBytes));
     }
-    return new Promise<void>((resolve, reject) => {
-      this.#waiting.push({ rows, resolve, reject });
-      this.#waitingRows += rows.length;
-      this.stats.pendingRows = this.#waitingRows;
-      if (this.#waitingRows >= this.#maxBatchRows) this.#schedule(0);
-      else this.#schedule(this.#maxDelayMs);
+    const lines: string[] = [];
+    const keys: string[] = [];
+    let bytes = 0;
+    for (const row of rows) {
+      const line = JSON.stringify(row);
+      lines.push(line);
+      keys.push(`${row.trace_id}${row.span_id}`);
+      bytes += line.length + 1;
+    }
+    return new Promise<WriteResult>((resolve, reject) => {
+      this.#waiting.push({ lines, keys, bytes, resolve, reject });
+      this.stats.pendingRows += lines.length;
+      this.stats.pendingBytes += bytes;
+      this.#schedule(this.stats.pendingRows >= this.#maxBatchRows ? 0 : this.#maxDelayMs);
     });
   }
 
@@ -104,47 +144,96 @@ export class SpanWriter {
     this.#flushing = this.#flushing.then(() => this.#flushBatch()).catch(() => undefined);
   }
 
-  async #flushBatch(): Promise<void> {
-    if (this.#waiting.length === 0) return;
+  #takeBatch(): Waiter[] {
     const batch: Waiter[] = [];
     let rows = 0;
     while (this.#waiting.length > 0 && (rows === 0 || rows < this.#maxBatchRows)) {
       const waiter = this.#waiting.shift()!;
       batch.push(waiter);
-      rows += waiter.rows.length;
+      rows += waiter.lines.length;
+      this.stats.pendingRows -= waiter.lines.length;
+      this.stats.pendingBytes -= waiter.bytes;
     }
-    this.#waitingRows -= rows;
-    this.stats.pendingRows = this.#waitingRows;
     if (this.#waiting.length > 0)
-      this.#schedule(this.#waitingRows >= this.#maxBatchRows ? 0 : this.#maxDelayMs);
+      this.#schedule(this.stats.pendingRows >= this.#maxBatchRows ? 0 : this.#maxDelayMs);
+    return batch;
+  }
 
-    const fresh: string[] = [];
+  async #flushBatch(): Promise<void> {
+    const batch = this.#takeBatch();
+    if (batch.length === 0) return;
+    const lines: string[] = [];
     const keys: string[] = [];
     const inBatch = new Set<string>();
     for (const waiter of batch) {
-      for (const row of waiter.rows) {
-        const key = `${row.trace_id}${row.span_id}`;
+      waiter.keys.forEach((key, i) => {
         if (this.#recent.has(key) || inBatch.has(key)) {
           this.stats.duplicatesDropped++;
-          continue;
+          return;
         }
         inBatch.add(key);
         keys.push(key);
-        fresh.push(JSON.stringify(row));
-      }
+        lines.push(waiter.lines[i]!);
+      });
     }
     try {
-      if (fresh.length > 0) {
-        await this.#store.insertJsonEachRow('spans', Buffer.from(fresh.join('\n') + '\n'));
-      }
+      await this.#insert(lines, keys);
     } catch (error) {
-      for (const waiter of batch) waiter.reject(error);
+      if (!isRowDataError(error)) {
+        for (const waiter of batch) waiter.reject(error);
+        return;
+      }
+      // Some row's content was refused: the requests that sent none of it must still succeed.
+      for (const waiter of batch) {
+        try {
+          waiter.resolve(await this.#insertIsolating(waiter));
+        } catch (isolatedError) {
+          waiter.reject(isolatedError);
+        }
+      }
       return;
     }
-    this.stats.rowsWritten += fresh.length;
+    for (const waiter of batch) waiter.resolve(ALL_STORED);
+  }
+
+  async #insert(lines: string[], keys: string[]): Promise<void> {
+    if (lines.length > 0) {
+      await this.#store.insertJsonEachRow('spans', Buffer.from(lines.join('\n') + '\n'));
+    }
+    this.stats.rowsWritten += lines.length;
     this.stats.batches++;
     this.#remember(keys);
-    for (const waiter of batch) waiter.resolve();
+  }
+
+  /** Stores one request's rows, halving around rows the store refuses; other failures throw. */
+  async #insertIsolating(waiter: Waiter): Promise<WriteResult> {
+    const lines: string[] = [];
+    const keys: string[] = [];
+    waiter.keys.forEach((key, i) => {
+      if (this.#recent.has(key)) return;
+      keys.push(key);
+      lines.push(waiter.lines[i]!);
+    });
+    let rejected = 0;
+    let firstError = '';
+    const ranges: Array<[number, number]> = [[0, lines.length]];
+    while (ranges.length > 0) {
+      const [from, to] = ranges.pop()!;
+      try {
+        await this.#insert(lines.slice(from, to), keys.slice(from, to));
+      } catch (error) {
+        if (!isRowDataError(error)) throw error;
+        if (to - from > 1) {
+          const middle = from + Math.floor((to - from) / 2);
+          ranges.push([middle, to], [from, middle]);
+          continue;
+        }
+        rejected++;
+        firstError ||= errorMessage(error).split('\n')[0]!;
+      }
+    }
+    this.stats.rowsRejected += rejected;
+    return rejected === 0 ? ALL_STORED : { rejected, errorMessage: firstError };
   }
 
   #remember(keys: string[]): void {

@@ -25,3 +25,41 @@ export function errorMessage(error: unknown): string {
 export function storageFailure(code: string, what: string, error: unknown): StorageError {
   return new StorageError(code, `${what}: ${errorMessage(error)}`, { cause: error });
 }
+
+/**
+ * ClickHouse error codes that mean "these rows cannot be stored as sent" (parse and type errors),
+ * as opposed to "the store is unavailable". Retrying the same rows can never succeed.
+ */
+const ROW_DATA_ERROR_CODES = new Set([
+  6, // CANNOT_PARSE_TEXT
+  25, // CANNOT_PARSE_ESCAPE_SEQUENCE
+  26, // CANNOT_PARSE_QUOTED_STRING
+  27, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+  38, // CANNOT_PARSE_DATE
+  41, // CANNOT_PARSE_DATETIME
+  53, // TYPE_MISMATCH
+  69, // ARGUMENT_OUT_OF_BOUND
+  70, // CANNOT_CONVERT_TYPE
+  72, // CANNOT_PARSE_NUMBER
+  117, // INCORRECT_DATA
+  131, // TOO_LARGE_STRING_SIZE
+  321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+]);
+
+/** The ClickHouse error code of a driver error or of anything in its cause chain. */
+export function clickHouseErrorCode(error: unknown): number | undefined {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    // @clickhouse/client puts the code on the error; chDB only in the message.
+    const own = (e as { code?: unknown }).code;
+    if (typeof own === 'string' && /^\d+$/.test(own)) return Number(own);
+    const match = /\bCode: (\d+)\. DB::Exception/.exec(e.message);
+    if (match) return Number(match[1]);
+  }
+  return undefined;
+}
+
+/** True when the store refused rows for what they contain; false for outages and everything else. */
+export function isRowDataError(error: unknown): boolean {
+  const code = clickHouseErrorCode(error);
+  return code !== undefined && ROW_DATA_ERROR_CODES.has(code);
+}

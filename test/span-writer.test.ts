@@ -1,0 +1,232 @@
+import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { buildCollectorApp } from '../collector/app.js';
+import { normalizeRequest } from '../collector/normalize.js';
+import type { SpanRow } from '../collector/normalize.js';
+import { validateTraceRequest } from '../collector/otlp-json.js';
+import { PriceTable } from '../collector/pricing.js';
+import { OverloadedError, SpanWriter } from '../collector/span-writer.js';
+import { isRowDataError } from '../storage/errors.js';
+import type { Store } from '../storage/store.js';
+import { openTempStore, otlpBody } from './helpers.js';
+import type { TestSpan } from './helpers.js';
+
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+
+beforeAll(async () => {
+  temp = await openTempStore();
+});
+afterAll(async () => {
+  await temp?.dispose();
+});
+beforeEach(async () => {
+  await temp.store.exec('TRUNCATE TABLE spans');
+});
+
+const llm = {
+  'routewatch.cohort': 'faq',
+  'routewatch.route': 'small',
+  'gen_ai.request.model': 'gpt-4o-mini',
+  'gen_ai.usage.input_tokens': 10,
+};
+
+function rows(spans: TestSpan[]): SpanRow[] {
+  return normalizeRequest(validateTraceRequest(otlpBody(spans)), new PriceTable()).rows;
+}
+
+const stored = z.object({ name: z.string(), input_tokens: z.coerce.number() });
+async function storedNames(): Promise<string[]> {
+  const found = await temp.store.query('SELECT name, input_tokens FROM spans FINAL', {}, stored);
+  return found.map((r) => r.name).sort();
+}
+
+describe('SpanWriter when the store refuses a row', () => {
+  it('stores every other request and every other row, and says how many it refused', async () => {
+    const writer = new SpanWriter(temp.store, { maxDelayMs: 50 });
+    const clean = rows([1, 2, 3].map((i) => ({ name: `clean ${i}`, attributes: llm })));
+    const mixed = rows([1, 2, 3, 4, 5].map((i) => ({ name: `mixed ${i}`, attributes: llm })));
+    // A lone surrogate written past normalization: ClickHouse refuses the escape sequence.
+    mixed[3]!.name = 'cut \ud83d';
+    const other = rows([{ name: 'other', attributes: llm }]);
+
+    const results = await Promise.all([
+      writer.write(clean),
+      writer.write(mixed),
+      writer.write(other),
+    ]);
+
+    expect(results[0]).toEqual({ rejected: 0, errorMessage: '' });
+    expect(results[2]).toEqual({ rejected: 0, errorMessage: '' });
+    expect(results[1]!.rejected).toBe(1);
+    expect(results[1]!.errorMessage).toMatch(/surrogate/);
+    expect(await storedNames()).toEqual([
+      'clean 1',
+      'clean 2',
+      'clean 3',
+      'mixed 1',
+      'mixed 2',
+      'mixed 3',
+      'mixed 5',
+      'other',
+    ]);
+    expect(writer.stats).toMatchObject({ rowsWritten: 8, rowsRejected: 1, pendingRows: 0 });
+  });
+
+  it('fails every request of the batch, for a retry, when the store is down', async () => {
+    const down: Store = {
+      ...temp.store,
+      driver: 'embedded',
+      location: 'nowhere',
+      exec: async () => undefined,
+      query: async () => [],
+      close: async () => undefined,
+      insertJsonEachRow: async () => {
+        throw new Error('Code: 210. DB::Exception: Connection refused (NETWORK_ERROR)');
+      },
+    };
+    const writer = new SpanWriter(down, { maxDelayMs: 1 });
+    const settled = await Promise.allSettled([
+      writer.write(rows([{ attributes: llm }])),
+      writer.write(rows([{ attributes: llm }])),
+    ]);
+    expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected']);
+    expect(writer.stats.rowsRejected).toBe(0);
+  });
+
+  it('refuses new rows once the waiting ones exceed the byte bound', async () => {
+    const writer = new SpanWriter(temp.store, { maxDelayMs: 60_000, maxPendingBytes: 100 });
+    const first = writer.write(rows([{ attributes: llm }]));
+    expect(writer.stats.pendingBytes).toBeGreaterThan(100);
+    await expect(writer.write(rows([{ attributes: llm }]))).rejects.toBeInstanceOf(OverloadedError);
+    await writer.flush();
+    await expect(first).resolves.toEqual({ rejected: 0, errorMessage: '' });
+    expect(writer.stats.pendingBytes).toBe(0);
+  });
+});
+
+describe('isRowDataError', () => {
+  it('tells refused content from an unavailable store, through the cause chain', () => {
+    const parse = new Error('Code: 27. DB::Exception: Cannot parse input: expected , (at row 1)');
+    expect(isRowDataError(new Error('insert failed', { cause: parse }))).toBe(true);
+    expect(isRowDataError(Object.assign(new Error('x'), { code: '117' }))).toBe(true);
+    expect(isRowDataError(new Error('Code: 241. DB::Exception: Memory limit exceeded'))).toBe(
+      false,
+    );
+    expect(isRowDataError(new Error('socket hang up'))).toBe(false);
+  });
+});
+
+/** The same three spans as `body()`, made by the real SDK for a protobuf request. */
+function sdkSpans(): ReadableSpan[] {
+  const memory = new InMemorySpanExporter();
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory)] });
+  const tracer = provider.getTracer('span-writer-test');
+  for (const name of ['good 1', 'poison', 'good 2'])
+    tracer.startSpan(name, { attributes: llm }).end();
+  return memory.getFinishedSpans();
+}
+
+describe('POST /v1/traces answers refused spans as an OTLP partial success', () => {
+  /** The real store, refusing rows that mention "poison" with ClickHouse's own parse error. */
+  const picky: Store = {
+    driver: 'embedded',
+    location: 'picky',
+    exec: (sql, params) => temp.store.exec(sql, params),
+    query: (sql, params, row) => temp.store.query(sql, params, row),
+    close: async () => undefined,
+    insertJsonEachRow: async (table, body) => {
+      if (Buffer.from(body).includes('poison')) {
+        throw new Error(
+          "insert into spans failed: Code: 27. DB::Exception: Cannot parse input: expected '\"' (at row 1)",
+        );
+      }
+      await temp.store.insertJsonEachRow(table, body);
+    },
+  };
+
+  const body = () =>
+    otlpBody([
+      { name: 'good 1', attributes: llm },
+      { name: 'poison', attributes: llm },
+      { name: 'good 2', attributes: llm },
+    ]);
+
+  it('in JSON', async () => {
+    const { app } = buildCollectorApp({ writer: new SpanWriter(picky, { maxDelayMs: 1 }) });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(body()),
+    });
+    expect(res.statusCode).toBe(200);
+    const response = JsonTraceSerializer.deserializeResponse(res.rawPayload);
+    expect(Number(response.partialSuccess?.rejectedSpans)).toBe(1);
+    expect(response.partialSuccess?.errorMessage).toMatch(/^1 of 3 spans were refused.*Code: 27/);
+    expect(await storedNames()).toEqual(['good 1', 'good 2']);
+    await app.close();
+  });
+
+  it('in protobuf', async () => {
+    const { app } = buildCollectorApp({ writer: new SpanWriter(picky, { maxDelayMs: 1 }) });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { 'content-type': 'application/x-protobuf' },
+      payload: Buffer.from(ProtobufTraceSerializer.serializeRequest(sdkSpans())!),
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/application\/x-protobuf/);
+    const response = ProtobufTraceSerializer.deserializeResponse(res.rawPayload);
+    expect(Number(response.partialSuccess?.rejectedSpans)).toBe(1);
+    expect(response.partialSuccess?.errorMessage).toMatch(/refused by the span store/);
+    expect(await storedNames()).toEqual(['good 1', 'good 2']);
+    await app.close();
+  });
+});
+
+interface TestSpanJson {
+  attributes: Array<{ key: string; value: unknown }>;
+}
+
+describe('POST /v1/traces repairs what the engine would refuse as sent', () => {
+  it('replaces lone surrogates and caps absurd token counts instead of failing the batch', async () => {
+    const { app } = buildCollectorApp({ writer: new SpanWriter(temp.store, { maxDelayMs: 1 }) });
+    const request = otlpBody([
+      {
+        name: 'chat \ud83d',
+        attributes: { ...llm, 'app.note': 'half \udc00' },
+      },
+    ]);
+    // A token count sent as a double, as some SDKs do: 1e21 serializes as "1e+21", not an integer.
+    const span = (request as { resourceSpans: [{ scopeSpans: [{ spans: [TestSpanJson] }] }] })
+      .resourceSpans[0].scopeSpans[0].spans[0];
+    span.attributes.push({ key: 'gen_ai.usage.input_tokens', value: { doubleValue: 1e21 } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(request),
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({});
+    const [row] = await temp.store.query(
+      "SELECT name, input_tokens, attributes['app.note'] AS note FROM spans FINAL",
+      {},
+      stored.extend({ note: z.string() }),
+    );
+    expect(row).toEqual({
+      name: 'chat \ufffd',
+      input_tokens: Number.MAX_SAFE_INTEGER,
+      note: 'half \ufffd',
+    });
+    await app.close();
+  });
+});
