@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Store } from '../storage/store.js';
+import { clickHouseTime } from './normalize.js';
 
 /**
  * Late outcomes: what the application learns after the reply (a reask, a human correction, a
@@ -15,6 +17,11 @@ export const outcomeReport = z
     /** When the outcome was observed; default: when it was received. */
     observedAt: z.iso.datetime({ offset: true }).optional(),
     source: z.string().max(64).optional(),
+    /**
+     * Identifies the report: sending it again changes nothing. Default: the report's content, so
+     * a retry counts once and two identical reports without an id count once too.
+     */
+    reportId: z.string().min(1).max(128).optional(),
   })
   .strict();
 export type OutcomeReport = z.output<typeof outcomeReport>;
@@ -36,9 +43,24 @@ export function parseOutcomesRequest(json: unknown): OutcomesParse {
   return one.success ? { success: true, data: [one.data] } : { success: false, error: one.error };
 }
 
-function toNanos(iso: string | undefined, now: Date): string {
+function observedAt(iso: string | undefined, now: Date): string {
   const ms = iso ? Date.parse(iso) : now.getTime();
-  return String(BigInt(ms) * 1_000_000n);
+  return clickHouseTime(BigInt(ms) * 1_000_000n);
+}
+
+/** The report's identity: its reportId, else a hash of everything it says (not when it arrived). */
+export function reportId(report: OutcomeReport): string {
+  if (report.reportId !== undefined) return report.reportId;
+  const content = JSON.stringify([
+    report.taskId,
+    report.outcome,
+    report.reason ?? '',
+    report.reask ?? false,
+    report.cleanupCostUsd ?? 0,
+    report.observedAt === undefined ? '' : Date.parse(report.observedAt),
+    report.source ?? 'api',
+  ]);
+  return `sha256:${createHash('sha256').update(content).digest('hex').slice(0, 32)}`;
 }
 
 export function outcomeRows(reports: OutcomeReport[], now: Date): string {
@@ -47,7 +69,8 @@ export function outcomeRows(reports: OutcomeReport[], now: Date): string {
       .map((r) =>
         JSON.stringify({
           task_id: r.taskId,
-          observed_at: toNanos(r.observedAt, now),
+          report_id: reportId(r),
+          observed_at: observedAt(r.observedAt, now),
           outcome: r.outcome,
           outcome_reason: r.reason ?? '',
           reask: r.reask ? 1 : 0,
@@ -64,5 +87,5 @@ export async function writeOutcomes(
   reports: OutcomeReport[],
   now = new Date(),
 ): Promise<void> {
-  await store.insertJsonEachRow('outcomes', Buffer.from(outcomeRows(reports, now)));
+  await store.insertJsonEachRow('outcome_reports', Buffer.from(outcomeRows(reports, now)));
 }

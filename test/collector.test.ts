@@ -325,7 +325,7 @@ describe('POST /v1/outcomes', () => {
   const stored = () =>
     temp.store.query(
       `SELECT task_id, outcome, outcome_reason, reask, cleanup_cost_usd, toString(observed_at) AS observed
-       FROM outcomes FINAL ORDER BY task_id, observed_at`,
+       FROM outcome_reports FINAL ORDER BY task_id, observed_at`,
       {},
       outcomeRow,
     );
@@ -383,7 +383,7 @@ describe('POST /v1/outcomes', () => {
     ],
     ['an unknown field', { taskId: 't', outcome: 'success', color: 'red' }, /color|unrecognized/i],
   ])('rejects %s with 400 naming the field', async (_name, payload, message) => {
-    await temp.store.exec('TRUNCATE TABLE outcomes');
+    await temp.store.exec('TRUNCATE TABLE outcome_reports');
     const res = await app.inject({
       method: 'POST',
       url: '/v1/outcomes',
@@ -393,6 +393,41 @@ describe('POST /v1/outcomes', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().message).toMatch(message);
     expect(await stored()).toEqual([]);
+  });
+
+  it('counts a retried report once, and two different reports in one instant both', async () => {
+    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    const send = (payload: unknown) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/outcomes',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(payload),
+      });
+    // No observedAt: each arrival gets its own receive time, the report stays the same one.
+    const cleanup = { taskId: 'task-retry', outcome: 'failure', cleanupCostUsd: 0.25 };
+    expect((await send(cleanup)).statusCode).toBe(202);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await send(cleanup)).statusCode).toBe(202);
+    // Two cleanups of one task in one batch (same receive time), told apart by content or id.
+    const batch = {
+      outcomes: [
+        { taskId: 'task-two', outcome: 'failure', cleanupCostUsd: 0.1 },
+        { taskId: 'task-two', outcome: 'failure', cleanupCostUsd: 0.2 },
+        { taskId: 'task-two', outcome: 'failure', cleanupCostUsd: 0.2, reportId: 'ticket-9' },
+        { taskId: 'task-two', outcome: 'failure', cleanupCostUsd: 0.2, reportId: 'ticket-9' },
+      ],
+    };
+    expect((await send(batch)).statusCode).toBe(202);
+    const sums = await temp.store.query(
+      'SELECT task_id, count() AS reports, sum(cleanup_cost_usd) AS cost FROM outcome_reports FINAL GROUP BY task_id ORDER BY task_id',
+      {},
+      z.object({ task_id: z.string(), reports: z.coerce.number(), cost: z.number() }),
+    );
+    expect(sums).toEqual([
+      { task_id: 'task-retry', reports: 1, cost: 0.25 },
+      { task_id: 'task-two', reports: 3, cost: expect.closeTo(0.5, 12) },
+    ]);
   });
 
   it('rejects malformed JSON with 400', async () => {

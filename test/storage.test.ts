@@ -28,13 +28,13 @@ describe('migrations', () => {
     );
     expect(recorded?.n).toBe(all.length);
     const tables = await temp.store.query(
-      "SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN ('spans', 'outcomes', 'alerts', 'v_tasks', 'v_cohort_route_summary') ORDER BY name",
+      "SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN ('spans', 'outcomes', 'outcome_reports', 'alerts', 'v_tasks', 'v_cohort_route_summary') ORDER BY name",
       {},
       z.object({ name: z.string() }),
     );
     expect(tables.map((t) => t.name)).toEqual([
       'alerts',
-      'outcomes',
+      'outcome_reports',
       'spans',
       'v_cohort_route_summary',
       'v_tasks',
@@ -67,6 +67,40 @@ describe('migrations', () => {
     expect(row?.n).toBe(0);
   });
 
+  it('carries late outcomes of the 0002 table over to outcome_reports, once', async () => {
+    const byVersion = new Map(loadMigrations().map((m) => [m.version, m]));
+    const run = async (version: number) => {
+      for (const statement of byVersion.get(version)!.statements) await temp.store.exec(statement);
+    };
+    await run(2); // the old table, as a store migrated before 0005 has it
+    const old = [
+      { task_id: 'old-1', observed_at: '2026-01-01 00:00:00.000000001', outcome: 'failure' },
+      { task_id: 'old-1', observed_at: '2026-01-02 00:00:00.000000000', outcome: 'success' },
+      { task_id: 'old-2', observed_at: '2026-01-01 00:00:00.000000000', outcome: 'failure' },
+    ].map((r) => JSON.stringify({ ...r, cleanup_cost_usd: 0.5, source: 'api' }));
+    await temp.store.insertJsonEachRow('outcomes', Buffer.from(old.join('\n')));
+    await run(5);
+    await run(5); // a migration interrupted and run again adds nothing
+    await run(6);
+    const carried = await temp.store.query(
+      "SELECT task_id, outcome, cleanup_cost_usd FROM outcome_reports FINAL WHERE task_id LIKE 'old-%' ORDER BY task_id, observed_at",
+      {},
+      z.object({ task_id: z.string(), outcome: z.string(), cleanup_cost_usd: z.number() }),
+    );
+    expect(carried).toEqual([
+      { task_id: 'old-1', outcome: 'failure', cleanup_cost_usd: 0.5 },
+      { task_id: 'old-1', outcome: 'success', cleanup_cost_usd: 0.5 },
+      { task_id: 'old-2', outcome: 'failure', cleanup_cost_usd: 0.5 },
+    ]);
+    const [left] = await temp.store.query(
+      "SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = 'outcomes'",
+      {},
+      countRow,
+    );
+    expect(left?.n).toBe(0);
+    await temp.store.exec("DELETE FROM outcome_reports WHERE task_id LIKE 'old-%'");
+  });
+
   it('splits statements at a semicolon ending a line and drops comment lines', () => {
     expect(splitStatements("-- a comment; here\nSELECT 1;\nSELECT ';'\nFROM x;\n")).toEqual([
       'SELECT 1',
@@ -95,16 +129,17 @@ describe('embedded store', () => {
       .map((c, i) =>
         JSON.stringify({
           task_id: `t${i}`,
+          report_id: `r${i}`,
           observed_at: '1',
           outcome: 'success',
           outcome_reason: c,
         }),
       )
       .join('\n');
-    await temp.store.insertJsonEachRow('outcomes', Buffer.from(body));
+    await temp.store.insertJsonEachRow('outcome_reports', Buffer.from(body));
     for (const cohort of cohorts) {
       const [row] = await temp.store.query(
-        'SELECT count() AS n FROM outcomes WHERE outcome_reason = {r:String}',
+        'SELECT count() AS n FROM outcome_reports WHERE outcome_reason = {r:String}',
         { r: cohort },
         countRow,
       );

@@ -143,8 +143,8 @@ beforeAll(async () => {
     },
   ];
   await temp.store.insertJsonEachRow(
-    'outcomes',
-    Buffer.from(late.map((r) => JSON.stringify(r)).join('\n')),
+    'outcome_reports',
+    Buffer.from(late.map((r, i) => JSON.stringify({ ...r, report_id: `late-${i}` })).join('\n')),
   );
   await app.close();
 });
