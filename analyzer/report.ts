@@ -79,7 +79,6 @@ export function toClickHouseTime(date: Date): string {
 }
 
 export function toMetrics(row: CohortRouteRow): CohortRouteMetrics {
-  const fallbackTotal = row.top_fallback_reasons.reduce((sum, r) => sum + r.tasks, 0);
   return {
     cohort: row.cohort,
     primaryRoute: row.primary_route,
@@ -101,7 +100,8 @@ export function toMetrics(row: CohortRouteRow): CohortRouteMetrics {
     topFallbackReasons: row.top_fallback_reasons.map((r) => ({
       reason: r.reason,
       tasks: r.tasks,
-      share: fallbackTotal === 0 ? 0 : r.tasks / fallbackTotal,
+      // Of the tasks that fell back; a cascade with two reasons counts under both.
+      share: row.fallbacks === 0 ? 0 : r.tasks / row.fallbacks,
     })),
     p50LatencyMs: row.p50_latency_ms,
     p95LatencyMs: row.p95_latency_ms,

@@ -128,8 +128,9 @@ export function summarizeTruth(
       figures.costUsd += task.costUsd;
     }
     group.latenciesMs.push(task.latencyMs);
-    for (const attempt of task.attempts.slice(1)) {
-      const reason = attempt.fallbackReason ?? 'unspecified';
+    // Counted in tasks: a task falling back twice for one reason counts once under it.
+    const reasons = new Set(task.attempts.slice(1).map((a) => a.fallbackReason ?? 'unspecified'));
+    for (const reason of reasons) {
       group.fallbackReasons[reason] = (group.fallbackReasons[reason] ?? 0) + 1;
     }
     if (task.outcomeReason !== undefined) {

@@ -114,6 +114,15 @@ beforeAll(async () => {
     task('E', 'policy', 4000, 400, { 'routewatch.outcome': 'failure' }),
     attempt('E', 'policy', 'large', 1, 4001),
     llm('E', 'policy', 'large', 1, 'gpt-4o', 2000, 500, 4002),
+    // F: agentic cascade, small → medium → large, timing out twice: one task under "timeout".
+    task('F', 'agentic', 5000, 900, { 'routewatch.outcome': 'success' }),
+    attempt('F', 'agentic', 'small', 1, 5001),
+    attempt('F', 'agentic', 'medium', 2, 5300, 'timeout'),
+    attempt('F', 'agentic', 'large', 3, 5600, 'timeout'),
+    // G: agentic, small → large on low confidence.
+    task('G', 'agentic', 6000, 500, { 'routewatch.outcome': 'success' }),
+    attempt('G', 'agentic', 'small', 1, 6001),
+    attempt('G', 'agentic', 'large', 2, 6200, 'low_confidence'),
   ].map((s) => ({ ...s, traceId: hexId(16), spanId: hexId(8) }));
   const res = await app.inject({
     method: 'POST',
@@ -180,8 +189,11 @@ describe('v_tasks', () => {
       ['C', 'faq', 'small', 2, 2, 'success'],
       ['D', 'extraction', 'small', 1, 1, 'unknown'],
       ['E', 'policy', 'large', 1, 1, 'failure'],
+      ['F', 'agentic', 'small', 3, 0, 'success'],
+      ['G', 'agentic', 'small', 2, 0, 'success'],
     ]);
     const byId = Object.fromEntries(rows.map((r) => [r.task_id, r]));
+    expect(byId['F']!.fallback_reasons).toEqual(['timeout', 'timeout']);
     expect(byId['B']!.fallback_reasons).toEqual(['validation_failed']);
     expect(byId['C']!.fallback_reasons).toEqual(['']);
     expect(byId['C']!.invisible_fallbacks).toBe(1);
@@ -224,6 +236,12 @@ describe('v_cohort_route_window and the report', () => {
       { reason: '(none)', tasks: 1, share: 0.5 },
       { reason: 'validation_failed', tasks: 1, share: 0.5 },
     ]);
+    const agentic = report.rows.find((r) => r.cohort === 'agentic');
+    expect(agentic).toMatchObject({ tasks: 2, fallbacks: 2, cascades: 1 });
+    expect(agentic!.topFallbackReasons).toEqual([
+      { reason: 'low_confidence', tasks: 1, share: 0.5 },
+      { reason: 'timeout', tasks: 1, share: 0.5 },
+    ]);
     const extraction = report.rows.find((r) => r.cohort === 'extraction');
     expect(extraction).toMatchObject({
       tasks: 1,
@@ -262,6 +280,7 @@ describe('v_cohort_route_window and the report', () => {
       z.object({ cohort: z.string(), tasks: z.coerce.number(), successes: z.coerce.number() }),
     );
     expect(rows).toEqual([
+      { cohort: 'agentic', tasks: 2, successes: 2 },
       { cohort: 'extraction', tasks: 1, successes: 0 },
       { cohort: 'faq', tasks: 3, successes: 3 },
       { cohort: 'policy', tasks: 1, successes: 0 },
