@@ -131,6 +131,16 @@ export function clickHouseTime(ns: bigint): string {
   return `${new Date(Number(seconds) * 1000).toISOString().slice(0, 19).replace('T', ' ')}.${fraction}`;
 }
 
+const TRACE_ID_FORM = /^[0-9A-Fa-f]{32}$/;
+
+/**
+ * A task id as stored. Ids in the form of a trace id are lowercased, as trace ids are: a task
+ * without its own id is its trace, and tools show trace ids in either case.
+ */
+export function canonicalTaskId(id: string): string {
+  return TRACE_ID_FORM.test(id) ? id.toLowerCase() : id;
+}
+
 /** Attributes stored in typed columns: the `attributes` map keeps only the rest. */
 const TYPED = new Set<string>([
   'routewatch.task.id',
@@ -277,7 +287,7 @@ export function normalizeSpan(
     kind,
     service_name: resource['service.name'] ?? '',
     scope_name: wellFormed(scopeName),
-    task_id: map['routewatch.task.id'] || span.traceId,
+    task_id: canonicalTaskId(map['routewatch.task.id'] || span.traceId),
     cohort: map['routewatch.cohort'] ?? '',
     route: map['routewatch.route'] ?? '',
     attempt: Math.min(attempt, 65_535),

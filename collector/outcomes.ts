@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Store } from '../storage/store.js';
-import { clickHouseTime } from './normalize.js';
+import { canonicalTaskId, clickHouseTime } from './normalize.js';
 
 /**
  * Late outcomes: what the application learns after the reply (a reask, a human correction, a
@@ -68,7 +68,7 @@ export function outcomeRows(reports: OutcomeReport[], now: Date): string {
     reports
       .map((r) =>
         JSON.stringify({
-          task_id: r.taskId,
+          task_id: canonicalTaskId(r.taskId),
           report_id: reportId(r),
           observed_at: observedAt(r.observedAt, now),
           outcome: r.outcome,

@@ -395,6 +395,29 @@ describe('POST /v1/outcomes', () => {
     expect(await stored()).toEqual([]);
   });
 
+  it('joins a report naming the trace id in upper case to the task', async () => {
+    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    const traceId = hexId(16);
+    const spans = otlpBody([
+      { traceId, name: 'routewatch.task faq', attributes: { 'routewatch.cohort': 'faq' } },
+    ]);
+    expect((await post(JSON.stringify(spans))).statusCode).toBe(200);
+    await writer.flush();
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/outcomes',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ taskId: traceId.toUpperCase(), outcome: 'escalated' }),
+    });
+    expect(res.statusCode).toBe(202);
+    const [task] = await temp.store.query(
+      'SELECT outcome FROM v_tasks WHERE task_id = {id:String}',
+      { id: traceId },
+      z.object({ outcome: z.string() }),
+    );
+    expect(task?.outcome).toBe('escalated');
+  });
+
   it('counts a retried report once, and two different reports in one instant both', async () => {
     await temp.store.exec('TRUNCATE TABLE outcome_reports');
     const send = (payload: unknown) =>
