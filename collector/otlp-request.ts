@@ -57,6 +57,9 @@ const TRACE_ID = /^[0-9a-fA-F]{32}$/;
 const SPAN_ID = /^[0-9a-fA-F]{16}$/;
 const INT = /^-?\d+$/;
 const UINT = /^\d+$/;
+// Decimal only: Number() would also take "0x1f", "" and " 1 ", which no encoder sends.
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+const NON_FINITE = new Set(['NaN', 'Infinity', '-Infinity']);
 const ZERO_TRACE_ID = '0'.repeat(32);
 const ZERO_SPAN_ID = '0'.repeat(16);
 
@@ -111,6 +114,15 @@ function int64(value: unknown, path: string, unsigned: boolean): string {
   );
 }
 
+/** A double: a JSON number, or a string as the proto3 JSON mapping allows ("1.5", "1e3", "NaN"). */
+function double(value: unknown, path: string): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string' && (DECIMAL.test(value) || NON_FINITE.has(value))) {
+    return Number(value);
+  }
+  return invalid(path, `expected a number or a numeric string, got ${describe(value)}`);
+}
+
 function id(value: unknown, path: string, pattern: RegExp, zero: string, bytes: number): string {
   if (typeof value !== 'string' || !pattern.test(value)) {
     invalid(path, `expected ${bytes * 2} hex characters (${bytes} bytes), got ${describe(value)}`);
@@ -133,13 +145,8 @@ function anyValue(value: unknown, path: string, depth: number): AnyValue {
   }
   if (!isAbsent(v['intValue']))
     return { kind: 'int', value: int64(v['intValue'], `${path}.intValue`, false) };
-  if (!isAbsent(v['doubleValue'])) {
-    const d = v['doubleValue'];
-    if (typeof d === 'number') return { kind: 'double', value: d };
-    if (d === 'NaN' || d === 'Infinity' || d === '-Infinity')
-      return { kind: 'double', value: Number(d) };
-    invalid(`${path}.doubleValue`, `expected a number, got ${describe(d)}`);
-  }
+  if (!isAbsent(v['doubleValue']))
+    return { kind: 'double', value: double(v['doubleValue'], `${path}.doubleValue`) };
   if (!isAbsent(v['arrayValue'])) {
     const list = object(v['arrayValue'], `${path}.arrayValue`);
     const items = array(list['values'], `${path}.arrayValue.values`);
