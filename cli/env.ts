@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
@@ -39,6 +40,11 @@ export function parseEnv(source: NodeJS.ProcessEnv = process.env): Env {
   return parsed.data;
 }
 
+const LOOPBACK_NAMES = new Set(['localhost', '::1', '[::1]']);
+
+/** Whether `host` can only be reached from this machine: 127.0.0.0/8, ::1 or localhost. */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+  const name = host.toLowerCase();
+  // A name such as 127.example.com resolves wherever its owner says: only real addresses count.
+  return LOOPBACK_NAMES.has(name) || (isIP(name) === 4 && name.startsWith('127.'));
 }

@@ -1,9 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
-import Fastify from 'fastify';
-import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import Fastify, { LogController } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import { registerAnalyzerRoutes } from '../analyzer/app.js';
 import { registerCollectorRoutes } from '../collector/app.js';
 import type { CollectorStats } from '../collector/app.js';
+import { encodeStatusProto } from '../collector/otlp-proto.js';
 import { SpanWriter } from '../collector/span-writer.js';
 import { renderMetrics } from '../collector/metrics.js';
 import type { SpanWriterOptions } from '../collector/span-writer.js';
@@ -40,6 +41,35 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+/** google.rpc.Status codes for the answers given here rather than by the collector routes. */
+const RPC = {
+  INVALID_ARGUMENT: 3,
+  RESOURCE_EXHAUSTED: 8,
+  UNAUTHENTICATED: 16,
+} as const;
+
+function isProtobufRequest(request: FastifyRequest): boolean {
+  const contentType = request.headers['content-type'] ?? '';
+  return contentType.split(';')[0]?.trim().toLowerCase() === 'application/x-protobuf';
+}
+
+/** OTLP/HTTP answers errors with a google.rpc.Status in the encoding of the request. */
+function sendStatus(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  httpStatus: number,
+  code: number,
+  message: string,
+): FastifyReply {
+  if (isProtobufRequest(request)) {
+    return reply
+      .code(httpStatus)
+      .type('application/x-protobuf')
+      .send(Buffer.from(encodeStatusProto(code, message)));
+  }
+  return reply.code(httpStatus).send({ code, message, details: [] });
+}
+
 /** Builds the one-process routewatch app: collector and analyzer routes on one store. */
 export function buildRoutewatchApp(options: {
   store: Store;
@@ -48,16 +78,23 @@ export function buildRoutewatchApp(options: {
   logger?: FastifyServerOptions['logger'];
 }): { app: FastifyInstance; stats: CollectorStats } {
   // One log line per OTLP request would drown the log at any real volume: failures are logged.
-  const app = Fastify({ logger: options.logger ?? false, disableRequestLogging: true });
+  const app = Fastify({
+    logger: options.logger ?? false,
+    // The top-level disableRequestLogging option is deprecated in Fastify 5 (FSTDEP023).
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   const token = options.token;
   if (token) {
     app.addHook('onRequest', async (request, reply) => {
       if (request.url === '/healthz') return;
       if (!tokenMatches(request.headers.authorization, token)) {
-        await reply.code(401).send({
-          code: 16,
-          message: 'missing or wrong token: send Authorization: Bearer <ROUTEWATCH_TOKEN>',
-        });
+        await sendStatus(
+          request,
+          reply,
+          401,
+          RPC.UNAUTHENTICATED,
+          'missing or wrong token: send Authorization: Bearer <ROUTEWATCH_TOKEN>',
+        );
       }
     });
   }
@@ -65,9 +102,8 @@ export function buildRoutewatchApp(options: {
   app.setErrorHandler((error: { statusCode?: number; message: string }, request, reply) => {
     const statusCode = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    void reply
-      .code(statusCode)
-      .send({ code: statusCode === 413 ? 8 : 3, message: error.message, details: [] });
+    const code = statusCode === 413 ? RPC.RESOURCE_EXHAUSTED : RPC.INVALID_ARGUMENT;
+    void sendStatus(request, reply, statusCode, code, error.message);
   });
   const stats = registerCollectorRoutes(app, { writer: options.writer, store: options.store });
   registerAnalyzerRoutes(app, { store: options.store });
