@@ -1,5 +1,4 @@
 import { Writable } from 'node:stream';
-import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { isLoopback } from '../cli/env.js';
@@ -7,7 +6,7 @@ import { buildRoutewatchApp } from '../cli/server.js';
 import { parseJsonPreservingInt64 } from '../collector/otlp-json.js';
 import { validateTraceRequest } from '../collector/otlp-request.js';
 import { SpanWriter } from '../collector/span-writer.js';
-import { hexId, openTempStore, otlpBody } from './helpers.js';
+import { decodeStatus, hexId, openTempStore, otlpBody } from './helpers.js';
 
 const TOKEN = 'edge-test-token-0123456789';
 const MAX_BODY_BYTES = 20 * 1024 * 1024;
@@ -36,18 +35,6 @@ function post(payload: string | Buffer, contentType: string, authorization = `Be
     headers: { 'content-type': contentType, authorization },
     payload,
   });
-}
-
-function decodeStatus(bytes: Uint8Array): { code: number; message: string } {
-  const reader = new BinaryReader(bytes);
-  const status = { code: 0, message: '' };
-  while (reader.pos < reader.len) {
-    const [field, wire] = reader.tag();
-    if (field === 1) status.code = reader.int32();
-    else if (field === 2) status.message = reader.string();
-    else reader.skip(wire);
-  }
-  return status;
 }
 
 interface JsonBody {

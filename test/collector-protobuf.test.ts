@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
@@ -21,6 +21,7 @@ import { decodeTraceRequestJson } from '../collector/otlp-json.js';
 import { decodeTraceRequestProto } from '../collector/otlp-proto.js';
 import { PriceTable } from '../collector/pricing.js';
 import type { RunningRoutewatch } from '../cli/server.js';
+import { decodeStatus } from './helpers.js';
 
 let dir: string;
 let routewatch: RunningRoutewatch;
@@ -88,18 +89,6 @@ async function rows(): Promise<Record<string, unknown>[]> {
     {},
     rowShape,
   );
-}
-
-function decodeStatus(bytes: Uint8Array): { code: number; message: string } {
-  const reader = new BinaryReader(bytes);
-  const status = { code: 0, message: '' };
-  while (reader.pos < reader.len) {
-    const [field, wire] = reader.tag();
-    if (field === 1) status.code = reader.int32();
-    else if (field === 2) status.message = reader.string();
-    else reader.skip(wire);
-  }
-  return status;
 }
 
 describe('OTLP/HTTP protobuf', () => {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { buildCollectorApp } from '../collector/app.js';
 import { SpanWriter } from '../collector/span-writer.js';
 import { parseJsonPreservingInt64 } from '../collector/otlp-json.js';
-import { hexId, openTempStore, otlpBody } from './helpers.js';
+import { hexId, openTempStore, otlpBody, unavailableStore } from './helpers.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 let writer: SpanWriter;
@@ -271,20 +271,7 @@ describe('POST /v1/traces', () => {
   });
 
   it('answers 503 with Retry-After when the store fails, so the exporter retries', async () => {
-    const failing = new SpanWriter(
-      {
-        ...temp.store,
-        driver: 'embedded',
-        location: 'nowhere',
-        exec: async () => undefined,
-        query: async () => [],
-        close: async () => undefined,
-        insertJsonEachRow: async () => {
-          throw new Error('disk full');
-        },
-      },
-      { maxDelayMs: 1 },
-    );
+    const failing = new SpanWriter(unavailableStore('disk full'), { maxDelayMs: 1 });
     const broken = buildCollectorApp({ writer: failing }).app;
     const res = await broken.inject({
       method: 'POST',
@@ -314,6 +301,13 @@ describe('parseJsonPreservingInt64', () => {
 });
 
 describe('POST /v1/outcomes', () => {
+  const send = (payload: unknown) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/outcomes',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(payload),
+    });
   const outcomeRow = z.object({
     task_id: z.string(),
     outcome: z.string(),
@@ -339,13 +333,6 @@ describe('POST /v1/outcomes', () => {
       cleanupCostUsd: 0.4,
       observedAt: '2026-11-28T10:00:00.000Z',
     };
-    const send = (payload: unknown) =>
-      app.inject({
-        method: 'POST',
-        url: '/v1/outcomes',
-        headers: { 'content-type': 'application/json' },
-        payload: JSON.stringify(payload),
-      });
     expect((await send(one)).statusCode).toBe(202);
     expect((await send(one)).statusCode).toBe(202);
     const batch = await send({
@@ -420,13 +407,6 @@ describe('POST /v1/outcomes', () => {
 
   it('counts a retried report once, and two different reports in one instant both', async () => {
     await temp.store.exec('TRUNCATE TABLE outcome_reports');
-    const send = (payload: unknown) =>
-      app.inject({
-        method: 'POST',
-        url: '/v1/outcomes',
-        headers: { 'content-type': 'application/json' },
-        payload: JSON.stringify(payload),
-      });
     // No observedAt: each arrival gets its own receive time, the report stays the same one.
     const cleanup = { taskId: 'task-retry', outcome: 'failure', cleanupCostUsd: 0.25 };
     expect((await send(cleanup)).statusCode).toBe(202);

@@ -1,8 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { EmbeddedStore } from '../storage/embedded-store.js';
 import { migrate } from '../storage/migrations.js';
+import type { Store } from '../storage/store.js';
 
 /** An embedded store in a fresh temporary directory, migrated. One per test file (one per process). */
 export async function openTempStore(): Promise<{
@@ -77,5 +79,32 @@ export function otlpBody(spans: TestSpan[], service = 'test-service'): Record<st
         ],
       },
     ],
+  };
+}
+
+/** A google.rpc.Status decoded from protobuf bytes (an OTLP/HTTP error body). */
+export function decodeStatus(bytes: Uint8Array): { code: number; message: string } {
+  const reader = new BinaryReader(bytes);
+  const status = { code: 0, message: '' };
+  while (reader.pos < reader.len) {
+    const [field, wire] = reader.tag();
+    if (field === 1) status.code = reader.int32();
+    else if (field === 2) status.message = reader.string();
+    else reader.skip(wire);
+  }
+  return status;
+}
+
+/** A store whose every insert fails as an unreachable ClickHouse does: the case of an outage. */
+export function unavailableStore(message = 'Code: 210. DB::Exception: Connection refused'): Store {
+  return {
+    driver: 'embedded',
+    location: 'nowhere',
+    exec: async () => undefined,
+    query: async () => [],
+    close: async () => undefined,
+    insertJsonEachRow: async () => {
+      throw new Error(message);
+    },
   };
 }

@@ -15,7 +15,7 @@ import { PriceTable } from '../collector/pricing.js';
 import { OverloadedError, SpanWriter } from '../collector/span-writer.js';
 import { isRowDataError } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
-import { openTempStore, otlpBody } from './helpers.js';
+import { openTempStore, otlpBody, unavailableStore } from './helpers.js';
 import type { TestSpan } from './helpers.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
@@ -80,17 +80,7 @@ describe('SpanWriter when the store refuses a row', () => {
   });
 
   it('fails every request of the batch, for a retry, when the store is down', async () => {
-    const down: Store = {
-      ...temp.store,
-      driver: 'embedded',
-      location: 'nowhere',
-      exec: async () => undefined,
-      query: async () => [],
-      close: async () => undefined,
-      insertJsonEachRow: async () => {
-        throw new Error('Code: 210. DB::Exception: Connection refused (NETWORK_ERROR)');
-      },
-    };
+    const down = unavailableStore('Code: 210. DB::Exception: Connection refused (NETWORK_ERROR)');
     const writer = new SpanWriter(down, { maxDelayMs: 1 });
     const settled = await Promise.allSettled([
       writer.write(rows([{ attributes: llm }])),
