@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { z } from 'zod';
 import { StorageError, errorMessage, storageFailure } from './errors.js';
-import { OUTPUT_SETTINGS, assertIdentifier } from './store.js';
+import { INSERT_SETTINGS, OUTPUT_SETTINGS, assertIdentifier } from './store.js';
 import type { InsertOptions, QueryParams, Store } from './store.js';
 import { parseRows } from './rows.js';
 
@@ -68,7 +68,7 @@ export class EmbeddedStore implements Store {
   ): Promise<void> {
     if (body.byteLength === 0) return;
     this.#assertOpen();
-    const settings: Record<string, string> = {};
+    const settings: Record<string, string> = { ...INSERT_SETTINGS };
     if (options.deduplicationToken)
       settings['insert_deduplication_token'] = options.deduplicationToken;
     try {

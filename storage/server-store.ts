@@ -3,7 +3,7 @@ import { createClient } from '@clickhouse/client';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { z } from 'zod';
 import { StorageError, storageFailure } from './errors.js';
-import { OUTPUT_SETTINGS, assertIdentifier } from './store.js';
+import { INSERT_SETTINGS, OUTPUT_SETTINGS, assertIdentifier } from './store.js';
 import type { InsertOptions, QueryParams, Store } from './store.js';
 import { parseRows } from './rows.js';
 
@@ -56,9 +56,12 @@ export class ServerStore implements Store {
         table: assertIdentifier(table),
         values: Readable.from([Buffer.from(body.buffer, body.byteOffset, body.byteLength)]),
         format: 'JSONEachRow',
-        ...(options.deduplicationToken
-          ? { clickhouse_settings: { insert_deduplication_token: options.deduplicationToken } }
-          : {}),
+        clickhouse_settings: {
+          ...INSERT_SETTINGS,
+          ...(options.deduplicationToken
+            ? { insert_deduplication_token: options.deduplicationToken }
+            : {}),
+        },
       });
     } catch (error) {
       throw storageFailure('INSERT_FAILED', `insert into ${table} failed`, error);

@@ -35,6 +35,15 @@ export const OUTPUT_SETTINGS = {
   date_time_output_format: 'simple',
 } as const;
 
+/**
+ * Settings for every insert. `spans` is partitioned by day, and one OTLP request may carry spans
+ * from many days (a replayed backlog, a clock far off): the default cap of 100 partitions per
+ * insert block would refuse the whole batch, every retry, so it is lifted here.
+ */
+export const INSERT_SETTINGS = {
+  max_partitions_per_insert_block: '0',
+} as const;
+
 /** Table names come from code, never from users; still refuse anything but an identifier. */
 export function assertIdentifier(name: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {

@@ -90,6 +90,35 @@ describe('SpanWriter when the store refuses a row', () => {
     expect(writer.stats.rowsRejected).toBe(0);
   });
 
+  it('stores a backlog whose spans fall on more than 100 days, with the batch it shares', async () => {
+    // spans is partitioned by day; the engine's default refuses an insert touching over 100.
+    const day = 86_400_000_000_000n;
+    const backlog = rows(
+      Array.from({ length: 120 }, (_, i) => {
+        const start = 1_754_000_000_000_000_000n + BigInt(i) * day;
+        return {
+          name: `day ${String(i).padStart(3, '0')}`,
+          start: String(start),
+          end: String(start + 1_000_000n),
+          attributes: llm,
+        };
+      }),
+    );
+    const writer = new SpanWriter(temp.store, { maxDelayMs: 50 });
+    const results = await Promise.all([
+      writer.write(backlog),
+      writer.write(rows([{ name: 'today', attributes: llm }])),
+    ]);
+    expect(results).toEqual([
+      { rejected: 0, errorMessage: '' },
+      { rejected: 0, errorMessage: '' },
+    ]);
+    const names = await storedNames();
+    expect(names).toHaveLength(121);
+    expect(names).toContain('today');
+    expect(names).toContain('day 119');
+  });
+
   it('refuses new rows once the waiting ones exceed the byte bound', async () => {
     const writer = new SpanWriter(temp.store, { maxDelayMs: 60_000, maxPendingBytes: 100 });
     const first = writer.write(rows([{ attributes: llm }]));
