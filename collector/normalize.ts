@@ -120,12 +120,17 @@ function toJson(value: AnyValue): unknown {
 /** DateTime64(9) bounds; outside them the engine refuses the row, and with it the whole batch. */
 const MAX_NS = 9_223_372_036_854_775_807n;
 
+/** A nanosecond time brought within what a DateTime64(9) column holds. */
+function clampNs(ns: bigint): bigint {
+  return ns < 0n ? 0n : ns > MAX_NS ? MAX_NS : ns;
+}
+
 /**
  * A nanosecond time as `YYYY-MM-DD hh:mm:ss.nnnnnnnnn` (UTC): a bare digit string is read by the
  * engine according to its length (seconds, or refused), this form only one way.
  */
 export function clickHouseTime(ns: bigint): string {
-  const clamped = ns < 0n ? 0n : ns > MAX_NS ? MAX_NS : ns;
+  const clamped = clampNs(ns);
   const seconds = clamped / 1_000_000_000n;
   const fraction = String(clamped % 1_000_000_000n).padStart(9, '0');
   return `${new Date(Number(seconds) * 1000).toISOString().slice(0, 19).replace('T', ' ')}.${fraction}`;
@@ -267,8 +272,9 @@ export function normalizeSpan(
     }
   }
 
-  const start = BigInt(span.startTimeUnixNano);
-  const end = BigInt(span.endTimeUnixNano);
+  // Clamped first, so the stored duration is the difference of the stored times (and fits UInt64).
+  const start = clampNs(BigInt(span.startTimeUnixNano));
+  const end = clampNs(BigInt(span.endTimeUnixNano));
   const outcome = map['routewatch.outcome'] ?? '';
   const confidence = finiteNumber(map['routewatch.confidence']);
   const attempt = count(map['routewatch.attempt']);

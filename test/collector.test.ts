@@ -163,6 +163,8 @@ describe('POST /v1/traces', () => {
           { start: '1764331200000000000', end: '0', attributes: llmAttributes },
           { start: '1764331200000000500', end: '1764331200000000100', attributes: llmAttributes },
           { start: '1', end: '2', attributes: llmAttributes },
+          // fixed64's largest end: stored at DateTime64's last instant, the duration agreeing.
+          { start: '1764331200000000900', end: '18446744073709551615', attributes: llmAttributes },
         ]),
       ),
     );
@@ -176,6 +178,7 @@ describe('POST /v1/traces', () => {
       { s: '1', duration_ns: '1' },
       { s: '1764331200000000000', duration_ns: '0' },
       { s: '1764331200000000500', duration_ns: '0' },
+      { s: '1764331200000000900', duration_ns: String(2n ** 63n - 1n - 1764331200000000900n) },
     ]);
   });
 
