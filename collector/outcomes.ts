@@ -52,7 +52,7 @@ function observedAt(iso: string | undefined, now: Date): string {
 export function reportId(report: OutcomeReport): string {
   if (report.reportId !== undefined) return report.reportId;
   const content = JSON.stringify([
-    report.taskId,
+    canonicalTaskId(report.taskId),
     report.outcome,
     report.reason ?? '',
     report.reask ?? false,
