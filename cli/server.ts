@@ -45,6 +45,7 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 const RPC = {
   INVALID_ARGUMENT: 3,
   RESOURCE_EXHAUSTED: 8,
+  INTERNAL: 13,
   UNAUTHENTICATED: 16,
 } as const;
 
@@ -102,7 +103,12 @@ export function buildRoutewatchApp(options: {
   app.setErrorHandler((error: { statusCode?: number; message: string }, request, reply) => {
     const statusCode = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    const code = statusCode === 413 ? RPC.RESOURCE_EXHAUSTED : RPC.INVALID_ARGUMENT;
+    const code =
+      statusCode === 413
+        ? RPC.RESOURCE_EXHAUSTED
+        : statusCode >= 500
+          ? RPC.INTERNAL
+          : RPC.INVALID_ARGUMENT;
     void sendStatus(request, reply, statusCode, code, error.message);
   });
   const stats = registerCollectorRoutes(app, { writer: options.writer, store: options.store });

@@ -6,7 +6,8 @@ import { buildRoutewatchApp } from '../cli/server.js';
 import { parseJsonPreservingInt64 } from '../collector/otlp-json.js';
 import { validateTraceRequest } from '../collector/otlp-request.js';
 import { SpanWriter } from '../collector/span-writer.js';
-import { decodeStatus, hexId, openTempStore, otlpBody } from './helpers.js';
+import type { Store } from '../storage/store.js';
+import { decodeStatus, hexId, openTempStore, otlpBody, unavailableStore } from './helpers.js';
 
 const TOKEN = 'edge-test-token-0123456789';
 const MAX_BODY_BYTES = 20 * 1024 * 1024;
@@ -229,6 +230,32 @@ describe('routewatch error answers', () => {
     const res = await post(Buffer.alloc(MAX_BODY_BYTES + 1, 0x20), 'application/json');
     expect(res.statusCode).toBe(413);
     expect(res.json()).toMatchObject({ code: 8 });
+  });
+});
+
+describe('routewatch internal failures', () => {
+  it('answer 500 with an INTERNAL status (13), not INVALID_ARGUMENT', async () => {
+    const broken: Store = {
+      ...unavailableStore(),
+      query: async () => {
+        throw new Error('Code: 210. DB::Exception: Connection refused');
+      },
+    };
+    const failing = buildRoutewatchApp({ store: broken, writer, token: TOKEN }).app;
+    const silence = failing.log.level;
+    failing.log.level = 'silent';
+    const res = await failing.inject({
+      method: 'GET',
+      url: '/api/v1/report?window=1h',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    failing.log.level = silence;
+    await failing.close();
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toMatchObject({
+      code: 13,
+      message: expect.stringMatching(/Connection refused/),
+    });
   });
 });
 
