@@ -71,6 +71,12 @@ function sendStatus(
   return reply.code(httpStatus).send({ code, message, details: [] });
 }
 
+/** The google.rpc code for an HTTP error status raised by Fastify or a route. */
+function rpcCode(httpStatus: number): number {
+  if (httpStatus === 413) return RPC.RESOURCE_EXHAUSTED;
+  return httpStatus >= 500 ? RPC.INTERNAL : RPC.INVALID_ARGUMENT;
+}
+
 /** Builds the one-process routewatch app: collector and analyzer routes on one store. */
 export function buildRoutewatchApp(options: {
   store: Store;
@@ -103,13 +109,7 @@ export function buildRoutewatchApp(options: {
   app.setErrorHandler((error: { statusCode?: number; message: string }, request, reply) => {
     const statusCode = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    const code =
-      statusCode === 413
-        ? RPC.RESOURCE_EXHAUSTED
-        : statusCode >= 500
-          ? RPC.INTERNAL
-          : RPC.INVALID_ARGUMENT;
-    void sendStatus(request, reply, statusCode, code, error.message);
+    void sendStatus(request, reply, statusCode, rpcCode(statusCode), error.message);
   });
   const stats = registerCollectorRoutes(app, { writer: options.writer, store: options.store });
   registerAnalyzerRoutes(app, { store: options.store });

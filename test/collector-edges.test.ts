@@ -242,14 +242,11 @@ describe('routewatch internal failures', () => {
       },
     };
     const failing = buildRoutewatchApp({ store: broken, writer, token: TOKEN }).app;
-    const silence = failing.log.level;
-    failing.log.level = 'silent';
     const res = await failing.inject({
       method: 'GET',
       url: '/api/v1/report?window=1h',
       headers: { authorization: `Bearer ${TOKEN}` },
     });
-    failing.log.level = silence;
     await failing.close();
     expect(res.statusCode).toBe(500);
     expect(res.json()).toMatchObject({
