@@ -8,7 +8,8 @@ import { costPerSuccessfulTask } from '../examples/ground-truth.js';
 import type { GroundTruth } from '../examples/ground-truth.js';
 import { startMockLlm } from '../examples/mock-llm.js';
 import { runExampleService } from '../examples/support-service.js';
-import { startRoutewatch } from './server.js';
+import { configWith } from '../server/config.js';
+import { startRoutewatch } from '../server/start.js';
 
 export interface DemoOptions {
   seed: number;
@@ -18,6 +19,8 @@ export interface DemoOptions {
   latencyScale: number;
   /** Keep the demo's data directory instead of deleting it. */
   dataDir?: string | undefined;
+  /** Store on this ClickHouse server instead of the embedded engine. */
+  clickhouseUrl?: string | undefined;
   out?: (text: string) => void;
 }
 
@@ -39,7 +42,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const tempDir = options.dataDir ? undefined : mkdtempSync(join(tmpdir(), 'routewatch-demo-'));
   const dataDir = options.dataDir ?? tempDir!;
   const started = new Date();
-  const routewatch = await startRoutewatch({ port: 0, dataDir });
+  const routewatch = await startRoutewatch(
+    configWith({
+      ROUTEWATCH_PORT: '0',
+      ROUTEWATCH_DATA_DIR: dataDir,
+      ...(options.clickhouseUrl ? { CLICKHOUSE_URL: options.clickhouseUrl } : {}),
+    }),
+  );
   const mock = await startMockLlm({ seed: options.seed, latencyScale: options.latencyScale });
   // Loaded here so that `routewatch start` never pulls the OpenTelemetry SDK into its process.
   const instrumentation = await import('@routewatch/instrumentation');

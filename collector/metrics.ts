@@ -1,5 +1,15 @@
-import type { CollectorStats } from './app.js';
+import type { AdmissionStats } from './admission.js';
+import type { IngestStats } from './ingest-pool.js';
+import type { CollectorStats } from './otlp-routes.js';
 import type { SpanWriterStats } from './span-writer.js';
+
+/** Everything /metrics reports, read at scrape time. */
+export interface MetricsSources {
+  collector: CollectorStats;
+  writer: SpanWriterStats;
+  ingest: IngestStats;
+  admission: AdmissionStats;
+}
 
 interface Metric {
   name: string;
@@ -9,69 +19,112 @@ interface Metric {
 }
 
 /** The collector's own counters in the Prometheus text exposition format. Pure. */
-export function renderMetrics(collector: CollectorStats, writer: SpanWriterStats): string {
+export function renderMetrics({ collector, writer, ingest, admission }: MetricsSources): string {
   const metrics: Metric[] = [
-    {
-      name: 'routewatch_otlp_requests_total',
-      help: 'OTLP trace export requests received.',
-      type: 'counter',
-      value: collector.requests,
-    },
-    {
-      name: 'routewatch_otlp_requests_rejected_total',
-      help: 'OTLP requests answered with a 4xx.',
-      type: 'counter',
-      value: collector.rejectedRequests,
-    },
-    {
-      name: 'routewatch_spans_received_total',
-      help: 'Spans in accepted requests.',
-      type: 'counter',
-      value: collector.spansReceived,
-    },
-    {
-      name: 'routewatch_spans_skipped_total',
-      help: 'Spans without routewatch or GenAI attributes, not stored.',
-      type: 'counter',
-      value: collector.spansSkipped,
-    },
-    {
-      name: 'routewatch_spans_written_total',
-      help: 'Spans written to ClickHouse.',
-      type: 'counter',
-      value: writer.rowsWritten,
-    },
-    {
-      name: 'routewatch_spans_rejected_total',
-      help: 'Spans the store refused for their content (answered as an OTLP partial success).',
-      type: 'counter',
-      value: writer.rowsRejected,
-    },
-    {
-      name: 'routewatch_spans_duplicate_total',
-      help: 'Spans dropped as already written (exporter retries).',
-      type: 'counter',
-      value: writer.duplicatesDropped,
-    },
-    {
-      name: 'routewatch_insert_batches_total',
-      help: 'ClickHouse inserts of span batches.',
-      type: 'counter',
-      value: writer.batches,
-    },
-    {
-      name: 'routewatch_spans_pending',
-      help: 'Spans waiting to be written.',
-      type: 'gauge',
-      value: writer.pendingRows,
-    },
-    {
-      name: 'routewatch_spans_pending_bytes',
-      help: 'Serialized size of the spans waiting to be written.',
-      type: 'gauge',
-      value: writer.pendingBytes,
-    },
-  ];
+    [
+      'routewatch_otlp_requests_total',
+      'OTLP trace export requests received.',
+      'counter',
+      collector.requests,
+    ],
+    [
+      'routewatch_otlp_requests_rejected_total',
+      'OTLP requests answered with a 4xx.',
+      'counter',
+      collector.rejectedRequests,
+    ],
+    [
+      'routewatch_requests_refused_total',
+      'Ingest requests refused with 503 before their body was read (overload).',
+      'counter',
+      admission.refused,
+    ],
+    [
+      'routewatch_spans_received_total',
+      'Spans in accepted requests.',
+      'counter',
+      collector.spansReceived,
+    ],
+    [
+      'routewatch_spans_skipped_total',
+      'Spans without routewatch or GenAI attributes, not stored.',
+      'counter',
+      collector.spansSkipped,
+    ],
+    [
+      'routewatch_spans_out_of_window_total',
+      'Spans refused for a start time older than retention or too far ahead.',
+      'counter',
+      collector.spansOutOfWindow,
+    ],
+    [
+      'routewatch_spans_written_total',
+      'Spans written to ClickHouse.',
+      'counter',
+      writer.rowsWritten,
+    ],
+    [
+      'routewatch_spans_rejected_total',
+      'Spans the store refused for their content (answered as an OTLP partial success).',
+      'counter',
+      writer.rowsRejected,
+    ],
+    [
+      'routewatch_spans_duplicate_total',
+      'Spans dropped as already written (exporter retries).',
+      'counter',
+      writer.duplicatesDropped,
+    ],
+    [
+      'routewatch_writes_refused_total',
+      'Writes refused with 503 because the queue to the store was full.',
+      'counter',
+      writer.overloadRefusals,
+    ],
+    [
+      'routewatch_insert_batches_total',
+      'ClickHouse inserts of span batches.',
+      'counter',
+      writer.batches,
+    ],
+    ['routewatch_spans_pending', 'Spans waiting to be written.', 'gauge', writer.pendingRows],
+    [
+      'routewatch_spans_pending_bytes',
+      'Serialized size of the spans waiting to be written.',
+      'gauge',
+      writer.pendingBytes,
+    ],
+    [
+      'routewatch_insert_rows_per_second',
+      'Rows the store takes per second, measured over recent inserts.',
+      'gauge',
+      writer.insertRowsPerSecond,
+    ],
+    [
+      'routewatch_inflight_bytes',
+      'Bytes of ingest requests being received, decoded or written.',
+      'gauge',
+      admission.inflightBytes,
+    ],
+    [
+      'routewatch_inflight_requests',
+      'Ingest requests being received, decoded or written.',
+      'gauge',
+      admission.inflightRequests,
+    ],
+    [
+      'routewatch_ingest_queued_requests',
+      'Request bodies waiting for an ingest thread.',
+      'gauge',
+      ingest.queued,
+    ],
+    [
+      'routewatch_ingest_worker_restarts_total',
+      'Ingest threads replaced after they died.',
+      'counter',
+      ingest.workerRestarts,
+    ],
+  ].map(([name, help, type, value]) => ({ name, help, type, value }) as Metric);
   return metrics
     .map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`)
     .join('');

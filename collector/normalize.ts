@@ -48,7 +48,41 @@ export interface NormalizeResult {
   rows: SpanRow[];
   /** Spans with neither routewatch.* nor GenAI attributes: counted, not stored. */
   skipped: number;
+  /** Spans refused for a start time outside the accepted window (see TimeWindow). */
+  outOfWindow: number;
+  /** Why the first of them was refused; empty when none was. */
+  outOfWindowMessage: string;
 }
+
+/**
+ * The start times a span may have to be stored: not older than retention (it would be deleted
+ * at once, after costing a partition of its own) and not further ahead than a clock could be
+ * wrong. One request of spans spread over thousands of days would otherwise create thousands of
+ * partitions and slow the store down for everyone after it.
+ */
+export interface TimeWindow {
+  /** Oldest accepted start, ns since the epoch. */
+  fromNs: bigint;
+  /** Latest accepted start, ns since the epoch. */
+  toNs: bigint;
+}
+
+/** The window accepted at `nowMs`: `maxAgeMs` back, `maxAheadMs` ahead. */
+export function acceptedWindow(nowMs: number, maxAgeMs: number, maxAheadMs: number): TimeWindow {
+  return {
+    fromNs: BigInt(Math.max(0, nowMs - maxAgeMs)) * 1_000_000n,
+    toNs: BigInt(nowMs + maxAheadMs) * 1_000_000n,
+  };
+}
+
+/** Any window: for tools and tests that store spans of any time. */
+export const ANY_TIME: TimeWindow = { fromNs: 0n, toNs: 9_223_372_036_854_775_807n };
+
+/**
+ * A cost above this (USD, one call or one report) is taken as a unit error or garbage: summed, a
+ * few such values make a cohort's total infinite.
+ */
+export const MAX_COST_USD = 1_000_000;
 
 const SPAN_KINDS = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'] as const;
 const STATUS_CODES = ['unset', 'ok', 'error'] as const;
@@ -166,7 +200,7 @@ const TYPED = new Set<string>([
 
 /** The span's attributes without those kept in typed columns. */
 function untyped(map: Record<string, string>): Record<string, string> {
-  const rest: Record<string, string> = {};
+  const rest = emptyMap();
   for (const key in map) if (!TYPED.has(key)) rest[key] = map[key]!;
   return rest;
 }
@@ -186,8 +220,11 @@ export function wellFormed(text: string): string {
   return s.isWellFormed() ? text : s.toWellFormed();
 }
 
+/** A map without a prototype: a key such as `__proto__` is stored like any other. */
+const emptyMap = (): Record<string, string> => Object.create(null) as Record<string, string>;
+
 function toMap(attributes: KeyValue[]): Record<string, string> {
-  const map: Record<string, string> = {};
+  const map = emptyMap();
   for (const kv of attributes) map[wellFormed(kv.key)] = wellFormed(flatten(kv.value));
   return map;
 }
@@ -211,6 +248,12 @@ function finiteNumber(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   return Number.isFinite(n) ? n : undefined;
+}
+
+/** A cost in USD: a number from 0 to MAX_COST_USD, else absent. */
+function usdAmount(value: string | undefined): number | undefined {
+  const n = finiteNumber(value);
+  return n !== undefined && n >= 0 && n <= MAX_COST_USD ? n : undefined;
 }
 
 function isRelevant(map: Record<string, string>): boolean {
@@ -254,9 +297,9 @@ export function normalizeSpan(
 
   let costUsd = 0;
   let costSource: SpanRow['cost_source'] = 'none';
-  const reportedCost = finiteNumber(first(map, NAMES.cost));
+  const reportedCost = usdAmount(first(map, NAMES.cost));
   if (kind === 'llm') {
-    if (reportedCost !== undefined && reportedCost >= 0) {
+    if (reportedCost !== undefined) {
       // A cost the application knows is final; the price table never overrides it.
       costUsd = reportedCost;
       costSource = 'span';
@@ -318,16 +361,26 @@ export function normalizeSpan(
     outcome: OUTCOMES.has(outcome) ? outcome : outcome === '' ? '' : 'unknown',
     outcome_reason: map['routewatch.outcome.reason'] ?? '',
     reask: map['routewatch.reask'] === 'true' ? 1 : 0,
-    cleanup_cost_usd: Math.max(0, finiteNumber(map['routewatch.cleanup.cost_usd']) ?? 0),
+    cleanup_cost_usd: usdAmount(map['routewatch.cleanup.cost_usd']) ?? 0,
     attributes: untyped(map),
     resource,
   };
 }
 
-/** Turns a decoded request into `spans` rows; spans without routing or GenAI attributes are skipped. */
-export function normalizeRequest(request: ExportTraceRequest, prices: PriceTable): NormalizeResult {
+/**
+ * Turns a decoded request into `spans` rows. Spans without routing or GenAI attributes are
+ * skipped (counted, not stored); spans starting outside `window` are refused (counted, with the
+ * reason of the first).
+ */
+export function normalizeRequest(
+  request: ExportTraceRequest,
+  prices: PriceTable,
+  window: TimeWindow = ANY_TIME,
+): NormalizeResult {
   const rows: SpanRow[] = [];
   let skipped = 0;
+  let outOfWindow = 0;
+  let outOfWindowMessage = '';
   for (const resourceSpans of request.resourceSpans) {
     const resource = toMap(resourceSpans.resource?.attributes ?? []);
     for (const scopeSpans of resourceSpans.scopeSpans) {
@@ -338,11 +391,29 @@ export function normalizeRequest(request: ExportTraceRequest, prices: PriceTable
           skipped++;
           continue;
         }
+        const start = BigInt(span.startTimeUnixNano);
+        if (start < window.fromNs || start > window.toNs) {
+          if (outOfWindow++ === 0) outOfWindowMessage = outsideWindowMessage(start, window);
+          continue;
+        }
         rows.push(normalizeSpan(span, map, resource, scopeName, prices));
       }
     }
   }
-  return { rows, skipped };
+  return { rows, skipped, outOfWindow, outOfWindowMessage };
+}
+
+const isoOf = (ns: bigint) => {
+  const ms = Number(ns / 1_000_000n);
+  return Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : `${ns} ns`;
+};
+
+function outsideWindowMessage(start: bigint, window: TimeWindow): string {
+  return start < window.fromNs
+    ? `a span starts at ${isoOf(start)}, before ${isoOf(window.fromNs)}: older than the retention ` +
+        '(ROUTEWATCH_RETENTION_DAYS), so it would never be reported'
+    : `a span starts at ${isoOf(start)}, after ${isoOf(window.toNs)}: further ahead than the ` +
+        "allowed clock skew (ROUTEWATCH_MAX_CLOCK_SKEW); check the sender's clock";
 }
 
 export function countSpans(request: ExportTraceRequest): number {

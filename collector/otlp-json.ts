@@ -1,5 +1,7 @@
 import { OtlpDecodeError, validateTraceRequest } from './otlp-request.js';
 import type { ExportTraceRequest } from './otlp-request.js';
+import { checkJsonEntries } from './request-limits.js';
+import type { RequestLimits } from './request-limits.js';
 
 /**
  * OTLP/HTTP JSON trace requests (ExportTraceServiceRequest), as sent by
@@ -95,8 +97,20 @@ export function parseJsonPreservingInt64(text: string): unknown {
   return JSON.parse(HAS_LONG_INTEGER.test(text) ? quoteLongIntegers(text) : text);
 }
 
-/** Decodes an OTLP/HTTP JSON body. Throws OtlpDecodeError with a message naming the bad field. */
-export function decodeTraceRequestJson(text: string): ExportTraceRequest {
+/**
+ * Decodes an OTLP/HTTP JSON body. Throws OtlpDecodeError with a message naming the bad field, or
+ * RequestLimitError naming the limit the request crosses (checked before parsing, on the bytes).
+ */
+export function decodeTraceRequestJson(
+  body: string | Uint8Array,
+  limits?: RequestLimits,
+): ExportTraceRequest {
+  if (limits)
+    checkJsonEntries(typeof body === 'string' ? Buffer.from(body) : body, limits.maxEntries);
+  const text =
+    typeof body === 'string'
+      ? body
+      : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
   let json: unknown;
   try {
     json = parseJsonPreservingInt64(text);
@@ -105,5 +119,5 @@ export function decodeTraceRequestJson(text: string): ExportTraceRequest {
       cause: error,
     });
   }
-  return validateTraceRequest(json);
+  return validateTraceRequest(json, limits);
 }

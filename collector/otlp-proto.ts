@@ -1,17 +1,28 @@
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { OtlpDecodeError, validateTraceRequest } from './otlp-json.js';
 import type { ExportTraceRequest } from './otlp-json.js';
+import { EntryBudget } from './request-limits.js';
+import type { RequestLimits } from './request-limits.js';
 
 /**
  * OTLP/HTTP protobuf trace requests. The wire format is read field by field (field numbers from
  * opentelemetry-proto, trace subset) into the OTLP/JSON object shape — hex ids, 64-bit integers as
  * decimal strings — and then checked by the same rules as JSON bodies. Unknown fields are skipped.
+ * Every message decoded is counted against the request's limits, so no body shape can make the
+ * decoder build more than a bounded number of objects.
  */
 
 type Json = Record<string, unknown>;
 
 /** Deeper nesting than this in AnyValue arrays/kvlists is refused rather than recursed into. */
 const MAX_DEPTH = 32;
+
+/** No limits: for callers that bound the body some other way (tests, tools). */
+const UNLIMITED: RequestLimits = {
+  maxSpans: Number.POSITIVE_INFINITY,
+  maxEntries: Number.POSITIVE_INFINITY,
+  maxResources: Number.POSITIVE_INFINITY,
+};
 
 const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
@@ -45,7 +56,8 @@ function nested(reader: BinaryReader, wireType: WireType, field: string): number
   return end;
 }
 
-function anyValue(reader: BinaryReader, end: number, depth: number): Json {
+function anyValue(reader: BinaryReader, end: number, depth: number, budget: EntryBudget): Json {
+  budget.entry();
   if (depth > MAX_DEPTH)
     throw new OtlpDecodeError(`attribute values nest deeper than ${MAX_DEPTH} levels`);
   const value: Json = {};
@@ -72,7 +84,7 @@ function anyValue(reader: BinaryReader, end: number, depth: number): Json {
         const values: Json[] = [];
         readMessage(reader, arrayEnd, (f, w) => {
           if (f !== 1) return false;
-          values.push(anyValue(reader, nested(reader, w, 'ArrayValue.values'), depth + 1));
+          values.push(anyValue(reader, nested(reader, w, 'ArrayValue.values'), depth + 1, budget));
           return true;
         });
         value['arrayValue'] = { values };
@@ -83,7 +95,9 @@ function anyValue(reader: BinaryReader, end: number, depth: number): Json {
         const values: Json[] = [];
         readMessage(reader, listEnd, (f, w) => {
           if (f !== 1) return false;
-          values.push(keyValue(reader, nested(reader, w, 'KeyValueList.values'), depth + 1));
+          values.push(
+            keyValue(reader, nested(reader, w, 'KeyValueList.values'), budget, depth + 1),
+          );
           return true;
         });
         value['kvlistValue'] = { values };
@@ -100,7 +114,8 @@ function anyValue(reader: BinaryReader, end: number, depth: number): Json {
   return value;
 }
 
-function keyValue(reader: BinaryReader, end: number, depth = 0): Json {
+function keyValue(reader: BinaryReader, end: number, budget: EntryBudget, depth = 0): Json {
+  budget.entry();
   const kv: Json = { key: '' };
   readMessage(reader, end, (fieldNo, wireType) => {
     if (fieldNo === 1) {
@@ -109,7 +124,7 @@ function keyValue(reader: BinaryReader, end: number, depth = 0): Json {
       return true;
     }
     if (fieldNo === 2) {
-      kv['value'] = anyValue(reader, nested(reader, wireType, 'KeyValue.value'), depth);
+      kv['value'] = anyValue(reader, nested(reader, wireType, 'KeyValue.value'), depth, budget);
       return true;
     }
     return false;
@@ -122,11 +137,13 @@ function attributesInto(
   reader: BinaryReader,
   wireType: WireType,
   field: string,
+  budget: EntryBudget,
 ): void {
-  target.push(keyValue(reader, nested(reader, wireType, field)));
+  target.push(keyValue(reader, nested(reader, wireType, field), budget));
 }
 
-function span(reader: BinaryReader, end: number): Json {
+function span(reader: BinaryReader, end: number, budget: EntryBudget): Json {
+  budget.span();
   const attributes: Json[] = [];
   const out: Json = { traceId: '', spanId: '', attributes };
   readMessage(reader, end, (fieldNo, wireType) => {
@@ -160,7 +177,7 @@ function span(reader: BinaryReader, end: number): Json {
         out['endTimeUnixNano'] = String(reader.fixed64());
         return true;
       case 9:
-        attributesInto(attributes, reader, wireType, 'Span.attributes');
+        attributesInto(attributes, reader, wireType, 'Span.attributes', budget);
         return true;
       case 15: {
         const status: Json = {};
@@ -190,13 +207,21 @@ function span(reader: BinaryReader, end: number): Json {
   return out;
 }
 
-/** Decodes an OTLP/HTTP protobuf body. Throws OtlpDecodeError naming what is wrong. */
-export function decodeTraceRequestProto(body: Uint8Array): ExportTraceRequest {
+/**
+ * Decodes an OTLP/HTTP protobuf body. Throws OtlpDecodeError naming what is wrong, or
+ * RequestLimitError naming the limit a request crosses.
+ */
+export function decodeTraceRequestProto(
+  body: Uint8Array,
+  limits: RequestLimits = UNLIMITED,
+): ExportTraceRequest {
   const resourceSpans: Json[] = [];
+  const budget = new EntryBudget(limits);
   try {
     const reader = new BinaryReader(body);
     readMessage(reader, reader.len, (fieldNo, wireType) => {
       if (fieldNo !== 1) return false;
+      budget.resource();
       const resourceAttributes: Json[] = [];
       const scopeSpans: Json[] = [];
       readMessage(
@@ -206,12 +231,13 @@ export function decodeTraceRequestProto(body: Uint8Array): ExportTraceRequest {
           if (f === 1) {
             readMessage(reader, nested(reader, w, 'ResourceSpans.resource'), (rf, rw) => {
               if (rf !== 1) return false;
-              attributesInto(resourceAttributes, reader, rw, 'Resource.attributes');
+              attributesInto(resourceAttributes, reader, rw, 'Resource.attributes', budget);
               return true;
             });
             return true;
           }
           if (f !== 2) return false;
+          budget.entry();
           const spans: Json[] = [];
           const scope: Json = {};
           readMessage(reader, nested(reader, w, 'ResourceSpans.scope_spans'), (sf, sw) => {
@@ -225,7 +251,7 @@ export function decodeTraceRequestProto(body: Uint8Array): ExportTraceRequest {
               return true;
             }
             if (sf !== 2) return false;
-            spans.push(span(reader, nested(reader, sw, 'ScopeSpans.spans')));
+            spans.push(span(reader, nested(reader, sw, 'ScopeSpans.spans'), budget));
             return true;
           });
           scopeSpans.push({ scope, spans });
@@ -244,7 +270,7 @@ export function decodeTraceRequestProto(body: Uint8Array): ExportTraceRequest {
       },
     );
   }
-  return validateTraceRequest({ resourceSpans });
+  return validateTraceRequest({ resourceSpans }, limits);
 }
 
 /** google.rpc.Status { code = 1, message = 2 } as protobuf bytes. */

@@ -9,6 +9,11 @@
  * as absent (proto3 JSON mapping).
  */
 
+import { OtlpDecodeError, limitExceeded } from './otlp-errors.js';
+import type { RequestLimits } from './otlp-errors.js';
+
+export { OtlpDecodeError };
+
 export type AnyValue =
   | { kind: 'string'; value: string }
   | { kind: 'bool'; value: boolean }
@@ -41,14 +46,6 @@ export interface ExportTraceRequest {
     resource?: { attributes: KeyValue[] };
     scopeSpans: { scope?: { name?: string; version?: string }; spans: OtlpSpan[] }[];
   }[];
-}
-
-export class OtlpDecodeError extends Error {
-  readonly code = 'OTLP_INVALID';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'OtlpDecodeError';
-  }
 }
 
 /** Attribute values nested deeper than this (arrays in kvlists in arrays …) are refused. */
@@ -206,11 +203,23 @@ function span(value: unknown, path: string): OtlpSpan {
   };
 }
 
-/** Checks a request in the OTLP/JSON object shape; throws OtlpDecodeError naming the bad field. */
-export function validateTraceRequest(json: unknown): ExportTraceRequest {
+/**
+ * Checks a request in the OTLP/JSON object shape; throws OtlpDecodeError naming the bad field,
+ * or RequestLimitError when it holds more spans or resources than `limits` allow (the entry
+ * count is checked before parsing, see checkJsonEntries).
+ */
+export function validateTraceRequest(
+  json: unknown,
+  limits?: Pick<RequestLimits, 'maxSpans' | 'maxResources'>,
+): ExportTraceRequest {
   const request = object(json, '');
+  const resources = array(request['resourceSpans'], 'resourceSpans');
+  if (limits && resources.length > limits.maxResources) {
+    throw limitExceeded('maxResources', limits.maxResources);
+  }
+  let spanCount = 0;
   return {
-    resourceSpans: array(request['resourceSpans'], 'resourceSpans').map((rsValue, r) => {
+    resourceSpans: resources.map((rsValue, r) => {
       const rPath = `resourceSpans.${r}`;
       const rs = object(rsValue, rPath);
       const resource = isAbsent(rs['resource'])
@@ -236,6 +245,10 @@ export function validateTraceRequest(json: unknown): ExportTraceRequest {
               scope.version = optionalString(sc['version'], `${sPath}.scope.version`);
           }
           const spans = array(ss['spans'], `${sPath}.spans`);
+          spanCount += spans.length;
+          if (limits && spanCount > limits.maxSpans) {
+            throw limitExceeded('maxSpans', limits.maxSpans);
+          }
           const checked = new Array<OtlpSpan>(spans.length);
           for (let i = 0; i < spans.length; i++) checked[i] = span(spans[i], `${sPath}.spans.${i}`);
           return { ...(scope ? { scope } : {}), spans: checked };

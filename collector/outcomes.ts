@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Store } from '../storage/store.js';
-import { canonicalTaskId, clickHouseTime } from './normalize.js';
+import { MAX_COST_USD, canonicalTaskId, clickHouseTime } from './normalize.js';
 
 /**
  * Late outcomes: what the application learns after the reply (a reask, a human correction, a
@@ -13,7 +13,7 @@ export const outcomeReport = z
     outcome: z.enum(['success', 'failure', 'escalated', 'abandoned', 'unknown']),
     reason: z.string().max(128).optional(),
     reask: z.boolean().optional(),
-    cleanupCostUsd: z.number().finite().nonnegative().optional(),
+    cleanupCostUsd: z.number().finite().nonnegative().max(MAX_COST_USD).optional(),
     /** When the outcome was observed; default: when it was received. */
     observedAt: z.iso.datetime({ offset: true }).optional(),
     source: z.string().max(64).optional(),

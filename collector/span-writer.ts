@@ -3,16 +3,37 @@ import type { Store } from '../storage/store.js';
 import type { SpanRow } from './normalize.js';
 
 export interface SpanWriterOptions {
-  /** Flush when this many rows are waiting. */
-  maxBatchRows?: number;
-  /** Flush at the latest this long after the first row of a batch arrived. */
-  maxDelayMs?: number;
+  /** Flush when this many rows are waiting (ROUTEWATCH_BATCH_ROWS). */
+  maxBatchRows: number;
+  /** Flush at the latest this long after the first row of a batch arrived (ROUTEWATCH_BATCH_DELAY). */
+  maxDelayMs: number;
   /** Refuse new rows (the caller answers 503) while this many are waiting. */
-  maxPendingRows?: number;
+  maxPendingRows: number;
   /** Refuse new rows while their serialized size waiting exceeds this many bytes. */
-  maxPendingBytes?: number;
+  maxPendingBytes: number;
+  /** Refuse new rows while the ones waiting would take longer than this to store (ROUTEWATCH_MAX_QUEUE_WAIT). */
+  maxQueueWaitMs: number;
   /** How many recently written span keys to remember for de-duplication at ingest. */
-  dedupWindow?: number;
+  dedupWindow: number;
+}
+
+/** Rows serialized for the store: one JSONEachRow line per row, and the row's span key. */
+export interface PreparedRows {
+  lines: string[];
+  /** trace id + span id of each line, for de-duplication. */
+  keys: string[];
+}
+
+/** Serializes rows for `SpanWriter.write`. */
+export function prepareRows(rows: readonly SpanRow[]): PreparedRows {
+  const lines = new Array<string>(rows.length);
+  const keys = new Array<string>(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!;
+    lines[i] = JSON.stringify(row);
+    keys[i] = row.trace_id + row.span_id;
+  }
+  return { lines, keys };
 }
 
 export interface SpanWriterStats {
@@ -23,6 +44,10 @@ export interface SpanWriterStats {
   batches: number;
   pendingRows: number;
   pendingBytes: number;
+  /** Writes refused because the queue was full (answered 503). */
+  overloadRefusals: number;
+  /** Rows the store takes per second, measured over recent inserts. */
+  insertRowsPerSecond: number;
 }
 
 /** What became of one write: every row stored, except `rejected` ones the store refused. */
@@ -37,13 +62,26 @@ export class OverloadedError extends Error {
   constructor(
     readonly pendingRows: number,
     readonly pendingBytes: number,
+    /** How long the waiting rows should take to store. */
+    readonly drainMs: number,
   ) {
     super(
-      `the collector has ${pendingRows} spans (${pendingBytes} bytes) waiting to be written; retry later`,
+      `the collector has ${pendingRows} spans (${pendingBytes} bytes) waiting to be stored, ` +
+        `about ${Math.ceil(drainMs / 1000)} s of work: retry later`,
     );
     this.name = 'OverloadedError';
   }
+
+  /** Seconds a client should wait: about the time the queue takes to drain, 1 to 60. */
+  get retryAfterSeconds(): number {
+    return Math.min(60, Math.max(1, Math.ceil(this.drainMs / 1000)));
+  }
 }
+
+/** The insert rate assumed before the first insert is measured, rows per second. */
+const INITIAL_ROWS_PER_SECOND = 20_000;
+/** Weight of the newest measurement in the moving average of the insert rate. */
+const RATE_SMOOTHING = 0.3;
 
 interface Waiter {
   /** One JSONEachRow line per row. */
@@ -70,6 +108,7 @@ export class SpanWriter {
   readonly #maxDelayMs: number;
   readonly #maxPendingRows: number;
   readonly #maxPendingBytes: number;
+  readonly #maxQueueWaitMs: number;
   readonly #dedupWindow: number;
   readonly #recent = new Set<string>();
   #waiting: Waiter[] = [];
@@ -82,36 +121,45 @@ export class SpanWriter {
     batches: 0,
     pendingRows: 0,
     pendingBytes: 0,
+    overloadRefusals: 0,
+    insertRowsPerSecond: INITIAL_ROWS_PER_SECOND,
   };
 
-  constructor(store: Store, options: SpanWriterOptions = {}) {
+  constructor(store: Store, options: SpanWriterOptions) {
     this.#store = store;
-    this.#maxBatchRows = options.maxBatchRows ?? 10_000;
-    this.#maxDelayMs = options.maxDelayMs ?? 200;
-    this.#maxPendingRows = options.maxPendingRows ?? 200_000;
-    this.#maxPendingBytes = options.maxPendingBytes ?? 256 * 1024 * 1024;
-    this.#dedupWindow = options.dedupWindow ?? 1_000_000;
+    this.#maxBatchRows = options.maxBatchRows;
+    this.#maxDelayMs = options.maxDelayMs;
+    this.#maxPendingRows = options.maxPendingRows;
+    this.#maxPendingBytes = options.maxPendingBytes;
+    this.#maxQueueWaitMs = options.maxQueueWaitMs;
+    this.#dedupWindow = options.dedupWindow;
+  }
+
+  /** How long the rows waiting now should take to store, at the measured insert rate. */
+  estimatedDrainMs(extraRows = 0): number {
+    return ((this.stats.pendingRows + extraRows) / this.stats.insertRowsPerSecond) * 1000;
   }
 
   /**
    * Resolves when the rows are stored, saying how many the store refused for their content;
-   * rejects if the store failed otherwise (the client should retry).
+   * rejects with OverloadedError when the queue is full (the client should retry later), or with
+   * the store's error if it failed otherwise (the client should retry).
    */
-  write(rows: SpanRow[]): Promise<WriteResult> {
-    if (rows.length === 0) return Promise.resolve(ALL_STORED);
+  write(rows: PreparedRows): Promise<WriteResult> {
+    const { lines, keys } = rows;
+    if (lines.length === 0) return Promise.resolve(ALL_STORED);
     const { pendingRows, pendingBytes } = this.stats;
-    if (pendingRows + rows.length > this.#maxPendingRows || pendingBytes > this.#maxPendingBytes) {
-      return Promise.reject(new OverloadedError(pendingRows, pendingBytes));
+    const drainMs = this.estimatedDrainMs(lines.length);
+    if (
+      pendingRows + lines.length > this.#maxPendingRows ||
+      pendingBytes > this.#maxPendingBytes ||
+      (pendingRows > 0 && drainMs > this.#maxQueueWaitMs)
+    ) {
+      this.stats.overloadRefusals++;
+      return Promise.reject(new OverloadedError(pendingRows, pendingBytes, drainMs));
     }
-    const lines: string[] = [];
-    const keys: string[] = [];
     let bytes = 0;
-    for (const row of rows) {
-      const line = JSON.stringify(row);
-      lines.push(line);
-      keys.push(`${row.trace_id}${row.span_id}`);
-      bytes += line.length + 1;
-    }
+    for (const line of lines) bytes += line.length + 1;
     return new Promise<WriteResult>((resolve, reject) => {
       this.#waiting.push({ lines, keys, bytes, resolve, reject });
       this.stats.pendingRows += lines.length;
@@ -198,7 +246,9 @@ export class SpanWriter {
 
   async #insert(lines: string[], keys: string[]): Promise<void> {
     if (lines.length > 0) {
+      const started = performance.now();
       await this.#store.insertJsonEachRow('spans', Buffer.from(lines.join('\n') + '\n'));
+      this.#measure(lines.length, performance.now() - started);
     }
     this.stats.rowsWritten += lines.length;
     this.stats.batches++;
@@ -234,6 +284,15 @@ export class SpanWriter {
     }
     this.stats.rowsRejected += rejected;
     return rejected === 0 ? ALL_STORED : { rejected, errorMessage: firstError };
+  }
+
+  /** Moving average of the insert rate, from batches large enough to say something. */
+  #measure(rows: number, elapsedMs: number): void {
+    if (rows < 100 || elapsedMs <= 0) return;
+    const rate = (rows / elapsedMs) * 1000;
+    const { insertRowsPerSecond } = this.stats;
+    this.stats.insertRowsPerSecond =
+      insertRowsPerSecond + RATE_SMOOTHING * (rate - insertRowsPerSecond);
   }
 
   #remember(keys: string[]): void {

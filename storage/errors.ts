@@ -63,3 +63,29 @@ export function isRowDataError(error: unknown): boolean {
   const code = clickHouseErrorCode(error);
   return code !== undefined && ROW_DATA_ERROR_CODES.has(code);
 }
+
+/**
+ * ClickHouse error codes that mean "try again later": the server is there but cannot serve now.
+ */
+const UNAVAILABLE_CODES = new Set([
+  159, // TIMEOUT_EXCEEDED
+  202, // TOO_MANY_SIMULTANEOUS_QUERIES
+  209, // SOCKET_TIMEOUT
+  210, // NETWORK_ERROR
+  241, // MEMORY_LIMIT_EXCEEDED
+  242, // TABLE_IS_READ_ONLY
+  252, // TOO_MANY_PARTS
+  999, // KEEPER_EXCEPTION
+]);
+
+/**
+ * True when the store could not be reached or cannot serve for now (connection refused, a
+ * timeout, a closed store, an overloaded server): the caller should answer 503, not 500.
+ */
+export function isStoreUnavailable(error: unknown): boolean {
+  if (error instanceof StorageError && error.code === 'STORE_CLOSED') return true;
+  const code = clickHouseErrorCode(error);
+  if (code !== undefined) return UNAVAILABLE_CODES.has(code);
+  // No engine error code anywhere in the chain: the engine never answered.
+  return error instanceof StorageError && error.code !== 'ROW_SHAPE';
+}

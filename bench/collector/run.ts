@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { startRoutewatch } from '../../cli/server.js';
+import { configWith } from '../../server/config.js';
+import { startRoutewatch } from '../../server/start.js';
 import { normalizeRequest } from '../../collector/normalize.js';
 import { decodeTraceRequestProto } from '../../collector/otlp-proto.js';
 import { PriceTable } from '../../collector/pricing.js';
@@ -164,7 +165,9 @@ async function measure(fn: () => Promise<void>): Promise<Measure> {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'routewatch-bench-collector-'));
-  const routewatch = await startRoutewatch({ port: 0, dataDir: dir, logger: false });
+  const routewatch = await startRoutewatch(
+    configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_DATA_DIR: dir }),
+  );
   const prices = new PriceTable();
   const results: Record<string, Measure[]> = { raw: [], json: [], protobuf: [] };
   try {

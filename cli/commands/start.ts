@@ -1,0 +1,60 @@
+import { resolve } from 'node:path';
+import type { Command } from '../command.js';
+import { parseConfig } from '../../server/config.js';
+
+export const startCommand: Command<Record<string, never>> = {
+  name: 'start',
+  summary: 'collector + analyzer + embedded ClickHouse in one process',
+  usage: `
+Usage: routewatch start
+
+Listens for OTLP/HTTP traces (POST /v1/traces), late outcomes (POST /v1/outcomes) and the API
+(GET /api/v1/report), with the data in ROUTEWATCH_DATA_DIR (embedded ClickHouse) or on the
+ClickHouse server CLICKHOUSE_URL names. Stops on SIGINT/SIGTERM after storing what it acknowledged.
+
+Environment (defaults in parentheses; see docs/operating.md for all settings):
+  ROUTEWATCH_HOST (127.0.0.1)   ROUTEWATCH_PORT (4318)   ROUTEWATCH_DATA_DIR (./.routewatch)
+  CLICKHOUSE_URL (unset: embedded)   ROUTEWATCH_TOKEN (required beyond loopback)
+  ROUTEWATCH_LOG_LEVEL (info)   ROUTEWATCH_RETENTION_DAYS (30)   ROUTEWATCH_MAX_BODY_BYTES (20 MiB)
+`,
+  options: {},
+  async run() {
+    const config = parseConfig();
+    const { startRoutewatch } = await import('../../server/start.js');
+    const running = await startRoutewatch(config, {
+      logger: {
+        level: config.ROUTEWATCH_LOG_LEVEL,
+        redact: ['req.headers.authorization', '*.webhookUrl', '*.token'],
+      },
+    });
+    const where =
+      running.store.driver === 'embedded'
+        ? `embedded ClickHouse, data in ${resolve(config.ROUTEWATCH_DATA_DIR)}`
+        : `ClickHouse server ${running.store.location}`;
+    process.stdout.write(
+      `\nroutewatch is listening on ${running.url} (${where})\n\n` +
+        "Point your service's OpenTelemetry exporter here:\n" +
+        `  OTEL_EXPORTER_OTLP_ENDPOINT=${running.url} \\\n` +
+        '    node --import @routewatch/instrumentation/register app.js\n\n' +
+        `Report: routewatch report --url ${running.url}   (or GET ${running.url}/api/v1/report)\n` +
+        'Stop with Ctrl-C: spans already acknowledged are written before exit.\n\n',
+    );
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      running.app.log.info({ signal }, 'shutting down');
+      running.close().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          running.app.log.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    // Keeps running until a signal.
+    await new Promise<never>(() => undefined);
+  },
+};

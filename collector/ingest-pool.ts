@@ -1,0 +1,244 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { OtlpDecodeError, RequestLimitError } from './otlp-errors.js';
+import type { RequestLimits } from './otlp-errors.js';
+import { createIngest } from './ingest.js';
+import type { IngestResult, IngestSettings, OtlpEncoding } from './ingest.js';
+
+/**
+ * Runs the ingest pipeline on worker threads, so that decoding a large or hostile body never
+ * blocks the event loop: health checks, /metrics, other requests and SIGTERM are served while it
+ * runs. Each thread has a bounded heap; a request that would need more is refused, and the thread
+ * is replaced.
+ */
+
+export interface IngestTask {
+  id: number;
+  body: ArrayBuffer;
+  encoding: OtlpEncoding;
+  nowMs: number;
+}
+
+export type IngestAnswer =
+  | { id: number; ok: true; result: IngestResult }
+  | { id: number; ok: false; error: { name: string; message: string; code: string } };
+
+/** The ingest pipeline as the HTTP route sees it. */
+export interface IngestRunner {
+  run(body: Uint8Array, encoding: OtlpEncoding): Promise<IngestResult>;
+  /** How long a body arriving now would wait before a thread takes it. */
+  estimatedWaitMs(): number;
+  readonly stats: IngestStats;
+  close(): Promise<void>;
+}
+
+export interface IngestStats {
+  /** Bodies waiting for a thread, and their bytes. */
+  queued: number;
+  queuedBytes: number;
+  /** Threads replaced after they died (out of memory on a request, or a crash). */
+  workerRestarts: number;
+  /** Body bytes decoded per second, measured over recent requests. */
+  bytesPerSecond: number;
+}
+
+/** A request needed more memory than an ingest thread may use. */
+export class IngestTooComplexError extends Error {
+  readonly code = 'INGEST_TOO_COMPLEX';
+  constructor(heapMb: number) {
+    super(
+      `decoding this request needs more than the ${heapMb} MB an ingest thread may use ` +
+        '(ROUTEWATCH_INGEST_WORKER_HEAP_MB): send smaller batches',
+    );
+    this.name = 'IngestTooComplexError';
+  }
+}
+
+const INITIAL_BYTES_PER_SECOND = 20 * 1024 * 1024;
+const RATE_SMOOTHING = 0.3;
+
+function rebuildError(error: { name: string; message: string; code: string }): Error {
+  if (error.code === 'OTLP_LIMIT') {
+    const limit = /ROUTEWATCH_MAX_(SPANS|ENTRIES|RESOURCES)/.exec(error.message)?.[1];
+    const key: keyof RequestLimits =
+      limit === 'SPANS' ? 'maxSpans' : limit === 'RESOURCES' ? 'maxResources' : 'maxEntries';
+    return new RequestLimitError(key, error.message);
+  }
+  if (error.code === 'OTLP_INVALID') return new OtlpDecodeError(error.message);
+  const rebuilt = new Error(error.message);
+  rebuilt.name = error.name;
+  return rebuilt;
+}
+
+/**
+ * The compiled worker script. Next to this module in dist/; when this module runs from the
+ * TypeScript sources (vitest), the build in dist/ that `npm test` makes first.
+ */
+function workerScript(): URL {
+  const sibling = new URL('./ingest-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(sibling))) return sibling;
+  const built = new URL('../dist/collector/ingest-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(built))) return built;
+  throw new Error(
+    'the ingest worker is not built (dist/collector/ingest-worker.js): run `npm run build`',
+  );
+}
+
+class Pending {
+  constructor(
+    readonly task: IngestTask,
+    readonly bytes: number,
+    readonly resolve: (result: IngestResult) => void,
+    readonly reject: (error: Error) => void,
+  ) {}
+}
+
+interface Slot {
+  worker: Worker;
+  current: Pending | undefined;
+  startedAt: number;
+}
+
+export class IngestPool implements IngestRunner {
+  readonly stats: IngestStats = {
+    queued: 0,
+    queuedBytes: 0,
+    workerRestarts: 0,
+    bytesPerSecond: INITIAL_BYTES_PER_SECOND,
+  };
+  readonly #settings: IngestSettings;
+  readonly #heapMb: number;
+  readonly #slots: Slot[] = [];
+  readonly #queue: Pending[] = [];
+  #nextId = 1;
+  #closed = false;
+
+  constructor(settings: IngestSettings, options: { workers: number; heapMb: number }) {
+    this.#settings = settings;
+    this.#heapMb = options.heapMb;
+    for (let i = 0; i < Math.max(1, options.workers); i++) this.#slots.push(this.#spawn());
+  }
+
+  run(body: Uint8Array, encoding: OtlpEncoding): Promise<IngestResult> {
+    if (this.#closed) return Promise.reject(new Error('the ingest pool is closed'));
+    // A copy the worker can own: the body may be a view into a pooled buffer.
+    const copy = new Uint8Array(body.byteLength);
+    copy.set(body);
+    return new Promise((resolve, reject) => {
+      const task: IngestTask = {
+        id: this.#nextId++,
+        body: copy.buffer,
+        encoding,
+        nowMs: Date.now(),
+      };
+      this.#queue.push(new Pending(task, body.byteLength, resolve, reject));
+      this.stats.queued++;
+      this.stats.queuedBytes += body.byteLength;
+      this.#dispatch();
+    });
+  }
+
+  estimatedWaitMs(): number {
+    const busy = this.#slots.filter((s) => s.current !== undefined).length;
+    if (busy < this.#slots.length && this.#queue.length === 0) return 0;
+    return (this.stats.queuedBytes / this.stats.bytesPerSecond / this.#slots.length) * 1000;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const pending of this.#queue.splice(0))
+      pending.reject(new Error('the collector is stopping'));
+    await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
+  }
+
+  #spawn(): Slot {
+    const worker = new Worker(workerScript(), {
+      workerData: this.#settings,
+      resourceLimits: { maxOldGenerationSizeMb: this.#heapMb },
+    });
+    const slot: Slot = { worker, current: undefined, startedAt: 0 };
+    worker.on('message', (answer: IngestAnswer) => {
+      const pending = slot.current;
+      slot.current = undefined;
+      if (pending && pending.task.id === answer.id) {
+        if (answer.ok) {
+          this.#measure(pending.bytes, performance.now() - slot.startedAt);
+          pending.resolve(answer.result);
+        } else {
+          pending.reject(rebuildError(answer.error));
+        }
+      }
+      this.#dispatch();
+    });
+    worker.on('error', (error: Error & { code?: string }) => {
+      const pending = slot.current;
+      slot.current = undefined;
+      pending?.reject(
+        error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? new IngestTooComplexError(this.#heapMb) : error,
+      );
+    });
+    worker.on('exit', () => {
+      if (this.#closed) return;
+      const pending = slot.current;
+      slot.current = undefined;
+      pending?.reject(new Error('an ingest thread stopped while decoding this request'));
+      const index = this.#slots.indexOf(slot);
+      if (index >= 0) {
+        this.stats.workerRestarts++;
+        this.#slots[index] = this.#spawn();
+        this.#dispatch();
+      }
+    });
+    // Idle threads must not keep the process alive.
+    worker.unref();
+    return slot;
+  }
+
+  #dispatch(): void {
+    for (const slot of this.#slots) {
+      if (this.#queue.length === 0) return;
+      if (slot.current !== undefined) continue;
+      const pending = this.#queue.shift()!;
+      this.stats.queued--;
+      this.stats.queuedBytes -= pending.bytes;
+      slot.current = pending;
+      slot.startedAt = performance.now();
+      slot.worker.postMessage(pending.task, [pending.task.body]);
+    }
+  }
+
+  #measure(bytes: number, elapsedMs: number): void {
+    if (bytes < 64 * 1024 || elapsedMs <= 0) return;
+    const rate = (bytes / elapsedMs) * 1000;
+    this.stats.bytesPerSecond += RATE_SMOOTHING * (rate - this.stats.bytesPerSecond);
+  }
+}
+
+/** The pipeline on the event loop itself (ROUTEWATCH_INGEST_WORKERS=0): for tools and debugging. */
+export class InlineIngest implements IngestRunner {
+  readonly stats: IngestStats = {
+    queued: 0,
+    queuedBytes: 0,
+    workerRestarts: 0,
+    bytesPerSecond: INITIAL_BYTES_PER_SECOND,
+  };
+  readonly #ingest: ReturnType<typeof createIngest>;
+  constructor(settings: IngestSettings) {
+    this.#ingest = createIngest(settings);
+  }
+  async run(body: Uint8Array, encoding: OtlpEncoding): Promise<IngestResult> {
+    return this.#ingest(body, encoding, Date.now());
+  }
+  estimatedWaitMs(): number {
+    return 0;
+  }
+  async close(): Promise<void> {}
+}
+
+export function createIngestRunner(
+  settings: IngestSettings,
+  options: { workers: number; heapMb: number },
+): IngestRunner {
+  return options.workers === 0 ? new InlineIngest(settings) : new IngestPool(settings, options);
+}

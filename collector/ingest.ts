@@ -1,0 +1,61 @@
+import { decodeTraceRequestJson } from './otlp-json.js';
+import { decodeTraceRequestProto } from './otlp-proto.js';
+import { acceptedWindow, countSpans, normalizeRequest } from './normalize.js';
+import { PriceTable } from './pricing.js';
+import type { ModelPrice } from './pricing.js';
+import type { RequestLimits } from './request-limits.js';
+import { prepareRows } from './span-writer.js';
+import type { PreparedRows } from './span-writer.js';
+
+/**
+ * The OTLP ingest pipeline as one pure function: a request body in, rows for the store out.
+ * Decode (JSON or protobuf, within the request limits) → check → normalize and price → refuse
+ * spans outside the accepted time window → serialize. It runs in the ingest worker threads, or
+ * inline (ROUTEWATCH_INGEST_WORKERS=0).
+ */
+
+export type OtlpEncoding = 'json' | 'protobuf';
+
+/** What the pipeline needs besides the body; plain data, so it crosses into a worker thread. */
+export interface IngestSettings {
+  limits: RequestLimits;
+  prices: readonly ModelPrice[];
+  /** Spans starting longer ago than this are refused (retention). */
+  maxAgeMs: number;
+  /** Spans starting further ahead than this are refused (clock skew). */
+  maxAheadMs: number;
+}
+
+export interface IngestResult extends PreparedRows {
+  /** Spans in the request. */
+  received: number;
+  /** Spans without routing or GenAI attributes: not stored, not an error. */
+  skipped: number;
+  /** Spans refused for their start time, and why the first was. */
+  outOfWindow: number;
+  outOfWindowMessage: string;
+}
+
+/** Prepares the pipeline once per thread: the price table is built once, not per request. */
+export function createIngest(settings: IngestSettings) {
+  const prices = new PriceTable(settings.prices);
+  return (body: Uint8Array, encoding: OtlpEncoding, nowMs: number): IngestResult => {
+    const request =
+      encoding === 'json'
+        ? decodeTraceRequestJson(body, settings.limits)
+        : decodeTraceRequestProto(body, settings.limits);
+    const window = acceptedWindow(nowMs, settings.maxAgeMs, settings.maxAheadMs);
+    const { rows, skipped, outOfWindow, outOfWindowMessage } = normalizeRequest(
+      request,
+      prices,
+      window,
+    );
+    return {
+      ...prepareRows(rows),
+      received: countSpans(request),
+      skipped,
+      outOfWindow,
+      outOfWindowMessage,
+    };
+  };
+}

@@ -1,0 +1,167 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { HttpError, badRequest, unavailable } from '../server/http-error.js';
+import type { Admission } from './admission.js';
+import { decodeBody, guardBodies } from './body-guard.js';
+import { IngestTooComplexError } from './ingest-pool.js';
+import type { IngestRunner } from './ingest-pool.js';
+import type { OtlpEncoding } from './ingest.js';
+import { OtlpDecodeError } from './otlp-errors.js';
+import { encodeTraceResponseProto } from './otlp-proto.js';
+import { OverloadedError } from './span-writer.js';
+import type { SpanWriter, WriteResult } from './span-writer.js';
+
+/** The OTLP/HTTP trace receiver: `POST /v1/traces`, JSON or protobuf, gzip or not. */
+
+export interface CollectorStats {
+  requests: number;
+  spansReceived: number;
+  spansSkipped: number;
+  /** Spans refused for a start time outside the accepted window. */
+  spansOutOfWindow: number;
+  /** Requests answered with a 4xx. */
+  rejectedRequests: number;
+}
+
+export function newCollectorStats(): CollectorStats {
+  return {
+    requests: 0,
+    spansReceived: 0,
+    spansSkipped: 0,
+    spansOutOfWindow: 0,
+    rejectedRequests: 0,
+  };
+}
+
+export interface OtlpRoutesOptions {
+  ingest: IngestRunner;
+  writer: SpanWriter;
+  admission: Admission;
+  stats: CollectorStats;
+  maxBodyBytes: number;
+  bodyTimeoutMs: number;
+  bodyIdleTimeoutMs: number;
+}
+
+const CONTENT_TYPES: Record<string, OtlpEncoding> = {
+  'application/json': 'json',
+  'application/x-protobuf': 'protobuf',
+};
+
+/** The request's encoding by its Content-Type, as OTLP answers in it. */
+export function otlpEncodingOf(request: FastifyRequest): OtlpEncoding {
+  const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  return CONTENT_TYPES[type] ?? 'json';
+}
+
+/**
+ * An ExportTraceServiceResponse: `{}` (zero bytes in protobuf) when everything was stored, else
+ * a partial success naming how many spans were not stored and why. Exporters do not retry it.
+ */
+function accepted(reply: FastifyReply, encoding: OtlpEncoding, rejected = 0, message = '') {
+  if (encoding === 'protobuf') {
+    return reply
+      .code(200)
+      .type('application/x-protobuf')
+      .send(Buffer.from(encodeTraceResponseProto(rejected, message)));
+  }
+  const body =
+    rejected === 0
+      ? {}
+      : { partialSuccess: { rejectedSpans: String(rejected), errorMessage: message } };
+  return reply.code(200).type('application/json').send(body);
+}
+
+/** Says what was not stored: spans outside the time window, and spans the store refused. */
+function partialMessage(
+  total: number,
+  outOfWindow: number,
+  windowMessage: string,
+  stored: WriteResult,
+): string {
+  const parts: string[] = [];
+  if (outOfWindow > 0)
+    parts.push(`${outOfWindow} outside the accepted time window (${windowMessage})`);
+  if (stored.rejected > 0)
+    parts.push(`${stored.rejected} refused by the span store (${stored.errorMessage})`);
+  return `${outOfWindow + stored.rejected} of ${total} spans were not stored, the rest were: ${parts.join('; ')}`;
+}
+
+export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, options) => {
+  const { stats, writer } = options;
+  guardBodies(app, {
+    admission: options.admission,
+    maxBodyBytes: options.maxBodyBytes,
+    bodyTimeoutMs: options.bodyTimeoutMs,
+    bodyIdleTimeoutMs: options.bodyIdleTimeoutMs,
+    contentTypes: Object.keys(CONTENT_TYPES),
+  });
+  app.addHook('onError', async (_request, reply) => {
+    if (reply.statusCode >= 400 && reply.statusCode < 500) stats.rejectedRequests++;
+  });
+
+  app.post('/v1/traces', { config: { otlp: true } }, async (request, reply) => {
+    stats.requests++;
+    const encoding = otlpEncodingOf(request);
+    const body = await decodeBody(request, request.body as Buffer, options.maxBodyBytes);
+    if (body.length === 0) return accepted(reply, encoding);
+
+    let ingested;
+    try {
+      ingested = await options.ingest.run(body, encoding);
+    } catch (error) {
+      if (error instanceof OtlpDecodeError) {
+        request.log.warn({ reason: error.message, encoding }, 'rejected an OTLP request');
+        throw badRequest(error.message, error);
+      }
+      if (error instanceof IngestTooComplexError) {
+        throw new HttpError(413, 'RESOURCE_EXHAUSTED', error.message, { cause: error });
+      }
+      throw error;
+    }
+    stats.spansReceived += ingested.received;
+    stats.spansSkipped += ingested.skipped;
+    stats.spansOutOfWindow += ingested.outOfWindow;
+
+    let stored: WriteResult;
+    try {
+      stored = await writer.write(ingested);
+    } catch (error) {
+      if (error instanceof OverloadedError) {
+        throw unavailable(error.message, error.retryAfterSeconds, error);
+      }
+      request.log.error({ err: error }, 'writing spans failed');
+      throw unavailable(
+        'the span store is unavailable: the exporter should retry (Retry-After); ' +
+          'if this lasts, check that ClickHouse is up',
+        5,
+        error,
+      );
+    }
+    const notStored = ingested.outOfWindow + stored.rejected;
+    if (notStored === 0) return accepted(reply, encoding);
+    if (stored.rejected > 0) {
+      request.log.warn(
+        { rejectedSpans: stored.rejected, reason: stored.errorMessage },
+        'the store refused some spans of a request',
+      );
+    }
+    const total = ingested.lines.length + ingested.outOfWindow;
+    return accepted(
+      reply,
+      encoding,
+      notStored,
+      partialMessage(total, ingested.outOfWindow, ingested.outOfWindowMessage, stored),
+    );
+  });
+
+  app.route({
+    method: ['GET', 'PUT', 'DELETE', 'PATCH'],
+    url: '/v1/traces',
+    config: { otlp: true },
+    handler: async () => {
+      throw new HttpError(405, 'UNIMPLEMENTED', 'use POST to send OTLP traces', {
+        headers: { allow: 'POST' },
+      });
+    },
+  });
+};

@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto';
+import Fastify, { LogController } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
+import { apiRoutes } from '../analyzer/api-routes.js';
+import { Admission } from '../collector/admission.js';
+import type { AdmissionStats } from '../collector/admission.js';
+import type { IngestRunner } from '../collector/ingest-pool.js';
+import { encodeStatusProto } from '../collector/otlp-proto.js';
+import { newCollectorStats, otlpEncodingOf, otlpRoutes } from '../collector/otlp-routes.js';
+import type { CollectorStats } from '../collector/otlp-routes.js';
+import { outcomesRoutes } from '../collector/outcomes-routes.js';
+import type { SpanWriter } from '../collector/span-writer.js';
+import type { Store } from '../storage/store.js';
+import { requireToken } from './auth.js';
+import type { Config } from './config.js';
+import { HttpError, RPC_CODES, toHttpError } from './http-error.js';
+import { opsRoutes } from './ops-routes.js';
+
+/** What the app is built from: configuration and the parts that do I/O, passed in. */
+export interface AppDeps {
+  config: Config;
+  store: Store;
+  writer: SpanWriter;
+  ingest: IngestRunner;
+  logger?: FastifyServerOptions['logger'];
+  now?: () => Date;
+}
+
+export interface RoutewatchState {
+  collector: CollectorStats;
+  admission: AdmissionStats;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    routewatch: RoutewatchState;
+  }
+  interface FastifyContextConfig {
+    /** The route speaks OTLP: errors are a google.rpc.Status in the request's encoding. */
+    otlp?: boolean;
+  }
+}
+
+/** OTLP signal paths: a request to one gets OTLP error bodies even where no route serves it. */
+const OTLP_PATH = /^\/v1\/(traces|metrics|logs|profiles)(\/|\?|$)/;
+
+function isOtlpRequest(request: FastifyRequest): boolean {
+  return request.routeOptions.config?.otlp === true || OTLP_PATH.test(request.url);
+}
+
+/** Sends an error in the one shape: google.rpc.Status on OTLP routes, `{ error }` elsewhere. */
+function sendError(request: FastifyRequest, reply: FastifyReply, error: HttpError): FastifyReply {
+  reply.code(error.status);
+  for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
+  if (error.retryAfterSeconds !== undefined)
+    reply.header('retry-after', String(error.retryAfterSeconds));
+  // A 5xx tells the client what to do and how to find the details in the log, never the details.
+  const message =
+    error.status >= 500 ? `${error.message} (request id ${request.id})` : error.message;
+  if (error.status >= 500) reply.header('x-request-id', request.id);
+  if (isOtlpRequest(request)) {
+    const code = RPC_CODES[error.code];
+    if (otlpEncodingOf(request) === 'protobuf') {
+      return reply
+        .type('application/x-protobuf')
+        .send(Buffer.from(encodeStatusProto(code, message)));
+    }
+    return reply.type('application/json').send({ code, message, details: [] });
+  }
+  return reply.type('application/json').send({
+    error: {
+      code: error.code,
+      message,
+      ...(error.status >= 500 ? { requestId: request.id } : {}),
+    },
+  });
+}
+
+/**
+ * Builds the whole HTTP app without listening: the collector (OTLP receiver, outcomes), the
+ * analyzer API and the operational routes, as scoped plugins behind one token check and one
+ * error handler. Every HTTP test goes through it.
+ */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    // One log line per OTLP request would drown the log at any real volume: failures are logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => randomBytes(8).toString('hex'),
+    bodyLimit: config.ROUTEWATCH_MAX_BODY_BYTES,
+    keepAliveTimeout: config.ROUTEWATCH_KEEPALIVE_TIMEOUT,
+    // Our own 503 (with Retry-After, in the route's error shape) while closing.
+    return503OnClosing: false,
+    // A backstop behind the per-body timeouts of the ingest routes.
+    requestTimeout: config.ROUTEWATCH_BODY_TIMEOUT + 5_000,
+  });
+  app.server.headersTimeout = Math.min(60_000, config.ROUTEWATCH_BODY_IDLE_TIMEOUT + 5_000);
+
+  const collector = newCollectorStats();
+  const admission = new Admission({
+    maxInflightBytes: config.ROUTEWATCH_MAX_INFLIGHT_BYTES,
+    maxQueueWaitMs: config.ROUTEWATCH_MAX_QUEUE_WAIT,
+    queuedWorkMs: () => deps.ingest.estimatedWaitMs() + deps.writer.estimatedDrainMs(),
+  });
+  app.decorate('routewatch', { collector, admission: admission.stats });
+
+  let accepting = true;
+  app.addHook('preClose', async () => {
+    accepting = false;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (accepting) return;
+    reply.header('connection', 'close');
+    throw new HttpError(503, 'UNAVAILABLE', 'routewatch is shutting down: retry shortly', {
+      retryAfterSeconds: 5,
+    });
+  });
+  if (config.ROUTEWATCH_TOKEN) requireToken(app, config.ROUTEWATCH_TOKEN);
+
+  app.setErrorHandler((error, request, reply) => {
+    const httpError = toHttpError(error, config.ROUTEWATCH_MAX_BODY_BYTES);
+    if (httpError.status >= 500) {
+      request.log.error(
+        { err: httpError.cause ?? error, requestId: request.id, url: request.url },
+        'request failed',
+      );
+    }
+    return sendError(request, reply, httpError);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(
+      request,
+      reply,
+      new HttpError(404, 'NOT_FOUND', `no route ${request.method} ${request.url.split('?', 1)[0]}`),
+    ),
+  );
+
+  const bodies = {
+    admission,
+    maxBodyBytes: config.ROUTEWATCH_MAX_BODY_BYTES,
+    bodyTimeoutMs: config.ROUTEWATCH_BODY_TIMEOUT,
+    bodyIdleTimeoutMs: config.ROUTEWATCH_BODY_IDLE_TIMEOUT,
+  };
+  await app.register(opsRoutes, {
+    store: deps.store,
+    accepting: () => accepting,
+    metrics: {
+      collector,
+      writer: deps.writer.stats,
+      ingest: deps.ingest.stats,
+      admission: admission.stats,
+    },
+  });
+  await app.register(otlpRoutes, {
+    ...bodies,
+    ingest: deps.ingest,
+    writer: deps.writer,
+    stats: collector,
+  });
+  await app.register(outcomesRoutes, { ...bodies, store: deps.store });
+  await app.register(apiRoutes, { store: deps.store, now: deps.now ?? (() => new Date()) });
+  return app;
+}

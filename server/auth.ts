@@ -1,0 +1,33 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HttpError } from './http-error.js';
+
+/** Paths answered without a token: health probes, which say no more than up or ready. */
+const OPEN_PATHS = new Set(['/healthz', '/readyz']);
+
+const BEARER = /^Bearer +(\S+)\s*$/i;
+
+/** Whether the request carries `Authorization: Bearer <token>`, compared in constant time. */
+export function hasToken(request: FastifyRequest, token: string): boolean {
+  const match = BEARER.exec(request.headers.authorization ?? '');
+  if (!match) return false;
+  const given = Buffer.from(match[1]!);
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** Requires the bearer token on every route but the health probes. */
+export function requireToken(app: FastifyInstance, token: string): void {
+  app.addHook('onRequest', async (request) => {
+    const path = request.url.split('?', 1)[0]!;
+    if (OPEN_PATHS.has(path)) return;
+    if (!hasToken(request, token)) {
+      throw new HttpError(
+        401,
+        'UNAUTHENTICATED',
+        'missing or wrong token: send Authorization: Bearer <ROUTEWATCH_TOKEN>',
+        { headers: { 'www-authenticate': 'Bearer realm="routewatch"' } },
+      );
+    }
+  });
+}

@@ -1,0 +1,143 @@
+import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+import { parseDuration } from './time.js';
+
+/**
+ * Every setting of routewatch, read from the environment, with its default stated here once.
+ * Parsed strictly at start: a bad value stops start-up with a message naming the variable.
+ * Empty strings count as unset.
+ */
+
+const unset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+const MiB = 1024 * 1024;
+
+const integer = (min: number, max: number, fallback: number) =>
+  z.preprocess(unset, z.coerce.number().int().min(min).max(max).default(fallback));
+
+/** A duration such as `200ms`, `10s`, `1h`; kept in milliseconds. */
+const duration = (fallback: string, minMs = 0) =>
+  z.preprocess(
+    unset,
+    z
+      .string()
+      .default(fallback)
+      .transform((text, ctx) => {
+        try {
+          const ms = parseDuration(text);
+          if (ms < minMs) {
+            ctx.addIssue({ code: 'custom', message: `must be at least ${minMs} ms` });
+            return z.NEVER;
+          }
+          return ms;
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
+  );
+
+export const configSchema = z.object({
+  // Where routewatch listens and keeps its data.
+  ROUTEWATCH_HOST: z.preprocess(unset, z.string().default('127.0.0.1')),
+  ROUTEWATCH_PORT: integer(0, 65_535, 4318),
+  ROUTEWATCH_DATA_DIR: z.preprocess(unset, z.string().default('./.routewatch')),
+  CLICKHOUSE_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+  // Only an empty value is unset here: a token of spaces is a mistake to refuse, not "no token".
+  ROUTEWATCH_TOKEN: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z
+      .string()
+      .min(16, 'use at least 16 characters')
+      .regex(/^[\x21-\x7e]+$/, 'use printable ASCII without spaces (it is sent as a Bearer token)')
+      .optional(),
+  ),
+  ROUTEWATCH_LOG_LEVEL: z.preprocess(
+    unset,
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
+  /** The instance the client commands (report, alerts, sql, …) talk to. */
+  ROUTEWATCH_URL: z.preprocess(
+    unset,
+    z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:4318'),
+  ),
+
+  // Requests: size, slow clients, overload.
+  /** Largest accepted body, compressed and again after decompression. */
+  ROUTEWATCH_MAX_BODY_BYTES: integer(1024, 1024 * MiB, 20 * MiB),
+  /** Bytes of request bodies being received, decoded or written at once; beyond, 503. */
+  ROUTEWATCH_MAX_INFLIGHT_BYTES: integer(1 * MiB, 16 * 1024 * MiB, 256 * MiB),
+  /** Refuse (503) a request whose spans would wait longer than this to be stored. */
+  ROUTEWATCH_MAX_QUEUE_WAIT: duration('5s', 100),
+  /** A body must arrive whole within this time… */
+  ROUTEWATCH_BODY_TIMEOUT: duration('30s', 100),
+  /** …and never pause longer than this between two chunks. */
+  ROUTEWATCH_BODY_IDLE_TIMEOUT: duration('10s', 100),
+  /** Keep-alive connections idle longer than this are closed. */
+  ROUTEWATCH_KEEPALIVE_TIMEOUT: duration('65s', 1_000),
+  /** Limits on one OTLP request, each answered with a 400 naming it. */
+  ROUTEWATCH_MAX_SPANS_PER_REQUEST: integer(1, 10_000_000, 50_000),
+  ROUTEWATCH_MAX_ENTRIES_PER_REQUEST: integer(1_000, 100_000_000, 2_000_000),
+  ROUTEWATCH_MAX_RESOURCES_PER_REQUEST: integer(1, 10_000_000, 10_000),
+  /** Threads that decode and normalize OTLP bodies off the event loop; 0 decodes inline. */
+  ROUTEWATCH_INGEST_WORKERS: integer(0, 64, Math.max(1, Math.min(4, availableParallelism() - 1))),
+  /** Heap of one ingest thread; a request that needs more is refused (413). */
+  ROUTEWATCH_INGEST_WORKER_HEAP_MB: integer(64, 16_384, 1_024),
+
+  // Time: what is accepted and how long it is kept.
+  /** Raw spans are kept this long; older spans are refused at ingest. */
+  ROUTEWATCH_RETENTION_DAYS: integer(1, 36_500, 30),
+  /** Spans starting further ahead than this (a sender's clock) are refused. */
+  ROUTEWATCH_MAX_CLOCK_SKEW: duration('1h', 0),
+
+  // The span writer (group commit into ClickHouse).
+  ROUTEWATCH_BATCH_ROWS: integer(1, 1_000_000, 10_000),
+  ROUTEWATCH_BATCH_DELAY: duration('200ms', 0),
+  ROUTEWATCH_MAX_PENDING_ROWS: integer(1, 100_000_000, 200_000),
+  ROUTEWATCH_MAX_PENDING_BYTES: integer(1 * MiB, 64 * 1024 * MiB, 256 * MiB),
+  ROUTEWATCH_DEDUP_WINDOW: integer(0, 100_000_000, 1_000_000),
+});
+
+export type Config = z.output<typeof configSchema>;
+
+export class ConfigError extends Error {
+  readonly code = 'BAD_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment (or any map of the same names) into a Config; throws ConfigError. */
+export function parseConfig(source: Record<string, string | undefined> = process.env): Config {
+  const parsed = configSchema.safeParse(source);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+/** The defaults, with some settings changed: for tests and embedding. */
+export function configWith(overrides: Partial<Record<keyof Config, string>> = {}): Config {
+  return parseConfig(overrides);
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', '::1', '[::1]']);
+
+/** Whether `host` can only be reached from this machine: 127.0.0.0/8, ::1 or localhost. */
+export function isLoopback(host: string): boolean {
+  const name = host.toLowerCase();
+  // A name such as 127.example.com resolves wherever its owner says: only real addresses count.
+  return LOOPBACK_NAMES.has(name) || (isIP(name) === 4 && name.startsWith('127.'));
+}
+
+/** Nobody ingests or reads without a token when routewatch listens beyond loopback. */
+export function assertSafeExposure(config: Config): void {
+  if (!isLoopback(config.ROUTEWATCH_HOST) && !config.ROUTEWATCH_TOKEN) {
+    throw new ConfigError(
+      `routewatch would listen on ${config.ROUTEWATCH_HOST}, beyond loopback, without a token: ` +
+        'set ROUTEWATCH_TOKEN (16+ characters) or listen on 127.0.0.1',
+    );
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Durations and instants as people type them: `90s`, `15m`, `2h`, `7d`, `250ms`; a date
+ * (`2026-12-02`, midnight UTC) or an ISO 8601 instant (`2026-12-02T10:00:00Z`). Pure.
+ */
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/;
+const UNIT_MS = {
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+} as const;
+
+export class TimeArgumentError extends Error {
+  readonly code = 'BAD_TIME';
+  constructor(message: string) {
+    super(message);
+    this.name = 'TimeArgumentError';
+  }
+}
+
+/** Milliseconds of a duration such as `90s`, `24h` or `7d`; throws TimeArgumentError. */
+export function parseDuration(text: string): number {
+  const match = DURATION.exec(text.trim());
+  if (!match) {
+    throw new TimeArgumentError(
+      `invalid duration ${JSON.stringify(text)}: use a number and a unit (ms, s, m, h, d, w), e.g. 90s, 15m, 24h, 7d`,
+    );
+  }
+  return Math.round(Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS]);
+}
+
+export function isDuration(text: string): boolean {
+  return DURATION.test(text.trim());
+}
+
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+// An instant must say where it is: Z or an offset. A bare local time would mean something
+// different on every machine.
+const INSTANT =
+  /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
+
+/** The earliest and latest instants every store can hold (DateTime64(9): 1900 to 2262). */
+export const EARLIEST = new Date('1970-01-01T00:00:00Z');
+export const LATEST = new Date('2262-04-11T00:00:00Z');
+
+/** A date (midnight UTC) or an ISO 8601 instant with a zone; throws TimeArgumentError. */
+export function parseInstant(text: string): Date {
+  const trimmed = text.trim();
+  let date: Date | undefined;
+  if (DATE_ONLY.test(trimmed)) date = new Date(`${trimmed}T00:00:00Z`);
+  else if (INSTANT.test(trimmed)) date = new Date(trimmed.replace(' ', 'T'));
+  if (date === undefined || Number.isNaN(date.getTime())) {
+    throw new TimeArgumentError(
+      `invalid time ${JSON.stringify(text)}: use a date (2026-12-02) or an ISO 8601 instant with a zone (2026-12-02T10:00:00Z)`,
+    );
+  }
+  return date;
+}
+
+export interface TimeWindow {
+  from: Date;
+  to: Date;
+}
+
+/**
+ * The window `[from, to)` named by any of: `from` and `to`, `from` alone (until now), `to` alone
+ * with `window` before it, or `window` alone (ending now). `fallbackWindow` applies when neither
+ * `from` nor `window` is given. Each of `from`/`to` may also be a duration, read as "that long
+ * before now". Throws TimeArgumentError for windows no store can represent.
+ */
+export function resolveWindow(
+  args: { from?: string | undefined; to?: string | undefined; window?: string | undefined },
+  now: Date,
+  fallbackWindow = '24h',
+): TimeWindow {
+  const at = (text: string) =>
+    isDuration(text) ? new Date(now.getTime() - parseDuration(text)) : parseInstant(text);
+  const to = args.to !== undefined ? at(args.to) : now;
+  let from: Date;
+  if (args.from !== undefined) {
+    if (args.window !== undefined)
+      throw new TimeArgumentError('give either from or window, not both');
+    from = at(args.from);
+  } else {
+    from = new Date(to.getTime() - parseDuration(args.window ?? fallbackWindow));
+  }
+  for (const [name, value] of [
+    ['from', from],
+    ['to', to],
+  ] as const) {
+    if (Number.isNaN(value.getTime()) || value < EARLIEST || value > LATEST) {
+      throw new TimeArgumentError(
+        `${name} falls outside the time routewatch can store (${EARLIEST.toISOString().slice(0, 10)} to ${LATEST.toISOString().slice(0, 10)})`,
+      );
+    }
+  }
+  if (from >= to) throw new TimeArgumentError('from must be before to');
+  return { from, to };
+}
