@@ -5,6 +5,7 @@ import { BinaryReader } from '@bufbuild/protobuf/wire';
 import { EmbeddedStore } from '../storage/embedded-store.js';
 import { migrate } from '../storage/migrations.js';
 import type { Store } from '../storage/store.js';
+import { nsAfter } from './support/time.js';
 
 /** An embedded store in a fresh temporary directory, migrated. One per test file (one per process). */
 export async function openTempStore(): Promise<{
@@ -67,8 +68,8 @@ export function otlpBody(spans: TestSpan[], service = 'test-service'): Record<st
               spanId: s.spanId ?? hexId(8),
               name: s.name ?? 'chat gpt-4o-mini',
               kind: s.kind ?? 3,
-              startTimeUnixNano: s.start ?? '1764331200000000001',
-              endTimeUnixNano: s.end ?? '1764331200250000003',
+              startTimeUnixNano: s.start ?? nsAfter(0, 1n),
+              endTimeUnixNano: s.end ?? nsAfter(250, 3n),
               attributes: Object.entries(s.attributes ?? {}).map(([key, v]) => ({
                 key,
                 value: value(v),

@@ -7,7 +7,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { startRoutewatch, type RunningRoutewatch } from '../cli/server.js';
+import { configWith } from '../server/config.js';
+import { startRoutewatch, type RunningRoutewatch } from '../server/start.js';
 import { startMockLlm, type MockLlm } from './fixtures/mock-llm.js';
 
 // The drop-in, end to end: fixture apps (ESM, CommonJS, own NodeSDK, older hook copy present) run
@@ -63,7 +64,13 @@ describe('drop-in apps exporting to a real collector', () => {
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'routewatch-dropin-'));
-    routewatch = await startRoutewatch({ port: 0, dataDir, writer: { maxDelayMs: 5 } });
+    routewatch = await startRoutewatch(
+      configWith({
+        ROUTEWATCH_PORT: '0',
+        ROUTEWATCH_DATA_DIR: dataDir,
+        ROUTEWATCH_BATCH_DELAY: '5ms',
+      }),
+    );
   });
 
   afterAll(async () => {

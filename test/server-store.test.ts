@@ -12,6 +12,7 @@ import { migrate } from '../storage/migrations.js';
 import { ServerStore } from '../storage/server-store.js';
 import type { ServerStoreOptions } from '../storage/server-store.js';
 import { otlpBody } from './helpers.js';
+import { BASE_MS } from './support/time.js';
 
 // The server driver's code (command, query with bound parameters) runs through
 // @clickhouse/client, with chDB's implementation of the client's connection contract standing in
@@ -83,8 +84,8 @@ describe('server store (through @clickhouse/client)', () => {
     const [stored] = await store.query('SELECT count() AS n FROM spans', {}, countRow);
     expect(stored?.n).toBe(3);
     const report = await buildReport(store, {
-      from: new Date('2025-11-28T00:00:00Z'),
-      to: new Date('2025-11-29T00:00:00Z'),
+      from: new Date(BASE_MS - 12 * 3_600_000),
+      to: new Date(BASE_MS + 12 * 3_600_000),
     });
     expect(report.rows).toHaveLength(1);
     expect(report.rows[0]).toMatchObject({

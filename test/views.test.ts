@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { buildCollectorApp } from '../collector/app.js';
-import { SpanWriter } from '../collector/span-writer.js';
+import { testApp } from './support/app.js';
+import { BASE_MS, BASE_NS } from './support/time.js';
 import { buildReport } from '../analyzer/report.js';
 import { hexId, openTempStore, otlpBody } from './helpers.js';
 import type { TestSpan } from './helpers.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 
-const T0 = 1_764_331_200_000_000_000n; // 2025-11-28T12:00:00Z in ns
+const T0 = BASE_NS; // a recent whole hour
 const at = (ms: number) => String(T0 + BigInt(ms) * 1_000_000n);
 const smallCall = (input: number, output: number) => (input * 0.15 + output * 0.6) / 1e6;
 const largeCall = (input: number, output: number) => (input * 2.5 + output * 10) / 1e6;
@@ -84,8 +84,8 @@ function llm(
 
 beforeAll(async () => {
   temp = await openTempStore();
-  const writer = new SpanWriter(temp.store, { maxDelayMs: 1 });
-  const { app } = buildCollectorApp({ writer });
+  const rw = await testApp(temp.store);
+  const { app } = rw;
   const spans: TestSpan[] = [
     // A: faq, small, success first time.
     task('A', 'faq', 0, 100, { 'routewatch.outcome': 'success' }),
@@ -155,7 +155,7 @@ beforeAll(async () => {
     'outcome_reports',
     Buffer.from(late.map((r, i) => JSON.stringify({ ...r, report_id: `late-${i}` })).join('\n')),
   );
-  await app.close();
+  await rw.close();
 });
 afterAll(async () => {
   await temp?.dispose();
@@ -208,8 +208,8 @@ describe('v_tasks', () => {
 describe('v_cohort_route_window and the report', () => {
   it('computes success rate, cost per successful task and fallback rate per cohort × primary route', async () => {
     const report = await buildReport(temp.store, {
-      from: new Date('2025-11-28T00:00:00Z'),
-      to: new Date('2025-11-29T00:00:00Z'),
+      from: new Date(BASE_MS - 12 * 3_600_000),
+      to: new Date(BASE_MS + 12 * 3_600_000),
     });
     const faq = report.rows.find((r) => r.cohort === 'faq');
     const faqCost =
@@ -264,8 +264,8 @@ describe('v_cohort_route_window and the report', () => {
 
   it('leaves out tasks started outside the window', async () => {
     const report = await buildReport(temp.store, {
-      from: new Date('2025-11-28T12:00:01.500Z'),
-      to: new Date('2025-11-28T12:00:03.500Z'),
+      from: new Date(BASE_MS + 1_500),
+      to: new Date(BASE_MS + 3_500),
     });
     expect(report.rows.map((r) => [r.cohort, r.tasks])).toEqual([
       ['extraction', 1],

@@ -1,21 +1,22 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { otlpBody } from './helpers.js';
+import { otlpBody } from '../helpers.js';
 
 // The built CLI (npm test builds first), run as a user runs it.
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const dirs: string[] = [];
 afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-function run(args: string[], env: Record<string, string>) {
+function run(args: string[], env: Record<string, string>, cwd?: string) {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, ...env },
+    ...(cwd ? { cwd } : {}),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -68,6 +69,7 @@ describe('routewatch CLI', () => {
     });
     expect(ingest.status).toBe(200);
 
+    expect(start.out()).toContain(`routewatch report --url ${url}`);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(/^routewatch_spans_written_total 1$/m);
     expect(metrics).toMatch(/^# TYPE routewatch_spans_pending gauge$/m);
@@ -102,10 +104,50 @@ describe('routewatch CLI', () => {
     expect(open.err()).toMatch(/ROUTEWATCH_TOKEN/);
   });
 
-  it('tells the user to start routewatch when report finds nothing listening', async () => {
+  it('tells the user to start routewatch when report finds nothing listening (a runtime failure, 1)', async () => {
     const report = run(['report', '--url', 'http://127.0.0.1:9'], {});
-    expect(await report.exited).toBe(2);
-    expect(report.err()).toMatch(/npm start/);
+    expect(await report.exited).toBe(1);
+    expect(report.err()).toMatch(
+      /no routewatch answered at http:\/\/127\.0\.0\.1:9.*routewatch start/,
+    );
+  });
+
+  it.each([
+    [['report', '--window', '2x'], /invalid duration "2x"/],
+    [['report', '--from', 'yesterday'], /invalid time "yesterday"/],
+    [['report', '--colour'], /Unknown option '--colour'/],
+    [['demo', '--tasks', 'many'], /--tasks must be a whole number/],
+    [['migrate', 'extra'], /Unexpected argument 'extra'/],
+  ])('exits 2 for the usage error in %j, naming it', async (args, message) => {
+    const bad = run(args, {});
+    expect(await bad.exited).toBe(2);
+    expect(bad.err()).toMatch(message);
+  });
+
+  it.each(['start', 'demo', 'report', 'migrate'])(
+    '`%s --help` prints its usage, exits 0, starts nothing and writes nothing',
+    async (command) => {
+      const cwd = mkdtempSync(join(tmpdir(), 'routewatch-help-'));
+      dirs.push(cwd);
+      const help = run([command, '--help'], { ROUTEWATCH_DATA_DIR: '' }, cwd);
+      expect(await help.exited).toBe(0);
+      expect(help.out()).toMatch(
+        new RegExp(`^routewatch ${command} — [\\s\\S]*Usage: routewatch ${command}`),
+      );
+      expect(help.out()).not.toMatch(/listening/);
+      expect(readdirSync(cwd)).toEqual([]);
+      expect(existsSync(join(cwd, '.routewatch'))).toBe(false);
+    },
+  );
+
+  it('prints the command list for a bare `routewatch` and for --help, exit codes included', async () => {
+    for (const args of [[], ['--help']]) {
+      const help = run(args, {});
+      expect(await help.exited).toBe(0);
+      expect(help.out()).toMatch(
+        /Commands:[\s\S]*start[\s\S]*report[\s\S]*Exit codes: 0 success, 1 a runtime failure, 2 a usage/,
+      );
+    }
   });
 
   it('answers an unknown command with the usage', async () => {

@@ -1,18 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { buildCollectorApp } from '../collector/app.js';
-import { SpanWriter } from '../collector/span-writer.js';
-import { openTempStore, otlpBody } from './helpers.js';
+import type { FastifyInstance } from 'fastify';
+import { openTempStore, otlpBody } from '../helpers.js';
+import { testApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
-let app: ReturnType<typeof buildCollectorApp>['app'];
+let rw: TestApp;
+let app: FastifyInstance;
 beforeAll(async () => {
   temp = await openTempStore();
-  app = buildCollectorApp({ writer: new SpanWriter(temp.store, { maxDelayMs: 1 }) }).app;
+  rw = await testApp(temp.store, { config: { ROUTEWATCH_BATCH_DELAY: '1ms' } });
+  app = rw.app;
 });
 afterAll(async () => {
-  await app?.close();
+  await rw?.close();
   await temp?.dispose();
 });
 

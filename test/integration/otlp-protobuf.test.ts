@@ -15,13 +15,14 @@ import {
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { startRoutewatch } from '../cli/server.js';
-import { normalizeRequest } from '../collector/normalize.js';
-import { decodeTraceRequestJson } from '../collector/otlp-json.js';
-import { decodeTraceRequestProto } from '../collector/otlp-proto.js';
-import { PriceTable } from '../collector/pricing.js';
-import type { RunningRoutewatch } from '../cli/server.js';
-import { decodeStatus } from './helpers.js';
+import { configWith } from '../../server/config.js';
+import { startRoutewatch } from '../../server/start.js';
+import type { RunningRoutewatch } from '../../server/start.js';
+import { normalizeRequest } from '../../collector/normalize.js';
+import { decodeTraceRequestJson } from '../../collector/otlp-json.js';
+import { decodeTraceRequestProto } from '../../collector/otlp-proto.js';
+import { PriceTable } from '../../collector/pricing.js';
+import { decodeStatus } from '../helpers.js';
 
 let dir: string;
 let routewatch: RunningRoutewatch;
@@ -67,7 +68,9 @@ function makeSpans(): ReadableSpan[] {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'routewatch-proto-'));
-  routewatch = await startRoutewatch({ port: 0, dataDir: dir, writer: { maxDelayMs: 5 } });
+  routewatch = await startRoutewatch(
+    configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_DATA_DIR: dir, ROUTEWATCH_BATCH_DELAY: '5ms' }),
+  );
   finished = makeSpans();
 });
 afterAll(async () => {

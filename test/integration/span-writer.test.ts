@@ -7,16 +7,17 @@ import {
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { buildCollectorApp } from '../collector/app.js';
-import { normalizeRequest } from '../collector/normalize.js';
-import type { SpanRow } from '../collector/normalize.js';
-import { validateTraceRequest } from '../collector/otlp-json.js';
-import { PriceTable } from '../collector/pricing.js';
-import { OverloadedError, SpanWriter } from '../collector/span-writer.js';
-import { isRowDataError } from '../storage/errors.js';
-import type { Store } from '../storage/store.js';
-import { openTempStore, otlpBody, unavailableStore } from './helpers.js';
-import type { TestSpan } from './helpers.js';
+import { normalizeRequest } from '../../collector/normalize.js';
+import type { SpanRow } from '../../collector/normalize.js';
+import { validateTraceRequest } from '../../collector/otlp-json.js';
+import { PriceTable } from '../../collector/pricing.js';
+import { OverloadedError, prepareRows } from '../../collector/span-writer.js';
+import type { PreparedRows } from '../../collector/span-writer.js';
+import { testApp, testWriter } from '../support/app.js';
+import { isRowDataError } from '../../storage/errors.js';
+import type { Store } from '../../storage/store.js';
+import { openTempStore, otlpBody, unavailableStore } from '../helpers.js';
+import type { TestSpan } from '../helpers.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 
@@ -37,9 +38,10 @@ const llm = {
   'gen_ai.usage.input_tokens': 10,
 };
 
-function rows(spans: TestSpan[]): SpanRow[] {
+function spanRows(spans: TestSpan[]): SpanRow[] {
   return normalizeRequest(validateTraceRequest(otlpBody(spans)), new PriceTable()).rows;
 }
+const rows = (spans: TestSpan[]): PreparedRows => prepareRows(spanRows(spans));
 
 const stored = z.object({ name: z.string(), input_tokens: z.coerce.number() });
 async function storedNames(): Promise<string[]> {
@@ -49,11 +51,14 @@ async function storedNames(): Promise<string[]> {
 
 describe('SpanWriter when the store refuses a row', () => {
   it('stores every other request and every other row, and says how many it refused', async () => {
-    const writer = new SpanWriter(temp.store, { maxDelayMs: 50 });
+    const writer = testWriter(temp.store, { ROUTEWATCH_BATCH_DELAY: '50ms' });
     const clean = rows([1, 2, 3].map((i) => ({ name: `clean ${i}`, attributes: llm })));
-    const mixed = rows([1, 2, 3, 4, 5].map((i) => ({ name: `mixed ${i}`, attributes: llm })));
+    const mixedRows = spanRows(
+      [1, 2, 3, 4, 5].map((i) => ({ name: `mixed ${i}`, attributes: llm })),
+    );
     // A lone surrogate written past normalization: ClickHouse refuses the escape sequence.
-    mixed[3]!.name = 'cut \ud83d';
+    mixedRows[3]!.name = 'cut \ud83d';
+    const mixed = prepareRows(mixedRows);
     const other = rows([{ name: 'other', attributes: llm }]);
 
     const results = await Promise.all([
@@ -81,7 +86,7 @@ describe('SpanWriter when the store refuses a row', () => {
 
   it('fails every request of the batch, for a retry, when the store is down', async () => {
     const down = unavailableStore('Code: 210. DB::Exception: Connection refused (NETWORK_ERROR)');
-    const writer = new SpanWriter(down, { maxDelayMs: 1 });
+    const writer = testWriter(down, { ROUTEWATCH_BATCH_DELAY: '1ms' });
     const settled = await Promise.allSettled([
       writer.write(rows([{ attributes: llm }])),
       writer.write(rows([{ attributes: llm }])),
@@ -104,7 +109,7 @@ describe('SpanWriter when the store refuses a row', () => {
         };
       }),
     );
-    const writer = new SpanWriter(temp.store, { maxDelayMs: 50 });
+    const writer = testWriter(temp.store, { ROUTEWATCH_BATCH_DELAY: '50ms' });
     const results = await Promise.all([
       writer.write(backlog),
       writer.write(rows([{ name: 'today', attributes: llm }])),
@@ -120,9 +125,14 @@ describe('SpanWriter when the store refuses a row', () => {
   });
 
   it('refuses new rows once the waiting ones exceed the byte bound', async () => {
-    const writer = new SpanWriter(temp.store, { maxDelayMs: 60_000, maxPendingBytes: 100 });
-    const first = writer.write(rows([{ attributes: llm }]));
-    expect(writer.stats.pendingBytes).toBeGreaterThan(100);
+    const writer = testWriter(temp.store, {
+      ROUTEWATCH_BATCH_DELAY: '60s',
+      ROUTEWATCH_MAX_PENDING_BYTES: String(1024 * 1024),
+    });
+    const first = writer.write(
+      rows([{ attributes: { ...llm, 'app.big': 'x'.repeat(1_100_000) } }]),
+    );
+    expect(writer.stats.pendingBytes).toBeGreaterThan(1024 * 1024);
     await expect(writer.write(rows([{ attributes: llm }]))).rejects.toBeInstanceOf(OverloadedError);
     await writer.flush();
     await expect(first).resolves.toEqual({ rejected: 0, errorMessage: '' });
@@ -178,7 +188,7 @@ describe('POST /v1/traces answers refused spans as an OTLP partial success', () 
     ]);
 
   it('in JSON', async () => {
-    const { app } = buildCollectorApp({ writer: new SpanWriter(picky, { maxDelayMs: 1 }) });
+    const { app, close } = await testApp(picky);
     const res = await app.inject({
       method: 'POST',
       url: '/v1/traces',
@@ -188,13 +198,15 @@ describe('POST /v1/traces answers refused spans as an OTLP partial success', () 
     expect(res.statusCode).toBe(200);
     const response = JsonTraceSerializer.deserializeResponse(res.rawPayload);
     expect(Number(response.partialSuccess?.rejectedSpans)).toBe(1);
-    expect(response.partialSuccess?.errorMessage).toMatch(/^1 of 3 spans were refused.*Code: 27/);
+    expect(response.partialSuccess?.errorMessage).toMatch(
+      /^1 of 3 spans were not stored, the rest were: 1 refused by the span store \(.*Code: 27/,
+    );
     expect(await storedNames()).toEqual(['good 1', 'good 2']);
-    await app.close();
+    await close();
   });
 
   it('in protobuf', async () => {
-    const { app } = buildCollectorApp({ writer: new SpanWriter(picky, { maxDelayMs: 1 }) });
+    const { app, close } = await testApp(picky);
     const res = await app.inject({
       method: 'POST',
       url: '/v1/traces',
@@ -207,7 +219,7 @@ describe('POST /v1/traces answers refused spans as an OTLP partial success', () 
     expect(Number(response.partialSuccess?.rejectedSpans)).toBe(1);
     expect(response.partialSuccess?.errorMessage).toMatch(/refused by the span store/);
     expect(await storedNames()).toEqual(['good 1', 'good 2']);
-    await app.close();
+    await close();
   });
 });
 
@@ -217,7 +229,7 @@ interface TestSpanJson {
 
 describe('POST /v1/traces repairs what the engine would refuse as sent', () => {
   it('replaces lone surrogates and caps absurd token counts instead of failing the batch', async () => {
-    const { app } = buildCollectorApp({ writer: new SpanWriter(temp.store, { maxDelayMs: 1 }) });
+    const { app, close } = await testApp(temp.store);
     const request = otlpBody([
       {
         name: 'chat \ud83d',
@@ -246,6 +258,6 @@ describe('POST /v1/traces repairs what the engine would refuse as sent', () => {
       input_tokens: Number.MAX_SAFE_INTEGER,
       note: 'half \ufffd',
     });
-    await app.close();
+    await close();
   });
 });

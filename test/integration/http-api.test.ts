@@ -1,0 +1,324 @@
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StorageError } from '../../storage/errors.js';
+import type { Store } from '../../storage/store.js';
+import { decodeStatus, openTempStore, otlpBody, unavailableStore } from '../helpers.js';
+import { testApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
+
+// Auth, error shapes and status encodings, on every route, through the production app.
+const TOKEN = 'http-api-test-token-0123456789';
+const MAX_BODY_BYTES = 20 * 1024 * 1024;
+
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+let rw: TestApp;
+beforeAll(async () => {
+  temp = await openTempStore();
+  rw = await testApp(temp.store, { config: { ROUTEWATCH_TOKEN: TOKEN } });
+});
+afterAll(async () => {
+  await rw?.close();
+  await temp?.dispose();
+});
+
+const bearer = { authorization: `Bearer ${TOKEN}` };
+const spans = JSON.stringify(otlpBody([{ attributes: { 'gen_ai.request.model': 'gpt-4o-mini' } }]));
+
+interface RouteCase {
+  name: string;
+  method: 'GET' | 'POST';
+  url: string;
+  headers?: Record<string, string>;
+  payload?: string | Buffer;
+  /** How errors come back: a google.rpc.Status (JSON or protobuf) or `{ error }`. */
+  shape: 'status-json' | 'status-proto' | 'error-json';
+}
+
+const PROTECTED: RouteCase[] = [
+  {
+    name: 'OTLP JSON',
+    method: 'POST',
+    url: '/v1/traces',
+    headers: { 'content-type': 'application/json' },
+    payload: spans,
+    shape: 'status-json',
+  },
+  {
+    name: 'OTLP protobuf',
+    method: 'POST',
+    url: '/v1/traces',
+    headers: { 'content-type': 'application/x-protobuf' },
+    payload: Buffer.alloc(0),
+    shape: 'status-proto',
+  },
+  {
+    name: 'outcomes',
+    method: 'POST',
+    url: '/v1/outcomes',
+    headers: { 'content-type': 'application/json' },
+    payload: '{"taskId":"t","outcome":"success"}',
+    shape: 'error-json',
+  },
+  { name: 'report', method: 'GET', url: '/api/v1/report?window=1h', shape: 'error-json' },
+  { name: 'metrics', method: 'GET', url: '/metrics', shape: 'error-json' },
+];
+
+/** The inject options of a route case, with extra headers. */
+const requestOf = (route: RouteCase, headers: Record<string, string> = {}) => ({
+  method: route.method,
+  url: route.url,
+  headers: { ...route.headers, ...headers },
+  ...(route.payload === undefined ? {} : { payload: route.payload }),
+});
+
+/** The error's code and message, whatever the shape. */
+function errorOf(
+  res: { headers: Record<string, unknown>; rawPayload: Buffer; json(): unknown },
+  shape: RouteCase['shape'],
+) {
+  if (shape === 'status-proto') {
+    expect(res.headers['content-type']).toBe('application/x-protobuf');
+    return decodeStatus(res.rawPayload);
+  }
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  const body = res.json() as {
+    code?: unknown;
+    message?: unknown;
+    error?: { code: string; message: string };
+  };
+  if (shape === 'status-json') {
+    expect(body).toMatchObject({ details: [] });
+    return { code: body.code, message: body.message };
+  }
+  expect(Object.keys(body)).toEqual(['error']);
+  return body.error!;
+}
+
+describe('authentication', () => {
+  it.each(PROTECTED)('refuses $name without a token, in its error shape', async (route) => {
+    const res = await rw.app.inject(requestOf(route));
+    expect(res.statusCode).toBe(401);
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+    const error = errorOf(res, route.shape);
+    expect(error.code).toBe(route.shape === 'error-json' ? 'UNAUTHENTICATED' : 16);
+    expect(error.message).toMatch(/Authorization: Bearer/);
+  });
+
+  it.each(PROTECTED)(
+    'refuses $name with the token but without the Bearer scheme',
+    async (route) => {
+      const res = await rw.app.inject(requestOf(route, { authorization: TOKEN }));
+      expect(res.statusCode).toBe(401);
+    },
+  );
+
+  it.each(PROTECTED)('serves $name with the bearer token', async (route) => {
+    const res = await rw.app.inject(requestOf(route, bearer));
+    expect(res.statusCode).toBeLessThan(300);
+  });
+
+  it('refuses a wrong token of the right length', async () => {
+    const res = await rw.app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: `Bearer ${'x'.repeat(TOKEN.length)}` },
+    });
+    expect(res.statusCode).toBe(401);
+  });
+
+  it('leaves the health probes open, and they say no more than up or ready', async () => {
+    const health = await rw.app.inject({ method: 'GET', url: '/healthz' });
+    expect(health.statusCode).toBe(200);
+    expect(health.json()).toEqual({ status: 'ok' });
+    const ready = await rw.app.inject({ method: 'GET', url: '/readyz' });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toEqual({ status: 'ready' });
+  });
+});
+
+describe('error shapes', () => {
+  it('answers an unknown route with 404 in the JSON error shape', async () => {
+    const res = await rw.app.inject({ method: 'GET', url: '/nowhere', headers: bearer });
+    expect(res.statusCode).toBe(404);
+    expect(errorOf(res, 'error-json')).toMatchObject({
+      code: 'NOT_FOUND',
+      message: expect.stringMatching(/\/nowhere/),
+    });
+  });
+
+  it('answers an OTLP signal routewatch does not take with 404 as a Status, in the request encoding', async () => {
+    const res = await rw.app.inject({
+      method: 'POST',
+      url: '/v1/logs',
+      headers: { ...bearer, 'content-type': 'application/x-protobuf' },
+      payload: Buffer.alloc(0),
+    });
+    expect(res.statusCode).toBe(404);
+    expect(errorOf(res, 'status-proto').code).toBe(5);
+  });
+
+  it.each([
+    ['OTLP protobuf', '/v1/traces', 'application/x-protobuf', 'status-proto', 8],
+    ['OTLP JSON', '/v1/traces', 'application/json', 'status-json', 8],
+    ['outcomes', '/v1/outcomes', 'application/json', 'error-json', 'RESOURCE_EXHAUSTED'],
+  ] as const)(
+    'answers a body over the limit on %s with 413 and one code',
+    async (_name, url, type, shape, code) => {
+      const res = await rw.app.inject({
+        method: 'POST',
+        url,
+        headers: { ...bearer, 'content-type': type },
+        payload: Buffer.alloc(MAX_BODY_BYTES + 1, 0x20),
+      });
+      expect(res.statusCode).toBe(413);
+      const error = errorOf(res, shape);
+      expect(error.code).toBe(code);
+      expect(error.message).toMatch(/ROUTEWATCH_MAX_BODY_BYTES/);
+    },
+  );
+
+  it('answers a report window no store can hold with 400, not 500', async () => {
+    for (const query of [
+      'window=200000d',
+      'from=0001-01-01T00:00:00Z',
+      'window=1y',
+      'colour=red',
+    ]) {
+      const res = await rw.app.inject({
+        method: 'GET',
+        url: `/api/v1/report?${query}`,
+        headers: bearer,
+      });
+      expect(res.statusCode, query).toBe(400);
+      expect(errorOf(res, 'error-json')).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+  });
+
+  it('answers ?from=<date> and ?window=90s', async () => {
+    for (const query of ['from=2026-01-01', 'window=90s']) {
+      const res = await rw.app.inject({
+        method: 'GET',
+        url: `/api/v1/report?${query}`,
+        headers: bearer,
+      });
+      expect(res.statusCode, query).toBe(200);
+    }
+  });
+});
+
+describe('failures of the store', () => {
+  async function appOn(store: Store, logger?: Writable) {
+    return testApp(store, {
+      config: { ROUTEWATCH_TOKEN: TOKEN },
+      ...(logger ? { logger: { level: 'info', stream: logger } } : {}),
+    });
+  }
+
+  it('answers the report with 503 and Retry-After when the store cannot be reached', async () => {
+    const down: Store = {
+      ...unavailableStore(),
+      query: async () => {
+        throw new StorageError(
+          'QUERY_FAILED',
+          'ClickHouse query failed: connect ECONNREFUSED 127.0.0.1:8123',
+        );
+      },
+      exec: async () => {
+        throw new StorageError('QUERY_FAILED', 'connect ECONNREFUSED 127.0.0.1:8123');
+      },
+    };
+    const failing = await appOn(down);
+    try {
+      const res = await failing.app.inject({
+        method: 'GET',
+        url: '/api/v1/report?window=1h',
+        headers: bearer,
+      });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers['retry-after']).toBe('5');
+      const error = errorOf(res, 'error-json') as {
+        code: string;
+        message: string;
+        requestId?: string;
+      };
+      expect(error.code).toBe('UNAVAILABLE');
+      expect(error.message).not.toMatch(/ECONNREFUSED/);
+      const ready = await failing.app.inject({ method: 'GET', url: '/readyz' });
+      expect(ready.statusCode).toBe(503);
+      expect(JSON.stringify(ready.json())).not.toMatch(/ECONNREFUSED/);
+    } finally {
+      await failing.close();
+    }
+  });
+
+  it('answers an engine error with 500 INTERNAL: what to do and a request id; the engine text only in the log', async () => {
+    const lines: string[] = [];
+    const log = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const broken: Store = {
+      ...unavailableStore(),
+      query: async () => {
+        throw new StorageError(
+          'QUERY_FAILED',
+          'Code: 47. DB::Exception: Unknown identifier secret_column',
+        );
+      },
+    };
+    const failing = await appOn(broken, log);
+    try {
+      const res = await failing.app.inject({
+        method: 'GET',
+        url: '/api/v1/report?window=1h',
+        headers: bearer,
+      });
+      expect(res.statusCode).toBe(500);
+      const body = res.json() as { error: { code: string; message: string; requestId: string } };
+      expect(body.error.code).toBe('INTERNAL');
+      expect(body.error.requestId).toMatch(/^[0-9a-f]{16}$/);
+      expect(body.error.message).toContain(body.error.requestId);
+      expect(body.error.message).not.toMatch(/secret_column/);
+      const logged = lines.join('');
+      expect(logged).toContain(body.error.requestId);
+      expect(logged).toMatch(/secret_column/);
+    } finally {
+      await failing.close();
+    }
+  });
+});
+
+describe('logging', () => {
+  it('logs no line per request, never the token, and raises no deprecation warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }) => warnings.push(warning.code ?? '');
+    process.on('warning', onWarning);
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const logged = await testApp(temp.store, {
+      config: { ROUTEWATCH_TOKEN: TOKEN },
+      logger: { level: 'info', stream },
+    });
+    try {
+      expect((await logged.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+      expect(
+        (await logged.app.inject({ method: 'GET', url: '/metrics', headers: bearer })).statusCode,
+      ).toBe(200);
+      // process.emitWarning delivers on a later tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).not.toContain('FSTDEP023');
+      expect(lines.filter((line) => /incoming request|request completed/.test(line))).toEqual([]);
+      expect(lines.join('')).not.toContain(TOKEN);
+    } finally {
+      process.off('warning', onWarning);
+      await logged.close();
+    }
+  });
+});

@@ -1,0 +1,209 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { decodeStatus, hexId, openTempStore, otlpBody } from '../helpers.js';
+import { testApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
+import { BASE_MS, nsAfter } from '../support/time.js';
+
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+let rw: TestApp;
+
+beforeAll(async () => {
+  temp = await openTempStore();
+  rw = await testApp(temp.store);
+});
+afterAll(async () => {
+  await rw?.close();
+  await temp?.dispose();
+});
+beforeEach(async () => {
+  await temp.store.exec('TRUNCATE TABLE spans');
+});
+
+function post(payload: string | Buffer, contentType = 'application/json') {
+  return rw.app.inject({
+    method: 'POST',
+    url: '/v1/traces',
+    headers: { 'content-type': contentType },
+    payload,
+  });
+}
+
+interface JsonBody {
+  resourceSpans: { scopeSpans: { spans: { attributes: unknown[] }[] }[] }[];
+}
+
+/** One LLM span whose attributes after the first are the given raw OTLP AnyValue objects. */
+function bodyWithAttributes(spanId: string, values: Record<string, unknown>): JsonBody {
+  const body = otlpBody([
+    { spanId, attributes: { 'gen_ai.request.model': 'gpt-4o-mini' } },
+  ]) as unknown as JsonBody;
+  const span = body.resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
+  for (const [key, value] of Object.entries(values)) span.attributes.push({ key, value });
+  return body;
+}
+
+const storedRow = z.object({
+  start_ns: z.string(),
+  confidence: z.number().nullable(),
+  cost_usd: z.number(),
+  cost_source: z.string(),
+  cleanup_cost_usd: z.number(),
+  attributes: z.record(z.string(), z.string()),
+});
+async function storedSpan(spanId: string) {
+  const rows = await temp.store.query(
+    `SELECT toString(toUnixTimestamp64Nano(timestamp)) AS start_ns, confidence, cost_usd,
+            cost_source, cleanup_cost_usd, attributes
+       FROM spans WHERE span_id = {spanId: String}`,
+    { spanId },
+    storedRow,
+  );
+  expect(rows).toHaveLength(1);
+  return rows[0]!;
+}
+
+const countRow = z.object({ n: z.coerce.number() });
+const storedCount = async () =>
+  (await temp.store.query('SELECT count() AS n FROM spans', {}, countRow))[0]!.n;
+
+describe('attribute values', () => {
+  it('stores a span whose doubles are numeric and non-finite strings', async () => {
+    const spanId = hexId(8);
+    const res = await post(
+      JSON.stringify(
+        bodyWithAttributes(spanId, {
+          'app.ratio': { doubleValue: '1.5' },
+          'app.nan': { doubleValue: 'NaN' },
+          'app.inf': { doubleValue: '-Infinity' },
+          'routewatch.confidence': { doubleValue: 'Infinity' },
+          'gen_ai.usage.cost': { doubleValue: '2.5e-3' },
+        }),
+      ),
+    );
+    expect(res.statusCode).toBe(200);
+    const row = await storedSpan(spanId);
+    expect(row.attributes).toMatchObject({ 'app.ratio': '1.5', 'app.nan': 'NaN' });
+    expect(row.attributes['app.inf']).toBe('-Infinity');
+    expect(row.confidence).toBeNull();
+    expect(row).toMatchObject({ cost_usd: 0.0025, cost_source: 'span' });
+  });
+
+  it('answers a non-numeric double with 400 naming the field', async () => {
+    const res = await post(
+      JSON.stringify(bodyWithAttributes(hexId(8), { 'app.value': { doubleValue: 'lots' } })),
+    );
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toMatch(/attributes\.1\.value\.doubleValue: .*"lots"/);
+  });
+
+  it('stores an attribute keyed __proto__', async () => {
+    const spanId = hexId(8);
+    // JSON.parse makes `__proto__` an own key, as it is in a decoded body.
+    const values = JSON.parse('{"__proto__": {"stringValue": "kept"}}') as Record<string, unknown>;
+    const res = await post(JSON.stringify(bodyWithAttributes(spanId, values)));
+    expect(res.statusCode).toBe(200);
+    const rows = await temp.store.query(
+      "SELECT attributes['__proto__'] AS proto FROM spans WHERE span_id = {spanId: String}",
+      { spanId },
+      z.object({ proto: z.string() }),
+    );
+    expect(rows).toEqual([{ proto: 'kept' }]);
+  });
+
+  it('prices a call whose reported cost is absurd from the table, so no total turns infinite', async () => {
+    const spanId = hexId(8);
+    const res = await post(
+      JSON.stringify(
+        bodyWithAttributes(spanId, {
+          'gen_ai.usage.input_tokens': { intValue: '1000' },
+          'gen_ai.usage.cost': { doubleValue: 1e308 },
+          'routewatch.cleanup.cost_usd': { doubleValue: 1e308 },
+        }),
+      ),
+    );
+    expect(res.statusCode).toBe(200);
+    const row = await storedSpan(spanId);
+    expect(row.cost_source).toBe('price_table');
+    expect(row.cleanup_cost_usd).toBe(0);
+  });
+
+  it('stores an 8 MiB string attribute sent with numeric timestamps', async () => {
+    const spanId = hexId(8);
+    const long = 'y'.repeat(8 * 1024 * 1024);
+    // Unquoted timestamps make the collector run its long-integer pass over the whole body.
+    const text = JSON.stringify(
+      bodyWithAttributes(spanId, { 'app.document': { stringValue: long } }),
+    ).replace(/"(startTimeUnixNano|endTimeUnixNano)":"(\d+)"/g, '"$1":$2');
+    expect(text).toContain(`"startTimeUnixNano":${nsAfter(0, 1n)}`);
+    const res = await post(text);
+    expect(res.statusCode).toBe(200);
+    const row = await storedSpan(spanId);
+    expect(row.start_ns).toBe(nsAfter(0, 1n));
+    expect(row.attributes['app.document']).toHaveLength(long.length);
+  });
+});
+
+describe('the probe’s bodies: bounded work, a 400 naming the limit, and the collector keeps serving', () => {
+  const repeat = (pair: [number, number], times: number) =>
+    Buffer.alloc(times * 2, Buffer.from(pair));
+
+  it('ten million empty ResourceSpans in protobuf', async () => {
+    const res = await post(repeat([0x0a, 0x00], 10_000_000), 'application/x-protobuf');
+    expect(res.statusCode).toBe(400);
+    expect(decodeStatus(res.rawPayload)).toMatchObject({
+      code: 3,
+      message: expect.stringMatching(/ROUTEWATCH_MAX_RESOURCES_PER_REQUEST/),
+    });
+    expect((await rw.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+  });
+
+  it('seven million {} in JSON', async () => {
+    const res = await post(`{"resourceSpans":[${'{},'.repeat(6_900_000)}{}]}`);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().message).toMatch(/ROUTEWATCH_MAX_ENTRIES_PER_REQUEST/);
+    expect((await rw.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+  });
+});
+
+describe('spans outside the accepted time window', () => {
+  const DAY_MS = 86_400_000;
+  const llm = { 'gen_ai.request.model': 'gpt-4o-mini', 'gen_ai.usage.input_tokens': 10 };
+  const at = (ms: number) => String(BigInt(ms) * 1_000_000n);
+
+  it('are refused as a partial success with the reason; the others are stored', async () => {
+    const res = await post(
+      JSON.stringify(
+        otlpBody([
+          { start: at(BASE_MS), attributes: llm },
+          { start: at(BASE_MS - 400 * DAY_MS), attributes: llm },
+          { start: at(Date.now() + 7 * DAY_MS), attributes: llm },
+        ]),
+      ),
+    );
+    expect(res.statusCode).toBe(200);
+    const partial = res.json().partialSuccess;
+    expect(partial.rejectedSpans).toBe('2');
+    expect(partial.errorMessage).toMatch(/2 of 3 spans were not stored/);
+    expect(partial.errorMessage).toMatch(/ROUTEWATCH_RETENTION_DAYS/);
+    expect(await storedCount()).toBe(1);
+  });
+
+  it('never turn one request into thousands of partitions', async () => {
+    // The probe's request: spans over 10 000 different days.
+    const spans = Array.from({ length: 10_000 }, (_, i) => ({
+      start: at(BASE_MS - i * DAY_MS),
+      attributes: llm,
+    }));
+    const res = await post(JSON.stringify(otlpBody(spans)));
+    expect(res.statusCode).toBe(200);
+    expect(Number(res.json().partialSuccess.rejectedSpans)).toBeGreaterThan(9_900);
+    await temp.store.exec('SYSTEM FLUSH LOGS');
+    const [parts] = await temp.store.query(
+      "SELECT uniqExact(partition) AS n FROM system.parts WHERE database = currentDatabase() AND table = 'spans' AND active",
+      {},
+      countRow,
+    );
+    expect(parts!.n).toBeLessThanOrEqual(32);
+  });
+});

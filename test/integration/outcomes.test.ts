@@ -1,0 +1,192 @@
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { hexId, openTempStore, otlpBody } from '../helpers.js';
+import { testApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
+
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+let rw: TestApp;
+
+beforeAll(async () => {
+  temp = await openTempStore();
+  rw = await testApp(temp.store);
+});
+afterAll(async () => {
+  await rw?.close();
+  await temp?.dispose();
+});
+
+const post = (body: string) =>
+  rw.app.inject({
+    method: 'POST',
+    url: '/v1/traces',
+    headers: { 'content-type': 'application/json' },
+    payload: body,
+  });
+
+describe('POST /v1/outcomes', () => {
+  const send = (payload: unknown) =>
+    rw.app.inject({
+      method: 'POST',
+      url: '/v1/outcomes',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(payload),
+    });
+  const outcomeRow = z.object({
+    task_id: z.string(),
+    outcome: z.string(),
+    outcome_reason: z.string(),
+    reask: z.number(),
+    cleanup_cost_usd: z.number(),
+    observed: z.string(),
+  });
+  const stored = () =>
+    temp.store.query(
+      `SELECT task_id, outcome, outcome_reason, reask, cleanup_cost_usd, toString(observed_at) AS observed
+       FROM outcome_reports FINAL ORDER BY task_id, observed_at`,
+      {},
+      outcomeRow,
+    );
+
+  it('stores one report or a batch, and a report sent twice once', async () => {
+    const one = {
+      taskId: 'task-late-1',
+      outcome: 'failure',
+      reason: 'human_corrected',
+      reask: true,
+      cleanupCostUsd: 0.4,
+      observedAt: '2026-11-28T10:00:00.000Z',
+    };
+    expect((await send(one)).statusCode).toBe(202);
+    expect((await send(one)).statusCode).toBe(202);
+    const batch = await send({
+      outcomes: [{ taskId: 'task-late-2', outcome: 'success', observedAt: '2026-11-28T11:00:00Z' }],
+    });
+    expect(batch.statusCode).toBe(202);
+    expect(batch.json()).toEqual({ accepted: 1 });
+    expect(await stored()).toEqual([
+      {
+        task_id: 'task-late-1',
+        outcome: 'failure',
+        outcome_reason: 'human_corrected',
+        reask: 1,
+        cleanup_cost_usd: 0.4,
+        observed: '2026-11-28 10:00:00.000000000',
+      },
+      {
+        task_id: 'task-late-2',
+        outcome: 'success',
+        outcome_reason: '',
+        reask: 0,
+        cleanup_cost_usd: 0,
+        observed: '2026-11-28 11:00:00.000000000',
+      },
+    ]);
+  });
+
+  it.each([
+    ['an unknown outcome', { taskId: 't', outcome: 'great' }, /outcome/],
+    ['a missing task id', { outcome: 'success' }, /taskId/],
+    [
+      'a negative cleanup cost',
+      { taskId: 't', outcome: 'success', cleanupCostUsd: -1 },
+      /cleanupCostUsd/,
+    ],
+    ['an unknown field', { taskId: 't', outcome: 'success', color: 'red' }, /color|unrecognized/i],
+  ])('rejects %s with 400 naming the field', async (_name, payload, message) => {
+    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    const res = await rw.app.inject({
+      method: 'POST',
+      url: '/v1/outcomes',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(payload),
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(res.json().error.message).toMatch(message);
+    expect(await stored()).toEqual([]);
+  });
+
+  it('joins a report naming the trace id in upper case to the task', async () => {
+    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    const traceId = hexId(16);
+    const spans = otlpBody([
+      { traceId, name: 'routewatch.task faq', attributes: { 'routewatch.cohort': 'faq' } },
+    ]);
+    expect((await post(JSON.stringify(spans))).statusCode).toBe(200);
+    await rw.writer.flush();
+    const res = await rw.app.inject({
+      method: 'POST',
+      url: '/v1/outcomes',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ taskId: traceId.toUpperCase(), outcome: 'escalated' }),
+    });
+    expect(res.statusCode).toBe(202);
+    const [task] = await temp.store.query(
+      'SELECT outcome FROM v_tasks WHERE task_id = {id:String}',
+      { id: traceId },
+      z.object({ outcome: z.string() }),
+    );
+    expect(task?.outcome).toBe('escalated');
+  });
+
+  it('counts a retried report once, and two different reports in one instant both', async () => {
+    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    // No observedAt: each arrival gets its own receive time, the report stays the same one.
+    const cleanup = { taskId: 'task-retry', outcome: 'failure', cleanupCostUsd: 0.25 };
+    expect((await send(cleanup)).statusCode).toBe(202);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect((await send(cleanup)).statusCode).toBe(202);
+    // Two cleanups of one task in one batch (same receive time), told apart by content or id.
+    const batch = {
+      outcomes: [
+        { taskId: 'task-two', outcome: 'failure', cleanupCostUsd: 0.1 },
+        { taskId: 'task-two', outcome: 'failure', cleanupCostUsd: 0.2 },
+        { taskId: 'task-two', outcome: 'failure', cleanupCostUsd: 0.2, reportId: 'ticket-9' },
+        { taskId: 'task-two', outcome: 'failure', cleanupCostUsd: 0.2, reportId: 'ticket-9' },
+      ],
+    };
+    expect((await send(batch)).statusCode).toBe(202);
+    const sums = await temp.store.query(
+      'SELECT task_id, count() AS reports, sum(cleanup_cost_usd) AS cost FROM outcome_reports FINAL GROUP BY task_id ORDER BY task_id',
+      {},
+      z.object({ task_id: z.string(), reports: z.coerce.number(), cost: z.number() }),
+    );
+    expect(sums).toEqual([
+      { task_id: 'task-retry', reports: 1, cost: 0.25 },
+      { task_id: 'task-two', reports: 3, cost: expect.closeTo(0.5, 12) },
+    ]);
+  });
+
+  it('rejects malformed JSON with 400', async () => {
+    const res = await rw.app.inject({
+      method: 'POST',
+      url: '/v1/outcomes',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"taskId":',
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.message).toMatch(/not valid JSON/);
+  });
+
+  it('reads a gzip body', async () => {
+    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    const res = await rw.app.inject({
+      method: 'POST',
+      url: '/v1/outcomes',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      payload: gzipSync(JSON.stringify({ taskId: 'task-gz', outcome: 'success' })),
+    });
+    expect(res.statusCode).toBe(202);
+    expect((await stored()).map((r) => r.task_id)).toEqual(['task-gz']);
+  });
+
+  it('refuses a cleanup cost no human review could cost, so no total becomes infinite', async () => {
+    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    const res = await send({ taskId: 'task-big', outcome: 'failure', cleanupCostUsd: 1e308 });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.message).toMatch(/cleanupCostUsd/);
+    expect(await stored()).toEqual([]);
+  });
+});

@@ -1,0 +1,213 @@
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { hexId, openTempStore, otlpBody } from '../helpers.js';
+import type { TestSpan } from '../helpers.js';
+import { testApp } from '../support/app.js';
+import type { ConfigOverrides, TestApp } from '../support/app.js';
+import { slowStore } from '../support/slow-store.js';
+import type { Store } from '../../storage/store.js';
+
+// Bounded, loopback-only load: every request goes to 127.0.0.1, every test ends by itself.
+
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+const apps: TestApp[] = [];
+const sockets: Socket[] = [];
+beforeAll(async () => {
+  temp = await openTempStore();
+});
+afterAll(async () => {
+  for (const socket of sockets) socket.destroy();
+  for (const app of apps) await app.close();
+  await temp?.dispose();
+});
+
+async function listening(
+  store: Store,
+  config: ConfigOverrides,
+): Promise<{ rw: TestApp; url: string; port: number }> {
+  const rw = await testApp(store, { config });
+  apps.push(rw);
+  await rw.app.listen({ host: '127.0.0.1', port: 0 });
+  const address = rw.app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return { rw, url: `http://127.0.0.1:${port}`, port };
+}
+
+const llm = {
+  'routewatch.cohort': 'faq',
+  'routewatch.route': 'small',
+  'routewatch.attempt': 1,
+  'gen_ai.request.model': 'gpt-4o-mini',
+  'gen_ai.usage.input_tokens': 100,
+};
+
+async function until(check: () => Promise<boolean>, what = 'a condition'): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const countRow = z.object({ n: z.coerce.number() });
+async function storedWith(traceIds: string[]): Promise<number> {
+  if (traceIds.length === 0) return 0;
+  const [row] = await temp.store.query(
+    'SELECT count() AS n FROM spans FINAL WHERE trace_id IN {ids:Array(String)}',
+    { ids: traceIds },
+    countRow,
+  );
+  return row!.n;
+}
+
+/** Opens a connection and sends a POST whose body never (fully) comes. */
+function stalledUpload(
+  port: number,
+  announced: number,
+  sent = 10,
+): Promise<{ socket: Socket; answer: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(
+        `POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${announced}\r\n\r\n` +
+          '{'.padEnd(sent, ' '),
+      );
+      let received = '';
+      const answer = new Promise<string>((done) => {
+        socket.on('data', (chunk) => (received += chunk.toString()));
+        socket.on('close', () => done(received));
+      });
+      resolve({ socket, answer });
+    });
+    socket.on('error', reject);
+    sockets.push(socket);
+  });
+}
+
+describe('slow clients', () => {
+  it('answers a body that stops arriving with 408 and closes the connection', async () => {
+    const { url, port } = await listening(temp.store, { ROUTEWATCH_BODY_IDLE_TIMEOUT: '300ms' });
+    const { answer } = await stalledUpload(port, 1000);
+    const text = await answer;
+    expect(text).toMatch(/^HTTP\/1\.1 408/);
+    expect(text).toMatch(/"code":4/);
+    expect(text).toMatch(/ROUTEWATCH_BODY_IDLE_TIMEOUT/);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/^routewatch_inflight_bytes 0$/m);
+  });
+
+  it('answers a body trickled too slowly overall with 408', async () => {
+    const { port } = await listening(temp.store, {
+      ROUTEWATCH_BODY_IDLE_TIMEOUT: '1s',
+      ROUTEWATCH_BODY_TIMEOUT: '800ms',
+    });
+    const { socket, answer } = await stalledUpload(port, 1000, 1);
+    const trickle = setInterval(() => socket.writable && socket.write(' '), 100);
+    const text = await answer;
+    clearInterval(trickle);
+    expect(text).toMatch(/^HTTP\/1\.1 408/);
+    expect(text).toMatch(/ROUTEWATCH_BODY_TIMEOUT/);
+  });
+
+  it('counts bodies still being received against the in-flight budget, and refuses beyond it at once', async () => {
+    const { url, port } = await listening(temp.store, {
+      ROUTEWATCH_MAX_INFLIGHT_BYTES: String(4 * 1024 * 1024),
+      ROUTEWATCH_BODY_IDLE_TIMEOUT: '30s',
+    });
+    const twoMiB = 2 * 1024 * 1024;
+    const held = [await stalledUpload(port, twoMiB), await stalledUpload(port, twoMiB)];
+    // The third would hold 6 MiB: refused before a byte of its body is read.
+    const refused = await fetch(`${url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.alloc(twoMiB, 0x20),
+    });
+    expect(refused.status).toBe(503);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await refused.json()) as { code: number }).code).toBe(14);
+    // Health and metrics answer meanwhile; the held bytes show.
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^routewatch_inflight_bytes ${2 * twoMiB}$`, 'm'));
+    // Once the stalled clients go, their bytes are released.
+    for (const { socket } of held) socket.destroy();
+    await Promise.all(held.map((h) => h.answer));
+    await until(async () =>
+      /^routewatch_inflight_bytes 0$/m.test(await (await fetch(`${url}/metrics`)).text()),
+    );
+    const body = JSON.stringify(otlpBody([{ traceId: hexId(16), attributes: llm }]));
+    const accepted = await fetch(`${url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(accepted.status).toBe(200);
+  });
+});
+
+describe('overload', () => {
+  it('answers every request in time — stored, or refused with Retry-After — and loses nothing acknowledged', async () => {
+    // The store takes 10 000 rows/s; 40 clients send 1 000 spans each at once (4 s of work),
+    // and at most 1 s of work may queue.
+    const { url } = await listening(slowStore(temp.store, 10_000), {
+      ROUTEWATCH_MAX_QUEUE_WAIT: '1s',
+      ROUTEWATCH_BATCH_ROWS: '2000',
+    });
+    const requests = Array.from({ length: 40 }, () => {
+      const traceId = hexId(16);
+      const spans: TestSpan[] = Array.from({ length: 1000 }, () => ({ traceId, attributes: llm }));
+      return { traceId, body: JSON.stringify(otlpBody(spans)) };
+    });
+    const answers = await Promise.all(
+      requests.map(async ({ traceId, body }) => {
+        // An exporter's default timeout: an answer must come before it.
+        const res = await fetch(`${url}/v1/traces`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+          signal: AbortSignal.timeout(10_000),
+        });
+        return { traceId, status: res.status, retryAfter: res.headers.get('retry-after') };
+      }),
+    );
+    const ok = answers.filter((a) => a.status === 200);
+    const refused = answers.filter((a) => a.status === 503);
+    expect(ok.length + refused.length).toBe(answers.length);
+    expect(ok.length).toBeGreaterThan(0);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const answer of refused) expect(Number(answer.retryAfter)).toBeGreaterThanOrEqual(1);
+    // Every acknowledged span is stored, exactly once; nothing of a refused request is.
+    expect(await storedWith(ok.map((a) => a.traceId))).toBe(ok.length * 1000);
+    expect(await storedWith(refused.map((a) => a.traceId))).toBe(0);
+  });
+
+  it('serves health and metrics while a large request is decoded', async () => {
+    const { url } = await listening(temp.store, {});
+    const traceId = hexId(16);
+    const spans: TestSpan[] = Array.from({ length: 20_000 }, () => ({
+      traceId,
+      attributes: { ...llm, 'app.note': 'x'.repeat(100) },
+    }));
+    const order: string[] = [];
+    const ingest = fetch(`${url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(otlpBody(spans)),
+    }).then((res) => {
+      order.push('ingest');
+      return res.status;
+    });
+    // Wait until the request is in (the in-flight gauge shows it), then probe.
+    await until(async () =>
+      /^routewatch_inflight_requests 1$/m.test(await (await fetch(`${url}/metrics`)).text()),
+    );
+    const health = await fetch(`${url}/healthz`);
+    order.push('healthz');
+    expect(health.status).toBe(200);
+    expect(await ingest).toBe(200);
+    expect(order).toEqual(['healthz', 'ingest']);
+    expect(await storedWith([traceId])).toBe(20_000);
+  });
+});

@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  assertSafeExposure,
+  configWith,
+  isLoopback,
+  parseConfig,
+} from '../../server/config.js';
+import {
+  TimeArgumentError,
+  parseDuration,
+  parseInstant,
+  resolveWindow,
+} from '../../server/time.js';
+
+describe('isLoopback', () => {
+  it.each(['localhost', 'LOCALHOST', '::1', '[::1]', '127.0.0.1', '127.1.2.3', '127.255.255.255'])(
+    'accepts %s',
+    (host) => {
+      expect(isLoopback(host)).toBe(true);
+    },
+  );
+
+  it.each([
+    '127.example.com',
+    '127.0.0.1.nip.io',
+    '127.256.0.1',
+    '127.0.0',
+    '127.0.0.01',
+    '128.0.0.1',
+    '0.0.0.0',
+    '::',
+    'example.com',
+    '',
+  ])('refuses %j', (host) => {
+    expect(isLoopback(host)).toBe(false);
+  });
+});
+
+describe('parseConfig', () => {
+  it('gives every setting its default from an empty environment', () => {
+    const config = parseConfig({});
+    expect(config).toMatchObject({
+      ROUTEWATCH_HOST: '127.0.0.1',
+      ROUTEWATCH_PORT: 4318,
+      ROUTEWATCH_MAX_BODY_BYTES: 20 * 1024 * 1024,
+      ROUTEWATCH_MAX_QUEUE_WAIT: 5_000,
+      ROUTEWATCH_BATCH_DELAY: 200,
+      ROUTEWATCH_RETENTION_DAYS: 30,
+      ROUTEWATCH_URL: 'http://127.0.0.1:4318',
+    });
+    expect(config.ROUTEWATCH_TOKEN).toBeUndefined();
+  });
+
+  it('treats empty values as unset and reads durations with units', () => {
+    const config = parseConfig({ ROUTEWATCH_PORT: '', ROUTEWATCH_BODY_TIMEOUT: '90s' });
+    expect(config.ROUTEWATCH_PORT).toBe(4318);
+    expect(config.ROUTEWATCH_BODY_TIMEOUT).toBe(90_000);
+  });
+
+  it.each([
+    ['ROUTEWATCH_PORT', '70000'],
+    ['ROUTEWATCH_PORT', 'http'],
+    ['ROUTEWATCH_BATCH_DELAY', 'soon'],
+    ['ROUTEWATCH_TOKEN', 'short'],
+    ['ROUTEWATCH_TOKEN', '                        '],
+    ['ROUTEWATCH_TOKEN', 'has a space in the middle of it'],
+    ['CLICKHOUSE_URL', 'ftp://example.com'],
+    ['ROUTEWATCH_LOG_LEVEL', 'loud'],
+  ])('refuses %s=%j, naming the variable', (name, value) => {
+    expect(() => parseConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => parseConfig({ [name]: value })).toThrow(new RegExp(name));
+  });
+
+  it('refuses to listen beyond loopback without a token', () => {
+    expect(() => assertSafeExposure(configWith({ ROUTEWATCH_HOST: '0.0.0.0' }))).toThrow(
+      /ROUTEWATCH_TOKEN/,
+    );
+    expect(() =>
+      assertSafeExposure(
+        configWith({ ROUTEWATCH_HOST: '0.0.0.0', ROUTEWATCH_TOKEN: 'a-long-enough-token-123' }),
+      ),
+    ).not.toThrow();
+  });
+});
+
+describe('time arguments', () => {
+  it.each([
+    ['250ms', 250],
+    ['90s', 90_000],
+    ['15m', 900_000],
+    ['2h', 7_200_000],
+    ['7d', 604_800_000],
+    ['1w', 604_800_000],
+    ['1.5h', 5_400_000],
+  ])('reads the duration %s', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+
+  it.each(['24', 'h', '1y', '-1h', '1 h h'])(
+    'refuses the duration %j with the forms it takes',
+    (text) => {
+      expect(() => parseDuration(text)).toThrow(/e\.g\. 90s, 15m, 24h, 7d/);
+    },
+  );
+
+  it('reads dates as midnight UTC and instants with their zone', () => {
+    expect(parseInstant('2026-12-02').toISOString()).toBe('2026-12-02T00:00:00.000Z');
+    expect(parseInstant('2026-12-02T10:30:00+02:00').toISOString()).toBe(
+      '2026-12-02T08:30:00.000Z',
+    );
+    expect(() => parseInstant('2026-12-02T10:30:00')).toThrow(TimeArgumentError);
+    expect(() => parseInstant('yesterday')).toThrow(TimeArgumentError);
+  });
+
+  it('resolves windows from a duration, from/to, or durations ago', () => {
+    const now = new Date('2026-12-02T12:00:00Z');
+    expect(resolveWindow({ window: '90s' }, now)).toEqual({
+      from: new Date('2026-12-02T11:58:30Z'),
+      to: now,
+    });
+    expect(resolveWindow({ from: '2026-12-01', to: '2026-12-02' }, now).from.toISOString()).toBe(
+      '2026-12-01T00:00:00.000Z',
+    );
+    expect(resolveWindow({ from: '2h' }, now).from.toISOString()).toBe('2026-12-02T10:00:00.000Z');
+    expect(resolveWindow({}, now).from.toISOString()).toBe('2026-12-01T12:00:00.000Z');
+  });
+
+  it('refuses windows no store can hold, or that end before they start', () => {
+    const now = new Date('2026-12-02T12:00:00Z');
+    expect(() => resolveWindow({ window: '200000d' }, now)).toThrow(/outside the time/);
+    expect(() => resolveWindow({ from: '0001-01-01' }, now)).toThrow(/outside the time/);
+    expect(() => resolveWindow({ from: '2026-12-03' }, now)).toThrow(/before/);
+    expect(() => resolveWindow({ from: '1h', window: '1h' }, now)).toThrow(/not both/);
+  });
+});

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { acceptedWindow, normalizeRequest } from '../../collector/normalize.js';
+import { validateTraceRequest } from '../../collector/otlp-request.js';
+import { PriceTable } from '../../collector/pricing.js';
+import { otlpBody } from '../helpers.js';
+import type { TestSpan } from '../helpers.js';
+
+const DAY_MS = 86_400_000;
+const NOW_MS = Date.parse('2026-12-02T12:00:00Z');
+const ns = (ms: number) => String(BigInt(ms) * 1_000_000n);
+const prices = new PriceTable();
+const window = acceptedWindow(NOW_MS, 30 * DAY_MS, 3_600_000);
+
+function normalize(spans: TestSpan[]) {
+  return normalizeRequest(validateTraceRequest(otlpBody(spans)), prices, window);
+}
+const llm = { 'gen_ai.request.model': 'gpt-4o-mini', 'gen_ai.usage.input_tokens': 1000 };
+
+describe('normalizeRequest time window', () => {
+  it('keeps spans from retention ago to the allowed skew ahead, and refuses the rest', () => {
+    const result = normalize([
+      { start: ns(NOW_MS - 29 * DAY_MS), attributes: llm },
+      { start: ns(NOW_MS + 30 * 60_000), attributes: llm },
+      { start: ns(NOW_MS - 31 * DAY_MS), attributes: llm },
+      { start: ns(NOW_MS + 2 * 3_600_000), attributes: llm },
+      { start: '1', attributes: llm },
+    ]);
+    expect(result.rows).toHaveLength(2);
+    expect(result.outOfWindow).toBe(3);
+    expect(result.outOfWindowMessage).toMatch(
+      /older than the retention \(ROUTEWATCH_RETENTION_DAYS\)/,
+    );
+  });
+
+  it('says when a span is ahead of the allowed clock skew', () => {
+    const result = normalize([{ start: ns(NOW_MS + DAY_MS), attributes: llm }]);
+    expect(result.outOfWindowMessage).toMatch(/ROUTEWATCH_MAX_CLOCK_SKEW/);
+  });
+
+  it('refuses a request spread over ten thousand days but for the days in the window', () => {
+    const spans = Array.from({ length: 10_000 }, (_, i) => ({
+      start: ns(NOW_MS - i * DAY_MS),
+      attributes: llm,
+    }));
+    const result = normalize(spans);
+    // Days 0..30 are within 30 days (the window's first instant included); the rest are older.
+    expect(result.rows).toHaveLength(31);
+    expect(result.outOfWindow).toBe(9_969);
+    expect(new Set(result.rows.map((r) => r.timestamp.slice(0, 10))).size).toBe(31);
+  });
+});
+
+describe('normalizeSpan attributes', () => {
+  it('keeps an attribute keyed __proto__ like any other', () => {
+    const [row] = normalize([
+      // JSON.parse makes `__proto__` an own key, as a decoded OTLP body does.
+      {
+        start: ns(NOW_MS),
+        attributes: { ...llm, ...JSON.parse('{"__proto__":"x","constructor":"y"}') },
+      },
+    ]).rows;
+    expect(Object.keys(row!.attributes)).toEqual(
+      expect.arrayContaining(['__proto__', 'constructor']),
+    );
+    expect(JSON.parse(JSON.stringify(row!.attributes))).toMatchObject({ constructor: 'y' });
+    expect(JSON.stringify(row!.attributes)).toContain('"__proto__":"x"');
+  });
+
+  it('treats an absurd reported cost as absent and prices the call from the table', () => {
+    const [row] = normalize([
+      {
+        start: ns(NOW_MS),
+        attributes: {
+          ...llm,
+          'gen_ai.usage.cost': '1e308',
+          'routewatch.cleanup.cost_usd': '1e308',
+        },
+      },
+    ]).rows;
+    expect(row!.cost_source).toBe('price_table');
+    expect(row!.cost_usd).toBeCloseTo((1000 * 0.15) / 1e6, 15);
+    expect(row!.cleanup_cost_usd).toBe(0);
+  });
+});
