@@ -109,6 +109,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('preClose', async () => {
     accepting = false;
   });
+  // While closing, every answer closes its connection: a kept-alive connection idle only after
+  // the close began would otherwise hold the server open until its keep-alive timeout.
+  app.addHook('onSend', async (_request, reply) => {
+    if (!accepting) reply.header('connection', 'close');
+  });
   app.addHook('onRequest', async (_request, reply) => {
     if (accepting) return;
     reply.header('connection', 'close');

@@ -86,6 +86,45 @@ describe('routewatch CLI', () => {
     expect(await start.exited).toBe(0);
   });
 
+  it('honours SIGTERM while a large request is decoded: answers it, then exits 0', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    dirs.push(dataDir);
+    const start = run(['start'], {
+      ROUTEWATCH_PORT: '0',
+      ROUTEWATCH_DATA_DIR: dataDir,
+      ROUTEWATCH_LOG_LEVEL: 'warn',
+    });
+    await waitFor(
+      () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(start.out()),
+      'the start banner',
+    );
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(start.out())![1]!;
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const spans = Array.from({ length: 20_000 }, (_, i) => ({
+      start: String(now + BigInt(i)),
+      end: String(now + BigInt(i) + 1000n),
+      attributes: {
+        'routewatch.cohort': 'faq',
+        'gen_ai.request.model': 'gpt-4o-mini',
+        'app.note': 'x'.repeat(100),
+      },
+    }));
+    const ingest = fetch(`${url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(otlpBody(spans)),
+    }).then((res) => res.status);
+    // SIGTERM once the request is in (the in-flight gauge shows it).
+    for (let i = 0; i < 400; i++) {
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      if (/^routewatch_inflight_requests 1$/m.test(metrics)) break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    start.child.kill('SIGTERM');
+    expect(await ingest).toBe(200);
+    expect(await start.exited).toBe(0);
+  });
+
   it('refuses a bad configuration value, naming the variable', async () => {
     const bad = run(['start'], { ROUTEWATCH_PORT: 'eighty' });
     expect(await bad.exited).toBe(2);

@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { hexId, openTempStore, otlpBody } from '../helpers.js';
+import { decodeStatus, hexId, openTempStore, otlpBody } from '../helpers.js';
 import type { TestSpan } from '../helpers.js';
 import { testApp } from '../support/app.js';
 import type { ConfigOverrides, TestApp } from '../support/app.js';
@@ -209,5 +209,52 @@ describe('overload', () => {
     expect(await ingest).toBe(200);
     expect(order).toEqual(['healthz', 'ingest']);
     expect(await storedWith([traceId])).toBe(20_000);
+  });
+});
+
+describe('shutdown', () => {
+  it('answers requests that arrive while it closes with 503 and Retry-After, in the route’s shape', async () => {
+    const rw = await testApp(temp.store);
+    await rw.app.listen({ host: '127.0.0.1', port: 0 });
+    const port = (rw.app.server.address() as { port: number }).port;
+    const open = async () => {
+      const socket = connect(port, '127.0.0.1');
+      sockets.push(socket);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      let received = Buffer.alloc(0);
+      socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+      return { socket, received: () => received };
+    };
+    // An upload in progress keeps the server closing (not closed) while the others arrive.
+    const holder = await open();
+    holder.socket.write(
+      'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{',
+    );
+    // Two requests begun before the close and finished after it.
+    const health = await open();
+    health.socket.write('GET /api/v1/report HTTP/1.1\r\nHost: x\r\n');
+    const otlp = await open();
+    otlp.socket.write(
+      'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const closing = rw.app.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    health.socket.write('\r\n');
+    otlp.socket.write('\r\n');
+    await until(async () => health.received().length > 0 && otlp.received().length > 0);
+    const json = health.received().toString();
+    expect(json).toMatch(/^HTTP\/1\.1 503/);
+    expect(json).toMatch(/retry-after: 5/i);
+    expect(json).toMatch(/"error":\{"code":"UNAVAILABLE","message":"routewatch is shutting down/);
+    const proto = otlp.received();
+    const head = proto.toString('latin1');
+    expect(head).toMatch(/^HTTP\/1\.1 503/);
+    expect(head).toMatch(/content-type: application\/x-protobuf/i);
+    expect(decodeStatus(proto.subarray(proto.indexOf('\r\n\r\n') + 4))).toMatchObject({ code: 14 });
+    holder.socket.destroy();
+    await closing;
+    await rw.writer.flush();
+    await rw.ingest.close();
   });
 });
