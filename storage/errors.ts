@@ -63,3 +63,36 @@ export function isRowDataError(error: unknown): boolean {
   const code = clickHouseErrorCode(error);
   return code !== undefined && ROW_DATA_ERROR_CODES.has(code);
 }
+
+/** Socket-level failures: the store could not be reached, or stopped answering. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  // ours: StorageError codes of the drivers
+  'STORE_CLOSED',
+  'UNAVAILABLE',
+]);
+
+/**
+ * True when the store is unreachable or gone (a refused or reset connection, a request timeout,
+ * a closed embedded store) rather than refusing this particular statement: the caller answers
+ * 503 and may retry later.
+ */
+export function isStoreUnavailable(error: unknown): boolean {
+  const clickHouseCode = clickHouseErrorCode(error);
+  if (clickHouseCode === 209 || clickHouseCode === 210) return true; // SOCKET_TIMEOUT, NETWORK_ERROR
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return true;
+    // @clickhouse/client rejects a request that outlived request_timeout with this message.
+    if (/^Timeout error\.?$/.test(e.message)) return true;
+  }
+  return false;
+}

@@ -39,7 +39,10 @@ function sqlDir(folder: 'migrations' | 'views'): string {
     if (existsSync(candidate)) return candidate;
     dir = dirname(dir);
   }
-  throw new MigrationError('*', `could not find the sql/${folder} folder next to the routewatch code`);
+  throw new MigrationError(
+    '*',
+    `could not find the sql/${folder} folder next to the routewatch code`,
+  );
 }
 
 /** The folder of numbered table migrations. */
