@@ -1,6 +1,10 @@
 -- v_tasks: one row per task. A task is every span sharing routewatch.task.id (the trace id when
--- the application gave none). Outcome: the latest of the task span's outcome and any late outcome
--- (POST /v1/outcomes) wins. Cost: every LLM call of the task, fallbacks included, plus cleanup costs.
+-- the application gave none). Cost: every LLM call of the task, fallbacks included, plus cleanup
+-- costs (the task span's and every late outcome report's).
+-- Outcome: the latest of the task span's outcome (at the span's end) and the late outcome reports
+-- (POST /v1/outcomes, table late_outcomes) wins; a late report wins a tie with the span. Each report
+-- counts once, at the time it was first observed (late_outcomes keeps that copy). Among reports
+-- of one time, the greatest report_id wins: the order is fixed whatever order they arrived in.
 CREATE OR REPLACE VIEW v_tasks AS
 WITH
     by_task AS
@@ -37,12 +41,12 @@ WITH
     (
         SELECT
             task_id,
-            argMax(outcome, observed_at) AS late_outcome,
-            argMax(outcome_reason, observed_at) AS late_outcome_reason,
+            argMax(outcome, (observed_at, report_id)) AS late_outcome,
+            argMax(outcome_reason, (observed_at, report_id)) AS late_outcome_reason,
             max(observed_at) AS late_outcome_at,
             max(reask) AS late_reask,
             sum(cleanup_cost_usd) AS late_cleanup_cost_usd
-        FROM outcome_reports FINAL
+        FROM late_outcomes FINAL
         GROUP BY task_id
     )
 SELECT
