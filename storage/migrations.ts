@@ -241,6 +241,7 @@ export async function applyViews(
   views: View[],
   options: { reapplyAll?: boolean } = {},
 ): Promise<string[]> {
+  if (views.length === 0) return [];
   await store.exec(
     `CREATE TABLE IF NOT EXISTS schema_views
      (name String, checksum String, applied_at DateTime64(9, 'UTC') DEFAULT now64(9))

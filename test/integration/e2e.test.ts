@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { runDemo } from '../cli/demo.js';
-import { costPerSuccessfulTask } from '../examples/ground-truth.js';
+import { runDemo } from '../../cli/demo.js';
+import { costPerSuccessfulTask } from '../../examples/ground-truth.js';
 
 describe('end to end: example service → OpenTelemetry SDK → OTLP/HTTP → collector → ClickHouse → views → report', () => {
   it('reproduces the ground truth the simulator computed itself, per cohort × primary route', async () => {

@@ -1,15 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { buildCollectorApp } from '../collector/app.js';
-import { SpanWriter } from '../collector/span-writer.js';
-import { buildReport } from '../analyzer/report.js';
-import { hexId, openTempStore, otlpBody } from './helpers.js';
-import type { TestSpan } from './helpers.js';
+import { buildCollectorApp } from '../../collector/app.js';
+import { SpanWriter } from '../../collector/span-writer.js';
+import { buildReport } from '../../analyzer/report.js';
+import { hexId, openTempStore, otlpBody } from '../helpers.js';
+import type { TestSpan } from '../helpers.js';
+import { dateAt, nsAt } from '../support/time.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 
-const T0 = 1_764_331_200_000_000_000n; // 2025-11-28T12:00:00Z in ns
-const at = (ms: number) => String(T0 + BigInt(ms) * 1_000_000n);
+// Span times relative to BASE_MS (the start of the current hour, a day ago), so the spans stay
+// inside the collector's retention window.
+const at = nsAt;
 const smallCall = (input: number, output: number) => (input * 0.15 + output * 0.6) / 1e6;
 const largeCall = (input: number, output: number) => (input * 2.5 + output * 10) / 1e6;
 
@@ -152,7 +154,7 @@ beforeAll(async () => {
     },
   ];
   await temp.store.insertJsonEachRow(
-    'outcome_reports',
+    'late_outcomes',
     Buffer.from(late.map((r, i) => JSON.stringify({ ...r, report_id: `late-${i}` })).join('\n')),
   );
   await app.close();
@@ -208,8 +210,8 @@ describe('v_tasks', () => {
 describe('v_cohort_route_window and the report', () => {
   it('computes success rate, cost per successful task and fallback rate per cohort × primary route', async () => {
     const report = await buildReport(temp.store, {
-      from: new Date('2025-11-28T00:00:00Z'),
-      to: new Date('2025-11-29T00:00:00Z'),
+      from: dateAt(-12 * 3_600_000),
+      to: dateAt(12 * 3_600_000),
     });
     const faq = report.rows.find((r) => r.cohort === 'faq');
     const faqCost =
@@ -263,10 +265,7 @@ describe('v_cohort_route_window and the report', () => {
   });
 
   it('leaves out tasks started outside the window', async () => {
-    const report = await buildReport(temp.store, {
-      from: new Date('2025-11-28T12:00:01.500Z'),
-      to: new Date('2025-11-28T12:00:03.500Z'),
-    });
+    const report = await buildReport(temp.store, { from: dateAt(1500), to: dateAt(3500) });
     expect(report.rows.map((r) => [r.cohort, r.tasks])).toEqual([
       ['extraction', 1],
       ['faq', 1],
