@@ -18,6 +18,8 @@ export interface DemoOptions {
   latencyScale: number;
   /** Keep the demo's data directory instead of deleting it. */
   dataDir?: string | undefined;
+  /** A ClickHouse server to store into instead of the embedded engine (CLICKHOUSE_URL). */
+  clickhouseUrl?: string | undefined;
   out?: (text: string) => void;
 }
 
@@ -36,10 +38,17 @@ export interface DemoResult {
  */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const out = options.out ?? ((text: string) => process.stdout.write(text));
-  const tempDir = options.dataDir ? undefined : mkdtempSync(join(tmpdir(), 'routewatch-demo-'));
-  const dataDir = options.dataDir ?? tempDir!;
+  const tempDir =
+    options.dataDir || options.clickhouseUrl
+      ? undefined
+      : mkdtempSync(join(tmpdir(), 'routewatch-demo-'));
+  const dataDir = options.dataDir ?? tempDir;
   const started = new Date();
-  const routewatch = await startRoutewatch({ port: 0, dataDir });
+  const routewatch = await startRoutewatch({
+    port: 0,
+    ...(dataDir ? { dataDir } : {}),
+    clickhouseUrl: options.clickhouseUrl,
+  });
   const mock = await startMockLlm({ seed: options.seed, latencyScale: options.latencyScale });
   // Loaded here so that `routewatch start` never pulls the OpenTelemetry SDK into its process.
   const instrumentation = await import('@routewatch/instrumentation');
@@ -51,7 +60,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   try {
     out(
       `routewatch demo: ${options.tasks} tasks, seed ${options.seed}\n` +
-        `  routewatch  ${routewatch.url} (embedded ClickHouse in ${dataDir})\n` +
+        `  routewatch  ${routewatch.url} (${routewatch.store.driver} ClickHouse, ${routewatch.store.location})\n` +
         `  mock LLM    ${mock.url} (gpt-4o-mini = small, gpt-4o = large)\n\n`,
     );
     const truth = await runExampleService({
