@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { createClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { buildReport } from '../../analyzer/report.js';
@@ -359,8 +359,11 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
 });
 
 describe('the ClickHouse HTTP test server', () => {
+  // The expected failures below would each be logged by the client too.
+  const quiet = { level: ClickHouseLogLevel.OFF };
+
   it('refuses what the old driver sent (a Buffer JSON-encoded by client.insert), as the probe saw', async () => {
-    const client = createClient({ url: server.url });
+    const client = createClient({ url: server.url, log: quiet });
     try {
       const refused = await client
         .insert({ table: 'spans', values: Readable.from([spanBytes]), format: 'JSONEachRow' })
@@ -376,6 +379,7 @@ describe('the ClickHouse HTTP test server', () => {
     const client = createClient({
       url: server.url,
       compression: { request: true, response: true },
+      log: quiet,
     });
     try {
       await client.command({ query: 'CREATE TABLE gzip_probe (s String) ENGINE = Memory' });
@@ -390,6 +394,40 @@ describe('the ClickHouse HTTP test server', () => {
     } finally {
       await client.close();
     }
+  });
+  it('authenticates by X-ClickHouse-User/Key, refuses unknown settings and writes over GET, as a server does', async () => {
+    const client = createClient({
+      url: `${server.origin}/routewatch`,
+      set_basic_auth_header: false,
+      log: quiet,
+      http_headers: { 'X-ClickHouse-User': 'routewatch', 'X-ClickHouse-Key': 's3cret pass' },
+    });
+    try {
+      const result = await client.query({
+        query: 'SELECT currentDatabase() AS db',
+        format: 'JSONEachRow',
+      });
+      expect(await result.json()).toEqual([{ db: 'routewatch' }]);
+      const unknown = await client
+        .command({ query: 'SELECT 1', clickhouse_settings: { no_such_setting: 1 } as never })
+        .catch((e: unknown) => e);
+      expect(clickHouseErrorCode(unknown)).toBe(115); // UNKNOWN_SETTING
+    } finally {
+      await client.close();
+    }
+    const auth = {
+      authorization: `Basic ${Buffer.from('routewatch:s3cret pass').toString('base64')}`,
+    };
+    const write = await fetch(
+      `${server.origin}/?query=${encodeURIComponent('CREATE TABLE get_probe (x UInt8) ENGINE = Memory')}`,
+      { headers: auth },
+    );
+    expect(write.status).not.toBe(200);
+    expect(write.headers.get('x-clickhouse-exception-code')).toBe('164'); // READONLY
+    const read = await fetch(`${server.origin}/?query=${encodeURIComponent('SELECT 41 + 1')}`, {
+      headers: auth,
+    });
+    expect(await read.text()).toBe('42\n');
   });
 });
 
