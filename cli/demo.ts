@@ -39,13 +39,16 @@ export interface DemoResult {
  */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const out = options.out ?? ((text: string) => process.stdout.write(text));
-  const tempDir = options.dataDir ? undefined : mkdtempSync(join(tmpdir(), 'routewatch-demo-'));
-  const dataDir = options.dataDir ?? tempDir!;
+  const tempDir =
+    options.dataDir || options.clickhouseUrl
+      ? undefined
+      : mkdtempSync(join(tmpdir(), 'routewatch-demo-'));
+  const dataDir = options.dataDir ?? tempDir;
   const started = new Date();
   const routewatch = await startRoutewatch(
     configWith({
       ROUTEWATCH_PORT: '0',
-      ROUTEWATCH_DATA_DIR: dataDir,
+      ...(dataDir ? { ROUTEWATCH_DATA_DIR: dataDir } : {}),
       ...(options.clickhouseUrl ? { CLICKHOUSE_URL: options.clickhouseUrl } : {}),
     }),
   );
@@ -60,7 +63,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   try {
     out(
       `routewatch demo: ${options.tasks} tasks, seed ${options.seed}\n` +
-        `  routewatch  ${routewatch.url} (embedded ClickHouse in ${dataDir})\n` +
+        `  routewatch  ${routewatch.url} (${routewatch.store.driver} ClickHouse, ${routewatch.store.location})\n` +
         `  mock LLM    ${mock.url} (gpt-4o-mini = small, gpt-4o = large)\n\n`,
     );
     const truth = await runExampleService({

@@ -6,6 +6,11 @@ import { MAX_COST_USD, canonicalTaskId, clickHouseTime } from './normalize.js';
 /**
  * Late outcomes: what the application learns after the reply (a reask, a human correction, a
  * validation result). The latest outcome of a task wins in v_tasks; cleanup costs add up.
+ *
+ * A report's identity is its report id; its place in time is its observedAt, or, without one, the
+ * time it was first received. Both are fixed by the first copy: `late_outcomes` keeps the copy of
+ * a report observed first (sql/migrations/0008), so a retry, stored with its own later receive
+ * time, changes nothing. Reports of equal time are ordered by report id (sql/views/v_tasks.sql).
  */
 export const outcomeReport = z
   .object({
@@ -14,7 +19,7 @@ export const outcomeReport = z
     reason: z.string().max(128).optional(),
     reask: z.boolean().optional(),
     cleanupCostUsd: z.number().finite().nonnegative().max(MAX_COST_USD).optional(),
-    /** When the outcome was observed; default: when it was received. */
+    /** When the outcome was observed; default: when it was first received (retries keep that). */
     observedAt: z.iso.datetime({ offset: true }).optional(),
     source: z.string().max(64).optional(),
     /**
@@ -82,10 +87,13 @@ export function outcomeRows(reports: OutcomeReport[], now: Date): string {
   );
 }
 
+/** The table late outcome reports are written to. */
+const LATE_OUTCOMES_TABLE = 'late_outcomes';
+
 export async function writeOutcomes(
   store: Store,
   reports: OutcomeReport[],
   now = new Date(),
 ): Promise<void> {
-  await store.insertJsonEachRow('outcome_reports', Buffer.from(outcomeRows(reports, now)));
+  await store.insertJsonEachRow(LATE_OUTCOMES_TABLE, Buffer.from(outcomeRows(reports, now)));
 }

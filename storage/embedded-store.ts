@@ -88,6 +88,11 @@ export class EmbeddedStore implements Store {
     return parseRows(text, row);
   }
 
+  /** Checks that the engine answers (the server driver's ping has the same meaning). */
+  async ping(): Promise<void> {
+    await this.#run('SELECT 1', {});
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

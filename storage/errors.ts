@@ -64,10 +64,8 @@ export function isRowDataError(error: unknown): boolean {
   return code !== undefined && ROW_DATA_ERROR_CODES.has(code);
 }
 
-/**
- * ClickHouse error codes that mean "try again later": the server is there but cannot serve now.
- */
-const UNAVAILABLE_CODES = new Set([
+/** ClickHouse error codes of a server that is there but cannot serve now: retry later. */
+const BUSY_CODES = new Set([
   159, // TIMEOUT_EXCEEDED
   202, // TOO_MANY_SIMULTANEOUS_QUERIES
   209, // SOCKET_TIMEOUT
@@ -75,17 +73,37 @@ const UNAVAILABLE_CODES = new Set([
   241, // MEMORY_LIMIT_EXCEEDED
   242, // TABLE_IS_READ_ONLY
   252, // TOO_MANY_PARTS
-  999, // KEEPER_EXCEPTION
+]);
+
+/** Socket-level failures: the store could not be reached, or stopped answering. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  // ours: StorageError codes of the drivers
+  'STORE_CLOSED',
+  'UNAVAILABLE',
 ]);
 
 /**
- * True when the store could not be reached or cannot serve for now (connection refused, a
- * timeout, a closed store, an overloaded server): the caller should answer 503, not 500.
+ * True when the store is unreachable or gone (a refused or reset connection, a request timeout,
+ * a closed embedded store) rather than refusing this particular statement: the caller answers
+ * 503 and may retry later.
  */
 export function isStoreUnavailable(error: unknown): boolean {
-  if (error instanceof StorageError && error.code === 'STORE_CLOSED') return true;
-  const code = clickHouseErrorCode(error);
-  if (code !== undefined) return UNAVAILABLE_CODES.has(code);
-  // No engine error code anywhere in the chain: the engine never answered.
-  return error instanceof StorageError && error.code !== 'ROW_SHAPE';
+  const clickHouseCode = clickHouseErrorCode(error);
+  if (clickHouseCode !== undefined && BUSY_CODES.has(clickHouseCode)) return true;
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return true;
+    // @clickhouse/client rejects a request that outlived request_timeout with this message.
+    if (/^Timeout error\.?$/.test(e.message)) return true;
+  }
+  return false;
 }

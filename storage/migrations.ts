@@ -13,25 +13,46 @@ export interface Migration {
   checksum: string;
 }
 
+/** One view, from `sql/views/<name>.sql`: a single `CREATE OR REPLACE VIEW <name>` statement. */
+export interface View {
+  name: string;
+  statement: string;
+  checksum: string;
+  /** The other views its statement reads. */
+  reads: string[];
+}
+
 export interface MigrationResult {
   applied: Migration[];
   alreadyApplied: number;
+  /** Views (re)created by this run, in the order they were applied. */
+  viewsApplied: string[];
 }
 
 const FILE_NAME = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
-/** The folder of numbered migrations, found from this module whether it runs from source or dist/. */
-export function defaultMigrationsDir(): string {
+/** A folder of sql/, found from this module whether it runs from source or dist/. */
+function sqlDir(folder: 'migrations' | 'views'): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {
-    const candidate = join(dir, 'sql', 'migrations');
+    const candidate = join(dir, 'sql', folder);
     if (existsSync(candidate)) return candidate;
     dir = dirname(dir);
   }
   throw new MigrationError(
     '*',
-    'could not find the sql/migrations folder next to the routewatch code',
+    `could not find the sql/${folder} folder next to the routewatch code`,
   );
+}
+
+/** The folder of numbered table migrations. */
+export function defaultMigrationsDir(): string {
+  return sqlDir('migrations');
+}
+
+/** The folder of repeatable view files. */
+export function defaultViewsDir(): string {
+  return sqlDir('views');
 }
 
 /**
@@ -78,6 +99,68 @@ export function loadMigrations(dir: string = defaultMigrationsDir()): Migration[
   return migrations;
 }
 
+const VIEW_FILE_NAME = /^([a-z][a-z0-9_]*)\.sql$/;
+
+/**
+ * Loads `sql/views/*.sql` in the order they must be applied: a view after every view it reads.
+ * The order is derived from the statements (a view reads another when it names it), so a new
+ * view file needs no list to be kept up to date.
+ */
+export function loadViews(dir: string = defaultViewsDir()): View[] {
+  const views: View[] = [];
+  for (const file of readdirSync(dir).sort()) {
+    if (!file.endsWith('.sql')) continue;
+    const match = VIEW_FILE_NAME.exec(file);
+    if (!match) throw new MigrationError(file, `view file ${file} is not named <view>.sql`);
+    const name = match[1]!;
+    const text = readFileSync(join(dir, file), 'utf8');
+    const statements = splitStatements(text);
+    const creates = new RegExp(`^CREATE OR REPLACE VIEW ${name}\\b`);
+    if (statements.length !== 1 || !creates.test(statements[0]!)) {
+      throw new MigrationError(
+        file,
+        `view file ${file} must hold one statement, CREATE OR REPLACE VIEW ${name} AS …`,
+      );
+    }
+    views.push({
+      name,
+      statement: statements[0]!,
+      checksum: createHash('sha256').update(text).digest('hex'),
+      reads: [],
+    });
+  }
+  for (const view of views) {
+    const body = view.statement.replace(/^CREATE OR REPLACE VIEW \w+/, '');
+    view.reads = views
+      .filter((other) => other !== view && new RegExp(`\\b${other.name}\\b`).test(body))
+      .map((other) => other.name);
+  }
+  return inDependencyOrder(views);
+}
+
+/** Orders views so that each comes after the views it reads; a cycle is an error. */
+function inDependencyOrder(views: View[]): View[] {
+  const byName = new Map(views.map((v) => [v.name, v]));
+  const ordered: View[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (view: View, path: string[]): void => {
+    const seen = state.get(view.name);
+    if (seen === 'done') return;
+    if (seen === 'visiting') {
+      throw new MigrationError(
+        view.name,
+        `views read each other in a cycle: ${[...path, view.name].join(' → ')}`,
+      );
+    }
+    state.set(view.name, 'visiting');
+    for (const name of view.reads) visit(byName.get(name)!, [...path, view.name]);
+    state.set(view.name, 'done');
+    ordered.push(view);
+  };
+  for (const view of views) visit(view, []);
+  return ordered;
+}
+
 const appliedRow = z.object({
   version: z.coerce.number(),
   name: z.string(),
@@ -87,10 +170,12 @@ const appliedRow = z.object({
 /**
  * Applies the migrations not yet recorded in `schema_migrations`, in order, each exactly once.
  * An applied migration whose file has changed since is an error: schema history is append-only.
+ * Then brings the views up to date (see {@link applyViews}).
  */
 export async function migrate(
   store: Store,
   migrations: Migration[] = loadMigrations(),
+  views: View[] = loadViews(),
 ): Promise<MigrationResult> {
   await store.exec(
     `CREATE TABLE IF NOT EXISTS schema_migrations
@@ -106,7 +191,7 @@ export async function migrate(
       )
     ).map((row) => [row.version, row]),
   );
-  const result: MigrationResult = { applied: [], alreadyApplied: 0 };
+  const result: MigrationResult = { applied: [], alreadyApplied: 0, viewsApplied: [] };
   for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
     const label = `${String(migration.version).padStart(4, '0')}_${migration.name}`;
     const done = applied.get(migration.version);
@@ -136,5 +221,72 @@ export async function migrate(
     );
     result.applied.push(migration);
   }
+  result.viewsApplied = await applyViews(store, views, {
+    // A table a view reads may have changed under it.
+    reapplyAll: result.applied.length > 0,
+  });
   return result;
+}
+
+const appliedViewRow = z.object({ name: z.string(), checksum: z.string() });
+
+/**
+ * Re-creates, in dependency order, every view whose file changed since it was last applied
+ * (checksums in `schema_views`), that is missing from the database, or that reads a view
+ * re-created in this run (a view keeps the columns its query had when it was created). With
+ * `reapplyAll`, after table migrations, every view is re-created.
+ */
+export async function applyViews(
+  store: Store,
+  views: View[],
+  options: { reapplyAll?: boolean } = {},
+): Promise<string[]> {
+  if (views.length === 0) return [];
+  await store.exec(
+    `CREATE TABLE IF NOT EXISTS schema_views
+     (name String, checksum String, applied_at DateTime64(9, 'UTC') DEFAULT now64(9))
+     ENGINE = ReplacingMergeTree(applied_at) ORDER BY name`,
+  );
+  const recorded = new Map(
+    (
+      await store.query(
+        'SELECT name, argMax(checksum, applied_at) AS checksum FROM schema_views GROUP BY name',
+        {},
+        appliedViewRow,
+      )
+    ).map((row) => [row.name, row.checksum]),
+  );
+  const existing = new Set(
+    (
+      await store.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine = 'View'",
+        {},
+        z.object({ name: z.string() }),
+      )
+    ).map((row) => row.name),
+  );
+  const applied: string[] = [];
+  for (const view of views) {
+    const due =
+      options.reapplyAll === true ||
+      recorded.get(view.name) !== view.checksum ||
+      !existing.has(view.name) ||
+      view.reads.some((name) => applied.includes(name));
+    if (!due) continue;
+    try {
+      await store.exec(view.statement);
+    } catch (error) {
+      throw new MigrationError(
+        `views/${view.name}.sql`,
+        `view ${view.name} failed: ${errorMessage(error)}`,
+        { cause: error },
+      );
+    }
+    await store.exec(
+      'INSERT INTO schema_views (name, checksum) VALUES ({name:String}, {checksum:String})',
+      { name: view.name, checksum: view.checksum },
+    );
+    applied.push(view.name);
+  }
+  return applied;
 }

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { createClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { z } from 'zod';
 import { StorageError, storageFailure } from './errors.js';
@@ -11,14 +11,7 @@ export interface ServerStoreOptions {
   /** e.g. http://user:password@clickhouse:8123/routewatch */
   url: string;
   requestTimeoutMs?: number;
-  /**
-   * A pre-built connection instead of HTTP. The tests pass chDB's implementation of the client's
-   * connection contract, so this driver's code runs against the real engine without a server.
-   */
-  connection?: ClientConfig['connection'];
 }
-
-type ClientConfig = NonNullable<Parameters<typeof createClient>[0]>;
 
 /** The server driver: a ClickHouse server over HTTP through the official client. */
 export class ServerStore implements Store {
@@ -32,8 +25,12 @@ export class ServerStore implements Store {
     this.#client = createClient({
       url: options.url,
       request_timeout: options.requestTimeoutMs ?? 30_000,
+      // wait_end_of_query: the server answers after the statement finished, so a failure arrives
+      // as an HTTP error with its code instead of in the middle of a 200 body.
       clickhouse_settings: { ...OUTPUT_SETTINGS, wait_end_of_query: 1 },
-      ...(options.connection ? { connection: options.connection } : {}),
+      // Every failure reaches the caller as a StorageError, which decides whether to log it;
+      // the client's own log would print each one to stderr a second time.
+      log: { level: ClickHouseLogLevel.OFF },
     });
   }
 
@@ -45,17 +42,23 @@ export class ServerStore implements Store {
     }
   }
 
+  /**
+   * Sends the JSONEachRow bytes as the request body, untouched. `client.insert` cannot do that:
+   * for JSON formats it wants objects and JSON-encodes every chunk of an object-mode stream (a
+   * Buffer became `{"type":"Buffer","data":[…]}`), and it refuses a byte stream. `exec` with
+   * `values` puts the statement in the URL and streams the bytes as they are.
+   */
   async insertJsonEachRow(
     table: string,
     body: Uint8Array,
     options: InsertOptions = {},
   ): Promise<void> {
     if (body.byteLength === 0) return;
+    const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     try {
-      await this.#client.insert({
-        table: assertIdentifier(table),
-        values: Readable.from([Buffer.from(body.buffer, body.byteOffset, body.byteLength)]),
-        format: 'JSONEachRow',
+      const result = await this.#client.exec({
+        query: `INSERT INTO ${assertIdentifier(table)} FORMAT JSONEachRow`,
+        values: Readable.from([bytes], { objectMode: false }),
         clickhouse_settings: {
           ...INSERT_SETTINGS,
           ...(options.deduplicationToken
@@ -63,6 +66,8 @@ export class ServerStore implements Store {
             : {}),
         },
       });
+      // The socket goes back to the pool only once the (empty) response has been read.
+      for await (const chunk of result.stream) void chunk;
     } catch (error) {
       throw storageFailure('INSERT_FAILED', `insert into ${table} failed`, error);
     }
@@ -79,6 +84,14 @@ export class ServerStore implements Store {
     } catch (error) {
       if (error instanceof StorageError) throw error;
       throw storageFailure('QUERY_FAILED', 'ClickHouse query failed', error);
+    }
+  }
+
+  /** Checks that the server answers a query with these credentials (`/ping` alone does not check them). */
+  async ping(): Promise<void> {
+    const result = await this.#client.ping({ select: true });
+    if (!result.success) {
+      throw storageFailure('UNAVAILABLE', 'ClickHouse server did not answer', result.error);
     }
   }
 

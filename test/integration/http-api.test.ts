@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../../storage/errors.js';
+import { ServerStore } from '../../storage/server-store.js';
 import type { Store } from '../../storage/store.js';
 import { decodeStatus, openTempStore, otlpBody, unavailableStore } from '../helpers.js';
 import { testApp } from '../support/app.js';
@@ -215,18 +216,8 @@ describe('failures of the store', () => {
   }
 
   it('answers the report with 503 and Retry-After when the store cannot be reached', async () => {
-    const down: Store = {
-      ...unavailableStore(),
-      query: async () => {
-        throw new StorageError(
-          'QUERY_FAILED',
-          'ClickHouse query failed: connect ECONNREFUSED 127.0.0.1:8123',
-        );
-      },
-      exec: async () => {
-        throw new StorageError('QUERY_FAILED', 'connect ECONNREFUSED 127.0.0.1:8123');
-      },
-    };
+    // A real server driver pointed at a port where nothing listens.
+    const down = new ServerStore({ url: 'http://127.0.0.1:9/routewatch' });
     const failing = await appOn(down);
     try {
       const res = await failing.app.inject({

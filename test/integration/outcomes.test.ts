@@ -44,7 +44,7 @@ describe('POST /v1/outcomes', () => {
   const stored = () =>
     temp.store.query(
       `SELECT task_id, outcome, outcome_reason, reask, cleanup_cost_usd, toString(observed_at) AS observed
-       FROM outcome_reports FINAL ORDER BY task_id, observed_at`,
+       FROM late_outcomes FINAL ORDER BY task_id, observed_at`,
       {},
       outcomeRow,
     );
@@ -95,7 +95,7 @@ describe('POST /v1/outcomes', () => {
     ],
     ['an unknown field', { taskId: 't', outcome: 'success', color: 'red' }, /color|unrecognized/i],
   ])('rejects %s with 400 naming the field', async (_name, payload, message) => {
-    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    await temp.store.exec('TRUNCATE TABLE late_outcomes');
     const res = await rw.app.inject({
       method: 'POST',
       url: '/v1/outcomes',
@@ -109,7 +109,7 @@ describe('POST /v1/outcomes', () => {
   });
 
   it('joins a report naming the trace id in upper case to the task', async () => {
-    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    await temp.store.exec('TRUNCATE TABLE late_outcomes');
     const traceId = hexId(16);
     const spans = otlpBody([
       { traceId, name: 'routewatch.task faq', attributes: { 'routewatch.cohort': 'faq' } },
@@ -132,7 +132,7 @@ describe('POST /v1/outcomes', () => {
   });
 
   it('counts a retried report once, and two different reports in one instant both', async () => {
-    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    await temp.store.exec('TRUNCATE TABLE late_outcomes');
     // No observedAt: each arrival gets its own receive time, the report stays the same one.
     const cleanup = { taskId: 'task-retry', outcome: 'failure', cleanupCostUsd: 0.25 };
     expect((await send(cleanup)).statusCode).toBe(202);
@@ -149,7 +149,7 @@ describe('POST /v1/outcomes', () => {
     };
     expect((await send(batch)).statusCode).toBe(202);
     const sums = await temp.store.query(
-      'SELECT task_id, count() AS reports, sum(cleanup_cost_usd) AS cost FROM outcome_reports FINAL GROUP BY task_id ORDER BY task_id',
+      'SELECT task_id, count() AS reports, sum(cleanup_cost_usd) AS cost FROM late_outcomes FINAL GROUP BY task_id ORDER BY task_id',
       {},
       z.object({ task_id: z.string(), reports: z.coerce.number(), cost: z.number() }),
     );
@@ -171,7 +171,7 @@ describe('POST /v1/outcomes', () => {
   });
 
   it('reads a gzip body', async () => {
-    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    await temp.store.exec('TRUNCATE TABLE late_outcomes');
     const res = await rw.app.inject({
       method: 'POST',
       url: '/v1/outcomes',
@@ -183,7 +183,7 @@ describe('POST /v1/outcomes', () => {
   });
 
   it('refuses a cleanup cost no human review could cost, so no total becomes infinite', async () => {
-    await temp.store.exec('TRUNCATE TABLE outcome_reports');
+    await temp.store.exec('TRUNCATE TABLE late_outcomes');
     const res = await send({ taskId: 'task-big', outcome: 'failure', cleanupCostUsd: 1e308 });
     expect(res.statusCode).toBe(400);
     expect(res.json().error.message).toMatch(/cleanupCostUsd/);

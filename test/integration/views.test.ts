@@ -1,15 +1,17 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { testApp } from './support/app.js';
-import { BASE_MS, BASE_NS } from './support/time.js';
-import { buildReport } from '../analyzer/report.js';
-import { hexId, openTempStore, otlpBody } from './helpers.js';
-import type { TestSpan } from './helpers.js';
+import { buildReport } from '../../analyzer/report.js';
+import { hexId, openTempStore, otlpBody } from '../helpers.js';
+import type { TestSpan } from '../helpers.js';
+import { testApp } from '../support/app.js';
+import { dateAt, nsAt } from '../support/time.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 
-const T0 = BASE_NS; // a recent whole hour
-const at = (ms: number) => String(T0 + BigInt(ms) * 1_000_000n);
+// Span times relative to BASE_MS (the start of the current hour, a day ago), so the spans stay
+// inside the collector's retention window.
+const at = nsAt;
 const smallCall = (input: number, output: number) => (input * 0.15 + output * 0.6) / 1e6;
 const largeCall = (input: number, output: number) => (input * 2.5 + output * 10) / 1e6;
 
@@ -152,7 +154,7 @@ beforeAll(async () => {
     },
   ];
   await temp.store.insertJsonEachRow(
-    'outcome_reports',
+    'late_outcomes',
     Buffer.from(late.map((r, i) => JSON.stringify({ ...r, report_id: `late-${i}` })).join('\n')),
   );
   await rw.close();
@@ -208,8 +210,8 @@ describe('v_tasks', () => {
 describe('v_cohort_route_window and the report', () => {
   it('computes success rate, cost per successful task and fallback rate per cohort × primary route', async () => {
     const report = await buildReport(temp.store, {
-      from: new Date(BASE_MS - 12 * 3_600_000),
-      to: new Date(BASE_MS + 12 * 3_600_000),
+      from: dateAt(-12 * 3_600_000),
+      to: dateAt(12 * 3_600_000),
     });
     const faq = report.rows.find((r) => r.cohort === 'faq');
     const faqCost =
@@ -263,10 +265,7 @@ describe('v_cohort_route_window and the report', () => {
   });
 
   it('leaves out tasks started outside the window', async () => {
-    const report = await buildReport(temp.store, {
-      from: new Date(BASE_MS + 1_500),
-      to: new Date(BASE_MS + 3_500),
-    });
+    const report = await buildReport(temp.store, { from: dateAt(1500), to: dateAt(3500) });
     expect(report.rows.map((r) => [r.cohort, r.tasks])).toEqual([
       ['extraction', 1],
       ['faq', 1],
@@ -286,4 +285,26 @@ describe('v_cohort_route_window and the report', () => {
       { cohort: 'policy', tasks: 1, successes: 0 },
     ]);
   });
+});
+
+describe('docs/sql-views.md', () => {
+  const doc = readFileSync(new URL('../../docs/sql-views.md', import.meta.url), 'utf8');
+  const examples = [...doc.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
+
+  it('has SQL examples', () => {
+    expect(examples.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it.each(examples.map((sql) => [sql.split('\n')[0], sql]))(
+    'runs the example as written: %s',
+    async (_title, sql) => {
+      const rows = await temp.store.query(
+        sql.replace(/;$/, ''),
+        {},
+        z.record(z.string(), z.unknown()),
+      );
+      expect(Array.isArray(rows)).toBe(true);
+      if (sql.includes('FROM v_cohort_route_summary')) expect(rows.length).toBeGreaterThan(0);
+    },
+  );
 });
