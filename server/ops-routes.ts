@@ -22,7 +22,7 @@ export const opsRoutes: FastifyPluginAsync<OpsRoutesOptions> = async (app, optio
   app.get('/readyz', async (request) => {
     if (!options.accepting()) throw unavailable('not ready: shutting down', 5);
     try {
-      await options.store.exec('SELECT 1');
+      await options.store.ping();
     } catch (error) {
       request.log.warn({ err: error }, 'readiness check: the store does not answer');
       throw unavailable('not ready', 5);

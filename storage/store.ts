@@ -25,6 +25,8 @@ export interface Store {
   insertJsonEachRow(table: string, body: Uint8Array, options?: InsertOptions): Promise<void>;
   /** Runs a query with bound parameters; every row is checked against `row`. */
   query<T>(sql: string, params: QueryParams, row: z.ZodType<T>): Promise<T[]>;
+  /** Resolves when the store answers a query; rejects with a StorageError otherwise. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 

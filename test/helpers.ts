@@ -103,6 +103,7 @@ export function unavailableStore(message = 'Code: 210. DB::Exception: Connection
     location: 'nowhere',
     exec: async () => undefined,
     query: async () => [],
+    ping: async () => undefined,
     close: async () => undefined,
     insertJsonEachRow: async () => {
       throw new Error(message);

@@ -25,7 +25,8 @@ which no running routewatch may hold. \`routewatch start\` does this by itself a
       process.stdout.write(
         `${store.location}: applied ${result.applied.length} migration(s)` +
           `${result.applied.length ? ` (${result.applied.map((m) => m.name).join(', ')})` : ''}, ` +
-          `${result.alreadyApplied} already applied\n`,
+          `${result.alreadyApplied} already applied; ` +
+          `${result.viewsApplied.length ? `views re-created: ${result.viewsApplied.join(', ')}` : 'views up to date'}\n`,
       );
     } finally {
       await store.close();

@@ -169,6 +169,7 @@ describe('POST /v1/traces answers refused spans as an OTLP partial success', () 
     location: 'picky',
     exec: (sql, params) => temp.store.exec(sql, params),
     query: (sql, params, row) => temp.store.query(sql, params, row),
+    ping: () => temp.store.ping(),
     close: async () => undefined,
     insertJsonEachRow: async (table, body) => {
       if (Buffer.from(body).includes('poison')) {

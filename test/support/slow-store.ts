@@ -12,6 +12,7 @@ export function slowStore(store: Store, rowsPerSecond: number): Store {
     location: store.location,
     exec: (sql, params) => store.exec(sql, params),
     query: (sql, params, row) => store.query(sql, params, row),
+    ping: () => store.ping(),
     close: async () => undefined,
     async insertJsonEachRow(table, body, options) {
       let rows = 0;
