@@ -15,7 +15,6 @@ export type {
   TaskHandle,
   TaskOptions,
   TracesProtocol,
-  ValidationResult,
 } from './types.js';
 export {
   getRoutingContext,
@@ -27,13 +26,16 @@ export {
   runTask,
 } from './tagging.js';
 export { RoutewatchSpanProcessor } from './span-processor.js';
-export { instrumentOpenAI, OpenAIInstrumentation, SUPPORTED_OPENAI_VERSIONS } from './openai.js';
+export {
+  instrumentOpenAI,
+  OpenAIInstrumentation,
+  SUPPORTED_OPENAI_VERSIONS,
+} from './providers/openai.js';
 export {
   AnthropicInstrumentation,
   instrumentAnthropic,
   SUPPORTED_ANTHROPIC_VERSIONS,
-} from './anthropic.js';
-export { StreamAbortedError } from './llm-call.js';
+} from './providers/anthropic.js';
 export { readRoutewatchEnv, type RoutewatchEnv } from './config.js';
 export { HOOKED_MODULES, registerLoaderHook } from './loader-hook.js';
 export {
@@ -50,7 +52,6 @@ export type {
   AttemptRecord,
   ConfidenceGate,
   FallbackOptions,
-  FallbackReason,
   FallbackResult,
   FallbackRoute,
   HighRiskRule,
@@ -60,7 +61,6 @@ export type {
   StandardSchemaResult,
   Validator,
 } from './fallback-types.js';
-export { FALLBACK_REASONS } from './fallback-types.js';
 export { fallbackReasonOf, withFallback } from './fallback.js';
 export {
   AttemptRejectedError,
