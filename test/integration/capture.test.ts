@@ -12,6 +12,7 @@ import {
   type OpenAICaptureOptions,
 } from '../../instrumentation/src/index.js';
 import {
+  ATTEMPT_SPAN_PREFIX,
   ATTR_ATTEMPT,
   ATTR_COHORT,
   ATTR_ERROR_TYPE,
@@ -130,7 +131,7 @@ describe('OpenAI capture: chat completions', () => {
       }),
     );
     expect(span.parentSpanContext?.spanId).toBe(
-      spanNamed('routewatch.attempt small').spanContext().spanId,
+      spanNamed(`${ATTEMPT_SPAN_PREFIX} small`).spanContext().spanId,
     );
   });
 
@@ -537,7 +538,7 @@ describe('Anthropic capture', () => {
       [ATTR_ROUTE]: 'large',
     });
     expect(llmSpans[0]!.parentSpanContext?.spanId).toBe(
-      spanNamed('routewatch.attempt large').spanContext().spanId,
+      spanNamed(`${ATTEMPT_SPAN_PREFIX} large`).spanContext().spanId,
     );
   });
 

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { startRoutewatch, type RunningRoutewatch } from '../../cli/server.js';
 import { startMockLlm, type MockLlm } from '../../examples/mock-llm.js';
 import {
+  ATTEMPT_SPAN_PREFIX,
   ATTR_ATTEMPT,
   ATTR_COHORT,
   ATTR_GEN_AI_INPUT_MESSAGES,
@@ -13,6 +14,7 @@ import {
   ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_ROUTE,
   ATTR_TASK_ID,
+  TASK_SPAN_PREFIX,
 } from '../../instrumentation/src/semconv.js';
 import {
   FIXTURES,
@@ -99,11 +101,11 @@ describe('drop-in apps exporting to a real collector', () => {
     const rows = await storedSpans(taskId, 6);
     const common = { service_name: service, cohort: 'faq', environment: 'test' };
     const byName = (name: string) => rows.filter((row) => row.name === name);
-    expect(byName('routewatch.task faq')).toMatchObject([{ ...common, kind: 'task' }]);
-    expect(byName('routewatch.attempt small')).toMatchObject([
+    expect(byName(`${TASK_SPAN_PREFIX} faq`)).toMatchObject([{ ...common, kind: 'task' }]);
+    expect(byName(`${ATTEMPT_SPAN_PREFIX} small`)).toMatchObject([
       { ...common, kind: 'attempt', route: 'small', attempt: 1, fallback_reason: '' },
     ]);
-    expect(byName('routewatch.attempt large')).toMatchObject([
+    expect(byName(`${ATTEMPT_SPAN_PREFIX} large`)).toMatchObject([
       {
         ...common,
         kind: 'attempt',
@@ -218,7 +220,7 @@ describe('export settings and ROUTEWATCH_* variables', () => {
     }
     // Protobuf keeps strings as UTF-8 bytes: names and attribute values are in the body.
     const body = Buffer.concat(receiver.exports.map((r) => r.body)).toString('latin1');
-    for (const text of ['chat gpt-small', 'chat claude-large', 'routewatch.cohort', 'faq']) {
+    for (const text of ['chat gpt-small', 'chat claude-large', ATTR_COHORT, 'faq']) {
       expect(body).toContain(text);
     }
   });

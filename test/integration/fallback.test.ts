@@ -5,14 +5,6 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
-  ATTR_ATTEMPT,
-  ATTR_CONFIDENCE,
-  ATTR_COHORT,
-  ATTR_ERROR_TYPE,
-  ATTR_FALLBACK_REASON,
-  ATTR_ROUTE,
-  ATTR_TASK_ID,
-  ATTR_VALIDATION,
   AttemptRejectedError,
   FallbackConfigError,
   FallbackExhaustedError,
@@ -20,6 +12,18 @@ import {
   runTask,
   withFallback,
 } from '../../instrumentation/src/index.js';
+import {
+  ATTEMPT_SPAN_PREFIX,
+  ATTR_ATTEMPT,
+  ATTR_COHORT,
+  ATTR_CONFIDENCE,
+  ATTR_ERROR_TYPE,
+  ATTR_FALLBACK_REASON,
+  ATTR_ROUTE,
+  ATTR_TASK_ID,
+  ATTR_VALIDATION,
+  TASK_SPAN_PREFIX,
+} from '../../instrumentation/src/semconv.js';
 import { faults } from '../../examples/mock-faults.js';
 import { startMockLlm, type MockLlm } from '../../examples/mock-llm.js';
 import { useInMemoryTracing } from '../support/in-memory-tracing.js';
@@ -30,12 +34,14 @@ const { exporter, diagMessages } = useInMemoryTracing();
 function attemptSpans(): ReadableSpan[] {
   return exporter
     .getFinishedSpans()
-    .filter((span) => span.name.startsWith('routewatch.attempt '))
+    .filter((span) => span.name.startsWith(`${ATTEMPT_SPAN_PREFIX} `))
     .sort((a, b) => Number(a.attributes[ATTR_ATTEMPT]) - Number(b.attributes[ATTR_ATTEMPT]));
 }
 
 function taskSpan(): ReadableSpan {
-  const tasks = exporter.getFinishedSpans().filter((s) => s.name.startsWith('routewatch.task '));
+  const tasks = exporter
+    .getFinishedSpans()
+    .filter((s) => s.name.startsWith(`${TASK_SPAN_PREFIX} `));
   expect(tasks).toHaveLength(1);
   return tasks[0]!;
 }
@@ -86,7 +92,7 @@ describe('withFallback', () => {
       },
     ]);
     const spans = attemptSpans();
-    expect(spans.map((s) => s.name)).toEqual(['routewatch.attempt small']);
+    expect(spans.map((s) => s.name)).toEqual([`${ATTEMPT_SPAN_PREFIX} small`]);
     expect(spans[0]!.attributes).toMatchObject({
       [ATTR_TASK_ID]: 't-ok',
       [ATTR_COHORT]: 'faq',
@@ -414,7 +420,7 @@ describe('withFallback triggers', () => {
     expect(result.attempts).toHaveLength(1);
     expect(result.attempts[0]).toMatchObject({ reason: 'high_risk', outcome: 'pass' });
     const spans = attemptSpans();
-    expect(spans.map((s) => s.name)).toEqual(['routewatch.attempt large']);
+    expect(spans.map((s) => s.name)).toEqual([`${ATTEMPT_SPAN_PREFIX} large`]);
     expect(spans[0]!.attributes[ATTR_ATTEMPT]).toBe(1);
     // Attempt 1 is the routing decision, so the reason sits on the task span (contract: task).
     expect(taskSpan().attributes[ATTR_FALLBACK_REASON]).toBe('high_risk');
@@ -470,8 +476,8 @@ describe('withFallback bound and exhaustion', () => {
       ['medium', 2, 'error', 'error'],
     ]);
     expect(attemptSpans().map((s) => s.name)).toEqual([
-      'routewatch.attempt small',
-      'routewatch.attempt medium',
+      `${ATTEMPT_SPAN_PREFIX} small`,
+      `${ATTEMPT_SPAN_PREFIX} medium`,
     ]);
     // The task span records the failure the error escaped with.
     expect(taskSpan().status.code).toBe(SpanStatusCode.ERROR);

@@ -5,12 +5,14 @@ import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMockLlm, type MockLlm } from '../../examples/mock-llm.js';
 import {
+  ATTEMPT_SPAN_PREFIX,
   ATTR_ATTEMPT,
   ATTR_COHORT,
   ATTR_GEN_AI_RESPONSE_MODEL,
   ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_ROUTE,
   ATTR_TASK_ID,
+  TASK_SPAN_PREFIX,
 } from '../../instrumentation/src/semconv.js';
 import { REPO_ROOT, requireBuiltInstrumentation, runNode } from '../support/child-process.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.js';
@@ -97,8 +99,8 @@ describe('register entry (node --import @routewatch/instrumentation/register)', 
     const spans = otlp.spans();
     expect(spans.map((s) => s.name).sort()).toEqual([
       'chat gpt-small',
-      'routewatch.attempt small',
-      'routewatch.task faq',
+      `${ATTEMPT_SPAN_PREFIX} small`,
+      `${TASK_SPAN_PREFIX} faq`,
     ]);
     const chat = spans.find((s) => s.name === 'chat gpt-small')!;
     expect(chat.service).toBe('register-e2e');

@@ -12,6 +12,7 @@ import {
   runTask,
 } from '../../instrumentation/src/index.js';
 import {
+  ATTEMPT_SPAN_PREFIX,
   ATTR_ATTEMPT,
   ATTR_CLEANUP_COST_USD,
   ATTR_COHORT,
@@ -26,6 +27,7 @@ import {
   ATTR_TASK_ID,
   ATTR_VALIDATION,
   ROUTEWATCH_PREFIX,
+  TASK_SPAN_PREFIX,
 } from '../../instrumentation/src/semconv.js';
 import { useInMemoryTracing } from '../support/in-memory-tracing.js';
 
@@ -129,7 +131,7 @@ describe('runTask and runAttempt', () => {
       return 42;
     });
     expect(result).toBe(42);
-    const span = spanNamed('routewatch.task faq');
+    const span = spanNamed(`${TASK_SPAN_PREFIX} faq`);
     expect(span.kind).toBe(SpanKind.INTERNAL);
     expect(span.attributes).toMatchObject({
       [ATTR_TASK_ID]: span.spanContext().traceId,
@@ -155,8 +157,8 @@ describe('runTask and runAttempt', () => {
       }
     });
     expect(seen).toEqual([1, 2, 3]);
-    const small = spanNamed('routewatch.attempt small');
-    const large = spanNamed('routewatch.attempt large');
+    const small = spanNamed(`${ATTEMPT_SPAN_PREFIX} small`);
+    const large = spanNamed(`${ATTEMPT_SPAN_PREFIX} large`);
     expect(small.attributes).toMatchObject({
       [ATTR_TASK_ID]: 't-1',
       [ATTR_COHORT]: 'policy',
@@ -169,7 +171,7 @@ describe('runTask and runAttempt', () => {
       [ATTR_FALLBACK_REASON]: 'validation_failed',
     });
     expect(large.parentSpanContext?.spanId).toBe(
-      spanNamed('routewatch.task policy').spanContext().spanId,
+      spanNamed(`${TASK_SPAN_PREFIX} policy`).spanContext().spanId,
     );
   });
 
@@ -188,7 +190,7 @@ describe('runTask and runAttempt', () => {
       task.setFallbackReason('low_confidence');
       recordOutcome('escalated', { reason: 'human_review', reask: true, cleanupCostUsd: 0.25 });
     });
-    expect(spanNamed('routewatch.task faq').attributes).toMatchObject({
+    expect(spanNamed(`${TASK_SPAN_PREFIX} faq`).attributes).toMatchObject({
       [ATTR_OUTCOME]: 'escalated',
       [ATTR_OUTCOME_REASON]: 'human_review',
       [ATTR_REASK]: true,
@@ -210,11 +212,11 @@ describe('runTask and runAttempt', () => {
         recordFallbackReason('validation_failed');
       });
     });
-    const small = spanNamed('routewatch.attempt small').attributes;
+    const small = spanNamed(`${ATTEMPT_SPAN_PREFIX} small`).attributes;
     expect(small[ATTR_VALIDATION]).toBe('fail');
     expect(small[ATTR_CONFIDENCE]).toBe(0.4);
     expect(small[ATTR_FALLBACK_REASON]).toBeUndefined();
-    const large = spanNamed('routewatch.attempt large').attributes;
+    const large = spanNamed(`${ATTEMPT_SPAN_PREFIX} large`).attributes;
     expect(large[ATTR_VALIDATION]).toBe('pass');
     expect(large[ATTR_FALLBACK_REASON]).toBe('validation_failed');
   });
@@ -228,14 +230,14 @@ describe('runTask and runAttempt', () => {
       }),
     ).catch((error: unknown) => error);
     expect(caught).toBe(thrown);
-    const task = spanNamed('routewatch.task faq');
+    const task = spanNamed(`${TASK_SPAN_PREFIX} faq`);
     expect(task.status.code).toBe(SpanStatusCode.ERROR);
     expect(task.attributes).toMatchObject({
       [ATTR_OUTCOME]: 'failure',
       [ATTR_OUTCOME_REASON]: 'error',
       [ATTR_ERROR_TYPE]: 'ValidationGateError',
     });
-    const attempt = spanNamed('routewatch.attempt small');
+    const attempt = spanNamed(`${ATTEMPT_SPAN_PREFIX} small`);
     expect(attempt.status.code).toBe(SpanStatusCode.ERROR);
     expect(attempt.attributes[ATTR_ERROR_TYPE]).toBe('ValidationGateError');
   });
@@ -248,7 +250,7 @@ describe('runTask and runAttempt', () => {
         throw new Error('after hand-off');
       }),
     ).rejects.toThrow('after hand-off');
-    const task = spanNamed('routewatch.task faq');
+    const task = spanNamed(`${TASK_SPAN_PREFIX} faq`);
     expect(task.status.code).toBe(SpanStatusCode.ERROR);
     expect(task.attributes[ATTR_OUTCOME]).toBe('escalated');
     expect(task.attributes[ATTR_OUTCOME_REASON]).toBe('handed_off');
@@ -261,7 +263,7 @@ describe('runTask and runAttempt', () => {
     });
     expect(value).toBe(1);
     expect(getRoutingContext()).toBeUndefined();
-    const { attributes } = spanNamed('routewatch.attempt small');
+    const { attributes } = spanNamed(`${ATTEMPT_SPAN_PREFIX} small`);
     expect(attributes[ATTR_ROUTE]).toBe('small');
     expect(attributes[ATTR_TASK_ID]).toBeUndefined();
     expect(attributes[ATTR_COHORT]).toBeUndefined();
@@ -274,7 +276,7 @@ describe('runTask and runAttempt', () => {
     await runTask({ cohort: 'faq' }, (task) => {
       task.setOutcome('great' as never);
     });
-    expect(spanNamed('routewatch.task faq').attributes[ATTR_OUTCOME]).toBeUndefined();
+    expect(spanNamed(`${TASK_SPAN_PREFIX} faq`).attributes[ATTR_OUTCOME]).toBeUndefined();
     expect(diagMessages.some((m) => m.level === 'warn')).toBe(true);
   });
 });
