@@ -25,8 +25,8 @@ import {
 import type { Answer, SseEvent, WireFormat } from './mock-wire.js';
 
 /**
- * The simulated LLM: the only simulated part of routewatch, used by the demo, the tests and the
- * benchmarks. A local HTTP server speaking the OpenAI wire formats (chat completions, responses,
+ * The simulated LLM: the only simulated part of routewatch, used by the demo and the tests. A
+ * local HTTP server speaking the OpenAI wire formats (chat completions, responses,
  * embeddings) and the Anthropic messages format, each as JSON or as server-sent events.
  *
  * - Catalog models (mock-models.ts) answer what mock-replies.ts decides from (seed, model,
