@@ -235,15 +235,14 @@ describe('simulated LLM: seeded catalog models', () => {
     expect(simulated).toBeGreaterThan(100);
     expect(elapsed).toBeGreaterThanOrEqual(simulated - 5);
 
-    // A large-model reply takes ≥ 0.8 s at latencyScale 1; close() must not wait for it.
+    // A large-model reply takes ≥ 0.8 s at latencyScale 1; close() does not wait for it: the
+    // request in flight fails instead of being answered.
     const inFlight = postJson(
       `${slow.url}/chat/completions`,
       chatRequest('never answered', 'gpt-4o'),
     ).catch((e: unknown) => e);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const closing = performance.now();
+    while (slow.requests < 2) await new Promise((resolve) => setImmediate(resolve));
     await slow.close();
-    expect(performance.now() - closing).toBeLessThan(500);
     expect(await inFlight).toBeInstanceOf(Error);
   });
 });
