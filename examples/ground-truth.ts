@@ -1,3 +1,4 @@
+import type { FallbackReason } from '@routewatch/instrumentation/semconv';
 import type { Cohort, Route } from './support-tasks.js';
 import { COHORTS } from './support-tasks.js';
 
@@ -7,19 +8,19 @@ import { COHORTS } from './support-tasks.js';
  * `taskId` (assigned by the instrumentation) and latencies (wall clock); see `stableTruth`.
  */
 
-export type FallbackReason =
-  'error' | 'rate_limited' | 'timeout' | 'validation_failed' | 'low_confidence';
+/** How a failed model call ended: the fallback reasons a thrown call error triggers. */
+export type CallFailure = Extract<FallbackReason, 'error' | 'rate_limited' | 'timeout'>;
 
 export interface AttemptTruth {
   attempt: number;
   route: Route;
   model: string;
-  /** Why this attempt happened; set on attempt 2+. */
+  /** Why this attempt happened (`withFallback`'s trail); set on attempt 2+. */
   fallbackReason?: FallbackReason;
   /** `pass`/`fail`: the validation gate; `error`: a model call threw. */
   result: 'pass' | 'fail' | 'error';
   /** For `error`: error, rate_limited or timeout. */
-  errorReason?: 'error' | 'rate_limited' | 'timeout';
+  errorReason?: CallFailure;
   confidence?: number;
   /** Model calls made, failed ones included. */
   llmCalls: number;

@@ -12,17 +12,20 @@ import {
   type AttemptOutcome,
   type AttemptRecord,
   type ConfidenceGate,
-  FALLBACK_REASONS,
   type FallbackOptions,
-  type FallbackReason,
   type FallbackResult,
   type FallbackRoute,
   type RouteContext,
   type Validator,
 } from './fallback-types.js';
-import { ATTR_FALLBACK_REASON } from './semconv.js';
+import {
+  ATTR_FALLBACK_REASON,
+  FALLBACK_REASONS,
+  type FallbackReason,
+  type ValidationResult,
+} from './semconv.js';
 import { runAttempt } from './tagging.js';
-import type { AttemptHandle, ValidationResult } from './types.js';
+import type { AttemptHandle } from './types.js';
 
 const DEFAULT_MAX_MODEL_ATTEMPTS = 2;
 // setTimeout fires at once for delays above 2^31 - 1 ms.

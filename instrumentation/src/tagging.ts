@@ -36,6 +36,7 @@ import {
   OUTCOMES,
   type Outcome,
   TASK_SPAN_PREFIX,
+  type ValidationResult,
 } from './semconv.js';
 import type {
   AttemptHandle,
@@ -44,7 +45,6 @@ import type {
   RoutingContext,
   TaskHandle,
   TaskOptions,
-  ValidationResult,
 } from './types.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from './version.js';
 

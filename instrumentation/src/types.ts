@@ -1,7 +1,7 @@
 import type { Attributes, Span } from '@opentelemetry/api';
 import type { Instrumentation, InstrumentationConfig } from '@opentelemetry/instrumentation';
 import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { Outcome } from './semconv.js';
+import type { Outcome, ValidationResult } from './semconv.js';
 
 /** Options of `runTask`: one unit of user-visible work. */
 export interface TaskOptions {
@@ -46,8 +46,6 @@ export interface AttemptOptions {
   /** Why this fallback happened; recorded from attempt 2 on. */
   fallbackReason?: string;
 }
-
-export type ValidationResult = 'pass' | 'fail';
 
 export interface AttemptHandle {
   readonly route: string;

@@ -8,16 +8,15 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { RoutewatchSpanProcessor, runAttempt, runTask } from '../../instrumentation/src/index.js';
 import {
   ATTR_ATTEMPT,
   ATTR_COHORT,
+  ATTR_GEN_AI_USAGE_INPUT_TOKENS,
   ATTR_ROUTE,
   ATTR_TASK_ID,
-  RoutewatchSpanProcessor,
-  runAttempt,
-  runTask,
-} from '../instrumentation/src/index.js';
-import { startMockLlm, type MockLlm } from './fixtures/mock-llm.js';
+} from '../../instrumentation/src/semconv.js';
+import { startMockLlm, type MockLlm } from '../../examples/mock-llm.js';
 
 // The stamping processor tags the spans of another LLM instrumentation: here the official
 // OpenTelemetry one, with our own OpenAI capture left off (its own process: vitest forks).
@@ -38,7 +37,7 @@ beforeAll(async () => {
   for (const definition of official.getModuleDefinitions()) {
     definition.patch?.(openaiModule, '6.30.1');
   }
-  llm = await startMockLlm();
+  llm = await startMockLlm({ anyModel: true });
 });
 
 afterAll(async () => {
@@ -50,7 +49,7 @@ afterAll(async () => {
 
 describe('stamping onto spans of @opentelemetry/instrumentation-openai', () => {
   it('tags its chat span with task id, cohort, route and attempt', async () => {
-    const client = new OpenAI({ apiKey: 'test', baseURL: `${llm.url}/v1`, maxRetries: 0 });
+    const client = new OpenAI({ apiKey: 'test', baseURL: llm.url, maxRetries: 0 });
     let taskId = '';
     await runTask({ cohort: 'policy' }, async (task) => {
       taskId = task.taskId;
@@ -74,7 +73,7 @@ describe('stamping onto spans of @opentelemetry/instrumentation-openai', () => {
       [ATTR_COHORT]: 'policy',
       [ATTR_ROUTE]: 'large',
       [ATTR_ATTEMPT]: 2,
-      'gen_ai.usage.input_tokens': 12,
+      [ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 12,
     });
   });
 });

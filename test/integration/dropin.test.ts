@@ -1,57 +1,43 @@
-import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { configWith } from '../server/config.js';
-import { startRoutewatch, type RunningRoutewatch } from '../server/start.js';
-import { startMockLlm, type MockLlm } from './fixtures/mock-llm.js';
+import { configWith } from '../../server/config.js';
+import { startRoutewatch, type RunningRoutewatch } from '../../server/start.js';
+import { startMockLlm, type MockLlm } from '../../examples/mock-llm.js';
+import {
+  ATTEMPT_SPAN_PREFIX,
+  ATTR_ATTEMPT,
+  ATTR_COHORT,
+  ATTR_GEN_AI_INPUT_MESSAGES,
+  ATTR_GEN_AI_OUTPUT_MESSAGES,
+  ATTR_GEN_AI_USAGE_INPUT_TOKENS,
+  ATTR_ROUTE,
+  ATTR_TASK_ID,
+  TASK_SPAN_PREFIX,
+} from '../../instrumentation/src/semconv.js';
+import {
+  FIXTURES,
+  REGISTER_PATH,
+  REPO_ROOT,
+  requireBuiltInstrumentation,
+  runNode,
+} from '../support/child-process.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.js';
 
 // The drop-in, end to end: fixture apps (ESM, CommonJS, own NodeSDK, older hook copy present) run
-// as child processes with `--import …/register`, against the local LLM; their spans go to a real
-// collector (embedded ClickHouse) or, to look at the export itself, to a bare OTLP receiver.
+// as child processes with `--import …/register`, against the simulated LLM; their spans go to a
+// real collector (embedded ClickHouse) or, to look at the export itself, to a bare OTLP receiver.
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const fixtures = join(repoRoot, 'test/fixtures');
-const registerPath = join(repoRoot, 'instrumentation/dist/register.js');
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runApp(args: string[], env: Record<string, string>, cwd = repoRoot): Promise<RunResult> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, args, {
-      cwd,
-      env: { PATH: process.env['PATH'] ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', fail);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
+const runApp = (args: string[], env: Record<string, string>, cwd = REPO_ROOT) =>
+  runNode(args, { env, cwd });
 
 let llm: MockLlm;
 
 beforeAll(async () => {
-  if (!existsSync(registerPath)) {
-    throw new Error('instrumentation/dist is missing: run `npx tsc -b instrumentation` first');
-  }
-  llm = await startMockLlm();
+  requireBuiltInstrumentation();
+  llm = await startMockLlm({ anyModel: true });
 });
 
 afterAll(async () => {
@@ -122,11 +108,11 @@ describe('drop-in apps exporting to a real collector', () => {
     const rows = await storedSpans(taskId, 6);
     const common = { service_name: service, cohort: 'faq', environment: 'test' };
     const byName = (name: string) => rows.filter((row) => row.name === name);
-    expect(byName('routewatch.task faq')).toMatchObject([{ ...common, kind: 'task' }]);
-    expect(byName('routewatch.attempt small')).toMatchObject([
+    expect(byName(`${TASK_SPAN_PREFIX} faq`)).toMatchObject([{ ...common, kind: 'task' }]);
+    expect(byName(`${ATTEMPT_SPAN_PREFIX} small`)).toMatchObject([
       { ...common, kind: 'attempt', route: 'small', attempt: 1, fallback_reason: '' },
     ]);
-    expect(byName('routewatch.attempt large')).toMatchObject([
+    expect(byName(`${ATTEMPT_SPAN_PREFIX} large`)).toMatchObject([
       {
         ...common,
         kind: 'attempt',
@@ -173,14 +159,14 @@ describe('drop-in apps exporting to a real collector', () => {
     OTEL_EXPORTER_OTLP_ENDPOINT: routewatch.url,
     OTEL_SERVICE_NAME: service,
     OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=test',
-    LLM_URL: llm.url,
+    LLM_URL: llm.origin,
     TASK_ID: taskId,
   });
 
   it('captures an ESM app run with --import: OpenAI and Anthropic, tagged, stored', async () => {
     const taskId = `esm-${Date.now()}`;
     const result = await runApp(
-      ['--import', registerPath, join(fixtures, 'dropin-app.mjs')],
+      ['--import', REGISTER_PATH, join(FIXTURES, 'dropin-app.mjs')],
       env(taskId, 'esm-app'),
     );
     expect(result.stderr).toBe('');
@@ -192,9 +178,9 @@ describe('drop-in apps exporting to a real collector', () => {
 
   it('captures a CommonJS app run through NODE_OPTIONS', async () => {
     const taskId = `cjs-${Date.now()}`;
-    const result = await runApp([join(fixtures, 'dropin-app.cjs')], {
+    const result = await runApp([join(FIXTURES, 'dropin-app.cjs')], {
       ...env(taskId, 'cjs-app'),
-      NODE_OPTIONS: `--import ${registerPath}`,
+      NODE_OPTIONS: `--import ${REGISTER_PATH}`,
     });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
@@ -205,116 +191,64 @@ describe('drop-in apps exporting to a real collector', () => {
 
 // --- the export itself, seen by a bare OTLP/HTTP receiver ------------------------------------
 
-interface Received {
-  contentType: string | undefined;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-interface OtlpAttribute {
-  key: string;
-  value: { stringValue?: string; intValue?: string | number };
-}
-interface OtlpSpan {
-  name: string;
-  attributes?: OtlpAttribute[];
-}
-interface OtlpExport {
-  resourceSpans?: { scopeSpans?: { scope?: { name?: string }; spans?: OtlpSpan[] }[] }[];
-}
-
-function attribute(span: OtlpSpan, key: string): unknown {
-  const value = span.attributes?.find((a) => a.key === key)?.value;
-  if (value === undefined) return undefined;
-  return value.stringValue ?? (value.intValue === undefined ? undefined : Number(value.intValue));
-}
-
 describe('export settings and ROUTEWATCH_* variables', () => {
-  let receiver: Server;
-  let receiverUrl = '';
-  const received: Received[] = [];
+  let receiver: OtlpReceiver;
 
   beforeAll(async () => {
-    receiver = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => {
-        // Only traces: an app's own NodeSDK may export logs too (the official OpenAI
-        // instrumentation emits GenAI events as log records).
-        if (req.url === '/v1/traces')
-          received.push({
-            contentType: req.headers['content-type'],
-            headers: req.headers,
-            body: Buffer.concat(chunks),
-          });
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      });
-    });
-    await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
-    receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    receiver = await startOtlpReceiver();
   });
 
   beforeEach(() => {
-    received.length = 0;
+    receiver.clear();
   });
 
   afterAll(async () => {
-    await new Promise<void>((done) => receiver.close(() => done()));
+    await receiver.close();
   });
 
-  function spans(): { scope: string; span: OtlpSpan }[] {
-    return received.flatMap((r) =>
-      ((JSON.parse(r.body.toString('utf8')) as OtlpExport).resourceSpans ?? []).flatMap((rs) =>
-        (rs.scopeSpans ?? []).flatMap((ss) =>
-          (ss.spans ?? []).map((span) => ({ scope: ss.scope?.name ?? '', span })),
-        ),
-      ),
-    );
-  }
-
   const baseEnv = () => ({
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiverUrl,
-    LLM_URL: llm.url,
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    LLM_URL: llm.origin,
     TASK_ID: 'settings',
   });
 
   it('exports http/protobuf with the OTEL_EXPORTER_OTLP_HEADERS when asked', async () => {
-    const result = await runApp(['--import', registerPath, join(fixtures, 'dropin-app.mjs')], {
+    const result = await runApp(['--import', REGISTER_PATH, join(FIXTURES, 'dropin-app.mjs')], {
       ...baseEnv(),
       OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
       OTEL_EXPORTER_OTLP_HEADERS: 'x-routewatch-team=routing,authorization=Bearer%20t0ken',
     });
     expect(result.code).toBe(0);
-    expect(received.length).toBeGreaterThan(0);
-    for (const request of received) {
+    expect(receiver.exports.length).toBeGreaterThan(0);
+    for (const request of receiver.exports) {
       expect(request.contentType).toBe('application/x-protobuf');
       expect(request.headers['x-routewatch-team']).toBe('routing');
       expect(request.headers['authorization']).toBe('Bearer t0ken');
     }
     // Protobuf keeps strings as UTF-8 bytes: names and attribute values are in the body.
-    const body = Buffer.concat(received.map((r) => r.body)).toString('latin1');
-    for (const text of ['chat gpt-small', 'chat claude-large', 'routewatch.cohort', 'faq']) {
+    const body = Buffer.concat(receiver.exports.map((r) => r.body)).toString('latin1');
+    for (const text of ['chat gpt-small', 'chat claude-large', ATTR_COHORT, 'faq']) {
       expect(body).toContain(text);
     }
   });
 
   it('records message content with ROUTEWATCH_CAPTURE_CONTENT=true', async () => {
-    const result = await runApp(['--import', registerPath, join(fixtures, 'dropin-app.mjs')], {
+    const result = await runApp(['--import', REGISTER_PATH, join(FIXTURES, 'dropin-app.mjs')], {
       ...baseEnv(),
       ROUTEWATCH_CAPTURE_CONTENT: 'true',
     });
     expect(result.code).toBe(0);
-    const claude = spans().find((s) => s.span.name === 'chat claude-large')!.span;
-    expect(JSON.parse(String(attribute(claude, 'gen_ai.input.messages')))).toEqual([
+    const claude = receiver.spans().find((s) => s.name === 'chat claude-large')!;
+    expect(JSON.parse(String(claude.attributes[ATTR_GEN_AI_INPUT_MESSAGES]))).toEqual([
       { role: 'user', parts: [{ type: 'text', content: 'hi' }] },
     ]);
-    expect(JSON.parse(String(attribute(claude, 'gen_ai.output.messages')))).toEqual([
+    expect(JSON.parse(String(claude.attributes[ATTR_GEN_AI_OUTPUT_MESSAGES]))).toEqual([
       { role: 'assistant', parts: [{ type: 'text', content: 'hello' }], finish_reason: 'end_turn' },
     ]);
   });
 
   it('warns about a bad ROUTEWATCH_* value, naming it, and runs on with the default', async () => {
-    const result = await runApp(['--import', registerPath, join(fixtures, 'dropin-app.mjs')], {
+    const result = await runApp(['--import', REGISTER_PATH, join(FIXTURES, 'dropin-app.mjs')], {
       ...baseEnv(),
       ROUTEWATCH_SDK_CAPTURE: 'maybe',
     });
@@ -322,23 +256,23 @@ describe('export settings and ROUTEWATCH_* variables', () => {
     expect(result.stderr).toContain(
       '[routewatch] ROUTEWATCH_SDK_CAPTURE="maybe" is not valid (accepted: on, off, true, false); using on',
     );
-    expect(spans().map((s) => s.span.name)).toContain('chat gpt-small');
+    expect(receiver.spans().map((s) => s.name)).toContain('chat gpt-small');
   });
 
   it('with ROUTEWATCH_SDK_CAPTURE=off, stamps the spans of the app’s own instrumentation (own NodeSDK)', async () => {
-    const result = await runApp([join(fixtures, 'own-sdk-app.cjs')], {
+    const result = await runApp([join(FIXTURES, 'own-sdk-app.cjs')], {
       ...baseEnv(),
       ROUTEWATCH_SDK_CAPTURE: 'off',
     });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    const llmSpans = spans().filter((s) => s.span.name === 'chat gpt-small');
+    const llmSpans = receiver.spans().filter((s) => s.name === 'chat gpt-small');
     expect(llmSpans.map((s) => s.scope)).toEqual(['@opentelemetry/instrumentation-openai']);
     const [official] = llmSpans;
-    expect(attribute(official!.span, 'routewatch.cohort')).toBe('extraction');
-    expect(attribute(official!.span, 'routewatch.route')).toBe('small');
-    expect(attribute(official!.span, 'routewatch.attempt')).toBe(1);
-    expect(attribute(official!.span, 'routewatch.task.id')).toMatch(/^[0-9a-f]{32}$/);
+    expect(official!.attributes[ATTR_COHORT]).toBe('extraction');
+    expect(official!.attributes[ATTR_ROUTE]).toBe('small');
+    expect(official!.attributes[ATTR_ATTEMPT]).toBe(1);
+    expect(official!.attributes[ATTR_TASK_ID]).toMatch(/^[0-9a-f]{32}$/);
   });
 
   it('works in an app that has an older @opentelemetry/instrumentation at its top level', async () => {
@@ -348,7 +282,7 @@ describe('export settings and ROUTEWATCH_* variables', () => {
       mkdirSync(join(modules, '@routewatch'), { recursive: true });
       mkdirSync(join(modules, '@opentelemetry'), { recursive: true });
       const link = (target: string, path: string) =>
-        symlinkSync(join(repoRoot, 'node_modules', target), join(modules, path), 'dir');
+        symlinkSync(join(REPO_ROOT, 'node_modules', target), join(modules, path), 'dir');
       link('openai', 'openai');
       link('@opentelemetry/api', '@opentelemetry/api');
       link('@routewatch/instrumentation', '@routewatch/instrumentation');
@@ -357,7 +291,7 @@ describe('export settings and ROUTEWATCH_* variables', () => {
         '@arizeai/openinference-instrumentation-openai/node_modules/@opentelemetry/instrumentation',
         '@opentelemetry/instrumentation',
       );
-      copyFileSync(join(fixtures, 'old-hook-app.mjs'), join(appDir, 'app.mjs'));
+      copyFileSync(join(FIXTURES, 'old-hook-app.mjs'), join(appDir, 'app.mjs'));
       const result = await runApp(
         ['--import', '@routewatch/instrumentation/register', 'app.mjs'],
         baseEnv(),
@@ -366,10 +300,10 @@ describe('export settings and ROUTEWATCH_* variables', () => {
       expect(result.stderr).toBe('');
       expect(result.stdout.trim()).toBe('done');
       expect(result.code).toBe(0);
-      const chat = spans().find((s) => s.span.name === 'chat gpt-small');
+      const chat = receiver.spans().find((s) => s.name === 'chat gpt-small');
       expect(chat?.scope).toBe('@routewatch/instrumentation/openai');
-      expect(attribute(chat!.span, 'gen_ai.usage.input_tokens')).toBe(12);
-      expect(attribute(chat!.span, 'routewatch.cohort')).toBe('faq');
+      expect(chat!.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBe(12);
+      expect(chat!.attributes[ATTR_COHORT]).toBe('faq');
     } finally {
       rmSync(appDir, { recursive: true, force: true });
     }

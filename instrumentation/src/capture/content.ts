@@ -1,10 +1,10 @@
 import type { Span } from '@opentelemetry/api';
-import { isObject } from './llm-call.js';
+import { isObject } from './params.js';
 import {
   ATTR_GEN_AI_INPUT_MESSAGES,
   ATTR_GEN_AI_OUTPUT_MESSAGES,
   ATTR_GEN_AI_SYSTEM_INSTRUCTIONS,
-} from './semconv.js';
+} from '../semconv.js';
 
 /**
  * Message content in the shape of the GenAI semantic conventions (`gen_ai.input.messages`,

@@ -5,6 +5,14 @@ import OpenAI, { APIPromise } from 'openai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  instrumentAnthropic,
+  instrumentOpenAI,
+  runAttempt,
+  runTask,
+  type OpenAICaptureOptions,
+} from '../../instrumentation/src/index.js';
+import {
+  ATTEMPT_SPAN_PREFIX,
   ATTR_ATTEMPT,
   ATTR_COHORT,
   ATTR_ERROR_TYPE,
@@ -24,21 +32,20 @@ import {
   ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
   ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
   ATTR_ROUTE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
   ATTR_TASK_ID,
-  instrumentAnthropic,
-  instrumentOpenAI,
-  readRoutewatchEnv,
-  runAttempt,
-  runTask,
-  type OpenAICaptureOptions,
-} from '../instrumentation/src/index.js';
-import { useInMemoryTracing } from './otel-harness.js';
-import { startMockLlm, type MockLlm } from './fixtures/mock-llm.js';
+  ERROR_TYPE_STREAM_ABORTED,
+} from '../../instrumentation/src/semconv.js';
+import { faults } from '../../examples/mock-faults.js';
+import { startMockLlm, type MockLlm } from '../../examples/mock-llm.js';
+import { useInMemoryTracing } from '../support/in-memory-tracing.js';
 
-// OpenAI responses/embeddings/streams and the Anthropic SDK against a local server speaking their
-// wire formats; rejections compared with what the same call gives uninstrumented.
+// The OpenAI (chat completions, responses, embeddings) and Anthropic SDKs against the simulated
+// LLM, which answers any model with its fixed answer (`hello`, exact token counts) and fails the
+// models named for a fault; rejections compared with what the same call gives uninstrumented.
 
-const { exporter, spanNamed, provider } = useInMemoryTracing();
+const { exporter, diagMessages, spanNamed, provider } = useInMemoryTracing();
 // Mutated by the content-capture tests: the patch reads its options on every call.
 const captureOptions: OpenAICaptureOptions = {};
 
@@ -47,17 +54,27 @@ let openai: OpenAI;
 let anthropic: Anthropic;
 
 beforeAll(async () => {
-  llm = await startMockLlm();
+  llm = await startMockLlm({
+    anyModel: true,
+    recordRequests: true,
+    faults: [
+      faults.status('fail-500', 500),
+      faults.status('rate-limited', 429),
+      faults.slow('slow', 3_000),
+      faults.stall('stall', 3_000),
+    ],
+  });
   instrumentOpenAI(await import('openai'), captureOptions);
+  instrumentOpenAI(await import('openai'), captureOptions); // idempotent: still one span per call
   instrumentAnthropic(await import('@anthropic-ai/sdk'), captureOptions);
   instrumentAnthropic(await import('@anthropic-ai/sdk'), captureOptions); // idempotent
-  openai = new OpenAI({ apiKey: 'test', baseURL: `${llm.url}/v1`, maxRetries: 0 });
+  openai = new OpenAI({ apiKey: 'test', baseURL: llm.url, maxRetries: 0 });
   // Built after the provider is registered: this SDK version would emit its own spans too.
-  anthropic = new Anthropic({ apiKey: 'test', baseURL: llm.url, maxRetries: 0 });
+  anthropic = new Anthropic({ apiKey: 'test', baseURL: llm.origin, maxRetries: 0 });
 });
 
 afterEach(() => {
-  llm.requests.length = 0;
+  llm.received.length = 0;
   delete captureOptions.captureContent;
   delete captureOptions.requestStreamUsage;
 });
@@ -80,6 +97,167 @@ function uninstrumented<T>(method: unknown, self: unknown, ...args: unknown[]): 
 
 const ask = { messages: [{ role: 'user' as const, content: 'hi' }] };
 
+describe('OpenAI capture: chat completions', () => {
+  it('records a CLIENT span with GenAI attributes, tagged with the routing context', async () => {
+    let taskId = '';
+    const response = await runTask({ cohort: 'faq' }, (task) => {
+      taskId = task.taskId;
+      return runAttempt({ route: 'small' }, () =>
+        openai.chat.completions.create({ ...ask, model: 'gpt-small', n: 2 }),
+      );
+    });
+    expect(response.id).toBe('chatcmpl-mock');
+    const span = spanNamed('chat gpt-small');
+    expect(span.kind).toBe(SpanKind.CLIENT);
+    expect(span.status.code).not.toBe(SpanStatusCode.ERROR);
+    expect(span.attributes).toEqual(
+      expect.objectContaining({
+        [ATTR_GEN_AI_OPERATION_NAME]: 'chat',
+        [ATTR_GEN_AI_PROVIDER_NAME]: 'openai',
+        [ATTR_GEN_AI_REQUEST_MODEL]: 'gpt-small',
+        [ATTR_GEN_AI_RESPONSE_MODEL]: 'gpt-small-served',
+        [ATTR_GEN_AI_RESPONSE_ID]: 'chatcmpl-mock',
+        [ATTR_GEN_AI_RESPONSE_FINISH_REASONS]: ['stop', 'stop'],
+        [ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 12,
+        [ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: 3,
+        [ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]: 4,
+        [ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS]: 1,
+        [ATTR_SERVER_ADDRESS]: '127.0.0.1',
+        [ATTR_SERVER_PORT]: Number(new URL(llm.origin).port),
+        [ATTR_TASK_ID]: taskId,
+        [ATTR_COHORT]: 'faq',
+        [ATTR_ROUTE]: 'small',
+        [ATTR_ATTEMPT]: 1,
+      }),
+    );
+    expect(span.parentSpanContext?.spanId).toBe(
+      spanNamed(`${ATTEMPT_SPAN_PREFIX} small`).spanContext().spanId,
+    );
+  });
+
+  it('returns the SDK promise so .withResponse() keeps working', async () => {
+    const promise = openai.chat.completions.create({ ...ask, model: 'gpt-small' });
+    expect(promise).toBeInstanceOf(APIPromise);
+    const { data, response } = await promise.withResponse();
+    expect(data.id).toBe('chatcmpl-mock');
+    expect(response.status).toBe(200);
+    expect(response.headers.get('x-request-id')).toBe('req-mock');
+    await vi.waitFor(() => expect(spanNamed('chat gpt-small').ended).toBe(true));
+  });
+
+  it.each([
+    ['fail-500', 500, OpenAI.InternalServerError],
+    ['rate-limited', 429, OpenAI.RateLimitError],
+  ] as const)(
+    'ends the span with ERROR on a %s reply and hands the caller the SDK error unchanged',
+    async (model, status, ErrorClass) => {
+      const caught = await openai.chat.completions
+        .create({ ...ask, model })
+        .catch((error: unknown) => error);
+      expect(caught).toBeInstanceOf(ErrorClass);
+      expect(caught).toBeInstanceOf(OpenAI.APIError);
+      expect((caught as InstanceType<typeof OpenAI.APIError>).status).toBe(status);
+      await vi.waitFor(() => expect(exporter.getFinishedSpans()).toHaveLength(1));
+      const span = spanNamed(`chat ${model}`);
+      expect(span.status.code).toBe(SpanStatusCode.ERROR);
+      expect(span.attributes[ATTR_ERROR_TYPE]).toBe(String(status));
+    },
+  );
+
+  it('uses the error class name as error.type when there is no HTTP status', async () => {
+    const unreachable = new OpenAI({
+      apiKey: 'test',
+      baseURL: 'http://127.0.0.1:1/v1',
+      maxRetries: 0,
+    });
+    const caught = await unreachable.chat.completions
+      .create({ ...ask, model: 'gpt-small' })
+      .catch((error: unknown) => error);
+    expect(caught).toBeInstanceOf(OpenAI.APIConnectionError);
+    await vi.waitFor(() => expect(exporter.getFinishedSpans()).toHaveLength(1));
+    expect(spanNamed('chat gpt-small').attributes[ATTR_ERROR_TYPE]).toBe('APIConnectionError');
+  });
+
+  it('captures a stream when it is consumed, keeping the SDK Stream and its tee()', async () => {
+    const stream = await openai.chat.completions.create({
+      ...ask,
+      model: 'gpt-small',
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const [left, right] = stream.tee();
+    const text: string[] = [];
+    for await (const chunk of left) text.push(chunk.choices[0]?.delta.content ?? '');
+    expect(text.join('')).toBe('hello');
+    let rightChunks = 0;
+    for await (const _chunk of right) rightChunks += 1;
+    expect(rightChunks).toBe(3);
+    const span = spanNamed('chat gpt-small');
+    expect(span.attributes).toMatchObject({
+      [ATTR_GEN_AI_RESPONSE_ID]: 'chatcmpl-stream',
+      [ATTR_GEN_AI_RESPONSE_MODEL]: 'gpt-small-served',
+      [ATTR_GEN_AI_RESPONSE_FINISH_REASONS]: ['stop'],
+      [ATTR_GEN_AI_USAGE_INPUT_TOKENS]: 9,
+      [ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: 2,
+    });
+  });
+
+  it('passes a throwing params getter through to the SDK as if uninstrumented', async () => {
+    const getterError = new Error('model getter exploded');
+    const params = {
+      ...ask,
+      get model(): string {
+        throw getterError;
+      },
+    };
+    let caught: unknown;
+    try {
+      await openai.chat.completions.create(params);
+    } catch (error) {
+      caught = error;
+    }
+    // Whatever the SDK does with the params (it serializes them and fails), the caller sees the
+    // getter's own error, not one of ours.
+    expect(caught).toBe(getterError);
+    await vi.waitFor(() => expect(exporter.getFinishedSpans()).toHaveLength(1));
+    expect(spanNamed('chat').status.code).toBe(SpanStatusCode.ERROR);
+  });
+
+  it('survives a response whose usage getter throws and hands it back unchanged', async () => {
+    const usageError = new Error('usage getter exploded');
+    const response = {
+      id: 'chatcmpl-odd',
+      model: 'odd-model',
+      choices: [{ index: 0, finish_reason: 'stop' }],
+      get usage(): never {
+        throw usageError;
+      },
+    };
+    // A stand-in SDK module: the same shape our patch looks for, resolving to the odd response.
+    class Completions {
+      create(_body: unknown): Promise<unknown> {
+        return Promise.resolve(response);
+      }
+    }
+    class Chat {
+      static Completions = Completions;
+    }
+    class FakeOpenAI {
+      static Chat = Chat;
+    }
+    instrumentOpenAI({ OpenAI: FakeOpenAI, default: FakeOpenAI });
+    const result = await new Completions().create({ model: 'odd-model' });
+    expect(result).toBe(response);
+    await vi.waitFor(() => expect(exporter.getFinishedSpans()).toHaveLength(1));
+    const span = spanNamed('chat odd-model');
+    expect(span.attributes[ATTR_GEN_AI_RESPONSE_ID]).toBe('chatcmpl-odd');
+    expect(span.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBeUndefined();
+    expect(diagMessages.some((m) => m.level === 'error' && /OpenAI response/.test(m.message))).toBe(
+      true,
+    );
+  });
+});
+
 describe('OpenAI capture: streams', () => {
   it('asks for usage on a chat stream, records it, and hides what that adds from the caller', async () => {
     const stream = await runTask({ cohort: 'faq' }, () =>
@@ -92,7 +270,7 @@ describe('OpenAI capture: streams', () => {
     // What the caller receives is what the server sends without include_usage.
     expect(received).toHaveLength(2);
     for (const chunk of received) expect(chunk).not.toHaveProperty('usage');
-    const sent = llm.requests[0]!.body;
+    const sent = llm.received[0]!.body;
     expect(sent['stream_options']).toEqual({ include_usage: true });
     const span = spanNamed('chat gpt-small');
     expect(span.attributes).toMatchObject({
@@ -121,7 +299,7 @@ describe('OpenAI capture: streams', () => {
       stream: true,
     });
     for await (const _chunk of stream) void _chunk;
-    expect(llm.requests[0]!.body).not.toHaveProperty('stream_options');
+    expect(llm.received[0]!.body).not.toHaveProperty('stream_options');
     const span = spanNamed('chat gpt-small');
     expect(span.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBeUndefined();
     expect(span.attributes[ATTR_GEN_AI_RESPONSE_FINISH_REASONS]).toEqual(['stop']);
@@ -157,7 +335,7 @@ describe('OpenAI capture: streams', () => {
     expect(received).toHaveLength(1);
     const span = await onlySpan();
     expect(span.status.code).toBe(SpanStatusCode.ERROR);
-    expect(span.attributes[ATTR_ERROR_TYPE]).toBe('StreamAbortedError');
+    expect(span.attributes[ATTR_ERROR_TYPE]).toBe(ERROR_TYPE_STREAM_ABORTED);
     expect(span.attributes[ATTR_GEN_AI_RESPONSE_ID]).toBe('chatcmpl-stream');
   });
 
@@ -170,7 +348,7 @@ describe('OpenAI capture: streams', () => {
     stream.controller.abort();
     const span = await onlySpan();
     expect(span.ended).toBe(true);
-    expect(span.attributes[ATTR_ERROR_TYPE]).toBe('StreamAbortedError');
+    expect(span.attributes[ATTR_ERROR_TYPE]).toBe(ERROR_TYPE_STREAM_ABORTED);
   });
 
   it('ends the span without error when the caller breaks out of the loop', async () => {
@@ -360,7 +538,7 @@ describe('Anthropic capture', () => {
       [ATTR_ROUTE]: 'large',
     });
     expect(llmSpans[0]!.parentSpanContext?.spanId).toBe(
-      spanNamed('routewatch.attempt large').spanContext().spanId,
+      spanNamed(`${ATTEMPT_SPAN_PREFIX} large`).spanContext().spanId,
     );
   });
 
@@ -373,7 +551,7 @@ describe('Anthropic capture', () => {
     }
     expect(events).toBe(1);
     const span = await onlySpan();
-    expect(span.attributes[ATTR_ERROR_TYPE]).toBe('StreamAbortedError');
+    expect(span.attributes[ATTR_ERROR_TYPE]).toBe(ERROR_TYPE_STREAM_ABORTED);
     expect(span.attributes[ATTR_GEN_AI_RESPONSE_ID]).toBe('msg-stream');
   });
 
@@ -506,51 +684,5 @@ describe('faults inside our hooks', () => {
       trace.disable();
       trace.setGlobalTracerProvider(provider);
     }
-  });
-});
-
-describe('readRoutewatchEnv', () => {
-  it('parses the ROUTEWATCH_* and protocol variables, case-insensitively', () => {
-    const warnings: string[] = [];
-    expect(
-      readRoutewatchEnv(
-        {
-          ROUTEWATCH_CAPTURE_CONTENT: 'TRUE',
-          ROUTEWATCH_SDK_CAPTURE: 'off',
-          ROUTEWATCH_STREAM_USAGE: 'on',
-          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-        },
-        (message) => warnings.push(message),
-      ),
-    ).toEqual({
-      captureContent: true,
-      sdkCapture: false,
-      requestStreamUsage: true,
-      protocol: 'http/protobuf',
-    });
-    expect(warnings).toEqual([]);
-  });
-
-  it('warns with the variable name and accepted values on a bad value, and uses the default', () => {
-    const warnings: string[] = [];
-    const env = readRoutewatchEnv(
-      {
-        ROUTEWATCH_CAPTURE_CONTENT: 'yes',
-        ROUTEWATCH_SDK_CAPTURE: '',
-        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc',
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-      },
-      (message) => warnings.push(message),
-    );
-    expect(env).toEqual({
-      captureContent: undefined,
-      sdkCapture: undefined,
-      requestStreamUsage: undefined,
-      protocol: undefined,
-    });
-    expect(warnings).toEqual([
-      'ROUTEWATCH_CAPTURE_CONTENT="yes" is not valid (accepted: true, false); using false',
-      'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="grpc" is not supported (accepted: http/json, http/protobuf); exporting with http/json',
-    ]);
   });
 });

@@ -7,7 +7,7 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import { RoutewatchSpanProcessor } from '../instrumentation/src/index.js';
+import { RoutewatchSpanProcessor } from '../../instrumentation/src/index.js';
 
 export interface InMemoryTracing {
   /** The provider registered globally (to register it again after a test disabled tracing). */

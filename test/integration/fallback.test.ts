@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
@@ -7,23 +5,28 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
+  AttemptRejectedError,
+  FallbackConfigError,
+  FallbackExhaustedError,
+  RouteTimeoutError,
+  runTask,
+  withFallback,
+} from '../../instrumentation/src/index.js';
+import {
+  ATTEMPT_SPAN_PREFIX,
   ATTR_ATTEMPT,
-  ATTR_CONFIDENCE,
   ATTR_COHORT,
+  ATTR_CONFIDENCE,
   ATTR_ERROR_TYPE,
   ATTR_FALLBACK_REASON,
   ATTR_ROUTE,
   ATTR_TASK_ID,
   ATTR_VALIDATION,
-  AttemptRejectedError,
-  FallbackConfigError,
-  FallbackExhaustedError,
-  fallbackReasonOf,
-  RouteTimeoutError,
-  runTask,
-  withFallback,
-} from '../instrumentation/src/index.js';
-import { useInMemoryTracing } from './otel-harness.js';
+  TASK_SPAN_PREFIX,
+} from '../../instrumentation/src/semconv.js';
+import { faults } from '../../examples/mock-faults.js';
+import { startMockLlm, type MockLlm } from '../../examples/mock-llm.js';
+import { useInMemoryTracing } from '../support/in-memory-tracing.js';
 
 const { exporter, diagMessages } = useInMemoryTracing();
 
@@ -31,12 +34,14 @@ const { exporter, diagMessages } = useInMemoryTracing();
 function attemptSpans(): ReadableSpan[] {
   return exporter
     .getFinishedSpans()
-    .filter((span) => span.name.startsWith('routewatch.attempt '))
+    .filter((span) => span.name.startsWith(`${ATTEMPT_SPAN_PREFIX} `))
     .sort((a, b) => Number(a.attributes[ATTR_ATTEMPT]) - Number(b.attributes[ATTR_ATTEMPT]));
 }
 
 function taskSpan(): ReadableSpan {
-  const tasks = exporter.getFinishedSpans().filter((s) => s.name.startsWith('routewatch.task '));
+  const tasks = exporter
+    .getFinishedSpans()
+    .filter((s) => s.name.startsWith(`${TASK_SPAN_PREFIX} `));
   expect(tasks).toHaveLength(1);
   return tasks[0]!;
 }
@@ -87,7 +92,7 @@ describe('withFallback', () => {
       },
     ]);
     const spans = attemptSpans();
-    expect(spans.map((s) => s.name)).toEqual(['routewatch.attempt small']);
+    expect(spans.map((s) => s.name)).toEqual([`${ATTEMPT_SPAN_PREFIX} small`]);
     expect(spans[0]!.attributes).toMatchObject({
       [ATTR_TASK_ID]: 't-ok',
       [ATTR_COHORT]: 'faq',
@@ -173,45 +178,35 @@ describe('withFallback', () => {
 });
 
 describe('withFallback triggers', () => {
-  let server: Server;
-  let baseURL: string;
-  let hanging = 0;
+  // The simulated LLM answers 429 for `rate-limited` and never answers for `hang`.
+  let llm: MockLlm;
+  const hangs = () => llm.received.filter((request) => request.model === 'hang').length;
 
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      if (req.url?.includes('rate-limited')) {
-        res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '1' });
-        res.end(JSON.stringify({ error: { message: 'Rate limit reached', type: 'requests' } }));
-        return;
-      }
-      // Any other path hangs: the client's timeout has to fire.
-      hanging += 1;
+    llm = await startMockLlm({
+      anyModel: true,
+      recordRequests: true,
+      faults: [faults.status('rate-limited', 429, { retryAfterSeconds: 1 }), faults.hang('hang')],
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    baseURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
 
   afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
+    await llm.close();
   });
 
-  const chat = (client: OpenAI, signal: AbortSignal) =>
-    client.chat.completions.create(
-      { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] },
+  const client = (options: { timeout?: number } = {}) =>
+    new OpenAI({ apiKey: 'test', baseURL: llm.url, maxRetries: 0, ...options });
+  const chat = (openai: OpenAI, model: string, signal: AbortSignal) =>
+    openai.chat.completions.create(
+      { model, messages: [{ role: 'user', content: 'hi' }] },
       { signal },
     );
 
   it('tells a 429 from the OpenAI SDK apart as rate_limited', async () => {
-    const client = new OpenAI({
-      apiKey: 'test',
-      baseURL: `${baseURL}/rate-limited/v1`,
-      maxRetries: 0,
-    });
     const result = await runTask({ cohort: 'faq' }, () =>
       withFallback({
         routes: [
-          { route: 'small', run: (ctx) => chat(client, ctx.signal) },
+          { route: 'small', run: (ctx) => chat(client(), 'rate-limited', ctx.signal) },
           { route: 'large', run: () => 'fallback answer' },
         ],
       }),
@@ -225,19 +220,13 @@ describe('withFallback triggers', () => {
   });
 
   it('tells an SDK timeout apart as timeout', async () => {
-    const client = new OpenAI({
-      apiKey: 'test',
-      baseURL: `${baseURL}/hang/v1`,
-      maxRetries: 0,
-      timeout: 100,
-    });
     const result = await withFallback({
       routes: [
-        { route: 'small', run: (ctx) => chat(client, ctx.signal) },
+        { route: 'small', run: (ctx) => chat(client({ timeout: 100 }), 'hang', ctx.signal) },
         { route: 'large', run: () => 'fallback answer' },
       ],
     });
-    expect(hanging).toBeGreaterThan(0);
+    expect(hangs()).toBeGreaterThan(0);
     expect(result.attempts[0]).toMatchObject({ outcome: 'timeout', trigger: 'timeout' });
     expect(result.attempts[0]!.error).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
     expect(attemptSpans()[1]!.attributes[ATTR_FALLBACK_REASON]).toBe('timeout');
@@ -274,10 +263,9 @@ describe('withFallback triggers', () => {
   });
 
   it('passes the route timeout to an SDK call through ctx.signal', async () => {
-    const client = new OpenAI({ apiKey: 'test', baseURL: `${baseURL}/hang/v1`, maxRetries: 0 });
     const result = await withFallback({
       routes: [
-        { route: 'small', timeoutMs: 50, run: (ctx) => chat(client, ctx.signal) },
+        { route: 'small', timeoutMs: 50, run: (ctx) => chat(client(), 'hang', ctx.signal) },
         { route: 'large', run: () => 'fallback answer' },
       ],
     });
@@ -432,7 +420,7 @@ describe('withFallback triggers', () => {
     expect(result.attempts).toHaveLength(1);
     expect(result.attempts[0]).toMatchObject({ reason: 'high_risk', outcome: 'pass' });
     const spans = attemptSpans();
-    expect(spans.map((s) => s.name)).toEqual(['routewatch.attempt large']);
+    expect(spans.map((s) => s.name)).toEqual([`${ATTEMPT_SPAN_PREFIX} large`]);
     expect(spans[0]!.attributes[ATTR_ATTEMPT]).toBe(1);
     // Attempt 1 is the routing decision, so the reason sits on the task span (contract: task).
     expect(taskSpan().attributes[ATTR_FALLBACK_REASON]).toBe('high_risk');
@@ -488,8 +476,8 @@ describe('withFallback bound and exhaustion', () => {
       ['medium', 2, 'error', 'error'],
     ]);
     expect(attemptSpans().map((s) => s.name)).toEqual([
-      'routewatch.attempt small',
-      'routewatch.attempt medium',
+      `${ATTEMPT_SPAN_PREFIX} small`,
+      `${ATTEMPT_SPAN_PREFIX} medium`,
     ]);
     // The task span records the failure the error escaped with.
     expect(taskSpan().status.code).toBe(SpanStatusCode.ERROR);
@@ -610,20 +598,5 @@ describe('withFallback bound and exhaustion', () => {
         (m) => m.level === 'error' && m.message.includes('classifying an attempt error'),
       ),
     ).toBe(true);
-  });
-});
-
-describe('fallbackReasonOf', () => {
-  it('classifies rate limits and timeouts, looking through causes', () => {
-    expect(fallbackReasonOf(Object.assign(new Error('x'), { status: 429 }))).toBe('rate_limited');
-    expect(fallbackReasonOf({ statusCode: 429 })).toBe('rate_limited');
-    expect(fallbackReasonOf(new DOMException('late', 'TimeoutError'))).toBe('timeout');
-    expect(fallbackReasonOf(Object.assign(new Error('x'), { code: 'ETIMEDOUT' }))).toBe('timeout');
-    const connectTimeout = Object.assign(new Error('connect'), { name: 'ConnectTimeoutError' });
-    expect(fallbackReasonOf(new TypeError('fetch failed', { cause: connectTimeout }))).toBe(
-      'timeout',
-    );
-    expect(fallbackReasonOf(Object.assign(new Error('x'), { status: 500 }))).toBe('error');
-    expect(fallbackReasonOf('a string')).toBe('error');
   });
 });

@@ -1,6 +1,4 @@
 import {
-  context,
-  diag,
   SpanKind,
   trace,
   type Attributes,
@@ -8,13 +6,13 @@ import {
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
-import { guard, markSpanFailed } from './errors.js';
-import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from './semconv.js';
+import { guard, markSpanFailed } from '../errors.js';
+import { ERROR_TYPE_STREAM_ABORTED } from '../semconv.js';
 
 /**
  * The span lifecycle shared by every provider capture: start a CLIENT span, watch the SDK's own
- * promise on the side, end the span when the call (or the stream it returned) is over. Provider
- * modules only say what to read from a request, a response and a stream chunk.
+ * promise on the side, end the span when the call (or the stream it returned) is over. Providers
+ * (providers/*.ts) only say what to read from a request, a response and a stream chunk.
  */
 
 /** What a streamed response tells about itself, gathered chunk by chunk. */
@@ -165,11 +163,14 @@ export class LlmCall {
   }
 }
 
-/** `error.type` of a stream its caller aborted through `stream.controller.abort()`. */
-export class StreamAbortedError extends Error {
+/**
+ * What a stream its caller aborted through `stream.controller.abort()` records on its span
+ * (`error.type` `StreamAbortedError`). Never thrown: the caller sees the SDK's own abort.
+ */
+class StreamAbortedError extends Error {
   constructor() {
     super('the stream was aborted before its end');
-    this.name = 'StreamAbortedError';
+    this.name = ERROR_TYPE_STREAM_ABORTED;
   }
 }
 
@@ -185,113 +186,6 @@ function isSdkStream(value: unknown): value is SdkStream {
     typeof (value as { iterator?: unknown }).iterator === 'function' &&
     Symbol.asyncIterator in value
   );
-}
-
-// --- patching ------------------------------------------------------------------------------
-
-// Symbol.for: a second copy of this package in the same process recognises our wrapper.
-const ORIGINAL: unique symbol = Symbol.for('routewatch.original');
-
-export type SdkMethod = (this: unknown, ...args: unknown[]) => unknown;
-interface Wrapped extends SdkMethod {
-  [ORIGINAL]?: SdkMethod;
-}
-
-/** Replaces `target[name]` by `wrap(original)`, once: a second call leaves our wrapper alone. */
-export function wrapMethod(
-  target: object,
-  name: string,
-  wrap: (original: SdkMethod) => SdkMethod,
-): void {
-  const holder = target as Record<string, unknown>;
-  const current = holder[name];
-  if (typeof current !== 'function' || (current as Wrapped)[ORIGINAL] !== undefined) return;
-  const wrapped: Wrapped = wrap(current as SdkMethod);
-  wrapped[ORIGINAL] = current as SdkMethod;
-  holder[name] = wrapped;
-}
-
-export function unwrapMethod(target: object, name: string): void {
-  const holder = target as Record<string, unknown>;
-  const original = (holder[name] as Wrapped | undefined)?.[ORIGINAL];
-  if (original !== undefined) holder[name] = original;
-}
-
-/**
- * Calls `original` inside an LLM span. `begin` reads the call (a failure costs the span, never the
- * call); `runIn` picks the context the SDK runs in (default: ours, with our span active).
- */
-export function tracedCall(
-  self: unknown,
-  args: unknown[],
-  original: SdkMethod,
-  begin: () => { call: LlmCall; args?: unknown[] | undefined } | undefined,
-  runIn: (call: LlmCall) => Context = (call) => call.ctx,
-): unknown {
-  const started = guard('starting an LLM span', begin);
-  if (started === undefined) return original.apply(self, args);
-  const { call } = started;
-  const callArgs = started.args ?? args;
-  const ctx = guard('choosing the call context', () => runIn(call)) ?? call.ctx;
-  let result: unknown;
-  try {
-    result = context.with(ctx, () => original.apply(self, callArgs));
-  } catch (error) {
-    call.fail(error);
-    throw error;
-  }
-  if (guard('observing a response', () => call.observe(result)) === undefined) call.end();
-  // The SDK's own APIPromise, untouched: `.withResponse()`, `.asResponse()` keep working.
-  return result;
-}
-
-// --- reading -------------------------------------------------------------------------------
-
-/** The value `fn` reads, or undefined when reading throws (a hostile getter of the caller's). */
-export function read<T>(fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch (error) {
-    diag.debug('routewatch: reading an LLM request parameter failed', error);
-    return undefined;
-  }
-}
-
-/** The call's parameters as a record, whatever the caller passed. */
-export function paramsOf(value: unknown): Record<string, unknown> {
-  return (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
-}
-
-export function setCount(span: Span, name: string, value: unknown): void {
-  if (typeof value === 'number' && Number.isFinite(value)) span.setAttribute(name, value);
-}
-
-/** Like setCount, into an attributes object set later in one call. */
-export function putCount(attributes: Attributes, name: string, value: unknown): void {
-  if (typeof value === 'number' && Number.isFinite(value)) attributes[name] = value;
-}
-
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
-}
-
-/** `server.address` / `server.port` from the client's base URL (`resource._client.baseURL`). */
-const serverAttributesByBaseURL = new Map<string, Attributes>();
-
-/** server.address / server.port of the SDK client's base URL, parsed once per URL. */
-export function serverAttributes(resource: unknown): Attributes {
-  const baseURL = (resource as { _client?: { baseURL?: unknown } } | null)?._client?.baseURL;
-  if (typeof baseURL !== 'string') return {};
-  let attributes = serverAttributesByBaseURL.get(baseURL);
-  if (attributes === undefined) {
-    const url = new URL(baseURL);
-    const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
-    attributes = { [ATTR_SERVER_ADDRESS]: url.hostname, [ATTR_SERVER_PORT]: port };
-    // A process talks to a handful of endpoints; the bound only guards against a pathological app.
-    if (serverAttributesByBaseURL.size >= 64) serverAttributesByBaseURL.clear();
-    serverAttributesByBaseURL.set(baseURL, attributes);
-  }
-  return attributes;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
