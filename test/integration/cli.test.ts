@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { otlpBody } from '../helpers.js';
+import { otlpBody } from '../support/otlp.js';
 
 // The built CLI (npm test builds first), run as a user runs it.
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../../storage/errors.js';
 import { ServerStore } from '../../storage/server-store.js';
 import type { Store } from '../../storage/store.js';
-import { decodeStatus, openTempStore, otlpBody, unavailableStore } from '../helpers.js';
+import { openTempStore, unavailableStore } from '../support/store.js';
+import { decodeStatus, otlpBody } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 

@@ -22,7 +22,7 @@ import { normalizeRequest } from '../../collector/normalize.js';
 import { decodeTraceRequestJson } from '../../collector/otlp-json.js';
 import { decodeTraceRequestProto } from '../../collector/otlp-proto.js';
 import { PriceTable } from '../../collector/pricing.js';
-import { decodeStatus } from '../helpers.js';
+import { decodeStatus } from '../support/otlp.js';
 
 let dir: string;
 let routewatch: RunningRoutewatch;

@@ -16,8 +16,9 @@ import type { PreparedRows } from '../../collector/span-writer.js';
 import { testApp, testWriter } from '../support/app.js';
 import { isRowDataError } from '../../storage/errors.js';
 import type { Store } from '../../storage/store.js';
-import { openTempStore, otlpBody, unavailableStore } from '../helpers.js';
-import type { TestSpan } from '../helpers.js';
+import { openTempStore, unavailableStore } from '../support/store.js';
+import { otlpBody } from '../support/otlp.js';
+import type { TestSpan } from '../support/otlp.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { applyViews, loadMigrations, loadViews, migrate } from '../../storage/migrations.js';
 import type { View } from '../../storage/migrations.js';
 import { MigrationError, StorageError } from '../../storage/errors.js';
-import { openTempStore } from '../helpers.js';
+import { openTempStore } from '../support/store.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 beforeAll(async () => {

@@ -9,8 +9,8 @@ import { PriceTable } from '../../collector/pricing.js';
 import { EmbeddedStore } from '../../storage/embedded-store.js';
 import { loadMigrations, loadViews, migrate } from '../../storage/migrations.js';
 import type { MigrationResult } from '../../storage/migrations.js';
-import { hexId, otlpBody } from '../helpers.js';
-import type { TestSpan } from '../helpers.js';
+import { hexId, otlpBody } from '../support/otlp.js';
+import type { TestSpan } from '../support/otlp.js';
 import { nsAt } from '../support/time.js';
 
 // A data directory with the history a store has today: migrated to 0004, written to (late

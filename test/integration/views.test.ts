@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { buildReport } from '../../analyzer/report.js';
-import { hexId, openTempStore, otlpBody } from '../helpers.js';
-import type { TestSpan } from '../helpers.js';
+import { openTempStore } from '../support/store.js';
+import { hexId, otlpBody } from '../support/otlp.js';
+import type { TestSpan } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import { dateAt, nsAt } from '../support/time.js';
 

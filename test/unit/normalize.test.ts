@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { acceptedWindow, normalizeRequest } from '../../collector/normalize.js';
 import { validateTraceRequest } from '../../collector/otlp-request.js';
 import { PriceTable } from '../../collector/pricing.js';
-import { otlpBody } from '../helpers.js';
-import type { TestSpan } from '../helpers.js';
+import { otlpBody } from '../support/otlp.js';
+import type { TestSpan } from '../support/otlp.js';
 
 const DAY_MS = 86_400_000;
 const NOW_MS = Date.parse('2026-12-02T12:00:00Z');

@@ -1,30 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
-import { EmbeddedStore } from '../storage/embedded-store.js';
-import { migrate } from '../storage/migrations.js';
-import type { Store } from '../storage/store.js';
-import { nsAfter } from './support/time.js';
-
-/** An embedded store in a fresh temporary directory, migrated. One per test file (one per process). */
-export async function openTempStore(): Promise<{
-  store: EmbeddedStore;
-  dir: string;
-  dispose(): Promise<void>;
-}> {
-  const dir = mkdtempSync(join(tmpdir(), 'routewatch-test-'));
-  const store = await EmbeddedStore.open(dir);
-  await migrate(store);
-  return {
-    store,
-    dir,
-    async dispose() {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
+import { nsAfter } from './time.js';
 
 let counter = 0;
 /** A random-looking, valid hex id of `bytes` bytes, unique within the process. */
@@ -94,19 +69,4 @@ export function decodeStatus(bytes: Uint8Array): { code: number; message: string
     else reader.skip(wire);
   }
   return status;
-}
-
-/** A store whose every insert fails as an unreachable ClickHouse does: the case of an outage. */
-export function unavailableStore(message = 'Code: 210. DB::Exception: Connection refused'): Store {
-  return {
-    driver: 'embedded',
-    location: 'nowhere',
-    exec: async () => undefined,
-    query: async () => [],
-    ping: async () => undefined,
-    close: async () => undefined,
-    insertJsonEachRow: async () => {
-      throw new Error(message);
-    },
-  };
 }
