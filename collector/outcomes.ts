@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { OUTCOMES } from '@routewatch/instrumentation/semconv';
 import { z } from 'zod';
 import type { Store } from '../storage/store.js';
 import { MAX_COST_USD, canonicalTaskId, clickHouseTime } from './normalize.js';
@@ -15,7 +16,7 @@ import { MAX_COST_USD, canonicalTaskId, clickHouseTime } from './normalize.js';
 export const outcomeReport = z
   .object({
     taskId: z.string().min(1).max(256),
-    outcome: z.enum(['success', 'failure', 'escalated', 'abandoned', 'unknown']),
+    outcome: z.enum(OUTCOMES),
     reason: z.string().max(128).optional(),
     reask: z.boolean().optional(),
     cleanupCostUsd: z.number().finite().nonnegative().max(MAX_COST_USD).optional(),
