@@ -1,9 +1,57 @@
-import type { Report } from './report.js';
+import type { CohortRouteMetrics, Report, WindowMetrics } from './report.js';
+import type { Interval } from './stats.js';
 
 const usd = (v: number | null) =>
   v === null ? '—' : v >= 0.01 ? `$${v.toFixed(4)}` : `$${v.toFixed(6)}`;
 const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
 const ms = (v: number | null) => (v === null ? '—' : `${Math.round(v)} ms`);
+
+/** `90.2% (88.4–91.8)`: a rate with its 95 % interval. */
+const rateWithInterval = (v: number | null, i: Interval | null) =>
+  v === null
+    ? '—'
+    : i
+      ? `${pct(v)} (${(i.lower * 100).toFixed(1)}–${(i.upper * 100).toFixed(1)})`
+      : pct(v);
+
+/** `$0.000844 ±4%`: a cost with the half-width of its 95 % interval, relative. */
+function costWithInterval(
+  v: number | null,
+  i: Interval | null,
+  pricedShare: number | null,
+): string {
+  if (v === null) return '—';
+  const half = i ? (i.upper - i.lower) / 2 : null;
+  const spread = half === null || v === 0 ? '' : ` ±${Math.round((half / v) * 100)}%`;
+  // Built on calls with no known cost: a floor, not the cost.
+  const understated = pricedShare !== null && pricedShare < 1 ? ' ≥' : '';
+  return `${understated}${usd(v)}${spread}`;
+}
+
+function concentration(row: CohortRouteMetrics): string {
+  const c = row.concentration;
+  if (!c || c.ratio === null) return '—';
+  const mark = c.maskedByAverage ? ' masked' : c.significantlyWorse ? ' worse' : '';
+  return `${c.ratio.toFixed(2)}×${mark}`;
+}
+
+function cells(label: [string, string], m: WindowMetrics, conc: string): string[] {
+  return [
+    label[0],
+    label[1],
+    String(m.tasks),
+    rateWithInterval(m.successRate, m.successRateInterval),
+    usd(m.totalCostUsd),
+    costWithInterval(m.costPerSuccessfulTask, m.costPerSuccessfulTaskInterval, m.pricedCallShare),
+    pct(m.fallbackRate),
+    m.topFallbackReasons
+      .slice(0, 3)
+      .map((f) => `${f.reason} ${Math.round(f.share * 100)}%`)
+      .join(', ') || '—',
+    ms(m.p95LatencyMs),
+    conc,
+  ];
+}
 
 /** Renders a report as a plain-text table for the terminal. Pure: tested directly. */
 export function renderReportTable(report: Report): string {
@@ -11,45 +59,51 @@ export function renderReportTable(report: Report): string {
     'cohort',
     'route',
     'tasks',
-    'successes',
-    'success',
+    'success (95% CI)',
     'total cost',
     'cost/success',
     'fallback',
     'top fallback reasons',
     'p95',
+    'failure conc.',
   ];
-  const body = report.rows.map((r) => [
-    r.cohort || '(none)',
-    r.primaryRoute || '(none)',
-    String(r.tasks),
-    String(r.successes),
-    pct(r.successRate),
-    usd(r.totalCostUsd),
-    usd(r.costPerSuccessfulTask),
-    pct(r.fallbackRate),
-    r.topFallbackReasons
-      .slice(0, 3)
-      .map((f) => `${f.reason} ${Math.round(f.share * 100)}%`)
-      .join(', ') || '—',
-    ms(r.p95LatencyMs),
-  ]);
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...body.map((row) => (row[i] ?? '').length)),
+  const body = report.rows.map((r) =>
+    cells([r.cohort || '(none)', r.primaryRoute || '(none)'], r, concentration(r)),
   );
-  const numeric = new Set([2, 3, 4, 5, 6, 7, 9]);
-  const line = (cells: string[]) =>
-    cells
+  const overall = report.overall ? cells(['overall', ''], report.overall, '1.00×') : undefined;
+  const rows = overall ? [...body, overall] : body;
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)),
+  );
+  const numeric = new Set([2, 3, 4, 5, 6, 8, 9]);
+  const line = (cellsOfRow: string[]) =>
+    cellsOfRow
       .map((c, i) => (numeric.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
+  const rule = line(widths.map((w) => '─'.repeat(w)));
   const lines = [
     `routewatch report  ${report.from} → ${report.to}`,
     '',
     line(header),
-    line(widths.map((w) => '─'.repeat(w))),
+    rule,
     ...body.map(line),
   ];
+  if (overall) lines.push(rule, line(overall));
   if (report.rows.length === 0) lines.push('(no tasks in this window)');
+  const masked = report.rows.filter((r) => r.concentration?.maskedByAverage);
+  if (masked.length > 0) {
+    lines.push(
+      '',
+      `Masked by the average: ${masked.map((r) => `${r.cohort} × ${r.primaryRoute}`).join(', ')} ` +
+        'fail significantly more often than the rest while the overall success rate looks healthy.',
+    );
+  }
+  if (report.rows.some((r) => r.pricedCallShare !== null && r.pricedCallShare < 1)) {
+    lines.push(
+      '',
+      '≥ cost/success built on model calls with no known price: the true cost is higher.',
+    );
+  }
   return lines.join('\n') + '\n';
 }

@@ -76,7 +76,8 @@ describe('routewatch CLI', () => {
 
     const report = run(['report', '--window', '1h', '--url', url], {});
     expect(await report.exited).toBe(0);
-    expect(report.out()).toMatch(/faq\s+\(none\)\s+1\s+1\s+100\.0%/);
+    expect(report.out()).toMatch(/faq\s+\(none\)\s+1\s+100\.0% \(20\.7–100\.0\)/);
+    expect(report.out()).toMatch(/^overall\s+1\s+100\.0%/m);
 
     const json = run(['report', '--json', '--url', url], {});
     expect(await json.exited).toBe(0);

@@ -1,0 +1,63 @@
+-- v_window_metrics: the metrics of tasks started in [from, to), per cohort × primary route and
+-- overall (is_overall = 1, cohort and primary_route empty), with their uncertainty. Parameterized:
+-- SELECT * FROM v_window_metrics(from = '…', to = '…'). v_cohort_route_window and
+-- v_overall_window are its two halves.
+--   success_rate_lower/_upper: Wilson 95 % interval over tasks with a known outcome.
+--   cost_per_successful_task_lower/_upper: delta-method 95 % interval of total cost / successes,
+--     from per-task cost c and success s: Var ≈ [Var(c) − 2R·Cov(c,s) + R²·Var(s)] / (n·s̄²).
+--   loop_rate: tasks that made more than 10 model calls (an agent looping), over tasks.
+--   priced_call_share: model calls with a known cost (not 'unpriced'), over model calls.
+CREATE OR REPLACE VIEW v_window_metrics AS
+SELECT
+    -- The overall row's cohort and primary_route are empty (the grouping sets' default).
+    grouping(cohort, primary_route) != 0 AS is_overall,
+    cohort,
+    primary_route,
+    count() AS tasks,
+    countIf(outcome = 'success') AS successes,
+    countIf(outcome IN ('failure', 'escalated', 'abandoned')) AS failures,
+    countIf(outcome != 'unknown') AS known_outcomes,
+    if(known_outcomes = 0, NULL, successes / known_outcomes) AS success_rate,
+    1.959963984540054 AS z95,
+    if(known_outcomes = 0, NULL,
+        greatest(0, (success_rate + z95 * z95 / (2 * known_outcomes)
+            - z95 * sqrt(success_rate * (1 - success_rate) / known_outcomes + z95 * z95 / (4 * known_outcomes * known_outcomes)))
+            / (1 + z95 * z95 / known_outcomes))) AS success_rate_lower,
+    if(known_outcomes = 0, NULL,
+        least(1, (success_rate + z95 * z95 / (2 * known_outcomes)
+            + z95 * sqrt(success_rate * (1 - success_rate) / known_outcomes + z95 * z95 / (4 * known_outcomes * known_outcomes)))
+            / (1 + z95 * z95 / known_outcomes))) AS success_rate_upper,
+    known_outcomes / tasks AS outcome_coverage,
+    sum(cost_usd) AS total_cost_usd,
+    sum(cost_usd * cost_usd) AS cost_squared_sum,
+    sumIf(cost_usd, outcome = 'success') AS success_cost_sum,
+    if(successes = 0, NULL, total_cost_usd / successes) AS cost_per_successful_task,
+    if(successes = 0 OR tasks < 2, NULL,
+        z95 * sqrt(greatest(0,
+            greatest(0, cost_squared_sum / tasks - pow(total_cost_usd / tasks, 2))
+            - 2 * cost_per_successful_task * (success_cost_sum / tasks - (total_cost_usd / tasks) * (successes / tasks))
+            + pow(cost_per_successful_task, 2) * (successes / tasks) * (1 - successes / tasks))
+            / (tasks * pow(successes / tasks, 2)))) AS cost_per_successful_task_half_width,
+    if(cost_per_successful_task_half_width IS NULL, NULL,
+        greatest(0, cost_per_successful_task - cost_per_successful_task_half_width)) AS cost_per_successful_task_lower,
+    cost_per_successful_task + cost_per_successful_task_half_width AS cost_per_successful_task_upper,
+    countIf(attempts >= 2) AS fallbacks,
+    fallbacks / tasks AS fallback_rate,
+    countIf(attempts > 2) AS cascades,
+    cascades / tasks AS cascade_rate,
+    sum(invisible_fallbacks) AS invisible_fallbacks,
+    countIf(reask) / tasks AS reask_rate,
+    countIf(outcome = 'escalated') / tasks AS escalation_rate,
+    arraySort(x -> (-x.2, x.1), arrayMap(r -> (if(r = '', '(none)', r), toUInt64(countEqual(groupArrayArray(arrayDistinct(fallback_reasons)), r))), arrayDistinct(groupArrayArray(fallback_reasons)))) AS top_fallback_reasons,
+    quantileTDigest(0.5)(latency_ms) AS p50_latency_ms,
+    quantileTDigest(0.95)(latency_ms) AS p95_latency_ms,
+    quantileTDigest(0.99)(latency_ms) AS p99_latency_ms,
+    quantileExactHigh(0.95)(model_calls) AS p95_calls_per_task,
+    countIf(model_calls > 10) / tasks AS loop_rate,
+    sum(model_calls) AS total_model_calls,
+    sum(unpriced_calls) AS unpriced_model_calls,
+    if(total_model_calls = 0, NULL, 1 - unpriced_model_calls / total_model_calls) AS priced_call_share
+FROM v_tasks
+WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+GROUP BY GROUPING SETS ((cohort, primary_route), ())
+HAVING tasks > 0;
