@@ -3,11 +3,12 @@ import { z } from 'zod';
 import { isStoreUnavailable } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
 import { badRequest, unavailable } from '../server/http-error.js';
-import { TimeArgumentError, resolveWindow } from '../server/time.js';
+import { TimeArgumentError, parseInstant, resolveWindow } from '../server/time.js';
+import type { Evaluator } from './evaluator.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
 
-/** The analyzer's HTTP API: `GET /api/v1/report`. */
+/** The analyzer's HTTP API: `GET /api/v1/report`, alerts and evaluation. */
 export interface ApiRoutesOptions {
   store: Store;
   now: () => Date;
@@ -62,5 +63,107 @@ export const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (app, optio
     const now = options.now();
     const window = windowOf(request.query, now);
     return readStore(() => buildReport(options.store, window, now));
+  });
+};
+
+/** `GET /api/v1/alerts` and `POST /api/v1/evaluate`. */
+export interface AlertRoutesOptions {
+  evaluator: Evaluator;
+  notifierStats?: () => Record<string, unknown>;
+}
+
+const alertsQuery = z
+  .object({
+    state: z.enum(['pending', 'firing', 'resolved', 'all']).optional(),
+    history: z.coerce.number().int().min(0).max(1000).optional(),
+  })
+  .strict();
+
+const evaluateQuery = z.object({ at: z.string().optional() }).strict();
+
+export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, options) => {
+  const { evaluator } = options;
+  app.get('/api/v1/alerts', async (request) => {
+    const parsed = alertsQuery.safeParse(request.query);
+    if (!parsed.success) {
+      throw badRequest(
+        `invalid query: ${parsed.error.issues[0]?.message ?? 'invalid'}. Use ?state=pending|firing|resolved|all and ?history=N (0 to 1000).`,
+      );
+    }
+    const wanted = parsed.data.state ?? 'all';
+    const [states, history] = await readStore(() =>
+      Promise.all([
+        evaluator.alerts.states(),
+        evaluator.alerts.history(parsed.data.history ?? 100),
+      ]),
+    );
+    const severity = new Map(evaluator.rules.rules.map((r) => [r.id, r.severity]));
+    return {
+      evaluatedAt: evaluator.lastResult?.evaluatedAt ?? null,
+      alerts: states
+        .filter((s) => s.state !== 'inactive' && (wanted === 'all' || s.state === wanted))
+        .sort((a, b) => b.since - a.since)
+        .map((s) => ({
+          fingerprint: s.fingerprint,
+          rule: s.ruleId,
+          kind: s.finding.kind,
+          severity: severity.get(s.ruleId) ?? 'warning',
+          cohort: s.cohort,
+          route: s.route,
+          detail: s.detail,
+          state: s.state,
+          since: new Date(s.since).toISOString(),
+          incident: s.incident,
+          lastEvaluatedAt: new Date(s.evaluatedAt).toISOString(),
+          lastNotifiedAt:
+            s.lastNotifiedAt === null ? null : new Date(s.lastNotifiedAt).toISOString(),
+          summary: s.finding.summary,
+          finding: s.finding,
+        })),
+      history: history.map((e) => ({
+        at: new Date(e.at).toISOString(),
+        kind: e.kind,
+        fingerprint: e.fingerprint,
+        incident: e.incident,
+        rule: e.ruleId,
+        cohort: e.cohort,
+        route: e.route,
+        detail: e.detail,
+        notified: e.notify,
+        title: e.message.title,
+        summary: e.message.finding.summary,
+      })),
+      channels: options.notifierStats?.() ?? {},
+    };
+  });
+
+  app.post('/api/v1/evaluate', async (request) => {
+    const parsed = evaluateQuery.safeParse(request.query);
+    if (!parsed.success)
+      throw badRequest('invalid query: use ?at=<date or ISO instant> or nothing');
+    let at = new Date();
+    if (parsed.data.at !== undefined) {
+      try {
+        at = parseInstant(parsed.data.at);
+      } catch (error) {
+        throw badRequest((error as Error).message);
+      }
+    }
+    const result = await readStore(() => evaluator.evaluate(at));
+    return {
+      evaluatedAt: result.evaluatedAt,
+      firing: result.firing,
+      transitions: result.events,
+      findings: result.findings.map((f) => ({
+        rule: f.ruleId,
+        cohort: f.cohort,
+        route: f.route,
+        detail: f.detail,
+        status: f.status,
+        summary: f.summary,
+        statistic: f.statistic,
+        threshold: f.threshold,
+      })),
+    };
   });
 };

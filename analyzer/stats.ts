@@ -106,8 +106,7 @@ export function wilson(successes: number, n: number, z = Z95): Interval | null {
 
 /** Sums over a set of tasks, enough for the cost-per-success estimate and its variance. */
 export interface RatioSums {
-  /** Tasks. */
-  n: number;
+  tasks: number;
   /** Successful tasks. */
   successes: number;
   /** Σ cost. */
@@ -127,7 +126,7 @@ export function costPerSuccess(
   sums: RatioSums,
   z = Z95,
 ): { value: number; interval: Interval | null } | null {
-  const { n, successes } = sums;
+  const { tasks: n, successes } = sums;
   if (successes <= 0 || n <= 0) return null;
   const value = sums.cost / successes;
   if (n < 2) return { value, interval: null };

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
-import { apiRoutes } from '../analyzer/api-routes.js';
+import { alertRoutes, apiRoutes } from '../analyzer/api-routes.js';
+import type { Evaluator } from '../analyzer/evaluator.js';
+import type { Notifier } from '../analyzer/notifier.js';
 import { Admission } from '../collector/admission.js';
 import type { AdmissionStats } from '../collector/admission.js';
 import type { IngestRunner } from '../collector/ingest-pool.js';
@@ -22,6 +24,9 @@ export interface AppDeps {
   store: Store;
   writer: SpanWriter;
   ingest: IngestRunner;
+  /** The alert evaluator; without it the alert routes are not served. */
+  evaluator?: Evaluator;
+  notifier?: Notifier;
   logger?: FastifyServerOptions['logger'];
   now?: () => Date;
 }
@@ -165,5 +170,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(outcomesRoutes, { ...bodies, store: deps.store });
   await app.register(apiRoutes, { store: deps.store, now: deps.now ?? (() => new Date()) });
+  if (deps.evaluator) {
+    const notifier = deps.notifier;
+    await app.register(alertRoutes, {
+      evaluator: deps.evaluator,
+      ...(notifier ? { notifierStats: () => notifier.stats() } : {}),
+    });
+  }
   return app;
 }

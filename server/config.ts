@@ -90,6 +90,18 @@ export const configSchema = z.object({
   /** Spans starting further ahead than this (a sender's clock) are refused. */
   ROUTEWATCH_MAX_CLOCK_SKEW: duration('1h', 0),
 
+  // Alerting.
+  /** The rules file (YAML or JSON); unset: the default rules (docs/rules.md). */
+  ROUTEWATCH_RULES: z.preprocess(unset, z.string().optional()),
+  /** How often `routewatch start` evaluates the rules; 0 turns the periodic evaluation off. */
+  ROUTEWATCH_EVALUATE_EVERY: duration('1m', 0),
+  /** A Slack incoming webhook for alerts. A secret: never logged. */
+  ROUTEWATCH_SLACK_WEBHOOK_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+  /** A generic JSON webhook for alerts. A secret: never logged. */
+  ROUTEWATCH_WEBHOOK_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+  /** The address people open routewatch at, for links in alerts; default: where it listens. */
+  ROUTEWATCH_PUBLIC_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+
   // The span writer (group commit into ClickHouse).
   ROUTEWATCH_BATCH_ROWS: integer(1, 1_000_000, 10_000),
   ROUTEWATCH_BATCH_DELAY: duration('200ms', 0),

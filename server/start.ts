@@ -8,6 +8,11 @@ import type { SpanWriterOptions } from '../collector/span-writer.js';
 import { migrate } from '../storage/migrations.js';
 import { openStore } from '../storage/open-store.js';
 import type { Store } from '../storage/store.js';
+import { Evaluator } from '../analyzer/evaluator.js';
+import { Notifier, slackChannel, webhookChannel } from '../analyzer/notifier.js';
+import type { Channel } from '../analyzer/notifier.js';
+import { AlertStore } from '../analyzer/alert-store.js';
+import { loadRules } from '../analyzer/rules.js';
 import { buildApp } from './app.js';
 import { assertSafeExposure } from './config.js';
 import type { Config } from './config.js';
@@ -44,6 +49,21 @@ export function ingestRunnerFor(config: Config): IngestRunner {
   });
 }
 
+/** The alert channels the configuration names. */
+export function channelsFor(config: Config): Channel[] {
+  const channels: Channel[] = [];
+  if (config.ROUTEWATCH_SLACK_WEBHOOK_URL)
+    channels.push(slackChannel(config.ROUTEWATCH_SLACK_WEBHOOK_URL));
+  if (config.ROUTEWATCH_WEBHOOK_URL) channels.push(webhookChannel(config.ROUTEWATCH_WEBHOOK_URL));
+  return channels;
+}
+
+interface EvaluatorLog {
+  info(details: object, message: string): void;
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
 export interface RunningRoutewatch {
   /** Base URL, e.g. http://127.0.0.1:4318 */
   url: string;
@@ -51,6 +71,7 @@ export interface RunningRoutewatch {
   app: FastifyInstance;
   store: Store;
   writer: SpanWriter;
+  evaluator: Evaluator;
   /** Stops listening, stores what was acknowledged, closes the store. */
   close(): Promise<void>;
 }
@@ -61,29 +82,80 @@ export async function startRoutewatch(
   options: { logger?: FastifyServerOptions['logger'] } = {},
 ): Promise<RunningRoutewatch> {
   assertSafeExposure(config);
+  // Read before anything opens: a bad rules file stops start-up with a message naming it.
+  const rules = loadRules(config.ROUTEWATCH_RULES);
   const store = await openStore({
     clickhouseUrl: config.CLICKHOUSE_URL,
     dataDir: config.ROUTEWATCH_DATA_DIR,
   });
   let ingest: IngestRunner | undefined;
+  let notifier: Notifier | undefined;
   try {
     await migrate(store);
     const writer = new SpanWriter(store, writerOptions(config));
     ingest = ingestRunnerFor(config);
-    const app = await buildApp({ config, store, writer, ingest, logger: options.logger });
+    // The evaluator and notifier log through the app's logger, made below.
+    let log: EvaluatorLog = {
+      info: () => undefined,
+      warn: () => undefined,
+      error: () => undefined,
+    };
+    const proxyLog: EvaluatorLog = {
+      info: (d, m) => log.info(d, m),
+      warn: (d, m) => log.warn(d, m),
+      error: (d, m) => log.error(d, m),
+    };
+    const channels = channelsFor(config);
+    notifier =
+      channels.length > 0
+        ? new Notifier({ channels, store: new AlertStore(store), log: proxyLog })
+        : undefined;
     const host = config.ROUTEWATCH_HOST;
+    const listenUrl = (port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    let publicUrl = config.ROUTEWATCH_PUBLIC_URL ?? listenUrl(config.ROUTEWATCH_PORT);
+    const evaluator = new Evaluator({
+      store,
+      rules,
+      notifier,
+      get publicUrl() {
+        return publicUrl;
+      },
+      log: proxyLog,
+    });
+    const app = await buildApp({
+      config,
+      store,
+      writer,
+      ingest,
+      evaluator,
+      ...(notifier ? { notifier } : {}),
+      logger: options.logger,
+    });
+    const child = app.log.child({ module: 'alerts' });
+    log = {
+      info: (d, m) => child.info(d, m),
+      warn: (d, m) => child.warn(d, m),
+      error: (d, m) => child.error(d, m),
+    };
     await app.listen({ host, port: config.ROUTEWATCH_PORT });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.ROUTEWATCH_PORT;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const url = listenUrl(port);
+    publicUrl = config.ROUTEWATCH_PUBLIC_URL ?? url;
+    notifier?.start();
+    evaluator.start(config.ROUTEWATCH_EVALUATE_EVERY);
     const runningIngest = ingest;
+    const runningNotifier = notifier;
     return {
       url,
       tracesUrl: `${url}/v1/traces`,
       app,
       store,
       writer,
+      evaluator,
       async close() {
+        await evaluator.stop();
+        await runningNotifier?.stop();
         await app.close();
         await writer.flush();
         await runningIngest.close();
@@ -91,6 +163,7 @@ export async function startRoutewatch(
       },
     };
   } catch (error) {
+    await notifier?.stop();
     await ingest?.close();
     await store.close();
     throw error;

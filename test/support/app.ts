@@ -1,4 +1,10 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import { AlertStore } from '../../analyzer/alert-store.js';
+import { Evaluator } from '../../analyzer/evaluator.js';
+import { Notifier } from '../../analyzer/notifier.js';
+import type { Channel, NotifierOptions } from '../../analyzer/notifier.js';
+import { resolveRules } from '../../analyzer/rules.js';
+import type { RuleSet } from '../../analyzer/rules.js';
 import type { IngestRunner } from '../../collector/ingest-pool.js';
 import { SpanWriter } from '../../collector/span-writer.js';
 import { buildApp } from '../../server/app.js';
@@ -13,9 +19,14 @@ export interface TestApp {
   app: FastifyInstance;
   writer: SpanWriter;
   ingest: IngestRunner;
+  evaluator: Evaluator;
+  notifier: Notifier | undefined;
   config: Config;
   close(): Promise<void>;
 }
+
+/** Logs nothing; the tests read what matters from the API and the store. */
+const QUIET = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 /**
  * The production app (`buildApp`: auth, error handler, every plugin) on a given store, with a
@@ -28,6 +39,11 @@ export async function testApp(
     logger?: FastifyServerOptions['logger'];
     writer?: SpanWriter;
     now?: () => Date;
+    /** Alert rules; default: the defaults. */
+    rules?: RuleSet;
+    /** Alert channels, with notifier settings (a fast rate limit for tests, say). */
+    channels?: Channel[];
+    notifier?: Partial<Omit<NotifierOptions, 'channels' | 'store' | 'log'>>;
   } = {},
 ): Promise<TestApp> {
   const config = configWith({
@@ -37,11 +53,30 @@ export async function testApp(
   });
   const writer = options.writer ?? new SpanWriter(store, writerOptions(config));
   const ingest = ingestRunnerFor(config);
+  const notifier =
+    options.channels && options.channels.length > 0
+      ? new Notifier({
+          channels: options.channels,
+          store: new AlertStore(store),
+          log: QUIET,
+          ...options.notifier,
+        })
+      : undefined;
+  const evaluator = new Evaluator({
+    store,
+    rules: options.rules ?? resolveRules(),
+    notifier,
+    publicUrl: 'http://routewatch.test',
+    log: QUIET,
+  });
+  notifier?.start();
   const app = await buildApp({
     config,
     store,
     writer,
     ingest,
+    evaluator,
+    ...(notifier ? { notifier } : {}),
     logger: options.logger ?? false,
     ...(options.now ? { now: options.now } : {}),
   });
@@ -49,8 +84,12 @@ export async function testApp(
     app,
     writer,
     ingest,
+    evaluator,
+    notifier,
     config,
     async close() {
+      await evaluator.stop();
+      await notifier?.stop();
       await app.close();
       await writer.flush();
       await ingest.close();
