@@ -342,9 +342,11 @@ function isRelevant(map: Record<string, string>): boolean {
     if (key.startsWith('routewatch.') || key.startsWith('gen_ai.') || key.startsWith('llm.'))
       return true;
   }
-  // Langfuse generations carry only `langfuse.*` attributes.
+  // Langfuse generations carry only `langfuse.*` attributes, older Vercel AI SDK calls `ai.*` ones.
   const langfuseType = map[LANGFUSE_TYPE];
-  return langfuseType !== undefined && LANGFUSE_MODEL_CALLS.has(langfuseType);
+  if (langfuseType !== undefined) return LANGFUSE_MODEL_CALLS.has(langfuseType);
+  const vercel = map[VERCEL_OPERATION];
+  return vercel !== undefined && VERCEL_MODEL_CALL.test(vercel);
 }
 
 /** Whether the span is one request to a model, by the markers of the convention it follows. */

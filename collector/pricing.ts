@@ -89,10 +89,11 @@ export function catalogueProviderId(name: string): string {
   if (lower === '') return '';
   const alias = PROVIDER_ALIASES[lower];
   if (alias !== undefined) return alias;
-  if (findProvider({ providerId: lower })) return lower;
+  // The catalogue's own id, or a name its providers recognise (`openai.chat` contains `openai`).
+  const direct = findProvider({ providerId: lower });
+  if (direct) return direct.id;
   const head = lower.split('.', 1)[0]!;
-  const headAlias = PROVIDER_ALIASES[head] ?? head;
-  return findProvider({ providerId: headAlias }) ? headAlias : '';
+  return findProvider({ providerId: PROVIDER_ALIASES[head] ?? head })?.id ?? '';
 }
 
 /** A catalogue model found for a (provider, model name): resolved once, priced per call. */
@@ -180,6 +181,7 @@ export class PriceTable {
   readonly #overrides: CompiledOverride[];
   readonly #catalogue: boolean;
   readonly #resolved = new Map<string, CatalogueModel | null>();
+  readonly #providerIds = new Map<string, string>();
 
   constructor(overrides: readonly PriceOverride[] = [], options: { catalogue?: boolean } = {}) {
     this.#catalogue = options.catalogue ?? true;
@@ -222,7 +224,7 @@ export class PriceTable {
     usage: TokenUsage,
     atMs: number,
   ): PriceQuote | undefined {
-    const providerId = catalogueProviderId(provider);
+    const providerId = this.#providerId(provider);
     const inclusive = inclusiveUsage(usage);
     for (const model of models) {
       const name = model.trim().toLowerCase();
@@ -238,6 +240,15 @@ export class PriceTable {
       }
     }
     return undefined;
+  }
+
+  #providerId(name: string): string {
+    const known = this.#providerIds.get(name);
+    if (known !== undefined) return known;
+    if (this.#providerIds.size >= MAX_RESOLVED) this.#providerIds.clear();
+    const id = catalogueProviderId(name);
+    this.#providerIds.set(name, id);
+    return id;
   }
 
   #findOverride(providerId: string, name: string, atMs: number): CompiledOverride | undefined {

@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import { z } from 'zod';
+import type { z } from 'zod';
 
 /**
  * Reading the user's settings files (ROUTEWATCH_PRICES, ROUTEWATCH_MAPPING): YAML, of which JSON is
