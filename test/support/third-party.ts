@@ -60,6 +60,7 @@ const storedSpan = z.object({
   cost_note: z.string(),
   price_ref: z.string(),
   scope_name: z.string(),
+  outcome: z.string(),
 });
 export type StoredSpan = z.infer<typeof storedSpan>;
 
