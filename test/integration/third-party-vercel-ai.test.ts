@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, streamText } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,14 +13,27 @@ import type { ExportingTracing, ListeningCollector } from '../support/third-part
 // The Vercel AI SDK (`ai` with `@ai-sdk/openai`, telemetry on), end to end: simulated LLM → SDK →
 // OTLP/HTTP protobuf → collector → embedded ClickHouse. Its tracer is the global one.
 
+// The mapping of docs/mapping.md: cohort from the function id, route from telemetry metadata, the
+// whole call as the task when nothing wraps it.
+const MAPPING = `
+fields:
+  cohort: [ { attribute: ai.telemetry.functionId } ]
+  route:  [ { attribute: ai.telemetry.metadata.route } ]
+task_spans:
+  - { attribute: ai.operationId, matches: '^ai\\.(generate|stream)(Text|Object)$', root: true }
+`;
+
+let dir: string;
 let llm: MockLlm;
 let collector: ListeningCollector;
 let tracing: ExportingTracing;
 let openai: ReturnType<typeof createOpenAI>;
 
 beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'routewatch-vercel-'));
+  writeFileSync(join(dir, 'mapping.yaml'), MAPPING);
   llm = await startReliableLlm();
-  collector = await startCollector();
+  collector = await startCollector({ ROUTEWATCH_MAPPING: join(dir, 'mapping.yaml') });
   tracing = exportTo(collector.tracesUrl);
   openai = createOpenAI({ apiKey: 'test', baseURL: llm.url });
 });
@@ -26,6 +42,7 @@ afterAll(async () => {
   await tracing.shutdown();
   await collector.close();
   await llm.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 describe('Vercel AI SDK end to end', () => {
@@ -97,5 +114,27 @@ describe('Vercel AI SDK end to end', () => {
       callCostUsd('gpt-4o', { inputTokens: usage.inputTokens!, outputTokens: usage.outputTokens! }),
       12,
     );
+  });
+
+  it('gets task, cohort and route from telemetry metadata through the mapping, without runTask', async () => {
+    await generateText({
+      model: openai.chat('gpt-4o-mini'),
+      messages: QUESTION,
+      maxRetries: 0,
+      experimental_telemetry: {
+        isEnabled: true,
+        functionId: 'refunds',
+        metadata: { route: 'small' },
+      },
+    });
+    await tracing.flush();
+    const stored = (await collector.storedSpans()).filter((s) => s.cohort === 'refunds');
+    expect(stored.map((s) => [s.name, s.kind, s.route, s.attempt])).toEqual([
+      ['ai.generateText', 'task', 'small', 1],
+      ['ai.generateText.doGenerate', 'llm', 'small', 1],
+    ]);
+    // One task: the trace, whose root is the task span.
+    expect(new Set(stored.map((s) => s.task_id)).size).toBe(1);
+    expect(stored[1]!.cost_source).toBe('price_table');
   });
 });
