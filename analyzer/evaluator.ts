@@ -409,7 +409,7 @@ export class Evaluator {
         break;
       }
       case 'large_route': {
-        for (const [key, list] of currentByRoute) {
+        for (const key of currentByRoute.keys()) {
           const [cohort] = key.split('\t');
           baseline.set(
             key,

@@ -35,19 +35,6 @@ export type BaselineRef =
   | { kind: 'previous_policy' }
   | { kind: 'large_route' };
 
-const duration = (fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((text, ctx) => {
-      try {
-        return parseDuration(text);
-      } catch (error) {
-        ctx.addIssue({ code: 'custom', message: (error as Error).message });
-        return z.NEVER;
-      }
-    });
-
 const instant = z.string().transform((text, ctx) => {
   try {
     return parseInstant(text);

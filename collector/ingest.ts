@@ -1,8 +1,11 @@
 import { decodeTraceRequestJson } from './otlp-json.js';
 import { decodeTraceRequestProto } from './otlp-proto.js';
+import { compileMapping } from './mapping.js';
+import type { MappingRules } from './mapping.js';
 import { acceptedWindow, countSpans, normalizeRequest } from './normalize.js';
+import type { CostSourceCounts } from './normalize.js';
 import { PriceTable } from './pricing.js';
-import type { ModelPrice } from './pricing.js';
+import type { PriceSettings } from './pricing.js';
 import type { RequestLimits } from './request-limits.js';
 import { prepareRows } from './span-writer.js';
 import type { PreparedRows } from './span-writer.js';
@@ -19,7 +22,10 @@ export type OtlpEncoding = 'json' | 'protobuf';
 /** What the pipeline needs besides the body; plain data, so it crosses into a worker thread. */
 export interface IngestSettings {
   limits: RequestLimits;
-  prices: readonly ModelPrice[];
+  /** The price file's entries and whether to use the bundled catalogue (ROUTEWATCH_PRICES). */
+  prices: PriceSettings;
+  /** Routing fields derived from other tools' attributes (ROUTEWATCH_MAPPING). */
+  mapping: MappingRules;
   /** Spans starting longer ago than this are refused (retention). */
   maxAgeMs: number;
   /** Spans starting further ahead than this are refused (clock skew). */
@@ -34,21 +40,28 @@ export interface IngestResult extends PreparedRows {
   /** Spans refused for their start time, and why the first was. */
   outOfWindow: number;
   outOfWindowMessage: string;
+  /** LLM calls stored, by where their cost comes from (span, price_table, unpriced). */
+  costSources: CostSourceCounts;
 }
 
-/** Prepares the pipeline once per thread: the price table is built once, not per request. */
+/**
+ * Prepares the pipeline once per thread: the price table and the mapping are compiled once, not
+ * per request.
+ */
 export function createIngest(settings: IngestSettings) {
-  const prices = new PriceTable(settings.prices);
+  const prices = PriceTable.from(settings.prices);
+  const mapping = compileMapping(settings.mapping);
   return (body: Uint8Array, encoding: OtlpEncoding, nowMs: number): IngestResult => {
     const request =
       encoding === 'json'
         ? decodeTraceRequestJson(body, settings.limits)
         : decodeTraceRequestProto(body, settings.limits);
     const window = acceptedWindow(nowMs, settings.maxAgeMs, settings.maxAheadMs);
-    const { rows, skipped, outOfWindow, outOfWindowMessage } = normalizeRequest(
+    const { rows, skipped, outOfWindow, outOfWindowMessage, costSources } = normalizeRequest(
       request,
       prices,
       window,
+      mapping,
     );
     return {
       ...prepareRows(rows),
@@ -56,6 +69,7 @@ export function createIngest(settings: IngestSettings) {
       skipped,
       outOfWindow,
       outOfWindowMessage,
+      costSources,
     };
   };
 }

@@ -18,8 +18,21 @@ interface Metric {
   value: number;
 }
 
+/** LLM calls by cost source: one series per source, so `unpriced` shows next to the priced ones. */
+function costSourceLines({ collector }: MetricsSources): string {
+  const name = 'routewatch_llm_calls_total';
+  const series = Object.entries(collector.llmCallsByCostSource)
+    .map(([source, value]) => `${name}{cost_source="${source}"} ${value}\n`)
+    .join('');
+  return (
+    `# HELP ${name} LLM calls in acknowledged requests, by cost source (span, price_table, unpriced).\n` +
+    `# TYPE ${name} counter\n${series}`
+  );
+}
+
 /** The collector's own counters in the Prometheus text exposition format. Pure. */
-export function renderMetrics({ collector, writer, ingest, admission }: MetricsSources): string {
+export function renderMetrics(sources: MetricsSources): string {
+  const { collector, writer, ingest, admission } = sources;
   const metrics: Metric[] = [
     [
       'routewatch_otlp_requests_total',
@@ -125,7 +138,9 @@ export function renderMetrics({ collector, writer, ingest, admission }: MetricsS
       ingest.workerRestarts,
     ],
   ].map(([name, help, type, value]) => ({ name, help, type, value }) as Metric);
-  return metrics
-    .map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`)
-    .join('');
+  return (
+    metrics
+      .map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`)
+      .join('') + costSourceLines(sources)
+  );
 }

@@ -5,6 +5,8 @@ import { decodeBody, guardBodies } from './body-guard.js';
 import { IngestTooComplexError } from './ingest-pool.js';
 import type { IngestRunner } from './ingest-pool.js';
 import type { OtlpEncoding } from './ingest.js';
+import { COST_SOURCES, noCostSourceCounts } from './normalize.js';
+import type { CostSourceCounts } from './normalize.js';
 import { OtlpDecodeError } from './otlp-errors.js';
 import { encodeTraceResponseProto } from './otlp-proto.js';
 import { OverloadedError } from './span-writer.js';
@@ -20,6 +22,8 @@ export interface CollectorStats {
   spansOutOfWindow: number;
   /** Requests answered with a 4xx. */
   rejectedRequests: number;
+  /** LLM calls in acknowledged requests, by where their cost comes from. */
+  llmCallsByCostSource: CostSourceCounts;
 }
 
 export function newCollectorStats(): CollectorStats {
@@ -29,6 +33,7 @@ export function newCollectorStats(): CollectorStats {
     spansSkipped: 0,
     spansOutOfWindow: 0,
     rejectedRequests: 0,
+    llmCallsByCostSource: noCostSourceCounts(),
   };
 }
 
@@ -137,6 +142,8 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
         error,
       );
     }
+    for (const source of COST_SOURCES)
+      stats.llmCallsByCostSource[source] += ingested.costSources[source];
     const notStored = ingested.outOfWindow + stored.rejected;
     if (notStored === 0) return accepted(reply, encoding);
     if (stored.rejected > 0) {

@@ -1,6 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { z } from 'zod';
+import { parseMappingFile } from '../collector/mapping.js';
+import type { MappingRules } from '../collector/mapping.js';
+import { parsePriceFile } from '../collector/price-file.js';
+import type { PriceSettings } from '../collector/pricing.js';
 import { parseDuration } from './time.js';
 
 /**
@@ -32,6 +38,38 @@ const duration = (fallback: string, minMs = 0) =>
           return ms;
         } catch (error) {
           ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
+  );
+
+/**
+ * A settings file named by a variable: read and checked at start, so a typo stops start-up with
+ * the variable, the file and the place in it, not the first span that needs it.
+ */
+const settingsFile = <T>(parseText: (text: string) => T) =>
+  z.preprocess(
+    unset,
+    z
+      .string()
+      .optional()
+      .transform((path, ctx): { path: string; settings: T } | undefined => {
+        if (path === undefined) return undefined;
+        const absolute = resolve(path);
+        let text: string;
+        try {
+          text = readFileSync(absolute, 'utf8');
+        } catch (error) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `cannot read ${absolute}: ${(error as Error).message}`,
+          });
+          return z.NEVER;
+        }
+        try {
+          return { path: absolute, settings: parseText(text) };
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: `${absolute}: ${(error as Error).message}` });
           return z.NEVER;
         }
       }),
@@ -108,6 +146,13 @@ export const configSchema = z.object({
   ROUTEWATCH_MAX_PENDING_ROWS: integer(1, 100_000_000, 200_000),
   ROUTEWATCH_MAX_PENDING_BYTES: integer(1 * MiB, 64 * 1024 * MiB, 256 * MiB),
   ROUTEWATCH_DEDUP_WINDOW: integer(0, 100_000_000, 1_000_000),
+
+  // Files: prices and the mapping of other tools' attributes (YAML or JSON; docs/pricing.md,
+  // docs/mapping.md).
+  /** Price overrides, and whether the bundled catalogue prices the rest. */
+  ROUTEWATCH_PRICES: settingsFile<PriceSettings>(parsePriceFile),
+  /** Routing fields (task id, cohort, route, outcome, …) derived from foreign attributes. */
+  ROUTEWATCH_MAPPING: settingsFile<MappingRules>(parseMappingFile),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { createIngestRunner } from '../collector/ingest-pool.js';
 import type { IngestRunner } from '../collector/ingest-pool.js';
 import type { IngestSettings } from '../collector/ingest.js';
-import { DEFAULT_PRICES } from '../collector/pricing.js';
+import { NO_MAPPING } from '../collector/mapping.js';
+import { DEFAULT_PRICE_SETTINGS } from '../collector/pricing.js';
 import { SpanWriter } from '../collector/span-writer.js';
 import type { SpanWriterOptions } from '../collector/span-writer.js';
 import { migrate } from '../storage/migrations.js';
@@ -36,7 +37,8 @@ export function ingestSettings(config: Config): IngestSettings {
       maxEntries: config.ROUTEWATCH_MAX_ENTRIES_PER_REQUEST,
       maxResources: config.ROUTEWATCH_MAX_RESOURCES_PER_REQUEST,
     },
-    prices: DEFAULT_PRICES,
+    prices: config.ROUTEWATCH_PRICES?.settings ?? DEFAULT_PRICE_SETTINGS,
+    mapping: config.ROUTEWATCH_MAPPING?.settings ?? NO_MAPPING,
     maxAgeMs: config.ROUTEWATCH_RETENTION_DAYS * 86_400_000,
     maxAheadMs: config.ROUTEWATCH_MAX_CLOCK_SKEW,
   };

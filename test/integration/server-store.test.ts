@@ -19,6 +19,7 @@ import {
   isStoreUnavailable,
 } from '../../storage/errors.js';
 import { migrate } from '../../storage/migrations.js';
+import { loadViews } from '../../storage/migrations.js';
 import { ServerStore } from '../../storage/server-store.js';
 import { INSERT_SETTINGS } from '../../storage/store.js';
 import type { Store } from '../../storage/store.js';
@@ -225,11 +226,11 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
       {},
       z.object({ name: z.string() }),
     );
-    expect(tables.map((t) => t.name)).toEqual([
-      'v_cohort_route_summary',
-      'v_cohort_route_window',
-      'v_tasks',
-    ]);
+    expect(tables.map((t) => t.name)).toEqual(
+      loadViews()
+        .map((v) => v.name)
+        .sort(),
+    );
   });
 
   it('sends insert_deduplication_token: a retried batch with the same token is stored once', async () => {

@@ -38,14 +38,19 @@ describe('migrations', () => {
       z.object({ name: z.string() }),
     );
     expect(tables.map((t) => t.name)).toEqual([
-      'alerts',
+      'alert_deliveries',
+      'alert_events',
+      'alert_states',
       'late_outcomes',
       'schema_migrations',
       'schema_views',
       'spans',
       'v_cohort_route_summary',
       'v_cohort_route_window',
+      'v_failure_concentration',
+      'v_overall_window',
       'v_tasks',
+      'v_window_metrics',
     ]);
   });
 
@@ -90,10 +95,20 @@ describe('views (sql/views)', () => {
     const views = loadViews();
     expect(views.map((v) => v.name)).toEqual([
       'v_tasks',
+      'v_window_metrics',
       'v_cohort_route_window',
       'v_cohort_route_summary',
+      'v_failure_concentration',
+      'v_overall_window',
     ]);
-    expect(views.map((v) => v.reads)).toEqual([[], ['v_tasks'], ['v_cohort_route_window']]);
+    expect(views.map((v) => v.reads)).toEqual([
+      [],
+      ['v_tasks'],
+      ['v_window_metrics'],
+      ['v_cohort_route_window'],
+      ['v_tasks'],
+      ['v_window_metrics'],
+    ]);
   });
 
   it('records the checksum of every view it applied', async () => {
@@ -112,7 +127,7 @@ describe('views (sql/views)', () => {
   it('re-applies a changed view and the views that read it, and nothing else', async () => {
     const views = loadViews();
     const changed: View[] = views.map((v) =>
-      v.name === 'v_cohort_route_window'
+      v.name === 'v_window_metrics'
         ? {
             ...v,
             statement: v.statement.replace('count() AS tasks', 'count() AS tasks, 1 AS probe'),
@@ -120,18 +135,18 @@ describe('views (sql/views)', () => {
           }
         : v,
     );
-    expect(await applyViews(temp.store, changed)).toEqual([
+    const readers = [
+      'v_window_metrics',
       'v_cohort_route_window',
       'v_cohort_route_summary',
-    ]);
-    expect(await viewQuery('v_cohort_route_window')).toMatch(/1 AS probe/);
+      'v_overall_window',
+    ];
+    expect(await applyViews(temp.store, changed)).toEqual(readers);
+    expect(await viewQuery('v_window_metrics')).toMatch(/1 AS probe/);
     expect(await applyViews(temp.store, changed)).toEqual([]);
-    // Back to the files: the recorded checksum differs again, so the same two are re-applied.
-    expect(await applyViews(temp.store, views)).toEqual([
-      'v_cohort_route_window',
-      'v_cohort_route_summary',
-    ]);
-    expect(await viewQuery('v_cohort_route_window')).not.toMatch(/probe/);
+    // Back to the files: the recorded checksum differs again, so the same ones are re-applied.
+    expect(await applyViews(temp.store, views)).toEqual(readers);
+    expect(await viewQuery('v_window_metrics')).not.toMatch(/probe/);
   });
 
   it('re-creates a view that is missing even when its checksum is recorded', async () => {

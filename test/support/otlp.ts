@@ -13,6 +13,7 @@ export function hexId(bytes: 16 | 8, seed = ++counter): string {
 export interface TestSpan {
   traceId?: string;
   spanId?: string;
+  parentSpanId?: string;
   name?: string;
   kind?: number;
   start?: string;
@@ -41,6 +42,7 @@ export function otlpBody(spans: TestSpan[], service = 'test-service'): Record<st
             spans: spans.map((s) => ({
               traceId: s.traceId ?? hexId(16),
               spanId: s.spanId ?? hexId(8),
+              ...(s.parentSpanId ? { parentSpanId: s.parentSpanId } : {}),
               name: s.name ?? 'chat gpt-4o-mini',
               kind: s.kind ?? 3,
               startTimeUnixNano: s.start ?? nsAfter(0, 1n),
