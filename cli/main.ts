@@ -1,12 +1,21 @@
 #!/usr/bin/env node
 import type { Command } from './command.js';
 import { EXIT, UsageError, exitCodeOf, helpText, parseCommandArgs } from './command.js';
+import { alertsCommand } from './commands/alerts.js';
 import { demoCommand } from './commands/demo.js';
+import { evaluateCommand } from './commands/evaluate.js';
 import { migrateCommand } from './commands/migrate.js';
 import { reportCommand } from './commands/report.js';
 import { startCommand } from './commands/start.js';
 
-const COMMANDS = [startCommand, demoCommand, reportCommand, migrateCommand] as Command<unknown>[];
+const COMMANDS = [
+  startCommand,
+  demoCommand,
+  reportCommand,
+  alertsCommand,
+  evaluateCommand,
+  migrateCommand,
+] as Command<unknown>[];
 
 const HELP = `routewatch — is your LLM routing still saving money?
 
