@@ -139,15 +139,18 @@ export class Evaluator {
     await this.#chain.catch(() => undefined);
   }
 
-  /** One evaluation at `at` (default now). Evaluations never overlap: they run one after another. */
-  evaluate(at: Date = new Date()): Promise<EvaluationResult> {
-    const run = this.#chain.catch(() => undefined).then(() => this.#evaluate(at));
+  /**
+   * One evaluation at `at` (default now), with the configured rules or others (the demo moves its
+   * window as it runs). Evaluations never overlap: they run one after another.
+   */
+  evaluate(at: Date = new Date(), rules: RuleSet = this.options.rules): Promise<EvaluationResult> {
+    const run = this.#chain.catch(() => undefined).then(() => this.#evaluate(at, rules));
     this.#chain = run;
     return run;
   }
 
-  async #evaluate(at: Date): Promise<EvaluationResult> {
-    const { rules, evaluation } = this.options.rules;
+  async #evaluate(at: Date, ruleSet: RuleSet): Promise<EvaluationResult> {
+    const { rules, evaluation } = ruleSet;
     const { store } = this.options;
     const active = rules.filter((r) => r.enabled);
     const now = at.getTime();
@@ -172,7 +175,7 @@ export class Evaluator {
     const pinnedOf = (name: string) => {
       let read = pinned.get(name);
       if (!read) {
-        const range = this.options.rules.baselines[name]!;
+        const range = ruleSet.baselines[name]!;
         read = aggregateCounts(store, range.from, range.to, { callBudget, byVersion: false });
         pinned.set(name, read);
       }
@@ -224,7 +227,7 @@ export class Evaluator {
 
     const inputs: MonitorInput[] = [];
     for (const rule of active) {
-      const ruleInputs = await this.#monitorsOf(rule, {
+      const ruleInputs = await this.#monitorsOf(rule, ruleSet, {
         current,
         lookback: byRoute(lookbackRows),
         currentByRoute,
@@ -280,7 +283,7 @@ export class Evaluator {
         active.find((r) => r.id === s.record.ruleId) ?? rules.find((r) => r.id === s.record.ruleId);
       events.push({
         event: s.event,
-        message: await this.#message(s.event, s.record, rule, s.input, currentByRoute, at),
+        message: await this.#message(s.event, s.record, rule, s.input, currentByRoute, at, ruleSet),
       });
     }
     // Events first: a crash before the states are written recomputes the same event keys.
@@ -340,6 +343,7 @@ export class Evaluator {
 
   async #monitorsOf(
     rule: Rule,
+    ruleSet: RuleSet,
     data: {
       current: BucketedCounts[];
       lookback: Map<string, TaskCounts>;
@@ -353,7 +357,7 @@ export class Evaluator {
       p95Baseline: AggregateCounts[];
     },
   ): Promise<MonitorInput[]> {
-    const { evaluation, baselines } = this.options.rules;
+    const { evaluation, baselines } = ruleSet;
     const buckets = evaluation.buckets;
     const empty = () => Array.from({ length: buckets }, emptyCounts);
     let currentByRoute = data.currentByRoute;
@@ -495,11 +499,12 @@ export class Evaluator {
     input: MonitorInput | undefined,
     currentByRoute: Map<string, TaskCounts[]>,
     at: Date,
+    ruleSet: RuleSet,
   ): Promise<AlertMessage> {
     const { finding } = event;
     const kind =
       event.kind === 'resolved' ? 'resolved' : event.kind === 'repeat' ? 'repeat' : 'firing';
-    const largeRoute = this.options.rules.evaluation.largeRoute;
+    const largeRoute = ruleSet.evaluation.largeRoute;
     const costOf = (route: string): CostOnRoute => {
       const counts = sum(currentByRoute.get(monitorKey(finding.cohort, route)) ?? []);
       const cps = costPerSuccess(counts);
@@ -515,7 +520,7 @@ export class Evaluator {
       costs.push(costOf(largeRoute));
     const since = finding.current.since
       ? new Date(finding.current.since)
-      : new Date(at.getTime() - this.options.rules.evaluation.horizonMs);
+      : new Date(at.getTime() - ruleSet.evaluation.horizonMs);
     let failureShares: ReasonShare[] = [];
     let fallbackShares: ReasonShare[] = [];
     if (event.notify && kind !== 'resolved') {

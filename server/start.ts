@@ -69,6 +69,7 @@ export interface RunningRoutewatch {
   store: Store;
   writer: SpanWriter;
   evaluator: Evaluator;
+  notifier: Notifier | undefined;
   /** Stops listening, stores what was acknowledged, closes the store. */
   close(): Promise<void>;
 }
@@ -208,6 +209,7 @@ export async function startRoutewatch(
       store,
       writer: running.writer,
       evaluator: running.evaluator,
+      notifier: running.notifier,
       async close() {
         await running.close();
         await store.close();
