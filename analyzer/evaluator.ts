@@ -441,11 +441,13 @@ export class Evaluator {
     for (const [key, group] of groups) {
       const current = currentByRoute.get(key) ?? empty();
       const base = baseline.get(key) ?? null;
+      const currentTotal = sum(current);
       const common = {
         rule,
         cohort: group.cohort,
         route: group.route,
         current,
+        currentTotal,
         fromMs: data.fromMs,
         bucketMs: data.bucketMs,
         baseline: base,
@@ -454,7 +456,7 @@ export class Evaluator {
       };
       if (rule.kind === 'fallback_reason_shift') {
         const reasons = new Set([
-          ...Object.keys(sum(current).reasons),
+          ...Object.keys(currentTotal.reasons),
           ...Object.keys(base?.reasons ?? {}),
         ]);
         for (const reason of reasons) inputs.push({ ...common, detail: reason });
@@ -487,7 +489,7 @@ export class Evaluator {
     // The rule's α is split over the monitors that have data enough to be tested.
     const testable = Math.max(
       1,
-      inputs.filter((i) => sum(i.current).tasks >= evaluation.minTasks).length,
+      inputs.filter((i) => (i.currentTotal ?? sum(i.current)).tasks >= evaluation.minTasks).length,
     );
     return inputs.map((i) => ({ ...i, monitors: testable }));
   }

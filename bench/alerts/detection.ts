@@ -284,6 +284,7 @@ function runStream(scenario: Scenario, seed: number): Outcome {
           route: m.route,
           detail: '',
           current: current[i]!,
+          currentTotal: currentSum[i]!,
           fromMs: from * MINUTE,
           bucketMs: bucketMin * MINUTE,
           baseline:
@@ -312,7 +313,7 @@ function runStream(scenario: Scenario, seed: number): Outcome {
       });
       const testable = Math.max(
         1,
-        inputs.filter((x) => totals(x.current).tasks >= settings.minTasks).length,
+        inputs.filter((x) => x.currentTotal!.tasks >= settings.minTasks).length,
       );
       for (const input of inputs) {
         const finding = detect({ ...input, monitors: testable }, settings);
