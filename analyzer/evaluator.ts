@@ -104,6 +104,8 @@ export class Evaluator {
   #timer: NodeJS.Timeout | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #last: EvaluationResult | undefined;
+  /** Evaluations run, and those that failed. */
+  readonly stats = { evaluations: 0, failedEvaluations: 0, firing: 0 };
 
   constructor(private readonly options: EvaluatorOptions) {
     this.alerts = new AlertStore(options.store);
@@ -144,7 +146,21 @@ export class Evaluator {
    * window as it runs). Evaluations never overlap: they run one after another.
    */
   evaluate(at: Date = new Date(), rules: RuleSet = this.options.rules): Promise<EvaluationResult> {
-    const run = this.#chain.catch(() => undefined).then(() => this.#evaluate(at, rules));
+    const run = this.#chain
+      .catch(() => undefined)
+      .then(() => this.#evaluate(at, rules))
+      .then(
+        (result) => {
+          this.stats.evaluations++;
+          this.stats.firing = result.firing;
+          return result;
+        },
+        (error: unknown) => {
+          this.stats.evaluations++;
+          this.stats.failedEvaluations++;
+          throw error;
+        },
+      );
     this.#chain = run;
     return run;
   }

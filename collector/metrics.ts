@@ -9,6 +9,9 @@ export interface MetricsSources {
   writer: SpanWriterStats;
   ingest: IngestStats;
   admission: AdmissionStats;
+  /** The alert evaluator's last result and the notification channels, when they run. */
+  alerts?: () => { evaluations: number; firing: number; failedEvaluations: number };
+  channels?: () => Record<string, { sent: number; retries: number; queued: number }>;
 }
 
 interface Metric {

@@ -160,6 +160,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       writer: deps.writer.stats,
       ingest: deps.ingest.stats,
       admission: admission.stats,
+      ...(deps.evaluator ? { alerts: () => deps.evaluator!.stats } : {}),
+      ...(deps.notifier ? { channels: () => deps.notifier!.stats() } : {}),
     },
   });
   await app.register(otlpRoutes, {
