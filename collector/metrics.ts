@@ -141,9 +141,64 @@ export function renderMetrics(sources: MetricsSources): string {
       ingest.workerRestarts,
     ],
   ].map(([name, help, type, value]) => ({ name, help, type, value }) as Metric);
+  const alerts = sources.alerts?.();
+  if (alerts) {
+    metrics.push(
+      {
+        name: 'routewatch_alert_evaluations_total',
+        help: 'Evaluations of the alert rules.',
+        type: 'counter',
+        value: alerts.evaluations,
+      },
+      {
+        name: 'routewatch_alert_evaluations_failed_total',
+        help: 'Evaluations that failed (the store did not answer).',
+        type: 'counter',
+        value: alerts.failedEvaluations,
+      },
+      {
+        name: 'routewatch_alerts_firing',
+        help: 'Alerts firing after the last evaluation.',
+        type: 'gauge',
+        value: alerts.firing,
+      },
+    );
+  }
   return (
     metrics
       .map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`)
-      .join('') + costSourceLines(sources)
+      .join('') +
+    costSourceLines(sources) +
+    channelLines(sources)
+  );
+}
+
+/** Per-channel notification counters, labelled by channel. */
+function channelLines(sources: MetricsSources): string {
+  const channels = Object.entries(sources.channels?.() ?? {});
+  if (channels.length === 0) return '';
+  type Stats = { sent: number; retries: number; queued: number };
+  const labelled = (name: string, help: string, type: string, pick: (c: Stats) => number) =>
+    `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n` +
+    channels.map(([channel, c]) => `${name}{channel="${channel}"} ${pick(c)}\n`).join('');
+  return (
+    labelled(
+      'routewatch_notifications_sent_total',
+      'Alert messages delivered, per channel.',
+      'counter',
+      (c) => c.sent,
+    ) +
+    labelled(
+      'routewatch_notification_retries_total',
+      'Failed delivery attempts, retried, per channel.',
+      'counter',
+      (c) => c.retries,
+    ) +
+    labelled(
+      'routewatch_notifications_queued',
+      'Alert messages waiting, per channel.',
+      'gauge',
+      (c) => c.queued,
+    )
   );
 }

@@ -157,6 +157,8 @@ describe('alert notifications', () => {
       expect(all).toMatch(/Top fallback reasons/);
       expect(body.blocks.find((b) => b.type === 'actions')).toBeDefined();
     }
+    // The notifier counts a delivery once the answer is back, just after the server recorded it.
+    await until(() => rw.notifier!.stats()['slack']!.sent === 3, 'the notifier to count three');
     const metrics = (await rw.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/^routewatch_notifications_sent_total\{channel="slack"\} 3$/m);
     expect(metrics).toMatch(/^routewatch_notification_retries_total\{channel="slack"\} 2$/m);
