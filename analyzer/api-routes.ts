@@ -14,28 +14,52 @@ export interface ApiRoutesOptions {
   now: () => Date;
 }
 
-const windowQuery = z
-  .object({
-    from: z.string().optional(),
-    to: z.string().optional(),
-    window: z.string().optional(),
-  })
+const windowFields = {
+  from: z.string().optional(),
+  to: z.string().optional(),
+  window: z.string().optional(),
+};
+const windowQuery = z.object(windowFields).strict();
+
+/** A filter list: repeated (`?cohort=a&cohort=b`) or comma-separated (`?cohort=a,b`). */
+const list = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .transform((v) =>
+    (v === undefined ? [] : Array.isArray(v) ? v : [v])
+      .flatMap((item) => item.split(','))
+      .map((item) => item.trim())
+      .filter((item) => item !== ''),
+  );
+const reportQuery = z
+  .object({ ...windowFields, cohort: list, route: list, service: list, policy: list })
   .strict();
 
 const WINDOW_USAGE =
   'Use ?window=24h (s, m, h, d, w) or ?from=<date or ISO instant>&to=<date or ISO instant>.';
 
-/** The window a query names, or a 400 that says how to name one. */
-export function windowOf(query: unknown, now: Date): TimeWindow {
-  const parsed = windowQuery.safeParse(query);
+function parseQuery<T>(schema: z.ZodType<T>, query: unknown, usage: string): T {
+  const parsed = schema.safeParse(query);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw badRequest(
-      `invalid query: ${issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'query')}: ${issue?.message ?? 'invalid'}. ${WINDOW_USAGE}`,
+      `invalid query: ${issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'query')}: ${issue?.message ?? 'invalid'}. ${usage}`,
     );
   }
+  return parsed.data;
+}
+
+/** The window a query names, or a 400 that says how to name one. */
+export function windowOf(query: unknown, now: Date): TimeWindow {
+  return resolveQueryWindow(parseQuery(windowQuery, query, WINDOW_USAGE), now);
+}
+
+function resolveQueryWindow(
+  window: { from?: string | undefined; to?: string | undefined; window?: string | undefined },
+  now: Date,
+): TimeWindow {
   try {
-    return resolveWindow(parsed.data, now);
+    return resolveWindow(window, now);
   } catch (error) {
     if (error instanceof TimeArgumentError) throw badRequest(`${error.message}. ${WINDOW_USAGE}`);
     throw error;
@@ -61,8 +85,20 @@ export async function readStore<T>(read: () => Promise<T>): Promise<T> {
 export const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (app, options) => {
   app.get('/api/v1/report', async (request) => {
     const now = options.now();
-    const window = windowOf(request.query, now);
-    return readStore(() => buildReport(options.store, window, now));
+    const query = parseQuery(
+      reportQuery,
+      request.query,
+      `${WINDOW_USAGE} Filter with cohort, route, service, policy (repeated or comma-separated).`,
+    );
+    const window = resolveQueryWindow(query, now);
+    return readStore(() =>
+      buildReport(options.store, window, now, {
+        cohorts: query.cohort,
+        routes: query.route,
+        services: query.service,
+        policies: query.policy,
+      }),
+    );
   });
 };
 

@@ -53,8 +53,60 @@ function cells(label: [string, string], m: WindowMetrics, conc: string): string[
   ];
 }
 
+export interface TableOptions {
+  /** Also the columns only JSON had: coverage, reask, escalation, cascades, invisible fallbacks, p50/p99, calls per task, loops, priced share. */
+  wide?: boolean;
+  /** The window before this one, for a "vs previous" column. */
+  previous?: Report;
+}
+
+const WIDE_HEADER = [
+  'coverage',
+  'reask',
+  'escalation',
+  'cascades',
+  'invisible',
+  'p50',
+  'p99',
+  'calls p95',
+  'loops',
+  'priced',
+];
+
+function wideCells(m: WindowMetrics): string[] {
+  return [
+    pct(m.outcomeCoverage),
+    pct(m.reaskRate),
+    pct(m.escalationRate),
+    pct(m.cascadeRate),
+    String(m.invisibleFallbacks),
+    ms(m.p50LatencyMs),
+    ms(m.p99LatencyMs),
+    m.p95CallsPerTask === null ? '—' : String(m.p95CallsPerTask),
+    pct(m.loopRate),
+    pct(m.pricedCallShare),
+  ];
+}
+
+/** `success −3.2 pts, cost/success +41 %, fallback +9.0 pts` against the previous window. */
+function change(now: WindowMetrics, before: WindowMetrics | undefined): string {
+  if (!before) return 'new';
+  const parts: string[] = [];
+  if (now.successRate !== null && before.successRate !== null) {
+    const d = (now.successRate - before.successRate) * 100;
+    parts.push(`success ${d >= 0 ? '+' : '−'}${Math.abs(d).toFixed(1)} pts`);
+  }
+  if (now.costPerSuccessfulTask !== null && before.costPerSuccessfulTask) {
+    const d = (now.costPerSuccessfulTask / before.costPerSuccessfulTask - 1) * 100;
+    parts.push(`cost/success ${d >= 0 ? '+' : '−'}${Math.abs(d).toFixed(0)}%`);
+  }
+  const f = (now.fallbackRate - before.fallbackRate) * 100;
+  parts.push(`fallback ${f >= 0 ? '+' : '−'}${Math.abs(f).toFixed(1)} pts`);
+  return parts.join(', ');
+}
+
 /** Renders a report as a plain-text table for the terminal. Pure: tested directly. */
-export function renderReportTable(report: Report): string {
+export function renderReportTable(report: Report, options: TableOptions = {}): string {
   const header = [
     'cohort',
     'route',
@@ -67,23 +119,52 @@ export function renderReportTable(report: Report): string {
     'p95',
     'failure conc.',
   ];
-  const body = report.rows.map((r) =>
-    cells([r.cohort || '(none)', r.primaryRoute || '(none)'], r, concentration(r)),
-  );
-  const overall = report.overall ? cells(['overall', ''], report.overall, '1.00×') : undefined;
+  const extra = (m: WindowMetrics, before: WindowMetrics | undefined) => [
+    ...(options.wide ? wideCells(m) : []),
+    ...(options.previous ? [change(m, before)] : []),
+  ];
+  if (options.wide) header.push(...WIDE_HEADER);
+  if (options.previous) header.push('vs previous window');
+  const previousRow = (r: CohortRouteMetrics) =>
+    options.previous?.rows.find((p) => p.cohort === r.cohort && p.primaryRoute === r.primaryRoute);
+  const body = report.rows.map((r) => [
+    ...cells([r.cohort || '(none)', r.primaryRoute || '(none)'], r, concentration(r)),
+    ...extra(r, previousRow(r)),
+  ]);
+  const overall = report.overall
+    ? [
+        ...cells(['overall', ''], report.overall, '1.00×'),
+        ...extra(report.overall, options.previous?.overall ?? undefined),
+      ]
+    : undefined;
   const rows = overall ? [...body, overall] : body;
   const widths = header.map((h, i) =>
     Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)),
   );
-  const numeric = new Set([2, 3, 4, 5, 6, 8, 9]);
+  const numeric = new Set([
+    2,
+    3,
+    4,
+    5,
+    6,
+    8,
+    9,
+    ...(options.wide ? WIDE_HEADER.map((_, i) => 10 + i) : []),
+  ]);
   const line = (cellsOfRow: string[]) =>
     cellsOfRow
       .map((c, i) => (numeric.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
   const rule = line(widths.map((w) => '─'.repeat(w)));
+  const filters = Object.entries(report.filter ?? {})
+    .filter(([, values]) => values.length > 0)
+    .map(([name, values]) => `${name} ${values.join(', ')}`);
   const lines = [
-    `routewatch report  ${report.from} → ${report.to}`,
+    `routewatch report  ${report.from} → ${report.to}${filters.length ? `  (${filters.join('; ')})` : ''}`,
+    ...(options.previous
+      ? [`compared with ${options.previous.from} → ${options.previous.to}`]
+      : []),
     '',
     line(header),
     rule,

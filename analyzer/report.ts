@@ -127,10 +127,20 @@ export interface CohortRouteMetrics extends WindowMetrics {
   concentration: FailureConcentration | null;
 }
 
+/** Which tasks a report covers besides the window; an empty list (or none) means all. */
+export interface ReportFilter {
+  cohorts?: readonly string[];
+  routes?: readonly string[];
+  services?: readonly string[];
+  policies?: readonly string[];
+}
+
 export interface Report {
   from: string;
   to: string;
   generatedAt: string;
+  /** The filter applied, as given. */
+  filter: Required<ReportFilter>;
   rows: CohortRouteMetrics[];
   /** Every task of the window together: the global average beside what it hides. */
   overall: WindowMetrics | null;
@@ -209,29 +219,46 @@ export function toMetrics(
   };
 }
 
-/** The per cohort × primary route metrics of tasks started in [from, to), and the overall row. */
+const windowRow = cohortRouteRow.extend({ is_overall: flag });
+
+/**
+ * The per cohort × primary route metrics of tasks started in [from, to), and the overall row,
+ * over the tasks the filter names. Failure concentration compares each row with all the rest of
+ * the traffic in the window, filtered or not.
+ */
 export async function buildReport(
   store: Store,
   window: ReportWindow,
   now: Date = new Date(),
+  filter: ReportFilter = {},
 ): Promise<Report> {
-  const params = { from: toClickHouseTime(window.from), to: toClickHouseTime(window.to) };
+  const lists = {
+    cohorts: [...(filter.cohorts ?? [])],
+    routes: [...(filter.routes ?? [])],
+    services: [...(filter.services ?? [])],
+    policies: [...(filter.policies ?? [])],
+  };
+  const params = { from: toClickHouseTime(window.from), to: toClickHouseTime(window.to), ...lists };
   const range = "from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}";
-  const [rows, overall, concentration] = await Promise.all([
+  const [metrics, concentration] = await Promise.all([
     store.query(
-      `SELECT * FROM v_cohort_route_window(${range}) ORDER BY cohort, primary_route`,
+      `SELECT * FROM v_window_metrics(${range}, cohorts = {cohorts:Array(String)},
+         routes = {routes:Array(String)}, services = {services:Array(String)}, policies = {policies:Array(String)})
+       ORDER BY is_overall, cohort, primary_route`,
       params,
-      cohortRouteRow,
+      windowRow,
     ),
-    store.query(`SELECT * FROM v_overall_window(${range})`, params, overallRow),
     store.query(`SELECT * FROM v_failure_concentration(${range})`, params, concentrationRow),
   ]);
+  const rows = metrics.filter((m) => !m.is_overall);
+  const overall = metrics.filter((m) => m.is_overall);
   const key = (cohort: string, route: string) => `${cohort}\u0000${route}`;
   const byGroup = new Map(concentration.map((c) => [key(c.cohort, c.primary_route), c]));
   return {
     from: window.from.toISOString(),
     to: window.to.toISOString(),
     generatedAt: now.toISOString(),
+    filter: lists,
     rows: rows.map((row) => toMetrics(row, byGroup.get(key(row.cohort, row.primary_route)))),
     overall: overall[0] ? toWindowMetrics(overall[0]) : null,
   };

@@ -1,7 +1,9 @@
 -- v_window_metrics: the metrics of tasks started in [from, to), per cohort × primary route and
--- overall (is_overall = 1, cohort and primary_route empty), with their uncertainty. Parameterized:
--- SELECT * FROM v_window_metrics(from = '…', to = '…'). v_cohort_route_window and
--- v_overall_window are its two halves.
+-- overall (is_overall = 1, cohort and primary_route empty), with their uncertainty, over the tasks
+-- of the given cohorts, primary routes, services and policy versions (an empty list: all).
+-- Parameterized: SELECT * FROM v_window_metrics(from = '…', to = '…', cohorts = [], routes = [],
+-- services = [], policies = []). v_cohort_route_window and v_overall_window are its two halves,
+-- over every task.
 --   success_rate_lower/_upper: Wilson 95 % interval over tasks with a known outcome.
 --   cost_per_successful_task_lower/_upper: delta-method 95 % interval of total cost / successes,
 --     from per-task cost c and success s: Var ≈ [Var(c) − 2R·Cov(c,s) + R²·Var(s)] / (n·s̄²).
@@ -59,5 +61,9 @@ SELECT
     if(total_model_calls = 0, NULL, 1 - unpriced_model_calls / total_model_calls) AS priced_call_share
 FROM v_tasks
 WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+    AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
+    AND (empty({routes:Array(String)}) OR has({routes:Array(String)}, primary_route))
+    AND (empty({services:Array(String)}) OR has({services:Array(String)}, service_name))
+    AND (empty({policies:Array(String)}) OR has({policies:Array(String)}, policy_version))
 GROUP BY GROUPING SETS ((cohort, primary_route), ())
 HAVING tasks > 0;

@@ -79,6 +79,20 @@ describe('routewatch CLI', () => {
     expect(report.out()).toMatch(/faq\s+\(none\)\s+1\s+100\.0% \(20\.7–100\.0\)/);
     expect(report.out()).toMatch(/^overall\s+1\s+100\.0%/m);
 
+    const filtered = run(['report', '--cohort', 'nope', '--url', url], {});
+    expect(await filtered.exited).toBe(0);
+    expect(filtered.out()).toMatch(/\(cohorts nope\)[\s\S]*\(no tasks in this window\)/);
+    const wide = run(
+      ['report', '--cohort', 'faq', '--wide', '--compare', 'previous', '--url', url],
+      {},
+    );
+    expect(await wide.exited).toBe(0);
+    expect(wide.out()).toMatch(/coverage\s+reask[\s\S]*vs previous window/);
+    expect(wide.out()).toMatch(/^faq\s.*\bnew$/m);
+    const compared = run(['report', '--compare', 'previous', '--json', '--url', url], {});
+    expect(await compared.exited).toBe(0);
+    expect(Object.keys(JSON.parse(compared.out()))).toEqual(['current', 'previous']);
+
     const evaluated = run(['evaluate', '--url', url], {});
     expect(await evaluated.exited).toBe(0);
     expect(evaluated.out()).toMatch(/^evaluated at .*: \d+ monitors .*0 alert\(s\) firing/);
@@ -169,6 +183,7 @@ describe('routewatch CLI', () => {
     [['demo', '--tasks', 'many'], /--tasks must be a whole number/],
     [['migrate', 'extra'], /Unexpected argument 'extra'/],
     [['alerts', '--state', 'loud'], /--state must be one of/],
+    [['report', '--compare', 'yesterday'], /--compare takes "previous"/],
     [['evaluate', '--at', 'noon'], /invalid time "noon"/],
   ])('exits 2 for the usage error in %j, naming it', async (args, message) => {
     const bad = run(args, {});

@@ -196,6 +196,32 @@ describe('error shapes', () => {
     }
   });
 
+  it('filters the report by cohort, route, service and policy, repeated or comma-separated', async () => {
+    for (const query of [
+      'cohort=faq,extraction',
+      'cohort=faq&cohort=extraction&route=small',
+      'service=a&policy=v1',
+    ]) {
+      const res = await rw.app.inject({
+        method: 'GET',
+        url: `/api/v1/report?window=1h&${query}`,
+        headers: bearer,
+      });
+      expect(res.statusCode, query).toBe(200);
+    }
+    const res = await rw.app.inject({
+      method: 'GET',
+      url: '/api/v1/report?window=1h&cohort=faq,extraction&policy=v1',
+      headers: bearer,
+    });
+    expect(res.json().filter).toEqual({
+      cohorts: ['faq', 'extraction'],
+      routes: [],
+      services: [],
+      policies: ['v1'],
+    });
+  });
+
   it('answers ?from=<date> and ?window=90s', async () => {
     for (const query of ['from=2026-01-01', 'window=90s']) {
       const res = await rw.app.inject({

@@ -139,6 +139,20 @@ describe('metric SQL against TypeScript', () => {
     );
   });
 
+  it('gives the rows and the overall row of a filtered report over the filtered tasks only', async () => {
+    const filtered = await buildReport(
+      temp.store,
+      { from: new Date(FROM - HOUR), to: new Date(TO + HOUR) },
+      new Date(),
+      { cohorts: ['faq', 'extraction'], routes: ['small'] },
+    );
+    expect(filtered.rows.map((r) => r.cohort).sort()).toEqual(['extraction', 'faq']);
+    const want = expected(truth.filter((t) => t.cohort === 'faq' || t.cohort === 'extraction'));
+    expect(filtered.overall!.tasks).toBe(want.tasks);
+    expect(filtered.overall!.successRateInterval!.upper).toBeCloseTo(want.wilson.upper, 12);
+    expect(filtered.overall!.costPerSuccessfulTask).toBeCloseTo(want.cps.value, 12);
+  });
+
   it('gives each group its failure concentration and z against the rest, and flags the one masked by the average', () => {
     const all = expected(truth);
     for (const g of GROUPS) {
