@@ -7,6 +7,9 @@ import { TimeArgumentError, parseInstant, resolveWindow } from '../server/time.j
 import type { Evaluator } from './evaluator.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
+import { DEFAULT_ADVICE, buildAdvice } from './advice.js';
+import { DEFAULT_GATE, GateRefError, parseRef, runGate } from './gate.js';
+import type { GateOptions, GateRef } from './gate.js';
 
 /** The analyzer's HTTP API: `GET /api/v1/report`, alerts and evaluation. */
 export interface ApiRoutesOptions {
@@ -201,5 +204,75 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         threshold: f.threshold,
       })),
     };
+  });
+};
+
+/** `GET /api/v1/compare` (the gate, canaries) and `GET /api/v1/advice`. */
+export interface DecisionRoutesOptions {
+  store: Store;
+  now: () => Date;
+}
+
+const compareQuery = z
+  .object({
+    baseline: z.string(),
+    candidate: z.string(),
+    maxSuccessDrop: z.coerce.number().min(0).max(1).optional(),
+    minCases: z.coerce.number().int().min(1).optional(),
+    confidence: z.coerce.number().gt(0.5).lt(1).optional(),
+    cohort: list,
+  })
+  .strict();
+
+const adviceQuery = z
+  .object({
+    ...windowFields,
+    maxSuccessDrop: z.coerce.number().min(0).max(1).optional(),
+    minCases: z.coerce.number().int().min(1).optional(),
+  })
+  .strict();
+
+export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (app, options) => {
+  app.get('/api/v1/compare', async (request) => {
+    const query = parseQuery(
+      compareQuery,
+      request.query,
+      'Use ?baseline=<ref>&candidate=<ref>, each eval:<run>, policy:<version> or window:<from>/<to>; optional maxSuccessDrop (0.02), minCases (200), confidence, cohort.',
+    );
+    let baseline: GateRef;
+    let candidate: GateRef;
+    try {
+      baseline = parseRef(query.baseline);
+      candidate = parseRef(query.candidate);
+    } catch (error) {
+      if (error instanceof GateRefError) throw badRequest(error.message);
+      throw error;
+    }
+    const gate: GateOptions = {
+      maxSuccessDrop: query.maxSuccessDrop ?? DEFAULT_GATE.maxSuccessDrop,
+      minCases: query.minCases ?? DEFAULT_GATE.minCases,
+      ...(query.confidence !== undefined ? { confidence: query.confidence } : {}),
+    };
+    return readStore(() => runGate(options.store, baseline, candidate, gate, query.cohort));
+  });
+
+  app.get('/api/v1/advice', async (request) => {
+    const query = parseQuery(
+      adviceQuery,
+      request.query,
+      `${WINDOW_USAGE} Optional maxSuccessDrop, minCases.`,
+    );
+    const now = options.now();
+    const window = resolveQueryWindow(
+      { ...query, window: query.window ?? (query.from ? undefined : '7d') },
+      now,
+    );
+    return readStore(() =>
+      buildAdvice(options.store, window, {
+        ...DEFAULT_ADVICE,
+        ...(query.maxSuccessDrop !== undefined ? { maxSuccessDrop: query.maxSuccessDrop } : {}),
+        ...(query.minCases !== undefined ? { minCases: query.minCases } : {}),
+      }),
+    );
   });
 };

@@ -163,7 +163,8 @@ const TASKS_SQL = `
         indexOf({slowKeys:Array(String)}, concat(cohort, '\\t', primary_route)) AS slow_index,
         slow_index > 0 AND latency_ms > toFloat64OrZero(arrayElement({slowValues:Array(String)}, slow_index)) AS slow
     FROM v_tasks
-    WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}`;
+    WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+      AND eval_run = ''`;
 
 export interface SeriesOptions {
   /** Model calls per task above which a task counts as a loop. */
@@ -300,7 +301,7 @@ export async function failureReasons(
     `SELECT if(outcome_reason = '', '(none)', outcome_reason) AS reason, count() AS tasks
      FROM v_tasks
      WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
-       AND cohort = {cohort:String} AND primary_route = {route:String}
+       AND cohort = {cohort:String} AND primary_route = {route:String} AND eval_run = ''
        AND outcome IN ('failure', 'escalated', 'abandoned')
      GROUP BY reason ORDER BY tasks DESC, reason LIMIT 5`,
     { from: toClickHouseTime(from), to: toClickHouseTime(to), cohort, route },

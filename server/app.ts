@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
-import { alertRoutes, apiRoutes } from '../analyzer/api-routes.js';
+import { alertRoutes, apiRoutes, decisionRoutes } from '../analyzer/api-routes.js';
 import type { Evaluator } from '../analyzer/evaluator.js';
 import type { Notifier } from '../analyzer/notifier.js';
 import { Admission } from '../collector/admission.js';
@@ -172,6 +172,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(outcomesRoutes, { ...bodies, store: deps.store });
   await app.register(apiRoutes, { store: deps.store, now: deps.now ?? (() => new Date()) });
+  await app.register(decisionRoutes, { store: deps.store, now: deps.now ?? (() => new Date()) });
   if (deps.evaluator) {
     const notifier = deps.notifier;
     await app.register(alertRoutes, {

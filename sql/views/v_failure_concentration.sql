@@ -19,6 +19,7 @@ WITH
             countIf(outcome IN ('failure', 'escalated', 'abandoned')) AS failed
         FROM v_tasks
         WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+            AND eval_run = ''
         GROUP BY cohort, primary_route
     ),
     totals AS

@@ -1,3 +1,6 @@
+-- v_tasks: one row per task. Tasks of an offline eval run (routewatch.eval.run on the task span)
+-- carry eval_run and eval_dataset; the production views leave them out. scores: the task span's
+-- named quality scores (routewatch.score.<name>, 0..1).
 -- v_tasks: one row per task. A task is every span sharing routewatch.task.id (the trace id when
 -- the application gave none). Cost: every LLM call of the task, fallbacks included, plus cleanup
 -- costs (the task span's and every late outcome report's).
@@ -15,6 +18,11 @@ WITH
             anyIf(cohort, cohort != '') AS any_cohort,
             any(service_name) AS service_name,
             anyIf(policy_version, policy_version != '') AS policy_version,
+            anyIf(attributes['routewatch.eval.run'], kind = 'task' AND attributes['routewatch.eval.run'] != '') AS eval_run,
+            anyIf(attributes['routewatch.eval.dataset'], kind = 'task' AND attributes['routewatch.eval.dataset'] != '') AS eval_dataset,
+            anyIf(
+                mapApply((k, v) -> (substring(k, 18), toFloat64OrZero(v)), mapFilter((k, v) -> startsWith(k, 'routewatch.score.'), attributes)),
+                kind = 'task') AS span_scores,
             min(timestamp) AS started_at,
             max(end_time) AS ended_at,
             countIf(kind = 'task') > 0 AS has_task_span,
@@ -55,6 +63,8 @@ SELECT
     if(task_cohort != '', task_cohort, any_cohort) AS cohort,
     service_name,
     policy_version,
+    eval_run,
+    eval_dataset,
     started_at,
     ended_at,
     if(has_task_span, task_duration_ns, toUInt64(greatest(0, toUnixTimestamp64Nano(ended_at) - toUnixTimestamp64Nano(started_at)))) / 1e6 AS latency_ms,
@@ -73,6 +83,7 @@ SELECT
     greatest(span_reask, late_reask) = 1 AS reask,
     llm_cost_usd,
     span_cleanup_cost_usd + late_cleanup_cost_usd AS cleanup_cost_usd,
-    llm_cost_usd + span_cleanup_cost_usd + late_cleanup_cost_usd AS cost_usd
+    llm_cost_usd + span_cleanup_cost_usd + late_cleanup_cost_usd AS cost_usd,
+    span_scores AS scores
 FROM by_task
 LEFT JOIN late ON late.task_id = by_task.task_id;

@@ -3,7 +3,7 @@
 -- of the given cohorts, primary routes, services and policy versions (an empty list: all).
 -- Parameterized: SELECT * FROM v_window_metrics(from = '…', to = '…', cohorts = [], routes = [],
 -- services = [], policies = []). v_cohort_route_window and v_overall_window are its two halves,
--- over every task.
+-- over every task. Production tasks only: tasks of offline eval runs are left out.
 --   success_rate_lower/_upper: Wilson 95 % interval over tasks with a known outcome.
 --   cost_per_successful_task_lower/_upper: delta-method 95 % interval of total cost / successes,
 --     from per-task cost c and success s: Var ≈ [Var(c) − 2R·Cov(c,s) + R²·Var(s)] / (n·s̄²).
@@ -61,6 +61,7 @@ SELECT
     if(total_model_calls = 0, NULL, 1 - unpriced_model_calls / total_model_calls) AS priced_call_share
 FROM v_tasks
 WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+    AND eval_run = ''
     AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
     AND (empty({routes:Array(String)}) OR has({routes:Array(String)}, primary_route))
     AND (empty({services:Array(String)}) OR has({services:Array(String)}, service_name))
