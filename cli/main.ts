@@ -4,9 +4,16 @@ import { EXIT, UsageError, exitCodeOf, helpText, parseCommandArgs } from './comm
 import { demoCommand } from './commands/demo.js';
 import { migrateCommand } from './commands/migrate.js';
 import { reportCommand } from './commands/report.js';
+import { sqlCommand } from './commands/sql.js';
 import { startCommand } from './commands/start.js';
 
-const COMMANDS = [startCommand, demoCommand, reportCommand, migrateCommand] as Command<unknown>[];
+const COMMANDS = [
+  startCommand,
+  demoCommand,
+  reportCommand,
+  migrateCommand,
+  sqlCommand,
+] as Command<unknown>[];
 
 const HELP = `routewatch — is your LLM routing still saving money?
 
