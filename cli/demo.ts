@@ -10,6 +10,7 @@ import { startMockLlm } from '../examples/mock-llm.js';
 import { runExampleService } from '../examples/support-service.js';
 import { configWith } from '../server/config.js';
 import { startRoutewatch } from '../server/start.js';
+import { progressReporter } from './progress.js';
 
 export interface DemoOptions {
   seed: number;
@@ -66,13 +67,22 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         `  routewatch  ${routewatch.url} (${routewatch.store.driver} ClickHouse, ${routewatch.store.location})\n` +
         `  mock LLM    ${mock.url} (gpt-4o-mini = small, gpt-4o = large)\n\n`,
     );
+    // On a terminal (the default output) one line rewritten in place; else a line per quarter.
+    const progress = progressReporter(
+      { write: out, isTTY: !options.out && process.stdout.isTTY },
+      'tasks',
+      options.tasks,
+    );
     const truth = await runExampleService({
       seed: options.seed,
       tasks: options.tasks,
       concurrency: options.concurrency,
       openaiBaseURL: mock.url,
       policyVersion: 'demo-v1',
+      onProgress: (done) => progress.update(done),
     });
+    progress.finish();
+    out('  storing the last spans and reading the report…\n\n');
     await telemetry.shutdown();
     await routewatch.writer.flush();
     const report = await buildReport(routewatch.store, {

@@ -42,6 +42,12 @@ async function main(argv: string[]): Promise<number> {
   return (await command.run(parsed.values, parsed.positionals)) ?? EXIT.ok;
 }
 
+// `routewatch sql … | head` closes the pipe early: that is the reader's choice, not a failure.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(EXIT.ok);
+  throw error;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
