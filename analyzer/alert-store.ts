@@ -152,8 +152,37 @@ export class AlertStore {
     return rows.map(toStoredEvent);
   }
 
-  /** Notify events the channel has not received, oldest first, from the last `withinMs`. */
-  async undelivered(channel: string, withinMs: number, now = Date.now()): Promise<StoredEvent[]> {
+  /**
+   * When a channel was first configured (recorded on its first start): it gets the events
+   * created since, not the history from before it existed.
+   */
+  async channelSince(channel: string): Promise<number> {
+    const [row] = await this.store.query(
+      `SELECT toUnixTimestamp64Milli(min(updated_at)) AS since, count() AS n FROM alert_deliveries
+       WHERE channel = {channel:String} AND status = 'registered'`,
+      { channel },
+      z.object({ since: num, n: num }),
+    );
+    if (row && row.n > 0) return row.since;
+    const now = Date.now();
+    await this.recordDelivery({ fingerprint: '', incident: 0, seq: 0 }, channel, {
+      status: 'registered',
+      attempts: 0,
+      error: '',
+    });
+    return now;
+  }
+
+  /**
+   * Notify events the channel has not received, oldest first: created since the channel was
+   * registered and within the last `withinMs`.
+   */
+  async undelivered(
+    channel: string,
+    sinceMs: number,
+    withinMs: number,
+    now = Date.now(),
+  ): Promise<StoredEvent[]> {
     const rows = await this.store.query(
       `SELECT e.* EXCEPT created_at FROM alert_events AS e FINAL
        LEFT ANTI JOIN
@@ -161,9 +190,9 @@ export class AlertStore {
            SELECT fingerprint, incident, seq FROM alert_deliveries FINAL
            WHERE channel = {channel:String} AND status = 'sent'
        ) AS d USING (fingerprint, incident, seq)
-       WHERE e.notify = 1 AND e.at >= {since:DateTime64(3, 'UTC')}
-       ORDER BY e.at, e.fingerprint, e.seq`,
-      { channel, since: ms(now - withinMs) },
+       WHERE e.notify = 1 AND e.created_at >= {since:DateTime64(3, 'UTC')}
+       ORDER BY e.created_at, e.at, e.fingerprint, e.seq`,
+      { channel, since: ms(Math.max(sinceMs, now - withinMs)) },
       eventRow,
     );
     return rows.map(toStoredEvent);
@@ -172,7 +201,7 @@ export class AlertStore {
   async recordDelivery(
     event: Pick<StoredEvent, 'fingerprint' | 'incident' | 'seq'>,
     channel: string,
-    outcome: { status: 'sent' | 'failing'; attempts: number; error: string },
+    outcome: { status: 'sent' | 'failing' | 'registered'; attempts: number; error: string },
   ): Promise<void> {
     const line = JSON.stringify({
       fingerprint: event.fingerprint,

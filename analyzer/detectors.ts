@@ -58,6 +58,8 @@ export interface MonitorInput {
   detail: string;
   /** The current window in buckets, oldest first. */
   current: TaskCounts[];
+  /** The same summed, when the caller has it already (it is computed otherwise). */
+  currentTotal?: TaskCounts;
   /** Start of the current window, and the bucket length. */
   fromMs: number;
   bucketMs: number;
@@ -252,7 +254,7 @@ function bernoulliFinding(
   kind: BernoulliKind,
 ): Finding {
   const { rule, detail } = input;
-  const now = sum(input.current);
+  const now = input.currentTotal ?? sum(input.current);
   const base = input.baseline ?? emptyCounts();
   const currentN = kind.trials(now, detail);
   const baseN = kind.trials(base, detail);
@@ -356,7 +358,7 @@ function costVariance(c: TaskCounts, perSuccess: number): number {
 function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding {
   const { rule } = input;
   const label = 'cost per successful task';
-  const now = sum(input.current);
+  const now = input.currentTotal ?? sum(input.current);
   const reference = rule.kind === 'cheaper_than_large' ? (input.large ?? null) : input.baseline;
   if (now.tasks < settings.minTasks) {
     return insufficient(

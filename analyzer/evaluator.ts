@@ -139,15 +139,18 @@ export class Evaluator {
     await this.#chain.catch(() => undefined);
   }
 
-  /** One evaluation at `at` (default now). Evaluations never overlap: they run one after another. */
-  evaluate(at: Date = new Date()): Promise<EvaluationResult> {
-    const run = this.#chain.catch(() => undefined).then(() => this.#evaluate(at));
+  /**
+   * One evaluation at `at` (default now), with the configured rules or others (the demo moves its
+   * window as it runs). Evaluations never overlap: they run one after another.
+   */
+  evaluate(at: Date = new Date(), rules: RuleSet = this.options.rules): Promise<EvaluationResult> {
+    const run = this.#chain.catch(() => undefined).then(() => this.#evaluate(at, rules));
     this.#chain = run;
     return run;
   }
 
-  async #evaluate(at: Date): Promise<EvaluationResult> {
-    const { rules, evaluation } = this.options.rules;
+  async #evaluate(at: Date, ruleSet: RuleSet): Promise<EvaluationResult> {
+    const { rules, evaluation } = ruleSet;
     const { store } = this.options;
     const active = rules.filter((r) => r.enabled);
     const now = at.getTime();
@@ -172,7 +175,7 @@ export class Evaluator {
     const pinnedOf = (name: string) => {
       let read = pinned.get(name);
       if (!read) {
-        const range = this.options.rules.baselines[name]!;
+        const range = ruleSet.baselines[name]!;
         read = aggregateCounts(store, range.from, range.to, { callBudget, byVersion: false });
         pinned.set(name, read);
       }
@@ -224,7 +227,7 @@ export class Evaluator {
 
     const inputs: MonitorInput[] = [];
     for (const rule of active) {
-      const ruleInputs = await this.#monitorsOf(rule, {
+      const ruleInputs = await this.#monitorsOf(rule, ruleSet, {
         current,
         lookback: byRoute(lookbackRows),
         currentByRoute,
@@ -280,7 +283,7 @@ export class Evaluator {
         active.find((r) => r.id === s.record.ruleId) ?? rules.find((r) => r.id === s.record.ruleId);
       events.push({
         event: s.event,
-        message: await this.#message(s.event, s.record, rule, s.input, currentByRoute, at),
+        message: await this.#message(s.event, s.record, rule, s.input, currentByRoute, at, ruleSet),
       });
     }
     // Events first: a crash before the states are written recomputes the same event keys.
@@ -340,6 +343,7 @@ export class Evaluator {
 
   async #monitorsOf(
     rule: Rule,
+    ruleSet: RuleSet,
     data: {
       current: BucketedCounts[];
       lookback: Map<string, TaskCounts>;
@@ -353,7 +357,7 @@ export class Evaluator {
       p95Baseline: AggregateCounts[];
     },
   ): Promise<MonitorInput[]> {
-    const { evaluation, baselines } = this.options.rules;
+    const { evaluation, baselines } = ruleSet;
     const buckets = evaluation.buckets;
     const empty = () => Array.from({ length: buckets }, emptyCounts);
     let currentByRoute = data.currentByRoute;
@@ -437,11 +441,13 @@ export class Evaluator {
     for (const [key, group] of groups) {
       const current = currentByRoute.get(key) ?? empty();
       const base = baseline.get(key) ?? null;
+      const currentTotal = sum(current);
       const common = {
         rule,
         cohort: group.cohort,
         route: group.route,
         current,
+        currentTotal,
         fromMs: data.fromMs,
         bucketMs: data.bucketMs,
         baseline: base,
@@ -450,7 +456,7 @@ export class Evaluator {
       };
       if (rule.kind === 'fallback_reason_shift') {
         const reasons = new Set([
-          ...Object.keys(sum(current).reasons),
+          ...Object.keys(currentTotal.reasons),
           ...Object.keys(base?.reasons ?? {}),
         ]);
         for (const reason of reasons) inputs.push({ ...common, detail: reason });
@@ -483,7 +489,7 @@ export class Evaluator {
     // The rule's α is split over the monitors that have data enough to be tested.
     const testable = Math.max(
       1,
-      inputs.filter((i) => sum(i.current).tasks >= evaluation.minTasks).length,
+      inputs.filter((i) => (i.currentTotal ?? sum(i.current)).tasks >= evaluation.minTasks).length,
     );
     return inputs.map((i) => ({ ...i, monitors: testable }));
   }
@@ -495,11 +501,12 @@ export class Evaluator {
     input: MonitorInput | undefined,
     currentByRoute: Map<string, TaskCounts[]>,
     at: Date,
+    ruleSet: RuleSet,
   ): Promise<AlertMessage> {
     const { finding } = event;
     const kind =
       event.kind === 'resolved' ? 'resolved' : event.kind === 'repeat' ? 'repeat' : 'firing';
-    const largeRoute = this.options.rules.evaluation.largeRoute;
+    const largeRoute = ruleSet.evaluation.largeRoute;
     const costOf = (route: string): CostOnRoute => {
       const counts = sum(currentByRoute.get(monitorKey(finding.cohort, route)) ?? []);
       const cps = costPerSuccess(counts);
@@ -515,7 +522,7 @@ export class Evaluator {
       costs.push(costOf(largeRoute));
     const since = finding.current.since
       ? new Date(finding.current.since)
-      : new Date(at.getTime() - this.options.rules.evaluation.horizonMs);
+      : new Date(at.getTime() - ruleSet.evaluation.horizonMs);
     let failureShares: ReasonShare[] = [];
     let fallbackShares: ReasonShare[] = [];
     if (event.notify && kind !== 'resolved') {

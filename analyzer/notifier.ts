@@ -43,7 +43,7 @@ export interface NotifierOptions {
   initialBackoffMs?: number;
   /** A channel re-reads its queue at least this often. */
   pollMs?: number;
-  /** Events older than this are not (re)sent: a channel added today does not get last month's. */
+  /** Events older than this are not (re)sent (a channel also gets none from before it was added). */
   lookbackMs?: number;
   /** Per-request timeout. */
   requestTimeoutMs?: number;
@@ -87,10 +87,16 @@ class ChannelQueue {
   }
 
   async run(): Promise<void> {
+    let since: number | undefined;
     while (!this.signal.aborted) {
       let events: StoredEvent[];
       try {
-        events = await this.options.store.undelivered(this.channel.name, this.options.lookbackMs);
+        since ??= await this.options.store.channelSince(this.channel.name);
+        events = await this.options.store.undelivered(
+          this.channel.name,
+          since,
+          this.options.lookbackMs,
+        );
       } catch (error) {
         this.options.log.warn(
           { channel: this.channel.name, err: describe(error) },
@@ -185,7 +191,9 @@ class ChannelQueue {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(this.channel.render(message)),
-        signal: AbortSignal.any([this.signal, AbortSignal.timeout(this.options.requestTimeoutMs)]),
+        // Not aborted on stop: a message in flight finishes and is recorded, else a restart would
+        // send it again. Bounded by the request timeout.
+        signal: AbortSignal.timeout(this.options.requestTimeoutMs),
       });
       const text = await response.text().catch(() => '');
       if (response.ok) return { ok: true, error: '' };

@@ -8,10 +8,7 @@ export interface Interval {
   upper: number;
 }
 
-/**
- * The standard normal quantile (inverse CDF), by Acklam's rational approximation refined with
- * one Halley step: accurate to about 1e-15 over (0, 1).
- */
+/** The standard normal quantile (inverse CDF), by Acklam's rational approximation (|error| < 1.2e-9). */
 export function normalQuantile(p: number): number {
   if (!(p > 0 && p < 1)) {
     if (p === 0) return -Infinity;
@@ -50,13 +47,10 @@ export function normalQuantile(p: number): number {
       -(((((c[0]! * q + c[1]!) * q + c[2]!) * q + c[3]!) * q + c[4]!) * q + c[5]!) /
       ((((d[0]! * q + d[1]!) * q + d[2]!) * q + d[3]!) * q + 1);
   }
-  // One Halley step against the CDF.
-  const e = normalCdf(x) - p;
-  const u = e * Math.sqrt(2 * Math.PI) * Math.exp((x * x) / 2);
-  return x - u / (1 + (x * u) / 2);
+  return x;
 }
 
-/** The standard normal CDF, from erfc (W. J. Cody's rational approximations via a series). */
+/** The standard normal CDF (relative error below 1.2e-7). */
 export function normalCdf(x: number): number {
   return 0.5 * erfc(-x / Math.SQRT2);
 }

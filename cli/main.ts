@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import type { Command } from './command.js';
 import { EXIT, UsageError, exitCodeOf, helpText, parseCommandArgs } from './command.js';
+import { alertsCommand } from './commands/alerts.js';
 import { demoCommand } from './commands/demo.js';
+import { evaluateCommand } from './commands/evaluate.js';
 import { migrateCommand } from './commands/migrate.js';
 import { reportCommand } from './commands/report.js';
 import { sqlCommand } from './commands/sql.js';
@@ -11,6 +13,8 @@ const COMMANDS = [
   startCommand,
   demoCommand,
   reportCommand,
+  alertsCommand,
+  evaluateCommand,
   migrateCommand,
   sqlCommand,
 ] as Command<unknown>[];

@@ -14,6 +14,7 @@ import { summarizeTruth } from './ground-truth.js';
 import type { AttemptTruth, CallFailure, GroundTruth, TaskTruth } from './ground-truth.js';
 import { OPENAI_MODEL_BY_TIER } from './mock-models.js';
 import { callCostUsd } from './pricing-truth.js';
+import { seededRandom } from './seeded-random.js';
 import { cohortOf, DEFAULT_PRIMARY_ROUTES, promptFor } from './support-tasks.js';
 import type { Cohort, Route } from './support-tasks.js';
 import { agentStep, CONFIDENCE_THRESHOLD, parseJson, validateReply } from './support-validation.js';
@@ -42,6 +43,12 @@ export interface ExampleServiceOptions {
   firstTaskIndex?: number;
   /** Override the routing policy's primary route per cohort. */
   primaryRoutes?: Partial<Record<Cohort, Route>>;
+  /**
+   * Share of a small-first cohort's tasks sent large-first instead, chosen per task by a seeded
+   * draw: a concurrent control group, so the small route can be compared with the large one on
+   * the same traffic. Default 0.
+   */
+  controlShare?: number;
   /** Per-request timeout of the OpenAI client, ms; default 60 000. */
   requestTimeoutMs?: number;
   /** `timeoutMs` of every route (`withFallback` gives up on it and falls back); default none. */
@@ -84,9 +91,16 @@ export async function runExampleService(options: ExampleServiceOptions): Promise
     timeout: options.requestTimeoutMs ?? 60_000,
   });
 
+  const controlShare = options.controlShare ?? 0;
+  if (!(controlShare >= 0 && controlShare <= 1)) {
+    throw new RangeError(`controlShare must be between 0 and 1, got ${controlShare}`);
+  }
   const serveTask = async (taskIndex: number): Promise<TaskTruth> => {
     const cohort = cohortOf(options.seed, taskIndex);
-    const primaryRoute = primaryRoutes[cohort];
+    const inControl =
+      controlShare > 0 &&
+      seededRandom(`${options.seed}\u0000control\u0000${taskIndex}`).next() < controlShare;
+    const primaryRoute: Route = inControl ? 'large' : primaryRoutes[cohort];
     const prompt = promptFor(options.seed, taskIndex, cohort);
     const taskOptions: TaskOptions = {
       cohort,

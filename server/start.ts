@@ -11,9 +11,10 @@ import { openStore } from '../storage/open-store.js';
 import type { Store } from '../storage/store.js';
 import { Evaluator } from '../analyzer/evaluator.js';
 import { Notifier, slackChannel, webhookChannel } from '../analyzer/notifier.js';
-import type { Channel } from '../analyzer/notifier.js';
+import type { Channel, NotifierLog, NotifierOptions } from '../analyzer/notifier.js';
 import { AlertStore } from '../analyzer/alert-store.js';
 import { loadRules } from '../analyzer/rules.js';
+import type { RuleSet } from '../analyzer/rules.js';
 import { buildApp } from './app.js';
 import { assertSafeExposure } from './config.js';
 import type { Config } from './config.js';
@@ -60,12 +61,6 @@ export function channelsFor(config: Config): Channel[] {
   return channels;
 }
 
-interface EvaluatorLog {
-  info(details: object, message: string): void;
-  warn(details: object, message: string): void;
-  error(details: object, message: string): void;
-}
-
 export interface RunningRoutewatch {
   /** Base URL, e.g. http://127.0.0.1:4318 */
   url: string;
@@ -74,8 +69,105 @@ export interface RunningRoutewatch {
   store: Store;
   writer: SpanWriter;
   evaluator: Evaluator;
+  notifier: Notifier | undefined;
   /** Stops listening, stores what was acknowledged, closes the store. */
   close(): Promise<void>;
+}
+
+export interface Assembled {
+  app: FastifyInstance;
+  writer: SpanWriter;
+  ingest: IngestRunner;
+  evaluator: Evaluator;
+  notifier: Notifier | undefined;
+  /** Starts the periodic evaluation and the notifier (after listening). */
+  begin(): void;
+  /** Stops them, the app and the ingest threads, writing what was acknowledged; not the store. */
+  close(): Promise<void>;
+}
+
+export interface AssembleOptions {
+  logger?: FastifyServerOptions['logger'];
+  rules: RuleSet;
+  channels: Channel[];
+  /** Notifier timings (tests use a fast rate limit). */
+  notifier?: Partial<Omit<NotifierOptions, 'channels' | 'store' | 'log'>>;
+  /** Base URL for links in alerts; read when a message is made. */
+  publicUrl: () => string;
+  writer?: SpanWriter;
+  now?: () => Date;
+}
+
+/**
+ * Everything `routewatch start` runs on a store: span writer, ingest threads, alert evaluator,
+ * notifier and the HTTP app. Shared by start and the tests, so that both run the same wiring.
+ */
+export async function assembleRoutewatch(
+  config: Config,
+  store: Store,
+  options: AssembleOptions,
+): Promise<Assembled> {
+  const writer = options.writer ?? new SpanWriter(store, writerOptions(config));
+  const ingest = ingestRunnerFor(config);
+  // The evaluator and notifier log through the app's logger, which exists only once built.
+  let log: NotifierLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
+  const proxy: NotifierLog = {
+    info: (d, m) => log.info(d, m),
+    warn: (d, m) => log.warn(d, m),
+    error: (d, m) => log.error(d, m),
+  };
+  const notifier =
+    options.channels.length > 0
+      ? new Notifier({
+          channels: options.channels,
+          store: new AlertStore(store),
+          log: proxy,
+          ...options.notifier,
+        })
+      : undefined;
+  const evaluator = new Evaluator({
+    store,
+    rules: options.rules,
+    notifier,
+    get publicUrl() {
+      return options.publicUrl();
+    },
+    log: proxy,
+  });
+  const app = await buildApp({
+    config,
+    store,
+    writer,
+    ingest,
+    evaluator,
+    ...(notifier ? { notifier } : {}),
+    logger: options.logger,
+    ...(options.now ? { now: options.now } : {}),
+  });
+  const child = app.log.child({ module: 'alerts' });
+  log = {
+    info: (d, m) => child.info(d, m),
+    warn: (d, m) => child.warn(d, m),
+    error: (d, m) => child.error(d, m),
+  };
+  return {
+    app,
+    writer,
+    ingest,
+    evaluator,
+    notifier,
+    begin() {
+      notifier?.start();
+      evaluator.start(config.ROUTEWATCH_EVALUATE_EVERY);
+    },
+    async close() {
+      await evaluator.stop();
+      await notifier?.stop();
+      await app.close();
+      await writer.flush();
+      await ingest.close();
+    },
+  };
 }
 
 /** Opens the store, applies migrations and listens: `routewatch start`. */
@@ -90,83 +182,41 @@ export async function startRoutewatch(
     clickhouseUrl: config.CLICKHOUSE_URL,
     dataDir: config.ROUTEWATCH_DATA_DIR,
   });
-  let ingest: IngestRunner | undefined;
-  let notifier: Notifier | undefined;
+  let assembled: Assembled | undefined;
   try {
     await migrate(store);
-    const writer = new SpanWriter(store, writerOptions(config));
-    ingest = ingestRunnerFor(config);
-    // The evaluator and notifier log through the app's logger, made below.
-    let log: EvaluatorLog = {
-      info: () => undefined,
-      warn: () => undefined,
-      error: () => undefined,
-    };
-    const proxyLog: EvaluatorLog = {
-      info: (d, m) => log.info(d, m),
-      warn: (d, m) => log.warn(d, m),
-      error: (d, m) => log.error(d, m),
-    };
-    const channels = channelsFor(config);
-    notifier =
-      channels.length > 0
-        ? new Notifier({ channels, store: new AlertStore(store), log: proxyLog })
-        : undefined;
     const host = config.ROUTEWATCH_HOST;
     const listenUrl = (port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
     let publicUrl = config.ROUTEWATCH_PUBLIC_URL ?? listenUrl(config.ROUTEWATCH_PORT);
-    const evaluator = new Evaluator({
-      store,
-      rules,
-      notifier,
-      get publicUrl() {
-        return publicUrl;
-      },
-      log: proxyLog,
-    });
-    const app = await buildApp({
-      config,
-      store,
-      writer,
-      ingest,
-      evaluator,
-      ...(notifier ? { notifier } : {}),
+    assembled = await assembleRoutewatch(config, store, {
       logger: options.logger,
+      rules,
+      channels: channelsFor(config),
+      publicUrl: () => publicUrl,
     });
-    const child = app.log.child({ module: 'alerts' });
-    log = {
-      info: (d, m) => child.info(d, m),
-      warn: (d, m) => child.warn(d, m),
-      error: (d, m) => child.error(d, m),
-    };
+    const { app } = assembled;
     await app.listen({ host, port: config.ROUTEWATCH_PORT });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.ROUTEWATCH_PORT;
     const url = listenUrl(port);
     publicUrl = config.ROUTEWATCH_PUBLIC_URL ?? url;
-    notifier?.start();
-    evaluator.start(config.ROUTEWATCH_EVALUATE_EVERY);
-    const runningIngest = ingest;
-    const runningNotifier = notifier;
+    assembled.begin();
+    const running = assembled;
     return {
       url,
       tracesUrl: `${url}/v1/traces`,
       app,
       store,
-      writer,
-      evaluator,
+      writer: running.writer,
+      evaluator: running.evaluator,
+      notifier: running.notifier,
       async close() {
-        await evaluator.stop();
-        await runningNotifier?.stop();
-        await app.close();
-        await writer.flush();
-        await runningIngest.close();
+        await running.close();
         await store.close();
       },
     };
   } catch (error) {
-    await notifier?.stop();
-    await ingest?.close();
+    await assembled?.close();
     await store.close();
     throw error;
   }

@@ -16,6 +16,8 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
   ROUTEWATCH_HOST (127.0.0.1)   ROUTEWATCH_PORT (4318)   ROUTEWATCH_DATA_DIR (./.routewatch)
   CLICKHOUSE_URL (unset: embedded)   ROUTEWATCH_TOKEN (required beyond loopback)
   ROUTEWATCH_LOG_LEVEL (info)   ROUTEWATCH_RETENTION_DAYS (30)   ROUTEWATCH_MAX_BODY_BYTES (20 MiB)
+  ROUTEWATCH_RULES (unset: default rules)   ROUTEWATCH_EVALUATE_EVERY (1m; 0 turns it off)
+  ROUTEWATCH_SLACK_WEBHOOK_URL   ROUTEWATCH_WEBHOOK_URL   ROUTEWATCH_PUBLIC_URL (links in alerts)
 `,
   options: {},
   async run() {
@@ -37,6 +39,7 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
         `  OTEL_EXPORTER_OTLP_ENDPOINT=${running.url} \\\n` +
         '    node --import @routewatch/instrumentation/register app.js\n\n' +
         `Report: routewatch report --url ${running.url}   (or GET ${running.url}/api/v1/report)\n` +
+        `Alerts: routewatch alerts --url ${running.url}   (${config.ROUTEWATCH_EVALUATE_EVERY > 0 ? `rules evaluated every ${config.ROUTEWATCH_EVALUATE_EVERY / 1000} s` : 'periodic evaluation off'}${config.ROUTEWATCH_SLACK_WEBHOOK_URL ? ', sent to Slack' : ''}${config.ROUTEWATCH_WEBHOOK_URL ? ', sent to the webhook' : ''})\n` +
         'Stop with Ctrl-C: spans already acknowledged are written before exit.\n\n',
     );
     let stopping = false;

@@ -79,6 +79,16 @@ describe('routewatch CLI', () => {
     expect(report.out()).toMatch(/faq\s+\(none\)\s+1\s+100\.0% \(20\.7–100\.0\)/);
     expect(report.out()).toMatch(/^overall\s+1\s+100\.0%/m);
 
+    const evaluated = run(['evaluate', '--url', url], {});
+    expect(await evaluated.exited).toBe(0);
+    expect(evaluated.out()).toMatch(/^evaluated at .*: \d+ monitors .*0 alert\(s\) firing/);
+    const alerts = run(['alerts', '--url', url], {});
+    expect(await alerts.exited).toBe(0);
+    expect(alerts.out()).toMatch(/No alert firing or pending\./);
+    const alertsJson = run(['alerts', '--json', '--url', url], {});
+    expect(await alertsJson.exited).toBe(0);
+    expect(JSON.parse(alertsJson.out())).toMatchObject({ alerts: [], history: [] });
+
     const json = run(['report', '--json', '--url', url], {});
     expect(await json.exited).toBe(0);
     expect(JSON.parse(json.out()).rows[0]).toMatchObject({ cohort: 'faq', tasks: 1, successes: 1 });
@@ -158,13 +168,15 @@ describe('routewatch CLI', () => {
     [['report', '--colour'], /Unknown option '--colour'/],
     [['demo', '--tasks', 'many'], /--tasks must be a whole number/],
     [['migrate', 'extra'], /Unexpected argument 'extra'/],
+    [['alerts', '--state', 'loud'], /--state must be one of/],
+    [['evaluate', '--at', 'noon'], /invalid time "noon"/],
   ])('exits 2 for the usage error in %j, naming it', async (args, message) => {
     const bad = run(args, {});
     expect(await bad.exited).toBe(2);
     expect(bad.err()).toMatch(message);
   });
 
-  it.each(['start', 'demo', 'report', 'migrate'])(
+  it.each(['start', 'demo', 'report', 'alerts', 'evaluate', 'migrate'])(
     '`%s --help` prints its usage, exits 0, starts nothing and writes nothing',
     async (command) => {
       const cwd = mkdtempSync(join(tmpdir(), 'routewatch-help-'));

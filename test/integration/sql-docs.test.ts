@@ -12,7 +12,8 @@ import { REPO_ROOT } from '../support/child-process.js';
 
 // Every ```sql block of docs/sql-views.md, run as written through the read-only path of
 // `routewatch sql` (Store.queryReadOnly with the default limits) on the demo's data, plus one late
-// outcome report sent through POST /v1/outcomes.
+// outcome report sent through POST /v1/outcomes. An example that looks for anomalies may return no
+// rows on healthy data, but every view has one that shows rows.
 const doc = readFileSync(join(REPO_ROOT, 'docs/sql-views.md'), 'utf8');
 const examples = [...doc.matchAll(/^```sql\n([\s\S]*?)^```$/gm)].map((m) => m[1]!.trim());
 const views = readdirSync(join(REPO_ROOT, 'sql/views'))
@@ -58,20 +59,27 @@ afterAll(async () => {
 });
 
 describe('docs/sql-views.md', () => {
-  it('has an example for every view in sql/views', () => {
-    expect(views.length).toBeGreaterThan(0);
-    const missing = views.filter(
-      (view) => !examples.some((sql) => new RegExp(`\\bFROM ${view}\\b`).test(sql)),
-    );
-    expect(missing).toEqual([]);
-  });
+  /** Rows each example returned, by example. */
+  const returned = new Map<string, number>();
 
   it.each(examples.map((sql) => [sql.split('\n')[0], sql]))(
-    'runs the example as written, read-only, and it returns rows: %s',
+    'runs the example as written, read-only: %s',
     async (_title, sql) => {
       const result = await store.queryReadOnly(sql, sqlLimits(configWith()));
       expect(result.columns.length).toBeGreaterThan(0);
-      expect(result.rows.length).toBeGreaterThan(0);
+      returned.set(sql, result.rows.length);
     },
   );
+
+  it('has an example for every view in sql/views that shows rows of the demo', () => {
+    expect(views.length).toBeGreaterThan(0);
+    expect(returned.size).toBe(examples.length);
+    const without = views.filter(
+      (view) =>
+        ![...returned].some(
+          ([sql, rows]) => rows > 0 && new RegExp(`\\bFROM ${view}\\b`).test(sql),
+        ),
+    );
+    expect(without).toEqual([]);
+  });
 });

@@ -1,16 +1,13 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { AlertStore } from '../../analyzer/alert-store.js';
-import { Evaluator } from '../../analyzer/evaluator.js';
-import { Notifier } from '../../analyzer/notifier.js';
-import type { Channel, NotifierOptions } from '../../analyzer/notifier.js';
+import type { Evaluator } from '../../analyzer/evaluator.js';
+import type { Channel, Notifier, NotifierOptions } from '../../analyzer/notifier.js';
 import { resolveRules } from '../../analyzer/rules.js';
 import type { RuleSet } from '../../analyzer/rules.js';
 import type { IngestRunner } from '../../collector/ingest-pool.js';
 import { SpanWriter } from '../../collector/span-writer.js';
-import { buildApp } from '../../server/app.js';
 import { configWith } from '../../server/config.js';
 import type { Config } from '../../server/config.js';
-import { ingestRunnerFor, writerOptions } from '../../server/start.js';
+import { assembleRoutewatch, writerOptions } from '../../server/start.js';
 import type { Store } from '../../storage/store.js';
 
 export type ConfigOverrides = Partial<Record<keyof Config, string>>;
@@ -25,12 +22,11 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** Logs nothing; the tests read what matters from the API and the store. */
-const QUIET = { info: () => undefined, warn: () => undefined, error: () => undefined };
-
 /**
- * The production app (`buildApp`: auth, error handler, every plugin) on a given store, with a
- * short batch delay so tests need not wait. Ingest runs on a real worker thread.
+ * The production app on a given store, wired as `routewatch start` wires it (buildApp: auth,
+ * error handler, every plugin; ingest on a real worker thread; the alert evaluator and, with
+ * channels, the notifier running), with a short batch delay so tests need not wait. The periodic
+ * evaluation is off: tests evaluate at chosen times.
  */
 export async function testApp(
   store: Store,
@@ -49,52 +45,20 @@ export async function testApp(
   const config = configWith({
     ROUTEWATCH_BATCH_DELAY: '5ms',
     ROUTEWATCH_INGEST_WORKERS: '1',
+    ROUTEWATCH_EVALUATE_EVERY: '0',
     ...options.config,
   });
-  const writer = options.writer ?? new SpanWriter(store, writerOptions(config));
-  const ingest = ingestRunnerFor(config);
-  const notifier =
-    options.channels && options.channels.length > 0
-      ? new Notifier({
-          channels: options.channels,
-          store: new AlertStore(store),
-          log: QUIET,
-          ...options.notifier,
-        })
-      : undefined;
-  const evaluator = new Evaluator({
-    store,
-    rules: options.rules ?? resolveRules(),
-    notifier,
-    publicUrl: 'http://routewatch.test',
-    log: QUIET,
-  });
-  notifier?.start();
-  const app = await buildApp({
-    config,
-    store,
-    writer,
-    ingest,
-    evaluator,
-    ...(notifier ? { notifier } : {}),
+  const assembled = await assembleRoutewatch(config, store, {
     logger: options.logger ?? false,
+    rules: options.rules ?? resolveRules(),
+    channels: options.channels ?? [],
+    ...(options.notifier ? { notifier: options.notifier } : {}),
+    publicUrl: () => 'http://routewatch.test',
+    ...(options.writer ? { writer: options.writer } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
-  return {
-    app,
-    writer,
-    ingest,
-    evaluator,
-    notifier,
-    config,
-    async close() {
-      await evaluator.stop();
-      await notifier?.stop();
-      await app.close();
-      await writer.flush();
-      await ingest.close();
-    },
-  };
+  assembled.begin();
+  return { ...assembled, config };
 }
 
 /** A span writer with the default settings but a short batch delay. */

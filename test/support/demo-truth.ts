@@ -9,7 +9,8 @@ export const DEMO = { seed: 7, tasks: 600, concurrency: 16, latencyScale: 0 } as
 export function expectReportMatchesTruth(result: DemoResult, printed: string): void {
   const { report, truth, spansWritten, mismatches } = result;
   expect(truth.totals.tasks).toBe(600);
-  expect(truth.groups.length).toBe(4);
+  // Four cohorts; the small-first ones also carry a large-first control group.
+  expect(truth.groups.length).toBe(6);
   expect(truth.totals.fallbacks).toBeGreaterThan(0);
   expect(truth.totals.failures).toBeGreaterThan(0);
   expect(spansWritten).toBeGreaterThan(truth.totals.tasks * 3);
@@ -33,6 +34,11 @@ export function expectReportMatchesTruth(result: DemoResult, printed: string): v
     expect(reasons).toEqual(group.fallbackReasons);
   }
   expect(mismatches).toEqual([]);
+  // The before/after: the degraded cohort is caught (at least pending by the last evaluation,
+  // whatever the timing), and no other cohort × route raises anything.
+  const raised = result.transitions.filter((t) => t.kind === 'pending' || t.kind === 'firing');
+  expect(raised.some((t) => t.cohort === 'extraction' && t.route === 'small')).toBe(true);
+  expect(raised.filter((t) => t.cohort !== 'extraction' || t.route !== 'small')).toEqual([]);
   expect(printed).toMatch(/cost\/success/);
   expect(printed).toMatch(/matches what the example service counted itself/);
 }
