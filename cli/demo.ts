@@ -14,6 +14,7 @@ import type { ProfileOverrides } from '../examples/mock-models.js';
 import { runExampleService } from '../examples/support-service.js';
 import { configWith, parseConfig } from '../server/config.js';
 import { startRoutewatch } from '../server/start.js';
+import { progressReporter } from './progress.js';
 
 export interface DemoOptions {
   seed: number;
@@ -145,7 +146,19 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     };
     const firstHalf = degrade ? Math.floor(options.tasks / 2) : options.tasks;
     out(`Before: ${firstHalf} tasks with every model behaving as usual.\n`);
-    const before = await runExampleService({ ...service, tasks: firstHalf });
+    // The first half prints nothing else while it runs: a progress line, rewritten in place on a
+    // terminal (the default output), else a line per quarter.
+    const progress = progressReporter(
+      { write: out, isTTY: !options.out && process.stdout.isTTY },
+      'tasks',
+      firstHalf,
+    );
+    const before = await runExampleService({
+      ...service,
+      tasks: firstHalf,
+      onProgress: (done) => progress.update(done),
+    });
+    progress.finish();
     const parts = [before];
     if (degrade && options.tasks > firstHalf) {
       await telemetry.forceFlush();

@@ -6,6 +6,7 @@ import { demoCommand } from './commands/demo.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { migrateCommand } from './commands/migrate.js';
 import { reportCommand } from './commands/report.js';
+import { sqlCommand } from './commands/sql.js';
 import { startCommand } from './commands/start.js';
 
 const COMMANDS = [
@@ -15,6 +16,7 @@ const COMMANDS = [
   alertsCommand,
   evaluateCommand,
   migrateCommand,
+  sqlCommand,
 ] as Command<unknown>[];
 
 const HELP = `routewatch — is your LLM routing still saving money?
@@ -43,6 +45,12 @@ async function main(argv: string[]): Promise<number> {
   }
   return (await command.run(parsed.values, parsed.positionals)) ?? EXIT.ok;
 }
+
+// `routewatch sql … | head` closes the pipe early: that is the reader's choice, not a failure.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(EXIT.ok);
+  throw error;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -53,6 +53,8 @@ export interface ExampleServiceOptions {
   requestTimeoutMs?: number;
   /** `timeoutMs` of every route (`withFallback` gives up on it and falls back); default none. */
   routeTimeoutMs?: number;
+  /** Called after each task with the tasks finished so far and the total (a progress line). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** The policy bound: at most this many model attempts per task (`maxModelAttempts`). */
@@ -151,6 +153,7 @@ export async function runExampleService(options: ExampleServiceOptions): Promise
       const taskIndex = firstTaskIndex + next;
       next += 1;
       records.push(await serveTask(taskIndex));
+      options.onProgress?.(records.length, options.tasks);
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, options.tasks) }, worker));

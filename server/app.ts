@@ -17,6 +17,7 @@ import { requireToken } from './auth.js';
 import type { Config } from './config.js';
 import { HttpError, RPC_CODES, toHttpError } from './http-error.js';
 import { opsRoutes } from './ops-routes.js';
+import { sqlLimits, sqlRoutes } from './sql-routes.js';
 
 /** What the app is built from: configuration and the parts that do I/O, passed in. */
 export interface AppDeps {
@@ -173,6 +174,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(outcomesRoutes, { ...bodies, store: deps.store });
   await app.register(apiRoutes, { store: deps.store, now: deps.now ?? (() => new Date()) });
   await app.register(decisionRoutes, { store: deps.store, now: deps.now ?? (() => new Date()) });
+  await app.register(sqlRoutes, { store: deps.store, limits: sqlLimits(config) });
   if (deps.evaluator) {
     const notifier = deps.notifier;
     await app.register(alertRoutes, {

@@ -140,6 +140,15 @@ export const configSchema = z.object({
   /** The address people open routewatch at, for links in alerts; default: where it listens. */
   ROUTEWATCH_PUBLIC_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
 
+  // Live SQL (`routewatch sql`, POST /api/v1/sql): read-only by the engine, within these limits,
+  // each enforced by ClickHouse itself and answered with an error naming the setting.
+  /** Rows one query may return (the engine's max_result_rows). */
+  ROUTEWATCH_SQL_MAX_ROWS: integer(1, 10_000_000, 10_000),
+  /** Time one query may run (max_execution_time); a ClickHouse server's client also gives up after 30 s. */
+  ROUTEWATCH_SQL_MAX_TIME: duration('15s', 100),
+  /** Memory one query may use (max_memory_usage). */
+  ROUTEWATCH_SQL_MAX_MEMORY_BYTES: integer(1 * MiB, 1024 * 1024 * MiB, 1024 * MiB),
+
   // The span writer (group commit into ClickHouse).
   ROUTEWATCH_BATCH_ROWS: integer(1, 1_000_000, 10_000),
   ROUTEWATCH_BATCH_DELAY: duration('200ms', 0),

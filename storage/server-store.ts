@@ -3,9 +3,9 @@ import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { z } from 'zod';
 import { StorageError, storageFailure } from './errors.js';
-import { INSERT_SETTINGS, OUTPUT_SETTINGS, assertIdentifier } from './store.js';
-import type { InsertOptions, QueryParams, Store } from './store.js';
-import { parseRows } from './rows.js';
+import { INSERT_SETTINGS, OUTPUT_SETTINGS, assertIdentifier, readOnlySettings } from './store.js';
+import type { InsertOptions, QueryParams, ReadOnlyLimits, ReadOnlyResult, Store } from './store.js';
+import { parseReadOnlyResult, parseRows } from './rows.js';
 
 export interface ServerStoreOptions {
   /** e.g. http://user:password@clickhouse:8123/routewatch */
@@ -81,6 +81,25 @@ export class ServerStore implements Store {
         format: 'JSONEachRow',
       });
       return parseRows(await result.text(), row);
+    } catch (error) {
+      if (error instanceof StorageError) throw error;
+      throw storageFailure('QUERY_FAILED', 'ClickHouse query failed', error);
+    }
+  }
+
+  /**
+   * The settings travel with the request and apply to it alone; the server checks them against
+   * the user's profile before applying them together, so `readonly = 1` does not block the
+   * others. A server refuses a body with several statements by itself.
+   */
+  async queryReadOnly(sql: string, limits: ReadOnlyLimits): Promise<ReadOnlyResult> {
+    try {
+      const result = await this.#client.query({
+        query: sql,
+        format: 'JSONCompact',
+        clickhouse_settings: readOnlySettings(limits),
+      });
+      return parseReadOnlyResult(await result.text());
     } catch (error) {
       if (error instanceof StorageError) throw error;
       throw storageFailure('QUERY_FAILED', 'ClickHouse query failed', error);

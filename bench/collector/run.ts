@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { progressReporter } from '../../cli/progress.js';
+import type { Progress } from '../../cli/progress.js';
 import { configWith } from '../../server/config.js';
 import { startRoutewatch } from '../../server/start.js';
 import { normalizeRequest } from '../../collector/normalize.js';
@@ -132,8 +134,14 @@ function toJson(spans: ReadableSpan[]): Uint8Array {
   );
 }
 
-async function send(url: string, bodies: Uint8Array[], contentType: string): Promise<void> {
+async function send(
+  url: string,
+  bodies: Uint8Array[],
+  contentType: string,
+  progress?: Progress,
+): Promise<void> {
   let next = 0;
+  let answered = 0;
   const worker = async () => {
     while (next < bodies.length) {
       const body = bodies[next++]!;
@@ -145,6 +153,7 @@ async function send(url: string, bodies: Uint8Array[], contentType: string): Pro
       if (res.status !== 200)
         throw new Error(`collector answered ${res.status}: ${await res.text()}`);
       await res.arrayBuffer();
+      progress?.update(++answered);
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
@@ -205,12 +214,21 @@ async function main(): Promise<void> {
           for (const batch of rawBatches) await routewatch.store.insertJsonEachRow('spans', batch);
         }),
       );
+      // On stderr, so the figures on stdout stay as they are; outside the measured work.
+      const sending = (variant: string) =>
+        progressReporter(process.stderr, `round ${round} ${variant} requests`, json.length);
+      const jsonProgress = sending('json');
       results['json']!.push(
-        await measure(() => send(routewatch.tracesUrl, json, 'application/json')),
+        await measure(() => send(routewatch.tracesUrl, json, 'application/json', jsonProgress)),
       );
+      jsonProgress.clear();
+      const protobufProgress = sending('protobuf');
       results['protobuf']!.push(
-        await measure(() => send(routewatch.tracesUrl, protobuf, 'application/x-protobuf')),
+        await measure(() =>
+          send(routewatch.tracesUrl, protobuf, 'application/x-protobuf', protobufProgress),
+        ),
       );
+      protobufProgress.clear();
       const line = Object.entries(results)
         .map(
           ([name, list]) =>

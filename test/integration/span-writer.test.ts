@@ -170,6 +170,7 @@ describe('POST /v1/traces answers refused spans as an OTLP partial success', () 
     location: 'picky',
     exec: (sql, params) => temp.store.exec(sql, params),
     query: (sql, params, row) => temp.store.query(sql, params, row),
+    queryReadOnly: (sql, limits) => temp.store.queryReadOnly(sql, limits),
     ping: () => temp.store.ping(),
     close: async () => undefined,
     insertJsonEachRow: async (table, body) => {

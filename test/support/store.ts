@@ -31,6 +31,9 @@ export function unavailableStore(message = 'Code: 210. DB::Exception: Connection
     location: 'nowhere',
     exec: async () => undefined,
     query: async () => [],
+    queryReadOnly: async () => {
+      throw new Error(message);
+    },
     ping: async () => undefined,
     close: async () => undefined,
     insertJsonEachRow: async () => {
