@@ -39,10 +39,9 @@ export interface DemoResult {
  */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const out = options.out ?? ((text: string) => process.stdout.write(text));
-  const tempDir =
-    options.dataDir || options.clickhouseUrl
-      ? undefined
-      : mkdtempSync(join(tmpdir(), 'routewatch-demo-'));
+  // A temporary directory unless one is given: the embedded store's data, and the write-ahead
+  // log's place with a ClickHouse server too.
+  const tempDir = options.dataDir ? undefined : mkdtempSync(join(tmpdir(), 'routewatch-demo-'));
   const dataDir = options.dataDir ?? tempDir;
   const started = new Date();
   const routewatch = await startRoutewatch(

@@ -154,6 +154,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   };
   await app.register(opsRoutes, {
     store: deps.store,
+    writer: deps.writer,
     accepting: () => accepting,
     metrics: {
       collector,
