@@ -204,10 +204,15 @@ export function renderMetrics(sources: MetricsSources): string {
       'counter',
       writer.batches,
     ],
-    ['routewatch_spans_pending', 'Spans waiting to be written.', 'gauge', writer.pendingRows],
+    [
+      'routewatch_spans_pending',
+      'Spans waiting to be written (to the write-ahead log when it is on, else to the store).',
+      'gauge',
+      writer.pendingRows,
+    ],
     [
       'routewatch_spans_pending_bytes',
-      'Serialized size of the spans waiting to be written.',
+      'Serialized size of the spans waiting to be written (to the log, or to the store).',
       'gauge',
       writer.pendingBytes,
     ],

@@ -210,7 +210,9 @@ export class WalDrainer {
   #waitMs(batch: Batch): number {
     if (batch.full || batch.replayed || this.#urgent > 0 || this.#closingDeadline !== undefined)
       return 0;
-    return this.#options.maxDelayMs - (Date.now() - batch.entries[0]!.writtenAtMs);
+    const age = Date.now() - batch.entries[0]!.writtenAtMs;
+    // A clock set back makes the age negative: never wait longer than the delay.
+    return Math.min(this.#options.maxDelayMs, this.#options.maxDelayMs - age);
   }
 
   async #store(batch: Batch): Promise<void> {
