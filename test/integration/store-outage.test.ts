@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,8 @@ let proxy: ClickHouseProxy;
 /** The server reached directly, for the test's own queries. */
 let direct: ServerStore;
 const dirs: string[] = [];
+/** Every `routewatch start` of this file: a failed test must not leave one running. */
+const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   server = await startClickHouseHttp({
@@ -46,6 +49,9 @@ beforeAll(async () => {
   proxy = await startClickHouseProxy(server.url);
 });
 afterAll(async () => {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
   await proxy?.close();
   await direct?.close();
   await server?.close();
@@ -135,6 +141,7 @@ async function startCli(env: Record<string, string>) {
     env: { PATH: process.env['PATH'] ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.push(child);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d));
