@@ -98,10 +98,9 @@ function demoRules(before: { from: Date; to: Date }, now: Date): RuleSet {
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const out = options.out ?? ((text: string) => process.stdout.write(text));
   const degrade = options.degrade ?? true;
-  const tempDir =
-    options.dataDir || options.clickhouseUrl
-      ? undefined
-      : mkdtempSync(join(tmpdir(), 'routewatch-demo-'));
+  // A temporary directory unless one is given: the embedded store's data, and the write-ahead
+  // log's place with a ClickHouse server too.
+  const tempDir = options.dataDir ? undefined : mkdtempSync(join(tmpdir(), 'routewatch-demo-'));
   const dataDir = options.dataDir ?? tempDir;
   const started = new Date();
   // Alert channels come from the environment, as for `routewatch start`.

@@ -1,7 +1,7 @@
 import type { AdmissionStats } from './admission.js';
 import type { IngestStats } from './ingest-pool.js';
 import type { CollectorStats } from './otlp-routes.js';
-import type { SpanWriterStats } from './span-writer.js';
+import type { SpanWriterStats, WalSnapshot } from './span-writer.js';
 
 /** Everything /metrics reports, read at scrape time. */
 export interface MetricsSources {
@@ -12,6 +12,8 @@ export interface MetricsSources {
   /** The alert evaluator's last result and the notification channels, when they run. */
   alerts?: () => { evaluations: number; firing: number; failedEvaluations: number };
   channels?: () => Record<string, { sent: number; retries: number; queued: number }>;
+  /** The write-ahead log, read at scrape time; absent with ROUTEWATCH_WAL=off. */
+  wal?: WalSnapshot | undefined;
 }
 
 interface Metric {
@@ -31,6 +33,101 @@ function costSourceLines({ collector }: MetricsSources): string {
     `# HELP ${name} LLM calls in acknowledged requests, by cost source (span, price_table, unpriced).\n` +
     `# TYPE ${name} counter\n${series}`
   );
+}
+
+type MetricRow = [string, string, 'counter' | 'gauge', number];
+
+/** The write-ahead log's series; none when it is off. */
+function walMetrics(wal: WalSnapshot | undefined): MetricRow[] {
+  if (!wal) return [];
+  return [
+    ['routewatch_wal_bytes', 'Bytes of write-ahead log segments on disk.', 'gauge', wal.bytes],
+    [
+      'routewatch_wal_max_bytes',
+      'Disk budget of the write-ahead log (ROUTEWATCH_WAL_MAX_BYTES).',
+      'gauge',
+      wal.maxBytes,
+    ],
+    [
+      'routewatch_wal_records',
+      'Records in the write-ahead log not yet stored in ClickHouse.',
+      'gauge',
+      wal.records,
+    ],
+    [
+      'routewatch_wal_spans',
+      'Spans acknowledged and in the write-ahead log, not yet stored in ClickHouse.',
+      'gauge',
+      wal.rows,
+    ],
+    [
+      'routewatch_wal_oldest_unstored_age_seconds',
+      'Age of the oldest span in the write-ahead log not yet stored (0 when none).',
+      'gauge',
+      wal.oldestUnstoredAgeSeconds,
+    ],
+    [
+      'routewatch_wal_drain_spans_per_second',
+      'Spans stored from the write-ahead log per second, over the last 10 s.',
+      'gauge',
+      wal.drainRowsPerSecond,
+    ],
+    [
+      'routewatch_wal_store_available',
+      '1 while the store takes inserts from the log; 0 until it is migrated, and from a failed ' +
+        'insert until one succeeds.',
+      'gauge',
+      wal.storeAvailable ? 1 : 0,
+    ],
+    [
+      'routewatch_wal_store_failures_total',
+      'Inserts from the write-ahead log that failed and are retried.',
+      'counter',
+      wal.storeFailures,
+    ],
+    [
+      'routewatch_wal_spans_rejected_after_ack_total',
+      'Acknowledged spans the store refused for their content, logged and dropped.',
+      'counter',
+      wal.rowsRejectedAfterAck,
+    ],
+    [
+      'routewatch_wal_appends_total',
+      'Group commits to the write-ahead log (one write and one fdatasync each).',
+      'counter',
+      wal.appends,
+    ],
+    [
+      'routewatch_wal_appended_bytes_total',
+      'Bytes appended to the write-ahead log.',
+      'counter',
+      wal.bytesAppended,
+    ],
+    [
+      'routewatch_wal_replayed_records_total',
+      'Records found in the write-ahead log at start, not yet stored (stored after it).',
+      'counter',
+      wal.replayedRecords,
+    ],
+    [
+      'routewatch_wal_torn_records_dropped_total',
+      'Torn records cut off the end of the log at start (never acknowledged).',
+      'counter',
+      wal.tornRecordsDropped,
+    ],
+    [
+      'routewatch_wal_corrupt_records_total',
+      'Records that failed their checksum where no crash can tear them (a failing disk).',
+      'counter',
+      wal.corruptRecords,
+    ],
+    [
+      'routewatch_wal_segments_deleted_total',
+      'Log segments deleted once every record in them was stored.',
+      'counter',
+      wal.segmentsDeleted,
+    ],
+  ];
 }
 
 /** The collector's own counters in the Prometheus text exposition format. Pure. */
@@ -81,7 +178,8 @@ export function renderMetrics(sources: MetricsSources): string {
     ],
     [
       'routewatch_spans_rejected_total',
-      'Spans the store refused for their content (answered as an OTLP partial success).',
+      'Spans the store refused for their content (without the write-ahead log answered as an ' +
+        'OTLP partial success; with it acknowledged already, then logged and dropped).',
       'counter',
       writer.rowsRejected,
     ],
@@ -93,9 +191,15 @@ export function renderMetrics(sources: MetricsSources): string {
     ],
     [
       'routewatch_writes_refused_total',
-      'Writes refused with 503 because the queue to the store was full.',
+      'Writes refused with 503 because the queue to the store (or to the log) was full.',
       'counter',
       writer.overloadRefusals,
+    ],
+    [
+      'routewatch_wal_full_refusals_total',
+      'Ingest requests refused with 503 because the write-ahead log was at its disk budget.',
+      'counter',
+      writer.logFullRefusals,
     ],
     [
       'routewatch_insert_batches_total',
@@ -103,10 +207,15 @@ export function renderMetrics(sources: MetricsSources): string {
       'counter',
       writer.batches,
     ],
-    ['routewatch_spans_pending', 'Spans waiting to be written.', 'gauge', writer.pendingRows],
+    [
+      'routewatch_spans_pending',
+      'Spans waiting to be written (to the write-ahead log when it is on, else to the store).',
+      'gauge',
+      writer.pendingRows,
+    ],
     [
       'routewatch_spans_pending_bytes',
-      'Serialized size of the spans waiting to be written.',
+      'Serialized size of the spans waiting to be written (to the log, or to the store).',
       'gauge',
       writer.pendingBytes,
     ],
@@ -140,6 +249,7 @@ export function renderMetrics(sources: MetricsSources): string {
       'counter',
       ingest.workerRestarts,
     ],
+    ...walMetrics(sources.wal),
   ].map(([name, help, type, value]) => ({ name, help, type, value }) as Metric);
   const alerts = sources.alerts?.();
   if (alerts) {

@@ -93,6 +93,18 @@ function partialMessage(
 
 export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, options) => {
   const { stats, writer } = options;
+  // Before the body is read (and before admission): while the write-ahead log is at its disk
+  // budget no request can be taken, so it is refused at once, as admission does under overload.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method !== 'POST') return;
+    const refusal = writer.refusal();
+    if (!refusal) return;
+    reply.header('connection', 'close');
+    throw unavailable(
+      `${refusal.reason}: retry after ${refusal.retryAfterSeconds} s`,
+      refusal.retryAfterSeconds,
+    );
+  });
   guardBodies(app, {
     admission: options.admission,
     maxBodyBytes: options.maxBodyBytes,

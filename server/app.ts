@@ -155,6 +155,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   };
   await app.register(opsRoutes, {
     store: deps.store,
+    writer: deps.writer,
     accepting: () => accepting,
     metrics: {
       collector,

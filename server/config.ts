@@ -156,6 +156,18 @@ export const configSchema = z.object({
   ROUTEWATCH_MAX_PENDING_BYTES: integer(1 * MiB, 64 * 1024 * MiB, 256 * MiB),
   ROUTEWATCH_DEDUP_WINDOW: integer(0, 100_000_000, 1_000_000),
 
+  // The write-ahead log (collector/wal.ts; docs/architecture.md, "Guarantees").
+  /**
+   * `on`: a request is answered once its spans are fsynced to the log, and the log is drained
+   * into ClickHouse, so a store outage or restart loses nothing. `off`: answered only once
+   * stored in ClickHouse (for tests and benchmarks of the store path).
+   */
+  ROUTEWATCH_WAL: z.preprocess(unset, z.enum(['on', 'off']).default('on')),
+  /** Where the log lives; default `<ROUTEWATCH_DATA_DIR>/wal`, in server mode too (./.routewatch/wal). */
+  ROUTEWATCH_WAL_DIR: z.preprocess(unset, z.string().optional()),
+  /** The log's disk budget; past it ingest is refused (503 + Retry-After) and /readyz says why. */
+  ROUTEWATCH_WAL_MAX_BYTES: integer(64 * 1024, 64 * 1024 * 1024 * MiB, 1024 * MiB),
+
   // Files: prices and the mapping of other tools' attributes (YAML or JSON; docs/pricing.md,
   // docs/mapping.md).
   /** Price overrides, and whether the bundled catalogue prices the rest. */

@@ -1,3 +1,5 @@
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { createIngestRunner } from '../collector/ingest-pool.js';
 import type { IngestRunner } from '../collector/ingest-pool.js';
@@ -5,7 +7,9 @@ import type { IngestSettings } from '../collector/ingest.js';
 import { NO_MAPPING } from '../collector/mapping.js';
 import { DEFAULT_PRICE_SETTINGS } from '../collector/pricing.js';
 import { SpanWriter } from '../collector/span-writer.js';
-import type { SpanWriterOptions } from '../collector/span-writer.js';
+import type { SpanWriterLog, SpanWriterOptions } from '../collector/span-writer.js';
+import { WriteAheadLog } from '../collector/wal.js';
+import { errorMessage, isStoreUnavailable } from '../storage/errors.js';
 import { migrate } from '../storage/migrations.js';
 import { openStore } from '../storage/open-store.js';
 import type { Store } from '../storage/store.js';
@@ -29,6 +33,122 @@ export function writerOptions(config: Config): SpanWriterOptions {
     maxQueueWaitMs: config.ROUTEWATCH_MAX_QUEUE_WAIT,
     dedupWindow: config.ROUTEWATCH_DEDUP_WINDOW,
   };
+}
+
+/** Where the write-ahead log lives: ROUTEWATCH_WAL_DIR, else `wal` in the data directory. */
+export function walDir(config: Config): string {
+  return resolve(config.ROUTEWATCH_WAL_DIR ?? join(config.ROUTEWATCH_DATA_DIR, 'wal'));
+}
+
+/**
+ * The span writer the configuration asks for. With the write-ahead log (the default) the log is
+ * opened first: a torn tail is cut off, and what was not stored before the last stop is drained
+ * in the background, before anything written after it.
+ */
+export async function openSpanWriter(
+  store: Store,
+  config: Config,
+  parts: { log?: SpanWriterLog; storeReady?: Promise<void> } = {},
+): Promise<SpanWriter> {
+  const log = parts.log;
+  if (config.ROUTEWATCH_WAL === 'off') {
+    return new SpanWriter(store, writerOptions(config), log ? { log } : {});
+  }
+  const wal = await WriteAheadLog.open({
+    dir: walDir(config),
+    maxBytes: config.ROUTEWATCH_WAL_MAX_BYTES,
+    ...(log ? { log } : {}),
+  });
+  if (wal.stats.replayedRecords > 0) {
+    log?.info(
+      { spans: wal.stats.replayedRows, records: wal.stats.replayedRecords, dir: wal.dir },
+      'write-ahead log: storing the spans left from before the last stop',
+    );
+  }
+  return new SpanWriter(store, writerOptions(config), {
+    wal,
+    ...(log ? { log } : {}),
+    ...(parts.storeReady ? { storeReady: parts.storeReady } : {}),
+  });
+}
+
+/** How long start-up waits for a ClickHouse server's first answer before going on without it. */
+const FIRST_CONTACT_MS = 5_000;
+const MIGRATE_RETRY_MAX_MS = 5_000;
+
+/**
+ * Applies the migrations. Without the log, or on the embedded store, before listening: a failure
+ * stops start-up. With the log and a ClickHouse server that does not answer, start-up goes on:
+ * spans are accepted into the log, and the migrations — then the inserts — are retried in the
+ * background until it answers (a collector restarted during an outage must not refuse spans).
+ * A migration that fails on an answering server still stops start-up.
+ */
+async function migrateAtStart(
+  store: Store,
+  config: Config,
+  log: SpanWriterLog,
+  stopped: () => boolean,
+): Promise<{ ready: Promise<void> }> {
+  const done = { ready: Promise.resolve() };
+  if (config.ROUTEWATCH_WAL === 'off' || store.driver === 'embedded') {
+    await migrate(store);
+    return done;
+  }
+  const later = (error: unknown) => {
+    log.warn(
+      { reason: errorMessage(error).split('\n')[0] },
+      'ClickHouse does not answer: accepting spans into the write-ahead log; migrations and ' +
+        'inserts are retried until it answers',
+    );
+    return { ready: migrateWhenReachable(store, log, stopped) };
+  };
+  try {
+    const ping = store.ping();
+    ping.catch(() => undefined);
+    await Promise.race([
+      ping,
+      sleep(FIRST_CONTACT_MS, undefined, { ref: false }).then(() => {
+        throw new Error(`no answer within ${FIRST_CONTACT_MS} ms`);
+      }),
+    ]);
+  } catch (error) {
+    return later(error);
+  }
+  try {
+    await migrate(store);
+  } catch (error) {
+    if (!isStoreUnavailable(error)) throw error;
+    return later(error);
+  }
+  return done;
+}
+
+async function migrateWhenReachable(
+  store: Store,
+  log: SpanWriterLog,
+  stopped: () => boolean,
+): Promise<void> {
+  let backoff = 250;
+  let lastLogAt = Date.now();
+  for (;;) {
+    await sleep(backoff, undefined, { ref: false });
+    if (stopped()) return new Promise<void>(() => undefined);
+    try {
+      await store.ping();
+      await migrate(store);
+      log.info({}, 'ClickHouse answers: migrations applied, storing the write-ahead log');
+      return;
+    } catch (error) {
+      if (Date.now() - lastLogAt > 30_000) {
+        lastLogAt = Date.now();
+        log.warn(
+          { reason: errorMessage(error).split('\n')[0] },
+          'ClickHouse still does not answer (or migrating failed): retrying',
+        );
+      }
+      backoff = Math.min(MIGRATE_RETRY_MAX_MS, backoff * 2);
+    }
+  }
 }
 
 export function ingestSettings(config: Config): IngestSettings {
@@ -61,17 +181,29 @@ export function channelsFor(config: Config): Channel[] {
   return channels;
 }
 
-export interface RunningRoutewatch {
-  /** Base URL, e.g. http://127.0.0.1:4318 */
-  url: string;
-  tracesUrl: string;
-  app: FastifyInstance;
-  store: Store;
-  writer: SpanWriter;
-  evaluator: Evaluator;
-  notifier: Notifier | undefined;
-  /** Stops listening, stores what was acknowledged, closes the store. */
-  close(): Promise<void>;
+/**
+ * A log that keeps its lines until it is attached to a real one (the app's logger exists only
+ * once the app is built), then writes them there and everything after.
+ */
+export function bufferedLog(): {
+  log: NotifierLog;
+  attach(target: NotifierLog): void;
+  pending(): Array<[keyof NotifierLog, object, string]>;
+} {
+  let target: NotifierLog | undefined;
+  const lines: Array<[keyof NotifierLog, object, string]> = [];
+  const write = (level: keyof NotifierLog) => (details: object, message: string) => {
+    if (target) target[level](details, message);
+    else lines.push([level, details, message]);
+  };
+  return {
+    log: { info: write('info'), warn: write('warn'), error: write('error') },
+    attach(next) {
+      target = next;
+      for (const [level, details, message] of lines.splice(0)) next[level](details, message);
+    },
+    pending: () => lines,
+  };
 }
 
 export interface Assembled {
@@ -82,7 +214,11 @@ export interface Assembled {
   notifier: Notifier | undefined;
   /** Starts the periodic evaluation and the notifier (after listening). */
   begin(): void;
-  /** Stops them, the app and the ingest threads, writing what was acknowledged; not the store. */
+  /**
+   * Stops them and the app, then stores what was acknowledged — with the log, what the store
+   * takes within a few seconds; the rest stays in the log for the next start — and stops the
+   * ingest threads. Not the store.
+   */
   close(): Promise<void>;
 }
 
@@ -95,33 +231,38 @@ export interface AssembleOptions {
   /** Base URL for links in alerts; read when a message is made. */
   publicUrl: () => string;
   writer?: SpanWriter;
+  /** The span writer's log, until the app's logger exists. */
+  writerLog?: ReturnType<typeof bufferedLog>;
+  /** Resolves once the store is migrated (inserts wait for it). */
+  storeReady?: Promise<void>;
   now?: () => Date;
 }
 
 /**
- * Everything `routewatch start` runs on a store: span writer, ingest threads, alert evaluator,
- * notifier and the HTTP app. Shared by start and the tests, so that both run the same wiring.
+ * Everything `routewatch start` runs on a store: span writer (with its write-ahead log), ingest
+ * threads, alert evaluator, notifier and the HTTP app. Shared by start and the tests, so that
+ * both run the same wiring.
  */
 export async function assembleRoutewatch(
   config: Config,
   store: Store,
   options: AssembleOptions,
 ): Promise<Assembled> {
-  const writer = options.writer ?? new SpanWriter(store, writerOptions(config));
+  const writerLog = options.writerLog ?? bufferedLog();
+  const writer =
+    options.writer ??
+    (await openSpanWriter(store, config, {
+      log: writerLog.log,
+      ...(options.storeReady ? { storeReady: options.storeReady } : {}),
+    }));
   const ingest = ingestRunnerFor(config);
-  // The evaluator and notifier log through the app's logger, which exists only once built.
-  let log: NotifierLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  const proxy: NotifierLog = {
-    info: (d, m) => log.info(d, m),
-    warn: (d, m) => log.warn(d, m),
-    error: (d, m) => log.error(d, m),
-  };
+  const alertsLog = bufferedLog();
   const notifier =
     options.channels.length > 0
       ? new Notifier({
           channels: options.channels,
           store: new AlertStore(store),
-          log: proxy,
+          log: alertsLog.log,
           ...options.notifier,
         })
       : undefined;
@@ -132,7 +273,7 @@ export async function assembleRoutewatch(
     get publicUrl() {
       return options.publicUrl();
     },
-    log: proxy,
+    log: alertsLog.log,
   });
   const app = await buildApp({
     config,
@@ -144,12 +285,16 @@ export async function assembleRoutewatch(
     logger: options.logger,
     ...(options.now ? { now: options.now } : {}),
   });
-  const child = app.log.child({ module: 'alerts' });
-  log = {
-    info: (d, m) => child.info(d, m),
-    warn: (d, m) => child.warn(d, m),
-    error: (d, m) => child.error(d, m),
+  const child = (module: string): NotifierLog => {
+    const log = app.log.child({ module });
+    return {
+      info: (d, m) => log.info(d, m),
+      warn: (d, m) => log.warn(d, m),
+      error: (d, m) => log.error(d, m),
+    };
   };
+  alertsLog.attach(child('alerts'));
+  writerLog.attach(child('span-writer'));
   return {
     app,
     writer,
@@ -164,10 +309,28 @@ export async function assembleRoutewatch(
       await evaluator.stop();
       await notifier?.stop();
       await app.close();
-      await writer.flush();
+      await writer.close();
       await ingest.close();
     },
   };
+}
+
+export interface RunningRoutewatch {
+  /** Base URL, e.g. http://127.0.0.1:4318 */
+  url: string;
+  tracesUrl: string;
+  app: FastifyInstance;
+  store: Store;
+  writer: SpanWriter;
+  evaluator: Evaluator;
+  notifier: Notifier | undefined;
+  /** The write-ahead log's directory; undefined with ROUTEWATCH_WAL=off. */
+  walDir: string | undefined;
+  /**
+   * Stops listening, then stores what was acknowledged — with the log, what the store takes
+   * within a few seconds; the rest stays in the log for the next start — and closes the store.
+   */
+  close(): Promise<void>;
 }
 
 /** Opens the store, applies migrations and listens: `routewatch start`. */
@@ -182,9 +345,11 @@ export async function startRoutewatch(
     clickhouseUrl: config.CLICKHOUSE_URL,
     dataDir: config.ROUTEWATCH_DATA_DIR,
   });
+  let stopped = false;
+  const writerLog = bufferedLog();
   let assembled: Assembled | undefined;
   try {
-    await migrate(store);
+    const migrated = await migrateAtStart(store, config, writerLog.log, () => stopped);
     const host = config.ROUTEWATCH_HOST;
     const listenUrl = (port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
     let publicUrl = config.ROUTEWATCH_PUBLIC_URL ?? listenUrl(config.ROUTEWATCH_PORT);
@@ -193,6 +358,8 @@ export async function startRoutewatch(
       rules,
       channels: channelsFor(config),
       publicUrl: () => publicUrl,
+      writerLog,
+      storeReady: migrated.ready,
     });
     const { app } = assembled;
     await app.listen({ host, port: config.ROUTEWATCH_PORT });
@@ -210,13 +377,20 @@ export async function startRoutewatch(
       writer: running.writer,
       evaluator: running.evaluator,
       notifier: running.notifier,
+      walDir: running.writer.wal?.dir,
       async close() {
+        stopped = true;
         await running.close();
         await store.close();
       },
     };
   } catch (error) {
-    await assembled?.close();
+    stopped = true;
+    // Nothing may have been attached yet: say what went wrong before the error stops the process.
+    for (const [level, details, message] of writerLog.pending()) {
+      if (level !== 'info') process.stderr.write(`${message} ${JSON.stringify(details)}\n`);
+    }
+    if (assembled) await assembled.close();
     await store.close();
     throw error;
   }

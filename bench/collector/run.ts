@@ -3,7 +3,10 @@
  *   (1) raw: pre-normalized rows inserted straight into `spans` in 10 000-row batches — what the
  *       embedded ClickHouse can take, no HTTP, no decoding;
  *   (2) OTLP/HTTP JSON and (3) OTLP/HTTP protobuf: pre-encoded export requests of 500 spans POSTed
- *       to `routewatch start` on 127.0.0.1, 16 in flight, each acknowledged only once stored.
+ *       to `routewatch start` on 127.0.0.1, 16 in flight, each acknowledged once in the
+ *       write-ahead log (the default); timed until every span is stored (the log drained);
+ *   (4) OTLP/HTTP protobuf with ROUTEWATCH_WAL=off: the same app on the same store, each request
+ *       acknowledged only once stored.
  * The sender runs in this process too, so its CPU shares the two cores with the collector.
  * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3]
  */
@@ -15,8 +18,9 @@ import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { progressReporter } from '../../cli/progress.js';
 import type { Progress } from '../../cli/progress.js';
+import { buildApp } from '../../server/app.js';
 import { configWith } from '../../server/config.js';
-import { startRoutewatch } from '../../server/start.js';
+import { ingestRunnerFor, openSpanWriter, startRoutewatch } from '../../server/start.js';
 import { normalizeRequest } from '../../collector/normalize.js';
 import { decodeTraceRequestProto } from '../../collector/otlp-proto.js';
 import { PriceTable } from '../../collector/pricing.js';
@@ -157,19 +161,29 @@ async function send(
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  progress?.clear();
 }
 
 interface Measure {
+  /** Until every span is stored. */
   wallMs: number;
+  /** Until every request was answered (the same as wallMs when answers wait for the store). */
+  ackMs: number;
   cpuMs: number;
 }
 
-async function measure(fn: () => Promise<void>): Promise<Measure> {
+/** Times `send`, then `stored` (waiting for what was acknowledged to be stored). */
+async function measure(
+  send: () => Promise<void>,
+  stored: () => Promise<void> = async () => undefined,
+): Promise<Measure> {
   const cpu = process.cpuUsage();
   const t0 = performance.now();
-  await fn();
+  await send();
+  const ackMs = performance.now() - t0;
+  await stored();
   const used = process.cpuUsage(cpu);
-  return { wallMs: performance.now() - t0, cpuMs: (used.user + used.system) / 1000 };
+  return { wallMs: performance.now() - t0, ackMs, cpuMs: (used.user + used.system) / 1000 };
 }
 
 async function main(): Promise<void> {
@@ -177,8 +191,27 @@ async function main(): Promise<void> {
   const routewatch = await startRoutewatch(
     configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_DATA_DIR: dir }),
   );
+  // The same app without the write-ahead log, on the same store (one chDB per process).
+  const walOffConfig = configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_WAL: 'off' });
+  const walOffWriter = await openSpanWriter(routewatch.store, walOffConfig);
+  const walOffIngest = ingestRunnerFor(walOffConfig);
+  const walOff = await buildApp({
+    config: walOffConfig,
+    store: routewatch.store,
+    writer: walOffWriter,
+    ingest: walOffIngest,
+  });
+  await walOff.listen({ host: '127.0.0.1', port: 0 });
+  const walOffAddress = walOff.server.address();
+  const walOffUrl = `http://127.0.0.1:${typeof walOffAddress === 'object' && walOffAddress ? walOffAddress.port : 0}/v1/traces`;
   const prices = new PriceTable();
-  const results: Record<string, Measure[]> = { raw: [], json: [], protobuf: [] };
+  const results: Record<string, Measure[]> = {
+    raw: [],
+    json: [],
+    protobuf: [],
+    'protobuf, WAL off': [],
+  };
+  const drained = () => routewatch.writer.flush();
   try {
     console.log('routewatch bench: collector ingest into the embedded store');
     for (const line of describeMachine()) console.log(line);
@@ -208,27 +241,50 @@ async function main(): Promise<void> {
       const protobuf = makeRequests(SPANS).map((spans) =>
         ProtobufTraceSerializer.serializeRequest(spans)!,
       );
+      const protobufWalOff = makeRequests(SPANS).map((spans) =>
+        ProtobufTraceSerializer.serializeRequest(spans)!,
+      );
 
       results['raw']!.push(
         await measure(async () => {
           for (const batch of rawBatches) await routewatch.store.insertJsonEachRow('spans', batch);
         }),
       );
-      // On stderr, so the figures on stdout stay as they are; outside the measured work.
+      // Progress on stderr, so the figures on stdout stay as they are.
       const sending = (variant: string) =>
         progressReporter(process.stderr, `round ${round} ${variant} requests`, json.length);
-      const jsonProgress = sending('json');
       results['json']!.push(
-        await measure(() => send(routewatch.tracesUrl, json, 'application/json', jsonProgress)),
-      );
-      jsonProgress.clear();
-      const protobufProgress = sending('protobuf');
-      results['protobuf']!.push(
-        await measure(() =>
-          send(routewatch.tracesUrl, protobuf, 'application/x-protobuf', protobufProgress),
+        await measure(
+          () => send(routewatch.tracesUrl, json, 'application/json', sending('json')),
+          drained,
         ),
       );
-      protobufProgress.clear();
+      // On and off in turn, so that load drifting over the run touches both alike.
+      const protobufRuns: Array<[string, () => Promise<Measure>]> = [
+        [
+          'protobuf',
+          () =>
+            measure(
+              () =>
+                send(routewatch.tracesUrl, protobuf, 'application/x-protobuf', sending('protobuf')),
+              drained,
+            ),
+        ],
+        [
+          'protobuf, WAL off',
+          () =>
+            measure(() =>
+              send(
+                walOffUrl,
+                protobufWalOff,
+                'application/x-protobuf',
+                sending('protobuf, WAL off'),
+              ),
+            ),
+        ],
+      ];
+      if (round % 2 === 0) protobufRuns.reverse();
+      for (const [name, run] of protobufRuns) results[name]!.push(await run());
       const line = Object.entries(results)
         .map(
           ([name, list]) =>
@@ -239,19 +295,26 @@ async function main(): Promise<void> {
     }
     const rawRate = median(results['raw']!.map((m) => SPANS / (m.wallMs / 1000)));
     console.log(
-      '\nvariant                      spans/s (median)  × raw insert  process CPU ms per 1k spans',
+      '\nvariant                stored spans/s (median)  × raw insert  acknowledged spans/s  process CPU ms per 1k spans',
     );
     for (const [name, list] of Object.entries(results)) {
       const rate = median(list.map((m) => SPANS / (m.wallMs / 1000)));
+      const ackRate = median(list.map((m) => SPANS / (m.ackMs / 1000)));
       const cpuPerK = median(list.map((m) => m.cpuMs / (SPANS / 1000)));
       console.log(
-        `${name.padEnd(28)} ${Math.round(rate).toLocaleString('en').padStart(16)}  ${(rate / rawRate).toFixed(2).padStart(12)}  ${cpuPerK.toFixed(1).padStart(27)}`,
+        `${name.padEnd(22)} ${Math.round(rate).toLocaleString('en').padStart(23)}  ${(rate / rawRate).toFixed(2).padStart(12)}  ${Math.round(ackRate).toLocaleString('en').padStart(20)}  ${cpuPerK.toFixed(1).padStart(27)}`,
       );
     }
+    const walOn = median(results['protobuf']!.map((m) => SPANS / (m.wallMs / 1000)));
+    const walOffRate = median(results['protobuf, WAL off']!.map((m) => SPANS / (m.wallMs / 1000)));
     console.log(
-      `\nspans stored: ${routewatch.writer.stats.rowsWritten.toLocaleString('en')} via HTTP (+ ${(SPANS * ROUNDS).toLocaleString('en')} raw) · load average after: ${loadAverage()}`,
+      `\nprotobuf end to end, WAL on ÷ WAL off: ${(walOn / walOffRate).toFixed(2)}` +
+        `\nspans stored: ${(routewatch.writer.stats.rowsWritten + walOffWriter.stats.rowsWritten).toLocaleString('en')} via HTTP (+ ${(SPANS * ROUNDS).toLocaleString('en')} raw) · load average after: ${loadAverage()}`,
     );
   } finally {
+    await walOff.close();
+    await walOffWriter.close();
+    await walOffIngest.close();
     await routewatch.close();
     rmSync(dir, { recursive: true, force: true });
   }

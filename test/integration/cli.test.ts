@@ -70,9 +70,16 @@ describe('routewatch CLI', () => {
     expect(ingest.status).toBe(200);
 
     expect(start.out()).toContain(`routewatch report --url ${url}`);
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    // Acknowledged once in the write-ahead log; stored once the log is drained.
+    let metrics = '';
+    const drained = () => /^routewatch_wal_spans 0$/m.test(metrics);
+    for (let i = 0; i < 200 && !drained(); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 50));
+      metrics = await (await fetch(`${url}/metrics`)).text();
+    }
     expect(metrics).toMatch(/^routewatch_spans_written_total 1$/m);
     expect(metrics).toMatch(/^# TYPE routewatch_spans_pending gauge$/m);
+    expect(metrics).toMatch(/^routewatch_wal_spans 0$/m);
 
     const report = run(['report', '--window', '1h', '--url', url], {});
     expect(await report.exited).toBe(0);
