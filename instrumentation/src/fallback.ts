@@ -98,8 +98,13 @@ export async function withFallback<V extends readonly unknown[], I = undefined>(
   throw new FallbackExhaustedError(attempts, skippedRoutes);
 }
 
-/** Validates the options strictly, before any route runs; returns the model attempt bound. */
-function checkOptions<V extends readonly unknown[], I>(options: FallbackOptions<V, I>): number {
+/**
+ * Validates the options strictly, before any route runs; returns the model attempt bound. Also
+ * used by `runEval`, to refuse a bad policy before any case runs.
+ */
+export function checkOptions<V extends readonly unknown[], I>(
+  options: FallbackOptions<V, I>,
+): number {
   const { routes, highRisk, confidence, validate } = options;
   if (!Array.isArray(routes) || routes.length === 0) {
     throw new FallbackConfigError('routes must be a non-empty array');

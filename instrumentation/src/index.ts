@@ -14,6 +14,7 @@ export {
   recordConfidence,
   recordFallbackReason,
   recordOutcome,
+  recordScore,
   recordValidation,
   runAttempt,
   runTask,
@@ -49,6 +50,21 @@ export {
   FallbackExhaustedError,
   RouteTimeoutError,
 } from './fallback-errors.js';
+
+// Offline evals through the production routing policy.
+export { EVAL_OUTCOME_REASONS, EvalConfigError, EvalGradeError, runEval } from './eval.js';
+export type {
+  EvalCase,
+  EvalCaseResult,
+  EvalGrade,
+  EvalGrader,
+  EvalOptions,
+  EvalRoutes,
+  EvalRunOptions,
+  EvalScoreSummary,
+  EvalSummary,
+  EvalVerdict,
+} from './types.js';
 
 // SDK set-up: the whole of it, or the parts for an app that starts its own NodeSDK.
 export {

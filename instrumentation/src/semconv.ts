@@ -40,6 +40,16 @@ export const ATTR_EVAL_RUN = 'routewatch.eval.run' as const;
 export const ATTR_EVAL_DATASET = 'routewatch.eval.dataset' as const;
 /** Prefix of named quality scores in 0..1: `routewatch.score.<name>` on a task span. */
 export const SCORE_ATTRIBUTE_PREFIX = 'routewatch.score.' as const;
+/**
+ * What a score name may be (`groundedness`, `schema_valid`, `refusal.correct`): lower-case letters,
+ * digits, `_`, `.` and `-`, 1 to 64 characters. Names become map keys and report columns, so they
+ * must stay few and fixed: put what varies (a case id, a model) elsewhere, never in the name.
+ */
+export const SCORE_NAME_PATTERN = /^[a-z0-9_.-]{1,64}$/;
+/** The longest score name, in characters (the limit `SCORE_NAME_PATTERN` holds). */
+export const MAX_SCORE_NAME_LENGTH = 64;
+/** At most this many distinct scores on one task span, and in one late outcome report. */
+export const MAX_SCORES = 32;
 
 /** Every `routewatch.*` attribute name of the contract, except the open `routewatch.score.*` family. */
 export const ROUTEWATCH_ATTRIBUTES = [

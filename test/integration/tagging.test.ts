@@ -7,6 +7,7 @@ import {
   recordConfidence,
   recordFallbackReason,
   recordOutcome,
+  recordScore,
   recordValidation,
   runAttempt,
   runTask,
@@ -18,6 +19,8 @@ import {
   ATTR_COHORT,
   ATTR_CONFIDENCE,
   ATTR_ERROR_TYPE,
+  ATTR_EVAL_DATASET,
+  ATTR_EVAL_RUN,
   ATTR_FALLBACK_REASON,
   ATTR_OUTCOME,
   ATTR_OUTCOME_REASON,
@@ -26,7 +29,9 @@ import {
   ATTR_ROUTE,
   ATTR_TASK_ID,
   ATTR_VALIDATION,
+  MAX_SCORES,
   ROUTEWATCH_PREFIX,
+  SCORE_ATTRIBUTE_PREFIX,
   TASK_SPAN_PREFIX,
 } from '../../instrumentation/src/semconv.js';
 import { useInMemoryTracing } from '../support/in-memory-tracing.js';
@@ -278,5 +283,99 @@ describe('runTask and runAttempt', () => {
     });
     expect(spanNamed(`${TASK_SPAN_PREFIX} faq`).attributes[ATTR_OUTCOME]).toBeUndefined();
     expect(diagMessages.some((m) => m.level === 'warn')).toBe(true);
+  });
+});
+
+describe('eval tags and scores', () => {
+  const scoreKeys = (attributes: Record<string, unknown>) =>
+    Object.keys(attributes).filter((key) => key.startsWith(SCORE_ATTRIBUTE_PREFIX));
+
+  it('tags the task span, and only it, with the eval run and dataset', async () => {
+    await runTask({ cohort: 'faq', evalRun: 'ci-812', evalDataset: 'faq-golden@3' }, () =>
+      runAttempt({ route: 'small' }, () => foreignTracer().startSpan('llm in eval').end()),
+    );
+    expect(spanNamed(`${TASK_SPAN_PREFIX} faq`).attributes).toMatchObject({
+      [ATTR_EVAL_RUN]: 'ci-812',
+      [ATTR_EVAL_DATASET]: 'faq-golden@3',
+    });
+    for (const name of [`${ATTEMPT_SPAN_PREFIX} small`, 'llm in eval']) {
+      expect(spanNamed(name).attributes[ATTR_EVAL_RUN]).toBeUndefined();
+      expect(spanNamed(name).attributes[ATTR_EVAL_DATASET]).toBeUndefined();
+    }
+  });
+
+  it('ignores an empty or non-string eval tag with a warning, and runs the task', async () => {
+    const value = await runTask(
+      { cohort: 'faq', evalRun: '', evalDataset: 7 as unknown as string },
+      () => 'ran',
+    );
+    expect(value).toBe('ran');
+    const { attributes } = spanNamed(`${TASK_SPAN_PREFIX} faq`);
+    expect(attributes[ATTR_EVAL_RUN]).toBeUndefined();
+    expect(attributes[ATTR_EVAL_DATASET]).toBeUndefined();
+    expect(diagMessages.map((m) => m.message)).toEqual([
+      expect.stringMatching(/evalRun ""/),
+      expect.stringMatching(/evalDataset 7/),
+    ]);
+  });
+
+  it('records scores on the task span from the handle and from recordScore; the latest value of a name wins', async () => {
+    await runTask({ cohort: 'faq' }, async (task) => {
+      task.setScore('groundedness', 0.25);
+      await runAttempt({ route: 'small' }, () => recordScore('schema_valid', 1));
+      task.setScore('groundedness', 0.75);
+      recordScore('refusal.correct-v2', 0);
+    });
+    const { attributes } = spanNamed(`${TASK_SPAN_PREFIX} faq`);
+    expect(attributes).toMatchObject({
+      'routewatch.score.groundedness': 0.75,
+      'routewatch.score.schema_valid': 1,
+      'routewatch.score.refusal.correct-v2': 0,
+    });
+    expect(scoreKeys(spanNamed(`${ATTEMPT_SPAN_PREFIX} small`).attributes)).toEqual([]);
+    expect(diagMessages).toEqual([]);
+  });
+
+  it.each([
+    ['an upper-case name', 'Groundedness', 0.5, /score name "Groundedness"/],
+    ['a name with a space', 'tone ok', 0.5, /score name "tone ok"/],
+    ['an empty name', '', 0.5, /score name ""/],
+    ['a name longer than 64 characters', 'x'.repeat(65), 0.5, /score name "x{65}"/],
+    ['a value above 1', 'tone', 1.5, /tone = 1.5 is not a number in 0..1/],
+    ['a negative value', 'tone', -0.1, /tone = -0.1/],
+    ['NaN', 'tone', Number.NaN, /tone = NaN/],
+    ['a string value', 'tone', '0.5' as unknown as number, /tone = 0.5 is not a number/],
+  ])('ignores %s with a diag warning, without throwing', async (_case, name, value, message) => {
+    await runTask({ cohort: 'faq' }, (task) => {
+      task.setScore(name, value);
+      recordScore(name, value);
+    });
+    expect(scoreKeys(spanNamed(`${TASK_SPAN_PREFIX} faq`).attributes)).toEqual([]);
+    expect(diagMessages).toHaveLength(2);
+    for (const m of diagMessages) {
+      expect(m.level).toBe('warn');
+      expect(m.message).toMatch(message);
+    }
+  });
+
+  it('keeps at most MAX_SCORES names per task, and still updates those it has', async () => {
+    await runTask({ cohort: 'faq' }, (task) => {
+      for (let i = 0; i <= MAX_SCORES; i += 1) task.setScore(`s${i}`, 0.5);
+      task.setScore('s0', 0.9);
+    });
+    const { attributes } = spanNamed(`${TASK_SPAN_PREFIX} faq`);
+    expect(scoreKeys(attributes)).toHaveLength(MAX_SCORES);
+    expect(attributes[`${SCORE_ATTRIBUTE_PREFIX}s${MAX_SCORES}`]).toBeUndefined();
+    expect(attributes[`${SCORE_ATTRIBUTE_PREFIX}s0`]).toBe(0.9);
+    expect(diagMessages.map((m) => m.message)).toEqual([
+      expect.stringMatching(new RegExp(`s${MAX_SCORES}: a task keeps at most ${MAX_SCORES}`)),
+    ]);
+  });
+
+  it('warns on recordScore outside a task', () => {
+    recordScore('groundedness', 0.5);
+    expect(diagMessages.map((m) => m.message)).toEqual([
+      expect.stringMatching(/recordScore called outside a task/),
+    ]);
   });
 });
