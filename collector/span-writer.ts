@@ -1,6 +1,7 @@
 import { errorMessage, isRowDataError } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
 import type { SpanRow } from './normalize.js';
+import { SPAN_INSERT, spanLines } from './span-lines.js';
 
 export interface SpanWriterOptions {
   /** Flush when this many rows are waiting (ROUTEWATCH_BATCH_ROWS). */
@@ -17,7 +18,10 @@ export interface SpanWriterOptions {
   dedupWindow: number;
 }
 
-/** Rows serialized for the store: one JSONEachRow line per row, and the row's span key. */
+/**
+ * Rows serialized for the store: one line per row in the format and columns of SPAN_INSERT
+ * (span-lines.ts: JSONCompactEachRow), and the row's span key.
+ */
 export interface PreparedRows {
   lines: string[];
   /** trace id + span id of each line, for de-duplication. */
@@ -26,14 +30,7 @@ export interface PreparedRows {
 
 /** Serializes rows for `SpanWriter.write`. */
 export function prepareRows(rows: readonly SpanRow[]): PreparedRows {
-  const lines = new Array<string>(rows.length);
-  const keys = new Array<string>(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i]!;
-    lines[i] = JSON.stringify(row);
-    keys[i] = row.trace_id + row.span_id;
-  }
-  return { lines, keys };
+  return spanLines(rows);
 }
 
 export interface SpanWriterStats {
@@ -84,7 +81,7 @@ const INITIAL_ROWS_PER_SECOND = 20_000;
 const RATE_SMOOTHING = 0.3;
 
 interface Waiter {
-  /** One JSONEachRow line per row. */
+  /** One line per row (PreparedRows). */
   lines: string[];
   keys: string[];
   bytes: number;
@@ -247,7 +244,11 @@ export class SpanWriter {
   async #insert(lines: string[], keys: string[]): Promise<void> {
     if (lines.length > 0) {
       const started = performance.now();
-      await this.#store.insertJsonEachRow('spans', Buffer.from(lines.join('\n') + '\n'));
+      await this.#store.insertJsonEachRow(
+        'spans',
+        Buffer.from(lines.join('\n') + '\n'),
+        SPAN_INSERT,
+      );
       this.#measure(lines.length, performance.now() - started);
     }
     this.stats.rowsWritten += lines.length;
