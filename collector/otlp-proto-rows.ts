@@ -42,6 +42,16 @@ const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 const emptyMap = (): Record<string, string> => Object.create(null) as Record<string, string>;
 
+/**
+ * Buffer's own slice decoders, which `toString(encoding, start, end)` calls after checking its
+ * arguments: called directly on the hot path (present in every Node version we support).
+ */
+interface BufferSlices {
+  utf8Slice(start: number, end: number): string;
+  hexSlice(start: number, end: number): string;
+  base64Slice(start: number, end: number): string;
+}
+
 /** The JSON value of an AnyValue, as normalize.ts's toJson gives it. */
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
@@ -55,6 +65,7 @@ interface KeyValueAt {
 
 class Decoder {
   readonly buf: Buffer;
+  readonly slices: BufferSlices;
   readonly view: DataView;
   pos = 0;
   #entries = 0;
@@ -71,6 +82,7 @@ class Decoder {
 
   constructor(body: Uint8Array, limits: RequestLimits, out: RequestRows, mapping?: Mapping) {
     this.buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    this.slices = this.buf as unknown as BufferSlices;
     this.view = new DataView(body.buffer, body.byteOffset, body.byteLength);
     this.#limits = limits;
     this.#out = out;
@@ -83,6 +95,14 @@ class Decoder {
   /** A varint of at most 32 bits (tags, lengths, enums); anything longer gives up. */
   varint32(end: number): number {
     const buf = this.buf;
+    // Most tags and lengths fit in one byte.
+    if (this.pos < end) {
+      const first = buf[this.pos]!;
+      if (first < 0x80) {
+        this.pos++;
+        return first;
+      }
+    }
     let result = 0;
     for (let shift = 0; shift < 35; shift += 7) {
       if (this.pos >= end) throw GIVE_UP;
@@ -148,7 +168,7 @@ class Decoder {
 
   string(start: number, end: number): string {
     if (start >= end) return '';
-    const text = this.buf.toString('utf8', start, end);
+    const text = this.slices.utf8Slice(start, end);
     // Node and TextDecoder agree on valid UTF-8; for invalid bytes, decode exactly as bufbuild does.
     return text.includes('\uFFFD') ? utf8.decode(this.buf.subarray(start, end)) : text;
   }
@@ -243,7 +263,7 @@ class Decoder {
       case 6:
         return JSON.stringify(this.kvlistJson(at, fieldEnd));
       case 7:
-        return this.buf.toString('base64', at, fieldEnd);
+        return this.slices.base64Slice(at, fieldEnd);
       default:
         return '';
     }
@@ -266,7 +286,7 @@ class Decoder {
       case 6:
         return this.kvlistJson(at, fieldEnd);
       case 7:
-        return this.buf.toString('base64', at, fieldEnd);
+        return this.slices.base64Slice(at, fieldEnd);
       default:
         return null;
     }
@@ -640,7 +660,7 @@ class Decoder {
       relevant = isRelevantBy(false, this.valueOf(langfuseType), this.valueOf(vercelOperation));
     }
     const parentSpanId =
-      parentEnd > parentStart ? this.buf.toString('hex', parentStart, parentEnd) : '';
+      parentEnd > parentStart ? this.slices.hexSlice(parentStart, parentEnd) : '';
     const name = nameStart < 0 ? '' : this.string(nameStart, nameEnd);
     if (!relevant) {
       const mapping = this.#mapping;
@@ -667,8 +687,8 @@ class Decoder {
       map[key] = this.flatten(kv.valueStart, kv.valueEnd);
     }
     const fields: SpanFields = {
-      traceId: this.buf.toString('hex', traceStart, traceEnd),
-      spanId: this.buf.toString('hex', spanStart, spanEnd),
+      traceId: this.slices.hexSlice(traceStart, traceEnd),
+      spanId: this.slices.hexSlice(spanStart, spanEnd),
       parentSpanId,
       name,
       kind,

@@ -11,6 +11,7 @@
  * fixed pace (open loop) at half the median protobuf rate just measured, p50/p99 per request.
  * The sender runs in this process too, so its CPU shares the two cores with the collector.
  * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
+ *        [--batch-delay 200ms]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,6 +32,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     mixes: { type: 'string', default: 'llm,mixed' },
     'latency-s': { type: 'string', default: '15' },
+    /** ROUTEWATCH_BATCH_DELAY for the collector (default: the configuration's default). */
+    'batch-delay': { type: 'string' },
   },
 });
 const SPANS = Number(values.spans);
@@ -102,7 +105,11 @@ const quantile = (sorted: number[], q: number) =>
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'routewatch-bench-collector-'));
-  const config = configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_DATA_DIR: dir });
+  const config = configWith({
+    ROUTEWATCH_PORT: '0',
+    ROUTEWATCH_DATA_DIR: dir,
+    ...(values['batch-delay'] ? { ROUTEWATCH_BATCH_DELAY: values['batch-delay'] } : {}),
+  });
   const routewatch = await startRoutewatch(config);
   // The pipeline itself, to make the raw insert's rows exactly as the collector makes them.
   const ingest = createIngest(ingestSettings(config));
@@ -111,7 +118,7 @@ async function main(): Promise<void> {
     console.log('routewatch bench: collector ingest into the embedded store, end to end');
     for (const line of describeMachine().slice(0, 2)) console.log(line);
     console.log(
-      `${SPANS} spans per variant and round, ${SPANS_PER_REQUEST} spans per request, ${IN_FLIGHT} in flight, ${ROUNDS} rounds · load average before: ${loadAverage()}\n`,
+      `${SPANS} spans per variant and round, ${SPANS_PER_REQUEST} spans per request, ${IN_FLIGHT} in flight, ${ROUNDS} rounds · batch delay ${config.ROUTEWATCH_BATCH_DELAY} ms · load average before: ${loadAverage()}\n`,
     );
     for (const mix of MIX_LIST) {
       const results: Record<string, Measure[]> = { raw: [], protobuf: [], json: [] };

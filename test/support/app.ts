@@ -38,6 +38,8 @@ export async function testApp(
     config?: ConfigOverrides;
     logger?: FastifyServerOptions['logger'];
     writer?: SpanWriter;
+    /** Wraps the ingest runner the app uses (to look at what it is given, say). */
+    wrapIngest?: (runner: IngestRunner, config: Config) => IngestRunner;
     now?: () => Date;
     /** Alert rules; default: the defaults. */
     rules?: RuleSet;
@@ -52,7 +54,8 @@ export async function testApp(
     ...options.config,
   });
   const writer = options.writer ?? new SpanWriter(store, writerOptions(config));
-  const ingest = ingestRunnerFor(config);
+  const runner = ingestRunnerFor(config);
+  const ingest = options.wrapIngest ? options.wrapIngest(runner, config) : runner;
   const notifier =
     options.channels && options.channels.length > 0
       ? new Notifier({
