@@ -142,7 +142,7 @@ async function main(): Promise<void> {
         results['raw']!.push(
           await measure(async () => {
             for (const batch of rawBatches)
-              await routewatch.store.insertJsonEachRow('spans', batch);
+              await routewatch.store.insertJsonEachRow('spans', batch, SPAN_INSERT);
           }),
         );
         for (const encoding of ['protobuf', 'json'] as const) {
