@@ -36,6 +36,16 @@ const PREFIX_GEN_AI = asciiBytes('gen_ai.');
 const PREFIX_LLM = asciiBytes('llm.');
 const KEY_LANGFUSE_TYPE = asciiBytes(LANGFUSE_TYPE);
 const KEY_VERCEL_OPERATION = asciiBytes(VERCEL_OPERATION);
+/** First bytes of the keys above: any other key is passed over after one look-up. */
+const MAY_MATTER = new Uint8Array(256);
+for (const key of [
+  PREFIX_ROUTEWATCH,
+  PREFIX_GEN_AI,
+  PREFIX_LLM,
+  KEY_LANGFUSE_TYPE,
+  KEY_VERCEL_OPERATION,
+])
+  MAY_MATTER[key[0]!] = 1;
 
 // bufbuild's reader decodes non-ASCII strings with this (invalid sequences become U+FFFD).
 const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
@@ -599,7 +609,7 @@ class Decoder {
           this.walkKeyValue(kvEnd, 0, kv);
           const { keyStart, keyEnd } = kv;
           // Until a relevant key is seen: past it, the markers no longer matter.
-          if (keyStart >= 0 && !hasRelevantKey) {
+          if (keyStart >= 0 && !hasRelevantKey && MAY_MATTER[this.buf[keyStart]!] === 1) {
             // Keys compared as bytes: an ASCII prefix decodes to itself whatever follows it.
             hasRelevantKey =
               this.startsWith(keyStart, keyEnd, PREFIX_ROUTEWATCH) ||
