@@ -224,42 +224,47 @@ class Decoder {
     }
   }
 
+  /** The field valueField found (0: none), where its content starts and ends. */
+  vField = 0;
+  vAt = -1;
+  vEnd = -1;
+
   /**
-   * The last position of each AnyValue field (1 string … 7 bytes) in a checked AnyValue message,
-   * and which one the checker would take: the first present in that order.
+   * Finds the field of a checked AnyValue message that the checker would take: the first present in
+   * the order 1 string … 7 bytes (the lowest field number), and of that field the last occurrence.
+   * Leaves it in vField, vAt, vEnd.
    */
-  valueField(start: number, end: number): { field: number; at: number; fieldEnd: number } {
-    const at = [-1, -1, -1, -1, -1, -1, -1, -1];
-    const ends = [0, 0, 0, 0, 0, 0, 0, 0];
+  valueField(start: number, end: number): void {
+    let best = 8;
+    let bestAt = -1;
+    let bestEnd = -1;
     this.pos = start;
     while (this.pos < end) {
       const tag = this.tag(end);
       const field = tag >>> 3;
       const wireType = tag & 7;
-      if (field >= 1 && field <= 7) {
-        if (wireType === LENGTH_DELIMITED) {
-          const fieldEnd = this.lengthEnd(end);
-          at[field] = this.pos;
-          ends[field] = fieldEnd;
-          this.pos = fieldEnd;
-          continue;
-        }
-        at[field] = this.pos;
+      const fieldEnd = wireType === LENGTH_DELIMITED ? this.lengthEnd(end) : -1;
+      const contentStart = this.pos;
+      if (fieldEnd >= 0) this.pos = fieldEnd;
+      else this.skip(wireType, end);
+      if (field >= 1 && field <= best) {
+        best = field;
+        bestAt = contentStart;
+        bestEnd = this.pos;
       }
-      this.skip(wireType, end);
-      if (field >= 1 && field <= 7) ends[field] = this.pos;
     }
-    for (let field = 1; field <= 7; field++) {
-      if (at[field] !== -1) return { field, at: at[field]!, fieldEnd: ends[field]! };
-    }
-    return { field: 0, at: -1, fieldEnd: -1 };
+    this.vField = best === 8 ? 0 : best;
+    this.vAt = bestAt;
+    this.vEnd = bestEnd;
   }
 
   /** An attribute value flattened to the text stored in a map, as normalize.ts's flatten does. */
   flatten(start: number, end: number): string {
     if (start < 0) return '';
-    const { field, at, fieldEnd } = this.valueField(start, end);
-    switch (field) {
+    this.valueField(start, end);
+    const at = this.vAt;
+    const fieldEnd = this.vEnd;
+    switch (this.vField) {
       case 1:
         return this.string(at, fieldEnd);
       case 2:
@@ -281,8 +286,10 @@ class Decoder {
 
   valueJson(start: number, end: number): JsonValue {
     if (start < 0) return null;
-    const { field, at, fieldEnd } = this.valueField(start, end);
-    switch (field) {
+    this.valueField(start, end);
+    const at = this.vAt;
+    const fieldEnd = this.vEnd;
+    switch (this.vField) {
       case 1:
         return this.string(at, fieldEnd);
       case 2:
@@ -669,15 +676,15 @@ class Decoder {
     if (!relevant && (langfuseType >= 0 || vercelOperation >= 0)) {
       relevant = isRelevantBy(false, this.valueOf(langfuseType), this.valueOf(vercelOperation));
     }
+    if (!relevant && this.#mapping === undefined) {
+      this.#out.skipped++;
+      return;
+    }
     const parentSpanId =
       parentEnd > parentStart ? this.slices.hexSlice(parentStart, parentEnd) : '';
     const name = nameStart < 0 ? '' : this.string(nameStart, nameEnd);
     if (!relevant) {
-      const mapping = this.#mapping;
-      if (mapping === undefined) {
-        this.#out.skipped++;
-        return;
-      }
+      const mapping = this.#mapping!;
       // Task span conditions read a few keys: only those are decoded.
       const partial = emptyMap();
       for (let i = 0; i < count; i++) {

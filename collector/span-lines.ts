@@ -61,12 +61,22 @@ export const SPAN_INSERT: Readonly<InsertOptions> = Object.freeze({
   columns: SPAN_COLUMNS,
 });
 
+/** `"key":` for attribute keys seen recently: the same few keys come back span after span. */
+const keyJson = new Map<string, string>();
+const KEY_CACHE_SIZE = 4096;
+
 /** A string map as a JSON object, keys in the order JSON.stringify would give them. */
 export function mapJson(map: Readonly<Record<string, string>>): string {
   let json = '{';
   for (const key in map) {
+    let prefix = keyJson.get(key);
+    if (prefix === undefined) {
+      if (keyJson.size >= KEY_CACHE_SIZE) keyJson.clear();
+      prefix = JSON.stringify(key) + ':';
+      keyJson.set(key, prefix);
+    }
     if (json.length > 1) json += ',';
-    json += JSON.stringify(key) + ':' + JSON.stringify(map[key]);
+    json += prefix + JSON.stringify(map[key]);
   }
   return json + '}';
 }

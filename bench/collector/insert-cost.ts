@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createIngest } from '../../collector/ingest.js';
+import { SPAN_COLUMNS } from '../../collector/span-lines.js';
 import { configWith } from '../../server/config.js';
 import { ingestSettings } from '../../server/start.js';
 import { EmbeddedStore } from '../../storage/embedded-store.js';
@@ -78,8 +79,12 @@ async function main(): Promise<void> {
     const lines: string[] = [];
     for (const spans of makeRequests('llm', ROWS))
       lines.push(...ingest(encode(spans, 'protobuf'), 'protobuf', Date.now()).lines);
-    const rows = lines.map((line) => JSON.parse(line) as Row);
-    const columns = Object.keys(rows[0]!);
+    // The writer's lines are JSONCompactEachRow arrays in SPAN_COLUMNS order.
+    const columns: string[] = [...SPAN_COLUMNS];
+    const rows = lines.map((line) => {
+      const values = JSON.parse(line) as unknown[];
+      return Object.fromEntries(columns.map((c, i) => [c, values[i]])) as Row;
+    });
 
     const [created] = await store.query(
       'SHOW CREATE TABLE spans',
@@ -114,7 +119,7 @@ async function main(): Promise<void> {
         const slice = rows.slice(i, i + BATCH);
         const text =
           format === 'JSONEachRow'
-            ? lines.slice(i, i + BATCH).join('\n')
+            ? slice.map((r) => JSON.stringify(r)).join('\n')
             : format === 'JSONCompactEachRow'
               ? slice.map((r) => JSON.stringify(columns.map((c) => r[c]))).join('\n')
               : slice.map((r) => columns.map((c) => tsvField(r[c])).join('\t')).join('\n');
