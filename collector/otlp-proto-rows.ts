@@ -62,6 +62,14 @@ interface BufferSlices {
   base64Slice(start: number, end: number): string;
 }
 
+/**
+ * Attribute keys decoded before, by a hash of their bytes: the same keys come back span after span,
+ * and a key string seen before is also one the engine has already made a property name of.
+ */
+const KEY_CACHE = new Map<number, { bytes: Uint8Array; text: string }>();
+const KEY_CACHE_SIZE = 4096;
+const MAX_CACHED_KEY_BYTES = 96;
+
 /** The JSON value of an AnyValue, as normalize.ts's toJson gives it. */
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
@@ -181,6 +189,22 @@ class Decoder {
     const text = this.slices.utf8Slice(start, end);
     // Node and TextDecoder agree on valid UTF-8; for invalid bytes, decode exactly as bufbuild does.
     return text.includes('\uFFFD') ? utf8.decode(this.buf.subarray(start, end)) : text;
+  }
+
+  /** An attribute key: decoded as a string, or the same string as the last time these bytes came. */
+  key(start: number, end: number): string {
+    const length = end - start;
+    if (start < 0 || length === 0) return '';
+    if (length > MAX_CACHED_KEY_BYTES) return this.string(start, end);
+    const buf = this.buf;
+    let hash = length;
+    for (let i = start; i < end; i++) hash = (Math.imul(hash, 31) + buf[i]!) | 0;
+    const known = KEY_CACHE.get(hash);
+    if (known !== undefined && this.bytesEqual(start, end, known.bytes)) return known.text;
+    const text = this.string(start, end);
+    if (KEY_CACHE.size >= KEY_CACHE_SIZE) KEY_CACHE.clear();
+    KEY_CACHE.set(hash, { bytes: new Uint8Array(buf.subarray(start, end)), text });
+    return text;
   }
 
   bytesEqual(start: number, end: number, expected: Uint8Array): boolean {
@@ -336,7 +360,7 @@ class Decoder {
     }
     return Object.fromEntries(
       pairs.map((kv) => [
-        kv.keyStart < 0 ? '' : this.string(kv.keyStart, kv.keyEnd),
+        this.key(kv.keyStart, kv.keyEnd),
         this.valueJson(kv.valueStart, kv.valueEnd),
       ]),
     );
@@ -494,7 +518,7 @@ class Decoder {
       const kvEnd = this.lengthEnd(end);
       kv.keyStart = kv.keyEnd = kv.valueStart = kv.valueEnd = -1;
       this.walkKeyValue(kvEnd, 0, kv);
-      const key = kv.keyStart < 0 ? '' : this.string(kv.keyStart, kv.keyEnd);
+      const key = this.key(kv.keyStart, kv.keyEnd);
       into[key] = this.flatten(kv.valueStart, kv.valueEnd);
       this.pos = kvEnd;
     }
@@ -689,7 +713,7 @@ class Decoder {
       const partial = emptyMap();
       for (let i = 0; i < count; i++) {
         const kv = kvs[i]!;
-        const key = kv.keyStart < 0 ? '' : this.string(kv.keyStart, kv.keyEnd);
+        const key = this.key(kv.keyStart, kv.keyEnd);
         if (this.#taskKeys.has(key)) partial[key] = this.flatten(kv.valueStart, kv.valueEnd);
       }
       if (!mapping.isTaskSpan({ name, parentSpanId, attributes: partial, resource })) {
@@ -700,7 +724,7 @@ class Decoder {
     const map = emptyMap();
     for (let i = 0; i < count; i++) {
       const kv = kvs[i]!;
-      const key = kv.keyStart < 0 ? '' : this.string(kv.keyStart, kv.keyEnd);
+      const key = this.key(kv.keyStart, kv.keyEnd);
       map[key] = this.flatten(kv.valueStart, kv.valueEnd);
     }
     const fields: SpanFields = {
