@@ -113,14 +113,36 @@ class Decoder {
   /** A varint of at most 32 bits (tags, lengths, enums); anything longer gives up. */
   varint32(end: number): number {
     const buf = this.buf;
-    // Most tags and lengths fit in one byte.
-    if (this.pos < end) {
-      const first = buf[this.pos]!;
-      if (first < 0x80) {
-        this.pos++;
-        return first;
+    let pos = this.pos;
+    // Within `end` with room for the longest form; otherwise byte by byte with bounds checks.
+    if (pos + 5 > end) return this.varint32Near(end);
+    let b = buf[pos++]!;
+    let result = b & 0x7f;
+    if (b >= 0x80) {
+      b = buf[pos++]!;
+      result |= (b & 0x7f) << 7;
+      if (b >= 0x80) {
+        b = buf[pos++]!;
+        result |= (b & 0x7f) << 14;
+        if (b >= 0x80) {
+          b = buf[pos++]!;
+          result |= (b & 0x7f) << 21;
+          if (b >= 0x80) {
+            b = buf[pos++]!;
+            // The fifth byte holds the top 4 bits; more would not fit in 32.
+            if (b > 0x0f) throw GIVE_UP;
+            result = (result >>> 0) + b * 0x10000000;
+          }
+        }
       }
     }
+    this.pos = pos;
+    return result >>> 0;
+  }
+
+  /** varint32 near the end of a message: each byte checked against `end`. */
+  varint32Near(end: number): number {
+    const buf = this.buf;
     let result = 0;
     for (let shift = 0; shift < 35; shift += 7) {
       if (this.pos >= end) throw GIVE_UP;

@@ -388,6 +388,9 @@ describe('the protobuf fast path', () => {
       kv('gen_ai.usage.input_tokens', { stringValue: '12' }),
       kv('gen_ai.usage.output_tokens', { doubleValue: 3.7 }),
       kv('two.kinds', { stringValue: 's', intValue: '5' }),
+      kv('a.long', { stringValue: 'x'.repeat(300) }),
+      kv('a.longer', { stringValue: 'y'.repeat(70_000) }),
+      kv('k'.repeat(200), { stringValue: 'a long key' }),
       kv('', { stringValue: 'no key' }),
     ];
     expectSameRows(
