@@ -11,7 +11,7 @@
  * fixed pace (open loop) at half the median protobuf rate just measured, p50/p99 per request.
  * The sender runs in this process too, so its CPU shares the two cores with the collector.
  * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
- *        [--batch-delay 200ms]
+ *        [--in-flight 16] [--batch-delay 200ms]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +32,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     mixes: { type: 'string', default: 'llm,mixed' },
     'latency-s': { type: 'string', default: '15' },
+    /** Requests in flight while measuring the rate. */
+    'in-flight': { type: 'string', default: '16' },
     /** ROUTEWATCH_BATCH_DELAY for the collector (default: the configuration's default). */
     'batch-delay': { type: 'string' },
   },
@@ -40,7 +42,7 @@ const SPANS = Number(values.spans);
 const ROUNDS = Number(values.rounds);
 const MIX_LIST = values.mixes.split(',') as Mix[];
 const LATENCY_S = Number(values['latency-s']);
-const IN_FLIGHT = 16;
+const IN_FLIGHT = Number(values['in-flight']);
 const RAW_BATCH_ROWS = 10_000;
 
 async function post(url: string, body: Uint8Array, encoding: Encoding): Promise<void> {
