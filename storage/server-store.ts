@@ -55,9 +55,7 @@ export class ServerStore implements Store {
   ): Promise<void> {
     if (body.byteLength === 0) return;
     const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    const columns = options.columns
-      ? ` (${options.columns.map(assertIdentifier).join(', ')})`
-      : '';
+    const columns = options.columns ? ` (${options.columns.map(assertIdentifier).join(', ')})` : '';
     try {
       const result = await this.#client.exec({
         query: `INSERT INTO ${assertIdentifier(table)}${columns} FORMAT ${insertFormat(options)}`,
