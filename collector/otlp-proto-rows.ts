@@ -13,14 +13,13 @@ import type { RequestLimits } from './request-limits.js';
  * This is the fast path of decodeTraceRequestProto + normalizeRequest and must give exactly their
  * rows and counts (test/unit/otlp-proto-rows.test.ts holds the two side by side). It takes only
  * what it understands: a body with anything else — a decoding error, a limit crossed, a field of
- * an unexpected wire type, an id of the wrong length, a group — makes it give up (returns false)
- * before anything is returned, and the caller decodes the body the full way, which takes it or
- * names what is wrong with the same message as before.
+ * an unexpected wire type, an id of the wrong length, a group — makes it give up (returns
+ * undefined), and the caller decodes the body the full way, which takes it or names what is wrong
+ * with the same message as before.
  */
 
 /** Thrown inside the decoder when the body needs the full decoder; never leaves this module. */
-class GiveUp extends Error {}
-const GIVE_UP = new GiveUp('the body needs the full protobuf decoder');
+const GIVE_UP = new Error('the body needs the full protobuf decoder');
 
 const VARINT = 0;
 const BIT64 = 1;
@@ -790,9 +789,10 @@ export function decodeProtoRows(
   const decoder = new Decoder(body, limits, out, mapping);
   try {
     decoder.request();
-  } catch (error) {
-    if (error instanceof GiveUp) return undefined;
-    throw error;
+  } catch {
+    // GIVE_UP, or anything else: the full path then decides, so that a body fails (or not) with
+    // exactly the error it always did.
+    return undefined;
   }
   return decoder.received;
 }
