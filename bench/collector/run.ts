@@ -11,16 +11,19 @@
  * fixed pace (open loop) at half the median protobuf rate just measured, p50/p99 per request.
  * The sender runs in this process too, so its CPU shares the two cores with the collector.
  * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
- *        [--in-flight 16] [--batch-delay 200ms]
+ *        [--in-flight 16] [--batch-delay 200ms] [--profile-main main.cpuprofile]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { z } from 'zod';
 import { createIngest } from '../../collector/ingest.js';
 import { SPAN_INSERT } from '../../collector/span-lines.js';
 import { configWith } from '../../server/config.js';
 import { ingestSettings, startRoutewatch } from '../../server/start.js';
+import type { Store } from '../../storage/store.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
 import { CONTENT_TYPE, SPANS_PER_REQUEST, encode, makeRequests } from './workload.js';
@@ -34,6 +37,8 @@ const { values } = parseArgs({
     'latency-s': { type: 'string', default: '15' },
     /** Requests in flight while measuring the rate. */
     'in-flight': { type: 'string', default: '16' },
+    /** Writes a V8 profile of the main thread during the protobuf phases to this file. */
+    'profile-main': { type: 'string' },
     /** ROUTEWATCH_BATCH_DELAY for the collector (default: the configuration's default). */
     'batch-delay': { type: 'string' },
   },
@@ -66,6 +71,39 @@ async function send(url: string, bodies: Uint8Array[], encoding: Encoding): Prom
 interface Measure {
   wallMs: number;
   cpuMs: number;
+}
+
+/**
+ * Waits until the engine merges no part of `spans`: merges started by one phase's inserts would
+ * otherwise run, and be counted, in the next phase.
+ */
+async function settle(store: Store): Promise<void> {
+  const merges = z.object({ n: z.coerce.number() });
+  for (let i = 0; i < 100; i++) {
+    const [row] = await store.query(
+      "SELECT count() AS n FROM system.merges WHERE table = 'spans'",
+      {},
+      merges,
+    );
+    if (row!.n === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Profiles the main thread during `fn`, once (the first protobuf phase), into --profile-main. */
+let profiledOnce = false;
+async function profiled<T>(on: boolean, fn: () => Promise<T>): Promise<T> {
+  if (!on || profiledOnce) return fn();
+  profiledOnce = true;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  const result = await fn();
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(values['profile-main']!, JSON.stringify(profile));
+  session.disconnect();
+  return result;
 }
 
 async function measure(fn: () => Promise<void>): Promise<Measure> {
@@ -141,16 +179,25 @@ async function main(): Promise<void> {
           protobuf: makeRequests(mix, SPANS).map((s) => encode(s, 'protobuf')),
           json: makeRequests(mix, SPANS).map((s) => encode(s, 'json')),
         };
-        results['raw']!.push(
-          await measure(async () => {
-            for (const batch of rawBatches)
-              await routewatch.store.insertJsonEachRow('spans', batch, SPAN_INSERT);
-          }),
-        );
-        for (const encoding of ['protobuf', 'json'] as const) {
-          results[encoding]!.push(
-            await measure(() => send(routewatch.tracesUrl, bodies[encoding], encoding)),
-          );
+        // Each phase after the engine's merges of the one before; the order rotates by round.
+        const phases = ['raw', 'protobuf', 'json'] as const;
+        for (let p = 0; p < phases.length; p++) {
+          const phase = phases[(p + round - 1) % phases.length]!;
+          await settle(routewatch.store);
+          if (phase === 'raw') {
+            results['raw']!.push(
+              await measure(async () => {
+                for (const batch of rawBatches)
+                  await routewatch.store.insertJsonEachRow('spans', batch, SPAN_INSERT);
+              }),
+            );
+          } else {
+            results[phase]!.push(
+              await profiled(phase === 'protobuf' && values['profile-main'] !== undefined, () =>
+                measure(() => send(routewatch.tracesUrl, bodies[phase], phase)),
+              ),
+            );
+          }
         }
         console.log(
           `${mix} round ${round}/${ROUNDS}: ` +
@@ -178,6 +225,7 @@ async function main(): Promise<void> {
       const intervalMs = (SPANS_PER_REQUEST / (maxSpanRate / 2)) * 1000;
       const count = Math.max(50, Math.round((LATENCY_S * 1000) / intervalMs));
       const bodies = makeRequests(mix, count * SPANS_PER_REQUEST).map((s) => encode(s, 'protobuf'));
+      await settle(routewatch.store);
       const { latencies, late } = await paced(routewatch.tracesUrl, bodies, intervalMs);
       latencies.sort((a, b) => a - b);
       const line =
