@@ -50,14 +50,29 @@ const LATENCY_S = Number(values['latency-s']);
 const IN_FLIGHT = Number(values['in-flight']);
 const RAW_BATCH_ROWS = 10_000;
 
+/** 503s answered (the collector's admission control: overloaded), retried as an exporter would. */
+let refusals = 0;
+
 async function post(url: string, body: Uint8Array, encoding: Encoding): Promise<void> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': CONTENT_TYPE[encoding] },
-    body,
-  });
-  if (res.status !== 200) throw new Error(`collector answered ${res.status}: ${await res.text()}`);
-  await res.arrayBuffer();
+  for (;;) {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': CONTENT_TYPE[encoding] },
+      body,
+    });
+    if (res.status === 503) {
+      refusals++;
+      await res.arrayBuffer();
+      // Retry-After, capped at a second so that one refusal does not idle the run for long.
+      const seconds = Math.min(1, Number(res.headers.get('retry-after') ?? 1));
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      continue;
+    }
+    if (res.status !== 200)
+      throw new Error(`collector answered ${res.status}: ${await res.text()}`);
+    await res.arrayBuffer();
+    return;
+  }
 }
 
 async function send(url: string, bodies: Uint8Array[], encoding: Encoding): Promise<void> {
@@ -241,7 +256,7 @@ async function main(): Promise<void> {
     );
     for (const line of table) console.log(line);
     console.log(
-      `\nrows stored via HTTP: ${routewatch.writer.stats.rowsWritten.toLocaleString('en')} in ${routewatch.writer.stats.batches} inserts · load average after: ${loadAverage()}`,
+      `\nrows stored via HTTP: ${routewatch.writer.stats.rowsWritten.toLocaleString('en')} in ${routewatch.writer.stats.batches} inserts · requests refused with 503 and retried: ${refusals} · load average after: ${loadAverage()}`,
     );
   } finally {
     await routewatch.close();
