@@ -591,6 +591,11 @@ export interface SpanFields {
   endNs: bigint;
   statusCode: number;
   statusMessage: string;
+  /**
+   * The name, the status message and the scope name are known to hold no lone surrogate (decoded
+   * from UTF-8 bytes), so they need no wellFormed pass.
+   */
+  wellFormed?: boolean;
 }
 
 export function spanFields(span: OtlpSpan): SpanFields {
@@ -676,11 +681,11 @@ export function normalizeFields(
     trace_id: span.traceId,
     span_id: span.spanId,
     parent_span_id: span.parentSpanId,
-    name: wellFormed(span.name),
+    name: span.wellFormed ? span.name : wellFormed(span.name),
     span_kind: SPAN_KINDS[span.kind] ?? 'unspecified',
     kind,
     service_name: resource['service.name'] ?? '',
-    scope_name: wellFormed(scopeName),
+    scope_name: span.wellFormed ? scopeName : wellFormed(scopeName),
     task_id: canonicalTaskId(map['routewatch.task.id'] || derived.task_id || span.traceId),
     cohort: map['routewatch.cohort'] || derived.cohort || '',
     route,
@@ -703,7 +708,7 @@ export function normalizeFields(
     cost_note: cost.note,
     price_ref: cost.priceRef,
     status_code: statusCode,
-    status_message: wellFormed(span.statusMessage),
+    status_message: span.wellFormed ? span.statusMessage : wellFormed(span.statusMessage),
     error_type: map['error.type'] ?? '',
     outcome: OUTCOMES.has(outcome) ? outcome : outcome === '' ? '' : 'unknown',
     outcome_reason: map['routewatch.outcome.reason'] || derived.outcome_reason || '',

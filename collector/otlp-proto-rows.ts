@@ -758,6 +758,8 @@ class Decoder {
       endNs,
       statusCode,
       statusMessage: messageStart < 0 ? '' : this.string(messageStart, messageEnd),
+      // Decoded from UTF-8: never a lone surrogate.
+      wellFormed: true,
     };
     this.#out.add(fields, map, resource, scopeName);
   }
