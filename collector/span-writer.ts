@@ -5,6 +5,7 @@ import type { RowBlock, RowFormat, UnitOutcome } from './span-inserter.js';
 import { WalDrainer } from './wal-drainer.js';
 import { encodeRecord } from './wal.js';
 import type { WriteAheadLog } from './wal.js';
+import { SPAN_LINE_FORMAT, spanLines } from './span-lines.js';
 
 export interface SpanWriterOptions {
   /** Flush when this many rows are waiting (ROUTEWATCH_BATCH_ROWS). */
@@ -22,9 +23,12 @@ export interface SpanWriterOptions {
 }
 
 /** The format `prepareRows` serializes to; the log records it with every record. */
-export const ROW_FORMAT: RowFormat = 'JSONEachRow';
+export const ROW_FORMAT: RowFormat = SPAN_LINE_FORMAT;
 
-/** Rows serialized for the store: one JSONEachRow line per row, and the row's span key. */
+/**
+ * Rows serialized for the store: one line per row in ROW_FORMAT (span-lines.ts: JSONCompactEachRow
+ * in a versioned column layout), and the row's span key.
+ */
 export interface PreparedRows {
   lines: string[];
   /** trace id + span id of each line, for de-duplication. */
@@ -33,14 +37,7 @@ export interface PreparedRows {
 
 /** Serializes rows for `SpanWriter.write`. */
 export function prepareRows(rows: readonly SpanRow[]): PreparedRows {
-  const lines = new Array<string>(rows.length);
-  const keys = new Array<string>(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i]!;
-    lines[i] = JSON.stringify(row);
-    keys[i] = row.trace_id + row.span_id;
-  }
-  return { lines, keys };
+  return spanLines(rows);
 }
 
 export interface SpanWriterStats {
@@ -159,6 +156,7 @@ const LOG_RECORD_OVERHEAD = 64;
 const RATE_SMOOTHING = 0.3;
 
 interface Waiter {
+  /** One line per row (PreparedRows). */
   lines: readonly string[];
   keys: readonly string[];
   bytes: number;

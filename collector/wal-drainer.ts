@@ -1,4 +1,5 @@
 import { errorMessage } from '../storage/errors.js';
+import { ROW_FORMATS } from './span-inserter.js';
 import type { RowFormat, SpanInserter } from './span-inserter.js';
 import { recordKeys } from './wal.js';
 import type { WalEntry, WalPosition, WalRecord, WriteAheadLog } from './wal.js';
@@ -38,7 +39,6 @@ export interface DrainStats {
   rowsRejectedAfterAck: number;
 }
 
-const KNOWN_FORMATS = new Set<string>(['JSONEachRow']);
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5_000;
 /** Failures are logged at most this often while the store stays down. */
@@ -217,7 +217,7 @@ export class WalDrainer {
 
   async #store(batch: Batch): Promise<void> {
     const { wal, inserter, log } = this.#options;
-    if (!KNOWN_FORMATS.has(batch.format)) {
+    if (!ROW_FORMATS.has(batch.format)) {
       throw new Error(
         `the log holds rows in the format ${batch.format}, which this routewatch cannot insert: ` +
           'run the version that wrote them until the log is drained',

@@ -236,6 +236,8 @@ export interface AssembleOptions {
   /** Resolves once the store is migrated (inserts wait for it). */
   storeReady?: Promise<void>;
   now?: () => Date;
+  /** Wraps the ingest runner (the tests compare the fast and full decode paths through it). */
+  wrapIngest?: (runner: IngestRunner, config: Config) => IngestRunner;
 }
 
 /**
@@ -255,7 +257,8 @@ export async function assembleRoutewatch(
       log: writerLog.log,
       ...(options.storeReady ? { storeReady: options.storeReady } : {}),
     }));
-  const ingest = ingestRunnerFor(config);
+  const runner = ingestRunnerFor(config);
+  const ingest = options.wrapIngest ? options.wrapIngest(runner, config) : runner;
   const alertsLog = bufferedLog();
   const notifier =
     options.channels.length > 0

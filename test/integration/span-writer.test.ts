@@ -173,13 +173,13 @@ describe('POST /v1/traces answers refused spans as an OTLP partial success', () 
     queryReadOnly: (sql, limits) => temp.store.queryReadOnly(sql, limits),
     ping: () => temp.store.ping(),
     close: async () => undefined,
-    insertJsonEachRow: async (table, body) => {
+    insertJsonEachRow: async (table, body, options) => {
       if (Buffer.from(body).includes('poison')) {
         throw new Error(
           "insert into spans failed: Code: 27. DB::Exception: Cannot parse input: expected '\"' (at row 1)",
         );
       }
-      await temp.store.insertJsonEachRow(table, body);
+      await temp.store.insertJsonEachRow(table, body, options);
     },
   };
 

@@ -8,9 +8,10 @@ import type { SpanRow } from '../../collector/normalize.js';
 import { validateTraceRequest } from '../../collector/otlp-json.js';
 import { PriceTable } from '../../collector/pricing.js';
 import { deduplicationToken } from '../../collector/span-inserter.js';
+import { SPAN_COLUMNS, SPAN_INSERT } from '../../collector/span-lines.js';
 import { SpanWriter, prepareRows } from '../../collector/span-writer.js';
 import type { PreparedRows, SpanWriterLog } from '../../collector/span-writer.js';
-import { WriteAheadLog } from '../../collector/wal.js';
+import { WriteAheadLog, encodeRecord } from '../../collector/wal.js';
 import { configWith } from '../../server/config.js';
 import { writerOptions } from '../../server/start.js';
 import type { Store } from '../../storage/store.js';
@@ -58,8 +59,10 @@ async function copiesBySpan(): Promise<Map<string, number>> {
   );
   return new Map(found.map((r) => [r.span_id, r.n]));
 }
+const SPAN_ID = SPAN_COLUMNS.indexOf('span_id');
+/** The span ids of prepared rows (positional lines, span-lines.ts). */
 const spanIds = (prepared: PreparedRows) =>
-  prepared.lines.map((line) => (JSON.parse(line) as { span_id: string }).span_id);
+  prepared.lines.map((line) => (JSON.parse(line) as string[])[SPAN_ID]!);
 
 function walDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'routewatch-wal-writer-'));
@@ -223,17 +226,47 @@ describe('SpanWriter with the write-ahead log', () => {
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
     await writer.close();
   });
+  it('drains a log written by an older routewatch, in the JSONEachRow format it used then', async () => {
+    const dir = walDir();
+    const old = spanRows(3, 'legacy');
+    // What the log held before the positional layouts: one JSON object per row.
+    const wal = await WriteAheadLog.open({ dir, maxBytes: 64 * 1024 * 1024 });
+    await wal.append([
+      encodeRecord({
+        format: 'JSONEachRow',
+        writtenAtMs: Date.now(),
+        keys: old.map((row) => row.trace_id + row.span_id),
+        lines: old.map((row) => JSON.stringify(row)),
+      }),
+    ]);
+    await wal.close();
+    const writer = await walWriter(temp.store, dir);
+    expect(writer.walSnapshot()).toMatchObject({ replayedRecords: 1, rows: 3 });
+    await writer.flush();
+    const copies = await copiesBySpan();
+    expect([...copies.keys()].sort()).toEqual(old.map((row) => row.span_id).sort());
+    await writer.close();
+  });
 });
 
 describe('insert deduplication tokens on the embedded engine (migration 0030)', () => {
   it('skips an insert whose token the table has seen, and only that one', async () => {
     const body = Buffer.from(prepareRows(spanRows(3)).lines.join('\n') + '\n');
     const token = deduplicationToken(body);
-    await temp.store.insertJsonEachRow('spans', body, { deduplicationToken: token });
-    await temp.store.insertJsonEachRow('spans', body, { deduplicationToken: token });
+    await temp.store.insertJsonEachRow('spans', body, {
+      ...SPAN_INSERT,
+      deduplicationToken: token,
+    });
+    await temp.store.insertJsonEachRow('spans', body, {
+      ...SPAN_INSERT,
+      deduplicationToken: token,
+    });
     expect([...(await copiesBySpan()).values()]).toEqual([1, 1, 1]);
     // The same rows under another token are inserted: the test above could fail.
-    await temp.store.insertJsonEachRow('spans', body, { deduplicationToken: `${token}-other` });
+    await temp.store.insertJsonEachRow('spans', body, {
+      ...SPAN_INSERT,
+      deduplicationToken: `${token}-other`,
+    });
     expect([...(await copiesBySpan()).values()]).toEqual([2, 2, 2]);
   });
 });

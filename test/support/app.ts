@@ -34,6 +34,8 @@ export async function testApp(
     config?: ConfigOverrides;
     logger?: FastifyServerOptions['logger'];
     writer?: SpanWriter;
+    /** Wraps the ingest runner the app uses (to look at what it is given, say). */
+    wrapIngest?: (runner: IngestRunner, config: Config) => IngestRunner;
     now?: () => Date;
     /** Alert rules; default: the defaults. */
     rules?: RuleSet;
@@ -58,6 +60,7 @@ export async function testApp(
     ...(options.notifier ? { notifier: options.notifier } : {}),
     publicUrl: () => 'http://routewatch.test',
     ...(options.writer ? { writer: options.writer } : {}),
+    ...(options.wrapIngest ? { wrapIngest: options.wrapIngest } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
   assembled.begin();
