@@ -1,4 +1,4 @@
-import type { CohortRouteMetrics, Report, WindowMetrics } from './report.js';
+import type { CohortRouteMetrics, Report, ScoreSummary, WindowMetrics } from './report.js';
 import type { Interval } from './stats.js';
 
 const usd = (v: number | null) =>
@@ -186,5 +186,26 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
       '≥ cost/success built on model calls with no known price: the true cost is higher.',
     );
   }
+  lines.push(...scoreLines(report));
   return lines.join('\n') + '\n';
+}
+
+/** Quality scores, one line per cohort × route that has any: `name mean [lower–upper] (n)`. */
+function scoreLines(report: Report): string[] {
+  const groups: [string, ScoreSummary[]][] = report.rows
+    .filter((r) => r.scores.length > 0)
+    .map((r) => [`${r.cohort || '(none)'} × ${r.primaryRoute || '(none)'}`, r.scores]);
+  if (report.overall && report.overall.scores.length > 0)
+    groups.push(['overall', report.overall.scores]);
+  if (groups.length === 0) return [];
+  const width = Math.max(...groups.map(([label]) => label.length));
+  const score = (s: ScoreSummary) =>
+    `${s.name} ${s.mean.toFixed(3)}` +
+    (s.interval ? ` [${s.interval.lower.toFixed(3)}–${s.interval.upper.toFixed(3)}]` : '') +
+    ` (n=${s.n})`;
+  return [
+    '',
+    'Quality scores (mean, 95% CI, tasks scored):',
+    ...groups.map(([label, scores]) => `  ${label.padEnd(width)}  ${scores.map(score).join('; ')}`),
+  ];
 }

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import type { EvaluationResult } from '../analyzer/evaluator.js';
 import { buildReport } from '../analyzer/report.js';
 import type { Report } from '../analyzer/report.js';
+import { buildAdvice } from '../analyzer/advice.js';
+import { renderAdvice } from '../analyzer/gate-table.js';
 import { renderReportTable } from '../analyzer/report-table.js';
 import { resolveRules } from '../analyzer/rules.js';
 import type { RuleKind, RuleSet } from '../analyzer/rules.js';
@@ -203,6 +205,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       to: new Date(Date.now() + 60_000),
     });
     out(`\n${renderReportTable(report)}`);
+    // Advice needs a few hundred tasks per route: the default demo has them for the busiest cohorts.
+    const advice = await buildAdvice(routewatch.store, {
+      from: new Date(started.getTime() - 60_000),
+      to: new Date(Date.now() + 60_000),
+    });
+    out(`\n${renderAdvice(advice)}`);
     const mismatches = compareWithTruth(report, truth);
     const cpst = costPerSuccessfulTask(truth.totals);
     out(
@@ -278,6 +286,18 @@ export function compareWithTruth(report: Report, truth: GroundTruth): string[] {
     }
     if (Math.abs(row.totalCostUsd - group.costUsd) > 1e-9) {
       mismatches.push(`${label}: cost $${row.totalCostUsd}, service counted $${group.costUsd}`);
+    }
+    const names = new Set([...Object.keys(group.scores), ...row.scores.map((s) => s.name)]);
+    for (const name of names) {
+      const want = group.scores[name];
+      const got = row.scores.find((s) => s.name === name);
+      const wantMean = want ? want.sum / want.n : null;
+      if (got?.n !== want?.n || Math.abs((got?.mean ?? 0) - (wantMean ?? 0)) > 1e-9) {
+        mismatches.push(
+          `${label}: score ${name} ${got ? `${got.mean} over ${got.n}` : 'missing'}, ` +
+            `service recorded ${want ? `${wantMean} over ${want.n}` : 'none'}`,
+        );
+      }
     }
   }
   return mismatches;

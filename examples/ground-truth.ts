@@ -39,6 +39,8 @@ export interface TaskTruth {
   /** Σ over model calls that returned usage; failed calls cost 0. */
   costUsd: number;
   latencyMs: number;
+  /** Named quality scores the service recorded (`task.setScore`). */
+  scores?: Record<string, number>;
 }
 
 export interface CohortRouteTruth {
@@ -55,6 +57,8 @@ export interface CohortRouteTruth {
   costUsd: number;
   /** Task latencies in task order, ms. */
   latenciesMs: number[];
+  /** Per score name: tasks that carry it and the sum of its values. */
+  scores: Record<string, { n: number; sum: number }>;
 }
 
 export interface TruthTotals {
@@ -116,6 +120,7 @@ export function summarizeTruth(
         llmCalls: 0,
         costUsd: 0,
         latenciesMs: [],
+        scores: {},
       };
       groups.set(key, group);
     }
@@ -129,6 +134,11 @@ export function summarizeTruth(
       figures.costUsd += task.costUsd;
     }
     group.latenciesMs.push(task.latencyMs);
+    for (const [name, value] of Object.entries(task.scores ?? {})) {
+      const score = (group.scores[name] ??= { n: 0, sum: 0 });
+      score.n += 1;
+      score.sum += value;
+    }
     // Counted in tasks: a task falling back twice for one reason counts once under it.
     const reasons = new Set(task.attempts.slice(1).map((a) => a.fallbackReason ?? 'unspecified'));
     for (const reason of reasons) {

@@ -132,6 +132,9 @@ export async function runExampleService(options: ExampleServiceOptions): Promise
       const outcomeReason = outcomeReasonOf(trail.records.at(-1), trail.final);
       if (outcomeReason === undefined) task.setOutcome('success');
       else task.setOutcome('failure', { reason: outcomeReason });
+      // A named quality score: the accepted answer's self-reported confidence (faq replies carry one).
+      const confidence = outcomeReason === undefined ? trail.final?.confidence : undefined;
+      if (confidence !== undefined) task.setScore('confidence', confidence);
       return {
         index: taskIndex,
         taskId: task.taskId,
@@ -140,6 +143,7 @@ export async function runExampleService(options: ExampleServiceOptions): Promise
         attempts,
         outcome: outcomeReason === undefined ? 'success' : 'failure',
         ...(outcomeReason === undefined ? {} : { outcomeReason }),
+        ...(confidence === undefined ? {} : { scores: { confidence } }),
         costUsd: attempts.reduce((sum, attempt) => sum + attempt.costUsd, 0),
         latencyMs: Math.round((performance.now() - started) * 1000) / 1000,
       };

@@ -30,6 +30,7 @@ function metrics(overrides: Partial<WindowMetrics> = {}): WindowMetrics {
     modelCalls: 1200,
     unpricedCalls: 0,
     pricedCallShare: 1,
+    scores: [],
     ...overrides,
   };
 }
@@ -118,5 +119,26 @@ describe('renderReportTable', () => {
     const text = renderReportTable(filtered);
     expect(text).toMatch(/\(cohorts faq; policies v2\)/);
     expect(text).toMatch(/\(no tasks in this window\)/);
+  });
+
+  it('lists quality scores per cohort × route with their interval, and nothing when none exist', () => {
+    expect(renderReportTable(report([row('faq', 'small')]))).not.toMatch(/Quality scores/);
+    const text = renderReportTable(
+      report(
+        [
+          row('faq', 'small', {
+            scores: [
+              { name: 'confidence', n: 120, mean: 0.8125, interval: { lower: 0.79, upper: 0.835 } },
+            ],
+          }),
+          row('policy', 'large'),
+        ],
+        metrics({ scores: [{ name: 'confidence', n: 1, mean: 0.5, interval: null }] }),
+      ),
+    );
+    expect(text).toMatch(/^Quality scores/m);
+    expect(text).toMatch(/^ {2}faq × small\s+confidence 0\.813 \[0\.790–0\.835\] \(n=120\)$/m);
+    expect(text).toMatch(/^ {2}overall\s+confidence 0\.500 \(n=1\)$/m);
+    expect(text).not.toMatch(/policy × large\s+\S/);
   });
 });
