@@ -1,6 +1,9 @@
 -- v_tasks: one row per task. Tasks of an offline eval run (routewatch.eval.run on the task span)
 -- carry eval_run and eval_dataset; the production views leave them out. scores: the task span's
--- named quality scores (routewatch.score.<name>, 0..1).
+-- named quality scores (routewatch.score.<name>, 0..1). Hidden retries (the SDK's own, inside one
+-- model call): http_counted_calls are the model calls whose HTTP requests were counted
+-- (spans.http_attempts > 0), retried_calls those of them that made more than one, http_retries the
+-- extra requests (Σ attempts − 1), retry_wait_ms the time spent between them.
 -- v_tasks: one row per task. A task is every span sharing routewatch.task.id (the trace id when
 -- the application gave none). Cost: every LLM call of the task, fallbacks included, plus cleanup
 -- costs (the task span's and every late outcome report's).
@@ -32,6 +35,10 @@ WITH
             countIf(kind = 'llm') AS model_calls,
             countIf(kind = 'llm' AND status_code = 'error') AS failed_model_calls,
             countIf(kind = 'llm' AND cost_source = 'unpriced') AS unpriced_calls,
+            countIf(kind = 'llm' AND http_attempts > 0) AS http_counted_calls,
+            countIf(kind = 'llm' AND http_attempts > 1) AS retried_calls,
+            sumIf(toUInt64(http_attempts) - 1, kind = 'llm' AND http_attempts > 1) AS http_retries,
+            sumIf(http_retry_wait_ms, kind = 'llm') AS retry_wait_ms,
             arrayMap(x -> x.2, arraySort(groupArrayIf((attempt, fallback_reason), kind = 'attempt' AND attempt >= 2))) AS fallback_reasons,
             countIf(kind = 'attempt' AND attempt >= 2 AND fallback_reason = '') AS invisible_fallbacks,
             sumIf(cost_usd, kind = 'llm') AS llm_cost_usd,
@@ -84,6 +91,10 @@ SELECT
     llm_cost_usd,
     span_cleanup_cost_usd + late_cleanup_cost_usd AS cleanup_cost_usd,
     llm_cost_usd + span_cleanup_cost_usd + late_cleanup_cost_usd AS cost_usd,
-    span_scores AS scores
+    span_scores AS scores,
+    http_counted_calls,
+    retried_calls,
+    http_retries,
+    retry_wait_ms
 FROM by_task
 LEFT JOIN late ON late.task_id = by_task.task_id;
