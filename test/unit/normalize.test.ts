@@ -84,7 +84,7 @@ describe('normalizeSpan attributes', () => {
 });
 
 describe('normalizeSpan HTTP attempts (SDK retries)', () => {
-  const one = (attributes: TestSpan['attributes'], name?: string) => {
+  const one = (attributes: NonNullable<TestSpan['attributes']>, name?: string) => {
     const { rows } = normalize([{ start: ns(NOW_MS), attributes, ...(name ? { name } : {}) }]);
     expect(rows).toHaveLength(1);
     return rows[0]!;
