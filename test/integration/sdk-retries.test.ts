@@ -13,6 +13,7 @@ import {
   SimpleSpanProcessor,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
+import { suppressTracing } from '@opentelemetry/core';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -265,6 +266,25 @@ describe('SDK retries, counted by the instrumentation', () => {
     });
     const orders = memory.getFinishedSpans().find((s) => s.name === 'GET /orders')!;
     expect(orders.attributes).not.toHaveProperty(ATTR_HTTP_ATTEMPTS);
+  });
+
+  it('leaves out what an exporter sends over http with tracing suppressed, under a call’s span', async () => {
+    const tracer = trace.getTracer('test');
+    await tracer.startActiveSpan(
+      'chat by-hand',
+      { attributes: { 'gen_ai.operation.name': 'chat', 'gen_ai.request.model': 'gpt-by-hand' } },
+      async (span) => {
+        // As the OTLP exporter sends a batch: over node:http, tracing suppressed.
+        await context.with(suppressTracing(context.active()), () =>
+          httpFetch(`${llm.url}/models`).then((res) => res.text()),
+        );
+        // The call's own request.
+        await fetch(`${llm.url}/models`).then((res) => res.text());
+        span.end();
+      },
+    );
+    const call = memory.getFinishedSpans().find((s) => s.name === 'chat by-hand')!;
+    expect(call.attributes[ATTR_HTTP_ATTEMPTS]).toBe(1);
   });
 
   it('never breaks the call: a span that throws when read costs the count, not the call', async () => {

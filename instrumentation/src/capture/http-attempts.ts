@@ -1,6 +1,7 @@
 import { subscribe } from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { context, diag, trace, type Span } from '@opentelemetry/api';
+import { isTracingSuppressed } from '@opentelemetry/core';
 import { ATTR_HTTP_ATTEMPTS, ATTR_HTTP_RETRY_WAIT_MS } from '../semconv.js';
 
 /**
@@ -50,19 +51,37 @@ export function watchHttpAttempts(): void {
   if (watching) return;
   watching = true;
   try {
-    subscribe('undici:request:create', onRequestStart);
+    subscribe('undici:request:create', onFetchStart);
     subscribe('undici:request:headers', onRequestEnd);
     subscribe('undici:request:error', onRequestEnd);
-    subscribe('http.client.request.start', onRequestStart);
+    subscribe('http.client.request.start', onHttpStart);
+    // Published when the response's headers are in. Node 20 publishes no error of an `http`
+    // request: after a connection error the wait runs from that request's start.
     subscribe('http.client.response.finish', onRequestEnd);
   } catch (error) {
     diag.error('routewatch: watching HTTP requests for SDK retries failed', error);
   }
 }
 
-function onRequestStart(message: unknown): void {
+function onFetchStart(message: unknown): void {
+  onRequestStart(message, false);
+}
+
+/**
+ * The OTLP exporters send over `http` with tracing suppressed, in a context that may still hold a
+ * model call's span (a batch timer armed while a long stream ran): such requests are not the
+ * call's. Our Anthropic capture also suppresses tracing around its SDK call, but the SDK's default
+ * `fetch` reports on the undici channels, where suppression is not checked.
+ */
+function onHttpStart(message: unknown): void {
+  onRequestStart(message, true);
+}
+
+function onRequestStart(message: unknown, skipSuppressed: boolean): void {
   try {
-    const span = trace.getSpan(context.active());
+    const active = context.active();
+    if (skipSuppressed && isTracingSuppressed(active)) return;
+    const span = trace.getSpan(active);
     if (span === undefined || !span.isRecording()) return;
     let counts = bySpan.get(span);
     if (counts === undefined) {
