@@ -167,7 +167,10 @@ describe('alert notifications', () => {
     expect(slack.requests.map((r) => r.status)).toEqual([429, 500, 200, 200, 200]);
     const gaps = slack.requests.slice(1).map((r, i) => r.at - slack.requests[i]!.at);
     expect(gaps[0]).toBeGreaterThanOrEqual(950); // Retry-After: 1
-    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(280); // the rate limit
+    // The rate limit spaces the sends 300 ms apart; arrivals are measured at the receiver, where a
+    // loaded machine can delay one request and not the next, so the bound leaves room. Unlimited,
+    // the three deliveries would arrive within a few milliseconds of each other.
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(200);
     const logged = lines.join('');
     expect(logged).toMatch(/alert delivery failed; retrying/);
     expect(logged).not.toContain(slack.url);
