@@ -137,6 +137,15 @@ describe('alert notifications', () => {
       { status: 500, body: 'oops' },
     ]);
     const rw = await appWith([slackChannel('')], { log });
+    // Closed whatever the outcome: a notifier left running would deliver the next test's events.
+    try {
+      await firstIncident(rw, lines);
+    } finally {
+      await rw.close();
+    }
+  });
+
+  async function firstIncident(rw: TestApp, lines: string[]): Promise<void> {
     await evaluateAt(rw, HEALTHY_FROM);
     await evaluateAt(rw, HEALTHY_FROM + 60_000);
     await until(() => slack.delivered().length === 3, 'three delivered messages');
@@ -175,8 +184,7 @@ describe('alert notifications', () => {
     expect(logged).toMatch(/alert delivery failed; retrying/);
     expect(logged).not.toContain(slack.url);
     expect(logged).not.toContain('/services/T000');
-    await rw.close();
-  });
+  }
 
   it('send no duplicate and lose no message across restarts in the middle of an incident', async () => {
     // Still degraded after a restart: the alert is already firing and notified, so nothing is sent.
