@@ -245,8 +245,9 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
     let baseline: GateRef;
     let candidate: GateRef;
     try {
-      baseline = parseRef(query.baseline);
-      candidate = parseRef(query.candidate);
+      const now = options.now();
+      baseline = parseRef(query.baseline, now);
+      candidate = parseRef(query.candidate, now);
     } catch (error) {
       if (error instanceof GateRefError) throw badRequest(error.message);
       throw error;

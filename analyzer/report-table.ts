@@ -54,7 +54,7 @@ function cells(label: [string, string], m: WindowMetrics, conc: string): string[
 }
 
 export interface TableOptions {
-  /** Also the columns only JSON had: coverage, reask, escalation, cascades, invisible fallbacks, p50/p99, calls per task, loops, priced share. */
+  /** Also the columns only JSON had: coverage, reask, escalation, cascades, invisible fallbacks, p50/p99, calls per task, loops, priced share, SDK retries. */
   wide?: boolean;
   /** The window before this one, for a "vs previous" column. */
   previous?: Report;
@@ -71,6 +71,7 @@ const WIDE_HEADER = [
   'calls p95',
   'loops',
   'priced',
+  'retries',
 ];
 
 function wideCells(m: WindowMetrics): string[] {
@@ -85,7 +86,15 @@ function wideCells(m: WindowMetrics): string[] {
     m.p95CallsPerTask === null ? '—' : String(m.p95CallsPerTask),
     pct(m.loopRate),
     pct(m.pricedCallShare),
+    retries(m),
   ];
+}
+
+/** `4.0% +0.06/task`: the retry rate, and the extra HTTP requests per task. */
+function retries(m: WindowMetrics): string {
+  if (m.retryRate === null) return '—';
+  const perTask = m.retriesPerTask === null ? '' : ` +${m.retriesPerTask.toFixed(2)}/task`;
+  return `${pct(m.retryRate)}${perTask}`;
 }
 
 /** `success −3.2 pts, cost/success +41 %, fallback +9.0 pts` against the previous window. */

@@ -47,6 +47,12 @@ const metricColumns = {
   total_model_calls: number,
   unpriced_model_calls: number,
   priced_call_share: nullableNumber,
+  http_counted_model_calls: number,
+  retried_model_calls: number,
+  total_http_retries: number,
+  total_retry_wait_ms: number,
+  retry_rate: nullableNumber,
+  retries_per_task: nullableNumber,
 };
 
 /** One row of v_cohort_route_window: the metrics of one cohort × primary route. */
@@ -119,6 +125,18 @@ export interface WindowMetrics {
   unpricedCalls: number;
   /** Model calls with a known cost, over all; below 1 the cost per success is understated. */
   pricedCallShare: number | null;
+  /** Model calls whose HTTP requests were counted (`routewatch.http.attempts`). */
+  httpCountedCalls: number;
+  /** Of those, the calls the SDK retried: more than one HTTP request. */
+  retriedCalls: number;
+  /** Extra HTTP requests: Σ (requests − 1) over the counted calls. */
+  httpRetries: number;
+  /** Time the retried calls spent between their requests, ms. */
+  retryWaitMs: number;
+  /** Retry rate: retried calls ÷ counted calls; null when no call was counted. */
+  retryRate: number | null;
+  /** Extra HTTP requests per task; null when no call was counted. */
+  retriesPerTask: number | null;
   /** Named quality scores (0..1) of the tasks that carry them, by name. */
   scores: ScoreSummary[];
 }
@@ -207,6 +225,12 @@ function toWindowMetrics(row: z.output<typeof overallRow>): WindowMetrics {
     modelCalls: row.total_model_calls,
     unpricedCalls: row.unpriced_model_calls,
     pricedCallShare: row.priced_call_share,
+    httpCountedCalls: row.http_counted_model_calls,
+    retriedCalls: row.retried_model_calls,
+    httpRetries: row.total_http_retries,
+    retryWaitMs: row.total_retry_wait_ms,
+    retryRate: row.retry_rate,
+    retriesPerTask: row.retries_per_task,
     scores: [],
   };
 }

@@ -205,6 +205,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       to: new Date(Date.now() + 60_000),
     });
     out(`\n${renderReportTable(report)}`);
+    out(hiddenRetries(report));
     // Advice needs a few hundred tasks per route: the default demo has them for the busiest cohorts.
     const advice = await buildAdvice(routewatch.store, {
       from: new Date(started.getTime() - 60_000),
@@ -264,6 +265,24 @@ async function waitForDelivery(
   }
 }
 
+/**
+ * One line on the SDK's own retries, which the table leaves to `--wide`: each simulated 429 or 500
+ * is retried twice by the OpenAI client before the routing policy sees the error.
+ */
+export function hiddenRetries(report: Report): string {
+  const retried = report.rows.filter((r) => r.retriedCalls > 0);
+  if (retried.length === 0) return '';
+  const rows = retried.map(
+    (r) =>
+      `${r.cohort} × ${r.primaryRoute} ${((r.retryRate ?? 0) * 100).toFixed(1)}% of calls ` +
+      `(+${(r.retriesPerTask ?? 0).toFixed(2)} requests a task)`,
+  );
+  return (
+    `\nHidden SDK retries (one model call, several HTTP requests): ${rows.join(', ')}. ` +
+    'Their rate is the `retries` column of `routewatch report --wide`.\n'
+  );
+}
+
 /** Compares the report with the ground truth the example service computed from its own calls. */
 export function compareWithTruth(report: Report, truth: GroundTruth): string[] {
   const mismatches: string[] = [];
@@ -280,6 +299,8 @@ export function compareWithTruth(report: Report, truth: GroundTruth): string[] {
       ['tasks', row.tasks, group.tasks],
       ['successes', row.successes, group.successes],
       ['fallbacks', row.fallbacks, group.fallbacks],
+      ['calls the SDK retried', row.retriedCalls, group.retriedCalls],
+      ['extra HTTP requests', row.httpRetries, group.httpRetries],
     ];
     for (const [name, got, want] of pairs) {
       if (got !== want) mismatches.push(`${label}: ${name} ${got}, service counted ${want}`);

@@ -24,6 +24,9 @@ export interface AttemptTruth {
   confidence?: number;
   /** Model calls made, failed ones included. */
   llmCalls: number;
+  /** Calls that made more than one HTTP request (the SDK retried them), and the extra requests. */
+  retriedCalls: number;
+  httpRetries: number;
   costUsd: number;
 }
 
@@ -54,6 +57,9 @@ export interface CohortRouteTruth {
   fallbackReasons: Record<string, number>;
   failureReasons: Record<string, number>;
   llmCalls: number;
+  /** Calls the SDK retried, and the extra HTTP requests they made (Σ requests − 1). */
+  retriedCalls: number;
+  httpRetries: number;
   costUsd: number;
   /** Task latencies in task order, ms. */
   latenciesMs: number[];
@@ -67,6 +73,8 @@ export interface TruthTotals {
   failures: number;
   fallbacks: number;
   llmCalls: number;
+  retriedCalls: number;
+  httpRetries: number;
   costUsd: number;
 }
 
@@ -101,6 +109,8 @@ export function summarizeTruth(
     failures: 0,
     fallbacks: 0,
     llmCalls: 0,
+    retriedCalls: 0,
+    httpRetries: 0,
     costUsd: 0,
   };
   const sorted = [...tasks].sort((x, y) => x.index - y.index);
@@ -118,6 +128,8 @@ export function summarizeTruth(
         fallbackReasons: {},
         failureReasons: {},
         llmCalls: 0,
+        retriedCalls: 0,
+        httpRetries: 0,
         costUsd: 0,
         latenciesMs: [],
         scores: {},
@@ -125,12 +137,16 @@ export function summarizeTruth(
       groups.set(key, group);
     }
     const llmCalls = task.attempts.reduce((sum, attempt) => sum + attempt.llmCalls, 0);
+    const httpRetries = task.attempts.reduce((sum, attempt) => sum + attempt.httpRetries, 0);
+    const retriedCalls = task.attempts.reduce((sum, attempt) => sum + attempt.retriedCalls, 0);
     for (const figures of [group, totals]) {
       figures.tasks += 1;
       figures.successes += task.outcome === 'success' ? 1 : 0;
       figures.failures += task.outcome === 'failure' ? 1 : 0;
       figures.fallbacks += task.attempts.length >= 2 ? 1 : 0;
       figures.llmCalls += llmCalls;
+      figures.retriedCalls += retriedCalls;
+      figures.httpRetries += httpRetries;
       figures.costUsd += task.costUsd;
     }
     group.latenciesMs.push(task.latencyMs);

@@ -8,7 +8,10 @@
 -- Tasks of an offline eval run (routewatch.eval.run on the task span) carry eval_run and
 -- eval_dataset; the production views leave them out. scores: named quality scores in 0..1, from
 -- the task span (routewatch.score.<name>) and late reports; per name the latest report wins over
--- the span.
+-- the span. Hidden retries (the SDK's own, inside one model call): http_counted_calls are the model
+-- calls whose HTTP requests were counted (spans.http_attempts > 0), retried_calls those of them
+-- that made more than one, http_retries the extra requests (Σ attempts − 1), retry_wait_ms the
+-- time spent between them.
 CREATE OR REPLACE VIEW v_tasks AS
 WITH
     by_task AS
@@ -34,6 +37,10 @@ WITH
             countIf(kind = 'llm') AS model_calls,
             countIf(kind = 'llm' AND status_code = 'error') AS failed_model_calls,
             countIf(kind = 'llm' AND cost_source = 'unpriced') AS unpriced_calls,
+            countIf(kind = 'llm' AND http_attempts > 0) AS http_counted_calls,
+            countIf(kind = 'llm' AND http_attempts > 1) AS retried_calls,
+            sumIf(toUInt64(http_attempts) - 1, kind = 'llm' AND http_attempts > 1) AS http_retries,
+            sumIf(http_retry_wait_ms, kind = 'llm') AS retry_wait_ms,
             arrayMap(x -> x.2, arraySort(groupArrayIf((attempt, fallback_reason), kind = 'attempt' AND attempt >= 2))) AS fallback_reasons,
             countIf(kind = 'attempt' AND attempt >= 2 AND fallback_reason = '') AS invisible_fallbacks,
             sumIf(cost_usd, kind = 'llm') AS llm_cost_usd,
@@ -99,7 +106,11 @@ SELECT
     llm_cost_usd,
     span_cleanup_cost_usd + late_cleanup_cost_usd AS cleanup_cost_usd,
     llm_cost_usd + span_cleanup_cost_usd + late_cleanup_cost_usd AS cost_usd,
-    mapUpdate(CAST(span_scores, 'Map(String, Float64)'), CAST(late_scores.late_scores, 'Map(String, Float64)')) AS scores
+    mapUpdate(CAST(span_scores, 'Map(String, Float64)'), CAST(late_scores.late_scores, 'Map(String, Float64)')) AS scores,
+    http_counted_calls,
+    retried_calls,
+    http_retries,
+    retry_wait_ms
 FROM by_task
 LEFT JOIN late ON late.task_id = by_task.task_id
 LEFT JOIN late_scores ON late_scores.task_id = by_task.task_id;

@@ -23,6 +23,8 @@ export interface CraftedTask {
   callsPerAttempt?: number;
   /** Calls with tokens but a model no price table knows. */
   unpriced?: boolean;
+  /** HTTP requests each model call made (`routewatch.http.attempts`); none when absent. */
+  httpAttempts?: number;
   /** The eval run and dataset the task belongs to (routewatch.eval.*). */
   evalRun?: string;
   evalDataset?: string;
@@ -98,6 +100,9 @@ export function taskSpans(task: CraftedTask): TestSpan[] {
           ...(task.unpriced
             ? {}
             : { 'gen_ai.usage.cost': task.callCostUsd ?? (route === 'large' ? 0.01 : 0.001) }),
+          ...(task.httpAttempts === undefined
+            ? {}
+            : { 'routewatch.http.attempts': task.httpAttempts }),
         },
       });
     }

@@ -45,6 +45,16 @@ describe('parseRef', () => {
     });
   });
 
+  it('reads the ends of a window as durations before now', () => {
+    const now = new Date('2026-12-02T12:00:00Z');
+    expect(parseRef('window:14d/7d', now)).toEqual({
+      kind: 'window',
+      from: new Date('2026-11-18T12:00:00Z'),
+      to: new Date('2026-11-25T12:00:00Z'),
+    });
+    expect(parseRef('window:2h/0s', now)).toMatchObject({ to: now });
+  });
+
   it.each([
     ['v1', /invalid reference "v1": use eval:<run>/],
     ['eval:', /invalid reference/],

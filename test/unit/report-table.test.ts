@@ -30,6 +30,12 @@ function metrics(overrides: Partial<WindowMetrics> = {}): WindowMetrics {
     modelCalls: 1200,
     unpricedCalls: 0,
     pricedCallShare: 1,
+    httpCountedCalls: 1200,
+    retriedCalls: 48,
+    httpRetries: 60,
+    retryWaitMs: 51_000,
+    retryRate: 0.04,
+    retriesPerTask: 0.06,
     scores: [],
     ...overrides,
   };
@@ -90,11 +96,19 @@ describe('renderReportTable', () => {
   it('adds the JSON-only columns with --wide', () => {
     const text = renderReportTable(report([row('faq', 'small')]), { wide: true });
     expect(text).toMatch(
-      /coverage\s+reask\s+escalation\s+cascades\s+invisible\s+p50\s+p99\s+calls p95\s+loops\s+priced/,
+      /coverage\s+reask\s+escalation\s+cascades\s+invisible\s+p50\s+p99\s+calls p95\s+loops\s+priced\s+retries/,
     );
     expect(text).toMatch(
-      /^faq\s.*100\.0%\s+2\.0%\s+1\.0%\s+1\.0%\s+3\s+300 ms\s+1200 ms\s+2\s+0\.0%\s+100\.0%$/m,
+      /^faq\s.*100\.0%\s+2\.0%\s+1\.0%\s+1\.0%\s+3\s+300 ms\s+1200 ms\s+2\s+0\.0%\s+100\.0%\s+4\.0% \+0\.06\/task$/m,
     );
+  });
+
+  it('shows no retry rate with --wide where no call had its HTTP requests counted', () => {
+    const text = renderReportTable(
+      report([row('faq', 'small', { httpCountedCalls: 0, retryRate: null, retriesPerTask: null })]),
+      { wide: true },
+    );
+    expect(text).toMatch(/^faq\s.*100\.0%\s+—$/m);
   });
 
   it('compares each row with the previous window', () => {
