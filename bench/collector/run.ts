@@ -19,7 +19,8 @@
  * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
  *        [--in-flight 16] [--batch-delay 200ms] [--profile-main main.cpuprofile]
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +32,7 @@ import { createIngest } from '../../collector/ingest.js';
 import { SPAN_INSERT } from '../../collector/span-lines.js';
 import type { SpanWriter } from '../../collector/span-writer.js';
 import { buildApp } from '../../server/app.js';
-import { configWith } from '../../server/config.js';
+import { batchDelayMs, configWith } from '../../server/config.js';
 import {
   ingestRunnerFor,
   ingestSettings,
@@ -54,7 +55,7 @@ const { values } = parseArgs({
     'in-flight': { type: 'string', default: '16' },
     /** Writes a V8 profile of the main thread during the first protobuf (WAL on) phase to this file. */
     'profile-main': { type: 'string' },
-    /** ROUTEWATCH_BATCH_DELAY for both apps (default: the configuration's default). */
+    /** ROUTEWATCH_BATCH_DELAY for both apps (default: the configuration's, by mode). */
     'batch-delay': { type: 'string' },
   },
 });
@@ -72,24 +73,56 @@ type Variant = (typeof VARIANTS)[number];
 /** 503s answered (the collector's admission control: overloaded), retried as an exporter would. */
 let refusals = 0;
 
+/**
+ * The sender speaks as the OpenTelemetry Node exporters do (otlp-exporter-base's http transport):
+ * `http.request` over keep-alive connections. `fetch` (undici) costs ~1.5 ms more CPU per 300 KiB
+ * request here, which would be counted against the collector, since the sender shares its process.
+ */
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+function postOnce(
+  url: string,
+  body: Uint8Array,
+  encoding: Encoding,
+): Promise<{ status: number; retryAfter: string | undefined; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': CONTENT_TYPE[encoding], 'content-length': body.byteLength },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const header = res.headers['retry-after'];
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: Array.isArray(header) ? header[0] : header,
+            text: res.statusCode === 200 ? '' : Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 async function post(url: string, body: Uint8Array, encoding: Encoding): Promise<void> {
   for (;;) {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': CONTENT_TYPE[encoding] },
-      body,
-    });
+    const res = await postOnce(url, body, encoding);
     if (res.status === 503) {
       refusals++;
-      await res.arrayBuffer();
       // Retry-After, capped at a second so that one refusal does not idle the run for long.
-      const seconds = Math.min(1, Number(res.headers.get('retry-after') ?? 1));
+      const seconds = Math.min(1, Number(res.retryAfter ?? 1));
       await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
       continue;
     }
-    if (res.status !== 200)
-      throw new Error(`collector answered ${res.status}: ${await res.text()}`);
-    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`collector answered ${res.status}: ${res.text}`);
     return;
   }
 }
@@ -125,6 +158,68 @@ interface Measure {
   inserts: number;
   /** Its write-ahead log appends, one fdatasync each (none without the log). */
   appends: number;
+  /** CPU ms by group of threads (threadCpu); all 0 where /proc is missing. */
+  threads: ThreadCpu;
+}
+
+interface ThreadCpu {
+  /** The main thread: HTTP server, the sender, the writer and the log's drainer. */
+  main: number;
+  /** The two apps' ingest threads (decode → normalize → price → serialize). */
+  ingest: number;
+  /** Other unnamed threads: libuv's pool (where chDB's calls run), V8's GC helpers, chDB's own. */
+  node: number;
+  /** Threads the engine names itself (chDB: ThreadPool, MergeMutate, …). */
+  engine: number;
+}
+
+/** The ingest threads' ids, found by which threads appear when the apps start (threadsNamedNode). */
+const ingestTids = new Set<string>();
+
+/** Clock ticks per second of /proc's utime and stime (USER_HZ, 100 on Linux). */
+const TICK_MS = 10;
+
+/** Ids of this process's threads that carry Node's name, not one the engine gave them. */
+function threadsNamedNode(): string[] {
+  try {
+    return readdirSync('/proc/self/task').filter((tid) => {
+      try {
+        return readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').includes('(node)');
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return [];
+  }
+}
+
+/** CPU time so far of each thread of this process, by group (Linux /proc; zeros elsewhere). */
+function threadCpu(): ThreadCpu {
+  const total: ThreadCpu = { main: 0, ingest: 0, node: 0, engine: 0 };
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return total;
+  }
+  for (const tid of tids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended
+    }
+    const close = stat.lastIndexOf(')');
+    const name = stat.slice(stat.indexOf('(') + 1, close);
+    const fields = stat.slice(close + 2).split(' ');
+    const ms = (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+    if (Number(tid) === process.pid) total.main += ms;
+    else if (ingestTids.has(tid)) total.ingest += ms;
+    else if (name === 'node') total.node += ms;
+    else total.engine += ms;
+  }
+  return total;
 }
 
 /**
@@ -171,6 +266,7 @@ async function measure(
     appends: writer?.walSnapshot()?.appends ?? 0,
   });
   const before = counters();
+  const threadsBefore = threadCpu();
   const cpu = process.cpuUsage();
   const t0 = performance.now();
   await sendAll();
@@ -178,12 +274,20 @@ async function measure(
   await stored();
   const used = process.cpuUsage(cpu);
   const after = counters();
+  const threadsAfter = threadCpu();
   return {
     wallMs: performance.now() - t0,
     ackMs,
     cpuMs: (used.user + used.system) / 1000,
     inserts: after.inserts - before.inserts,
     appends: after.appends - before.appends,
+    // A thread that ended during the phase takes its time with it: the groups can sum to less.
+    threads: {
+      main: threadsAfter.main - threadsBefore.main,
+      ingest: threadsAfter.ingest - threadsBefore.ingest,
+      node: threadsAfter.node - threadsBefore.node,
+      engine: threadsAfter.engine - threadsBefore.engine,
+    },
   };
 }
 
@@ -242,7 +346,12 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'routewatch-bench-collector-'));
   const batchDelay = values['batch-delay'] ? { ROUTEWATCH_BATCH_DELAY: values['batch-delay'] } : {};
   const config = configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_DATA_DIR: dir, ...batchDelay });
+  const nodeThreadsBefore = new Set(threadsNamedNode());
   const routewatch = await startRoutewatch(config);
+  // Its ingest thread is the last thread Node starts in it (after chDB's, which start with the store).
+  const started = threadsNamedNode().filter((tid) => !nodeThreadsBefore.has(tid));
+  const newest = started.sort((a, b) => Number(a) - Number(b)).at(-1);
+  if (newest) ingestTids.add(newest);
   // The same app without the write-ahead log, on the same store (one chDB per process).
   const walOffConfig = configWith({
     ROUTEWATCH_PORT: '0',
@@ -251,7 +360,9 @@ async function main(): Promise<void> {
     ...batchDelay,
   });
   const walOffWriter = await openSpanWriter(routewatch.store, walOffConfig);
+  const nodeThreadsBeforeWalOff = new Set(threadsNamedNode());
   const walOffIngest = ingestRunnerFor(walOffConfig);
+  for (const tid of threadsNamedNode()) if (!nodeThreadsBeforeWalOff.has(tid)) ingestTids.add(tid);
   const walOff = await buildApp({
     config: walOffConfig,
     store: routewatch.store,
@@ -271,7 +382,7 @@ async function main(): Promise<void> {
     for (const line of describeMachine().slice(0, 2)) console.log(line);
     console.log(
       `${SPANS} spans per variant and round, ${SPANS_PER_REQUEST} spans per request, ${IN_FLIGHT} in flight, ` +
-        `${ROUNDS} rounds · batch rows ${config.ROUTEWATCH_BATCH_ROWS}, batch delay ${config.ROUTEWATCH_BATCH_DELAY} ms · ` +
+        `${ROUNDS} rounds · batch rows ${config.ROUTEWATCH_BATCH_ROWS}, batch delay ${batchDelayMs(config)} ms with the log, ${batchDelayMs(walOffConfig)} ms without · ` +
         `ingest threads ${config.ROUTEWATCH_INGEST_WORKERS} per app · load average before: ${loadAverage()}\n`,
     );
     for (const mix of MIX_LIST) {
@@ -379,10 +490,13 @@ async function main(): Promise<void> {
         const perFsync = list.some((m) => m.appends > 0)
           ? median(list.map((m) => requests / m.appends)).toFixed(1)
           : '—';
+        const split = (group: keyof ThreadCpu) =>
+          median(list.map((m) => m.threads[group] / (rowsPerRound / 1000))).toFixed(0);
         table.push(
           `${`${mix} / ${name}`.padEnd(26)} ${int(rowRate).padStart(10)} ${(spanRate === undefined ? '—' : int(spanRate)).padStart(12)} ` +
             `${(rowRate / rawRate).toFixed(2).padStart(7)} ${(ackRate === undefined ? '—' : int(ackRate)).padStart(12)} ${cpuPerKRows.toFixed(1).padStart(12)}` +
-            ` ${int(rowsPerInsert).padStart(10)} ${perFsync.padStart(9)}`,
+            ` ${`${split('main')} / ${split('ingest')} / ${split('node')} / ${split('engine')}`.padStart(21)}` +
+            ` ${int(rowsPerInsert).padStart(11)} ${perFsync.padStart(14)}`,
         );
       }
       const onRate = median(results.protobuf.map((m) => rate(SPANS, m.wallMs)));
@@ -421,11 +535,12 @@ async function main(): Promise<void> {
       }
     }
     console.log(
-      '\nmix / variant                  rows/s      spans/s   × raw  acked spans/s  CPU ms/1k rows  rows/insert  requests/fsync',
+      '\nmix / variant                   rows/s      spans/s   × raw acked spans/s CPU ms/1k rows  main/ingest/node/engine  rows/insert requests/fsync',
     );
     for (const line of table) console.log(line);
     console.log(
-      '(medians over rounds; rows/s and spans/s timed until every span is stored, acked until the last answer)',
+      '(medians over rounds; rows/s and spans/s timed until every span is stored, acked until the last answer;\n' +
+        ' CPU by thread, ms per 1k rows: main thread / ingest threads / other unnamed threads (libuv pool running chDB calls, GC helpers) / threads the engine names)',
     );
     console.log('\nacknowledgement latency at half the maximum (stored) rate:');
     for (const line of latencyLines) console.log(`  ${line}`);
@@ -434,6 +549,7 @@ async function main(): Promise<void> {
         `\nrequests refused with 503 and retried: ${refusals} · load average after: ${loadAverage()}`,
     );
   } finally {
+    agent.destroy();
     await walOff.close();
     await walOffWriter.close();
     await walOffIngest.close();
