@@ -10,7 +10,10 @@ import { SPAN_LINE_FORMAT, spanLines } from './span-lines.js';
 export interface SpanWriterOptions {
   /** Flush when this many rows are waiting (ROUTEWATCH_BATCH_ROWS). */
   maxBatchRows: number;
-  /** Flush at the latest this long after the first row of a batch arrived (ROUTEWATCH_BATCH_DELAY). */
+  /**
+   * Flush at the latest this long after the first row of a batch arrived (ROUTEWATCH_BATCH_DELAY);
+   * with the log, the drainer's wait, which no acknowledgement waits for.
+   */
   maxDelayMs: number;
   /** Refuse new rows (the caller answers 503) while this many are waiting. */
   maxPendingRows: number;
