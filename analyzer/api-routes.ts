@@ -15,6 +15,11 @@ import type { GateOptions, GateRef } from './gate.js';
 export interface ApiRoutesOptions {
   store: Store;
   now: () => Date;
+  /**
+   * Resolves once the spans acknowledged so far are stored (bounded; see server/app.ts), so a
+   * query right after an export sees them: a CI job gates on the eval it just sent.
+   */
+  settle?: () => Promise<void>;
 }
 
 const windowFields = {
@@ -94,6 +99,7 @@ export const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (app, optio
       `${WINDOW_USAGE} Filter with cohort, route, service, policy (repeated or comma-separated).`,
     );
     const window = resolveQueryWindow(query, now);
+    await options.settle?.();
     return readStore(() =>
       buildReport(options.store, window, now, {
         cohorts: query.cohort,
@@ -208,10 +214,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
 };
 
 /** `GET /api/v1/compare` (the gate, canaries) and `GET /api/v1/advice`. */
-export interface DecisionRoutesOptions {
-  store: Store;
-  now: () => Date;
-}
+export type DecisionRoutesOptions = ApiRoutesOptions;
 
 const compareQuery = z
   .object({
@@ -242,8 +245,9 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
     let baseline: GateRef;
     let candidate: GateRef;
     try {
-      baseline = parseRef(query.baseline);
-      candidate = parseRef(query.candidate);
+      const now = options.now();
+      baseline = parseRef(query.baseline, now);
+      candidate = parseRef(query.candidate, now);
     } catch (error) {
       if (error instanceof GateRefError) throw badRequest(error.message);
       throw error;
@@ -253,6 +257,7 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
       minCases: query.minCases ?? DEFAULT_GATE.minCases,
       ...(query.confidence !== undefined ? { confidence: query.confidence } : {}),
     };
+    await options.settle?.();
     return readStore(() => runGate(options.store, baseline, candidate, gate, query.cohort));
   });
 
@@ -267,6 +272,7 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
       { ...query, window: query.window ?? (query.from ? undefined : '7d') },
       now,
     );
+    await options.settle?.();
     return readStore(() =>
       buildAdvice(options.store, window, {
         ...DEFAULT_ADVICE,

@@ -46,6 +46,13 @@ export interface SpanRow {
   outcome_reason: string;
   reask: number;
   cleanup_cost_usd: number;
+  /**
+   * HTTP requests the call made, the SDK's own retries included (`routewatch.http.attempts`, else
+   * `http.request.resend_count` + 1); 0 when not counted (sql/migrations/0031_http_attempts.sql).
+   */
+  http_attempts: number;
+  /** Time between those requests, ms (`routewatch.http.retry_wait_ms`); 0 without retries. */
+  http_retry_wait_ms: number;
   attributes: Record<string, string>;
   resource: Record<string, string>;
 }
@@ -282,6 +289,8 @@ const TYPED = new Set<string>([
   'routewatch.outcome.reason',
   'routewatch.reask',
   'routewatch.cleanup.cost_usd',
+  'routewatch.http.attempts',
+  'routewatch.http.retry_wait_ms',
   'error.type',
   ...Object.values(NAMES).flat(),
 ]);
@@ -336,6 +345,19 @@ function finiteNumber(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   return Number.isFinite(n) ? n : undefined;
+}
+
+/**
+ * HTTP requests of a call: `routewatch.http.attempts` (our instrumentation counts them), else the
+ * OpenTelemetry HTTP convention's `http.request.resend_count` + 1 that some instrumentations set on
+ * the call span (the Anthropic SDK's own spans do, from the second request on); 0 when neither is
+ * there: not counted, which is not the same as 1.
+ */
+function httpAttemptsOf(map: Record<string, string>): number {
+  const attempts = count(map['routewatch.http.attempts']);
+  if (attempts > 0) return Math.min(attempts, 65_535);
+  const resent = map['http.request.resend_count'];
+  return resent === undefined ? 0 : Math.min(count(resent) + 1, 65_535);
 }
 
 /** A cost in USD: a number from 0 to MAX_COST_USD, else absent. */
@@ -714,6 +736,10 @@ export function normalizeFields(
     outcome_reason: map['routewatch.outcome.reason'] || derived.outcome_reason || '',
     reask: map['routewatch.reask'] === 'true' ? 1 : 0,
     cleanup_cost_usd: usdAmount(map['routewatch.cleanup.cost_usd']) ?? 0,
+    http_attempts: kind === 'llm' ? httpAttemptsOf(map) : 0,
+    // UInt32 milliseconds: 49 days is more than any call waits.
+    http_retry_wait_ms:
+      kind === 'llm' ? Math.min(count(map['routewatch.http.retry_wait_ms']), 4_294_967_295) : 0,
     attributes: untyped(map),
     resource,
   };

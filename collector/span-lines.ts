@@ -10,8 +10,8 @@ import type { SpanRow } from './normalize.js';
  * same for every span of a resource, so its JSON is made once.
  */
 
-/** The columns of a line, in order: SpanRow's fields. */
-export const SPAN_COLUMNS = [
+/** The columns of layout spans.1, before the HTTP request counts (migration 0031). */
+const SPAN_COLUMNS_1 = [
   'timestamp',
   'end_time',
   'duration_ns',
@@ -55,6 +55,58 @@ export const SPAN_COLUMNS = [
   'resource',
 ] as const satisfies readonly (keyof SpanRow)[];
 
+/** The columns of a line, in order: SpanRow's fields (layout spans.2). */
+export const SPAN_COLUMNS = [
+  'timestamp',
+  'end_time',
+  'duration_ns',
+  'trace_id',
+  'span_id',
+  'parent_span_id',
+  'name',
+  'span_kind',
+  'kind',
+  'service_name',
+  'scope_name',
+  'task_id',
+  'cohort',
+  'route',
+  'attempt',
+  'fallback_reason',
+  'policy_version',
+  'validation',
+  'confidence',
+  'provider',
+  'operation',
+  'request_model',
+  'response_model',
+  'input_tokens',
+  'output_tokens',
+  'cache_read_tokens',
+  'cache_creation_tokens',
+  'reasoning_tokens',
+  'cost_usd',
+  'cost_source',
+  'cost_note',
+  'price_ref',
+  'status_code',
+  'status_message',
+  'error_type',
+  'outcome',
+  'outcome_reason',
+  'reask',
+  'cleanup_cost_usd',
+  'http_attempts',
+  'http_retry_wait_ms',
+  'attributes',
+  'resource',
+] as const satisfies readonly (keyof SpanRow)[];
+
+// Every field of SpanRow has its column: a field added to the row without one fails to compile.
+type Unwritten = Exclude<keyof SpanRow, (typeof SPAN_COLUMNS)[number]>;
+const _everyFieldWritten: [Unwritten] extends [never] ? true : Unwritten = true;
+void _everyFieldWritten;
+
 /**
  * The column layouts span lines have been written in, by the format name the write-ahead log
  * records with each record. Lines are positional, so a record written before an upgrade that
@@ -63,13 +115,14 @@ export const SPAN_COLUMNS = [
  * defaults on insert).
  */
 export const SPAN_LINE_LAYOUTS = Object.freeze({
-  'JSONCompactEachRow/spans.1': SPAN_COLUMNS,
+  'JSONCompactEachRow/spans.1': SPAN_COLUMNS_1,
+  'JSONCompactEachRow/spans.2': SPAN_COLUMNS,
 } as const);
 
 export type SpanLineFormat = keyof typeof SPAN_LINE_LAYOUTS;
 
 /** The layout `spanLines` writes. */
-export const SPAN_LINE_FORMAT: SpanLineFormat = 'JSONCompactEachRow/spans.1';
+export const SPAN_LINE_FORMAT: SpanLineFormat = 'JSONCompactEachRow/spans.2';
 
 /** How lines of a layout are inserted: their format and columns. */
 export function spanInsert(format: SpanLineFormat): Readonly<InsertOptions> {
@@ -142,6 +195,8 @@ export function spanLine(row: SpanRow, resourceJson: string): string {
     row.outcome_reason,
     row.reask,
     row.cleanup_cost_usd,
+    row.http_attempts,
+    row.http_retry_wait_ms,
   ]);
   return `${scalars.slice(0, -1)},${mapJson(row.attributes)},${resourceJson}]`;
 }

@@ -1,6 +1,3 @@
--- v_tasks: one row per task. Tasks of an offline eval run (routewatch.eval.run on the task span)
--- carry eval_run and eval_dataset; the production views leave them out. scores: the task span's
--- named quality scores (routewatch.score.<name>, 0..1).
 -- v_tasks: one row per task. A task is every span sharing routewatch.task.id (the trace id when
 -- the application gave none). Cost: every LLM call of the task, fallbacks included, plus cleanup
 -- costs (the task span's and every late outcome report's).
@@ -8,6 +5,13 @@
 -- (POST /v1/outcomes, table late_outcomes) wins; a late report wins a tie with the span. Each report
 -- counts once, at the time it was first observed (late_outcomes keeps that copy). Among reports
 -- of one time, the greatest report_id wins: the order is fixed whatever order they arrived in.
+-- Tasks of an offline eval run (routewatch.eval.run on the task span) carry eval_run and
+-- eval_dataset; the production views leave them out. scores: named quality scores in 0..1, from
+-- the task span (routewatch.score.<name>) and late reports; per name the latest report wins over
+-- the span. Hidden retries (the SDK's own, inside one model call): http_counted_calls are the model
+-- calls whose HTTP requests were counted (spans.http_attempts > 0), retried_calls those of them
+-- that made more than one, http_retries the extra requests (Σ attempts − 1), retry_wait_ms the
+-- time spent between them.
 CREATE OR REPLACE VIEW v_tasks AS
 WITH
     by_task AS
@@ -21,7 +25,8 @@ WITH
             anyIf(attributes['routewatch.eval.run'], kind = 'task' AND attributes['routewatch.eval.run'] != '') AS eval_run,
             anyIf(attributes['routewatch.eval.dataset'], kind = 'task' AND attributes['routewatch.eval.dataset'] != '') AS eval_dataset,
             anyIf(
-                mapApply((k, v) -> (substring(k, 18), toFloat64OrZero(v)), mapFilter((k, v) -> startsWith(k, 'routewatch.score.'), attributes)),
+                mapApply((k, v) -> (substring(k, 18), toFloat64OrZero(v)),
+                    mapFilter((k, v) -> startsWith(k, 'routewatch.score.') AND isNotNull(toFloat64OrNull(v)), attributes)),
                 kind = 'task') AS span_scores,
             min(timestamp) AS started_at,
             max(end_time) AS ended_at,
@@ -32,6 +37,10 @@ WITH
             countIf(kind = 'llm') AS model_calls,
             countIf(kind = 'llm' AND status_code = 'error') AS failed_model_calls,
             countIf(kind = 'llm' AND cost_source = 'unpriced') AS unpriced_calls,
+            countIf(kind = 'llm' AND http_attempts > 0) AS http_counted_calls,
+            countIf(kind = 'llm' AND http_attempts > 1) AS retried_calls,
+            sumIf(toUInt64(http_attempts) - 1, kind = 'llm' AND http_attempts > 1) AS http_retries,
+            sumIf(http_retry_wait_ms, kind = 'llm') AS retry_wait_ms,
             arrayMap(x -> x.2, arraySort(groupArrayIf((attempt, fallback_reason), kind = 'attempt' AND attempt >= 2))) AS fallback_reasons,
             countIf(kind = 'attempt' AND attempt >= 2 AND fallback_reason = '') AS invisible_fallbacks,
             sumIf(cost_usd, kind = 'llm') AS llm_cost_usd,
@@ -56,6 +65,19 @@ WITH
             max(reask) AS late_reask,
             sum(cleanup_cost_usd) AS late_cleanup_cost_usd
         FROM late_outcomes FINAL
+        GROUP BY task_id
+    ),
+    late_score AS
+    (
+        SELECT task_id, name, argMax(value, (observed_at, report_id)) AS value
+        FROM late_outcomes FINAL
+        ARRAY JOIN mapKeys(scores) AS name, mapValues(scores) AS value
+        GROUP BY task_id, name
+    ),
+    late_scores AS
+    (
+        SELECT task_id, mapFromArrays(groupArray(name), groupArray(value)) AS late_scores
+        FROM late_score
         GROUP BY task_id
     )
 SELECT
@@ -84,6 +106,11 @@ SELECT
     llm_cost_usd,
     span_cleanup_cost_usd + late_cleanup_cost_usd AS cleanup_cost_usd,
     llm_cost_usd + span_cleanup_cost_usd + late_cleanup_cost_usd AS cost_usd,
-    span_scores AS scores
+    mapUpdate(CAST(span_scores, 'Map(String, Float64)'), CAST(late_scores.late_scores, 'Map(String, Float64)')) AS scores,
+    http_counted_calls,
+    retried_calls,
+    http_retries,
+    retry_wait_ms
 FROM by_task
-LEFT JOIN late ON late.task_id = by_task.task_id;
+LEFT JOIN late ON late.task_id = by_task.task_id
+LEFT JOIN late_scores ON late_scores.task_id = by_task.task_id;

@@ -9,6 +9,10 @@
 --     from per-task cost c and success s: Var ≈ [Var(c) − 2R·Cov(c,s) + R²·Var(s)] / (n·s̄²).
 --   loop_rate: tasks that made more than 10 model calls (an agent looping), over tasks.
 --   priced_call_share: model calls with a known cost (not 'unpriced'), over model calls.
+--   retry_rate: model calls that needed more than one HTTP request (the SDK retried them), over
+--     the model calls whose requests were counted; NULL when none was counted.
+--   retries_per_task: extra HTTP requests (Σ requests − 1 over counted calls), over tasks; NULL
+--     when no call was counted.
 CREATE OR REPLACE VIEW v_window_metrics AS
 SELECT
     -- The overall row's cohort and primary_route are empty (the grouping sets' default).
@@ -58,7 +62,13 @@ SELECT
     countIf(model_calls > 10) / tasks AS loop_rate,
     sum(model_calls) AS total_model_calls,
     sum(unpriced_calls) AS unpriced_model_calls,
-    if(total_model_calls = 0, NULL, 1 - unpriced_model_calls / total_model_calls) AS priced_call_share
+    if(total_model_calls = 0, NULL, 1 - unpriced_model_calls / total_model_calls) AS priced_call_share,
+    sum(http_counted_calls) AS http_counted_model_calls,
+    sum(retried_calls) AS retried_model_calls,
+    sum(http_retries) AS total_http_retries,
+    sum(retry_wait_ms) AS total_retry_wait_ms,
+    if(http_counted_model_calls = 0, NULL, retried_model_calls / http_counted_model_calls) AS retry_rate,
+    if(http_counted_model_calls = 0, NULL, total_http_retries / tasks) AS retries_per_task
 FROM v_tasks
 WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
     AND eval_run = ''

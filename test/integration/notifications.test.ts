@@ -20,7 +20,7 @@ const RULES = parseRules(`
 evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2 }
 rules:
   - { id: success_rate_drop, cohorts: [alpha, beta, gamma] }
-${['cost_per_success_rise', 'cheaper_than_large', 'fallback_rate_spike', 'fallback_reason_shift', 'invisible_fallbacks', 'cascades', 'reask_rise', 'escalation_rise', 'p95_regression', 'failure_concentration', 'unpriced_rise', 'loop_rate_rise'].map((id) => `  - { id: ${id}, enabled: false }`).join('\n')}
+${['cost_per_success_rise', 'cheaper_than_large', 'fallback_rate_spike', 'fallback_reason_shift', 'invisible_fallbacks', 'cascades', 'reask_rise', 'escalation_rise', 'p95_regression', 'failure_concentration', 'unpriced_rise', 'loop_rate_rise', 'retry_rise'].map((id) => `  - { id: ${id}, enabled: false }`).join('\n')}
 `);
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;

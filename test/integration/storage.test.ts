@@ -51,6 +51,7 @@ describe('migrations', () => {
       'v_overall_window',
       'v_tasks',
       'v_window_metrics',
+      'v_window_scores',
     ]);
   });
 
@@ -100,6 +101,7 @@ describe('views (sql/views)', () => {
       'v_cohort_route_summary',
       'v_failure_concentration',
       'v_overall_window',
+      'v_window_scores',
     ]);
     expect(views.map((v) => v.reads)).toEqual([
       [],
@@ -108,6 +110,7 @@ describe('views (sql/views)', () => {
       ['v_cohort_route_window'],
       ['v_tasks'],
       ['v_window_metrics'],
+      ['v_tasks'],
     ]);
   });
 
