@@ -165,8 +165,8 @@ export const configSchema = z.object({
   // The span writer (group commit into ClickHouse).
   ROUTEWATCH_BATCH_ROWS: integer(1, 1_000_000, 10_000),
   /**
-   * The longest wait to fill an insert; unset: see `batchDelayMs` (200 ms without the log, 1 s
-   * with it).
+   * The longest wait to fill an insert; unset: see `batchDelayMs` (1 s with the log, none
+   * without it).
    */
   ROUTEWATCH_BATCH_DELAY: optionalDuration(0),
   ROUTEWATCH_MAX_PENDING_ROWS: integer(1, 100_000_000, 200_000),
@@ -196,13 +196,14 @@ export const configSchema = z.object({
 export type Config = z.output<typeof configSchema>;
 
 /** ROUTEWATCH_BATCH_DELAY when unset and the request waits for the insert (ROUTEWATCH_WAL=off). */
-export const BATCH_DELAY_WITHOUT_LOG_MS = 200;
+export const BATCH_DELAY_WITHOUT_LOG_MS = 0;
 /** ROUTEWATCH_BATCH_DELAY when unset and the log is drained into the store (the default). */
 export const BATCH_DELAY_WITH_LOG_MS = 1_000;
 
 /**
  * The longest wait to fill an insert into ClickHouse. Without the log, each request's answer waits
- * for it, so it is short. With the log, answers wait only for the fsync and the wait is the
+ * for its insert, so there is none by default: an idle collector inserts a request at once, and
+ * under load the rows that arrive during one insert make the next (span-writer.ts). With the log, answers wait only for the fsync and the wait is the
  * drainer's: each insert costs the engine ~40 ms of CPU whatever its size (about a 500-row
  * insert's worth, docs/benchmarks.md), so at most about one insert a second, as ClickHouse advises,
  * until ROUTEWATCH_BATCH_ROWS rows are waiting.

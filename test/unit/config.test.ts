@@ -88,12 +88,13 @@ describe('parseConfig', () => {
     expect(parseConfig({ ROUTEWATCH_WAL: 'off' }).ROUTEWATCH_WAL).toBe('off');
   });
 
-  it('waits 1 s to fill an insert with the log and 200 ms without it, unless told', () => {
-    // With the log no answer waits for the insert, so fewer, larger inserts cost the engine less.
+  it('waits 1 s to fill an insert with the log and not at all without it, unless told', () => {
+    // With the log no answer waits for the insert, so fewer, larger inserts cost the engine less;
+    // without it every answer waits for its insert.
     expect(batchDelayMs(parseConfig({}))).toBe(1_000);
     expect(writerOptions(parseConfig({})).maxDelayMs).toBe(1_000);
-    expect(batchDelayMs(parseConfig({ ROUTEWATCH_WAL: 'off' }))).toBe(200);
-    expect(writerOptions(parseConfig({ ROUTEWATCH_WAL: 'off' })).maxDelayMs).toBe(200);
+    expect(batchDelayMs(parseConfig({ ROUTEWATCH_WAL: 'off' }))).toBe(0);
+    expect(writerOptions(parseConfig({ ROUTEWATCH_WAL: 'off' })).maxDelayMs).toBe(0);
     for (const wal of ['on', 'off']) {
       expect(
         batchDelayMs(parseConfig({ ROUTEWATCH_WAL: wal, ROUTEWATCH_BATCH_DELAY: '50ms' })),
