@@ -204,9 +204,11 @@ export const BATCH_DELAY_WITH_LOG_MS = 1_000;
  * The longest wait to fill an insert into ClickHouse. Without the log, each request's answer waits
  * for its insert, so there is none by default: an idle collector inserts a request at once, and
  * under load the rows that arrive during one insert make the next (span-writer.ts). With the log, answers wait only for the fsync and the wait is the
- * drainer's: each insert costs the engine ~40 ms of CPU whatever its size (about a 500-row
- * insert's worth, docs/benchmarks.md), so at most about one insert a second, as ClickHouse advises,
- * until ROUTEWATCH_BATCH_ROWS rows are waiting.
+ * drainer's: an insert has a fixed cost in the engine whatever its size, so at most about one
+ * insert a second, as ClickHouse advises, until ROUTEWATCH_BATCH_ROWS rows are waiting (the
+ * engine's threads spent 2-5× less CPU per row in the drainer's inserts of ~8 000 rows than in
+ * inserts of 500-2 500: docs/benchmarks.md, "The 1-s drain window"). Queries that read their
+ * writes and a shutdown do not wait for it (SpanWriter.flush, close).
  */
 export function batchDelayMs(config: Config): number {
   if (config.ROUTEWATCH_BATCH_DELAY !== undefined) return config.ROUTEWATCH_BATCH_DELAY;
