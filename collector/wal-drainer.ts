@@ -7,9 +7,10 @@ import type { WalEntry, WalPosition, WalRecord, WriteAheadLog } from './wal.js';
 /**
  * Moves the write-ahead log into the store, in log order: batches of records (up to
  * `maxBatchRows` rows and `maxBatchBytes` bytes, or whatever has waited `maxDelayMs` since it was
- * appended; a flush or a stop does not wait), each retried until the store takes it. A batch's range is written to the log's checkpoint before its first attempt, so a retry —
- * after a lost answer or after a restart — sends exactly the same rows, with the same
- * deduplication token, and the engine stores them once.
+ * appended; a flush or a stop does not wait), each retried until the store takes it. A batch's
+ * range is written to the log's checkpoint before its first attempt, so a retry — after a lost
+ * answer or after a restart — sends exactly the same rows, with the same deduplication token, and
+ * the engine stores them once.
  */
 
 export interface DrainLog {
