@@ -6,8 +6,9 @@ import { badRequest, unavailable } from '../server/http-error.js';
 import { TimeArgumentError, resolveWindow } from '../server/time.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
+import { buildTimeseries, seriesOptionsOf } from './timeseries.js';
 
-/** The analyzer's HTTP API: `GET /api/v1/report`. */
+/** The analyzer's HTTP API: `GET /api/v1/report`, `GET /api/v1/timeseries`. */
 export interface ApiRoutesOptions {
   store: Store;
   now: () => Date;
@@ -62,5 +63,17 @@ export const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (app, optio
     const now = options.now();
     const window = windowOf(request.query, now);
     return readStore(() => buildReport(options.store, window, now));
+  });
+
+  // The report's metrics per time bucket (v_cohort_route_timeseries), for charts and alerts.
+  app.get('/api/v1/timeseries', async (request) => {
+    const now = options.now();
+    const { bucket, cohort, route, ...windowPart } = (request.query ?? {}) as Record<
+      string,
+      unknown
+    >;
+    const window = windowOf(windowPart, now);
+    const series = seriesOptionsOf({ bucket, cohort, route }, window);
+    return readStore(() => buildTimeseries(options.store, window, series, now));
   });
 };

@@ -7,6 +7,9 @@ import { SpanWriter } from '../collector/span-writer.js';
 import type { SpanWriterOptions } from '../collector/span-writer.js';
 import { migrate } from '../storage/migrations.js';
 import { openStore } from '../storage/open-store.js';
+import { RollupRefresher } from '../storage/rollup-refresher.js';
+import { applyRetention } from '../storage/rollups.js';
+import type { RetentionSettings } from '../storage/rollups.js';
 import type { Store } from '../storage/store.js';
 import { buildApp } from './app.js';
 import { assertSafeExposure } from './config.js';
@@ -37,6 +40,20 @@ export function ingestSettings(config: Config): IngestSettings {
   };
 }
 
+export function retentionSettings(config: Config): RetentionSettings {
+  return {
+    rawDays: config.ROUTEWATCH_RETENTION_DAYS,
+    rollupDays: config.ROUTEWATCH_ROLLUP_RETENTION_DAYS,
+  };
+}
+
+/** Brings a store's schema and retention to what this version and the configuration say. */
+export async function prepareStore(store: Store, config: Config): Promise<void> {
+  const cluster = config.ROUTEWATCH_CLICKHOUSE_CLUSTER;
+  await migrate(store, undefined, undefined, { cluster });
+  await applyRetention(store, retentionSettings(config), { cluster });
+}
+
 export function ingestRunnerFor(config: Config): IngestRunner {
   return createIngestRunner(ingestSettings(config), {
     workers: config.ROUTEWATCH_INGEST_WORKERS,
@@ -51,6 +68,8 @@ export interface RunningRoutewatch {
   app: FastifyInstance;
   store: Store;
   writer: SpanWriter;
+  /** Keeps the rollups up to date (every ROUTEWATCH_ROLLUP_INTERVAL). */
+  rollups: RollupRefresher;
   /** Stops listening, stores what was acknowledged, closes the store. */
   close(): Promise<void>;
 }
@@ -66,31 +85,43 @@ export async function startRoutewatch(
     dataDir: config.ROUTEWATCH_DATA_DIR,
   });
   let ingest: IngestRunner | undefined;
+  let rollups: RollupRefresher | undefined;
   try {
-    await migrate(store);
+    await prepareStore(store, config);
     const writer = new SpanWriter(store, writerOptions(config));
     ingest = ingestRunnerFor(config);
     const app = await buildApp({ config, store, writer, ingest, logger: options.logger });
+    // The first refresh starts at once: on an upgraded store it builds the rollups, while the
+    // views already answer (from task_state) and the collector already listens.
+    rollups = new RollupRefresher(store, {
+      intervalMs: config.ROUTEWATCH_ROLLUP_INTERVAL,
+      log: app.log.child({ module: 'rollups' }),
+    });
+    rollups.start();
     const host = config.ROUTEWATCH_HOST;
     await app.listen({ host, port: config.ROUTEWATCH_PORT });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.ROUTEWATCH_PORT;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
     const runningIngest = ingest;
+    const runningRollups = rollups;
     return {
       url,
       tracesUrl: `${url}/v1/traces`,
       app,
       store,
       writer,
+      rollups: runningRollups,
       async close() {
         await app.close();
         await writer.flush();
+        await runningRollups.stop();
         await runningIngest.close();
         await store.close();
       },
     };
   } catch (error) {
+    await rollups?.stop();
     await ingest?.close();
     await store.close();
     throw error;

@@ -169,6 +169,8 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
       }
     });
     await store.exec('TRUNCATE TABLE spans');
+    // The task state folded from those spans, which the next test's task would otherwise share.
+    await store.exec('TRUNCATE TABLE task_state');
   });
 
   it('fills v_tasks from a valid OTLP export and stores late outcome reports', async () => {
@@ -213,6 +215,7 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
     } finally {
       await close();
       await store.exec('TRUNCATE TABLE spans');
+      await store.exec('TRUNCATE TABLE task_state');
     }
   });
 
@@ -227,8 +230,12 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
     );
     expect(tables.map((t) => t.name)).toEqual([
       'v_cohort_route_summary',
+      'v_cohort_route_timeseries',
       'v_cohort_route_window',
+      'v_cohort_route_window_from_spans',
       'v_tasks',
+      'v_tasks_from_spans',
+      'v_tasks_live',
     ]);
   });
 

@@ -39,13 +39,23 @@ describe('migrations', () => {
     );
     expect(tables.map((t) => t.name)).toEqual([
       'alerts',
+      'cohort_route_hourly',
       'late_outcomes',
+      'rollup_state',
       'schema_migrations',
       'schema_views',
       'spans',
+      'task_snapshot',
+      'task_state',
+      'task_state_from_late_outcomes',
+      'task_state_from_spans',
       'v_cohort_route_summary',
+      'v_cohort_route_timeseries',
       'v_cohort_route_window',
+      'v_cohort_route_window_from_spans',
       'v_tasks',
+      'v_tasks_from_spans',
+      'v_tasks_live',
     ]);
   });
 
@@ -88,12 +98,15 @@ describe('views (sql/views)', () => {
 
   it('loads one view per file, each after the views it reads', () => {
     const views = loadViews();
-    expect(views.map((v) => v.name)).toEqual([
-      'v_tasks',
-      'v_cohort_route_window',
-      'v_cohort_route_summary',
+    expect(views.map((v) => [v.name, v.reads])).toEqual([
+      ['v_tasks_live', []],
+      ['v_cohort_route_timeseries', ['v_tasks_live']],
+      ['v_cohort_route_window', ['v_cohort_route_timeseries']],
+      ['v_cohort_route_summary', ['v_cohort_route_window']],
+      ['v_tasks_from_spans', []],
+      ['v_cohort_route_window_from_spans', ['v_tasks_from_spans']],
+      ['v_tasks', ['v_tasks_live']],
     ]);
-    expect(views.map((v) => v.reads)).toEqual([[], ['v_tasks'], ['v_cohort_route_window']]);
   });
 
   it('records the checksum of every view it applied', async () => {
@@ -115,7 +128,10 @@ describe('views (sql/views)', () => {
       v.name === 'v_cohort_route_window'
         ? {
             ...v,
-            statement: v.statement.replace('count() AS tasks', 'count() AS tasks, 1 AS probe'),
+            statement: v.statement.replace(
+              'SELECT * EXCEPT (bucket_start)',
+              'SELECT * EXCEPT (bucket_start), 1 AS probe',
+            ),
             checksum: 'changed',
           }
         : v,

@@ -1,0 +1,100 @@
+import { errorMessage } from './errors.js';
+import { refreshRollups } from './rollups.js';
+import type { RefreshOptions, RefreshResult } from './rollups.js';
+import type { Store } from './store.js';
+
+/** Where the refresher reports: the app's pino logger, or nothing. */
+export interface RefresherLog {
+  info(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface RollupRefresherOptions {
+  /** Time from the end of one refresh to the start of the next (ROUTEWATCH_ROLLUP_INTERVAL). */
+  intervalMs: number;
+  refresh?: RefreshOptions;
+  log?: RefresherLog;
+}
+
+export interface RollupRefresherStats {
+  refreshes: number;
+  failures: number;
+  last: RefreshResult | undefined;
+}
+
+/**
+ * Runs {@link refreshRollups} now and then every `intervalMs`, one at a time. The views are exact
+ * without it; it keeps them fast by keeping the set of tasks changed since the last refresh small.
+ * A failed refresh is logged and tried again at the next interval: it leaves the rollups as they
+ * were, and the views still answer from task_state.
+ */
+export class RollupRefresher {
+  readonly #store: Store;
+  readonly #options: RollupRefresherOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #current: Promise<RefreshResult> | undefined;
+  #stopping: AbortController | undefined;
+  readonly stats: RollupRefresherStats = { refreshes: 0, failures: 0, last: undefined };
+
+  constructor(store: Store, options: RollupRefresherOptions) {
+    this.#store = store;
+    this.#options = options;
+  }
+
+  /** Starts the first refresh at once (on an upgraded store it builds the rollups), then periodic ones. */
+  start(): void {
+    if (this.#stopping) return;
+    this.#stopping = new AbortController();
+    this.#schedule(0);
+  }
+
+  /** Refreshes now, after the refresh in progress if there is one. */
+  async refreshNow(): Promise<RefreshResult> {
+    while (this.#current) await this.#current.catch(() => undefined);
+    const run = refreshRollups(this.#store, {
+      ...this.#options.refresh,
+      ...(this.#stopping ? { signal: this.#stopping.signal } : {}),
+    });
+    this.#current = run;
+    try {
+      const result = await run;
+      this.stats.refreshes++;
+      this.stats.last = result;
+      return result;
+    } catch (error) {
+      this.stats.failures++;
+      throw error;
+    } finally {
+      if (this.#current === run) this.#current = undefined;
+    }
+  }
+
+  /** Stops the timer and waits for the refresh in progress, which stops between its statements. */
+  async stop(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#stopping?.abort();
+    await this.#current?.catch(() => undefined);
+  }
+
+  #schedule(delayMs: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#tick();
+    }, delayMs);
+    // A pending refresh never keeps the process alive.
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    const log = this.#options.log;
+    try {
+      const result = await this.refreshNow();
+      if (result.tasks > 0) log?.info({ rollups: result }, 'rollups refreshed');
+    } catch (error) {
+      if (this.#stopping?.signal.aborted) return;
+      log?.error({ err: error, message: errorMessage(error) }, 'rollup refresh failed');
+    }
+    if (!this.#stopping?.signal.aborted) this.#schedule(this.#options.intervalMs);
+  }
+}
