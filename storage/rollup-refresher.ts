@@ -32,7 +32,8 @@ export class RollupRefresher {
   readonly #store: Store;
   readonly #options: RollupRefresherOptions;
   #timer: NodeJS.Timeout | undefined;
-  #current: Promise<RefreshResult> | undefined;
+  /** Refreshes run one after the other: each waits for this, the end of the one before. */
+  #chain: Promise<void> = Promise.resolve();
   #stopping: AbortController | undefined;
   readonly stats: RollupRefresherStats = { refreshes: 0, failures: 0, last: undefined };
 
@@ -41,32 +42,40 @@ export class RollupRefresher {
     this.#options = options;
   }
 
-  /** Starts the first refresh at once (on an upgraded store it builds the rollups), then periodic ones. */
+  /**
+   * Starts the first refresh at once (on an upgraded store it builds the rollups), then periodic
+   * ones. Again after stop(), it starts again.
+   */
   start(): void {
-    if (this.#stopping) return;
+    if (this.#stopping && !this.#stopping.signal.aborted) return;
     this.#stopping = new AbortController();
     this.#schedule(0);
   }
 
-  /** Refreshes now, after the refresh in progress if there is one. */
-  async refreshNow(): Promise<RefreshResult> {
-    while (this.#current) await this.#current.catch(() => undefined);
-    const run = refreshRollups(this.#store, {
-      ...this.#options.refresh,
-      ...(this.#stopping ? { signal: this.#stopping.signal } : {}),
-    });
-    this.#current = run;
-    try {
-      const result = await run;
-      this.stats.refreshes++;
-      this.stats.last = result;
-      return result;
-    } catch (error) {
-      this.stats.failures++;
-      throw error;
-    } finally {
-      if (this.#current === run) this.#current = undefined;
-    }
+  /** Refreshes now, after the refresh in progress if there is one; also while stopped. */
+  refreshNow(): Promise<RefreshResult> {
+    return this.#refresh(undefined);
+  }
+
+  #refresh(signal: AbortSignal | undefined): Promise<RefreshResult> {
+    const run = this.#chain.then(() =>
+      refreshRollups(this.#store, { ...this.#options.refresh, ...(signal ? { signal } : {}) }),
+    );
+    this.#chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run.then(
+      (result) => {
+        this.stats.refreshes++;
+        this.stats.last = result;
+        return result;
+      },
+      (error: unknown) => {
+        this.stats.failures++;
+        throw error;
+      },
+    );
   }
 
   /** Stops the timer and waits for the refresh in progress, which stops between its statements. */
@@ -74,7 +83,7 @@ export class RollupRefresher {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#stopping?.abort();
-    await this.#current?.catch(() => undefined);
+    await this.#chain;
   }
 
   #schedule(delayMs: number): void {
@@ -88,13 +97,15 @@ export class RollupRefresher {
 
   async #tick(): Promise<void> {
     const log = this.#options.log;
+    const signal = this.#stopping?.signal;
+    if (!signal || signal.aborted) return;
     try {
-      const result = await this.refreshNow();
+      const result = await this.#refresh(signal);
       if (result.tasks > 0) log?.info({ rollups: result }, 'rollups refreshed');
     } catch (error) {
-      if (this.#stopping?.signal.aborted) return;
+      if (signal.aborted) return;
       log?.error({ err: error, message: errorMessage(error) }, 'rollup refresh failed');
     }
-    if (!this.#stopping?.signal.aborted) this.#schedule(this.#options.intervalMs);
+    if (!signal.aborted) this.#schedule(this.#options.intervalMs);
   }
 }

@@ -82,6 +82,7 @@ export async function refreshRollups(
   store: Store,
   options: RefreshOptions = {},
 ): Promise<RefreshResult> {
+  options.signal?.throwIfAborted();
   const started = performance.now();
   const marginMs = options.marginMs ?? DEFAULT_MARGIN_MS;
   const [clock] = await store.query(
