@@ -7,11 +7,12 @@ import type { QueryParams, Store } from './store.js';
 
 /**
  * The rollups behind v_tasks and the window views (sql/migrations/0010, design in
- * docs/scaling.md). Materialized views keep `task_state` current with every insert; a refresh
- * brings `task_snapshot` (one row per task, keyed by the hour it started) and
- * `cohort_route_hourly` up to date with it, then moves `rollup_state.clean_before` forward. The
- * views are exact whether or not a refresh ran: what changed after `clean_before` they compute
- * from `task_state`. A refresh only makes them faster.
+ * docs/scaling.md). A materialized view copies every span into `task_spans`, keyed by task; a
+ * refresh brings `task_snapshot` (one row per task, keyed by the hour it started) and
+ * `cohort_route_hourly` up to date with it and with `late_outcomes`, then moves
+ * `rollup_state.clean_before` forward. The views are exact whether or not a refresh ran: the tasks
+ * changed after `clean_before` they compute from `task_spans` and `late_outcomes` (v_tasks_live).
+ * A refresh only makes them faster.
  */
 
 /** The statements of sql/rollups, in the order a refresh runs them. */
@@ -42,10 +43,11 @@ function statement(name: StatementName): string {
 
 export interface RefreshOptions {
   /**
-   * A change is stamped (`task_state.updated_at`) when its block is folded, a moment before the
-   * insert completes; a refresh reading just then cannot see it yet. Changes stamped within this
-   * margin before the refresh began stay "changed" for the views until the next refresh. 30 s by
-   * default, far above the time an insert block takes. 0 is right only when no insert is running.
+   * A change is stamped (`inserted_at` of task_spans and late_outcomes) as its block is written, a
+   * moment before the insert completes; a refresh reading just then cannot see it yet. Changes
+   * stamped within this margin before the refresh began are read again by the next refresh, and
+   * stay "changed" for the views until then. 10 s by default, far above the time one insert block
+   * takes. 0 is right only when no insert is running.
    */
   marginMs?: number;
   /** A refresh of more changed tasks than this works in slices of about this many. */
@@ -57,7 +59,7 @@ export interface RefreshOptions {
 export interface RefreshResult {
   /** The refresh's version: the ClickHouse time it began. */
   refreshedAt: string;
-  /** Changes stamped after this are still computed from task_state by the views. */
+  /** Tasks changed after this are still computed from task_spans and late_outcomes by the views. */
   cleanBefore: string;
   /** Tasks changed since the previous refresh (or all, on the first). */
   tasks: number;
@@ -67,14 +69,14 @@ export interface RefreshResult {
   durationMs: number;
 }
 
-const DEFAULT_MARGIN_MS = 30_000;
+const DEFAULT_MARGIN_MS = 10_000;
 const DEFAULT_TASKS_PER_SLICE = 500_000;
 
 const clockRow = z.object({ version: z.string(), clean_before: z.string(), since: z.string() });
 const changesRow = z.object({ tasks: z.coerce.number(), hours: z.coerce.number() });
 
 /**
- * Brings the rollups up to date with task_state. Safe to run while spans arrive, and safe (if
+ * Brings the rollups up to date with task_spans and late_outcomes. Safe to run while spans arrive, and safe (if
  * wasteful) to run from two processes at once: every row written carries the refresh's version and
  * the newest version wins.
  */
@@ -98,17 +100,22 @@ export async function refreshRollups(
   // margin larger than before must not mark as changed what is already rolled up, nor matter.
   const cleanBefore = clock!.clean_before > since ? clock!.clean_before : since;
   const [changes] = await store.query(
-    `SELECT uniqExact(task_id) AS tasks,
-       length((SELECT groupUniqArrayArray(span_hours) FROM task_state
-               WHERE task_id IN (SELECT task_id FROM task_state WHERE updated_at > {since:DateTime64(3, 'UTC')}))) AS hours
-     FROM task_state WHERE updated_at > {since:DateTime64(3, 'UTC')}`,
+    `WITH changed AS
+     (
+         SELECT task_id FROM task_spans WHERE inserted_at > {since:DateTime64(3, 'UTC')}
+         UNION ALL
+         SELECT task_id FROM late_outcomes WHERE inserted_at > {since:DateTime64(3, 'UTC')}
+     )
+     SELECT
+       (SELECT uniqExact(task_id) FROM changed) AS tasks,
+       (SELECT uniqExact(toStartOfHour(timestamp)) FROM task_spans WHERE task_id GLOBAL IN (SELECT task_id FROM changed)) AS hours`,
     { since },
     changesRow,
   );
   const { tasks, hours } = changes!;
   const slices = Math.max(1, Math.ceil(tasks / (options.tasksPerSlice ?? DEFAULT_TASKS_PER_SLICE)));
   // Rows written with this version before an abort are current rows of their tasks and hours;
-  // clean_before does not move, so the views keep computing those tasks from task_state.
+  // clean_before does not move, so the views keep computing those tasks from task_spans.
   const run = async (name: StatementName, params: QueryParams) => {
     options.signal?.throwIfAborted();
     await store.exec(statement(name), params);
@@ -149,9 +156,9 @@ export function retentionTtls(settings: RetentionSettings): { table: string; ttl
   const rollup = days(settings.rollupDays);
   return [
     { table: 'spans', ttl: `toDateTime(timestamp) + toIntervalDay(${raw})` },
-    // A task's state lives as long as the rollups: an hour of the rollups is rebuilt from it when a
-    // late outcome or a late span arrives, and a window's partial hours read it.
-    { table: 'task_state', ttl: `toDateTime(updated_at) + toIntervalDay(${rollup})` },
+    // A task's spans live as long as the rollups: its row is recomputed from them when a late
+    // outcome or a late span arrives, and the hours it touches are rebuilt.
+    { table: 'task_spans', ttl: `toDateTime(timestamp) + toIntervalDay(${rollup})` },
     { table: 'task_snapshot', ttl: `toDateTime(started_at) + toIntervalDay(${rollup})` },
     { table: 'cohort_route_hourly', ttl: `hour + toIntervalDay(${rollup})` },
   ];

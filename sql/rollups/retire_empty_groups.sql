@@ -5,7 +5,11 @@ SELECT hour, cohort, primary_route, policy_version, service_name, {version:DateT
 FROM cohort_route_hourly FINAL
 WHERE hour GLOBAL IN
     (
-        SELECT arrayJoin(span_hours) FROM task_state
-        WHERE task_id GLOBAL IN (SELECT task_id FROM task_state WHERE updated_at > {since:DateTime64(3, 'UTC')})
+        SELECT toStartOfHour(timestamp) FROM task_spans
+        WHERE task_id GLOBAL IN (
+            SELECT task_id FROM task_spans WHERE inserted_at > {since:DateTime64(3, 'UTC')}
+            UNION ALL
+            SELECT task_id FROM late_outcomes WHERE inserted_at > {since:DateTime64(3, 'UTC')}
+        )
     )
     AND version < {version:DateTime64(9, 'UTC')};

@@ -6,16 +6,18 @@ SELECT task_id, started_at, {version:DateTime64(9, 'UTC')}, 1
 FROM task_snapshot FINAL
 WHERE toStartOfHour(started_at) GLOBAL IN
     (
-        SELECT arrayJoin(span_hours) FROM task_state
+        SELECT toStartOfHour(timestamp) FROM task_spans
         WHERE task_id GLOBAL IN
         (
-            SELECT task_id FROM task_state
-            WHERE updated_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
+            SELECT task_id FROM task_spans WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
+            UNION ALL
+            SELECT task_id FROM late_outcomes WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
         )
     )
     AND task_id GLOBAL IN
     (
-        SELECT task_id FROM task_state
-        WHERE updated_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
+        SELECT task_id FROM task_spans WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
+        UNION ALL
+        SELECT task_id FROM late_outcomes WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
     )
     AND version < {version:DateTime64(9, 'UTC')};

@@ -13,6 +13,7 @@ SELECT
 FROM v_tasks_live
 WHERE task_id GLOBAL IN
 (
-    SELECT task_id FROM task_state
-    WHERE updated_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
+    SELECT task_id FROM task_spans WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
+    UNION ALL
+    SELECT task_id FROM late_outcomes WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
 );

@@ -6,7 +6,7 @@
 -- the whole window one bucket, starting at from: v_cohort_route_window reads it so.
 -- Read from the rollups, never from raw spans: whole hours from cohort_route_hourly (when buckets
 -- are whole hours), partial hours and sub-hour buckets from task_snapshot, and every hour touched
--- by a task changed since the last refresh (rollup_state.clean_before) from task_snapshot plus
+-- by a task changed since the last refresh (v_tasks_changed) from task_snapshot plus
 -- v_tasks_live. Counts and sums equal the computation from raw spans exactly; the latency
 -- quantiles are t-digests merged per hour (ClickHouse's t-digest, δ = 0.01).
 CREATE OR REPLACE VIEW v_cohort_route_timeseries AS
@@ -19,13 +19,12 @@ WITH
     -- [whole_from, whole_to): the whole hours inside the window (none when it lies within one).
     if(toStartOfHour(window_from) = window_from, toStartOfHour(window_from), toStartOfHour(window_from) + toIntervalHour(1)) AS whole_from,
     toStartOfHour(window_to) AS whole_to,
-    (SELECT max(clean_before) FROM rollup_state) AS clean_before,
     -- Hours holding a task changed since the last refresh: its old hour and its new one are both
     -- among the hours its spans started in.
     (
-        SELECT groupUniqArrayArray(span_hours)
-        FROM task_state
-        WHERE task_id GLOBAL IN (SELECT task_id FROM task_state WHERE updated_at > clean_before)
+        SELECT groupUniqArray(toStartOfHour(timestamp))
+        FROM task_spans
+        WHERE task_id GLOBAL IN (SELECT task_id FROM v_tasks_changed)
     ) AS changed_hours
 SELECT
     bucket_start,
@@ -113,11 +112,11 @@ FROM
             FROM task_snapshot FINAL
             WHERE started_at >= window_from AND started_at < window_to
                 AND (NOT hours_fit OR started_at < whole_from OR started_at >= whole_to OR has(changed_hours, toStartOfHour(started_at)))
-                AND task_id GLOBAL NOT IN (SELECT task_id FROM task_state WHERE updated_at > clean_before)
+                AND task_id GLOBAL NOT IN (SELECT task_id FROM v_tasks_changed)
             UNION ALL
             SELECT started_at, cohort, primary_route, outcome, reask, attempts, invisible_fallbacks, llm_cost, cleanup_cost, fallback_reasons, latency_ms
             FROM v_tasks_live
-            WHERE task_id GLOBAL IN (SELECT task_id FROM task_state WHERE updated_at > clean_before)
+            WHERE task_id GLOBAL IN (SELECT task_id FROM v_tasks_changed)
                 AND started_at >= window_from AND started_at < window_to
         )
         GROUP BY bucket_start, cohort, primary_route

@@ -5,11 +5,10 @@
 -- (POST /v1/outcomes, table late_outcomes) wins; a late report wins a tie with the span. Each report
 -- counts once, at the time it was first observed. Among reports of one time, the greatest
 -- report_id wins: the order is fixed whatever order they arrived in.
--- Read from the rollups: task_snapshot as of the last refresh, and v_tasks_live (task_state) for
--- the tasks changed since (task_state.updated_at after rollup_state.clean_before). The same rows
--- as v_tasks_from_spans, the computation from raw spans, which it replaces.
+-- Read from the rollups: task_snapshot as of the last refresh, and v_tasks_live for the tasks
+-- changed since (v_tasks_changed). The same rows as v_tasks_from_spans, the computation from raw
+-- spans, which it replaces.
 CREATE OR REPLACE VIEW v_tasks AS
-WITH (SELECT max(clean_before) FROM rollup_state) AS clean_before
 SELECT
     task_id,
     toString(cohort) AS cohort,
@@ -37,9 +36,9 @@ FROM
 (
     SELECT * EXCEPT (version, is_deleted)
     FROM task_snapshot FINAL
-    WHERE task_id GLOBAL NOT IN (SELECT task_id FROM task_state WHERE updated_at > clean_before)
+    WHERE task_id GLOBAL NOT IN (SELECT task_id FROM v_tasks_changed)
     UNION ALL
     SELECT * EXCEPT (span_hours)
     FROM v_tasks_live
-    WHERE task_id GLOBAL IN (SELECT task_id FROM task_state WHERE updated_at > clean_before)
+    WHERE task_id GLOBAL IN (SELECT task_id FROM v_tasks_changed)
 );

@@ -170,7 +170,7 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
     });
     await store.exec('TRUNCATE TABLE spans');
     // The task state folded from those spans, which the next test's task would otherwise share.
-    await store.exec('TRUNCATE TABLE task_state');
+    await store.exec('TRUNCATE TABLE task_spans');
   });
 
   it('fills v_tasks from a valid OTLP export and stores late outcome reports', async () => {
@@ -215,7 +215,7 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
     } finally {
       await close();
       await store.exec('TRUNCATE TABLE spans');
-      await store.exec('TRUNCATE TABLE task_state');
+      await store.exec('TRUNCATE TABLE task_spans');
     }
   });
 
@@ -234,6 +234,7 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
       'v_cohort_route_window',
       'v_cohort_route_window_from_spans',
       'v_tasks',
+      'v_tasks_changed',
       'v_tasks_from_spans',
       'v_tasks_live',
     ]);

@@ -46,14 +46,14 @@ describe('migrations', () => {
       'schema_views',
       'spans',
       'task_snapshot',
-      'task_state',
-      'task_state_from_late_outcomes',
-      'task_state_from_spans',
+      'task_spans',
+      'task_spans_from_spans',
       'v_cohort_route_summary',
       'v_cohort_route_timeseries',
       'v_cohort_route_window',
       'v_cohort_route_window_from_spans',
       'v_tasks',
+      'v_tasks_changed',
       'v_tasks_from_spans',
       'v_tasks_live',
     ]);
@@ -99,13 +99,14 @@ describe('views (sql/views)', () => {
   it('loads one view per file, each after the views it reads', () => {
     const views = loadViews();
     expect(views.map((v) => [v.name, v.reads])).toEqual([
+      ['v_tasks_changed', []],
       ['v_tasks_live', []],
-      ['v_cohort_route_timeseries', ['v_tasks_live']],
+      ['v_cohort_route_timeseries', ['v_tasks_changed', 'v_tasks_live']],
       ['v_cohort_route_window', ['v_cohort_route_timeseries']],
       ['v_cohort_route_summary', ['v_cohort_route_window']],
       ['v_tasks_from_spans', []],
       ['v_cohort_route_window_from_spans', ['v_tasks_from_spans']],
-      ['v_tasks', ['v_tasks_live']],
+      ['v_tasks', ['v_tasks_changed', 'v_tasks_live']],
     ]);
   });
 

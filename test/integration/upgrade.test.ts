@@ -275,6 +275,7 @@ describe('upgrading a store migrated by 0001–0007 to the repeatable views', ()
       'v_cohort_route_window',
       'v_cohort_route_window_from_spans',
       'v_tasks',
+      'v_tasks_changed',
       'v_tasks_from_spans',
       'v_tasks_live',
     ]);
@@ -286,9 +287,9 @@ describe('upgrading a store migrated by 0001–0007 to the repeatable views', ()
   });
 
   it('backfills the task state from the stored spans and reports, and builds the rollups from it', async () => {
-    // Before any refresh, v_tasks answers from the backfilled task_state alone.
+    // Before any refresh, v_tasks answers from the backfilled task_spans alone.
     const [state] = await store.query(
-      'SELECT uniqExact(task_id) AS n FROM task_state',
+      'SELECT uniqExact(task_id) AS n FROM task_spans',
       {},
       countRow,
     );
