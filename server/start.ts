@@ -92,7 +92,7 @@ export async function startRoutewatch(
     ingest = ingestRunnerFor(config);
     const app = await buildApp({ config, store, writer, ingest, logger: options.logger });
     // The first refresh starts at once: on an upgraded store it builds the rollups, while the
-    // views already answer (from task_spans) and the collector already listens.
+    // views already answer (from task_events) and the collector already listens.
     rollups = new RollupRefresher(store, {
       intervalMs: config.ROUTEWATCH_ROLLUP_INTERVAL,
       log: app.log.child({ module: 'rollups' }),

@@ -26,7 +26,7 @@ export interface RollupRefresherStats {
  * Runs {@link refreshRollups} now and then every `intervalMs`, one at a time. The views are exact
  * without it; it keeps them fast by keeping the set of tasks changed since the last refresh small.
  * A failed refresh is logged and tried again at the next interval: it leaves the rollups as they
- * were, and the views still answer from task_spans and late_outcomes.
+ * were, and the views still answer from task_events.
  */
 export class RollupRefresher {
   readonly #store: Store;

@@ -7,12 +7,12 @@ import type { QueryParams, Store } from './store.js';
 
 /**
  * The rollups behind v_tasks and the window views (sql/migrations/0010, design in
- * docs/scaling.md). A materialized view copies every span into `task_spans`, keyed by task; a
- * refresh brings `task_snapshot` (one row per task, keyed by the hour it started) and
- * `cohort_route_hourly` up to date with it and with `late_outcomes`, then moves
+ * docs/scaling.md). Materialized views copy every span and late outcome report into
+ * `task_events`, keyed by task; a refresh brings `task_snapshot` (one row per task, keyed by the
+ * hour it started) and `cohort_route_hourly` up to date with it, then moves
  * `rollup_state.clean_before` forward. The views are exact whether or not a refresh ran: the tasks
- * changed after `clean_before` they compute from `task_spans` and `late_outcomes` (v_tasks_live).
- * A refresh only makes them faster.
+ * changed after `clean_before` they compute from `task_events` (v_tasks_live). A refresh only
+ * makes them faster.
  */
 
 /** The statements of sql/rollups, in the order a refresh runs them. */
@@ -43,7 +43,7 @@ function statement(name: StatementName): string {
 
 export interface RefreshOptions {
   /**
-   * A change is stamped (`inserted_at` of task_spans and late_outcomes) as its block is written, a
+   * A change is stamped (`task_events.inserted_at`) as its block is written, a
    * moment before the insert completes; a refresh reading just then cannot see it yet. Changes
    * stamped within this margin before the refresh began are read again by the next refresh, and
    * stay "changed" for the views until then. 10 s by default, far above the time one insert block
@@ -59,7 +59,7 @@ export interface RefreshOptions {
 export interface RefreshResult {
   /** The refresh's version: the ClickHouse time it began. */
   refreshedAt: string;
-  /** Tasks changed after this are still computed from task_spans and late_outcomes by the views. */
+  /** Tasks changed after this are still computed from task_events by the views. */
   cleanBefore: string;
   /** Tasks changed since the previous refresh (or all, on the first). */
   tasks: number;
@@ -76,7 +76,7 @@ const clockRow = z.object({ version: z.string(), clean_before: z.string(), since
 const changesRow = z.object({ tasks: z.coerce.number(), hours: z.coerce.number() });
 
 /**
- * Brings the rollups up to date with task_spans and late_outcomes. Safe to run while spans arrive, and safe (if
+ * Brings the rollups up to date with task_events. Safe to run while spans arrive, and safe (if
  * wasteful) to run from two processes at once: every row written carries the refresh's version and
  * the newest version wins.
  */
@@ -100,22 +100,18 @@ export async function refreshRollups(
   // margin larger than before must not mark as changed what is already rolled up, nor matter.
   const cleanBefore = clock!.clean_before > since ? clock!.clean_before : since;
   const [changes] = await store.query(
-    `WITH changed AS
-     (
-         SELECT task_id FROM task_spans WHERE inserted_at > {since:DateTime64(3, 'UTC')}
-         UNION ALL
-         SELECT task_id FROM late_outcomes WHERE inserted_at > {since:DateTime64(3, 'UTC')}
-     )
+    `WITH changed AS (SELECT task_id FROM task_events WHERE inserted_at > {since:DateTime64(3, 'UTC')})
      SELECT
        (SELECT uniqExact(task_id) FROM changed) AS tasks,
-       (SELECT uniqExact(toStartOfHour(timestamp)) FROM task_spans WHERE task_id GLOBAL IN (SELECT task_id FROM changed)) AS hours`,
+       (SELECT uniqExact(toStartOfHour(timestamp)) FROM task_events
+        WHERE kind != 'late_outcome' AND task_id GLOBAL IN (SELECT task_id FROM changed)) AS hours`,
     { since },
     changesRow,
   );
   const { tasks, hours } = changes!;
   const slices = Math.max(1, Math.ceil(tasks / (options.tasksPerSlice ?? DEFAULT_TASKS_PER_SLICE)));
   // Rows written with this version before an abort are current rows of their tasks and hours;
-  // clean_before does not move, so the views keep computing those tasks from task_spans.
+  // clean_before does not move, so the views keep computing those tasks from task_events.
   const run = async (name: StatementName, params: QueryParams) => {
     options.signal?.throwIfAborted();
     await store.exec(statement(name), params);
@@ -156,9 +152,9 @@ export function retentionTtls(settings: RetentionSettings): { table: string; ttl
   const rollup = days(settings.rollupDays);
   return [
     { table: 'spans', ttl: `toDateTime(timestamp) + toIntervalDay(${raw})` },
-    // A task's spans live as long as the rollups: its row is recomputed from them when a late
+    // A task's events live as long as the rollups: its row is recomputed from them when a late
     // outcome or a late span arrives, and the hours it touches are rebuilt.
-    { table: 'task_spans', ttl: `toDateTime(timestamp) + toIntervalDay(${rollup})` },
+    { table: 'task_events', ttl: `toDateTime(timestamp) + toIntervalDay(${rollup})` },
     { table: 'task_snapshot', ttl: `toDateTime(started_at) + toIntervalDay(${rollup})` },
     { table: 'cohort_route_hourly', ttl: `hour + toIntervalDay(${rollup})` },
   ];

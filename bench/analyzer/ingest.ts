@@ -6,7 +6,7 @@
  * variants, alternating in order from round to round so that load drifting over the run spreads
  * over all of them:
  *   - off: the materialized views detached and the refresher stopped (no rollups at all);
- *   - views: the materialized views copying every insert into task_spans, no refresher;
+ *   - views: the materialized views copying every insert into task_events, no refresher;
  *   - views + refresher: as `routewatch start` runs, refreshing every ROUTEWATCH_ROLLUP_INTERVAL.
  * Prints one JSON line with the figures; bench/analyzer/run.ts starts it.
  *   The refresher runs every 2 s here (ROUTEWATCH_ROLLUP_INTERVAL defaults to 10 s), so that a round
@@ -171,15 +171,15 @@ async function send(url: string, bodies: Uint8Array[]): Promise<void> {
 async function setVariant(routewatch: RunningRoutewatch, variant: Variant): Promise<void> {
   await routewatch.rollups.stop();
   const [view] = await routewatch.store.query(
-    "SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = 'task_spans_from_spans'",
+    "SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = 'task_events_from_spans'",
     {},
     z.object({ n: z.coerce.number() }),
   );
   const attached = view!.n > 0;
   if (variant === 'off' && attached)
-    await routewatch.store.exec('DETACH TABLE task_spans_from_spans');
+    await routewatch.store.exec('DETACH TABLE task_events_from_spans');
   if (variant !== 'off' && !attached)
-    await routewatch.store.exec('ATTACH TABLE task_spans_from_spans');
+    await routewatch.store.exec('ATTACH TABLE task_events_from_spans');
   if (variant === 'views + refresher') {
     // Catch up first (not timed), so the round measures the refreshes its own spans cause.
     await routewatch.rollups.refreshNow();

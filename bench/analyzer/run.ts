@@ -7,7 +7,7 @@
  *   - a 30-day time series, 1-day buckets (GET /api/v1/timeseries);
  *   - the same full report computed by raw-scan SQL over spans (v_cohort_route_window_from_spans);
  *   - the full report and the 24 h window again with 1 000 tasks changed since the last refresh
- *     (late outcomes), which the views compute from task_spans and late_outcomes, and that refresh;
+ *     (late outcomes), which the views compute from task_events and late_outcomes, and that refresh;
  * and checks that the report from the rollups equals the raw scan (counts and sums exactly; the
  * latency quantiles are t-digests). Then, in a child process, collector ingest with and without
  * the rollups (ingest.ts). Not a test: figures go to docs/benchmarks.md.
@@ -171,7 +171,7 @@ async function main(): Promise<void> {
     // No insert runs from here on: a margin of 0 is right.
     const build = await timed(() => refreshRollups(store, { marginMs: 0 }));
     console.log(
-      `first refresh (builds task_snapshot and cohort_route_hourly from task_spans and late_outcomes): ${count(build.value.tasks)} tasks, ${count(build.value.hours)} hours, ${build.value.slices} slices in ${ms(build.ms)}\n`,
+      `first refresh (builds task_snapshot and cohort_route_hourly from task_events and late_outcomes): ${count(build.value.tasks)} tasks, ${count(build.value.hours)} hours, ${build.value.slices} slices in ${ms(build.ms)}\n`,
     );
 
     const fullWindow = { from: new Date(base.getTime() - 3_600_000), to: now };
@@ -200,7 +200,7 @@ async function main(): Promise<void> {
 
     const sizes = await store.query(
       `SELECT table, sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts
-       WHERE active AND database = currentDatabase() AND table IN ('spans', 'late_outcomes', 'task_spans', 'task_snapshot', 'cohort_route_hourly')
+       WHERE active AND database = currentDatabase() AND table IN ('spans', 'late_outcomes', 'task_events', 'task_snapshot', 'cohort_route_hourly')
        GROUP BY table ORDER BY bytes DESC`,
       {},
       sizeRow,

@@ -1,22 +1,24 @@
 -- Task rollups, so that reports never rescan raw spans (issue 12; the design and its costs are
 -- in docs/scaling.md).
 --
--- task_spans: what a task's row of v_tasks is computed from, for every span, keyed by task: a
--- materialized view copies each inserted block of spans here (a narrow copy: the columns v_tasks
--- reads). Late outcome reports are read from late_outcomes, keyed by task already. A span stored
--- twice (an exporter retry that slipped past the writer's window, a replay) is inserted twice, and
--- the materialized view sees both copies: the key (task, hash of trace id and span id) makes them
--- one row at merge and under FINAL, as spans FINAL does. Kept as long as the rollups: a task's row
--- is recomputed from it when a late span or outcome changes the task, and a window's partial
--- hours read task rows computed from it.
-CREATE TABLE IF NOT EXISTS task_spans
+-- task_events: what a task's row of v_tasks is computed from, keyed by task: every span (the
+-- columns v_tasks reads) and every late outcome report, copied here by materialized views as each
+-- block is inserted. Copies collapse as in the raw tables: a span stored twice (an exporter retry
+-- that slipped past the writer's window, a replay) has one key (task, hash of trace id and span
+-- id) and is one row at merge and under FINAL, as in spans FINAL; the copies of a late report
+-- (task, hash of report id) keep the first observed, by the same version as late_outcomes. Kept as
+-- long as the rollups: a task's row is recomputed from it when a late span or outcome changes the
+-- task.
+CREATE TABLE IF NOT EXISTS task_events
 (
     task_id            String,
-    span_hash          UInt64,
+    event_hash         UInt64,
+    -- 'task', 'attempt', 'llm', 'other' for spans; 'late_outcome' for a late outcome report.
+    kind               LowCardinality(String),
+    -- A span's start and end; a report's observed_at, in both.
     timestamp          DateTime64(9, 'UTC'),
     end_time           DateTime64(9, 'UTC'),
     duration_ns        UInt64,
-    kind               LowCardinality(String),
     cohort             LowCardinality(String),
     service_name       LowCardinality(String),
     policy_version     LowCardinality(String),
@@ -31,27 +33,34 @@ CREATE TABLE IF NOT EXISTS task_spans
     outcome_reason     LowCardinality(String),
     reask              UInt8,
     cleanup_cost_usd   Float64,
+    report_id          String,
+    -- 0 for spans (copies are equal); for reports late_outcomes.earliness: the first copy wins.
+    version            UInt64,
     -- When the copy was stored: the refresher and the views find the tasks changed since a time by it.
     inserted_at        DateTime64(3, 'UTC') DEFAULT now64(3),
     INDEX inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1
 )
-ENGINE = ReplacingMergeTree
-ORDER BY (task_id, span_hash)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (task_id, event_hash)
 -- Small granules: the tasks changed since the last refresh are looked up by id.
 SETTINGS index_granularity = 1024;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS task_spans_from_spans TO task_spans AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS task_events_from_spans TO task_events AS
 SELECT
-    task_id, cityHash64(trace_id, span_id) AS span_hash, timestamp, end_time, duration_ns, kind, cohort,
+    task_id, cityHash64(trace_id, span_id) AS event_hash, kind, timestamp, end_time, duration_ns, cohort,
     service_name, policy_version, route, attempt, fallback_reason, cost_usd, input_tokens,
     output_tokens, status_code, outcome, outcome_reason, reask, cleanup_cost_usd
 FROM spans
 WHERE task_id != '';
 
--- Late outcome reports changed since a time are found by when they were stored.
-ALTER TABLE late_outcomes ADD INDEX IF NOT EXISTS inserted_at_minmax inserted_at TYPE minmax GRANULARITY 1;
-
-ALTER TABLE late_outcomes MATERIALIZE INDEX inserted_at_minmax;
+CREATE MATERIALIZED VIEW IF NOT EXISTS task_events_from_late_outcomes TO task_events AS
+SELECT
+    task_id, cityHash64('late_outcome', report_id) AS event_hash, 'late_outcome' AS kind,
+    observed_at AS timestamp, observed_at AS end_time, outcome, outcome_reason, reask,
+    cleanup_cost_usd, report_id,
+    -- late_outcomes.earliness (0008), computed here from the block as inserted.
+    toUInt64(9223372036854775807 - toUnixTimestamp64Nano(observed_at)) AS version
+FROM late_outcomes;
 
 -- task_snapshot: each task's row of v_tasks as of the last refresh (storage/rollups.ts), keyed by
 -- the hour the task started, so a window's partial hours are read without touching the rest. A
@@ -119,9 +128,9 @@ PARTITION BY toYYYYMM(hour)
 ORDER BY (hour, cohort, primary_route, policy_version, service_name);
 
 -- rollup_state: how far the rollups are up to date. A task changed after clean_before (a span or a
--- late outcome stored after it: task_spans.inserted_at, late_outcomes.inserted_at) may not be in
--- task_snapshot and cohort_route_hourly yet: the views compute such tasks, and the hours they
--- touch, from task_spans and late_outcomes (v_tasks_live). The latest refresh wins.
+-- late outcome of it stored after it: task_events.inserted_at) may not be in task_snapshot and
+-- cohort_route_hourly yet: the views compute such tasks, and the hours they touch, from
+-- task_events (v_tasks_live, v_tasks_changed). The latest refresh wins.
 CREATE TABLE IF NOT EXISTS rollup_state
 (
     refreshed_at   DateTime64(9, 'UTC'),
@@ -137,17 +146,26 @@ ORDER BY tuple();
 -- drops whole days instead of rewriting parts.
 ALTER TABLE spans MODIFY SETTING ttl_only_drop_parts = 1;
 
--- Backfill from what is stored: every span, once per copy stored (copies collapse as above).
--- Spans written while this runs (the materialized view exists already) may be copied twice, which
--- is the same, and running this again changes nothing. The rollups are built from task_spans and
--- late_outcomes by the first refresh (storage/rollups.ts).
-INSERT INTO task_spans
-    (task_id, span_hash, timestamp, end_time, duration_ns, kind, cohort, service_name, policy_version,
-     route, attempt, fallback_reason, cost_usd, input_tokens, output_tokens, status_code, outcome,
-     outcome_reason, reask, cleanup_cost_usd)
+-- Backfill from what is stored, every copy (copies collapse as above). Rows written while this
+-- runs (the materialized views exist already) may be copied twice, which is the same, and running
+-- this again changes nothing. The rollups are built from task_events by the first refresh
+-- (storage/rollups.ts).
+INSERT INTO task_events
+    (task_id, event_hash, kind, timestamp, end_time, duration_ns, cohort, service_name,
+     policy_version, route, attempt, fallback_reason, cost_usd, input_tokens, output_tokens,
+     status_code, outcome, outcome_reason, reask, cleanup_cost_usd)
 SELECT
-    task_id, cityHash64(trace_id, span_id), timestamp, end_time, duration_ns, kind, cohort,
-    service_name, policy_version, route, attempt, fallback_reason, cost_usd, input_tokens,
-    output_tokens, status_code, outcome, outcome_reason, reask, cleanup_cost_usd
+    task_id, cityHash64(trace_id, span_id), kind, timestamp, end_time, duration_ns, cohort, service_name,
+    policy_version, route, attempt, fallback_reason, cost_usd, input_tokens, output_tokens,
+    status_code, outcome, outcome_reason, reask, cleanup_cost_usd
 FROM spans
 WHERE task_id != '';
+
+INSERT INTO task_events
+    (task_id, event_hash, kind, timestamp, end_time, outcome, outcome_reason, reask,
+     cleanup_cost_usd, report_id, version)
+SELECT
+    task_id, cityHash64('late_outcome', report_id), 'late_outcome', observed_at, observed_at,
+    outcome, outcome_reason, reask, cleanup_cost_usd, report_id,
+    toUInt64(9223372036854775807 - toUnixTimestamp64Nano(observed_at))
+FROM late_outcomes;

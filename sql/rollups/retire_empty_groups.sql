@@ -5,11 +5,7 @@ SELECT hour, cohort, primary_route, policy_version, service_name, {version:DateT
 FROM cohort_route_hourly FINAL
 WHERE hour GLOBAL IN
     (
-        SELECT toStartOfHour(timestamp) FROM task_spans
-        WHERE task_id GLOBAL IN (
-            SELECT task_id FROM task_spans WHERE inserted_at > {since:DateTime64(3, 'UTC')}
-            UNION ALL
-            SELECT task_id FROM late_outcomes WHERE inserted_at > {since:DateTime64(3, 'UTC')}
-        )
+        SELECT toStartOfHour(timestamp) FROM task_events
+        WHERE kind != 'late_outcome' AND task_id GLOBAL IN (SELECT task_id FROM task_events WHERE inserted_at > {since:DateTime64(3, 'UTC')})
     )
     AND version < {version:DateTime64(9, 'UTC')};

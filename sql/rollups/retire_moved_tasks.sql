@@ -6,18 +6,16 @@ SELECT task_id, started_at, {version:DateTime64(9, 'UTC')}, 1
 FROM task_snapshot FINAL
 WHERE toStartOfHour(started_at) GLOBAL IN
     (
-        SELECT toStartOfHour(timestamp) FROM task_spans
-        WHERE task_id GLOBAL IN
+        SELECT toStartOfHour(timestamp) FROM task_events
+        WHERE kind != 'late_outcome' AND task_id GLOBAL IN
         (
-            SELECT task_id FROM task_spans WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
-            UNION ALL
-            SELECT task_id FROM late_outcomes WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
+            SELECT task_id FROM task_events
+            WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
         )
     )
     AND task_id GLOBAL IN
     (
-        SELECT task_id FROM task_spans WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
-        UNION ALL
-        SELECT task_id FROM late_outcomes WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
+        SELECT task_id FROM task_events
+        WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
     )
     AND version < {version:DateTime64(9, 'UTC')};

@@ -13,7 +13,6 @@ SELECT
 FROM v_tasks_live
 WHERE task_id GLOBAL IN
 (
-    SELECT task_id FROM task_spans WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
-    UNION ALL
-    SELECT task_id FROM late_outcomes WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
+    SELECT task_id FROM task_events
+    WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
 );

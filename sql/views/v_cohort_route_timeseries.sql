@@ -19,12 +19,14 @@ WITH
     -- [whole_from, whole_to): the whole hours inside the window (none when it lies within one).
     if(toStartOfHour(window_from) = window_from, toStartOfHour(window_from), toStartOfHour(window_from) + toIntervalHour(1)) AS whole_from,
     toStartOfHour(window_to) AS whole_to,
-    -- Hours holding a task changed since the last refresh: its old hour and its new one are both
-    -- among the hours its spans started in.
+    -- The tasks changed since the last refresh, read once (small between refreshes).
+    (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks,
+    -- Hours holding a changed task: its old hour and its new one are both among the hours its
+    -- spans started in.
     (
         SELECT groupUniqArray(toStartOfHour(timestamp))
-        FROM task_spans
-        WHERE task_id GLOBAL IN (SELECT task_id FROM v_tasks_changed)
+        FROM task_events
+        WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
     ) AS changed_hours
 SELECT
     bucket_start,
@@ -87,7 +89,7 @@ FROM
             fallback_reason_tasks AS part_reason_tasks,
             latency_digest AS part_latency
         FROM cohort_route_hourly FINAL
-        WHERE hours_fit AND hour >= whole_from AND hour < whole_to AND NOT has(changed_hours, hour)
+        WHERE hours_fit AND hour >= whole_from AND hour < whole_to AND hour GLOBAL NOT IN (SELECT arrayJoin(changed_hours))
         UNION ALL
         -- Every other task of the window, one row each.
         SELECT
@@ -111,12 +113,12 @@ FROM
             SELECT started_at, toString(cohort) AS cohort, toString(primary_route) AS primary_route, toString(outcome) AS outcome, reask, attempts, invisible_fallbacks, llm_cost, cleanup_cost, CAST(fallback_reasons AS Array(String)) AS fallback_reasons, latency_ms
             FROM task_snapshot FINAL
             WHERE started_at >= window_from AND started_at < window_to
-                AND (NOT hours_fit OR started_at < whole_from OR started_at >= whole_to OR has(changed_hours, toStartOfHour(started_at)))
-                AND task_id GLOBAL NOT IN (SELECT task_id FROM v_tasks_changed)
+                AND (NOT hours_fit OR started_at < whole_from OR started_at >= whole_to OR toStartOfHour(started_at) GLOBAL IN (SELECT arrayJoin(changed_hours)))
+                AND task_id GLOBAL NOT IN (SELECT arrayJoin(changed_tasks))
             UNION ALL
             SELECT started_at, cohort, primary_route, outcome, reask, attempts, invisible_fallbacks, llm_cost, cleanup_cost, fallback_reasons, latency_ms
             FROM v_tasks_live
-            WHERE task_id GLOBAL IN (SELECT task_id FROM v_tasks_changed)
+            WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks))
                 AND started_at >= window_from AND started_at < window_to
         )
         GROUP BY bucket_start, cohort, primary_route

@@ -9,6 +9,7 @@
 -- changed since (v_tasks_changed). The same rows as v_tasks_from_spans, the computation from raw
 -- spans, which it replaces.
 CREATE OR REPLACE VIEW v_tasks AS
+WITH (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks
 SELECT
     task_id,
     toString(cohort) AS cohort,
@@ -36,9 +37,9 @@ FROM
 (
     SELECT * EXCEPT (version, is_deleted)
     FROM task_snapshot FINAL
-    WHERE task_id GLOBAL NOT IN (SELECT task_id FROM v_tasks_changed)
+    WHERE task_id GLOBAL NOT IN (SELECT arrayJoin(changed_tasks))
     UNION ALL
     SELECT * EXCEPT (span_hours)
     FROM v_tasks_live
-    WHERE task_id GLOBAL IN (SELECT task_id FROM v_tasks_changed)
+    WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks))
 );

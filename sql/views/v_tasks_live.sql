@@ -1,9 +1,9 @@
--- v_tasks_live: one row per task, computed now from task_spans (every span, copied there by a
--- materialized view; sql/migrations/0010) and late_outcomes. The columns of v_tasks, with costs as
--- Decimal(38, 18) (llm_cost, cleanup_cost) and the hours the task's spans started in
+-- v_tasks_live: one row per task, computed now from task_events (its spans and late outcome
+-- reports, copied there by materialized views; sql/migrations/0010). The columns of v_tasks, with
+-- costs as Decimal(38, 18) (llm_cost, cleanup_cost) and the hours the task's spans started in
 -- (span_hours). v_tasks and the window views read it for the tasks changed since the last rollup
--- refresh (v_tasks_changed); filter it by task_id, which reaches both tables' primary keys. The
--- same definitions as v_tasks_from_spans, which computes it from raw spans.
+-- refresh (v_tasks_changed); filter it by task_id, which reaches task_events' primary key. The
+-- same definitions as v_tasks_from_spans, which computes it from the raw tables.
 CREATE OR REPLACE VIEW v_tasks_live AS
 SELECT
     task_id,
@@ -32,48 +32,35 @@ FROM
 (
     SELECT
         task_id,
-        argMinIf(cohort, (toUInt8(kind != 'task'), timestamp, span_hash), is_span AND cohort != '') AS task_cohort,
-        argMinIf(service_name, (timestamp, span_hash), is_span) AS task_service,
-        argMinIf(policy_version, (timestamp, span_hash), is_span AND policy_version != '') AS task_policy,
+        argMinIf(cohort, (toUInt8(kind != 'task'), timestamp, event_hash), is_span AND cohort != '') AS task_cohort,
+        argMinIf(service_name, (timestamp, event_hash), is_span) AS task_service,
+        argMinIf(policy_version, (timestamp, event_hash), is_span AND policy_version != '') AS task_policy,
         minIf(timestamp, is_span) AS first_start,
         maxIf(end_time, is_span) AS last_end,
-        countIf(is_span) AS span_rows,
+        countIf(is_span) AS spans,
         CAST(groupUniqArrayIf(toStartOfHour(timestamp), is_span) AS Array(DateTime('UTC'))) AS hours,
-        countIf(is_span AND kind = 'task') > 0 AS has_task_span,
-        maxIf(duration_ns, is_span AND kind = 'task') AS task_duration_ns,
-        argMinIf(route, (attempt, timestamp, span_hash), is_span AND attempt >= 1 AND route != '') AS route_of_lowest_attempt,
+        countIf(kind = 'task') > 0 AS has_task_span,
+        maxIf(duration_ns, kind = 'task') AS task_duration_ns,
+        argMinIf(route, (attempt, timestamp, event_hash), is_span AND attempt >= 1 AND route != '') AS route_of_lowest_attempt,
         maxIf(attempt, is_span) AS highest_attempt,
-        countIf(is_span AND kind = 'llm') AS llm_spans,
-        countIf(is_span AND kind = 'llm' AND status_code = 'error') AS failed_llm_spans,
-        arrayMap(x -> x.2, arraySort(groupArrayIf((attempt, toString(fallback_reason)), is_span AND kind = 'attempt' AND attempt >= 2))) AS reasons,
-        countIf(is_span AND kind = 'attempt' AND attempt >= 2 AND fallback_reason = '') AS reasonless_fallbacks,
-        sumIf(toDecimal128(cost_usd, 18), is_span AND kind = 'llm') AS llm_cost,
-        sumIf(input_tokens, is_span AND kind = 'llm') AS llm_input_tokens,
-        sumIf(output_tokens, is_span AND kind = 'llm') AS llm_output_tokens,
-        argMaxIf((toString(outcome), toString(outcome_reason), end_time), (end_time, span_hash), is_span AND kind = 'task' AND outcome != '') AS span_outcome,
-        maxIf(reask, is_span AND kind = 'task') AS span_reask,
-        sumIf(toDecimal128(cleanup_cost_usd, 18), is_span AND kind = 'task') AS span_cleanup_cost,
-        -- Late outcome reports (late_outcomes FINAL: each report once, its first copy).
-        countIf(NOT is_span) AS late_reports,
-        argMaxIf((toString(outcome), toString(outcome_reason)), (end_time, report_id), NOT is_span) AS late_outcome,
-        maxIf(end_time, NOT is_span) AS late_outcome_at,
-        maxIf(reask, NOT is_span) AS late_reask,
-        sumIf(toDecimal128(cleanup_cost_usd, 18), NOT is_span) AS late_cleanup_cost
-    FROM
-    (
-        SELECT
-            task_id, true AS is_span, span_hash, '' AS report_id, timestamp, end_time, duration_ns, kind,
-            cohort, service_name, policy_version, route, attempt, fallback_reason, cost_usd,
-            input_tokens, output_tokens, status_code, outcome, outcome_reason, reask, cleanup_cost_usd
-        FROM task_spans FINAL
-        UNION ALL
-        -- A report's time goes in end_time, its id in report_id; the span columns stay empty.
-        SELECT
-            task_id, false, 0, report_id, observed_at, observed_at, 0, '', '', '', '', '', 0, '', 0,
-            0, 0, '', outcome, outcome_reason, reask, cleanup_cost_usd
-        FROM late_outcomes FINAL
-    )
+        countIf(kind = 'llm') AS llm_spans,
+        countIf(kind = 'llm' AND status_code = 'error') AS failed_llm_spans,
+        arrayMap(x -> x.2, arraySort(groupArrayIf((attempt, toString(fallback_reason)), kind = 'attempt' AND attempt >= 2))) AS reasons,
+        countIf(kind = 'attempt' AND attempt >= 2 AND fallback_reason = '') AS reasonless_fallbacks,
+        sumIf(toDecimal128(cost_usd, 18), kind = 'llm') AS llm_cost,
+        sumIf(input_tokens, kind = 'llm') AS llm_input_tokens,
+        sumIf(output_tokens, kind = 'llm') AS llm_output_tokens,
+        argMaxIf((toString(outcome), toString(outcome_reason), end_time), (end_time, event_hash), kind = 'task' AND outcome != '') AS span_outcome,
+        maxIf(reask, kind = 'task') AS span_reask,
+        sumIf(toDecimal128(cleanup_cost_usd, 18), kind = 'task') AS span_cleanup_cost,
+        -- Late outcome reports, each once (its first copy), timed by observed_at.
+        countIf(is_report) AS late_reports,
+        argMaxIf((toString(outcome), toString(outcome_reason)), (timestamp, report_id), is_report) AS late_outcome,
+        maxIf(timestamp, is_report) AS late_outcome_at,
+        maxIf(reask, is_report) AS late_reask,
+        sumIf(toDecimal128(cleanup_cost_usd, 18), is_report) AS late_cleanup_cost
+    FROM (SELECT *, kind = 'late_outcome' AS is_report, NOT is_report AS is_span FROM task_events FINAL)
     GROUP BY task_id
     -- A task is its spans: late reports alone (for a task whose spans never came) make no row.
-    HAVING span_rows > 0
+    HAVING spans > 0
 );

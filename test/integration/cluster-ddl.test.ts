@@ -53,8 +53,8 @@ describe(`the cluster DDL, generated for cluster ${CLUSTER}`, () => {
       expect(statement, statement.slice(0, 80)).toMatch(new RegExp(`\\bON CLUSTER ${CLUSTER}\\b`));
     }
     const inserts = ddl.filter((s) => s.startsWith('INSERT INTO'));
-    // 0005 and 0008 copy late outcomes, 0010 copies the stored spans to task_spans.
-    expect(inserts).toHaveLength(3);
+    // 0005 and 0008 copy late outcomes, 0010 copies the stored spans and reports to task_events.
+    expect(inserts).toHaveLength(4);
     for (const insert of inserts) expect(insert).not.toMatch(/_local\b/);
   });
 
@@ -89,8 +89,8 @@ describe(`the cluster DDL, generated for cluster ${CLUSTER}`, () => {
     expect(distributedTables.find((s) => nameOf(s) === 'spans')).toContain(
       'cityHash64(cohort, kind, route, toStartOfHour(timestamp), trace_id, span_id)',
     );
-    expect(distributedTables.find((s) => nameOf(s) === 'task_spans')).toContain(
-      'cityHash64(task_id, span_hash)',
+    expect(distributedTables.find((s) => nameOf(s) === 'task_events')).toContain(
+      'cityHash64(task_id, event_hash)',
     );
     expect(distributedTables.find((s) => nameOf(s) === 'late_outcomes')).toContain(
       'cityHash64(task_id, report_id)',
@@ -99,7 +99,7 @@ describe(`the cluster DDL, generated for cluster ${CLUSTER}`, () => {
 
   it('has the materialized views read and write local tables, and the views read the Distributed ones', () => {
     const materialized = ddl.filter((s) => s.startsWith('CREATE MATERIALIZED VIEW'));
-    expect(materialized).toHaveLength(1);
+    expect(materialized).toHaveLength(2);
     for (const statement of materialized) {
       const target = /\bTO (\w+) AS/.exec(statement)?.[1];
       const source = /\bFROM (\w+)/.exec(statement)?.[1];
@@ -119,8 +119,8 @@ describe(`the cluster DDL, generated for cluster ${CLUSTER}`, () => {
     expect(alters.map((s) => /^ALTER TABLE (\w+)/.exec(s)?.[1]).sort()).toEqual([
       'cohort_route_hourly_local',
       'spans_local',
+      'task_events_local',
       'task_snapshot_local',
-      'task_spans_local',
     ]);
   });
 

@@ -92,7 +92,7 @@ describe('retention', () => {
     expect(await createQuery('spans')).toMatch(
       /\bTTL toDateTime\(timestamp\) \+ toIntervalDay\(2\)/,
     );
-    expect(await createQuery('task_spans')).toMatch(
+    expect(await createQuery('task_events')).toMatch(
       /\bTTL toDateTime\(timestamp\) \+ toIntervalDay\(400\)/,
     );
     expect(await createQuery('task_snapshot')).toMatch(
@@ -173,11 +173,11 @@ describe('retention', () => {
 
   it('drops the rollups past their own retention', async () => {
     expect(await applyRetention(running.store, { rawDays: 2, rollupDays: 3 })).toEqual([
-      'task_spans',
+      'task_events',
       'task_snapshot',
       'cohort_route_hourly',
     ]);
-    for (const table of ['task_spans', 'task_snapshot', 'cohort_route_hourly']) {
+    for (const table of ['task_events', 'task_snapshot', 'cohort_route_hourly']) {
       await running.store.exec(`ALTER TABLE ${table} MATERIALIZE TTL SETTINGS mutations_sync = 2`);
     }
     await refreshRollups(running.store, { marginMs: 0 });

@@ -14,13 +14,13 @@ import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { BASE_MS, dateAt, nsAt } from '../support/time.js';
 
-// The rollups (task_spans, task_snapshot, cohort_route_hourly; sql/migrations/0010) against the
+// The rollups (task_events, task_snapshot, cohort_route_hourly; sql/migrations/0010) against the
 // computation from raw spans (v_tasks_from_spans, v_cohort_route_window_from_spans), on generated
 // tasks (bench/analyzer/generate.ts: fallbacks, cascades, late outcomes and their retries,
 // duplicated exports, primary-route spans inserted last) and on tasks sent through the collector:
 // a late outcome arriving after the task's hour closed (and retried), an export retried past the
 // collector's de-duplication, spans of one task arriving hours apart with the earliest last.
-// Checked before any refresh (every task computed from task_spans), after a refresh (every task
+// Checked before any refresh (every task computed from task_events), after a refresh (every task
 // from the rollups), after more changes (both at once) and after the next refresh.
 
 const HOUR = 3_600_000;
@@ -279,7 +279,7 @@ const taskRow = (id: string) =>
     .then((rows) => rows[0]);
 
 describe('rollups against the computation from raw spans', () => {
-  it('are equal before any refresh, every task computed from task_spans and late_outcomes', async () => {
+  it('are equal before any refresh, every task computed from task_events', async () => {
     const [state] = await temp.store.query('SELECT count() AS n FROM rollup_state', {}, countRow);
     expect(state!.n).toBe(0);
     await expectAllEqualRaw();
@@ -300,7 +300,7 @@ describe('rollups against the computation from raw spans', () => {
   it('count a retried export once though it was stored twice', async () => {
     expect(rw.writer.stats.duplicatesDropped).toBe(0);
     const [stored] = await temp.store.query(
-      "SELECT count() AS n FROM task_spans FINAL WHERE task_id = 'retried-export'",
+      "SELECT count() AS n FROM task_events FINAL WHERE task_id = 'retried-export'",
       {},
       countRow,
     );
@@ -385,7 +385,7 @@ describe('RollupRefresher', () => {
       refresh: { marginMs: 0 },
     });
     refresher.start();
-    await vi.waitFor(() => expect(refresher.stats.refreshes).toBe(1));
+    await vi.waitFor(() => expect(refresher.stats.refreshes).toBe(1), { timeout: 30_000 });
     expect(refresher.stats.last?.tasks).toBe(1);
     const [first, second] = await Promise.all([refresher.refreshNow(), refresher.refreshNow()]);
     expect([first.tasks, second.tasks]).toEqual([0, 0]);

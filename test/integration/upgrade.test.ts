@@ -287,9 +287,9 @@ describe('upgrading a store migrated by 0001–0007 to the repeatable views', ()
   });
 
   it('backfills the task state from the stored spans and reports, and builds the rollups from it', async () => {
-    // Before any refresh, v_tasks answers from the backfilled task_spans alone.
+    // Before any refresh, v_tasks answers from the backfilled task_events alone.
     const [state] = await store.query(
-      'SELECT uniqExact(task_id) AS n FROM task_spans',
+      'SELECT uniqExact(task_id) AS n FROM task_events',
       {},
       countRow,
     );
