@@ -8,9 +8,11 @@ import { MigrationError } from './errors.js';
  * names, which are now the Distributed tables. Pure: tested by generating the DDL and checking it
  * (test/unit/cluster-ddl.test.ts); there is no ClickHouse cluster on the machine this was built on.
  *
- * Rows are sharded by a hash of the table's sorting key, so every copy of a row that a
- * Replacing/Aggregating engine must collapse (a span stored twice, a report retried, a task's
- * snapshot rewritten) lands on the same shard, where merges and FINAL meet it.
+ * Rows are sharded so that every copy of a row that a Replacing engine must collapse (a span
+ * stored twice, a report retried, a task's snapshot rewritten) lands on the same shard, where
+ * merges and FINAL meet it: by task id in tables that have one — all of a task's spans, reports,
+ * events and snapshot rows then live on one shard, and the materialized views, which write where
+ * the span landed, keep them there — and by a hash of the sorting key in the others.
  */
 
 /** The local (Replicated) table under the Distributed table `name`. */
@@ -105,8 +107,13 @@ function createTable(statement: string, cluster: string): string[] {
   }
   const replication = `'/clickhouse/tables/{shard}/{database}/${local}', '{replica}'`;
   const key = sortingKey(tail);
+  const hasTaskId = /(^|\n|\()\s*task_id\s+String\b/.test(columns.inner);
   // A table keyed by nothing (one row of state) lives on one shard.
-  const shardingKey = key.length === 0 ? '0' : `cityHash64(${key.join(', ')})`;
+  const shardingKey = hasTaskId
+    ? 'cityHash64(task_id)'
+    : key.length === 0
+      ? '0'
+      : `cityHash64(${key.join(', ')})`;
   return [
     `CREATE TABLE IF NOT EXISTS ${local} ON CLUSTER ${cluster}\n(${columns.inner})\n` +
       `ENGINE = Replicated${engine[1]}(${replication}${args ? `, ${args}` : ''})${tail}`,

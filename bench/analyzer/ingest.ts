@@ -9,9 +9,9 @@
  *   - views: the materialized views copying every insert into task_events, no refresher;
  *   - views + refresher: as `routewatch start` runs, refreshing every ROUTEWATCH_ROLLUP_INTERVAL.
  * Prints one JSON line with the figures; bench/analyzer/run.ts starts it.
- *   The refresher runs every 2 s here (ROUTEWATCH_ROLLUP_INTERVAL defaults to 10 s), so that a round
- *   of a few seconds pays for several refreshes.
- * Usage: node dist/bench/analyzer/ingest.js --spans 100000 --rounds 3 --interval 2s
+ *   The refresher runs every 5 s here (ROUTEWATCH_ROLLUP_INTERVAL defaults to 10 s), so that a round
+ *   of ~15 s pays for a few refreshes.
+ * Usage: node dist/bench/analyzer/ingest.js --spans 100000 --rounds 3 --interval 5s
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,8 +32,8 @@ const { values } = parseArgs({
   options: {
     spans: { type: 'string', default: '100000' },
     rounds: { type: 'string', default: '3' },
-    // Shorter than the default 10 s, so that a round of a few seconds sees several refreshes.
-    interval: { type: 'string', default: '2s' },
+    // Shorter than the default 10 s, so that a round of ~15 s sees a few refreshes.
+    interval: { type: 'string', default: '5s' },
   },
 });
 const SPANS = Number(values.spans);
@@ -49,8 +49,11 @@ export interface IngestFigures {
   rounds: number;
   /** Median spans per second over the rounds, per variant: OTLP/HTTP protobuf through the collector. */
   collector: Record<Variant, number>;
+  /** Process CPU (collector, engine threads and the sender) per 1 000 spans, median. */
+  collectorCpuMs: Record<Variant, number>;
   /** The same, straight inserts into `spans` (no HTTP, no decoding). */
   engine: Record<Variant, number>;
+  engineCpuMs: Record<Variant, number>;
   refreshes: number;
 }
 
@@ -197,8 +200,15 @@ async function main(): Promise<void> {
     }),
   );
   const prices = new PriceTable();
-  const collector: Record<Variant, number[]> = { off: [], views: [], 'views + refresher': [] };
-  const engine: Record<Variant, number[]> = { off: [], views: [], 'views + refresher': [] };
+  const series = (): Record<Variant, number[]> => ({ off: [], views: [], 'views + refresher': [] });
+  const collector = series();
+  const collectorCpu = series();
+  const engine = series();
+  const engineCpu = series();
+  const cpuMsPer1k = (since: NodeJS.CpuUsage, spans: number) => {
+    const used = process.cpuUsage(since);
+    return (used.user + used.system) / 1000 / (spans / 1000);
+  };
   try {
     for (let round = 0; round < ROUNDS; round++) {
       const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]!);
@@ -209,8 +219,10 @@ async function main(): Promise<void> {
           ProtobufTraceSerializer.serializeRequest(spans)!,
         );
         let t0 = performance.now();
+        let cpu = process.cpuUsage();
         await send(routewatch.tracesUrl, bodies);
         collector[variant].push(SPANS / ((performance.now() - t0) / 1000));
+        collectorCpu[variant].push(cpuMsPer1k(cpu, SPANS));
 
         const rows = makeRequests(SPANS).flatMap(
           (spans) =>
@@ -231,24 +243,25 @@ async function main(): Promise<void> {
           );
         }
         t0 = performance.now();
+        cpu = process.cpuUsage();
         for (const batch of batches) await routewatch.store.insertJsonEachRow('spans', batch);
         engine[variant].push(rows.length / ((performance.now() - t0) / 1000));
+        engineCpu[variant].push(cpuMsPer1k(cpu, rows.length));
       }
     }
     await setVariant(routewatch, 'views');
+    const medians = (values: Record<Variant, number[]>): Record<Variant, number> => ({
+      off: median(values.off),
+      views: median(values.views),
+      'views + refresher': median(values['views + refresher']),
+    });
     const figures: IngestFigures = {
       spans: SPANS,
       rounds: ROUNDS,
-      collector: {
-        off: median(collector.off),
-        views: median(collector.views),
-        'views + refresher': median(collector['views + refresher']),
-      },
-      engine: {
-        off: median(engine.off),
-        views: median(engine.views),
-        'views + refresher': median(engine['views + refresher']),
-      },
+      collector: medians(collector),
+      collectorCpuMs: medians(collectorCpu),
+      engine: medians(engine),
+      engineCpuMs: medians(engineCpu),
       refreshes: routewatch.rollups.stats.refreshes,
     };
     process.stdout.write(`${JSON.stringify(figures)}\n`);

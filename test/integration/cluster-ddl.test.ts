@@ -85,15 +85,14 @@ describe(`the cluster DDL, generated for cluster ${CLUSTER}`, () => {
       expect(localTables).toContain(engine?.[2]);
       expect(engine?.[3]).toMatch(/^(cityHash64\(.+\)|0)$/);
     }
-    // Copies of a span, of a task's state and of a late report meet on one shard.
-    expect(distributedTables.find((s) => nameOf(s) === 'spans')).toContain(
-      'cityHash64(cohort, kind, route, toStartOfHour(timestamp), trace_id, span_id)',
-    );
-    expect(distributedTables.find((s) => nameOf(s) === 'task_events')).toContain(
-      'cityHash64(task_id, event_hash)',
-    );
-    expect(distributedTables.find((s) => nameOf(s) === 'late_outcomes')).toContain(
-      'cityHash64(task_id, report_id)',
+    // A task's spans, reports, events and snapshot rows on one shard, copies included.
+    for (const table of ['spans', 'late_outcomes', 'task_events', 'task_snapshot']) {
+      expect(distributedTables.find((s) => nameOf(s) === table)).toMatch(
+        /, cityHash64\(task_id\)\)$/,
+      );
+    }
+    expect(distributedTables.find((s) => nameOf(s) === 'cohort_route_hourly')).toContain(
+      'cityHash64(hour, cohort, primary_route, policy_version, service_name)',
     );
   });
 

@@ -33,6 +33,16 @@ SETTINGS index_granularity = 1024`,
     );
   });
 
+  it('shards a table with a task id by the task id', () => {
+    const [, distributed] = clusterStatements(
+      'CREATE TABLE IF NOT EXISTS events\n(\n    task_id String,\n    n UInt64\n)\nENGINE = ReplacingMergeTree\nORDER BY (task_id, n)',
+      'main',
+    );
+    expect(distributed).toMatch(
+      /Distributed\(main, currentDatabase\(\), events_local, cityHash64\(task_id\)\)$/,
+    );
+  });
+
   it('handles an engine without arguments, a single-column key and a table keyed by nothing', () => {
     const [plain, plainDistributed] = clusterStatements(
       'CREATE TABLE IF NOT EXISTS s (version UInt32) ENGINE = ReplacingMergeTree ORDER BY version',
