@@ -287,20 +287,37 @@ async function main(): Promise<void> {
     );
     const figures = JSON.parse(output.trim().split('\n').at(-1)!) as IngestFigures;
     console.log(
-      `${count(figures.spans)} spans per variant and round, ${figures.rounds} rounds, order rotating; refresher every 2 s (${figures.refreshes} refreshes)`,
+      `${count(figures.spans)} spans per variant and round, ${figures.rounds} rounds, order rotating; refresher every 5 s (${figures.refreshes} refreshes)`,
     );
-    console.log(
-      `${'variant'.padEnd(22)} ${'collector spans/s'.padStart(18)} ${'vs off'.padStart(8)} ${'engine rows/s'.padStart(15)} ${'vs off'.padStart(8)}`,
-    );
+    const head = ['variant'.padEnd(20), 'collector spans/s'.padStart(18), 'slower'.padStart(8)];
+    head.push('CPU ms/1k'.padStart(10), 'more'.padStart(8), 'engine rows/s'.padStart(14));
+    head.push('slower'.padStart(8), 'CPU ms/1k'.padStart(10), 'more'.padStart(8));
+    console.log(head.join(' '));
     for (const variant of ['off', 'views', 'views + refresher'] as const) {
-      const slow = (a: number, b: number) =>
-        variant === 'off' ? '' : `${(((b - a) / b) * 100).toFixed(1)} %`;
-      console.log(
-        `${variant.padEnd(22)} ${count(figures.collector[variant]).padStart(18)} ${slow(figures.collector[variant], figures.collector.off).padStart(8)} ${count(figures.engine[variant]).padStart(15)} ${slow(figures.engine[variant], figures.engine.off).padStart(8)}`,
+      // Throughput below, and process CPU per 1 000 spans above, the variant without rollups.
+      const slower = (rate: Record<string, number>) =>
+        variant === 'off'
+          ? ''
+          : `${(((rate['off']! - rate[variant]!) / rate['off']!) * 100).toFixed(1)} %`;
+      const more = (cpu: Record<string, number>) =>
+        variant === 'off'
+          ? ''
+          : `${(((cpu[variant]! - cpu['off']!) / cpu['off']!) * 100).toFixed(1)} %`;
+      const cells = [variant.padEnd(20), count(figures.collector[variant]).padStart(18)];
+      cells.push(slower(figures.collector).padStart(8));
+      cells.push(
+        figures.collectorCpuMs[variant].toFixed(1).padStart(10),
+        more(figures.collectorCpuMs).padStart(8),
       );
+      cells.push(count(figures.engine[variant]).padStart(14), slower(figures.engine).padStart(8));
+      cells.push(
+        figures.engineCpuMs[variant].toFixed(1).padStart(10),
+        more(figures.engineCpuMs).padStart(8),
+      );
+      console.log(cells.join(' '));
     }
     console.log(
-      `(vs off: how much slower than without rollups) · load average after: ${loadAverage()}`,
+      `(slower: spans/s below off; more: process CPU per 1 000 spans above off) · load average after: ${loadAverage()}`,
     );
   }
 }

@@ -102,9 +102,9 @@ describe('views (sql/views)', () => {
     expect(views.map((v) => [v.name, v.reads])).toEqual([
       ['v_tasks_changed', []],
       ['v_tasks_live', []],
-      ['v_cohort_route_timeseries', ['v_tasks_changed', 'v_tasks_live']],
-      ['v_cohort_route_window', ['v_cohort_route_timeseries']],
+      ['v_cohort_route_window', ['v_tasks_changed', 'v_tasks_live']],
       ['v_cohort_route_summary', ['v_cohort_route_window']],
+      ['v_cohort_route_timeseries', ['v_tasks_changed', 'v_tasks_live']],
       ['v_tasks_from_spans', []],
       ['v_cohort_route_window_from_spans', ['v_tasks_from_spans']],
       ['v_tasks', ['v_tasks_changed', 'v_tasks_live']],
@@ -131,8 +131,8 @@ describe('views (sql/views)', () => {
         ? {
             ...v,
             statement: v.statement.replace(
-              'SELECT * EXCEPT (bucket_start)',
-              'SELECT * EXCEPT (bucket_start), 1 AS probe',
+              'SELECT\n    cohort,\n    primary_route,\n    tasks,',
+              'SELECT\n    cohort,\n    primary_route,\n    tasks,\n    1 AS probe,',
             ),
             checksum: 'changed',
           }
