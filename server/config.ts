@@ -106,8 +106,14 @@ export const configSchema = z.object({
    * periods answer from them once the raw spans are gone. At least ROUTEWATCH_RETENTION_DAYS.
    */
   ROUTEWATCH_ROLLUP_RETENTION_DAYS: integer(1, 36_500, 400),
-  /** How often the rollups are brought up to date with what was stored since. */
-  ROUTEWATCH_ROLLUP_INTERVAL: duration('10s', 1_000),
+  /**
+   * How often this process brings the rollups up to date with what was stored since; 0: never
+   * (where several processes share one store, one refresher is enough).
+   */
+  ROUTEWATCH_ROLLUP_INTERVAL: duration('10s', 0).refine(
+    (ms) => ms === 0 || ms >= 1_000,
+    'use 0 (no refresher in this process) or at least 1s',
+  ),
   /** Spans starting further ahead than this (a sender's clock) are refused. */
   ROUTEWATCH_MAX_CLOCK_SKEW: duration('1h', 0),
 

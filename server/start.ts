@@ -68,7 +68,7 @@ export interface RunningRoutewatch {
   app: FastifyInstance;
   store: Store;
   writer: SpanWriter;
-  /** Keeps the rollups up to date (every ROUTEWATCH_ROLLUP_INTERVAL). */
+  /** Keeps the rollups up to date (every ROUTEWATCH_ROLLUP_INTERVAL; not started when 0). */
   rollups: RollupRefresher;
   /** Stops listening, stores what was acknowledged, closes the store. */
   close(): Promise<void>;
@@ -97,7 +97,7 @@ export async function startRoutewatch(
       intervalMs: config.ROUTEWATCH_ROLLUP_INTERVAL,
       log: app.log.child({ module: 'rollups' }),
     });
-    rollups.start();
+    if (config.ROUTEWATCH_ROLLUP_INTERVAL > 0) rollups.start();
     const host = config.ROUTEWATCH_HOST;
     await app.listen({ host, port: config.ROUTEWATCH_PORT });
     const address = app.server.address();

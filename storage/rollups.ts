@@ -43,11 +43,11 @@ function statement(name: StatementName): string {
 
 export interface RefreshOptions {
   /**
-   * A change is stamped (`task_events.inserted_at`) as its block is written, a
-   * moment before the insert completes; a refresh reading just then cannot see it yet. Changes
-   * stamped within this margin before the refresh began are read again by the next refresh, and
-   * stay "changed" for the views until then. 10 s by default, far above the time one insert block
-   * takes. 0 is right only when no insert is running.
+   * A change is stamped (`task_events.inserted_at`) as its block is written, a moment before the
+   * insert completes; a refresh reading just then could miss it. A refresh processes only changes
+   * stamped at least this long before it began; the later ones stay "changed" for the views and go
+   * to the next refresh. 10 s by default, far above the time one insert block takes. 0 is right
+   * only when no insert is running.
    */
   marginMs?: number;
   /** A refresh of more changed tasks than this works in slices of about this many. */
@@ -73,7 +73,7 @@ const DEFAULT_MARGIN_MS = 10_000;
 const DEFAULT_TASKS_PER_SLICE = 500_000;
 
 const clockRow = z.object({ version: z.string(), clean_before: z.string(), since: z.string() });
-const changesRow = z.object({ tasks: z.coerce.number(), hours: z.coerce.number() });
+const changesRow = z.object({ tasks: z.coerce.number(), hours: z.array(z.string()) });
 
 /**
  * Brings the rollups up to date with task_events. Safe to run while spans arrive, and safe (if
@@ -96,16 +96,21 @@ export async function refreshRollups(
     clockRow,
   );
   const { version, since } = clock!;
-  // Never move backwards: a refresh that began before the last one (in another process) and a
-  // margin larger than before must not mark as changed what is already rolled up, nor matter.
-  const cleanBefore = clock!.clean_before > since ? clock!.clean_before : since;
+  // Changes stamped in (since, until] are processed now; later ones by the next refresh, and by
+  // the views until then. Never backwards: a refresh that began before the last one (in another
+  // process), or a larger margin than before, leaves clean_before where it is.
+  const until = clock!.clean_before > since ? clock!.clean_before : since;
   const [changes] = await store.query(
-    `WITH changed AS (SELECT task_id FROM task_events WHERE inserted_at > {since:DateTime64(3, 'UTC')})
+    `WITH changed AS
+     (
+         SELECT task_id FROM task_events
+         WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND inserted_at <= {until:DateTime64(3, 'UTC')}
+     )
      SELECT
        (SELECT uniqExact(task_id) FROM changed) AS tasks,
-       (SELECT uniqExact(toStartOfHour(timestamp)) FROM task_events
+       (SELECT arraySort(groupUniqArray(toString(toStartOfHour(timestamp)))) FROM task_events
         WHERE kind != 'late_outcome' AND task_id GLOBAL IN (SELECT task_id FROM changed)) AS hours`,
-    { since },
+    { since, until },
     changesRow,
   );
   const { tasks, hours } = changes!;
@@ -118,21 +123,28 @@ export async function refreshRollups(
   };
   if (tasks > 0) {
     for (let slice = 0; slice < slices; slice++) {
-      const params = { version, since, slices, slice };
+      const params = { version, since, until, hours, slices, slice };
       await run('snapshot_tasks', params);
       await run('retire_moved_tasks', params);
     }
-    await run('rebuild_hours', { version, since });
-    await run('retire_empty_groups', { version, since });
+    await run('rebuild_hours', { version, hours });
+    await run('retire_empty_groups', { version, hours });
   }
   options.signal?.throwIfAborted();
   const durationMs = Math.round(performance.now() - started);
   await store.exec(
     `INSERT INTO rollup_state (refreshed_at, clean_before, tasks, hours, duration_ms)
      VALUES ({version:DateTime64(9, 'UTC')}, {clean_before:DateTime64(3, 'UTC')}, {tasks:UInt64}, {hours:UInt64}, {duration:UInt64})`,
-    { version, clean_before: cleanBefore, tasks, hours, duration: durationMs },
+    { version, clean_before: until, tasks, hours: hours.length, duration: durationMs },
   );
-  return { refreshedAt: version, cleanBefore, tasks, hours, slices, durationMs };
+  return {
+    refreshedAt: version,
+    cleanBefore: until,
+    tasks,
+    hours: hours.length,
+    slices,
+    durationMs,
+  };
 }
 
 /** How long raw spans and the rollups are kept (ROUTEWATCH_RETENTION_DAYS, ROUTEWATCH_ROLLUP_RETENTION_DAYS). */

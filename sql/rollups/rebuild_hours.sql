@@ -1,6 +1,7 @@
--- Every hour that holds a task changed since {since} (its old and its new hour are among the hours
--- its spans started in) is rebuilt whole from task_snapshot: a task's outcome, cost or hour may
--- have changed after its hour was rolled up, and only a rebuild from per-task rows undoes that.
+-- Every hour that holds a task changed in (since, until] — {hours}: its old and its new hour are
+-- among the hours its spans started in — is rebuilt whole from task_snapshot: a task's outcome,
+-- cost or hour may have changed after its hour was rolled up, and only a rebuild from per-task
+-- rows undoes that.
 INSERT INTO cohort_route_hourly
     (hour, cohort, primary_route, policy_version, service_name, tasks, successes, failures,
      known_outcomes, escalations, reasks, fallbacks, cascades, invisible_fallbacks, total_cost,
@@ -26,9 +27,5 @@ SELECT
     {version:DateTime64(9, 'UTC')},
     0
 FROM task_snapshot FINAL
-WHERE toStartOfHour(started_at) GLOBAL IN
-    (
-        SELECT toStartOfHour(timestamp) FROM task_events
-        WHERE kind != 'late_outcome' AND task_id GLOBAL IN (SELECT task_id FROM task_events WHERE inserted_at > {since:DateTime64(3, 'UTC')})
-    )
+WHERE toStartOfHour(started_at) IN (SELECT arrayJoin({hours:Array(DateTime('UTC'))}))
 GROUP BY hour, cohort, primary_route, policy_version, service_name;

@@ -3,9 +3,5 @@
 INSERT INTO cohort_route_hourly (hour, cohort, primary_route, policy_version, service_name, version, is_deleted)
 SELECT hour, cohort, primary_route, policy_version, service_name, {version:DateTime64(9, 'UTC')}, 1
 FROM cohort_route_hourly FINAL
-WHERE hour GLOBAL IN
-    (
-        SELECT toStartOfHour(timestamp) FROM task_events
-        WHERE kind != 'late_outcome' AND task_id GLOBAL IN (SELECT task_id FROM task_events WHERE inserted_at > {since:DateTime64(3, 'UTC')})
-    )
+WHERE hour IN (SELECT arrayJoin({hours:Array(DateTime('UTC'))}))
     AND version < {version:DateTime64(9, 'UTC')};

@@ -1,5 +1,5 @@
--- One pass of a refresh: the current row of every task changed since {since} (one slice of them,
--- by hash of the task id, so that a backfill of millions of tasks runs in bounded memory) is
+-- One pass of a refresh: the current row of every task changed in (since, until] (one slice of
+-- them, by hash of the task id, so that a backfill of millions of tasks runs in bounded memory) is
 -- written to task_snapshot, under the hour the task now starts in.
 INSERT INTO task_snapshot
     (task_id, cohort, service_name, policy_version, started_at, ended_at, latency_ms, primary_route,
@@ -14,5 +14,6 @@ FROM v_tasks_live
 WHERE task_id GLOBAL IN
 (
     SELECT task_id FROM task_events
-    WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
+    WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND inserted_at <= {until:DateTime64(3, 'UTC')}
+        AND cityHash64(task_id) % {slices:UInt64} = {slice:UInt64}
 );

@@ -99,6 +99,10 @@ describe('parseConfig', () => {
     expect(() => parseConfig(settings)).toThrow(message);
   });
 
+  it('takes 0 as "no refresher in this process"', () => {
+    expect(parseConfig({ ROUTEWATCH_ROLLUP_INTERVAL: '0s' }).ROUTEWATCH_ROLLUP_INTERVAL).toBe(0);
+  });
+
   it('takes a cluster with a server', () => {
     expect(
       parseConfig({ CLICKHOUSE_URL: 'http://ch:8123', ROUTEWATCH_CLICKHOUSE_CLUSTER: 'routewatch' })
