@@ -5,6 +5,7 @@ import type { Store } from './store.js';
 
 /** Where the refresher reports: the app's pino logger, or nothing. */
 export interface RefresherLog {
+  debug(fields: object, message: string): void;
   info(fields: object, message: string): void;
   error(fields: object, message: string): void;
 }
@@ -101,7 +102,10 @@ export class RollupRefresher {
     if (!signal || signal.aborted) return;
     try {
       const result = await this.#refresh(signal);
-      if (result.tasks > 0) log?.info({ rollups: result }, 'rollups refreshed');
+      // Routine refreshes every few seconds are debug; one that builds the rollups (after an
+      // upgrade) or takes long is worth a line.
+      if (result.durationMs > 5_000) log?.info({ rollups: result }, 'rollups refreshed');
+      else if (result.tasks > 0) log?.debug({ rollups: result }, 'rollups refreshed');
     } catch (error) {
       if (signal.aborted) return;
       log?.error({ err: error, message: errorMessage(error) }, 'rollup refresh failed');

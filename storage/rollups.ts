@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { clusterStatements, localTableName } from './cluster-ddl.js';
+import { StorageError } from './errors.js';
 import { sqlDir, splitStatements } from './migrations.js';
 import type { QueryParams, Store } from './store.js';
 
@@ -32,8 +33,9 @@ function statement(name: StatementName): string {
     loaded = new Map(
       STATEMENTS.map((n) => {
         const statements = splitStatements(readFileSync(join(dir, `${n}.sql`), 'utf8'));
-        if (statements.length !== 1)
-          throw new Error(`sql/rollups/${n}.sql must hold one statement`);
+        if (statements.length !== 1) {
+          throw new StorageError('ROLLUP_SQL', `sql/rollups/${n}.sql must hold one statement`);
+        }
         return [n, statements[0]!];
       }),
     );

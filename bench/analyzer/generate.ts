@@ -19,11 +19,14 @@
 
 export type SpanSubset = 'main' | 'withheld' | 'duplicated';
 
-/** Which spans of the tasks each subset holds (s: the span's number in its task, 1 and 2 attempt 1). */
-const SUBSET_FILTER: Record<SpanSubset, string> = {
-  main: 'NOT (has_withheld AND s IN (1, 2))',
-  withheld: 'has_withheld AND s IN (1, 2)',
-  duplicated: 'is_duplicated',
+/**
+ * Which tasks each subset takes (filtered before their spans are made), and which of their spans
+ * (s: the span's number in its task; 1 and 2 are attempt 1).
+ */
+const SUBSET_FILTER: Record<SpanSubset, { tasks: string; spans: string }> = {
+  main: { tasks: '1', spans: 'NOT (has_withheld AND s IN (1, 2))' },
+  withheld: { tasks: 'has_withheld', spans: 's IN (1, 2)' },
+  duplicated: { tasks: 'is_duplicated', spans: '1' },
 };
 
 export interface GenerateParams {
@@ -122,9 +125,9 @@ FROM
         50 + (intDiv(h, 13 * (k + 1)) % 500) AS output_tokens,
         if(s = 0, task_start, task_start + toIntervalNanosecond(intDiv(latency_ns * (k - 1), attempts) + 1000 * s)) AS span_start,
         if(s = 0, task_start + toIntervalNanosecond(latency_ns), span_start + toIntervalNanosecond(intDiv(latency_ns, attempts) - 2000 * s)) AS span_end
-    FROM (SELECT ${TASK_COLUMNS} FROM numbers({first:UInt64}, {count:UInt64}))
+    FROM (SELECT ${TASK_COLUMNS} FROM numbers({first:UInt64}, {count:UInt64}) WHERE ${SUBSET_FILTER[subset].tasks})
     ARRAY JOIN range(toUInt64(1 + 2 * attempts)) AS s
-    WHERE ${SUBSET_FILTER[subset]}
+    WHERE ${SUBSET_FILTER[subset].spans}
 )`;
 }
 

@@ -55,6 +55,8 @@ export interface IngestFigures {
   engine: Record<Variant, number>;
   engineCpuMs: Record<Variant, number>;
   refreshes: number;
+  /** Requests sent again after a refused connection, a 503 or a 429 (the machine was busy). */
+  retries: number;
 }
 
 let taskSequence = 0;
@@ -153,20 +155,39 @@ function makeRequests(count: number): ReadableSpan[][] {
   return requests;
 }
 
-async function send(url: string, bodies: Uint8Array[]): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < bodies.length) {
-      const body = bodies[next++]!;
+/** Retries of one request, as an OTLP exporter retries: a refused connection, a 503 or a 429. */
+let retries = 0;
+
+async function post(url: string, body: Uint8Array): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
       const res = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': 'application/x-protobuf' },
         body,
       });
-      if (res.status !== 200)
-        throw new Error(`collector answered ${res.status}: ${await res.text()}`);
-      await res.arrayBuffer();
+      if (res.status === 200) {
+        await res.arrayBuffer();
+        return;
+      }
+      const text = await res.text();
+      if ((res.status !== 503 && res.status !== 429) || attempt === 5) {
+        throw new Error(`collector answered ${res.status}: ${text}`);
+      }
+    } catch (error) {
+      if (attempt === 5 || (error instanceof Error && error.message.startsWith('collector'))) {
+        throw error;
+      }
     }
+    retries++;
+    await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+  }
+}
+
+async function send(url: string, bodies: Uint8Array[]): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < bodies.length) await post(url, bodies[next++]!);
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
 }
@@ -263,6 +284,7 @@ async function main(): Promise<void> {
       engine: medians(engine),
       engineCpuMs: medians(engineCpu),
       refreshes: routewatch.rollups.stats.refreshes,
+      retries,
     };
     process.stdout.write(`${JSON.stringify(figures)}\n`);
   } finally {

@@ -66,19 +66,26 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
   return { ms: performance.now() - t0, value };
 }
 
-/** One warm-up, then `rounds` timed runs: median and fastest. */
+/**
+ * One warm-up, then `rounds` timed runs: median and fastest wall time, and the median process CPU
+ * (the engine's threads included), which a busy machine changes much less than the wall time.
+ */
 async function repeat<T>(
   rounds: number,
   fn: () => Promise<T>,
-): Promise<{ median: number; min: number; value: T }> {
+): Promise<{ median: number; min: number; cpu: number; value: T }> {
   let { value } = await timed(fn);
   const times: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < rounds; i++) {
+    const before = process.cpuUsage();
     const run = await timed(fn);
+    const used = process.cpuUsage(before);
     times.push(run.ms);
+    cpu.push((used.user + used.system) / 1000);
     value = run.value;
   }
-  return { median: median(times), min: Math.min(...times), value };
+  return { median: median(times), min: Math.min(...times), cpu: median(cpu), value };
 }
 
 /** The report as v_cohort_route_window_from_spans computes it: a raw scan of spans. */
@@ -256,11 +263,13 @@ async function main(): Promise<void> {
       sizeRow,
     );
 
-    const line = (name: string, r: { median: number; min: number }, note = '') =>
+    const line = (name: string, r: { median: number; min: number; cpu: number }, note = '') =>
       console.log(
-        `${name.padEnd(58)} ${ms(r.median).padStart(10)} ${ms(r.min).padStart(10)}  ${note}`,
+        `${name.padEnd(58)} ${ms(r.median).padStart(10)} ${ms(r.min).padStart(10)} ${ms(r.cpu).padStart(10)}  ${note}`,
       );
-    console.log(`${'query'.padEnd(58)} ${'median'.padStart(10)} ${'fastest'.padStart(10)}`);
+    console.log(
+      `${'query'.padEnd(58)} ${'median'.padStart(10)} ${'fastest'.padStart(10)} ${'CPU'.padStart(10)}`,
+    );
     line('full report (30 days, rollups)', full, `${full.value.rows.length} cohort × route rows`);
     line('24 h window (rollups)', day);
     line(
@@ -309,7 +318,7 @@ async function main(): Promise<void> {
     );
     const figures = JSON.parse(output.trim().split('\n').at(-1)!) as IngestFigures;
     console.log(
-      `${count(figures.spans)} spans per variant and round, ${figures.rounds} rounds, order rotating; refresher every 5 s (${figures.refreshes} refreshes)`,
+      `${count(figures.spans)} spans per variant and round, ${figures.rounds} rounds, order rotating; refresher every 5 s (${figures.refreshes} refreshes); ${figures.retries} requests retried`,
     );
     const head = ['variant'.padEnd(20), 'collector spans/s'.padStart(18), 'slower'.padStart(8)];
     head.push('CPU ms/1k'.padStart(10), 'more'.padStart(8), 'engine rows/s'.padStart(14));
