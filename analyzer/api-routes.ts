@@ -3,39 +3,72 @@ import { z } from 'zod';
 import { isStoreUnavailable } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
 import { badRequest, unavailable } from '../server/http-error.js';
-import { TimeArgumentError, resolveWindow } from '../server/time.js';
+import { TimeArgumentError, parseInstant, resolveWindow } from '../server/time.js';
+import type { Evaluator } from './evaluator.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
 import { buildTimeseries, seriesOptionsOf } from './timeseries.js';
+import { DEFAULT_ADVICE, buildAdvice } from './advice.js';
+import { DEFAULT_GATE, GateRefError, parseRef, runGate } from './gate.js';
+import type { GateOptions, GateRef } from './gate.js';
 
-/** The analyzer's HTTP API: `GET /api/v1/report`, `GET /api/v1/timeseries`. */
+/** The analyzer's HTTP API: `GET /api/v1/report`, `GET /api/v1/timeseries`, alerts and evaluation. */
 export interface ApiRoutesOptions {
   store: Store;
   now: () => Date;
+  /**
+   * Resolves once the spans acknowledged so far are stored (bounded; see server/app.ts), so a
+   * query right after an export sees them: a CI job gates on the eval it just sent.
+   */
+  settle?: () => Promise<void>;
 }
 
-const windowQuery = z
-  .object({
-    from: z.string().optional(),
-    to: z.string().optional(),
-    window: z.string().optional(),
-  })
+const windowFields = {
+  from: z.string().optional(),
+  to: z.string().optional(),
+  window: z.string().optional(),
+};
+const windowQuery = z.object(windowFields).strict();
+
+/** A filter list: repeated (`?cohort=a&cohort=b`) or comma-separated (`?cohort=a,b`). */
+const list = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .transform((v) =>
+    (v === undefined ? [] : Array.isArray(v) ? v : [v])
+      .flatMap((item) => item.split(','))
+      .map((item) => item.trim())
+      .filter((item) => item !== ''),
+  );
+const reportQuery = z
+  .object({ ...windowFields, cohort: list, route: list, service: list, policy: list })
   .strict();
 
 const WINDOW_USAGE =
   'Use ?window=24h (s, m, h, d, w) or ?from=<date or ISO instant>&to=<date or ISO instant>.';
 
-/** The window a query names, or a 400 that says how to name one. */
-export function windowOf(query: unknown, now: Date): TimeWindow {
-  const parsed = windowQuery.safeParse(query);
+function parseQuery<T>(schema: z.ZodType<T>, query: unknown, usage: string): T {
+  const parsed = schema.safeParse(query);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw badRequest(
-      `invalid query: ${issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'query')}: ${issue?.message ?? 'invalid'}. ${WINDOW_USAGE}`,
+      `invalid query: ${issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'query')}: ${issue?.message ?? 'invalid'}. ${usage}`,
     );
   }
+  return parsed.data;
+}
+
+/** The window a query names, or a 400 that says how to name one. */
+export function windowOf(query: unknown, now: Date): TimeWindow {
+  return resolveQueryWindow(parseQuery(windowQuery, query, WINDOW_USAGE), now);
+}
+
+function resolveQueryWindow(
+  window: { from?: string | undefined; to?: string | undefined; window?: string | undefined },
+  now: Date,
+): TimeWindow {
   try {
-    return resolveWindow(parsed.data, now);
+    return resolveWindow(window, now);
   } catch (error) {
     if (error instanceof TimeArgumentError) throw badRequest(`${error.message}. ${WINDOW_USAGE}`);
     throw error;
@@ -61,8 +94,193 @@ export async function readStore<T>(read: () => Promise<T>): Promise<T> {
 export const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (app, options) => {
   app.get('/api/v1/report', async (request) => {
     const now = options.now();
-    const window = windowOf(request.query, now);
-    return readStore(() => buildReport(options.store, window, now));
+    const query = parseQuery(
+      reportQuery,
+      request.query,
+      `${WINDOW_USAGE} Filter with cohort, route, service, policy (repeated or comma-separated).`,
+    );
+    const window = resolveQueryWindow(query, now);
+    await options.settle?.();
+    return readStore(() =>
+      buildReport(options.store, window, now, {
+        cohorts: query.cohort,
+        routes: query.route,
+        services: query.service,
+        policies: query.policy,
+      }),
+    );
+  });
+};
+
+/** `GET /api/v1/alerts` and `POST /api/v1/evaluate`. */
+export interface AlertRoutesOptions {
+  evaluator: Evaluator;
+  notifierStats?: () => Record<string, unknown>;
+}
+
+const alertsQuery = z
+  .object({
+    state: z.enum(['pending', 'firing', 'resolved', 'all']).optional(),
+    history: z.coerce.number().int().min(0).max(1000).optional(),
+  })
+  .strict();
+
+const evaluateQuery = z.object({ at: z.string().optional() }).strict();
+
+export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, options) => {
+  const { evaluator } = options;
+  app.get('/api/v1/alerts', async (request) => {
+    const parsed = alertsQuery.safeParse(request.query);
+    if (!parsed.success) {
+      throw badRequest(
+        `invalid query: ${parsed.error.issues[0]?.message ?? 'invalid'}. Use ?state=pending|firing|resolved|all and ?history=N (0 to 1000).`,
+      );
+    }
+    const wanted = parsed.data.state ?? 'all';
+    const [states, history] = await readStore(() =>
+      Promise.all([
+        evaluator.alerts.states(),
+        evaluator.alerts.history(parsed.data.history ?? 100),
+      ]),
+    );
+    const severity = new Map(evaluator.rules.rules.map((r) => [r.id, r.severity]));
+    return {
+      evaluatedAt: evaluator.lastResult?.evaluatedAt ?? null,
+      alerts: states
+        .filter((s) => s.state !== 'inactive' && (wanted === 'all' || s.state === wanted))
+        .sort((a, b) => b.since - a.since)
+        .map((s) => ({
+          fingerprint: s.fingerprint,
+          rule: s.ruleId,
+          kind: s.finding.kind,
+          severity: severity.get(s.ruleId) ?? 'warning',
+          cohort: s.cohort,
+          route: s.route,
+          detail: s.detail,
+          state: s.state,
+          since: new Date(s.since).toISOString(),
+          incident: s.incident,
+          lastEvaluatedAt: new Date(s.evaluatedAt).toISOString(),
+          lastNotifiedAt:
+            s.lastNotifiedAt === null ? null : new Date(s.lastNotifiedAt).toISOString(),
+          summary: s.finding.summary,
+          finding: s.finding,
+        })),
+      history: history.map((e) => ({
+        at: new Date(e.at).toISOString(),
+        kind: e.kind,
+        fingerprint: e.fingerprint,
+        incident: e.incident,
+        rule: e.ruleId,
+        cohort: e.cohort,
+        route: e.route,
+        detail: e.detail,
+        notified: e.notify,
+        title: e.message.title,
+        summary: e.message.finding.summary,
+      })),
+      channels: options.notifierStats?.() ?? {},
+    };
+  });
+
+  app.post('/api/v1/evaluate', async (request) => {
+    const parsed = evaluateQuery.safeParse(request.query);
+    if (!parsed.success)
+      throw badRequest('invalid query: use ?at=<date or ISO instant> or nothing');
+    let at = new Date();
+    if (parsed.data.at !== undefined) {
+      try {
+        at = parseInstant(parsed.data.at);
+      } catch (error) {
+        throw badRequest((error as Error).message);
+      }
+    }
+    const result = await readStore(() => evaluator.evaluate(at));
+    return {
+      evaluatedAt: result.evaluatedAt,
+      firing: result.firing,
+      transitions: result.events,
+      findings: result.findings.map((f) => ({
+        rule: f.ruleId,
+        cohort: f.cohort,
+        route: f.route,
+        detail: f.detail,
+        status: f.status,
+        summary: f.summary,
+        statistic: f.statistic,
+        threshold: f.threshold,
+      })),
+    };
+  });
+};
+
+/** `GET /api/v1/compare` (the gate, canaries) and `GET /api/v1/advice`. */
+export type DecisionRoutesOptions = ApiRoutesOptions;
+
+const compareQuery = z
+  .object({
+    baseline: z.string(),
+    candidate: z.string(),
+    maxSuccessDrop: z.coerce.number().min(0).max(1).optional(),
+    minCases: z.coerce.number().int().min(1).optional(),
+    confidence: z.coerce.number().gt(0.5).lt(1).optional(),
+    cohort: list,
+  })
+  .strict();
+
+const adviceQuery = z
+  .object({
+    ...windowFields,
+    maxSuccessDrop: z.coerce.number().min(0).max(1).optional(),
+    minCases: z.coerce.number().int().min(1).optional(),
+  })
+  .strict();
+
+export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (app, options) => {
+  app.get('/api/v1/compare', async (request) => {
+    const query = parseQuery(
+      compareQuery,
+      request.query,
+      'Use ?baseline=<ref>&candidate=<ref>, each eval:<run>, policy:<version> or window:<from>/<to>; optional maxSuccessDrop (0.02), minCases (200), confidence, cohort.',
+    );
+    let baseline: GateRef;
+    let candidate: GateRef;
+    try {
+      const now = options.now();
+      baseline = parseRef(query.baseline, now);
+      candidate = parseRef(query.candidate, now);
+    } catch (error) {
+      if (error instanceof GateRefError) throw badRequest(error.message);
+      throw error;
+    }
+    const gate: GateOptions = {
+      maxSuccessDrop: query.maxSuccessDrop ?? DEFAULT_GATE.maxSuccessDrop,
+      minCases: query.minCases ?? DEFAULT_GATE.minCases,
+      ...(query.confidence !== undefined ? { confidence: query.confidence } : {}),
+    };
+    await options.settle?.();
+    return readStore(() => runGate(options.store, baseline, candidate, gate, query.cohort));
+  });
+
+  app.get('/api/v1/advice', async (request) => {
+    const query = parseQuery(
+      adviceQuery,
+      request.query,
+      `${WINDOW_USAGE} Optional maxSuccessDrop, minCases.`,
+    );
+    const now = options.now();
+    const window = resolveQueryWindow(
+      { ...query, window: query.window ?? (query.from ? undefined : '7d') },
+      now,
+    );
+    await options.settle?.();
+    return readStore(() =>
+      buildAdvice(options.store, window, {
+        ...DEFAULT_ADVICE,
+        ...(query.maxSuccessDrop !== undefined ? { maxSuccessDrop: query.maxSuccessDrop } : {}),
+        ...(query.minCases !== undefined ? { minCases: query.minCases } : {}),
+      }),
+    );
   });
 
   // The report's metrics per time bucket (v_cohort_route_timeseries), for charts and alerts.

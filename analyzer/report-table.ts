@@ -1,55 +1,220 @@
-import type { Report } from './report.js';
+import type { CohortRouteMetrics, Report, ScoreSummary, WindowMetrics } from './report.js';
+import type { Interval } from './stats.js';
 
 const usd = (v: number | null) =>
   v === null ? '—' : v >= 0.01 ? `$${v.toFixed(4)}` : `$${v.toFixed(6)}`;
 const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
 const ms = (v: number | null) => (v === null ? '—' : `${Math.round(v)} ms`);
 
+/** `90.2% (88.4–91.8)`: a rate with its 95 % interval. */
+const rateWithInterval = (v: number | null, i: Interval | null) =>
+  v === null
+    ? '—'
+    : i
+      ? `${pct(v)} (${(i.lower * 100).toFixed(1)}–${(i.upper * 100).toFixed(1)})`
+      : pct(v);
+
+/** `$0.000844 ±4%`: a cost with the half-width of its 95 % interval, relative. */
+function costWithInterval(
+  v: number | null,
+  i: Interval | null,
+  pricedShare: number | null,
+): string {
+  if (v === null) return '—';
+  const half = i ? (i.upper - i.lower) / 2 : null;
+  const spread = half === null || v === 0 ? '' : ` ±${Math.round((half / v) * 100)}%`;
+  // Built on calls with no known cost: a floor, not the cost.
+  const understated = pricedShare !== null && pricedShare < 1 ? ' ≥' : '';
+  return `${understated}${usd(v)}${spread}`;
+}
+
+function concentration(row: CohortRouteMetrics): string {
+  const c = row.concentration;
+  if (!c || c.ratio === null) return '—';
+  const mark = c.maskedByAverage ? ' masked' : c.significantlyWorse ? ' worse' : '';
+  return `${c.ratio.toFixed(2)}×${mark}`;
+}
+
+function cells(label: [string, string], m: WindowMetrics, conc: string): string[] {
+  return [
+    label[0],
+    label[1],
+    String(m.tasks),
+    rateWithInterval(m.successRate, m.successRateInterval),
+    usd(m.totalCostUsd),
+    costWithInterval(m.costPerSuccessfulTask, m.costPerSuccessfulTaskInterval, m.pricedCallShare),
+    pct(m.fallbackRate),
+    m.topFallbackReasons
+      .slice(0, 3)
+      .map((f) => `${f.reason} ${Math.round(f.share * 100)}%`)
+      .join(', ') || '—',
+    ms(m.p95LatencyMs),
+    conc,
+  ];
+}
+
+export interface TableOptions {
+  /** Also the columns only JSON had: coverage, reask, escalation, cascades, invisible fallbacks, p50/p99, calls per task, loops, priced share, SDK retries. */
+  wide?: boolean;
+  /** The window before this one, for a "vs previous" column. */
+  previous?: Report;
+}
+
+const WIDE_HEADER = [
+  'coverage',
+  'reask',
+  'escalation',
+  'cascades',
+  'invisible',
+  'p50',
+  'p99',
+  'calls p95',
+  'loops',
+  'priced',
+  'retries',
+];
+
+function wideCells(m: WindowMetrics): string[] {
+  return [
+    pct(m.outcomeCoverage),
+    pct(m.reaskRate),
+    pct(m.escalationRate),
+    pct(m.cascadeRate),
+    String(m.invisibleFallbacks),
+    ms(m.p50LatencyMs),
+    ms(m.p99LatencyMs),
+    m.p95CallsPerTask === null ? '—' : String(m.p95CallsPerTask),
+    pct(m.loopRate),
+    pct(m.pricedCallShare),
+    retries(m),
+  ];
+}
+
+/** `4.0% +0.06/task`: the retry rate, and the extra HTTP requests per task. */
+function retries(m: WindowMetrics): string {
+  if (m.retryRate === null) return '—';
+  const perTask = m.retriesPerTask === null ? '' : ` +${m.retriesPerTask.toFixed(2)}/task`;
+  return `${pct(m.retryRate)}${perTask}`;
+}
+
+/** `success −3.2 pts, cost/success +41 %, fallback +9.0 pts` against the previous window. */
+function change(now: WindowMetrics, before: WindowMetrics | undefined): string {
+  if (!before) return 'new';
+  const parts: string[] = [];
+  if (now.successRate !== null && before.successRate !== null) {
+    const d = (now.successRate - before.successRate) * 100;
+    parts.push(`success ${d >= 0 ? '+' : '−'}${Math.abs(d).toFixed(1)} pts`);
+  }
+  if (now.costPerSuccessfulTask !== null && before.costPerSuccessfulTask) {
+    const d = (now.costPerSuccessfulTask / before.costPerSuccessfulTask - 1) * 100;
+    parts.push(`cost/success ${d >= 0 ? '+' : '−'}${Math.abs(d).toFixed(0)}%`);
+  }
+  const f = (now.fallbackRate - before.fallbackRate) * 100;
+  parts.push(`fallback ${f >= 0 ? '+' : '−'}${Math.abs(f).toFixed(1)} pts`);
+  return parts.join(', ');
+}
+
 /** Renders a report as a plain-text table for the terminal. Pure: tested directly. */
-export function renderReportTable(report: Report): string {
+export function renderReportTable(report: Report, options: TableOptions = {}): string {
   const header = [
     'cohort',
     'route',
     'tasks',
-    'successes',
-    'success',
+    'success (95% CI)',
     'total cost',
     'cost/success',
     'fallback',
     'top fallback reasons',
     'p95',
+    'failure conc.',
   ];
+  const extra = (m: WindowMetrics, before: WindowMetrics | undefined) => [
+    ...(options.wide ? wideCells(m) : []),
+    ...(options.previous ? [change(m, before)] : []),
+  ];
+  if (options.wide) header.push(...WIDE_HEADER);
+  if (options.previous) header.push('vs previous window');
+  const previousRow = (r: CohortRouteMetrics) =>
+    options.previous?.rows.find((p) => p.cohort === r.cohort && p.primaryRoute === r.primaryRoute);
   const body = report.rows.map((r) => [
-    r.cohort || '(none)',
-    r.primaryRoute || '(none)',
-    String(r.tasks),
-    String(r.successes),
-    pct(r.successRate),
-    usd(r.totalCostUsd),
-    usd(r.costPerSuccessfulTask),
-    pct(r.fallbackRate),
-    r.topFallbackReasons
-      .slice(0, 3)
-      .map((f) => `${f.reason} ${Math.round(f.share * 100)}%`)
-      .join(', ') || '—',
-    ms(r.p95LatencyMs),
+    ...cells([r.cohort || '(none)', r.primaryRoute || '(none)'], r, concentration(r)),
+    ...extra(r, previousRow(r)),
   ]);
+  const overall = report.overall
+    ? [
+        ...cells(['overall', ''], report.overall, '1.00×'),
+        ...extra(report.overall, options.previous?.overall ?? undefined),
+      ]
+    : undefined;
+  const rows = overall ? [...body, overall] : body;
   const widths = header.map((h, i) =>
-    Math.max(h.length, ...body.map((row) => (row[i] ?? '').length)),
+    Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)),
   );
-  const numeric = new Set([2, 3, 4, 5, 6, 7, 9]);
-  const line = (cells: string[]) =>
-    cells
+  const numeric = new Set([
+    2,
+    3,
+    4,
+    5,
+    6,
+    8,
+    9,
+    ...(options.wide ? WIDE_HEADER.map((_, i) => 10 + i) : []),
+  ]);
+  const line = (cellsOfRow: string[]) =>
+    cellsOfRow
       .map((c, i) => (numeric.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
+  const rule = line(widths.map((w) => '─'.repeat(w)));
+  const filters = Object.entries(report.filter ?? {})
+    .filter(([, values]) => values.length > 0)
+    .map(([name, values]) => `${name} ${values.join(', ')}`);
   const lines = [
-    `routewatch report  ${report.from} → ${report.to}`,
+    `routewatch report  ${report.from} → ${report.to}${filters.length ? `  (${filters.join('; ')})` : ''}`,
+    ...(options.previous
+      ? [`compared with ${options.previous.from} → ${options.previous.to}`]
+      : []),
     '',
     line(header),
-    line(widths.map((w) => '─'.repeat(w))),
+    rule,
     ...body.map(line),
   ];
+  if (overall) lines.push(rule, line(overall));
   if (report.rows.length === 0) lines.push('(no tasks in this window)');
+  const masked = report.rows.filter((r) => r.concentration?.maskedByAverage);
+  if (masked.length > 0) {
+    lines.push(
+      '',
+      `Masked by the average: ${masked.map((r) => `${r.cohort} × ${r.primaryRoute}`).join(', ')} ` +
+        'fail significantly more often than the rest while the overall success rate looks healthy.',
+    );
+  }
+  if (report.rows.some((r) => r.pricedCallShare !== null && r.pricedCallShare < 1)) {
+    lines.push(
+      '',
+      '≥ cost/success built on model calls with no known price: the true cost is higher.',
+    );
+  }
+  lines.push(...scoreLines(report));
   return lines.join('\n') + '\n';
+}
+
+/** Quality scores, one line per cohort × route that has any: `name mean [lower–upper] (n)`. */
+function scoreLines(report: Report): string[] {
+  const groups: [string, ScoreSummary[]][] = report.rows
+    .filter((r) => r.scores.length > 0)
+    .map((r) => [`${r.cohort || '(none)'} × ${r.primaryRoute || '(none)'}`, r.scores]);
+  if (report.overall && report.overall.scores.length > 0)
+    groups.push(['overall', report.overall.scores]);
+  if (groups.length === 0) return [];
+  const width = Math.max(...groups.map(([label]) => label.length));
+  const score = (s: ScoreSummary) =>
+    `${s.name} ${s.mean.toFixed(3)}` +
+    (s.interval ? ` [${s.interval.lower.toFixed(3)}–${s.interval.upper.toFixed(3)}]` : '') +
+    ` (n=${s.n})`;
+  return [
+    '',
+    'Quality scores (mean, 95% CI, tasks scored):',
+    ...groups.map(([label, scores]) => `  ${label.padEnd(width)}  ${scores.map(score).join('; ')}`),
+  ];
 }

@@ -1,23 +1,31 @@
 import { z } from 'zod';
 import type { Store } from '../storage/store.js';
+import type { Interval } from './stats.js';
 
 const nullableNumber = z
   .union([z.number(), z.string(), z.null()])
-  .transform((v) => (v === null ? null : Number(v)));
+  .transform((v) => (v === null ? null : Number(v)))
+  // The engine writes 0/0 as nan: no value.
+  .transform((v) => (v === null || Number.isNaN(v) ? null : v));
 const number = z.union([z.number(), z.string()]).transform(Number);
+const flag = z
+  .union([z.number(), z.boolean(), z.string()])
+  .transform((v) => Number(v) === 1 || v === true);
 
-/** One row of v_cohort_route_window: the metrics of one cohort × primary route. */
-export const cohortRouteRow = z.object({
-  cohort: z.string(),
-  primary_route: z.string(),
+/** The metric columns of v_window_metrics (and its halves v_cohort_route_window, v_overall_window). */
+const metricColumns = {
   tasks: number,
   successes: number,
   failures: number,
   known_outcomes: number,
   success_rate: nullableNumber,
-  outcome_coverage: number,
+  success_rate_lower: nullableNumber,
+  success_rate_upper: nullableNumber,
+  outcome_coverage: nullableNumber,
   total_cost_usd: number,
   cost_per_successful_task: nullableNumber,
+  cost_per_successful_task_lower: nullableNumber,
+  cost_per_successful_task_upper: nullableNumber,
   fallbacks: number,
   fallback_rate: number,
   cascades: number,
@@ -34,20 +42,71 @@ export const cohortRouteRow = z.object({
   p50_latency_ms: nullableNumber,
   p95_latency_ms: nullableNumber,
   p99_latency_ms: nullableNumber,
+  p95_calls_per_task: nullableNumber,
+  loop_rate: number,
+  total_model_calls: number,
+  unpriced_model_calls: number,
+  priced_call_share: nullableNumber,
+  http_counted_model_calls: number,
+  retried_model_calls: number,
+  total_http_retries: number,
+  total_retry_wait_ms: number,
+  retry_rate: nullableNumber,
+  retries_per_task: nullableNumber,
+};
+
+/** One row of v_cohort_route_window: the metrics of one cohort × primary route. */
+export const cohortRouteRow = z.object({
+  cohort: z.string(),
+  primary_route: z.string(),
+  ...metricColumns,
 });
 export type CohortRouteRow = z.output<typeof cohortRouteRow>;
 
-export interface CohortRouteMetrics {
-  cohort: string;
-  primaryRoute: string;
+/** The row of v_overall_window. */
+export const overallRow = z.object(metricColumns);
+
+/** One row of v_failure_concentration. */
+export const concentrationRow = z.object({
+  cohort: z.string(),
+  primary_route: z.string(),
+  tasks: number,
+  failures: number,
+  failure_rate: nullableNumber,
+  rest_failure_rate: nullableNumber,
+  global_success_rate: nullableNumber,
+  concentration: nullableNumber,
+  z: nullableNumber,
+  significantly_worse: flag,
+  masked_by_average: flag,
+});
+export type ConcentrationRow = z.output<typeof concentrationRow>;
+
+export interface FailureConcentration {
+  /** Share of failures ÷ share of tasks; 1 is average. */
+  ratio: number | null;
+  failureRate: number | null;
+  restFailureRate: number | null;
+  /** One-sided two-proportion z against the rest. */
+  z: number | null;
+  significantlyWorse: boolean;
+  /** Significantly worse while the global average stays near the rest's: a global threshold misses it. */
+  maskedByAverage: boolean;
+}
+
+export interface WindowMetrics {
   tasks: number;
   successes: number;
   failures: number;
   knownOutcomes: number;
   successRate: number | null;
-  outcomeCoverage: number;
+  /** Wilson 95 % interval of the success rate. */
+  successRateInterval: Interval | null;
+  outcomeCoverage: number | null;
   totalCostUsd: number;
   costPerSuccessfulTask: number | null;
+  /** Delta-method 95 % interval of the cost per successful task. */
+  costPerSuccessfulTaskInterval: Interval | null;
   fallbacks: number;
   fallbackRate: number;
   cascades: number;
@@ -59,13 +118,62 @@ export interface CohortRouteMetrics {
   p50LatencyMs: number | null;
   p95LatencyMs: number | null;
   p99LatencyMs: number | null;
+  p95CallsPerTask: number | null;
+  /** Tasks over the call budget (10 model calls). */
+  loopRate: number;
+  modelCalls: number;
+  unpricedCalls: number;
+  /** Model calls with a known cost, over all; below 1 the cost per success is understated. */
+  pricedCallShare: number | null;
+  /** Model calls whose HTTP requests were counted (`routewatch.http.attempts`). */
+  httpCountedCalls: number;
+  /** Of those, the calls the SDK retried: more than one HTTP request. */
+  retriedCalls: number;
+  /** Extra HTTP requests: Σ (requests − 1) over the counted calls. */
+  httpRetries: number;
+  /** Time the retried calls spent between their requests, ms. */
+  retryWaitMs: number;
+  /** Retry rate: retried calls ÷ counted calls; null when no call was counted. */
+  retryRate: number | null;
+  /** Extra HTTP requests per task; null when no call was counted. */
+  retriesPerTask: number | null;
+  /** Named quality scores (0..1) of the tasks that carry them, by name. */
+  scores: ScoreSummary[];
+}
+
+/** The mean of one named score over the tasks that carry it, with a 95 % interval. */
+export interface ScoreSummary {
+  name: string;
+  /** Tasks with the score. */
+  n: number;
+  mean: number;
+  /** Normal 95 % interval of the mean, clamped to 0..1; null below 2 tasks. */
+  interval: Interval | null;
+}
+
+export interface CohortRouteMetrics extends WindowMetrics {
+  cohort: string;
+  primaryRoute: string;
+  concentration: FailureConcentration | null;
+}
+
+/** Which tasks a report covers besides the window; an empty list (or none) means all. */
+export interface ReportFilter {
+  cohorts?: readonly string[];
+  routes?: readonly string[];
+  services?: readonly string[];
+  policies?: readonly string[];
 }
 
 export interface Report {
   from: string;
   to: string;
   generatedAt: string;
+  /** The filter applied, as given. */
+  filter: Required<ReportFilter>;
   rows: CohortRouteMetrics[];
+  /** Every task of the window together: the global average beside what it hides. */
+  overall: WindowMetrics | null;
 }
 
 export interface ReportWindow {
@@ -78,18 +186,24 @@ export function toClickHouseTime(date: Date): string {
   return date.toISOString().replace('T', ' ').replace('Z', '');
 }
 
-export function toMetrics(row: CohortRouteRow): CohortRouteMetrics {
+const interval = (lower: number | null, upper: number | null): Interval | null =>
+  lower === null || upper === null ? null : { lower, upper };
+
+function toWindowMetrics(row: z.output<typeof overallRow>): WindowMetrics {
   return {
-    cohort: row.cohort,
-    primaryRoute: row.primary_route,
     tasks: row.tasks,
     successes: row.successes,
     failures: row.failures,
     knownOutcomes: row.known_outcomes,
     successRate: row.success_rate,
+    successRateInterval: interval(row.success_rate_lower, row.success_rate_upper),
     outcomeCoverage: row.outcome_coverage,
     totalCostUsd: row.total_cost_usd,
     costPerSuccessfulTask: row.cost_per_successful_task,
+    costPerSuccessfulTaskInterval: interval(
+      row.cost_per_successful_task_lower,
+      row.cost_per_successful_task_upper,
+    ),
     fallbacks: row.fallbacks,
     fallbackRate: row.fallback_rate,
     cascades: row.cascades,
@@ -106,25 +220,116 @@ export function toMetrics(row: CohortRouteRow): CohortRouteMetrics {
     p50LatencyMs: row.p50_latency_ms,
     p95LatencyMs: row.p95_latency_ms,
     p99LatencyMs: row.p99_latency_ms,
+    p95CallsPerTask: row.p95_calls_per_task,
+    loopRate: row.loop_rate,
+    modelCalls: row.total_model_calls,
+    unpricedCalls: row.unpriced_model_calls,
+    pricedCallShare: row.priced_call_share,
+    httpCountedCalls: row.http_counted_model_calls,
+    retriedCalls: row.retried_model_calls,
+    httpRetries: row.total_http_retries,
+    retryWaitMs: row.total_retry_wait_ms,
+    retryRate: row.retry_rate,
+    retriesPerTask: row.retries_per_task,
+    scores: [],
   };
 }
 
-/** The per cohort × primary route metrics of tasks started in [from, to). */
+export function toMetrics(
+  row: CohortRouteRow,
+  concentration?: ConcentrationRow,
+): CohortRouteMetrics {
+  return {
+    cohort: row.cohort,
+    primaryRoute: row.primary_route,
+    ...toWindowMetrics(row),
+    concentration: concentration
+      ? {
+          ratio: concentration.concentration,
+          failureRate: concentration.failure_rate,
+          restFailureRate: concentration.rest_failure_rate,
+          z: concentration.z,
+          significantlyWorse: concentration.significantly_worse,
+          maskedByAverage: concentration.masked_by_average,
+        }
+      : null,
+  };
+}
+
+const windowRow = cohortRouteRow.extend({ is_overall: flag });
+
+/** One row of v_window_scores. */
+export const scoreRow = z.object({
+  is_overall: flag,
+  cohort: z.string(),
+  primary_route: z.string(),
+  score_name: z.string(),
+  n: number,
+  mean_score: number,
+  mean_score_lower: nullableNumber,
+  mean_score_upper: nullableNumber,
+});
+
+/**
+ * The per cohort × primary route metrics of tasks started in [from, to), and the overall row,
+ * over the tasks the filter names. Failure concentration compares each row with all the rest of
+ * the traffic in the window, filtered or not.
+ */
 export async function buildReport(
   store: Store,
   window: ReportWindow,
   now: Date = new Date(),
+  filter: ReportFilter = {},
 ): Promise<Report> {
-  const rows = await store.query(
-    `SELECT * FROM v_cohort_route_window(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')})
-     ORDER BY cohort, primary_route`,
-    { from: toClickHouseTime(window.from), to: toClickHouseTime(window.to) },
-    cohortRouteRow,
-  );
+  const lists = {
+    cohorts: [...(filter.cohorts ?? [])],
+    routes: [...(filter.routes ?? [])],
+    services: [...(filter.services ?? [])],
+    policies: [...(filter.policies ?? [])],
+  };
+  const params = { from: toClickHouseTime(window.from), to: toClickHouseTime(window.to), ...lists };
+  const range = "from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}";
+  const filters =
+    'cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)}, ' +
+    'services = {services:Array(String)}, policies = {policies:Array(String)}';
+  const [metrics, concentration, scores] = await Promise.all([
+    store.query(
+      `SELECT * FROM v_window_metrics(${range}, ${filters}) ORDER BY is_overall, cohort, primary_route`,
+      params,
+      windowRow,
+    ),
+    store.query(`SELECT * FROM v_failure_concentration(${range})`, params, concentrationRow),
+    store.query(
+      `SELECT * FROM v_window_scores(${range}, ${filters}) ORDER BY score_name`,
+      params,
+      scoreRow,
+    ),
+  ]);
+  const rows = metrics.filter((m) => !m.is_overall);
+  const overall = metrics.filter((m) => m.is_overall);
+  const key = (cohort: string, route: string) => `${cohort}\u0000${route}`;
+  const byGroup = new Map(concentration.map((c) => [key(c.cohort, c.primary_route), c]));
+  const scoresOf = new Map<string, ScoreSummary[]>();
+  for (const row of scores) {
+    const group = row.is_overall ? '' : key(row.cohort, row.primary_route);
+    const list = scoresOf.get(group) ?? [];
+    list.push({
+      name: row.score_name,
+      n: row.n,
+      mean: row.mean_score,
+      interval: interval(row.mean_score_lower, row.mean_score_upper),
+    });
+    scoresOf.set(group, list);
+  }
   return {
     from: window.from.toISOString(),
     to: window.to.toISOString(),
     generatedAt: now.toISOString(),
-    rows: rows.map(toMetrics),
+    filter: lists,
+    rows: rows.map((row) => ({
+      ...toMetrics(row, byGroup.get(key(row.cohort, row.primary_route))),
+      scores: scoresOf.get(key(row.cohort, row.primary_route)) ?? [],
+    })),
+    overall: overall[0] ? { ...toWindowMetrics(overall[0]), scores: scoresOf.get('') ?? [] } : null,
   };
 }

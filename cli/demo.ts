@@ -1,15 +1,22 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { EvaluationResult } from '../analyzer/evaluator.js';
 import { buildReport } from '../analyzer/report.js';
 import type { Report } from '../analyzer/report.js';
+import { buildAdvice } from '../analyzer/advice.js';
+import { renderAdvice } from '../analyzer/gate-table.js';
 import { renderReportTable } from '../analyzer/report-table.js';
-import { costPerSuccessfulTask } from '../examples/ground-truth.js';
+import { resolveRules } from '../analyzer/rules.js';
+import type { RuleKind, RuleSet } from '../analyzer/rules.js';
+import { costPerSuccessfulTask, summarizeTruth } from '../examples/ground-truth.js';
 import type { GroundTruth } from '../examples/ground-truth.js';
 import { startMockLlm } from '../examples/mock-llm.js';
+import type { ProfileOverrides } from '../examples/mock-models.js';
 import { runExampleService } from '../examples/support-service.js';
-import { configWith } from '../server/config.js';
+import { configWith, parseConfig } from '../server/config.js';
 import { startRoutewatch } from '../server/start.js';
+import { progressReporter } from './progress.js';
 
 export interface DemoOptions {
   seed: number;
@@ -21,6 +28,11 @@ export interface DemoOptions {
   dataDir?: string | undefined;
   /** Store on this ClickHouse server instead of the embedded engine. */
   clickhouseUrl?: string | undefined;
+  /**
+   * Degrade the small route of extraction halfway through (the before/after); default true.
+   * Without it, the demo is one steady run.
+   */
+  degrade?: boolean;
   out?: (text: string) => void;
 }
 
@@ -30,26 +42,81 @@ export interface DemoResult {
   spansWritten: number;
   /** Cohort × route groups whose tasks, successes or fallbacks differ from the ground truth. */
   mismatches: string[];
+  /** Every alert transition of the run's evaluations, in order. */
+  transitions: EvaluationResult['events'];
+}
+
+/** The simulated provider regression: the small model starts failing extraction's validation. */
+export const DEMO_DEGRADATION: ProfileOverrides = {
+  small: { extraction: { invalidRate: 0.75, resolvedRate: 0.75 } },
+};
+
+/** A share of each small-first cohort routed large-first: the concurrent control. */
+const CONTROL_SHARE = 0.15;
+/** Evaluations while the degraded half runs. */
+const EVALUATIONS = 4;
+/** The rules the demo evaluates: the ones its before/after can show. */
+const DEMO_RULES: readonly RuleKind[] = [
+  'success_rate_drop',
+  'cost_per_success_rise',
+  'cheaper_than_large',
+  'fallback_rate_spike',
+  'failure_concentration',
+];
+
+/**
+ * The demo's rules: the current window is the degraded half so far, the baseline the healthy half
+ * before it (a pinned baseline), and minimum samples sized for a few thousand tasks.
+ */
+function demoRules(before: { from: Date; to: Date }, now: Date): RuleSet {
+  const defaults = resolveRules();
+  return {
+    evaluation: {
+      ...defaults.evaluation,
+      horizonMs: Math.max(1_000, now.getTime() - before.to.getTime() + 1),
+      buckets: 12,
+      minTasks: 60,
+      minBaselineTasks: 60,
+      pendingEvaluations: 2,
+      resolveEvaluations: 2,
+    },
+    baselines: { before },
+    rules: defaults.rules
+      .filter((r) => DEMO_RULES.includes(r.kind))
+      .map((r) =>
+        r.baseline.kind === 'trailing' ? { ...r, baseline: { kind: 'pinned', name: 'before' } } : r,
+      ),
+  };
 }
 
 /**
  * The whole pipeline on one machine: routewatch (collector + analyzer + embedded ClickHouse), a
- * local OpenAI-compatible mock LLM, and the instrumented example service exporting through the
- * real OpenTelemetry SDK and OTLP/HTTP exporter. The mock LLM is the only simulated part.
+ * local OpenAI-compatible simulated LLM, and the instrumented example service exporting through
+ * the real OpenTelemetry SDK and OTLP/HTTP exporter. Halfway through, the simulated small model
+ * starts failing extraction; routewatch's evaluator watches the second half against the first and
+ * raises the alerts (to Slack too when ROUTEWATCH_SLACK_WEBHOOK_URL is set). The simulated LLM is
+ * the only simulated part.
  */
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const out = options.out ?? ((text: string) => process.stdout.write(text));
-  const tempDir =
-    options.dataDir || options.clickhouseUrl
-      ? undefined
-      : mkdtempSync(join(tmpdir(), 'routewatch-demo-'));
+  const degrade = options.degrade ?? true;
+  // A temporary directory unless one is given: the embedded store's data, and the write-ahead
+  // log's place with a ClickHouse server too.
+  const tempDir = options.dataDir ? undefined : mkdtempSync(join(tmpdir(), 'routewatch-demo-'));
   const dataDir = options.dataDir ?? tempDir;
   const started = new Date();
+  // Alert channels come from the environment, as for `routewatch start`.
+  const env = parseConfig();
   const routewatch = await startRoutewatch(
     configWith({
       ROUTEWATCH_PORT: '0',
+      ROUTEWATCH_EVALUATE_EVERY: '0',
       ...(dataDir ? { ROUTEWATCH_DATA_DIR: dataDir } : {}),
       ...(options.clickhouseUrl ? { CLICKHOUSE_URL: options.clickhouseUrl } : {}),
+      ...(env.ROUTEWATCH_SLACK_WEBHOOK_URL
+        ? { ROUTEWATCH_SLACK_WEBHOOK_URL: env.ROUTEWATCH_SLACK_WEBHOOK_URL }
+        : {}),
+      ...(env.ROUTEWATCH_WEBHOOK_URL ? { ROUTEWATCH_WEBHOOK_URL: env.ROUTEWATCH_WEBHOOK_URL } : {}),
     }),
   );
   const mock = await startMockLlm({ seed: options.seed, latencyScale: options.latencyScale });
@@ -60,26 +127,91 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     tracesEndpoint: routewatch.tracesUrl,
   });
   instrumentation.instrumentOpenAI(await import('openai'));
+  const transitions: EvaluationResult['events'] = [];
   try {
     out(
       `routewatch demo: ${options.tasks} tasks, seed ${options.seed}\n` +
         `  routewatch  ${routewatch.url} (${routewatch.store.driver} ClickHouse, ${routewatch.store.location})\n` +
-        `  mock LLM    ${mock.url} (gpt-4o-mini = small, gpt-4o = large)\n\n`,
+        `  mock LLM    ${mock.url} (gpt-4o-mini = small, gpt-4o = large)\n` +
+        (env.ROUTEWATCH_SLACK_WEBHOOK_URL
+          ? '  alerts      also sent to Slack (ROUTEWATCH_SLACK_WEBHOOK_URL)\n'
+          : '') +
+        '\n',
     );
-    const truth = await runExampleService({
+    const service = {
       seed: options.seed,
-      tasks: options.tasks,
       concurrency: options.concurrency,
       openaiBaseURL: mock.url,
       policyVersion: 'demo-v1',
+      controlShare: CONTROL_SHARE,
+    };
+    const firstHalf = degrade ? Math.floor(options.tasks / 2) : options.tasks;
+    out(`Before: ${firstHalf} tasks with every model behaving as usual.\n`);
+    // The first half prints nothing else while it runs: a progress line, rewritten in place on a
+    // terminal (the default output), else a line per quarter.
+    const progress = progressReporter(
+      { write: out, isTTY: !options.out && process.stdout.isTTY },
+      'tasks',
+      firstHalf,
+    );
+    const before = await runExampleService({
+      ...service,
+      tasks: firstHalf,
+      onProgress: (done) => progress.update(done),
     });
+    progress.finish();
+    const parts = [before];
+    if (degrade && options.tasks > firstHalf) {
+      await telemetry.forceFlush();
+      await routewatch.writer.flush();
+      const baseline = { from: started, to: new Date() };
+      mock.setProfiles(DEMO_DEGRADATION);
+      const rest = options.tasks - firstHalf;
+      out(
+        `After: ${rest} more tasks — the small model now fails extraction's validation three times in four ` +
+          '(a simulated provider regression). routewatch evaluates its rules as they run:\n',
+      );
+      let done = 0;
+      for (let i = 0; i < EVALUATIONS; i++) {
+        const chunk = Math.round((rest * (i + 1)) / EVALUATIONS) - done;
+        parts.push(
+          await runExampleService({ ...service, tasks: chunk, firstTaskIndex: firstHalf + done }),
+        );
+        done += chunk;
+        await telemetry.forceFlush();
+        await routewatch.writer.flush();
+        const now = new Date();
+        const result = await routewatch.evaluator.evaluate(now, demoRules(baseline, now));
+        transitions.push(...result.events);
+        const firing = result.events.filter((e) => e.kind === 'firing');
+        out(
+          `  ${String(firstHalf + done).padStart(6)} tasks · evaluation ${i + 1}: ` +
+            (result.events.length === 0
+              ? 'no change'
+              : result.events
+                  .map((e) => `${e.kind} ${e.ruleId} (${e.cohort} × ${e.route})`)
+                  .join(', ')) +
+            '\n',
+        );
+        for (const e of firing) out(`           ALERT ${e.summary}\n`);
+      }
+    }
     await telemetry.shutdown();
     await routewatch.writer.flush();
+    const tasks = parts.flatMap((p) => p.tasks);
+    const truth = summarizeTruth(options.seed, 'demo-v1', tasks);
     const report = await buildReport(routewatch.store, {
       from: new Date(started.getTime() - 60_000),
       to: new Date(Date.now() + 60_000),
     });
-    out(renderReportTable(report));
+    out(`\n${renderReportTable(report)}`);
+    out(hiddenRetries(report));
+    // Advice needs a few hundred tasks per route: the default demo has them for the busiest cohorts.
+    const advice = await buildAdvice(routewatch.store, {
+      from: new Date(started.getTime() - 60_000),
+      to: new Date(Date.now() + 60_000),
+    });
+    out(`\n${renderAdvice(advice)}`);
     const mismatches = compareWithTruth(report, truth);
     const cpst = costPerSuccessfulTask(truth.totals);
     out(
@@ -89,13 +221,66 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           ? 'Every cohort × route figure matches what the example service counted itself.\n'
           : `Differences from the service's own counts:\n  ${mismatches.join('\n  ')}\n`),
     );
-    return { report, truth, spansWritten: routewatch.writer.stats.rowsWritten, mismatches };
+    if (degrade) {
+      const firing = new Set(
+        transitions.filter((e) => e.kind === 'firing').map((e) => `${e.cohort} × ${e.route}`),
+      );
+      out(
+        firing.size === 0
+          ? '\nNo alert fired.\n'
+          : `\nAlerts fired for ${[...firing].join(', ')} only; every other cohort stayed quiet. ` +
+              `See them with \`routewatch alerts\` or GET ${routewatch.url}/api/v1/alerts while routewatch runs.\n`,
+      );
+      const notifier = routewatch.notifier;
+      if (notifier) await waitForDelivery(() => notifier.stats(), out);
+    }
+    return {
+      report,
+      truth,
+      spansWritten: routewatch.writer.stats.rowsWritten,
+      mismatches,
+      transitions,
+    };
   } finally {
     await telemetry.shutdown();
     await mock.close();
     await routewatch.close();
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   }
+}
+
+/** Gives the notifier a few seconds to deliver what fired, and says how it went. */
+async function waitForDelivery(
+  stats: () => Record<string, { sent: number; queued: number; lastError: string }>,
+  out: (text: string) => void,
+): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline && Object.values(stats()).some((c) => c.queued > 0)) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  for (const [channel, c] of Object.entries(stats())) {
+    out(
+      `${channel}: ${c.sent} message(s) sent${c.queued > 0 ? `, ${c.queued} still queued (last error: ${c.lastError || 'none'})` : ''}.\n`,
+    );
+  }
+}
+
+/**
+ * One line on the SDK's own retries, which the table leaves to `--wide`: each simulated 429 or 500
+ * is retried twice by the OpenAI client before the routing policy sees the error.
+ */
+export function hiddenRetries(report: Report): string {
+  const retried = report.rows.filter((r) => r.retriedCalls > 0);
+  if (retried.length === 0) return '';
+  const rows = retried.map(
+    (r) =>
+      `${r.cohort} × ${r.primaryRoute} ${((r.retryRate ?? 0) * 100).toFixed(1)}% of calls ` +
+      `(+${(r.retriesPerTask ?? 0).toFixed(2)} requests a task)`,
+  );
+  return (
+    `\nHidden SDK retries (one model call, several HTTP requests): ${rows.join(', ')}. ` +
+    'Their rate is the `retries` column of `routewatch report --wide`.\n'
+  );
 }
 
 /** Compares the report with the ground truth the example service computed from its own calls. */
@@ -114,12 +299,26 @@ export function compareWithTruth(report: Report, truth: GroundTruth): string[] {
       ['tasks', row.tasks, group.tasks],
       ['successes', row.successes, group.successes],
       ['fallbacks', row.fallbacks, group.fallbacks],
+      ['calls the SDK retried', row.retriedCalls, group.retriedCalls],
+      ['extra HTTP requests', row.httpRetries, group.httpRetries],
     ];
     for (const [name, got, want] of pairs) {
       if (got !== want) mismatches.push(`${label}: ${name} ${got}, service counted ${want}`);
     }
     if (Math.abs(row.totalCostUsd - group.costUsd) > 1e-9) {
       mismatches.push(`${label}: cost $${row.totalCostUsd}, service counted $${group.costUsd}`);
+    }
+    const names = new Set([...Object.keys(group.scores), ...row.scores.map((s) => s.name)]);
+    for (const name of names) {
+      const want = group.scores[name];
+      const got = row.scores.find((s) => s.name === name);
+      const wantMean = want ? want.sum / want.n : null;
+      if (got?.n !== want?.n || Math.abs((got?.mean ?? 0) - (wantMean ?? 0)) > 1e-9) {
+        mismatches.push(
+          `${label}: score ${name} ${got ? `${got.mean} over ${got.n}` : 'missing'}, ` +
+            `service recorded ${want ? `${wantMean} over ${want.n}` : 'none'}`,
+        );
+      }
     }
   }
   return mismatches;

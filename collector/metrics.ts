@@ -1,7 +1,7 @@
 import type { AdmissionStats } from './admission.js';
 import type { IngestStats } from './ingest-pool.js';
 import type { CollectorStats } from './otlp-routes.js';
-import type { SpanWriterStats } from './span-writer.js';
+import type { SpanWriterStats, WalSnapshot } from './span-writer.js';
 
 /** Everything /metrics reports, read at scrape time. */
 export interface MetricsSources {
@@ -9,6 +9,11 @@ export interface MetricsSources {
   writer: SpanWriterStats;
   ingest: IngestStats;
   admission: AdmissionStats;
+  /** The alert evaluator's last result and the notification channels, when they run. */
+  alerts?: () => { evaluations: number; firing: number; failedEvaluations: number };
+  channels?: () => Record<string, { sent: number; retries: number; queued: number }>;
+  /** The write-ahead log, read at scrape time; absent with ROUTEWATCH_WAL=off. */
+  wal?: WalSnapshot | undefined;
 }
 
 interface Metric {
@@ -18,8 +23,116 @@ interface Metric {
   value: number;
 }
 
+/** LLM calls by cost source: one series per source, so `unpriced` shows next to the priced ones. */
+function costSourceLines({ collector }: MetricsSources): string {
+  const name = 'routewatch_llm_calls_total';
+  const series = Object.entries(collector.llmCallsByCostSource)
+    .map(([source, value]) => `${name}{cost_source="${source}"} ${value}\n`)
+    .join('');
+  return (
+    `# HELP ${name} LLM calls in acknowledged requests, by cost source (span, price_table, unpriced).\n` +
+    `# TYPE ${name} counter\n${series}`
+  );
+}
+
+type MetricRow = [string, string, 'counter' | 'gauge', number];
+
+/** The write-ahead log's series; none when it is off. */
+function walMetrics(wal: WalSnapshot | undefined): MetricRow[] {
+  if (!wal) return [];
+  return [
+    ['routewatch_wal_bytes', 'Bytes of write-ahead log segments on disk.', 'gauge', wal.bytes],
+    [
+      'routewatch_wal_max_bytes',
+      'Disk budget of the write-ahead log (ROUTEWATCH_WAL_MAX_BYTES).',
+      'gauge',
+      wal.maxBytes,
+    ],
+    [
+      'routewatch_wal_records',
+      'Records in the write-ahead log not yet stored in ClickHouse.',
+      'gauge',
+      wal.records,
+    ],
+    [
+      'routewatch_wal_spans',
+      'Spans acknowledged and in the write-ahead log, not yet stored in ClickHouse.',
+      'gauge',
+      wal.rows,
+    ],
+    [
+      'routewatch_wal_oldest_unstored_age_seconds',
+      'Age of the oldest span in the write-ahead log not yet stored (0 when none).',
+      'gauge',
+      wal.oldestUnstoredAgeSeconds,
+    ],
+    [
+      'routewatch_wal_drain_spans_per_second',
+      'Spans stored from the write-ahead log per second, over the last 10 s.',
+      'gauge',
+      wal.drainRowsPerSecond,
+    ],
+    [
+      'routewatch_wal_store_available',
+      '1 while the store takes inserts from the log; 0 until it is migrated, and from a failed ' +
+        'insert until one succeeds.',
+      'gauge',
+      wal.storeAvailable ? 1 : 0,
+    ],
+    [
+      'routewatch_wal_store_failures_total',
+      'Inserts from the write-ahead log that failed and are retried.',
+      'counter',
+      wal.storeFailures,
+    ],
+    [
+      'routewatch_wal_spans_rejected_after_ack_total',
+      'Acknowledged spans the store refused for their content, logged and dropped.',
+      'counter',
+      wal.rowsRejectedAfterAck,
+    ],
+    [
+      'routewatch_wal_appends_total',
+      'Group commits to the write-ahead log (one write and one fdatasync each).',
+      'counter',
+      wal.appends,
+    ],
+    [
+      'routewatch_wal_appended_bytes_total',
+      'Bytes appended to the write-ahead log.',
+      'counter',
+      wal.bytesAppended,
+    ],
+    [
+      'routewatch_wal_replayed_records_total',
+      'Records found in the write-ahead log at start, not yet stored (stored after it).',
+      'counter',
+      wal.replayedRecords,
+    ],
+    [
+      'routewatch_wal_torn_records_dropped_total',
+      'Torn records cut off the end of the log at start (never acknowledged).',
+      'counter',
+      wal.tornRecordsDropped,
+    ],
+    [
+      'routewatch_wal_corrupt_records_total',
+      'Records that failed their checksum where no crash can tear them (a failing disk).',
+      'counter',
+      wal.corruptRecords,
+    ],
+    [
+      'routewatch_wal_segments_deleted_total',
+      'Log segments deleted once every record in them was stored.',
+      'counter',
+      wal.segmentsDeleted,
+    ],
+  ];
+}
+
 /** The collector's own counters in the Prometheus text exposition format. Pure. */
-export function renderMetrics({ collector, writer, ingest, admission }: MetricsSources): string {
+export function renderMetrics(sources: MetricsSources): string {
+  const { collector, writer, ingest, admission } = sources;
   const metrics: Metric[] = [
     [
       'routewatch_otlp_requests_total',
@@ -65,7 +178,8 @@ export function renderMetrics({ collector, writer, ingest, admission }: MetricsS
     ],
     [
       'routewatch_spans_rejected_total',
-      'Spans the store refused for their content (answered as an OTLP partial success).',
+      'Spans the store refused for their content (without the write-ahead log answered as an ' +
+        'OTLP partial success; with it acknowledged already, then logged and dropped).',
       'counter',
       writer.rowsRejected,
     ],
@@ -77,9 +191,15 @@ export function renderMetrics({ collector, writer, ingest, admission }: MetricsS
     ],
     [
       'routewatch_writes_refused_total',
-      'Writes refused with 503 because the queue to the store was full.',
+      'Writes refused with 503 because the queue to the store (or to the log) was full.',
       'counter',
       writer.overloadRefusals,
+    ],
+    [
+      'routewatch_wal_full_refusals_total',
+      'Ingest requests refused with 503 because the write-ahead log was at its disk budget.',
+      'counter',
+      writer.logFullRefusals,
     ],
     [
       'routewatch_insert_batches_total',
@@ -87,10 +207,15 @@ export function renderMetrics({ collector, writer, ingest, admission }: MetricsS
       'counter',
       writer.batches,
     ],
-    ['routewatch_spans_pending', 'Spans waiting to be written.', 'gauge', writer.pendingRows],
+    [
+      'routewatch_spans_pending',
+      'Spans waiting to be written (to the write-ahead log when it is on, else to the store).',
+      'gauge',
+      writer.pendingRows,
+    ],
     [
       'routewatch_spans_pending_bytes',
-      'Serialized size of the spans waiting to be written.',
+      'Serialized size of the spans waiting to be written (to the log, or to the store).',
       'gauge',
       writer.pendingBytes,
     ],
@@ -124,8 +249,66 @@ export function renderMetrics({ collector, writer, ingest, admission }: MetricsS
       'counter',
       ingest.workerRestarts,
     ],
+    ...walMetrics(sources.wal),
   ].map(([name, help, type, value]) => ({ name, help, type, value }) as Metric);
-  return metrics
-    .map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`)
-    .join('');
+  const alerts = sources.alerts?.();
+  if (alerts) {
+    metrics.push(
+      {
+        name: 'routewatch_alert_evaluations_total',
+        help: 'Evaluations of the alert rules.',
+        type: 'counter',
+        value: alerts.evaluations,
+      },
+      {
+        name: 'routewatch_alert_evaluations_failed_total',
+        help: 'Evaluations that failed (the store did not answer).',
+        type: 'counter',
+        value: alerts.failedEvaluations,
+      },
+      {
+        name: 'routewatch_alerts_firing',
+        help: 'Alerts firing after the last evaluation.',
+        type: 'gauge',
+        value: alerts.firing,
+      },
+    );
+  }
+  return (
+    metrics
+      .map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`)
+      .join('') +
+    costSourceLines(sources) +
+    channelLines(sources)
+  );
+}
+
+/** Per-channel notification counters, labelled by channel. */
+function channelLines(sources: MetricsSources): string {
+  const channels = Object.entries(sources.channels?.() ?? {});
+  if (channels.length === 0) return '';
+  type Stats = { sent: number; retries: number; queued: number };
+  const labelled = (name: string, help: string, type: string, pick: (c: Stats) => number) =>
+    `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n` +
+    channels.map(([channel, c]) => `${name}{channel="${channel}"} ${pick(c)}\n`).join('');
+  return (
+    labelled(
+      'routewatch_notifications_sent_total',
+      'Alert messages delivered, per channel.',
+      'counter',
+      (c) => c.sent,
+    ) +
+    labelled(
+      'routewatch_notification_retries_total',
+      'Failed delivery attempts, retried, per channel.',
+      'counter',
+      (c) => c.retries,
+    ) +
+    labelled(
+      'routewatch_notifications_queued',
+      'Alert messages waiting, per channel.',
+      'gauge',
+      (c) => c.queued,
+    )
+  );
 }

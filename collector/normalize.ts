@@ -1,5 +1,7 @@
+import type { Mapping, MappedField, MappedSpan } from './mapping.js';
 import type { AnyValue, ExportTraceRequest, KeyValue, OtlpSpan } from './otlp-json.js';
-import type { PriceTable } from './pricing.js';
+import { inclusiveUsage } from './pricing.js';
+import type { PriceTable, TokenUsage } from './pricing.js';
 
 /** A row of the `spans` table (sql/migrations/0001_spans.sql). Timestamps are nanosecond strings. */
 export interface SpanRow {
@@ -32,7 +34,11 @@ export interface SpanRow {
   cache_creation_tokens: number;
   reasoning_tokens: number;
   cost_usd: number;
-  cost_source: 'span' | 'price_table' | 'unpriced' | 'none';
+  cost_source: CostSource;
+  /** Why the cost is what it is, where `cost_source` alone does not say (see CostNote). */
+  cost_note: CostNote;
+  /** The price entry that priced the call (cost_source `price_table`), else ''. */
+  price_ref: string;
   status_code: 'unset' | 'ok' | 'error';
   status_message: string;
   error_type: string;
@@ -40,9 +46,39 @@ export interface SpanRow {
   outcome_reason: string;
   reask: number;
   cleanup_cost_usd: number;
+  /**
+   * HTTP requests the call made, the SDK's own retries included (`routewatch.http.attempts`, else
+   * `http.request.resend_count` + 1); 0 when not counted (sql/migrations/0031_http_attempts.sql).
+   */
+  http_attempts: number;
+  /** Time between those requests, ms (`routewatch.http.retry_wait_ms`); 0 without retries. */
+  http_retry_wait_ms: number;
   attributes: Record<string, string>;
   resource: Record<string, string>;
 }
+
+/**
+ * Where an LLM call's cost comes from:
+ * - `span`: the span carried a cost (a positive one: see normalizeSpan);
+ * - `price_table`: priced from its tokens (price file or catalogue), `price_ref` says by which entry;
+ * - `unpriced`: its cost is unknown (no token counts, or no price for its model): stored as 0 but
+ *   never to be read as $0;
+ * - `none`: nothing to price (not an LLM call, or a failed call that reported no usage).
+ */
+export type CostSource = 'span' | 'price_table' | 'unpriced' | 'none';
+
+/**
+ * The detail behind a cost source:
+ * - `no_usage` (unpriced): the call reported no token counts (e.g. a stream without usage);
+ * - `unknown_model` (unpriced): tokens, but neither the served nor the requested model has a price;
+ * - `no_model` (unpriced): tokens, but no model name;
+ * - `reported_zero_ignored` (price_table): the span said its cost was 0, and was priced instead;
+ * - `failed_no_usage` (none): the call failed and reported no usage: providers bill no refused
+ *   request (429, 5xx, 4xx);
+ * - '' otherwise.
+ */
+export type CostNote =
+  '' | 'no_usage' | 'unknown_model' | 'no_model' | 'reported_zero_ignored' | 'failed_no_usage';
 
 export interface NormalizeResult {
   rows: SpanRow[];
@@ -52,6 +88,8 @@ export interface NormalizeResult {
   outOfWindow: number;
   /** Why the first of them was refused; empty when none was. */
   outOfWindowMessage: string;
+  /** LLM calls stored, by where their cost comes from. */
+  costSources: CostSourceCounts;
 }
 
 /**
@@ -88,34 +126,84 @@ const SPAN_KINDS = ['unspecified', 'internal', 'server', 'client', 'producer', '
 const STATUS_CODES = ['unset', 'ok', 'error'] as const;
 const OUTCOMES = new Set(['success', 'failure', 'escalated', 'abandoned', 'unknown']);
 
-/** The first attribute present among names: current GenAI name first, then older ones in the wild. */
+/**
+ * The first attribute present among names: current GenAI name first, then older ones in the wild
+ * (OpenLLMetry, OpenLIT), OpenInference (`llm.*`), the Vercel AI SDK (`ai.*`) and Langfuse.
+ */
 const NAMES = {
-  provider: ['gen_ai.provider.name', 'gen_ai.system', 'llm.provider', 'llm.system'],
+  provider: [
+    'gen_ai.provider.name',
+    'gen_ai.system',
+    'llm.provider',
+    'llm.system',
+    'ai.model.provider',
+  ],
   operation: ['gen_ai.operation.name', 'llm.request.type'],
-  requestModel: ['gen_ai.request.model', 'llm.request.model_name', 'ai.model.id'],
-  responseModel: ['gen_ai.response.model', 'llm.response.model_name', 'llm.model_name'],
+  requestModel: [
+    'gen_ai.request.model',
+    'llm.request.model_name',
+    'ai.model.id',
+    'langfuse.observation.model.name',
+    'embedding.model_name',
+  ],
+  responseModel: [
+    'gen_ai.response.model',
+    'llm.response.model_name',
+    'llm.model_name',
+    'ai.response.model',
+  ],
   inputTokens: [
     'gen_ai.usage.input_tokens',
     'gen_ai.usage.prompt_tokens',
     'llm.token_count.prompt',
+    'ai.usage.inputTokens',
+    'ai.usage.promptTokens',
   ],
   outputTokens: [
     'gen_ai.usage.output_tokens',
     'gen_ai.usage.completion_tokens',
     'llm.token_count.completion',
+    'ai.usage.outputTokens',
+    'ai.usage.completionTokens',
   ],
-  cacheRead: ['gen_ai.usage.cache_read.input_tokens', 'llm.token_count.prompt_details.cache_read'],
+  cacheRead: [
+    'gen_ai.usage.cache_read.input_tokens',
+    // Anthropic's own field names, as OpenLLMetry and others copied them.
+    'gen_ai.usage.cache_read_input_tokens',
+    'llm.token_count.prompt_details.cache_read',
+    'gen_ai.usage.prompt_tokens_details.cache_read',
+    'ai.usage.inputTokenDetails.cacheReadTokens',
+    'ai.usage.cachedInputTokens',
+  ],
   cacheCreation: [
     'gen_ai.usage.cache_creation.input_tokens',
+    'gen_ai.usage.cache_creation_input_tokens',
     'llm.token_count.prompt_details.cache_write',
+    'gen_ai.usage.prompt_tokens_details.cache_write',
+    'ai.usage.inputTokenDetails.cacheWriteTokens',
   ],
   reasoning: [
     'gen_ai.usage.reasoning.output_tokens',
     'gen_ai.usage.reasoning_tokens',
     'llm.token_count.completion_details.reasoning',
+    'gen_ai.usage.completion_tokens_details.reasoning',
+    'ai.usage.outputTokenDetails.reasoningTokens',
+    'ai.usage.reasoningTokens',
   ],
   cost: ['gen_ai.usage.cost', 'llm.cost.total'],
 } as const;
+
+/** Other conventions' markers, read to tell a model call from the spans around it. */
+export const VERCEL_OPERATION = 'ai.operationId';
+const OPENINFERENCE_KIND = 'openinference.span.kind';
+const OPENINFERENCE_PARAMETERS = 'llm.invocation_parameters';
+export const LANGFUSE_TYPE = 'langfuse.observation.type';
+const LANGFUSE_USAGE = 'langfuse.observation.usage_details';
+const LANGFUSE_COST = 'langfuse.observation.cost_details';
+
+/** The Vercel AI SDK's provider request spans (`ai.generateText.doGenerate`, `….doStream`, …). */
+const VERCEL_MODEL_CALL = /\.do[A-Z][A-Za-z]*$/;
+const LANGFUSE_MODEL_CALLS = new Set(['generation', 'embedding']);
 
 function flatten(value: AnyValue): string {
   switch (value.kind) {
@@ -163,11 +251,18 @@ function clampNs(ns: bigint): bigint {
  * A nanosecond time as `YYYY-MM-DD hh:mm:ss.nnnnnnnnn` (UTC): a bare digit string is read by the
  * engine according to its length (seconds, or refused), this form only one way.
  */
+let lastSecond = Number.NaN;
+let lastSecondText = '';
 export function clickHouseTime(ns: bigint): string {
   const clamped = clampNs(ns);
-  const seconds = clamped / 1_000_000_000n;
+  const seconds = Number(clamped / 1_000_000_000n);
   const fraction = String(clamped % 1_000_000_000n).padStart(9, '0');
-  return `${new Date(Number(seconds) * 1000).toISOString().slice(0, 19).replace('T', ' ')}.${fraction}`;
+  // The spans of one request mostly share their second: its text is made once.
+  if (seconds !== lastSecond) {
+    lastSecond = seconds;
+    lastSecondText = new Date(seconds * 1000).toISOString().slice(0, 19).replace('T', ' ');
+  }
+  return `${lastSecondText}.${fraction}`;
 }
 
 const TRACE_ID_FORM = /^[0-9A-Fa-f]{32}$/;
@@ -194,6 +289,8 @@ const TYPED = new Set<string>([
   'routewatch.outcome.reason',
   'routewatch.reask',
   'routewatch.cleanup.cost_usd',
+  'routewatch.http.attempts',
+  'routewatch.http.retry_wait_ms',
   'error.type',
   ...Object.values(NAMES).flat(),
 ]);
@@ -250,32 +347,291 @@ function finiteNumber(value: string | undefined): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
+/**
+ * HTTP requests of a call: `routewatch.http.attempts` (our instrumentation counts them), else the
+ * OpenTelemetry HTTP convention's `http.request.resend_count` + 1 that some instrumentations set on
+ * the call span (the Anthropic SDK's own spans do, from the second request on); 0 when neither is
+ * there: not counted, which is not the same as 1.
+ */
+function httpAttemptsOf(map: Record<string, string>): number {
+  const attempts = count(map['routewatch.http.attempts']);
+  if (attempts > 0) return Math.min(attempts, 65_535);
+  const resent = map['http.request.resend_count'];
+  return resent === undefined ? 0 : Math.min(count(resent) + 1, 65_535);
+}
+
 /** A cost in USD: a number from 0 to MAX_COST_USD, else absent. */
 function usdAmount(value: string | undefined): number | undefined {
   const n = finiteNumber(value);
   return n !== undefined && n >= 0 && n <= MAX_COST_USD ? n : undefined;
 }
 
-function isRelevant(map: Record<string, string>): boolean {
-  for (const key in map) {
-    if (key.startsWith('routewatch.') || key.startsWith('gen_ai.') || key.startsWith('llm.'))
-      return true;
-  }
-  return false;
+/** Attribute key prefixes that make a span one to store, whatever else it carries. */
+export const RELEVANT_PREFIXES = ['routewatch.', 'gen_ai.', 'llm.'] as const;
+
+/** Whether an attribute key makes its span one to store. */
+export function isRelevantKey(key: string): boolean {
+  return key.startsWith('routewatch.') || key.startsWith('gen_ai.') || key.startsWith('llm.');
 }
 
-function kindOf(span: OtlpSpan, map: Record<string, string>): SpanRow['kind'] {
-  if (span.name.startsWith('routewatch.task')) return 'task';
-  if (span.name.startsWith('routewatch.attempt')) return 'attempt';
-  if (
+/**
+ * Whether a span is stored, from three facts about its attributes: whether a key has a relevant
+ * prefix, and the (last) values of `langfuse.observation.type` and `ai.operationId`. Decoders that
+ * skip spans before building their attribute map (otlp-proto-rows.ts) gather these facts alone.
+ */
+export function isRelevantBy(
+  hasRelevantKey: boolean,
+  langfuseType: string | undefined,
+  vercelOperation: string | undefined,
+): boolean {
+  if (hasRelevantKey) return true;
+  // Langfuse generations carry only `langfuse.*` attributes, older Vercel AI SDK calls `ai.*` ones.
+  if (langfuseType !== undefined) return LANGFUSE_MODEL_CALLS.has(langfuseType);
+  return vercelOperation !== undefined && VERCEL_MODEL_CALL.test(vercelOperation);
+}
+
+function isRelevant(map: Record<string, string>): boolean {
+  let hasRelevantKey = false;
+  for (const key in map) {
+    if (isRelevantKey(key)) {
+      hasRelevantKey = true;
+      break;
+    }
+  }
+  return isRelevantBy(hasRelevantKey, map[LANGFUSE_TYPE], map[VERCEL_OPERATION]);
+}
+
+/** Whether the span is one request to a model, by the markers of the convention it follows. */
+function isModelCall(map: Record<string, string>): boolean {
+  // The Vercel AI SDK wraps each provider request (`….doGenerate`, `….doStream`) in a span for the
+  // whole call (`ai.generateText`) that repeats its model and usage: only the inner one counts.
+  const vercel = map[VERCEL_OPERATION];
+  if (vercel !== undefined) return VERCEL_MODEL_CALL.test(vercel);
+  const langfuseType = map[LANGFUSE_TYPE];
+  if (langfuseType !== undefined) return LANGFUSE_MODEL_CALLS.has(langfuseType);
+  const openInference = map[OPENINFERENCE_KIND];
+  if (openInference !== undefined) return openInference === 'LLM' || openInference === 'EMBEDDING';
+  return (
     first(map, NAMES.operation) !== undefined ||
     first(map, NAMES.requestModel) !== undefined ||
     first(map, NAMES.provider) !== undefined ||
     first(map, NAMES.inputTokens) !== undefined
-  ) {
-    return 'llm';
+  );
+}
+
+function kindOf(span: SpanFields, map: Record<string, string>): SpanRow['kind'] {
+  if (span.name.startsWith('routewatch.task')) return 'task';
+  if (span.name.startsWith('routewatch.attempt')) return 'attempt';
+  return isModelCall(map) ? 'llm' : 'other';
+}
+
+/** A field of a JSON object held in an attribute; undefined when it is not there. */
+function jsonField(text: string | undefined, field: string): unknown {
+  if (text === undefined || text === '' || text[0] !== '{') return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === 'object'
+      ? (value as Record<string, unknown>)[field]
+      : undefined;
+  } catch {
+    return undefined;
   }
-  return 'other';
+}
+
+function jsonObject(text: string | undefined): Record<string, unknown> | undefined {
+  if (text === undefined || text === '' || text[0] !== '{') return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The requested model: a name attribute, or OpenInference's invocation parameters. */
+function requestModelOf(map: Record<string, string>): string {
+  const named = first(map, NAMES.requestModel);
+  if (named !== undefined) return named;
+  // OpenInference overwrites `llm.model_name` with the served model; the request keeps the asked one.
+  const asked = jsonField(map[OPENINFERENCE_PARAMETERS], 'model');
+  return typeof asked === 'string' ? asked : '';
+}
+
+/** The operation, from the GenAI attributes or else from the convention's own span kinds. */
+function operationOf(map: Record<string, string>): string {
+  const named = first(map, NAMES.operation);
+  if (named !== undefined) return named;
+  const vercel = map[VERCEL_OPERATION];
+  if (vercel !== undefined && VERCEL_MODEL_CALL.test(vercel))
+    return vercel.endsWith('.doEmbed') ? 'embeddings' : 'chat';
+  const openInference = map[OPENINFERENCE_KIND];
+  if (openInference === 'LLM') return 'chat';
+  if (openInference === 'EMBEDDING') return 'embeddings';
+  const langfuseType = map[LANGFUSE_TYPE];
+  if (langfuseType === 'generation') return 'chat';
+  if (langfuseType === 'embedding') return 'embeddings';
+  return '';
+}
+
+const firstCount = (details: Record<string, unknown>, keys: readonly string[]): number => {
+  for (const key of keys) {
+    const value = details[key];
+    if (typeof value === 'number' || typeof value === 'string') return count(String(value));
+  }
+  return 0;
+};
+
+/**
+ * Usage from Langfuse's `usage_details` JSON. Its own keys (`input`, `output`, …) are disjoint
+ * buckets, each priced apart: the input there excludes cached tokens, which are added back to
+ * follow the GenAI convention. OpenAI-style keys (`prompt_tokens`) already include them.
+ */
+function langfuseUsage(map: Record<string, string>): TokenUsage | undefined {
+  const details = jsonObject(map[LANGFUSE_USAGE]);
+  if (details === undefined) return undefined;
+  const cacheReadTokens = firstCount(details, [
+    'input_cached_tokens',
+    'cache_read_input_tokens',
+    'input_cache_read',
+  ]);
+  const cacheCreationTokens = firstCount(details, [
+    'cache_creation_input_tokens',
+    'input_cache_creation',
+    'input_cache_write',
+  ]);
+  const disjointInput = firstCount(details, ['input']);
+  const inputTokens =
+    disjointInput > 0 || details['input'] !== undefined
+      ? disjointInput + cacheReadTokens + cacheCreationTokens
+      : firstCount(details, ['prompt_tokens', 'input_tokens', 'promptTokens']);
+  return {
+    inputTokens,
+    outputTokens: firstCount(details, [
+      'output',
+      'completion_tokens',
+      'output_tokens',
+      'completionTokens',
+    ]),
+    cacheReadTokens,
+    cacheCreationTokens,
+  };
+}
+
+/** Langfuse's `cost_details` JSON: its `total`, else the sum of its parts. */
+function langfuseCost(map: Record<string, string>): number | undefined {
+  const details = jsonObject(map[LANGFUSE_COST]);
+  if (details === undefined) return undefined;
+  if (details['total'] !== undefined) return usdAmount(String(details['total']));
+  let sum = 0;
+  let any = false;
+  for (const value of Object.values(details)) {
+    const amount = usdAmount(String(value));
+    if (amount !== undefined) {
+      sum += amount;
+      any = true;
+    }
+  }
+  return any ? usdAmount(String(sum)) : undefined;
+}
+
+function usageOf(map: Record<string, string>): TokenUsage {
+  if (first(map, NAMES.inputTokens) === undefined && first(map, NAMES.outputTokens) === undefined) {
+    const langfuse = langfuseUsage(map);
+    if (langfuse !== undefined) return langfuse;
+  }
+  return inclusiveUsage({
+    inputTokens: count(first(map, NAMES.inputTokens)),
+    outputTokens: count(first(map, NAMES.outputTokens)),
+    cacheReadTokens: count(first(map, NAMES.cacheRead)),
+    cacheCreationTokens: count(first(map, NAMES.cacheCreation)),
+  });
+}
+
+interface CallCost {
+  costUsd: number;
+  source: CostSource;
+  note: CostNote;
+  priceRef: string;
+}
+
+const NO_COST: CallCost = { costUsd: 0, source: 'none', note: '', priceRef: '' };
+
+/**
+ * The cost of an LLM call. A positive cost the span carries is final: the application (or its
+ * tool) knew it. A reported cost of 0 is no evidence: tools send 0 when they cannot price a model
+ * (OpenLIT) or saw no usage, so it is set aside and the call is priced from its tokens like any
+ * other. Without a price, or without token counts, the cost is unknown: `unpriced`, never $0 priced.
+ */
+function costOf(
+  map: Record<string, string>,
+  provider: string,
+  models: readonly string[],
+  usage: TokenUsage,
+  failed: boolean,
+  atMs: number,
+  prices: PriceTable,
+): CallCost {
+  const reported = usdAmount(first(map, NAMES.cost)) ?? langfuseCost(map);
+  if (reported !== undefined && reported > 0)
+    return { costUsd: reported, source: 'span', note: '', priceRef: '' };
+  if (usage.inputTokens + usage.outputTokens === 0) {
+    return failed
+      ? { ...NO_COST, note: 'failed_no_usage' }
+      : { ...NO_COST, source: 'unpriced', note: 'no_usage' };
+  }
+  // The served model first: after a provider-side fallback it is the one billed.
+  const quote = prices.price(provider, models, usage, atMs);
+  if (quote !== undefined) {
+    return {
+      costUsd: quote.costUsd,
+      source: 'price_table',
+      note: reported === 0 ? 'reported_zero_ignored' : '',
+      priceRef: quote.ref,
+    };
+  }
+  return {
+    ...NO_COST,
+    source: 'unpriced',
+    note: models.some((m) => m !== '') ? 'unknown_model' : 'no_model',
+  };
+}
+
+/**
+ * What normalizing reads of a span besides its attributes: decoded and checked, whatever the
+ * encoding it came in.
+ */
+export interface SpanFields {
+  traceId: string;
+  spanId: string;
+  /** '' when the span has no parent. */
+  parentSpanId: string;
+  name: string;
+  kind: number;
+  startNs: bigint;
+  endNs: bigint;
+  statusCode: number;
+  statusMessage: string;
+  /**
+   * The name, the status message and the scope name are known to hold no lone surrogate (decoded
+   * from UTF-8 bytes), so they need no wellFormed pass.
+   */
+  wellFormed?: boolean;
+}
+
+export function spanFields(span: OtlpSpan): SpanFields {
+  return {
+    traceId: span.traceId,
+    spanId: span.spanId,
+    parentSpanId: span.parentSpanId,
+    name: span.name,
+    kind: span.kind,
+    startNs: BigInt(span.startTimeUnixNano),
+    endNs: BigInt(span.endTimeUnixNano),
+    statusCode: span.status.code,
+    statusMessage: span.status.message,
+  };
 }
 
 export function normalizeSpan(
@@ -284,43 +640,59 @@ export function normalizeSpan(
   resource: Record<string, string>,
   scopeName: string,
   prices: PriceTable,
+  mapping?: Mapping,
 ): SpanRow {
-  const kind = kindOf(span, map);
-  const requestModel = first(map, NAMES.requestModel) ?? '';
-  const responseModel = first(map, NAMES.responseModel) ?? '';
-  const usage = {
-    inputTokens: count(first(map, NAMES.inputTokens)),
-    outputTokens: count(first(map, NAMES.outputTokens)),
-    cacheReadTokens: count(first(map, NAMES.cacheRead)),
-    cacheCreationTokens: count(first(map, NAMES.cacheCreation)),
-  };
+  return normalizeFields(spanFields(span), map, resource, scopeName, prices, mapping);
+}
 
-  let costUsd = 0;
-  let costSource: SpanRow['cost_source'] = 'none';
-  const reportedCost = usdAmount(first(map, NAMES.cost));
-  if (kind === 'llm') {
-    if (reportedCost !== undefined) {
-      // A cost the application knows is final; the price table never overrides it.
-      costUsd = reportedCost;
-      costSource = 'span';
-    } else if (usage.inputTokens + usage.outputTokens > 0) {
-      // The served model beats the requested one: after a provider-side fallback they differ.
-      const price = prices.find(responseModel || requestModel) ?? prices.find(requestModel);
-      if (price) {
-        costUsd = prices.cost(price, usage);
-        costSource = 'price_table';
-      } else {
-        costSource = 'unpriced';
-      }
-    }
-  }
+/** A `spans` row of one span: its fields and its attributes as a map of flattened values. */
+export function normalizeFields(
+  span: SpanFields,
+  map: Record<string, string>,
+  resource: Record<string, string>,
+  scopeName: string,
+  prices: PriceTable,
+  mapping?: Mapping,
+): SpanRow {
+  const mapped: MappedSpan | undefined = mapping?.active
+    ? { name: span.name, parentSpanId: span.parentSpanId, attributes: map, resource }
+    : undefined;
+  let kind = kindOf(span, map);
+  // A span the mapping names as a task's own (a Langfuse trace's root, say); never a model call.
+  if (kind === 'other' && mapped && mapping!.isTaskSpan(mapped)) kind = 'task';
+  const derived: Partial<Record<MappedField, string>> = mapped ? mapping!.derive(mapped) : {};
+  const requestModel = requestModelOf(map);
+  const responseModel = first(map, NAMES.responseModel) ?? '';
+  const provider = first(map, NAMES.provider) ?? '';
+  const usage = usageOf(map);
 
   // Clamped first, so the stored duration is the difference of the stored times (and fits UInt64).
-  const start = clampNs(BigInt(span.startTimeUnixNano));
-  const end = clampNs(BigInt(span.endTimeUnixNano));
-  const outcome = map['routewatch.outcome'] ?? '';
+  const start = clampNs(span.startNs);
+  const end = clampNs(span.endNs);
+  const statusCode = STATUS_CODES[span.statusCode] ?? 'unset';
+  const cost =
+    kind === 'llm'
+      ? costOf(
+          map,
+          provider,
+          [responseModel, requestModel],
+          usage,
+          statusCode === 'error',
+          Number(start / 1_000_000n),
+          prices,
+        )
+      : NO_COST;
+
+  // The span's own routing attributes win; the mapping fills what they leave empty.
+  const route = map['routewatch.route'] || derived.route || '';
+  const attemptText =
+    map['routewatch.attempt'] ??
+    derived.attempt ??
+    // A route derived from other attributes is the routing decision: the primary attempt.
+    (derived.route !== undefined && !map['routewatch.route'] ? '1' : undefined);
+  const outcome = map['routewatch.outcome'] || derived.outcome || '';
   const confidence = finiteNumber(map['routewatch.confidence']);
-  const attempt = count(map['routewatch.attempt']);
+  const attempt = count(attemptText);
 
   // An end before the start (or missing: 0 on the wire) is taken as the start.
   const endNs = end > start ? end : start;
@@ -331,21 +703,21 @@ export function normalizeSpan(
     trace_id: span.traceId,
     span_id: span.spanId,
     parent_span_id: span.parentSpanId,
-    name: wellFormed(span.name),
+    name: span.wellFormed ? span.name : wellFormed(span.name),
     span_kind: SPAN_KINDS[span.kind] ?? 'unspecified',
     kind,
     service_name: resource['service.name'] ?? '',
-    scope_name: wellFormed(scopeName),
-    task_id: canonicalTaskId(map['routewatch.task.id'] || span.traceId),
-    cohort: map['routewatch.cohort'] ?? '',
-    route: map['routewatch.route'] ?? '',
+    scope_name: span.wellFormed ? scopeName : wellFormed(scopeName),
+    task_id: canonicalTaskId(map['routewatch.task.id'] || derived.task_id || span.traceId),
+    cohort: map['routewatch.cohort'] || derived.cohort || '',
+    route,
     attempt: Math.min(attempt, 65_535),
     fallback_reason: map['routewatch.fallback.reason'] ?? '',
-    policy_version: map['routewatch.policy.version'] ?? '',
+    policy_version: map['routewatch.policy.version'] || derived.policy_version || '',
     validation: map['routewatch.validation'] ?? '',
     confidence: confidence ?? null,
-    provider: first(map, NAMES.provider) ?? '',
-    operation: first(map, NAMES.operation) ?? '',
+    provider,
+    operation: kind === 'llm' ? operationOf(map) : (first(map, NAMES.operation) ?? ''),
     request_model: requestModel,
     response_model: responseModel,
     input_tokens: usage.inputTokens,
@@ -353,54 +725,128 @@ export function normalizeSpan(
     cache_read_tokens: usage.cacheReadTokens,
     cache_creation_tokens: usage.cacheCreationTokens,
     reasoning_tokens: count(first(map, NAMES.reasoning)),
-    cost_usd: costUsd,
-    cost_source: costSource,
-    status_code: STATUS_CODES[span.status.code] ?? 'unset',
-    status_message: wellFormed(span.status.message),
+    cost_usd: cost.costUsd,
+    cost_source: cost.source,
+    cost_note: cost.note,
+    price_ref: cost.priceRef,
+    status_code: statusCode,
+    status_message: span.wellFormed ? span.statusMessage : wellFormed(span.statusMessage),
     error_type: map['error.type'] ?? '',
     outcome: OUTCOMES.has(outcome) ? outcome : outcome === '' ? '' : 'unknown',
-    outcome_reason: map['routewatch.outcome.reason'] ?? '',
+    outcome_reason: map['routewatch.outcome.reason'] || derived.outcome_reason || '',
     reask: map['routewatch.reask'] === 'true' ? 1 : 0,
     cleanup_cost_usd: usdAmount(map['routewatch.cleanup.cost_usd']) ?? 0,
+    http_attempts: kind === 'llm' ? httpAttemptsOf(map) : 0,
+    // UInt32 milliseconds: 49 days is more than any call waits.
+    http_retry_wait_ms:
+      kind === 'llm' ? Math.min(count(map['routewatch.http.retry_wait_ms']), 4_294_967_295) : 0,
     attributes: untyped(map),
     resource,
   };
 }
 
+/** LLM calls of a request by cost source: what /metrics counts. */
+export type CostSourceCounts = Record<(typeof COST_SOURCES)[number], number>;
+
+/** The cost sources counted per LLM call (a call with source `none` has nothing to price). */
+export const COST_SOURCES = ['span', 'price_table', 'unpriced'] as const;
+
+export const noCostSourceCounts = (): CostSourceCounts => ({
+  span: 0,
+  price_table: 0,
+  unpriced: 0,
+});
+
 /**
  * Turns a decoded request into `spans` rows. Spans without routing or GenAI attributes are
- * skipped (counted, not stored); spans starting outside `window` are refused (counted, with the
- * reason of the first).
+ * skipped (counted, not stored), unless the mapping names them as task spans; spans starting
+ * outside `window` are refused (counted, with the reason of the first).
  */
 export function normalizeRequest(
   request: ExportTraceRequest,
   prices: PriceTable,
   window: TimeWindow = ANY_TIME,
+  mapping?: Mapping,
 ): NormalizeResult {
-  const rows: SpanRow[] = [];
-  let skipped = 0;
-  let outOfWindow = 0;
-  let outOfWindowMessage = '';
+  const out = new RequestRows(prices, window, mapping);
+  const mapsTasks = mapping?.active === true;
   for (const resourceSpans of request.resourceSpans) {
     const resource = toMap(resourceSpans.resource?.attributes ?? []);
     for (const scopeSpans of resourceSpans.scopeSpans) {
       const scopeName = scopeSpans.scope?.name ?? '';
       for (const span of scopeSpans.spans) {
         const map = toMap(span.attributes);
-        if (!isRelevant(map)) {
-          skipped++;
+        if (
+          !isRelevant(map) &&
+          !(
+            mapsTasks &&
+            mapping!.isTaskSpan({
+              name: span.name,
+              parentSpanId: span.parentSpanId,
+              attributes: map,
+              resource,
+            })
+          )
+        ) {
+          out.skipped++;
           continue;
         }
-        const start = BigInt(span.startTimeUnixNano);
-        if (start < window.fromNs || start > window.toNs) {
-          if (outOfWindow++ === 0) outOfWindowMessage = outsideWindowMessage(start, window);
-          continue;
-        }
-        rows.push(normalizeSpan(span, map, resource, scopeName, prices));
+        out.add(spanFields(span), map, resource, scopeName);
       }
     }
   }
-  return { rows, skipped, outOfWindow, outOfWindowMessage };
+  return out.result();
+}
+
+/**
+ * The rows of one request as its spans are found relevant, and the counts that go with them; what
+ * every decoder feeds (the decoded request in normalizeRequest, or the protobuf body straight in
+ * otlp-proto-rows.ts).
+ */
+export class RequestRows {
+  readonly rows: SpanRow[] = [];
+  readonly costSources = noCostSourceCounts();
+  /** Spans not stored for lack of routing or GenAI attributes. */
+  skipped = 0;
+  outOfWindow = 0;
+  outOfWindowMessage = '';
+  readonly #prices: PriceTable;
+  readonly #window: TimeWindow;
+  readonly #mapping: Mapping | undefined;
+
+  constructor(prices: PriceTable, window: TimeWindow, mapping: Mapping | undefined) {
+    this.#prices = prices;
+    this.#window = window;
+    this.#mapping = mapping;
+  }
+
+  /** Stores a span to be stored, unless it starts outside the accepted window. */
+  add(
+    span: SpanFields,
+    map: Record<string, string>,
+    resource: Record<string, string>,
+    scopeName: string,
+  ): void {
+    const start = span.startNs;
+    if (start < this.#window.fromNs || start > this.#window.toNs) {
+      if (this.outOfWindow++ === 0)
+        this.outOfWindowMessage = outsideWindowMessage(start, this.#window);
+      return;
+    }
+    const row = normalizeFields(span, map, resource, scopeName, this.#prices, this.#mapping);
+    if (row.kind === 'llm' && row.cost_source !== 'none') this.costSources[row.cost_source]++;
+    this.rows.push(row);
+  }
+
+  result(): NormalizeResult {
+    return {
+      rows: this.rows,
+      skipped: this.skipped,
+      outOfWindow: this.outOfWindow,
+      outOfWindowMessage: this.outOfWindowMessage,
+      costSources: this.costSources,
+    };
+  }
 }
 
 const isoOf = (ns: bigint) => {

@@ -5,6 +5,8 @@ import { decodeBody, guardBodies } from './body-guard.js';
 import { IngestTooComplexError } from './ingest-pool.js';
 import type { IngestRunner } from './ingest-pool.js';
 import type { OtlpEncoding } from './ingest.js';
+import { COST_SOURCES, noCostSourceCounts } from './normalize.js';
+import type { CostSourceCounts } from './normalize.js';
 import { OtlpDecodeError } from './otlp-errors.js';
 import { encodeTraceResponseProto } from './otlp-proto.js';
 import { OverloadedError } from './span-writer.js';
@@ -20,6 +22,8 @@ export interface CollectorStats {
   spansOutOfWindow: number;
   /** Requests answered with a 4xx. */
   rejectedRequests: number;
+  /** LLM calls in acknowledged requests, by where their cost comes from. */
+  llmCallsByCostSource: CostSourceCounts;
 }
 
 export function newCollectorStats(): CollectorStats {
@@ -29,6 +33,7 @@ export function newCollectorStats(): CollectorStats {
     spansSkipped: 0,
     spansOutOfWindow: 0,
     rejectedRequests: 0,
+    llmCallsByCostSource: noCostSourceCounts(),
   };
 }
 
@@ -88,6 +93,18 @@ function partialMessage(
 
 export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, options) => {
   const { stats, writer } = options;
+  // Before the body is read (and before admission): while the write-ahead log is at its disk
+  // budget no request can be taken, so it is refused at once, as admission does under overload.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method !== 'POST') return;
+    const refusal = writer.refusal();
+    if (!refusal) return;
+    reply.header('connection', 'close');
+    throw unavailable(
+      `${refusal.reason}: retry after ${refusal.retryAfterSeconds} s`,
+      refusal.retryAfterSeconds,
+    );
+  });
   guardBodies(app, {
     admission: options.admission,
     maxBodyBytes: options.maxBodyBytes,
@@ -137,6 +154,8 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
         error,
       );
     }
+    for (const source of COST_SOURCES)
+      stats.llmCallsByCostSource[source] += ingested.costSources[source];
     const notStored = ingested.outOfWindow + stored.rejected;
     if (notStored === 0) return accepted(reply, encoding);
     if (stored.rejected > 0) {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { MAX_SCORES, OUTCOMES, SCORE_NAME_PATTERN } from '@routewatch/instrumentation/semconv';
 import { z } from 'zod';
 import type { Store } from '../storage/store.js';
 import { MAX_COST_USD, canonicalTaskId, clickHouseTime } from './normalize.js';
@@ -12,13 +13,38 @@ import { MAX_COST_USD, canonicalTaskId, clickHouseTime } from './normalize.js';
  * a report observed first (sql/migrations/0008), so a retry, stored with its own later receive
  * time, changes nothing. Reports of equal time are ordered by report id (sql/views/v_tasks.sql).
  */
+const SCORE_NAME_RULE = 'a score name is 1-64 characters of [a-z0-9_.-]';
+
+/**
+ * Named quality scores in 0..1, under the names the instrumentation accepts (`setScore`). zod
+ * skips a `__proto__` key (JSON.parse makes it an own key; the name fits the pattern), so it is
+ * refused here before the record is read: a score is never dropped in silence.
+ */
+const scores = z.preprocess(
+  (named, ctx) => {
+    if (typeof named === 'object' && named !== null && Object.hasOwn(named, '__proto__')) {
+      ctx.addIssue({ code: 'custom', message: SCORE_NAME_RULE, path: ['__proto__'], input: named });
+    }
+    return named;
+  },
+  z
+    .record(z.string().regex(SCORE_NAME_PATTERN), z.number().min(0).max(1), {
+      error: (issue) => (issue.code === 'invalid_key' ? SCORE_NAME_RULE : undefined),
+    })
+    .refine((named) => Object.keys(named).length <= MAX_SCORES, {
+      message: `at most ${MAX_SCORES} scores per report`,
+    }),
+);
+
 export const outcomeReport = z
   .object({
     taskId: z.string().min(1).max(256),
-    outcome: z.enum(['success', 'failure', 'escalated', 'abandoned', 'unknown']),
+    outcome: z.enum(OUTCOMES),
     reason: z.string().max(128).optional(),
     reask: z.boolean().optional(),
     cleanupCostUsd: z.number().finite().nonnegative().max(MAX_COST_USD).optional(),
+    /** Named quality scores in 0..1 (`{ "groundedness": 0.8 }`), stored with the report. */
+    scores: scores.optional(),
     /** When the outcome was observed; default: when it was first received (retries keep that). */
     observedAt: z.iso.datetime({ offset: true }).optional(),
     source: z.string().max(64).optional(),
@@ -64,8 +90,22 @@ export function reportId(report: OutcomeReport): string {
     report.cleanupCostUsd ?? 0,
     report.observedAt === undefined ? '' : Date.parse(report.observedAt),
     report.source ?? 'api',
+    // Only when there are scores: a report without them keeps the id it had before scores
+    // existed, so its retry across an upgrade still counts once.
+    ...(hasScores(report) ? [sortedScores(report.scores)] : []),
   ]);
   return `sha256:${createHash('sha256').update(content).digest('hex').slice(0, 32)}`;
+}
+
+function hasScores(
+  report: OutcomeReport,
+): report is OutcomeReport & { scores: Record<string, number> } {
+  return report.scores !== undefined && Object.keys(report.scores).length > 0;
+}
+
+/** The scores as [name, value] pairs in name order: the same scores hash alike in any order. */
+function sortedScores(named: Record<string, number>): [string, number][] {
+  return Object.entries(named).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 export function outcomeRows(reports: OutcomeReport[], now: Date): string {
@@ -81,6 +121,7 @@ export function outcomeRows(reports: OutcomeReport[], now: Date): string {
           reask: r.reask ? 1 : 0,
           cleanup_cost_usd: r.cleanupCostUsd ?? 0,
           source: r.source ?? 'api',
+          scores: r.scores ?? {},
         }),
       )
       .join('\n') + '\n'

@@ -1,63 +1,42 @@
+import { calcPrice, findProvider } from '@pydantic/genai-prices';
+import type { ModelInfo, ModelPrice as CataloguePrice, Provider } from '@pydantic/genai-prices';
+
 /**
- * Prices of current OpenAI and Anthropic models, USD per million tokens, as published by the
- * providers. A model name matches the longest entry it starts with, so dated snapshots
- * (`gpt-4o-mini-2024-07-18`, `claude-sonnet-4-20250514`) find their family.
+ * Prices of LLM calls, USD. Two sources, in this order:
+ * - the user's price file (ROUTEWATCH_PRICES): entries for contract prices, fine-tunes, self-hosted
+ *   models, or a price the catalogue does not have yet;
+ * - the catalogue bundled with `@pydantic/genai-prices` (many providers, cache and tiered prices,
+ *   price history), read from the installed package: nothing is fetched at run time.
+ * Each call is priced at its own start time, so a price change applies to calls made after it and a
+ * replayed old span keeps its old price. See docs/pricing.md.
  */
-export interface ModelPrice {
+
+/** The catalogue's package and version, recorded in `price_ref` so a row says which data priced it. */
+export const CATALOGUE = 'genai-prices@0.1.8';
+
+/** One entry of the price file: USD per million tokens. Plain data (it crosses into workers). */
+export interface PriceOverride {
+  /** A model name (case-insensitive, also matching its dated snapshots), or a prefix ending in `*`. */
   model: string;
+  /** Only calls of this provider (as the catalogue names them: openai, anthropic, google, …). */
+  provider?: string;
+  /** In force from this time (ms since the epoch); absent: always. */
+  fromMs?: number;
   inputPerMTok: number;
   outputPerMTok: number;
-  /** Price of input tokens read from the prompt cache; defaults to the input price. */
+  /** Input tokens read from the prompt cache; defaults to the input price. */
   cacheReadPerMTok?: number;
-  /** Price of input tokens written to the prompt cache; defaults to the input price. */
+  /** Input tokens written to the prompt cache; defaults to the input price. */
   cacheWritePerMTok?: number;
 }
 
-export const DEFAULT_PRICES: readonly ModelPrice[] = [
-  { model: 'gpt-4o-mini', inputPerMTok: 0.15, outputPerMTok: 0.6, cacheReadPerMTok: 0.075 },
-  { model: 'gpt-4o', inputPerMTok: 2.5, outputPerMTok: 10, cacheReadPerMTok: 1.25 },
-  { model: 'gpt-4.1-nano', inputPerMTok: 0.1, outputPerMTok: 0.4, cacheReadPerMTok: 0.025 },
-  { model: 'gpt-4.1-mini', inputPerMTok: 0.4, outputPerMTok: 1.6, cacheReadPerMTok: 0.1 },
-  { model: 'gpt-4.1', inputPerMTok: 2, outputPerMTok: 8, cacheReadPerMTok: 0.5 },
-  { model: 'o4-mini', inputPerMTok: 1.1, outputPerMTok: 4.4, cacheReadPerMTok: 0.275 },
-  { model: 'text-embedding-3-small', inputPerMTok: 0.02, outputPerMTok: 0 },
-  { model: 'text-embedding-3-large', inputPerMTok: 0.13, outputPerMTok: 0 },
-  {
-    model: 'claude-3-5-haiku',
-    inputPerMTok: 0.8,
-    outputPerMTok: 4,
-    cacheReadPerMTok: 0.08,
-    cacheWritePerMTok: 1,
-  },
-  {
-    model: 'claude-haiku-4-5',
-    inputPerMTok: 1,
-    outputPerMTok: 5,
-    cacheReadPerMTok: 0.1,
-    cacheWritePerMTok: 1.25,
-  },
-  {
-    model: 'claude-sonnet-4',
-    inputPerMTok: 3,
-    outputPerMTok: 15,
-    cacheReadPerMTok: 0.3,
-    cacheWritePerMTok: 3.75,
-  },
-  {
-    model: 'claude-3-7-sonnet',
-    inputPerMTok: 3,
-    outputPerMTok: 15,
-    cacheReadPerMTok: 0.3,
-    cacheWritePerMTok: 3.75,
-  },
-  {
-    model: 'claude-opus-4',
-    inputPerMTok: 15,
-    outputPerMTok: 75,
-    cacheReadPerMTok: 1.5,
-    cacheWritePerMTok: 18.75,
-  },
-];
+export interface PriceSettings {
+  overrides: readonly PriceOverride[];
+  /** Whether to price from the bundled catalogue; false: only from the overrides. */
+  catalogue: boolean;
+}
+
+export const DEFAULT_PRICE_SETTINGS: PriceSettings = { overrides: [], catalogue: true };
 
 export interface TokenUsage {
   /** All input tokens, cached ones included (GenAI convention). */
@@ -67,32 +46,288 @@ export interface TokenUsage {
   cacheCreationTokens: number;
 }
 
-export class PriceTable {
-  readonly #byLength: ModelPrice[];
+export interface PriceQuote {
+  costUsd: number;
+  /** Which entry priced the call: `override:<model>[@<from>]` or `genai-prices@<v>:<provider>/<model>`. */
+  ref: string;
+}
 
-  constructor(prices: readonly ModelPrice[] = DEFAULT_PRICES) {
-    this.#byLength = [...prices].sort((a, b) => b.model.length - a.model.length);
+/**
+ * OpenTelemetry provider names (and those of other conventions) → catalogue provider ids. A name
+ * not listed is tried as a catalogue id itself, then by its first dotted part (`openai.chat`, the
+ * Vercel AI SDK's, is `openai`).
+ */
+const PROVIDER_ALIASES: Record<string, string> = {
+  'gcp.gemini': 'google',
+  'gcp.vertex_ai': 'google',
+  'gcp.gen_ai': 'google',
+  gcp: 'google',
+  gemini: 'google',
+  vertex_ai: 'google',
+  vertexai: 'google',
+  google_genai: 'google',
+  'google.generative-ai': 'google',
+  'aws.bedrock': 'aws',
+  bedrock: 'aws',
+  'amazon-bedrock': 'aws',
+  'azure.ai.openai': 'azure',
+  'azure.ai.inference': 'azure',
+  'az.ai.openai': 'azure',
+  'az.ai.inference': 'azure',
+  azure_openai: 'azure',
+  'azure-openai': 'azure',
+  x_ai: 'x-ai',
+  xai: 'x-ai',
+  mistral_ai: 'mistral',
+  mistralai: 'mistral',
+  'ibm.watsonx.ai': 'ibm',
+};
+
+/** The catalogue provider a span's provider name refers to; '' when none. */
+export function catalogueProviderId(name: string): string {
+  const lower = name.trim().toLowerCase();
+  if (lower === '') return '';
+  const alias = PROVIDER_ALIASES[lower];
+  if (alias !== undefined) return alias;
+  // The catalogue's own id, or a name its providers recognise (`openai.chat` contains `openai`).
+  const direct = findProvider({ providerId: lower });
+  if (direct) return direct.id;
+  const head = lower.split('.', 1)[0]!;
+  return findProvider({ providerId: PROVIDER_ALIASES[head] ?? head })?.id ?? '';
+}
+
+/** A catalogue model found for a (provider, model name): resolved once, priced per call. */
+interface CatalogueModel {
+  ref: string;
+  /** The model alone, as a provider of its own: the library then matches one model, not hundreds. */
+  provider: Provider;
+  model: ModelInfo;
+  /** The four token prices when they are plain numbers and do not change over time. */
+  flat: FlatPrice | undefined;
+}
+
+interface FlatPrice {
+  input: number;
+  output: number;
+  cacheRead: number;
+  cacheWrite: number;
+}
+
+const TOKEN_KEYS = ['input_mtok', 'output_mtok', 'cache_read_mtok', 'cache_write_mtok'] as const;
+
+/**
+ * The prices of a model when they need none of the library's machinery: no price history, no
+ * time-of-day price, no tiers on the token prices. Most models; the others go through `calcPrice`.
+ */
+function flatPrice(model: ModelInfo): FlatPrice | undefined {
+  if (Array.isArray(model.prices)) return undefined;
+  const prices: CataloguePrice = model.prices;
+  for (const key of TOKEN_KEYS) {
+    const value = prices[key];
+    if (value !== undefined && typeof value !== 'number') return undefined;
+  }
+  const input = prices['input_mtok'] as number | undefined;
+  if (input === undefined) return undefined;
+  return {
+    input,
+    output: (prices['output_mtok'] as number | undefined) ?? 0,
+    cacheRead: (prices['cache_read_mtok'] as number | undefined) ?? input,
+    cacheWrite: (prices['cache_write_mtok'] as number | undefined) ?? input,
+  };
+}
+
+/** Whether a model has any price for tokens (some entries price only per request or per image). */
+function pricesTokens(model: ModelInfo): boolean {
+  const all = Array.isArray(model.prices) ? model.prices.map((p) => p.prices) : [model.prices];
+  return all.some((p) => p['input_mtok'] !== undefined || p['output_mtok'] !== undefined);
+}
+
+function flatCost(price: FlatPrice, usage: TokenUsage): number {
+  const uncached = usage.inputTokens - usage.cacheReadTokens - usage.cacheCreationTokens;
+  return (
+    (uncached * price.input +
+      usage.cacheReadTokens * price.cacheRead +
+      usage.cacheCreationTokens * price.cacheWrite +
+      usage.outputTokens * price.output) /
+    1_000_000
+  );
+}
+
+/**
+ * Usage as the GenAI conventions mean it: cache reads and writes are sub-counts of the input. A
+ * sender following Anthropic's own API reports input tokens without the cached ones; when the
+ * cache counts exceed the input, that is what happened, and they are added back.
+ */
+export function inclusiveUsage(usage: TokenUsage): TokenUsage {
+  const cached = usage.cacheReadTokens + usage.cacheCreationTokens;
+  return cached > usage.inputTokens ? { ...usage, inputTokens: usage.inputTokens + cached } : usage;
+}
+
+/** A served model name without its date suffix: `gpt-4o-mini-2024-07-18` → `gpt-4o-mini`. */
+const DATE_SUFFIX = /[-@](?:\d{4}-\d{2}-\d{2}|\d{8})$/;
+
+interface CompiledOverride {
+  name: string;
+  prefix: boolean;
+  provider: string;
+  fromMs: number;
+  entry: PriceOverride;
+}
+
+/** Bound on memoized (provider, model) look-ups; model names are few, but senders are untrusted. */
+const MAX_RESOLVED = 10_000;
+
+export class PriceTable {
+  readonly #overrides: CompiledOverride[];
+  readonly #catalogue: boolean;
+  readonly #resolved = new Map<string, CatalogueModel | null>();
+  readonly #providerIds = new Map<string, string>();
+
+  constructor(overrides: readonly PriceOverride[] = [], options: { catalogue?: boolean } = {}) {
+    this.#catalogue = options.catalogue ?? true;
+    this.#overrides = overrides
+      .map((entry) => {
+        const lower = entry.model.toLowerCase();
+        const prefix = lower.endsWith('*');
+        return {
+          name: prefix ? lower.slice(0, -1) : lower,
+          prefix,
+          provider:
+            entry.provider === undefined
+              ? ''
+              : catalogueProviderId(entry.provider) || entry.provider.toLowerCase(),
+          fromMs: entry.fromMs ?? Number.NEGATIVE_INFINITY,
+          entry,
+        };
+      })
+      // Exact names before prefixes, longer prefixes first, then the latest start first.
+      .sort(
+        (a, b) =>
+          Number(a.prefix) - Number(b.prefix) ||
+          b.name.length - a.name.length ||
+          b.fromMs - a.fromMs,
+      );
   }
 
-  /** The price of a model, or undefined when no entry matches. Case-insensitive. */
-  find(model: string): ModelPrice | undefined {
-    const name = model.toLowerCase();
-    return this.#byLength.find((p) => name.startsWith(p.model));
+  static from(settings: PriceSettings): PriceTable {
+    return new PriceTable(settings.overrides, { catalogue: settings.catalogue });
   }
 
   /**
-   * Cost of one call. Cache reads and writes are sub-counts of the input tokens and are priced
-   * at their own rates, never twice; reasoning tokens are a sub-count of output tokens.
+   * The cost of one call started at `atMs`, priced by the first of `models` (the served model
+   * first, then the requested one) that has a price: for each, the price file, then the catalogue.
+   * Undefined when none has one.
    */
-  cost(price: ModelPrice, usage: TokenUsage): number {
-    const cached = usage.cacheReadTokens + usage.cacheCreationTokens;
-    const uncachedInput = Math.max(0, usage.inputTokens - cached);
-    return (
-      (uncachedInput * price.inputPerMTok +
-        usage.cacheReadTokens * (price.cacheReadPerMTok ?? price.inputPerMTok) +
-        usage.cacheCreationTokens * (price.cacheWritePerMTok ?? price.inputPerMTok) +
-        usage.outputTokens * price.outputPerMTok) /
-      1_000_000
+  price(
+    provider: string,
+    models: readonly string[],
+    usage: TokenUsage,
+    atMs: number,
+  ): PriceQuote | undefined {
+    const providerId = this.#providerId(provider);
+    const inclusive = inclusiveUsage(usage);
+    for (const model of models) {
+      const name = model.trim().toLowerCase();
+      if (name === '') continue;
+      const override = this.#findOverride(providerId, name, atMs);
+      if (override)
+        return { costUsd: overrideCost(override.entry, inclusive), ref: refOf(override) };
+      if (!this.#catalogue) continue;
+      const found = this.#resolve(providerId, name);
+      if (found) {
+        const costUsd = catalogueCost(found, inclusive, atMs);
+        if (costUsd !== undefined) return { costUsd, ref: found.ref };
+      }
+    }
+    return undefined;
+  }
+
+  #providerId(name: string): string {
+    const known = this.#providerIds.get(name);
+    if (known !== undefined) return known;
+    if (this.#providerIds.size >= MAX_RESOLVED) this.#providerIds.clear();
+    const id = catalogueProviderId(name);
+    this.#providerIds.set(name, id);
+    return id;
+  }
+
+  #findOverride(providerId: string, name: string, atMs: number): CompiledOverride | undefined {
+    if (this.#overrides.length === 0) return undefined;
+    const undated = name.replace(DATE_SUFFIX, '');
+    return this.#overrides.find(
+      (o) =>
+        (o.provider === '' || o.provider === providerId) &&
+        o.fromMs <= atMs &&
+        (o.prefix ? name.startsWith(o.name) : name === o.name || undated === o.name),
     );
   }
+
+  #resolve(providerId: string, name: string): CatalogueModel | null {
+    const key = `${providerId}\u0000${name}`;
+    const known = this.#resolved.get(key);
+    if (known !== undefined) return known;
+    if (this.#resolved.size >= MAX_RESOLVED) this.#resolved.clear();
+    const found = resolveInCatalogue(providerId, name);
+    this.#resolved.set(key, found);
+    return found;
+  }
+}
+
+function resolveInCatalogue(providerId: string, name: string): CatalogueModel | null {
+  // Matching needs only the names; the usage is a token, and the time does not change the match.
+  let match: ReturnType<typeof calcPrice> = null;
+  try {
+    match = calcPrice({ input_tokens: 1 }, name, providerId ? { providerId } : {});
+    // A provider we could not name (or that the catalogue does not list the model under): by name.
+    if (match === null && providerId) match = calcPrice({ input_tokens: 1 }, name);
+  } catch {
+    match = null;
+  }
+  if (match === null || !pricesTokens(match.model)) return null;
+  return {
+    ref: `${CATALOGUE}:${match.provider.id}/${match.model.id}`,
+    provider: { ...match.provider, models: [match.model] },
+    model: match.model,
+    flat: flatPrice(match.model),
+  };
+}
+
+function catalogueCost(found: CatalogueModel, usage: TokenUsage, atMs: number): number | undefined {
+  if (found.flat) return flatCost(found.flat, usage);
+  // Price history, time-of-day prices, tiers: the library's own calculation, at the call's time.
+  try {
+    const result = calcPrice(
+      {
+        input_tokens: usage.inputTokens,
+        ...(usage.outputTokens > 0 ? { output_tokens: usage.outputTokens } : {}),
+        ...(usage.cacheReadTokens > 0 ? { cache_read_tokens: usage.cacheReadTokens } : {}),
+        ...(usage.cacheCreationTokens > 0 ? { cache_write_tokens: usage.cacheCreationTokens } : {}),
+      },
+      found.model.id,
+      { provider: found.provider, timestamp: new Date(atMs) },
+    );
+    return result === null ? undefined : result.total_price;
+  } catch {
+    return undefined;
+  }
+}
+
+function overrideCost(price: PriceOverride, usage: TokenUsage): number {
+  return flatCost(
+    {
+      input: price.inputPerMTok,
+      output: price.outputPerMTok,
+      cacheRead: price.cacheReadPerMTok ?? price.inputPerMTok,
+      cacheWrite: price.cacheWritePerMTok ?? price.inputPerMTok,
+    },
+    usage,
+  );
+}
+
+function refOf(override: CompiledOverride): string {
+  const from =
+    override.entry.fromMs === undefined
+      ? ''
+      : `@${new Date(override.entry.fromMs).toISOString().slice(0, 10)}`;
+  return `override:${override.entry.model}${from}`;
 }

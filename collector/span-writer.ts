@@ -1,6 +1,11 @@
-import { errorMessage, isRowDataError } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
 import type { SpanRow } from './normalize.js';
+import { INITIAL_ROWS_PER_SECOND, SpanInserter } from './span-inserter.js';
+import type { RowBlock, RowFormat, UnitOutcome } from './span-inserter.js';
+import { WalDrainer } from './wal-drainer.js';
+import { encodeRecord } from './wal.js';
+import type { WriteAheadLog } from './wal.js';
+import { SPAN_LINE_FORMAT, spanLines } from './span-lines.js';
 
 export interface SpanWriterOptions {
   /** Flush when this many rows are waiting (ROUTEWATCH_BATCH_ROWS). */
@@ -17,7 +22,13 @@ export interface SpanWriterOptions {
   dedupWindow: number;
 }
 
-/** Rows serialized for the store: one JSONEachRow line per row, and the row's span key. */
+/** The format `prepareRows` serializes to; the log records it with every record. */
+export const ROW_FORMAT: RowFormat = SPAN_LINE_FORMAT;
+
+/**
+ * Rows serialized for the store: one line per row in ROW_FORMAT (span-lines.ts: JSONCompactEachRow
+ * in a versioned column layout), and the row's span key.
+ */
 export interface PreparedRows {
   lines: string[];
   /** trace id + span id of each line, for de-duplication. */
@@ -26,26 +37,25 @@ export interface PreparedRows {
 
 /** Serializes rows for `SpanWriter.write`. */
 export function prepareRows(rows: readonly SpanRow[]): PreparedRows {
-  const lines = new Array<string>(rows.length);
-  const keys = new Array<string>(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i]!;
-    lines[i] = JSON.stringify(row);
-    keys[i] = row.trace_id + row.span_id;
-  }
-  return { lines, keys };
+  return spanLines(rows);
 }
 
 export interface SpanWriterStats {
   rowsWritten: number;
-  /** Rows the store refused for what they contain (answered as OTLP partial success). */
+  /**
+   * Rows the store refused for their content. Without the log they are answered as an OTLP partial
+   * success; with it they were acknowledged already, and are logged and dropped.
+   */
   rowsRejected: number;
   duplicatesDropped: number;
   batches: number;
+  /** Rows waiting: for the store without the log, for the log's fsync with it. */
   pendingRows: number;
   pendingBytes: number;
   /** Writes refused because the queue was full (answered 503). */
   overloadRefusals: number;
+  /** Writes refused because the write-ahead log was at its disk budget (answered 503). */
+  logFullRefusals: number;
   /** Rows the store takes per second, measured over recent inserts. */
   insertRowsPerSecond: number;
 }
@@ -57,50 +67,125 @@ export interface WriteResult {
   errorMessage: string;
 }
 
+/** Why a write is refused for now: the client should retry after `retryAfterSeconds` (503). */
 export class OverloadedError extends Error {
-  readonly code = 'OVERLOADED';
+  readonly code: 'OVERLOADED' | 'LOG_FULL' | 'LOG_UNWRITABLE' | 'SHUTTING_DOWN';
+  readonly retryAfterSeconds: number;
   constructor(
-    readonly pendingRows: number,
-    readonly pendingBytes: number,
-    /** How long the waiting rows should take to store. */
-    readonly drainMs: number,
+    code: OverloadedError['code'],
+    message: string,
+    retryAfterSeconds: number,
+    options?: { cause?: unknown },
   ) {
-    super(
-      `the collector has ${pendingRows} spans (${pendingBytes} bytes) waiting to be stored, ` +
-        `about ${Math.ceil(drainMs / 1000)} s of work: retry later`,
-    );
+    super(message, options);
     this.name = 'OverloadedError';
+    this.code = code;
+    this.retryAfterSeconds = clampRetryAfter(retryAfterSeconds);
   }
 
-  /** Seconds a client should wait: about the time the queue takes to drain, 1 to 60. */
-  get retryAfterSeconds(): number {
-    return Math.min(60, Math.max(1, Math.ceil(this.drainMs / 1000)));
+  /** The queue holds more than it may: about `drainMs` of work. */
+  static queueFull(pendingRows: number, pendingBytes: number, drainMs: number): OverloadedError {
+    return new OverloadedError(
+      'OVERLOADED',
+      `the collector has ${pendingRows} spans (${pendingBytes} bytes) waiting to be stored, ` +
+        `about ${Math.ceil(drainMs / 1000)} s of work: retry later`,
+      drainMs / 1000,
+    );
   }
 }
 
-/** The insert rate assumed before the first insert is measured, rows per second. */
-const INITIAL_ROWS_PER_SECOND = 20_000;
-/** Weight of the newest measurement in the moving average of the insert rate. */
+/** Seconds a client should wait, 1 to 60. */
+const clampRetryAfter = (seconds: number) => Math.min(60, Math.max(1, Math.ceil(seconds)));
+
+/** Why new requests are refused before their body is read (admission), if they are. */
+export interface Refusal {
+  reason: string;
+  retryAfterSeconds: number;
+}
+
+/** What /readyz reports of the writer. */
+export interface WriterHealth {
+  wal: boolean;
+  /** The log is at its disk budget: ingest is refused (503). */
+  logFull: boolean;
+  /** Without the log: true. With it: the store is migrated and the last insert did not fail. */
+  storeAvailable: boolean;
+}
+
+/** The write-ahead log's gauges and counters for /metrics. */
+export interface WalSnapshot {
+  bytes: number;
+  maxBytes: number;
+  records: number;
+  rows: number;
+  oldestUnstoredAgeSeconds: number;
+  drainRowsPerSecond: number;
+  appends: number;
+  recordsAppended: number;
+  bytesAppended: number;
+  replayedRecords: number;
+  tornRecordsDropped: number;
+  corruptRecords: number;
+  segmentsDeleted: number;
+  storeAvailable: boolean;
+  storeFailures: number;
+  rowsRejectedAfterAck: number;
+}
+
+export interface SpanWriterLog {
+  info(details: object, message: string): void;
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+export interface SpanWriterParts {
+  /** The write-ahead log: with it, a write is acknowledged once on disk, and drained after. */
+  wal?: WriteAheadLog;
+  log?: SpanWriterLog;
+  /** With the log: inserts wait for this (the migrations, when the store was down at start). */
+  storeReady?: Promise<void>;
+}
+
+/** How long `close()` keeps draining the log into the store before it stops. */
+export const CLOSE_DRAIN_MS = 5_000;
+/** The fsync rate assumed before the first append is measured, bytes per second. */
+const INITIAL_APPEND_BYTES_PER_SECOND = 20 * 1024 * 1024;
+/** Row and record overhead in the log beyond the row's own bytes (key, lengths). */
+const LOG_ROW_OVERHEAD = 8;
+const LOG_RECORD_OVERHEAD = 64;
 const RATE_SMOOTHING = 0.3;
 
 interface Waiter {
-  /** One JSONEachRow line per row. */
-  lines: string[];
-  keys: string[];
+  /** One line per row (PreparedRows). */
+  lines: readonly string[];
+  keys: readonly string[];
   bytes: number;
   resolve: (result: WriteResult) => void;
   reject: (error: unknown) => void;
 }
 
 const ALL_STORED: WriteResult = Object.freeze({ rejected: 0, errorMessage: '' });
+const QUIET: SpanWriterLog = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
 
 /**
- * Group commit: rows from concurrent requests go into one insert, and each request is answered
- * only once the rows it sent are stored, so an acknowledged span is stored. If the store refuses
- * a batch for a row's content, each request is written on its own and the refused rows are found
- * by halving, so one bad span costs only itself. Spans already written recently (exporter
- * retries) are dropped before the insert; the table is keyed by span id as well, so a duplicate
- * that slips past this window still counts once.
+ * Group commit, with or without the write-ahead log.
+ *
+ * With the log (the default): rows from concurrent requests are appended as one record with one
+ * fdatasync, and each request is answered once its rows are on disk; a drainer (wal-drainer.ts)
+ * stores the log in order, and whatever is left at a stop is stored after the next start. The
+ * queue in memory is only what waits for the fsync; the log's disk budget bounds the backlog
+ * when the store is slow or down.
+ *
+ * Without it: rows go into one insert, and each request is answered only once the rows it sent
+ * are stored. If the store refuses a batch for a row's content, each request is written on its
+ * own and the refused rows are found by halving, so one bad span costs only itself.
+ *
+ * Either way, spans written recently (exporter retries) are dropped before they are queued; the
+ * table is keyed by span id as well, so a duplicate that slips past this window still counts once.
  */
 export class SpanWriter {
   readonly #store: Store;
@@ -111,9 +196,18 @@ export class SpanWriter {
   readonly #maxQueueWaitMs: number;
   readonly #dedupWindow: number;
   readonly #recent = new Set<string>();
+  readonly #inserter: SpanInserter;
+  readonly #wal: WriteAheadLog | undefined;
+  readonly #drainer: WalDrainer | undefined;
+  readonly #log: SpanWriterLog;
   #waiting: Waiter[] = [];
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
+  #appending: Promise<void> | undefined;
+  #appendBytesPerSecond = INITIAL_APPEND_BYTES_PER_SECOND;
+  #closing = false;
+  /** The log's size when a write was last refused for the disk budget. */
+  #fullAt: number | undefined;
   readonly stats: SpanWriterStats = {
     rowsWritten: 0,
     rowsRejected: 0,
@@ -122,10 +216,11 @@ export class SpanWriter {
     pendingRows: 0,
     pendingBytes: 0,
     overloadRefusals: 0,
+    logFullRefusals: 0,
     insertRowsPerSecond: INITIAL_ROWS_PER_SECOND,
   };
 
-  constructor(store: Store, options: SpanWriterOptions) {
+  constructor(store: Store, options: SpanWriterOptions, parts: SpanWriterParts = {}) {
     this.#store = store;
     this.#maxBatchRows = options.maxBatchRows;
     this.#maxDelayMs = options.maxDelayMs;
@@ -133,22 +228,106 @@ export class SpanWriter {
     this.#maxPendingBytes = options.maxPendingBytes;
     this.#maxQueueWaitMs = options.maxQueueWaitMs;
     this.#dedupWindow = options.dedupWindow;
+    this.#log = parts.log ?? QUIET;
+    this.#wal = parts.wal;
+    // The log's inserts are retried, and must not store the same rows twice: they carry a token.
+    this.#inserter = new SpanInserter(this.#store, this.stats, { tokens: this.#wal !== undefined });
+    if (this.#wal) {
+      // Spans still in the log count as written: an exporter's retry of one is a duplicate.
+      this.#remember(this.#wal.takeReplayedKeys());
+      this.#drainer = new WalDrainer({
+        wal: this.#wal,
+        inserter: this.#inserter,
+        maxBatchRows: this.#maxBatchRows,
+        maxDelayMs: this.#maxDelayMs,
+        log: this.#log,
+        storeReady: parts.storeReady ?? Promise.resolve(),
+      });
+      this.#drainer.start();
+    }
   }
 
-  /** How long the rows waiting now should take to store, at the measured insert rate. */
+  /** The write-ahead log, when there is one. */
+  get wal(): WriteAheadLog | undefined {
+    return this.#wal;
+  }
+
+  /**
+   * How long the rows waiting now should take: to be stored without the log, to be fsynced with
+   * it (a backlog in the log does not count here: its bound is the disk budget).
+   */
   estimatedDrainMs(extraRows = 0): number {
+    if (this.#wal) return (this.stats.pendingBytes / this.#appendBytesPerSecond) * 1000;
     return ((this.stats.pendingRows + extraRows) / this.stats.insertRowsPerSecond) * 1000;
   }
 
   /**
-   * Resolves when the rows are stored, saying how many the store refused for their content;
-   * rejects with OverloadedError when the queue is full (the client should retry later), or with
+   * Why a request must be refused now, before its body is read: the log is full. A refusal
+   * returned is counted (`logFullRefusals`): call it once per request.
+   */
+  refusal(): Refusal | undefined {
+    if (!this.#atBudget()) return undefined;
+    this.stats.logFullRefusals++;
+    return { reason: 'the write-ahead log is full', retryAfterSeconds: this.#logFullRetryAfter() };
+  }
+
+  health(): WriterHealth {
+    return {
+      wal: this.#wal !== undefined,
+      logFull: this.#atBudget(),
+      storeAvailable: this.#drainer?.stats.storeAvailable ?? true,
+    };
+  }
+
+  walSnapshot(now = Date.now()): WalSnapshot | undefined {
+    const wal = this.#wal;
+    const drainer = this.#drainer;
+    if (!wal || !drainer) return undefined;
+    const oldest = wal.entries()[0];
+    return {
+      bytes: wal.bytes,
+      maxBytes: wal.maxBytes,
+      records: wal.entries().length,
+      rows: wal.unstoredRows,
+      oldestUnstoredAgeSeconds: oldest ? Math.max(0, (now - oldest.writtenAtMs) / 1000) : 0,
+      drainRowsPerSecond: drainer.drainRowsPerSecond(now),
+      appends: wal.stats.appends,
+      recordsAppended: wal.stats.recordsAppended,
+      bytesAppended: wal.stats.bytesAppended,
+      replayedRecords: wal.stats.replayedRecords,
+      tornRecordsDropped: wal.stats.tornRecordsDropped,
+      corruptRecords: wal.stats.corruptRecords,
+      segmentsDeleted: wal.stats.segmentsDeleted,
+      storeAvailable: drainer.stats.storeAvailable,
+      storeFailures: drainer.stats.storeFailures,
+      rowsRejectedAfterAck: drainer.stats.rowsRejectedAfterAck,
+    };
+  }
+
+  /**
+   * Without the log: resolves when the rows are stored, saying how many the store refused for
+   * their content. With it: resolves when the rows are on disk in the log (`rejected` is then
+   * always 0: a row refused later is counted and logged, see docs/architecture.md). Rejects with
+   * OverloadedError when the queue or the log is full (the client should retry later), or with
    * the store's error if it failed otherwise (the client should retry).
    */
   write(rows: PreparedRows): Promise<WriteResult> {
     const { lines, keys } = rows;
     if (lines.length === 0) return Promise.resolve(ALL_STORED);
+    if (this.#closing) {
+      return Promise.reject(
+        new OverloadedError('SHUTTING_DOWN', 'the collector is shutting down: retry shortly', 5),
+      );
+    }
     const { pendingRows, pendingBytes } = this.stats;
+    let bytes = 0;
+    for (const line of lines) bytes += line.length + 1;
+    if (this.#wal) {
+      bytes +=
+        LOG_RECORD_OVERHEAD +
+        lines.length * LOG_ROW_OVERHEAD +
+        keys.length * (keys[0]?.length ?? 0);
+    }
     const drainMs = this.estimatedDrainMs(lines.length);
     if (
       pendingRows + lines.length > this.#maxPendingRows ||
@@ -156,26 +335,172 @@ export class SpanWriter {
       (pendingRows > 0 && drainMs > this.#maxQueueWaitMs)
     ) {
       this.stats.overloadRefusals++;
-      return Promise.reject(new OverloadedError(pendingRows, pendingBytes, drainMs));
+      return Promise.reject(OverloadedError.queueFull(pendingRows, pendingBytes, drainMs));
     }
-    let bytes = 0;
-    for (const line of lines) bytes += line.length + 1;
+    if (this.#logFull(bytes)) {
+      this.stats.logFullRefusals++;
+      this.#fullAt = this.#wal!.bytes;
+      return Promise.reject(
+        new OverloadedError(
+          'LOG_FULL',
+          'the write-ahead log is full (the span store is behind or down): retry later',
+          this.#logFullRetryAfter(),
+        ),
+      );
+    }
     return new Promise<WriteResult>((resolve, reject) => {
       this.#waiting.push({ lines, keys, bytes, resolve, reject });
       this.stats.pendingRows += lines.length;
       this.stats.pendingBytes += bytes;
-      this.#schedule(this.stats.pendingRows >= this.#maxBatchRows ? 0 : this.#maxDelayMs);
+      if (this.#wal) this.#appendSoon();
+      else this.#schedule(this.stats.pendingRows >= this.#maxBatchRows ? 0 : this.#maxDelayMs);
     });
   }
 
-  /** Writes whatever is waiting and resolves when every write so far has settled. */
+  /** Stores whatever is waiting (through the log, if any) and resolves when all of it is stored. */
   async flush(): Promise<void> {
+    if (this.#drainer) {
+      while (this.#appending) await this.#appending;
+      await this.#drainer.flush();
+      return;
+    }
     while (this.#waiting.length > 0) {
       this.#kick();
       await this.#flushing;
     }
     await this.#flushing;
   }
+
+  /**
+   * Stops taking writes. Without the log: stores what is waiting. With it: finishes the appends
+   * under way, stores what the store takes within `drainMs` (the rest stays in the log for the
+   * next start) and closes the log.
+   */
+  async close(options: { drainMs?: number } = {}): Promise<void> {
+    this.#closing = true;
+    if (!this.#drainer || !this.#wal) {
+      await this.flush();
+      return;
+    }
+    while (this.#appending) await this.#appending;
+    await this.#drainer.stop(options.drainMs ?? CLOSE_DRAIN_MS);
+    await this.#wal.close();
+  }
+
+  #logFull(extraBytes: number): boolean {
+    const wal = this.#wal;
+    if (!wal) return false;
+    const queued = wal.unstoredBytes + this.stats.pendingBytes;
+    // One request alone is always taken into an empty log, or it could never be.
+    if (extraBytes > 0 && queued === 0) return false;
+    return wal.bytes + this.stats.pendingBytes + extraBytes > wal.maxBytes;
+  }
+
+  /**
+   * The log is at its budget: over it, or a write was refused for it and nothing was freed since.
+   * Requests are then refused before their body is read.
+   */
+  #atBudget(): boolean {
+    const wal = this.#wal;
+    if (!wal) return false;
+    if (wal.bytes + this.stats.pendingBytes > wal.maxBytes) return true;
+    if (this.#fullAt !== undefined && wal.bytes >= this.#fullAt) return true;
+    this.#fullAt = undefined;
+    return false;
+  }
+
+  /** About the time the store takes to free a segment; longer while it is down. */
+  #logFullRetryAfter(): number {
+    const wal = this.#wal;
+    const drainer = this.#drainer;
+    if (!wal || !drainer || !drainer.stats.storeAvailable) return 10;
+    const bytesPerRow = wal.unstoredRows > 0 ? wal.unstoredBytes / wal.unstoredRows : 1_000;
+    return clampRetryAfter(
+      wal.segmentBytes / Math.max(1, this.stats.insertRowsPerSecond * bytesPerRow),
+    );
+  }
+
+  // --- with the log: group commit to disk ---
+
+  #appendSoon(): void {
+    if (this.#appending) return;
+    this.#appending = this.#appendWaiting().finally(() => {
+      this.#appending = undefined;
+      if (this.#waiting.length > 0) this.#appendSoon();
+    });
+  }
+
+  /** Appends everything waiting as records of at most maxBatchRows rows, with one fsync. */
+  async #appendWaiting(): Promise<void> {
+    const wal = this.#wal!;
+    const group = this.#waiting;
+    this.#waiting = [];
+    const inGroup = new Set<string>();
+    const frames: Buffer[] = [];
+    const appendedKeys: string[] = [];
+    let lines: string[] = [];
+    let keys: string[] = [];
+    let groupBytes = 0;
+    let groupRows = 0;
+    const writtenAtMs = Date.now();
+    const close = () => {
+      if (lines.length === 0) return;
+      frames.push(encodeRecord({ format: ROW_FORMAT, writtenAtMs, keys, lines }));
+      for (const key of keys) appendedKeys.push(key);
+      lines = [];
+      keys = [];
+    };
+    for (const waiter of group) {
+      groupBytes += waiter.bytes;
+      groupRows += waiter.lines.length;
+      waiter.keys.forEach((key, i) => {
+        if (this.#recent.has(key) || inGroup.has(key)) {
+          this.stats.duplicatesDropped++;
+          return;
+        }
+        inGroup.add(key);
+        keys.push(key);
+        lines.push(waiter.lines[i]!);
+      });
+      if (lines.length >= this.#maxBatchRows) close();
+    }
+    close();
+    try {
+      if (frames.length > 0) {
+        const started = performance.now();
+        await wal.append(frames);
+        this.#measureAppend(
+          frames.reduce((n, frame) => n + frame.length, 0),
+          performance.now() - started,
+        );
+        // Only now: a retry arriving before the fsync must not be dropped as a duplicate of
+        // rows that might still fail to be written.
+        this.#remember(appendedKeys);
+        this.#drainer!.notify();
+      }
+      for (const waiter of group) waiter.resolve(ALL_STORED);
+    } catch (error) {
+      this.#log.error({ err: error }, 'appending to the write-ahead log failed');
+      const refusal = new OverloadedError(
+        'LOG_UNWRITABLE',
+        'the collector could not write its write-ahead log: retry later',
+        5,
+        { cause: error },
+      );
+      for (const waiter of group) waiter.reject(refusal);
+    } finally {
+      this.stats.pendingRows -= groupRows;
+      this.stats.pendingBytes -= groupBytes;
+    }
+  }
+
+  #measureAppend(bytes: number, elapsedMs: number): void {
+    if (bytes < 64 * 1024 || elapsedMs <= 0) return;
+    const rate = (bytes / elapsedMs) * 1000;
+    this.#appendBytesPerSecond += RATE_SMOOTHING * (rate - this.#appendBytesPerSecond);
+  }
+
+  // --- without the log: group commit to the store ---
 
   #schedule(delayMs: number): void {
     if (delayMs === 0) {
@@ -210,10 +535,11 @@ export class SpanWriter {
   async #flushBatch(): Promise<void> {
     const batch = this.#takeBatch();
     if (batch.length === 0) return;
-    const lines: string[] = [];
-    const keys: string[] = [];
+    // Each request's rows that are not duplicates, as the unit a refused row is isolated in.
     const inBatch = new Set<string>();
-    for (const waiter of batch) {
+    const units = batch.map((waiter) => {
+      const lines: string[] = [];
+      const keys: string[] = [];
       waiter.keys.forEach((key, i) => {
         if (this.#recent.has(key) || inBatch.has(key)) {
           this.stats.duplicatesDropped++;
@@ -223,79 +549,28 @@ export class SpanWriter {
         keys.push(key);
         lines.push(waiter.lines[i]!);
       });
-    }
+      return { keys, ...encodeRows(lines) };
+    });
+    let outcomes: UnitOutcome[];
     try {
-      await this.#insert(lines, keys);
+      outcomes = await this.#inserter.insert(ROW_FORMAT, units);
     } catch (error) {
-      if (!isRowDataError(error)) {
-        for (const waiter of batch) waiter.reject(error);
-        return;
-      }
-      // Some row's content was refused: the requests that sent none of it must still succeed.
-      for (const waiter of batch) {
-        try {
-          waiter.resolve(await this.#insertIsolating(waiter));
-        } catch (isolatedError) {
-          waiter.reject(isolatedError);
-        }
-      }
+      for (const waiter of batch) waiter.reject(error);
       return;
     }
-    for (const waiter of batch) waiter.resolve(ALL_STORED);
-  }
-
-  async #insert(lines: string[], keys: string[]): Promise<void> {
-    if (lines.length > 0) {
-      const started = performance.now();
-      await this.#store.insertJsonEachRow('spans', Buffer.from(lines.join('\n') + '\n'));
-      this.#measure(lines.length, performance.now() - started);
-    }
-    this.stats.rowsWritten += lines.length;
-    this.stats.batches++;
-    this.#remember(keys);
-  }
-
-  /** Stores one request's rows, halving around rows the store refuses; other failures throw. */
-  async #insertIsolating(waiter: Waiter): Promise<WriteResult> {
-    const lines: string[] = [];
-    const keys: string[] = [];
-    waiter.keys.forEach((key, i) => {
-      if (this.#recent.has(key)) return;
-      keys.push(key);
-      lines.push(waiter.lines[i]!);
+    batch.forEach((waiter, i) => {
+      const outcome = outcomes[i]!;
+      const refused = new Set(outcome.rejectedRows);
+      this.#remember(units[i]!.keys.filter((_key, row) => !refused.has(row)));
+      waiter.resolve(
+        refused.size === 0
+          ? ALL_STORED
+          : { rejected: refused.size, errorMessage: outcome.firstError },
+      );
     });
-    let rejected = 0;
-    let firstError = '';
-    const ranges: Array<[number, number]> = [[0, lines.length]];
-    while (ranges.length > 0) {
-      const [from, to] = ranges.pop()!;
-      try {
-        await this.#insert(lines.slice(from, to), keys.slice(from, to));
-      } catch (error) {
-        if (!isRowDataError(error)) throw error;
-        if (to - from > 1) {
-          const middle = from + Math.floor((to - from) / 2);
-          ranges.push([middle, to], [from, middle]);
-          continue;
-        }
-        rejected++;
-        firstError ||= errorMessage(error).split('\n')[0]!;
-      }
-    }
-    this.stats.rowsRejected += rejected;
-    return rejected === 0 ? ALL_STORED : { rejected, errorMessage: firstError };
   }
 
-  /** Moving average of the insert rate, from batches large enough to say something. */
-  #measure(rows: number, elapsedMs: number): void {
-    if (rows < 100 || elapsedMs <= 0) return;
-    const rate = (rows / elapsedMs) * 1000;
-    const { insertRowsPerSecond } = this.stats;
-    this.stats.insertRowsPerSecond =
-      insertRowsPerSecond + RATE_SMOOTHING * (rate - insertRowsPerSecond);
-  }
-
-  #remember(keys: string[]): void {
+  #remember(keys: readonly string[]): void {
     for (const key of keys) this.#recent.add(key);
     if (this.#recent.size > this.#dedupWindow) {
       // Sets iterate in insertion order: drop the oldest keys.
@@ -306,4 +581,21 @@ export class SpanWriter {
       }
     }
   }
+}
+
+/** Rows as an insert body: each line's UTF-8 bytes and a newline, and where each row ends. */
+function encodeRows(lines: readonly string[]): RowBlock {
+  const rowEnds = new Uint32Array(lines.length);
+  let total = 0;
+  for (let i = 0; i < lines.length; i++) {
+    total += Buffer.byteLength(lines[i]!) + 1;
+    rowEnds[i] = total;
+  }
+  const body = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let i = 0; i < lines.length; i++) {
+    at += body.write(lines[i]!, at, 'utf8');
+    body[at++] = 0x0a;
+  }
+  return { body, rowEnds };
 }

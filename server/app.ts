@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
-import { apiRoutes } from '../analyzer/api-routes.js';
+import { alertRoutes, apiRoutes, decisionRoutes } from '../analyzer/api-routes.js';
+import type { Evaluator } from '../analyzer/evaluator.js';
+import type { Notifier } from '../analyzer/notifier.js';
 import { Admission } from '../collector/admission.js';
 import type { AdmissionStats } from '../collector/admission.js';
 import type { IngestRunner } from '../collector/ingest-pool.js';
@@ -15,6 +17,7 @@ import { requireToken } from './auth.js';
 import type { Config } from './config.js';
 import { HttpError, RPC_CODES, toHttpError } from './http-error.js';
 import { opsRoutes } from './ops-routes.js';
+import { sqlLimits, sqlRoutes } from './sql-routes.js';
 
 /** What the app is built from: configuration and the parts that do I/O, passed in. */
 export interface AppDeps {
@@ -22,6 +25,9 @@ export interface AppDeps {
   store: Store;
   writer: SpanWriter;
   ingest: IngestRunner;
+  /** The alert evaluator; without it the alert routes are not served. */
+  evaluator?: Evaluator;
+  notifier?: Notifier;
   logger?: FastifyServerOptions['logger'];
   now?: () => Date;
 }
@@ -149,12 +155,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   };
   await app.register(opsRoutes, {
     store: deps.store,
+    writer: deps.writer,
     accepting: () => accepting,
     metrics: {
       collector,
       writer: deps.writer.stats,
       ingest: deps.ingest.stats,
       admission: admission.stats,
+      ...(deps.evaluator ? { alerts: () => deps.evaluator!.stats } : {}),
+      ...(deps.notifier ? { channels: () => deps.notifier!.stats() } : {}),
     },
   });
   await app.register(otlpRoutes, {
@@ -164,6 +173,44 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     stats: collector,
   });
   await app.register(outcomesRoutes, { ...bodies, store: deps.store });
-  await app.register(apiRoutes, { store: deps.store, now: deps.now ?? (() => new Date()) });
+  const reads = {
+    store: deps.store,
+    now: deps.now ?? (() => new Date()),
+    settle: settler(deps.writer),
+  };
+  await app.register(apiRoutes, reads);
+  await app.register(decisionRoutes, reads);
+  await app.register(sqlRoutes, { ...reads, limits: sqlLimits(config) });
+  if (deps.evaluator) {
+    const notifier = deps.notifier;
+    await app.register(alertRoutes, {
+      evaluator: deps.evaluator,
+      ...(notifier ? { notifierStats: () => notifier.stats() } : {}),
+    });
+  }
   return app;
+}
+
+/** The longest a query waits for acknowledged spans to be stored before it reads. */
+const READ_SETTLE_MS = 5_000;
+
+/**
+ * Read your writes: with the write-ahead log a span is acknowledged before it is stored, so a
+ * query (the report, the gate, SQL) first waits until every span acknowledged so far is stored,
+ * for at most READ_SETTLE_MS. With the store away it gives up and reads what is stored; the
+ * read then fails or answers on its own.
+ */
+function settler(writer: SpanWriter): () => Promise<void> {
+  return async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, READ_SETTLE_MS);
+      timer.unref();
+    });
+    try {
+      await Promise.race([writer.flush().catch(() => undefined), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }

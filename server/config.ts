@@ -1,6 +1,12 @@
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { z } from 'zod';
+import { parseMappingFile } from '../collector/mapping.js';
+import type { MappingRules } from '../collector/mapping.js';
+import { parsePriceFile } from '../collector/price-file.js';
+import type { PriceSettings } from '../collector/pricing.js';
 import { parseDuration } from './time.js';
 
 /**
@@ -32,6 +38,38 @@ const duration = (fallback: string, minMs = 0) =>
           return ms;
         } catch (error) {
           ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
+  );
+
+/**
+ * A settings file named by a variable: read and checked at start, so a typo stops start-up with
+ * the variable, the file and the place in it, not the first span that needs it.
+ */
+const settingsFile = <T>(parseText: (text: string) => T) =>
+  z.preprocess(
+    unset,
+    z
+      .string()
+      .optional()
+      .transform((path, ctx): { path: string; settings: T } | undefined => {
+        if (path === undefined) return undefined;
+        const absolute = resolve(path);
+        let text: string;
+        try {
+          text = readFileSync(absolute, 'utf8');
+        } catch (error) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `cannot read ${absolute}: ${(error as Error).message}`,
+          });
+          return z.NEVER;
+        }
+        try {
+          return { path: absolute, settings: parseText(text) };
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: `${absolute}: ${(error as Error).message}` });
           return z.NEVER;
         }
       }),
@@ -117,12 +155,52 @@ export const configSchema = z.object({
   /** Spans starting further ahead than this (a sender's clock) are refused. */
   ROUTEWATCH_MAX_CLOCK_SKEW: duration('1h', 0),
 
+  // Alerting.
+  /** The rules file (YAML or JSON); unset: the default rules (docs/rules.md). */
+  ROUTEWATCH_RULES: z.preprocess(unset, z.string().optional()),
+  /** How often `routewatch start` evaluates the rules; 0 turns the periodic evaluation off. */
+  ROUTEWATCH_EVALUATE_EVERY: duration('1m', 0),
+  /** A Slack incoming webhook for alerts. A secret: never logged. */
+  ROUTEWATCH_SLACK_WEBHOOK_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+  /** A generic JSON webhook for alerts. A secret: never logged. */
+  ROUTEWATCH_WEBHOOK_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+  /** The address people open routewatch at, for links in alerts; default: where it listens. */
+  ROUTEWATCH_PUBLIC_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+
+  // Live SQL (`routewatch sql`, POST /api/v1/sql): read-only by the engine, within these limits,
+  // each enforced by ClickHouse itself and answered with an error naming the setting.
+  /** Rows one query may return (the engine's max_result_rows). */
+  ROUTEWATCH_SQL_MAX_ROWS: integer(1, 10_000_000, 10_000),
+  /** Time one query may run (max_execution_time); a ClickHouse server's client also gives up after 30 s. */
+  ROUTEWATCH_SQL_MAX_TIME: duration('15s', 100),
+  /** Memory one query may use (max_memory_usage). */
+  ROUTEWATCH_SQL_MAX_MEMORY_BYTES: integer(1 * MiB, 1024 * 1024 * MiB, 1024 * MiB),
+
   // The span writer (group commit into ClickHouse).
   ROUTEWATCH_BATCH_ROWS: integer(1, 1_000_000, 10_000),
   ROUTEWATCH_BATCH_DELAY: duration('200ms', 0),
   ROUTEWATCH_MAX_PENDING_ROWS: integer(1, 100_000_000, 200_000),
   ROUTEWATCH_MAX_PENDING_BYTES: integer(1 * MiB, 64 * 1024 * MiB, 256 * MiB),
   ROUTEWATCH_DEDUP_WINDOW: integer(0, 100_000_000, 1_000_000),
+
+  // The write-ahead log (collector/wal.ts; docs/architecture.md, "Guarantees").
+  /**
+   * `on`: a request is answered once its spans are fsynced to the log, and the log is drained
+   * into ClickHouse, so a store outage or restart loses nothing. `off`: answered only once
+   * stored in ClickHouse (for tests and benchmarks of the store path).
+   */
+  ROUTEWATCH_WAL: z.preprocess(unset, z.enum(['on', 'off']).default('on')),
+  /** Where the log lives; default `<ROUTEWATCH_DATA_DIR>/wal`, in server mode too (./.routewatch/wal). */
+  ROUTEWATCH_WAL_DIR: z.preprocess(unset, z.string().optional()),
+  /** The log's disk budget; past it ingest is refused (503 + Retry-After) and /readyz says why. */
+  ROUTEWATCH_WAL_MAX_BYTES: integer(64 * 1024, 64 * 1024 * 1024 * MiB, 1024 * MiB),
+
+  // Files: prices and the mapping of other tools' attributes (YAML or JSON; docs/pricing.md,
+  // docs/mapping.md).
+  /** Price overrides, and whether the bundled catalogue prices the rest. */
+  ROUTEWATCH_PRICES: settingsFile<PriceSettings>(parsePriceFile),
+  /** Routing fields (task id, cohort, route, outcome, …) derived from foreign attributes. */
+  ROUTEWATCH_MAPPING: settingsFile<MappingRules>(parseMappingFile),
 });
 
 export type Config = z.output<typeof configSchema>;

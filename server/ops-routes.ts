@@ -2,15 +2,16 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Store } from '../storage/store.js';
 import { renderMetrics } from '../collector/metrics.js';
 import type { MetricsSources } from '../collector/metrics.js';
-import { unavailable } from './http-error.js';
+import type { SpanWriter } from '../collector/span-writer.js';
 
 /**
- * Operational routes: `/healthz` (the process answers), `/readyz` (the store answers: open to
- * probes, so it says no more than ready or not) and `/metrics` (Prometheus text, behind the
- * token like everything else).
+ * Operational routes: `/healthz` (the process answers), `/readyz` (spans can be taken: open to
+ * probes, so it says ready or not and, when not, a short reason — never an engine message) and
+ * `/metrics` (Prometheus text, behind the token like everything else).
  */
 export interface OpsRoutesOptions {
   store: Store;
+  writer: Pick<SpanWriter, 'health' | 'walSnapshot'>;
   metrics: MetricsSources;
   /** False while the app is shutting down. */
   accepting: () => boolean;
@@ -19,18 +20,38 @@ export interface OpsRoutesOptions {
 export const opsRoutes: FastifyPluginAsync<OpsRoutesOptions> = async (app, options) => {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
-  app.get('/readyz', async (request) => {
-    if (!options.accepting()) throw unavailable('not ready: shutting down', 5);
+  /**
+   * Ready means ingest is taken. With the write-ahead log that does not depend on the store — a
+   * store that is down (or hangs: a probe must answer fast) leaves the collector ready, spans
+   * wait in the log — only a full log makes it not ready. Without the log, the store must answer.
+   */
+  app.get('/readyz', async (request, reply) => {
+    const unavailable = (reason: string, retryAfterSeconds: number) =>
+      reply
+        .code(503)
+        .header('retry-after', String(retryAfterSeconds))
+        .send({ status: 'unavailable', reason });
+    if (!options.accepting()) return unavailable('shutting down', 5);
+    const writer = options.writer.health();
+    if (writer.wal) {
+      if (writer.logFull) return unavailable('write-ahead log full', 10);
+      if (!writer.storeAvailable) {
+        return { status: 'ready', store: 'unavailable: spans are kept in the write-ahead log' };
+      }
+      return { status: 'ready' };
+    }
     try {
-      await options.store.exec('SELECT 1');
+      await options.store.ping();
     } catch (error) {
       request.log.warn({ err: error }, 'readiness check: the store does not answer');
-      throw unavailable('not ready', 5);
+      return unavailable('store unavailable', 5);
     }
     return { status: 'ready' };
   });
 
   app.get('/metrics', async (_request, reply) =>
-    reply.type('text/plain; version=0.0.4').send(renderMetrics(options.metrics)),
+    reply
+      .type('text/plain; version=0.0.4')
+      .send(renderMetrics({ ...options.metrics, wal: options.writer.walSnapshot() })),
   );
 };

@@ -23,6 +23,8 @@ export class TimeArgumentError extends Error {
 
 /** Milliseconds of a duration such as `90s`, `24h` or `7d`; throws TimeArgumentError. */
 export function parseDuration(text: string): number {
+  // Zero needs no unit (`ROUTEWATCH_EVALUATE_EVERY=0` turns something off).
+  if (text.trim() === '0') return 0;
   const match = DURATION.exec(text.trim());
   if (!match) {
     throw new TimeArgumentError(

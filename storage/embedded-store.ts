@@ -3,9 +3,15 @@ import { resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { z } from 'zod';
 import { StorageError, errorMessage, storageFailure } from './errors.js';
-import { INSERT_SETTINGS, OUTPUT_SETTINGS, assertIdentifier } from './store.js';
-import type { InsertOptions, QueryParams, Store } from './store.js';
-import { parseRows } from './rows.js';
+import {
+  INSERT_SETTINGS,
+  OUTPUT_SETTINGS,
+  assertIdentifier,
+  insertFormat,
+  readOnlySettings,
+} from './store.js';
+import type { InsertOptions, QueryParams, ReadOnlyLimits, ReadOnlyResult, Store } from './store.js';
+import { parseReadOnlyResult, parseRows } from './rows.js';
 
 type ChdbModule = typeof Chdb;
 type ChdbSession = InstanceType<ChdbModule['Session']>;
@@ -75,7 +81,8 @@ export class EmbeddedStore implements Store {
       await this.#session.insert({
         table: assertIdentifier(table),
         values: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-        format: 'JSONEachRow',
+        format: insertFormat(options),
+        ...(options.columns ? { columns: options.columns.map(assertIdentifier) } : {}),
         settings,
       });
     } catch (error) {
@@ -86,6 +93,37 @@ export class EmbeddedStore implements Store {
   async query<T>(sql: string, params: QueryParams, row: z.ZodType<T>): Promise<T[]> {
     const text = await this.#run(sql, params);
     return parseRows(text, row);
+  }
+
+  /**
+   * Runs on a connection of its own, opened for this query and closed after it: settings are
+   * per connection, and `readonly = 1` cannot be undone on the connection it was set on. It also
+   * keeps chDB's leftovers out of the store's own connection: after a failed query chDB hands
+   * the failed query's partial output to the next query on the same connection. Opening one
+   * costs well under a millisecond (same data directory, same engine).
+   */
+  async queryReadOnly(sql: string, limits: ReadOnlyLimits): Promise<ReadOnlyResult> {
+    this.#assertOpen();
+    let session: ChdbSession;
+    try {
+      session = new this.#chdb.Session(this.location);
+    } catch (error) {
+      throw storageFailure('QUERY_FAILED', 'could not open a connection for the query', error);
+    }
+    try {
+      const settings = { ...OUTPUT_SETTINGS, ...readOnlySettings(limits) };
+      for (const [name, value] of Object.entries(settings)) {
+        // Names and values come from code (numbers and words), never from the user.
+        await session.queryAsync(`SET ${assertIdentifier(name)} = '${String(value)}'`);
+      }
+      const result = await session.queryAsync(sql, { format: 'JSONCompact' });
+      return parseReadOnlyResult(result.text());
+    } catch (error) {
+      if (error instanceof StorageError) throw error;
+      throw storageFailure('QUERY_FAILED', 'ClickHouse query failed', error);
+    } finally {
+      session.close();
+    }
   }
 
   /** Checks that the engine answers (the server driver's ping has the same meaning). */

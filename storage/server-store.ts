@@ -3,9 +3,15 @@ import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { z } from 'zod';
 import { StorageError, storageFailure } from './errors.js';
-import { INSERT_SETTINGS, OUTPUT_SETTINGS, assertIdentifier } from './store.js';
-import type { InsertOptions, QueryParams, Store } from './store.js';
-import { parseRows } from './rows.js';
+import {
+  INSERT_SETTINGS,
+  OUTPUT_SETTINGS,
+  assertIdentifier,
+  insertFormat,
+  readOnlySettings,
+} from './store.js';
+import type { InsertOptions, QueryParams, ReadOnlyLimits, ReadOnlyResult, Store } from './store.js';
+import { parseReadOnlyResult, parseRows } from './rows.js';
 
 export interface ServerStoreOptions {
   /** e.g. http://user:password@clickhouse:8123/routewatch */
@@ -43,7 +49,7 @@ export class ServerStore implements Store {
   }
 
   /**
-   * Sends the JSONEachRow bytes as the request body, untouched. `client.insert` cannot do that:
+   * Sends the bytes (JSONEachRow unless `options.format` says otherwise) as the request body, untouched. `client.insert` cannot do that:
    * for JSON formats it wants objects and JSON-encodes every chunk of an object-mode stream (a
    * Buffer became `{"type":"Buffer","data":[…]}`), and it refuses a byte stream. `exec` with
    * `values` puts the statement in the URL and streams the bytes as they are.
@@ -55,9 +61,10 @@ export class ServerStore implements Store {
   ): Promise<void> {
     if (body.byteLength === 0) return;
     const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const columns = options.columns ? ` (${options.columns.map(assertIdentifier).join(', ')})` : '';
     try {
       const result = await this.#client.exec({
-        query: `INSERT INTO ${assertIdentifier(table)} FORMAT JSONEachRow`,
+        query: `INSERT INTO ${assertIdentifier(table)}${columns} FORMAT ${insertFormat(options)}`,
         values: Readable.from([bytes], { objectMode: false }),
         clickhouse_settings: {
           ...INSERT_SETTINGS,
@@ -81,6 +88,25 @@ export class ServerStore implements Store {
         format: 'JSONEachRow',
       });
       return parseRows(await result.text(), row);
+    } catch (error) {
+      if (error instanceof StorageError) throw error;
+      throw storageFailure('QUERY_FAILED', 'ClickHouse query failed', error);
+    }
+  }
+
+  /**
+   * The settings travel with the request and apply to it alone; the server checks them against
+   * the user's profile before applying them together, so `readonly = 1` does not block the
+   * others. A server refuses a body with several statements by itself.
+   */
+  async queryReadOnly(sql: string, limits: ReadOnlyLimits): Promise<ReadOnlyResult> {
+    try {
+      const result = await this.#client.query({
+        query: sql,
+        format: 'JSONCompact',
+        clickhouse_settings: readOnlySettings(limits),
+      });
+      return parseReadOnlyResult(await result.text());
     } catch (error) {
       if (error instanceof StorageError) throw error;
       throw storageFailure('QUERY_FAILED', 'ClickHouse query failed', error);

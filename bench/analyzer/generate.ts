@@ -7,7 +7,10 @@
  * (70 % small, 30 % large); 16 % fall back once and 1 % twice (cascade), each fallback with one of
  * six reasons ('' = none given). Outcome on the task span: 80 % success, 10 % failure, 3 %
  * escalated (with a cleanup cost), 2 % abandoned, 5 % none. 50 cohorts by default, two services, policy v1
- * for the first half of the period and v2 after. About 3.36 spans per task.
+ * for the first half of the period and v2 after. About 3.36 spans per task. 2 % of tasks belong to
+ * an eval run (routewatch.eval.run / .dataset on the task span); 30 % carry a groundedness score
+ * on the task span (and some an unparsable one, which does not count). Each LLM call: 5 %
+ * unpriced; its HTTP requests counted for 80 % of calls (1 to 3, with a wait between retries).
  *
  * Subsets of the same tasks, to load the way a real store receives them:
  * - `withheld`: for 1 % of tasks, attempt 1's spans (the primary route) are left out of `main`
@@ -72,7 +75,10 @@ const TASK_COLUMNS = `
     h % 100 = 42 AS has_withheld,
     h % 100 = 7 AS is_duplicated,
     intDiv(h, 1000000000) % 100 < 8 AS has_late_outcome,
-    intDiv(h, 1000000000) % 100 < 2 AS has_retried_report`;
+    intDiv(h, 1000000000) % 100 < 2 AS has_retried_report,
+    intDiv(h, 19) % 100 < 2 AS is_eval,
+    intDiv(h, 23) % 100 < 30 AS has_score,
+    round((intDiv(h, 29) % 1000) / 1000, 3) AS score`;
 
 /** Spans of tasks [first, first + count) of the given subset into `spans`. */
 export function insertSpansSql(subset: SpanSubset): string {
@@ -80,7 +86,7 @@ export function insertSpansSql(subset: SpanSubset): string {
     (timestamp, end_time, duration_ns, trace_id, span_id, name, span_kind, kind, service_name, scope_name,
      task_id, cohort, route, attempt, fallback_reason, policy_version, provider, operation, request_model,
      response_model, input_tokens, output_tokens, cost_usd, cost_source, status_code, outcome,
-     outcome_reason, reask, cleanup_cost_usd)
+     outcome_reason, reask, cleanup_cost_usd, attributes, http_attempts, http_retry_wait_ms)
 SELECT
     span_start,
     span_end,
@@ -104,13 +110,21 @@ SELECT
     if(kind = 'llm', model, ''),
     if(kind = 'llm', input_tokens, 0),
     if(kind = 'llm', output_tokens, 0),
-    if(kind = 'llm', if(model = 'gpt-4o-mini', (input_tokens * 0.15 + output_tokens * 0.6) / 1e6, (input_tokens * 2.5 + output_tokens * 10) / 1e6), 0),
-    if(kind = 'llm', 'price_table', 'none'),
+    if(kind = 'llm' AND NOT unpriced, if(model = 'gpt-4o-mini', (input_tokens * 0.15 + output_tokens * 0.6) / 1e6, (input_tokens * 2.5 + output_tokens * 10) / 1e6), 0),
+    if(kind = 'llm', if(unpriced, 'unpriced', 'price_table'), 'none'),
     if(kind = 'llm' AND k < attempts, 'error', 'ok'),
     if(kind = 'task', outcome, ''),
     if(kind = 'task' AND outcome = 'failure', 'wrong_answer', ''),
     toUInt8(kind = 'task' AND bitAnd(h, 0xF) = 0),
-    if(kind = 'task' AND outcome = 'escalated', 0.5, 0)
+    if(kind = 'task' AND outcome = 'escalated', 0.5, 0),
+    CAST(if(kind != 'task', map(),
+        mapConcat(
+            if(is_eval, map('routewatch.eval.run', concat('run-', toString(h % 3)), 'routewatch.eval.dataset', 'golden'), map()),
+            if(has_score, map('routewatch.score.groundedness', toString(score)), map()),
+            if(h % 50 = 3, map('routewatch.score.tone', 'n/a'), map()))),
+        'Map(LowCardinality(String), String)'),
+    if(kind = 'llm', http_attempts, 0),
+    if(kind = 'llm' AND http_attempts > 1, toUInt32(250 * (http_attempts - 1)), 0)
 FROM
 (
     SELECT
@@ -123,6 +137,8 @@ FROM
         ['validation_failed', 'timeout', 'rate_limited', 'low_confidence', 'error', ''][(intDiv(h, 7 * k) % 6) + 1] AS reason,
         500 + (intDiv(h, 11 * (k + 1)) % 1500) AS input_tokens,
         50 + (intDiv(h, 13 * (k + 1)) % 500) AS output_tokens,
+        intDiv(h, 31 * (k + 1)) % 100 < 5 AS unpriced,
+        toUInt16(multiIf(intDiv(h, 37 * (k + 1)) % 100 < 20, 0, intDiv(h, 37 * (k + 1)) % 100 < 85, 1, intDiv(h, 37 * (k + 1)) % 100 < 95, 2, 3)) AS http_attempts,
         if(s = 0, task_start, task_start + toIntervalNanosecond(intDiv(latency_ns * (k - 1), attempts) + 1000 * s)) AS span_start,
         if(s = 0, task_start + toIntervalNanosecond(latency_ns), span_start + toIntervalNanosecond(intDiv(latency_ns, attempts) - 2000 * s)) AS span_end
     FROM (SELECT ${TASK_COLUMNS} FROM numbers({first:UInt64}, {count:UInt64}) WHERE ${SUBSET_FILTER[subset].tasks})
@@ -134,7 +150,7 @@ FROM
 /** Late outcome reports (and retried copies) of tasks [first, first + count) into `late_outcomes`. */
 export function insertLateOutcomesSql(): string {
   return `INSERT INTO late_outcomes
-    (task_id, report_id, observed_at, outcome, outcome_reason, reask, cleanup_cost_usd, source)
+    (task_id, report_id, observed_at, outcome, outcome_reason, reask, cleanup_cost_usd, source, scores)
 SELECT
     trace_id,
     concat('bench-', toString(t)),
@@ -143,7 +159,10 @@ SELECT
     if(outcome = 'success', 'user_reported', 'human_corrected'),
     toUInt8(outcome = 'success'),
     0.25,
-    'bench'
+    'bench',
+    -- Half the reports score the task again; a retried copy carries another value, which does not
+    -- count (the first copy observed wins).
+    CAST(if(intDiv(h, 41) % 2 = 0, map('groundedness', round(score / 2 + copy / 10, 3)), map()), 'Map(LowCardinality(String), Float64)')
 FROM (SELECT ${TASK_COLUMNS} FROM numbers({first:UInt64}, {count:UInt64}))
 ARRAY JOIN range(toUInt64(1 + has_retried_report)) AS copy
 WHERE has_late_outcome`;

@@ -99,7 +99,7 @@ async function rawReport(
     { from: toClickHouseTime(window.from), to: toClickHouseTime(window.to) },
     cohortRouteRow,
   );
-  return rows.map(toMetrics);
+  return rows.map((row) => toMetrics(row));
 }
 
 /** Differences between two reports beyond the latency quantiles; and the largest quantile gap. */
@@ -110,9 +110,12 @@ function compare(
   const mismatches: string[] = [];
   let p95Gap = 0;
   if (rollup.length !== raw.length) mismatches.push(`${rollup.length} rows, raw ${raw.length}`);
-  // Everything but the latency quantiles, which are t-digests on both sides.
+  // Everything but the latency quantiles, which are t-digests on both sides, and the interval of
+  // cost per success, whose Σ cost² is a Float64 sum in another order on each side.
   const exactPart = (row: CohortRouteMetrics) =>
-    JSON.stringify(row, (key, value: unknown) => (key.endsWith('LatencyMs') ? undefined : value));
+    JSON.stringify(row, (key, value: unknown) =>
+      key.endsWith('LatencyMs') || key === 'costPerSuccessfulTaskInterval' ? undefined : value,
+    );
   rollup.forEach((row, i) => {
     const other = raw[i];
     if (!other) return;

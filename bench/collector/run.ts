@@ -1,151 +1,84 @@
 /**
- * Collector ingest throughput into the embedded store, against the engine's own ceiling, in one run:
- *   (1) raw: pre-normalized rows inserted straight into `spans` in 10 000-row batches — what the
- *       embedded ClickHouse can take, no HTTP, no decoding;
- *   (2) OTLP/HTTP JSON and (3) OTLP/HTTP protobuf: pre-encoded export requests of 500 spans POSTed
- *       to `routewatch start` on 127.0.0.1, 16 in flight, each acknowledged only once stored.
+ * Collector ingest end to end into the embedded store, against the engine's own insert of the same
+ * rows, in one run, for each mix (bench/collector/workload.ts):
+ *   (1) raw: the rows the pipeline makes of the export, inserted straight into `spans` in 10 000-row
+ *       batches, in the format the writer sends — what the embedded ClickHouse can take, no HTTP,
+ *       no decoding;
+ *   (2) OTLP/HTTP protobuf (the SDK default) and JSON: pre-encoded export requests of 500 spans
+ *       POSTed to `routewatch start` on 127.0.0.1, 16 in flight, each acknowledged only once stored.
+ * Rates are in rows stored per second (the same unit as the raw insert) and spans received per
+ * second. Then the acknowledgement latency at half the maximum rate: protobuf requests sent at a
+ * fixed pace (open loop) at half the median protobuf rate just measured, p50/p99 per request.
  * The sender runs in this process too, so its CPU shares the two cores with the collector.
- * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3]
+ * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
+ *        [--in-flight 16] [--batch-delay 200ms] [--profile-main main.cpuprofile]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { z } from 'zod';
+import { createIngest } from '../../collector/ingest.js';
+import { SPAN_INSERT } from '../../collector/span-lines.js';
 import { configWith } from '../../server/config.js';
-import { startRoutewatch } from '../../server/start.js';
-import { normalizeRequest } from '../../collector/normalize.js';
-import { decodeTraceRequestProto } from '../../collector/otlp-proto.js';
-import { PriceTable } from '../../collector/pricing.js';
+import { ingestSettings, startRoutewatch } from '../../server/start.js';
+import type { Store } from '../../storage/store.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
+import { CONTENT_TYPE, SPANS_PER_REQUEST, encode, makeRequests } from './workload.js';
+import type { Encoding, Mix } from './workload.js';
 
 const { values } = parseArgs({
   options: {
     spans: { type: 'string', default: '60000' },
     rounds: { type: 'string', default: '3' },
+    mixes: { type: 'string', default: 'llm,mixed' },
+    'latency-s': { type: 'string', default: '15' },
+    /** Requests in flight while measuring the rate. */
+    'in-flight': { type: 'string', default: '16' },
+    /** Writes a V8 profile of the main thread during the protobuf phases to this file. */
+    'profile-main': { type: 'string' },
+    /** ROUTEWATCH_BATCH_DELAY for the collector (default: the configuration's default). */
+    'batch-delay': { type: 'string' },
   },
 });
 const SPANS = Number(values.spans);
 const ROUNDS = Number(values.rounds);
-const PER_REQUEST = 500;
-const IN_FLIGHT = 16;
+const MIX_LIST = values.mixes.split(',') as Mix[];
+const LATENCY_S = Number(values['latency-s']);
+const IN_FLIGHT = Number(values['in-flight']);
+const RAW_BATCH_ROWS = 10_000;
 
-let sequence = 0;
-/** A realistic LLM span: routing attributes, GenAI attributes, tokens; unique ids. */
-function syntheticSpan(startNs: bigint): ReadableSpan {
-  const n = ++sequence;
-  const hex = (value: number, bytes: number) => value.toString(16).padStart(bytes * 2, '0');
-  const cohort = ['faq', 'extraction', 'policy', 'agentic'][n % 4]!;
-  const toHr = (ns: bigint): [number, number] => [
-    Number(ns / 1_000_000_000n),
-    Number(ns % 1_000_000_000n),
-  ];
-  return {
-    name: 'chat gpt-4o-mini',
-    kind: 2,
-    spanContext: () => ({ traceId: hex(n, 16), spanId: hex(n, 8), traceFlags: 1 }),
-    parentSpanContext: undefined,
-    startTime: toHr(startNs),
-    endTime: toHr(startNs + 250_000_000n),
-    duration: [0, 250_000_000],
-    status: { code: 0 },
-    attributes: {
-      'routewatch.task.id': `task-${Math.floor(n / 3)}`,
-      'routewatch.cohort': cohort,
-      'routewatch.route': n % 5 === 0 ? 'large' : 'small',
-      'routewatch.attempt': n % 5 === 0 ? 2 : 1,
-      'gen_ai.operation.name': 'chat',
-      'gen_ai.provider.name': 'openai',
-      'gen_ai.request.model': 'gpt-4o-mini',
-      'gen_ai.response.model': 'gpt-4o-mini-2024-07-18',
-      'gen_ai.response.id': `chatcmpl-${n}`,
-      'gen_ai.response.finish_reasons': ['stop'],
-      'gen_ai.usage.input_tokens': 800 + (n % 400),
-      'gen_ai.usage.output_tokens': 120 + (n % 80),
-      'server.address': 'api.openai.com',
-      'server.port': 443,
-    },
-    links: [],
-    events: [],
-    ended: true,
-    resource: {
-      attributes: { 'service.name': 'bench' },
-      merge: () => null,
-      asyncAttributesPending: false,
-      getRawAttributes: () => [['service.name', 'bench']],
-    },
-    instrumentationScope: { name: '@routewatch/instrumentation', version: '0.1.0' },
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-  } as unknown as ReadableSpan;
-}
+/** 503s answered (the collector's admission control: overloaded), retried as an exporter would. */
+let refusals = 0;
 
-function makeRequests(count: number): ReadableSpan[][] {
-  const start = BigInt(Date.now()) * 1_000_000n;
-  const requests: ReadableSpan[][] = [];
-  for (let i = 0; i < count; i += PER_REQUEST) {
-    requests.push(
-      Array.from({ length: Math.min(PER_REQUEST, count - i) }, (_, j) =>
-        syntheticSpan(start + BigInt(i + j)),
-      ),
-    );
+async function post(url: string, body: Uint8Array, encoding: Encoding): Promise<void> {
+  for (;;) {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': CONTENT_TYPE[encoding] },
+      body,
+    });
+    if (res.status === 503) {
+      refusals++;
+      await res.arrayBuffer();
+      // Retry-After, capped at a second so that one refusal does not idle the run for long.
+      const seconds = Math.min(1, Number(res.headers.get('retry-after') ?? 1));
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      continue;
+    }
+    if (res.status !== 200)
+      throw new Error(`collector answered ${res.status}: ${await res.text()}`);
+    await res.arrayBuffer();
+    return;
   }
-  return requests;
 }
 
-/** OTLP/JSON as the OpenTelemetry JS exporter encodes it (hex ids, int64 as strings). */
-function toJson(spans: ReadableSpan[]): Uint8Array {
-  const decoded = decodeTraceRequestProto(ProtobufTraceSerializer.serializeRequest(spans)!);
-  const value = (kv: { value: { kind: string; value?: unknown } }) => {
-    const v = kv.value;
-    if (v.kind === 'string') return { stringValue: v.value };
-    if (v.kind === 'int') return { intValue: v.value };
-    if (v.kind === 'double') return { doubleValue: v.value };
-    if (v.kind === 'bool') return { boolValue: v.value };
-    return {
-      arrayValue: {
-        values: (v.value as { value: unknown }[]).map((x) => ({ stringValue: x.value })),
-      },
-    };
-  };
-  return Buffer.from(
-    JSON.stringify({
-      resourceSpans: decoded.resourceSpans.map((rs) => ({
-        resource: {
-          attributes: (rs.resource?.attributes ?? []).map((kv) => ({
-            key: kv.key,
-            value: value(kv),
-          })),
-        },
-        scopeSpans: rs.scopeSpans.map((ss) => ({
-          scope: ss.scope,
-          spans: ss.spans.map((s) => ({
-            ...s,
-            attributes: s.attributes.map((kv) => ({ key: kv.key, value: value(kv) })),
-          })),
-        })),
-      })),
-    }),
-  );
-}
-
-async function send(url: string, bodies: Uint8Array[], contentType: string): Promise<void> {
+async function send(url: string, bodies: Uint8Array[], encoding: Encoding): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < bodies.length) {
-      const body = bodies[next++]!;
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': contentType },
-        body,
-      });
-      if (res.status !== 200)
-        throw new Error(`collector answered ${res.status}: ${await res.text()}`);
-      await res.arrayBuffer();
-    }
+    while (next < bodies.length) await post(url, bodies[next++]!, encoding);
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
 }
@@ -153,6 +86,39 @@ async function send(url: string, bodies: Uint8Array[], contentType: string): Pro
 interface Measure {
   wallMs: number;
   cpuMs: number;
+}
+
+/**
+ * Waits until the engine merges no part of `spans`: merges started by one phase's inserts would
+ * otherwise run, and be counted, in the next phase.
+ */
+async function settle(store: Store): Promise<void> {
+  const merges = z.object({ n: z.coerce.number() });
+  for (let i = 0; i < 100; i++) {
+    const [row] = await store.query(
+      "SELECT count() AS n FROM system.merges WHERE table = 'spans'",
+      {},
+      merges,
+    );
+    if (row!.n === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Profiles the main thread during `fn`, once (the first protobuf phase), into --profile-main. */
+let profiledOnce = false;
+async function profiled<T>(on: boolean, fn: () => Promise<T>): Promise<T> {
+  if (!on || profiledOnce) return fn();
+  profiledOnce = true;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  const result = await fn();
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(values['profile-main']!, JSON.stringify(profile));
+  session.disconnect();
+  return result;
 }
 
 async function measure(fn: () => Promise<void>): Promise<Measure> {
@@ -163,75 +129,134 @@ async function measure(fn: () => Promise<void>): Promise<Measure> {
   return { wallMs: performance.now() - t0, cpuMs: (used.user + used.system) / 1000 };
 }
 
+/** Open loop: one request every `intervalMs`, whatever the answers; latency of each. */
+async function paced(
+  url: string,
+  bodies: Uint8Array[],
+  intervalMs: number,
+): Promise<{ latencies: number[]; late: number }> {
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  let late = 0;
+  for (let i = 0; i < bodies.length; i++) {
+    const due = t0 + i * intervalMs;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    else if (wait < -intervalMs) late++;
+    const sent = performance.now();
+    pending.push(
+      post(url, bodies[i]!, 'protobuf').then(() => {
+        latencies.push(performance.now() - sent);
+      }),
+    );
+  }
+  await Promise.all(pending);
+  return { latencies, late };
+}
+
+const quantile = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'routewatch-bench-collector-'));
-  const routewatch = await startRoutewatch(
-    configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_DATA_DIR: dir }),
-  );
-  const prices = new PriceTable();
-  const results: Record<string, Measure[]> = { raw: [], json: [], protobuf: [] };
+  const config = configWith({
+    ROUTEWATCH_PORT: '0',
+    ROUTEWATCH_DATA_DIR: dir,
+    ...(values['batch-delay'] ? { ROUTEWATCH_BATCH_DELAY: values['batch-delay'] } : {}),
+  });
+  const routewatch = await startRoutewatch(config);
+  // The pipeline itself, to make the raw insert's rows exactly as the collector makes them.
+  const ingest = createIngest(ingestSettings(config));
+  const table: string[] = [];
   try {
-    console.log('routewatch bench: collector ingest into the embedded store');
-    for (const line of describeMachine()) console.log(line);
+    console.log('routewatch bench: collector ingest into the embedded store, end to end');
+    for (const line of describeMachine().slice(0, 2)) console.log(line);
     console.log(
-      `${SPANS} spans per variant and round, ${PER_REQUEST} spans per request, ${IN_FLIGHT} in flight, ${ROUNDS} rounds · load average before: ${loadAverage()}\n`,
+      `${SPANS} spans per variant and round, ${SPANS_PER_REQUEST} spans per request, ${IN_FLIGHT} in flight, ${ROUNDS} rounds · batch delay ${config.ROUTEWATCH_BATCH_DELAY} ms · load average before: ${loadAverage()}\n`,
     );
-    for (let round = 1; round <= ROUNDS; round++) {
-      // Fresh spans each time: the collector drops span ids it has already stored.
-      const raw = makeRequests(SPANS).map((spans) =>
-        ProtobufTraceSerializer.serializeRequest(spans)!,
-      );
-      const rows = raw.flatMap(
-        (body) => normalizeRequest(decodeTraceRequestProto(body), prices).rows,
-      );
-      const rawBatches: Buffer[] = [];
-      for (let i = 0; i < rows.length; i += 10_000) {
-        rawBatches.push(
-          Buffer.from(
-            rows
-              .slice(i, i + 10_000)
-              .map((r) => JSON.stringify(r))
-              .join('\n'),
-          ),
+    for (const mix of MIX_LIST) {
+      const results: Record<string, Measure[]> = { raw: [], protobuf: [], json: [] };
+      let rowsPerRound = 0;
+      for (let round = 1; round <= ROUNDS; round++) {
+        // Fresh spans for each variant: the collector drops span ids it has already stored.
+        const rawBatches: Buffer[] = [];
+        let lines: string[] = [];
+        for (const spans of makeRequests(mix, SPANS)) {
+          lines.push(...ingest(encode(spans, 'protobuf'), 'protobuf', Date.now()).lines);
+        }
+        rowsPerRound = lines.length;
+        for (let i = 0; i < lines.length; i += RAW_BATCH_ROWS) {
+          rawBatches.push(Buffer.from(lines.slice(i, i + RAW_BATCH_ROWS).join('\n') + '\n'));
+        }
+        lines = [];
+        const bodies = {
+          protobuf: makeRequests(mix, SPANS).map((s) => encode(s, 'protobuf')),
+          json: makeRequests(mix, SPANS).map((s) => encode(s, 'json')),
+        };
+        // Each phase after the engine's merges of the one before; the order rotates by round.
+        const phases = ['raw', 'protobuf', 'json'] as const;
+        for (let p = 0; p < phases.length; p++) {
+          const phase = phases[(p + round - 1) % phases.length]!;
+          await settle(routewatch.store);
+          if (phase === 'raw') {
+            results['raw']!.push(
+              await measure(async () => {
+                for (const batch of rawBatches)
+                  await routewatch.store.insertJsonEachRow('spans', batch, SPAN_INSERT);
+              }),
+            );
+          } else {
+            results[phase]!.push(
+              await profiled(phase === 'protobuf' && values['profile-main'] !== undefined, () =>
+                measure(() => send(routewatch.tracesUrl, bodies[phase], phase)),
+              ),
+            );
+          }
+        }
+        console.log(
+          `${mix} round ${round}/${ROUNDS}: ` +
+            Object.entries(results)
+              .map(
+                ([name, list]) =>
+                  `${name} ${Math.round(rowsPerRound / (list.at(-1)!.wallMs / 1000)).toLocaleString('en')} rows/s`,
+              )
+              .join(' · '),
         );
       }
-      const json = makeRequests(SPANS).map(toJson);
-      const protobuf = makeRequests(SPANS).map((spans) =>
-        ProtobufTraceSerializer.serializeRequest(spans)!,
-      );
+      const rawRate = median(results['raw']!.map((m) => rowsPerRound / (m.wallMs / 1000)));
+      for (const [name, list] of Object.entries(results)) {
+        const rowRate = median(list.map((m) => rowsPerRound / (m.wallMs / 1000)));
+        const spanRate =
+          name === 'raw' ? Number.NaN : median(list.map((m) => SPANS / (m.wallMs / 1000)));
+        const cpuPerKRows = median(list.map((m) => m.cpuMs / (rowsPerRound / 1000)));
+        table.push(
+          `${`${mix}/${name}`.padEnd(16)} ${Math.round(rowRate).toLocaleString('en').padStart(10)} ${(Number.isNaN(spanRate) ? '—' : Math.round(spanRate).toLocaleString('en')).padStart(10)} ${(rowRate / rawRate).toFixed(2).padStart(8)} ${cpuPerKRows.toFixed(1).padStart(18)}`,
+        );
+      }
 
-      results['raw']!.push(
-        await measure(async () => {
-          for (const batch of rawBatches) await routewatch.store.insertJsonEachRow('spans', batch);
-        }),
-      );
-      results['json']!.push(
-        await measure(() => send(routewatch.tracesUrl, json, 'application/json')),
-      );
-      results['protobuf']!.push(
-        await measure(() => send(routewatch.tracesUrl, protobuf, 'application/x-protobuf')),
-      );
-      const line = Object.entries(results)
-        .map(
-          ([name, list]) =>
-            `${name} ${Math.round(SPANS / (list.at(-1)!.wallMs / 1000)).toLocaleString('en')} spans/s`,
-        )
-        .join(' · ');
-      console.log(`round ${round}/${ROUNDS}: ${line}`);
+      // Acknowledgement latency at half the maximum rate (the median protobuf rate above).
+      const maxSpanRate = median(results['protobuf']!.map((m) => SPANS / (m.wallMs / 1000)));
+      const intervalMs = (SPANS_PER_REQUEST / (maxSpanRate / 2)) * 1000;
+      const count = Math.max(50, Math.round((LATENCY_S * 1000) / intervalMs));
+      const bodies = makeRequests(mix, count * SPANS_PER_REQUEST).map((s) => encode(s, 'protobuf'));
+      await settle(routewatch.store);
+      const { latencies, late } = await paced(routewatch.tracesUrl, bodies, intervalMs);
+      latencies.sort((a, b) => a - b);
+      const line =
+        `${mix}: ${count} protobuf requests of ${SPANS_PER_REQUEST} spans at ${Math.round(maxSpanRate / 2).toLocaleString('en')} spans/s ` +
+        `(one every ${intervalMs.toFixed(0)} ms${late > 0 ? `, ${late} sent late` : ''}): ` +
+        `ack latency p50 ${quantile(latencies, 0.5).toFixed(1)} ms · p90 ${quantile(latencies, 0.9).toFixed(1)} ms · ` +
+        `p99 ${quantile(latencies, 0.99).toFixed(1)} ms · max ${latencies.at(-1)!.toFixed(1)} ms`;
+      console.log(line);
+      table.push(`  ${line}`);
     }
-    const rawRate = median(results['raw']!.map((m) => SPANS / (m.wallMs / 1000)));
     console.log(
-      '\nvariant                      spans/s (median)  × raw insert  process CPU ms per 1k spans',
+      '\nvariant            rows/s   spans/s   × raw   process CPU ms/1k rows   (medians)',
     );
-    for (const [name, list] of Object.entries(results)) {
-      const rate = median(list.map((m) => SPANS / (m.wallMs / 1000)));
-      const cpuPerK = median(list.map((m) => m.cpuMs / (SPANS / 1000)));
-      console.log(
-        `${name.padEnd(28)} ${Math.round(rate).toLocaleString('en').padStart(16)}  ${(rate / rawRate).toFixed(2).padStart(12)}  ${cpuPerK.toFixed(1).padStart(27)}`,
-      );
-    }
+    for (const line of table) console.log(line);
     console.log(
-      `\nspans stored: ${routewatch.writer.stats.rowsWritten.toLocaleString('en')} via HTTP (+ ${(SPANS * ROUNDS).toLocaleString('en')} raw) · load average after: ${loadAverage()}`,
+      `\nrows stored via HTTP: ${routewatch.writer.stats.rowsWritten.toLocaleString('en')} in ${routewatch.writer.stats.batches} inserts · requests refused with 503 and retried: ${refusals} · load average after: ${loadAverage()}`,
     );
   } finally {
     await routewatch.close();

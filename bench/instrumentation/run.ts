@@ -10,6 +10,7 @@
  * the median over all slots of the difference to the uninstrumented chunk of the same slot.
  */
 import { parseArgs } from 'node:util';
+import { progressReporter } from '../../cli/progress.js';
 import { describeMachine, loadAverage } from './machine.js';
 import { startReceiver, startVariant, type VariantProcess } from './processes.js';
 import {
@@ -104,6 +105,13 @@ async function main(): Promise<void> {
   );
 
   const receiver = await startReceiver();
+  // On stderr, so the figures on stdout stay as they are.
+  const progress = progressReporter(
+    process.stderr,
+    'chunks measured',
+    opts.rounds * opts.slots * opts.variants.length,
+  );
+  let measured = 0;
   const samples: ChunkSample[] = [];
   const spans: RunSpans[] = [];
   const runId = (variant: VariantName, round: number) => `${variant}-${round}`;
@@ -123,6 +131,7 @@ async function main(): Promise<void> {
       for (let slot = 0; slot < opts.slots; slot += 1) {
         for (const variantProcess of slotOrder(processes, slot)) {
           const { cpuMicrosPerCall } = await variantProcess.measure(opts.chunk);
+          progress.update(++measured);
           samples.push({ variant: variantProcess.variant, round, slot, cpuMicrosPerCall });
           perVariant.set(variantProcess.variant, [
             ...(perVariant.get(variantProcess.variant) ?? []),
@@ -144,6 +153,7 @@ async function main(): Promise<void> {
             variantProcess.spansPerLoop * variantProcess.loops,
         });
       }
+      progress.clear();
       console.log(
         `round ${round + 1}/${opts.rounds}, median CPU µs/call: ` +
           opts.variants

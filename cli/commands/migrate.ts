@@ -31,7 +31,8 @@ them from the stored spans). With ROUTEWATCH_CLICKHOUSE_CLUSTER, the DDL runs ON
       process.stdout.write(
         `${store.location}: applied ${result.applied.length} migration(s)` +
           `${result.applied.length ? ` (${result.applied.map((m) => m.name).join(', ')})` : ''}, ` +
-          `${result.alreadyApplied} already applied\n`,
+          `${result.alreadyApplied} already applied; ` +
+          `${result.viewsApplied.length ? `views re-created: ${result.viewsApplied.join(', ')}` : 'views up to date'}\n`,
       );
       const ttls = await applyRetention(store, retentionSettings(config), { cluster });
       if (ttls.length > 0) process.stdout.write(`retention set on ${ttls.join(', ')}\n`);

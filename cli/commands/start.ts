@@ -10,12 +10,17 @@ Usage: routewatch start
 
 Listens for OTLP/HTTP traces (POST /v1/traces), late outcomes (POST /v1/outcomes) and the API
 (GET /api/v1/report), with the data in ROUTEWATCH_DATA_DIR (embedded ClickHouse) or on the
-ClickHouse server CLICKHOUSE_URL names. Stops on SIGINT/SIGTERM after storing what it acknowledged.
+ClickHouse server CLICKHOUSE_URL names. A request is answered once its spans are in the
+write-ahead log (ROUTEWATCH_WAL_DIR), which is drained into ClickHouse, also after a restart.
+Stops on SIGINT/SIGTERM; what it acknowledged is stored, or kept in the log for the next start.
 
 Environment (defaults in parentheses; see docs/operating.md for all settings):
   ROUTEWATCH_HOST (127.0.0.1)   ROUTEWATCH_PORT (4318)   ROUTEWATCH_DATA_DIR (./.routewatch)
   CLICKHOUSE_URL (unset: embedded)   ROUTEWATCH_TOKEN (required beyond loopback)
   ROUTEWATCH_LOG_LEVEL (info)   ROUTEWATCH_RETENTION_DAYS (30)   ROUTEWATCH_MAX_BODY_BYTES (20 MiB)
+  ROUTEWATCH_RULES (unset: default rules)   ROUTEWATCH_EVALUATE_EVERY (1m; 0 turns it off)
+  ROUTEWATCH_SLACK_WEBHOOK_URL   ROUTEWATCH_WEBHOOK_URL   ROUTEWATCH_PUBLIC_URL (links in alerts)
+  ROUTEWATCH_WAL (on)   ROUTEWATCH_WAL_DIR (<ROUTEWATCH_DATA_DIR>/wal)   ROUTEWATCH_WAL_MAX_BYTES (1 GiB)
 `,
   options: {},
   async run() {
@@ -31,13 +36,18 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
       running.store.driver === 'embedded'
         ? `embedded ClickHouse, data in ${resolve(config.ROUTEWATCH_DATA_DIR)}`
         : `ClickHouse server ${running.store.location}`;
+    const wal = running.walDir
+      ? `Write-ahead log: ${running.walDir}\n\n`
+      : 'Write-ahead log: off (ROUTEWATCH_WAL=off): a request is answered once stored.\n\n';
     process.stdout.write(
       `\nroutewatch is listening on ${running.url} (${where})\n\n` +
+        wal +
         "Point your service's OpenTelemetry exporter here:\n" +
         `  OTEL_EXPORTER_OTLP_ENDPOINT=${running.url} \\\n` +
         '    node --import @routewatch/instrumentation/register app.js\n\n' +
         `Report: routewatch report --url ${running.url}   (or GET ${running.url}/api/v1/report)\n` +
-        'Stop with Ctrl-C: spans already acknowledged are written before exit.\n\n',
+        `Alerts: routewatch alerts --url ${running.url}   (${config.ROUTEWATCH_EVALUATE_EVERY > 0 ? `rules evaluated every ${config.ROUTEWATCH_EVALUATE_EVERY / 1000} s` : 'periodic evaluation off'}${config.ROUTEWATCH_SLACK_WEBHOOK_URL ? ', sent to Slack' : ''}${config.ROUTEWATCH_WEBHOOK_URL ? ', sent to the webhook' : ''})\n` +
+        'Stop with Ctrl-C: spans already acknowledged are stored, or kept in the log for the next start.\n\n',
     );
     let stopping = false;
     const stop = (signal: string) => {

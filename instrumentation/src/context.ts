@@ -10,6 +10,8 @@ export interface TaskState {
   /** Highest attempt index handed out so far. */
   lastAttempt: number;
   outcomeSet: boolean;
+  /** Score names recorded so far, to hold the task to `MAX_SCORES` distinct names. */
+  readonly scoreNames: Set<string>;
 }
 
 export interface AttemptState {

@@ -1,4 +1,5 @@
-import type { AttemptRecord, FallbackReason } from './fallback-types.js';
+import type { AttemptRecord } from './fallback-types.js';
+import type { FallbackReason } from './semconv.js';
 
 /** Why `ctx.signal` aborts when a route runs past its `timeoutMs`; its name marks it a timeout. */
 export class RouteTimeoutError extends Error {

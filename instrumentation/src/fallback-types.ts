@@ -1,21 +1,4 @@
-import type { ValidationResult } from './types.js';
-
-/**
- * Fallback reasons `withFallback` records (`routewatch.fallback.reason`). A validate predicate may
- * return its own low-cardinality word instead of `validation_failed`.
- */
-export const FALLBACK_REASONS = {
-  error: 'error',
-  timeout: 'timeout',
-  rateLimited: 'rate_limited',
-  validationFailed: 'validation_failed',
-  lowConfidence: 'low_confidence',
-  highRisk: 'high_risk',
-} as const;
-export type FallbackReason =
-  | (typeof FALLBACK_REASONS)[keyof typeof FALLBACK_REASONS]
-  // Custom reasons from a validate predicate; `string & {}` keeps the known ones in completions.
-  | (string & {});
+import type { FallbackReason, ValidationResult } from './semconv.js';
 
 /** What a route's `run` receives. */
 export interface RouteContext<I> {

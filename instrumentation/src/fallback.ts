@@ -12,17 +12,20 @@ import {
   type AttemptOutcome,
   type AttemptRecord,
   type ConfidenceGate,
-  FALLBACK_REASONS,
   type FallbackOptions,
-  type FallbackReason,
   type FallbackResult,
   type FallbackRoute,
   type RouteContext,
   type Validator,
 } from './fallback-types.js';
-import { ATTR_FALLBACK_REASON } from './semconv.js';
+import {
+  ATTR_FALLBACK_REASON,
+  FALLBACK_REASONS,
+  type FallbackReason,
+  type ValidationResult,
+} from './semconv.js';
 import { runAttempt } from './tagging.js';
-import type { AttemptHandle, ValidationResult } from './types.js';
+import type { AttemptHandle } from './types.js';
 
 const DEFAULT_MAX_MODEL_ATTEMPTS = 2;
 // setTimeout fires at once for delays above 2^31 - 1 ms.
@@ -95,8 +98,13 @@ export async function withFallback<V extends readonly unknown[], I = undefined>(
   throw new FallbackExhaustedError(attempts, skippedRoutes);
 }
 
-/** Validates the options strictly, before any route runs; returns the model attempt bound. */
-function checkOptions<V extends readonly unknown[], I>(options: FallbackOptions<V, I>): number {
+/**
+ * Validates the options strictly, before any route runs; returns the model attempt bound. Also
+ * used by `runEval`, to refuse a bad policy before any case runs.
+ */
+export function checkOptions<V extends readonly unknown[], I>(
+  options: FallbackOptions<V, I>,
+): number {
   const { routes, highRisk, confidence, validate } = options;
   if (!Array.isArray(routes) || routes.length === 0) {
     throw new FallbackConfigError('routes must be a non-empty array');

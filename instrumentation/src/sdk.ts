@@ -8,9 +8,9 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { AnthropicInstrumentation } from './anthropic.js';
+import { AnthropicInstrumentation } from './providers/anthropic.js';
 import { nonEmpty, readRoutewatchEnv } from './config.js';
-import { OpenAIInstrumentation } from './openai.js';
+import { OpenAIInstrumentation } from './providers/openai.js';
 import { RoutewatchSpanProcessor } from './span-processor.js';
 import type {
   InstrumentationsOptions,

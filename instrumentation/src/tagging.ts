@@ -24,6 +24,8 @@ import {
   ATTR_CLEANUP_COST_USD,
   ATTR_COHORT,
   ATTR_CONFIDENCE,
+  ATTR_EVAL_DATASET,
+  ATTR_EVAL_RUN,
   ATTR_FALLBACK_REASON,
   ATTR_OUTCOME,
   ATTR_OUTCOME_REASON,
@@ -33,9 +35,13 @@ import {
   ATTR_TASK_ID,
   ATTR_TASK_NAME,
   ATTR_VALIDATION,
+  MAX_SCORES,
   OUTCOMES,
   type Outcome,
+  SCORE_ATTRIBUTE_PREFIX,
+  SCORE_NAME_PATTERN,
   TASK_SPAN_PREFIX,
+  type ValidationResult,
 } from './semconv.js';
 import type {
   AttemptHandle,
@@ -44,7 +50,6 @@ import type {
   RoutingContext,
   TaskHandle,
   TaskOptions,
-  ValidationResult,
 } from './types.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from './version.js';
 
@@ -88,6 +93,12 @@ function startTask(opts: TaskOptions): { ctx: Context; state: TaskState; handle:
   if (opts.policyVersion !== undefined) attributes[ATTR_POLICY_VERSION] = opts.policyVersion;
   if (opts.name !== undefined) attributes[ATTR_TASK_NAME] = opts.name;
   if (opts.taskId !== undefined) attributes[ATTR_TASK_ID] = opts.taskId;
+  // Only the task span carries the eval tags (the processor stamps them nowhere else): an eval
+  // run is a property of the task, and the views read it from there.
+  const evalRun = evalTag('evalRun', opts.evalRun);
+  if (evalRun !== undefined) attributes[ATTR_EVAL_RUN] = evalRun;
+  const evalDataset = evalTag('evalDataset', opts.evalDataset);
+  if (evalDataset !== undefined) attributes[ATTR_EVAL_DATASET] = evalDataset;
   const span = tracer().startSpan(
     `${TASK_SPAN_PREFIX} ${cohort}`,
     { kind: SpanKind.INTERNAL, attributes },
@@ -107,6 +118,7 @@ function startTask(opts: TaskOptions): { ctx: Context; state: TaskState; handle:
     span,
     lastAttempt: 0,
     outcomeSet: false,
+    scoreNames: new Set(),
   };
   const ctx = setRoutingState(trace.setSpan(parent, span), { task: state, attempt: undefined });
   const handle: TaskHandle = {
@@ -116,8 +128,17 @@ function startTask(opts: TaskOptions): { ctx: Context; state: TaskState; handle:
     setOutcome: (outcome, outcomeOpts) => setTaskOutcome(state, outcome, outcomeOpts),
     setFallbackReason: (reason) =>
       guard('setting a fallback reason', () => span.setAttribute(ATTR_FALLBACK_REASON, reason)),
+    setScore: (name, value) => setTaskScore(state, name, value),
   };
   return { ctx, state, handle };
+}
+
+/** An eval tag's value, or undefined (with a warning) when it is not a non-empty string. */
+function evalTag(option: 'evalRun' | 'evalDataset', value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && value !== '') return value;
+  diag.warn(`routewatch: ignoring ${option} ${JSON.stringify(value)}: expected a non-empty string`);
+  return undefined;
 }
 
 /** A handle that records nothing, for when starting the task itself failed. */
@@ -128,7 +149,41 @@ function detachedTaskHandle(opts: TaskOptions): TaskHandle {
     span: trace.wrapSpanContext(INVALID_SPAN_CONTEXT),
     setOutcome: () => undefined,
     setFallbackReason: () => undefined,
+    setScore: () => undefined,
   };
+}
+
+/**
+ * What is wrong with a score, or undefined when it can be recorded: `name` must match
+ * `SCORE_NAME_PATTERN` and `value` be a number in 0..1. The collector checks late outcome
+ * reports against the same rule.
+ */
+export function scoreProblem(name: unknown, value: unknown): string | undefined {
+  if (typeof name !== 'string' || !SCORE_NAME_PATTERN.test(name)) {
+    return `score name ${JSON.stringify(name)} is not 1-64 characters of [a-z0-9_.-]`;
+  }
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
+    return `score ${name} = ${String(value)} is not a number in 0..1`;
+  }
+  return undefined;
+}
+
+function setTaskScore(state: TaskState, name: string, value: number): void {
+  guard('setting a score', () => {
+    const problem = scoreProblem(name, value);
+    if (problem !== undefined) {
+      diag.warn(`routewatch: ignoring a score: ${problem}`);
+      return;
+    }
+    if (!state.scoreNames.has(name)) {
+      if (state.scoreNames.size >= MAX_SCORES) {
+        diag.warn(`routewatch: ignoring score ${name}: a task keeps at most ${MAX_SCORES} scores`);
+        return;
+      }
+      state.scoreNames.add(name);
+    }
+    state.span.setAttribute(`${SCORE_ATTRIBUTE_PREFIX}${name}`, value);
+  });
 }
 
 function setTaskOutcome(
@@ -263,6 +318,16 @@ export function recordOutcome(outcome: Outcome, opts?: OutcomeOptions): void {
     return;
   }
   setTaskOutcome(task, outcome, opts);
+}
+
+/** Records a quality score on the active task (see `TaskHandle.setScore`); a no-op (diag.warn) outside a task. */
+export function recordScore(name: string, value: number): void {
+  const task = getRoutingState(context.active())?.task;
+  if (task === undefined) {
+    diag.warn('routewatch: recordScore called outside a task');
+    return;
+  }
+  setTaskScore(task, name, value);
 }
 
 function activeAttempt(caller: string): AttemptState | undefined {

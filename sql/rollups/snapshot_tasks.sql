@@ -4,12 +4,15 @@
 INSERT INTO task_snapshot
     (task_id, cohort, service_name, policy_version, started_at, ended_at, latency_ms, primary_route,
      attempts, model_calls, failed_model_calls, fallback_reasons, invisible_fallbacks, input_tokens,
-     output_tokens, late_wins, outcome, outcome_reason, reask, llm_cost, cleanup_cost, version, is_deleted)
+     output_tokens, late_wins, outcome, outcome_reason, reask, llm_cost, cleanup_cost, eval_run,
+     eval_dataset, unpriced_calls, scores, http_counted_calls, retried_calls, http_retries,
+     retry_wait_ms, version, is_deleted)
 SELECT
     task_id, cohort, service_name, policy_version, started_at, ended_at, latency_ms, primary_route,
     attempts, model_calls, failed_model_calls, fallback_reasons, invisible_fallbacks, input_tokens,
-    output_tokens, late_wins, outcome, outcome_reason, reask, llm_cost, cleanup_cost,
-    {version:DateTime64(9, 'UTC')}, 0
+    output_tokens, late_wins, outcome, outcome_reason, reask, llm_cost, cleanup_cost, eval_run,
+    eval_dataset, unpriced_calls, scores, http_counted_calls, retried_calls, http_retries,
+    retry_wait_ms, {version:DateTime64(9, 'UTC')}, 0
 FROM v_tasks_live
 WHERE task_id GLOBAL IN
 (

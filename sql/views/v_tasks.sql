@@ -5,6 +5,13 @@
 -- (POST /v1/outcomes, table late_outcomes) wins; a late report wins a tie with the span. Each report
 -- counts once, at the time it was first observed. Among reports of one time, the greatest
 -- report_id wins: the order is fixed whatever order they arrived in.
+-- Tasks of an offline eval run (routewatch.eval.run on the task span) carry eval_run and
+-- eval_dataset; the production views leave them out. scores: named quality scores in 0..1, from
+-- the task span (routewatch.score.<name>) and late reports; per name the latest report wins over
+-- the span. Hidden retries (the SDK's own, inside one model call): http_counted_calls are the model
+-- calls whose HTTP requests were counted (spans.http_attempts > 0), retried_calls those of them
+-- that made more than one, http_retries the extra requests (Σ attempts − 1), retry_wait_ms the
+-- time spent between them.
 -- Read from the rollups: task_snapshot as of the last refresh, and v_tasks_live for the tasks
 -- changed since (v_tasks_changed). The same rows as v_tasks_from_spans, the computation from raw
 -- spans, which it replaces.
@@ -15,6 +22,8 @@ SELECT
     toString(cohort) AS cohort,
     toString(service_name) AS service_name,
     toString(policy_version) AS policy_version,
+    toString(eval_run) AS eval_run,
+    toString(eval_dataset) AS eval_dataset,
     started_at,
     ended_at,
     latency_ms,
@@ -22,6 +31,7 @@ SELECT
     attempts,
     model_calls,
     failed_model_calls,
+    unpriced_calls,
     CAST(fallback_reasons AS Array(String)) AS fallback_reasons,
     invisible_fallbacks,
     input_tokens,
@@ -32,14 +42,29 @@ SELECT
     reask,
     toFloat64(llm_cost) AS llm_cost_usd,
     toFloat64(cleanup_cost) AS cleanup_cost_usd,
-    toFloat64(llm_cost + cleanup_cost) AS cost_usd
+    toFloat64(llm_cost + cleanup_cost) AS cost_usd,
+    CAST(scores AS Map(String, Float64)) AS scores,
+    http_counted_calls,
+    retried_calls,
+    http_retries,
+    retry_wait_ms
 FROM
 (
-    SELECT * EXCEPT (version, is_deleted)
+    SELECT
+        task_id, cohort, service_name, policy_version, eval_run, eval_dataset, started_at,
+        ended_at, latency_ms, primary_route, attempts, model_calls, failed_model_calls,
+        unpriced_calls, fallback_reasons, invisible_fallbacks, input_tokens, output_tokens,
+        late_wins, outcome, outcome_reason, reask, llm_cost, cleanup_cost, scores,
+        http_counted_calls, retried_calls, http_retries, retry_wait_ms
     FROM task_snapshot FINAL
     WHERE task_id GLOBAL NOT IN (SELECT arrayJoin(changed_tasks))
     UNION ALL
-    SELECT * EXCEPT (span_hours)
+    SELECT
+        task_id, cohort, service_name, policy_version, eval_run, eval_dataset, started_at,
+        ended_at, latency_ms, primary_route, attempts, model_calls, failed_model_calls,
+        unpriced_calls, fallback_reasons, invisible_fallbacks, input_tokens, output_tokens,
+        late_wins, outcome, outcome_reason, reask, llm_cost, cleanup_cost, scores,
+        http_counted_calls, retried_calls, http_retries, retry_wait_ms
     FROM v_tasks_live
     WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks))
 );

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { otlpBody } from '../helpers.js';
+import { otlpBody } from '../support/otlp.js';
 
 // The built CLI (npm test builds first), run as a user runs it.
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -70,13 +70,45 @@ describe('routewatch CLI', () => {
     expect(ingest.status).toBe(200);
 
     expect(start.out()).toContain(`routewatch report --url ${url}`);
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    // Acknowledged once in the write-ahead log; stored once the log is drained.
+    let metrics = '';
+    const drained = () => /^routewatch_wal_spans 0$/m.test(metrics);
+    for (let i = 0; i < 200 && !drained(); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 50));
+      metrics = await (await fetch(`${url}/metrics`)).text();
+    }
     expect(metrics).toMatch(/^routewatch_spans_written_total 1$/m);
     expect(metrics).toMatch(/^# TYPE routewatch_spans_pending gauge$/m);
+    expect(metrics).toMatch(/^routewatch_wal_spans 0$/m);
 
     const report = run(['report', '--window', '1h', '--url', url], {});
     expect(await report.exited).toBe(0);
-    expect(report.out()).toMatch(/faq\s+\(none\)\s+1\s+1\s+100\.0%/);
+    expect(report.out()).toMatch(/faq\s+\(none\)\s+1\s+100\.0% \(20\.7–100\.0\)/);
+    expect(report.out()).toMatch(/^overall\s+1\s+100\.0%/m);
+
+    const filtered = run(['report', '--cohort', 'nope', '--url', url], {});
+    expect(await filtered.exited).toBe(0);
+    expect(filtered.out()).toMatch(/\(cohorts nope\)[\s\S]*\(no tasks in this window\)/);
+    const wide = run(
+      ['report', '--cohort', 'faq', '--wide', '--compare', 'previous', '--url', url],
+      {},
+    );
+    expect(await wide.exited).toBe(0);
+    expect(wide.out()).toMatch(/coverage\s+reask[\s\S]*vs previous window/);
+    expect(wide.out()).toMatch(/^faq\s.*\bnew$/m);
+    const compared = run(['report', '--compare', 'previous', '--json', '--url', url], {});
+    expect(await compared.exited).toBe(0);
+    expect(Object.keys(JSON.parse(compared.out()))).toEqual(['current', 'previous', 'advice']);
+
+    const evaluated = run(['evaluate', '--url', url], {});
+    expect(await evaluated.exited).toBe(0);
+    expect(evaluated.out()).toMatch(/^evaluated at .*: \d+ monitors .*0 alert\(s\) firing/);
+    const alerts = run(['alerts', '--url', url], {});
+    expect(await alerts.exited).toBe(0);
+    expect(alerts.out()).toMatch(/No alert firing or pending\./);
+    const alertsJson = run(['alerts', '--json', '--url', url], {});
+    expect(await alertsJson.exited).toBe(0);
+    expect(JSON.parse(alertsJson.out())).toMatchObject({ alerts: [], history: [] });
 
     const json = run(['report', '--json', '--url', url], {});
     expect(await json.exited).toBe(0);
@@ -157,13 +189,16 @@ describe('routewatch CLI', () => {
     [['report', '--colour'], /Unknown option '--colour'/],
     [['demo', '--tasks', 'many'], /--tasks must be a whole number/],
     [['migrate', 'extra'], /Unexpected argument 'extra'/],
+    [['alerts', '--state', 'loud'], /--state must be one of/],
+    [['report', '--compare', 'yesterday'], /--compare takes "previous"/],
+    [['evaluate', '--at', 'noon'], /invalid time "noon"/],
   ])('exits 2 for the usage error in %j, naming it', async (args, message) => {
     const bad = run(args, {});
     expect(await bad.exited).toBe(2);
     expect(bad.err()).toMatch(message);
   });
 
-  it.each(['start', 'demo', 'report', 'migrate'])(
+  it.each(['start', 'demo', 'report', 'alerts', 'evaluate', 'migrate'])(
     '`%s --help` prints its usage, exits 0, starts nothing and writes nothing',
     async (command) => {
       const cwd = mkdtempSync(join(tmpdir(), 'routewatch-help-'));

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { clusterStatements } from '../../storage/cluster-ddl.js';
 import { clusterDdl } from '../../storage/migrations.js';
 import { retentionTtls } from '../../storage/rollups.js';
-import { openTempStore } from '../helpers.js';
+import { openTempStore } from '../support/store.js';
 
 // There is no ClickHouse cluster (nor server) on this machine: the cluster form of the migrations
 // is generated for a named cluster, checked statement by statement, and parsed by the ClickHouse

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StorageError } from '../../storage/errors.js';
 import { ServerStore } from '../../storage/server-store.js';
 import type { Store } from '../../storage/store.js';
-import { decodeStatus, openTempStore, otlpBody, unavailableStore } from '../helpers.js';
+import { openTempStore, unavailableStore } from '../support/store.js';
+import { decodeStatus, otlpBody } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 
@@ -193,6 +194,32 @@ describe('error shapes', () => {
       expect(res.statusCode, query).toBe(400);
       expect(errorOf(res, 'error-json')).toMatchObject({ code: 'INVALID_ARGUMENT' });
     }
+  });
+
+  it('filters the report by cohort, route, service and policy, repeated or comma-separated', async () => {
+    for (const query of [
+      'cohort=faq,extraction',
+      'cohort=faq&cohort=extraction&route=small',
+      'service=a&policy=v1',
+    ]) {
+      const res = await rw.app.inject({
+        method: 'GET',
+        url: `/api/v1/report?window=1h&${query}`,
+        headers: bearer,
+      });
+      expect(res.statusCode, query).toBe(200);
+    }
+    const res = await rw.app.inject({
+      method: 'GET',
+      url: '/api/v1/report?window=1h&cohort=faq,extraction&policy=v1',
+      headers: bearer,
+    });
+    expect(res.json().filter).toEqual({
+      cohorts: ['faq', 'extraction'],
+      routes: [],
+      services: [],
+      policies: ['v1'],
+    });
   });
 
   it('answers ?from=<date> and ?window=90s', async () => {

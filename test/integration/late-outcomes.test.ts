@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { hexId, openTempStore, otlpBody } from '../helpers.js';
+import { openTempStore } from '../support/store.js';
+import { hexId, otlpBody } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { nsAt } from '../support/time.js';

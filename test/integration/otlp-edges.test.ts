@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { decodeStatus, hexId, openTempStore, otlpBody } from '../helpers.js';
+import { openTempStore } from '../support/store.js';
+import { decodeStatus, hexId, otlpBody } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { BASE_MS, nsAfter } from '../support/time.js';

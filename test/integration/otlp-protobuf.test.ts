@@ -22,7 +22,7 @@ import { normalizeRequest } from '../../collector/normalize.js';
 import { decodeTraceRequestJson } from '../../collector/otlp-json.js';
 import { decodeTraceRequestProto } from '../../collector/otlp-proto.js';
 import { PriceTable } from '../../collector/pricing.js';
-import { decodeStatus } from '../helpers.js';
+import { decodeStatus } from '../support/otlp.js';
 
 let dir: string;
 let routewatch: RunningRoutewatch;
@@ -87,6 +87,8 @@ async function send(body: Uint8Array, headers: Record<string, string>) {
 
 const rowShape = z.record(z.string(), z.unknown());
 async function rows(): Promise<Record<string, unknown>[]> {
+  // Acknowledged once in the write-ahead log: stored once it is drained.
+  await routewatch.writer.flush();
   return routewatch.store.query(
     'SELECT * EXCEPT inserted_at FROM spans ORDER BY span_id',
     {},

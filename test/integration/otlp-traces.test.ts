@@ -1,7 +1,8 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { hexId, openTempStore, otlpBody, unavailableStore } from '../helpers.js';
+import { openTempStore, unavailableStore } from '../support/store.js';
+import { hexId, otlpBody } from '../support/otlp.js';
 import { testApp, testWriter } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { BASE_NS, nsAfter, storedTime } from '../support/time.js';

@@ -1,7 +1,8 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { hexId, openTempStore, otlpBody } from '../helpers.js';
+import { openTempStore } from '../support/store.js';
+import { hexId, otlpBody } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 

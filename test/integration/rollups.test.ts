@@ -8,8 +8,9 @@ import {
 } from '../../bench/analyzer/generate.js';
 import { RollupRefresher } from '../../storage/rollup-refresher.js';
 import { refreshRollups } from '../../storage/rollups.js';
-import { hexId, openTempStore, otlpBody } from '../helpers.js';
-import type { TestSpan } from '../helpers.js';
+import { hexId, otlpBody } from '../support/otlp.js';
+import { openTempStore } from '../support/store.js';
+import type { TestSpan } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { BASE_MS, dateAt, nsAt } from '../support/time.js';
@@ -167,6 +168,19 @@ async function expectTasksEqualRaw(): Promise<void> {
   );
   expect(counts!.a).toBe(counts!.b);
   expect(counts!.a).toBe(GENERATED_TASKS + 3);
+  // The generated tasks exercise every column: eval runs, span and late scores, unpriced and
+  // retried calls.
+  const [coverage] = await temp.store.query(
+    `SELECT countIf(eval_run != '') AS eval, countIf(mapContains(scores, 'groundedness')) AS scored,
+       countIf(unpriced_calls > 0) AS unpriced, countIf(retried_calls > 0) AS retried,
+       countIf(http_counted_calls < model_calls) AS uncounted
+     FROM v_tasks`,
+    {},
+    z.record(z.string(), z.coerce.number()),
+  );
+  for (const [column, n] of Object.entries(coverage!)) {
+    expect(n, column).toBeGreaterThan(0);
+  }
 }
 
 const QUANTILES = [
@@ -196,26 +210,86 @@ const WINDOWS: [string, number, number][] = [
   ['no task', 5 * HOUR, 6 * HOUR],
 ];
 
-/** v_cohort_route_window equal to the raw computation on every window: counts, sums, rates exactly. */
+/**
+ * Σ cost² is a Float64 sum, whose last bits depend on the order of its terms; it and the interval
+ * of cost per success computed from it are compared to a relative 1e-9.
+ */
+const FLOAT_SUMS = [
+  'cost_squared_sum',
+  'cost_per_successful_task_half_width',
+  'cost_per_successful_task_lower',
+  'cost_per_successful_task_upper',
+];
+/** Every column but the latency quantiles (t-digests) and FLOAT_SUMS. */
+const exact = (rows: Record<string, unknown>[]) =>
+  rows.map((row) =>
+    Object.fromEntries(
+      Object.entries(row).filter(([k]) => !k.endsWith('_latency_ms') && !FLOAT_SUMS.includes(k)),
+    ),
+  );
+/** Rows equal: exactly (see `exact`), FLOAT_SUMS within a relative 1e-9. */
+function expectRowsEqual(rollups: Record<string, unknown>[], raw: Record<string, unknown>[]): void {
+  expect(exact(rollups)).toEqual(exact(raw));
+  rollups.forEach((row, i) => {
+    for (const column of FLOAT_SUMS) {
+      const [a, b] = [row[column], raw[i]![column]];
+      if (a === undefined || a === null || b === null) {
+        expect(a, column).toBe(b);
+        continue;
+      }
+      const gap = Math.abs(Number(a) - Number(b));
+      expect(gap, column).toBeLessThanOrEqual(1e-9 * Math.max(1e-12, Math.abs(Number(b))));
+    }
+  });
+}
+
+/** The filters of v_window_metrics each window is read with (none: every production task). */
+const FILTERS: Record<string, string[]>[] = [
+  {},
+  { cohorts: ['cohort-03', 'scenario'], services: ['svc-a', 'test-service'] },
+  { routes: ['large'], policies: ['v2'] },
+];
+
+/**
+ * v_window_metrics (per cohort × route and overall, unfiltered and filtered) and
+ * v_cohort_route_window equal to the raw computation on every window: counts, sums, rates exactly.
+ */
 async function expectWindowsEqualRaw(): Promise<void> {
-  for (const [, fromMs, toMs] of WINDOWS) {
+  for (const [name, fromMs, toMs] of WINDOWS) {
     const window = { from: toClickHouseTime(dateAt(fromMs)), to: toClickHouseTime(dateAt(toMs)) };
+    const range = "from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}";
+    // The filters on one window with whole and partial hours (each read recomputes the changed
+    // tasks: fewer reads keep the suite quick).
+    for (const filter of name === 'partial first and last hours' ? FILTERS : FILTERS.slice(0, 1)) {
+      const lists = {
+        cohorts: filter['cohorts'] ?? [],
+        routes: filter['routes'] ?? [],
+        services: filter['services'] ?? [],
+        policies: filter['policies'] ?? [],
+      };
+      const readMetrics = (view: string) =>
+        temp.store.query(
+          `SELECT * FROM ${view}(${range}, cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)},
+             services = {services:Array(String)}, policies = {policies:Array(String)})
+           ORDER BY is_overall, cohort, primary_route`,
+          { ...window, ...lists },
+          anyRow,
+        );
+      const metrics = await readMetrics('v_window_metrics');
+      expectRowsEqual(metrics, await readMetrics('v_window_metrics_from_spans'));
+    }
     const read = (view: string) =>
       temp.store.query(
-        `SELECT * FROM ${view}(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}) ORDER BY cohort, primary_route`,
+        `SELECT * FROM ${view}(${range}) ORDER BY cohort, primary_route`,
         window,
         anyRow,
       );
     const rollups = await read('v_cohort_route_window');
     const raw = await read('v_cohort_route_window_from_spans');
-    const exact = (rows: Record<string, unknown>[]) =>
-      rows.map((row) =>
-        Object.fromEntries(Object.entries(row).filter(([k]) => !k.endsWith('_latency_ms'))),
-      );
-    expect(exact(rollups)).toEqual(exact(raw));
+    expectRowsEqual(rollups, raw);
     const latencies = await temp.store.query(
       `SELECT cohort, primary_route, arraySort(groupArray(latency_ms)) AS sorted FROM v_tasks_from_spans
-       WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+       WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')} AND eval_run = ''
        GROUP BY cohort, primary_route ORDER BY cohort, primary_route`,
       window,
       z.object({ cohort: z.string(), primary_route: z.string(), sorted: z.array(z.number()) }),
@@ -237,7 +311,8 @@ async function expectTimeseriesEqualRaw(bucketSeconds: number): Promise<void> {
     bucket: bucketSeconds,
   };
   const columns =
-    'tasks, successes, failures, known_outcomes, success_rate, total_cost_usd, cost_per_successful_task, fallbacks, fallback_rate, cascades, invisible_fallbacks, top_fallback_reasons';
+    'tasks, successes, failures, known_outcomes, success_rate, total_cost_usd, cost_per_successful_task, fallbacks, fallback_rate, cascades, invisible_fallbacks, top_fallback_reasons, ' +
+    'p95_calls_per_task, loop_rate, total_model_calls, unpriced_model_calls, http_counted_model_calls, retried_model_calls, total_http_retries, total_retry_wait_ms';
   const rollups = await temp.store.query(
     `SELECT toString(bucket_start) AS bucket, cohort, primary_route, ${columns}
      FROM v_cohort_route_timeseries(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, bucket = {bucket:UInt32})
@@ -256,9 +331,13 @@ async function expectTimeseriesEqualRaw(bucketSeconds: number): Promise<void> {
        if(successes = 0, NULL, total_cost_usd / successes) AS cost_per_successful_task,
        countIf(attempts >= 2) AS fallbacks, fallbacks / tasks AS fallback_rate,
        countIf(attempts > 2) AS cascades, sum(invisible_fallbacks) AS invisible_fallbacks,
-       arraySort(x -> (-x.2, x.1), arrayMap(r -> (if(r = '', '(none)', r), toUInt64(countEqual(groupArrayArray(arrayDistinct(fallback_reasons)), r))), arrayDistinct(groupArrayArray(fallback_reasons)))) AS top_fallback_reasons
+       arraySort(x -> (-x.2, x.1), arrayMap(r -> (if(r = '', '(none)', r), toUInt64(countEqual(groupArrayArray(arrayDistinct(fallback_reasons)), r))), arrayDistinct(groupArrayArray(fallback_reasons)))) AS top_fallback_reasons,
+       quantileExactHigh(0.95)(model_calls) AS p95_calls_per_task, countIf(model_calls > 10) / tasks AS loop_rate,
+       sum(model_calls) AS total_model_calls, sum(unpriced_calls) AS unpriced_model_calls,
+       sum(http_counted_calls) AS http_counted_model_calls, sum(retried_calls) AS retried_model_calls,
+       sum(http_retries) AS total_http_retries, sum(retry_wait_ms) AS total_retry_wait_ms
      FROM v_tasks_from_spans
-     WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+     WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')} AND eval_run = ''
      GROUP BY bucket, cohort, primary_route ORDER BY bucket, cohort, primary_route`,
     params,
     anyRow,

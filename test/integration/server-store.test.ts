@@ -19,11 +19,12 @@ import {
   isStoreUnavailable,
 } from '../../storage/errors.js';
 import { migrate } from '../../storage/migrations.js';
+import { loadViews } from '../../storage/migrations.js';
 import { ServerStore } from '../../storage/server-store.js';
 import { INSERT_SETTINGS } from '../../storage/store.js';
 import type { Store } from '../../storage/store.js';
-import { hexId, otlpBody } from '../helpers.js';
-import type { TestSpan } from '../helpers.js';
+import { hexId, otlpBody } from '../support/otlp.js';
+import type { TestSpan } from '../support/otlp.js';
 import { startClickHouseHttp } from '../support/clickhouse-http.js';
 import type { ClickHouseHttp } from '../support/clickhouse-http.js';
 import { dateAt, nsAt } from '../support/time.js';
@@ -228,16 +229,11 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
       {},
       z.object({ name: z.string() }),
     );
-    expect(tables.map((t) => t.name)).toEqual([
-      'v_cohort_route_summary',
-      'v_cohort_route_timeseries',
-      'v_cohort_route_window',
-      'v_cohort_route_window_from_spans',
-      'v_tasks',
-      'v_tasks_changed',
-      'v_tasks_from_spans',
-      'v_tasks_live',
-    ]);
+    expect(tables.map((t) => t.name)).toEqual(
+      loadViews()
+        .map((v) => v.name)
+        .sort(),
+    );
   });
 
   it('sends insert_deduplication_token: a retried batch with the same token is stored once', async () => {

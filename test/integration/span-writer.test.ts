@@ -16,8 +16,9 @@ import type { PreparedRows } from '../../collector/span-writer.js';
 import { testApp, testWriter } from '../support/app.js';
 import { isRowDataError } from '../../storage/errors.js';
 import type { Store } from '../../storage/store.js';
-import { openTempStore, otlpBody, unavailableStore } from '../helpers.js';
-import type { TestSpan } from '../helpers.js';
+import { openTempStore, unavailableStore } from '../support/store.js';
+import { otlpBody } from '../support/otlp.js';
+import type { TestSpan } from '../support/otlp.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 
@@ -169,14 +170,16 @@ describe('POST /v1/traces answers refused spans as an OTLP partial success', () 
     location: 'picky',
     exec: (sql, params) => temp.store.exec(sql, params),
     query: (sql, params, row) => temp.store.query(sql, params, row),
+    queryReadOnly: (sql, limits) => temp.store.queryReadOnly(sql, limits),
+    ping: () => temp.store.ping(),
     close: async () => undefined,
-    insertJsonEachRow: async (table, body) => {
+    insertJsonEachRow: async (table, body, options) => {
       if (Buffer.from(body).includes('poison')) {
         throw new Error(
           "insert into spans failed: Code: 27. DB::Exception: Cannot parse input: expected '\"' (at row 1)",
         );
       }
-      await temp.store.insertJsonEachRow(table, body);
+      await temp.store.insertJsonEachRow(table, body, options);
     },
   };
 

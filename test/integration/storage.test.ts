@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { applyViews, loadMigrations, loadViews, migrate } from '../../storage/migrations.js';
 import type { View } from '../../storage/migrations.js';
 import { MigrationError, StorageError } from '../../storage/errors.js';
-import { openTempStore } from '../helpers.js';
+import { openTempStore } from '../support/store.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 beforeAll(async () => {
@@ -38,7 +38,9 @@ describe('migrations', () => {
       z.object({ name: z.string() }),
     );
     expect(tables.map((t) => t.name)).toEqual([
-      'alerts',
+      'alert_deliveries',
+      'alert_events',
+      'alert_states',
       'cohort_route_hourly',
       'late_outcomes',
       'rollup_state',
@@ -53,10 +55,15 @@ describe('migrations', () => {
       'v_cohort_route_timeseries',
       'v_cohort_route_window',
       'v_cohort_route_window_from_spans',
+      'v_failure_concentration',
+      'v_overall_window',
       'v_tasks',
       'v_tasks_changed',
       'v_tasks_from_spans',
       'v_tasks_live',
+      'v_window_metrics',
+      'v_window_metrics_from_spans',
+      'v_window_scores',
     ]);
   });
 
@@ -102,12 +109,17 @@ describe('views (sql/views)', () => {
     expect(views.map((v) => [v.name, v.reads])).toEqual([
       ['v_tasks_changed', []],
       ['v_tasks_live', []],
-      ['v_cohort_route_window', ['v_tasks_changed', 'v_tasks_live']],
+      ['v_window_metrics', ['v_tasks_changed', 'v_tasks_live']],
+      ['v_cohort_route_window', ['v_window_metrics']],
       ['v_cohort_route_summary', ['v_cohort_route_window']],
       ['v_cohort_route_timeseries', ['v_tasks_changed', 'v_tasks_live']],
       ['v_tasks_from_spans', []],
-      ['v_cohort_route_window_from_spans', ['v_tasks_from_spans']],
+      ['v_window_metrics_from_spans', ['v_tasks_from_spans']],
+      ['v_cohort_route_window_from_spans', ['v_window_metrics_from_spans']],
       ['v_tasks', ['v_tasks_changed', 'v_tasks_live']],
+      ['v_failure_concentration', ['v_tasks']],
+      ['v_overall_window', ['v_window_metrics']],
+      ['v_window_scores', ['v_tasks']],
     ]);
   });
 
@@ -127,29 +139,29 @@ describe('views (sql/views)', () => {
   it('re-applies a changed view and the views that read it, and nothing else', async () => {
     const views = loadViews();
     const changed: View[] = views.map((v) =>
-      v.name === 'v_cohort_route_window'
+      v.name === 'v_window_metrics'
         ? {
             ...v,
             statement: v.statement.replace(
-              'SELECT\n    cohort,\n    primary_route,\n    tasks,',
-              'SELECT\n    cohort,\n    primary_route,\n    tasks,\n    1 AS probe,',
+              'sum(part_tasks) AS tasks',
+              'sum(part_tasks) AS tasks, 1 AS probe',
             ),
             checksum: 'changed',
           }
         : v,
     );
-    expect(await applyViews(temp.store, changed)).toEqual([
+    const readers = [
+      'v_window_metrics',
       'v_cohort_route_window',
       'v_cohort_route_summary',
-    ]);
-    expect(await viewQuery('v_cohort_route_window')).toMatch(/1 AS probe/);
+      'v_overall_window',
+    ];
+    expect(await applyViews(temp.store, changed)).toEqual(readers);
+    expect(await viewQuery('v_window_metrics')).toMatch(/1 AS probe/);
     expect(await applyViews(temp.store, changed)).toEqual([]);
-    // Back to the files: the recorded checksum differs again, so the same two are re-applied.
-    expect(await applyViews(temp.store, views)).toEqual([
-      'v_cohort_route_window',
-      'v_cohort_route_summary',
-    ]);
-    expect(await viewQuery('v_cohort_route_window')).not.toMatch(/probe/);
+    // Back to the files: the recorded checksum differs again, so the same ones are re-applied.
+    expect(await applyViews(temp.store, views)).toEqual(readers);
+    expect(await viewQuery('v_window_metrics')).not.toMatch(/probe/);
   });
 
   it('re-creates a view that is missing even when its checksum is recorded', async () => {

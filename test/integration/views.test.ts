@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { buildReport } from '../../analyzer/report.js';
-import { hexId, openTempStore, otlpBody } from '../helpers.js';
-import type { TestSpan } from '../helpers.js';
+import { openTempStore } from '../support/store.js';
+import { hexId, otlpBody } from '../support/otlp.js';
+import type { TestSpan } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import { dateAt, nsAt } from '../support/time.js';
 
@@ -285,26 +285,4 @@ describe('v_cohort_route_window and the report', () => {
       { cohort: 'policy', tasks: 1, successes: 0 },
     ]);
   });
-});
-
-describe('docs/sql-views.md', () => {
-  const doc = readFileSync(new URL('../../docs/sql-views.md', import.meta.url), 'utf8');
-  const examples = [...doc.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
-
-  it('has SQL examples', () => {
-    expect(examples.length).toBeGreaterThanOrEqual(5);
-  });
-
-  it.each(examples.map((sql) => [sql.split('\n')[0], sql]))(
-    'runs the example as written: %s',
-    async (_title, sql) => {
-      const rows = await temp.store.query(
-        sql.replace(/;$/, ''),
-        {},
-        z.record(z.string(), z.unknown()),
-      );
-      expect(Array.isArray(rows)).toBe(true);
-      if (sql.includes('FROM v_cohort_route_summary')) expect(rows.length).toBeGreaterThan(0);
-    },
-  );
 });

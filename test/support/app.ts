@@ -1,10 +1,13 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import type { Evaluator } from '../../analyzer/evaluator.js';
+import type { Channel, Notifier, NotifierOptions } from '../../analyzer/notifier.js';
+import { resolveRules } from '../../analyzer/rules.js';
+import type { RuleSet } from '../../analyzer/rules.js';
 import type { IngestRunner } from '../../collector/ingest-pool.js';
 import { SpanWriter } from '../../collector/span-writer.js';
-import { buildApp } from '../../server/app.js';
 import { configWith } from '../../server/config.js';
 import type { Config } from '../../server/config.js';
-import { ingestRunnerFor, writerOptions } from '../../server/start.js';
+import { assembleRoutewatch, writerOptions } from '../../server/start.js';
 import type { Store } from '../../storage/store.js';
 
 export type ConfigOverrides = Partial<Record<keyof Config, string>>;
@@ -13,13 +16,17 @@ export interface TestApp {
   app: FastifyInstance;
   writer: SpanWriter;
   ingest: IngestRunner;
+  evaluator: Evaluator;
+  notifier: Notifier | undefined;
   config: Config;
   close(): Promise<void>;
 }
 
 /**
- * The production app (`buildApp`: auth, error handler, every plugin) on a given store, with a
- * short batch delay so tests need not wait. Ingest runs on a real worker thread.
+ * The production app on a given store, wired as `routewatch start` wires it (buildApp: auth,
+ * error handler, every plugin; ingest on a real worker thread; the alert evaluator and, with
+ * channels, the notifier running), with a short batch delay so tests need not wait. The periodic
+ * evaluation is off: tests evaluate at chosen times.
  */
 export async function testApp(
   store: Store,
@@ -27,35 +34,40 @@ export async function testApp(
     config?: ConfigOverrides;
     logger?: FastifyServerOptions['logger'];
     writer?: SpanWriter;
+    /** Wraps the ingest runner the app uses (to look at what it is given, say). */
+    wrapIngest?: (runner: IngestRunner, config: Config) => IngestRunner;
     now?: () => Date;
+    /** Alert rules; default: the defaults. */
+    rules?: RuleSet;
+    /** Alert channels, with notifier settings (a fast rate limit for tests, say). */
+    channels?: Channel[];
+    notifier?: Partial<Omit<NotifierOptions, 'channels' | 'store' | 'log'>>;
   } = {},
 ): Promise<TestApp> {
   const config = configWith({
     ROUTEWATCH_BATCH_DELAY: '5ms',
     ROUTEWATCH_INGEST_WORKERS: '1',
+    ROUTEWATCH_EVALUATE_EVERY: '0',
+    // Suites of other features read the store right after the answer: without the write-ahead
+    // log the answer comes once the rows are stored. The log's suites turn it on.
+    ROUTEWATCH_WAL: 'off',
+    // No rollup refresher: the views are exact without it, and the rollup suites refresh when
+    // they mean to.
+    ROUTEWATCH_ROLLUP_INTERVAL: '0',
     ...options.config,
   });
-  const writer = options.writer ?? new SpanWriter(store, writerOptions(config));
-  const ingest = ingestRunnerFor(config);
-  const app = await buildApp({
-    config,
-    store,
-    writer,
-    ingest,
+  const assembled = await assembleRoutewatch(config, store, {
     logger: options.logger ?? false,
+    rules: options.rules ?? resolveRules(),
+    channels: options.channels ?? [],
+    ...(options.notifier ? { notifier: options.notifier } : {}),
+    publicUrl: () => 'http://routewatch.test',
+    ...(options.writer ? { writer: options.writer } : {}),
+    ...(options.wrapIngest ? { wrapIngest: options.wrapIngest } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
-  return {
-    app,
-    writer,
-    ingest,
-    config,
-    async close() {
-      await app.close();
-      await writer.flush();
-      await ingest.close();
-    },
-  };
+  assembled.begin();
+  return { ...assembled, config };
 }
 
 /** A span writer with the default settings but a short batch delay. */

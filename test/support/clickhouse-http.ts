@@ -26,7 +26,8 @@ import * as chdb from 'chdb';
  * - errors as a server sends them: `Code: N. DB::Exception: … (TYPE) (version …)` in the body,
  *   the code in `X-ClickHouse-Exception-Code`, an HTTP status chosen from the code.
  *
- * Requests run one at a time (settings and the current database are per engine session here);
+ * Requests run one at a time (settings and the current database are per engine session here;
+ * a request with `readonly` gets an engine connection of its own);
  * a server runs them concurrently. Multi-statement bodies, sessions (`session_id`) and multipart
  * parameters are not implemented: a server refuses the first, the client sends the others only
  * when configured to.
@@ -155,6 +156,36 @@ export async function startClickHouseHttp(
     request: ReceivedRequest,
     format: string,
   ): Promise<{ bytes: Uint8Array; rowsRead: number; bytesRead: number; elapsed: number }> {
+    // A request with `readonly` runs on an engine connection of its own, as every request does
+    // on a server: readonly = 1 cannot be undone on the connection it was set on. A server
+    // checks a request's settings together before applying them, so readonly goes last here.
+    if (request.settings['readonly'] !== undefined) {
+      return exclusive(async () => {
+        const own = new chdb.Session(dataDir);
+        try {
+          await own.queryAsync(`USE \`${request.database}\``);
+          const ordered = Object.entries(request.settings).sort(
+            ([a], [b]) => Number(a === 'readonly') - Number(b === 'readonly'),
+          );
+          for (const [name, value] of ordered) {
+            if (HTTP_LAYER_SETTINGS.has(name)) continue;
+            if (!IDENTIFIER.test(name)) {
+              throw new ClickHouseHttpError(115, 'UNKNOWN_SETTING', `Unknown setting '${name}'`);
+            }
+            await own.queryAsync(`SET ${name} = ${quote(value)}`);
+          }
+          const result = await own.queryAsync(request.query, { format });
+          return {
+            bytes: result.bytes(),
+            rowsRead: result.rowsRead,
+            bytesRead: result.bytesRead,
+            elapsed: result.elapsed,
+          };
+        } finally {
+          own.close();
+        }
+      });
+    }
     return exclusive(async () => {
       const applied: string[] = [];
       try {

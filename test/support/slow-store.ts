@@ -12,6 +12,8 @@ export function slowStore(store: Store, rowsPerSecond: number): Store {
     location: store.location,
     exec: (sql, params) => store.exec(sql, params),
     query: (sql, params, row) => store.query(sql, params, row),
+    queryReadOnly: (sql, limits) => store.queryReadOnly(sql, limits),
+    ping: () => store.ping(),
     close: async () => undefined,
     async insertJsonEachRow(table, body, options) {
       let rows = 0;

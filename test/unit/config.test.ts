@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -6,6 +7,7 @@ import {
   isLoopback,
   parseConfig,
 } from '../../server/config.js';
+import { walDir } from '../../server/start.js';
 import {
   TimeArgumentError,
   parseDuration,
@@ -67,6 +69,8 @@ describe('parseConfig', () => {
     ['ROUTEWATCH_TOKEN', 'has a space in the middle of it'],
     ['CLICKHOUSE_URL', 'ftp://example.com'],
     ['ROUTEWATCH_LOG_LEVEL', 'loud'],
+    ['ROUTEWATCH_WAL', 'maybe'],
+    ['ROUTEWATCH_WAL_MAX_BYTES', '1000'],
   ])('refuses %s=%j, naming the variable', (name, value) => {
     expect(() => parseConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => parseConfig({ [name]: value })).toThrow(new RegExp(name));
@@ -108,6 +112,17 @@ describe('parseConfig', () => {
       parseConfig({ CLICKHOUSE_URL: 'http://ch:8123', ROUTEWATCH_CLICKHOUSE_CLUSTER: 'routewatch' })
         .ROUTEWATCH_CLICKHOUSE_CLUSTER,
     ).toBe('routewatch');
+  });
+
+  it('turns the write-ahead log on by default, in the data directory, with a 1 GiB budget', () => {
+    const config = parseConfig({});
+    expect(config.ROUTEWATCH_WAL).toBe('on');
+    expect(config.ROUTEWATCH_WAL_DIR).toBeUndefined();
+    expect(config.ROUTEWATCH_WAL_MAX_BYTES).toBe(1024 ** 3);
+    expect(walDir(config)).toBe(resolve('.routewatch/wal'));
+    expect(walDir(parseConfig({ ROUTEWATCH_DATA_DIR: '/var/lib/rw' }))).toBe('/var/lib/rw/wal');
+    expect(walDir(parseConfig({ ROUTEWATCH_WAL_DIR: '/logs/wal' }))).toBe('/logs/wal');
+    expect(parseConfig({ ROUTEWATCH_WAL: 'off' }).ROUTEWATCH_WAL).toBe('off');
   });
 
   it('refuses to listen beyond loopback without a token', () => {

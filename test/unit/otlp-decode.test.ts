@@ -4,7 +4,7 @@ import { decodeTraceRequestJson, parseJsonPreservingInt64 } from '../../collecto
 import { validateTraceRequest } from '../../collector/otlp-request.js';
 import { decodeTraceRequestProto } from '../../collector/otlp-proto.js';
 import { checkJsonEntries } from '../../collector/request-limits.js';
-import { hexId, otlpBody } from '../helpers.js';
+import { hexId, otlpBody } from '../support/otlp.js';
 
 const LIMITS = { maxSpans: 50_000, maxEntries: 2_000_000, maxResources: 10_000 };
 

@@ -1,0 +1,288 @@
+import { z } from 'zod';
+import type { Store } from '../storage/store.js';
+import { compareCohort } from './gate.js';
+import type { CohortComparison, GateOptions, SideStats } from './gate.js';
+import { toClickHouseTime } from './report.js';
+import { costPerSuccess } from './stats.js';
+
+/**
+ * Routing advice per cohort, from the evidence: production traffic on the small and the large
+ * route over a window, and the latest eval runs of the small route. Each verdict carries the
+ * numbers behind it. Pure decision (`adviseCohort`), thin read (`buildAdvice`).
+ */
+
+export const ADVICE_VERDICTS = [
+  'keep',
+  'expand small',
+  'revert to large',
+  'try small',
+  'review fallback',
+  'insufficient data',
+] as const;
+export type AdviceVerdict = (typeof ADVICE_VERDICTS)[number];
+
+export interface AdviceOptions extends GateOptions {
+  smallRoute: string;
+  largeRoute: string;
+  /** A fallback rate at or above this means the cheap route pays twice too often. */
+  reviewFallbackRate: number;
+}
+
+export const DEFAULT_ADVICE: AdviceOptions = {
+  maxSuccessDrop: 0.02,
+  minCases: 200,
+  smallRoute: 'small',
+  largeRoute: 'large',
+  reviewFallbackRate: 0.25,
+};
+
+export interface RouteEvidence {
+  tasks: number;
+  known: number;
+  successRate: number | null;
+  costPerSuccessfulTask: number | null;
+  fallbackRate: number | null;
+}
+
+export interface CohortAdvice {
+  cohort: string;
+  verdict: AdviceVerdict;
+  /** The route most of the cohort's production traffic takes first now. */
+  currentRoute: string | null;
+  /** One or two sentences with the numbers. */
+  reason: string;
+  small: RouteEvidence | null;
+  large: RouteEvidence | null;
+  /** The small route in the cohort's eval runs. */
+  smallEval: RouteEvidence | null;
+  /** The comparison the verdict rests on (large as baseline), when there is one. */
+  comparison: CohortComparison | null;
+  /** insufficient data: how many more tasks (with an outcome) the thinner side needs. */
+  tasksNeeded: number | null;
+}
+
+function evidence(s: SideStats | undefined): RouteEvidence | null {
+  if (!s || s.tasks === 0) return null;
+  return {
+    tasks: s.tasks,
+    known: s.known,
+    successRate: s.known > 0 ? s.successes / s.known : null,
+    costPerSuccessfulTask: costPerSuccess(s)?.value ?? null,
+    fallbackRate: s.tasks > 0 ? s.fallbacks / s.tasks : null,
+  };
+}
+
+const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)} %`);
+const usd = (v: number | null) => (v === null ? '—' : `$${v.toPrecision(3)}`);
+const known = (s: SideStats | undefined) => s?.known ?? 0;
+
+/** The advice for one cohort. Pure. */
+export function adviseCohort(
+  cohort: string,
+  small: SideStats | undefined,
+  large: SideStats | undefined,
+  smallEval: SideStats | undefined,
+  options: AdviceOptions,
+): CohortAdvice {
+  const base = {
+    cohort,
+    small: evidence(small),
+    large: evidence(large),
+    smallEval: evidence(smallEval),
+    comparison: null,
+    tasksNeeded: null,
+  };
+  const currentRoute =
+    (small?.tasks ?? 0) === 0 && (large?.tasks ?? 0) === 0
+      ? null
+      : (small?.tasks ?? 0) >= (large?.tasks ?? 0)
+        ? options.smallRoute
+        : options.largeRoute;
+  const enoughSmall = known(small) >= options.minCases;
+  const enoughLarge = known(large) >= options.minCases;
+  const S = options.smallRoute;
+  const L = options.largeRoute;
+
+  if (enoughSmall) {
+    const fallbackRate = small!.fallbacks / small!.tasks;
+    if (enoughLarge) {
+      const comparison = compareCohort(cohort, large!, small!, options);
+      const cs = comparison.costPerSuccessfulTask.candidate.value;
+      const cl = comparison.costPerSuccessfulTask.baseline.value;
+      const drop = comparison.successChange.estimate;
+      const facts = `${S} ${pct(comparison.candidate.successRate.value)} success at ${usd(cs)} per success, ${L} ${pct(comparison.baseline.successRate.value)} at ${usd(cl)}`;
+      if (comparison.verdict === 'fail' || (cs !== null && cl !== null && cs >= cl)) {
+        const why =
+          comparison.verdict === 'fail'
+            ? `the ${S} route's success rate is ${pct(-(drop ?? 0))} below ${L}'s, more than the ${pct(options.maxSuccessDrop)} allowed`
+            : `the ${S} route no longer costs less per successful task`;
+        return {
+          ...base,
+          currentRoute,
+          verdict: 'revert to large',
+          comparison,
+          reason: `${why} (${facts})`,
+        };
+      }
+      if (fallbackRate >= options.reviewFallbackRate) {
+        return {
+          ...base,
+          currentRoute,
+          verdict: 'review fallback',
+          comparison,
+          reason: `${pct(fallbackRate)} of the ${S} route's tasks fall back and pay for both models (${facts}): review the validation or confidence gate before routing more here`,
+        };
+      }
+      return {
+        ...base,
+        currentRoute,
+        verdict: 'expand small',
+        comparison,
+        reason: `the ${S} route holds within ${pct(options.maxSuccessDrop)} of ${L} and costs ${pct(cs !== null && cl ? 1 - cs / cl : null)} less per success (${facts}); ${large!.tasks} tasks still go to ${L} first and could take ${S}`,
+      };
+    }
+    if (fallbackRate >= options.reviewFallbackRate) {
+      return {
+        ...base,
+        currentRoute,
+        verdict: 'review fallback',
+        reason: `${pct(fallbackRate)} of the ${S} route's tasks fall back and pay for both models (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(small!)?.value ?? null)} per success)`,
+      };
+    }
+    return {
+      ...base,
+      currentRoute,
+      verdict: 'keep',
+      reason: `the ${S} route holds (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(small!)?.value ?? null)} per success, ${pct(fallbackRate)} fallbacks); keep a share on ${L} as a control to compare with`,
+    };
+  }
+
+  if (enoughLarge) {
+    // A large-first cohort: is the large model overkill? Only an eval (or a canary) can say.
+    if (known(smallEval) >= options.minCases) {
+      const comparison = compareCohort(cohort, large!, smallEval!, options);
+      const ce = comparison.costPerSuccessfulTask.candidate.value;
+      const cl = comparison.costPerSuccessfulTask.baseline.value;
+      if (comparison.verdict === 'pass' && ce !== null && cl !== null && ce < cl) {
+        return {
+          ...base,
+          currentRoute,
+          verdict: 'try small',
+          comparison,
+          reason: `in eval, the ${S} route holds within ${pct(options.maxSuccessDrop)} of ${L}'s production success (${pct(comparison.candidate.successRate.value)} against ${pct(comparison.baseline.successRate.value)}) at ${usd(ce)} per success against ${usd(cl)}: route a canary share to ${S}`,
+        };
+      }
+      return {
+        ...base,
+        currentRoute,
+        verdict: 'keep',
+        comparison,
+        reason: `the ${L} route holds; in eval the ${S} route does not (${comparison.reason})`,
+      };
+    }
+    const needed = options.minCases - known(smallEval);
+    return {
+      ...base,
+      currentRoute,
+      verdict: 'keep',
+      reason: `the ${L} route holds (${pct(large!.successes / large!.known)} success at ${usd(costPerSuccess(large!)?.value ?? null)} per success); no evidence on ${S} yet — an eval of ${needed} more cases on ${S} would tell whether ${L} is overkill`,
+    };
+  }
+
+  const needed = options.minCases - Math.max(known(small), known(large));
+  return {
+    ...base,
+    currentRoute,
+    verdict: 'insufficient data',
+    tasksNeeded: Math.max(0, needed),
+    reason: `${Math.max(known(small), known(large))} tasks with an outcome, fewer than ${options.minCases}: ${Math.max(0, needed)} more needed`,
+  };
+}
+
+const num = z.union([z.number(), z.string()]).transform(Number);
+const row = z.object({
+  cohort: z.string(),
+  primary_route: z.string(),
+  is_eval: num,
+  tasks: num,
+  known: num,
+  successes: num,
+  cost: num,
+  cost_squared: num,
+  success_cost: num,
+  fallbacks: num,
+  reasks: num,
+});
+
+export interface AdviceReport {
+  from: string;
+  to: string;
+  options: AdviceOptions;
+  cohorts: CohortAdvice[];
+}
+
+/**
+ * Advice for every cohort with production tasks in [from, to), using eval runs of the last
+ * `evalLookbackMs` for the small route of large-first cohorts.
+ */
+export async function buildAdvice(
+  store: Store,
+  window: { from: Date; to: Date },
+  options: AdviceOptions = DEFAULT_ADVICE,
+  evalLookbackMs = 30 * 86_400_000,
+): Promise<AdviceReport> {
+  const rows = await store.query(
+    `SELECT cohort, primary_route, eval_run != '' AS is_eval,
+            count() AS tasks,
+            countIf(outcome != 'unknown') AS known,
+            countIf(outcome = 'success') AS successes,
+            sum(cost_usd) AS cost,
+            sum(cost_usd * cost_usd) AS cost_squared,
+            sumIf(cost_usd, outcome = 'success') AS success_cost,
+            countIf(attempts >= 2) AS fallbacks,
+            countIf(reask) AS reasks
+     FROM v_tasks
+     WHERE (eval_run = '' AND started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')})
+        OR (eval_run != '' AND started_at >= {evalFrom:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')})
+     GROUP BY cohort, primary_route, is_eval`,
+    {
+      from: toClickHouseTime(window.from),
+      to: toClickHouseTime(window.to),
+      evalFrom: toClickHouseTime(new Date(window.to.getTime() - evalLookbackMs)),
+    },
+    row,
+  );
+  const stats = (r: z.output<typeof row>): SideStats => ({
+    tasks: r.tasks,
+    known: r.known,
+    successes: r.successes,
+    cost: r.cost,
+    costSquared: r.cost_squared,
+    successCost: r.success_cost,
+    fallbacks: r.fallbacks,
+    reasks: r.reasks,
+    p95LatencyMs: null,
+    scores: {},
+  });
+  const cohorts = [...new Set(rows.filter((r) => r.is_eval === 0).map((r) => r.cohort))].sort();
+  const pick = (cohort: string, route: string, isEval: boolean) => {
+    const found = rows.find(
+      (r) => r.cohort === cohort && r.primary_route === route && (r.is_eval === 1) === isEval,
+    );
+    return found ? stats(found) : undefined;
+  };
+  return {
+    from: window.from.toISOString(),
+    to: window.to.toISOString(),
+    options,
+    cohorts: cohorts.map((cohort) =>
+      adviseCohort(
+        cohort,
+        pick(cohort, options.smallRoute, false),
+        pick(cohort, options.largeRoute, false),
+        pick(cohort, options.smallRoute, true),
+        options,
+      ),
+    ),
+  };
+}

@@ -1,0 +1,235 @@
+import { z } from 'zod';
+import type { Store } from '../storage/store.js';
+import type { Finding } from './detectors.js';
+import { ALERT_STATES, EVENT_KINDS } from './lifecycle.js';
+import type { AlertEvent, AlertRecord } from './lifecycle.js';
+import type { AlertMessage } from './message.js';
+import { toClickHouseTime } from './report.js';
+
+/**
+ * Alert state, history and deliveries in ClickHouse (sql/migrations/0020_alerting.sql): the
+ * only module that reads or writes those tables. Rows read back are checked with zod.
+ */
+
+const num = z.union([z.number(), z.string()]).transform(Number);
+const time = z.string().transform((text) => Date.parse(`${text.replace(' ', 'T')}Z`));
+const json = <T>() => z.string().transform((text) => JSON.parse(text) as T);
+
+const stateRow = z.object({
+  fingerprint: z.string(),
+  rule_id: z.string(),
+  cohort: z.string(),
+  route: z.string(),
+  detail: z.string(),
+  state: z.enum(ALERT_STATES),
+  since: time,
+  pending_count: num,
+  clear_count: num,
+  incident: num,
+  seq: num,
+  last_notified_at: time.nullable(),
+  finding: json<Finding>(),
+  evaluated_at: time,
+});
+
+const eventRow = z.object({
+  fingerprint: z.string(),
+  incident: num,
+  seq: num,
+  kind: z.enum(EVENT_KINDS),
+  at: time,
+  notify: num.transform((v) => v === 1),
+  rule_id: z.string(),
+  cohort: z.string(),
+  route: z.string(),
+  detail: z.string(),
+  message: json<AlertMessage>(),
+});
+
+export interface StoredEvent {
+  fingerprint: string;
+  incident: number;
+  seq: number;
+  kind: AlertEvent['kind'];
+  at: number;
+  notify: boolean;
+  ruleId: string;
+  cohort: string;
+  route: string;
+  detail: string;
+  message: AlertMessage;
+}
+
+const ms = (value: number) => toClickHouseTime(new Date(value));
+
+export class AlertStore {
+  #lastVersion = 0;
+  constructor(private readonly store: Store) {}
+
+  /** A version that only grows within this process: the latest write wins whatever `at` said. */
+  #version(): number {
+    this.#lastVersion = Math.max(this.#lastVersion + 1, Date.now() * 1000);
+    return this.#lastVersion;
+  }
+
+  async states(): Promise<AlertRecord[]> {
+    const rows = await this.store.query(
+      'SELECT * EXCEPT version FROM alert_states FINAL',
+      {},
+      stateRow,
+    );
+    return rows.map((r) => ({
+      fingerprint: r.fingerprint,
+      ruleId: r.rule_id,
+      cohort: r.cohort,
+      route: r.route,
+      detail: r.detail,
+      state: r.state,
+      since: r.since,
+      pendingCount: r.pending_count,
+      clearCount: r.clear_count,
+      incident: r.incident,
+      seq: r.seq,
+      lastNotifiedAt: r.last_notified_at,
+      finding: r.finding,
+      evaluatedAt: r.evaluated_at,
+    }));
+  }
+
+  async saveStates(records: readonly AlertRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const lines = records.map((r) =>
+      JSON.stringify({
+        fingerprint: r.fingerprint,
+        rule_id: r.ruleId,
+        cohort: r.cohort,
+        route: r.route,
+        detail: r.detail,
+        state: r.state,
+        since: ms(r.since),
+        pending_count: r.pendingCount,
+        clear_count: r.clearCount,
+        incident: r.incident,
+        seq: r.seq,
+        last_notified_at: r.lastNotifiedAt === null ? null : ms(r.lastNotifiedAt),
+        finding: JSON.stringify(r.finding),
+        evaluated_at: ms(r.evaluatedAt),
+        version: this.#version(),
+      }),
+    );
+    await this.store.insertJsonEachRow('alert_states', Buffer.from(lines.join('\n') + '\n'));
+  }
+
+  /** Written before the states they lead to: a crash in between recomputes the same keys. */
+  async saveEvents(events: readonly { event: AlertEvent; message: AlertMessage }[]): Promise<void> {
+    if (events.length === 0) return;
+    const lines = events.map(({ event, message }) =>
+      JSON.stringify({
+        fingerprint: event.fingerprint,
+        incident: event.incident,
+        seq: event.seq,
+        kind: event.kind,
+        at: ms(event.at),
+        notify: event.notify ? 1 : 0,
+        rule_id: event.finding.ruleId,
+        cohort: event.finding.cohort,
+        route: event.finding.route,
+        detail: event.finding.detail,
+        message: JSON.stringify(message),
+      }),
+    );
+    await this.store.insertJsonEachRow('alert_events', Buffer.from(lines.join('\n') + '\n'));
+  }
+
+  async history(limit: number, since?: number): Promise<StoredEvent[]> {
+    const rows = await this.store.query(
+      `SELECT * EXCEPT created_at FROM alert_events FINAL
+       WHERE at >= {since:DateTime64(3, 'UTC')}
+       ORDER BY at DESC, fingerprint, seq DESC LIMIT {limit:UInt32}`,
+      { since: ms(since ?? 0), limit },
+      eventRow,
+    );
+    return rows.map(toStoredEvent);
+  }
+
+  /**
+   * When a channel was first configured (recorded on its first start): it gets the events
+   * created since, not the history from before it existed.
+   */
+  async channelSince(channel: string): Promise<number> {
+    const [row] = await this.store.query(
+      `SELECT toUnixTimestamp64Milli(min(updated_at)) AS since, count() AS n FROM alert_deliveries
+       WHERE channel = {channel:String} AND status = 'registered'`,
+      { channel },
+      z.object({ since: num, n: num }),
+    );
+    if (row && row.n > 0) return row.since;
+    const now = Date.now();
+    await this.recordDelivery({ fingerprint: '', incident: 0, seq: 0 }, channel, {
+      status: 'registered',
+      attempts: 0,
+      error: '',
+    });
+    return now;
+  }
+
+  /**
+   * Notify events the channel has not received, oldest first: created since the channel was
+   * registered and within the last `withinMs`.
+   */
+  async undelivered(
+    channel: string,
+    sinceMs: number,
+    withinMs: number,
+    now = Date.now(),
+  ): Promise<StoredEvent[]> {
+    const rows = await this.store.query(
+      `SELECT e.* EXCEPT created_at FROM alert_events AS e FINAL
+       LEFT ANTI JOIN
+       (
+           SELECT fingerprint, incident, seq FROM alert_deliveries FINAL
+           WHERE channel = {channel:String} AND status = 'sent'
+       ) AS d USING (fingerprint, incident, seq)
+       WHERE e.notify = 1 AND e.created_at >= {since:DateTime64(3, 'UTC')}
+       ORDER BY e.created_at, e.at, e.fingerprint, e.seq`,
+      { channel, since: ms(Math.max(sinceMs, now - withinMs)) },
+      eventRow,
+    );
+    return rows.map(toStoredEvent);
+  }
+
+  async recordDelivery(
+    event: Pick<StoredEvent, 'fingerprint' | 'incident' | 'seq'>,
+    channel: string,
+    outcome: { status: 'sent' | 'failing' | 'registered'; attempts: number; error: string },
+  ): Promise<void> {
+    const line = JSON.stringify({
+      fingerprint: event.fingerprint,
+      incident: event.incident,
+      seq: event.seq,
+      channel,
+      status: outcome.status,
+      attempts: outcome.attempts,
+      last_error: outcome.error.slice(0, 500),
+      updated_at: ms(Date.now()),
+      version: this.#version(),
+    });
+    await this.store.insertJsonEachRow('alert_deliveries', Buffer.from(line + '\n'));
+  }
+}
+
+function toStoredEvent(r: z.output<typeof eventRow>): StoredEvent {
+  return {
+    fingerprint: r.fingerprint,
+    incident: r.incident,
+    seq: r.seq,
+    kind: r.kind,
+    at: r.at,
+    notify: r.notify,
+    ruleId: r.rule_id,
+    cohort: r.cohort,
+    route: r.route,
+    detail: r.detail,
+    message: r.message,
+  };
+}

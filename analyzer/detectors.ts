@@ -1,0 +1,538 @@
+import type { EvaluationSettings, Rule, RuleKind } from './rules.js';
+import { addCounts, emptyCounts } from './series.js';
+import type { TaskCounts } from './series.js';
+import {
+  bernoulliCusum,
+  bernoulliKl,
+  costPerSuccess,
+  cusumThreshold,
+  gaussianCusum,
+  wilson,
+} from './stats.js';
+import type { CusumResult, Interval } from './stats.js';
+
+/**
+ * The degradation tests, one per rule kind: pure functions from counts to a finding. Each is a
+ * one-sided CUSUM over the current window's time buckets (stats.ts) against a baseline: the
+ * largest log-likelihood ratio of "changed by `detect`" over "unchanged" for any window ending
+ * now, compared with a threshold set from the false-alert budget (α per rule per horizon, split
+ * over the rule's monitors), so evaluating every minute over a growing window stays valid.
+ * Below the minimum sample the finding is `insufficient_data`; an alarm also needs the observed
+ * change to reach `minEffect`.
+ */
+
+export type FindingStatus = 'ok' | 'degraded' | 'insufficient_data';
+
+export interface Side {
+  /** What the number is: `success rate`, `cost per successful task`, … */
+  label: string;
+  /** Trials the figure is over (tasks, fallbacks, model calls). */
+  n: number;
+  value: number | null;
+  interval: Interval | null;
+}
+
+export interface Finding {
+  ruleId: string;
+  kind: RuleKind;
+  cohort: string;
+  route: string;
+  /** The fallback reason a reason-shift monitor watches; empty otherwise. */
+  detail: string;
+  status: FindingStatus;
+  /** Why: the evidence in one sentence. */
+  summary: string;
+  baseline: Side & { description: string };
+  current: Side & { since: string | null };
+  /** The CUSUM statistic and the threshold it is held to; null when not computed. */
+  statistic: number | null;
+  threshold: number | null;
+  /** The observed change in the alarm window (same unit as the rule's minEffect). */
+  effect: number | null;
+}
+
+export interface MonitorInput {
+  rule: Rule;
+  cohort: string;
+  route: string;
+  detail: string;
+  /** The current window in buckets, oldest first. */
+  current: TaskCounts[];
+  /** The same summed, when the caller has it already (it is computed otherwise). */
+  currentTotal?: TaskCounts;
+  /** Start of the current window, and the bucket length. */
+  fromMs: number;
+  bucketMs: number;
+  /** The baseline, aggregated; null when it has no data at all. */
+  baseline: TaskCounts | null;
+  /** How the baseline was chosen, for people. */
+  baselineDescription: string;
+  /** Length of the baseline (to scale its volume to a horizon); null for a concurrent baseline. */
+  baselineSpanMs: number | null;
+  /** The baseline's exact p95 latency (p95_regression). */
+  baselineP95Ms?: number | null;
+  /** failure_concentration: the rest of the traffic, now and in the baseline. */
+  rest?: { current: TaskCounts; baseline: TaskCounts | null };
+  /** cheaper_than_large: the large route of the cohort over the current window. */
+  large?: TaskCounts;
+  /** Monitors of this rule evaluated this round: the α budget is split among them. */
+  monitors: number;
+}
+
+const sum = (buckets: readonly TaskCounts[]) =>
+  buckets.reduce((a, b) => addCounts(a, b), emptyCounts());
+const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
+const usd = (v: number | null) => (v === null ? '—' : `$${v.toPrecision(3)}`);
+
+/** A Bernoulli view of counts: trials and events, for the kinds that count events. */
+interface BernoulliKind {
+  label: string;
+  trials(c: TaskCounts, detail: string): number;
+  events(c: TaskCounts, detail: string): number;
+  /** The figure shown: the event rate, or its complement (success rate). */
+  shown(rate: number): number;
+  /** The rate under the alternative the test is tuned to. */
+  alternative(p0: number, detect: number): number;
+}
+
+const rise = (
+  label: string,
+  trials: (c: TaskCounts) => number,
+  events: (c: TaskCounts) => number,
+): BernoulliKind => ({
+  label,
+  trials,
+  events,
+  shown: (rate) => rate,
+  alternative: (p0, detect) => p0 + detect,
+});
+
+const BERNOULLI: Partial<Record<RuleKind, BernoulliKind>> = {
+  success_rate_drop: {
+    label: 'success rate',
+    trials: (c) => c.known,
+    events: (c) => c.failures,
+    shown: (rate) => 1 - rate,
+    alternative: (p0, detect) => p0 + detect,
+  },
+  fallback_rate_spike: {
+    ...rise(
+      'fallback rate',
+      (c) => c.tasks,
+      (c) => c.fallbacks,
+    ),
+    // Tuned to a doubling, or a rise of `detect`, whichever is larger.
+    alternative: (p0, detect) => Math.max(p0 + detect, 2 * p0),
+  },
+  fallback_reason_shift: {
+    label: 'share of fallbacks',
+    trials: (c) => c.fallbacks,
+    events: (c, reason) => c.reasons[reason] ?? 0,
+    shown: (rate) => rate,
+    alternative: (p0, detect) => p0 + detect,
+  },
+  invisible_fallbacks: rise(
+    'tasks with a fallback without reason',
+    (c) => c.tasks,
+    (c) => c.invisible,
+  ),
+  cascades: rise(
+    'cascade rate',
+    (c) => c.tasks,
+    (c) => c.cascades,
+  ),
+  reask_rise: rise(
+    'reask rate',
+    (c) => c.tasks,
+    (c) => c.reasks,
+  ),
+  escalation_rise: rise(
+    'escalation rate',
+    (c) => c.tasks,
+    (c) => c.escalations,
+  ),
+  p95_regression: rise(
+    'tasks slower than the baseline p95',
+    (c) => c.tasks,
+    (c) => c.slow,
+  ),
+  unpriced_rise: rise(
+    'model calls without a price',
+    (c) => c.calls,
+    (c) => c.unpricedCalls,
+  ),
+  loop_rate_rise: rise(
+    'loop rate',
+    (c) => c.tasks,
+    (c) => c.loops,
+  ),
+  // Per model call whose HTTP requests were counted: was it retried by the SDK.
+  retry_rise: rise(
+    'retry rate',
+    (c) => c.httpCountedCalls,
+    (c) => c.retriedCalls,
+  ),
+  failure_concentration: {
+    label: 'failure rate',
+    trials: (c) => c.known,
+    events: (c) => c.failures,
+    shown: (rate) => rate,
+    alternative: (p0, detect) => p0 * (1 + detect),
+  },
+};
+
+/** A rate estimate that is never 0 or 1 (a CUSUM cannot start from certainty). */
+const smoothed = (events: number, trials: number) => (events + 0.5) / (trials + 1);
+
+const clampRate = (p: number) => Math.min(0.999, Math.max(0.0005, p));
+
+function side(label: string, n: number, events: number, shown: (rate: number) => number): Side {
+  if (n <= 0) return { label, n, value: null, interval: null };
+  const rate = events / n;
+  const interval = wilson(events, n);
+  const a = interval ? shown(interval.lower) : null;
+  const b = interval ? shown(interval.upper) : null;
+  return {
+    label,
+    n,
+    value: shown(rate),
+    interval: a === null || b === null ? null : { lower: Math.min(a, b), upper: Math.max(a, b) },
+  };
+}
+
+/** The threshold for a monitor: ARL₀ = expected trials per horizon × monitors ÷ α. */
+function threshold(
+  expectedTrials: number,
+  monitors: number,
+  alpha: number,
+  nullDrift: number,
+): number {
+  const arl0 = (Math.max(1, expectedTrials) * Math.max(1, monitors)) / alpha;
+  return cusumThreshold(arl0, nullDrift);
+}
+
+function insufficient(
+  input: MonitorInput,
+  label: string,
+  why: string,
+  currentN: number,
+  baseN: number,
+): Finding {
+  return {
+    ruleId: input.rule.id,
+    kind: input.rule.kind,
+    cohort: input.cohort,
+    route: input.route,
+    detail: input.detail,
+    status: 'insufficient_data',
+    summary: why,
+    baseline: {
+      label,
+      n: baseN,
+      value: null,
+      interval: null,
+      description: input.baselineDescription,
+    },
+    current: { label, n: currentN, value: null, interval: null, since: null },
+    statistic: null,
+    threshold: null,
+    effect: null,
+  };
+}
+
+/** Trials the baseline would hold over one horizon, for the threshold's false-alert budget. */
+function expectedPerHorizon(
+  input: MonitorInput,
+  settings: EvaluationSettings,
+  currentN: number,
+  baseN: number,
+): number {
+  const scaled =
+    input.baselineSpanMs && input.baselineSpanMs > 0
+      ? (baseN * settings.horizonMs) / input.baselineSpanMs
+      : 0;
+  return Math.max(currentN, scaled);
+}
+
+function bernoulliFinding(
+  input: MonitorInput,
+  settings: EvaluationSettings,
+  kind: BernoulliKind,
+): Finding {
+  const { rule, detail } = input;
+  const now = input.currentTotal ?? sum(input.current);
+  const base = input.baseline ?? emptyCounts();
+  const currentN = kind.trials(now, detail);
+  const baseN = kind.trials(base, detail);
+  if (currentN < settings.minTasks) {
+    return insufficient(
+      input,
+      kind.label,
+      `${currentN} in the current window, fewer than the minimum ${settings.minTasks}`,
+      currentN,
+      baseN,
+    );
+  }
+  // Concentration compares with the rest of the traffic, now, as it compared in the baseline.
+  let p0: number;
+  if (rule.kind === 'failure_concentration') {
+    const rest = input.rest;
+    if (!rest?.baseline || rest.current.known < settings.minTasks) {
+      return insufficient(
+        input,
+        kind.label,
+        'too few tasks in the rest of the traffic to compare with',
+        currentN,
+        baseN,
+      );
+    }
+    if (baseN < settings.minBaselineTasks || rest.baseline.known < settings.minBaselineTasks) {
+      return insufficient(
+        input,
+        kind.label,
+        `${baseN} in the baseline, fewer than the minimum ${settings.minBaselineTasks}`,
+        currentN,
+        baseN,
+      );
+    }
+    const ratio =
+      smoothed(base.failures, base.known) / smoothed(rest.baseline.failures, rest.baseline.known);
+    p0 = clampRate(smoothed(rest.current.failures, rest.current.known) * ratio);
+  } else {
+    if (baseN < settings.minBaselineTasks) {
+      return insufficient(
+        input,
+        kind.label,
+        `${baseN} in the baseline (${input.baselineDescription}), fewer than the minimum ${settings.minBaselineTasks}`,
+        currentN,
+        baseN,
+      );
+    }
+    p0 =
+      rule.kind === 'p95_regression' ? 0.05 : clampRate(smoothed(kind.events(base, detail), baseN));
+  }
+  const p1 = clampRate(kind.alternative(p0, rule.detect));
+  const buckets = input.current.map((c) => ({
+    n: kind.trials(c, detail),
+    x: kind.events(c, detail),
+  }));
+  const result = bernoulliCusum(buckets, p0, p1, settings.minTasks);
+  const h = threshold(
+    expectedPerHorizon(input, settings, currentN, baseN),
+    input.monitors,
+    settings.alpha,
+    bernoulliKl(p0, p1),
+  );
+  const baselineSide = {
+    ...(rule.kind === 'p95_regression'
+      ? { label: kind.label, n: baseN, value: 0.05, interval: null }
+      : rule.kind === 'failure_concentration'
+        ? side(kind.label, baseN, base.failures, kind.shown)
+        : side(kind.label, baseN, kind.events(base, detail), kind.shown)),
+    description: input.baselineDescription,
+  };
+  return conclude(input, settings, result, h, baselineSide, (window) => {
+    const windowSide = side(kind.label, window.n, window.x, kind.shown);
+    const observed = window.n > 0 ? window.x / window.n : 0;
+    const effect =
+      rule.kind === 'failure_concentration'
+        ? observed / p0 - 1
+        : rule.kind === 'p95_regression'
+          ? observed - p0
+          : observed - smoothed(kind.events(base, detail), baseN);
+    return { side: windowSide, effect };
+  });
+}
+
+/** Per-task cost − R·success, summed per bucket: its mean is 0 when the cost per success is R. */
+function costBuckets(buckets: readonly TaskCounts[], perSuccess: number) {
+  return buckets.map((c) => ({ n: c.tasks, sum: c.cost - perSuccess * c.successes }));
+}
+
+/** Var(c − R·s) per task, from sums over tasks. */
+function costVariance(c: TaskCounts, perSuccess: number): number {
+  if (c.tasks < 2) return 0;
+  const n = c.tasks;
+  const meanCost = c.cost / n;
+  const meanSuccess = c.successes / n;
+  const varCost = Math.max(0, c.costSquared / n - meanCost * meanCost);
+  const cov = c.successCost / n - meanCost * meanSuccess;
+  const varSuccess = meanSuccess * (1 - meanSuccess);
+  return Math.max(0, varCost - 2 * perSuccess * cov + perSuccess * perSuccess * varSuccess);
+}
+
+function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding {
+  const { rule } = input;
+  const label = 'cost per successful task';
+  const now = input.currentTotal ?? sum(input.current);
+  const reference = rule.kind === 'cheaper_than_large' ? (input.large ?? null) : input.baseline;
+  if (now.tasks < settings.minTasks) {
+    return insufficient(
+      input,
+      label,
+      `${now.tasks} tasks in the current window, fewer than the minimum ${settings.minTasks}`,
+      now.tasks,
+      reference?.tasks ?? 0,
+    );
+  }
+  if (!reference || reference.tasks < settings.minBaselineTasks) {
+    const what =
+      rule.kind === 'cheaper_than_large'
+        ? `the ${settings.largeRoute} route of ${input.cohort}`
+        : `the baseline (${input.baselineDescription})`;
+    return insufficient(
+      input,
+      label,
+      `${reference?.tasks ?? 0} tasks in ${what}, fewer than the minimum ${settings.minBaselineTasks}`,
+      now.tasks,
+      reference?.tasks ?? 0,
+    );
+  }
+  const referenceCost = costPerSuccess(reference);
+  if (!referenceCost || referenceCost.value <= 0) {
+    return insufficient(
+      input,
+      label,
+      'the reference has no successful task with a cost',
+      now.tasks,
+      reference.tasks,
+    );
+  }
+  const r0 = referenceCost.value;
+  // cost_per_success_rise: from R0 to R0·(1 + detect). cheaper_than_large: from R_large·(1 − detect)
+  // (cheaper by the margin) to R_large (no longer cheaper).
+  const nullPerSuccess = rule.kind === 'cheaper_than_large' ? r0 * (1 - rule.detect) : r0;
+  const successShare =
+    (rule.kind === 'cheaper_than_large' ? now : reference).successes /
+    Math.max(1, (rule.kind === 'cheaper_than_large' ? now : reference).tasks);
+  const shift =
+    successShare * (rule.kind === 'cheaper_than_large' ? r0 * rule.detect : r0 * rule.detect);
+  const variance = costVariance(
+    rule.kind === 'cheaper_than_large' ? now : reference,
+    nullPerSuccess,
+  );
+  if (!(shift > 0) || !(variance > 0)) {
+    return insufficient(
+      input,
+      label,
+      'no variation in cost to test against',
+      now.tasks,
+      reference.tasks,
+    );
+  }
+  const result = gaussianCusum(
+    costBuckets(input.current, nullPerSuccess),
+    shift,
+    variance,
+    settings.minTasks,
+  );
+  const h = threshold(
+    expectedPerHorizon(input, settings, now.tasks, reference.tasks),
+    input.monitors,
+    settings.alpha,
+    (shift * shift) / (2 * variance),
+  );
+  const baselineSide = {
+    label:
+      rule.kind === 'cheaper_than_large'
+        ? `cost per successful task on ${settings.largeRoute}`
+        : label,
+    n: reference.tasks,
+    value: r0,
+    interval: referenceCost.interval,
+    description: input.baselineDescription,
+  };
+  return conclude(input, settings, result, h, baselineSide, (window, from) => {
+    const windowCounts = sum(input.current.slice(from));
+    const cps = costPerSuccess(windowCounts);
+    const value = cps?.value ?? null;
+    return {
+      side: { label, n: windowCounts.tasks, value, interval: cps?.interval ?? null },
+      // Relative change against the reference; cheaper_than_large: how far above −minEffect.
+      effect: value === null ? null : value / r0 - 1,
+    };
+  });
+}
+
+function conclude(
+  input: MonitorInput,
+  settings: EvaluationSettings,
+  result: CusumResult | null,
+  h: number,
+  baselineSide: Side & { description: string },
+  windowOf: (window: CusumResult, from: number) => { side: Side; effect: number | null },
+): Finding {
+  const { rule } = input;
+  const base = {
+    ruleId: rule.id,
+    kind: rule.kind,
+    cohort: input.cohort,
+    route: input.route,
+    detail: input.detail,
+    baseline: baselineSide,
+    threshold: h,
+  };
+  if (!result) {
+    return {
+      ...base,
+      status: 'insufficient_data',
+      summary: `no window of at least ${settings.minTasks} in the current window`,
+      current: { ...baselineSide, n: 0, value: null, interval: null, since: null },
+      statistic: null,
+      effect: null,
+    };
+  }
+  const { side: windowSide, effect } = windowOf(result, result.start);
+  const since = new Date(input.fromMs + result.start * input.bucketMs).toISOString();
+  const minEffect = rule.kind === 'cheaper_than_large' ? -rule.minEffect : rule.minEffect;
+  const crossed = result.statistic >= h;
+  const large = effect !== null && effect >= minEffect;
+  const degraded = crossed && large;
+  const what = describe(rule, input, baselineSide, windowSide);
+  const summary = degraded
+    ? what
+    : crossed
+      ? `${what}; below the minimum effect ${rule.minEffect}`
+      : `no degradation: evidence ${result.statistic.toFixed(1)} below the threshold ${h.toFixed(1)}`;
+  return {
+    ...base,
+    status: degraded ? 'degraded' : 'ok',
+    summary,
+    current: { ...windowSide, since },
+    statistic: result.statistic,
+    effect,
+  };
+}
+
+function describe(rule: Rule, input: MonitorInput, baseline: Side, now: Side): string {
+  const where = `${input.cohort || '(none)'} × ${input.route || '(none)'}`;
+  const money = rule.kind === 'cost_per_success_rise' || rule.kind === 'cheaper_than_large';
+  const show = money ? usd : pct;
+  const detail = input.detail ? ` "${input.detail}"` : '';
+  if (rule.kind === 'failure_concentration' && input.rest) {
+    const restNow =
+      input.rest.current.known > 0 ? input.rest.current.failures / input.rest.current.known : null;
+    const rest = input.rest.baseline;
+    const before =
+      rest && rest.known > 0 && rest.failures > 0 && baseline.value !== null
+        ? ` (${(baseline.value / (rest.failures / rest.known)).toFixed(1)}× the rest's in the baseline)`
+        : '';
+    const ratio =
+      restNow && now.value !== null ? ` — ${(now.value / restNow).toFixed(1)}× now${before}` : '';
+    return `${where}: ${pct(now.value)} of tasks fail against ${pct(restNow)} for the rest of the traffic${ratio}`;
+  }
+  if (rule.kind === 'cheaper_than_large') {
+    return `${where}: costs ${show(now.value)} per successful task, no longer less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}`;
+  }
+  return `${where}: ${now.label}${detail} ${show(baseline.value)} → ${show(now.value)} (n ${baseline.n} → ${now.n})`;
+}
+
+/** The finding of one monitor. */
+export function detect(input: MonitorInput, settings: EvaluationSettings): Finding {
+  if (input.rule.kind === 'cost_per_success_rise' || input.rule.kind === 'cheaper_than_large') {
+    return costFinding(input, settings);
+  }
+  const kind = BERNOULLI[input.rule.kind];
+  if (!kind) throw new Error(`no detector for rule kind ${input.rule.kind}`);
+  return bernoulliFinding(input, settings, kind);
+}

@@ -1,0 +1,602 @@
+import type { Store } from '../storage/store.js';
+import { AlertStore } from './alert-store.js';
+import { detect } from './detectors.js';
+import type { Finding, MonitorInput } from './detectors.js';
+import { fingerprintOf, step } from './lifecycle.js';
+import type { AlertEvent, AlertRecord } from './lifecycle.js';
+import { titleOf } from './message.js';
+import type { AlertMessage, CostOnRoute, ReasonShare } from './message.js';
+import type { Notifier } from './notifier.js';
+import { watches } from './rules.js';
+import type { Rule, RuleSet } from './rules.js';
+import {
+  addCounts,
+  aggregateCounts,
+  bucketedCounts,
+  emptyCounts,
+  failureReasons,
+  monitorKey,
+} from './series.js';
+import type { AggregateCounts, BucketedCounts, TaskCounts } from './series.js';
+import { costPerSuccess } from './stats.js';
+
+/**
+ * One evaluation: read the current window in buckets and each baseline the rules need, run every
+ * rule on every cohort × route it watches (stats.ts, detectors.ts), step each alert's lifecycle
+ * (lifecycle.ts), store events then states (alert-store.ts), and wake the notifier. The periodic
+ * job runs it every ROUTEWATCH_EVALUATE_EVERY inside `routewatch start`; `POST /api/v1/evaluate`
+ * and `routewatch evaluate` run one now.
+ */
+
+export interface EvaluationResult {
+  evaluatedAt: string;
+  findings: Finding[];
+  /** Transitions this evaluation made. */
+  events: {
+    fingerprint: string;
+    kind: AlertEvent['kind'];
+    ruleId: string;
+    cohort: string;
+    route: string;
+    detail: string;
+    summary: string;
+  }[];
+  /** Alerts firing after it. */
+  firing: number;
+}
+
+export interface EvaluatorOptions {
+  store: Store;
+  rules: RuleSet;
+  notifier?: Notifier | undefined;
+  /** Base URL for links in messages (the dashboard and report). */
+  publicUrl: string;
+  log: {
+    info(details: object, message: string): void;
+    error(details: object, message: string): void;
+  };
+}
+
+interface Group {
+  cohort: string;
+  route: string;
+}
+
+const sum = (list: readonly TaskCounts[]) => list.reduce((a, b) => addCounts(a, b), emptyCounts());
+
+/** Adds up aggregates per cohort × route (over policy versions). */
+function byRoute(rows: readonly AggregateCounts[]): Map<string, TaskCounts> {
+  const out = new Map<string, TaskCounts>();
+  for (const row of rows) {
+    const key = monitorKey(row.cohort, row.route);
+    out.set(key, addCounts(out.get(key) ?? emptyCounts(), row.counts));
+  }
+  return out;
+}
+
+/** Adds up bucket series per cohort × route, optionally of one policy version only. */
+function seriesByRoute(
+  rows: readonly BucketedCounts[],
+  buckets: number,
+  version?: (cohort: string) => string | undefined,
+): Map<string, TaskCounts[]> {
+  const out = new Map<string, TaskCounts[]>();
+  for (const row of rows) {
+    if (version) {
+      const wanted = version(row.cohort);
+      if (wanted === undefined || row.policyVersion !== wanted) continue;
+    }
+    const key = monitorKey(row.cohort, row.route);
+    const list = out.get(key) ?? Array.from({ length: buckets }, emptyCounts);
+    row.buckets.forEach((b, i) => addCounts(list[i]!, b));
+    out.set(key, list);
+  }
+  return out;
+}
+
+const shares = (counts: Record<string, number>, total: number): ReasonShare[] =>
+  Object.entries(counts)
+    .map(([reason, tasks]) => ({ reason, tasks, share: total > 0 ? tasks / total : 0 }))
+    .sort((a, b) => b.tasks - a.tasks || a.reason.localeCompare(b.reason));
+
+export class Evaluator {
+  readonly alerts: AlertStore;
+  #timer: NodeJS.Timeout | undefined;
+  #chain: Promise<unknown> = Promise.resolve();
+  #last: EvaluationResult | undefined;
+  /** Evaluations run, and those that failed. */
+  readonly stats = { evaluations: 0, failedEvaluations: 0, firing: 0 };
+
+  constructor(private readonly options: EvaluatorOptions) {
+    this.alerts = new AlertStore(options.store);
+  }
+
+  get rules(): RuleSet {
+    return this.options.rules;
+  }
+
+  get lastResult(): EvaluationResult | undefined {
+    return this.#last;
+  }
+
+  /** Evaluates every `everyMs` until stop(); a failed evaluation is logged and the next one runs. */
+  start(everyMs: number): void {
+    if (everyMs <= 0 || this.#timer) return;
+    const tick = () => {
+      this.evaluate().catch((error: unknown) =>
+        this.options.log.error(
+          { err: error },
+          'alert evaluation failed; the next one runs on schedule',
+        ),
+      );
+    };
+    this.#timer = setInterval(tick, everyMs);
+    this.#timer.unref();
+    setImmediate(tick);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#chain.catch(() => undefined);
+  }
+
+  /**
+   * One evaluation at `at` (default now), with the configured rules or others (the demo moves its
+   * window as it runs). Evaluations never overlap: they run one after another.
+   */
+  evaluate(at: Date = new Date(), rules: RuleSet = this.options.rules): Promise<EvaluationResult> {
+    const run = this.#chain
+      .catch(() => undefined)
+      .then(() => this.#evaluate(at, rules))
+      .then(
+        (result) => {
+          this.stats.evaluations++;
+          this.stats.firing = result.firing;
+          return result;
+        },
+        (error: unknown) => {
+          this.stats.evaluations++;
+          this.stats.failedEvaluations++;
+          throw error;
+        },
+      );
+    this.#chain = run;
+    return run;
+  }
+
+  async #evaluate(at: Date, ruleSet: RuleSet): Promise<EvaluationResult> {
+    const { rules, evaluation } = ruleSet;
+    const { store } = this.options;
+    const active = rules.filter((r) => r.enabled);
+    const now = at.getTime();
+    const from = new Date(now - evaluation.horizonMs);
+    const bucketMs = Math.max(1, Math.floor(evaluation.horizonMs / evaluation.buckets));
+    const callBudget = active.find((r) => r.kind === 'loop_rate_rise')?.callBudget ?? 10;
+
+    // Baselines: one read per distinct range.
+    const trailing = new Map<number, Promise<AggregateCounts[]>>();
+    const trailingOf = (windowMs: number) => {
+      let read = trailing.get(windowMs);
+      if (!read) {
+        read = aggregateCounts(store, new Date(from.getTime() - windowMs), from, {
+          callBudget,
+          byVersion: false,
+        });
+        trailing.set(windowMs, read);
+      }
+      return read;
+    };
+    const pinned = new Map<string, Promise<AggregateCounts[]>>();
+    const pinnedOf = (name: string) => {
+      let read = pinned.get(name);
+      if (!read) {
+        const range = ruleSet.baselines[name]!;
+        read = aggregateCounts(store, range.from, range.to, { callBudget, byVersion: false });
+        pinned.set(name, read);
+      }
+      return read;
+    };
+    const needsPolicy = active.some((r) => r.baseline.kind === 'previous_policy');
+    // cheaper_than_large falls back to the large route's recent history without concurrent traffic.
+    const lookbackRows = active.some((r) => r.kind === 'cheaper_than_large')
+      ? await aggregateCounts(store, new Date(now - evaluation.policyLookbackMs), at, {
+          callBudget,
+          byVersion: false,
+        })
+      : [];
+    const policyRows = needsPolicy
+      ? await aggregateCounts(store, new Date(now - evaluation.policyLookbackMs), at, {
+          callBudget,
+          byVersion: true,
+        })
+      : [];
+
+    // The p95 thresholds come from each p95 rule's baseline.
+    const p95Rule = active.find((r) => r.kind === 'p95_regression');
+    const p95Baseline = p95Rule
+      ? await this.#baselineRows(p95Rule, trailingOf, pinnedOf, policyRows)
+      : [];
+    const slowThresholds = new Map<string, number>();
+    for (const row of p95Baseline) {
+      if (row.p95LatencyMs !== null && !slowThresholds.has(monitorKey(row.cohort, row.route))) {
+        slowThresholds.set(monitorKey(row.cohort, row.route), row.p95LatencyMs);
+      }
+    }
+    const current = await bucketedCounts(store, from, at, evaluation.buckets, {
+      callBudget,
+      slowThresholds,
+    });
+    const currentByRoute = seriesByRoute(current, evaluation.buckets);
+
+    // Current policy version per cohort: the one of its latest task in the current window.
+    const policyNow = new Map<string, { version: string; last: number }>();
+    for (const row of policyRows) {
+      if (row.lastStartedAt.getTime() < from.getTime()) continue;
+      const seen = policyNow.get(row.cohort);
+      if (!seen || row.lastStartedAt.getTime() > seen.last)
+        policyNow.set(row.cohort, {
+          version: row.policyVersion,
+          last: row.lastStartedAt.getTime(),
+        });
+    }
+
+    const inputs: MonitorInput[] = [];
+    for (const rule of active) {
+      const ruleInputs = await this.#monitorsOf(rule, ruleSet, {
+        current,
+        lookback: byRoute(lookbackRows),
+        currentByRoute,
+        fromMs: from.getTime(),
+        bucketMs,
+        trailingOf,
+        pinnedOf,
+        policyRows,
+        policyNow,
+        p95Baseline,
+      });
+      inputs.push(...ruleInputs);
+    }
+    const findings = inputs.map((input) => detect(input, evaluation));
+
+    // Lifecycle: every finding, and every known alert with no finding this time (no data at all).
+    const previous = new Map((await this.alerts.states()).map((r) => [r.fingerprint, r]));
+    const seen = new Set<string>();
+    const steps: {
+      record: AlertRecord;
+      event: AlertEvent | undefined;
+      input: MonitorInput | undefined;
+    }[] = [];
+    findings.forEach((finding, i) => {
+      const fingerprint = fingerprintOf(
+        finding.ruleId,
+        finding.cohort,
+        finding.route,
+        finding.detail,
+      );
+      seen.add(fingerprint);
+      const before = previous.get(fingerprint);
+      // A monitor that never alerted and has nothing to say is not worth a row.
+      if (!before && finding.status !== 'degraded') return;
+      steps.push({ ...step(before, finding, now, evaluation), input: inputs[i] });
+    });
+    for (const record of previous.values()) {
+      if (seen.has(record.fingerprint) || record.state === 'inactive') continue;
+      const gone: Finding = {
+        ...record.finding,
+        status: 'insufficient_data',
+        summary: 'no tasks of this cohort and route in the current window',
+        statistic: null,
+        effect: null,
+      };
+      steps.push({ ...step(record, gone, now, evaluation), input: undefined });
+    }
+
+    const events: { event: AlertEvent; message: AlertMessage }[] = [];
+    for (const s of steps) {
+      if (!s.event) continue;
+      const rule =
+        active.find((r) => r.id === s.record.ruleId) ?? rules.find((r) => r.id === s.record.ruleId);
+      events.push({
+        event: s.event,
+        message: await this.#message(s.event, s.record, rule, s.input, currentByRoute, at, ruleSet),
+      });
+    }
+    // Events first: a crash before the states are written recomputes the same event keys.
+    await this.alerts.saveEvents(events);
+    await this.alerts.saveStates(steps.map((s) => s.record));
+    if (events.some((e) => e.event.notify)) this.options.notifier?.kick();
+
+    const firing = new Map(previous);
+    for (const s of steps) firing.set(s.record.fingerprint, s.record);
+    const result: EvaluationResult = {
+      evaluatedAt: at.toISOString(),
+      findings,
+      events: events.map(({ event }) => ({
+        fingerprint: event.fingerprint,
+        kind: event.kind,
+        ruleId: event.finding.ruleId,
+        cohort: event.finding.cohort,
+        route: event.finding.route,
+        detail: event.finding.detail,
+        summary: event.finding.summary,
+      })),
+      firing: [...firing.values()].filter((r) => r.state === 'firing').length,
+    };
+    this.#last = result;
+    for (const e of result.events) {
+      if (e.kind !== 'repeat')
+        this.options.log.info(
+          {
+            alert: e.fingerprint,
+            rule: e.ruleId,
+            cohort: e.cohort,
+            route: e.route,
+            transition: e.kind,
+          },
+          e.summary,
+        );
+    }
+    return result;
+  }
+
+  async #baselineRows(
+    rule: Rule,
+    trailingOf: (windowMs: number) => Promise<AggregateCounts[]>,
+    pinnedOf: (name: string) => Promise<AggregateCounts[]>,
+    policyRows: AggregateCounts[],
+  ): Promise<AggregateCounts[]> {
+    switch (rule.baseline.kind) {
+      case 'trailing':
+        return trailingOf(rule.baseline.windowMs);
+      case 'pinned':
+        return pinnedOf(rule.baseline.name);
+      case 'previous_policy':
+      case 'large_route':
+        return policyRows;
+    }
+  }
+
+  async #monitorsOf(
+    rule: Rule,
+    ruleSet: RuleSet,
+    data: {
+      current: BucketedCounts[];
+      lookback: Map<string, TaskCounts>;
+      currentByRoute: Map<string, TaskCounts[]>;
+      fromMs: number;
+      bucketMs: number;
+      trailingOf: (windowMs: number) => Promise<AggregateCounts[]>;
+      pinnedOf: (name: string) => Promise<AggregateCounts[]>;
+      policyRows: AggregateCounts[];
+      policyNow: Map<string, { version: string; last: number }>;
+      p95Baseline: AggregateCounts[];
+    },
+  ): Promise<MonitorInput[]> {
+    const { evaluation, baselines } = ruleSet;
+    const buckets = evaluation.buckets;
+    const empty = () => Array.from({ length: buckets }, emptyCounts);
+    let currentByRoute = data.currentByRoute;
+    let baseline = new Map<string, TaskCounts>();
+    let baselineP95 = new Map<string, number | null>();
+    let description: string;
+    let spanMs: number | null;
+
+    switch (rule.baseline.kind) {
+      case 'trailing':
+      case 'pinned': {
+        const rows =
+          rule.baseline.kind === 'trailing'
+            ? await data.trailingOf(rule.baseline.windowMs)
+            : await data.pinnedOf(rule.baseline.name);
+        baseline = byRoute(rows);
+        baselineP95 = new Map(rows.map((r) => [monitorKey(r.cohort, r.route), r.p95LatencyMs]));
+        if (rule.baseline.kind === 'trailing') {
+          description = `trailing ${Math.round(rule.baseline.windowMs / 86_400_000) || `${Math.round(rule.baseline.windowMs / 3_600_000)}h`}${rule.baseline.windowMs >= 86_400_000 ? ' d' : ''} before the current window`;
+          spanMs = rule.baseline.windowMs;
+        } else {
+          const range = baselines[rule.baseline.name]!;
+          description = `pinned baseline ${rule.baseline.name} (${range.from.toISOString()} → ${range.to.toISOString()})`;
+          spanMs = range.to.getTime() - range.from.getTime();
+        }
+        break;
+      }
+      case 'previous_policy': {
+        // Current: the cohort's current version only. Baseline: the version used last before it.
+        currentByRoute = seriesByRoute(
+          data.current,
+          buckets,
+          (cohort) => data.policyNow.get(cohort)?.version,
+        );
+        const previousVersion = new Map<string, string>();
+        for (const row of data.policyRows) {
+          const now = data.policyNow.get(row.cohort);
+          if (!now || row.policyVersion === now.version) continue;
+          const best = data.policyRows.find(
+            (r) => r.cohort === row.cohort && r.policyVersion === previousVersion.get(row.cohort),
+          );
+          if (!best || row.lastStartedAt > best.lastStartedAt)
+            previousVersion.set(row.cohort, row.policyVersion);
+        }
+        for (const row of data.policyRows) {
+          if (previousVersion.get(row.cohort) !== row.policyVersion) continue;
+          const key = monitorKey(row.cohort, row.route);
+          baseline.set(key, addCounts(baseline.get(key) ?? emptyCounts(), row.counts));
+          baselineP95.set(key, row.p95LatencyMs);
+        }
+        description = 'the previous policy version of the cohort';
+        spanMs = null;
+        break;
+      }
+      case 'large_route': {
+        for (const key of currentByRoute.keys()) {
+          const [cohort] = key.split('\t');
+          baseline.set(
+            key,
+            sum(currentByRoute.get(monitorKey(cohort!, evaluation.largeRoute)) ?? []),
+          );
+        }
+        description = `the ${evaluation.largeRoute} route of the same cohort, same window`;
+        spanMs = null;
+        break;
+      }
+    }
+
+    // Every cohort × route with data now or in the baseline.
+    const groups = new Map<string, Group>();
+    for (const key of [...currentByRoute.keys(), ...baseline.keys()]) {
+      const [cohort, route] = key.split('\t') as [string, string];
+      if (!watches(rule, cohort, route)) continue;
+      if (rule.baseline.kind === 'large_route' && route === evaluation.largeRoute) continue;
+      groups.set(key, { cohort, route });
+    }
+    const totalsNow = sum([...data.currentByRoute.values()].map(sum));
+    const totalsBase = sum([...baseline.values()]);
+
+    const inputs: Omit<MonitorInput, 'monitors'>[] = [];
+    for (const [key, group] of groups) {
+      const current = currentByRoute.get(key) ?? empty();
+      const base = baseline.get(key) ?? null;
+      const currentTotal = sum(current);
+      const common = {
+        rule,
+        cohort: group.cohort,
+        route: group.route,
+        current,
+        currentTotal,
+        fromMs: data.fromMs,
+        bucketMs: data.bucketMs,
+        baseline: base,
+        baselineDescription: description,
+        baselineSpanMs: spanMs,
+      };
+      if (rule.kind === 'fallback_reason_shift') {
+        const reasons = new Set([
+          ...Object.keys(currentTotal.reasons),
+          ...Object.keys(base?.reasons ?? {}),
+        ]);
+        for (const reason of reasons) inputs.push({ ...common, detail: reason });
+        continue;
+      }
+      const input: Omit<MonitorInput, 'monitors'> = { ...common, detail: '' };
+      if (rule.kind === 'p95_regression') input.baselineP95Ms = baselineP95.get(key) ?? null;
+      if (rule.kind === 'failure_concentration') {
+        const now = sum(current);
+        const restNow = subtract(
+          totalsNow,
+          data.currentByRoute.get(key) ? sum(data.currentByRoute.get(key)!) : emptyCounts(),
+        );
+        input.rest = { current: restNow, baseline: base ? subtract(totalsBase, base) : null };
+        void now;
+      }
+      if (rule.kind === 'cheaper_than_large') {
+        input.large = sum(
+          data.currentByRoute.get(monitorKey(group.cohort, evaluation.largeRoute)) ?? [],
+        );
+      }
+      if (
+        rule.kind === 'p95_regression' &&
+        (input.baselineP95Ms === null || input.baselineP95Ms === undefined)
+      ) {
+        input.baseline = null;
+      }
+      inputs.push(input);
+    }
+    // The rule's α is split over the monitors that have data enough to be tested.
+    const testable = Math.max(
+      1,
+      inputs.filter((i) => (i.currentTotal ?? sum(i.current)).tasks >= evaluation.minTasks).length,
+    );
+    return inputs.map((i) => ({ ...i, monitors: testable }));
+  }
+
+  async #message(
+    event: AlertEvent,
+    record: AlertRecord,
+    rule: Rule | undefined,
+    input: MonitorInput | undefined,
+    currentByRoute: Map<string, TaskCounts[]>,
+    at: Date,
+    ruleSet: RuleSet,
+  ): Promise<AlertMessage> {
+    const { finding } = event;
+    const kind =
+      event.kind === 'resolved' ? 'resolved' : event.kind === 'repeat' ? 'repeat' : 'firing';
+    const largeRoute = ruleSet.evaluation.largeRoute;
+    const costOf = (route: string): CostOnRoute => {
+      const counts = sum(currentByRoute.get(monitorKey(finding.cohort, route)) ?? []);
+      const cps = costPerSuccess(counts);
+      return {
+        route,
+        tasks: counts.tasks,
+        costPerSuccessfulTask: cps?.value ?? null,
+        interval: cps?.interval ?? null,
+      };
+    };
+    const costs = [costOf(finding.route)];
+    if (finding.route !== largeRoute && currentByRoute.has(monitorKey(finding.cohort, largeRoute)))
+      costs.push(costOf(largeRoute));
+    const since = finding.current.since
+      ? new Date(finding.current.since)
+      : new Date(at.getTime() - ruleSet.evaluation.horizonMs);
+    let failureShares: ReasonShare[] = [];
+    let fallbackShares: ReasonShare[] = [];
+    if (event.notify && kind !== 'resolved') {
+      const failures = await failureReasons(
+        this.options.store,
+        finding.cohort,
+        finding.route,
+        since,
+        at,
+      );
+      const totalFailures = failures.reduce((n, r) => n + r.tasks, 0);
+      failureShares = failures.map((r) => ({
+        ...r,
+        share: totalFailures > 0 ? r.tasks / totalFailures : 0,
+      }));
+      if (input) {
+        const windowCounts = sum(
+          input.current.slice(
+            Math.max(0, Math.floor((since.getTime() - input.fromMs) / input.bucketMs)),
+          ),
+        );
+        fallbackShares = shares(windowCounts.reasons, windowCounts.fallbacks).slice(0, 5);
+      }
+    }
+    const params = new URLSearchParams({
+      from: since.toISOString(),
+      cohort: finding.cohort,
+      route: finding.route,
+    });
+    return {
+      kind,
+      fingerprint: event.fingerprint,
+      incident: event.incident,
+      at: new Date(event.at).toISOString(),
+      severity: rule?.severity ?? 'warning',
+      ruleId: finding.ruleId,
+      ruleKind: finding.kind,
+      ruleDescription: rule?.description ?? finding.ruleId,
+      cohort: finding.cohort,
+      route: finding.route,
+      detail: finding.detail,
+      title: titleOf(kind, { kind: finding.kind }, finding.cohort, finding.route, finding.detail),
+      finding: kind === 'resolved' ? { ...record.finding } : finding,
+      costs,
+      failureReasons: failureShares,
+      fallbackReasons: fallbackShares,
+      url: `${this.options.publicUrl.replace(/\/+$/, '')}/?${params}`,
+    };
+  }
+}
+
+/** a − b, for counts (b a part of a). */
+function subtract(a: TaskCounts, b: TaskCounts): TaskCounts {
+  const out = emptyCounts();
+  addCounts(out, a);
+  for (const key of Object.keys(out) as (keyof TaskCounts)[]) {
+    if (key === 'reasons') continue;
+    (out[key] as number) -= b[key] as number;
+  }
+  return out;
+}

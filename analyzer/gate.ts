@@ -1,0 +1,449 @@
+import { z } from 'zod';
+import { ConfigError } from '../server/config.js';
+import { isDuration, parseDuration, parseInstant } from '../server/time.js';
+import type { Store } from '../storage/store.js';
+import { toClickHouseTime } from './report.js';
+import { costPerSuccess, normalCdf, normalQuantile, wilson } from './stats.js';
+import type { Interval } from './stats.js';
+
+/**
+ * The before/after gate: per cohort, a candidate (an eval run, a policy version, a window of
+ * production traffic) against a baseline, with a verdict on success rate held to a margin, and
+ * the cost per successful task, p95 latency, fallback and reask rates and quality scores beside
+ * it. Used by `routewatch gate` (CI, canaries) and `GET /api/v1/compare`.
+ */
+
+export type GateRef =
+  | { kind: 'eval'; run: string }
+  | { kind: 'policy'; version: string }
+  | { kind: 'window'; from: Date; to: Date };
+
+export class GateRefError extends ConfigError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GateRefError';
+  }
+}
+
+const REF_USAGE =
+  'use eval:<run>, policy:<version> or window:<from>/<to> (dates, ISO instants or durations ago: window:14d/7d)';
+
+/**
+ * `eval:<run>`, `policy:<version>` or `window:<from>/<to>`, each end a date, an ISO instant or
+ * a duration before `now`; throws GateRefError.
+ */
+export function parseRef(text: string, now: Date = new Date()): GateRef {
+  const colon = text.indexOf(':');
+  const kind = colon < 0 ? '' : text.slice(0, colon);
+  const value = colon < 0 ? '' : text.slice(colon + 1);
+  if (value === '')
+    throw new GateRefError(`invalid reference ${JSON.stringify(text)}: ${REF_USAGE}`);
+  if (kind === 'eval') return { kind: 'eval', run: value };
+  if (kind === 'policy') return { kind: 'policy', version: value };
+  if (kind === 'window') {
+    const parts = value.split('/');
+    if (parts.length !== 2)
+      throw new GateRefError(`invalid window ${JSON.stringify(value)}: ${REF_USAGE}`);
+    try {
+      const at = (part: string) =>
+        isDuration(part) ? new Date(now.getTime() - parseDuration(part)) : parseInstant(part);
+      const from = at(parts[0]!);
+      const to = at(parts[1]!);
+      if (from >= to) throw new GateRefError(`window ${value}: from must be before to`);
+      return { kind: 'window', from, to };
+    } catch (error) {
+      if (error instanceof GateRefError) throw error;
+      throw new GateRefError(
+        `invalid window ${JSON.stringify(value)}: ${(error as Error).message}`,
+      );
+    }
+  }
+  throw new GateRefError(`invalid reference ${JSON.stringify(text)}: ${REF_USAGE}`);
+}
+
+export function refLabel(ref: GateRef): string {
+  switch (ref.kind) {
+    case 'eval':
+      return `eval:${ref.run}`;
+    case 'policy':
+      return `policy:${ref.version}`;
+    case 'window':
+      return `window:${ref.from.toISOString()}/${ref.to.toISOString()}`;
+  }
+}
+
+/** What one side (baseline or candidate) measured for one cohort. */
+export interface SideStats {
+  tasks: number;
+  known: number;
+  successes: number;
+  cost: number;
+  costSquared: number;
+  successCost: number;
+  fallbacks: number;
+  reasks: number;
+  p95LatencyMs: number | null;
+  /** Named quality scores: count, Σ, Σ². */
+  scores: Record<string, { n: number; sum: number; sumSquared: number }>;
+}
+
+export interface GateOptions {
+  /** The largest drop in success rate (absolute) a candidate may show: --max-success-drop. */
+  maxSuccessDrop: number;
+  /** Fewer tasks with a known outcome than this on either side: insufficient_data. */
+  minCases: number;
+  /**
+   * Strict mode: pass only when the one-sided lower confidence bound of the difference clears
+   * the margin at this level (a formal non-inferiority test). Unset: the estimate decides, the
+   * interval and p-value are reported beside it (see docs/gate.md for why).
+   */
+  confidence?: number;
+}
+
+export const DEFAULT_GATE: GateOptions = { maxSuccessDrop: 0.02, minCases: 200 };
+
+export type Verdict = 'pass' | 'fail' | 'insufficient_data';
+
+export interface Figure {
+  value: number | null;
+  interval: Interval | null;
+}
+
+export interface CohortComparison {
+  cohort: string;
+  verdict: Verdict;
+  /** Why, with the numbers. */
+  reason: string;
+  baseline: { tasks: number; known: number; successRate: Figure };
+  candidate: { tasks: number; known: number; successRate: Figure };
+  /** Candidate minus baseline success rate, its 95 % interval (Newcombe), and the one-sided p-value of "it dropped by the margin or more". */
+  successChange: { estimate: number | null; interval: Interval | null; pValue: number | null };
+  costPerSuccessfulTask: { baseline: Figure; candidate: Figure; relativeChange: number | null };
+  p95LatencyMs: { baseline: number | null; candidate: number | null };
+  fallbackRate: { baseline: number | null; candidate: number | null };
+  reaskRate: { baseline: number | null; candidate: number | null };
+  scores: { name: string; baseline: Figure & { n: number }; candidate: Figure & { n: number } }[];
+}
+
+const rate = (x: number, n: number) => (n > 0 ? x / n : null);
+
+/** Mean of a score with a normal 95 % interval. */
+function meanOf(
+  score: { n: number; sum: number; sumSquared: number } | undefined,
+): Figure & { n: number } {
+  if (!score || score.n === 0) return { n: 0, value: null, interval: null };
+  const mean = score.sum / score.n;
+  if (score.n < 2) return { n: score.n, value: mean, interval: null };
+  const variance = Math.max(0, (score.sumSquared - score.n * mean * mean) / (score.n - 1));
+  const half = 1.959963984540054 * Math.sqrt(variance / score.n);
+  return { n: score.n, value: mean, interval: { lower: mean - half, upper: mean + half } };
+}
+
+/**
+ * The difference of two proportions (candidate − baseline) with Newcombe's hybrid score interval
+ * (from the two Wilson intervals), and the one-sided p-value of H₀: difference ≤ −margin.
+ */
+export function successDifference(
+  baseline: { successes: number; known: number },
+  candidate: { successes: number; known: number },
+  margin: number,
+): { estimate: number; interval: Interval; pValue: number; standardError: number } | null {
+  const wb = wilson(baseline.successes, baseline.known);
+  const wc = wilson(candidate.successes, candidate.known);
+  if (!wb || !wc) return null;
+  const pb = baseline.successes / baseline.known;
+  const pc = candidate.successes / candidate.known;
+  const estimate = pc - pb;
+  const lower = estimate - Math.sqrt((pc - wc.lower) ** 2 + (wb.upper - pb) ** 2);
+  const upper = estimate + Math.sqrt((wc.upper - pc) ** 2 + (pb - wb.lower) ** 2);
+  const standardError = Math.sqrt(
+    (pb * (1 - pb)) / baseline.known + (pc * (1 - pc)) / candidate.known,
+  );
+  const pValue =
+    standardError > 0
+      ? 1 - normalCdf((estimate + margin) / standardError)
+      : estimate + margin > 0
+        ? 0
+        : 1;
+  return { estimate, interval: { lower, upper }, pValue, standardError };
+}
+
+const pts = (v: number) => `${(v * 100).toFixed(1)} pts`;
+
+/** The comparison of one cohort. Pure. */
+export function compareCohort(
+  cohort: string,
+  b: SideStats,
+  c: SideStats,
+  options: GateOptions,
+): CohortComparison {
+  const diff = successDifference(b, c, options.maxSuccessDrop);
+  const cb = costPerSuccess(b);
+  const cc = costPerSuccess(c);
+  let verdict: Verdict;
+  let reason: string;
+  if (b.known < options.minCases || c.known < options.minCases || !diff) {
+    verdict = 'insufficient_data';
+    const missing = Math.max(0, options.minCases - Math.min(b.known, c.known));
+    reason = `${Math.min(b.known, c.known)} cases with an outcome on the smaller side, fewer than ${options.minCases}: ${missing} more needed`;
+  } else if (diff.estimate < -options.maxSuccessDrop) {
+    verdict = 'fail';
+    reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(options.maxSuccessDrop)} allowed`;
+  } else if (options.confidence !== undefined) {
+    const bound = diff.estimate - normalQuantile(options.confidence) * diff.standardError;
+    verdict = bound > -options.maxSuccessDrop ? 'pass' : 'insufficient_data';
+    reason =
+      verdict === 'pass'
+        ? `success rate ${pts(diff.estimate)}; its ${Math.round(options.confidence * 100)} % lower bound ${pts(bound)} is within the ${pts(options.maxSuccessDrop)} allowed`
+        : `success rate ${pts(diff.estimate)}, but its ${Math.round(options.confidence * 100)} % lower bound ${pts(bound)} does not clear the ${pts(options.maxSuccessDrop)} allowed: more cases needed`;
+  } else {
+    verdict = 'pass';
+    reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), within the ${pts(options.maxSuccessDrop)} allowed`;
+  }
+  const names = [...new Set([...Object.keys(b.scores), ...Object.keys(c.scores)])].sort();
+  return {
+    cohort,
+    verdict,
+    reason,
+    baseline: {
+      tasks: b.tasks,
+      known: b.known,
+      successRate: { value: rate(b.successes, b.known), interval: wilson(b.successes, b.known) },
+    },
+    candidate: {
+      tasks: c.tasks,
+      known: c.known,
+      successRate: { value: rate(c.successes, c.known), interval: wilson(c.successes, c.known) },
+    },
+    successChange: diff
+      ? { estimate: diff.estimate, interval: diff.interval, pValue: diff.pValue }
+      : { estimate: null, interval: null, pValue: null },
+    costPerSuccessfulTask: {
+      baseline: { value: cb?.value ?? null, interval: cb?.interval ?? null },
+      candidate: { value: cc?.value ?? null, interval: cc?.interval ?? null },
+      relativeChange: cb && cc && cb.value > 0 ? cc.value / cb.value - 1 : null,
+    },
+    p95LatencyMs: { baseline: b.p95LatencyMs, candidate: c.p95LatencyMs },
+    fallbackRate: { baseline: rate(b.fallbacks, b.tasks), candidate: rate(c.fallbacks, c.tasks) },
+    reaskRate: { baseline: rate(b.reasks, b.tasks), candidate: rate(c.reasks, c.tasks) },
+    scores: names.map((name) => ({
+      name,
+      baseline: meanOf(b.scores[name]),
+      candidate: meanOf(c.scores[name]),
+    })),
+  };
+}
+
+export interface GateResult {
+  baseline: string;
+  candidate: string;
+  /** Both sides policy versions serving at the same time: compared on their overlap only. */
+  concurrent: { from: string; to: string } | null;
+  options: GateOptions;
+  verdict: Verdict;
+  cohorts: CohortComparison[];
+}
+
+/** The overall verdict: fail if any cohort fails, else insufficient_data if any is, else pass. */
+export function overallVerdict(cohorts: readonly CohortComparison[]): Verdict {
+  if (cohorts.some((c) => c.verdict === 'fail')) return 'fail';
+  if (cohorts.length === 0 || cohorts.some((c) => c.verdict === 'insufficient_data'))
+    return 'insufficient_data';
+  return 'pass';
+}
+
+/* ---------- reading a side from the store ---------- */
+
+const num = z.union([z.number(), z.string()]).transform(Number);
+const sideRow = z.object({
+  cohort: z.string(),
+  tasks: num,
+  known: num,
+  successes: num,
+  cost: num,
+  cost_squared: num,
+  success_cost: num,
+  fallbacks: num,
+  reasks: num,
+  p95: z
+    .union([z.number(), z.string(), z.null()])
+    .transform((v) => (v === null ? null : Number(v))),
+  first_ms: num,
+  last_ms: num,
+});
+
+/** The WHERE clause and parameters a reference selects (eval tasks only for eval refs). */
+function refFilter(ref: GateRef, prefix: string): { sql: string; params: Record<string, string> } {
+  switch (ref.kind) {
+    case 'eval':
+      return { sql: `eval_run = {${prefix}Run:String}`, params: { [`${prefix}Run`]: ref.run } };
+    case 'policy':
+      return {
+        sql: `eval_run = '' AND policy_version = {${prefix}Version:String}`,
+        params: { [`${prefix}Version`]: ref.version },
+      };
+    case 'window':
+      return {
+        sql: `eval_run = '' AND started_at >= {${prefix}From:DateTime64(9, 'UTC')} AND started_at < {${prefix}To:DateTime64(9, 'UTC')}`,
+        params: {
+          [`${prefix}From`]: toClickHouseTime(ref.from),
+          [`${prefix}To`]: toClickHouseTime(ref.to),
+        },
+      };
+  }
+}
+
+interface Side {
+  stats: SideStats;
+  firstMs: number;
+  lastMs: number;
+}
+
+async function readSide(
+  store: Store,
+  ref: GateRef,
+  cohorts: readonly string[],
+  within?: { from: Date; to: Date },
+): Promise<Map<string, Side>> {
+  const filter = refFilter(ref, 'ref');
+  const range = within
+    ? `AND started_at >= {withinFrom:DateTime64(9, 'UTC')} AND started_at < {withinTo:DateTime64(9, 'UTC')}`
+    : '';
+  const rows = await store.query(
+    `SELECT cohort,
+            count() AS tasks,
+            countIf(outcome != 'unknown') AS known,
+            countIf(outcome = 'success') AS successes,
+            sum(cost_usd) AS cost,
+            sum(cost_usd * cost_usd) AS cost_squared,
+            sumIf(cost_usd, outcome = 'success') AS success_cost,
+            countIf(attempts >= 2) AS fallbacks,
+            countIf(reask) AS reasks,
+            quantileExact(0.95)(latency_ms) AS p95,
+            toUnixTimestamp64Milli(min(started_at)) AS first_ms,
+            toUnixTimestamp64Milli(max(started_at)) AS last_ms
+     FROM v_tasks
+     WHERE ${filter.sql} ${range}
+       AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
+     GROUP BY cohort`,
+    {
+      ...filter.params,
+      cohorts: [...cohorts],
+      ...(within
+        ? { withinFrom: toClickHouseTime(within.from), withinTo: toClickHouseTime(within.to) }
+        : {}),
+    },
+    sideRow,
+  );
+  const scores = await readScores(store, filter, cohorts, range, within);
+  return new Map(
+    rows.map((r) => [
+      r.cohort,
+      {
+        stats: {
+          tasks: r.tasks,
+          known: r.known,
+          successes: r.successes,
+          cost: r.cost,
+          costSquared: r.cost_squared,
+          successCost: r.success_cost,
+          fallbacks: r.fallbacks,
+          reasks: r.reasks,
+          p95LatencyMs: r.p95 === null || Number.isNaN(r.p95) ? null : r.p95,
+          scores: scores.get(r.cohort) ?? {},
+        },
+        firstMs: r.first_ms,
+        lastMs: r.last_ms,
+      },
+    ]),
+  );
+}
+
+const scoreRow = z.object({
+  cohort: z.string(),
+  name: z.string(),
+  n: num,
+  total: num,
+  squares: num,
+});
+
+async function readScores(
+  store: Store,
+  filter: { sql: string; params: Record<string, string> },
+  cohorts: readonly string[],
+  range: string,
+  within?: { from: Date; to: Date },
+): Promise<Map<string, SideStats['scores']>> {
+  const rows = await store.query(
+    `SELECT cohort, name, count() AS n, sum(value) AS total, sum(value * value) AS squares
+     FROM v_tasks ARRAY JOIN mapKeys(scores) AS name, mapValues(scores) AS value
+     WHERE ${filter.sql} ${range}
+       AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
+     GROUP BY cohort, name`,
+    {
+      ...filter.params,
+      cohorts: [...cohorts],
+      ...(within
+        ? { withinFrom: toClickHouseTime(within.from), withinTo: toClickHouseTime(within.to) }
+        : {}),
+    },
+    scoreRow,
+  );
+  const out = new Map<string, SideStats['scores']>();
+  for (const r of rows) {
+    const entry = out.get(r.cohort) ?? {};
+    entry[r.name] = { n: r.n, sum: r.total, sumSquared: r.squares };
+    out.set(r.cohort, entry);
+  }
+  return out;
+}
+
+/**
+ * Compares a candidate with a baseline, per cohort. Two policy versions that served at the same
+ * time (a canary) are compared on the time they overlapped only: the same traffic, the same hours.
+ */
+export async function runGate(
+  store: Store,
+  baseline: GateRef,
+  candidate: GateRef,
+  options: GateOptions = DEFAULT_GATE,
+  cohorts: readonly string[] = [],
+): Promise<GateResult> {
+  let b = await readSide(store, baseline, cohorts);
+  let c = await readSide(store, candidate, cohorts);
+  let concurrent: GateResult['concurrent'] = null;
+  if (baseline.kind === 'policy' && candidate.kind === 'policy') {
+    const from = Math.max(...[...b.values(), ...c.values()].map((s) => s.firstMs));
+    const to = Math.min(...[...b.values(), ...c.values()].map((s) => s.lastMs));
+    if (b.size > 0 && c.size > 0 && from < to) {
+      const within = { from: new Date(from), to: new Date(to + 1) };
+      concurrent = { from: within.from.toISOString(), to: within.to.toISOString() };
+      b = await readSide(store, baseline, cohorts, within);
+      c = await readSide(store, candidate, cohorts, within);
+    }
+  }
+  const names = [...new Set([...b.keys(), ...c.keys()])].sort();
+  const empty: SideStats = {
+    tasks: 0,
+    known: 0,
+    successes: 0,
+    cost: 0,
+    costSquared: 0,
+    successCost: 0,
+    fallbacks: 0,
+    reasks: 0,
+    p95LatencyMs: null,
+    scores: {},
+  };
+  const comparisons = names.map((cohort) =>
+    compareCohort(cohort, b.get(cohort)?.stats ?? empty, c.get(cohort)?.stats ?? empty, options),
+  );
+  return {
+    baseline: refLabel(baseline),
+    candidate: refLabel(candidate),
+    concurrent,
+    options,
+    verdict: overallVerdict(comparisons),
+    cohorts: comparisons,
+  };
+}

@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto';
+import type { EvaluationSettings } from './rules.js';
+import type { Finding } from './detectors.js';
+
+/**
+ * The alert lifecycle, as a pure step function: inactive → pending (held for
+ * `pendingEvaluations`) → firing → resolved (after `resolveEvaluations` without degradation).
+ * Notifies on firing and on resolve, and repeats every `repeatInterval` while firing. The record
+ * it steps is persisted (alert-store.ts), so a restart continues where it stopped.
+ */
+
+export const ALERT_STATES = ['inactive', 'pending', 'firing', 'resolved'] as const;
+export type AlertState = (typeof ALERT_STATES)[number];
+
+export const EVENT_KINDS = ['pending', 'firing', 'repeat', 'resolved', 'cleared'] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+export interface AlertRecord {
+  fingerprint: string;
+  ruleId: string;
+  cohort: string;
+  route: string;
+  detail: string;
+  state: AlertState;
+  /** When the record entered its state (ms). */
+  since: number;
+  /** Consecutive evaluations degraded (pending) or not degraded (firing). */
+  pendingCount: number;
+  clearCount: number;
+  /** Incidents so far: the current or last one's number. */
+  incident: number;
+  /** Events emitted so far in this incident: the last event's sequence number. */
+  seq: number;
+  lastNotifiedAt: number | null;
+  /** The latest finding. */
+  finding: Finding;
+  evaluatedAt: number;
+}
+
+export interface AlertEvent {
+  fingerprint: string;
+  incident: number;
+  seq: number;
+  kind: EventKind;
+  at: number;
+  /** Whether the event is sent to the notification channels. */
+  notify: boolean;
+  finding: Finding;
+}
+
+/** Identifies an alert: rule, cohort, route (and the fallback reason a reason monitor watches). */
+export function fingerprintOf(
+  ruleId: string,
+  cohort: string,
+  route: string,
+  detail: string,
+): string {
+  return createHash('sha256')
+    .update(JSON.stringify([ruleId, cohort, route, detail]))
+    .digest('hex')
+    .slice(0, 24);
+}
+
+export interface Step {
+  record: AlertRecord;
+  event: AlertEvent | undefined;
+}
+
+/** One evaluation's step for one alert. */
+export function step(
+  previous: AlertRecord | undefined,
+  finding: Finding,
+  now: number,
+  settings: Pick<
+    EvaluationSettings,
+    'pendingEvaluations' | 'resolveEvaluations' | 'repeatIntervalMs'
+  >,
+): Step {
+  const fingerprint = fingerprintOf(finding.ruleId, finding.cohort, finding.route, finding.detail);
+  const prev: AlertRecord = previous ?? {
+    fingerprint,
+    ruleId: finding.ruleId,
+    cohort: finding.cohort,
+    route: finding.route,
+    detail: finding.detail,
+    state: 'inactive',
+    since: now,
+    pendingCount: 0,
+    clearCount: 0,
+    incident: 0,
+    seq: 0,
+    lastNotifiedAt: null,
+    finding,
+    evaluatedAt: now,
+  };
+  const degraded = finding.status === 'degraded';
+  const base = { ...prev, finding, evaluatedAt: now };
+  const emit = (record: AlertRecord, kind: EventKind, notify: boolean): Step => {
+    const seq = record.seq + 1;
+    const next = { ...record, seq, ...(notify ? { lastNotifiedAt: now } : {}) };
+    return {
+      record: next,
+      event: { fingerprint, incident: next.incident, seq, kind, at: now, notify, finding },
+    };
+  };
+
+  switch (prev.state) {
+    case 'inactive':
+    case 'resolved': {
+      if (!degraded) return { record: base, event: undefined };
+      const opened = {
+        ...base,
+        incident: prev.incident + 1,
+        seq: 0,
+        pendingCount: 1,
+        clearCount: 0,
+        lastNotifiedAt: null,
+      };
+      if (settings.pendingEvaluations <= 1)
+        return emit({ ...opened, state: 'firing', since: now }, 'firing', true);
+      return emit({ ...opened, state: 'pending', since: now }, 'pending', false);
+    }
+    case 'pending': {
+      if (!degraded)
+        return emit({ ...base, state: 'inactive', since: now, pendingCount: 0 }, 'cleared', false);
+      const pendingCount = prev.pendingCount + 1;
+      if (pendingCount >= settings.pendingEvaluations) {
+        return emit(
+          { ...base, state: 'firing', since: now, pendingCount, clearCount: 0 },
+          'firing',
+          true,
+        );
+      }
+      return { record: { ...base, pendingCount }, event: undefined };
+    }
+    case 'firing': {
+      if (degraded) {
+        const due =
+          prev.lastNotifiedAt === null || now - prev.lastNotifiedAt >= settings.repeatIntervalMs;
+        const record = { ...base, clearCount: 0 };
+        return due ? emit(record, 'repeat', true) : { record, event: undefined };
+      }
+      const clearCount = prev.clearCount + 1;
+      if (clearCount >= settings.resolveEvaluations) {
+        return emit(
+          { ...base, state: 'resolved', since: now, clearCount, pendingCount: 0 },
+          'resolved',
+          true,
+        );
+      }
+      return { record: { ...base, clearCount }, event: undefined };
+    }
+  }
+}

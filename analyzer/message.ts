@@ -1,0 +1,209 @@
+import type { Finding, Side } from './detectors.js';
+import type { EventKind } from './lifecycle.js';
+import type { Rule } from './rules.js';
+import type { Interval } from './stats.js';
+
+/**
+ * What an alert says, as data (stored with its event), and how each channel renders it: Slack
+ * Block Kit with a plain-text fallback, and a generic JSON webhook body. Pure: tested directly.
+ */
+
+export interface CostOnRoute {
+  route: string;
+  tasks: number;
+  costPerSuccessfulTask: number | null;
+  interval: Interval | null;
+}
+
+export interface ReasonShare {
+  reason: string;
+  tasks: number;
+  share: number;
+}
+
+export interface AlertMessage {
+  kind: Extract<EventKind, 'firing' | 'repeat' | 'resolved'>;
+  fingerprint: string;
+  incident: number;
+  at: string;
+  severity: Rule['severity'];
+  ruleId: string;
+  ruleKind: Rule['kind'];
+  ruleDescription: string;
+  cohort: string;
+  route: string;
+  detail: string;
+  /** One line: what degraded, or that it recovered. */
+  title: string;
+  finding: Finding;
+  /** Cost per successful task on this route and on the large route of the cohort. */
+  costs: CostOnRoute[];
+  failureReasons: ReasonShare[];
+  fallbackReasons: ReasonShare[];
+  /** Where to look: the report of this cohort and window. */
+  url: string;
+}
+
+const RULE_TITLES: Record<Rule['kind'], string> = {
+  success_rate_drop: 'success rate dropped',
+  cost_per_success_rise: 'cost per successful task rose',
+  cheaper_than_large: 'no longer cheaper per successful task than the large route',
+  fallback_rate_spike: 'fallback rate spiked',
+  fallback_reason_shift: 'fallback reasons shifted',
+  invisible_fallbacks: 'fallbacks without a reason appeared',
+  cascades: 'cascades appeared',
+  reask_rise: 'reasks rose',
+  escalation_rise: 'escalations rose',
+  p95_regression: 'p95 latency regressed',
+  failure_concentration: 'failures concentrate here',
+  unpriced_rise: 'unpriced model calls rose (cost per success understated)',
+  loop_rate_rise: 'agent loops rose',
+  retry_rise: 'SDK retries rose (hidden rate limits or server errors)',
+};
+
+export function titleOf(
+  kind: AlertMessage['kind'],
+  rule: Pick<Rule, 'kind'>,
+  cohort: string,
+  route: string,
+  detail: string,
+): string {
+  const where = `${cohort || '(none)'} · ${route || '(none)'}`;
+  const what = `${RULE_TITLES[rule.kind]}${detail ? ` ("${detail}")` : ''}`;
+  return kind === 'resolved' ? `Resolved: ${where} — ${what}` : `${where}: ${what}`;
+}
+
+const MONEY: ReadonlySet<Rule['kind']> = new Set(['cost_per_success_rise', 'cheaper_than_large']);
+
+function figure(kind: Rule['kind'], value: number | null): string {
+  if (value === null) return '—';
+  return MONEY.has(kind) ? `$${value.toPrecision(3)}` : `${(value * 100).toFixed(1)} %`;
+}
+
+function range(kind: Rule['kind'], interval: Interval | null): string {
+  if (!interval) return '';
+  return MONEY.has(kind)
+    ? ` (95 % CI $${interval.lower.toPrecision(3)}–$${interval.upper.toPrecision(3)})`
+    : ` (95 % CI ${(interval.lower * 100).toFixed(1)}–${(interval.upper * 100).toFixed(1)} %)`;
+}
+
+function sideLine(kind: Rule['kind'], name: string, side: Side, extra: string): string {
+  return `*${name}* ${figure(kind, side.value)}${range(kind, side.interval)}, n = ${side.n.toLocaleString('en')}${extra}`;
+}
+
+function reasons(list: readonly ReasonShare[]): string {
+  return list.length === 0
+    ? '—'
+    : list
+        .slice(0, 3)
+        .map((r) => `${r.reason} ${Math.round(r.share * 100)} %`)
+        .join(', ');
+}
+
+function cost(c: CostOnRoute): string {
+  if (c.costPerSuccessfulTask === null) return `*${c.route}* —`;
+  const ci = c.interval
+    ? ` (95 % CI $${c.interval.lower.toPrecision(3)}–$${c.interval.upper.toPrecision(3)})`
+    : '';
+  return `*${c.route}* $${c.costPerSuccessfulTask.toPrecision(3)}${ci}, n = ${c.tasks.toLocaleString('en')}`;
+}
+
+const SLACK_TEXT_LIMIT = 3000;
+const clip = (text: string, limit = SLACK_TEXT_LIMIT) =>
+  text.length <= limit ? text : `${text.slice(0, limit - 1)}…`;
+
+export interface SlackMessage {
+  text: string;
+  blocks: unknown[];
+}
+
+/** The Slack incoming-webhook body: Block Kit blocks, and `text` as the notification fallback. */
+export function slackMessage(message: AlertMessage): SlackMessage {
+  const { finding } = message;
+  const icon =
+    message.kind === 'resolved'
+      ? ':white_check_mark:'
+      : message.severity === 'critical'
+        ? ':red_circle:'
+        : ':large_orange_circle:';
+  const since = finding.current.since
+    ? ` since ${finding.current.since.slice(0, 16).replace('T', ' ')} UTC`
+    : '';
+  const evidence =
+    finding.statistic !== null && finding.threshold !== null
+      ? `Evidence ${finding.statistic.toFixed(1)} against a threshold of ${finding.threshold.toFixed(1)} (one-sided CUSUM log-likelihood ratio; false alerts held to the rule's budget per horizon).`
+      : finding.summary;
+  const lines = [
+    sideLine(message.ruleKind, 'Now', finding.current, since),
+    sideLine(message.ruleKind, 'Baseline', finding.baseline, ` (${finding.baseline.description})`),
+  ];
+  const blocks: unknown[] = [
+    {
+      type: 'header',
+      text: {
+        type: 'plain_text',
+        text: clip(`${message.kind === 'repeat' ? 'Still firing: ' : ''}${message.title}`, 150),
+        emoji: true,
+      },
+    },
+    { type: 'section', text: { type: 'mrkdwn', text: clip(`${icon} ${finding.summary}`) } },
+    { type: 'section', text: { type: 'mrkdwn', text: clip(lines.join('\n')) } },
+  ];
+  if (message.costs.length > 0) {
+    blocks.push({
+      type: 'section',
+      text: {
+        type: 'mrkdwn',
+        text: clip(`*Cost per successful task*\n${message.costs.map(cost).join('\n')}`),
+      },
+    });
+  }
+  blocks.push({
+    type: 'section',
+    fields: [
+      {
+        type: 'mrkdwn',
+        text: clip(`*Top failure reasons*\n${reasons(message.failureReasons)}`, 2000),
+      },
+      {
+        type: 'mrkdwn',
+        text: clip(`*Top fallback reasons*\n${reasons(message.fallbackReasons)}`, 2000),
+      },
+    ],
+  });
+  blocks.push({
+    type: 'context',
+    elements: [
+      {
+        type: 'mrkdwn',
+        text: clip(
+          `${evidence} Rule \`${message.ruleId}\` · ${message.severity} · incident ${message.incident}`,
+        ),
+      },
+    ],
+  });
+  blocks.push({
+    type: 'actions',
+    elements: [
+      { type: 'button', text: { type: 'plain_text', text: 'Open the report' }, url: message.url },
+    ],
+  });
+  const text = [
+    `${message.kind === 'resolved' ? 'RESOLVED' : message.kind === 'repeat' ? 'STILL FIRING' : 'FIRING'} ${message.title}`,
+    finding.summary,
+    lines.join('\n').replaceAll('*', ''),
+    message.costs.length
+      ? `Cost per successful task: ${message.costs.map(cost).join('; ').replaceAll('*', '')}`
+      : '',
+    `Top failure reasons: ${reasons(message.failureReasons)}. Top fallback reasons: ${reasons(message.fallbackReasons)}.`,
+    message.url,
+  ]
+    .filter(Boolean)
+    .join('\n');
+  return { text: clip(text, 3900), blocks };
+}
+
+/** The generic webhook body: the message as JSON, with a schema version. */
+export function webhookBody(message: AlertMessage): Record<string, unknown> {
+  return { version: 1, status: message.kind === 'resolved' ? 'resolved' : 'firing', ...message };
+}

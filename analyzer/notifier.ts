@@ -1,0 +1,294 @@
+import type { AlertStore, StoredEvent } from './alert-store.js';
+import { slackMessage, webhookBody } from './message.js';
+import type { AlertMessage } from './message.js';
+
+/**
+ * Delivers alert events to the configured channels — a Slack incoming webhook and a generic JSON
+ * webhook — each with its own queue: in order, at most one message per `minIntervalMs`,
+ * honouring a 429's Retry-After, retrying other failures with exponential backoff, and never
+ * dropping a message (the queue is the events table: what a channel has not acknowledged is
+ * sent again after a restart). Webhook URLs are secrets: they are never logged.
+ */
+
+export interface Channel {
+  /** `slack` or `webhook`: stored with each delivery. */
+  name: string;
+  url: string;
+  render(message: AlertMessage): unknown;
+}
+
+export function slackChannel(url: string): Channel {
+  return { name: 'slack', url, render: slackMessage };
+}
+
+export function webhookChannel(url: string): Channel {
+  return { name: 'webhook', url, render: webhookBody };
+}
+
+export interface NotifierLog {
+  info(details: object, message: string): void;
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+export interface NotifierOptions {
+  channels: Channel[];
+  store: AlertStore;
+  log: NotifierLog;
+  /** At most one message per this long, per channel (Slack: about one per second). */
+  minIntervalMs?: number;
+  /** Longest wait between two attempts of a failing message. */
+  maxBackoffMs?: number;
+  /** First wait after a failure; doubles each attempt. */
+  initialBackoffMs?: number;
+  /** A channel re-reads its queue at least this often. */
+  pollMs?: number;
+  /** Events older than this are not (re)sent (a channel also gets none from before it was added). */
+  lookbackMs?: number;
+  /** Per-request timeout. */
+  requestTimeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+export interface ChannelStats {
+  sent: number;
+  /** Failed attempts, retried. */
+  retries: number;
+  /** Messages waiting (as of the last read of the queue). */
+  queued: number;
+  /** The last failure, without the URL. */
+  lastError: string;
+}
+
+/** Seconds of a Retry-After header (seconds or an HTTP date); undefined when absent or bad. */
+export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+class ChannelQueue {
+  readonly stats: ChannelStats = { sent: 0, retries: 0, queued: 0, lastError: '' };
+  #lastSentAt = 0;
+  #wake: (() => void) | undefined;
+  #kicked = false;
+
+  constructor(
+    readonly channel: Channel,
+    private readonly options: Required<Omit<NotifierOptions, 'channels'>>,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  kick(): void {
+    this.#kicked = true;
+    this.#wake?.();
+  }
+
+  async run(): Promise<void> {
+    let since: number | undefined;
+    while (!this.signal.aborted) {
+      let events: StoredEvent[];
+      try {
+        since ??= await this.options.store.channelSince(this.channel.name);
+        events = await this.options.store.undelivered(
+          this.channel.name,
+          since,
+          this.options.lookbackMs,
+        );
+      } catch (error) {
+        this.options.log.warn(
+          { channel: this.channel.name, err: describe(error) },
+          'could not read the alert queue',
+        );
+        await this.#sleep(this.options.pollMs);
+        continue;
+      }
+      this.stats.queued = events.length;
+      for (const event of events) {
+        if (this.signal.aborted) return;
+        await this.#deliver(event);
+        this.stats.queued = Math.max(0, this.stats.queued - 1);
+      }
+      if (events.length === 0) await this.#idle();
+    }
+  }
+
+  async #deliver(event: StoredEvent): Promise<void> {
+    let attempts = 0;
+    let backoff = this.options.initialBackoffMs;
+    while (!this.signal.aborted) {
+      await this.#sleep(this.#lastSentAt + this.options.minIntervalMs - Date.now());
+      if (this.signal.aborted) return;
+      attempts++;
+      this.#lastSentAt = Date.now();
+      const result = await this.#send(event.message);
+      if (result.ok) {
+        this.stats.sent++;
+        await this.#record(event, { status: 'sent', attempts, error: '' });
+        this.options.log.info(
+          { channel: this.channel.name, alert: event.fingerprint, kind: event.kind, attempts },
+          'alert delivered',
+        );
+        return;
+      }
+      this.stats.retries++;
+      this.stats.lastError = result.error;
+      let waitMs: number;
+      if (result.status === 429) {
+        // Rate limited: wait as told (or a second), without growing the backoff.
+        waitMs = result.retryAfterMs ?? 1000;
+      } else {
+        waitMs = Math.min(this.options.maxBackoffMs, backoff) * (0.8 + Math.random() * 0.4);
+        backoff = Math.min(this.options.maxBackoffMs, backoff * 2);
+      }
+      const log =
+        result.status !== undefined &&
+        result.status >= 400 &&
+        result.status < 500 &&
+        result.status !== 429
+          ? this.options.log.error.bind(this.options.log)
+          : this.options.log.warn.bind(this.options.log);
+      log(
+        {
+          channel: this.channel.name,
+          alert: event.fingerprint,
+          attempts,
+          status: result.status,
+          error: result.error,
+          retryInMs: Math.round(waitMs),
+        },
+        'alert delivery failed; retrying',
+      );
+      if (attempts === 1 || attempts % 10 === 0) {
+        await this.#record(event, { status: 'failing', attempts, error: result.error });
+      }
+      await this.#sleep(waitMs);
+    }
+  }
+
+  async #record(
+    event: StoredEvent,
+    outcome: { status: 'sent' | 'failing'; attempts: number; error: string },
+  ): Promise<void> {
+    try {
+      await this.options.store.recordDelivery(event, this.channel.name, outcome);
+    } catch (error) {
+      // Sent but not recorded: after a restart it would be sent again. Logged; nothing else to do.
+      this.options.log.error(
+        { channel: this.channel.name, alert: event.fingerprint, err: describe(error) },
+        'could not record an alert delivery',
+      );
+    }
+  }
+
+  async #send(
+    message: AlertMessage,
+  ): Promise<{ ok: boolean; status?: number; retryAfterMs?: number | undefined; error: string }> {
+    try {
+      const response = await this.options.fetch(this.channel.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(this.channel.render(message)),
+        // Not aborted on stop: a message in flight finishes and is recorded, else a restart would
+        // send it again. Bounded by the request timeout.
+        signal: AbortSignal.timeout(this.options.requestTimeoutMs),
+      });
+      const text = await response.text().catch(() => '');
+      if (response.ok) return { ok: true, error: '' };
+      return {
+        ok: false,
+        status: response.status,
+        retryAfterMs: retryAfterMs(response.headers.get('retry-after')),
+        error: `HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`,
+      };
+    } catch (error) {
+      return { ok: false, error: describe(error) };
+    }
+  }
+
+  async #idle(): Promise<void> {
+    if (this.#kicked) {
+      this.#kicked = false;
+      return;
+    }
+    await this.#sleep(this.options.pollMs, true);
+    this.#kicked = false;
+  }
+
+  #sleep(ms: number, wakeable = false): Promise<void> {
+    if (ms <= 0 || this.signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.signal.removeEventListener('abort', done);
+        if (wakeable) this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.signal.addEventListener('abort', done, { once: true });
+      if (wakeable) this.#wake = done;
+    });
+  }
+}
+
+/** An error's message without any URL in it (fetch errors can carry the request URL). */
+function describe(error: unknown): string {
+  const e = error as {
+    name?: string;
+    message?: string;
+    cause?: { code?: string; message?: string };
+  };
+  const text = e.cause?.code ?? e.cause?.message ?? e.message ?? String(error);
+  return `${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${text}`.replace(
+    /https?:\/\/\S+/g,
+    '<url>',
+  );
+}
+
+export class Notifier {
+  readonly #queues: ChannelQueue[];
+  readonly #abort = new AbortController();
+  #running: Promise<void>[] = [];
+
+  constructor(options: NotifierOptions) {
+    const settings = {
+      store: options.store,
+      log: options.log,
+      minIntervalMs: options.minIntervalMs ?? 1000,
+      maxBackoffMs: options.maxBackoffMs ?? 300_000,
+      initialBackoffMs: options.initialBackoffMs ?? 1000,
+      pollMs: options.pollMs ?? 30_000,
+      lookbackMs: options.lookbackMs ?? 7 * 86_400_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      fetch: options.fetch ?? globalThis.fetch,
+    };
+    this.#queues = options.channels.map(
+      (channel) => new ChannelQueue(channel, settings, this.#abort.signal),
+    );
+  }
+
+  get channels(): string[] {
+    return this.#queues.map((q) => q.channel.name);
+  }
+
+  stats(): Record<string, ChannelStats> {
+    return Object.fromEntries(this.#queues.map((q) => [q.channel.name, { ...q.stats }]));
+  }
+
+  start(): void {
+    if (this.#running.length > 0) return;
+    this.#running = this.#queues.map((q) => q.run());
+  }
+
+  /** New events were written: read the queues now. */
+  kick(): void {
+    for (const q of this.#queues) q.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await Promise.all(this.#running);
+  }
+}

@@ -1,0 +1,447 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../server/config.js';
+import { parseDuration, parseInstant } from '../server/time.js';
+
+/**
+ * The alert rules: one file (`ROUTEWATCH_RULES`, YAML or JSON), checked with zod at start, with
+ * defaults that work without a file. A file changes the evaluation settings, names pinned
+ * baselines, and adds rules or changes the default ones by id (`enabled: false` turns one off).
+ * docs/rules.md describes every field.
+ */
+
+export const RULE_KINDS = [
+  'success_rate_drop',
+  'cost_per_success_rise',
+  'cheaper_than_large',
+  'fallback_rate_spike',
+  'fallback_reason_shift',
+  'invisible_fallbacks',
+  'cascades',
+  'reask_rise',
+  'escalation_rise',
+  'p95_regression',
+  'failure_concentration',
+  'unpriced_rise',
+  'loop_rate_rise',
+  'retry_rise',
+] as const;
+export type RuleKind = (typeof RULE_KINDS)[number];
+
+/** What a rule compares the current window with. */
+export type BaselineRef =
+  | { kind: 'trailing'; windowMs: number }
+  | { kind: 'pinned'; name: string }
+  | { kind: 'previous_policy' }
+  | { kind: 'large_route' };
+
+const instant = z.string().transform((text, ctx) => {
+  try {
+    return parseInstant(text);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const BASELINE =
+  /^(trailing(?::(\d+(?:\.\d+)?(?:ms|s|m|h|d|w)))?|pinned:([\w.-]+)|previous_policy|large_route)$/;
+
+const baselineRef = z
+  .string()
+  .regex(
+    BASELINE,
+    'use trailing, trailing:<duration>, pinned:<name>, previous_policy or large_route',
+  )
+  .optional();
+
+const ruleSchema = z
+  .object({
+    /** Unique; the default rules' ids are their kinds. */
+    id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'use lower-case letters, digits, _ and -'),
+    kind: z.enum(RULE_KINDS).optional(),
+    enabled: z.boolean().optional(),
+    baseline: baselineRef,
+    /** The change the test is tuned to: absolute on rates, relative on costs. */
+    detect: z.number().positive().optional(),
+    /** The smallest observed change worth an alert (same unit as detect). */
+    minEffect: z.number().nonnegative().optional(),
+    /** Cohorts and routes the rule watches; `*` (default) for all. */
+    cohorts: z.array(z.string()).min(1).optional(),
+    routes: z.array(z.string()).min(1).optional(),
+    severity: z.enum(['critical', 'warning', 'info']).optional(),
+    /** loop_rate_rise: model calls per task above which a task is a loop. */
+    callBudget: z.number().int().positive().optional(),
+  })
+  .strict();
+
+export const rulesFileSchema = z
+  .object({
+    evaluation: z
+      .object({
+        /** The current window: tasks started in [now − horizon, now). */
+        horizon: z.string().optional(),
+        /** The default trailing baseline: this long, ending where the current window starts. */
+        baselineWindow: z.string().optional(),
+        /** Buckets the current window is cut into: the change points the test considers. */
+        buckets: z.number().int().min(4).max(1_000).optional(),
+        /** False alerts allowed per rule per horizon, shared by all its cohort × route monitors. */
+        alpha: z.number().positive().max(0.5).optional(),
+        /** Fewer tasks than this in the current window (or the baseline): insufficient_data. */
+        minTasks: z.number().int().positive().optional(),
+        minBaselineTasks: z.number().int().positive().optional(),
+        /** Evaluations a degradation must persist before it fires. */
+        pendingEvaluations: z.number().int().min(1).max(100).optional(),
+        /** Evaluations without it before a firing alert resolves. */
+        resolveEvaluations: z.number().int().min(1).max(100).optional(),
+        /** While firing, the message is repeated this often. */
+        repeatInterval: z.string().optional(),
+        /** The route the cheaper routes are compared with. */
+        largeRoute: z.string().min(1).optional(),
+        /** How far back previous_policy looks for the version before the current one. */
+        policyLookback: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+    baselines: z
+      .record(z.string().regex(/^[\w.-]+$/), z.object({ from: instant, to: instant }).strict())
+      .optional(),
+    rules: z.array(ruleSchema).optional(),
+  })
+  .strict();
+
+export interface EvaluationSettings {
+  horizonMs: number;
+  baselineWindowMs: number;
+  buckets: number;
+  alpha: number;
+  minTasks: number;
+  minBaselineTasks: number;
+  pendingEvaluations: number;
+  resolveEvaluations: number;
+  repeatIntervalMs: number;
+  largeRoute: string;
+  policyLookbackMs: number;
+}
+
+export interface Rule {
+  id: string;
+  kind: RuleKind;
+  enabled: boolean;
+  baseline: BaselineRef;
+  detect: number;
+  minEffect: number;
+  cohorts: string[];
+  routes: string[];
+  severity: 'critical' | 'warning' | 'info';
+  callBudget: number;
+  /** One line: what it watches, for messages and docs. */
+  description: string;
+}
+
+export interface RuleSet {
+  evaluation: EvaluationSettings;
+  baselines: Record<string, { from: Date; to: Date }>;
+  rules: Rule[];
+}
+
+export const DEFAULT_EVALUATION = {
+  horizon: '24h',
+  baselineWindow: '7d',
+  buckets: 96,
+  alpha: 0.01,
+  minTasks: 150,
+  minBaselineTasks: 150,
+  pendingEvaluations: 2,
+  resolveEvaluations: 3,
+  repeatInterval: '4h',
+  largeRoute: 'large',
+  policyLookback: '30d',
+} as const;
+
+type RuleDefaults = Omit<Rule, 'id' | 'kind' | 'enabled' | 'cohorts' | 'routes' | 'baseline'> & {
+  baseline: string;
+};
+
+/** Each kind's defaults: the change it is tuned to and the smallest change worth an alert. */
+export const RULE_DEFAULTS: Record<RuleKind, RuleDefaults> = {
+  success_rate_drop: {
+    baseline: 'trailing',
+    detect: 0.05,
+    minEffect: 0.02,
+    severity: 'critical',
+    callBudget: 10,
+    description: 'success rate drops (absolute points)',
+  },
+  cost_per_success_rise: {
+    baseline: 'trailing',
+    detect: 0.25,
+    minEffect: 0.1,
+    severity: 'warning',
+    callBudget: 10,
+    description: 'cost per successful task rises (relative)',
+  },
+  cheaper_than_large: {
+    baseline: 'large_route',
+    detect: 0.1,
+    minEffect: 0,
+    severity: 'critical',
+    callBudget: 10,
+    description:
+      'the route no longer costs less per successful task than the large route of its cohort',
+  },
+  fallback_rate_spike: {
+    baseline: 'trailing',
+    detect: 0.05,
+    minEffect: 0.02,
+    severity: 'warning',
+    callBudget: 10,
+    description: 'fallback rate spikes (at least doubles, or rises by detect)',
+  },
+  fallback_reason_shift: {
+    baseline: 'trailing',
+    detect: 0.15,
+    minEffect: 0.1,
+    severity: 'info',
+    callBudget: 10,
+    description: "a fallback reason's share of fallbacks rises",
+  },
+  invisible_fallbacks: {
+    baseline: 'trailing',
+    detect: 0.01,
+    minEffect: 0.005,
+    severity: 'warning',
+    callBudget: 10,
+    description: 'fallbacks without a reason appear',
+  },
+  cascades: {
+    baseline: 'trailing',
+    detect: 0.02,
+    minEffect: 0.01,
+    severity: 'warning',
+    callBudget: 10,
+    description: 'tasks going past the second attempt appear',
+  },
+  reask_rise: {
+    baseline: 'trailing',
+    detect: 0.03,
+    minEffect: 0.01,
+    severity: 'warning',
+    callBudget: 10,
+    description: 'users ask again more often',
+  },
+  escalation_rise: {
+    baseline: 'trailing',
+    detect: 0.03,
+    minEffect: 0.01,
+    severity: 'warning',
+    callBudget: 10,
+    description: 'escalations to a human rise',
+  },
+  p95_regression: {
+    baseline: 'trailing',
+    detect: 0.05,
+    minEffect: 0.03,
+    severity: 'warning',
+    callBudget: 10,
+    description:
+      'p95 task latency regresses: the share of tasks slower than the baseline p95 (5 % by definition) rises',
+  },
+  failure_concentration: {
+    baseline: 'trailing',
+    detect: 0.5,
+    minEffect: 0.25,
+    severity: 'critical',
+    callBudget: 10,
+    description:
+      "a cohort's failures concentrate: its failure rate grows against the rest of the traffic (relative to how it compared in the baseline)",
+  },
+  unpriced_rise: {
+    baseline: 'trailing',
+    detect: 0.05,
+    minEffect: 0.02,
+    severity: 'warning',
+    callBudget: 10,
+    description: 'model calls without a known price rise (cost per success is then understated)',
+  },
+  loop_rate_rise: {
+    baseline: 'trailing',
+    detect: 0.03,
+    minEffect: 0.01,
+    severity: 'warning',
+    callBudget: 10,
+    description: 'tasks over the call budget (agent loops) rise',
+  },
+  retry_rise: {
+    baseline: 'trailing',
+    detect: 0.05,
+    minEffect: 0.02,
+    severity: 'warning',
+    callBudget: 10,
+    description:
+      'model calls the SDK retried (more than one HTTP request: rate limits, 5xx) rise, a hidden retry storm',
+  },
+};
+
+/** The rules watched when no file says otherwise: every kind, on every cohort and route. */
+export const DEFAULT_RULE_IDS: readonly RuleKind[] = RULE_KINDS;
+
+/** A rules file that cannot be used: a configuration error (exit code 2), naming the file and field. */
+export class RulesError extends ConfigError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RulesError';
+  }
+}
+
+function baselineOf(text: string, defaultWindowMs: number): BaselineRef {
+  const match = BASELINE.exec(text)!;
+  if (match[1]?.startsWith('trailing')) {
+    return { kind: 'trailing', windowMs: match[2] ? parseDuration(match[2]) : defaultWindowMs };
+  }
+  if (match[3]) return { kind: 'pinned', name: match[3] };
+  return { kind: text as 'previous_policy' | 'large_route' };
+}
+
+/** The rule set a parsed rules file describes, on top of the defaults. Throws RulesError. */
+export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleSet {
+  const given = file.evaluation ?? {};
+  const e = {
+    horizon: given.horizon ?? DEFAULT_EVALUATION.horizon,
+    baselineWindow: given.baselineWindow ?? DEFAULT_EVALUATION.baselineWindow,
+    buckets: given.buckets ?? DEFAULT_EVALUATION.buckets,
+    alpha: given.alpha ?? DEFAULT_EVALUATION.alpha,
+    minTasks: given.minTasks ?? DEFAULT_EVALUATION.minTasks,
+    minBaselineTasks: given.minBaselineTasks ?? DEFAULT_EVALUATION.minBaselineTasks,
+    pendingEvaluations: given.pendingEvaluations ?? DEFAULT_EVALUATION.pendingEvaluations,
+    resolveEvaluations: given.resolveEvaluations ?? DEFAULT_EVALUATION.resolveEvaluations,
+    repeatInterval: given.repeatInterval ?? DEFAULT_EVALUATION.repeatInterval,
+    largeRoute: given.largeRoute ?? DEFAULT_EVALUATION.largeRoute,
+    policyLookback: given.policyLookback ?? DEFAULT_EVALUATION.policyLookback,
+  };
+  const evaluation: EvaluationSettings = {
+    horizonMs: parseDuration(e.horizon),
+    baselineWindowMs: parseDuration(e.baselineWindow),
+    buckets: e.buckets,
+    alpha: e.alpha,
+    minTasks: e.minTasks,
+    minBaselineTasks: e.minBaselineTasks,
+    pendingEvaluations: e.pendingEvaluations,
+    resolveEvaluations: e.resolveEvaluations,
+    repeatIntervalMs: parseDuration(e.repeatInterval),
+    largeRoute: e.largeRoute,
+    policyLookbackMs: parseDuration(e.policyLookback),
+  };
+  const baselines = file.baselines ?? {};
+  for (const [name, range] of Object.entries(baselines)) {
+    if (range.from >= range.to) throw new RulesError(`baseline ${name}: from must be before to`);
+  }
+  const byId = new Map<string, Rule>();
+  for (const kind of DEFAULT_RULE_IDS) {
+    const d = RULE_DEFAULTS[kind];
+    byId.set(kind, {
+      id: kind,
+      kind,
+      enabled: true,
+      cohorts: ['*'],
+      routes: ['*'],
+      ...d,
+      baseline: baselineOf(d.baseline, evaluation.baselineWindowMs),
+    });
+  }
+  for (const given of file.rules ?? []) {
+    const existing = byId.get(given.id);
+    const kind = given.kind ?? existing?.kind;
+    if (!kind) {
+      throw new RulesError(
+        `rule ${given.id}: give its kind (one of ${RULE_KINDS.join(', ')}), or use the id of a default rule`,
+      );
+    }
+    const d = RULE_DEFAULTS[kind];
+    const base: Rule =
+      existing && existing.kind === kind
+        ? existing
+        : {
+            id: given.id,
+            kind,
+            enabled: true,
+            cohorts: ['*'],
+            routes: ['*'],
+            ...d,
+            baseline: baselineOf(d.baseline, evaluation.baselineWindowMs),
+          };
+    const rule: Rule = {
+      ...base,
+      ...(given.enabled !== undefined ? { enabled: given.enabled } : {}),
+      ...(given.baseline !== undefined
+        ? { baseline: baselineOf(given.baseline, evaluation.baselineWindowMs) }
+        : {}),
+      ...(given.detect !== undefined ? { detect: given.detect } : {}),
+      ...(given.minEffect !== undefined ? { minEffect: given.minEffect } : {}),
+      ...(given.cohorts !== undefined ? { cohorts: given.cohorts } : {}),
+      ...(given.routes !== undefined ? { routes: given.routes } : {}),
+      ...(given.severity !== undefined ? { severity: given.severity } : {}),
+      ...(given.callBudget !== undefined ? { callBudget: given.callBudget } : {}),
+    };
+    if (rule.baseline.kind === 'pinned' && !baselines[rule.baseline.name]) {
+      throw new RulesError(
+        `rule ${rule.id}: baseline pinned:${rule.baseline.name} is not defined; add it under baselines: with from and to`,
+      );
+    }
+    if (rule.kind === 'cheaper_than_large' && rule.baseline.kind !== 'large_route') {
+      throw new RulesError(
+        `rule ${rule.id}: cheaper_than_large compares with the large route only (baseline: large_route)`,
+      );
+    }
+    if (
+      (rule.kind === 'p95_regression' || rule.kind === 'failure_concentration') &&
+      rule.baseline.kind === 'large_route'
+    ) {
+      throw new RulesError(`rule ${rule.id}: ${rule.kind} cannot use large_route as its baseline`);
+    }
+    byId.set(rule.id, rule);
+  }
+  return { evaluation, baselines, rules: [...byId.values()] };
+}
+
+/** Parses rules file text (YAML, of which JSON is a subset). Throws RulesError naming the field. */
+export function parseRules(text: string, source = 'rules'): RuleSet {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new RulesError(`${source}: not valid YAML or JSON: ${(error as Error).message}`);
+  }
+  const parsed = rulesFileSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(file)'}: ${i.message}`);
+    throw new RulesError(`${source}: invalid rules:\n${lines.join('\n')}`);
+  }
+  try {
+    return resolveRules(parsed.data);
+  } catch (error) {
+    if (error instanceof RulesError) throw new RulesError(`${source}: ${error.message}`);
+    throw new RulesError(`${source}: ${(error as Error).message}`);
+  }
+}
+
+/** The rules of `ROUTEWATCH_RULES`, or the defaults when it is unset. Throws RulesError. */
+export function loadRules(path: string | undefined): RuleSet {
+  if (!path) return resolveRules();
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new RulesError(
+      `ROUTEWATCH_RULES=${path}: cannot read the file: ${(error as Error).message}`,
+    );
+  }
+  return parseRules(text, `ROUTEWATCH_RULES=${path}`);
+}
+
+/** Whether a rule watches a cohort × route. */
+export function watches(rule: Rule, cohort: string, route: string): boolean {
+  const match = (list: string[], value: string) => list.includes('*') || list.includes(value);
+  return rule.enabled && match(rule.cohorts, cohort) && match(rule.routes, route);
+}

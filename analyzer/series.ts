@@ -1,0 +1,343 @@
+import { z } from 'zod';
+import type { Store } from '../storage/store.js';
+import { toClickHouseTime } from './report.js';
+
+/**
+ * What the evaluator reads from the store: additive counts of tasks, per cohort × primary route
+ * × policy version, in time buckets over the current window and as one aggregate over a
+ * baseline range. Everything the rules test is a sum of per-task facts, so buckets add up.
+ */
+
+/** Additive counts over a set of tasks. */
+export interface TaskCounts {
+  tasks: number;
+  /** Tasks with a known outcome, and of those the failures (failure, escalated, abandoned) and successes. */
+  known: number;
+  failures: number;
+  successes: number;
+  cost: number;
+  costSquared: number;
+  /** Σ cost of the successful tasks. */
+  successCost: number;
+  fallbacks: number;
+  cascades: number;
+  /** Tasks with a fallback that gave no reason. */
+  invisible: number;
+  reasks: number;
+  escalations: number;
+  /** Tasks over the loop rules' call budget. */
+  loops: number;
+  calls: number;
+  unpricedCalls: number;
+  /** Model calls whose HTTP requests were counted, and those the SDK retried (more than one). */
+  httpCountedCalls: number;
+  retriedCalls: number;
+  /** Tasks slower than their monitor's latency threshold (the baseline p95). */
+  slow: number;
+  /** Tasks that fell back, by reason (`(none)` for a fallback without one). */
+  reasons: Record<string, number>;
+}
+
+export function emptyCounts(): TaskCounts {
+  return {
+    tasks: 0,
+    known: 0,
+    failures: 0,
+    successes: 0,
+    cost: 0,
+    costSquared: 0,
+    successCost: 0,
+    fallbacks: 0,
+    cascades: 0,
+    invisible: 0,
+    reasks: 0,
+    escalations: 0,
+    loops: 0,
+    calls: 0,
+    unpricedCalls: 0,
+    httpCountedCalls: 0,
+    retriedCalls: 0,
+    slow: 0,
+    reasons: {},
+  };
+}
+
+/** Adds `b` into `a` (in place) and returns `a`. */
+export function addCounts(a: TaskCounts, b: TaskCounts): TaskCounts {
+  a.tasks += b.tasks;
+  a.known += b.known;
+  a.failures += b.failures;
+  a.successes += b.successes;
+  a.cost += b.cost;
+  a.costSquared += b.costSquared;
+  a.successCost += b.successCost;
+  a.fallbacks += b.fallbacks;
+  a.cascades += b.cascades;
+  a.invisible += b.invisible;
+  a.reasks += b.reasks;
+  a.escalations += b.escalations;
+  a.loops += b.loops;
+  a.calls += b.calls;
+  a.unpricedCalls += b.unpricedCalls;
+  a.httpCountedCalls += b.httpCountedCalls;
+  a.retriedCalls += b.retriedCalls;
+  a.slow += b.slow;
+  for (const [reason, n] of Object.entries(b.reasons))
+    a.reasons[reason] = (a.reasons[reason] ?? 0) + n;
+  return a;
+}
+
+const num = z.union([z.number(), z.string()]).transform(Number);
+
+const countsColumns = {
+  tasks: num,
+  known: num,
+  failures: num,
+  successes: num,
+  cost: num,
+  cost_squared: num,
+  success_cost: num,
+  fallbacks: num,
+  cascades: num,
+  invisible: num,
+  reasks: num,
+  escalations: num,
+  loops: num,
+  calls: num,
+  unpriced_calls: num,
+  http_counted_calls: num,
+  retried_calls: num,
+  slow: num,
+  reason_names: z.array(z.string()),
+  reason_tasks: z.array(num),
+};
+
+type CountsRow = { [K in keyof typeof countsColumns]: z.output<(typeof countsColumns)[K]> };
+
+function countsOf(row: CountsRow): TaskCounts {
+  const reasons: Record<string, number> = {};
+  row.reason_names.forEach((name, i) => {
+    reasons[name === '' ? '(none)' : name] = row.reason_tasks[i] ?? 0;
+  });
+  return {
+    tasks: row.tasks,
+    known: row.known,
+    failures: row.failures,
+    successes: row.successes,
+    cost: row.cost,
+    costSquared: row.cost_squared,
+    successCost: row.success_cost,
+    fallbacks: row.fallbacks,
+    cascades: row.cascades,
+    invisible: row.invisible,
+    reasks: row.reasks,
+    escalations: row.escalations,
+    loops: row.loops,
+    calls: row.calls,
+    unpricedCalls: row.unpriced_calls,
+    httpCountedCalls: row.http_counted_calls,
+    retriedCalls: row.retried_calls,
+    slow: row.slow,
+    reasons,
+  };
+}
+
+/** The aggregate expressions over `t`, a per-task subquery with a `slow` flag. */
+const COUNTS_SQL = `
+    count() AS tasks,
+    countIf(outcome != 'unknown') AS known,
+    countIf(outcome IN ('failure', 'escalated', 'abandoned')) AS failures,
+    countIf(outcome = 'success') AS successes,
+    sum(cost_usd) AS cost,
+    sum(cost_usd * cost_usd) AS cost_squared,
+    sumIf(cost_usd, outcome = 'success') AS success_cost,
+    countIf(attempts >= 2) AS fallbacks,
+    countIf(attempts > 2) AS cascades,
+    countIf(invisible_fallbacks > 0) AS invisible,
+    countIf(reask) AS reasks,
+    countIf(outcome = 'escalated') AS escalations,
+    countIf(model_calls > {callBudget:UInt32}) AS loops,
+    sum(model_calls) AS calls,
+    sum(unpriced_calls) AS unpriced_calls,
+    sum(http_counted_calls) AS http_counted_calls,
+    sum(retried_calls) AS retried_calls,
+    countIf(slow) AS slow,
+    sumMap(arrayDistinct(fallback_reasons), arrayMap(r -> toUInt64(1), arrayDistinct(fallback_reasons))) AS reason_map,
+    reason_map.1 AS reason_names,
+    reason_map.2 AS reason_tasks`;
+
+/**
+ * Tasks started in [from, to) with a `slow` flag: slower than the threshold given for their
+ * cohort × route (none: never slow).
+ */
+const TASKS_SQL = `
+    SELECT
+        *,
+        indexOf({slowKeys:Array(String)}, concat(cohort, '\\t', primary_route)) AS slow_index,
+        slow_index > 0 AND latency_ms > toFloat64OrZero(arrayElement({slowValues:Array(String)}, slow_index)) AS slow
+    FROM v_tasks
+    WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+      AND eval_run = ''`;
+
+export interface SeriesOptions {
+  /** Model calls per task above which a task counts as a loop. */
+  callBudget: number;
+  /** Latency threshold per `cohort\troute` (ms), for the `slow` count. */
+  slowThresholds?: ReadonlyMap<string, number>;
+}
+
+export const monitorKey = (cohort: string, route: string) => `${cohort}\t${route}`;
+
+function params(from: Date, to: Date, options: SeriesOptions) {
+  const thresholds = [...(options.slowThresholds ?? new Map<string, number>()).entries()];
+  return {
+    from: toClickHouseTime(from),
+    to: toClickHouseTime(to),
+    callBudget: options.callBudget,
+    slowKeys: thresholds.map(([key]) => key),
+    slowValues: thresholds.map(([, value]) => String(value)),
+  };
+}
+
+export interface BucketedCounts {
+  cohort: string;
+  route: string;
+  policyVersion: string;
+  /** Counts per bucket, oldest first; every bucket present (empty ones zero). */
+  buckets: TaskCounts[];
+}
+
+const bucketRow = z.object({
+  cohort: z.string(),
+  primary_route: z.string(),
+  policy_version: z.string(),
+  bucket: num,
+  ...countsColumns,
+});
+
+/** Counts per cohort × route × policy version in `buckets` equal buckets of [from, to). */
+export async function bucketedCounts(
+  store: Store,
+  from: Date,
+  to: Date,
+  buckets: number,
+  options: SeriesOptions,
+): Promise<BucketedCounts[]> {
+  const bucketMs = Math.max(1, Math.floor((to.getTime() - from.getTime()) / buckets));
+  const rows = await store.query(
+    `SELECT cohort, primary_route, policy_version,
+            least(intDiv(toUnixTimestamp64Milli(started_at) - {fromMs:Int64}, {bucketMs:Int64}), {last:Int64}) AS bucket,
+            ${COUNTS_SQL}
+     FROM (${TASKS_SQL}) AS t
+     GROUP BY cohort, primary_route, policy_version, bucket
+     ORDER BY cohort, primary_route, policy_version, bucket`,
+    { ...params(from, to, options), fromMs: from.getTime(), bucketMs, last: buckets - 1 },
+    bucketRow,
+  );
+  const series = new Map<string, BucketedCounts>();
+  for (const row of rows) {
+    const key = `${row.cohort}\t${row.primary_route}\t${row.policy_version}`;
+    let entry = series.get(key);
+    if (!entry) {
+      entry = {
+        cohort: row.cohort,
+        route: row.primary_route,
+        policyVersion: row.policy_version,
+        buckets: Array.from({ length: buckets }, emptyCounts),
+      };
+      series.set(key, entry);
+    }
+    entry.buckets[row.bucket] = countsOf(row);
+  }
+  return [...series.values()];
+}
+
+export interface AggregateCounts {
+  cohort: string;
+  route: string;
+  policyVersion: string;
+  counts: TaskCounts;
+  /** Exact p95 task latency (ms), or null without tasks. */
+  p95LatencyMs: number | null;
+  /** When the last task of this group started. */
+  lastStartedAt: Date;
+}
+
+const aggregateRow = z.object({
+  cohort: z.string(),
+  primary_route: z.string(),
+  policy_version: z.string(),
+  p95_latency_ms: z
+    .union([z.number(), z.string(), z.null()])
+    .transform((v) => (v === null ? null : Number(v))),
+  last_started_ms: num,
+  ...countsColumns,
+});
+
+/** Counts over [from, to), per cohort × route, and per policy version too when `byVersion`. */
+export async function aggregateCounts(
+  store: Store,
+  from: Date,
+  to: Date,
+  options: SeriesOptions & { byVersion: boolean },
+): Promise<AggregateCounts[]> {
+  const version = options.byVersion ? 'policy_version' : "'' AS policy_version";
+  const rows = await store.query(
+    `SELECT cohort, primary_route, ${version},
+            quantileExact(0.95)(latency_ms) AS p95_latency_ms,
+            toUnixTimestamp64Milli(max(started_at)) AS last_started_ms,
+            ${COUNTS_SQL}
+     FROM (${TASKS_SQL}) AS t
+     GROUP BY cohort, primary_route${options.byVersion ? ', policy_version' : ''}`,
+    params(from, to, options),
+    aggregateRow,
+  );
+  return rows.map((row) => ({
+    cohort: row.cohort,
+    route: row.primary_route,
+    policyVersion: row.policy_version,
+    counts: countsOf(row),
+    p95LatencyMs: Number.isNaN(row.p95_latency_ms) ? null : row.p95_latency_ms,
+    lastStartedAt: new Date(row.last_started_ms),
+  }));
+}
+
+/** Failure reasons (outcome_reason) of one cohort × route's failed tasks in [from, to), most first. */
+export async function failureReasons(
+  store: Store,
+  cohort: string,
+  route: string,
+  from: Date,
+  to: Date,
+): Promise<{ reason: string; tasks: number }[]> {
+  return store.query(
+    `SELECT if(outcome_reason = '', '(none)', outcome_reason) AS reason, count() AS tasks
+     FROM v_tasks
+     WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+       AND cohort = {cohort:String} AND primary_route = {route:String} AND eval_run = ''
+       AND outcome IN ('failure', 'escalated', 'abandoned')
+     GROUP BY reason ORDER BY tasks DESC, reason LIMIT 5`,
+    { from: toClickHouseTime(from), to: toClickHouseTime(to), cohort, route },
+    z.object({ reason: z.string(), tasks: num }),
+  );
+}
+
+/** Exact p95 task latency of one cohort × route in [from, to). */
+export async function p95Latency(
+  store: Store,
+  cohort: string,
+  route: string,
+  from: Date,
+  to: Date,
+): Promise<number | null> {
+  const [row] = await store.query(
+    `SELECT quantileExact(0.95)(latency_ms) AS p95
+     FROM v_tasks
+     WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+       AND cohort = {cohort:String} AND primary_route = {route:String}`,
+    { from: toClickHouseTime(from), to: toClickHouseTime(to), cohort, route },
+    z.object({ p95: z.union([z.number(), z.string(), z.null()]) }),
+  );
+  const p95 = row?.p95 === null || row?.p95 === undefined ? null : Number(row.p95);
+  return p95 === null || Number.isNaN(p95) ? null : p95;
+}

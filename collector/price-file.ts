@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import type { PriceOverride, PriceSettings } from './pricing.js';
+import { parseSettingsFile } from './settings-file.js';
+
+/**
+ * The price file (ROUTEWATCH_PRICES), USD per million tokens, with the catalogue's own key names so
+ * an entry can be copied from it:
+ *
+ *   catalogue: true            # also price from the bundled catalogue (default)
+ *   prices:
+ *     - model: gpt-4o-mini     # this name and its dated snapshots; `our-ft-*` for a prefix
+ *       provider: openai       # optional
+ *       from: 2025-01-01       # optional: in force from this UTC date (keeps the old price before)
+ *       input_mtok: 0.15
+ *       output_mtok: 0.6
+ *       cache_read_mtok: 0.075 # optional, default input_mtok
+ *       cache_write_mtok: 0.1875
+ */
+
+const price = z.number().finite().min(0).max(1_000_000);
+
+const DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
+
+const fromDate = z.union([z.string(), z.date()]).transform((value, ctx) => {
+  if (value instanceof Date) return value.getTime();
+  if (!DATE.test(value)) {
+    ctx.addIssue({ code: 'custom', message: 'use a date such as 2025-01-31 (UTC)' });
+    return z.NEVER;
+  }
+  // A bare date is midnight UTC; a time without a zone is UTC too, never the machine's zone.
+  const iso =
+    value.length === 10
+      ? `${value}T00:00:00Z`
+      : /Z|[+-]\d{2}:?\d{2}$/.test(value)
+        ? value
+        : `${value}Z`;
+  const ms = Date.parse(iso.replace(' ', 'T'));
+  if (Number.isNaN(ms)) {
+    ctx.addIssue({ code: 'custom', message: `not a date: ${value}` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const entrySchema = z.strictObject({
+  model: z.string().trim().min(1),
+  provider: z.string().trim().min(1).optional(),
+  from: fromDate.optional(),
+  input_mtok: price,
+  output_mtok: price,
+  cache_read_mtok: price.optional(),
+  cache_write_mtok: price.optional(),
+});
+
+export const priceFileSchema = z.strictObject({
+  catalogue: z.boolean().default(true),
+  prices: z.array(entrySchema).default([]),
+});
+
+/** Parses the text of a price file into price settings; throws SettingsFileError. */
+export function parsePriceFile(text: string): PriceSettings {
+  const file = parseSettingsFile(text, priceFileSchema);
+  const overrides = file.prices.map((e): PriceOverride => {
+    const entry: PriceOverride = {
+      model: e.model,
+      inputPerMTok: e.input_mtok,
+      outputPerMTok: e.output_mtok,
+    };
+    if (e.provider !== undefined) entry.provider = e.provider;
+    if (e.from !== undefined) entry.fromMs = e.from;
+    if (e.cache_read_mtok !== undefined) entry.cacheReadPerMTok = e.cache_read_mtok;
+    if (e.cache_write_mtok !== undefined) entry.cacheWritePerMTok = e.cache_write_mtok;
+    return entry;
+  });
+  return { overrides, catalogue: file.catalogue };
+}

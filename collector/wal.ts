@@ -1,0 +1,865 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import * as zlib from 'node:zlib';
+import { z } from 'zod';
+
+/**
+ * The write-ahead log of the span writer: rows are appended here and fsynced before a request is
+ * acknowledged, and a drainer moves them into ClickHouse in log order (span-writer.ts).
+ *
+ * On disk, a directory holding
+ * - segments `<20-digit sequence>.wal`: an 8-byte magic, then records one after another;
+ * - `checkpoint.json`: how far the log has been stored, and the range of the insert in flight;
+ * - `LOCK`: the pid of the process holding the log (one process per directory).
+ *
+ * A record is framed as `u32 payload length | u32 CRC-32 of the payload | payload` (little
+ * endian). Appends only ever add at the end of the newest segment and are acknowledged after
+ * fdatasync, so after a crash only the tail of the newest segment can be torn; at open it is
+ * detected (short frame, impossible length, checksum mismatch), cut off and counted. Nothing cut
+ * off was ever acknowledged.
+ */
+
+/** First bytes of every segment; the last byte is the segment format version. */
+export const SEGMENT_MAGIC = Buffer.from('RWWAL\r\n\x01', 'latin1');
+const FRAME_HEADER_BYTES = 8;
+/** The smallest payload a record can have: version, format length, time, rows, keys length. */
+const MIN_PAYLOAD_BYTES = 1 + 1 + 8 + 4 + 4;
+/** A length above this is read as corruption, not as a record to wait for. */
+const MAX_PAYLOAD_BYTES = 1024 * 1024 * 1024;
+const RECORD_VERSION = 1;
+const SEGMENT_NAME = /^(\d{20})\.wal$/;
+const CHECKPOINT = 'checkpoint.json';
+const LOCK = 'LOCK';
+const MiB = 1024 * 1024;
+
+export class WalError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'WalError';
+    this.code = code;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Framing: pure functions over buffers.
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32 (IEEE, as zlib and gzip compute it) in JavaScript, for Node versions before 20.15. */
+export function crc32Portable(data: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (let i = 0; i < data.length; i++) crc = CRC_TABLE[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+/** CRC-32 of `data`: zlib's native one where Node has it (20.15+). */
+export const crc32: (data: Uint8Array) => number = nativeCrc32
+  ? (data) => nativeCrc32(data) >>> 0
+  : crc32Portable;
+
+/** What one record holds: a group of rows as they go into an insert body, and their span keys. */
+export interface WalRecordInput {
+  /** The insert format of the rows, e.g. `JSONEachRow`; a batch never mixes formats. */
+  format: string;
+  writtenAtMs: number;
+  /** The span key of each row, for de-duplication after a restart. */
+  keys: readonly string[];
+  /**
+   * The rows. A string is a text row: its UTF-8 bytes and a newline go into the body; bytes go in
+   * as they are (a binary format carries its own framing). The log never looks inside.
+   */
+  lines: readonly (string | Uint8Array)[];
+}
+
+/** A record read back: the rows' bytes as one insert body, and where each row ends in it. */
+export interface WalRecord {
+  format: string;
+  writtenAtMs: number;
+  rows: number;
+  /** Concatenated row bytes: any run of whole rows is a valid insert body. */
+  body: Buffer;
+  /** `rowEnds[i]` is the offset in `body` just past row i. */
+  rowEnds: Uint32Array;
+  /** The keys, encoded; `recordKeys()` decodes them. */
+  keysBlock: Buffer;
+}
+
+/** Encodes one record with its frame (length, checksum), ready to append. */
+export function encodeRecord(input: WalRecordInput): Buffer {
+  const { keys, lines } = input;
+  if (keys.length !== lines.length) {
+    throw new WalError('WAL_BAD_RECORD', `${keys.length} keys for ${lines.length} rows`);
+  }
+  const format = Buffer.from(input.format, 'latin1');
+  if (format.length === 0 || format.length > 255) {
+    throw new WalError('WAL_BAD_RECORD', `bad format name ${JSON.stringify(input.format)}`);
+  }
+  let keysBytes = 0;
+  const keyLengths = new Array<number>(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const length = Buffer.byteLength(keys[i]!);
+    if (length > 0xffff) throw new WalError('WAL_BAD_RECORD', 'a span key over 64 KiB');
+    keyLengths[i] = length;
+    keysBytes += 2 + length;
+  }
+  let bodyBytes = 0;
+  const rowLengths = new Array<number>(lines.length);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const length = typeof line === 'string' ? Buffer.byteLength(line) + 1 : line.byteLength;
+    rowLengths[i] = length;
+    bodyBytes += length;
+  }
+  const payloadBytes = MIN_PAYLOAD_BYTES + format.length + keysBytes + 4 * lines.length + bodyBytes;
+  if (payloadBytes > MAX_PAYLOAD_BYTES) {
+    throw new WalError('WAL_RECORD_TOO_LARGE', `a record of ${payloadBytes} bytes`);
+  }
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payloadBytes);
+  let at = FRAME_HEADER_BYTES;
+  at = frame.writeUInt8(RECORD_VERSION, at);
+  at = frame.writeUInt8(format.length, at);
+  at += format.copy(frame, at);
+  at = frame.writeDoubleLE(input.writtenAtMs, at);
+  at = frame.writeUInt32LE(lines.length, at);
+  at = frame.writeUInt32LE(keysBytes, at);
+  for (let i = 0; i < keys.length; i++) {
+    at = frame.writeUInt16LE(keyLengths[i]!, at);
+    at += frame.write(keys[i]!, at, keyLengths[i]!, 'utf8');
+  }
+  let rowEnd = 0;
+  for (const length of rowLengths) {
+    rowEnd += length;
+    at = frame.writeUInt32LE(rowEnd, at);
+  }
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (typeof line === 'string') {
+      at += frame.write(line, at, rowLengths[i]! - 1, 'utf8');
+      at = frame.writeUInt8(0x0a, at);
+    } else {
+      frame.set(line, at);
+      at += line.byteLength;
+    }
+  }
+  frame.writeUInt32LE(payloadBytes, 0);
+  frame.writeUInt32LE(crc32(frame.subarray(FRAME_HEADER_BYTES)), 4);
+  return frame;
+}
+
+/** Why reading frames stopped before the end of the buffer. */
+export type FrameProblem = 'torn' | 'bad-length' | 'checksum';
+
+export interface DecodedFrames {
+  frames: Array<{ start: number; end: number; payload: Buffer }>;
+  /** Offset just past the last whole, valid frame. */
+  end: number;
+  /** Set when bytes after `end` are not a valid frame. */
+  problem?: FrameProblem;
+}
+
+/**
+ * Reads consecutive frames from `from` on, stopping at the end of the buffer or at the first
+ * frame that is short (torn), has an impossible length (zeroes after a crash read as length 0) or
+ * fails its checksum. Frames after a bad one are not read: their boundaries cannot be trusted.
+ */
+export function decodeFrames(buffer: Buffer, from: number): DecodedFrames {
+  const frames: DecodedFrames['frames'] = [];
+  let at = from;
+  while (at < buffer.length) {
+    if (buffer.length - at < FRAME_HEADER_BYTES) return { frames, end: at, problem: 'torn' };
+    const length = buffer.readUInt32LE(at);
+    if (length < MIN_PAYLOAD_BYTES || length > MAX_PAYLOAD_BYTES)
+      return { frames, end: at, problem: 'bad-length' };
+    const end = at + FRAME_HEADER_BYTES + length;
+    if (end > buffer.length) return { frames, end: at, problem: 'torn' };
+    const payload = buffer.subarray(at + FRAME_HEADER_BYTES, end);
+    if (crc32(payload) !== buffer.readUInt32LE(at + 4))
+      return { frames, end: at, problem: 'checksum' };
+    frames.push({ start: at, end, payload });
+    at = end;
+  }
+  return { frames, end: at };
+}
+
+/** Reads a record's payload (checksum already verified). Throws WalError if it is not one. */
+export function decodeRecord(payload: Buffer): WalRecord {
+  const bad = (why: string) => new WalError('WAL_BAD_RECORD', `unreadable log record: ${why}`);
+  if (payload.length < MIN_PAYLOAD_BYTES) throw bad('too short');
+  const version = payload.readUInt8(0);
+  if (version !== RECORD_VERSION) {
+    throw new WalError(
+      'WAL_NEWER_VERSION',
+      `the log holds a record of version ${version}, this routewatch reads version ${RECORD_VERSION}: ` +
+        'run the version that wrote it until the log is drained',
+    );
+  }
+  let at = 1;
+  const formatLength = payload.readUInt8(at++);
+  if (payload.length < MIN_PAYLOAD_BYTES + formatLength) throw bad('too short');
+  const format = payload.toString('latin1', at, at + formatLength);
+  at += formatLength;
+  const writtenAtMs = payload.readDoubleLE(at);
+  at += 8;
+  const rows = payload.readUInt32LE(at);
+  at += 4;
+  const keysBytes = payload.readUInt32LE(at);
+  at += 4;
+  if (at + keysBytes + 4 * rows > payload.length) throw bad('lengths beyond the record');
+  const keysBlock = payload.subarray(at, at + keysBytes);
+  at += keysBytes;
+  const rowEnds = new Uint32Array(rows);
+  for (let i = 0; i < rows; i++, at += 4) rowEnds[i] = payload.readUInt32LE(at);
+  const body = payload.subarray(at);
+  if (rows > 0 && rowEnds[rows - 1] !== body.length) throw bad('row ends do not match the body');
+  return { format, writtenAtMs, rows, body, rowEnds, keysBlock };
+}
+
+/** The span keys of a record, in row order. */
+export function recordKeys(record: WalRecord): string[] {
+  const keys: string[] = [];
+  const block = record.keysBlock;
+  let at = 0;
+  while (at + 2 <= block.length) {
+    const length = block.readUInt16LE(at);
+    keys.push(block.toString('utf8', at + 2, at + 2 + length));
+    at += 2 + length;
+  }
+  return keys;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The log on disk.
+
+export interface WalPosition {
+  segment: number;
+  offset: number;
+}
+
+/** A record appended and not yet stored. */
+export interface WalEntry {
+  start: WalPosition;
+  end: WalPosition;
+  /** Bytes of the frame on disk. */
+  frameBytes: number;
+  rows: number;
+  format: string;
+  writtenAtMs: number;
+  /** The record itself while it is kept in memory (appended while the cache had room). */
+  cached?: WalRecord | undefined;
+}
+
+export interface WalLog {
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+export interface WalOptions {
+  dir: string;
+  /** The disk budget: bytes of segments on disk past which appends are refused. */
+  maxBytes: number;
+  /** A new segment starts when the current one would grow past this; default maxBytes/16 in 4 KiB–64 MiB. */
+  segmentBytes?: number;
+  /** Bytes of unstored records kept in memory, so the drainer does not read them back; default 64 MiB. */
+  cacheBytes?: number;
+  log?: WalLog;
+}
+
+export interface WalStats {
+  /** Appends (group commits), each one write and one fdatasync. */
+  appends: number;
+  recordsAppended: number;
+  bytesAppended: number;
+  /** Records found unstored at open and replayed. */
+  replayedRecords: number;
+  replayedRows: number;
+  /** Torn records cut off the newest segment at open (never acknowledged). */
+  tornRecordsDropped: number;
+  /** Records found unreadable where they cannot be torn (older segments, or read back later). */
+  corruptRecords: number;
+  segmentsDeleted: number;
+}
+
+const checkpointSchema = z.object({
+  version: z.literal(1),
+  segment: z.number().int().min(0),
+  offset: z.number().int().min(0),
+  inFlightEnd: z
+    .object({ segment: z.number().int().min(0), offset: z.number().int().min(0) })
+    .nullable(),
+});
+type Checkpoint = z.infer<typeof checkpointSchema>;
+
+const segmentName = (sequence: number) => `${String(sequence).padStart(20, '0')}.wal`;
+const before = (a: WalPosition, b: WalPosition) =>
+  a.segment < b.segment || (a.segment === b.segment && a.offset < b.offset);
+const samePosition = (a: WalPosition, b: WalPosition) =>
+  a.segment === b.segment && a.offset === b.offset;
+
+/** Directories held by a log in this process (the LOCK file guards against other processes). */
+const openDirs = new Set<string>();
+
+/**
+ * The log: append (one caller at a time), read back, release what was stored. Everything that
+ * touches the disk is here; what to store and when is the span writer's.
+ */
+export class WriteAheadLog {
+  readonly dir: string;
+  readonly maxBytes: number;
+  readonly segmentBytes: number;
+  readonly stats: WalStats = {
+    appends: 0,
+    recordsAppended: 0,
+    bytesAppended: 0,
+    replayedRecords: 0,
+    replayedRows: 0,
+    tornRecordsDropped: 0,
+    corruptRecords: 0,
+    segmentsDeleted: 0,
+  };
+  readonly #cacheBytes: number;
+  readonly #log: WalLog | undefined;
+  /** Size of every segment on disk, by sequence number. */
+  readonly #sizes = new Map<number, number>();
+  #entries: WalEntry[] = [];
+  #unstoredRows = 0;
+  #unstoredBytes = 0;
+  #cachedBytes = 0;
+  /** Everything before this is stored. */
+  #position: WalPosition;
+  #inFlightEnd: WalPosition | undefined;
+  #replayedKeys: string[] = [];
+  #active: { sequence: number; handle: FileHandle; size: number };
+  #rotateBeforeNextAppend = false;
+  #appending = false;
+  /** A rotation started by `release`; appends wait for it. */
+  #rotation: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  private constructor(
+    options: WalOptions,
+    state: {
+      position: WalPosition;
+      active: { sequence: number; handle: FileHandle; size: number };
+    },
+  ) {
+    this.dir = resolve(options.dir);
+    this.maxBytes = options.maxBytes;
+    this.segmentBytes = defaultSegmentBytes(options);
+    this.#cacheBytes = options.cacheBytes ?? 64 * MiB;
+    this.#log = options.log;
+    this.#position = state.position;
+    this.#active = state.active;
+  }
+
+  /**
+   * Opens the log in `dir` (created if missing): takes the lock, reads the checkpoint, checks every
+   * unstored record, cuts a torn tail off the newest segment and starts a new segment. What was
+   * not stored before is then `entries()`, oldest first.
+   */
+  static async open(options: WalOptions): Promise<WriteAheadLog> {
+    const dir = resolve(options.dir);
+    if (openDirs.has(dir)) {
+      throw new WalError(
+        'WAL_LOCKED',
+        `the write-ahead log ${dir} is already open in this process`,
+      );
+    }
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (error) {
+      throw new WalError(
+        'WAL_OPEN_FAILED',
+        `cannot create the write-ahead log directory ${dir} (ROUTEWATCH_WAL_DIR): ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    await takeLock(dir);
+    openDirs.add(dir);
+    try {
+      return await WriteAheadLog.#scan(options, dir);
+    } catch (error) {
+      openDirs.delete(dir);
+      await unlink(join(dir, LOCK)).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  static async #scan(options: WalOptions, dir: string): Promise<WriteAheadLog> {
+    const log = options.log;
+    const checkpoint = await readCheckpoint(dir, log);
+    const sequences = (await readdir(dir))
+      .map((name) => SEGMENT_NAME.exec(name)?.[1])
+      .filter((s): s is string => s !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    const sizes = new Map<number, number>();
+    const entries: WalEntry[] = [];
+    const keys: string[] = [];
+    let tornRecordsDropped = 0;
+    let corruptRecords = 0;
+    let deleted = 0;
+    for (const [index, sequence] of sequences.entries()) {
+      const path = join(dir, segmentName(sequence));
+      if (sequence < checkpoint.segment) {
+        // Stored entirely; the deletion after the checkpoint was interrupted.
+        await unlink(path);
+        deleted++;
+        continue;
+      }
+      const newest = index === sequences.length - 1;
+      const bytes = await readFile(path);
+      if (!bytes.subarray(0, SEGMENT_MAGIC.length).equals(SEGMENT_MAGIC)) {
+        const tornHeader =
+          bytes.length < SEGMENT_MAGIC.length &&
+          SEGMENT_MAGIC.subarray(0, bytes.length).equals(bytes);
+        if (newest && tornHeader) {
+          // Created, then the process died before the header was on disk: nothing in it.
+          await unlink(path);
+          continue;
+        }
+        throw new WalError(
+          'WAL_UNKNOWN_FILE',
+          `${path} is not a routewatch write-ahead log segment; move it out of ROUTEWATCH_WAL_DIR`,
+        );
+      }
+      const from =
+        sequence === checkpoint.segment
+          ? Math.max(SEGMENT_MAGIC.length, checkpoint.offset)
+          : SEGMENT_MAGIC.length;
+      const decoded = decodeFrames(bytes, from);
+      for (const frame of decoded.frames) {
+        const record = decodeRecord(frame.payload);
+        entries.push({
+          start: { segment: sequence, offset: frame.start },
+          end: { segment: sequence, offset: frame.end },
+          frameBytes: frame.end - frame.start,
+          rows: record.rows,
+          format: record.format,
+          writtenAtMs: record.writtenAtMs,
+        });
+        for (const key of recordKeys(record)) keys.push(key);
+      }
+      let size = bytes.length;
+      if (decoded.problem && newest) {
+        // A torn tail: the append was never acknowledged. Cut it so appends never follow it.
+        const handle = await open(path, 'r+');
+        try {
+          await handle.truncate(decoded.end);
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+        size = decoded.end;
+        tornRecordsDropped++;
+        log?.warn(
+          {
+            segment: path,
+            offset: decoded.end,
+            cutBytes: bytes.length - decoded.end,
+            problem: decoded.problem,
+          },
+          'write-ahead log: cut a torn record off the end (it was never acknowledged)',
+        );
+      } else if (decoded.problem) {
+        corruptRecords++;
+        log?.error(
+          {
+            segment: path,
+            offset: decoded.end,
+            skippedBytes: bytes.length - decoded.end,
+            problem: decoded.problem,
+          },
+          'write-ahead log: an unreadable record in an older segment; the rest of that segment is skipped',
+        );
+      }
+      sizes.set(sequence, size);
+    }
+    // Appends go to a new segment, numbered past every segment and past the checkpoint's: the
+    // checkpoint's offset must never point into a segment written after it.
+    const last = sequences.at(-1);
+    const nextSequence = Math.max(last === undefined ? 0 : last + 1, checkpoint.segment + 1);
+    const active = await createSegment(dir, nextSequence);
+    sizes.set(nextSequence, active.size);
+    const position: WalPosition = { segment: checkpoint.segment, offset: checkpoint.offset };
+    const wal = new WriteAheadLog(options, { position, active });
+    for (const [sequence, size] of sizes) wal.#sizes.set(sequence, size);
+    wal.#entries = entries;
+    for (const entry of entries) {
+      wal.#unstoredRows += entry.rows;
+      wal.#unstoredBytes += entry.frameBytes;
+    }
+    wal.#replayedKeys = keys;
+    wal.stats.replayedRecords = entries.length;
+    wal.stats.replayedRows = wal.#unstoredRows;
+    wal.stats.tornRecordsDropped = tornRecordsDropped;
+    wal.stats.corruptRecords = corruptRecords;
+    wal.stats.segmentsDeleted = deleted;
+    const inFlightEnd = checkpoint.inFlightEnd;
+    if (inFlightEnd && entries.some((e) => samePosition(e.end, inFlightEnd))) {
+      wal.#inFlightEnd = inFlightEnd;
+    } else if (inFlightEnd && entries.length > 0) {
+      log?.warn(
+        { inFlightEnd },
+        'write-ahead log: the insert in flight at the last stop ends at no record; it is not repeated as one batch',
+      );
+    }
+    await wal.#deleteStoredSegments();
+    return wal;
+  }
+
+  /** Bytes of segments on disk: what the disk budget counts. */
+  get bytes(): number {
+    let total = 0;
+    for (const size of this.#sizes.values()) total += size;
+    return total;
+  }
+
+  get unstoredRows(): number {
+    return this.#unstoredRows;
+  }
+
+  get unstoredBytes(): number {
+    return this.#unstoredBytes;
+  }
+
+  /** Records appended and not yet stored, oldest first. Do not modify. */
+  entries(): readonly WalEntry[] {
+    return this.#entries;
+  }
+
+  /** Where the insert in flight before the last stop ended, when records up to there are unstored. */
+  get inFlightEnd(): WalPosition | undefined {
+    return this.#inFlightEnd;
+  }
+
+  /** Span keys of the records found unstored at open, oldest first (for de-duplication). */
+  takeReplayedKeys(): string[] {
+    const keys = this.#replayedKeys;
+    this.#replayedKeys = [];
+    return keys;
+  }
+
+  /**
+   * Appends records (frames from `encodeRecord`) with one write and one fdatasync; resolves once
+   * they are on disk. One append at a time. On failure nothing of it counts as written, and the
+   * next append starts a new segment so that no record ever follows a torn one.
+   */
+  async append(frames: readonly Buffer[]): Promise<WalEntry[]> {
+    this.#assertOpen();
+    if (this.#appending) throw new WalError('WAL_BUSY', 'one append at a time');
+    this.#appending = true;
+    try {
+      await this.#rotation;
+      let total = 0;
+      for (const frame of frames) total += frame.length;
+      if (
+        this.#rotateBeforeNextAppend ||
+        (this.#active.size > SEGMENT_MAGIC.length && this.#active.size + total > this.segmentBytes)
+      ) {
+        await this.#rotate();
+      }
+      const active = this.#active;
+      const start = active.size;
+      try {
+        await writeAll(active.handle, frames, start);
+        await active.handle.datasync();
+      } catch (error) {
+        this.#rotateBeforeNextAppend = true;
+        await active.handle.truncate(start).catch(() => undefined);
+        throw new WalError(
+          'WAL_WRITE_FAILED',
+          `could not write the write-ahead log ${this.dir}: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      active.size += total;
+      this.#sizes.set(active.sequence, active.size);
+      const appended: WalEntry[] = [];
+      let offset = start;
+      for (const frame of frames) {
+        const record = decodeRecord(frame.subarray(FRAME_HEADER_BYTES));
+        const entry: WalEntry = {
+          start: { segment: active.sequence, offset },
+          end: { segment: active.sequence, offset: offset + frame.length },
+          frameBytes: frame.length,
+          rows: record.rows,
+          format: record.format,
+          writtenAtMs: record.writtenAtMs,
+        };
+        if (this.#cachedBytes + frame.length <= this.#cacheBytes) {
+          entry.cached = record;
+          this.#cachedBytes += frame.length;
+        }
+        offset += frame.length;
+        this.#entries.push(entry);
+        this.#unstoredRows += entry.rows;
+        this.#unstoredBytes += entry.frameBytes;
+        appended.push(entry);
+      }
+      this.stats.appends++;
+      this.stats.recordsAppended += frames.length;
+      this.stats.bytesAppended += total;
+      return appended;
+    } finally {
+      this.#appending = false;
+    }
+  }
+
+  /**
+   * Reads an unstored record: from memory when cached, else from its segment. Undefined when the
+   * bytes on disk no longer pass their checksum (counted and logged: data lost after it was
+   * acknowledged, which only a failing disk does).
+   */
+  async read(entry: WalEntry): Promise<WalRecord | undefined> {
+    if (entry.cached) return entry.cached;
+    this.#assertOpen();
+    const path = join(this.dir, segmentName(entry.start.segment));
+    const frame = Buffer.allocUnsafe(entry.frameBytes);
+    const handle = await open(path, 'r');
+    try {
+      const { bytesRead } = await handle.read(frame, 0, entry.frameBytes, entry.start.offset);
+      const decoded = decodeFrames(frame.subarray(0, bytesRead), 0);
+      const payload = decoded.frames[0]?.payload;
+      if (payload) return decodeRecord(payload);
+      this.stats.corruptRecords++;
+      this.#log?.error(
+        { segment: path, offset: entry.start.offset, problem: decoded.problem },
+        'write-ahead log: a record no longer reads back as written; its rows are lost',
+      );
+      return undefined;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * Records, durably, that an insert of the records up to `end` is about to be sent: after a
+   * crash the same range is retried as one insert, with the same deduplication token.
+   */
+  async markInFlight(end: WalPosition): Promise<void> {
+    this.#assertOpen();
+    await this.#saveCheckpoint(end);
+    this.#inFlightEnd = end;
+  }
+
+  /** The records up to `end` are stored: forget them, and delete segments holding nothing else. */
+  async release(end: WalPosition): Promise<void> {
+    this.#assertOpen();
+    let count = 0;
+    while (count < this.#entries.length && !before(end, this.#entries[count]!.end)) count++;
+    const released = this.#entries.slice(0, count);
+    const position = before(this.#position, end) ? end : this.#position;
+    const savedPosition = this.#position;
+    this.#position = position;
+    try {
+      await this.#saveCheckpoint(undefined);
+    } catch (error) {
+      this.#position = savedPosition;
+      throw error;
+    }
+    this.#inFlightEnd = undefined;
+    this.#entries = this.#entries.slice(count);
+    for (const entry of released) {
+      this.#unstoredRows -= entry.rows;
+      this.#unstoredBytes -= entry.frameBytes;
+      if (entry.cached) {
+        this.#cachedBytes -= entry.frameBytes;
+        entry.cached = undefined;
+      }
+    }
+    await this.#deleteStoredSegments();
+    // A stored active segment would count against the budget until the next append, and with
+    // the log full there may be none: past a quarter of its size it is replaced now.
+    const active = this.#active;
+    if (
+      !this.#appending &&
+      !this.#entries.some((e) => e.start.segment === active.sequence) &&
+      active.size >= this.segmentBytes / 4
+    ) {
+      this.#rotation = this.#rotate().catch((error: unknown) => {
+        // The next append tries again.
+        this.#rotateBeforeNextAppend = true;
+        this.#log?.warn({ err: error }, 'write-ahead log: starting a new segment failed');
+      });
+      await this.#rotation;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#active.handle.close().catch(() => undefined);
+    await unlink(join(this.dir, LOCK)).catch(() => undefined);
+    openDirs.delete(this.dir);
+  }
+
+  async #rotate(): Promise<void> {
+    const previous = this.#active;
+    const next = await createSegment(this.dir, previous.sequence + 1);
+    this.#active = next;
+    this.#sizes.set(next.sequence, next.size);
+    this.#rotateBeforeNextAppend = false;
+    await previous.handle.close().catch(() => undefined);
+    await this.#deleteStoredSegments();
+  }
+
+  /** Deletes segments other than the active one whose every record is stored. */
+  async #deleteStoredSegments(): Promise<void> {
+    // Chosen and forgotten synchronously, so that two callers never delete the same segment.
+    const stored: number[] = [];
+    for (const [sequence, size] of this.#sizes) {
+      if (sequence === this.#active.sequence) continue;
+      const drained =
+        sequence < this.#position.segment ||
+        (sequence === this.#position.segment && this.#position.offset >= size);
+      if (!drained || this.#entries.some((e) => e.start.segment === sequence)) continue;
+      stored.push(sequence);
+      this.#sizes.delete(sequence);
+    }
+    for (const sequence of stored) {
+      await unlink(join(this.dir, segmentName(sequence))).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
+      this.stats.segmentsDeleted++;
+    }
+  }
+
+  async #saveCheckpoint(inFlightEnd: WalPosition | undefined): Promise<void> {
+    const checkpoint: Checkpoint = {
+      version: 1,
+      segment: this.#position.segment,
+      offset: this.#position.offset,
+      inFlightEnd: inFlightEnd ?? null,
+    };
+    const path = join(this.dir, CHECKPOINT);
+    const temporary = `${path}.tmp`;
+    const handle = await open(temporary, 'w');
+    try {
+      await handle.writeFile(JSON.stringify(checkpoint));
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, path);
+    await syncDirectory(this.dir);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new WalError('WAL_CLOSED', 'the write-ahead log is closed');
+  }
+}
+
+/** maxBytes/16 within 4 KiB–64 MiB: enough segments that stored ones free the budget early. */
+function defaultSegmentBytes(options: WalOptions): number {
+  if (options.segmentBytes !== undefined) return options.segmentBytes;
+  return Math.min(64 * MiB, Math.max(4 * 1024, Math.floor(options.maxBytes / 16)));
+}
+
+async function createSegment(
+  dir: string,
+  sequence: number,
+): Promise<{ sequence: number; handle: FileHandle; size: number }> {
+  const handle = await open(join(dir, segmentName(sequence)), 'wx');
+  try {
+    await handle.write(SEGMENT_MAGIC, 0, SEGMENT_MAGIC.length, 0);
+    await handle.datasync();
+    // The new file's name must be on disk before anything in it is acknowledged.
+    await syncDirectory(dir);
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    throw error;
+  }
+  return { sequence, handle, size: SEGMENT_MAGIC.length };
+}
+
+async function writeAll(handle: FileHandle, frames: readonly Buffer[], position: number) {
+  let pending = frames.filter((frame) => frame.length > 0);
+  let at = position;
+  while (pending.length > 0) {
+    const { bytesWritten } = await handle.writev(pending, at);
+    at += bytesWritten;
+    // A short write: continue after what was written.
+    let skip = bytesWritten;
+    const rest: Buffer[] = [];
+    for (const frame of pending) {
+      if (skip >= frame.length) {
+        skip -= frame.length;
+        continue;
+      }
+      rest.push(skip > 0 ? frame.subarray(skip) : frame);
+      skip = 0;
+    }
+    if (bytesWritten === 0 && rest.length > 0) throw new Error('the disk accepted no bytes');
+    pending = rest;
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch (error) {
+    // Some file systems cannot fsync a directory; the rename is as durable as they make it.
+    if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readCheckpoint(dir: string, log: WalLog | undefined): Promise<Checkpoint> {
+  const none: Checkpoint = { version: 1, segment: 0, offset: 0, inFlightEnd: null };
+  let text: string;
+  try {
+    text = await readFile(join(dir, CHECKPOINT), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return none;
+    throw error;
+  }
+  try {
+    return checkpointSchema.parse(JSON.parse(text));
+  } catch (error) {
+    // Without it every record left is stored again: duplicates the table collapses, no loss.
+    log?.warn(
+      { err: error },
+      'write-ahead log: unreadable checkpoint; every record left in the log is stored again',
+    );
+    return none;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** One process per log: a LOCK file with the holder's pid; a dead holder's lock is taken over. */
+async function takeLock(dir: string): Promise<void> {
+  const path = join(dir, LOCK);
+  if (existsSync(path)) {
+    const holder = Number(readFileSync(path, 'utf8').trim());
+    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
+      throw new WalError(
+        'WAL_LOCKED',
+        `the write-ahead log ${dir} is held by process ${holder}: stop it, or give this ` +
+          `instance its own ROUTEWATCH_WAL_DIR (if no such routewatch runs, delete ${path})`,
+      );
+    }
+  }
+  await writeFile(path, `${process.pid}\n`);
+}

@@ -1,0 +1,118 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Validator } from '@cfworker/json-schema';
+import type { Schema } from '@cfworker/json-schema';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { configSchema } from '../../server/config.js';
+import { REPO_ROOT } from '../support/child-process.js';
+import { parseDockerfile } from '../support/dockerfile.js';
+
+// docker-compose.yml and the Dockerfile, checked without a Docker engine (none runs here): the
+// compose file against the Compose Specification's JSON schema (vendored in
+// test/fixtures/compose-spec/, see its README), the Dockerfile's steps against the repository.
+
+const read = (path: string) => readFileSync(join(REPO_ROOT, path), 'utf8');
+const compose = parse(read('docker-compose.yml')) as {
+  services: Record<string, Record<string, unknown>>;
+};
+const dockerfile = parseDockerfile(read('Dockerfile'));
+
+describe('docker-compose.yml', () => {
+  const schema = JSON.parse(read('test/fixtures/compose-spec/compose-spec.schema.json')) as Schema;
+
+  it('is valid against the Compose Specification schema', () => {
+    const result = new Validator(schema, '7', false).validate(compose);
+    expect(result.errors.map((e) => `${e.instanceLocation}: ${e.error}`)).toEqual([]);
+    expect(result.valid).toBe(true);
+  });
+
+  it('would be caught by the schema if it were wrong (the check can fail)', () => {
+    const validator = new Validator(schema, '7', false);
+    const routewatch = compose.services['routewatch']!;
+    const broken = [
+      { ...compose, services: { ...compose.services, routewatch: { ...routewatch, restart: 7 } } },
+      { ...compose, services: { ...compose.services, routewatch: { ...routewatch, portz: [] } } },
+      { ...compose, servics: {} },
+    ];
+    for (const candidate of broken) expect(validator.validate(candidate).valid).toBe(false);
+  });
+
+  it('builds routewatch from this repository and sets only settings that exist', () => {
+    const routewatch = compose.services['routewatch']!;
+    expect(routewatch['build']).toBe('.');
+    expect(existsSync(join(REPO_ROOT, 'Dockerfile'))).toBe(true);
+    const settings = Object.keys(configSchema.shape);
+    const environment = Object.keys(routewatch['environment'] as Record<string, unknown>);
+    expect(environment.filter((name) => !settings.includes(name))).toEqual([]);
+    const port = String((routewatch['environment'] as Record<string, unknown>)['ROUTEWATCH_PORT']);
+    expect(routewatch['ports']).toEqual([`${port}:${port}`]);
+    const exposed = dockerfile.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args);
+    expect(exposed).toContain(port);
+  });
+});
+
+/** Entries of the repository a COPY source with `*` names (within one path segment, as Docker). */
+function globMatches(source: string): string[] {
+  const dir = source.includes('/') ? source.slice(0, source.lastIndexOf('/')) : '.';
+  const name = source.slice(source.lastIndexOf('/') + 1);
+  const pattern = new RegExp(
+    `^${name.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`,
+  );
+  return existsSync(join(REPO_ROOT, dir))
+    ? readdirSync(join(REPO_ROOT, dir)).filter((entry) => pattern.test(entry))
+    : [];
+}
+
+describe('Dockerfile', () => {
+  it('copies only sources that exist in the build context and are not ignored', () => {
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !line.startsWith('#'));
+    const copies = dockerfile.filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD');
+    expect(copies.length).toBeGreaterThan(0);
+    for (const copy of copies) {
+      const words = copy.args.filter((word) => !word.startsWith('--'));
+      expect(copy.args.some((word) => word.startsWith('--from'))).toBe(false);
+      for (const source of words.slice(0, -1)) {
+        const found = source.includes('*')
+          ? globMatches(source).length > 0
+          : existsSync(join(REPO_ROOT, source));
+        expect([copy.text, source, found]).toEqual([copy.text, source, true]);
+        expect(ignored).not.toContain(source);
+      }
+    }
+  });
+
+  it('runs a file that its build step produces from a source in the repository', () => {
+    const build = dockerfile.find((i) => i.keyword === 'RUN' && /\btsc -b\b/.test(i.text));
+    expect(build).toBeDefined();
+    const tsconfig = JSON.parse(read('tsconfig.json')) as {
+      compilerOptions: { outDir: string; rootDir: string };
+      include: string[];
+    };
+    const command = [...dockerfile]
+      .reverse()
+      .find((i) => i.keyword === 'CMD' || i.keyword === 'ENTRYPOINT')!;
+    expect(command.args[0]).toBe('node');
+    const script = command.args[1]!;
+    const outDir = `${tsconfig.compilerOptions.outDir}/`;
+    expect(script.startsWith(outDir)).toBe(true);
+    const source = script.slice(outDir.length).replace(/\.js$/, '.ts');
+    expect(tsconfig.include).toContain(source.split('/')[0]);
+    expect(existsSync(join(REPO_ROOT, tsconfig.compilerOptions.rootDir, source))).toBe(true);
+    // The build context copies the whole repository after npm ci: dist is built, not copied.
+    expect(read('.dockerignore')).toMatch(/^dist$/m);
+  });
+
+  it('uses a Node version that the engines field accepts', () => {
+    const from = dockerfile.find((i) => i.keyword === 'FROM')!;
+    const major = Number(/^node:(\d+)/.exec(from.args[0]!)?.[1]);
+    const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines
+      .node;
+    const minimum = Number(/^>=\s*(\d+)/.exec(engines)?.[1]);
+    expect(Number.isInteger(major)).toBe(true);
+    expect(major).toBeGreaterThanOrEqual(minimum);
+  });
+});

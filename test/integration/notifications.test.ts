@@ -1,0 +1,236 @@
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { slackChannel, webhookChannel } from '../../analyzer/notifier.js';
+import { parseRules } from '../../analyzer/rules.js';
+import { testApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
+import { openTempStore } from '../support/store.js';
+import { otlpBodiesOf, seeded, stream } from '../support/tasks.js';
+import { startWebhookReceiver } from '../support/webhook-receiver.js';
+import type { WebhookReceiver } from '../support/webhook-receiver.js';
+
+// A real local HTTP server stands in for Slack. Crafted traffic: three cohorts whose small route
+// degrades in [T − 12 h, T − 6 h) and recovers after; evaluations at chosen times.
+
+const HOUR = 3_600_000;
+const T = Date.now() - 60_000;
+const DEGRADED_FROM = T - 12 * HOUR;
+const HEALTHY_FROM = T - 6 * HOUR;
+const RULES = parseRules(`
+evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2 }
+rules:
+  - { id: success_rate_drop, cohorts: [alpha, beta, gamma] }
+${['cost_per_success_rise', 'cheaper_than_large', 'fallback_rate_spike', 'fallback_reason_shift', 'invisible_fallbacks', 'cascades', 'reask_rise', 'escalation_rise', 'p95_regression', 'failure_concentration', 'unpriced_rise', 'loop_rate_rise', 'retry_rise'].map((id) => `  - { id: ${id}, enabled: false }`).join('\n')}
+`);
+
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+let slack: WebhookReceiver;
+const apps: TestApp[] = [];
+
+async function appWith(
+  channels = [slackChannel('')],
+  options: { minIntervalMs?: number; log?: Writable } = {},
+) {
+  const rw = await testApp(temp.store, {
+    rules: RULES,
+    channels: channels.map((c) => ({ ...c, url: c.url || slack.url })),
+    notifier: {
+      minIntervalMs: options.minIntervalMs ?? 300,
+      initialBackoffMs: 200,
+      maxBackoffMs: 1_000,
+      pollMs: 200,
+    },
+    ...(options.log ? { logger: { level: 'info', stream: options.log } } : {}),
+  });
+  apps.push(rw);
+  return rw;
+}
+
+const evaluateAt = (rw: TestApp, at: number) => rw.evaluator.evaluate(new Date(at));
+
+async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+interface SlackBody {
+  text: string;
+  blocks: { type: string; text?: { text: string } }[];
+}
+const titles = (bodies: unknown[]) => (bodies as SlackBody[]).map((b) => b.blocks[0]!.text!.text);
+
+beforeAll(async () => {
+  temp = await openTempStore();
+  slack = await startWebhookReceiver();
+  const random = seeded(99);
+  const tasks = ['alpha', 'beta', 'gamma'].flatMap((cohort) => [
+    ...stream(
+      {
+        cohort,
+        routes: ['small', 'large'],
+        success: 0.95,
+        fallback: 0.1,
+        tasks: 1_600,
+        fromMs: DEGRADED_FROM - 48 * HOUR,
+        toMs: DEGRADED_FROM,
+      },
+      random,
+    ),
+    ...stream(
+      {
+        cohort,
+        routes: ['small', 'large'],
+        success: 0.7,
+        fallback: 0.1,
+        tasks: 200,
+        fromMs: DEGRADED_FROM,
+        toMs: HEALTHY_FROM,
+      },
+      random,
+    ),
+    ...stream(
+      {
+        cohort,
+        routes: ['small', 'large'],
+        success: 0.95,
+        fallback: 0.1,
+        tasks: 200,
+        fromMs: HEALTHY_FROM,
+        toMs: T,
+      },
+      random,
+    ),
+  ]);
+  const loader = await testApp(temp.store);
+  for (const body of otlpBodiesOf(tasks)) {
+    const res = await loader.app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { 'content-type': 'application/json' },
+      payload: body,
+    });
+    expect(res.statusCode).toBe(200);
+  }
+  await loader.close();
+});
+afterAll(async () => {
+  for (const app of apps) await app.close();
+  await slack?.close();
+  await temp?.dispose();
+});
+
+describe('alert notifications', () => {
+  it('send one Block Kit message per firing alert, at most one per interval, never with the URL in the log', async () => {
+    const lines: string[] = [];
+    const log = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    // The first message is refused with 429 (Retry-After: 1), the second with 500: both retried.
+    slack.script([
+      { status: 429, headers: { 'retry-after': '1' } },
+      { status: 500, body: 'oops' },
+    ]);
+    const rw = await appWith([slackChannel('')], { log });
+    await evaluateAt(rw, HEALTHY_FROM);
+    await evaluateAt(rw, HEALTHY_FROM + 60_000);
+    await until(() => slack.delivered().length === 3, 'three delivered messages');
+
+    const delivered = slack.delivered() as SlackBody[];
+    expect(titles(delivered).sort()).toEqual([
+      'alpha · small: success rate dropped',
+      'beta · small: success rate dropped',
+      'gamma · small: success rate dropped',
+    ]);
+    for (const body of delivered) {
+      expect(body.text).toMatch(/^FIRING .* success rate dropped/);
+      const all = JSON.stringify(body.blocks);
+      expect(all).toMatch(/\*Now\* \d+\.\d % \(95 % CI [\d.]+–[\d.]+ %\), n = \d+/);
+      expect(all).toMatch(/\*Baseline\* \d+\.\d % \(95 % CI/);
+      expect(all).toMatch(/Cost per successful task/);
+      expect(all).toMatch(/Top failure reasons\*\\nwrong_answer 100 %/);
+      expect(all).toMatch(/Top fallback reasons/);
+      expect(body.blocks.find((b) => b.type === 'actions')).toBeDefined();
+    }
+    // The notifier counts a delivery once the answer is back, just after the server recorded it.
+    await until(() => rw.notifier!.stats()['slack']!.sent === 3, 'the notifier to count three');
+    const metrics = (await rw.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^routewatch_notifications_sent_total\{channel="slack"\} 3$/m);
+    expect(metrics).toMatch(/^routewatch_notification_retries_total\{channel="slack"\} 2$/m);
+    expect(metrics).toMatch(/^routewatch_alerts_firing 3$/m);
+    // 5 requests: 429, 500, then three deliveries, in order, each after the one before.
+    expect(slack.requests.map((r) => r.status)).toEqual([429, 500, 200, 200, 200]);
+    const gaps = slack.requests.slice(1).map((r, i) => r.at - slack.requests[i]!.at);
+    expect(gaps[0]).toBeGreaterThanOrEqual(950); // Retry-After: 1
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(280); // the rate limit
+    const logged = lines.join('');
+    expect(logged).toMatch(/alert delivery failed; retrying/);
+    expect(logged).not.toContain(slack.url);
+    expect(logged).not.toContain('/services/T000');
+    await rw.close();
+  });
+
+  it('send no duplicate and lose no message across restarts in the middle of an incident', async () => {
+    // Still degraded after a restart: the alert is already firing and notified, so nothing is sent.
+    const before = slack.delivered().length;
+    const second = await appWith();
+    await evaluateAt(second, HEALTHY_FROM + 120_000);
+    await evaluateAt(second, HEALTHY_FROM + 180_000);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(slack.delivered().length).toBe(before);
+
+    // Recovery while Slack is down: the resolve messages are stored but not delivered, and the
+    // process stops in the middle of retrying.
+    slack.fallback = { status: 500, body: 'down' };
+    await evaluateAt(second, T);
+    await evaluateAt(second, T + 60_000);
+    await until(
+      () => slack.requests.filter((r) => r.status === 500).length >= 3,
+      'failed attempts',
+    );
+    await second.close();
+    expect(slack.delivered().length).toBe(before);
+
+    // Slack is back; a third process delivers each resolve exactly once.
+    slack.fallback = { status: 200, body: 'ok' };
+    const third = await appWith();
+    await until(() => slack.delivered().length === before + 3, 'the three resolves');
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const all = titles(slack.delivered());
+    expect(all.filter((t) => t.startsWith('Resolved:')).sort()).toEqual([
+      'Resolved: alpha · small — success rate dropped',
+      'Resolved: beta · small — success rate dropped',
+      'Resolved: gamma · small — success rate dropped',
+    ]);
+    expect(new Set(all).size).toBe(all.length);
+    await third.close();
+  });
+
+  it('send the generic webhook its own JSON body, on its own queue', async () => {
+    const hook = await startWebhookReceiver();
+    try {
+      const rw = await appWith([webhookChannel(hook.url)]);
+      // A new incident: a fourth evaluation time back in the degraded period.
+      await evaluateAt(rw, HEALTHY_FROM + 240_000);
+      await evaluateAt(rw, HEALTHY_FROM + 300_000);
+      await until(() => hook.delivered().length === 3, 'three webhook messages');
+      for (const body of hook.delivered() as Record<string, unknown>[]) {
+        expect(body).toMatchObject({
+          version: 1,
+          status: 'firing',
+          ruleId: 'success_rate_drop',
+          route: 'small',
+        });
+        expect(body['finding']).toMatchObject({ status: 'degraded' });
+      }
+      await rw.close();
+    } finally {
+      await hook.close();
+    }
+  });
+});

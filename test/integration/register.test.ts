@@ -1,0 +1,132 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startMockLlm, type MockLlm } from '../../examples/mock-llm.js';
+import {
+  ATTEMPT_SPAN_PREFIX,
+  ATTR_ATTEMPT,
+  ATTR_COHORT,
+  ATTR_GEN_AI_RESPONSE_MODEL,
+  ATTR_GEN_AI_USAGE_INPUT_TOKENS,
+  ATTR_ROUTE,
+  ATTR_TASK_ID,
+  TASK_SPAN_PREFIX,
+} from '../../instrumentation/src/semconv.js';
+import { REPO_ROOT, requireBuiltInstrumentation, runNode } from '../support/child-process.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.js';
+
+// End to end through `node --import @routewatch/instrumentation/register`: a child process whose
+// ESM app imports `openai`, the simulated LLM and an OTLP/HTTP receiver in this process.
+
+const APP = `
+import OpenAI from 'openai';
+import { runAttempt, runTask } from '@routewatch/instrumentation';
+const client = new OpenAI({ apiKey: 'test', baseURL: process.env.LLM_URL, maxRetries: 0 });
+await runTask({ cohort: 'faq' }, () =>
+  runAttempt({ route: 'small' }, () =>
+    client.chat.completions.create({ model: 'gpt-small', messages: [{ role: 'user', content: 'hi' }] }),
+  ),
+);
+if (process.env.STAY_ALIVE) {
+  setInterval(() => {}, 1000);
+  console.log('ready');
+}
+`;
+
+describe('register entry (node --import @routewatch/instrumentation/register)', () => {
+  let otlp: OtlpReceiver;
+  let llm: MockLlm;
+  let appDir = '';
+
+  beforeAll(async () => {
+    requireBuiltInstrumentation();
+    otlp = await startOtlpReceiver();
+    llm = await startMockLlm({ anyModel: true });
+
+    // An app directory whose own node_modules holds a broken @opentelemetry/instrumentation:
+    // the register entry must resolve the loader hook from its own dependency, not the app's.
+    appDir = mkdtempSync(join(tmpdir(), 'routewatch-register-'));
+    const modules = join(appDir, 'node_modules');
+    mkdirSync(join(modules, '@routewatch'), { recursive: true });
+    mkdirSync(join(modules, '@opentelemetry/instrumentation'), { recursive: true });
+    symlinkSync(join(REPO_ROOT, 'node_modules/openai'), join(modules, 'openai'), 'dir');
+    symlinkSync(
+      join(REPO_ROOT, 'instrumentation'),
+      join(modules, '@routewatch/instrumentation'),
+      'dir',
+    );
+    writeFileSync(
+      join(modules, '@opentelemetry/instrumentation/package.json'),
+      JSON.stringify({ name: '@opentelemetry/instrumentation', version: '0.46.0', type: 'module' }),
+    );
+    writeFileSync(
+      join(modules, '@opentelemetry/instrumentation/hook.mjs'),
+      "throw new Error('the app-level copy of the hook was loaded');\n",
+    );
+  });
+
+  beforeEach(() => {
+    otlp.clear();
+  });
+
+  afterAll(async () => {
+    await otlp.close();
+    await llm.close();
+    if (appDir !== '') rmSync(appDir, { recursive: true, force: true });
+  });
+
+  const runApp = (
+    env: Record<string, string>,
+    onStdout?: (text: string, child: ChildProcess) => void,
+  ) =>
+    runNode(
+      ['--import', '@routewatch/instrumentation/register', '--input-type=module', '-e', APP],
+      {
+        cwd: appDir,
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+          OTEL_SERVICE_NAME: 'register-e2e',
+          LLM_URL: llm.url,
+          ...env,
+        },
+        ...(onStdout === undefined ? {} : { onStdout }),
+      },
+    );
+
+  function expectTaggedChatSpan(): void {
+    const spans = otlp.spans();
+    expect(spans.map((s) => s.name).sort()).toEqual([
+      'chat gpt-small',
+      `${ATTEMPT_SPAN_PREFIX} small`,
+      `${TASK_SPAN_PREFIX} faq`,
+    ]);
+    const chat = spans.find((s) => s.name === 'chat gpt-small')!;
+    expect(chat.service).toBe('register-e2e');
+    expect(chat.attributes[ATTR_GEN_AI_RESPONSE_MODEL]).toBe('gpt-small-served');
+    expect(chat.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBe(12);
+    expect(chat.attributes[ATTR_COHORT]).toBe('faq');
+    expect(chat.attributes[ATTR_ROUTE]).toBe('small');
+    expect(chat.attributes[ATTR_ATTEMPT]).toBe(1);
+    expect(chat.attributes[ATTR_TASK_ID]).toMatch(/^[0-9a-f]{32}$/);
+  }
+
+  it('patches an ESM `import OpenAI` and exports tagged spans as OTLP JSON before exit', async () => {
+    const result = await runApp({});
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expectTaggedChatSpan();
+  });
+
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'flushes on %s, then exits by the signal',
+    async (signal) => {
+      const result = await runApp({ STAY_ALIVE: '1' }, (text, child) => {
+        if (text.includes('ready')) child.kill(signal);
+      });
+      expect(result.signal).toBe(signal);
+      expectTaggedChatSpan();
+    },
+  );
+});

@@ -1,0 +1,214 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, runCli, startInstance } from '../support/cli.js';
+import type { StartedInstance } from '../support/cli.js';
+import { hexId, otlpBody } from '../support/otlp.js';
+import { nsAt } from '../support/time.js';
+
+// `routewatch sql` as a user runs it: the built CLI against `routewatch start` in another
+// process, on the embedded store, with small limits so that each can be crossed cheaply.
+const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-sql-'));
+const TOKEN = 'sql-test-token-0123456789';
+const LIMITS = {
+  ROUTEWATCH_SQL_MAX_ROWS: '100',
+  ROUTEWATCH_SQL_MAX_TIME: '500ms',
+  ROUTEWATCH_SQL_MAX_MEMORY_BYTES: String(32 * 1024 * 1024),
+};
+let instance: StartedInstance;
+const clientEnv = () => ({ ROUTEWATCH_URL: instance.url, ROUTEWATCH_TOKEN: TOKEN });
+const sql = (args: string[]) => runCli(['sql', ...args], { env: clientEnv() });
+/** POST /api/v1/sql on the same instance, for the cases that need no second process. */
+async function api(
+  query: string,
+): Promise<{ status: number; body: { error: { code: string; message: string } } }> {
+  const response = await fetch(`${instance.url}/api/v1/sql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify({ sql: query }),
+  });
+  return { status: response.status, body: (await response.json()) as never };
+}
+
+beforeAll(async () => {
+  instance = await startInstance({
+    ROUTEWATCH_DATA_DIR: dataDir,
+    ROUTEWATCH_TOKEN: TOKEN,
+    ...LIMITS,
+  });
+  const spans = ['faq', 'faq', 'extraction'].map((cohort, i) => ({
+    traceId: hexId(16),
+    name: `routewatch.task ${cohort}`,
+    kind: 1,
+    start: nsAt(i * 1000),
+    end: nsAt(i * 1000 + 200),
+    attributes: { 'routewatch.cohort': cohort, 'routewatch.outcome': 'success' },
+  }));
+  const ingest = await fetch(`${instance.url}/v1/traces`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify(otlpBody(spans)),
+  });
+  expect(ingest.status).toBe(200);
+});
+
+afterAll(async () => {
+  await instance?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('routewatch sql on a running instance', () => {
+  it('prints the rows of a query on the views as a table', async () => {
+    const run = await sql([
+      'SELECT cohort, count() AS tasks FROM v_tasks GROUP BY cohort ORDER BY cohort',
+    ]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^cohort\s+tasks\n─+\s+─+\nextraction\s+1\nfaq\s+2\n\n2 rows · /);
+  });
+
+  it('prints JSON objects and CSV with a header row', async () => {
+    const query =
+      'SELECT cohort, count() AS tasks, \'a,"b"\' AS note FROM v_tasks GROUP BY cohort ORDER BY cohort';
+    const json = await sql(['--format', 'json', query]);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual([
+      { cohort: 'extraction', tasks: '1', note: 'a,"b"' },
+      { cohort: 'faq', tasks: '2', note: 'a,"b"' },
+    ]);
+    const csv = await sql(['--format', 'csv', query]);
+    expect(csv.code).toBe(0);
+    expect(csv.stdout).toBe('cohort,tasks,note\r\nextraction,1,"a,""b"""\r\nfaq,2,"a,""b"""\r\n');
+  });
+
+  it('reads the query from standard input with -', async () => {
+    const run = spawnSync(process.execPath, [CLI, 'sql', '-'], {
+      input: 'SELECT 40 + 2\n  AS answer',
+      env: { PATH: process.env['PATH'] ?? '', ...clientEnv() },
+      encoding: 'utf8',
+    });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/answer\n─+\n\s*42\n/);
+  });
+
+  it('has the engine refuse a write (readonly), which changes nothing', async () => {
+    const run = await sql(['DROP TABLE spans']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /answered 403: SQL here is read-only: ClickHouse refused the statement \(setting readonly = 1\)\. Code: 164\..*readonly mode/,
+    );
+    for (const statement of [
+      "INSERT INTO spans (span_id) VALUES ('x')",
+      "ALTER TABLE spans DELETE WHERE cohort = 'faq'",
+      'CREATE TABLE sneaky (x UInt8) ENGINE = Memory',
+      'SET readonly = 0',
+      // Table functions reach files and the network: readonly = 1 refuses them too.
+      "SELECT * FROM url('http://127.0.0.1:9/', 'LineAsString')",
+      "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+    ]) {
+      const answer = await api(statement);
+      expect([statement, answer.status]).toEqual([statement, 403]);
+      expect(answer.body.error.code).toBe('PERMISSION_DENIED');
+    }
+    const count = await sql(['--format', 'json', 'SELECT count() AS n FROM v_tasks']);
+    expect(JSON.parse(count.stdout)).toEqual([{ n: '3' }]);
+  });
+
+  it('refuses a query that tries to lift a limit with its own SETTINGS', async () => {
+    const run = await sql(['SELECT number FROM numbers(1000) SETTINGS max_result_rows = 0']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /read-only.*Cannot modify 'max_result_rows' setting in readonly mode/,
+    );
+  });
+
+  it('answers a result over the row limit with an error naming the limit and its setting', async () => {
+    expect((await sql(['SELECT number FROM numbers(100)'])).code).toBe(0);
+    const run = await sql(['SELECT number FROM numbers(101)']);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(
+      /answered 400: the result has more than 100 rows, the limit ROUTEWATCH_SQL_MAX_ROWS \(ClickHouse setting max_result_rows\): add a LIMIT/,
+    );
+  });
+
+  it('answers a query over the time limit with an error naming the limit and its setting', async () => {
+    const run = await sql(['SELECT sleep(3)']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /answered 400: the query ran longer than 0\.5 s, the limit ROUTEWATCH_SQL_MAX_TIME \(ClickHouse setting max_execution_time\)/,
+    );
+  });
+
+  it('answers a query over the memory limit with an error naming the limit and its setting', async () => {
+    const run = await sql(['SELECT groupArray(number) FROM numbers(10000000)']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /answered 400: the query needed more than 32 MiB of memory, the limit ROUTEWATCH_SQL_MAX_MEMORY_BYTES \(ClickHouse setting max_memory_usage\)/,
+    );
+  });
+
+  it("answers the user's SQL errors with the engine's message, several statements and a FORMAT clause with what to do", async () => {
+    const typo = await sql(['SELECT cohort FROM v_taskz']);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/answered 400: ClickHouse refused the query: Code: 60\..*v_taskz/);
+    const several = await api('SELECT 1; SELECT 2');
+    expect([several.status, several.body.error.message]).toEqual([
+      400,
+      'the query holds several statements: send one statement at a time',
+    ]);
+    const format = await api('SELECT 1 FORMAT CSV');
+    expect(format.status).toBe(400);
+    expect(format.body.error.message).toMatch(/leave out the FORMAT clause/);
+  });
+
+  it('needs the token like every API route', async () => {
+    const run = await runCli(['sql', 'SELECT 1'], { env: { ROUTEWATCH_URL: instance.url } });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/answered 401.*Set ROUTEWATCH_TOKEN/);
+  });
+
+  it('says to ask the running instance when --data-dir names the directory it holds', async () => {
+    const run = await runCli(['sql', '--data-dir', dataDir, 'SELECT 1']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /is held by a running routewatch \(process \d+\).*routewatch sql --url/,
+    );
+  });
+
+  it.each([
+    [['--format', 'xml', 'SELECT 1'], /--format must be one of table, json, csv/],
+    [[], /takes 1 query argument\(s\), got 0/],
+    [
+      ['--url', 'http://127.0.0.1:9', '--data-dir', '/tmp', 'SELECT 1'],
+      /either --url or --data-dir/,
+    ],
+    [['--data-dir', '/nonexistent/routewatch', 'SELECT 1'], /holds no routewatch data/],
+  ])('exits 2 for the usage error in %j', async (args, message) => {
+    const run = await runCli(['sql', ...args]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(message);
+  });
+});
+
+describe('routewatch sql --data-dir on a stopped instance', () => {
+  it('opens the data directory itself once nothing holds it, with the limits of its environment', async () => {
+    expect(await instance.stop()).toBe(0);
+    const run = await runCli(
+      ['sql', '--data-dir', dataDir, '--format', 'json', 'SELECT count() AS n FROM v_tasks'],
+      { env: LIMITS },
+    );
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toEqual([{ n: '3' }]);
+    const write = await runCli(['sql', '--data-dir', dataDir, 'DROP TABLE spans']);
+    expect(write.code).toBe(1);
+    expect(write.stderr).toMatch(/read-only/);
+    const limit = await runCli(['sql', '--data-dir', dataDir, 'SELECT number FROM numbers(101)'], {
+      env: LIMITS,
+    });
+    expect(limit.stderr).toMatch(/more than 100 rows, the limit ROUTEWATCH_SQL_MAX_ROWS/);
+  });
+});

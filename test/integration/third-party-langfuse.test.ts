@@ -1,0 +1,152 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LangfuseSpanProcessor } from '@langfuse/otel';
+import { propagateAttributes, startActiveObservation } from '@langfuse/tracing';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MockLlm } from '../../examples/mock-llm.js';
+import { callCostUsd } from '../../examples/pricing-truth.js';
+import { runAttempt, runTask } from '../../instrumentation/src/index.js';
+import { QUESTION, exportTo, startCollector, startReliableLlm } from '../support/third-party.js';
+import type { ExportingTracing, ListeningCollector } from '../support/third-party.js';
+
+// Langfuse's JS SDK v4 (@langfuse/tracing, @langfuse/otel), end to end: generations recorded the
+// documented way around an OpenAI call, Langfuse's own span processor (which applies propagated
+// trace attributes) exporting to the collector over OTLP/HTTP protobuf, and a mapping file that
+// turns Langfuse trace metadata into routing fields.
+
+const MAPPING = `
+fields:
+  task_id:
+    - attribute: session.id
+  cohort:
+    - attribute: langfuse.trace.metadata.cohort
+  route:
+    - attribute: langfuse.trace.metadata.route
+  outcome:
+    - attribute: langfuse.trace.metadata.outcome
+      values: { resolved: success }
+task_spans:
+  - attribute: langfuse.trace.name
+    root: true
+`;
+
+let dir: string;
+let llm: MockLlm;
+let collector: ListeningCollector;
+let tracing: ExportingTracing;
+let client: OpenAI;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'routewatch-langfuse-'));
+  writeFileSync(join(dir, 'mapping.yaml'), MAPPING);
+  llm = await startReliableLlm();
+  collector = await startCollector({ ROUTEWATCH_MAPPING: join(dir, 'mapping.yaml') });
+  tracing = exportTo(collector.tracesUrl, {
+    exporting: (exporter) => new LangfuseSpanProcessor({ exporter, exportMode: 'immediate' }),
+  });
+  client = new OpenAI({ apiKey: 'test', baseURL: llm.url, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await tracing.shutdown();
+  await collector.close();
+  await llm.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A generation around one OpenAI call, as Langfuse's docs record one without an integration. */
+function generation(model: string) {
+  return startActiveObservation(
+    'answer',
+    async (observation) => {
+      observation.update({ model, input: QUESTION });
+      const response = await client.chat.completions.create({ model, messages: QUESTION });
+      observation.update({
+        output: response.choices[0]?.message,
+        usageDetails: {
+          input: response.usage!.prompt_tokens,
+          output: response.usage!.completion_tokens,
+        },
+      });
+      return response;
+    },
+    { asType: 'generation' },
+  );
+}
+
+describe('Langfuse JS SDK v4 end to end', () => {
+  it('stores a generation inside runTask with model, usage, cost and the task it joins', async () => {
+    let taskId = '';
+    const response = await runTask({ cohort: 'faq' }, (task) => {
+      taskId = task.taskId;
+      return runAttempt({ route: 'small' }, () => generation('gpt-4o-mini'));
+    });
+    await tracing.flush();
+    const usage = {
+      inputTokens: response.usage!.prompt_tokens,
+      outputTokens: response.usage!.completion_tokens,
+    };
+    const calls = (await collector.storedSpans()).filter((s) => s.kind === 'llm');
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({
+      name: 'answer',
+      scope_name: 'langfuse-sdk',
+      task_id: taskId,
+      cohort: 'faq',
+      route: 'small',
+      attempt: 1,
+      operation: 'chat',
+      request_model: 'gpt-4o-mini',
+      input_tokens: usage.inputTokens,
+      output_tokens: usage.outputTokens,
+      cost_source: 'price_table',
+      price_ref: 'genai-prices@0.1.8:openai/gpt-4o-mini',
+    });
+    expect(calls[0]!.cost_usd).toBeCloseTo(callCostUsd('gpt-4o-mini', usage), 12);
+  });
+
+  it('derives task, cohort, route and outcome from Langfuse trace attributes through the mapping', async () => {
+    const response = await startActiveObservation('support-answer', async (root) => {
+      root.updateTrace({ name: 'support-answer', metadata: { outcome: 'resolved' } });
+      return propagateAttributes(
+        { sessionId: 'ticket-7', metadata: { cohort: 'billing', route: 'large' } },
+        () => generation('gpt-4o'),
+      );
+    });
+    await tracing.flush();
+    const stored = (await collector.storedSpans()).filter((s) => s.task_id === 'ticket-7');
+    expect(stored.map((s) => [s.name, s.kind, s.cohort, s.route, s.outcome])).toEqual([
+      ['support-answer', 'task', 'billing', 'large', 'success'],
+      ['answer', 'llm', 'billing', 'large', ''],
+    ]);
+    const call = stored[1]!;
+    expect(call).toMatchObject({ attempt: 1, request_model: 'gpt-4o', cost_source: 'price_table' });
+    expect(call.cost_usd).toBeCloseTo(
+      callCostUsd('gpt-4o', {
+        inputTokens: response.usage!.prompt_tokens,
+        outputTokens: response.usage!.completion_tokens,
+      }),
+      12,
+    );
+  });
+
+  it('takes the cost Langfuse was given as the call cost', async () => {
+    await startActiveObservation(
+      'priced-by-app',
+      (observation) => {
+        observation.update({
+          model: 'gpt-4o-mini',
+          usageDetails: { input: 10, output: 10 },
+          costDetails: { input: 0.001, output: 0.002 },
+        });
+      },
+      { asType: 'generation' },
+    );
+    await tracing.flush();
+    const [call] = (await collector.storedSpans()).filter((s) => s.name === 'priced-by-app');
+    expect(call).toMatchObject({ kind: 'llm', cost_source: 'span' });
+    expect(call!.cost_usd).toBeCloseTo(0.003, 12);
+  });
+});

@@ -1,0 +1,272 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { normalizeRequest } from '../../collector/normalize.js';
+import type { SpanRow } from '../../collector/normalize.js';
+import { validateTraceRequest } from '../../collector/otlp-json.js';
+import { PriceTable } from '../../collector/pricing.js';
+import { deduplicationToken } from '../../collector/span-inserter.js';
+import { SPAN_COLUMNS, SPAN_INSERT } from '../../collector/span-lines.js';
+import { SpanWriter, prepareRows } from '../../collector/span-writer.js';
+import type { PreparedRows, SpanWriterLog } from '../../collector/span-writer.js';
+import { WriteAheadLog, encodeRecord } from '../../collector/wal.js';
+import { configWith } from '../../server/config.js';
+import { writerOptions } from '../../server/start.js';
+import type { Store } from '../../storage/store.js';
+import { hexId, otlpBody } from '../support/otlp.js';
+import type { TestSpan } from '../support/otlp.js';
+import { switchableStore } from '../support/outage.js';
+import { openTempStore } from '../support/store.js';
+
+// The span writer with its write-ahead log, on the embedded engine: acknowledged once on disk,
+// stored once the store takes it, exactly once across lost answers and restarts.
+
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+const dirs: string[] = [];
+beforeAll(async () => {
+  temp = await openTempStore();
+  // Raw row counts below must show every row inserted: no merge may collapse duplicates.
+  await temp.store.exec('SYSTEM STOP MERGES spans');
+});
+afterAll(async () => {
+  await temp?.dispose();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+beforeEach(async () => {
+  await temp.store.exec('TRUNCATE TABLE spans');
+});
+
+const llm = { 'routewatch.cohort': 'faq', 'gen_ai.request.model': 'gpt-4o-mini' };
+function spanRows(count: number, name = 'span'): SpanRow[] {
+  const spans: TestSpan[] = Array.from({ length: count }, (_, i) => ({
+    traceId: hexId(16),
+    name: `${name} ${i}`,
+    attributes: llm,
+  }));
+  return normalizeRequest(validateTraceRequest(otlpBody(spans)), new PriceTable()).rows;
+}
+const rows = (count: number, name?: string): PreparedRows => prepareRows(spanRows(count, name));
+
+const counted = z.object({ span_id: z.string(), n: z.coerce.number() });
+/** Raw rows per span id (no FINAL: a duplicate insert shows). */
+async function copiesBySpan(): Promise<Map<string, number>> {
+  const found = await temp.store.query(
+    'SELECT span_id, count() AS n FROM spans GROUP BY span_id',
+    {},
+    counted,
+  );
+  return new Map(found.map((r) => [r.span_id, r.n]));
+}
+const SPAN_ID = SPAN_COLUMNS.indexOf('span_id');
+/** The span ids of prepared rows (positional lines, span-lines.ts). */
+const spanIds = (prepared: PreparedRows) =>
+  prepared.lines.map((line) => (JSON.parse(line) as string[])[SPAN_ID]!);
+
+function walDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'routewatch-wal-writer-'));
+  dirs.push(dir);
+  return dir;
+}
+
+function recordingLog(): SpanWriterLog & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    info: (_d, m) => lines.push(`info ${m}`),
+    warn: (d, m) => lines.push(`warn ${m} ${JSON.stringify(d)}`),
+    error: (_d, m) => lines.push(`error ${m}`),
+  };
+}
+
+async function walWriter(
+  store: Store,
+  dir: string,
+  overrides: Record<string, string> = {},
+  log?: SpanWriterLog,
+): Promise<SpanWriter> {
+  const config = configWith({ ROUTEWATCH_BATCH_DELAY: '5ms', ...overrides });
+  const wal = await WriteAheadLog.open({ dir, maxBytes: config.ROUTEWATCH_WAL_MAX_BYTES });
+  return new SpanWriter(store, writerOptions(config), { wal, ...(log ? { log } : {}) });
+}
+
+describe('SpanWriter with the write-ahead log', () => {
+  it('acknowledges while the store is down, and stores every row once when it is back', async () => {
+    const store = switchableStore(temp.store, 'down');
+    const writer = await walWriter(store, walDir());
+    const sent = [rows(3, 'a'), rows(2, 'b'), rows(4, 'c')];
+    const results = await Promise.all(sent.map((r) => writer.write(r)));
+    expect(results).toEqual(sent.map(() => ({ rejected: 0, errorMessage: '' })));
+    expect((await copiesBySpan()).size).toBe(0);
+    expect(writer.walSnapshot()).toMatchObject({ rows: 9 });
+    expect(writer.health()).toMatchObject({ wal: true, logFull: false });
+    while (store.counts.attempts < 2) await new Promise((r) => setTimeout(r, 20));
+    expect(writer.walSnapshot()).toMatchObject({ storeAvailable: false });
+
+    store.mode = 'up';
+    await writer.flush();
+    const copies = await copiesBySpan();
+    expect([...copies.keys()].sort()).toEqual(sent.flatMap(spanIds).sort());
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+    expect(writer.walSnapshot()).toMatchObject({ rows: 0, records: 0, storeAvailable: true });
+    expect(writer.walSnapshot()!.storeFailures).toBeGreaterThanOrEqual(2);
+    await writer.close();
+  });
+
+  it('retries an insert whose answer was lost with the same token: the rows are stored once', async () => {
+    const store = switchableStore(temp.store, 'lose-answer');
+    const writer = await walWriter(store, walDir());
+    const sent = rows(5);
+    await writer.write(sent);
+    // Wait until the store has executed the insert at least twice (the first answer was lost).
+    while (store.counts.executed < 2) await new Promise((r) => setTimeout(r, 20));
+    store.mode = 'up';
+    await writer.flush();
+    const copies = await copiesBySpan();
+    expect(copies.size).toBe(5);
+    expect([...copies.values()]).toEqual([1, 1, 1, 1, 1]);
+    await writer.close();
+  });
+
+  it('stores what was left in the log after a restart, once, and drops an exporter retry of it', async () => {
+    const dir = walDir();
+    const store = switchableStore(temp.store, 'down');
+    const first = await walWriter(store, dir);
+    const sent = rows(6);
+    await first.write(sent);
+    // Stopped while the store is down: the rows stay in the log.
+    await first.close({ drainMs: 0 });
+    expect((await copiesBySpan()).size).toBe(0);
+
+    store.mode = 'up';
+    const log = recordingLog();
+    const second = await walWriter(store, dir, {}, log);
+    expect(second.walSnapshot()).toMatchObject({ replayedRecords: 1, rows: 6 });
+    // The exporter never got its answer and sends the same spans again.
+    await second.write(sent);
+    await second.flush();
+    expect(second.stats.duplicatesDropped).toBe(6);
+    const copies = await copiesBySpan();
+    expect([...copies.keys()].sort()).toEqual(spanIds(sent).sort());
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+    await second.close();
+  });
+
+  it('repeats the insert in flight at a crash as the same batch, and the engine skips it', async () => {
+    const dir = walDir();
+    const store = switchableStore(temp.store, 'lose-answer');
+    const first = await walWriter(store, dir);
+    await first.write(rows(4, 'early'));
+    while (store.counts.executed < 1) await new Promise((r) => setTimeout(r, 10));
+    // More rows arrive while the first batch is being retried: a new batch would hold them too,
+    // and carry another token, so only repeating the recorded range stores each row once.
+    await first.write(rows(3, 'late'));
+    await first.close({ drainMs: 0 });
+
+    store.mode = 'up';
+    const second = await walWriter(store, dir);
+    expect(second.wal!.inFlightEnd).toBeDefined();
+    await second.flush();
+    const copies = await copiesBySpan();
+    expect(copies.size).toBe(7);
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+    await second.close();
+  });
+
+  it('counts and logs acknowledged rows the store refuses for their content, and stores the rest', async () => {
+    const store = switchableStore(temp.store, 'down');
+    const log = recordingLog();
+    const writer = await walWriter(store, walDir(), {}, log);
+    const good = rows(3, 'good');
+    const mixed = spanRows(4, 'mixed');
+    // A lone surrogate written past normalization: ClickHouse refuses the escape sequence.
+    mixed[2]!.name = 'cut \ud83d';
+    const bad = prepareRows(mixed);
+    expect(await writer.write(good)).toEqual({ rejected: 0, errorMessage: '' });
+    expect(await writer.write(bad)).toEqual({ rejected: 0, errorMessage: '' });
+    store.mode = 'up';
+    await writer.flush();
+    expect(writer.stats.rowsRejected).toBe(1);
+    expect(writer.walSnapshot()).toMatchObject({ rowsRejectedAfterAck: 1, rows: 0 });
+    expect((await copiesBySpan()).size).toBe(6);
+    const warning = log.lines.find((l) => l.includes('refused acknowledged spans'));
+    expect(warning).toContain(mixed[2]!.trace_id + mixed[2]!.span_id);
+    expect(warning).toMatch(/surrogate/);
+    await writer.close();
+  });
+
+  it('refuses writes past its disk budget with a retry delay, and takes them again once drained', async () => {
+    const store = switchableStore(temp.store, 'down');
+    const writer = await walWriter(store, walDir(), { ROUTEWATCH_WAL_MAX_BYTES: '65536' });
+    const accepted: PreparedRows[] = [];
+    let refusal: unknown;
+    for (let i = 0; i < 100 && !refusal; i++) {
+      const batch = rows(10, `r${i}`);
+      try {
+        await writer.write(batch);
+        accepted.push(batch);
+      } catch (error) {
+        refusal = error;
+      }
+    }
+    expect(refusal).toMatchObject({ code: 'LOG_FULL', retryAfterSeconds: 10 });
+    expect(writer.stats.logFullRefusals).toBe(1);
+    expect(writer.wal!.bytes).toBeLessThanOrEqual(65536);
+    expect(writer.refusal()).toMatchObject({ reason: 'the write-ahead log is full' });
+    expect(writer.health().logFull).toBe(true);
+
+    store.mode = 'up';
+    await writer.flush();
+    expect(writer.refusal()).toBeUndefined();
+    await writer.write(rows(10, 'after'));
+    await writer.flush();
+    const copies = await copiesBySpan();
+    expect(copies.size).toBe(accepted.length * 10 + 10);
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+    await writer.close();
+  });
+  it('drains a log written by an older routewatch, in the JSONEachRow format it used then', async () => {
+    const dir = walDir();
+    const old = spanRows(3, 'legacy');
+    // What the log held before the positional layouts: one JSON object per row.
+    const wal = await WriteAheadLog.open({ dir, maxBytes: 64 * 1024 * 1024 });
+    await wal.append([
+      encodeRecord({
+        format: 'JSONEachRow',
+        writtenAtMs: Date.now(),
+        keys: old.map((row) => row.trace_id + row.span_id),
+        lines: old.map((row) => JSON.stringify(row)),
+      }),
+    ]);
+    await wal.close();
+    const writer = await walWriter(temp.store, dir);
+    expect(writer.walSnapshot()).toMatchObject({ replayedRecords: 1, rows: 3 });
+    await writer.flush();
+    const copies = await copiesBySpan();
+    expect([...copies.keys()].sort()).toEqual(old.map((row) => row.span_id).sort());
+    await writer.close();
+  });
+});
+
+describe('insert deduplication tokens on the embedded engine (migration 0030)', () => {
+  it('skips an insert whose token the table has seen, and only that one', async () => {
+    const body = Buffer.from(prepareRows(spanRows(3)).lines.join('\n') + '\n');
+    const token = deduplicationToken(body);
+    await temp.store.insertJsonEachRow('spans', body, {
+      ...SPAN_INSERT,
+      deduplicationToken: token,
+    });
+    await temp.store.insertJsonEachRow('spans', body, {
+      ...SPAN_INSERT,
+      deduplicationToken: token,
+    });
+    expect([...(await copiesBySpan()).values()]).toEqual([1, 1, 1]);
+    // The same rows under another token are inserted: the test above could fail.
+    await temp.store.insertJsonEachRow('spans', body, {
+      ...SPAN_INSERT,
+      deduplicationToken: `${token}-other`,
+    });
+    expect([...(await copiesBySpan()).values()]).toEqual([2, 2, 2]);
+  });
+});

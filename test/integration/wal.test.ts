@@ -1,0 +1,267 @@
+import { spawn } from 'node:child_process';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  SEGMENT_MAGIC,
+  WalError,
+  WriteAheadLog,
+  encodeRecord,
+  recordKeys,
+} from '../../collector/wal.js';
+import type { WalOptions } from '../../collector/wal.js';
+import { FIXTURES } from '../support/child-process.js';
+
+// The log on real files: segments, rotation, replay order, torn and damaged records, the
+// checkpoint of the insert in flight, and the lock.
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'routewatch-wal-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** A record of `rows` rows, each row naming its record and index. */
+function frame(name: string, rows = 3, pad = 0): Buffer {
+  const keys = Array.from({ length: rows }, (_, i) => `${name}/${i}`);
+  return encodeRecord({
+    format: 'JSONEachRow',
+    writtenAtMs: Date.now(),
+    keys,
+    lines: keys.map((key) => JSON.stringify({ key, pad: 'p'.repeat(pad) })),
+  });
+}
+
+async function rowsOf(wal: WriteAheadLog): Promise<string[]> {
+  const rows: string[] = [];
+  for (const entry of wal.entries()) {
+    const record = await wal.read(entry);
+    for (const line of record!.body.toString('utf8').split('\n').filter(Boolean))
+      rows.push((JSON.parse(line) as { key: string }).key);
+  }
+  return rows;
+}
+
+const segments = (dir: string) =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith('.wal'))
+    .sort();
+const quiet = () => {
+  const lines: string[] = [];
+  return {
+    lines,
+    log: {
+      warn: (_d: object, m: string) => lines.push(`warn ${m}`),
+      error: (_d: object, m: string) => lines.push(`error ${m}`),
+    },
+  };
+};
+const open = (options: Partial<WalOptions> & { dir: string }) =>
+  WriteAheadLog.open({ maxBytes: 64 * 1024 * 1024, ...options });
+
+describe('WriteAheadLog', () => {
+  it('rotates segments at their size, counts their bytes, and deletes them once stored', async () => {
+    const dir = tempDir();
+    const wal = await open({ dir, segmentBytes: 4096 });
+    for (let i = 0; i < 12; i++) await wal.append([frame(`r${i}`, 3, 300)]);
+    const files = segments(dir);
+    expect(files.length).toBeGreaterThan(3);
+    for (const file of files) expect(statSync(join(dir, file)).size).toBeLessThanOrEqual(4096);
+    const onDisk = files.reduce((sum, file) => sum + statSync(join(dir, file)).size, 0);
+    expect(wal.bytes).toBe(onDisk);
+    expect(wal.unstoredRows).toBe(36);
+
+    // Store the first half: the segments holding only those go.
+    await wal.release(wal.entries()[5]!.end);
+    expect(wal.entries()).toHaveLength(6);
+    expect(segments(dir).length).toBeLessThan(files.length);
+    expect(await rowsOf(wal)).toEqual(
+      Array.from({ length: 6 }, (_, i) => [0, 1, 2].map((j) => `r${i + 6}/${j}`)).flat(),
+    );
+    await wal.release(wal.entries().at(-1)!.end);
+    expect(wal.entries()).toHaveLength(0);
+    expect(segments(dir)).toHaveLength(1);
+    expect(wal.bytes).toBe(statSync(join(dir, segments(dir)[0]!)).size);
+    await wal.close();
+  });
+
+  it('replays what was not stored, in the order it was written, across segments and restarts', async () => {
+    const dir = tempDir();
+    let wal = await open({ dir, segmentBytes: 2048 });
+    for (let i = 0; i < 5; i++) await wal.append([frame(`a${i}`, 2, 200)]);
+    await wal.release(wal.entries()[1]!.end);
+    await wal.close();
+
+    wal = await open({ dir, segmentBytes: 2048 });
+    expect(wal.stats.replayedRecords).toBe(3);
+    expect(wal.stats.replayedRows).toBe(6);
+    await wal.append([frame('b0', 2, 200), frame('b1', 2, 200)]);
+    await wal.close();
+
+    wal = await open({ dir, segmentBytes: 2048 });
+    const expected = ['a2', 'a3', 'a4', 'b0', 'b1'].flatMap((r) => [`${r}/0`, `${r}/1`]);
+    expect(await rowsOf(wal)).toEqual(expected);
+    // The keys of every unstored row, for de-duplication of exporter retries.
+    expect(wal.takeReplayedKeys()).toEqual(expected);
+    await wal.close();
+  });
+
+  it('reads records back from disk when they are not kept in memory', async () => {
+    const dir = tempDir();
+    const wal = await open({ dir, cacheBytes: 0 });
+    await wal.append([frame('x', 4)]);
+    expect(wal.entries()[0]!.cached).toBeUndefined();
+    const record = await wal.read(wal.entries()[0]!);
+    expect(recordKeys(record!)).toEqual(['x/0', 'x/1', 'x/2', 'x/3']);
+    await wal.close();
+  });
+
+  it('cuts a torn record off the newest segment at open, and appends after it stay readable', async () => {
+    const dir = tempDir();
+    let wal = await open({ dir });
+    await wal.append([frame('kept0')]);
+    await wal.append([frame('kept1')]);
+    await wal.close();
+    const newest = join(dir, segments(dir).at(-1)!);
+    const whole = statSync(newest).size;
+    // An append the process died in: half a frame on disk.
+    const torn = frame('torn', 5);
+    appendFileSync(newest, torn.subarray(0, Math.floor(torn.length / 2)));
+
+    const { lines, log } = quiet();
+    wal = await open({ dir, log });
+    expect(wal.stats.tornRecordsDropped).toBe(1);
+    expect(lines).toEqual([expect.stringMatching(/^warn .*torn record/)]);
+    expect(statSync(newest).size).toBe(whole);
+    expect(await rowsOf(wal)).toEqual(
+      ['kept0', 'kept1'].flatMap((r) => [0, 1, 2].map((i) => `${r}/${i}`)),
+    );
+    await wal.append([frame('after')]);
+    await wal.close();
+
+    wal = await open({ dir });
+    expect(wal.stats.tornRecordsDropped).toBe(0);
+    expect(wal.entries().map((e) => e.rows)).toEqual([3, 3, 3]);
+    expect((await rowsOf(wal)).at(-1)).toBe('after/2');
+    await wal.close();
+  });
+
+  it('cuts a newest record whose checksum fails, and skips the rest of an older damaged segment', async () => {
+    const dir = tempDir();
+    let wal = await open({ dir, segmentBytes: 1024 });
+    for (let i = 0; i < 6; i++) await wal.append([frame(`r${i}`, 2, 150)]);
+    await wal.close();
+    const files = segments(dir);
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    // Damage the first record of the first segment (not the newest: a failing disk, not a crash).
+    const first = join(dir, files[0]!);
+    const bytes = readFileSync(first);
+    bytes[SEGMENT_MAGIC.length + 20]! ^= 0xff;
+    writeFileSync(first, bytes);
+
+    const { lines, log } = quiet();
+    wal = await open({ dir, segmentBytes: 1024, log });
+    expect(wal.stats.corruptRecords).toBe(1);
+    expect(lines).toEqual([
+      expect.stringMatching(/^error .*unreadable record in an older segment/),
+    ]);
+    const rows = await rowsOf(wal);
+    expect(rows).not.toContain('r0/0');
+    expect(rows.at(-1)).toBe('r5/1');
+    await wal.close();
+  });
+
+  it('remembers the insert in flight: after a restart the same range is retried, then forgotten', async () => {
+    const dir = tempDir();
+    let wal = await open({ dir });
+    for (const name of ['a', 'b', 'c']) await wal.append([frame(name)]);
+    await wal.markInFlight(wal.entries()[1]!.end);
+    await wal.close();
+
+    wal = await open({ dir });
+    expect(wal.inFlightEnd).toEqual(wal.entries()[1]!.end);
+    await wal.release(wal.entries()[1]!.end);
+    expect(wal.inFlightEnd).toBeUndefined();
+    await wal.close();
+
+    wal = await open({ dir });
+    expect(wal.inFlightEnd).toBeUndefined();
+    expect(await rowsOf(wal)).toEqual(['c/0', 'c/1', 'c/2']);
+    await wal.close();
+  });
+
+  it('is held by one log at a time, and takes over the lock of a process that is gone', async () => {
+    const dir = tempDir();
+    const wal = await open({ dir });
+    await expect(open({ dir })).rejects.toMatchObject({ code: 'WAL_LOCKED' });
+    await wal.close();
+
+    writeFileSync(join(dir, 'LOCK'), `${process.ppid}\n`);
+    const held = open({ dir });
+    await expect(held).rejects.toBeInstanceOf(WalError);
+    await expect(held).rejects.toThrow(/held by process \d+.*ROUTEWATCH_WAL_DIR/);
+
+    // A pid no process has (above the kernel's pid_max).
+    writeFileSync(join(dir, 'LOCK'), '99999999\n');
+    const taken = await open({ dir });
+    expect(readFileSync(join(dir, 'LOCK'), 'utf8').trim()).toBe(String(process.pid));
+    await taken.close();
+    expect(existsSync(join(dir, 'LOCK'))).toBe(false);
+  });
+
+  it('refuses to start on a file named like a segment that is not one', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, `${'7'.padStart(20, '0')}.wal`), 'not a log segment at all');
+    await expect(open({ dir })).rejects.toMatchObject({ code: 'WAL_UNKNOWN_FILE' });
+    // The lock of the failed open is released.
+    expect(existsSync(join(dir, 'LOCK'))).toBe(false);
+  });
+
+  it('keeps every acknowledged record of a process killed with SIGKILL mid-append', async () => {
+    const dir = tempDir();
+    const appender = spawn(process.execPath, [join(FIXTURES, 'wal-appender.mjs'), dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let acked = 0;
+    let stderr = '';
+    appender.stderr.on('data', (d: Buffer) => (stderr += d));
+    const exited = new Promise<void>((resolve) => appender.on('exit', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      appender.on('exit', () => reject(new Error(`the appender exited: ${stderr}`)));
+      appender.stdout.on('data', (d: Buffer) => {
+        const numbers = [...d.toString().matchAll(/acked (\d+)/g)].map((m) => Number(m[1]));
+        acked = Math.max(acked, ...numbers);
+        // Enough appends to have rotated segments a few times.
+        if (acked >= 300) resolve();
+      });
+    });
+    appender.kill('SIGKILL');
+    await exited;
+
+    const wal = await open({ dir, segmentBytes: 256 * 1024 });
+    const records = wal.entries().length;
+    // Every acknowledged append is there; at most the appends in flight after it too.
+    expect(records).toBeGreaterThanOrEqual(acked);
+    const rows = await rowsOf(wal);
+    expect(rows.slice(0, acked * 50)).toEqual(
+      Array.from({ length: acked }, (_, n) =>
+        Array.from({ length: 50 }, (_, i) => `record-${n + 1}-row-${i}`),
+      ).flat(),
+    );
+    await wal.close();
+  });
+});

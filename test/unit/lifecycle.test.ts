@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import type { Finding } from '../../analyzer/detectors.js';
+import { fingerprintOf, step } from '../../analyzer/lifecycle.js';
+import type { AlertRecord } from '../../analyzer/lifecycle.js';
+
+const settings = { pendingEvaluations: 2, resolveEvaluations: 2, repeatIntervalMs: 4 * 3_600_000 };
+const MINUTE = 60_000;
+
+function finding(status: Finding['status']): Finding {
+  return {
+    ruleId: 'success_rate_drop',
+    kind: 'success_rate_drop',
+    cohort: 'extraction',
+    route: 'small',
+    detail: '',
+    status,
+    summary: status,
+    baseline: {
+      label: 'success rate',
+      n: 1000,
+      value: 0.95,
+      interval: null,
+      description: 'trailing',
+    },
+    current: { label: 'success rate', n: 400, value: 0.8, interval: null, since: null },
+    statistic: 12,
+    threshold: 8,
+    effect: 0.15,
+  };
+}
+
+/** Runs a sequence of statuses, one evaluation a minute, and returns the events. */
+function run(statuses: Finding['status'][], start?: AlertRecord) {
+  let record = start;
+  const events: string[] = [];
+  statuses.forEach((status, i) => {
+    const result = step(record, finding(status), i * MINUTE, settings);
+    record = result.record;
+    if (result.event) events.push(`${result.event.kind}${result.event.notify ? '!' : ''}@${i}`);
+  });
+  return { events, record: record! };
+}
+
+describe('alert lifecycle', () => {
+  it('goes pending, fires after the hold, and resolves after the clear count, notifying twice', () => {
+    const { events, record } = run(['degraded', 'degraded', 'degraded', 'ok', 'ok', 'ok']);
+    expect(events).toEqual(['pending@0', 'firing!@1', 'resolved!@4']);
+    expect(record.state).toBe('resolved');
+    expect(record.incident).toBe(1);
+  });
+
+  it('clears a pending alert that does not hold, without notifying', () => {
+    expect(run(['degraded', 'ok', 'ok']).events).toEqual(['pending@0', 'cleared@1']);
+  });
+
+  it('never fires on insufficient data, and resolves a firing alert when the data goes', () => {
+    expect(run(['insufficient_data', 'insufficient_data']).events).toEqual([]);
+    expect(run(['degraded', 'degraded', 'insufficient_data', 'insufficient_data']).events).toEqual([
+      'pending@0',
+      'firing!@1',
+      'resolved!@3',
+    ]);
+  });
+
+  it('stays firing through one good evaluation (no flapping)', () => {
+    expect(run(['degraded', 'degraded', 'ok', 'degraded', 'ok', 'ok']).events).toEqual([
+      'pending@0',
+      'firing!@1',
+      'resolved!@5',
+    ]);
+  });
+
+  it('repeats the message every repeat interval while firing', () => {
+    const first = run(['degraded', 'degraded']);
+    const later = step(
+      first.record,
+      finding('degraded'),
+      MINUTE + settings.repeatIntervalMs,
+      settings,
+    );
+    expect(later.event).toMatchObject({ kind: 'repeat', notify: true });
+    const soon = step(
+      later.record,
+      finding('degraded'),
+      MINUTE + settings.repeatIntervalMs + MINUTE,
+      settings,
+    );
+    expect(soon.event).toBeUndefined();
+  });
+
+  it('opens a new incident after a resolve, with sequence numbers from the start', () => {
+    const first = run(['degraded', 'degraded', 'ok', 'ok']);
+    const again = step(first.record, finding('degraded'), 10 * MINUTE, settings);
+    expect(again.record.incident).toBe(2);
+    expect(again.event).toMatchObject({ kind: 'pending', incident: 2, seq: 1 });
+  });
+
+  it('fires at once with a hold of one evaluation', () => {
+    const result = step(undefined, finding('degraded'), 0, { ...settings, pendingEvaluations: 1 });
+    expect(result.event).toMatchObject({ kind: 'firing', notify: true });
+  });
+
+  it('computes the same transition twice from the same state (a crash between event and state)', () => {
+    const a = step(undefined, finding('degraded'), 0, settings);
+    const b = step(undefined, finding('degraded'), 0, settings);
+    expect(b.event).toEqual(a.event);
+    expect(a.record.fingerprint).toBe(
+      fingerprintOf('success_rate_drop', 'extraction', 'small', ''),
+    );
+  });
+});

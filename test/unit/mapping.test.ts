@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { compileMapping, parseMappingFile } from '../../collector/mapping.js';
+import type { MappedSpan } from '../../collector/mapping.js';
+import { SettingsFileError } from '../../collector/settings-file.js';
+
+const span = (
+  attributes: Record<string, string>,
+  resource: Record<string, string> = {},
+): MappedSpan => ({
+  name: 'x',
+  parentSpanId: '',
+  attributes,
+  resource,
+});
+
+describe('parseMappingFile', () => {
+  it('reads the documented example', () => {
+    const rules = parseMappingFile(`
+fields:
+  cohort:
+    - attribute: traceloop.association.properties.cohort
+    - resource: service.namespace
+  outcome:
+    - attribute: langfuse.trace.metadata.outcome
+      values: { resolved: success, handed_over: escalated }
+task_spans:
+  - attribute: traceloop.workflow.name
+`);
+    expect(rules.fields.cohort).toHaveLength(2);
+    expect(rules.task_spans).toEqual([{ attribute: 'traceloop.workflow.name' }]);
+  });
+
+  it.each([
+    [
+      'fields: { cohort: [ { attribute: a, resource: b } ] }',
+      /fields\.cohort\.0: give exactly one/,
+    ],
+    ['fields: { cohort: [ {} ] }', /give exactly one/],
+    ['fields: { cohrt: [ { attribute: a } ] }', /cohrt/],
+    [
+      'fields: { route: [ { attribute: a, pattern: "(" } ] }',
+      /fields\.route\.0\.pattern: not a valid regular expression/,
+    ],
+    ['task_spans: [ { equals: x } ]', /task_spans\.0: a condition needs/],
+    ['fields: { cohort: [] }', /fields\.cohort/],
+  ])('refuses %j naming the place', (text, message) => {
+    expect(() => parseMappingFile(text)).toThrow(SettingsFileError);
+    expect(() => parseMappingFile(text)).toThrow(message);
+  });
+});
+
+describe('compileMapping', () => {
+  it('takes the first source with a value, reading inside JSON and through a pattern', () => {
+    const mapping = compileMapping(
+      parseMappingFile(`
+fields:
+  cohort:
+    - attribute: missing
+    - attribute: metadata
+      json: routing.cohort
+    - attribute: fallback
+  route:
+    - attribute: gen_ai.request.model
+      pattern: "^gpt-4o-(mini)"
+      values: { mini: small }
+`),
+    );
+    expect(mapping.active).toBe(true);
+    expect(
+      mapping.derive(
+        span({
+          metadata: '{"routing":{"cohort":"faq"}}',
+          fallback: 'f',
+          'gen_ai.request.model': 'gpt-4o-mini',
+        }),
+      ),
+    ).toEqual({ cohort: 'faq', route: 'small' });
+    expect(
+      mapping.derive(
+        span({ metadata: 'not json', fallback: 'f', 'gen_ai.request.model': 'gpt-4o' }),
+      ),
+    ).toEqual({
+      cohort: 'f',
+    });
+  });
+
+  it('matches task spans on every part of a condition', () => {
+    const mapping = compileMapping(
+      parseMappingFile(`
+task_spans:
+  - attribute: ai.operationId
+    equals: ai.generateText
+    root: true
+  - resource: service.name
+    matches: "^agent-"
+    span_name: run
+`),
+    );
+    expect(mapping.isTaskSpan(span({ 'ai.operationId': 'ai.generateText' }))).toBe(true);
+    expect(
+      mapping.isTaskSpan({ ...span({ 'ai.operationId': 'ai.generateText' }), parentSpanId: 'ab' }),
+    ).toBe(false);
+    expect(mapping.isTaskSpan({ ...span({}, { 'service.name': 'agent-7' }), name: 'run' })).toBe(
+      true,
+    );
+    expect(mapping.isTaskSpan({ ...span({}, { 'service.name': 'web' }), name: 'run' })).toBe(false);
+  });
+
+  it('is inactive for an empty file', () => {
+    expect(compileMapping(parseMappingFile('')).active).toBe(false);
+  });
+});

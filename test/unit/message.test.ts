@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import type { AlertMessage } from '../../analyzer/message.js';
+import { slackMessage, titleOf, webhookBody } from '../../analyzer/message.js';
+import { retryAfterMs } from '../../analyzer/notifier.js';
+
+function sampleMessage(overrides: Partial<AlertMessage> = {}): AlertMessage {
+  return {
+    kind: 'firing',
+    fingerprint: 'abc',
+    incident: 1,
+    at: '2026-12-02T10:00:00.000Z',
+    severity: 'critical',
+    ruleId: 'success_rate_drop',
+    ruleKind: 'success_rate_drop',
+    ruleDescription: 'success rate drops',
+    cohort: 'extraction',
+    route: 'small',
+    detail: '',
+    title: titleOf('firing', { kind: 'success_rate_drop' }, 'extraction', 'small', ''),
+    finding: {
+      ruleId: 'success_rate_drop',
+      kind: 'success_rate_drop',
+      cohort: 'extraction',
+      route: 'small',
+      detail: '',
+      status: 'degraded',
+      summary: 'extraction × small: success rate 93.6% → 75.3% (n 2804 → 412)',
+      baseline: {
+        label: 'success rate',
+        n: 2804,
+        value: 0.936,
+        interval: { lower: 0.926, upper: 0.945 },
+        description: 'trailing 7 d before the current window',
+      },
+      current: {
+        label: 'success rate',
+        n: 412,
+        value: 0.753,
+        interval: { lower: 0.709, upper: 0.792 },
+        since: '2026-12-02T08:15:00.000Z',
+      },
+      statistic: 31.2,
+      threshold: 9.8,
+      effect: 0.18,
+    },
+    costs: [
+      {
+        route: 'small',
+        tasks: 412,
+        costPerSuccessfulTask: 0.0021,
+        interval: { lower: 0.0019, upper: 0.0023 },
+      },
+      {
+        route: 'large',
+        tasks: 120,
+        costPerSuccessfulTask: 0.0019,
+        interval: { lower: 0.0017, upper: 0.0021 },
+      },
+    ],
+    failureReasons: [
+      { reason: 'schema_invalid', tasks: 70, share: 0.7 },
+      { reason: 'wrong_answer', tasks: 30, share: 0.3 },
+    ],
+    fallbackReasons: [{ reason: 'validation_failed', tasks: 90, share: 0.9 }],
+    url: 'https://routewatch.example/?cohort=extraction&route=small',
+    ...overrides,
+  };
+}
+
+interface Block {
+  type: string;
+  text?: { type: string; text: string };
+  fields?: { text: string }[];
+  elements?: { url?: string; text?: unknown }[];
+}
+
+describe('slackMessage', () => {
+  it('says what degraded, baseline against now with n and intervals, both routes’ cost, top reasons and a link', () => {
+    const { text, blocks } = slackMessage(sampleMessage());
+    const all = JSON.stringify(blocks);
+    const typed = blocks as Block[];
+    expect(typed[0]).toMatchObject({
+      type: 'header',
+      text: { type: 'plain_text', text: 'extraction · small: success rate dropped' },
+    });
+    expect(all).toContain('*Now* 75.3 % (95 % CI 70.9–79.2 %), n = 412 since 2026-12-02 08:15 UTC');
+    expect(all).toContain('*Baseline* 93.6 % (95 % CI 92.6–94.5 %), n = 2,804');
+    expect(all).toContain('*small* $0.00210');
+    expect(all).toContain('*large* $0.00190');
+    expect(all).toContain('schema_invalid 70 %');
+    expect(all).toContain('validation_failed 90 %');
+    expect(typed.find((b) => b.type === 'actions')!.elements![0]!.url).toBe(sampleMessage().url);
+    // The plain-text fallback carries the same facts.
+    expect(text).toMatch(/^FIRING extraction · small: success rate dropped/);
+    expect(text).toContain('n = 412');
+    expect(text).toContain(sampleMessage().url);
+  });
+
+  it('keeps within Block Kit limits however long the names are', () => {
+    const long = 'x'.repeat(5_000);
+    const { text, blocks } = slackMessage(
+      sampleMessage({ title: long, finding: { ...sampleMessage().finding, summary: long } }),
+    );
+    const typed = blocks as Block[];
+    expect(typed.length).toBeLessThanOrEqual(50);
+    expect(typed[0]!.text!.text.length).toBeLessThanOrEqual(150);
+    for (const block of typed) {
+      if (block.text) expect(block.text.text.length).toBeLessThanOrEqual(3000);
+      for (const field of block.fields ?? []) expect(field.text.length).toBeLessThanOrEqual(2000);
+    }
+    expect(text.length).toBeLessThanOrEqual(3900);
+  });
+
+  it('marks a resolve and a repeat', () => {
+    expect(slackMessage(sampleMessage({ kind: 'resolved' })).text).toMatch(/^RESOLVED/);
+    expect((slackMessage(sampleMessage({ kind: 'repeat' })).blocks[0] as Block).text!.text).toMatch(
+      /^Still firing/,
+    );
+  });
+});
+
+describe('webhookBody', () => {
+  it('is the message as JSON with a version and a status', () => {
+    expect(webhookBody(sampleMessage())).toMatchObject({
+      version: 1,
+      status: 'firing',
+      cohort: 'extraction',
+      route: 'small',
+    });
+    expect(webhookBody(sampleMessage({ kind: 'resolved' }))).toMatchObject({ status: 'resolved' });
+  });
+});
+
+describe('retryAfterMs', () => {
+  it('reads seconds and HTTP dates, and nothing else', () => {
+    expect(retryAfterMs('3')).toBe(3000);
+    expect(retryAfterMs('Wed, 02 Dec 2026 10:00:05 GMT', Date.parse('2026-12-02T10:00:00Z'))).toBe(
+      5000,
+    );
+    expect(retryAfterMs(null)).toBeUndefined();
+    expect(retryAfterMs('soon')).toBeUndefined();
+  });
+});
