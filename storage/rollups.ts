@@ -7,7 +7,7 @@ import { sqlDir, splitStatements } from './migrations.js';
 import type { QueryParams, Store } from './store.js';
 
 /**
- * The rollups behind v_tasks and the window views (sql/migrations/0010, design in
+ * The rollups behind v_tasks and the window views (sql/migrations/0032, design in
  * docs/scaling.md). Materialized views copy every span and late outcome report into
  * `task_events`, keyed by task; a refresh brings `task_snapshot` (one row per task, keyed by the
  * hour it started) and `cohort_route_hourly` up to date with it, then moves

@@ -53,7 +53,7 @@ describe(`the cluster DDL, generated for cluster ${CLUSTER}`, () => {
       expect(statement, statement.slice(0, 80)).toMatch(new RegExp(`\\bON CLUSTER ${CLUSTER}\\b`));
     }
     const inserts = ddl.filter((s) => s.startsWith('INSERT INTO'));
-    // 0005 and 0008 copy late outcomes, 0010 copies the stored spans and reports to task_events.
+    // 0005 and 0008 copy late outcomes, 0032 copies the stored spans and reports to task_events.
     expect(inserts).toHaveLength(4);
     for (const insert of inserts) expect(insert).not.toMatch(/_local\b/);
   });

@@ -15,7 +15,7 @@ import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { BASE_MS, dateAt, nsAt } from '../support/time.js';
 
-// The rollups (task_events, task_snapshot, cohort_route_hourly; sql/migrations/0010) against the
+// The rollups (task_events, task_snapshot, cohort_route_hourly; sql/migrations/0032) against the
 // computation from raw spans (v_tasks_from_spans, v_cohort_route_window_from_spans), on generated
 // tasks (bench/analyzer/generate.ts: fallbacks, cascades, late outcomes and their retries,
 // duplicated exports, primary-route spans inserted last) and on tasks sent through the collector:

@@ -87,8 +87,8 @@ async function insertRows(table: string, rows: Record<string, unknown>[]): Promi
 }
 
 const readSpans = () => store.query('SELECT * FROM spans ORDER BY trace_id, span_id', {}, anyRow);
-// Costs to 12 decimals: before 0010 they were summed as Float64 in the order rows were read
-// (0.1 + 0.2 gave 0.30000000000000004), since 0010 exactly, as Decimal(38, 18).
+// Costs to 12 decimals: before 0032 they were summed as Float64 in the order rows were read
+// (0.1 + 0.2 gave 0.30000000000000004), since 0032 exactly, as Decimal(38, 18).
 const readTasks = (view: 'v_tasks' | 'v_tasks_from_spans' = 'v_tasks') =>
   store.query(
     `SELECT task_id, outcome, outcome_reason, reask, round(cleanup_cost_usd, 12) AS cleanup_cost_usd, round(cost_usd, 12) AS cost_usd, late_wins FROM ${view} ORDER BY task_id`,
