@@ -110,11 +110,13 @@ function compare(
   const mismatches: string[] = [];
   let p95Gap = 0;
   if (rollup.length !== raw.length) mismatches.push(`${rollup.length} rows, raw ${raw.length}`);
-  // Everything but the latency quantiles, which are t-digests on both sides, and the interval of
-  // cost per success, whose Σ cost² is a Float64 sum in another order on each side.
+  // Everything but the latency quantiles, which are t-digests on both sides, the interval of
+  // cost per success, whose Σ cost² is a Float64 sum in another order on each side, and the
+  // failure concentration, which the report adds and the raw window view does not have.
+  const skipped = new Set(['costPerSuccessfulTaskInterval', 'concentration']);
   const exactPart = (row: CohortRouteMetrics) =>
     JSON.stringify(row, (key, value: unknown) =>
-      key.endsWith('LatencyMs') || key === 'costPerSuccessfulTaskInterval' ? undefined : value,
+      key.endsWith('LatencyMs') || skipped.has(key) ? undefined : value,
     );
   rollup.forEach((row, i) => {
     const other = raw[i];
