@@ -7,11 +7,12 @@ import { TimeArgumentError, parseInstant, resolveWindow } from '../server/time.j
 import type { Evaluator } from './evaluator.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
+import { buildTimeseries, seriesOptionsOf } from './timeseries.js';
 import { DEFAULT_ADVICE, buildAdvice } from './advice.js';
 import { DEFAULT_GATE, GateRefError, parseRef, runGate } from './gate.js';
 import type { GateOptions, GateRef } from './gate.js';
 
-/** The analyzer's HTTP API: `GET /api/v1/report`, alerts and evaluation. */
+/** The analyzer's HTTP API: `GET /api/v1/report`, `GET /api/v1/timeseries`, alerts and evaluation. */
 export interface ApiRoutesOptions {
   store: Store;
   now: () => Date;
@@ -280,5 +281,17 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
         ...(query.minCases !== undefined ? { minCases: query.minCases } : {}),
       }),
     );
+  });
+
+  // The report's metrics per time bucket (v_cohort_route_timeseries), for charts and alerts.
+  app.get('/api/v1/timeseries', async (request) => {
+    const now = options.now();
+    const { bucket, cohort, route, ...windowPart } = (request.query ?? {}) as Record<
+      string,
+      unknown
+    >;
+    const window = windowOf(windowPart, now);
+    const series = seriesOptionsOf({ bucket, cohort, route }, window);
+    return readStore(() => buildTimeseries(options.store, window, series, now));
   });
 };

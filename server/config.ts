@@ -94,6 +94,20 @@ export const configSchema = z.object({
   ROUTEWATCH_PORT: integer(0, 65_535, 4318),
   ROUTEWATCH_DATA_DIR: z.preprocess(unset, z.string().default('./.routewatch')),
   CLICKHOUSE_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+  /**
+   * A ClickHouse cluster (a name from the servers' remote_servers): migrations run ON CLUSTER with
+   * Replicated tables and Distributed tables over them. Needs CLICKHOUSE_URL.
+   */
+  ROUTEWATCH_CLICKHOUSE_CLUSTER: z.preprocess(
+    unset,
+    z
+      .string()
+      .regex(
+        /^[A-Za-z_][A-Za-z0-9_]*$/,
+        'use the name remote_servers gives it (letters, digits, _)',
+      )
+      .optional(),
+  ),
   // Only an empty value is unset here: a token of spaces is a mistake to refuse, not "no token".
   ROUTEWATCH_TOKEN: z.preprocess(
     (v) => (v === '' ? undefined : v),
@@ -136,8 +150,21 @@ export const configSchema = z.object({
   ROUTEWATCH_INGEST_WORKER_HEAP_MB: integer(64, 16_384, 1_024),
 
   // Time: what is accepted and how long it is kept.
-  /** Raw spans are kept this long; older spans are refused at ingest. */
+  /** Raw spans are kept this long (a TTL on spans); older spans are refused at ingest. */
   ROUTEWATCH_RETENTION_DAYS: integer(1, 36_500, 30),
+  /**
+   * Task state, task snapshots and hourly rollups are kept this long (TTL): reports over older
+   * periods answer from them once the raw spans are gone. At least ROUTEWATCH_RETENTION_DAYS.
+   */
+  ROUTEWATCH_ROLLUP_RETENTION_DAYS: integer(1, 36_500, 400),
+  /**
+   * How often this process brings the rollups up to date with what was stored since; 0: never
+   * (where several processes share one store, one refresher is enough).
+   */
+  ROUTEWATCH_ROLLUP_INTERVAL: duration('10s', 0).refine(
+    (ms) => ms === 0 || ms >= 1_000,
+    'use 0 (no refresher in this process) or at least 1s',
+  ),
   /** Spans starting further ahead than this (a sender's clock) are refused. */
   ROUTEWATCH_MAX_CLOCK_SKEW: duration('1h', 0),
 
@@ -230,7 +257,28 @@ export function parseConfig(source: Record<string, string | undefined> = process
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
+  const conflicts = conflictsOf(parsed.data);
+  if (conflicts.length > 0) {
+    throw new ConfigError(`invalid configuration:\n${conflicts.map((c) => `  ${c}`).join('\n')}`);
+  }
   return parsed.data;
+}
+
+/** Settings valid alone but not together, each as `NAME: why`. */
+function conflictsOf(config: Config): string[] {
+  const conflicts: string[] = [];
+  if (config.ROUTEWATCH_ROLLUP_RETENTION_DAYS < config.ROUTEWATCH_RETENTION_DAYS) {
+    conflicts.push(
+      `ROUTEWATCH_ROLLUP_RETENTION_DAYS: must be at least ROUTEWATCH_RETENTION_DAYS (${config.ROUTEWATCH_RETENTION_DAYS}): ` +
+        'reports over a period answer from the rollups once its raw spans are gone',
+    );
+  }
+  if (config.ROUTEWATCH_CLICKHOUSE_CLUSTER !== undefined && config.CLICKHOUSE_URL === undefined) {
+    conflicts.push(
+      'ROUTEWATCH_CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL (the embedded store is one process, not a cluster)',
+    );
+  }
+  return conflicts;
 }
 
 /** The defaults, with some settings changed: for tests and embedding. */

@@ -51,6 +51,9 @@ export async function testApp(
     // Suites of other features read the store right after the answer: without the write-ahead
     // log the answer comes once the rows are stored. The log's suites turn it on.
     ROUTEWATCH_WAL: 'off',
+    // No rollup refresher: the views are exact without it, and the rollup suites refresh when
+    // they mean to.
+    ROUTEWATCH_ROLLUP_INTERVAL: '0',
     ...options.config,
   });
   const assembled = await assembleRoutewatch(config, store, {

@@ -77,6 +77,44 @@ describe('parseConfig', () => {
     expect(() => parseConfig({ [name]: value })).toThrow(new RegExp(name));
   });
 
+  it('keeps the rollups 400 days and refreshes them every 10 s by default', () => {
+    expect(parseConfig({})).toMatchObject({
+      ROUTEWATCH_ROLLUP_RETENTION_DAYS: 400,
+      ROUTEWATCH_ROLLUP_INTERVAL: 10_000,
+    });
+    expect(parseConfig({}).ROUTEWATCH_CLICKHOUSE_CLUSTER).toBeUndefined();
+  });
+
+  it.each([
+    [
+      { ROUTEWATCH_RETENTION_DAYS: '90', ROUTEWATCH_ROLLUP_RETENTION_DAYS: '60' },
+      /ROUTEWATCH_ROLLUP_RETENTION_DAYS: must be at least ROUTEWATCH_RETENTION_DAYS \(90\)/,
+    ],
+    [
+      { ROUTEWATCH_CLICKHOUSE_CLUSTER: 'main' },
+      /ROUTEWATCH_CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL/,
+    ],
+    [
+      { CLICKHOUSE_URL: 'http://ch:8123', ROUTEWATCH_CLICKHOUSE_CLUSTER: 'main; DROP' },
+      /ROUTEWATCH_CLICKHOUSE_CLUSTER/,
+    ],
+    [{ ROUTEWATCH_ROLLUP_INTERVAL: '100ms' }, /ROUTEWATCH_ROLLUP_INTERVAL/],
+  ])('refuses settings that do not go together: %j', (settings, message) => {
+    expect(() => parseConfig(settings)).toThrow(ConfigError);
+    expect(() => parseConfig(settings)).toThrow(message);
+  });
+
+  it('takes 0 as "no refresher in this process"', () => {
+    expect(parseConfig({ ROUTEWATCH_ROLLUP_INTERVAL: '0s' }).ROUTEWATCH_ROLLUP_INTERVAL).toBe(0);
+  });
+
+  it('takes a cluster with a server', () => {
+    expect(
+      parseConfig({ CLICKHOUSE_URL: 'http://ch:8123', ROUTEWATCH_CLICKHOUSE_CLUSTER: 'routewatch' })
+        .ROUTEWATCH_CLICKHOUSE_CLUSTER,
+    ).toBe('routewatch');
+  });
+
   it('turns the write-ahead log on by default, in the data directory, with a 1 GiB budget', () => {
     const config = parseConfig({});
     expect(config.ROUTEWATCH_WAL).toBe('on');
