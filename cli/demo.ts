@@ -229,7 +229,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         firing.size === 0
           ? '\nNo alert fired.\n'
           : `\nAlerts fired for ${[...firing].join(', ')} only; every other cohort stayed quiet. ` +
-              `See them with \`routewatch alerts\` or GET ${routewatch.url}/api/v1/alerts while routewatch runs.\n`,
+              (options.dataDir
+                ? `They are kept in ${options.dataDir}: \`ROUTEWATCH_DATA_DIR=${options.dataDir} routewatch start\`, ` +
+                  `then \`routewatch alerts\` or the dashboard shows them.\n`
+                : 'This run kept its data in a temporary directory, now removed; run the demo with ' +
+                  '`--data-dir DIR`, then `ROUTEWATCH_DATA_DIR=DIR routewatch start`, to look at ' +
+                  'them with `routewatch alerts` or the dashboard.\n'),
       );
       const notifier = routewatch.notifier;
       if (notifier) await waitForDelivery(() => notifier.stats(), out);

@@ -10,8 +10,8 @@ import type { SpanRow } from './normalize.js';
  * same for every span of a resource, so its JSON is made once.
  */
 
-/** The columns of layout spans.1, before the HTTP request counts (migration 0031). */
-const SPAN_COLUMNS_1 = [
+/** The typed columns of layout spans.1, before the two attribute maps that end every layout. */
+const TYPED_COLUMNS_1 = [
   'timestamp',
   'end_time',
   'duration_ns',
@@ -51,51 +51,14 @@ const SPAN_COLUMNS_1 = [
   'outcome_reason',
   'reask',
   'cleanup_cost_usd',
-  'attributes',
-  'resource',
 ] as const satisfies readonly (keyof SpanRow)[];
+
+/** The columns of layout spans.1, before the HTTP request counts (migration 0031). */
+const SPAN_COLUMNS_1 = [...TYPED_COLUMNS_1, 'attributes', 'resource'] as const;
 
 /** The columns of a line, in order: SpanRow's fields (layout spans.2). */
 export const SPAN_COLUMNS = [
-  'timestamp',
-  'end_time',
-  'duration_ns',
-  'trace_id',
-  'span_id',
-  'parent_span_id',
-  'name',
-  'span_kind',
-  'kind',
-  'service_name',
-  'scope_name',
-  'task_id',
-  'cohort',
-  'route',
-  'attempt',
-  'fallback_reason',
-  'policy_version',
-  'validation',
-  'confidence',
-  'provider',
-  'operation',
-  'request_model',
-  'response_model',
-  'input_tokens',
-  'output_tokens',
-  'cache_read_tokens',
-  'cache_creation_tokens',
-  'reasoning_tokens',
-  'cost_usd',
-  'cost_source',
-  'cost_note',
-  'price_ref',
-  'status_code',
-  'status_message',
-  'error_type',
-  'outcome',
-  'outcome_reason',
-  'reask',
-  'cleanup_cost_usd',
+  ...TYPED_COLUMNS_1,
   'http_attempts',
   'http_retry_wait_ms',
   'attributes',

@@ -20,14 +20,14 @@ import { AlertStore } from '../analyzer/alert-store.js';
 import { loadRules } from '../analyzer/rules.js';
 import type { RuleSet } from '../analyzer/rules.js';
 import { buildApp } from './app.js';
-import { assertSafeExposure } from './config.js';
+import { assertSafeExposure, batchDelayMs } from './config.js';
 import type { Config } from './config.js';
 
 /** The settings of each part, read from the one configuration. */
 export function writerOptions(config: Config): SpanWriterOptions {
   return {
     maxBatchRows: config.ROUTEWATCH_BATCH_ROWS,
-    maxDelayMs: config.ROUTEWATCH_BATCH_DELAY,
+    maxDelayMs: batchDelayMs(config),
     maxPendingRows: config.ROUTEWATCH_MAX_PENDING_ROWS,
     maxPendingBytes: config.ROUTEWATCH_MAX_PENDING_BYTES,
     maxQueueWaitMs: config.ROUTEWATCH_MAX_QUEUE_WAIT,

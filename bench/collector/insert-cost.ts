@@ -6,7 +6,11 @@
  * Merges are stopped on every table while measuring, so each figure is the insert alone; the tables
  * are emptied between rounds. CPU is this process's (chDB runs the engine in-process).
  *
+ * Then the cost by insert size: the same rows into `spans` in the writer's format (SPAN_INSERT),
+ * 500 to 10 000 rows per insert, merges stopped as well — what an insert costs whatever its size.
+ *
  * Usage: node dist/bench/collector/insert-cost.js [--rows 50000] [--rounds 3]
+ *        [--sizes 500,1000,2000,5000,10000]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createIngest } from '../../collector/ingest.js';
-import { SPAN_COLUMNS } from '../../collector/span-lines.js';
+import { SPAN_COLUMNS, SPAN_INSERT } from '../../collector/span-lines.js';
 import { configWith } from '../../server/config.js';
 import { ingestSettings } from '../../server/start.js';
 import { EmbeddedStore } from '../../storage/embedded-store.js';
@@ -28,6 +32,8 @@ const { values } = parseArgs({
   options: {
     rows: { type: 'string', default: '50000' },
     rounds: { type: 'string', default: '3' },
+    /** Rows per insert for the cost by insert size; empty to skip it. */
+    sizes: { type: 'string', default: '500,1000,2000,5000,10000' },
   },
 });
 const ROWS = Number(values.rows);
@@ -191,10 +197,62 @@ async function main(): Promise<void> {
           .padStart(7)}`,
       );
     }
+    await costBySize(store, lines);
     console.log(`\nload average after: ${loadAverage()}`);
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The writer's lines into `spans` (merges stopped), SIZES rows per insert, every size once per
+ * round in rotating order after a warm-up round; CPU per 1 000 rows and per insert.
+ */
+async function costBySize(store: EmbeddedStore, lines: readonly string[]): Promise<void> {
+  const sizes = values.sizes
+    .split(',')
+    .filter((size) => size.trim() !== '')
+    .map(Number);
+  if (sizes.length === 0) return;
+  await store.exec('SYSTEM STOP MERGES spans');
+  const bodies = new Map<number, Buffer[]>();
+  for (const size of sizes) {
+    const list: Buffer[] = [];
+    for (let i = 0; i < lines.length; i += size)
+      list.push(Buffer.from(lines.slice(i, i + size).join('\n') + '\n'));
+    bodies.set(size, list);
+  }
+  const cpu = new Map<number, number[]>(sizes.map((size) => [size, []]));
+  for (let round = 0; round < ROUNDS + 1; round++) {
+    const order = sizes.map((_, i) => sizes[(i + round) % sizes.length]!);
+    for (const size of order) {
+      await store.exec('TRUNCATE TABLE spans');
+      const before = process.cpuUsage();
+      for (const body of bodies.get(size)!)
+        await store.insertJsonEachRow('spans', body, SPAN_INSERT);
+      const used = process.cpuUsage(before);
+      const [count] = await store.query(
+        'SELECT count() AS n FROM spans',
+        {},
+        z.object({ n: z.coerce.number() }),
+      );
+      if (count!.n !== lines.length)
+        throw new Error(`spans holds ${count!.n} rows, not ${lines.length}`);
+      if (round > 0) cpu.get(size)!.push((used.user + used.system) / 1000);
+    }
+  }
+  await store.exec('SYSTEM START MERGES spans');
+  console.log(
+    `\nby insert size: ${lines.length} rows into spans (SPAN_INSERT, merges stopped), medians of ${ROUNDS}`,
+  );
+  console.log('rows per insert   CPU ms/1k rows   CPU ms per insert');
+  for (const size of sizes) {
+    const c = median(cpu.get(size)!);
+    const inserts = Math.ceil(lines.length / size);
+    console.log(
+      `${String(size).padStart(15)}   ${(c / (lines.length / 1000)).toFixed(1).padStart(14)}   ${(c / inserts).toFixed(1).padStart(17)}`,
+    );
   }
 }
 

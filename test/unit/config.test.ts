@@ -3,11 +3,12 @@ import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
   assertSafeExposure,
+  batchDelayMs,
   configWith,
   isLoopback,
   parseConfig,
 } from '../../server/config.js';
-import { walDir } from '../../server/start.js';
+import { walDir, writerOptions } from '../../server/start.js';
 import {
   TimeArgumentError,
   parseDuration,
@@ -47,11 +48,11 @@ describe('parseConfig', () => {
       ROUTEWATCH_PORT: 4318,
       ROUTEWATCH_MAX_BODY_BYTES: 20 * 1024 * 1024,
       ROUTEWATCH_MAX_QUEUE_WAIT: 5_000,
-      ROUTEWATCH_BATCH_DELAY: 200,
       ROUTEWATCH_RETENTION_DAYS: 30,
       ROUTEWATCH_URL: 'http://127.0.0.1:4318',
     });
     expect(config.ROUTEWATCH_TOKEN).toBeUndefined();
+    expect(config.ROUTEWATCH_BATCH_DELAY).toBeUndefined();
   });
 
   it('treats empty values as unset and reads durations with units', () => {
@@ -85,6 +86,23 @@ describe('parseConfig', () => {
     expect(walDir(parseConfig({ ROUTEWATCH_DATA_DIR: '/var/lib/rw' }))).toBe('/var/lib/rw/wal');
     expect(walDir(parseConfig({ ROUTEWATCH_WAL_DIR: '/logs/wal' }))).toBe('/logs/wal');
     expect(parseConfig({ ROUTEWATCH_WAL: 'off' }).ROUTEWATCH_WAL).toBe('off');
+  });
+
+  it('waits 1 s to fill an insert with the log and not at all without it, unless told', () => {
+    // With the log no answer waits for the insert, so fewer, larger inserts cost the engine less;
+    // without it every answer waits for its insert.
+    expect(batchDelayMs(parseConfig({}))).toBe(1_000);
+    expect(writerOptions(parseConfig({})).maxDelayMs).toBe(1_000);
+    expect(batchDelayMs(parseConfig({ ROUTEWATCH_WAL: 'off' }))).toBe(0);
+    expect(writerOptions(parseConfig({ ROUTEWATCH_WAL: 'off' })).maxDelayMs).toBe(0);
+    for (const wal of ['on', 'off']) {
+      expect(
+        batchDelayMs(parseConfig({ ROUTEWATCH_WAL: wal, ROUTEWATCH_BATCH_DELAY: '50ms' })),
+      ).toBe(50);
+      expect(batchDelayMs(parseConfig({ ROUTEWATCH_WAL: wal, ROUTEWATCH_BATCH_DELAY: '0' }))).toBe(
+        0,
+      );
+    }
   });
 
   it('refuses to listen beyond loopback without a token', () => {
