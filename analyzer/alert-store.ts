@@ -32,6 +32,8 @@ const stateRow = z.object({
   evaluated_at: time,
 });
 
+const resolvedRow = z.object({ fingerprint: z.string(), resolved_at: time });
+
 const eventRow = z.object({
   fingerprint: z.string(),
   incident: num,
@@ -78,6 +80,15 @@ export class AlertStore {
       {},
       stateRow,
     );
+    // The last resolution of each alert, from its events (written before its state): the
+    // evidence before it is spent (lifecycle.ts evidenceFrom).
+    const resolutions = await this.store.query(
+      `SELECT fingerprint, max(at) AS resolved_at FROM alert_events FINAL
+       WHERE kind = 'resolved' GROUP BY fingerprint`,
+      {},
+      resolvedRow,
+    );
+    const resolvedAt = new Map(resolutions.map((r) => [r.fingerprint, r.resolved_at]));
     return rows.map((r) => ({
       fingerprint: r.fingerprint,
       ruleId: r.rule_id,
@@ -91,6 +102,7 @@ export class AlertStore {
       incident: r.incident,
       seq: r.seq,
       lastNotifiedAt: r.last_notified_at,
+      resolvedAt: resolvedAt.get(r.fingerprint) ?? null,
       finding: r.finding,
       evaluatedAt: r.evaluated_at,
     }));

@@ -19,6 +19,12 @@ import type { CusumResult, Interval } from './stats.js';
  * over the rule's monitors), so evaluating every minute over a growing window stays valid.
  * Below the minimum sample the finding is `insufficient_data`; an alarm also needs the observed
  * change to reach `minEffect`.
+ *
+ * Two things keep that budget honest. The baseline is an estimate, not the truth: each window's
+ * evidence is discounted for the trials the baseline holds (stats.ts referenceDiscount), or a
+ * baseline that sits low by chance raises false alarms on a rare event. And evidence that has
+ * fired and resolved is spent (`evidenceFromMs`): a new incident needs windows after it, as a
+ * CUSUM restarts after an alarm.
  */
 
 export type FindingStatus = 'ok' | 'degraded' | 'insufficient_data';
@@ -77,6 +83,11 @@ export interface MonitorInput {
   large?: TaskCounts;
   /** Monitors of this rule evaluated this round: the α budget is split among them. */
   monitors: number;
+  /**
+   * Evidence before this instant is spent: the monitor's last incident resolved then
+   * (lifecycle.ts evidenceFrom), and only windows starting at or after it may raise a new one.
+   */
+  evidenceFromMs?: number | null;
 }
 
 const sum = (buckets: readonly TaskCounts[]) =>
@@ -186,6 +197,29 @@ const smoothed = (events: number, trials: number) => (events + 0.5) / (trials + 
 
 const clampRate = (p: number) => Math.min(0.999, Math.max(0.0005, p));
 
+/** Relative variance of a rate estimated from counts, Var(p̂)/p²: (1 − p)/(n·p). */
+const relativeVariance = (events: number, trials: number) => {
+  const p = smoothed(events, trials);
+  return (1 - p) / (trials * p);
+};
+
+/** The first bucket a window may start at: the ones before `evidenceFromMs` are spent. */
+function firstBucket(input: MonitorInput): number {
+  if (input.evidenceFromMs === undefined || input.evidenceFromMs === null) return 0;
+  const index = Math.ceil((input.evidenceFromMs - input.fromMs) / input.bucketMs);
+  return Math.min(input.current.length, Math.max(0, index));
+}
+
+/** A CUSUM over the buckets from `first` on, its window start counted from the first bucket. */
+function fromBucket<B>(
+  buckets: readonly B[],
+  first: number,
+  cusum: (buckets: readonly B[]) => CusumResult | null,
+): CusumResult | null {
+  const result = cusum(first > 0 ? buckets.slice(first) : buckets);
+  return result && { ...result, start: result.start + first };
+}
+
 function side(label: string, n: number, events: number, shown: (rate: number) => number): Side {
   if (n <= 0) return { label, n, value: null, interval: null };
   const rate = events / n;
@@ -275,6 +309,8 @@ function bernoulliFinding(
   }
   // Concentration compares with the rest of the traffic, now, as it compared in the baseline.
   let p0: number;
+  // The trials p0 was estimated from (p95: the baseline's quantile, exceeded by 5 % ± its error).
+  let referenceTrials = baseN;
   if (rule.kind === 'failure_concentration') {
     const rest = input.rest;
     if (!rest?.baseline || rest.current.known < settings.minTasks) {
@@ -298,6 +334,13 @@ function bernoulliFinding(
     const ratio =
       smoothed(base.failures, base.known) / smoothed(rest.baseline.failures, rest.baseline.known);
     p0 = clampRate(smoothed(rest.current.failures, rest.current.known) * ratio);
+    // p0 is a product of three estimates: its relative variance is (about) the sum of theirs, and
+    // the trials of a plain baseline with that much error are (1 − p0)/(p0·variance).
+    const variance =
+      relativeVariance(base.failures, base.known) +
+      relativeVariance(rest.baseline.failures, rest.baseline.known) +
+      relativeVariance(rest.current.failures, rest.current.known);
+    referenceTrials = (1 - p0) / (p0 * variance);
   } else {
     if (baseN < settings.minBaselineTasks) {
       return insufficient(
@@ -316,7 +359,9 @@ function bernoulliFinding(
     n: kind.trials(c, detail),
     x: kind.events(c, detail),
   }));
-  const result = bernoulliCusum(buckets, p0, p1, settings.minTasks);
+  const result = fromBucket(buckets, firstBucket(input), (list) =>
+    bernoulliCusum(list, p0, p1, settings.minTasks, referenceTrials),
+  );
   const h = threshold(
     expectedPerHorizon(input, settings, currentN, baseN),
     input.monitors,
@@ -420,11 +465,19 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
       reference.tasks,
     );
   }
-  const result = gaussianCusum(
+  // R0 is an estimate from the reference: Var(R̂0) by the delta method (as costPerSuccess). It
+  // moves each task's mean by ∂(c − R·s)/∂R0 = successShare·(null R / R0), so the window sum's
+  // error is that of a baseline of variance / (∂² · Var(R̂0)) trials.
+  const referenceShare = reference.successes / reference.tasks;
+  const referenceError =
+    costVariance(reference, r0) / (reference.tasks * referenceShare * referenceShare);
+  const perUnit = successShare * (nullPerSuccess / r0);
+  const referenceTrials =
+    referenceError > 0 ? variance / (perUnit * perUnit * referenceError) : Infinity;
+  const result = fromBucket(
     costBuckets(input.current, nullPerSuccess),
-    shift,
-    variance,
-    settings.minTasks,
+    firstBucket(input),
+    (list) => gaussianCusum(list, shift, variance, settings.minTasks, referenceTrials),
   );
   const h = threshold(
     expectedPerHorizon(input, settings, now.tasks, reference.tasks),
@@ -473,10 +526,14 @@ function conclude(
     threshold: h,
   };
   if (!result) {
+    const first = firstBucket(input);
     return {
       ...base,
       status: 'insufficient_data',
-      summary: `no window of at least ${settings.minTasks} in the current window`,
+      summary:
+        first > 0
+          ? `no window of at least ${settings.minTasks} since the last alert resolved (${new Date(input.fromMs + first * input.bucketMs).toISOString()})`
+          : `no window of at least ${settings.minTasks} in the current window`,
       current: { ...baselineSide, n: 0, value: null, interval: null, since: null },
       statistic: null,
       effect: null,

@@ -2,7 +2,7 @@ import type { Store } from '../storage/store.js';
 import { AlertStore } from './alert-store.js';
 import { detect } from './detectors.js';
 import type { Finding, MonitorInput } from './detectors.js';
-import { fingerprintOf, step } from './lifecycle.js';
+import { evidenceFrom, fingerprintOf, step } from './lifecycle.js';
 import type { AlertEvent, AlertRecord } from './lifecycle.js';
 import { titleOf } from './message.js';
 import type { AlertMessage, CostOnRoute, ReasonShare } from './message.js';
@@ -257,10 +257,16 @@ export class Evaluator {
       });
       inputs.push(...ruleInputs);
     }
+    // Each monitor tests only the evidence after its last incident resolved (lifecycle.ts).
+    const previous = new Map((await this.alerts.states()).map((r) => [r.fingerprint, r]));
+    for (const input of inputs) {
+      input.evidenceFromMs = evidenceFrom(
+        previous.get(fingerprintOf(input.rule.id, input.cohort, input.route, input.detail)),
+      );
+    }
     const findings = inputs.map((input) => detect(input, evaluation));
 
     // Lifecycle: every finding, and every known alert with no finding this time (no data at all).
-    const previous = new Map((await this.alerts.states()).map((r) => [r.fingerprint, r]));
     const seen = new Set<string>();
     const steps: {
       record: AlertRecord;

@@ -32,6 +32,11 @@ export interface AlertRecord {
   /** Events emitted so far in this incident: the last event's sequence number. */
   seq: number;
   lastNotifiedAt: number | null;
+  /**
+   * When the last incident resolved (ms), null if none has: the evidence before it is spent
+   * (evidenceFrom), read back from the resolved events (alert-store.ts).
+   */
+  resolvedAt: number | null;
   /** The latest finding. */
   finding: Finding;
   evaluatedAt: number;
@@ -66,6 +71,16 @@ export interface Step {
   event: AlertEvent | undefined;
 }
 
+/**
+ * The instant before which a monitor's evidence is spent: its last resolution. The windows that
+ * made an incident fire, and then fell below the threshold for `resolveEvaluations`, must not
+ * raise the next one — a CUSUM restarts after an alarm. Without this, one stretch of bad luck
+ * re-fires the same alert each time a new bucket nudges its statistic back over the threshold.
+ */
+export function evidenceFrom(record: AlertRecord | undefined): number | null {
+  return record?.resolvedAt ?? null;
+}
+
 /** One evaluation's step for one alert. */
 export function step(
   previous: AlertRecord | undefined,
@@ -90,6 +105,7 @@ export function step(
     incident: 0,
     seq: 0,
     lastNotifiedAt: null,
+    resolvedAt: null,
     finding,
     evaluatedAt: now,
   };
@@ -143,7 +159,7 @@ export function step(
       const clearCount = prev.clearCount + 1;
       if (clearCount >= settings.resolveEvaluations) {
         return emit(
-          { ...base, state: 'resolved', since: now, clearCount, pendingCount: 0 },
+          { ...base, state: 'resolved', since: now, clearCount, pendingCount: 0, resolvedAt: now },
           'resolved',
           true,
         );

@@ -170,17 +170,36 @@ export interface CusumResult {
 }
 
 /**
+ * How much a window's evidence is worth when the null value it is tested against (p₀, R₀) is
+ * itself estimated from `referenceTrials` trials: the divisor of its log-likelihood ratio.
+ *
+ * An error ε in the estimate shifts a window of n trials by n·ε, so the window's excess over the
+ * estimate has variance n·σ²·(1 + n/N) instead of n·σ² (the two-sample variance 1/n + 1/N, over
+ * 1/n). A CUSUM's false-alarm rate is exponential in its threshold over that variance, so a
+ * plug-in estimate that happens to sit low multiplies the false alarms of every long window: a
+ * rare event over a week of a small cohort (a few hundred events) gives p₀ a relative error of
+ * 5–10 %, which tripled the false alerts of the reask rule (docs/benchmarks.md). Dividing each
+ * window's LLR by 1 + n/N puts it back on the scale the threshold assumes; with a reference much
+ * larger than the window it changes nothing. Infinity (no estimation error) gives 1.
+ */
+export function referenceDiscount(windowTrials: number, referenceTrials: number): number {
+  return referenceTrials > 0 ? 1 + windowTrials / referenceTrials : Infinity;
+}
+
+/**
  * Bernoulli CUSUM for a rise of an event rate from p0 to p1 (> p0), over buckets in time order:
  * the largest log-likelihood ratio Σ [x·ln(p1/p0) + (n − x)·ln((1 − p1)/(1 − p0))] of any window
  * of whole buckets ending at the last one — CUSUM restricted to bucket boundaries, computed from
  * scratch at each evaluation (no state to lose). Windows with fewer than `minN` trials are not
- * candidates: below the minimum sample there is no evidence to alarm on.
+ * candidates: below the minimum sample there is no evidence to alarm on. When p0 was estimated
+ * from `referenceTrials` trials, each window's ratio is discounted for that (referenceDiscount).
  */
 export function bernoulliCusum(
   buckets: readonly BernoulliBucket[],
   p0: number,
   p1: number,
   minN: number,
+  referenceTrials = Infinity,
 ): CusumResult | null {
   const up = Math.log(p1 / p0);
   const down = Math.log((1 - p1) / (1 - p0));
@@ -193,8 +212,9 @@ export function bernoulliCusum(
     llr += bucket.x * up + (bucket.n - bucket.x) * down;
     n += bucket.n;
     x += bucket.x;
-    if (n >= minN && (best === null || llr > best.statistic)) {
-      best = { statistic: llr, start: i, n, x };
+    const statistic = llr / referenceDiscount(n, referenceTrials);
+    if (n >= minN && (best === null || statistic > best.statistic)) {
+      best = { statistic, start: i, n, x };
     }
   }
   return best;
@@ -202,13 +222,15 @@ export function bernoulliCusum(
 
 /**
  * Gaussian CUSUM for a rise of a per-task mean from 0 to `shift` (variance σ²): the largest
- * Σ (shift/σ²)·(z − shift/2) of a window of whole buckets ending at the last one.
+ * Σ (shift/σ²)·(z − shift/2) of a window of whole buckets ending at the last one, discounted for
+ * the reference the zero was set from (`referenceTrials`, as in bernoulliCusum).
  */
 export function gaussianCusum(
   buckets: readonly GaussianBucket[],
   shift: number,
   variance: number,
   minN: number,
+  referenceTrials = Infinity,
 ): CusumResult | null {
   const scale = shift / variance;
   let best: CusumResult | null = null;
@@ -220,8 +242,9 @@ export function gaussianCusum(
     llr += scale * (bucket.sum - (bucket.n * shift) / 2);
     n += bucket.n;
     sum += bucket.sum;
-    if (n >= minN && (best === null || llr > best.statistic)) {
-      best = { statistic: llr, start: i, n, x: sum };
+    const statistic = llr / referenceDiscount(n, referenceTrials);
+    if (n >= minN && (best === null || statistic > best.statistic)) {
+      best = { statistic, start: i, n, x: sum };
     }
   }
   return best;

@@ -21,7 +21,7 @@
 import { parseArgs } from 'node:util';
 import { detect } from '../../analyzer/detectors.js';
 import type { MonitorInput } from '../../analyzer/detectors.js';
-import { step } from '../../analyzer/lifecycle.js';
+import { evidenceFrom, step } from '../../analyzer/lifecycle.js';
 import type { AlertRecord } from '../../analyzer/lifecycle.js';
 import { resolveRules } from '../../analyzer/rules.js';
 import type { RuleKind } from '../../analyzer/rules.js';
@@ -316,8 +316,11 @@ function runStream(scenario: Scenario, seed: number): Outcome {
         inputs.filter((x) => x.currentTotal!.tasks >= settings.minTasks).length,
       );
       for (const input of inputs) {
-        const finding = detect({ ...input, monitors: testable }, settings);
         const fp = `${kind}\t${input.cohort}\t${input.route}`;
+        const finding = detect(
+          { ...input, monitors: testable, evidenceFromMs: evidenceFrom(states.get(fp)) },
+          settings,
+        );
         const result = step(states.get(fp), finding, now * MINUTE, settings);
         states.set(fp, result.record);
         if (result.event?.kind !== 'firing') continue;

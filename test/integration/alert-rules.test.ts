@@ -250,4 +250,25 @@ describe('alert rules on crafted traffic', () => {
       ).toBe('resolved');
     }
   });
+
+  it('spend the evidence of a resolved incident: the same degraded windows raise nothing again', async () => {
+    // Evaluated as at the first firing, the current window again holds the whole degraded period,
+    // but it lies before the resolutions stored in ClickHouse.
+    const result = await evaluate(HEALTHY_FROM + 180_000);
+    for (const alert of firing) {
+      const finding = (result.findings as (AlertRow & { status: string; summary: string })[]).find(
+        (f) =>
+          f.rule === alert.rule &&
+          f.cohort === alert.cohort &&
+          f.route === alert.route &&
+          f.detail === alert.detail,
+      );
+      expect(finding?.status, `${alert.rule} ${alert.cohort} ${alert.route}`).toBe(
+        'insufficient_data',
+      );
+      expect(finding?.summary).toMatch(/since the last alert resolved/);
+    }
+    const after = await alerts();
+    expect(after.filter((a) => a.state === 'firing' || a.state === 'pending')).toEqual([]);
+  });
 });

@@ -16,12 +16,13 @@ const HOUR = 3_600_000;
 const T = Date.now() - 60_000;
 const DEGRADED_FROM = T - 12 * HOUR;
 const HEALTHY_FROM = T - 6 * HOUR;
-const RULES = parseRules(`
+const RULES_FILE = `
 evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2 }
 rules:
   - { id: success_rate_drop, cohorts: [alpha, beta, gamma] }
 ${['cost_per_success_rise', 'cheaper_than_large', 'fallback_rate_spike', 'fallback_reason_shift', 'invisible_fallbacks', 'cascades', 'reask_rise', 'escalation_rise', 'p95_regression', 'failure_concentration', 'unpriced_rise', 'loop_rate_rise', 'retry_rise'].map((id) => `  - { id: ${id}, enabled: false }`).join('\n')}
-`);
+`;
+const RULES = parseRules(RULES_FILE);
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 let slack: WebhookReceiver;
@@ -29,10 +30,10 @@ const apps: TestApp[] = [];
 
 async function appWith(
   channels = [slackChannel('')],
-  options: { minIntervalMs?: number; log?: Writable } = {},
+  options: { minIntervalMs?: number; log?: Writable; rules?: typeof RULES } = {},
 ) {
   const rw = await testApp(temp.store, {
-    rules: RULES,
+    rules: options.rules ?? RULES,
     channels: channels.map((c) => ({ ...c, url: c.url || slack.url })),
     notifier: {
       minIntervalMs: options.minIntervalMs ?? 300,
@@ -225,8 +226,16 @@ describe('alert notifications', () => {
   it('send the generic webhook its own JSON body, on its own queue', async () => {
     const hook = await startWebhookReceiver();
     try {
-      const rw = await appWith([webhookChannel(hook.url)]);
-      // A new incident: a fourth evaluation time back in the degraded period.
+      // New incidents: the same degraded period seen by a rule of its own. (success_rate_drop
+      // resolved at T + 1 min, and the evidence before a resolution is spent: going back in time
+      // would raise nothing.)
+      const rules = parseRules(
+        RULES_FILE.replace(
+          '- { id: success_rate_drop, cohorts',
+          '- { id: success_rate_drop, enabled: false }\n  - { id: hook_drop, kind: success_rate_drop, cohorts',
+        ),
+      );
+      const rw = await appWith([webhookChannel(hook.url)], { rules });
       await evaluateAt(rw, HEALTHY_FROM + 240_000);
       await evaluateAt(rw, HEALTHY_FROM + 300_000);
       await until(() => hook.delivered().length === 3, 'three webhook messages');
@@ -234,7 +243,7 @@ describe('alert notifications', () => {
         expect(body).toMatchObject({
           version: 1,
           status: 'firing',
-          ruleId: 'success_rate_drop',
+          ruleId: 'hook_drop',
           route: 'small',
         });
         expect(body['finding']).toMatchObject({ status: 'degraded' });

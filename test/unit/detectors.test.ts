@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { detect } from '../../analyzer/detectors.js';
 import type { MonitorInput } from '../../analyzer/detectors.js';
+import { evidenceFrom, step } from '../../analyzer/lifecycle.js';
 import { parseRules } from '../../analyzer/rules.js';
 import { emptyCounts } from '../../analyzer/series.js';
 import type { TaskCounts } from '../../analyzer/series.js';
@@ -86,5 +87,146 @@ describe('retry_rise', () => {
     const finding = detect(monitor(calmer, calls(2_450, 2_450, 490)), evaluation);
     expect(finding.status).toBe('ok');
     expect(finding.current.value).toBe(0);
+  });
+});
+
+const FROM = Date.UTC(2026, 11, 1);
+/** Hourly buckets: 50 counted calls each, `bad` retried in the listed hours and 1 otherwise. */
+function retries(badHours: (hour: number) => boolean, bad = 8): TaskCounts[] {
+  return Array.from({ length: 24 }, (_, hour) => calls(50, 50, badHours(hour) ? bad : 1));
+}
+
+describe('the estimated baseline', () => {
+  const p1Of = (p0: number) => p0 + rules.find((r) => r.kind === 'retry_rise')!.detect;
+  const llr = (n: number, x: number, p0: number) => {
+    const p1 = p1Of(p0);
+    return x * Math.log(p1 / p0) + (n - x) * Math.log((1 - p1) / (1 - p0));
+  };
+
+  it('discounts the evidence by 1 + n/N for the N trials the baseline rate came from', () => {
+    // The same 2 % baseline rate from 2 450 calls (a week of a small route) and from 100 times more.
+    const current = retries(() => true, 4);
+    const small = detect(monitor(current, BASELINE), evaluation);
+    const large = detect(monitor(current, calls(245_000, 245_000, 4_900)), evaluation);
+    for (const [finding, trials, events] of [
+      [small, 2_450, 49],
+      [large, 245_000, 4_900],
+    ] as const) {
+      const n = finding.current.n;
+      const x = Math.round(finding.current.value! * n);
+      expect(n).toBe(1_200);
+      const p0 = (events + 0.5) / (trials + 1);
+      expect(finding.statistic!).toBeCloseTo(llr(n, x, p0) / (1 + n / trials), 6);
+    }
+    expect(small.statistic!).toBeLessThan(large.statistic! * 0.7);
+  });
+
+  it('discounts the cost CUSUM for the tasks its cost per success came from', () => {
+    // A steady 30 % rise in cost per success; the baseline the same week, counted once or 100 times.
+    const costs = (tasks: number, mean: number): TaskCounts => ({
+      ...emptyCounts(),
+      tasks,
+      known: tasks,
+      successes: 0.9 * tasks,
+      cost: mean * tasks,
+      costSquared: (mean * mean + 0.00002) * tasks,
+      successCost: 0.9 * mean * tasks,
+    });
+    const scaled = (c: TaskCounts, k: number): TaskCounts => ({
+      ...c,
+      tasks: c.tasks * k,
+      known: c.known * k,
+      successes: c.successes * k,
+      cost: c.cost * k,
+      costSquared: c.costSquared * k,
+      successCost: c.successCost * k,
+    });
+    const rule = rules.find((r) => r.kind === 'cost_per_success_rise')!;
+    const current = Array.from({ length: 24 }, () => costs(50, 0.013));
+    const baseline = costs(1_200, 0.01);
+    const input = (reference: TaskCounts): MonitorInput => ({
+      ...monitor(current, reference),
+      rule,
+    });
+    const once = detect(input(baseline), evaluation);
+    const often = detect(input(scaled(baseline, 100)), evaluation);
+    expect(once.current.since).toBe(new Date(FROM).toISOString());
+    expect(often.current.since).toBe(new Date(FROM).toISOString());
+    // Same mean and variance, so the same raw evidence: only the discounts differ.
+    expect(once.statistic! / often.statistic!).toBeCloseTo((1 + 1_200 / 120_000) / (1 + 1), 6);
+  });
+});
+
+describe('spent evidence (evidenceFromMs)', () => {
+  const at = (hours: number) => FROM + hours * HOUR;
+  // 16 % of calls retried for the first 12 hours of the window, 2 % since.
+  const early = retries((hour) => hour < 12);
+
+  it('fires on the early rise while its evidence is unspent', () => {
+    const finding = detect({ ...monitor(early, BASELINE), evidenceFromMs: null }, evaluation);
+    expect(finding.status).toBe('degraded');
+    expect(finding.current.since).toBe(new Date(FROM).toISOString());
+  });
+
+  it('does not fire again on windows before the last resolution', () => {
+    const finding = detect({ ...monitor(early, BASELINE), evidenceFromMs: at(12) }, evaluation);
+    expect(finding.status).toBe('ok');
+    expect(finding.statistic!).toBeLessThan(finding.threshold!);
+    expect(Date.parse(finding.current.since!)).toBeGreaterThanOrEqual(at(12));
+  });
+
+  it('skips the bucket the resolution fell in, and ignores a resolution before the window', () => {
+    // One bad hour (45 of 50 calls retried) at hour 11.
+    const spike = retries((hour) => hour === 11, 45);
+    const at11 = detect({ ...monitor(spike, BASELINE), evidenceFromMs: at(11) }, evaluation);
+    expect(at11.status).toBe('degraded');
+    expect(at11.current.since).toBe(new Date(at(11)).toISOString());
+    const within = detect({ ...monitor(spike, BASELINE), evidenceFromMs: at(11.5) }, evaluation);
+    expect(within.status).toBe('ok');
+    expect(Date.parse(within.current.since!)).toBeGreaterThanOrEqual(at(12));
+    const before = detect({ ...monitor(early, BASELINE), evidenceFromMs: at(-48) }, evaluation);
+    expect(before).toEqual(detect(monitor(early, BASELINE), evaluation));
+  });
+
+  it('fires on a new rise after the resolution, its window starting after it', () => {
+    const again = retries((hour) => hour < 12 || hour >= 18);
+    const finding = detect({ ...monitor(again, BASELINE), evidenceFromMs: at(12) }, evaluation);
+    expect(finding.status).toBe('degraded');
+    expect(finding.current.since).toBe(new Date(at(18)).toISOString());
+  });
+
+  it('is insufficient data when too few trials follow the resolution', () => {
+    // One hourly bucket of 50 calls after the resolution, below the minimum 100.
+    const finding = detect({ ...monitor(early, BASELINE), evidenceFromMs: at(23) }, evaluation);
+    expect(finding.status).toBe('insufficient_data');
+    expect(finding.summary).toMatch(/since the last alert resolved/);
+  });
+
+  it('keeps a resolved incident from re-firing through the lifecycle', () => {
+    const steady = retries(() => false);
+    // Fire on the early rise, then resolve on healthy findings (3 evaluations by default).
+    let record = undefined as Parameters<typeof step>[0];
+    const kinds: string[] = [];
+    const evaluate = (counts: TaskCounts[], now: number) => {
+      const finding = detect(
+        { ...monitor(counts, BASELINE), evidenceFromMs: evidenceFrom(record) },
+        evaluation,
+      );
+      const result = step(record, finding, now, evaluation);
+      record = result.record;
+      if (result.event) kinds.push(result.event.kind);
+    };
+    evaluate(early, at(12));
+    evaluate(early, at(12.1));
+    for (const t of [12.2, 12.3, 12.4]) evaluate(steady, at(t));
+    expect(kinds).toEqual(['pending', 'firing', 'resolved']);
+    expect(evidenceFrom(record)).toBe(at(12.4));
+    // The same early windows again: without the resolution they would open a new incident.
+    const fresh = step(record, detect(monitor(early, BASELINE), evaluation), at(12.5), evaluation);
+    expect(fresh.event?.kind).toBe('pending');
+    evaluate(early, at(12.5));
+    evaluate(early, at(12.6));
+    expect(kinds).toEqual(['pending', 'firing', 'resolved']);
+    expect(record!.state).toBe('resolved');
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Finding } from '../../analyzer/detectors.js';
-import { fingerprintOf, step } from '../../analyzer/lifecycle.js';
+import { evidenceFrom, fingerprintOf, step } from '../../analyzer/lifecycle.js';
 import type { AlertRecord } from '../../analyzer/lifecycle.js';
 
 const settings = { pendingEvaluations: 2, resolveEvaluations: 2, repeatIntervalMs: 4 * 3_600_000 };
@@ -93,6 +93,27 @@ describe('alert lifecycle', () => {
     const again = step(first.record, finding('degraded'), 10 * MINUTE, settings);
     expect(again.record.incident).toBe(2);
     expect(again.event).toMatchObject({ kind: 'pending', incident: 2, seq: 1 });
+  });
+
+  it('spends the evidence at the resolution, and remembers it through later states', () => {
+    expect(evidenceFrom(undefined)).toBeNull();
+    const open = run(['degraded', 'degraded', 'ok']);
+    expect(open.record.resolvedAt).toBeNull();
+    expect(evidenceFrom(open.record)).toBeNull();
+    const resolved = run(['degraded', 'degraded', 'ok', 'ok']);
+    expect(resolved.events.at(-1)).toBe('resolved!@3');
+    expect(evidenceFrom(resolved.record)).toBe(3 * MINUTE);
+    // A new pending that clears, then a second incident: the first resolution still bounds the
+    // evidence until the second one resolves.
+    const pending = step(resolved.record, finding('degraded'), 10 * MINUTE, settings);
+    const cleared = step(pending.record, finding('ok'), 11 * MINUTE, settings);
+    expect(cleared.record.state).toBe('inactive');
+    expect(evidenceFrom(cleared.record)).toBe(3 * MINUTE);
+    let record = cleared.record;
+    for (const [i, status] of (['degraded', 'degraded', 'ok', 'ok'] as const).entries())
+      record = step(record, finding(status), (20 + i) * MINUTE, settings).record;
+    expect(record.state).toBe('resolved');
+    expect(evidenceFrom(record)).toBe(23 * MINUTE);
   });
 
   it('fires at once with a hold of one evaluation', () => {

@@ -7,6 +7,7 @@ import {
   gaussianCusum,
   normalCdf,
   normalQuantile,
+  referenceDiscount,
   twoProportionZ,
   wilson,
 } from '../../analyzer/stats.js';
@@ -170,6 +171,110 @@ describe('bernoulliCusum', () => {
     }
     expect(alarms / streams).toBeLessThan(0.15);
     expect(alarms / streams).toBeGreaterThan(0.02);
+  });
+});
+
+describe('referenceDiscount', () => {
+  it('is 1 with an infinite reference, 2 for a window as large as the reference', () => {
+    expect(referenceDiscount(1_000, Infinity)).toBe(1);
+    expect(referenceDiscount(500, 500)).toBe(2);
+    expect(referenceDiscount(100, 10_000)).toBeCloseTo(1.01, 12);
+  });
+
+  it('leaves no evidence without a reference', () => {
+    expect(referenceDiscount(100, 0)).toBe(Infinity);
+  });
+});
+
+describe('CUSUM against an estimated reference', () => {
+  const p0 = 0.05;
+  const p1 = 0.1;
+  const llr = (n: number, x: number) =>
+    x * Math.log(p1 / p0) + (n - x) * Math.log((1 - p1) / (1 - p0));
+
+  it('halves the statistic of a window as large as the reference', () => {
+    // A steady 10 %: every bucket adds evidence, so the best window is the whole series either way.
+    const buckets = Array.from({ length: 10 }, () => ({ n: 50, x: 5 }));
+    const plain = bernoulliCusum(buckets, p0, p1, 100)!;
+    const halved = bernoulliCusum(buckets, p0, p1, 100, 500)!;
+    expect(plain.start).toBe(0);
+    expect(halved.start).toBe(0);
+    expect(plain.statistic).toBeCloseTo(llr(500, 50), 9);
+    expect(halved.statistic).toBeCloseTo(plain.statistic / 2, 9);
+    expect(bernoulliCusum(buckets, p0, p1, 100, Infinity)).toEqual(plain);
+  });
+
+  it('picks the window with the largest discounted ratio (brute force)', () => {
+    const random = seeded(5);
+    for (let round = 0; round < 50; round++) {
+      const buckets = Array.from({ length: 24 }, () => {
+        const n = Math.floor(random() * 40);
+        const p = random() < 0.5 ? 0.05 : 0.12;
+        let x = 0;
+        for (let i = 0; i < n; i++) if (random() < p) x++;
+        return { n, x };
+      });
+      const reference = 200 + Math.floor(random() * 2_000);
+      let best: { statistic: number; start: number } | null = null;
+      for (let start = 0; start < buckets.length; start++) {
+        const window = buckets.slice(start);
+        const n = window.reduce((a, b) => a + b.n, 0);
+        const x = window.reduce((a, b) => a + b.x, 0);
+        if (n < 30) continue;
+        const value = llr(n, x) / (1 + n / reference);
+        if (!best || value > best.statistic + 1e-12) best = { statistic: value, start };
+      }
+      const got = bernoulliCusum(buckets, p0, p1, 30, reference);
+      if (!best) expect(got).toBeNull();
+      else {
+        expect(got!.statistic).toBeCloseTo(best.statistic, 9);
+        expect(got!.start).toBe(best.start);
+      }
+    }
+  });
+
+  it('discounts the Gaussian CUSUM the same way', () => {
+    const buckets = Array.from({ length: 4 }, () => ({ n: 25, sum: 25 }));
+    const plain = gaussianCusum(buckets, 0.5, 1, 1)!;
+    // 0.5·(100 − 100·0.25) = 37.5 over the whole series; a reference of 100 tasks halves it.
+    expect(plain.statistic).toBeCloseTo(37.5, 12);
+    expect(gaussianCusum(buckets, 0.5, 1, 1, 100)!.statistic).toBeCloseTo(18.75, 12);
+  });
+
+  it('keeps the promised false-alarm rate when p₀ is estimated; the plug-in does not', () => {
+    // Each stream: p₀ estimated from 1 000 trials of the true 2 %, then 20 buckets of 50 trials
+    // of the same 2 %, tested after every bucket for a rise to p̂₀ + 3 %. A plug-in p̂₀ that sits
+    // low by chance alarms far more often than a known p₀; the discounted one about as often.
+    const truth = 0.02;
+    const reference = 1_000;
+    const random = seeded(3);
+    const alarms = { known: 0, plugIn: 0, discounted: 0 };
+    const streams = 1_500;
+    for (let s = 0; s < streams; s++) {
+      let events = 0;
+      for (let i = 0; i < reference; i++) if (random() < truth) events++;
+      const estimate = (events + 0.5) / (reference + 1);
+      const buckets: { n: number; x: number }[] = [];
+      const fired = { known: false, plugIn: false, discounted: false };
+      const test = (name: keyof typeof fired, base: number, trials: number) => {
+        const h = cusumThreshold(10_000, bernoulliKl(base, base + 0.03));
+        const result = bernoulliCusum(buckets, base, base + 0.03, 100, trials);
+        if (result && result.statistic >= h) fired[name] = true;
+      };
+      for (let b = 0; b < 20; b++) {
+        let x = 0;
+        for (let i = 0; i < 50; i++) if (random() < truth) x++;
+        buckets.push({ n: 50, x });
+        test('known', truth, Infinity);
+        test('plugIn', estimate, Infinity);
+        test('discounted', estimate, reference);
+      }
+      for (const name of ['known', 'plugIn', 'discounted'] as const)
+        if (fired[name]) alarms[name]++;
+    }
+    expect(alarms.known).toBeGreaterThan(10);
+    expect(alarms.plugIn).toBeGreaterThan(1.8 * alarms.known);
+    expect(alarms.discounted).toBeLessThan(1.3 * alarms.known);
   });
 });
 
