@@ -106,6 +106,17 @@ describe('Dockerfile', () => {
     expect(read('.dockerignore')).toMatch(/^dist$/m);
   });
 
+  it('builds the dashboard it serves, with the script the repository builds it with', () => {
+    const build = dockerfile.find(
+      (i) => i.keyword === 'RUN' && /\bnode scripts\/build-dashboard\.mjs\b/.test(i.text),
+    );
+    expect(build?.text).toMatch(/\btsc -b \. dashboard\b/);
+    expect(existsSync(join(REPO_ROOT, 'scripts/build-dashboard.mjs'))).toBe(true);
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> })
+      .scripts;
+    expect(scripts['build']).toBe('tsc -b . dashboard && node scripts/build-dashboard.mjs');
+  });
+
   it('uses a Node version that the engines field accepts', () => {
     const from = dockerfile.find((i) => i.keyword === 'FROM')!;
     const major = Number(/^node:(\d+)/.exec(from.args[0]!)?.[1]);
