@@ -184,7 +184,11 @@ export function slackMessage(message: AlertMessage): SlackMessage {
   blocks.push({
     type: 'actions',
     elements: [
-      { type: 'button', text: { type: 'plain_text', text: 'Open the dashboard' }, url: message.url },
+      {
+        type: 'button',
+        text: { type: 'plain_text', text: 'Open the dashboard' },
+        url: message.url,
+      },
     ],
   });
   const text = [
