@@ -145,7 +145,10 @@ function showTokenPanel(error: ApiError): void {
   fill(
     byId('token-message'),
     sent
-      ? notice('error', `routewatch refused this token: ${error.message}`)
+      ? notice(
+          'error',
+          `routewatch refused this token (${error.status}): it is not the ROUTEWATCH_TOKEN this instance runs with.`,
+        )
       : 'Its data is protected by a bearer token. Enter it to open the dashboard.',
   );
   fill(byId('status'));
