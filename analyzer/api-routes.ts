@@ -10,14 +10,20 @@ import type { AlertState, EventKind } from './lifecycle.js';
 import type { Rule } from './rules.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
+import { buildTimeseries, seriesOptionsOf } from './timeseries.js';
 import { DEFAULT_ADVICE, buildAdvice } from './advice.js';
 import { DEFAULT_GATE, GateRefError, parseRef, runGate } from './gate.js';
 import type { GateOptions, GateRef } from './gate.js';
 
-/** The analyzer's HTTP API: `GET /api/v1/report`, alerts and evaluation. */
+/** The analyzer's HTTP API: `GET /api/v1/report`, `GET /api/v1/timeseries`, alerts and evaluation. */
 export interface ApiRoutesOptions {
   store: Store;
   now: () => Date;
+  /**
+   * Resolves once the spans acknowledged so far are stored (bounded; see server/app.ts), so a
+   * query right after an export sees them: a CI job gates on the eval it just sent.
+   */
+  settle?: () => Promise<void>;
 }
 
 const windowFields = {
@@ -97,6 +103,7 @@ export const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (app, optio
       `${WINDOW_USAGE} Filter with cohort, route, service, policy (repeated or comma-separated).`,
     );
     const window = resolveQueryWindow(query, now);
+    await options.settle?.();
     return readStore(() =>
       buildReport(options.store, window, now, {
         cohorts: query.cohort,
@@ -249,10 +256,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
 };
 
 /** `GET /api/v1/compare` (the gate, canaries) and `GET /api/v1/advice`. */
-export interface DecisionRoutesOptions {
-  store: Store;
-  now: () => Date;
-}
+export type DecisionRoutesOptions = ApiRoutesOptions;
 
 const compareQuery = z
   .object({
@@ -283,8 +287,9 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
     let baseline: GateRef;
     let candidate: GateRef;
     try {
-      baseline = parseRef(query.baseline);
-      candidate = parseRef(query.candidate);
+      const now = options.now();
+      baseline = parseRef(query.baseline, now);
+      candidate = parseRef(query.candidate, now);
     } catch (error) {
       if (error instanceof GateRefError) throw badRequest(error.message);
       throw error;
@@ -294,6 +299,7 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
       minCases: query.minCases ?? DEFAULT_GATE.minCases,
       ...(query.confidence !== undefined ? { confidence: query.confidence } : {}),
     };
+    await options.settle?.();
     return readStore(() => runGate(options.store, baseline, candidate, gate, query.cohort));
   });
 
@@ -308,6 +314,7 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
       { ...query, window: query.window ?? (query.from ? undefined : '7d') },
       now,
     );
+    await options.settle?.();
     return readStore(() =>
       buildAdvice(options.store, window, {
         ...DEFAULT_ADVICE,
@@ -315,5 +322,17 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
         ...(query.minCases !== undefined ? { minCases: query.minCases } : {}),
       }),
     );
+  });
+
+  // The report's metrics per time bucket (v_cohort_route_timeseries), for charts and alerts.
+  app.get('/api/v1/timeseries', async (request) => {
+    const now = options.now();
+    const { bucket, cohort, route, ...windowPart } = (request.query ?? {}) as Record<
+      string,
+      unknown
+    >;
+    const window = windowOf(windowPart, now);
+    const series = seriesOptionsOf({ bucket, cohort, route }, window);
+    return readStore(() => buildTimeseries(options.store, window, series, now));
   });
 };

@@ -166,6 +166,12 @@ const BERNOULLI: Partial<Record<RuleKind, BernoulliKind>> = {
     (c) => c.tasks,
     (c) => c.loops,
   ),
+  // Per model call whose HTTP requests were counted: was it retried by the SDK.
+  retry_rise: rise(
+    'retry rate',
+    (c) => c.httpCountedCalls,
+    (c) => c.retriedCalls,
+  ),
   failure_concentration: {
     label: 'failure rate',
     trials: (c) => c.known,

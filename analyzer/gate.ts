@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../server/config.js';
-import { parseInstant } from '../server/time.js';
+import { isDuration, parseDuration, parseInstant } from '../server/time.js';
 import type { Store } from '../storage/store.js';
 import { toClickHouseTime } from './report.js';
 import { costPerSuccess, normalCdf, normalQuantile, wilson } from './stats.js';
@@ -25,10 +25,14 @@ export class GateRefError extends ConfigError {
   }
 }
 
-const REF_USAGE = 'use eval:<run>, policy:<version> or window:<from>/<to> (dates or ISO instants)';
+const REF_USAGE =
+  'use eval:<run>, policy:<version> or window:<from>/<to> (dates, ISO instants or durations ago: window:14d/7d)';
 
-/** `eval:<run>`, `policy:<version>` or `window:<from>/<to>`; throws GateRefError. */
-export function parseRef(text: string): GateRef {
+/**
+ * `eval:<run>`, `policy:<version>` or `window:<from>/<to>`, each end a date, an ISO instant or
+ * a duration before `now`; throws GateRefError.
+ */
+export function parseRef(text: string, now: Date = new Date()): GateRef {
   const colon = text.indexOf(':');
   const kind = colon < 0 ? '' : text.slice(0, colon);
   const value = colon < 0 ? '' : text.slice(colon + 1);
@@ -41,8 +45,10 @@ export function parseRef(text: string): GateRef {
     if (parts.length !== 2)
       throw new GateRefError(`invalid window ${JSON.stringify(value)}: ${REF_USAGE}`);
     try {
-      const from = parseInstant(parts[0]!);
-      const to = parseInstant(parts[1]!);
+      const at = (part: string) =>
+        isDuration(part) ? new Date(now.getTime() - parseDuration(part)) : parseInstant(part);
+      const from = at(parts[0]!);
+      const to = at(parts[1]!);
       if (from >= to) throw new GateRefError(`window ${value}: from must be before to`);
       return { kind: 'window', from, to };
     } catch (error) {

@@ -58,6 +58,7 @@ const RULE_TITLES: Record<Rule['kind'], string> = {
   failure_concentration: 'failures concentrate here',
   unpriced_rise: 'unpriced model calls rose (cost per success understated)',
   loop_rate_rise: 'agent loops rose',
+  retry_rise: 'SDK retries rose (hidden rate limits or server errors)',
 };
 
 export function titleOf(

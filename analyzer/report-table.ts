@@ -1,4 +1,4 @@
-import type { CohortRouteMetrics, Report, WindowMetrics } from './report.js';
+import type { CohortRouteMetrics, Report, ScoreSummary, WindowMetrics } from './report.js';
 import type { Interval } from './stats.js';
 
 const usd = (v: number | null) =>
@@ -54,7 +54,7 @@ function cells(label: [string, string], m: WindowMetrics, conc: string): string[
 }
 
 export interface TableOptions {
-  /** Also the columns only JSON had: coverage, reask, escalation, cascades, invisible fallbacks, p50/p99, calls per task, loops, priced share. */
+  /** Also the columns only JSON had: coverage, reask, escalation, cascades, invisible fallbacks, p50/p99, calls per task, loops, priced share, SDK retries. */
   wide?: boolean;
   /** The window before this one, for a "vs previous" column. */
   previous?: Report;
@@ -71,6 +71,7 @@ const WIDE_HEADER = [
   'calls p95',
   'loops',
   'priced',
+  'retries',
 ];
 
 function wideCells(m: WindowMetrics): string[] {
@@ -85,7 +86,15 @@ function wideCells(m: WindowMetrics): string[] {
     m.p95CallsPerTask === null ? '—' : String(m.p95CallsPerTask),
     pct(m.loopRate),
     pct(m.pricedCallShare),
+    retries(m),
   ];
+}
+
+/** `4.0% +0.06/task`: the retry rate, and the extra HTTP requests per task. */
+function retries(m: WindowMetrics): string {
+  if (m.retryRate === null) return '—';
+  const perTask = m.retriesPerTask === null ? '' : ` +${m.retriesPerTask.toFixed(2)}/task`;
+  return `${pct(m.retryRate)}${perTask}`;
 }
 
 /** `success −3.2 pts, cost/success +41 %, fallback +9.0 pts` against the previous window. */
@@ -186,5 +195,26 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
       '≥ cost/success built on model calls with no known price: the true cost is higher.',
     );
   }
+  lines.push(...scoreLines(report));
   return lines.join('\n') + '\n';
+}
+
+/** Quality scores, one line per cohort × route that has any: `name mean [lower–upper] (n)`. */
+function scoreLines(report: Report): string[] {
+  const groups: [string, ScoreSummary[]][] = report.rows
+    .filter((r) => r.scores.length > 0)
+    .map((r) => [`${r.cohort || '(none)'} × ${r.primaryRoute || '(none)'}`, r.scores]);
+  if (report.overall && report.overall.scores.length > 0)
+    groups.push(['overall', report.overall.scores]);
+  if (groups.length === 0) return [];
+  const width = Math.max(...groups.map(([label]) => label.length));
+  const score = (s: ScoreSummary) =>
+    `${s.name} ${s.mean.toFixed(3)}` +
+    (s.interval ? ` [${s.interval.lower.toFixed(3)}–${s.interval.upper.toFixed(3)}]` : '') +
+    ` (n=${s.n})`;
+  return [
+    '',
+    'Quality scores (mean, 95% CI, tasks scored):',
+    ...groups.map(([label, scores]) => `  ${label.padEnd(width)}  ${scores.map(score).join('; ')}`),
+  ];
 }

@@ -47,6 +47,12 @@ const metricColumns = {
   total_model_calls: number,
   unpriced_model_calls: number,
   priced_call_share: nullableNumber,
+  http_counted_model_calls: number,
+  retried_model_calls: number,
+  total_http_retries: number,
+  total_retry_wait_ms: number,
+  retry_rate: nullableNumber,
+  retries_per_task: nullableNumber,
 };
 
 /** One row of v_cohort_route_window: the metrics of one cohort × primary route. */
@@ -119,6 +125,30 @@ export interface WindowMetrics {
   unpricedCalls: number;
   /** Model calls with a known cost, over all; below 1 the cost per success is understated. */
   pricedCallShare: number | null;
+  /** Model calls whose HTTP requests were counted (`routewatch.http.attempts`). */
+  httpCountedCalls: number;
+  /** Of those, the calls the SDK retried: more than one HTTP request. */
+  retriedCalls: number;
+  /** Extra HTTP requests: Σ (requests − 1) over the counted calls. */
+  httpRetries: number;
+  /** Time the retried calls spent between their requests, ms. */
+  retryWaitMs: number;
+  /** Retry rate: retried calls ÷ counted calls; null when no call was counted. */
+  retryRate: number | null;
+  /** Extra HTTP requests per task; null when no call was counted. */
+  retriesPerTask: number | null;
+  /** Named quality scores (0..1) of the tasks that carry them, by name. */
+  scores: ScoreSummary[];
+}
+
+/** The mean of one named score over the tasks that carry it, with a 95 % interval. */
+export interface ScoreSummary {
+  name: string;
+  /** Tasks with the score. */
+  n: number;
+  mean: number;
+  /** Normal 95 % interval of the mean, clamped to 0..1; null below 2 tasks. */
+  interval: Interval | null;
 }
 
 export interface CohortRouteMetrics extends WindowMetrics {
@@ -195,6 +225,13 @@ function toWindowMetrics(row: z.output<typeof overallRow>): WindowMetrics {
     modelCalls: row.total_model_calls,
     unpricedCalls: row.unpriced_model_calls,
     pricedCallShare: row.priced_call_share,
+    httpCountedCalls: row.http_counted_model_calls,
+    retriedCalls: row.retried_model_calls,
+    httpRetries: row.total_http_retries,
+    retryWaitMs: row.total_retry_wait_ms,
+    retryRate: row.retry_rate,
+    retriesPerTask: row.retries_per_task,
+    scores: [],
   };
 }
 
@@ -221,6 +258,18 @@ export function toMetrics(
 
 const windowRow = cohortRouteRow.extend({ is_overall: flag });
 
+/** One row of v_window_scores. */
+export const scoreRow = z.object({
+  is_overall: flag,
+  cohort: z.string(),
+  primary_route: z.string(),
+  score_name: z.string(),
+  n: number,
+  mean_score: number,
+  mean_score_lower: nullableNumber,
+  mean_score_upper: nullableNumber,
+});
+
 /**
  * The per cohort × primary route metrics of tasks started in [from, to), and the overall row,
  * over the tasks the filter names. Failure concentration compares each row with all the rest of
@@ -240,26 +289,47 @@ export async function buildReport(
   };
   const params = { from: toClickHouseTime(window.from), to: toClickHouseTime(window.to), ...lists };
   const range = "from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}";
-  const [metrics, concentration] = await Promise.all([
+  const filters =
+    'cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)}, ' +
+    'services = {services:Array(String)}, policies = {policies:Array(String)}';
+  const [metrics, concentration, scores] = await Promise.all([
     store.query(
-      `SELECT * FROM v_window_metrics(${range}, cohorts = {cohorts:Array(String)},
-         routes = {routes:Array(String)}, services = {services:Array(String)}, policies = {policies:Array(String)})
-       ORDER BY is_overall, cohort, primary_route`,
+      `SELECT * FROM v_window_metrics(${range}, ${filters}) ORDER BY is_overall, cohort, primary_route`,
       params,
       windowRow,
     ),
     store.query(`SELECT * FROM v_failure_concentration(${range})`, params, concentrationRow),
+    store.query(
+      `SELECT * FROM v_window_scores(${range}, ${filters}) ORDER BY score_name`,
+      params,
+      scoreRow,
+    ),
   ]);
   const rows = metrics.filter((m) => !m.is_overall);
   const overall = metrics.filter((m) => m.is_overall);
   const key = (cohort: string, route: string) => `${cohort}\u0000${route}`;
   const byGroup = new Map(concentration.map((c) => [key(c.cohort, c.primary_route), c]));
+  const scoresOf = new Map<string, ScoreSummary[]>();
+  for (const row of scores) {
+    const group = row.is_overall ? '' : key(row.cohort, row.primary_route);
+    const list = scoresOf.get(group) ?? [];
+    list.push({
+      name: row.score_name,
+      n: row.n,
+      mean: row.mean_score,
+      interval: interval(row.mean_score_lower, row.mean_score_upper),
+    });
+    scoresOf.set(group, list);
+  }
   return {
     from: window.from.toISOString(),
     to: window.to.toISOString(),
     generatedAt: now.toISOString(),
     filter: lists,
-    rows: rows.map((row) => toMetrics(row, byGroup.get(key(row.cohort, row.primary_route)))),
-    overall: overall[0] ? toWindowMetrics(overall[0]) : null,
+    rows: rows.map((row) => ({
+      ...toMetrics(row, byGroup.get(key(row.cohort, row.primary_route))),
+      scores: scoresOf.get(key(row.cohort, row.primary_route)) ?? [],
+    })),
+    overall: overall[0] ? { ...toWindowMetrics(overall[0]), scores: scoresOf.get('') ?? [] } : null,
   };
 }

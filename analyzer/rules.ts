@@ -25,6 +25,7 @@ export const RULE_KINDS = [
   'failure_concentration',
   'unpriced_rise',
   'loop_rate_rise',
+  'retry_rise',
 ] as const;
 export type RuleKind = (typeof RULE_KINDS)[number];
 
@@ -271,6 +272,15 @@ export const RULE_DEFAULTS: Record<RuleKind, RuleDefaults> = {
     severity: 'warning',
     callBudget: 10,
     description: 'tasks over the call budget (agent loops) rise',
+  },
+  retry_rise: {
+    baseline: 'trailing',
+    detect: 0.05,
+    minEffect: 0.02,
+    severity: 'warning',
+    callBudget: 10,
+    description:
+      'model calls the SDK retried (more than one HTTP request: rate limits, 5xx) rise, a hidden retry storm',
   },
 };
 

@@ -29,6 +29,9 @@ export interface TaskCounts {
   loops: number;
   calls: number;
   unpricedCalls: number;
+  /** Model calls whose HTTP requests were counted, and those the SDK retried (more than one). */
+  httpCountedCalls: number;
+  retriedCalls: number;
   /** Tasks slower than their monitor's latency threshold (the baseline p95). */
   slow: number;
   /** Tasks that fell back, by reason (`(none)` for a fallback without one). */
@@ -52,6 +55,8 @@ export function emptyCounts(): TaskCounts {
     loops: 0,
     calls: 0,
     unpricedCalls: 0,
+    httpCountedCalls: 0,
+    retriedCalls: 0,
     slow: 0,
     reasons: {},
   };
@@ -74,6 +79,8 @@ export function addCounts(a: TaskCounts, b: TaskCounts): TaskCounts {
   a.loops += b.loops;
   a.calls += b.calls;
   a.unpricedCalls += b.unpricedCalls;
+  a.httpCountedCalls += b.httpCountedCalls;
+  a.retriedCalls += b.retriedCalls;
   a.slow += b.slow;
   for (const [reason, n] of Object.entries(b.reasons))
     a.reasons[reason] = (a.reasons[reason] ?? 0) + n;
@@ -98,6 +105,8 @@ const countsColumns = {
   loops: num,
   calls: num,
   unpriced_calls: num,
+  http_counted_calls: num,
+  retried_calls: num,
   slow: num,
   reason_names: z.array(z.string()),
   reason_tasks: z.array(num),
@@ -126,6 +135,8 @@ function countsOf(row: CountsRow): TaskCounts {
     loops: row.loops,
     calls: row.calls,
     unpricedCalls: row.unpriced_calls,
+    httpCountedCalls: row.http_counted_calls,
+    retriedCalls: row.retried_calls,
     slow: row.slow,
     reasons,
   };
@@ -148,6 +159,8 @@ const COUNTS_SQL = `
     countIf(model_calls > {callBudget:UInt32}) AS loops,
     sum(model_calls) AS calls,
     sum(unpriced_calls) AS unpriced_calls,
+    sum(http_counted_calls) AS http_counted_calls,
+    sum(retried_calls) AS retried_calls,
     countIf(slow) AS slow,
     sumMap(arrayDistinct(fallback_reasons), arrayMap(r -> toUInt64(1), arrayDistinct(fallback_reasons))) AS reason_map,
     reason_map.1 AS reason_names,

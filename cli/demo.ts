@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import type { EvaluationResult } from '../analyzer/evaluator.js';
 import { buildReport } from '../analyzer/report.js';
 import type { Report } from '../analyzer/report.js';
+import { buildAdvice } from '../analyzer/advice.js';
+import { renderAdvice } from '../analyzer/gate-table.js';
 import { renderReportTable } from '../analyzer/report-table.js';
 import { resolveRules } from '../analyzer/rules.js';
 import type { RuleKind, RuleSet } from '../analyzer/rules.js';
@@ -203,6 +205,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       to: new Date(Date.now() + 60_000),
     });
     out(`\n${renderReportTable(report)}`);
+    out(hiddenRetries(report));
+    // Advice needs a few hundred tasks per route: the default demo has them for the busiest cohorts.
+    const advice = await buildAdvice(routewatch.store, {
+      from: new Date(started.getTime() - 60_000),
+      to: new Date(Date.now() + 60_000),
+    });
+    out(`\n${renderAdvice(advice)}`);
     const mismatches = compareWithTruth(report, truth);
     const cpst = costPerSuccessfulTask(truth.totals);
     out(
@@ -220,7 +229,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         firing.size === 0
           ? '\nNo alert fired.\n'
           : `\nAlerts fired for ${[...firing].join(', ')} only; every other cohort stayed quiet. ` +
-              `See them with \`routewatch alerts\` or GET ${routewatch.url}/api/v1/alerts while routewatch runs.\n`,
+              (options.dataDir
+                ? `They are kept in ${options.dataDir}: \`ROUTEWATCH_DATA_DIR=${options.dataDir} routewatch start\`, ` +
+                  `then \`routewatch alerts\` or the dashboard shows them.\n`
+                : 'This run kept its data in a temporary directory, now removed; run the demo with ' +
+                  '`--data-dir DIR`, then `ROUTEWATCH_DATA_DIR=DIR routewatch start`, to look at ' +
+                  'them with `routewatch alerts` or the dashboard.\n'),
       );
       const notifier = routewatch.notifier;
       if (notifier) await waitForDelivery(() => notifier.stats(), out);
@@ -256,6 +270,24 @@ async function waitForDelivery(
   }
 }
 
+/**
+ * One line on the SDK's own retries, which the table leaves to `--wide`: each simulated 429 or 500
+ * is retried twice by the OpenAI client before the routing policy sees the error.
+ */
+export function hiddenRetries(report: Report): string {
+  const retried = report.rows.filter((r) => r.retriedCalls > 0);
+  if (retried.length === 0) return '';
+  const rows = retried.map(
+    (r) =>
+      `${r.cohort} × ${r.primaryRoute} ${((r.retryRate ?? 0) * 100).toFixed(1)}% of calls ` +
+      `(+${(r.retriesPerTask ?? 0).toFixed(2)} requests a task)`,
+  );
+  return (
+    `\nHidden SDK retries (one model call, several HTTP requests): ${rows.join(', ')}. ` +
+    'Their rate is the `retries` column of `routewatch report --wide`.\n'
+  );
+}
+
 /** Compares the report with the ground truth the example service computed from its own calls. */
 export function compareWithTruth(report: Report, truth: GroundTruth): string[] {
   const mismatches: string[] = [];
@@ -272,12 +304,26 @@ export function compareWithTruth(report: Report, truth: GroundTruth): string[] {
       ['tasks', row.tasks, group.tasks],
       ['successes', row.successes, group.successes],
       ['fallbacks', row.fallbacks, group.fallbacks],
+      ['calls the SDK retried', row.retriedCalls, group.retriedCalls],
+      ['extra HTTP requests', row.httpRetries, group.httpRetries],
     ];
     for (const [name, got, want] of pairs) {
       if (got !== want) mismatches.push(`${label}: ${name} ${got}, service counted ${want}`);
     }
     if (Math.abs(row.totalCostUsd - group.costUsd) > 1e-9) {
       mismatches.push(`${label}: cost $${row.totalCostUsd}, service counted $${group.costUsd}`);
+    }
+    const names = new Set([...Object.keys(group.scores), ...row.scores.map((s) => s.name)]);
+    for (const name of names) {
+      const want = group.scores[name];
+      const got = row.scores.find((s) => s.name === name);
+      const wantMean = want ? want.sum / want.n : null;
+      if (got?.n !== want?.n || Math.abs((got?.mean ?? 0) - (wantMean ?? 0)) > 1e-9) {
+        mismatches.push(
+          `${label}: score ${name} ${got ? `${got.mean} over ${got.n}` : 'missing'}, ` +
+            `service recorded ${want ? `${wantMean} over ${want.n}` : 'none'}`,
+        );
+      }
     }
   }
   return mismatches;

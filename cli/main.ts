@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 import type { Command } from './command.js';
 import { EXIT, UsageError, exitCodeOf, helpText, parseCommandArgs } from './command.js';
+import { adviceCommand } from './commands/advice.js';
 import { alertsCommand } from './commands/alerts.js';
 import { demoCommand } from './commands/demo.js';
 import { evaluateCommand } from './commands/evaluate.js';
+import { gateCommand } from './commands/gate.js';
 import { migrateCommand } from './commands/migrate.js';
 import { reportCommand } from './commands/report.js';
 import { sqlCommand } from './commands/sql.js';
@@ -15,6 +17,8 @@ const COMMANDS = [
   reportCommand,
   alertsCommand,
   evaluateCommand,
+  gateCommand,
+  adviceCommand,
   migrateCommand,
   sqlCommand,
 ] as Command<unknown>[];
@@ -26,7 +30,8 @@ Usage: routewatch <command> [options]     (routewatch <command> --help for its o
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
 
-Exit codes: 0 success, 1 a runtime failure, 2 a usage or configuration error.
+Exit codes: 0 success, 1 a runtime failure, 2 a usage or configuration error;
+\`routewatch gate\` also 1 when a cohort fails and 3 on insufficient data.
 Configuration is by environment (ROUTEWATCH_*, CLICKHOUSE_URL); see docs/operating.md.
 `;
 

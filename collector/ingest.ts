@@ -2,12 +2,13 @@ import { decodeTraceRequestJson } from './otlp-json.js';
 import { decodeTraceRequestProto } from './otlp-proto.js';
 import { compileMapping } from './mapping.js';
 import type { MappingRules } from './mapping.js';
-import { acceptedWindow, countSpans, normalizeRequest } from './normalize.js';
-import type { CostSourceCounts } from './normalize.js';
+import { RequestRows, acceptedWindow, countSpans, normalizeRequest } from './normalize.js';
+import type { CostSourceCounts, NormalizeResult } from './normalize.js';
+import { decodeProtoRows } from './otlp-proto-rows.js';
 import { PriceTable } from './pricing.js';
 import type { PriceSettings } from './pricing.js';
 import type { RequestLimits } from './request-limits.js';
-import { prepareRows } from './span-writer.js';
+import { spanLines } from './span-lines.js';
 import type { PreparedRows } from './span-writer.js';
 
 /**
@@ -15,6 +16,11 @@ import type { PreparedRows } from './span-writer.js';
  * Decode (JSON or protobuf, within the request limits) → check → normalize and price → refuse
  * spans outside the accepted time window → serialize. It runs in the ingest worker threads, or
  * inline (ROUTEWATCH_INGEST_WORKERS=0).
+ *
+ * Protobuf bodies take the fast path first (otlp-proto-rows.ts: straight into rows, spans that are
+ * not stored skipped before their attributes are decoded); a body it does not take goes the full
+ * way (decode into the OTLP/JSON object shape, check, normalize), which gives the same rows, or the
+ * error to answer.
  */
 
 export type OtlpEncoding = 'json' | 'protobuf';
@@ -48,28 +54,33 @@ export interface IngestResult extends PreparedRows {
  * Prepares the pipeline once per thread: the price table and the mapping are compiled once, not
  * per request.
  */
-export function createIngest(settings: IngestSettings) {
+export function createIngest(settings: IngestSettings, options: { fastPath?: boolean } = {}) {
   const prices = PriceTable.from(settings.prices);
   const mapping = compileMapping(settings.mapping);
+  const fastPath = options.fastPath ?? true;
   return (body: Uint8Array, encoding: OtlpEncoding, nowMs: number): IngestResult => {
+    const window = acceptedWindow(nowMs, settings.maxAgeMs, settings.maxAheadMs);
+    if (encoding === 'protobuf' && fastPath) {
+      const out = new RequestRows(prices, window, mapping);
+      const received = decodeProtoRows(body, settings.limits, out, mapping);
+      if (received !== undefined) return ingestResult(out.result(), received);
+    }
     const request =
       encoding === 'json'
         ? decodeTraceRequestJson(body, settings.limits)
         : decodeTraceRequestProto(body, settings.limits);
-    const window = acceptedWindow(nowMs, settings.maxAgeMs, settings.maxAheadMs);
-    const { rows, skipped, outOfWindow, outOfWindowMessage, costSources } = normalizeRequest(
-      request,
-      prices,
-      window,
-      mapping,
-    );
-    return {
-      ...prepareRows(rows),
-      received: countSpans(request),
-      skipped,
-      outOfWindow,
-      outOfWindowMessage,
-      costSources,
-    };
+    return ingestResult(normalizeRequest(request, prices, window, mapping), countSpans(request));
+  };
+}
+
+function ingestResult(normalized: NormalizeResult, received: number): IngestResult {
+  const { rows, skipped, outOfWindow, outOfWindowMessage, costSources } = normalized;
+  return {
+    ...spanLines(rows),
+    received,
+    skipped,
+    outOfWindow,
+    outOfWindowMessage,
+    costSources,
   };
 }

@@ -121,6 +121,11 @@ export interface Mapping {
   derive(span: MappedSpan): Partial<Record<MappedField, string>>;
   /** Whether the span stands for a whole task (a `task_spans` condition holds). */
   isTaskSpan(span: MappedSpan): boolean;
+  /**
+   * The span attributes `isTaskSpan` reads: a decoder may give it a map of these alone (for a span
+   * it would otherwise skip without decoding its attributes).
+   */
+  readonly taskSpanAttributes: readonly string[];
 }
 
 type Reader = (span: MappedSpan) => string | undefined;
@@ -184,8 +189,12 @@ export function compileMapping(rules: MappingRules): Mapping {
     if (sources && sources.length > 0) fields.push([field, sources.map(compileSource)]);
   }
   const conditions = rules.task_spans.map(compileCondition);
+  const taskSpanAttributes = [
+    ...new Set(rules.task_spans.flatMap((c) => (c.attribute === undefined ? [] : [c.attribute]))),
+  ];
   return {
     active: fields.length > 0 || conditions.length > 0,
+    taskSpanAttributes,
     derive(span) {
       const derived: Partial<Record<MappedField, string>> = {};
       for (const [field, readers] of fields) {

@@ -46,6 +46,13 @@ export interface SpanRow {
   outcome_reason: string;
   reask: number;
   cleanup_cost_usd: number;
+  /**
+   * HTTP requests the call made, the SDK's own retries included (`routewatch.http.attempts`, else
+   * `http.request.resend_count` + 1); 0 when not counted (sql/migrations/0031_http_attempts.sql).
+   */
+  http_attempts: number;
+  /** Time between those requests, ms (`routewatch.http.retry_wait_ms`); 0 without retries. */
+  http_retry_wait_ms: number;
   attributes: Record<string, string>;
   resource: Record<string, string>;
 }
@@ -187,10 +194,10 @@ const NAMES = {
 } as const;
 
 /** Other conventions' markers, read to tell a model call from the spans around it. */
-const VERCEL_OPERATION = 'ai.operationId';
+export const VERCEL_OPERATION = 'ai.operationId';
 const OPENINFERENCE_KIND = 'openinference.span.kind';
 const OPENINFERENCE_PARAMETERS = 'llm.invocation_parameters';
-const LANGFUSE_TYPE = 'langfuse.observation.type';
+export const LANGFUSE_TYPE = 'langfuse.observation.type';
 const LANGFUSE_USAGE = 'langfuse.observation.usage_details';
 const LANGFUSE_COST = 'langfuse.observation.cost_details';
 
@@ -244,11 +251,18 @@ function clampNs(ns: bigint): bigint {
  * A nanosecond time as `YYYY-MM-DD hh:mm:ss.nnnnnnnnn` (UTC): a bare digit string is read by the
  * engine according to its length (seconds, or refused), this form only one way.
  */
+let lastSecond = Number.NaN;
+let lastSecondText = '';
 export function clickHouseTime(ns: bigint): string {
   const clamped = clampNs(ns);
-  const seconds = clamped / 1_000_000_000n;
+  const seconds = Number(clamped / 1_000_000_000n);
   const fraction = String(clamped % 1_000_000_000n).padStart(9, '0');
-  return `${new Date(Number(seconds) * 1000).toISOString().slice(0, 19).replace('T', ' ')}.${fraction}`;
+  // The spans of one request mostly share their second: its text is made once.
+  if (seconds !== lastSecond) {
+    lastSecond = seconds;
+    lastSecondText = new Date(seconds * 1000).toISOString().slice(0, 19).replace('T', ' ');
+  }
+  return `${lastSecondText}.${fraction}`;
 }
 
 const TRACE_ID_FORM = /^[0-9A-Fa-f]{32}$/;
@@ -275,6 +289,8 @@ const TYPED = new Set<string>([
   'routewatch.outcome.reason',
   'routewatch.reask',
   'routewatch.cleanup.cost_usd',
+  'routewatch.http.attempts',
+  'routewatch.http.retry_wait_ms',
   'error.type',
   ...Object.values(NAMES).flat(),
 ]);
@@ -331,22 +347,58 @@ function finiteNumber(value: string | undefined): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
+/**
+ * HTTP requests of a call: `routewatch.http.attempts` (our instrumentation counts them), else the
+ * OpenTelemetry HTTP convention's `http.request.resend_count` + 1 that some instrumentations set on
+ * the call span (the Anthropic SDK's own spans do, from the second request on); 0 when neither is
+ * there: not counted, which is not the same as 1.
+ */
+function httpAttemptsOf(map: Record<string, string>): number {
+  const attempts = count(map['routewatch.http.attempts']);
+  if (attempts > 0) return Math.min(attempts, 65_535);
+  const resent = map['http.request.resend_count'];
+  return resent === undefined ? 0 : Math.min(count(resent) + 1, 65_535);
+}
+
 /** A cost in USD: a number from 0 to MAX_COST_USD, else absent. */
 function usdAmount(value: string | undefined): number | undefined {
   const n = finiteNumber(value);
   return n !== undefined && n >= 0 && n <= MAX_COST_USD ? n : undefined;
 }
 
-function isRelevant(map: Record<string, string>): boolean {
-  for (const key in map) {
-    if (key.startsWith('routewatch.') || key.startsWith('gen_ai.') || key.startsWith('llm.'))
-      return true;
-  }
+/** Attribute key prefixes that make a span one to store, whatever else it carries. */
+export const RELEVANT_PREFIXES = ['routewatch.', 'gen_ai.', 'llm.'] as const;
+
+/** Whether an attribute key makes its span one to store. */
+export function isRelevantKey(key: string): boolean {
+  return key.startsWith('routewatch.') || key.startsWith('gen_ai.') || key.startsWith('llm.');
+}
+
+/**
+ * Whether a span is stored, from three facts about its attributes: whether a key has a relevant
+ * prefix, and the (last) values of `langfuse.observation.type` and `ai.operationId`. Decoders that
+ * skip spans before building their attribute map (otlp-proto-rows.ts) gather these facts alone.
+ */
+export function isRelevantBy(
+  hasRelevantKey: boolean,
+  langfuseType: string | undefined,
+  vercelOperation: string | undefined,
+): boolean {
+  if (hasRelevantKey) return true;
   // Langfuse generations carry only `langfuse.*` attributes, older Vercel AI SDK calls `ai.*` ones.
-  const langfuseType = map[LANGFUSE_TYPE];
   if (langfuseType !== undefined) return LANGFUSE_MODEL_CALLS.has(langfuseType);
-  const vercel = map[VERCEL_OPERATION];
-  return vercel !== undefined && VERCEL_MODEL_CALL.test(vercel);
+  return vercelOperation !== undefined && VERCEL_MODEL_CALL.test(vercelOperation);
+}
+
+function isRelevant(map: Record<string, string>): boolean {
+  let hasRelevantKey = false;
+  for (const key in map) {
+    if (isRelevantKey(key)) {
+      hasRelevantKey = true;
+      break;
+    }
+  }
+  return isRelevantBy(hasRelevantKey, map[LANGFUSE_TYPE], map[VERCEL_OPERATION]);
 }
 
 /** Whether the span is one request to a model, by the markers of the convention it follows. */
@@ -367,7 +419,7 @@ function isModelCall(map: Record<string, string>): boolean {
   );
 }
 
-function kindOf(span: OtlpSpan, map: Record<string, string>): SpanRow['kind'] {
+function kindOf(span: SpanFields, map: Record<string, string>): SpanRow['kind'] {
   if (span.name.startsWith('routewatch.task')) return 'task';
   if (span.name.startsWith('routewatch.attempt')) return 'attempt';
   return isModelCall(map) ? 'llm' : 'other';
@@ -546,8 +598,56 @@ function costOf(
   };
 }
 
+/**
+ * What normalizing reads of a span besides its attributes: decoded and checked, whatever the
+ * encoding it came in.
+ */
+export interface SpanFields {
+  traceId: string;
+  spanId: string;
+  /** '' when the span has no parent. */
+  parentSpanId: string;
+  name: string;
+  kind: number;
+  startNs: bigint;
+  endNs: bigint;
+  statusCode: number;
+  statusMessage: string;
+  /**
+   * The name, the status message and the scope name are known to hold no lone surrogate (decoded
+   * from UTF-8 bytes), so they need no wellFormed pass.
+   */
+  wellFormed?: boolean;
+}
+
+export function spanFields(span: OtlpSpan): SpanFields {
+  return {
+    traceId: span.traceId,
+    spanId: span.spanId,
+    parentSpanId: span.parentSpanId,
+    name: span.name,
+    kind: span.kind,
+    startNs: BigInt(span.startTimeUnixNano),
+    endNs: BigInt(span.endTimeUnixNano),
+    statusCode: span.status.code,
+    statusMessage: span.status.message,
+  };
+}
+
 export function normalizeSpan(
   span: OtlpSpan,
+  map: Record<string, string>,
+  resource: Record<string, string>,
+  scopeName: string,
+  prices: PriceTable,
+  mapping?: Mapping,
+): SpanRow {
+  return normalizeFields(spanFields(span), map, resource, scopeName, prices, mapping);
+}
+
+/** A `spans` row of one span: its fields and its attributes as a map of flattened values. */
+export function normalizeFields(
+  span: SpanFields,
   map: Record<string, string>,
   resource: Record<string, string>,
   scopeName: string,
@@ -567,9 +667,9 @@ export function normalizeSpan(
   const usage = usageOf(map);
 
   // Clamped first, so the stored duration is the difference of the stored times (and fits UInt64).
-  const start = clampNs(BigInt(span.startTimeUnixNano));
-  const end = clampNs(BigInt(span.endTimeUnixNano));
-  const statusCode = STATUS_CODES[span.status.code] ?? 'unset';
+  const start = clampNs(span.startNs);
+  const end = clampNs(span.endNs);
+  const statusCode = STATUS_CODES[span.statusCode] ?? 'unset';
   const cost =
     kind === 'llm'
       ? costOf(
@@ -603,11 +703,11 @@ export function normalizeSpan(
     trace_id: span.traceId,
     span_id: span.spanId,
     parent_span_id: span.parentSpanId,
-    name: wellFormed(span.name),
+    name: span.wellFormed ? span.name : wellFormed(span.name),
     span_kind: SPAN_KINDS[span.kind] ?? 'unspecified',
     kind,
     service_name: resource['service.name'] ?? '',
-    scope_name: wellFormed(scopeName),
+    scope_name: span.wellFormed ? scopeName : wellFormed(scopeName),
     task_id: canonicalTaskId(map['routewatch.task.id'] || derived.task_id || span.traceId),
     cohort: map['routewatch.cohort'] || derived.cohort || '',
     route,
@@ -630,12 +730,16 @@ export function normalizeSpan(
     cost_note: cost.note,
     price_ref: cost.priceRef,
     status_code: statusCode,
-    status_message: wellFormed(span.status.message),
+    status_message: span.wellFormed ? span.statusMessage : wellFormed(span.statusMessage),
     error_type: map['error.type'] ?? '',
     outcome: OUTCOMES.has(outcome) ? outcome : outcome === '' ? '' : 'unknown',
     outcome_reason: map['routewatch.outcome.reason'] || derived.outcome_reason || '',
     reask: map['routewatch.reask'] === 'true' ? 1 : 0,
     cleanup_cost_usd: usdAmount(map['routewatch.cleanup.cost_usd']) ?? 0,
+    http_attempts: kind === 'llm' ? httpAttemptsOf(map) : 0,
+    // UInt32 milliseconds: 49 days is more than any call waits.
+    http_retry_wait_ms:
+      kind === 'llm' ? Math.min(count(map['routewatch.http.retry_wait_ms']), 4_294_967_295) : 0,
     attributes: untyped(map),
     resource,
   };
@@ -664,11 +768,7 @@ export function normalizeRequest(
   window: TimeWindow = ANY_TIME,
   mapping?: Mapping,
 ): NormalizeResult {
-  const rows: SpanRow[] = [];
-  const costSources = noCostSourceCounts();
-  let skipped = 0;
-  let outOfWindow = 0;
-  let outOfWindowMessage = '';
+  const out = new RequestRows(prices, window, mapping);
   const mapsTasks = mapping?.active === true;
   for (const resourceSpans of request.resourceSpans) {
     const resource = toMap(resourceSpans.resource?.attributes ?? []);
@@ -688,21 +788,65 @@ export function normalizeRequest(
             })
           )
         ) {
-          skipped++;
+          out.skipped++;
           continue;
         }
-        const start = BigInt(span.startTimeUnixNano);
-        if (start < window.fromNs || start > window.toNs) {
-          if (outOfWindow++ === 0) outOfWindowMessage = outsideWindowMessage(start, window);
-          continue;
-        }
-        const row = normalizeSpan(span, map, resource, scopeName, prices, mapping);
-        if (row.kind === 'llm' && row.cost_source !== 'none') costSources[row.cost_source]++;
-        rows.push(row);
+        out.add(spanFields(span), map, resource, scopeName);
       }
     }
   }
-  return { rows, skipped, outOfWindow, outOfWindowMessage, costSources };
+  return out.result();
+}
+
+/**
+ * The rows of one request as its spans are found relevant, and the counts that go with them; what
+ * every decoder feeds (the decoded request in normalizeRequest, or the protobuf body straight in
+ * otlp-proto-rows.ts).
+ */
+export class RequestRows {
+  readonly rows: SpanRow[] = [];
+  readonly costSources = noCostSourceCounts();
+  /** Spans not stored for lack of routing or GenAI attributes. */
+  skipped = 0;
+  outOfWindow = 0;
+  outOfWindowMessage = '';
+  readonly #prices: PriceTable;
+  readonly #window: TimeWindow;
+  readonly #mapping: Mapping | undefined;
+
+  constructor(prices: PriceTable, window: TimeWindow, mapping: Mapping | undefined) {
+    this.#prices = prices;
+    this.#window = window;
+    this.#mapping = mapping;
+  }
+
+  /** Stores a span to be stored, unless it starts outside the accepted window. */
+  add(
+    span: SpanFields,
+    map: Record<string, string>,
+    resource: Record<string, string>,
+    scopeName: string,
+  ): void {
+    const start = span.startNs;
+    if (start < this.#window.fromNs || start > this.#window.toNs) {
+      if (this.outOfWindow++ === 0)
+        this.outOfWindowMessage = outsideWindowMessage(start, this.#window);
+      return;
+    }
+    const row = normalizeFields(span, map, resource, scopeName, this.#prices, this.#mapping);
+    if (row.kind === 'llm' && row.cost_source !== 'none') this.costSources[row.cost_source]++;
+    this.rows.push(row);
+  }
+
+  result(): NormalizeResult {
+    return {
+      rows: this.rows,
+      skipped: this.skipped,
+      outOfWindow: this.outOfWindow,
+      outOfWindowMessage: this.outOfWindowMessage,
+      costSources: this.costSources,
+    };
+  }
 }
 
 const isoOf = (ns: bigint) => {

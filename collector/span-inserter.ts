@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { errorMessage, isRowDataError } from '../storage/errors.js';
-import type { Store } from '../storage/store.js';
+import type { InsertOptions, Store } from '../storage/store.js';
+import { SPAN_LINE_LAYOUTS, spanInsert } from './span-lines.js';
+import type { SpanLineFormat } from './span-lines.js';
 
 /**
  * Inserts rows into `spans`, one insert per call, and isolates the rows the store refuses for
@@ -8,8 +10,22 @@ import type { Store } from '../storage/store.js';
  * stored on its own, halving around the refused rows, so one bad span costs only itself.
  */
 
-/** The serialization the rows of a batch are in; the one place that maps it to an insert. */
-export type RowFormat = 'JSONEachRow';
+/**
+ * The serialization the rows of a batch are in; the one place that maps it to an insert.
+ * `JSONEachRow` (objects) is what the log held before the positional layouts of span-lines.ts;
+ * it stays readable so a log written by an older routewatch still drains after an upgrade.
+ */
+export type RowFormat = 'JSONEachRow' | SpanLineFormat;
+
+/** Every format this routewatch can insert. */
+export const ROW_FORMATS: ReadonlySet<string> = new Set<string>([
+  'JSONEachRow',
+  ...Object.keys(SPAN_LINE_LAYOUTS),
+]);
+
+function insertOptions(format: RowFormat): InsertOptions {
+  return format === 'JSONEachRow' ? {} : { ...spanInsert(format) };
+}
 
 /** Rows as they go into an insert body. */
 export interface RowBlock {
@@ -110,12 +126,9 @@ export class SpanInserter {
 
   async #send(format: RowFormat, body: Buffer, rows: number): Promise<void> {
     const started = performance.now();
-    const options = this.#tokens ? { deduplicationToken: deduplicationToken(body) } : {};
-    switch (format) {
-      case 'JSONEachRow':
-        await this.#store.insertJsonEachRow('spans', body, options);
-        break;
-    }
+    const options = insertOptions(format);
+    if (this.#tokens) options.deduplicationToken = deduplicationToken(body);
+    await this.#store.insertJsonEachRow('spans', body, options);
     this.#measure(rows, performance.now() - started);
     this.#stats.rowsWritten += rows;
     this.#stats.batches++;

@@ -5,11 +5,17 @@ import type { RowBlock, RowFormat, UnitOutcome } from './span-inserter.js';
 import { WalDrainer } from './wal-drainer.js';
 import { encodeRecord } from './wal.js';
 import type { WriteAheadLog } from './wal.js';
+import { SPAN_LINE_FORMAT, spanLines } from './span-lines.js';
 
 export interface SpanWriterOptions {
   /** Flush when this many rows are waiting (ROUTEWATCH_BATCH_ROWS). */
   maxBatchRows: number;
-  /** Flush at the latest this long after the first row of a batch arrived (ROUTEWATCH_BATCH_DELAY). */
+  /**
+   * How long to let an insert fill (ROUTEWATCH_BATCH_DELAY). With the log: the drainer's wait from
+   * a record's append, which no answer waits for; an explicit flush or a stop cuts it short.
+   * Without it: rows that arrived while an insert ran wait at most this long (from the first of
+   * them) for more to join the next insert; a write to an idle writer is inserted at once.
+   */
   maxDelayMs: number;
   /** Refuse new rows (the caller answers 503) while this many are waiting. */
   maxPendingRows: number;
@@ -22,9 +28,12 @@ export interface SpanWriterOptions {
 }
 
 /** The format `prepareRows` serializes to; the log records it with every record. */
-export const ROW_FORMAT: RowFormat = 'JSONEachRow';
+export const ROW_FORMAT: RowFormat = SPAN_LINE_FORMAT;
 
-/** Rows serialized for the store: one JSONEachRow line per row, and the row's span key. */
+/**
+ * Rows serialized for the store: one line per row in ROW_FORMAT (span-lines.ts: JSONCompactEachRow
+ * in a versioned column layout), and the row's span key.
+ */
 export interface PreparedRows {
   lines: string[];
   /** trace id + span id of each line, for de-duplication. */
@@ -33,14 +42,7 @@ export interface PreparedRows {
 
 /** Serializes rows for `SpanWriter.write`. */
 export function prepareRows(rows: readonly SpanRow[]): PreparedRows {
-  const lines = new Array<string>(rows.length);
-  const keys = new Array<string>(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i]!;
-    lines[i] = JSON.stringify(row);
-    keys[i] = row.trace_id + row.span_id;
-  }
-  return { lines, keys };
+  return spanLines(rows);
 }
 
 export interface SpanWriterStats {
@@ -159,6 +161,9 @@ const LOG_RECORD_OVERHEAD = 64;
 const RATE_SMOOTHING = 0.3;
 
 interface Waiter {
+  /** When the write was queued (Date.now()). */
+  at: number;
+  /** One line per row (PreparedRows). */
   lines: readonly string[];
   keys: readonly string[];
   bytes: number;
@@ -205,6 +210,13 @@ export class SpanWriter {
   #waiting: Waiter[] = [];
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
+  /** Writes queued so far, and those answered (stored or logged, or failed): `flush` waits by them. */
+  #queuedWrites = 0;
+  #settledWrites = 0;
+  /** Without the log: inserts queued on #flushing and not finished (0: the writer is idle). */
+  #inserts = 0;
+  /** Without the log: the writes waiting arrived while an insert ran, so they may fill (#insertSoon). */
+  #busy = false;
   #appending: Promise<void> | undefined;
   #appendBytesPerSecond = INITIAL_APPEND_BYTES_PER_SECOND;
   #closing = false;
@@ -241,6 +253,8 @@ export class SpanWriter {
         wal: this.#wal,
         inserter: this.#inserter,
         maxBatchRows: this.#maxBatchRows,
+        // As without the log, where no more than this waits for one insert.
+        maxBatchBytes: this.#maxPendingBytes,
         maxDelayMs: this.#maxDelayMs,
         log: this.#log,
         storeReady: parts.storeReady ?? Promise.resolve(),
@@ -351,26 +365,46 @@ export class SpanWriter {
       );
     }
     return new Promise<WriteResult>((resolve, reject) => {
-      this.#waiting.push({ lines, keys, bytes, resolve, reject });
+      this.#queuedWrites++;
+      this.#waiting.push({
+        at: Date.now(),
+        lines,
+        keys,
+        bytes,
+        resolve: (result) => {
+          this.#settledWrites++;
+          resolve(result);
+        },
+        reject: (error) => {
+          this.#settledWrites++;
+          reject(error);
+        },
+      });
       this.stats.pendingRows += lines.length;
       this.stats.pendingBytes += bytes;
       if (this.#wal) this.#appendSoon();
-      else this.#schedule(this.stats.pendingRows >= this.#maxBatchRows ? 0 : this.#maxDelayMs);
+      else this.#insertSoon();
     });
   }
 
-  /** Stores whatever is waiting (through the log, if any) and resolves when all of it is stored. */
+  /**
+   * Stores whatever was written before the call (through the log, if any) at once, without waiting
+   * for a batch to fill, and resolves when all of it is stored (or its write failed). Writes made
+   * after the call are not waited for, so a flush ends under a steady load too.
+   */
   async flush(): Promise<void> {
+    const target = this.#queuedWrites;
     if (this.#drainer) {
-      while (this.#appending) await this.#appending;
+      // The append under way, and the one that takes what waits now: at most two.
+      while (this.#settledWrites < target && this.#appending) await this.#appending;
       await this.#drainer.flush();
       return;
     }
-    while (this.#waiting.length > 0) {
-      this.#kick();
+    while (this.#settledWrites < target) {
+      // Nothing being inserted: insert what waits now (a fill window is cut short).
+      if (this.#inserts === 0) this.#kick();
       await this.#flushing;
     }
-    await this.#flushing;
   }
 
   /**
@@ -504,19 +538,41 @@ export class SpanWriter {
 
   // --- without the log: group commit to the store ---
 
-  #schedule(delayMs: number): void {
-    if (delayMs === 0) {
+  /**
+   * Starts an insert of what is waiting, or leaves it for later. Each answer waits for its insert,
+   * so an idle writer inserts at once: the group is whatever arrived while the insert before ran
+   * (the engine's time per insert sets the batch size), never a fixed delay. Rows that arrived
+   * during an insert wait, after it, until maxDelayMs after the first of them or a full batch.
+   */
+  #insertSoon(): void {
+    if (this.#inserts > 0 || this.#waiting.length === 0) return; // the insert's end comes back here
+    if (this.stats.pendingRows >= this.#maxBatchRows) {
       this.#kick();
       return;
     }
-    this.#timer ??= setTimeout(() => this.#kick(), delayMs);
+    if (this.#timer) return;
+    const waitMs = this.#waiting[0]!.at + this.#maxDelayMs - Date.now();
+    // A write to an idle writer: whatever waits arrived now (its age is 0, not a batch's).
+    if (!this.#busy || waitMs <= 0) {
+      this.#kick();
+      return;
+    }
+    this.#timer = setTimeout(() => this.#kick(), Math.min(waitMs, this.#maxDelayMs));
   }
 
   #kick(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#inserts++;
     // #flushBatch settles every waiter itself; the chain must never stay rejected.
-    this.#flushing = this.#flushing.then(() => this.#flushBatch()).catch(() => undefined);
+    this.#flushing = this.#flushing
+      .then(() => this.#flushBatch())
+      .catch(() => undefined)
+      .finally(() => {
+        this.#inserts--;
+        this.#busy = this.#waiting.length > 0;
+        this.#insertSoon();
+      });
   }
 
   #takeBatch(): Waiter[] {
@@ -529,8 +585,6 @@ export class SpanWriter {
       this.stats.pendingRows -= waiter.lines.length;
       this.stats.pendingBytes -= waiter.bytes;
     }
-    if (this.#waiting.length > 0)
-      this.#schedule(this.stats.pendingRows >= this.#maxBatchRows ? 0 : this.#maxDelayMs);
     return batch;
   }
 

@@ -1,14 +1,16 @@
 import { errorMessage } from '../storage/errors.js';
+import { ROW_FORMATS } from './span-inserter.js';
 import type { RowFormat, SpanInserter } from './span-inserter.js';
 import { recordKeys } from './wal.js';
 import type { WalEntry, WalPosition, WalRecord, WriteAheadLog } from './wal.js';
 
 /**
  * Moves the write-ahead log into the store, in log order: batches of records (up to
- * `maxBatchRows` rows, or whatever has waited `maxDelayMs`), each retried until the store takes
- * it. A batch's range is written to the log's checkpoint before its first attempt, so a retry —
- * after a lost answer or after a restart — sends exactly the same rows, with the same
- * deduplication token, and the engine stores them once.
+ * `maxBatchRows` rows and `maxBatchBytes` bytes, or whatever has waited `maxDelayMs` since it was
+ * appended; a flush or a stop does not wait), each retried until the store takes it. A batch's
+ * range is written to the log's checkpoint before its first attempt, so a retry — after a lost
+ * answer or after a restart — sends exactly the same rows, with the same deduplication token, and
+ * the engine stores them once.
  */
 
 export interface DrainLog {
@@ -21,6 +23,8 @@ export interface DrainerOptions {
   wal: WriteAheadLog;
   inserter: SpanInserter;
   maxBatchRows: number;
+  /** Bytes of log frames per insert at most (one record alone may exceed it). */
+  maxBatchBytes: number;
   maxDelayMs: number;
   log: DrainLog;
   /** Inserts wait for this: the migrations, when the store was down at start. */
@@ -38,7 +42,6 @@ export interface DrainStats {
   rowsRejectedAfterAck: number;
 }
 
-const KNOWN_FORMATS = new Set<string>(['JSONEachRow']);
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5_000;
 /** Failures are logged at most this often while the store stays down. */
@@ -49,6 +52,7 @@ interface Batch {
   entries: WalEntry[];
   end: WalPosition;
   rows: number;
+  bytes: number;
   format: string;
   /** The log has more after it: no reason to wait for the batch to fill. */
   full: boolean;
@@ -70,7 +74,7 @@ export class WalDrainer {
   #loop: Promise<void> | undefined;
   #inFlight: Batch | undefined;
   #wake: (() => void) | undefined;
-  /** Sleeping between retries: only stopping cuts it short. */
+  /** Sleeping between retries: new records do not cut it short; a flush or a stop does. */
   #backingOff = false;
   #urgent = 0;
   #closingDeadline: number | undefined;
@@ -175,7 +179,7 @@ export class WalDrainer {
   }
 
   #nextBatch(): Batch | undefined {
-    const { wal, maxBatchRows } = this.#options;
+    const { wal, maxBatchRows, maxBatchBytes } = this.#options;
     const entries = wal.entries();
     const first = entries[0];
     if (!first) return undefined;
@@ -184,6 +188,7 @@ export class WalDrainer {
       entries: [],
       end: first.end,
       rows: 0,
+      bytes: 0,
       format: first.format,
       full: false,
       replayed: replayedEnd !== undefined,
@@ -193,16 +198,19 @@ export class WalDrainer {
         if (notBefore(entry.start, replayedEnd)) break;
       } else if (
         batch.entries.length > 0 &&
-        (entry.format !== batch.format || batch.rows + entry.rows > maxBatchRows)
+        (entry.format !== batch.format ||
+          batch.rows + entry.rows > maxBatchRows ||
+          batch.bytes + entry.frameBytes > maxBatchBytes)
       ) {
         batch.full = true;
         break;
       }
       batch.entries.push(entry);
       batch.rows += entry.rows;
+      batch.bytes += entry.frameBytes;
       batch.end = entry.end;
     }
-    if (batch.rows >= maxBatchRows) batch.full = true;
+    if (batch.rows >= maxBatchRows || batch.bytes >= maxBatchBytes) batch.full = true;
     return batch;
   }
 
@@ -217,7 +225,7 @@ export class WalDrainer {
 
   async #store(batch: Batch): Promise<void> {
     const { wal, inserter, log } = this.#options;
-    if (!KNOWN_FORMATS.has(batch.format)) {
+    if (!ROW_FORMATS.has(batch.format)) {
       throw new Error(
         `the log holds rows in the format ${batch.format}, which this routewatch cannot insert: ` +
           'run the version that wrote them until the log is drained',

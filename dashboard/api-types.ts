@@ -5,34 +5,23 @@
 export type { AdviceReport, CohortAdvice } from '../analyzer/advice.js';
 export type { AlertsAnswer } from '../analyzer/api-routes.js';
 export type { CohortRouteMetrics, Report, WindowMetrics } from '../analyzer/report.js';
+import type { Series, SeriesPoint, Timeseries } from '../analyzer/timeseries.js';
 
 /**
- * `GET /api/v1/timeseries` (analyzer/timeseries.ts on the `scale` branch: `Timeseries`): per
- * cohort × primary route, the report's metrics per bucket; buckets without tasks are absent.
- * Only the fields the charts read. Import `Timeseries` from analyzer/timeseries.ts instead once
- * that module is on this branch.
+ * `GET /api/v1/timeseries` (analyzer/timeseries.ts `Timeseries`): per cohort × primary route, the
+ * report's metrics per bucket; buckets without tasks are absent. Narrowed to the fields the charts
+ * read, so tests can build small answers, but derived from the real type: a field renamed there
+ * fails the dashboard's type check.
  */
-export interface TimeseriesPoint {
-  /** ISO instant. */
-  bucketStart: string;
-  tasks: number;
-  successes: number;
-  knownOutcomes: number;
-  totalCostUsd: number;
-  fallbacks: number;
-  topFallbackReasons: { reason: string; tasks: number }[];
-}
+type FallbackReason = SeriesPoint['topFallbackReasons'][number];
 
-export interface TimeseriesSeries {
-  cohort: string;
-  primaryRoute: string;
+export type TimeseriesPoint = Pick<
+  SeriesPoint,
+  'bucketStart' | 'tasks' | 'successes' | 'knownOutcomes' | 'totalCostUsd' | 'fallbacks'
+> & { topFallbackReasons: Pick<FallbackReason, 'reason' | 'tasks'>[] };
+
+export type TimeseriesSeries = Pick<Series, 'cohort' | 'primaryRoute'> & {
   points: TimeseriesPoint[];
-}
+};
 
-export interface TimeseriesAnswer {
-  from: string;
-  to: string;
-  bucketSeconds: number;
-  generatedAt: string;
-  series: TimeseriesSeries[];
-}
+export type TimeseriesAnswer = Omit<Timeseries, 'series'> & { series: TimeseriesSeries[] };

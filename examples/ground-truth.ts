@@ -24,6 +24,9 @@ export interface AttemptTruth {
   confidence?: number;
   /** Model calls made, failed ones included. */
   llmCalls: number;
+  /** Calls that made more than one HTTP request (the SDK retried them), and the extra requests. */
+  retriedCalls: number;
+  httpRetries: number;
   costUsd: number;
 }
 
@@ -39,6 +42,8 @@ export interface TaskTruth {
   /** Σ over model calls that returned usage; failed calls cost 0. */
   costUsd: number;
   latencyMs: number;
+  /** Named quality scores the service recorded (`task.setScore`). */
+  scores?: Record<string, number>;
 }
 
 export interface CohortRouteTruth {
@@ -52,9 +57,14 @@ export interface CohortRouteTruth {
   fallbackReasons: Record<string, number>;
   failureReasons: Record<string, number>;
   llmCalls: number;
+  /** Calls the SDK retried, and the extra HTTP requests they made (Σ requests − 1). */
+  retriedCalls: number;
+  httpRetries: number;
   costUsd: number;
   /** Task latencies in task order, ms. */
   latenciesMs: number[];
+  /** Per score name: tasks that carry it and the sum of its values. */
+  scores: Record<string, { n: number; sum: number }>;
 }
 
 export interface TruthTotals {
@@ -63,6 +73,8 @@ export interface TruthTotals {
   failures: number;
   fallbacks: number;
   llmCalls: number;
+  retriedCalls: number;
+  httpRetries: number;
   costUsd: number;
 }
 
@@ -97,6 +109,8 @@ export function summarizeTruth(
     failures: 0,
     fallbacks: 0,
     llmCalls: 0,
+    retriedCalls: 0,
+    httpRetries: 0,
     costUsd: 0,
   };
   const sorted = [...tasks].sort((x, y) => x.index - y.index);
@@ -114,21 +128,33 @@ export function summarizeTruth(
         fallbackReasons: {},
         failureReasons: {},
         llmCalls: 0,
+        retriedCalls: 0,
+        httpRetries: 0,
         costUsd: 0,
         latenciesMs: [],
+        scores: {},
       };
       groups.set(key, group);
     }
     const llmCalls = task.attempts.reduce((sum, attempt) => sum + attempt.llmCalls, 0);
+    const httpRetries = task.attempts.reduce((sum, attempt) => sum + attempt.httpRetries, 0);
+    const retriedCalls = task.attempts.reduce((sum, attempt) => sum + attempt.retriedCalls, 0);
     for (const figures of [group, totals]) {
       figures.tasks += 1;
       figures.successes += task.outcome === 'success' ? 1 : 0;
       figures.failures += task.outcome === 'failure' ? 1 : 0;
       figures.fallbacks += task.attempts.length >= 2 ? 1 : 0;
       figures.llmCalls += llmCalls;
+      figures.retriedCalls += retriedCalls;
+      figures.httpRetries += httpRetries;
       figures.costUsd += task.costUsd;
     }
     group.latenciesMs.push(task.latencyMs);
+    for (const [name, value] of Object.entries(task.scores ?? {})) {
+      const score = (group.scores[name] ??= { n: 0, sum: 0 });
+      score.n += 1;
+      score.sum += value;
+    }
     // Counted in tasks: a task falling back twice for one reason counts once under it.
     const reasons = new Set(task.attempts.slice(1).map((a) => a.fallbackReason ?? 'unspecified'));
     for (const reason of reasons) {

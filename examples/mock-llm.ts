@@ -290,7 +290,7 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
     const reply = decideReply({ seed, model, messages: request.messages, profiles, latencyScale });
     await delay(reply.delayMs);
     if (reply.kind === 'error') {
-      sendSeededFailure(res, request.format, model, reply);
+      sendSeededFailure(res, request.format, model, reply, latencyScale);
       return undefined;
     }
     return seededAnswer(model, reply);
@@ -493,14 +493,22 @@ function sendFault(
   });
 }
 
-/** A catalog model's seeded 429 or 500, worded as the provider words it. */
+/**
+ * A catalog model's seeded 429 or 500, worded as the provider words it. The same request fails the
+ * same way again, so the SDK's own retries of it (`maxRetries`) fail too: each is one call of
+ * several HTTP requests. `retry-after-ms` (which the OpenAI and Anthropic SDKs prefer to
+ * `retry-after`) follows the simulated clock: a second to wait on a 429 and half of one on a 500 at
+ * `latencyScale` 1, a millisecond at 0, so tests pay no real back-off.
+ */
 function sendSeededFailure(
   res: ServerResponse,
   format: WireFormat,
   model: MockModel,
   reply: MockError,
+  latencyScale: number,
 ): void {
   const rateLimited = reply.status === 429;
+  const retryAfterMs = String(Math.max(1, Math.round((rateLimited ? 1000 : 500) * latencyScale)));
   if (format === 'anthropic') {
     const message = rateLimited
       ? 'Number of requests has exceeded your rate limit'
@@ -508,10 +516,14 @@ function sendSeededFailure(
     sendJson(res, reply.status, errorBody(format, reply.status, message), {
       'request-id': `req_${reply.hash.slice(0, 24)}`,
       ...(rateLimited ? { 'retry-after': '1' } : {}),
+      'retry-after-ms': retryAfterMs,
     });
     return;
   }
-  const headers = { 'x-request-id': `req_${reply.hash.slice(0, 32)}` };
+  const headers = {
+    'x-request-id': `req_${reply.hash.slice(0, 32)}`,
+    'retry-after-ms': retryAfterMs,
+  };
   if (rateLimited) {
     const message = `Rate limit reached for ${model.id} on requests per min (RPM): Limit 500. Please try again in 1s. (simulated)`;
     sendJson(res, 429, errorBody(format, 429, message), {

@@ -1,5 +1,6 @@
 import OpenAI from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
 import {
   AttemptRejectedError,
@@ -28,7 +29,9 @@ import type { Verdict } from './support-validation.js';
  * and sets up no OpenTelemetry itself: that is the caller's job. Without it, the spans are no-ops.
  *
  * It counts what happened from its own calls and the attempt trail `withFallback` returns, never
- * from spans: that count is the ground truth routewatch's report must reproduce.
+ * from spans: that count is the ground truth routewatch's report must reproduce. The OpenAI client
+ * keeps the SDK's own retries (`maxRetries`, 2 by default): a rate-limited call is several HTTP
+ * requests before the policy sees its error, which the service counts through the client's `fetch`.
  */
 
 export interface ExampleServiceOptions {
@@ -51,6 +54,8 @@ export interface ExampleServiceOptions {
   controlShare?: number;
   /** Per-request timeout of the OpenAI client, ms; default 60 000. */
   requestTimeoutMs?: number;
+  /** The OpenAI client's own retries of a failed request (429, 5xx, timeouts); default the SDK's, 2. */
+  maxRetries?: number;
   /** `timeoutMs` of every route (`withFallback` gives up on it and falls back); default none. */
   routeTimeoutMs?: number;
   /** Called after each task with the tasks finished so far and the total (a progress line). */
@@ -71,7 +76,20 @@ export function routesOf(primaryRoute: Route): Route[] {
 interface AttemptLedger {
   llmCalls: number;
   costUsd: number;
+  /** Calls that made more than one HTTP request (the SDK retried them), and the extra requests. */
+  retriedCalls: number;
+  httpRetries: number;
 }
+
+/** The HTTP requests of the model call in progress, counted by `countingFetch`. */
+const requestsOfCall = new AsyncLocalStorage<{ requests: number }>();
+
+/** The global `fetch`, counting each request against the call it belongs to. */
+const countingFetch: typeof fetch = (input, init) => {
+  const call = requestsOfCall.getStore();
+  if (call !== undefined) call.requests += 1;
+  return fetch(input, init);
+};
 
 export async function runExampleService(options: ExampleServiceOptions): Promise<GroundTruth> {
   const concurrency = options.concurrency ?? 32;
@@ -86,9 +104,11 @@ export async function runExampleService(options: ExampleServiceOptions): Promise
   const client = new OpenAI({
     baseURL: options.openaiBaseURL,
     apiKey: 'test',
-    // The policy decides what happens after a failed call, not the SDK's own retries.
-    maxRetries: 0,
+    // The SDK's own retries are kept (a hidden cost routewatch shows); the policy decides what
+    // happens once the call has failed anyway.
+    ...(options.maxRetries === undefined ? {} : { maxRetries: options.maxRetries }),
     timeout: options.requestTimeoutMs ?? 60_000,
+    fetch: countingFetch,
   });
 
   const controlShare = options.controlShare ?? 0;
@@ -113,7 +133,12 @@ export async function runExampleService(options: ExampleServiceOptions): Promise
         route,
         ...(options.routeTimeoutMs === undefined ? {} : { timeoutMs: options.routeTimeoutMs }),
         run: (ctx) => {
-          const ledger: AttemptLedger = { llmCalls: 0, costUsd: 0 };
+          const ledger: AttemptLedger = {
+            llmCalls: 0,
+            costUsd: 0,
+            retriedCalls: 0,
+            httpRetries: 0,
+          };
           ledgers.set(ctx.attempt, ledger);
           return answer(client, cohort, prompt, OPENAI_MODEL_BY_TIER[route], ledger, ctx.signal);
         },
@@ -132,6 +157,9 @@ export async function runExampleService(options: ExampleServiceOptions): Promise
       const outcomeReason = outcomeReasonOf(trail.records.at(-1), trail.final);
       if (outcomeReason === undefined) task.setOutcome('success');
       else task.setOutcome('failure', { reason: outcomeReason });
+      // A named quality score: the accepted answer's self-reported confidence (faq replies carry one).
+      const confidence = outcomeReason === undefined ? trail.final?.confidence : undefined;
+      if (confidence !== undefined) task.setScore('confidence', confidence);
       return {
         index: taskIndex,
         taskId: task.taskId,
@@ -140,6 +168,7 @@ export async function runExampleService(options: ExampleServiceOptions): Promise
         attempts,
         outcome: outcomeReason === undefined ? 'success' : 'failure',
         ...(outcomeReason === undefined ? {} : { outcomeReason }),
+        ...(confidence === undefined ? {} : { scores: { confidence } }),
         costUsd: attempts.reduce((sum, attempt) => sum + attempt.costUsd, 0),
         latencyMs: Math.round((performance.now() - started) * 1000) / 1000,
       };
@@ -171,16 +200,26 @@ async function answer(
 ): Promise<Verdict> {
   const call = async (messages: ChatCompletionMessageParam[]): Promise<string> => {
     ledger.llmCalls += 1;
-    const completion = await client.chat.completions.create(
-      {
-        model,
-        messages,
-        temperature: 0,
-        max_tokens: 800,
-        response_format: { type: 'json_object' },
-      },
-      { signal },
-    );
+    const http = { requests: 0 };
+    const completion = await requestsOfCall
+      .run(http, () =>
+        client.chat.completions.create(
+          {
+            model,
+            messages,
+            temperature: 0,
+            max_tokens: 800,
+            response_format: { type: 'json_object' },
+          },
+          { signal },
+        ),
+      )
+      .finally(() => {
+        if (http.requests > 1) {
+          ledger.retriedCalls += 1;
+          ledger.httpRetries += http.requests - 1;
+        }
+      });
     if (completion.usage !== undefined) {
       ledger.costUsd += callCostUsd(completion.model, {
         inputTokens: completion.usage.prompt_tokens,
@@ -244,7 +283,12 @@ function attemptTruth(
   ledgers: ReadonlyMap<number, AttemptLedger>,
 ): AttemptTruth {
   const route = record.route as Route;
-  const ledger = ledgers.get(record.attempt) ?? { llmCalls: 0, costUsd: 0 };
+  const ledger = ledgers.get(record.attempt) ?? {
+    llmCalls: 0,
+    costUsd: 0,
+    retriedCalls: 0,
+    httpRetries: 0,
+  };
   const failure = callFailureOf(record);
   return {
     attempt: record.attempt,
@@ -255,6 +299,8 @@ function attemptTruth(
     ...(failure === undefined ? {} : { errorReason: failure }),
     ...(record.confidence === undefined ? {} : { confidence: record.confidence }),
     llmCalls: ledger.llmCalls,
+    retriedCalls: ledger.retriedCalls,
+    httpRetries: ledger.httpRetries,
     costUsd: ledger.costUsd,
   };
 }

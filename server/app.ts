@@ -176,9 +176,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     stats: collector,
   });
   await app.register(outcomesRoutes, { ...bodies, store: deps.store });
-  await app.register(apiRoutes, { store: deps.store, now: deps.now ?? (() => new Date()) });
-  await app.register(decisionRoutes, { store: deps.store, now: deps.now ?? (() => new Date()) });
-  await app.register(sqlRoutes, { store: deps.store, limits: sqlLimits(config) });
+  const reads = {
+    store: deps.store,
+    now: deps.now ?? (() => new Date()),
+    settle: settler(deps.writer),
+  };
+  await app.register(apiRoutes, reads);
+  await app.register(decisionRoutes, reads);
+  await app.register(sqlRoutes, { ...reads, limits: sqlLimits(config) });
   // The page and its assets carry no data: public. What they show comes from the API above.
   await app.register(dashboardRoutes, { dir: deps.dashboardDir });
   if (deps.evaluator) {
@@ -189,4 +194,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   }
   return app;
+}
+
+/** The longest a query waits for acknowledged spans to be stored before it reads. */
+const READ_SETTLE_MS = 5_000;
+
+/**
+ * Read your writes: with the write-ahead log a span is acknowledged before it is stored, so a
+ * query (the report, the gate, SQL) first waits until every span acknowledged so far is stored,
+ * for at most READ_SETTLE_MS. With the store away it gives up and reads what is stored; the
+ * read then fails or answers on its own.
+ */
+function settler(writer: SpanWriter): () => Promise<void> {
+  return async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, READ_SETTLE_MS);
+      timer.unref();
+    });
+    try {
+      await Promise.race([writer.flush().catch(() => undefined), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }

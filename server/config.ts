@@ -21,6 +21,21 @@ const MiB = 1024 * 1024;
 const integer = (min: number, max: number, fallback: number) =>
   z.preprocess(unset, z.coerce.number().int().min(min).max(max).default(fallback));
 
+/** Reads a duration such as `200ms`, `10s`, `1h` into milliseconds, or says why it cannot. */
+function durationMs(text: string, minMs: number, ctx: z.RefinementCtx): number {
+  try {
+    const ms = parseDuration(text);
+    if (ms < minMs) {
+      ctx.addIssue({ code: 'custom', message: `must be at least ${minMs} ms` });
+      return z.NEVER;
+    }
+    return ms;
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+}
+
 /** A duration such as `200ms`, `10s`, `1h`; kept in milliseconds. */
 const duration = (fallback: string, minMs = 0) =>
   z.preprocess(
@@ -28,19 +43,17 @@ const duration = (fallback: string, minMs = 0) =>
     z
       .string()
       .default(fallback)
-      .transform((text, ctx) => {
-        try {
-          const ms = parseDuration(text);
-          if (ms < minMs) {
-            ctx.addIssue({ code: 'custom', message: `must be at least ${minMs} ms` });
-            return z.NEVER;
-          }
-          return ms;
-        } catch (error) {
-          ctx.addIssue({ code: 'custom', message: (error as Error).message });
-          return z.NEVER;
-        }
-      }),
+      .transform((text, ctx) => durationMs(text, minMs, ctx)),
+  );
+
+/** A duration whose default depends on other settings: undefined when unset. */
+const optionalDuration = (minMs = 0) =>
+  z.preprocess(
+    unset,
+    z
+      .string()
+      .optional()
+      .transform((text, ctx) => (text === undefined ? undefined : durationMs(text, minMs, ctx))),
   );
 
 /**
@@ -81,6 +94,20 @@ export const configSchema = z.object({
   ROUTEWATCH_PORT: integer(0, 65_535, 4318),
   ROUTEWATCH_DATA_DIR: z.preprocess(unset, z.string().default('./.routewatch')),
   CLICKHOUSE_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+  /**
+   * A ClickHouse cluster (a name from the servers' remote_servers): migrations run ON CLUSTER with
+   * Replicated tables and Distributed tables over them. Needs CLICKHOUSE_URL.
+   */
+  ROUTEWATCH_CLICKHOUSE_CLUSTER: z.preprocess(
+    unset,
+    z
+      .string()
+      .regex(
+        /^[A-Za-z_][A-Za-z0-9_]*$/,
+        'use the name remote_servers gives it (letters, digits, _)',
+      )
+      .optional(),
+  ),
   // Only an empty value is unset here: a token of spaces is a mistake to refuse, not "no token".
   ROUTEWATCH_TOKEN: z.preprocess(
     (v) => (v === '' ? undefined : v),
@@ -123,8 +150,21 @@ export const configSchema = z.object({
   ROUTEWATCH_INGEST_WORKER_HEAP_MB: integer(64, 16_384, 1_024),
 
   // Time: what is accepted and how long it is kept.
-  /** Raw spans are kept this long; older spans are refused at ingest. */
+  /** Raw spans are kept this long (a TTL on spans); older spans are refused at ingest. */
   ROUTEWATCH_RETENTION_DAYS: integer(1, 36_500, 30),
+  /**
+   * Task state, task snapshots and hourly rollups are kept this long (TTL): reports over older
+   * periods answer from them once the raw spans are gone. At least ROUTEWATCH_RETENTION_DAYS.
+   */
+  ROUTEWATCH_ROLLUP_RETENTION_DAYS: integer(1, 36_500, 400),
+  /**
+   * How often this process brings the rollups up to date with what was stored since; 0: never
+   * (where several processes share one store, one refresher is enough).
+   */
+  ROUTEWATCH_ROLLUP_INTERVAL: duration('10s', 0).refine(
+    (ms) => ms === 0 || ms >= 1_000,
+    'use 0 (no refresher in this process) or at least 1s',
+  ),
   /** Spans starting further ahead than this (a sender's clock) are refused. */
   ROUTEWATCH_MAX_CLOCK_SKEW: duration('1h', 0),
 
@@ -151,7 +191,11 @@ export const configSchema = z.object({
 
   // The span writer (group commit into ClickHouse).
   ROUTEWATCH_BATCH_ROWS: integer(1, 1_000_000, 10_000),
-  ROUTEWATCH_BATCH_DELAY: duration('200ms', 0),
+  /**
+   * The longest wait to fill an insert; unset: see `batchDelayMs` (1 s with the log, none
+   * without it).
+   */
+  ROUTEWATCH_BATCH_DELAY: optionalDuration(0),
   ROUTEWATCH_MAX_PENDING_ROWS: integer(1, 100_000_000, 200_000),
   ROUTEWATCH_MAX_PENDING_BYTES: integer(1 * MiB, 64 * 1024 * MiB, 256 * MiB),
   ROUTEWATCH_DEDUP_WINDOW: integer(0, 100_000_000, 1_000_000),
@@ -178,6 +222,26 @@ export const configSchema = z.object({
 
 export type Config = z.output<typeof configSchema>;
 
+/** ROUTEWATCH_BATCH_DELAY when unset and the request waits for the insert (ROUTEWATCH_WAL=off). */
+export const BATCH_DELAY_WITHOUT_LOG_MS = 0;
+/** ROUTEWATCH_BATCH_DELAY when unset and the log is drained into the store (the default). */
+export const BATCH_DELAY_WITH_LOG_MS = 1_000;
+
+/**
+ * The longest wait to fill an insert into ClickHouse. Without the log, each request's answer waits
+ * for its insert, so there is none by default: an idle collector inserts a request at once, and
+ * under load the rows that arrive during one insert make the next (span-writer.ts). With the log, answers wait only for the fsync and the wait is the
+ * drainer's: an insert has a fixed cost in the engine whatever its size, so at most about one
+ * insert a second, as ClickHouse advises, until ROUTEWATCH_BATCH_ROWS rows are waiting (the
+ * engine's threads spent 2-5× less CPU per row in the drainer's inserts of ~8 000 rows than in
+ * inserts of 500-2 500: docs/benchmarks.md, "The 1-s drain window"). Queries that read their
+ * writes and a shutdown do not wait for it (SpanWriter.flush, close).
+ */
+export function batchDelayMs(config: Config): number {
+  if (config.ROUTEWATCH_BATCH_DELAY !== undefined) return config.ROUTEWATCH_BATCH_DELAY;
+  return config.ROUTEWATCH_WAL === 'on' ? BATCH_DELAY_WITH_LOG_MS : BATCH_DELAY_WITHOUT_LOG_MS;
+}
+
 export class ConfigError extends Error {
   readonly code = 'BAD_CONFIG';
   constructor(message: string) {
@@ -193,7 +257,28 @@ export function parseConfig(source: Record<string, string | undefined> = process
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
+  const conflicts = conflictsOf(parsed.data);
+  if (conflicts.length > 0) {
+    throw new ConfigError(`invalid configuration:\n${conflicts.map((c) => `  ${c}`).join('\n')}`);
+  }
   return parsed.data;
+}
+
+/** Settings valid alone but not together, each as `NAME: why`. */
+function conflictsOf(config: Config): string[] {
+  const conflicts: string[] = [];
+  if (config.ROUTEWATCH_ROLLUP_RETENTION_DAYS < config.ROUTEWATCH_RETENTION_DAYS) {
+    conflicts.push(
+      `ROUTEWATCH_ROLLUP_RETENTION_DAYS: must be at least ROUTEWATCH_RETENTION_DAYS (${config.ROUTEWATCH_RETENTION_DAYS}): ` +
+        'reports over a period answer from the rollups once its raw spans are gone',
+    );
+  }
+  if (config.ROUTEWATCH_CLICKHOUSE_CLUSTER !== undefined && config.CLICKHOUSE_URL === undefined) {
+    conflicts.push(
+      'ROUTEWATCH_CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL (the embedded store is one process, not a cluster)',
+    );
+  }
+  return conflicts;
 }
 
 /** The defaults, with some settings changed: for tests and embedding. */

@@ -18,6 +18,8 @@ import { HttpError, badRequest, unavailable } from './http-error.js';
 export interface SqlRoutesOptions {
   store: Store;
   limits: ReadOnlyLimits;
+  /** Resolves once the spans acknowledged so far are stored (bounded): read your writes. */
+  settle?: () => Promise<void>;
 }
 
 /** The answer of `POST /api/v1/sql`. */
@@ -138,6 +140,7 @@ export const sqlRoutes: FastifyPluginAsync<SqlRoutesOptions> = async (app, optio
           `Send {"sql": "SELECT …"} as application/json (one statement, at most ${MAX_SQL_CHARS} characters).`,
       );
     }
+    await options.settle?.();
     try {
       const result = await options.store.queryReadOnly(parsed.data.sql, options.limits);
       return { ...result, rowCount: result.rows.length };

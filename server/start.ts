@@ -12,6 +12,9 @@ import { WriteAheadLog } from '../collector/wal.js';
 import { errorMessage, isStoreUnavailable } from '../storage/errors.js';
 import { migrate } from '../storage/migrations.js';
 import { openStore } from '../storage/open-store.js';
+import { RollupRefresher } from '../storage/rollup-refresher.js';
+import { applyRetention } from '../storage/rollups.js';
+import type { RetentionSettings } from '../storage/rollups.js';
 import type { Store } from '../storage/store.js';
 import { Evaluator } from '../analyzer/evaluator.js';
 import { Notifier, slackChannel, webhookChannel } from '../analyzer/notifier.js';
@@ -20,14 +23,14 @@ import { AlertStore } from '../analyzer/alert-store.js';
 import { loadRules } from '../analyzer/rules.js';
 import type { RuleSet } from '../analyzer/rules.js';
 import { buildApp } from './app.js';
-import { assertSafeExposure } from './config.js';
+import { assertSafeExposure, batchDelayMs } from './config.js';
 import type { Config } from './config.js';
 
 /** The settings of each part, read from the one configuration. */
 export function writerOptions(config: Config): SpanWriterOptions {
   return {
     maxBatchRows: config.ROUTEWATCH_BATCH_ROWS,
-    maxDelayMs: config.ROUTEWATCH_BATCH_DELAY,
+    maxDelayMs: batchDelayMs(config),
     maxPendingRows: config.ROUTEWATCH_MAX_PENDING_ROWS,
     maxPendingBytes: config.ROUTEWATCH_MAX_PENDING_BYTES,
     maxQueueWaitMs: config.ROUTEWATCH_MAX_QUEUE_WAIT,
@@ -91,7 +94,7 @@ async function migrateAtStart(
 ): Promise<{ ready: Promise<void> }> {
   const done = { ready: Promise.resolve() };
   if (config.ROUTEWATCH_WAL === 'off' || store.driver === 'embedded') {
-    await migrate(store);
+    await prepareStore(store, config);
     return done;
   }
   const later = (error: unknown) => {
@@ -100,7 +103,7 @@ async function migrateAtStart(
       'ClickHouse does not answer: accepting spans into the write-ahead log; migrations and ' +
         'inserts are retried until it answers',
     );
-    return { ready: migrateWhenReachable(store, log, stopped) };
+    return { ready: migrateWhenReachable(store, config, log, stopped) };
   };
   try {
     const ping = store.ping();
@@ -115,7 +118,7 @@ async function migrateAtStart(
     return later(error);
   }
   try {
-    await migrate(store);
+    await prepareStore(store, config);
   } catch (error) {
     if (!isStoreUnavailable(error)) throw error;
     return later(error);
@@ -125,6 +128,7 @@ async function migrateAtStart(
 
 async function migrateWhenReachable(
   store: Store,
+  config: Config,
   log: SpanWriterLog,
   stopped: () => boolean,
 ): Promise<void> {
@@ -135,7 +139,7 @@ async function migrateWhenReachable(
     if (stopped()) return new Promise<void>(() => undefined);
     try {
       await store.ping();
-      await migrate(store);
+      await prepareStore(store, config);
       log.info({}, 'ClickHouse answers: migrations applied, storing the write-ahead log');
       return;
     } catch (error) {
@@ -163,6 +167,20 @@ export function ingestSettings(config: Config): IngestSettings {
     maxAgeMs: config.ROUTEWATCH_RETENTION_DAYS * 86_400_000,
     maxAheadMs: config.ROUTEWATCH_MAX_CLOCK_SKEW,
   };
+}
+
+export function retentionSettings(config: Config): RetentionSettings {
+  return {
+    rawDays: config.ROUTEWATCH_RETENTION_DAYS,
+    rollupDays: config.ROUTEWATCH_ROLLUP_RETENTION_DAYS,
+  };
+}
+
+/** Brings a store's schema and retention to what this version and the configuration say. */
+export async function prepareStore(store: Store, config: Config): Promise<void> {
+  const cluster = config.ROUTEWATCH_CLICKHOUSE_CLUSTER;
+  await migrate(store, undefined, undefined, { cluster });
+  await applyRetention(store, retentionSettings(config), { cluster });
 }
 
 export function ingestRunnerFor(config: Config): IngestRunner {
@@ -212,7 +230,9 @@ export interface Assembled {
   ingest: IngestRunner;
   evaluator: Evaluator;
   notifier: Notifier | undefined;
-  /** Starts the periodic evaluation and the notifier (after listening). */
+  /** Keeps the rollups up to date (every ROUTEWATCH_ROLLUP_INTERVAL; not started when 0). */
+  rollups: RollupRefresher;
+  /** Starts the periodic evaluation, the notifier and the rollup refresher (after listening). */
   begin(): void;
   /**
    * Stops them and the app, then stores what was acknowledged — with the log, what the store
@@ -236,6 +256,8 @@ export interface AssembleOptions {
   /** Resolves once the store is migrated (inserts wait for it). */
   storeReady?: Promise<void>;
   now?: () => Date;
+  /** Wraps the ingest runner (the tests compare the fast and full decode paths through it). */
+  wrapIngest?: (runner: IngestRunner, config: Config) => IngestRunner;
 }
 
 /**
@@ -255,7 +277,8 @@ export async function assembleRoutewatch(
       log: writerLog.log,
       ...(options.storeReady ? { storeReady: options.storeReady } : {}),
     }));
-  const ingest = ingestRunnerFor(config);
+  const runner = ingestRunnerFor(config);
+  const ingest = options.wrapIngest ? options.wrapIngest(runner, config) : runner;
   const alertsLog = bufferedLog();
   const notifier =
     options.channels.length > 0
@@ -295,21 +318,31 @@ export async function assembleRoutewatch(
   };
   alertsLog.attach(child('alerts'));
   writerLog.attach(child('span-writer'));
+  // The first refresh starts at once: on an upgraded store it builds the rollups, while the
+  // views already answer (from task_events) and the collector already listens. A refresh before
+  // the store is migrated fails, is logged, and is tried again at the next interval.
+  const rollups = new RollupRefresher(store, {
+    intervalMs: config.ROUTEWATCH_ROLLUP_INTERVAL,
+    log: app.log.child({ module: 'rollups' }),
+  });
   return {
     app,
     writer,
     ingest,
     evaluator,
     notifier,
+    rollups,
     begin() {
       notifier?.start();
       evaluator.start(config.ROUTEWATCH_EVALUATE_EVERY);
+      if (config.ROUTEWATCH_ROLLUP_INTERVAL > 0) rollups.start();
     },
     async close() {
       await evaluator.stop();
       await notifier?.stop();
       await app.close();
       await writer.close();
+      await rollups.stop();
       await ingest.close();
     },
   };
@@ -323,6 +356,8 @@ export interface RunningRoutewatch {
   store: Store;
   writer: SpanWriter;
   evaluator: Evaluator;
+  /** Keeps the rollups up to date (every ROUTEWATCH_ROLLUP_INTERVAL; not started when 0). */
+  rollups: RollupRefresher;
   notifier: Notifier | undefined;
   /** The write-ahead log's directory; undefined with ROUTEWATCH_WAL=off. */
   walDir: string | undefined;
@@ -376,6 +411,7 @@ export async function startRoutewatch(
       store,
       writer: running.writer,
       evaluator: running.evaluator,
+      rollups: running.rollups,
       notifier: running.notifier,
       walDir: running.writer.wal?.dir,
       async close() {

@@ -3,7 +3,13 @@ import { resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { z } from 'zod';
 import { StorageError, errorMessage, storageFailure } from './errors.js';
-import { INSERT_SETTINGS, OUTPUT_SETTINGS, assertIdentifier, readOnlySettings } from './store.js';
+import {
+  INSERT_SETTINGS,
+  OUTPUT_SETTINGS,
+  assertIdentifier,
+  insertFormat,
+  readOnlySettings,
+} from './store.js';
 import type { InsertOptions, QueryParams, ReadOnlyLimits, ReadOnlyResult, Store } from './store.js';
 import { parseReadOnlyResult, parseRows } from './rows.js';
 
@@ -75,7 +81,8 @@ export class EmbeddedStore implements Store {
       await this.#session.insert({
         table: assertIdentifier(table),
         values: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-        format: 'JSONEachRow',
+        format: insertFormat(options),
+        ...(options.columns ? { columns: options.columns.map(assertIdentifier) } : {}),
         settings,
       });
     } catch (error) {

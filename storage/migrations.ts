@@ -3,8 +3,28 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { clusterStatements } from './cluster-ddl.js';
 import { MigrationError, errorMessage } from './errors.js';
 import type { Store } from './store.js';
+
+export interface MigrateOptions {
+  /**
+   * A ClickHouse cluster (ROUTEWATCH_CLICKHOUSE_CLUSTER): every DDL statement runs ON CLUSTER,
+   * tables become Replicated with Distributed tables over them (storage/cluster-ddl.ts).
+   */
+  cluster?: string | undefined;
+}
+
+/** Runs a DDL statement as it is, or in its cluster form. */
+async function execDdl(
+  store: Store,
+  statement: string,
+  cluster: string | undefined,
+): Promise<void> {
+  for (const each of cluster ? clusterStatements(statement, cluster) : [statement]) {
+    await store.exec(each);
+  }
+}
 
 export interface Migration {
   version: number;
@@ -32,7 +52,7 @@ export interface MigrationResult {
 const FILE_NAME = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
 /** A folder of sql/, found from this module whether it runs from source or dist/. */
-function sqlDir(folder: 'migrations' | 'views'): string {
+export function sqlDir(folder: 'migrations' | 'views' | 'rollups'): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {
     const candidate = join(dir, 'sql', folder);
@@ -161,6 +181,32 @@ function inDependencyOrder(views: View[]): View[] {
   return ordered;
 }
 
+/** The runner's own tables, which the cluster form also replicates. */
+const SCHEMA_MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS schema_migrations
+(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
+ENGINE = ReplacingMergeTree ORDER BY version`;
+const SCHEMA_VIEWS_TABLE = `CREATE TABLE IF NOT EXISTS schema_views
+(name String, checksum String, applied_at DateTime64(9, 'UTC') DEFAULT now64(9))
+ENGINE = ReplacingMergeTree(applied_at) ORDER BY name`;
+
+/**
+ * Every DDL statement a migration of an empty database runs, in order, in the cluster form for
+ * `cluster`: the runner's tables, the numbered migrations, the views. For review before running
+ * `routewatch migrate` against a cluster, and for the tests of the cluster form.
+ */
+export function clusterDdl(
+  cluster: string,
+  migrations: Migration[] = loadMigrations(),
+  views: View[] = loadViews(),
+): string[] {
+  return [
+    SCHEMA_MIGRATIONS_TABLE,
+    ...[...migrations].sort((a, b) => a.version - b.version).flatMap((m) => m.statements),
+    SCHEMA_VIEWS_TABLE,
+    ...views.map((v) => v.statement),
+  ].flatMap((statement) => clusterStatements(statement, cluster));
+}
+
 const appliedRow = z.object({
   version: z.coerce.number(),
   name: z.string(),
@@ -176,12 +222,9 @@ export async function migrate(
   store: Store,
   migrations: Migration[] = loadMigrations(),
   views: View[] = loadViews(),
+  options: MigrateOptions = {},
 ): Promise<MigrationResult> {
-  await store.exec(
-    `CREATE TABLE IF NOT EXISTS schema_migrations
-     (version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
-     ENGINE = ReplacingMergeTree ORDER BY version`,
-  );
+  await execDdl(store, SCHEMA_MIGRATIONS_TABLE, options.cluster);
   const applied = new Map(
     (
       await store.query(
@@ -208,7 +251,7 @@ export async function migrate(
     }
     for (const statement of migration.statements) {
       try {
-        await store.exec(statement);
+        await execDdl(store, statement, options.cluster);
       } catch (error) {
         throw new MigrationError(label, `migration ${label} failed: ${errorMessage(error)}`, {
           cause: error,
@@ -224,6 +267,7 @@ export async function migrate(
   result.viewsApplied = await applyViews(store, views, {
     // A table a view reads may have changed under it.
     reapplyAll: result.applied.length > 0,
+    cluster: options.cluster,
   });
   return result;
 }
@@ -239,14 +283,10 @@ const appliedViewRow = z.object({ name: z.string(), checksum: z.string() });
 export async function applyViews(
   store: Store,
   views: View[],
-  options: { reapplyAll?: boolean } = {},
+  options: { reapplyAll?: boolean; cluster?: string | undefined } = {},
 ): Promise<string[]> {
   if (views.length === 0) return [];
-  await store.exec(
-    `CREATE TABLE IF NOT EXISTS schema_views
-     (name String, checksum String, applied_at DateTime64(9, 'UTC') DEFAULT now64(9))
-     ENGINE = ReplacingMergeTree(applied_at) ORDER BY name`,
-  );
+  await execDdl(store, SCHEMA_VIEWS_TABLE, options.cluster);
   const recorded = new Map(
     (
       await store.query(
@@ -274,7 +314,7 @@ export async function applyViews(
       view.reads.some((name) => applied.includes(name));
     if (!due) continue;
     try {
-      await store.exec(view.statement);
+      await execDdl(store, view.statement, options.cluster);
     } catch (error) {
       throw new MigrationError(
         `views/${view.name}.sql`,

@@ -3,7 +3,13 @@ import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { z } from 'zod';
 import { StorageError, storageFailure } from './errors.js';
-import { INSERT_SETTINGS, OUTPUT_SETTINGS, assertIdentifier, readOnlySettings } from './store.js';
+import {
+  INSERT_SETTINGS,
+  OUTPUT_SETTINGS,
+  assertIdentifier,
+  insertFormat,
+  readOnlySettings,
+} from './store.js';
 import type { InsertOptions, QueryParams, ReadOnlyLimits, ReadOnlyResult, Store } from './store.js';
 import { parseReadOnlyResult, parseRows } from './rows.js';
 
@@ -43,7 +49,7 @@ export class ServerStore implements Store {
   }
 
   /**
-   * Sends the JSONEachRow bytes as the request body, untouched. `client.insert` cannot do that:
+   * Sends the bytes (JSONEachRow unless `options.format` says otherwise) as the request body, untouched. `client.insert` cannot do that:
    * for JSON formats it wants objects and JSON-encodes every chunk of an object-mode stream (a
    * Buffer became `{"type":"Buffer","data":[…]}`), and it refuses a byte stream. `exec` with
    * `values` puts the statement in the URL and streams the bytes as they are.
@@ -55,9 +61,10 @@ export class ServerStore implements Store {
   ): Promise<void> {
     if (body.byteLength === 0) return;
     const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    const columns = options.columns ? ` (${options.columns.map(assertIdentifier).join(', ')})` : '';
     try {
       const result = await this.#client.exec({
-        query: `INSERT INTO ${assertIdentifier(table)} FORMAT JSONEachRow`,
+        query: `INSERT INTO ${assertIdentifier(table)}${columns} FORMAT ${insertFormat(options)}`,
         values: Readable.from([bytes], { objectMode: false }),
         clickhouse_settings: {
           ...INSERT_SETTINGS,

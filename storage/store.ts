@@ -6,9 +6,20 @@ export type QueryParams = Record<
   string | number | boolean | bigint | null | readonly string[]
 >;
 
+/** Row formats an insert body may be in: one JSON object, one JSON array, or tab-separated values per line. */
+export const INSERT_FORMATS = ['JSONEachRow', 'JSONCompactEachRow', 'TSV'] as const;
+export type InsertFormat = (typeof INSERT_FORMATS)[number];
+
 export interface InsertOptions {
   /** Makes a retried insert of the same batch idempotent where the engine supports it. */
   deduplicationToken?: string;
+  /**
+   * The body's format (default JSONEachRow). JSONCompactEachRow rows are positional arrays: they
+   * need `columns`, and cost the engine less to parse (no key per value).
+   */
+  format?: InsertFormat;
+  /** The columns each row gives, in order; the others take their defaults. */
+  columns?: readonly string[];
 }
 
 /**
@@ -21,7 +32,10 @@ export interface Store {
   readonly location: string;
   /** Runs a statement that returns no rows (DDL, INSERT … SELECT, OPTIMIZE). */
   exec(sql: string, params?: QueryParams): Promise<void>;
-  /** Inserts rows given as JSONEachRow bytes (one JSON object per line). */
+  /**
+   * Inserts rows given as JSONEachRow bytes (one JSON object per line), or in the format and with
+   * the columns `options` name.
+   */
   insertJsonEachRow(table: string, body: Uint8Array, options?: InsertOptions): Promise<void>;
   /** Runs a query with bound parameters; every row is checked against `row`. */
   query<T>(sql: string, params: QueryParams, row: z.ZodType<T>): Promise<T[]>;
@@ -101,4 +115,11 @@ export function assertIdentifier(name: string): string {
     throw new Error(`invalid table name ${JSON.stringify(name)}`);
   }
   return name;
+}
+
+/** The format of an insert, checked: it becomes SQL text in the server driver. */
+export function insertFormat(options: InsertOptions): InsertFormat {
+  const format = options.format ?? 'JSONEachRow';
+  if (!INSERT_FORMATS.includes(format)) throw new Error(`unsupported insert format ${format}`);
+  return format;
 }

@@ -1,168 +1,152 @@
 /**
- * Collector ingest throughput into the embedded store, against the engine's own ceiling, in one run:
- *   (1) raw: pre-normalized rows inserted straight into `spans` in 10 000-row batches — what the
- *       embedded ClickHouse can take, no HTTP, no decoding;
- *   (2) OTLP/HTTP JSON and (3) OTLP/HTTP protobuf: pre-encoded export requests of 500 spans POSTed
- *       to `routewatch start` on 127.0.0.1, 16 in flight, each acknowledged once in the
- *       write-ahead log (the default); timed until every span is stored (the log drained);
- *   (4) OTLP/HTTP protobuf with ROUTEWATCH_WAL=off: the same app on the same store, each request
- *       acknowledged only once stored.
+ * Collector ingest end to end into the embedded store, against the engine's own insert of the same
+ * rows, in one run, for each mix (bench/collector/workload.ts):
+ *   (1) raw: the rows the pipeline makes of the export, inserted straight into `spans` in 10 000-row
+ *       batches, in the format the writer sends (SPAN_INSERT) — what the embedded ClickHouse can
+ *       take, no HTTP, no decoding;
+ *   (2) OTLP/HTTP protobuf (the SDK default) and JSON: pre-encoded export requests of 500 spans
+ *       POSTed to `routewatch start` on 127.0.0.1, `--in-flight` at a time. With the write-ahead log
+ *       (the default) a request is answered once its spans are fsynced to the log; the phase is
+ *       timed until every span is stored (`writer.flush()`: the log drained into the store);
+ *   (3) protobuf, WAL off: the same app (`buildApp`, same store, ROUTEWATCH_WAL=off) on a port of
+ *       its own, each request answered only once stored. WAL on and off swap places every round.
+ * Rates are in rows stored per second (the same unit as the raw insert) and spans received per
+ * second; "acknowledged" rates count until the last answer. Then the acknowledgement latency at
+ * half the maximum rate, with the log on and off: protobuf requests sent at a fixed pace (open
+ * loop) at half the median stored protobuf rate just measured for that variant, p50/p99.
  * The sender runs in this process too, so its CPU shares the two cores with the collector.
- * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3]
+ * A progress line goes to stderr; the figures to stdout.
+ * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
+ *        [--in-flight 16] [--batch-delay 200ms] [--profile-main main.cpuprofile]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { z } from 'zod';
 import { progressReporter } from '../../cli/progress.js';
 import type { Progress } from '../../cli/progress.js';
+import { createIngest } from '../../collector/ingest.js';
+import { SPAN_INSERT } from '../../collector/span-lines.js';
+import type { SpanWriter } from '../../collector/span-writer.js';
 import { buildApp } from '../../server/app.js';
-import { configWith } from '../../server/config.js';
-import { ingestRunnerFor, openSpanWriter, startRoutewatch } from '../../server/start.js';
-import { normalizeRequest } from '../../collector/normalize.js';
-import { decodeTraceRequestProto } from '../../collector/otlp-proto.js';
-import { PriceTable } from '../../collector/pricing.js';
+import { batchDelayMs, configWith } from '../../server/config.js';
+import {
+  ingestRunnerFor,
+  ingestSettings,
+  openSpanWriter,
+  startRoutewatch,
+} from '../../server/start.js';
+import type { Store } from '../../storage/store.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
+import { CONTENT_TYPE, SPANS_PER_REQUEST, encode, makeRequests } from './workload.js';
+import type { Encoding, Mix } from './workload.js';
 
 const { values } = parseArgs({
   options: {
     spans: { type: 'string', default: '60000' },
     rounds: { type: 'string', default: '3' },
+    mixes: { type: 'string', default: 'llm,mixed' },
+    'latency-s': { type: 'string', default: '15' },
+    /** Requests in flight while measuring the rate. */
+    'in-flight': { type: 'string', default: '16' },
+    /** Writes a V8 profile of the main thread during the first protobuf (WAL on) phase to this file. */
+    'profile-main': { type: 'string' },
+    /** ROUTEWATCH_BATCH_DELAY for both apps (default: the configuration's, by mode). */
+    'batch-delay': { type: 'string' },
   },
 });
 const SPANS = Number(values.spans);
 const ROUNDS = Number(values.rounds);
-const PER_REQUEST = 500;
-const IN_FLIGHT = 16;
+const MIX_LIST = values.mixes.split(',') as Mix[];
+const LATENCY_S = Number(values['latency-s']);
+const IN_FLIGHT = Number(values['in-flight']);
+const RAW_BATCH_ROWS = 10_000;
 
-let sequence = 0;
-/** A realistic LLM span: routing attributes, GenAI attributes, tokens; unique ids. */
-function syntheticSpan(startNs: bigint): ReadableSpan {
-  const n = ++sequence;
-  const hex = (value: number, bytes: number) => value.toString(16).padStart(bytes * 2, '0');
-  const cohort = ['faq', 'extraction', 'policy', 'agentic'][n % 4]!;
-  const toHr = (ns: bigint): [number, number] => [
-    Number(ns / 1_000_000_000n),
-    Number(ns % 1_000_000_000n),
-  ];
-  return {
-    name: 'chat gpt-4o-mini',
-    kind: 2,
-    spanContext: () => ({ traceId: hex(n, 16), spanId: hex(n, 8), traceFlags: 1 }),
-    parentSpanContext: undefined,
-    startTime: toHr(startNs),
-    endTime: toHr(startNs + 250_000_000n),
-    duration: [0, 250_000_000],
-    status: { code: 0 },
-    attributes: {
-      'routewatch.task.id': `task-${Math.floor(n / 3)}`,
-      'routewatch.cohort': cohort,
-      'routewatch.route': n % 5 === 0 ? 'large' : 'small',
-      'routewatch.attempt': n % 5 === 0 ? 2 : 1,
-      'gen_ai.operation.name': 'chat',
-      'gen_ai.provider.name': 'openai',
-      'gen_ai.request.model': 'gpt-4o-mini',
-      'gen_ai.response.model': 'gpt-4o-mini-2024-07-18',
-      'gen_ai.response.id': `chatcmpl-${n}`,
-      'gen_ai.response.finish_reasons': ['stop'],
-      'gen_ai.usage.input_tokens': 800 + (n % 400),
-      'gen_ai.usage.output_tokens': 120 + (n % 80),
-      'server.address': 'api.openai.com',
-      'server.port': 443,
-    },
-    links: [],
-    events: [],
-    ended: true,
-    resource: {
-      attributes: { 'service.name': 'bench' },
-      merge: () => null,
-      asyncAttributesPending: false,
-      getRawAttributes: () => [['service.name', 'bench']],
-    },
-    instrumentationScope: { name: '@routewatch/instrumentation', version: '0.1.0' },
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-  } as unknown as ReadableSpan;
-}
+/** The variants of a round, in the order of the table. */
+const VARIANTS = ['raw', 'protobuf', 'protobuf, WAL off', 'json'] as const;
+type Variant = (typeof VARIANTS)[number];
 
-function makeRequests(count: number): ReadableSpan[][] {
-  const start = BigInt(Date.now()) * 1_000_000n;
-  const requests: ReadableSpan[][] = [];
-  for (let i = 0; i < count; i += PER_REQUEST) {
-    requests.push(
-      Array.from({ length: Math.min(PER_REQUEST, count - i) }, (_, j) =>
-        syntheticSpan(start + BigInt(i + j)),
-      ),
-    );
-  }
-  return requests;
-}
+/** 503s answered (the collector's admission control: overloaded), retried as an exporter would. */
+let refusals = 0;
 
-/** OTLP/JSON as the OpenTelemetry JS exporter encodes it (hex ids, int64 as strings). */
-function toJson(spans: ReadableSpan[]): Uint8Array {
-  const decoded = decodeTraceRequestProto(ProtobufTraceSerializer.serializeRequest(spans)!);
-  const value = (kv: { value: { kind: string; value?: unknown } }) => {
-    const v = kv.value;
-    if (v.kind === 'string') return { stringValue: v.value };
-    if (v.kind === 'int') return { intValue: v.value };
-    if (v.kind === 'double') return { doubleValue: v.value };
-    if (v.kind === 'bool') return { boolValue: v.value };
-    return {
-      arrayValue: {
-        values: (v.value as { value: unknown }[]).map((x) => ({ stringValue: x.value })),
+/**
+ * The sender speaks as the OpenTelemetry Node exporters do (otlp-exporter-base's http transport):
+ * `http.request` over keep-alive connections. `fetch` (undici) costs ~1.5 ms more CPU per 300 KiB
+ * request here, which would be counted against the collector, since the sender shares its process.
+ */
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+function postOnce(
+  url: string,
+  body: Uint8Array,
+  encoding: Encoding,
+): Promise<{ status: number; retryAfter: string | undefined; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': CONTENT_TYPE[encoding], 'content-length': body.byteLength },
       },
-    };
-  };
-  return Buffer.from(
-    JSON.stringify({
-      resourceSpans: decoded.resourceSpans.map((rs) => ({
-        resource: {
-          attributes: (rs.resource?.attributes ?? []).map((kv) => ({
-            key: kv.key,
-            value: value(kv),
-          })),
-        },
-        scopeSpans: rs.scopeSpans.map((ss) => ({
-          scope: ss.scope,
-          spans: ss.spans.map((s) => ({
-            ...s,
-            attributes: s.attributes.map((kv) => ({ key: kv.key, value: value(kv) })),
-          })),
-        })),
-      })),
-    }),
-  );
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const header = res.headers['retry-after'];
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: Array.isArray(header) ? header[0] : header,
+            text: res.statusCode === 200 ? '' : Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function post(url: string, body: Uint8Array, encoding: Encoding): Promise<void> {
+  for (;;) {
+    const res = await postOnce(url, body, encoding);
+    if (res.status === 503) {
+      refusals++;
+      // Retry-After, capped at a second so that one refusal does not idle the run for long.
+      const seconds = Math.min(1, Number(res.retryAfter ?? 1));
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      continue;
+    }
+    if (res.status !== 200) throw new Error(`collector answered ${res.status}: ${res.text}`);
+    return;
+  }
 }
 
 async function send(
   url: string,
   bodies: Uint8Array[],
-  contentType: string,
-  progress?: Progress,
+  encoding: Encoding,
+  progress: Progress,
 ): Promise<void> {
   let next = 0;
   let answered = 0;
   const worker = async () => {
     while (next < bodies.length) {
-      const body = bodies[next++]!;
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': contentType },
-        body,
-      });
-      if (res.status !== 200)
-        throw new Error(`collector answered ${res.status}: ${await res.text()}`);
-      await res.arrayBuffer();
-      progress?.update(++answered);
+      await post(url, bodies[next++]!, encoding);
+      progress.update(++answered);
     }
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
-  progress?.clear();
+  progress.clear();
 }
+
+/** Progress on stderr, so the figures on stdout stay as they are. */
+const progress = (label: string, total: number) => progressReporter(process.stderr, label, total);
 
 interface Measure {
   /** Until every span is stored. */
@@ -170,31 +154,215 @@ interface Measure {
   /** Until every request was answered (the same as wallMs when answers wait for the store). */
   ackMs: number;
   cpuMs: number;
+  /** The writer's inserts into the store during the phase (none for the raw insert). */
+  inserts: number;
+  /** Its write-ahead log appends, one fdatasync each (none without the log). */
+  appends: number;
+  /** CPU ms by group of threads (threadCpu); all 0 where /proc is missing. */
+  threads: ThreadCpu;
+}
+
+interface ThreadCpu {
+  /** The main thread: HTTP server, the sender, the writer and the log's drainer. */
+  main: number;
+  /** The two apps' ingest threads (decode → normalize → price → serialize). */
+  ingest: number;
+  /** Other unnamed threads: libuv's pool (where chDB's calls run), V8's GC helpers, chDB's own. */
+  node: number;
+  /** Threads the engine names itself (chDB: ThreadPool, MergeMutate, …). */
+  engine: number;
+}
+
+/** The ingest threads' ids, found by which threads appear when the apps start (threadsNamedNode). */
+const ingestTids = new Set<string>();
+
+/** Clock ticks per second of /proc's utime and stime (USER_HZ, 100 on Linux). */
+const TICK_MS = 10;
+
+/** Ids of this process's threads that carry Node's name, not one the engine gave them. */
+function threadsNamedNode(): string[] {
+  try {
+    return readdirSync('/proc/self/task').filter((tid) => {
+      try {
+        return readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').includes('(node)');
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return [];
+  }
+}
+
+/** CPU time so far of each thread of this process, by group (Linux /proc; zeros elsewhere). */
+function threadCpu(): ThreadCpu {
+  const total: ThreadCpu = { main: 0, ingest: 0, node: 0, engine: 0 };
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return total;
+  }
+  for (const tid of tids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended
+    }
+    const close = stat.lastIndexOf(')');
+    const name = stat.slice(stat.indexOf('(') + 1, close);
+    const fields = stat.slice(close + 2).split(' ');
+    const ms = (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+    if (Number(tid) === process.pid) total.main += ms;
+    else if (ingestTids.has(tid)) total.ingest += ms;
+    else if (name === 'node') total.node += ms;
+    else total.engine += ms;
+  }
+  return total;
+}
+
+/**
+ * Waits until the engine merges no part of `spans`: merges started by one phase's inserts would
+ * otherwise run, and be counted, in the next phase.
+ */
+async function settle(store: Store): Promise<void> {
+  const merges = z.object({ n: z.coerce.number() });
+  for (let i = 0; i < 100; i++) {
+    const [row] = await store.query(
+      "SELECT count() AS n FROM system.merges WHERE table = 'spans'",
+      {},
+      merges,
+    );
+    if (row!.n === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Profiles the main thread during `fn`, once (the first protobuf phase), into --profile-main. */
+let profiledOnce = false;
+async function profiled<T>(on: boolean, fn: () => Promise<T>): Promise<T> {
+  if (!on || profiledOnce) return fn();
+  profiledOnce = true;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  const result = await fn();
+  const { profile } = await session.post('Profiler.stop');
+  writeFileSync(values['profile-main']!, JSON.stringify(profile));
+  session.disconnect();
+  return result;
 }
 
 /** Times `send`, then `stored` (waiting for what was acknowledged to be stored). */
 async function measure(
-  send: () => Promise<void>,
+  sendAll: () => Promise<void>,
+  writer?: SpanWriter,
   stored: () => Promise<void> = async () => undefined,
 ): Promise<Measure> {
+  const counters = () => ({
+    inserts: writer?.stats.batches ?? 0,
+    appends: writer?.walSnapshot()?.appends ?? 0,
+  });
+  const before = counters();
+  const threadsBefore = threadCpu();
   const cpu = process.cpuUsage();
   const t0 = performance.now();
-  await send();
+  await sendAll();
   const ackMs = performance.now() - t0;
   await stored();
   const used = process.cpuUsage(cpu);
-  return { wallMs: performance.now() - t0, ackMs, cpuMs: (used.user + used.system) / 1000 };
+  const after = counters();
+  const threadsAfter = threadCpu();
+  return {
+    wallMs: performance.now() - t0,
+    ackMs,
+    cpuMs: (used.user + used.system) / 1000,
+    inserts: after.inserts - before.inserts,
+    appends: after.appends - before.appends,
+    // A thread that ended during the phase takes its time with it: the groups can sum to less.
+    threads: {
+      main: threadsAfter.main - threadsBefore.main,
+      ingest: threadsAfter.ingest - threadsBefore.ingest,
+      node: threadsAfter.node - threadsBefore.node,
+      engine: threadsAfter.engine - threadsBefore.engine,
+    },
+  };
+}
+
+/** Open loop: one request every `intervalMs`, whatever the answers; latency of each. */
+async function paced(
+  url: string,
+  bodies: Uint8Array[],
+  intervalMs: number,
+  bar: Progress,
+): Promise<{ latencies: number[]; late: number }> {
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  let late = 0;
+  for (let i = 0; i < bodies.length; i++) {
+    const due = t0 + i * intervalMs;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    else if (wait < -intervalMs) late++;
+    const sent = performance.now();
+    pending.push(
+      post(url, bodies[i]!, 'protobuf').then(() => {
+        latencies.push(performance.now() - sent);
+        bar.update(latencies.length);
+      }),
+    );
+  }
+  await Promise.all(pending);
+  bar.clear();
+  return { latencies, late };
+}
+
+const quantile = (sorted: number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+
+const rate = (count: number, ms: number) => count / (ms / 1000);
+const int = (n: number) => Math.round(n).toLocaleString('en');
+
+/** The writers' counters that say how the work was cut: group commits, inserts, refusals. */
+function writerCounters(name: string, writer: SpanWriter): string {
+  const wal = writer.walSnapshot();
+  const { stats } = writer;
+  const parts = [`${name}: ${int(stats.rowsWritten)} rows in ${int(stats.batches)} inserts`];
+  if (stats.batches > 0) parts.push(`${int(stats.rowsWritten / stats.batches)} rows per insert`);
+  if (wal) {
+    parts.push(
+      `${int(wal.appends)} log appends (fsyncs) of ${int(wal.recordsAppended)} records, ` +
+        `${(wal.bytesAppended / 2 ** 20).toFixed(0)} MiB`,
+    );
+  }
+  parts.push(`${stats.overloadRefusals} overload refusals`);
+  return parts.join(' · ');
 }
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'routewatch-bench-collector-'));
-  const routewatch = await startRoutewatch(
-    configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_DATA_DIR: dir }),
-  );
+  const batchDelay = values['batch-delay'] ? { ROUTEWATCH_BATCH_DELAY: values['batch-delay'] } : {};
+  const config = configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_DATA_DIR: dir, ...batchDelay });
+  const nodeThreadsBefore = new Set(threadsNamedNode());
+  const routewatch = await startRoutewatch(config);
+  // Its ingest thread is the last thread Node starts in it (after chDB's, which start with the store).
+  const started = threadsNamedNode().filter((tid) => !nodeThreadsBefore.has(tid));
+  const newest = started.sort((a, b) => Number(a) - Number(b)).at(-1);
+  if (newest) ingestTids.add(newest);
   // The same app without the write-ahead log, on the same store (one chDB per process).
-  const walOffConfig = configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_WAL: 'off' });
+  const walOffConfig = configWith({
+    ROUTEWATCH_PORT: '0',
+    ROUTEWATCH_DATA_DIR: dir,
+    ROUTEWATCH_WAL: 'off',
+    ...batchDelay,
+  });
   const walOffWriter = await openSpanWriter(routewatch.store, walOffConfig);
+  const nodeThreadsBeforeWalOff = new Set(threadsNamedNode());
   const walOffIngest = ingestRunnerFor(walOffConfig);
+  for (const tid of threadsNamedNode()) if (!nodeThreadsBeforeWalOff.has(tid)) ingestTids.add(tid);
   const walOff = await buildApp({
     config: walOffConfig,
     store: routewatch.store,
@@ -204,114 +372,184 @@ async function main(): Promise<void> {
   await walOff.listen({ host: '127.0.0.1', port: 0 });
   const walOffAddress = walOff.server.address();
   const walOffUrl = `http://127.0.0.1:${typeof walOffAddress === 'object' && walOffAddress ? walOffAddress.port : 0}/v1/traces`;
-  const prices = new PriceTable();
-  const results: Record<string, Measure[]> = {
-    raw: [],
-    json: [],
-    protobuf: [],
-    'protobuf, WAL off': [],
-  };
+  // The pipeline itself, to make the raw insert's rows exactly as the collector makes them.
+  const ingest = createIngest(ingestSettings(config));
   const drained = () => routewatch.writer.flush();
+  const table: string[] = [];
+  const latencyLines: string[] = [];
   try {
-    console.log('routewatch bench: collector ingest into the embedded store');
-    for (const line of describeMachine()) console.log(line);
+    console.log('routewatch bench: collector ingest into the embedded store, end to end');
+    for (const line of describeMachine().slice(0, 2)) console.log(line);
     console.log(
-      `${SPANS} spans per variant and round, ${PER_REQUEST} spans per request, ${IN_FLIGHT} in flight, ${ROUNDS} rounds · load average before: ${loadAverage()}\n`,
+      `${SPANS} spans per variant and round, ${SPANS_PER_REQUEST} spans per request, ${IN_FLIGHT} in flight, ` +
+        `${ROUNDS} rounds · batch rows ${config.ROUTEWATCH_BATCH_ROWS}, batch delay ${batchDelayMs(config)} ms with the log, ${batchDelayMs(walOffConfig)} ms without · ` +
+        `ingest threads ${config.ROUTEWATCH_INGEST_WORKERS} per app · load average before: ${loadAverage()}\n`,
     );
-    for (let round = 1; round <= ROUNDS; round++) {
-      // Fresh spans each time: the collector drops span ids it has already stored.
-      const raw = makeRequests(SPANS).map((spans) =>
-        ProtobufTraceSerializer.serializeRequest(spans)!,
-      );
-      const rows = raw.flatMap(
-        (body) => normalizeRequest(decodeTraceRequestProto(body), prices).rows,
-      );
-      const rawBatches: Buffer[] = [];
-      for (let i = 0; i < rows.length; i += 10_000) {
-        rawBatches.push(
-          Buffer.from(
-            rows
-              .slice(i, i + 10_000)
-              .map((r) => JSON.stringify(r))
-              .join('\n'),
-          ),
-        );
-      }
-      const json = makeRequests(SPANS).map(toJson);
-      const protobuf = makeRequests(SPANS).map((spans) =>
-        ProtobufTraceSerializer.serializeRequest(spans)!,
-      );
-      const protobufWalOff = makeRequests(SPANS).map((spans) =>
-        ProtobufTraceSerializer.serializeRequest(spans)!,
-      );
-
-      results['raw']!.push(
-        await measure(async () => {
-          for (const batch of rawBatches) await routewatch.store.insertJsonEachRow('spans', batch);
-        }),
-      );
-      // Progress on stderr, so the figures on stdout stay as they are.
-      const sending = (variant: string) =>
-        progressReporter(process.stderr, `round ${round} ${variant} requests`, json.length);
-      results['json']!.push(
-        await measure(
-          () => send(routewatch.tracesUrl, json, 'application/json', sending('json')),
-          drained,
-        ),
-      );
-      // On and off in turn, so that load drifting over the run touches both alike.
-      const protobufRuns: Array<[string, () => Promise<Measure>]> = [
-        [
-          'protobuf',
-          () =>
-            measure(
-              () =>
-                send(routewatch.tracesUrl, protobuf, 'application/x-protobuf', sending('protobuf')),
-              drained,
-            ),
-        ],
-        [
-          'protobuf, WAL off',
-          () =>
-            measure(() =>
-              send(
-                walOffUrl,
-                protobufWalOff,
-                'application/x-protobuf',
-                sending('protobuf, WAL off'),
+    for (const mix of MIX_LIST) {
+      const results = Object.fromEntries(VARIANTS.map((v) => [v, [] as Measure[]])) as Record<
+        Variant,
+        Measure[]
+      >;
+      let rowsPerRound = 0;
+      for (let round = 1; round <= ROUNDS; round++) {
+        // Fresh spans for each variant: the collector drops span ids it has already stored.
+        const rawBatches: Buffer[] = [];
+        let lines: string[] = [];
+        for (const spans of makeRequests(mix, SPANS)) {
+          lines.push(...ingest(encode(spans, 'protobuf'), 'protobuf', Date.now()).lines);
+        }
+        rowsPerRound = lines.length;
+        for (let i = 0; i < lines.length; i += RAW_BATCH_ROWS) {
+          rawBatches.push(Buffer.from(lines.slice(i, i + RAW_BATCH_ROWS).join('\n') + '\n'));
+        }
+        lines = [];
+        const bodies = (encoding: Encoding) =>
+          makeRequests(mix, SPANS).map((s) => encode(s, encoding));
+        const protobufOn = bodies('protobuf');
+        const protobufOff = bodies('protobuf');
+        const json = bodies('json');
+        const label = (variant: string) => `${mix} round ${round} ${variant}`;
+        const runs: Record<Variant, () => Promise<Measure>> = {
+          raw: () => {
+            const bar = progress(label('raw inserts'), rawBatches.length);
+            return measure(async () => {
+              let done = 0;
+              for (const batch of rawBatches) {
+                await routewatch.store.insertJsonEachRow('spans', batch, SPAN_INSERT);
+                bar.update(++done);
+              }
+              bar.clear();
+            });
+          },
+          protobuf: () =>
+            profiled(values['profile-main'] !== undefined, () =>
+              measure(
+                () =>
+                  send(
+                    routewatch.tracesUrl,
+                    protobufOn,
+                    'protobuf',
+                    progress(label('protobuf requests'), protobufOn.length),
+                  ),
+                routewatch.writer,
+                drained,
               ),
             ),
-        ],
-      ];
-      if (round % 2 === 0) protobufRuns.reverse();
-      for (const [name, run] of protobufRuns) results[name]!.push(await run());
-      const line = Object.entries(results)
-        .map(
-          ([name, list]) =>
-            `${name} ${Math.round(SPANS / (list.at(-1)!.wallMs / 1000)).toLocaleString('en')} spans/s`,
-        )
-        .join(' · ');
-      console.log(`round ${round}/${ROUNDS}: ${line}`);
-    }
-    const rawRate = median(results['raw']!.map((m) => SPANS / (m.wallMs / 1000)));
-    console.log(
-      '\nvariant                stored spans/s (median)  × raw insert  acknowledged spans/s  process CPU ms per 1k spans',
-    );
-    for (const [name, list] of Object.entries(results)) {
-      const rate = median(list.map((m) => SPANS / (m.wallMs / 1000)));
-      const ackRate = median(list.map((m) => SPANS / (m.ackMs / 1000)));
-      const cpuPerK = median(list.map((m) => m.cpuMs / (SPANS / 1000)));
-      console.log(
-        `${name.padEnd(22)} ${Math.round(rate).toLocaleString('en').padStart(23)}  ${(rate / rawRate).toFixed(2).padStart(12)}  ${Math.round(ackRate).toLocaleString('en').padStart(20)}  ${cpuPerK.toFixed(1).padStart(27)}`,
+          'protobuf, WAL off': () =>
+            measure(
+              () =>
+                send(
+                  walOffUrl,
+                  protobufOff,
+                  'protobuf',
+                  progress(label('protobuf, WAL off, requests'), protobufOff.length),
+                ),
+              walOffWriter,
+            ),
+          json: () =>
+            measure(
+              () =>
+                send(
+                  routewatch.tracesUrl,
+                  json,
+                  'json',
+                  progress(label('json requests'), json.length),
+                ),
+              routewatch.writer,
+              drained,
+            ),
+        };
+        // Each phase after the engine's merges of the one before. The order rotates by round, and
+        // WAL on and off swap places every round, so load drifting over the run touches all alike.
+        const pair: Variant[] =
+          round % 2 === 1 ? ['protobuf', 'protobuf, WAL off'] : ['protobuf, WAL off', 'protobuf'];
+        const groups: Variant[][] = [['raw'], pair, ['json']];
+        const order = groups.map((_, i) => groups[(i + round - 1) % groups.length]!).flat();
+        for (const variant of order) {
+          await settle(routewatch.store);
+          results[variant].push(await runs[variant]());
+        }
+        console.log(
+          `${mix} round ${round}/${ROUNDS} (${order.join(' → ')}): ` +
+            VARIANTS.map(
+              (name) => `${name} ${int(rate(rowsPerRound, results[name].at(-1)!.wallMs))} rows/s`,
+            ).join(' · '),
+        );
+      }
+      const rawRate = median(results.raw.map((m) => rate(rowsPerRound, m.wallMs)));
+      for (const name of VARIANTS) {
+        const list = results[name];
+        const rowRate = median(list.map((m) => rate(rowsPerRound, m.wallMs)));
+        const spanRate =
+          name === 'raw' ? undefined : median(list.map((m) => rate(SPANS, m.wallMs)));
+        const ackRate = name === 'raw' ? undefined : median(list.map((m) => rate(SPANS, m.ackMs)));
+        const cpuPerKRows = median(list.map((m) => m.cpuMs / (rowsPerRound / 1000)));
+        const rowsPerInsert =
+          name === 'raw' ? RAW_BATCH_ROWS : median(list.map((m) => rowsPerRound / m.inserts));
+        const requests = Math.ceil(SPANS / SPANS_PER_REQUEST);
+        const perFsync = list.some((m) => m.appends > 0)
+          ? median(list.map((m) => requests / m.appends)).toFixed(1)
+          : '—';
+        const split = (group: keyof ThreadCpu) =>
+          median(list.map((m) => m.threads[group] / (rowsPerRound / 1000))).toFixed(0);
+        table.push(
+          `${`${mix} / ${name}`.padEnd(26)} ${int(rowRate).padStart(10)} ${(spanRate === undefined ? '—' : int(spanRate)).padStart(12)} ` +
+            `${(rowRate / rawRate).toFixed(2).padStart(7)} ${(ackRate === undefined ? '—' : int(ackRate)).padStart(12)} ${cpuPerKRows.toFixed(1).padStart(12)}` +
+            ` ${`${split('main')} / ${split('ingest')} / ${split('node')} / ${split('engine')}`.padStart(21)}` +
+            ` ${int(rowsPerInsert).padStart(11)} ${perFsync.padStart(14)}`,
+        );
+      }
+      const onRate = median(results.protobuf.map((m) => rate(SPANS, m.wallMs)));
+      const offRate = median(results['protobuf, WAL off'].map((m) => rate(SPANS, m.wallMs)));
+      table.push(
+        `  ${mix}: protobuf end to end, WAL on ÷ WAL off: ${(onRate / offRate).toFixed(2)}`,
       );
+
+      // Acknowledgement latency at half the maximum rate: half the median stored protobuf rate of
+      // each variant (past its stored rate, the log or the queue only grows).
+      for (const [name, url, maxSpanRate] of [
+        ['WAL on', routewatch.tracesUrl, onRate],
+        ['WAL off', walOffUrl, offRate],
+      ] as const) {
+        const intervalMs = (SPANS_PER_REQUEST / (maxSpanRate / 2)) * 1000;
+        const count = Math.max(50, Math.round((LATENCY_S * 1000) / intervalMs));
+        const latencyBodies = makeRequests(mix, count * SPANS_PER_REQUEST).map((s) =>
+          encode(s, 'protobuf'),
+        );
+        await settle(routewatch.store);
+        const { latencies, late } = await paced(
+          url,
+          latencyBodies,
+          intervalMs,
+          progress(`${mix} ack latency, ${name}, requests`, count),
+        );
+        await drained();
+        latencies.sort((a, b) => a - b);
+        const line =
+          `${mix}, ${name}: ${count} protobuf requests of ${SPANS_PER_REQUEST} spans at ${int(maxSpanRate / 2)} spans/s ` +
+          `(one every ${intervalMs.toFixed(0)} ms${late > 0 ? `, ${late} sent late` : ''}): ` +
+          `ack latency p50 ${quantile(latencies, 0.5).toFixed(1)} ms · p90 ${quantile(latencies, 0.9).toFixed(1)} ms · ` +
+          `p99 ${quantile(latencies, 0.99).toFixed(1)} ms · max ${latencies.at(-1)!.toFixed(1)} ms`;
+        console.log(line);
+        latencyLines.push(line);
+      }
     }
-    const walOn = median(results['protobuf']!.map((m) => SPANS / (m.wallMs / 1000)));
-    const walOffRate = median(results['protobuf, WAL off']!.map((m) => SPANS / (m.wallMs / 1000)));
     console.log(
-      `\nprotobuf end to end, WAL on ÷ WAL off: ${(walOn / walOffRate).toFixed(2)}` +
-        `\nspans stored: ${(routewatch.writer.stats.rowsWritten + walOffWriter.stats.rowsWritten).toLocaleString('en')} via HTTP (+ ${(SPANS * ROUNDS).toLocaleString('en')} raw) · load average after: ${loadAverage()}`,
+      '\nmix / variant                   rows/s      spans/s   × raw acked spans/s CPU ms/1k rows  main/ingest/node/engine  rows/insert requests/fsync',
+    );
+    for (const line of table) console.log(line);
+    console.log(
+      '(medians over rounds; rows/s and spans/s timed until every span is stored, acked until the last answer;\n' +
+        ' CPU by thread, ms per 1k rows: main thread / ingest threads / other unnamed threads (libuv pool running chDB calls, GC helpers) / threads the engine names)',
+    );
+    console.log('\nacknowledgement latency at half the maximum (stored) rate:');
+    for (const line of latencyLines) console.log(`  ${line}`);
+    console.log(
+      `\n${writerCounters('WAL on', routewatch.writer)}\n${writerCounters('WAL off', walOffWriter)}` +
+        `\nrequests refused with 503 and retried: ${refusals} · load average after: ${loadAverage()}`,
     );
   } finally {
+    agent.destroy();
     await walOff.close();
     await walOffWriter.close();
     await walOffIngest.close();

@@ -1,3 +1,5 @@
+import type { AdviceReport } from '../../analyzer/advice.js';
+import { renderAdvice } from '../../analyzer/gate-table.js';
 import type { Report } from '../../analyzer/report.js';
 import { renderReportTable } from '../../analyzer/report-table.js';
 import { resolveWindow } from '../../server/time.js';
@@ -27,8 +29,9 @@ Usage: routewatch report [--window 24h | --from TIME [--to TIME]] [--cohort C]�
                          [--service S]… [--policy V]… [--compare previous] [--wide] [--json] [--url URL]
 
 Asks a running routewatch (--url, else ROUTEWATCH_URL, else http://127.0.0.1:4318) for the report
-of tasks started in the window, per cohort × primary route with intervals, failure concentration
-and the overall row, and prints it as a table or JSON.
+of tasks started in the window, per cohort × primary route with intervals, failure concentration,
+the overall row, quality scores and the routing advice per cohort (routewatch advice), and prints
+it as a table or JSON.
 
 Options:
   --window D          the window ending now (or at --to): 90s, 15m, 24h, 7d, 2w (default 24h)
@@ -38,7 +41,8 @@ Options:
   --compare previous  also the window just before, of the same length, with the change per row
   --wide              also reask, escalation, coverage, cascades, invisible fallbacks, p50/p99,
                       calls per task, loop rate and priced share of calls
-  --json              print the report as JSON (with --compare: {"current", "previous"})
+  --json              print the report as JSON, with "advice" (with --compare: {"current",
+                      "previous", "advice"})
   --url URL           the routewatch instance
 `,
   options: {
@@ -75,9 +79,15 @@ Options:
       const length = window.to.getTime() - window.from.getTime();
       previous = await fetchReport(new Date(window.from.getTime() - length), window.from);
     }
+    const advice = (await client.get(
+      `/api/v1/advice?${new URLSearchParams({ from: window.from.toISOString(), to: window.to.toISOString() })}`,
+    )) as AdviceReport;
+    // Advice is per cohort: a cohort filter applies to it too.
+    if (values.cohort?.length)
+      advice.cohorts = advice.cohorts.filter((c) => values.cohort!.includes(c.cohort));
     if (values.json) {
       process.stdout.write(
-        `${JSON.stringify(previous ? { current: report, previous } : report, null, 2)}\n`,
+        `${JSON.stringify(previous ? { current: report, previous, advice } : { ...report, advice }, null, 2)}\n`,
       );
       return;
     }
@@ -87,5 +97,6 @@ Options:
         ...(previous ? { previous } : {}),
       }),
     );
+    process.stdout.write(`\n${renderAdvice(advice)}`);
   },
 };

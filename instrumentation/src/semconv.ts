@@ -33,8 +33,18 @@ export const ATTR_OUTCOME = 'routewatch.outcome' as const;
 export const ATTR_OUTCOME_REASON = 'routewatch.outcome.reason' as const;
 export const ATTR_REASK = 'routewatch.reask' as const;
 export const ATTR_CLEANUP_COST_USD = 'routewatch.cleanup.cost_usd' as const;
-/** On an LLM span: HTTP requests the SDK made for the call, its own retries included. */
+/**
+ * On an LLM span: HTTP requests the SDK made for the call (int ≥ 1), its own retries included
+ * (the OpenAI and Anthropic SDKs retry 429s, 5xx and connection errors, `maxRetries` 2 by
+ * default). More than 1: the call was retried. Absent: not counted (e.g. a client whose requests
+ * Node does not publish).
+ */
 export const ATTR_HTTP_ATTEMPTS = 'routewatch.http.attempts' as const;
+/**
+ * On an LLM span that was retried: milliseconds (int) between the end of each HTTP request and
+ * the start of the next, summed — the SDK's back-off, mostly. Absent when the call made one request.
+ */
+export const ATTR_HTTP_RETRY_WAIT_MS = 'routewatch.http.retry_wait_ms' as const;
 /** The task belongs to an offline eval run (kept out of production figures). */
 export const ATTR_EVAL_RUN = 'routewatch.eval.run' as const;
 export const ATTR_EVAL_DATASET = 'routewatch.eval.dataset' as const;
@@ -67,6 +77,7 @@ export const ROUTEWATCH_ATTRIBUTES = [
   ATTR_REASK,
   ATTR_CLEANUP_COST_USD,
   ATTR_HTTP_ATTEMPTS,
+  ATTR_HTTP_RETRY_WAIT_MS,
   ATTR_EVAL_RUN,
   ATTR_EVAL_DATASET,
 ] as const;

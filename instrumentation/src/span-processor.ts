@@ -1,5 +1,6 @@
 import { diag, type Context } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { watchHttpAttempts } from './capture/http-attempts.js';
 import { getRoutingState } from './context.js';
 import { ATTR_ATTEMPT, ATTR_COHORT, ATTR_ROUTE, ATTR_TASK_ID } from './semconv.js';
 
@@ -9,8 +10,15 @@ import { ATTR_ATTEMPT, ATTR_COHORT, ATTR_ROUTE, ATTR_TASK_ID } from './semconv.j
  * Attributes a span already carries are left alone. Register it before the exporting processor.
  *
  * It runs on every span: one context lookup, then at most four attribute checks.
+ *
+ * Building one also starts counting the HTTP requests of model calls (capture/http-attempts.ts),
+ * so that spans of foreign LLM instrumentations get `routewatch.http.attempts` too.
  */
 export class RoutewatchSpanProcessor implements SpanProcessor {
+  constructor() {
+    watchHttpAttempts();
+  }
+
   onStart(span: Span, parentContext: Context): void {
     try {
       const state = getRoutingState(parentContext);

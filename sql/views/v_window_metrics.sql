@@ -9,16 +9,46 @@
 --     from per-task cost c and success s: Var ≈ [Var(c) − 2R·Cov(c,s) + R²·Var(s)] / (n·s̄²).
 --   loop_rate: tasks that made more than 10 model calls (an agent looping), over tasks.
 --   priced_call_share: model calls with a known cost (not 'unpriced'), over model calls.
+--   retry_rate: model calls that needed more than one HTTP request (the SDK retried them), over
+--     the model calls whose requests were counted; NULL when none was counted.
+--   retries_per_task: extra HTTP requests (Σ requests − 1 over counted calls), over tasks; NULL
+--     when no call was counted.
+-- Read from the rollups, never from raw spans: the window's whole hours from cohort_route_hourly,
+-- its partial first and last hours from task_snapshot, and every hour touched by a task changed
+-- since the last refresh (v_tasks_changed) from task_snapshot plus v_tasks_live. Counts, sums and
+-- rates equal v_window_metrics_from_spans exactly (costs summed as Decimal(38, 18)); so does
+-- p95_calls_per_task (tasks are counted per number of calls). The latency quantiles are t-digests
+-- merged per hour (ClickHouse's t-digest, δ = 0.01); cost_squared_sum is a Float64 sum whose last
+-- bits depend on the order of the parts.
 CREATE OR REPLACE VIEW v_window_metrics AS
+WITH
+    {from:DateTime64(9, 'UTC')} AS window_from,
+    {to:DateTime64(9, 'UTC')} AS window_to,
+    {cohorts:Array(String)} AS only_cohorts,
+    {routes:Array(String)} AS only_routes,
+    {services:Array(String)} AS only_services,
+    {policies:Array(String)} AS only_policies,
+    -- [whole_from, whole_to): the whole hours inside the window (none when it lies within one).
+    if(toStartOfHour(window_from) = window_from, toStartOfHour(window_from), toStartOfHour(window_from) + toIntervalHour(1)) AS whole_from,
+    toStartOfHour(window_to) AS whole_to,
+    -- The tasks changed since the last refresh, read once (small between refreshes).
+    (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks,
+    -- Hours holding a changed task: its old hour and its new one are both among the hours its
+    -- spans started in.
+    (
+        SELECT groupUniqArray(toStartOfHour(timestamp))
+        FROM task_events
+        WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
+    ) AS changed_hours
 SELECT
     -- The overall row's cohort and primary_route are empty (the grouping sets' default).
     grouping(cohort, primary_route) != 0 AS is_overall,
     cohort,
     primary_route,
-    count() AS tasks,
-    countIf(outcome = 'success') AS successes,
-    countIf(outcome IN ('failure', 'escalated', 'abandoned')) AS failures,
-    countIf(outcome != 'unknown') AS known_outcomes,
+    sum(part_tasks) AS tasks,
+    sum(part_successes) AS successes,
+    sum(part_failures) AS failures,
+    sum(part_known_outcomes) AS known_outcomes,
     if(known_outcomes = 0, NULL, successes / known_outcomes) AS success_rate,
     1.959963984540054 AS z95,
     if(known_outcomes = 0, NULL,
@@ -30,9 +60,9 @@ SELECT
             + z95 * sqrt(success_rate * (1 - success_rate) / known_outcomes + z95 * z95 / (4 * known_outcomes * known_outcomes)))
             / (1 + z95 * z95 / known_outcomes))) AS success_rate_upper,
     known_outcomes / tasks AS outcome_coverage,
-    sum(cost_usd) AS total_cost_usd,
-    sum(cost_usd * cost_usd) AS cost_squared_sum,
-    sumIf(cost_usd, outcome = 'success') AS success_cost_sum,
+    toFloat64(sum(part_cost)) AS total_cost_usd,
+    sum(part_cost_squared) AS cost_squared_sum,
+    toFloat64(sum(part_success_cost)) AS success_cost_sum,
     if(successes = 0, NULL, total_cost_usd / successes) AS cost_per_successful_task,
     if(successes = 0 OR tasks < 2, NULL,
         z95 * sqrt(greatest(0,
@@ -43,28 +73,117 @@ SELECT
     if(cost_per_successful_task_half_width IS NULL, NULL,
         greatest(0, cost_per_successful_task - cost_per_successful_task_half_width)) AS cost_per_successful_task_lower,
     cost_per_successful_task + cost_per_successful_task_half_width AS cost_per_successful_task_upper,
-    countIf(attempts >= 2) AS fallbacks,
+    sum(part_fallbacks) AS fallbacks,
     fallbacks / tasks AS fallback_rate,
-    countIf(attempts > 2) AS cascades,
+    sum(part_cascades) AS cascades,
     cascades / tasks AS cascade_rate,
-    sum(invisible_fallbacks) AS invisible_fallbacks,
-    countIf(reask) / tasks AS reask_rate,
-    countIf(outcome = 'escalated') / tasks AS escalation_rate,
-    arraySort(x -> (-x.2, x.1), arrayMap(r -> (if(r = '', '(none)', r), toUInt64(countEqual(groupArrayArray(arrayDistinct(fallback_reasons)), r))), arrayDistinct(groupArrayArray(fallback_reasons)))) AS top_fallback_reasons,
-    quantileTDigest(0.5)(latency_ms) AS p50_latency_ms,
-    quantileTDigest(0.95)(latency_ms) AS p95_latency_ms,
-    quantileTDigest(0.99)(latency_ms) AS p99_latency_ms,
-    quantileExactHigh(0.95)(model_calls) AS p95_calls_per_task,
-    countIf(model_calls > 10) / tasks AS loop_rate,
-    sum(model_calls) AS total_model_calls,
-    sum(unpriced_calls) AS unpriced_model_calls,
-    if(total_model_calls = 0, NULL, 1 - unpriced_model_calls / total_model_calls) AS priced_call_share
-FROM v_tasks
-WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
-    AND eval_run = ''
-    AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
-    AND (empty({routes:Array(String)}) OR has({routes:Array(String)}, primary_route))
-    AND (empty({services:Array(String)}) OR has({services:Array(String)}, service_name))
-    AND (empty({policies:Array(String)}) OR has({policies:Array(String)}, policy_version))
+    sum(part_invisible_fallbacks) AS invisible_fallbacks,
+    sum(part_reasks) / tasks AS reask_rate,
+    sum(part_escalations) / tasks AS escalation_rate,
+    arraySort(x -> (-x.2, x.1), arrayMap((r, n) -> (if(r = '', '(none)', r), n),
+        mapKeys(sumMap(part_reason_tasks)), mapValues(sumMap(part_reason_tasks)))) AS top_fallback_reasons,
+    quantilesTDigestMerge(0.5, 0.95, 0.99)(part_latency)[1] AS p50_latency_ms,
+    quantilesTDigestMerge(0.5, 0.95, 0.99)(part_latency)[2] AS p95_latency_ms,
+    quantilesTDigestMerge(0.5, 0.95, 0.99)(part_latency)[3] AS p99_latency_ms,
+    -- The exact quantile of the tasks' call counts, each count repeated by its number of tasks.
+    arrayReduce('quantileExactHigh(0.95)', arrayFlatten(arrayMap((calls, n) -> arrayResize([calls], n, calls),
+        mapKeys(sumMap(part_calls_tasks)), mapValues(sumMap(part_calls_tasks))))) AS p95_calls_per_task,
+    arraySum(arrayMap((calls, n) -> if(calls > 10, n, 0),
+        mapKeys(sumMap(part_calls_tasks)), mapValues(sumMap(part_calls_tasks)))) / tasks AS loop_rate,
+    sum(part_model_calls) AS total_model_calls,
+    sum(part_unpriced_calls) AS unpriced_model_calls,
+    if(total_model_calls = 0, NULL, 1 - unpriced_model_calls / total_model_calls) AS priced_call_share,
+    sum(part_http_counted_calls) AS http_counted_model_calls,
+    sum(part_retried_calls) AS retried_model_calls,
+    sum(part_http_retries) AS total_http_retries,
+    sum(part_retry_wait_ms) AS total_retry_wait_ms,
+    if(http_counted_model_calls = 0, NULL, retried_model_calls / http_counted_model_calls) AS retry_rate,
+    if(http_counted_model_calls = 0, NULL, total_http_retries / tasks) AS retries_per_task
+FROM
+(
+    -- Whole hours rolled up and unchanged since the last refresh (production tasks only).
+    SELECT
+        toString(cohort) AS cohort,
+        toString(primary_route) AS primary_route,
+        tasks AS part_tasks,
+        successes AS part_successes,
+        failures AS part_failures,
+        known_outcomes AS part_known_outcomes,
+        escalations AS part_escalations,
+        reasks AS part_reasks,
+        fallbacks AS part_fallbacks,
+        cascades AS part_cascades,
+        invisible_fallbacks AS part_invisible_fallbacks,
+        total_cost AS part_cost,
+        cost_squared_sum AS part_cost_squared,
+        success_cost AS part_success_cost,
+        fallback_reason_tasks AS part_reason_tasks,
+        latency_digest AS part_latency,
+        calls_tasks AS part_calls_tasks,
+        model_calls AS part_model_calls,
+        unpriced_calls AS part_unpriced_calls,
+        http_counted_calls AS part_http_counted_calls,
+        retried_calls AS part_retried_calls,
+        http_retries AS part_http_retries,
+        retry_wait_ms AS part_retry_wait_ms
+    FROM cohort_route_hourly FINAL
+    WHERE hour >= whole_from AND hour < whole_to AND hour GLOBAL NOT IN (SELECT arrayJoin(changed_hours))
+        AND (empty(only_cohorts) OR has(only_cohorts, toString(cohort)))
+        AND (empty(only_routes) OR has(only_routes, toString(primary_route)))
+        AND (empty(only_services) OR has(only_services, toString(service_name)))
+        AND (empty(only_policies) OR has(only_policies, toString(policy_version)))
+    UNION ALL
+    -- Every other production task of the window, one row each, summed per cohort × route.
+    SELECT
+        cohort,
+        primary_route,
+        count() AS part_tasks,
+        countIf(outcome = 'success') AS part_successes,
+        countIf(outcome IN ('failure', 'escalated', 'abandoned')) AS part_failures,
+        countIf(outcome != 'unknown') AS part_known_outcomes,
+        countIf(outcome = 'escalated') AS part_escalations,
+        countIf(reask) AS part_reasks,
+        countIf(attempts >= 2) AS part_fallbacks,
+        countIf(attempts > 2) AS part_cascades,
+        sum(invisible_fallbacks) AS part_invisible_fallbacks,
+        sum(llm_cost + cleanup_cost) AS part_cost,
+        sum(toFloat64(llm_cost + cleanup_cost) * toFloat64(llm_cost + cleanup_cost)) AS part_cost_squared,
+        sumIf(llm_cost + cleanup_cost, outcome = 'success') AS part_success_cost,
+        sumMap(CAST((arrayDistinct(fallback_reasons), arrayMap(r -> toUInt64(1), arrayDistinct(fallback_reasons))), 'Map(String, UInt64)')) AS part_reason_tasks,
+        quantilesTDigestState(0.5, 0.95, 0.99)(latency_ms) AS part_latency,
+        sumMap(map(model_calls, toUInt64(1))) AS part_calls_tasks,
+        sum(model_calls) AS part_model_calls,
+        sum(unpriced_calls) AS part_unpriced_calls,
+        sum(http_counted_calls) AS part_http_counted_calls,
+        sum(retried_calls) AS part_retried_calls,
+        sum(http_retries) AS part_http_retries,
+        sum(retry_wait_ms) AS part_retry_wait_ms
+    FROM
+    (
+        SELECT
+            toString(cohort) AS cohort, toString(primary_route) AS primary_route,
+            toString(service_name) AS service_name, toString(policy_version) AS policy_version,
+            toString(outcome) AS outcome, reask, attempts, invisible_fallbacks, llm_cost, cleanup_cost,
+            CAST(fallback_reasons AS Array(String)) AS fallback_reasons, latency_ms, model_calls,
+            unpriced_calls, http_counted_calls, retried_calls, http_retries, retry_wait_ms
+        FROM task_snapshot FINAL
+        WHERE started_at >= window_from AND started_at < window_to AND eval_run = ''
+            AND (started_at < whole_from OR started_at >= whole_to OR toStartOfHour(started_at) GLOBAL IN (SELECT arrayJoin(changed_hours)))
+            AND task_id GLOBAL NOT IN (SELECT arrayJoin(changed_tasks))
+        UNION ALL
+        SELECT
+            cohort, primary_route, service_name, policy_version, outcome, reask, attempts,
+            invisible_fallbacks, llm_cost, cleanup_cost, fallback_reasons, latency_ms, model_calls,
+            unpriced_calls, http_counted_calls, retried_calls, http_retries, retry_wait_ms
+        FROM v_tasks_live
+        WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks))
+            AND started_at >= window_from AND started_at < window_to AND eval_run = ''
+    )
+    WHERE (empty(only_cohorts) OR has(only_cohorts, cohort))
+        AND (empty(only_routes) OR has(only_routes, primary_route))
+        AND (empty(only_services) OR has(only_services, service_name))
+        AND (empty(only_policies) OR has(only_policies, policy_version))
+    GROUP BY cohort, primary_route
+)
 GROUP BY GROUPING SETS ((cohort, primary_route), ())
 HAVING tasks > 0;

@@ -106,6 +106,13 @@ const SCENARIOS: Scenario[] = [
     healthy: {},
     degraded: { extra: (_i, r) => (r() < 0.2 ? { callsPerAttempt: 12 } : {}) },
   },
+  {
+    rule: 'retry_rise',
+    cohort: 'retried',
+    // The SDK retries 2 % of the calls, then a quarter of them (a provider rate-limiting).
+    healthy: { extra: (_i, r) => ({ httpAttempts: r() < 0.02 ? 3 : 1 }) },
+    degraded: { extra: (_i, r) => ({ httpAttempts: r() < 0.25 ? 3 : 1 }) },
+  },
 ];
 
 /** Alerts a degradation may raise besides its own rule: the same fact seen by another rule. */

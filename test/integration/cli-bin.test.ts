@@ -70,11 +70,13 @@ describe('the routewatch bin', () => {
 
   it('lists every command, and the exit codes, for a bare `routewatch`', async () => {
     const names = await commandNames();
-    expect(names).toEqual(expect.arrayContaining(['start', 'demo', 'report', 'migrate', 'sql']));
+    expect(names).toEqual(
+      expect.arrayContaining(['start', 'demo', 'report', 'migrate', 'sql', 'gate', 'advice']),
+    );
     const bare = await runCli([]);
     expect(bare.code).toBe(0);
     expect(bare.stdout).toMatch(
-      /Exit codes: 0 success, 1 a runtime failure, 2 a usage or configuration error\./,
+      /Exit codes: 0 success, 1 a runtime failure, 2 a usage or configuration error;\n`routewatch gate` also 1 when a cohort fails and 3 on insufficient data\./,
     );
   });
 });

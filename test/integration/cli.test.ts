@@ -98,7 +98,7 @@ describe('routewatch CLI', () => {
     expect(wide.out()).toMatch(/^faq\s.*\bnew$/m);
     const compared = run(['report', '--compare', 'previous', '--json', '--url', url], {});
     expect(await compared.exited).toBe(0);
-    expect(Object.keys(JSON.parse(compared.out()))).toEqual(['current', 'previous']);
+    expect(Object.keys(JSON.parse(compared.out()))).toEqual(['current', 'previous', 'advice']);
 
     const evaluated = run(['evaluate', '--url', url], {});
     expect(await evaluated.exited).toBe(0);

@@ -238,6 +238,56 @@ describe('runEval against the simulated LLM, exporting to a real collector', () 
     ]);
   });
 
+  it("reads the run in v_tasks, a later report's score winning over the span's, and keeps it out of the production report", async () => {
+    const taskId = summary.results.find((r) => r.id === 'greet-3')!.taskId;
+    const res = await postOutcomes({
+      taskId,
+      outcome: 'success',
+      scores: { exact: 0.5 },
+      observedAt: new Date(Date.now() + 1000).toISOString(),
+    });
+    expect(res.status).toBe(202);
+    const tasks = await routewatch.store.query(
+      `SELECT task_id, eval_run, eval_dataset, outcome, scores FROM v_tasks
+       WHERE task_id IN {ids:Array(String)} ORDER BY task_id`,
+      { ids: summary.results.map((r) => r.taskId) },
+      z.object({
+        task_id: z.string(),
+        eval_run: z.string(),
+        eval_dataset: z.string(),
+        outcome: z.string(),
+        scores: z.record(z.string(), z.number()),
+      }),
+    );
+    expect(tasks).toHaveLength(4);
+    for (const task of tasks) expect(task).toMatchObject({ eval_run: RUN, eval_dataset: DATASET });
+    // The span said exact 1 and answered 1; the later report's exact 0.5 wins, answered stays.
+    expect(tasks.find((t) => t.task_id === taskId)?.scores).toEqual({ exact: 0.5, answered: 1 });
+    const farewell = summary.results.find((r) => r.id === 'farewell')!.taskId;
+    expect(tasks.find((t) => t.task_id === farewell)).toMatchObject({
+      outcome: 'failure',
+      scores: { exact: 0, answered: 1 },
+    });
+
+    const report = (await (await fetch(`${routewatch.url}/api/v1/report?window=1h`)).json()) as {
+      rows: unknown[];
+      overall: unknown;
+    };
+    expect(report).toMatchObject({ rows: [], overall: null });
+    const compare = (await (
+      await fetch(
+        `${routewatch.url}/api/v1/compare?baseline=eval:${RUN}&candidate=eval:${RUN}&minCases=4`,
+      )
+    ).json()) as { cohorts: { cohort: string; verdict: string; candidate: { tasks: number } }[] };
+    expect(compare.cohorts).toEqual([
+      expect.objectContaining({
+        cohort: 'faq',
+        verdict: 'pass',
+        candidate: expect.objectContaining({ tasks: 4 }),
+      }),
+    ]);
+  });
+
   it.each([
     [
       'an upper-case score name',

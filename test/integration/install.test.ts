@@ -59,7 +59,7 @@ beforeAll(async () => {
   // with the repository's node_modules for the compiler and the types.
   const source = join(work, 'repo');
   mkdirSync(join(source, 'instrumentation'), { recursive: true });
-  for (const entry of ['package.json', 'README.md', 'tsconfig.json', 'src'])
+  for (const entry of ['package.json', 'README.md', 'LICENSE', 'tsconfig.json', 'src'])
     cpSync(join(REPO_ROOT, 'instrumentation', entry), join(source, 'instrumentation', entry), {
       recursive: true,
     });
@@ -81,12 +81,13 @@ afterAll(() => {
 });
 
 describe('npm pack of @routewatch/instrumentation', () => {
-  it('builds dist on pack and ships the entries, their types and the README, no sources or tests', () => {
+  it('builds dist on pack and ships the entries, their types, the README and the licence, no sources or tests', () => {
     const files = packed.files.map((f) => f.path).sort();
     expect(files).toEqual(
       expect.arrayContaining([
         'package.json',
         'README.md',
+        'LICENSE',
         'dist/index.js',
         'dist/index.d.ts',
         'dist/register.js',
@@ -101,7 +102,7 @@ describe('npm pack of @routewatch/instrumentation', () => {
     );
     for (const target of exported) expect(files).toContain(target.replace(/^\.\//, ''));
     expect(
-      files.filter((f) => !/^(dist\/.+\.(js|d\.ts)|package\.json|README\.md)$/.test(f)),
+      files.filter((f) => !/^(dist\/.+\.(js|d\.ts)|package\.json|README\.md|LICENSE)$/.test(f)),
     ).toEqual([]);
   });
 });

@@ -20,7 +20,7 @@ const RULES = parseRules(`
 evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2 }
 rules:
   - { id: success_rate_drop, cohorts: [alpha, beta, gamma] }
-${['cost_per_success_rise', 'cheaper_than_large', 'fallback_rate_spike', 'fallback_reason_shift', 'invisible_fallbacks', 'cascades', 'reask_rise', 'escalation_rise', 'p95_regression', 'failure_concentration', 'unpriced_rise', 'loop_rate_rise'].map((id) => `  - { id: ${id}, enabled: false }`).join('\n')}
+${['cost_per_success_rise', 'cheaper_than_large', 'fallback_rate_spike', 'fallback_reason_shift', 'invisible_fallbacks', 'cascades', 'reask_rise', 'escalation_rise', 'p95_regression', 'failure_concentration', 'unpriced_rise', 'loop_rate_rise', 'retry_rise'].map((id) => `  - { id: ${id}, enabled: false }`).join('\n')}
 `);
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
@@ -137,6 +137,15 @@ describe('alert notifications', () => {
       { status: 500, body: 'oops' },
     ]);
     const rw = await appWith([slackChannel('')], { log });
+    // Closed whatever the outcome: a notifier left running would deliver the next test's events.
+    try {
+      await firstIncident(rw, lines);
+    } finally {
+      await rw.close();
+    }
+  });
+
+  async function firstIncident(rw: TestApp, lines: string[]): Promise<void> {
     await evaluateAt(rw, HEALTHY_FROM);
     await evaluateAt(rw, HEALTHY_FROM + 60_000);
     await until(() => slack.delivered().length === 3, 'three delivered messages');
@@ -167,13 +176,15 @@ describe('alert notifications', () => {
     expect(slack.requests.map((r) => r.status)).toEqual([429, 500, 200, 200, 200]);
     const gaps = slack.requests.slice(1).map((r, i) => r.at - slack.requests[i]!.at);
     expect(gaps[0]).toBeGreaterThanOrEqual(950); // Retry-After: 1
-    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(280); // the rate limit
+    // The rate limit spaces the sends 300 ms apart; arrivals are measured at the receiver, where a
+    // loaded machine can delay one request and not the next, so the bound leaves room. Unlimited,
+    // the three deliveries would arrive within a few milliseconds of each other.
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(200);
     const logged = lines.join('');
     expect(logged).toMatch(/alert delivery failed; retrying/);
     expect(logged).not.toContain(slack.url);
     expect(logged).not.toContain('/services/T000');
-    await rw.close();
-  });
+  }
 
   it('send no duplicate and lose no message across restarts in the middle of an incident', async () => {
     // Still degraded after a restart: the alert is already firing and notified, so nothing is sent.

@@ -170,6 +170,8 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
       }
     });
     await store.exec('TRUNCATE TABLE spans');
+    // The task state folded from those spans, which the next test's task would otherwise share.
+    await store.exec('TRUNCATE TABLE task_events');
   });
 
   it('fills v_tasks from a valid OTLP export and stores late outcome reports', async () => {
@@ -214,6 +216,7 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
     } finally {
       await close();
       await store.exec('TRUNCATE TABLE spans');
+      await store.exec('TRUNCATE TABLE task_events');
     }
   });
 

@@ -141,6 +141,90 @@ describe('SpanWriter when the store refuses a row', () => {
   });
 });
 
+describe('SpanWriter without the log: group commit, no fixed delay', () => {
+  it('inserts a request to an idle writer at once, whatever the batch delay', async () => {
+    // Each answer waits for its insert: an hour's window would time the test out if it applied.
+    const writer = testWriter(temp.store, { ROUTEWATCH_WAL: 'off', ROUTEWATCH_BATCH_DELAY: '1h' });
+    expect(await writer.write(rows([{ name: 'alone', attributes: llm }]))).toEqual({
+      rejected: 0,
+      errorMessage: '',
+    });
+    expect(await storedNames()).toEqual(['alone']);
+    await writer.write(rows([{ name: 'later', attributes: llm }]));
+    expect(await storedNames()).toEqual(['alone', 'later']);
+    expect(writer.stats.batches).toBe(2);
+  });
+
+  it('puts the requests that arrive during an insert into the next one, together', async () => {
+    const held = heldStore();
+    // ROUTEWATCH_BATCH_DELAY unset: the default without the log.
+    const writer = testWriter(held.store, { ROUTEWATCH_WAL: 'off', ROUTEWATCH_BATCH_DELAY: '' });
+    const first = writer.write(rows([{ name: 'first', attributes: llm }]));
+    await held.firstStarted;
+    const during = ['second', 'third', 'fourth'].map((name) =>
+      writer.write(rows([{ name, attributes: llm }])),
+    );
+    expect(writer.stats.pendingRows).toBe(3);
+    held.release();
+    await Promise.all([first, ...during]);
+    expect(held.inserts()).toBe(2);
+    expect(writer.stats).toMatchObject({ batches: 2, rowsWritten: 4, pendingRows: 0 });
+    expect(await storedNames()).toEqual(['first', 'fourth', 'second', 'third']);
+  });
+
+  it('with a delay set, lets those fill the next insert; a flush waits only for earlier writes', async () => {
+    const held = heldStore();
+    const writer = testWriter(held.store, { ROUTEWATCH_WAL: 'off', ROUTEWATCH_BATCH_DELAY: '1h' });
+    const first = writer.write(rows([{ name: 'first', attributes: llm }]));
+    await held.firstStarted;
+    const flushed = writer.flush();
+    let secondDone = false;
+    const second = writer
+      .write(rows([{ name: 'second', attributes: llm }]))
+      .finally(() => (secondDone = true));
+    held.release();
+    await flushed;
+    await first;
+    // The flush did not wait for the write made after it, which waits for the hour's window.
+    expect(await storedNames()).toEqual(['first']);
+    expect(secondDone).toBe(false);
+    await writer.flush();
+    await second;
+    expect(await storedNames()).toEqual(['first', 'second']);
+  });
+});
+
+/** The real store, holding its first insert until released. */
+function heldStore(): {
+  store: Store;
+  firstStarted: Promise<void>;
+  release: () => void;
+  inserts: () => number;
+} {
+  let inserts = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let started!: () => void;
+  const firstStarted = new Promise<void>((resolve) => (started = resolve));
+  const store: Store = {
+    driver: 'embedded',
+    location: 'held',
+    exec: (sql, params) => temp.store.exec(sql, params),
+    query: (sql, params, row) => temp.store.query(sql, params, row),
+    queryReadOnly: (sql, limits) => temp.store.queryReadOnly(sql, limits),
+    ping: () => temp.store.ping(),
+    close: async () => undefined,
+    insertJsonEachRow: async (table, body, options) => {
+      if (++inserts === 1) {
+        started();
+        await gate;
+      }
+      await temp.store.insertJsonEachRow(table, body, options);
+    },
+  };
+  return { store, firstStarted, release, inserts: () => inserts };
+}
+
 describe('isRowDataError', () => {
   it('tells refused content from an unavailable store, through the cause chain', () => {
     const parse = new Error('Code: 27. DB::Exception: Cannot parse input: expected , (at row 1)');
@@ -173,13 +257,13 @@ describe('POST /v1/traces answers refused spans as an OTLP partial success', () 
     queryReadOnly: (sql, limits) => temp.store.queryReadOnly(sql, limits),
     ping: () => temp.store.ping(),
     close: async () => undefined,
-    insertJsonEachRow: async (table, body) => {
+    insertJsonEachRow: async (table, body, options) => {
       if (Buffer.from(body).includes('poison')) {
         throw new Error(
           "insert into spans failed: Code: 27. DB::Exception: Cannot parse input: expected '\"' (at row 1)",
         );
       }
-      await temp.store.insertJsonEachRow(table, body);
+      await temp.store.insertJsonEachRow(table, body, options);
     },
   };
 

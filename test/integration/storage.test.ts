@@ -41,16 +41,29 @@ describe('migrations', () => {
       'alert_deliveries',
       'alert_events',
       'alert_states',
+      'cohort_route_hourly',
       'late_outcomes',
+      'rollup_state',
       'schema_migrations',
       'schema_views',
       'spans',
+      'task_events',
+      'task_events_from_late_outcomes',
+      'task_events_from_spans',
+      'task_snapshot',
       'v_cohort_route_summary',
+      'v_cohort_route_timeseries',
       'v_cohort_route_window',
+      'v_cohort_route_window_from_spans',
       'v_failure_concentration',
       'v_overall_window',
       'v_tasks',
+      'v_tasks_changed',
+      'v_tasks_from_spans',
+      'v_tasks_live',
       'v_window_metrics',
+      'v_window_metrics_from_spans',
+      'v_window_scores',
     ]);
   });
 
@@ -93,21 +106,20 @@ describe('views (sql/views)', () => {
 
   it('loads one view per file, each after the views it reads', () => {
     const views = loadViews();
-    expect(views.map((v) => v.name)).toEqual([
-      'v_tasks',
-      'v_window_metrics',
-      'v_cohort_route_window',
-      'v_cohort_route_summary',
-      'v_failure_concentration',
-      'v_overall_window',
-    ]);
-    expect(views.map((v) => v.reads)).toEqual([
-      [],
-      ['v_tasks'],
-      ['v_window_metrics'],
-      ['v_cohort_route_window'],
-      ['v_tasks'],
-      ['v_window_metrics'],
+    expect(views.map((v) => [v.name, v.reads])).toEqual([
+      ['v_tasks_changed', []],
+      ['v_tasks_live', []],
+      ['v_window_metrics', ['v_tasks_changed', 'v_tasks_live']],
+      ['v_cohort_route_window', ['v_window_metrics']],
+      ['v_cohort_route_summary', ['v_cohort_route_window']],
+      ['v_cohort_route_timeseries', ['v_tasks_changed', 'v_tasks_live']],
+      ['v_tasks_from_spans', []],
+      ['v_window_metrics_from_spans', ['v_tasks_from_spans']],
+      ['v_cohort_route_window_from_spans', ['v_window_metrics_from_spans']],
+      ['v_tasks', ['v_tasks_changed', 'v_tasks_live']],
+      ['v_failure_concentration', ['v_tasks']],
+      ['v_overall_window', ['v_window_metrics']],
+      ['v_window_scores', ['v_tasks']],
     ]);
   });
 
@@ -130,7 +142,10 @@ describe('views (sql/views)', () => {
       v.name === 'v_window_metrics'
         ? {
             ...v,
-            statement: v.statement.replace('count() AS tasks', 'count() AS tasks, 1 AS probe'),
+            statement: v.statement.replace(
+              'sum(part_tasks) AS tasks',
+              'sum(part_tasks) AS tasks, 1 AS probe',
+            ),
             checksum: 'changed',
           }
         : v,

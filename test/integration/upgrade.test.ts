@@ -7,11 +7,13 @@ import { clickHouseTime, normalizeRequest } from '../../collector/normalize.js';
 import { decodeTraceRequestJson } from '../../collector/otlp-json.js';
 import { PriceTable } from '../../collector/pricing.js';
 import { EmbeddedStore } from '../../storage/embedded-store.js';
+import { buildReport } from '../../analyzer/report.js';
 import { loadMigrations, loadViews, migrate } from '../../storage/migrations.js';
+import { refreshRollups } from '../../storage/rollups.js';
 import type { MigrationResult } from '../../storage/migrations.js';
 import { hexId, otlpBody } from '../support/otlp.js';
 import type { TestSpan } from '../support/otlp.js';
-import { nsAt } from '../support/time.js';
+import { dateAt, nsAt } from '../support/time.js';
 
 // A data directory with the history a store has today: migrated to 0004, written to (late
 // outcomes in the 0002 table), migrated to 0007 (0005 copied them to outcome_reports), written
@@ -85,9 +87,11 @@ async function insertRows(table: string, rows: Record<string, unknown>[]): Promi
 }
 
 const readSpans = () => store.query('SELECT * FROM spans ORDER BY trace_id, span_id', {}, anyRow);
-const readTasks = () =>
+// Costs to 12 decimals: before 0032 they were summed as Float64 in the order rows were read
+// (0.1 + 0.2 gave 0.30000000000000004), since 0032 exactly, as Decimal(38, 18).
+const readTasks = (view: 'v_tasks' | 'v_tasks_from_spans' = 'v_tasks') =>
   store.query(
-    'SELECT task_id, outcome, outcome_reason, reask, cleanup_cost_usd, cost_usd, late_wins FROM v_tasks ORDER BY task_id',
+    `SELECT task_id, outcome, outcome_reason, reask, round(cleanup_cost_usd, 12) AS cleanup_cost_usd, round(cost_usd, 12) AS cost_usd, late_wins FROM ${view} ORDER BY task_id`,
     {},
     anyRow,
   );
@@ -275,7 +279,44 @@ describe('upgrading a store migrated by 0001–0007 to the repeatable views', ()
         .map((v) => v.name)
         .sort(),
     );
-    expect(definitions.find((d) => d.name === 'v_tasks')?.as_select).toMatch(/late_outcomes/);
+    // v_tasks reads the rollups; the computation from raw spans it replaced reads late_outcomes.
+    expect(definitions.find((d) => d.name === 'v_tasks')?.as_select).toMatch(/task_snapshot/);
+    expect(definitions.find((d) => d.name === 'v_tasks_from_spans')?.as_select).toMatch(
+      /late_outcomes/,
+    );
+  });
+
+  it('backfills the task state from the stored spans and reports, and builds the rollups from it', async () => {
+    // Before any refresh, v_tasks answers from the backfilled task_events alone.
+    const [state] = await store.query(
+      'SELECT uniqExact(task_id) AS n FROM task_events',
+      {},
+      countRow,
+    );
+    expect(state?.n).toBe(4);
+    expect(await readTasks()).toEqual(await readTasks('v_tasks_from_spans'));
+
+    const refreshed = await refreshRollups(store, { marginMs: 0 });
+    expect(refreshed).toMatchObject({ tasks: 4, hours: 1 });
+    const [snapshot] = await store.query(
+      'SELECT count() AS n FROM task_snapshot FINAL',
+      {},
+      countRow,
+    );
+    expect(snapshot?.n).toBe(4);
+    const [hourly] = await store.query(
+      'SELECT sum(tasks) AS n FROM cohort_route_hourly FINAL',
+      {},
+      countRow,
+    );
+    expect(hourly?.n).toBe(4);
+    // After the refresh v_tasks reads task_snapshot: the same rows.
+    expect(await readTasks()).toEqual(await readTasks('v_tasks_from_spans'));
+    const window = { from: dateAt(-3_600_000), to: dateAt(3_600_000) };
+    const report = await buildReport(store, window);
+    expect(report.rows).toMatchObject([
+      { cohort: 'faq', primaryRoute: 'small', tasks: 4, successes: 4, knownOutcomes: 4 },
+    ]);
   });
 
   it('changes nothing when run again', async () => {

@@ -8,11 +8,13 @@ import type { SpanRow } from '../../collector/normalize.js';
 import { validateTraceRequest } from '../../collector/otlp-json.js';
 import { PriceTable } from '../../collector/pricing.js';
 import { deduplicationToken } from '../../collector/span-inserter.js';
+import { SPAN_COLUMNS, SPAN_INSERT } from '../../collector/span-lines.js';
 import { SpanWriter, prepareRows } from '../../collector/span-writer.js';
 import type { PreparedRows, SpanWriterLog } from '../../collector/span-writer.js';
-import { WriteAheadLog } from '../../collector/wal.js';
+import { WriteAheadLog, encodeRecord } from '../../collector/wal.js';
 import { configWith } from '../../server/config.js';
 import { writerOptions } from '../../server/start.js';
+import { testApp } from '../support/app.js';
 import type { Store } from '../../storage/store.js';
 import { hexId, otlpBody } from '../support/otlp.js';
 import type { TestSpan } from '../support/otlp.js';
@@ -58,8 +60,10 @@ async function copiesBySpan(): Promise<Map<string, number>> {
   );
   return new Map(found.map((r) => [r.span_id, r.n]));
 }
+const SPAN_ID = SPAN_COLUMNS.indexOf('span_id');
+/** The span ids of prepared rows (positional lines, span-lines.ts). */
 const spanIds = (prepared: PreparedRows) =>
-  prepared.lines.map((line) => (JSON.parse(line) as { span_id: string }).span_id);
+  prepared.lines.map((line) => (JSON.parse(line) as string[])[SPAN_ID]!);
 
 function walDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'routewatch-wal-writer-'));
@@ -223,17 +227,141 @@ describe('SpanWriter with the write-ahead log', () => {
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
     await writer.close();
   });
+  it('drains a log written by an older routewatch, in the JSONEachRow format it used then', async () => {
+    const dir = walDir();
+    const old = spanRows(3, 'legacy');
+    // What the log held before the positional layouts: one JSON object per row.
+    const wal = await WriteAheadLog.open({ dir, maxBytes: 64 * 1024 * 1024 });
+    await wal.append([
+      encodeRecord({
+        format: 'JSONEachRow',
+        writtenAtMs: Date.now(),
+        keys: old.map((row) => row.trace_id + row.span_id),
+        lines: old.map((row) => JSON.stringify(row)),
+      }),
+    ]);
+    await wal.close();
+    const writer = await walWriter(temp.store, dir);
+    expect(writer.walSnapshot()).toMatchObject({ replayedRecords: 1, rows: 3 });
+    await writer.flush();
+    const copies = await copiesBySpan();
+    expect([...copies.keys()].sort()).toEqual(old.map((row) => row.span_id).sort());
+    await writer.close();
+  });
+});
+
+describe("the drainer's fill window (ROUTEWATCH_BATCH_DELAY)", () => {
+  // A window of an hour: an insert that waited for it would time the test out.
+  const HOUR = { ROUTEWATCH_BATCH_DELAY: '1h' };
+
+  it('lets acknowledged rows wait to fill an insert, and a flush stores them at once', async () => {
+    const writer = await walWriter(temp.store, walDir(), HOUR);
+    const first = rows(3, 'first');
+    await writer.write(first);
+    await writer.write(rows(2, 'second'));
+    // Acknowledged (on disk), not inserted: the drainer waits for the window.
+    expect(writer.walSnapshot()).toMatchObject({ rows: 5, records: 2 });
+    expect((await copiesBySpan()).size).toBe(0);
+
+    await writer.flush();
+    expect((await copiesBySpan()).size).toBe(5);
+    expect(writer.walSnapshot()).toMatchObject({ rows: 0, records: 0 });
+    // Both records in one insert.
+    expect(writer.stats.batches).toBe(1);
+
+    // The window applies again after the flush, and a second flush cuts it short again.
+    await writer.write(rows(4, 'third'));
+    expect((await copiesBySpan()).size).toBe(5);
+    await writer.flush();
+    expect((await copiesBySpan()).size).toBe(9);
+    await writer.close();
+  });
+
+  it('stores everything waiting in the window at a stop, and leaves an empty log', async () => {
+    const dir = walDir();
+    const writer = await walWriter(temp.store, dir, HOUR);
+    const sent = [rows(3, 'a'), rows(5, 'b'), rows(1, 'c')];
+    for (const batch of sent) await writer.write(batch);
+    expect((await copiesBySpan()).size).toBe(0);
+    await writer.close();
+    const copies = await copiesBySpan();
+    expect([...copies.keys()].sort()).toEqual(sent.flatMap(spanIds).sort());
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+    const reopened = await walWriter(temp.store, dir, HOUR);
+    expect(reopened.walSnapshot()).toMatchObject({ replayedRecords: 0, rows: 0 });
+    await reopened.close();
+  });
+
+  it('cuts an insert at ROUTEWATCH_MAX_PENDING_BYTES of log, as well as at its rows', async () => {
+    const store = switchableStore(temp.store, 'down');
+    const writer = await walWriter(store, walDir(), {
+      ROUTEWATCH_MAX_PENDING_BYTES: String(1024 * 1024),
+    });
+    const big = (name: string) =>
+      prepareRows(
+        normalizeRequest(
+          validateTraceRequest(
+            otlpBody([{ name, attributes: { ...llm, 'app.payload': 'x'.repeat(400_000) } }]),
+          ),
+          new PriceTable(),
+        ).rows,
+      );
+    // Three records of ~400 KB while the store is down: 1.2 MB waiting, over the 1 MiB bound.
+    for (const name of ['big 1', 'big 2', 'big 3']) await writer.write(big(name));
+    expect(writer.walSnapshot()).toMatchObject({ records: 3 });
+    store.mode = 'up';
+    await writer.flush();
+    expect((await copiesBySpan()).size).toBe(3);
+    expect(writer.stats.batches).toBe(2);
+    await writer.close();
+  });
+
+  it('answers a SQL query with what was just acknowledged, without waiting for the window', async () => {
+    const rw = await testApp(temp.store, {
+      config: { ROUTEWATCH_WAL: 'on', ROUTEWATCH_WAL_DIR: walDir(), ...HOUR },
+    });
+    try {
+      const spanId = hexId(8);
+      const posted = await rw.app.inject({
+        method: 'POST',
+        url: '/v1/traces',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(otlpBody([{ spanId, name: 'just sent', attributes: llm }])),
+      });
+      expect(posted.statusCode).toBe(200);
+      expect((await copiesBySpan()).size).toBe(0);
+      const read = await rw.app.inject({
+        method: 'POST',
+        url: '/api/v1/sql',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({ sql: `SELECT name FROM spans WHERE span_id = '${spanId}'` }),
+      });
+      expect(read.statusCode).toBe(200);
+      expect(read.json()).toMatchObject({ rowCount: 1, rows: [['just sent']] });
+    } finally {
+      await rw.close();
+    }
+  });
 });
 
 describe('insert deduplication tokens on the embedded engine (migration 0030)', () => {
   it('skips an insert whose token the table has seen, and only that one', async () => {
     const body = Buffer.from(prepareRows(spanRows(3)).lines.join('\n') + '\n');
     const token = deduplicationToken(body);
-    await temp.store.insertJsonEachRow('spans', body, { deduplicationToken: token });
-    await temp.store.insertJsonEachRow('spans', body, { deduplicationToken: token });
+    await temp.store.insertJsonEachRow('spans', body, {
+      ...SPAN_INSERT,
+      deduplicationToken: token,
+    });
+    await temp.store.insertJsonEachRow('spans', body, {
+      ...SPAN_INSERT,
+      deduplicationToken: token,
+    });
     expect([...(await copiesBySpan()).values()]).toEqual([1, 1, 1]);
     // The same rows under another token are inserted: the test above could fail.
-    await temp.store.insertJsonEachRow('spans', body, { deduplicationToken: `${token}-other` });
+    await temp.store.insertJsonEachRow('spans', body, {
+      ...SPAN_INSERT,
+      deduplicationToken: `${token}-other`,
+    });
     expect([...(await copiesBySpan()).values()]).toEqual([2, 2, 2]);
   });
 });

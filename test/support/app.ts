@@ -34,6 +34,8 @@ export async function testApp(
     config?: ConfigOverrides;
     logger?: FastifyServerOptions['logger'];
     writer?: SpanWriter;
+    /** Wraps the ingest runner the app uses (to look at what it is given, say). */
+    wrapIngest?: (runner: IngestRunner, config: Config) => IngestRunner;
     now?: () => Date;
     /** Alert rules; default: the defaults. */
     rules?: RuleSet;
@@ -49,6 +51,9 @@ export async function testApp(
     // Suites of other features read the store right after the answer: without the write-ahead
     // log the answer comes once the rows are stored. The log's suites turn it on.
     ROUTEWATCH_WAL: 'off',
+    // No rollup refresher: the views are exact without it, and the rollup suites refresh when
+    // they mean to.
+    ROUTEWATCH_ROLLUP_INTERVAL: '0',
     ...options.config,
   });
   const assembled = await assembleRoutewatch(config, store, {
@@ -58,6 +63,7 @@ export async function testApp(
     ...(options.notifier ? { notifier: options.notifier } : {}),
     publicUrl: () => 'http://routewatch.test',
     ...(options.writer ? { writer: options.writer } : {}),
+    ...(options.wrapIngest ? { wrapIngest: options.wrapIngest } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
   assembled.begin();

@@ -13,6 +13,7 @@ export function expectReportMatchesTruth(result: DemoResult, printed: string): v
   expect(truth.groups.length).toBe(6);
   expect(truth.totals.fallbacks).toBeGreaterThan(0);
   expect(truth.totals.failures).toBeGreaterThan(0);
+  expect(truth.totals.retriedCalls).toBeGreaterThan(0);
   expect(spansWritten).toBeGreaterThan(truth.totals.tasks * 3);
   expect(report.rows).toHaveLength(truth.groups.length);
 
@@ -25,6 +26,11 @@ export function expectReportMatchesTruth(result: DemoResult, printed: string): v
     expect(row!.successes).toBe(group.successes);
     expect(row!.failures).toBe(group.failures);
     expect(row!.fallbacks).toBe(group.fallbacks);
+    // The OpenAI client's own retries of the simulated 429s and 500s, counted by the service
+    // through its fetch, by the instrumentation through Node's diagnostics channels.
+    expect(row!.retriedCalls).toBe(group.retriedCalls);
+    expect(row!.httpRetries).toBe(group.httpRetries);
+    expect(row!.httpCountedCalls).toBe(group.llmCalls);
     expect(row!.invisibleFallbacks).toBe(0);
     expect(Math.abs(row!.totalCostUsd - group.costUsd)).toBeLessThan(1e-9);
     const want = costPerSuccessfulTask(group);
@@ -40,5 +46,6 @@ export function expectReportMatchesTruth(result: DemoResult, printed: string): v
   expect(raised.some((t) => t.cohort === 'extraction' && t.route === 'small')).toBe(true);
   expect(raised.filter((t) => t.cohort !== 'extraction' || t.route !== 'small')).toEqual([]);
   expect(printed).toMatch(/cost\/success/);
+  expect(printed).toMatch(/Hidden SDK retries \(one model call, several HTTP requests\): \S/);
   expect(printed).toMatch(/matches what the example service counted itself/);
 }

@@ -23,6 +23,13 @@ export interface CraftedTask {
   callsPerAttempt?: number;
   /** Calls with tokens but a model no price table knows. */
   unpriced?: boolean;
+  /** HTTP requests each model call made (`routewatch.http.attempts`); none when absent. */
+  httpAttempts?: number;
+  /** The eval run and dataset the task belongs to (routewatch.eval.*). */
+  evalRun?: string;
+  evalDataset?: string;
+  /** Named quality scores on the task span (routewatch.score.<name>). */
+  scores?: Record<string, number>;
 }
 
 let taskCounter = 0;
@@ -46,6 +53,11 @@ export function taskSpans(task: CraftedTask): TestSpan[] {
         ...(task.outcome ? { 'routewatch.outcome': task.outcome } : {}),
         ...(task.outcomeReason ? { 'routewatch.outcome.reason': task.outcomeReason } : {}),
         ...(task.reask ? { 'routewatch.reask': true } : {}),
+        ...(task.evalRun ? { 'routewatch.eval.run': task.evalRun } : {}),
+        ...(task.evalDataset ? { 'routewatch.eval.dataset': task.evalDataset } : {}),
+        ...Object.fromEntries(
+          Object.entries(task.scores ?? {}).map(([name, v]) => [`routewatch.score.${name}`, v]),
+        ),
       },
     },
   ];
@@ -88,6 +100,9 @@ export function taskSpans(task: CraftedTask): TestSpan[] {
           ...(task.unpriced
             ? {}
             : { 'gen_ai.usage.cost': task.callCostUsd ?? (route === 'large' ? 0.01 : 0.001) }),
+          ...(task.httpAttempts === undefined
+            ? {}
+            : { 'routewatch.http.attempts': task.httpAttempts }),
         },
       });
     }

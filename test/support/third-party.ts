@@ -4,7 +4,12 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
+import { createIngest } from '../../collector/ingest.js';
+import type { IngestRunner } from '../../collector/ingest-pool.js';
+import type { Config } from '../../server/config.js';
+import { ingestSettings } from '../../server/start.js';
 import { startMockLlm } from '../../examples/mock-llm.js';
 import type { MockLlm } from '../../examples/mock-llm.js';
 import { MODEL_TIERS, TASK_TYPES } from '../../examples/mock-models.js';
@@ -64,10 +69,48 @@ const storedSpan = z.object({
 });
 export type StoredSpan = z.infer<typeof storedSpan>;
 
+/**
+ * Runs every protobuf body also through the pipeline's fast path and its full path side by side,
+ * and records any difference in rows, counts or error: each third-party package's real export is
+ * then a check that skipping spans before decoding their attributes changes nothing (issue 13).
+ */
+function comparingPaths(runner: IngestRunner, config: Config, mismatches: string[]): IngestRunner {
+  const fast = createIngest(ingestSettings(config));
+  const full = createIngest(ingestSettings(config), { fastPath: false });
+  const outcome = (ingest: typeof fast, body: Uint8Array, now: number) => {
+    try {
+      return ingest(body, 'protobuf', now);
+    } catch (error) {
+      return String(error);
+    }
+  };
+  return {
+    async run(body, encoding) {
+      if (encoding === 'protobuf') {
+        const now = Date.now();
+        const viaFast = outcome(fast, body, now);
+        const viaFull = outcome(full, body, now);
+        if (!isDeepStrictEqual(viaFast, viaFull))
+          mismatches.push(`fast: ${JSON.stringify(viaFast)}\nfull: ${JSON.stringify(viaFull)}`);
+      }
+      return runner.run(body, encoding);
+    },
+    estimatedWaitMs: () => runner.estimatedWaitMs(),
+    get stats() {
+      return runner.stats;
+    },
+    close: () => runner.close(),
+  };
+}
+
 /** The production app with the embedded store, listening on 127.0.0.1 at an ephemeral port. */
 export async function startCollector(config: ConfigOverrides = {}): Promise<ListeningCollector> {
   const temp = await openTempStore();
-  const app = await testApp(temp.store, { config });
+  const mismatches: string[] = [];
+  const app = await testApp(temp.store, {
+    config,
+    wrapIngest: (runner, appConfig) => comparingPaths(runner, appConfig, mismatches),
+  });
   await app.app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -88,6 +131,11 @@ export async function startCollector(config: ConfigOverrides = {}): Promise<List
     async close() {
       await app.close();
       await temp.dispose();
+      if (mismatches.length > 0) {
+        throw new Error(
+          `the protobuf fast path and the full path differed on ${mismatches.length} bodies:\n${mismatches[0]}`,
+        );
+      }
     },
   };
 }

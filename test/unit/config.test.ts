@@ -3,11 +3,12 @@ import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
   assertSafeExposure,
+  batchDelayMs,
   configWith,
   isLoopback,
   parseConfig,
 } from '../../server/config.js';
-import { walDir } from '../../server/start.js';
+import { walDir, writerOptions } from '../../server/start.js';
 import {
   TimeArgumentError,
   parseDuration,
@@ -47,11 +48,11 @@ describe('parseConfig', () => {
       ROUTEWATCH_PORT: 4318,
       ROUTEWATCH_MAX_BODY_BYTES: 20 * 1024 * 1024,
       ROUTEWATCH_MAX_QUEUE_WAIT: 5_000,
-      ROUTEWATCH_BATCH_DELAY: 200,
       ROUTEWATCH_RETENTION_DAYS: 30,
       ROUTEWATCH_URL: 'http://127.0.0.1:4318',
     });
     expect(config.ROUTEWATCH_TOKEN).toBeUndefined();
+    expect(config.ROUTEWATCH_BATCH_DELAY).toBeUndefined();
   });
 
   it('treats empty values as unset and reads durations with units', () => {
@@ -76,6 +77,44 @@ describe('parseConfig', () => {
     expect(() => parseConfig({ [name]: value })).toThrow(new RegExp(name));
   });
 
+  it('keeps the rollups 400 days and refreshes them every 10 s by default', () => {
+    expect(parseConfig({})).toMatchObject({
+      ROUTEWATCH_ROLLUP_RETENTION_DAYS: 400,
+      ROUTEWATCH_ROLLUP_INTERVAL: 10_000,
+    });
+    expect(parseConfig({}).ROUTEWATCH_CLICKHOUSE_CLUSTER).toBeUndefined();
+  });
+
+  it.each([
+    [
+      { ROUTEWATCH_RETENTION_DAYS: '90', ROUTEWATCH_ROLLUP_RETENTION_DAYS: '60' },
+      /ROUTEWATCH_ROLLUP_RETENTION_DAYS: must be at least ROUTEWATCH_RETENTION_DAYS \(90\)/,
+    ],
+    [
+      { ROUTEWATCH_CLICKHOUSE_CLUSTER: 'main' },
+      /ROUTEWATCH_CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL/,
+    ],
+    [
+      { CLICKHOUSE_URL: 'http://ch:8123', ROUTEWATCH_CLICKHOUSE_CLUSTER: 'main; DROP' },
+      /ROUTEWATCH_CLICKHOUSE_CLUSTER/,
+    ],
+    [{ ROUTEWATCH_ROLLUP_INTERVAL: '100ms' }, /ROUTEWATCH_ROLLUP_INTERVAL/],
+  ])('refuses settings that do not go together: %j', (settings, message) => {
+    expect(() => parseConfig(settings)).toThrow(ConfigError);
+    expect(() => parseConfig(settings)).toThrow(message);
+  });
+
+  it('takes 0 as "no refresher in this process"', () => {
+    expect(parseConfig({ ROUTEWATCH_ROLLUP_INTERVAL: '0s' }).ROUTEWATCH_ROLLUP_INTERVAL).toBe(0);
+  });
+
+  it('takes a cluster with a server', () => {
+    expect(
+      parseConfig({ CLICKHOUSE_URL: 'http://ch:8123', ROUTEWATCH_CLICKHOUSE_CLUSTER: 'routewatch' })
+        .ROUTEWATCH_CLICKHOUSE_CLUSTER,
+    ).toBe('routewatch');
+  });
+
   it('turns the write-ahead log on by default, in the data directory, with a 1 GiB budget', () => {
     const config = parseConfig({});
     expect(config.ROUTEWATCH_WAL).toBe('on');
@@ -85,6 +124,23 @@ describe('parseConfig', () => {
     expect(walDir(parseConfig({ ROUTEWATCH_DATA_DIR: '/var/lib/rw' }))).toBe('/var/lib/rw/wal');
     expect(walDir(parseConfig({ ROUTEWATCH_WAL_DIR: '/logs/wal' }))).toBe('/logs/wal');
     expect(parseConfig({ ROUTEWATCH_WAL: 'off' }).ROUTEWATCH_WAL).toBe('off');
+  });
+
+  it('waits 1 s to fill an insert with the log and not at all without it, unless told', () => {
+    // With the log no answer waits for the insert, so fewer, larger inserts cost the engine less;
+    // without it every answer waits for its insert.
+    expect(batchDelayMs(parseConfig({}))).toBe(1_000);
+    expect(writerOptions(parseConfig({})).maxDelayMs).toBe(1_000);
+    expect(batchDelayMs(parseConfig({ ROUTEWATCH_WAL: 'off' }))).toBe(0);
+    expect(writerOptions(parseConfig({ ROUTEWATCH_WAL: 'off' })).maxDelayMs).toBe(0);
+    for (const wal of ['on', 'off']) {
+      expect(
+        batchDelayMs(parseConfig({ ROUTEWATCH_WAL: wal, ROUTEWATCH_BATCH_DELAY: '50ms' })),
+      ).toBe(50);
+      expect(batchDelayMs(parseConfig({ ROUTEWATCH_WAL: wal, ROUTEWATCH_BATCH_DELAY: '0' }))).toBe(
+        0,
+      );
+    }
   });
 
   it('refuses to listen beyond loopback without a token', () => {

@@ -82,3 +82,51 @@ describe('normalizeSpan attributes', () => {
     expect(row!.cleanup_cost_usd).toBe(0);
   });
 });
+
+describe('normalizeSpan HTTP attempts (SDK retries)', () => {
+  const one = (attributes: NonNullable<TestSpan['attributes']>, name?: string) => {
+    const { rows } = normalize([{ start: ns(NOW_MS), attributes, ...(name ? { name } : {}) }]);
+    expect(rows).toHaveLength(1);
+    return rows[0]!;
+  };
+
+  it('reads the requests a call made and the wait between them into their columns', () => {
+    const row = one({
+      ...llm,
+      'routewatch.http.attempts': 3,
+      'routewatch.http.retry_wait_ms': 1_250,
+    });
+    expect(row).toMatchObject({ kind: 'llm', http_attempts: 3, http_retry_wait_ms: 1_250 });
+    expect(row.attributes).not.toHaveProperty('routewatch.http.attempts');
+    expect(row.attributes).not.toHaveProperty('routewatch.http.retry_wait_ms');
+  });
+
+  it('stores 0, not 1, for a call whose requests were not counted', () => {
+    expect(one(llm)).toMatchObject({ http_attempts: 0, http_retry_wait_ms: 0 });
+  });
+
+  it('reads the HTTP convention’s resend count when the span has no count of ours', () => {
+    expect(one({ ...llm, 'http.request.resend_count': 2 })).toMatchObject({ http_attempts: 3 });
+    // Ours wins: we counted every request.
+    expect(
+      one({ ...llm, 'http.request.resend_count': 1, 'routewatch.http.attempts': 4 }),
+    ).toMatchObject({ http_attempts: 4 });
+  });
+
+  it('keeps garbage and absurd values within the columns', () => {
+    expect(
+      one({ ...llm, 'routewatch.http.attempts': 'many', 'routewatch.http.retry_wait_ms': -5 }),
+    ).toMatchObject({ http_attempts: 0, http_retry_wait_ms: 0 });
+    expect(
+      one({ ...llm, 'routewatch.http.attempts': 1e9, 'routewatch.http.retry_wait_ms': 1e12 }),
+    ).toMatchObject({ http_attempts: 65_535, http_retry_wait_ms: 4_294_967_295 });
+  });
+
+  it('counts requests on model calls only', () => {
+    const row = one(
+      { 'routewatch.task.id': 't1', 'routewatch.http.attempts': 2 },
+      'routewatch.task faq',
+    );
+    expect(row).toMatchObject({ kind: 'task', http_attempts: 0 });
+  });
+});

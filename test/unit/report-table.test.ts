@@ -30,6 +30,13 @@ function metrics(overrides: Partial<WindowMetrics> = {}): WindowMetrics {
     modelCalls: 1200,
     unpricedCalls: 0,
     pricedCallShare: 1,
+    httpCountedCalls: 1200,
+    retriedCalls: 48,
+    httpRetries: 60,
+    retryWaitMs: 51_000,
+    retryRate: 0.04,
+    retriesPerTask: 0.06,
+    scores: [],
     ...overrides,
   };
 }
@@ -89,11 +96,19 @@ describe('renderReportTable', () => {
   it('adds the JSON-only columns with --wide', () => {
     const text = renderReportTable(report([row('faq', 'small')]), { wide: true });
     expect(text).toMatch(
-      /coverage\s+reask\s+escalation\s+cascades\s+invisible\s+p50\s+p99\s+calls p95\s+loops\s+priced/,
+      /coverage\s+reask\s+escalation\s+cascades\s+invisible\s+p50\s+p99\s+calls p95\s+loops\s+priced\s+retries/,
     );
     expect(text).toMatch(
-      /^faq\s.*100\.0%\s+2\.0%\s+1\.0%\s+1\.0%\s+3\s+300 ms\s+1200 ms\s+2\s+0\.0%\s+100\.0%$/m,
+      /^faq\s.*100\.0%\s+2\.0%\s+1\.0%\s+1\.0%\s+3\s+300 ms\s+1200 ms\s+2\s+0\.0%\s+100\.0%\s+4\.0% \+0\.06\/task$/m,
     );
+  });
+
+  it('shows no retry rate with --wide where no call had its HTTP requests counted', () => {
+    const text = renderReportTable(
+      report([row('faq', 'small', { httpCountedCalls: 0, retryRate: null, retriesPerTask: null })]),
+      { wide: true },
+    );
+    expect(text).toMatch(/^faq\s.*100\.0%\s+—$/m);
   });
 
   it('compares each row with the previous window', () => {
@@ -118,5 +133,26 @@ describe('renderReportTable', () => {
     const text = renderReportTable(filtered);
     expect(text).toMatch(/\(cohorts faq; policies v2\)/);
     expect(text).toMatch(/\(no tasks in this window\)/);
+  });
+
+  it('lists quality scores per cohort × route with their interval, and nothing when none exist', () => {
+    expect(renderReportTable(report([row('faq', 'small')]))).not.toMatch(/Quality scores/);
+    const text = renderReportTable(
+      report(
+        [
+          row('faq', 'small', {
+            scores: [
+              { name: 'confidence', n: 120, mean: 0.8125, interval: { lower: 0.79, upper: 0.835 } },
+            ],
+          }),
+          row('policy', 'large'),
+        ],
+        metrics({ scores: [{ name: 'confidence', n: 1, mean: 0.5, interval: null }] }),
+      ),
+    );
+    expect(text).toMatch(/^Quality scores/m);
+    expect(text).toMatch(/^ {2}faq × small\s+confidence 0\.813 \[0\.790–0\.835\] \(n=120\)$/m);
+    expect(text).toMatch(/^ {2}overall\s+confidence 0\.500 \(n=1\)$/m);
+    expect(text).not.toMatch(/policy × large\s+\S/);
   });
 });

@@ -42,6 +42,7 @@ describe('@routewatch/instrumentation/semconv', () => {
       'routewatch.reask',
       'routewatch.cleanup.cost_usd',
       'routewatch.http.attempts',
+      'routewatch.http.retry_wait_ms',
       'routewatch.eval.run',
       'routewatch.eval.dataset',
     ]);

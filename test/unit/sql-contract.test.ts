@@ -35,6 +35,9 @@ describe('the SQL views spell the contract', () => {
   it('compare span kinds only with values of SPAN_KINDS', () => {
     const used = literalsOf('kind');
     expect(used.size).toBeGreaterThan(0);
-    for (const value of used) expect(SPAN_KINDS as readonly string[]).toContain(value);
+    // task_events (sql/migrations/0032) holds late outcome reports beside spans, under a kind of
+    // their own: the one value that is not a span kind.
+    const kinds = [...SPAN_KINDS, 'late_outcome'];
+    for (const value of used) expect(kinds).toContain(value);
   });
 });

@@ -3,6 +3,7 @@ import { InstrumentationNodeModuleDefinition } from '@opentelemetry/instrumentat
 import { guard } from '../errors.js';
 import type { CaptureOptions } from '../types.js';
 import { PACKAGE_NAME, PACKAGE_VERSION } from '../version.js';
+import { watchHttpAttempts } from './http-attempts.js';
 import { isObject } from './params.js';
 import { startOf, type ProviderCapture, type ResourcePatch, type SdkMethod } from './provider.js';
 import { LlmCall } from './span-lifecycle.js';
@@ -106,6 +107,7 @@ function patchProvider<O extends CaptureOptions>(
   getTracer: () => Tracer,
   getOptions: () => O,
 ): boolean {
+  watchHttpAttempts();
   let found = false;
   for (const resource of capture.resources) {
     const proto = findPrototype(moduleExports, capture.clientExport, resource);

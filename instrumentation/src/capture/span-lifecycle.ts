@@ -8,6 +8,7 @@ import {
 } from '@opentelemetry/api';
 import { guard, markSpanFailed } from '../errors.js';
 import { ERROR_TYPE_STREAM_ABORTED } from '../semconv.js';
+import { markModelCall } from './http-attempts.js';
 
 /**
  * The span lifecycle shared by every provider capture: start a CLIENT span, watch the SDK's own
@@ -61,6 +62,8 @@ export class LlmCall {
       { kind: SpanKind.CLIENT, attributes: start.attributes },
       parent,
     );
+    // Its HTTP requests (the SDK's retries included) are counted on it: http-attempts.ts.
+    markModelCall(span);
     return new LlmCall(span, trace.setSpan(parent, span), start.reader, start.provider);
   }
 

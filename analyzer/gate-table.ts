@@ -1,0 +1,148 @@
+import type { AdviceReport } from './advice.js';
+import type { CohortComparison, Figure, GateResult } from './gate.js';
+
+/**
+ * The gate and the advice as text: a terminal table, and Markdown for a pull-request comment.
+ * Pure: tested directly.
+ */
+
+const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
+const points = (v: number | null) =>
+  v === null ? '—' : `${v >= 0 ? '+' : '−'}${Math.abs(v * 100).toFixed(1)} pts`;
+const usd = (v: number | null) => (v === null ? '—' : `$${v.toPrecision(3)}`);
+const ms = (v: number | null) => (v === null ? '—' : `${Math.round(v)} ms`);
+
+function rateWithInterval(f: Figure): string {
+  if (f.value === null) return '—';
+  return f.interval
+    ? `${pct(f.value)} (${(f.interval.lower * 100).toFixed(1)}–${(f.interval.upper * 100).toFixed(1)})`
+    : pct(f.value);
+}
+
+function costWithInterval(f: Figure): string {
+  if (f.value === null) return '—';
+  if (!f.interval || f.value === 0) return usd(f.value);
+  const half = Math.max(f.value - f.interval.lower, f.interval.upper - f.value);
+  return `${usd(f.value)} ±${Math.round((half / f.value) * 100)}%`;
+}
+
+function change(c: CohortComparison): string {
+  const s = c.successChange;
+  if (s.estimate === null) return '—';
+  return s.interval
+    ? `${points(s.estimate)} (${points(s.interval.lower)} to ${points(s.interval.upper)})`
+    : points(s.estimate);
+}
+
+const VERDICT_MARK = { pass: 'PASS', fail: 'FAIL', insufficient_data: 'INSUFFICIENT DATA' };
+
+function headline(result: GateResult): string[] {
+  const o = result.options;
+  return [
+    `routewatch gate  baseline ${result.baseline}  →  candidate ${result.candidate}`,
+    `margin: success may drop by at most ${(o.maxSuccessDrop * 100).toFixed(1)} pts; ` +
+      `at least ${o.minCases} cases with an outcome per side` +
+      (o.confidence !== undefined
+        ? `; strict: the ${Math.round(o.confidence * 100)} % lower bound must clear the margin`
+        : ''),
+    ...(result.concurrent
+      ? [`compared on concurrent traffic only: ${result.concurrent.from} → ${result.concurrent.to}`]
+      : []),
+  ];
+}
+
+function columns(c: CohortComparison): string[] {
+  const scores = c.scores
+    .map(
+      (s) =>
+        `${s.name} ${s.baseline.value?.toFixed(3) ?? '—'}→${s.candidate.value?.toFixed(3) ?? '—'}`,
+    )
+    .join(', ');
+  return [
+    c.cohort || '(none)',
+    VERDICT_MARK[c.verdict],
+    `${c.baseline.known}/${c.candidate.known}`,
+    rateWithInterval(c.baseline.successRate),
+    rateWithInterval(c.candidate.successRate),
+    change(c),
+    `${costWithInterval(c.costPerSuccessfulTask.baseline)} → ${costWithInterval(c.costPerSuccessfulTask.candidate)}`,
+    `${ms(c.p95LatencyMs.baseline)} → ${ms(c.p95LatencyMs.candidate)}`,
+    `${pct(c.fallbackRate.baseline)} → ${pct(c.fallbackRate.candidate)}`,
+    `${pct(c.reaskRate.baseline)} → ${pct(c.reaskRate.candidate)}`,
+    scores || '—',
+  ];
+}
+
+const HEADER = [
+  'cohort',
+  'verdict',
+  'n (base/cand)',
+  'baseline success',
+  'candidate success',
+  'change (95% CI)',
+  'cost/success',
+  'p95',
+  'fallback',
+  'reask',
+  'scores',
+];
+
+/** The gate as a terminal table, each cohort's reason under it, and the overall verdict. */
+export function renderGateTable(result: GateResult): string {
+  const rows = result.cohorts.map(columns);
+  const widths = HEADER.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  const lines = [...headline(result), '', line(HEADER), line(widths.map((w) => '─'.repeat(w)))];
+  for (const row of rows) lines.push(line(row));
+  if (result.cohorts.length === 0) lines.push('(no tasks on either side)');
+  lines.push('');
+  for (const c of result.cohorts) lines.push(`${c.cohort || '(none)'}: ${c.reason}`);
+  lines.push('', `verdict: ${VERDICT_MARK[result.verdict]}`);
+  return `${lines.join('\n')}\n`;
+}
+
+const escapeCell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+/** The gate as Markdown, for a pull-request comment. */
+export function renderGateMarkdown(result: GateResult): string {
+  const icon = { pass: '✅', fail: '❌', insufficient_data: '⚠️' };
+  const lines = [
+    `### ${icon[result.verdict]} routewatch gate: ${VERDICT_MARK[result.verdict]}`,
+    '',
+    ...headline(result)
+      .slice(1)
+      .map((l) => `- ${escapeCell(l)}`),
+    `- baseline \`${result.baseline}\`, candidate \`${result.candidate}\``,
+    '',
+    `| ${HEADER.join(' | ')} |`,
+    `|${HEADER.map(() => ' --- ').join('|')}|`,
+    ...result.cohorts.map((c) => {
+      const cells = columns(c);
+      cells[1] = `${icon[c.verdict]} ${cells[1]}`;
+      return `| ${cells.map(escapeCell).join(' | ')} |`;
+    }),
+    '',
+    ...result.cohorts.map(
+      (c) => `- **${escapeCell(c.cohort || '(none)')}**: ${escapeCell(c.reason)}`,
+    ),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Routing advice as text: one line per cohort, its verdict and the numbers behind it. */
+export function renderAdvice(advice: AdviceReport): string {
+  const width = Math.max(6, ...advice.cohorts.map((c) => c.cohort.length));
+  const verdictWidth = Math.max(...advice.cohorts.map((c) => c.verdict.length), 7);
+  const lines = [
+    `Routing advice  ${advice.from} → ${advice.to}`,
+    ...advice.cohorts.map(
+      (c) => `  ${c.cohort.padEnd(width)}  ${c.verdict.padEnd(verdictWidth)}  ${c.reason}`,
+    ),
+  ];
+  if (advice.cohorts.length === 0) lines.push('  (no production tasks in this window)');
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,121 @@
+import type { GateResult } from '../../analyzer/gate.js';
+import { parseRef } from '../../analyzer/gate.js';
+import { renderGateMarkdown, renderGateTable } from '../../analyzer/gate-table.js';
+import type { Command } from '../command.js';
+import { UsageError } from '../command.js';
+import { remote } from '../client.js';
+
+interface GateValues {
+  baseline?: string;
+  candidate?: string;
+  'max-success-drop'?: string;
+  'min-cases'?: string;
+  confidence?: string;
+  cohort?: string[];
+  json?: boolean;
+  markdown?: boolean;
+  url?: string;
+}
+
+/** The gate's exit codes: CI reads them. 2 (usage) is the CLI's own. */
+export const GATE_EXIT = { pass: 0, fail: 1, insufficient_data: 3 } as const;
+
+/** --max-success-drop is in percentage points: 2 is 0.02, 0.5 half a point. */
+function points(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n >= 100) {
+    throw new UsageError(
+      `--max-success-drop takes percentage points between 0 and 100 (2 for two points), got ${JSON.stringify(text)}`,
+    );
+  }
+  return n / 100;
+}
+
+export const gateCommand: Command<GateValues> = {
+  name: 'gate',
+  summary:
+    'before/after comparison by cohort, for CI and canaries (exit 0 pass, 1 fail, 3 insufficient data)',
+  usage: `
+Usage: routewatch gate --baseline REF --candidate REF [--max-success-drop 2] [--min-cases 200]
+                       [--confidence 0.95] [--cohort C]… [--json | --markdown] [--url URL]
+
+Compares a candidate with a baseline, cohort by cohort, on a running routewatch
+(GET /api/v1/compare): success rate held to a margin, with cost per successful task, p95
+latency, fallback and reask rates and quality scores beside it. Each REF is one of
+  eval:<run>             the tasks of an eval run (runEval's \`run\`)
+  policy:<version>       production tasks of a policy version; two versions that served at the
+                         same time are compared on the time they overlapped (a canary)
+  window:<from>/<to>     production tasks started in the window (dates, ISO instants or durations ago)
+
+A cohort passes when its success rate dropped by no more than the margin, fails when it dropped
+by more, and is insufficient_data below --min-cases cases with an outcome on either side.
+With --confidence it passes only when that one-sided lower bound of the change clears the
+margin (a formal non-inferiority test; needs several times more cases). See docs/gate.md.
+
+Options:
+  --baseline REF           what the candidate must hold up against
+  --candidate REF          what is being judged
+  --max-success-drop P     the largest drop in success rate allowed, in percentage points (default 2)
+  --min-cases N            cases with an outcome needed on each side (default 200)
+  --confidence C           strict mode: e.g. 0.95
+  --cohort C               only this cohort (repeat for several)
+  --json                   print the comparison as JSON
+  --markdown               print it as Markdown, for a pull-request comment
+  --url URL                the routewatch instance
+
+Exit codes: 0 every cohort passes; 1 a cohort fails (or the comparison could not run: the
+message says which); 3 insufficient data and no failure; 2 a usage error.
+`,
+  options: {
+    baseline: { type: 'string' },
+    candidate: { type: 'string' },
+    'max-success-drop': { type: 'string' },
+    'min-cases': { type: 'string' },
+    confidence: { type: 'string' },
+    cohort: { type: 'string', multiple: true },
+    json: { type: 'boolean' },
+    markdown: { type: 'boolean' },
+    url: { type: 'string' },
+  },
+  async run(values) {
+    if (!values.baseline || !values.candidate) {
+      throw new UsageError(
+        'routewatch gate needs --baseline and --candidate, e.g. --baseline policy:v1 --candidate eval:pr-123: see `routewatch gate --help`',
+      );
+    }
+    if (values.json && values.markdown) throw new UsageError('choose one of --json and --markdown');
+    // Checked here, so that a typo is a usage error (exit 2) before any request.
+    parseRef(values.baseline);
+    parseRef(values.candidate);
+    const query = new URLSearchParams({ baseline: values.baseline, candidate: values.candidate });
+    if (values['max-success-drop'] !== undefined) {
+      query.set('maxSuccessDrop', String(points(values['max-success-drop'])));
+    }
+    if (values['min-cases'] !== undefined) {
+      const n = Number(values['min-cases']);
+      if (!Number.isInteger(n) || n < 1)
+        throw new UsageError(
+          `--min-cases must be a whole number ≥ 1, got ${JSON.stringify(values['min-cases'])}`,
+        );
+      query.set('minCases', String(n));
+    }
+    if (values.confidence !== undefined) {
+      const c = Number(values.confidence);
+      if (!(c > 0.5 && c < 1))
+        throw new UsageError(
+          `--confidence takes a level between 0.5 and 1, e.g. 0.95, got ${JSON.stringify(values.confidence)}`,
+        );
+      query.set('confidence', String(c));
+    }
+    if (values.cohort?.length) query.set('cohort', values.cohort.join(','));
+    const result = (await remote(values.url).get(`/api/v1/compare?${query}`)) as GateResult;
+    process.stdout.write(
+      values.json
+        ? `${JSON.stringify(result, null, 2)}\n`
+        : values.markdown
+          ? renderGateMarkdown(result)
+          : renderGateTable(result),
+    );
+    return GATE_EXIT[result.verdict];
+  },
+};

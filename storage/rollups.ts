@@ -1,0 +1,214 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { clusterStatements, localTableName } from './cluster-ddl.js';
+import { StorageError } from './errors.js';
+import { sqlDir, splitStatements } from './migrations.js';
+import type { QueryParams, Store } from './store.js';
+
+/**
+ * The rollups behind v_tasks and the window views (sql/migrations/0032, design in
+ * docs/scaling.md). Materialized views copy every span and late outcome report into
+ * `task_events`, keyed by task; a refresh brings `task_snapshot` (one row per task, keyed by the
+ * hour it started) and `cohort_route_hourly` up to date with it, then moves
+ * `rollup_state.clean_before` forward. The views are exact whether or not a refresh ran: the tasks
+ * changed after `clean_before` they compute from `task_events` (v_tasks_live). A refresh only
+ * makes them faster.
+ */
+
+/** The statements of sql/rollups, in the order a refresh runs them. */
+const STATEMENTS = [
+  'snapshot_tasks',
+  'retire_moved_tasks',
+  'rebuild_hours',
+  'retire_empty_groups',
+] as const;
+type StatementName = (typeof STATEMENTS)[number];
+
+let loaded: Map<StatementName, string> | undefined;
+
+function statement(name: StatementName): string {
+  if (!loaded) {
+    const dir = sqlDir('rollups');
+    loaded = new Map(
+      STATEMENTS.map((n) => {
+        const statements = splitStatements(readFileSync(join(dir, `${n}.sql`), 'utf8'));
+        if (statements.length !== 1) {
+          throw new StorageError('ROLLUP_SQL', `sql/rollups/${n}.sql must hold one statement`);
+        }
+        return [n, statements[0]!];
+      }),
+    );
+  }
+  return loaded.get(name)!;
+}
+
+export interface RefreshOptions {
+  /**
+   * A change is stamped (`task_events.inserted_at`) as its block is written, a moment before the
+   * insert completes; a refresh reading just then could miss it. A refresh processes only changes
+   * stamped at least this long before it began; the later ones stay "changed" for the views and go
+   * to the next refresh. 10 s by default, far above the time one insert block takes. 0 is right
+   * only when no insert is running.
+   */
+  marginMs?: number;
+  /** A refresh of more changed tasks than this works in slices of about this many. */
+  tasksPerSlice?: number;
+  /** Stops the refresh between two statements (at shutdown); what it wrote stays valid. */
+  signal?: AbortSignal;
+}
+
+export interface RefreshResult {
+  /** The refresh's version: the ClickHouse time it began. */
+  refreshedAt: string;
+  /** Tasks changed after this are still computed from task_events by the views. */
+  cleanBefore: string;
+  /** Tasks changed since the previous refresh (or all, on the first). */
+  tasks: number;
+  /** Hours rebuilt. */
+  hours: number;
+  slices: number;
+  durationMs: number;
+}
+
+const DEFAULT_MARGIN_MS = 10_000;
+const DEFAULT_TASKS_PER_SLICE = 500_000;
+
+const clockRow = z.object({ version: z.string(), clean_before: z.string(), since: z.string() });
+const changesRow = z.object({ tasks: z.coerce.number(), hours: z.array(z.string()) });
+
+/**
+ * Brings the rollups up to date with task_events. Safe to run while spans arrive, and safe (if
+ * wasteful) to run from two processes at once: every row written carries the refresh's version and
+ * the newest version wins.
+ */
+export async function refreshRollups(
+  store: Store,
+  options: RefreshOptions = {},
+): Promise<RefreshResult> {
+  options.signal?.throwIfAborted();
+  const started = performance.now();
+  const marginMs = options.marginMs ?? DEFAULT_MARGIN_MS;
+  const [clock] = await store.query(
+    `SELECT
+       toString(now64(9)) AS version,
+       toString(now64(3) - toIntervalMillisecond({margin:UInt64})) AS clean_before,
+       toString((SELECT max(clean_before) FROM rollup_state)) AS since`,
+    { margin: marginMs },
+    clockRow,
+  );
+  const { version, since } = clock!;
+  // Changes stamped in (since, until] are processed now; later ones by the next refresh, and by
+  // the views until then. Never backwards: a refresh that began before the last one (in another
+  // process), or a larger margin than before, leaves clean_before where it is.
+  const until = clock!.clean_before > since ? clock!.clean_before : since;
+  const [changes] = await store.query(
+    `WITH changed AS
+     (
+         SELECT task_id FROM task_events
+         WHERE inserted_at > {since:DateTime64(3, 'UTC')} AND inserted_at <= {until:DateTime64(3, 'UTC')}
+     )
+     SELECT
+       (SELECT uniqExact(task_id) FROM changed) AS tasks,
+       (SELECT arraySort(groupUniqArray(toString(toStartOfHour(timestamp)))) FROM task_events
+        WHERE kind != 'late_outcome' AND task_id GLOBAL IN (SELECT task_id FROM changed)) AS hours`,
+    { since, until },
+    changesRow,
+  );
+  const { tasks, hours } = changes!;
+  const slices = Math.max(1, Math.ceil(tasks / (options.tasksPerSlice ?? DEFAULT_TASKS_PER_SLICE)));
+  // Rows written with this version before an abort are current rows of their tasks and hours;
+  // clean_before does not move, so the views keep computing those tasks from task_events.
+  const run = async (name: StatementName, params: QueryParams) => {
+    options.signal?.throwIfAborted();
+    await store.exec(statement(name), params);
+  };
+  if (tasks > 0) {
+    for (let slice = 0; slice < slices; slice++) {
+      const params = { version, since, until, hours, slices, slice };
+      await run('snapshot_tasks', params);
+      await run('retire_moved_tasks', params);
+    }
+    await run('rebuild_hours', { version, hours });
+    await run('retire_empty_groups', { version, hours });
+  }
+  options.signal?.throwIfAborted();
+  const durationMs = Math.round(performance.now() - started);
+  await store.exec(
+    `INSERT INTO rollup_state (refreshed_at, clean_before, tasks, hours, duration_ms)
+     VALUES ({version:DateTime64(9, 'UTC')}, {clean_before:DateTime64(3, 'UTC')}, {tasks:UInt64}, {hours:UInt64}, {duration:UInt64})`,
+    { version, clean_before: until, tasks, hours: hours.length, duration: durationMs },
+  );
+  return {
+    refreshedAt: version,
+    cleanBefore: until,
+    tasks,
+    hours: hours.length,
+    slices,
+    durationMs,
+  };
+}
+
+/** How long raw spans and the rollups are kept (ROUTEWATCH_RETENTION_DAYS, ROUTEWATCH_ROLLUP_RETENTION_DAYS). */
+export interface RetentionSettings {
+  rawDays: number;
+  rollupDays: number;
+}
+
+/** The TTL of each table retention applies to, for these settings. */
+export function retentionTtls(settings: RetentionSettings): { table: string; ttl: string }[] {
+  const days = (n: number) => {
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`retention must be whole days ≥ 1, not ${n}`);
+    return n;
+  };
+  const raw = days(settings.rawDays);
+  const rollup = days(settings.rollupDays);
+  return [
+    { table: 'spans', ttl: `toDateTime(timestamp) + toIntervalDay(${raw})` },
+    // A task's events live as long as the rollups: its row is recomputed from them when a late
+    // outcome or a late span arrives, and the hours it touches are rebuilt.
+    { table: 'task_events', ttl: `toDateTime(timestamp) + toIntervalDay(${rollup})` },
+    { table: 'task_snapshot', ttl: `toDateTime(started_at) + toIntervalDay(${rollup})` },
+    { table: 'cohort_route_hourly', ttl: `hour + toIntervalDay(${rollup})` },
+  ];
+}
+
+const tableRow = z.object({ name: z.string(), create_table_query: z.string() });
+
+/**
+ * Sets each table's TTL from the settings where it differs from what the table has, and returns
+ * the tables changed. `ALTER TABLE … MODIFY TTL` also applies the new TTL to the parts stored.
+ * With `cluster`, the statements run ON CLUSTER against the local (Replicated) tables.
+ */
+export async function applyRetention(
+  store: Store,
+  settings: RetentionSettings,
+  options: { cluster?: string | undefined } = {},
+): Promise<string[]> {
+  const ttls = retentionTtls(settings);
+  const local = (table: string) => (options.cluster ? localTableName(table) : table);
+  const rows = await store.query(
+    `SELECT name, create_table_query FROM system.tables
+     WHERE database = currentDatabase() AND name IN {names:Array(String)}`,
+    { names: ttls.map((t) => local(t.table)) },
+    tableRow,
+  );
+  const current = new Map(rows.map((r) => [r.name, r.create_table_query]));
+  const changed: string[] = [];
+  for (const { table, ttl } of ttls) {
+    const query = current.get(local(table));
+    if (query === undefined) continue;
+    if (new RegExp(`\\bTTL ${escapeRegExp(ttl)}(\\s|$)`).test(query)) continue;
+    const alter = `ALTER TABLE ${table} MODIFY TTL ${ttl}`;
+    for (const each of options.cluster ? clusterStatements(alter, options.cluster) : [alter]) {
+      await store.exec(each);
+    }
+    changed.push(table);
+  }
+  return changed;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

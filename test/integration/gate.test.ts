@@ -1,0 +1,275 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GateResult } from '../../analyzer/gate.js';
+import type { Report } from '../../analyzer/report.js';
+import { runCli, startInstance } from '../support/cli.js';
+import type { StartedInstance } from '../support/cli.js';
+import { otlpBodiesOf } from '../support/tasks.js';
+import type { CraftedTask } from '../support/tasks.js';
+
+// `routewatch gate` and `routewatch advice` as a CI job runs them: `routewatch start` as a child
+// process (write-ahead log on, the default), crafted before/after traffic sent over OTLP/HTTP,
+// then the CLI against it, right after the export — the gate must see every acknowledged span.
+
+const HOUR = 3_600_000;
+const now = Date.now();
+
+interface Batch {
+  cohort: string;
+  route?: string;
+  n: number;
+  /** Exactly this many succeed (the first ones), the rest fail: verdicts do not hang on a seed. */
+  successes: number;
+  fromMs: number;
+  toMs: number;
+  policyVersion?: string;
+  evalRun?: string;
+  scores?: (i: number) => Record<string, number>;
+}
+
+function batch(b: Batch): CraftedTask[] {
+  const step = (b.toMs - b.fromMs) / b.n;
+  return Array.from({ length: b.n }, (_, i) => ({
+    cohort: b.cohort,
+    routes: [b.route ?? 'small'],
+    startMs: b.fromMs + i * step,
+    outcome: i < b.successes ? 'success' : 'failure',
+    policyVersion: b.policyVersion ?? 'v1',
+    ...(b.evalRun ? { evalRun: b.evalRun, evalDataset: 'golden@1' } : {}),
+    ...(b.scores ? { scores: b.scores(i) } : {}),
+  }));
+}
+
+const recent = { fromMs: now - 20 * 60_000, toMs: now - 60_000 };
+const production = [
+  // The baseline: policy v1, four to six hours ago.
+  batch({ cohort: 'faq', n: 600, successes: 552, fromMs: now - 6 * HOUR, toMs: now - 4 * HOUR }),
+  batch({
+    cohort: 'extraction',
+    n: 600,
+    successes: 540,
+    fromMs: now - 6 * HOUR,
+    toMs: now - 4 * HOUR,
+  }),
+  // A canary on `billing`: v3 served alone for two hours (and did very well then), then v4 took a
+  // share of the same traffic for the last hour, as well as v3 did in that hour.
+  batch({
+    cohort: 'billing',
+    n: 400,
+    successes: 396,
+    fromMs: now - 3 * HOUR,
+    toMs: now - HOUR,
+    policyVersion: 'v3',
+  }),
+  batch({
+    cohort: 'billing',
+    n: 400,
+    successes: 372,
+    fromMs: now - HOUR,
+    toMs: now - 30_000,
+    policyVersion: 'v3',
+  }),
+  batch({
+    cohort: 'billing',
+    n: 400,
+    successes: 368,
+    fromMs: now - HOUR,
+    toMs: now - 30_000,
+    policyVersion: 'v4',
+  }),
+].flat();
+
+const evals = [
+  // A candidate as good as the baseline, with a quality score.
+  batch({
+    cohort: 'faq',
+    n: 600,
+    successes: 552,
+    ...recent,
+    evalRun: 'equal',
+    scores: (i) => ({ groundedness: i % 2 === 0 ? 0.8 : 0.9 }),
+  }),
+  batch({ cohort: 'extraction', n: 600, successes: 540, ...recent, evalRun: 'equal' }),
+  // Extraction ten points worse.
+  batch({ cohort: 'faq', n: 600, successes: 555, ...recent, evalRun: 'worse' }),
+  batch({ cohort: 'extraction', n: 600, successes: 480, ...recent, evalRun: 'worse' }),
+  // Too few cases to say anything.
+  batch({ cohort: 'faq', n: 100, successes: 92, ...recent, evalRun: 'tiny' }),
+  batch({ cohort: 'extraction', n: 100, successes: 90, ...recent, evalRun: 'tiny' }),
+].flat();
+
+let instance: StartedInstance;
+let dataDir = '';
+const env = () => ({ ROUTEWATCH_URL: instance.url });
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'routewatch-gate-'));
+  instance = await startInstance({ ROUTEWATCH_DATA_DIR: dataDir });
+  for (const body of otlpBodiesOf([...production, ...evals])) {
+    const res = await fetch(`${instance.url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(res.status).toBe(200);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await instance?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const gate = (...args: string[]) => runCli(['gate', ...args], { env: env(), timeoutMs: 60_000 });
+
+describe('routewatch gate', () => {
+  it('passes an equal candidate (exit 0), every cohort with its numbers and the score beside', async () => {
+    const run = await gate('--baseline', 'policy:v1', '--candidate', 'eval:equal', '--json');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout) as GateResult;
+    expect(result.verdict).toBe('pass');
+    const byCohort = Object.fromEntries(result.cohorts.map((c) => [c.cohort, c]));
+    // Exactly the crafted counts: every acknowledged span was stored before the gate read.
+    expect(byCohort['faq']).toMatchObject({
+      verdict: 'pass',
+      baseline: { tasks: 600, known: 600 },
+      candidate: { tasks: 600, known: 600 },
+      successChange: { estimate: 0 },
+    });
+    expect(byCohort['extraction']?.verdict).toBe('pass');
+    expect(byCohort['faq']?.scores).toEqual([
+      expect.objectContaining({
+        name: 'groundedness',
+        candidate: expect.objectContaining({ n: 600 }),
+      }),
+    ]);
+    expect(byCohort['faq']?.scores[0]?.candidate.value).toBeCloseTo(0.85, 12);
+    // billing has no v1 tasks and no eval: no data on either side.
+    expect(byCohort['billing']).toBeUndefined();
+  });
+
+  it('fails a clear regression (exit 1) on the cohort that regressed only', async () => {
+    const run = await gate('--baseline', 'policy:v1', '--candidate', 'eval:worse');
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^extraction\s+FAIL\s+600\/600\s+90\.0% .*80\.0% .*−10\.0 pts/m);
+    expect(run.stdout).toMatch(/^faq\s+PASS\s/m);
+    expect(run.stdout).toMatch(
+      /^extraction: success rate -10\.0 pts \(95 % CI .*\), a larger drop than the 2\.0 pts allowed$/m,
+    );
+    expect(run.stdout).toMatch(/^verdict: FAIL$/m);
+  });
+
+  it('answers insufficient_data (exit 3) below the minimum sample, with how many more are needed', async () => {
+    const run = await gate('--baseline', 'policy:v1', '--candidate', 'eval:tiny', '--markdown');
+    expect(run.code).toBe(3);
+    expect(run.stdout).toMatch(/^### ⚠️ routewatch gate: INSUFFICIENT DATA$/m);
+    expect(run.stdout).toMatch(/\| faq \| ⚠️ INSUFFICIENT DATA \| 600\/100 \|/);
+    expect(run.stdout).toMatch(
+      /100 cases with an outcome on the smaller side, fewer than 200: 100 more needed/,
+    );
+    // A lower minimum makes the same data enough: the threshold is the option, not a constant.
+    const lower = await gate(
+      '--baseline',
+      'policy:v1',
+      '--candidate',
+      'eval:tiny',
+      '--min-cases',
+      '100',
+    );
+    expect(lower.code).toBe(0);
+  });
+
+  it('holds a candidate to the margin given: a 10-point drop passes a 12-point margin', async () => {
+    const run = await gate(
+      '--baseline',
+      'policy:v1',
+      '--candidate',
+      'eval:worse',
+      '--max-success-drop',
+      '12',
+      '--cohort',
+      'extraction',
+    );
+    expect(run.code).toBe(0);
+    expect(run.stdout).not.toMatch(/^faq/m);
+  });
+
+  it('compares two policy versions serving at once on the hour they overlapped (a canary)', async () => {
+    const run = await gate('--baseline', 'policy:v3', '--candidate', 'policy:v4', '--json');
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout) as GateResult;
+    expect(result.concurrent).not.toBeNull();
+    expect(Date.parse(result.concurrent!.from)).toBeGreaterThanOrEqual(now - HOUR);
+    // v3's two earlier hours (99 %) are left out: 93 % against 92 % in the same hour.
+    expect(result.cohorts).toEqual([
+      expect.objectContaining({
+        cohort: 'billing',
+        verdict: 'pass',
+        baseline: expect.objectContaining({ tasks: 400 }),
+        candidate: expect.objectContaining({ tasks: 400 }),
+      }),
+    ]);
+    expect(result.cohorts[0]!.successChange.estimate).toBeCloseTo(-0.01, 12);
+  });
+
+  it.each([
+    [['--candidate', 'eval:equal'], /needs --baseline and --candidate/],
+    [['--baseline', 'v1', '--candidate', 'eval:equal'], /invalid reference "v1": use eval:<run>/],
+    [['--baseline', 'window:2026-12-02/yesterday', '--candidate', 'eval:equal'], /invalid window/],
+    [
+      ['--baseline', 'policy:v1', '--candidate', 'eval:equal', '--max-success-drop', '150'],
+      /--max-success-drop takes percentage points/,
+    ],
+    [
+      ['--baseline', 'policy:v1', '--candidate', 'eval:equal', '--confidence', '95'],
+      /--confidence takes a level between 0\.5 and 1/,
+    ],
+    [['--baseline', 'policy:v1', '--candidate', 'eval:equal', '--json', '--markdown'], /one of/],
+  ])('refuses %j as a usage error (exit 2)', async (args, message) => {
+    const run = await gate(...args);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(message);
+    expect(run.stdout).toBe('');
+  });
+
+  it('exits 1 with a clear message when no routewatch answers', async () => {
+    const run = await runCli(
+      [
+        'gate',
+        '--baseline',
+        'policy:v1',
+        '--candidate',
+        'eval:equal',
+        '--url',
+        'http://127.0.0.1:9',
+      ],
+      { env: {} },
+    );
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/no routewatch answered at http:\/\/127\.0\.0\.1:9/);
+  });
+});
+
+describe('eval tasks and production views', () => {
+  it('keeps eval runs out of the production report, which carries the advice', async () => {
+    const run = await runCli(['report', '--window', '7h', '--json'], { env: env() });
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout) as Report & { advice: { cohorts: unknown[] } };
+    expect(report.overall?.tasks).toBe(production.length);
+    expect(report.rows.map((r) => [r.cohort, r.tasks])).toEqual([
+      ['billing', 1200],
+      ['extraction', 600],
+      ['faq', 600],
+    ]);
+    expect(report.advice.cohorts).toHaveLength(3);
+  });
+
+  it('advises per cohort from production traffic', async () => {
+    const run = await runCli(['advice', '--window', '7h'], { env: env() });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^ {2}faq\s+keep\s+the small route holds \(92\.0 % success/m);
+  });
+});

@@ -1,0 +1,483 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
+import { toClickHouseTime } from '../../analyzer/report.js';
+import {
+  generateParams,
+  insertLateOutcomesSql,
+  insertSpansSql,
+} from '../../bench/analyzer/generate.js';
+import { RollupRefresher } from '../../storage/rollup-refresher.js';
+import { refreshRollups } from '../../storage/rollups.js';
+import { hexId, otlpBody } from '../support/otlp.js';
+import { openTempStore } from '../support/store.js';
+import type { TestSpan } from '../support/otlp.js';
+import { testApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
+import { BASE_MS, dateAt, nsAt } from '../support/time.js';
+
+// The rollups (task_events, task_snapshot, cohort_route_hourly; sql/migrations/0032) against the
+// computation from raw spans (v_tasks_from_spans, v_cohort_route_window_from_spans), on generated
+// tasks (bench/analyzer/generate.ts: fallbacks, cascades, late outcomes and their retries,
+// duplicated exports, primary-route spans inserted last) and on tasks sent through the collector:
+// a late outcome arriving after the task's hour closed (and retried), an export retried past the
+// collector's de-duplication, spans of one task arriving hours apart with the earliest last.
+// Checked before any refresh (every task computed from task_events), after a refresh (every task
+// from the rollups), after more changes (both at once) and after the next refresh.
+
+const HOUR = 3_600_000;
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+let rw: TestApp;
+
+const anyRow = z.record(z.string(), z.unknown());
+const countRow = z.object({ n: z.coerce.number() });
+
+async function post(spans: TestSpan[]): Promise<void> {
+  const res = await rw.app.inject({
+    method: 'POST',
+    url: '/v1/traces',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify(otlpBody(spans)),
+  });
+  expect(res.statusCode).toBe(200);
+  await rw.writer.flush();
+}
+
+async function report(outcome: Record<string, unknown>): Promise<void> {
+  const res = await rw.app.inject({
+    method: 'POST',
+    url: '/v1/outcomes',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify(outcome),
+  });
+  expect(res.statusCode).toBe(202);
+}
+
+function span(
+  taskId: string,
+  kind: 'task' | 'attempt' | 'llm',
+  startMs: number,
+  attributes: TestSpan['attributes'] = {},
+): TestSpan {
+  const common = { 'routewatch.task.id': taskId, 'routewatch.cohort': 'scenario' };
+  const names = { task: 'routewatch.task scenario', attempt: 'routewatch.attempt', llm: 'chat' };
+  return {
+    traceId: hexId(16),
+    spanId: hexId(8),
+    name: names[kind],
+    kind: kind === 'llm' ? 3 : 1,
+    start: nsAt(startMs),
+    end: nsAt(startMs + 400),
+    attributes: {
+      ...common,
+      ...(kind === 'llm'
+        ? {
+            'gen_ai.request.model': 'gpt-4o-mini',
+            'gen_ai.usage.input_tokens': 1000,
+            'gen_ai.usage.output_tokens': 200,
+          }
+        : {}),
+      ...attributes,
+    },
+  };
+}
+
+// Task "late-after-hour": one hour, success; a failure reported 3 h later (after a refresh).
+const lateTask = [
+  span('late-after-hour', 'task', 10 * 60_000, { 'routewatch.outcome': 'success' }),
+  span('late-after-hour', 'attempt', 10 * 60_000 + 1, {
+    'routewatch.route': 'small',
+    'routewatch.attempt': 1,
+  }),
+  span('late-after-hour', 'llm', 10 * 60_000 + 2, {
+    'routewatch.route': 'small',
+    'routewatch.attempt': 1,
+  }),
+];
+// Task "retried-export": the same export twice.
+const retriedExport = [
+  span('retried-export', 'task', 20 * 60_000, { 'routewatch.outcome': 'success' }),
+  span('retried-export', 'llm', 20 * 60_000 + 2, {
+    'routewatch.route': 'large',
+    'routewatch.attempt': 1,
+    'gen_ai.request.model': 'gpt-4o',
+  }),
+];
+// Task "hours-apart": its task span and fallback arrive first, in hour BASE+2h; attempt 1 (the
+// primary route) arrives after a refresh, from a service whose clock puts it in hour BASE+1h.
+const hoursApartFirst = [
+  span('hours-apart', 'task', 2 * HOUR + 10 * 60_000, { 'routewatch.outcome': 'success' }),
+  span('hours-apart', 'attempt', 2 * HOUR + 11 * 60_000, {
+    'routewatch.route': 'large',
+    'routewatch.attempt': 2,
+    'routewatch.fallback.reason': 'timeout',
+  }),
+];
+const hoursApartLater = [
+  span('hours-apart', 'attempt', HOUR + 50 * 60_000, {
+    'routewatch.route': 'small',
+    'routewatch.attempt': 1,
+  }),
+  span('hours-apart', 'llm', HOUR + 50 * 60_000 + 1, {
+    'routewatch.route': 'small',
+    'routewatch.attempt': 1,
+  }),
+];
+
+const GENERATED_DAYS = 2;
+const GENERATED_TASKS = 1500;
+
+beforeAll(async () => {
+  temp = await openTempStore();
+  // No de-duplication window: a retried export reaches the table twice, as one that slipped past
+  // the window (or a replay after a restart) does.
+  rw = await testApp(temp.store, { config: { ROUTEWATCH_DEDUP_WINDOW: '0' } });
+  const params = generateParams({
+    seed: 3,
+    tasks: GENERATED_TASKS,
+    first: 0,
+    count: GENERATED_TASKS,
+    base: toClickHouseTime(dateAt(-GENERATED_DAYS * 24 * HOUR)),
+    periodDays: GENERATED_DAYS,
+  });
+  await temp.store.exec(insertSpansSql('main'), params);
+  await temp.store.exec(insertLateOutcomesSql(), params);
+  await temp.store.exec(insertSpansSql('duplicated'), params);
+  await temp.store.exec(insertSpansSql('withheld'), params);
+  await post(lateTask);
+  await post(retriedExport);
+  await post(retriedExport);
+  await post(hoursApartFirst);
+});
+afterAll(async () => {
+  await rw?.close();
+  await temp?.dispose();
+});
+
+/** Every column of v_tasks equal, row for row, to the computation from raw spans. */
+async function expectTasksEqualRaw(): Promise<void> {
+  const differ = async (a: string, b: string) =>
+    (await temp.store.query(`SELECT count() AS n FROM (${a} EXCEPT ${b})`, {}, countRow))[0]!.n;
+  const rollups = 'SELECT * FROM v_tasks';
+  const raw = 'SELECT * EXCEPT (llm_cost, cleanup_cost) FROM v_tasks_from_spans';
+  expect(await differ(rollups, raw)).toBe(0);
+  expect(await differ(raw, rollups)).toBe(0);
+  const [counts] = await temp.store.query(
+    'SELECT (SELECT count() FROM v_tasks) AS a, (SELECT count() FROM v_tasks_from_spans) AS b',
+    {},
+    z.object({ a: z.coerce.number(), b: z.coerce.number() }),
+  );
+  expect(counts!.a).toBe(counts!.b);
+  expect(counts!.a).toBe(GENERATED_TASKS + 3);
+  // The generated tasks exercise every column: eval runs, span and late scores, unpriced and
+  // retried calls.
+  const [coverage] = await temp.store.query(
+    `SELECT countIf(eval_run != '') AS eval, countIf(mapContains(scores, 'groundedness')) AS scored,
+       countIf(unpriced_calls > 0) AS unpriced, countIf(retried_calls > 0) AS retried,
+       countIf(http_counted_calls < model_calls) AS uncounted
+     FROM v_tasks`,
+    {},
+    z.record(z.string(), z.coerce.number()),
+  );
+  for (const [column, n] of Object.entries(coverage!)) {
+    expect(n, column).toBeGreaterThan(0);
+  }
+}
+
+const QUANTILES = [
+  ['p50_latency_ms', 0.5],
+  ['p95_latency_ms', 0.95],
+  ['p99_latency_ms', 0.99],
+] as const;
+/** ClickHouse's t-digest: δ = 0.01 of rank (QuantileTDigest.h), means kept as Float32. */
+const TDIGEST_RANK_ERROR = 0.01;
+
+/** A quantile the t-digest gave is within its stated error: its rank among the exact values. */
+function expectWithinRankError(value: number, sorted: number[], level: number): void {
+  const n = sorted.length;
+  const close = (x: number) => Math.abs(x - value) <= 1e-6 * Math.max(1, Math.abs(value));
+  const below = sorted.filter((x) => x < value && !close(x)).length;
+  const atOrBelow = sorted.filter((x) => x < value || close(x)).length;
+  const slack = TDIGEST_RANK_ERROR + 1 / n;
+  expect(below / n).toBeLessThanOrEqual(level + slack);
+  expect(atOrBelow / n).toBeGreaterThanOrEqual(level - slack);
+}
+
+const WINDOWS: [string, number, number][] = [
+  ['all of it', -GENERATED_DAYS * 24 * HOUR - HOUR, 4 * HOUR],
+  ['whole hours', -36 * HOUR, 3 * HOUR],
+  ['partial first and last hours', -30 * HOUR + 17 * 60_000, 2 * HOUR + 5 * 60_000],
+  ['inside one hour', HOUR + 40 * 60_000, HOUR + 55 * 60_000],
+  ['no task', 5 * HOUR, 6 * HOUR],
+];
+
+/**
+ * Σ cost² is a Float64 sum, whose last bits depend on the order of its terms; it and the interval
+ * of cost per success computed from it are compared to a relative 1e-9.
+ */
+const FLOAT_SUMS = [
+  'cost_squared_sum',
+  'cost_per_successful_task_half_width',
+  'cost_per_successful_task_lower',
+  'cost_per_successful_task_upper',
+];
+/** Every column but the latency quantiles (t-digests) and FLOAT_SUMS. */
+const exact = (rows: Record<string, unknown>[]) =>
+  rows.map((row) =>
+    Object.fromEntries(
+      Object.entries(row).filter(([k]) => !k.endsWith('_latency_ms') && !FLOAT_SUMS.includes(k)),
+    ),
+  );
+/** Rows equal: exactly (see `exact`), FLOAT_SUMS within a relative 1e-9. */
+function expectRowsEqual(rollups: Record<string, unknown>[], raw: Record<string, unknown>[]): void {
+  expect(exact(rollups)).toEqual(exact(raw));
+  rollups.forEach((row, i) => {
+    for (const column of FLOAT_SUMS) {
+      const [a, b] = [row[column], raw[i]![column]];
+      if (a === undefined || a === null || b === null) {
+        expect(a, column).toBe(b);
+        continue;
+      }
+      const gap = Math.abs(Number(a) - Number(b));
+      expect(gap, column).toBeLessThanOrEqual(1e-9 * Math.max(1e-12, Math.abs(Number(b))));
+    }
+  });
+}
+
+/** The filters of v_window_metrics each window is read with (none: every production task). */
+const FILTERS: Record<string, string[]>[] = [
+  {},
+  { cohorts: ['cohort-03', 'scenario'], services: ['svc-a', 'test-service'] },
+  { routes: ['large'], policies: ['v2'] },
+];
+
+/**
+ * v_window_metrics (per cohort × route and overall, unfiltered and filtered) and
+ * v_cohort_route_window equal to the raw computation on every window: counts, sums, rates exactly.
+ */
+async function expectWindowsEqualRaw(): Promise<void> {
+  for (const [name, fromMs, toMs] of WINDOWS) {
+    const window = { from: toClickHouseTime(dateAt(fromMs)), to: toClickHouseTime(dateAt(toMs)) };
+    const range = "from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}";
+    // The filters on one window with whole and partial hours (each read recomputes the changed
+    // tasks: fewer reads keep the suite quick).
+    for (const filter of name === 'partial first and last hours' ? FILTERS : FILTERS.slice(0, 1)) {
+      const lists = {
+        cohorts: filter['cohorts'] ?? [],
+        routes: filter['routes'] ?? [],
+        services: filter['services'] ?? [],
+        policies: filter['policies'] ?? [],
+      };
+      const readMetrics = (view: string) =>
+        temp.store.query(
+          `SELECT * FROM ${view}(${range}, cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)},
+             services = {services:Array(String)}, policies = {policies:Array(String)})
+           ORDER BY is_overall, cohort, primary_route`,
+          { ...window, ...lists },
+          anyRow,
+        );
+      const metrics = await readMetrics('v_window_metrics');
+      expectRowsEqual(metrics, await readMetrics('v_window_metrics_from_spans'));
+    }
+    const read = (view: string) =>
+      temp.store.query(
+        `SELECT * FROM ${view}(${range}) ORDER BY cohort, primary_route`,
+        window,
+        anyRow,
+      );
+    const rollups = await read('v_cohort_route_window');
+    const raw = await read('v_cohort_route_window_from_spans');
+    expectRowsEqual(rollups, raw);
+    const latencies = await temp.store.query(
+      `SELECT cohort, primary_route, arraySort(groupArray(latency_ms)) AS sorted FROM v_tasks_from_spans
+       WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')} AND eval_run = ''
+       GROUP BY cohort, primary_route ORDER BY cohort, primary_route`,
+      window,
+      z.object({ cohort: z.string(), primary_route: z.string(), sorted: z.array(z.number()) }),
+    );
+    expect(latencies).toHaveLength(rollups.length);
+    latencies.forEach((group, i) => {
+      for (const [column, level] of QUANTILES) {
+        expectWithinRankError(Number(rollups[i]![column]), group.sorted, level);
+      }
+    });
+  }
+}
+
+/** Each bucket of v_cohort_route_timeseries equal to the raw tasks started in it. */
+async function expectTimeseriesEqualRaw(bucketSeconds: number): Promise<void> {
+  const params = {
+    from: toClickHouseTime(dateAt(-30 * HOUR + 17 * 60_000)),
+    to: toClickHouseTime(dateAt(3 * HOUR)),
+    bucket: bucketSeconds,
+  };
+  const columns =
+    'tasks, successes, failures, known_outcomes, success_rate, total_cost_usd, cost_per_successful_task, fallbacks, fallback_rate, cascades, invisible_fallbacks, top_fallback_reasons, ' +
+    'p95_calls_per_task, loop_rate, total_model_calls, unpriced_model_calls, http_counted_model_calls, retried_model_calls, total_http_retries, total_retry_wait_ms';
+  const rollups = await temp.store.query(
+    `SELECT toString(bucket_start) AS bucket, cohort, primary_route, ${columns}
+     FROM v_cohort_route_timeseries(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, bucket = {bucket:UInt32})
+     ORDER BY bucket, cohort, primary_route`,
+    params,
+    anyRow,
+  );
+  // The raw tasks, bucketed here, with v_cohort_route_window_from_spans' definitions.
+  const raw = await temp.store.query(
+    `SELECT toString(toDateTime64(toStartOfInterval(started_at, toIntervalSecond({bucket:UInt32})), 9, 'UTC')) AS bucket, cohort, primary_route,
+       count() AS tasks, countIf(outcome = 'success') AS successes,
+       countIf(outcome IN ('failure', 'escalated', 'abandoned')) AS failures,
+       countIf(outcome != 'unknown') AS known_outcomes,
+       if(known_outcomes = 0, NULL, successes / known_outcomes) AS success_rate,
+       toFloat64(sum(llm_cost + cleanup_cost)) AS total_cost_usd,
+       if(successes = 0, NULL, total_cost_usd / successes) AS cost_per_successful_task,
+       countIf(attempts >= 2) AS fallbacks, fallbacks / tasks AS fallback_rate,
+       countIf(attempts > 2) AS cascades, sum(invisible_fallbacks) AS invisible_fallbacks,
+       arraySort(x -> (-x.2, x.1), arrayMap(r -> (if(r = '', '(none)', r), toUInt64(countEqual(groupArrayArray(arrayDistinct(fallback_reasons)), r))), arrayDistinct(groupArrayArray(fallback_reasons)))) AS top_fallback_reasons,
+       quantileExactHigh(0.95)(model_calls) AS p95_calls_per_task, countIf(model_calls > 10) / tasks AS loop_rate,
+       sum(model_calls) AS total_model_calls, sum(unpriced_calls) AS unpriced_model_calls,
+       sum(http_counted_calls) AS http_counted_model_calls, sum(retried_calls) AS retried_model_calls,
+       sum(http_retries) AS total_http_retries, sum(retry_wait_ms) AS total_retry_wait_ms
+     FROM v_tasks_from_spans
+     WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')} AND eval_run = ''
+     GROUP BY bucket, cohort, primary_route ORDER BY bucket, cohort, primary_route`,
+    params,
+    anyRow,
+  );
+  expect(rollups.length).toBeGreaterThan(0);
+  expect(rollups).toEqual(raw);
+}
+
+async function expectAllEqualRaw(): Promise<void> {
+  await expectTasksEqualRaw();
+  await expectWindowsEqualRaw();
+  for (const bucket of [900, 3600, 86_400]) await expectTimeseriesEqualRaw(bucket);
+}
+
+const taskRow = (id: string) =>
+  temp.store
+    .query('SELECT * FROM v_tasks WHERE task_id = {id:String}', { id }, anyRow)
+    .then((rows) => rows[0]);
+
+describe('rollups against the computation from raw spans', () => {
+  it('are equal before any refresh, every task computed from task_events', async () => {
+    const [state] = await temp.store.query('SELECT count() AS n FROM rollup_state', {}, countRow);
+    expect(state!.n).toBe(0);
+    await expectAllEqualRaw();
+  });
+
+  it('are equal after a refresh, every task read from task_snapshot and cohort_route_hourly', async () => {
+    const refreshed = await refreshRollups(temp.store, { marginMs: 0 });
+    expect(refreshed.tasks).toBe(GENERATED_TASKS + 3);
+    const [changed] = await temp.store.query(
+      'SELECT count() AS n FROM v_tasks_changed',
+      {},
+      countRow,
+    );
+    expect(changed!.n).toBe(0);
+    await expectAllEqualRaw();
+  });
+
+  it('count a retried export once though it was stored twice', async () => {
+    expect(rw.writer.stats.duplicatesDropped).toBe(0);
+    const [stored] = await temp.store.query(
+      "SELECT count() AS n FROM task_events FINAL WHERE task_id = 'retried-export'",
+      {},
+      countRow,
+    );
+    // Two inserts of two spans, collapsed to the two spans; one task, one LLM call.
+    expect(stored!.n).toBe(2);
+    expect(await taskRow('retried-export')).toMatchObject({ model_calls: '1', attempts: 1 });
+  });
+
+  it('are equal with changes since the refresh: a late outcome after the hour closed, its retry, the primary route arriving hours later from an earlier hour, another retried export', async () => {
+    // Observed 3 h after the task's hour closed; sent twice without observedAt by one client.
+    await report({
+      taskId: 'late-after-hour',
+      outcome: 'failure',
+      reason: 'user_reported',
+      cleanupCostUsd: 0.25,
+      observedAt: new Date(BASE_MS + 3 * HOUR).toISOString(),
+    });
+    await report({ taskId: 'late-after-hour', outcome: 'escalated', cleanupCostUsd: 0.5 });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await report({ taskId: 'late-after-hour', outcome: 'escalated', cleanupCostUsd: 0.5 });
+    await post(hoursApartLater);
+    await post(retriedExport);
+
+    const [changed] = await temp.store.query(
+      'SELECT count() AS n FROM v_tasks_changed',
+      {},
+      countRow,
+    );
+    expect(changed!.n).toBe(3);
+    await expectAllEqualRaw();
+
+    expect(await taskRow('late-after-hour')).toMatchObject({
+      outcome: 'escalated',
+      late_wins: 1,
+      cleanup_cost_usd: 0.75,
+    });
+    expect(await taskRow('hours-apart')).toMatchObject({
+      primary_route: 'small',
+      attempts: 2,
+      fallback_reasons: ['timeout'],
+    });
+  });
+
+  it('are equal after the next refresh, which moves a task to the earlier hour and retires its old row', async () => {
+    const refreshed = await refreshRollups(temp.store, { marginMs: 0 });
+    expect(refreshed.tasks).toBe(3);
+    await expectAllEqualRaw();
+    const rows = await temp.store.query(
+      "SELECT toString(toStartOfHour(started_at)) AS hour, is_deleted FROM task_snapshot FINAL WHERE task_id = 'hours-apart'",
+      {},
+      z.object({ hour: z.string(), is_deleted: z.number() }),
+    );
+    expect(rows).toEqual([{ hour: toClickHouseTime(dateAt(HOUR)).slice(0, 19), is_deleted: 0 }]);
+    const retired = await temp.store.query(
+      "SELECT toString(toStartOfHour(started_at)) AS hour FROM task_snapshot WHERE task_id = 'hours-apart' AND is_deleted = 1",
+      {},
+      z.object({ hour: z.string() }),
+    );
+    expect(retired).toEqual([{ hour: toClickHouseTime(dateAt(2 * HOUR)).slice(0, 19) }]);
+    // The task's old hour held only it in its cohort × route: that group is retired as well.
+    const [hourly] = await temp.store.query(
+      `SELECT sum(tasks) AS n FROM cohort_route_hourly FINAL
+       WHERE cohort = 'scenario' AND hour = {hour:DateTime('UTC')}`,
+      { hour: toClickHouseTime(dateAt(2 * HOUR)).slice(0, 19) },
+      countRow,
+    );
+    expect(hourly!.n).toBe(0);
+  });
+
+  it('do not change when a refresh finds nothing to do', async () => {
+    const refreshed = await refreshRollups(temp.store, { marginMs: 0 });
+    expect(refreshed).toMatchObject({ tasks: 0, hours: 0 });
+    await expectTasksEqualRaw();
+  });
+});
+
+describe('RollupRefresher', () => {
+  it('refreshes at start and on demand, one refresh at a time, and stops', async () => {
+    await post([span('refresher', 'task', 30 * 60_000, { 'routewatch.outcome': 'success' })]);
+    const refresher = new RollupRefresher(temp.store, {
+      intervalMs: 60_000,
+      refresh: { marginMs: 0 },
+    });
+    refresher.start();
+    await vi.waitFor(() => expect(refresher.stats.refreshes).toBe(1), { timeout: 30_000 });
+    expect(refresher.stats.last?.tasks).toBe(1);
+    const [first, second] = await Promise.all([refresher.refreshNow(), refresher.refreshNow()]);
+    expect([first.tasks, second.tasks]).toEqual([0, 0]);
+    // One after the other: the second began (ClickHouse time) once the first had finished.
+    const ns = (time: string) => Date.parse(`${time.replace(' ', 'T').slice(0, 23)}Z`);
+    expect(ns(second.refreshedAt) - ns(first.refreshedAt)).toBeGreaterThanOrEqual(
+      first.durationMs - 5,
+    );
+    await refresher.stop();
+    const after = refresher.stats.refreshes;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(refresher.stats.refreshes).toBe(after);
+    expect(refresher.stats.failures).toBe(0);
+    expect(await taskRow('refresher')).toMatchObject({ outcome: 'success' });
+  });
+});

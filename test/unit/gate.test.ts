@@ -1,0 +1,320 @@
+import { describe, expect, it } from 'vitest';
+import { adviseCohort, DEFAULT_ADVICE } from '../../analyzer/advice.js';
+import type { AdviceReport } from '../../analyzer/advice.js';
+import {
+  compareCohort,
+  DEFAULT_GATE,
+  GateRefError,
+  overallVerdict,
+  parseRef,
+  successDifference,
+} from '../../analyzer/gate.js';
+import type { SideStats } from '../../analyzer/gate.js';
+import { renderAdvice, renderGateMarkdown, renderGateTable } from '../../analyzer/gate-table.js';
+
+/** A side with `known` tasks, `successes` of them successful, each costing `cost`. */
+function side(
+  known: number,
+  successes: number,
+  options: { cost?: number; fallbacks?: number; tasks?: number } = {},
+): SideStats {
+  const cost = options.cost ?? 0.001;
+  const tasks = options.tasks ?? known;
+  return {
+    tasks,
+    known,
+    successes,
+    cost: cost * tasks,
+    costSquared: cost * cost * tasks,
+    successCost: cost * successes,
+    fallbacks: options.fallbacks ?? 0,
+    reasks: 0,
+    p95LatencyMs: 800,
+    scores: {},
+  };
+}
+
+describe('parseRef', () => {
+  it('reads the three kinds of reference', () => {
+    expect(parseRef('eval:pr-123')).toEqual({ kind: 'eval', run: 'pr-123' });
+    expect(parseRef('policy:small-first@2')).toEqual({ kind: 'policy', version: 'small-first@2' });
+    expect(parseRef('window:2026-11-01/2026-11-08')).toEqual({
+      kind: 'window',
+      from: new Date('2026-11-01T00:00:00Z'),
+      to: new Date('2026-11-08T00:00:00Z'),
+    });
+  });
+
+  it('reads the ends of a window as durations before now', () => {
+    const now = new Date('2026-12-02T12:00:00Z');
+    expect(parseRef('window:14d/7d', now)).toEqual({
+      kind: 'window',
+      from: new Date('2026-11-18T12:00:00Z'),
+      to: new Date('2026-11-25T12:00:00Z'),
+    });
+    expect(parseRef('window:2h/0s', now)).toMatchObject({ to: now });
+  });
+
+  it.each([
+    ['v1', /invalid reference "v1": use eval:<run>/],
+    ['eval:', /invalid reference/],
+    ['canary:v2', /invalid reference "canary:v2"/],
+    ['window:2026-11-08', /invalid window/],
+    ['window:2026-11-08/2026-11-01', /from must be before to/],
+    ['window:soon/2026-11-01', /invalid window "soon\/2026-11-01"/],
+  ])('refuses %s with a message that says what to write', (text, message) => {
+    expect(() => parseRef(text)).toThrow(GateRefError);
+    expect(() => parseRef(text)).toThrow(message);
+  });
+});
+
+/**
+ * Newcombe's method 10 written out independently: Wilson score limits solved as the roots of
+ * the quadratic (p̂ − p)² = z² p (1 − p) / n, then combined as in Newcombe (1998).
+ */
+function independentNewcombe(x1: number, n1: number, x2: number, n2: number) {
+  const z = 1.959963984540054;
+  const limits = (x: number, n: number) => {
+    // (n + z²) p² − (2x + z²) p + x²/n = 0
+    const a = n + z * z;
+    const b = -(2 * x + z * z);
+    const c = (x * x) / n;
+    const root = Math.sqrt(b * b - 4 * a * c);
+    return [(-b - root) / (2 * a), (-b + root) / (2 * a)] as const;
+  };
+  const p1 = x1 / n1;
+  const p2 = x2 / n2;
+  const [l1, u1] = limits(x1, n1);
+  const [l2, u2] = limits(x2, n2);
+  const d = p1 - p2;
+  return {
+    estimate: d,
+    lower: d - Math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2),
+    upper: d + Math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2),
+  };
+}
+
+/** The one-sided p-value of H₀: p_c − p_b ≤ −margin, by the unpooled Wald z, written out. */
+function independentPValue(xb: number, nb: number, xc: number, nc: number, margin: number) {
+  const pb = xb / nb;
+  const pc = xc / nc;
+  const z = (pc - pb + margin) / Math.sqrt((pb * (1 - pb)) / nb + (pc * (1 - pc)) / nc);
+  // Upper tail of the standard normal from erf's Maclaurin series (exact enough for |z| < 6).
+  const x = z / Math.SQRT2;
+  let term = x;
+  let erf = x;
+  for (let n = 1; n < 200; n++) {
+    term *= (-x * x) / n;
+    erf += term / (2 * n + 1);
+  }
+  erf *= 2 / Math.sqrt(Math.PI);
+  return (1 - erf) / 2;
+}
+
+describe('successDifference: the margin test', () => {
+  it("matches Newcombe's (1998) published example: 56/70 − 48/80 = 0.2000 (0.0524, 0.3339)", () => {
+    const d = successDifference({ successes: 48, known: 80 }, { successes: 56, known: 70 }, 0.02)!;
+    expect(d.estimate).toBeCloseTo(0.2, 12);
+    expect(d.interval.lower).toBeCloseTo(0.0524, 4);
+    expect(d.interval.upper).toBeCloseTo(0.3339, 4);
+  });
+
+  it.each([
+    [900, 1000, 880, 1000],
+    [552, 600, 480, 600],
+    [40, 50, 199, 200],
+    [1000, 1000, 990, 1000],
+    [3, 400, 9, 400],
+  ])('agrees with an independent computation for %i/%i against %i/%i', (xb, nb, xc, nc) => {
+    const d = successDifference({ successes: xb, known: nb }, { successes: xc, known: nc }, 0.02)!;
+    const want = independentNewcombe(xc, nc, xb, nb);
+    expect(d.estimate).toBeCloseTo(want.estimate, 12);
+    expect(d.interval.lower).toBeCloseTo(want.lower, 9);
+    expect(d.interval.upper).toBeCloseTo(want.upper, 9);
+    // The erfc approximation is good to 1.2e-7.
+    expect(d.pValue).toBeCloseTo(independentPValue(xb, nb, xc, nc, 0.02), 6);
+  });
+
+  it('has no answer without a case on either side', () => {
+    expect(successDifference({ successes: 0, known: 0 }, { successes: 5, known: 10 }, 0.02)).toBe(
+      null,
+    );
+  });
+});
+
+describe('compareCohort', () => {
+  it('fails a clear regression, with the numbers in its reason', () => {
+    const c = compareCohort('faq', side(1000, 920), side(1000, 850), DEFAULT_GATE);
+    expect(c.verdict).toBe('fail');
+    expect(c.reason).toMatch(
+      /^success rate -7\.0 pts \(95 % CI -9\.\d pts to -4\.\d pts\), a larger drop than the 2\.0 pts allowed$/,
+    );
+  });
+
+  it('passes an equal candidate, and one within the margin', () => {
+    expect(compareCohort('faq', side(1000, 920), side(1000, 920), DEFAULT_GATE).verdict).toBe(
+      'pass',
+    );
+    expect(compareCohort('faq', side(1000, 920), side(1000, 905), DEFAULT_GATE).verdict).toBe(
+      'pass',
+    );
+  });
+
+  it('answers insufficient_data below the minimum on either side, with how many more', () => {
+    const c = compareCohort('faq', side(1000, 920), side(150, 100), DEFAULT_GATE);
+    expect(c.verdict).toBe('insufficient_data');
+    expect(c.reason).toBe(
+      '150 cases with an outcome on the smaller side, fewer than 200: 50 more needed',
+    );
+  });
+
+  it('in strict mode passes only once the lower bound clears the margin', () => {
+    const strict = { ...DEFAULT_GATE, confidence: 0.95 };
+    // Equal at 1 000 cases a side: the 95 % lower bound (−2.0 pts) does not clear −2 pts.
+    expect(compareCohort('faq', side(1000, 900), side(1000, 900), strict).verdict).toBe(
+      'insufficient_data',
+    );
+    // Equal at 10 000: it does.
+    expect(compareCohort('faq', side(10000, 9000), side(10000, 9000), strict).verdict).toBe('pass');
+    // A drop beyond the margin still fails.
+    expect(compareCohort('faq', side(1000, 900), side(1000, 850), strict).verdict).toBe('fail');
+  });
+
+  it('reports cost per success, its change, and each score with its mean', () => {
+    const b = side(400, 360, { cost: 0.01 });
+    const c = {
+      ...side(400, 360, { cost: 0.002 }),
+      scores: { groundedness: { n: 4, sum: 3.2, sumSquared: 2.6 } },
+    };
+    const out = compareCohort('faq', b, c, DEFAULT_GATE);
+    expect(out.costPerSuccessfulTask.relativeChange).toBeCloseTo(-0.8, 12);
+    expect(out.scores).toEqual([
+      {
+        name: 'groundedness',
+        baseline: { n: 0, value: null, interval: null },
+        candidate: expect.objectContaining({ n: 4, value: 0.8 }),
+      },
+    ]);
+  });
+
+  it('makes the overall verdict fail > insufficient_data > pass', () => {
+    const pass = compareCohort('a', side(500, 450), side(500, 450), DEFAULT_GATE);
+    const fail = compareCohort('b', side(500, 450), side(500, 350), DEFAULT_GATE);
+    const thin = compareCohort('c', side(500, 450), side(50, 45), DEFAULT_GATE);
+    expect(overallVerdict([pass])).toBe('pass');
+    expect(overallVerdict([pass, thin])).toBe('insufficient_data');
+    expect(overallVerdict([pass, thin, fail])).toBe('fail');
+    expect(overallVerdict([])).toBe('insufficient_data');
+  });
+});
+
+describe('adviseCohort: each verdict from data crafted for it', () => {
+  const advise = (
+    small: SideStats | undefined,
+    large: SideStats | undefined,
+    smallEval?: SideStats,
+  ) => adviseCohort('faq', small, large, smallEval, DEFAULT_ADVICE);
+
+  it('keep: the small route holds and nothing compares it yet', () => {
+    const a = advise(side(500, 460, { fallbacks: 40 }), undefined);
+    expect(a.verdict).toBe('keep');
+    expect(a.currentRoute).toBe('small');
+    expect(a.reason).toMatch(
+      /the small route holds \(92\.0 % success at \$0\.00109 per success, 8\.0 % fallbacks\)/,
+    );
+  });
+
+  it('expand small: non-inferior to large and cheaper per success', () => {
+    const a = advise(
+      side(800, 736, { cost: 0.001, fallbacks: 80 }),
+      side(300, 279, { cost: 0.01 }),
+    );
+    expect(a.verdict).toBe('expand small');
+    expect(a.comparison?.verdict).toBe('pass');
+    expect(a.reason).toMatch(/costs 8\d\.\d % less per success/);
+    expect(a.reason).toMatch(/300 tasks still go to large first/);
+  });
+
+  it('revert to large: the small route fails the margin', () => {
+    const a = advise(side(800, 640, { cost: 0.001 }), side(300, 279, { cost: 0.01 }));
+    expect(a.verdict).toBe('revert to large');
+    expect(a.reason).toMatch(/success rate is 13\.0 % below large's, more than the 2\.0 % allowed/);
+  });
+
+  it('revert to large: the small route no longer costs less per success', () => {
+    const a = advise(side(800, 736, { cost: 0.012 }), side(300, 279, { cost: 0.01 }));
+    expect(a.verdict).toBe('revert to large');
+    expect(a.reason).toMatch(/no longer costs less per successful task/);
+  });
+
+  it('try small: a large-first cohort whose eval shows the small route holding', () => {
+    const a = advise(undefined, side(600, 552, { cost: 0.01 }), side(400, 370, { cost: 0.001 }));
+    expect(a.verdict).toBe('try small');
+    expect(a.currentRoute).toBe('large');
+    expect(a.reason).toMatch(/route a canary share to small/);
+  });
+
+  it('keep (large): the eval shows the small route does not hold', () => {
+    const a = advise(undefined, side(600, 552, { cost: 0.01 }), side(400, 300, { cost: 0.001 }));
+    expect(a.verdict).toBe('keep');
+    expect(a.reason).toMatch(/in eval the small route does not/);
+  });
+
+  it('review fallback: the cheap route pays twice too often', () => {
+    const a = advise(side(800, 736, { fallbacks: 240 }), side(300, 279, { cost: 0.01 }));
+    expect(a.verdict).toBe('review fallback');
+    expect(a.reason).toMatch(/^30\.0 % of the small route's tasks fall back/);
+  });
+
+  it('insufficient data: with how many more tasks are needed', () => {
+    const a = advise(side(120, 110), side(30, 28));
+    expect(a.verdict).toBe('insufficient data');
+    expect(a.tasksNeeded).toBe(80);
+    expect(a.reason).toBe('120 tasks with an outcome, fewer than 200: 80 more needed');
+  });
+});
+
+describe('rendering', () => {
+  const result = {
+    baseline: 'policy:v1',
+    candidate: 'eval:pr-7',
+    concurrent: null,
+    options: DEFAULT_GATE,
+    verdict: 'fail' as const,
+    cohorts: [
+      compareCohort('extraction', side(600, 540), side(600, 480), DEFAULT_GATE),
+      compareCohort('faq', side(600, 552), side(600, 552), DEFAULT_GATE),
+    ],
+  };
+
+  it('renders the gate as a table with each reason and the verdict', () => {
+    const text = renderGateTable(result);
+    expect(text).toMatch(/^routewatch gate {2}baseline policy:v1 {2}→ {2}candidate eval:pr-7$/m);
+    expect(text).toMatch(/^extraction\s+FAIL\s+600\/600\s+90\.0% \(87\.\d–92\.\d\)\s+80\.0% /m);
+    expect(text).toMatch(/^faq\s+PASS\s/m);
+    expect(text).toMatch(/^verdict: FAIL$/m);
+  });
+
+  it('renders Markdown for a pull-request comment, escaping pipes', () => {
+    const md = renderGateMarkdown({
+      ...result,
+      cohorts: [{ ...result.cohorts[0]!, cohort: 'a|b' }],
+    });
+    expect(md).toMatch(/^### ❌ routewatch gate: FAIL$/m);
+    expect(md).toMatch(/^\| cohort \| verdict \|/m);
+    expect(md).toMatch(/^\| a\\\|b \| ❌ FAIL \| 600\/600 \|/m);
+  });
+
+  it('renders advice one cohort a line, and says when there is none', () => {
+    const advice: AdviceReport = {
+      from: '2026-11-25T00:00:00.000Z',
+      to: '2026-12-02T00:00:00.000Z',
+      options: DEFAULT_ADVICE,
+      cohorts: [adviseCohort('faq', side(120, 110), side(30, 28), undefined, DEFAULT_ADVICE)],
+    };
+    expect(renderAdvice(advice)).toMatch(
+      /^ {2}faq\s+insufficient data\s+120 tasks with an outcome/m,
+    );
+    expect(renderAdvice({ ...advice, cohorts: [] })).toMatch(/no production tasks in this window/);
+  });
+});
