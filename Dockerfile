@@ -1,10 +1,23 @@
-FROM node:20-bookworm-slim
+# Build: every dependency, the compiler and the bundler.
+FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig*.json ./
 COPY instrumentation/package.json instrumentation/
 RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npx tsc -b
+# The code, and the dashboard's page and bundle (dist/dashboard), as `npm run build` makes them.
+RUN npx tsc -b . dashboard && node scripts/build-dashboard.mjs
+
+# Run: production dependencies only (no compiler, test runner or browser driver), the built code,
+# and the SQL that start applies (sql/ is found next to dist/).
+FROM node:20-bookworm-slim
+WORKDIR /app
 ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+COPY instrumentation/package.json instrumentation/
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY --from=build /app/dist dist
+COPY --from=build /app/instrumentation/dist instrumentation/dist
+COPY sql sql
 EXPOSE 4318
 CMD ["node", "dist/cli/main.js", "start"]

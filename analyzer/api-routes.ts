@@ -4,7 +4,10 @@ import { isStoreUnavailable } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
 import { badRequest, unavailable } from '../server/http-error.js';
 import { TimeArgumentError, parseInstant, resolveWindow } from '../server/time.js';
+import type { Finding } from './detectors.js';
 import type { Evaluator } from './evaluator.js';
+import type { AlertState, EventKind } from './lifecycle.js';
+import type { Rule } from './rules.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
 import { buildTimeseries, seriesOptionsOf } from './timeseries.js';
@@ -118,6 +121,44 @@ export interface AlertRoutesOptions {
   notifierStats?: () => Record<string, unknown>;
 }
 
+/** The answer of `GET /api/v1/alerts`: what the CLI's `alerts` command and the dashboard read. */
+export interface AlertsAnswer {
+  /** The last evaluation of this process; null before the first. */
+  evaluatedAt: string | null;
+  /** Alerts not inactive (pending, firing, resolved), latest change first. */
+  alerts: {
+    fingerprint: string;
+    rule: string;
+    kind: Finding['kind'];
+    severity: Rule['severity'];
+    cohort: string;
+    route: string;
+    detail: string;
+    state: AlertState;
+    since: string;
+    incident: number;
+    lastEvaluatedAt: string;
+    lastNotifiedAt: string | null;
+    summary: string;
+    finding: Finding;
+  }[];
+  /** The latest transitions, newest first. */
+  history: {
+    at: string;
+    kind: EventKind;
+    fingerprint: string;
+    incident: number;
+    rule: string;
+    cohort: string;
+    route: string;
+    detail: string;
+    notified: boolean;
+    title: string;
+    summary: string;
+  }[];
+  channels: Record<string, unknown>;
+}
+
 const alertsQuery = z
   .object({
     state: z.enum(['pending', 'firing', 'resolved', 'all']).optional(),
@@ -129,7 +170,7 @@ const evaluateQuery = z.object({ at: z.string().optional() }).strict();
 
 export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, options) => {
   const { evaluator } = options;
-  app.get('/api/v1/alerts', async (request) => {
+  app.get('/api/v1/alerts', async (request): Promise<AlertsAnswer> => {
     const parsed = alertsQuery.safeParse(request.query);
     if (!parsed.success) {
       throw badRequest(

@@ -1,5 +1,6 @@
 import type { Store } from '../storage/store.js';
 import { AlertStore } from './alert-store.js';
+import { dashboardUrl } from './dashboard-link.js';
 import { detect } from './detectors.js';
 import type { Finding, MonitorInput } from './detectors.js';
 import { evidenceFrom, fingerprintOf, step } from './lifecycle.js';
@@ -569,11 +570,6 @@ export class Evaluator {
         fallbackShares = shares(windowCounts.reasons, windowCounts.fallbacks).slice(0, 5);
       }
     }
-    const params = new URLSearchParams({
-      from: since.toISOString(),
-      cohort: finding.cohort,
-      route: finding.route,
-    });
     return {
       kind,
       fingerprint: event.fingerprint,
@@ -591,7 +587,12 @@ export class Evaluator {
       costs,
       failureReasons: failureShares,
       fallbackReasons: fallbackShares,
-      url: `${this.options.publicUrl.replace(/\/+$/, '')}/?${params}`,
+      // The dashboard on this cohort × route, from the start of the evidence until now.
+      url: dashboardUrl(this.options.publicUrl, {
+        from: since.toISOString(),
+        cohorts: [finding.cohort],
+        routes: [finding.route],
+      }),
     };
   }
 }

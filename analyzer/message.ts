@@ -40,7 +40,7 @@ export interface AlertMessage {
   costs: CostOnRoute[];
   failureReasons: ReasonShare[];
   fallbackReasons: ReasonShare[];
-  /** Where to look: the report of this cohort and window. */
+  /** Where to look: the dashboard on this cohort × route and window (analyzer/dashboard-link.ts). */
   url: string;
 }
 
@@ -185,7 +185,11 @@ export function slackMessage(message: AlertMessage): SlackMessage {
   blocks.push({
     type: 'actions',
     elements: [
-      { type: 'button', text: { type: 'plain_text', text: 'Open the report' }, url: message.url },
+      {
+        type: 'button',
+        text: { type: 'plain_text', text: 'Open the dashboard' },
+        url: message.url,
+      },
     ],
   });
   const text = [

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import { alertRoutes, apiRoutes, decisionRoutes } from '../analyzer/api-routes.js';
+import { dashboardRoutes } from '../analyzer/dashboard-routes.js';
 import type { Evaluator } from '../analyzer/evaluator.js';
 import type { Notifier } from '../analyzer/notifier.js';
 import { Admission } from '../collector/admission.js';
@@ -30,6 +31,8 @@ export interface AppDeps {
   notifier?: Notifier;
   logger?: FastifyServerOptions['logger'];
   now?: () => Date;
+  /** The built dashboard (dist/dashboard); default: found next to the code. */
+  dashboardDir?: string;
 }
 
 export interface RoutewatchState {
@@ -181,6 +184,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(apiRoutes, reads);
   await app.register(decisionRoutes, reads);
   await app.register(sqlRoutes, { ...reads, limits: sqlLimits(config) });
+  // The page and its assets carry no data: public. What they show comes from the API above.
+  await app.register(dashboardRoutes, { dir: deps.dashboardDir });
   if (deps.evaluator) {
     const notifier = deps.notifier;
     await app.register(alertRoutes, {

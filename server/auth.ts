@@ -5,6 +5,16 @@ import { HttpError } from './http-error.js';
 /** Paths answered without a token: health probes, which say no more than up or ready. */
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The route answers the same to everyone and carries no data (the dashboard's page and its
+     * scripts): served without a token. Read from the route the router matched, never the raw URL.
+     */
+    public?: boolean;
+  }
+}
+
 const BEARER = /^Bearer +(\S+)\s*$/i;
 
 /** Whether the request carries `Authorization: Bearer <token>`, compared in constant time. */
@@ -16,11 +26,11 @@ export function hasToken(request: FastifyRequest, token: string): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-/** Requires the bearer token on every route but the health probes. */
+/** Requires the bearer token on every route but the health probes and the public ones. */
 export function requireToken(app: FastifyInstance, token: string): void {
   app.addHook('onRequest', async (request) => {
     const path = request.url.split('?', 1)[0]!;
-    if (OPEN_PATHS.has(path)) return;
+    if (OPEN_PATHS.has(path) || request.routeOptions.config?.public === true) return;
     if (!hasToken(request, token)) {
       throw new HttpError(
         401,

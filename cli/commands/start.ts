@@ -45,6 +45,7 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
         "Point your service's OpenTelemetry exporter here:\n" +
         `  OTEL_EXPORTER_OTLP_ENDPOINT=${running.url} \\\n` +
         '    node --import @routewatch/instrumentation/register app.js\n\n' +
+        `Dashboard: ${running.url}/\n` +
         `Report: routewatch report --url ${running.url}   (or GET ${running.url}/api/v1/report)\n` +
         `Alerts: routewatch alerts --url ${running.url}   (${config.ROUTEWATCH_EVALUATE_EVERY > 0 ? `rules evaluated every ${config.ROUTEWATCH_EVALUATE_EVERY / 1000} s` : 'periodic evaluation off'}${config.ROUTEWATCH_SLACK_WEBHOOK_URL ? ', sent to Slack' : ''}${config.ROUTEWATCH_WEBHOOK_URL ? ', sent to the webhook' : ''})\n` +
         'Stop with Ctrl-C: spans already acknowledged are stored, or kept in the log for the next start.\n\n',

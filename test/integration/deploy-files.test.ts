@@ -74,7 +74,8 @@ describe('Dockerfile', () => {
     expect(copies.length).toBeGreaterThan(0);
     for (const copy of copies) {
       const words = copy.args.filter((word) => !word.startsWith('--'));
-      expect(copy.args.some((word) => word.startsWith('--from'))).toBe(false);
+      // A copy from an earlier stage names that stage's files, not the build context's.
+      if (copy.args.some((word) => word.startsWith('--from'))) continue;
       for (const source of words.slice(0, -1)) {
         const found = source.includes('*')
           ? globMatches(source).length > 0
@@ -83,6 +84,30 @@ describe('Dockerfile', () => {
         expect(ignored).not.toContain(source);
       }
     }
+  });
+
+  it('copies from earlier stages only, by name, and only what their build step makes', () => {
+    const stages: string[] = [];
+    for (const instruction of dockerfile) {
+      if (instruction.keyword === 'FROM') {
+        const as = instruction.args.findIndex((word) => word.toUpperCase() === 'AS');
+        stages.push(as >= 0 ? instruction.args[as + 1]! : '');
+        continue;
+      }
+      const from = instruction.args.find((word) => word.startsWith('--from='));
+      if (instruction.keyword !== 'COPY' || !from) continue;
+      const stage = from.slice('--from='.length);
+      // A stage defined above this one (not the current one, not an image).
+      expect(stages.slice(0, -1)).toContain(stage);
+      const sources = instruction.args.filter((word) => !word.startsWith('--')).slice(0, -1);
+      // Built output: the root's dist, or a workspace's.
+      for (const source of sources) expect(source).toMatch(/^\/app\/(instrumentation\/)?dist$/);
+    }
+    // The image that runs installs production dependencies only.
+    const lastStage = dockerfile.slice(dockerfile.map((i) => i.keyword).lastIndexOf('FROM'));
+    const install = lastStage.find((i) => i.keyword === 'RUN' && /\bnpm ci\b/.test(i.text));
+    expect(install?.text).toMatch(/--omit=dev/);
+    expect(lastStage.some((i) => i.keyword === 'COPY' && i.args.includes('sql'))).toBe(true);
   });
 
   it('runs a file that its build step produces from a source in the repository', () => {
@@ -104,6 +129,17 @@ describe('Dockerfile', () => {
     expect(existsSync(join(REPO_ROOT, tsconfig.compilerOptions.rootDir, source))).toBe(true);
     // The build context copies the whole repository after npm ci: dist is built, not copied.
     expect(read('.dockerignore')).toMatch(/^dist$/m);
+  });
+
+  it('builds the dashboard it serves, with the script the repository builds it with', () => {
+    const build = dockerfile.find(
+      (i) => i.keyword === 'RUN' && /\bnode scripts\/build-dashboard\.mjs\b/.test(i.text),
+    );
+    expect(build?.text).toMatch(/\btsc -b \. dashboard\b/);
+    expect(existsSync(join(REPO_ROOT, 'scripts/build-dashboard.mjs'))).toBe(true);
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> })
+      .scripts;
+    expect(scripts['build']).toBe('tsc -b . dashboard && node scripts/build-dashboard.mjs');
   });
 
   it('uses a Node version that the engines field accepts', () => {

@@ -62,6 +62,9 @@ const PROTECTED: RouteCase[] = [
     shape: 'error-json',
   },
   { name: 'report', method: 'GET', url: '/api/v1/report?window=1h', shape: 'error-json' },
+  // What the dashboard reads: its page is public, these stay behind the token.
+  { name: 'alerts', method: 'GET', url: '/api/v1/alerts', shape: 'error-json' },
+  { name: 'advice', method: 'GET', url: '/api/v1/advice?window=1h', shape: 'error-json' },
   { name: 'metrics', method: 'GET', url: '/metrics', shape: 'error-json' },
 ];
 

@@ -89,7 +89,9 @@ describe('slackMessage', () => {
     expect(all).toContain('*large* $0.00190');
     expect(all).toContain('schema_invalid 70 %');
     expect(all).toContain('validation_failed 90 %');
-    expect(typed.find((b) => b.type === 'actions')!.elements![0]!.url).toBe(sampleMessage().url);
+    const button = typed.find((b) => b.type === 'actions')!.elements![0]!;
+    expect(button.url).toBe(sampleMessage().url);
+    expect(button.text).toMatchObject({ text: 'Open the dashboard' });
     // The plain-text fallback carries the same facts.
     expect(text).toMatch(/^FIRING extraction · small: success rate dropped/);
     expect(text).toContain('n = 412');

@@ -1,0 +1,57 @@
+import { currentToken } from './token.js';
+
+/**
+ * Reads the API with the token, turning every failure into an ApiError with the server's code
+ * and message (`{ "error": { "code", "message" } }`), so each section can say what went wrong.
+ */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+
+  /** The token is missing or refused. */
+  get unauthenticated(): boolean {
+    return this.status === 401;
+  }
+}
+
+interface ErrorBody {
+  error?: { code?: unknown; message?: unknown };
+}
+
+/** GET a path of the API, relative to the page (so a path prefix behind a proxy is kept). */
+export async function getJson<T>(path: string): Promise<T> {
+  const token = currentToken();
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      headers: {
+        accept: 'application/json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      cache: 'no-store',
+    });
+  } catch (error) {
+    throw new ApiError(
+      0,
+      'UNREACHABLE',
+      `routewatch did not answer (${(error as Error).message}): is it running?`,
+    );
+  }
+  if (response.ok) return (await response.json()) as T;
+  let code = `HTTP_${response.status}`;
+  let message = `${response.status} ${response.statusText}`.trim();
+  try {
+    const body = (await response.json()) as ErrorBody;
+    if (typeof body.error?.code === 'string') code = body.error.code;
+    if (typeof body.error?.message === 'string') message = body.error.message;
+  } catch {
+    /* not JSON (a proxy's page): the status line says it */
+  }
+  throw new ApiError(response.status, code, message);
+}

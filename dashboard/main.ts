@@ -1,0 +1,281 @@
+import { queryOfView, viewFromQuery } from '../analyzer/dashboard-link.js';
+import type { DashboardView } from '../analyzer/dashboard-link.js';
+import { parseDuration, resolveWindow } from '../server/time.js';
+import { ApiError, getJson } from './api.js';
+import type { AdviceReport, AlertsAnswer, Report, TimeseriesAnswer } from './api-types.js';
+import { renderCharts } from './charts.js';
+import { byId, fill, h, notice } from './dom.js';
+import { utc } from './format.js';
+import { renderAdvice, renderAlerts, renderConcentration, renderRoutes } from './sections.js';
+import type { Loaded } from './sections.js';
+import { chooseBucket } from './series.js';
+import { currentToken, forgetToken, saveToken, takeTokenFromFragment } from './token.js';
+
+/**
+ * The dashboard: reads the view from the address (analyzer/dashboard-link.ts), asks the API for
+ * the report, the time series, the alerts and the advice, and draws each section from its answer
+ * or says why it cannot. The page's state is on <html data-state>: loading, ready, token (the
+ * token form is shown) or failed.
+ */
+
+/** The report's own default, given explicitly so that every section covers the same window. */
+const DEFAULT_WINDOW = '24h';
+const HISTORY = 50;
+
+type PageState = 'loading' | 'ready' | 'token' | 'failed';
+
+function setState(state: PageState): void {
+  document.documentElement.dataset['state'] = state;
+  byId('main').setAttribute('aria-busy', state === 'loading' ? 'true' : 'false');
+}
+
+function sectionBody(id: string): Element {
+  const body = byId(id).querySelector('.section-body');
+  if (!body) throw new Error(`section #${id} has no body`);
+  return body;
+}
+
+const hasFilter = (view: DashboardView) =>
+  view.cohorts.length + view.routes.length + view.services.length + view.policies.length > 0;
+
+/** The view's time: its window, or from/to, or the default window. */
+function timeOf(view: DashboardView): Pick<DashboardView, 'window' | 'from' | 'to'> {
+  if (view.from !== undefined) return { from: view.from, to: view.to };
+  return { window: view.window ?? DEFAULT_WINDOW, to: view.to };
+}
+
+/** The charts' bucket: the view's, else one that gives a readable number of points. */
+function bucketOf(view: DashboardView): string {
+  if (view.bucket) return view.bucket;
+  try {
+    const { from, to } = resolveWindow(timeOf(view), new Date());
+    return chooseBucket(to.getTime() - from.getTime());
+  } catch {
+    // A window the API will refuse with its own message: any bucket will do.
+    return chooseBucket(parseDuration(DEFAULT_WINDOW));
+  }
+}
+
+async function settle<T>(promise: Promise<T>): Promise<Loaded<T>> {
+  try {
+    return { ok: true, value: await promise };
+  } catch (error) {
+    return {
+      ok: false,
+      error:
+        error instanceof ApiError
+          ? error
+          : new ApiError(0, 'INTERNAL', `the dashboard failed: ${(error as Error).message}`),
+    };
+  }
+}
+
+function fillForm(view: DashboardView): void {
+  const form = byId<HTMLFormElement>('filters');
+  const windowSelect = byId<HTMLSelectElement>('f-window');
+  const windowValue = view.from !== undefined ? '' : (view.window ?? DEFAULT_WINDOW);
+  if (![...windowSelect.options].some((o) => o.value === windowValue)) {
+    windowSelect.append(h('option', { value: windowValue }, `last ${windowValue}`));
+  }
+  windowSelect.value = windowValue;
+  const bucketSelect = byId<HTMLSelectElement>('f-bucket');
+  const bucketValue = view.bucket ?? '';
+  if (![...bucketSelect.options].some((o) => o.value === bucketValue)) {
+    bucketSelect.append(h('option', { value: bucketValue }, bucketValue));
+  }
+  bucketSelect.value = bucketValue;
+  const text: Record<string, string> = {
+    from: view.from ?? '',
+    to: view.to ?? '',
+    cohort: view.cohorts.join(', '),
+    route: view.routes.join(', '),
+    service: view.services.join(', '),
+    policy: view.policies.join(', '),
+  };
+  for (const [name, value] of Object.entries(text)) {
+    const input = form.elements.namedItem(name);
+    if (input instanceof HTMLInputElement) input.value = value;
+  }
+}
+
+function viewFromForm(): DashboardView {
+  const form = byId<HTMLFormElement>('filters');
+  const params = new URLSearchParams();
+  for (const [name, value] of new FormData(form)) {
+    if (typeof value === 'string') params.append(name, value);
+  }
+  const view = viewFromQuery(params);
+  // The API takes a window or a start, not both: a start given in the form wins.
+  if (view.from !== undefined) view.window = undefined;
+  return view;
+}
+
+/** Loads the view of the address; whatever breaks is said where the content would be. */
+function refresh(): void {
+  load().catch((error: unknown) => {
+    fill(
+      byId('status'),
+      notice('error', `The dashboard failed: ${(error as Error).message}. Reload the page.`),
+    );
+    setState('failed');
+  });
+}
+
+function navigate(search: string): void {
+  const url = `${window.location.pathname}${search === '?' ? '' : search}`;
+  window.history.pushState(null, '', url);
+  refresh();
+}
+
+function setOptions(id: string, values: Iterable<string>): void {
+  fill(
+    byId(id),
+    [...new Set(values)]
+      .filter((v) => v !== '')
+      .sort()
+      .map((value) => h('option', { value })),
+  );
+}
+
+function showTokenPanel(error: ApiError): void {
+  const sent = currentToken() !== undefined;
+  byId('content').hidden = true;
+  byId('token-panel').hidden = false;
+  byId('forget-token').hidden = !sent;
+  fill(
+    byId('token-message'),
+    sent
+      ? notice(
+          'error',
+          `routewatch refused this token (${error.status}): it is not the ROUTEWATCH_TOKEN this instance runs with.`,
+        )
+      : 'Its data is protected by a bearer token. Enter it to open the dashboard.',
+  );
+  fill(byId('status'));
+  setState('token');
+  byId<HTMLInputElement>('token-input').focus();
+}
+
+/** Draws one section; a section that fails says so in its place and the others still draw. */
+function section(id: string, render: (body: Element) => void): void {
+  const body = sectionBody(id);
+  try {
+    render(body);
+  } catch (error) {
+    fill(
+      body,
+      notice(
+        'error',
+        `This section could not be drawn: ${(error as Error).message}. The other sections are not affected.`,
+      ),
+    );
+  }
+}
+
+let generation = 0;
+
+async function load(): Promise<void> {
+  const mine = ++generation;
+  setState('loading');
+  fill(byId('status'), 'Loading…');
+  const view = viewFromQuery(window.location.search);
+  fillForm(view);
+  const time = timeOf(view);
+  const timeQuery = queryOfView(time);
+  const single = (list: string[]) => (list.length === 1 ? list : []);
+  const seriesQuery = queryOfView({
+    ...time,
+    cohorts: single(view.cohorts),
+    routes: single(view.routes),
+  });
+  seriesQuery.set('bucket', bucketOf(view));
+
+  const report = settle(
+    getJson<Report>(`api/v1/report?${queryOfView({ ...view, ...time }, { bucket: false })}`),
+  );
+  const [filtered, all, timeseries, alerts, advice] = await Promise.all([
+    report,
+    // Without filters the report is also "everything": asked once.
+    hasFilter(view) ? settle(getJson<Report>(`api/v1/report?${timeQuery}`)) : report,
+    settle(getJson<TimeseriesAnswer>(`api/v1/timeseries?${seriesQuery}`)),
+    settle(getJson<AlertsAnswer>(`api/v1/alerts?history=${HISTORY}`)),
+    settle(getJson<AdviceReport>(`api/v1/advice?${timeQuery}`)),
+  ]);
+  if (mine !== generation) return; // a newer view is loading
+
+  const refused = [filtered, all, timeseries, alerts, advice].find(
+    (r): r is { ok: false; error: ApiError } => !r.ok && r.error.unauthenticated,
+  );
+  if (refused) {
+    showTokenPanel(refused.error);
+    return;
+  }
+  byId('token-panel').hidden = true;
+  byId('content').hidden = false;
+  byId('forget-token').hidden = currentToken() === undefined;
+
+  const known = all.ok ? all.value : filtered.ok ? filtered.value : undefined;
+  if (known) {
+    setOptions(
+      'cohort-options',
+      known.rows.map((r) => r.cohort),
+    );
+    setOptions(
+      'route-options',
+      known.rows.map((r) => r.primaryRoute),
+    );
+  }
+  fill(
+    byId('period'),
+    filtered.ok ? `${utc(filtered.value.from)} → ${utc(filtered.value.to)}` : '',
+  );
+  section('routes', (body) => renderRoutes(body, { report: filtered, all, alerts, advice, view }));
+  section('trends', (body) => renderCharts(body, timeseries, view));
+  section('concentration', (body) => renderConcentration(body, filtered));
+  section('alerts', (body) => renderAlerts(body, alerts, view));
+  section('advice', (body) => renderAdvice(body, advice, view));
+  fill(
+    byId('status'),
+    filtered.ok
+      ? `Updated ${utc(new Date().toISOString())}.`
+      : // A bad filter (a window the API refuses) is said once, at the top, as the API said it.
+        notice('error', h('span', { class: 'error-message' }, filtered.error.message)),
+  );
+  setState('ready');
+}
+
+function start(): void {
+  takeTokenFromFragment();
+  byId('filters').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const query = queryOfView(viewFromForm()).toString();
+    navigate(`?${query}`);
+  });
+  byId('token-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const token = byId<HTMLInputElement>('token-input').value.trim();
+    if (!token) return;
+    saveToken(token, byId<HTMLInputElement>('token-remember').checked);
+    byId<HTMLInputElement>('token-input').value = '';
+    refresh();
+  });
+  byId('forget-token').addEventListener('click', () => {
+    forgetToken();
+    refresh();
+  });
+  byId('refresh').addEventListener('click', refresh);
+  // Links to other views of this page (`?cohort=…`) load in place: no reload of the scripts.
+  document.addEventListener('click', (event) => {
+    if (event.defaultPrevented || event.button !== 0) return;
+    if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    const link = (event.target as Element | null)?.closest?.('a');
+    const href = link?.getAttribute('href');
+    if (!link || !href?.startsWith('?')) return;
+    event.preventDefault();
+    navigate(href);
+  });
+  window.addEventListener('popstate', refresh);
+  refresh();
+}
+
+start();

@@ -1,0 +1,514 @@
+import { queryOfView } from '../analyzer/dashboard-link.js';
+import type { DashboardView } from '../analyzer/dashboard-link.js';
+import type { ApiError } from './api.js';
+import type { AdviceReport, AlertsAnswer, CohortRouteMetrics, Report } from './api-types.js';
+import { fill, h, notice } from './dom.js';
+import type { Child } from './dom.js';
+import { count, latency, pct, pctRange, ratio, reasons, usd, usdRange, utc } from './format.js';
+
+/** An API answer, or why there is none. */
+export type Loaded<T> = { ok: true; value: T } | { ok: false; error: ApiError };
+
+type Alert = AlertsAnswer['alerts'][number];
+
+/** `(none)` for the empty name the report gives tasks without a cohort or route. */
+const named = (name: string) => (name === '' ? '(none)' : name);
+
+const hasFilter = (view: DashboardView) =>
+  view.cohorts.length + view.routes.length + view.services.length + view.policies.length > 0;
+
+/** The same window with other filters: a link that stays within this view's time. */
+export function viewLink(view: DashboardView, changes: Partial<DashboardView>): string {
+  const query = queryOfView({ ...view, ...changes }).toString();
+  return query ? `?${query}` : '?';
+}
+
+function describeFilter(view: DashboardView): string {
+  const parts: string[] = [];
+  if (view.cohorts.length) parts.push(`cohort ${view.cohorts.join(', ')}`);
+  if (view.routes.length) parts.push(`route ${view.routes.join(', ')}`);
+  if (view.services.length) parts.push(`service ${view.services.join(', ')}`);
+  if (view.policies.length) parts.push(`policy ${view.policies.join(', ')}`);
+  return parts.join('; ');
+}
+
+/** What a section says when its API call failed. */
+export function errorNotice(what: string, error: ApiError): HTMLElement {
+  return notice(
+    'error',
+    `${what} could not be loaded: `,
+    h('span', { class: 'error-message' }, error.message),
+    error.code ? ` (${error.code})` : '',
+  );
+}
+
+const ALERT_ORDER: Record<Alert['state'], number> = {
+  firing: 0,
+  pending: 1,
+  resolved: 2,
+  inactive: 3,
+};
+
+function alertsOf(alerts: Loaded<AlertsAnswer>, cohort: string, route: string): Alert[] {
+  if (!alerts.ok) return [];
+  return alerts.value.alerts
+    .filter((a) => a.cohort === cohort && a.route === route && a.state !== 'inactive')
+    .sort((a, b) => ALERT_ORDER[a.state] - ALERT_ORDER[b.state]);
+}
+
+function stateBadge(state: Alert['state'], title?: string): HTMLElement {
+  return h('span', { class: `badge badge-${state}`, title }, state);
+}
+
+function alertCell(alerts: Loaded<AlertsAnswer>, row: CohortRouteMetrics): Child {
+  if (!alerts.ok) {
+    return alerts.error.status === 404
+      ? h('span', { class: 'muted' }, 'not evaluated')
+      : h('span', { class: 'muted', title: alerts.error.message }, 'unknown');
+  }
+  const found = alertsOf(alerts, row.cohort, row.primaryRoute);
+  const active = found.filter((a) => a.state !== 'resolved');
+  if (active.length === 0) {
+    return found.length > 0
+      ? stateBadge('resolved', found[0]!.summary)
+      : h('span', { class: 'muted' }, 'no alert');
+  }
+  return active.map((a) =>
+    h('div', {}, stateBadge(a.state, a.summary), ' ', h('span', { class: 'rule' }, a.rule)),
+  );
+}
+
+function verdictCell(advice: Loaded<AdviceReport>, cohort: string): Child {
+  if (!advice.ok) return h('span', { class: 'muted', title: advice.error.message }, '—');
+  const found = advice.value.cohorts.find((c) => c.cohort === cohort);
+  if (!found) return h('span', { class: 'muted' }, '—');
+  return h(
+    'span',
+    { class: `verdict verdict-${found.verdict.replaceAll(' ', '-')}`, title: found.reason },
+    found.verdict,
+  );
+}
+
+const num = (...children: Child[]) => h('td', { class: 'num' }, ...children);
+
+function metricCells(row: {
+  tasks: number;
+  costPerSuccessfulTask: number | null;
+  costPerSuccessfulTaskInterval: { lower: number; upper: number } | null;
+  successRate: number | null;
+  successRateInterval: { lower: number; upper: number } | null;
+  knownOutcomes: number;
+  outcomeCoverage: number | null;
+  fallbackRate: number;
+  topFallbackReasons: { reason: string; share: number }[];
+  p95LatencyMs: number | null;
+}): HTMLElement[] {
+  return [
+    num(count(row.tasks)),
+    num(
+      h('span', { class: 'cost' }, usd(row.costPerSuccessfulTask)),
+      row.costPerSuccessfulTaskInterval
+        ? h('small', {}, usdRange(row.costPerSuccessfulTaskInterval))
+        : null,
+    ),
+    num(
+      h(
+        'span',
+        {
+          class: 'success',
+          title: `${count(row.knownOutcomes)} tasks with a known outcome (coverage ${pct(row.outcomeCoverage)})`,
+        },
+        pct(row.successRate),
+      ),
+      row.successRateInterval ? h('small', {}, pctRange(row.successRateInterval)) : null,
+    ),
+    num(pct(row.fallbackRate)),
+    h('td', { class: 'reasons' }, reasons(row.topFallbackReasons)),
+    num(latency(row.p95LatencyMs)),
+  ];
+}
+
+const ROUTE_HEADINGS = [
+  ['Cohort', ''],
+  ['Route', 'the primary route: where the routing sent the task first'],
+  ['Tasks', ''],
+  ['Cost / success', 'cost per successful task (fallbacks and cleanup included), 95 % interval'],
+  ['Success rate', 'successes ÷ tasks with a known outcome, Wilson 95 % interval'],
+  ['Fallback rate', 'tasks with a second attempt ÷ tasks'],
+  ['Fallback reasons', 'share of the fallbacks'],
+  ['p95', '95th percentile of task latency'],
+  ['Alert', 'the alert state of this cohort × route'],
+  ['Advice', 'the routing advice for the cohort'],
+] as const;
+
+/** The cohort × route table with its overall row, or why it is empty. */
+export function renderRoutes(
+  container: Element,
+  args: {
+    report: Loaded<Report>;
+    all: Loaded<Report>;
+    alerts: Loaded<AlertsAnswer>;
+    advice: Loaded<AdviceReport>;
+    view: DashboardView;
+  },
+): void {
+  const { report, all, alerts, advice, view } = args;
+  if (!report.ok) {
+    fill(container, errorNotice('The report', report.error));
+    return;
+  }
+  const { rows, overall } = report.value;
+  if (rows.length === 0) {
+    const elsewhere = all.ok && all.value.rows.length > 0;
+    fill(
+      container,
+      hasFilter(view) && elsewhere
+        ? notice(
+            'empty',
+            `No tasks match ${describeFilter(view)} in this window. `,
+            h(
+              'a',
+              {
+                href: viewLink(view, { cohorts: [], routes: [], services: [], policies: [] }),
+                'data-action': 'clear-filters',
+              },
+              'Show every cohort and route',
+            ),
+            '.',
+          )
+        : notice(
+            'empty',
+            `No tasks in this window (${utc(report.value.from)} to ${utc(report.value.to)}). `,
+            'Send spans to routewatch (README: "Instrument a service") or run `routewatch demo`, or choose a longer window.',
+          ),
+    );
+    return;
+  }
+  const table = h(
+    'table',
+    { class: 'metrics', id: 'routes-table' },
+    h(
+      'caption',
+      {},
+      `Per cohort × primary route, tasks started ${utc(report.value.from)} to ${utc(report.value.to)}`,
+      hasFilter(view) ? ` — ${describeFilter(view)}` : '',
+    ),
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        ROUTE_HEADINGS.map(([label, title]) =>
+          h('th', { scope: 'col', title: title || undefined }, label),
+        ),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      rows.map((row) =>
+        h(
+          'tr',
+          {
+            'data-cohort': row.cohort,
+            'data-route': row.primaryRoute,
+            class: row.concentration?.maskedByAverage ? 'masked' : undefined,
+          },
+          h(
+            'th',
+            { scope: 'row' },
+            h(
+              'a',
+              { href: viewLink(view, { cohorts: [row.cohort] }), title: 'show only this cohort' },
+              named(row.cohort),
+            ),
+          ),
+          h('td', {}, named(row.primaryRoute)),
+          ...metricCells(row),
+          h('td', { class: 'alert-state' }, alertCell(alerts, row)),
+          h('td', {}, verdictCell(advice, row.cohort)),
+        ),
+      ),
+    ),
+    overall
+      ? h(
+          'tfoot',
+          {},
+          h(
+            'tr',
+            { 'data-overall': true },
+            h(
+              'th',
+              { scope: 'row', colspan: 2 },
+              hasFilter(view) ? 'All matching tasks' : 'All tasks',
+            ),
+            ...metricCells(overall),
+            h('td', {}),
+            h('td', {}),
+          ),
+        )
+      : null,
+  );
+  fill(container, h('div', { class: 'table-scroll' }, table));
+}
+
+/** Failure concentration: which cohort × route holds more than its share of the failures. */
+export function renderConcentration(container: Element, report: Loaded<Report>): void {
+  if (!report.ok) {
+    fill(container, errorNotice('The report', report.error));
+    return;
+  }
+  const rows = report.value.rows
+    .filter((r) => r.concentration !== null && r.failures > 0)
+    .sort((a, b) => (b.concentration?.ratio ?? 0) - (a.concentration?.ratio ?? 0));
+  if (rows.length === 0) {
+    fill(container, notice('empty', 'No failures in this window: nothing concentrates.'));
+    return;
+  }
+  const masked = rows.filter((r) => r.concentration?.maskedByAverage);
+  fill(
+    container,
+    masked.length > 0
+      ? notice(
+          'note',
+          h('strong', {}, 'Masked by the average: '),
+          masked.map((r) => `${named(r.cohort)} × ${named(r.primaryRoute)}`).join(', '),
+          ' fail significantly more than the rest while the overall success rate looks healthy.',
+        )
+      : null,
+    h(
+      'div',
+      { class: 'table-scroll' },
+      h(
+        'table',
+        { class: 'metrics', id: 'concentration-table' },
+        h(
+          'caption',
+          {},
+          'Share of the failures ÷ share of the tasks (1 = average), against the rest of the traffic',
+        ),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ['Cohort', 'Route', 'Failures', 'Failure rate', 'Rest', 'Concentration', 'z', ''].map(
+              (label) => h('th', { scope: 'col' }, label),
+            ),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          rows.map((r) => {
+            const c = r.concentration!;
+            return h(
+              'tr',
+              { 'data-cohort': r.cohort, 'data-route': r.primaryRoute },
+              h('th', { scope: 'row' }, named(r.cohort)),
+              h('td', {}, named(r.primaryRoute)),
+              num(count(r.failures)),
+              num(pct(c.failureRate)),
+              num(pct(c.restFailureRate)),
+              num(ratio(c.ratio)),
+              num(c.z === null ? '—' : c.z.toFixed(1)),
+              h(
+                'td',
+                {},
+                c.maskedByAverage
+                  ? h('span', { class: 'badge badge-firing' }, 'masked by the average')
+                  : c.significantlyWorse
+                    ? h('span', { class: 'badge badge-pending' }, 'significantly worse')
+                    : null,
+              ),
+            );
+          }),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Alerts not inactive, and the latest transitions, for the cohorts and routes of the view. */
+export function renderAlerts(
+  container: Element,
+  alerts: Loaded<AlertsAnswer>,
+  view: DashboardView,
+): void {
+  if (!alerts.ok) {
+    fill(
+      container,
+      alerts.error.status === 404
+        ? notice('note', 'This instance does not evaluate alerts.')
+        : errorNotice('The alerts', alerts.error),
+    );
+    return;
+  }
+  const wanted = (a: { cohort: string; route: string }) =>
+    (view.cohorts.length === 0 || view.cohorts.includes(a.cohort)) &&
+    (view.routes.length === 0 || view.routes.includes(a.route));
+  const current = alerts.value.alerts
+    .filter(wanted)
+    .sort((a, b) => ALERT_ORDER[a.state] - ALERT_ORDER[b.state]);
+  const history = alerts.value.history.filter(wanted);
+  const scope =
+    view.cohorts.length + view.routes.length > 0
+      ? ` (${describeFilter({ ...view, services: [], policies: [] })})`
+      : '';
+  fill(
+    container,
+    h(
+      'p',
+      { class: 'muted' },
+      alerts.value.evaluatedAt
+        ? `Last evaluation ${utc(alerts.value.evaluatedAt)}.`
+        : 'No evaluation in this process yet.',
+      ' Alerts are not tied to the window above: they show the current state.',
+    ),
+    current.length === 0
+      ? notice('empty', `No alert is pending, firing or resolved${scope}.`)
+      : h(
+          'div',
+          { class: 'table-scroll' },
+          h(
+            'table',
+            { class: 'metrics', id: 'alerts-table' },
+            h('caption', {}, `Alerts${scope}`),
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                ['State', 'Severity', 'Rule', 'Cohort × route', 'Since', 'Evidence'].map((label) =>
+                  h('th', { scope: 'col' }, label),
+                ),
+              ),
+            ),
+            h(
+              'tbody',
+              {},
+              current.map((a) =>
+                h(
+                  'tr',
+                  { 'data-cohort': a.cohort, 'data-route': a.route, 'data-state': a.state },
+                  h('td', {}, stateBadge(a.state)),
+                  h('td', {}, a.severity),
+                  h('td', {}, a.rule, a.detail ? ` (${a.detail})` : ''),
+                  h(
+                    'td',
+                    {},
+                    h(
+                      'a',
+                      { href: viewLink(view, { cohorts: [a.cohort], routes: [a.route] }) },
+                      `${named(a.cohort)} × ${named(a.route)}`,
+                    ),
+                  ),
+                  h('td', {}, utc(a.since)),
+                  h('td', {}, a.summary),
+                ),
+              ),
+            ),
+          ),
+        ),
+    h('h3', {}, 'History'),
+    history.length === 0
+      ? notice('empty', `No alert transition yet${scope}.`)
+      : h(
+          'ol',
+          { class: 'history', id: 'alert-history' },
+          history.map((e) =>
+            h(
+              'li',
+              { 'data-kind': e.kind },
+              h('time', { datetime: e.at }, utc(e.at)),
+              ' ',
+              h(
+                'span',
+                { class: `badge badge-${e.kind === 'repeat' ? 'firing' : e.kind}` },
+                e.kind,
+              ),
+              ' ',
+              e.title,
+              h('br'),
+              h('span', { class: 'muted' }, e.summary),
+            ),
+          ),
+        ),
+  );
+}
+
+/** The routing advice per cohort, with the numbers behind each verdict. */
+export function renderAdvice(
+  container: Element,
+  advice: Loaded<AdviceReport>,
+  view: DashboardView,
+): void {
+  if (!advice.ok) {
+    fill(
+      container,
+      advice.error.status === 404
+        ? notice('note', 'This instance gives no advice (GET /api/v1/advice).')
+        : errorNotice('The advice', advice.error),
+    );
+    return;
+  }
+  const cohorts = advice.value.cohorts.filter(
+    (c) => view.cohorts.length === 0 || view.cohorts.includes(c.cohort),
+  );
+  if (cohorts.length === 0) {
+    fill(container, notice('empty', 'No cohort has production traffic in this window.'));
+    return;
+  }
+  fill(
+    container,
+    h(
+      'div',
+      { class: 'table-scroll' },
+      h(
+        'table',
+        { class: 'metrics', id: 'advice-table' },
+        h(
+          'caption',
+          {},
+          `Per cohort, ${advice.value.options.smallRoute} against ${advice.value.options.largeRoute}, from ${utc(advice.value.from)} to ${utc(advice.value.to)}`,
+        ),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ['Cohort', 'Verdict', 'Routed now', 'Why'].map((label) =>
+              h('th', { scope: 'col' }, label),
+            ),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          cohorts.map((c) =>
+            h(
+              'tr',
+              { 'data-cohort': c.cohort },
+              h('th', { scope: 'row' }, named(c.cohort)),
+              h(
+                'td',
+                {},
+                h(
+                  'span',
+                  { class: `verdict verdict-${c.verdict.replaceAll(' ', '-')}` },
+                  c.verdict,
+                ),
+              ),
+              h('td', {}, c.currentRoute ?? '—'),
+              h('td', {}, c.reason),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}

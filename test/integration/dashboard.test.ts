@@ -1,0 +1,384 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runDemo } from '../../cli/demo.js';
+import type { DemoResult } from '../../cli/demo.js';
+import { pct, usd } from '../../dashboard/format.js';
+import { PALETTE } from '../../dashboard/palette.js';
+import { EmbeddedStore } from '../../storage/embedded-store.js';
+import { testApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
+import { launchChromium, saveScreenshot, watchPage } from '../support/browser.js';
+import { REPO_ROOT } from '../support/child-process.js';
+import type { PageWatch } from '../support/browser.js';
+import { DEMO } from '../support/demo-truth.js';
+
+// The dashboard in headless Chromium, on the demo's data: the demo's own run (runDemo: the
+// example service through the real SDK and collector, with its before/after degradation and
+// alerts) keeps its data directory, and the production app serves it over real HTTP, once
+// without a token and once behind one. Screenshots go to test-artifacts/dashboard/.
+
+/**
+ * The little of the DOM the page callbacks (run in the browser) use: the test program is
+ * type-checked without the DOM library, whose fetch types differ from Node's.
+ */
+interface PageElement {
+  getAttribute(name: string): string | null;
+  readonly innerText: string;
+  readonly children: ArrayLike<PageElement>;
+}
+interface PageCanvas {
+  readonly width: number;
+  readonly height: number;
+  getContext(kind: '2d'): {
+    getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> };
+  } | null;
+}
+declare const document: {
+  readonly documentElement: { readonly dataset: Record<string, string | undefined> };
+  querySelectorAll(selector: string): ArrayLike<PageElement>;
+};
+
+const TOKEN = 'dashboard-test-token-0123456789';
+const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-dashboard-'));
+let demo: DemoResult;
+let store: EmbeddedStore;
+let open: TestApp;
+let guarded: TestApp;
+let openUrl: string;
+let guardedUrl: string;
+let browser: Browser;
+
+async function listen(app: TestApp): Promise<string> {
+  return app.app.listen({ host: '127.0.0.1', port: 0 });
+}
+
+beforeAll(async () => {
+  demo = await runDemo({ ...DEMO, dataDir, out: () => undefined });
+  // The demo has closed its store: the same directory, opened again as `routewatch start` would.
+  store = await EmbeddedStore.open(dataDir);
+  open = await testApp(store);
+  guarded = await testApp(store, { config: { ROUTEWATCH_TOKEN: TOKEN } });
+  openUrl = await listen(open);
+  guardedUrl = await listen(guarded);
+  browser = await launchChromium();
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await open?.close();
+  await guarded?.close();
+  await store?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+let context: BrowserContext | undefined;
+afterEach(async () => {
+  await context?.close();
+  context = undefined;
+});
+
+/** A fresh browser profile (its own sessionStorage) and a page watched for errors. */
+async function newPage(): Promise<{ page: Page; watch: PageWatch }> {
+  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  return { page, watch: watchPage(page) };
+}
+
+type PageState = 'ready' | 'token' | 'failed';
+async function settled(page: Page, state: PageState = 'ready'): Promise<void> {
+  await page.waitForSelector(`html[data-state="${state}"]`, { state: 'attached' });
+}
+
+interface TableRow {
+  cohort: string;
+  route: string;
+  cells: string[];
+}
+
+async function routeRows(page: Page): Promise<TableRow[]> {
+  return page.$$eval('#routes-table tbody tr', (rows: PageElement[]) =>
+    rows.map((row) => ({
+      cohort: row.getAttribute('data-cohort') ?? '',
+      route: row.getAttribute('data-route') ?? '',
+      cells: Array.from(row.children).map((cell) => cell.innerText.trim()),
+    })),
+  );
+}
+
+const overallTasks = (page: Page) =>
+  page.$eval('#routes-table tfoot tr[data-overall] td', (cell: PageElement) => cell.innerText);
+
+/** The demo's own report, as the table should show it. */
+function expectedRows(filter: (row: DemoResult['report']['rows'][number]) => boolean = () => true) {
+  return demo.report.rows
+    .filter(filter)
+    .map((r) => `${r.cohort} × ${r.primaryRoute}: ${r.tasks.toLocaleString('en')} tasks`)
+    .sort();
+}
+const shownRows = (rows: TableRow[]) =>
+  rows.map((r) => `${r.cohort} × ${r.route}: ${r.cells[2]} tasks`).sort();
+
+describe('the dashboard', () => {
+  it("renders the demo's data: every cohort × route with its figures, the trends' sections, alerts and advice", async () => {
+    const { page, watch } = await newPage();
+    await page.goto(`${openUrl}/?window=1h`);
+    await settled(page);
+
+    const rows = await routeRows(page);
+    expect(shownRows(rows)).toEqual(expectedRows());
+    for (const row of demo.report.rows) {
+      const shown = rows.find((r) => r.cohort === row.cohort && r.route === row.primaryRoute)!;
+      // Cost per success, success rate (with its interval below it), fallback rate.
+      expect(shown.cells[3]).toContain(usd(row.costPerSuccessfulTask));
+      expect(shown.cells[4]).toContain(pct(row.successRate));
+      expect(shown.cells[5]).toBe(pct(row.fallbackRate));
+    }
+    expect(await overallTasks(page)).toBe(demo.truth.totals.tasks.toLocaleString('en'));
+
+    // The degraded cohort × route carries the alert the demo raised; no other row does.
+    const alerted = rows.filter((r) => /pending|firing/.test(r.cells[8]!));
+    expect(alerted.map((r) => `${r.cohort} × ${r.route}`)).toEqual(['extraction × small']);
+    expect(await page.locator('#alerts-table tbody tr[data-cohort="extraction"]').count()).toBe(
+      await page.locator('#alerts-table tbody tr').count(),
+    );
+    expect(await page.locator('#alert-history li').count()).toBeGreaterThan(0);
+
+    // Failure concentration: one row per cohort × route that failed; advice: one per cohort.
+    const failed = demo.report.rows.filter((r) => r.failures > 0).length;
+    expect(await page.locator('#concentration-table tbody tr').count()).toBe(failed);
+    const cohorts = new Set(demo.report.rows.map((r) => r.cohort));
+    expect(await page.locator('#advice-table tbody tr').count()).toBe(cohorts.size);
+
+    await saveScreenshot(page, 'demo');
+    expect(watch.errors).toEqual([]);
+    // Offline by construction: nothing but this routewatch was asked for anything.
+    expect(watch.requests.filter((url) => !url.startsWith(openUrl))).toEqual([]);
+  });
+
+  it('changes the table and the address when a filter is applied, and back', async () => {
+    const { page, watch } = await newPage();
+    await page.goto(`${openUrl}/?window=1h`);
+    await settled(page);
+    expect(await routeRows(page)).toHaveLength(demo.report.rows.length);
+
+    await page.fill('#f-cohort', 'extraction');
+    await page.click('#filters button[type="submit"]');
+    await page.waitForFunction(() => {
+      const rows = Array.from(document.querySelectorAll('#routes-table tbody tr'));
+      return (
+        document.documentElement.dataset['state'] === 'ready' &&
+        rows.length > 0 &&
+        rows.every((r) => r.getAttribute('data-cohort') === 'extraction')
+      );
+    });
+    expect(new URL(page.url()).searchParams.get('cohort')).toBe('extraction');
+    expect(new URL(page.url()).searchParams.get('window')).toBe('1h');
+    expect(shownRows(await routeRows(page))).toEqual(
+      expectedRows((r) => r.cohort === 'extraction'),
+    );
+    const extractionTasks = demo.report.rows
+      .filter((r) => r.cohort === 'extraction')
+      .reduce((n, r) => n + r.tasks, 0);
+    expect(await overallTasks(page)).toBe(extractionTasks.toLocaleString('en'));
+    await saveScreenshot(page, 'filtered');
+
+    // The address is the view: opened afresh, it shows the same rows.
+    const shared = page.url();
+    const { page: other } = await newPageInSameContext();
+    await other.goto(shared);
+    await settled(other);
+    expect(shownRows(await routeRows(other))).toEqual(
+      expectedRows((r) => r.cohort === 'extraction'),
+    );
+
+    await page.goBack();
+    await page.waitForFunction(
+      (count) => document.querySelectorAll('#routes-table tbody tr').length === count,
+      demo.report.rows.length,
+    );
+    expect(new URL(page.url()).searchParams.get('cohort')).toBeNull();
+    expect(watch.errors).toEqual([]);
+  });
+
+  it('draws the trends: a chart has points', async () => {
+    const { page, watch } = await newPage();
+    await page.goto(`${openUrl}/?window=1h&bucket=1m`);
+    await settled(page);
+    const response = await fetch(`${openUrl}/api/v1/timeseries?window=1h&bucket=1m`);
+    expect(response.status, 'GET /api/v1/timeseries answers (the charts read it)').toBe(200);
+    const series = (await response.json()) as {
+      series: { primaryRoute: string; points: { bucketStart: string; successes: number }[] }[];
+    };
+    // One point per route and bucket with a success, as the API counts them.
+    const expected = new Set(
+      series.series.flatMap((s) =>
+        s.points.filter((p) => p.successes > 0).map((p) => `${s.primaryRoute} ${p.bucketStart}`),
+      ),
+    ).size;
+    expect(expected).toBeGreaterThan(0);
+    const cost = page.locator('figure#chart-cost');
+    expect(Number(await cost.getAttribute('data-points'))).toBe(expected);
+    expect(Number(await cost.getAttribute('data-lines'))).toBe(
+      new Set(series.series.map((s) => s.primaryRoute)).size,
+    );
+    // Drawn, not only counted: the canvas holds pixels of the first line's colour.
+    const painted = await page.$eval(
+      'figure#chart-cost canvas',
+      (c: PageCanvas, hex: string) => {
+        const data = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+        const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+        let n = 0;
+        for (let i = 0; i < data.length; i += 4) {
+          const near =
+            Math.abs(data[i]! - r!) < 12 &&
+            Math.abs(data[i + 1]! - g!) < 12 &&
+            Math.abs(data[i + 2]! - b!) < 12;
+          if (near && data[i + 3]! > 200) n++;
+        }
+        return n;
+      },
+      PALETTE[0],
+    );
+    expect(painted).toBeGreaterThan(10);
+    expect(
+      Number(await page.locator('figure#chart-success').getAttribute('data-points')),
+    ).toBeGreaterThan(0);
+    expect(
+      Number(await page.locator('figure#chart-fallback').getAttribute('data-lines')),
+    ).toBeGreaterThan(0);
+    await saveScreenshot(page, 'charts');
+    expect(watch.errors).toEqual([]);
+  });
+
+  it('opens the view an alert message links to: its cohort × route, from the start of the evidence', async () => {
+    const [event] = (await open.evaluator.alerts.history(100)).filter(
+      (e) => e.kind === 'firing' || e.kind === 'pending',
+    );
+    expect(event).toBeDefined();
+    const link = new URL(event!.message.url);
+    expect(link.pathname).toBe('/');
+    const { page, watch } = await newPage();
+    await page.goto(`${openUrl}/${link.search}`);
+    await settled(page);
+    const rows = await routeRows(page);
+    expect(rows.map((r) => `${r.cohort} × ${r.route}`)).toEqual([
+      `${event!.cohort} × ${event!.route}`,
+    ]);
+    expect(await page.inputValue('#f-from')).toBe(link.searchParams.get('from'));
+    expect(await page.locator('#alerts-table tbody tr').count()).toBeGreaterThan(0);
+    await saveScreenshot(page, 'alert-link');
+    expect(watch.errors).toEqual([]);
+  });
+
+  it('says so, never a blank page, when the window has no tasks, a filter matches nothing or the API refuses the query', async () => {
+    const { page, watch } = await newPage();
+    await page.goto(`${openUrl}/?from=2020-01-01&to=2020-01-02`);
+    await settled(page);
+    await expect(page.locator('#routes .notice-empty').innerText()).resolves.toMatch(
+      /No tasks in this window/,
+    );
+
+    await page.goto(`${openUrl}/?window=1h&cohort=nope`);
+    await settled(page);
+    const empty = page.locator('#routes .notice-empty');
+    await expect(empty.innerText()).resolves.toMatch(/No tasks match cohort nope/);
+    await page.click('#routes a[data-action="clear-filters"]');
+    await page.waitForFunction(
+      (count) => document.querySelectorAll('#routes-table tbody tr').length === count,
+      demo.report.rows.length,
+    );
+
+    await page.goto(`${openUrl}/?window=2x`);
+    await settled(page);
+    const error = await page.locator('#status .notice-error').innerText();
+    expect(error).toMatch(/invalid duration "2x"/);
+    await expect(page.locator('#routes .notice-error').innerText()).resolves.toMatch(
+      /The report could not be loaded/,
+    );
+    await saveScreenshot(page, 'api-error');
+    expect(watch.errors).toEqual([]);
+  });
+});
+
+describe('the dashboard behind the token', () => {
+  it('serves the page and its assets without the token, and they carry no data; the data stays behind it', async () => {
+    const page = await fetch(`${guardedUrl}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toMatch(/script-src 'self'/);
+    // The built file as it is, the same for everyone: no data in it.
+    expect(await page.text()).toBe(
+      readFileSync(join(REPO_ROOT, 'dist/dashboard/index.html'), 'utf8'),
+    );
+    expect(await page.text().catch(() => '')).not.toMatch(/extraction|agentic/);
+    for (const asset of ['dashboard.js', 'dashboard.css']) {
+      expect((await fetch(`${guardedUrl}/assets/${asset}`)).status).toBe(200);
+    }
+    for (const path of ['/api/v1/report?window=1h', '/api/v1/alerts', '/api/v1/advice']) {
+      expect((await fetch(`${guardedUrl}${path}`)).status).toBe(401);
+    }
+    // Only the built files, whatever the path asks for.
+    for (const path of [
+      '/assets/..%2F..%2Fpackage.json',
+      '/assets/../package.json',
+      '/assets/nope.js',
+    ]) {
+      expect((await fetch(`${guardedUrl}${path}`)).status).not.toBe(200);
+    }
+  });
+
+  it('asks for the token, says when it is wrong, and works once the right one is given', async () => {
+    const { page, watch } = await newPage();
+    await page.goto(`${guardedUrl}/?window=1h`);
+    await settled(page, 'token');
+    expect(await page.isVisible('#token-panel')).toBe(true);
+    expect(await page.isVisible('#content')).toBe(false);
+
+    await page.fill('#token-input', 'wrong-token-wrong-token-0000');
+    await page.click('#token-form button[type="submit"]');
+    await page.waitForSelector('#token-message .notice-error');
+    await expect(page.locator('#token-message').innerText()).resolves.toMatch(/refused this token/);
+    await settled(page, 'token');
+    await saveScreenshot(page, 'token-refused');
+
+    await page.fill('#token-input', TOKEN);
+    await page.click('#token-form button[type="submit"]');
+    await settled(page);
+    expect(shownRows(await routeRows(page))).toEqual(expectedRows());
+    expect(await page.isVisible('#token-panel')).toBe(false);
+
+    // Kept for the tab: a reload needs no token again; every data request carried it.
+    await page.reload();
+    await settled(page);
+    expect(await routeRows(page)).toHaveLength(demo.report.rows.length);
+    const sent = watch.authorizations.filter((a) => a.authorization === `Bearer ${TOKEN}`);
+    expect(sent.length).toBeGreaterThan(0);
+    expect(
+      watch.authorizations.every(
+        (a) => a.authorization === undefined || a.authorization.startsWith('Bearer '),
+      ),
+    ).toBe(true);
+    await saveScreenshot(page, 'token-accepted');
+    expect(watch.errors).toEqual([]);
+  });
+
+  it('takes the token from a #token= fragment, which it removes from the address', async () => {
+    const { page, watch } = await newPage();
+    await page.goto(`${guardedUrl}/?window=1h#token=${TOKEN}`);
+    await settled(page);
+    expect(await routeRows(page)).toHaveLength(demo.report.rows.length);
+    expect(page.url()).not.toContain(TOKEN);
+    expect(new URL(page.url()).searchParams.get('window')).toBe('1h');
+    // Forgotten on request: the next load asks again.
+    await page.click('#forget-token');
+    await settled(page, 'token');
+    expect(watch.errors).toEqual([]);
+  });
+});
+
+/** A second page in the current context (shares sessionStorage's origin, not its tab). */
+async function newPageInSameContext(): Promise<{ page: Page }> {
+  return { page: await context!.newPage() };
+}

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { dashboardUrl, queryOfView, viewFromQuery } from '../../analyzer/dashboard-link.js';
+
+describe('the dashboard view in the URL', () => {
+  it('reads lists repeated or comma-separated, trimmed and deduplicated, and ignores unknown names', () => {
+    const view = viewFromQuery(
+      '?window=24h&cohort=faq,%20extraction&cohort=faq&route=small&policy=&unknown=1&bucket=5m',
+    );
+    expect(view).toEqual({
+      window: '24h',
+      from: undefined,
+      to: undefined,
+      cohorts: ['faq', 'extraction'],
+      routes: ['small'],
+      services: [],
+      policies: [],
+      bucket: '5m',
+    });
+  });
+
+  it('writes one canonical query without empty parameters, and reads it back the same', () => {
+    const view = viewFromQuery('');
+    expect(queryOfView(view).toString()).toBe('');
+    const query = queryOfView({
+      cohorts: ['b', 'a', 'b'],
+      routes: [' small '],
+      services: [],
+      policies: ['v2'],
+      from: '2026-12-01',
+      window: '',
+      bucket: '1h',
+    });
+    expect(query.toString()).toBe('from=2026-12-01&cohort=b%2Ca&route=small&policy=v2&bucket=1h');
+    expect(queryOfView(viewFromQuery(query)).toString()).toBe(query.toString());
+    expect(queryOfView(viewFromQuery(query), { bucket: false }).has('bucket')).toBe(false);
+  });
+
+  it('links to the dashboard at the public URL, a path prefix kept', () => {
+    const view = {
+      from: '2026-12-02T08:15:00.000Z',
+      cohorts: ['extraction'],
+      routes: ['small'],
+    };
+    expect(dashboardUrl('https://rw.example.com', view)).toBe(
+      'https://rw.example.com/?from=2026-12-02T08%3A15%3A00.000Z&cohort=extraction&route=small',
+    );
+    expect(dashboardUrl('https://example.com/routewatch/', view)).toMatch(
+      /^https:\/\/example\.com\/routewatch\/\?from=/,
+    );
+    expect(dashboardUrl('http://127.0.0.1:4318', {})).toBe('http://127.0.0.1:4318/');
+    const read = viewFromQuery(new URL(dashboardUrl('https://rw.example.com', view)).search);
+    expect(read).toMatchObject({ from: view.from, cohorts: ['extraction'], routes: ['small'] });
+  });
+});
