@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { defaultDashboardDir } from '../../analyzer/dashboard-routes.js';
 import { runDemo } from '../../cli/demo.js';
 import type { DemoResult } from '../../cli/demo.js';
 import { pct, usd } from '../../dashboard/format.js';
@@ -56,6 +57,10 @@ async function listen(app: TestApp): Promise<string> {
 }
 
 beforeAll(async () => {
+  // The page is a build output (npm run build, which npm test runs first): say so at once rather
+  // than wait for a page that cannot load.
+  if (defaultDashboardDir() === undefined)
+    throw new Error('the dashboard is not built: run `npm run build` (npm test does it first)');
   demo = await runDemo({ ...DEMO, dataDir, out: () => undefined });
   // The demo has closed its store: the same directory, opened again as `routewatch start` would.
   store = await EmbeddedStore.open(dataDir);
