@@ -42,6 +42,12 @@ interface ChartSpec {
   format: (value: number) => string;
   /** The y axis from 0 to 1 (rates). */
   unitInterval?: boolean;
+  /**
+   * The window asked for, seconds since the epoch: the x axis spans it whatever the data, so a
+   * window with one bucket of tasks shows one point in its place in the window, not a point
+   * alone on an axis uPlot widens to years.
+   */
+  window: [number, number];
 }
 
 function dataTable(spec: ChartSpec): HTMLElement {
@@ -129,7 +135,7 @@ function plot(spec: ChartSpec, target: HTMLElement): uPlot {
     // routewatch speaks UTC everywhere (the API, the CLI, the alert messages).
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
     scales: {
-      x: { time: true },
+      x: { time: true, range: (): uPlot.Range.MinMax => spec.window },
       y: spec.unitInterval
         ? { range: (_u, min) => [Math.max(0, Math.min(min, 1) - 0.05), 1] }
         : { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
@@ -194,6 +200,10 @@ export function renderCharts(
     return;
   }
   const bucket = span(timeseries.value.bucketSeconds);
+  const window: [number, number] = [
+    Date.parse(timeseries.value.from) / 1000,
+    Date.parse(timeseries.value.to) / 1000,
+  ];
   const specs: ChartSpec[] = [
     {
       id: 'chart-cost',
@@ -201,6 +211,7 @@ export function renderCharts(
       description: `total cost ÷ successes of the tasks started in each ${bucket} bucket`,
       data: costPerSuccessByRoute(selected),
       format: (v) => usd(v),
+      window,
     },
     {
       id: 'chart-success',
@@ -209,6 +220,7 @@ export function renderCharts(
       data: successRateByRoute(selected),
       format: (v) => pct(v),
       unitInterval: true,
+      window,
     },
     {
       id: 'chart-fallback',
@@ -216,6 +228,7 @@ export function renderCharts(
       description: 'tasks that fell back for the reason ÷ all tasks in the bucket',
       data: fallbackRateByReason(selected),
       format: (v) => pct(v),
+      window,
     },
   ];
   const figures = specs.map((spec) => ({ spec, ...figure(spec) }));
