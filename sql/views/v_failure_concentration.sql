@@ -68,10 +68,6 @@ WITH
         )
         GROUP BY cohort, primary_route
         HAVING sum(part_tasks) > 0
-    ),
-    totals AS
-    (
-        SELECT sum(known) AS all_known, sum(failed) AS all_failed FROM groups
     )
 SELECT
     cohort,
@@ -91,6 +87,11 @@ SELECT
         (failure_rate - rest_failure_rate) / sqrt(pooled_rate * (1 - pooled_rate) * (1 / known + 1 / rest_tasks))) AS z,
     ifNull(z >= 3 AND failure_rate >= 1.5 * rest_failure_rate, 0) AS significantly_worse,
     ifNull(significantly_worse AND (1 - rest_failure_rate) - global_success_rate < 0.05, 0) AS masked_by_average
-FROM groups
-CROSS JOIN totals
+FROM
+(
+    -- The totals over every group, beside each group: the groups are computed once (a CTE read
+    -- twice, by a cross join with its totals, would compute them twice).
+    SELECT cohort, primary_route, known, failed, sum(known) OVER () AS all_known, sum(failed) OVER () AS all_failed
+    FROM groups
+)
 ORDER BY concentration DESC;
