@@ -8,23 +8,66 @@
 --     groups read at once) and a failure rate at least 1.5× the rest's.
 --   masked_by_average: significantly worse while the global success rate stays within 5 points of
 --     the rest's — a global threshold would not see it.
+-- Read from the rollups as v_window_metrics reads them (the counts are additive): the window's
+-- whole hours from cohort_route_hourly, its partial first and last hours and every hour touched by
+-- a task changed since the last refresh from task_snapshot plus v_tasks_live. The counts equal
+-- those of v_tasks_from_spans exactly.
 CREATE OR REPLACE VIEW v_failure_concentration AS
 WITH
+    {from:DateTime64(9, 'UTC')} AS window_from,
+    {to:DateTime64(9, 'UTC')} AS window_to,
+    -- [whole_from, whole_to): the whole hours inside the window (none when it lies within one).
+    if(toStartOfHour(window_from) = window_from, toStartOfHour(window_from), toStartOfHour(window_from) + toIntervalHour(1)) AS whole_from,
+    toStartOfHour(window_to) AS whole_to,
+    -- The tasks changed since the last refresh, and the hours holding them (see v_window_metrics).
+    (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks,
+    (
+        SELECT groupUniqArray(toStartOfHour(timestamp))
+        FROM task_events
+        WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
+    ) AS changed_hours,
     groups AS
     (
         SELECT
             cohort,
             primary_route,
-            countIf(outcome != 'unknown') AS known,
-            countIf(outcome IN ('failure', 'escalated', 'abandoned')) AS failed
-        FROM v_tasks
-        WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
-            AND eval_run = ''
+            sum(part_known) AS known,
+            sum(part_failed) AS failed
+        FROM
+        (
+            -- Whole hours rolled up and unchanged since the last refresh (production tasks only).
+            SELECT
+                toString(cohort) AS cohort,
+                toString(primary_route) AS primary_route,
+                tasks AS part_tasks,
+                known_outcomes AS part_known,
+                failures AS part_failed
+            FROM cohort_route_hourly FINAL
+            WHERE hour >= whole_from AND hour < whole_to AND hour GLOBAL NOT IN (SELECT arrayJoin(changed_hours))
+            UNION ALL
+            -- Every other production task of the window, one row each.
+            SELECT
+                cohort,
+                primary_route,
+                toUInt64(1) AS part_tasks,
+                toUInt64(outcome != 'unknown') AS part_known,
+                toUInt64(outcome IN ('failure', 'escalated', 'abandoned')) AS part_failed
+            FROM
+            (
+                SELECT toString(cohort) AS cohort, toString(primary_route) AS primary_route, toString(outcome) AS outcome
+                FROM task_snapshot FINAL
+                WHERE started_at >= window_from AND started_at < window_to AND eval_run = ''
+                    AND (started_at < whole_from OR started_at >= whole_to OR toStartOfHour(started_at) GLOBAL IN (SELECT arrayJoin(changed_hours)))
+                    AND task_id GLOBAL NOT IN (SELECT arrayJoin(changed_tasks))
+                UNION ALL
+                SELECT cohort, primary_route, outcome
+                FROM v_tasks_live
+                WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks))
+                    AND started_at >= window_from AND started_at < window_to AND eval_run = ''
+            )
+        )
         GROUP BY cohort, primary_route
-    ),
-    totals AS
-    (
-        SELECT sum(known) AS all_known, sum(failed) AS all_failed FROM groups
+        HAVING sum(part_tasks) > 0
     )
 SELECT
     cohort,
@@ -44,6 +87,11 @@ SELECT
         (failure_rate - rest_failure_rate) / sqrt(pooled_rate * (1 - pooled_rate) * (1 / known + 1 / rest_tasks))) AS z,
     ifNull(z >= 3 AND failure_rate >= 1.5 * rest_failure_rate, 0) AS significantly_worse,
     ifNull(significantly_worse AND (1 - rest_failure_rate) - global_success_rate < 0.05, 0) AS masked_by_average
-FROM groups
-CROSS JOIN totals
+FROM
+(
+    -- The totals over every group, beside each group: the groups are computed once (a CTE read
+    -- twice, by a cross join with its totals, would compute them twice).
+    SELECT cohort, primary_route, known, failed, sum(known) OVER () AS all_known, sum(failed) OVER () AS all_failed
+    FROM groups
+)
 ORDER BY concentration DESC;

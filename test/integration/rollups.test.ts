@@ -303,6 +303,66 @@ async function expectWindowsEqualRaw(): Promise<void> {
   }
 }
 
+/**
+ * v_failure_concentration as it was computed before the rollups, from one row per task: here over
+ * the raw spans (v_tasks_from_spans), the reference the view's reading of the rollups must equal.
+ */
+const CONCENTRATION_FROM_SPANS = `
+  WITH
+      groups AS
+      (
+          SELECT cohort, primary_route,
+              countIf(outcome != 'unknown') AS known,
+              countIf(outcome IN ('failure', 'escalated', 'abandoned')) AS failed
+          FROM v_tasks_from_spans
+          WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+              AND eval_run = ''
+          GROUP BY cohort, primary_route
+      ),
+      totals AS (SELECT sum(known) AS all_known, sum(failed) AS all_failed FROM groups)
+  SELECT
+      cohort, primary_route, known AS tasks, failed AS failures,
+      if(known = 0, NULL, failed / known) AS failure_rate,
+      all_known - known AS rest_tasks,
+      all_failed - failed AS rest_failures,
+      if(rest_tasks = 0, NULL, rest_failures / rest_tasks) AS rest_failure_rate,
+      if(all_known = 0, NULL, 1 - all_failed / all_known) AS global_success_rate,
+      if(all_failed = 0, NULL, failed / all_failed) AS failure_share,
+      if(all_known = 0, NULL, known / all_known) AS task_share,
+      if(all_failed = 0 OR known = 0, NULL, failure_share / task_share) AS concentration,
+      (failed + rest_failures) / nullIf(known + rest_tasks, 0) AS pooled_rate,
+      if(known = 0 OR rest_tasks = 0 OR pooled_rate IN (0, 1), NULL,
+          (failure_rate - rest_failure_rate) / sqrt(pooled_rate * (1 - pooled_rate) * (1 / known + 1 / rest_tasks))) AS z,
+      ifNull(z >= 3 AND failure_rate >= 1.5 * rest_failure_rate, 0) AS significantly_worse,
+      ifNull(significantly_worse AND (1 - rest_failure_rate) - global_success_rate < 0.05, 0) AS masked_by_average
+  FROM groups
+  CROSS JOIN totals`;
+
+/**
+ * v_failure_concentration (whole hours from cohort_route_hourly, the rest from per-task rows)
+ * equal to the computation from raw spans on every window: every column exactly.
+ */
+async function expectConcentrationEqualRaw(): Promise<void> {
+  let groups = 0;
+  for (const [, fromMs, toMs] of WINDOWS) {
+    const window = { from: toClickHouseTime(dateAt(fromMs)), to: toClickHouseTime(dateAt(toMs)) };
+    const rollups = await temp.store.query(
+      `SELECT * FROM v_failure_concentration(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')})
+       ORDER BY cohort, primary_route`,
+      window,
+      anyRow,
+    );
+    const raw = await temp.store.query(
+      `SELECT * FROM (${CONCENTRATION_FROM_SPANS}) ORDER BY cohort, primary_route`,
+      window,
+      anyRow,
+    );
+    expect(rollups).toEqual(raw);
+    groups += rollups.length;
+  }
+  expect(groups).toBeGreaterThan(0);
+}
+
 /** Each bucket of v_cohort_route_timeseries equal to the raw tasks started in it. */
 async function expectTimeseriesEqualRaw(bucketSeconds: number): Promise<void> {
   const params = {
@@ -349,6 +409,7 @@ async function expectTimeseriesEqualRaw(bucketSeconds: number): Promise<void> {
 async function expectAllEqualRaw(): Promise<void> {
   await expectTasksEqualRaw();
   await expectWindowsEqualRaw();
+  await expectConcentrationEqualRaw();
   for (const bucket of [900, 3600, 86_400]) await expectTimeseriesEqualRaw(bucket);
 }
 

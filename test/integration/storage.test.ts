@@ -116,9 +116,9 @@ describe('views (sql/views)', () => {
       ['v_tasks_from_spans', []],
       ['v_window_metrics_from_spans', ['v_tasks_from_spans']],
       ['v_cohort_route_window_from_spans', ['v_window_metrics_from_spans']],
-      ['v_tasks', ['v_tasks_changed', 'v_tasks_live']],
-      ['v_failure_concentration', ['v_tasks']],
+      ['v_failure_concentration', ['v_tasks_changed', 'v_tasks_live']],
       ['v_overall_window', ['v_window_metrics']],
+      ['v_tasks', ['v_tasks_changed', 'v_tasks_live']],
       ['v_window_scores', ['v_tasks']],
     ]);
   });
