@@ -116,7 +116,10 @@ describe('Langfuse JS SDK v4 end to end', () => {
       );
     });
     await tracing.flush();
-    const stored = (await collector.storedSpans()).filter((s) => s.task_id === 'ticket-7');
+    // The task span first: both may start in the same millisecond, so start order is not enough.
+    const stored = (await collector.storedSpans())
+      .filter((s) => s.task_id === 'ticket-7')
+      .sort((a, b) => Number(b.kind === 'task') - Number(a.kind === 'task'));
     expect(stored.map((s) => [s.name, s.kind, s.cohort, s.route, s.outcome])).toEqual([
       ['support-answer', 'task', 'billing', 'large', 'success'],
       ['answer', 'llm', 'billing', 'large', ''],
