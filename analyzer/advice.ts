@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import { chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
-import { compareCohort } from './gate.js';
+import { compareCohort, sideSumColumns } from './gate.js';
 import type { CohortComparison, GateOptions, SideStats } from './gate.js';
 import { toClickHouseTime } from './report.js';
 import { costPerSuccess } from './stats.js';
@@ -199,19 +200,11 @@ export function adviseCohort(
   };
 }
 
-const num = z.union([z.number(), z.string()]).transform(Number);
 const row = z.object({
   cohort: z.string(),
   primary_route: z.string(),
-  is_eval: num,
-  tasks: num,
-  known: num,
-  successes: num,
-  cost: num,
-  cost_squared: num,
-  success_cost: num,
-  fallbacks: num,
-  reasks: num,
+  is_eval: chNumber,
+  ...sideSumColumns,
 });
 
 export interface AdviceReport {

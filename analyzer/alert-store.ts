@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import type { Finding } from './detectors.js';
 import { ALERT_STATES, EVENT_KINDS } from './lifecycle.js';
@@ -11,7 +12,6 @@ import { toClickHouseTime } from './report.js';
  * only module that reads or writes those tables. Rows read back are checked with zod.
  */
 
-const num = z.union([z.number(), z.string()]).transform(Number);
 const time = z.string().transform((text) => Date.parse(`${text.replace(' ', 'T')}Z`));
 const json = <T>() => z.string().transform((text) => JSON.parse(text) as T);
 
@@ -23,10 +23,10 @@ const stateRow = z.object({
   detail: z.string(),
   state: z.enum(ALERT_STATES),
   since: time,
-  pending_count: num,
-  clear_count: num,
-  incident: num,
-  seq: num,
+  pending_count: chNumber,
+  clear_count: chNumber,
+  incident: chNumber,
+  seq: chNumber,
   last_notified_at: time.nullable(),
   finding: json<Finding>(),
   evaluated_at: time,
@@ -36,11 +36,11 @@ const resolvedRow = z.object({ fingerprint: z.string(), resolved_at: time });
 
 const eventRow = z.object({
   fingerprint: z.string(),
-  incident: num,
-  seq: num,
+  incident: chNumber,
+  seq: chNumber,
   kind: z.enum(EVENT_KINDS),
   at: time,
-  notify: num.transform((v) => v === 1),
+  notify: chNumber.transform((v) => v === 1),
   rule_id: z.string(),
   cohort: z.string(),
   route: z.string(),
@@ -173,7 +173,7 @@ export class AlertStore {
       `SELECT toUnixTimestamp64Milli(min(updated_at)) AS since, count() AS n FROM alert_deliveries
        WHERE channel = {channel:String} AND status = 'registered'`,
       { channel },
-      z.object({ since: num, n: num }),
+      z.object({ since: chNumber, n: chNumber }),
     );
     if (row && row.n > 0) return row.since;
     const now = Date.now();

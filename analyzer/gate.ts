@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { chNumber } from '../storage/rows.js';
 import { ConfigError } from '../server/config.js';
 import { isDuration, parseDuration, parseInstant } from '../server/time.js';
 import type { Store } from '../storage/store.js';
@@ -254,22 +255,26 @@ export function overallVerdict(cohorts: readonly CohortComparison[]): Verdict {
 
 /* ---------- reading a side from the store ---------- */
 
-const num = z.union([z.number(), z.string()]).transform(Number);
+/** The per-cohort sums a side is built from (compareCohort): the gate's and the advice's rows. */
+export const sideSumColumns = {
+  tasks: chNumber,
+  known: chNumber,
+  successes: chNumber,
+  cost: chNumber,
+  cost_squared: chNumber,
+  success_cost: chNumber,
+  fallbacks: chNumber,
+  reasks: chNumber,
+};
+
 const sideRow = z.object({
   cohort: z.string(),
-  tasks: num,
-  known: num,
-  successes: num,
-  cost: num,
-  cost_squared: num,
-  success_cost: num,
-  fallbacks: num,
-  reasks: num,
+  ...sideSumColumns,
   p95: z
     .union([z.number(), z.string(), z.null()])
     .transform((v) => (v === null ? null : Number(v))),
-  first_ms: num,
-  last_ms: num,
+  first_ms: chNumber,
+  last_ms: chNumber,
 });
 
 /** The WHERE clause and parameters a reference selects (eval tasks only for eval refs). */
@@ -362,9 +367,9 @@ async function readSide(
 const scoreRow = z.object({
   cohort: z.string(),
   name: z.string(),
-  n: num,
-  total: num,
-  squares: num,
+  n: chNumber,
+  total: chNumber,
+  squares: chNumber,
 });
 
 async function readScores(

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import { toClickHouseTime } from './report.js';
 
@@ -87,29 +88,27 @@ export function addCounts(a: TaskCounts, b: TaskCounts): TaskCounts {
   return a;
 }
 
-const num = z.union([z.number(), z.string()]).transform(Number);
-
 const countsColumns = {
-  tasks: num,
-  known: num,
-  failures: num,
-  successes: num,
-  cost: num,
-  cost_squared: num,
-  success_cost: num,
-  fallbacks: num,
-  cascades: num,
-  invisible: num,
-  reasks: num,
-  escalations: num,
-  loops: num,
-  calls: num,
-  unpriced_calls: num,
-  http_counted_calls: num,
-  retried_calls: num,
-  slow: num,
+  tasks: chNumber,
+  known: chNumber,
+  failures: chNumber,
+  successes: chNumber,
+  cost: chNumber,
+  cost_squared: chNumber,
+  success_cost: chNumber,
+  fallbacks: chNumber,
+  cascades: chNumber,
+  invisible: chNumber,
+  reasks: chNumber,
+  escalations: chNumber,
+  loops: chNumber,
+  calls: chNumber,
+  unpriced_calls: chNumber,
+  http_counted_calls: chNumber,
+  retried_calls: chNumber,
+  slow: chNumber,
   reason_names: z.array(z.string()),
-  reason_tasks: z.array(num),
+  reason_tasks: z.array(chNumber),
 };
 
 type CountsRow = { [K in keyof typeof countsColumns]: z.output<(typeof countsColumns)[K]> };
@@ -211,7 +210,7 @@ const bucketRow = z.object({
   cohort: z.string(),
   primary_route: z.string(),
   policy_version: z.string(),
-  bucket: num,
+  bucket: chNumber,
   ...countsColumns,
 });
 
@@ -270,7 +269,7 @@ const aggregateRow = z.object({
   p95_latency_ms: z
     .union([z.number(), z.string(), z.null()])
     .transform((v) => (v === null ? null : Number(v))),
-  last_started_ms: num,
+  last_started_ms: chNumber,
   ...countsColumns,
 });
 
@@ -318,7 +317,7 @@ export async function failureReasons(
        AND outcome IN ('failure', 'escalated', 'abandoned')
      GROUP BY reason ORDER BY tasks DESC, reason LIMIT 5`,
     { from: toClickHouseTime(from), to: toClickHouseTime(to), cohort, route },
-    z.object({ reason: z.string(), tasks: num }),
+    z.object({ reason: z.string(), tasks: chNumber }),
   );
 }
 

@@ -2,6 +2,12 @@ import { z } from 'zod';
 import { StorageError } from './errors.js';
 import type { ReadOnlyResult } from './store.js';
 
+/**
+ * A number read from ClickHouse: 64-bit integers arrive as JSON strings (so that no digit is
+ * lost in a double), other numbers as numbers.
+ */
+export const chNumber = z.union([z.number(), z.string()]).transform(Number);
+
 /** Parses a JSONEachRow result and checks every row: rows read back are a boundary too. */
 export function parseRows<T>(text: string, row: z.ZodType<T>): T[] {
   const rows: T[] = [];
