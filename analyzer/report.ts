@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Store } from '../storage/store.js';
+import { queryFlat, readChanged } from '../storage/window-sql.js';
 import type { Interval } from './stats.js';
 
 const nullableNumber = z
@@ -288,19 +289,30 @@ export async function buildReport(
     policies: [...(filter.policies ?? [])],
   };
   const params = { from: toClickHouseTime(window.from), to: toClickHouseTime(window.to), ...lists };
-  const range = "from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}";
-  const filters =
-    'cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)}, ' +
-    'services = {services:Array(String)}, policies = {policies:Array(String)}';
+  // The three reads share one look at the tasks changed since the last refresh (window-sql.ts).
+  const changed = await readChanged(store);
   const [metrics, concentration, scores] = await Promise.all([
-    store.query(
-      `SELECT * FROM v_window_metrics(${range}, ${filters}) ORDER BY is_overall, cohort, primary_route`,
+    queryFlat(
+      store,
+      'v_window_metrics',
+      changed,
+      'SELECT * FROM {view} ORDER BY is_overall, cohort, primary_route',
       params,
       windowRow,
     ),
-    store.query(`SELECT * FROM v_failure_concentration(${range})`, params, concentrationRow),
-    store.query(
-      `SELECT * FROM v_window_scores(${range}, ${filters}) ORDER BY score_name`,
+    queryFlat(
+      store,
+      'v_failure_concentration',
+      changed,
+      'SELECT * FROM {view}',
+      params,
+      concentrationRow,
+    ),
+    queryFlat(
+      store,
+      'v_window_scores',
+      changed,
+      'SELECT * FROM {view} ORDER BY score_name',
       params,
       scoreRow,
     ),

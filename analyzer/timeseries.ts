@@ -3,6 +3,7 @@ import { badRequest } from '../server/http-error.js';
 import { TimeArgumentError, parseDuration } from '../server/time.js';
 import type { TimeWindow } from '../server/time.js';
 import type { Store } from '../storage/store.js';
+import { queryFlat, readChanged } from '../storage/window-sql.js';
 import { cohortRouteRow, toClickHouseTime, toMetrics } from './report.js';
 import type { CohortRouteMetrics } from './report.js';
 
@@ -97,9 +98,12 @@ export async function buildTimeseries(
   options: SeriesOptions,
   now: Date = new Date(),
 ): Promise<Timeseries> {
-  const rows = await store.query(
+  const rows = await queryFlat(
+    store,
+    'v_cohort_route_timeseries',
+    await readChanged(store),
     `SELECT *
-     FROM v_cohort_route_timeseries(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, bucket = {bucket:UInt32})
+     FROM {view}
      WHERE ({cohort:String} = '' OR cohort = {cohort:String})
        AND ({route:String} = '' OR primary_route = {route:String})
      ORDER BY cohort, primary_route, bucket_start`,

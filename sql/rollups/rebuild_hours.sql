@@ -7,7 +7,7 @@ INSERT INTO cohort_route_hourly
      known_outcomes, escalations, reasks, fallbacks, cascades, invisible_fallbacks, total_cost,
      fallback_reason_tasks, latency_digest, cost_squared_sum, success_cost, calls_tasks,
      model_calls, unpriced_calls, http_counted_calls, retried_calls, http_retries, retry_wait_ms,
-     version, is_deleted)
+     score_tasks, score_sums, score_squares, version, is_deleted)
 SELECT
     toStartOfHour(started_at) AS hour,
     cohort,
@@ -35,6 +35,10 @@ SELECT
     sum(retried_calls),
     sum(http_retries),
     sum(retry_wait_ms),
+    -- Per score name: tasks carrying it, Σ score, Σ score² (sql/migrations/0033).
+    sumMap(CAST(mapApply((name, score) -> (name, toUInt64(1)), scores) AS Map(String, UInt64))),
+    sumMap(CAST(scores AS Map(String, Float64))),
+    sumMap(CAST(mapApply((name, score) -> (name, score * score), scores) AS Map(String, Float64))),
     {version:DateTime64(9, 'UTC')},
     0
 FROM task_snapshot FINAL

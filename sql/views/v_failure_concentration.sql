@@ -19,6 +19,7 @@ WITH
     -- [whole_from, whole_to): the whole hours inside the window (none when it lies within one).
     if(toStartOfHour(window_from) = window_from, toStartOfHour(window_from), toStartOfHour(window_from) + toIntervalHour(1)) AS whole_from,
     toStartOfHour(window_to) AS whole_to,
+    -- routewatch:changed begin (the analyzer binds these as parameters: storage/window-sql.ts)
     -- The tasks changed since the last refresh, and the hours holding them (see v_window_metrics).
     (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks,
     (
@@ -26,6 +27,7 @@ WITH
         FROM task_events
         WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
     ) AS changed_hours,
+    -- routewatch:changed end
     groups AS
     (
         SELECT
@@ -59,11 +61,13 @@ WITH
                 WHERE started_at >= window_from AND started_at < window_to AND eval_run = ''
                     AND (started_at < whole_from OR started_at >= whole_to OR toStartOfHour(started_at) GLOBAL IN (SELECT arrayJoin(changed_hours)))
                     AND task_id GLOBAL NOT IN (SELECT arrayJoin(changed_tasks))
+                -- routewatch:live begin (dropped by the analyzer when no task changed)
                 UNION ALL
                 SELECT cohort, primary_route, outcome
                 FROM v_tasks_live
                 WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks))
                     AND started_at >= window_from AND started_at < window_to AND eval_run = ''
+                -- routewatch:live end
             )
         )
         GROUP BY cohort, primary_route

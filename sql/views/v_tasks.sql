@@ -16,7 +16,10 @@
 -- changed since (v_tasks_changed). The same rows as v_tasks_from_spans, the computation from raw
 -- spans, which it replaces.
 CREATE OR REPLACE VIEW v_tasks AS
-WITH (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks
+WITH
+    -- routewatch:changed begin (the analyzer binds it as a parameter: storage/window-sql.ts)
+    (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks
+    -- routewatch:changed end
 SELECT
     task_id,
     toString(cohort) AS cohort,
@@ -58,6 +61,7 @@ FROM
         http_counted_calls, retried_calls, http_retries, retry_wait_ms
     FROM task_snapshot FINAL
     WHERE task_id GLOBAL NOT IN (SELECT arrayJoin(changed_tasks))
+    -- routewatch:live begin (dropped by the analyzer when no task changed)
     UNION ALL
     SELECT
         task_id, cohort, service_name, policy_version, eval_run, eval_dataset, started_at,
@@ -67,4 +71,5 @@ FROM
         http_counted_calls, retried_calls, http_retries, retry_wait_ms
     FROM v_tasks_live
     WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks))
+    -- routewatch:live end
 );

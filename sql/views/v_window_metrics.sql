@@ -31,6 +31,7 @@ WITH
     -- [whole_from, whole_to): the whole hours inside the window (none when it lies within one).
     if(toStartOfHour(window_from) = window_from, toStartOfHour(window_from), toStartOfHour(window_from) + toIntervalHour(1)) AS whole_from,
     toStartOfHour(window_to) AS whole_to,
+    -- routewatch:changed begin (the analyzer binds these as parameters: storage/window-sql.ts)
     -- The tasks changed since the last refresh, read once (small between refreshes).
     (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks,
     -- Hours holding a changed task: its old hour and its new one are both among the hours its
@@ -40,15 +41,15 @@ WITH
         FROM task_events
         WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
     ) AS changed_hours
+    -- routewatch:changed end
 SELECT
-    -- The overall row's cohort and primary_route are empty (the grouping sets' default).
-    grouping(cohort, primary_route) != 0 AS is_overall,
+    is_overall,
     cohort,
     primary_route,
-    sum(part_tasks) AS tasks,
-    sum(part_successes) AS successes,
-    sum(part_failures) AS failures,
-    sum(part_known_outcomes) AS known_outcomes,
+    tasks,
+    successes,
+    failures,
+    known_outcomes,
     if(known_outcomes = 0, NULL, successes / known_outcomes) AS success_rate,
     1.959963984540054 AS z95,
     if(known_outcomes = 0, NULL,
@@ -60,9 +61,9 @@ SELECT
             + z95 * sqrt(success_rate * (1 - success_rate) / known_outcomes + z95 * z95 / (4 * known_outcomes * known_outcomes)))
             / (1 + z95 * z95 / known_outcomes))) AS success_rate_upper,
     known_outcomes / tasks AS outcome_coverage,
-    toFloat64(sum(part_cost)) AS total_cost_usd,
-    sum(part_cost_squared) AS cost_squared_sum,
-    toFloat64(sum(part_success_cost)) AS success_cost_sum,
+    total_cost_usd,
+    cost_squared_sum,
+    success_cost_sum,
     if(successes = 0, NULL, total_cost_usd / successes) AS cost_per_successful_task,
     if(successes = 0 OR tasks < 2, NULL,
         z95 * sqrt(greatest(0,
@@ -73,32 +74,61 @@ SELECT
     if(cost_per_successful_task_half_width IS NULL, NULL,
         greatest(0, cost_per_successful_task - cost_per_successful_task_half_width)) AS cost_per_successful_task_lower,
     cost_per_successful_task + cost_per_successful_task_half_width AS cost_per_successful_task_upper,
-    sum(part_fallbacks) AS fallbacks,
+    fallbacks,
     fallbacks / tasks AS fallback_rate,
-    sum(part_cascades) AS cascades,
+    cascades,
     cascades / tasks AS cascade_rate,
-    sum(part_invisible_fallbacks) AS invisible_fallbacks,
-    sum(part_reasks) / tasks AS reask_rate,
-    sum(part_escalations) / tasks AS escalation_rate,
+    invisible_fallbacks,
+    reasks / tasks AS reask_rate,
+    escalations / tasks AS escalation_rate,
     arraySort(x -> (-x.2, x.1), arrayMap((r, n) -> (if(r = '', '(none)', r), n),
-        mapKeys(sumMap(part_reason_tasks)), mapValues(sumMap(part_reason_tasks)))) AS top_fallback_reasons,
-    quantilesTDigestMerge(0.5, 0.95, 0.99)(part_latency)[1] AS p50_latency_ms,
-    quantilesTDigestMerge(0.5, 0.95, 0.99)(part_latency)[2] AS p95_latency_ms,
-    quantilesTDigestMerge(0.5, 0.95, 0.99)(part_latency)[3] AS p99_latency_ms,
+        mapKeys(reason_tasks), mapValues(reason_tasks))) AS top_fallback_reasons,
+    latency_quantiles[1] AS p50_latency_ms,
+    latency_quantiles[2] AS p95_latency_ms,
+    latency_quantiles[3] AS p99_latency_ms,
     -- The exact quantile of the tasks' call counts, each count repeated by its number of tasks.
     arrayReduce('quantileExactHigh(0.95)', arrayFlatten(arrayMap((calls, n) -> arrayResize([calls], n, calls),
-        mapKeys(sumMap(part_calls_tasks)), mapValues(sumMap(part_calls_tasks))))) AS p95_calls_per_task,
-    arraySum(arrayMap((calls, n) -> if(calls > 10, n, 0),
-        mapKeys(sumMap(part_calls_tasks)), mapValues(sumMap(part_calls_tasks)))) / tasks AS loop_rate,
+        mapKeys(calls_tasks), mapValues(calls_tasks)))) AS p95_calls_per_task,
+    arraySum(arrayMap((calls, n) -> if(calls > 10, n, 0), mapKeys(calls_tasks), mapValues(calls_tasks))) / tasks AS loop_rate,
+    total_model_calls,
+    unpriced_model_calls,
+    if(total_model_calls = 0, NULL, 1 - unpriced_model_calls / total_model_calls) AS priced_call_share,
+    http_counted_model_calls,
+    retried_model_calls,
+    total_http_retries,
+    total_retry_wait_ms,
+    if(http_counted_model_calls = 0, NULL, retried_model_calls / http_counted_model_calls) AS retry_rate,
+    if(http_counted_model_calls = 0, NULL, total_http_retries / tasks) AS retries_per_task
+FROM
+(
+-- The sums per cohort × route and overall; the columns above are computed from them (the
+-- derived columns over plain columns keep the query cheap for ClickHouse to analyse).
+SELECT
+    -- The overall row's cohort and primary_route are empty (the grouping sets' default).
+    grouping(cohort, primary_route) != 0 AS is_overall,
+    cohort,
+    primary_route,
+    sum(part_tasks) AS tasks,
+    sum(part_successes) AS successes,
+    sum(part_failures) AS failures,
+    sum(part_known_outcomes) AS known_outcomes,
+    toFloat64(sum(part_cost)) AS total_cost_usd,
+    sum(part_cost_squared) AS cost_squared_sum,
+    toFloat64(sum(part_success_cost)) AS success_cost_sum,
+    sum(part_fallbacks) AS fallbacks,
+    sum(part_cascades) AS cascades,
+    sum(part_invisible_fallbacks) AS invisible_fallbacks,
+    sum(part_reasks) AS reasks,
+    sum(part_escalations) AS escalations,
+    sumMap(part_reason_tasks) AS reason_tasks,
+    quantilesTDigestMerge(0.5, 0.95, 0.99)(part_latency) AS latency_quantiles,
+    sumMap(part_calls_tasks) AS calls_tasks,
     sum(part_model_calls) AS total_model_calls,
     sum(part_unpriced_calls) AS unpriced_model_calls,
-    if(total_model_calls = 0, NULL, 1 - unpriced_model_calls / total_model_calls) AS priced_call_share,
     sum(part_http_counted_calls) AS http_counted_model_calls,
     sum(part_retried_calls) AS retried_model_calls,
     sum(part_http_retries) AS total_http_retries,
-    sum(part_retry_wait_ms) AS total_retry_wait_ms,
-    if(http_counted_model_calls = 0, NULL, retried_model_calls / http_counted_model_calls) AS retry_rate,
-    if(http_counted_model_calls = 0, NULL, total_http_retries / tasks) AS retries_per_task
+    sum(part_retry_wait_ms) AS total_retry_wait_ms
 FROM
 (
     -- Whole hours rolled up and unchanged since the last refresh (production tasks only).
@@ -170,6 +200,7 @@ FROM
         WHERE started_at >= window_from AND started_at < window_to AND eval_run = ''
             AND (started_at < whole_from OR started_at >= whole_to OR toStartOfHour(started_at) GLOBAL IN (SELECT arrayJoin(changed_hours)))
             AND task_id GLOBAL NOT IN (SELECT arrayJoin(changed_tasks))
+        -- routewatch:live begin (dropped by the analyzer when no task changed)
         UNION ALL
         SELECT
             cohort, primary_route, service_name, policy_version, outcome, reask, attempts,
@@ -178,6 +209,7 @@ FROM
         FROM v_tasks_live
         WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks))
             AND started_at >= window_from AND started_at < window_to AND eval_run = ''
+        -- routewatch:live end
     )
     WHERE (empty(only_cohorts) OR has(only_cohorts, cohort))
         AND (empty(only_routes) OR has(only_routes, primary_route))
@@ -186,4 +218,5 @@ FROM
     GROUP BY cohort, primary_route
 )
 GROUP BY GROUPING SETS ((cohort, primary_route), ())
-HAVING tasks > 0;
+HAVING tasks > 0
+);

@@ -8,6 +8,7 @@ import {
 } from '../../bench/analyzer/generate.js';
 import { RollupRefresher } from '../../storage/rollup-refresher.js';
 import { refreshRollups } from '../../storage/rollups.js';
+import { FLAT_VIEWS, queryFlat, readChanged } from '../../storage/window-sql.js';
 import { hexId, otlpBody } from '../support/otlp.js';
 import { openTempStore } from '../support/store.js';
 import type { TestSpan } from '../support/otlp.js';
@@ -406,11 +407,114 @@ async function expectTimeseriesEqualRaw(bucketSeconds: number): Promise<void> {
   expect(rollups).toEqual(raw);
 }
 
+/**
+ * v_window_scores (whole hours from cohort_route_hourly's score sums, the rest from per-task rows)
+ * against the raw tasks: n exactly; the mean and the deviation are Float64 sums in another order
+ * (the deviation from Σ score², which loses digits when the scores barely vary), so within 1e-12
+ * and 1e-6.
+ */
+async function expectScoresEqualRaw(): Promise<void> {
+  let names = 0;
+  for (const [, fromMs, toMs] of WINDOWS) {
+    const window = {
+      from: toClickHouseTime(dateAt(fromMs)),
+      to: toClickHouseTime(dateAt(toMs)),
+      ...NO_FILTER,
+    };
+    const rollups = await temp.store.query(
+      `SELECT * FROM v_window_scores(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')},
+         cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)},
+         services = {services:Array(String)}, policies = {policies:Array(String)})
+       ORDER BY is_overall, cohort, primary_route, score_name`,
+      window,
+      anyRow,
+    );
+    const raw = await temp.store.query(
+      `SELECT grouping(cohort, primary_route) != 0 AS is_overall, cohort, primary_route, score_name,
+         count() AS n, avg(score) AS mean_score, if(n < 2, NULL, stddevSamp(score)) AS score_stddev
+       FROM v_tasks_from_spans ARRAY JOIN mapKeys(scores) AS score_name, mapValues(scores) AS score
+       WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')} AND eval_run = ''
+       GROUP BY GROUPING SETS ((cohort, primary_route, score_name), (score_name))
+       ORDER BY is_overall, cohort, primary_route, score_name`,
+      window,
+      anyRow,
+    );
+    const key = (row: Record<string, unknown>) =>
+      [row['is_overall'], row['cohort'], row['primary_route'], row['score_name'], row['n']].join(
+        '/',
+      );
+    expect(rollups.map(key)).toEqual(raw.map(key));
+    rollups.forEach((row, i) => {
+      const other = raw[i]!;
+      expect(Number(row['mean_score'])).toBeCloseTo(Number(other['mean_score']), 12);
+      if (other['score_stddev'] === null) expect(row['score_stddev']).toBeNull();
+      else expect(Number(row['score_stddev'])).toBeCloseTo(Number(other['score_stddev']), 6);
+    });
+    names += rollups.length;
+  }
+  expect(names).toBeGreaterThan(0);
+}
+
+const NO_FILTER = { cohorts: [], routes: [], services: [], policies: [] };
+
+/**
+ * The analyzer's flat reads (storage/window-sql.ts: the changed tasks bound as parameters, the
+ * v_tasks_live branch dropped when none changed) against the views they are made from, on a window
+ * with partial hours and filtered: the same rows. Float64 sums and t-digests are compared as the
+ * raw comparisons compare them (their last bits depend on the order of the parts).
+ */
+async function expectFlatEqualViews(): Promise<void> {
+  const changed = await readChanged(temp.store);
+  const [stored] = await temp.store.query('SELECT count() AS n FROM v_tasks_changed', {}, countRow);
+  expect(changed.tasks).toHaveLength(stored!.n);
+  const params = {
+    from: toClickHouseTime(dateAt(-30 * HOUR + 17 * 60_000)),
+    to: toClickHouseTime(dateAt(3 * HOUR)),
+    bucket: 3600,
+  };
+  const args: Record<(typeof FLAT_VIEWS)[number], string> = {
+    v_tasks: '',
+    v_window_metrics: `(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)}, services = {services:Array(String)}, policies = {policies:Array(String)})`,
+    v_window_scores: `(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)}, services = {services:Array(String)}, policies = {policies:Array(String)})`,
+    v_failure_concentration: `(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')})`,
+    v_cohort_route_timeseries: `(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, bucket = {bucket:UInt32})`,
+  };
+  const dropped = ['score_stddev', 'mean_score', 'mean_score_lower', 'mean_score_upper'];
+  for (const filter of [NO_FILTER, { ...NO_FILTER, cohorts: ['cohort-03', 'scenario'] }]) {
+    for (const view of FLAT_VIEWS) {
+      const order = 'ORDER BY ALL';
+      const fromView = await temp.store.query(
+        `SELECT * FROM ${view}${args[view]} ${order}`,
+        { ...params, ...filter },
+        anyRow,
+      );
+      const flat = await queryFlat(
+        temp.store,
+        view,
+        changed,
+        `SELECT * FROM {view} ${order}`,
+        { ...params, ...filter },
+        anyRow,
+      );
+      expect(fromView.length, view).toBeGreaterThan(0);
+      const strip = (rows: Record<string, unknown>[]) =>
+        rows.map((row) =>
+          Object.fromEntries(Object.entries(row).filter(([k]) => !dropped.includes(k))),
+        );
+      if (view === 'v_window_scores') expect(strip(flat), view).toEqual(strip(fromView));
+      else if (view === 'v_tasks') expect(flat, view).toEqual(fromView);
+      else expectRowsEqual(flat, fromView);
+    }
+  }
+}
+
 async function expectAllEqualRaw(): Promise<void> {
   await expectTasksEqualRaw();
   await expectWindowsEqualRaw();
   await expectConcentrationEqualRaw();
   for (const bucket of [900, 3600, 86_400]) await expectTimeseriesEqualRaw(bucket);
+  await expectScoresEqualRaw();
+  await expectFlatEqualViews();
 }
 
 const taskRow = (id: string) =>

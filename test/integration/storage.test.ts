@@ -119,7 +119,7 @@ describe('views (sql/views)', () => {
       ['v_failure_concentration', ['v_tasks_changed', 'v_tasks_live']],
       ['v_overall_window', ['v_window_metrics']],
       ['v_tasks', ['v_tasks_changed', 'v_tasks_live']],
-      ['v_window_scores', ['v_tasks']],
+      ['v_window_scores', ['v_tasks_changed', 'v_tasks_live']],
     ]);
   });
 

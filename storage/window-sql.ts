@@ -1,0 +1,170 @@
+/**
+ * The rollup views as flat queries, for the analyzer's own reads.
+ *
+ * v_tasks, v_window_metrics, v_window_scores, v_failure_concentration and v_cohort_route_timeseries
+ * find the tasks changed since the last refresh themselves (scalar subqueries over
+ * v_tasks_changed) and always carry the branch that computes those tasks from task_events
+ * (v_tasks_live). That keeps them right for anyone who queries them, but ClickHouse plans the whole
+ * nest on every read: 50–170 ms per query on a store of 300 000 tasks, most of a report's time, and
+ * the same on an empty window (docs/benchmarks.md).
+ *
+ * The analyzer reads the changed tasks once ({@link readChanged}), then runs each view's own
+ * statement (its file in sql/views, so there is one definition) with two edits, made between
+ * marker comments in the file:
+ *   - `-- routewatch:changed begin` … `end`: the scalar subqueries become bound parameters
+ *     ({changed_tasks:Array(String)}, {changed_hours:Array(DateTime('UTC'))});
+ *   - `-- routewatch:live begin` … `end`: the branch over v_tasks_live is dropped when no task
+ *     changed (it would select nothing).
+ * The rows are the view's: test/integration/window-sql.test.ts compares them.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { sqlDir, splitStatements } from './migrations.js';
+import type { QueryParams, Store } from './store.js';
+
+/** The views that can be read flat. */
+export const FLAT_VIEWS = [
+  'v_tasks',
+  'v_window_metrics',
+  'v_window_scores',
+  'v_failure_concentration',
+  'v_cohort_route_timeseries',
+] as const;
+export type FlatView = (typeof FLAT_VIEWS)[number];
+
+/** The tasks changed since the last refresh of the rollups, and the hours their spans started in. */
+export interface Changed {
+  tasks: string[];
+  /** ClickHouse UTC times, `YYYY-MM-DD hh:00:00`. */
+  hours: string[];
+}
+
+const changedRow = z.object({ tasks: z.array(z.string()), hours: z.array(z.string()) });
+
+/**
+ * One small query: the tasks v_tasks_changed lists, and every hour one of their spans started in
+ * (the hours the views must read from task rows instead of cohort_route_hourly).
+ */
+export async function readChanged(store: Store): Promise<Changed> {
+  const [row] = await store.query(
+    `WITH (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed
+     SELECT
+         changed AS tasks,
+         arrayMap(h -> toString(h), arraySort(groupUniqArrayIf(toStartOfHour(timestamp), kind != 'late_outcome'))) AS hours
+     FROM task_events
+     WHERE task_id IN (SELECT arrayJoin(changed))`,
+    {},
+    changedRow,
+  );
+  return row ?? { tasks: [], hours: [] };
+}
+
+const MARKER = /^\s*-- routewatch:(changed|live) (begin|end)\b/;
+
+interface Template {
+  /** The statement's lines (view header removed), each with the region it lies in. */
+  lines: { text: string; region: 'changed' | 'live' | null }[];
+}
+
+const templates = new Map<FlatView, Template>();
+
+function template(view: FlatView): Template {
+  const cached = templates.get(view);
+  if (cached) return cached;
+  const file = join(sqlDir('views'), `${view}.sql`);
+  const text = readFileSync(file, 'utf8');
+  const lines: Template['lines'] = [];
+  let region: 'changed' | 'live' | null = null;
+  const seen = new Set<string>();
+  for (const line of text.split('\n')) {
+    const marker = MARKER.exec(line);
+    if (marker) {
+      const [, name, edge] = marker as unknown as [string, 'changed' | 'live', string];
+      if (edge === 'begin') {
+        if (region) throw new Error(`${file}: routewatch:${name} begins inside ${region}`);
+        region = name;
+        seen.add(name);
+      } else {
+        if (region !== name) throw new Error(`${file}: routewatch:${name} ends outside it`);
+        region = null;
+      }
+      continue;
+    }
+    lines.push({ text: line, region });
+  }
+  if (region) throw new Error(`${file}: routewatch:${region} never ends`);
+  if (!seen.has('changed') || !seen.has('live')) {
+    throw new Error(
+      `${file}: the routewatch:changed and routewatch:live regions must both be marked`,
+    );
+  }
+  const built = { lines };
+  templates.set(view, built);
+  return built;
+}
+
+/**
+ * The view's statement as a SELECT with the changed tasks bound as parameters, and without its
+ * v_tasks_live branch when `live` is false. Bind `changed_tasks` and `changed_hours` (see
+ * {@link changedParams}) besides the view's own parameters.
+ */
+export function flatQuery(view: FlatView, live: boolean): string {
+  const out: string[] = [];
+  let inChanged = false;
+  let changedText: string[] = [];
+  const flushChanged = () => {
+    const body = changedText.join('\n');
+    const definitions: string[] = [];
+    if (/\bAS changed_tasks\b/.test(body)) {
+      definitions.push('    {changed_tasks:Array(String)} AS changed_tasks');
+    }
+    if (/\bAS changed_hours\b/.test(body)) {
+      definitions.push("    {changed_hours:Array(DateTime('UTC'))} AS changed_hours");
+    }
+    const trailing = /,\s*$/.test(body.trimEnd()) ? ',' : '';
+    out.push(definitions.join(',\n') + trailing);
+    changedText = [];
+  };
+  for (const { text, region } of template(view).lines) {
+    if (inChanged && region !== 'changed') {
+      flushChanged();
+      inChanged = false;
+    }
+    if (region === 'changed') {
+      inChanged = true;
+      if (!text.trim().startsWith('--')) changedText.push(text);
+      continue;
+    }
+    if (region === 'live' && !live) continue;
+    out.push(text);
+  }
+  if (inChanged) flushChanged();
+  const [statement] = splitStatements(out.join('\n'));
+  return statement!.replace(new RegExp(`^CREATE OR REPLACE VIEW ${view} AS\\s*`), '');
+}
+
+/** The parameters flatQuery's statements take for the changed tasks. */
+export function changedParams(changed: Changed): QueryParams {
+  return { changed_tasks: changed.tasks, changed_hours: changed.hours };
+}
+
+/**
+ * `SELECT … FROM (view) …`: `sql` names the view as `{view}` where a query would write
+ * `v_window_metrics(from = …, …)`; the view's parameters are bound by name from `params`.
+ */
+export async function queryFlat<T>(
+  store: Store,
+  view: FlatView,
+  changed: Changed,
+  sql: string,
+  params: QueryParams,
+  row: z.ZodType<T>,
+): Promise<T[]> {
+  const source = `(${flatQuery(view, changed.tasks.length > 0)})`;
+  return store.query(
+    sql.replaceAll('{view}', source),
+    { ...params, ...changedParams(changed) },
+    row,
+  );
+}
