@@ -22,6 +22,8 @@ const STATEMENTS = [
   'retire_moved_tasks',
   'rebuild_hours',
   'retire_empty_groups',
+  'rebuild_days',
+  'retire_empty_days',
 ] as const;
 type StatementName = (typeof STATEMENTS)[number];
 
@@ -131,6 +133,8 @@ export async function refreshRollups(
     }
     await run('rebuild_hours', { version, hours });
     await run('retire_empty_groups', { version, hours });
+    await run('rebuild_days', { version, hours });
+    await run('retire_empty_days', { version, hours });
   }
   options.signal?.throwIfAborted();
   const durationMs = Math.round(performance.now() - started);
@@ -171,6 +175,8 @@ export function retentionTtls(settings: RetentionSettings): { table: string; ttl
     { table: 'task_events', ttl: `toDateTime(timestamp) + toIntervalDay(${rollup})` },
     { table: 'task_snapshot', ttl: `toDateTime(started_at) + toIntervalDay(${rollup})` },
     { table: 'cohort_route_hourly', ttl: `hour + toIntervalDay(${rollup})` },
+    // A day outlives its last hour: a window at the horizon reads the whole day or none of it.
+    { table: 'cohort_route_daily', ttl: `day + toIntervalDay(${rollup + 1})` },
   ];
 }
 

@@ -19,6 +19,9 @@ WITH
     -- [whole_from, whole_to): the whole hours inside the window (none when it lies within one).
     if(toStartOfHour(window_from) = window_from, toStartOfHour(window_from), toStartOfHour(window_from) + toIntervalHour(1)) AS whole_from,
     toStartOfHour(window_to) AS whole_to,
+    -- [days_from, days_to): the whole UTC days inside the whole hours (none when they span less).
+    if(toStartOfDay(whole_from) = whole_from, whole_from, toStartOfDay(whole_from) + toIntervalDay(1)) AS days_from,
+    toStartOfDay(whole_to) AS days_to,
     -- routewatch:changed begin (the analyzer binds these as parameters: storage/window-sql.ts)
     -- The tasks changed since the last refresh, and the hours holding them (see v_window_metrics).
     (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks,
@@ -28,6 +31,8 @@ WITH
         WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
     ) AS changed_hours,
     -- routewatch:changed end
+    -- Days holding a changed hour: read from the hours and tasks, not cohort_route_daily.
+    arrayDistinct(arrayMap(h -> toStartOfDay(h), changed_hours)) AS changed_days,
     groups AS
     (
         SELECT
@@ -37,15 +42,34 @@ WITH
             sum(part_failed) AS failed
         FROM
         (
-            -- Whole hours rolled up and unchanged since the last refresh (production tasks only).
+            -- Whole days and hours rolled up and unchanged since the last refresh (production tasks only).
             SELECT
                 toString(cohort) AS cohort,
                 toString(primary_route) AS primary_route,
                 tasks AS part_tasks,
                 known_outcomes AS part_known,
                 failures AS part_failed
-            FROM cohort_route_hourly FINAL
-            WHERE hour >= whole_from AND hour < whole_to AND hour GLOBAL NOT IN (SELECT arrayJoin(changed_hours))
+            FROM
+            (
+                -- Whole days (cohort_route_daily), then the whole hours around them (cohort_route_hourly).
+                SELECT cohort, primary_route, policy_version, service_name, tasks, successes, failures,
+                    known_outcomes, escalations, reasks, fallbacks, cascades, invisible_fallbacks, total_cost,
+                    fallback_reason_tasks, latency_digest, cost_squared_sum, success_cost, calls_tasks,
+                    model_calls, unpriced_calls, http_counted_calls, retried_calls, http_retries, retry_wait_ms,
+                    score_tasks, score_sums, score_squares
+                FROM cohort_route_daily FINAL
+                WHERE day >= days_from AND day < days_to AND day GLOBAL NOT IN (SELECT arrayJoin(changed_days))
+                UNION ALL
+                SELECT cohort, primary_route, policy_version, service_name, tasks, successes, failures,
+                    known_outcomes, escalations, reasks, fallbacks, cascades, invisible_fallbacks, total_cost,
+                    fallback_reason_tasks, latency_digest, cost_squared_sum, success_cost, calls_tasks,
+                    model_calls, unpriced_calls, http_counted_calls, retried_calls, http_retries, retry_wait_ms,
+                    score_tasks, score_sums, score_squares
+                FROM cohort_route_hourly FINAL
+                WHERE hour >= whole_from AND hour < whole_to AND hour GLOBAL NOT IN (SELECT arrayJoin(changed_hours))
+                    AND NOT (toStartOfDay(hour) >= days_from AND toStartOfDay(hour) < days_to
+                        AND toStartOfDay(hour) GLOBAL NOT IN (SELECT arrayJoin(changed_days)))
+            )
             UNION ALL
             -- Every other production task of the window, one row each.
             SELECT

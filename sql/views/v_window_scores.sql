@@ -18,14 +18,19 @@ WITH
     {policies:Array(String)} AS only_policies,
     if(toStartOfHour(window_from) = window_from, toStartOfHour(window_from), toStartOfHour(window_from) + toIntervalHour(1)) AS whole_from,
     toStartOfHour(window_to) AS whole_to,
+    -- [days_from, days_to): the whole UTC days inside the whole hours (none when they span less).
+    if(toStartOfDay(whole_from) = whole_from, whole_from, toStartOfDay(whole_from) + toIntervalDay(1)) AS days_from,
+    toStartOfDay(whole_to) AS days_to,
     -- routewatch:changed begin (the analyzer binds these as parameters: storage/window-sql.ts)
     (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks,
     (
         SELECT groupUniqArray(toStartOfHour(timestamp))
         FROM task_events
         WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
-    ) AS changed_hours
+    ) AS changed_hours,
     -- routewatch:changed end
+    -- Days holding a changed hour: read from the hours and tasks, not cohort_route_daily.
+    arrayDistinct(arrayMap(h -> toStartOfDay(h), changed_hours)) AS changed_days
 SELECT
     is_overall,
     cohort,
@@ -48,7 +53,7 @@ FROM
         sum(part_squares) AS score_squares
     FROM
     (
-        -- Whole hours rolled up and unchanged since the last refresh.
+        -- Whole days and hours rolled up and unchanged since the last refresh.
         SELECT
             toString(cohort) AS cohort,
             toString(primary_route) AS primary_route,
@@ -56,10 +61,29 @@ FROM
             score_tasks[score_name] AS part_n,
             score_sums[score_name] AS part_sum,
             score_squares[score_name] AS part_squares
-        FROM cohort_route_hourly FINAL
+        FROM
+        (
+            -- Whole days (cohort_route_daily), then the whole hours around them (cohort_route_hourly).
+            SELECT cohort, primary_route, policy_version, service_name, tasks, successes, failures,
+                known_outcomes, escalations, reasks, fallbacks, cascades, invisible_fallbacks, total_cost,
+                fallback_reason_tasks, latency_digest, cost_squared_sum, success_cost, calls_tasks,
+                model_calls, unpriced_calls, http_counted_calls, retried_calls, http_retries, retry_wait_ms,
+                score_tasks, score_sums, score_squares
+            FROM cohort_route_daily FINAL
+            WHERE day >= days_from AND day < days_to AND day GLOBAL NOT IN (SELECT arrayJoin(changed_days))
+            UNION ALL
+            SELECT cohort, primary_route, policy_version, service_name, tasks, successes, failures,
+                known_outcomes, escalations, reasks, fallbacks, cascades, invisible_fallbacks, total_cost,
+                fallback_reason_tasks, latency_digest, cost_squared_sum, success_cost, calls_tasks,
+                model_calls, unpriced_calls, http_counted_calls, retried_calls, http_retries, retry_wait_ms,
+                score_tasks, score_sums, score_squares
+            FROM cohort_route_hourly FINAL
+            WHERE hour >= whole_from AND hour < whole_to AND hour GLOBAL NOT IN (SELECT arrayJoin(changed_hours))
+                AND NOT (toStartOfDay(hour) >= days_from AND toStartOfDay(hour) < days_to
+                    AND toStartOfDay(hour) GLOBAL NOT IN (SELECT arrayJoin(changed_days)))
+        )
         ARRAY JOIN mapKeys(score_tasks) AS score_name
-        WHERE hour >= whole_from AND hour < whole_to AND hour GLOBAL NOT IN (SELECT arrayJoin(changed_hours))
-            AND (empty(only_cohorts) OR has(only_cohorts, toString(cohort)))
+            WHERE (empty(only_cohorts) OR has(only_cohorts, toString(cohort)))
             AND (empty(only_routes) OR has(only_routes, toString(primary_route)))
             AND (empty(only_services) OR has(only_services, toString(service_name)))
             AND (empty(only_policies) OR has(only_policies, toString(policy_version)))

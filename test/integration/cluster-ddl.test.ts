@@ -53,8 +53,9 @@ describe(`the cluster DDL, generated for cluster ${CLUSTER}`, () => {
       expect(statement, statement.slice(0, 80)).toMatch(new RegExp(`\\bON CLUSTER ${CLUSTER}\\b`));
     }
     const inserts = ddl.filter((s) => s.startsWith('INSERT INTO'));
-    // 0005 and 0008 copy late outcomes, 0032 copies the stored spans and reports to task_events.
-    expect(inserts).toHaveLength(4);
+    // 0005 and 0008 copy late outcomes, 0032 copies the stored spans and reports to task_events,
+    // 0033 and 0034 rebuild the hourly and daily rollups.
+    expect(inserts).toHaveLength(6);
     for (const insert of inserts) expect(insert).not.toMatch(/_local\b/);
   });
 
@@ -94,6 +95,9 @@ describe(`the cluster DDL, generated for cluster ${CLUSTER}`, () => {
     expect(distributedTables.find((s) => nameOf(s) === 'cohort_route_hourly')).toContain(
       'cityHash64(hour, cohort, primary_route, policy_version, service_name)',
     );
+    expect(distributedTables.find((s) => nameOf(s) === 'cohort_route_daily')).toContain(
+      'cityHash64(day, cohort, primary_route, policy_version, service_name)',
+    );
   });
 
   it('has the materialized views read and write local tables, and the views read the Distributed ones', () => {
@@ -116,6 +120,7 @@ describe(`the cluster DDL, generated for cluster ${CLUSTER}`, () => {
     }
     const alters = ddl.filter((s) => s.startsWith('ALTER TABLE') && s.includes('MODIFY TTL'));
     expect(alters.map((s) => /^ALTER TABLE (\w+)/.exec(s)?.[1]).sort()).toEqual([
+      'cohort_route_daily_local',
       'cohort_route_hourly_local',
       'spans_local',
       'task_events_local',

@@ -99,6 +99,7 @@ describe('retention', () => {
       /\bTTL toDateTime\(started_at\) \+ toIntervalDay\(400\)/,
     );
     expect(await createQuery('cohort_route_hourly')).toMatch(/\bTTL hour \+ toIntervalDay\(400\)/);
+    expect(await createQuery('cohort_route_daily')).toMatch(/\bTTL day \+ toIntervalDay\(401\)/);
     const settings = { rawDays: 2, rollupDays: 400 };
     expect(await applyRetention(running.store, settings)).toEqual([]);
     expect(await applyRetention(running.store, { ...settings, rawDays: 3 })).toEqual(['spans']);
@@ -184,8 +185,14 @@ describe('retention', () => {
       'task_events',
       'task_snapshot',
       'cohort_route_hourly',
+      'cohort_route_daily',
     ]);
-    for (const table of ['task_events', 'task_snapshot', 'cohort_route_hourly']) {
+    for (const table of [
+      'task_events',
+      'task_snapshot',
+      'cohort_route_hourly',
+      'cohort_route_daily',
+    ]) {
       await running.store.exec(`ALTER TABLE ${table} MATERIALIZE TTL SETTINGS mutations_sync = 2`);
     }
     await refreshRollups(running.store, { marginMs: 0 });

@@ -538,6 +538,14 @@ describe('rollups against the computation from raw spans', () => {
       countRow,
     );
     expect(changed!.n).toBe(0);
+    // The window over all of it holds at least one whole UTC day, which the views read from
+    // cohort_route_daily.
+    const [days] = await temp.store.query(
+      'SELECT uniqExact(day) AS n FROM cohort_route_daily FINAL',
+      {},
+      countRow,
+    );
+    expect(days!.n).toBeGreaterThanOrEqual(2);
     await expectAllEqualRaw();
   });
 

@@ -41,6 +41,7 @@ describe('migrations', () => {
       'alert_deliveries',
       'alert_events',
       'alert_states',
+      'cohort_route_daily',
       'cohort_route_hourly',
       'late_outcomes',
       'rollup_state',

@@ -70,9 +70,9 @@ afterAll(async () => {
 });
 
 describe('upgrading a store of the version before the rollups', () => {
-  it('applies 0032 alone and backfills task_events from the stored spans and reports', async () => {
+  it('applies 0032 (and the rollups after it) and backfills task_events from the stored spans and reports', async () => {
     const result = await migrate(store);
-    expect(result.applied.map((m) => m.version)).toEqual([32]);
+    expect(result.applied.map((m) => m.version)).toEqual([32, 33, 34]);
     expect(await count('SELECT uniqExact(task_id) AS n FROM task_events')).toBe(TASKS);
     expect(await count('SELECT count() AS n FROM task_snapshot')).toBe(0);
   });
@@ -97,6 +97,51 @@ describe('upgrading a store of the version before the rollups', () => {
       await count("SELECT count() AS n FROM v_tasks_from_spans WHERE eval_run = ''"),
     );
     expect(await differ(TASKS_ROLLUP, TASKS_RAW)).toBe(0);
+    expect(await differ(metrics('v_window_metrics'), metrics('v_window_metrics_from_spans'))).toBe(
+      0,
+    );
+  });
+
+  it('backfills the hourly score sums (0033) and the daily rollup (0034) of a store refreshed at 0032', async () => {
+    // The store as 0032 left it after a refresh: hourly rows without score sums, no daily table.
+    await store.exec('DROP TABLE cohort_route_daily');
+    for (const column of ['score_tasks', 'score_sums', 'score_squares']) {
+      await store.exec(`ALTER TABLE cohort_route_hourly DROP COLUMN ${column}`);
+    }
+    await store.exec('DELETE FROM schema_migrations WHERE version IN (33, 34)');
+    const result = await migrate(store);
+    expect(result.applied.map((m) => m.version)).toEqual([33, 34]);
+    const scored = await count(
+      "SELECT count() AS n FROM v_tasks_from_spans WHERE eval_run = '' AND length(scores) > 0",
+    );
+    expect(scored).toBeGreaterThan(0);
+    expect(
+      await count(
+        'SELECT toUInt64(sum(arraySum(mapValues(score_tasks)))) AS n FROM cohort_route_hourly FINAL',
+      ),
+    ).toBe(
+      await count(
+        "SELECT toUInt64(sum(length(scores))) AS n FROM v_tasks_from_spans WHERE eval_run = ''",
+      ),
+    );
+    expect(await count('SELECT sum(tasks) AS n FROM cohort_route_daily FINAL')).toBe(
+      await count('SELECT sum(tasks) AS n FROM cohort_route_hourly FINAL'),
+    );
+    const scores = (sql: string) =>
+      `SELECT is_overall, cohort, primary_route, score_name, n FROM (${sql})`;
+    const window = `from = '${toClickHouseTime(dateAt(-3 * 24 * HOUR))}', to = '${toClickHouseTime(dateAt(HOUR))}'`;
+    expect(
+      await differ(
+        scores(
+          `SELECT * FROM v_window_scores(${window}, cohorts = [], routes = [], services = [], policies = [])`,
+        ),
+        scores(
+          `SELECT grouping(cohort, primary_route) != 0 AS is_overall, cohort, primary_route, score_name, count() AS n
+           FROM v_tasks_from_spans ARRAY JOIN mapKeys(scores) AS score_name
+           WHERE eval_run = '' GROUP BY GROUPING SETS ((cohort, primary_route, score_name), (score_name))`,
+        ),
+      ),
+    ).toBe(0);
     expect(await differ(metrics('v_window_metrics'), metrics('v_window_metrics_from_spans'))).toBe(
       0,
     );
