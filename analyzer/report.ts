@@ -83,6 +83,56 @@ export const concentrationRow = z.object({
 });
 export type ConcentrationRow = z.output<typeof concentrationRow>;
 
+/**
+ * v_failure_concentration from the per cohort × route counts of v_window_metrics, when those
+ * counts cover all the traffic (no filter): the view's definitions (sql/views/
+ * v_failure_concentration.sql), one by one, in the same Float64 arithmetic, so the report needs no
+ * second read of the rollups. test/integration/rollups.test.ts checks it equals the view.
+ */
+export function concentrationOf(
+  groups: readonly {
+    cohort: string;
+    primary_route: string;
+    known_outcomes: number;
+    failures: number;
+  }[],
+): ConcentrationRow[] {
+  const allKnown = groups.reduce((sum, g) => sum + g.known_outcomes, 0);
+  const allFailed = groups.reduce((sum, g) => sum + g.failures, 0);
+  return groups.map(({ cohort, primary_route, known_outcomes: known, failures: failed }) => {
+    const failureRate = known === 0 ? null : failed / known;
+    const restTasks = allKnown - known;
+    const restFailures = allFailed - failed;
+    const restFailureRate = restTasks === 0 ? null : restFailures / restTasks;
+    const globalSuccessRate = allKnown === 0 ? null : 1 - allFailed / allKnown;
+    const failureShare = allFailed === 0 ? null : failed / allFailed;
+    const taskShare = allKnown === 0 ? null : known / allKnown;
+    const concentration = allFailed === 0 || known === 0 ? null : failureShare! / taskShare!;
+    const pooled = known + restTasks === 0 ? null : (failed + restFailures) / (known + restTasks);
+    const z =
+      known === 0 || restTasks === 0 || pooled === null || pooled === 0 || pooled === 1
+        ? null
+        : (failureRate! - restFailureRate!) /
+          Math.sqrt(pooled * (1 - pooled) * (1 / known + 1 / restTasks));
+    const significantlyWorse =
+      z !== null && restFailureRate !== null && z >= 3 && failureRate! >= 1.5 * restFailureRate;
+    const maskedByAverage = significantlyWorse && 1 - restFailureRate! - globalSuccessRate! < 0.05;
+    return {
+      cohort,
+      primary_route,
+      tasks: known,
+      failures: failed,
+      failure_rate: failureRate,
+      rest_failure_rate: restFailureRate,
+      global_success_rate: globalSuccessRate,
+      concentration,
+      z,
+      significantly_worse: significantlyWorse,
+      masked_by_average: maskedByAverage,
+    };
+  });
+}
+
 export interface FailureConcentration {
   /** Share of failures ÷ share of tasks; 1 is average. */
   ratio: number | null;
@@ -257,7 +307,8 @@ export function toMetrics(
   };
 }
 
-const windowRow = cohortRouteRow.extend({ is_overall: flag });
+/** One row of v_window_metrics: a cohort × route, or the overall row. */
+export const windowRow = cohortRouteRow.extend({ is_overall: flag });
 
 /** One row of v_window_scores. */
 export const scoreRow = z.object({
@@ -291,7 +342,8 @@ export async function buildReport(
   const params = { from: toClickHouseTime(window.from), to: toClickHouseTime(window.to), ...lists };
   // The three reads share one look at the tasks changed since the last refresh (window-sql.ts).
   const changed = await readChanged(store);
-  const [metrics, concentration, scores] = await Promise.all([
+  const filtered = Object.values(lists).some((list) => list.length > 0);
+  const [metrics, scores, concentrationRead] = await Promise.all([
     queryFlat(
       store,
       'v_window_metrics',
@@ -302,21 +354,26 @@ export async function buildReport(
     ),
     queryFlat(
       store,
-      'v_failure_concentration',
-      changed,
-      'SELECT * FROM {view}',
-      params,
-      concentrationRow,
-    ),
-    queryFlat(
-      store,
       'v_window_scores',
       changed,
       'SELECT * FROM {view} ORDER BY score_name',
       params,
       scoreRow,
     ),
+    // Failure concentration compares each group with all the rest of the traffic: with a filter
+    // the metrics hold only part of it, and the view reads all of it.
+    filtered
+      ? queryFlat(
+          store,
+          'v_failure_concentration',
+          changed,
+          'SELECT * FROM {view}',
+          params,
+          concentrationRow,
+        )
+      : null,
   ]);
+  const concentration = concentrationRead ?? concentrationOf(metrics.filter((m) => !m.is_overall));
   const rows = metrics.filter((m) => !m.is_overall);
   const overall = metrics.filter((m) => m.is_overall);
   const key = (cohort: string, route: string) => `${cohort}\u0000${route}`;

@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { toClickHouseTime } from '../../analyzer/report.js';
+import {
+  concentrationOf,
+  concentrationRow,
+  toClickHouseTime,
+  windowRow,
+} from '../../analyzer/report.js';
 import {
   generateParams,
   insertLateOutcomesSql,
@@ -360,6 +365,21 @@ async function expectConcentrationEqualRaw(): Promise<void> {
     );
     expect(rollups).toEqual(raw);
     groups += rollups.length;
+    // The report computes it from the window metrics' counts instead (no filter): the same.
+    const fromView = await temp.store.query(
+      `SELECT * FROM v_failure_concentration(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')})
+       ORDER BY cohort, primary_route`,
+      window,
+      concentrationRow,
+    );
+    const metrics = await temp.store.query(
+      `SELECT * FROM v_window_metrics(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')},
+         cohorts = [], routes = [], services = [], policies = [])
+       WHERE NOT is_overall ORDER BY cohort, primary_route`,
+      window,
+      windowRow,
+    );
+    expect(concentrationOf(metrics)).toEqual(fromView);
   }
   expect(groups).toBeGreaterThan(0);
 }
