@@ -5,6 +5,7 @@ import { compareCohort, sideSumColumns } from './gate.js';
 import type { CohortComparison, GateOptions, SideStats } from './gate.js';
 import { toClickHouseTime } from './report.js';
 import { costPerSuccess } from './stats.js';
+import { queryTasks } from '../storage/window-sql.js';
 
 /**
  * Routing advice per cohort, from the evidence: production traffic on the small and the large
@@ -224,7 +225,8 @@ export async function buildAdvice(
   options: AdviceOptions = DEFAULT_ADVICE,
   evalLookbackMs = 30 * 86_400_000,
 ): Promise<AdviceReport> {
-  const rows = await store.query(
+  const rows = await queryTasks(
+    store,
     `SELECT cohort, primary_route, eval_run != '' AS is_eval,
             count() AS tasks,
             countIf(outcome != 'unknown') AS known,
@@ -234,7 +236,7 @@ export async function buildAdvice(
             sumIf(cost_usd, outcome = 'success') AS success_cost,
             countIf(attempts >= 2) AS fallbacks,
             countIf(reask) AS reasks
-     FROM v_tasks
+     FROM {view}
      WHERE (eval_run = '' AND started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')})
         OR (eval_run != '' AND started_at >= {evalFrom:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')})
      GROUP BY cohort, primary_route, is_eval`,

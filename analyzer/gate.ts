@@ -6,6 +6,7 @@ import type { Store } from '../storage/store.js';
 import { toClickHouseTime } from './report.js';
 import { costPerSuccess, normalCdf, normalQuantile, wilson } from './stats.js';
 import type { Interval } from './stats.js';
+import { queryTasks } from '../storage/window-sql.js';
 
 /**
  * The before/after gate: per cohort, a candidate (an eval run, a policy version, a window of
@@ -314,7 +315,8 @@ async function readSide(
   const range = within
     ? `AND started_at >= {withinFrom:DateTime64(9, 'UTC')} AND started_at < {withinTo:DateTime64(9, 'UTC')}`
     : '';
-  const rows = await store.query(
+  const rows = await queryTasks(
+    store,
     `SELECT cohort,
             count() AS tasks,
             countIf(outcome != 'unknown') AS known,
@@ -327,7 +329,7 @@ async function readSide(
             quantileExact(0.95)(latency_ms) AS p95,
             toUnixTimestamp64Milli(min(started_at)) AS first_ms,
             toUnixTimestamp64Milli(max(started_at)) AS last_ms
-     FROM v_tasks
+     FROM {view}
      WHERE ${filter.sql} ${range}
        AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
      GROUP BY cohort`,
@@ -379,9 +381,10 @@ async function readScores(
   range: string,
   within?: { from: Date; to: Date },
 ): Promise<Map<string, SideStats['scores']>> {
-  const rows = await store.query(
+  const rows = await queryTasks(
+    store,
     `SELECT cohort, name, count() AS n, sum(value) AS total, sum(value * value) AS squares
-     FROM v_tasks ARRAY JOIN mapKeys(scores) AS name, mapValues(scores) AS value
+     FROM {view} ARRAY JOIN mapKeys(scores) AS name, mapValues(scores) AS value
      WHERE ${filter.sql} ${range}
        AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
      GROUP BY cohort, name`,

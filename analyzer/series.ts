@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import { toClickHouseTime } from './report.js';
+import { queryTasks } from '../storage/window-sql.js';
 
 /**
  * What the evaluator reads from the store: additive counts of tasks, per cohort × primary route
@@ -174,7 +175,7 @@ const TASKS_SQL = `
         *,
         indexOf({slowKeys:Array(String)}, concat(cohort, '\\t', primary_route)) AS slow_index,
         slow_index > 0 AND latency_ms > toFloat64OrZero(arrayElement({slowValues:Array(String)}, slow_index)) AS slow
-    FROM v_tasks
+    FROM {view}
     WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
       AND eval_run = ''`;
 
@@ -223,7 +224,8 @@ export async function bucketedCounts(
   options: SeriesOptions,
 ): Promise<BucketedCounts[]> {
   const bucketMs = Math.max(1, Math.floor((to.getTime() - from.getTime()) / buckets));
-  const rows = await store.query(
+  const rows = await queryTasks(
+    store,
     `SELECT cohort, primary_route, policy_version,
             least(intDiv(toUnixTimestamp64Milli(started_at) - {fromMs:Int64}, {bucketMs:Int64}), {last:Int64}) AS bucket,
             ${COUNTS_SQL}
@@ -281,7 +283,8 @@ export async function aggregateCounts(
   options: SeriesOptions & { byVersion: boolean },
 ): Promise<AggregateCounts[]> {
   const version = options.byVersion ? 'policy_version' : "'' AS policy_version";
-  const rows = await store.query(
+  const rows = await queryTasks(
+    store,
     `SELECT cohort, primary_route, ${version},
             quantileExact(0.95)(latency_ms) AS p95_latency_ms,
             toUnixTimestamp64Milli(max(started_at)) AS last_started_ms,
@@ -309,9 +312,10 @@ export async function failureReasons(
   from: Date,
   to: Date,
 ): Promise<{ reason: string; tasks: number }[]> {
-  return store.query(
+  return queryTasks(
+    store,
     `SELECT if(outcome_reason = '', '(none)', outcome_reason) AS reason, count() AS tasks
-     FROM v_tasks
+     FROM {view}
      WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
        AND cohort = {cohort:String} AND primary_route = {route:String} AND eval_run = ''
        AND outcome IN ('failure', 'escalated', 'abandoned')
@@ -329,9 +333,10 @@ export async function p95Latency(
   from: Date,
   to: Date,
 ): Promise<number | null> {
-  const [row] = await store.query(
+  const [row] = await queryTasks(
+    store,
     `SELECT quantileExact(0.95)(latency_ms) AS p95
-     FROM v_tasks
+     FROM {view}
      WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
        AND cohort = {cohort:String} AND primary_route = {route:String}`,
     { from: toClickHouseTime(from), to: toClickHouseTime(to), cohort, route },

@@ -168,3 +168,16 @@ export async function queryFlat<T>(
     row,
   );
 }
+
+/**
+ * A query over v_tasks, read flat: `{view}` in `sql` stands for it (`SELECT … FROM {view} WHERE …`).
+ * For the alert evaluator, the gate and advice, which need one row per task.
+ */
+export async function queryTasks<T>(
+  store: Store,
+  sql: string,
+  params: QueryParams,
+  row: z.ZodType<T>,
+): Promise<T[]> {
+  return queryFlat(store, 'v_tasks', await readChanged(store), sql, params, row);
+}

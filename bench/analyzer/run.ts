@@ -264,7 +264,7 @@ async function main(): Promise<void> {
 
     const sizes = await store.query(
       `SELECT table, sum(rows) AS rows, sum(bytes_on_disk) AS bytes FROM system.parts
-       WHERE active AND database = currentDatabase() AND table IN ('spans', 'late_outcomes', 'task_events', 'task_snapshot', 'cohort_route_hourly')
+       WHERE active AND database = currentDatabase() AND table IN ('spans', 'late_outcomes', 'task_events', 'task_snapshot', 'cohort_route_hourly', 'cohort_route_daily')
        GROUP BY table ORDER BY bytes DESC`,
       {},
       sizeRow,
