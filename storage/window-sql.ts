@@ -141,7 +141,31 @@ export function flatQuery(view: FlatView, live: boolean): string {
   }
   if (inChanged) flushChanged();
   const [statement] = splitStatements(out.join('\n'));
-  return statement!.replace(new RegExp(`^CREATE OR REPLACE VIEW ${view} AS\\s*`), '');
+  const body = statement!.replace(new RegExp(`^CREATE OR REPLACE VIEW ${view} AS\\s*`), '');
+  return live ? body.replaceAll('FROM v_tasks_live', `FROM (${liveTasks()})`) : body;
+}
+
+let liveTasksQuery: string | undefined;
+
+/**
+ * v_tasks_live's statement, reading only the changed tasks' events: `PREWHERE task_id IN` them.
+ * ClickHouse does not move a filter to PREWHERE under FINAL by itself, so the view, filtered by an
+ * outer WHERE, read every column of every granule the ids fall in and merged them before
+ * filtering: 150–190 ms for 50 tasks among 3 M, against 40 ms with PREWHERE. task_id is
+ * task_events' sorting key, so filtering before FINAL's merge keeps the same rows.
+ */
+function liveTasks(): string {
+  if (liveTasksQuery) return liveTasksQuery;
+  const file = join(sqlDir('views'), 'v_tasks_live.sql');
+  const [statement] = splitStatements(readFileSync(file, 'utf8'));
+  const source = 'FROM task_events FINAL)';
+  if (statement?.split(source).length !== 2) {
+    throw new Error(`${file}: expected one "${source}" to filter by the changed tasks`);
+  }
+  liveTasksQuery = statement
+    .replace(/^CREATE OR REPLACE VIEW v_tasks_live AS\s*/, '')
+    .replace(source, 'FROM task_events FINAL PREWHERE task_id IN {changed_tasks:Array(String)})');
+  return liveTasksQuery;
 }
 
 /** The parameters flatQuery's statements take for the changed tasks. */
