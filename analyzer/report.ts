@@ -308,7 +308,44 @@ export function toMetrics(
 }
 
 /** One row of v_window_metrics: a cohort × route, or the overall row. */
-export const windowRow = cohortRouteRow.extend({ is_overall: flag });
+export const windowRow = cohortRouteRow.extend({
+  is_overall: flag,
+  score_tasks: z.record(z.string(), number),
+  score_sums: z.record(z.string(), number),
+  score_squares: z.record(z.string(), number),
+});
+
+const Z95 = 1.959963984540054;
+
+/**
+ * The quality scores of one v_window_metrics row (per name: tasks, Σ score, Σ score²) as
+ * v_window_scores gives them: the mean and a normal 95 % interval of it, clamped to 0..1, null
+ * below 2 tasks; by name. The view's formulas in the same Float64 arithmetic, so the report needs
+ * no second read; test/integration/rollups.test.ts checks they agree.
+ */
+export function scoresOf(row: {
+  score_tasks: Record<string, number>;
+  score_sums: Record<string, number>;
+  score_squares: Record<string, number>;
+}): ScoreSummary[] {
+  return Object.keys(row.score_tasks)
+    .sort()
+    .map((name) => {
+      const n = row.score_tasks[name]!;
+      const sum = row.score_sums[name] ?? 0;
+      const squares = row.score_squares[name] ?? 0;
+      const mean = sum / n;
+      if (n < 2) return { name, n, mean, interval: null };
+      const stddev = Math.sqrt(Math.max(0, (squares - (sum * sum) / n) / (n - 1)));
+      const half = (Z95 * stddev) / Math.sqrt(n);
+      return {
+        name,
+        n,
+        mean,
+        interval: interval(Math.max(0, mean - half), Math.min(1, mean + half)),
+      };
+    });
+}
 
 /** One row of v_window_scores. */
 export const scoreRow = z.object({
@@ -340,10 +377,10 @@ export async function buildReport(
     policies: [...(filter.policies ?? [])],
   };
   const params = { from: toClickHouseTime(window.from), to: toClickHouseTime(window.to), ...lists };
-  // The three reads share one look at the tasks changed since the last refresh (window-sql.ts).
+  // The reads share one look at the tasks changed since the last refresh (window-sql.ts).
   const changed = await readChanged(store);
   const filtered = Object.values(lists).some((list) => list.length > 0);
-  const [metrics, scores, concentrationRead] = await Promise.all([
+  const [metrics, concentrationRead] = await Promise.all([
     queryFlat(
       store,
       'v_window_metrics',
@@ -351,14 +388,6 @@ export async function buildReport(
       'SELECT * FROM {view} ORDER BY is_overall, cohort, primary_route',
       params,
       windowRow,
-    ),
-    queryFlat(
-      store,
-      'v_window_scores',
-      changed,
-      'SELECT * FROM {view} ORDER BY score_name',
-      params,
-      scoreRow,
     ),
     // Failure concentration compares each group with all the rest of the traffic: with a filter
     // the metrics hold only part of it, and the view reads all of it.
@@ -378,18 +407,6 @@ export async function buildReport(
   const overall = metrics.filter((m) => m.is_overall);
   const key = (cohort: string, route: string) => `${cohort}\u0000${route}`;
   const byGroup = new Map(concentration.map((c) => [key(c.cohort, c.primary_route), c]));
-  const scoresOf = new Map<string, ScoreSummary[]>();
-  for (const row of scores) {
-    const group = row.is_overall ? '' : key(row.cohort, row.primary_route);
-    const list = scoresOf.get(group) ?? [];
-    list.push({
-      name: row.score_name,
-      n: row.n,
-      mean: row.mean_score,
-      interval: interval(row.mean_score_lower, row.mean_score_upper),
-    });
-    scoresOf.set(group, list);
-  }
   return {
     from: window.from.toISOString(),
     to: window.to.toISOString(),
@@ -397,8 +414,8 @@ export async function buildReport(
     filter: lists,
     rows: rows.map((row) => ({
       ...toMetrics(row, byGroup.get(key(row.cohort, row.primary_route))),
-      scores: scoresOf.get(key(row.cohort, row.primary_route)) ?? [],
+      scores: scoresOf(row),
     })),
-    overall: overall[0] ? { ...toWindowMetrics(overall[0]), scores: scoresOf.get('') ?? [] } : null,
+    overall: overall[0] ? { ...toWindowMetrics(overall[0]), scores: scoresOf(overall[0]) } : null,
   };
 }

@@ -13,8 +13,11 @@
 --     the model calls whose requests were counted; NULL when none was counted.
 --   retries_per_task: extra HTTP requests (Σ requests − 1 over counted calls), over tasks; NULL
 --     when no call was counted.
--- Read from the rollups, never from raw spans: the window's whole hours from cohort_route_hourly,
--- its partial first and last hours from task_snapshot, and every hour touched by a task changed
+--   score_tasks, score_sums, score_squares: per quality score name, the tasks carrying it, Σ score
+--     and Σ score² (v_window_scores turns them into means and intervals).
+-- Read from the rollups, never from raw spans: the window's whole UTC days from
+-- cohort_route_daily, the whole hours around them from cohort_route_hourly, its partial first and
+-- last hours from task_snapshot, and every hour touched by a task changed
 -- since the last refresh (v_tasks_changed) from task_snapshot plus v_tasks_live. Counts, sums and
 -- rates equal v_window_metrics_from_spans exactly (costs summed as Decimal(38, 18)); so does
 -- p95_calls_per_task (tasks are counted per number of calls). The latency quantiles are t-digests
@@ -103,7 +106,10 @@ SELECT
     total_http_retries,
     total_retry_wait_ms,
     if(http_counted_model_calls = 0, NULL, retried_model_calls / http_counted_model_calls) AS retry_rate,
-    if(http_counted_model_calls = 0, NULL, total_http_retries / tasks) AS retries_per_task
+    if(http_counted_model_calls = 0, NULL, total_http_retries / tasks) AS retries_per_task,
+    score_tasks,
+    score_sums,
+    score_squares
 FROM
 (
 -- The sums per cohort × route and overall; the columns above are computed from them (the
@@ -133,7 +139,10 @@ SELECT
     sum(part_http_counted_calls) AS http_counted_model_calls,
     sum(part_retried_calls) AS retried_model_calls,
     sum(part_http_retries) AS total_http_retries,
-    sum(part_retry_wait_ms) AS total_retry_wait_ms
+    sum(part_retry_wait_ms) AS total_retry_wait_ms,
+    sumMap(part_score_tasks) AS score_tasks,
+    sumMap(part_score_sums) AS score_sums,
+    sumMap(part_score_squares) AS score_squares
 FROM
 (
     -- Whole days and hours rolled up and unchanged since the last refresh (production tasks only).
@@ -160,7 +169,10 @@ FROM
         http_counted_calls AS part_http_counted_calls,
         retried_calls AS part_retried_calls,
         http_retries AS part_http_retries,
-        retry_wait_ms AS part_retry_wait_ms
+        retry_wait_ms AS part_retry_wait_ms,
+        score_tasks AS part_score_tasks,
+        score_sums AS part_score_sums,
+        score_squares AS part_score_squares
     FROM
     (
         -- Whole days (cohort_route_daily), then the whole hours around them (cohort_route_hourly).
@@ -211,7 +223,10 @@ FROM
         sum(http_counted_calls) AS part_http_counted_calls,
         sum(retried_calls) AS part_retried_calls,
         sum(http_retries) AS part_http_retries,
-        sum(retry_wait_ms) AS part_retry_wait_ms
+        sum(retry_wait_ms) AS part_retry_wait_ms,
+        sumMap(CAST(mapApply((name, score) -> (name, toUInt64(1)), scores) AS Map(String, UInt64))) AS part_score_tasks,
+        sumMap(scores) AS part_score_sums,
+        sumMap(mapApply((name, score) -> (name, score * score), scores)) AS part_score_squares
     FROM
     (
         SELECT
@@ -219,7 +234,8 @@ FROM
             toString(service_name) AS service_name, toString(policy_version) AS policy_version,
             toString(outcome) AS outcome, reask, attempts, invisible_fallbacks, llm_cost, cleanup_cost,
             CAST(fallback_reasons AS Array(String)) AS fallback_reasons, latency_ms, model_calls,
-            unpriced_calls, http_counted_calls, retried_calls, http_retries, retry_wait_ms
+            unpriced_calls, http_counted_calls, retried_calls, http_retries, retry_wait_ms,
+            CAST(scores AS Map(String, Float64)) AS scores
         FROM task_snapshot FINAL
         WHERE started_at >= window_from AND started_at < window_to AND eval_run = ''
             AND (started_at < whole_from OR started_at >= whole_to OR toStartOfHour(started_at) GLOBAL IN (SELECT arrayJoin(changed_hours)))
@@ -229,7 +245,7 @@ FROM
         SELECT
             cohort, primary_route, service_name, policy_version, outcome, reask, attempts,
             invisible_fallbacks, llm_cost, cleanup_cost, fallback_reasons, latency_ms, model_calls,
-            unpriced_calls, http_counted_calls, retried_calls, http_retries, retry_wait_ms
+            unpriced_calls, http_counted_calls, retried_calls, http_retries, retry_wait_ms, scores
         FROM v_tasks_live
         WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks))
             AND started_at >= window_from AND started_at < window_to AND eval_run = ''

@@ -57,7 +57,10 @@ SELECT
     sum(http_retries) AS total_http_retries,
     sum(retry_wait_ms) AS total_retry_wait_ms,
     if(http_counted_model_calls = 0, NULL, retried_model_calls / http_counted_model_calls) AS retry_rate,
-    if(http_counted_model_calls = 0, NULL, total_http_retries / tasks) AS retries_per_task
+    if(http_counted_model_calls = 0, NULL, total_http_retries / tasks) AS retries_per_task,
+    sumMap(CAST(mapApply((name, score) -> (name, toUInt64(1)), scores) AS Map(String, UInt64))) AS score_tasks,
+    sumMap(scores) AS score_sums,
+    sumMap(mapApply((name, score) -> (name, score * score), scores)) AS score_squares
 FROM v_tasks_from_spans
 WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
     AND eval_run = ''

@@ -120,7 +120,7 @@ describe('views (sql/views)', () => {
       ['v_failure_concentration', ['v_tasks_changed', 'v_tasks_live']],
       ['v_overall_window', ['v_window_metrics']],
       ['v_tasks', ['v_tasks_changed', 'v_tasks_live']],
-      ['v_window_scores', ['v_tasks_changed', 'v_tasks_live']],
+      ['v_window_scores', ['v_window_metrics']],
     ]);
   });
 
@@ -156,6 +156,7 @@ describe('views (sql/views)', () => {
       'v_cohort_route_window',
       'v_cohort_route_summary',
       'v_overall_window',
+      'v_window_scores',
     ];
     expect(await applyViews(temp.store, changed)).toEqual(readers);
     expect(await viewQuery('v_window_metrics')).toMatch(/1 AS probe/);

@@ -41,7 +41,8 @@ const TASKS_RAW = 'SELECT * EXCEPT (llm_cost, cleanup_cost) FROM v_tasks_from_sp
 /** The window metrics but the latency quantiles (t-digests) and the Float64 Σ cost² and interval. */
 const metrics = (view: string) =>
   `SELECT * EXCEPT (p50_latency_ms, p95_latency_ms, p99_latency_ms, cost_squared_sum,
-     cost_per_successful_task_half_width, cost_per_successful_task_lower, cost_per_successful_task_upper)
+     cost_per_successful_task_half_width, cost_per_successful_task_lower, cost_per_successful_task_upper,
+     score_sums, score_squares)
    FROM ${view}(from = '${toClickHouseTime(dateAt(-3 * 24 * HOUR))}', to = '${toClickHouseTime(dateAt(HOUR))}',
      cohorts = [], routes = [], services = [], policies = [])`;
 
