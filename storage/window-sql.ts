@@ -35,6 +35,7 @@ export type FlatView = (typeof FLAT_VIEWS)[number];
 
 /** The tasks changed since the last refresh of the rollups, and the hours their spans started in. */
 export interface Changed {
+  /** At most MAX_BOUND_CHANGED_TASKS + 1: more than MAX_BOUND_CHANGED_TASKS means too many to bind. */
   tasks: string[];
   /** ClickHouse UTC times, `YYYY-MM-DD hh:00:00`. */
   hours: string[];
@@ -43,18 +44,19 @@ export interface Changed {
 const changedRow = z.object({ tasks: z.array(z.string()), hours: z.array(z.string()) });
 
 /**
- * One small query: the tasks v_tasks_changed lists, and every hour one of their spans started in
- * (the hours the views must read from task rows instead of cohort_route_hourly).
+ * One small query: the tasks v_tasks_changed lists (up to one more than can be bound), and every
+ * hour one of their spans started in (the hours the views must read from task rows instead of the
+ * rollups).
  */
 export async function readChanged(store: Store): Promise<Changed> {
   const [row] = await store.query(
-    `WITH (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed
+    `WITH (SELECT groupArray({limit:UInt32})(task_id) FROM v_tasks_changed) AS changed
      SELECT
          changed AS tasks,
          arrayMap(h -> toString(h), arraySort(groupUniqArrayIf(toStartOfHour(timestamp), kind != 'late_outcome'))) AS hours
      FROM task_events
      WHERE task_id IN (SELECT arrayJoin(changed))`,
-    {},
+    { limit: MAX_BOUND_CHANGED_TASKS + 1 },
     changedRow,
   );
   return row ?? { tasks: [], hours: [] };
@@ -185,12 +187,35 @@ export async function queryFlat<T>(
   params: QueryParams,
   row: z.ZodType<T>,
 ): Promise<T[]> {
+  if (changed.tasks.length > MAX_BOUND_CHANGED_TASKS) {
+    // Too many to send as a parameter (a server takes parameters in the URL): the view's own
+    // statement finds them itself.
+    return store.query(sql.replaceAll('{view}', `(${viewQuery(view)})`), params, row);
+  }
   const source = `(${flatQuery(view, changed.tasks.length > 0)})`;
   return store.query(
     sql.replaceAll('{view}', source),
     { ...params, ...changedParams(changed) },
     row,
   );
+}
+
+/**
+ * Above this many changed tasks (a burst of late outcomes, a first refresh not yet run) the
+ * analyzer reads the views' own statements, which find the changed tasks themselves: a ClickHouse
+ * server takes query parameters in the URL (about 40 bytes per task id), and Node's HTTP servers,
+ * proxies in front of ClickHouse among them, refuse headers over 16 KiB.
+ */
+export const MAX_BOUND_CHANGED_TASKS = 200;
+
+/** The view's statement as a SELECT, unchanged (the markers are comments). */
+export function viewQuery(view: FlatView): string {
+  const [statement] = splitStatements(
+    template(view)
+      .lines.map((line) => line.text)
+      .join('\n'),
+  );
+  return statement!.replace(new RegExp(`^CREATE OR REPLACE VIEW ${view} AS\\s*`), '');
 }
 
 /**

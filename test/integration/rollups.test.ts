@@ -15,7 +15,12 @@ import {
 } from '../../bench/analyzer/generate.js';
 import { RollupRefresher } from '../../storage/rollup-refresher.js';
 import { refreshRollups } from '../../storage/rollups.js';
-import { FLAT_VIEWS, queryFlat, readChanged } from '../../storage/window-sql.js';
+import {
+  FLAT_VIEWS,
+  MAX_BOUND_CHANGED_TASKS,
+  queryFlat,
+  readChanged,
+} from '../../storage/window-sql.js';
 import { hexId, otlpBody } from '../support/otlp.js';
 import { openTempStore } from '../support/store.js';
 import type { TestSpan } from '../support/otlp.js';
@@ -534,7 +539,9 @@ const NO_FILTER = { cohorts: [], routes: [], services: [], policies: [] };
 async function expectFlatEqualViews(): Promise<void> {
   const changed = await readChanged(temp.store);
   const [stored] = await temp.store.query('SELECT count() AS n FROM v_tasks_changed', {}, countRow);
-  expect(changed.tasks).toHaveLength(stored!.n);
+  // Up to one more than can be bound: beyond MAX_BOUND_CHANGED_TASKS (before the first refresh
+  // here) the flat reads fall back to the views' own statements, which this compares as well.
+  expect(changed.tasks).toHaveLength(Math.min(stored!.n, MAX_BOUND_CHANGED_TASKS + 1));
   const params = {
     from: toClickHouseTime(dateAt(-30 * HOUR + 17 * 60_000)),
     to: toClickHouseTime(dateAt(3 * HOUR)),
