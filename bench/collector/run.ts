@@ -17,7 +17,7 @@
  * The sender runs in this process too, so its CPU shares the two cores with the collector.
  * A progress line goes to stderr; the figures to stdout.
  * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
- *        [--in-flight 16] [--batch-delay 200ms] [--profile-main main.cpuprofile]
+ *        [--in-flight 16] [--batch-delay 200ms] [--ingest-workers 2] [--profile-main main.cpuprofile]
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -57,6 +57,8 @@ const { values } = parseArgs({
     'profile-main': { type: 'string' },
     /** ROUTEWATCH_BATCH_DELAY for both apps (default: the configuration's, by mode). */
     'batch-delay': { type: 'string' },
+    /** ROUTEWATCH_INGEST_WORKERS for both apps (default: the configuration's, by cores). */
+    'ingest-workers': { type: 'string' },
   },
 });
 const SPANS = Number(values.spans);
@@ -345,19 +347,31 @@ function writerCounters(name: string, writer: SpanWriter): string {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'routewatch-bench-collector-'));
   const batchDelay = values['batch-delay'] ? { ROUTEWATCH_BATCH_DELAY: values['batch-delay'] } : {};
-  const config = configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_DATA_DIR: dir, ...batchDelay });
+  const workers = values['ingest-workers']
+    ? { ROUTEWATCH_INGEST_WORKERS: values['ingest-workers'] }
+    : {};
+  const config = configWith({
+    ROUTEWATCH_PORT: '0',
+    ROUTEWATCH_DATA_DIR: dir,
+    ...batchDelay,
+    ...workers,
+  });
   const nodeThreadsBefore = new Set(threadsNamedNode());
   const routewatch = await startRoutewatch(config);
-  // Its ingest thread is the last thread Node starts in it (after chDB's, which start with the store).
+  // Its ingest threads are the last threads Node starts in it (after chDB's, which start with the
+  // store).
   const started = threadsNamedNode().filter((tid) => !nodeThreadsBefore.has(tid));
-  const newest = started.sort((a, b) => Number(a) - Number(b)).at(-1);
-  if (newest) ingestTids.add(newest);
+  const newest = started
+    .sort((a, b) => Number(a) - Number(b))
+    .slice(-Number(config.ROUTEWATCH_INGEST_WORKERS));
+  for (const tid of newest) ingestTids.add(tid);
   // The same app without the write-ahead log, on the same store (one chDB per process).
   const walOffConfig = configWith({
     ROUTEWATCH_PORT: '0',
     ROUTEWATCH_DATA_DIR: dir,
     ROUTEWATCH_WAL: 'off',
     ...batchDelay,
+    ...workers,
   });
   const walOffWriter = await openSpanWriter(routewatch.store, walOffConfig);
   const nodeThreadsBeforeWalOff = new Set(threadsNamedNode());
