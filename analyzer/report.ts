@@ -307,6 +307,14 @@ export function toMetrics(
   };
 }
 
+/** The counts of one cohort × route that failure concentration needs. */
+const groupCountsRow = z.object({
+  cohort: z.string(),
+  primary_route: z.string(),
+  known_outcomes: number,
+  failures: number,
+});
+
 /** One row of v_window_metrics: a cohort × route, or the overall row. */
 export const windowRow = cohortRouteRow.extend({
   is_overall: flag,
@@ -380,7 +388,7 @@ export async function buildReport(
   // The reads share one look at the tasks changed since the last refresh (window-sql.ts).
   const changed = await readChanged(store);
   const filtered = Object.values(lists).some((list) => list.length > 0);
-  const [metrics, concentrationRead] = await Promise.all([
+  const [metrics, unfiltered] = await Promise.all([
     queryFlat(
       store,
       'v_window_metrics',
@@ -390,19 +398,19 @@ export async function buildReport(
       windowRow,
     ),
     // Failure concentration compares each group with all the rest of the traffic: with a filter
-    // the metrics hold only part of it, and the view reads all of it.
+    // the metrics hold only part of it, so the counts of all of it are read too.
     filtered
       ? queryFlat(
           store,
-          'v_failure_concentration',
+          'v_window_metrics',
           changed,
-          'SELECT * FROM {view}',
-          params,
-          concentrationRow,
+          'SELECT cohort, primary_route, known_outcomes, failures FROM {view} WHERE NOT is_overall',
+          { ...params, cohorts: [], routes: [], services: [], policies: [] },
+          groupCountsRow,
         )
       : null,
   ]);
-  const concentration = concentrationRead ?? concentrationOf(metrics.filter((m) => !m.is_overall));
+  const concentration = concentrationOf(unfiltered ?? metrics.filter((m) => !m.is_overall));
   const rows = metrics.filter((m) => !m.is_overall);
   const overall = metrics.filter((m) => m.is_overall);
   const key = (cohort: string, route: string) => `${cohort}\u0000${route}`;

@@ -151,6 +151,13 @@ describe('metric SQL against TypeScript', () => {
     expect(filtered.overall!.tasks).toBe(want.tasks);
     expect(filtered.overall!.successRateInterval!.upper).toBeCloseTo(want.wilson.upper, 12);
     expect(filtered.overall!.costPerSuccessfulTask).toBeCloseTo(want.cps.value, 12);
+    // Failure concentration still compares each group with all the rest of the traffic.
+    for (const row of filtered.rows) {
+      const whole = report.rows.find(
+        (r) => r.cohort === row.cohort && r.primaryRoute === row.primaryRoute,
+      )!;
+      expect(row.concentration).toEqual(whole.concentration);
+    }
   });
 
   it('gives each group its failure concentration and z against the rest, and flags the one masked by the average', () => {

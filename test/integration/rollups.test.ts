@@ -550,7 +550,6 @@ async function expectFlatEqualViews(): Promise<void> {
   const args: Record<(typeof FLAT_VIEWS)[number], string> = {
     v_tasks: '',
     v_window_metrics: `(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)}, services = {services:Array(String)}, policies = {policies:Array(String)})`,
-    v_failure_concentration: `(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')})`,
     v_cohort_route_timeseries: `(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, bucket = {bucket:UInt32})`,
   };
   for (const filter of [NO_FILTER, { ...NO_FILTER, cohorts: ['cohort-03', 'scenario'] }]) {

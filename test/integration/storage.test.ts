@@ -117,7 +117,7 @@ describe('views (sql/views)', () => {
       ['v_tasks_from_spans', []],
       ['v_window_metrics_from_spans', ['v_tasks_from_spans']],
       ['v_cohort_route_window_from_spans', ['v_window_metrics_from_spans']],
-      ['v_failure_concentration', ['v_tasks_changed', 'v_tasks_live']],
+      ['v_failure_concentration', ['v_window_metrics']],
       ['v_overall_window', ['v_window_metrics']],
       ['v_tasks', ['v_tasks_changed', 'v_tasks_live']],
       ['v_window_scores', ['v_window_metrics']],
@@ -155,6 +155,7 @@ describe('views (sql/views)', () => {
       'v_window_metrics',
       'v_cohort_route_window',
       'v_cohort_route_summary',
+      'v_failure_concentration',
       'v_overall_window',
       'v_window_scores',
     ];
