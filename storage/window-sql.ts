@@ -167,7 +167,7 @@ function liveTasks(): string {
 }
 
 /** The parameters flatQuery's statements take for the changed tasks. */
-export function changedParams(changed: Changed): QueryParams {
+function changedParams(changed: Changed): QueryParams {
   return { changed_tasks: changed.tasks, changed_hours: changed.hours };
 }
 
@@ -205,7 +205,7 @@ export async function queryFlat<T>(
 export const MAX_BOUND_CHANGED_TASKS = 200;
 
 /** The view's statement as a SELECT, unchanged (the markers are comments). */
-export function viewQuery(view: FlatView): string {
+function viewQuery(view: FlatView): string {
   const [statement] = splitStatements(
     template(view)
       .lines.map((line) => line.text)
