@@ -11,13 +11,15 @@
  * the same on an empty window (docs/benchmarks.md).
  *
  * The analyzer reads the changed tasks once ({@link readChanged}), then runs each view's own
- * statement (its file in sql/views, so there is one definition) with two edits, made between
- * marker comments in the file:
+ * statement (its file in sql/views, so there is one definition) with edits made between marker
+ * comments in the file:
  *   - `-- routewatch:changed begin` … `end`: the scalar subqueries become bound parameters
  *     ({changed_tasks:Array(String)}, {changed_hours:Array(DateTime('UTC'))});
  *   - `-- routewatch:live begin` … `end`: the branch over v_tasks_live is dropped when no task
- *     changed (it would select nothing).
- * The rows are the view's: test/integration/window-sql.test.ts compares them.
+ *     changed (it would select nothing);
+ *   - `-- routewatch:days begin` … `end` (v_window_metrics): the branch over cohort_route_daily is
+ *     dropped when the window holds no whole UTC day (it would select nothing).
+ * The rows are the view's: test/integration/rollups.test.ts compares them.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,11 +60,12 @@ export async function readChanged(store: Store): Promise<Changed> {
   return row ?? { tasks: [], hours: [] };
 }
 
-const MARKER = /^\s*-- routewatch:(changed|live) (begin|end)\b/;
+const MARKER = /^\s*-- routewatch:(changed|live|days) (begin|end)\b/;
+type Region = 'changed' | 'live' | 'days';
 
 interface Template {
   /** The statement's lines (view header removed), each with the region it lies in. */
-  lines: { text: string; region: 'changed' | 'live' | null }[];
+  lines: { text: string; region: Region | null }[];
 }
 
 const templates = new Map<FlatView, Template>();
@@ -73,12 +76,12 @@ function template(view: FlatView): Template {
   const file = join(sqlDir('views'), `${view}.sql`);
   const text = readFileSync(file, 'utf8');
   const lines: Template['lines'] = [];
-  let region: 'changed' | 'live' | null = null;
+  let region: Region | null = null;
   const seen = new Set<string>();
   for (const line of text.split('\n')) {
     const marker = MARKER.exec(line);
     if (marker) {
-      const [, name, edge] = marker as unknown as [string, 'changed' | 'live', string];
+      const [, name, edge] = marker as unknown as [string, Region, string];
       if (edge === 'begin') {
         if (region) throw new Error(`${file}: routewatch:${name} begins inside ${region}`);
         region = name;
@@ -102,12 +105,24 @@ function template(view: FlatView): Template {
   return built;
 }
 
+/** Which optional branches of a view's statement a read needs. */
+export interface Branches {
+  /** The branch over v_tasks_live (`routewatch:live`): needed when a task changed. */
+  live: boolean;
+  /**
+   * The branch over cohort_route_daily (`routewatch:days`, v_window_metrics only): needed when the
+   * window holds a whole UTC day ({@link holdsWholeDay}).
+   */
+  days: boolean;
+}
+
 /**
- * The view's statement as a SELECT with the changed tasks bound as parameters, and without its
- * v_tasks_live branch when `live` is false. Bind `changed_tasks` and `changed_hours` (see
+ * The view's statement as a SELECT with the changed tasks bound as parameters, and without the
+ * branches `branches` says are not needed. Bind `changed_tasks` and `changed_hours` (see
  * {@link changedParams}) besides the view's own parameters.
  */
-export function flatQuery(view: FlatView, live: boolean): string {
+export function flatQuery(view: FlatView, branches: Branches): string {
+  const { live } = branches;
   const out: string[] = [];
   let inChanged = false;
   let changedText: string[] = [];
@@ -135,6 +150,7 @@ export function flatQuery(view: FlatView, live: boolean): string {
       continue;
     }
     if (region === 'live' && !live) continue;
+    if (region === 'days' && !branches.days) continue;
     out.push(text);
   }
   if (inChanged) flushChanged();
@@ -188,7 +204,8 @@ export async function queryFlat<T>(
     // statement finds them itself.
     return store.query(sql.replaceAll('{view}', `(${viewQuery(view)})`), params, row);
   }
-  const source = `(${flatQuery(view, changed.tasks.length > 0)})`;
+  const branches = { live: changed.tasks.length > 0, days: holdsWholeDay(params) };
+  const source = `(${flatQuery(view, branches)})`;
   return store.query(
     sql.replaceAll('{view}', source),
     { ...params, ...changedParams(changed) },
@@ -203,6 +220,39 @@ export async function queryFlat<T>(
  * proxies in front of ClickHouse among them, refuse headers over 16 KiB.
  */
 export const MAX_BOUND_CHANGED_TASKS = 200;
+
+/**
+ * Whether the window `params.from`…`params.to` (ClickHouse UTC times) may hold a whole UTC day,
+ * which v_window_metrics reads from cohort_route_daily: its whole hours are [from rounded up to
+ * the hour, to rounded down), its whole days those hours' whole days. A 24 h window not aligned
+ * on midnight holds none, and its statement goes without that branch: ClickHouse spends a good
+ * part of a short window's time analysing the statement (docs/benchmarks.md).
+ *
+ * Times are read to the millisecond, so `from` may read a little early, never late: the days
+ * found can only be more than the view's own, and the branch is dropped only when there are none.
+ * True when either bound is missing or unreadable.
+ */
+export function holdsWholeDay(params: QueryParams): boolean {
+  const time = (value: unknown) =>
+    typeof value === 'string'
+      ? Date.parse(
+          `${value
+            .trim()
+            .replace(' ', 'T')
+            .replace(/(\.\d{3})\d+$/, '$1')}Z`,
+        )
+      : Number.NaN;
+  const from = time(params.from);
+  const to = time(params.to);
+  if (!Number.isFinite(from) || !Number.isFinite(to)) return true;
+  const HOUR = 3_600_000;
+  const DAY = 86_400_000;
+  const wholeFrom = Math.ceil(from / HOUR) * HOUR;
+  const wholeTo = Math.floor(to / HOUR) * HOUR;
+  const daysFrom = Math.ceil(wholeFrom / DAY) * DAY;
+  const daysTo = Math.floor(wholeTo / DAY) * DAY;
+  return daysFrom < daysTo;
+}
 
 /** The view's statement as a SELECT, unchanged (the markers are comments). */
 function viewQuery(view: FlatView): string {

@@ -176,6 +176,7 @@ FROM
     FROM
     (
         -- Whole days (cohort_route_daily), then the whole hours around them (cohort_route_hourly).
+        -- routewatch:days begin (dropped by the analyzer when the window holds no whole day)
         SELECT cohort, primary_route, policy_version, service_name, tasks, successes, failures,
             known_outcomes, escalations, reasks, fallbacks, cascades, invisible_fallbacks, total_cost,
             fallback_reason_tasks, latency_digest, cost_squared_sum, success_cost, calls_tasks,
@@ -184,6 +185,7 @@ FROM
         FROM cohort_route_daily FINAL
         WHERE day >= days_from AND day < days_to AND day GLOBAL NOT IN (SELECT arrayJoin(changed_days))
         UNION ALL
+        -- routewatch:days end
         SELECT cohort, primary_route, policy_version, service_name, tasks, successes, failures,
             known_outcomes, escalations, reasks, fallbacks, cascades, invisible_fallbacks, total_cost,
             fallback_reason_tasks, latency_digest, cost_squared_sum, success_cost, calls_tasks,

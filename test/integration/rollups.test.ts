@@ -18,9 +18,11 @@ import { refreshRollups } from '../../storage/rollups.js';
 import {
   FLAT_VIEWS,
   MAX_BOUND_CHANGED_TASKS,
+  holdsWholeDay,
   queryFlat,
   readChanged,
 } from '../../storage/window-sql.js';
+import type { Changed } from '../../storage/window-sql.js';
 import { hexId, otlpBody } from '../support/otlp.js';
 import { openTempStore } from '../support/store.js';
 import type { TestSpan } from '../support/otlp.js';
@@ -542,11 +544,32 @@ async function expectFlatEqualViews(): Promise<void> {
   // Up to one more than can be bound: beyond MAX_BOUND_CHANGED_TASKS (before the first refresh
   // here) the flat reads fall back to the views' own statements, which this compares as well.
   expect(changed.tasks).toHaveLength(Math.min(stored!.n, MAX_BOUND_CHANGED_TASKS + 1));
-  const params = {
-    from: toClickHouseTime(dateAt(-30 * HOUR + 17 * 60_000)),
-    to: toClickHouseTime(dateAt(3 * HOUR)),
-    bucket: 3600,
-  };
+  // Windows with partial hours: one holding a whole UTC day (read from cohort_route_daily), one of
+  // 24 h that holds none (its flat statement goes without the daily branch).
+  const DAY = 24 * HOUR;
+  const midnight = Math.floor(dateAt(-30 * HOUR).getTime() / DAY) * DAY;
+  const windows = [
+    { from: new Date(midnight - 7 * HOUR + 17 * 60_000), to: new Date(midnight + DAY + 3 * HOUR) },
+    { from: new Date(midnight + 5 * HOUR + 17 * 60_000), to: new Date(midnight + DAY + 5 * HOUR) },
+  ];
+  expect(
+    windows.map((w) =>
+      holdsWholeDay({ from: toClickHouseTime(w.from), to: toClickHouseTime(w.to) }),
+    ),
+  ).toEqual([true, false]);
+  for (const window of windows) {
+    await expectFlatEqualViewsIn(changed, {
+      from: toClickHouseTime(window.from),
+      to: toClickHouseTime(window.to),
+      bucket: 3600,
+    });
+  }
+}
+
+async function expectFlatEqualViewsIn(
+  changed: Changed,
+  params: { from: string; to: string; bucket: number },
+): Promise<void> {
   const args: Record<(typeof FLAT_VIEWS)[number], string> = {
     v_tasks: '',
     v_window_metrics: `(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)}, services = {services:Array(String)}, policies = {policies:Array(String)})`,
