@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Store } from '../storage/store.js';
 import { queryFlat, readChanged } from '../storage/window-sql.js';
 import type { Interval } from './stats.js';
+import { deriveWindowRow, windowSumsRow } from './window-derive.js';
 
 const nullableNumber = z
   .union([z.number(), z.string(), z.null()])
@@ -322,6 +323,7 @@ export const windowRow = cohortRouteRow.extend({
   score_sums: z.record(z.string(), number),
   score_squares: z.record(z.string(), number),
 });
+export type WindowRow = z.output<typeof windowRow>;
 
 const Z95 = 1.959963984540054;
 
@@ -389,14 +391,16 @@ export async function buildReport(
   const changed = await readChanged(store);
   const filtered = Object.values(lists).some((list) => list.length > 0);
   const [metrics, unfiltered] = await Promise.all([
+    // The sums only: the rates and intervals are derived here (window-derive.ts).
     queryFlat(
       store,
       'v_window_metrics',
       changed,
       'SELECT * FROM {view} ORDER BY is_overall, cohort, primary_route',
       params,
-      windowRow,
-    ),
+      windowSumsRow,
+      { derived: false },
+    ).then((rows) => rows.map(deriveWindowRow)),
     // Failure concentration compares each group with all the rest of the traffic: with a filter
     // the metrics hold only part of it, so the counts of all of it are read too.
     filtered
@@ -407,6 +411,7 @@ export async function buildReport(
           'SELECT cohort, primary_route, known_outcomes, failures FROM {view} WHERE NOT is_overall',
           { ...params, cohorts: [], routes: [], services: [], policies: [] },
           groupCountsRow,
+          { derived: false },
         )
       : null,
   ]);

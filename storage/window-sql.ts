@@ -60,8 +60,8 @@ export async function readChanged(store: Store): Promise<Changed> {
   return row ?? { tasks: [], hours: [] };
 }
 
-const MARKER = /^\s*-- routewatch:(changed|live|days) (begin|end)\b/;
-type Region = 'changed' | 'live' | 'days';
+const MARKER = /^\s*-- routewatch:(changed|live|days|derived) (begin|end)\b/;
+type Region = 'changed' | 'live' | 'days' | 'derived';
 
 interface Template {
   /** The statement's lines (view header removed), each with the region it lies in. */
@@ -114,6 +114,14 @@ export interface Branches {
    * window holds a whole UTC day ({@link holdsWholeDay}).
    */
   days: boolean;
+  /**
+   * The derived columns (`routewatch:derived`, v_window_metrics only: rates, intervals, top
+   * reasons), computed over the sums. False: the rows are the sums (is_overall, cohort,
+   * primary_route, tasks, …, latency_quantiles, calls_tasks, reason_tasks), which
+   * analyzer/window-derive.ts turns into the view's rows. The derived columns are about a third of
+   * the time ClickHouse spends analysing the statement. True when not given.
+   */
+  derived?: boolean;
 }
 
 /**
@@ -122,7 +130,15 @@ export interface Branches {
  * {@link changedParams}) besides the view's own parameters.
  */
 export function flatQuery(view: FlatView, branches: Branches): string {
-  const { live } = branches;
+  return render(view, { bind: true, ...branches });
+}
+
+/**
+ * The view's statement as a SELECT: the changed tasks bound (`bind`) or found by the view's own
+ * subqueries, and the optional branches kept or dropped.
+ */
+function render(view: FlatView, options: Branches & { bind: boolean }): string {
+  const { live, bind } = options;
   const out: string[] = [];
   let inChanged = false;
   let changedText: string[] = [];
@@ -144,19 +160,20 @@ export function flatQuery(view: FlatView, branches: Branches): string {
       flushChanged();
       inChanged = false;
     }
-    if (region === 'changed') {
+    if (region === 'changed' && bind) {
       inChanged = true;
       if (!text.trim().startsWith('--')) changedText.push(text);
       continue;
     }
     if (region === 'live' && !live) continue;
-    if (region === 'days' && !branches.days) continue;
+    if (region === 'days' && !options.days) continue;
+    if (region === 'derived' && options.derived === false) continue;
     out.push(text);
   }
   if (inChanged) flushChanged();
   const [statement] = splitStatements(out.join('\n'));
   const body = statement!.replace(new RegExp(`^CREATE OR REPLACE VIEW ${view} AS\\s*`), '');
-  return live ? body.replaceAll('FROM v_tasks_live', `FROM (${liveTasks()})`) : body;
+  return live && bind ? body.replaceAll('FROM v_tasks_live', `FROM (${liveTasks()})`) : body;
 }
 
 let liveTasksQuery: string | undefined;
@@ -198,13 +215,15 @@ export async function queryFlat<T>(
   sql: string,
   params: QueryParams,
   row: z.ZodType<T>,
+  options: { derived?: boolean } = {},
 ): Promise<T[]> {
   if (changed.tasks.length > MAX_BOUND_CHANGED_TASKS) {
     // Too many to send as a parameter (a server takes parameters in the URL): the view's own
     // statement finds them itself.
-    return store.query(sql.replaceAll('{view}', `(${viewQuery(view)})`), params, row);
+    const own = render(view, { bind: false, live: true, days: true, ...options });
+    return store.query(sql.replaceAll('{view}', `(${own})`), params, row);
   }
-  const branches = { live: changed.tasks.length > 0, days: holdsWholeDay(params) };
+  const branches = { live: changed.tasks.length > 0, days: holdsWholeDay(params), ...options };
   const source = `(${flatQuery(view, branches)})`;
   return store.query(
     sql.replaceAll('{view}', source),
@@ -252,16 +271,6 @@ export function holdsWholeDay(params: QueryParams): boolean {
   const daysFrom = Math.ceil(wholeFrom / DAY) * DAY;
   const daysTo = Math.floor(wholeTo / DAY) * DAY;
   return daysFrom < daysTo;
-}
-
-/** The view's statement as a SELECT, unchanged (the markers are comments). */
-function viewQuery(view: FlatView): string {
-  const [statement] = splitStatements(
-    template(view)
-      .lines.map((line) => line.text)
-      .join('\n'),
-  );
-  return statement!.replace(new RegExp(`^CREATE OR REPLACE VIEW ${view} AS\\s*`), '');
 }
 
 /**

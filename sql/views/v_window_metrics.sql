@@ -50,6 +50,8 @@ WITH
     -- routewatch:changed end
     -- Days holding a changed hour: read from the hours and tasks, not cohort_route_daily.
     arrayDistinct(arrayMap(h -> toStartOfDay(h), changed_hours)) AS changed_days
+-- routewatch:derived begin (the analyzer reads the sums below and derives these itself:
+-- analyzer/window-derive.ts)
 SELECT
     is_overall,
     cohort,
@@ -112,6 +114,7 @@ SELECT
     score_squares
 FROM
 (
+-- routewatch:derived end
 -- The sums per cohort × route and overall; the columns above are computed from them (the
 -- derived columns over plain columns keep the query cheap for ClickHouse to analyse).
 SELECT
@@ -261,4 +264,7 @@ FROM
 )
 GROUP BY GROUPING SETS ((cohort, primary_route), ())
 HAVING tasks > 0
-);
+-- routewatch:derived begin
+)
+-- routewatch:derived end
+;

@@ -23,6 +23,7 @@ import {
   readChanged,
 } from '../../storage/window-sql.js';
 import type { Changed } from '../../storage/window-sql.js';
+import { deriveWindowRow, windowSumsRow } from '../../analyzer/window-derive.js';
 import { hexId, otlpBody } from '../support/otlp.js';
 import { openTempStore } from '../support/store.js';
 import type { TestSpan } from '../support/otlp.js';
@@ -595,6 +596,25 @@ async function expectFlatEqualViewsIn(
       if (view === 'v_tasks') expect(flat, view).toEqual(fromView);
       else expectRowsEqual(flat, fromView);
     }
+    // The report reads v_window_metrics's sums and derives the other columns itself
+    // (analyzer/window-derive.ts): the view's rows, parsed as the report parses them.
+    const order = 'ORDER BY is_overall, cohort, primary_route';
+    const derived = await queryFlat(
+      temp.store,
+      'v_window_metrics',
+      changed,
+      `SELECT * FROM {view} ${order}`,
+      { ...params, ...filter },
+      windowSumsRow,
+      { derived: false },
+    );
+    const viewRows = await temp.store.query(
+      `SELECT * FROM v_window_metrics${args.v_window_metrics} ${order}`,
+      { ...params, ...filter },
+      windowRow,
+    );
+    expect(viewRows.length).toBeGreaterThan(1);
+    expectRowsEqual(derived.map(deriveWindowRow), viewRows);
   }
 }
 
