@@ -14,16 +14,22 @@
  * second; "acknowledged" rates count until the last answer. Then the acknowledgement latency at
  * half the maximum rate, with the log on and off: protobuf requests sent at a fixed pace (open
  * loop) at half the median stored protobuf rate just measured for that variant, p50/p99.
- * The sender runs in this process too, so its CPU shares the two cores with the collector.
+ * The rate phases send from this process, so the sender's CPU is counted with the collector's.
+ * The latency phase sends from a child process (paced-sender.ts; `--sender inline`: from this
+ * process, as before), so that the sender's work and garbage collections do not run on the
+ * collector's main thread inside the latencies; both share the same two cores.
  * A progress line goes to stderr; the figures to stdout.
  * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
  *        [--in-flight 16] [--batch-delay 200ms] [--ingest-workers 2] [--profile-main main.cpuprofile]
+ *        [--sender process|inline]
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { progressReporter } from '../../cli/progress.js';
@@ -59,8 +65,13 @@ const { values } = parseArgs({
     'batch-delay': { type: 'string' },
     /** ROUTEWATCH_INGEST_WORKERS for both apps (default: the configuration's, by cores). */
     'ingest-workers': { type: 'string' },
+    /** Where the latency phase sends from: a child process (default) or this one. */
+    sender: { type: 'string', default: 'process' },
   },
 });
+if (values.sender !== 'process' && values.sender !== 'inline') {
+  throw new Error(`--sender must be process or inline, not ${values.sender}`);
+}
 const SPANS = Number(values.spans);
 const ROUNDS = Number(values.rounds);
 const MIX_LIST = values.mixes.split(',') as Mix[];
@@ -291,6 +302,40 @@ async function measure(
       engine: threadsAfter.engine - threadsBefore.engine,
     },
   };
+}
+
+/** Open loop from a child process (paced-sender.ts): latency of each request. */
+async function pacedFromChild(
+  url: string,
+  bodies: Uint8Array[],
+  intervalMs: number,
+): Promise<{ latencies: number[]; late: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'routewatch-bench-sender-'));
+  try {
+    const file = join(dir, 'bodies');
+    const parts: Buffer[] = [];
+    for (const body of bodies) {
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(body.byteLength);
+      parts.push(length, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    }
+    writeFileSync(file, Buffer.concat(parts));
+    const script = join(dirname(fileURLToPath(import.meta.url)), 'paced-sender.js');
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [script, file, url, String(intervalMs)],
+        { maxBuffer: 64 * 2 ** 20 },
+        (error, stdout, stderr) => {
+          if (error) reject(new Error(`the paced sender failed: ${stderr || error.message}`));
+          else resolve(stdout);
+        },
+      );
+    });
+    return z.object({ latencies: z.array(z.number()), late: z.number() }).parse(JSON.parse(output));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Open loop: one request every `intervalMs`, whatever the answers; latency of each. */
@@ -531,16 +576,19 @@ async function main(): Promise<void> {
           encode(s, 'protobuf'),
         );
         await settle(routewatch.store);
-        const { latencies, late } = await paced(
-          url,
-          latencyBodies,
-          intervalMs,
-          progress(`${mix} ack latency, ${name}, requests`, count),
-        );
+        const { latencies, late } =
+          values.sender === 'process'
+            ? await pacedFromChild(url, latencyBodies, intervalMs)
+            : await paced(
+                url,
+                latencyBodies,
+                intervalMs,
+                progress(`${mix} ack latency, ${name}, requests`, count),
+              );
         await drained();
         latencies.sort((a, b) => a - b);
         const line =
-          `${mix}, ${name}: ${count} protobuf requests of ${SPANS_PER_REQUEST} spans at ${int(maxSpanRate / 2)} spans/s ` +
+          `${mix}, ${name}: ${count} protobuf requests of ${SPANS_PER_REQUEST} spans at ${int(maxSpanRate / 2)} spans/s, sender ${values.sender === 'process' ? 'in a child process' : 'in this process'} ` +
           `(one every ${intervalMs.toFixed(0)} ms${late > 0 ? `, ${late} sent late` : ''}): ` +
           `ack latency p50 ${quantile(latencies, 0.5).toFixed(1)} ms · p90 ${quantile(latencies, 0.9).toFixed(1)} ms · ` +
           `p99 ${quantile(latencies, 0.99).toFixed(1)} ms · max ${latencies.at(-1)!.toFixed(1)} ms`;
