@@ -167,9 +167,16 @@ export function clusterStatements(statement: string, cluster: string): string[] 
     }
     const alter = /^ALTER TABLE ([A-Za-z_][A-Za-z0-9_]*)\s+/.exec(text);
     if (alter) {
-      return [
-        `ALTER TABLE ${localTableName(alter[1]!)} ON CLUSTER ${cluster} ${text.slice(alter[0].length)}`,
-      ];
+      const change = text.slice(alter[0].length);
+      const local = `ALTER TABLE ${localTableName(alter[1]!)} ON CLUSTER ${cluster} ${change}`;
+      // A Distributed table has its own copy of the columns, taken when it was created: a column
+      // added to (or dropped from, or changed in) the local table must change there too, or
+      // inserts and reads through it do not see the column. Settings, TTLs and indexes belong to
+      // the local table only.
+      if (/^(ADD|DROP|MODIFY|RENAME) COLUMN\b/.test(change)) {
+        return [local, `ALTER TABLE ${alter[1]} ON CLUSTER ${cluster} ${change}`];
+      }
+      return [local];
     }
     if (/^INSERT INTO\b/.test(text)) return [text];
   } catch (error) {

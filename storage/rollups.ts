@@ -58,6 +58,12 @@ export interface RefreshOptions {
   tasksPerSlice?: number;
   /** Stops the refresh between two statements (at shutdown); what it wrote stays valid. */
   signal?: AbortSignal;
+  /**
+   * Hours from this one on (a ClickHouse UTC time, `YYYY-MM-DD hh:00:00`) are still going on: a
+   * refresh leaves their rollup rows, and their days', for the first refresh after they end
+   * (`rollup_state.pending_hours`). The start of the current hour on the store's clock by default.
+   */
+  openFrom?: string;
 }
 
 export interface RefreshResult {
@@ -69,6 +75,8 @@ export interface RefreshResult {
   tasks: number;
   /** Hours rebuilt. */
   hours: number;
+  /** Hours left for a later refresh (still going on), with their days: read from task rows until then. */
+  pendingHours: string[];
   slices: number;
   durationMs: number;
 }
@@ -76,7 +84,13 @@ export interface RefreshResult {
 const DEFAULT_MARGIN_MS = 10_000;
 const DEFAULT_TASKS_PER_SLICE = 500_000;
 
-const clockRow = z.object({ version: z.string(), clean_before: z.string(), since: z.string() });
+const clockRow = z.object({
+  version: z.string(),
+  clean_before: z.string(),
+  since: z.string(),
+  open_from: z.string(),
+  pending: z.array(z.string()),
+});
 const changesRow = z.object({ tasks: z.coerce.number(), hours: z.array(z.string()) });
 
 /**
@@ -91,11 +105,14 @@ export async function refreshRollups(
   options.signal?.throwIfAborted();
   const started = performance.now();
   const marginMs = options.marginMs ?? DEFAULT_MARGIN_MS;
+  // Times in UTC, whatever the server's time zone: they are bound back as UTC parameters.
   const [clock] = await store.query(
     `SELECT
-       toString(now64(9)) AS version,
-       toString(now64(3) - toIntervalMillisecond({margin:UInt64})) AS clean_before,
-       toString((SELECT max(clean_before) FROM rollup_state)) AS since`,
+       toString(now64(9, 'UTC')) AS version,
+       toString(now64(3, 'UTC') - toIntervalMillisecond({margin:UInt64})) AS clean_before,
+       toString((SELECT max(clean_before) FROM rollup_state)) AS since,
+       toString(toStartOfHour(now('UTC'))) AS open_from,
+       (SELECT arrayMap(h -> toString(h), argMax(pending_hours, (clean_before, refreshed_at))) FROM rollup_state) AS pending`,
     { margin: marginMs },
     clockRow,
   );
@@ -118,6 +135,15 @@ export async function refreshRollups(
     changesRow,
   );
   const { tasks, hours } = changes!;
+  // The hours to bring up to date: those of the changed tasks and those the last refresh left.
+  // The ones still going on are left again (their rows would be rebuilt whole again and again as
+  // their tasks arrive), and so are their days.
+  const openFrom = hourTime(options.openFrom ?? clock!.open_from);
+  const touched = [...new Set([...hours, ...clock!.pending])].sort();
+  const pendingHours = touched.filter((hour) => hourTime(hour) >= openFrom);
+  const closedHours = touched.filter((hour) => hourTime(hour) < openFrom);
+  const pendingDays = new Set(pendingHours.map(dayOf));
+  const dayHours = closedHours.filter((hour) => !pendingDays.has(dayOf(hour)));
   const slices = Math.max(1, Math.ceil(tasks / (options.tasksPerSlice ?? DEFAULT_TASKS_PER_SLICE)));
   // Rows written with this version before an abort are current rows of their tasks and hours;
   // clean_before does not move, so the views keep computing those tasks from task_events.
@@ -131,27 +157,49 @@ export async function refreshRollups(
       await run('snapshot_tasks', params);
       await run('retire_moved_tasks', params);
     }
-    await run('rebuild_hours', { version, hours });
-    await run('retire_empty_groups', { version, hours });
-    await run('rebuild_days', { version, hours });
-    await run('retire_empty_days', { version, hours });
+  }
+  if (closedHours.length > 0) {
+    await run('rebuild_hours', { version, hours: closedHours });
+    await run('retire_empty_groups', { version, hours: closedHours });
+  }
+  if (dayHours.length > 0) {
+    await run('rebuild_days', { version, hours: dayHours });
+    await run('retire_empty_days', { version, hours: dayHours });
   }
   options.signal?.throwIfAborted();
   const durationMs = Math.round(performance.now() - started);
   await store.exec(
-    `INSERT INTO rollup_state (refreshed_at, clean_before, tasks, hours, duration_ms)
-     VALUES ({version:DateTime64(9, 'UTC')}, {clean_before:DateTime64(3, 'UTC')}, {tasks:UInt64}, {hours:UInt64}, {duration:UInt64})`,
-    { version, clean_before: until, tasks, hours: hours.length, duration: durationMs },
+    `INSERT INTO rollup_state (refreshed_at, clean_before, tasks, hours, duration_ms, pending_hours)
+     VALUES ({version:DateTime64(9, 'UTC')}, {clean_before:DateTime64(3, 'UTC')}, {tasks:UInt64}, {hours:UInt64}, {duration:UInt64}, {pending:Array(DateTime('UTC'))})`,
+    {
+      version,
+      clean_before: until,
+      tasks,
+      hours: closedHours.length,
+      duration: durationMs,
+      pending: pendingHours,
+    },
   );
   return {
     refreshedAt: version,
     cleanBefore: until,
     tasks,
-    hours: hours.length,
+    hours: closedHours.length,
+    pendingHours,
     slices,
     durationMs,
   };
 }
+
+/** A ClickHouse UTC time (`YYYY-MM-DD hh:mm:ss[.fff]`) in milliseconds. */
+function hourTime(time: string): number {
+  const ms = Date.parse(`${time.trim().replace(' ', 'T')}Z`);
+  if (!Number.isFinite(ms)) throw new StorageError('ROLLUP_TIME', `not a time: ${time}`);
+  return ms;
+}
+
+/** The UTC day of a ClickHouse time. */
+const dayOf = (time: string): string => time.slice(0, 10);
 
 /** How long raw spans and the rollups are kept (ROUTEWATCH_RETENTION_DAYS, ROUTEWATCH_ROLLUP_RETENTION_DAYS). */
 export interface RetentionSettings {

@@ -43,15 +43,19 @@ const changedRow = z.object({ tasks: z.array(z.string()), hours: z.array(z.strin
 
 /**
  * One small query: the tasks v_tasks_changed lists (up to one more than can be bound), and every
- * hour one of their spans started in (the hours the views must read from task rows instead of the
- * rollups).
+ * hour one of their spans started in, with the hours the last refresh left for later
+ * (rollup_state.pending_hours): the hours the views must read from task rows instead of the
+ * rollups.
  */
 export async function readChanged(store: Store): Promise<Changed> {
   const [row] = await store.query(
-    `WITH (SELECT groupArray({limit:UInt32})(task_id) FROM v_tasks_changed) AS changed
+    `WITH
+         (SELECT groupArray({limit:UInt32})(task_id) FROM v_tasks_changed) AS changed,
+         (SELECT argMax(pending_hours, (clean_before, refreshed_at)) FROM rollup_state) AS pending
      SELECT
          changed AS tasks,
-         arrayMap(h -> toString(h), arraySort(groupUniqArrayIf(toStartOfHour(timestamp), kind != 'late_outcome'))) AS hours
+         arrayMap(h -> toString(h), arraySort(arrayDistinct(arrayConcat(
+             groupUniqArrayIf(toStartOfHour(timestamp), kind != 'late_outcome'), pending)))) AS hours
      FROM task_events
      WHERE task_id IN (SELECT arrayJoin(changed))`,
     { limit: MAX_BOUND_CHANGED_TASKS + 1 },

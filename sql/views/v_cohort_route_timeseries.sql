@@ -7,8 +7,8 @@
 -- the whole window one bucket, starting at from.
 -- Read from the rollups, never from raw spans: whole hours from cohort_route_hourly (when buckets
 -- are whole hours), partial hours and sub-hour buckets from task_snapshot, and every hour touched
--- by a task changed since the last refresh (v_tasks_changed) from task_snapshot plus
--- v_tasks_live. Counts and sums equal the computation from raw spans exactly; the latency
+-- by a task changed since the last refresh (v_tasks_changed), or left pending by it
+-- (rollup_state.pending_hours), from task_snapshot plus v_tasks_live. Counts and sums equal the computation from raw spans exactly; the latency
 -- quantiles are t-digests merged per hour (ClickHouse's t-digest, δ = 0.01). Production tasks
 -- only: tasks of eval runs are left out, as in the window views.
 CREATE OR REPLACE VIEW v_cohort_route_timeseries AS
@@ -24,13 +24,17 @@ WITH
     -- routewatch:changed begin (the analyzer binds these as parameters: storage/window-sql.ts)
     -- The tasks changed since the last refresh, read once (small between refreshes).
     (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks,
-    -- Hours holding a changed task: its old hour and its new one are both among the hours its
-    -- spans started in.
-    (
-        SELECT groupUniqArray(toStartOfHour(timestamp))
-        FROM task_events
-        WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
-    ) AS changed_hours
+    -- Hours holding a changed task (its old hour and its new one are both among the hours its
+    -- spans started in), and the hours the last refresh left for later (still going on then:
+    -- rollup_state.pending_hours, 0035). Their rollup rows may be behind.
+    arrayDistinct(arrayConcat(
+        (
+            SELECT groupUniqArray(toStartOfHour(timestamp))
+            FROM task_events
+            WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
+        ),
+        (SELECT argMax(pending_hours, (clean_before, refreshed_at)) FROM rollup_state)
+    )) AS changed_hours
     -- routewatch:changed end
 SELECT
     bucket_start,

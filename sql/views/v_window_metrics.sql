@@ -18,7 +18,8 @@
 -- Read from the rollups, never from raw spans: the window's whole UTC days from
 -- cohort_route_daily, the whole hours around them from cohort_route_hourly, its partial first and
 -- last hours from task_snapshot, and every hour touched by a task changed
--- since the last refresh (v_tasks_changed) from task_snapshot plus v_tasks_live. Counts, sums and
+-- since the last refresh (v_tasks_changed), or left pending by it (rollup_state.pending_hours:
+-- the hour still going on then), from task_snapshot plus v_tasks_live. Counts, sums and
 -- rates equal v_window_metrics_from_spans exactly (costs summed as Decimal(38, 18)); so does
 -- p95_calls_per_task (tasks are counted per number of calls). The latency quantiles are t-digests
 -- merged per hour (ClickHouse's t-digest, δ = 0.01); cost_squared_sum is a Float64 sum whose last
@@ -40,13 +41,17 @@ WITH
     -- routewatch:changed begin (the analyzer binds these as parameters: storage/window-sql.ts)
     -- The tasks changed since the last refresh, read once (small between refreshes).
     (SELECT groupArray(task_id) FROM v_tasks_changed) AS changed_tasks,
-    -- Hours holding a changed task: its old hour and its new one are both among the hours its
-    -- spans started in.
-    (
-        SELECT groupUniqArray(toStartOfHour(timestamp))
-        FROM task_events
-        WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
-    ) AS changed_hours,
+    -- Hours holding a changed task (its old hour and its new one are both among the hours its
+    -- spans started in), and the hours the last refresh left for later (still going on then:
+    -- rollup_state.pending_hours, 0035). Their rollup rows may be behind.
+    arrayDistinct(arrayConcat(
+        (
+            SELECT groupUniqArray(toStartOfHour(timestamp))
+            FROM task_events
+            WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
+        ),
+        (SELECT argMax(pending_hours, (clean_before, refreshed_at)) FROM rollup_state)
+    )) AS changed_hours,
     -- routewatch:changed end
     -- Days holding a changed hour: read from the hours and tasks, not cohort_route_daily.
     arrayDistinct(arrayMap(h -> toStartOfDay(h), changed_hours)) AS changed_days

@@ -59,6 +59,25 @@ describe(`the cluster DDL, generated for cluster ${CLUSTER}`, () => {
     for (const insert of inserts) expect(insert).not.toMatch(/_local\b/);
   });
 
+  it('adds a column to the Distributed table whenever it adds one to the local table', () => {
+    const columnChanges = ddl.filter((s) =>
+      /^ALTER TABLE \w+_local ON CLUSTER \w+ (ADD|DROP|MODIFY|RENAME) COLUMN\b/.test(s),
+    );
+    // 0010, 0021, 0031, 0033 and 0035 add columns to tables created earlier.
+    expect(columnChanges.length).toBeGreaterThanOrEqual(9);
+    for (const local of columnChanges) {
+      const distributed = local.replace(/^ALTER TABLE (\w+)_local /, 'ALTER TABLE $1 ');
+      expect(ddl, distributed.slice(0, 100)).toContain(distributed);
+      expect(ddl.indexOf(distributed)).toBeGreaterThan(ddl.indexOf(local));
+    }
+    // Settings and TTLs belong to the local tables only: a Distributed table has neither.
+    for (const statement of ddl.filter((s) =>
+      /^ALTER TABLE \w+ ON CLUSTER \w+ MODIFY (TTL|SETTING)\b/.test(s),
+    )) {
+      expect(statement).toMatch(/^ALTER TABLE \w+_local /);
+    }
+  });
+
   it('makes every table Replicated, keyed in ZooKeeper/Keeper by shard and table, one replica each', () => {
     expect(localTables.length).toBeGreaterThan(0);
     for (const statement of tables.filter((s) => !/ENGINE = Distributed\(/.test(s))) {
@@ -115,7 +134,9 @@ describe(`the cluster DDL, generated for cluster ${CLUSTER}`, () => {
   });
 
   it('alters the local tables, for retention too', () => {
-    for (const alter of ddl.filter((s) => s.startsWith('ALTER TABLE'))) {
+    // Column changes go to the Distributed table as well (the test above).
+    const columnChange = /^ALTER TABLE \w+ ON CLUSTER \w+ (ADD|DROP|MODIFY|RENAME) COLUMN\b/;
+    for (const alter of ddl.filter((s) => s.startsWith('ALTER TABLE') && !columnChange.test(s))) {
       expect(localTables).toContain(/^ALTER TABLE (\w+)/.exec(alter)?.[1]);
     }
     const alters = ddl.filter((s) => s.startsWith('ALTER TABLE') && s.includes('MODIFY TTL'));

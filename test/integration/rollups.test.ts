@@ -141,6 +141,8 @@ const hoursApartLater = [
 
 const GENERATED_DAYS = 2;
 const GENERATED_TASKS = 1500;
+/** Tasks the later tests add to the generated ones and the three scenario tasks. */
+let extraTasks = 0;
 
 beforeAll(async () => {
   temp = await openTempStore();
@@ -183,7 +185,7 @@ async function expectTasksEqualRaw(): Promise<void> {
     z.object({ a: z.coerce.number(), b: z.coerce.number() }),
   );
   expect(counts!.a).toBe(counts!.b);
-  expect(counts!.a).toBe(GENERATED_TASKS + 3);
+  expect(counts!.a).toBe(GENERATED_TASKS + 3 + extraTasks);
   // The generated tasks exercise every column: eval runs, span and late scores, unpriced and
   // retried calls.
   const [coverage] = await temp.store.query(
@@ -731,6 +733,48 @@ describe('rollups against the computation from raw spans', () => {
     );
     expect(hourly!.n).toBe(0);
   });
+
+  it('leave the hours still going on to the refresh after they end, and are equal meanwhile', async () => {
+    // Here "still going on" is every hour from BASE-6h on (openFrom), so that whole windows hold one.
+    const hourOf = (offsetMs: number) => toClickHouseTime(dateAt(offsetMs)).slice(0, 13) + ':00:00';
+    const routing = { 'routewatch.route': 'small', 'routewatch.attempt': 1 };
+    await post([
+      span('pending-hour', 'task', -5 * HOUR + 5 * 60_000, { 'routewatch.outcome': 'failure' }),
+      span('pending-hour', 'attempt', -5 * HOUR + 5 * 60_000 + 1, routing),
+      span('pending-hour', 'llm', -5 * HOUR + 5 * 60_000 + 2, routing),
+      span('closed-hour', 'task', -20 * HOUR + 5 * 60_000, { 'routewatch.outcome': 'success' }),
+      span('closed-hour', 'llm', -20 * HOUR + 5 * 60_000 + 2, routing),
+    ]);
+    extraTasks += 2;
+    const scenarioTasks = async (hour: string) => {
+      const [row] = await temp.store.query(
+        `SELECT sum(tasks) AS n FROM cohort_route_hourly FINAL
+         WHERE cohort = 'scenario' AND hour = {hour:DateTime('UTC')}`,
+        { hour },
+        countRow,
+      );
+      return row!.n;
+    };
+    const pendingBefore = await scenarioTasks(hourOf(-5 * HOUR));
+    const refreshed = await refreshRollups(temp.store, {
+      marginMs: 0,
+      openFrom: hourOf(-6 * HOUR),
+    });
+    expect(refreshed).toMatchObject({ tasks: 2, hours: 1, pendingHours: [hourOf(-5 * HOUR)] });
+    // The closed hour is rebuilt; the one still going on is not, and the views read it (and its
+    // day) from the tasks' rows until it is.
+    expect(await scenarioTasks(hourOf(-20 * HOUR))).toBeGreaterThanOrEqual(1);
+    expect(await scenarioTasks(hourOf(-5 * HOUR))).toBe(pendingBefore);
+    expect((await readChanged(temp.store)).hours).toEqual([hourOf(-5 * HOUR)]);
+    await expectAllEqualRaw();
+
+    // The next refresh, with nothing changed, rebuilds the hour now that it is over.
+    const next = await refreshRollups(temp.store, { marginMs: 0 });
+    expect(next).toMatchObject({ tasks: 0, hours: 1, pendingHours: [] });
+    expect(await scenarioTasks(hourOf(-5 * HOUR))).toBe(pendingBefore + 1);
+    expect((await readChanged(temp.store)).hours).toEqual([]);
+    await expectAllEqualRaw();
+  }, 180_000);
 
   it('do not change when a refresh finds nothing to do', async () => {
     const refreshed = await refreshRollups(temp.store, { marginMs: 0 });
