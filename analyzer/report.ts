@@ -1,18 +1,13 @@
 import { z } from 'zod';
+import { chFlag, chNullableNumber, chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import { queryFlat, readChanged } from '../storage/window-sql.js';
 import type { Interval } from './stats.js';
 import { deriveWindowRow, windowSumsRow } from './window-derive.js';
 
-const nullableNumber = z
-  .union([z.number(), z.string(), z.null()])
-  .transform((v) => (v === null ? null : Number(v)))
-  // The engine writes 0/0 as nan: no value.
-  .transform((v) => (v === null || Number.isNaN(v) ? null : v));
-const number = z.union([z.number(), z.string()]).transform(Number);
-const flag = z
-  .union([z.number(), z.boolean(), z.string()])
-  .transform((v) => Number(v) === 1 || v === true);
+const nullableNumber = chNullableNumber;
+const number = chNumber;
+const flag = chFlag;
 
 /** The metric columns of v_window_metrics (and its halves v_cohort_route_window, v_overall_window). */
 const metricColumns = {

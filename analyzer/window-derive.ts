@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { chFlag, chNullableNumber, chNumber } from '../storage/rows.js';
 import type { WindowRow } from './report.js';
 
 /**
@@ -13,15 +14,10 @@ import type { WindowRow } from './report.js';
  * the view's.
  */
 
-const number = z.union([z.number(), z.string()]).transform(Number);
-const flag = z
-  .union([z.number(), z.boolean(), z.string()])
-  .transform((v) => Number(v) === 1 || v === true);
-/** The engine writes a quantile of nothing as nan: no value. */
-const quantile = z
-  .union([z.number(), z.string(), z.null()])
-  .transform((v) => (v === null ? null : Number(v)))
-  .transform((v) => (v === null || Number.isNaN(v) ? null : v));
+const number = chNumber;
+const flag = chFlag;
+/** A quantile of nothing is nan: no value. */
+const quantile = chNullableNumber;
 const counts = z.record(z.string(), number);
 
 /** One row of v_window_metrics's sums (the statement without its derived columns). */

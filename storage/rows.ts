@@ -8,6 +8,17 @@ import type { ReadOnlyResult } from './store.js';
  */
 export const chNumber = z.union([z.number(), z.string()]).transform(Number);
 
+/** A number that may be missing: NULL, or nan (the engine writes 0/0 and a quantile of nothing as nan). */
+export const chNullableNumber = z
+  .union([z.number(), z.string(), z.null()])
+  .transform((v) => (v === null ? null : Number(v)))
+  .transform((v) => (v === null || Number.isNaN(v) ? null : v));
+
+/** A ClickHouse Bool or UInt8 flag: 1/0, true/false, or their text. */
+export const chFlag = z
+  .union([z.number(), z.boolean(), z.string()])
+  .transform((v) => Number(v) === 1 || v === true);
+
 /** Parses a JSONEachRow result and checks every row: rows read back are a boundary too. */
 export function parseRows<T>(text: string, row: z.ZodType<T>): T[] {
   const rows: T[] = [];
