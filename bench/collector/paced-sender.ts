@@ -10,7 +10,8 @@
  * the collector's main thread, inside the latencies it measured.
  */
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
+import { postOnce } from './workload.js';
 
 const [file, url, interval] = process.argv.slice(2);
 if (!file || !url || !interval) {
@@ -32,33 +33,9 @@ function readBodies(path: string): Buffer[] {
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
-function post(body: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url!,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/x-protobuf', 'content-length': body.byteLength },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          if (res.statusCode === 200) resolve();
-          else
-            reject(
-              new Error(
-                `collector answered ${res.statusCode}: ${Buffer.concat(chunks).toString('utf8')}`,
-              ),
-            );
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+async function post(body: Buffer): Promise<void> {
+  const res = await postOnce(agent, url!, body, 'protobuf');
+  if (res.status !== 200) throw new Error(`collector answered ${res.status}: ${res.text}`);
 }
 
 async function main(): Promise<void> {

@@ -25,7 +25,7 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -48,7 +48,7 @@ import {
 import type { Store } from '../../storage/store.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
-import { CONTENT_TYPE, SPANS_PER_REQUEST, encode, makeRequests } from './workload.js';
+import { SPANS_PER_REQUEST, encode, makeRequests, postOnce } from './workload.js';
 import type { Encoding, Mix } from './workload.js';
 
 const { values } = parseArgs({
@@ -93,41 +93,9 @@ let refusals = 0;
  */
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
-function postOnce(
-  url: string,
-  body: Uint8Array,
-  encoding: Encoding,
-): Promise<{ status: number; retryAfter: string | undefined; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': CONTENT_TYPE[encoding], 'content-length': body.byteLength },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          const header = res.headers['retry-after'];
-          resolve({
-            status: res.statusCode ?? 0,
-            retryAfter: Array.isArray(header) ? header[0] : header,
-            text: res.statusCode === 200 ? '' : Buffer.concat(chunks).toString('utf8'),
-          });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 async function post(url: string, body: Uint8Array, encoding: Encoding): Promise<void> {
   for (;;) {
-    const res = await postOnce(url, body, encoding);
+    const res = await postOnce(agent, url, body, encoding);
     if (res.status === 503) {
       refusals++;
       // Retry-After, capped at a second so that one refusal does not idle the run for long.

@@ -10,6 +10,8 @@
  *   database and queue spans with the attributes their instrumentations set (outside any task, so
  *   without routewatch.* attributes: the collector skips them), and 1 in 5 an LLM call as above.
  */
+import { request } from 'node:http';
+import type { Agent } from 'node:http';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { Resource } from '@opentelemetry/resources';
@@ -262,3 +264,41 @@ export const CONTENT_TYPE: Record<Encoding, string> = {
   protobuf: 'application/x-protobuf',
   json: 'application/json',
 };
+
+/**
+ * One POST of an export request, as the OpenTelemetry Node exporters send it (otlp-exporter-base's
+ * http transport: `http.request` over the given keep-alive agent). Resolves with the status, the
+ * Retry-After header and, unless 200, the body.
+ */
+export function postOnce(
+  agent: Agent,
+  url: string,
+  body: Uint8Array,
+  encoding: Encoding,
+): Promise<{ status: number; retryAfter: string | undefined; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': CONTENT_TYPE[encoding], 'content-length': body.byteLength },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const header = res.headers['retry-after'];
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: Array.isArray(header) ? header[0] : header,
+            text: res.statusCode === 200 ? '' : Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
