@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import * as zlib from 'node:zlib';
-import { z } from 'zod';
+import { crc32 } from './crc32.js';
+import { CheckpointFile, syncDirectory } from './wal-checkpoint.js';
+import type { Checkpoint } from './wal-checkpoint.js';
 
 /**
  * The write-ahead log of the span writer: rows are appended here and fsynced before a request is
@@ -11,7 +12,8 @@ import { z } from 'zod';
  *
  * On disk, a directory holding
  * - segments `<20-digit sequence>.wal`: an 8-byte magic, then records one after another;
- * - `checkpoint.json`: how far the log has been stored, and the range of the insert in flight;
+ * - `checkpoint`: how far the log has been stored, and the range of the insert in flight, written
+ *   in place in one of two slots (wal-checkpoint.ts);
  * - `LOCK`: the pid of the process holding the log (one process per directory).
  *
  * A record is framed as `u32 payload length | u32 CRC-32 of the payload | payload` (little
@@ -30,7 +32,6 @@ const MIN_PAYLOAD_BYTES = 1 + 1 + 8 + 4 + 4;
 const MAX_PAYLOAD_BYTES = 1024 * 1024 * 1024;
 const RECORD_VERSION = 1;
 const SEGMENT_NAME = /^(\d{20})\.wal$/;
-const CHECKPOINT = 'checkpoint.json';
 const LOCK = 'LOCK';
 const MiB = 1024 * 1024;
 
@@ -46,28 +47,7 @@ export class WalError extends Error {
 // ---------------------------------------------------------------------------------------------
 // Framing: pure functions over buffers.
 
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32 (IEEE, as zlib and gzip compute it) in JavaScript, for Node versions before 20.15. */
-export function crc32Portable(data: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (let i = 0; i < data.length; i++) crc = CRC_TABLE[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
-/** CRC-32 of `data`: zlib's native one where Node has it (20.15+). */
-export const crc32: (data: Uint8Array) => number = nativeCrc32
-  ? (data) => nativeCrc32(data) >>> 0
-  : crc32Portable;
+export { crc32, crc32Portable } from './crc32.js';
 
 /** What one record holds: a group of rows as they go into an insert body, and their span keys. */
 export interface WalRecordInput {
@@ -291,16 +271,6 @@ export interface WalStats {
   segmentsDeleted: number;
 }
 
-const checkpointSchema = z.object({
-  version: z.literal(1),
-  segment: z.number().int().min(0),
-  offset: z.number().int().min(0),
-  inFlightEnd: z
-    .object({ segment: z.number().int().min(0), offset: z.number().int().min(0) })
-    .nullable(),
-});
-type Checkpoint = z.infer<typeof checkpointSchema>;
-
 const segmentName = (sequence: number) => `${String(sequence).padStart(20, '0')}.wal`;
 const before = (a: WalPosition, b: WalPosition) =>
   a.segment < b.segment || (a.segment === b.segment && a.offset < b.offset);
@@ -341,6 +311,7 @@ export class WriteAheadLog {
   #inFlightEnd: WalPosition | undefined;
   #replayedKeys: string[] = [];
   #active: { sequence: number; handle: FileHandle; size: number };
+  readonly #checkpoint: CheckpointFile;
   #rotateBeforeNextAppend = false;
   #appending = false;
   /** A rotation started by `release`; appends wait for it. */
@@ -352,6 +323,7 @@ export class WriteAheadLog {
     state: {
       position: WalPosition;
       active: { sequence: number; handle: FileHandle; size: number };
+      checkpoint: CheckpointFile;
     },
   ) {
     this.dir = resolve(options.dir);
@@ -361,6 +333,7 @@ export class WriteAheadLog {
     this.#log = options.log;
     this.#position = state.position;
     this.#active = state.active;
+    this.#checkpoint = state.checkpoint;
   }
 
   /**
@@ -397,8 +370,22 @@ export class WriteAheadLog {
   }
 
   static async #scan(options: WalOptions, dir: string): Promise<WriteAheadLog> {
+    const { file, checkpoint } = await CheckpointFile.open(dir, options.log);
+    try {
+      return await WriteAheadLog.#scanSegments(options, dir, file, checkpoint);
+    } catch (error) {
+      await file.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  static async #scanSegments(
+    options: WalOptions,
+    dir: string,
+    file: CheckpointFile,
+    checkpoint: Checkpoint,
+  ): Promise<WriteAheadLog> {
     const log = options.log;
-    const checkpoint = await readCheckpoint(dir, log);
     const sequences = (await readdir(dir))
       .map((name) => SEGMENT_NAME.exec(name)?.[1])
       .filter((s): s is string => s !== undefined)
@@ -493,7 +480,7 @@ export class WriteAheadLog {
     const active = await createSegment(dir, nextSequence);
     sizes.set(nextSequence, active.size);
     const position: WalPosition = { segment: checkpoint.segment, offset: checkpoint.offset };
-    const wal = new WriteAheadLog(options, { position, active });
+    const wal = new WriteAheadLog(options, { position, active, checkpoint: file });
     for (const [sequence, size] of sizes) wal.#sizes.set(sequence, size);
     wal.#entries = entries;
     for (const entry of entries) {
@@ -701,6 +688,7 @@ export class WriteAheadLog {
     if (this.#closed) return;
     this.#closed = true;
     await this.#active.handle.close().catch(() => undefined);
+    await this.#checkpoint.close().catch(() => undefined);
     await unlink(join(this.dir, LOCK)).catch(() => undefined);
     openDirs.delete(this.dir);
   }
@@ -737,23 +725,12 @@ export class WriteAheadLog {
   }
 
   async #saveCheckpoint(inFlightEnd: WalPosition | undefined): Promise<void> {
-    const checkpoint: Checkpoint = {
+    await this.#checkpoint.save({
       version: 1,
       segment: this.#position.segment,
       offset: this.#position.offset,
       inFlightEnd: inFlightEnd ?? null,
-    };
-    const path = join(this.dir, CHECKPOINT);
-    const temporary = `${path}.tmp`;
-    const handle = await open(temporary, 'w');
-    try {
-      await handle.writeFile(JSON.stringify(checkpoint));
-      await handle.datasync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, path);
-    await syncDirectory(this.dir);
+    });
   }
 
   #assertOpen(): void {
@@ -803,39 +780,6 @@ async function writeAll(handle: FileHandle, frames: readonly Buffer[], position:
     }
     if (bytesWritten === 0 && rest.length > 0) throw new Error('the disk accepted no bytes');
     pending = rest;
-  }
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch (error) {
-    // Some file systems cannot fsync a directory; the rename is as durable as they make it.
-    if ((error as NodeJS.ErrnoException).code !== 'EINVAL') throw error;
-  } finally {
-    await handle.close();
-  }
-}
-
-async function readCheckpoint(dir: string, log: WalLog | undefined): Promise<Checkpoint> {
-  const none: Checkpoint = { version: 1, segment: 0, offset: 0, inFlightEnd: null };
-  let text: string;
-  try {
-    text = await readFile(join(dir, CHECKPOINT), 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return none;
-    throw error;
-  }
-  try {
-    return checkpointSchema.parse(JSON.parse(text));
-  } catch (error) {
-    // Without it every record left is stored again: duplicates the table collapses, no loss.
-    log?.warn(
-      { err: error },
-      'write-ahead log: unreadable checkpoint; every record left in the log is stored again',
-    );
-    return none;
   }
 }
 

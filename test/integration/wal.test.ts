@@ -20,6 +20,7 @@ import {
   recordKeys,
 } from '../../collector/wal.js';
 import type { WalOptions } from '../../collector/wal.js';
+import { CHECKPOINT_FILE, SLOT_BYTES, decodeSlot } from '../../collector/wal-checkpoint.js';
 import { FIXTURES } from '../support/child-process.js';
 
 // The log on real files: segments, rotation, replay order, torn and damaged records, the
@@ -72,6 +73,24 @@ const quiet = () => {
 };
 const open = (options: Partial<WalOptions> & { dir: string }) =>
   WriteAheadLog.open({ maxBytes: 64 * 1024 * 1024, ...options });
+
+/** Both checkpoint slots as they are on disk (undefined: not a whole slot). */
+function checkpointSlots(dir: string) {
+  const bytes = readFileSync(join(dir, CHECKPOINT_FILE));
+  return [0, 1].map((slot) =>
+    decodeSlot(bytes.subarray(slot * SLOT_BYTES, (slot + 1) * SLOT_BYTES)),
+  );
+}
+
+/** Tears the checkpoint written last, as a crash in the middle of its write would. */
+function tearNewestCheckpoint(dir: string): void {
+  const [first, second] = checkpointSlots(dir);
+  const slot = (second?.sequence ?? -1) > (first?.sequence ?? -1) ? 1 : 0;
+  const path = join(dir, CHECKPOINT_FILE);
+  const bytes = readFileSync(path);
+  bytes.fill(0x5a, slot * SLOT_BYTES + 6, slot * SLOT_BYTES + 40);
+  writeFileSync(path, bytes);
+}
 
 describe('WriteAheadLog', () => {
   it('rotates segments at their size, counts their bytes, and deletes them once stored', async () => {
@@ -201,6 +220,128 @@ describe('WriteAheadLog', () => {
     wal = await open({ dir });
     expect(wal.inFlightEnd).toBeUndefined();
     expect(await rowsOf(wal)).toEqual(['c/0', 'c/1', 'c/2']);
+    await wal.close();
+  });
+
+  it('writes its checkpoint in place, alternating two slots, in a file whose size never changes', async () => {
+    const dir = tempDir();
+    const wal = await open({ dir });
+    for (const name of ['a', 'b', 'c']) await wal.append([frame(name)]);
+    const size = statSync(join(dir, CHECKPOINT_FILE)).size;
+    expect(size).toBe(2 * SLOT_BYTES);
+    const sequences: number[][] = [];
+    for (const entry of wal.entries().slice(0, 2)) {
+      await wal.markInFlight(entry.end);
+      sequences.push(checkpointSlots(dir).map((slot) => slot!.sequence));
+      await wal.release(entry.end);
+      sequences.push(checkpointSlots(dir).map((slot) => slot!.sequence));
+    }
+    // Each write replaces the older slot; the newer one stays whole.
+    expect(sequences).toEqual([
+      [2, 1],
+      [2, 3],
+      [4, 3],
+      [4, 5],
+    ]);
+    expect(statSync(join(dir, CHECKPOINT_FILE)).size).toBe(size);
+    expect(checkpointSlots(dir)[1]!.checkpoint).toMatchObject({
+      segment: wal.entries()[0]!.start.segment,
+      offset: wal.entries()[0]!.start.offset,
+      inFlightEnd: null,
+    });
+    expect(readdirSync(dir).filter((f) => f.startsWith('checkpoint'))).toEqual([CHECKPOINT_FILE]);
+    await wal.close();
+  });
+
+  it('falls back to the slot before a torn checkpoint: the stored range is retried as the same insert', async () => {
+    const dir = tempDir();
+    let wal = await open({ dir });
+    for (const name of ['a', 'b', 'c']) await wal.append([frame(name)]);
+    const end = wal.entries()[1]!.end;
+    await wal.markInFlight(end);
+    await wal.release(end);
+    await wal.close();
+    // The write that recorded the range as stored is torn: the one before it, the insert in
+    // flight, is what the log knows, so the range goes again as one insert with its token.
+    tearNewestCheckpoint(dir);
+
+    const { lines, log } = quiet();
+    wal = await open({ dir, log });
+    expect(lines).toEqual([]);
+    expect(wal.inFlightEnd).toEqual(end);
+    expect(await rowsOf(wal)).toEqual([
+      'a/0',
+      'a/1',
+      'a/2',
+      'b/0',
+      'b/1',
+      'b/2',
+      'c/0',
+      'c/1',
+      'c/2',
+    ]);
+    await wal.release(end);
+    await wal.close();
+
+    wal = await open({ dir });
+    expect(wal.inFlightEnd).toBeUndefined();
+    expect(await rowsOf(wal)).toEqual(['c/0', 'c/1', 'c/2']);
+    await wal.close();
+  });
+
+  it('stores everything again when neither checkpoint slot is readable, and says so', async () => {
+    const dir = tempDir();
+    let wal = await open({ dir });
+    for (const name of ['a', 'b']) await wal.append([frame(name)]);
+    await wal.markInFlight(wal.entries()[0]!.end);
+    await wal.release(wal.entries()[0]!.end);
+    await wal.close();
+    writeFileSync(join(dir, CHECKPOINT_FILE), Buffer.alloc(2 * SLOT_BYTES, 0x11));
+
+    const { lines, log } = quiet();
+    wal = await open({ dir, log });
+    expect(lines).toEqual([
+      'warn write-ahead log: unreadable checkpoint; every record left in the log is stored again',
+    ]);
+    expect(await rowsOf(wal)).toEqual(['a/0', 'a/1', 'a/2', 'b/0', 'b/1', 'b/2']);
+    // The next checkpoint is whole again.
+    await wal.markInFlight(wal.entries()[1]!.end);
+    await wal.release(wal.entries()[1]!.end);
+    await wal.close();
+    wal = await open({ dir });
+    expect(wal.entries()).toEqual([]);
+    await wal.close();
+  });
+
+  it('carries the checkpoint of a log written by an older version (checkpoint.json) into the new file', async () => {
+    const dir = tempDir();
+    let wal = await open({ dir });
+    for (const name of ['a', 'b', 'c']) await wal.append([frame(name)]);
+    const stored = wal.entries()[0]!.end;
+    const inFlight = wal.entries()[1]!.end;
+    await wal.close();
+    // What an older routewatch left: its JSON checkpoint, and no slot file.
+    rmSync(join(dir, CHECKPOINT_FILE));
+    writeFileSync(
+      join(dir, 'checkpoint.json'),
+      JSON.stringify({ version: 1, ...stored, inFlightEnd: inFlight }),
+    );
+
+    wal = await open({ dir });
+    expect(wal.inFlightEnd).toEqual(inFlight);
+    expect(await rowsOf(wal)).toEqual(['b/0', 'b/1', 'b/2', 'c/0', 'c/1', 'c/2']);
+    expect(existsSync(join(dir, 'checkpoint.json'))).toBe(false);
+    await wal.release(inFlight);
+    await wal.close();
+    // A crash between the new file's rename and the old one's deletion: the new one wins.
+    writeFileSync(
+      join(dir, 'checkpoint.json'),
+      JSON.stringify({ version: 1, ...stored, inFlightEnd: null }),
+    );
+
+    wal = await open({ dir });
+    expect(await rowsOf(wal)).toEqual(['c/0', 'c/1', 'c/2']);
+    expect(existsSync(join(dir, 'checkpoint.json'))).toBe(false);
     await wal.close();
   });
 
