@@ -3,6 +3,7 @@ import type { SpanRow } from './normalize.js';
 import { INITIAL_ROWS_PER_SECOND, SpanInserter } from './span-inserter.js';
 import type { RowBlock, RowFormat, UnitOutcome } from './span-inserter.js';
 import { WalDrainer } from './wal-drainer.js';
+import { SpanKeyWindow } from './span-key-window.js';
 import { encodeRecord } from './wal.js';
 import type { WriteAheadLog } from './wal.js';
 import { SPAN_LINE_FORMAT, spanLines } from './span-lines.js';
@@ -201,8 +202,7 @@ export class SpanWriter {
   readonly #maxPendingRows: number;
   readonly #maxPendingBytes: number;
   readonly #maxQueueWaitMs: number;
-  readonly #dedupWindow: number;
-  readonly #recent = new Set<string>();
+  readonly #recent: SpanKeyWindow;
   readonly #inserter: SpanInserter;
   readonly #wal: WriteAheadLog | undefined;
   readonly #drainer: WalDrainer | undefined;
@@ -241,7 +241,7 @@ export class SpanWriter {
     this.#maxPendingRows = options.maxPendingRows;
     this.#maxPendingBytes = options.maxPendingBytes;
     this.#maxQueueWaitMs = options.maxQueueWaitMs;
-    this.#dedupWindow = options.dedupWindow;
+    this.#recent = new SpanKeyWindow(options.dedupWindow);
     this.#log = parts.log ?? QUIET;
     this.#wal = parts.wal;
     // The log's inserts are retried, and must not store the same rows twice: they carry a token.
@@ -628,14 +628,6 @@ export class SpanWriter {
 
   #remember(keys: readonly string[]): void {
     for (const key of keys) this.#recent.add(key);
-    if (this.#recent.size > this.#dedupWindow) {
-      // Sets iterate in insertion order: drop the oldest keys.
-      let excess = this.#recent.size - this.#dedupWindow;
-      for (const key of this.#recent) {
-        if (excess-- <= 0) break;
-        this.#recent.delete(key);
-      }
-    }
   }
 }
 
