@@ -14,9 +14,9 @@
  * second; "acknowledged" rates count until the last answer. Then the acknowledgement latency at
  * half the maximum rate, with the log on and off: protobuf requests sent at a fixed pace (open
  * loop) at half the median stored protobuf rate just measured for that variant, p50/p99. A third
- * latency variant, "store away", is the collector alone: the same app with a log of its own on a
- * store whose every insert fails, so nothing is drained and the engine neither inserts nor merges
- * while it is measured (what the acknowledgement costs when ClickHouse runs on another host).
+ * latency variant, "store down", is a store outage: the same app with a log of its own on a store
+ * whose every insert fails, so the log only fills and the drainer retries; the engine neither
+ * inserts nor merges for it. It is started for its phase and closed after it.
  * The rate phases send from this process, so the sender's CPU is counted with the collector's.
  * The latency phase sends from a child process (paced-sender.ts; `--sender inline`: from this
  * process, as before), so that the sender's work and garbage collections do not run on the
@@ -402,40 +402,51 @@ async function main(): Promise<void> {
   await walOff.listen({ host: '127.0.0.1', port: 0 });
   const walOffAddress = walOff.server.address();
   const walOffUrl = `http://127.0.0.1:${typeof walOffAddress === 'object' && walOffAddress ? walOffAddress.port : 0}/v1/traces`;
-  // The collector alone: the same app with its own log, on a store whose inserts all fail, so the
-  // log is never drained and the engine neither inserts nor merges while the latency is measured.
-  // What the acknowledgement costs when the store runs elsewhere, as with a ClickHouse server.
-  const storeAwayConfig = configWith({
-    ROUTEWATCH_PORT: '0',
-    ROUTEWATCH_DATA_DIR: dir,
-    ROUTEWATCH_WAL_DIR: join(dir, 'wal-store-away'),
-    ...batchDelay,
-    ...workers,
-  });
-  const awayStore = new Proxy(routewatch.store, {
-    get(target, property, receiver) {
-      if (property === 'insertJsonEachRow') {
-        return () => Promise.reject(new Error('the store is away for this phase'));
-      }
-      const value: unknown = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-  const storeAwayWriter = await openSpanWriter(awayStore, storeAwayConfig, {
-    log: { info() {}, warn() {}, error() {} },
-  });
-  const nodeThreadsBeforeAway = new Set(threadsNamedNode());
-  const storeAwayIngest = ingestRunnerFor(storeAwayConfig);
-  for (const tid of threadsNamedNode()) if (!nodeThreadsBeforeAway.has(tid)) ingestTids.add(tid);
-  const storeAway = await buildApp({
-    config: storeAwayConfig,
-    store: awayStore,
-    writer: storeAwayWriter,
-    ingest: storeAwayIngest,
-  });
-  await storeAway.listen({ host: '127.0.0.1', port: 0 });
-  const storeAwayAddress = storeAway.server.address();
-  const storeAwayUrl = `http://127.0.0.1:${typeof storeAwayAddress === 'object' && storeAwayAddress ? storeAwayAddress.port : 0}/v1/traces`;
+  // The store down: the same app with a log of its own on a store whose every insert fails,
+  // started for its latency phase and closed after it (its drainer's retries must not run into
+  // the phases after it).
+  let storeDownPhases = 0;
+  const startStoreDown = async () => {
+    const walDir = join(dir, `wal-store-down-${storeDownPhases++}`);
+    const downConfig = configWith({
+      ROUTEWATCH_PORT: '0',
+      ROUTEWATCH_DATA_DIR: dir,
+      ROUTEWATCH_WAL_DIR: walDir,
+      ...batchDelay,
+      ...workers,
+    });
+    const downStore = new Proxy(routewatch.store, {
+      get(target, property, receiver) {
+        if (property === 'insertJsonEachRow') {
+          return () => Promise.reject(new Error('the store is down for this phase'));
+        }
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const downWriter = await openSpanWriter(downStore, downConfig, {
+      log: { info() {}, warn() {}, error() {} },
+    });
+    const downIngest = ingestRunnerFor(downConfig);
+    const downApp = await buildApp({
+      config: downConfig,
+      store: downStore,
+      writer: downWriter,
+      ingest: downIngest,
+    });
+    await downApp.listen({ host: '127.0.0.1', port: 0 });
+    const address = downApp.server.address();
+    return {
+      url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/traces`,
+      async close() {
+        await downApp.close();
+        // Its log is never drained: closing gives up on it at once, and it is deleted.
+        await downWriter.close({ drainMs: 0 });
+        await downIngest.close();
+        rmSync(walDir, { recursive: true, force: true });
+      },
+    };
+  };
   // The pipeline itself, to make the raw insert's rows exactly as the collector makes them.
   const ingest = createIngest(ingestSettings(config));
   const drained = () => routewatch.writer.flush();
@@ -571,11 +582,13 @@ async function main(): Promise<void> {
 
       // Acknowledgement latency at half the maximum rate: half the median stored protobuf rate of
       // each variant (past its stored rate, the log or the queue only grows).
-      for (const [name, url, maxSpanRate] of [
+      for (const [name, fixedUrl, maxSpanRate] of [
         ['WAL on', routewatch.tracesUrl, onRate],
-        ['WAL on, store away (the collector alone)', storeAwayUrl, onRate],
+        ['WAL on, store down (the log only fills)', undefined, onRate],
         ['WAL off', walOffUrl, offRate],
       ] as const) {
+        const storeDown = fixedUrl === undefined ? await startStoreDown() : undefined;
+        const url = fixedUrl ?? storeDown!.url;
         const intervalMs = (SPANS_PER_REQUEST / (maxSpanRate / 2)) * 1000;
         const count = Math.max(50, Math.round((LATENCY_S * 1000) / intervalMs));
         const latencyBodies = makeRequests(mix, count * SPANS_PER_REQUEST).map((s) =>
@@ -591,7 +604,8 @@ async function main(): Promise<void> {
                 intervalMs,
                 progress(`${mix} ack latency, ${name}, requests`, count),
               );
-        if (url !== storeAwayUrl) await drained();
+        if (storeDown) await storeDown.close();
+        else await drained();
         latencies.sort((a, b) => a - b);
         const line =
           `${mix}, ${name}: ${count} protobuf requests of ${SPANS_PER_REQUEST} spans at ${int(maxSpanRate / 2)} spans/s, sender ${values.sender === 'process' ? 'in a child process' : 'in this process'} ` +
@@ -621,10 +635,6 @@ async function main(): Promise<void> {
     await walOff.close();
     await walOffWriter.close();
     await walOffIngest.close();
-    await storeAway.close();
-    // Its log is never drained: closing gives up on it at once (the directory is removed below).
-    await storeAwayWriter.close({ drainMs: 0 });
-    await storeAwayIngest.close();
     await routewatch.close();
     rmSync(dir, { recursive: true, force: true });
   }
