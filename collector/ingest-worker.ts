@@ -4,6 +4,19 @@ import type { IngestSettings } from './ingest.js';
 import type { IngestTask, IngestAnswer } from './ingest-pool.js';
 
 /** An ingest thread: runs the pipeline on each body it is sent, and answers with the rows. */
+
+/** The records' buffers, each one record's own (prepareRows makes them so; copied if not). */
+function transferable(records: Uint8Array[]): ArrayBuffer[] {
+  const buffers: ArrayBuffer[] = [];
+  for (let i = 0; i < records.length; i++) {
+    let record = records[i]!;
+    if (record.byteOffset !== 0 || record.byteLength !== record.buffer.byteLength) {
+      record = records[i] = new Uint8Array(record);
+    }
+    buffers.push(record.buffer as ArrayBuffer);
+  }
+  return buffers;
+}
 const ingest = createIngest(workerData as IngestSettings);
 const port = parentPort!;
 
@@ -27,5 +40,6 @@ port.on('message', (task: IngestTask) => {
       },
     };
   }
-  port.postMessage(answer);
+  // The records' memory is handed over, not copied: the main thread appends them as they are.
+  port.postMessage(answer, answer.ok ? transferable(answer.result.records) : []);
 });

@@ -8,8 +8,8 @@ import { decodeProtoRows } from './otlp-proto-rows.js';
 import { PriceTable } from './pricing.js';
 import type { PriceSettings } from './pricing.js';
 import type { RequestLimits } from './request-limits.js';
-import { spanLines } from './span-lines.js';
-import type { PreparedRows } from './span-writer.js';
+import { prepareRows } from './span-lines.js';
+import type { PreparedRows } from './span-lines.js';
 
 /**
  * The OTLP ingest pipeline as one pure function: a request body in, rows for the store out.
@@ -63,20 +63,25 @@ export function createIngest(settings: IngestSettings, options: { fastPath?: boo
     if (encoding === 'protobuf' && fastPath) {
       const out = new RequestRows(prices, window, mapping);
       const received = decodeProtoRows(body, settings.limits, out, mapping);
-      if (received !== undefined) return ingestResult(out.result(), received);
+      if (received !== undefined) return ingestResult(out.result(), received, nowMs);
     }
     const request =
       encoding === 'json'
         ? decodeTraceRequestJson(body, settings.limits)
         : decodeTraceRequestProto(body, settings.limits);
-    return ingestResult(normalizeRequest(request, prices, window, mapping), countSpans(request));
+    return ingestResult(
+      normalizeRequest(request, prices, window, mapping),
+      countSpans(request),
+      nowMs,
+    );
   };
 }
 
-function ingestResult(normalized: NormalizeResult, received: number): IngestResult {
+/** The result, its rows as log records written at `nowMs` (when the request came). */
+function ingestResult(normalized: NormalizeResult, received: number, nowMs: number): IngestResult {
   const { rows, skipped, outOfWindow, outOfWindowMessage, costSources } = normalized;
   return {
-    ...spanLines(rows),
+    ...prepareRows(rows, nowMs),
     received,
     skipped,
     outOfWindow,

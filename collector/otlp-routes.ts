@@ -164,7 +164,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
         'the store refused some spans of a request',
       );
     }
-    const total = ingested.lines.length + ingested.outOfWindow;
+    const total = ingested.rows + ingested.outOfWindow;
     return accepted(
       reply,
       encoding,

@@ -3,6 +3,7 @@ import { errorMessage, isRowDataError } from '../storage/errors.js';
 import type { InsertOptions, Store } from '../storage/store.js';
 import { SPAN_LINE_LAYOUTS, spanInsert } from './span-lines.js';
 import type { SpanLineFormat } from './span-lines.js';
+import type { WalRecord } from './wal-record.js';
 
 /**
  * Inserts rows into `spans`, one insert per call, and isolates the rows the store refuses for
@@ -57,12 +58,37 @@ const RATE_SMOOTHING = 0.3;
 const NOTHING_REJECTED: UnitOutcome = Object.freeze({ rejectedRows: [], firstError: '' });
 
 /**
- * The deduplication token of an insert body: its SHA-256. The same rows sent again (a retry after
- * a lost answer, a replay after a crash) carry the same token, and the engine skips the insert;
- * different rows can never share one, so no insert is ever skipped wrongly.
+ * The deduplication token of an insert body: its SHA-256. The same rows sent again carry the same
+ * token, and the engine skips the insert; different rows can never share one. Used for the parts
+ * of a batch inserted apart around a refused row, and for an insert in flight when an older
+ * routewatch stopped (it sent this token, and did not record it).
  */
 export function deduplicationToken(body: Uint8Array): string {
   return `routewatch-${createHash('sha256').update(body).digest('hex')}`;
+}
+
+/**
+ * The deduplication token of a batch of log records, without reading their rows again: the
+ * SHA-256 of each record's row count, body length, checksum (the CRC-32 of its whole payload,
+ * made on the ingest thread) and span keys, in order. Hashing the bodies themselves cost the event
+ * loop about 9 ms per 10 000 LLM rows (docs/benchmarks.md); the keys are about a thirtieth of them.
+ *
+ * Two batches share a token only if they hold the same spans in the same order and their records
+ * have the same checksums: an insert skipped for it would hold nothing the table does not already
+ * count (`spans` is keyed by the span). The drainer records the token with the range in flight
+ * (wal.ts `markInFlight`), so a repeat after a crash sends it again as it was.
+ */
+export function recordsToken(records: readonly WalRecord[]): string {
+  const hash = createHash('sha256');
+  const header = Buffer.allocUnsafe(12);
+  for (const record of records) {
+    header.writeUInt32LE(record.rows, 0);
+    header.writeUInt32LE(record.body.length, 4);
+    header.writeUInt32LE(record.checksum, 8);
+    hash.update(header);
+    hash.update(record.keysBlock);
+  }
+  return `routewatch-r-${hash.digest('hex')}`;
 }
 
 export class SpanInserter {
@@ -82,13 +108,17 @@ export class SpanInserter {
    * per unit; rejects with the store's error when it fails for another reason than content (the
    * caller retries: with tokens, rows already stored by the failed attempt are not stored twice).
    */
-  async insert(format: RowFormat, units: readonly RowBlock[]): Promise<UnitOutcome[]> {
+  async insert(
+    format: RowFormat,
+    units: readonly RowBlock[],
+    options: { token?: string } = {},
+  ): Promise<UnitOutcome[]> {
     const rows = units.reduce((sum, unit) => sum + unit.rowEnds.length, 0);
     if (rows === 0) return units.map(() => NOTHING_REJECTED);
     const body =
       units.length === 1 ? units[0]!.body : Buffer.concat(units.map((unit) => unit.body));
     try {
-      await this.#send(format, body, rows);
+      await this.#send(format, body, rows, options.token);
       return units.map(() => NOTHING_REJECTED);
     } catch (error) {
       if (!isRowDataError(error)) throw error;
@@ -124,10 +154,11 @@ export class SpanInserter {
     return rejectedRows.length === 0 ? NOTHING_REJECTED : { rejectedRows, firstError };
   }
 
-  async #send(format: RowFormat, body: Buffer, rows: number): Promise<void> {
+  /** One insert; with tokens, under `token` (the batch's), or else the body's own. */
+  async #send(format: RowFormat, body: Buffer, rows: number, token?: string): Promise<void> {
     const started = performance.now();
     const options = insertOptions(format);
-    if (this.#tokens) options.deduplicationToken = deduplicationToken(body);
+    if (this.#tokens) options.deduplicationToken = token ?? deduplicationToken(body);
     await this.#store.insertJsonEachRow('spans', body, options);
     this.#measure(rows, performance.now() - started);
     this.#stats.rowsWritten += rows;

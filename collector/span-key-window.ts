@@ -63,10 +63,33 @@ export class SpanKeyWindow {
     return this.#find() !== EMPTY;
   }
 
+  /**
+   * `has` for a key given as its UTF-8 bytes, `bytes[start, end)`: how the writer reads the keys
+   * of a log record without making strings of them. The same key as a string or as bytes is the
+   * same key.
+   */
+  hasBytes(bytes: Uint8Array, start: number, end: number): boolean {
+    if (this.#count === 0) return false;
+    this.#encodeBytes(bytes, start, end);
+    return this.#find() !== EMPTY;
+  }
+
   /** Holds `key` (no change if it is held already), dropping the oldest past the capacity. */
   add(key: string): void {
     if (this.capacity === 0) return;
     this.#encode(key);
+    this.#addEncoded();
+  }
+
+  /** `add` for a key given as its UTF-8 bytes, `bytes[start, end)`. */
+  addBytes(bytes: Uint8Array, start: number, end: number): void {
+    if (this.capacity === 0) return;
+    this.#encodeBytes(bytes, start, end);
+    this.#addEncoded();
+  }
+
+  /** Adds the key in #key. */
+  #addEncoded(): void {
     if (this.#count > 0 && this.#find() !== EMPTY) return;
     if (this.#count === this.#slots && this.#slots < this.capacity) this.#grow();
     if (this.#count === this.#slots) {
@@ -103,8 +126,35 @@ export class SpanKeyWindow {
       }
       if (ok) return;
     }
-    const digest = createHash('sha256').update(key).digest();
-    for (let w = 0; w < WORDS; w++) words[w] = digest.readUInt32BE(w * 4);
+    this.#digest(createHash('sha256').update(key).digest());
+  }
+
+  /** `#encode` of the key whose UTF-8 bytes are `bytes[start, end)`: the same words. */
+  #encodeBytes(bytes: Uint8Array, start: number, end: number): void {
+    const words = this.#key;
+    if (end - start === KEY_CHARS) {
+      let ok = true;
+      for (let w = 0; w < WORDS && ok; w++) {
+        let word = 0;
+        for (let c = start + w * 8; c < start + w * 8 + 8; c++) {
+          const code = bytes[c]!;
+          const nibble = code < 128 ? NIBBLE[code]! : -1;
+          if (nibble < 0) {
+            ok = false;
+            break;
+          }
+          word = (word << 4) | nibble;
+        }
+        words[w] = word >>> 0;
+      }
+      if (ok) return;
+    }
+    this.#digest(createHash('sha256').update(bytes.subarray(start, end)).digest());
+  }
+
+  /** A key that is not hex: the first 24 bytes of its digest. */
+  #digest(digest: Buffer): void {
+    for (let w = 0; w < WORDS; w++) this.#key[w] = digest.readUInt32BE(w * 4);
   }
 
   /** Table position of #key, or EMPTY. */

@@ -1,5 +1,6 @@
 import type { InsertOptions } from '../storage/store.js';
 import type { SpanRow } from './normalize.js';
+import { encodeRecord, recordOfFrame } from './wal-record.js';
 
 /**
  * `spans` rows as the lines the writer inserts: JSONCompactEachRow, one JSON array per row with
@@ -180,4 +181,54 @@ export function spanLines(rows: readonly SpanRow[]): { lines: string[]; keys: st
     keys[i] = row.trace_id + row.span_id;
   }
   return { lines, keys };
+}
+
+/** Rows in one log record at most: a request with more is split (the drainer's batch size). */
+export const RECORD_ROWS = 10_000;
+
+/**
+ * Rows serialized for the store: whole write-ahead log records (wal-record.ts), each holding its
+ * rows' lines and span keys. Made on the ingest thread, so that the main thread appends them as
+ * they are: no string per row crosses to it, and none lands on its heap.
+ */
+export interface PreparedRows {
+  /** Rows in all the records. */
+  rows: number;
+  /**
+   * Framed records of at most RECORD_ROWS rows, each in memory of its own (never a view into a
+   * shared pool), so that a thread can transfer it.
+   */
+  records: Uint8Array[];
+}
+
+/** The rows as log records, in SPAN_LINE_FORMAT, written at `writtenAtMs`. */
+export function prepareRows(rows: readonly SpanRow[], writtenAtMs = Date.now()): PreparedRows {
+  const { lines, keys } = spanLines(rows);
+  const records: Uint8Array[] = [];
+  for (let from = 0; from < lines.length; from += RECORD_ROWS) {
+    const to = Math.min(lines.length, from + RECORD_ROWS);
+    records.push(
+      encodeRecord({
+        format: SPAN_LINE_FORMAT,
+        writtenAtMs,
+        keys: from === 0 && to === lines.length ? keys : keys.slice(from, to),
+        lines: from === 0 && to === lines.length ? lines : lines.slice(from, to),
+      }),
+    );
+  }
+  return { rows: lines.length, records };
+}
+
+/** The lines of prepared rows, as strings without their newlines: for tools and tests. */
+export function preparedLines(prepared: PreparedRows): string[] {
+  const lines: string[] = [];
+  for (const bytes of prepared.records) {
+    const record = recordOfFrame(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    let start = 0;
+    for (const end of record.rowEnds) {
+      lines.push(record.body.toString('utf8', start, end - 1));
+      start = end;
+    }
+  }
+  return lines;
 }

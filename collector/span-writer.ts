@@ -1,12 +1,16 @@
 import type { Store } from '../storage/store.js';
-import type { SpanRow } from './normalize.js';
 import { INITIAL_ROWS_PER_SECOND, SpanInserter } from './span-inserter.js';
 import type { RowBlock, RowFormat, UnitOutcome } from './span-inserter.js';
 import { WalDrainer } from './wal-drainer.js';
 import { SpanKeyWindow } from './span-key-window.js';
-import { encodeRecord } from './wal.js';
 import type { WriteAheadLog } from './wal.js';
-import { SPAN_LINE_FORMAT, spanLines } from './span-lines.js';
+import { encodeRecord, forEachKey, recordKeys, recordOfFrame } from './wal-record.js';
+import type { WalRecord } from './wal-record.js';
+import { SPAN_LINE_FORMAT, prepareRows } from './span-lines.js';
+import type { PreparedRows } from './span-lines.js';
+
+export { prepareRows };
+export type { PreparedRows };
 
 export interface SpanWriterOptions {
   /** Flush when this many rows are waiting (ROUTEWATCH_BATCH_ROWS). */
@@ -30,21 +34,6 @@ export interface SpanWriterOptions {
 
 /** The format `prepareRows` serializes to; the log records it with every record. */
 export const ROW_FORMAT: RowFormat = SPAN_LINE_FORMAT;
-
-/**
- * Rows serialized for the store: one line per row in ROW_FORMAT (span-lines.ts: JSONCompactEachRow
- * in a versioned column layout), and the row's span key.
- */
-export interface PreparedRows {
-  lines: string[];
-  /** trace id + span id of each line, for de-duplication. */
-  keys: string[];
-}
-
-/** Serializes rows for `SpanWriter.write`. */
-export function prepareRows(rows: readonly SpanRow[]): PreparedRows {
-  return spanLines(rows);
-}
 
 export interface SpanWriterStats {
   rowsWritten: number;
@@ -156,17 +145,15 @@ export interface SpanWriterParts {
 export const CLOSE_DRAIN_MS = 5_000;
 /** The fsync rate assumed before the first append is measured, bytes per second. */
 const INITIAL_APPEND_BYTES_PER_SECOND = 20 * 1024 * 1024;
-/** Row and record overhead in the log beyond the row's own bytes (key, lengths). */
-const LOG_ROW_OVERHEAD = 8;
-const LOG_RECORD_OVERHEAD = 64;
 const RATE_SMOOTHING = 0.3;
 
 interface Waiter {
   /** When the write was queued (Date.now()). */
   at: number;
-  /** One line per row (PreparedRows). */
-  lines: readonly string[];
-  keys: readonly string[];
+  /** The write's log records (PreparedRows), framed, and each one read. */
+  frames: readonly Buffer[];
+  records: readonly WalRecord[];
+  rows: number;
   bytes: number;
   resolve: (result: WriteResult) => void;
   reject: (error: unknown) => void;
@@ -327,26 +314,22 @@ export class SpanWriter {
    * OverloadedError when the queue or the log is full (the client should retry later), or with
    * the store's error if it failed otherwise (the client should retry).
    */
-  write(rows: PreparedRows): Promise<WriteResult> {
-    const { lines, keys } = rows;
-    if (lines.length === 0) return Promise.resolve(ALL_STORED);
+  write(prepared: PreparedRows): Promise<WriteResult> {
+    const rows = prepared.rows;
+    if (rows === 0) return Promise.resolve(ALL_STORED);
     if (this.#closing) {
       return Promise.reject(
         new OverloadedError('SHUTTING_DOWN', 'the collector is shutting down: retry shortly', 5),
       );
     }
     const { pendingRows, pendingBytes } = this.stats;
+    // The records as they go into the log (an ingest thread's arrive as plain Uint8Arrays).
+    const frames = prepared.records.map((r) => Buffer.from(r.buffer, r.byteOffset, r.byteLength));
     let bytes = 0;
-    for (const line of lines) bytes += line.length + 1;
-    if (this.#wal) {
-      bytes +=
-        LOG_RECORD_OVERHEAD +
-        lines.length * LOG_ROW_OVERHEAD +
-        keys.length * (keys[0]?.length ?? 0);
-    }
-    const drainMs = this.estimatedDrainMs(lines.length);
+    for (const frame of frames) bytes += frame.length;
+    const drainMs = this.estimatedDrainMs(rows);
     if (
-      pendingRows + lines.length > this.#maxPendingRows ||
+      pendingRows + rows > this.#maxPendingRows ||
       pendingBytes > this.#maxPendingBytes ||
       (pendingRows > 0 && drainMs > this.#maxQueueWaitMs)
     ) {
@@ -368,8 +351,9 @@ export class SpanWriter {
       this.#queuedWrites++;
       this.#waiting.push({
         at: Date.now(),
-        lines,
-        keys,
+        frames,
+        records: frames.map(recordOfFrame),
+        rows,
         bytes,
         resolve: (result) => {
           this.#settledWrites++;
@@ -380,7 +364,7 @@ export class SpanWriter {
           reject(error);
         },
       });
-      this.stats.pendingRows += lines.length;
+      this.stats.pendingRows += rows;
       this.stats.pendingBytes += bytes;
       if (this.#wal) this.#appendSoon();
       else this.#insertSoon();
@@ -466,41 +450,37 @@ export class SpanWriter {
     });
   }
 
-  /** Appends everything waiting as records of at most maxBatchRows rows, with one fsync. */
+  /**
+   * Appends everything waiting, with one fsync: each write's records as the ingest thread made
+   * them, or remade without the rows that are duplicates (of spans taken before, or of another
+   * write in the same group).
+   */
   async #appendWaiting(): Promise<void> {
     const wal = this.#wal!;
     const group = this.#waiting;
     this.#waiting = [];
-    const inGroup = new Set<string>();
-    const frames: Buffer[] = [];
-    const appendedKeys: string[] = [];
-    let lines: string[] = [];
-    let keys: string[] = [];
     let groupBytes = 0;
     let groupRows = 0;
-    const writtenAtMs = Date.now();
-    const close = () => {
-      if (lines.length === 0) return;
-      frames.push(encodeRecord({ format: ROW_FORMAT, writtenAtMs, keys, lines }));
-      for (const key of keys) appendedKeys.push(key);
-      lines = [];
-      keys = [];
-    };
     for (const waiter of group) {
       groupBytes += waiter.bytes;
-      groupRows += waiter.lines.length;
-      waiter.keys.forEach((key, i) => {
-        if (this.#recent.has(key) || inGroup.has(key)) {
-          this.stats.duplicatesDropped++;
-          return;
-        }
-        inGroup.add(key);
-        keys.push(key);
-        lines.push(waiter.lines[i]!);
-      });
-      if (lines.length >= this.#maxBatchRows) close();
+      groupRows += waiter.rows;
     }
-    close();
+    const inGroup = new SpanKeyWindow(groupRows);
+    const frames: Buffer[] = [];
+    const appended: WalRecord[] = [];
+    for (const waiter of group) {
+      waiter.records.forEach((record, i) => {
+        const kept = this.#newRows(record, inGroup);
+        if (kept === undefined) {
+          frames.push(waiter.frames[i]!);
+          appended.push(record);
+        } else if (kept.length > 0) {
+          const frame = recordWithRows(record, kept);
+          frames.push(frame);
+          appended.push(recordOfFrame(frame));
+        }
+      });
+    }
     try {
       if (frames.length > 0) {
         const started = performance.now();
@@ -511,7 +491,7 @@ export class SpanWriter {
         );
         // Only now: a retry arriving before the fsync must not be dropped as a duplicate of
         // rows that might still fail to be written.
-        this.#remember(appendedKeys);
+        for (const record of appended) this.#rememberRecord(record);
         this.#drainer!.notify();
       }
       for (const waiter of group) waiter.resolve(ALL_STORED);
@@ -581,8 +561,8 @@ export class SpanWriter {
     while (this.#waiting.length > 0 && (rows === 0 || rows < this.#maxBatchRows)) {
       const waiter = this.#waiting.shift()!;
       batch.push(waiter);
-      rows += waiter.lines.length;
-      this.stats.pendingRows -= waiter.lines.length;
+      rows += waiter.rows;
+      this.stats.pendingRows -= waiter.rows;
       this.stats.pendingBytes -= waiter.bytes;
     }
     return batch;
@@ -592,20 +572,24 @@ export class SpanWriter {
     const batch = this.#takeBatch();
     if (batch.length === 0) return;
     // Each request's rows that are not duplicates, as the unit a refused row is isolated in.
-    const inBatch = new Set<string>();
+    let batchRows = 0;
+    for (const waiter of batch) batchRows += waiter.rows;
+    const inBatch = new SpanKeyWindow(batchRows);
     const units = batch.map((waiter) => {
-      const lines: string[] = [];
+      const parts: RowBlock[] = [];
       const keys: string[] = [];
-      waiter.keys.forEach((key, i) => {
-        if (this.#recent.has(key) || inBatch.has(key)) {
-          this.stats.duplicatesDropped++;
-          return;
+      for (const record of waiter.records) {
+        const kept = this.#newRows(record, inBatch);
+        const allKeys = recordKeys(record);
+        if (kept === undefined) {
+          parts.push(record);
+          for (const key of allKeys) keys.push(key);
+        } else {
+          parts.push(rowsOf(record, kept));
+          for (const row of kept) keys.push(allKeys[row]!);
         }
-        inBatch.add(key);
-        keys.push(key);
-        lines.push(waiter.lines[i]!);
-      });
-      return { keys, ...encodeRows(lines) };
+      }
+      return { keys, ...joinBlocks(parts) };
     });
     let outcomes: UnitOutcome[];
     try {
@@ -626,24 +610,71 @@ export class SpanWriter {
     });
   }
 
+  /**
+   * Which of the record's rows are new — not taken before (the window), and not earlier in this
+   * group (`seen`, which the new ones join) — counting the others as duplicates dropped. Undefined
+   * when all are new: the common case, where the record goes on as it is.
+   */
+  #newRows(record: WalRecord, seen: SpanKeyWindow): number[] | undefined {
+    const block = record.keysBlock;
+    let kept: number[] | undefined;
+    forEachKey(record, (start, end, row) => {
+      if (this.#recent.hasBytes(block, start, end) || seen.hasBytes(block, start, end)) {
+        this.stats.duplicatesDropped++;
+        kept ??= Array.from({ length: row }, (_, i) => i);
+        return;
+      }
+      seen.addBytes(block, start, end);
+      kept?.push(row);
+    });
+    return kept;
+  }
+
   #remember(keys: readonly string[]): void {
     for (const key of keys) this.#recent.add(key);
   }
+
+  #rememberRecord(record: WalRecord): void {
+    const block = record.keysBlock;
+    forEachKey(record, (start, end) => this.#recent.addBytes(block, start, end));
+  }
 }
 
-/** Rows as an insert body: each line's UTF-8 bytes and a newline, and where each row ends. */
-function encodeRows(lines: readonly string[]): RowBlock {
-  const rowEnds = new Uint32Array(lines.length);
+/** The bytes of row `row` of a record (its line and newline). */
+function rowBytes(record: WalRecord, row: number): Buffer {
+  return record.body.subarray(row === 0 ? 0 : record.rowEnds[row - 1]!, record.rowEnds[row]!);
+}
+
+/** Some of a record's rows, as one insert body. */
+function rowsOf(record: WalRecord, rows: readonly number[]): RowBlock {
+  const rowEnds = new Uint32Array(rows.length);
+  const parts = rows.map((row) => rowBytes(record, row));
   let total = 0;
-  for (let i = 0; i < lines.length; i++) {
-    total += Buffer.byteLength(lines[i]!) + 1;
-    rowEnds[i] = total;
+  parts.forEach((part, i) => (rowEnds[i] = total += part.length));
+  return { body: Buffer.concat(parts, total), rowEnds };
+}
+
+/** Blocks of rows one after another, as one. */
+function joinBlocks(blocks: readonly RowBlock[]): RowBlock {
+  if (blocks.length === 1) return blocks[0]!;
+  const rows = blocks.reduce((n, block) => n + block.rowEnds.length, 0);
+  const rowEnds = new Uint32Array(rows);
+  let row = 0;
+  let offset = 0;
+  for (const block of blocks) {
+    for (let i = 0; i < block.rowEnds.length; i++) rowEnds[row++] = offset + block.rowEnds[i]!;
+    offset += block.body.length;
   }
-  const body = Buffer.allocUnsafe(total);
-  let at = 0;
-  for (let i = 0; i < lines.length; i++) {
-    at += body.write(lines[i]!, at, 'utf8');
-    body[at++] = 0x0a;
-  }
-  return { body, rowEnds };
+  return { body: Buffer.concat(blocks.map((block) => block.body)), rowEnds };
+}
+
+/** A record remade with only some of its rows, framed for the log. */
+function recordWithRows(record: WalRecord, rows: readonly number[]): Buffer {
+  const keys = recordKeys(record);
+  return encodeRecord({
+    format: record.format,
+    writtenAtMs: record.writtenAtMs,
+    keys: rows.map((row) => keys[row]!),
+    lines: rows.map((row) => rowBytes(record, row)),
+  });
 }

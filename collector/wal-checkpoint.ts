@@ -36,6 +36,12 @@ const checkpointSchema = z.object({
   segment: z.number().int().min(0),
   offset: z.number().int().min(0),
   inFlightEnd: positionSchema.nullable(),
+  /**
+   * The deduplication token the insert in flight was sent with (absent in checkpoints written
+   * before routewatch recorded it: such an insert is repeated under its body's SHA-256, the token
+   * those versions sent).
+   */
+  inFlightToken: z.string().min(1).max(512).optional(),
 });
 
 export type Checkpoint = z.infer<typeof checkpointSchema>;

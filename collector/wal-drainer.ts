@@ -1,5 +1,5 @@
 import { errorMessage } from '../storage/errors.js';
-import { ROW_FORMATS } from './span-inserter.js';
+import { ROW_FORMATS, deduplicationToken, recordsToken } from './span-inserter.js';
 import type { RowFormat, SpanInserter } from './span-inserter.js';
 import { recordKeys } from './wal.js';
 import type { WalEntry, WalPosition, WalRecord, WriteAheadLog } from './wal.js';
@@ -58,6 +58,9 @@ interface Batch {
   full: boolean;
   /** The range of an insert in flight before a restart: repeated as it was. */
   replayed: boolean;
+  /** Read, and the batch's deduplication token chosen, before its range is marked in flight. */
+  records?: WalRecord[];
+  token?: string;
 }
 
 const notBefore = (a: WalPosition, b: WalPosition) =>
@@ -160,7 +163,8 @@ export class WalDrainer {
       }
       try {
         if (!this.#inFlight) {
-          await this.#options.wal.markInFlight(batch.end);
+          await this.#prepare(batch);
+          await this.#options.wal.markInFlight(batch.end, batch.token!);
           this.#inFlight = batch;
         }
         await this.#store(batch);
@@ -223,8 +227,14 @@ export class WalDrainer {
     return Math.min(this.#options.maxDelayMs, this.#options.maxDelayMs - age);
   }
 
-  async #store(batch: Batch): Promise<void> {
-    const { wal, inserter, log } = this.#options;
+  /**
+   * Reads the batch's records and chooses its deduplication token: for a new batch, made from the
+   * records' checksums and keys (recordsToken); for the range in flight at the last stop, the
+   * token recorded with it — or, when an older routewatch recorded none, the SHA-256 of the body,
+   * which is what it sent.
+   */
+  async #prepare(batch: Batch): Promise<void> {
+    const { wal } = this.#options;
     if (!ROW_FORMATS.has(batch.format)) {
       throw new Error(
         `the log holds rows in the format ${batch.format}, which this routewatch cannot insert: ` +
@@ -236,7 +246,18 @@ export class WalDrainer {
       const record = await wal.read(entry);
       if (record) records.push(record);
     }
-    const outcomes = await inserter.insert(batch.format as RowFormat, records);
+    batch.records = records;
+    batch.token = batch.replayed
+      ? (wal.inFlightToken ?? deduplicationToken(Buffer.concat(records.map((r) => r.body))))
+      : recordsToken(records);
+  }
+
+  async #store(batch: Batch): Promise<void> {
+    const { wal, inserter, log } = this.#options;
+    const records = batch.records!;
+    const outcomes = await inserter.insert(batch.format as RowFormat, records, {
+      token: batch.token!,
+    });
     outcomes.forEach((outcome, i) => {
       if (outcome.rejectedRows.length === 0) return;
       const keys = recordKeys(records[i]!);

@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { crc32 } from './crc32.js';
+import { WalError, decodeFrames, decodeRecord, recordKeys, recordOfFrame } from './wal-record.js';
+import type { WalRecord } from './wal-record.js';
 import { CheckpointFile, syncDirectory } from './wal-checkpoint.js';
 import type { Checkpoint } from './wal-checkpoint.js';
 
@@ -25,199 +26,23 @@ import type { Checkpoint } from './wal-checkpoint.js';
 
 /** First bytes of every segment; the last byte is the segment format version. */
 export const SEGMENT_MAGIC = Buffer.from('RWWAL\r\n\x01', 'latin1');
-const FRAME_HEADER_BYTES = 8;
-/** The smallest payload a record can have: version, format length, time, rows, keys length. */
-const MIN_PAYLOAD_BYTES = 1 + 1 + 8 + 4 + 4;
-/** A length above this is read as corruption, not as a record to wait for. */
-const MAX_PAYLOAD_BYTES = 1024 * 1024 * 1024;
-const RECORD_VERSION = 1;
 const SEGMENT_NAME = /^(\d{20})\.wal$/;
 const LOCK = 'LOCK';
 const MiB = 1024 * 1024;
 
-export class WalError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'WalError';
-    this.code = code;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
-// Framing: pure functions over buffers.
+// Framing: wal-record.ts (pure functions over buffers, also used by the ingest threads).
 
 export { crc32, crc32Portable } from './crc32.js';
-
-/** What one record holds: a group of rows as they go into an insert body, and their span keys. */
-export interface WalRecordInput {
-  /** The insert format of the rows, e.g. `JSONEachRow`; a batch never mixes formats. */
-  format: string;
-  writtenAtMs: number;
-  /** The span key of each row, for de-duplication after a restart. */
-  keys: readonly string[];
-  /**
-   * The rows. A string is a text row: its UTF-8 bytes and a newline go into the body; bytes go in
-   * as they are (a binary format carries its own framing). The log never looks inside.
-   */
-  lines: readonly (string | Uint8Array)[];
-}
-
-/** A record read back: the rows' bytes as one insert body, and where each row ends in it. */
-export interface WalRecord {
-  format: string;
-  writtenAtMs: number;
-  rows: number;
-  /** Concatenated row bytes: any run of whole rows is a valid insert body. */
-  body: Buffer;
-  /** `rowEnds[i]` is the offset in `body` just past row i. */
-  rowEnds: Uint32Array;
-  /** The keys, encoded; `recordKeys()` decodes them. */
-  keysBlock: Buffer;
-}
-
-/** Encodes one record with its frame (length, checksum), ready to append. */
-export function encodeRecord(input: WalRecordInput): Buffer {
-  const { keys, lines } = input;
-  if (keys.length !== lines.length) {
-    throw new WalError('WAL_BAD_RECORD', `${keys.length} keys for ${lines.length} rows`);
-  }
-  const format = Buffer.from(input.format, 'latin1');
-  if (format.length === 0 || format.length > 255) {
-    throw new WalError('WAL_BAD_RECORD', `bad format name ${JSON.stringify(input.format)}`);
-  }
-  let keysBytes = 0;
-  const keyLengths = new Array<number>(keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    const length = Buffer.byteLength(keys[i]!);
-    if (length > 0xffff) throw new WalError('WAL_BAD_RECORD', 'a span key over 64 KiB');
-    keyLengths[i] = length;
-    keysBytes += 2 + length;
-  }
-  let bodyBytes = 0;
-  const rowLengths = new Array<number>(lines.length);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    const length = typeof line === 'string' ? Buffer.byteLength(line) + 1 : line.byteLength;
-    rowLengths[i] = length;
-    bodyBytes += length;
-  }
-  const payloadBytes = MIN_PAYLOAD_BYTES + format.length + keysBytes + 4 * lines.length + bodyBytes;
-  if (payloadBytes > MAX_PAYLOAD_BYTES) {
-    throw new WalError('WAL_RECORD_TOO_LARGE', `a record of ${payloadBytes} bytes`);
-  }
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payloadBytes);
-  let at = FRAME_HEADER_BYTES;
-  at = frame.writeUInt8(RECORD_VERSION, at);
-  at = frame.writeUInt8(format.length, at);
-  at += format.copy(frame, at);
-  at = frame.writeDoubleLE(input.writtenAtMs, at);
-  at = frame.writeUInt32LE(lines.length, at);
-  at = frame.writeUInt32LE(keysBytes, at);
-  for (let i = 0; i < keys.length; i++) {
-    at = frame.writeUInt16LE(keyLengths[i]!, at);
-    at += frame.write(keys[i]!, at, keyLengths[i]!, 'utf8');
-  }
-  let rowEnd = 0;
-  for (const length of rowLengths) {
-    rowEnd += length;
-    at = frame.writeUInt32LE(rowEnd, at);
-  }
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (typeof line === 'string') {
-      at += frame.write(line, at, rowLengths[i]! - 1, 'utf8');
-      at = frame.writeUInt8(0x0a, at);
-    } else {
-      frame.set(line, at);
-      at += line.byteLength;
-    }
-  }
-  frame.writeUInt32LE(payloadBytes, 0);
-  frame.writeUInt32LE(crc32(frame.subarray(FRAME_HEADER_BYTES)), 4);
-  return frame;
-}
-
-/** Why reading frames stopped before the end of the buffer. */
-export type FrameProblem = 'torn' | 'bad-length' | 'checksum';
-
-export interface DecodedFrames {
-  frames: Array<{ start: number; end: number; payload: Buffer }>;
-  /** Offset just past the last whole, valid frame. */
-  end: number;
-  /** Set when bytes after `end` are not a valid frame. */
-  problem?: FrameProblem;
-}
-
-/**
- * Reads consecutive frames from `from` on, stopping at the end of the buffer or at the first
- * frame that is short (torn), has an impossible length (zeroes after a crash read as length 0) or
- * fails its checksum. Frames after a bad one are not read: their boundaries cannot be trusted.
- */
-export function decodeFrames(buffer: Buffer, from: number): DecodedFrames {
-  const frames: DecodedFrames['frames'] = [];
-  let at = from;
-  while (at < buffer.length) {
-    if (buffer.length - at < FRAME_HEADER_BYTES) return { frames, end: at, problem: 'torn' };
-    const length = buffer.readUInt32LE(at);
-    if (length < MIN_PAYLOAD_BYTES || length > MAX_PAYLOAD_BYTES)
-      return { frames, end: at, problem: 'bad-length' };
-    const end = at + FRAME_HEADER_BYTES + length;
-    if (end > buffer.length) return { frames, end: at, problem: 'torn' };
-    const payload = buffer.subarray(at + FRAME_HEADER_BYTES, end);
-    if (crc32(payload) !== buffer.readUInt32LE(at + 4))
-      return { frames, end: at, problem: 'checksum' };
-    frames.push({ start: at, end, payload });
-    at = end;
-  }
-  return { frames, end: at };
-}
-
-/** Reads a record's payload (checksum already verified). Throws WalError if it is not one. */
-export function decodeRecord(payload: Buffer): WalRecord {
-  const bad = (why: string) => new WalError('WAL_BAD_RECORD', `unreadable log record: ${why}`);
-  if (payload.length < MIN_PAYLOAD_BYTES) throw bad('too short');
-  const version = payload.readUInt8(0);
-  if (version !== RECORD_VERSION) {
-    throw new WalError(
-      'WAL_NEWER_VERSION',
-      `the log holds a record of version ${version}, this routewatch reads version ${RECORD_VERSION}: ` +
-        'run the version that wrote it until the log is drained',
-    );
-  }
-  let at = 1;
-  const formatLength = payload.readUInt8(at++);
-  if (payload.length < MIN_PAYLOAD_BYTES + formatLength) throw bad('too short');
-  const format = payload.toString('latin1', at, at + formatLength);
-  at += formatLength;
-  const writtenAtMs = payload.readDoubleLE(at);
-  at += 8;
-  const rows = payload.readUInt32LE(at);
-  at += 4;
-  const keysBytes = payload.readUInt32LE(at);
-  at += 4;
-  if (at + keysBytes + 4 * rows > payload.length) throw bad('lengths beyond the record');
-  const keysBlock = payload.subarray(at, at + keysBytes);
-  at += keysBytes;
-  const rowEnds = new Uint32Array(rows);
-  for (let i = 0; i < rows; i++, at += 4) rowEnds[i] = payload.readUInt32LE(at);
-  const body = payload.subarray(at);
-  if (rows > 0 && rowEnds[rows - 1] !== body.length) throw bad('row ends do not match the body');
-  return { format, writtenAtMs, rows, body, rowEnds, keysBlock };
-}
-
-/** The span keys of a record, in row order. */
-export function recordKeys(record: WalRecord): string[] {
-  const keys: string[] = [];
-  const block = record.keysBlock;
-  let at = 0;
-  while (at + 2 <= block.length) {
-    const length = block.readUInt16LE(at);
-    keys.push(block.toString('utf8', at + 2, at + 2 + length));
-    at += 2 + length;
-  }
-  return keys;
-}
+export {
+  FRAME_HEADER_BYTES,
+  WalError,
+  decodeFrames,
+  decodeRecord,
+  encodeRecord,
+  recordKeys,
+} from './wal-record.js';
+export type { DecodedFrames, FrameProblem, WalRecord, WalRecordInput } from './wal-record.js';
 
 // ---------------------------------------------------------------------------------------------
 // The log on disk.
@@ -309,6 +134,7 @@ export class WriteAheadLog {
   /** Everything before this is stored. */
   #position: WalPosition;
   #inFlightEnd: WalPosition | undefined;
+  #inFlightToken: string | undefined;
   #replayedKeys: string[] = [];
   #active: { sequence: number; handle: FileHandle; size: number };
   readonly #checkpoint: CheckpointFile;
@@ -427,7 +253,7 @@ export class WriteAheadLog {
           : SEGMENT_MAGIC.length;
       const decoded = decodeFrames(bytes, from);
       for (const frame of decoded.frames) {
-        const record = decodeRecord(frame.payload);
+        const record = decodeRecord(frame.payload, frame.checksum);
         entries.push({
           start: { segment: sequence, offset: frame.start },
           end: { segment: sequence, offset: frame.end },
@@ -496,6 +322,7 @@ export class WriteAheadLog {
     const inFlightEnd = checkpoint.inFlightEnd;
     if (inFlightEnd && entries.some((e) => samePosition(e.end, inFlightEnd))) {
       wal.#inFlightEnd = inFlightEnd;
+      wal.#inFlightToken = checkpoint.inFlightToken;
     } else if (inFlightEnd && entries.length > 0) {
       log?.warn(
         { inFlightEnd },
@@ -529,6 +356,14 @@ export class WriteAheadLog {
   /** Where the insert in flight before the last stop ended, when records up to there are unstored. */
   get inFlightEnd(): WalPosition | undefined {
     return this.#inFlightEnd;
+  }
+
+  /**
+   * The deduplication token of the insert in flight at the last stop, as recorded with its range;
+   * undefined when there was none, or when an older routewatch recorded the range without it.
+   */
+  get inFlightToken(): string | undefined {
+    return this.#inFlightToken;
   }
 
   /** Span keys of the records found unstored at open, oldest first (for de-duplication). */
@@ -576,7 +411,7 @@ export class WriteAheadLog {
       const appended: WalEntry[] = [];
       let offset = start;
       for (const frame of frames) {
-        const record = decodeRecord(frame.subarray(FRAME_HEADER_BYTES));
+        const record = recordOfFrame(frame);
         const entry: WalEntry = {
           start: { segment: active.sequence, offset },
           end: { segment: active.sequence, offset: offset + frame.length },
@@ -618,8 +453,8 @@ export class WriteAheadLog {
     try {
       const { bytesRead } = await handle.read(frame, 0, entry.frameBytes, entry.start.offset);
       const decoded = decodeFrames(frame.subarray(0, bytesRead), 0);
-      const payload = decoded.frames[0]?.payload;
-      if (payload) return decodeRecord(payload);
+      const read = decoded.frames[0];
+      if (read) return decodeRecord(read.payload, read.checksum);
       this.stats.corruptRecords++;
       this.#log?.error(
         { segment: path, offset: entry.start.offset, problem: decoded.problem },
@@ -632,13 +467,14 @@ export class WriteAheadLog {
   }
 
   /**
-   * Records, durably, that an insert of the records up to `end` is about to be sent: after a
-   * crash the same range is retried as one insert, with the same deduplication token.
+   * Records, durably, that an insert of the records up to `end` is about to be sent with `token`:
+   * after a crash the same range is retried as one insert, with the same deduplication token.
    */
-  async markInFlight(end: WalPosition): Promise<void> {
+  async markInFlight(end: WalPosition, token: string): Promise<void> {
     this.#assertOpen();
-    await this.#saveCheckpoint(end);
+    await this.#saveCheckpoint(end, token);
     this.#inFlightEnd = end;
+    this.#inFlightToken = token;
   }
 
   /** The records up to `end` are stored: forget them, and delete segments holding nothing else. */
@@ -657,6 +493,7 @@ export class WriteAheadLog {
       throw error;
     }
     this.#inFlightEnd = undefined;
+    this.#inFlightToken = undefined;
     this.#entries = this.#entries.slice(count);
     for (const entry of released) {
       this.#unstoredRows -= entry.rows;
@@ -724,12 +561,13 @@ export class WriteAheadLog {
     }
   }
 
-  async #saveCheckpoint(inFlightEnd: WalPosition | undefined): Promise<void> {
+  async #saveCheckpoint(inFlightEnd: WalPosition | undefined, token?: string): Promise<void> {
     await this.#checkpoint.save({
       version: 1,
       segment: this.#position.segment,
       offset: this.#position.offset,
       inFlightEnd: inFlightEnd ?? null,
+      ...(inFlightEnd && token ? { inFlightToken: token } : {}),
     });
   }
 

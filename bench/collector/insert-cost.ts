@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createIngest } from '../../collector/ingest.js';
-import { SPAN_COLUMNS, SPAN_INSERT } from '../../collector/span-lines.js';
+import { SPAN_COLUMNS, SPAN_INSERT, preparedLines } from '../../collector/span-lines.js';
 import { configWith } from '../../server/config.js';
 import { ingestSettings } from '../../server/start.js';
 import { EmbeddedStore } from '../../storage/embedded-store.js';
@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     const ingest = createIngest(ingestSettings(configWith({})));
     const lines: string[] = [];
     for (const spans of makeRequests('llm', ROWS))
-      lines.push(...ingest(encode(spans, 'protobuf'), 'protobuf', Date.now()).lines);
+      lines.push(...preparedLines(ingest(encode(spans, 'protobuf'), 'protobuf', Date.now())));
     // The writer's lines are JSONCompactEachRow arrays in SPAN_COLUMNS order.
     const columns: string[] = [...SPAN_COLUMNS];
     const rows = lines.map((line) => {

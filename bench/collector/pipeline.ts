@@ -75,8 +75,8 @@ function runOnce(variant: Variant): void {
     const result: IngestResult = ingest(body, variant.encoding, now);
     if (result.received !== Math.min(SPANS_PER_REQUEST, variant.spans))
       throw new Error(`${variant.name}: ${result.received} spans received`);
-    rows += result.lines.length;
-    for (const line of result.lines) sinkBytes += line.length;
+    rows += result.rows;
+    for (const record of result.records) sinkBytes += record.byteLength;
   }
   sinkRows += rows;
   rowsPerRun.set(variant.name, rows);

@@ -38,7 +38,7 @@ import { z } from 'zod';
 import { progressReporter } from '../../cli/progress.js';
 import type { Progress } from '../../cli/progress.js';
 import { createIngest } from '../../collector/ingest.js';
-import { SPAN_INSERT } from '../../collector/span-lines.js';
+import { SPAN_INSERT, preparedLines } from '../../collector/span-lines.js';
 import type { SpanWriter } from '../../collector/span-writer.js';
 import { buildApp } from '../../server/app.js';
 import { batchDelayMs, configWith } from '../../server/config.js';
@@ -471,7 +471,7 @@ async function main(): Promise<void> {
         const rawBatches: Buffer[] = [];
         let lines: string[] = [];
         for (const spans of makeRequests(mix, SPANS)) {
-          lines.push(...ingest(encode(spans, 'protobuf'), 'protobuf', Date.now()).lines);
+          lines.push(...preparedLines(ingest(encode(spans, 'protobuf'), 'protobuf', Date.now())));
         }
         rowsPerRound = lines.length;
         for (let i = 0; i < lines.length; i += RAW_BATCH_ROWS) {

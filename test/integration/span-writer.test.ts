@@ -85,6 +85,35 @@ describe('SpanWriter when the store refuses a row', () => {
     expect(writer.stats).toMatchObject({ rowsWritten: 8, rowsRejected: 1, pendingRows: 0 });
   });
 
+  it('stores only the new rows of a write that repeats spans: of its own, of its batch, or stored before', async () => {
+    const writer = testWriter(temp.store, { ROUTEWATCH_BATCH_DELAY: '50ms' });
+    const name = (prefix: string) => (i: number) => ({ name: `${prefix} ${i}`, attributes: llm });
+    const [taken, fresh] = [
+      spanRows([1, 2, 3].map(name('taken'))),
+      spanRows([1, 2, 3, 4].map(name('fresh'))),
+    ];
+    await writer.write(prepareRows(taken));
+    const results = await Promise.all([
+      writer.write(prepareRows([fresh[0]!, taken[0]!, taken[2]!, fresh[1]!, fresh[1]!, fresh[2]!])),
+      writer.write(prepareRows([fresh[2]!, fresh[3]!])),
+    ]);
+    expect(results).toEqual([
+      { rejected: 0, errorMessage: '' },
+      { rejected: 0, errorMessage: '' },
+    ]);
+    expect(writer.stats).toMatchObject({ duplicatesDropped: 4, rowsWritten: 7, pendingRows: 0 });
+    const raw = await temp.store.query('SELECT name, input_tokens FROM spans', {}, stored);
+    expect(raw.map((r) => r.name).sort()).toEqual([
+      'fresh 1',
+      'fresh 2',
+      'fresh 3',
+      'fresh 4',
+      'taken 1',
+      'taken 2',
+      'taken 3',
+    ]);
+  });
+
   it('fails every request of the batch, for a retry, when the store is down', async () => {
     const down = unavailableStore('Code: 210. DB::Exception: Connection refused (NETWORK_ERROR)');
     const writer = testWriter(down, { ROUTEWATCH_BATCH_DELAY: '1ms' });

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -7,8 +8,15 @@ import { normalizeRequest } from '../../collector/normalize.js';
 import type { SpanRow } from '../../collector/normalize.js';
 import { validateTraceRequest } from '../../collector/otlp-json.js';
 import { PriceTable } from '../../collector/pricing.js';
-import { deduplicationToken } from '../../collector/span-inserter.js';
-import { SPAN_COLUMNS, SPAN_INSERT } from '../../collector/span-lines.js';
+import { deduplicationToken, recordsToken } from '../../collector/span-inserter.js';
+import {
+  RECORD_ROWS,
+  SPAN_COLUMNS,
+  SPAN_INSERT,
+  preparedLines,
+} from '../../collector/span-lines.js';
+import { recordOfFrame } from '../../collector/wal-record.js';
+import { CHECKPOINT_FILE, LEGACY_CHECKPOINT_FILE } from '../../collector/wal-checkpoint.js';
 import { SpanWriter, prepareRows } from '../../collector/span-writer.js';
 import type { PreparedRows, SpanWriterLog } from '../../collector/span-writer.js';
 import { WriteAheadLog, encodeRecord } from '../../collector/wal.js';
@@ -63,7 +71,7 @@ async function copiesBySpan(): Promise<Map<string, number>> {
 const SPAN_ID = SPAN_COLUMNS.indexOf('span_id');
 /** The span ids of prepared rows (positional lines, span-lines.ts). */
 const spanIds = (prepared: PreparedRows) =>
-  prepared.lines.map((line) => (JSON.parse(line) as string[])[SPAN_ID]!);
+  preparedLines(prepared).map((line) => (JSON.parse(line) as string[])[SPAN_ID]!);
 
 function walDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'routewatch-wal-writer-'));
@@ -130,6 +138,45 @@ describe('SpanWriter with the write-ahead log', () => {
     await writer.close();
   });
 
+  it('logs only the new rows of a write that repeats spans: of its own, of its group, or taken before', async () => {
+    const dir = walDir();
+    const store = switchableStore(temp.store, 'down');
+    const writer = await walWriter(store, dir);
+    const [taken, fresh] = [spanRows(3, 'taken'), spanRows(4, 'fresh')];
+    await writer.write(prepareRows(taken));
+    // Two writes in one group: the first repeats two taken spans and one of its own; the second
+    // repeats one of the first's.
+    const mixed = prepareRows([fresh[0]!, taken[0]!, taken[2]!, fresh[1]!, fresh[1]!, fresh[2]!]);
+    const other = prepareRows([fresh[2]!, fresh[3]!]);
+    await Promise.all([writer.write(mixed), writer.write(other)]);
+    expect(writer.stats.duplicatesDropped).toBe(4);
+    expect(writer.walSnapshot()).toMatchObject({ rows: 7 });
+    // The rows stay in the log across a restart as they were logged.
+    await writer.close({ drainMs: 0 });
+    store.mode = 'up';
+    const again = await walWriter(store, dir);
+    expect(again.walSnapshot()).toMatchObject({ rows: 7 });
+    await again.flush();
+    const copies = await copiesBySpan();
+    expect([...copies.keys()].sort()).toEqual(
+      [...spanIds(prepareRows(taken)), ...spanIds(prepareRows(fresh))].sort(),
+    );
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+    await again.close();
+  });
+
+  it('splits a write of more rows than a record holds, and stores each row once', async () => {
+    const many = prepareRows(spanRows(RECORD_ROWS + 7, 'many'));
+    expect(many.records.map((r) => recordOfFrame(Buffer.from(r)).rows)).toEqual([RECORD_ROWS, 7]);
+    const writer = await walWriter(temp.store, walDir());
+    await writer.write(many);
+    await writer.flush();
+    const copies = await copiesBySpan();
+    expect(copies.size).toBe(RECORD_ROWS + 7);
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+    await writer.close();
+  });
+
   it('stores what was left in the log after a restart, once, and drops an exporter retry of it', async () => {
     const dir = walDir();
     const store = switchableStore(temp.store, 'down');
@@ -173,6 +220,37 @@ describe('SpanWriter with the write-ahead log', () => {
     expect(copies.size).toBe(7);
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
     await second.close();
+  });
+
+  it('repeats an insert an older routewatch left in flight under the token it sent, the SHA-256 of the body', async () => {
+    const dir = walDir();
+    // What an older routewatch left: two records, the range in flight in its JSON checkpoint
+    // (no token recorded), and that insert stored, its answer lost in the crash.
+    const wal = await WriteAheadLog.open({ dir, maxBytes: 64 * 1024 * 1024 });
+    const sent = [rows(3, 'older a'), rows(2, 'older b')];
+    for (const prepared of sent) await wal.append(prepared.records.map((r) => Buffer.from(r)));
+    const [start, end] = [wal.entries()[0]!.start, wal.entries()[1]!.end];
+    await wal.close();
+    rmSync(join(dir, CHECKPOINT_FILE));
+    writeFileSync(
+      join(dir, LEGACY_CHECKPOINT_FILE),
+      JSON.stringify({ version: 1, ...start, inFlightEnd: end }),
+    );
+    const body = Buffer.concat(
+      sent.flatMap((p) => p.records.map((r) => recordOfFrame(Buffer.from(r)).body)),
+    );
+    await temp.store.insertJsonEachRow('spans', body, {
+      ...SPAN_INSERT,
+      deduplicationToken: deduplicationToken(body),
+    });
+
+    const writer = await walWriter(temp.store, dir);
+    expect(writer.wal!.inFlightToken).toBeUndefined();
+    await writer.flush();
+    const copies = await copiesBySpan();
+    expect(copies.size).toBe(5);
+    expect([...copies.values()].every((n) => n === 1)).toBe(true);
+    await writer.close();
   });
 
   it('counts and logs acknowledged rows the store refuses for their content, and stores the rest', async () => {
@@ -345,8 +423,35 @@ describe("the drainer's fill window (ROUTEWATCH_BATCH_DELAY)", () => {
 });
 
 describe('insert deduplication tokens on the embedded engine (migration 0030)', () => {
+  it('gives a batch of log records a token from their checksums and keys, not their rows', () => {
+    const records = (prepared: PreparedRows[]) =>
+      prepared.flatMap((p) => p.records.map((r) => recordOfFrame(Buffer.from(r))));
+    const taken = spanRows(4, 'token');
+    const batch = [prepareRows(taken.slice(0, 2)), prepareRows(taken.slice(2))];
+    const token = recordsToken(records(batch));
+    expect(token).toMatch(/^routewatch-r-[0-9a-f]{64}$/);
+    expect(recordsToken(records(batch))).toBe(token);
+    // Another order, another split, or a row that differs in anything but its key: another token.
+    expect(recordsToken(records([batch[1]!, batch[0]!]))).not.toBe(token);
+    expect(recordsToken(records([prepareRows(taken)]))).not.toBe(token);
+    const changed = taken.map((row) => ({ ...row }));
+    changed[3]!.input_tokens += 1;
+    const other = [prepareRows(changed.slice(0, 2)), prepareRows(changed.slice(2))];
+    expect(recordsToken(records(other))).not.toBe(token);
+  });
+
+  it('is the SHA-256 of the body in hex, as every routewatch wrote it', async () => {
+    // An insert in flight at an upgrade is repeated under the token the older version sent.
+    const body = Buffer.from('["a",1]\n["b",2]\n');
+    const digest = createHash('sha256').update(body).digest('hex');
+    expect(deduplicationToken(body)).toBe(`routewatch-${digest}`);
+    expect(deduplicationToken(body.subarray(8))).toBe(
+      `routewatch-${createHash('sha256').update(body.subarray(8)).digest('hex')}`,
+    );
+  });
+
   it('skips an insert whose token the table has seen, and only that one', async () => {
-    const body = Buffer.from(prepareRows(spanRows(3)).lines.join('\n') + '\n');
+    const body = Buffer.from(preparedLines(prepareRows(spanRows(3))).join('\n') + '\n');
     const token = deduplicationToken(body);
     await temp.store.insertJsonEachRow('spans', body, {
       ...SPAN_INSERT,

@@ -208,17 +208,20 @@ describe('WriteAheadLog', () => {
     const dir = tempDir();
     let wal = await open({ dir });
     for (const name of ['a', 'b', 'c']) await wal.append([frame(name)]);
-    await wal.markInFlight(wal.entries()[1]!.end);
+    await wal.markInFlight(wal.entries()[1]!.end, 'token-ab');
     await wal.close();
 
     wal = await open({ dir });
     expect(wal.inFlightEnd).toEqual(wal.entries()[1]!.end);
+    expect(wal.inFlightToken).toBe('token-ab');
     await wal.release(wal.entries()[1]!.end);
     expect(wal.inFlightEnd).toBeUndefined();
+    expect(wal.inFlightToken).toBeUndefined();
     await wal.close();
 
     wal = await open({ dir });
     expect(wal.inFlightEnd).toBeUndefined();
+    expect(wal.inFlightToken).toBeUndefined();
     expect(await rowsOf(wal)).toEqual(['c/0', 'c/1', 'c/2']);
     await wal.close();
   });
@@ -231,7 +234,7 @@ describe('WriteAheadLog', () => {
     expect(size).toBe(2 * SLOT_BYTES);
     const sequences: number[][] = [];
     for (const entry of wal.entries().slice(0, 2)) {
-      await wal.markInFlight(entry.end);
+      await wal.markInFlight(entry.end, 'token');
       sequences.push(checkpointSlots(dir).map((slot) => slot!.sequence));
       await wal.release(entry.end);
       sequences.push(checkpointSlots(dir).map((slot) => slot!.sequence));
@@ -258,7 +261,7 @@ describe('WriteAheadLog', () => {
     let wal = await open({ dir });
     for (const name of ['a', 'b', 'c']) await wal.append([frame(name)]);
     const end = wal.entries()[1]!.end;
-    await wal.markInFlight(end);
+    await wal.markInFlight(end, 'token-ab');
     await wal.release(end);
     await wal.close();
     // The write that recorded the range as stored is torn: the one before it, the insert in
@@ -269,6 +272,7 @@ describe('WriteAheadLog', () => {
     wal = await open({ dir, log });
     expect(lines).toEqual([]);
     expect(wal.inFlightEnd).toEqual(end);
+    expect(wal.inFlightToken).toBe('token-ab');
     expect(await rowsOf(wal)).toEqual([
       'a/0',
       'a/1',
@@ -293,7 +297,7 @@ describe('WriteAheadLog', () => {
     const dir = tempDir();
     let wal = await open({ dir });
     for (const name of ['a', 'b']) await wal.append([frame(name)]);
-    await wal.markInFlight(wal.entries()[0]!.end);
+    await wal.markInFlight(wal.entries()[0]!.end, 'token');
     await wal.release(wal.entries()[0]!.end);
     await wal.close();
     writeFileSync(join(dir, CHECKPOINT_FILE), Buffer.alloc(2 * SLOT_BYTES, 0x11));
@@ -305,7 +309,7 @@ describe('WriteAheadLog', () => {
     ]);
     expect(await rowsOf(wal)).toEqual(['a/0', 'a/1', 'a/2', 'b/0', 'b/1', 'b/2']);
     // The next checkpoint is whole again.
-    await wal.markInFlight(wal.entries()[1]!.end);
+    await wal.markInFlight(wal.entries()[1]!.end, 'token');
     await wal.release(wal.entries()[1]!.end);
     await wal.close();
     wal = await open({ dir });
@@ -329,6 +333,8 @@ describe('WriteAheadLog', () => {
 
     wal = await open({ dir });
     expect(wal.inFlightEnd).toEqual(inFlight);
+    // It recorded no token: the drainer repeats the range under the body's SHA-256, as it did.
+    expect(wal.inFlightToken).toBeUndefined();
     expect(await rowsOf(wal)).toEqual(['b/0', 'b/1', 'b/2', 'c/0', 'c/1', 'c/2']);
     expect(existsSync(join(dir, 'checkpoint.json'))).toBe(false);
     await wal.release(inFlight);

@@ -98,6 +98,30 @@ describe('SpanKeyWindow', () => {
     expect(() => new SpanKeyWindow(-1)).toThrow(/whole number of keys/);
   });
 
+  it('takes a key as its UTF-8 bytes as the same key as its string', () => {
+    const next = random(8);
+    const window = new SpanKeyWindow(500);
+    const reference = new ReferenceWindow(500);
+    // Keys inside a larger buffer, as a log record's key block holds them.
+    const keys = Array.from({ length: 800 }, (_, n) =>
+      n % 5 === 0
+        ? `not hex ${n} é`
+        : Array.from({ length: 6 }, () => hex(Math.floor(next() * 2 ** 32), 8)).join(''),
+    );
+    for (let i = 0; i < 3_000; i++) {
+      const key = keys[Math.floor(next() * keys.length)]!;
+      const block = Buffer.from(`..${key}..`);
+      const [start, end] = [2, block.length - 2];
+      const viaBytes = next() < 0.5;
+      const held = viaBytes ? window.hasBytes(block, start, end) : window.has(key);
+      expect(held, `${key} at ${i}`).toBe(reference.has(key));
+      if (next() < 0.5) window.addBytes(block, start, end);
+      else window.add(key);
+      reference.add(key);
+    }
+    expect(window.size).toBe(reference.keys.size);
+  });
+
   it('grows past its first table to a capacity that is not a power of two', () => {
     compare(9_999, (n) => hex(n * 2654435761, 48), 30_000, 6);
   });
