@@ -5,6 +5,7 @@ import { OtlpDecodeError, RequestLimitError } from './otlp-errors.js';
 import type { RequestLimits } from './otlp-errors.js';
 import { createIngest } from './ingest.js';
 import type { IngestResult, IngestSettings, OtlpEncoding } from './ingest.js';
+import { LatencyHistogram, epochNowMs } from './latency-histogram.js';
 
 /**
  * Runs the ingest pipeline on worker threads, so that decoding a large or hostile body never
@@ -21,7 +22,14 @@ export interface IngestTask {
 }
 
 export type IngestAnswer =
-  | { id: number; ok: true; result: IngestResult }
+  | {
+      id: number;
+      ok: true;
+      result: IngestResult;
+      /** When the thread took the task and when it finished, ms since the epoch (sub-ms). */
+      startedAt: number;
+      finishedAt: number;
+    }
   | { id: number; ok: false; error: { name: string; message: string; code: string } };
 
 /** The ingest pipeline as the HTTP route sees it. */
@@ -41,6 +49,22 @@ export interface IngestStats {
   workerRestarts: number;
   /** Body bytes decoded per second, measured over recent requests. */
   bytesPerSecond: number;
+  /** Per request: waiting for a thread (and handed to it), the thread's work, the answer's way back. */
+  waitMs: LatencyHistogram;
+  workMs: LatencyHistogram;
+  returnMs: LatencyHistogram;
+}
+
+function newIngestStats(): IngestStats {
+  return {
+    queued: 0,
+    queuedBytes: 0,
+    workerRestarts: 0,
+    bytesPerSecond: INITIAL_BYTES_PER_SECOND,
+    waitMs: new LatencyHistogram(),
+    workMs: new LatencyHistogram(),
+    returnMs: new LatencyHistogram(),
+  };
 }
 
 /** A request needed more memory than an ingest thread may use. */
@@ -86,6 +110,8 @@ function workerScript(): URL {
 }
 
 class Pending {
+  /** When the request asked for a thread (epochNowMs). */
+  readonly queuedAt = epochNowMs();
   constructor(
     readonly task: IngestTask,
     readonly bytes: number,
@@ -101,12 +127,7 @@ interface Slot {
 }
 
 export class IngestPool implements IngestRunner {
-  readonly stats: IngestStats = {
-    queued: 0,
-    queuedBytes: 0,
-    workerRestarts: 0,
-    bytesPerSecond: INITIAL_BYTES_PER_SECOND,
-  };
+  readonly stats: IngestStats = newIngestStats();
   readonly #settings: IngestSettings;
   readonly #heapMb: number;
   readonly #slots: Slot[] = [];
@@ -164,6 +185,9 @@ export class IngestPool implements IngestRunner {
       if (pending && pending.task.id === answer.id) {
         if (answer.ok) {
           this.#measure(pending.bytes, performance.now() - slot.startedAt);
+          this.stats.waitMs.observe(answer.startedAt - pending.queuedAt);
+          this.stats.workMs.observe(answer.finishedAt - answer.startedAt);
+          this.stats.returnMs.observe(epochNowMs() - answer.finishedAt);
           pending.resolve(answer.result);
         } else {
           pending.reject(rebuildError(answer.error));
@@ -217,18 +241,18 @@ export class IngestPool implements IngestRunner {
 
 /** The pipeline on the event loop itself (ROUTEWATCH_INGEST_WORKERS=0): for tools and debugging. */
 export class InlineIngest implements IngestRunner {
-  readonly stats: IngestStats = {
-    queued: 0,
-    queuedBytes: 0,
-    workerRestarts: 0,
-    bytesPerSecond: INITIAL_BYTES_PER_SECOND,
-  };
+  readonly stats: IngestStats = newIngestStats();
   readonly #ingest: ReturnType<typeof createIngest>;
   constructor(settings: IngestSettings) {
     this.#ingest = createIngest(settings);
   }
   async run(body: Uint8Array, encoding: OtlpEncoding): Promise<IngestResult> {
-    return this.#ingest(body, encoding, Date.now());
+    const started = performance.now();
+    const result = this.#ingest(body, encoding, Date.now());
+    this.stats.waitMs.observe(0);
+    this.stats.workMs.observe(performance.now() - started);
+    this.stats.returnMs.observe(0);
+    return result;
   }
   estimatedWaitMs(): number {
     return 0;

@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createIngest } from './ingest.js';
 import type { IngestSettings } from './ingest.js';
+import { epochNowMs } from './latency-histogram.js';
 import type { IngestTask, IngestAnswer } from './ingest-pool.js';
 
 /** An ingest thread: runs the pipeline on each body it is sent, and answers with the rows. */
@@ -22,12 +23,10 @@ const port = parentPort!;
 
 port.on('message', (task: IngestTask) => {
   let answer: IngestAnswer;
+  const startedAt = epochNowMs();
   try {
-    answer = {
-      id: task.id,
-      ok: true,
-      result: ingest(new Uint8Array(task.body), task.encoding, task.nowMs),
-    };
+    const result = ingest(new Uint8Array(task.body), task.encoding, task.nowMs);
+    answer = { id: task.id, ok: true, result, startedAt, finishedAt: epochNowMs() };
   } catch (error) {
     const e = error as { name?: unknown; message?: unknown; code?: unknown };
     answer = {

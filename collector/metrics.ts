@@ -1,4 +1,5 @@
 import type { AdmissionStats } from './admission.js';
+import { stageHistogramLines } from './latency-histogram.js';
 import type { IngestStats } from './ingest-pool.js';
 import type { CollectorStats } from './otlp-routes.js';
 import type { SpanWriterStats, WalSnapshot } from './span-writer.js';
@@ -279,8 +280,22 @@ export function renderMetrics(sources: MetricsSources): string {
       .map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`)
       .join('') +
     costSourceLines(sources) +
+    stageLines(sources) +
     channelLines(sources)
   );
+}
+
+/** Where the time of an export request goes, stage by stage. */
+function stageLines({ collector, ingest, writer }: MetricsSources): string {
+  return stageHistogramLines('routewatch_export_stage_seconds', {
+    receive: collector.receiveMs,
+    ingest_wait: ingest.waitMs,
+    ingest: ingest.workMs,
+    ingest_return: ingest.returnMs,
+    write_wait: writer.writeWaitMs,
+    write: writer.writeMs,
+    total: collector.totalMs,
+  });
 }
 
 /** Per-channel notification counters, labelled by channel. */

@@ -5,6 +5,7 @@ import { decodeBody, guardBodies } from './body-guard.js';
 import { IngestTooComplexError } from './ingest-pool.js';
 import type { IngestRunner } from './ingest-pool.js';
 import type { OtlpEncoding } from './ingest.js';
+import { LatencyHistogram } from './latency-histogram.js';
 import { COST_SOURCES, noCostSourceCounts } from './normalize.js';
 import type { CostSourceCounts } from './normalize.js';
 import { OtlpDecodeError } from './otlp-errors.js';
@@ -24,6 +25,9 @@ export interface CollectorStats {
   rejectedRequests: number;
   /** LLM calls in acknowledged requests, by where their cost comes from. */
   llmCallsByCostSource: CostSourceCounts;
+  /** Per request: the body read and decompressed; the whole request, for those answered 200. */
+  receiveMs: LatencyHistogram;
+  totalMs: LatencyHistogram;
 }
 
 export function newCollectorStats(): CollectorStats {
@@ -34,6 +38,8 @@ export function newCollectorStats(): CollectorStats {
     spansOutOfWindow: 0,
     rejectedRequests: 0,
     llmCallsByCostSource: noCostSourceCounts(),
+    receiveMs: new LatencyHistogram(),
+    totalMs: new LatencyHistogram(),
   };
 }
 
@@ -91,12 +97,16 @@ function partialMessage(
   return `${outOfWindow + stored.rejected} of ${total} spans were not stored, the rest were: ${parts.join('; ')}`;
 }
 
+/** When each export request came in (performance.now()), for its stage timings. */
+const receivedAt = new WeakMap<FastifyRequest, number>();
+
 export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, options) => {
   const { stats, writer } = options;
   // Before the body is read (and before admission): while the write-ahead log is at its disk
   // budget no request can be taken, so it is refused at once, as admission does under overload.
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'POST') return;
+    receivedAt.set(request, performance.now());
     const refusal = writer.refusal();
     if (!refusal) return;
     reply.header('connection', 'close');
@@ -120,6 +130,8 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
     stats.requests++;
     const encoding = otlpEncodingOf(request);
     const body = await decodeBody(request, request.body as Buffer, options.maxBodyBytes);
+    const started = receivedAt.get(request) ?? performance.now();
+    stats.receiveMs.observe(performance.now() - started);
     if (body.length === 0) return accepted(reply, encoding);
 
     let ingested;
@@ -157,6 +169,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
     for (const source of COST_SOURCES)
       stats.llmCallsByCostSource[source] += ingested.costSources[source];
     const notStored = ingested.outOfWindow + stored.rejected;
+    stats.totalMs.observe(performance.now() - started);
     if (notStored === 0) return accepted(reply, encoding);
     if (stored.rejected > 0) {
       request.log.warn(

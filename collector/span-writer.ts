@@ -3,6 +3,7 @@ import { INITIAL_ROWS_PER_SECOND, SpanInserter } from './span-inserter.js';
 import type { RowBlock, RowFormat, UnitOutcome } from './span-inserter.js';
 import { WalDrainer } from './wal-drainer.js';
 import { SpanKeyWindow } from './span-key-window.js';
+import { LatencyHistogram } from './latency-histogram.js';
 import type { WriteAheadLog } from './wal.js';
 import { encodeRecord, forEachKey, recordKeys, recordOfFrame } from './wal-record.js';
 import type { WalRecord } from './wal-record.js';
@@ -53,6 +54,12 @@ export interface SpanWriterStats {
   logFullRefusals: number;
   /** Rows the store takes per second, measured over recent inserts. */
   insertRowsPerSecond: number;
+  /**
+   * Per write: waiting for the append (or, without the log, the insert) before its own, and that
+   * append with its fdatasync (or that insert).
+   */
+  writeWaitMs: LatencyHistogram;
+  writeMs: LatencyHistogram;
 }
 
 /** What became of one write: every row stored, except `rejected` ones the store refused. */
@@ -150,6 +157,8 @@ const RATE_SMOOTHING = 0.3;
 interface Waiter {
   /** When the write was queued (Date.now()). */
   at: number;
+  /** The same, on the monotonic clock (performance.now()). */
+  queuedAt: number;
   /** The write's log records (PreparedRows), framed, and each one read. */
   frames: readonly Buffer[];
   records: readonly WalRecord[];
@@ -217,6 +226,8 @@ export class SpanWriter {
     pendingRows: 0,
     pendingBytes: 0,
     overloadRefusals: 0,
+    writeWaitMs: new LatencyHistogram(),
+    writeMs: new LatencyHistogram(),
     logFullRefusals: 0,
     insertRowsPerSecond: INITIAL_ROWS_PER_SECOND,
   };
@@ -351,6 +362,7 @@ export class SpanWriter {
       this.#queuedWrites++;
       this.#waiting.push({
         at: Date.now(),
+        queuedAt: performance.now(),
         frames,
         records: frames.map(recordOfFrame),
         rows,
@@ -459,6 +471,7 @@ export class SpanWriter {
     const wal = this.#wal!;
     const group = this.#waiting;
     this.#waiting = [];
+    const groupStarted = performance.now();
     let groupBytes = 0;
     let groupRows = 0;
     for (const waiter of group) {
@@ -494,6 +507,7 @@ export class SpanWriter {
         for (const record of appended) this.#rememberRecord(record);
         this.#drainer!.notify();
       }
+      this.#observeWrites(group, groupStarted);
       for (const waiter of group) waiter.resolve(ALL_STORED);
     } catch (error) {
       this.#log.error({ err: error }, 'appending to the write-ahead log failed');
@@ -507,6 +521,15 @@ export class SpanWriter {
     } finally {
       this.stats.pendingRows -= groupRows;
       this.stats.pendingBytes -= groupBytes;
+    }
+  }
+
+  /** The stage timings of writes settled now, whose append or insert began at `started`. */
+  #observeWrites(group: readonly Waiter[], started: number): void {
+    const now = performance.now();
+    for (const waiter of group) {
+      this.stats.writeWaitMs.observe(started - waiter.queuedAt);
+      this.stats.writeMs.observe(now - started);
     }
   }
 
@@ -571,6 +594,7 @@ export class SpanWriter {
   async #flushBatch(): Promise<void> {
     const batch = this.#takeBatch();
     if (batch.length === 0) return;
+    const batchStarted = performance.now();
     // Each request's rows that are not duplicates, as the unit a refused row is isolated in.
     let batchRows = 0;
     for (const waiter of batch) batchRows += waiter.rows;
@@ -598,6 +622,7 @@ export class SpanWriter {
       for (const waiter of batch) waiter.reject(error);
       return;
     }
+    this.#observeWrites(batch, batchStarted);
     batch.forEach((waiter, i) => {
       const outcome = outcomes[i]!;
       const refused = new Set(outcome.rejectedRows);

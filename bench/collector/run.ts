@@ -38,6 +38,8 @@ import { z } from 'zod';
 import { progressReporter } from '../../cli/progress.js';
 import type { Progress } from '../../cli/progress.js';
 import { createIngest } from '../../collector/ingest.js';
+import { EXPORT_STAGES, readStageHistograms } from '../../collector/latency-histogram.js';
+import type { StageHistograms } from '../../collector/latency-histogram.js';
 import { SPAN_INSERT, preparedLines } from '../../collector/span-lines.js';
 import type { SpanWriter } from '../../collector/span-writer.js';
 import { buildApp } from '../../server/app.js';
@@ -273,6 +275,25 @@ async function measure(
       engine: threadsAfter.engine - threadsBefore.engine,
     },
   };
+}
+
+/** The collector's own stage histograms, as /metrics exposes them. */
+async function scrapeStages(metricsUrl: string): Promise<Partial<StageHistograms>> {
+  const response = await fetch(metricsUrl);
+  if (!response.ok) throw new Error(`${metricsUrl} answered ${response.status}`);
+  return readStageHistograms(await response.text(), 'routewatch_export_stage_seconds');
+}
+
+/** Each stage's quantiles over the requests between two scrapes (bucket-interpolated). */
+function stageSummary(before: Partial<StageHistograms>, after: Partial<StageHistograms>): string {
+  return EXPORT_STAGES.map((stage) => {
+    const later = after[stage];
+    if (!later) return `${stage} —`;
+    const earlier = before[stage];
+    const h = earlier ? later.since(earlier) : later;
+    const q = (p: number) => h.quantile(p).toFixed(1);
+    return `${stage} ${q(0.5)} / ${q(0.9)} / ${q(0.99)}`;
+  }).join(' · ');
 }
 
 /** Open loop from a child process (paced-sender.ts): latency of each request. */
@@ -595,6 +616,8 @@ async function main(): Promise<void> {
           encode(s, 'protobuf'),
         );
         await settle(routewatch.store);
+        const metricsUrl = url.replace(/\/v1\/traces$/, '/metrics');
+        const stagesBefore = await scrapeStages(metricsUrl);
         const { latencies, late } =
           values.sender === 'process'
             ? await pacedFromChild(url, latencyBodies, intervalMs)
@@ -604,6 +627,7 @@ async function main(): Promise<void> {
                 intervalMs,
                 progress(`${mix} ack latency, ${name}, requests`, count),
               );
+        const stagesAfter = await scrapeStages(metricsUrl);
         if (storeDown) await storeDown.close();
         else await drained();
         latencies.sort((a, b) => a - b);
@@ -614,6 +638,9 @@ async function main(): Promise<void> {
           `p99 ${quantile(latencies, 0.99).toFixed(1)} ms · max ${latencies.at(-1)!.toFixed(1)} ms`;
         console.log(line);
         latencyLines.push(line);
+        const stageLine = `    server side, by stage (p50 / p90 / p99 ms, from /metrics): ${stageSummary(stagesBefore, stagesAfter)}`;
+        console.log(stageLine);
+        latencyLines.push(stageLine);
       }
     }
     console.log(
