@@ -16,7 +16,9 @@
  * loop) at half the median stored protobuf rate just measured for that variant, p50/p99. A third
  * latency variant, "store down", is a store outage: the same app with a log of its own on a store
  * whose every insert fails, so the log only fills and the drainer retries; the engine neither
- * inserts nor merges for it. It is started for its phase and closed after it.
+ * inserts nor merges for it. It is started for its phase, warmed with 40 requests, and closed
+ * after it. Under each latency line, the collector's own stage timings over the phase, read from
+ * /metrics (routewatch_export_stage_seconds, quantiles interpolated in its buckets).
  * The rate phases send from this process, so the sender's CPU is counted with the collector's.
  * The latency phase sends from a child process (paced-sender.ts; `--sender inline`: from this
  * process, as before), so that the sender's work and garbage collections do not run on the
@@ -83,6 +85,8 @@ const MIX_LIST = values.mixes.split(',') as Mix[];
 const LATENCY_S = Number(values['latency-s']);
 const IN_FLIGHT = Number(values['in-flight']);
 const RAW_BATCH_ROWS = 10_000;
+/** Requests sent to the store-down app before its latency phase, to warm it. */
+const STORE_DOWN_WARM_REQUESTS = 40;
 
 /** The variants of a round, in the order of the table. */
 const VARIANTS = ['raw', 'protobuf', 'protobuf, WAL off', 'json'] as const;
@@ -610,6 +614,12 @@ async function main(): Promise<void> {
       ] as const) {
         const storeDown = fixedUrl === undefined ? await startStoreDown() : undefined;
         const url = fixedUrl ?? storeDown!.url;
+        if (storeDown) {
+          // Warmed as the other two apps were by the rate phases: a cold ingest thread's first
+          // requests (code not yet optimized) would otherwise be the phase's slowest.
+          for (const spans of makeRequests(mix, STORE_DOWN_WARM_REQUESTS * SPANS_PER_REQUEST))
+            await post(url, encode(spans, 'protobuf'), 'protobuf');
+        }
         const intervalMs = (SPANS_PER_REQUEST / (maxSpanRate / 2)) * 1000;
         const count = Math.max(50, Math.round((LATENCY_S * 1000) / intervalMs));
         const latencyBodies = makeRequests(mix, count * SPANS_PER_REQUEST).map((s) =>
