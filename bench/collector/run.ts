@@ -25,6 +25,7 @@
  * collector's main thread inside the latencies; both share the same two cores.
  * A progress line goes to stderr; the figures to stdout.
  * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
+ *        [--latency-rate llm=9000,mixed=25000]
  *        [--in-flight 16] [--batch-delay 200ms] [--ingest-workers 2] [--profile-main main.cpuprofile]
  *        [--sender process|inline]
  */
@@ -64,6 +65,11 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     mixes: { type: 'string', default: 'llm,mixed' },
     'latency-s': { type: 'string', default: '15' },
+    /**
+     * The latency phases' pace, spans/s per mix (`llm=9000,mixed=25000`), instead of half of each
+     * run's measured maximum: to compare builds or settings at the same load.
+     */
+    'latency-rate': { type: 'string' },
     /** Requests in flight while measuring the rate. */
     'in-flight': { type: 'string', default: '16' },
     /** Writes a V8 profile of the main thread during the first protobuf (WAL on) phase to this file. */
@@ -83,6 +89,7 @@ const SPANS = Number(values.spans);
 const ROUNDS = Number(values.rounds);
 const MIX_LIST = values.mixes.split(',') as Mix[];
 const LATENCY_S = Number(values['latency-s']);
+const LATENCY_RATES = latencyRates(values['latency-rate']);
 const IN_FLIGHT = Number(values['in-flight']);
 const RAW_BATCH_ROWS = 10_000;
 /** Requests sent to the store-down app before its latency phase, to warm it. */
@@ -279,6 +286,22 @@ async function measure(
       engine: threadsAfter.engine - threadsBefore.engine,
     },
   };
+}
+
+/** `--latency-rate llm=9000,mixed=25000`: a fixed pace per mix, spans per second. */
+function latencyRates(text: string | undefined): Map<Mix, number> {
+  const rates = new Map<Mix, number>();
+  for (const part of text ? text.split(',') : []) {
+    const [mix, rate] = part.split('=');
+    const spansPerSecond = Number(rate);
+    if ((mix !== 'llm' && mix !== 'mixed') || !(spansPerSecond > 0)) {
+      throw new Error(
+        `--latency-rate takes mix=spans-per-second pairs, such as llm=9000,mixed=25000; not "${part}"`,
+      );
+    }
+    rates.set(mix, spansPerSecond);
+  }
+  return rates;
 }
 
 /** The collector's own stage histograms, as /metrics exposes them. */
@@ -620,7 +643,8 @@ async function main(): Promise<void> {
           for (const spans of makeRequests(mix, STORE_DOWN_WARM_REQUESTS * SPANS_PER_REQUEST))
             await post(url, encode(spans, 'protobuf'), 'protobuf');
         }
-        const intervalMs = (SPANS_PER_REQUEST / (maxSpanRate / 2)) * 1000;
+        const spanRate = LATENCY_RATES.get(mix) ?? maxSpanRate / 2;
+        const intervalMs = (SPANS_PER_REQUEST / spanRate) * 1000;
         const count = Math.max(50, Math.round((LATENCY_S * 1000) / intervalMs));
         const latencyBodies = makeRequests(mix, count * SPANS_PER_REQUEST).map((s) =>
           encode(s, 'protobuf'),
@@ -642,7 +666,7 @@ async function main(): Promise<void> {
         else await drained();
         latencies.sort((a, b) => a - b);
         const line =
-          `${mix}, ${name}: ${count} protobuf requests of ${SPANS_PER_REQUEST} spans at ${int(maxSpanRate / 2)} spans/s, sender ${values.sender === 'process' ? 'in a child process' : 'in this process'} ` +
+          `${mix}, ${name}: ${count} protobuf requests of ${SPANS_PER_REQUEST} spans at ${int(spanRate)} spans/s${LATENCY_RATES.has(mix) ? ' (fixed by --latency-rate)' : ''}, sender ${values.sender === 'process' ? 'in a child process' : 'in this process'} ` +
           `(one every ${intervalMs.toFixed(0)} ms${late > 0 ? `, ${late} sent late` : ''}): ` +
           `ack latency p50 ${quantile(latencies, 0.5).toFixed(1)} ms · p90 ${quantile(latencies, 0.9).toFixed(1)} ms · ` +
           `p99 ${quantile(latencies, 0.99).toFixed(1)} ms · max ${latencies.at(-1)!.toFixed(1)} ms`;
