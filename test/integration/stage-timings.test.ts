@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { readStageHistograms } from '../../collector/latency-histogram.js';
+import { EXPORT_STAGES, readStageHistograms } from '../../collector/latency-histogram.js';
 import type { Store } from '../../storage/store.js';
 import { testApp } from '../support/app.js';
 import type { ConfigOverrides, TestApp } from '../support/app.js';
@@ -71,15 +71,7 @@ async function exportAndScrape(store: Store, config: ConfigOverrides, requests: 
 describe('the export stage histograms on /metrics', () => {
   it('without the log: every stage once per request, the slow store in `write` and `total`', async () => {
     const stages = await exportAndScrape(slowStore(), { ROUTEWATCH_WAL: 'off' }, 3);
-    for (const stage of [
-      'receive',
-      'ingest_wait',
-      'ingest',
-      'ingest_return',
-      'write_wait',
-      'write',
-      'total',
-    ] as const) {
+    for (const stage of EXPORT_STAGES) {
       expect(stages[stage]?.count, stage).toBe(3);
     }
     // Each insert took at least INSERT_MS: every write, and every whole request, is over it.
