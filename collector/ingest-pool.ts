@@ -34,7 +34,12 @@ export type IngestAnswer =
 
 /** The ingest pipeline as the HTTP route sees it. */
 export interface IngestRunner {
-  run(body: Uint8Array, encoding: OtlpEncoding): Promise<IngestResult>;
+  /**
+   * Decodes, checks, normalizes and prices one request body. With `handOver`, the caller gives
+   * the body up: when it spans a whole ArrayBuffer of its own, the pool moves that memory to the
+   * ingest thread instead of copying it, and the caller must not read the body again.
+   */
+  run(body: Uint8Array, encoding: OtlpEncoding, handOver?: boolean): Promise<IngestResult>;
   /** How long a body arriving now would wait before a thread takes it. */
   estimatedWaitMs(): number;
   readonly stats: IngestStats;
@@ -141,15 +146,13 @@ export class IngestPool implements IngestRunner {
     for (let i = 0; i < Math.max(1, options.workers); i++) this.#slots.push(this.#spawn());
   }
 
-  run(body: Uint8Array, encoding: OtlpEncoding): Promise<IngestResult> {
+  run(body: Uint8Array, encoding: OtlpEncoding, handOver = false): Promise<IngestResult> {
     if (this.#closed) return Promise.reject(new Error('the ingest pool is closed'));
-    // A copy the worker can own: the body may be a view into a pooled buffer.
-    const copy = new Uint8Array(body.byteLength);
-    copy.set(body);
+    const transferable = (handOver ? wholeBuffer(body) : undefined) ?? copyOf(body);
     return new Promise((resolve, reject) => {
       const task: IngestTask = {
         id: this.#nextId++,
-        body: copy.buffer,
+        body: transferable,
         encoding,
         nowMs: Date.now(),
       };
@@ -239,6 +242,23 @@ export class IngestPool implements IngestRunner {
   }
 }
 
+/**
+ * The body's ArrayBuffer when the body covers all of it, so that moving it to another thread takes
+ * nothing else along; undefined for a view into a larger or shared buffer (Node's pooled Buffers).
+ */
+function wholeBuffer(body: Uint8Array): ArrayBuffer | undefined {
+  const buffer = body.buffer;
+  if (!(buffer instanceof ArrayBuffer)) return undefined;
+  return body.byteOffset === 0 && body.byteLength === buffer.byteLength ? buffer : undefined;
+}
+
+/** A copy the worker can own: the body may be a view into a pooled buffer. */
+function copyOf(body: Uint8Array): ArrayBuffer {
+  const copy = new Uint8Array(body.byteLength);
+  copy.set(body);
+  return copy.buffer;
+}
+
 /** The pipeline on the event loop itself (ROUTEWATCH_INGEST_WORKERS=0): for tools and debugging. */
 export class InlineIngest implements IngestRunner {
   readonly stats: IngestStats = newIngestStats();
@@ -246,7 +266,7 @@ export class InlineIngest implements IngestRunner {
   constructor(settings: IngestSettings) {
     this.#ingest = createIngest(settings);
   }
-  async run(body: Uint8Array, encoding: OtlpEncoding): Promise<IngestResult> {
+  async run(body: Uint8Array, encoding: OtlpEncoding, _handOver?: boolean): Promise<IngestResult> {
     const started = performance.now();
     const result = this.#ingest(body, encoding, Date.now());
     this.stats.waitMs.observe(0);

@@ -136,7 +136,8 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
 
     let ingested;
     try {
-      ingested = await options.ingest.run(body, encoding);
+      // The body is not read again: the ingest thread may take its memory rather than a copy.
+      ingested = await options.ingest.run(body, encoding, true);
     } catch (error) {
       if (error instanceof OtlpDecodeError) {
         request.log.warn({ reason: error.message, encoding }, 'rejected an OTLP request');
