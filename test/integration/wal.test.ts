@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import {
   appendFileSync,
+  constants,
   existsSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
+  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -369,6 +371,28 @@ describe('WriteAheadLog', () => {
     await taken.close();
     expect(existsSync(join(dir, 'LOCK'))).toBe(false);
   });
+
+  it.runIf(process.platform === 'linux')(
+    'writes segments opened O_DSYNC, so that each append is on disk when its write returns',
+    async () => {
+      const dir = tempDir();
+      const wal = await open({ dir });
+      await wal.append([frame('durable')]);
+      // The open file of the segment, among this process's descriptors, and its open flags.
+      const segment = join(dir, segments(dir).at(-1)!);
+      const fd = readdirSync('/proc/self/fd').find((n) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${n}`) === segment;
+        } catch {
+          return false;
+        }
+      });
+      expect(fd).toBeDefined();
+      const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+      expect(Number.parseInt(flags![1]!, 8) & constants.O_DSYNC).toBe(constants.O_DSYNC);
+      await wal.close();
+    },
+  );
 
   it('refuses to start on a file named like a segment that is not one', async () => {
     const dir = tempDir();
