@@ -96,7 +96,7 @@ export const EXPORT_STAGE_HELP: Readonly<Record<ExportStage, string>> = Object.f
   ingest: "the ingest thread's work: decode, normalize, price, frame the log records",
   ingest_return: "the thread's answer back on the main thread",
   write_wait: 'waiting for the write-ahead log append (or the store insert) before this one',
-  write: 'the append and fdatasync (or, without the log, the insert) that holds this request',
+  write: 'the durable append (or, without the log, the insert) that holds this request',
   total: 'from the request line to the answer, for requests answered 200',
 });
 

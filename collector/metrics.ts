@@ -94,7 +94,7 @@ function walMetrics(wal: WalSnapshot | undefined): MetricRow[] {
     ],
     [
       'routewatch_wal_appends_total',
-      'Group commits to the write-ahead log (one write and one fdatasync each).',
+      'Group commits to the write-ahead log (one durable write each).',
       'counter',
       wal.appends,
     ],

@@ -56,7 +56,7 @@ export interface SpanWriterStats {
   insertRowsPerSecond: number;
   /**
    * Per write: waiting for the append (or, without the log, the insert) before its own, and that
-   * append with its fdatasync (or that insert).
+   * durable append (or that insert).
    */
   writeWaitMs: LatencyHistogram;
   writeMs: LatencyHistogram;
@@ -179,7 +179,7 @@ const QUIET: SpanWriterLog = {
  * Group commit, with or without the write-ahead log.
  *
  * With the log (the default): rows from concurrent requests are appended as one record with one
- * fdatasync, and each request is answered once its rows are on disk; a drainer (wal-drainer.ts)
+ * durable write, and each request is answered once its rows are on disk; a drainer (wal-drainer.ts)
  * stores the log in order, and whatever is left at a stop is stored after the next start. The
  * queue in memory is only what waits for the fsync; the log's disk budget bounds the backlog
  * when the store is slow or down.
