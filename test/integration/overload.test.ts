@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { openTempStore } from '../support/store.js';
-import { decodeStatus, hexId, otlpBody } from '../support/otlp.js';
+import { LLM_ATTRIBUTES, decodeStatus, hexId, otlpBody } from '../support/otlp.js';
 import type { TestSpan } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { ConfigOverrides, TestApp } from '../support/app.js';
@@ -36,13 +36,7 @@ async function listening(
   return { rw, url: `http://127.0.0.1:${port}`, port };
 }
 
-const llm = {
-  'routewatch.cohort': 'faq',
-  'routewatch.route': 'small',
-  'routewatch.attempt': 1,
-  'gen_ai.request.model': 'gpt-4o-mini',
-  'gen_ai.usage.input_tokens': 100,
-};
+const llm = LLM_ATTRIBUTES;
 
 async function until(check: () => Promise<boolean>, what = 'a condition'): Promise<void> {
   for (let i = 0; i < 400; i++) {

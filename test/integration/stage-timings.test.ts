@@ -6,7 +6,7 @@ import { EXPORT_STAGES, readStageHistograms } from '../../collector/latency-hist
 import type { Store } from '../../storage/store.js';
 import { testApp } from '../support/app.js';
 import type { ConfigOverrides, TestApp } from '../support/app.js';
-import { hexId, otlpBody } from '../support/otlp.js';
+import { LLM_ATTRIBUTES, hexId, otlpBody } from '../support/otlp.js';
 
 // /metrics says where an export request's time goes (routewatch_export_stage_seconds): each stage
 // is observed once per request, by the part of the collector that spends it. A store that takes
@@ -42,13 +42,7 @@ function slowStore(held?: Promise<void>): Store & { insertedBodies: number } {
   return store;
 }
 
-const llm = {
-  'routewatch.cohort': 'faq',
-  'routewatch.route': 'small',
-  'routewatch.attempt': 1,
-  'gen_ai.request.model': 'gpt-4o-mini',
-  'gen_ai.usage.input_tokens': 100,
-};
+const llm = LLM_ATTRIBUTES;
 
 async function exportAndScrape(store: Store, config: ConfigOverrides, requests: number) {
   const rw = await testApp(store, { config });

@@ -22,6 +22,15 @@ export interface TestSpan {
   status?: { code: number; message?: string };
 }
 
+/** The attributes of a small routed LLM call: enough for the collector to store the span. */
+export const LLM_ATTRIBUTES: Readonly<Record<string, string | number>> = Object.freeze({
+  'routewatch.cohort': 'faq',
+  'routewatch.route': 'small',
+  'routewatch.attempt': 1,
+  'gen_ai.request.model': 'gpt-4o-mini',
+  'gen_ai.usage.input_tokens': 100,
+});
+
 /** An OTLP/HTTP JSON body, shaped as @opentelemetry/exporter-trace-otlp-http sends it. */
 export function otlpBody(spans: TestSpan[], service = 'test-service'): Record<string, unknown> {
   const value = (v: string | number | boolean) =>
