@@ -266,7 +266,7 @@ export class InlineIngest implements IngestRunner {
   constructor(settings: IngestSettings) {
     this.#ingest = createIngest(settings);
   }
-  async run(body: Uint8Array, encoding: OtlpEncoding, _handOver?: boolean): Promise<IngestResult> {
+  async run(body: Uint8Array, encoding: OtlpEncoding): Promise<IngestResult> {
     const started = performance.now();
     const result = this.#ingest(body, encoding, Date.now());
     this.stats.waitMs.observe(0);
