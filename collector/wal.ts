@@ -33,10 +33,10 @@ const SEGMENT_NAME = /^(\d{20})\.wal$/;
  * platform has O_DSYNC (Linux, macOS), with each write returning only once its data is on disk,
  * which saves an append the separate fdatasync and its round trip through the thread pool.
  */
-const SEGMENT_FLAGS =
-  constants.O_DSYNC === undefined
-    ? 'wx'
-    : constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC;
+const SEGMENT_DSYNC = constants.O_DSYNC !== undefined;
+const SEGMENT_FLAGS = SEGMENT_DSYNC
+  ? constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC
+  : 'wx';
 const LOCK = 'LOCK';
 const MiB = 1024 * 1024;
 
@@ -393,7 +393,8 @@ export class WriteAheadLog {
   /**
    * Appends records (frames from `encodeRecord`) with one write (and one fdatasync where the
    * segment is not O_DSYNC); resolves once they are on disk. One append at a time. On failure
-   * nothing of it counts as written, and the next append starts a new segment so that no record ever follows a torn one.
+   * nothing of it counts as written, and the next append starts a new segment so that no record
+   * ever follows a torn one.
    */
   async append(frames: readonly Buffer[]): Promise<WalEntry[]> {
     this.#assertOpen();
@@ -413,7 +414,7 @@ export class WriteAheadLog {
       const start = active.size;
       try {
         await writeAll(active.handle, frames, start);
-        if (SEGMENT_FLAGS === 'wx') await active.handle.datasync();
+        if (!SEGMENT_DSYNC) await active.handle.datasync();
       } catch (error) {
         this.#rotateBeforeNextAppend = true;
         await active.handle.truncate(start).catch(() => undefined);
