@@ -27,6 +27,7 @@
  * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
  *        [--latency-rate llm=9000,mixed=25000]
  *        [--in-flight 16] [--batch-delay 200ms] [--ingest-workers 2] [--profile-main main.cpuprofile]
+ *        [--heap-profile-main main.heapprofile]
  *        [--sender process|inline]
  */
 import { execFile } from 'node:child_process';
@@ -54,6 +55,8 @@ import {
   startRoutewatch,
 } from '../../server/start.js';
 import type { Store } from '../../storage/store.js';
+import { allocationSites } from '../instrumentation/cpu-profile.js';
+import type { HeapProfile } from '../instrumentation/cpu-profile.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
 import { SPANS_PER_REQUEST, encode, makeRequests, postOnce } from './workload.js';
@@ -74,6 +77,11 @@ const { values } = parseArgs({
     'in-flight': { type: 'string', default: '16' },
     /** Writes a V8 profile of the main thread during the first protobuf (WAL on) phase to this file. */
     'profile-main': { type: 'string' },
+    /**
+     * Samples the main thread's allocations during the first latency phase (WAL on) into this
+     * file, garbage included, and prints the functions that allocate most per request.
+     */
+    'heap-profile-main': { type: 'string' },
     /** ROUTEWATCH_BATCH_DELAY for both apps (default: the configuration's, by mode). */
     'batch-delay': { type: 'string' },
     /** ROUTEWATCH_INGEST_WORKERS for both apps (default: the configuration's, by cores). */
@@ -249,6 +257,43 @@ async function profiled<T>(on: boolean, fn: () => Promise<T>): Promise<T> {
   const { profile } = await session.post('Profiler.stop');
   writeFileSync(values['profile-main']!, JSON.stringify(profile));
   session.disconnect();
+  return result;
+}
+
+/**
+ * Samples the main thread's allocations during `fn`, once (the first WAL-on latency phase), into
+ * --heap-profile-main, and prints the functions that allocate most, per request of the phase.
+ * Objects already collected are kept in the profile: the garbage is what the question is about.
+ */
+let heapProfiledOnce = false;
+async function heapProfiled<T>(on: boolean, requests: number, fn: () => Promise<T>): Promise<T> {
+  if (!on || heapProfiledOnce) return fn();
+  heapProfiledOnce = true;
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 16_384,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  const result = await fn();
+  const { profile } = (await session.post('HeapProfiler.stopSampling')) as {
+    profile: HeapProfile;
+  };
+  session.disconnect();
+  writeFileSync(values['heap-profile-main']!, JSON.stringify(profile));
+  const sites = allocationSites(profile);
+  const total = sites.reduce((sum, site) => sum + site.bytes, 0);
+  console.log(
+    `main thread allocations in the phase (sampled, garbage included): ` +
+      `${(total / requests / 1024).toFixed(0)} KiB per request; the largest, per request:`,
+  );
+  for (const site of sites.slice(0, 15)) {
+    console.log(
+      `  ${(site.share * 100).toFixed(1).padStart(5)} %  ${(site.bytes / requests / 1024).toFixed(1).padStart(7)} KiB  ${site.location}`,
+    );
+  }
   return result;
 }
 
@@ -652,15 +697,19 @@ async function main(): Promise<void> {
         await settle(routewatch.store);
         const metricsUrl = url.replace(/\/v1\/traces$/, '/metrics');
         const stagesBefore = await scrapeStages(metricsUrl);
-        const { latencies, late } =
-          values.sender === 'process'
-            ? await pacedFromChild(url, latencyBodies, intervalMs)
-            : await paced(
-                url,
-                latencyBodies,
-                intervalMs,
-                progress(`${mix} ack latency, ${name}, requests`, count),
-              );
+        const { latencies, late } = await heapProfiled(
+          values['heap-profile-main'] !== undefined && name === 'WAL on',
+          count,
+          () =>
+            values.sender === 'process'
+              ? pacedFromChild(url, latencyBodies, intervalMs)
+              : paced(
+                  url,
+                  latencyBodies,
+                  intervalMs,
+                  progress(`${mix} ack latency, ${name}, requests`, count),
+                ),
+        );
         const stagesAfter = await scrapeStages(metricsUrl);
         if (storeDown) await storeDown.close();
         else await drained();

@@ -1,4 +1,7 @@
-/** Self time per function and per package from a V8 `.cpuprofile` (pure; no I/O). */
+/**
+ * Self time per function and per package from a V8 `.cpuprofile`, and bytes allocated per function
+ * from a sampling heap profile (pure; no I/O).
+ */
 
 export interface CpuProfile {
   nodes: { id: number; callFrame: CallFrame }[];
@@ -38,7 +41,7 @@ export function ownerOf(url: string, functionName: string): string {
   return url;
 }
 
-function shortLocation(frame: CallFrame): string {
+export function shortLocation(frame: CallFrame): string {
   const file = frame.url
     .replace(/^file:\/\//, '')
     .replace(/.*node_modules\//, '')
@@ -78,4 +81,45 @@ export function selfTimeByOwner(times: readonly SelfTime[]): { owner: string; sh
   return [...byOwner.entries()]
     .map(([owner, share]) => ({ owner, share }))
     .sort((a, b) => b.share - a.share);
+}
+
+/** A sampling heap profile (`HeapProfiler.stopSampling`): a tree of call frames with bytes. */
+export interface HeapProfile {
+  head: HeapNode;
+}
+
+interface HeapNode {
+  callFrame: CallFrame;
+  /** Bytes sampled as allocated in this frame itself. */
+  selfSize: number;
+  children: HeapNode[];
+}
+
+export interface AllocationSite {
+  location: string;
+  owner: string;
+  bytes: number;
+  share: number;
+}
+
+/** Bytes allocated by each function itself, largest first. */
+export function allocationSites(profile: HeapProfile): AllocationSite[] {
+  const byLocation = new Map<string, { owner: string; bytes: number }>();
+  let total = 0;
+  const stack = [profile.head];
+  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+    stack.push(...node.children);
+    if (node.selfSize === 0) continue;
+    total += node.selfSize;
+    const location = shortLocation(node.callFrame);
+    const entry = byLocation.get(location) ?? {
+      owner: ownerOf(node.callFrame.url, node.callFrame.functionName),
+      bytes: 0,
+    };
+    entry.bytes += node.selfSize;
+    byLocation.set(location, entry);
+  }
+  return [...byLocation.entries()]
+    .map(([location, { owner, bytes }]) => ({ location, owner, bytes, share: bytes / total }))
+    .sort((a, b) => b.bytes - a.bytes);
 }
