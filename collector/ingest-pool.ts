@@ -3,22 +3,38 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { OtlpDecodeError, RequestLimitError } from './otlp-errors.js';
 import type { RequestLimits } from './otlp-errors.js';
-import { createIngest } from './ingest.js';
+import { createIngest, mergeParts } from './ingest.js';
 import type { IngestResult, IngestSettings, OtlpEncoding } from './ingest.js';
 import { LatencyHistogram, epochNowMs } from './latency-histogram.js';
+import { WHOLE_REQUEST } from './normalize.js';
+import type { SpanPart } from './normalize.js';
 
 /**
  * Runs the ingest pipeline on worker threads, so that decoding a large or hostile body never
  * blocks the event loop: health checks, /metrics, other requests and SIGTERM are served while it
  * runs. Each thread has a bounded heap; a request that would need more is refused, and the thread
  * is replaced.
+ *
+ * A large protobuf body that finds two or more threads idle, and nothing queued, is split across
+ * them: each thread decodes and checks the whole body but normalizes, prices and serializes only
+ * its share of the spans (normalize.ts's SpanPart), and the shares' results are merged. The
+ * acknowledgement then waits for the slowest share, not for the whole request on one thread.
+ * Only while most spans of recent requests are stored: the walk every share repeats is most of
+ * the work for an export of HTTP and database spans, where a split would cost more than it saves.
  */
+
+/** Bodies from this size on are split when threads are idle: about 100 LLM spans, 500 others. */
+export const SPLIT_MIN_BYTES = 64 * 1024;
+/** Bodies are split while the recent share of stored spans is at least this. */
+const SPLIT_MIN_STORED_SHARE = 0.5;
 
 export interface IngestTask {
   id: number;
   body: ArrayBuffer;
   encoding: OtlpEncoding;
   nowMs: number;
+  /** The share of the body's spans this thread keeps: the whole request unless it is split. */
+  part: SpanPart;
 }
 
 export type IngestAnswer =
@@ -114,13 +130,25 @@ function workerScript(): URL {
   );
 }
 
+/** Where one task's time went: waiting for a thread, the thread's work, the answer's way back. */
+interface TaskTimes {
+  waitMs: number;
+  workMs: number;
+  returnMs: number;
+}
+
+interface Done {
+  result: IngestResult;
+  times: TaskTimes;
+}
+
 class Pending {
   /** When the request asked for a thread (epochNowMs). */
   readonly queuedAt = epochNowMs();
   constructor(
     readonly task: IngestTask,
     readonly bytes: number,
-    readonly resolve: (result: IngestResult) => void,
+    readonly resolve: (done: Done) => void,
     readonly reject: (error: Error) => void,
   ) {}
 }
@@ -139,6 +167,8 @@ export class IngestPool implements IngestRunner {
   readonly #queue: Pending[] = [];
   #nextId = 1;
   #closed = false;
+  /** The share of received spans stored, smoothed over recent requests. */
+  #storedShare = 1;
 
   constructor(settings: IngestSettings, options: { workers: number; heapMb: number }) {
     this.#settings = settings;
@@ -146,19 +176,71 @@ export class IngestPool implements IngestRunner {
     for (let i = 0; i < Math.max(1, options.workers); i++) this.#slots.push(this.#spawn());
   }
 
-  run(body: Uint8Array, encoding: OtlpEncoding, handOver = false): Promise<IngestResult> {
-    if (this.#closed) return Promise.reject(new Error('the ingest pool is closed'));
-    const transferable = (handOver ? wholeBuffer(body) : undefined) ?? copyOf(body);
+  async run(body: Uint8Array, encoding: OtlpEncoding, handOver = false): Promise<IngestResult> {
+    if (this.#closed) throw new Error('the ingest pool is closed');
+    const nowMs = Date.now();
+    const count = this.#partsFor(body, encoding);
+    // The copies first: handing the body over detaches it.
+    const copies: ArrayBuffer[] = [];
+    for (let i = 1; i < count; i++) copies.push(copyOf(body));
+    const own = (handOver ? wholeBuffer(body) : undefined) ?? copyOf(body);
+    const bodies = [own, ...copies];
+    const bytes = body.byteLength / count;
+    const parts = await Promise.all(
+      bodies.map((buffer, index) =>
+        this.#enqueue(
+          buffer,
+          encoding,
+          nowMs,
+          count === 1 ? WHOLE_REQUEST : { index, count },
+          bytes,
+        ),
+      ),
+    );
+    // The request's times are those of the share that finished last.
+    let last = parts[0]!.times;
+    for (const { times } of parts) {
+      if (times.waitMs + times.workMs + times.returnMs > last.waitMs + last.workMs + last.returnMs)
+        last = times;
+    }
+    this.stats.waitMs.observe(last.waitMs);
+    this.stats.workMs.observe(last.workMs);
+    this.stats.returnMs.observe(last.returnMs);
+    const result =
+      parts.length === 1 ? parts[0]!.result : mergeParts(parts.map((part) => part.result));
+    if (result.received > 0) {
+      const share = result.rows / result.received;
+      this.#storedShare += RATE_SMOOTHING * (share - this.#storedShare);
+    }
+    return result;
+  }
+
+  /** Into how many shares a body is split: one per idle thread, when it is large and none waits. */
+  #partsFor(body: Uint8Array, encoding: OtlpEncoding): number {
+    if (
+      encoding !== 'protobuf' ||
+      body.byteLength < SPLIT_MIN_BYTES ||
+      this.#queue.length > 0 ||
+      this.#storedShare < SPLIT_MIN_STORED_SHARE
+    )
+      return 1;
+    let idle = 0;
+    for (const slot of this.#slots) if (slot.current === undefined) idle++;
+    return Math.max(1, idle);
+  }
+
+  #enqueue(
+    body: ArrayBuffer,
+    encoding: OtlpEncoding,
+    nowMs: number,
+    part: SpanPart,
+    bytes: number,
+  ): Promise<Done> {
     return new Promise((resolve, reject) => {
-      const task: IngestTask = {
-        id: this.#nextId++,
-        body: transferable,
-        encoding,
-        nowMs: Date.now(),
-      };
-      this.#queue.push(new Pending(task, body.byteLength, resolve, reject));
+      const task: IngestTask = { id: this.#nextId++, body, encoding, nowMs, part };
+      this.#queue.push(new Pending(task, bytes, resolve, reject));
       this.stats.queued++;
-      this.stats.queuedBytes += body.byteLength;
+      this.stats.queuedBytes += bytes;
       this.#dispatch();
     });
   }
@@ -188,10 +270,14 @@ export class IngestPool implements IngestRunner {
       if (pending && pending.task.id === answer.id) {
         if (answer.ok) {
           this.#measure(pending.bytes, performance.now() - slot.startedAt);
-          this.stats.waitMs.observe(answer.startedAt - pending.queuedAt);
-          this.stats.workMs.observe(answer.finishedAt - answer.startedAt);
-          this.stats.returnMs.observe(epochNowMs() - answer.finishedAt);
-          pending.resolve(answer.result);
+          pending.resolve({
+            result: answer.result,
+            times: {
+              waitMs: answer.startedAt - pending.queuedAt,
+              workMs: answer.finishedAt - answer.startedAt,
+              returnMs: epochNowMs() - answer.finishedAt,
+            },
+          });
         } else {
           pending.reject(rebuildError(answer.error));
         }

@@ -25,7 +25,7 @@ port.on('message', (task: IngestTask) => {
   let answer: IngestAnswer;
   const startedAt = epochNowMs();
   try {
-    const result = ingest(new Uint8Array(task.body), task.encoding, task.nowMs);
+    const result = ingest(new Uint8Array(task.body), task.encoding, task.nowMs, task.part);
     answer = { id: task.id, ok: true, result, startedAt, finishedAt: epochNowMs() };
   } catch (error) {
     const e = error as { name?: unknown; message?: unknown; code?: unknown };

@@ -2,8 +2,16 @@ import { decodeTraceRequestJson } from './otlp-json.js';
 import { decodeTraceRequestProto } from './otlp-proto.js';
 import { compileMapping } from './mapping.js';
 import type { MappingRules } from './mapping.js';
-import { RequestRows, acceptedWindow, countSpans, normalizeRequest } from './normalize.js';
-import type { CostSourceCounts, NormalizeResult } from './normalize.js';
+import {
+  COST_SOURCES,
+  RequestRows,
+  WHOLE_REQUEST,
+  acceptedWindow,
+  countSpans,
+  noCostSourceCounts,
+  normalizeRequest,
+} from './normalize.js';
+import type { CostSourceCounts, NormalizeResult, SpanPart } from './normalize.js';
 import { decodeProtoRows } from './otlp-proto-rows.js';
 import { PriceTable } from './pricing.js';
 import type { PriceSettings } from './pricing.js';
@@ -58,11 +66,16 @@ export function createIngest(settings: IngestSettings, options: { fastPath?: boo
   const prices = PriceTable.from(settings.prices);
   const mapping = compileMapping(settings.mapping);
   const fastPath = options.fastPath ?? true;
-  return (body: Uint8Array, encoding: OtlpEncoding, nowMs: number): IngestResult => {
+  return (
+    body: Uint8Array,
+    encoding: OtlpEncoding,
+    nowMs: number,
+    part: SpanPart = WHOLE_REQUEST,
+  ): IngestResult => {
     const window = acceptedWindow(nowMs, settings.maxAgeMs, settings.maxAheadMs);
     if (encoding === 'protobuf' && fastPath) {
       const out = new RequestRows(prices, window, mapping);
-      const received = decodeProtoRows(body, settings.limits, out, mapping);
+      const received = decodeProtoRows(body, settings.limits, out, mapping, part);
       if (received !== undefined) return ingestResult(out.result(), received, nowMs);
     }
     const request =
@@ -70,11 +83,36 @@ export function createIngest(settings: IngestSettings, options: { fastPath?: boo
         ? decodeTraceRequestJson(body, settings.limits)
         : decodeTraceRequestProto(body, settings.limits);
     return ingestResult(
-      normalizeRequest(request, prices, window, mapping),
+      normalizeRequest(request, prices, window, mapping, part),
       countSpans(request),
       nowMs,
     );
   };
+}
+
+/**
+ * One request's result from the results of its parts (each pass's `received` is the whole
+ * request's): what a single pass over it would have given, its rows in other records.
+ */
+export function mergeParts(parts: readonly IngestResult[]): IngestResult {
+  const merged: IngestResult = {
+    rows: 0,
+    records: [],
+    received: parts[0]?.received ?? 0,
+    skipped: 0,
+    outOfWindow: 0,
+    outOfWindowMessage: '',
+    costSources: noCostSourceCounts(),
+  };
+  for (const part of parts) {
+    merged.rows += part.rows;
+    merged.records.push(...part.records);
+    merged.skipped += part.skipped;
+    merged.outOfWindow += part.outOfWindow;
+    if (merged.outOfWindowMessage === '') merged.outOfWindowMessage = part.outOfWindowMessage;
+    for (const source of COST_SOURCES) merged.costSources[source] += part.costSources[source];
+  }
+  return merged;
 }
 
 /** The result, its rows as log records written at `nowMs` (when the request came). */

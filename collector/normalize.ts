@@ -767,14 +767,17 @@ export function normalizeRequest(
   prices: PriceTable,
   window: TimeWindow = ANY_TIME,
   mapping?: Mapping,
+  part: SpanPart = WHOLE_REQUEST,
 ): NormalizeResult {
   const out = new RequestRows(prices, window, mapping);
   const mapsTasks = mapping?.active === true;
+  let index = 0;
   for (const resourceSpans of request.resourceSpans) {
     const resource = toMap(resourceSpans.resource?.attributes ?? []);
     for (const scopeSpans of resourceSpans.scopeSpans) {
       const scopeName = scopeSpans.scope?.name ?? '';
       for (const span of scopeSpans.spans) {
+        if (index++ % part.count !== part.index) continue;
         const map = toMap(span.attributes);
         if (
           !isRelevant(map) &&
@@ -797,6 +800,19 @@ export function normalizeRequest(
   }
   return out.result();
 }
+
+/**
+ * Which of a request's spans one pass over it keeps: those whose position in the request (0-based,
+ * in the order they are encoded) leaves `index` when divided by `count`. A large request is split
+ * so across idle ingest threads (ingest-pool.ts); each pass still decodes and checks the whole
+ * request, so that a split request fails, or not, exactly as it would whole.
+ */
+export interface SpanPart {
+  index: number;
+  count: number;
+}
+
+export const WHOLE_REQUEST: Readonly<SpanPart> = Object.freeze({ index: 0, count: 1 });
 
 /**
  * The rows of one request as its spans are found relevant, and the counts that go with them; what

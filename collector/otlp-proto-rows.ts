@@ -1,6 +1,6 @@
 import type { Mapping } from './mapping.js';
-import { LANGFUSE_TYPE, VERCEL_OPERATION, isRelevantBy } from './normalize.js';
-import type { RequestRows, SpanFields } from './normalize.js';
+import { LANGFUSE_TYPE, VERCEL_OPERATION, WHOLE_REQUEST, isRelevantBy } from './normalize.js';
+import type { RequestRows, SpanFields, SpanPart } from './normalize.js';
 import type { RequestLimits } from './request-limits.js';
 
 /**
@@ -97,7 +97,16 @@ class Decoder {
   #kvCount = 0;
   received = 0;
 
-  constructor(body: Uint8Array, limits: RequestLimits, out: RequestRows, mapping?: Mapping) {
+  readonly #part: SpanPart;
+
+  constructor(
+    body: Uint8Array,
+    limits: RequestLimits,
+    out: RequestRows,
+    mapping: Mapping | undefined,
+    part: SpanPart,
+  ) {
+    this.#part = part;
     this.buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     this.slices = this.buf as unknown as BufferSlices;
     this.view = new DataView(body.buffer, body.byteOffset, body.byteLength);
@@ -713,6 +722,8 @@ class Decoder {
     ) {
       throw GIVE_UP;
     }
+    // Another pass keeps this span; it was still walked and checked above, as a whole request is.
+    if ((this.#spans - 1) % this.#part.count !== this.#part.index) return;
 
     const kvs = this.#kvs;
     const count = this.#kvCount;
@@ -778,17 +789,18 @@ class Decoder {
 }
 
 /**
- * Decodes a protobuf body into `out`, returning the number of spans it held; or returns undefined
- * when the body needs the full decoder (see above), having then added nothing to `out` that the
- * caller keeps: on undefined, discard `out`.
+ * Decodes a protobuf body into `out` (the spans of `part` only), returning the number of spans
+ * the whole body held; or returns undefined when the body needs the full decoder (see above),
+ * having then added nothing to `out` that the caller keeps: on undefined, discard `out`.
  */
 export function decodeProtoRows(
   body: Uint8Array,
   limits: RequestLimits,
   out: RequestRows,
   mapping?: Mapping,
+  part: SpanPart = WHOLE_REQUEST,
 ): number | undefined {
-  const decoder = new Decoder(body, limits, out, mapping);
+  const decoder = new Decoder(body, limits, out, mapping, part);
   try {
     decoder.request();
   } catch {

@@ -6,6 +6,7 @@ import { NO_MAPPING, compileMapping } from '../../collector/mapping.js';
 import type { MappingRules } from '../../collector/mapping.js';
 import { ANY_TIME, RequestRows } from '../../collector/normalize.js';
 import { decodeProtoRows } from '../../collector/otlp-proto-rows.js';
+import { preparedLines } from '../../collector/span-lines.js';
 import { DEFAULT_PRICE_SETTINGS, PriceTable } from '../../collector/pricing.js';
 import type { RequestLimits } from '../../collector/request-limits.js';
 import { encodeRequestProto } from '../support/otlp-proto-encode.js';
@@ -645,5 +646,42 @@ describe('the protobuf fast path', () => {
     expect(
       'result' in fast && [fast.result.received, fast.result.skipped, fast.result.rows],
     ).toEqual([200, 150, 50]);
+  });
+
+  it('keeps the same share of spans in each part on both paths, and the parts make the whole', () => {
+    const spans: TestSpan[] = [];
+    for (let i = 0; i < 30; i++) {
+      spans.push(
+        i % 3 === 2
+          ? { name: 'GET /health', attributes: { 'http.route': '/health' } }
+          : {
+              attributes: {
+                'routewatch.task.id': `task-${i}`,
+                'gen_ai.request.model': 'gpt-4o-mini',
+                'gen_ai.usage.input_tokens': 10 + i,
+              },
+            },
+      );
+    }
+    const body = protoOf(spans);
+    const now = Date.now();
+    const whole = createIngest(settings())(body, 'protobuf', now);
+    const lines: string[] = [];
+    let skipped = 0;
+    for (const count of [2, 3]) {
+      lines.length = 0;
+      skipped = 0;
+      for (let index = 0; index < count; index++) {
+        const part = { index, count };
+        const fast = createIngest(settings())(body, 'protobuf', now, part);
+        const full = createIngest(settings(), { fastPath: false })(body, 'protobuf', now, part);
+        expect(fast).toEqual(full);
+        expect(fast.received).toBe(30);
+        lines.push(...preparedLines(fast));
+        skipped += fast.skipped;
+      }
+      expect(skipped).toBe(whole.skipped);
+      expect([...lines].sort()).toEqual(preparedLines(whole).sort());
+    }
   });
 });
