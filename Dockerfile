@@ -20,4 +20,5 @@ COPY --from=build /app/dist dist
 COPY --from=build /app/instrumentation/dist instrumentation/dist
 COPY sql sql
 EXPOSE 4318
-CMD ["node", "dist/cli/main.js", "start"]
+# --initial-old-space-size: see docs/operating.md, "Node's heap and the acknowledgement tail".
+CMD ["node", "--initial-old-space-size=128", "dist/cli/main.js", "start"]

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Validator } from '@cfworker/json-schema';
@@ -121,7 +122,13 @@ describe('Dockerfile', () => {
       .reverse()
       .find((i) => i.keyword === 'CMD' || i.keyword === 'ENTRYPOINT')!;
     expect(command.args[0]).toBe('node');
-    const script = command.args[1]!;
+    // Node's own options come before the script; this Node must accept them.
+    const at = command.args.findIndex((arg, i) => i > 0 && !arg.startsWith('-'));
+    const nodeOptions = command.args.slice(1, at);
+    expect(() =>
+      execFileSync(process.execPath, [...nodeOptions, '-e', '0'], { stdio: 'pipe' }),
+    ).not.toThrow();
+    const script = command.args[at]!;
     const outDir = `${tsconfig.compilerOptions.outDir}/`;
     expect(script.startsWith(outDir)).toBe(true);
     const source = script.slice(outDir.length).replace(/\.js$/, '.ts');
