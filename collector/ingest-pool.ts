@@ -27,6 +27,8 @@ import type { SpanPart } from './normalize.js';
 export const SPLIT_MIN_BYTES = 64 * 1024;
 /** Bodies are split while the recent share of stored spans is at least this. */
 const SPLIT_MIN_STORED_SHARE = 0.5;
+/** Weight of the latest request in the smoothed share of stored spans. */
+const SHARE_SMOOTHING = 0.3;
 
 export interface IngestTask {
   id: number;
@@ -137,6 +139,8 @@ interface TaskTimes {
   returnMs: number;
 }
 
+const totalMs = (times: TaskTimes) => times.waitMs + times.workMs + times.returnMs;
+
 interface Done {
   result: IngestResult;
   times: TaskTimes;
@@ -199,10 +203,7 @@ export class IngestPool implements IngestRunner {
     );
     // The request's times are those of the share that finished last.
     let last = parts[0]!.times;
-    for (const { times } of parts) {
-      if (times.waitMs + times.workMs + times.returnMs > last.waitMs + last.workMs + last.returnMs)
-        last = times;
-    }
+    for (const { times } of parts) if (totalMs(times) > totalMs(last)) last = times;
     this.stats.waitMs.observe(last.waitMs);
     this.stats.workMs.observe(last.workMs);
     this.stats.returnMs.observe(last.returnMs);
@@ -210,7 +211,7 @@ export class IngestPool implements IngestRunner {
       parts.length === 1 ? parts[0]!.result : mergeParts(parts.map((part) => part.result));
     if (result.received > 0) {
       const share = result.rows / result.received;
-      this.#storedShare += RATE_SMOOTHING * (share - this.#storedShare);
+      this.#storedShare += SHARE_SMOOTHING * (share - this.#storedShare);
     }
     return result;
   }
