@@ -95,6 +95,12 @@ export const configSchema = z.object({
   ROUTEWATCH_DATA_DIR: z.preprocess(unset, z.string().default('./.routewatch')),
   CLICKHOUSE_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
   /**
+   * The nice value of the embedded engine's own threads (Linux), so that on busy cores the
+   * threads that answer exports run before a merge; 0 leaves them at the process's priority.
+   * Not used with CLICKHOUSE_URL (storage/engine-priority.ts).
+   */
+  ROUTEWATCH_ENGINE_NICE: integer(0, 19, 10),
+  /**
    * A ClickHouse cluster (a name from the servers' remote_servers): migrations run ON CLUSTER with
    * Replicated tables and Distributed tables over them. Needs CLICKHOUSE_URL.
    */

@@ -11,6 +11,8 @@ import type { SpanWriterLog, SpanWriterOptions } from '../collector/span-writer.
 import { WriteAheadLog } from '../collector/wal.js';
 import { errorMessage, isStoreUnavailable } from '../storage/errors.js';
 import { migrate } from '../storage/migrations.js';
+import { lowerEnginePriority, nodeThreadNames } from '../storage/engine-priority.js';
+import type { EnginePriority } from '../storage/engine-priority.js';
 import { openStore } from '../storage/open-store.js';
 import { RollupRefresher } from '../storage/rollup-refresher.js';
 import { applyRetention } from '../storage/rollups.js';
@@ -361,6 +363,8 @@ export interface RunningRoutewatch {
   notifier: Notifier | undefined;
   /** The write-ahead log's directory; undefined with ROUTEWATCH_WAL=off. */
   walDir: string | undefined;
+  /** The embedded engine's threads at ROUTEWATCH_ENGINE_NICE; undefined with a ClickHouse server. */
+  enginePriority: EnginePriority | undefined;
   /**
    * Stops listening, then stores what was acknowledged — with the log, what the store takes
    * within a few seconds; the rest stays in the log for the next start — and closes the store.
@@ -376,12 +380,27 @@ export async function startRoutewatch(
   assertSafeExposure(config);
   // Read before anything opens: a bad rules file stops start-up with a message naming it.
   const rules = loadRules(config.ROUTEWATCH_RULES);
+  // Read before the embedded engine starts its threads: every thread named otherwise is its.
+  const nodeNames = nodeThreadNames();
   const store = await openStore({
     clickhouseUrl: config.CLICKHOUSE_URL,
     dataDir: config.ROUTEWATCH_DATA_DIR,
   });
   let stopped = false;
   const writerLog = bufferedLog();
+  const engineLog = bufferedLog();
+  const enginePriority =
+    store.driver === 'embedded'
+      ? lowerEnginePriority({
+          nice: config.ROUTEWATCH_ENGINE_NICE,
+          nodeNames,
+          onFailure: (error) =>
+            engineLog.log.warn(
+              { err: error },
+              "could not lower the embedded engine's thread priority; it keeps the process's (set ROUTEWATCH_ENGINE_NICE=0 to stop trying)",
+            ),
+        })
+      : undefined;
   let assembled: Assembled | undefined;
   try {
     const migrated = await migrateAtStart(store, config, writerLog.log, () => stopped);
@@ -397,6 +416,18 @@ export async function startRoutewatch(
       storeReady: migrated.ready,
     });
     const { app } = assembled;
+    const engineLogger = app.log.child({ module: 'engine' });
+    engineLog.attach({
+      info: (d, m) => engineLogger.info(d, m),
+      warn: (d, m) => engineLogger.warn(d, m),
+      error: (d, m) => engineLogger.error(d, m),
+    });
+    if (enginePriority && enginePriority.lowered() > 0) {
+      engineLog.log.info(
+        { nice: config.ROUTEWATCH_ENGINE_NICE, threads: enginePriority.lowered() },
+        "the embedded engine's threads run at a lower priority than the threads that answer (ROUTEWATCH_ENGINE_NICE)",
+      );
+    }
     await app.listen({ host, port: config.ROUTEWATCH_PORT });
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.ROUTEWATCH_PORT;
@@ -414,14 +445,17 @@ export async function startRoutewatch(
       rollups: running.rollups,
       notifier: running.notifier,
       walDir: running.writer.wal?.dir,
+      enginePriority,
       async close() {
         stopped = true;
+        enginePriority?.stop();
         await running.close();
         await store.close();
       },
     };
   } catch (error) {
     stopped = true;
+    enginePriority?.stop();
     // Nothing may have been attached yet: say what went wrong before the error stops the process.
     for (const [level, details, message] of writerLog.pending()) {
       if (level !== 'info') process.stderr.write(`${message} ${JSON.stringify(details)}\n`);

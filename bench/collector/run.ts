@@ -26,8 +26,8 @@
  * A progress line goes to stderr; the figures to stdout.
  * Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
  *        [--latency-rate llm=9000,mixed=25000]
- *        [--in-flight 16] [--batch-delay 200ms] [--ingest-workers 2] [--profile-main main.cpuprofile]
- *        [--heap-profile-main main.heapprofile]
+ *        [--in-flight 16] [--batch-delay 200ms] [--ingest-workers 2] [--engine-nice 0]
+ *        [--profile-main main.cpuprofile] [--heap-profile-main main.heapprofile]
  *        [--sender process|inline]
  */
 import { execFile } from 'node:child_process';
@@ -86,6 +86,8 @@ const { values } = parseArgs({
     'batch-delay': { type: 'string' },
     /** ROUTEWATCH_INGEST_WORKERS for both apps (default: the configuration's, by cores). */
     'ingest-workers': { type: 'string' },
+    /** ROUTEWATCH_ENGINE_NICE (default: the configuration's); 0 leaves the engine's threads be. */
+    'engine-nice': { type: 'string' },
     /** Where the latency phase sends from: a child process (default) or this one. */
     sender: { type: 'string', default: 'process' },
   },
@@ -464,6 +466,7 @@ async function main(): Promise<void> {
     ROUTEWATCH_DATA_DIR: dir,
     ...batchDelay,
     ...workers,
+    ...(values['engine-nice'] ? { ROUTEWATCH_ENGINE_NICE: values['engine-nice'] } : {}),
   });
   const nodeThreadsBefore = new Set(threadsNamedNode());
   const routewatch = await startRoutewatch(config);
