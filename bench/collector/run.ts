@@ -30,13 +30,11 @@
  *        [--profile-main main.cpuprofile] [--heap-profile-main main.heapprofile]
  *        [--sender process|inline]
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { progressReporter } from '../../cli/progress.js';
@@ -59,7 +57,7 @@ import { allocationSites } from '../instrumentation/cpu-profile.js';
 import type { HeapProfile } from '../instrumentation/cpu-profile.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
-import { SPANS_PER_REQUEST, encode, makeRequests, postOnce } from './workload.js';
+import { SPANS_PER_REQUEST, encode, makeRequests, pacedFromChild, postOnce } from './workload.js';
 import type { Encoding, Mix } from './workload.js';
 
 const { values } = parseArgs({
@@ -368,40 +366,6 @@ function stageSummary(before: Partial<StageHistograms>, after: Partial<StageHist
     const q = (p: number) => h.quantile(p).toFixed(1);
     return `${stage} ${q(0.5)} / ${q(0.9)} / ${q(0.99)}`;
   }).join(' · ');
-}
-
-/** Open loop from a child process (paced-sender.ts): latency of each request. */
-async function pacedFromChild(
-  url: string,
-  bodies: Uint8Array[],
-  intervalMs: number,
-): Promise<{ latencies: number[]; late: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'routewatch-bench-sender-'));
-  try {
-    const file = join(dir, 'bodies');
-    const parts: Buffer[] = [];
-    for (const body of bodies) {
-      const length = Buffer.alloc(4);
-      length.writeUInt32LE(body.byteLength);
-      parts.push(length, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-    }
-    writeFileSync(file, Buffer.concat(parts));
-    const script = join(dirname(fileURLToPath(import.meta.url)), 'paced-sender.js');
-    const output = await new Promise<string>((resolve, reject) => {
-      execFile(
-        process.execPath,
-        [script, file, url, String(intervalMs)],
-        { maxBuffer: 64 * 2 ** 20 },
-        (error, stdout, stderr) => {
-          if (error) reject(new Error(`the paced sender failed: ${stderr || error.message}`));
-          else resolve(stdout);
-        },
-      );
-    });
-    return z.object({ latencies: z.array(z.number()), late: z.number() }).parse(JSON.parse(output));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 /** Open loop: one request every `intervalMs`, whatever the answers; latency of each. */

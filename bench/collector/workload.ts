@@ -10,12 +10,18 @@
  *   database and queue spans with the attributes their instrumentations set (outside any task, so
  *   without routewatch.* attributes: the collector skips them), and 1 in 5 an LLM call as above.
  */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { Agent } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { z } from 'zod';
 
 export const MIXES = ['llm', 'mixed'] as const;
 export type Mix = (typeof MIXES)[number];
@@ -301,4 +307,38 @@ export function postOnce(
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** Open loop from a child process (paced-sender.ts): latency of each request. */
+export async function pacedFromChild(
+  url: string,
+  bodies: Uint8Array[],
+  intervalMs: number,
+): Promise<{ latencies: number[]; late: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'routewatch-bench-sender-'));
+  try {
+    const file = join(dir, 'bodies');
+    const parts: Buffer[] = [];
+    for (const body of bodies) {
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(body.byteLength);
+      parts.push(length, Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    }
+    writeFileSync(file, Buffer.concat(parts));
+    const script = join(dirname(fileURLToPath(import.meta.url)), 'paced-sender.js');
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [script, file, url, String(intervalMs)],
+        { maxBuffer: 64 * 2 ** 20 },
+        (error, stdout, stderr) => {
+          if (error) reject(new Error(`the paced sender failed: ${stderr || error.message}`));
+          else resolve(stdout);
+        },
+      );
+    });
+    return z.object({ latencies: z.array(z.number()), late: z.number() }).parse(JSON.parse(output));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
