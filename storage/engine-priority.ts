@@ -84,8 +84,14 @@ export function nodeThreadNames(taskDir = TASKS): Set<string> {
 export function lowerEnginePriority(options: EnginePriorityOptions): EnginePriority {
   const taskDir = options.taskDir ?? TASKS;
   const priority = options.priority ?? { get: getPriority, set: setPriority };
-  /** Threads already lowered (or found lower): not read again while they run. */
+  /**
+   * Threads settled, not read again while they run: the engine's once lowered (or found lower),
+   * Node's once they have carried a Node name at two scans (a thread the engine has just started
+   * carries its creator's name until the engine names it, within microseconds).
+   */
   let done = new Set<string>();
+  /** Threads found with a Node name once. */
+  let nodeOnce = new Set<string>();
   let lowered = 0;
   let failed = false;
   let timer: NodeJS.Timeout | undefined;
@@ -97,17 +103,19 @@ export function lowerEnginePriority(options: EnginePriorityOptions): EnginePrior
   const active = options.nice > 0 && existsSync(taskDir);
   const scan = () => {
     if (!active || failed) return;
-    const running = tasks(taskDir);
     const next = new Set<string>();
-    for (const tid of running) {
+    const nextNodeOnce = new Set<string>();
+    for (const tid of tasks(taskDir)) {
       if (done.has(tid)) {
         next.add(tid);
         continue;
       }
       const name = threadName(taskDir, tid);
-      // A thread the engine has just started may still carry its creator's name: it is looked
-      // at again at the next scan, once the engine has named it.
-      if (name === undefined || options.nodeNames.has(name)) continue;
+      if (name === undefined) continue; // the thread ended
+      if (options.nodeNames.has(name)) {
+        (nodeOnce.has(tid) ? next : nextNodeOnce).add(tid);
+        continue;
+      }
       try {
         if (priority.get(Number(tid)) < options.nice) {
           priority.set(Number(tid), options.nice);
@@ -123,6 +131,7 @@ export function lowerEnginePriority(options: EnginePriorityOptions): EnginePrior
       }
     }
     done = next;
+    nodeOnce = nextNodeOnce;
   };
 
   if (active) {
@@ -136,7 +145,7 @@ export function lowerEnginePriority(options: EnginePriorityOptions): EnginePrior
 }
 
 /** os.getPriority and os.setPriority throw ERR_SYSTEM_ERROR with the errno's name in `info`. */
-function systemErrorCode(error: unknown): string | undefined {
+export function systemErrorCode(error: unknown): string | undefined {
   const { code, info } = error as { code?: string; info?: { code?: string } };
   return info?.code ?? code;
 }

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { configWith } from '../../server/config.js';
 import { startRoutewatch } from '../../server/start.js';
-import { nodeThreadNames } from '../../storage/engine-priority.js';
+import { nodeThreadNames, systemErrorCode } from '../../storage/engine-priority.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
 import { MIXES, SPANS_PER_REQUEST, encode, makeRequests, pacedFromChild } from './workload.js';
@@ -60,7 +60,7 @@ function setEngine(nodeNames: ReadonlySet<string>, nice: number): void {
     try {
       if (getPriority(tid) !== nice) setPriority(tid, nice);
     } catch (error) {
-      const code = (error as { info?: { code?: string } }).info?.code;
+      const code = systemErrorCode(error);
       if (code === 'ESRCH') continue;
       if (code === 'EACCES' || code === 'EPERM') {
         throw new Error(

@@ -76,6 +76,18 @@ describe('lowerEnginePriority', () => {
     engine.stop();
   });
 
+  it('reads a thread found with a Node name at two scans no more', () => {
+    thread(100, 'node');
+    const priority = scheduler();
+    const engine = lowerEnginePriority({ nice: 10, nodeNames: NODE, taskDir, priority });
+    engine.scan();
+    // Settled as Node's: its name is not read again (a rename this late is not the engine's).
+    thread(100, 'ThreadPool');
+    engine.scan();
+    expect(priority.sets).toEqual([]);
+    engine.stop();
+  });
+
   it('never lowers a nice value already higher (that would need privilege)', () => {
     thread(102, 'ThreadPool');
     thread(103, 'Fetch');
