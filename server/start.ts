@@ -226,6 +226,16 @@ export function bufferedLog(): {
   };
 }
 
+/** The app's logger for one module, in the shape the notifier, writer and engine logs take. */
+function moduleLog(app: FastifyInstance, module: string): NotifierLog {
+  const log = app.log.child({ module });
+  return {
+    info: (d, m) => log.info(d, m),
+    warn: (d, m) => log.warn(d, m),
+    error: (d, m) => log.error(d, m),
+  };
+}
+
 export interface Assembled {
   app: FastifyInstance;
   writer: SpanWriter;
@@ -310,16 +320,8 @@ export async function assembleRoutewatch(
     logger: options.logger,
     ...(options.now ? { now: options.now } : {}),
   });
-  const child = (module: string): NotifierLog => {
-    const log = app.log.child({ module });
-    return {
-      info: (d, m) => log.info(d, m),
-      warn: (d, m) => log.warn(d, m),
-      error: (d, m) => log.error(d, m),
-    };
-  };
-  alertsLog.attach(child('alerts'));
-  writerLog.attach(child('span-writer'));
+  alertsLog.attach(moduleLog(app, 'alerts'));
+  writerLog.attach(moduleLog(app, 'span-writer'));
   // The first refresh starts at once: on an upgraded store it builds the rollups, while the
   // views already answer (from task_events) and the collector already listens. A refresh before
   // the store is migrated fails, is logged, and is tried again at the next interval.
@@ -416,12 +418,7 @@ export async function startRoutewatch(
       storeReady: migrated.ready,
     });
     const { app } = assembled;
-    const engineLogger = app.log.child({ module: 'engine' });
-    engineLog.attach({
-      info: (d, m) => engineLogger.info(d, m),
-      warn: (d, m) => engineLogger.warn(d, m),
-      error: (d, m) => engineLogger.error(d, m),
-    });
+    engineLog.attach(moduleLog(app, 'engine'));
     if (enginePriority && enginePriority.lowered() > 0) {
       engineLog.log.info(
         { nice: config.ROUTEWATCH_ENGINE_NICE, threads: enginePriority.lowered() },
