@@ -18,7 +18,6 @@
  *
  * Usage: npm run bench:detection -- [--seeds 100] [--every 1]   (--every 5: every 5 minutes, 5× faster)
  */
-import { parseArgs } from 'node:util';
 import { detect } from '../../analyzer/detectors.js';
 import type { MonitorInput } from '../../analyzer/detectors.js';
 import { evidenceFrom, step } from '../../analyzer/lifecycle.js';
@@ -28,10 +27,15 @@ import type { RuleKind } from '../../analyzer/rules.js';
 import { addCounts, emptyCounts } from '../../analyzer/series.js';
 import type { TaskCounts } from '../../analyzer/series.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
+import { benchArgs } from '../cli-args.js';
 
-const { values } = parseArgs({
-  options: { seeds: { type: 'string', default: '100' }, every: { type: 'string', default: '1' } },
-});
+const USAGE = `Usage: npm run bench:detection -- [--seeds 100] [--every 1]   (--every 5: every 5 minutes, 5× faster)`;
+const { values } = benchArgs(
+  {
+    options: { seeds: { type: 'string', default: '100' }, every: { type: 'string', default: '1' } },
+  },
+  USAGE,
+);
 const SEEDS = Number(values.seeds);
 const EVERY_MIN = Number(values.every);
 

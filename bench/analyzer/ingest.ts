@@ -16,7 +16,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { z } from 'zod';
@@ -27,15 +26,20 @@ import { configWith } from '../../server/config.js';
 import { startRoutewatch } from '../../server/start.js';
 import type { RunningRoutewatch } from '../../server/start.js';
 import { median } from '../instrumentation/stats.js';
+import { benchArgs } from '../cli-args.js';
 
-const { values } = parseArgs({
-  options: {
-    spans: { type: 'string', default: '100000' },
-    rounds: { type: 'string', default: '3' },
-    // Shorter than the default 10 s, so that a round of ~15 s sees a few refreshes.
-    interval: { type: 'string', default: '5s' },
+const USAGE = `Usage: node dist/bench/analyzer/ingest.js --spans 100000 --rounds 3 --interval 5s`;
+const { values } = benchArgs(
+  {
+    options: {
+      spans: { type: 'string', default: '100000' },
+      rounds: { type: 'string', default: '3' },
+      // Shorter than the default 10 s, so that a round of ~15 s sees a few refreshes.
+      interval: { type: 'string', default: '5s' },
+    },
   },
-});
+  USAGE,
+);
 const SPANS = Number(values.spans);
 const ROUNDS = Number(values.rounds);
 const PER_REQUEST = 500;

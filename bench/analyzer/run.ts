@@ -21,7 +21,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { buildReport, cohortRouteRow, toClickHouseTime, toMetrics } from '../../analyzer/report.js';
 import type { CohortRouteMetrics } from '../../analyzer/report.js';
@@ -38,17 +37,23 @@ import {
   insertSpansSql,
 } from './generate.js';
 import type { IngestFigures } from './ingest.js';
+import { benchArgs } from '../cli-args.js';
 
-const { values } = parseArgs({
-  options: {
-    spans: { type: 'string', default: '10000000' },
-    days: { type: 'string', default: '30' },
-    rounds: { type: 'string', default: '5' },
-    'ingest-spans': { type: 'string', default: '100000' },
-    'ingest-rounds': { type: 'string', default: '3' },
-    'no-ingest': { type: 'boolean', default: false },
+const USAGE = `Usage: npm run bench:analyzer -- [--spans 10000000] [--rounds 5] [--ingest-spans 100000]
+       [--ingest-rounds 3] [--no-ingest]`;
+const { values } = benchArgs(
+  {
+    options: {
+      spans: { type: 'string', default: '10000000' },
+      days: { type: 'string', default: '30' },
+      rounds: { type: 'string', default: '5' },
+      'ingest-spans': { type: 'string', default: '100000' },
+      'ingest-rounds': { type: 'string', default: '3' },
+      'no-ingest': { type: 'boolean', default: false },
+    },
   },
-});
+  USAGE,
+);
 const SPANS = Number(values.spans);
 const DAYS = Number(values.days);
 const ROUNDS = Number(values.rounds);

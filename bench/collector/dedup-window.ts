@@ -10,19 +10,23 @@
  * Usage: npm run bench:dedup -- [--keys 1000000] [--rounds 3]
  */
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { SpanKeyWindow } from '../../collector/span-key-window.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
+import { benchArgs } from '../cli-args.js';
 
-const { values } = parseArgs({
-  options: {
-    keys: { type: 'string', default: '1000000' },
-    rounds: { type: 'string', default: '3' },
+const USAGE = `Usage: npm run bench:dedup -- [--keys 1000000] [--rounds 3]`;
+const { values } = benchArgs(
+  {
+    options: {
+      keys: { type: 'string', default: '1000000' },
+      rounds: { type: 'string', default: '3' },
+    },
   },
-});
+  USAGE,
+);
 const KEYS = Number(values.keys);
 const ROUNDS = Number(values.rounds);
 

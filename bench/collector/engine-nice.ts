@@ -18,7 +18,6 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { getPriority, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { configWith } from '../../server/config.js';
 import { startRoutewatch } from '../../server/start.js';
 import { nodeThreadNames, systemErrorCode } from '../../storage/engine-priority.js';
@@ -26,16 +25,22 @@ import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
 import { MIXES, SPANS_PER_REQUEST, encode, makeRequests, pacedFromChild } from './workload.js';
 import type { Mix } from './workload.js';
+import { benchArgs } from '../cli-args.js';
 
-const { values } = parseArgs({
-  options: {
-    mix: { type: 'string', default: 'mixed' },
-    rate: { type: 'string', default: '25000' },
-    pairs: { type: 'string', default: '4' },
-    seconds: { type: 'string', default: '15' },
-    nice: { type: 'string', default: '10' },
+const USAGE = `Usage: node dist/bench/collector/engine-nice.js [--mix mixed|llm] [--rate 25000] [--pairs 4]
+       [--seconds 15] [--nice 10]`;
+const { values } = benchArgs(
+  {
+    options: {
+      mix: { type: 'string', default: 'mixed' },
+      rate: { type: 'string', default: '25000' },
+      pairs: { type: 'string', default: '4' },
+      seconds: { type: 'string', default: '15' },
+      nice: { type: 'string', default: '10' },
+    },
   },
-});
+  USAGE,
+);
 const MIX = values.mix as Mix;
 if (!MIXES.includes(MIX)) throw new Error(`--mix must be one of ${MIXES.join(', ')}`);
 const RATE = Number(values.rate);

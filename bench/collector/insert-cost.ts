@@ -15,7 +15,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createIngest } from '../../collector/ingest.js';
 import { SPAN_COLUMNS, SPAN_INSERT, preparedLines } from '../../collector/span-lines.js';
@@ -27,15 +26,21 @@ import type { InsertOptions } from '../../storage/store.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
 import { encode, makeRequests } from './workload.js';
+import { benchArgs } from '../cli-args.js';
 
-const { values } = parseArgs({
-  options: {
-    rows: { type: 'string', default: '50000' },
-    rounds: { type: 'string', default: '3' },
-    /** Rows per insert for the cost by insert size; empty to skip it. */
-    sizes: { type: 'string', default: '500,1000,2000,5000,10000' },
+const USAGE = `Usage: node dist/bench/collector/insert-cost.js [--rows 50000] [--rounds 3]
+       [--sizes 500,1000,2000,5000,10000]`;
+const { values } = benchArgs(
+  {
+    options: {
+      rows: { type: 'string', default: '50000' },
+      rounds: { type: 'string', default: '3' },
+      /** Rows per insert for the cost by insert size; empty to skip it. */
+      sizes: { type: 'string', default: '500,1000,2000,5000,10000' },
+    },
   },
-});
+  USAGE,
+);
 const ROWS = Number(values.rows);
 const ROUNDS = Number(values.rounds);
 const BATCH = 10_000;

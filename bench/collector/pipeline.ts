@@ -12,7 +12,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { parseArgs } from 'node:util';
 import { createIngest } from '../../collector/ingest.js';
 import type { IngestResult } from '../../collector/ingest.js';
 import { configWith } from '../../server/config.js';
@@ -23,15 +22,21 @@ import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
 import { MIXES, SPANS_PER_REQUEST, encode, makeRequests, skippedOnlySpans } from './workload.js';
 import type { Encoding } from './workload.js';
+import { benchArgs } from '../cli-args.js';
 
-const { values } = parseArgs({
-  options: {
-    spans: { type: 'string', default: '50000' },
-    rounds: { type: 'string', default: '5' },
-    profile: { type: 'string' },
-    'profile-out': { type: 'string' },
+const USAGE = `Usage: npm run bench:pipeline -- [--spans 50000] [--rounds 5]
+       npm run bench:pipeline -- --profile mixed/protobuf   (V8 sampling profile of one variant)`;
+const { values } = benchArgs(
+  {
+    options: {
+      spans: { type: 'string', default: '50000' },
+      rounds: { type: 'string', default: '5' },
+      profile: { type: 'string' },
+      'profile-out': { type: 'string' },
+    },
   },
-});
+  USAGE,
+);
 const SPANS = Number(values.spans);
 const ROUNDS = Number(values.rounds);
 

@@ -35,7 +35,6 @@ import { Agent } from 'node:http';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { progressReporter } from '../../cli/progress.js';
 import type { Progress } from '../../cli/progress.js';
@@ -59,37 +58,46 @@ import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { median } from '../instrumentation/stats.js';
 import { SPANS_PER_REQUEST, encode, makeRequests, pacedFromChild, postOnce } from './workload.js';
 import type { Encoding, Mix } from './workload.js';
+import { benchArgs } from '../cli-args.js';
 
-const { values } = parseArgs({
-  options: {
-    spans: { type: 'string', default: '60000' },
-    rounds: { type: 'string', default: '3' },
-    mixes: { type: 'string', default: 'llm,mixed' },
-    'latency-s': { type: 'string', default: '15' },
-    /**
-     * The latency phases' pace, spans/s per mix (`llm=9000,mixed=25000`), instead of half of each
-     * run's measured maximum: to compare builds or settings at the same load.
-     */
-    'latency-rate': { type: 'string' },
-    /** Requests in flight while measuring the rate. */
-    'in-flight': { type: 'string', default: '16' },
-    /** Writes a V8 profile of the main thread during the first protobuf (WAL on) phase to this file. */
-    'profile-main': { type: 'string' },
-    /**
-     * Samples the main thread's allocations during the first latency phase (WAL on) into this
-     * file, garbage included, and prints the functions that allocate most per request.
-     */
-    'heap-profile-main': { type: 'string' },
-    /** ROUTEWATCH_BATCH_DELAY for both apps (default: the configuration's, by mode). */
-    'batch-delay': { type: 'string' },
-    /** ROUTEWATCH_INGEST_WORKERS for both apps (default: the configuration's, by cores). */
-    'ingest-workers': { type: 'string' },
-    /** ROUTEWATCH_ENGINE_NICE (default: the configuration's); 0 leaves the engine's threads be. */
-    'engine-nice': { type: 'string' },
-    /** Where the latency phase sends from: a child process (default) or this one. */
-    sender: { type: 'string', default: 'process' },
+const USAGE = `Usage: npm run bench:collector -- [--spans 60000] [--rounds 3] [--mixes llm,mixed] [--latency-s 15]
+       [--latency-rate llm=9000,mixed=25000]
+       [--in-flight 16] [--batch-delay 200ms] [--ingest-workers 2] [--engine-nice 0]
+       [--profile-main main.cpuprofile] [--heap-profile-main main.heapprofile]
+       [--sender process|inline]`;
+const { values } = benchArgs(
+  {
+    options: {
+      spans: { type: 'string', default: '60000' },
+      rounds: { type: 'string', default: '3' },
+      mixes: { type: 'string', default: 'llm,mixed' },
+      'latency-s': { type: 'string', default: '15' },
+      /**
+       * The latency phases' pace, spans/s per mix (`llm=9000,mixed=25000`), instead of half of each
+       * run's measured maximum: to compare builds or settings at the same load.
+       */
+      'latency-rate': { type: 'string' },
+      /** Requests in flight while measuring the rate. */
+      'in-flight': { type: 'string', default: '16' },
+      /** Writes a V8 profile of the main thread during the first protobuf (WAL on) phase to this file. */
+      'profile-main': { type: 'string' },
+      /**
+       * Samples the main thread's allocations during the first latency phase (WAL on) into this
+       * file, garbage included, and prints the functions that allocate most per request.
+       */
+      'heap-profile-main': { type: 'string' },
+      /** ROUTEWATCH_BATCH_DELAY for both apps (default: the configuration's, by mode). */
+      'batch-delay': { type: 'string' },
+      /** ROUTEWATCH_INGEST_WORKERS for both apps (default: the configuration's, by cores). */
+      'ingest-workers': { type: 'string' },
+      /** ROUTEWATCH_ENGINE_NICE (default: the configuration's); 0 leaves the engine's threads be. */
+      'engine-nice': { type: 'string' },
+      /** Where the latency phase sends from: a child process (default) or this one. */
+      sender: { type: 'string', default: 'process' },
+    },
   },
-});
+  USAGE,
+);
 if (values.sender !== 'process' && values.sender !== 'inline') {
   throw new Error(`--sender must be process or inline, not ${values.sender}`);
 }

@@ -17,19 +17,23 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, open, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { WriteAheadLog, encodeRecord } from '../../collector/wal.js';
 import { CheckpointFile, syncDirectory } from '../../collector/wal-checkpoint.js';
 import type { Checkpoint } from '../../collector/wal-checkpoint.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
+import { benchArgs } from '../cli-args.js';
 
-const { values } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '4' },
-    seconds: { type: 'string', default: '8' },
-    'engine-writes': { type: 'string', default: 'on' },
+const USAGE = `Usage: npm run bench:checkpoint -- [--rounds 4] [--seconds 8] [--engine-writes on|off]`;
+const { values } = benchArgs(
+  {
+    options: {
+      rounds: { type: 'string', default: '4' },
+      seconds: { type: 'string', default: '8' },
+      'engine-writes': { type: 'string', default: 'on' },
+    },
   },
-});
+  USAGE,
+);
 const ROUNDS = Number(values.rounds);
 const SECONDS = Number(values.seconds);
 const ENGINE_WRITES = values['engine-writes'] !== 'off';

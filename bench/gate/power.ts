@@ -15,7 +15,6 @@
  * Usage: npm run bench:gate -- [--seeds 100] [--cases 400,1000,4000] [--e2e-seeds 3]
  *                              [--e2e-cases 400] [--first-seed 1]
  */
-import { parseArgs } from 'node:util';
 import { compareCohort, DEFAULT_GATE } from '../../analyzer/gate.js';
 import type { GateOptions, SideStats, Verdict } from '../../analyzer/gate.js';
 import { normalCdf, normalQuantile, wilson } from '../../analyzer/stats.js';
@@ -35,16 +34,22 @@ import {
   trueSuccessRate,
 } from './extraction-eval.js';
 import type { Candidate, Side } from './extraction-eval.js';
+import { benchArgs } from '../cli-args.js';
 
-const { values } = parseArgs({
-  options: {
-    seeds: { type: 'string', default: '100' },
-    'first-seed': { type: 'string', default: '1' },
-    cases: { type: 'string', default: '400,1000,4000' },
-    'e2e-seeds': { type: 'string', default: '3' },
-    'e2e-cases': { type: 'string', default: '400' },
+const USAGE = `Usage: npm run bench:gate -- [--seeds 100] [--cases 400,1000,4000] [--e2e-seeds 3]
+                             [--e2e-cases 400] [--first-seed 1]`;
+const { values } = benchArgs(
+  {
+    options: {
+      seeds: { type: 'string', default: '100' },
+      'first-seed': { type: 'string', default: '1' },
+      cases: { type: 'string', default: '400,1000,4000' },
+      'e2e-seeds': { type: 'string', default: '3' },
+      'e2e-cases': { type: 'string', default: '400' },
+    },
   },
-});
+  USAGE,
+);
 
 function count(name: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const value = Number(text);

@@ -10,23 +10,27 @@
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { selfTimeByOwner, selfTimes, type CpuProfile } from './cpu-profile.js';
 import { describeMachine } from './machine.js';
 import { startReceiver, startVariant } from './processes.js';
 import { formatTable } from './stats.js';
 import { isVariantName } from './variants.js';
+import { benchArgs } from '../cli-args.js';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      variant: { type: 'string', default: 'routewatch' },
-      calls: { type: 'string', default: '5000' },
-      warmup: { type: 'string', default: '3000' },
-      top: { type: 'string', default: '25' },
+  const USAGE = `Usage: node dist/bench/instrumentation/profile.js [--variant routewatch] [--calls 5000] [--warmup 3000] [--top 25]`;
+  const { values } = benchArgs(
+    {
+      options: {
+        variant: { type: 'string', default: 'routewatch' },
+        calls: { type: 'string', default: '5000' },
+        warmup: { type: 'string', default: '3000' },
+        top: { type: 'string', default: '25' },
+      },
+      strict: true,
     },
-    strict: true,
-  });
+    USAGE,
+  );
   const variant = values.variant;
   if (!isVariantName(variant)) throw new Error(`unknown --variant ${variant}`);
   const calls = Number(values.calls);

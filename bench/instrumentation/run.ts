@@ -9,7 +9,6 @@
  * Figures: per variant the median over rounds of each process's median chunk; the added cost is
  * the median over all slots of the difference to the uninstrumented chunk of the same slot.
  */
-import { parseArgs } from 'node:util';
 import { progressReporter } from '../../cli/progress.js';
 import { describeMachine, loadAverage } from './machine.js';
 import { startReceiver, startVariant, type VariantProcess } from './processes.js';
@@ -31,6 +30,7 @@ import {
   VARIANTS,
   type VariantName,
 } from './variants.js';
+import { benchArgs } from '../cli-args.js';
 
 /** Our target from issue 3: added CPU per call, export included. */
 const TARGET_ADDED_MICROS = 40;
@@ -44,17 +44,21 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      rounds: { type: 'string', default: '5' },
-      slots: { type: 'string', default: '8' },
-      chunk: { type: 'string', default: '512' },
-      warmup: { type: 'string', default: '2500' },
-      variants: { type: 'string', default: VARIANTS.join(',') },
+  const USAGE = `Usage: npm run bench:instrumentation -- [--rounds 5] [--slots 8] [--chunk 512] [--warmup 2500] [--variants a,b]`;
+  const { values } = benchArgs(
+    {
+      args: argv,
+      options: {
+        rounds: { type: 'string', default: '5' },
+        slots: { type: 'string', default: '8' },
+        chunk: { type: 'string', default: '512' },
+        warmup: { type: 'string', default: '2500' },
+        variants: { type: 'string', default: VARIANTS.join(',') },
+      },
+      strict: true,
     },
-    strict: true,
-  });
+    USAGE,
+  );
   const integer = (name: string, raw: string, min: number): number => {
     const value = Number(raw);
     if (!Number.isInteger(value) || value < min) {
