@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { MAX_SCORES, OUTCOMES, SCORE_NAME_PATTERN } from '@routewatch/instrumentation/semconv';
 import { z } from 'zod';
 import type { Store } from '../storage/store.js';
-import { MAX_COST_USD, canonicalTaskId, clickHouseTime } from './normalize.js';
+import { MAX_COST_USD, canonicalTaskId, clickHouseTime, wellFormed } from './normalize.js';
 
 /**
  * Late outcomes: what the application learns after the reply (a reask, a human correction, a
@@ -108,19 +108,24 @@ function sortedScores(named: Record<string, number>): [string, number][] {
   return Object.entries(named).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/**
+ * The reports as `late_outcomes` rows. Strings pass through `wellFormed`, as span attributes do:
+ * the engine refuses a lone UTF-16 surrogate, and a report must not fail for good on one (a task
+ * id sanitized alike still joins its spans' ids).
+ */
 export function outcomeRows(reports: OutcomeReport[], now: Date): string {
   return (
     reports
       .map((r) =>
         JSON.stringify({
-          task_id: canonicalTaskId(r.taskId),
+          task_id: wellFormed(canonicalTaskId(r.taskId)),
           report_id: reportId(r),
           observed_at: observedAt(r.observedAt, now),
           outcome: r.outcome,
-          outcome_reason: r.reason ?? '',
+          outcome_reason: wellFormed(r.reason ?? ''),
           reask: r.reask ? 1 : 0,
           cleanup_cost_usd: r.cleanupCostUsd ?? 0,
-          source: r.source ?? 'api',
+          source: wellFormed(r.source ?? 'api'),
           scores: r.scores ?? {},
         }),
       )

@@ -160,6 +160,21 @@ describe('POST /v1/outcomes', () => {
     ]);
   });
 
+  it('stores a report whose strings hold a lone surrogate, with the batch around it', async () => {
+    const response = await send({
+      outcomes: [
+        { taskId: 'task-surrogate-\ud800', outcome: 'failure', reason: 'cut \udc00 off' },
+        { taskId: 'task-surrogate-ok', outcome: 'success' },
+      ],
+    });
+    expect(response.statusCode).toBe(202);
+    const rows = (await stored()).filter((r) => r.task_id.startsWith('task-surrogate-'));
+    expect(rows.map((r) => [r.task_id, r.outcome_reason])).toEqual([
+      ['task-surrogate-ok', ''],
+      ['task-surrogate-\ufffd', 'cut \ufffd off'],
+    ]);
+  });
+
   it('rejects malformed JSON with 400', async () => {
     const res = await rw.app.inject({
       method: 'POST',
