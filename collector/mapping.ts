@@ -161,7 +161,8 @@ function compileSource(source: MappingSource): Reader {
       value = match ? (match[1] ?? match[0]) : undefined;
     }
     if (value === undefined || value === '') return undefined;
-    return renames?.[value] ?? value;
+    // Own keys only: a value such as `constructor` or `__proto__` is kept as sent.
+    return renames && Object.hasOwn(renames, value) ? renames[value]! : value;
   };
 }
 

@@ -84,6 +84,30 @@ fields:
     });
   });
 
+  it('keeps a value that names an inherited property, not the property', () => {
+    const mapping = compileMapping(
+      parseMappingFile(`
+fields:
+  task_id:
+    - attribute: session.id
+      values: { s1: renamed }
+  cohort:
+    - attribute: app.cohort
+      values: { faq: faq-v2 }
+`),
+    );
+    for (const value of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']) {
+      expect(mapping.derive(span({ 'session.id': value, 'app.cohort': value }))).toEqual({
+        task_id: value,
+        cohort: value,
+      });
+    }
+    expect(mapping.derive(span({ 'session.id': 's1', 'app.cohort': 'faq' }))).toEqual({
+      task_id: 'renamed',
+      cohort: 'faq-v2',
+    });
+  });
+
   it('matches task spans on every part of a condition', () => {
     const mapping = compileMapping(
       parseMappingFile(`
