@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { HttpError, badRequest, unavailable } from '../server/http-error.js';
+import { HttpError, badRequest, toHttpError, unavailable } from '../server/http-error.js';
 import type { Admission } from './admission.js';
 import { decodeBody, guardBodies } from './body-guard.js';
 import { IngestTooComplexError } from './ingest-pool.js';
@@ -122,8 +122,10 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
     bodyIdleTimeoutMs: options.bodyIdleTimeoutMs,
     contentTypes: Object.keys(CONTENT_TYPES),
   });
-  app.addHook('onError', async (_request, reply) => {
-    if (reply.statusCode >= 400 && reply.statusCode < 500) stats.rejectedRequests++;
+  // onError runs before the error handler sets the answer's status: the error's own says it.
+  app.addHook('onError', async (_request, _reply, error) => {
+    const { status } = toHttpError(error, options.maxBodyBytes);
+    if (status >= 400 && status < 500) stats.rejectedRequests++;
   });
 
   app.post('/v1/traces', { config: { otlp: true } }, async (request, reply) => {

@@ -142,6 +142,29 @@ describe('authentication', () => {
 });
 
 describe('error shapes', () => {
+  it('counts the OTLP requests answered with a 4xx on /metrics', async () => {
+    const rejected = async () => {
+      const text = (await rw.app.inject({ method: 'GET', url: '/metrics', headers: bearer })).body;
+      return Number(/^routewatch_otlp_requests_rejected_total (\d+)$/m.exec(text)?.[1]);
+    };
+    const before = await rejected();
+    const bad = await rw.app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { ...bearer, 'content-type': 'application/json' },
+      payload: '{"resourceSpans": 7}',
+    });
+    expect(bad.statusCode).toBe(400);
+    const unsupported = await rw.app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { ...bearer, 'content-type': 'text/plain' },
+      payload: 'x',
+    });
+    expect(unsupported.statusCode).toBe(415);
+    expect(await rejected()).toBe(before + 2);
+  });
+
   it('answers an unknown route with 404 in the JSON error shape', async () => {
     const res = await rw.app.inject({ method: 'GET', url: '/nowhere', headers: bearer });
     expect(res.statusCode).toBe(404);
