@@ -21,6 +21,15 @@ const price = z.number().finite().min(0).max(1_000_000);
 
 const DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
 
+/** Whether `yyyy-mm-dd` names a day that exists: Date.parse rolls 2025-02-30 over to March. */
+function isCalendarDay(day: string): boolean {
+  const [year, month, date] = day.split('-').map(Number) as [number, number, number];
+  const utc = new Date(Date.UTC(year, month - 1, date));
+  return (
+    utc.getUTCFullYear() === year && utc.getUTCMonth() === month - 1 && utc.getUTCDate() === date
+  );
+}
+
 const fromDate = z.union([z.string(), z.date()]).transform((value, ctx) => {
   if (value instanceof Date) return value.getTime();
   if (!DATE.test(value)) {
@@ -35,7 +44,7 @@ const fromDate = z.union([z.string(), z.date()]).transform((value, ctx) => {
         ? value
         : `${value}Z`;
   const ms = Date.parse(iso.replace(' ', 'T'));
-  if (Number.isNaN(ms)) {
+  if (Number.isNaN(ms) || !isCalendarDay(value.slice(0, 10))) {
     ctx.addIssue({ code: 'custom', message: `not a date: ${value}` });
     return z.NEVER;
   }

@@ -232,6 +232,14 @@ describe('parsePriceFile', () => {
       'prices: [{model: a, from: yesterday, input_mtok: 1, output_mtok: 1}]',
       /prices\.0\.from: use a date/,
     ],
+    [
+      'prices: [{model: a, from: 2025-02-30, input_mtok: 1, output_mtok: 1}]',
+      /prices\.0\.from: not a date: 2025-02-30/,
+    ],
+    [
+      'prices: [{model: a, from: "2025-04-31 12:00", input_mtok: 1, output_mtok: 1}]',
+      /prices\.0\.from: not a date/,
+    ],
     ['prices: {model: a}', /prices/],
     ['catalog: false', /catalog/],
     ['prices: [ {', /not valid YAML or JSON/],
