@@ -716,9 +716,7 @@ class Decoder {
       this.isZero(traceStart, traceEnd) ||
       spanEnd - spanStart !== 8 ||
       this.isZero(spanStart, spanEnd) ||
-      (parentEnd - parentStart !== 0 && parentEnd - parentStart !== 8) ||
-      kind > 5 ||
-      statusCode > 2
+      (parentEnd - parentStart !== 0 && parentEnd - parentStart !== 8)
     ) {
       throw GIVE_UP;
     }

@@ -90,16 +90,27 @@ function optionalString(value: unknown, path: string, fallback = ''): string {
   return value;
 }
 
-function enumValue(value: unknown, path: string, max: number): number {
+/**
+ * An enum field: an int32. Proto3 enums are open, so a value this version does not know (a span
+ * kind or status code added later) is kept, and read as unspecified or unset (normalize.ts).
+ */
+function enumValue(value: unknown, path: string): number {
   if (isAbsent(value)) return 0;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
-    invalid(path, `expected an integer from 0 to ${max}, got ${describe(value)}`);
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < -(2 ** 31) ||
+    value >= 2 ** 31
+  ) {
+    invalid(path, `expected an integer (an enum value), got ${describe(value)}`);
   }
   return value;
 }
 
 /** A 64-bit integer: a decimal string, or a JSON number (exact when it was quoted before parsing). */
 function int64(value: unknown, path: string, unsigned: boolean): string {
+  // An absent field is its default, as in protobuf (a span without a start is then out of window).
+  if (isAbsent(value)) return '0';
   if (typeof value === 'string' && (unsigned ? UINT : INT).test(value)) return value;
   // Long integers arrive quoted (parseJsonPreservingInt64); a number here must be exact.
   if (typeof value === 'number' && Number.isSafeInteger(value) && (!unsigned || value >= 0)) {
@@ -192,12 +203,12 @@ function span(value: unknown, path: string): OtlpSpan {
     spanId: id(s['spanId'], `${path}.spanId`, SPAN_ID, ZERO_SPAN_ID, 8),
     parentSpanId,
     name: optionalString(s['name'], `${path}.name`),
-    kind: enumValue(s['kind'], `${path}.kind`, 5),
+    kind: enumValue(s['kind'], `${path}.kind`),
     startTimeUnixNano: int64(s['startTimeUnixNano'], `${path}.startTimeUnixNano`, true),
     endTimeUnixNano: int64(s['endTimeUnixNano'], `${path}.endTimeUnixNano`, true),
     attributes: attributes(s['attributes'], `${path}.attributes`),
     status: {
-      code: enumValue(status['code'], `${path}.status.code`, 2),
+      code: enumValue(status['code'], `${path}.status.code`),
       message: optionalString(status['message'], `${path}.status.message`),
     },
   };
@@ -260,6 +271,7 @@ export function validateTraceRequest(
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string')
     return value.length > 40 ? `a string of ${value.length} characters` : JSON.stringify(value);

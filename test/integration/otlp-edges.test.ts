@@ -190,6 +190,19 @@ describe('spans outside the accepted time window', () => {
     expect(await storedCount()).toBe(1);
   });
 
+  it('take in a span without a start time as protobuf does: time zero, refused alone', async () => {
+    const body = otlpBody([
+      { start: at(BASE_MS), attributes: llm },
+      { start: at(BASE_MS), attributes: llm },
+    ]) as { resourceSpans: { scopeSpans: { spans: Record<string, unknown>[] }[] }[] };
+    const before = await storedCount();
+    delete body.resourceSpans[0]!.scopeSpans[0]!.spans[1]!['startTimeUnixNano'];
+    const res = await post(JSON.stringify(body));
+    expect(res.statusCode).toBe(200);
+    expect(res.json().partialSuccess.rejectedSpans).toBe('1');
+    expect(await storedCount()).toBe(before + 1);
+  });
+
   it('never turn one request into thousands of partitions', async () => {
     // The probe's request: spans over 10 000 different days.
     const spans = Array.from({ length: 10_000 }, (_, i) => ({
