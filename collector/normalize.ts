@@ -72,13 +72,21 @@ export type CostSource = 'span' | 'price_table' | 'unpriced' | 'none';
  * - `no_usage` (unpriced): the call reported no token counts (e.g. a stream without usage);
  * - `unknown_model` (unpriced): tokens, but neither the served nor the requested model has a price;
  * - `no_model` (unpriced): tokens, but no model name;
+ * - `implausible_usage` (unpriced): more tokens than one call can hold (MAX_TOKENS_PER_CALL), or a
+ *   price above MAX_COST_USD: a broken counter, not a bill, so it moves no cost per task;
  * - `reported_zero_ignored` (price_table): the span said its cost was 0, and was priced instead;
  * - `failed_no_usage` (none): the call failed and reported no usage: providers bill no refused
  *   request (429, 5xx, 4xx);
  * - '' otherwise.
  */
 export type CostNote =
-  '' | 'no_usage' | 'unknown_model' | 'no_model' | 'reported_zero_ignored' | 'failed_no_usage';
+  | ''
+  | 'no_usage'
+  | 'unknown_model'
+  | 'no_model'
+  | 'implausible_usage'
+  | 'reported_zero_ignored'
+  | 'failed_no_usage';
 
 export interface NormalizeResult {
   rows: SpanRow[];
@@ -121,6 +129,11 @@ export const ANY_TIME: TimeWindow = { fromNs: 0n, toNs: 9_223_372_036_854_775_80
  * few such values make a cohort's total infinite.
  */
 export const MAX_COST_USD = 1_000_000;
+/**
+ * Tokens one call can count (input and output together): ten times the longest context window
+ * offered today. A count above it is a broken counter, and the call is left unpriced.
+ */
+export const MAX_TOKENS_PER_CALL = 100_000_000;
 
 const SPAN_KINDS = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'] as const;
 const STATUS_CODES = ['unset', 'ok', 'error'] as const;
@@ -581,9 +594,12 @@ function costOf(
       ? { ...NO_COST, note: 'failed_no_usage' }
       : { ...NO_COST, source: 'unpriced', note: 'no_usage' };
   }
+  const implausible: CallCost = { ...NO_COST, source: 'unpriced', note: 'implausible_usage' };
+  if (usage.inputTokens + usage.outputTokens > MAX_TOKENS_PER_CALL) return implausible;
   // The served model first: after a provider-side fallback it is the one billed.
   const quote = prices.price(provider, models, usage, atMs);
   if (quote !== undefined) {
+    if (quote.costUsd > MAX_COST_USD) return implausible;
     return {
       costUsd: quote.costUsd,
       source: 'price_table',
@@ -849,7 +865,10 @@ export class RequestRows {
         this.outOfWindowMessage = outsideWindowMessage(start, this.#window);
       return;
     }
-    const row = normalizeFields(span, map, resource, scopeName, this.#prices, this.#mapping);
+    // An end later than a start could be is taken as that bound, so one broken clock cannot put a
+    // duration of centuries into a cohort's latency.
+    const fields = span.endNs > this.#window.toNs ? { ...span, endNs: this.#window.toNs } : span;
+    const row = normalizeFields(fields, map, resource, scopeName, this.#prices, this.#mapping);
     if (row.kind === 'llm' && row.cost_source !== 'none') this.costSources[row.cost_source]++;
     this.rows.push(row);
   }

@@ -32,6 +32,47 @@ describe('normalizeRequest time window', () => {
     );
   });
 
+  it('takes an end past the window as the window end, so no duration runs for centuries', () => {
+    const start = NOW_MS - 60_000;
+    const result = normalize([
+      { start: ns(start), end: '18446744073709551615', attributes: llm },
+      { start: ns(start), end: ns(start + 2_000), attributes: llm },
+    ]);
+    expect(result.rows.map((r) => Number(r.duration_ns))).toEqual([
+      (NOW_MS + 3_600_000 - start) * 1e6,
+      2_000 * 1e6,
+    ]);
+  });
+
+  it('leaves a call with more tokens than a call can hold unpriced, its counts as sent', () => {
+    const { rows } = normalize([
+      {
+        start: ns(NOW_MS),
+        attributes: {
+          'gen_ai.request.model': 'gpt-4o-mini',
+          'gen_ai.usage.input_tokens': '9223372036854775807',
+          'gen_ai.usage.output_tokens': 10,
+        },
+      },
+      {
+        start: ns(NOW_MS),
+        attributes: {
+          'gen_ai.request.model': 'gpt-4o-mini',
+          'gen_ai.usage.input_tokens': 1_000_000,
+          'gen_ai.usage.output_tokens': 10,
+        },
+      },
+    ]);
+    expect(rows[0]).toMatchObject({
+      cost_usd: 0,
+      cost_source: 'unpriced',
+      cost_note: 'implausible_usage',
+      input_tokens: Number.MAX_SAFE_INTEGER,
+    });
+    expect(rows[1]).toMatchObject({ cost_source: 'price_table', cost_note: '' });
+    expect(rows[1]!.cost_usd).toBeGreaterThan(0);
+  });
+
   it('says when a span is ahead of the allowed clock skew', () => {
     const result = normalize([{ start: ns(NOW_MS + DAY_MS), attributes: llm }]);
     expect(result.outOfWindowMessage).toMatch(/ROUTEWATCH_MAX_CLOCK_SKEW/);
