@@ -1,7 +1,7 @@
 import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { gunzip } from 'node:zlib';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError, badRequest, tooLarge, unavailable } from '../server/http-error.js';
 import type { Admission, AdmissionTicket } from './admission.js';
 
@@ -34,6 +34,38 @@ function contentLength(request: FastifyRequest): number | undefined {
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
+/** How long the rest of a refused request's body is still read, and thrown away. */
+export const LINGER_MS = 5_000;
+
+/**
+ * Readies an answer given before the request's body is read (415, 413, 503). Closing the
+ * connection with it would leave the unread body in the socket: the kernel then resets the
+ * connection, and a client still sending (an exporter posts its whole body without waiting) sees
+ * ECONNRESET or EPIPE instead of the answer and its Retry-After. So the connection stays open:
+ * Node reads the rest of the body and throws it away, and a client still sending LINGER_MS after
+ * the answer is cut off. A client that asked to send only after `100 Continue` has sent no body
+ * (the app writes 100 once every check passed): its connection is closed with the answer.
+ */
+export function refuseBeforeBody(request: FastifyRequest, reply: FastifyReply): void {
+  if (expectsContinue(request)) {
+    reply.header('connection', 'close');
+    return;
+  }
+  const raw = request.raw;
+  reply.raw.once('finish', () => {
+    if (raw.complete) return;
+    const cutOff = setTimeout(() => raw.socket?.destroy(), LINGER_MS);
+    cutOff.unref();
+    raw.once('end', () => clearTimeout(cutOff));
+    raw.once('close', () => clearTimeout(cutOff));
+  });
+}
+
+/** Whether the client waits for `100 Continue` before it sends the body. */
+export function expectsContinue(request: FastifyRequest): boolean {
+  return (request.headers.expect ?? '').toLowerCase() === '100-continue';
+}
+
 export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): void {
   const { admission } = options;
   // Bodies arrive as raw bytes; gzip is undone by the handler (decodeBody), JSON parsed by it.
@@ -47,7 +79,7 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
     if (request.method !== 'POST') return;
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (!options.contentTypes.includes(type)) {
-      reply.header('connection', 'close');
+      refuseBeforeBody(request, reply);
       throw new HttpError(
         415,
         'INVALID_ARGUMENT',
@@ -56,12 +88,12 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
     }
     const announced = contentLength(request);
     if (announced !== undefined && announced > options.maxBodyBytes) {
-      reply.header('connection', 'close');
+      refuseBeforeBody(request, reply);
       throw tooLarge(options.maxBodyBytes);
     }
     const admitted = admission.admit(announced ?? 0);
     if (!admitted.ok) {
-      reply.header('connection', 'close');
+      refuseBeforeBody(request, reply);
       throw unavailable(
         `${admitted.reason}: retry after ${admitted.retryAfterSeconds} s`,
         admitted.retryAfterSeconds,

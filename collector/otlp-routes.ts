@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError, badRequest, toHttpError, unavailable } from '../server/http-error.js';
 import type { Admission } from './admission.js';
-import { decodeBody, guardBodies } from './body-guard.js';
+import { decodeBody, guardBodies, refuseBeforeBody } from './body-guard.js';
 import { IngestTooComplexError } from './ingest-pool.js';
 import type { IngestRunner } from './ingest-pool.js';
 import type { OtlpEncoding } from './ingest.js';
@@ -109,7 +109,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
     receivedAt.set(request, performance.now());
     const refusal = writer.refusal();
     if (!refusal) return;
-    reply.header('connection', 'close');
+    refuseBeforeBody(request, reply);
     throw unavailable(
       `${refusal.reason}: retry after ${refusal.retryAfterSeconds} s`,
       refusal.retryAfterSeconds,

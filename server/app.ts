@@ -6,6 +6,7 @@ import { dashboardRoutes } from '../analyzer/dashboard-routes.js';
 import type { Evaluator } from '../analyzer/evaluator.js';
 import type { Notifier } from '../analyzer/notifier.js';
 import { Admission } from '../collector/admission.js';
+import { expectsContinue } from '../collector/body-guard.js';
 import type { AdmissionStats } from '../collector/admission.js';
 import type { IngestRunner } from '../collector/ingest-pool.js';
 import { encodeStatusProto } from '../collector/otlp-proto.js';
@@ -105,6 +106,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestTimeout: config.ROUTEWATCH_BODY_TIMEOUT + 5_000,
   });
   app.server.headersTimeout = Math.min(60_000, config.ROUTEWATCH_BODY_IDLE_TIMEOUT + 5_000);
+  // `Expect: 100-continue`: Node would say 100 before any check ran, and the client would send a
+  // body only to be refused. Here 100 is said once every onRequest hook has passed (the token,
+  // the Content-Type, the size, admission): a refused client gets its answer before sending.
+  app.server.on('checkContinue', (request, response) =>
+    app.server.emit('request', request, response),
+  );
+  app.addHook('preParsing', async (request, reply, payload) => {
+    if (expectsContinue(request) && !reply.raw.headersSent) reply.raw.writeContinue();
+    return payload;
+  });
 
   const collector = newCollectorStats();
   const admission = new Admission({

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
+import { promisify } from 'node:util';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -9,6 +11,8 @@ import { testApp } from '../support/app.js';
 import type { ConfigOverrides, TestApp } from '../support/app.js';
 import { slowStore } from '../support/slow-store.js';
 import type { Store } from '../../storage/store.js';
+
+const execFileAsync = promisify(execFile);
 
 // Bounded, loopback-only load: every request goes to 127.0.0.1, every test ends by itself.
 
@@ -139,6 +143,98 @@ describe('slow clients', () => {
       body,
     });
     expect(accepted.status).toBe(200);
+  });
+});
+
+describe('a request refused before its body is read', () => {
+  /**
+   * POSTs from another process with node:http, as OpenTelemetry JS exporters do (the whole body,
+   * without waiting), one request after another on one kept-alive connection; prints the status
+   * of each, or the socket error that replaced it. In this process the client's writes would wait
+   * on the server's own event loop and never race its answer.
+   */
+  const CLIENT = `
+    const http = require('node:http');
+    const [port, bytes, type, count] = process.argv.slice(1);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const body = Buffer.alloc(Number(bytes));
+    const one = () => new Promise((resolve) => {
+      const request = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/traces', agent,
+        headers: { 'content-type': type, 'content-length': body.length } }, (response) => {
+        response.resume();
+        response.on('end', () => resolve(String(response.statusCode)));
+      });
+      request.on('error', (error) => resolve(error.code));
+      request.end(body);
+    });
+    (async () => {
+      const answers = [];
+      for (let i = 0; i < Number(count); i++) answers.push(await one());
+      console.log(JSON.stringify(answers));
+      agent.destroy();
+    })();`;
+  const postFromChild = async (port: number, bytes: number, type: string, count: number) => {
+    const { stdout } = await execFileAsync(process.execPath, [
+      '-e',
+      CLIENT,
+      String(port),
+      String(bytes),
+      type,
+      String(count),
+    ]);
+    return JSON.parse(stdout) as string[];
+  };
+
+  it('gets its answer, not a reset, while it is still sending the body', async () => {
+    const { url, port } = await listening(temp.store, {
+      ROUTEWATCH_MAX_BODY_BYTES: String(1 << 20),
+    });
+    const big = 24 << 20;
+    expect(await postFromChild(port, big, 'application/x-protobuf', 10)).toEqual(
+      Array<string>(10).fill('413'),
+    );
+    expect(await postFromChild(port, big, 'text/plain', 10)).toEqual(Array<string>(10).fill('415'));
+    const body = JSON.stringify(otlpBody([{ traceId: hexId(16), attributes: llm }]));
+    const accepted = await fetch(`${url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(accepted.status).toBe(200);
+  });
+
+  /** Sends a request's head with `Expect: 100-continue`, and the body only once 100 comes. */
+  const expecting = (port: number, type: string, body: Buffer) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.write(
+          `POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ${type}\r\n` +
+            `Content-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+        );
+      });
+      sockets.push(socket);
+      let received = '';
+      socket.on('data', (chunk) => {
+        const before = received;
+        received += chunk.toString();
+        if (!before.includes('100 Continue') && received.includes('100 Continue'))
+          socket.write(body);
+        if (/HTTP\/1\.1 [2-5]\d\d (?!Continue)/.test(received)) socket.end();
+      });
+      socket.on('close', () => resolve(received));
+      socket.on('error', reject);
+    });
+
+  it('says 100 Continue only once the checks passed', async () => {
+    const { port } = await listening(temp.store, { ROUTEWATCH_MAX_BODY_BYTES: String(1 << 20) });
+    const refused = await expecting(port, 'application/x-protobuf', Buffer.alloc(2 << 20));
+    expect(refused).toMatch(/^HTTP\/1\.1 413 /);
+    expect(refused).not.toMatch(/100 Continue/);
+    const wrongType = await expecting(port, 'text/plain', Buffer.alloc(10));
+    expect(wrongType).toMatch(/^HTTP\/1\.1 415 /);
+    const body = Buffer.from(JSON.stringify(otlpBody([{ traceId: hexId(16), attributes: llm }])));
+    const taken = await expecting(port, 'application/json', body);
+    expect(taken).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
   });
 });
 
