@@ -26,12 +26,36 @@ export function hasToken(request: FastifyRequest, token: string): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-/** Requires the bearer token on every route but the health probes and the public ones. */
+/** A refused request is logged at most this often: an exporter without the token retries forever. */
+const REFUSAL_LOG_EVERY_MS = 60_000;
+
+/**
+ * Requires the bearer token on every route but the health probes and the public ones. Refusals
+ * are logged (a warning a minute at most, with how many since the last): an exporter set up
+ * without the token otherwise loses every span, and says so only in its own log, if at all.
+ */
 export function requireToken(app: FastifyInstance, token: string): void {
+  let lastLogged = -Infinity;
+  let unlogged = 0;
   app.addHook('onRequest', async (request) => {
     const path = request.url.split('?', 1)[0]!;
     if (OPEN_PATHS.has(path) || request.routeOptions.config?.public === true) return;
     if (!hasToken(request, token)) {
+      unlogged++;
+      const now = performance.now();
+      if (now - lastLogged >= REFUSAL_LOG_EVERY_MS) {
+        request.log.warn(
+          {
+            path,
+            refused: unlogged,
+            hasAuthorization: request.headers.authorization !== undefined,
+          },
+          'refused requests without the token (401); exporters send it with ' +
+            'OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<ROUTEWATCH_TOKEN>',
+        );
+        lastLogged = now;
+        unlogged = 0;
+      }
       throw new HttpError(
         401,
         'UNAUTHENTICATED',

@@ -44,6 +44,10 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
         wal +
         "Point your service's OpenTelemetry exporter here:\n" +
         `  OTEL_EXPORTER_OTLP_ENDPOINT=${running.url} \\\n` +
+        // The token itself is never printed: the shell fills it in from the variable.
+        (config.ROUTEWATCH_TOKEN
+          ? '    OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20$ROUTEWATCH_TOKEN" \\\n'
+          : '') +
         '    node --import @routewatch/instrumentation/register app.js\n\n' +
         `Dashboard: ${running.url}/\n` +
         `Report: routewatch report --url ${running.url}   (or GET ${running.url}/api/v1/report)\n` +

@@ -365,4 +365,38 @@ describe('logging', () => {
       await logged.close();
     }
   });
+
+  it('warns of requests refused without the token, once for a burst, never with the token sent', async () => {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const logged = await testApp(temp.store, {
+      config: { ROUTEWATCH_TOKEN: TOKEN },
+      logger: { level: 'info', stream },
+    });
+    try {
+      for (const authorization of [undefined, 'Bearer wrong-token-of-any-length', undefined]) {
+        const res = await logged.app.inject({
+          method: 'POST',
+          url: '/v1/traces',
+          headers: {
+            'content-type': 'application/json',
+            ...(authorization ? { authorization } : {}),
+          },
+          payload: '{}',
+        });
+        expect(res.statusCode).toBe(401);
+      }
+      const warned = lines.filter((line) => /refused requests without the token/.test(line));
+      expect(warned).toHaveLength(1);
+      expect(JSON.parse(warned[0]!)).toMatchObject({ path: '/v1/traces', refused: 1 });
+      expect(lines.join('')).not.toContain('wrong-token-of-any-length');
+    } finally {
+      await logged.close();
+    }
+  });
 });
