@@ -1,4 +1,4 @@
-import { parseConfig } from '../server/config.js';
+import { ConfigError, parseSettings } from '../server/config.js';
 
 /**
  * How client commands (report, …) reach a running routewatch: `--url`, else ROUTEWATCH_URL,
@@ -19,7 +19,16 @@ export interface Remote {
 }
 
 export function remote(url: string | undefined): Remote {
-  const config = parseConfig();
+  const config = parseSettings(['ROUTEWATCH_URL', 'ROUTEWATCH_TOKEN']);
+  if (url !== undefined) {
+    // Checked as ROUTEWATCH_URL is: a usage error (exit 2), not an instance that did not answer.
+    try {
+      parseSettings(['ROUTEWATCH_URL'], { ROUTEWATCH_URL: url });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      throw new ConfigError(`--url: not an http(s) URL: ${url}`);
+    }
+  }
   const base = (url ?? config.ROUTEWATCH_URL).replace(/\/+$/, '');
   const headers: Record<string, string> = {};
   if (config.ROUTEWATCH_TOKEN) headers['authorization'] = `Bearer ${config.ROUTEWATCH_TOKEN}`;

@@ -270,6 +270,26 @@ export function parseConfig(source: Record<string, string | undefined> = process
   return parsed.data;
 }
 
+/**
+ * Only the named settings, parsed as parseConfig does; the others are neither read nor checked.
+ * For commands that need a few (a client needs the URL and the token): a server's environment,
+ * with relative file paths or settings only the server uses, must not stop them.
+ */
+export function parseSettings<K extends keyof Config>(
+  names: readonly K[],
+  source: Record<string, string | undefined> = process.env,
+): Pick<Config, K> {
+  const schema = z.object(
+    Object.fromEntries(names.map((name) => [name, configSchema.shape[name]])),
+  );
+  const parsed = schema.safeParse(source);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data as unknown as Pick<Config, K>;
+}
+
 /** Settings valid alone but not together, each as `NAME: why`. */
 function conflictsOf(config: Config): string[] {
   const conflicts: string[] = [];

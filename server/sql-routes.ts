@@ -28,7 +28,12 @@ export interface SqlAnswer extends ReadOnlyResult {
 }
 
 /** The limits the configuration sets on every user query. */
-export function sqlLimits(config: Config): ReadOnlyLimits {
+export function sqlLimits(
+  config: Pick<
+    Config,
+    'ROUTEWATCH_SQL_MAX_ROWS' | 'ROUTEWATCH_SQL_MAX_TIME' | 'ROUTEWATCH_SQL_MAX_MEMORY_BYTES'
+  >,
+): ReadOnlyLimits {
   return {
     maxRows: config.ROUTEWATCH_SQL_MAX_ROWS,
     maxExecutionMs: config.ROUTEWATCH_SQL_MAX_TIME,

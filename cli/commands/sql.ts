@@ -92,10 +92,16 @@ async function queryDataDir(dataDir: string, sql: string): Promise<SqlAnswer> {
       `${dir} holds no routewatch data (no metadata/ directory): give the ROUTEWATCH_DATA_DIR of a routewatch that has run`,
     );
   }
-  const { parseConfig } = await import('../../server/config.js');
+  const { parseSettings } = await import('../../server/config.js');
   const { sqlFailure, sqlLimits } = await import('../../server/sql-routes.js');
   const { EmbeddedStore } = await import('../../storage/embedded-store.js');
-  const limits = sqlLimits(parseConfig());
+  const limits = sqlLimits(
+    parseSettings([
+      'ROUTEWATCH_SQL_MAX_ROWS',
+      'ROUTEWATCH_SQL_MAX_TIME',
+      'ROUTEWATCH_SQL_MAX_MEMORY_BYTES',
+    ]),
+  );
   const holder = holdingProcess(dir);
   if (holder !== undefined) throw heldError(dir, ` (process ${holder})`);
   let store;

@@ -157,6 +157,25 @@ describe('routewatch CLI', () => {
     expect(await start.exited).toBe(0);
   });
 
+  it('with a token, tells the exporter to send it, without printing it', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    dirs.push(dataDir);
+    const token = 'a-token-of-twenty-chars';
+    const start = run(['start'], {
+      ROUTEWATCH_PORT: '0',
+      ROUTEWATCH_DATA_DIR: dataDir,
+      ROUTEWATCH_LOG_LEVEL: 'warn',
+      ROUTEWATCH_TOKEN: token,
+    });
+    await waitFor(() => /Dashboard:/.test(start.out()), 'the start banner');
+    expect(start.out()).toContain(
+      'OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20$ROUTEWATCH_TOKEN"',
+    );
+    expect(start.out() + start.err()).not.toContain(token);
+    start.child.kill('SIGTERM');
+    expect(await start.exited).toBe(0);
+  });
+
   it('refuses a bad configuration value, naming the variable', async () => {
     const bad = run(['start'], { ROUTEWATCH_PORT: 'eighty' });
     expect(await bad.exited).toBe(2);
@@ -176,7 +195,11 @@ describe('routewatch CLI', () => {
   });
 
   it('tells the user to start routewatch when report finds nothing listening (a runtime failure, 1)', async () => {
-    const report = run(['report', '--url', 'http://127.0.0.1:9'], {});
+    // The server's own settings, even broken ones, are not the client's business.
+    const report = run(['report', '--url', 'http://127.0.0.1:9'], {
+      ROUTEWATCH_PRICES: 'no-such-prices.yaml',
+      ROUTEWATCH_PORT: 'eighty',
+    });
     expect(await report.exited).toBe(1);
     expect(report.err()).toMatch(
       /no routewatch answered at http:\/\/127\.0\.0\.1:9.*routewatch start/,
@@ -192,6 +215,7 @@ describe('routewatch CLI', () => {
     [['alerts', '--state', 'loud'], /--state must be one of/],
     [['report', '--compare', 'yesterday'], /--compare takes "previous"/],
     [['evaluate', '--at', 'noon'], /invalid time "noon"/],
+    [['report', '--url', 'notaurl'], /--url: not an http\(s\) URL: notaurl/],
   ])('exits 2 for the usage error in %j, naming it', async (args, message) => {
     const bad = run(args, {});
     expect(await bad.exited).toBe(2);
