@@ -199,18 +199,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     await telemetry.shutdown();
     await routewatch.writer.flush();
     const tasks = parts.flatMap((p) => p.tasks);
+    // This run's tasks only: every one started after `started`. A window reaching back before it
+    // would take in an earlier run's tasks kept in the same --data-dir.
+    const thisRun = { from: started, to: new Date(Date.now() + 60_000) };
     const truth = summarizeTruth(options.seed, 'demo-v1', tasks);
-    const report = await buildReport(routewatch.store, {
-      from: new Date(started.getTime() - 60_000),
-      to: new Date(Date.now() + 60_000),
-    });
+    const report = await buildReport(routewatch.store, thisRun);
     out(`\n${renderReportTable(report)}`);
     out(hiddenRetries(report));
     // Advice needs a few hundred tasks per route: the default demo has them for the busiest cohorts.
-    const advice = await buildAdvice(routewatch.store, {
-      from: new Date(started.getTime() - 60_000),
-      to: new Date(Date.now() + 60_000),
-    });
+    const advice = await buildAdvice(routewatch.store, thisRun);
     out(`\n${renderAdvice(advice)}`);
     const mismatches = compareWithTruth(report, truth);
     const cpst = costPerSuccessfulTask(truth.totals);

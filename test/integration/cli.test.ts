@@ -176,6 +176,16 @@ describe('routewatch CLI', () => {
     expect(await start.exited).toBe(0);
   });
 
+  it('reports only its own run when the demo runs again in the same data directory', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    dirs.push(dataDir);
+    for (const round of [1, 2]) {
+      const demo = run(['demo', '--tasks', '120', '--data-dir', dataDir], {});
+      expect(await demo.exited, `round ${round}: ${demo.out()}${demo.err()}`).toBe(0);
+      expect(demo.out()).toMatch(/Every cohort × route figure matches/);
+    }
+  });
+
   it('refuses a bad configuration value, naming the variable', async () => {
     const bad = run(['start'], { ROUTEWATCH_PORT: 'eighty' });
     expect(await bad.exited).toBe(2);
