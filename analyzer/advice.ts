@@ -216,6 +216,16 @@ export interface AdviceReport {
 }
 
 /**
+ * Which tasks advice reads: the report's filters but the route's (advice weighs a cohort's
+ * routes against each other). An empty list: all.
+ */
+export interface AdviceFilter {
+  cohorts?: readonly string[];
+  services?: readonly string[];
+  policies?: readonly string[];
+}
+
+/**
  * Advice for every cohort with production tasks in [from, to), using eval runs of the last
  * `evalLookbackMs` for the small route of large-first cohorts.
  */
@@ -223,6 +233,7 @@ export async function buildAdvice(
   store: Store,
   window: { from: Date; to: Date },
   options: AdviceOptions = DEFAULT_ADVICE,
+  filter: AdviceFilter = {},
   evalLookbackMs = 30 * 86_400_000,
 ): Promise<AdviceReport> {
   const rows = await queryTasks(
@@ -237,13 +248,19 @@ export async function buildAdvice(
             countIf(attempts >= 2) AS fallbacks,
             countIf(reask) AS reasks
      FROM {view}
-     WHERE (eval_run = '' AND started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')})
-        OR (eval_run != '' AND started_at >= {evalFrom:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')})
+     WHERE ((eval_run = '' AND started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')})
+        OR (eval_run != '' AND started_at >= {evalFrom:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}))
+       AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
+       AND (empty({services:Array(String)}) OR has({services:Array(String)}, service_name))
+       AND (empty({policies:Array(String)}) OR has({policies:Array(String)}, policy_version))
      GROUP BY cohort, primary_route, is_eval`,
     {
       from: toClickHouseTime(window.from),
       to: toClickHouseTime(window.to),
       evalFrom: toClickHouseTime(new Date(window.to.getTime() - evalLookbackMs)),
+      cohorts: [...(filter.cohorts ?? [])],
+      services: [...(filter.services ?? [])],
+      policies: [...(filter.policies ?? [])],
     },
     row,
   );

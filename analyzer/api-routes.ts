@@ -272,6 +272,9 @@ const compareQuery = z
 const adviceQuery = z
   .object({
     ...windowFields,
+    cohort: list,
+    service: list,
+    policy: list,
     maxSuccessDrop: z.coerce.number().min(0).max(1).optional(),
     minCases: z.coerce.number().int().min(1).optional(),
   })
@@ -307,7 +310,7 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
     const query = parseQuery(
       adviceQuery,
       request.query,
-      `${WINDOW_USAGE} Optional maxSuccessDrop, minCases.`,
+      `${WINDOW_USAGE} Optional maxSuccessDrop, minCases; filter with cohort, service, policy (repeated or comma-separated).`,
     );
     const now = options.now();
     const window = resolveQueryWindow(
@@ -316,11 +319,16 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
     );
     await options.settle?.();
     return readStore(() =>
-      buildAdvice(options.store, window, {
-        ...DEFAULT_ADVICE,
-        ...(query.maxSuccessDrop !== undefined ? { maxSuccessDrop: query.maxSuccessDrop } : {}),
-        ...(query.minCases !== undefined ? { minCases: query.minCases } : {}),
-      }),
+      buildAdvice(
+        options.store,
+        window,
+        {
+          ...DEFAULT_ADVICE,
+          ...(query.maxSuccessDrop !== undefined ? { maxSuccessDrop: query.maxSuccessDrop } : {}),
+          ...(query.minCases !== undefined ? { minCases: query.minCases } : {}),
+        },
+        { cohorts: query.cohort, services: query.service, policies: query.policy },
+      ),
     );
   });
 

@@ -6,6 +6,9 @@ import { remote } from '../client.js';
 
 interface AdviceValues {
   window?: string;
+  cohort?: string[];
+  service?: string[];
+  policy?: string[];
   from?: string;
   to?: string;
   json?: boolean;
@@ -16,7 +19,8 @@ export const adviceCommand: Command<AdviceValues> = {
   name: 'advice',
   summary: 'what to do next with each cohort’s routing, with the numbers behind it',
   usage: `
-Usage: routewatch advice [--window 7d | --from TIME [--to TIME]] [--json] [--url URL]
+Usage: routewatch advice [--window 7d | --from TIME [--to TIME]] [--cohort C]… [--service S]…
+                         [--policy V]… [--json] [--url URL]
 
 Asks a running routewatch (GET /api/v1/advice) for routing advice per cohort, from production
 traffic in the window and the last 30 days of eval runs:
@@ -33,6 +37,7 @@ Options:
   --window D   the window ending now (or at --to): 24h, 7d, 2w (default 7d)
   --from TIME  start: a date, an ISO instant or a duration ago
   --to TIME    end, same forms (default now)
+  --cohort C   only this cohort (repeat for several); also --service, --policy (version)
   --json       print the advice as JSON, with the comparison behind each verdict
   --url URL    the routewatch instance
 `,
@@ -40,6 +45,9 @@ Options:
     window: { type: 'string' },
     from: { type: 'string' },
     to: { type: 'string' },
+    cohort: { type: 'string', multiple: true },
+    service: { type: 'string', multiple: true },
+    policy: { type: 'string', multiple: true },
     json: { type: 'boolean' },
     url: { type: 'string' },
   },
@@ -49,6 +57,9 @@ Options:
       from: window.from.toISOString(),
       to: window.to.toISOString(),
     });
+    for (const name of ['cohort', 'service', 'policy'] as const) {
+      for (const value of values[name] ?? []) query.append(name, value);
+    }
     const advice = (await remote(values.url).get(`/api/v1/advice?${query}`)) as AdviceReport;
     process.stdout.write(
       values.json ? `${JSON.stringify(advice, null, 2)}\n` : renderAdvice(advice),

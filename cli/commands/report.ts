@@ -37,7 +37,8 @@ Options:
   --window D          the window ending now (or at --to): 90s, 15m, 24h, 7d, 2w (default 24h)
   --from TIME         start: a date (2026-12-02), an ISO instant (2026-12-02T10:00:00Z) or a duration ago (2h)
   --to TIME           end, same forms (default now)
-  --cohort C          only this cohort (repeat for several); also --route, --service, --policy (version)
+  --cohort C          only this cohort (repeat for several); also --route, --service, --policy (version).
+                      The advice follows every filter but --route: it weighs a cohort's routes together
   --compare previous  also the window just before, of the same length, with the change per row
   --wide              also reask, escalation, coverage, cascades, invisible fallbacks, p50/p99,
                       calls per task, loop rate and priced share of calls
@@ -79,12 +80,15 @@ Options:
       const length = window.to.getTime() - window.from.getTime();
       previous = await fetchReport(new Date(window.from.getTime() - length), window.from);
     }
-    const advice = (await client.get(
-      `/api/v1/advice?${new URLSearchParams({ from: window.from.toISOString(), to: window.to.toISOString() })}`,
-    )) as AdviceReport;
-    // Advice is per cohort: a cohort filter applies to it too.
-    if (values.cohort?.length)
-      advice.cohorts = advice.cohorts.filter((c) => values.cohort!.includes(c.cohort));
+    // Advice reads the same tasks but for a route filter: it weighs a cohort's routes together.
+    const adviceQuery = new URLSearchParams({
+      from: window.from.toISOString(),
+      to: window.to.toISOString(),
+    });
+    for (const name of ['cohort', 'service', 'policy'] as const) {
+      for (const value of values[name] ?? []) adviceQuery.append(name, value);
+    }
+    const advice = (await client.get(`/api/v1/advice?${adviceQuery}`)) as AdviceReport;
     if (values.json) {
       process.stdout.write(
         `${JSON.stringify(previous ? { current: report, previous, advice } : { ...report, advice }, null, 2)}\n`,

@@ -267,6 +267,26 @@ describe('eval tasks and production views', () => {
     expect(report.advice.cohorts).toHaveLength(3);
   });
 
+  it('applies the report’s cohort, service and policy filters to its advice too', async () => {
+    const run = await runCli(['report', '--window', '7h', '--policy', 'v4', '--json'], {
+      env: env(),
+    });
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout) as Report & {
+      advice: { cohorts: { cohort: string; small: { tasks: number } | null }[] };
+    };
+    expect(report.rows.map((r) => [r.cohort, r.tasks])).toEqual([['billing', 400]]);
+    expect(report.advice.cohorts.map((c) => [c.cohort, c.small?.tasks])).toEqual([
+      ['billing', 400],
+    ]);
+    const advice = await runCli(['advice', '--window', '7h', '--cohort', 'faq', '--json'], {
+      env: env(),
+    });
+    expect(advice.code).toBe(0);
+    const cohorts = (JSON.parse(advice.stdout) as { cohorts: { cohort: string }[] }).cohorts;
+    expect(cohorts.map((c) => c.cohort)).toEqual(['faq']);
+  });
+
   it('advises per cohort from production traffic', async () => {
     const run = await runCli(['advice', '--window', '7h'], { env: env() });
     expect(run.code).toBe(0);
