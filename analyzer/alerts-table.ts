@@ -11,6 +11,8 @@ export interface AlertsView {
     state: string;
     since: string;
     summary: string;
+    /** The latest evaluation's finding: `insufficient_data` while a firing alert is held. */
+    finding?: { status: string };
   }[];
   history: {
     at: string;
@@ -36,20 +38,40 @@ function table(header: string[], rows: string[][]): string[] {
   return [line(header), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)];
 }
 
-export function renderAlertsTable(view: AlertsView, historyRows = 10): string {
+/**
+ * `state`: the state the view was asked for (`routewatch alerts --state S`); without one, the
+ * alerts firing or pending are listed.
+ */
+export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: string): string {
   const where = (a: { cohort: string; route: string; detail: string }) =>
     `${a.cohort || '(none)'} × ${a.route || '(none)'}${a.detail ? ` (${a.detail})` : ''}`;
+  // A firing alert is held while its monitor has too little data for a verdict: the latest
+  // finding then says why there is none, not why it fired (that is in its firing transition).
+  const what = (a: AlertsView['alerts'][number]) =>
+    a.state === 'firing' && a.finding?.status === 'insufficient_data'
+      ? `still firing, no verdict now: ${a.summary}`
+      : a.summary;
   const lines = [
     `routewatch alerts  ${view.evaluatedAt ? `last evaluated ${short(view.evaluatedAt)} UTC` : 'not evaluated yet in this process'}`,
     '',
   ];
-  const open = view.alerts.filter((a) => a.state === 'firing' || a.state === 'pending');
-  if (open.length === 0) lines.push('No alert firing or pending.');
-  else {
+  const listed =
+    state === undefined
+      ? view.alerts.filter((a) => a.state === 'firing' || a.state === 'pending')
+      : view.alerts;
+  if (listed.length === 0) {
+    lines.push(
+      state === undefined
+        ? 'No alert firing or pending.'
+        : state === 'all'
+          ? 'No alert in any state.'
+          : `No alert ${state}.`,
+    );
+  } else {
     lines.push(
       ...table(
         ['state', 'severity', 'rule', 'cohort × route', 'since (UTC)', 'what'],
-        open.map((a) => [a.state, a.severity, a.rule, where(a), short(a.since), a.summary]),
+        listed.map((a) => [a.state, a.severity, a.rule, where(a), short(a.since), what(a)]),
       ),
     );
   }

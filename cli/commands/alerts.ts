@@ -23,7 +23,7 @@ the current state of each (from the alert table in ClickHouse, so it survives re
 recent transitions, and how each notification channel is doing.
 
 Options:
-  --state S   which alerts to list (default all; the table shows firing and pending)
+  --state S   which alerts to list (default: the table shows firing and pending, --json all)
   --json      print the answer of GET /api/v1/alerts as JSON
   --url URL   the routewatch instance
 `,
@@ -37,7 +37,9 @@ Options:
     const query = values.state ? `?state=${values.state}` : '';
     const view = (await remote(values.url).get(`/api/v1/alerts${query}`)) as AlertsView;
     process.stdout.write(
-      values.json ? `${JSON.stringify(view, null, 2)}\n` : renderAlertsTable(view),
+      values.json
+        ? `${JSON.stringify(view, null, 2)}\n`
+        : renderAlertsTable(view, 10, values.state),
     );
   },
 };
