@@ -270,6 +270,56 @@ export function parseConfig(source: Record<string, string | undefined> = process
   return parsed.data;
 }
 
+/** Settings the instrumentation reads in the instrumented service (instrumentation/src/config.ts). */
+export const INSTRUMENTATION_SETTINGS: readonly string[] = [
+  'ROUTEWATCH_CAPTURE_CONTENT',
+  'ROUTEWATCH_SDK_CAPTURE',
+  'ROUTEWATCH_STREAM_USAGE',
+];
+
+/**
+ * `ROUTEWATCH_*` variables that are no setting, each with the setting it most likely means: a
+ * misspelt one is otherwise ignored without a word, and its default used.
+ */
+export function unknownSettings(
+  source: Record<string, string | undefined> = process.env,
+): { name: string; suggestion: string | undefined }[] {
+  const known = [...Object.keys(configSchema.shape), ...INSTRUMENTATION_SETTINGS];
+  return Object.keys(source)
+    .filter((name) => name.startsWith('ROUTEWATCH_') && !known.includes(name))
+    .sort()
+    .map((name) => {
+      let suggestion: string | undefined;
+      let best = Infinity;
+      for (const candidate of known) {
+        const distance = editDistance(name, candidate);
+        if (distance < best) [best, suggestion] = [distance, candidate];
+      }
+      // Two edits, or a third of the name: further than that is no typo.
+      return {
+        name,
+        suggestion: best <= Math.max(2, Math.floor(name.length / 3)) ? suggestion : undefined,
+      };
+    });
+}
+
+/** Levenshtein distance. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        row[j]! + 1,
+        next[j - 1]! + 1,
+        row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 /**
  * Only the named settings, parsed as parseConfig does; the others are neither read nor checked.
  * For commands that need a few (a client needs the URL and the token): a server's environment,

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from '../command.js';
-import { parseConfig } from '../../server/config.js';
+import { parseConfig, unknownSettings } from '../../server/config.js';
 
 export const startCommand: Command<Record<string, never>> = {
   name: 'start',
@@ -25,6 +25,12 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
   options: {},
   async run() {
     const config = parseConfig();
+    for (const { name, suggestion } of unknownSettings()) {
+      process.stderr.write(
+        `routewatch: warning: ${name} is not a routewatch setting and is ignored` +
+          `${suggestion ? ` (did you mean ${suggestion}?)` : ''}; the settings are in docs/operating.md\n`,
+      );
+    }
     const { startRoutewatch } = await import('../../server/start.js');
     const running = await startRoutewatch(config, {
       logger: {

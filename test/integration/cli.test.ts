@@ -43,10 +43,14 @@ describe('routewatch CLI', () => {
       ROUTEWATCH_PORT: '0',
       ROUTEWATCH_DATA_DIR: dataDir,
       ROUTEWATCH_LOG_LEVEL: 'warn',
+      ROUTEWATCH_EVALUATE_EVRY: '1m', // a typo: warned of, not taken
     });
     await waitFor(
       () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(start.out()),
       'the start banner',
+    );
+    expect(start.err()).toMatch(
+      /warning: ROUTEWATCH_EVALUATE_EVRY is not a routewatch setting and is ignored \(did you mean ROUTEWATCH_EVALUATE_EVERY\?\)/,
     );
     const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(start.out())![1]!;
     expect(start.out()).toContain(`OTEL_EXPORTER_OTLP_ENDPOINT=${url}`);

@@ -1,12 +1,16 @@
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
+  INSTRUMENTATION_SETTINGS,
   assertSafeExposure,
   batchDelayMs,
   configWith,
   isLoopback,
   parseConfig,
+  unknownSettings,
 } from '../../server/config.js';
 import { walDir, writerOptions } from '../../server/start.js';
 import {
@@ -203,5 +207,34 @@ describe('time arguments', () => {
     expect(() => resolveWindow({ from: '0001-01-01' }, now)).toThrow(/outside the time/);
     expect(() => resolveWindow({ from: '2026-12-03' }, now)).toThrow(/before/);
     expect(() => resolveWindow({ from: '1h', window: '1h' }, now)).toThrow(/not both/);
+  });
+});
+
+describe('unknownSettings', () => {
+  it('names ROUTEWATCH_ variables that are no setting, with the setting a typo most likely means', () => {
+    expect(
+      unknownSettings({
+        ROUTEWATCH_DATADIR: '/data',
+        ROUTEWATCH_PORTT: '4318',
+        ROUTEWATCH_SOMETHING_ELSE_ENTIRELY: '1',
+        ROUTEWATCH_PORT: '4318',
+        ROUTEWATCH_SDK_CAPTURE: 'off',
+        OTHER_PORTT: '1',
+      }),
+    ).toEqual([
+      { name: 'ROUTEWATCH_DATADIR', suggestion: 'ROUTEWATCH_DATA_DIR' },
+      { name: 'ROUTEWATCH_PORTT', suggestion: 'ROUTEWATCH_PORT' },
+      { name: 'ROUTEWATCH_SOMETHING_ELSE_ENTIRELY', suggestion: undefined },
+    ]);
+  });
+
+  it('knows every setting the instrumentation reads, so a shared environment raises no warning', () => {
+    const source = readFileSync(
+      fileURLToPath(new URL('../../instrumentation/src/config.ts', import.meta.url)),
+      'utf8',
+    );
+    const read = [...new Set(source.match(/ROUTEWATCH_[A-Z_]+/g))].sort();
+    expect(read.length).toBeGreaterThan(0);
+    expect([...INSTRUMENTATION_SETTINGS].sort()).toEqual(read);
   });
 });
