@@ -374,6 +374,22 @@ export interface RunningRoutewatch {
   close(): Promise<void>;
 }
 
+/** Why routewatch could not listen, and what to change, for the errors a setting causes. */
+export function listenFailure(error: unknown, host: string, port: number): Error {
+  const code = (error as { code?: unknown }).code;
+  const where = `${host}:${port}`;
+  const advice: Record<string, string> = {
+    EADDRINUSE: `${where} is in use by another process (another routewatch, or an OpenTelemetry Collector on 4318?): stop it, or set ROUTEWATCH_PORT to a free port (0 picks one)`,
+    EACCES: `${where} needs privilege (ports below 1024): set ROUTEWATCH_PORT to 1024 or above`,
+    EADDRNOTAVAIL: `${host} is not an address of this machine: set ROUTEWATCH_HOST to one of its addresses, 127.0.0.1 (this machine only) or 0.0.0.0 (all)`,
+    ENOTFOUND: `the host name ${host} does not resolve: set ROUTEWATCH_HOST to an address of this machine, 127.0.0.1 or 0.0.0.0`,
+    EAI_AGAIN: `the host name ${host} could not be resolved now: set ROUTEWATCH_HOST to an address, or retry`,
+  };
+  const text = typeof code === 'string' ? advice[code] : undefined;
+  if (text === undefined) return error instanceof Error ? error : new Error(String(error));
+  return new Error(`cannot listen on ${where} (${code}): ${text}`, { cause: error });
+}
+
 /** Opens the store, applies migrations and listens: `routewatch start`. */
 export async function startRoutewatch(
   config: Config,
@@ -425,7 +441,11 @@ export async function startRoutewatch(
         "the embedded engine's threads run at a lower priority than the threads that answer (ROUTEWATCH_ENGINE_NICE)",
       );
     }
-    await app.listen({ host, port: config.ROUTEWATCH_PORT });
+    try {
+      await app.listen({ host, port: config.ROUTEWATCH_PORT });
+    } catch (error) {
+      throw listenFailure(error, host, config.ROUTEWATCH_PORT);
+    }
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.ROUTEWATCH_PORT;
     const url = listenUrl(port);

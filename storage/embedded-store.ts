@@ -54,10 +54,16 @@ export class EmbeddedStore implements Store {
       });
       return new EmbeddedStore(chdb, session, location);
     } catch (error) {
+      const message = errorMessage(error);
+      // The engine's lock on the directory ("Cannot lock file …/status. Another server instance
+      // in same directory is already running"); anything else is the path itself.
+      const held = /lock|already running/i.test(message);
       throw new StorageError(
         'EMBEDDED_OPEN_FAILED',
-        `could not open the embedded ClickHouse data directory ${location}: ${errorMessage(error)}. ` +
-          'Only one process can hold a data directory: stop the other routewatch process or choose another ROUTEWATCH_DATA_DIR.',
+        `could not open the embedded ClickHouse data directory ${location}: ${message}. ` +
+          (held
+            ? 'Only one process can hold a data directory: stop the other routewatch process or choose another ROUTEWATCH_DATA_DIR.'
+            : 'Set ROUTEWATCH_DATA_DIR to a directory this user can create and write (not a file).'),
         { cause: error },
       );
     }

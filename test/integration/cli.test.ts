@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -188,6 +188,17 @@ describe('routewatch CLI', () => {
       expect(await demo.exited, `round ${round}: ${demo.out()}${demo.err()}`).toBe(0);
       expect(demo.out()).toMatch(/Every cohort × route figure matches/);
     }
+  });
+
+  it('says a data directory that is a file is the path at fault, not another process', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    dirs.push(dir);
+    const file = join(dir, 'not-a-directory');
+    writeFileSync(file, '');
+    const migrate = run(['migrate'], { ROUTEWATCH_DATA_DIR: file });
+    expect(await migrate.exited).toBe(1);
+    expect(migrate.err()).toMatch(/Set ROUTEWATCH_DATA_DIR to a directory this user can create/);
+    expect(migrate.err()).not.toMatch(/Only one process/);
   });
 
   it('refuses a bad configuration value, naming the variable', async () => {

@@ -12,7 +12,7 @@ import {
   parseConfig,
   unknownSettings,
 } from '../../server/config.js';
-import { walDir, writerOptions } from '../../server/start.js';
+import { listenFailure, walDir, writerOptions } from '../../server/start.js';
 import {
   TimeArgumentError,
   parseDuration,
@@ -236,5 +236,26 @@ describe('unknownSettings', () => {
     const read = [...new Set(source.match(/ROUTEWATCH_[A-Z_]+/g))].sort();
     expect(read.length).toBeGreaterThan(0);
     expect([...INSTRUMENTATION_SETTINGS].sort()).toEqual(read);
+  });
+});
+
+describe('listenFailure', () => {
+  const failed = (code: string) => Object.assign(new Error(`listen ${code}`), { code });
+
+  it('says which setting to change when the port or host cannot be used', () => {
+    expect(listenFailure(failed('EADDRINUSE'), '127.0.0.1', 4318).message).toMatch(
+      /cannot listen on 127\.0\.0\.1:4318 \(EADDRINUSE\): .*set ROUTEWATCH_PORT/,
+    );
+    expect(listenFailure(failed('EADDRNOTAVAIL'), '10.9.9.9', 4318).message).toMatch(
+      /10\.9\.9\.9 is not an address of this machine: set ROUTEWATCH_HOST/,
+    );
+    expect(listenFailure(failed('ENOTFOUND'), 'foo.invalid', 4318).message).toMatch(
+      /foo\.invalid does not resolve: set ROUTEWATCH_HOST/,
+    );
+  });
+
+  it('passes any other error on as it is', () => {
+    const other = failed('EMFILE');
+    expect(listenFailure(other, '127.0.0.1', 4318)).toBe(other);
   });
 });
