@@ -77,13 +77,24 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
 
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'POST') return;
-    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const header = request.headers['content-type'] ?? '';
+    const type = header.split(';')[0]!.trim().toLowerCase();
     if (!options.contentTypes.includes(type)) {
       refuseBeforeBody(request, reply);
       throw new HttpError(
         415,
         'INVALID_ARGUMENT',
         `unsupported Content-Type ${type || '(none)'}: send ${options.contentTypes.join(' or ')}`,
+      );
+    }
+    // JSON is read as UTF-8 (RFC 8259); a body declared in another charset would be misread.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(header)?.[1]?.toLowerCase();
+    if (type === 'application/json' && charset && charset !== 'utf-8' && charset !== 'utf8') {
+      refuseBeforeBody(request, reply);
+      throw new HttpError(
+        415,
+        'INVALID_ARGUMENT',
+        `unsupported charset ${charset}: send JSON as UTF-8`,
       );
     }
     const announced = contentLength(request);
@@ -162,13 +173,15 @@ export async function decodeBody(
 ): Promise<Buffer> {
   const encoding = (request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (encoding === 'identity' || encoding === '') return body;
-  if (encoding !== 'gzip') {
+  // x-gzip is gzip (RFC 9110, 8.4.1.3). An empty body is empty in any encoding.
+  if (encoding !== 'gzip' && encoding !== 'x-gzip') {
     throw new HttpError(
       415,
       'INVALID_ARGUMENT',
       `unsupported Content-Encoding ${encoding}: use gzip or none`,
     );
   }
+  if (body.length === 0) return body;
   return new Promise((resolve, reject) => {
     gunzip(body, { maxOutputLength: maxBodyBytes }, (error, result) => {
       if (!error) return resolve(result);

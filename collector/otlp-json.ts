@@ -5,8 +5,9 @@ import type { RequestLimits } from './request-limits.js';
 
 /**
  * OTLP/HTTP JSON trace requests (ExportTraceServiceRequest), as sent by
- * @opentelemetry/exporter-trace-otlp-http and other SDKs: lowerCamelCase keys, hex ids, integer
- * enums, 64-bit integers as decimal strings or JSON numbers. Unknown fields are ignored.
+ * @opentelemetry/exporter-trace-otlp-http and other SDKs: lowerCamelCase keys (the proto names,
+ * `trace_id`, are read too), hex ids, integer enums, 64-bit integers as decimal strings or JSON
+ * numbers. Unknown fields are ignored.
  */
 
 export { OtlpDecodeError, validateTraceRequest };
@@ -107,10 +108,12 @@ export function decodeTraceRequestJson(
 ): ExportTraceRequest {
   if (limits)
     checkJsonEntries(typeof body === 'string' ? Buffer.from(body) : body, limits.maxEntries);
-  const text =
+  const raw =
     typeof body === 'string'
       ? body
       : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  // A byte order mark is allowed before JSON text (RFC 8259, 8.1) and is not part of it.
+  const text = raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw;
   let json: unknown;
   try {
     json = parseJsonPreservingInt64(text);

@@ -62,6 +62,36 @@ const ZERO_SPAN_ID = '0'.repeat(16);
 
 type Json = Record<string, unknown>;
 
+/**
+ * Proto3's JSON mapping has parsers accept a field's original name as well as its lowerCamelCase
+ * one: OTLP exporters send `traceId`, but a hand-written or converted payload may say `trace_id`
+ * (the OpenTelemetry Collector takes both). The names of more than one word, by their JSON name.
+ */
+const PROTO_NAMES: Readonly<Record<string, string>> = {
+  stringValue: 'string_value',
+  boolValue: 'bool_value',
+  intValue: 'int_value',
+  doubleValue: 'double_value',
+  arrayValue: 'array_value',
+  kvlistValue: 'kvlist_value',
+  bytesValue: 'bytes_value',
+  parentSpanId: 'parent_span_id',
+  traceId: 'trace_id',
+  spanId: 'span_id',
+  startTimeUnixNano: 'start_time_unix_nano',
+  endTimeUnixNano: 'end_time_unix_nano',
+  resourceSpans: 'resource_spans',
+  scopeSpans: 'scope_spans',
+};
+
+/** A field by its JSON name, else by its proto name. */
+function field(value: Json, name: string): unknown {
+  const found = value[name];
+  if (found !== undefined && found !== null) return found;
+  const proto = PROTO_NAMES[name];
+  return proto === undefined ? found : value[proto];
+}
+
 function invalid(path: string, message: string): never {
   throw new OtlpDecodeError(
     `the body is not an OTLP ExportTraceServiceRequest: ${path ? `${path}: ` : ''}${message}`,
@@ -144,35 +174,40 @@ function anyValue(value: unknown, path: string, depth: number): AnyValue {
   if (isAbsent(value)) return { kind: 'empty' };
   if (depth > MAX_DEPTH) invalid(path, `attribute values nest deeper than ${MAX_DEPTH} levels`);
   const v = object(value, path);
-  if (!isAbsent(v['stringValue']))
-    return { kind: 'string', value: optionalString(v['stringValue'], `${path}.stringValue`) };
-  if (!isAbsent(v['boolValue'])) {
-    if (typeof v['boolValue'] !== 'boolean')
-      invalid(`${path}.boolValue`, `expected a boolean, got ${describe(v['boolValue'])}`);
-    return { kind: 'bool', value: v['boolValue'] };
+  const text = field(v, 'stringValue');
+  if (!isAbsent(text))
+    return { kind: 'string', value: optionalString(text, `${path}.stringValue`) };
+  const bool = field(v, 'boolValue');
+  if (!isAbsent(bool)) {
+    if (typeof bool !== 'boolean')
+      invalid(`${path}.boolValue`, `expected a boolean, got ${describe(bool)}`);
+    return { kind: 'bool', value: bool };
   }
-  if (!isAbsent(v['intValue']))
-    return { kind: 'int', value: int64(v['intValue'], `${path}.intValue`, false) };
-  if (!isAbsent(v['doubleValue']))
-    return { kind: 'double', value: double(v['doubleValue'], `${path}.doubleValue`) };
-  if (!isAbsent(v['arrayValue'])) {
-    const list = object(v['arrayValue'], `${path}.arrayValue`);
+  const int = field(v, 'intValue');
+  if (!isAbsent(int)) return { kind: 'int', value: int64(int, `${path}.intValue`, false) };
+  const dbl = field(v, 'doubleValue');
+  if (!isAbsent(dbl)) return { kind: 'double', value: double(dbl, `${path}.doubleValue`) };
+  const arrayValue = field(v, 'arrayValue');
+  if (!isAbsent(arrayValue)) {
+    const list = object(arrayValue, `${path}.arrayValue`);
     const items = array(list['values'], `${path}.arrayValue.values`);
     return {
       kind: 'array',
       value: items.map((item, i) => anyValue(item, `${path}.arrayValue.values.${i}`, depth + 1)),
     };
   }
-  if (!isAbsent(v['kvlistValue'])) {
-    const list = object(v['kvlistValue'], `${path}.kvlistValue`);
+  const kvlistValue = field(v, 'kvlistValue');
+  if (!isAbsent(kvlistValue)) {
+    const list = object(kvlistValue, `${path}.kvlistValue`);
     const items = array(list['values'], `${path}.kvlistValue.values`);
     return {
       kind: 'kvlist',
       value: items.map((item, i) => keyValue(item, `${path}.kvlistValue.values.${i}`, depth + 1)),
     };
   }
-  if (!isAbsent(v['bytesValue']))
-    return { kind: 'bytes', value: optionalString(v['bytesValue'], `${path}.bytesValue`) };
+  const bytes = field(v, 'bytesValue');
+  if (!isAbsent(bytes))
+    return { kind: 'bytes', value: optionalString(bytes, `${path}.bytesValue`) };
   return { kind: 'empty' };
 }
 
@@ -192,20 +227,20 @@ function attributes(value: unknown, path: string): KeyValue[] {
 
 function span(value: unknown, path: string): OtlpSpan {
   const s = object(value, path);
-  const parent = s['parentSpanId'];
+  const parent = field(s, 'parentSpanId');
   let parentSpanId = '';
   if (!isAbsent(parent) && parent !== '') {
     parentSpanId = id(parent, `${path}.parentSpanId`, SPAN_ID, '', 8);
   }
   const status = isAbsent(s['status']) ? {} : object(s['status'], `${path}.status`);
   return {
-    traceId: id(s['traceId'], `${path}.traceId`, TRACE_ID, ZERO_TRACE_ID, 16),
-    spanId: id(s['spanId'], `${path}.spanId`, SPAN_ID, ZERO_SPAN_ID, 8),
+    traceId: id(field(s, 'traceId'), `${path}.traceId`, TRACE_ID, ZERO_TRACE_ID, 16),
+    spanId: id(field(s, 'spanId'), `${path}.spanId`, SPAN_ID, ZERO_SPAN_ID, 8),
     parentSpanId,
     name: optionalString(s['name'], `${path}.name`),
     kind: enumValue(s['kind'], `${path}.kind`),
-    startTimeUnixNano: int64(s['startTimeUnixNano'], `${path}.startTimeUnixNano`, true),
-    endTimeUnixNano: int64(s['endTimeUnixNano'], `${path}.endTimeUnixNano`, true),
+    startTimeUnixNano: int64(field(s, 'startTimeUnixNano'), `${path}.startTimeUnixNano`, true),
+    endTimeUnixNano: int64(field(s, 'endTimeUnixNano'), `${path}.endTimeUnixNano`, true),
     attributes: attributes(s['attributes'], `${path}.attributes`),
     status: {
       code: enumValue(status['code'], `${path}.status.code`),
@@ -224,7 +259,7 @@ export function validateTraceRequest(
   limits?: Pick<RequestLimits, 'maxSpans' | 'maxResources'>,
 ): ExportTraceRequest {
   const request = object(json, '');
-  const resources = array(request['resourceSpans'], 'resourceSpans');
+  const resources = array(field(request, 'resourceSpans'), 'resourceSpans');
   if (limits && resources.length > limits.maxResources) {
     throw limitExceeded('maxResources', limits.maxResources);
   }
@@ -243,7 +278,7 @@ export function validateTraceRequest(
           };
       return {
         ...(resource ? { resource } : {}),
-        scopeSpans: array(rs['scopeSpans'], `${rPath}.scopeSpans`).map((ssValue, s) => {
+        scopeSpans: array(field(rs, 'scopeSpans'), `${rPath}.scopeSpans`).map((ssValue, s) => {
           const sPath = `${rPath}.scopeSpans.${s}`;
           const ss = object(ssValue, sPath);
           let scope: { name?: string; version?: string } | undefined;

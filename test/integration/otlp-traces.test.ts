@@ -182,6 +182,48 @@ describe('POST /v1/traces', () => {
     expect(end >= sentAt + skew && end <= BigInt(Date.now()) * 1_000_000n + skew).toBe(true);
   });
 
+  it('reads the proto field names too (trace_id, int_value), as proto3 JSON parsers must', async () => {
+    const camel = JSON.stringify(
+      otlpBody([{ attributes: { ...llmAttributes, 'gen_ai.usage.input_tokens': 123 } }]),
+    );
+    const snake = camel.replace(
+      /"([a-z]+[A-Z][A-Za-z]*)":/g,
+      (_match, name: string) => `"${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}":`,
+    );
+    expect(snake).toContain('"resource_spans":');
+    expect(snake).toContain('"int_value":');
+    const res = await post(snake);
+    expect(res.statusCode).toBe(200);
+    const rows = await temp.store.query(
+      'SELECT trace_id, input_tokens FROM spans',
+      {},
+      z.object({ trace_id: z.string(), input_tokens: z.coerce.number() }),
+    );
+    const sent = (JSON.parse(camel) as ReturnType<typeof otlpBody>).resourceSpans[0]!.scopeSpans[0]!
+      .spans[0]!;
+    expect(rows).toEqual([{ trace_id: sent.traceId, input_tokens: 123 }]);
+  });
+
+  it('takes a byte order mark before JSON, x-gzip, and an empty gzip body', async () => {
+    const body = JSON.stringify(otlpBody([{ attributes: llmAttributes }]));
+    expect((await post(`\uFEFF${body}`)).statusCode).toBe(200);
+    const zipped = await post(gzipSync(JSON.stringify(otlpBody([{ attributes: llmAttributes }]))), {
+      'content-encoding': 'x-gzip',
+    });
+    expect(zipped.statusCode).toBe(200);
+    expect((await post(Buffer.alloc(0), { 'content-encoding': 'gzip' })).statusCode).toBe(200);
+    expect(await storedSpans()).toBe(2);
+  });
+
+  it('refuses JSON declared in a charset other than UTF-8 with 415', async () => {
+    const body = JSON.stringify(otlpBody([{ attributes: llmAttributes }]));
+    const latin = await post(body, { 'content-type': 'application/json; charset=ISO-8859-1' });
+    expect(latin.statusCode).toBe(415);
+    expect(latin.json().message).toMatch(/charset iso-8859-1: send JSON as UTF-8/);
+    const utf8 = await post(body, { 'content-type': 'application/json; charset="UTF-8"' });
+    expect(utf8.statusCode).toBe(200);
+  });
+
   it('rejects an exponent-form timestamp with 400, not 500', async () => {
     const body = JSON.stringify(
       otlpBody([{ start: nsAfter(0), attributes: llmAttributes }]),
