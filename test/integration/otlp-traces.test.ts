@@ -199,8 +199,11 @@ describe('POST /v1/traces', () => {
       {},
       z.object({ trace_id: z.string(), input_tokens: z.coerce.number() }),
     );
-    const sent = (JSON.parse(camel) as ReturnType<typeof otlpBody>).resourceSpans[0]!.scopeSpans[0]!
-      .spans[0]!;
+    const sent = (
+      JSON.parse(camel) as {
+        resourceSpans: { scopeSpans: { spans: { traceId: string }[] }[] }[];
+      }
+    ).resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
     expect(rows).toEqual([{ trace_id: sent.traceId, input_tokens: 123 }]);
   });
 
