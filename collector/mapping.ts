@@ -45,7 +45,11 @@ const sourceSchema = z
     /** …or a resource attribute. */
     resource: name.optional(),
     /** A key (dot path) inside a JSON object the attribute holds (OpenInference `metadata`). */
-    json: name.optional(),
+    json: name
+      .refine((path) => path.split('.').every((key) => key !== ''), {
+        message: 'a dot path of keys, none empty (routing.cohort)',
+      })
+      .optional(),
     /** A regular expression: its first group (or the whole match) is the value. */
     pattern: regex.optional(),
     /** Values renamed: `{ resolved: success }`. A value not listed is kept as it is. */

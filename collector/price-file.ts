@@ -63,7 +63,25 @@ const entrySchema = z.strictObject({
 
 export const priceFileSchema = z.strictObject({
   catalogue: z.boolean().default(true),
-  prices: z.array(entrySchema).default([]),
+  prices: z
+    .array(entrySchema)
+    .default([])
+    .superRefine((entries, ctx) => {
+      // Two entries for the same model, provider and start: which one prices a call would be an
+      // accident of order.
+      const seen = new Map<string, number>();
+      entries.forEach((e, i) => {
+        const key = JSON.stringify([e.model.toLowerCase(), e.provider ?? '', e.from ?? null]);
+        const first = seen.get(key);
+        if (first === undefined) seen.set(key, i);
+        else
+          ctx.addIssue({
+            code: 'custom',
+            path: [i],
+            message: `the same model, provider and from as entry ${first}: keep one`,
+          });
+      });
+    }),
 });
 
 /** Parses the text of a price file into price settings; throws SettingsFileError. */

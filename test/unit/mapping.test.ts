@@ -36,6 +36,7 @@ task_spans:
       /fields\.cohort\.0: give exactly one/,
     ],
     ['fields: { cohort: [ {} ] }', /give exactly one/],
+    ['fields: { cohort: [ { attribute: metadata, json: "a..b" } ] }', /json: a dot path of keys/],
     ['fields: { cohrt: [ { attribute: a } ] }', /cohrt/],
     [
       'fields: { route: [ { attribute: a, pattern: "(" } ] }',

@@ -240,6 +240,10 @@ describe('parsePriceFile', () => {
       'prices: [{model: a, from: "2025-04-31 12:00", input_mtok: 1, output_mtok: 1}]',
       /prices\.0\.from: not a date/,
     ],
+    [
+      'prices: [{model: a, input_mtok: 1, output_mtok: 1}, {model: A, input_mtok: 2, output_mtok: 2}]',
+      /prices\.1: the same model, provider and from as entry 0/,
+    ],
     ['prices: {model: a}', /prices/],
     ['catalog: false', /catalog/],
     ['prices: [ {', /not valid YAML or JSON/],
