@@ -77,21 +77,24 @@ export function resolveWindow(
   args: { from?: string | undefined; to?: string | undefined; window?: string | undefined },
   now: Date,
   fallbackWindow = '24h',
+  /** How the messages name the three: query parameters (`from`) or options (`--from`). */
+  prefix = '',
 ): TimeWindow {
+  const [fromName, toName, windowName] = ['from', 'to', 'window'].map((n) => `${prefix}${n}`);
   const at = (text: string) =>
     isDuration(text) ? new Date(now.getTime() - parseDuration(text)) : parseInstant(text);
   const to = args.to !== undefined ? at(args.to) : now;
   let from: Date;
   if (args.from !== undefined) {
     if (args.window !== undefined)
-      throw new TimeArgumentError('give either from or window, not both');
+      throw new TimeArgumentError(`give either ${fromName} or ${windowName}, not both`);
     from = at(args.from);
   } else {
     from = new Date(to.getTime() - parseDuration(args.window ?? fallbackWindow));
   }
   for (const [name, value] of [
-    ['from', from],
-    ['to', to],
+    [fromName, from],
+    [toName, to],
   ] as const) {
     if (Number.isNaN(value.getTime()) || value < EARLIEST || value > LATEST) {
       throw new TimeArgumentError(
@@ -99,6 +102,6 @@ export function resolveWindow(
       );
     }
   }
-  if (from >= to) throw new TimeArgumentError('from must be before to');
+  if (from >= to) throw new TimeArgumentError(`${fromName} must be before ${toName}`);
   return { from, to };
 }

@@ -52,7 +52,7 @@ Options:
     url: { type: 'string' },
   },
   async run(values) {
-    const window = resolveWindow(values, new Date(), '7d');
+    const window = resolveWindow(values, new Date(), '7d', '--');
     const query = new URLSearchParams({
       from: window.from.toISOString(),
       to: window.to.toISOString(),

@@ -65,7 +65,7 @@ Options:
     }
     // Resolved here, so that a typo is a usage error (exit 2) named before any request, and so
     // that both windows of a comparison are the same length.
-    const window = resolveWindow(values, new Date());
+    const window = resolveWindow(values, new Date(), '24h', '--');
     const client = remote(values.url);
     const fetchReport = (from: Date, to: Date) => {
       const query = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });

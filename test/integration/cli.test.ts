@@ -241,6 +241,8 @@ describe('routewatch CLI', () => {
     [['report', '--compare', 'yesterday'], /--compare takes "previous"/],
     [['evaluate', '--at', 'noon'], /invalid time "noon"/],
     [['report', '--url', 'notaurl'], /--url: not an http\(s\) URL: notaurl/],
+    [['report', '--from', '1h', '--to', '2h'], /--from must be before --to/],
+    [['advice', '--from', '2h', '--window', '1h'], /give either --from or --window/],
   ])('exits 2 for the usage error in %j, naming it', async (args, message) => {
     const bad = run(args, {});
     expect(await bad.exited).toBe(2);
