@@ -167,6 +167,8 @@ const alertsQuery = z
   .strict();
 
 const evaluateQuery = z.object({ at: z.string().optional() }).strict();
+/** How far past now an evaluation's `at` may be: a client's clock a little ahead. */
+const FUTURE_SLACK_MS = 60_000;
 
 export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, options) => {
   const { evaluator } = options;
@@ -234,6 +236,13 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         at = parseInstant(parsed.data.at);
       } catch (error) {
         throw badRequest((error as Error).message);
+      }
+      // An evaluation records the alerts' transitions at its time: one in the future would date
+      // them there, and the alert history with them.
+      if (at.getTime() > Date.now() + FUTURE_SLACK_MS) {
+        throw badRequest(
+          `at ${at.toISOString()} is in the future: evaluate now (no at) or at a past time (a replay)`,
+        );
       }
     }
     const result = await readStore(() => evaluator.evaluate(at));

@@ -272,3 +272,16 @@ describe('alert rules on crafted traffic', () => {
     expect(after.filter((a) => a.state === 'firing' || a.state === 'pending')).toEqual([]);
   });
 });
+
+describe('an evaluation in the future', () => {
+  it('is refused with 400, and dates no transition there', async () => {
+    const before = await alerts();
+    const res = await rw.app.inject({
+      method: 'POST',
+      url: `/api/v1/evaluate?at=${new Date(Date.now() + 365 * 24 * HOUR).toISOString()}`,
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.message).toMatch(/is in the future: evaluate now/);
+    expect(await alerts()).toEqual(before);
+  });
+});
