@@ -1,4 +1,5 @@
 import { parseInstant } from '../../server/time.js';
+import { UsageError } from '../command.js';
 import type { Command } from '../command.js';
 import { remote } from '../client.js';
 
@@ -40,7 +41,11 @@ Options:
   options: { at: { type: 'string' }, json: { type: 'boolean' }, url: { type: 'string' } },
   async run(values) {
     // Checked here, so that a typo is a usage error (exit 2).
-    if (values.at !== undefined) parseInstant(values.at);
+    if (values.at !== undefined && parseInstant(values.at).getTime() > Date.now() + 60_000) {
+      throw new UsageError(
+        `--at ${values.at} is in the future: evaluate now (no --at) or at a past time (a replay)`,
+      );
+    }
     const query = values.at ? `?at=${encodeURIComponent(values.at)}` : '';
     const answer = (await remote(values.url).post(
       `/api/v1/evaluate${query}`,

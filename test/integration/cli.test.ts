@@ -242,6 +242,7 @@ describe('routewatch CLI', () => {
     [['evaluate', '--at', 'noon'], /invalid time "noon"/],
     [['report', '--url', 'notaurl'], /--url: not an http\(s\) URL: notaurl/],
     [['report', '--from', '1h', '--to', '2h'], /--from must be before --to/],
+    [['evaluate', '--at', '2999-01-01'], /--at 2999-01-01 is in the future/],
     [['advice', '--from', '2h', '--window', '1h'], /give either --from or --window/],
   ])('exits 2 for the usage error in %j, naming it', async (args, message) => {
     const bad = run(args, {});
