@@ -104,6 +104,13 @@ export interface GateOptions {
 
 export const DEFAULT_GATE: GateOptions = { maxSuccessDrop: 0.02, minCases: 200 };
 
+/**
+ * Rates are differences of fractions in floating point: 222/250 − 217/250 comes out as
+ * 0.020000000000000018. A drop of exactly the margin is not "more than" it; no real difference
+ * is this small.
+ */
+const RATE_EPSILON = 1e-9;
+
 export type Verdict = 'pass' | 'fail' | 'insufficient_data';
 
 export interface Figure {
@@ -188,7 +195,7 @@ export function compareCohort(
     verdict = 'insufficient_data';
     const missing = Math.max(0, options.minCases - Math.min(b.known, c.known));
     reason = `${Math.min(b.known, c.known)} cases with an outcome on the smaller side, fewer than ${options.minCases}: ${missing} more needed`;
-  } else if (diff.estimate < -options.maxSuccessDrop) {
+  } else if (diff.estimate < -options.maxSuccessDrop - RATE_EPSILON) {
     verdict = 'fail';
     reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(options.maxSuccessDrop)} allowed`;
   } else if (options.confidence !== undefined) {

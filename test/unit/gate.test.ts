@@ -160,6 +160,12 @@ describe('compareCohort', () => {
     );
   });
 
+  it('passes a drop of exactly the margin, which floating point puts a hair above it', () => {
+    // 222/250 − 217/250 = 0.020000000000000018 in doubles.
+    expect(compareCohort('faq', side(250, 222), side(250, 217), DEFAULT_GATE).verdict).toBe('pass');
+    expect(compareCohort('faq', side(250, 222), side(250, 216), DEFAULT_GATE).verdict).toBe('fail');
+  });
+
   it('answers insufficient_data below the minimum on either side, with how many more', () => {
     const c = compareCohort('faq', side(1000, 920), side(150, 100), DEFAULT_GATE);
     expect(c.verdict).toBe('insufficient_data');
