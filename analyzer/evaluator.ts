@@ -105,8 +105,8 @@ export class Evaluator {
   #timer: NodeJS.Timeout | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #last: EvaluationResult | undefined;
-  /** Evaluations run, and those that failed. */
-  readonly stats = { evaluations: 0, failedEvaluations: 0, firing: 0 };
+  /** Evaluations run, those that failed, and scheduled ones skipped while one still ran. */
+  readonly stats = { evaluations: 0, failedEvaluations: 0, skippedEvaluations: 0, firing: 0 };
 
   constructor(private readonly options: EvaluatorOptions) {
     this.alerts = new AlertStore(options.store);
@@ -123,13 +123,26 @@ export class Evaluator {
   /** Evaluates every `everyMs` until stop(); a failed evaluation is logged and the next one runs. */
   start(everyMs: number): void {
     if (everyMs <= 0 || this.#timer) return;
+    // A scheduled evaluation still running when the next is due makes that one skip: queued
+    // behind it, runs would pile up without end on a store slower than the interval, and a
+    // shutdown would wait for all of them.
+    let scheduledRunning = false;
     const tick = () => {
-      this.evaluate().catch((error: unknown) =>
-        this.options.log.error(
-          { err: error },
-          'alert evaluation failed; the next one runs on schedule',
-        ),
-      );
+      if (scheduledRunning) {
+        this.stats.skippedEvaluations++;
+        return;
+      }
+      scheduledRunning = true;
+      this.evaluate()
+        .catch((error: unknown) =>
+          this.options.log.error(
+            { err: error },
+            'alert evaluation failed; the next one runs on schedule',
+          ),
+        )
+        .finally(() => {
+          scheduledRunning = false;
+        });
     };
     this.#timer = setInterval(tick, everyMs);
     this.#timer.unref();

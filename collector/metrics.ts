@@ -11,7 +11,12 @@ export interface MetricsSources {
   ingest: IngestStats;
   admission: AdmissionStats;
   /** The alert evaluator's last result and the notification channels, when they run. */
-  alerts?: () => { evaluations: number; firing: number; failedEvaluations: number };
+  alerts?: () => {
+    evaluations: number;
+    firing: number;
+    failedEvaluations: number;
+    skippedEvaluations: number;
+  };
   channels?: () => Record<string, { sent: number; retries: number; queued: number }>;
   /** The write-ahead log, read at scrape time; absent with ROUTEWATCH_WAL=off. */
   wal?: WalSnapshot | undefined;
@@ -266,6 +271,12 @@ export function renderMetrics(sources: MetricsSources): string {
         help: 'Evaluations that failed (the store did not answer).',
         type: 'counter',
         value: alerts.failedEvaluations,
+      },
+      {
+        name: 'routewatch_alert_evaluations_skipped_total',
+        help: 'Scheduled evaluations skipped because the one before was still running (raise ROUTEWATCH_EVALUATE_EVERY).',
+        type: 'counter',
+        value: alerts.skippedEvaluations,
       },
       {
         name: 'routewatch_alerts_firing',
