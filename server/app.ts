@@ -16,6 +16,7 @@ import { outcomesRoutes } from '../collector/outcomes-routes.js';
 import type { SpanWriter } from '../collector/span-writer.js';
 import type { Store } from '../storage/store.js';
 import { requireToken } from './auth.js';
+import { ConnectionTracker } from './connections.js';
 import type { Config } from './config.js';
 import { HttpError, RPC_CODES, toHttpError } from './http-error.js';
 import { opsRoutes } from './ops-routes.js';
@@ -126,8 +127,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('routewatch', { collector, admission: admission.stats });
 
   let accepting = true;
+  const connections = new ConnectionTracker(app.server);
   app.addHook('preClose', async () => {
     accepting = false;
+    connections.closing();
   });
   // While closing, every answer closes its connection: a kept-alive connection idle only after
   // the close began would otherwise hold the server open until its keep-alive timeout.

@@ -10,6 +10,7 @@ import type { TestSpan } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { ConfigOverrides, TestApp } from '../support/app.js';
 import { slowStore } from '../support/slow-store.js';
+import { CLOSE_GRACE_MS } from '../../server/connections.js';
 import type { Store } from '../../storage/store.js';
 
 const execFileAsync = promisify(execFile);
@@ -348,4 +349,45 @@ describe('shutdown', () => {
     await rw.writer.flush();
     await rw.ingest.close();
   });
+});
+
+describe('shutdown with quiet connections', () => {
+  it('does not wait for a connection that never sent a request, and gives one stalled in its headers a grace', async () => {
+    const rw = await testApp(temp.store);
+    await rw.app.listen({ host: '127.0.0.1', port: 0 });
+    const port = (rw.app.server.address() as { port: number }).port;
+    const open = async () => {
+      const socket = connect(port, '127.0.0.1');
+      sockets.push(socket);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      const ended = new Promise<number>((resolve) =>
+        socket.once('close', () => resolve(Date.now())),
+      );
+      let received = 0;
+      socket.on('data', (chunk: Buffer) => (received += chunk.length));
+      socket.on('error', () => undefined);
+      return { socket, ended, received: () => received };
+    };
+    // A browser's preconnect: connected, nothing sent. Node's closeIdleConnections() passes it by.
+    const silent = await open();
+    // A client stalled half-way into its headers, which never finishes them.
+    const stalled = await open();
+    stalled.socket.write('GET /api/v1/report HTTP/1.1\r\nHost: x\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    const began = Date.now();
+    let closed = false;
+    const closing = rw.app.close().then(() => (closed = true));
+    const silentEnded = await silent.ended;
+    expect(silent.received()).toBe(0);
+    // The stalled one is still open while the silent one is already gone.
+    expect(stalled.socket.destroyed).toBe(false);
+    expect(closed).toBe(false);
+    const stalledEnded = await stalled.ended;
+    await closing;
+    expect(silentEnded).toBeLessThan(stalledEnded);
+    expect(stalledEnded - began).toBeGreaterThanOrEqual(CLOSE_GRACE_MS - 100);
+    await rw.writer.flush();
+    await rw.ingest.close();
+  }, 30_000);
 });
