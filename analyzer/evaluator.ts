@@ -3,10 +3,10 @@ import { AlertStore } from './alert-store.js';
 import { dashboardUrl } from './dashboard-link.js';
 import { detect } from './detectors.js';
 import type { Finding, MonitorInput } from './detectors.js';
-import { evidenceFrom, fingerprintOf, step } from './lifecycle.js';
+import { evidenceFrom, fingerprintOf, retire, step } from './lifecycle.js';
 import type { AlertEvent, AlertRecord } from './lifecycle.js';
 import { titleOf } from './message.js';
-import type { AlertMessage, CostOnRoute, ReasonShare } from './message.js';
+import type { AlertMessage, CostOnRoute, ReasonShare, Resolution } from './message.js';
 import type { Notifier } from './notifier.js';
 import { watches } from './rules.js';
 import type { Rule, RuleSet } from './rules.js';
@@ -302,6 +302,15 @@ export class Evaluator {
     });
     for (const record of previous.values()) {
       if (seen.has(record.fingerprint) || record.state === 'inactive') continue;
+      if (!active.some((r) => r.id === record.ruleId)) {
+        const closed = retire(
+          record,
+          now,
+          `rule "${record.ruleId}" is disabled or no longer in the rules file: closed without a verdict`,
+        );
+        if (closed) steps.push({ ...closed, input: undefined });
+        continue;
+      }
       const gone: Finding = {
         ...record.finding,
         status: 'insufficient_data',
@@ -542,6 +551,13 @@ export class Evaluator {
     const { finding } = event;
     const kind =
       event.kind === 'resolved' ? 'resolved' : event.kind === 'repeat' ? 'repeat' : 'firing';
+    // A firing alert resolves only on findings of a well monitor, or unjudged when its rule went.
+    const resolution: Resolution | undefined =
+      kind !== 'resolved'
+        ? undefined
+        : finding.status === 'insufficient_data'
+          ? 'closed_without_verdict'
+          : 'recovered';
     const largeRoute = ruleSet.evaluation.largeRoute;
     const costOf = (route: string): CostOnRoute => {
       const counts = sum(currentByRoute.get(monitorKey(finding.cohort, route)) ?? []);
@@ -595,7 +611,15 @@ export class Evaluator {
       cohort: finding.cohort,
       route: finding.route,
       detail: finding.detail,
-      title: titleOf(kind, { kind: finding.kind }, finding.cohort, finding.route, finding.detail),
+      ...(resolution ? { resolution } : {}),
+      title: titleOf(
+        kind,
+        { kind: finding.kind },
+        finding.cohort,
+        finding.route,
+        finding.detail,
+        resolution,
+      ),
       finding: kind === 'resolved' ? { ...record.finding } : finding,
       costs,
       failureReasons: failureShares,

@@ -4,8 +4,11 @@ import type { Finding } from './detectors.js';
 
 /**
  * The alert lifecycle, as a pure step function: inactive → pending (held for
- * `pendingEvaluations`) → firing → resolved (after `resolveEvaluations` without degradation).
- * Notifies on firing and on resolve, and repeats every `repeatInterval` while firing. The record
+ * `pendingEvaluations`) → firing → resolved (after `resolveEvaluations` found the monitor well).
+ * Notifies on firing and on resolve, and repeats every `repeatInterval` while firing. A firing
+ * alert whose monitor cannot judge (no tasks, too few) is held firing: traffic that went away, or
+ * was routed away, is not a recovery. Only its rule being disabled or removed closes it unjudged
+ * (`retire`). The record
  * it steps is persisted (alert-store.ts), so a restart continues where it stopped.
  */
 
@@ -150,6 +153,8 @@ export function step(
       return { record: { ...base, pendingCount }, event: undefined };
     }
     case 'firing': {
+      // No verdict is not a recovery: held as it is, without a repeat.
+      if (finding.status === 'insufficient_data') return { record: base, event: undefined };
       if (degraded) {
         const due =
           prev.lastNotifiedAt === null || now - prev.lastNotifiedAt >= settings.repeatIntervalMs;
@@ -167,4 +172,45 @@ export function step(
       return { record: { ...base, clearCount }, event: undefined };
     }
   }
+}
+
+/**
+ * Closes an alert whose rule is disabled or gone from the rules file, so nothing can judge it
+ * again: a firing alert resolves without a verdict (notified, the summary says why: not a
+ * recovery), a pending one clears. Returns no step for an alert already closed.
+ */
+export function retire(previous: AlertRecord, now: number, summary: string): Step | undefined {
+  if (previous.state !== 'firing' && previous.state !== 'pending') return undefined;
+  const finding: Finding = {
+    ...previous.finding,
+    status: 'insufficient_data',
+    summary,
+    statistic: null,
+    effect: null,
+  };
+  const seq = previous.seq + 1;
+  const firing = previous.state === 'firing';
+  const record: AlertRecord = {
+    ...previous,
+    finding,
+    evaluatedAt: now,
+    since: now,
+    seq,
+    pendingCount: 0,
+    ...(firing
+      ? { state: 'resolved', resolvedAt: now, lastNotifiedAt: now }
+      : { state: 'inactive' }),
+  };
+  return {
+    record,
+    event: {
+      fingerprint: previous.fingerprint,
+      incident: previous.incident,
+      seq,
+      kind: firing ? 'resolved' : 'cleared',
+      at: now,
+      notify: firing,
+      finding,
+    },
+  };
 }

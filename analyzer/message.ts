@@ -33,6 +33,11 @@ export interface AlertMessage {
   cohort: string;
   route: string;
   detail: string;
+  /**
+   * For a resolved alert: whether its monitor found it well again (`recovered`), or it was closed
+   * with no verdict because its rule was disabled or removed (`closed_without_verdict`).
+   */
+  resolution?: Resolution;
   /** One line: what degraded, or that it recovered. */
   title: string;
   finding: Finding;
@@ -43,6 +48,8 @@ export interface AlertMessage {
   /** Where to look: the dashboard on this cohort × route and window (analyzer/dashboard-link.ts). */
   url: string;
 }
+
+export type Resolution = 'recovered' | 'closed_without_verdict';
 
 const RULE_TITLES: Record<Rule['kind'], string> = {
   success_rate_drop: 'success rate dropped',
@@ -67,10 +74,21 @@ export function titleOf(
   cohort: string,
   route: string,
   detail: string,
+  resolution: Resolution = 'recovered',
 ): string {
   const where = `${cohort || '(none)'} · ${route || '(none)'}`;
   const what = `${RULE_TITLES[rule.kind]}${detail ? ` ("${detail}")` : ''}`;
-  return kind === 'resolved' ? `Resolved: ${where} — ${what}` : `${where}: ${what}`;
+  if (kind !== 'resolved') return `${where}: ${what}`;
+  return resolution === 'recovered'
+    ? `Resolved: ${where} — ${what}`
+    : `Closed without a verdict: ${where} — ${what}`;
+}
+
+/** The word a message's first line starts with. */
+function banner(message: AlertMessage): string {
+  if (message.kind === 'repeat') return 'STILL FIRING';
+  if (message.kind === 'firing') return 'FIRING';
+  return message.resolution === 'closed_without_verdict' ? 'CLOSED' : 'RESOLVED';
 }
 
 const MONEY: ReadonlySet<Rule['kind']> = new Set(['cost_per_success_rise', 'cheaper_than_large']);
@@ -122,7 +140,9 @@ export function slackMessage(message: AlertMessage): SlackMessage {
   const { finding } = message;
   const icon =
     message.kind === 'resolved'
-      ? ':white_check_mark:'
+      ? message.resolution === 'closed_without_verdict'
+        ? ':heavy_minus_sign:'
+        : ':white_check_mark:'
       : message.severity === 'critical'
         ? ':red_circle:'
         : ':large_orange_circle:';
@@ -193,7 +213,7 @@ export function slackMessage(message: AlertMessage): SlackMessage {
     ],
   });
   const text = [
-    `${message.kind === 'resolved' ? 'RESOLVED' : message.kind === 'repeat' ? 'STILL FIRING' : 'FIRING'} ${message.title}`,
+    `${banner(message)} ${message.title}`,
     finding.summary,
     lines.join('\n').replaceAll('*', ''),
     message.costs.length

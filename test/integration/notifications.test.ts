@@ -248,6 +248,39 @@ describe('alert notifications', () => {
         });
         expect(body['finding']).toMatchObject({ status: 'degraded' });
       }
+
+      // The rule is then disabled: nothing can judge its alerts again, so they close, said as
+      // closed without a verdict rather than as a recovery.
+      const disabled = parseRules(
+        RULES_FILE.replace(
+          '- { id: success_rate_drop, cohorts',
+          '- { id: success_rate_drop, enabled: false }\n  - { id: hook_drop, kind: success_rate_drop, enabled: false, cohorts',
+        ),
+      );
+      const closing = await rw.evaluator.evaluate(new Date(HEALTHY_FROM + 360_000), disabled);
+      expect(closing.events.map((e) => `${e.ruleId} ${e.kind}`)).toEqual(
+        Array(3).fill('hook_drop resolved'),
+      );
+      await until(() => hook.delivered().length === 6, 'three closing messages');
+      for (const body of hook.delivered().slice(3) as Record<string, unknown>[]) {
+        expect(body).toMatchObject({
+          status: 'resolved',
+          resolution: 'closed_without_verdict',
+          ruleId: 'hook_drop',
+        });
+        expect(body['title']).toMatch(
+          /^Closed without a verdict: \w+ · small — success rate dropped$/,
+        );
+        expect(body['finding']).toMatchObject({
+          status: 'insufficient_data',
+          summary: expect.stringMatching(
+            /rule "hook_drop" is disabled or no longer in the rules file/,
+          ),
+        });
+      }
+      // Closed once: evaluated again, nothing more is said.
+      const again = await rw.evaluator.evaluate(new Date(HEALTHY_FROM + 420_000), disabled);
+      expect(again.events).toEqual([]);
       await rw.close();
     } finally {
       await hook.close();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Finding } from '../../analyzer/detectors.js';
-import { evidenceFrom, fingerprintOf, step } from '../../analyzer/lifecycle.js';
+import { evidenceFrom, fingerprintOf, retire, step } from '../../analyzer/lifecycle.js';
 import type { AlertRecord } from '../../analyzer/lifecycle.js';
 
 const settings = { pendingEvaluations: 2, resolveEvaluations: 2, repeatIntervalMs: 4 * 3_600_000 };
@@ -53,13 +53,40 @@ describe('alert lifecycle', () => {
     expect(run(['degraded', 'ok', 'ok']).events).toEqual(['pending@0', 'cleared@1']);
   });
 
-  it('never fires on insufficient data, and resolves a firing alert when the data goes', () => {
+  it('never fires on insufficient data, and holds a firing alert while its data is gone', () => {
     expect(run(['insufficient_data', 'insufficient_data']).events).toEqual([]);
-    expect(run(['degraded', 'degraded', 'insufficient_data', 'insufficient_data']).events).toEqual([
-      'pending@0',
-      'firing!@1',
-      'resolved!@3',
+    const held = run([
+      'degraded',
+      'degraded',
+      ...Array<'insufficient_data'>(10).fill('insufficient_data'),
     ]);
+    // Traffic that went away (or was routed away) is not a recovery: no resolve, no repeat.
+    expect(held.events).toEqual(['pending@0', 'firing!@1']);
+    expect(held.record.state).toBe('firing');
+    expect(held.record.finding.status).toBe('insufficient_data');
+    // It resolves once tasks come back and the monitor finds them well.
+    expect(
+      run(['degraded', 'degraded', 'insufficient_data', 'ok', 'insufficient_data', 'ok']).events,
+    ).toEqual(['pending@0', 'firing!@1', 'resolved!@5']);
+  });
+
+  it('closes a firing alert without a verdict when its rule goes, and clears a pending one', () => {
+    const firing = run(['degraded', 'degraded']).record;
+    const closed = retire(firing, 10 * MINUTE, 'rule gone');
+    expect(closed?.event).toMatchObject({
+      kind: 'resolved',
+      notify: true,
+      seq: firing.seq + 1,
+      incident: firing.incident,
+      finding: { status: 'insufficient_data', summary: 'rule gone', statistic: null },
+    });
+    expect(closed?.record).toMatchObject({ state: 'resolved', resolvedAt: 10 * MINUTE });
+    const pending = run(['degraded']).record;
+    expect(retire(pending, 10 * MINUTE, 'rule gone')?.event).toMatchObject({
+      kind: 'cleared',
+      notify: false,
+    });
+    expect(retire(closed!.record, 11 * MINUTE, 'rule gone')).toBeUndefined();
   });
 
   it('stays firing through one good evaluation (no flapping)', () => {

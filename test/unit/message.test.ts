@@ -119,6 +119,29 @@ describe('slackMessage', () => {
       /^Still firing/,
     );
   });
+
+  it('says an alert closed without a verdict as such, not as a recovery', () => {
+    const closed = slackMessage(
+      sampleMessage({ kind: 'resolved', resolution: 'closed_without_verdict' }),
+    );
+    expect(closed.text).toMatch(/^CLOSED /);
+    expect(closed.text).not.toMatch(/RESOLVED/);
+    expect(JSON.stringify(closed.blocks)).toContain(':heavy_minus_sign:');
+    expect(JSON.stringify(closed.blocks)).not.toContain(':white_check_mark:');
+    expect(
+      titleOf(
+        'resolved',
+        { kind: 'success_rate_drop' },
+        'faq',
+        'small',
+        '',
+        'closed_without_verdict',
+      ),
+    ).toBe('Closed without a verdict: faq · small — success rate dropped');
+    expect(titleOf('resolved', { kind: 'success_rate_drop' }, 'faq', 'small', '')).toBe(
+      'Resolved: faq · small — success rate dropped',
+    );
+  });
 });
 
 describe('webhookBody', () => {
