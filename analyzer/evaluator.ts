@@ -5,6 +5,7 @@ import { detect } from './detectors.js';
 import type { Finding, MonitorInput } from './detectors.js';
 import { evidenceFrom, fingerprintOf, retire, step } from './lifecycle.js';
 import type { AlertEvent, AlertRecord } from './lifecycle.js';
+import { formatDuration } from '../server/time.js';
 import { titleOf } from './message.js';
 import type { AlertMessage, CostOnRoute, ReasonShare, Resolution } from './message.js';
 import type { Notifier } from './notifier.js';
@@ -421,7 +422,7 @@ export class Evaluator {
         baseline = byRoute(rows);
         baselineP95 = new Map(rows.map((r) => [monitorKey(r.cohort, r.route), r.p95LatencyMs]));
         if (rule.baseline.kind === 'trailing') {
-          description = `trailing ${Math.round(rule.baseline.windowMs / 86_400_000) || `${Math.round(rule.baseline.windowMs / 3_600_000)}h`}${rule.baseline.windowMs >= 86_400_000 ? ' d' : ''} before the current window`;
+          description = `trailing ${formatDuration(rule.baseline.windowMs)} before the current window`;
           spanMs = rule.baseline.windowMs;
         } else {
           const range = baselines[rule.baseline.name]!;

@@ -34,6 +34,23 @@ export function parseDuration(text: string): number {
   return Math.round(Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS]);
 }
 
+/**
+ * A duration as people read it, in its largest whole unit: `7 d`, `36 h`, `30 min`, `90 s`,
+ * `250 ms` (a part of a larger unit is given in the smaller one, never rounded away).
+ */
+export function formatDuration(ms: number): string {
+  const units: [number, string][] = [
+    [UNIT_MS.d, 'd'],
+    [UNIT_MS.h, 'h'],
+    [UNIT_MS.m, 'min'],
+    [UNIT_MS.s, 's'],
+  ];
+  for (const [size, name] of units) {
+    if (ms >= size && ms % size === 0) return `${ms / size} ${name}`;
+  }
+  return `${ms} ms`;
+}
+
 export function isDuration(text: string): boolean {
   return DURATION.test(text.trim());
 }

@@ -15,6 +15,7 @@ import {
 import { listenFailure, walDir, writerOptions } from '../../server/start.js';
 import {
   TimeArgumentError,
+  formatDuration,
   parseDuration,
   parseInstant,
   resolveWindow,
@@ -170,6 +171,17 @@ describe('time arguments', () => {
     ['1.5h', 5_400_000],
   ])('reads the duration %s', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
+  });
+
+  it.each([
+    [604_800_000, '7 d'],
+    [129_600_000, '36 h'],
+    [1_800_000, '30 min'],
+    [1_200_000, '20 min'],
+    [90_000, '90 s'],
+    [250, '250 ms'],
+  ])('says the duration %i ms as %s, never rounding a part away', (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
   });
 
   it.each(['24', 'h', '1y', '-1h', '1 h h'])(
