@@ -10,8 +10,10 @@ import type { CohortRouteMetrics } from './report.js';
 /** What a time series is cut by, besides its window. */
 export interface SeriesOptions {
   bucketSeconds: number;
-  cohort?: string | undefined;
-  primaryRoute?: string | undefined;
+  /** Only these cohorts (all when empty or absent). */
+  cohorts?: readonly string[];
+  /** Only these primary routes (all when empty or absent). */
+  primaryRoutes?: readonly string[];
 }
 
 /** One bucket of one cohort × primary route: the report's metrics for the tasks started in it. */
@@ -38,14 +40,25 @@ export interface Timeseries {
 export const MAX_BUCKETS = 10_000;
 const DEFAULT_BUCKET = '1h';
 
+/** A filter list, as the report takes it: repeated (`?cohort=a&cohort=b`) or comma-separated. */
+const list = z
+  .union([z.string().max(4096), z.array(z.string().max(4096)).max(256)])
+  .optional()
+  .transform((v) =>
+    (v === undefined ? [] : Array.isArray(v) ? v : [v])
+      .flatMap((item) => item.split(','))
+      .map((item) => item.trim())
+      .filter((item) => item !== ''),
+  );
+
 const seriesQuery = z.object({
   bucket: z.string().optional(),
-  cohort: z.string().min(1).max(256).optional(),
-  route: z.string().min(1).max(256).optional(),
+  cohort: list,
+  route: list,
 });
 
 const SERIES_USAGE =
-  'Use ?bucket=1h (whole seconds, at least 1m; whole hours read the hourly rollups), and optionally ?cohort=…&route=….';
+  'Use ?bucket=1h (whole seconds, at least 1m; whole hours read the hourly rollups), and optionally ?cohort=…&route=… (repeated or comma-separated).';
 
 /** The bucket and filters a query names, checked against the window; a 400 otherwise. */
 export function seriesOptionsOf(query: unknown, window: TimeWindow): SeriesOptions {
@@ -75,8 +88,8 @@ export function seriesOptionsOf(query: unknown, window: TimeWindow): SeriesOptio
   }
   return {
     bucketSeconds: bucketMs / 1000,
-    cohort: parsed.data.cohort,
-    primaryRoute: parsed.data.route,
+    cohorts: parsed.data.cohort,
+    primaryRoutes: parsed.data.route,
   };
 }
 
@@ -104,15 +117,15 @@ export async function buildTimeseries(
     await readChanged(store),
     `SELECT *
      FROM {view}
-     WHERE ({cohort:String} = '' OR cohort = {cohort:String})
-       AND ({route:String} = '' OR primary_route = {route:String})
+     WHERE (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
+       AND (empty({routes:Array(String)}) OR has({routes:Array(String)}, primary_route))
      ORDER BY cohort, primary_route, bucket_start`,
     {
       from: toClickHouseTime(window.from),
       to: toClickHouseTime(window.to),
       bucket: options.bucketSeconds,
-      cohort: options.cohort ?? '',
-      route: options.primaryRoute ?? '',
+      cohorts: [...(options.cohorts ?? [])],
+      routes: [...(options.primaryRoutes ?? [])],
     },
     seriesRow,
   );

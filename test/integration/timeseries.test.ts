@@ -146,6 +146,16 @@ describe('GET /api/v1/timeseries', () => {
     expect(none.json<Timeseries>().series).toEqual([]);
   });
 
+  it('takes several cohorts or routes, comma-separated or repeated, as the report does', async () => {
+    const pairs = async (query: string) =>
+      (await get(`${window}&${query}`)).json<Timeseries>().series.map((s) => s.cohort);
+    expect(await pairs('cohort=faq,policy')).toEqual(['faq', 'policy']);
+    expect(await pairs('cohort=faq&cohort=policy')).toEqual(['faq', 'policy']);
+    expect(await pairs('cohort=policy,nope')).toEqual(['policy']);
+    expect(await pairs('route=small,large')).toEqual(['faq', 'policy']);
+    expect(await pairs('cohort=faq,policy&route=large')).toEqual(['policy']);
+  });
+
   it('sums buckets smaller than an hour to the same totals', async () => {
     const total = (body: Timeseries) =>
       body.series.flatMap((s) => s.points).reduce((n, p) => n + p.tasks, 0);
