@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../server/config.js';
-import { parseDuration, parseInstant } from '../server/time.js';
+import { EARLIEST, LATEST, parseDuration, parseInstant } from '../server/time.js';
 
 /**
  * The alert rules: one file (`ROUTEWATCH_RULES`, YAML or JSON), checked with zod at start, with
@@ -63,10 +63,13 @@ const ruleSchema = z
     kind: z.enum(RULE_KINDS).optional(),
     enabled: z.boolean().optional(),
     baseline: baselineRef,
-    /** The change the test is tuned to: absolute on rates, relative on costs. */
-    detect: z.number().positive().optional(),
-    /** The smallest observed change worth an alert (same unit as detect). */
-    minEffect: z.number().nonnegative().optional(),
+    /**
+     * The change the test is tuned to, in the kind's CHANGE_UNIT. Its bounds depend on the kind,
+     * which may come from a default rule, so resolveRules checks them.
+     */
+    detect: z.number().optional(),
+    /** The smallest observed change worth an alert (same unit as detect; checked likewise). */
+    minEffect: z.number().optional(),
     /** Cohorts and routes the rule watches; `*` (default) for all. */
     cohorts: z.array(z.string()).min(1).optional(),
     routes: z.array(z.string()).min(1).optional(),
@@ -159,6 +162,37 @@ export const DEFAULT_EVALUATION = {
   largeRoute: 'large',
   policyLookback: '30d',
 } as const;
+
+/**
+ * The longest duration a rules file may give (horizon, baselineWindow, repeatInterval,
+ * policyLookback, a trailing baseline's window): a year. It covers any seasonal baseline, keeps
+ * every window an evaluation reads inside what a Date and the store can hold (`99999999w` made
+ * every evaluation throw a RangeError), and stops a typo from scanning years every minute.
+ */
+export const MAX_DURATION = '365d';
+const MAX_DURATION_MS = parseDuration(MAX_DURATION);
+
+/**
+ * What a kind's `detect` and `minEffect` measure. `rate`: a change in a rate, in absolute points
+ * (0.05 is 5 points), so below 1. `relative`: a change relative to the baseline (0.25 is 25 %
+ * more), unbounded. `margin`: a fraction of the large route's cost (0.1 is 10 % cheaper).
+ */
+export const CHANGE_UNIT: Record<RuleKind, 'rate' | 'relative' | 'margin'> = {
+  success_rate_drop: 'rate',
+  cost_per_success_rise: 'relative',
+  cheaper_than_large: 'margin',
+  fallback_rate_spike: 'rate',
+  fallback_reason_shift: 'rate',
+  invisible_fallbacks: 'rate',
+  cascades: 'rate',
+  reask_rise: 'rate',
+  escalation_rise: 'rate',
+  p95_regression: 'rate',
+  failure_concentration: 'relative',
+  unpriced_rise: 'rate',
+  loop_rate_rise: 'rate',
+  retry_rise: 'rate',
+};
 
 type RuleDefaults = Omit<Rule, 'id' | 'kind' | 'enabled' | 'cohorts' | 'routes' | 'baseline'> & {
   baseline: string;
@@ -295,13 +329,81 @@ export class RulesError extends ConfigError {
   }
 }
 
-function baselineOf(text: string, defaultWindowMs: number): BaselineRef {
+/**
+ * Milliseconds of a duration the file gives at `field`: above 0 and at most MAX_DURATION.
+ * Throws RulesError naming the field.
+ */
+function durationMs(field: string, text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (error) {
+    throw new RulesError(`${field}: ${(error as Error).message}`);
+  }
+  if (!(ms > 0)) throw new RulesError(`${field} must be longer than 0; got ${text}`);
+  if (!(ms <= MAX_DURATION_MS)) {
+    throw new RulesError(`${field} must be at most ${MAX_DURATION} (a year); got ${text}`);
+  }
+  return ms;
+}
+
+/** A baseline as written (already matched by BASELINE); `ruleId` names it in errors. */
+function baselineOf(text: string, defaultWindowMs: number, ruleId: string): BaselineRef {
   const match = BASELINE.exec(text)!;
   if (match[1]?.startsWith('trailing')) {
-    return { kind: 'trailing', windowMs: match[2] ? parseDuration(match[2]) : defaultWindowMs };
+    return {
+      kind: 'trailing',
+      windowMs: match[2]
+        ? durationMs(`rule ${ruleId}: baseline trailing window`, match[2])
+        : defaultWindowMs,
+    };
   }
   if (match[3]) return { kind: 'pinned', name: match[3] };
   return { kind: text as 'previous_policy' | 'large_route' };
+}
+
+/**
+ * Refuses a detect or minEffect that can never work for the rule's kind: one that breaks the
+ * test, or that no observed change can reach (the rule would be silently off).
+ */
+function checkChanges(rule: Rule): void {
+  const { id, kind, detect, minEffect } = rule;
+  if (!(detect > 0)) {
+    throw new RulesError(
+      `rule ${id}: detect must be above 0 (the change the test is tuned to); got ${detect}`,
+    );
+  }
+  if (!(minEffect >= 0)) {
+    throw new RulesError(`rule ${id}: minEffect must be 0 or more; got ${minEffect}`);
+  }
+  const unit = CHANGE_UNIT[kind];
+  if (unit === 'rate') {
+    // Tuned to the baseline rate plus detect: a rate cannot rise by 1 or more.
+    if (detect >= 1) {
+      throw new RulesError(
+        `rule ${id}: detect must be below 1 for a rate rule (${kind}: a change in absolute points of a rate, 0.05 is 5 points); got ${detect}`,
+      );
+    }
+    // The observed change is a rate minus a baseline estimate that is never 0: always below 1.
+    if (minEffect >= 1) {
+      throw new RulesError(
+        `rule ${id}: minEffect must be below 1 for a rate rule (${kind}: a change in absolute points of a rate, 0.02 is 2 points; a rate never moves by 1 or more, so the rule would never fire); got ${minEffect}`,
+      );
+    }
+  } else if (unit === 'margin') {
+    // The test starts from (1 − detect) × the large route's cost: 1 would be free.
+    if (detect >= 1) {
+      throw new RulesError(
+        `rule ${id}: detect must be below 1 for ${kind} (a fraction of the large route's cost: 0.1 is 10 % cheaper, 1 would be free); got ${detect}`,
+      );
+    }
+    // It fires from (1 − minEffect) × the large route's cost: above 1, a cost below nothing.
+    if (minEffect > 1) {
+      throw new RulesError(
+        `rule ${id}: minEffect must be at most 1 for ${kind} (a fraction of the large route's cost: a route cannot cost less than nothing); got ${minEffect}`,
+      );
+    }
+  }
 }
 
 /** The rule set a parsed rules file describes, on top of the defaults. Throws RulesError. */
@@ -321,20 +423,27 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
     policyLookback: given.policyLookback ?? DEFAULT_EVALUATION.policyLookback,
   };
   const evaluation: EvaluationSettings = {
-    horizonMs: parseDuration(e.horizon),
-    baselineWindowMs: parseDuration(e.baselineWindow),
+    horizonMs: durationMs('evaluation.horizon', e.horizon),
+    baselineWindowMs: durationMs('evaluation.baselineWindow', e.baselineWindow),
     buckets: e.buckets,
     alpha: e.alpha,
     minTasks: e.minTasks,
     minBaselineTasks: e.minBaselineTasks,
     pendingEvaluations: e.pendingEvaluations,
     resolveEvaluations: e.resolveEvaluations,
-    repeatIntervalMs: parseDuration(e.repeatInterval),
+    repeatIntervalMs: durationMs('evaluation.repeatInterval', e.repeatInterval),
     largeRoute: e.largeRoute,
-    policyLookbackMs: parseDuration(e.policyLookback),
+    policyLookbackMs: durationMs('evaluation.policyLookback', e.policyLookback),
   };
   const baselines = file.baselines ?? {};
   for (const [name, range] of Object.entries(baselines)) {
+    for (const [field, instant] of Object.entries(range)) {
+      if (instant < EARLIEST || instant > LATEST) {
+        throw new RulesError(
+          `baseline ${name}: ${field} must fall within the time routewatch can store (${EARLIEST.toISOString().slice(0, 10)} to ${LATEST.toISOString().slice(0, 10)}); got ${instant.toISOString()}`,
+        );
+      }
+    }
     if (range.from >= range.to) throw new RulesError(`baseline ${name}: from must be before to`);
   }
   const byId = new Map<string, Rule>();
@@ -347,10 +456,19 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
       cohorts: ['*'],
       routes: ['*'],
       ...d,
-      baseline: baselineOf(d.baseline, evaluation.baselineWindowMs),
+      baseline: baselineOf(d.baseline, evaluation.baselineWindowMs, kind),
     });
   }
-  for (const given of file.rules ?? []) {
+  // Where each id was given: a second entry would silently replace the first.
+  const givenAt = new Map<string, number>();
+  for (const [index, given] of (file.rules ?? []).entries()) {
+    const first = givenAt.get(given.id);
+    if (first !== undefined) {
+      throw new RulesError(
+        `rule ${given.id}: given twice (rules.${first} and rules.${index}); give each id once, with all its changes`,
+      );
+    }
+    givenAt.set(given.id, index);
     const existing = byId.get(given.id);
     const kind = given.kind ?? existing?.kind;
     if (!kind) {
@@ -369,13 +487,13 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
             cohorts: ['*'],
             routes: ['*'],
             ...d,
-            baseline: baselineOf(d.baseline, evaluation.baselineWindowMs),
+            baseline: baselineOf(d.baseline, evaluation.baselineWindowMs, given.id),
           };
     const rule: Rule = {
       ...base,
       ...(given.enabled !== undefined ? { enabled: given.enabled } : {}),
       ...(given.baseline !== undefined
-        ? { baseline: baselineOf(given.baseline, evaluation.baselineWindowMs) }
+        ? { baseline: baselineOf(given.baseline, evaluation.baselineWindowMs, given.id) }
         : {}),
       ...(given.detect !== undefined ? { detect: given.detect } : {}),
       ...(given.minEffect !== undefined ? { minEffect: given.minEffect } : {}),
@@ -402,7 +520,20 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
     }
     byId.set(rule.id, rule);
   }
+  // Every rule, the defaults too: a default out of bounds is a bug the tests should catch.
+  for (const rule of byId.values()) checkChanges(rule);
   return { evaluation, baselines, rules: [...byId.values()] };
+}
+
+/** Where a schema issue is: its path, and under `rules` the rule's id when it has one. */
+function placeOf(path: readonly PropertyKey[], raw: unknown): string {
+  const place = path.map(String).join('.') || '(file)';
+  const [section, index] = path;
+  if (section !== 'rules' || typeof index !== 'number') return place;
+  const rules = (raw as { rules?: unknown } | null)?.rules;
+  const entry: unknown = Array.isArray(rules) ? rules[index] : undefined;
+  const id = (entry as { id?: unknown } | null)?.id;
+  return typeof id === 'string' ? `${place} (rule ${id})` : place;
 }
 
 /** Parses rules file text (YAML, of which JSON is a subset). Throws RulesError naming the field. */
@@ -415,7 +546,7 @@ export function parseRules(text: string, source = 'rules'): RuleSet {
   }
   const parsed = rulesFileSchema.safeParse(raw ?? {});
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(file)'}: ${i.message}`);
+    const lines = parsed.error.issues.map((i) => `  ${placeOf(i.path, raw)}: ${i.message}`);
     throw new RulesError(`${source}: invalid rules:\n${lines.join('\n')}`);
   }
   try {

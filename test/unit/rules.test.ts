@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { RULE_KINDS, RulesError, parseRules, resolveRules, watches } from '../../analyzer/rules.js';
+import {
+  MAX_DURATION,
+  RULE_KINDS,
+  RulesError,
+  parseRules,
+  resolveRules,
+  watches,
+} from '../../analyzer/rules.js';
 import { ConfigError } from '../../server/config.js';
 
 describe('rules', () => {
@@ -62,11 +69,15 @@ rules:
   });
 
   it.each([
-    ['an unknown field', 'rules: [{ id: cascades, colour: red }]', /rules\.0: Unrecognized key/],
+    [
+      'an unknown field',
+      'rules: [{ id: cascades, colour: red }]',
+      /rules\.0 \(rule cascades\): Unrecognized key/,
+    ],
     [
       'a bad baseline',
       'rules: [{ id: cascades, baseline: yesterday }]',
-      /rules\.0\.baseline: use trailing/,
+      /rules\.0\.baseline \(rule cascades\): use trailing/,
     ],
     [
       'an undefined pinned baseline',
@@ -74,7 +85,11 @@ rules:
       /pinned:nope is not defined/,
     ],
     ['a new rule without a kind', 'rules: [{ id: mine }]', /rule mine: give its kind/],
-    ['a bad duration', 'evaluation: { horizon: soon }', /invalid duration "soon"/],
+    [
+      'a bad duration',
+      'evaluation: { horizon: soon }',
+      /evaluation\.horizon: invalid duration "soon"/,
+    ],
     ['an alpha above 0.5', 'evaluation: { alpha: 0.9 }', /evaluation\.alpha/],
     ['not YAML', 'rules: [ {', /not valid YAML or JSON/],
     [
@@ -91,5 +106,172 @@ rules:
       expect(error).toBeInstanceOf(ConfigError);
       expect((error as Error).message).toMatch(/^ROUTEWATCH_RULES=rules\.yaml/);
     }
+  });
+
+  it('load the defaults, and values at the edge of each limit', () => {
+    expect(() => resolveRules()).not.toThrow();
+    expect(() => parseRules('')).not.toThrow();
+    const set = parseRules(`
+evaluation:
+  horizon: ${MAX_DURATION}
+  baselineWindow: ${MAX_DURATION}
+  repeatInterval: 1ms
+  policyLookback: ${MAX_DURATION}
+baselines:
+  first: { from: 1970-01-01, to: 2262-04-11 }
+rules:
+  - { id: success_rate_drop, detect: 0.99, minEffect: 0.99 }
+  - { id: cascades, baseline: "trailing:${MAX_DURATION}", minEffect: 0 }
+  - { id: cheaper_than_large, detect: 0.99, minEffect: 1 }
+  - { id: cost_per_success_rise, detect: 3, minEffect: 2 }
+  - { id: failure_concentration, detect: 4, minEffect: 1.5 }
+`);
+    expect(set.evaluation.horizonMs).toBe(365 * 86_400_000);
+    expect(set.rules.find((r) => r.id === 'cost_per_success_rise')!.detect).toBe(3);
+    // The longest current window and baseline together are still a date (they threw a RangeError).
+    const earliest = Date.now() - set.evaluation.horizonMs - set.evaluation.baselineWindowMs;
+    expect(new Date(earliest).toISOString()).toMatch(/^\d{4}-/);
+  });
+});
+
+describe('rules file limits', () => {
+  // Each value here once loaded and then silently turned a rule off, or broke every evaluation.
+  it.each([
+    [
+      'detect of 1 or more on a rate rule',
+      'rules: [{ id: extraction-success, kind: success_rate_drop, detect: 5 }]',
+      /rule extraction-success: detect must be below 1 for a rate rule \(success_rate_drop: .*\); got 5$/,
+    ],
+    [
+      'detect of 1 exactly on a rate rule',
+      'rules: [{ id: cascades, detect: 1 }]',
+      /rule cascades: detect must be below 1 for a rate rule .*; got 1$/,
+    ],
+    [
+      'a detect of 0',
+      'rules: [{ id: reask_rise, detect: 0 }]',
+      /rule reask_rise: detect must be above 0 .*; got 0$/,
+    ],
+    [
+      'a negative detect on a relative rule',
+      'rules: [{ id: cost_per_success_rise, detect: -0.25 }]',
+      /rule cost_per_success_rise: detect must be above 0 .*; got -0\.25$/,
+    ],
+    [
+      'a minEffect of 1 or more on a rate rule',
+      'rules: [{ id: retry_rise, minEffect: 2 }]',
+      /rule retry_rise: minEffect must be below 1 for a rate rule \(retry_rise: .*would never fire\); got 2$/,
+    ],
+    [
+      'a negative minEffect',
+      'rules: [{ id: escalation_rise, minEffect: -0.01 }]',
+      /rule escalation_rise: minEffect must be 0 or more; got -0\.01$/,
+    ],
+    [
+      'a detect of 1 on cheaper_than_large (a route that is free)',
+      'rules: [{ id: cheaper_than_large, detect: 1 }]',
+      /rule cheaper_than_large: detect must be below 1 for cheaper_than_large .*; got 1$/,
+    ],
+    [
+      'a minEffect above 1 on cheaper_than_large',
+      'rules: [{ id: cheaper_than_large, minEffect: 1.5 }]',
+      /rule cheaper_than_large: minEffect must be at most 1 for cheaper_than_large .*; got 1\.5$/,
+    ],
+    [
+      'a zero horizon',
+      'evaluation: { horizon: 0h }',
+      /evaluation\.horizon must be longer than 0; got 0h$/,
+    ],
+    [
+      'a zero baselineWindow',
+      'evaluation: { baselineWindow: "0" }',
+      /evaluation\.baselineWindow must be longer than 0; got 0$/,
+    ],
+    [
+      'a repeatInterval that rounds to 0',
+      'evaluation: { repeatInterval: 0.2ms }',
+      /evaluation\.repeatInterval must be longer than 0; got 0\.2ms$/,
+    ],
+    [
+      'a zero policyLookback',
+      'evaluation: { policyLookback: 0d }',
+      /evaluation\.policyLookback must be longer than 0; got 0d$/,
+    ],
+    [
+      'a negative duration',
+      'evaluation: { horizon: -1h }',
+      /evaluation\.horizon: invalid duration "-1h"/,
+    ],
+    [
+      'a horizon past the limit (a RangeError at every evaluation)',
+      'evaluation: { horizon: 99999999w }',
+      /evaluation\.horizon must be at most 365d \(a year\); got 99999999w$/,
+    ],
+    [
+      'a baselineWindow past the limit',
+      'evaluation: { baselineWindow: 366d }',
+      /evaluation\.baselineWindow must be at most 365d \(a year\); got 366d$/,
+    ],
+    [
+      'a repeatInterval past the limit',
+      'evaluation: { repeatInterval: 53w }',
+      /evaluation\.repeatInterval must be at most 365d \(a year\); got 53w$/,
+    ],
+    [
+      'a policyLookback past the limit',
+      'evaluation: { policyLookback: 400d }',
+      /evaluation\.policyLookback must be at most 365d \(a year\); got 400d$/,
+    ],
+    [
+      'a zero trailing baseline',
+      'rules: [{ id: cascades, baseline: "trailing:0m" }]',
+      /rule cascades: baseline trailing window must be longer than 0; got 0m$/,
+    ],
+    [
+      'a trailing baseline past the limit',
+      'rules: [{ id: my-drop, kind: success_rate_drop, baseline: "trailing:9999d" }]',
+      /rule my-drop: baseline trailing window must be at most 365d \(a year\); got 9999d$/,
+    ],
+    [
+      'a trailing baseline with a bad duration',
+      'rules: [{ id: cascades, baseline: "trailing:soon" }]',
+      /rules\.0\.baseline \(rule cascades\): use trailing, trailing:<duration>/,
+    ],
+    [
+      'a pinned baseline before the store can hold',
+      'baselines: { old: { from: 1900-01-01, to: 2026-01-01 } }',
+      /baseline old: from must fall within the time routewatch can store \(1970-01-01 to 2262-04-11\); got 1900-01-01T00:00:00\.000Z$/,
+    ],
+    [
+      'a pinned baseline after the store can hold',
+      'baselines: { far: { from: 2026-01-01, to: 9999-01-01 } }',
+      /baseline far: to must fall within the time routewatch can store .*; got 9999-01-01/,
+    ],
+    [
+      'a default rule given twice',
+      'rules: [{ id: cascades, detect: 0.1 }, { id: reask_rise }, { id: cascades, enabled: false }]',
+      /rule cascades: given twice \(rules\.0 and rules\.2\); give each id once/,
+    ],
+    [
+      'a new rule given twice',
+      'rules: [{ id: mine, kind: cascades }, { id: mine, kind: reask_rise }]',
+      /rule mine: given twice \(rules\.0 and rules\.1\)/,
+    ],
+    [
+      'a mistyped field, naming the rule',
+      'rules: [{ id: cascades }, { id: mine, kind: cascades, severity: loud }]',
+      /rules\.1\.severity \(rule mine\): /,
+    ],
+  ])('refuse %s, naming the rule or setting and the field', (_name, text, message) => {
+    let thrown: unknown;
+    try {
+      parseRules(text, 'ROUTEWATCH_RULES=rules.yaml');
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(RulesError);
+    expect(thrown).toBeInstanceOf(ConfigError);
+    expect((thrown as Error).message).toMatch(/^ROUTEWATCH_RULES=rules\.yaml: /);
+    expect((thrown as Error).message).toMatch(message);
   });
 });
