@@ -12,7 +12,7 @@ import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
 import { buildTimeseries, seriesOptionsOf } from './timeseries.js';
 import { DEFAULT_ADVICE, buildAdvice } from './advice.js';
-import { DEFAULT_GATE, GateRefError, parseRef, runGate } from './gate.js';
+import { DEFAULT_GATE, GateCohortError, GateRefError, parseRef, runGate } from './gate.js';
 import type { GateOptions, GateRef } from './gate.js';
 
 /** The analyzer's HTTP API: `GET /api/v1/report`, `GET /api/v1/timeseries`, alerts and evaluation. */
@@ -312,7 +312,12 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
       ...(query.confidence !== undefined ? { confidence: query.confidence } : {}),
     };
     await options.settle?.();
-    return readStore(() => runGate(options.store, baseline, candidate, gate, query.cohort));
+    try {
+      return await readStore(() => runGate(options.store, baseline, candidate, gate, query.cohort));
+    } catch (error) {
+      if (error instanceof GateCohortError) throw badRequest(error.message);
+      throw error;
+    }
   });
 
   app.get('/api/v1/advice', async (request) => {

@@ -1,5 +1,5 @@
 import type { AdviceReport } from './advice.js';
-import type { CohortComparison, Figure, GateResult } from './gate.js';
+import type { CohortComparison, Figure, GateCohort, GateResult } from './gate.js';
 
 /**
  * The gate and the advice as text: a terminal table, and Markdown for a pull-request comment.
@@ -45,10 +45,25 @@ function headline(result: GateResult): string[] {
       (o.confidence !== undefined
         ? `; strict: the ${Math.round(o.confidence * 100)} % lower bound must clear the margin`
         : ''),
-    ...(result.concurrent
-      ? [`compared on concurrent traffic only: ${result.concurrent.from} → ${result.concurrent.to}`]
+    ...(result.canary
+      ? ['two policy versions: each cohort compared on the time both served it only']
       : []),
   ];
+}
+
+/** A cohort's reason, with the overlap it was compared on when that was a canary's. */
+function reasonOf(c: GateCohort): string {
+  const overlap = c.concurrent?.overlap;
+  return overlap ? `${c.reason} (over ${overlap.from} → ${overlap.to})` : c.reason;
+}
+
+/** What the overall verdict made of cohorts with no overlap to compare; null when none. */
+function notComparedNote(result: GateResult): string | null {
+  const names = result.cohorts
+    .filter((c) => c.concurrent !== null && c.concurrent.overlap === null)
+    .map((c) => c.cohort || '(none)');
+  if (names.length === 0) return null;
+  return `${names.join(', ')} not compared (the versions never served ${names.length === 1 ? 'it' : 'them'} at the same time): counted as insufficient data`;
 }
 
 function columns(c: CohortComparison): string[] {
@@ -100,8 +115,9 @@ export function renderGateTable(result: GateResult): string {
   for (const row of rows) lines.push(line(row));
   if (result.cohorts.length === 0) lines.push('(no tasks on either side)');
   lines.push('');
-  for (const c of result.cohorts) lines.push(`${c.cohort || '(none)'}: ${c.reason}`);
-  lines.push('', `verdict: ${VERDICT_MARK[result.verdict]}`);
+  for (const c of result.cohorts) lines.push(`${c.cohort || '(none)'}: ${reasonOf(c)}`);
+  const note = notComparedNote(result);
+  lines.push('', `verdict: ${VERDICT_MARK[result.verdict]}${note ? `; ${note}` : ''}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -110,9 +126,11 @@ const escapeCell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, '
 /** The gate as Markdown, for a pull-request comment. */
 export function renderGateMarkdown(result: GateResult): string {
   const icon = { pass: '✅', fail: '❌', insufficient_data: '⚠️' };
+  const note = notComparedNote(result);
   const lines = [
     `### ${icon[result.verdict]} routewatch gate: ${VERDICT_MARK[result.verdict]}`,
     '',
+    ...(note ? [escapeCell(note), ''] : []),
     ...headline(result)
       .slice(1)
       .map((l) => `- ${escapeCell(l)}`),
@@ -127,7 +145,7 @@ export function renderGateMarkdown(result: GateResult): string {
     }),
     '',
     ...result.cohorts.map(
-      (c) => `- **${escapeCell(c.cohort || '(none)')}**: ${escapeCell(c.reason)}`,
+      (c) => `- **${escapeCell(c.cohort || '(none)')}**: ${escapeCell(reasonOf(c))}`,
     ),
   ];
   return `${lines.join('\n')}\n`;

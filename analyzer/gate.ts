@@ -27,6 +27,14 @@ export class GateRefError extends ConfigError {
   }
 }
 
+/** A `--cohort` (`?cohort=`) that neither side has: a typo, not a cohort lacking data. */
+export class GateCohortError extends ConfigError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GateCohortError';
+  }
+}
+
 const REF_USAGE =
   'use eval:<run>, policy:<version> or window:<from>/<to> (dates, ISO instants or durations ago: window:14d/7d)';
 
@@ -243,14 +251,96 @@ export function compareCohort(
   };
 }
 
+/** When a side served a cohort: the start of its first and of its last task, ms since the epoch. */
+export interface Span {
+  firstMs: number;
+  lastMs: number;
+}
+
+/**
+ * A canary's cohort (both sides policy versions, both serving it): when each served it, and the
+ * overlap that was compared, `[from, to)`; null when they never served it at the same time.
+ */
+export interface CohortOverlap {
+  overlap: { from: string; to: string } | null;
+  baseline: { first: string; last: string };
+  candidate: { first: string; last: string };
+}
+
+export interface GateCohort extends CohortComparison {
+  /** For two policy versions that both served the cohort; null otherwise. */
+  concurrent: CohortOverlap | null;
+}
+
 export interface GateResult {
   baseline: string;
   candidate: string;
-  /** Both sides policy versions serving at the same time: compared on their overlap only. */
-  concurrent: { from: string; to: string } | null;
+  /** Both sides policy versions: each cohort is compared on the time both served it only. */
+  canary: boolean;
   options: GateOptions;
   verdict: Verdict;
-  cohorts: CohortComparison[];
+  cohorts: GateCohort[];
+}
+
+/** The time both sides served a cohort, `[fromMs, toMs)`; null when they never did. Pure. */
+export function overlapOf(
+  baseline: Span,
+  candidate: Span,
+): { fromMs: number; toMs: number } | null {
+  const fromMs = Math.max(baseline.firstMs, candidate.firstMs);
+  const lastMs = Math.min(baseline.lastMs, candidate.lastMs);
+  return fromMs <= lastMs ? { fromMs, toMs: lastMs + 1 } : null;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const spanLabel = (span: Span) => ({ first: iso(span.firstMs), last: iso(span.lastMs) });
+
+export const EMPTY_SIDE: SideStats = {
+  tasks: 0,
+  known: 0,
+  successes: 0,
+  cost: 0,
+  costSquared: 0,
+  successCost: 0,
+  fallbacks: 0,
+  reasks: 0,
+  p95LatencyMs: null,
+  scores: {},
+};
+
+/**
+ * A canary's cohort compared on its own overlap: `baseline` and `candidate` are the sides' sums
+ * over that overlap only. A cohort the two versions never served at the same time is not compared
+ * at all: insufficient_data, like a cohort short of cases, with both sides' times in the reason.
+ * Pure.
+ */
+export function compareConcurrent(
+  cohort: string,
+  spans: { baseline: Span; candidate: Span },
+  within: { baseline: SideStats; candidate: SideStats },
+  options: GateOptions,
+): GateCohort {
+  const overlap = overlapOf(spans.baseline, spans.candidate);
+  const concurrent = {
+    baseline: spanLabel(spans.baseline),
+    candidate: spanLabel(spans.candidate),
+  };
+  if (!overlap) {
+    const [earlier, later] =
+      spans.baseline.lastMs < spans.candidate.firstMs
+        ? (['baseline', 'candidate'] as const)
+        : (['candidate', 'baseline'] as const);
+    return {
+      ...compareCohort(cohort, EMPTY_SIDE, EMPTY_SIDE, options),
+      verdict: 'insufficient_data',
+      reason: `no overlap: ${earlier}'s last task at ${concurrent[earlier].last}, ${later}'s first at ${concurrent[later].first}; two policy versions are compared only on the time both served a cohort`,
+      concurrent: { overlap: null, ...concurrent },
+    };
+  }
+  return {
+    ...compareCohort(cohort, within.baseline, within.candidate, options),
+    concurrent: { overlap: { from: iso(overlap.fromMs), to: iso(overlap.toMs) }, ...concurrent },
+  };
 }
 
 /** The overall verdict: fail if any cohort fails, else insufficient_data if any is, else pass. */
@@ -306,22 +396,40 @@ function refFilter(ref: GateRef, prefix: string): { sql: string; params: Record<
   }
 }
 
-interface Side {
+interface Side extends Span {
   stats: SideStats;
-  firstMs: number;
-  lastMs: number;
+}
+
+/** Per cohort, the time a side is read from: a canary's overlaps, `[from, to)` in ms. */
+type CohortWindows = ReadonlyMap<string, { fromMs: number; toMs: number }>;
+
+/** The SQL and parameters that keep each cohort's tasks within its own window. */
+function windowsFilter(windows: CohortWindows | undefined): {
+  sql: string;
+  params: Record<string, string>;
+} {
+  if (!windows) return { sql: '', params: {} };
+  const clauses: string[] = [];
+  const params: Record<string, string> = {};
+  [...windows].forEach(([cohort, window], i) => {
+    clauses.push(
+      `(cohort = {withinCohort${i}:String} AND started_at >= {withinFrom${i}:DateTime64(9, 'UTC')} AND started_at < {withinTo${i}:DateTime64(9, 'UTC')})`,
+    );
+    params[`withinCohort${i}`] = cohort;
+    params[`withinFrom${i}`] = toClickHouseTime(new Date(window.fromMs));
+    params[`withinTo${i}`] = toClickHouseTime(new Date(window.toMs));
+  });
+  return { sql: `AND (${clauses.join(' OR ')})`, params };
 }
 
 async function readSide(
   store: Store,
   ref: GateRef,
   cohorts: readonly string[],
-  within?: { from: Date; to: Date },
+  windows?: CohortWindows,
 ): Promise<Map<string, Side>> {
   const filter = refFilter(ref, 'ref');
-  const range = within
-    ? `AND started_at >= {withinFrom:DateTime64(9, 'UTC')} AND started_at < {withinTo:DateTime64(9, 'UTC')}`
-    : '';
+  const range = windowsFilter(windows);
   const rows = await queryTasks(
     store,
     `SELECT cohort,
@@ -337,19 +445,13 @@ async function readSide(
             toUnixTimestamp64Milli(min(started_at)) AS first_ms,
             toUnixTimestamp64Milli(max(started_at)) AS last_ms
      FROM {view}
-     WHERE ${filter.sql} ${range}
+     WHERE ${filter.sql} ${range.sql}
        AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
      GROUP BY cohort`,
-    {
-      ...filter.params,
-      cohorts: [...cohorts],
-      ...(within
-        ? { withinFrom: toClickHouseTime(within.from), withinTo: toClickHouseTime(within.to) }
-        : {}),
-    },
+    { ...filter.params, ...range.params, cohorts: [...cohorts] },
     sideRow,
   );
-  const scores = await readScores(store, filter, cohorts, range, within);
+  const scores = await readScores(store, filter, cohorts, range);
   return new Map(
     rows.map((r) => [
       r.cohort,
@@ -385,23 +487,16 @@ async function readScores(
   store: Store,
   filter: { sql: string; params: Record<string, string> },
   cohorts: readonly string[],
-  range: string,
-  within?: { from: Date; to: Date },
+  range: { sql: string; params: Record<string, string> },
 ): Promise<Map<string, SideStats['scores']>> {
   const rows = await queryTasks(
     store,
     `SELECT cohort, name, count() AS n, sum(value) AS total, sum(value * value) AS squares
      FROM {view} ARRAY JOIN mapKeys(scores) AS name, mapValues(scores) AS value
-     WHERE ${filter.sql} ${range}
+     WHERE ${filter.sql} ${range.sql}
        AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
      GROUP BY cohort, name`,
-    {
-      ...filter.params,
-      cohorts: [...cohorts],
-      ...(within
-        ? { withinFrom: toClickHouseTime(within.from), withinTo: toClickHouseTime(within.to) }
-        : {}),
-    },
+    { ...filter.params, ...range.params, cohorts: [...cohorts] },
     scoreRow,
   );
   const out = new Map<string, SideStats['scores']>();
@@ -413,9 +508,39 @@ async function readScores(
   return out;
 }
 
+/** At most this many cohorts are listed in the message about an unknown one. */
+const LISTED_COHORTS = 50;
+
+/** The GateCohortError for cohorts asked for that neither side has, listing the ones they have. */
+async function unknownCohorts(
+  store: Store,
+  baseline: GateRef,
+  candidate: GateRef,
+  missing: readonly string[],
+): Promise<GateCohortError> {
+  const b = refFilter(baseline, 'baseline');
+  const c = refFilter(candidate, 'candidate');
+  const rows = await queryTasks(
+    store,
+    `SELECT DISTINCT cohort FROM {view} WHERE (${b.sql}) OR (${c.sql}) ORDER BY cohort`,
+    { ...b.params, ...c.params },
+    z.object({ cohort: z.string() }),
+  );
+  const names = rows.map((r) => JSON.stringify(r.cohort));
+  const listed =
+    names.length === 0
+      ? 'neither has any task'
+      : `the cohorts there: ${names.slice(0, LISTED_COHORTS).join(', ')}${names.length > LISTED_COHORTS ? `, and ${names.length - LISTED_COHORTS} more` : ''}`;
+  return new GateCohortError(
+    `no ${missing.length === 1 ? 'cohort' : 'cohorts'} ${missing.map((m) => JSON.stringify(m)).join(', ')} in baseline ${refLabel(baseline)} or candidate ${refLabel(candidate)}; ${listed}`,
+  );
+}
+
 /**
- * Compares a candidate with a baseline, per cohort. Two policy versions that served at the same
- * time (a canary) are compared on the time they overlapped only: the same traffic, the same hours.
+ * Compares a candidate with a baseline, per cohort. Two policy versions (a canary) are compared
+ * cohort by cohort on the time both served that cohort only: the same traffic, the same hours. A
+ * cohort one version stopped serving before the other started is not compared at all
+ * (compareConcurrent). A cohort asked for that neither side has throws GateCohortError.
  */
 export async function runGate(
   store: Store,
@@ -424,39 +549,47 @@ export async function runGate(
   options: GateOptions = DEFAULT_GATE,
   cohorts: readonly string[] = [],
 ): Promise<GateResult> {
-  let b = await readSide(store, baseline, cohorts);
-  let c = await readSide(store, candidate, cohorts);
-  let concurrent: GateResult['concurrent'] = null;
-  if (baseline.kind === 'policy' && candidate.kind === 'policy') {
-    const from = Math.max(...[...b.values(), ...c.values()].map((s) => s.firstMs));
-    const to = Math.min(...[...b.values(), ...c.values()].map((s) => s.lastMs));
-    if (b.size > 0 && c.size > 0 && from < to) {
-      const within = { from: new Date(from), to: new Date(to + 1) };
-      concurrent = { from: within.from.toISOString(), to: within.to.toISOString() };
-      b = await readSide(store, baseline, cohorts, within);
-      c = await readSide(store, candidate, cohorts, within);
+  const b = await readSide(store, baseline, cohorts);
+  const c = await readSide(store, candidate, cohorts);
+  const missing = [...new Set(cohorts)].filter((name) => !b.has(name) && !c.has(name));
+  if (missing.length > 0) throw await unknownCohorts(store, baseline, candidate, missing);
+  const canary = baseline.kind === 'policy' && candidate.kind === 'policy';
+  const names = [...new Set([...b.keys(), ...c.keys()])].sort();
+  // A canary's cohorts served by both: each read again over its own overlap.
+  const windows = new Map<string, { fromMs: number; toMs: number }>();
+  if (canary) {
+    for (const name of names) {
+      const bs = b.get(name);
+      const cs = c.get(name);
+      const overlap = bs && cs ? overlapOf(bs, cs) : null;
+      if (overlap) windows.set(name, overlap);
     }
   }
-  const names = [...new Set([...b.keys(), ...c.keys()])].sort();
-  const empty: SideStats = {
-    tasks: 0,
-    known: 0,
-    successes: 0,
-    cost: 0,
-    costSquared: 0,
-    successCost: 0,
-    fallbacks: 0,
-    reasks: 0,
-    p95LatencyMs: null,
-    scores: {},
-  };
-  const comparisons = names.map((cohort) =>
-    compareCohort(cohort, b.get(cohort)?.stats ?? empty, c.get(cohort)?.stats ?? empty, options),
-  );
+  const bWithin = windows.size > 0 ? await readSide(store, baseline, cohorts, windows) : null;
+  const cWithin = windows.size > 0 ? await readSide(store, candidate, cohorts, windows) : null;
+  const comparisons = names.map((cohort): GateCohort => {
+    const bs = b.get(cohort);
+    const cs = c.get(cohort);
+    if (canary && bs && cs) {
+      return compareConcurrent(
+        cohort,
+        { baseline: bs, candidate: cs },
+        {
+          baseline: bWithin?.get(cohort)?.stats ?? EMPTY_SIDE,
+          candidate: cWithin?.get(cohort)?.stats ?? EMPTY_SIDE,
+        },
+        options,
+      );
+    }
+    return {
+      ...compareCohort(cohort, bs?.stats ?? EMPTY_SIDE, cs?.stats ?? EMPTY_SIDE, options),
+      concurrent: null,
+    };
+  });
   return {
     baseline: refLabel(baseline),
     candidate: refLabel(candidate),
-    concurrent,
+    canary,
     options,
     verdict: overallVerdict(comparisons),
     cohorts: comparisons,

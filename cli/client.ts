@@ -6,9 +6,15 @@ import { ConfigError, parseSettings } from '../server/config.js';
  */
 export class RemoteError extends Error {
   readonly code = 'REMOTE';
-  constructor(message: string) {
+  /** The HTTP status of an error answer; undefined when none came. */
+  readonly status: number | undefined;
+  /** The instance's own message in an error answer (`error.message`), or its text. */
+  readonly detail: string | undefined;
+  constructor(message: string, answer?: { status: number; detail: string }) {
     super(message);
     this.name = 'RemoteError';
+    this.status = answer?.status;
+    this.detail = answer?.detail;
   }
 }
 
@@ -59,8 +65,10 @@ export function remote(url: string | undefined): Remote {
         response.status === 401
           ? ' Set ROUTEWATCH_TOKEN to the token the instance was started with.'
           : '';
+      const detail = error?.message ?? text.slice(0, 300);
       throw new RemoteError(
-        `${base}${path.split('?', 1)[0]} answered ${response.status}: ${error?.message ?? text.slice(0, 300)}${hint}`,
+        `${base}${path.split('?', 1)[0]} answered ${response.status}: ${detail}${hint}`,
+        { status: response.status, detail },
       );
     }
     return body;

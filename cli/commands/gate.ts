@@ -3,7 +3,7 @@ import { parseRef } from '../../analyzer/gate.js';
 import { renderGateMarkdown, renderGateTable } from '../../analyzer/gate-table.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
-import { remote } from '../client.js';
+import { RemoteError, remote } from '../client.js';
 
 interface GateValues {
   baseline?: string;
@@ -43,12 +43,13 @@ Compares a candidate with a baseline, cohort by cohort, on a running routewatch
 (GET /api/v1/compare): success rate held to a margin, with cost per successful task, p95
 latency, fallback and reask rates and quality scores beside it. Each REF is one of
   eval:<run>             the tasks of an eval run (runEval's \`run\`)
-  policy:<version>       production tasks of a policy version; two versions that served at the
-                         same time are compared on the time they overlapped (a canary)
+  policy:<version>       production tasks of a policy version; two versions (a canary) are
+                         compared cohort by cohort on the time both served that cohort
   window:<from>/<to>     production tasks started in the window (dates, ISO instants or durations ago)
 
 A cohort passes when its success rate dropped by no more than the margin, fails when it dropped
-by more, and is insufficient_data below --min-cases cases with an outcome on either side.
+by more, and is insufficient_data below --min-cases cases with an outcome on either side, or
+when two policy versions never served it at the same time.
 With --confidence it passes only when that one-sided lower bound of the change clears the
 margin (a formal non-inferiority test; needs several times more cases). See docs/gate.md.
 
@@ -58,7 +59,8 @@ Options:
   --max-success-drop P     the largest drop in success rate allowed, in percentage points (default 2)
   --min-cases N            cases with an outcome needed on each side (default 200)
   --confidence C           strict mode: e.g. 0.95
-  --cohort C               only this cohort (repeat for several)
+  --cohort C               only this cohort (repeat for several); one neither side has is a
+                           usage error
   --json                   print the comparison as JSON
   --markdown               print it as Markdown, for a pull-request comment
   --url URL                the routewatch instance
@@ -108,7 +110,16 @@ message says which); 3 insufficient data and no failure; 2 a usage error.
       query.set('confidence', String(c));
     }
     if (values.cohort?.length) query.set('cohort', values.cohort.join(','));
-    const result = (await remote(values.url).get(`/api/v1/compare?${query}`)) as GateResult;
+    let result: GateResult;
+    try {
+      result = (await remote(values.url).get(`/api/v1/compare?${query}`)) as GateResult;
+    } catch (error) {
+      // The instance refuses what only it can check (a --cohort neither side has) with a 400:
+      // a mistake on the command line, not a gate that failed.
+      if (error instanceof RemoteError && error.status === 400 && error.detail !== undefined)
+        throw new UsageError(error.detail);
+      throw error;
+    }
     process.stdout.write(
       values.json
         ? `${JSON.stringify(result, null, 2)}\n`

@@ -81,6 +81,53 @@ const production = [
   }),
 ].flat();
 
+// A canary twelve to eight hours ago (outside the 7h report window), cohort by cohort: on
+// `refunds` v5 stopped an hour before v6 started, so the two never served it at the same time; on
+// `search` v5 served alone for two hours (99 %), then both served it for two (92 % and 91 %).
+const canaryStart = now - 12 * HOUR;
+const earlierCanary = [
+  batch({
+    cohort: 'refunds',
+    n: 400,
+    successes: 372,
+    fromMs: canaryStart,
+    toMs: canaryStart + HOUR,
+    policyVersion: 'v5',
+  }),
+  batch({
+    cohort: 'refunds',
+    n: 400,
+    successes: 372,
+    fromMs: canaryStart + 2 * HOUR,
+    toMs: canaryStart + 4 * HOUR,
+    policyVersion: 'v6',
+  }),
+  batch({
+    cohort: 'search',
+    n: 400,
+    successes: 396,
+    fromMs: canaryStart,
+    toMs: canaryStart + 2 * HOUR,
+    policyVersion: 'v5',
+  }),
+  batch({
+    cohort: 'search',
+    n: 400,
+    successes: 368,
+    fromMs: canaryStart + 2 * HOUR,
+    toMs: canaryStart + 4 * HOUR,
+    policyVersion: 'v5',
+  }),
+  batch({
+    cohort: 'search',
+    n: 400,
+    successes: 364,
+    fromMs: canaryStart + 2 * HOUR,
+    toMs: canaryStart + 4 * HOUR,
+    policyVersion: 'v6',
+  }),
+].flat();
+
 const evals = [
   // A candidate as good as the baseline, with a quality score.
   batch({
@@ -107,7 +154,7 @@ const env = () => ({ ROUTEWATCH_URL: instance.url });
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'routewatch-gate-'));
   instance = await startInstance({ ROUTEWATCH_DATA_DIR: dataDir });
-  for (const body of otlpBodiesOf([...production, ...evals])) {
+  for (const body of otlpBodiesOf([...production, ...earlierCanary, ...evals])) {
     const res = await fetch(`${instance.url}/v1/traces`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -201,8 +248,10 @@ describe('routewatch gate', () => {
     const run = await gate('--baseline', 'policy:v3', '--candidate', 'policy:v4', '--json');
     expect(run.code).toBe(0);
     const result = JSON.parse(run.stdout) as GateResult;
-    expect(result.concurrent).not.toBeNull();
-    expect(Date.parse(result.concurrent!.from)).toBeGreaterThanOrEqual(now - HOUR);
+    expect(result.canary).toBe(true);
+    expect(Date.parse(result.cohorts[0]!.concurrent!.overlap!.from)).toBeGreaterThanOrEqual(
+      now - HOUR,
+    );
     // v3's two earlier hours (99 %) are left out: 93 % against 92 % in the same hour.
     expect(result.cohorts).toEqual([
       expect.objectContaining({
@@ -213,6 +262,73 @@ describe('routewatch gate', () => {
       }),
     ]);
     expect(result.cohorts[0]!.successChange.estimate).toBeCloseTo(-0.01, 12);
+  });
+
+  it('compares each cohort of a canary on its own overlap, and reports one without any as not compared', async () => {
+    // Regression: the overlap was taken across all cohorts at once. v5's last refunds task came
+    // before v6's first task, so there was none, and both cohorts were compared over all their
+    // time: search failed on v5's two hours alone (99 %), refunds passed on disjoint hours.
+    const run = await gate('--baseline', 'policy:v5', '--candidate', 'policy:v6', '--json');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(3);
+    const result = JSON.parse(run.stdout) as GateResult;
+    expect(result.verdict).toBe('insufficient_data');
+    const byCohort = Object.fromEntries(result.cohorts.map((c) => [c.cohort, c]));
+    // search: the two hours both versions served it, 92 % against 91 %.
+    expect(byCohort['search']).toMatchObject({
+      verdict: 'pass',
+      baseline: { tasks: 400, known: 400 },
+      candidate: { tasks: 400, known: 400 },
+    });
+    expect(byCohort['search']!.successChange.estimate).toBeCloseTo(-0.01, 12);
+    expect(Date.parse(byCohort['search']!.concurrent!.overlap!.from)).toBe(canaryStart + 2 * HOUR);
+    // refunds: nothing compared, and each side's times given.
+    const refunds = byCohort['refunds']!;
+    expect(refunds.verdict).toBe('insufficient_data');
+    expect(refunds.concurrent?.overlap).toBeNull();
+    expect(refunds.baseline.tasks).toBe(0);
+    expect(refunds.candidate.tasks).toBe(0);
+    const v5Last = new Date(canaryStart + HOUR - HOUR / 400).toISOString();
+    const v6First = new Date(canaryStart + 2 * HOUR).toISOString();
+    expect(refunds.concurrent?.baseline.last).toBe(v5Last);
+    expect(refunds.concurrent?.candidate.first).toBe(v6First);
+    expect(refunds.reason).toBe(
+      `no overlap: baseline's last task at ${v5Last}, candidate's first at ${v6First}; two policy versions are compared only on the time both served a cohort`,
+    );
+
+    const table = await gate('--baseline', 'policy:v5', '--candidate', 'policy:v6');
+    expect(table.code).toBe(3);
+    expect(table.stdout).toMatch(/^refunds\s+INSUFFICIENT DATA\s+0\/0\s/m);
+    expect(table.stdout).toMatch(/^search\s+PASS\s+400\/400\s/m);
+    expect(table.stdout).toMatch(/^refunds: no overlap: baseline's last task at /m);
+    expect(table.stdout).toMatch(
+      /^verdict: INSUFFICIENT DATA; refunds not compared \(the versions never served it at the same time\): counted as insufficient data$/m,
+    );
+  });
+
+  it('refuses a cohort neither side has as a usage error (exit 2), listing the ones they have', async () => {
+    const run = await gate(
+      '--baseline',
+      'policy:v1',
+      '--candidate',
+      'eval:equal',
+      '--cohort',
+      'faq',
+      '--cohort',
+      'typo',
+    );
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      'routewatch: no cohort "typo" in baseline policy:v1 or candidate eval:equal; the cohorts there: "extraction", "faq"\n',
+    );
+    const res = await fetch(
+      `${instance.url}/api/v1/compare?baseline=policy:v1&candidate=eval:equal&cohort=typo`,
+    );
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('INVALID_ARGUMENT');
+    expect(body.error.message).toMatch(/^no cohort "typo" in baseline policy:v1/);
   });
 
   it.each([

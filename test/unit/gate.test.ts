@@ -3,13 +3,15 @@ import { adviseCohort, DEFAULT_ADVICE } from '../../analyzer/advice.js';
 import type { AdviceReport } from '../../analyzer/advice.js';
 import {
   compareCohort,
+  compareConcurrent,
   DEFAULT_GATE,
   GateRefError,
   overallVerdict,
+  overlapOf,
   parseRef,
   successDifference,
 } from '../../analyzer/gate.js';
-import type { SideStats } from '../../analyzer/gate.js';
+import type { GateResult, SideStats } from '../../analyzer/gate.js';
 import { renderAdvice, renderGateMarkdown, renderGateTable } from '../../analyzer/gate-table.js';
 
 /** A side with `known` tasks, `successes` of them successful, each costing `cost`. */
@@ -214,6 +216,74 @@ describe('compareCohort', () => {
   });
 });
 
+describe('compareConcurrent: a canary, cohort by cohort', () => {
+  const at = (iso: string) => Date.parse(iso);
+  const v3 = { firstMs: at('2026-12-01T00:00:00Z'), lastMs: at('2026-12-01T10:00:00Z') };
+
+  it('takes the time both versions served the cohort, its last task included', () => {
+    const v4 = { firstMs: at('2026-12-01T08:00:00Z'), lastMs: at('2026-12-01T12:00:00Z') };
+    expect(overlapOf(v3, v4)).toEqual({ fromMs: v4.firstMs, toMs: v3.lastMs + 1 });
+    expect(overlapOf(v3, { firstMs: v3.lastMs, lastMs: v3.lastMs })).toEqual({
+      fromMs: v3.lastMs,
+      toMs: v3.lastMs + 1,
+    });
+    expect(overlapOf(v3, { firstMs: v3.lastMs + 1, lastMs: v3.lastMs + 2 })).toBeNull();
+  });
+
+  it('judges a cohort on the sides as read over its overlap', () => {
+    const v4 = { firstMs: at('2026-12-01T08:00:00Z'), lastMs: at('2026-12-01T12:00:00Z') };
+    const c = compareConcurrent(
+      'search',
+      { baseline: v3, candidate: v4 },
+      { baseline: side(400, 368), candidate: side(400, 364) },
+      DEFAULT_GATE,
+    );
+    expect(c.verdict).toBe('pass');
+    expect(c.successChange.estimate).toBeCloseTo(-0.01, 12);
+    expect(c.concurrent).toEqual({
+      overlap: { from: '2026-12-01T08:00:00.000Z', to: '2026-12-01T10:00:00.001Z' },
+      baseline: { first: '2026-12-01T00:00:00.000Z', last: '2026-12-01T10:00:00.000Z' },
+      candidate: { first: '2026-12-01T08:00:00.000Z', last: '2026-12-01T12:00:00.000Z' },
+    });
+  });
+
+  it('does not pass a cohort the versions never served at once: insufficient_data, with both times', () => {
+    // Regression: the baseline's traffic ended before the candidate's began; whatever its
+    // numbers, there is nothing like-for-like to compare.
+    const v4 = { firstMs: at('2026-12-01T11:00:00Z'), lastMs: at('2026-12-01T12:00:00Z') };
+    const c = compareConcurrent(
+      'refunds',
+      { baseline: v3, candidate: v4 },
+      { baseline: side(400, 372), candidate: side(400, 372) },
+      DEFAULT_GATE,
+    );
+    expect(c.verdict).toBe('insufficient_data');
+    expect(c.reason).toBe(
+      "no overlap: baseline's last task at 2026-12-01T10:00:00.000Z, candidate's first at 2026-12-01T11:00:00.000Z; two policy versions are compared only on the time both served a cohort",
+    );
+    expect(c.baseline.known).toBe(0);
+    expect(c.successChange.estimate).toBeNull();
+    expect(c.concurrent?.overlap).toBeNull();
+    // The candidate first: the reason names it first.
+    const reversed = compareConcurrent(
+      'refunds',
+      { baseline: v4, candidate: v3 },
+      { baseline: side(400, 372), candidate: side(400, 372) },
+      DEFAULT_GATE,
+    );
+    expect(reversed.reason).toMatch(
+      /^no overlap: candidate's last task at 2026-12-01T10:00:00\.000Z, baseline's first at 2026-12-01T11:00:00\.000Z;/,
+    );
+    const passing = compareConcurrent(
+      'search',
+      { baseline: v3, candidate: { ...v4, firstMs: v3.firstMs } },
+      { baseline: side(400, 368), candidate: side(400, 364) },
+      DEFAULT_GATE,
+    );
+    expect(overallVerdict([passing, c])).toBe('insufficient_data');
+  });
+});
+
 describe('adviseCohort: each verdict from data crafted for it', () => {
   const advise = (
     small: SideStats | undefined,
@@ -281,15 +351,18 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
 });
 
 describe('rendering', () => {
-  const result = {
+  const result: GateResult = {
     baseline: 'policy:v1',
     candidate: 'eval:pr-7',
-    concurrent: null,
+    canary: false,
     options: DEFAULT_GATE,
     verdict: 'fail' as const,
     cohorts: [
-      compareCohort('extraction', side(600, 540), side(600, 480), DEFAULT_GATE),
-      compareCohort('faq', side(600, 552), side(600, 552), DEFAULT_GATE),
+      {
+        ...compareCohort('extraction', side(600, 540), side(600, 480), DEFAULT_GATE),
+        concurrent: null,
+      },
+      { ...compareCohort('faq', side(600, 552), side(600, 552), DEFAULT_GATE), concurrent: null },
     ],
   };
 
@@ -299,6 +372,47 @@ describe('rendering', () => {
     expect(text).toMatch(/^extraction\s+FAIL\s+600\/600\s+90\.0% \(87\.\d–92\.\d\)\s+80\.0% /m);
     expect(text).toMatch(/^faq\s+PASS\s/m);
     expect(text).toMatch(/^verdict: FAIL$/m);
+  });
+
+  it('gives a canary cohort its overlap, and says in the verdict how one without was counted', () => {
+    const spans = (candidateFirst: string) => ({
+      baseline: {
+        firstMs: Date.parse('2026-12-01T00:00:00Z'),
+        lastMs: Date.parse('2026-12-01T10:00:00Z'),
+      },
+      candidate: {
+        firstMs: Date.parse(candidateFirst),
+        lastMs: Date.parse('2026-12-01T12:00:00Z'),
+      },
+    });
+    const within = { baseline: side(400, 368), candidate: side(400, 364) };
+    const canary: GateResult = {
+      ...result,
+      baseline: 'policy:v3',
+      candidate: 'policy:v4',
+      canary: true,
+      verdict: 'insufficient_data',
+      cohorts: [
+        compareConcurrent('refunds', spans('2026-12-01T11:00:00Z'), within, DEFAULT_GATE),
+        compareConcurrent('search', spans('2026-12-01T08:00:00Z'), within, DEFAULT_GATE),
+      ],
+    };
+    const text = renderGateTable(canary);
+    expect(text).toMatch(
+      /^two policy versions: each cohort compared on the time both served it only$/m,
+    );
+    expect(text).toMatch(/^refunds\s+INSUFFICIENT DATA\s+0\/0\s/m);
+    expect(text).toMatch(
+      /^search: success rate -1\.0 pts .* \(over 2026-12-01T08:00:00\.000Z → 2026-12-01T10:00:00\.001Z\)$/m,
+    );
+    expect(text).toMatch(
+      /^verdict: INSUFFICIENT DATA; refunds not compared \(the versions never served it at the same time\): counted as insufficient data$/m,
+    );
+    expect(renderGateMarkdown(canary)).toMatch(
+      /^refunds not compared \(the versions never served it at the same time\): counted as insufficient data$/m,
+    );
+    // Without such a cohort the verdict line stands alone.
+    expect(renderGateTable(result)).toMatch(/^verdict: FAIL$/m);
   });
 
   it('renders Markdown for a pull-request comment, escaping pipes', () => {
