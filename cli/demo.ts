@@ -128,6 +128,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   });
   instrumentation.instrumentOpenAI(await import('openai'));
   const transitions: EvaluationResult['events'] = [];
+  const firingBefore = new Set<string>();
   try {
     out(
       `routewatch demo: ${options.tasks} tasks, seed ${options.seed}\n` +
@@ -166,6 +167,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       await routewatch.writer.flush();
       const baseline = { from: started, to: new Date() };
       mock.setProfiles(DEMO_DEGRADATION);
+      // An earlier run into the same --data-dir may have left alerts firing: they do not fire again.
+      for (const alert of await routewatch.evaluator.alerts.states()) {
+        if (alert.state === 'firing') firingBefore.add(`${alert.cohort} × ${alert.route}`);
+      }
       const rest = options.tasks - firstHalf;
       out(
         `After: ${rest} more tasks — the small model now fails extraction's validation three times in four ` +
@@ -222,10 +227,20 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       const firing = new Set(
         transitions.filter((e) => e.kind === 'firing').map((e) => `${e.cohort} × ${e.route}`),
       );
+      const stillFiring = (await routewatch.evaluator.alerts.states())
+        .filter((a) => a.state === 'firing')
+        .map((a) => `${a.cohort} × ${a.route}`)
+        .filter((where) => firingBefore.has(where) && !firing.has(where));
+      const held = [...new Set(stillFiring)];
       out(
-        firing.size === 0
-          ? '\nNo alert fired.\n'
-          : `\nAlerts fired for ${[...firing].join(', ')} only; every other cohort stayed quiet. ` +
+        firing.size === 0 && held.length > 0
+          ? `\nNo new alert fired: ${held.join(', ')} ${held.length === 1 ? 'was' : 'were'} already firing ` +
+              `from an earlier run kept in ${options.dataDir ?? 'this data directory'}, and still ${held.length === 1 ? 'is' : 'are'} ` +
+              '(an alert notifies when it fires, then only every repeat interval). ' +
+              'A fresh --data-dir shows an alert fire.\n'
+          : firing.size === 0
+            ? '\nNo alert fired.\n'
+            : `\nAlerts fired for ${[...firing].join(', ')} only; every other cohort stayed quiet. ` +
               (options.dataDir
                 ? `They are kept in ${options.dataDir}: \`ROUTEWATCH_DATA_DIR=${options.dataDir} routewatch start\`, ` +
                   `then \`routewatch alerts\` or the dashboard shows them.\n`

@@ -180,15 +180,24 @@ describe('routewatch CLI', () => {
     expect(await start.exited).toBe(0);
   });
 
-  it('reports only its own run when the demo runs again in the same data directory', async () => {
+  it('reports only its own run when the demo runs again in the same data directory, and says its alert is still firing', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
     dirs.push(dataDir);
+    const said: string[] = [];
     for (const round of [1, 2]) {
-      const demo = run(['demo', '--tasks', '120', '--data-dir', dataDir], {});
+      const demo = run(['demo', '--latency-scale', '0', '--data-dir', dataDir], {});
       expect(await demo.exited, `round ${round}: ${demo.out()}${demo.err()}`).toBe(0);
       expect(demo.out()).toMatch(/Every cohort × route figure matches/);
+      said.push(demo.out());
     }
-  });
+    expect(said[0]).toMatch(/Alerts fired for extraction × small only/);
+    // The first run's alert is kept firing in the directory: the second run does not fire it
+    // again, and says so rather than "No alert fired".
+    expect(said[1]).toMatch(
+      /No new alert fired: extraction × small was already firing from an earlier run kept in /,
+    );
+    expect(said[1]).not.toMatch(/No alert fired/);
+  }, 120_000);
 
   it('says a data directory that is a file is the path at fault, not another process', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
