@@ -177,8 +177,14 @@ export const configSchema = z.object({
   // Alerting.
   /** The rules file (YAML or JSON); unset: the default rules (docs/rules.md). */
   ROUTEWATCH_RULES: z.preprocess(unset, z.string().optional()),
-  /** How often `routewatch start` evaluates the rules; 0 turns the periodic evaluation off. */
-  ROUTEWATCH_EVALUATE_EVERY: duration('1m', 0),
+  /**
+   * How often `routewatch start` evaluates the rules; 0 turns the periodic evaluation off. An
+   * evaluation reads the horizon and every baseline, so more often than every 10 s is refused.
+   */
+  ROUTEWATCH_EVALUATE_EVERY: duration('1m', 0).refine(
+    (ms) => ms === 0 || ms >= 10_000,
+    'use 0 (no periodic evaluation) or at least 10s: each evaluation reads the horizon and the baselines',
+  ),
   /** A Slack incoming webhook for alerts. A secret: never logged. */
   ROUTEWATCH_SLACK_WEBHOOK_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
   /** A generic JSON webhook for alerts. A secret: never logged. */

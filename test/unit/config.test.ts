@@ -104,6 +104,10 @@ describe('parseConfig', () => {
       /ROUTEWATCH_CLICKHOUSE_CLUSTER/,
     ],
     [{ ROUTEWATCH_ROLLUP_INTERVAL: '100ms' }, /ROUTEWATCH_ROLLUP_INTERVAL/],
+    [
+      { ROUTEWATCH_EVALUATE_EVERY: '1ms' },
+      /ROUTEWATCH_EVALUATE_EVERY.*use 0 \(no periodic evaluation\) or at least 10s/,
+    ],
   ])('refuses settings that do not go together: %j', (settings, message) => {
     expect(() => parseConfig(settings)).toThrow(ConfigError);
     expect(() => parseConfig(settings)).toThrow(message);
