@@ -53,10 +53,11 @@ export function settingDefaults(): SettingDefault[] {
     }
     if (value === undefined) return { name, default: 'unset' };
     if (typeof value === 'number') {
-      const second = (
+      // A duration reads `1m` as 60 000 ms (`1s` may be under its minimum).
+      const minute = (
         field as { safeParse(v: unknown): { success: boolean; data?: unknown } }
-      ).safeParse('1s');
-      if (second.success && second.data === 1000) return { name, default: duration(value) };
+      ).safeParse('1m');
+      if (minute.success && minute.data === 60_000) return { name, default: duration(value) };
       return { name, default: name.endsWith('_BYTES') ? bytes(value) : String(value) };
     }
     return { name, default: String(value) };
