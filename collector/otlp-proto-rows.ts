@@ -3,6 +3,8 @@ import { LANGFUSE_TYPE, VERCEL_OPERATION, WHOLE_REQUEST, isRelevantBy } from './
 import type { RequestRows, SpanFields, SpanPart } from './normalize.js';
 import type { RequestLimits } from './request-limits.js';
 
+const ZERO_PARENT = '0'.repeat(16);
+
 /**
  * OTLP/HTTP protobuf trace requests decoded straight into `spans` rows: no object tree of the
  * request, no attribute map for a span that is not stored. A span's attributes are first only
@@ -734,8 +736,9 @@ class Decoder {
       this.#out.skipped++;
       return;
     }
-    const parentSpanId =
-      parentEnd > parentStart ? this.slices.hexSlice(parentStart, parentEnd) : '';
+    let parentSpanId = parentEnd > parentStart ? this.slices.hexSlice(parentStart, parentEnd) : '';
+    // Some exporters write an all-zero parent for a root span: it has no parent.
+    if (parentSpanId === ZERO_PARENT) parentSpanId = '';
     const name = nameStart < 0 ? '' : this.string(nameStart, nameEnd);
     if (!relevant) {
       const mapping = this.#mapping!;

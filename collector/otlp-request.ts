@@ -231,6 +231,8 @@ function span(value: unknown, path: string): OtlpSpan {
   let parentSpanId = '';
   if (!isAbsent(parent) && parent !== '') {
     parentSpanId = id(parent, `${path}.parentSpanId`, SPAN_ID, '', 8);
+    // Some exporters write an all-zero parent for a root span: it has no parent.
+    if (parentSpanId === ZERO_SPAN_ID) parentSpanId = '';
   }
   const status = isAbsent(s['status']) ? {} : object(s['status'], `${path}.status`);
   return {

@@ -5,6 +5,7 @@ import { decodeStatus, hexId, otlpBody } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { BASE_MS, nsAfter } from '../support/time.js';
+import { encodeRequestProto } from '../support/otlp-proto-encode.js';
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 let rw: TestApp;
@@ -219,5 +220,32 @@ describe('spans outside the accepted time window', () => {
       countRow,
     );
     expect(parts!.n).toBeLessThanOrEqual(32);
+  });
+});
+
+describe('a root span sent with an all-zero parent id', () => {
+  it('is stored as a root (no parent), from JSON and from protobuf', async () => {
+    const zero = '0'.repeat(16);
+    const fromJson = hexId(8);
+    const fromProto = hexId(8);
+    const llm = { 'gen_ai.request.model': 'gpt-4o-mini' };
+    expect(
+      (
+        await post(
+          JSON.stringify(otlpBody([{ spanId: fromJson, parentSpanId: zero, attributes: llm }])),
+        )
+      ).statusCode,
+    ).toBe(200);
+    const proto = encodeRequestProto(
+      otlpBody([{ spanId: fromProto, parentSpanId: zero, attributes: llm }]),
+    );
+    expect((await post(Buffer.from(proto), 'application/x-protobuf')).statusCode).toBe(200);
+    await rw.writer.flush();
+    const rows = await temp.store.query(
+      'SELECT span_id, parent_span_id FROM spans WHERE span_id IN {ids:Array(String)} ORDER BY span_id',
+      { ids: [fromJson, fromProto] },
+      z.object({ span_id: z.string(), parent_span_id: z.string() }),
+    );
+    expect(rows.map((r) => r.parent_span_id)).toEqual(['', '']);
   });
 });
