@@ -153,6 +153,12 @@ export function renderMetrics(sources: MetricsSources): string {
       collector.rejectedRequests,
     ],
     [
+      'routewatch_unauthenticated_requests_total',
+      'Requests to any route refused with 401: no token or a wrong one (ROUTEWATCH_TOKEN).',
+      'counter',
+      collector.unauthenticatedRequests,
+    ],
+    [
       'routewatch_requests_refused_total',
       'Ingest requests refused with 503 before their body was read (overload).',
       'counter',

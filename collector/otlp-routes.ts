@@ -23,6 +23,8 @@ export interface CollectorStats {
   spansOutOfWindow: number;
   /** Requests answered with a 4xx. */
   rejectedRequests: number;
+  /** Requests to any route refused with 401 for want of the token (before any route's own counts). */
+  unauthenticatedRequests: number;
   /** LLM calls in acknowledged requests, by where their cost comes from. */
   llmCallsByCostSource: CostSourceCounts;
   /** Per request: the body read and decompressed; the whole request, for those answered 200. */
@@ -37,6 +39,7 @@ export function newCollectorStats(): CollectorStats {
     spansSkipped: 0,
     spansOutOfWindow: 0,
     rejectedRequests: 0,
+    unauthenticatedRequests: 0,
     llmCallsByCostSource: noCostSourceCounts(),
     receiveMs: new LatencyHistogram(),
     totalMs: new LatencyHistogram(),

@@ -144,7 +144,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       retryAfterSeconds: 5,
     });
   });
-  if (config.ROUTEWATCH_TOKEN) requireToken(app, config.ROUTEWATCH_TOKEN);
+  if (config.ROUTEWATCH_TOKEN)
+    requireToken(app, config.ROUTEWATCH_TOKEN, () => collector.unauthenticatedRequests++);
 
   app.setErrorHandler((error, request, reply) => {
     const httpError = toHttpError(error, config.ROUTEWATCH_MAX_BODY_BYTES);

@@ -31,16 +31,22 @@ const REFUSAL_LOG_EVERY_MS = 60_000;
 
 /**
  * Requires the bearer token on every route but the health probes and the public ones. Refusals
- * are logged (a warning a minute at most, with how many since the last): an exporter set up
- * without the token otherwise loses every span, and says so only in its own log, if at all.
+ * are counted (`onRefused`: /metrics) and logged (a warning a minute at most, with how many since
+ * the last): an exporter set up without the token otherwise loses every span, and says so only in
+ * its own log, if at all.
  */
-export function requireToken(app: FastifyInstance, token: string): void {
+export function requireToken(
+  app: FastifyInstance,
+  token: string,
+  onRefused: () => void = () => undefined,
+): void {
   let lastLogged = -Infinity;
   let unlogged = 0;
   app.addHook('onRequest', async (request) => {
     const path = request.url.split('?', 1)[0]!;
     if (OPEN_PATHS.has(path) || request.routeOptions.config?.public === true) return;
     if (!hasToken(request, token)) {
+      onRefused();
       unlogged++;
       const now = performance.now();
       if (now - lastLogged >= REFUSAL_LOG_EVERY_MS) {

@@ -395,6 +395,15 @@ describe('logging', () => {
       expect(warned).toHaveLength(1);
       expect(JSON.parse(warned[0]!)).toMatchObject({ path: '/v1/traces', refused: 1 });
       expect(lines.join('')).not.toContain('wrong-token-of-any-length');
+      // Every refusal is counted on /metrics (the warning only says one a minute).
+      const metrics = await logged.app.inject({
+        method: 'GET',
+        url: '/metrics',
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      expect(metrics.body).toMatch(/^routewatch_unauthenticated_requests_total 3$/m);
+      // Refused before the route: the OTLP route's own counts never saw them.
+      expect(metrics.body).toMatch(/^routewatch_otlp_requests_total 0$/m);
     } finally {
       await logged.close();
     }
