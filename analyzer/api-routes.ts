@@ -166,7 +166,9 @@ const alertsQuery = z
   })
   .strict();
 
-const evaluateQuery = z.object({ at: z.string().optional() }).strict();
+const evaluateQuery = z
+  .object({ at: z.string().optional(), dryRun: z.enum(['true', 'false']).optional() })
+  .strict();
 /** How far past now an evaluation's `at` may be: a client's clock a little ahead. */
 const FUTURE_SLACK_MS = 60_000;
 
@@ -229,7 +231,9 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
   app.post('/api/v1/evaluate', async (request) => {
     const parsed = evaluateQuery.safeParse(request.query);
     if (!parsed.success)
-      throw badRequest('invalid query: use ?at=<date or ISO instant> or nothing');
+      throw badRequest(
+        'invalid query: use ?at=<date or ISO instant> and ?dryRun=true|false, or nothing',
+      );
     let at = new Date();
     if (parsed.data.at !== undefined) {
       try {
@@ -245,9 +249,11 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         );
       }
     }
-    const result = await readStore(() => evaluator.evaluate(at));
+    const dryRun = parsed.data.dryRun === 'true';
+    const result = await readStore(() => evaluator.evaluate(at, undefined, { dryRun }));
     return {
       evaluatedAt: result.evaluatedAt,
+      dryRun,
       firing: result.firing,
       transitions: result.events,
       findings: result.findings.map((f) => ({

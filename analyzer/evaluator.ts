@@ -45,6 +45,8 @@ export interface EvaluationResult {
   }[];
   /** Alerts firing after it. */
   firing: number;
+  /** A dry run: the transitions are what it would have made; nothing was stored or notified. */
+  dryRun: boolean;
 }
 
 export interface EvaluatorOptions {
@@ -160,12 +162,18 @@ export class Evaluator {
    * One evaluation at `at` (default now), with the configured rules or others (the demo moves its
    * window as it runs). Evaluations never overlap: they run one after another.
    */
-  evaluate(at: Date = new Date(), rules: RuleSet = this.options.rules): Promise<EvaluationResult> {
+  evaluate(
+    at: Date = new Date(),
+    rules: RuleSet = this.options.rules,
+    options: { dryRun?: boolean } = {},
+  ): Promise<EvaluationResult> {
+    const dryRun = options.dryRun ?? false;
     const run = this.#chain
       .catch(() => undefined)
-      .then(() => this.#evaluate(at, rules))
+      .then(() => this.#evaluate(at, rules, dryRun))
       .then(
         (result) => {
+          if (dryRun) return result;
           this.stats.evaluations++;
           this.stats.firing = result.firing;
           return result;
@@ -180,7 +188,7 @@ export class Evaluator {
     return run;
   }
 
-  async #evaluate(at: Date, ruleSet: RuleSet): Promise<EvaluationResult> {
+  async #evaluate(at: Date, ruleSet: RuleSet, dryRun: boolean): Promise<EvaluationResult> {
     const { rules, evaluation } = ruleSet;
     const { store } = this.options;
     const active = rules.filter((r) => r.enabled);
@@ -332,10 +340,12 @@ export class Evaluator {
         message: await this.#message(s.event, s.record, rule, s.input, currentByRoute, at, ruleSet),
       });
     }
-    // Events first: a crash before the states are written recomputes the same event keys.
-    await this.alerts.saveEvents(events);
-    await this.alerts.saveStates(steps.map((s) => s.record));
-    if (events.some((e) => e.event.notify)) this.options.notifier?.kick();
+    if (!dryRun) {
+      // Events first: a crash before the states are written recomputes the same event keys.
+      await this.alerts.saveEvents(events);
+      await this.alerts.saveStates(steps.map((s) => s.record));
+      if (events.some((e) => e.event.notify)) this.options.notifier?.kick();
+    }
 
     const firing = new Map(previous);
     for (const s of steps) firing.set(s.record.fingerprint, s.record);
@@ -352,7 +362,9 @@ export class Evaluator {
         summary: event.finding.summary,
       })),
       firing: [...firing.values()].filter((r) => r.state === 'firing').length,
+      dryRun,
     };
+    if (dryRun) return result;
     this.#last = result;
     for (const e of result.events) {
       if (e.kind !== 'repeat')

@@ -5,12 +5,15 @@ import { remote } from '../client.js';
 
 interface EvaluateValues {
   at?: string;
+  'dry-run'?: boolean;
+  record?: boolean;
   json?: boolean;
   url?: string;
 }
 
 interface EvaluateAnswer {
   evaluatedAt: string;
+  dryRun?: boolean;
   firing: number;
   transitions: {
     kind: string;
@@ -27,18 +30,28 @@ export const evaluateCommand: Command<EvaluateValues> = {
   name: 'evaluate',
   summary: 'evaluate the alert rules now, on a running instance',
   usage: `
-Usage: routewatch evaluate [--at TIME] [--json] [--url URL]
+Usage: routewatch evaluate [--dry-run] [--at TIME (--dry-run | --record)] [--json] [--url URL]
 
 Runs one evaluation of the alert rules on a running routewatch (POST /api/v1/evaluate), as the
 periodic one inside \`routewatch start\` does every ROUTEWATCH_EVALUATE_EVERY, and prints what
-changed. Transitions are stored and notified like the periodic ones.
+changed. Transitions are stored and notified like the periodic ones, unless --dry-run.
 
 Options:
-  --at TIME   evaluate as of this date or ISO instant (replays; default now)
+  --dry-run   print what would change; store nothing, notify no one
+  --at TIME   evaluate as of this date or ISO instant (a replay). Say what it does to the live
+              alerts: --dry-run touches nothing; --record stores and notifies its transitions
+              (a firing alert can resolve as of then, and fire again at the next evaluation)
+  --record    with --at: store and notify the replay's transitions
   --json      print the whole answer, every monitor's finding included
   --url URL   the routewatch instance
 `,
-  options: { at: { type: 'string' }, json: { type: 'boolean' }, url: { type: 'string' } },
+  options: {
+    at: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    record: { type: 'boolean' },
+    json: { type: 'boolean' },
+    url: { type: 'string' },
+  },
   async run(values) {
     // Checked here, so that a typo is a usage error (exit 2).
     if (values.at !== undefined && parseInstant(values.at).getTime() > Date.now() + 60_000) {
@@ -46,7 +59,22 @@ Options:
         `--at ${values.at} is in the future: evaluate now (no --at) or at a past time (a replay)`,
       );
     }
-    const query = values.at ? `?at=${encodeURIComponent(values.at)}` : '';
+    if (values['dry-run'] && values.record)
+      throw new UsageError('--dry-run and --record contradict each other: give one');
+    if (values.record && values.at === undefined)
+      throw new UsageError('--record is for a replay (--at): an evaluation now is recorded anyway');
+    // A replay steps the live alerts as of a past time: never without saying so.
+    if (values.at !== undefined && !values['dry-run'] && !values.record) {
+      throw new UsageError(
+        '--at replays a past instant: add --dry-run to see what the rules said then without ' +
+          'touching the live alerts, or --record to store and notify its transitions (a firing ' +
+          'alert can then resolve as of that time, and fire again at the next evaluation)',
+      );
+    }
+    const params = new URLSearchParams();
+    if (values.at !== undefined) params.set('at', values.at);
+    if (values['dry-run']) params.set('dryRun', 'true');
+    const query = params.size > 0 ? `?${params}` : '';
     const answer = (await remote(values.url).post(
       `/api/v1/evaluate${query}`,
       {},
@@ -58,7 +86,7 @@ Options:
     const counts = new Map<string, number>();
     for (const f of answer.findings) counts.set(f.status, (counts.get(f.status) ?? 0) + 1);
     const lines = [
-      `evaluated at ${answer.evaluatedAt}: ${answer.findings.length} monitors (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ') || 'none'}), ${answer.firing} alert(s) firing`,
+      `${answer.dryRun ? 'dry run (nothing stored or notified), ' : ''}evaluated at ${answer.evaluatedAt}: ${answer.findings.length} monitors (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ') || 'none'}), ${answer.firing} alert(s) firing`,
       ...answer.transitions.map(
         (t) =>
           `  ${t.kind.padEnd(8)} ${t.ruleId}  ${t.cohort} × ${t.route}${t.detail ? ` (${t.detail})` : ''}: ${t.summary}`,

@@ -199,6 +199,20 @@ afterAll(async () => {
 describe('alert rules on crafted traffic', () => {
   let firing: AlertRow[] = [];
 
+  it('show in a dry run the transitions an evaluation would make, storing none', async () => {
+    const res = await rw.app.inject({
+      method: 'POST',
+      url: `/api/v1/evaluate?at=${new Date(HEALTHY_FROM).toISOString()}&dryRun=true`,
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    const answer = res.json() as { dryRun: boolean; transitions: { kind: string }[] };
+    expect(answer.dryRun).toBe(true);
+    expect(answer.transitions.length).toBeGreaterThan(0);
+    expect(answer.transitions.every((t) => t.kind === 'pending')).toBe(true);
+    expect(await alerts()).toEqual([]);
+    expect(rw.evaluator.lastResult).toBeUndefined();
+  });
+
   it('hold a degradation as pending for one evaluation, then fire', async () => {
     await evaluate(HEALTHY_FROM);
     expect((await alerts()).filter((a) => a.state === 'firing')).toEqual([]);

@@ -107,6 +107,19 @@ describe('routewatch CLI', () => {
     const evaluated = run(['evaluate', '--url', url], {});
     expect(await evaluated.exited).toBe(0);
     expect(evaluated.out()).toMatch(/^evaluated at .*: \d+ monitors .*0 alert\(s\) firing/);
+    const replayed = run(
+      [
+        'evaluate',
+        '--at',
+        new Date(Date.now() - 3_600_000).toISOString(),
+        '--dry-run',
+        '--url',
+        url,
+      ],
+      {},
+    );
+    expect(await replayed.exited, replayed.err()).toBe(0);
+    expect(replayed.out()).toMatch(/^dry run \(nothing stored or notified\), evaluated at /);
     const alerts = run(['alerts', '--url', url], {});
     expect(await alerts.exited).toBe(0);
     expect(alerts.out()).toMatch(/No alert firing or pending\./);
@@ -252,6 +265,15 @@ describe('routewatch CLI', () => {
     [['report', '--url', 'notaurl'], /--url: not an http\(s\) URL: notaurl/],
     [['report', '--from', '1h', '--to', '2h'], /--from must be before --to/],
     [['evaluate', '--at', '2999-01-01'], /--at 2999-01-01 is in the future/],
+    [
+      ['evaluate', '--at', '2026-01-01'],
+      /--at replays a past instant: add --dry-run .* or --record/,
+    ],
+    [
+      ['evaluate', '--dry-run', '--record', '--at', '2026-01-01'],
+      /--dry-run and --record contradict/,
+    ],
+    [['evaluate', '--record'], /--record is for a replay \(--at\)/],
     [['advice', '--from', '2h', '--window', '1h'], /give either --from or --window/],
   ])('exits 2 for the usage error in %j, naming it', async (args, message) => {
     const bad = run(args, {});
