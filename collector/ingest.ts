@@ -54,6 +54,9 @@ export interface IngestResult extends PreparedRows {
   /** Spans refused for their start time, and why the first was. */
   outOfWindow: number;
   outOfWindowMessage: string;
+  /** Spans refused alone for an invalid trace or span id, and why the first was. */
+  invalid: number;
+  invalidMessage: string;
   /** LLM calls stored, by where their cost comes from (span, price_table, unpriced). */
   costSources: CostSourceCounts;
 }
@@ -102,6 +105,8 @@ export function mergeParts(parts: readonly IngestResult[]): IngestResult {
     skipped: 0,
     outOfWindow: 0,
     outOfWindowMessage: '',
+    invalid: 0,
+    invalidMessage: '',
     costSources: noCostSourceCounts(),
   };
   for (const part of parts) {
@@ -110,6 +115,8 @@ export function mergeParts(parts: readonly IngestResult[]): IngestResult {
     merged.skipped += part.skipped;
     merged.outOfWindow += part.outOfWindow;
     if (merged.outOfWindowMessage === '') merged.outOfWindowMessage = part.outOfWindowMessage;
+    merged.invalid += part.invalid;
+    if (merged.invalidMessage === '') merged.invalidMessage = part.invalidMessage;
     for (const source of COST_SOURCES) merged.costSources[source] += part.costSources[source];
   }
   return merged;
@@ -117,13 +124,16 @@ export function mergeParts(parts: readonly IngestResult[]): IngestResult {
 
 /** The result, its rows as log records written at `nowMs` (when the request came). */
 function ingestResult(normalized: NormalizeResult, received: number, nowMs: number): IngestResult {
-  const { rows, skipped, outOfWindow, outOfWindowMessage, costSources } = normalized;
+  const { rows, skipped, outOfWindow, outOfWindowMessage, invalid, invalidMessage, costSources } =
+    normalized;
   return {
     ...prepareRows(rows, nowMs),
     received,
     skipped,
     outOfWindow,
     outOfWindowMessage,
+    invalid,
+    invalidMessage,
     costSources,
   };
 }

@@ -183,6 +183,12 @@ export function renderMetrics(sources: MetricsSources): string {
       collector.spansOutOfWindow,
     ],
     [
+      'routewatch_spans_invalid_total',
+      'Spans refused alone for a trace or span id that is not one (wrong length, all zero).',
+      'counter',
+      collector.spansInvalid,
+    ],
+    [
       'routewatch_spans_written_total',
       'Spans written to ClickHouse.',
       'counter',

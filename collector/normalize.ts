@@ -96,6 +96,9 @@ export interface NormalizeResult {
   outOfWindow: number;
   /** Why the first of them was refused; empty when none was. */
   outOfWindowMessage: string;
+  /** Spans refused for an id that is not one (otlp-request.ts), and why the first was. */
+  invalid: number;
+  invalidMessage: string;
   /** LLM calls stored, by where their cost comes from. */
   costSources: CostSourceCounts;
 }
@@ -794,6 +797,10 @@ export function normalizeRequest(
       const scopeName = scopeSpans.scope?.name ?? '';
       for (const span of scopeSpans.spans) {
         if (index++ % part.count !== part.index) continue;
+        if (span.invalid !== undefined) {
+          out.refuse(request.firstInvalid ?? span.invalid);
+          continue;
+        }
         const map = toMap(span.attributes);
         if (
           !isRelevant(map) &&
@@ -842,6 +849,8 @@ export class RequestRows {
   skipped = 0;
   outOfWindow = 0;
   outOfWindowMessage = '';
+  invalid = 0;
+  invalidMessage = '';
   readonly #prices: PriceTable;
   readonly #window: TimeWindow;
   readonly #mapping: Mapping | undefined;
@@ -873,12 +882,19 @@ export class RequestRows {
     this.rows.push(row);
   }
 
+  /** Counts a span refused for what it is (an invalid id), with the first one's reason. */
+  refuse(reason: string): void {
+    if (this.invalid++ === 0) this.invalidMessage = reason;
+  }
+
   result(): NormalizeResult {
     return {
       rows: this.rows,
       skipped: this.skipped,
       outOfWindow: this.outOfWindow,
       outOfWindowMessage: this.outOfWindowMessage,
+      invalid: this.invalid,
+      invalidMessage: this.invalidMessage,
       costSources: this.costSources,
     };
   }

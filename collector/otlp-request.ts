@@ -39,6 +39,11 @@ export interface OtlpSpan {
   endTimeUnixNano: string;
   attributes: KeyValue[];
   status: { code: number; message: string };
+  /**
+   * Why the span is refused on its own (a trace or span id that is not one): the rest of the
+   * request is stored, and the answer counts it as a partial success. Its other fields are empty.
+   */
+  invalid?: string;
 }
 
 export interface ExportTraceRequest {
@@ -46,6 +51,11 @@ export interface ExportTraceRequest {
     resource?: { attributes: KeyValue[] };
     scopeSpans: { scope?: { name?: string; version?: string }; spans: OtlpSpan[] }[];
   }[];
+  /**
+   * Why the first span refused alone was (`OtlpSpan.invalid`): the reason an answer gives, the
+   * same whichever pass over a split request counts that span.
+   */
+  firstInvalid?: string;
 }
 
 /** Attribute values nested deeper than this (arrays in kvlists in arrays …) are refused. */
@@ -91,6 +101,13 @@ function field(value: Json, name: string): unknown {
   const proto = PROTO_NAMES[name];
   return proto === undefined ? found : value[proto];
 }
+
+/**
+ * A span's id that is not one (wrong length, not hex, all zero): that span is refused alone. An
+ * instrumentation gets one span's ids wrong, and an exporter does not retry a 400: failing the
+ * whole request would lose every other span of the batch with it.
+ */
+class InvalidIdError extends OtlpDecodeError {}
 
 function invalid(path: string, message: string): never {
   throw new OtlpDecodeError(
@@ -163,10 +180,12 @@ function double(value: unknown, path: string): number {
 
 function id(value: unknown, path: string, pattern: RegExp, zero: string, bytes: number): string {
   if (typeof value !== 'string' || !pattern.test(value)) {
-    invalid(path, `expected ${bytes * 2} hex characters (${bytes} bytes), got ${describe(value)}`);
+    throw new InvalidIdError(
+      `${path}: expected ${bytes * 2} hex characters (${bytes} bytes), got ${describe(value)}`,
+    );
   }
   const lower = value.toLowerCase();
-  if (lower === zero) invalid(path, 'an all-zero id is invalid');
+  if (lower === zero) throw new InvalidIdError(`${path}: an all-zero id is invalid`);
   return lower;
 }
 
@@ -266,43 +285,66 @@ export function validateTraceRequest(
     throw limitExceeded('maxResources', limits.maxResources);
   }
   let spanCount = 0;
+  let firstInvalid: string | undefined;
+  const resourceSpans = resources.map((rsValue, r) => {
+    const rPath = `resourceSpans.${r}`;
+    const rs = object(rsValue, rPath);
+    const resource = isAbsent(rs['resource'])
+      ? undefined
+      : {
+          attributes: attributes(
+            object(rs['resource'], `${rPath}.resource`)['attributes'],
+            `${rPath}.resource.attributes`,
+          ),
+        };
+    return {
+      ...(resource ? { resource } : {}),
+      scopeSpans: array(field(rs, 'scopeSpans'), `${rPath}.scopeSpans`).map((ssValue, s) => {
+        const sPath = `${rPath}.scopeSpans.${s}`;
+        const ss = object(ssValue, sPath);
+        let scope: { name?: string; version?: string } | undefined;
+        if (!isAbsent(ss['scope'])) {
+          const sc = object(ss['scope'], `${sPath}.scope`);
+          scope = {};
+          if (!isAbsent(sc['name'])) scope.name = optionalString(sc['name'], `${sPath}.scope.name`);
+          if (!isAbsent(sc['version']))
+            scope.version = optionalString(sc['version'], `${sPath}.scope.version`);
+        }
+        const spans = array(ss['spans'], `${sPath}.spans`);
+        spanCount += spans.length;
+        if (limits && spanCount > limits.maxSpans) {
+          throw limitExceeded('maxSpans', limits.maxSpans);
+        }
+        const checked = new Array<OtlpSpan>(spans.length);
+        for (let i = 0; i < spans.length; i++) {
+          try {
+            checked[i] = span(spans[i], `${sPath}.spans.${i}`);
+          } catch (error) {
+            if (!(error instanceof InvalidIdError)) throw error;
+            checked[i] = refusedSpan(error.message);
+            firstInvalid ??= error.message;
+          }
+        }
+        return { ...(scope ? { scope } : {}), spans: checked };
+      }),
+    };
+  });
+  return { resourceSpans, ...(firstInvalid !== undefined ? { firstInvalid } : {}) };
+}
+
+/** A placeholder for a span refused alone: only its position and the reason are kept. */
+function refusedSpan(reason: string): OtlpSpan {
   return {
-    resourceSpans: resources.map((rsValue, r) => {
-      const rPath = `resourceSpans.${r}`;
-      const rs = object(rsValue, rPath);
-      const resource = isAbsent(rs['resource'])
-        ? undefined
-        : {
-            attributes: attributes(
-              object(rs['resource'], `${rPath}.resource`)['attributes'],
-              `${rPath}.resource.attributes`,
-            ),
-          };
-      return {
-        ...(resource ? { resource } : {}),
-        scopeSpans: array(field(rs, 'scopeSpans'), `${rPath}.scopeSpans`).map((ssValue, s) => {
-          const sPath = `${rPath}.scopeSpans.${s}`;
-          const ss = object(ssValue, sPath);
-          let scope: { name?: string; version?: string } | undefined;
-          if (!isAbsent(ss['scope'])) {
-            const sc = object(ss['scope'], `${sPath}.scope`);
-            scope = {};
-            if (!isAbsent(sc['name']))
-              scope.name = optionalString(sc['name'], `${sPath}.scope.name`);
-            if (!isAbsent(sc['version']))
-              scope.version = optionalString(sc['version'], `${sPath}.scope.version`);
-          }
-          const spans = array(ss['spans'], `${sPath}.spans`);
-          spanCount += spans.length;
-          if (limits && spanCount > limits.maxSpans) {
-            throw limitExceeded('maxSpans', limits.maxSpans);
-          }
-          const checked = new Array<OtlpSpan>(spans.length);
-          for (let i = 0; i < spans.length; i++) checked[i] = span(spans[i], `${sPath}.spans.${i}`);
-          return { ...(scope ? { scope } : {}), spans: checked };
-        }),
-      };
-    }),
+    traceId: '',
+    spanId: '',
+    parentSpanId: '',
+    name: '',
+    kind: 0,
+    startTimeUnixNano: '0',
+    endTimeUnixNano: '0',
+    attributes: [],
+    status: { code: 0, message: '' },
+    invalid: reason,
   };
 }
 

@@ -4,7 +4,7 @@ import type { Admission } from './admission.js';
 import { decodeBody, guardBodies, refuseBeforeBody } from './body-guard.js';
 import { IngestTooComplexError } from './ingest-pool.js';
 import type { IngestRunner } from './ingest-pool.js';
-import type { OtlpEncoding } from './ingest.js';
+import type { IngestResult, OtlpEncoding } from './ingest.js';
 import { LatencyHistogram } from './latency-histogram.js';
 import { COST_SOURCES, noCostSourceCounts } from './normalize.js';
 import type { CostSourceCounts } from './normalize.js';
@@ -21,6 +21,8 @@ export interface CollectorStats {
   spansSkipped: number;
   /** Spans refused for a start time outside the accepted window. */
   spansOutOfWindow: number;
+  /** Spans refused alone for an invalid trace or span id. */
+  spansInvalid: number;
   /** Requests answered with a 4xx. */
   rejectedRequests: number;
   /** Requests to any route refused with 401 for want of the token (before any route's own counts). */
@@ -38,6 +40,7 @@ export function newCollectorStats(): CollectorStats {
     spansReceived: 0,
     spansSkipped: 0,
     spansOutOfWindow: 0,
+    spansInvalid: 0,
     rejectedRequests: 0,
     unauthenticatedRequests: 0,
     llmCallsByCostSource: noCostSourceCounts(),
@@ -85,19 +88,20 @@ function accepted(reply: FastifyReply, encoding: OtlpEncoding, rejected = 0, mes
   return reply.code(200).type('application/json').send(body);
 }
 
-/** Says what was not stored: spans outside the time window, and spans the store refused. */
-function partialMessage(
-  total: number,
-  outOfWindow: number,
-  windowMessage: string,
-  stored: WriteResult,
-): string {
+/**
+ * Says what was not stored: spans with an invalid id, spans outside the time window, and spans
+ * the store refused.
+ */
+function partialMessage(ingested: IngestResult, stored: WriteResult): string {
+  const { invalid, outOfWindow } = ingested;
+  const total = ingested.rows + outOfWindow + invalid;
   const parts: string[] = [];
+  if (invalid > 0) parts.push(`${invalid} with an invalid id (${ingested.invalidMessage})`);
   if (outOfWindow > 0)
-    parts.push(`${outOfWindow} outside the accepted time window (${windowMessage})`);
+    parts.push(`${outOfWindow} outside the accepted time window (${ingested.outOfWindowMessage})`);
   if (stored.rejected > 0)
     parts.push(`${stored.rejected} refused by the span store (${stored.errorMessage})`);
-  return `${outOfWindow + stored.rejected} of ${total} spans were not stored, the rest were: ${parts.join('; ')}`;
+  return `${invalid + outOfWindow + stored.rejected} of ${total} spans were not stored, the rest were: ${parts.join('; ')}`;
 }
 
 /** When each export request came in (performance.now()), for its stage timings. */
@@ -156,6 +160,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
     stats.spansReceived += ingested.received;
     stats.spansSkipped += ingested.skipped;
     stats.spansOutOfWindow += ingested.outOfWindow;
+    stats.spansInvalid += ingested.invalid;
 
     let stored: WriteResult;
     try {
@@ -174,7 +179,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
     }
     for (const source of COST_SOURCES)
       stats.llmCallsByCostSource[source] += ingested.costSources[source];
-    const notStored = ingested.outOfWindow + stored.rejected;
+    const notStored = ingested.invalid + ingested.outOfWindow + stored.rejected;
     stats.totalMs.observe(performance.now() - started);
     if (notStored === 0) return accepted(reply, encoding);
     if (stored.rejected > 0) {
@@ -183,13 +188,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
         'the store refused some spans of a request',
       );
     }
-    const total = ingested.rows + ingested.outOfWindow;
-    return accepted(
-      reply,
-      encoding,
-      notStored,
-      partialMessage(total, ingested.outOfWindow, ingested.outOfWindowMessage, stored),
-    );
+    return accepted(reply, encoding, notStored, partialMessage(ingested, stored));
   });
 
   app.route({

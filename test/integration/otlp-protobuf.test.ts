@@ -175,17 +175,22 @@ describe('OTLP/HTTP protobuf', () => {
     expect(await rows()).toHaveLength(0);
   });
 
-  it('rejects bad ids by the same rules as JSON', async () => {
-    const [first] = makeSpans();
+  it('refuses a span with a bad id alone, by the same rules as JSON, and stores the others', async () => {
+    const [first, second] = makeSpans();
     const broken = {
       ...first!,
       spanContext: () => ({ ...first!.spanContext(), traceId: '0'.repeat(32) }),
     } as ReadableSpan;
-    const res = await send(ProtobufTraceSerializer.serializeRequest([broken])!, {
+    const res = await send(ProtobufTraceSerializer.serializeRequest([broken, second!])!, {
       'content-type': 'application/x-protobuf',
     });
-    expect(res.status).toBe(400);
-    expect(decodeStatus(new Uint8Array(await res.arrayBuffer())).message).toMatch(/all-zero/);
+    expect(res.status).toBe(200);
+    const answer = ProtobufTraceSerializer.deserializeResponse(
+      new Uint8Array(await res.arrayBuffer()),
+    );
+    expect(Number(answer.partialSuccess?.rejectedSpans)).toBe(1);
+    expect(answer.partialSuccess?.errorMessage).toMatch(/traceId: an all-zero id is invalid/);
+    expect(await rows()).toHaveLength(1);
   });
 
   it('answers gzip bombs beyond the size cap with 413', async () => {

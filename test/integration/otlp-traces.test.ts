@@ -276,9 +276,35 @@ describe('POST /v1/traces', () => {
   });
 
   it.each([
-    ['a short trace id', { traceId: 'abc123' }, /traceId/],
-    ['a non-hex span id', { spanId: 'zzzzzzzzzzzzzzzz' }, /spanId/],
-    ['an all-zero trace id', { traceId: '0'.repeat(32) }, /all-zero/],
+    ['a short trace id', { traceId: 'abc123' }, /spans\.1\.traceId: expected 32 hex characters/],
+    ['a non-hex span id', { spanId: 'zzzzzzzzzzzzzzzz' }, /spans\.1\.spanId: expected 16 hex/],
+    ['an all-zero trace id', { traceId: '0'.repeat(32) }, /traceId: an all-zero id is invalid/],
+    ['an all-zero span id', { spanId: '0'.repeat(16) }, /spanId: an all-zero id is invalid/],
+    ['a parent id of the wrong length', { parentSpanId: 'abcd' }, /parentSpanId: expected 16/],
+  ])(
+    'refuses a span with %s alone, as a partial success, and stores the others',
+    async (_name, bad, message) => {
+      const body = otlpBody([
+        { attributes: llmAttributes },
+        { ...bad, attributes: llmAttributes },
+        { attributes: llmAttributes },
+      ]);
+      const res = await post(JSON.stringify(body));
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toEqual({
+        partialSuccess: {
+          rejectedSpans: '1',
+          errorMessage: expect.stringMatching(message),
+        },
+      });
+      expect(res.json().partialSuccess.errorMessage).toMatch(
+        /^1 of 3 spans were not stored, the rest were: 1 with an invalid id/,
+      );
+      expect(await storedSpans()).toBe(2);
+    },
+  );
+
+  it.each([
     ['a timestamp that is not a number', { start: 'yesterday' }, /startTimeUnixNano/],
     ['a negative timestamp', { end: '-5' }, /endTimeUnixNano/],
   ])('rejects a request with %s and writes none of its spans', async (_name, bad, message) => {

@@ -1,7 +1,7 @@
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { describe, expect, it } from 'vitest';
 import { createIngest } from '../../collector/ingest.js';
-import type { IngestSettings } from '../../collector/ingest.js';
+import type { IngestResult, IngestSettings } from '../../collector/ingest.js';
 import { NO_MAPPING, compileMapping } from '../../collector/mapping.js';
 import type { MappingRules } from '../../collector/mapping.js';
 import { ANY_TIME, RequestRows } from '../../collector/normalize.js';
@@ -556,7 +556,7 @@ describe('the protobuf fast path', () => {
     }
   });
 
-  it('refuses ids as the full path does', () => {
+  it('refuses a span with a bad id alone, as the full path does', () => {
     const bad = [
       { traceId: '0'.repeat(32) },
       { spanId: '0'.repeat(16) },
@@ -566,10 +566,16 @@ describe('the protobuf fast path', () => {
     ];
     for (const extra of bad) {
       const body = encodeRequestProto(
-        requestOf([rawSpan([kv('llm.x', { stringValue: 'y' })], extra)]),
+        requestOf([
+          rawSpan([kv('gen_ai.request.model', { stringValue: 'gpt-4o-mini' })]),
+          rawSpan([kv('gen_ai.request.model', { stringValue: 'gpt-4o-mini' })], extra),
+        ]),
       );
       const { fast, full } = bothPaths(body, settings());
-      expect('error' in full, JSON.stringify(extra)).toBe(true);
+      expect('result' in full, JSON.stringify(extra)).toBe(true);
+      const result = (full as { result: IngestResult }).result;
+      expect(result).toMatchObject({ received: 2, rows: 1, invalid: 1 });
+      expect(result.invalidMessage).toMatch(/Id: (expected|an all-zero id)/);
       expect(fast).toEqual(full);
     }
   });
