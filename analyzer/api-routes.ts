@@ -10,6 +10,7 @@ import type { AlertState, EventKind } from './lifecycle.js';
 import type { Rule } from './rules.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
+import { filterList } from './filter-list.js';
 import { buildTimeseries, seriesOptionsOf } from './timeseries.js';
 import { DEFAULT_ADVICE, buildAdvice } from './advice.js';
 import { DEFAULT_GATE, GateCohortError, GateRefError, parseRef, runGate } from './gate.js';
@@ -33,18 +34,14 @@ const windowFields = {
 };
 const windowQuery = z.object(windowFields).strict();
 
-/** A filter list: repeated (`?cohort=a&cohort=b`) or comma-separated (`?cohort=a,b`). */
-const list = z
-  .union([z.string(), z.array(z.string())])
-  .optional()
-  .transform((v) =>
-    (v === undefined ? [] : Array.isArray(v) ? v : [v])
-      .flatMap((item) => item.split(','))
-      .map((item) => item.trim())
-      .filter((item) => item !== ''),
-  );
 const reportQuery = z
-  .object({ ...windowFields, cohort: list, route: list, service: list, policy: list })
+  .object({
+    ...windowFields,
+    cohort: filterList,
+    route: filterList,
+    service: filterList,
+    policy: filterList,
+  })
   .strict();
 
 const WINDOW_USAGE =
@@ -280,16 +277,16 @@ const compareQuery = z
     maxSuccessDrop: z.coerce.number().min(0).max(1).optional(),
     minCases: z.coerce.number().int().min(1).optional(),
     confidence: z.coerce.number().gt(0.5).lt(1).optional(),
-    cohort: list,
+    cohort: filterList,
   })
   .strict();
 
 const adviceQuery = z
   .object({
     ...windowFields,
-    cohort: list,
-    service: list,
-    policy: list,
+    cohort: filterList,
+    service: filterList,
+    policy: filterList,
     maxSuccessDrop: z.coerce.number().min(0).max(1).optional(),
     minCases: z.coerce.number().int().min(1).optional(),
   })

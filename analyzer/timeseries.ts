@@ -4,6 +4,7 @@ import { TimeArgumentError, parseDuration } from '../server/time.js';
 import type { TimeWindow } from '../server/time.js';
 import type { Store } from '../storage/store.js';
 import { queryFlat, readChanged } from '../storage/window-sql.js';
+import { filterList } from './filter-list.js';
 import { cohortRouteRow, toClickHouseTime, toMetrics } from './report.js';
 import type { CohortRouteMetrics } from './report.js';
 
@@ -40,21 +41,10 @@ export interface Timeseries {
 export const MAX_BUCKETS = 10_000;
 const DEFAULT_BUCKET = '1h';
 
-/** A filter list, as the report takes it: repeated (`?cohort=a&cohort=b`) or comma-separated. */
-const list = z
-  .union([z.string().max(4096), z.array(z.string().max(4096)).max(256)])
-  .optional()
-  .transform((v) =>
-    (v === undefined ? [] : Array.isArray(v) ? v : [v])
-      .flatMap((item) => item.split(','))
-      .map((item) => item.trim())
-      .filter((item) => item !== ''),
-  );
-
 const seriesQuery = z.object({
   bucket: z.string().optional(),
-  cohort: list,
-  route: list,
+  cohort: filterList,
+  route: filterList,
 });
 
 const SERIES_USAGE =

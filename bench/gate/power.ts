@@ -15,7 +15,7 @@
  * Usage: npm run bench:gate -- [--seeds 100] [--cases 400,1000,4000] [--e2e-seeds 3]
  *                              [--e2e-cases 400] [--first-seed 1]
  */
-import { compareCohort, DEFAULT_GATE } from '../../analyzer/gate.js';
+import { compareCohort, DEFAULT_GATE, EMPTY_SIDE } from '../../analyzer/gate.js';
 import type { GateOptions, SideStats, Verdict } from '../../analyzer/gate.js';
 import { normalCdf, normalQuantile, wilson } from '../../analyzer/stats.js';
 import { resolveProfiles } from '../../examples/mock-models.js';
@@ -74,18 +74,7 @@ const profilesBySide = new Map(sides.map((side) => [side, resolveProfiles(profil
 
 function sideStats(counts: SideCounts): SideStats {
   // The verdict reads only the counts; cost, latency and scores are beside it in the report.
-  return {
-    tasks: counts.known,
-    known: counts.known,
-    successes: counts.successes,
-    cost: 0,
-    costSquared: 0,
-    successCost: 0,
-    fallbacks: 0,
-    reasks: 0,
-    p95LatencyMs: null,
-    scores: {},
-  };
+  return { ...EMPTY_SIDE, tasks: counts.known, known: counts.known, successes: counts.successes };
 }
 
 const key = (seed: number, size: number, side: Side) => `${seed}|${size}|${side}`;
