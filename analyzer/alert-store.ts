@@ -28,6 +28,7 @@ const stateRow = z.object({
   incident: chNumber,
   seq: chNumber,
   last_notified_at: time.nullable(),
+  held_since: time.nullable(),
   finding: json<Finding>(),
   evaluated_at: time,
 });
@@ -103,6 +104,7 @@ export class AlertStore {
       seq: r.seq,
       lastNotifiedAt: r.last_notified_at,
       resolvedAt: resolvedAt.get(r.fingerprint) ?? null,
+      heldSince: r.held_since,
       finding: r.finding,
       evaluatedAt: r.evaluated_at,
     }));
@@ -124,6 +126,7 @@ export class AlertStore {
         incident: r.incident,
         seq: r.seq,
         last_notified_at: r.lastNotifiedAt === null ? null : ms(r.lastNotifiedAt),
+        held_since: r.heldSince === null ? null : ms(r.heldSince),
         finding: JSON.stringify(r.finding),
         evaluated_at: ms(r.evaluatedAt),
         version: this.#version(),

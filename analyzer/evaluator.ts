@@ -179,8 +179,10 @@ export class Evaluator {
           return result;
         },
         (error: unknown) => {
-          this.stats.evaluations++;
-          this.stats.failedEvaluations++;
+          if (!dryRun) {
+            this.stats.evaluations++;
+            this.stats.failedEvaluations++;
+          }
           throw error;
         },
       );
@@ -309,17 +311,26 @@ export class Evaluator {
       if (!before && finding.status !== 'degraded') return;
       steps.push({ ...step(before, finding, now, evaluation), input: inputs[i] });
     });
+    // The rules this process runs with decide whether a rule is gone: the demo evaluates a rule set
+    // of its own, and must not close the alerts of the configured rules it leaves out.
+    const configured = new Set(this.options.rules.rules.filter((r) => r.enabled).map((r) => r.id));
     for (const record of previous.values()) {
       if (seen.has(record.fingerprint) || record.state === 'inactive') continue;
-      if (!active.some((r) => r.id === record.ruleId)) {
-        const closed = retire(
-          record,
-          now,
-          `rule "${record.ruleId}" is disabled or no longer in the rules file: closed without a verdict`,
-        );
+      const rule = active.find((r) => r.id === record.ruleId);
+      const closeWhy = !rule
+        ? configured.has(record.ruleId)
+          ? undefined
+          : `rule "${record.ruleId}" is disabled or no longer in the rules file`
+        : watchesMonitor(rule, record.cohort, record.route, evaluation.largeRoute)
+          ? undefined
+          : `rule "${record.ruleId}" no longer watches ${record.cohort} × ${record.route}`;
+      if (closeWhy) {
+        const closed = retire(record, now, `${closeWhy}: closed without a verdict`);
         if (closed) steps.push({ ...closed, input: undefined });
         continue;
       }
+      // Another rule set's evaluation (the demo's): this alert is left as it is.
+      if (!rule) continue;
       const gone: Finding = {
         ...record.finding,
         status: 'insufficient_data',
@@ -488,8 +499,7 @@ export class Evaluator {
     const groups = new Map<string, Group>();
     for (const key of [...currentByRoute.keys(), ...baseline.keys()]) {
       const [cohort, route] = key.split('\t') as [string, string];
-      if (!watches(rule, cohort, route)) continue;
-      if (rule.baseline.kind === 'large_route' && route === evaluation.largeRoute) continue;
+      if (!watchesMonitor(rule, cohort, route, evaluation.largeRoute)) continue;
       groups.set(key, { cohort, route });
     }
     const totalsNow = sum([...data.currentByRoute.values()].map(sum));
@@ -645,6 +655,12 @@ export class Evaluator {
       }),
     };
   }
+}
+
+/** Whether `rule` has a monitor on cohort × route (a large-route baseline never on the large route). */
+function watchesMonitor(rule: Rule, cohort: string, route: string, largeRoute: string): boolean {
+  if (!watches(rule, cohort, route)) return false;
+  return !(rule.baseline.kind === 'large_route' && route === largeRoute);
 }
 
 /** a − b, for counts (b a part of a). */

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { formatDuration } from '../server/time.js';
 import type { EvaluationSettings } from './rules.js';
 import type { Finding } from './detectors.js';
 
@@ -7,9 +8,10 @@ import type { Finding } from './detectors.js';
  * `pendingEvaluations`) → firing → resolved (after `resolveEvaluations` found the monitor well).
  * Notifies on firing and on resolve, and repeats every `repeatInterval` while firing. A firing
  * alert whose monitor cannot judge (no tasks, too few) is held firing: traffic that went away, or
- * was routed away, is not a recovery. Only its rule being disabled or removed closes it unjudged
- * (`retire`). The record
- * it steps is persisted (alert-store.ts), so a restart continues where it stopped.
+ * was routed away, is not a recovery. It is closed without a verdict after `holdWithoutVerdict`
+ * of that, or at once when its rule is disabled, removed, or no longer watches its cohort × route
+ * (`retire`). The record it steps is persisted (alert-store.ts), so a restart continues where it
+ * stopped.
  */
 
 export const ALERT_STATES = ['inactive', 'pending', 'firing', 'resolved'] as const;
@@ -40,6 +42,11 @@ export interface AlertRecord {
    * (evidenceFrom), read back from the resolved events (alert-store.ts).
    */
   resolvedAt: number | null;
+  /**
+   * Firing and held: when its monitor last became unable to judge it (ms); null while it judges.
+   * Held this long past `holdWithoutVerdictMs`, the alert closes without a verdict.
+   */
+  heldSince: number | null;
   /** The latest finding. */
   finding: Finding;
   evaluatedAt: number;
@@ -91,7 +98,7 @@ export function step(
   now: number,
   settings: Pick<
     EvaluationSettings,
-    'pendingEvaluations' | 'resolveEvaluations' | 'repeatIntervalMs'
+    'pendingEvaluations' | 'resolveEvaluations' | 'repeatIntervalMs' | 'holdWithoutVerdictMs'
   >,
 ): Step {
   const fingerprint = fingerprintOf(finding.ruleId, finding.cohort, finding.route, finding.detail);
@@ -109,11 +116,12 @@ export function step(
     seq: 0,
     lastNotifiedAt: null,
     resolvedAt: null,
+    heldSince: null,
     finding,
     evaluatedAt: now,
   };
   const degraded = finding.status === 'degraded';
-  const base = { ...prev, finding, evaluatedAt: now };
+  const base = { ...prev, finding, evaluatedAt: now, heldSince: null };
   const emit = (record: AlertRecord, kind: EventKind, notify: boolean): Step => {
     const seq = record.seq + 1;
     const next = { ...record, seq, ...(notify ? { lastNotifiedAt: now } : {}) };
@@ -153,8 +161,18 @@ export function step(
       return { record: { ...base, pendingCount }, event: undefined };
     }
     case 'firing': {
-      // No verdict is not a recovery: held as it is, without a repeat.
-      if (finding.status === 'insufficient_data') return { record: base, event: undefined };
+      // No verdict is not a recovery: held as it is, without a repeat, for a bounded time.
+      if (finding.status === 'insufficient_data') {
+        const heldSince = prev.heldSince ?? now;
+        if (now - heldSince >= settings.holdWithoutVerdictMs) {
+          return retire(
+            { ...base, heldSince },
+            now,
+            `held ${formatDuration(settings.holdWithoutVerdictMs)} with no verdict (${finding.summary}): closed without a verdict`,
+          )!;
+        }
+        return { record: { ...base, heldSince }, event: undefined };
+      }
       if (degraded) {
         const due =
           prev.lastNotifiedAt === null || now - prev.lastNotifiedAt >= settings.repeatIntervalMs;
@@ -175,9 +193,10 @@ export function step(
 }
 
 /**
- * Closes an alert whose rule is disabled or gone from the rules file, so nothing can judge it
- * again: a firing alert resolves without a verdict (notified, the summary says why: not a
- * recovery), a pending one clears. Returns no step for an alert already closed.
+ * Closes an alert nothing will judge: its rule is disabled, gone from the rules file or no longer
+ * watches its cohort × route, or it was held without a verdict for `holdWithoutVerdict`. A firing
+ * alert resolves without a verdict (notified, the summary says why: not a recovery), a pending
+ * one clears. Returns no step for an alert already closed.
  */
 export function retire(previous: AlertRecord, now: number, summary: string): Step | undefined {
   if (previous.state !== 'firing' && previous.state !== 'pending') return undefined;
@@ -197,6 +216,7 @@ export function retire(previous: AlertRecord, now: number, summary: string): Ste
     since: now,
     seq,
     pendingCount: 0,
+    heldSince: null,
     ...(firing
       ? { state: 'resolved', resolvedAt: now, lastNotifiedAt: now }
       : { state: 'inactive' }),

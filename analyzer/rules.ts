@@ -100,6 +100,8 @@ export const rulesFileSchema = z
         resolveEvaluations: z.number().int().min(1).max(100).optional(),
         /** While firing, the message is repeated this often. */
         repeatInterval: z.string().optional(),
+        /** A firing alert its monitor cannot judge is held this long, then closed unjudged. */
+        holdWithoutVerdict: z.string().optional(),
         /** The route the cheaper routes are compared with. */
         largeRoute: z.string().min(1).optional(),
         /** How far back previous_policy looks for the version before the current one. */
@@ -124,6 +126,7 @@ export interface EvaluationSettings {
   pendingEvaluations: number;
   resolveEvaluations: number;
   repeatIntervalMs: number;
+  holdWithoutVerdictMs: number;
   largeRoute: string;
   policyLookbackMs: number;
 }
@@ -159,13 +162,14 @@ export const DEFAULT_EVALUATION = {
   pendingEvaluations: 2,
   resolveEvaluations: 3,
   repeatInterval: '4h',
+  holdWithoutVerdict: '24h',
   largeRoute: 'large',
   policyLookback: '30d',
 } as const;
 
 /**
  * The longest duration a rules file may give (horizon, baselineWindow, repeatInterval,
- * policyLookback, a trailing baseline's window): a year. It covers any seasonal baseline, keeps
+ * holdWithoutVerdict, policyLookback, a trailing baseline's window): a year. It covers any seasonal baseline, keeps
  * every window an evaluation reads inside what a Date and the store can hold (`99999999w` made
  * every evaluation throw a RangeError), and stops a typo from scanning years every minute.
  */
@@ -419,6 +423,7 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
     pendingEvaluations: given.pendingEvaluations ?? DEFAULT_EVALUATION.pendingEvaluations,
     resolveEvaluations: given.resolveEvaluations ?? DEFAULT_EVALUATION.resolveEvaluations,
     repeatInterval: given.repeatInterval ?? DEFAULT_EVALUATION.repeatInterval,
+    holdWithoutVerdict: given.holdWithoutVerdict ?? DEFAULT_EVALUATION.holdWithoutVerdict,
     largeRoute: given.largeRoute ?? DEFAULT_EVALUATION.largeRoute,
     policyLookback: given.policyLookback ?? DEFAULT_EVALUATION.policyLookback,
   };
@@ -432,6 +437,7 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
     pendingEvaluations: e.pendingEvaluations,
     resolveEvaluations: e.resolveEvaluations,
     repeatIntervalMs: durationMs('evaluation.repeatInterval', e.repeatInterval),
+    holdWithoutVerdictMs: durationMs('evaluation.holdWithoutVerdict', e.holdWithoutVerdict),
     largeRoute: e.largeRoute,
     policyLookbackMs: durationMs('evaluation.policyLookback', e.policyLookback),
   };

@@ -249,27 +249,60 @@ describe('alert notifications', () => {
         expect(body['finding']).toMatchObject({ status: 'degraded' });
       }
 
-      // The rule is then disabled: nothing can judge its alerts again, so they close, said as
-      // closed without a verdict rather than as a recovery.
-      const disabled = parseRules(
-        RULES_FILE.replace(
-          '- { id: success_rate_drop, cohorts',
-          '- { id: success_rate_drop, enabled: false }\n  - { id: hook_drop, kind: success_rate_drop, enabled: false, cohorts',
-        ),
+      // Evaluated with a rule set of its own (the demo's) that leaves hook_drop out: the alerts of
+      // the configured rule are not touched.
+      const demoLike = await rw.evaluator.evaluate(new Date(HEALTHY_FROM + 330_000), RULES);
+      expect(demoLike.events.filter((e) => e.ruleId === 'hook_drop')).toEqual([]);
+      expect((await rw.evaluator.alerts.states()).filter((a) => a.state === 'firing')).toHaveLength(
+        3,
       );
-      const closing = await rw.evaluator.evaluate(new Date(HEALTHY_FROM + 360_000), disabled);
+      await rw.close();
+
+      const hookRule = (fields: string) =>
+        parseRules(
+          RULES_FILE.replace(
+            '- { id: success_rate_drop, cohorts: [alpha, beta, gamma] }',
+            `- { id: success_rate_drop, enabled: false }\n  - { id: hook_drop, kind: success_rate_drop, ${fields} }`,
+          ),
+        );
+      // Restarted with the rule narrowed to two cohorts: the third's alert has nothing to judge
+      // it any more, and closes without a verdict.
+      const narrowed = await appWith([webhookChannel(hook.url)], {
+        rules: hookRule('cohorts: [alpha, beta]'),
+      });
+      const narrowing = await evaluateAt(narrowed, HEALTHY_FROM + 360_000);
+      expect(narrowing.events.map((e) => `${e.ruleId} ${e.cohort} ${e.kind}`)).toEqual([
+        'hook_drop gamma resolved',
+      ]);
+      await until(() => hook.delivered().length === 4, 'one closing message');
+      expect(hook.delivered()[3]).toMatchObject({
+        status: 'resolved',
+        resolution: 'closed_without_verdict',
+        cohort: 'gamma',
+        finding: {
+          summary: 'rule "hook_drop" no longer watches gamma × small: closed without a verdict',
+        },
+      });
+      await narrowed.close();
+
+      // Restarted with the rule disabled: nothing can judge its alerts again, so they close, said
+      // as closed without a verdict rather than as a recovery.
+      const disabled = await appWith([webhookChannel(hook.url)], {
+        rules: hookRule('enabled: false'),
+      });
+      const closing = await evaluateAt(disabled, HEALTHY_FROM + 420_000);
       expect(closing.events.map((e) => `${e.ruleId} ${e.kind}`)).toEqual(
-        Array(3).fill('hook_drop resolved'),
+        Array(2).fill('hook_drop resolved'),
       );
-      await until(() => hook.delivered().length === 6, 'three closing messages');
-      for (const body of hook.delivered().slice(3) as Record<string, unknown>[]) {
+      await until(() => hook.delivered().length === 6, 'two closing messages');
+      for (const body of hook.delivered().slice(4) as Record<string, unknown>[]) {
         expect(body).toMatchObject({
           status: 'resolved',
           resolution: 'closed_without_verdict',
           ruleId: 'hook_drop',
         });
         expect(body['title']).toMatch(
-          /^Closed without a verdict: \w+ · small — success rate dropped$/,
+          /^Closed without a verdict: (alpha|beta) · small — success rate dropped$/,
         );
         expect(body['finding']).toMatchObject({
           status: 'insufficient_data',
@@ -279,9 +312,9 @@ describe('alert notifications', () => {
         });
       }
       // Closed once: evaluated again, nothing more is said.
-      const again = await rw.evaluator.evaluate(new Date(HEALTHY_FROM + 420_000), disabled);
+      const again = await evaluateAt(disabled, HEALTHY_FROM + 480_000);
       expect(again.events).toEqual([]);
-      await rw.close();
+      await disabled.close();
     } finally {
       await hook.close();
     }

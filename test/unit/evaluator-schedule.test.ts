@@ -34,3 +34,24 @@ describe('the scheduled evaluation', () => {
     expect(evaluator.stats.failedEvaluations).toBe(1);
   });
 });
+
+describe('a dry run', () => {
+  it('that fails counts neither as an evaluation nor as a failed one', async () => {
+    const store = new Proxy(
+      {},
+      { get: () => () => Promise.reject(new Error('the store did not answer')) },
+    ) as unknown as Store;
+    const evaluator = new Evaluator({
+      store,
+      rules: resolveRules(),
+      publicUrl: 'http://127.0.0.1:4318',
+      log: { info: () => undefined, error: () => undefined },
+    });
+    await expect(evaluator.evaluate(new Date(), undefined, { dryRun: true })).rejects.toThrow(
+      'the store did not answer',
+    );
+    expect(evaluator.stats).toMatchObject({ evaluations: 0, failedEvaluations: 0 });
+    await expect(evaluator.evaluate(new Date())).rejects.toThrow('the store did not answer');
+    expect(evaluator.stats).toMatchObject({ evaluations: 1, failedEvaluations: 1 });
+  });
+});

@@ -3,8 +3,13 @@ import type { Finding } from '../../analyzer/detectors.js';
 import { evidenceFrom, fingerprintOf, retire, step } from '../../analyzer/lifecycle.js';
 import type { AlertRecord } from '../../analyzer/lifecycle.js';
 
-const settings = { pendingEvaluations: 2, resolveEvaluations: 2, repeatIntervalMs: 4 * 3_600_000 };
 const MINUTE = 60_000;
+const settings = {
+  pendingEvaluations: 2,
+  resolveEvaluations: 2,
+  repeatIntervalMs: 4 * 3_600_000,
+  holdWithoutVerdictMs: 30 * MINUTE,
+};
 
 function finding(status: Finding['status']): Finding {
   return {
@@ -68,6 +73,39 @@ describe('alert lifecycle', () => {
     expect(
       run(['degraded', 'degraded', 'insufficient_data', 'ok', 'insufficient_data', 'ok']).events,
     ).toEqual(['pending@0', 'firing!@1', 'resolved!@5']);
+  });
+
+  it('closes a firing alert held without a verdict for holdWithoutVerdict, once', () => {
+    // Fired at minute 1, no verdict from minute 2: held until minute 32, closed there.
+    const statuses = [
+      'degraded',
+      'degraded',
+      ...Array<'insufficient_data'>(31).fill('insufficient_data'),
+    ] as Finding['status'][];
+    const { events, record } = run(statuses);
+    expect(events).toEqual(['pending@0', 'firing!@1', 'resolved!@32']);
+    expect(record).toMatchObject({ state: 'resolved', resolvedAt: 32 * MINUTE, heldSince: null });
+    expect(record.finding).toMatchObject({
+      status: 'insufficient_data',
+      summary: 'held 30 min with no verdict (insufficient_data): closed without a verdict',
+    });
+    // Closed once: more evaluations without a verdict say nothing more.
+    const after = step(record, finding('insufficient_data'), 40 * MINUTE, settings);
+    expect(after.event).toBeUndefined();
+    expect(after.record.state).toBe('resolved');
+    // A verdict in between starts the hold again: held from minute 3 to 20, judged at 20, held
+    // from 21, closed at 51.
+    const interrupted = run([
+      'degraded',
+      'degraded',
+      'degraded',
+      ...Array<'insufficient_data'>(17).fill('insufficient_data'),
+      'degraded',
+      ...Array<'insufficient_data'>(31).fill('insufficient_data'),
+    ] as Finding['status'][]);
+    expect(interrupted.events).toEqual(['pending@0', 'firing!@1', 'resolved!@51']);
+    const held = run(['degraded', 'degraded', 'insufficient_data', 'insufficient_data']).record;
+    expect(held).toMatchObject({ state: 'firing', heldSince: 2 * MINUTE });
   });
 
   it('closes a firing alert without a verdict when its rule goes, and clears a pending one', () => {

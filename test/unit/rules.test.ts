@@ -20,6 +20,7 @@ describe('rules', () => {
       minTasks: 150,
       pendingEvaluations: 2,
       repeatIntervalMs: 4 * 3_600_000,
+      holdWithoutVerdictMs: 86_400_000,
       largeRoute: 'large',
     });
     const drop = set.rules.find((r) => r.id === 'success_rate_drop')!;
