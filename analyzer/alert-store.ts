@@ -168,6 +168,21 @@ export class AlertStore {
   }
 
   /**
+   * The severity the alert's last message carried: a rule gone from the rules file has none now,
+   * and its closing message keeps the one it fired with.
+   */
+  async lastSeverity(fingerprint: string): Promise<AlertMessage['severity'] | undefined> {
+    const [row] = await this.store.query(
+      `SELECT JSONExtractString(message, 'severity') AS severity FROM alert_events FINAL
+       WHERE fingerprint = {fingerprint:String} ORDER BY incident DESC, seq DESC LIMIT 1`,
+      { fingerprint },
+      z.object({ severity: z.string() }),
+    );
+    const parsed = z.enum(['critical', 'warning', 'info']).safeParse(row?.severity);
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  /**
    * When a channel was first configured (recorded on its first start): it gets the events
    * created since, not the history from before it existed.
    */

@@ -627,7 +627,7 @@ export class Evaluator {
       fingerprint: event.fingerprint,
       incident: event.incident,
       at: new Date(event.at).toISOString(),
-      severity: rule?.severity ?? 'warning',
+      severity: rule?.severity ?? (await this.alerts.lastSeverity(event.fingerprint)) ?? 'warning',
       ruleId: finding.ruleId,
       ruleKind: finding.kind,
       ruleDescription: rule?.description ?? finding.ruleId,

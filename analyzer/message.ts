@@ -35,7 +35,8 @@ export interface AlertMessage {
   detail: string;
   /**
    * For a resolved alert: whether its monitor found it well again (`recovered`), or it was closed
-   * with no verdict because its rule was disabled or removed (`closed_without_verdict`).
+   * with no verdict (`closed_without_verdict`): its rule was disabled, removed or narrowed, or it
+   * was held with no verdict for `holdWithoutVerdict`.
    */
   resolution?: Resolution;
   /** One line: what degraded, or that it recovered. */
@@ -153,8 +154,11 @@ export function slackMessage(message: AlertMessage): SlackMessage {
     finding.statistic !== null && finding.threshold !== null
       ? `Evidence ${finding.statistic.toFixed(1)} against a threshold of ${finding.threshold.toFixed(1)} (one-sided CUSUM log-likelihood ratio; false alerts held to the rule's budget per horizon).`
       : finding.summary;
+  // Closed without a verdict, the figures are the last ones seen before it closed, not a
+  // judgement of now.
+  const closed = message.resolution === 'closed_without_verdict';
   const lines = [
-    sideLine(message.ruleKind, 'Now', finding.current, since),
+    sideLine(message.ruleKind, closed ? 'Last seen' : 'Now', finding.current, closed ? '' : since),
     sideLine(message.ruleKind, 'Baseline', finding.baseline, ` (${finding.baseline.description})`),
   ];
   const blocks: unknown[] = [

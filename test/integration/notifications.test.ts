@@ -232,7 +232,7 @@ describe('alert notifications', () => {
       const rules = parseRules(
         RULES_FILE.replace(
           '- { id: success_rate_drop, cohorts',
-          '- { id: success_rate_drop, enabled: false }\n  - { id: hook_drop, kind: success_rate_drop, cohorts',
+          '- { id: success_rate_drop, enabled: false }\n  - { id: hook_drop, kind: success_rate_drop, severity: critical, cohorts',
         ),
       );
       const rw = await appWith([webhookChannel(hook.url)], { rules });
@@ -268,7 +268,7 @@ describe('alert notifications', () => {
       // Restarted with the rule narrowed to two cohorts: the third's alert has nothing to judge
       // it any more, and closes without a verdict.
       const narrowed = await appWith([webhookChannel(hook.url)], {
-        rules: hookRule('cohorts: [alpha, beta]'),
+        rules: hookRule('severity: critical, cohorts: [alpha, beta]'),
       });
       const narrowing = await evaluateAt(narrowed, HEALTHY_FROM + 360_000);
       expect(narrowing.events.map((e) => `${e.ruleId} ${e.cohort} ${e.kind}`)).toEqual([
@@ -285,10 +285,16 @@ describe('alert notifications', () => {
       });
       await narrowed.close();
 
-      // Restarted with the rule disabled: nothing can judge its alerts again, so they close, said
-      // as closed without a verdict rather than as a recovery.
+      // Restarted with the rule removed from the rules file: nothing can judge its alerts again,
+      // so they close, said as closed without a verdict rather than as a recovery, with the
+      // severity they fired with.
       const disabled = await appWith([webhookChannel(hook.url)], {
-        rules: hookRule('enabled: false'),
+        rules: parseRules(
+          RULES_FILE.replace(
+            '- { id: success_rate_drop, cohorts: [alpha, beta, gamma] }',
+            '- { id: success_rate_drop, enabled: false }',
+          ),
+        ),
       });
       const closing = await evaluateAt(disabled, HEALTHY_FROM + 420_000);
       expect(closing.events.map((e) => `${e.ruleId} ${e.kind}`)).toEqual(
@@ -300,6 +306,7 @@ describe('alert notifications', () => {
           status: 'resolved',
           resolution: 'closed_without_verdict',
           ruleId: 'hook_drop',
+          severity: 'critical',
         });
         expect(body['title']).toMatch(
           /^Closed without a verdict: (alpha|beta) · small — success rate dropped$/,

@@ -128,6 +128,10 @@ describe('slackMessage', () => {
     expect(closed.text).not.toMatch(/RESOLVED/);
     expect(JSON.stringify(closed.blocks)).toContain(':heavy_minus_sign:');
     expect(JSON.stringify(closed.blocks)).not.toContain(':white_check_mark:');
+    // Its figures are the last ones seen, not a judgement of now.
+    expect(closed.text).toMatch(/^Last seen /m);
+    expect(closed.text).not.toMatch(/^Now /m);
+    expect(slackMessage(sampleMessage({ kind: 'firing' })).text).toMatch(/^Now /m);
     expect(
       titleOf(
         'resolved',
