@@ -232,22 +232,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         .map((a) => `${a.cohort} × ${a.route}`)
         .filter((where) => firingBefore.has(where) && !firing.has(where));
       const held = [...new Set(stillFiring)];
-      out(
-        firing.size === 0 && held.length > 0
-          ? `\nNo new alert fired: ${held.join(', ')} ${held.length === 1 ? 'was' : 'were'} already firing ` +
-              `from an earlier run kept in ${options.dataDir ?? 'this data directory'}, and still ${held.length === 1 ? 'is' : 'are'} ` +
-              '(an alert notifies when it fires, then only every repeat interval). ' +
-              'A fresh --data-dir shows an alert fire.\n'
-          : firing.size === 0
-            ? '\nNo alert fired.\n'
-            : `\nAlerts fired for ${[...firing].join(', ')} only; every other cohort stayed quiet. ` +
-              (options.dataDir
-                ? `They are kept in ${options.dataDir}: \`ROUTEWATCH_DATA_DIR=${options.dataDir} routewatch start\`, ` +
-                  `then \`routewatch alerts\` or the dashboard shows them.\n`
-                : 'This run kept its data in a temporary directory, now removed; run the demo with ' +
-                  '`--data-dir DIR`, then `ROUTEWATCH_DATA_DIR=DIR routewatch start`, to look at ' +
-                  'them with `routewatch alerts` or the dashboard.\n'),
-      );
+      out(alertOutcome([...firing], held, options.dataDir));
       const notifier = routewatch.notifier;
       if (notifier) await waitForDelivery(() => notifier.stats(), out);
     }
@@ -339,4 +324,38 @@ export function compareWithTruth(report: Report, truth: GroundTruth): string[] {
     }
   }
   return mismatches;
+}
+
+/**
+ * The demo's last word on alerts: which cohort × route fired in this run, and which were already
+ * firing from an earlier run kept in the same data directory (and did not fire again).
+ */
+export function alertOutcome(
+  fired: readonly string[],
+  earlier: readonly string[],
+  dataDir: string | undefined,
+): string {
+  const kept = `kept in ${dataDir ?? 'this data directory'}`;
+  const were = (list: readonly string[]) => (list.length === 1 ? 'was' : 'were');
+  if (fired.length === 0) {
+    return earlier.length > 0
+      ? `\nNo new alert fired: ${earlier.join(', ')} ${were(earlier)} already firing ` +
+          `from an earlier run ${kept}, and still ${earlier.length === 1 ? 'is' : 'are'} ` +
+          '(an alert notifies when it fires, then only every repeat interval). ' +
+          'A fresh --data-dir shows an alert fire.\n'
+      : '\nNo alert fired.\n';
+  }
+  return (
+    `\nAlerts fired for ${fired.join(', ')} only` +
+    (earlier.length > 0
+      ? ` (${earlier.join(', ')} ${were(earlier)} already firing from an earlier run ${kept})`
+      : '') +
+    '; every other cohort stayed quiet. ' +
+    (dataDir
+      ? `They are kept in ${dataDir}: \`ROUTEWATCH_DATA_DIR=${dataDir} routewatch start\`, ` +
+        `then \`routewatch alerts\` or the dashboard shows them.\n`
+      : 'This run kept its data in a temporary directory, now removed; run the demo with ' +
+        '`--data-dir DIR`, then `ROUTEWATCH_DATA_DIR=DIR routewatch start`, to look at ' +
+        'them with `routewatch alerts` or the dashboard.\n')
+  );
 }

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { alertOutcome } from '../../cli/demo.js';
+
+describe("the demo's last word on alerts", () => {
+  it('names the alerts an earlier run left firing beside the ones this run fired', () => {
+    const said = alertOutcome(['extraction × small'], ['faq × small'], '/tmp/d');
+    expect(said).toMatch(
+      /^\nAlerts fired for extraction × small only \(faq × small was already firing from an earlier run kept in \/tmp\/d\); every other cohort stayed quiet\./,
+    );
+    expect(alertOutcome(['extraction × small'], [], '/tmp/d')).toMatch(
+      /^\nAlerts fired for extraction × small only; every other cohort stayed quiet\. They are kept in \/tmp\/d/,
+    );
+  });
+
+  it('says when nothing new fired because it was firing already, and when nothing fired at all', () => {
+    expect(alertOutcome([], ['a × small', 'b × small'], undefined)).toMatch(
+      /^\nNo new alert fired: a × small, b × small were already firing from an earlier run kept in this data directory, and still are/,
+    );
+    expect(alertOutcome([], [], undefined)).toBe('\nNo alert fired.\n');
+    expect(alertOutcome(['x × small'], [], undefined)).toMatch(/temporary directory, now removed/);
+  });
+});
