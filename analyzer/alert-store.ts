@@ -65,6 +65,13 @@ export interface StoredEvent {
 
 const ms = (value: number) => toClickHouseTime(new Date(value));
 
+/** A channel's delivery of one event: `expired` is one it will never send (too old). */
+export interface DeliveryOutcome {
+  status: 'sent' | 'failing' | 'registered' | 'expired';
+  attempts: number;
+  error: string;
+}
+
 export class AlertStore {
   #lastVersion = 0;
   constructor(private readonly store: Store) {}
@@ -218,7 +225,7 @@ export class AlertStore {
        LEFT ANTI JOIN
        (
            SELECT fingerprint, incident, seq FROM alert_deliveries FINAL
-           WHERE channel = {channel:String} AND status = 'sent'
+           WHERE channel = {channel:String} AND status IN ('sent', 'expired')
        ) AS d USING (fingerprint, incident, seq)
        WHERE e.notify = 1 AND e.created_at >= {since:DateTime64(3, 'UTC')}
        ORDER BY e.created_at, e.at, e.fingerprint, e.seq`,
@@ -228,12 +235,56 @@ export class AlertStore {
     return rows.map(toStoredEvent);
   }
 
+  /**
+   * Marks `expired` the notify events the channel never received that are older than `withinMs`
+   * (and created since it was registered): they will not be sent. Returns them, for the log.
+   */
+  async expireUndelivered(
+    channel: string,
+    sinceMs: number,
+    withinMs: number,
+    now = Date.now(),
+  ): Promise<StoredEvent[]> {
+    const rows = await this.store.query(
+      `SELECT e.* EXCEPT created_at FROM alert_events AS e FINAL
+       LEFT ANTI JOIN
+       (
+           SELECT fingerprint, incident, seq FROM alert_deliveries FINAL
+           WHERE channel = {channel:String} AND status IN ('sent', 'expired')
+       ) AS d USING (fingerprint, incident, seq)
+       WHERE e.notify = 1 AND e.created_at >= {since:DateTime64(3, 'UTC')}
+         AND e.created_at < {before:DateTime64(3, 'UTC')}
+       ORDER BY e.created_at, e.at, e.fingerprint, e.seq`,
+      { channel, since: ms(sinceMs), before: ms(now - withinMs) },
+      eventRow,
+    );
+    if (rows.length > 0) {
+      const outcome = {
+        status: 'expired',
+        attempts: 0,
+        error: 'older than the look-back when its turn came',
+      } as const;
+      const lines = rows.map((row) => this.#deliveryLine(row, channel, outcome));
+      await this.store.insertJsonEachRow('alert_deliveries', Buffer.from(lines.join('\n') + '\n'));
+    }
+    return rows.map(toStoredEvent);
+  }
+
   async recordDelivery(
     event: Pick<StoredEvent, 'fingerprint' | 'incident' | 'seq'>,
     channel: string,
-    outcome: { status: 'sent' | 'failing' | 'registered'; attempts: number; error: string },
+    outcome: DeliveryOutcome,
   ): Promise<void> {
-    const line = JSON.stringify({
+    const line = this.#deliveryLine(event, channel, outcome);
+    await this.store.insertJsonEachRow('alert_deliveries', Buffer.from(line + '\n'));
+  }
+
+  #deliveryLine(
+    event: Pick<StoredEvent, 'fingerprint' | 'incident' | 'seq'>,
+    channel: string,
+    outcome: DeliveryOutcome,
+  ): string {
+    return JSON.stringify({
       fingerprint: event.fingerprint,
       incident: event.incident,
       seq: event.seq,
@@ -244,7 +295,6 @@ export class AlertStore {
       updated_at: ms(Date.now()),
       version: this.#version(),
     });
-    await this.store.insertJsonEachRow('alert_deliveries', Buffer.from(line + '\n'));
   }
 }
 

@@ -1,4 +1,5 @@
 import type { AlertStore, StoredEvent } from './alert-store.js';
+import { formatDuration } from '../server/time.js';
 import { slackMessage, webhookBody } from './message.js';
 import type { AlertMessage } from './message.js';
 
@@ -56,6 +57,8 @@ export interface ChannelStats {
   retries: number;
   /** Messages waiting (as of the last read of the queue). */
   queued: number;
+  /** Messages never delivered that grew older than the look-back: given up, and logged. */
+  expired: number;
   /** The last failure, without the URL. */
   lastError: string;
 }
@@ -70,7 +73,7 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
 }
 
 class ChannelQueue {
-  readonly stats: ChannelStats = { sent: 0, retries: 0, queued: 0, lastError: '' };
+  readonly stats: ChannelStats = { sent: 0, retries: 0, queued: 0, expired: 0, lastError: '' };
   #lastSentAt = 0;
   #wake: (() => void) | undefined;
   #kicked = false;
@@ -92,6 +95,25 @@ class ChannelQueue {
       let events: StoredEvent[];
       try {
         since ??= await this.options.store.channelSince(this.channel.name);
+        const expired = await this.options.store.expireUndelivered(
+          this.channel.name,
+          since,
+          this.options.lookbackMs,
+        );
+        if (expired.length > 0) {
+          this.stats.expired += expired.length;
+          this.options.log.warn(
+            {
+              channel: this.channel.name,
+              expired: expired.length,
+              oldest: new Date(expired[0]!.at).toISOString(),
+              newest: new Date(expired.at(-1)!.at).toISOString(),
+            },
+            `${expired.length} alert message(s) were never delivered and are now older than ` +
+              `${formatDuration(this.options.lookbackMs)}: they will not be sent (routewatch alerts ` +
+              'lists the current state)',
+          );
+        }
         events = await this.options.store.undelivered(
           this.channel.name,
           since,

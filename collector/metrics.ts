@@ -325,7 +325,7 @@ function stageLines({ collector, ingest, writer }: MetricsSources): string {
 function channelLines(sources: MetricsSources): string {
   const channels = Object.entries(sources.channels?.() ?? {});
   if (channels.length === 0) return '';
-  type Stats = { sent: number; retries: number; queued: number };
+  type Stats = { sent: number; retries: number; queued: number; expired?: number };
   const labelled = (name: string, help: string, type: string, pick: (c: Stats) => number) =>
     `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n` +
     channels.map(([channel, c]) => `${name}{channel="${channel}"} ${pick(c)}\n`).join('');
@@ -347,6 +347,12 @@ function channelLines(sources: MetricsSources): string {
       'Alert messages waiting, per channel.',
       'gauge',
       (c) => c.queued,
+    ) +
+    labelled(
+      'routewatch_notifications_expired_total',
+      'Alert messages never delivered that grew older than the look-back (7 days) and were given up, per channel.',
+      'counter',
+      (c) => c.expired ?? 0,
     )
   );
 }

@@ -172,6 +172,7 @@ describe('alert notifications', () => {
     const metrics = (await rw.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/^routewatch_notifications_sent_total\{channel="slack"\} 3$/m);
     expect(metrics).toMatch(/^routewatch_notification_retries_total\{channel="slack"\} 2$/m);
+    expect(metrics).toMatch(/^routewatch_notifications_expired_total\{channel="slack"\} 0$/m);
     expect(metrics).toMatch(/^routewatch_alerts_firing 3$/m);
     // 5 requests: 429, 500, then three deliveries, in order, each after the one before.
     expect(slack.requests.map((r) => r.status)).toEqual([429, 500, 200, 200, 200]);

@@ -1,0 +1,114 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AlertStore } from '../../analyzer/alert-store.js';
+import type { AlertMessage } from '../../analyzer/message.js';
+import { Notifier, webhookChannel } from '../../analyzer/notifier.js';
+import type { NotifierLog } from '../../analyzer/notifier.js';
+import type { Finding } from '../../analyzer/detectors.js';
+import { openTempStore } from '../support/store.js';
+import { startWebhookReceiver } from '../support/webhook-receiver.js';
+import type { WebhookReceiver } from '../support/webhook-receiver.js';
+
+// The notifier sends what a channel has not received, but not events older than its look-back
+// (a week by default): after a long outage those are given up, and it says so.
+
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+let hook: WebhookReceiver;
+
+beforeAll(async () => {
+  temp = await openTempStore();
+  hook = await startWebhookReceiver();
+});
+afterAll(async () => {
+  await hook?.close();
+  await temp?.dispose();
+});
+
+function event(cohort: string, at: number) {
+  const finding = {
+    ruleId: 'success_rate_drop',
+    kind: 'success_rate_drop',
+    cohort,
+    route: 'small',
+    detail: '',
+    status: 'degraded',
+    summary: `${cohort} degraded`,
+  } as Finding;
+  return {
+    event: {
+      fingerprint: cohort,
+      incident: 1,
+      seq: 1,
+      kind: 'firing' as const,
+      at,
+      notify: true,
+      finding,
+    },
+    message: {
+      kind: 'firing',
+      fingerprint: cohort,
+      cohort,
+      route: 'small',
+      title: cohort,
+      finding,
+    } as AlertMessage,
+  };
+}
+
+async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('the notifier look-back', () => {
+  it('gives up the messages that grew older than it while undelivered, once, logged and counted', async () => {
+    const alerts = new AlertStore(temp.store);
+    const warnings: { details: object; message: string }[] = [];
+    const log: NotifierLog = {
+      info: () => undefined,
+      warn: (details, message) => warnings.push({ details, message }),
+      error: () => undefined,
+    };
+    const options = {
+      channels: [webhookChannel(hook.url)],
+      store: alerts,
+      log,
+      minIntervalMs: 0,
+      pollMs: 100,
+      lookbackMs: 1_000,
+    };
+    // The channel is registered, then the process stops before two events are sent.
+    await alerts.channelSince('webhook');
+    await alerts.saveEvents([event('alpha', Date.now()), event('beta', Date.now())]);
+    await new Promise((resolve) => setTimeout(resolve, 1_300));
+
+    const notifier = new Notifier(options);
+    notifier.start();
+    await until(() => notifier.stats()['webhook']!.expired === 2, 'two expired');
+    const warned = warnings.filter((w) => /will not be sent/.test(w.message));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]!.message).toMatch(
+      /^2 alert message\(s\) were never delivered and are now older than 1 s/,
+    );
+    expect(warned[0]!.details).toMatchObject({ channel: 'webhook', expired: 2 });
+
+    // A new event is sent; the expired ones are not, and are not reported again.
+    await alerts.saveEvents([event('gamma', Date.now())]);
+    notifier.kick();
+    await until(() => hook.delivered().length === 1, 'the new event');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await notifier.stop();
+    expect(hook.delivered()).toMatchObject([{ cohort: 'gamma' }]);
+    expect(notifier.stats()['webhook']).toMatchObject({ sent: 1, expired: 2 });
+
+    // Another process later finds nothing more to expire.
+    const next = new Notifier(options);
+    next.start();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await next.stop();
+    expect(next.stats()['webhook']).toMatchObject({ sent: 0, expired: 0 });
+    expect(warnings.filter((w) => /will not be sent/.test(w.message))).toHaveLength(1);
+  });
+});
