@@ -64,6 +64,8 @@ export interface StoredEvent {
 }
 
 const ms = (value: number) => toClickHouseTime(new Date(value));
+/** 2262-04-11, the last instant a DateTime64(3) holds: "no upper bound" in a time range. */
+const LATEST_MS = Date.UTC(2262, 3, 11);
 
 /** A channel's delivery of one event: `expired` is one it will never send (too old). */
 export interface DeliveryOutcome {
@@ -220,6 +222,11 @@ export class AlertStore {
     withinMs: number,
     now = Date.now(),
   ): Promise<StoredEvent[]> {
+    return this.#unsent(channel, Math.max(sinceMs, now - withinMs), Number.MAX_SAFE_INTEGER);
+  }
+
+  /** Notify events created in [fromMs, beforeMs) that the channel neither received nor gave up. */
+  async #unsent(channel: string, fromMs: number, beforeMs: number): Promise<StoredEvent[]> {
     const rows = await this.store.query(
       `SELECT e.* EXCEPT created_at FROM alert_events AS e FINAL
        LEFT ANTI JOIN
@@ -227,9 +234,10 @@ export class AlertStore {
            SELECT fingerprint, incident, seq FROM alert_deliveries FINAL
            WHERE channel = {channel:String} AND status IN ('sent', 'expired')
        ) AS d USING (fingerprint, incident, seq)
-       WHERE e.notify = 1 AND e.created_at >= {since:DateTime64(3, 'UTC')}
+       WHERE e.notify = 1 AND e.created_at >= {from:DateTime64(3, 'UTC')}
+         AND e.created_at < {before:DateTime64(3, 'UTC')}
        ORDER BY e.created_at, e.at, e.fingerprint, e.seq`,
-      { channel, since: ms(Math.max(sinceMs, now - withinMs)) },
+      { channel, from: ms(fromMs), before: ms(Math.min(beforeMs, LATEST_MS)) },
       eventRow,
     );
     return rows.map(toStoredEvent);
@@ -245,29 +253,17 @@ export class AlertStore {
     withinMs: number,
     now = Date.now(),
   ): Promise<StoredEvent[]> {
-    const rows = await this.store.query(
-      `SELECT e.* EXCEPT created_at FROM alert_events AS e FINAL
-       LEFT ANTI JOIN
-       (
-           SELECT fingerprint, incident, seq FROM alert_deliveries FINAL
-           WHERE channel = {channel:String} AND status IN ('sent', 'expired')
-       ) AS d USING (fingerprint, incident, seq)
-       WHERE e.notify = 1 AND e.created_at >= {since:DateTime64(3, 'UTC')}
-         AND e.created_at < {before:DateTime64(3, 'UTC')}
-       ORDER BY e.created_at, e.at, e.fingerprint, e.seq`,
-      { channel, since: ms(sinceMs), before: ms(now - withinMs) },
-      eventRow,
-    );
-    if (rows.length > 0) {
+    const events = await this.#unsent(channel, sinceMs, now - withinMs);
+    if (events.length > 0) {
       const outcome = {
         status: 'expired',
         attempts: 0,
         error: 'older than the look-back when its turn came',
       } as const;
-      const lines = rows.map((row) => this.#deliveryLine(row, channel, outcome));
+      const lines = events.map((event) => this.#deliveryLine(event, channel, outcome));
       await this.store.insertJsonEachRow('alert_deliveries', Buffer.from(lines.join('\n') + '\n'));
     }
-    return rows.map(toStoredEvent);
+    return events;
   }
 
   async recordDelivery(
