@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRules } from '../../analyzer/rules.js';
-import { testApp } from '../support/app.js';
+import { sendTasks, testApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
-import { otlpBodiesOf, seeded, stream } from '../support/tasks.js';
+import { seeded, stream } from '../support/tasks.js';
 
 // A firing alert whose traffic stops is held (no verdict is not a recovery), then closed without a
 // verdict once held for `holdWithoutVerdict`, across a restart. Time line (T = now): healthy
@@ -42,15 +42,7 @@ beforeAll(async () => {
     ),
   ];
   const loader = await testApp(temp.store);
-  for (const body of otlpBodiesOf(tasks)) {
-    const res = await loader.app.inject({
-      method: 'POST',
-      url: '/v1/traces',
-      headers: { 'content-type': 'application/json' },
-      payload: body,
-    });
-    expect(res.statusCode).toBe(200);
-  }
+  await sendTasks(loader, tasks);
   await loader.close();
 });
 afterAll(async () => {

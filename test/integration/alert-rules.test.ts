@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRules } from '../../analyzer/rules.js';
 import type { RuleKind } from '../../analyzer/rules.js';
-import { testApp } from '../support/app.js';
+import { sendTasks, testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
-import { otlpBodiesOf, seeded, stream } from '../support/tasks.js';
+import { seeded, stream } from '../support/tasks.js';
 import type { CraftedTask, StreamSpec } from '../support/tasks.js';
 
 // Each rule fires, and resolves, on crafted spans sent through OTLP with chosen timestamps; a
@@ -179,16 +179,7 @@ async function alerts(): Promise<AlertRow[]> {
 beforeAll(async () => {
   temp = await openTempStore();
   rw = await testApp(temp.store, { rules: RULES });
-  for (const body of otlpBodiesOf(tasks())) {
-    const res = await rw.app.inject({
-      method: 'POST',
-      url: '/v1/traces',
-      headers: { 'content-type': 'application/json' },
-      payload: body,
-    });
-    expect(res.statusCode, res.body).toBe(200);
-    expect(res.json()).toEqual({});
-  }
+  await sendTasks(rw, tasks());
   await rw.writer.flush();
 });
 afterAll(async () => {

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildReport } from '../../analyzer/report.js';
 import type { Report } from '../../analyzer/report.js';
 import { costPerSuccess, twoProportionZ, wilson } from '../../analyzer/stats.js';
-import { testApp } from '../support/app.js';
+import { sendTasks, testApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
-import { otlpBodiesOf, seeded } from '../support/tasks.js';
+import { seeded } from '../support/tasks.js';
 import type { CraftedTask } from '../support/tasks.js';
 
 // The metric SQL (v_window_metrics, v_overall_window, v_failure_concentration) against an
@@ -74,15 +74,7 @@ beforeAll(async () => {
   const rw = await testApp(temp.store);
   const generated = generate();
   truth = generated.truth;
-  for (const body of otlpBodiesOf(generated.tasks)) {
-    const res = await rw.app.inject({
-      method: 'POST',
-      url: '/v1/traces',
-      headers: { 'content-type': 'application/json' },
-      payload: body,
-    });
-    expect(res.statusCode).toBe(200);
-  }
+  await sendTasks(rw, generated.tasks);
   await rw.close();
   report = await buildReport(temp.store, { from: new Date(FROM - HOUR), to: new Date(TO + HOUR) });
 });

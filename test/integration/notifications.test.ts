@@ -2,10 +2,10 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slackChannel, webhookChannel } from '../../analyzer/notifier.js';
 import { parseRules } from '../../analyzer/rules.js';
-import { testApp } from '../support/app.js';
+import { sendTasks, testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
-import { otlpBodiesOf, seeded, stream } from '../support/tasks.js';
+import { seeded, stream } from '../support/tasks.js';
 import { startWebhookReceiver } from '../support/webhook-receiver.js';
 import type { WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -106,15 +106,7 @@ beforeAll(async () => {
     ),
   ]);
   const loader = await testApp(temp.store);
-  for (const body of otlpBodiesOf(tasks)) {
-    const res = await loader.app.inject({
-      method: 'POST',
-      url: '/v1/traces',
-      headers: { 'content-type': 'application/json' },
-      payload: body,
-    });
-    expect(res.statusCode).toBe(200);
-  }
+  await sendTasks(loader, tasks);
   await loader.close();
 });
 afterAll(async () => {

@@ -9,6 +9,8 @@ import { configWith } from '../../server/config.js';
 import type { Config } from '../../server/config.js';
 import { assembleRoutewatch, writerOptions } from '../../server/start.js';
 import type { Store } from '../../storage/store.js';
+import { otlpBodiesOf } from './tasks.js';
+import type { CraftedTask } from './tasks.js';
 
 export type ConfigOverrides = Partial<Record<keyof Config, string>>;
 
@@ -76,4 +78,19 @@ export function testWriter(store: Store, overrides: ConfigOverrides = {}): SpanW
     store,
     writerOptions(configWith({ ROUTEWATCH_BATCH_DELAY: '5ms', ...overrides })),
   );
+}
+
+/** Sends crafted tasks through the app's OTLP/JSON endpoint; each request must be stored whole. */
+export async function sendTasks(rw: TestApp, tasks: CraftedTask[]): Promise<void> {
+  for (const body of otlpBodiesOf(tasks)) {
+    const res = await rw.app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { 'content-type': 'application/json' },
+      payload: body,
+    });
+    if (res.statusCode !== 200 || res.body !== '{}') {
+      throw new Error(`OTLP request answered ${res.statusCode}: ${res.body}`);
+    }
+  }
 }
