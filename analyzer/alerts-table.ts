@@ -1,3 +1,5 @@
+import type { Resolution } from './message.js';
+
 /** The alerts API's answer as a terminal table (routewatch alerts). Pure. */
 
 export interface AlertsView {
@@ -13,6 +15,10 @@ export interface AlertsView {
     summary: string;
     /** The latest evaluation's finding: `insufficient_data` while a firing alert is held. */
     finding?: { status: string };
+    /** When a firing alert's hold began (absent from an older server's answer). */
+    heldSince?: string | null;
+    /** How a resolved alert ended (absent from an older server's answer). */
+    resolution?: Resolution | null;
   }[];
   history: {
     at: string;
@@ -21,6 +27,7 @@ export interface AlertsView {
     cohort: string;
     route: string;
     detail: string;
+    resolution?: Resolution | null;
     summary: string;
   }[];
   channels: Record<string, { sent: number; retries: number; queued: number; lastError: string }>;
@@ -49,8 +56,11 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
   // finding then says why there is none, not why it fired (that is in its firing transition).
   const what = (a: AlertsView['alerts'][number]) =>
     a.state === 'firing' && a.finding?.status === 'insufficient_data'
-      ? `still firing, no verdict now: ${a.summary}`
+      ? `still firing, no verdict ${a.heldSince ? `since ${short(a.heldSince)} UTC` : 'now'}: ${a.summary}`
       : a.summary;
+  // Closed without a verdict is not a recovery: said as the dashboard says it.
+  const ended = (state: string, resolution: Resolution | null | undefined) =>
+    state === 'resolved' && resolution === 'closed_without_verdict' ? 'closed' : state;
   const lines = [
     `routewatch alerts  ${view.evaluatedAt ? `last evaluated ${short(view.evaluatedAt)} UTC` : 'not evaluated yet in this process'}`,
     '',
@@ -71,7 +81,14 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
     lines.push(
       ...table(
         ['state', 'severity', 'rule', 'cohort × route', 'since (UTC)', 'what'],
-        listed.map((a) => [a.state, a.severity, a.rule, where(a), short(a.since), what(a)]),
+        listed.map((a) => [
+          ended(a.state, a.resolution),
+          a.severity,
+          a.rule,
+          where(a),
+          short(a.since),
+          what(a),
+        ]),
       ),
     );
   }
@@ -81,7 +98,7 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
     lines.push(
       ...table(
         ['at (UTC)', 'transition', 'rule', 'cohort × route', 'what'],
-        recent.map((e) => [short(e.at), e.kind, e.rule, where(e), e.summary]),
+        recent.map((e) => [short(e.at), ended(e.kind, e.resolution), e.rule, where(e), e.summary]),
       ),
     );
   }

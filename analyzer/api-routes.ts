@@ -6,7 +6,8 @@ import { badRequest, unavailable } from '../server/http-error.js';
 import { TimeArgumentError, parseInstant, resolveWindow } from '../server/time.js';
 import type { Finding } from './detectors.js';
 import type { Evaluator } from './evaluator.js';
-import type { AlertState, EventKind } from './lifecycle.js';
+import type { AlertRecord, AlertState, EventKind } from './lifecycle.js';
+import type { Resolution } from './message.js';
 import type { Rule } from './rules.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
@@ -136,6 +137,18 @@ export interface AlertsAnswer {
     incident: number;
     lastEvaluatedAt: string;
     lastNotifiedAt: string | null;
+    /**
+     * A firing alert on hold (its monitor cannot judge it: no tasks, too few): when the hold
+     * began. Null while it is judged, and in any other state.
+     */
+    heldSince: string | null;
+    /**
+     * A resolved alert: how its incident ended, `recovered` (its monitor found it well again) or
+     * `closed_without_verdict` (held too long, or its rule disabled, removed or narrowed). Null in
+     * any other state, and for a resolved alert whose closing transition is out of reach (see
+     * `resolutionsOf`).
+     */
+    resolution: Resolution | null;
     summary: string;
     finding: Finding;
   }[];
@@ -150,6 +163,8 @@ export interface AlertsAnswer {
     route: string;
     detail: string;
     notified: boolean;
+    /** A `resolved` transition: how the incident ended, as the alert's `resolution`; else null. */
+    resolution: Resolution | null;
     title: string;
     summary: string;
   }[];
@@ -166,6 +181,56 @@ const alertsQuery = z
 const evaluateQuery = z
   .object({ at: z.string().optional(), dryRun: z.enum(['true', 'false']).optional() })
   .strict();
+
+/** The most transitions read to find how the resolved alerts listed ended. */
+const CLOSING_EVENTS = 1000;
+
+/**
+ * How a resolved incident ended, from the finding that resolved it: a recovery needs a verdict.
+ * The same rule as the evaluator's message (`resolution`), which events stored before it lack.
+ */
+const resolutionOf = (closing: Finding): Resolution =>
+  closing.status === 'insufficient_data' ? 'closed_without_verdict' : 'recovered';
+
+/**
+ * How each resolved alert ended, by fingerprint. Its record's finding says so only until the next
+ * evaluation steps it: right after a recovery the monitor has no verdict (the evidence before the
+ * resolution is spent), which would read as closed without one. So an alert evaluated since it
+ * resolved is looked up in its closing event, among the latest `CLOSING_EVENTS` transitions; one
+ * beyond them is left out (null in the answer).
+ */
+async function resolutionsOf(
+  evaluator: Evaluator,
+  resolved: readonly AlertRecord[],
+): Promise<Map<string, Resolution>> {
+  const found = new Map<string, Resolution>();
+  const stepped: AlertRecord[] = [];
+  for (const record of resolved) {
+    if (record.evaluatedAt > record.since) stepped.push(record);
+    else found.set(record.fingerprint, resolutionOf(record.finding));
+  }
+  if (stepped.length === 0) return found;
+  const closing = await evaluator.alerts.history(
+    CLOSING_EVENTS,
+    Math.min(...stepped.map((r) => r.since)),
+  );
+  for (const record of stepped) {
+    const event = closing.find(
+      (e) =>
+        e.fingerprint === record.fingerprint &&
+        e.incident === record.incident &&
+        e.kind === 'resolved',
+    );
+    if (event) {
+      found.set(
+        record.fingerprint,
+        event.message.resolution ?? resolutionOf(event.message.finding),
+      );
+    }
+  }
+  return found;
+}
+
 /** How far past now an evaluation's `at` may be: a client's clock a little ahead. */
 const FUTURE_SLACK_MS = 60_000;
 
@@ -186,28 +251,36 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
       ]),
     );
     const severity = new Map(evaluator.rules.rules.map((r) => [r.id, r.severity]));
+    const listed = states
+      .filter((s) => s.state !== 'inactive' && (wanted === 'all' || s.state === wanted))
+      .sort((a, b) => b.since - a.since);
+    const resolutions = await readStore(() =>
+      resolutionsOf(
+        evaluator,
+        listed.filter((s) => s.state === 'resolved'),
+      ),
+    );
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     return {
       evaluatedAt: evaluator.lastResult?.evaluatedAt ?? null,
-      alerts: states
-        .filter((s) => s.state !== 'inactive' && (wanted === 'all' || s.state === wanted))
-        .sort((a, b) => b.since - a.since)
-        .map((s) => ({
-          fingerprint: s.fingerprint,
-          rule: s.ruleId,
-          kind: s.finding.kind,
-          severity: severity.get(s.ruleId) ?? 'warning',
-          cohort: s.cohort,
-          route: s.route,
-          detail: s.detail,
-          state: s.state,
-          since: new Date(s.since).toISOString(),
-          incident: s.incident,
-          lastEvaluatedAt: new Date(s.evaluatedAt).toISOString(),
-          lastNotifiedAt:
-            s.lastNotifiedAt === null ? null : new Date(s.lastNotifiedAt).toISOString(),
-          summary: s.finding.summary,
-          finding: s.finding,
-        })),
+      alerts: listed.map((s) => ({
+        fingerprint: s.fingerprint,
+        rule: s.ruleId,
+        kind: s.finding.kind,
+        severity: severity.get(s.ruleId) ?? 'warning',
+        cohort: s.cohort,
+        route: s.route,
+        detail: s.detail,
+        state: s.state,
+        since: new Date(s.since).toISOString(),
+        incident: s.incident,
+        lastEvaluatedAt: new Date(s.evaluatedAt).toISOString(),
+        lastNotifiedAt: iso(s.lastNotifiedAt),
+        heldSince: s.state === 'firing' ? iso(s.heldSince) : null,
+        resolution: resolutions.get(s.fingerprint) ?? null,
+        summary: s.finding.summary,
+        finding: s.finding,
+      })),
       history: history.map((e) => ({
         at: new Date(e.at).toISOString(),
         kind: e.kind,
@@ -218,6 +291,8 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         route: e.route,
         detail: e.detail,
         notified: e.notify,
+        resolution:
+          e.kind === 'resolved' ? (e.message.resolution ?? resolutionOf(e.message.finding)) : null,
         title: e.message.title,
         summary: e.message.finding.summary,
       })),

@@ -60,6 +60,28 @@ function stateBadge(state: Alert['state'], title?: string): HTMLElement {
   return h('span', { class: `badge badge-${state}`, title }, state);
 }
 
+/** Closed without a verdict (held too long, its rule gone): neutral, not the green of a recovery. */
+function closedBadge(title?: string): HTMLElement {
+  return h('span', { class: 'badge badge-closed', title }, 'closed');
+}
+
+/**
+ * An alert's state as it reads: a held firing alert says since when it has had no verdict, a
+ * resolved one closed without a verdict reads `closed`. The title is the latest finding's summary.
+ */
+function alertState(a: Alert, title?: string): Child {
+  if (a.state === 'resolved' && a.resolution === 'closed_without_verdict')
+    return closedBadge(title);
+  if (a.state === 'firing' && a.heldSince !== null) {
+    return [
+      stateBadge(a.state, title),
+      ' ',
+      h('span', { class: 'muted held', title: a.summary }, `no verdict since ${utc(a.heldSince)}`),
+    ];
+  }
+  return stateBadge(a.state, title);
+}
+
 function alertCell(alerts: Loaded<AlertsAnswer>, row: CohortRouteMetrics): Child {
   if (!alerts.ok) {
     return alerts.error.status === 404
@@ -70,11 +92,11 @@ function alertCell(alerts: Loaded<AlertsAnswer>, row: CohortRouteMetrics): Child
   const active = found.filter((a) => a.state !== 'resolved');
   if (active.length === 0) {
     return found.length > 0
-      ? stateBadge('resolved', found[0]!.summary)
+      ? alertState(found[0]!, found[0]!.summary)
       : h('span', { class: 'muted' }, 'no alert');
   }
   return active.map((a) =>
-    h('div', {}, stateBadge(a.state, a.summary), ' ', h('span', { class: 'rule' }, a.rule)),
+    h('div', {}, alertState(a, a.summary), ' ', h('span', { class: 'rule' }, a.rule)),
   );
 }
 
@@ -394,7 +416,7 @@ export function renderAlerts(
                 h(
                   'tr',
                   { 'data-cohort': a.cohort, 'data-route': a.route, 'data-state': a.state },
-                  h('td', {}, stateBadge(a.state)),
+                  h('td', {}, alertState(a)),
                   h('td', {}, a.severity),
                   h('td', {}, a.rule, a.detail ? ` (${a.detail})` : ''),
                   h(
@@ -425,11 +447,13 @@ export function renderAlerts(
               { 'data-kind': e.kind },
               h('time', { datetime: e.at }, utc(e.at)),
               ' ',
-              h(
-                'span',
-                { class: `badge badge-${e.kind === 'repeat' ? 'firing' : e.kind}` },
-                e.kind,
-              ),
+              e.kind === 'resolved' && e.resolution === 'closed_without_verdict'
+                ? closedBadge()
+                : h(
+                    'span',
+                    { class: `badge badge-${e.kind === 'repeat' ? 'firing' : e.kind}` },
+                    e.kind,
+                  ),
               ' ',
               e.title,
               h('br'),

@@ -6,11 +6,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { defaultDashboardDir } from '../../analyzer/dashboard-routes.js';
 import { runDemo } from '../../cli/demo.js';
 import type { DemoResult } from '../../cli/demo.js';
-import { pct, usd } from '../../dashboard/format.js';
+import { pct, usd, utc } from '../../dashboard/format.js';
 import { PALETTE } from '../../dashboard/palette.js';
 import { EmbeddedStore } from '../../storage/embedded-store.js';
 import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
+import { craftAlertEndings } from '../support/alert-endings.js';
 import { launchChromium, saveScreenshot, watchPage } from '../support/browser.js';
 import { REPO_ROOT } from '../support/child-process.js';
 import type { PageWatch } from '../support/browser.js';
@@ -396,6 +397,88 @@ describe('the dashboard behind the token', () => {
     // Forgotten on request: the next load asks again.
     await page.click('#forget-token');
     await settled(page, 'token');
+    expect(watch.errors).toEqual([]);
+  });
+});
+
+// Last: it adds alerts (and, before the last hour, traffic) the tests above do not expect.
+describe('the dashboard on alerts with no verdict', () => {
+  it('shows a held alert as firing with no verdict since its hold began, and one closed without a verdict as closed, not resolved', async () => {
+    // Before the last hour, which the tests above look at.
+    const { heldSince } = await craftAlertEndings(open, Date.now() - 3 * 3_600_000);
+    const { page, watch } = await newPage();
+    await page.goto(`${openUrl}/?window=7d`);
+    await settled(page);
+    const noVerdict = `no verdict since ${utc(new Date(heldSince).toISOString())}`;
+
+    // The alert cell of each cohort × route, and the classes of its badges.
+    const cells = await page.$$eval(
+      '#routes-table tbody tr[data-route="small"]',
+      (rows: PageElement[]) =>
+        rows.map((row) => {
+          const cell = row.children[8]!;
+          const badges = Array.from(cell.children).filter((c) =>
+            (c.getAttribute('class') ?? '').includes('badge'),
+          );
+          return {
+            cohort: row.getAttribute('data-cohort'),
+            text: cell.innerText.trim(),
+            badges: badges.map((b) => b.getAttribute('class')),
+          };
+        }),
+    );
+    const cell = (cohort: string) => cells.find((c) => c.cohort === cohort);
+    expect(cell('held')).toMatchObject({ text: `firing ${noVerdict} ending_drop` });
+    expect(cell('held-too-long')).toEqual({
+      cohort: 'held-too-long',
+      text: 'closed',
+      badges: ['badge badge-closed'],
+    });
+    expect(cell('rule-removed')).toMatchObject({ text: 'closed', badges: ['badge badge-closed'] });
+    expect(cell('recovered')).toMatchObject({
+      text: 'resolved',
+      badges: ['badge badge-resolved'],
+    });
+
+    // The alerts table: the state column says the same.
+    const states = await page.$$eval('#alerts-table tbody tr', (rows: PageElement[]) =>
+      rows.map((row) => ({
+        cohort: row.getAttribute('data-cohort'),
+        state: row.children[0]!.innerText.trim(),
+        badge: row.children[0]!.children[0]!.getAttribute('class'),
+      })),
+    );
+    const state = (cohort: string) => states.find((s) => s.cohort === cohort);
+    expect(state('held')).toEqual({
+      cohort: 'held',
+      state: `firing ${noVerdict}`,
+      badge: 'badge badge-firing',
+    });
+    expect(state('held-too-long')).toMatchObject({ state: 'closed', badge: 'badge badge-closed' });
+    expect(state('rule-removed')).toMatchObject({ state: 'closed', badge: 'badge badge-closed' });
+    expect(state('recovered')).toMatchObject({ state: 'resolved', badge: 'badge badge-resolved' });
+
+    // The history: a closing transition is 'closed', a recovery 'resolved'.
+    const resolved = await page.$$eval(
+      '#alert-history li[data-kind="resolved"]',
+      (items: PageElement[]) =>
+        items.map((item) => ({
+          text: item.innerText,
+          badge: Array.from(item.children)
+            .map((c) => c.getAttribute('class') ?? '')
+            .find((c) => c.includes('badge')),
+        })),
+    );
+    const closing = (cohort: string) => resolved.find((e) => e.text.includes(`${cohort} · small`));
+    expect(closing('held-too-long')).toMatchObject({ badge: 'badge badge-closed' });
+    expect(closing('held-too-long')!.text).toMatch(
+      / closed Closed without a verdict: held-too-long/,
+    );
+    expect(closing('rule-removed')).toMatchObject({ badge: 'badge badge-closed' });
+    expect(closing('recovered')).toMatchObject({ badge: 'badge badge-resolved' });
+    expect(closing('recovered')!.text).toMatch(/ resolved Resolved: recovered · small/);
+
+    await saveScreenshot(page, 'alerts-without-verdict');
     expect(watch.errors).toEqual([]);
   });
 });

@@ -47,4 +47,58 @@ describe('renderAlertsTable', () => {
     );
     expect(text).toMatch(/firing .*still firing, no verdict now: 0 in the baseline/);
   });
+
+  it('says since when a held alert has had no verdict', () => {
+    const held = {
+      ...alert(
+        'firing',
+        'no tasks of this cohort and route in the current window',
+        'insufficient_data',
+      ),
+      heldSince: '2026-12-04T11:30:00.000Z',
+    };
+    expect(renderAlertsTable(view([held]))).toMatch(
+      /firing .*still firing, no verdict since 2026-12-04 11:30 UTC: no tasks of this cohort/,
+    );
+  });
+
+  it('says closed, not resolved, for an alert closed without a verdict, in the list and the history', () => {
+    const closed = {
+      ...alert(
+        'resolved',
+        'held 24 h with no verdict: closed without a verdict',
+        'insufficient_data',
+      ),
+      resolution: 'closed_without_verdict' as const,
+    };
+    const recovered = {
+      ...alert('resolved', 'back to 89 %', 'ok'),
+      resolution: 'recovered' as const,
+    };
+    const transition = (summary: string, resolution: 'recovered' | 'closed_without_verdict') => ({
+      at: '2026-12-04T12:00:00.000Z',
+      kind: 'resolved',
+      rule: 'success-drop',
+      cohort: 'extraction',
+      route: 'small',
+      detail: '',
+      resolution,
+      summary,
+    });
+    const text = renderAlertsTable(
+      {
+        ...view([closed, recovered]),
+        history: [
+          transition('held 24 h with no verdict', 'closed_without_verdict'),
+          transition('back to 89 %', 'recovered'),
+        ],
+      },
+      10,
+      'resolved',
+    );
+    expect(text).toMatch(/^closed +critical .*held 24 h with no verdict: closed/m);
+    expect(text).toMatch(/^resolved +critical .*back to 89 %/m);
+    expect(text).toMatch(/^2026-12-04 12:00 +closed +success-drop .*held 24 h with no verdict$/m);
+    expect(text).toMatch(/^2026-12-04 12:00 +resolved +success-drop .*back to 89 %$/m);
+  });
 });

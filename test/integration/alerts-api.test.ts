@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AlertsAnswer } from '../../analyzer/api-routes.js';
+import { craftAlertEndings } from '../support/alert-endings.js';
+import type { AlertEndings } from '../support/alert-endings.js';
+import { testApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
+import { openTempStore } from '../support/store.js';
+
+// GET /api/v1/alerts on alerts that stand or ended each way (test/support/alert-endings.ts): held
+// without a verdict, closed without one (held too long; its rule removed), recovered.
+
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+let rw: TestApp;
+let endings: AlertEndings;
+
+beforeAll(async () => {
+  temp = await openTempStore();
+  rw = await testApp(temp.store);
+  endings = await craftAlertEndings(rw, Date.now() - 60_000);
+}, 120_000);
+afterAll(async () => {
+  await rw?.close();
+  await temp?.dispose();
+});
+
+async function alertsAnswer(query = ''): Promise<AlertsAnswer> {
+  const res = await rw.app.inject({ method: 'GET', url: `/api/v1/alerts${query}` });
+  expect(res.statusCode, res.body).toBe(200);
+  return res.json();
+}
+
+const byCohort = (answer: AlertsAnswer) =>
+  Object.fromEntries(
+    answer.alerts.map((a) => [
+      a.cohort,
+      {
+        state: a.state,
+        heldSince: a.heldSince,
+        resolution: a.resolution,
+        status: a.finding.status,
+      },
+    ]),
+  );
+
+describe('GET /api/v1/alerts', () => {
+  it('says since when a firing alert has been held, and how each resolved alert ended', async () => {
+    expect(byCohort(await alertsAnswer())).toEqual({
+      held: {
+        state: 'firing',
+        heldSince: new Date(endings.heldSince).toISOString(),
+        resolution: null,
+        status: 'insufficient_data',
+      },
+      'held-too-long': {
+        state: 'resolved',
+        heldSince: null,
+        resolution: 'closed_without_verdict',
+        status: 'insufficient_data',
+      },
+      'rule-removed': {
+        state: 'resolved',
+        heldSince: null,
+        resolution: 'closed_without_verdict',
+        status: 'insufficient_data',
+      },
+      // Regression: its monitor has no verdict since it recovered (the evidence before the
+      // resolution is spent), which is not how its incident ended.
+      recovered: {
+        state: 'resolved',
+        heldSince: null,
+        resolution: 'recovered',
+        status: 'insufficient_data',
+      },
+    });
+  });
+
+  it('reads how an alert ended from its closing transition, however little history is asked for', async () => {
+    const all = byCohort(await alertsAnswer());
+    expect(byCohort(await alertsAnswer('?history=0'))).toEqual(all);
+    expect(byCohort(await alertsAnswer('?state=resolved&history=1'))).toEqual(
+      Object.fromEntries(Object.entries(all).filter(([, a]) => a.state === 'resolved')),
+    );
+  });
+
+  it('gives each resolved transition its resolution, and the others none', async () => {
+    const { history } = await alertsAnswer();
+    const resolutions = history.map((e) => `${e.kind} ${e.cohort}: ${e.resolution}`);
+    expect(resolutions.filter((r) => r.startsWith('resolved')).sort()).toEqual([
+      'resolved held-too-long: closed_without_verdict',
+      'resolved recovered: recovered',
+      'resolved rule-removed: closed_without_verdict',
+    ]);
+    expect(history.filter((e) => e.kind !== 'resolved').map((e) => e.resolution)).toEqual(
+      history.filter((e) => e.kind !== 'resolved').map(() => null),
+    );
+    expect(history.filter((e) => e.kind === 'firing')).toHaveLength(4);
+  });
+});
