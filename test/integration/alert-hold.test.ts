@@ -3,6 +3,7 @@ import { parseRules } from '../../analyzer/rules.js';
 import { sendTasks, testApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
 import { seeded, stream } from '../support/tasks.js';
+import { disableDefaultRulesBut } from '../support/rules.js';
 
 // A firing alert whose traffic stops is held (no verdict is not a recovery), then closed without a
 // verdict once held for `holdWithoutVerdict`, across a restart. Time line (T = now): healthy
@@ -16,7 +17,7 @@ const RULES = parseRules(`
 evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2, holdWithoutVerdict: 1h }
 rules:
   - { id: success_rate_drop, cohorts: [alpha] }
-${['cost_per_success_rise', 'cheaper_than_large', 'fallback_rate_spike', 'fallback_reason_shift', 'invisible_fallbacks', 'cascades', 'reask_rise', 'escalation_rise', 'p95_regression', 'failure_concentration', 'unpriced_rise', 'loop_rate_rise', 'retry_rise'].map((id) => `  - { id: ${id}, enabled: false }`).join('\n')}
+${disableDefaultRulesBut('success_rate_drop')}
 `);
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;

@@ -8,6 +8,7 @@ import { openTempStore } from '../support/store.js';
 import { seeded, stream } from '../support/tasks.js';
 import { startWebhookReceiver } from '../support/webhook-receiver.js';
 import type { WebhookReceiver } from '../support/webhook-receiver.js';
+import { disableDefaultRulesBut } from '../support/rules.js';
 
 // A real local HTTP server stands in for Slack. Crafted traffic: three cohorts whose small route
 // degrades in [T − 12 h, T − 6 h) and recovers after; evaluations at chosen times.
@@ -20,7 +21,7 @@ const RULES_FILE = `
 evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2 }
 rules:
   - { id: success_rate_drop, cohorts: [alpha, beta, gamma] }
-${['cost_per_success_rise', 'cheaper_than_large', 'fallback_rate_spike', 'fallback_reason_shift', 'invisible_fallbacks', 'cascades', 'reask_rise', 'escalation_rise', 'p95_regression', 'failure_concentration', 'unpriced_rise', 'loop_rate_rise', 'retry_rise'].map((id) => `  - { id: ${id}, enabled: false }`).join('\n')}
+${disableDefaultRulesBut('success_rate_drop')}
 `;
 const RULES = parseRules(RULES_FILE);
 

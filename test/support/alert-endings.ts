@@ -1,6 +1,7 @@
 import { parseRules } from '../../analyzer/rules.js';
 import type { RuleSet } from '../../analyzer/rules.js';
 import { sendTasks } from './app.js';
+import { disableDefaultRulesBut } from './rules.js';
 import type { TestApp } from './app.js';
 import { seeded, stream } from './tasks.js';
 
@@ -26,30 +27,13 @@ const MINUTE = 60_000;
 
 const ENDING_COHORTS = ['recovered', 'held-too-long', 'held', 'rule-removed'] as const;
 
-const OTHER_RULES = [
-  'success_rate_drop',
-  'cost_per_success_rise',
-  'cheaper_than_large',
-  'fallback_rate_spike',
-  'fallback_reason_shift',
-  'invisible_fallbacks',
-  'cascades',
-  'reask_rise',
-  'escalation_rise',
-  'p95_regression',
-  'failure_concentration',
-  'unpriced_rise',
-  'loop_rate_rise',
-  'retry_rise',
-];
-
 function endingRules(removed: boolean): RuleSet {
   return parseRules(`
 evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2, holdWithoutVerdict: 2h }
 rules:
   - { id: ending_drop, kind: success_rate_drop, cohorts: [recovered, held-too-long, held] }
   - { id: removed_drop, kind: success_rate_drop, cohorts: [rule-removed]${removed ? ', enabled: false' : ''} }
-${OTHER_RULES.map((id) => `  - { id: ${id}, enabled: false }`).join('\n')}
+${disableDefaultRulesBut()}
 `);
 }
 

@@ -12,9 +12,7 @@ export function approximately(value: unknown, digits = 12): unknown {
   }
   if (Array.isArray(value)) return value.map((v: unknown) => approximately(v, digits));
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, approximately(v, digits)]),
-    );
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, approximately(v, digits)]));
   }
   return value;
 }
