@@ -14,7 +14,14 @@ import { buildReport } from './report.js';
 import { filterList } from './filter-list.js';
 import { buildTimeseries, seriesOptionsOf } from './timeseries.js';
 import { DEFAULT_ADVICE, buildAdvice } from './advice.js';
-import { DEFAULT_GATE, GateCohortError, GateRefError, parseRef, runGate } from './gate.js';
+import {
+  DEFAULT_GATE,
+  GateCohortError,
+  GateRefError,
+  MAX_SUCCESS_DROP_LIMIT,
+  parseRef,
+  runGate,
+} from './gate.js';
 import type { GateOptions, GateRef } from './gate.js';
 
 /** The analyzer's HTTP API: `GET /api/v1/report`, `GET /api/v1/timeseries`, alerts and evaluation. */
@@ -345,11 +352,21 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
 /** `GET /api/v1/compare` (the gate, canaries) and `GET /api/v1/advice`. */
 export type DecisionRoutesOptions = ApiRoutesOptions;
 
+/** A fraction of 1, like every rate of the API; the CLI's --max-success-drop takes points. */
+const successDrop = z.coerce
+  .number()
+  .min(0, 'a fraction of 1 (0.02 is two percentage points), not negative')
+  .max(
+    MAX_SUCCESS_DROP_LIMIT,
+    `a fraction of 1 (0.02 is two percentage points), at most ${MAX_SUCCESS_DROP_LIMIT}`,
+  )
+  .optional();
+
 const compareQuery = z
   .object({
     baseline: z.string(),
     candidate: z.string(),
-    maxSuccessDrop: z.coerce.number().min(0).max(1).optional(),
+    maxSuccessDrop: successDrop,
     minCases: z.coerce.number().int().min(1).optional(),
     confidence: z.coerce.number().gt(0.5).lt(1).optional(),
     cohort: filterList,
@@ -362,7 +379,7 @@ const adviceQuery = z
     cohort: filterList,
     service: filterList,
     policy: filterList,
-    maxSuccessDrop: z.coerce.number().min(0).max(1).optional(),
+    maxSuccessDrop: successDrop,
     minCases: z.coerce.number().int().min(1).optional(),
   })
   .strict();

@@ -113,6 +113,12 @@ export interface GateOptions {
 export const DEFAULT_GATE: GateOptions = { maxSuccessDrop: 0.02, minCases: 200 };
 
 /**
+ * The largest margin the gate and the advice take: a drop of half the success rate is no margin,
+ * and a larger one is far likelier a unit mistaken (points given as a fraction) than a policy.
+ */
+export const MAX_SUCCESS_DROP_LIMIT = 0.5;
+
+/**
  * Rates are differences of fractions in floating point: 222/250 − 217/250 comes out as
  * 0.020000000000000018. A drop of exactly the margin is not "more than" it; no real difference
  * is this small.

@@ -1,5 +1,5 @@
 import type { GateResult } from '../../analyzer/gate.js';
-import { parseRef } from '../../analyzer/gate.js';
+import { MAX_SUCCESS_DROP_LIMIT, parseRef } from '../../analyzer/gate.js';
 import { renderGateMarkdown, renderGateTable } from '../../analyzer/gate-table.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
@@ -23,9 +23,10 @@ export const GATE_EXIT = { pass: 0, fail: 1, insufficient_data: 3 } as const;
 /** --max-success-drop is in percentage points: 2 is 0.02, 0.5 half a point. */
 function points(text: string): number {
   const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n >= 100) {
+  const most = MAX_SUCCESS_DROP_LIMIT * 100;
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > most) {
     throw new UsageError(
-      `--max-success-drop takes percentage points between 0 and 100 (2 for two points), got ${JSON.stringify(text)}`,
+      `--max-success-drop takes percentage points from 0 to ${most} (2 for two points), got ${JSON.stringify(text)}`,
     );
   }
   return n / 100;

@@ -331,6 +331,24 @@ describe('routewatch gate', () => {
     expect(body.error.message).toMatch(/^no cohort "typo" in baseline policy:v1/);
   });
 
+  it('refuses a maxSuccessDrop given in points to the API, naming the unit', async () => {
+    // 1 would be a margin of 100 points (every candidate passes): far likelier 1 point meant.
+    for (const drop of ['1', '2', '-0.01']) {
+      const res = await fetch(
+        `${instance.url}/api/v1/compare?baseline=policy:v1&candidate=eval:equal&maxSuccessDrop=${drop}`,
+      );
+      expect(res.status, drop).toBe(400);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.message).toMatch(
+        /^invalid query: maxSuccessDrop: a fraction of 1 \(0\.02 is two percentage points\)/,
+      );
+    }
+    const ok = await fetch(
+      `${instance.url}/api/v1/compare?baseline=policy:v1&candidate=eval:equal&maxSuccessDrop=0.5`,
+    );
+    expect(ok.status).toBe(200);
+  });
+
   it.each([
     [['--candidate', 'eval:equal'], /needs --baseline and --candidate/],
     [['--baseline', 'v1', '--candidate', 'eval:equal'], /invalid reference "v1": use eval:<run>/],
@@ -338,6 +356,10 @@ describe('routewatch gate', () => {
     [
       ['--baseline', 'policy:v1', '--candidate', 'eval:equal', '--max-success-drop', '150'],
       /--max-success-drop takes percentage points/,
+    ],
+    [
+      ['--baseline', 'policy:v1', '--candidate', 'eval:equal', '--max-success-drop', '60'],
+      /--max-success-drop takes percentage points from 0 to 50 \(2 for two points\), got "60"/,
     ],
     [
       ['--baseline', 'policy:v1', '--candidate', 'eval:equal', '--confidence', '95'],
