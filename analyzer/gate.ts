@@ -314,6 +314,9 @@ export const EMPTY_SIDE: SideStats = {
   scores: {},
 };
 
+/** The `window:<from>/<to>` reference of the time a side served a cohort, its last task included. */
+const windowRefOf = (span: Span) => `window:${iso(span.firstMs)}/${iso(span.lastMs + 1)}`;
+
 /**
  * A canary's cohort compared on its own overlap: `baseline` and `candidate` are the sides' sums
  * over that overlap only. A cohort the two versions never served at the same time is not compared
@@ -339,7 +342,10 @@ export function compareConcurrent(
     return {
       ...compareCohort(cohort, EMPTY_SIDE, EMPTY_SIDE, options),
       verdict: 'insufficient_data',
-      reason: `no overlap: ${earlier}'s last task at ${concurrent[earlier].last}, ${later}'s first at ${concurrent[later].first}; two policy versions are compared only on the time both served a cohort`,
+      reason:
+        `no overlap: ${earlier}'s last task at ${concurrent[earlier].last}, ${later}'s first at ${concurrent[later].first}; two policy versions are compared only on the time both served a cohort. ` +
+        `For a straight cutover, compare the time each served it (a before/after comparison: the traffic may have changed too): ` +
+        `--baseline ${windowRefOf(spans.baseline)} --candidate ${windowRefOf(spans.candidate)} --cohort ${cohort}`,
       concurrent: { overlap: null, ...concurrent },
     };
   }
@@ -517,13 +523,16 @@ async function readScores(
 /** At most this many cohorts are listed in the message about an unknown one. */
 const LISTED_COHORTS = 50;
 
-/** The GateCohortError for cohorts asked for that neither side has, listing the ones they have. */
+/**
+ * The GateCohortError for cohorts asked for that neither side has, listing the ones they have;
+ * null when neither side has any task at all (no typo to point at: nothing to compare yet).
+ */
 async function unknownCohorts(
   store: Store,
   baseline: GateRef,
   candidate: GateRef,
   missing: readonly string[],
-): Promise<GateCohortError> {
+): Promise<GateCohortError | null> {
   const b = refFilter(baseline, 'baseline');
   const c = refFilter(candidate, 'candidate');
   const rows = await queryTasks(
@@ -532,21 +541,34 @@ async function unknownCohorts(
     { ...b.params, ...c.params },
     z.object({ cohort: z.string() }),
   );
+  if (rows.length === 0) return null;
   const names = rows.map((r) => JSON.stringify(r.cohort));
-  const listed =
-    names.length === 0
-      ? 'neither has any task'
-      : `the cohorts there: ${names.slice(0, LISTED_COHORTS).join(', ')}${names.length > LISTED_COHORTS ? `, and ${names.length - LISTED_COHORTS} more` : ''}`;
+  const listed = `${names.slice(0, LISTED_COHORTS).join(', ')}${names.length > LISTED_COHORTS ? `, and ${names.length - LISTED_COHORTS} more` : ''}`;
   return new GateCohortError(
-    `no ${missing.length === 1 ? 'cohort' : 'cohorts'} ${missing.map((m) => JSON.stringify(m)).join(', ')} in baseline ${refLabel(baseline)} or candidate ${refLabel(candidate)}; ${listed}`,
+    `no ${missing.length === 1 ? 'cohort' : 'cohorts'} ${missing.map((m) => JSON.stringify(m)).join(', ')} in baseline ${refLabel(baseline)} or candidate ${refLabel(candidate)}; the cohorts there: ${listed}`,
   );
+}
+
+/** A cohort asked for when neither side has any task: insufficient data, saying so. */
+function emptyCohort(
+  cohort: string,
+  baseline: GateRef,
+  candidate: GateRef,
+  options: GateOptions,
+): GateCohort {
+  return {
+    ...compareCohort(cohort, EMPTY_SIDE, EMPTY_SIDE, options),
+    reason: `no task yet in baseline ${refLabel(baseline)} or candidate ${refLabel(candidate)}, in any cohort: check the references, or wait for the traffic (an eval run still going)`,
+    concurrent: null,
+  };
 }
 
 /**
  * Compares a candidate with a baseline, per cohort. Two policy versions (a canary) are compared
  * cohort by cohort on the time both served that cohort only: the same traffic, the same hours. A
  * cohort one version stopped serving before the other started is not compared at all
- * (compareConcurrent). A cohort asked for that neither side has throws GateCohortError.
+ * (compareConcurrent). A cohort asked for that neither side has throws GateCohortError, unless
+ * neither side has any task at all: then each cohort asked for is insufficient_data.
  */
 export async function runGate(
   store: Store,
@@ -558,7 +580,10 @@ export async function runGate(
   const b = await readSide(store, baseline, cohorts);
   const c = await readSide(store, candidate, cohorts);
   const missing = [...new Set(cohorts)].filter((name) => !b.has(name) && !c.has(name));
-  if (missing.length > 0) throw await unknownCohorts(store, baseline, candidate, missing);
+  if (missing.length > 0) {
+    const error = await unknownCohorts(store, baseline, candidate, missing);
+    if (error) throw error;
+  }
   const canary = baseline.kind === 'policy' && candidate.kind === 'policy';
   const names = [...new Set([...b.keys(), ...c.keys()])].sort();
   // A canary's cohorts served by both: each read again over its own overlap.
@@ -573,25 +598,28 @@ export async function runGate(
   }
   const bWithin = windows.size > 0 ? await readSide(store, baseline, cohorts, windows) : null;
   const cWithin = windows.size > 0 ? await readSide(store, candidate, cohorts, windows) : null;
-  const comparisons = names.map((cohort): GateCohort => {
-    const bs = b.get(cohort);
-    const cs = c.get(cohort);
-    if (canary && bs && cs) {
-      return compareConcurrent(
-        cohort,
-        { baseline: bs, candidate: cs },
-        {
-          baseline: bWithin?.get(cohort)?.stats ?? EMPTY_SIDE,
-          candidate: cWithin?.get(cohort)?.stats ?? EMPTY_SIDE,
-        },
-        options,
-      );
-    }
-    return {
-      ...compareCohort(cohort, bs?.stats ?? EMPTY_SIDE, cs?.stats ?? EMPTY_SIDE, options),
-      concurrent: null,
-    };
-  });
+  const comparisons = [
+    ...missing.map((cohort) => emptyCohort(cohort, baseline, candidate, options)),
+    ...names.map((cohort): GateCohort => {
+      const bs = b.get(cohort);
+      const cs = c.get(cohort);
+      if (canary && bs && cs) {
+        return compareConcurrent(
+          cohort,
+          { baseline: bs, candidate: cs },
+          {
+            baseline: bWithin?.get(cohort)?.stats ?? EMPTY_SIDE,
+            candidate: cWithin?.get(cohort)?.stats ?? EMPTY_SIDE,
+          },
+          options,
+        );
+      }
+      return {
+        ...compareCohort(cohort, bs?.stats ?? EMPTY_SIDE, cs?.stats ?? EMPTY_SIDE, options),
+        concurrent: null,
+      };
+    }),
+  ].sort((x, y) => (x.cohort < y.cohort ? -1 : x.cohort > y.cohort ? 1 : 0));
   return {
     baseline: refLabel(baseline),
     candidate: refLabel(candidate),

@@ -292,9 +292,27 @@ describe('routewatch gate', () => {
     const v6First = new Date(canaryStart + 2 * HOUR).toISOString();
     expect(refunds.concurrent?.baseline.last).toBe(v5Last);
     expect(refunds.concurrent?.candidate.first).toBe(v6First);
-    expect(refunds.reason).toBe(
-      `no overlap: baseline's last task at ${v5Last}, candidate's first at ${v6First}; two policy versions are compared only on the time both served a cohort`,
+    expect(refunds.reason).toMatch(
+      `no overlap: baseline's last task at ${v5Last}, candidate's first at ${v6First}; two policy versions are compared only on the time both served a cohort. For a straight cutover,`,
     );
+    // The reason's suggestion runs as given, and compares each version's own hours of refunds.
+    const suggested = /--baseline (\S+) --candidate (\S+) --cohort refunds$/.exec(refunds.reason);
+    expect(suggested).not.toBeNull();
+    const cutover = await gate(
+      '--baseline',
+      suggested![1]!,
+      '--candidate',
+      suggested![2]!,
+      '--cohort',
+      'refunds',
+      '--json',
+    );
+    expect(cutover.stderr).toBe('');
+    expect(cutover.code).toBe(0);
+    const compared = (JSON.parse(cutover.stdout) as GateResult).cohorts;
+    expect(compared).toMatchObject([
+      { cohort: 'refunds', verdict: 'pass', baseline: { tasks: 400 }, candidate: { tasks: 400 } },
+    ]);
 
     const table = await gate('--baseline', 'policy:v5', '--candidate', 'policy:v6');
     expect(table.code).toBe(3);
@@ -329,6 +347,47 @@ describe('routewatch gate', () => {
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe('INVALID_ARGUMENT');
     expect(body.error.message).toMatch(/^no cohort "typo" in baseline policy:v1/);
+  });
+
+  it('answers insufficient data (exit 3), not a usage error, for a cohort when neither side has any task', async () => {
+    // No typo to point at: an eval run not started yet, a policy version not deployed yet.
+    const run = await gate(
+      '--baseline',
+      'policy:not-deployed',
+      '--candidate',
+      'eval:not-run-yet',
+      '--cohort',
+      'faq',
+    );
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(3);
+    expect(run.stdout).toMatch(/^faq\s+INSUFFICIENT DATA\s+0\/0\s/m);
+    expect(run.stdout).toMatch(
+      /^faq: no task yet in baseline policy:not-deployed or candidate eval:not-run-yet, in any cohort: check the references/m,
+    );
+    const res = await fetch(
+      `${instance.url}/api/v1/compare?baseline=policy:not-deployed&candidate=eval:not-run-yet&cohort=faq,search`,
+    );
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as GateResult;
+    expect(body.verdict).toBe('insufficient_data');
+    expect(body.cohorts.map((c) => [c.cohort, c.verdict])).toEqual([
+      ['faq', 'insufficient_data'],
+      ['search', 'insufficient_data'],
+    ]);
+    // With tasks on one side, a cohort neither has is still a typo (exit 2, above).
+    const typo = await gate(
+      '--baseline',
+      'policy:v1',
+      '--candidate',
+      'eval:not-run-yet',
+      '--cohort',
+      'fqa',
+    );
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(
+      /^routewatch: no cohort "fqa" in baseline policy:v1 or candidate eval:not-run-yet; the cohorts there: /,
+    );
   });
 
   it('refuses a maxSuccessDrop given in points to the API, naming the unit', async () => {

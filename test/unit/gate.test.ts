@@ -259,7 +259,9 @@ describe('compareConcurrent: a canary, cohort by cohort', () => {
     );
     expect(c.verdict).toBe('insufficient_data');
     expect(c.reason).toBe(
-      "no overlap: baseline's last task at 2026-12-01T10:00:00.000Z, candidate's first at 2026-12-01T11:00:00.000Z; two policy versions are compared only on the time both served a cohort",
+      "no overlap: baseline's last task at 2026-12-01T10:00:00.000Z, candidate's first at 2026-12-01T11:00:00.000Z; two policy versions are compared only on the time both served a cohort. " +
+        'For a straight cutover, compare the time each served it (a before/after comparison: the traffic may have changed too): ' +
+        '--baseline window:2026-12-01T00:00:00.000Z/2026-12-01T10:00:00.001Z --candidate window:2026-12-01T11:00:00.000Z/2026-12-01T12:00:00.001Z --cohort refunds',
     );
     expect(c.baseline.known).toBe(0);
     expect(c.successChange.estimate).toBeNull();
