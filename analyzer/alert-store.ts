@@ -33,7 +33,11 @@ const stateRow = z.object({
   evaluated_at: time,
 });
 
-const resolvedRow = z.object({ fingerprint: z.string(), resolved_at: time });
+const resolvedRow = z.object({
+  fingerprint: z.string(),
+  resolved_at: time,
+  resolution: z.enum(['recovered', 'closed_without_verdict']),
+});
 
 const eventRow = z.object({
   fingerprint: z.string(),
@@ -90,15 +94,21 @@ export class AlertStore {
       {},
       stateRow,
     );
-    // The last resolution of each alert, from its events (written before its state): the
-    // evidence before it is spent (lifecycle.ts evidenceFrom).
+    // The last resolution of each alert, from its events (written before its state): when (the
+    // evidence before it is spent, lifecycle.ts evidenceFrom) and how. Events stored before the
+    // message carried `resolution` say it by their finding: a recovery needs a verdict.
     const resolutions = await this.store.query(
-      `SELECT fingerprint, max(at) AS resolved_at FROM alert_events FINAL
+      `SELECT fingerprint, max(at) AS resolved_at,
+         argMax(if(JSONExtractString(message, 'resolution') != '',
+                   JSONExtractString(message, 'resolution'),
+                   if(JSONExtractString(message, 'finding', 'status') = 'insufficient_data',
+                      'closed_without_verdict', 'recovered')), at) AS resolution
+       FROM alert_events FINAL
        WHERE kind = 'resolved' GROUP BY fingerprint`,
       {},
       resolvedRow,
     );
-    const resolvedAt = new Map(resolutions.map((r) => [r.fingerprint, r.resolved_at]));
+    const resolved = new Map(resolutions.map((r) => [r.fingerprint, r]));
     return rows.map((r) => ({
       fingerprint: r.fingerprint,
       ruleId: r.rule_id,
@@ -112,7 +122,8 @@ export class AlertStore {
       incident: r.incident,
       seq: r.seq,
       lastNotifiedAt: r.last_notified_at,
-      resolvedAt: resolvedAt.get(r.fingerprint) ?? null,
+      resolvedAt: resolved.get(r.fingerprint)?.resolved_at ?? null,
+      resolution: resolved.get(r.fingerprint)?.resolution ?? null,
       heldSince: r.held_since,
       finding: r.finding,
       evaluatedAt: r.evaluated_at,

@@ -6,7 +6,7 @@ import { badRequest, unavailable } from '../server/http-error.js';
 import { TimeArgumentError, parseInstant, resolveWindow } from '../server/time.js';
 import type { Finding } from './detectors.js';
 import type { Evaluator } from './evaluator.js';
-import type { AlertRecord, AlertState, EventKind } from './lifecycle.js';
+import type { AlertState, EventKind } from './lifecycle.js';
 import type { Resolution } from './message.js';
 import type { Rule } from './rules.js';
 import type { TimeWindow } from '../server/time.js';
@@ -152,8 +152,7 @@ export interface AlertsAnswer {
     /**
      * A resolved alert: how its incident ended, `recovered` (its monitor found it well again) or
      * `closed_without_verdict` (held too long, or its rule disabled, removed or narrowed). Null in
-     * any other state, and for a resolved alert whose closing transition is out of reach (see
-     * `resolutionsOf`).
+     * any other state.
      */
     resolution: Resolution | null;
     summary: string;
@@ -189,54 +188,12 @@ const evaluateQuery = z
   .object({ at: z.string().optional(), dryRun: z.enum(['true', 'false']).optional() })
   .strict();
 
-/** The most transitions read to find how the resolved alerts listed ended. */
-const CLOSING_EVENTS = 1000;
-
 /**
  * How a resolved incident ended, from the finding that resolved it: a recovery needs a verdict.
  * The same rule as the evaluator's message (`resolution`), which events stored before it lack.
  */
 const resolutionOf = (closing: Finding): Resolution =>
   closing.status === 'insufficient_data' ? 'closed_without_verdict' : 'recovered';
-
-/**
- * How each resolved alert ended, by fingerprint. Its record's finding says so only until the next
- * evaluation steps it: right after a recovery the monitor has no verdict (the evidence before the
- * resolution is spent), which would read as closed without one. So an alert evaluated since it
- * resolved is looked up in its closing event, among the latest `CLOSING_EVENTS` transitions; one
- * beyond them is left out (null in the answer).
- */
-async function resolutionsOf(
-  evaluator: Evaluator,
-  resolved: readonly AlertRecord[],
-): Promise<Map<string, Resolution>> {
-  const found = new Map<string, Resolution>();
-  const stepped: AlertRecord[] = [];
-  for (const record of resolved) {
-    if (record.evaluatedAt > record.since) stepped.push(record);
-    else found.set(record.fingerprint, resolutionOf(record.finding));
-  }
-  if (stepped.length === 0) return found;
-  const closing = await evaluator.alerts.history(
-    CLOSING_EVENTS,
-    Math.min(...stepped.map((r) => r.since)),
-  );
-  for (const record of stepped) {
-    const event = closing.find(
-      (e) =>
-        e.fingerprint === record.fingerprint &&
-        e.incident === record.incident &&
-        e.kind === 'resolved',
-    );
-    if (event) {
-      found.set(
-        record.fingerprint,
-        event.message.resolution ?? resolutionOf(event.message.finding),
-      );
-    }
-  }
-  return found;
-}
 
 /** How far past now an evaluation's `at` may be: a client's clock a little ahead. */
 const FUTURE_SLACK_MS = 60_000;
@@ -261,12 +218,6 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
     const listed = states
       .filter((s) => s.state !== 'inactive' && (wanted === 'all' || s.state === wanted))
       .sort((a, b) => b.since - a.since);
-    const resolutions = await readStore(() =>
-      resolutionsOf(
-        evaluator,
-        listed.filter((s) => s.state === 'resolved'),
-      ),
-    );
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     return {
       evaluatedAt: evaluator.lastResult?.evaluatedAt ?? null,
@@ -284,7 +235,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         lastEvaluatedAt: new Date(s.evaluatedAt).toISOString(),
         lastNotifiedAt: iso(s.lastNotifiedAt),
         heldSince: s.state === 'firing' ? iso(s.heldSince) : null,
-        resolution: resolutions.get(s.fingerprint) ?? null,
+        resolution: s.state === 'resolved' ? s.resolution : null,
         summary: s.finding.summary,
         finding: s.finding,
       })),

@@ -574,13 +574,9 @@ export class Evaluator {
     const { finding } = event;
     const kind =
       event.kind === 'resolved' ? 'resolved' : event.kind === 'repeat' ? 'repeat' : 'firing';
-    // A firing alert resolves only on findings of a well monitor, or unjudged when its rule went.
+    // A firing alert resolves on findings of a well monitor, or unjudged (lifecycle.ts says which).
     const resolution: Resolution | undefined =
-      kind !== 'resolved'
-        ? undefined
-        : finding.status === 'insufficient_data'
-          ? 'closed_without_verdict'
-          : 'recovered';
+      kind === 'resolved' ? (record.resolution ?? undefined) : undefined;
     const largeRoute = ruleSet.evaluation.largeRoute;
     const costOf = (route: string): CostOnRoute => {
       const counts = sum(currentByRoute.get(monitorKey(finding.cohort, route)) ?? []);

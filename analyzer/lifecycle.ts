@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { formatDuration } from '../server/time.js';
 import type { EvaluationSettings } from './rules.js';
 import type { Finding } from './detectors.js';
+import type { Resolution } from './message.js';
 
 /**
  * The alert lifecycle, as a pure step function: inactive → pending (held for
@@ -42,6 +43,11 @@ export interface AlertRecord {
    * (evidenceFrom), read back from the resolved events (alert-store.ts).
    */
   resolvedAt: number | null;
+  /**
+   * How the last incident ended, null if none has: `recovered` on a verdict, else
+   * `closed_without_verdict`. Read back from the resolved events like `resolvedAt`.
+   */
+  resolution: Resolution | null;
   /**
    * Firing and held: when its monitor last became unable to judge it (ms); null while it judges.
    * Held this long past `holdWithoutVerdictMs`, the alert closes without a verdict.
@@ -116,6 +122,7 @@ export function step(
     seq: 0,
     lastNotifiedAt: null,
     resolvedAt: null,
+    resolution: null,
     heldSince: null,
     finding,
     evaluatedAt: now,
@@ -182,7 +189,15 @@ export function step(
       const clearCount = prev.clearCount + 1;
       if (clearCount >= settings.resolveEvaluations) {
         return emit(
-          { ...base, state: 'resolved', since: now, clearCount, pendingCount: 0, resolvedAt: now },
+          {
+            ...base,
+            state: 'resolved',
+            since: now,
+            clearCount,
+            pendingCount: 0,
+            resolvedAt: now,
+            resolution: 'recovered',
+          },
           'resolved',
           true,
         );
@@ -218,7 +233,12 @@ export function retire(previous: AlertRecord, now: number, summary: string): Ste
     pendingCount: 0,
     heldSince: null,
     ...(firing
-      ? { state: 'resolved', resolvedAt: now, lastNotifiedAt: now }
+      ? {
+          state: 'resolved',
+          resolvedAt: now,
+          resolution: 'closed_without_verdict',
+          lastNotifiedAt: now,
+        }
       : { state: 'inactive' }),
   };
   return {

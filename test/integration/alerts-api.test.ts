@@ -95,4 +95,20 @@ describe('GET /api/v1/alerts', () => {
     );
     expect(history.filter((e) => e.kind === 'firing')).toHaveLength(4);
   });
+
+  // Last: it rewrites the stored events.
+  it('tells how an alert ended from events stored before they carried a resolution', async () => {
+    const before = await alertsAnswer();
+    await temp.store.exec(
+      `ALTER TABLE alert_events UPDATE message = replaceRegexpOne(message, '"resolution":"[a-z_]+",?', '')
+       WHERE kind = 'resolved' SETTINGS mutations_sync = 2`,
+    );
+    const stripped = await rw.evaluator.alerts.history(100);
+    const resolvedEvents = stripped.filter((e) => e.kind === 'resolved');
+    expect(resolvedEvents).toHaveLength(3);
+    expect(resolvedEvents.every((e) => e.message.resolution === undefined)).toBe(true);
+    const after = await alertsAnswer();
+    expect(byCohort(after)).toEqual(byCohort(before));
+    expect(after.history.map((e) => e.resolution)).toEqual(before.history.map((e) => e.resolution));
+  });
 });

@@ -84,7 +84,12 @@ describe('alert lifecycle', () => {
     ] as Finding['status'][];
     const { events, record } = run(statuses);
     expect(events).toEqual(['pending@0', 'firing!@1', 'resolved!@32']);
-    expect(record).toMatchObject({ state: 'resolved', resolvedAt: 32 * MINUTE, heldSince: null });
+    expect(record).toMatchObject({
+      state: 'resolved',
+      resolvedAt: 32 * MINUTE,
+      resolution: 'closed_without_verdict',
+      heldSince: null,
+    });
     expect(record.finding).toMatchObject({
       status: 'insufficient_data',
       summary: 'held 30 min with no verdict (insufficient_data): closed without a verdict',
@@ -118,7 +123,11 @@ describe('alert lifecycle', () => {
       incident: firing.incident,
       finding: { status: 'insufficient_data', summary: 'rule gone', statistic: null },
     });
-    expect(closed?.record).toMatchObject({ state: 'resolved', resolvedAt: 10 * MINUTE });
+    expect(closed?.record).toMatchObject({
+      state: 'resolved',
+      resolvedAt: 10 * MINUTE,
+      resolution: 'closed_without_verdict',
+    });
     const pending = run(['degraded']).record;
     expect(retire(pending, 10 * MINUTE, 'rule gone')?.event).toMatchObject({
       kind: 'cleared',
@@ -164,9 +173,11 @@ describe('alert lifecycle', () => {
     expect(evidenceFrom(undefined)).toBeNull();
     const open = run(['degraded', 'degraded', 'ok']);
     expect(open.record.resolvedAt).toBeNull();
+    expect(open.record.resolution).toBeNull();
     expect(evidenceFrom(open.record)).toBeNull();
     const resolved = run(['degraded', 'degraded', 'ok', 'ok']);
     expect(resolved.events.at(-1)).toBe('resolved!@3');
+    expect(resolved.record.resolution).toBe('recovered');
     expect(evidenceFrom(resolved.record)).toBe(3 * MINUTE);
     // A new pending that clears, then a second incident: the first resolution still bounds the
     // evidence until the second one resolves.
