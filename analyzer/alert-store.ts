@@ -37,6 +37,7 @@ const resolvedRow = z.object({
   fingerprint: z.string(),
   resolved_at: time,
   resolution: z.enum(['recovered', 'closed_without_verdict']),
+  resolved_summary: z.string(),
 });
 
 const eventRow = z.object({
@@ -95,14 +96,15 @@ export class AlertStore {
       stateRow,
     );
     // The last resolution of each alert, from its events (written before its state): when (the
-    // evidence before it is spent, lifecycle.ts evidenceFrom) and how. Events stored before the
+    // evidence before it is spent, lifecycle.ts evidenceFrom), how, and its finding's summary. Events stored before the
     // message carried `resolution` say it by their finding: a recovery needs a verdict.
     const resolutions = await this.store.query(
       `SELECT fingerprint, max(at) AS resolved_at,
          argMax(if(JSONExtractString(message, 'resolution') != '',
                    JSONExtractString(message, 'resolution'),
                    if(JSONExtractString(message, 'finding', 'status') = 'insufficient_data',
-                      'closed_without_verdict', 'recovered')), at) AS resolution
+                      'closed_without_verdict', 'recovered')), at) AS resolution,
+         argMax(JSONExtractString(message, 'finding', 'summary'), at) AS resolved_summary
        FROM alert_events FINAL
        WHERE kind = 'resolved' GROUP BY fingerprint`,
       {},
@@ -124,6 +126,7 @@ export class AlertStore {
       lastNotifiedAt: r.last_notified_at,
       resolvedAt: resolved.get(r.fingerprint)?.resolved_at ?? null,
       resolution: resolved.get(r.fingerprint)?.resolution ?? null,
+      resolvedSummary: resolved.get(r.fingerprint)?.resolved_summary ?? null,
       heldSince: r.held_since,
       finding: r.finding,
       evaluatedAt: r.evaluated_at,

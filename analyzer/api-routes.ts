@@ -155,7 +155,12 @@ export interface AlertsAnswer {
      * any other state.
      */
     resolution: Resolution | null;
+    /**
+     * What the alert is about now; for a resolved alert, how its incident ended (the summary of
+     * the finding that closed it, which later evaluations do not replace).
+     */
     summary: string;
+    /** The latest finding of its monitor. */
     finding: Finding;
   }[];
   /** The latest transitions, newest first. */
@@ -236,7 +241,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         lastNotifiedAt: iso(s.lastNotifiedAt),
         heldSince: s.state === 'firing' ? iso(s.heldSince) : null,
         resolution: s.state === 'resolved' ? s.resolution : null,
-        summary: s.finding.summary,
+        summary: (s.state === 'resolved' ? s.resolvedSummary : null) ?? s.finding.summary,
         finding: s.finding,
       })),
       history: history.map((e) => ({

@@ -49,6 +49,11 @@ export interface AlertRecord {
    */
   resolution: Resolution | null;
   /**
+   * The summary of the finding that closed the last incident, null if none has: later
+   * evaluations replace `finding`, not how the incident ended.
+   */
+  resolvedSummary: string | null;
+  /**
    * Firing and held: when its monitor last became unable to judge it (ms); null while it judges.
    * Held this long past `holdWithoutVerdictMs`, the alert closes without a verdict.
    */
@@ -123,6 +128,7 @@ export function step(
     lastNotifiedAt: null,
     resolvedAt: null,
     resolution: null,
+    resolvedSummary: null,
     heldSince: null,
     finding,
     evaluatedAt: now,
@@ -197,6 +203,7 @@ export function step(
             pendingCount: 0,
             resolvedAt: now,
             resolution: 'recovered',
+            resolvedSummary: finding.summary,
           },
           'resolved',
           true,
@@ -237,6 +244,7 @@ export function retire(previous: AlertRecord, now: number, summary: string): Ste
           state: 'resolved',
           resolvedAt: now,
           resolution: 'closed_without_verdict',
+          resolvedSummary: summary,
           lastNotifiedAt: now,
         }
       : { state: 'inactive' }),

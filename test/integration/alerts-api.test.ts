@@ -96,6 +96,23 @@ describe('GET /api/v1/alerts', () => {
     expect(history.filter((e) => e.kind === 'firing')).toHaveLength(4);
   });
 
+  it('summarises a resolved alert by how it ended, not by the evaluations since', async () => {
+    const { alerts, history } = await alertsAnswer();
+    const closing = (cohort: string) =>
+      history.find((e) => e.kind === 'resolved' && e.cohort === cohort)?.summary;
+    const recovered = alerts.find((a) => a.cohort === 'recovered')!;
+    // Evaluated twice since its recovery, with no verdict: its latest finding says so…
+    expect(recovered.finding.status).toBe('insufficient_data');
+    expect(recovered.finding.summary).not.toBe(closing('recovered'));
+    // …its summary still says how the incident ended.
+    expect(recovered.summary).toBe(closing('recovered'));
+    for (const a of alerts.filter((a) => a.state === 'resolved'))
+      expect(a.summary, a.cohort).toBe(closing(a.cohort));
+    expect(alerts.find((a) => a.cohort === 'held')!.summary).toBe(
+      alerts.find((a) => a.cohort === 'held')!.finding.summary,
+    );
+  });
+
   // Last: it rewrites the stored events.
   it('tells how an alert ended from events stored before they carried a resolution', async () => {
     const before = await alertsAnswer();

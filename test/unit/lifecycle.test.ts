@@ -88,6 +88,7 @@ describe('alert lifecycle', () => {
       state: 'resolved',
       resolvedAt: 32 * MINUTE,
       resolution: 'closed_without_verdict',
+      resolvedSummary: 'held 30 min with no verdict (insufficient_data): closed without a verdict',
       heldSince: null,
     });
     expect(record.finding).toMatchObject({
@@ -127,6 +128,7 @@ describe('alert lifecycle', () => {
       state: 'resolved',
       resolvedAt: 10 * MINUTE,
       resolution: 'closed_without_verdict',
+      resolvedSummary: 'rule gone',
     });
     const pending = run(['degraded']).record;
     expect(retire(pending, 10 * MINUTE, 'rule gone')?.event).toMatchObject({
