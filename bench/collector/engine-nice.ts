@@ -1,9 +1,10 @@
 /**
  * The acknowledgement latency with the embedded engine's threads lowered and not, paired in one
  * process: one collector (`startRoutewatch`, embedded store, write-ahead log on), and phases at a
- * fixed pace that alternate the engine's threads between `--nice` and 0. The same process, data
- * directory, store size and warm code serve both arms, so a pair differs only by the priority;
- * runs of `run.js --engine-nice` in separate processes differ by much more on a shared machine.
+ * fixed pace that alternate the engine's threads between `--nice` and `--against` (0 unless
+ * given). The same process, data directory, store size and warm code serve both arms, so a pair
+ * differs only by the priority; runs of `run.js --engine-nice` in separate processes differ by
+ * much more on a shared machine.
  *
  * Putting a nice value back to 0 needs privilege (root, or CAP_SYS_NICE): without it the bench
  * says so and stops. The collector's own scanner (storage/engine-priority.ts) only raises them;
@@ -11,7 +12,7 @@
  * 50 ms during it.
  *
  * Usage: node dist/bench/collector/engine-nice.js [--mix mixed|llm] [--rate 25000] [--pairs 4]
- *        [--seconds 15] [--nice 10]
+ *        [--seconds 15] [--nice 10] [--against 0]
  * Prints one line per phase (client-side p50/p90/p99/max from a sender in a child process) and,
  * per arm, the median of the phases' p99s and how many pairs the lowered arm won.
  */
@@ -28,7 +29,7 @@ import type { Mix } from './workload.js';
 import { benchArgs } from '../cli-args.js';
 
 const USAGE = `Usage: node dist/bench/collector/engine-nice.js [--mix mixed|llm] [--rate 25000] [--pairs 4]
-       [--seconds 15] [--nice 10]`;
+       [--seconds 15] [--nice 10] [--against 0]`;
 const { values } = benchArgs(
   {
     options: {
@@ -37,6 +38,7 @@ const { values } = benchArgs(
       pairs: { type: 'string', default: '4' },
       seconds: { type: 'string', default: '15' },
       nice: { type: 'string', default: '10' },
+      against: { type: 'string', default: '0' },
     },
   },
   USAGE,
@@ -47,6 +49,15 @@ const RATE = Number(values.rate);
 const PAIRS = Number(values.pairs);
 const SECONDS = Number(values.seconds);
 const NICE = Number(values.nice);
+const AGAINST = Number(values.against);
+for (const [name, value] of [
+  ['--nice', NICE],
+  ['--against', AGAINST],
+] as const) {
+  if (!Number.isInteger(value) || value < 0 || value > 19) throw new Error(`${name} must be 0–19`);
+}
+if (AGAINST >= NICE)
+  throw new Error('--against must be lower than --nice: it is the arm left at the higher priority');
 
 /** Threads of this process not carrying one of Node's names: the engine's. */
 function engineThreads(nodeNames: ReadonlySet<string>): number[] {
@@ -69,7 +80,7 @@ function setEngine(nodeNames: ReadonlySet<string>, nice: number): void {
       if (code === 'ESRCH') continue;
       if (code === 'EACCES' || code === 'EPERM') {
         throw new Error(
-          'putting the engine threads back to nice 0 needs privilege: run this bench as root (or with CAP_SYS_NICE)',
+          'putting the engine threads back to a lower nice value needs privilege: run this bench as root (or with CAP_SYS_NICE)',
           { cause: error },
         );
       }
@@ -90,7 +101,7 @@ async function main(): Promise<void> {
     configWith({ ROUTEWATCH_PORT: '0', ROUTEWATCH_DATA_DIR: dir, ROUTEWATCH_ENGINE_NICE: '0' }),
     { logger: false },
   );
-  let current = 0;
+  let current = AGAINST;
   const keep = setInterval(() => {
     try {
       setEngine(nodeNames, current);
@@ -109,15 +120,15 @@ async function main(): Promise<void> {
     for (const line of describeMachine().slice(0, 2)) console.log(line);
     console.log(
       `${MIX}, ${RATE.toLocaleString('en')} spans/s, ${count} requests of ${SPANS_PER_REQUEST} spans per phase, ` +
-        `${PAIRS} pairs, engine threads at nice ${NICE} or 0 (load ${loadAverage()})`,
+        `${PAIRS} pairs, engine threads at nice ${NICE} or ${AGAINST} (load ${loadAverage()})`,
     );
-    setEngine(nodeNames, 0);
+    setEngine(nodeNames, AGAINST);
     await phase(); // warms the code and the store
     const p99: Record<'lowered' | 'not', number[]> = { lowered: [], not: [] };
     let won = 0;
     for (let pair = 0; pair < PAIRS; pair++) {
       // The arm that goes first alternates, so neither always follows the other.
-      const order = pair % 2 === 0 ? [NICE, 0] : [0, NICE];
+      const order = pair % 2 === 0 ? [NICE, AGAINST] : [AGAINST, NICE];
       const inPair: Record<number, number> = {};
       for (const nice of order) {
         current = nice;
@@ -130,13 +141,13 @@ async function main(): Promise<void> {
             `p99 ${q(0.99)} · max ${sorted.at(-1)!.toFixed(1)} ms${late > 0 ? ` (${late} sent late)` : ''}`,
         );
         inPair[nice] = quantile(sorted, 0.99);
-        p99[nice === 0 ? 'not' : 'lowered'].push(quantile(sorted, 0.99));
+        p99[nice === AGAINST ? 'not' : 'lowered'].push(quantile(sorted, 0.99));
       }
-      if (inPair[NICE]! < inPair[0]!) won++;
+      if (inPair[NICE]! < inPair[AGAINST]!) won++;
     }
     console.log(
-      `median p99: engine at nice ${NICE} ${median(p99.lowered).toFixed(1)} ms, at 0 ${median(p99.not).toFixed(1)} ms; ` +
-        `lower p99 with the engine lowered in ${won} of ${PAIRS} pairs (load ${loadAverage()})`,
+      `median p99: engine at nice ${NICE} ${median(p99.lowered).toFixed(1)} ms, at ${AGAINST} ${median(p99.not).toFixed(1)} ms; ` +
+        `lower p99 at nice ${NICE} in ${won} of ${PAIRS} pairs (load ${loadAverage()})`,
     );
   } finally {
     clearInterval(keep);
