@@ -50,14 +50,19 @@ const PAIRS = Number(values.pairs);
 const SECONDS = Number(values.seconds);
 const NICE = Number(values.nice);
 const AGAINST = Number(values.against);
+/** A bad value: the message and the usage on stderr, exit code 2, as `benchArgs` does. */
+function usageError(message: string): never {
+  console.error(`${message}\n${USAGE}`);
+  process.exit(2);
+}
 for (const [name, value] of [
   ['--nice', NICE],
   ['--against', AGAINST],
 ] as const) {
-  if (!Number.isInteger(value) || value < 0 || value > 19) throw new Error(`${name} must be 0–19`);
+  if (!Number.isInteger(value) || value < 0 || value > 19) usageError(`${name} must be 0–19`);
 }
 if (AGAINST >= NICE)
-  throw new Error('--against must be lower than --nice: it is the arm left at the higher priority');
+  usageError('--against must be lower than --nice: it is the arm left at the higher priority');
 
 /** Threads of this process not carrying one of Node's names: the engine's. */
 function engineThreads(nodeNames: ReadonlySet<string>): number[] {
