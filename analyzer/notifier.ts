@@ -55,7 +55,10 @@ export interface ChannelStats {
   sent: number;
   /** Failed attempts, retried. */
   retries: number;
-  /** Messages waiting (as of the last read of the queue). */
+  /**
+   * Messages waiting, this one included while it is being retried: counted at each read of the
+   * queue and again after each failed attempt, so it grows while a channel is down.
+   */
   queued: number;
   /** Messages never delivered that grew older than the look-back: given up, and logged. */
   expired: number;
@@ -130,14 +133,14 @@ class ChannelQueue {
       this.stats.queued = events.length;
       for (const event of events) {
         if (this.signal.aborted) return;
-        await this.#deliver(event);
+        await this.#deliver(event, since);
         this.stats.queued = Math.max(0, this.stats.queued - 1);
       }
       if (events.length === 0) await this.#idle();
     }
   }
 
-  async #deliver(event: StoredEvent): Promise<void> {
+  async #deliver(event: StoredEvent, since: number): Promise<void> {
     let attempts = 0;
     let backoff = this.options.initialBackoffMs;
     while (!this.signal.aborted) {
@@ -186,7 +189,25 @@ class ChannelQueue {
       if (attempts === 1 || attempts % 10 === 0) {
         await this.#record(event, { status: 'failing', attempts, error: result.error });
       }
+      await this.#recount(since);
       await this.#sleep(waitMs);
+    }
+  }
+
+  /**
+   * Counts the queue again while a message is retried: alerts raised during a channel's outage
+   * would otherwise not show in `queued` until the message at its head got through.
+   */
+  async #recount(since: number): Promise<void> {
+    try {
+      const waiting = await this.options.store.undelivered(
+        this.channel.name,
+        since,
+        this.options.lookbackMs,
+      );
+      this.stats.queued = waiting.length;
+    } catch {
+      // The store is unreachable: the last count stands; the next read of the queue retries it.
     }
   }
 

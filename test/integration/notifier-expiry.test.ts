@@ -111,4 +111,40 @@ describe('the notifier look-back', () => {
     expect(next.stats()['webhook']).toMatchObject({ sent: 0, expired: 0 });
     expect(warnings.filter((w) => /will not be sent/.test(w.message))).toHaveLength(1);
   });
+
+  it('counts the messages waiting while a channel is down, those raised during the outage too', async () => {
+    const down = await startWebhookReceiver();
+    down.fallback = { status: 500, body: 'down' };
+    const alerts = new AlertStore(temp.store);
+    const notifier = new Notifier({
+      channels: [{ ...webhookChannel(down.url), name: 'outage' }],
+      store: alerts,
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      minIntervalMs: 0,
+      pollMs: 100,
+      initialBackoffMs: 100,
+      maxBackoffMs: 200,
+      lookbackMs: 60_000,
+    });
+    try {
+      await alerts.channelSince('outage');
+      await alerts.saveEvents([event('delta', Date.now())]);
+      notifier.start();
+      await until(() => down.requests.length >= 2, 'failed attempts');
+      expect(notifier.stats()['outage']).toMatchObject({ sent: 0, queued: 1 });
+
+      // Raised while the first is still being retried: counted before it gets through.
+      await alerts.saveEvents([event('epsilon', Date.now()), event('zeta', Date.now())]);
+      await until(() => notifier.stats()['outage']!.queued === 3, 'three waiting');
+      expect(down.delivered()).toHaveLength(0);
+
+      down.fallback = { status: 200, body: 'ok' };
+      await until(() => down.delivered().length === 3, 'the three, once the channel is back');
+      await until(() => notifier.stats()['outage']!.sent === 3, 'the notifier to count three');
+      expect(notifier.stats()['outage']!.queued).toBe(0);
+    } finally {
+      await notifier.stop();
+      await down.close();
+    }
+  });
 });
