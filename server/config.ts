@@ -22,11 +22,27 @@ const integer = (min: number, max: number, fallback: number) =>
   z.preprocess(unset, z.coerce.number().int().min(min).max(max).default(fallback));
 
 /** Reads a duration such as `200ms`, `10s`, `1h` into milliseconds, or says why it cannot. */
-function durationMs(text: string, minMs: number, ctx: z.RefinementCtx): number {
+/** The longest delay Node's timers keep (2^31 − 1 ms, ~24.8 days); past it they fire at once. */
+const TIMER_MAX_MS = 2 ** 31 - 1;
+const TIMER_MAX = {
+  ms: TIMER_MAX_MS,
+  text: 'at most 24d: a longer wait overflows the timer, which then fires every millisecond',
+};
+
+function durationMs(
+  text: string,
+  minMs: number,
+  ctx: z.RefinementCtx,
+  max: { ms: number; text: string },
+): number {
   try {
     const ms = parseDuration(text);
     if (ms < minMs) {
       ctx.addIssue({ code: 'custom', message: `must be at least ${minMs} ms` });
+      return z.NEVER;
+    }
+    if (ms > max.ms) {
+      ctx.addIssue({ code: 'custom', message: `must be ${max.text}` });
       return z.NEVER;
     }
     return ms;
@@ -36,14 +52,17 @@ function durationMs(text: string, minMs: number, ctx: z.RefinementCtx): number {
   }
 }
 
-/** A duration such as `200ms`, `10s`, `1h`; kept in milliseconds. */
-const duration = (fallback: string, minMs = 0) =>
+/**
+ * A duration such as `200ms`, `10s`, `1h`; kept in milliseconds. At most what a timer can wait,
+ * unless `max` says otherwise.
+ */
+const duration = (fallback: string, minMs = 0, max = TIMER_MAX) =>
   z.preprocess(
     unset,
     z
       .string()
       .default(fallback)
-      .transform((text, ctx) => durationMs(text, minMs, ctx)),
+      .transform((text, ctx) => durationMs(text, minMs, ctx, max)),
   );
 
 /** A duration whose default depends on other settings: undefined when unset. */
@@ -53,7 +72,9 @@ const optionalDuration = (minMs = 0) =>
     z
       .string()
       .optional()
-      .transform((text, ctx) => (text === undefined ? undefined : durationMs(text, minMs, ctx))),
+      .transform((text, ctx) =>
+        text === undefined ? undefined : durationMs(text, minMs, ctx, TIMER_MAX),
+      ),
   );
 
 /**
@@ -172,7 +193,7 @@ export const configSchema = z.object({
     'use 0 (no refresher in this process) or at least 1s',
   ),
   /** Spans starting further ahead than this (a sender's clock) are refused. */
-  ROUTEWATCH_MAX_CLOCK_SKEW: duration('1h', 0),
+  ROUTEWATCH_MAX_CLOCK_SKEW: duration('1h', 0, { ms: 365 * 86_400_000, text: 'at most 365d' }),
 
   // Alerting.
   /** The rules file (YAML or JSON); unset: the default rules (docs/rules.md). */

@@ -113,6 +113,32 @@ describe('parseConfig', () => {
     expect(() => parseConfig(settings)).toThrow(message);
   });
 
+  it.each([
+    'ROUTEWATCH_EVALUATE_EVERY',
+    'ROUTEWATCH_ROLLUP_INTERVAL',
+    'ROUTEWATCH_BODY_TIMEOUT',
+    'ROUTEWATCH_BODY_IDLE_TIMEOUT',
+    'ROUTEWATCH_KEEPALIVE_TIMEOUT',
+    'ROUTEWATCH_BATCH_DELAY',
+  ])(
+    'refuses %s longer than a timer can wait (24.8 days), which would fire it every millisecond',
+    (name) => {
+      expect(parseConfig({ [name]: '24d' })[name as keyof ReturnType<typeof parseConfig>]).toBe(
+        24 * 86_400_000,
+      );
+      expect(() => parseConfig({ [name]: '25d' })).toThrow(
+        new RegExp(`${name}: must be at most 24d: a longer wait overflows the timer`),
+      );
+    },
+  );
+
+  it('takes a clock skew of up to a year', () => {
+    expect(parseConfig({ ROUTEWATCH_MAX_CLOCK_SKEW: '30d' }).ROUTEWATCH_MAX_CLOCK_SKEW).toBe(
+      30 * 86_400_000,
+    );
+    expect(() => parseConfig({ ROUTEWATCH_MAX_CLOCK_SKEW: '400d' })).toThrow(/at most 365d/);
+  });
+
   it('takes 0 as "no refresher in this process"', () => {
     expect(parseConfig({ ROUTEWATCH_ROLLUP_INTERVAL: '0s' }).ROUTEWATCH_ROLLUP_INTERVAL).toBe(0);
   });
