@@ -65,12 +65,30 @@ const INSTANT =
 export const EARLIEST = new Date('1970-01-01T00:00:00Z');
 export const LATEST = new Date('2262-04-11T00:00:00Z');
 
+/**
+ * Whether the date and time the text names exist: `Date` would move 2026-02-30 to March 2 and
+ * take 24:00, where a user meant something else.
+ */
+function onTheCalendar(text: string): boolean {
+  const [, year, month, day, hour, minute, second] =
+    /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?/i.exec(text) ?? [];
+  const [y, m, d] = [Number(year), Number(month), Number(day)];
+  if (m < 1 || m > 12 || d < 1) return false;
+  if (d > new Date(Date.UTC(y, m, 0)).getUTCDate()) return false;
+  return Number(hour ?? 0) <= 23 && Number(minute ?? 0) <= 59 && Number(second ?? 0) <= 59;
+}
+
 /** A date (midnight UTC) or an ISO 8601 instant with a zone; throws TimeArgumentError. */
 export function parseInstant(text: string): Date {
   const trimmed = text.trim();
   let date: Date | undefined;
   if (DATE_ONLY.test(trimmed)) date = new Date(`${trimmed}T00:00:00Z`);
   else if (INSTANT.test(trimmed)) date = new Date(trimmed.replace(' ', 'T'));
+  if (date !== undefined && !onTheCalendar(trimmed)) {
+    throw new TimeArgumentError(
+      `invalid time ${JSON.stringify(text)}: no such day or time of day (months have 28–31 days, hours run 00–23)`,
+    );
+  }
   if (date === undefined || Number.isNaN(date.getTime())) {
     throw new TimeArgumentError(
       `invalid time ${JSON.stringify(text)}: use a date (2026-12-02) or an ISO 8601 instant with a zone (2026-12-02T10:00:00Z)`,

@@ -230,6 +230,25 @@ describe('time arguments', () => {
     expect(() => parseInstant('yesterday')).toThrow(TimeArgumentError);
   });
 
+  it.each([
+    '2026-02-30',
+    '2026-04-31',
+    '2026-02-29',
+    '2026-13-01',
+    '2026-00-10',
+    '2026-02-28T24:00Z',
+    '2026-12-02T10:60:00Z',
+    '2026-12-02T10:00:60Z',
+  ])('refuses %j, a day or time that does not exist, instead of moving it to another', (text) => {
+    expect(() => parseInstant(text)).toThrow(/no such day or time of day/);
+  });
+
+  it('takes the days that exist at the edges of the calendar', () => {
+    expect(parseInstant('2028-02-29').toISOString()).toBe('2028-02-29T00:00:00.000Z');
+    expect(parseInstant('2026-12-31T23:59:59.999Z').toISOString()).toBe('2026-12-31T23:59:59.999Z');
+    expect(parseInstant('2026-04-30 00:00+14:00').toISOString()).toBe('2026-04-29T10:00:00.000Z');
+  });
+
   it('resolves windows from a duration, from/to, or durations ago', () => {
     const now = new Date('2026-12-02T12:00:00Z');
     expect(resolveWindow({ window: '90s' }, now)).toEqual({
