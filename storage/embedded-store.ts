@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { z } from 'zod';
 import { StorageError, errorMessage, storageFailure } from './errors.js';
@@ -47,6 +47,18 @@ export class EmbeddedStore implements Store {
         { cause: error },
       );
     }
+    const held = (holder: number | undefined, cause?: unknown) =>
+      new StorageError(
+        'EMBEDDED_HELD',
+        `the embedded ClickHouse data directory ${location} is held by another process` +
+          `${holder === undefined ? '' : ` (PID ${holder})`}, and only one process can hold a ` +
+          'data directory: stop that process (a running `routewatch start`?), ask it instead ' +
+          '(ROUTEWATCH_URL / --url), or choose another data directory.',
+        { cause },
+      );
+    // Checked before opening: a refused open also prints the engine's own error to stderr.
+    const holder = holdingProcess(location);
+    if (holder !== undefined) throw held(holder);
     try {
       mkdirSync(location, { recursive: true });
       const session = new chdb.Session(location, {
@@ -54,16 +66,13 @@ export class EmbeddedStore implements Store {
       });
       return new EmbeddedStore(chdb, session, location);
     } catch (error) {
-      const message = errorMessage(error);
-      // The engine's lock on the directory ("Cannot lock file …/status. Another server instance
-      // in same directory is already running"); anything else is the path itself.
-      const held = /lock|already running/i.test(message);
+      // Taken between the check and the open: the engine's lock says so only on stderr.
+      const takenSince = holdingProcess(location);
+      if (takenSince !== undefined) throw held(takenSince, error);
       throw new StorageError(
         'EMBEDDED_OPEN_FAILED',
-        `could not open the embedded ClickHouse data directory ${location}: ${message}. ` +
-          (held
-            ? 'Only one process can hold a data directory: stop the other routewatch process or choose another ROUTEWATCH_DATA_DIR.'
-            : 'Set ROUTEWATCH_DATA_DIR to a directory this user can create and write (not a file).'),
+        `could not open the embedded ClickHouse data directory ${location}: ${errorMessage(error)}. ` +
+          'Set ROUTEWATCH_DATA_DIR (or --data-dir) to a directory this user can create and write (not a file).',
         { cause: error },
       );
     }
@@ -160,5 +169,28 @@ export class EmbeddedStore implements Store {
 
   #assertOpen(): void {
     if (this.#closed) throw new StorageError('STORE_CLOSED', 'the embedded store is closed');
+  }
+}
+
+/**
+ * The live process holding an embedded data directory, if any. The engine writes its PID to
+ * `status` while it holds the directory and removes the file when it lets go; a file left by a
+ * process that died names a PID that no longer runs.
+ */
+export function holdingProcess(dir: string): number | undefined {
+  let status: string;
+  try {
+    status = readFileSync(join(dir, 'status'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const pid = Number(/^PID: (\d+)$/m.exec(status)?.[1]);
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as { code?: string }).code === 'EPERM' ? pid : undefined;
   }
 }

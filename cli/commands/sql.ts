@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { SqlAnswer } from '../../server/sql-routes.js';
 import type { Command } from '../command.js';
@@ -94,7 +94,7 @@ async function queryDataDir(dataDir: string, sql: string): Promise<SqlAnswer> {
   }
   const { parseSettings } = await import('../../server/config.js');
   const { sqlFailure, sqlLimits } = await import('../../server/sql-routes.js');
-  const { EmbeddedStore } = await import('../../storage/embedded-store.js');
+  const { EmbeddedStore, holdingProcess } = await import('../../storage/embedded-store.js');
   const limits = sqlLimits(
     parseSettings([
       'ROUTEWATCH_SQL_MAX_ROWS',
@@ -108,7 +108,8 @@ async function queryDataDir(dataDir: string, sql: string): Promise<SqlAnswer> {
   try {
     store = await EmbeddedStore.open(dir);
   } catch (error) {
-    if ((error as { code?: unknown }).code === 'EMBEDDED_OPEN_FAILED') throw heldError(dir, '');
+    const code = (error as { code?: unknown }).code;
+    if (code === 'EMBEDDED_HELD' || code === 'EMBEDDED_OPEN_FAILED') throw heldError(dir, '');
     throw error;
   }
   try {
@@ -126,28 +127,4 @@ function heldError(dir: string, holder: string): SqlQueryError {
     `${dir} is held by a running routewatch${holder}, and one process holds a data directory: ` +
       'ask that instance instead — `routewatch sql --url <its URL> "…"` or ROUTEWATCH_URL (`routewatch start` prints its URL)',
   );
-}
-
-/**
- * The live process holding an embedded data directory, if any. The engine writes its PID to
- * `status` while it holds the directory and removes the file when it lets go; a file left by a
- * process that died names a PID that no longer runs. Checked before opening, because a refused
- * open also prints the engine's own error to stderr.
- */
-function holdingProcess(dir: string): number | undefined {
-  let status: string;
-  try {
-    status = readFileSync(join(dir, 'status'), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const pid = Number(/^PID: (\d+)$/m.exec(status)?.[1]);
-  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (error) {
-    // EPERM: it runs, as another user.
-    return (error as { code?: string }).code === 'EPERM' ? pid : undefined;
-  }
 }

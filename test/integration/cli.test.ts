@@ -219,9 +219,40 @@ describe('routewatch CLI', () => {
     writeFileSync(file, '');
     const migrate = run(['migrate'], { ROUTEWATCH_DATA_DIR: file });
     expect(await migrate.exited).toBe(1);
-    expect(migrate.err()).toMatch(/Set ROUTEWATCH_DATA_DIR to a directory this user can create/);
-    expect(migrate.err()).not.toMatch(/Only one process/);
+    expect(migrate.err()).toMatch(
+      /Set ROUTEWATCH_DATA_DIR \(or --data-dir\) to a directory this user can create/,
+    );
+    expect(migrate.err()).not.toMatch(/held by another process/);
   });
+
+  it('says a data directory held by a running routewatch is held, and by which process', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    dirs.push(dataDir);
+    const start = run(['start'], {
+      ROUTEWATCH_PORT: '0',
+      ROUTEWATCH_DATA_DIR: dataDir,
+      ROUTEWATCH_LOG_LEVEL: 'warn',
+    });
+    try {
+      await waitFor(
+        () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(start.out()),
+        'the start banner',
+      );
+      const held = new RegExp(
+        `data directory .* is held by another process \\(PID ${start.child.pid}\\).*stop that process`,
+      );
+      const migrate = run(['migrate'], { ROUTEWATCH_DATA_DIR: dataDir });
+      expect(await migrate.exited).toBe(1);
+      expect(migrate.err()).toMatch(held);
+      expect(migrate.err()).not.toMatch(/a directory this user can create/);
+      const demo = run(['demo', '--latency-scale', '0', '--data-dir', dataDir], {});
+      expect(await demo.exited).toBe(1);
+      expect(demo.err()).toMatch(held);
+    } finally {
+      start.child.kill('SIGTERM');
+      expect(await start.exited).toBe(0);
+    }
+  }, 60_000);
 
   it('refuses a bad configuration value, naming the variable', async () => {
     const bad = run(['start'], { ROUTEWATCH_PORT: 'eighty' });
