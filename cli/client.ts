@@ -32,7 +32,9 @@ export function remote(url: string | undefined): Remote {
       parseSettings(['ROUTEWATCH_URL'], { ROUTEWATCH_URL: url });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
-      throw new ConfigError(`--url: not an http(s) URL: ${url}`);
+      // The setting's own reason (a blocked port, say), else what --url must be.
+      const reason = /ROUTEWATCH_URL: (its port .*)/.exec(error.message)?.[1];
+      throw new ConfigError(`--url ${url}: ${reason ?? 'not an http(s) URL'}`);
     }
   }
   const base = (url ?? config.ROUTEWATCH_URL).replace(/\/+$/, '');

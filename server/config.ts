@@ -21,7 +21,29 @@ const MiB = 1024 * 1024;
 const integer = (min: number, max: number, fallback: number) =>
   z.preprocess(unset, z.coerce.number().int().min(min).max(max).default(fallback));
 
-/** Reads a duration such as `200ms`, `10s`, `1h` into milliseconds, or says why it cannot. */
+/**
+ * The ports the Fetch standard blocks ("bad ports"; Node's fetch keeps the same list): a browser
+ * or Node's fetch refuses to connect to them whatever listens there.
+ */
+const FETCH_BLOCKED_PORTS = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102,
+  103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465,
+  512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993,
+  995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668,
+  6669, 6679, 6697, 10080,
+]);
+const BLOCKED_PORT =
+  'is a port browsers and fetch refuse to connect to (the Fetch standard\'s "bad ports"), so ';
+
+/** An http(s) URL that fetch (`who` is what would call it) can reach: not on a blocked port. */
+const fetchableUrl = (who: string) =>
+  z
+    .url({ protocol: /^https?$/ })
+    .refine(
+      (url) => !FETCH_BLOCKED_PORTS.has(Number(new URL(url).port)),
+      `its port ${BLOCKED_PORT}${who} could not reach it: use another port`,
+    );
+
 /** The longest delay Node's timers keep (2^31 − 1 ms, ~24.8 days); past it they fire at once. */
 const TIMER_MAX_MS = 2 ** 31 - 1;
 const TIMER_MAX = {
@@ -29,6 +51,7 @@ const TIMER_MAX = {
   text: 'at most 24d: a longer wait overflows the timer, which then fires every millisecond',
 };
 
+/** Reads a duration such as `200ms`, `10s`, `1h` into milliseconds, or says why it cannot. */
 function durationMs(
   text: string,
   minMs: number,
@@ -112,7 +135,10 @@ const settingsFile = <T>(parseText: (text: string) => T) =>
 export const configSchema = z.object({
   // Where routewatch listens and keeps its data.
   ROUTEWATCH_HOST: z.preprocess(unset, z.string().default('127.0.0.1')),
-  ROUTEWATCH_PORT: integer(0, 65_535, 4318),
+  ROUTEWATCH_PORT: integer(0, 65_535, 4318).refine(
+    (port) => !FETCH_BLOCKED_PORTS.has(port),
+    `${BLOCKED_PORT}the dashboard and the routewatch commands could not reach it: use another port (4318 by default)`,
+  ),
   ROUTEWATCH_DATA_DIR: z.preprocess(unset, z.string().default('./.routewatch')),
   CLICKHOUSE_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
   /**
@@ -151,7 +177,7 @@ export const configSchema = z.object({
   /** The instance the client commands (report, alerts, sql, …) talk to. */
   ROUTEWATCH_URL: z.preprocess(
     unset,
-    z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:4318'),
+    fetchableUrl('the routewatch commands').default('http://127.0.0.1:4318'),
   ),
 
   // Requests: size, slow clients, overload.
@@ -207,11 +233,11 @@ export const configSchema = z.object({
     'use 0 (no periodic evaluation) or at least 10s: each evaluation reads the horizon and the baselines',
   ),
   /** A Slack incoming webhook for alerts. A secret: never logged. */
-  ROUTEWATCH_SLACK_WEBHOOK_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+  ROUTEWATCH_SLACK_WEBHOOK_URL: z.preprocess(unset, fetchableUrl('the notifier').optional()),
   /** A generic JSON webhook for alerts. A secret: never logged. */
-  ROUTEWATCH_WEBHOOK_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+  ROUTEWATCH_WEBHOOK_URL: z.preprocess(unset, fetchableUrl('the notifier').optional()),
   /** The address people open routewatch at, for links in alerts; default: where it listens. */
-  ROUTEWATCH_PUBLIC_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+  ROUTEWATCH_PUBLIC_URL: z.preprocess(unset, fetchableUrl('a browser following a link').optional()),
 
   // Live SQL (`routewatch sql`, POST /api/v1/sql): read-only by the engine, within these limits,
   // each enforced by ClickHouse itself and answered with an error naming the setting.

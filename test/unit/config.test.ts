@@ -132,6 +132,50 @@ describe('parseConfig', () => {
     },
   );
 
+  it.each([
+    [
+      'ROUTEWATCH_PORT',
+      '6000',
+      /ROUTEWATCH_PORT: is a port browsers and fetch refuse.*the dashboard/,
+    ],
+    [
+      'ROUTEWATCH_URL',
+      'http://127.0.0.1:6666',
+      /ROUTEWATCH_URL: its port is a port browsers and fetch refuse/,
+    ],
+    ['ROUTEWATCH_SLACK_WEBHOOK_URL', 'http://127.0.0.1:9/hook', /the notifier could not reach it/],
+    [
+      'ROUTEWATCH_WEBHOOK_URL',
+      'https://hooks.example.com:5060/x',
+      /the notifier could not reach it/,
+    ],
+    ['ROUTEWATCH_PUBLIC_URL', 'http://rw.example.com:10080', /a browser following a link/],
+  ])(
+    'refuses %s=%s, a port fetch will not connect to, instead of failing at the first call',
+    (name, value, message) => {
+      expect(() => parseConfig({ [name]: value })).toThrow(message);
+    },
+  );
+
+  it('takes the ports next to the blocked ones, and URLs on their default port', async () => {
+    const config = parseConfig({
+      ROUTEWATCH_PORT: '6001',
+      ROUTEWATCH_URL: 'http://127.0.0.1:5999',
+      ROUTEWATCH_SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T000/B000/XXX',
+    });
+    expect(config.ROUTEWATCH_PORT).toBe(6001);
+    // What the configuration lets through, fetch does try to reach (a refused connection, not a
+    // refused port).
+    const attempt = await fetch('http://127.0.0.1:6001/', {
+      signal: AbortSignal.timeout(2_000),
+    }).catch((error: unknown) => error as Error & { cause?: Error });
+    expect(String((attempt as { cause?: Error }).cause?.message ?? '')).not.toMatch(/bad port/);
+    const blocked = await fetch('http://127.0.0.1:6000/').catch(
+      (error: unknown) => error as Error & { cause?: Error },
+    );
+    expect(String((blocked as { cause?: Error }).cause?.message)).toMatch(/bad port/);
+  });
+
   it('takes a clock skew of up to a year', () => {
     expect(parseConfig({ ROUTEWATCH_MAX_CLOCK_SKEW: '30d' }).ROUTEWATCH_MAX_CLOCK_SKEW).toBe(
       30 * 86_400_000,
