@@ -40,7 +40,8 @@ const fetchableUrl = (who: string) =>
   z
     .url({ protocol: /^https?$/ })
     .refine(
-      (url) => !FETCH_BLOCKED_PORTS.has(Number(new URL(url).port)),
+      // Run on a value the URL check refused too: only a URL that parses has a port to check.
+      (url) => !URL.canParse(url) || !FETCH_BLOCKED_PORTS.has(Number(new URL(url).port)),
       `its port ${BLOCKED_PORT}${who} could not reach it: use another port`,
     );
 

@@ -125,7 +125,9 @@ export function resolveWindow(
       throw new TimeArgumentError(`give either ${fromName} or ${windowName}, not both`);
     from = at(args.from);
   } else {
-    from = new Date(to.getTime() - parseDuration(args.window ?? fallbackWindow));
+    const windowMs = parseDuration(args.window ?? fallbackWindow);
+    if (windowMs <= 0) throw new TimeArgumentError(`${windowName} must be longer than 0`);
+    from = new Date(to.getTime() - windowMs);
   }
   for (const [name, value] of [
     [fromName, from],

@@ -1,4 +1,4 @@
-import { parseInstant } from '../../server/time.js';
+import { EARLIEST, parseInstant } from '../../server/time.js';
 import { UsageError } from '../command.js';
 import type { Command } from '../command.js';
 import { remote } from '../client.js';
@@ -57,6 +57,11 @@ Options:
     if (values.at !== undefined && parseInstant(values.at).getTime() > Date.now() + 60_000) {
       throw new UsageError(
         `--at ${values.at} is in the future: evaluate now (no --at) or at a past time (a replay)`,
+      );
+    }
+    if (values.at !== undefined && parseInstant(values.at) < EARLIEST) {
+      throw new UsageError(
+        `--at ${values.at} is before ${EARLIEST.toISOString().slice(0, 10)}, before any span routewatch can store`,
       );
     }
     if (values['dry-run'] && values.record)

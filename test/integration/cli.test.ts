@@ -293,7 +293,14 @@ describe('routewatch CLI', () => {
     [['alerts', '--state', 'loud'], /--state must be one of/],
     [['report', '--compare', 'yesterday'], /--compare takes "previous"/],
     [['evaluate', '--at', 'noon'], /invalid time "noon"/],
-    [['report', '--url', 'notaurl'], /--url: not an http\(s\) URL: notaurl/],
+    [['report', '--url', 'notaurl'], /--url notaurl: not an http\(s\) URL/],
+    [
+      ['report', '--url', 'http://127.0.0.1:6000'],
+      /--url http:\/\/127\.0\.0\.1:6000: its port .* fetch refuse/,
+    ],
+    [['report', '--window', '0s'], /--window must be longer than 0/],
+    [['report', '--from', '2026-02-30'], /invalid time "2026-02-30": no such day/],
+    [['evaluate', '--dry-run', '--at', '1960-01-01'], /--at 1960-01-01 is before 1970-01-01/],
     [['report', '--from', '1h', '--to', '2h'], /--from must be before --to/],
     [['evaluate', '--at', '2999-01-01'], /--at 2999-01-01 is in the future/],
     [
