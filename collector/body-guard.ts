@@ -159,6 +159,24 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
     };
     guard.once('end', stop);
     guard.once('close', stop);
+    // The guard can outlive its reader: past the body limit Fastify answers 413 and stops reading
+    // without destroying the stream, which then stalls. An error after that has no one to go to:
+    // it must not be an unhandled 'error' event, which would stop the process.
+    guard.on('error', () => undefined);
+    // Once the answer is out, the timers have nothing left to guard. A body still arriving is
+    // read and thrown away, as for a request refused before its body (refuseBeforeBody), so the
+    // client sees the answer rather than a reset, and is cut off if it keeps sending.
+    reply.raw.once('close', () => {
+      stop();
+      if (payload.readableEnded || payload.destroyed) return;
+      payload.unpipe(guard);
+      guard.destroy();
+      payload.resume();
+      const cutOff = setTimeout(() => request.raw.socket?.destroy(), LINGER_MS);
+      cutOff.unref();
+      payload.once('end', () => clearTimeout(cutOff));
+      payload.once('close', () => clearTimeout(cutOff));
+    });
     payload.once('error', (error) => guard.destroy(error));
     payload.pipe(guard);
     return guard;

@@ -147,6 +147,49 @@ describe('slow clients', () => {
   });
 });
 
+describe('a chunked body past the size limit', () => {
+  it.each(['/v1/traces', '/v1/outcomes'])(
+    'gets 413 on %s, and the collector stays up once its timers would have fired',
+    async (path) => {
+      const { url, port } = await listening(temp.store, {
+        ROUTEWATCH_MAX_BODY_BYTES: '4096',
+        ROUTEWATCH_BODY_IDLE_TIMEOUT: '300ms',
+        ROUTEWATCH_BODY_TIMEOUT: '600ms',
+      });
+      // No Content-Length: the limit is found while reading, not announced.
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.write(
+            `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+              'Transfer-Encoding: chunked\r\n\r\n',
+          );
+          const chunk = ' '.repeat(64 * 1024);
+          for (let i = 0; i < 16; i++) socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+          socket.write('0\r\n\r\n');
+        });
+        let received = '';
+        socket.on('data', (data) => (received += data.toString()));
+        socket.on('close', () => resolve(received));
+        socket.on('error', (error) => (received ? resolve(received) : reject(error)));
+        sockets.push(socket);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 413/);
+      // Past both timers: an error from a guard nobody reads any more would have been unhandled.
+      await new Promise((r) => setTimeout(r, 900));
+      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      expect(metrics).toMatch(/^routewatch_inflight_bytes 0$/m);
+      const body = JSON.stringify(otlpBody([{ traceId: hexId(16), attributes: llm }]));
+      const accepted = await fetch(`${url}/v1/traces`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      expect(accepted.status).toBe(200);
+    },
+  );
+});
+
 describe('a request refused before its body is read', () => {
   /**
    * POSTs from another process with node:http, as OpenTelemetry JS exporters do (the whole body,
