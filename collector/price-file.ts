@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { editDistance } from '../server/edit-distance.js';
+import { catalogueProviderId, knownProviderNames } from './pricing.js';
 import type { PriceOverride, PriceSettings } from './pricing.js';
 import { parseSettingsFile } from './settings-file.js';
 
@@ -51,9 +53,43 @@ const fromDate = z.union([z.string(), z.date()]).transform((value, ctx) => {
   return ms;
 });
 
+/**
+ * A provider the catalogue does not know is matched by its exact name (a self-hosted server, say);
+ * one a letter or two away from a name it knows is a typo, which would leave the entry unused.
+ */
+const provider = z
+  .string()
+  .trim()
+  .min(1)
+  .superRefine((name, ctx) => {
+    if (catalogueProviderId(name) !== '') return;
+    const lower = name.toLowerCase();
+    // Short names are left alone: `zai` is a provider of its own, not a typo of `xai`.
+    if (lower.length < 5) return;
+    const near = knownProviderNames().find(
+      (known) => editDistance(lower, known) <= Math.floor(lower.length / 3),
+    );
+    if (near !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          `"${name}" is not a provider the catalogue knows: did you mean "${near}"? (A provider ` +
+          "it does not know, such as a self-hosted server, is matched by the name the spans' " +
+          'gen_ai.provider.name carries.)',
+      });
+    }
+  });
+
 const entrySchema = z.strictObject({
-  model: z.string().trim().min(1),
-  provider: z.string().trim().min(1).optional(),
+  model: z
+    .string()
+    .trim()
+    .min(1)
+    .refine(
+      (model) => !model.slice(0, -1).includes('*'),
+      'only a trailing * makes a prefix (our-finetune-*): a * elsewhere is taken literally and would match no model',
+    ),
+  provider: provider.optional(),
   from: fromDate.optional(),
   input_mtok: price,
   output_mtok: price,

@@ -83,6 +83,20 @@ const PROVIDER_ALIASES: Record<string, string> = {
   'ibm.watsonx.ai': 'ibm',
 };
 
+/**
+ * Provider names a price file is likely to mean, for telling a typo from a provider the catalogue
+ * does not know: the aliases, and the catalogue ids most used (each checked against it).
+ */
+export function knownProviderNames(): string[] {
+  const ids = ['openai', 'anthropic', 'google', 'azure', 'aws', 'mistral', 'groq', 'cohere'];
+  const names = new Set([
+    ...Object.keys(PROVIDER_ALIASES),
+    ...Object.values(PROVIDER_ALIASES),
+    ...ids.filter((id) => findProvider({ providerId: id }) !== undefined),
+  ]);
+  return [...names].filter((name) => catalogueProviderId(name) !== '');
+}
+
 /** The catalogue provider a span's provider name refers to; '' when none. */
 export function catalogueProviderId(name: string): string {
   const lower = name.trim().toLowerCase();
@@ -181,7 +195,8 @@ export class PriceTable {
   readonly #overrides: CompiledOverride[];
   readonly #catalogue: boolean;
   readonly #resolved = new Map<string, CatalogueModel | null>();
-  readonly #providerIds = new Map<string, string>();
+  /** A span's provider: its catalogue id ('' when none), and the name price-file entries match. */
+  readonly #providerIds = new Map<string, { catalogue: string; entries: string }>();
 
   constructor(overrides: readonly PriceOverride[] = [], options: { catalogue?: boolean } = {}) {
     this.#catalogue = options.catalogue ?? true;
@@ -224,12 +239,12 @@ export class PriceTable {
     usage: TokenUsage,
     atMs: number,
   ): PriceQuote | undefined {
-    const providerId = this.#providerId(provider);
+    const { catalogue: providerId, entries: entryProvider } = this.#providerId(provider);
     const inclusive = inclusiveUsage(usage);
     for (const model of models) {
       const name = model.trim().toLowerCase();
       if (name === '') continue;
-      const override = this.#findOverride(providerId, name, atMs);
+      const override = this.#findOverride(entryProvider, name, atMs);
       if (override)
         return { costUsd: overrideCost(override.entry, inclusive), ref: refOf(override) };
       if (!this.#catalogue) continue;
@@ -242,11 +257,14 @@ export class PriceTable {
     return undefined;
   }
 
-  #providerId(name: string): string {
+  #providerId(name: string): { catalogue: string; entries: string } {
     const known = this.#providerIds.get(name);
     if (known !== undefined) return known;
     if (this.#providerIds.size >= MAX_RESOLVED) this.#providerIds.clear();
-    const id = catalogueProviderId(name);
+    const catalogue = catalogueProviderId(name);
+    // Compiled as an entry's own provider is: a provider the catalogue does not know (a
+    // self-hosted server, say) is matched by its name.
+    const id = { catalogue, entries: catalogue || name.trim().toLowerCase() };
     this.#providerIds.set(name, id);
     return id;
   }

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { editDistance } from './edit-distance.js';
 import { parseMappingFile } from '../collector/mapping.js';
 import type { MappingRules } from '../collector/mapping.js';
 import { parsePriceFile } from '../collector/price-file.js';
@@ -37,13 +38,11 @@ const BLOCKED_PORT =
 
 /** An http(s) URL that fetch (`who` is what would call it) can reach: not on a blocked port. */
 const fetchableUrl = (who: string) =>
-  z
-    .url({ protocol: /^https?$/ })
-    .refine(
-      // Run on a value the URL check refused too: only a URL that parses has a port to check.
-      (url) => !URL.canParse(url) || !FETCH_BLOCKED_PORTS.has(Number(new URL(url).port)),
-      `its port ${BLOCKED_PORT}${who} could not reach it: use another port`,
-    );
+  z.url({ protocol: /^https?$/ }).refine(
+    // Run on a value the URL check refused too: only a URL that parses has a port to check.
+    (url) => !URL.canParse(url) || !FETCH_BLOCKED_PORTS.has(Number(new URL(url).port)),
+    `its port ${BLOCKED_PORT}${who} could not reach it: use another port`,
+  );
 
 /** The longest delay Node's timers keep (2^31 − 1 ms, ~24.8 days); past it they fire at once. */
 const TIMER_MAX_MS = 2 ** 31 - 1;
@@ -355,23 +354,6 @@ export function unknownSettings(
         suggestion: best <= Math.max(2, Math.floor(name.length / 3)) ? suggestion : undefined,
       };
     });
-}
-
-/** Levenshtein distance. */
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(
-        row[j]! + 1,
-        next[j - 1]! + 1,
-        row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    row = next;
-  }
-  return row[b.length]!;
 }
 
 /**

@@ -212,6 +212,19 @@ prices:
     expect(table.price('openai', ['gpt-4o'], usage(1_000, 0), NOW)?.ref).toMatch(/^genai-prices/);
   });
 
+  it('matches an entry for a provider the catalogue does not know by its name (a self-hosted server)', () => {
+    const own = new PriceTable(
+      parsePriceFile(`
+prices:
+  - { model: my-local-llm, provider: Acme-vLLM, input_mtok: 1, output_mtok: 1 }
+`).overrides,
+    );
+    const quote = own.price(' acme-vllm', ['my-local-llm'], usage(1_000_000, 0), NOW);
+    expect(quote).toEqual({ costUsd: 1, ref: 'override:my-local-llm' });
+    expect(own.price('other-vllm', ['my-local-llm'], usage(1_000_000, 0), NOW)).toBeUndefined();
+    expect(own.price('', ['my-local-llm'], usage(1_000_000, 0), NOW)).toBeUndefined();
+  });
+
   it('prices only from the file when the catalogue is turned off', () => {
     const only = PriceTable.from(
       parsePriceFile(
@@ -246,11 +259,33 @@ describe('parsePriceFile', () => {
     ],
     ['prices: {model: a}', /prices/],
     ['catalog: false', /catalog/],
+    [
+      'prices: [{model: gpt-4o-mini, provider: opneai, input_mtok: 1, output_mtok: 1}]',
+      /prices\.0\.provider: "opneai" is not a provider the catalogue knows: did you mean "openai"\?/,
+    ],
+    [
+      'prices: [{model: x, provider: anthropc, input_mtok: 1, output_mtok: 1}]',
+      /did you mean "anthropic"\?/,
+    ],
+    [
+      'prices: [{model: "gpt-4o-*-mini", input_mtok: 1, output_mtok: 1}]',
+      /prices\.0\.model: only a trailing \* makes a prefix/,
+    ],
     ['prices: [ {', /not valid YAML or JSON/],
   ])('refuses %j naming the place', (text, message) => {
     expect(() => parsePriceFile(text)).toThrow(SettingsFileError);
     expect(() => parsePriceFile(text)).toThrow(message);
   });
+
+  it.each(['acme-vllm', 'ollama', 'zai', 'gcp.vertex_ai', 'Azure'])(
+    'takes the provider %j: one the catalogue knows, or a name of its own, not a typo of one',
+    (name) => {
+      const [entry] = parsePriceFile(
+        `prices: [{model: m, provider: ${name}, input_mtok: 1, output_mtok: 1}]`,
+      ).overrides;
+      expect(entry?.provider).toBe(name);
+    },
+  );
 
   it('reads an empty file as "the catalogue only"', () => {
     expect(parsePriceFile('')).toEqual({ overrides: [], catalogue: true });
