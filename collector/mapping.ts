@@ -23,6 +23,9 @@ export const MAPPED_FIELDS = [
 ] as const;
 export type MappedField = (typeof MAPPED_FIELDS)[number];
 
+/** The outcomes a task can end with (DESIGN's task model); any other value is stored as unknown. */
+export const OUTCOMES = ['success', 'failure', 'escalated', 'abandoned', 'unknown'] as const;
+
 const name = z.string().trim().min(1);
 
 /** A regular expression, checked when the file is read (not when the first span arrives). */
@@ -77,6 +80,13 @@ const conditionSchema = z
   })
   .refine(
     (c) =>
+      (c.equals === undefined && c.matches === undefined) ||
+      c.attribute !== undefined ||
+      c.resource !== undefined,
+    { message: '`equals` and `matches` test a value: give the `attribute` or `resource` it is in' },
+  )
+  .refine(
+    (c) =>
       c.attribute !== undefined ||
       c.resource !== undefined ||
       c.span_name !== undefined ||
@@ -91,7 +101,20 @@ export const mappingFileSchema = z.strictObject({
         MAPPED_FIELDS.map((f) => [f, z.array(sourceSchema).min(1).optional()]),
       ) as Record<MappedField, z.ZodOptional<z.ZodArray<typeof sourceSchema>>>,
     )
-    .default({}),
+    .default({})
+    .superRefine((fields, ctx) => {
+      // An outcome renamed to a value that is no outcome would store every such task as unknown.
+      fields.outcome?.forEach((source, i) => {
+        for (const [from, to] of Object.entries(source.values ?? {})) {
+          if ((OUTCOMES as readonly string[]).includes(to)) continue;
+          ctx.addIssue({
+            code: 'custom',
+            path: ['outcome', i, 'values', from],
+            message: `"${to}" is not an outcome: use one of ${OUTCOMES.join(', ')}`,
+          });
+        }
+      });
+    }),
   /** Spans that stand for a whole task (outcome and cohort read from them): any condition. */
   task_spans: z.array(conditionSchema).default([]),
 });

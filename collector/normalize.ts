@@ -1,3 +1,4 @@
+import { OUTCOMES as OUTCOME_VALUES } from './mapping.js';
 import type { Mapping, MappedField, MappedSpan } from './mapping.js';
 import type { AnyValue, ExportTraceRequest, KeyValue, OtlpSpan } from './otlp-json.js';
 import { inclusiveUsage } from './pricing.js';
@@ -140,7 +141,7 @@ export const MAX_TOKENS_PER_CALL = 100_000_000;
 
 const SPAN_KINDS = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'] as const;
 const STATUS_CODES = ['unset', 'ok', 'error'] as const;
-const OUTCOMES = new Set(['success', 'failure', 'escalated', 'abandoned', 'unknown']);
+const OUTCOMES = new Set<string>(OUTCOME_VALUES);
 
 /**
  * The first attribute present among names: current GenAI name first, then older ones in the wild

@@ -44,6 +44,14 @@ task_spans:
     ],
     ['task_spans: [ { equals: x } ]', /task_spans\.0: a condition needs/],
     ['fields: { cohort: [] }', /fields\.cohort/],
+    [
+      'task_spans: [ { span_name: foo, matches: "a+" } ]',
+      /task_spans\.0: `equals` and `matches` test a value: give the `attribute` or `resource`/,
+    ],
+    [
+      'fields: { outcome: [ { attribute: o, values: { ok: sucess } } ] }',
+      /fields\.outcome\.0\.values\.ok: "sucess" is not an outcome: use one of success, failure/,
+    ],
   ])('refuses %j naming the place', (text, message) => {
     expect(() => parseMappingFile(text)).toThrow(SettingsFileError);
     expect(() => parseMappingFile(text)).toThrow(message);
