@@ -50,10 +50,11 @@ function readMessage(
 
 function nested(reader: BinaryReader, wireType: WireType, field: string): number {
   expect(wireType, WireType.LengthDelimited, field);
-  const length = reader.uint32();
-  const end = reader.pos + length;
-  if (end > reader.len) throw new OtlpDecodeError(`protobuf field ${field} is truncated`);
-  return end;
+  // Read whole: uint32() would drop the bits above 32, and a length of 2^32 would read as 0.
+  const length = BigInt(reader.uint64());
+  if (length > BigInt(reader.len - reader.pos))
+    throw new OtlpDecodeError(`protobuf field ${field} is truncated`);
+  return reader.pos + Number(length);
 }
 
 function anyValue(reader: BinaryReader, end: number, depth: number, budget: EntryBudget): Json {

@@ -161,6 +161,8 @@ describe('OTLP/HTTP protobuf', () => {
   it.each([
     ['garbage bytes', Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff])],
     ['a truncated request', ProtobufTraceSerializer.serializeRequest(makeSpans())!.subarray(0, 40)],
+    // Length 2^32: a reader that keeps 32 bits reads it as 0, an empty request answered 200.
+    ['a length beyond 32 bits', Buffer.from([0x0a, 0x80, 0x80, 0x80, 0x80, 0x10])],
     [
       'a string where a message belongs',
       new BinaryWriter().tag(1, WireType.Varint).int32(7).finish(),
