@@ -508,6 +508,11 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
       ...(given.severity !== undefined ? { severity: given.severity } : {}),
       ...(given.callBudget !== undefined ? { callBudget: given.callBudget } : {}),
     };
+    if (given.callBudget !== undefined && kind !== 'loop_rate_rise') {
+      throw new RulesError(
+        `rule ${given.id}: callBudget is for loop_rate_rise rules (model calls per task above which a task is a loop); a ${kind} rule has no use for it`,
+      );
+    }
     if (rule.baseline.kind === 'pinned' && !baselines[rule.baseline.name]) {
       throw new RulesError(
         `rule ${rule.id}: baseline pinned:${rule.baseline.name} is not defined; add it under baselines: with from and to`,
@@ -528,6 +533,15 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
   }
   // Every rule, the defaults too: a default out of bounds is a bug the tests should catch.
   for (const rule of byId.values()) checkChanges(rule);
+  // The loops are counted once per evaluation, with one budget: rules that differ would have all
+  // but one budget silently ignored.
+  const loops = [...byId.values()].filter((r) => r.enabled && r.kind === 'loop_rate_rise');
+  const differing = loops.find((r) => r.callBudget !== loops[0]!.callBudget);
+  if (differing) {
+    throw new RulesError(
+      `rules ${loops[0]!.id} and ${differing.id}: loop_rate_rise rules share one callBudget (tasks are counted as loops once per evaluation), got ${loops[0]!.callBudget} and ${differing.callBudget}; give them the same`,
+    );
+  }
   return { evaluation, baselines, rules: [...byId.values()] };
 }
 

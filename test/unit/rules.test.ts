@@ -179,6 +179,16 @@ describe('rules file limits', () => {
       /rule cheaper_than_large: minEffect must be at most 1 for cheaper_than_large .*; got 1\.5$/,
     ],
     [
+      'a callBudget on a rule that counts no loops',
+      'rules: [{ id: success_rate_drop, callBudget: 5 }]',
+      /rule success_rate_drop: callBudget is for loop_rate_rise rules .*has no use for it$/,
+    ],
+    [
+      'two loop rules with different call budgets, of which only one would be used',
+      'rules: [{ id: loop_rate_rise, callBudget: 5 }, { id: faq-loops, kind: loop_rate_rise, cohorts: [faq], callBudget: 8 }]',
+      /rules loop_rate_rise and faq-loops: loop_rate_rise rules share one callBudget .*got 5 and 8; give them the same$/,
+    ],
+    [
       'a zero horizon',
       'evaluation: { horizon: 0h }',
       /evaluation\.horizon must be longer than 0; got 0h$/,
