@@ -136,13 +136,18 @@ export function renderGateMarkdown(result: GateResult): string {
       .map((l) => `- ${escapeCell(l)}`),
     `- baseline \`${result.baseline}\`, candidate \`${result.candidate}\``,
     '',
-    `| ${HEADER.join(' | ')} |`,
-    `|${HEADER.map(() => ' --- ').join('|')}|`,
-    ...result.cohorts.map((c) => {
-      const cells = columns(c);
-      cells[1] = `${icon[c.verdict]} ${cells[1]}`;
-      return `| ${cells.map(escapeCell).join(' | ')} |`;
-    }),
+    // No cohort on either side: a table of headers alone would say nothing, as the text says.
+    ...(result.cohorts.length === 0
+      ? ['_(no tasks on either side)_']
+      : [
+          `| ${HEADER.join(' | ')} |`,
+          `|${HEADER.map(() => ' --- ').join('|')}|`,
+          ...result.cohorts.map((c) => {
+            const cells = columns(c);
+            cells[1] = `${icon[c.verdict]} ${cells[1]}`;
+            return `| ${cells.map(escapeCell).join(' | ')} |`;
+          }),
+        ]),
     '',
     ...result.cohorts.map(
       (c) => `- **${escapeCell(c.cohort || '(none)')}**: ${escapeCell(reasonOf(c))}`,

@@ -61,7 +61,7 @@ Options:
   --min-cases N            cases with an outcome needed on each side (default 200)
   --confidence C           strict mode: e.g. 0.95
   --cohort C               only this cohort (repeat for several); one neither side has is a
-                           usage error
+                           usage error, unless neither side has any task yet (exit 3)
   --json                   print the comparison as JSON
   --markdown               print it as Markdown, for a pull-request comment
   --url URL                the routewatch instance

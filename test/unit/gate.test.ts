@@ -425,6 +425,13 @@ describe('rendering', () => {
     expect(md).toMatch(/^### ❌ routewatch gate: FAIL$/m);
     expect(md).toMatch(/^\| cohort \| verdict \|/m);
     expect(md).toMatch(/^\| a\\\|b \| ❌ FAIL \| 600\/600 \|/m);
+    // No cohort on either side: said, not a table of headers alone, as the text table says it.
+    const empty = renderGateMarkdown({ ...result, verdict: 'insufficient_data', cohorts: [] });
+    expect(empty).toMatch(/^_\(no tasks on either side\)_$/m);
+    expect(empty).not.toMatch(/^\| cohort \|/m);
+    expect(renderGateTable({ ...result, verdict: 'insufficient_data', cohorts: [] })).toMatch(
+      /^\(no tasks on either side\)$/m,
+    );
   });
 
   it('renders advice one cohort a line, and says when there is none', () => {
