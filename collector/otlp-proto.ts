@@ -26,6 +26,55 @@ const UNLIMITED: RequestLimits = {
 
 const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
+/**
+ * bufbuild's reader, with every length prefix held to 32 bits. Its `uint32()` drops the bits
+ * above, so a length of 2^32 would read as 0: an unknown field, a string or a message would be
+ * taken as empty and the rest of the body read from the wrong place, instead of refused.
+ */
+class OtlpReader extends BinaryReader {
+  readonly #body: Uint8Array;
+
+  constructor(body: Uint8Array) {
+    super(body);
+    this.#body = body;
+  }
+
+  /** A length prefix, whole; throws when it does not fit in 32 bits or overruns the body. */
+  length(field: string): number {
+    const start = this.pos;
+    const length = this.uint32();
+    const size = this.pos - start;
+    if (size > 5 || (size === 5 && this.#body[start + 4]! > 0x0f))
+      throw new OtlpDecodeError(`protobuf field ${field} has a length beyond 32 bits`);
+    if (this.pos + length > this.len)
+      throw new OtlpDecodeError(`protobuf field ${field} is truncated`);
+    return length;
+  }
+
+  /** Checks the prefix, then lets the base class read from where it started. */
+  #checked(field: string): void {
+    const start = this.pos;
+    this.length(field);
+    this.pos = start;
+  }
+
+  // The recursion limit passed on as given: groups nested in groups come back through here.
+  override skip(wireType: WireType, fieldNo?: number, recursionLimit?: number): Uint8Array {
+    if (wireType === WireType.LengthDelimited) this.#checked(`${fieldNo ?? '?'} (unknown)`);
+    return super.skip(wireType, fieldNo, recursionLimit);
+  }
+
+  override string(): string {
+    this.#checked('of type string');
+    return super.string();
+  }
+
+  override bytes(): Uint8Array {
+    this.#checked('of type bytes');
+    return super.bytes();
+  }
+}
+
 function expect(wireType: WireType, wanted: WireType, field: string): void {
   if (wireType !== wanted) {
     throw new OtlpDecodeError(
@@ -36,7 +85,7 @@ function expect(wireType: WireType, wanted: WireType, field: string): void {
 
 /** Reads the fields of one length-delimited message, calling `onField` for each. */
 function readMessage(
-  reader: BinaryReader,
+  reader: OtlpReader,
   end: number,
   onField: (fieldNo: number, wireType: WireType) => boolean,
 ): void {
@@ -48,16 +97,13 @@ function readMessage(
     throw new OtlpDecodeError('a protobuf message overruns its declared length');
 }
 
-function nested(reader: BinaryReader, wireType: WireType, field: string): number {
+function nested(reader: OtlpReader, wireType: WireType, field: string): number {
   expect(wireType, WireType.LengthDelimited, field);
-  // Read whole: uint32() would drop the bits above 32, and a length of 2^32 would read as 0.
-  const length = BigInt(reader.uint64());
-  if (length > BigInt(reader.len - reader.pos))
-    throw new OtlpDecodeError(`protobuf field ${field} is truncated`);
-  return reader.pos + Number(length);
+  const length = reader.length(field);
+  return reader.pos + length;
 }
 
-function anyValue(reader: BinaryReader, end: number, depth: number, budget: EntryBudget): Json {
+function anyValue(reader: OtlpReader, end: number, depth: number, budget: EntryBudget): Json {
   budget.entry();
   if (depth > MAX_DEPTH)
     throw new OtlpDecodeError(`attribute values nest deeper than ${MAX_DEPTH} levels`);
@@ -115,7 +161,7 @@ function anyValue(reader: BinaryReader, end: number, depth: number, budget: Entr
   return value;
 }
 
-function keyValue(reader: BinaryReader, end: number, budget: EntryBudget, depth = 0): Json {
+function keyValue(reader: OtlpReader, end: number, budget: EntryBudget, depth = 0): Json {
   budget.entry();
   const kv: Json = { key: '' };
   readMessage(reader, end, (fieldNo, wireType) => {
@@ -135,7 +181,7 @@ function keyValue(reader: BinaryReader, end: number, budget: EntryBudget, depth 
 
 function attributesInto(
   target: Json[],
-  reader: BinaryReader,
+  reader: OtlpReader,
   wireType: WireType,
   field: string,
   budget: EntryBudget,
@@ -143,7 +189,7 @@ function attributesInto(
   target.push(keyValue(reader, nested(reader, wireType, field), budget));
 }
 
-function span(reader: BinaryReader, end: number, budget: EntryBudget): Json {
+function span(reader: OtlpReader, end: number, budget: EntryBudget): Json {
   budget.span();
   const attributes: Json[] = [];
   const out: Json = { traceId: '', spanId: '', attributes };
@@ -219,7 +265,7 @@ export function decodeTraceRequestProto(
   const resourceSpans: Json[] = [];
   const budget = new EntryBudget(limits);
   try {
-    const reader = new BinaryReader(body);
+    const reader = new OtlpReader(body);
     readMessage(reader, reader.len, (fieldNo, wireType) => {
       if (fieldNo !== 1) return false;
       budget.resource();

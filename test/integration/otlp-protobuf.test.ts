@@ -163,6 +163,12 @@ describe('OTLP/HTTP protobuf', () => {
     ['a truncated request', ProtobufTraceSerializer.serializeRequest(makeSpans())!.subarray(0, 40)],
     // Length 2^32: a reader that keeps 32 bits reads it as 0, an empty request answered 200.
     ['a length beyond 32 bits', Buffer.from([0x0a, 0x80, 0x80, 0x80, 0x80, 0x10])],
+    ['an unknown field of length 2^32', Buffer.from([0x12, 0x80, 0x80, 0x80, 0x80, 0x10])],
+    [
+      'a string of length 2^32 + 1',
+      // ResourceSpans { ScopeSpans { Span { name (field 5): length 2^32 + 1, "A" } } }
+      Buffer.from([0x0a, 0x0b, 0x12, 0x09, 0x12, 0x07, 0x2a, 0x81, 0x80, 0x80, 0x80, 0x10, 0x41]),
+    ],
     [
       'a string where a message belongs',
       new BinaryWriter().tag(1, WireType.Varint).int32(7).finish(),
