@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { unusedPort } from '../support/outage.js';
 import { otlpBody } from '../support/otlp.js';
 
 // The built CLI (npm test builds first), run as a user runs it.
@@ -274,14 +275,14 @@ describe('routewatch CLI', () => {
 
   it('tells the user to start routewatch when report finds nothing listening (a runtime failure, 1)', async () => {
     // The server's own settings, even broken ones, are not the client's business.
-    const report = run(['report', '--url', 'http://127.0.0.1:9'], {
+    const url = `http://127.0.0.1:${await unusedPort()}`;
+    const report = run(['report', '--url', url], {
       ROUTEWATCH_PRICES: 'no-such-prices.yaml',
       ROUTEWATCH_PORT: 'eighty',
     });
     expect(await report.exited).toBe(1);
-    expect(report.err()).toMatch(
-      /no routewatch answered at http:\/\/127\.0\.0\.1:9.*routewatch start/,
-    );
+    expect(report.err()).toContain(`no routewatch answered at ${url} (ECONNREFUSED)`);
+    expect(report.err()).toMatch(/Start it with `routewatch start`/);
   });
 
   it.each([

@@ -6,6 +6,7 @@ import type { GateResult } from '../../analyzer/gate.js';
 import type { Report } from '../../analyzer/report.js';
 import { runCli, startInstance } from '../support/cli.js';
 import type { StartedInstance } from '../support/cli.js';
+import { unusedPort } from '../support/outage.js';
 import { otlpBodiesOf } from '../support/tasks.js';
 import type { CraftedTask } from '../support/tasks.js';
 
@@ -433,20 +434,13 @@ describe('routewatch gate', () => {
   });
 
   it('exits 1 with a clear message when no routewatch answers', async () => {
+    const url = `http://127.0.0.1:${await unusedPort()}`;
     const run = await runCli(
-      [
-        'gate',
-        '--baseline',
-        'policy:v1',
-        '--candidate',
-        'eval:equal',
-        '--url',
-        'http://127.0.0.1:9',
-      ],
+      ['gate', '--baseline', 'policy:v1', '--candidate', 'eval:equal', '--url', url],
       { env: {} },
     );
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/no routewatch answered at http:\/\/127\.0\.0\.1:9/);
+    expect(run.stderr).toContain(`no routewatch answered at ${url} (ECONNREFUSED)`);
   });
 });
 
