@@ -53,32 +53,28 @@ const fromDate = z.union([z.string(), z.date()]).transform((value, ctx) => {
   return ms;
 });
 
+/** How a price entry's provider is compared: the catalogue's id, else the name itself. */
+const providerKey = (name: string) => catalogueProviderId(name) || name.trim().toLowerCase();
+
 /**
- * A provider the catalogue does not know is matched by its exact name (a self-hosted server, say);
- * one a letter or two away from a name it knows is a typo, which would leave the entry unused.
+ * A provider the catalogue does not know is matched by its name (a self-hosted server, say); one
+ * a letter or two away from a name it knows may be a typo, which would leave the entry unused.
+ * Said as a warning, not refused: spans may carry such a name.
  */
-const provider = z
-  .string()
-  .trim()
-  .min(1)
-  .superRefine((name, ctx) => {
-    if (catalogueProviderId(name) !== '') return;
-    const lower = name.toLowerCase();
-    // Short names are left alone: `zai` is a provider of its own, not a typo of `xai`.
-    if (lower.length < 5) return;
-    const near = knownProviderNames().find(
-      (known) => editDistance(lower, known) <= Math.floor(lower.length / 3),
-    );
-    if (near !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          `"${name}" is not a provider the catalogue knows: did you mean "${near}"? (A provider ` +
-          "it does not know, such as a self-hosted server, is matched by the name the spans' " +
-          'gen_ai.provider.name carries.)',
-      });
-    }
-  });
+function providerWarning(name: string, place: string): string | undefined {
+  if (catalogueProviderId(name) !== '') return undefined;
+  const lower = name.trim().toLowerCase();
+  // Short names are left alone: `zai` is a provider of its own, not a typo of `xai`.
+  if (lower.length < 5) return undefined;
+  const near = knownProviderNames().find(
+    (known) => editDistance(lower, known) <= Math.floor(lower.length / 3),
+  );
+  if (near === undefined) return undefined;
+  return (
+    `${place}: "${name}" is not a provider the catalogue knows (did you mean "${near}"?): the ` +
+    `entry prices only calls whose gen_ai.provider.name is "${name}"`
+  );
+}
 
 const entrySchema = z.strictObject({
   model: z
@@ -89,7 +85,7 @@ const entrySchema = z.strictObject({
       (model) => !model.slice(0, -1).includes('*'),
       'only a trailing * makes a prefix (our-finetune-*): a * elsewhere is taken literally and would match no model',
     ),
-  provider: provider.optional(),
+  provider: z.string().trim().min(1).optional(),
   from: fromDate.optional(),
   input_mtok: price,
   output_mtok: price,
@@ -107,7 +103,11 @@ export const priceFileSchema = z.strictObject({
       // accident of order.
       const seen = new Map<string, number>();
       entries.forEach((e, i) => {
-        const key = JSON.stringify([e.model.toLowerCase(), e.provider ?? '', e.from ?? null]);
+        const key = JSON.stringify([
+          e.model.toLowerCase(),
+          e.provider === undefined ? '' : providerKey(e.provider),
+          e.from ?? null,
+        ]);
         const first = seen.get(key);
         if (first === undefined) seen.set(key, i);
         else
@@ -135,5 +135,8 @@ export function parsePriceFile(text: string): PriceSettings {
     if (e.cache_write_mtok !== undefined) entry.cacheWritePerMTok = e.cache_write_mtok;
     return entry;
   });
-  return { overrides, catalogue: file.catalogue };
+  const warnings = file.prices.flatMap((e, i) =>
+    e.provider === undefined ? [] : (providerWarning(e.provider, `prices.${i}.provider`) ?? []),
+  );
+  return { overrides, catalogue: file.catalogue, ...(warnings.length > 0 ? { warnings } : {}) };
 }

@@ -34,6 +34,8 @@ export interface PriceSettings {
   overrides: readonly PriceOverride[];
   /** Whether to price from the bundled catalogue; false: only from the overrides. */
   catalogue: boolean;
+  /** What start-up should say about the file: entries that may not be what was meant. */
+  warnings?: readonly string[];
 }
 
 export const DEFAULT_PRICE_SETTINGS: PriceSettings = { overrides: [], catalogue: true };

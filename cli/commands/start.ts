@@ -31,6 +31,10 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
           `${suggestion ? ` (did you mean ${suggestion}?)` : ''}; the settings are in docs/operating.md\n`,
       );
     }
+    const prices = config.ROUTEWATCH_PRICES;
+    for (const warning of prices?.settings.warnings ?? []) {
+      process.stderr.write(`routewatch: warning: ROUTEWATCH_PRICES ${prices!.path}: ${warning}\n`);
+    }
     const { startRoutewatch } = await import('../../server/start.js');
     const running = await startRoutewatch(config, {
       logger: {

@@ -40,11 +40,17 @@ describe('routewatch CLI', () => {
   it('starts, tells where to point the exporter, ingests, reports, and stops cleanly on SIGTERM', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
     dirs.push(dataDir);
+    const prices = join(dataDir, 'prices.yaml');
+    writeFileSync(
+      prices,
+      'prices: [{ model: my-ft, provider: opneai, input_mtok: 1, output_mtok: 1 }]\n',
+    );
     const start = run(['start'], {
       ROUTEWATCH_PORT: '0',
       ROUTEWATCH_DATA_DIR: dataDir,
       ROUTEWATCH_LOG_LEVEL: 'warn',
       ROUTEWATCH_EVALUATE_EVRY: '1m', // a typo: warned of, not taken
+      ROUTEWATCH_PRICES: prices, // a provider that may be a typo: warned of, taken
     });
     await waitFor(
       () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(start.out()),
@@ -52,6 +58,9 @@ describe('routewatch CLI', () => {
     );
     expect(start.err()).toMatch(
       /warning: ROUTEWATCH_EVALUATE_EVRY is not a routewatch setting and is ignored \(did you mean ROUTEWATCH_EVALUATE_EVERY\?\)/,
+    );
+    expect(start.err()).toContain(
+      `warning: ROUTEWATCH_PRICES ${prices}: prices.0.provider: "opneai" is not a provider the catalogue knows (did you mean "openai"?)`,
     );
     const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(start.out())![1]!;
     expect(start.out()).toContain(`OTEL_EXPORTER_OTLP_ENDPOINT=${url}`);
