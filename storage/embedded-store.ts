@@ -56,9 +56,8 @@ export class EmbeddedStore implements Store {
           '(ROUTEWATCH_URL / --url), or choose another data directory.',
         { cause },
       );
-    // Checked before opening: a refused open also prints the engine's own error to stderr.
-    const holder = holdingProcess(location);
-    if (holder !== undefined) throw held(holder);
+    // Asked only once the open failed: a `status` file left by a process that died may name a
+    // PID another process has since taken, and the engine opens such a directory anyway.
     try {
       mkdirSync(location, { recursive: true });
       const session = new chdb.Session(location, {
@@ -66,9 +65,11 @@ export class EmbeddedStore implements Store {
       });
       return new EmbeddedStore(chdb, session, location);
     } catch (error) {
-      // Taken between the check and the open: the engine's lock says so only on stderr.
-      const takenSince = holdingProcess(location);
-      if (takenSince !== undefined) throw held(takenSince, error);
+      // The engine's lock refused it: its message says so on stderr ("Cannot lock file …/status.
+      // Another server instance in same directory is already running"), rarely in the error.
+      const holder = holdingProcess(location);
+      if (holder !== undefined || /lock|already running/i.test(errorMessage(error)))
+        throw held(holder, error);
       throw new StorageError(
         'EMBEDDED_OPEN_FAILED',
         `could not open the embedded ClickHouse data directory ${location}: ${errorMessage(error)}. ` +

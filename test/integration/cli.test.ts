@@ -235,6 +235,24 @@ describe('routewatch CLI', () => {
     expect(migrate.err()).not.toMatch(/held by another process/);
   });
 
+  it('opens a data directory whose status file, left by a process that died, names a live PID', async () => {
+    // After an unclean stop the engine's `status` file stays; its PID may since belong to
+    // another process. The engine's lock is free, so the directory opens.
+    const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    dirs.push(dataDir);
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      writeFileSync(
+        join(dataDir, 'status'),
+        `PID: ${other.pid}\nStarted at: 2026-12-05 10:00:00\n`,
+      );
+      const migrate = run(['migrate'], { ROUTEWATCH_DATA_DIR: dataDir });
+      expect(await migrate.exited, migrate.err()).toBe(0);
+    } finally {
+      other.kill();
+    }
+  });
+
   it('says a data directory held by a running routewatch is held, and by which process', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
     dirs.push(dataDir);
