@@ -189,7 +189,7 @@ class ChannelQueue {
       if (attempts === 1 || attempts % 10 === 0) {
         await this.#record(event, { status: 'failing', attempts, error: result.error });
       }
-      await this.#recount(since);
+      await this.#recount(since, event);
       await this.#sleep(waitMs);
     }
   }
@@ -198,14 +198,22 @@ class ChannelQueue {
    * Counts the queue again while a message is retried: alerts raised during a channel's outage
    * would otherwise not show in `queued` until the message at its head got through.
    */
-  async #recount(since: number): Promise<void> {
+  async #recount(since: number, retried: StoredEvent): Promise<void> {
     try {
       const waiting = await this.options.store.undelivered(
         this.channel.name,
         since,
         this.options.lookbackMs,
       );
-      this.stats.queued = waiting.length;
+      // The message being retried counts even once it is older than the look-back, which the
+      // queue's read leaves out: it is still sent, and taken off the count when it is.
+      const listed = waiting.some(
+        (e) =>
+          e.fingerprint === retried.fingerprint &&
+          e.incident === retried.incident &&
+          e.seq === retried.seq,
+      );
+      this.stats.queued = waiting.length + (listed ? 0 : 1);
     } catch {
       // The store is unreachable: the last count stands; the next read of the queue retries it.
     }

@@ -163,19 +163,14 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
     // without destroying the stream, which then stalls. An error after that has no one to go to:
     // it must not be an unhandled 'error' event, which would stop the process.
     guard.on('error', () => undefined);
-    // Once the answer is out, the timers have nothing left to guard. A body still arriving is
-    // read and thrown away, as for a request refused before its body (refuseBeforeBody), so the
-    // client sees the answer rather than a reset, and is cut off if it keeps sending.
+    // Once the answer is out, the timers have nothing left to guard. (Fastify answers a body it
+    // stopped reading with `connection: close`, so Node closes the socket and the rest of the body
+    // goes with it.)
     reply.raw.once('close', () => {
       stop();
       if (payload.readableEnded || payload.destroyed) return;
       payload.unpipe(guard);
       guard.destroy();
-      payload.resume();
-      const cutOff = setTimeout(() => request.raw.socket?.destroy(), LINGER_MS);
-      cutOff.unref();
-      payload.once('end', () => clearTimeout(cutOff));
-      payload.once('close', () => clearTimeout(cutOff));
     });
     payload.once('error', (error) => guard.destroy(error));
     payload.pipe(guard);

@@ -106,11 +106,12 @@ export const mappingFileSchema = z.strictObject({
       // An outcome renamed to a value that is no outcome would store every such task as unknown.
       fields.outcome?.forEach((source, i) => {
         for (const [from, to] of Object.entries(source.values ?? {})) {
-          if ((OUTCOMES as readonly string[]).includes(to)) continue;
+          // '' is "no outcome yet": the task stays open, and the next source is not tried.
+          if (to === '' || (OUTCOMES as readonly string[]).includes(to)) continue;
           ctx.addIssue({
             code: 'custom',
             path: ['outcome', i, 'values', from],
-            message: `"${to}" is not an outcome: use one of ${OUTCOMES.join(', ')}`,
+            message: `"${to}" is not an outcome: use one of ${OUTCOMES.join(', ')} (or '' for none yet)`,
           });
         }
       });

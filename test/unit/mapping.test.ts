@@ -56,6 +56,13 @@ task_spans:
     expect(() => parseMappingFile(text)).toThrow(SettingsFileError);
     expect(() => parseMappingFile(text)).toThrow(message);
   });
+
+  it("takes '' as an outcome's new name: no outcome yet", () => {
+    const rules = parseMappingFile(
+      "fields: { outcome: [ { attribute: o, values: { pending: '', ok: success } } ] }",
+    );
+    expect(rules.fields.outcome?.[0]?.values).toEqual({ pending: '', ok: 'success' });
+  });
 });
 
 describe('compileMapping', () => {
