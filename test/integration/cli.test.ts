@@ -36,6 +36,21 @@ async function waitFor(check: () => boolean, what: string, ms = 20_000): Promise
   }
 }
 
+/** `routewatch start` on a data directory of its own, once it says where it listens. */
+async function started(dataDir: string, env: Record<string, string> = {}) {
+  const start = run(['start'], {
+    ROUTEWATCH_PORT: '0',
+    ROUTEWATCH_DATA_DIR: dataDir,
+    ROUTEWATCH_LOG_LEVEL: 'warn',
+    ...env,
+  });
+  await waitFor(
+    () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(start.out()),
+    'the start banner',
+  );
+  return { start, url: /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(start.out())![1]! };
+}
+
 describe('routewatch CLI', () => {
   it('starts, tells where to point the exporter, ingests, reports, and stops cleanly on SIGTERM', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
@@ -148,16 +163,7 @@ describe('routewatch CLI', () => {
   it('honours SIGTERM while a large request is decoded: answers it, then exits 0', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
     dirs.push(dataDir);
-    const start = run(['start'], {
-      ROUTEWATCH_PORT: '0',
-      ROUTEWATCH_DATA_DIR: dataDir,
-      ROUTEWATCH_LOG_LEVEL: 'warn',
-    });
-    await waitFor(
-      () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(start.out()),
-      'the start banner',
-    );
-    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(start.out())![1]!;
+    const { start, url } = await started(dataDir);
     const now = BigInt(Date.now()) * 1_000_000n;
     const spans = Array.from({ length: 20_000 }, (_, i) => ({
       start: String(now + BigInt(i)),
@@ -256,16 +262,8 @@ describe('routewatch CLI', () => {
   it('says a data directory held by a running routewatch is held, and by which process', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
     dirs.push(dataDir);
-    const start = run(['start'], {
-      ROUTEWATCH_PORT: '0',
-      ROUTEWATCH_DATA_DIR: dataDir,
-      ROUTEWATCH_LOG_LEVEL: 'warn',
-    });
+    const { start } = await started(dataDir);
     try {
-      await waitFor(
-        () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(start.out()),
-        'the start banner',
-      );
       const held = new RegExp(
         `data directory .* is held by another process \\(PID ${start.child.pid}\\).*stop that process`,
       );
