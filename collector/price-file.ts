@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { editDistance } from '../server/edit-distance.js';
-import { catalogueProviderId, knownProviderNames } from './pricing.js';
+import { isCalendarDay } from '../server/time.js';
+import { catalogueProviderId, knownProviderNames, providerKey } from './pricing.js';
 import type { PriceOverride, PriceSettings } from './pricing.js';
 import { parseSettingsFile } from './settings-file.js';
 
@@ -23,15 +24,6 @@ const price = z.number().finite().min(0).max(1_000_000);
 
 const DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
 
-/** Whether `yyyy-mm-dd` names a day that exists: Date.parse rolls 2025-02-30 over to March. */
-function isCalendarDay(day: string): boolean {
-  const [year, month, date] = day.split('-').map(Number) as [number, number, number];
-  const utc = new Date(Date.UTC(year, month - 1, date));
-  return (
-    utc.getUTCFullYear() === year && utc.getUTCMonth() === month - 1 && utc.getUTCDate() === date
-  );
-}
-
 const fromDate = z.union([z.string(), z.date()]).transform((value, ctx) => {
   if (value instanceof Date) return value.getTime();
   if (!DATE.test(value)) {
@@ -52,9 +44,6 @@ const fromDate = z.union([z.string(), z.date()]).transform((value, ctx) => {
   }
   return ms;
 });
-
-/** How a price entry's provider is compared: the catalogue's id, else the name itself. */
-const providerKey = (name: string) => catalogueProviderId(name) || name.trim().toLowerCase();
 
 /**
  * A provider the catalogue does not know is matched by its name (a self-hosted server, say); one

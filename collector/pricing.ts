@@ -99,6 +99,14 @@ export function knownProviderNames(): string[] {
   return [...names].filter((name) => catalogueProviderId(name) !== '');
 }
 
+/**
+ * How a provider is compared, in a price-file entry and on a span alike: the catalogue's id, else
+ * the name itself (a provider the catalogue does not know, such as a self-hosted server).
+ */
+export function providerKey(name: string): string {
+  return catalogueProviderId(name) || name.trim().toLowerCase();
+}
+
 /** The catalogue provider a span's provider name refers to; '' when none. */
 export function catalogueProviderId(name: string): string {
   const lower = name.trim().toLowerCase();
@@ -209,10 +217,7 @@ export class PriceTable {
         return {
           name: prefix ? lower.slice(0, -1) : lower,
           prefix,
-          provider:
-            entry.provider === undefined
-              ? ''
-              : catalogueProviderId(entry.provider) || entry.provider.toLowerCase(),
+          provider: entry.provider === undefined ? '' : providerKey(entry.provider),
           fromMs: entry.fromMs ?? Number.NEGATIVE_INFINITY,
           entry,
         };
@@ -263,10 +268,7 @@ export class PriceTable {
     const known = this.#providerIds.get(name);
     if (known !== undefined) return known;
     if (this.#providerIds.size >= MAX_RESOLVED) this.#providerIds.clear();
-    const catalogue = catalogueProviderId(name);
-    // Compiled as an entry's own provider is: a provider the catalogue does not know (a
-    // self-hosted server, say) is matched by its name.
-    const id = { catalogue, entries: catalogue || name.trim().toLowerCase() };
+    const id = { catalogue: catalogueProviderId(name), entries: providerKey(name) };
     this.#providerIds.set(name, id);
     return id;
   }

@@ -65,16 +65,24 @@ const INSTANT =
 export const EARLIEST = new Date('1970-01-01T00:00:00Z');
 export const LATEST = new Date('2262-04-11T00:00:00Z');
 
+/** Whether `yyyy-mm-dd` names a day that exists: `Date` rolls 2026-02-30 over to March 2. */
+export function isCalendarDay(day: string): boolean {
+  const [year, month, date] = day.split('-').map(Number) as [number, number, number];
+  // setUTCFullYear, not Date.UTC, which reads years below 100 as 19xx.
+  const utc = new Date(0);
+  utc.setUTCFullYear(year, month - 1, date);
+  return (
+    utc.getUTCFullYear() === year && utc.getUTCMonth() === month - 1 && utc.getUTCDate() === date
+  );
+}
+
 /**
  * Whether the date and time the text names exist: `Date` would move 2026-02-30 to March 2 and
  * take 24:00, where a user meant something else.
  */
 function onTheCalendar(text: string): boolean {
-  const [, year, month, day, hour, minute, second] =
-    /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?/i.exec(text) ?? [];
-  const [y, m, d] = [Number(year), Number(month), Number(day)];
-  if (m < 1 || m > 12 || d < 1) return false;
-  if (d > new Date(Date.UTC(y, m, 0)).getUTCDate()) return false;
+  if (!isCalendarDay(text.slice(0, 10))) return false;
+  const [, hour, minute, second] = /^.{10}(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?/i.exec(text) ?? [];
   return Number(hour ?? 0) <= 23 && Number(minute ?? 0) <= 59 && Number(second ?? 0) <= 59;
 }
 
