@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Store } from '../../storage/store.js';
 
 /**
@@ -68,13 +69,31 @@ export interface ClickHouseProxy {
   close(): Promise<void>;
 }
 
-/** A loopback port nothing listens on (for now). */
+/**
+ * A loopback port nothing listens on, to be listened on again later (a store that goes away and
+ * comes back). Taken below the kernel's ephemeral range: a port from `listen(0)` could meanwhile
+ * become the local end of any outgoing connection on the machine, and the later listen would
+ * fail with EADDRINUSE.
+ */
 export async function unusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  let below = 32_768;
+  try {
+    below = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]);
+  } catch {
+    // Not Linux: the usual start of the range.
+  }
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * Math.max(1, below - 20_000));
+    const server = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (!free) continue;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+  }
+  throw new Error('no free loopback port below the ephemeral range');
 }
 
 /** A proxy in front of the ClickHouse HTTP interface at `targetUrl`, starting `closed`. */
