@@ -286,14 +286,14 @@ class Decoder {
   vEnd = -1;
 
   /**
-   * Finds the field of a checked AnyValue message that the checker would take: the first present in
-   * the order 1 string … 7 bytes (the lowest field number), and of that field the last occurrence.
-   * Leaves it in vField, vAt, vEnd.
+   * Finds the field of a checked AnyValue message that the checker would take. Its fields are a
+   * oneof, so the last of them on the wire wins (1 string … 7 bytes; other field numbers are not
+   * values). Leaves it in vField, vAt, vEnd.
    */
   valueField(start: number, end: number): void {
-    let best = 8;
-    let bestAt = -1;
-    let bestEnd = -1;
+    let last = 0;
+    let lastAt = -1;
+    let lastEnd = -1;
     this.pos = start;
     while (this.pos < end) {
       const tag = this.tag(end);
@@ -303,15 +303,15 @@ class Decoder {
       const contentStart = this.pos;
       if (fieldEnd >= 0) this.pos = fieldEnd;
       else this.skip(wireType, end);
-      if (field >= 1 && field <= best) {
-        best = field;
-        bestAt = contentStart;
-        bestEnd = this.pos;
+      if (field >= 1 && field <= 7) {
+        last = field;
+        lastAt = contentStart;
+        lastEnd = this.pos;
       }
     }
-    this.vField = best === 8 ? 0 : best;
-    this.vAt = bestAt;
-    this.vEnd = bestEnd;
+    this.vField = last;
+    this.vAt = lastAt;
+    this.vEnd = lastEnd;
   }
 
   /** An attribute value flattened to the text stored in a map, as normalize.ts's flatten does. */

@@ -107,24 +107,25 @@ function anyValue(reader: OtlpReader, end: number, depth: number, budget: EntryB
   budget.entry();
   if (depth > MAX_DEPTH)
     throw new OtlpDecodeError(`attribute values nest deeper than ${MAX_DEPTH} levels`);
-  const value: Json = {};
+  // The fields are a oneof: the last one on the wire wins, as protobuf's own parsers have it.
+  let value: Json = {};
   readMessage(reader, end, (fieldNo, wireType) => {
     switch (fieldNo) {
       case 1:
         expect(wireType, WireType.LengthDelimited, 'AnyValue.string_value');
-        value['stringValue'] = reader.string();
+        value = { stringValue: reader.string() };
         return true;
       case 2:
         expect(wireType, WireType.Varint, 'AnyValue.bool_value');
-        value['boolValue'] = reader.bool();
+        value = { boolValue: reader.bool() };
         return true;
       case 3:
         expect(wireType, WireType.Varint, 'AnyValue.int_value');
-        value['intValue'] = String(reader.int64());
+        value = { intValue: String(reader.int64()) };
         return true;
       case 4:
         expect(wireType, WireType.Bit64, 'AnyValue.double_value');
-        value['doubleValue'] = reader.double();
+        value = { doubleValue: reader.double() };
         return true;
       case 5: {
         const arrayEnd = nested(reader, wireType, 'AnyValue.array_value');
@@ -134,7 +135,7 @@ function anyValue(reader: OtlpReader, end: number, depth: number, budget: EntryB
           values.push(anyValue(reader, nested(reader, w, 'ArrayValue.values'), depth + 1, budget));
           return true;
         });
-        value['arrayValue'] = { values };
+        value = { arrayValue: { values } };
         return true;
       }
       case 6: {
@@ -147,12 +148,12 @@ function anyValue(reader: OtlpReader, end: number, depth: number, budget: EntryB
           );
           return true;
         });
-        value['kvlistValue'] = { values };
+        value = { kvlistValue: { values } };
         return true;
       }
       case 7:
         expect(wireType, WireType.LengthDelimited, 'AnyValue.bytes_value');
-        value['bytesValue'] = Buffer.from(reader.bytes()).toString('base64');
+        value = { bytesValue: Buffer.from(reader.bytes()).toString('base64') };
         return true;
       default:
         return false;

@@ -11,35 +11,49 @@ type Json = Record<string, unknown>;
 
 const bytesOf = (hex: unknown) => Buffer.from(typeof hex === 'string' ? hex : '', 'hex');
 
+/**
+ * The fields of an AnyValue in the key order of its object, so that a test can put two of the
+ * oneof's fields on the wire in either order.
+ */
 function anyValue(w: BinaryWriter, value: Json): void {
-  if (value['stringValue'] !== undefined)
-    w.tag(1, WireType.LengthDelimited).string(value['stringValue'] as string);
-  if (value['boolValue'] !== undefined)
-    w.tag(2, WireType.Varint).bool(value['boolValue'] as boolean);
-  if (value['intValue'] !== undefined)
-    w.tag(3, WireType.Varint).int64(BigInt(value['intValue'] as string | number));
-  if (value['doubleValue'] !== undefined)
-    w.tag(4, WireType.Bit64).double(Number(value['doubleValue']));
-  if (value['arrayValue'] !== undefined) {
-    w.tag(5, WireType.LengthDelimited).fork();
-    for (const item of ((value['arrayValue'] as Json)['values'] ?? []) as Json[]) {
-      w.tag(1, WireType.LengthDelimited).fork();
-      anyValue(w, item);
-      w.join();
+  for (const [field, v] of Object.entries(value)) {
+    if (v === undefined) continue;
+    switch (field) {
+      case 'stringValue':
+        w.tag(1, WireType.LengthDelimited).string(v as string);
+        break;
+      case 'boolValue':
+        w.tag(2, WireType.Varint).bool(v as boolean);
+        break;
+      case 'intValue':
+        w.tag(3, WireType.Varint).int64(BigInt(v as string | number));
+        break;
+      case 'doubleValue':
+        w.tag(4, WireType.Bit64).double(Number(v));
+        break;
+      case 'arrayValue':
+        w.tag(5, WireType.LengthDelimited).fork();
+        for (const item of ((v as Json)['values'] ?? []) as Json[]) {
+          w.tag(1, WireType.LengthDelimited).fork();
+          anyValue(w, item);
+          w.join();
+        }
+        w.join();
+        break;
+      case 'kvlistValue':
+        w.tag(6, WireType.LengthDelimited).fork();
+        for (const kv of ((v as Json)['values'] ?? []) as Json[]) {
+          w.tag(1, WireType.LengthDelimited).fork();
+          keyValue(w, kv);
+          w.join();
+        }
+        w.join();
+        break;
+      case 'bytesValue':
+        w.tag(7, WireType.LengthDelimited).bytes(Buffer.from(v as string, 'base64'));
+        break;
     }
-    w.join();
   }
-  if (value['kvlistValue'] !== undefined) {
-    w.tag(6, WireType.LengthDelimited).fork();
-    for (const kv of ((value['kvlistValue'] as Json)['values'] ?? []) as Json[]) {
-      w.tag(1, WireType.LengthDelimited).fork();
-      keyValue(w, kv);
-      w.join();
-    }
-    w.join();
-  }
-  if (value['bytesValue'] !== undefined)
-    w.tag(7, WireType.LengthDelimited).bytes(Buffer.from(value['bytesValue'] as string, 'base64'));
 }
 
 function keyValue(w: BinaryWriter, kv: Json): void {

@@ -6,7 +6,7 @@ import { NO_MAPPING, compileMapping } from '../../collector/mapping.js';
 import type { MappingRules } from '../../collector/mapping.js';
 import { ANY_TIME, RequestRows } from '../../collector/normalize.js';
 import { decodeProtoRows } from '../../collector/otlp-proto-rows.js';
-import { preparedLines } from '../../collector/span-lines.js';
+import { SPAN_COLUMNS, preparedLines } from '../../collector/span-lines.js';
 import { DEFAULT_PRICE_SETTINGS, PriceTable } from '../../collector/pricing.js';
 import type { RequestLimits } from '../../collector/request-limits.js';
 import { encodeRequestProto } from '../support/otlp-proto-encode.js';
@@ -433,6 +433,26 @@ describe('the protobuf fast path', () => {
     expectSameRows(body);
     const { fast } = bothPaths(body, settings());
     expect('result' in fast && [fast.result.rows, fast.result.skipped]).toEqual([3, 6]);
+  });
+
+  it('takes the last field of an attribute value on the wire, as protobuf does for a oneof', () => {
+    const model = 'gen_ai.request.model';
+    const body = encodeRequestProto(
+      requestOf([
+        rawSpan([kv(model, { intValue: '5', stringValue: 'gpt-4o-mini' })]),
+        rawSpan([kv(model, { stringValue: 'gpt-4o-mini', intValue: '5' })]),
+        rawSpan([kv(model, { stringValue: 'a', boolValue: true })]),
+        rawSpan([
+          kv(model, { arrayValue: { values: [{ stringValue: 'x' }] }, stringValue: 'gpt-4o' }),
+        ]),
+      ]),
+    );
+    expectSameRows(body);
+    const { fast } = bothPaths(body, settings());
+    const lines = 'result' in fast ? preparedLines(fast.result) : [];
+    const at = SPAN_COLUMNS.indexOf('request_model');
+    const models = lines.map((line) => (JSON.parse(line) as unknown[])[at]);
+    expect(models).toEqual(['gpt-4o-mini', '5', 'true', 'gpt-4o']);
   });
 
   it('refuses spans outside the time window as the full path does', () => {
