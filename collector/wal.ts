@@ -1,11 +1,12 @@
 import { constants, existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
+import { open, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { WalError, decodeFrames, decodeRecord, recordKeys, recordOfFrame } from './wal-record.js';
 import type { WalRecord } from './wal-record.js';
 import { CheckpointFile, syncDirectory } from './wal-checkpoint.js';
 import type { Checkpoint } from './wal-checkpoint.js';
+import { makeDirectory } from '../storage/make-directory.js';
 
 /**
  * The write-ahead log of the span writer: rows are appended here and fsynced before a request is
@@ -193,7 +194,7 @@ export class WriteAheadLog {
       );
     }
     try {
-      await mkdir(dir, { recursive: true });
+      makeDirectory(dir);
     } catch (error) {
       throw new WalError(
         'WAL_OPEN_FAILED',

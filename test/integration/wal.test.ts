@@ -353,6 +353,32 @@ describe('WriteAheadLog', () => {
     await wal.close();
   });
 
+  it('makes its directory and missing parents, and says when it cannot', async () => {
+    const dir = join(tempDir(), 'a', 'b', 'wal');
+    await (await open({ dir })).close();
+    expect(statSync(dir).isDirectory()).toBe(true);
+
+    const file = join(tempDir(), 'a-file');
+    writeFileSync(file, '');
+    for (const bad of [file, join(file, 'wal')]) {
+      const refused = open({ dir: bad });
+      await expect(refused).rejects.toMatchObject({ code: 'WAL_OPEN_FAILED' });
+      await expect(refused).rejects.toThrow(
+        /cannot create the write-ahead log directory.*ROUTEWATCH_WAL_DIR/,
+      );
+    }
+  });
+
+  // Node's own recursive mkdir never returns there: `routewatch start` hung.
+  it.runIf(process.platform === 'linux')(
+    'refuses a directory under /proc instead of hanging',
+    async () => {
+      await expect(open({ dir: '/proc/routewatch-nope/wal' })).rejects.toMatchObject({
+        code: 'WAL_OPEN_FAILED',
+      });
+    },
+  );
+
   it('is held by one log at a time, and takes over the lock of a process that is gone', async () => {
     const dir = tempDir();
     const wal = await open({ dir });
