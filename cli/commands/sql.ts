@@ -102,14 +102,18 @@ async function queryDataDir(dataDir: string, sql: string): Promise<SqlAnswer> {
       'ROUTEWATCH_SQL_MAX_MEMORY_BYTES',
     ]),
   );
-  const holder = holdingProcess(dir);
-  if (holder !== undefined) throw heldError(dir, ` (process ${holder})`);
   let store;
   try {
     store = await EmbeddedStore.open(dir);
   } catch (error) {
+    // Who holds it is asked only once the engine's lock refused the open: the `status` file of a
+    // process that died may name a PID another process has since taken.
     const code = (error as { code?: unknown }).code;
-    if (code === 'EMBEDDED_HELD' || code === 'EMBEDDED_OPEN_FAILED') throw heldError(dir, '');
+    if (code === 'EMBEDDED_HELD') {
+      const holder = holdingProcess(dir);
+      throw heldError(dir, holder === undefined ? '' : ` (process ${holder})`);
+    }
+    if (code === 'EMBEDDED_OPEN_FAILED') throw new SqlQueryError((error as Error).message);
     throw error;
   }
   try {

@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -210,5 +210,20 @@ describe('routewatch sql --data-dir on a stopped instance', () => {
       env: LIMITS,
     });
     expect(limit.stderr).toMatch(/more than 100 rows, the limit ROUTEWATCH_SQL_MAX_ROWS/);
+  });
+
+  it('opens it when the status file of a process that died names a PID another process now has', async () => {
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      writeFileSync(
+        join(dataDir, 'status'),
+        `PID: ${other.pid}\nStarted at: 2026-12-05 10:00:00\n`,
+      );
+      const run = await runCli(['sql', '--data-dir', dataDir, 'SELECT count() AS n FROM v_tasks']);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+    } finally {
+      other.kill();
+    }
   });
 });
