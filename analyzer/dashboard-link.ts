@@ -1,3 +1,5 @@
+import { joinNames, splitNames } from './name-list.js';
+
 /**
  * What the dashboard shows, as the query string of its URL, so that a view can be shared and the
  * alert messages can link to one. The names are those of `GET /api/v1/report` (window, from, to,
@@ -28,14 +30,12 @@ export const VIEW_LISTS = [
 
 const TEXT_PARAMS = ['window', 'from', 'to'] as const;
 
-/** A list parameter, repeated (`?cohort=a&cohort=b`) or comma-separated (`?cohort=a,b`), deduplicated. */
+/**
+ * A list parameter, repeated (`?cohort=a&cohort=b`) or comma-separated (`?cohort=a,b`, `\,` for a
+ * comma inside a name), deduplicated.
+ */
 function listOf(params: URLSearchParams, name: string): string[] {
-  const items = params
-    .getAll(name)
-    .flatMap((value) => value.split(','))
-    .map((value) => value.trim())
-    .filter((value) => value !== '');
-  return [...new Set(items)];
+  return [...new Set(params.getAll(name).flatMap(splitNames))];
 }
 
 function textOf(params: URLSearchParams, name: string): string | undefined {
@@ -70,7 +70,7 @@ export function queryOfView(
   }
   for (const [key, name] of VIEW_LISTS) {
     const items = (view[key] ?? []).map((item) => item.trim()).filter((item) => item !== '');
-    if (items.length > 0) params.set(name, [...new Set(items)].join(','));
+    if (items.length > 0) params.set(name, joinNames([...new Set(items)]));
   }
   if (options.bucket !== false && view.bucket?.trim()) params.set('bucket', view.bucket.trim());
   return params;

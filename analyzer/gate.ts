@@ -544,8 +544,11 @@ async function unknownCohorts(
   if (rows.length === 0) return null;
   const names = rows.map((r) => JSON.stringify(r.cohort));
   const listed = `${names.slice(0, LISTED_COHORTS).join(', ')}${names.length > LISTED_COHORTS ? `, and ${names.length - LISTED_COHORTS} more` : ''}`;
+  const comma = rows.some((r) => r.cohort.includes(','))
+    ? ' (a comma inside a cohort name is written \\, in --cohort: a,b is two cohorts)'
+    : '';
   return new GateCohortError(
-    `no ${missing.length === 1 ? 'cohort' : 'cohorts'} ${missing.map((m) => JSON.stringify(m)).join(', ')} in baseline ${refLabel(baseline)} or candidate ${refLabel(candidate)}; the cohorts there: ${listed}`,
+    `no ${missing.length === 1 ? 'cohort' : 'cohorts'} ${missing.map((m) => JSON.stringify(m)).join(', ')} in baseline ${refLabel(baseline)} or candidate ${refLabel(candidate)}; the cohorts there: ${listed}${comma}`,
   );
 }
 

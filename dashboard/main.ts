@@ -1,4 +1,5 @@
 import { queryOfView, viewFromQuery } from '../analyzer/dashboard-link.js';
+import { joinNames } from '../analyzer/name-list.js';
 import type { DashboardView } from '../analyzer/dashboard-link.js';
 import { parseDuration, resolveWindow } from '../server/time.js';
 import { ApiError, getJson } from './api.js';
@@ -87,10 +88,10 @@ function fillForm(view: DashboardView): void {
   const text: Record<string, string> = {
     from: view.from ?? '',
     to: view.to ?? '',
-    cohort: view.cohorts.join(', '),
-    route: view.routes.join(', '),
-    service: view.services.join(', '),
-    policy: view.policies.join(', '),
+    cohort: joinNames(view.cohorts, ', '),
+    route: joinNames(view.routes, ', '),
+    service: joinNames(view.services, ', '),
+    policy: joinNames(view.policies, ', '),
   };
   for (const [name, value] of Object.entries(text)) {
     const input = form.elements.namedItem(name);

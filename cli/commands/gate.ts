@@ -60,7 +60,7 @@ Options:
   --max-success-drop P     the largest drop in success rate allowed, in percentage points (default 2)
   --min-cases N            cases with an outcome needed on each side (default 200)
   --confidence C           strict mode: e.g. 0.95
-  --cohort C               only this cohort (repeat for several); one neither side has is a
+  --cohort C               only this cohort (repeat for several, or a,b; a comma in a name is \\,); one neither side has is a
                            usage error, unless neither side has any task yet (exit 3)
   --json                   print the comparison as JSON
   --markdown               print it as Markdown, for a pull-request comment

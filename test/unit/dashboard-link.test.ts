@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dashboardUrl, queryOfView, viewFromQuery } from '../../analyzer/dashboard-link.js';
+import { filterList } from '../../analyzer/filter-list.js';
+import { joinNames, splitNames } from '../../analyzer/name-list.js';
 
 describe('the dashboard view in the URL', () => {
   it('reads lists repeated or comma-separated, trimmed and deduplicated, and ignores unknown names', () => {
@@ -33,6 +35,22 @@ describe('the dashboard view in the URL', () => {
     expect(query.toString()).toBe('from=2026-12-01&cohort=b%2Ca&route=small&policy=v2&bucket=1h');
     expect(queryOfView(viewFromQuery(query)).toString()).toBe(query.toString());
     expect(queryOfView(viewFromQuery(query), { bucket: false }).has('bucket')).toBe(false);
+  });
+
+  it('keeps a comma or a backslash inside a name, written \\, and \\\\, both ways', () => {
+    const names = ['a,b', 'back\\slash', 'end\\', ',', 'plain'];
+    const query = queryOfView({ cohorts: names, routes: ['x,y'] });
+    const view = viewFromQuery(query);
+    expect(view.cohorts).toEqual(names);
+    expect(view.routes).toEqual(['x,y']);
+    expect(joinNames(names)).toBe('a\\,b,back\\\\slash,end\\\\,\\,,plain');
+    expect(splitNames('a\\,b, c ,,d\\x\\')).toEqual(['a,b', 'c', 'd\\x\\']);
+    // The API's filters read the same: ?cohort=a%5C%2Cb&cohort=c,d
+    expect(filterList.parse(['a\\,b', 'c,d'])).toEqual(['a,b', 'c', 'd']);
+    // A cohort named "a,b" in an alert's link opens that cohort, not cohorts a and b.
+    expect(
+      viewFromQuery(new URL(dashboardUrl('http://h/', { cohorts: ['a,b'] })).search).cohorts,
+    ).toEqual(['a,b']);
   });
 
   it('links to the dashboard at the public URL, a path prefix kept', () => {
