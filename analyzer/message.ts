@@ -129,7 +129,19 @@ function cost(c: CostOnRoute): string {
 
 const SLACK_TEXT_LIMIT = 3000;
 const clip = (text: string, limit = SLACK_TEXT_LIMIT) =>
-  text.length <= limit ? text : `${text.slice(0, limit - 1)}…`;
+  text.length <= limit ? text : `${text.slice(0, limit - 1).replace(/&[a-z]{0,3}$/, '')}…`;
+
+/**
+ * Text for Slack's mrkdwn and its notification fallback, with `&`, `<` and `>` escaped as Slack
+ * asks. Names come from span attributes: unescaped, a cohort named `<!channel>` would notify the
+ * whole channel, and `<https://…|label>` would be a link. Nothing routewatch writes itself uses
+ * the three.
+ */
+const slackText = (text: string, limit = SLACK_TEXT_LIMIT) =>
+  clip(text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;'), limit);
+
+/** Slack refuses a button whose URL is longer. */
+const SLACK_URL_LIMIT = 3000;
 
 export interface SlackMessage {
   text: string;
@@ -170,15 +182,15 @@ export function slackMessage(message: AlertMessage): SlackMessage {
         emoji: true,
       },
     },
-    { type: 'section', text: { type: 'mrkdwn', text: clip(`${icon} ${finding.summary}`) } },
-    { type: 'section', text: { type: 'mrkdwn', text: clip(lines.join('\n')) } },
+    { type: 'section', text: { type: 'mrkdwn', text: slackText(`${icon} ${finding.summary}`) } },
+    { type: 'section', text: { type: 'mrkdwn', text: slackText(lines.join('\n')) } },
   ];
   if (message.costs.length > 0) {
     blocks.push({
       type: 'section',
       text: {
         type: 'mrkdwn',
-        text: clip(`*Cost per successful task*\n${message.costs.map(cost).join('\n')}`),
+        text: slackText(`*Cost per successful task*\n${message.costs.map(cost).join('\n')}`),
       },
     });
   }
@@ -187,11 +199,11 @@ export function slackMessage(message: AlertMessage): SlackMessage {
     fields: [
       {
         type: 'mrkdwn',
-        text: clip(`*Top failure reasons*\n${reasons(message.failureReasons)}`, 2000),
+        text: slackText(`*Top failure reasons*\n${reasons(message.failureReasons)}`, 2000),
       },
       {
         type: 'mrkdwn',
-        text: clip(`*Top fallback reasons*\n${reasons(message.fallbackReasons)}`, 2000),
+        text: slackText(`*Top fallback reasons*\n${reasons(message.fallbackReasons)}`, 2000),
       },
     ],
   });
@@ -200,20 +212,19 @@ export function slackMessage(message: AlertMessage): SlackMessage {
     elements: [
       {
         type: 'mrkdwn',
-        text: clip(
+        text: slackText(
           `${evidence} Rule \`${message.ruleId}\` · ${message.severity} · incident ${message.incident}`,
         ),
       },
     ],
   });
+  // A link longer than Slack takes (very long names) would lose the whole message: the button
+  // then opens the dashboard without the view.
+  const link = message.url.length <= SLACK_URL_LIMIT ? message.url : message.url.split('?')[0]!;
   blocks.push({
     type: 'actions',
     elements: [
-      {
-        type: 'button',
-        text: { type: 'plain_text', text: 'Open the dashboard' },
-        url: message.url,
-      },
+      { type: 'button', text: { type: 'plain_text', text: 'Open the dashboard' }, url: link },
     ],
   });
   const text = [
@@ -224,11 +235,11 @@ export function slackMessage(message: AlertMessage): SlackMessage {
       ? `Cost per successful task: ${message.costs.map(cost).join('; ').replaceAll('*', '')}`
       : '',
     `Top failure reasons: ${reasons(message.failureReasons)}. Top fallback reasons: ${reasons(message.fallbackReasons)}.`,
-    message.url,
   ]
     .filter(Boolean)
     .join('\n');
-  return { text: clip(text, 3900), blocks };
+  // The link is routewatch's own, its names percent-encoded: it goes in as it is.
+  return { text: `${slackText(text, 3900 - link.length - 1)}\n${link}`, blocks };
 }
 
 /** The generic webhook body: the message as JSON, with a schema version. */

@@ -113,6 +113,46 @@ describe('slackMessage', () => {
     expect(text.length).toBeLessThanOrEqual(3900);
   });
 
+  it('escapes names for Slack, so that a cohort named <!channel> notifies no one and links nothing', () => {
+    const cohort = '<!channel> & *bold*';
+    const route = 'x<y>&z';
+    const message = sampleMessage({
+      cohort,
+      route,
+      title: titleOf('firing', { kind: 'success_rate_drop' }, cohort, route, ''),
+      finding: {
+        ...sampleMessage().finding,
+        summary: `${cohort} × ${route}: success rate 93.6% → 75.3% (n 2804 → 412)`,
+      },
+      costs: [{ route, tasks: 1, costPerSuccessfulTask: 0.002, interval: null }],
+      failureReasons: [{ reason: '<https://evil.example|click> <@U123>', tasks: 1, share: 1 }],
+    });
+    const { text, blocks } = slackMessage(message);
+    const mrkdwn = [
+      text,
+      ...(blocks as Block[]).flatMap((b) => [
+        b.type === 'header' ? '' : (b.text?.text ?? ''),
+        ...(b.fields ?? []).map((f) => f.text),
+        ...(b.elements ?? []).map((e) => (typeof e.text === 'string' ? e.text : '')),
+      ]),
+    ].join('\n');
+    expect(mrkdwn).not.toMatch(/<!channel>|<@U123>|<https:/);
+    expect(mrkdwn).toContain('&lt;!channel&gt; &amp; *bold* × x&lt;y&gt;&amp;z');
+    expect(mrkdwn).toContain('&lt;https://evil.example|click&gt; &lt;@U123&gt;');
+    // The header is plain text, which Slack shows as it is.
+    expect((blocks as Block[])[0]!.text).toMatchObject({ type: 'plain_text' });
+    expect((blocks as Block[])[0]!.text!.text).toContain('<!channel> & *bold* · x<y>&z');
+  });
+
+  it('links to the dashboard without the view when the link is longer than Slack takes', () => {
+    const url = `https://routewatch.example/?cohort=${'c'.repeat(3_100)}`;
+    const { text, blocks } = slackMessage(sampleMessage({ url }));
+    const button = (blocks as Block[]).find((b) => b.type === 'actions')!.elements![0]!;
+    expect(button.url).toBe('https://routewatch.example/');
+    expect(text).toMatch(/\nhttps:\/\/routewatch\.example\/$/);
+    expect(text.length).toBeLessThanOrEqual(3900);
+  });
+
   it('marks a resolve and a repeat', () => {
     expect(slackMessage(sampleMessage({ kind: 'resolved' })).text).toMatch(/^RESOLVED/);
     expect((slackMessage(sampleMessage({ kind: 'repeat' })).blocks[0] as Block).text!.text).toMatch(
