@@ -72,9 +72,12 @@ const ms = (value: number) => toClickHouseTime(new Date(value));
 /** 2262-04-11, the last instant a DateTime64(3) holds: "no upper bound" in a time range. */
 const LATEST_MS = Date.UTC(2262, 3, 11);
 
-/** A channel's delivery of one event: `expired` is one it will never send (too old). */
+/**
+ * A channel's delivery of one event: `expired` is one it will never send (too old), `refused` one
+ * the channel's endpoint refused as it is (HTTP 400, 413, 422), given up so that later ones go.
+ */
 export interface DeliveryOutcome {
-  status: 'sent' | 'failing' | 'registered' | 'expired';
+  status: 'sent' | 'failing' | 'registered' | 'expired' | 'refused';
   attempts: number;
   error: string;
 }
@@ -246,7 +249,7 @@ export class AlertStore {
        LEFT ANTI JOIN
        (
            SELECT fingerprint, incident, seq FROM alert_deliveries FINAL
-           WHERE channel = {channel:String} AND status IN ('sent', 'expired')
+           WHERE channel = {channel:String} AND status IN ('sent', 'expired', 'refused')
        ) AS d USING (fingerprint, incident, seq)
        WHERE e.notify = 1 AND e.created_at >= {from:DateTime64(3, 'UTC')}
          AND e.created_at < {before:DateTime64(3, 'UTC')}

@@ -30,7 +30,10 @@ export interface AlertsView {
     resolution?: Resolution | null;
     summary: string;
   }[];
-  channels: Record<string, { sent: number; retries: number; queued: number; lastError: string }>;
+  channels: Record<
+    string,
+    { sent: number; retries: number; queued: number; refused?: number; lastError: string }
+  >;
 }
 
 const short = (iso: string) => iso.slice(0, 16).replace('T', ' ');
@@ -109,7 +112,7 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
       `Channels: ${channels
         .map(
           ([name, c]) =>
-            `${name} ${c.sent} sent, ${c.queued} queued${c.lastError ? `, last error ${c.lastError}` : ''}`,
+            `${name} ${c.sent} sent, ${c.queued} queued${c.refused ? `, ${c.refused} refused by the endpoint and given up` : ''}${c.lastError ? `, last error ${c.lastError}` : ''}`,
         )
         .join('; ')}`,
     );

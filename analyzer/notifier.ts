@@ -6,10 +6,17 @@ import type { AlertMessage } from './message.js';
 /**
  * Delivers alert events to the configured channels — a Slack incoming webhook and a generic JSON
  * webhook — each with its own queue: in order, at most one message per `minIntervalMs`,
- * honouring a 429's Retry-After, retrying other failures with exponential backoff, and never
- * dropping a message (the queue is the events table: what a channel has not acknowledged is
- * sent again after a restart). Webhook URLs are secrets: they are never logged.
+ * honouring a 429's Retry-After, retrying other failures with exponential backoff (the queue is
+ * the events table: what a channel has not acknowledged is sent again after a restart). A message
+ * is given up in two cases only, each logged and counted: the endpoint refused that message as it
+ * is (400, 413, 422, three times), so that it does not hold up every alert after it; or it grew
+ * older than the look-back while undelivered. Webhook URLs are secrets: they are never logged.
  */
+
+/** Answers that refuse the message itself (Slack: `invalid_payload`, too large), not the channel. */
+const REFUSED_STATUSES: ReadonlySet<number> = new Set([400, 413, 422]);
+/** Attempts a refused message gets before it is given up: a proxy's passing 400 is retried. */
+const REFUSED_ATTEMPTS = 3;
 
 export interface Channel {
   /** `slack` or `webhook`: stored with each delivery. */
@@ -62,6 +69,8 @@ export interface ChannelStats {
   queued: number;
   /** Messages never delivered that grew older than the look-back: given up, and logged. */
   expired: number;
+  /** Messages the endpoint refused as they are (400, 413, 422): given up, and logged. */
+  refused: number;
   /** The last failure, without the URL. */
   lastError: string;
 }
@@ -76,7 +85,14 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
 }
 
 class ChannelQueue {
-  readonly stats: ChannelStats = { sent: 0, retries: 0, queued: 0, expired: 0, lastError: '' };
+  readonly stats: ChannelStats = {
+    sent: 0,
+    retries: 0,
+    queued: 0,
+    expired: 0,
+    refused: 0,
+    lastError: '',
+  };
   #lastSentAt = 0;
   #wake: (() => void) | undefined;
   #kicked = false;
@@ -98,25 +114,7 @@ class ChannelQueue {
       let events: StoredEvent[];
       try {
         since ??= await this.options.store.channelSince(this.channel.name);
-        const expired = await this.options.store.expireUndelivered(
-          this.channel.name,
-          since,
-          this.options.lookbackMs,
-        );
-        if (expired.length > 0) {
-          this.stats.expired += expired.length;
-          this.options.log.warn(
-            {
-              channel: this.channel.name,
-              expired: expired.length,
-              oldest: new Date(expired[0]!.at).toISOString(),
-              newest: new Date(expired.at(-1)!.at).toISOString(),
-            },
-            `${expired.length} alert message(s) were never delivered and are now older than ` +
-              `${formatDuration(this.options.lookbackMs)}: they will not be sent (routewatch alerts ` +
-              'lists the current state)',
-          );
-        }
+        await this.#expire(since);
         events = await this.options.store.undelivered(
           this.channel.name,
           since,
@@ -142,6 +140,7 @@ class ChannelQueue {
 
   async #deliver(event: StoredEvent, since: number): Promise<void> {
     let attempts = 0;
+    let refusals = 0;
     let backoff = this.options.initialBackoffMs;
     while (!this.signal.aborted) {
       await this.#sleep(this.#lastSentAt + this.options.minIntervalMs - Date.now());
@@ -186,12 +185,53 @@ class ChannelQueue {
         },
         'alert delivery failed; retrying',
       );
+      if (result.status !== undefined && REFUSED_STATUSES.has(result.status)) refusals++;
+      if (refusals >= REFUSED_ATTEMPTS) {
+        this.stats.refused++;
+        await this.#record(event, { status: 'refused', attempts, error: result.error });
+        this.options.log.error(
+          { channel: this.channel.name, alert: event.fingerprint, attempts, error: result.error },
+          `the channel refused this alert message ${refusals} times (${result.error}): it is ` +
+            'given up, and the messages after it go on (routewatch alerts lists the current state)',
+        );
+        return;
+      }
       if (attempts === 1 || attempts % 10 === 0) {
         await this.#record(event, { status: 'failing', attempts, error: result.error });
+      }
+      // A message retried past the look-back is given up like the others that grew too old.
+      try {
+        if ((await this.#expire(since)).some((e) => sameEvent(e, event))) return;
+      } catch {
+        // The store is unreachable: the next read of the queue expires it.
       }
       await this.#recount(since, event);
       await this.#sleep(waitMs);
     }
+  }
+
+  /** Gives up the undelivered events older than the look-back: logged once, counted. */
+  async #expire(since: number): Promise<StoredEvent[]> {
+    const expired = await this.options.store.expireUndelivered(
+      this.channel.name,
+      since,
+      this.options.lookbackMs,
+    );
+    if (expired.length > 0) {
+      this.stats.expired += expired.length;
+      this.options.log.warn(
+        {
+          channel: this.channel.name,
+          expired: expired.length,
+          oldest: new Date(expired[0]!.at).toISOString(),
+          newest: new Date(expired.at(-1)!.at).toISOString(),
+        },
+        `${expired.length} alert message(s) were never delivered and are now older than ` +
+          `${formatDuration(this.options.lookbackMs)}: they will not be sent (routewatch alerts ` +
+          'lists the current state)',
+      );
+    }
+    return expired;
   }
 
   /**
@@ -205,14 +245,9 @@ class ChannelQueue {
         since,
         this.options.lookbackMs,
       );
-      // The message being retried counts even once it is older than the look-back, which the
-      // queue's read leaves out: it is still sent, and taken off the count when it is.
-      const listed = waiting.some(
-        (e) =>
-          e.fingerprint === retried.fingerprint &&
-          e.incident === retried.incident &&
-          e.seq === retried.seq,
-      );
+      // The message being retried counts whether or not this read lists it (it may have been
+      // expired meanwhile by another read): it is taken off the count when its attempts end.
+      const listed = waiting.some((e) => sameEvent(e, retried));
       this.stats.queued = waiting.length + (listed ? 0 : 1);
     } catch {
       // The store is unreachable: the last count stands; the next read of the queue retries it.
@@ -221,7 +256,7 @@ class ChannelQueue {
 
   async #record(
     event: StoredEvent,
-    outcome: { status: 'sent' | 'failing'; attempts: number; error: string },
+    outcome: { status: 'sent' | 'failing' | 'refused'; attempts: number; error: string },
   ): Promise<void> {
     try {
       await this.options.store.recordDelivery(event, this.channel.name, outcome);
@@ -282,6 +317,10 @@ class ChannelQueue {
       if (wakeable) this.#wake = done;
     });
   }
+}
+
+function sameEvent(a: StoredEvent, b: StoredEvent): boolean {
+  return a.fingerprint === b.fingerprint && a.incident === b.incident && a.seq === b.seq;
 }
 
 /** An error's message without any URL in it (fetch errors can carry the request URL). */

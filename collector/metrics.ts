@@ -325,7 +325,13 @@ function stageLines({ collector, ingest, writer }: MetricsSources): string {
 function channelLines(sources: MetricsSources): string {
   const channels = Object.entries(sources.channels?.() ?? {});
   if (channels.length === 0) return '';
-  type Stats = { sent: number; retries: number; queued: number; expired?: number };
+  type Stats = {
+    sent: number;
+    retries: number;
+    queued: number;
+    expired?: number;
+    refused?: number;
+  };
   const labelled = (name: string, help: string, type: string, pick: (c: Stats) => number) =>
     `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n` +
     channels.map(([channel, c]) => `${name}{channel="${channel}"} ${pick(c)}\n`).join('');
@@ -353,6 +359,12 @@ function channelLines(sources: MetricsSources): string {
       'Alert messages never delivered that grew older than the look-back (7 days) and were given up, per channel.',
       'counter',
       (c) => c.expired ?? 0,
+    ) +
+    labelled(
+      'routewatch_notifications_refused_total',
+      'Alert messages the endpoint refused as they are (HTTP 400, 413, 422, three times) and that were given up, per channel.',
+      'counter',
+      (c) => c.refused ?? 0,
     )
   );
 }

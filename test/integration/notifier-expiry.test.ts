@@ -9,7 +9,8 @@ import { startWebhookReceiver } from '../support/webhook-receiver.js';
 import type { WebhookReceiver } from '../support/webhook-receiver.js';
 
 // The notifier sends what a channel has not received, but not events older than its look-back
-// (a week by default): after a long outage those are given up, and it says so.
+// (a week by default): after a long outage those are given up, and it says so. Nor does one
+// message the endpoint refuses as it is hold up every message after it.
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 let hook: WebhookReceiver;
@@ -145,6 +146,92 @@ describe('the notifier look-back', () => {
         () => notifier.stats()['outage']!.sent === 3 && notifier.stats()['outage']!.queued === 0,
         'three sent and none waiting',
       );
+    } finally {
+      await notifier.stop();
+      await down.close();
+    }
+  });
+
+  it('gives up a message the endpoint refuses as it is, and delivers the ones after it', async () => {
+    const picky = await startWebhookReceiver();
+    // The first message is refused whatever is tried; 500s in between do not count as refusals.
+    picky.script([
+      { status: 400, body: 'invalid_payload' },
+      { status: 500, body: 'busy' },
+      { status: 400, body: 'invalid_payload' },
+      { status: 400, body: 'invalid_payload' },
+    ]);
+    const alerts = new AlertStore(temp.store);
+    const errors: { details: object; message: string }[] = [];
+    const options = {
+      channels: [{ ...webhookChannel(picky.url), name: 'picky' }],
+      store: alerts,
+      log: {
+        info: () => undefined,
+        warn: () => undefined,
+        error: (details: object, message: string) => errors.push({ details, message }),
+      },
+      minIntervalMs: 0,
+      pollMs: 100,
+      initialBackoffMs: 50,
+      maxBackoffMs: 100,
+      lookbackMs: 60_000,
+    };
+    const notifier = new Notifier(options);
+    try {
+      await alerts.channelSince('picky');
+      await alerts.saveEvents([event('a-refused', Date.now()), event('b-after', Date.now())]);
+      notifier.start();
+      await until(() => picky.delivered().length === 1, 'the message after the refused one');
+      expect(picky.requests.map((r) => r.status)).toEqual([400, 500, 400, 400, 200]);
+      expect(picky.delivered()).toMatchObject([{ cohort: 'b-after' }]);
+      await until(() => notifier.stats()['picky']!.sent === 1, 'one sent');
+      expect(notifier.stats()['picky']).toMatchObject({ refused: 1, sent: 1 });
+      const refusal = errors.find((e) => /refused this alert message 3 times/.test(e.message));
+      expect(refusal?.message).toMatch(/HTTP 400: invalid_payload.*given up/);
+    } finally {
+      await notifier.stop();
+    }
+    // Recorded: after a restart it is not tried again.
+    const next = new Notifier(options);
+    next.start();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await next.stop();
+    await picky.close();
+    expect(picky.requests).toHaveLength(5);
+  });
+
+  it('gives up a message retried past the look-back, and goes on with the rest', async () => {
+    const down = await startWebhookReceiver();
+    down.fallback = { status: 503, body: 'down' };
+    const alerts = new AlertStore(temp.store);
+    const warnings: string[] = [];
+    const notifier = new Notifier({
+      channels: [{ ...webhookChannel(down.url), name: 'long-outage' }],
+      store: alerts,
+      log: { info: () => undefined, warn: (_, m) => warnings.push(m), error: () => undefined },
+      minIntervalMs: 0,
+      pollMs: 100,
+      initialBackoffMs: 100,
+      maxBackoffMs: 100,
+      lookbackMs: 1_500,
+    });
+    try {
+      await alerts.channelSince('long-outage');
+      await alerts.saveEvents([event('stale', Date.now())]);
+      notifier.start();
+      await until(() => down.requests.length >= 2, 'failed attempts');
+      await until(() => notifier.stats()['long-outage']!.expired === 1, 'the retried one expired');
+      const tries = down.requests.length;
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      // Not tried again once given up.
+      expect(down.requests.length).toBe(tries);
+      expect(warnings.some((w) => /^1 alert message\(s\) were never delivered/.test(w))).toBe(true);
+      down.fallback = { status: 200, body: 'ok' };
+      await alerts.saveEvents([event('fresh', Date.now())]);
+      notifier.kick();
+      await until(() => down.delivered().length === 1, 'the fresh one');
+      expect(down.delivered()).toMatchObject([{ cohort: 'fresh' }]);
     } finally {
       await notifier.stop();
       await down.close();
