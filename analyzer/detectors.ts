@@ -499,10 +499,14 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
     const windowCounts = sum(input.current.slice(from));
     const cps = costPerSuccess(windowCounts);
     const value = cps?.value ?? null;
+    // Tasks with outcomes, none a success, money spent: the cost per success is unbounded, the
+    // worst rise there is, not a missing figure.
+    const noneSucceeded =
+      windowCounts.known > 0 && windowCounts.successes === 0 && windowCounts.cost > 0;
     return {
       side: { label, n: windowCounts.tasks, value, interval: cps?.interval ?? null },
       // Relative change against the reference; cheaper_than_large: how far above −minEffect.
-      effect: value === null ? null : value / r0 - 1,
+      effect: value !== null ? value / r0 - 1 : noneSucceeded ? Infinity : null,
     };
   });
 }
@@ -545,7 +549,7 @@ function conclude(
   const crossed = result.statistic >= h;
   const large = effect !== null && effect >= minEffect;
   const degraded = crossed && large;
-  const what = describe(rule, input, baselineSide, windowSide);
+  const what = describe(rule, input, baselineSide, windowSide, effect);
   const summary = degraded
     ? what
     : crossed
@@ -561,10 +565,21 @@ function conclude(
   };
 }
 
-function describe(rule: Rule, input: MonitorInput, baseline: Side, now: Side): string {
+function describe(
+  rule: Rule,
+  input: MonitorInput,
+  baseline: Side,
+  now: Side,
+  effect: number | null = null,
+): string {
   const where = `${input.cohort || '(none)'} × ${input.route || '(none)'}`;
   const money = rule.kind === 'cost_per_success_rise' || rule.kind === 'cheaper_than_large';
   const show = money ? usd : pct;
+  // The window's figure: a cost per success without a success (effect +∞) is unbounded.
+  const shown = (side: Side) =>
+    money && side.value === null && effect === Infinity
+      ? 'unbounded (no task succeeded)'
+      : show(side.value);
   const detail = input.detail ? ` "${input.detail}"` : '';
   if (rule.kind === 'failure_concentration' && input.rest) {
     const restNow =
@@ -579,9 +594,9 @@ function describe(rule: Rule, input: MonitorInput, baseline: Side, now: Side): s
     return `${where}: ${pct(now.value)} of tasks fail against ${pct(restNow)} for the rest of the traffic${ratio}`;
   }
   if (rule.kind === 'cheaper_than_large') {
-    return `${where}: costs ${show(now.value)} per successful task, no longer less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}`;
+    return `${where}: costs ${shown(now)} per successful task, no longer less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}`;
   }
-  return `${where}: ${now.label}${detail} ${show(baseline.value)} → ${show(now.value)} (n ${baseline.n} → ${now.n})`;
+  return `${where}: ${now.label}${detail} ${show(baseline.value)} → ${shown(now)} (n ${baseline.n} → ${now.n})`;
 }
 
 /** The finding of one monitor. */

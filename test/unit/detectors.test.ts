@@ -157,6 +157,39 @@ describe('the estimated baseline', () => {
   });
 });
 
+describe('cost_per_success_rise when no task succeeds', () => {
+  const rule = rules.find((r) => r.kind === 'cost_per_success_rise')!;
+  const counts = (tasks: number, known: number, successes: number): TaskCounts => ({
+    ...emptyCounts(),
+    tasks,
+    known,
+    successes,
+    cost: 0.01 * tasks,
+    costSquared: (0.0001 + 0.00002) * tasks,
+    successCost: 0.01 * successes,
+  });
+  const baseline = counts(1_200, 1_200, 1_080);
+
+  it('is an unbounded rise, degraded, not a missing figure', () => {
+    const current = Array.from({ length: 24 }, () => counts(50, 50, 0));
+    const finding = detect({ ...monitor(current, baseline), rule }, evaluation);
+    expect(finding.status).toBe('degraded');
+    expect(finding.effect).toBe(Infinity);
+    expect(finding.current.value).toBeNull();
+    expect(finding.summary).toMatch(
+      /cost per successful task \$0\.0111 → unbounded \(no task succeeded\)/,
+    );
+  });
+
+  it('is no verdict on the cost when no outcome is known at all', () => {
+    const current = Array.from({ length: 24 }, () => counts(50, 0, 0));
+    const finding = detect({ ...monitor(current, baseline), rule }, evaluation);
+    expect(finding.status).not.toBe('degraded');
+    expect(finding.effect).toBeNull();
+    expect(finding.summary).not.toMatch(/unbounded/);
+  });
+});
+
 describe('spent evidence (evidenceFromMs)', () => {
   const at = (hours: number) => FROM + hours * HOUR;
   // 16 % of calls retried for the first 12 hours of the window, 2 % since.
