@@ -124,6 +124,8 @@ export const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (app, optio
 export interface AlertRoutesOptions {
   evaluator: Evaluator;
   notifierStats?: () => Record<string, unknown>;
+  /** Waits until the spans acknowledged so far are stored (read your writes), as the reads do. */
+  settle?: () => Promise<void>;
 }
 
 /** The answer of `GET /api/v1/alerts`: what the CLI's `alerts` command and the dashboard read. */
@@ -285,6 +287,8 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
       }
     }
     const dryRun = parsed.data.dryRun === 'true';
+    // Judged on every span acknowledged before the request, as the report would read them.
+    await options.settle?.();
     const result = await readStore(() => evaluator.evaluate(at, undefined, { dryRun }));
     return {
       evaluatedAt: result.evaluatedAt,

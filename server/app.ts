@@ -205,6 +205,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const notifier = deps.notifier;
     await app.register(alertRoutes, {
       evaluator: deps.evaluator,
+      settle: reads.settle,
       ...(notifier ? { notifierStats: () => notifier.stats() } : {}),
     });
   }

@@ -420,6 +420,30 @@ describe("the drainer's fill window (ROUTEWATCH_BATCH_DELAY)", () => {
       await rw.close();
     }
   });
+  it('evaluates the alert rules on what was just acknowledged, without waiting for the window', async () => {
+    const rw = await testApp(temp.store, {
+      config: { ROUTEWATCH_WAL: 'on', ROUTEWATCH_WAL_DIR: walDir(), ...HOUR },
+    });
+    try {
+      const spanId = hexId(8);
+      const posted = await rw.app.inject({
+        method: 'POST',
+        url: '/v1/traces',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(otlpBody([{ spanId, name: 'before evaluate', attributes: llm }])),
+      });
+      expect(posted.statusCode).toBe(200);
+      expect((await copiesBySpan()).has(spanId)).toBe(false);
+      const evaluated = await rw.app.inject({
+        method: 'POST',
+        url: '/api/v1/evaluate?dryRun=true',
+      });
+      expect(evaluated.statusCode).toBe(200);
+      expect((await copiesBySpan()).get(spanId)).toBe(1);
+    } finally {
+      await rw.close();
+    }
+  });
 });
 
 describe('insert deduplication tokens on the embedded engine (migration 0030)', () => {
