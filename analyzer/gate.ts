@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { chNumber } from '../storage/rows.js';
 import { ConfigError } from '../server/config.js';
-import { isDuration, parseDuration, parseInstant } from '../server/time.js';
+import { EARLIEST, LATEST, isDuration, parseDuration, parseInstant } from '../server/time.js';
 import type { Store } from '../storage/store.js';
 import { toClickHouseTime } from './report.js';
 import { costPerSuccess, normalCdf, normalQuantile, wilson } from './stats.js';
@@ -59,6 +59,13 @@ export function parseRef(text: string, now: Date = new Date()): GateRef {
         isDuration(part) ? new Date(now.getTime() - parseDuration(part)) : parseInstant(part);
       const from = at(parts[0]!);
       const to = at(parts[1]!);
+      for (const end of [from, to]) {
+        if (Number.isNaN(end.getTime()) || end < EARLIEST || end > LATEST) {
+          throw new GateRefError(
+            `window ${value}: ${Number.isNaN(end.getTime()) ? 'an end' : end.toISOString()} falls outside the time routewatch can store (${EARLIEST.toISOString().slice(0, 10)} to ${LATEST.toISOString().slice(0, 10)})`,
+          );
+        }
+      }
       if (from >= to) throw new GateRefError(`window ${value}: from must be before to`);
       return { kind: 'window', from, to };
     } catch (error) {

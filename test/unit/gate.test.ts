@@ -64,6 +64,11 @@ describe('parseRef', () => {
     ['window:2026-11-08', /invalid window/],
     ['window:2026-11-08/2026-11-01', /from must be before to/],
     ['window:soon/2026-11-01', /invalid window "soon\/2026-11-01"/],
+    [
+      'window:9999999w/0s',
+      /falls outside the time routewatch can store \(1970-01-01 to 2262-04-11\)/,
+    ],
+    ['window:100000d/0s', /falls outside the time routewatch can store/],
   ])('refuses %s with a message that says what to write', (text, message) => {
     expect(() => parseRef(text)).toThrow(GateRefError);
     expect(() => parseRef(text)).toThrow(message);
