@@ -380,6 +380,13 @@ function checkChanges(rule: Rule): void {
   if (!(minEffect >= 0)) {
     throw new RulesError(`rule ${id}: minEffect must be 0 or more; got ${minEffect}`);
   }
+  // A relative change is a multiple of the baseline: past a million-fold the test's arithmetic
+  // overflows (evidence −∞ against a threshold of ∞), and the rule never fires.
+  if (detect > 1e6 || minEffect > 1e6) {
+    throw new RulesError(
+      `rule ${id}: detect and minEffect must be at most 1000000 (a relative change of 1 is a doubling); got ${detect > 1e6 ? `detect ${detect}` : `minEffect ${minEffect}`}`,
+    );
+  }
   const unit = CHANGE_UNIT[kind];
   if (unit === 'rate') {
     // Tuned to the baseline rate plus detect: a rate cannot rise by 1 or more.
@@ -480,6 +487,11 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
     if (!kind) {
       throw new RulesError(
         `rule ${given.id}: give its kind (one of ${RULE_KINDS.join(', ')}), or use the id of a default rule`,
+      );
+    }
+    if (existing && existing.kind !== kind) {
+      throw new RulesError(
+        `rule ${given.id}: ${given.id} is a default ${existing.kind} rule; a ${kind} rule needs an id of its own (to turn the default off: { id: ${given.id}, enabled: false })`,
       );
     }
     const d = RULE_DEFAULTS[kind];

@@ -98,6 +98,16 @@ rules:
       'rules: [{ id: cheaper_than_large, baseline: trailing }]',
       /large route only/,
     ],
+    [
+      "a default rule's id on another kind (it would replace that default silently)",
+      'rules: [{ id: success_rate_drop, kind: cost_per_success_rise }]',
+      /rule success_rate_drop: success_rate_drop is a default success_rate_drop rule; a cost_per_success_rise rule needs an id of its own/,
+    ],
+    [
+      'a relative change too large to compute',
+      'rules: [{ id: cost_per_success_rise, detect: 1e300 }]',
+      /rule cost_per_success_rise: detect and minEffect must be at most 1000000.*got detect 1e\+300/,
+    ],
   ])('refuse %s, naming the place, as a configuration error', (_name, text, message) => {
     expect(() => parseRules(text, 'ROUTEWATCH_RULES=rules.yaml')).toThrow(message);
     expect(() => parseRules(text)).toThrow(RulesError);
