@@ -155,7 +155,7 @@ export function adviseCohort(
       ...base,
       currentRoute,
       verdict: 'keep',
-      reason: `the ${S} route holds (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(small!)?.value ?? null)} per success, ${pct(fallbackRate)} fallbacks); keep a share on ${L} as a control to compare with`,
+      reason: `no ${L} traffic to compare the ${S} route with (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(small!)?.value ?? null)} per success, ${pct(fallbackRate)} fallbacks): keep a share on ${L} as a control, and watch the alerts`,
     };
   }
 
@@ -179,7 +179,7 @@ export function adviseCohort(
         currentRoute,
         verdict: 'keep',
         comparison,
-        reason: `the ${L} route holds; in eval the ${S} route does not (${comparison.reason})`,
+        reason: `stay on ${L}: in eval the ${S} route does not hold against it (${comparison.reason})`,
       };
     }
     const needed = options.minCases - known(smallEval);
@@ -187,7 +187,7 @@ export function adviseCohort(
       ...base,
       currentRoute,
       verdict: 'keep',
-      reason: `the ${L} route holds (${pct(large!.successes / large!.known)} success at ${usd(costPerSuccess(large!)?.value ?? null)} per success); no evidence on ${S} yet — an eval of ${needed} more cases on ${S} would tell whether ${L} is overkill`,
+      reason: `the ${L} route carries the cohort (${pct(large!.successes / large!.known)} success at ${usd(costPerSuccess(large!)?.value ?? null)} per success); no evidence on ${S} yet — an eval of ${needed} more cases on ${S} would tell whether ${L} is overkill`,
     };
   }
 
@@ -287,14 +287,36 @@ export async function buildAdvice(
     from: window.from.toISOString(),
     to: window.to.toISOString(),
     options,
-    cohorts: cohorts.map((cohort) =>
-      adviseCohort(
+    cohorts: cohorts.map((cohort) => {
+      const smallRoute = cheapRouteOf(rows, cohort, options);
+      return adviseCohort(
         cohort,
-        pick(cohort, options.smallRoute, false),
+        pick(cohort, smallRoute, false),
         pick(cohort, options.largeRoute, false),
-        pick(cohort, options.smallRoute, true),
-        options,
-      ),
-    ),
+        pick(cohort, smallRoute, true),
+        { ...options, smallRoute },
+      );
+    }),
   };
+}
+
+/**
+ * The cohort's cheap route: `smallRoute` when its production traffic takes it; else the route other
+ * than the large one that most of its production tasks take first (routes named after models,
+ * `gpt-4o-mini` beside `gpt-4o`); else, for a cohort on the large route only, `smallRoute`.
+ */
+function cheapRouteOf(
+  rows: readonly { cohort: string; primary_route: string; is_eval: number; tasks: number }[],
+  cohort: string,
+  options: AdviceOptions,
+): string {
+  const others = rows.filter(
+    (r) => r.cohort === cohort && r.primary_route !== options.largeRoute && r.is_eval === 0,
+  );
+  if (others.some((r) => r.primary_route === options.smallRoute)) return options.smallRoute;
+  const busiest = others.reduce<(typeof others)[number] | undefined>(
+    (best, r) => (best === undefined || r.tasks > best.tasks ? r : best),
+    undefined,
+  );
+  return busiest?.primary_route ?? options.smallRoute;
 }

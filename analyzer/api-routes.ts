@@ -310,7 +310,10 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
 };
 
 /** `GET /api/v1/compare` (the gate, canaries) and `GET /api/v1/advice`. */
-export type DecisionRoutesOptions = ApiRoutesOptions;
+export interface DecisionRoutesOptions extends ApiRoutesOptions {
+  /** The rules' `evaluation.largeRoute`: the route advice weighs the cheaper ones against. */
+  largeRoute?: () => string;
+}
 
 /** A fraction of 1, like every rate of the API; the CLI's --max-success-drop takes points. */
 const successDrop = z.coerce
@@ -393,6 +396,7 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
         window,
         {
           ...DEFAULT_ADVICE,
+          ...(options.largeRoute ? { largeRoute: options.largeRoute() } : {}),
           ...(query.maxSuccessDrop !== undefined ? { maxSuccessDrop: query.maxSuccessDrop } : {}),
           ...(query.minCases !== undefined ? { minCases: query.minCases } : {}),
         },

@@ -197,7 +197,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     settle: settler(deps.writer),
   };
   await app.register(apiRoutes, reads);
-  await app.register(decisionRoutes, reads);
+  const evaluator = deps.evaluator;
+  await app.register(decisionRoutes, {
+    ...reads,
+    ...(evaluator ? { largeRoute: () => evaluator.rules.evaluation.largeRoute } : {}),
+  });
   await app.register(sqlRoutes, { ...reads, limits: sqlLimits(config) });
   // The page and its assets carry no data: public. What they show comes from the API above.
   await app.register(dashboardRoutes, { dir: deps.dashboardDir });

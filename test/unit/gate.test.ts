@@ -298,13 +298,15 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     smallEval?: SideStats,
   ) => adviseCohort('faq', small, large, smallEval, DEFAULT_ADVICE);
 
-  it('keep: the small route holds and nothing compares it yet', () => {
+  it('keep: nothing compares the small route yet, and it says so rather than that it holds', () => {
     const a = advise(side(500, 460, { fallbacks: 40 }), undefined);
     expect(a.verdict).toBe('keep');
     expect(a.currentRoute).toBe('small');
     expect(a.reason).toMatch(
-      /the small route holds \(92\.0 % success at \$0\.00109 per success, 8\.0 % fallbacks\)/,
+      /^no large traffic to compare the small route with \(92\.0 % success at \$0\.00109 per success, 8\.0 % fallbacks\): keep a share on large as a control/,
     );
+    // A route that never succeeds is not said to hold.
+    expect(advise(side(300, 0), undefined).reason).not.toMatch(/holds/);
   });
 
   it('expand small: non-inferior to large and cheaper per success', () => {
@@ -340,7 +342,7 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
   it('keep (large): the eval shows the small route does not hold', () => {
     const a = advise(undefined, side(600, 552, { cost: 0.01 }), side(400, 300, { cost: 0.001 }));
     expect(a.verdict).toBe('keep');
-    expect(a.reason).toMatch(/in eval the small route does not/);
+    expect(a.reason).toMatch(/^stay on large: in eval the small route does not hold against it/);
   });
 
   it('review fallback: the cheap route pays twice too often', () => {

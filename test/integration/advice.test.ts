@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AdviceReport } from '../../analyzer/advice.js';
+import { parseRules } from '../../analyzer/rules.js';
+import { sendTasks, testApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
+import { openTempStore } from '../support/store.js';
+import { seeded, stream } from '../support/tasks.js';
+
+// Routing advice over the HTTP API on stored tasks: routes named after their models, weighed
+// against the large route the rules name, and a cheap route that never succeeds.
+
+const HOUR = 3_600_000;
+const TO = Date.now() - 60_000;
+const FROM = TO - 6 * HOUR;
+
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+let rw: TestApp;
+
+beforeAll(async () => {
+  temp = await openTempStore();
+  rw = await testApp(temp.store, { rules: parseRules('evaluation: { largeRoute: gpt-4o }') });
+  const random = seeded(11);
+  const window = { fromMs: FROM, toMs: TO };
+  await sendTasks(rw, [
+    ...stream(
+      {
+        cohort: 'billing',
+        routes: ['gpt-4o-mini', 'gpt-4o'],
+        tasks: 400,
+        success: 0.9,
+        fallback: 0.1,
+        ...window,
+      },
+      random,
+    ).map((t) => ({ ...t, callCostUsd: 0.0005 })),
+    ...stream(
+      { cohort: 'billing', routes: ['gpt-4o'], tasks: 300, success: 0.92, ...window },
+      random,
+    ).map((t) => ({ ...t, callCostUsd: 0.01 })),
+    ...stream(
+      { cohort: 'broken', routes: ['small'], tasks: 300, success: 0, ...window },
+      random,
+    ).map((t) => ({ ...t, callCostUsd: 0.001 })),
+  ]);
+});
+afterAll(async () => {
+  await rw?.close();
+  await temp?.dispose();
+});
+
+async function advice(): Promise<AdviceReport> {
+  const res = await rw.app.inject({ method: 'GET', url: '/api/v1/advice?window=24h' });
+  expect(res.statusCode).toBe(200);
+  return res.json() as AdviceReport;
+}
+
+describe('GET /api/v1/advice', () => {
+  it('weighs a route named after its model against the large route the rules name', async () => {
+    const billing = (await advice()).cohorts.find((c) => c.cohort === 'billing')!;
+    expect(billing.verdict).toBe('expand small');
+    expect(billing.small?.tasks).toBe(400);
+    expect(billing.large?.tasks).toBe(300);
+    expect(billing.reason).toMatch(/the gpt-4o-mini route holds within 2\.0 % of gpt-4o/);
+  });
+
+  it('does not say a route that never succeeds holds', async () => {
+    const broken = (await advice()).cohorts.find((c) => c.cohort === 'broken')!;
+    expect(broken.verdict).toBe('keep');
+    expect(broken.reason).toMatch(
+      /^no gpt-4o traffic to compare the small route with \(0\.0 % success/,
+    );
+    expect(broken.reason).not.toMatch(/holds/);
+  });
+});
