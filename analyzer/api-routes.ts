@@ -184,10 +184,19 @@ export interface AlertsAnswer {
   channels: Record<string, unknown>;
 }
 
+/** A number in a query string; `?x=` (empty) is refused rather than read as 0. */
+const queryNumber = (schema: z.ZodNumber) =>
+  z
+    .string()
+    .trim()
+    .min(1, 'empty: give a number, or leave the parameter out')
+    .transform(Number)
+    .pipe(schema);
+
 const alertsQuery = z
   .object({
     state: z.enum(['pending', 'firing', 'resolved', 'all']).optional(),
-    history: z.coerce.number().int().min(0).max(1000).optional(),
+    history: queryNumber(z.number().int().min(0).max(1000)).optional(),
   })
   .strict();
 
@@ -316,22 +325,23 @@ export interface DecisionRoutesOptions extends ApiRoutesOptions {
 }
 
 /** A fraction of 1, like every rate of the API; the CLI's --max-success-drop takes points. */
-const successDrop = z.coerce
-  .number()
-  .min(0, 'a fraction of 1 (0.02 is two percentage points), not negative')
-  .max(
-    MAX_SUCCESS_DROP_LIMIT,
-    `a fraction of 1 (0.02 is two percentage points), at most ${MAX_SUCCESS_DROP_LIMIT}`,
-  )
-  .optional();
+const successDrop = queryNumber(
+  z
+    .number()
+    .min(0, 'a fraction of 1 (0.02 is two percentage points), not negative')
+    .max(
+      MAX_SUCCESS_DROP_LIMIT,
+      `a fraction of 1 (0.02 is two percentage points), at most ${MAX_SUCCESS_DROP_LIMIT}`,
+    ),
+).optional();
 
 const compareQuery = z
   .object({
     baseline: z.string(),
     candidate: z.string(),
     maxSuccessDrop: successDrop,
-    minCases: z.coerce.number().int().min(1).optional(),
-    confidence: z.coerce.number().gt(0.5).lt(1).optional(),
+    minCases: queryNumber(z.number().int().min(1)).optional(),
+    confidence: queryNumber(z.number().gt(0.5).lt(1)).optional(),
     cohort: filterList,
   })
   .strict();
@@ -343,7 +353,7 @@ const adviceQuery = z
     service: filterList,
     policy: filterList,
     maxSuccessDrop: successDrop,
-    minCases: z.coerce.number().int().min(1).optional(),
+    minCases: queryNumber(z.number().int().min(1)).optional(),
   })
   .strict();
 

@@ -407,6 +407,15 @@ describe('routewatch gate', () => {
       `${instance.url}/api/v1/compare?baseline=policy:v1&candidate=eval:equal&maxSuccessDrop=0.5`,
     );
     expect(ok.status).toBe(200);
+    // Empty is refused, not read as a margin of 0.
+    for (const empty of ['maxSuccessDrop=', 'minCases=', 'confidence=%20']) {
+      const res = await fetch(
+        `${instance.url}/api/v1/compare?baseline=policy:v1&candidate=eval:equal&${empty}`,
+      );
+      expect(res.status, empty).toBe(400);
+      const body = (await res.json()) as { error: { message: string } };
+      expect(body.error.message).toMatch(/empty: give a number, or leave the parameter out/);
+    }
   });
 
   it.each([
@@ -481,6 +490,8 @@ describe('eval tasks and production views', () => {
   it('advises per cohort from production traffic', async () => {
     const run = await runCli(['advice', '--window', '7h'], { env: env() });
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/^ {2}faq\s+keep\s+the small route holds \(92\.0 % success/m);
+    expect(run.stdout).toMatch(
+      /^ {2}faq\s+keep\s+no large traffic to compare the small route with \(92\.0 % success/m,
+    );
   });
 });
