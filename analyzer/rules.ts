@@ -572,9 +572,14 @@ function placeOf(path: readonly PropertyKey[], raw: unknown): string {
 export function parseRules(text: string, source = 'rules'): RuleSet {
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    raw = parseYaml(text, { merge: true });
   } catch (error) {
     throw new RulesError(`${source}: not valid YAML or JSON: ${(error as Error).message}`);
+  }
+  // Top-level keys starting with `x-` are the file's own (YAML anchors to merge with `<<:`, as in
+  // docker-compose): left out, so that the strict schema still catches a typo.
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+    raw = Object.fromEntries(Object.entries(raw).filter(([key]) => !key.startsWith('x-')));
   }
   const parsed = rulesFileSchema.safeParse(raw ?? {});
   if (!parsed.success) {

@@ -58,6 +58,27 @@ rules:
     expect(set.rules.find((r) => r.id === 'reask_rise')!.enabled).toBe(false);
   });
 
+  it('read YAML merge keys, so that rules can share a block of settings', () => {
+    const set = parseRules(`
+x-common: &strict
+  severity: critical
+  cohorts: [billing]
+rules:
+  - { id: success_rate_drop, <<: *strict }
+  - id: cascades
+    <<: *strict
+    cohorts: [refunds]
+`);
+    expect(set.rules.find((r) => r.id === 'success_rate_drop')).toMatchObject({
+      severity: 'critical',
+      cohorts: ['billing'],
+    });
+    expect(set.rules.find((r) => r.id === 'cascades')).toMatchObject({
+      severity: 'critical',
+      cohorts: ['refunds'],
+    });
+  });
+
   it('read JSON too', () => {
     const set = parseRules(
       '{"evaluation": {"minTasks": 50}, "rules": [{"id": "cascades", "baseline": "trailing:14d"}]}',
