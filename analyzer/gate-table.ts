@@ -121,7 +121,20 @@ export function renderGateTable(result: GateResult): string {
   return `${lines.join('\n')}\n`;
 }
 
-const escapeCell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+/**
+ * Text for Markdown (a table cell or a bullet): the characters that would format it, link it or
+ * open HTML are escaped, since cohort names come from span attributes; newlines become spaces.
+ */
+const escapeCell = (text: string) =>
+  text.replace(/[\\`*_<>[\]|~]/g, '\\$&').replace(/\r?\n/g, ' ');
+
+/** Text as an inline code span, however many backticks it holds. */
+function code(text: string): string {
+  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(longest + 1);
+  const pad = longest > 0 ? ' ' : '';
+  return `${fence}${pad}${text.replace(/\r?\n/g, ' ')}${pad}${fence}`;
+}
 
 /** The gate as Markdown, for a pull-request comment. */
 export function renderGateMarkdown(result: GateResult): string {
@@ -134,7 +147,7 @@ export function renderGateMarkdown(result: GateResult): string {
     ...headline(result)
       .slice(1)
       .map((l) => `- ${escapeCell(l)}`),
-    `- baseline \`${result.baseline}\`, candidate \`${result.candidate}\``,
+    `- baseline ${code(result.baseline)}, candidate ${code(result.candidate)}`,
     '',
     // No cohort on either side: a table of headers alone would say nothing, as the text says.
     ...(result.cohorts.length === 0

@@ -441,6 +441,18 @@ describe('rendering', () => {
     );
   });
 
+  it('escapes the Markdown in names: no HTML, links or formatting from a cohort, no broken code span', () => {
+    const md = renderGateMarkdown({
+      ...result,
+      baseline: 'eval:run`1',
+      cohorts: [{ ...result.cohorts[0]!, cohort: '<!channel> *x* `y` [z](u) a_b\nc' }],
+    });
+    const escaped = '\\<!channel\\> \\*x\\* \\`y\\` \\[z\\](u) a\\_b c';
+    expect(md).toContain(`| ${escaped} | ❌ FAIL |`);
+    expect(md).toContain(`- **${escaped}**: `);
+    expect(md).toMatch(/^- baseline `` eval:run`1 ``, candidate `/m);
+  });
+
   it('renders advice one cohort a line, and says when there is none', () => {
     const advice: AdviceReport = {
       from: '2026-11-25T00:00:00.000Z',
