@@ -29,6 +29,12 @@ function points(text: string): number {
       `--max-success-drop takes percentage points from 0 to ${most} (2 for two points), got ${JSON.stringify(text)}`,
     );
   }
+  // 0.02 typed as a fraction is a margin of 0.02 points: most likely 2 points were meant.
+  if (n > 0 && n < 0.1) {
+    throw new UsageError(
+      `--max-success-drop takes percentage points: ${text} would allow a drop of ${text} points; write 2 for two points (or 0 for none)`,
+    );
+  }
   return n / 100;
 }
 
@@ -57,7 +63,8 @@ margin (a formal non-inferiority test; needs several times more cases). See docs
 Options:
   --baseline REF           what the candidate must hold up against
   --candidate REF          what is being judged
-  --max-success-drop P     the largest drop in success rate allowed, in percentage points (default 2)
+  --max-success-drop P     the largest drop in success rate allowed, in percentage points (default 2;
+                           0 or 0.1 to 50: a value below 0.1 is taken for a fraction and refused)
   --min-cases N            cases with an outcome needed on each side (default 200)
   --confidence C           strict mode: e.g. 0.95
   --cohort C               only this cohort (repeat for several, or a,b; a comma in a name is \\,); one neither side has is a

@@ -431,6 +431,10 @@ describe('routewatch gate', () => {
       /--max-success-drop takes percentage points from 0 to 50 \(2 for two points\), got "60"/,
     ],
     [
+      ['--baseline', 'policy:v1', '--candidate', 'eval:equal', '--max-success-drop', '0.02'],
+      /--max-success-drop takes percentage points: 0\.02 would allow a drop of 0\.02 points; write 2 for two points/,
+    ],
+    [
       ['--baseline', 'policy:v1', '--candidate', 'eval:equal', '--confidence', '95'],
       /--confidence takes a level between 0\.5 and 1/,
     ],
