@@ -37,7 +37,8 @@ Options:
   --window D   the window ending now (or at --to): 24h, 7d, 2w (default 7d)
   --from TIME  start: a date, an ISO instant or a duration ago
   --to TIME    end, same forms (default now)
-  --cohort C   only this cohort (repeat for several, or a,b; a comma in a name is \\,); also --service, --policy (version)
+  --cohort C   only this cohort (repeat for several, or a,b; a comma inside a name is \\,);
+               also --service, --policy (version)
   --json       print the advice as JSON, with the comparison behind each verdict
   --url URL    the routewatch instance
 `,

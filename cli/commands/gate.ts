@@ -67,8 +67,9 @@ Options:
                            0 or 0.1 to 50: a value below 0.1 is taken for a fraction and refused)
   --min-cases N            cases with an outcome needed on each side (default 200)
   --confidence C           strict mode: e.g. 0.95
-  --cohort C               only this cohort (repeat for several, or a,b; a comma in a name is \\,); one neither side has is a
-                           usage error, unless neither side has any task yet (exit 3)
+  --cohort C               only this cohort (repeat for several, or a,b; a comma inside a name is
+                           \\,); one neither side has is a usage error, unless neither side has
+                           any task yet (exit 3)
   --json                   print the comparison as JSON
   --markdown               print it as Markdown, for a pull-request comment
   --url URL                the routewatch instance

@@ -37,7 +37,8 @@ Options:
   --window D          the window ending now (or at --to): 90s, 15m, 24h, 7d, 2w (default 24h)
   --from TIME         start: a date (2026-12-02), an ISO instant (2026-12-02T10:00:00Z) or a duration ago (2h)
   --to TIME           end, same forms (default now)
-  --cohort C          only this cohort (repeat for several, or a,b; a comma in a name is \\,); also --route, --service, --policy (version).
+  --cohort C          only this cohort (repeat for several, or a,b; a comma inside a name is \\,);
+                      also --route, --service, --policy (version).
                       The advice follows every filter but --route: it weighs a cohort's routes together
   --compare previous  also the window just before, of the same length, with the change per row
   --wide              also reask, escalation, coverage, cascades, invisible fallbacks, p50/p99,
