@@ -326,6 +326,13 @@ export function compareWithTruth(report: Report, truth: GroundTruth): string[] {
   return mismatches;
 }
 
+/** The demo's minutes of data on the dashboard: the last hour, a point a minute. */
+const DEMO_VIEW = 'http://127.0.0.1:4318/?window=1h&bucket=1m';
+/** What `start` makes of the demo's alerts, whose own rules it does not run. */
+const UNDER_START =
+  "Under start's own rules, whose trailing 7-day baseline the demo's minutes do not fill, they " +
+  'stay firing with no verdict, then close unjudged (holdWithoutVerdict, docs/rules.md).';
+
 /**
  * The demo's last word on alerts: which cohort × route fired in this run, and which were already
  * firing from an earlier run kept in the same data directory (and did not fire again).
@@ -353,9 +360,9 @@ export function alertOutcome(
     '; every other cohort stayed quiet. ' +
     (dataDir
       ? `They are kept in ${dataDir}: \`ROUTEWATCH_DATA_DIR=${dataDir} routewatch start\`, ` +
-        `then \`routewatch alerts\` or the dashboard shows them.\n`
+        `then \`routewatch alerts\` or the dashboard (${DEMO_VIEW}) shows them. ${UNDER_START}\n`
       : 'This run kept its data in a temporary directory, now removed; run the demo with ' +
         '`--data-dir DIR`, then `ROUTEWATCH_DATA_DIR=DIR routewatch start`, to look at ' +
-        'them with `routewatch alerts` or the dashboard.\n')
+        `them with \`routewatch alerts\` or the dashboard (${DEMO_VIEW}). ${UNDER_START}\n`)
   );
 }
