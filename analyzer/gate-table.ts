@@ -66,6 +66,26 @@ function notComparedNote(result: GateResult): string | null {
   return `${names.join(', ')} not compared (the versions never served ${names.length === 1 ? 'it' : 'them'} at the same time): counted as insufficient data`;
 }
 
+/**
+ * Sides whose successful tasks cost nothing at all: their tasks carry no priced model call, most
+ * often because the instrumentation was not loaded where they ran (an eval script started without
+ * `--import`). Cost per success then reads $0 and compares as a saving. Null when none.
+ */
+export function costlessNote(result: GateResult): string | null {
+  const sides = (['baseline', 'candidate'] as const).filter((side) => {
+    const figures = result.cohorts
+      .map((c) => c.costPerSuccessfulTask[side].value)
+      .filter((v): v is number => v !== null);
+    return figures.length > 0 && figures.every((v) => v === 0);
+  });
+  if (sides.length === 0) return null;
+  return (
+    `no cost recorded on the ${sides.join(' or the ')} side: its tasks carry no priced model ` +
+    'call, so cost per successful task reads $0; is the instrumentation loaded where they ran ' +
+    '(node --import @routewatch/instrumentation/register)?'
+  );
+}
+
 function columns(c: CohortComparison): string[] {
   const scores = c.scores
     .map(
@@ -117,6 +137,8 @@ export function renderGateTable(result: GateResult): string {
   lines.push('');
   for (const c of result.cohorts) lines.push(`${c.cohort || '(none)'}: ${reasonOf(c)}`);
   const note = notComparedNote(result);
+  const costless = costlessNote(result);
+  if (costless) lines.push('', `warning: ${costless}`);
   lines.push('', `verdict: ${VERDICT_MARK[result.verdict]}${note ? `; ${note}` : ''}`);
   return `${lines.join('\n')}\n`;
 }
@@ -125,8 +147,7 @@ export function renderGateTable(result: GateResult): string {
  * Text for Markdown (a table cell or a bullet): the characters that would format it, link it or
  * open HTML are escaped, since cohort names come from span attributes; newlines become spaces.
  */
-const escapeCell = (text: string) =>
-  text.replace(/[\\`*_<>[\]|~]/g, '\\$&').replace(/\r?\n/g, ' ');
+const escapeCell = (text: string) => text.replace(/[\\`*_<>[\]|~]/g, '\\$&').replace(/\r?\n/g, ' ');
 
 /** Text as an inline code span, however many backticks it holds. */
 function code(text: string): string {
@@ -144,6 +165,7 @@ export function renderGateMarkdown(result: GateResult): string {
     `### ${icon[result.verdict]} routewatch gate: ${VERDICT_MARK[result.verdict]}`,
     '',
     ...(note ? [escapeCell(note), ''] : []),
+    ...(costlessNote(result) ? [`> ⚠️ ${escapeCell(costlessNote(result)!)}`, ''] : []),
     ...headline(result)
       .slice(1)
       .map((l) => `- ${escapeCell(l)}`),

@@ -383,6 +383,21 @@ describe('rendering', () => {
     expect(text).toMatch(/^verdict: FAIL$/m);
   });
 
+  it('warns when a side recorded no cost at all: an eval run without the instrumentation loaded', () => {
+    expect(renderGateTable(result)).not.toMatch(/warning/);
+    const costless: GateResult = {
+      ...result,
+      cohorts: ['extraction', 'faq'].map((cohort) => ({
+        ...compareCohort(cohort, side(600, 540), side(600, 540, { cost: 0 }), DEFAULT_GATE),
+        concurrent: null,
+      })),
+    };
+    expect(renderGateTable(costless)).toMatch(
+      /^warning: no cost recorded on the candidate side: its tasks carry no priced model call, so cost per successful task reads \$0; is the instrumentation loaded where they ran \(node --import @routewatch\/instrumentation\/register\)\?$/m,
+    );
+    expect(renderGateMarkdown(costless)).toMatch(/^> ⚠️ no cost recorded on the candidate side/m);
+  });
+
   it('gives a canary cohort its overlap, and says in the verdict how one without was counted', () => {
     const spans = (candidateFirst: string) => ({
       baseline: {
