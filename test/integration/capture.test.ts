@@ -686,3 +686,172 @@ describe('faults inside our hooks', () => {
     }
   });
 });
+
+/** Runs `fn` with `proto[method]` restored to the SDK's own: what the caller gets without us. */
+async function withoutCapture<T>(proto: object, method: string, fn: () => Promise<T>): Promise<T> {
+  const holder = proto as Record<string, unknown>;
+  const wrapped = holder[method];
+  const original = (wrapped as Record<symbol, unknown>)[Symbol.for('routewatch.original')];
+  expect(typeof original).toBe('function');
+  holder[method] = original;
+  try {
+    return await fn();
+  } finally {
+    holder[method] = wrapped;
+  }
+}
+
+// Regressions of A1 in the instrumentation review: parse() helpers derive a second APIPromise
+// from create()'s (`_thenUnwrap`), which parses the same body again.
+describe('OpenAI capture: parse helpers and raw responses behave as without us', () => {
+  it('chat.completions.parse() gives the uninstrumented result and records the call', async () => {
+    const completions = openai.chat.completions;
+    const plain = await withoutCapture(Object.getPrototypeOf(completions) as object, 'create', () =>
+      completions.parse({ ...ask, model: 'gpt-small' }),
+    );
+    exporter.reset();
+    const parsed = await completions.parse({ ...ask, model: 'gpt-small' });
+    expect(parsed).toEqual(plain);
+    expect(parsed.choices[0]?.message.content).toBe('hello');
+    const span = await onlySpan();
+    expect(span.name).toBe('chat gpt-small');
+    expect(span.status.code).not.toBe(SpanStatusCode.ERROR);
+    expect(span.attributes[ATTR_GEN_AI_RESPONSE_ID]).toBe('chatcmpl-mock');
+  });
+
+  it('responses.parse() gives the uninstrumented result and records the call', async () => {
+    const responses = openai.responses;
+    const plain = await withoutCapture(Object.getPrototypeOf(responses) as object, 'create', () =>
+      responses.parse({ model: 'gpt-r', input: 'hi' }),
+    );
+    exporter.reset();
+    const parsed = await responses.parse({ model: 'gpt-r', input: 'hi' });
+    expect(parsed).toEqual(plain);
+    expect(parsed.output_text).toBe('hello');
+    const span = await onlySpan();
+    expect(span.name).toBe('chat gpt-r');
+    expect(span.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBe(20);
+  });
+
+  it('leaves the body to a caller that reads it raw through .asResponse()', async () => {
+    const completions = openai.chat.completions;
+    const plainResponse = await withoutCapture(
+      Object.getPrototypeOf(completions) as object,
+      'create',
+      () => completions.create({ ...ask, model: 'gpt-small' }).asResponse(),
+    );
+    const plainBody: unknown = await plainResponse.json();
+    const response = await completions.create({ ...ask, model: 'gpt-small' }).asResponse();
+    expect(response.bodyUsed).toBe(false);
+    expect(await response.json()).toEqual(plainBody);
+    const span = await onlySpan();
+    expect(span.name).toBe('chat gpt-small');
+    expect(span.status.code).not.toBe(SpanStatusCode.ERROR);
+  });
+
+  it('records a call awaited only after its response arrived, handing the caller its result', async () => {
+    const promise = openai.chat.completions.create({ ...ask, model: 'gpt-small' });
+    const span = await onlySpan();
+    expect(span.attributes[ATTR_GEN_AI_RESPONSE_ID]).toBe('chatcmpl-mock');
+    const completion = await promise;
+    expect(completion.id).toBe('chatcmpl-mock');
+    expect((await promise.withResponse()).data).toBe(completion);
+  });
+});
+
+/**
+ * A `fetch` that lets the first server-sent event of a streamed answer through, then breaks the
+ * stream: `cut` errors the body as a dropped connection does (undici's `terminated`), an SSE
+ * text is sent as the next event and the body ends.
+ */
+function breakingStreamFetch(breakWith: 'cut' | string): typeof fetch {
+  return async (input, init) => {
+    const response = await fetch(input, init);
+    if (response.body === null || !response.headers.get('content-type')?.includes('event-stream')) {
+      return response;
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
+    let firstEventSent = false;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (firstEventSent) {
+          void reader.cancel();
+          if (breakWith === 'cut') controller.error(new TypeError('terminated'));
+          else {
+            controller.enqueue(encoder.encode(breakWith));
+            controller.close();
+          }
+          return;
+        }
+        let text = '';
+        while (!text.includes('\n\n')) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          text += decoder.decode(value, { stream: true });
+        }
+        controller.enqueue(encoder.encode(text.slice(0, text.indexOf('\n\n') + 2)));
+        firstEventSent = true;
+      },
+    });
+    return new Response(body, { status: response.status, headers: response.headers });
+  };
+}
+
+async function drain(stream: AsyncIterable<unknown>): Promise<unknown> {
+  try {
+    for await (const _event of stream);
+    return undefined;
+  } catch (error) {
+    return error;
+  }
+}
+
+// Regressions of B2 in the instrumentation review: the SDK aborts its controller when a stream
+// fails, and that abort used to be recorded instead of the error.
+describe('stream errors mid-way are recorded as themselves, not as an abort', () => {
+  it.each([
+    ['a cut connection', 'cut', 'TypeError'],
+    [
+      'an error event',
+      `data: ${JSON.stringify({ error: { message: 'server overloaded' } })}\n\n`,
+      'APIError',
+    ],
+  ] as const)('OpenAI chat stream: %s', async (_, breakWith, type) => {
+    const client = new OpenAI({
+      apiKey: 'test',
+      baseURL: llm.url,
+      maxRetries: 0,
+      fetch: breakingStreamFetch(breakWith),
+    });
+    const caught = await drain(
+      await client.chat.completions.create({ ...ask, model: 'gpt-small', stream: true }),
+    );
+    expect((caught as Error).constructor.name).toBe(type);
+    const span = await onlySpan();
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span.attributes[ATTR_ERROR_TYPE]).toBe(type);
+    expect(span.attributes[ATTR_GEN_AI_RESPONSE_ID]).toBe('chatcmpl-stream');
+  });
+
+  it('Anthropic stream: an overloaded_error event', async () => {
+    const overloaded = {
+      type: 'error',
+      error: { type: 'overloaded_error', message: 'Overloaded' },
+    };
+    const client = new Anthropic({
+      apiKey: 'test',
+      baseURL: llm.origin,
+      maxRetries: 0,
+      fetch: breakingStreamFetch(`event: error\ndata: ${JSON.stringify(overloaded)}\n\n`),
+    });
+    const caught = await drain(
+      await client.messages.create({ model: 'claude-small', max_tokens: 64, ...ask, stream: true }),
+    );
+    expect(caught).toBeInstanceOf(Anthropic.APIError);
+    const span = await onlySpan();
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span.attributes[ATTR_ERROR_TYPE]).toBe('APIError');
+  });
+});

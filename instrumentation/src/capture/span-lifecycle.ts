@@ -67,14 +67,61 @@ export class LlmCall {
     return new LlmCall(span, trace.setSpan(parent, span), start.reader, start.provider);
   }
 
-  /** Watches the SDK's promise on the side; the span ends when the call (or its stream) does. */
+  /**
+   * Watches the SDK's promise on the side; the span ends when the call (or its stream) does. An
+   * SDK `APIPromise` is watched through its own parsing, never by parsing it a second time.
+   */
   observe(result: unknown): true {
     if (!isThenable(result)) {
       this.end();
       return true;
     }
+    if (isApiPromise(result) && guard('watching an APIPromise', () => this.observeParse(result))) {
+      return true;
+    }
     result.then(
       (response) => this.succeed(response),
+      (error: unknown) => this.fail(error),
+    );
+    return true;
+  }
+
+  /**
+   * Observes an `APIPromise` without consuming its body: the caller's parse (an `await`,
+   * `.withResponse()`, or a `parse()` helper deriving a promise through `_thenUnwrap`) goes through
+   * `parseResponse`, which we memoize — so the body is read once, however many promises derive
+   * from this one — and watch. A caller that takes the raw body (`.asResponse()`) keeps it
+   * unread; the span then ends with the response, without what the body would have told. A
+   * response nobody asked for by the time it arrives is parsed by us, into the same memo.
+   */
+  private observeParse(promise: ApiPromise): true {
+    const parseResponse = promise.parseResponse;
+    const asResponse = promise.asResponse;
+    let parsed: Promise<unknown> | undefined;
+    let rawTaken = false;
+    promise.parseResponse = (...args: unknown[]) => {
+      if (parsed === undefined) {
+        parsed = new Promise((resolve) => resolve(parseResponse.apply(promise, args)));
+        // Registered before anyone else's: a stream is wrapped before the caller receives it.
+        parsed.then(
+          (response) => this.succeed(response),
+          (error: unknown) => this.fail(error),
+        );
+      }
+      return parsed;
+    };
+    promise.asResponse = (...args: unknown[]) => {
+      rawTaken = true;
+      return asResponse.apply(promise, args);
+    };
+    // Registered first, so by the next turn whoever parses (the caller, `.withResponse()`) has.
+    promise.responsePromise.then(
+      () =>
+        setImmediate(() => {
+          if (parsed !== undefined) return;
+          if (rawTaken) this.end();
+          else void promise.parse().then(undefined, () => undefined); // the caller's own result
+        }),
       (error: unknown) => this.fail(error),
     );
     return true;
@@ -110,12 +157,15 @@ export class LlmCall {
   /**
    * Replaces the stream's `iterator` factory, which `Symbol.asyncIterator`, `.tee()` and
    * `.toReadableStream()` all go through, so the SDK's Stream object itself stays the caller's.
-   * A stream aborted through its `controller` ends the span, consumed or not.
+   * A stream aborted through its `controller` ends the span, consumed or not. While a read is in
+   * flight, its settlement decides instead: the SDK also aborts the controller when the stream
+   * fails (a cut connection, an error event), and the span must record that error, not an abort.
    */
   private wrapStream(stream: SdkStream): true {
     const originalIterator = stream.iterator;
     const summary = this.reader.streamSummary();
     const signal = stream.controller?.signal;
+    let readsInFlight = 0;
     const finish = (): void => {
       if (this.ended) return;
       guard(`reading an ${this.provider} stream`, () => summary.record(this.span));
@@ -123,7 +173,14 @@ export class LlmCall {
       else this.end();
     };
     guard('watching a stream abort', () =>
-      signal?.addEventListener('abort', () => queueMicrotask(finish), { once: true }),
+      signal?.addEventListener(
+        'abort',
+        () =>
+          queueMicrotask(() => {
+            if (readsInFlight === 0) finish();
+          }),
+        { once: true },
+      ),
     );
     stream.iterator = () => {
       const inner = originalIterator.call(stream);
@@ -131,11 +188,16 @@ export class LlmCall {
         next: async (...args: [] | [unknown]) => {
           for (;;) {
             let step: IteratorResult<unknown>;
+            readsInFlight += 1;
             try {
               step = await inner.next(...args);
             } catch (error) {
-              this.fail(error);
+              guard(`reading an ${this.provider} stream`, () => summary.record(this.span));
+              const aborted = guard('classifying a stream error', () => isAbortError(error));
+              this.fail(aborted === true ? new StreamAbortedError() : error);
               throw error;
+            } finally {
+              readsInFlight -= 1;
             }
             if (step.done === true) {
               finish();
@@ -144,6 +206,8 @@ export class LlmCall {
             const deliver = guard(`reading an ${this.provider} stream chunk`, () =>
               summary.add(step.value),
             );
+            // Aborted while this read was in flight, yet it brought a chunk: the abort ends it.
+            if (signal?.aborted === true && readsInFlight === 0) queueMicrotask(finish);
             if (deliver !== false) return step;
           }
         },
@@ -177,6 +241,12 @@ class StreamAbortedError extends Error {
   }
 }
 
+/** The SDKs' own test (`isAbortError`): a fetch aborted through its signal. */
+function isAbortError(error: unknown): boolean {
+  const name = (error as { name?: unknown } | null | undefined)?.name;
+  return name === 'AbortError' || name === 'APIUserAbortError';
+}
+
 interface SdkStream {
   iterator: () => AsyncIterator<unknown>;
   controller?: AbortController;
@@ -188,6 +258,25 @@ function isSdkStream(value: unknown): value is SdkStream {
     value !== null &&
     typeof (value as { iterator?: unknown }).iterator === 'function' &&
     Symbol.asyncIterator in value
+  );
+}
+
+/** The shape of the OpenAI and Anthropic SDKs' `APIPromise` (v4 and later) that we rely on. */
+interface ApiPromise extends PromiseLike<unknown> {
+  responsePromise: PromiseLike<unknown>;
+  parseResponse: (...args: unknown[]) => unknown;
+  asResponse: (...args: unknown[]) => unknown;
+  parse: () => Promise<unknown>;
+}
+
+function isApiPromise(value: PromiseLike<unknown>): value is ApiPromise {
+  const candidate = value as Partial<Record<keyof ApiPromise, unknown>>;
+  return (
+    isThenable(candidate.responsePromise) &&
+    Object.prototype.hasOwnProperty.call(value, 'parseResponse') &&
+    typeof candidate.parseResponse === 'function' &&
+    typeof candidate.asResponse === 'function' &&
+    typeof candidate.parse === 'function'
   );
 }
 
