@@ -14,7 +14,10 @@
 /** Prefix of every routing attribute. */
 export const ROUTEWATCH_PREFIX = 'routewatch.' as const;
 
-/** Task identity (task, attempt, llm); default: the trace id of the task span. */
+/**
+ * Task identity (task, attempt, llm); default: the trace id when the task span is a trace root,
+ * else `<trace id>-<task span id>`.
+ */
 export const ATTR_TASK_ID = 'routewatch.task.id' as const;
 /** Optional human-readable name of a task (`TaskOptions.name`); the span name stays `routewatch.task <cohort>`. */
 export const ATTR_TASK_NAME = 'routewatch.task.name' as const;

@@ -86,13 +86,20 @@ export async function runTask<T>(
   }
 }
 
-function startTask(opts: TaskOptions): { ctx: Context; state: TaskState; handle: TaskHandle } {
+function startTask(given: TaskOptions | undefined): {
+  ctx: Context;
+  state: TaskState;
+  handle: TaskHandle;
+} {
+  const opts: Partial<TaskOptions> = given ?? {};
   const parent = context.active();
-  const cohort = String(opts.cohort);
+  const cohort = textOf('cohort', () => opts.cohort);
   const attributes: Attributes = { ...opts.attributes, [ATTR_COHORT]: cohort };
   if (opts.policyVersion !== undefined) attributes[ATTR_POLICY_VERSION] = opts.policyVersion;
   if (opts.name !== undefined) attributes[ATTR_TASK_NAME] = opts.name;
-  if (opts.taskId !== undefined) attributes[ATTR_TASK_ID] = opts.taskId;
+  let taskId = opts.taskId === undefined ? undefined : textOf('taskId', () => opts.taskId);
+  if (taskId === '') taskId = undefined;
+  if (taskId !== undefined) attributes[ATTR_TASK_ID] = taskId;
   // Only the task span carries the eval tags (the processor stamps them nowhere else): an eval
   // run is a property of the task, and the views read it from there.
   const evalRun = evalTag('evalRun', opts.evalRun);
@@ -104,11 +111,8 @@ function startTask(opts: TaskOptions): { ctx: Context; state: TaskState; handle:
     { kind: SpanKind.INTERNAL, attributes },
     parent,
   );
-  let taskId = opts.taskId;
   if (taskId === undefined) {
-    const spanContext = span.spanContext();
-    // Without an SDK the span is a no-op with an invalid trace id: still give the task an identity.
-    taskId = isSpanContextValid(spanContext) ? spanContext.traceId : randomUUID();
+    taskId = defaultTaskId(span, parent);
     span.setAttribute(ATTR_TASK_ID, taskId);
   }
   const state: TaskState = {
@@ -133,6 +137,22 @@ function startTask(opts: TaskOptions): { ctx: Context; state: TaskState; handle:
   return { ctx, state, handle };
 }
 
+/**
+ * The identity of a task given none: the trace id when the task span starts the trace, else
+ * `<trace id>-<task span id>` — a trace can hold many tasks (the requests of a server span, the
+ * cases of an eval run, a task nested in another), and each must stay its own.
+ */
+function defaultTaskId(span: Span, parent: Context): string {
+  const spanContext = span.spanContext();
+  // Without an SDK the span is a no-op with an invalid trace id: still give the task an identity.
+  if (!isSpanContextValid(spanContext)) return randomUUID();
+  const parentSpanContext = trace.getSpanContext(parent);
+  if (parentSpanContext === undefined || !isSpanContextValid(parentSpanContext)) {
+    return spanContext.traceId;
+  }
+  return `${spanContext.traceId}-${spanContext.spanId}`;
+}
+
 /** An eval tag's value, or undefined (with a warning) when it is not a non-empty string. */
 function evalTag(option: 'evalRun' | 'evalDataset', value: unknown): string | undefined {
   if (value === undefined) return undefined;
@@ -141,11 +161,28 @@ function evalTag(option: 'evalRun' | 'evalDataset', value: unknown): string | un
   return undefined;
 }
 
+/**
+ * An option as text: a string as it is, anything else through `String()`, and '' (with a `diag`
+ * warning) for what cannot be read or turned into text — a missing `opts`, `Object.create(null)`,
+ * a throwing `toString`. The caller's `fn` runs whatever its options hold.
+ */
+function textOf(option: string, read: () => unknown): string {
+  try {
+    const value = read();
+    if (typeof value === 'string') return value;
+    if (value === undefined) return '';
+    return String(value);
+  } catch (error) {
+    diag.warn(`routewatch: the ${option} option cannot be turned into text; using ''`, error);
+    return '';
+  }
+}
+
 /** A handle that records nothing, for when starting the task itself failed. */
-function detachedTaskHandle(opts: TaskOptions): TaskHandle {
+function detachedTaskHandle(opts: TaskOptions | undefined): TaskHandle {
   return {
-    taskId: opts.taskId ?? '',
-    cohort: String(opts.cohort),
+    taskId: textOf('taskId', () => opts?.taskId),
+    cohort: textOf('cohort', () => opts?.cohort),
     span: trace.wrapSpanContext(INVALID_SPAN_CONTEXT),
     setOutcome: () => undefined,
     setFallbackReason: () => undefined,
@@ -231,10 +268,15 @@ export async function runAttempt<T>(
   }
 }
 
-function startAttempt(opts: AttemptOptions): { ctx: Context; span: Span; handle: AttemptHandle } {
+function startAttempt(given: AttemptOptions | undefined): {
+  ctx: Context;
+  span: Span;
+  handle: AttemptHandle;
+} {
+  const opts: Partial<AttemptOptions> = given ?? {};
   const parent = context.active();
   const task = getRoutingState(parent)?.task;
-  const route = String(opts.route);
+  const route = textOf('route', () => opts.route);
   let attempt = opts.attempt;
   if (attempt === undefined || !Number.isInteger(attempt) || attempt < 1) {
     if (attempt !== undefined) diag.warn(`routewatch: ignoring attempt ${String(attempt)}`);
@@ -268,10 +310,11 @@ function startAttempt(opts: AttemptOptions): { ctx: Context; span: Span; handle:
   return { ctx, span, handle };
 }
 
-function detachedAttemptHandle(opts: AttemptOptions): AttemptHandle {
+function detachedAttemptHandle(opts: AttemptOptions | undefined): AttemptHandle {
+  const attempt = guard('reading the attempt option', () => opts?.attempt);
   return {
-    route: String(opts.route),
-    attempt: opts.attempt ?? 1,
+    route: textOf('route', () => opts?.route),
+    attempt: typeof attempt === 'number' && Number.isSafeInteger(attempt) ? attempt : 1,
     span: trace.wrapSpanContext(INVALID_SPAN_CONTEXT),
     setValidation: () => undefined,
     setConfidence: () => undefined,

@@ -16,7 +16,10 @@ export interface TaskOptions {
   cohort: string;
   /** Version of the routing policy in force. */
   policyVersion?: string;
-  /** Task identity; defaults to the trace id of the task span. */
+  /**
+   * Task identity; defaults to the trace id when the task span is a trace root, else
+   * `<trace id>-<task span id>` (a trace can hold several tasks).
+   */
   taskId?: string;
   /** Human-readable task name, recorded as `routewatch.task.name`. */
   name?: string;

@@ -146,6 +146,40 @@ describe('runTask and runAttempt', () => {
     expect(span.attributes[ATTR_OUTCOME]).toBeUndefined();
   });
 
+  // Regression of B1 in the instrumentation review: every task of a trace got the trace id.
+  it('gives each task inside another span its own id, and only a root task the trace id', async () => {
+    const ids = await foreignTracer().startActiveSpan('GET /answer', async (request) => {
+      const first = await runTask({ cohort: 'first' }, (task) => task.taskId);
+      const second = await runTask({ cohort: 'second' }, (task) => task.taskId);
+      const [outer, inner] = await runTask({ cohort: 'outer' }, async (outerTask) => [
+        outerTask.taskId,
+        await runTask({ cohort: 'inner' }, (innerTask) => innerTask.taskId),
+      ]);
+      request.end();
+      return [first, second, outer, inner];
+    });
+    expect(new Set(ids).size).toBe(4);
+    for (const [cohort, id] of ['first', 'second', 'outer', 'inner'].map((c, i) => [c, ids[i]])) {
+      const span = spanNamed(`${TASK_SPAN_PREFIX} ${cohort}`);
+      expect(span.attributes[ATTR_TASK_ID]).toBe(id);
+      expect(id).toBe(`${span.spanContext().traceId}-${span.spanContext().spanId}`);
+    }
+    const root = await runTask({ cohort: 'root' }, (task) => task.taskId);
+    expect(root).toBe(spanNamed(`${TASK_SPAN_PREFIX} root`).spanContext().traceId);
+  });
+
+  it('stamps a nested task’s own id on the spans inside it', async () => {
+    await runTask({ cohort: 'outer' }, () =>
+      runTask({ cohort: 'inner' }, () => foreignTracer().startSpan('inside inner').end()),
+    );
+    expect(spanNamed('inside inner').attributes[ATTR_TASK_ID]).toBe(
+      spanNamed(`${TASK_SPAN_PREFIX} inner`).attributes[ATTR_TASK_ID],
+    );
+    expect(spanNamed(`${TASK_SPAN_PREFIX} inner`).attributes[ATTR_TASK_ID]).not.toBe(
+      spanNamed(`${TASK_SPAN_PREFIX} outer`).attributes[ATTR_TASK_ID],
+    );
+  });
+
   it('numbers attempts from 1 and records a fallback reason from attempt 2 on only', async () => {
     const seen: number[] = [];
     await runTask({ cohort: 'policy', taskId: 't-1' }, async () => {
@@ -377,5 +411,54 @@ describe('eval tags and scores', () => {
     expect(diagMessages.map((m) => m.message)).toEqual([
       expect.stringMatching(/recordScore called outside a task/),
     ]);
+  });
+});
+
+// Regressions of A6 in the instrumentation review: options that cannot be turned into text made
+// runTask and runAttempt reject without running fn.
+describe('hostile options never keep fn from running', () => {
+  const throwingToString = {
+    toString() {
+      throw new Error('no text for you');
+    },
+  };
+  const hostile: [string, unknown][] = [
+    ['an object without a prototype', Object.create(null)],
+    ['an object whose toString throws', throwingToString],
+    ['a symbol', Symbol('cohort')],
+  ];
+
+  it.each(hostile)('runTask runs fn with a cohort that is %s', async (_, cohort) => {
+    const result = await runTask({ cohort: cohort as string }, (task) => {
+      expect(typeof task.cohort).toBe('string');
+      expect(typeof task.taskId).toBe('string');
+      task.setOutcome('success');
+      return 'ran';
+    });
+    expect(result).toBe('ran');
+  });
+
+  it.each(hostile)('runTask runs fn with a taskId that is %s', async (_, taskId) => {
+    const result = await runTask({ cohort: 'faq', taskId: taskId as string }, (task) => {
+      expect(typeof task.taskId).toBe('string');
+      return 'ran';
+    });
+    expect(result).toBe('ran');
+  });
+
+  it.each(hostile)('runAttempt runs fn with a route that is %s', async (_, route) => {
+    const result = await runTask({ cohort: 'faq' }, () =>
+      runAttempt({ route: route as string }, (attempt) => {
+        expect(typeof attempt.route).toBe('string');
+        return 'ran';
+      }),
+    );
+    expect(result).toBe('ran');
+  });
+
+  it('runs fn when the options themselves are missing', async () => {
+    expect(await runTask(undefined as never, (task) => typeof task.cohort)).toBe('string');
+    expect(await runAttempt(undefined as never, (attempt) => typeof attempt.route)).toBe('string');
+    expect(await runTask(null as never, () => 'ran')).toBe('ran');
   });
 });
