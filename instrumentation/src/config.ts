@@ -54,6 +54,62 @@ function tracesProtocol(env: NodeJS.ProcessEnv, warn: Warn): TracesProtocol | un
   return undefined;
 }
 
+/** What the batch span processor is built with: always explicit, never read by it unchecked. */
+export interface BatchSettings {
+  maxQueueSize: number;
+  maxExportBatchSize: number;
+  scheduledDelayMillis: number;
+  exportTimeoutMillis: number;
+}
+
+/** The OpenTelemetry defaults of the OTEL_BSP_* variables. */
+export const BATCH_DEFAULTS: Readonly<BatchSettings> = {
+  maxQueueSize: 2048,
+  maxExportBatchSize: 512,
+  scheduledDelayMillis: 5000,
+  exportTimeoutMillis: 30_000,
+};
+
+// Delays beyond the largest a Node timer holds would fire at once (TimeoutOverflowWarning).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const BATCH_VARIABLES = [
+  ['maxQueueSize', 'OTEL_BSP_MAX_QUEUE_SIZE', 1, Number.MAX_SAFE_INTEGER],
+  ['maxExportBatchSize', 'OTEL_BSP_MAX_EXPORT_BATCH_SIZE', 1, Number.MAX_SAFE_INTEGER],
+  ['scheduledDelayMillis', 'OTEL_BSP_SCHEDULE_DELAY', 0, MAX_TIMER_MS],
+  ['exportTimeoutMillis', 'OTEL_BSP_EXPORT_TIMEOUT', 1, MAX_TIMER_MS],
+] as const;
+
+/**
+ * OTEL_BSP_* as integers in range, each bad one replaced by its default with a warning: the SDK
+ * reads them unchecked, and a batch size of 0 makes its flush loop forever (`ceil(n / 0)`). A
+ * batch size above the queue size is lowered to it.
+ */
+export function readBatchSettings(env: NodeJS.ProcessEnv, warn: Warn = warnOnce): BatchSettings {
+  const settings = { ...BATCH_DEFAULTS };
+  for (const [key, name, min, max] of BATCH_VARIABLES) {
+    const raw = nonEmpty(env[name]);
+    if (raw === undefined) continue;
+    const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    if (Number.isSafeInteger(value) && value >= min && value <= max) {
+      settings[key] = value;
+      continue;
+    }
+    warn(
+      `${name}=${JSON.stringify(raw)} is not valid (accepted: an integer from ${min} to ${max}); ` +
+        `using ${BATCH_DEFAULTS[key]}`,
+    );
+  }
+  if (settings.maxExportBatchSize > settings.maxQueueSize) {
+    warn(
+      `OTEL_BSP_MAX_EXPORT_BATCH_SIZE (${settings.maxExportBatchSize}) exceeds the queue size ` +
+        `(${settings.maxQueueSize}); using ${settings.maxQueueSize}`,
+    );
+    settings.maxExportBatchSize = settings.maxQueueSize;
+  }
+  return settings;
+}
+
 function choice(
   env: NodeJS.ProcessEnv,
   name: string,

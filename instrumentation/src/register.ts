@@ -8,7 +8,7 @@ import { registerLoaderHook } from './loader-hook.js';
 import { registerRoutewatch } from './sdk.js';
 import type { RoutewatchHandle } from './types.js';
 
-/** Upper bound on the time a signal waits for the last export before the process exits. */
+/** Upper bound on the time the last export may hold the process at exit or on a signal. */
 const SHUTDOWN_TIMEOUT_MS = 5_000;
 
 let warned = false;
@@ -45,14 +45,21 @@ try {
 }
 
 function installShutdownHooks(handle: RoutewatchHandle): void {
-  const shutdown = (): Promise<void> => {
+  /** Flushes and shuts the SDK down; resolves false when that took longer than the bound. */
+  const shutdown = (): Promise<boolean> => {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, SHUTDOWN_TIMEOUT_MS);
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), SHUTDOWN_TIMEOUT_MS);
       timer.unref();
     });
     return Promise.race([
-      handle.shutdown().catch((error: unknown) => diag.error('routewatch: shutdown failed', error)),
+      handle.shutdown().then(
+        () => true,
+        (error: unknown) => {
+          diag.error('routewatch: shutdown failed', error);
+          return true;
+        },
+      ),
       timeout,
     ]).finally(() => clearTimeout(timer));
   };
@@ -69,5 +76,15 @@ function installShutdownHooks(handle: RoutewatchHandle): void {
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
-  process.once('beforeExit', () => void shutdown());
+  process.once('beforeExit', () => {
+    void shutdown().then((finished) => {
+      // The app is done; only our export holds the process. An unreachable collector would keep
+      // it alive through the exporter's retries and timeout, so the bound ends it, with the exit
+      // code the app chose. A healthy export finishes first and the process exits by itself.
+      if (!finished) {
+        diag.warn(`routewatch: the last export did not finish within ${SHUTDOWN_TIMEOUT_MS} ms`);
+        process.exit();
+      }
+    });
+  });
 }

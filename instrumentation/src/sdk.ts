@@ -9,7 +9,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { AnthropicInstrumentation } from './providers/anthropic.js';
-import { nonEmpty, readRoutewatchEnv } from './config.js';
+import { nonEmpty, readBatchSettings, readRoutewatchEnv } from './config.js';
 import { OpenAIInstrumentation } from './providers/openai.js';
 import { RoutewatchSpanProcessor } from './span-processor.js';
 import type {
@@ -70,15 +70,12 @@ export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle
  */
 export function routewatchSpanProcessors(opts: SpanProcessorsOptions = {}): SpanProcessor[] {
   const exporter = opts.exporter ?? createTraceExporter(opts);
-  return [
-    new RoutewatchSpanProcessor(),
-    new BatchSpanProcessor(
-      exporter,
-      opts.exportIntervalMillis === undefined
-        ? {}
-        : { scheduledDelayMillis: opts.exportIntervalMillis },
-    ),
-  ];
+  // Explicit settings: the processor would read OTEL_BSP_* itself, unchecked.
+  const batch = readBatchSettings(process.env);
+  if (opts.exportIntervalMillis !== undefined) {
+    batch.scheduledDelayMillis = opts.exportIntervalMillis;
+  }
+  return [new RoutewatchSpanProcessor(), new BatchSpanProcessor(exporter, batch)];
 }
 
 /**

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMockLlm, type MockLlm } from '../../examples/mock-llm.js';
 import {
@@ -14,7 +15,12 @@ import {
   ATTR_TASK_ID,
   TASK_SPAN_PREFIX,
 } from '../../instrumentation/src/semconv.js';
-import { REPO_ROOT, requireBuiltInstrumentation, runNode } from '../support/child-process.js';
+import {
+  REGISTER_PATH,
+  REPO_ROOT,
+  requireBuiltInstrumentation,
+  runNode,
+} from '../support/child-process.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../support/otlp-receiver.js';
 
 // End to end through `node --import @routewatch/instrumentation/register`: a child process whose
@@ -129,4 +135,67 @@ describe('register entry (node --import @routewatch/instrumentation/register)', 
       expectTaggedChatSpan();
     },
   );
+
+  // Regression of A3 in the instrumentation review: the SDK's batch processor read a batch size
+  // of 0 unchecked and looped forever on the flush at exit.
+  it('ignores an invalid OTEL_BSP_* value with a warning, exports and exits', async () => {
+    const result = await runApp({ OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '0' });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('[routewatch] OTEL_BSP_MAX_EXPORT_BATCH_SIZE="0" is not valid');
+    expectTaggedChatSpan();
+  });
+});
+
+/** A collector that accepts connections and never answers: the exporter waits on each request. */
+async function startBlackHole(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// Regression of A2 in the instrumentation review: the exporter's retries against an unanswering
+// collector held a finished process for 10 s and more, past the 5 s shutdown bound.
+describe('register entry at exit with a collector that never answers', () => {
+  let blackHole: Awaited<ReturnType<typeof startBlackHole>>;
+
+  beforeAll(async () => {
+    requireBuiltInstrumentation();
+    blackHole = await startBlackHole();
+  });
+
+  afterAll(async () => {
+    await blackHole.close();
+  });
+
+  it('exits within about the shutdown bound, with the app’s exit code', async () => {
+    const app = `
+      import { runTask } from '@routewatch/instrumentation';
+      await runTask({ cohort: 'cron' }, () => 'done');
+      process.exitCode = 3;
+      console.log('done');
+    `;
+    const started = Date.now();
+    const result = await runNode(['--import', REGISTER_PATH, '--input-type=module', '-e', app], {
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: blackHole.url },
+      timeoutMs: 30_000,
+    });
+    const elapsedMs = Date.now() - started;
+    expect(result.stdout).toContain('done');
+    expect(result.code).toBe(3);
+    // 5 s bound plus start-up; without it, about 10 s (the exporter's timeout and retries).
+    expect(elapsedMs).toBeLessThan(8_000);
+    expect(elapsedMs).toBeGreaterThanOrEqual(4_500);
+  });
 });

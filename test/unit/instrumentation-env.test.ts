@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { readRoutewatchEnv } from '../../instrumentation/src/config.js';
+import {
+  BATCH_DEFAULTS,
+  readBatchSettings,
+  readRoutewatchEnv,
+} from '../../instrumentation/src/config.js';
 import { DEFAULT_TRACES_ENDPOINT, resolveTracesEndpoint } from '../../instrumentation/src/sdk.js';
 
 // The instrumentation's configuration from the environment: parsed strictly, never throwing.
@@ -67,6 +71,58 @@ describe('readRoutewatchEnv', () => {
       protocol: undefined,
     });
     expect(warnings).toEqual([]);
+  });
+});
+
+// Regression of A3 in the instrumentation review: the SDK reads OTEL_BSP_* unchecked, and a batch
+// size of 0 made its flush loop forever.
+describe('readBatchSettings', () => {
+  it('takes valid OTEL_BSP_* values', () => {
+    const warnings: string[] = [];
+    expect(
+      readBatchSettings(
+        {
+          OTEL_BSP_MAX_QUEUE_SIZE: '100',
+          OTEL_BSP_MAX_EXPORT_BATCH_SIZE: ' 10 ',
+          OTEL_BSP_SCHEDULE_DELAY: '0',
+          OTEL_BSP_EXPORT_TIMEOUT: '2000',
+        },
+        (message) => warnings.push(message),
+      ),
+    ).toEqual({
+      maxQueueSize: 100,
+      maxExportBatchSize: 10,
+      scheduledDelayMillis: 0,
+      exportTimeoutMillis: 2000,
+    });
+    expect(warnings).toEqual([]);
+  });
+
+  it.each([
+    ['OTEL_BSP_MAX_EXPORT_BATCH_SIZE', '0'],
+    ['OTEL_BSP_MAX_EXPORT_BATCH_SIZE', '-5'],
+    ['OTEL_BSP_MAX_QUEUE_SIZE', '1.5'],
+    ['OTEL_BSP_MAX_QUEUE_SIZE', 'lots'],
+    ['OTEL_BSP_SCHEDULE_DELAY', 'Infinity'],
+    ['OTEL_BSP_EXPORT_TIMEOUT', '0'],
+    ['OTEL_BSP_EXPORT_TIMEOUT', '99999999999'],
+  ])('ignores %s=%s with a warning naming it, and keeps the defaults', (name, value) => {
+    const warnings: string[] = [];
+    expect(readBatchSettings({ [name]: value }, (message) => warnings.push(message))).toEqual(
+      BATCH_DEFAULTS,
+    );
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`${name}=${JSON.stringify(value)} is not valid`);
+  });
+
+  it('lowers a batch size above the queue size to it', () => {
+    const warnings: string[] = [];
+    const settings = readBatchSettings(
+      { OTEL_BSP_MAX_QUEUE_SIZE: '64', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '512' },
+      (message) => warnings.push(message),
+    );
+    expect(settings).toMatchObject({ maxQueueSize: 64, maxExportBatchSize: 64 });
+    expect(warnings).toHaveLength(1);
   });
 });
 
