@@ -1,4 +1,6 @@
-import { request as httpRequest } from 'node:http';
+import { once } from 'node:events';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import {
   context,
   diag,
@@ -255,6 +257,42 @@ describe('SDK retries, counted by the instrumentation', () => {
     expect(call.attempts).toBe(3);
     expect(call.scope).toMatch(/^com\.anthropic\.sdk/);
     expect(call.waitMs).toBeGreaterThanOrEqual(40);
+  });
+
+  it('counts only requests to the model’s server: a token fetched first is no retry', async () => {
+    const tokens = createServer((_req, res) => res.end('token')).listen(0, '127.0.0.1');
+    await once(tokens, 'listening');
+    const tokenUrl = `http://127.0.0.1:${(tokens.address() as AddressInfo).port}/token`;
+    try {
+      const signingIn = new OpenAI({
+        apiKey: 'test',
+        baseURL: llm.url,
+        fetch: async (url, init) => {
+          await fetch(tokenUrl).then((res) => res.text());
+          return fetch(url, init);
+        },
+      });
+      const asyncKey = new OpenAI({
+        apiKey: () => fetch(tokenUrl).then((res) => res.text()),
+        baseURL: llm.url,
+      });
+      await inTask('retries', () =>
+        signingIn.chat.completions.create({ model: 'gpt-signing-in', messages: ask }),
+      );
+      await inTask('retries', () =>
+        asyncKey.chat.completions.create({ model: 'gpt-async-key', messages: ask }),
+      );
+      expect(await storedCall('gpt-signing-in')).toMatchObject({ attempts: 1, waitMs: 0 });
+      expect(await storedCall('gpt-async-key')).toMatchObject({ attempts: 1, waitMs: 0 });
+      // A retry of the model's own request still counts, after the token.
+      llm.setFaults([faults.status('gpt-token-retry', 500, { times: 1, retryAfterSeconds: 0.02 })]);
+      await inTask('retries', () =>
+        signingIn.chat.completions.create({ model: 'gpt-token-retry', messages: ask }),
+      );
+      expect(await storedCall('gpt-token-retry')).toMatchObject({ attempts: 2 });
+    } finally {
+      tokens.close();
+    }
   });
 
   it('counts nothing on a span that is no model call', async () => {

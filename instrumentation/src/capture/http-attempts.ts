@@ -88,7 +88,7 @@ function onRequestStart(message: unknown, skipSuppressed: boolean): void {
       counts = isModelCall(span) ? { attempts: 0, waitMs: 0, lastMark: 0 } : null;
       bySpan.set(span, counts);
     }
-    if (counts === null) return;
+    if (counts === null || !toCallServer(span, message)) return;
     const now = performance.now();
     counts.attempts += 1;
     if (counts.attempts > 1) counts.waitMs += Math.max(0, now - counts.lastMark);
@@ -120,6 +120,62 @@ function onRequestEnd(message: unknown): void {
     diag.error('routewatch: timing an HTTP request failed', error);
   }
 }
+
+/**
+ * Whether a request goes to the server the model call names (`server.address`, `server.port`,
+ * from the client's base URL): a token fetched first (an async `apiKey`, a `fetch` option that
+ * signs in) is the app's, not a retry. A span that names no server counts every request.
+ */
+function toCallServer(span: Span, message: unknown): boolean {
+  const attributes = (span as { attributes?: Record<string, unknown> }).attributes;
+  const address = attributes?.['server.address'];
+  if (typeof address !== 'string' || address === '') return true;
+  let target: ReturnType<typeof requestTarget>;
+  try {
+    target = requestTarget((message as { request?: unknown } | null)?.request);
+  } catch {
+    return true; // a target URL cannot be read: counted, as before servers were compared
+  }
+  if (target === undefined) return true;
+  const port = attributes?.['server.port'];
+  return (
+    bare(target.host) === bare(address) &&
+    (typeof port !== 'number' || target.port === undefined || port === target.port)
+  );
+}
+
+/**
+ * Host and port of a request on either channel: undici's `origin`, or an `http` ClientRequest's
+ * Host header (its `host` alone when the header is not set: the port is then unknown).
+ */
+function requestTarget(request: unknown): { host: string; port: number | undefined } | undefined {
+  if (typeof request !== 'object' || request === null) return undefined;
+  const r = request as {
+    origin?: unknown;
+    host?: unknown;
+    protocol?: unknown;
+    getHeader?: unknown;
+  };
+  let url: URL;
+  if (typeof r.origin === 'string') {
+    url = new URL(r.origin);
+  } else if (typeof r.protocol === 'string') {
+    const header =
+      typeof r.getHeader === 'function'
+        ? (r.getHeader as (name: string) => unknown).call(request, 'host')
+        : undefined;
+    if (typeof header !== 'string') {
+      return typeof r.host === 'string' ? { host: r.host, port: undefined } : undefined;
+    }
+    url = new URL(`${r.protocol}//${header}`);
+  } else {
+    return undefined;
+  }
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+  return { host: url.hostname, port };
+}
+
+const bare = (host: string) => host.replace(/^\[|\]$/g, '').toLowerCase();
 
 /** The Vercel AI SDK's provider request spans (`ai.generateText.doGenerate`, `….doStream`). */
 const VERCEL_MODEL_CALL = /\.do[A-Z][A-Za-z]*$/;
