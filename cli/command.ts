@@ -16,8 +16,12 @@ export interface Command<V> {
   /** The usage text printed by --help, from the first line after the summary. */
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
-  /** Positional arguments allowed: none unless given. */
-  positionals?: { min: number; max: number; name: string };
+  /**
+   * Positional arguments allowed: none unless given. `literal` picks out an argument that starts
+   * with `--` yet is no option (a SQL query that opens with a `--` comment): it is taken as a
+   * positional instead of refused as an unknown option.
+   */
+  positionals?: { min: number; max: number; name: string; literal?: (arg: string) => boolean };
   run(values: V, positionals: string[]): Promise<number | void>;
 }
 
@@ -50,10 +54,11 @@ export function parseCommandArgs(
   args: string[],
 ): { help: true } | { help: false; values: Record<string, unknown>; positionals: string[] } {
   if (args.includes('--help') || args.includes('-h')) return { help: true };
+  const literal = command.positionals?.literal;
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      args: literal ? literalsAsPositionals(args, literal) : args,
       options: command.options,
       allowPositionals: command.positionals !== undefined,
       strict: true,
@@ -72,6 +77,19 @@ export function parseCommandArgs(
     );
   }
   return { help: false, values: parsed.values as Record<string, unknown>, positionals };
+}
+
+/**
+ * Moves the arguments `literal` accepts from before the first `--` to just after it, where
+ * parseArgs takes every argument as a positional; the options keep their place.
+ */
+function literalsAsPositionals(args: string[], literal: (arg: string) => boolean): string[] {
+  const end = args.indexOf('--');
+  const head = end === -1 ? args : args.slice(0, end);
+  const tail = end === -1 ? [] : args.slice(end + 1);
+  const literals = head.filter(literal);
+  if (literals.length === 0) return args;
+  return [...head.filter((arg) => !literal(arg)), '--', ...literals, ...tail];
 }
 
 /** A whole number option, with the option named in the error. */

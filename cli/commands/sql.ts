@@ -28,6 +28,7 @@ export const sqlCommand: Command<SqlValues> = {
   usage: `
 Usage: routewatch sql [--format table|json|csv] [--url URL | --data-dir DIR] "<query>"
        routewatch sql [options] -        (the query from standard input)
+       routewatch sql [options] -- "<query>"
 
 Runs one ClickHouse SQL query on routewatch's data and prints the answer. It asks the running
 routewatch (--url, else ROUTEWATCH_URL, else http://127.0.0.1:4318) through POST /api/v1/sql:
@@ -38,6 +39,16 @@ Read-only and limited by ClickHouse itself, not by reading the query: a write or
 is refused (readonly = 1); a query may return ROUTEWATCH_SQL_MAX_ROWS rows (10000), run for
 ROUTEWATCH_SQL_MAX_TIME (15s) and use ROUTEWATCH_SQL_MAX_MEMORY_BYTES (1 GiB) — the running
 instance's settings, or this environment's with --data-dir. Views and examples: docs/sql-views.md.
+
+A query may span lines and open with a \`--\` comment, as the examples in docs/sql-views.md do.
+Quote it whole (a query that opens with \`-- a comment\` is read as the query, not as an
+option), put it after a lone \`--\`, or give it on standard input, from a file or a here-document:
+
+  routewatch sql - < query.sql
+  routewatch sql - <<'SQL'
+  -- Tasks per cohort
+  SELECT cohort, count() AS tasks FROM v_tasks GROUP BY cohort
+  SQL
 
 Options:
   --format F      table (default), json (an array of objects; 64-bit integers as strings),
@@ -57,7 +68,7 @@ Examples:
     url: { type: 'string' },
     'data-dir': { type: 'string' },
   },
-  positionals: { min: 1, max: 1, name: 'query' },
+  positionals: { min: 1, max: 1, name: 'query', literal: isCommentedQuery },
   async run(values, positionals) {
     const format = values.format as SqlFormat;
     if (!SQL_FORMATS.includes(format)) {
@@ -76,6 +87,14 @@ Examples:
     process.stdout.write(renderSql(answer, format));
   },
 };
+
+/**
+ * Whether an argument that starts with \`--\` is a query opening with a comment rather than an
+ * option: no option's name (up to any \`=\`) holds whitespace, and no option's value a line break.
+ */
+export function isCommentedQuery(arg: string): boolean {
+  return arg.startsWith('--') && (/^--[^=]*\s/.test(arg) || arg.includes('\n'));
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

@@ -1,8 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../support/child-process.js';
 import { CLI, runCli, startInstance } from '../support/cli.js';
 import type { StartedInstance } from '../support/cli.js';
 import { hexId, otlpBody } from '../support/otlp.js';
@@ -93,6 +94,47 @@ describe('routewatch sql on a running instance', () => {
     expect(run.stdout).toMatch(/answer\n─+\n\s*42\n/);
   });
 
+  it('takes a query that opens with a -- comment, as docs/sql-views.md writes them, beside its options', async () => {
+    // The example verbatim, comment line, line breaks and trailing semicolon included; a light
+    // one, so that the instance's 0.5 s time limit holds on a busy machine.
+    const example = readFileSync(join(REPO_ROOT, 'docs/sql-views.md'), 'utf8')
+      .match(/^```sql\n([\s\S]*?)^```$/gm)!
+      .map((block) => block.replace(/^```sql\n|```$/g, ''))
+      .find((query) => query.startsWith('-- The views and the checksums'))!;
+    expect(example).toMatch(/^-- .*\nSELECT [\s\S]*;\n$/);
+    const views = readdirSync(join(REPO_ROOT, 'sql/views'))
+      .filter((file) => file.endsWith('.sql'))
+      .map((file) => file.replace(/\.sql$/, ''))
+      .sort();
+    for (const args of [
+      ['--format', 'json', example],
+      [example, '--format', 'json'],
+      ['--format=json', '--url', instance.url, example],
+      ['--format', 'json', '--', example],
+    ]) {
+      const run = await sql(args);
+      expect([args.length, run.stderr, run.code]).toEqual([args.length, '', 0]);
+      const rows = JSON.parse(run.stdout) as { name: string }[];
+      expect(rows.map((row) => row.name)).toEqual(views);
+    }
+    // A comment with no space after the dashes, ended by the line break.
+    const tight = await sql(['--format', 'json', '--tasks\nSELECT count() AS n FROM v_tasks']);
+    expect([tight.stderr, JSON.parse(tight.stdout)]).toEqual(['', [{ n: '3' }]]);
+  });
+
+  it('still refuses an unknown option, and a second query', async () => {
+    const unknown = await sql(['--fromat', 'json', 'SELECT 1']);
+    expect([unknown.code, unknown.stderr]).toEqual([
+      2,
+      expect.stringMatching(/Unknown option '--fromat'/),
+    ]);
+    const two = await sql(['-- one\nSELECT 1', '-- two\nSELECT 2']);
+    expect([two.code, two.stderr]).toEqual([
+      2,
+      expect.stringMatching(/takes 1 query argument\(s\), got 2/),
+    ]);
+  });
+
   it('has the engine refuse a write (readonly), which changes nothing', async () => {
     const run = await sql(['DROP TABLE spans']);
     expect(run.code).toBe(1);
@@ -167,7 +209,7 @@ describe('routewatch sql on a running instance', () => {
   it('needs the token like every API route', async () => {
     const run = await runCli(['sql', 'SELECT 1'], { env: { ROUTEWATCH_URL: instance.url } });
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/answered 401.*Set ROUTEWATCH_TOKEN/);
+    expect(run.stderr).toMatch(/answered 401: .*<ROUTEWATCH_TOKEN>\. Set ROUTEWATCH_TOKEN/);
   });
 
   it('says to ask the running instance when --data-dir names the directory it holds', async () => {
