@@ -140,6 +140,10 @@ export const configSchema = z.object({
     `${BLOCKED_PORT}the dashboard and the routewatch commands could not reach it: use another port (4318 by default)`,
   ),
   ROUTEWATCH_DATA_DIR: z.preprocess(unset, z.string().default('./.routewatch')),
+  /**
+   * A ClickHouse server instead of the embedded store. Any port: @clickhouse/client connects
+   * through Node's http module, which has no "bad ports" list (fetch and browsers never call it).
+   */
   CLICKHOUSE_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
   /**
    * The nice value of the embedded engine's own threads (Linux), so that on busy cores the
@@ -316,7 +320,7 @@ export function parseConfig(source: Record<string, string | undefined> = process
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
-  const conflicts = conflictsOf(parsed.data);
+  const conflicts = conflictsOf(parsed.data, source);
   if (conflicts.length > 0) {
     throw new ConfigError(`invalid configuration:\n${conflicts.map((c) => `  ${c}`).join('\n')}`);
   }
@@ -376,13 +380,21 @@ export function parseSettings<K extends keyof Config>(
   return parsed.data as unknown as Pick<Config, K>;
 }
 
-/** Settings valid alone but not together, each as `NAME: why`. */
-function conflictsOf(config: Config): string[] {
+/**
+ * Settings valid alone but not together, each as `NAME: why` (both names where either may be the
+ * one to change). `source` tells a value set from a default, which the user may not know of.
+ */
+function conflictsOf(config: Config, source: Record<string, string | undefined>): string[] {
   const conflicts: string[] = [];
-  if (config.ROUTEWATCH_ROLLUP_RETENTION_DAYS < config.ROUTEWATCH_RETENTION_DAYS) {
+  const spanDays = config.ROUTEWATCH_RETENTION_DAYS;
+  const rollupDays = config.ROUTEWATCH_ROLLUP_RETENTION_DAYS;
+  if (rollupDays < spanDays) {
+    const rollupSet = unset(source['ROUTEWATCH_ROLLUP_RETENTION_DAYS']) !== undefined;
     conflicts.push(
-      `ROUTEWATCH_ROLLUP_RETENTION_DAYS: must be at least ROUTEWATCH_RETENTION_DAYS (${config.ROUTEWATCH_RETENTION_DAYS}): ` +
-        'reports over a period answer from the rollups once its raw spans are gone',
+      `ROUTEWATCH_RETENTION_DAYS and ROUTEWATCH_ROLLUP_RETENTION_DAYS: raw spans would be kept ${spanDays} ` +
+        `days but the rollups only ${rollupDays}${rollupSet ? '' : ' (the default)'}; reports over a period ` +
+        'answer from the rollups once its raw spans are gone, so the rollups are kept at least as long: ' +
+        `set ROUTEWATCH_ROLLUP_RETENTION_DAYS to ${spanDays} or more as well, or lower ROUTEWATCH_RETENTION_DAYS`,
     );
   }
   if (config.ROUTEWATCH_CLICKHOUSE_CLUSTER !== undefined && config.CLICKHOUSE_URL === undefined) {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { describe, expect, it } from 'vitest';
 import {
   ConfigError,
@@ -93,7 +94,12 @@ describe('parseConfig', () => {
   it.each([
     [
       { ROUTEWATCH_RETENTION_DAYS: '90', ROUTEWATCH_ROLLUP_RETENTION_DAYS: '60' },
-      /ROUTEWATCH_ROLLUP_RETENTION_DAYS: must be at least ROUTEWATCH_RETENTION_DAYS \(90\)/,
+      /ROUTEWATCH_RETENTION_DAYS and ROUTEWATCH_ROLLUP_RETENTION_DAYS: raw spans would be kept 90 days but the rollups only 60;.*set ROUTEWATCH_ROLLUP_RETENTION_DAYS to 90 or more as well, or lower ROUTEWATCH_RETENTION_DAYS/,
+    ],
+    // Only the raw spans' retention set: the message names the other setting and its default.
+    [
+      { ROUTEWATCH_RETENTION_DAYS: '500' },
+      /ROUTEWATCH_RETENTION_DAYS and ROUTEWATCH_ROLLUP_RETENTION_DAYS: raw spans would be kept 500 days but the rollups only 400 \(the default\);.*set ROUTEWATCH_ROLLUP_RETENTION_DAYS to 500 or more as well/,
     ],
     [
       { ROUTEWATCH_CLICKHOUSE_CLUSTER: 'main' },
@@ -156,6 +162,22 @@ describe('parseConfig', () => {
       expect(() => parseConfig({ [name]: value })).toThrow(message);
     },
   );
+
+  it('takes CLICKHOUSE_URL on any port: the ClickHouse client does connect to a port fetch refuses', async () => {
+    const url = 'http://routewatch:secret@127.0.0.1:6000/routewatch';
+    expect(parseConfig({ CLICKHOUSE_URL: url }).CLICKHOUSE_URL).toBe(url);
+    // @clickhouse/client goes through Node's http module: it connects (refused, where nothing
+    // listens), where fetch gives up on the port itself ("bad port", the test below).
+    const client = createClient({ url, log: { level: ClickHouseLogLevel.OFF } });
+    try {
+      const ping = await client.ping();
+      const error = ping.success ? undefined : (ping.error as Error & { code?: string });
+      expect(error?.message ?? '').not.toMatch(/bad port/);
+      expect(ping.success ? 'reached' : error?.code).toMatch(/^(reached|ECONN[A-Z]+)$/);
+    } finally {
+      await client.close();
+    }
+  });
 
   it('takes the ports next to the blocked ones, and URLs on their default port', async () => {
     const config = parseConfig({
