@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { Validator } from '@cfworker/json-schema';
 import type { Schema } from '@cfworker/json-schema';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { configSchema } from '../../server/config.js';
+import { configSchema, parseSettings } from '../../server/config.js';
 import { REPO_ROOT } from '../support/child-process.js';
 import { parseDockerfile } from '../support/dockerfile.js';
 
@@ -16,6 +16,7 @@ import { parseDockerfile } from '../support/dockerfile.js';
 const read = (path: string) => readFileSync(join(REPO_ROOT, path), 'utf8');
 const compose = parse(read('docker-compose.yml')) as {
   services: Record<string, Record<string, unknown>>;
+  volumes?: Record<string, unknown>;
 };
 const dockerfile = parseDockerfile(read('Dockerfile'));
 
@@ -51,7 +52,50 @@ describe('docker-compose.yml', () => {
     const exposed = dockerfile.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args);
     expect(exposed).toContain(port);
   });
+
+  it('keeps the write-ahead log on a named volume, so that recreating the container keeps the spans in it', () => {
+    const routewatch = compose.services['routewatch']!;
+    const environment = Object.fromEntries(
+      Object.entries(routewatch['environment'] as Record<string, unknown>).map(([k, v]) => [
+        k,
+        String(v),
+      ]),
+    );
+    // Where routewatch puts the log (server/start.ts, walDir), inside the image's working dir.
+    const settings = parseSettings(
+      ['ROUTEWATCH_WAL', 'ROUTEWATCH_WAL_DIR', 'ROUTEWATCH_DATA_DIR'],
+      environment,
+    );
+    expect(settings.ROUTEWATCH_WAL).toBe('on');
+    const runStage = dockerfile.slice(dockerfile.map((i) => i.keyword).lastIndexOf('FROM'));
+    const workdir = [...runStage].reverse().find((i) => i.keyword === 'WORKDIR')?.args[0] ?? '/';
+    const wal = posix.resolve(
+      workdir,
+      settings.ROUTEWATCH_WAL_DIR ?? posix.join(settings.ROUTEWATCH_DATA_DIR, 'wal'),
+    );
+    const named = Object.keys(compose.volumes ?? {});
+    const holding = mountsOf(routewatch).filter(
+      (mount) =>
+        named.includes(mount.source) &&
+        (wal === mount.target || wal.startsWith(`${mount.target.replace(/\/$/, '')}/`)),
+    );
+    expect([wal, holding.length]).toEqual([wal, 1]);
+    // A new named volume takes its owner from the image: root here, as the image runs as root. An
+    // image that switches USER must create the directory, owned by that user, before it.
+    expect(runStage.filter((i) => i.keyword === 'USER')).toEqual([]);
+  });
 });
+
+/** A service's volumes as `{ source, target }`, from the short (`a:b[:ro]`) or the long syntax. */
+function mountsOf(service: Record<string, unknown>): { source: string; target: string }[] {
+  return ((service['volumes'] ?? []) as (string | { source?: string; target: string })[]).map(
+    (volume) => {
+      if (typeof volume !== 'string') return { source: volume.source ?? '', target: volume.target };
+      const [source = '', target = ''] = volume.split(':');
+      return { source, target };
+    },
+  );
+}
 
 /** Entries of the repository a COPY source with `*` names (within one path segment, as Docker). */
 function globMatches(source: string): string[] {
