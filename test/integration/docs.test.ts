@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../support/child-process.js';
@@ -26,6 +26,42 @@ describe('docs/operating.md settings table', () => {
 
   it('says what each one does', () => {
     expect(rows.filter((row) => row.meaning.length < 10).map((row) => row.name)).toEqual([]);
+  });
+});
+
+/** Names created by `CREATE <kind> IF NOT EXISTS <name>` in the SQL text, in order. */
+const createdNames = (sql: string, kind: string): string[] =>
+  [...sql.matchAll(new RegExp(`CREATE ${kind} IF NOT EXISTS ([a-z_]+)`, 'g'))].map((m) => m[1]!);
+
+describe('docs/operating.md list of tables', () => {
+  const migrationsDir = join(REPO_ROOT, 'sql/migrations');
+  const migrations = readdirSync(migrationsDir)
+    .filter((file) => file.endsWith('.sql'))
+    .sort()
+    .map((file) => readFileSync(join(migrationsDir, file), 'utf8'))
+    .join('\n');
+  const dropped = [...migrations.matchAll(/DROP TABLE IF EXISTS ([a-z_]+)/g)].map((m) => m[1]!);
+  // The runner's own tables (schema_migrations, schema_views) are made by storage/migrations.ts.
+  const everTables = [
+    ...createdNames(migrations, 'TABLE'),
+    ...createdNames(readFileSync(join(REPO_ROOT, 'storage/migrations.ts'), 'utf8'), 'TABLE'),
+  ];
+  const tables = everTables.filter((name) => !dropped.includes(name));
+  const materializedViews = createdNames(migrations, 'MATERIALIZED VIEW');
+  const doc = readFileSync(join(REPO_ROOT, 'docs/operating.md'), 'utf8');
+  const list = /<!-- tables:[^\n]*-->\n([\s\S]*?)<!-- \/tables -->/.exec(doc)?.[1] ?? '';
+  const named = new Set([...list.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!));
+
+  it('is derived from migrations the names can be read from (no table renamed)', () => {
+    expect(migrations).not.toMatch(/\bRENAME TABLE\b|\bEXCHANGE TABLES\b/);
+    expect(tables).toContain('spans');
+    expect(tables).toContain('cohort_route_daily');
+    expect(dropped).toContain('outcome_reports');
+  });
+
+  it('names every table and materialized view the migrations leave, and no dropped table', () => {
+    expect([...tables, ...materializedViews].filter((name) => !named.has(name))).toEqual([]);
+    expect(everTables.filter((name) => dropped.includes(name) && named.has(name))).toEqual([]);
   });
 });
 
