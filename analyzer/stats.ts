@@ -1,6 +1,8 @@
 /**
- * The statistics routewatch decides with (REFERENCE.md §6). Pure functions, tested directly in
- * test/unit/stats.test.ts against independent computations.
+ * The statistics routewatch decides with: Wilson intervals, Newcombe's difference of proportions,
+ * the delta method for a ratio, normal quantiles, CUSUM log-likelihood ratios (docs/rules.md says
+ * which rule uses which). Pure functions, tested directly in test/unit/stats.test.ts against
+ * independent computations.
  */
 
 export interface Interval {
