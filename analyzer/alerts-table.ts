@@ -1,3 +1,4 @@
+import { displayWidth, padEndTo } from './text-width.js';
 import type { Resolution } from './message.js';
 
 /** The alerts API's answer as a terminal table (routewatch alerts). Pure. */
@@ -39,10 +40,12 @@ export interface AlertsView {
 const short = (iso: string) => iso.slice(0, 16).replace('T', ' ');
 
 function table(header: string[], rows: string[][]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const widths = header.map((h, i) =>
+    Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i] ?? ''))),
+  );
   const line = (cells: string[]) =>
     cells
-      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .map((c, i) => padEndTo(c, widths[i] ?? 0))
       .join('  ')
       .trimEnd();
   return [line(header), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)];

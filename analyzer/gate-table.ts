@@ -1,3 +1,4 @@
+import { displayWidth, padEndTo } from './text-width.js';
 import type { AdviceReport } from './advice.js';
 import type { CohortComparison, Figure, GateCohort, GateResult } from './gate.js';
 
@@ -125,10 +126,12 @@ const HEADER = [
 /** The gate as a terminal table, each cohort's reason under it, and the overall verdict. */
 export function renderGateTable(result: GateResult): string {
   const rows = result.cohorts.map(columns);
-  const widths = HEADER.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const widths = HEADER.map((h, i) =>
+    Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i]!))),
+  );
   const line = (cells: string[]) =>
     cells
-      .map((c, i) => c.padEnd(widths[i]!))
+      .map((c, i) => padEndTo(c, widths[i]!))
       .join('  ')
       .trimEnd();
   const lines = [...headline(result), '', line(HEADER), line(widths.map((w) => '─'.repeat(w)))];
@@ -193,12 +196,12 @@ export function renderGateMarkdown(result: GateResult): string {
 
 /** Routing advice as text: one line per cohort, its verdict and the numbers behind it. */
 export function renderAdvice(advice: AdviceReport): string {
-  const width = Math.max(6, ...advice.cohorts.map((c) => c.cohort.length));
+  const width = Math.max(6, ...advice.cohorts.map((c) => displayWidth(c.cohort)));
   const verdictWidth = Math.max(...advice.cohorts.map((c) => c.verdict.length), 7);
   const lines = [
     `Routing advice  ${advice.from} → ${advice.to}`,
     ...advice.cohorts.map(
-      (c) => `  ${c.cohort.padEnd(width)}  ${c.verdict.padEnd(verdictWidth)}  ${c.reason}`,
+      (c) => `  ${padEndTo(c.cohort, width)}  ${c.verdict.padEnd(verdictWidth)}  ${c.reason}`,
     ),
   ];
   if (advice.cohorts.length === 0) lines.push('  (no production tasks in this window)');

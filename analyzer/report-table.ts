@@ -1,3 +1,4 @@
+import { displayWidth, padEndTo, padStartTo } from './text-width.js';
 import type { CohortRouteMetrics, Report, ScoreSummary, WindowMetrics } from './report.js';
 import type { Interval } from './stats.js';
 
@@ -148,7 +149,7 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
     : undefined;
   const rows = overall ? [...body, overall] : body;
   const widths = header.map((h, i) =>
-    Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)),
+    Math.max(displayWidth(h), ...rows.map((row) => displayWidth(row[i] ?? ''))),
   );
   const numeric = new Set([
     2,
@@ -162,7 +163,7 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
   ]);
   const line = (cellsOfRow: string[]) =>
     cellsOfRow
-      .map((c, i) => (numeric.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .map((c, i) => (numeric.has(i) ? padStartTo(c, widths[i] ?? 0) : padEndTo(c, widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
   const rule = line(widths.map((w) => '─'.repeat(w)));
@@ -207,7 +208,7 @@ function scoreLines(report: Report): string[] {
   if (report.overall && report.overall.scores.length > 0)
     groups.push(['overall', report.overall.scores]);
   if (groups.length === 0) return [];
-  const width = Math.max(...groups.map(([label]) => label.length));
+  const width = Math.max(...groups.map(([label]) => displayWidth(label)));
   const score = (s: ScoreSummary) =>
     `${s.name} ${s.mean.toFixed(3)}` +
     (s.interval ? ` [${s.interval.lower.toFixed(3)}–${s.interval.upper.toFixed(3)}]` : '') +
@@ -215,6 +216,8 @@ function scoreLines(report: Report): string[] {
   return [
     '',
     'Quality scores (mean, 95% CI, tasks scored):',
-    ...groups.map(([label, scores]) => `  ${label.padEnd(width)}  ${scores.map(score).join('; ')}`),
+    ...groups.map(
+      ([label, scores]) => `  ${padEndTo(label, width)}  ${scores.map(score).join('; ')}`,
+    ),
   ];
 }

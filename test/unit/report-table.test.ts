@@ -1,3 +1,4 @@
+import { displayWidth } from '../../analyzer/text-width.js';
 import { describe, expect, it } from 'vitest';
 import type { CohortRouteMetrics, Report, WindowMetrics } from '../../analyzer/report.js';
 import { renderReportTable } from '../../analyzer/report-table.js';
@@ -69,6 +70,20 @@ describe('renderReportTable', () => {
     const lines = text.split('\n');
     const overall = lines.findIndex((l) => l.startsWith('overall'));
     expect(lines[overall - 1]).toMatch(/^─+/);
+  });
+
+  it('aligns its columns in a terminal whatever script or emoji the names are in', () => {
+    const names = ['faq', '請求書', 'café', 'e\u0301t\u0301e\u0301', '🚀 launch', '한국어 문의'];
+    const text = renderReportTable(report(names.map((name) => row(name, 'small'))));
+    const lines = text.split('\n').filter((l) => / small /.test(l));
+    expect(lines).toHaveLength(names.length);
+    // The route column starts at the same terminal column on every row.
+    const columns = lines.map((l) => displayWidth(l.slice(0, l.indexOf(' small '))));
+    expect(new Set(columns).size).toBe(1);
+    expect(displayWidth('請求書')).toBe(6);
+    expect(displayWidth('e\u0301')).toBe(1);
+    expect(displayWidth('🚀')).toBe(2);
+    expect(displayWidth('a\u200db')).toBe(2);
   });
 
   it('marks a cost per success built on unpriced calls as a floor, and a masked cohort', () => {
