@@ -325,6 +325,39 @@ describe('SDK retries, counted by the instrumentation', () => {
     expect(call.attributes[ATTR_HTTP_ATTEMPTS]).toBe(1);
   });
 
+  it('counts the suppressed requests of our Anthropic capture over node:http, not an exporter’s', async () => {
+    llm.setFaults([faults.status('claude-over-http', 529, { times: 1, retryAfterSeconds: 0.02 })]);
+    const overHttp = new Anthropic({ apiKey: 'test', baseURL: llm.origin, fetch: httpFetch });
+    const { requests } = await inTask('retries', () =>
+      overHttp.messages.create({ model: 'claude-over-http', max_tokens: 16, messages: ask }),
+    );
+    expect(requests).toBe(2);
+    expect(await storedCall('claude-over-http')).toMatchObject({ attempts: 2 });
+
+    // A span naming its server: a suppressed request elsewhere (the collector) is not counted.
+    const server = new URL(llm.url);
+    const tracer = trace.getTracer('test');
+    await tracer.startActiveSpan(
+      'chat named-server',
+      {
+        attributes: {
+          'gen_ai.operation.name': 'chat',
+          'server.address': server.hostname,
+          'server.port': Number(server.port),
+        },
+      },
+      async (span) => {
+        await context.with(suppressTracing(context.active()), () =>
+          httpFetch(collector.tracesUrl.replace('/v1/traces', '/readyz')).then((res) => res.text()),
+        );
+        await fetch(`${llm.url}/models`).then((res) => res.text());
+        span.end();
+      },
+    );
+    const call = memory.getFinishedSpans().find((s) => s.name === 'chat named-server')!;
+    expect(call.attributes[ATTR_HTTP_ATTEMPTS]).toBe(1);
+  });
+
   it('never breaks the call: a span that throws when read costs the count, not the call', async () => {
     const hostile = throwingSpan();
     const before = llm.requests;

@@ -70,8 +70,10 @@ function onFetchStart(message: unknown): void {
 /**
  * The OTLP exporters send over `http` with tracing suppressed, in a context that may still hold a
  * model call's span (a batch timer armed while a long stream ran): such requests are not the
- * call's. Our Anthropic capture also suppresses tracing around its SDK call, but the SDK's default
- * `fetch` reports on the undici channels, where suppression is not checked.
+ * call's. Our Anthropic capture also suppresses tracing around its SDK call (the SDK's own spans
+ * would double ours), so a suppressed request is counted only when it goes to the server the span
+ * names, which an exporter's never does; the undici channels, which the SDKs' default `fetch`
+ * reports on, do not check suppression at all.
  */
 function onHttpStart(message: unknown): void {
   onRequestStart(message, true);
@@ -80,7 +82,7 @@ function onHttpStart(message: unknown): void {
 function onRequestStart(message: unknown, skipSuppressed: boolean): void {
   try {
     const active = context.active();
-    if (skipSuppressed && isTracingSuppressed(active)) return;
+    const suppressed = skipSuppressed && isTracingSuppressed(active);
     const span = trace.getSpan(active);
     if (span === undefined || !span.isRecording()) return;
     let counts = bySpan.get(span);
@@ -88,7 +90,7 @@ function onRequestStart(message: unknown, skipSuppressed: boolean): void {
       counts = isModelCall(span) ? { attempts: 0, waitMs: 0, lastMark: 0 } : null;
       bySpan.set(span, counts);
     }
-    if (counts === null || !toCallServer(span, message)) return;
+    if (counts === null || !toCallServer(span, message, suppressed)) return;
     const now = performance.now();
     counts.attempts += 1;
     if (counts.attempts > 1) counts.waitMs += Math.max(0, now - counts.lastMark);
@@ -124,19 +126,20 @@ function onRequestEnd(message: unknown): void {
 /**
  * Whether a request goes to the server the model call names (`server.address`, `server.port`,
  * from the client's base URL): a token fetched first (an async `apiKey`, a `fetch` option that
- * signs in) is the app's, not a retry. A span that names no server counts every request.
+ * signs in) is the app's, not a retry. Without a server to compare, every request counts, but for
+ * one made with tracing suppressed (`strict`): that may be an exporter's.
  */
-function toCallServer(span: Span, message: unknown): boolean {
+function toCallServer(span: Span, message: unknown, strict: boolean): boolean {
   const attributes = (span as { attributes?: Record<string, unknown> }).attributes;
   const address = attributes?.['server.address'];
-  if (typeof address !== 'string' || address === '') return true;
+  if (typeof address !== 'string' || address === '') return !strict;
   let target: ReturnType<typeof requestTarget>;
   try {
     target = requestTarget((message as { request?: unknown } | null)?.request);
   } catch {
-    return true; // a target URL cannot be read: counted, as before servers were compared
+    return !strict; // a target URL cannot be read: counted, as before servers were compared
   }
-  if (target === undefined) return true;
+  if (target === undefined) return !strict;
   const port = attributes?.['server.port'];
   return (
     bare(target.host) === bare(address) &&
