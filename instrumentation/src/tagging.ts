@@ -278,8 +278,11 @@ function startAttempt(given: AttemptOptions | undefined): {
   const task = getRoutingState(parent)?.task;
   const route = textOf('route', () => opts.route);
   let attempt = opts.attempt;
-  if (attempt === undefined || !Number.isInteger(attempt) || attempt < 1) {
-    if (attempt !== undefined) diag.warn(`routewatch: ignoring attempt ${String(attempt)}`);
+  // 1 to 65 535: the store's attempt column (UInt16) holds no more.
+  if (attempt === undefined || !Number.isInteger(attempt) || attempt < 1 || attempt > 65_535) {
+    if (attempt !== undefined) {
+      diag.warn(`routewatch: ignoring attempt ${String(attempt)} (a whole number from 1 to 65535)`);
+    }
     attempt = (task?.lastAttempt ?? 0) + 1;
   }
   if (task !== undefined) task.lastAttempt = Math.max(task.lastAttempt, attempt);

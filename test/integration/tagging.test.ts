@@ -223,6 +223,18 @@ describe('runTask and runAttempt', () => {
     expect(seen).toEqual([2, 3]);
   });
 
+  it('ignores an attempt index the store cannot hold, with a warning, and numbers it itself', async () => {
+    const seen: number[] = [];
+    await runTask({ cohort: 'faq' }, async () => {
+      for (const attempt of [1e308, 65_536, 0, 1.5]) {
+        await runAttempt({ route: 'small', attempt }, (a) => void seen.push(a.attempt));
+      }
+      await runAttempt({ route: 'small', attempt: 65_535 }, (a) => void seen.push(a.attempt));
+    });
+    expect(seen).toEqual([1, 2, 3, 4, 65_535]);
+    expect(diagMessages.filter((m) => /ignoring attempt/.test(m.message))).toHaveLength(4);
+  });
+
   it('records outcome, reason, reask, cleanup cost and a task-level fallback reason', async () => {
     await runTask({ cohort: 'faq' }, (task) => {
       task.setOutcome('success');
