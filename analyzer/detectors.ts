@@ -1,3 +1,4 @@
+import { isolate } from './name-list.js';
 import type { EvaluationSettings, Rule, RuleKind } from './rules.js';
 import { addCounts, emptyCounts } from './series.js';
 import type { TaskCounts } from './series.js';
@@ -572,7 +573,7 @@ function describe(
   now: Side,
   effect: number | null = null,
 ): string {
-  const where = `${input.cohort || '(none)'} × ${input.route || '(none)'}`;
+  const where = `${isolate(input.cohort) || '(none)'} × ${isolate(input.route) || '(none)'}`;
   const money = rule.kind === 'cost_per_success_rise' || rule.kind === 'cheaper_than_large';
   const show = money ? usd : pct;
   // The window's figure: a cost per success without a success (effect +∞) is unbounded.
@@ -580,7 +581,7 @@ function describe(
     money && side.value === null && effect === Infinity
       ? 'unbounded (no task succeeded)'
       : show(side.value);
-  const detail = input.detail ? ` "${input.detail}"` : '';
+  const detail = input.detail ? ` "${isolate(input.detail)}"` : '';
   if (rule.kind === 'failure_concentration' && input.rest) {
     const restNow =
       input.rest.current.known > 0 ? input.rest.current.failures / input.rest.current.known : null;

@@ -1,3 +1,4 @@
+import { isolate } from './name-list.js';
 import type { Finding, Side } from './detectors.js';
 import type { EventKind } from './lifecycle.js';
 import type { Rule } from './rules.js';
@@ -77,8 +78,8 @@ export function titleOf(
   detail: string,
   resolution: Resolution = 'recovered',
 ): string {
-  const where = `${cohort || '(none)'} · ${route || '(none)'}`;
-  const what = `${RULE_TITLES[rule.kind]}${detail ? ` ("${detail}")` : ''}`;
+  const where = `${isolate(cohort) || '(none)'} · ${isolate(route) || '(none)'}`;
+  const what = `${RULE_TITLES[rule.kind]}${detail ? ` ("${isolate(detail)}")` : ''}`;
   if (kind !== 'resolved') return `${where}: ${what}`;
   return resolution === 'recovered'
     ? `Resolved: ${where} — ${what}`
@@ -115,16 +116,16 @@ function reasons(list: readonly ReasonShare[]): string {
     ? '—'
     : list
         .slice(0, 3)
-        .map((r) => `${r.reason} ${Math.round(r.share * 100)} %`)
+        .map((r) => `${isolate(r.reason)} ${Math.round(r.share * 100)} %`)
         .join(', ');
 }
 
 function cost(c: CostOnRoute): string {
-  if (c.costPerSuccessfulTask === null) return `*${c.route}* —`;
+  if (c.costPerSuccessfulTask === null) return `*${isolate(c.route)}* —`;
   const ci = c.interval
     ? ` (95 % CI $${c.interval.lower.toPrecision(3)}–$${c.interval.upper.toPrecision(3)})`
     : '';
-  return `*${c.route}* $${c.costPerSuccessfulTask.toPrecision(3)}${ci}, n = ${c.tasks.toLocaleString('en')}`;
+  return `*${isolate(c.route)}* $${c.costPerSuccessfulTask.toPrecision(3)}${ci}, n = ${c.tasks.toLocaleString('en')}`;
 }
 
 const SLACK_TEXT_LIMIT = 3000;

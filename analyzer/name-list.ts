@@ -33,3 +33,15 @@ export function escapeName(name: string): string {
 export function joinNames(names: readonly string[], separator = ','): string {
   return names.map(escapeName).join(separator);
 }
+
+/** Right-to-left letters (Hebrew, Arabic, …) and the bidirectional controls. */
+const BIDI = /[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+/**
+ * A name set in text of ours, isolated (U+2068 … U+2069) when it holds right-to-left letters or
+ * bidirectional controls: else a Hebrew reason reorders the figures after it, and a name holding
+ * U+202E turns `95.0% → 40.0%` into `%0.04 → %0.59`. Other names are left as they are.
+ */
+export function isolate(name: string): string {
+  return BIDI.test(name) ? `\u2068${name}\u2069` : name;
+}

@@ -1,3 +1,4 @@
+import { isolate } from '../analyzer/name-list.js';
 /**
  * How the dashboard writes figures, as the CLI report and the alert messages do: dollars to three
  * significant digits, rates as percentages with one decimal, latencies in ms or s, times in UTC.
@@ -56,7 +57,7 @@ export function reasons(list: readonly { reason: string; share: number }[], limi
   if (list.length === 0) return DASH;
   const shown = list
     .slice(0, limit)
-    .map((r) => `${r.reason} ${Math.round(r.share * 100)} %`)
+    .map((r) => `${isolate(r.reason)} ${Math.round(r.share * 100)} %`)
     .join(', ');
   return list.length > limit ? `${shown}, +${list.length - limit} more` : shown;
 }

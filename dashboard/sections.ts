@@ -1,3 +1,4 @@
+import { isolate } from '../analyzer/name-list.js';
 import { queryOfView } from '../analyzer/dashboard-link.js';
 import type { DashboardView } from '../analyzer/dashboard-link.js';
 import type { ApiError } from './api.js';
@@ -12,7 +13,8 @@ export type Loaded<T> = { ok: true; value: T } | { ok: false; error: ApiError };
 type Alert = AlertsAnswer['alerts'][number];
 
 /** `(none)` for the empty name the report gives tasks without a cohort or route. */
-const named = (name: string) => (name === '' ? '(none)' : name);
+/** A name from the data, isolated from the text around it (right-to-left names, bidi controls). */
+const named = (name: string) => h('bdi', {}, name === '' ? '(none)' : name);
 
 const hasFilter = (view: DashboardView) =>
   view.cohorts.length + view.routes.length + view.services.length + view.policies.length > 0;
@@ -25,10 +27,11 @@ export function viewLink(view: DashboardView, changes: Partial<DashboardView>): 
 
 function describeFilter(view: DashboardView): string {
   const parts: string[] = [];
-  if (view.cohorts.length) parts.push(`cohort ${view.cohorts.join(', ')}`);
-  if (view.routes.length) parts.push(`route ${view.routes.join(', ')}`);
-  if (view.services.length) parts.push(`service ${view.services.join(', ')}`);
-  if (view.policies.length) parts.push(`policy ${view.policies.join(', ')}`);
+  const names = (list: string[]) => list.map(isolate).join(', ');
+  if (view.cohorts.length) parts.push(`cohort ${names(view.cohorts)}`);
+  if (view.routes.length) parts.push(`route ${names(view.routes)}`);
+  if (view.services.length) parts.push(`service ${names(view.services)}`);
+  if (view.policies.length) parts.push(`policy ${names(view.policies)}`);
   return parts.join('; ');
 }
 
@@ -295,7 +298,7 @@ export function renderConcentration(container: Element, report: Loaded<Report>):
       ? notice(
           'note',
           h('strong', {}, 'Masked by the average: '),
-          masked.map((r) => `${named(r.cohort)} × ${named(r.primaryRoute)}`).join(', '),
+          masked.map((r, i) => [i > 0 ? ', ' : '', named(r.cohort), ' × ', named(r.primaryRoute)]),
           ' fail significantly more than the rest while the overall success rate looks healthy.',
         )
       : null,
@@ -425,7 +428,9 @@ export function renderAlerts(
                     h(
                       'a',
                       { href: viewLink(view, { cohorts: [a.cohort], routes: [a.route] }) },
-                      `${named(a.cohort)} × ${named(a.route)}`,
+                      named(a.cohort),
+                      ' × ',
+                      named(a.route),
                     ),
                   ),
                   h('td', {}, utc(a.since)),

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { dashboardUrl, queryOfView, viewFromQuery } from '../../analyzer/dashboard-link.js';
 import { filterList } from '../../analyzer/filter-list.js';
-import { joinNames, splitNames } from '../../analyzer/name-list.js';
+import { isolate, joinNames, splitNames } from '../../analyzer/name-list.js';
+import { titleOf } from '../../analyzer/message.js';
 
 describe('the dashboard view in the URL', () => {
   it('reads lists repeated or comma-separated, trimmed and deduplicated, and ignores unknown names', () => {
@@ -51,6 +52,17 @@ describe('the dashboard view in the URL', () => {
     expect(
       viewFromQuery(new URL(dashboardUrl('http://h/', { cohorts: ['a,b'] })).search).cohorts,
     ).toEqual(['a,b']);
+  });
+
+  it('isolates a name with right-to-left letters or bidi controls, and leaves the others alone', () => {
+    expect(isolate('faq')).toBe('faq');
+    expect(isolate('請求書')).toBe('請求書');
+    expect(isolate('שאלות')).toBe('\u2068שאלות\u2069');
+    expect(isolate('\u202eevil')).toBe('\u2068\u202eevil\u2069');
+    // In an alert's title, the figures after a name keep their order.
+    expect(titleOf('firing', { kind: 'success_rate_drop' }, '\u202eevil', 'small', '')).toBe(
+      '\u2068\u202eevil\u2069 · small: success rate dropped',
+    );
   });
 
   it('links to the dashboard at the public URL, a path prefix kept', () => {
