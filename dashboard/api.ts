@@ -1,4 +1,4 @@
-import { currentToken } from './token.js';
+import { currentToken, isTokenText } from './token.js';
 
 /**
  * Reads the API with the token, turning every failure into an ApiError with the server's code
@@ -27,6 +27,14 @@ interface ErrorBody {
 /** GET a path of the API, relative to the page (so a path prefix behind a proxy is kept). */
 export async function getJson<T>(path: string): Promise<T> {
   const token = currentToken();
+  // A pasted token a header cannot carry would fail the request as if routewatch were down.
+  if (token !== undefined && !isTokenText(token)) {
+    throw new ApiError(
+      401,
+      'TOKEN_TEXT',
+      'This token holds characters a token cannot have: routewatch tokens are printable ASCII without spaces.',
+    );
+  }
   let response: Response;
   try {
     response = await fetch(path, {

@@ -1,5 +1,5 @@
 import { queryOfView, viewFromQuery } from '../analyzer/dashboard-link.js';
-import { joinNames } from '../analyzer/name-list.js';
+import { escapeName, joinNames } from '../analyzer/name-list.js';
 import type { DashboardView } from '../analyzer/dashboard-link.js';
 import { parseDuration, resolveWindow } from '../server/time.js';
 import { ApiError, getJson } from './api.js';
@@ -10,7 +10,13 @@ import { utc } from './format.js';
 import { renderAdvice, renderAlerts, renderConcentration, renderRoutes } from './sections.js';
 import type { Loaded } from './sections.js';
 import { chooseBucket } from './series.js';
-import { currentToken, forgetToken, saveToken, takeTokenFromFragment } from './token.js';
+import {
+  currentToken,
+  forgetToken,
+  isTokenText,
+  saveToken,
+  takeTokenFromFragment,
+} from './token.js';
 
 /**
  * The dashboard: reads the view from the address (analyzer/dashboard-link.ts), asks the API for
@@ -128,13 +134,14 @@ function navigate(search: string): void {
   refresh();
 }
 
+/** The suggestions of a filter field: names as the field reads them (`\,` for a comma). */
 function setOptions(id: string, values: Iterable<string>): void {
   fill(
     byId(id),
     [...new Set(values)]
       .filter((v) => v !== '')
       .sort()
-      .map((value) => h('option', { value })),
+      .map((value) => h('option', { value: escapeName(value) })),
   );
 }
 
@@ -148,7 +155,9 @@ function showTokenPanel(error: ApiError): void {
     sent
       ? notice(
           'error',
-          `routewatch refused this token (${error.status}): it is not the ROUTEWATCH_TOKEN this instance runs with.`,
+          error.code === 'TOKEN_TEXT'
+            ? error.message
+            : `routewatch refused this token (${error.status}): it is not the ROUTEWATCH_TOKEN this instance runs with.`,
         )
       : 'Its data is protected by a bearer token. Enter it to open the dashboard.',
   );
@@ -180,6 +189,8 @@ async function load(): Promise<void> {
   setState('loading');
   fill(byId('status'), 'Loading…');
   const view = viewFromQuery(window.location.search);
+  // The API takes a window or a start, not both: a start in the address wins, as in the form.
+  if (view.from !== undefined) view.window = undefined;
   fillForm(view);
   const time = timeOf(view);
   const timeQuery = queryOfView(time);
@@ -200,7 +211,12 @@ async function load(): Promise<void> {
     hasFilter(view) ? settle(getJson<Report>(`api/v1/report?${timeQuery}`)) : report,
     settle(getJson<TimeseriesAnswer>(`api/v1/timeseries?${seriesQuery}`)),
     settle(getJson<AlertsAnswer>(`api/v1/alerts?history=${HISTORY}`)),
-    settle(getJson<AdviceReport>(`api/v1/advice?${timeQuery}`)),
+    // Advice weighs a cohort's routes together: every filter of the view but the route's.
+    settle(
+      getJson<AdviceReport>(
+        `api/v1/advice?${queryOfView({ ...time, cohorts: view.cohorts, services: view.services, policies: view.policies })}`,
+      ),
+    ),
   ]);
   if (mine !== generation) return; // a newer view is loading
 
@@ -256,6 +272,13 @@ function start(): void {
     event.preventDefault();
     const token = byId<HTMLInputElement>('token-input').value.trim();
     if (!token) return;
+    if (!isTokenText(token)) {
+      fill(
+        byId('token-message'),
+        notice('error', 'A token is printable ASCII without spaces: check what was pasted.'),
+      );
+      return;
+    }
     saveToken(token, byId<HTMLInputElement>('token-remember').checked);
     byId<HTMLInputElement>('token-input').value = '';
     refresh();
@@ -276,6 +299,10 @@ function start(): void {
     navigate(href);
   });
   window.addEventListener('popstate', refresh);
+  // A `#token=…` link opened in a tab already on the dashboard: taken as at start.
+  window.addEventListener('hashchange', () => {
+    if (takeTokenFromFragment()) refresh();
+  });
   refresh();
 }
 

@@ -53,11 +53,19 @@ export function forgetToken(): void {
  * the address (and so from history, bookmarks and shared links).
  */
 export function takeTokenFromFragment(): boolean {
-  const fragment = new URLSearchParams(window.location.hash.replace(/^#/, ''));
-  const token = fragment.get('token')?.trim();
+  // Split by hand: URLSearchParams reads `+` as a space, and `+` is a token character.
+  const parts = window.location.hash.replace(/^#/, '').split('&');
+  const at = parts.findIndex((part) => part.startsWith('token='));
+  if (at < 0) return false;
+  let token: string;
+  try {
+    token = decodeURIComponent(parts[at]!.slice('token='.length)).trim();
+  } catch {
+    token = '';
+  }
+  parts.splice(at, 1);
+  const rest = parts.filter((part) => part !== '').join('&');
   if (!token) return false;
-  fragment.delete('token');
-  const rest = fragment.toString();
   window.history.replaceState(
     window.history.state,
     '',
@@ -65,4 +73,12 @@ export function takeTokenFromFragment(): boolean {
   );
   saveToken(token, false);
   return true;
+}
+
+/**
+ * Whether a token can be sent at all: routewatch's are printable ASCII without spaces
+ * (ROUTEWATCH_TOKEN), and a header cannot carry most other characters.
+ */
+export function isTokenText(token: string): boolean {
+  return /^[\x21-\x7e]+$/.test(token);
 }

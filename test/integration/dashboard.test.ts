@@ -9,13 +9,14 @@ import type { DemoResult } from '../../cli/demo.js';
 import { pct, usd, utc } from '../../dashboard/format.js';
 import { PALETTE } from '../../dashboard/palette.js';
 import { EmbeddedStore } from '../../storage/embedded-store.js';
-import { testApp } from '../support/app.js';
+import { sendTasks, testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { craftAlertEndings } from '../support/alert-endings.js';
 import { launchChromium, saveScreenshot, watchPage } from '../support/browser.js';
 import { REPO_ROOT } from '../support/child-process.js';
 import type { PageWatch } from '../support/browser.js';
 import { DEMO } from '../support/demo-truth.js';
+import { seeded, stream } from '../support/tasks.js';
 
 // The dashboard in headless Chromium, on the demo's data: the demo's own run (runDemo: the
 // example service through the real SDK and collector, with its before/after degradation and
@@ -387,6 +388,44 @@ describe('the dashboard behind the token', () => {
     expect(watch.errors).toEqual([]);
   });
 
+  it('takes a token with + from a fragment, one given to an open tab, and refuses one no header can carry', async () => {
+    const plusToken = 'dash+board+token+0123456789';
+    const plus = await testApp(store, { config: { ROUTEWATCH_TOKEN: plusToken } });
+    const plusUrl = await listen(plus);
+    try {
+      const { page, watch } = await newPage();
+      await page.goto(`${plusUrl}/?window=1h#token=${plusToken}`);
+      await settled(page);
+      expect(watch.authorizations.some((a) => a.authorization === `Bearer ${plusToken}`)).toBe(
+        true,
+      );
+
+      // A #token= link opened in a tab already on the dashboard, asking for the token.
+      await page.click('#forget-token');
+      await settled(page, 'token');
+      await page.evaluate((token: string) => {
+        (globalThis as unknown as { location: { hash: string } }).location.hash =
+          `token=${encodeURIComponent(token)}`;
+      }, plusToken);
+      await settled(page);
+      expect(page.url()).not.toContain('token=');
+
+      // Pasted with a character a header cannot carry: said, and the form stays.
+      await page.click('#forget-token');
+      await settled(page, 'token');
+      await page.fill('#token-input', 'jeton-à-coller-0123456789');
+      await page.click('#token-form button[type="submit"]');
+      await page.waitForSelector('#token-message .notice-error');
+      await expect(page.locator('#token-message').innerText()).resolves.toMatch(
+        /printable ASCII without spaces/,
+      );
+      expect(await page.isVisible('#token-panel')).toBe(true);
+      expect(watch.errors).toEqual([]);
+    } finally {
+      await plus.close();
+    }
+  });
+
   it('takes the token from a #token= fragment, which it removes from the address', async () => {
     const { page, watch } = await newPage();
     await page.goto(`${guardedUrl}/?window=1h#token=${TOKEN}`);
@@ -479,6 +518,44 @@ describe('the dashboard on alerts with no verdict', () => {
     expect(closing('recovered')!.text).toMatch(/ resolved Resolved: recovered · small/);
 
     await saveScreenshot(page, 'alerts-without-verdict');
+    expect(watch.errors).toEqual([]);
+  });
+});
+
+// After the others: it adds cohorts the tests above do not expect.
+describe('the dashboard on names from hostile or right-to-left spans', () => {
+  it('isolates names, offers them as the filter reads them, and takes an address with both from and window', async () => {
+    const rlo = '\u202eevil';
+    const hebrew = 'שאלות';
+    const now = Date.now();
+    const recent = { fromMs: now - 20 * 60_000, toMs: now - 60_000 };
+    const random = seeded(5);
+    await sendTasks(open, [
+      ...stream({ cohort: 'a,b', routes: ['small'], tasks: 20, success: 0.9, ...recent }, random),
+      ...stream({ cohort: rlo, routes: ['small'], tasks: 20, success: 0.9, ...recent }, random),
+      ...stream({ cohort: hebrew, routes: ['small'], tasks: 20, success: 0.9, ...recent }, random),
+    ]);
+    await open.writer.flush();
+    const { page, watch } = await newPage();
+    await page.goto(`${openUrl}/?window=1h`);
+    await settled(page);
+    const isolated = await page.$$eval('#routes-table tbody tr bdi', (cells: PageElement[]) =>
+      cells.map((cell) => cell.innerText),
+    );
+    expect(isolated).toEqual(expect.arrayContaining([rlo, hebrew, 'a,b', 'small']));
+    // The suggestions hold names as the filter field reads them: a comma written \,.
+    const options = await page.$$eval('#cohort-options option', (items: PageElement[]) =>
+      items.map((item) => item.getAttribute('value')),
+    );
+    expect(options).toContain('a\\,b');
+    expect(options).not.toContain('a,b');
+
+    // from and window both in the address: the start wins, as in the form; every section draws.
+    const from = new Date(now - 3_600_000).toISOString();
+    await page.goto(`${openUrl}/?from=${from}&window=7d`);
+    await settled(page);
+    expect(await page.$$('#status .notice-error')).toHaveLength(0);
+    expect(await page.$$('#routes-table tbody tr')).not.toHaveLength(0);
     expect(watch.errors).toEqual([]);
   });
 });
