@@ -136,6 +136,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // the close began would otherwise hold the server open until its keep-alive timeout.
   app.addHook('onSend', async (_request, reply) => {
     if (!accepting) reply.header('connection', 'close');
+    // Every answer is the type it says (JSON, protobuf, text): never sniffed into HTML.
+    reply.header('x-content-type-options', 'nosniff');
   });
   app.addHook('onRequest', async (_request, reply) => {
     if (accepting) return;

@@ -165,9 +165,13 @@ describe('error shapes', () => {
     expect(await rejected()).toBe(before + 2);
   });
 
-  it('answers an unknown route with 404 in the JSON error shape', async () => {
+  it('answers an unknown route with 404 in the JSON error shape, and nothing is sniffed', async () => {
     const res = await rw.app.inject({ method: 'GET', url: '/nowhere', headers: bearer });
     expect(res.statusCode).toBe(404);
+    // Every answer, errors and data alike, is the type it says: never sniffed as HTML.
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    const report = await rw.app.inject({ method: 'GET', url: '/api/v1/report', headers: bearer });
+    expect(report.headers['x-content-type-options']).toBe('nosniff');
     expect(errorOf(res, 'error-json')).toMatchObject({
       code: 'NOT_FOUND',
       message: expect.stringMatching(/\/nowhere/),
