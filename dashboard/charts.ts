@@ -142,7 +142,12 @@ function plot(spec: ChartSpec, target: HTMLElement): uPlot {
     },
     axes: [
       { values: (_u, splits) => timeTicks(splits) },
-      { values: (_u, splits) => splits.map((v) => spec.format(v)), size: 70 },
+      {
+        values: (_u, splits) => splits.map((v) => spec.format(v)),
+        // Wide enough for its longest label ($0.000750 is 9 characters), at about 7 px each.
+        size: (_u, values) =>
+          Math.max(50, 16 + 7 * Math.max(0, ...(values ?? []).map((v) => String(v).length))),
+      },
     ],
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },

@@ -14,7 +14,10 @@ type Alert = AlertsAnswer['alerts'][number];
 
 /** `(none)` for the empty name the report gives tasks without a cohort or route. */
 /** A name from the data, isolated from the text around it (right-to-left names, bidi controls). */
-const named = (name: string) => h('bdi', {}, name === '' ? '(none)' : name);
+const named = (name: string) => {
+  const shown = name === '' ? '(none)' : name;
+  return h('bdi', { class: 'name', title: shown.length > 32 ? shown : undefined }, shown);
+};
 
 const hasFilter = (view: DashboardView) =>
   view.cohorts.length + view.routes.length + view.services.length + view.policies.length > 0;

@@ -534,6 +534,18 @@ describe('the dashboard on names from hostile or right-to-left spans', () => {
       ...stream({ cohort: 'a,b', routes: ['small'], tasks: 20, success: 0.9, ...recent }, random),
       ...stream({ cohort: rlo, routes: ['small'], tasks: 20, success: 0.9, ...recent }, random),
       ...stream({ cohort: hebrew, routes: ['small'], tasks: 20, success: 0.9, ...recent }, random),
+      ...stream(
+        {
+          cohort: 'c'.repeat(200),
+          routes: ['small', 'large'],
+          tasks: 20,
+          success: 0.9,
+          fallback: 0.5,
+          reasons: ['r'.repeat(200)],
+          ...recent,
+        },
+        random,
+      ),
     ]);
     await open.writer.flush();
     const { page, watch } = await newPage();
@@ -549,6 +561,16 @@ describe('the dashboard on names from hostile or right-to-left spans', () => {
     );
     expect(options).toContain('a\\,b');
     expect(options).not.toContain('a,b');
+    // A 200-character name and reason do not widen the page past the window.
+    const widths = await page.evaluate(() => {
+      const root = (
+        globalThis as unknown as {
+          document: { documentElement: { scrollWidth: number; clientWidth: number } };
+        }
+      ).document.documentElement;
+      return { scroll: root.scrollWidth, client: root.clientWidth };
+    });
+    expect(widths.scroll).toBeLessThanOrEqual(widths.client);
 
     // from and window both in the address: the start wins, as in the form; every section draws.
     const from = new Date(now - 3_600_000).toISOString();
