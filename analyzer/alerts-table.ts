@@ -1,4 +1,4 @@
-import { displayWidth, padEndTo } from './text-width.js';
+import { tableLayout } from './text-width.js';
 import type { Resolution } from './message.js';
 
 /** The alerts API's answer as a terminal table (routewatch alerts). Pure. */
@@ -40,15 +40,8 @@ export interface AlertsView {
 const short = (iso: string) => iso.slice(0, 16).replace('T', ' ');
 
 function table(header: string[], rows: string[][]): string[] {
-  const widths = header.map((h, i) =>
-    Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i] ?? ''))),
-  );
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => padEndTo(c, widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  return [line(header), line(widths.map((w) => '─'.repeat(w))), ...rows.map(line)];
+  const { line, rule } = tableLayout(header, rows);
+  return [line(header), rule, ...rows.map(line)];
 }
 
 /**

@@ -1,4 +1,4 @@
-import { displayWidth, padEndTo } from './text-width.js';
+import { displayWidth, padEndTo, tableLayout } from './text-width.js';
 import type { AdviceReport } from './advice.js';
 import type { CohortComparison, Figure, GateCohort, GateResult } from './gate.js';
 
@@ -126,15 +126,8 @@ const HEADER = [
 /** The gate as a terminal table, each cohort's reason under it, and the overall verdict. */
 export function renderGateTable(result: GateResult): string {
   const rows = result.cohorts.map(columns);
-  const widths = HEADER.map((h, i) =>
-    Math.max(displayWidth(h), ...rows.map((r) => displayWidth(r[i]!))),
-  );
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => padEndTo(c, widths[i]!))
-      .join('  ')
-      .trimEnd();
-  const lines = [...headline(result), '', line(HEADER), line(widths.map((w) => '─'.repeat(w)))];
+  const { line, rule } = tableLayout(HEADER, rows);
+  const lines = [...headline(result), '', line(HEADER), rule];
   for (const row of rows) lines.push(line(row));
   if (result.cohorts.length === 0) lines.push('(no tasks on either side)');
   lines.push('');
@@ -164,11 +157,12 @@ function code(text: string): string {
 export function renderGateMarkdown(result: GateResult): string {
   const icon = { pass: '✅', fail: '❌', insufficient_data: '⚠️' };
   const note = notComparedNote(result);
+  const costless = costlessNote(result);
   const lines = [
     `### ${icon[result.verdict]} routewatch gate: ${VERDICT_MARK[result.verdict]}`,
     '',
     ...(note ? [escapeCell(note), ''] : []),
-    ...(costlessNote(result) ? [`> ⚠️ ${escapeCell(costlessNote(result)!)}`, ''] : []),
+    ...(costless ? [`> ⚠️ ${escapeCell(costless)}`, ''] : []),
     ...headline(result)
       .slice(1)
       .map((l) => `- ${escapeCell(l)}`),

@@ -1,4 +1,4 @@
-import { displayWidth, padEndTo, padStartTo } from './text-width.js';
+import { displayWidth, padEndTo, tableLayout } from './text-width.js';
 import type { CohortRouteMetrics, Report, ScoreSummary, WindowMetrics } from './report.js';
 import type { Interval } from './stats.js';
 
@@ -148,9 +148,6 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
       ]
     : undefined;
   const rows = overall ? [...body, overall] : body;
-  const widths = header.map((h, i) =>
-    Math.max(displayWidth(h), ...rows.map((row) => displayWidth(row[i] ?? ''))),
-  );
   const numeric = new Set([
     2,
     3,
@@ -161,12 +158,7 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
     9,
     ...(options.wide ? WIDE_HEADER.map((_, i) => 10 + i) : []),
   ]);
-  const line = (cellsOfRow: string[]) =>
-    cellsOfRow
-      .map((c, i) => (numeric.has(i) ? padStartTo(c, widths[i] ?? 0) : padEndTo(c, widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  const rule = line(widths.map((w) => '─'.repeat(w)));
+  const { line, rule } = tableLayout(header, rows, numeric);
   const filters = Object.entries(report.filter ?? {})
     .filter(([, values]) => values.length > 0)
     .map(([name, values]) => `${name} ${values.join(', ')}`);

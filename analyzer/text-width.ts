@@ -108,3 +108,26 @@ export function padEndTo(text: string, width: number): string {
 export function padStartTo(text: string, width: number): string {
   return ' '.repeat(Math.max(0, width - displayWidth(text))) + text;
 }
+
+/**
+ * A terminal table's columns: each as wide as its widest cell, the header's included, two spaces
+ * apart, the `rightAligned` ones (figures) padded on the left. `line` sets out one row; `rule` is
+ * the line under the header.
+ */
+export function tableLayout(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  rightAligned: ReadonlySet<number> = new Set(),
+): { line: (cells: readonly string[]) => string; rule: string } {
+  const widths = header.map((h, i) =>
+    Math.max(displayWidth(h), ...rows.map((row) => displayWidth(row[i] ?? ''))),
+  );
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) =>
+        rightAligned.has(i) ? padStartTo(c, widths[i] ?? 0) : padEndTo(c, widths[i] ?? 0),
+      )
+      .join('  ')
+      .trimEnd();
+  return { line, rule: line(widths.map((w) => '─'.repeat(w))) };
+}

@@ -32,28 +32,32 @@ function anyValue(w: BinaryWriter, value: Json): void {
         w.tag(4, WireType.Bit64).double(Number(v));
         break;
       case 'arrayValue':
-        w.tag(5, WireType.LengthDelimited).fork();
-        for (const item of ((v as Json)['values'] ?? []) as Json[]) {
-          w.tag(1, WireType.LengthDelimited).fork();
-          anyValue(w, item);
-          w.join();
-        }
-        w.join();
+        valueList(w, 5, v as Json, anyValue);
         break;
       case 'kvlistValue':
-        w.tag(6, WireType.LengthDelimited).fork();
-        for (const kv of ((v as Json)['values'] ?? []) as Json[]) {
-          w.tag(1, WireType.LengthDelimited).fork();
-          keyValue(w, kv);
-          w.join();
-        }
-        w.join();
+        valueList(w, 6, v as Json, keyValue);
         break;
       case 'bytesValue':
         w.tag(7, WireType.LengthDelimited).bytes(Buffer.from(v as string, 'base64'));
         break;
     }
   }
+}
+
+/** An ArrayValue or KeyValueList: its `values`, each a message of field 1. */
+function valueList(
+  w: BinaryWriter,
+  field: number,
+  list: Json,
+  write: (w: BinaryWriter, item: Json) => void,
+): void {
+  w.tag(field, WireType.LengthDelimited).fork();
+  for (const item of (list['values'] ?? []) as Json[]) {
+    w.tag(1, WireType.LengthDelimited).fork();
+    write(w, item);
+    w.join();
+  }
+  w.join();
 }
 
 function keyValue(w: BinaryWriter, kv: Json): void {

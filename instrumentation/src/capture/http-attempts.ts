@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { context, diag, trace, type Span } from '@opentelemetry/api';
 import { isTracingSuppressed } from '@opentelemetry/core';
 import { ATTR_HTTP_ATTEMPTS, ATTR_HTTP_RETRY_WAIT_MS } from '../semconv.js';
+import { portOf } from './params.js';
 
 /**
  * Counting the HTTP requests of each model call: the OpenAI and Anthropic SDKs retry 429s, 5xx and
@@ -174,8 +175,7 @@ function requestTarget(request: unknown): { host: string; port: number | undefin
   } else {
     return undefined;
   }
-  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
-  return { host: url.hostname, port };
+  return { host: url.hostname, port: portOf(url) };
 }
 
 const bare = (host: string) => host.replace(/^\[|\]$/g, '').toLowerCase();

@@ -110,11 +110,15 @@ export function serverAttributes(resource: unknown): Attributes {
   let attributes = serverAttributesByBaseURL.get(baseURL);
   if (attributes === undefined) {
     const url = new URL(baseURL);
-    const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
-    attributes = { [ATTR_SERVER_ADDRESS]: url.hostname, [ATTR_SERVER_PORT]: port };
+    attributes = { [ATTR_SERVER_ADDRESS]: url.hostname, [ATTR_SERVER_PORT]: portOf(url) };
     // A process talks to a handful of endpoints; the bound only guards against a pathological app.
     if (serverAttributesByBaseURL.size >= 64) serverAttributesByBaseURL.clear();
     serverAttributesByBaseURL.set(baseURL, attributes);
   }
   return attributes;
+}
+
+/** A URL's port, the scheme's default when it names none. */
+export function portOf(url: URL): number {
+  return url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
 }
