@@ -159,6 +159,17 @@ class ChannelQueue {
       }
       this.stats.retries++;
       this.stats.lastError = result.error;
+      if (result.status !== undefined && REFUSED_STATUSES.has(result.status)) refusals++;
+      if (refusals >= REFUSED_ATTEMPTS) {
+        this.stats.refused++;
+        await this.#record(event, { status: 'refused', attempts, error: result.error });
+        this.options.log.error(
+          { channel: this.channel.name, alert: event.fingerprint, attempts, error: result.error },
+          `the channel refused this alert message ${refusals} times (${result.error}): it is ` +
+            'given up, and the messages after it go on (routewatch alerts lists the current state)',
+        );
+        return;
+      }
       let waitMs: number;
       if (result.status === 429) {
         // Rate limited: wait as told (or a second), without growing the backoff.
@@ -185,17 +196,6 @@ class ChannelQueue {
         },
         'alert delivery failed; retrying',
       );
-      if (result.status !== undefined && REFUSED_STATUSES.has(result.status)) refusals++;
-      if (refusals >= REFUSED_ATTEMPTS) {
-        this.stats.refused++;
-        await this.#record(event, { status: 'refused', attempts, error: result.error });
-        this.options.log.error(
-          { channel: this.channel.name, alert: event.fingerprint, attempts, error: result.error },
-          `the channel refused this alert message ${refusals} times (${result.error}): it is ` +
-            'given up, and the messages after it go on (routewatch alerts lists the current state)',
-        );
-        return;
-      }
       if (attempts === 1 || attempts % 10 === 0) {
         await this.#record(event, { status: 'failing', attempts, error: result.error });
       }
