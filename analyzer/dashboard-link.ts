@@ -69,7 +69,8 @@ export function queryOfView(
     if (value) params.set(name, value);
   }
   for (const [key, name] of VIEW_LISTS) {
-    const items = (view[key] ?? []).map((item) => item.trim()).filter((item) => item !== '');
+    // Names are the data's, spaces and all (joinNames escapes what splitNames would trim).
+    const items = (view[key] ?? []).filter((item) => item !== '');
     if (items.length > 0) params.set(name, joinNames([...new Set(items)]));
   }
   if (options.bucket !== false && view.bucket?.trim()) params.set('bucket', view.bucket.trim());

@@ -1,32 +1,58 @@
 /**
  * Cohort, route, service and policy names written as one text, as the query strings, the CLI's
- * options and the dashboard's filter fields take them: comma-separated, with `\,` for a comma
- * inside a name and `\\` for a backslash. Names come from span attributes and may hold either.
+ * options and the dashboard's filter fields take them: comma-separated, each name trimmed, with
+ * `\,` for a comma inside a name, `\\` for a backslash and `\ ` for a space (or other white
+ * space) that trimming keeps. Names come from span attributes and may hold any of them.
  * Pure: the server and the dashboard in the browser share it.
  */
 
-/** The names in `text`; items are trimmed, empty items dropped. */
+const SPACE = /\s/;
+
+/** The names in `text`; items are trimmed of white space not escaped, empty items dropped. */
 export function splitNames(text: string): string[] {
   const names: string[] = [];
   let name = '';
+  // Where the first escaped character of `name` is and where the last one ends: trimming stops
+  // at them, so that escaped white space at either end is kept.
+  let firstEscape = Infinity;
+  let lastEscapeEnd = 0;
+  const push = () => {
+    const start = Math.min(name.length - name.trimStart().length, firstEscape);
+    const end = Math.max(name.trimEnd().length, lastEscapeEnd);
+    if (start < end) names.push(name.slice(start, end));
+    name = '';
+    firstEscape = Infinity;
+    lastEscapeEnd = 0;
+  };
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
-    if (c === '\\' && (text[i + 1] === ',' || text[i + 1] === '\\')) {
-      name += text[++i];
+    const next = text[i + 1];
+    if (c === '\\' && next !== undefined && (next === ',' || next === '\\' || SPACE.test(next))) {
+      firstEscape = Math.min(firstEscape, name.length);
+      name += next;
+      lastEscapeEnd = name.length;
+      i++;
     } else if (c === ',') {
-      names.push(name);
-      name = '';
+      push();
     } else {
       name += c;
     }
   }
-  names.push(name);
-  return names.map((n) => n.trim()).filter((n) => n !== '');
+  push();
+  return names;
 }
 
 /** One name as splitNames reads it back. */
 export function escapeName(name: string): string {
-  return name.replaceAll('\\', '\\\\').replaceAll(',', '\\,');
+  const escaped = name.replaceAll('\\', '\\\\').replaceAll(',', '\\,');
+  // White space at either end, which splitNames would trim, is escaped.
+  const body = escaped.trim();
+  if (body === escaped) return escaped;
+  const start = escaped.length - escaped.trimStart().length;
+  const lead = escaped.slice(0, start);
+  const tail = escaped.slice(start + body.length);
+  const keep = (spaces: string) => [...spaces].map((c) => `\\${c}`).join('');
+  return `${keep(lead)}${body}${keep(tail)}`;
 }
 
 /** Names as one text that splitNames reads back. */

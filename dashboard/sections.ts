@@ -246,11 +246,17 @@ export function renderRoutes(
           h(
             'th',
             { scope: 'row' },
-            h(
-              'a',
-              { href: viewLink(view, { cohorts: [row.cohort] }), title: 'show only this cohort' },
-              named(row.cohort),
-            ),
+            // Tasks without a cohort have no filter of their own: their name is not a link.
+            row.cohort === ''
+              ? named(row.cohort)
+              : h(
+                  'a',
+                  {
+                    href: viewLink(view, { cohorts: [row.cohort] }),
+                    title: 'show only this cohort',
+                  },
+                  named(row.cohort),
+                ),
           ),
           h('td', {}, named(row.primaryRoute)),
           ...metricCells(row),
@@ -428,13 +434,15 @@ export function renderAlerts(
                   h(
                     'td',
                     {},
-                    h(
-                      'a',
-                      { href: viewLink(view, { cohorts: [a.cohort], routes: [a.route] }) },
-                      named(a.cohort),
-                      ' × ',
-                      named(a.route),
-                    ),
+                    a.cohort === '' || a.route === ''
+                      ? h('span', {}, named(a.cohort), ' × ', named(a.route))
+                      : h(
+                          'a',
+                          { href: viewLink(view, { cohorts: [a.cohort], routes: [a.route] }) },
+                          named(a.cohort),
+                          ' × ',
+                          named(a.route),
+                        ),
                   ),
                   h('td', {}, utc(a.since)),
                   h('td', {}, a.summary),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dashboardUrl, queryOfView, viewFromQuery } from '../../analyzer/dashboard-link.js';
 import { filterList } from '../../analyzer/filter-list.js';
-import { isolate, joinNames, splitNames } from '../../analyzer/name-list.js';
+import { escapeName, isolate, joinNames, splitNames } from '../../analyzer/name-list.js';
 import { titleOf } from '../../analyzer/message.js';
 
 describe('the dashboard view in the URL', () => {
@@ -33,7 +33,10 @@ describe('the dashboard view in the URL', () => {
       window: '',
       bucket: '1h',
     });
-    expect(query.toString()).toBe('from=2026-12-01&cohort=b%2Ca&route=small&policy=v2&bucket=1h');
+    // A view's names are exact: spaces at the ends are the name's, and written escaped (`\ `).
+    expect(query.toString()).toBe(
+      'from=2026-12-01&cohort=b%2Ca&route=%5C+small%5C+&policy=v2&bucket=1h',
+    );
     expect(queryOfView(viewFromQuery(query)).toString()).toBe(query.toString());
     expect(queryOfView(viewFromQuery(query), { bucket: false }).has('bucket')).toBe(false);
   });
@@ -52,6 +55,33 @@ describe('the dashboard view in the URL', () => {
     expect(
       viewFromQuery(new URL(dashboardUrl('http://h/', { cohorts: ['a,b'] })).search).cohorts,
     ).toEqual(['a,b']);
+  });
+
+  it('keeps white space at the ends of a name when it is escaped, as a link to such a name writes it', () => {
+    // A typed list is trimmed; `\ ` keeps a space (tab, …) that trimming would drop.
+    expect(splitNames(' faq , \\ spaced\\ ,\\ \\ ,x\\\t')).toEqual([
+      'faq',
+      ' spaced ',
+      '  ',
+      'x\t',
+    ]);
+    expect(splitNames('\\  a')).toEqual(['  a']);
+    expect(splitNames('a \\ ')).toEqual(['a  ']);
+    // Every name made of the characters that need care reads back as itself, alone and in a list.
+    const alphabet = [' ', '\t', ',', '\\', 'a', 'é', '\u3000'];
+    const names: string[] = [];
+    const grow = (prefix: string, depth: number) => {
+      if (prefix !== '') names.push(prefix);
+      if (depth > 0) for (const c of alphabet) grow(prefix + c, depth - 1);
+    };
+    grow('', 4);
+    for (const name of names) expect(splitNames(escapeName(name))).toEqual([name]);
+    expect(splitNames(joinNames(names, ', '))).toEqual(names);
+    // A cohort named " spaced " in an alert's link opens that cohort.
+    expect(
+      viewFromQuery(new URL(dashboardUrl('http://h/', { cohorts: [' spaced '] })).search).cohorts,
+    ).toEqual([' spaced ']);
+    expect(filterList.parse(['\\ spaced\\ '])).toEqual([' spaced ']);
   });
 
   it('isolates a name with right-to-left letters or bidi controls, and leaves the others alone', () => {
