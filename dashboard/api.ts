@@ -24,8 +24,22 @@ interface ErrorBody {
   error?: { code?: unknown; message?: unknown };
 }
 
-/** GET a path of the API, relative to the page (so a path prefix behind a proxy is kept). */
-export async function getJson<T>(path: string): Promise<T> {
+/** How long a request of the page may take before it says so rather than show "Loading…". */
+export const API_TIMEOUT_MS = 30_000;
+
+/** Why a request was cut short: a newer view replaced it, or it outran API_TIMEOUT_MS. */
+export class Abandoned extends Error {
+  constructor(readonly timedOut: boolean) {
+    super(timedOut ? 'timed out' : 'replaced by a newer view');
+    this.name = 'Abandoned';
+  }
+}
+
+/**
+ * GET a path of the API, relative to the page (so a path prefix behind a proxy is kept). With a
+ * signal, an abort (reason: Abandoned) ends the request.
+ */
+export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
   const token = currentToken();
   // A pasted token a header cannot carry would fail the request as if routewatch were down.
   if (token !== undefined && !isTokenText(token)) {
@@ -43,15 +57,28 @@ export async function getJson<T>(path: string): Promise<T> {
         ...(token ? { authorization: `Bearer ${token}` } : {}),
       },
       cache: 'no-store',
+      ...(signal ? { signal } : {}),
     });
   } catch (error) {
+    if (signal?.aborted) throw abandoned(signal, path);
     throw new ApiError(
       0,
       'UNREACHABLE',
       `routewatch did not answer (${(error as Error).message}): is it running?`,
     );
   }
-  if (response.ok) return (await response.json()) as T;
+  if (response.ok) {
+    try {
+      return (await response.json()) as T;
+    } catch {
+      if (signal?.aborted) throw abandoned(signal, path);
+      throw new ApiError(
+        response.status,
+        'NOT_JSON',
+        `routewatch's answer to ${pathOf(path)} was not JSON: is a proxy in the way?`,
+      );
+    }
+  }
   let code = `HTTP_${response.status}`;
   let message = `${response.status} ${response.statusText}`.trim();
   try {
@@ -62,4 +89,17 @@ export async function getJson<T>(path: string): Promise<T> {
     /* not JSON (a proxy's page): the status line says it */
   }
   throw new ApiError(response.status, code, message);
+}
+
+const pathOf = (path: string) => path.split('?')[0]!;
+
+function abandoned(signal: AbortSignal, path: string): ApiError {
+  const timedOut = signal.reason instanceof Abandoned && signal.reason.timedOut;
+  return timedOut
+    ? new ApiError(
+        0,
+        'TIMEOUT',
+        `routewatch did not answer ${pathOf(path)} within ${API_TIMEOUT_MS / 1000} s: the store may be busy. Try a shorter window, or Refresh.`,
+      )
+    : new ApiError(0, 'ABANDONED', 'replaced by a newer view');
 }

@@ -2,7 +2,7 @@ import { queryOfView, viewFromQuery } from '../analyzer/dashboard-link.js';
 import { escapeName, joinNames } from '../analyzer/name-list.js';
 import type { DashboardView } from '../analyzer/dashboard-link.js';
 import { parseDuration, resolveWindow } from '../server/time.js';
-import { ApiError, getJson } from './api.js';
+import { API_TIMEOUT_MS, Abandoned, ApiError, getJson } from './api.js';
 import type { AdviceReport, AlertsAnswer, Report, TimeseriesAnswer } from './api-types.js';
 import { renderCharts } from './charts.js';
 import { byId, fill, h, notice } from './dom.js';
@@ -81,8 +81,14 @@ function fillForm(view: DashboardView): void {
   const form = byId<HTMLFormElement>('filters');
   const windowSelect = byId<HTMLSelectElement>('f-window');
   const windowValue = view.from !== undefined ? '' : (view.window ?? DEFAULT_WINDOW);
+  // A window of the address that the list lacks is offered while it is the view's, then dropped.
+  for (const option of [...windowSelect.options]) {
+    if (option.dataset['added'] !== undefined && option.value !== windowValue) option.remove();
+  }
   if (![...windowSelect.options].some((o) => o.value === windowValue)) {
-    windowSelect.append(h('option', { value: windowValue }, `last ${windowValue}`));
+    windowSelect.append(
+      h('option', { value: windowValue, 'data-added': '' }, `last ${windowValue}`),
+    );
   }
   windowSelect.value = windowValue;
   const bucketSelect = byId<HTMLSelectElement>('f-bucket');
@@ -183,9 +189,26 @@ function section(id: string, render: (body: Element) => void): void {
 }
 
 let generation = 0;
+/** The requests of the view loading now: a newer view, or API_TIMEOUT_MS, ends them. */
+let requests: AbortController | undefined;
+/** The address's query of the view drawn or loading, so a move within the page does not reload. */
+let loadedSearch: string | undefined;
 
 async function load(): Promise<void> {
   const mine = ++generation;
+  requests?.abort(new Abandoned(false));
+  const controller = (requests = new AbortController());
+  const timer = setTimeout(() => controller.abort(new Abandoned(true)), API_TIMEOUT_MS);
+  try {
+    await loadView(mine, controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function loadView(mine: number, signal: AbortSignal): Promise<void> {
+  const get = <T>(path: string) => settle(getJson<T>(path, signal));
+  loadedSearch = window.location.search;
   setState('loading');
   fill(byId('status'), 'Loading…');
   const view = viewFromQuery(window.location.search);
@@ -202,20 +225,18 @@ async function load(): Promise<void> {
   });
   seriesQuery.set('bucket', bucketOf(view));
 
-  const report = settle(
-    getJson<Report>(`api/v1/report?${queryOfView({ ...view, ...time }, { bucket: false })}`),
+  const report = get<Report>(
+    `api/v1/report?${queryOfView({ ...view, ...time }, { bucket: false })}`,
   );
   const [filtered, all, timeseries, alerts, advice] = await Promise.all([
     report,
     // Without filters the report is also "everything": asked once.
-    hasFilter(view) ? settle(getJson<Report>(`api/v1/report?${timeQuery}`)) : report,
-    settle(getJson<TimeseriesAnswer>(`api/v1/timeseries?${seriesQuery}`)),
-    settle(getJson<AlertsAnswer>(`api/v1/alerts?history=${HISTORY}`)),
+    hasFilter(view) ? get<Report>(`api/v1/report?${timeQuery}`) : report,
+    get<TimeseriesAnswer>(`api/v1/timeseries?${seriesQuery}`),
+    get<AlertsAnswer>(`api/v1/alerts?history=${HISTORY}`),
     // Advice weighs a cohort's routes together: every filter of the view but the route's.
-    settle(
-      getJson<AdviceReport>(
-        `api/v1/advice?${queryOfView({ ...time, cohorts: view.cohorts, services: view.services, policies: view.policies })}`,
-      ),
+    get<AdviceReport>(
+      `api/v1/advice?${queryOfView({ ...time, cohorts: view.cohorts, services: view.services, policies: view.policies })}`,
     ),
   ]);
   if (mine !== generation) return; // a newer view is loading
@@ -231,17 +252,18 @@ async function load(): Promise<void> {
   byId('content').hidden = false;
   byId('forget-token').hidden = currentToken() === undefined;
 
+  // An answer of an unexpected shape (a proxy's, another version's) fails its sections, which say
+  // so, and leaves the suggestions and the period empty: never the whole page.
   const known = all.ok ? all.value : filtered.ok ? filtered.value : undefined;
-  if (known) {
-    setOptions(
-      'cohort-options',
-      known.rows.map((r) => r.cohort),
-    );
-    setOptions(
-      'route-options',
-      known.rows.map((r) => r.primaryRoute),
-    );
-  }
+  const rows = Array.isArray(known?.rows) ? known.rows : [];
+  setOptions(
+    'cohort-options',
+    rows.map((r) => r.cohort),
+  );
+  setOptions(
+    'route-options',
+    rows.map((r) => r.primaryRoute),
+  );
   fill(
     byId('period'),
     filtered.ok ? `${utc(filtered.value.from)} → ${utc(filtered.value.to)}` : '',
@@ -298,7 +320,21 @@ function start(): void {
     event.preventDefault();
     navigate(href);
   });
-  window.addEventListener('popstate', refresh);
+  // Back and Forward between views load the view; between places in one view (`#alerts`) they
+  // only move.
+  window.addEventListener('popstate', () => {
+    if (window.location.search !== loadedSearch) refresh();
+  });
+  // Picking a window means "the last …": a start in From would win over it, unseen.
+  byId<HTMLSelectElement>('f-window').addEventListener('change', (event) => {
+    if ((event.target as HTMLSelectElement).value !== '')
+      byId<HTMLInputElement>('f-from').value = '';
+  });
+  byId<HTMLInputElement>('f-from').addEventListener('input', (event) => {
+    if ((event.target as HTMLInputElement).value.trim() !== '') {
+      byId<HTMLSelectElement>('f-window').value = '';
+    }
+  });
   // A `#token=…` link opened in a tab already on the dashboard: taken as at start.
   window.addEventListener('hashchange', () => {
     if (takeTokenFromFragment()) refresh();

@@ -535,6 +535,10 @@ describe('the dashboard on names from hostile or right-to-left spans', () => {
       ...stream({ cohort: rlo, routes: ['small'], tasks: 20, success: 0.9, ...recent }, random),
       ...stream({ cohort: hebrew, routes: ['small'], tasks: 20, success: 0.9, ...recent }, random),
       ...stream(
+        { cohort: ' spaced ', routes: ['small'], tasks: 20, success: 0.9, ...recent },
+        random,
+      ),
+      ...stream(
         {
           cohort: 'c'.repeat(200),
           routes: ['small', 'large'],
@@ -572,12 +576,106 @@ describe('the dashboard on names from hostile or right-to-left spans', () => {
     });
     expect(widths.scroll).toBeLessThanOrEqual(widths.client);
 
+    // A name with spaces at its ends: its link opens that cohort, spaces and all.
+    await page.click('#routes-table tbody tr[data-cohort=" spaced "] th a');
+    await page.waitForFunction(
+      () => document.querySelectorAll('#routes-table tbody tr').length === 1,
+    );
+    expect((await routeRows(page)).map((r) => r.cohort)).toEqual([' spaced ']);
+    expect(new URL(page.url()).searchParams.get('cohort')).toBe('\\ spaced\\ ');
+
     // from and window both in the address: the start wins, as in the form; every section draws.
     const from = new Date(now - 3_600_000).toISOString();
     await page.goto(`${openUrl}/?from=${from}&window=7d`);
     await settled(page);
     expect(await page.$$('#status .notice-error')).toHaveLength(0);
     expect(await page.$$('#routes-table tbody tr')).not.toHaveLength(0);
+    expect(watch.errors).toEqual([]);
+  });
+});
+
+describe('the dashboard when the API misbehaves', () => {
+  it('fails only the sections of an answer of the wrong shape, and says so when a request hangs', async () => {
+    const { page, watch } = await newPage();
+    // A proxy (or another version) answers 200 with a body the page does not know.
+    await page.route('**/api/v1/report?*', (route) =>
+      route.fulfill({ status: 200, contentType: 'application/json', body: '{}' }),
+    );
+    await page.goto(`${openUrl}/?window=24h`);
+    await settled(page);
+    await expect(page.locator('#routes .notice-error').innerText()).resolves.toMatch(
+      /could not be drawn/,
+    );
+    // The sections of the other answers draw.
+    expect(await page.$$('#alerts table')).not.toHaveLength(0);
+    await page.unroute('**/api/v1/report?*');
+
+    // A request that never ends: after the page's time limit its section says so.
+    await page.clock.install();
+    await page.route('**/api/v1/timeseries?*', () => undefined);
+    const hung = page.waitForRequest('**/api/v1/timeseries?*');
+    const answered = ['report', 'alerts', 'advice'].map((path) =>
+      page.waitForResponse(`**/api/v1/${path}?*`),
+    );
+    await page.goto(`${openUrl}/?window=24h`);
+    await Promise.all([hung, ...answered]);
+    expect(await page.getAttribute('html', 'data-state')).toBe('loading');
+    await page.clock.fastForward(31_000);
+    await settled(page);
+    await expect(page.locator('#trends .notice-error').innerText()).resolves.toMatch(
+      /did not answer api\/v1\/timeseries within 30 s/,
+    );
+    expect(await page.$$('#routes-table tbody tr')).not.toHaveLength(0);
+    expect(watch.errors).toEqual([]);
+  });
+
+  it('moves within a view without asking the API again, and keeps the window list to the views seen', async () => {
+    const { page, watch } = await newPage();
+    await page.goto(`${openUrl}/?window=24h`);
+    await settled(page);
+    const asked: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().includes('/api/')) asked.push(request.url());
+    });
+    await page.click('a[href="#alerts"]');
+    await page.goBack();
+    await page.goForward();
+    expect(asked).toEqual([]);
+
+    // An address's odd window is offered while it is the view's, and then dropped.
+    const windows = () =>
+      page.$$eval('#f-window option', (items: PageElement[]) =>
+        items.map((item) => item.getAttribute('value')),
+      );
+    const show = async (search: string) => {
+      await page.evaluate((query) => {
+        const w = globalThis as unknown as {
+          history: { pushState(a: null, b: string, url: string): void };
+          dispatchEvent(event: unknown): void;
+          PopStateEvent: new (type: string) => unknown;
+        };
+        w.history.pushState(null, '', query);
+        w.dispatchEvent(new w.PopStateEvent('popstate'));
+      }, search);
+      await page.waitForFunction(
+        (query) =>
+          (globalThis as unknown as { location: { search: string } }).location.search === query &&
+          document.documentElement.dataset['state'] === 'ready',
+        search,
+      );
+    };
+    await show('?window=5h');
+    expect(await windows()).toContain('5h');
+    await show('?window=7h');
+    expect(await windows()).toContain('7h');
+    expect(await windows()).not.toContain('5h');
+    expect(asked.length).toBeGreaterThan(0);
+
+    // A start in From wins over the window: picking a window clears it, typing one clears the window.
+    await page.fill('#f-from', '2h');
+    expect(await page.inputValue('#f-window')).toBe('');
+    await page.selectOption('#f-window', '6h');
+    expect(await page.inputValue('#f-from')).toBe('');
     expect(watch.errors).toEqual([]);
   });
 });
