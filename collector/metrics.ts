@@ -220,6 +220,12 @@ export function renderMetrics(sources: MetricsSources): string {
       writer.logFullRefusals,
     ],
     [
+      'routewatch_wal_append_failures_total',
+      'Appends to the write-ahead log that failed (a full disk, an I/O error); their requests were answered 503.',
+      'counter',
+      writer.logAppendFailures,
+    ],
+    [
       'routewatch_insert_batches_total',
       'ClickHouse inserts of span batches.',
       'counter',

@@ -52,6 +52,8 @@ export interface SpanWriterStats {
   overloadRefusals: number;
   /** Writes refused because the write-ahead log was at its disk budget (answered 503). */
   logFullRefusals: number;
+  /** Appends to the write-ahead log that failed (a full disk, an I/O error): answered 503. */
+  logAppendFailures: number;
   /** Rows the store takes per second, measured over recent inserts. */
   insertRowsPerSecond: number;
   /**
@@ -110,6 +112,8 @@ export interface WriterHealth {
   wal: boolean;
   /** The log is at its disk budget: ingest is refused (503). */
   logFull: boolean;
+  /** The last append to the log failed, and the log has not been written since. */
+  logUnwritable: boolean;
   /** Without the log: true. With it: the store is migrated and the last insert did not fail. */
   storeAvailable: boolean;
 }
@@ -153,6 +157,8 @@ export const CLOSE_DRAIN_MS = 5_000;
 /** The fsync rate assumed before the first append is measured, bytes per second. */
 const INITIAL_APPEND_BYTES_PER_SECOND = 20 * 1024 * 1024;
 const RATE_SMOOTHING = 0.3;
+/** How often a log that cannot be written is tried while no request tries it. */
+const RECOVERY_CHECK_MS = 2_000;
 
 interface Waiter {
   /** When the write was queued (Date.now()). */
@@ -202,6 +208,9 @@ export class SpanWriter {
   readonly #inserter: SpanInserter;
   readonly #wal: WriteAheadLog | undefined;
   readonly #drainer: WalDrainer | undefined;
+  /** Since when appends to the log fail (undefined: the last one worked). */
+  #unwritableSince: number | undefined;
+  #recovery: NodeJS.Timeout | undefined;
   readonly #log: SpanWriterLog;
   #waiting: Waiter[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -229,6 +238,7 @@ export class SpanWriter {
     writeWaitMs: new LatencyHistogram(),
     writeMs: new LatencyHistogram(),
     logFullRefusals: 0,
+    logAppendFailures: 0,
     insertRowsPerSecond: INITIAL_ROWS_PER_SECOND,
   };
 
@@ -289,6 +299,7 @@ export class SpanWriter {
     return {
       wal: this.#wal !== undefined,
       logFull: this.#atBudget(),
+      logUnwritable: this.#unwritableSince !== undefined,
       storeAvailable: this.#drainer?.stats.storeAvailable ?? true,
     };
   }
@@ -415,6 +426,7 @@ export class SpanWriter {
       return;
     }
     while (this.#appending) await this.#appending;
+    clearInterval(this.#recovery);
     await this.#drainer.stop(options.drainMs ?? CLOSE_DRAIN_MS);
     await this.#wal.close();
   }
@@ -506,11 +518,12 @@ export class SpanWriter {
         // rows that might still fail to be written.
         for (const record of appended) this.#rememberRecord(record);
         this.#drainer!.notify();
+        this.#writable();
       }
       this.#observeWrites(group, groupStarted);
       for (const waiter of group) waiter.resolve(ALL_STORED);
     } catch (error) {
-      this.#log.error({ err: error }, 'appending to the write-ahead log failed');
+      this.#unwritable(error);
       const refusal = new OverloadedError(
         'LOG_UNWRITABLE',
         'the collector could not write its write-ahead log: retry later',
@@ -522,6 +535,45 @@ export class SpanWriter {
       this.stats.pendingRows -= groupRows;
       this.stats.pendingBytes -= groupBytes;
     }
+  }
+
+  /**
+   * An append failed. The first of a run is logged; until the log is written again, /readyz says
+   * so, and the log is tried every few seconds even with no request coming (a balancer sends
+   * none to a collector that is not ready): once what was stored frees a full disk, it recovers.
+   */
+  #unwritable(error: unknown): void {
+    this.stats.logAppendFailures++;
+    if (this.#unwritableSince !== undefined) return;
+    this.#unwritableSince = Date.now();
+    this.#log.error(
+      { err: error },
+      'appending to the write-ahead log failed: exports are answered 503 until it can be written again',
+    );
+    this.#recovery = setInterval(() => {
+      if (this.#closing) return;
+      this.#wal!.tryRecover().then(
+        (ok) => {
+          if (ok) this.#writable();
+        },
+        () => undefined,
+      );
+    }, RECOVERY_CHECK_MS);
+    this.#recovery.unref();
+  }
+
+  #writable(): void {
+    if (this.#unwritableSince === undefined) return;
+    this.#log.info(
+      {
+        unwritableMs: Date.now() - this.#unwritableSince,
+        failedAppends: this.stats.logAppendFailures,
+      },
+      'the write-ahead log can be written again',
+    );
+    this.#unwritableSince = undefined;
+    clearInterval(this.#recovery);
+    this.#recovery = undefined;
   }
 
   /** The stage timings of writes settled now, whose append or insert began at `started`. */

@@ -549,13 +549,60 @@ export class WriteAheadLog {
     openDirs.delete(this.dir);
   }
 
+  /**
+   * After a failed append, with no append under way: starts the segment the next append needs,
+   * freeing stored segments first. True when that worked: the log can be written again (a disk
+   * that was full has room). For a writer with no request to try appends with.
+   */
+  async tryRecover(): Promise<boolean> {
+    this.#assertOpen();
+    if (this.#appending) return false;
+    if (!this.#rotateBeforeNextAppend) return true;
+    this.#appending = true;
+    try {
+      await this.#rotation;
+      await this.#rotate();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      this.#appending = false;
+    }
+  }
+
   async #rotate(): Promise<void> {
     const previous = this.#active;
-    const next = await createSegment(this.dir, previous.sequence + 1);
+    // Stored segments go first: on a full disk they are the room the new segment needs. The
+    // active one too when all of it is stored: the checkpoint then points into it, so a start
+    // after a crash here still numbers the next segment past it.
+    await this.#deleteStoredSegments();
+    const previousStored =
+      this.#sizes.has(previous.sequence) &&
+      !this.#entries.some((e) => e.start.segment === previous.sequence) &&
+      this.#position.segment === previous.sequence &&
+      this.#position.offset >= previous.size;
+    if (previousStored) {
+      await previous.handle.close().catch(() => undefined);
+      await unlink(join(this.dir, segmentName(previous.sequence))).catch(
+        (error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        },
+      );
+      this.#sizes.delete(previous.sequence);
+      this.stats.segmentsDeleted++;
+    }
+    let next: ActiveSegment;
+    try {
+      next = await createSegment(this.dir, previous.sequence + 1);
+    } catch (error) {
+      // The active segment may be gone: nothing is written until a new one is started.
+      this.#rotateBeforeNextAppend = true;
+      throw error;
+    }
     this.#active = next;
     this.#sizes.set(next.sequence, next.size);
     this.#rotateBeforeNextAppend = false;
-    await previous.handle.close().catch(() => undefined);
+    if (!previousStored) await previous.handle.close().catch(() => undefined);
     await this.#deleteStoredSegments();
   }
 
@@ -602,7 +649,8 @@ function defaultSegmentBytes(options: WalOptions): number {
 }
 
 async function createSegment(dir: string, sequence: number): Promise<ActiveSegment> {
-  const handle = await open(join(dir, segmentName(sequence)), SEGMENT_FLAGS);
+  const path = join(dir, segmentName(sequence));
+  const handle = await open(path, SEGMENT_FLAGS);
   try {
     await handle.write(SEGMENT_MAGIC, 0, SEGMENT_MAGIC.length, 0);
     await handle.datasync();
@@ -610,6 +658,9 @@ async function createSegment(dir: string, sequence: number): Promise<ActiveSegme
     await syncDirectory(dir);
   } catch (error) {
     await handle.close().catch(() => undefined);
+    // Created here (O_EXCL) and holding nothing: left behind, it would refuse every later try
+    // at this name, and a disk full for a moment would stop the log until a restart.
+    await unlink(path).catch(() => undefined);
     throw error;
   }
   return { sequence, handle, size: SEGMENT_MAGIC.length };

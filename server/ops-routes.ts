@@ -35,6 +35,9 @@ export const opsRoutes: FastifyPluginAsync<OpsRoutesOptions> = async (app, optio
     const writer = options.writer.health();
     if (writer.wal) {
       if (writer.logFull) return unavailable('write-ahead log full', 10);
+      if (writer.logUnwritable) {
+        return unavailable('write-ahead log cannot be written (is its disk full?)', 5);
+      }
       if (!writer.storeAvailable) {
         return { status: 'ready', store: 'unavailable: spans are kept in the write-ahead log' };
       }
