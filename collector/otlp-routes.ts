@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError, badRequest, toHttpError, unavailable } from '../server/http-error.js';
 import type { Admission } from './admission.js';
 import { decodeBody, guardBodies, refuseBeforeBody } from './body-guard.js';
+import type { BodyGuardOptions } from './body-guard.js';
 import { IngestTooComplexError } from './ingest-pool.js';
 import type { IngestRunner } from './ingest-pool.js';
 import type { IngestResult, OtlpEncoding } from './ingest.js';
@@ -57,6 +58,8 @@ export interface OtlpRoutesOptions {
   maxBodyBytes: number;
   bodyTimeoutMs: number;
   bodyIdleTimeoutMs: number;
+  /** When the server began to close (body-guard.ts). */
+  closing?: BodyGuardOptions['closing'];
 }
 
 const CONTENT_TYPES: Record<string, OtlpEncoding> = {
@@ -127,6 +130,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
     maxBodyBytes: options.maxBodyBytes,
     bodyTimeoutMs: options.bodyTimeoutMs,
     bodyIdleTimeoutMs: options.bodyIdleTimeoutMs,
+    ...(options.closing ? { closing: options.closing } : {}),
     contentTypes: Object.keys(CONTENT_TYPES),
   });
   // onError runs before the error handler sets the answer's status: the error's own says it.

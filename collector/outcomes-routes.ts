@@ -3,6 +3,7 @@ import type { Store } from '../storage/store.js';
 import { badRequest, unavailable } from '../server/http-error.js';
 import type { Admission } from './admission.js';
 import { decodeBody, guardBodies } from './body-guard.js';
+import type { BodyGuardOptions } from './body-guard.js';
 import { parseOutcomesRequest, writeOutcomes } from './outcomes.js';
 
 /** `POST /v1/outcomes`: late outcomes of tasks, one report or `{ "outcomes": [...] }`. */
@@ -12,6 +13,8 @@ export interface OutcomesRoutesOptions {
   maxBodyBytes: number;
   bodyTimeoutMs: number;
   bodyIdleTimeoutMs: number;
+  /** When the server began to close (body-guard.ts). */
+  closing?: BodyGuardOptions['closing'];
 }
 
 const USAGE =
@@ -23,6 +26,7 @@ export const outcomesRoutes: FastifyPluginAsync<OutcomesRoutesOptions> = async (
     maxBodyBytes: options.maxBodyBytes,
     bodyTimeoutMs: options.bodyTimeoutMs,
     bodyIdleTimeoutMs: options.bodyIdleTimeoutMs,
+    ...(options.closing ? { closing: options.closing } : {}),
     contentTypes: ['application/json'],
   });
 

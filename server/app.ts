@@ -172,6 +172,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     maxBodyBytes: config.ROUTEWATCH_MAX_BODY_BYTES,
     bodyTimeoutMs: config.ROUTEWATCH_BODY_TIMEOUT,
     bodyIdleTimeoutMs: config.ROUTEWATCH_BODY_IDLE_TIMEOUT,
+    closing: connections,
   };
   await app.register(opsRoutes, {
     store: deps.store,

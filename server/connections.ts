@@ -17,6 +17,7 @@ export const CLOSE_GRACE_MS = 5_000;
  */
 export class ConnectionTracker {
   private readonly inFlight = new Map<Socket, number>();
+  private readonly listeners = new Set<() => void>();
   private isClosing = false;
 
   constructor(
@@ -45,6 +46,21 @@ export class ConnectionTracker {
     for (const socket of this.inFlight.keys()) {
       this.endIfQuiet(socket, socket.bytesRead === 0 ? 0 : this.graceMs);
     }
+    for (const listener of this.listeners) listener();
+    this.listeners.clear();
+  }
+
+  /**
+   * Calls `listener` when the close begins (at once if it has): the body guards then give a body
+   * still arriving the same grace. Returns the way to stop listening.
+   */
+  onClosing(listener: () => void): () => void {
+    if (this.isClosing) {
+      listener();
+      return () => undefined;
+    }
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Open connections (for tests and diagnostics). */

@@ -426,4 +426,38 @@ describe('shutdown with quiet connections', () => {
     await rw.writer.flush();
     await rw.ingest.close();
   }, 30_000);
+
+  it('gives a body still arriving when the close begins the same grace, not the whole body timeout', async () => {
+    const rw = await testApp(temp.store);
+    await rw.app.listen({ host: '127.0.0.1', port: 0 });
+    const port = (rw.app.server.address() as { port: number }).port;
+    const socket = connect(port, '127.0.0.1');
+    sockets.push(socket);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+    const ended = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    // An export whose body trickles in: a byte a second, well within the idle timeout, and far
+    // from done within ROUTEWATCH_BODY_TIMEOUT (30 s).
+    socket.write(
+      'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{',
+    );
+    const drip = setInterval(() => socket.write(' '), 1_000);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const began = Date.now();
+      await rw.app.close();
+      const closedAfter = Date.now() - began;
+      await ended;
+      expect(closedAfter).toBeGreaterThanOrEqual(CLOSE_GRACE_MS - 100);
+      expect(closedAfter).toBeLessThan(rw.config.ROUTEWATCH_BODY_TIMEOUT / 2);
+      expect(answer).toMatch(/^HTTP\/1\.1 503/);
+      expect(answer).toMatch(/shutting down, and the body was still arriving/);
+    } finally {
+      clearInterval(drip);
+    }
+    await rw.writer.flush();
+    await rw.ingest.close();
+  }, 30_000);
 });
