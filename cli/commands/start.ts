@@ -66,9 +66,14 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
     );
     let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) return;
+      if (stopping) {
+        // Asked again: the operator will not wait. What was acknowledged is in the log (with
+        // ROUTEWATCH_WAL=off, in the store: nothing is acknowledged before it is stored).
+        running.app.log.warn({ signal }, 'stopping at once');
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
       stopping = true;
-      running.app.log.info({ signal }, 'shutting down');
+      running.app.log.info({ signal }, 'shutting down (again to stop at once)');
       running.close().then(
         () => process.exit(0),
         (error: unknown) => {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -188,6 +189,33 @@ describe('routewatch CLI', () => {
     start.child.kill('SIGTERM');
     expect(await ingest).toBe(200);
     expect(await start.exited).toBe(0);
+  });
+
+  it('stops at once on a second SIGTERM while the first waits for a slow body', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    dirs.push(dataDir);
+    const { start, url } = await started(dataDir);
+    const { hostname, port } = new URL(url);
+    const socket = connect(Number(port), hostname);
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    // A body that trickles: the first stop gives it its grace.
+    socket.write(
+      'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{',
+    );
+    for (let i = 0; i < 400; i++) {
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      if (/^routewatch_inflight_requests 1$/m.test(metrics)) break;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const began = Date.now();
+    start.child.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    start.child.kill('SIGTERM');
+    expect(await start.exited).toBe(143);
+    expect(Date.now() - began).toBeLessThan(3_000);
+    expect(start.out() + start.err()).toMatch(/stopping at once/);
+    socket.destroy();
   });
 
   it('with a token, tells the exporter to send it, without printing it', async () => {
