@@ -313,21 +313,36 @@ function bernoulliFinding(
   // The trials p0 was estimated from (p95: the baseline's quantile, exceeded by 5 % ± its error).
   let referenceTrials = baseN;
   if (rule.kind === 'failure_concentration') {
-    const rest = input.rest;
-    if (!rest?.baseline || rest.current.known < settings.minTasks) {
+    // The cohort's own baseline first: without it there is no rest of the traffic in the baseline
+    // either (the evaluator leaves it out), and blaming the rest would send people looking there.
+    if (!input.baseline) {
       return insufficient(
         input,
         kind.label,
-        'too few tasks in the rest of the traffic to compare with',
+        'no baseline for this cohort × route yet',
         currentN,
         baseN,
       );
     }
-    if (baseN < settings.minBaselineTasks || rest.baseline.known < settings.minBaselineTasks) {
+    if (baseN < settings.minBaselineTasks) {
       return insufficient(
         input,
         kind.label,
         `${baseN} in the baseline, fewer than the minimum ${settings.minBaselineTasks}`,
+        currentN,
+        baseN,
+      );
+    }
+    const rest = input.rest;
+    if (
+      !rest?.baseline ||
+      rest.current.known < settings.minTasks ||
+      rest.baseline.known < settings.minBaselineTasks
+    ) {
+      return insufficient(
+        input,
+        kind.label,
+        'too few tasks in the rest of the traffic to compare with',
         currentN,
         baseN,
       );
