@@ -300,10 +300,12 @@ function bernoulliFinding(
   const currentN = kind.trials(now, detail);
   const baseN = kind.trials(base, detail);
   if (currentN < settings.minTasks) {
+    // A reason shift counts fallbacks, not tasks: 77 of them may come from 400 tasks.
+    const what = rule.kind === 'fallback_reason_shift' ? `${currentN} fallbacks` : `${currentN}`;
     return insufficient(
       input,
       kind.label,
-      `${currentN} in the current window, fewer than the minimum ${settings.minTasks}`,
+      `${what} in the current window, fewer than the minimum ${settings.minTasks}`,
       currentN,
       baseN,
     );

@@ -108,4 +108,12 @@ describe('a cohort × route with no baseline yet', () => {
     expect(concentration.status).toBe('insufficient_data');
     expect(concentration.summary).toBe('no baseline for this cohort × route yet');
   });
+
+  it('fallback_reason_shift says its count is of fallbacks', () => {
+    const shift = finding('fallback_reason_shift', 'fresh');
+    expect(shift.status).toBe('insufficient_data');
+    expect(shift.summary).toMatch(
+      /^\d+ fallbacks in the current window, fewer than the minimum 100$/,
+    );
+  });
 });
