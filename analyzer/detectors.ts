@@ -80,8 +80,10 @@ export interface MonitorInput {
   baselineP95Ms?: number | null;
   /** failure_concentration: the rest of the traffic, now and in the baseline. */
   rest?: { current: TaskCounts; baseline: TaskCounts | null };
-  /** cheaper_than_large: the large route of the cohort over the current window. */
+  /** cheaper_than_large: the large route of the cohort over the current window, or `largeOver`. */
   large?: TaskCounts;
+  /** cheaper_than_large: the period `large` covers when it is not the current window. */
+  largeOver?: string;
   /** Monitors of this rule evaluated this round: the α budget is split among them. */
   monitors: number;
   /**
@@ -441,7 +443,7 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
   if (!reference || reference.tasks < settings.minBaselineTasks) {
     const what =
       rule.kind === 'cheaper_than_large'
-        ? `the ${settings.largeRoute} route of ${input.cohort}`
+        ? `the ${settings.largeRoute} route of ${input.cohort}${input.largeOver ? ` over ${input.largeOver}` : ''}`
         : `the baseline (${input.baselineDescription})`;
     return insufficient(
       input,
@@ -612,7 +614,7 @@ function describe(
     return `${where}: ${pct(now.value)} of tasks fail against ${pct(restNow)} for the rest of the traffic${ratio}`;
   }
   if (rule.kind === 'cheaper_than_large') {
-    return `${where}: costs ${shown(now)} per successful task, no longer less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}`;
+    return `${where}: costs ${shown(now)} per successful task, no longer less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}${input.largeOver ? ` over ${input.largeOver}` : ''}`;
   }
   return `${where}: ${now.label}${detail} ${show(baseline.value)} → ${shown(now)} (n ${baseline.n} → ${now.n})`;
 }

@@ -542,9 +542,23 @@ export class Evaluator {
         void now;
       }
       if (rule.kind === 'cheaper_than_large') {
-        input.large = sum(
-          data.currentByRoute.get(monitorKey(group.cohort, evaluation.largeRoute)) ?? [],
-        );
+        // Without a concurrent control group on the large route, its own recent history is the
+        // reference (the lookback, which holds the current window too): many deployments send
+        // nothing large-first, and the rule would never run.
+        const largeKey = monitorKey(group.cohort, evaluation.largeRoute);
+        const concurrent = sum(data.currentByRoute.get(largeKey) ?? []);
+        const recent = data.lookback.get(largeKey);
+        if (
+          concurrent.tasks < evaluation.minBaselineTasks &&
+          recent &&
+          recent.tasks > concurrent.tasks
+        ) {
+          input.large = recent;
+          input.largeOver = `its last ${formatDuration(evaluation.policyLookbackMs)}`;
+          input.baselineDescription = `the ${evaluation.largeRoute} route of the same cohort over ${input.largeOver} (too little concurrent traffic)`;
+        } else {
+          input.large = concurrent;
+        }
       }
       if (
         rule.kind === 'p95_regression' &&

@@ -102,6 +102,17 @@ afterAll(async () => {
   await temp?.dispose();
 });
 
+describe('cheaper_than_large without concurrent large-route traffic', () => {
+  it("compares with the large route's last 30 days, and says so", () => {
+    const cheaper = finding('cheaper_than_large', 'nolarge');
+    expect(cheaper.status, cheaper.summary).toBe('degraded');
+    // About $0.02 / 0.95 on small against $0.01 / 0.95 on large.
+    expect(cheaper.summary).toMatch(
+      /costs \$0\.02\d* per successful task, no longer less than the large route's \$0\.010\d* over its last 30 d$/,
+    );
+  });
+});
+
 describe('a cohort × route with no baseline yet', () => {
   it('failure_concentration says the cohort has no baseline, not that the rest is too small', () => {
     const concentration = finding('failure_concentration', 'fresh');
