@@ -102,6 +102,19 @@ afterAll(async () => {
   await temp?.dispose();
 });
 
+describe('each p95_regression rule', () => {
+  it('counts the tasks slower than its own baseline p95: the trailing one fires', () => {
+    const trailing = finding('p95_regression', 'latency');
+    expect(trailing.status, trailing.summary).toBe('degraded');
+    expect(trailing.summary).toMatch(/slower than the baseline p95 5\.0% → 100\.0%/);
+  });
+
+  it('counts the tasks slower than its own baseline p95: the pinned one, slower, does not', () => {
+    const pinned = finding('p95-vs-old', 'latency');
+    expect(pinned.status, pinned.summary).toBe('ok');
+  });
+});
+
 describe('cheaper_than_large without concurrent large-route traffic', () => {
   it("compares with the large route's last 30 days, and says so", () => {
     const cheaper = finding('cheaper_than_large', 'nolarge');
