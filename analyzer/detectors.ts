@@ -80,8 +80,10 @@ export interface MonitorInput {
   baselineP95Ms?: number | null;
   /** failure_concentration: the rest of the traffic, now and in the baseline. */
   rest?: { current: TaskCounts; baseline: TaskCounts | null };
-  /** cheaper_than_large: the large route of the cohort over the current window. */
+  /** cheaper_than_large: the large route of the cohort over the current window, or `largeOver`. */
   large?: TaskCounts;
+  /** cheaper_than_large: the period `large` covers when it is not the current window. */
+  largeOver?: string;
   /** Monitors of this rule evaluated this round: the α budget is split among them. */
   monitors: number;
   /**
@@ -300,10 +302,12 @@ function bernoulliFinding(
   const currentN = kind.trials(now, detail);
   const baseN = kind.trials(base, detail);
   if (currentN < settings.minTasks) {
+    // A reason shift counts fallbacks, not tasks: 77 of them may come from 400 tasks.
+    const what = rule.kind === 'fallback_reason_shift' ? `${currentN} fallbacks` : `${currentN}`;
     return insufficient(
       input,
       kind.label,
-      `${currentN} in the current window, fewer than the minimum ${settings.minTasks}`,
+      `${what} in the current window, fewer than the minimum ${settings.minTasks}`,
       currentN,
       baseN,
     );
@@ -313,21 +317,36 @@ function bernoulliFinding(
   // The trials p0 was estimated from (p95: the baseline's quantile, exceeded by 5 % ± its error).
   let referenceTrials = baseN;
   if (rule.kind === 'failure_concentration') {
-    const rest = input.rest;
-    if (!rest?.baseline || rest.current.known < settings.minTasks) {
+    // The cohort's own baseline first: without it there is no rest of the traffic in the baseline
+    // either (the evaluator leaves it out), and blaming the rest would send people looking there.
+    if (!input.baseline) {
       return insufficient(
         input,
         kind.label,
-        'too few tasks in the rest of the traffic to compare with',
+        'no baseline for this cohort × route yet',
         currentN,
         baseN,
       );
     }
-    if (baseN < settings.minBaselineTasks || rest.baseline.known < settings.minBaselineTasks) {
+    if (baseN < settings.minBaselineTasks) {
       return insufficient(
         input,
         kind.label,
         `${baseN} in the baseline, fewer than the minimum ${settings.minBaselineTasks}`,
+        currentN,
+        baseN,
+      );
+    }
+    const rest = input.rest;
+    if (
+      !rest?.baseline ||
+      rest.current.known < settings.minTasks ||
+      rest.baseline.known < settings.minBaselineTasks
+    ) {
+      return insufficient(
+        input,
+        kind.label,
+        'too few tasks in the rest of the traffic to compare with',
         currentN,
         baseN,
       );
@@ -424,7 +443,7 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
   if (!reference || reference.tasks < settings.minBaselineTasks) {
     const what =
       rule.kind === 'cheaper_than_large'
-        ? `the ${settings.largeRoute} route of ${input.cohort}`
+        ? `the ${settings.largeRoute} route of ${input.cohort}${input.largeOver ? ` over ${input.largeOver}` : ''}`
         : `the baseline (${input.baselineDescription})`;
     return insufficient(
       input,
@@ -595,7 +614,7 @@ function describe(
     return `${where}: ${pct(now.value)} of tasks fail against ${pct(restNow)} for the rest of the traffic${ratio}`;
   }
   if (rule.kind === 'cheaper_than_large') {
-    return `${where}: costs ${shown(now)} per successful task, no longer less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}`;
+    return `${where}: costs ${shown(now)} per successful task, no longer less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}${input.largeOver ? ` over ${input.largeOver}` : ''}`;
   }
   return `${where}: ${now.label}${detail} ${show(baseline.value)} → ${shown(now)} (n ${baseline.n} → ${now.n})`;
 }

@@ -10,7 +10,7 @@ import { titleOf } from './message.js';
 import type { AlertMessage, CostOnRoute, ReasonShare, Resolution } from './message.js';
 import type { Notifier } from './notifier.js';
 import { watches } from './rules.js';
-import type { Rule, RuleSet } from './rules.js';
+import type { BaselineRef, Rule, RuleSet } from './rules.js';
 import {
   addCounts,
   aggregateCounts,
@@ -237,22 +237,34 @@ export class Evaluator {
         })
       : [];
 
-    // The p95 thresholds come from each p95 rule's baseline.
-    const p95Rule = active.find((r) => r.kind === 'p95_regression');
-    const p95Baseline = p95Rule
-      ? await this.#baselineRows(p95Rule, trailingOf, pinnedOf, policyRows)
-      : [];
-    const slowThresholds = new Map<string, number>();
-    for (const row of p95Baseline) {
-      if (row.p95LatencyMs !== null && !slowThresholds.has(monitorKey(row.cohort, row.route))) {
-        slowThresholds.set(monitorKey(row.cohort, row.route), row.p95LatencyMs);
+    // Each p95 rule counts the tasks slower than its own baseline's p95 (one threshold map for all
+    // would judge a pinned baseline by the trailing p95), so the current window is read once per
+    // distinct p95 baseline: the first read serves every other rule too.
+    const slowReads = new Map<
+      string,
+      { current: BucketedCounts[]; byRoute: Map<string, TaskCounts[]> }
+    >();
+    for (const rule of active) {
+      if (rule.kind !== 'p95_regression' || slowReads.has(baselineKey(rule.baseline))) continue;
+      const slowThresholds = new Map<string, number>();
+      for (const row of await this.#baselineRows(rule, trailingOf, pinnedOf, policyRows)) {
+        if (row.p95LatencyMs !== null && !slowThresholds.has(monitorKey(row.cohort, row.route))) {
+          slowThresholds.set(monitorKey(row.cohort, row.route), row.p95LatencyMs);
+        }
       }
+      const rows = await bucketedCounts(store, from, at, evaluation.buckets, {
+        callBudget,
+        slowThresholds,
+      });
+      slowReads.set(baselineKey(rule.baseline), {
+        current: rows,
+        byRoute: seriesByRoute(rows, evaluation.buckets),
+      });
     }
-    const current = await bucketedCounts(store, from, at, evaluation.buckets, {
-      callBudget,
-      slowThresholds,
-    });
-    const currentByRoute = seriesByRoute(current, evaluation.buckets);
+    const [first] = slowReads.values();
+    const current =
+      first?.current ?? (await bucketedCounts(store, from, at, evaluation.buckets, { callBudget }));
+    const currentByRoute = first?.byRoute ?? seriesByRoute(current, evaluation.buckets);
 
     // Current policy version per cohort: the one of its latest task in the current window.
     const policyNow = new Map<string, { version: string; last: number }>();
@@ -268,17 +280,18 @@ export class Evaluator {
 
     const inputs: MonitorInput[] = [];
     for (const rule of active) {
+      const own =
+        rule.kind === 'p95_regression' ? slowReads.get(baselineKey(rule.baseline)) : undefined;
       const ruleInputs = await this.#monitorsOf(rule, ruleSet, {
-        current,
+        current: own?.current ?? current,
         lookback: byRoute(lookbackRows),
-        currentByRoute,
+        currentByRoute: own?.byRoute ?? currentByRoute,
         fromMs: from.getTime(),
         bucketMs,
         trailingOf,
         pinnedOf,
         policyRows,
         policyNow,
-        p95Baseline,
       });
       inputs.push(...ruleInputs);
     }
@@ -423,7 +436,6 @@ export class Evaluator {
       pinnedOf: (name: string) => Promise<AggregateCounts[]>;
       policyRows: AggregateCounts[];
       policyNow: Map<string, { version: string; last: number }>;
-      p95Baseline: AggregateCounts[];
     },
   ): Promise<MonitorInput[]> {
     const { evaluation, baselines } = ruleSet;
@@ -542,9 +554,23 @@ export class Evaluator {
         void now;
       }
       if (rule.kind === 'cheaper_than_large') {
-        input.large = sum(
-          data.currentByRoute.get(monitorKey(group.cohort, evaluation.largeRoute)) ?? [],
-        );
+        // Without a concurrent control group on the large route, its own recent history is the
+        // reference (the lookback, which holds the current window too): many deployments send
+        // nothing large-first, and the rule would never run.
+        const largeKey = monitorKey(group.cohort, evaluation.largeRoute);
+        const concurrent = sum(data.currentByRoute.get(largeKey) ?? []);
+        const recent = data.lookback.get(largeKey);
+        if (
+          concurrent.tasks < evaluation.minBaselineTasks &&
+          recent &&
+          recent.tasks > concurrent.tasks
+        ) {
+          input.large = recent;
+          input.largeOver = `its last ${formatDuration(evaluation.policyLookbackMs)}`;
+          input.baselineDescription = `the ${evaluation.largeRoute} route of the same cohort over ${input.largeOver} (too little concurrent traffic)`;
+        } else {
+          input.large = concurrent;
+        }
       }
       if (
         rule.kind === 'p95_regression' &&
@@ -657,6 +683,19 @@ export class Evaluator {
 function watchesMonitor(rule: Rule, cohort: string, route: string, largeRoute: string): boolean {
   if (!watches(rule, cohort, route)) return false;
   return !(rule.baseline.kind === 'large_route' && route === largeRoute);
+}
+
+/** One key per distinct baseline: rules with equal keys read the same rows. */
+function baselineKey(baseline: BaselineRef): string {
+  switch (baseline.kind) {
+    case 'trailing':
+      return `trailing:${baseline.windowMs}`;
+    case 'pinned':
+      return `pinned:${baseline.name}`;
+    case 'previous_policy':
+    case 'large_route':
+      return baseline.kind;
+  }
 }
 
 /** a − b, for counts (b a part of a). */

@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseRules } from '../../analyzer/rules.js';
+import { sendTasks, testApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
+import { openTempStore } from '../support/store.js';
+import { seeded, stream } from '../support/tasks.js';
+import type { CraftedTask, StreamSpec } from '../support/tasks.js';
+
+// Which baseline each monitor is judged against, on crafted spans in the embedded store, evaluated
+// once at T (dry run). Time line: a pinned baseline `old` [T − 20 d, T − 15 d), the trailing
+// baseline [T − 2 d − 6 h, T − 6 h), the current window [T − 6 h, T).
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const T = Date.now() - 60_000;
+const NOW_FROM = T - 6 * HOUR;
+const TRAILING_FROM = NOW_FROM - 2 * DAY;
+const OLD_FROM = T - 20 * DAY;
+const OLD_TO = T - 15 * DAY;
+
+const RULES = parseRules(`
+evaluation:
+  horizon: 6h
+  baselineWindow: 2d
+  buckets: 24
+  minTasks: 100
+  minBaselineTasks: 100
+baselines:
+  old: { from: "${new Date(OLD_FROM).toISOString()}", to: "${new Date(OLD_TO).toISOString()}" }
+rules:
+  - id: p95-vs-old
+    kind: p95_regression
+    baseline: pinned:old
+    cohorts: [latency]
+`);
+
+const latency = (low: number, high: number) => (_i: number, r: () => number) => ({
+  latencyMs: low + r() * (high - low),
+});
+
+function tasks(): CraftedTask[] {
+  const random = seeded(32);
+  const out: CraftedTask[] = [];
+  const add = (spec: Partial<StreamSpec> & Pick<StreamSpec, 'cohort' | 'tasks'>, from: number) =>
+    out.push(
+      ...stream(
+        { routes: ['small', 'large'], success: 0.95, fromMs: from, toMs: from + 6 * HOUR, ...spec },
+        random,
+      ),
+    );
+  // latency: slow in the pinned baseline (p95 about 490 ms), fast in the trailing one (about
+  // 148 ms), in between now (250–300 ms): slower than the trailing p95, faster than the old one.
+  add({ cohort: 'latency', tasks: 1_200, extra: latency(400, 500) }, OLD_FROM);
+  add({ cohort: 'latency', tasks: 1_200, extra: latency(100, 150) }, TRAILING_FROM);
+  add({ cohort: 'latency', tasks: 400, extra: latency(250, 300) }, NOW_FROM);
+  // nolarge: its large route ran days ago, not now; its small route now costs more per success.
+  const dear = () => ({ callCostUsd: 0.02 });
+  add({ cohort: 'nolarge', routes: ['large'], tasks: 700 }, T - 8 * DAY);
+  add({ cohort: 'nolarge', routes: ['small'], tasks: 400, extra: dear }, NOW_FROM);
+  // fresh: a cohort × route first seen in the current window, failing often, with fallbacks (too
+  // few to test their reasons).
+  add({ cohort: 'fresh', tasks: 200, success: 0.5, fallback: 0.3 }, NOW_FROM);
+  // steady: the rest of the traffic, in the baseline and now.
+  add({ cohort: 'steady', tasks: 1_600 }, TRAILING_FROM);
+  add({ cohort: 'steady', tasks: 400 }, NOW_FROM);
+  return out;
+}
+
+interface FindingRow {
+  rule: string;
+  cohort: string;
+  route: string;
+  detail: string;
+  status: string;
+  summary: string;
+}
+
+let temp: Awaited<ReturnType<typeof openTempStore>>;
+let rw: TestApp;
+let findings: FindingRow[] = [];
+
+const finding = (rule: string, cohort: string, route = 'small') => {
+  const found = findings.find((f) => f.rule === rule && f.cohort === cohort && f.route === route);
+  expect(found, `${rule} on ${cohort} × ${route}`).toBeDefined();
+  return found!;
+};
+
+beforeAll(async () => {
+  temp = await openTempStore();
+  rw = await testApp(temp.store, { rules: RULES });
+  await sendTasks(rw, tasks());
+  await rw.writer.flush();
+  const res = await rw.app.inject({
+    method: 'POST',
+    url: `/api/v1/evaluate?at=${new Date(T).toISOString()}&dryRun=true`,
+  });
+  expect(res.statusCode, res.body).toBe(200);
+  findings = (res.json() as { findings: FindingRow[] }).findings;
+});
+afterAll(async () => {
+  await rw?.close();
+  await temp?.dispose();
+});
+
+describe('each p95_regression rule', () => {
+  it('counts the tasks slower than its own baseline p95: the trailing one fires', () => {
+    const trailing = finding('p95_regression', 'latency');
+    expect(trailing.status, trailing.summary).toBe('degraded');
+    expect(trailing.summary).toMatch(/slower than the baseline p95 5\.0% → 100\.0%/);
+  });
+
+  it('counts the tasks slower than its own baseline p95: the pinned one, slower, does not', () => {
+    const pinned = finding('p95-vs-old', 'latency');
+    expect(pinned.status, pinned.summary).toBe('ok');
+  });
+});
+
+describe('cheaper_than_large without concurrent large-route traffic', () => {
+  it("compares with the large route's last 30 days, and says so", () => {
+    const cheaper = finding('cheaper_than_large', 'nolarge');
+    expect(cheaper.status, cheaper.summary).toBe('degraded');
+    // About $0.02 / 0.95 on small against $0.01 / 0.95 on large.
+    expect(cheaper.summary).toMatch(
+      /costs \$0\.02\d* per successful task, no longer less than the large route's \$0\.010\d* over its last 30 d$/,
+    );
+  });
+});
+
+describe('a cohort × route with no baseline yet', () => {
+  it('failure_concentration says the cohort has no baseline, not that the rest is too small', () => {
+    const concentration = finding('failure_concentration', 'fresh');
+    expect(concentration.status).toBe('insufficient_data');
+    expect(concentration.summary).toBe('no baseline for this cohort × route yet');
+  });
+
+  it('fallback_reason_shift says its count is of fallbacks', () => {
+    const shift = finding('fallback_reason_shift', 'fresh');
+    expect(shift.status).toBe('insufficient_data');
+    expect(shift.summary).toMatch(
+      /^\d+ fallbacks in the current window, fewer than the minimum 100$/,
+    );
+  });
+});
