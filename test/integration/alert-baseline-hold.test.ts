@@ -9,7 +9,8 @@ import { disableDefaultRulesBut } from '../support/rules.js';
 // An open incident holds its monitor's trailing baseline at the incident's start: a degradation
 // that persists keeps firing, however long the replay, and one that ends still resolves. Time
 // line (T = now): both cohorts at 95 % over [D − 2 d, D), D = T − 5.5 d; then `persist` at 80 %
-// until T, and `recovers` at 80 % over [D, D + 12 h) and at 95 % again after. Evaluated every
+// until T, and `recovers` at 80 % over [D, D + 12 h) and at 95 % again after; `slow` twice as
+// slow from D to T (the p95 rule counts the tasks slower than the held baseline's p95). Evaluated every
 // 3 h from D + 1 h to T, as the periodic job would; each evaluation reads the alerts back from
 // the store.
 
@@ -20,7 +21,8 @@ const RULES = parseRules(`
 evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2 }
 rules:
   - { id: success_rate_drop, cohorts: [persist, recovers] }
-${disableDefaultRulesBut('success_rate_drop')}
+  - { id: p95_regression, cohorts: [slow] }
+${disableDefaultRulesBut('success_rate_drop', 'p95_regression')}
 `);
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
@@ -29,9 +31,17 @@ beforeAll(async () => {
   temp = await openTempStore();
   const random = seeded(11);
   // 40 tasks an hour.
-  const part = (cohort: string, success: number, fromMs: number, toMs: number) =>
+  const part = (cohort: string, success: number, fromMs: number, toMs: number, slow = 1) =>
     stream(
-      { cohort, routes: ['small'], success, tasks: ((toMs - fromMs) / HOUR) * 40, fromMs, toMs },
+      {
+        cohort,
+        routes: ['small'],
+        success,
+        tasks: ((toMs - fromMs) / HOUR) * 40,
+        fromMs,
+        toMs,
+        extra: (_i, r) => ({ latencyMs: slow * (300 + 200 * r()) }),
+      },
       random,
     );
   const tasks = [
@@ -40,6 +50,8 @@ beforeAll(async () => {
     ...part('recovers', 0.95, D - 48 * HOUR, D),
     ...part('recovers', 0.8, D, D + 12 * HOUR),
     ...part('recovers', 0.95, D + 12 * HOUR, T),
+    ...part('slow', 0.95, D - 48 * HOUR, D),
+    ...part('slow', 0.95, D, T, 2),
   ];
   const loader = await testApp(temp.store);
   await sendTasks(loader, tasks);
@@ -78,6 +90,11 @@ describe('an open incident holds its trailing baseline at its start', () => {
     );
     // The change point was estimated within a bucket of D (15 min), and the baseline ends there.
     expect(Math.abs(record!.changedAt! - D)).toBeLessThanOrEqual(HOUR);
+
+    // The p95 rule too: trailing on, the baseline's p95 would soon be the slow one.
+    expect(of('slow').slice(0, 2)).toEqual(['pending', 'firing']);
+    expect(of('slow')).not.toContain('resolved');
+    expect(last!.findings.find((f) => f.cohort === 'slow')!.status).toBe('degraded');
 
     // Held at its start too, an incident that ends resolves as a recovery, once.
     const recovers = events.filter(
