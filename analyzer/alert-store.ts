@@ -40,6 +40,13 @@ const resolvedRow = z.object({
   resolved_summary: z.string(),
 });
 
+const openedRow = z.object({
+  fingerprint: z.string(),
+  last_incident: chNumber,
+  opened_at: time,
+  change_point: z.string(),
+});
+
 const eventRow = z.object({
   fingerprint: z.string(),
   incident: chNumber,
@@ -114,6 +121,27 @@ export class AlertStore {
       resolvedRow,
     );
     const resolved = new Map(resolutions.map((r) => [r.fingerprint, r]));
+    // Where each open incident began (lifecycle.ts changedAt), from its last pending or firing
+    // event: the change point that event's finding estimated, else the event's time.
+    const open = rows.some((r) => r.state === 'pending' || r.state === 'firing')
+      ? await this.store.query(
+          `SELECT fingerprint, argMax(incident, (incident, seq)) AS last_incident,
+             argMax(at, (incident, seq)) AS opened_at,
+             argMax(JSONExtractString(message, 'finding', 'current', 'since'), (incident, seq))
+               AS change_point
+           FROM alert_events FINAL
+           WHERE kind IN ('pending', 'firing') GROUP BY fingerprint`,
+          {},
+          openedRow,
+        )
+      : [];
+    const opened = new Map(open.map((r) => [r.fingerprint, r]));
+    const changedAt = (r: z.output<typeof stateRow>): number | null => {
+      const event = opened.get(r.fingerprint);
+      if ((r.state !== 'pending' && r.state !== 'firing') || event?.last_incident !== r.incident)
+        return null;
+      return event.change_point ? Date.parse(event.change_point) : event.opened_at;
+    };
     return rows.map((r) => ({
       fingerprint: r.fingerprint,
       ruleId: r.rule_id,
@@ -131,6 +159,7 @@ export class AlertStore {
       resolution: resolved.get(r.fingerprint)?.resolution ?? null,
       resolvedSummary: resolved.get(r.fingerprint)?.resolved_summary ?? null,
       heldSince: r.held_since,
+      changedAt: changedAt(r),
       finding: r.finding,
       evaluatedAt: r.evaluated_at,
     }));

@@ -3,7 +3,7 @@ import { AlertStore } from './alert-store.js';
 import { dashboardUrl } from './dashboard-link.js';
 import { detect } from './detectors.js';
 import type { Finding, MonitorInput } from './detectors.js';
-import { evidenceFrom, fingerprintOf, retire, step } from './lifecycle.js';
+import { evidenceFrom, fingerprintOf, heldBaselineEnd, retire, step } from './lifecycle.js';
 import type { AlertEvent, AlertRecord } from './lifecycle.js';
 import { formatDuration } from '../server/time.js';
 import { titleOf } from './message.js';
@@ -64,6 +64,15 @@ export interface EvaluatorOptions {
 interface Group {
   cohort: string;
   route: string;
+}
+
+/** A trailing baseline held at an open incident's start (lifecycle.ts heldBaselineEnd). */
+interface HeldBaseline {
+  endMs: number;
+  windowMs: number;
+  byRoute: Map<string, TaskCounts>;
+  p95: Map<string, number | null>;
+  totals: TaskCounts;
 }
 
 const sum = (list: readonly TaskCounts[]) => list.reduce((a, b) => addCounts(a, b), emptyCounts());
@@ -222,6 +231,45 @@ export class Evaluator {
       }
       return read;
     };
+    // The alerts as the last evaluation left them: open incidents hold their baselines (below), and
+    // each monitor tests only the evidence after its last incident resolved (lifecycle.ts).
+    const previous = new Map((await this.alerts.states()).map((r) => [r.fingerprint, r]));
+    // While an incident is open, its monitor's trailing baseline ends where the incident began, or
+    // at the current window if that is earlier: trailing on, it would take in the degraded data and
+    // call a persistent degradation recovered. Ends are floored to the bucket grid so that
+    // incidents that began together (one provider's outage across cohorts) share one read.
+    const heldReads = new Map<string, Promise<HeldBaseline>>();
+    const held = new Map<string, HeldBaseline>();
+    for (const record of previous.values()) {
+      const end = heldBaselineEnd(record);
+      const rule = active.find((r) => r.id === record.ruleId);
+      if (end === null || rule?.baseline.kind !== 'trailing') continue;
+      const windowMs = rule.baseline.windowMs;
+      const endMs = Math.min(Math.floor(end / bucketMs) * bucketMs, from.getTime());
+      const key = `${windowMs} ${endMs}`;
+      let read = heldReads.get(key);
+      if (!read) {
+        read = (
+          endMs === from.getTime()
+            ? trailingOf(windowMs)
+            : aggregateCounts(store, new Date(endMs - windowMs), new Date(endMs), {
+                callBudget,
+                byVersion: false,
+              })
+        ).then((rows) => {
+          const routes = byRoute(rows);
+          return {
+            endMs,
+            windowMs,
+            byRoute: routes,
+            p95: new Map(rows.map((r) => [monitorKey(r.cohort, r.route), r.p95LatencyMs])),
+            totals: sum([...routes.values()]),
+          };
+        });
+        heldReads.set(key, read);
+      }
+      held.set(record.fingerprint, await read);
+    }
     const needsPolicy = active.some((r) => r.baseline.kind === 'previous_policy');
     // cheaper_than_large falls back to the large route's recent history without concurrent traffic.
     const lookbackRows = active.some((r) => r.kind === 'cheaper_than_large')
@@ -252,11 +300,25 @@ export class Evaluator {
           slowThresholds.set(monitorKey(row.cohort, row.route), row.p95LatencyMs);
         }
       }
+      // A monitor of these rules with a held baseline counts the tasks slower than its p95.
+      const key = baselineKey(rule.baseline);
+      for (const [fingerprint, baseline] of held) {
+        const record = previous.get(fingerprint)!;
+        const p95 = baseline.p95.get(monitorKey(record.cohort, record.route));
+        const ofThese = active.some(
+          (r) =>
+            r.id === record.ruleId &&
+            r.kind === 'p95_regression' &&
+            baselineKey(r.baseline) === key,
+        );
+        if (ofThese && p95 !== null && p95 !== undefined)
+          slowThresholds.set(monitorKey(record.cohort, record.route), p95);
+      }
       const rows = await bucketedCounts(store, from, at, evaluation.buckets, {
         callBudget,
         slowThresholds,
       });
-      slowReads.set(baselineKey(rule.baseline), {
+      slowReads.set(key, {
         current: rows,
         byRoute: seriesByRoute(rows, evaluation.buckets),
       });
@@ -292,11 +354,10 @@ export class Evaluator {
         pinnedOf,
         policyRows,
         policyNow,
+        held,
       });
       inputs.push(...ruleInputs);
     }
-    // Each monitor tests only the evidence after its last incident resolved (lifecycle.ts).
-    const previous = new Map((await this.alerts.states()).map((r) => [r.fingerprint, r]));
     for (const input of inputs) {
       input.evidenceFromMs = evidenceFrom(
         previous.get(fingerprintOf(input.rule.id, input.cohort, input.route, input.detail)),
@@ -436,6 +497,7 @@ export class Evaluator {
       pinnedOf: (name: string) => Promise<AggregateCounts[]>;
       policyRows: AggregateCounts[];
       policyNow: Map<string, { version: string; last: number }>;
+      held: Map<string, HeldBaseline>;
     },
   ): Promise<MonitorInput[]> {
     const { evaluation, baselines } = ruleSet;
@@ -516,6 +578,27 @@ export class Evaluator {
     }
     const totalsNow = sum([...data.currentByRoute.values()].map(sum));
     const totalsBase = sum([...baseline.values()]);
+    // A monitor with an open incident is judged against the baseline held at its start.
+    const baselineOf = (group: Group, detail: string) => {
+      const key = monitorKey(group.cohort, group.route);
+      const held =
+        rule.baseline.kind === 'trailing'
+          ? data.held.get(fingerprintOf(rule.id, group.cohort, group.route, detail))
+          : undefined;
+      if (!held)
+        return {
+          baseline: baseline.get(key) ?? null,
+          p95: baselineP95.get(key) ?? null,
+          totals: totalsBase,
+          description,
+        };
+      return {
+        baseline: held.byRoute.get(key) ?? null,
+        p95: held.p95.get(key) ?? null,
+        totals: held.totals,
+        description: `trailing ${formatDuration(held.windowMs)} before ${new Date(held.endMs).toISOString()}, held at the incident's start while it is open`,
+      };
+    };
 
     const inputs: Omit<MonitorInput, 'monitors'>[] = [];
     for (const [key, group] of groups) {
@@ -539,18 +622,35 @@ export class Evaluator {
           ...Object.keys(currentTotal.reasons),
           ...Object.keys(base?.reasons ?? {}),
         ]);
-        for (const reason of reasons) inputs.push({ ...common, detail: reason });
+        for (const reason of reasons) {
+          const own = baselineOf(group, reason);
+          inputs.push({
+            ...common,
+            baseline: own.baseline,
+            baselineDescription: own.description,
+            detail: reason,
+          });
+        }
         continue;
       }
-      const input: Omit<MonitorInput, 'monitors'> = { ...common, detail: '' };
-      if (rule.kind === 'p95_regression') input.baselineP95Ms = baselineP95.get(key) ?? null;
+      const own = baselineOf(group, '');
+      const input: Omit<MonitorInput, 'monitors'> = {
+        ...common,
+        baseline: own.baseline,
+        baselineDescription: own.description,
+        detail: '',
+      };
+      if (rule.kind === 'p95_regression') input.baselineP95Ms = own.p95;
       if (rule.kind === 'failure_concentration') {
         const now = sum(current);
         const restNow = subtract(
           totalsNow,
           data.currentByRoute.get(key) ? sum(data.currentByRoute.get(key)!) : emptyCounts(),
         );
-        input.rest = { current: restNow, baseline: base ? subtract(totalsBase, base) : null };
+        input.rest = {
+          current: restNow,
+          baseline: own.baseline ? subtract(own.totals, own.baseline) : null,
+        };
         void now;
       }
       if (rule.kind === 'cheaper_than_large') {

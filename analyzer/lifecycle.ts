@@ -11,8 +11,10 @@ import type { Resolution } from './message.js';
  * alert whose monitor cannot judge (no tasks, too few) is held firing: traffic that went away, or
  * was routed away, is not a recovery. It is closed without a verdict after `holdWithoutVerdict`
  * of that, or at once when its rule is disabled, removed, or no longer watches its cohort × route
- * (`retire`). The record it steps is persisted (alert-store.ts), so a restart continues where it
- * stopped.
+ * (`retire`). While an incident is open the record keeps where it began (`changedAt`), and its
+ * monitor's trailing baseline is held there (evaluator.ts), so that a recovery is judged against
+ * the data from before the incident. The record it steps is persisted (alert-store.ts), so a
+ * restart continues where it stopped.
  */
 
 export const ALERT_STATES = ['inactive', 'pending', 'firing', 'resolved'] as const;
@@ -58,6 +60,12 @@ export interface AlertRecord {
    * Held this long past `holdWithoutVerdictMs`, the alert closes without a verdict.
    */
   heldSince: number | null;
+  /**
+   * Pending or firing: where the incident began (ms), the change point its firing finding (or,
+   * while pending, its first degraded one) estimated, else when that was; null otherwise. The
+   * monitor's trailing baseline is held to end there while the incident is open (heldBaselineEnd).
+   */
+  changedAt: number | null;
   /** The latest finding. */
   finding: Finding;
   evaluatedAt: number;
@@ -102,6 +110,20 @@ export function evidenceFrom(record: AlertRecord | undefined): number | null {
   return record?.resolvedAt ?? null;
 }
 
+/**
+ * Where an open incident holds its monitor's trailing baseline to end, null when none is open.
+ * Trailing on, the baseline would take in the degraded data itself, and a degradation that
+ * persists would soon look normal: "recovered" within days, and never raised again.
+ */
+export function heldBaselineEnd(record: AlertRecord | undefined): number | null {
+  if (record?.state !== 'firing' && record?.state !== 'pending') return null;
+  return record.changedAt;
+}
+
+/** The change point a finding estimated, else `now`. */
+const changePointOf = (finding: Finding, now: number): number =>
+  finding.current.since ? Date.parse(finding.current.since) : now;
+
 /** One evaluation's step for one alert. */
 export function step(
   previous: AlertRecord | undefined,
@@ -130,6 +152,7 @@ export function step(
     resolution: null,
     resolvedSummary: null,
     heldSince: null,
+    changedAt: null,
     finding,
     evaluatedAt: now,
   };
@@ -155,6 +178,7 @@ export function step(
         pendingCount: 1,
         clearCount: 0,
         lastNotifiedAt: null,
+        changedAt: changePointOf(finding, now),
       };
       if (settings.pendingEvaluations <= 1)
         return emit({ ...opened, state: 'firing', since: now }, 'firing', true);
@@ -162,11 +186,22 @@ export function step(
     }
     case 'pending': {
       if (!degraded)
-        return emit({ ...base, state: 'inactive', since: now, pendingCount: 0 }, 'cleared', false);
+        return emit(
+          { ...base, state: 'inactive', since: now, pendingCount: 0, changedAt: null },
+          'cleared',
+          false,
+        );
       const pendingCount = prev.pendingCount + 1;
       if (pendingCount >= settings.pendingEvaluations) {
         return emit(
-          { ...base, state: 'firing', since: now, pendingCount, clearCount: 0 },
+          {
+            ...base,
+            state: 'firing',
+            since: now,
+            pendingCount,
+            clearCount: 0,
+            changedAt: changePointOf(finding, now),
+          },
           'firing',
           true,
         );
@@ -204,6 +239,7 @@ export function step(
             resolvedAt: now,
             resolution: 'recovered',
             resolvedSummary: finding.summary,
+            changedAt: null,
           },
           'resolved',
           true,
@@ -239,6 +275,7 @@ export function retire(previous: AlertRecord, now: number, summary: string): Ste
     seq,
     pendingCount: 0,
     heldSince: null,
+    changedAt: null,
     ...(firing
       ? {
           state: 'resolved',

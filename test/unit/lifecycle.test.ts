@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Finding } from '../../analyzer/detectors.js';
-import { evidenceFrom, fingerprintOf, retire, step } from '../../analyzer/lifecycle.js';
+import {
+  evidenceFrom,
+  fingerprintOf,
+  heldBaselineEnd,
+  retire,
+  step,
+} from '../../analyzer/lifecycle.js';
 import type { AlertRecord } from '../../analyzer/lifecycle.js';
 
 const MINUTE = 60_000;
@@ -192,6 +198,36 @@ describe('alert lifecycle', () => {
       record = step(record, finding(status), (20 + i) * MINUTE, settings).record;
     expect(record.state).toBe('resolved');
     expect(evidenceFrom(record)).toBe(23 * MINUTE);
+  });
+
+  it("holds the baseline at the firing finding's change point while the incident is open", () => {
+    const at = (status: Finding['status'], since: string | null): Finding => ({
+      ...finding(status),
+      current: { ...finding(status).current, since },
+    });
+    const pending = step(undefined, at('degraded', null), 5 * MINUTE, settings).record;
+    // No change point estimated: where the incident was seen first.
+    expect(heldBaselineEnd(pending)).toBe(5 * MINUTE);
+    const firing = step(
+      pending,
+      at('degraded', new Date(MINUTE).toISOString()),
+      6 * MINUTE,
+      settings,
+    ).record;
+    expect(firing.state).toBe('firing');
+    expect(heldBaselineEnd(firing)).toBe(MINUTE);
+    // Later findings do not move it; a resolution releases it.
+    let record = step(
+      firing,
+      at('degraded', new Date(4 * MINUTE).toISOString()),
+      7 * MINUTE,
+      settings,
+    ).record;
+    expect(heldBaselineEnd(record)).toBe(MINUTE);
+    for (const i of [8, 9]) record = step(record, at('ok', null), i * MINUTE, settings).record;
+    expect(record.state).toBe('resolved');
+    expect(heldBaselineEnd(record)).toBeNull();
+    expect(heldBaselineEnd(retire(firing, 8 * MINUTE, 'rule gone')!.record)).toBeNull();
   });
 
   it('fires at once with a hold of one evaluation', () => {
