@@ -243,7 +243,8 @@ export class Evaluator {
     for (const record of previous.values()) {
       const end = heldBaselineEnd(record);
       const rule = active.find((r) => r.id === record.ruleId);
-      if (end === null || rule?.baseline.kind !== 'trailing') continue;
+      // A replay (`--at` in the past) before the incident began: it was not open then.
+      if (end === null || end > now || rule?.baseline.kind !== 'trailing') continue;
       const windowMs = rule.baseline.windowMs;
       const endMs = Math.min(Math.floor(end / bucketMs) * bucketMs, from.getTime());
       const key = `${windowMs} ${endMs}`;
@@ -361,6 +362,7 @@ export class Evaluator {
     for (const input of inputs) {
       input.evidenceFromMs = evidenceFrom(
         previous.get(fingerprintOf(input.rule.id, input.cohort, input.route, input.detail)),
+        now,
       );
     }
     const findings = inputs.map((input) => detect(input, evaluation));

@@ -106,8 +106,11 @@ export interface Step {
  * raise the next one — a CUSUM restarts after an alarm. Without this, one stretch of bad luck
  * re-fires the same alert each time a new bucket nudges its statistic back over the threshold.
  */
-export function evidenceFrom(record: AlertRecord | undefined): number | null {
-  return record?.resolvedAt ?? null;
+export function evidenceFrom(record: AlertRecord | undefined, atMs: number): number | null {
+  const resolvedAt = record?.resolvedAt ?? null;
+  // A replay (`evaluate --at` in the past) before that resolution: the evidence was not spent
+  // yet, and the incident it ended can be seen again.
+  return resolvedAt !== null && resolvedAt <= atMs ? resolvedAt : null;
 }
 
 /**

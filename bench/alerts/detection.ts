@@ -322,7 +322,11 @@ function runStream(scenario: Scenario, seed: number): Outcome {
       for (const input of inputs) {
         const fp = `${kind}\t${input.cohort}\t${input.route}`;
         const finding = detect(
-          { ...input, monitors: testable, evidenceFromMs: evidenceFrom(states.get(fp)) },
+          {
+            ...input,
+            monitors: testable,
+            evidenceFromMs: evidenceFrom(states.get(fp), now * MINUTE),
+          },
           settings,
         );
         const result = step(states.get(fp), finding, now * MINUTE, settings);

@@ -106,6 +106,12 @@ describe('an open incident holds its trailing baseline at its start', () => {
       (e) => e.cohort === 'recovers' && e.kind === 'resolved',
     );
     expect(resolved!.message.resolution).toBe('recovered');
+
+    // A replay of a time when `recovers` was firing sees the incident as it was: its resolution,
+    // later than that time, has not spent the evidence yet.
+    const firingAt = D + (recovers[1]!.hours + 3) * HOUR;
+    const replay = await app.evaluator.evaluate(new Date(firingAt), RULES, { dryRun: true });
+    expect(replay.findings.find((f) => f.cohort === 'recovers')!.status).toBe('degraded');
     await app.close();
   }, 300_000);
 });

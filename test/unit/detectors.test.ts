@@ -242,7 +242,7 @@ describe('spent evidence (evidenceFromMs)', () => {
     const kinds: string[] = [];
     const evaluate = (counts: TaskCounts[], now: number) => {
       const finding = detect(
-        { ...monitor(counts, BASELINE), evidenceFromMs: evidenceFrom(record) },
+        { ...monitor(counts, BASELINE), evidenceFromMs: evidenceFrom(record, now) },
         evaluation,
       );
       const result = step(record, finding, now, evaluation);
@@ -253,7 +253,7 @@ describe('spent evidence (evidenceFromMs)', () => {
     evaluate(early, at(12.1));
     for (const t of [12.2, 12.3, 12.4]) evaluate(steady, at(t));
     expect(kinds).toEqual(['pending', 'firing', 'resolved']);
-    expect(evidenceFrom(record)).toBe(at(12.4));
+    expect(evidenceFrom(record, at(12.4))).toBe(at(12.4));
     // The same early windows again: without the resolution they would open a new incident.
     const fresh = step(record, detect(monitor(early, BASELINE), evaluation), at(12.5), evaluation);
     expect(fresh.event?.kind).toBe('pending');

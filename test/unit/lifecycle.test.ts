@@ -178,26 +178,28 @@ describe('alert lifecycle', () => {
   });
 
   it('spends the evidence at the resolution, and remembers it through later states', () => {
-    expect(evidenceFrom(undefined)).toBeNull();
+    expect(evidenceFrom(undefined, 0)).toBeNull();
     const open = run(['degraded', 'degraded', 'ok']);
     expect(open.record.resolvedAt).toBeNull();
     expect(open.record.resolution).toBeNull();
-    expect(evidenceFrom(open.record)).toBeNull();
+    expect(evidenceFrom(open.record, 60 * MINUTE)).toBeNull();
     const resolved = run(['degraded', 'degraded', 'ok', 'ok']);
     expect(resolved.events.at(-1)).toBe('resolved!@3');
     expect(resolved.record.resolution).toBe('recovered');
-    expect(evidenceFrom(resolved.record)).toBe(3 * MINUTE);
+    expect(evidenceFrom(resolved.record, 3 * MINUTE)).toBe(3 * MINUTE);
+    // A replay of a time before the resolution: the evidence was not spent then.
+    expect(evidenceFrom(resolved.record, 3 * MINUTE - 1)).toBeNull();
     // A new pending that clears, then a second incident: the first resolution still bounds the
     // evidence until the second one resolves.
     const pending = step(resolved.record, finding('degraded'), 10 * MINUTE, settings);
     const cleared = step(pending.record, finding('ok'), 11 * MINUTE, settings);
     expect(cleared.record.state).toBe('inactive');
-    expect(evidenceFrom(cleared.record)).toBe(3 * MINUTE);
+    expect(evidenceFrom(cleared.record, 11 * MINUTE)).toBe(3 * MINUTE);
     let record = cleared.record;
     for (const [i, status] of (['degraded', 'degraded', 'ok', 'ok'] as const).entries())
       record = step(record, finding(status), (20 + i) * MINUTE, settings).record;
     expect(record.state).toBe('resolved');
-    expect(evidenceFrom(record)).toBe(23 * MINUTE);
+    expect(evidenceFrom(record, 23 * MINUTE)).toBe(23 * MINUTE);
   });
 
   it("holds the baseline at the firing finding's change point while the incident is open", () => {
