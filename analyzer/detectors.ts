@@ -133,8 +133,12 @@ const BERNOULLI: Partial<Record<RuleKind, BernoulliKind>> = {
       (c) => c.tasks,
       (c) => c.fallbacks,
     ),
-    // Tuned to a doubling, or a rise of `detect`, whichever is larger.
-    alternative: (p0, detect) => Math.max(p0 + detect, 2 * p0),
+    // Tuned to a doubling, or a rise of `detect`, whichever is larger, but never more than halfway
+    // to 100 %: past a third, that halves the tasks that stay on the route. A doubling of a high
+    // rate is above 100 %, and an alternative clamped near 1 makes every task without a fallback
+    // heavy evidence against it, so a rise from 50 % to 85 % gave no alarm. Up to a third this is
+    // the doubling it always was; the threshold follows the alternative (its null drift).
+    alternative: (p0, detect) => p0 + Math.min(Math.max(detect, p0), (1 - p0) / 2),
   },
   fallback_reason_shift: {
     label: 'share of fallbacks',

@@ -157,6 +157,34 @@ describe('the estimated baseline', () => {
   });
 });
 
+describe('fallback_rate_spike from a high baseline rate', () => {
+  const rule = rules.find((r) => r.kind === 'fallback_rate_spike')!;
+  const fallbacks = (tasks: number, fell: number): TaskCounts => ({
+    ...emptyCounts(),
+    tasks,
+    known: tasks,
+    successes: tasks,
+    fallbacks: fell,
+    reasons: { error: fell },
+  });
+  // A week of 400 tasks a day, half of them falling back.
+  const baseline = fallbacks(2_800, 1_400);
+  const day = (fell: number) => Array.from({ length: 24 }, () => fallbacks(50, fell));
+
+  it('fires when half the tasks fell back and now most do', () => {
+    // A doubling of 50 % is past 100 %: the test must still be tuned to a rate below it.
+    const finding = detect({ ...monitor(day(43), baseline), rule }, evaluation);
+    expect(finding.status).toBe('degraded');
+    expect(finding.summary).toMatch(/fallback rate 50\.0% → 86\.0%/);
+  });
+
+  it('stays quiet when the rate stays at half', () => {
+    const finding = detect({ ...monitor(day(25), baseline), rule }, evaluation);
+    expect(finding.status).toBe('ok');
+    expect(finding.statistic!).toBeLessThan(finding.threshold!);
+  });
+});
+
 describe('cost_per_success_rise when no task succeeds', () => {
   const rule = rules.find((r) => r.kind === 'cost_per_success_rise')!;
   const counts = (tasks: number, known: number, successes: number): TaskCounts => ({
