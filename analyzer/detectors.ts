@@ -1,6 +1,6 @@
 import { isolate } from './name-list.js';
 import type { EvaluationSettings, Rule, RuleKind } from './rules.js';
-import { addCounts, emptyCounts } from './series.js';
+import { addCounts, emptyCounts, knownOutcomeSums } from './series.js';
 import type { TaskCounts } from './series.js';
 import {
   bernoulliCusum,
@@ -10,7 +10,7 @@ import {
   gaussianCusum,
   wilson,
 } from './stats.js';
-import type { CusumResult, Interval } from './stats.js';
+import type { CusumResult, Interval, RatioSums } from './stats.js';
 
 /**
  * The degradation tests, one per rule kind: pure functions from counts to a finding. Each is a
@@ -135,8 +135,12 @@ const BERNOULLI: Partial<Record<RuleKind, BernoulliKind>> = {
       (c) => c.tasks,
       (c) => c.fallbacks,
     ),
-    // Tuned to a doubling, or a rise of `detect`, whichever is larger.
-    alternative: (p0, detect) => Math.max(p0 + detect, 2 * p0),
+    // Tuned to a doubling, or a rise of `detect`, whichever is larger, but never more than halfway
+    // to 100 %: past a third, that halves the tasks that stay on the route. A doubling of a high
+    // rate is above 100 %, and an alternative clamped near 1 makes every task without a fallback
+    // heavy evidence against it, so a rise from 50 % to 85 % gave no alarm. Up to a third this is
+    // the doubling it always was; the threshold follows the alternative (its null drift).
+    alternative: (p0, detect) => p0 + Math.min(Math.max(detect, p0), (1 - p0) / 2),
   },
   fallback_reason_shift: {
     label: 'share of fallbacks',
@@ -409,13 +413,16 @@ function bernoulliFinding(
   });
 }
 
-/** Per-task cost − R·success, summed per bucket: its mean is 0 when the cost per success is R. */
+/**
+ * Per-task cost − R·success, summed per bucket over the tasks with a known outcome: its mean is 0
+ * when the cost per success is R.
+ */
 function costBuckets(buckets: readonly TaskCounts[], perSuccess: number) {
-  return buckets.map((c) => ({ n: c.tasks, sum: c.cost - perSuccess * c.successes }));
+  return buckets.map((c) => ({ n: c.known, sum: c.knownCost - perSuccess * c.successes }));
 }
 
-/** Var(c − R·s) per task, from sums over tasks. */
-function costVariance(c: TaskCounts, perSuccess: number): number {
+/** Var(c − R·s) per task, from sums over tasks (those with a known outcome). */
+function costVariance(c: RatioSums, perSuccess: number): number {
   if (c.tasks < 2) return 0;
   const n = c.tasks;
   const meanCost = c.cost / n;
@@ -429,13 +436,17 @@ function costVariance(c: TaskCounts, perSuccess: number): number {
 function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding {
   const { rule } = input;
   const label = 'cost per successful task';
-  const now = input.currentTotal ?? sum(input.current);
-  const reference = rule.kind === 'cheaper_than_large' ? (input.large ?? null) : input.baseline;
+  // Only tasks with a known outcome are judged, on both sides (knownOutcomeSums): a task whose
+  // outcome comes later would otherwise count as a failure until it does, and the newest buckets,
+  // always in the window, would read as a rise whenever outcomes arrive late.
+  const now = knownOutcomeSums(input.currentTotal ?? sum(input.current));
+  const counts = rule.kind === 'cheaper_than_large' ? (input.large ?? null) : input.baseline;
+  const reference = counts && knownOutcomeSums(counts);
   if (now.tasks < settings.minTasks) {
     return insufficient(
       input,
       label,
-      `${now.tasks} tasks in the current window, fewer than the minimum ${settings.minTasks}`,
+      `${now.tasks} tasks with a known outcome in the current window, fewer than the minimum ${settings.minTasks}`,
       now.tasks,
       reference?.tasks ?? 0,
     );
@@ -448,7 +459,7 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
     return insufficient(
       input,
       label,
-      `${reference?.tasks ?? 0} tasks in ${what}, fewer than the minimum ${settings.minBaselineTasks}`,
+      `${reference?.tasks ?? 0} tasks with a known outcome in ${what}, fewer than the minimum ${settings.minBaselineTasks}`,
       now.tasks,
       reference?.tasks ?? 0,
     );
@@ -516,13 +527,13 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
     description: input.baselineDescription,
   };
   return conclude(input, settings, result, h, baselineSide, (window, from) => {
-    const windowCounts = sum(input.current.slice(from));
+    const windowCounts = knownOutcomeSums(sum(input.current.slice(from)));
     const cps = costPerSuccess(windowCounts);
     const value = cps?.value ?? null;
     // Tasks with outcomes, none a success, money spent: the cost per success is unbounded, the
     // worst rise there is, not a missing figure.
     const noneSucceeded =
-      windowCounts.known > 0 && windowCounts.successes === 0 && windowCounts.cost > 0;
+      windowCounts.tasks > 0 && windowCounts.successes === 0 && windowCounts.cost > 0;
     return {
       side: { label, n: windowCounts.tasks, value, interval: cps?.interval ?? null },
       // Relative change against the reference; cheaper_than_large: how far above −minEffect.

@@ -17,6 +17,7 @@ import {
   bucketedCounts,
   emptyCounts,
   failureReasons,
+  knownOutcomeSums,
   monitorKey,
 } from './series.js';
 import type { AggregateCounts, BucketedCounts, TaskCounts } from './series.js';
@@ -707,7 +708,10 @@ export class Evaluator {
       kind === 'resolved' ? (record.resolution ?? undefined) : undefined;
     const largeRoute = ruleSet.evaluation.largeRoute;
     const costOf = (route: string): CostOnRoute => {
-      const counts = sum(currentByRoute.get(monitorKey(finding.cohort, route)) ?? []);
+      // Over the tasks with a known outcome, as the cost rules judge it.
+      const counts = knownOutcomeSums(
+        sum(currentByRoute.get(monitorKey(finding.cohort, route)) ?? []),
+      );
       const cps = costPerSuccess(counts);
       return {
         route,

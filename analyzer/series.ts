@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
+import type { RatioSums } from './stats.js';
 import { toClickHouseTime } from './report.js';
 import { queryTasks } from '../storage/window-sql.js';
 
@@ -21,6 +22,12 @@ export interface TaskCounts {
   costSquared: number;
   /** Σ cost of the successful tasks. */
   successCost: number;
+  /**
+   * Σ cost and Σ cost² of the tasks with a known outcome: the cost rules judge only those, so a
+   * task whose outcome has not arrived yet is not counted as money spent without a success.
+   */
+  knownCost: number;
+  knownCostSquared: number;
   fallbacks: number;
   cascades: number;
   /** Tasks with a fallback that gave no reason. */
@@ -49,6 +56,8 @@ export function emptyCounts(): TaskCounts {
     cost: 0,
     costSquared: 0,
     successCost: 0,
+    knownCost: 0,
+    knownCostSquared: 0,
     fallbacks: 0,
     cascades: 0,
     invisible: 0,
@@ -64,6 +73,21 @@ export function emptyCounts(): TaskCounts {
   };
 }
 
+/**
+ * The sums cost per successful task is estimated from, over the tasks with a known outcome: a
+ * task still waiting for its outcome is neither a success nor a failure yet, and counting its
+ * cost against the successes so far would read late outcomes as a rise in cost.
+ */
+export function knownOutcomeSums(c: TaskCounts): RatioSums {
+  return {
+    tasks: c.known,
+    successes: c.successes,
+    cost: c.knownCost,
+    costSquared: c.knownCostSquared,
+    successCost: c.successCost,
+  };
+}
+
 /** Adds `b` into `a` (in place) and returns `a`. */
 export function addCounts(a: TaskCounts, b: TaskCounts): TaskCounts {
   a.tasks += b.tasks;
@@ -73,6 +97,8 @@ export function addCounts(a: TaskCounts, b: TaskCounts): TaskCounts {
   a.cost += b.cost;
   a.costSquared += b.costSquared;
   a.successCost += b.successCost;
+  a.knownCost += b.knownCost;
+  a.knownCostSquared += b.knownCostSquared;
   a.fallbacks += b.fallbacks;
   a.cascades += b.cascades;
   a.invisible += b.invisible;
@@ -97,6 +123,8 @@ const countsColumns = {
   cost: chNumber,
   cost_squared: chNumber,
   success_cost: chNumber,
+  known_cost: chNumber,
+  known_cost_squared: chNumber,
   fallbacks: chNumber,
   cascades: chNumber,
   invisible: chNumber,
@@ -127,6 +155,8 @@ function countsOf(row: CountsRow): TaskCounts {
     cost: row.cost,
     costSquared: row.cost_squared,
     successCost: row.success_cost,
+    knownCost: row.known_cost,
+    knownCostSquared: row.known_cost_squared,
     fallbacks: row.fallbacks,
     cascades: row.cascades,
     invisible: row.invisible,
@@ -151,6 +181,8 @@ const COUNTS_SQL = `
     sum(cost_usd) AS cost,
     sum(cost_usd * cost_usd) AS cost_squared,
     sumIf(cost_usd, outcome = 'success') AS success_cost,
+    sumIf(cost_usd, outcome != 'unknown') AS known_cost,
+    sumIf(cost_usd * cost_usd, outcome != 'unknown') AS known_cost_squared,
     countIf(attempts >= 2) AS fallbacks,
     countIf(attempts > 2) AS cascades,
     countIf(invisible_fallbacks > 0) AS invisible,

@@ -171,6 +171,8 @@ const FIELDS = [
   'cost',
   'costSquared',
   'successCost',
+  'knownCost',
+  'knownCostSquared',
   'fallbacks',
   'reasks',
   'escalations',
@@ -207,6 +209,9 @@ function simulate(monitor: Monitor, changed: Monitor, random: () => number): Pre
       cell.cost += cost;
       cell.costSquared += cost * cost;
       cell.successCost += success ? cost : 0;
+      // Every simulated task has its outcome at once: its cost counts as judged.
+      cell.knownCost += cost;
+      cell.knownCostSquared += cost * cost;
       cell.fallbacks += fellBack ? 1 : 0;
       cell.reasks += random() < 0.02 ? 1 : 0;
       cell.escalations += escalated ? 1 : 0;

@@ -144,6 +144,16 @@ function tasks(): CraftedTask[] {
       add(s.cohort, healthy!, HEALTHY_FROM, T, 200);
     }
   }
+  // Healthy throughout, but the outcomes of the degraded period's last 2 hours have not arrived
+  // yet (outcomes reported late): the cost rules must not read them as failures. No fallbacks, so
+  // that costs vary little and a false rise would show at this volume.
+  add('late', { fallback: 0 }, BASELINE_FROM, DEGRADED_FROM, 1_600);
+  add('late', { fallback: 0 }, DEGRADED_FROM, HEALTHY_FROM, 200);
+  for (const task of out.slice(-66)) {
+    delete task.outcome;
+    delete task.outcomeReason;
+  }
+  add('late', { fallback: 0 }, HEALTHY_FROM, T, 200);
   // Badly degraded, but below the minimum sample in the current window.
   add('tiny', {}, BASELINE_FROM, DEGRADED_FROM, 1_600);
   add('tiny', { success: 0.3, fallback: 0.6 }, DEGRADED_FROM, HEALTHY_FROM, 60);
@@ -236,6 +246,23 @@ describe('alert rules on crafted traffic', () => {
     const tiny = result.findings.filter((f) => f.cohort === 'tiny');
     expect(tiny.length).toBeGreaterThan(0);
     expect(tiny.every((f) => f.status === 'insufficient_data')).toBe(true);
+  });
+
+  it('judge cost per success over the tasks with a known outcome: outcomes still to come raise nothing', async () => {
+    expect((await alerts()).filter((a) => a.cohort === 'late')).toEqual([]);
+    const res = await rw.app.inject({
+      method: 'POST',
+      url: `/api/v1/evaluate?at=${new Date(HEALTHY_FROM + 120_000).toISOString()}&dryRun=true`,
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    type Row = AlertRow & { status: string; statistic: number; threshold: number };
+    const findings = (res.json() as { findings: Row[] }).findings.filter(
+      (f) => f.cohort === 'late' && f.route === 'small',
+    );
+    const cost = findings.find((f) => f.rule === 'cost_per_success_rise');
+    expect(cost?.status).toBe('ok');
+    expect(cost!.statistic).toBeLessThan(cost!.threshold);
+    expect(findings.filter((f) => f.status === 'degraded')).toEqual([]);
   });
 
   it('resolve every alert once the traffic is healthy again', async () => {

@@ -131,6 +131,8 @@ describe('the estimated baseline', () => {
       cost: mean * tasks,
       costSquared: (mean * mean + 0.00002) * tasks,
       successCost: 0.9 * mean * tasks,
+      knownCost: mean * tasks,
+      knownCostSquared: (mean * mean + 0.00002) * tasks,
     });
     const scaled = (c: TaskCounts, k: number): TaskCounts => ({
       ...c,
@@ -140,6 +142,8 @@ describe('the estimated baseline', () => {
       cost: c.cost * k,
       costSquared: c.costSquared * k,
       successCost: c.successCost * k,
+      knownCost: c.knownCost * k,
+      knownCostSquared: c.knownCostSquared * k,
     });
     const rule = rules.find((r) => r.kind === 'cost_per_success_rise')!;
     const current = Array.from({ length: 24 }, () => costs(50, 0.013));
@@ -157,6 +161,34 @@ describe('the estimated baseline', () => {
   });
 });
 
+describe('fallback_rate_spike from a high baseline rate', () => {
+  const rule = rules.find((r) => r.kind === 'fallback_rate_spike')!;
+  const fallbacks = (tasks: number, fell: number): TaskCounts => ({
+    ...emptyCounts(),
+    tasks,
+    known: tasks,
+    successes: tasks,
+    fallbacks: fell,
+    reasons: { error: fell },
+  });
+  // A week of 400 tasks a day, half of them falling back.
+  const baseline = fallbacks(2_800, 1_400);
+  const day = (fell: number) => Array.from({ length: 24 }, () => fallbacks(50, fell));
+
+  it('fires when half the tasks fell back and now most do', () => {
+    // A doubling of 50 % is past 100 %: the test must still be tuned to a rate below it.
+    const finding = detect({ ...monitor(day(43), baseline), rule }, evaluation);
+    expect(finding.status).toBe('degraded');
+    expect(finding.summary).toMatch(/fallback rate 50\.0% → 86\.0%/);
+  });
+
+  it('stays quiet when the rate stays at half', () => {
+    const finding = detect({ ...monitor(day(25), baseline), rule }, evaluation);
+    expect(finding.status).toBe('ok');
+    expect(finding.statistic!).toBeLessThan(finding.threshold!);
+  });
+});
+
 describe('cost_per_success_rise when no task succeeds', () => {
   const rule = rules.find((r) => r.kind === 'cost_per_success_rise')!;
   const counts = (tasks: number, known: number, successes: number): TaskCounts => ({
@@ -167,6 +199,8 @@ describe('cost_per_success_rise when no task succeeds', () => {
     cost: 0.01 * tasks,
     costSquared: (0.0001 + 0.00002) * tasks,
     successCost: 0.01 * successes,
+    knownCost: 0.01 * known,
+    knownCostSquared: (0.0001 + 0.00002) * known,
   });
   const baseline = counts(1_200, 1_200, 1_080);
 
@@ -187,6 +221,45 @@ describe('cost_per_success_rise when no task succeeds', () => {
     expect(finding.status).not.toBe('degraded');
     expect(finding.effect).toBeNull();
     expect(finding.summary).not.toMatch(/unbounded/);
+  });
+});
+
+describe('cost per successful task while outcomes are still to come', () => {
+  const rule = rules.find((r) => r.kind === 'cost_per_success_rise')!;
+  // `tasks` tasks at `price` each (± 20 %), `known` of them with an outcome, 95 % of those a success.
+  const counts = (tasks: number, known: number, price = 0.01): TaskCounts => {
+    const successes = Math.round(0.95 * known);
+    const square = price * price * 1.04;
+    return {
+      ...emptyCounts(),
+      tasks,
+      known,
+      successes,
+      failures: known - successes,
+      cost: price * tasks,
+      costSquared: square * tasks,
+      successCost: price * successes,
+      knownCost: price * known,
+      knownCostSquared: square * known,
+    };
+  };
+  const baseline = counts(1_400, 1_400);
+  // 18 hours with their outcomes, then 6 whose outcomes have not arrived yet.
+  const late = (price: number) =>
+    Array.from({ length: 24 }, (_, hour) => counts(40, hour < 18 ? 40 : 0, price));
+
+  it('judges only the tasks with a known outcome: a steady cost raises nothing', () => {
+    const finding = detect({ ...monitor(late(0.01), baseline), rule }, evaluation);
+    expect(finding.status).toBe('ok');
+    expect(finding.statistic!).toBeLessThan(finding.threshold!);
+    expect(finding.baseline.value).toBeCloseTo(0.01 / 0.95, 6);
+  });
+
+  it('still fires on a real rise in cost, and counts the tasks it judged', () => {
+    const finding = detect({ ...monitor(late(0.014), baseline), rule }, evaluation);
+    expect(finding.status).toBe('degraded');
+    expect(finding.current.value).toBeCloseTo(0.014 / 0.95, 4);
+    expect(finding.current.n).toBeLessThanOrEqual(18 * 40);
   });
 });
 
