@@ -363,7 +363,9 @@ export class Evaluator {
     for (const input of inputs) {
       input.evidenceFromMs = evidenceFrom(
         previous.get(fingerprintOf(input.rule.id, input.cohort, input.route, input.detail)),
-        now,
+        // A dry run of a past time sees the incidents of then, even those resolved since. A
+        // recorded evaluation never reopens them: their evidence is spent.
+        dryRun ? now : Infinity,
       );
     }
     const findings = inputs.map((input) => detect(input, evaluation));

@@ -108,8 +108,8 @@ export interface Step {
  */
 export function evidenceFrom(record: AlertRecord | undefined, atMs: number): number | null {
   const resolvedAt = record?.resolvedAt ?? null;
-  // A replay (`evaluate --at` in the past) before that resolution: the evidence was not spent
-  // yet, and the incident it ended can be seen again.
+  // Judged as at `atMs`, before that resolution (a dry run of a past time): the evidence was not
+  // spent yet, and the incident it ended can be seen again.
   return resolvedAt !== null && resolvedAt <= atMs ? resolvedAt : null;
 }
 
