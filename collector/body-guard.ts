@@ -3,6 +3,7 @@ import type { TransformCallback } from 'node:stream';
 import { gunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError, badRequest, tooLarge, unavailable } from '../server/http-error.js';
+import { CLOSE_GRACE_MS } from '../server/connections.js';
 import type { Admission, AdmissionTicket } from './admission.js';
 
 /**
@@ -19,6 +20,13 @@ export interface BodyGuardOptions {
   bodyIdleTimeoutMs: number;
   /** The Content-Types the routes read (as raw bytes). */
   contentTypes: string[];
+  /**
+   * Says when the server began to close: a body still arriving then gets `closeGraceMs` more,
+   * not the rest of `bodyTimeoutMs`, so that one client sending slowly does not hold a shutdown
+   * for as long as that (past an orchestrator's grace period, which would kill the drain).
+   */
+  closing?: { onClosing(listener: () => void): () => void };
+  closeGraceMs?: number;
 }
 
 declare module 'fastify' {
@@ -145,10 +153,23 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
         ),
       );
     };
-    const total = setTimeout(
+    let total = setTimeout(
       timeout('the body did not arrive in time', options.bodyTimeoutMs),
       options.bodyTimeoutMs,
     );
+    const graceMs = options.closeGraceMs ?? CLOSE_GRACE_MS;
+    const stopListening = options.closing?.onClosing(() => {
+      clearTimeout(total);
+      total = setTimeout(() => {
+        reply.header('connection', 'close');
+        guard.destroy(
+          unavailable(
+            `the collector is shutting down, and the body was still arriving ${graceMs} ms later (${received} bytes received): send it again`,
+            1,
+          ),
+        );
+      }, graceMs);
+    });
     const idle = setTimeout(
       timeout('the body paused too long', options.bodyIdleTimeoutMs),
       options.bodyIdleTimeoutMs,
@@ -156,6 +177,7 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
     const stop = () => {
       clearTimeout(total);
       clearTimeout(idle);
+      stopListening?.();
     };
     guard.once('end', stop);
     guard.once('close', stop);
