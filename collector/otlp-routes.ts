@@ -16,6 +16,7 @@ import type { SpanWriter, WriteResult } from './span-writer.js';
 /** The OTLP/HTTP trace receiver: `POST /v1/traces`, JSON or protobuf, gzip or not. */
 
 export interface CollectorStats {
+  /** Trace export requests received (POST), counted before anything refuses them (app.ts). */
   requests: number;
   spansReceived: number;
   spansSkipped: number;
@@ -136,7 +137,6 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
   });
 
   app.post('/v1/traces', { config: { otlp: true } }, async (request, reply) => {
-    stats.requests++;
     const encoding = otlpEncodingOf(request);
     const body = await decodeBody(request, request.body as Buffer, options.maxBodyBytes);
     const started = receivedAt.get(request) ?? performance.now();

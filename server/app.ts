@@ -126,6 +126,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.decorate('routewatch', { collector, admission: admission.stats });
 
+  // Every trace export that comes in counts as received, before any hook can refuse it (shutting
+  // down, 401, 415, 413, 503): each refusal counter is then a part of it, and a ratio of one to it
+  // stays at most 1.
+  app.addHook('onRequest', async (request) => {
+    if (request.method === 'POST' && request.routeOptions.config?.otlp === true)
+      collector.requests++;
+  });
+
   let accepting = true;
   const connections = new ConnectionTracker(app.server);
   app.addHook('preClose', async () => {

@@ -142,12 +142,15 @@ describe('authentication', () => {
 });
 
 describe('error shapes', () => {
-  it('counts the OTLP requests answered with a 4xx on /metrics', async () => {
-    const rejected = async () => {
+  it('counts the OTLP requests answered with a 4xx on /metrics, as received too', async () => {
+    const counter = (name: string) => async () => {
       const text = (await rw.app.inject({ method: 'GET', url: '/metrics', headers: bearer })).body;
-      return Number(/^routewatch_otlp_requests_rejected_total (\d+)$/m.exec(text)?.[1]);
+      return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
     };
+    const rejected = counter('routewatch_otlp_requests_rejected_total');
+    const received = counter('routewatch_otlp_requests_total');
     const before = await rejected();
+    const receivedBefore = await received();
     const bad = await rw.app.inject({
       method: 'POST',
       url: '/v1/traces',
@@ -163,6 +166,8 @@ describe('error shapes', () => {
     });
     expect(unsupported.statusCode).toBe(415);
     expect(await rejected()).toBe(before + 2);
+    // The 415 is refused before the route's handler: received all the same.
+    expect(await received()).toBe(receivedBefore + 2);
   });
 
   it('answers an unknown route with 404 in the JSON error shape, and nothing is sniffed', async () => {
@@ -408,8 +413,8 @@ describe('logging', () => {
         headers: { authorization: `Bearer ${TOKEN}` },
       });
       expect(metrics.body).toMatch(/^routewatch_unauthenticated_requests_total 3$/m);
-      // Refused before the route: the OTLP route's own counts never saw them.
-      expect(metrics.body).toMatch(/^routewatch_otlp_requests_total 0$/m);
+      // Refused before the route, and received all the same: the refusals are a part of it.
+      expect(metrics.body).toMatch(/^routewatch_otlp_requests_total 3$/m);
       // A shutdown before the minute is up still tells the refusals not logged yet.
       closed = true;
       await logged.close();
