@@ -2,7 +2,7 @@ import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { gunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { HttpError, badRequest, tooLarge, unavailable } from '../server/http-error.js';
+import { HttpError, badRequest, refused, tooLarge, unavailable } from '../server/http-error.js';
 import { CLOSE_GRACE_MS } from '../server/connections.js';
 import type { Admission, AdmissionTicket } from './admission.js';
 
@@ -113,7 +113,8 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
     const admitted = admission.admit(announced ?? 0);
     if (!admitted.ok) {
       refuseBeforeBody(request, reply);
-      throw unavailable(
+      throw refused(
+        'overloaded',
         `${admitted.reason}: retry after ${admitted.retryAfterSeconds} s`,
         admitted.retryAfterSeconds,
       );
@@ -134,7 +135,13 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
         // Declared below; chunks only flow once the pipe starts, after it is set.
         idle.refresh();
         if (counted && ticket && !admission.grow(ticket, chunk.length)) {
-          callback(unavailable('the collector is receiving too many bytes of requests already', 1));
+          callback(
+            refused(
+              'overloaded',
+              'the collector is receiving too many bytes of requests already',
+              1,
+            ),
+          );
           return;
         }
         callback(null, chunk);

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { HttpError, badRequest, toHttpError, unavailable } from '../server/http-error.js';
+import { HttpError, badRequest, refused, toHttpError, unavailable } from '../server/http-error.js';
 import type { Admission } from './admission.js';
 import { decodeBody, guardBodies, refuseBeforeBody } from './body-guard.js';
 import { IngestTooComplexError } from './ingest-pool.js';
@@ -11,6 +11,7 @@ import type { CostSourceCounts } from './normalize.js';
 import { OtlpDecodeError } from './otlp-errors.js';
 import { encodeTraceResponseProto } from './otlp-proto.js';
 import { OverloadedError } from './span-writer.js';
+import { ReasonCountLog } from '../server/rate-limited-log.js';
 import type { SpanWriter, WriteResult } from './span-writer.js';
 
 /** The OTLP/HTTP trace receiver: `POST /v1/traces`, JSON or protobuf, gzip or not. */
@@ -105,11 +106,25 @@ function partialMessage(ingested: IngestResult, stored: WriteResult): string {
   return `${invalid + outOfWindow + stored.rejected} of ${total} spans were not stored, the rest were: ${parts.join('; ')}`;
 }
 
+/** The short reason a writer's refusal is counted under in the log's summary of refusals. */
+const REFUSALS: Record<OverloadedError['code'], string> = {
+  OVERLOADED: 'overloaded',
+  LOG_FULL: 'write-ahead log full',
+  LOG_UNWRITABLE: 'write-ahead log unwritable',
+  SHUTTING_DOWN: 'shutting down',
+};
+
 /** When each export request came in (performance.now()), for its stage timings. */
 const receivedAt = new WeakMap<FastifyRequest, number>();
 
 export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, options) => {
   const { stats, writer } = options;
+  // An exporter that sends a batch routewatch cannot decode does not retry it (400), but its next
+  // batches are likely as bad: a summary a minute, counted by encoding, with the last reason.
+  const rejections = new ReasonCountLog((summary) =>
+    app.log.warn(summary, 'rejected OTLP requests that could not be decoded (400)'),
+  );
+  app.addHook('onClose', async () => rejections.close());
   // Before the body is read (and before admission): while the write-ahead log is at its disk
   // budget no request can be taken, so it is refused at once, as admission does under overload.
   app.addHook('onRequest', async (request, reply) => {
@@ -118,7 +133,8 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
     const refusal = writer.refusal();
     if (!refusal) return;
     refuseBeforeBody(request, reply);
-    throw unavailable(
+    throw refused(
+      REFUSALS.LOG_FULL,
       `${refusal.reason}: retry after ${refusal.retryAfterSeconds} s`,
       refusal.retryAfterSeconds,
     );
@@ -149,7 +165,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
       ingested = await options.ingest.run(body, encoding, true);
     } catch (error) {
       if (error instanceof OtlpDecodeError) {
-        request.log.warn({ reason: error.message, encoding }, 'rejected an OTLP request');
+        rejections.count(encoding, error.message);
         throw badRequest(error.message, error);
       }
       if (error instanceof IngestTooComplexError) {
@@ -167,7 +183,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
       stored = await writer.write(ingested);
     } catch (error) {
       if (error instanceof OverloadedError) {
-        throw unavailable(error.message, error.retryAfterSeconds, error);
+        throw refused(REFUSALS[error.code], error.message, error.retryAfterSeconds, error);
       }
       request.log.error({ err: error }, 'writing spans failed');
       throw unavailable(

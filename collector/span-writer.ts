@@ -218,6 +218,8 @@ export class SpanWriter {
   #closing = false;
   /** The log's size when a write was last refused for the disk budget. */
   #fullAt: number | undefined;
+  /** Why the last append failed, while no append has succeeded since (logged once). */
+  #appendFailure: string | undefined;
   readonly stats: SpanWriterStats = {
     rowsWritten: 0,
     rowsRejected: 0,
@@ -506,11 +508,19 @@ export class SpanWriter {
         // rows that might still fail to be written.
         for (const record of appended) this.#rememberRecord(record);
         this.#drainer!.notify();
+        this.#appendFailure = undefined;
       }
       this.#observeWrites(group, groupStarted);
       for (const waiter of group) waiter.resolve(ALL_STORED);
     } catch (error) {
-      this.#log.error({ err: error }, 'appending to the write-ahead log failed');
+      // Once per run of failures (and again if the error changes): while the log cannot be
+      // written every append fails, each request is refused (503, counted in the app's summary of
+      // refusals), and one line with a stack per append would bury the one that says why.
+      const message = error instanceof Error ? error.message : String(error);
+      if (message !== this.#appendFailure) {
+        this.#appendFailure = message;
+        this.#log.error({ err: error }, 'appending to the write-ahead log failed');
+      }
       const refusal = new OverloadedError(
         'LOG_UNWRITABLE',
         'the collector could not write its write-ahead log: retry later',

@@ -306,6 +306,39 @@ describe('SpanWriter with the write-ahead log', () => {
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
     await writer.close();
   });
+  it('logs a failed append as an error once a run, each write refused as LOG_UNWRITABLE', async () => {
+    const log = recordingLog();
+    const writer = await walWriter(temp.store, walDir(), {}, log);
+    const wal = writer.wal!;
+    const append = wal.append.bind(wal);
+    const failWith = (message: string) => {
+      wal.append = () => Promise.reject(new Error(message));
+    };
+    const refusals = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        await expect(writer.write(rows(2, `f${i}`))).rejects.toMatchObject({
+          code: 'LOG_UNWRITABLE',
+        });
+      }
+    };
+    const errors = () => log.lines.filter((line) => line.startsWith('error'));
+    failWith('ENOSPC: no space left on device');
+    await refusals(5);
+    expect(errors()).toEqual(['error appending to the write-ahead log failed']);
+    // A different error within the run is worth a line of its own.
+    failWith('EIO: i/o error');
+    await refusals(3);
+    expect(errors()).toHaveLength(2);
+    // An append that succeeds ends the run: the next failure is told again.
+    wal.append = append;
+    await writer.write(rows(2, 'ok'));
+    failWith('EIO: i/o error');
+    await refusals(2);
+    expect(errors()).toHaveLength(3);
+    wal.append = append;
+    await writer.close();
+  });
+
   it('drains a log written by an older routewatch, in the JSONEachRow format it used then', async () => {
     const dir = walDir();
     const old = spanRows(3, 'legacy');
