@@ -105,6 +105,13 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
         `unsupported charset ${charset}: send JSON as UTF-8`,
       );
     }
+    // Checked before the body is read, as the type is: a body in an encoding that cannot be
+    // undone would be received (up to the size limit) and admitted only to be refused.
+    const encodingRefusal = unsupportedEncoding(request);
+    if (encodingRefusal) {
+      refuseBeforeBody(request, reply);
+      throw encodingRefusal;
+    }
     const announced = contentLength(request);
     if (announced !== undefined && announced > options.maxBodyBytes) {
       refuseBeforeBody(request, reply);
@@ -207,23 +214,31 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
   });
 }
 
+const contentEncodingOf = (request: FastifyRequest) =>
+  (request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+
+/** The 415 for a `Content-Encoding` other than gzip (x-gzip is gzip, RFC 9110, 8.4.1.3) or none. */
+function unsupportedEncoding(request: FastifyRequest): HttpError | undefined {
+  const encoding = contentEncodingOf(request);
+  if (['identity', '', 'gzip', 'x-gzip'].includes(encoding)) return undefined;
+  return new HttpError(
+    415,
+    'INVALID_ARGUMENT',
+    `unsupported Content-Encoding ${encoding}: use gzip or none`,
+  );
+}
+
 /** Undoes `Content-Encoding` (gzip or none), within the body limit; off the event loop. */
 export async function decodeBody(
   request: FastifyRequest,
   body: Buffer,
   maxBodyBytes: number,
 ): Promise<Buffer> {
-  const encoding = (request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-  if (encoding === 'identity' || encoding === '') return body;
-  // x-gzip is gzip (RFC 9110, 8.4.1.3). An empty body is empty in any encoding.
-  if (encoding !== 'gzip' && encoding !== 'x-gzip') {
-    throw new HttpError(
-      415,
-      'INVALID_ARGUMENT',
-      `unsupported Content-Encoding ${encoding}: use gzip or none`,
-    );
-  }
-  if (body.length === 0) return body;
+  const refusal = unsupportedEncoding(request);
+  if (refusal) throw refusal;
+  // An empty body is empty in any encoding.
+  const encoding = contentEncodingOf(request);
+  if (encoding === 'identity' || encoding === '' || body.length === 0) return body;
   return new Promise((resolve, reject) => {
     gunzip(body, { maxOutputLength: maxBodyBytes }, (error, result) => {
       if (!error) return resolve(result);
