@@ -3,6 +3,7 @@ import type { Store } from '../storage/store.js';
 import { badRequest, unavailable } from '../server/http-error.js';
 import type { Admission } from './admission.js';
 import { decodeBody, guardBodies } from './body-guard.js';
+import { acceptedWindow } from './normalize.js';
 import { parseOutcomesRequest, writeOutcomes } from './outcomes.js';
 
 /** `POST /v1/outcomes`: late outcomes of tasks, one report or `{ "outcomes": [...] }`. */
@@ -12,6 +13,9 @@ export interface OutcomesRoutesOptions {
   maxBodyBytes: number;
   bodyTimeoutMs: number;
   bodyIdleTimeoutMs: number;
+  /** An observedAt older than this or further ahead than `maxAheadMs` is refused, as a span is. */
+  maxAgeMs: number;
+  maxAheadMs: number;
 }
 
 const USAGE =
@@ -34,7 +38,8 @@ export const outcomesRoutes: FastifyPluginAsync<OutcomesRoutesOptions> = async (
     } catch (error) {
       throw badRequest(`the body is not valid JSON: ${(error as Error).message}. ${USAGE}`);
     }
-    const parsed = parseOutcomesRequest(json);
+    const window = acceptedWindow(Date.now(), options.maxAgeMs, options.maxAheadMs);
+    const parsed = parseOutcomesRequest(json, window);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw badRequest(

@@ -17,6 +17,7 @@ import type { SpanWriter } from '../collector/span-writer.js';
 import type { Store } from '../storage/store.js';
 import { requireToken } from './auth.js';
 import { ConnectionTracker } from './connections.js';
+import { acceptedTimes } from './config.js';
 import type { Config } from './config.js';
 import { HttpError, RPC_CODES, refused, toHttpError } from './http-error.js';
 import { opsRoutes } from './ops-routes.js';
@@ -213,7 +214,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     writer: deps.writer,
     stats: collector,
   });
-  await app.register(outcomesRoutes, { ...bodies, store: deps.store });
+  await app.register(outcomesRoutes, { ...bodies, ...acceptedTimes(config), store: deps.store });
   const reads = {
     store: deps.store,
     now: deps.now ?? (() => new Date()),

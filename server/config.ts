@@ -349,6 +349,17 @@ export const configSchema = z.object({
 
 export type Config = z.output<typeof configSchema>;
 
+/**
+ * How far back and ahead a time sent to routewatch may be: a span's start, a late outcome's
+ * observedAt. Back: retention (older would be deleted at once); ahead: a sender's clock skew.
+ */
+export function acceptedTimes(config: Config): { maxAgeMs: number; maxAheadMs: number } {
+  return {
+    maxAgeMs: config.ROUTEWATCH_RETENTION_DAYS * 86_400_000,
+    maxAheadMs: config.ROUTEWATCH_MAX_CLOCK_SKEW,
+  };
+}
+
 /** ROUTEWATCH_BATCH_DELAY when unset and the request waits for the insert (ROUTEWATCH_WAL=off). */
 export const BATCH_DELAY_WITHOUT_LOG_MS = 0;
 /** ROUTEWATCH_BATCH_DELAY when unset and the log is drained into the store (the default). */
