@@ -110,6 +110,8 @@ export interface WriterHealth {
   wal: boolean;
   /** The log is at its disk budget: ingest is refused (503). */
   logFull: boolean;
+  /** While the log is full: the Retry-After exports are given, for /readyz to give as well. */
+  logFullRetryAfterSeconds: number | undefined;
   /** Without the log: true. With it: the store is migrated and the last insert did not fail. */
   storeAvailable: boolean;
 }
@@ -147,6 +149,9 @@ export interface SpanWriterParts {
   /** With the log: inserts wait for this (the migrations, when the store was down at start). */
   storeReady?: Promise<void>;
 }
+
+/** Retry-After while the log is full and the store is down: no estimate of when it is back. */
+const LOG_FULL_STORE_DOWN_RETRY_S = 10;
 
 /** How long `close()` keeps draining the log into the store before it stops. */
 export const CLOSE_DRAIN_MS = 5_000;
@@ -288,9 +293,11 @@ export class SpanWriter {
   }
 
   health(): WriterHealth {
+    const logFull = this.#atBudget();
     return {
       wal: this.#wal !== undefined,
-      logFull: this.#atBudget(),
+      logFull,
+      logFullRetryAfterSeconds: logFull ? this.#logFullRetryAfter() : undefined,
       storeAvailable: this.#drainer?.stats.storeAvailable ?? true,
     };
   }
@@ -443,14 +450,19 @@ export class SpanWriter {
     return false;
   }
 
-  /** About the time the store takes to free a segment; longer while it is down. */
+  /**
+   * About the time the store takes to free a segment — the drainer's fill window
+   * (ROUTEWATCH_BATCH_DELAY), which a record may wait before its insert, then the segment's rows
+   * at the insert rate — or longer while the store is down. Exports and /readyz give the same.
+   */
   #logFullRetryAfter(): number {
     const wal = this.#wal;
     const drainer = this.#drainer;
-    if (!wal || !drainer || !drainer.stats.storeAvailable) return 10;
+    if (!wal || !drainer || !drainer.stats.storeAvailable) return LOG_FULL_STORE_DOWN_RETRY_S;
     const bytesPerRow = wal.unstoredRows > 0 ? wal.unstoredBytes / wal.unstoredRows : 1_000;
     return clampRetryAfter(
-      wal.segmentBytes / Math.max(1, this.stats.insertRowsPerSecond * bytesPerRow),
+      this.#maxDelayMs / 1000 +
+        wal.segmentBytes / Math.max(1, this.stats.insertRowsPerSecond * bytesPerRow),
     );
   }
 

@@ -339,6 +339,40 @@ describe('SpanWriter with the write-ahead log', () => {
     await writer.close();
   });
 
+  it('gives refused exports and /readyz the same Retry-After, counting the fill window (ROUTEWATCH_BATCH_DELAY)', async () => {
+    // The store is up but takes nothing (its inserts wait until released): the log fills to its
+    // budget.
+    let release = () => undefined as void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const stuck: Store = { ...switchableStore(temp.store), insertJsonEachRow: () => held };
+    const writer = await walWriter(stuck, walDir(), {
+      ROUTEWATCH_WAL_MAX_BYTES: '65536',
+      ROUTEWATCH_BATCH_DELAY: '8s',
+    });
+    for (let i = 0; i < 100 && !writer.health().logFull; i++) {
+      await writer.write(rows(10, `s${i}`)).catch(() => undefined);
+    }
+    expect(writer.health().logFull).toBe(true);
+    const rw = await testApp(temp.store, { writer });
+    try {
+      const ready = await rw.app.inject({ method: 'GET', url: '/readyz' });
+      const refused = await rw.app.inject({
+        method: 'POST',
+        url: '/v1/traces',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(otlpBody([{ traceId: hexId(16), attributes: llm }])),
+      });
+      expect(ready.statusCode).toBe(503);
+      expect(refused.statusCode).toBe(503);
+      // Nothing is freed before the drainer's window has passed.
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(8);
+      expect(ready.headers['retry-after']).toBe(refused.headers['retry-after']);
+    } finally {
+      release();
+      await rw.close();
+    }
+  });
+
   it('drains a log written by an older routewatch, in the JSONEachRow format it used then', async () => {
     const dir = walDir();
     const old = spanRows(3, 'legacy');
