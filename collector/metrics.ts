@@ -36,7 +36,7 @@ function costSourceLines({ collector }: MetricsSources): string {
     .map(([source, value]) => `${name}{cost_source="${source}"} ${value}\n`)
     .join('');
   return (
-    `# HELP ${name} LLM calls in acknowledged requests, by cost source (span, price_table, unpriced).\n` +
+    `# HELP ${name} LLM calls taken, by cost source (span, price_table, unpriced); an exporter's retry of calls taken before does not count again.\n` +
     `# TYPE ${name} counter\n${series}`
   );
 }

@@ -29,7 +29,7 @@ export interface CollectorStats {
   rejectedRequests: number;
   /** Requests to any route refused with 401 for want of the token (before any route's own counts). */
   unauthenticatedRequests: number;
-  /** LLM calls in acknowledged requests, by where their cost comes from. */
+  /** LLM calls taken (not an exporter's retry of ones taken before), by where their cost comes from. */
   llmCallsByCostSource: CostSourceCounts;
   /** Per request: the body read and decompressed; the whole request, for those answered 200. */
   receiveMs: LatencyHistogram;
@@ -193,8 +193,11 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
         error,
       );
     }
-    for (const source of COST_SOURCES)
-      stats.llmCallsByCostSource[source] += ingested.costSources[source];
+    // New calls only: an exporter's retry of spans taken before is dropped by the writer.
+    for (const source of COST_SOURCES) {
+      stats.llmCallsByCostSource[source] +=
+        ingested.costSources[source] - (stored.duplicateCalls?.[source] ?? 0);
+    }
     const notStored = ingested.invalid + ingested.outOfWindow + stored.rejected;
     stats.totalMs.observe(performance.now() - started);
     if (notStored === 0) return accepted(reply, encoding);

@@ -7,7 +7,9 @@ import { LatencyHistogram } from './latency-histogram.js';
 import type { WriteAheadLog } from './wal.js';
 import { encodeRecord, forEachKey, recordKeys, recordOfFrame } from './wal-record.js';
 import type { WalRecord } from './wal-record.js';
-import { SPAN_LINE_FORMAT, prepareRows } from './span-lines.js';
+import { SPAN_COLUMNS, SPAN_LINE_FORMAT, prepareRows } from './span-lines.js';
+import { COST_SOURCES, noCostSourceCounts } from './normalize.js';
+import type { CostSourceCounts } from './normalize.js';
 import type { PreparedRows } from './span-lines.js';
 
 export { prepareRows };
@@ -67,6 +69,11 @@ export interface WriteResult {
   rejected: number;
   /** Why the first rejected row was refused; empty when none was. */
   errorMessage: string;
+  /**
+   * The write's LLM calls dropped as duplicates (spans taken before: an exporter's retry), by
+   * cost source; absent when none was. They are not new calls, and are not counted as such.
+   */
+  duplicateCalls?: CostSourceCounts;
 }
 
 /** Why a write is refused for now: the client should retry after `retryAfterSeconds` (503). */
@@ -495,19 +502,24 @@ export class SpanWriter {
     const inGroup = new SpanKeyWindow(groupRows);
     const frames: Buffer[] = [];
     const appended: WalRecord[] = [];
-    for (const waiter of group) {
+    const results = group.map((waiter) => {
+      let duplicateCalls: CostSourceCounts | undefined;
       waiter.records.forEach((record, i) => {
         const kept = this.#newRows(record, inGroup);
         if (kept === undefined) {
           frames.push(waiter.frames[i]!);
           appended.push(record);
-        } else if (kept.length > 0) {
+          return;
+        }
+        duplicateCalls = callsNotKept(record, kept, duplicateCalls);
+        if (kept.length > 0) {
           const frame = recordWithRows(record, kept);
           frames.push(frame);
           appended.push(recordOfFrame(frame));
         }
       });
-    }
+      return duplicateCalls ? { ...ALL_STORED, duplicateCalls } : ALL_STORED;
+    });
     try {
       if (frames.length > 0) {
         const started = performance.now();
@@ -523,7 +535,7 @@ export class SpanWriter {
         this.#appendFailure = undefined;
       }
       this.#observeWrites(group, groupStarted);
-      for (const waiter of group) waiter.resolve(ALL_STORED);
+      group.forEach((waiter, i) => waiter.resolve(results[i]!));
     } catch (error) {
       // Once per run of failures (and again if the error changes): while the log cannot be
       // written every append fails, each request is refused (503, counted in the app's summary of
@@ -621,9 +633,11 @@ export class SpanWriter {
     let batchRows = 0;
     for (const waiter of batch) batchRows += waiter.rows;
     const inBatch = new SpanKeyWindow(batchRows);
+    const duplicates: (CostSourceCounts | undefined)[] = [];
     const units = batch.map((waiter) => {
       const parts: RowBlock[] = [];
       const keys: string[] = [];
+      let duplicateCalls: CostSourceCounts | undefined;
       for (const record of waiter.records) {
         const kept = this.#newRows(record, inBatch);
         const allKeys = recordKeys(record);
@@ -631,10 +645,12 @@ export class SpanWriter {
           parts.push(record);
           for (const key of allKeys) keys.push(key);
         } else {
+          duplicateCalls = callsNotKept(record, kept, duplicateCalls);
           parts.push(rowsOf(record, kept));
           for (const row of kept) keys.push(allKeys[row]!);
         }
       }
+      duplicates.push(duplicateCalls);
       return { keys, ...joinBlocks(parts) };
     });
     let outcomes: UnitOutcome[];
@@ -649,11 +665,13 @@ export class SpanWriter {
       const outcome = outcomes[i]!;
       const refused = new Set(outcome.rejectedRows);
       this.#remember(units[i]!.keys.filter((_key, row) => !refused.has(row)));
-      waiter.resolve(
-        refused.size === 0
+      const duplicateCalls = duplicates[i];
+      waiter.resolve({
+        ...(refused.size === 0
           ? ALL_STORED
-          : { rejected: refused.size, errorMessage: outcome.firstError },
-      );
+          : { rejected: refused.size, errorMessage: outcome.firstError }),
+        ...(duplicateCalls ? { duplicateCalls } : {}),
+      });
     });
   }
 
@@ -685,6 +703,31 @@ export class SpanWriter {
     const block = record.keysBlock;
     forEachKey(record, (start, end) => this.#recent.addBytes(block, start, end));
   }
+}
+
+const COST_SOURCE_COLUMN = SPAN_COLUMNS.indexOf('cost_source');
+
+/**
+ * Adds the LLM calls among a record's rows not in `kept` to `counts` (made when undefined), by
+ * cost source. Only duplicates are read back, one line each: rare, and only when they occur.
+ */
+function callsNotKept(
+  record: WalRecord,
+  kept: readonly number[],
+  counts: CostSourceCounts | undefined,
+): CostSourceCounts | undefined {
+  const keep = new Set(kept);
+  for (let row = 0; row < record.rowEnds.length; row++) {
+    if (keep.has(row)) continue;
+    const source = (JSON.parse(rowBytes(record, row).toString('utf8')) as unknown[])[
+      COST_SOURCE_COLUMN
+    ];
+    const known = COST_SOURCES.find((name) => name === source);
+    if (known === undefined) continue;
+    counts ??= noCostSourceCounts();
+    counts[known]++;
+  }
+  return counts;
 }
 
 /** The bytes of row `row` of a record (its line and newline). */
