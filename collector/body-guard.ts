@@ -2,7 +2,7 @@ import { Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
 import { gunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { HttpError, badRequest, tooLarge, unavailable } from '../server/http-error.js';
+import { HttpError, badRequest, refused, tooLarge } from '../server/http-error.js';
 import { CLOSE_GRACE_MS } from '../server/connections.js';
 import type { Admission, AdmissionTicket } from './admission.js';
 
@@ -62,7 +62,9 @@ export function refuseBeforeBody(request: FastifyRequest, reply: FastifyReply): 
   const raw = request.raw;
   reply.raw.once('finish', () => {
     if (raw.complete) return;
-    const cutOff = setTimeout(() => raw.socket?.destroy(), LINGER_MS);
+    // Destroying an incomplete request destroys its socket; a request injected by a test has a
+    // socket without destroy(), which would throw here.
+    const cutOff = setTimeout(() => raw.destroy(), LINGER_MS);
     cutOff.unref();
     raw.once('end', () => clearTimeout(cutOff));
     raw.once('close', () => clearTimeout(cutOff));
@@ -105,6 +107,13 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
         `unsupported charset ${charset}: send JSON as UTF-8`,
       );
     }
+    // Checked before the body is read, as the type is: a body in an encoding that cannot be
+    // undone would be received (up to the size limit) and admitted only to be refused.
+    const encodingRefusal = unsupportedEncoding(request);
+    if (encodingRefusal) {
+      refuseBeforeBody(request, reply);
+      throw encodingRefusal;
+    }
     const announced = contentLength(request);
     if (announced !== undefined && announced > options.maxBodyBytes) {
       refuseBeforeBody(request, reply);
@@ -113,7 +122,8 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
     const admitted = admission.admit(announced ?? 0);
     if (!admitted.ok) {
       refuseBeforeBody(request, reply);
-      throw unavailable(
+      throw refused(
+        'overloaded',
         `${admitted.reason}: retry after ${admitted.retryAfterSeconds} s`,
         admitted.retryAfterSeconds,
       );
@@ -134,7 +144,13 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
         // Declared below; chunks only flow once the pipe starts, after it is set.
         idle.refresh();
         if (counted && ticket && !admission.grow(ticket, chunk.length)) {
-          callback(unavailable('the collector is receiving too many bytes of requests already', 1));
+          callback(
+            refused(
+              'overloaded',
+              'the collector is receiving too many bytes of requests already',
+              1,
+            ),
+          );
           return;
         }
         callback(null, chunk);
@@ -163,7 +179,8 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
       total = setTimeout(() => {
         reply.header('connection', 'close');
         guard.destroy(
-          unavailable(
+          refused(
+            'shutting down',
             `the collector is shutting down, and the body was still arriving ${graceMs} ms later (${received} bytes received): send it again`,
             1,
           ),
@@ -200,23 +217,31 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
   });
 }
 
+const contentEncodingOf = (request: FastifyRequest) =>
+  (request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+
+/** The 415 for a `Content-Encoding` other than gzip (x-gzip is gzip, RFC 9110, 8.4.1.3) or none. */
+function unsupportedEncoding(request: FastifyRequest): HttpError | undefined {
+  const encoding = contentEncodingOf(request);
+  if (['identity', '', 'gzip', 'x-gzip'].includes(encoding)) return undefined;
+  return new HttpError(
+    415,
+    'INVALID_ARGUMENT',
+    `unsupported Content-Encoding ${encoding}: use gzip or none`,
+  );
+}
+
 /** Undoes `Content-Encoding` (gzip or none), within the body limit; off the event loop. */
 export async function decodeBody(
   request: FastifyRequest,
   body: Buffer,
   maxBodyBytes: number,
 ): Promise<Buffer> {
-  const encoding = (request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
-  if (encoding === 'identity' || encoding === '') return body;
-  // x-gzip is gzip (RFC 9110, 8.4.1.3). An empty body is empty in any encoding.
-  if (encoding !== 'gzip' && encoding !== 'x-gzip') {
-    throw new HttpError(
-      415,
-      'INVALID_ARGUMENT',
-      `unsupported Content-Encoding ${encoding}: use gzip or none`,
-    );
-  }
-  if (body.length === 0) return body;
+  const refusal = unsupportedEncoding(request);
+  if (refusal) throw refusal;
+  // An empty body is empty in any encoding.
+  const encoding = contentEncodingOf(request);
+  if (encoding === 'identity' || encoding === '' || body.length === 0) return body;
   return new Promise((resolve, reject) => {
     gunzip(body, { maxOutputLength: maxBodyBytes }, (error, result) => {
       if (!error) return resolve(result);

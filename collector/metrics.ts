@@ -36,7 +36,7 @@ function costSourceLines({ collector }: MetricsSources): string {
     .map(([source, value]) => `${name}{cost_source="${source}"} ${value}\n`)
     .join('');
   return (
-    `# HELP ${name} LLM calls in acknowledged requests, by cost source (span, price_table, unpriced).\n` +
+    `# HELP ${name} LLM calls taken, by cost source (span, price_table, unpriced); an exporter's retry of calls taken before does not count again.\n` +
     `# TYPE ${name} counter\n${series}`
   );
 }
@@ -142,7 +142,8 @@ export function renderMetrics(sources: MetricsSources): string {
   const metrics: Metric[] = [
     [
       'routewatch_otlp_requests_total',
-      'OTLP trace export requests received.',
+      'OTLP trace export requests received, whatever the answer: those refused before their body ' +
+        'was read (401, 413, 415, 503) count here too, so every other OTLP request counter is a part of it.',
       'counter',
       collector.requests,
     ],
@@ -160,7 +161,7 @@ export function renderMetrics(sources: MetricsSources): string {
     ],
     [
       'routewatch_requests_refused_total',
-      'Ingest requests refused with 503 before their body was read (overload).',
+      'Ingest requests (OTLP traces and /v1/outcomes) refused with 503 before their body was read (overload).',
       'counter',
       admission.refused,
     ],

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { HttpError, badRequest, toHttpError, unavailable } from '../server/http-error.js';
+import { HttpError, badRequest, refused, toHttpError, unavailable } from '../server/http-error.js';
 import type { Admission } from './admission.js';
 import { decodeBody, guardBodies, refuseBeforeBody } from './body-guard.js';
 import type { BodyGuardOptions } from './body-guard.js';
@@ -12,11 +12,13 @@ import type { CostSourceCounts } from './normalize.js';
 import { OtlpDecodeError } from './otlp-errors.js';
 import { encodeTraceResponseProto } from './otlp-proto.js';
 import { OverloadedError } from './span-writer.js';
+import { ReasonCountLog } from '../server/rate-limited-log.js';
 import type { SpanWriter, WriteResult } from './span-writer.js';
 
 /** The OTLP/HTTP trace receiver: `POST /v1/traces`, JSON or protobuf, gzip or not. */
 
 export interface CollectorStats {
+  /** Trace export requests received (POST), counted before anything refuses them (app.ts). */
   requests: number;
   spansReceived: number;
   spansSkipped: number;
@@ -28,7 +30,7 @@ export interface CollectorStats {
   rejectedRequests: number;
   /** Requests to any route refused with 401 for want of the token (before any route's own counts). */
   unauthenticatedRequests: number;
-  /** LLM calls in acknowledged requests, by where their cost comes from. */
+  /** LLM calls taken (not an exporter's retry of ones taken before), by where their cost comes from. */
   llmCallsByCostSource: CostSourceCounts;
   /** Per request: the body read and decompressed; the whole request, for those answered 200. */
   receiveMs: LatencyHistogram;
@@ -107,11 +109,25 @@ function partialMessage(ingested: IngestResult, stored: WriteResult): string {
   return `${invalid + outOfWindow + stored.rejected} of ${total} spans were not stored, the rest were: ${parts.join('; ')}`;
 }
 
+/** The short reason a writer's refusal is counted under in the log's summary of refusals. */
+const REFUSALS: Record<OverloadedError['code'], string> = {
+  OVERLOADED: 'overloaded',
+  LOG_FULL: 'write-ahead log full',
+  LOG_UNWRITABLE: 'write-ahead log unwritable',
+  SHUTTING_DOWN: 'shutting down',
+};
+
 /** When each export request came in (performance.now()), for its stage timings. */
 const receivedAt = new WeakMap<FastifyRequest, number>();
 
 export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, options) => {
   const { stats, writer } = options;
+  // An exporter that sends a batch routewatch cannot decode does not retry it (400), but its next
+  // batches are likely as bad: a summary a minute, counted by encoding, with the last reason.
+  const rejections = new ReasonCountLog((summary) =>
+    app.log.warn(summary, 'rejected OTLP requests that could not be decoded (400)'),
+  );
+  app.addHook('onClose', async () => rejections.close());
   // Before the body is read (and before admission): while the write-ahead log is at its disk
   // budget no request can be taken, so it is refused at once, as admission does under overload.
   app.addHook('onRequest', async (request, reply) => {
@@ -120,7 +136,8 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
     const refusal = writer.refusal();
     if (!refusal) return;
     refuseBeforeBody(request, reply);
-    throw unavailable(
+    throw refused(
+      REFUSALS.LOG_FULL,
       `${refusal.reason}: retry after ${refusal.retryAfterSeconds} s`,
       refusal.retryAfterSeconds,
     );
@@ -140,7 +157,6 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
   });
 
   app.post('/v1/traces', { config: { otlp: true } }, async (request, reply) => {
-    stats.requests++;
     const encoding = otlpEncodingOf(request);
     const body = await decodeBody(request, request.body as Buffer, options.maxBodyBytes);
     const started = receivedAt.get(request) ?? performance.now();
@@ -153,7 +169,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
       ingested = await options.ingest.run(body, encoding, true);
     } catch (error) {
       if (error instanceof OtlpDecodeError) {
-        request.log.warn({ reason: error.message, encoding }, 'rejected an OTLP request');
+        rejections.count(encoding, error.message);
         throw badRequest(error.message, error);
       }
       if (error instanceof IngestTooComplexError) {
@@ -171,7 +187,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
       stored = await writer.write(ingested);
     } catch (error) {
       if (error instanceof OverloadedError) {
-        throw unavailable(error.message, error.retryAfterSeconds, error);
+        throw refused(REFUSALS[error.code], error.message, error.retryAfterSeconds, error);
       }
       request.log.error({ err: error }, 'writing spans failed');
       throw unavailable(
@@ -181,8 +197,11 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
         error,
       );
     }
-    for (const source of COST_SOURCES)
-      stats.llmCallsByCostSource[source] += ingested.costSources[source];
+    // New calls only: an exporter's retry of spans taken before is dropped by the writer.
+    for (const source of COST_SOURCES) {
+      stats.llmCallsByCostSource[source] +=
+        ingested.costSources[source] - (stored.duplicateCalls?.[source] ?? 0);
+    }
     const notStored = ingested.invalid + ingested.outOfWindow + stored.rejected;
     stats.totalMs.observe(performance.now() - started);
     if (notStored === 0) return accepted(reply, encoding);

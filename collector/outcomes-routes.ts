@@ -4,6 +4,7 @@ import { badRequest, unavailable } from '../server/http-error.js';
 import type { Admission } from './admission.js';
 import { decodeBody, guardBodies } from './body-guard.js';
 import type { BodyGuardOptions } from './body-guard.js';
+import { acceptedWindow } from './normalize.js';
 import { parseOutcomesRequest, writeOutcomes } from './outcomes.js';
 
 /** `POST /v1/outcomes`: late outcomes of tasks, one report or `{ "outcomes": [...] }`. */
@@ -15,6 +16,9 @@ export interface OutcomesRoutesOptions {
   bodyIdleTimeoutMs: number;
   /** When the server began to close (body-guard.ts). */
   closing?: BodyGuardOptions['closing'];
+  /** An observedAt older than this or further ahead than `maxAheadMs` is refused, as a span is. */
+  maxAgeMs: number;
+  maxAheadMs: number;
 }
 
 const USAGE =
@@ -38,7 +42,8 @@ export const outcomesRoutes: FastifyPluginAsync<OutcomesRoutesOptions> = async (
     } catch (error) {
       throw badRequest(`the body is not valid JSON: ${(error as Error).message}. ${USAGE}`);
     }
-    const parsed = parseOutcomesRequest(json);
+    const window = acceptedWindow(Date.now(), options.maxAgeMs, options.maxAheadMs);
+    const parsed = parseOutcomesRequest(json, window);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw badRequest(

@@ -3,6 +3,7 @@ import { MAX_SCORES, OUTCOMES, SCORE_NAME_PATTERN } from '@routewatch/instrument
 import { z } from 'zod';
 import type { Store } from '../storage/store.js';
 import { MAX_COST_USD, canonicalTaskId, clickHouseTime, wellFormed } from './normalize.js';
+import type { TimeWindow } from './normalize.js';
 
 /**
  * Late outcomes: what the application learns after the reply (a reask, a human correction, a
@@ -62,17 +63,68 @@ const outcomesBatch = z.object({ outcomes: z.array(outcomeReport).min(1).max(10_
 export type OutcomesParse =
   { success: true; data: OutcomeReport[] } | { success: false; error: z.ZodError };
 
-/** One report, or `{ "outcomes": [...] }`; the shape is chosen first so errors name the field. */
-export function parseOutcomesRequest(json: unknown): OutcomesParse {
+/**
+ * One report, or `{ "outcomes": [...] }`; the shape is chosen first so errors name the field.
+ * With a `window`, an observedAt outside it is refused too (see observedAtIssue).
+ */
+export function parseOutcomesRequest(json: unknown, window?: TimeWindow): OutcomesParse {
   if (typeof json === 'object' && json !== null && 'outcomes' in json) {
     const batch = outcomesBatch.safeParse(json);
-    return batch.success
-      ? { success: true, data: batch.data.outcomes }
-      : { success: false, error: batch.error };
+    if (!batch.success) return { success: false, error: batch.error };
+    return withinWindow(batch.data.outcomes, window, (i) => ['outcomes', i, 'observedAt']);
   }
   const one = outcomeReport.safeParse(json);
-  return one.success ? { success: true, data: [one.data] } : { success: false, error: one.error };
+  if (!one.success) return { success: false, error: one.error };
+  return withinWindow([one.data], window, () => ['observedAt']);
 }
+
+function withinWindow(
+  reports: OutcomeReport[],
+  window: TimeWindow | undefined,
+  pathOf: (index: number) => (string | number)[],
+): OutcomesParse {
+  if (window === undefined) return { success: true, data: reports };
+  for (const [index, report] of reports.entries()) {
+    const message = observedAtIssue(report.observedAt, window);
+    if (message === undefined) continue;
+    const path = pathOf(index);
+    return {
+      success: false,
+      error: new z.ZodError([{ code: 'custom', path, message, input: report.observedAt }]),
+    };
+  }
+  return { success: true, data: reports };
+}
+
+/**
+ * Why an observedAt is refused, if it is: the window a span's start must be in (retention back,
+ * ROUTEWATCH_MAX_CLOCK_SKEW ahead; normalize.ts). The latest observedAt wins a task's outcome
+ * (v_tasks), so a report dated ahead by a wrong clock or a typo would win it for ever, no later
+ * correction could, and one dated before retention (or 1970) is of a task no longer reported.
+ */
+export function observedAtIssue(iso: string | undefined, window: TimeWindow): string | undefined {
+  if (iso === undefined) return undefined;
+  const ms = Date.parse(iso);
+  if (!Number.isFinite(ms)) return `${iso} is not a date: send an ISO 8601 time`;
+  const ns = BigInt(ms) * 1_000_000n;
+  const at = new Date(ms).toISOString();
+  if (ns < window.fromNs) {
+    return (
+      `${at} is before ${isoOfNs(window.fromNs)}: older than the retention ` +
+      '(ROUTEWATCH_RETENTION_DAYS), so the task is no longer reported'
+    );
+  }
+  if (ns > window.toNs) {
+    return (
+      `${at} is after ${isoOfNs(window.toNs)}: further ahead than the allowed clock skew ` +
+      "(ROUTEWATCH_MAX_CLOCK_SKEW), and it would win the task's outcome over every later " +
+      "report; check the sender's clock"
+    );
+  }
+  return undefined;
+}
+
+const isoOfNs = (ns: bigint) => new Date(Number(ns / 1_000_000n)).toISOString();
 
 function observedAt(iso: string | undefined, now: Date): string {
   const ms = iso ? Date.parse(iso) : now.getTime();

@@ -7,7 +7,9 @@ import { LatencyHistogram } from './latency-histogram.js';
 import type { WriteAheadLog } from './wal.js';
 import { encodeRecord, forEachKey, recordKeys, recordOfFrame } from './wal-record.js';
 import type { WalRecord } from './wal-record.js';
-import { SPAN_LINE_FORMAT, prepareRows } from './span-lines.js';
+import { SPAN_COLUMNS, SPAN_LINE_FORMAT, prepareRows } from './span-lines.js';
+import { COST_SOURCES, noCostSourceCounts } from './normalize.js';
+import type { CostSourceCounts } from './normalize.js';
 import type { PreparedRows } from './span-lines.js';
 
 export { prepareRows };
@@ -69,6 +71,11 @@ export interface WriteResult {
   rejected: number;
   /** Why the first rejected row was refused; empty when none was. */
   errorMessage: string;
+  /**
+   * The write's LLM calls dropped as duplicates (spans taken before: an exporter's retry), by
+   * cost source; absent when none was. They are not new calls, and are not counted as such.
+   */
+  duplicateCalls?: CostSourceCounts;
 }
 
 /** Why a write is refused for now: the client should retry after `retryAfterSeconds` (503). */
@@ -114,6 +121,8 @@ export interface WriterHealth {
   logFull: boolean;
   /** The last append to the log failed, and the log has not been written since. */
   logUnwritable: boolean;
+  /** While the log is full: the Retry-After exports are given, for /readyz to give as well. */
+  logFullRetryAfterSeconds: number | undefined;
   /** Without the log: true. With it: the store is migrated and the last insert did not fail. */
   storeAvailable: boolean;
 }
@@ -151,6 +160,9 @@ export interface SpanWriterParts {
   /** With the log: inserts wait for this (the migrations, when the store was down at start). */
   storeReady?: Promise<void>;
 }
+
+/** Retry-After while the log is full and the store is down: no estimate of when it is back. */
+const LOG_FULL_STORE_DOWN_RETRY_S = 10;
 
 /** How long `close()` keeps draining the log into the store before it stops. */
 export const CLOSE_DRAIN_MS = 5_000;
@@ -210,6 +222,8 @@ export class SpanWriter {
   readonly #drainer: WalDrainer | undefined;
   /** Since when appends to the log fail (undefined: the last one worked). */
   #unwritableSince: number | undefined;
+  /** Why the last append failed, while none has succeeded since (logged once, and on a change). */
+  #appendFailure: string | undefined;
   #recovery: NodeJS.Timeout | undefined;
   readonly #log: SpanWriterLog;
   #waiting: Waiter[] = [];
@@ -296,9 +310,11 @@ export class SpanWriter {
   }
 
   health(): WriterHealth {
+    const logFull = this.#atBudget();
     return {
       wal: this.#wal !== undefined,
-      logFull: this.#atBudget(),
+      logFull,
+      logFullRetryAfterSeconds: logFull ? this.#logFullRetryAfter() : undefined,
       logUnwritable: this.#unwritableSince !== undefined,
       storeAvailable: this.#drainer?.stats.storeAvailable ?? true,
     };
@@ -453,14 +469,19 @@ export class SpanWriter {
     return false;
   }
 
-  /** About the time the store takes to free a segment; longer while it is down. */
+  /**
+   * About the time the store takes to free a segment — the drainer's fill window
+   * (ROUTEWATCH_BATCH_DELAY), which a record may wait before its insert, then the segment's rows
+   * at the insert rate — or longer while the store is down. Exports and /readyz give the same.
+   */
   #logFullRetryAfter(): number {
     const wal = this.#wal;
     const drainer = this.#drainer;
-    if (!wal || !drainer || !drainer.stats.storeAvailable) return 10;
+    if (!wal || !drainer || !drainer.stats.storeAvailable) return LOG_FULL_STORE_DOWN_RETRY_S;
     const bytesPerRow = wal.unstoredRows > 0 ? wal.unstoredBytes / wal.unstoredRows : 1_000;
     return clampRetryAfter(
-      wal.segmentBytes / Math.max(1, this.stats.insertRowsPerSecond * bytesPerRow),
+      this.#maxDelayMs / 1000 +
+        wal.segmentBytes / Math.max(1, this.stats.insertRowsPerSecond * bytesPerRow),
     );
   }
 
@@ -493,19 +514,24 @@ export class SpanWriter {
     const inGroup = new SpanKeyWindow(groupRows);
     const frames: Buffer[] = [];
     const appended: WalRecord[] = [];
-    for (const waiter of group) {
+    const results = group.map((waiter) => {
+      let duplicateCalls: CostSourceCounts | undefined;
       waiter.records.forEach((record, i) => {
         const kept = this.#newRows(record, inGroup);
         if (kept === undefined) {
           frames.push(waiter.frames[i]!);
           appended.push(record);
-        } else if (kept.length > 0) {
+          return;
+        }
+        duplicateCalls = callsNotKept(record, kept, duplicateCalls);
+        if (kept.length > 0) {
           const frame = recordWithRows(record, kept);
           frames.push(frame);
           appended.push(recordOfFrame(frame));
         }
       });
-    }
+      return duplicateCalls ? { ...ALL_STORED, duplicateCalls } : ALL_STORED;
+    });
     try {
       if (frames.length > 0) {
         const started = performance.now();
@@ -521,7 +547,7 @@ export class SpanWriter {
         this.#writable();
       }
       this.#observeWrites(group, groupStarted);
-      for (const waiter of group) waiter.resolve(ALL_STORED);
+      group.forEach((waiter, i) => waiter.resolve(results[i]!));
     } catch (error) {
       this.#unwritable(error);
       const refusal = new OverloadedError(
@@ -544,12 +570,18 @@ export class SpanWriter {
    */
   #unwritable(error: unknown): void {
     this.stats.logAppendFailures++;
+    // Once per run of failures, and again if the error changes: while the log cannot be written
+    // every append fails, and a line with a stack per request would bury the one that says why.
+    const message = error instanceof Error ? error.message : String(error);
+    if (message !== this.#appendFailure) {
+      this.#appendFailure = message;
+      this.#log.error(
+        { err: error, answer: 'exports are answered 503 until the log can be written again' },
+        'appending to the write-ahead log failed',
+      );
+    }
     if (this.#unwritableSince !== undefined) return;
     this.#unwritableSince = Date.now();
-    this.#log.error(
-      { err: error },
-      'appending to the write-ahead log failed: exports are answered 503 until it can be written again',
-    );
     this.#recovery = setInterval(() => {
       if (this.#closing) return;
       this.#wal!.tryRecover().then(
@@ -572,6 +604,7 @@ export class SpanWriter {
       'the write-ahead log can be written again',
     );
     this.#unwritableSince = undefined;
+    this.#appendFailure = undefined;
     clearInterval(this.#recovery);
     this.#recovery = undefined;
   }
@@ -651,9 +684,11 @@ export class SpanWriter {
     let batchRows = 0;
     for (const waiter of batch) batchRows += waiter.rows;
     const inBatch = new SpanKeyWindow(batchRows);
+    const duplicates: (CostSourceCounts | undefined)[] = [];
     const units = batch.map((waiter) => {
       const parts: RowBlock[] = [];
       const keys: string[] = [];
+      let duplicateCalls: CostSourceCounts | undefined;
       for (const record of waiter.records) {
         const kept = this.#newRows(record, inBatch);
         const allKeys = recordKeys(record);
@@ -661,10 +696,12 @@ export class SpanWriter {
           parts.push(record);
           for (const key of allKeys) keys.push(key);
         } else {
+          duplicateCalls = callsNotKept(record, kept, duplicateCalls);
           parts.push(rowsOf(record, kept));
           for (const row of kept) keys.push(allKeys[row]!);
         }
       }
+      duplicates.push(duplicateCalls);
       return { keys, ...joinBlocks(parts) };
     });
     let outcomes: UnitOutcome[];
@@ -679,11 +716,13 @@ export class SpanWriter {
       const outcome = outcomes[i]!;
       const refused = new Set(outcome.rejectedRows);
       this.#remember(units[i]!.keys.filter((_key, row) => !refused.has(row)));
-      waiter.resolve(
-        refused.size === 0
+      const duplicateCalls = duplicates[i];
+      waiter.resolve({
+        ...(refused.size === 0
           ? ALL_STORED
-          : { rejected: refused.size, errorMessage: outcome.firstError },
-      );
+          : { rejected: refused.size, errorMessage: outcome.firstError }),
+        ...(duplicateCalls ? { duplicateCalls } : {}),
+      });
     });
   }
 
@@ -715,6 +754,31 @@ export class SpanWriter {
     const block = record.keysBlock;
     forEachKey(record, (start, end) => this.#recent.addBytes(block, start, end));
   }
+}
+
+const COST_SOURCE_COLUMN = SPAN_COLUMNS.indexOf('cost_source');
+
+/**
+ * Adds the LLM calls among a record's rows not in `kept` to `counts` (made when undefined), by
+ * cost source. Only duplicates are read back, one line each: rare, and only when they occur.
+ */
+function callsNotKept(
+  record: WalRecord,
+  kept: readonly number[],
+  counts: CostSourceCounts | undefined,
+): CostSourceCounts | undefined {
+  const keep = new Set(kept);
+  for (let row = 0; row < record.rowEnds.length; row++) {
+    if (keep.has(row)) continue;
+    const source = (JSON.parse(rowBytes(record, row).toString('utf8')) as unknown[])[
+      COST_SOURCE_COLUMN
+    ];
+    const known = COST_SOURCES.find((name) => name === source);
+    if (known === undefined) continue;
+    counts ??= noCostSourceCounts();
+    counts[known]++;
+  }
+  return counts;
 }
 
 /** The bytes of row `row` of a record (its line and newline). */

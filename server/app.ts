@@ -17,9 +17,11 @@ import type { SpanWriter } from '../collector/span-writer.js';
 import type { Store } from '../storage/store.js';
 import { requireToken } from './auth.js';
 import { ConnectionTracker } from './connections.js';
+import { acceptedTimes } from './config.js';
 import type { Config } from './config.js';
-import { HttpError, RPC_CODES, toHttpError } from './http-error.js';
+import { HttpError, RPC_CODES, refused, toHttpError } from './http-error.js';
 import { opsRoutes } from './ops-routes.js';
+import { ReasonCountLog } from './rate-limited-log.js';
 import { sqlLimits, sqlRoutes } from './sql-routes.js';
 
 /** What the app is built from: configuration and the parts that do I/O, passed in. */
@@ -126,6 +128,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.decorate('routewatch', { collector, admission: admission.stats });
 
+  // Every trace export that comes in counts as received, before any hook can refuse it (shutting
+  // down, 401, 415, 413, 503): each refusal counter is then a part of it, and a ratio of one to it
+  // stays at most 1.
+  app.addHook('onRequest', async (request) => {
+    if (request.method === 'POST' && request.routeOptions.config?.otlp === true)
+      collector.requests++;
+  });
+
   let accepting = true;
   const connections = new ConnectionTracker(app.server);
   app.addHook('preClose', async () => {
@@ -142,16 +152,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (_request, reply) => {
     if (accepting) return;
     reply.header('connection', 'close');
-    throw new HttpError(503, 'UNAVAILABLE', 'routewatch is shutting down: retry shortly', {
-      retryAfterSeconds: 5,
-    });
+    throw refused('shutting down', 'routewatch is shutting down: retry shortly', 5);
   });
   if (config.ROUTEWATCH_TOKEN)
     requireToken(app, config.ROUTEWATCH_TOKEN, () => collector.unauthenticatedRequests++);
 
+  // Refusals by design (back-pressure, a full or unwritable log, shutting down) are what a client
+  // is meant to retry: one error line with a stack each would flood the log under load, bury the
+  // real errors and fire alerts on log errors. They are told at warn, a summary a minute with how
+  // many for each reason; the writer logs the failure behind an unwritable log once, at error.
+  const refusals = new ReasonCountLog((summary) =>
+    app.log.warn(
+      summary,
+      'refused requests with 503 for now (clients retry after Retry-After); ' +
+        'see /readyz and /metrics while it lasts',
+    ),
+  );
+  app.addHook('onClose', async () => refusals.close());
   app.setErrorHandler((error, request, reply) => {
     const httpError = toHttpError(error, config.ROUTEWATCH_MAX_BODY_BYTES);
-    if (httpError.status >= 500) {
+    if (httpError.refusal !== undefined) {
+      refusals.count(httpError.refusal, httpError.message);
+    } else if (httpError.status >= 500) {
       request.log.error(
         { err: httpError.cause ?? error, requestId: request.id, url: request.url },
         'request failed',
@@ -193,7 +215,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     writer: deps.writer,
     stats: collector,
   });
-  await app.register(outcomesRoutes, { ...bodies, store: deps.store });
+  await app.register(outcomesRoutes, { ...bodies, ...acceptedTimes(config), store: deps.store });
   const reads = {
     store: deps.store,
     now: deps.now ?? (() => new Date()),

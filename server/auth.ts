@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HttpError } from './http-error.js';
+import { RateLimitedLog, SUMMARY_LOG_EVERY_MS } from './rate-limited-log.js';
 
 /** Paths answered without a token: health probes, which say no more than up or ready. */
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
@@ -27,7 +28,7 @@ export function hasToken(request: FastifyRequest, token: string): boolean {
 }
 
 /** After the first refusal, a summary of the refusals since is logged at most this often. */
-export const REFUSAL_LOG_EVERY_MS = 60_000;
+export const REFUSAL_LOG_EVERY_MS = SUMMARY_LOG_EVERY_MS;
 
 const REFUSAL_MESSAGE =
   'refused requests without the token (401); exporters send it with ' +
@@ -41,51 +42,12 @@ export interface RefusalSummary {
 }
 
 /**
- * The warnings of refused requests: the first refusal is logged at once; the ones after it, a
- * burst from an exporter or its retries, wait for one summary a minute after the line before,
- * logged by a timer so that a burst that then stops is still told. A minute without refusals after
- * a line makes the next refusal a first one again. An exporter without the token keeps exporting,
- * each batch refused, so one line per refusal would flood the log.
+ * The warnings of requests refused for want of the token, rate-limited (RateLimitedLog): an
+ * exporter without the token keeps exporting, each batch refused.
  */
-export class RefusalLog {
-  private lastLoggedAt = -Infinity;
-  private pending: RefusalSummary | undefined;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly warn: (summary: RefusalSummary) => void,
-    private readonly everyMs = REFUSAL_LOG_EVERY_MS,
-    private readonly now: () => number = () => performance.now(),
-  ) {}
-
+export class RefusalLog extends RateLimitedLog<RefusalSummary> {
   refused(path: string, hasAuthorization: boolean): void {
-    this.pending = { refused: (this.pending?.refused ?? 0) + 1, path, hasAuthorization };
-    if (this.timer !== undefined) return;
-    const wait = this.lastLoggedAt + this.everyMs - this.now();
-    if (wait <= 0) {
-      this.flush();
-      return;
-    }
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.flush();
-    }, wait);
-    // A summary still due never keeps the process alive: close() logs it.
-    this.timer.unref();
-  }
-
-  /** Logs the refusals not told yet, if any, and stops the timer. */
-  close(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.flush();
-  }
-
-  private flush(): void {
-    if (this.pending === undefined) return;
-    this.warn(this.pending);
-    this.pending = undefined;
-    this.lastLoggedAt = this.now();
+    this.add((pending) => ({ refused: (pending?.refused ?? 0) + 1, path, hasAuthorization }));
   }
 }
 

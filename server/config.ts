@@ -19,8 +19,72 @@ import { parseDuration } from './time.js';
 const unset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const MiB = 1024 * 1024;
 
+/** Unset as for every setting; a number given in code is read as its text would be. */
+const unsetOrText = (v: unknown) => (typeof v === 'number' ? String(v) : unset(v));
+
+/**
+ * A port or a count, in decimal digits only: `0x10f0`, `1e3` or `4318.0` are refused rather than
+ * read as a number the user may not have meant.
+ */
 const integer = (min: number, max: number, fallback: number) =>
-  z.preprocess(unset, z.coerce.number().int().min(min).max(max).default(fallback));
+  z.preprocess(
+    unsetOrText,
+    z
+      .string()
+      .default(String(fallback))
+      .transform((text, ctx) => {
+        if (/^\d+$/.test(text.trim())) return Number(text.trim());
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${text}" is not a whole number: write it in decimal digits, such as ${fallback}`,
+        });
+        return z.NEVER;
+      })
+      .pipe(inRange(min, max, String)),
+  );
+
+const BYTE_UNITS = { kib: 1024, mib: MiB, gib: 1024 * MiB } as const;
+
+/** A byte size as the docs write it: `20MiB` for a whole number of MiB, else the bytes. */
+function sizeText(bytes: number): string {
+  if (bytes >= BYTE_UNITS.gib && bytes % BYTE_UNITS.gib === 0)
+    return `${bytes / BYTE_UNITS.gib}GiB`;
+  if (bytes >= MiB && bytes % MiB === 0) return `${bytes / MiB}MiB`;
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024}KiB`;
+  return String(bytes);
+}
+
+/**
+ * A size in bytes: a number of bytes in decimal digits, or a whole number of KiB, MiB or GiB
+ * (`20MiB`). Decimal units (`20MB`) are refused: whether they mean 10^6 or 2^20 is a guess.
+ */
+const byteSize = (min: number, max: number, fallback: number) =>
+  z.preprocess(
+    unsetOrText,
+    z
+      .string()
+      .default(String(fallback))
+      .transform((text, ctx) => {
+        const match = /^(\d+)\s*(KiB|MiB|GiB)?$/i.exec(text.trim());
+        if (match) {
+          const unit = match[2]?.toLowerCase() as keyof typeof BYTE_UNITS | undefined;
+          return Number(match[1]) * (unit ? BYTE_UNITS[unit] : 1);
+        }
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${text}" is not a size: write a number of bytes or a size such as ${sizeText(fallback)}`,
+        });
+        return z.NEVER;
+      })
+      .pipe(inRange(min, max, sizeText)),
+  );
+
+/** A whole number from `min` to `max`, the bounds written by `show` in the message. */
+const inRange = (min: number, max: number, show: (n: number) => string) =>
+  z
+    .number()
+    .min(min, `must be at least ${show(min)}`)
+    .max(max, `must be at most ${show(max)}`);
 
 /**
  * The ports the Fetch standard blocks ("bad ports"; Node's fetch keeps the same list): a browser
@@ -186,9 +250,9 @@ export const configSchema = z.object({
 
   // Requests: size, slow clients, overload.
   /** Largest accepted body, compressed and again after decompression. */
-  ROUTEWATCH_MAX_BODY_BYTES: integer(1024, 1024 * MiB, 20 * MiB),
+  ROUTEWATCH_MAX_BODY_BYTES: byteSize(1024, 1024 * MiB, 20 * MiB),
   /** Bytes of request bodies being received, decoded or written at once; beyond, 503. */
-  ROUTEWATCH_MAX_INFLIGHT_BYTES: integer(1 * MiB, 16 * 1024 * MiB, 256 * MiB),
+  ROUTEWATCH_MAX_INFLIGHT_BYTES: byteSize(1 * MiB, 16 * 1024 * MiB, 256 * MiB),
   /** Refuse (503) a request whose spans would wait longer than this to be stored. */
   ROUTEWATCH_MAX_QUEUE_WAIT: duration('5s', 100),
   /** A body must arrive whole within this time… */
@@ -250,7 +314,7 @@ export const configSchema = z.object({
   /** Time one query may run (max_execution_time); a ClickHouse server's client also gives up after 30 s. */
   ROUTEWATCH_SQL_MAX_TIME: duration('15s', 100),
   /** Memory one query may use (max_memory_usage). */
-  ROUTEWATCH_SQL_MAX_MEMORY_BYTES: integer(1 * MiB, 1024 * 1024 * MiB, 1024 * MiB),
+  ROUTEWATCH_SQL_MAX_MEMORY_BYTES: byteSize(1 * MiB, 1024 * 1024 * MiB, 1024 * MiB),
 
   // The span writer (group commit into ClickHouse).
   ROUTEWATCH_BATCH_ROWS: integer(1, 1_000_000, 10_000),
@@ -260,7 +324,7 @@ export const configSchema = z.object({
    */
   ROUTEWATCH_BATCH_DELAY: optionalDuration(0),
   ROUTEWATCH_MAX_PENDING_ROWS: integer(1, 100_000_000, 200_000),
-  ROUTEWATCH_MAX_PENDING_BYTES: integer(1 * MiB, 64 * 1024 * MiB, 256 * MiB),
+  ROUTEWATCH_MAX_PENDING_BYTES: byteSize(1 * MiB, 64 * 1024 * MiB, 256 * MiB),
   ROUTEWATCH_DEDUP_WINDOW: integer(0, 100_000_000, 1_000_000),
 
   // The write-ahead log (collector/wal.ts; docs/architecture.md, "Guarantees").
@@ -273,7 +337,7 @@ export const configSchema = z.object({
   /** Where the log lives; default `<ROUTEWATCH_DATA_DIR>/wal`, in server mode too (./.routewatch/wal). */
   ROUTEWATCH_WAL_DIR: z.preprocess(unset, z.string().optional()),
   /** The log's disk budget; past it ingest is refused (503 + Retry-After) and /readyz says why. */
-  ROUTEWATCH_WAL_MAX_BYTES: integer(64 * 1024, 64 * 1024 * 1024 * MiB, 1024 * MiB),
+  ROUTEWATCH_WAL_MAX_BYTES: byteSize(64 * 1024, 64 * 1024 * 1024 * MiB, 1024 * MiB),
 
   // Files: prices and the mapping of other tools' attributes (YAML or JSON; docs/pricing.md,
   // docs/mapping.md).
@@ -284,6 +348,17 @@ export const configSchema = z.object({
 });
 
 export type Config = z.output<typeof configSchema>;
+
+/**
+ * How far back and ahead a time sent to routewatch may be: a span's start, a late outcome's
+ * observedAt. Back: retention (older would be deleted at once); ahead: a sender's clock skew.
+ */
+export function acceptedTimes(config: Config): { maxAgeMs: number; maxAheadMs: number } {
+  return {
+    maxAgeMs: config.ROUTEWATCH_RETENTION_DAYS * 86_400_000,
+    maxAheadMs: config.ROUTEWATCH_MAX_CLOCK_SKEW,
+  };
+}
 
 /** ROUTEWATCH_BATCH_DELAY when unset and the request waits for the insert (ROUTEWATCH_WAL=off). */
 export const BATCH_DELAY_WITHOUT_LOG_MS = 0;

@@ -28,6 +28,11 @@ export class HttpError extends Error {
   readonly retryAfterSeconds: number | undefined;
   /** Extra headers of the answer (Allow, WWW-Authenticate). */
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * Why an expected refusal was made (back-pressure, shutting down), as a short label such as
+   * `write-ahead log full`: it is counted in a summary at warn, not logged as an error.
+   */
+  readonly refusal: string | undefined;
 
   constructor(
     status: number,
@@ -37,6 +42,7 @@ export class HttpError extends Error {
       retryAfterSeconds?: number;
       headers?: Record<string, string>;
       cause?: unknown;
+      refusal?: string;
     } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -45,6 +51,7 @@ export class HttpError extends Error {
     this.code = code;
     this.retryAfterSeconds = options.retryAfterSeconds;
     this.headers = options.headers ?? {};
+    this.refusal = options.refusal;
   }
 
   /** Fastify reads `statusCode` from errors raised while a body is read. */
@@ -58,6 +65,14 @@ export const badRequest = (message: string, cause?: unknown) =>
 
 export const unavailable = (message: string, retryAfterSeconds: number, cause?: unknown) =>
   new HttpError(503, 'UNAVAILABLE', message, { retryAfterSeconds, cause });
+
+/** A 503 the collector answers by design to make clients slow down (see HttpError.refusal). */
+export const refused = (
+  refusal: string,
+  message: string,
+  retryAfterSeconds: number,
+  cause?: unknown,
+) => new HttpError(503, 'UNAVAILABLE', message, { retryAfterSeconds, cause, refusal });
 
 export const tooLarge = (maxBytes: number, what = 'the body') =>
   new HttpError(

@@ -34,7 +34,10 @@ export const opsRoutes: FastifyPluginAsync<OpsRoutesOptions> = async (app, optio
     if (!options.accepting()) return unavailable('shutting down', 5);
     const writer = options.writer.health();
     if (writer.wal) {
-      if (writer.logFull) return unavailable('write-ahead log full', 10);
+      // The same Retry-After as the exports it refuses are given.
+      if (writer.logFull) {
+        return unavailable('write-ahead log full', writer.logFullRetryAfterSeconds ?? 10);
+      }
       if (writer.logUnwritable) {
         return unavailable('write-ahead log cannot be written (is its disk full?)', 5);
       }

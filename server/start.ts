@@ -25,7 +25,7 @@ import { AlertStore } from '../analyzer/alert-store.js';
 import { loadRules } from '../analyzer/rules.js';
 import type { RuleSet } from '../analyzer/rules.js';
 import { buildApp } from './app.js';
-import { assertSafeExposure, batchDelayMs } from './config.js';
+import { acceptedTimes, assertSafeExposure, batchDelayMs } from './config.js';
 import type { Config } from './config.js';
 
 /** The settings of each part, read from the one configuration. */
@@ -166,8 +166,7 @@ export function ingestSettings(config: Config): IngestSettings {
     },
     prices: config.ROUTEWATCH_PRICES?.settings ?? DEFAULT_PRICE_SETTINGS,
     mapping: config.ROUTEWATCH_MAPPING?.settings ?? NO_MAPPING,
-    maxAgeMs: config.ROUTEWATCH_RETENTION_DAYS * 86_400_000,
-    maxAheadMs: config.ROUTEWATCH_MAX_CLOCK_SKEW,
+    ...acceptedTimes(config),
   };
 }
 

@@ -7,6 +7,9 @@ import { openTempStore, unavailableStore } from '../support/store.js';
 import { decodeStatus, otlpBody } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
+import { SpanWriter } from '../../collector/span-writer.js';
+import { configWith } from '../../server/config.js';
+import { writerOptions } from '../../server/start.js';
 
 // Auth, error shapes and status encodings, on every route, through the production app.
 const TOKEN = 'http-api-test-token-0123456789';
@@ -142,12 +145,15 @@ describe('authentication', () => {
 });
 
 describe('error shapes', () => {
-  it('counts the OTLP requests answered with a 4xx on /metrics', async () => {
-    const rejected = async () => {
+  it('counts the OTLP requests answered with a 4xx on /metrics, as received too', async () => {
+    const counter = (name: string) => async () => {
       const text = (await rw.app.inject({ method: 'GET', url: '/metrics', headers: bearer })).body;
-      return Number(/^routewatch_otlp_requests_rejected_total (\d+)$/m.exec(text)?.[1]);
+      return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
     };
+    const rejected = counter('routewatch_otlp_requests_rejected_total');
+    const received = counter('routewatch_otlp_requests_total');
     const before = await rejected();
+    const receivedBefore = await received();
     const bad = await rw.app.inject({
       method: 'POST',
       url: '/v1/traces',
@@ -163,6 +169,8 @@ describe('error shapes', () => {
     });
     expect(unsupported.statusCode).toBe(415);
     expect(await rejected()).toBe(before + 2);
+    // The 415 is refused before the route's handler: received all the same.
+    expect(await received()).toBe(receivedBefore + 2);
   });
 
   it('answers an unknown route with 404 in the JSON error shape, and nothing is sniffed', async () => {
@@ -332,6 +340,10 @@ describe('failures of the store', () => {
       const logged = lines.join('');
       expect(logged).toContain(body.error.requestId);
       expect(logged).toMatch(/secret_column/);
+      // A real failure stays an error, unlike the refusals made by design.
+      expect(
+        lines.map((line) => JSON.parse(line) as { level: number; msg: string }),
+      ).toContainEqual(expect.objectContaining({ level: 50, msg: 'request failed' }));
     } finally {
       await failing.close();
     }
@@ -408,14 +420,91 @@ describe('logging', () => {
         headers: { authorization: `Bearer ${TOKEN}` },
       });
       expect(metrics.body).toMatch(/^routewatch_unauthenticated_requests_total 3$/m);
-      // Refused before the route: the OTLP route's own counts never saw them.
-      expect(metrics.body).toMatch(/^routewatch_otlp_requests_total 0$/m);
+      // Refused before the route, and received all the same: the refusals are a part of it.
+      expect(metrics.body).toMatch(/^routewatch_otlp_requests_total 3$/m);
       // A shutdown before the minute is up still tells the refusals not logged yet.
       closed = true;
       await logged.close();
       expect(warned().map((line) => (JSON.parse(line) as { refused: number }).refused)).toEqual([
         1, 2,
       ]);
+    } finally {
+      if (!closed) await logged.close();
+    }
+  });
+
+  /** An app logging at info into `lines` (one JSON object each), with `writer` if given. */
+  async function loggingApp(writer?: SpanWriter) {
+    const lines: { level: number; msg: string; [field: string]: unknown }[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+        done();
+      },
+    });
+    const logged = await testApp(temp.store, {
+      logger: { level: 'info', stream },
+      ...(writer ? { writer } : {}),
+    });
+    return { logged, lines };
+  }
+
+  const postSpans = (app: TestApp, payload = spans) =>
+    app.app.inject({
+      method: 'POST',
+      url: '/v1/traces',
+      headers: { 'content-type': 'application/json' },
+      payload,
+    });
+
+  it('tells the 503s it answers by design at warn, a summary with counts by reason, not an error with a stack each', async () => {
+    /** A writer whose log is at its disk budget: every export is refused before its body. */
+    class FullLogWriter extends SpanWriter {
+      override refusal() {
+        return { reason: 'the write-ahead log is full', retryAfterSeconds: 3 };
+      }
+    }
+    const { logged, lines } = await loggingApp(
+      new FullLogWriter(temp.store, writerOptions(configWith({ ROUTEWATCH_BATCH_DELAY: '5ms' }))),
+    );
+    let closed = false;
+    try {
+      for (let i = 0; i < 20; i++) expect((await postSpans(logged)).statusCode).toBe(503);
+      expect(lines.filter((line) => line.level >= 50)).toEqual([]);
+      const summaries = () => lines.filter((line) => /refused requests with 503/.test(line.msg));
+      // The first at once; the other 19 wait for the minute's summary, or the shutdown.
+      expect(summaries()).toHaveLength(1);
+      expect(summaries()[0]).toMatchObject({
+        level: 40,
+        requests: 1,
+        byReason: { 'write-ahead log full': 1 },
+        lastMessage: 'the write-ahead log is full: retry after 3 s',
+      });
+      closed = true;
+      await logged.close();
+      expect(summaries().map((line) => line.byReason)).toEqual([
+        { 'write-ahead log full': 1 },
+        { 'write-ahead log full': 19 },
+      ]);
+    } finally {
+      if (!closed) await logged.close();
+    }
+  });
+
+  it('tells the OTLP requests it cannot decode (400) at warn, a summary a minute rather than a line each', async () => {
+    const { logged, lines } = await loggingApp();
+    let closed = false;
+    try {
+      for (let i = 0; i < 5; i++) {
+        expect((await postSpans(logged, '{"resourceSpans": 7}')).statusCode).toBe(400);
+      }
+      const warned = () => lines.filter((line) => /could not be decoded/.test(line.msg));
+      expect(warned()).toHaveLength(1);
+      expect(warned()[0]).toMatchObject({ level: 40, requests: 1, byReason: { json: 1 } });
+      expect(String(warned()[0]!.lastMessage)).toMatch(/resourceSpans/);
+      closed = true;
+      await logged.close();
+      expect(warned().map((line) => line.requests)).toEqual([1, 4]);
     } finally {
       if (!closed) await logged.close();
     }

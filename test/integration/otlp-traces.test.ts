@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -244,6 +247,60 @@ describe('POST /v1/traces', () => {
     expect((await post(body)).statusCode).toBe(200);
     expect(await storedSpans()).toBe(1);
   });
+
+  it.each(['off', 'on'])(
+    'counts an exporter’s retry of LLM calls once on /metrics (write-ahead log %s)',
+    async (wal) => {
+      const app =
+        wal === 'off'
+          ? rw
+          : await testApp(temp.store, {
+              config: {
+                ROUTEWATCH_WAL: 'on',
+                ROUTEWATCH_WAL_DIR: mkdtempSync(join(tmpdir(), 'routewatch-llm-calls-')),
+              },
+            });
+      const calls = async () => {
+        const text = (await app.app.inject({ method: 'GET', url: '/metrics' })).body;
+        const counts: Record<string, number> = {};
+        for (const [, source, n] of text.matchAll(
+          /^routewatch_llm_calls_total\{cost_source="(\w+)"\} (\d+)$/gm,
+        ))
+          counts[source!] = Number(n);
+        return counts;
+      };
+      try {
+        const before = await calls();
+        const priced = { traceId: hexId(16), spanId: hexId(8), attributes: llmAttributes };
+        const unpriced = {
+          traceId: hexId(16),
+          spanId: hexId(8),
+          attributes: {
+            ...llmAttributes,
+            'gen_ai.request.model': 'no-such-model',
+            'gen_ai.response.model': 'no-such-model',
+          },
+        };
+        const fresh = { traceId: hexId(16), spanId: hexId(8), attributes: llmAttributes };
+        const send = (spans: (typeof priced)[]) =>
+          app.app.inject({
+            method: 'POST',
+            url: '/v1/traces',
+            headers: { 'content-type': 'application/json' },
+            payload: JSON.stringify(otlpBody(spans)),
+          });
+        expect((await send([priced, unpriced])).statusCode).toBe(200);
+        // The retry, then a request repeating one call beside a new one.
+        expect((await send([priced, unpriced])).statusCode).toBe(200);
+        expect((await send([unpriced, fresh])).statusCode).toBe(200);
+        const after = await calls();
+        expect(after.price_table! - before.price_table!).toBe(2);
+        expect(after.unpriced! - before.unpriced!).toBe(1);
+      } finally {
+        if (app !== rw) await app.close();
+      }
+    },
+  );
 
   it('accepts gzip bodies', async () => {
     const res = await post(gzipSync(JSON.stringify(otlpBody([{ attributes: llmAttributes }]))), {

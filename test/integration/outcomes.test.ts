@@ -51,18 +51,20 @@ describe('POST /v1/outcomes', () => {
     );
 
   it('stores one report or a batch, and a report sent twice once', async () => {
+    // Yesterday: an observedAt must be within retention, which moves with the clock.
+    const day = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
     const one = {
       taskId: 'task-late-1',
       outcome: 'failure',
       reason: 'human_corrected',
       reask: true,
       cleanupCostUsd: 0.4,
-      observedAt: '2026-11-28T10:00:00.000Z',
+      observedAt: `${day}T10:00:00.000Z`,
     };
     expect((await send(one)).statusCode).toBe(202);
     expect((await send(one)).statusCode).toBe(202);
     const batch = await send({
-      outcomes: [{ taskId: 'task-late-2', outcome: 'success', observedAt: '2026-11-28T11:00:00Z' }],
+      outcomes: [{ taskId: 'task-late-2', outcome: 'success', observedAt: `${day}T11:00:00Z` }],
     });
     expect(batch.statusCode).toBe(202);
     expect(batch.json()).toEqual({ accepted: 1 });
@@ -73,7 +75,7 @@ describe('POST /v1/outcomes', () => {
         outcome_reason: 'human_corrected',
         reask: 1,
         cleanup_cost_usd: 0.4,
-        observed: '2026-11-28 10:00:00.000000000',
+        observed: `${day} 10:00:00.000000000`,
       },
       {
         task_id: 'task-late-2',
@@ -81,7 +83,7 @@ describe('POST /v1/outcomes', () => {
         outcome_reason: '',
         reask: 0,
         cleanup_cost_usd: 0,
-        observed: '2026-11-28 11:00:00.000000000',
+        observed: `${day} 11:00:00.000000000`,
       },
     ]);
   });
@@ -107,6 +109,44 @@ describe('POST /v1/outcomes', () => {
     expect(res.json().error).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(res.json().error.message).toMatch(message);
     expect(await stored()).toEqual([]);
+  });
+
+  it.each([
+    [
+      'further ahead than the clock skew',
+      { taskId: 't-ahead', outcome: 'success', observedAt: '9999-12-31T23:59:59Z' },
+      /^invalid outcome report: observedAt: 9999-12-31T23:59:59\.000Z is after .*ROUTEWATCH_MAX_CLOCK_SKEW/,
+    ],
+    [
+      'older than retention',
+      { taskId: 't-old', outcome: 'success', observedAt: '0001-01-01T00:00:00Z' },
+      /^invalid outcome report: observedAt: 0001-01-01T00:00:00\.000Z is before .*ROUTEWATCH_RETENTION_DAYS/,
+    ],
+    [
+      'in a batch, naming the report',
+      {
+        outcomes: [
+          { taskId: 't-ok', outcome: 'success' },
+          { taskId: 't-ahead', outcome: 'success', observedAt: '2062-01-01T00:00:00Z' },
+        ],
+      },
+      /^invalid outcome report: outcomes\.1\.observedAt: 2062-01-01T00:00:00\.000Z is after/,
+    ],
+  ])('refuses an observedAt %s with 400, storing nothing', async (_name, payload, message) => {
+    await temp.store.exec('TRUNCATE TABLE late_outcomes');
+    const res = await send(payload);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.message).toMatch(message);
+    expect(await stored()).toEqual([]);
+  });
+
+  it('takes an observedAt within the clock skew ahead', async () => {
+    await temp.store.exec('TRUNCATE TABLE late_outcomes');
+    const soon = new Date(Date.now() + 10 * 60_000).toISOString();
+    expect(
+      (await send({ taskId: 't-soon', outcome: 'success', observedAt: soon })).statusCode,
+    ).toBe(202);
+    expect(await stored()).toHaveLength(1);
   });
 
   it('joins a report naming the trace id in upper case to the task', async () => {

@@ -275,6 +275,33 @@ describe('a request refused before its body is read', () => {
   });
 });
 
+describe('an unsupported Content-Encoding', () => {
+  it('is refused with 415 before the body is sent', async () => {
+    const { port } = await listening(temp.store, {});
+    // The head announces a body that never comes: only an answer given before it can arrive.
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.write(
+          'POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n' +
+            'Content-Encoding: zstd\r\nContent-Length: 100000\r\n\r\n',
+        );
+      });
+      sockets.push(socket);
+      let received = '';
+      const gaveUp = setTimeout(() => resolve(received), 2_000);
+      socket.on('data', (chunk) => {
+        received += chunk.toString();
+        if (received.includes('\r\n\r\n')) {
+          clearTimeout(gaveUp);
+          resolve(received);
+        }
+      });
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 415 /);
+  });
+});
+
 describe('overload', () => {
   it('answers every request in time — stored, or refused with Retry-After — and loses nothing acknowledged', async () => {
     // The store takes 10 000 rows/s; 40 clients send 1 000 spans each at once (4 s of work),

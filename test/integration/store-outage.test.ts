@@ -272,13 +272,16 @@ describe('the write-ahead log at its disk budget', () => {
         ROUTEWATCH_WAL_MAX_BYTES: String(64 * 1024),
       },
     });
-    const inject = (body: string) =>
-      rw.app.inject({
+    let sent = 0;
+    const inject = (body: string) => {
+      sent++;
+      return rw.app.inject({
         method: 'POST',
         url: '/v1/traces',
         headers: { 'content-type': 'application/json' },
         payload: body,
       });
+    };
 
     const acknowledged: string[] = [];
     let refused: Awaited<ReturnType<typeof inject>> | undefined;
@@ -305,6 +308,8 @@ describe('the write-ahead log at its disk budget', () => {
     expect(ready.json()).toEqual({ status: 'unavailable', reason: 'write-ahead log full' });
     const metrics = (await rw.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(Number(/^routewatch_wal_full_refusals_total (\d+)$/m.exec(metrics)![1])).toBe(2);
+    // The refused requests were received as well: every request sent counts.
+    expect(Number(/^routewatch_otlp_requests_total (\d+)$/m.exec(metrics)![1])).toBe(sent);
     expect(Number(/^routewatch_wal_bytes (\d+)$/m.exec(metrics)![1])).toBeLessThanOrEqual(
       64 * 1024,
     );

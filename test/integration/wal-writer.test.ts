@@ -306,6 +306,73 @@ describe('SpanWriter with the write-ahead log', () => {
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
     await writer.close();
   });
+  it('logs a failed append as an error once a run, each write refused as LOG_UNWRITABLE', async () => {
+    const log = recordingLog();
+    const writer = await walWriter(temp.store, walDir(), {}, log);
+    const wal = writer.wal!;
+    const append = wal.append.bind(wal);
+    const failWith = (message: string) => {
+      wal.append = () => Promise.reject(new Error(message));
+    };
+    const refusals = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        await expect(writer.write(rows(2, `f${i}`))).rejects.toMatchObject({
+          code: 'LOG_UNWRITABLE',
+        });
+      }
+    };
+    const errors = () => log.lines.filter((line) => line.startsWith('error'));
+    failWith('ENOSPC: no space left on device');
+    await refusals(5);
+    expect(errors()).toEqual(['error appending to the write-ahead log failed']);
+    // A different error within the run is worth a line of its own.
+    failWith('EIO: i/o error');
+    await refusals(3);
+    expect(errors()).toHaveLength(2);
+    // An append that succeeds ends the run: the next failure is told again.
+    wal.append = append;
+    await writer.write(rows(2, 'ok'));
+    failWith('EIO: i/o error');
+    await refusals(2);
+    expect(errors()).toHaveLength(3);
+    wal.append = append;
+    await writer.close();
+  });
+
+  it('gives refused exports and /readyz the same Retry-After, counting the fill window (ROUTEWATCH_BATCH_DELAY)', async () => {
+    // The store is up but takes nothing (its inserts wait until released): the log fills to its
+    // budget.
+    let release = () => undefined as void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const stuck: Store = { ...switchableStore(temp.store), insertJsonEachRow: () => held };
+    const writer = await walWriter(stuck, walDir(), {
+      ROUTEWATCH_WAL_MAX_BYTES: '65536',
+      ROUTEWATCH_BATCH_DELAY: '8s',
+    });
+    for (let i = 0; i < 100 && !writer.health().logFull; i++) {
+      await writer.write(rows(10, `s${i}`)).catch(() => undefined);
+    }
+    expect(writer.health().logFull).toBe(true);
+    const rw = await testApp(temp.store, { writer });
+    try {
+      const ready = await rw.app.inject({ method: 'GET', url: '/readyz' });
+      const refused = await rw.app.inject({
+        method: 'POST',
+        url: '/v1/traces',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(otlpBody([{ traceId: hexId(16), attributes: llm }])),
+      });
+      expect(ready.statusCode).toBe(503);
+      expect(refused.statusCode).toBe(503);
+      // Nothing is freed before the drainer's window has passed.
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(8);
+      expect(ready.headers['retry-after']).toBe(refused.headers['retry-after']);
+    } finally {
+      release();
+      await rw.close();
+    }
+  });
+
   it('drains a log written by an older routewatch, in the JSONEachRow format it used then', async () => {
     const dir = walDir();
     const old = spanRows(3, 'legacy');

@@ -205,6 +205,52 @@ describe('parseConfig', () => {
     expect(() => parseConfig({ ROUTEWATCH_MAX_CLOCK_SKEW: '400d' })).toThrow(/at most 365d/);
   });
 
+  it.each(['0x10f0', '1e3', '4318.0', '+4318', '-1', '4318 ports'])(
+    'refuses ROUTEWATCH_PORT=%s: ports and counts are decimal digits',
+    (value) => {
+      expect(() => parseConfig({ ROUTEWATCH_PORT: value })).toThrow(
+        `ROUTEWATCH_PORT: "${value}" is not a whole number: write it in decimal digits, such as 4318`,
+      );
+    },
+  );
+
+  it('reads ports and counts written in decimal digits, and says the range of one out of it', () => {
+    const config = parseConfig({ ROUTEWATCH_PORT: ' 4319 ', ROUTEWATCH_BATCH_ROWS: '007' });
+    expect(config.ROUTEWATCH_PORT).toBe(4319);
+    expect(config.ROUTEWATCH_BATCH_ROWS).toBe(7);
+    expect(() => parseConfig({ ROUTEWATCH_PORT: '70000' })).toThrow(
+      'ROUTEWATCH_PORT: must be at most 65535',
+    );
+  });
+
+  it.each([
+    ['20971520', 20 * 1024 ** 2],
+    ['20MiB', 20 * 1024 ** 2],
+    ['20 mib', 20 * 1024 ** 2],
+    ['512KiB', 512 * 1024],
+    ['1GiB', 1024 ** 3],
+  ])('reads ROUTEWATCH_MAX_BODY_BYTES=%s as %i bytes', (value, bytes) => {
+    expect(parseConfig({ ROUTEWATCH_MAX_BODY_BYTES: value }).ROUTEWATCH_MAX_BODY_BYTES).toBe(bytes);
+  });
+
+  it.each(['20MB', '1e6', '0x100000', '1.5MiB', 'MiB'])(
+    'refuses ROUTEWATCH_MAX_BODY_BYTES=%s, saying how to write a size',
+    (value) => {
+      expect(() => parseConfig({ ROUTEWATCH_MAX_BODY_BYTES: value })).toThrow(
+        `ROUTEWATCH_MAX_BODY_BYTES: "${value}" is not a size: write a number of bytes or a size such as 20MiB`,
+      );
+    },
+  );
+
+  it('says the range of a size in the units it is written in', () => {
+    expect(() => parseConfig({ ROUTEWATCH_WAL_MAX_BYTES: '1KiB' })).toThrow(
+      'ROUTEWATCH_WAL_MAX_BYTES: must be at least 64KiB',
+    );
+    expect(() => parseConfig({ ROUTEWATCH_MAX_BODY_BYTES: '2GiB' })).toThrow(
+      'ROUTEWATCH_MAX_BODY_BYTES: must be at most 1GiB',
+    );
+  });
+
   it('takes 0 as "no refresher in this process"', () => {
     expect(parseConfig({ ROUTEWATCH_ROLLUP_INTERVAL: '0s' }).ROUTEWATCH_ROLLUP_INTERVAL).toBe(0);
   });
