@@ -21,6 +21,8 @@ export interface AlertsView {
     /** How a resolved alert ended (absent from an older server's answer). */
     resolution?: Resolution | null;
   }[];
+  /** What no rule could judge for lack of data (absent from an older server's answer). */
+  unjudged?: { cohort: string; route: string; reason: string }[];
   history: {
     at: string;
     kind: string;
@@ -36,6 +38,9 @@ export interface AlertsView {
     { sent: number; retries: number; queued: number; refused?: number; lastError: string }
   >;
 }
+
+/** Unjudged cohort × routes listed in the table; --json has them all. */
+const UNJUDGED_SHOWN = 10;
 
 const short = (iso: string) => iso.slice(0, 16).replace('T', ' ');
 
@@ -90,6 +95,25 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
         ]),
       ),
     );
+  }
+  // Nothing can alert on these: said, so that a quiet table is not read as "all is well".
+  const unjudged = view.unjudged ?? [];
+  if (unjudged.length > 0) {
+    lines.push(
+      '',
+      `Not judged by any rule, too little data (${unjudged.length} cohort × route${unjudged.length === 1 ? '' : 's'}):`,
+    );
+    lines.push(
+      ...table(
+        ['cohort × route', 'why'],
+        unjudged.slice(0, UNJUDGED_SHOWN).map((u) => [where({ ...u, detail: '' }), u.reason]),
+      ),
+    );
+    if (unjudged.length > UNJUDGED_SHOWN) {
+      lines.push(
+        `… and ${unjudged.length - UNJUDGED_SHOWN} more (routewatch alerts --json lists them all).`,
+      );
+    }
   }
   const recent = view.history.slice(0, historyRows);
   if (recent.length > 0) {

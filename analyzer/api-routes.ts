@@ -165,6 +165,12 @@ export interface AlertsAnswer {
     /** The latest finding of its monitor. */
     finding: Finding;
   }[];
+  /**
+   * The cohort × routes the last evaluation could judge by no rule, for too little data (a small
+   * cohort below `minTasks` in the window, a new one without a baseline): nothing can alert on
+   * them, and the reason says what is missing. Open alerts are not listed here. Sorted.
+   */
+  unjudged: { cohort: string; route: string; reason: string }[];
   /** The latest transitions, newest first. */
   history: {
     at: string;
@@ -211,6 +217,35 @@ const evaluateQuery = z
 const resolutionOf = (closing: Finding): Resolution =>
   closing.status === 'insufficient_data' ? 'closed_without_verdict' : 'recovered';
 
+/**
+ * The cohort × routes of `findings` that no rule could judge (every finding `insufficient_data`),
+ * with the reason of the success-rate rule's finding (the one every cohort × route has by
+ * default), else of the first. Those with an alert open are left out: they are listed as alerts.
+ */
+export function unjudgedOf(
+  findings: readonly Finding[],
+  open: ReadonlySet<string>,
+): AlertsAnswer['unjudged'] {
+  const monitors = new Map<
+    string,
+    { cohort: string; route: string; reason: string; judged: boolean }
+  >();
+  for (const f of findings) {
+    const key = `${f.cohort}\t${f.route}`;
+    let entry = monitors.get(key);
+    if (!entry) {
+      entry = { cohort: f.cohort, route: f.route, reason: f.summary, judged: false };
+      monitors.set(key, entry);
+    }
+    if (f.status !== 'insufficient_data') entry.judged = true;
+    else if (f.kind === 'success_rate_drop' && f.detail === '') entry.reason = f.summary;
+  }
+  return [...monitors.entries()]
+    .filter(([key, m]) => !m.judged && !open.has(key))
+    .map(([, m]) => ({ cohort: m.cohort, route: m.route, reason: m.reason }))
+    .sort((a, b) => a.cohort.localeCompare(b.cohort) || a.route.localeCompare(b.route));
+}
+
 /** How far past now an evaluation's `at` may be: a client's clock a little ahead. */
 const FUTURE_SLACK_MS = 60_000;
 
@@ -235,8 +270,14 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
       .filter((s) => s.state !== 'inactive' && (wanted === 'all' || s.state === wanted))
       .sort((a, b) => b.since - a.since);
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    const open = new Set(
+      states
+        .filter((s) => s.state === 'firing' || s.state === 'pending')
+        .map((s) => `${s.cohort}\t${s.route}`),
+    );
     return {
       evaluatedAt: evaluator.lastResult?.evaluatedAt ?? null,
+      unjudged: unjudgedOf(evaluator.lastResult?.findings ?? [], open),
       alerts: listed.map((s) => ({
         fingerprint: s.fingerprint,
         rule: s.ruleId,

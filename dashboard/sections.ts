@@ -366,6 +366,39 @@ export function renderConcentration(container: Element, report: Loaded<Report>):
 }
 
 /** Alerts not inactive, and the latest transitions, for the cohorts and routes of the view. */
+/**
+ * The cohort × routes no rule could judge for lack of data: nothing can alert on them, which a
+ * quiet alerts table must not hide.
+ */
+function unjudgedNote(unjudged: AlertsAnswer['unjudged']): Child {
+  if (unjudged.length === 0) return '';
+  const plural = unjudged.length === 1 ? '' : 's';
+  return h(
+    'details',
+    { class: 'unjudged', id: 'alerts-unjudged' },
+    h(
+      'summary',
+      {},
+      `${unjudged.length} cohort × route${plural} not judged by any rule: too little data`,
+    ),
+    h(
+      'ul',
+      {},
+      unjudged.map((u) =>
+        h(
+          'li',
+          { 'data-cohort': u.cohort, 'data-route': u.route },
+          named(u.cohort),
+          ' × ',
+          named(u.route),
+          ': ',
+          u.reason,
+        ),
+      ),
+    ),
+  );
+}
+
 export function renderAlerts(
   container: Element,
   alerts: Loaded<AlertsAnswer>,
@@ -451,6 +484,7 @@ export function renderAlerts(
             ),
           ),
         ),
+    unjudgedNote(alerts.value.unjudged?.filter(wanted) ?? []),
     h('h3', {}, 'History'),
     history.length === 0
       ? notice('empty', `No alert transition yet${scope}.`)

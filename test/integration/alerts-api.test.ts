@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AlertsAnswer } from '../../analyzer/api-routes.js';
 import { craftAlertEndings } from '../support/alert-endings.js';
 import type { AlertEndings } from '../support/alert-endings.js';
-import { testApp } from '../support/app.js';
+import { sendTasks, testApp } from '../support/app.js';
+import { seeded, stream } from '../support/tasks.js';
 import type { TestApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
 
@@ -127,5 +128,39 @@ describe('GET /api/v1/alerts', () => {
     const after = await alertsAnswer();
     expect(byCohort(after)).toEqual(byCohort(before));
     expect(after.history.map((e) => e.resolution)).toEqual(before.history.map((e) => e.resolution));
+  });
+});
+
+describe('what no rule could judge', () => {
+  it('lists a cohort too small for any rule, with why, and not one that is watched', async () => {
+    const now = Date.now() - 60_000;
+    const random = seeded(3);
+    await sendTasks(rw, [
+      ...stream(
+        {
+          cohort: 'tiny',
+          routes: ['small'],
+          tasks: 20,
+          success: 0.5,
+          fromMs: now - 3_600_000,
+          toMs: now,
+        },
+        random,
+      ),
+    ]);
+    await rw.writer.flush();
+    await rw.evaluator.evaluate(new Date(now));
+    const answer = await alertsAnswer();
+    const tiny = answer.unjudged.find((u) => u.cohort === 'tiny');
+    expect(tiny).toMatchObject({
+      route: 'small',
+      reason: expect.stringMatching(/^20 in the current window, fewer than the minimum \d+$/),
+    });
+    // An alert open on a cohort × route is listed as an alert, not here.
+    const open = answer.alerts.filter((a) => a.state === 'firing' || a.state === 'pending');
+    for (const a of open)
+      expect(answer.unjudged).not.toContainEqual(
+        expect.objectContaining({ cohort: a.cohort, route: a.route }),
+      );
   });
 });

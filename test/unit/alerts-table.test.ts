@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { renderAlertsTable } from '../../analyzer/alerts-table.js';
 import type { AlertsView } from '../../analyzer/alerts-table.js';
+import { unjudgedOf } from '../../analyzer/api-routes.js';
+import type { Finding } from '../../analyzer/detectors.js';
 
 const alert = (
   state: string,
@@ -100,5 +102,79 @@ describe('renderAlertsTable', () => {
     expect(text).toMatch(/^resolved +critical .*back to 89 %/m);
     expect(text).toMatch(/^2026-12-04 12:00 +closed +success-drop .*held 24 h with no verdict$/m);
     expect(text).toMatch(/^2026-12-04 12:00 +resolved +success-drop .*back to 89 %$/m);
+  });
+});
+
+describe('what no rule could judge', () => {
+  const finding = (
+    cohort: string,
+    route: string,
+    kind: Finding['kind'],
+    status: Finding['status'],
+    summary: string,
+  ): Finding => ({
+    ruleId: kind,
+    kind,
+    cohort,
+    route,
+    detail: '',
+    status,
+    summary,
+    baseline: { label: '', n: 0, value: null, interval: null, description: '' },
+    current: { label: '', n: 0, value: null, interval: null, since: null },
+    statistic: null,
+    threshold: null,
+    effect: null,
+  });
+
+  it('lists the cohort × routes every rule found short of data, with the success rule’s reason', () => {
+    const unjudged = unjudgedOf(
+      [
+        finding('tiny', 'small', 'p95_regression', 'insufficient_data', 'p95 short'),
+        finding(
+          'tiny',
+          'small',
+          'success_rate_drop',
+          'insufficient_data',
+          '15 in the current window, fewer than the minimum 150',
+        ),
+        // One rule judged it: it is watched.
+        finding('faq', 'small', 'success_rate_drop', 'ok', 'no degradation'),
+        finding('faq', 'small', 'p95_regression', 'insufficient_data', 'p95 short'),
+        // Held by an open alert: listed as an alert, not here.
+        finding('held', 'small', 'success_rate_drop', 'insufficient_data', 'no tasks'),
+        finding(
+          'new',
+          'large',
+          'cost_per_success_rise',
+          'insufficient_data',
+          '0 tasks in the baseline',
+        ),
+      ],
+      new Set(['held\tsmall']),
+    );
+    expect(unjudged).toEqual([
+      { cohort: 'new', route: 'large', reason: '0 tasks in the baseline' },
+      {
+        cohort: 'tiny',
+        route: 'small',
+        reason: '15 in the current window, fewer than the minimum 150',
+      },
+    ]);
+    const text = renderAlertsTable({ ...view([]), unjudged });
+    expect(text).toMatch(/^Not judged by any rule, too little data \(2 cohort × routes\):$/m);
+    expect(text).toMatch(/tiny × small +15 in the current window, fewer than the minimum 150/);
+  });
+
+  it('lists ten in the table and says how many more there are', () => {
+    const unjudged = Array.from({ length: 13 }, (_, i) => ({
+      cohort: `c${String(i).padStart(2, '0')}`,
+      route: 'small',
+      reason: 'too few',
+    }));
+    const text = renderAlertsTable({ ...view([]), unjudged });
+    expect(text).toMatch(/c09 × small/);
+    expect(text).not.toMatch(/c10 × small/);
+    expect(text).toMatch(/… and 3 more \(routewatch alerts --json lists them all\)\./);
   });
 });
