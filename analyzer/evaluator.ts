@@ -247,18 +247,17 @@ export class Evaluator {
       // A replay (`--at` in the past) before the incident began: it was not open then.
       if (end === null || end > now || rule?.baseline.kind !== 'trailing') continue;
       const windowMs = rule.baseline.windowMs;
-      const endMs = Math.min(Math.floor(end / bucketMs) * bucketMs, from.getTime());
+      const endMs = Math.floor(end / bucketMs) * bucketMs;
+      // Begun within the current window: the trailing baseline, before the window, holds none of
+      // it yet. Held (and said to be) only once the window has moved past the incident's start.
+      if (endMs >= from.getTime()) continue;
       const key = `${windowMs} ${endMs}`;
       let read = heldReads.get(key);
       if (!read) {
-        read = (
-          endMs === from.getTime()
-            ? trailingOf(windowMs)
-            : aggregateCounts(store, new Date(endMs - windowMs), new Date(endMs), {
-                callBudget,
-                byVersion: false,
-              })
-        ).then((rows) => {
+        read = aggregateCounts(store, new Date(endMs - windowMs), new Date(endMs), {
+          callBudget,
+          byVersion: false,
+        }).then((rows) => {
           const routes = byRoute(rows);
           return {
             endMs,
