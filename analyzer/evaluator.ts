@@ -286,6 +286,18 @@ export class Evaluator {
         })
       : [];
 
+    // Current policy version per cohort: the one of its latest task in the current window.
+    const policyNow = new Map<string, { version: string; last: number }>();
+    for (const row of policyRows) {
+      if (row.lastStartedAt.getTime() < from.getTime()) continue;
+      const seen = policyNow.get(row.cohort);
+      if (!seen || row.lastStartedAt.getTime() > seen.last)
+        policyNow.set(row.cohort, {
+          version: row.policyVersion,
+          last: row.lastStartedAt.getTime(),
+        });
+    }
+
     // Each p95 rule counts the tasks slower than its own baseline's p95 (one threshold map for all
     // would judge a pinned baseline by the trailing p95), so the current window is read once per
     // distinct p95 baseline: the first read serves every other rule too.
@@ -296,7 +308,8 @@ export class Evaluator {
     for (const rule of active) {
       if (rule.kind !== 'p95_regression' || slowReads.has(baselineKey(rule.baseline))) continue;
       const slowThresholds = new Map<string, number>();
-      for (const row of await this.#baselineRows(rule, trailingOf, pinnedOf, policyRows)) {
+      const rows = await this.#baselineRows(rule, trailingOf, pinnedOf, policyRows, policyNow);
+      for (const row of rows) {
         if (row.p95LatencyMs !== null && !slowThresholds.has(monitorKey(row.cohort, row.route))) {
           slowThresholds.set(monitorKey(row.cohort, row.route), row.p95LatencyMs);
         }
@@ -315,31 +328,19 @@ export class Evaluator {
         if (ofThese && p95 !== null && p95 !== undefined)
           slowThresholds.set(monitorKey(record.cohort, record.route), p95);
       }
-      const rows = await bucketedCounts(store, from, at, evaluation.buckets, {
+      const read = await bucketedCounts(store, from, at, evaluation.buckets, {
         callBudget,
         slowThresholds,
       });
       slowReads.set(key, {
-        current: rows,
-        byRoute: seriesByRoute(rows, evaluation.buckets),
+        current: read,
+        byRoute: seriesByRoute(read, evaluation.buckets),
       });
     }
     const [first] = slowReads.values();
     const current =
       first?.current ?? (await bucketedCounts(store, from, at, evaluation.buckets, { callBudget }));
     const currentByRoute = first?.byRoute ?? seriesByRoute(current, evaluation.buckets);
-
-    // Current policy version per cohort: the one of its latest task in the current window.
-    const policyNow = new Map<string, { version: string; last: number }>();
-    for (const row of policyRows) {
-      if (row.lastStartedAt.getTime() < from.getTime()) continue;
-      const seen = policyNow.get(row.cohort);
-      if (!seen || row.lastStartedAt.getTime() > seen.last)
-        policyNow.set(row.cohort, {
-          version: row.policyVersion,
-          last: row.lastStartedAt.getTime(),
-        });
-    }
 
     const inputs: MonitorInput[] = [];
     for (const rule of active) {
@@ -476,6 +477,7 @@ export class Evaluator {
     trailingOf: (windowMs: number) => Promise<AggregateCounts[]>,
     pinnedOf: (name: string) => Promise<AggregateCounts[]>,
     policyRows: AggregateCounts[],
+    policyNow: Map<string, { version: string; last: number }>,
   ): Promise<AggregateCounts[]> {
     switch (rule.baseline.kind) {
       case 'trailing':
@@ -483,6 +485,9 @@ export class Evaluator {
       case 'pinned':
         return pinnedOf(rule.baseline.name);
       case 'previous_policy':
+        // The previous version's rows only: a p95 threshold from the current version would
+        // judge the current version against itself.
+        return previousPolicyRows(policyRows, policyNow);
       case 'large_route':
         return policyRows;
     }
@@ -539,18 +544,7 @@ export class Evaluator {
           buckets,
           (cohort) => data.policyNow.get(cohort)?.version,
         );
-        const previousVersion = new Map<string, string>();
-        for (const row of data.policyRows) {
-          const now = data.policyNow.get(row.cohort);
-          if (!now || row.policyVersion === now.version) continue;
-          const best = data.policyRows.find(
-            (r) => r.cohort === row.cohort && r.policyVersion === previousVersion.get(row.cohort),
-          );
-          if (!best || row.lastStartedAt > best.lastStartedAt)
-            previousVersion.set(row.cohort, row.policyVersion);
-        }
-        for (const row of data.policyRows) {
-          if (previousVersion.get(row.cohort) !== row.policyVersion) continue;
+        for (const row of previousPolicyRows(data.policyRows, data.policyNow)) {
           const key = monitorKey(row.cohort, row.route);
           baseline.set(key, addCounts(baseline.get(key) ?? emptyCounts(), row.counts));
           baselineP95.set(key, row.p95LatencyMs);
@@ -790,6 +784,24 @@ export class Evaluator {
 function watchesMonitor(rule: Rule, cohort: string, route: string, largeRoute: string): boolean {
   if (!watches(rule, cohort, route)) return false;
   return !(rule.baseline.kind === 'large_route' && route === largeRoute);
+}
+
+/**
+ * The rows of each cohort's previous policy version: the one whose latest task is the latest
+ * among the versions other than the current one (`policyNow`).
+ */
+function previousPolicyRows(
+  policyRows: readonly AggregateCounts[],
+  policyNow: ReadonlyMap<string, { version: string }>,
+): AggregateCounts[] {
+  const previous = new Map<string, AggregateCounts>();
+  for (const row of policyRows) {
+    const now = policyNow.get(row.cohort);
+    if (!now || row.policyVersion === now.version) continue;
+    const best = previous.get(row.cohort);
+    if (!best || row.lastStartedAt > best.lastStartedAt) previous.set(row.cohort, row);
+  }
+  return policyRows.filter((row) => previous.get(row.cohort)?.policyVersion === row.policyVersion);
 }
 
 /** One key per distinct baseline: rules with equal keys read the same rows. */

@@ -18,6 +18,11 @@ const TRAILING_FROM = NOW_FROM - 2 * DAY;
 const OLD_FROM = T - 20 * DAY;
 const OLD_TO = T - 15 * DAY;
 
+// Under these names the engine lists the current version's rows first, and a threshold taken
+// from the first row of any version (as before) came from the current version.
+const CURRENT_VERSION = 'b';
+const PREVIOUS_VERSION = 'a';
+
 const RULES = parseRules(`
 evaluation:
   horizon: 6h
@@ -32,6 +37,10 @@ rules:
     kind: p95_regression
     baseline: pinned:old
     cohorts: [latency]
+  - id: p95-vs-previous
+    kind: p95_regression
+    baseline: previous_policy
+    cohorts: [versions]
 `);
 
 const latency = (low: number, high: number) => (_i: number, r: () => number) => ({
@@ -53,6 +62,40 @@ function tasks(): CraftedTask[] {
   add({ cohort: 'latency', tasks: 1_200, extra: latency(400, 500) }, OLD_FROM);
   add({ cohort: 'latency', tasks: 1_200, extra: latency(100, 150) }, TRAILING_FROM);
   add({ cohort: 'latency', tasks: 400, extra: latency(250, 300) }, NOW_FROM);
+  // versions: fast under its previous policy version, slow under the current one, which ran
+  // before the window too (its own p95 is then slow: a threshold from it would see no change).
+  const version =
+    (policyVersion: string, low: number, high: number) => (i: number, r: () => number) => ({
+      policyVersion,
+      ...latency(low, high)(i, r),
+    });
+  add(
+    {
+      cohort: 'versions',
+      routes: ['small'],
+      tasks: 1_200,
+      extra: version(CURRENT_VERSION, 250, 300),
+    },
+    TRAILING_FROM,
+  );
+  add(
+    {
+      cohort: 'versions',
+      routes: ['small'],
+      tasks: 1_200,
+      extra: version(PREVIOUS_VERSION, 100, 150),
+    },
+    TRAILING_FROM + DAY,
+  );
+  add(
+    {
+      cohort: 'versions',
+      routes: ['small'],
+      tasks: 400,
+      extra: version(CURRENT_VERSION, 250, 300),
+    },
+    NOW_FROM,
+  );
   // nolarge: its large route ran days ago, not now; its small route now costs more per success.
   const dear = () => ({ callCostUsd: 0.02 });
   add({ cohort: 'nolarge', routes: ['large'], tasks: 700 }, T - 8 * DAY);
@@ -112,6 +155,14 @@ describe('each p95_regression rule', () => {
   it('counts the tasks slower than its own baseline p95: the pinned one, slower, does not', () => {
     const pinned = finding('p95-vs-old', 'latency');
     expect(pinned.status, pinned.summary).toBe('ok');
+  });
+});
+
+describe('a p95_regression rule against the previous policy version', () => {
+  it("counts the tasks slower than that version's p95, not the current version's", () => {
+    const previous = finding('p95-vs-previous', 'versions');
+    expect(previous.status, previous.summary).toBe('degraded');
+    expect(previous.summary).toMatch(/slower than the baseline p95 5\.0% → 100\.0%/);
   });
 });
 
