@@ -30,6 +30,8 @@ import { seeded, stream } from '../support/tasks.js';
 interface PageElement {
   getAttribute(name: string): string | null;
   readonly innerText: string;
+  /** The text of a folded element too (innerText is empty while a <details> is closed). */
+  readonly textContent: string | null;
   readonly children: ArrayLike<PageElement>;
 }
 interface PageCanvas {
@@ -516,6 +518,21 @@ describe('the dashboard on alerts with no verdict', () => {
     expect(closing('rule-removed')).toMatchObject({ badge: 'badge badge-closed' });
     expect(closing('recovered')).toMatchObject({ badge: 'badge badge-resolved' });
     expect(closing('recovered')!.text).toMatch(/ resolved Resolved: recovered · small/);
+
+    // What the last evaluation could not judge at all is said, folded, with why: `recovered`,
+    // resolved, then short of data since (its evidence spent).
+    const unjudged = await page.$$eval('#alerts-unjudged li', (items: PageElement[]) =>
+      items.map((item) => ({ cohort: item.getAttribute('data-cohort'), text: item.textContent })),
+    );
+    expect(unjudged).toContainEqual({
+      cohort: 'recovered',
+      text: expect.stringMatching(
+        /^recovered × small: no window of at least \d+ since the last alert resolved/,
+      ),
+    });
+    await expect(page.locator('#alerts-unjudged summary').innerText()).resolves.toMatch(
+      /^\d+ cohort × routes? not judged by any rule: too little data$/,
+    );
 
     await saveScreenshot(page, 'alerts-without-verdict');
     expect(watch.errors).toEqual([]);
