@@ -1,5 +1,5 @@
 import { constants, existsSync, readFileSync } from 'node:fs';
-import { open, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
+import { open, readFile, readdir, statfs, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { WalError, decodeFrames, decodeRecord, recordKeys, recordOfFrame } from './wal-record.js';
@@ -40,6 +40,8 @@ const SEGMENT_FLAGS = SEGMENT_DSYNC
   : 'wx';
 const LOCK = 'LOCK';
 const MiB = 1024 * 1024;
+/** Free space a recovered log needs, at most (a quarter segment, if less): a few group commits. */
+const RECOVERY_ROOM_BYTES = MiB;
 
 /** The segment appends go to. */
 interface ActiveSegment {
@@ -158,6 +160,8 @@ export class WriteAheadLog {
   readonly #checkpoint: CheckpointFile;
   #rotateBeforeNextAppend = false;
   #appending = false;
+  /** A tryRecover under way: appends and close wait for it. */
+  #recovering: Promise<boolean> | undefined;
   /** A rotation started by `release`; appends wait for it. */
   #rotation: Promise<void> = Promise.resolve();
   #closed = false;
@@ -399,6 +403,8 @@ export class WriteAheadLog {
    */
   async append(frames: readonly Buffer[]): Promise<WalEntry[]> {
     this.#assertOpen();
+    while (this.#recovering) await this.#recovering;
+    this.#assertOpen();
     if (this.#appending) throw new WalError('WAL_BUSY', 'one append at a time');
     this.#appending = true;
     try {
@@ -528,6 +534,7 @@ export class WriteAheadLog {
     const active = this.#active;
     if (
       !this.#appending &&
+      !this.#recovering &&
       !this.#entries.some((e) => e.start.segment === active.sequence) &&
       active.size >= this.segmentBytes / 4
     ) {
@@ -541,6 +548,9 @@ export class WriteAheadLog {
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return;
+    // A recovery under way starts a segment: not after the lock is gone.
+    while (this.#recovering) await this.#recovering;
     if (this.#closed) return;
     this.#closed = true;
     await this.#active.handle.close().catch(() => undefined);
@@ -556,17 +566,23 @@ export class WriteAheadLog {
    */
   async tryRecover(): Promise<boolean> {
     this.#assertOpen();
-    if (this.#appending) return false;
-    if (!this.#rotateBeforeNextAppend) return true;
-    this.#appending = true;
-    try {
+    if (this.#appending || this.#recovering) return false;
+    const recovering = (async () => {
       await this.#rotation;
-      await this.#rotate();
-      return true;
-    } catch {
-      return false;
+      if (this.#rotateBeforeNextAppend) await this.#rotate();
+      // Room for a group commit, not only for a segment's start: a disk with a few KB free
+      // takes the 8-byte start and refuses the next append, and ready would flap.
+      return (await freeBytes(this.dir)) >= Math.min(this.segmentBytes / 4, RECOVERY_ROOM_BYTES);
+    })();
+    // Appends wait for it (not WAL_BUSY), and so does a close.
+    this.#recovering = recovering.then(
+      (ok) => ok,
+      () => false,
+    );
+    try {
+      return await this.#recovering;
     } finally {
-      this.#appending = false;
+      this.#recovering = undefined;
     }
   }
 
@@ -581,7 +597,12 @@ export class WriteAheadLog {
       !this.#entries.some((e) => e.start.segment === previous.sequence) &&
       this.#position.segment === previous.sequence &&
       this.#position.offset >= previous.size;
-    if (previousStored) {
+    // A segment that holds nothing (its start written, every append after it failed) goes too:
+    // no checkpoint points into it, and on a full disk each retry would leave one more.
+    const previousEmpty =
+      previous.size === SEGMENT_MAGIC.length &&
+      !this.#entries.some((e) => e.start.segment === previous.sequence);
+    if (previousStored || previousEmpty) {
       await previous.handle.close().catch(() => undefined);
       await unlink(join(this.dir, segmentName(previous.sequence))).catch(
         (error: NodeJS.ErrnoException) => {
@@ -602,7 +623,7 @@ export class WriteAheadLog {
     this.#active = next;
     this.#sizes.set(next.sequence, next.size);
     this.#rotateBeforeNextAppend = false;
-    if (!previousStored) await previous.handle.close().catch(() => undefined);
+    if (!previousStored && !previousEmpty) await previous.handle.close().catch(() => undefined);
     await this.#deleteStoredSegments();
   }
 
@@ -646,6 +667,16 @@ export class WriteAheadLog {
 function defaultSegmentBytes(options: WalOptions): number {
   if (options.segmentBytes !== undefined) return options.segmentBytes;
   return Math.min(64 * MiB, Math.max(4 * 1024, Math.floor(options.maxBytes / 16)));
+}
+
+/** Free bytes for an unprivileged writer on the log's filesystem; unknown: taken as plenty. */
+async function freeBytes(dir: string): Promise<number> {
+  try {
+    const stats = await statfs(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
 }
 
 async function createSegment(dir: string, sequence: number): Promise<ActiveSegment> {

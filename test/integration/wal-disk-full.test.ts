@@ -31,6 +31,11 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     buffers.reduce((n, b) => n + b.length, 0);
   return {
     ...actual,
+    // What is left of the volume, as the log asks before it says it can be written again.
+    statfs: async (...args: Parameters<typeof actual.statfs>) =>
+      disk.dir !== '' && String(args[0]).startsWith(disk.dir)
+        ? { ...(await actual.statfs(...args)), bsize: 1, bavail: Math.max(0, disk.room - used()) }
+        : actual.statfs(...args),
     open: async (...args: Parameters<typeof actual.open>) => {
       const handle = await actual.open(...args);
       if (!String(args[0]).endsWith('.wal')) return handle;
@@ -125,8 +130,8 @@ describe('the write-ahead log on a volume that fills up', () => {
 
   it('frees a stored active segment when only it fills the volume, and says when it can write again', async () => {
     const dir = volume();
-    const wal = await WriteAheadLog.open({ dir, maxBytes: 1 << 30, segmentBytes: 1 << 20 });
-    for (let i = 0; i < 4; i++) await wal.append([frame(`a${i}`)]);
+    const wal = await WriteAheadLog.open({ dir, maxBytes: 1 << 30, segmentBytes: 16 * 1024 });
+    for (let i = 0; i < 4; i++) await wal.append([frame(`a${i}`, 3000)]);
     expect(segments(dir)).toHaveLength(1);
     disk.room = used(dir);
     await expect(wal.append([frame('refused')])).rejects.toThrow(/no space left/);
@@ -141,9 +146,44 @@ describe('the write-ahead log on a volume that fills up', () => {
     expect(segments(dir)).toHaveLength(1);
     await wal.close();
 
-    const again = await WriteAheadLog.open({ dir, maxBytes: 1 << 30, segmentBytes: 1 << 20 });
+    const again = await WriteAheadLog.open({ dir, maxBytes: 1 << 30, segmentBytes: 16 * 1024 });
     expect(await rowsOf(again)).toEqual(['b0']);
     await again.close();
+  });
+});
+
+describe('the write-ahead log on a volume with a little room left', () => {
+  it('does not say it can be written while the room is less than a group commit, and leaves no empty segments', async () => {
+    const dir = volume();
+    const wal = await WriteAheadLog.open({ dir, maxBytes: 1 << 30, segmentBytes: 16 * 1024 });
+    for (let i = 0; i < 3; i++) await wal.append([frame(`a${i}`, 3000)]);
+    // Room for a segment's start, not for a record.
+    disk.room = used(dir) + 100;
+    const files = segments(dir).length;
+    for (let i = 0; i < 5; i++) {
+      await expect(wal.append([frame(`refused-${i}`, 3000)])).rejects.toThrow(/no space left/);
+      expect(await wal.tryRecover()).toBe(false);
+    }
+    // Each try started a segment that holds nothing; the next one removed it.
+    expect(segments(dir).length).toBeLessThanOrEqual(files + 1);
+    expect(await rowsOf(wal)).toEqual(['a0', 'a1', 'a2']);
+    await wal.close();
+  });
+
+  it('makes an append wait for a recovery under way, rather than refuse it', async () => {
+    const dir = volume();
+    const wal = await WriteAheadLog.open({ dir, maxBytes: 1 << 30, segmentBytes: 4096 });
+    for (let i = 0; i < 4; i++) await wal.append([frame(`a${i}`)]);
+    disk.room = used(dir);
+    await expect(wal.append([frame('refused')])).rejects.toThrow(/no space left/);
+    await wal.release(wal.entries().at(-1)!.end);
+    disk.room = Infinity;
+    const [recovered, appended] = await Promise.all([wal.tryRecover(), wal.append([frame('b0')])]);
+    expect(recovered).toBe(true);
+    expect(appended).toHaveLength(1);
+    // A close waits for a recovery too.
+    const closing = Promise.all([wal.tryRecover(), wal.close()]);
+    await expect(closing).resolves.toBeDefined();
   });
 });
 
