@@ -544,7 +544,7 @@ export class SpanWriter {
         // rows that might still fail to be written.
         for (const record of appended) this.#rememberRecord(record);
         this.#drainer!.notify();
-        this.#writable();
+        this.#writable(true);
       }
       this.#observeWrites(group, groupStarted);
       group.forEach((waiter, i) => waiter.resolve(results[i]!));
@@ -586,7 +586,7 @@ export class SpanWriter {
       if (this.#closing) return;
       this.#wal!.tryRecover().then(
         (ok) => {
-          if (ok) this.#writable();
+          if (ok) this.#writable(false);
         },
         () => undefined,
       );
@@ -594,7 +594,13 @@ export class SpanWriter {
     this.#recovery.unref();
   }
 
-  #writable(): void {
+  /**
+   * The log can be written again: `appended`, an append succeeded; else the log's own check
+   * found room. Only an append ends the run of failures: if the next one fails the same way, it is
+   * not logged again.
+   */
+  #writable(appended: boolean): void {
+    if (appended) this.#appendFailure = undefined;
     if (this.#unwritableSince === undefined) return;
     this.#log.info(
       {
@@ -604,7 +610,6 @@ export class SpanWriter {
       'the write-ahead log can be written again',
     );
     this.#unwritableSince = undefined;
-    this.#appendFailure = undefined;
     clearInterval(this.#recovery);
     this.#recovery = undefined;
   }
@@ -761,6 +766,7 @@ const COST_SOURCE_COLUMN = SPAN_COLUMNS.indexOf('cost_source');
 /**
  * Adds the LLM calls among a record's rows not in `kept` to `counts` (made when undefined), by
  * cost source. Only duplicates are read back, one line each: rare, and only when they occur.
+ * Never throws: it runs outside the writes' error handling.
  */
 function callsNotKept(
   record: WalRecord,
@@ -770,9 +776,15 @@ function callsNotKept(
   const keep = new Set(kept);
   for (let row = 0; row < record.rowEnds.length; row++) {
     if (keep.has(row)) continue;
-    const source = (JSON.parse(rowBytes(record, row).toString('utf8')) as unknown[])[
-      COST_SOURCE_COLUMN
-    ];
+    let source: unknown;
+    try {
+      source = (JSON.parse(rowBytes(record, row).toString('utf8')) as unknown[])[
+        COST_SOURCE_COLUMN
+      ];
+    } catch {
+      // Not a row of ours to read (another format): a metric is not worth a write that hangs.
+      continue;
+    }
     const known = COST_SOURCES.find((name) => name === source);
     if (known === undefined) continue;
     counts ??= noCostSourceCounts();
