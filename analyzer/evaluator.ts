@@ -659,9 +659,11 @@ export class Evaluator {
         const concurrent = sum(data.currentByRoute.get(largeKey) ?? []);
         const recent = data.lookback.get(largeKey);
         if (
-          concurrent.tasks < evaluation.minBaselineTasks &&
+          // Counted as the cost rules count: the tasks with a known outcome (late outcomes
+          // would otherwise leave the window's large route "enough" and still judged short).
+          concurrent.known < evaluation.minBaselineTasks &&
           recent &&
-          recent.tasks > concurrent.tasks
+          recent.known > concurrent.known
         ) {
           input.large = recent;
           input.largeOver = `its last ${formatDuration(evaluation.policyLookbackMs)}`;
@@ -678,10 +680,15 @@ export class Evaluator {
       }
       inputs.push(input);
     }
-    // The rule's α is split over the monitors that have data enough to be tested.
+    // The rule's α is split over the monitors that have data enough to be tested: for the cost
+    // rules, tasks with a known outcome (the only ones they judge).
+    const judged =
+      rule.kind === 'cost_per_success_rise' || rule.kind === 'cheaper_than_large'
+        ? (c: TaskCounts) => c.known
+        : (c: TaskCounts) => c.tasks;
     const testable = Math.max(
       1,
-      inputs.filter((i) => (i.currentTotal ?? sum(i.current)).tasks >= evaluation.minTasks).length,
+      inputs.filter((i) => judged(i.currentTotal ?? sum(i.current)) >= evaluation.minTasks).length,
     );
     return inputs.map((i) => ({ ...i, monitors: testable }));
   }

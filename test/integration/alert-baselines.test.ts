@@ -100,6 +100,12 @@ function tasks(): CraftedTask[] {
   const dear = () => ({ callCostUsd: 0.02 });
   add({ cohort: 'nolarge', routes: ['large'], tasks: 700 }, T - 8 * DAY);
   add({ cohort: 'nolarge', routes: ['small'], tasks: 400, extra: dear }, NOW_FROM);
+  // latelarge: its large route runs now too, 300 tasks, but most outcomes have not arrived: too
+  // few known outcomes to judge by, so its last 30 days are the reference.
+  add({ cohort: 'latelarge', routes: ['large'], tasks: 700 }, T - 8 * DAY);
+  add({ cohort: 'latelarge', routes: ['large'], tasks: 300 }, NOW_FROM);
+  for (const task of out.slice(-250)) delete task.outcome;
+  add({ cohort: 'latelarge', routes: ['small'], tasks: 400, extra: dear }, NOW_FROM);
   // fresh: a cohort × route first seen in the current window, failing often, with fallbacks (too
   // few to test their reasons).
   add({ cohort: 'fresh', tasks: 200, success: 0.5, fallback: 0.3 }, NOW_FROM);
@@ -174,6 +180,14 @@ describe('cheaper_than_large without concurrent large-route traffic', () => {
     expect(cheaper.summary).toMatch(
       /costs \$0\.02\d* per successful task, no longer less than the large route's \$0\.010\d* over its last 30 d$/,
     );
+  });
+});
+
+describe('cheaper_than_large when the large route’s outcomes are late', () => {
+  it('counts the known outcomes to decide, and falls back to the last 30 days', () => {
+    const cheaper = finding('cheaper_than_large', 'latelarge');
+    expect(cheaper.status, cheaper.summary).toBe('degraded');
+    expect(cheaper.summary).toMatch(/over its last 30 d$/);
   });
 });
 
