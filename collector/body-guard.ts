@@ -169,12 +169,15 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
         ),
       );
     };
+    const startedAt = Date.now();
     let total = setTimeout(
       timeout('the body did not arrive in time', options.bodyTimeoutMs),
       options.bodyTimeoutMs,
     );
     const graceMs = options.closeGraceMs ?? CLOSE_GRACE_MS;
     const stopListening = options.closing?.onClosing(() => {
+      // A grace shortens the body's time, never lengthens it.
+      if (startedAt + options.bodyTimeoutMs - Date.now() <= graceMs) return;
       clearTimeout(total);
       total = setTimeout(() => {
         reply.header('connection', 'close');

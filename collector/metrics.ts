@@ -143,7 +143,8 @@ export function renderMetrics(sources: MetricsSources): string {
     [
       'routewatch_otlp_requests_total',
       'OTLP trace export requests received, whatever the answer: those refused before their body ' +
-        'was read (401, 413, 415, 503) count here too, so every other OTLP request counter is a part of it.',
+        'was read (401, 413, 415, 503) count here too. The OTLP counters are parts of it; ' +
+        'routewatch_requests_refused_total and routewatch_unauthenticated_requests_total also count other routes.',
       'counter',
       collector.requests,
     ],

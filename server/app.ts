@@ -129,8 +129,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('routewatch', { collector, admission: admission.stats });
 
   // Every trace export that comes in counts as received, before any hook can refuse it (shutting
-  // down, 401, 415, 413, 503): each refusal counter is then a part of it, and a ratio of one to it
-  // stays at most 1.
+  // down, 401, 415, 413, 503): each OTLP refusal counter is then a part of it. (Admission's and
+  // the token's refusal counters also count other routes: their HELP texts say so.)
   app.addHook('onRequest', async (request) => {
     if (request.method === 'POST' && request.routeOptions.config?.otlp === true)
       collector.requests++;
