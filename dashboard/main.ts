@@ -141,11 +141,12 @@ function navigate(search: string): void {
 }
 
 /** The suggestions of a filter field: names as the field reads them (`\,` for a comma). */
-function setOptions(id: string, values: Iterable<string>): void {
+function setOptions(id: string, values: Iterable<unknown>): void {
   fill(
     byId(id),
     [...new Set(values)]
-      .filter((v) => v !== '')
+      // A name that is not text comes from an answer of another shape: offered as nothing.
+      .filter((v): v is string => typeof v === 'string' && v !== '')
       .sort()
       .map((value) => h('option', { value: escapeName(value) })),
   );

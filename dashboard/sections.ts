@@ -365,7 +365,6 @@ export function renderConcentration(container: Element, report: Loaded<Report>):
   );
 }
 
-/** Alerts not inactive, and the latest transitions, for the cohorts and routes of the view. */
 /**
  * The cohort × routes no rule could judge for lack of data: nothing can alert on them, which a
  * quiet alerts table must not hide.
@@ -399,6 +398,7 @@ function unjudgedNote(unjudged: AlertsAnswer['unjudged']): Child {
   );
 }
 
+/** Alerts not inactive, and the latest transitions, for the cohorts and routes of the view. */
 export function renderAlerts(
   container: Element,
   alerts: Loaded<AlertsAnswer>,
