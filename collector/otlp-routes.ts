@@ -137,7 +137,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
     if (!refusal) return;
     refuseBeforeBody(request, reply);
     throw refused(
-      REFUSALS.LOG_FULL,
+      REFUSALS[refusal.code],
       `${refusal.reason}: retry after ${refusal.retryAfterSeconds} s`,
       refusal.retryAfterSeconds,
     );

@@ -110,6 +110,7 @@ const clampRetryAfter = (seconds: number) => Math.min(60, Math.max(1, Math.ceil(
 
 /** Why new requests are refused before their body is read (admission), if they are. */
 export interface Refusal {
+  code: 'LOG_FULL' | 'LOG_UNWRITABLE';
   reason: string;
   retryAfterSeconds: number;
 }
@@ -169,6 +170,8 @@ export const CLOSE_DRAIN_MS = 5_000;
 /** The fsync rate assumed before the first append is measured, bytes per second. */
 const INITIAL_APPEND_BYTES_PER_SECOND = 20 * 1024 * 1024;
 const RATE_SMOOTHING = 0.3;
+/** Retry-After while the log cannot be written: a few of its own checks. */
+const UNWRITABLE_RETRY_AFTER_S = 5;
 /** How often a log that cannot be written is tried while no request tries it. */
 const RECOVERY_CHECK_MS = 2_000;
 
@@ -300,13 +303,26 @@ export class SpanWriter {
   }
 
   /**
-   * Why a request must be refused now, before its body is read: the log is full. A refusal
-   * returned is counted (`logFullRefusals`): call it once per request.
+   * Why a request must be refused now, before its body is read: the log is full, or it cannot be
+   * written (its appends failed, and its own check has not found room since: reading, decoding
+   * and refusing each body would only spend the CPU and memory the recovery needs). A full log's
+   * refusal is counted (`logFullRefusals`): call it once per request.
    */
   refusal(): Refusal | undefined {
+    if (this.#unwritableSince !== undefined) {
+      return {
+        code: 'LOG_UNWRITABLE',
+        reason: 'the collector could not write its write-ahead log',
+        retryAfterSeconds: UNWRITABLE_RETRY_AFTER_S,
+      };
+    }
     if (!this.#atBudget()) return undefined;
     this.stats.logFullRefusals++;
-    return { reason: 'the write-ahead log is full', retryAfterSeconds: this.#logFullRetryAfter() };
+    return {
+      code: 'LOG_FULL',
+      reason: 'the write-ahead log is full',
+      retryAfterSeconds: this.#logFullRetryAfter(),
+    };
   }
 
   health(): WriterHealth {
@@ -553,7 +569,7 @@ export class SpanWriter {
       const refusal = new OverloadedError(
         'LOG_UNWRITABLE',
         'the collector could not write its write-ahead log: retry later',
-        5,
+        UNWRITABLE_RETRY_AFTER_S,
         { cause: error },
       );
       for (const waiter of group) waiter.reject(refusal);

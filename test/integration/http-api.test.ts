@@ -461,7 +461,11 @@ describe('logging', () => {
     /** A writer whose log is at its disk budget: every export is refused before its body. */
     class FullLogWriter extends SpanWriter {
       override refusal() {
-        return { reason: 'the write-ahead log is full', retryAfterSeconds: 3 };
+        return {
+          code: 'LOG_FULL' as const,
+          reason: 'the write-ahead log is full',
+          retryAfterSeconds: 3,
+        };
       }
     }
     const { logged, lines } = await loggingApp(

@@ -242,6 +242,11 @@ describe('the collector when its log cannot be written', () => {
       status: 'unavailable',
       reason: 'write-ahead log cannot be written (is its disk full?)',
     });
+    // Until the log finds room again, an export is refused before its body is decoded: no
+    // append is tried for it.
+    const early = await send(i++);
+    expect(early.statusCode).toBe(503);
+    expect(early.headers['retry-after']).toBe('5');
     const metrics = (await rw.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(Number(/^routewatch_wal_append_failures_total (\d+)$/m.exec(metrics)![1])).toBe(1);
 
