@@ -76,6 +76,9 @@ interface HeldBaseline {
   totals: TaskCounts;
 }
 
+/** How long the read of a held baseline (a range wholly in the past) is reused. */
+const HELD_REFRESH_MS = 10 * 60_000;
+
 const sum = (list: readonly TaskCounts[]) => list.reduce((a, b) => addCounts(a, b), emptyCounts());
 
 /** Adds up aggregates per cohort × route (over policy versions). */
@@ -118,6 +121,8 @@ export class Evaluator {
   #timer: NodeJS.Timeout | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #last: EvaluationResult | undefined;
+  /** Held baselines' reads, kept across evaluations (see HELD_REFRESH_MS). */
+  readonly #heldCache = new Map<string, { read: Promise<HeldBaseline>; readAtMs: number }>();
   /** Evaluations run, those that failed, and scheduled ones skipped while one still ran. */
   readonly stats = { evaluations: 0, failedEvaluations: 0, skippedEvaluations: 0, firing: 0 };
 
@@ -239,8 +244,12 @@ export class Evaluator {
     // at the current window if that is earlier: trailing on, it would take in the degraded data and
     // call a persistent degradation recovered. Ends are floored to the bucket grid so that
     // incidents that began together (one provider's outage across cohorts) share one read.
+    // Such a range lies wholly in the past, so its read is kept across evaluations and renewed
+    // every HELD_REFRESH_MS (late outcomes still change it a little): each open incident would
+    // otherwise cost a scan of a whole baseline window every evaluation.
     const heldReads = new Map<string, Promise<HeldBaseline>>();
     const held = new Map<string, HeldBaseline>();
+    const wallNow = Date.now();
     for (const record of previous.values()) {
       const end = heldBaselineEnd(record);
       const rule = active.find((r) => r.id === record.ruleId);
@@ -251,8 +260,13 @@ export class Evaluator {
       // Begun within the current window: the trailing baseline, before the window, holds none of
       // it yet. Held (and said to be) only once the window has moved past the incident's start.
       if (endMs >= from.getTime()) continue;
-      const key = `${windowMs} ${endMs}`;
+      const key = `${windowMs} ${endMs} ${callBudget}`;
       let read = heldReads.get(key);
+      const kept = this.#heldCache.get(key);
+      if (!read && kept && wallNow - kept.readAtMs < HELD_REFRESH_MS) {
+        read = kept.read;
+        heldReads.set(key, read);
+      }
       if (!read) {
         read = aggregateCounts(store, new Date(endMs - windowMs), new Date(endMs), {
           callBudget,
@@ -268,9 +282,17 @@ export class Evaluator {
           };
         });
         heldReads.set(key, read);
+        const entry = { read, readAtMs: wallNow };
+        this.#heldCache.set(key, entry);
+        // A failed read is not kept: the next evaluation reads again.
+        read.catch(() => {
+          if (this.#heldCache.get(key) === entry) this.#heldCache.delete(key);
+        });
       }
       held.set(record.fingerprint, await read);
     }
+    // Reads no open incident uses any more go.
+    for (const key of this.#heldCache.keys()) if (!heldReads.has(key)) this.#heldCache.delete(key);
     const needsPolicy = active.some((r) => r.baseline.kind === 'previous_policy');
     // cheaper_than_large falls back to the large route's recent history without concurrent traffic.
     const lookbackRows = active.some((r) => r.kind === 'cheaper_than_large')

@@ -3,6 +3,7 @@ import { parseRules } from '../../analyzer/rules.js';
 import type { EvaluationResult } from '../../analyzer/evaluator.js';
 import { sendTasks, testApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
+import type { Store } from '../../storage/store.js';
 import { seeded, stream } from '../support/tasks.js';
 import { disableDefaultRulesBut } from '../support/rules.js';
 
@@ -106,6 +107,36 @@ describe('an open incident holds its trailing baseline at its start', () => {
       (e) => e.cohort === 'recovers' && e.kind === 'resolved',
     );
     expect(resolved!.message.resolution).toBe('recovered');
+
+    // The held baseline's range lies in the past: its read is kept, not repeated each evaluation.
+    const queries: string[] = [];
+    const store = temp.store;
+    const counting: Store = {
+      driver: store.driver,
+      location: store.location,
+      exec: (...args) => store.exec(...args),
+      insertJsonEachRow: (...args) => store.insertJsonEachRow(...args),
+      query: (...args) => {
+        // The reads of whole ranges (baselines, held or not): one per range and evaluation.
+        if (args[0].includes('quantileExact(0.95)(latency_ms) AS p95_latency_ms'))
+          queries.push(args[0]);
+        return store.query(...args);
+      },
+      queryReadOnly: (...args) => store.queryReadOnly(...args),
+      ping: () => store.ping(),
+      // Closed by the test's own teardown.
+      close: async () => undefined,
+    };
+    const watching = await testApp(counting, { rules: RULES });
+    const count = async () => {
+      queries.length = 0;
+      await watching.evaluator.evaluate(new Date(T));
+      return queries.length;
+    };
+    const first = await count();
+    const second = await count();
+    expect(second).toBeLessThan(first);
+    await watching.close();
 
     // A replay of a time when `recovers` was firing sees the incident as it was: its resolution,
     // later than that time, has not spent the evidence yet.
