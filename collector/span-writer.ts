@@ -120,7 +120,10 @@ export interface WriterHealth {
   wal: boolean;
   /** The log is at its disk budget: ingest is refused (503). */
   logFull: boolean;
-  /** The last append to the log failed, and the log has not been written since. */
+  /**
+   * An append to the log failed, and the log has found no room since (its own check, every 2 s):
+   * ingest is refused (503) before bodies are read.
+   */
   logUnwritable: boolean;
   /** While the log is full: the Retry-After exports are given, for /readyz to give as well. */
   logFullRetryAfterSeconds: number | undefined;
