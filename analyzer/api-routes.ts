@@ -12,6 +12,7 @@ import type { Rule } from './rules.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
 import { filterList } from './filter-list.js';
+import { monitorKey } from './series.js';
 import { buildTimeseries, seriesOptionsOf } from './timeseries.js';
 import { DEFAULT_ADVICE, buildAdvice } from './advice.js';
 import {
@@ -231,7 +232,7 @@ export function unjudgedOf(
     { cohort: string; route: string; reason: string; judged: boolean }
   >();
   for (const f of findings) {
-    const key = `${f.cohort}\t${f.route}`;
+    const key = monitorKey(f.cohort, f.route);
     let entry = monitors.get(key);
     if (!entry) {
       entry = { cohort: f.cohort, route: f.route, reason: f.summary, judged: false };
@@ -273,7 +274,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
     const open = new Set(
       states
         .filter((s) => s.state === 'firing' || s.state === 'pending')
-        .map((s) => `${s.cohort}\t${s.route}`),
+        .map((s) => monitorKey(s.cohort, s.route)),
     );
     return {
       evaluatedAt: evaluator.lastResult?.evaluatedAt ?? null,

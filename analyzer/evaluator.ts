@@ -240,59 +240,12 @@ export class Evaluator {
     // The alerts as the last evaluation left them: open incidents hold their baselines (below), and
     // each monitor tests only the evidence after its last incident resolved (lifecycle.ts).
     const previous = new Map((await this.alerts.states()).map((r) => [r.fingerprint, r]));
-    // While an incident is open, its monitor's trailing baseline ends where the incident began, or
-    // at the current window if that is earlier: trailing on, it would take in the degraded data and
-    // call a persistent degradation recovered. Ends are floored to the bucket grid so that
-    // incidents that began together (one provider's outage across cohorts) share one read.
-    // Such a range lies wholly in the past, so its read is kept across evaluations and renewed
-    // every HELD_REFRESH_MS (late outcomes still change it a little): each open incident would
-    // otherwise cost a scan of a whole baseline window every evaluation.
-    const heldReads = new Map<string, Promise<HeldBaseline>>();
-    const held = new Map<string, HeldBaseline>();
-    const wallNow = Date.now();
-    for (const record of previous.values()) {
-      const end = heldBaselineEnd(record);
-      const rule = active.find((r) => r.id === record.ruleId);
-      // A replay (`--at` in the past) before the incident began: it was not open then.
-      if (end === null || end > now || rule?.baseline.kind !== 'trailing') continue;
-      const windowMs = rule.baseline.windowMs;
-      const endMs = Math.floor(end / bucketMs) * bucketMs;
-      // Begun within the current window: the trailing baseline, before the window, holds none of
-      // it yet. Held (and said to be) only once the window has moved past the incident's start.
-      if (endMs >= from.getTime()) continue;
-      const key = `${windowMs} ${endMs} ${callBudget}`;
-      let read = heldReads.get(key);
-      const kept = this.#heldCache.get(key);
-      if (!read && kept && wallNow - kept.readAtMs < HELD_REFRESH_MS) {
-        read = kept.read;
-        heldReads.set(key, read);
-      }
-      if (!read) {
-        read = aggregateCounts(store, new Date(endMs - windowMs), new Date(endMs), {
-          callBudget,
-          byVersion: false,
-        }).then((rows) => {
-          const routes = byRoute(rows);
-          return {
-            endMs,
-            windowMs,
-            byRoute: routes,
-            p95: new Map(rows.map((r) => [monitorKey(r.cohort, r.route), r.p95LatencyMs])),
-            totals: sum([...routes.values()]),
-          };
-        });
-        heldReads.set(key, read);
-        const entry = { read, readAtMs: wallNow };
-        this.#heldCache.set(key, entry);
-        // A failed read is not kept: the next evaluation reads again.
-        read.catch(() => {
-          if (this.#heldCache.get(key) === entry) this.#heldCache.delete(key);
-        });
-      }
-      held.set(record.fingerprint, await read);
-    }
-    // Reads no open incident uses any more go.
-    for (const key of this.#heldCache.keys()) if (!heldReads.has(key)) this.#heldCache.delete(key);
+    const held = await this.#heldBaselines(previous.values(), active, {
+      now,
+      fromMs: from.getTime(),
+      bucketMs,
+      callBudget,
+    });
     const needsPolicy = active.some((r) => r.baseline.kind === 'previous_policy');
     // cheaper_than_large falls back to the large route's recent history without concurrent traffic.
     const lookbackRows = active.some((r) => r.kind === 'cheaper_than_large')
@@ -492,6 +445,53 @@ export class Evaluator {
         );
     }
     return result;
+  }
+
+  /**
+   * The trailing baselines open incidents hold, by alert fingerprint. While an incident is open,
+   * its monitor's trailing baseline ends where the incident began: trailing on, it would take in
+   * the degraded data and call a persistent degradation recovered. Ends are floored to the bucket
+   * grid so that incidents that began together (one provider's outage across cohorts) share one
+   * read. Such a range lies wholly in the past, so its read is kept across evaluations and renewed
+   * every HELD_REFRESH_MS (late outcomes still change it a little): each open incident would
+   * otherwise cost a scan of a whole baseline window every evaluation.
+   */
+  async #heldBaselines(
+    records: Iterable<AlertRecord>,
+    active: readonly Rule[],
+    at: { now: number; fromMs: number; bucketMs: number; callBudget: number },
+  ): Promise<Map<string, HeldBaseline>> {
+    const held = new Map<string, HeldBaseline>();
+    const used = new Set<string>();
+    const wallNow = Date.now();
+    for (const record of records) {
+      const end = heldBaselineEnd(record);
+      const rule = active.find((r) => r.id === record.ruleId);
+      // A replay (`--at` in the past) before the incident began: it was not open then.
+      if (end === null || end > at.now || rule?.baseline.kind !== 'trailing') continue;
+      const windowMs = rule.baseline.windowMs;
+      const endMs = Math.floor(end / at.bucketMs) * at.bucketMs;
+      // Begun within the current window: the trailing baseline, before the window, holds none of
+      // it yet. Held (and said to be) only once the window has moved past the incident's start.
+      if (endMs >= at.fromMs) continue;
+      const key = `${windowMs} ${endMs} ${at.callBudget}`;
+      let entry = this.#heldCache.get(key);
+      if (!entry || (!used.has(key) && wallNow - entry.readAtMs >= HELD_REFRESH_MS)) {
+        const read = readHeld(this.options.store, endMs, windowMs, at.callBudget);
+        const fresh = { read, readAtMs: wallNow };
+        this.#heldCache.set(key, fresh);
+        // A failed read is not kept: the next evaluation reads again.
+        read.catch(() => {
+          if (this.#heldCache.get(key) === fresh) this.#heldCache.delete(key);
+        });
+        entry = fresh;
+      }
+      used.add(key);
+      held.set(record.fingerprint, await entry.read);
+    }
+    // Reads no open incident uses any more go.
+    for (const key of this.#heldCache.keys()) if (!used.has(key)) this.#heldCache.delete(key);
+    return held;
   }
 
   async #baselineRows(
@@ -831,6 +831,27 @@ function previousPolicyRows(
     if (!best || row.lastStartedAt > best.lastStartedAt) previous.set(row.cohort, row);
   }
   return policyRows.filter((row) => previous.get(row.cohort)?.policyVersion === row.policyVersion);
+}
+
+/** The counts of a held baseline, [endMs − windowMs, endMs). */
+async function readHeld(
+  store: Store,
+  endMs: number,
+  windowMs: number,
+  callBudget: number,
+): Promise<HeldBaseline> {
+  const rows = await aggregateCounts(store, new Date(endMs - windowMs), new Date(endMs), {
+    callBudget,
+    byVersion: false,
+  });
+  const routes = byRoute(rows);
+  return {
+    endMs,
+    windowMs,
+    byRoute: routes,
+    p95: new Map(rows.map((r) => [monitorKey(r.cohort, r.route), r.p95LatencyMs])),
+    totals: sum([...routes.values()]),
+  };
 }
 
 /** One key per distinct baseline: rules with equal keys read the same rows. */
