@@ -10,7 +10,7 @@ import {
   gaussianCusum,
   wilson,
 } from './stats.js';
-import type { CusumResult, Interval, RatioSums } from './stats.js';
+import type { CusumResult, CusumWindow, Interval, RatioSums } from './stats.js';
 
 /**
  * The degradation tests, one per rule kind: pure functions from counts to a finding. Each is a
@@ -91,6 +91,15 @@ export interface MonitorInput {
    * (lifecycle.ts evidenceFrom), and only windows starting at or after it may raise a new one.
    */
   evidenceFromMs?: number | null;
+  /**
+   * The state of the monitor's open alert, if it has one. An open alert is judged recovered once
+   * the latest data favour the baseline as strongly as an alarm needs the change
+   * (CusumResult.recovery), though a window reaching back into the incident would still alarm: at
+   * high volume that window keeps its effect for a day after the route is well again. A firing
+   * one stays degraded until its evidence falls below half the threshold (hysteresis): evidence
+   * hovering at the threshold would otherwise resolve and fire the same incident again.
+   */
+  alertState?: 'pending' | 'firing' | null;
 }
 
 const sum = (buckets: readonly TaskCounts[]) =>
@@ -224,7 +233,13 @@ function fromBucket<B>(
   cusum: (buckets: readonly B[]) => CusumResult | null,
 ): CusumResult | null {
   const result = cusum(first > 0 ? buckets.slice(first) : buckets);
-  return result && { ...result, start: result.start + first };
+  if (!result || first === 0) return result;
+  const { recovery } = result;
+  return {
+    ...result,
+    start: result.start + first,
+    recovery: recovery && { ...recovery, start: recovery.start + first },
+  };
 }
 
 function side(label: string, n: number, events: number, shown: (rate: number) => number): Side {
@@ -542,13 +557,21 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
   });
 }
 
+/**
+ * A firing alert resolves only once its evidence falls below this fraction of the threshold (or
+ * the effect below `minEffect`, or the latest data show a recovery). Without it, a lasting
+ * degradation at low volume, whose evidence hovers at the threshold, resolved within an hour of
+ * firing and fired again the next day.
+ */
+const RESOLVE_BELOW = 0.5;
+
 function conclude(
   input: MonitorInput,
   settings: EvaluationSettings,
   result: CusumResult | null,
   h: number,
   baselineSide: Side & { description: string },
-  windowOf: (window: CusumResult, from: number) => { side: Side; effect: number | null },
+  windowOf: (window: CusumWindow, from: number) => { side: Side; effect: number | null },
 ): Finding {
   const { rule } = input;
   const base = {
@@ -575,17 +598,38 @@ function conclude(
     };
   }
   const { side: windowSide, effect } = windowOf(result, result.start);
-  const since = new Date(input.fromMs + result.start * input.bucketMs).toISOString();
+  const sinceOf = (start: number) => new Date(input.fromMs + start * input.bucketMs).toISOString();
+  const since = sinceOf(result.start);
   const minEffect = rule.kind === 'cheaper_than_large' ? -rule.minEffect : rule.minEffect;
-  const crossed = result.statistic >= h;
   const large = effect !== null && effect >= minEffect;
+  // A firing alert holds until its evidence falls below half the threshold (RESOLVE_BELOW).
+  const bar = input.alertState === 'firing' ? h * RESOLVE_BELOW : h;
+  const crossed = result.statistic >= bar;
   const degraded = crossed && large;
+  const held = degraded && result.statistic < h;
   const what = describe(rule, input, baselineSide, windowSide, effect);
-  const summary = degraded
-    ? what
-    : crossed
-      ? `${what}; below the minimum effect ${rule.minEffect}`
-      : `no degradation: evidence ${result.statistic.toFixed(1)} below the threshold ${h.toFixed(1)}`;
+  const recovery = result.recovery;
+  if (degraded && input.alertState && recovery && recovery.statistic >= h) {
+    // The incident is over: the data since `recovery.start` favour the baseline beyond the
+    // threshold. The window since `since` still holds the incident's own tasks.
+    const recent = windowOf(recovery, recovery.start);
+    const recentSince = sinceOf(recovery.start);
+    return {
+      ...base,
+      status: 'ok',
+      summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect)} since ${recentSince}, evidence ${recovery.statistic.toFixed(1)} for the baseline over the threshold ${h.toFixed(1)} (the window since ${since}, holding the incident, would still alarm)`,
+      current: { ...recent.side, since: recentSince },
+      statistic: result.statistic,
+      effect: recent.effect,
+    };
+  }
+  const summary = held
+    ? `${what}; evidence ${result.statistic.toFixed(1)}, under the threshold ${h.toFixed(1)} but not under half of it: still firing`
+    : degraded
+      ? what
+      : crossed
+        ? `${what}; below the minimum effect ${rule.minEffect}`
+        : `no degradation: evidence ${result.statistic.toFixed(1)} below the threshold ${h.toFixed(1)}`;
   return {
     ...base,
     status: degraded ? 'degraded' : 'ok',

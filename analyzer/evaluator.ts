@@ -336,8 +336,13 @@ export class Evaluator {
       inputs.push(...ruleInputs);
     }
     for (const input of inputs) {
+      const record = previous.get(
+        fingerprintOf(input.rule.id, input.cohort, input.route, input.detail),
+      );
+      input.alertState =
+        record?.state === 'pending' || record?.state === 'firing' ? record.state : null;
       input.evidenceFromMs = evidenceFrom(
-        previous.get(fingerprintOf(input.rule.id, input.cohort, input.route, input.detail)),
+        record,
         // A dry run of a past time sees the incidents of then, even those resolved since. A
         // recorded evaluation never reopens them: their evidence is spent.
         dryRun ? now : Infinity,

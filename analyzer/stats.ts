@@ -161,14 +161,26 @@ export interface GaussianBucket {
   sum: number;
 }
 
-export interface CusumResult {
-  /** The largest log-likelihood ratio of a window ending at the last bucket. */
+/** A window of whole buckets ending at the last one, and its (discounted) log-likelihood ratio. */
+export interface CusumWindow {
+  /** The window's log-likelihood ratio, discounted for the reference (referenceDiscount). */
   statistic: number;
-  /** Index of the first bucket of that window (the estimated change point). */
+  /** Index of the window's first bucket. */
   start: number;
-  /** Trials (tasks) in that window, and events (Bernoulli) or Σz (Gaussian). */
+  /** Trials (tasks) in the window, and events (Bernoulli) or Σz (Gaussian). */
   n: number;
   x: number;
+}
+
+export interface CusumResult extends CusumWindow {
+  /**
+   * The strongest evidence the other way, among the windows ending at the last bucket that start
+   * after the alarm window (`start`) and hold the minimum sample: the largest ratio of "unchanged"
+   * over "changed" (its own ratio negated), null when there is no such window. While the alarm
+   * window still reaches back into an incident, a recovery shows here first: the latest data
+   * favour the null as strongly as an alarm needs the alternative.
+   */
+  recovery: CusumWindow | null;
 }
 
 /**
@@ -189,6 +201,45 @@ export function referenceDiscount(windowTrials: number, referenceTrials: number)
 }
 
 /**
+ * The CUSUM over per-bucket ratios (`llrOf`), restricted to bucket boundaries: the window ending at
+ * the last bucket with the largest discounted log-likelihood ratio and at least `minN` trials, and
+ * the recovery window after it (CusumResult). Null when no window holds `minN` trials.
+ */
+function cusumOf(
+  count: number,
+  llrOf: (i: number) => number,
+  nOf: (i: number) => number,
+  xOf: (i: number) => number,
+  minN: number,
+  referenceTrials: number,
+): CusumResult | null {
+  // The candidates, latest start first.
+  const windows: CusumWindow[] = [];
+  let best: CusumWindow | null = null;
+  let llr = 0;
+  let n = 0;
+  let x = 0;
+  for (let i = count - 1; i >= 0; i--) {
+    llr += llrOf(i);
+    n += nOf(i);
+    x += xOf(i);
+    if (n < minN) continue;
+    const window = { statistic: llr / referenceDiscount(n, referenceTrials), start: i, n, x };
+    windows.push(window);
+    if (best === null || window.statistic > best.statistic) best = window;
+  }
+  if (best === null) return null;
+  let recovery: CusumWindow | null = null;
+  for (const window of windows) {
+    if (window.start <= best.start) break;
+    if (recovery === null || -window.statistic > recovery.statistic) {
+      recovery = { ...window, statistic: -window.statistic };
+    }
+  }
+  return { ...best, recovery };
+}
+
+/**
  * Bernoulli CUSUM for a rise of an event rate from p0 to p1 (> p0), over buckets in time order:
  * the largest log-likelihood ratio Σ [x·ln(p1/p0) + (n − x)·ln((1 − p1)/(1 − p0))] of any window
  * of whole buckets ending at the last one — CUSUM restricted to bucket boundaries, computed from
@@ -205,21 +256,14 @@ export function bernoulliCusum(
 ): CusumResult | null {
   const up = Math.log(p1 / p0);
   const down = Math.log((1 - p1) / (1 - p0));
-  let best: CusumResult | null = null;
-  let llr = 0;
-  let n = 0;
-  let x = 0;
-  for (let i = buckets.length - 1; i >= 0; i--) {
-    const bucket = buckets[i]!;
-    llr += bucket.x * up + (bucket.n - bucket.x) * down;
-    n += bucket.n;
-    x += bucket.x;
-    const statistic = llr / referenceDiscount(n, referenceTrials);
-    if (n >= minN && (best === null || statistic > best.statistic)) {
-      best = { statistic, start: i, n, x };
-    }
-  }
-  return best;
+  return cusumOf(
+    buckets.length,
+    (i) => buckets[i]!.x * up + (buckets[i]!.n - buckets[i]!.x) * down,
+    (i) => buckets[i]!.n,
+    (i) => buckets[i]!.x,
+    minN,
+    referenceTrials,
+  );
 }
 
 /**
@@ -235,21 +279,14 @@ export function gaussianCusum(
   referenceTrials = Infinity,
 ): CusumResult | null {
   const scale = shift / variance;
-  let best: CusumResult | null = null;
-  let llr = 0;
-  let n = 0;
-  let sum = 0;
-  for (let i = buckets.length - 1; i >= 0; i--) {
-    const bucket = buckets[i]!;
-    llr += scale * (bucket.sum - (bucket.n * shift) / 2);
-    n += bucket.n;
-    sum += bucket.sum;
-    const statistic = llr / referenceDiscount(n, referenceTrials);
-    if (n >= minN && (best === null || statistic > best.statistic)) {
-      best = { statistic, start: i, n, x: sum };
-    }
-  }
-  return best;
+  return cusumOf(
+    buckets.length,
+    (i) => scale * (buckets[i]!.sum - (buckets[i]!.n * shift) / 2),
+    (i) => buckets[i]!.n,
+    (i) => buckets[i]!.sum,
+    minN,
+    referenceTrials,
+  );
 }
 
 /** Kullback–Leibler divergence of Bernoulli(p) from Bernoulli(q), in nats. */

@@ -336,3 +336,84 @@ describe('spent evidence (evidenceFromMs)', () => {
     expect(record!.state).toBe('resolved');
   });
 });
+
+describe('an open alert: recovery and hysteresis (alertState)', () => {
+  const at = (hours: number) => FROM + hours * HOUR;
+  /** Hourly buckets of `n` counted calls, `bad` of them retried in the listed hours, 2 % otherwise. */
+  const hourly = (n: number, badHours: (hour: number) => boolean, bad: number) =>
+    Array.from({ length: 24 }, (_, hour) =>
+      calls(n, n, badHours(hour) ? bad : Math.round(n * 0.02)),
+    );
+  // High volume: 16 % retried for the first 6 hours, 2 % (the baseline's rate) for 18 hours since.
+  const recovered = hourly(500, (hour) => hour < 6, 80);
+
+  it('judges an open incident recovered once the latest data favour the baseline', () => {
+    // Without an open alert the window holding the incident alarms: its effect is 3.5 points.
+    const closed = detect(monitor(recovered, BASELINE), evaluation);
+    expect(closed.status).toBe('degraded');
+    expect(closed.current.since).toBe(new Date(at(0)).toISOString());
+    for (const alertState of ['pending', 'firing'] as const) {
+      const open = detect({ ...monitor(recovered, BASELINE), alertState }, evaluation);
+      expect(open.status).toBe('ok');
+      expect(open.summary).toMatch(/^recovered: faq × small: retry rate 2\.0% → 2\.0% /);
+      expect(open.summary).toMatch(/for the baseline over the threshold .* would still alarm\)$/);
+      // The window shown is the recent one, after the incident.
+      expect(Date.parse(open.current.since!)).toBeGreaterThanOrEqual(at(6));
+      expect(open.effect!).toBeLessThan(0.005);
+      // The alarm's own evidence is still reported, over the threshold.
+      expect(open.statistic!).toBeGreaterThanOrEqual(open.threshold!);
+    }
+  });
+
+  it('does not judge an incident that goes on recovered', () => {
+    // The mirror image: 2 % for 18 hours, then 16 % for the last 6.
+    const ongoing = hourly(500, (hour) => hour >= 18, 80);
+    const open = detect({ ...monitor(ongoing, BASELINE), alertState: 'firing' }, evaluation);
+    expect(open.status).toBe('degraded');
+    expect(open.current.since).toBe(new Date(at(18)).toISOString());
+    // Recovered a while, then worse again: the latest data decide.
+    const relapse = hourly(500, (hour) => hour < 6 || hour >= 20, 80);
+    const again = detect({ ...monitor(relapse, BASELINE), alertState: 'firing' }, evaluation);
+    expect(again.status).toBe('degraded');
+  });
+
+  it('keeps a firing alert degraded until its evidence falls below half the threshold', () => {
+    // Low volume, a rise that lasts the whole window: look for the retry count per bucket whose
+    // evidence lands between half the threshold and the threshold, with the minimum effect.
+    let found: { counts: TaskCounts[]; statistic: number; threshold: number } | undefined;
+    for (let bad = 1; bad <= 8 && !found; bad++) {
+      for (const n of [20, 30, 40, 50]) {
+        const counts = Array.from({ length: 24 }, () => calls(n, n, bad));
+        const finding = detect(monitor(counts, BASELINE), evaluation);
+        const h = finding.threshold!;
+        if (finding.statistic! >= h / 2 && finding.statistic! < h && finding.effect! >= 0.02) {
+          found = { counts, statistic: finding.statistic!, threshold: h };
+          break;
+        }
+      }
+    }
+    expect(found).toBeDefined();
+    const { counts } = found!;
+    expect(detect(monitor(counts, BASELINE), evaluation).status).toBe('ok');
+    // Pending: the threshold itself, as for raising it (the false-alert budget is unchanged).
+    expect(detect({ ...monitor(counts, BASELINE), alertState: 'pending' }, evaluation).status).toBe(
+      'ok',
+    );
+    const firing = detect({ ...monitor(counts, BASELINE), alertState: 'firing' }, evaluation);
+    expect(firing.status).toBe('degraded');
+    expect(firing.summary).toMatch(/but not under half of it: still firing$/);
+    // Under half the threshold, it resolves as before.
+    const calm = detect(
+      {
+        ...monitor(
+          retries(() => false),
+          BASELINE,
+        ),
+        alertState: 'firing',
+      },
+      evaluation,
+    );
+    expect(calm.status).toBe('ok');
+    expect(calm.statistic!).toBeLessThan(calm.threshold! / 2);
+  });
+});

@@ -133,6 +133,45 @@ describe('bernoulliCusum', () => {
     }
   });
 
+  it('finds the recovery window: the strongest evidence for p0 after the alarm window (brute force)', () => {
+    const random = seeded(13);
+    let recoveries = 0;
+    for (let round = 0; round < 200; round++) {
+      // A rise in some early buckets, then the rate of p0 or a rate between.
+      const until = Math.floor(random() * 24);
+      const after = round % 3 === 0 ? 0.08 : 0.05;
+      const buckets = Array.from({ length: 24 }, (_, i) => {
+        const n = Math.floor(random() * 80);
+        const p = i < until ? 0.2 : after;
+        let x = 0;
+        for (let t = 0; t < n; t++) if (random() < p) x++;
+        return { n, x };
+      });
+      const minN = 40;
+      const reference = round % 2 === 0 ? Infinity : 2_000;
+      const got = bernoulliCusum(buckets, 0.05, 0.1, minN, reference);
+      if (!got) continue;
+      let best: { statistic: number; start: number } | null = null;
+      // Latest start first: a tie (an empty bucket) goes to the shorter window, as in the CUSUM.
+      for (let start = buckets.length - 1; start > got.start; start--) {
+        const window = buckets.slice(start);
+        const n = window.reduce((a, b) => a + b.n, 0);
+        const x = window.reduce((a, b) => a + b.x, 0);
+        if (n < minN) continue;
+        const value = -llr(n, x, 0.05, 0.1) / (1 + n / reference);
+        if (!best || value > best.statistic + 1e-12) best = { statistic: value, start };
+      }
+      if (!best) expect(got.recovery).toBeNull();
+      else {
+        recoveries++;
+        expect(got.recovery!.statistic).toBeCloseTo(best.statistic, 9);
+        expect(got.recovery!.start).toBe(best.start);
+        expect(got.recovery!.start).toBeGreaterThan(got.start);
+      }
+    }
+    expect(recoveries).toBeGreaterThan(50);
+  });
+
   it('is null below the minimum sample, whatever the events', () => {
     expect(
       bernoulliCusum(
