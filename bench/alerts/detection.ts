@@ -326,11 +326,13 @@ function runStream(scenario: Scenario, seed: number): Outcome {
       );
       for (const input of inputs) {
         const fp = `${kind}\t${input.cohort}\t${input.route}`;
+        const state = states.get(fp)?.state;
         const finding = detect(
           {
             ...input,
             monitors: testable,
             evidenceFromMs: evidenceFrom(states.get(fp), now * MINUTE),
+            alertState: state === 'pending' || state === 'firing' ? state : null,
           },
           settings,
         );
