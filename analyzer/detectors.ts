@@ -51,7 +51,11 @@ export interface Finding {
   summary: string;
   baseline: Side & { description: string };
   current: Side & { since: string | null };
-  /** The CUSUM statistic and the threshold it is held to; null when not computed. */
+  /**
+   * The evidence of the window shown in `current` (its CUSUM log-likelihood ratio; negative for a
+   * recovery, whose window favours the baseline) and the threshold it is held to; null when not
+   * computed.
+   */
   statistic: number | null;
   threshold: number | null;
   /** The observed change in the alarm window (same unit as the rule's minEffect). */
@@ -619,7 +623,8 @@ function conclude(
       status: 'ok',
       summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect)} since ${recentSince}, evidence ${recovery.statistic.toFixed(1)} for the baseline over the threshold ${h.toFixed(1)} (the window since ${since}, holding the incident, would still alarm)`,
       current: { ...recent.side, since: recentSince },
-      statistic: result.statistic,
+      // The evidence of the window shown, as for any finding: its ratio, negative here.
+      statistic: -recovery.statistic,
       effect: recent.effect,
     };
   }
