@@ -49,7 +49,8 @@ export interface Finding {
   status: FindingStatus;
   /** Why: the evidence in one sentence. */
   summary: string;
-  baseline: Side & { description: string };
+  /** `target`: a fixed target (`baseline: target:…`), not measured: `n` is 0, `interval` null. */
+  baseline: Side & { description: string; target?: boolean };
   current: Side & { since: string | null };
   /**
    * The evidence of the window shown in `current` (its CUSUM log-likelihood ratio; negative for a
@@ -80,6 +81,12 @@ export interface MonitorInput {
   baselineDescription: string;
   /** Length of the baseline (to scale its volume to a horizon); null for a concurrent baseline. */
   baselineSpanMs: number | null;
+  /**
+   * A fixed target instead of a measured baseline (`baseline: target:<value>`), in the unit of the
+   * rule's figure: a success rate, a rate, or dollars per successful task. `baseline` is then
+   * unused, and the null value carries no estimation error.
+   */
+  target?: number | null;
   /** The baseline's exact p95 latency (p95_regression). */
   baselineP95Ms?: number | null;
   /** failure_concentration: the rest of the traffic, now and in the baseline. */
@@ -320,6 +327,7 @@ function bernoulliFinding(
   kind: BernoulliKind,
 ): Finding {
   const { rule, detail } = input;
+  const target = input.target ?? null;
   const now = input.currentTotal ?? sum(input.current);
   const base = input.baseline ?? emptyCounts();
   const currentN = kind.trials(now, detail);
@@ -384,6 +392,10 @@ function bernoulliFinding(
       relativeVariance(rest.baseline.failures, rest.baseline.known) +
       relativeVariance(rest.current.failures, rest.current.known);
     referenceTrials = (1 - p0) / (p0 * variance);
+  } else if (target !== null) {
+    // A target is exact: no estimate, no discount. `shown` maps a rate to the figure and back.
+    p0 = clampRate(kind.shown(target));
+    referenceTrials = Infinity;
   } else {
     if (baseN < settings.minBaselineTasks) {
       return insufficient(
@@ -412,11 +424,13 @@ function bernoulliFinding(
     bernoulliKl(p0, p1),
   );
   const baselineSide = {
-    ...(rule.kind === 'p95_regression'
-      ? { label: kind.label, n: baseN, value: 0.05, interval: null }
-      : rule.kind === 'failure_concentration'
-        ? side(kind.label, baseN, base.failures, kind.shown)
-        : side(kind.label, baseN, kind.events(base, detail), kind.shown)),
+    ...(target !== null
+      ? { label: kind.label, n: 0, value: target, interval: null, target: true }
+      : rule.kind === 'p95_regression'
+        ? { label: kind.label, n: baseN, value: 0.05, interval: null }
+        : rule.kind === 'failure_concentration'
+          ? side(kind.label, baseN, base.failures, kind.shown)
+          : side(kind.label, baseN, kind.events(base, detail), kind.shown)),
     description: input.baselineDescription,
   };
   return conclude(input, settings, result, h, baselineSide, (window) => {
@@ -425,7 +439,7 @@ function bernoulliFinding(
     const effect =
       rule.kind === 'failure_concentration'
         ? observed / p0 - 1
-        : rule.kind === 'p95_regression'
+        : rule.kind === 'p95_regression' || target !== null
           ? observed - p0
           : observed - smoothed(kind.events(base, detail), baseN);
     return { side: windowSide, effect };
@@ -459,18 +473,20 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
   // outcome comes later would otherwise count as a failure until it does, and the newest buckets,
   // always in the window, would read as a rise whenever outcomes arrive late.
   const now = knownOutcomeSums(input.currentTotal ?? sum(input.current));
+  const target = input.target ?? null;
   const counts = rule.kind === 'cheaper_than_large' ? (input.large ?? null) : input.baseline;
-  const reference = counts && knownOutcomeSums(counts);
+  // A target stands in for R0; the window's own sums give the variance and the success share.
+  const reference = target !== null ? now : counts && knownOutcomeSums(counts);
   if (now.tasks < settings.minTasks) {
     return insufficient(
       input,
       label,
       `${now.tasks} tasks with a known outcome in the current window, fewer than the minimum ${settings.minTasks}`,
       now.tasks,
-      reference?.tasks ?? 0,
+      target !== null ? 0 : (reference?.tasks ?? 0),
     );
   }
-  if (!reference || reference.tasks < settings.minBaselineTasks) {
+  if (!reference || (target === null && reference.tasks < settings.minBaselineTasks)) {
     const what =
       rule.kind === 'cheaper_than_large'
         ? `the ${settings.largeRoute} route of ${input.cohort}${input.largeOver ? ` over ${input.largeOver}` : ''}`
@@ -483,7 +499,8 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
       reference?.tasks ?? 0,
     );
   }
-  const referenceCost = costPerSuccess(reference);
+  const referenceCost =
+    target !== null ? { value: target, interval: null } : costPerSuccess(reference);
   if (!referenceCost || referenceCost.value <= 0) {
     return insufficient(
       input,
@@ -523,7 +540,9 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
     costVariance(reference, r0) / (reference.tasks * referenceShare * referenceShare);
   const perUnit = successShare * (nullPerSuccess / r0);
   const referenceTrials =
-    referenceError > 0 ? variance / (perUnit * perUnit * referenceError) : Infinity;
+    target === null && referenceError > 0
+      ? variance / (perUnit * perUnit * referenceError)
+      : Infinity;
   const result = fromBucket(
     costBuckets(input.current, nullPerSuccess),
     firstBucket(input),
@@ -540,7 +559,8 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
       rule.kind === 'cheaper_than_large'
         ? `cost per successful task on ${settings.largeRoute}`
         : label,
-    n: reference.tasks,
+    n: target !== null ? 0 : reference.tasks,
+    ...(target !== null ? { target: true } : {}),
     value: r0,
     interval: referenceCost.interval,
     description: input.baselineDescription,
@@ -675,6 +695,9 @@ function describe(
   }
   if (rule.kind === 'cheaper_than_large') {
     return `${where}: costs ${shown(now)} per successful task, no longer less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}${input.largeOver ? ` over ${input.largeOver}` : ''}`;
+  }
+  if (input.target !== undefined && input.target !== null) {
+    return `${where}: ${now.label}${detail} ${shown(now)} (n ${now.n}) against the target ${show(baseline.value)}`;
   }
   return `${where}: ${now.label}${detail} ${show(baseline.value)} → ${shown(now)} (n ${baseline.n} → ${now.n})`;
 }

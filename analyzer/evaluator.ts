@@ -517,6 +517,8 @@ export class Evaluator {
         return previousPolicyRows(policyRows, policyNow);
       case 'large_route':
         return policyRows;
+      case 'target':
+        return [];
     }
   }
 
@@ -592,6 +594,11 @@ export class Evaluator {
         spanMs = null;
         break;
       }
+      case 'target':
+        // No data to read: the monitors are the cohort × routes with tasks now.
+        description = `the target ${targetText(rule.kind, rule.baseline.value)}`;
+        spanMs = null;
+        break;
     }
 
     // Every cohort × route with data now or in the baseline.
@@ -641,6 +648,7 @@ export class Evaluator {
         baseline: base,
         baselineDescription: description,
         baselineSpanMs: spanMs,
+        target: rule.baseline.kind === 'target' ? rule.baseline.value : null,
       };
       if (rule.kind === 'fallback_reason_shift') {
         const reasons = new Set([
@@ -869,7 +877,16 @@ function baselineKey(baseline: BaselineRef): string {
     case 'previous_policy':
     case 'large_route':
       return baseline.kind;
+    case 'target':
+      return `target:${baseline.value}`;
   }
+}
+
+/** A target baseline as people read it, in the unit of the rule's figure. */
+function targetText(kind: Rule['kind'], value: number): string {
+  if (kind === 'cost_per_success_rise') return `$${value} per successful task`;
+  const percent = `${Number((value * 100).toPrecision(6))} %`;
+  return kind === 'success_rate_drop' ? `success rate ${percent}` : `${percent} at most`;
 }
 
 /** a − b, for counts (b a part of a). */

@@ -172,7 +172,14 @@ export function slackMessage(message: AlertMessage): SlackMessage {
   const closed = message.resolution === 'closed_without_verdict';
   const lines = [
     sideLine(message.ruleKind, closed ? 'Last seen' : 'Now', finding.current, closed ? '' : since),
-    sideLine(message.ruleKind, 'Baseline', finding.baseline, ` (${finding.baseline.description})`),
+    finding.baseline.target
+      ? `*Target* ${figure(message.ruleKind, finding.baseline.value)}`
+      : sideLine(
+          message.ruleKind,
+          'Baseline',
+          finding.baseline,
+          ` (${finding.baseline.description})`,
+        ),
   ];
   const blocks: unknown[] = [
     {

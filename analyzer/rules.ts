@@ -34,7 +34,14 @@ export type BaselineRef =
   | { kind: 'trailing'; windowMs: number }
   | { kind: 'pinned'; name: string }
   | { kind: 'previous_policy' }
-  | { kind: 'large_route' };
+  | { kind: 'large_route' }
+  /**
+   * A fixed target instead of measured data, in the unit of the figure the rule shows: a success
+   * rate for success_rate_drop (0.9 is 90 %), the rate for the other rate rules, dollars per
+   * successful task for cost_per_success_rise. An SLO: it alarms when the route does worse than
+   * the target, whatever it did before, so a cohort that starts out bad is alerted too.
+   */
+  | { kind: 'target'; value: number };
 
 const instant = z.string().transform((text, ctx) => {
   try {
@@ -46,13 +53,13 @@ const instant = z.string().transform((text, ctx) => {
 });
 
 const BASELINE =
-  /^(trailing(?::(\d+(?:\.\d+)?(?:ms|s|m|h|d|w)))?|pinned:([\w.-]+)|previous_policy|large_route)$/;
+  /^(trailing(?::(\d+(?:\.\d+)?(?:ms|s|m|h|d|w)))?|pinned:([\w.-]+)|previous_policy|large_route|target:(\d*\.?\d+))$/;
 
 const baselineRef = z
   .string()
   .regex(
     BASELINE,
-    'use trailing, trailing:<duration>, pinned:<name>, previous_policy or large_route',
+    'use trailing, trailing:<duration>, pinned:<name>, previous_policy, large_route or target:<number>',
   )
   .optional();
 
@@ -363,7 +370,43 @@ function baselineOf(text: string, defaultWindowMs: number, ruleId: string): Base
     };
   }
   if (match[3]) return { kind: 'pinned', name: match[3] };
+  if (match[4]) return { kind: 'target', value: Number(match[4]) };
   return { kind: text as 'previous_policy' | 'large_route' };
+}
+
+/** The kinds a `target:` baseline cannot serve, and why. */
+const NO_TARGET: Partial<Record<RuleKind, string>> = {
+  cheaper_than_large: 'it compares with the large route only (baseline: large_route)',
+  p95_regression:
+    'its test counts the tasks slower than a measured p95; for a latency target, watch the p95 on the dashboard',
+  failure_concentration:
+    'it compares a cohort with the rest of the traffic; use success_rate_drop with a target instead',
+  fallback_reason_shift:
+    "it compares a reason's share of the fallbacks with a measured one; use fallback_rate_spike with a target instead",
+};
+
+/** Refuses a target the rule's kind cannot use, or one out of the range of its figure. */
+function checkTarget(rule: Rule, value: number): void {
+  const { id, kind } = rule;
+  const why = NO_TARGET[kind];
+  if (why) throw new RulesError(`rule ${id}: ${kind} cannot use a target baseline: ${why}`);
+  if (kind === 'cost_per_success_rise') {
+    if (!(value > 0)) {
+      throw new RulesError(
+        `rule ${id}: a cost_per_success_rise target is dollars per successful task, above 0; got ${value}`,
+      );
+    }
+    return;
+  }
+  if (!(value > 0 && value < 1)) {
+    const what =
+      kind === 'success_rate_drop'
+        ? 'the success rate to hold (0.9 is 90 %)'
+        : `the ${kind} rate not to exceed (0.05 is 5 %)`;
+    throw new RulesError(
+      `rule ${id}: a target for ${kind} is ${what}, between 0 and 1; got ${value}`,
+    );
+  }
 }
 
 /**
@@ -541,6 +584,7 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
     ) {
       throw new RulesError(`rule ${rule.id}: ${rule.kind} cannot use large_route as its baseline`);
     }
+    if (rule.baseline.kind === 'target') checkTarget(rule, rule.baseline.value);
     byId.set(rule.id, rule);
   }
   // Every rule, the defaults too: a default out of bounds is a bug the tests should catch.

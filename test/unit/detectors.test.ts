@@ -417,3 +417,69 @@ describe('an open alert: recovery and hysteresis (alertState)', () => {
     expect(calm.statistic!).toBeLessThan(calm.threshold! / 2);
   });
 });
+
+describe('a target baseline (an SLO)', () => {
+  const success = rules.find((r) => r.kind === 'success_rate_drop')!;
+  const slo = (value: number) => ({ ...success, baseline: { kind: 'target' as const, value } });
+  /** Hourly buckets of 30 tasks with outcomes, `failures` of them failed. */
+  const outcomes = (failures: number) =>
+    Array.from({ length: 24 }, () => ({
+      ...emptyCounts(),
+      tasks: 30,
+      known: 30,
+      failures,
+      successes: 30 - failures,
+    }));
+  // A cohort born bad: half its tasks fail from its first day, and it has no history.
+  const bornBad = outcomes(15);
+
+  it('alerts on a cohort that starts out bad, which a measured baseline cannot', () => {
+    const trailing = detect({ ...monitor(bornBad, null), rule: success }, evaluation);
+    expect(trailing.status).toBe('insufficient_data');
+    const finding = detect({ ...monitor(bornBad, null), rule: slo(0.9), target: 0.9 }, evaluation);
+    expect(finding.status).toBe('degraded');
+    expect(finding.summary).toBe(
+      'faq × small: success rate 50.0% (n 720) against the target 90.0%',
+    );
+    expect(finding.baseline).toMatchObject({ n: 0, value: 0.9, interval: null, target: true });
+    expect(finding.effect!).toBeCloseTo(0.4, 9);
+  });
+
+  it('stays quiet at the target, and fires just past it only with the evidence', () => {
+    // 3 failures in 30 is the target's 90 % exactly.
+    expect(
+      detect({ ...monitor(outcomes(3), null), target: 0.9, rule: slo(0.9) }, evaluation).status,
+    ).toBe('ok');
+    // 83.3 % over 720 tasks: 6.7 points under (the rule is tuned to 5).
+    const under = detect(
+      { ...monitor(outcomes(5), null), target: 0.9, rule: slo(0.9) },
+      evaluation,
+    );
+    expect(under.status).toBe('degraded');
+  });
+
+  it('judges cost per successful task against a dollar target', () => {
+    const rule = rules.find((r) => r.kind === 'cost_per_success_rise')!;
+    // $0.01 a task, 45 of 50 succeed: $0.0111 per successful task.
+    const current = Array.from({ length: 24 }, () => ({
+      ...emptyCounts(),
+      tasks: 50,
+      known: 50,
+      successes: 45,
+      failures: 5,
+      cost: 0.5,
+      costSquared: 0.006,
+      successCost: 0.45,
+      knownCost: 0.5,
+      knownCostSquared: 0.006,
+    }));
+    const over = detect({ ...monitor(current, null), rule, target: 0.008 }, evaluation);
+    expect(over.status).toBe('degraded');
+    expect(over.summary).toMatch(
+      /cost per successful task \$0\.0111 \(n 1200\) against the target \$0\.00800$/,
+    );
+    expect(over.baseline).toMatchObject({ n: 0, value: 0.008, target: true });
+    const under = detect({ ...monitor(current, null), rule, target: 0.02 }, evaluation);
+    expect(under.status).toBe('ok');
+  });
+});

@@ -98,6 +98,31 @@ describe('slackMessage', () => {
     expect(text).toContain(sampleMessage().url);
   });
 
+  it('shows a target baseline as the target, without a sample size it does not have', () => {
+    const base = sampleMessage().finding;
+    const { blocks, text } = slackMessage(
+      sampleMessage({
+        finding: {
+          ...base,
+          summary: 'extraction × small: success rate 75.3% (n 412) against the target 90.0%',
+          baseline: {
+            label: 'success rate',
+            n: 0,
+            value: 0.9,
+            interval: null,
+            description: 'the target success rate 90 %',
+            target: true,
+          },
+        },
+      }),
+    );
+    const all = JSON.stringify(blocks);
+    expect(all).toContain('*Target* 90.0 %');
+    expect(all).not.toContain('*Baseline*');
+    expect(all).not.toContain('n = 0');
+    expect(text).toContain('against the target 90.0%');
+  });
+
   it('keeps within Block Kit limits however long the names are', () => {
     const long = 'x'.repeat(5_000);
     const { text, blocks } = slackMessage(

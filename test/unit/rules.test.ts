@@ -58,6 +58,22 @@ rules:
     expect(set.rules.find((r) => r.id === 'reask_rise')!.enabled).toBe(false);
   });
 
+  it('read a target baseline: an SLO in the unit of the figure the rule shows', () => {
+    const set = parseRules(`
+rules:
+  - { id: extraction-slo, kind: success_rate_drop, baseline: "target:0.9", cohorts: [extraction] }
+  - { id: fallback_rate_spike, baseline: "target:.25" }
+  - { id: cost_per_success_rise, baseline: "target:0.0025" }
+`);
+    const of = (id: string) => set.rules.find((r) => r.id === id)!.baseline;
+    expect(of('extraction-slo')).toEqual({ kind: 'target', value: 0.9 });
+    expect(of('fallback_rate_spike')).toEqual({ kind: 'target', value: 0.25 });
+    expect(of('cost_per_success_rise')).toEqual({ kind: 'target', value: 0.0025 });
+    expect(() => parseRules('rules: [{ id: success_rate_drop, baseline: "target:high" }]')).toThrow(
+      /use trailing, trailing:<duration>, pinned:<name>, previous_policy, large_route or target:<number>/,
+    );
+  });
+
   it('read YAML merge keys, so that rules can share a block of settings', () => {
     const set = parseRules(`
 x-common: &strict
@@ -218,6 +234,31 @@ describe('rules file limits', () => {
       'two loop rules with different call budgets, of which only one would be used',
       'rules: [{ id: loop_rate_rise, callBudget: 5 }, { id: faq-loops, kind: loop_rate_rise, cohorts: [faq], callBudget: 8 }]',
       /rules loop_rate_rise and faq-loops: loop_rate_rise rules share one callBudget .*got 5 and 8; give them the same$/,
+    ],
+    [
+      'a target on a rule that compares with measured data only',
+      'rules: [{ id: p95_regression, baseline: "target:0.9" }]',
+      /rule p95_regression: p95_regression cannot use a target baseline: its test counts the tasks slower than a measured p95/,
+    ],
+    [
+      'a target on failure_concentration',
+      'rules: [{ id: failure_concentration, baseline: "target:0.1" }]',
+      /rule failure_concentration: failure_concentration cannot use a target baseline: .*use success_rate_drop with a target instead$/,
+    ],
+    [
+      'a success-rate target of 90 written as a percentage',
+      'rules: [{ id: faq-slo, kind: success_rate_drop, baseline: "target:90" }]',
+      /rule faq-slo: a target for success_rate_drop is the success rate to hold \(0\.9 is 90 %\), between 0 and 1; got 90$/,
+    ],
+    [
+      'a rate target of 0',
+      'rules: [{ id: fallback_rate_spike, baseline: "target:0" }]',
+      /rule fallback_rate_spike: a target for fallback_rate_spike is the fallback_rate_spike rate not to exceed .*; got 0$/,
+    ],
+    [
+      'a cost target of 0',
+      'rules: [{ id: cost_per_success_rise, baseline: "target:0.0" }]',
+      /rule cost_per_success_rise: a cost_per_success_rise target is dollars per successful task, above 0; got 0$/,
     ],
     [
       'a zero horizon',
