@@ -307,6 +307,12 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     );
     // A route that never succeeds is not said to hold.
     expect(advise(side(300, 0), undefined).reason).not.toMatch(/holds/);
+    // Some large traffic, too little to compare with, is said to be too little, not none.
+    const thin = advise(side(500, 460, { fallbacks: 40 }), side(120, 110));
+    expect(thin.verdict).toBe('keep');
+    expect(thin.reason).toMatch(
+      /^too little large traffic to compare the small route with \(120 tasks with an outcome, \d+ needed\) \(92\.0 % success/,
+    );
   });
 
   it('expand small: non-inferior to large and cheaper per success', () => {
