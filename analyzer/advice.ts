@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
-import { compareCohort, sideSumColumns } from './gate.js';
+import { compareCohort, judgedCost, sideSumColumns } from './gate.js';
 import type { CohortComparison, GateOptions, SideStats } from './gate.js';
 import { toClickHouseTime } from './report.js';
 import { costPerSuccess } from './stats.js';
@@ -69,7 +69,7 @@ function evidence(s: SideStats | undefined): RouteEvidence | null {
     tasks: s.tasks,
     known: s.known,
     successRate: s.known > 0 ? s.successes / s.known : null,
-    costPerSuccessfulTask: costPerSuccess(s)?.value ?? null,
+    costPerSuccessfulTask: costPerSuccess(judgedCost(s))?.value ?? null,
     fallbackRate: s.tasks > 0 ? s.fallbacks / s.tasks : null,
   };
 }
@@ -148,7 +148,7 @@ export function adviseCohort(
         ...base,
         currentRoute,
         verdict: 'review fallback',
-        reason: `${pct(fallbackRate)} of the ${S} route's tasks fall back and pay for both models (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(small!)?.value ?? null)} per success)`,
+        reason: `${pct(fallbackRate)} of the ${S} route's tasks fall back and pay for both models (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(judgedCost(small!))?.value ?? null)} per success)`,
       };
     }
     // Some large traffic, too little to compare with, is not "no traffic": say how much is missing.
@@ -157,7 +157,7 @@ export function adviseCohort(
       ...base,
       currentRoute,
       verdict: 'keep',
-      reason: `${thin > 0 ? `too little ${L} traffic to compare the ${S} route with (${thin} tasks with an outcome, ${options.minCases} needed)` : `no ${L} traffic to compare the ${S} route with`} (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(small!)?.value ?? null)} per success, ${pct(fallbackRate)} fallbacks): keep a share on ${L} as a control, and watch the alerts`,
+      reason: `${thin > 0 ? `too little ${L} traffic to compare the ${S} route with (${thin} tasks with an outcome, ${options.minCases} needed)` : `no ${L} traffic to compare the ${S} route with`} (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(judgedCost(small!))?.value ?? null)} per success, ${pct(fallbackRate)} fallbacks): keep a share on ${L} as a control, and watch the alerts`,
     };
   }
 
@@ -189,7 +189,7 @@ export function adviseCohort(
       ...base,
       currentRoute,
       verdict: 'keep',
-      reason: `the ${L} route carries the cohort (${pct(large!.successes / large!.known)} success at ${usd(costPerSuccess(large!)?.value ?? null)} per success); no evidence on ${S} yet — an eval of ${needed} more cases on ${S} would tell whether ${L} is overkill`,
+      reason: `the ${L} route carries the cohort (${pct(large!.successes / large!.known)} success at ${usd(costPerSuccess(judgedCost(large!))?.value ?? null)} per success); no evidence on ${S} yet — an eval of ${needed} more cases on ${S} would tell whether ${L} is overkill`,
     };
   }
 
@@ -247,6 +247,8 @@ export async function buildAdvice(
             sum(cost_usd) AS cost,
             sum(cost_usd * cost_usd) AS cost_squared,
             sumIf(cost_usd, outcome = 'success') AS success_cost,
+            sumIf(cost_usd, outcome != 'unknown') AS known_cost,
+            sumIf(cost_usd * cost_usd, outcome != 'unknown') AS known_cost_squared,
             countIf(attempts >= 2) AS fallbacks,
             countIf(reask) AS reasks
      FROM {view}
@@ -273,6 +275,8 @@ export async function buildAdvice(
     cost: r.cost,
     costSquared: r.cost_squared,
     successCost: r.success_cost,
+    knownCost: r.known_cost,
+    knownCostSquared: r.known_cost_squared,
     fallbacks: r.fallbacks,
     reasks: r.reasks,
     p95LatencyMs: null,

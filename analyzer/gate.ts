@@ -5,7 +5,7 @@ import { EARLIEST, LATEST, isDuration, parseDuration, parseInstant } from '../se
 import type { Store } from '../storage/store.js';
 import { toClickHouseTime } from './report.js';
 import { costPerSuccess, normalCdf, normalQuantile, wilson } from './stats.js';
-import type { Interval } from './stats.js';
+import type { Interval, RatioSums } from './stats.js';
 import { queryTasks } from '../storage/window-sql.js';
 
 /**
@@ -97,6 +97,13 @@ export interface SideStats {
   cost: number;
   costSquared: number;
   successCost: number;
+  /**
+   * Σ cost and Σ cost² over the tasks with a known outcome: cost per successful task is compared
+   * on those (judgedCost), as the alerts judge it, so a side whose outcomes are still arriving
+   * (a canary started an hour ago) does not read as dearer for the successes it has yet to hear of.
+   */
+  knownCost: number;
+  knownCostSquared: number;
   fallbacks: number;
   reasks: number;
   p95LatencyMs: number | null;
@@ -200,6 +207,20 @@ export function successDifference(
 
 const pts = (v: number) => `${(v * 100).toFixed(1)} pts`;
 
+/**
+ * The sums cost per successful task is compared on: the tasks with a known outcome, each side. With
+ * every outcome in, the same as all cost ÷ all successes (the report's figure).
+ */
+export function judgedCost(s: SideStats): RatioSums {
+  return {
+    tasks: s.known,
+    successes: s.successes,
+    cost: s.knownCost,
+    costSquared: s.knownCostSquared,
+    successCost: s.successCost,
+  };
+}
+
 /** The comparison of one cohort. Pure. */
 export function compareCohort(
   cohort: string,
@@ -208,8 +229,8 @@ export function compareCohort(
   options: GateOptions,
 ): CohortComparison {
   const diff = successDifference(b, c, options.maxSuccessDrop);
-  const cb = costPerSuccess(b);
-  const cc = costPerSuccess(c);
+  const cb = costPerSuccess(judgedCost(b));
+  const cc = costPerSuccess(judgedCost(c));
   let verdict: Verdict;
   let reason: string;
   if (b.known < options.minCases || c.known < options.minCases || !diff) {
@@ -315,6 +336,8 @@ export const EMPTY_SIDE: SideStats = {
   cost: 0,
   costSquared: 0,
   successCost: 0,
+  knownCost: 0,
+  knownCostSquared: 0,
   fallbacks: 0,
   reasks: 0,
   p95LatencyMs: null,
@@ -380,6 +403,8 @@ export const sideSumColumns = {
   cost: chNumber,
   cost_squared: chNumber,
   success_cost: chNumber,
+  known_cost: chNumber,
+  known_cost_squared: chNumber,
   fallbacks: chNumber,
   reasks: chNumber,
 };
@@ -458,6 +483,8 @@ async function readSide(
             sum(cost_usd) AS cost,
             sum(cost_usd * cost_usd) AS cost_squared,
             sumIf(cost_usd, outcome = 'success') AS success_cost,
+            sumIf(cost_usd, outcome != 'unknown') AS known_cost,
+            sumIf(cost_usd * cost_usd, outcome != 'unknown') AS known_cost_squared,
             countIf(attempts >= 2) AS fallbacks,
             countIf(reask) AS reasks,
             quantileExact(0.95)(latency_ms) AS p95,
@@ -482,6 +509,8 @@ async function readSide(
           cost: r.cost,
           costSquared: r.cost_squared,
           successCost: r.success_cost,
+          knownCost: r.known_cost,
+          knownCostSquared: r.known_cost_squared,
           fallbacks: r.fallbacks,
           reasks: r.reasks,
           p95LatencyMs: r.p95 === null || Number.isNaN(r.p95) ? null : r.p95,

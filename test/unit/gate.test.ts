@@ -29,6 +29,8 @@ function side(
     cost: cost * tasks,
     costSquared: cost * cost * tasks,
     successCost: cost * successes,
+    knownCost: cost * known,
+    knownCostSquared: cost * cost * known,
     fallbacks: options.fallbacks ?? 0,
     reasks: 0,
     p95LatencyMs: 800,
@@ -324,6 +326,18 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     expect(a.comparison?.verdict).toBe('pass');
     expect(a.reason).toMatch(/costs 8\d\.\d % less per success/);
     expect(a.reason).toMatch(/300 tasks still go to large first/);
+  });
+
+  it('compares cost per success on the tasks with an outcome: pending ones are not failures', () => {
+    // Small: 800 tasks with outcomes (92 % success) and 800 more whose outcomes are still to
+    // come, at $0.006 a task; large: $0.0065 a task, all outcomes in. Counting the pending tasks'
+    // cost against the successes so far would make small look twice as dear, and "revert".
+    const a = advise(
+      side(800, 736, { cost: 0.006, tasks: 1_600 }),
+      side(300, 279, { cost: 0.0065 }),
+    );
+    expect(a.verdict).toBe('expand small');
+    expect(a.comparison!.costPerSuccessfulTask.candidate.value!).toBeCloseTo(0.006 / 0.92, 9);
   });
 
   it('revert to large: the small route fails the margin', () => {
