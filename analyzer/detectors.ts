@@ -103,12 +103,14 @@ export interface MonitorInput {
    */
   evidenceFromMs?: number | null;
   /**
-   * The state of the monitor's open alert, if it has one. An open alert is judged recovered once
-   * the latest data favour the baseline as strongly as an alarm needs the change
+   * The state of the monitor's open alert, if it has one. A firing alert is judged recovered
+   * once the latest data favour the baseline as strongly as an alarm needs the change
    * (CusumResult.recovery), though a window reaching back into the incident would still alarm: at
-   * high volume that window keeps its effect for a day after the route is well again. A firing
-   * one stays degraded until its evidence falls below half the threshold (hysteresis): evidence
-   * hovering at the threshold would otherwise resolve and fire the same incident again.
+   * high volume that window keeps its effect for a day after the route is well again. It also
+   * stays degraded until its evidence falls below half the threshold (hysteresis): evidence
+   * hovering at the threshold would otherwise resolve and fire the same incident again. A pending
+   * alert is judged as an inactive one: a recovery that cleared it would leave the same evidence
+   * to raise it again at the next evaluation.
    */
   alertState?: 'pending' | 'firing' | null;
 }
@@ -587,7 +589,7 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
  * degradation at low volume, whose evidence hovers at the threshold, resolved within an hour of
  * firing and fired again the next day.
  */
-const RESOLVE_BELOW = 0.5;
+export const RESOLVE_BELOW = 0.5;
 
 function conclude(
   input: MonitorInput,
@@ -633,20 +635,29 @@ function conclude(
   const held = degraded && result.statistic < h;
   const what = describe(rule, input, baselineSide, windowSide, effect);
   const recovery = result.recovery;
-  if (degraded && input.alertState && recovery && recovery.statistic >= h) {
-    // The incident is over: the data since `recovery.start` favour the baseline beyond the
-    // threshold. The window since `since` still holds the incident's own tasks.
+  if (degraded && input.alertState === 'firing' && recovery && recovery.statistic >= h) {
+    // The incident may be over: the data since `recovery.start` favour the baseline beyond the
+    // threshold, though the window since `since` still holds the incident's own tasks. A
+    // recovery must also last (as long as the degraded stretch before it, and an eighth of the
+    // window: a quiet gap between bursts, or a stretch without the rare expensive task, is not
+    // one), show no relapse of its own, and look like one (its change under `minEffect`).
     const recent = windowOf(recovery, recovery.start);
-    const recentSince = sinceOf(recovery.start);
-    return {
-      ...base,
-      status: 'ok',
-      summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect)} since ${recentSince}, evidence ${recovery.statistic.toFixed(1)} for the baseline over the threshold ${h.toFixed(1)} (the window since ${since}, holding the incident, would still alarm)`,
-      current: { ...recent.side, since: recentSince },
-      // The evidence of the window shown, as for any finding: its ratio, negative here.
-      statistic: -recovery.statistic,
-      effect: recent.effect,
-    };
+    const lasted = input.current.length - recovery.start;
+    const longEnough =
+      lasted >= Math.max(recovery.start - result.start, Math.ceil(input.current.length / 8));
+    const settled = recent.effect === null || recent.effect < minEffect;
+    if (longEnough && recovery.relapse < h && settled) {
+      const recentSince = sinceOf(recovery.start);
+      return {
+        ...base,
+        status: 'ok',
+        summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect, true)} since ${recentSince}, evidence ${recovery.statistic.toFixed(1)} for the baseline over the threshold ${h.toFixed(1)} (the window since ${since}, holding the incident, would still alarm)`,
+        current: { ...recent.side, since: recentSince },
+        // The evidence of the window shown, as for any finding: its ratio, negative here.
+        statistic: -recovery.statistic,
+        effect: recent.effect,
+      };
+    }
   }
   const summary = held
     ? `${what}; evidence ${result.statistic.toFixed(1)}, under the threshold ${h.toFixed(1)} but not under half of it: still firing`
@@ -671,6 +682,7 @@ function describe(
   baseline: Side,
   now: Side,
   effect: number | null = null,
+  recovered = false,
 ): string {
   const where = `${isolate(input.cohort) || '(none)'} × ${isolate(input.route) || '(none)'}`;
   const money = rule.kind === 'cost_per_success_rise' || rule.kind === 'cheaper_than_large';
@@ -694,6 +706,9 @@ function describe(
     return `${where}: ${pct(now.value)} of tasks fail against ${pct(restNow)} for the rest of the traffic${ratio}`;
   }
   if (rule.kind === 'cheaper_than_large') {
+    if (recovered) {
+      return `${where}: costs ${shown(now)} per successful task, less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}${input.largeOver ? ` over ${input.largeOver}` : ''} again`;
+    }
     return `${where}: costs ${shown(now)} per successful task, no longer less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}${input.largeOver ? ` over ${input.largeOver}` : ''}`;
   }
   if (input.target !== undefined && input.target !== null) {

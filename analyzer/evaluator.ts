@@ -339,8 +339,12 @@ export class Evaluator {
       const record = previous.get(
         fingerprintOf(input.rule.id, input.cohort, input.route, input.detail),
       );
+      // As of the evaluated time: a replay of a time before the alert fired sees it as it was
+      // then, not firing (the state's `since` is when it entered it).
       input.alertState =
-        record?.state === 'pending' || record?.state === 'firing' ? record.state : null;
+        (record?.state === 'pending' || record?.state === 'firing') && record.since <= now
+          ? record.state
+          : null;
       input.evidenceFromMs = evidenceFrom(
         record,
         // A dry run of a past time sees the incidents of then, even those resolved since. A

@@ -1,4 +1,5 @@
 import { isolate } from './name-list.js';
+import { RESOLVE_BELOW } from './detectors.js';
 import type { Finding, Side } from './detectors.js';
 import type { EventKind } from './lifecycle.js';
 import type { Rule } from './rules.js';
@@ -149,6 +150,24 @@ export interface SlackMessage {
   blocks: unknown[];
 }
 
+/**
+ * The evidence line. A recovery's window favours the baseline: its ratio is negative, and said
+ * the other way round. A firing alert held by the hysteresis (degraded, under the threshold) says
+ * where it resolves.
+ */
+function evidenceLine(statistic: number, threshold: number, status: Finding['status']): string {
+  const how =
+    "(one-sided CUSUM log-likelihood ratio; false alerts held to the rule's budget per horizon)";
+  if (statistic < 0 && status === 'ok') {
+    return `Evidence for the baseline ${(-statistic).toFixed(1)} over a threshold of ${threshold.toFixed(1)}: recovered ${how}.`;
+  }
+  const held =
+    status === 'degraded' && statistic < threshold
+      ? `, held firing until it falls below ${(threshold * RESOLVE_BELOW).toFixed(1)}`
+      : '';
+  return `Evidence ${statistic.toFixed(1)} against a threshold of ${threshold.toFixed(1)}${held} ${how}.`;
+}
+
 /** The Slack incoming-webhook body: Block Kit blocks, and `text` as the notification fallback. */
 export function slackMessage(message: AlertMessage): SlackMessage {
   const { finding } = message;
@@ -165,7 +184,7 @@ export function slackMessage(message: AlertMessage): SlackMessage {
     : '';
   const evidence =
     finding.statistic !== null && finding.threshold !== null
-      ? `Evidence ${finding.statistic.toFixed(1)} against a threshold of ${finding.threshold.toFixed(1)} (one-sided CUSUM log-likelihood ratio; false alerts held to the rule's budget per horizon).`
+      ? evidenceLine(finding.statistic, finding.threshold, finding.status)
       : finding.summary;
   // Closed without a verdict, the figures are the last ones seen before it closed, not a
   // judgement of now.

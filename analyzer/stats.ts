@@ -178,9 +178,11 @@ export interface CusumResult extends CusumWindow {
    * after the alarm window (`start`) and hold the minimum sample: the largest ratio of "unchanged"
    * over "changed" (its own ratio negated), null when there is no such window. While the alarm
    * window still reaches back into an incident, a recovery shows here first: the latest data
-   * favour the null as strongly as an alarm needs the alternative.
+   * favour the null as strongly as an alarm needs the alternative. `relapse` is the largest
+   * ratio (for the change) of a window starting inside it: a recent stretch that alarms on its
+   * own is a relapse, however well the quiet stretch before it nets out.
    */
-  recovery: CusumWindow | null;
+  recovery: (CusumWindow & { relapse: number }) | null;
 }
 
 /**
@@ -229,11 +231,14 @@ function cusumOf(
     if (best === null || window.statistic > best.statistic) best = window;
   }
   if (best === null) return null;
-  let recovery: CusumWindow | null = null;
+  let recovery: CusumResult['recovery'] = null;
+  // The largest ratio of the windows seen so far: those starting at or after the current one.
+  let later = -Infinity;
   for (const window of windows) {
     if (window.start <= best.start) break;
+    later = Math.max(later, window.statistic);
     if (recovery === null || -window.statistic > recovery.statistic) {
-      recovery = { ...window, statistic: -window.statistic };
+      recovery = { ...window, statistic: -window.statistic, relapse: later };
     }
   }
   return { ...best, recovery };

@@ -1,9 +1,10 @@
 /**
  * How soon an alert resolves once its cohort × route is well again, and whether a lasting
  * degradation stays one incident: one `success_rate_drop` monitor with the default rules and
- * settings, evaluated at the end of every 15-minute bucket through the detector and lifecycle code
- * (`analyzer/detectors.ts`, `analyzer/lifecycle.ts`), its trailing baseline held at an open
- * incident's start as the evaluator holds it.
+ * settings, simulated minute by minute and evaluated every minute as production evaluates
+ * (`--every`), through the detector and lifecycle code (`analyzer/detectors.ts`,
+ * `analyzer/lifecycle.ts`): 96 buckets of 15 minutes ending at the evaluated minute, the trailing
+ * baseline held at an open incident's start as the evaluator holds it.
  *
  * Two arms on the same streams: "now", and "without" the open alert's state given to the detector
  * (no recovery read from the latest data, no hysteresis), which is how it judged before. Not part
@@ -13,43 +14,69 @@ import { detect } from '../../analyzer/detectors.js';
 import { evidenceFrom, step } from '../../analyzer/lifecycle.js';
 import type { AlertRecord } from '../../analyzer/lifecycle.js';
 import { resolveRules } from '../../analyzer/rules.js';
-import { addCounts, emptyCounts } from '../../analyzer/series.js';
+import { emptyCounts } from '../../analyzer/series.js';
 import type { TaskCounts } from '../../analyzer/series.js';
 import { describeMachine } from '../instrumentation/machine.js';
 import { benchArgs } from '../cli-args.js';
 
-const USAGE = 'Usage: npm run bench:recovery -- [--seeds 20]';
-const { values } = benchArgs({ options: { seeds: { type: 'string', default: '20' } } }, USAGE);
+const USAGE =
+  'Usage: npm run bench:recovery -- [--seeds 20] [--every 1]   (--every: minutes between evaluations; production evaluates every minute)';
+const { values } = benchArgs(
+  {
+    options: {
+      seeds: { type: 'string', default: '20' },
+      every: { type: 'string', default: '1' },
+    },
+  },
+  USAGE,
+);
 const SEEDS = Number(values.seeds);
-if (!Number.isInteger(SEEDS) || SEEDS < 1) {
-  console.error(`--seeds takes a whole number of at least 1\n${USAGE}`);
-  process.exit(2);
+const EVERY = Number(values.every);
+for (const [name, value] of [
+  ['--seeds', SEEDS],
+  ['--every', EVERY],
+] as const) {
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`${name} takes a whole number of at least 1\n${USAGE}`);
+    process.exit(2);
+  }
 }
 
 const { evaluation, rules } = resolveRules({});
 const RULE = rules.find((r) => r.id === 'success_rate_drop')!;
-const BUCKET_MS = evaluation.horizonMs / evaluation.buckets;
-const DAY = 86_400_000 / BUCKET_MS;
-const WINDOW = evaluation.buckets;
-const BASELINE = Math.round(evaluation.baselineWindowMs / BUCKET_MS);
+const MINUTE = 60_000;
+const DAY = 1_440;
+const HORIZON = evaluation.horizonMs / MINUTE;
+const BUCKET = HORIZON / evaluation.buckets;
+const BASELINE = evaluation.baselineWindowMs / MINUTE;
 const HISTORY_DAYS = 8;
 
 interface Scenario {
   name: string;
   perDay: number;
-  /** Success rate during the incident, its length in days (Infinity: to the end), the days after. */
+  /** Success rate during the incident, and whether a minute of it is degraded (minutes since its start). */
   during: number;
+  degraded?: (minute: number) => boolean;
+  /** The incident's length and the time after it, in days; `after` 0 is a lasting incident. */
   days: number;
   after: number;
 }
 
 const SCENARIOS: Scenario[] = [
-  { name: '200/day, 95 % → 80 % for 1 day', perDay: 200, during: 0.8, days: 1, after: 3 },
+  { name: '200/day, 95 % → 80 % for 1 day', perDay: 200, during: 0.8, days: 1, after: 2 },
   { name: '2 000/day, 95 % → 80 % for 6 h', perDay: 2_000, during: 0.8, days: 0.25, after: 2 },
-  { name: '20 000/day, 95 % → 85 % for 2.4 h', perDay: 20_000, during: 0.85, days: 0.1, after: 2 },
-  { name: '200/day, 95 % → 85 %, lasting', perDay: 200, during: 0.85, days: 10, after: 0 },
-  { name: '2 000/day, 95 % → 90 %, lasting', perDay: 2_000, during: 0.9, days: 10, after: 0 },
-  { name: '2 000/day, 95 % → 92 %, lasting', perDay: 2_000, during: 0.92, days: 10, after: 0 },
+  { name: '20 000/day, 95 % → 85 % for 2.4 h', perDay: 20_000, during: 0.85, days: 0.1, after: 1 },
+  { name: '200/day, 95 % → 85 %, lasting', perDay: 200, during: 0.85, days: 4, after: 0 },
+  { name: '2 000/day, 95 % → 90 %, lasting', perDay: 2_000, during: 0.9, days: 4, after: 0 },
+  { name: '2 000/day, 95 % → 92 %, lasting', perDay: 2_000, during: 0.92, days: 4, after: 0 },
+  {
+    name: '20 000/day, 15 min at 60 % every 2 h, lasting',
+    perDay: 20_000,
+    during: 0.6,
+    degraded: (minute) => minute % 120 < 15,
+    days: 2,
+    after: 0,
+  },
 ];
 
 /** mulberry32 */
@@ -65,12 +92,6 @@ function seeded(seed: number): () => number {
 }
 
 function poisson(lambda: number, random: () => number): number {
-  // Normal approximation above 50 tasks a bucket: enough for counts, and fast.
-  if (lambda > 50) {
-    const u = Math.max(random(), 1e-12);
-    const z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
-    return Math.max(0, Math.round(lambda + Math.sqrt(lambda) * z));
-  }
   let k = 0;
   let p = Math.exp(-lambda);
   let s = p;
@@ -83,23 +104,40 @@ function poisson(lambda: number, random: () => number): number {
   return k;
 }
 
-function stream(scenario: Scenario, random: () => number): TaskCounts[] {
+/** Cumulative tasks and failures, minute by minute: [i] counts the minutes before i. */
+interface Stream {
+  tasks: Float64Array;
+  failures: Float64Array;
+}
+
+function stream(scenario: Scenario, random: () => number): Stream {
   const lambda = scenario.perDay / DAY;
   const incident = HISTORY_DAYS * DAY;
   const end = incident + Math.round(scenario.days * DAY);
   const total = end + Math.round(scenario.after * DAY);
-  return Array.from({ length: total }, (_, i) => {
-    const success = i >= incident && i < end ? scenario.during : 0.95;
-    const c = emptyCounts();
+  const tasks = new Float64Array(total + 1);
+  const failures = new Float64Array(total + 1);
+  for (let i = 0; i < total; i++) {
+    const bad = i >= incident && i < end && (scenario.degraded?.(i - incident) ?? true);
+    const success = bad ? scenario.during : 0.95;
     const n = poisson(lambda, random);
-    for (let t = 0; t < n; t++) {
-      if (random() < success) c.successes++;
-      else c.failures++;
-    }
-    c.tasks = n;
-    c.known = n;
-    return c;
-  });
+    let failed = 0;
+    for (let t = 0; t < n; t++) if (random() >= success) failed++;
+    tasks[i + 1] = tasks[i]! + n;
+    failures[i + 1] = failures[i]! + failed;
+  }
+  return { tasks, failures };
+}
+
+function countsBetween(s: Stream, from: number, to: number): TaskCounts {
+  const a = Math.max(0, from);
+  const b = Math.max(0, to);
+  const c = emptyCounts();
+  c.tasks = s.tasks[b]! - s.tasks[a]!;
+  c.known = c.tasks;
+  c.failures = s.failures[b]! - s.failures[a]!;
+  c.successes = c.known - c.failures;
+  return c;
 }
 
 interface Run {
@@ -110,42 +148,34 @@ interface Run {
   resolvedDuring: number;
 }
 
-function track(scenario: Scenario, buckets: TaskCounts[], withState: boolean): Run {
-  const prefix = [emptyCounts()];
-  for (const b of buckets) prefix.push(addCounts(addCounts(emptyCounts(), prefix.at(-1)!), b));
-  const between = (from: number, to: number) => {
-    const c = emptyCounts();
-    const a = prefix[Math.max(0, from)]!;
-    const b = prefix[Math.max(0, to)]!;
-    c.tasks = b.tasks - a.tasks;
-    c.known = b.known - a.known;
-    c.successes = b.successes - a.successes;
-    c.failures = b.failures - a.failures;
-    return c;
-  };
+function track(scenario: Scenario, s: Stream, withState: boolean): Run {
   const incident = HISTORY_DAYS * DAY;
   const end = incident + Math.round(scenario.days * DAY);
+  const last = s.tasks.length - 1;
   let record: AlertRecord | undefined;
   const run: Run = { incidents: 0, resolvedAfterEndH: null, resolvedDuring: 0 };
-  for (let t = incident - DAY; t < buckets.length; t++) {
-    const now = (t + 1) * BUCKET_MS;
+  for (let t = incident - 60; t <= last; t += EVERY) {
+    const now = t * MINUTE;
     const open = record?.state === 'pending' || record?.state === 'firing';
-    const windowStart = t + 1 - WINDOW;
+    const windowStart = t - HORIZON;
     // Held at the incident's start while an alert is open, as the evaluator does.
     const baselineEnd =
       open && record!.changedAt !== null
-        ? Math.min(windowStart, Math.round(record!.changedAt / BUCKET_MS))
+        ? Math.min(windowStart, Math.floor(record!.changedAt / MINUTE))
         : windowStart;
+    const current = Array.from({ length: evaluation.buckets }, (_, b) =>
+      countsBetween(s, windowStart + b * BUCKET, windowStart + (b + 1) * BUCKET),
+    );
     const finding = detect(
       {
         rule: RULE,
         cohort: 'c',
         route: 'small',
         detail: '',
-        current: buckets.slice(windowStart, t + 1),
-        fromMs: windowStart * BUCKET_MS,
-        bucketMs: BUCKET_MS,
-        baseline: between(baselineEnd - BASELINE, baselineEnd),
+        current,
+        fromMs: windowStart * MINUTE,
+        bucketMs: BUCKET * MINUTE,
+        baseline: countsBetween(s, baselineEnd - BASELINE, baselineEnd),
         baselineDescription: 'trailing 7 d',
         baselineSpanMs: evaluation.baselineWindowMs,
         monitors: 1,
@@ -159,8 +189,8 @@ function track(scenario: Scenario, buckets: TaskCounts[], withState: boolean): R
     record = result.record;
     if (result.event?.kind === 'firing') run.incidents++;
     if (result.event?.kind === 'resolved') {
-      if (t < end) run.resolvedDuring++;
-      else run.resolvedAfterEndH ??= ((t + 1 - end) * BUCKET_MS) / 3_600_000;
+      if (t <= end) run.resolvedDuring++;
+      else run.resolvedAfterEndH ??= (t - end) / 60;
     }
   }
   return run;
@@ -173,10 +203,8 @@ const quantiles = (values: number[]) => {
   return `${at(0.5).toFixed(1)} (${sorted[0]!.toFixed(1)}–${sorted.at(-1)!.toFixed(1)})`;
 };
 
-console.log(describeMachine().join("\n"));
-console.log(
-  `${SEEDS} seeds per scenario · default rules · evaluated every ${BUCKET_MS / 60_000} min\n`,
-);
+console.log(describeMachine().join('\n'));
+console.log(`${SEEDS} seeds per scenario · default rules · evaluated every ${EVERY} min\n`);
 console.log(
   '| scenario | arm | incidents per run | resolved while it lasted | hours from its end to resolved, median (range) | never resolved |',
 );

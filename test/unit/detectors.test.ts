@@ -352,8 +352,12 @@ describe('an open alert: recovery and hysteresis (alertState)', () => {
     const closed = detect(monitor(recovered, BASELINE), evaluation);
     expect(closed.status).toBe('degraded');
     expect(closed.current.since).toBe(new Date(at(0)).toISOString());
-    for (const alertState of ['pending', 'firing'] as const) {
-      const open = detect({ ...monitor(recovered, BASELINE), alertState }, evaluation);
+    // A pending alert is judged as an inactive one: cleared by a recovery, the same evidence
+    // would raise it again at the next evaluation.
+    const pending = detect({ ...monitor(recovered, BASELINE), alertState: 'pending' }, evaluation);
+    expect(pending.status).toBe('degraded');
+    {
+      const open = detect({ ...monitor(recovered, BASELINE), alertState: 'firing' }, evaluation);
       expect(open.status).toBe('ok');
       expect(open.summary).toMatch(/^recovered: faq × small: retry rate 2\.0% → 2\.0% /);
       expect(open.summary).toMatch(/for the baseline over the threshold .* would still alarm\)$/);
@@ -375,6 +379,48 @@ describe('an open alert: recovery and hysteresis (alertState)', () => {
     const relapse = hourly(500, (hour) => hour < 6 || hour >= 20, 80);
     const again = detect({ ...monitor(relapse, BASELINE), alertState: 'firing' }, evaluation);
     expect(again.status).toBe('degraded');
+  });
+
+  it('does not take a quiet gap between bursts, or a partial recovery, for a recovery', () => {
+    const firing = (counts: TaskCounts[]) =>
+      detect({ ...monitor(counts, BASELINE), alertState: 'firing' }, evaluation);
+    // Bursts in hours 0–1, 8–9 and 16–17: each quiet gap is shorter than the degraded stretch
+    // before it, so the incident goes on.
+    const bursts = hourly(500, (hour) => hour % 8 < 2, 120);
+    const judged = firing(bursts);
+    expect(judged.status).toBe('degraded');
+    // The same incident, then well for as long as it lasted: recovered.
+    expect(firing(hourly(500, (hour) => hour < 10 && hour % 8 < 2, 120)).status).toBe('ok');
+    // A recovery too short: an hour well after 18 bad ones (an eighth of the window is 3 hours).
+    expect(firing(hourly(500, (hour) => hour < 23, 80)).status).toBe('degraded');
+    // Better than during the incident, still worse than the baseline by more than minEffect: a
+    // rule watching changes of 1 point, tuned to 5. At 3.4 % retried (2 % before) the test tuned
+    // to 5 points favours the baseline, but the change is still 1.4 points: not a recovery.
+    const fine = { ...rules.find((r) => r.kind === 'retry_rise')!, minEffect: 0.01 };
+    const partly = hourly(500, (hour) => hour < 6, 80).map((c, hour) =>
+      hour < 6 ? c : calls(500, 500, 17),
+    );
+    const partial = detect(
+      { ...monitor(partly, BASELINE), rule: fine, alertState: 'firing' },
+      evaluation,
+    );
+    expect(partial.status).toBe('degraded');
+    // Back to 2 %, the same rule resolves.
+    const whole = detect(
+      { ...monitor(recovered, BASELINE), rule: fine, alertState: 'firing' },
+      evaluation,
+    );
+    expect(whole.status).toBe('ok');
+  });
+
+  it('sees a relapse inside a quiet stretch that nets out for the baseline', () => {
+    // 30 % retried for 8 hours, 2 % for 15, then 10 % in the last one: the 16 hours since hour
+    // 8 favour the baseline overall, but the last one alarms on its own.
+    const relapse = Array.from({ length: 24 }, (_, hour) =>
+      calls(500, 500, hour < 8 ? 150 : hour === 23 ? 50 : 10),
+    );
+    const finding = detect({ ...monitor(relapse, BASELINE), alertState: 'firing' }, evaluation);
+    expect(finding.status).toBe('degraded');
   });
 
   it('keeps a firing alert degraded until its evidence falls below half the threshold', () => {

@@ -123,6 +123,30 @@ describe('slackMessage', () => {
     expect(text).toContain('against the target 90.0%');
   });
 
+  it('says a recovery’s evidence for the baseline, and where a held alert resolves', () => {
+    const base = sampleMessage().finding;
+    const resolved = slackMessage(
+      sampleMessage({
+        kind: 'resolved',
+        resolution: 'recovered',
+        finding: { ...base, status: 'ok', statistic: -20.24, threshold: 9.1 },
+      }),
+    );
+    expect(JSON.stringify(resolved.blocks)).toContain(
+      'Evidence for the baseline 20.2 over a threshold of 9.1: recovered',
+    );
+    const held = slackMessage(
+      sampleMessage({ kind: 'repeat', finding: { ...base, statistic: 6.1, threshold: 10 } }),
+    );
+    expect(JSON.stringify(held.blocks)).toContain(
+      'Evidence 6.1 against a threshold of 10.0, held firing until it falls below 5.0',
+    );
+    // Over the threshold, the line is as it was.
+    expect(JSON.stringify(slackMessage(sampleMessage()).blocks)).toContain(
+      'Evidence 31.2 against a threshold of 9.8 (one-sided CUSUM',
+    );
+  });
+
   it('keeps within Block Kit limits however long the names are', () => {
     const long = 'x'.repeat(5_000);
     const { text, blocks } = slackMessage(

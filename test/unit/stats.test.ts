@@ -167,6 +167,15 @@ describe('bernoulliCusum', () => {
         expect(got.recovery!.statistic).toBeCloseTo(best.statistic, 9);
         expect(got.recovery!.start).toBe(best.start);
         expect(got.recovery!.start).toBeGreaterThan(got.start);
+        // Its relapse: the largest ratio of a window starting inside it.
+        let relapse = -Infinity;
+        for (let start = best.start; start < buckets.length; start++) {
+          const window = buckets.slice(start);
+          const n = window.reduce((a, b) => a + b.n, 0);
+          const x = window.reduce((a, b) => a + b.x, 0);
+          if (n >= minN) relapse = Math.max(relapse, llr(n, x, 0.05, 0.1) / (1 + n / reference));
+        }
+        expect(got.recovery!.relapse).toBeCloseTo(relapse, 9);
       }
     }
     expect(recoveries).toBeGreaterThan(50);
