@@ -151,13 +151,17 @@ export function adviseCohort(
         reason: `${pct(fallbackRate)} of the ${S} route's tasks fall back and pay for both models (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(judgedCost(small!))?.value ?? null)} per success)`,
       };
     }
-    // Some large traffic, too little to compare with, is not "no traffic": say how much is missing.
-    const thin = known(large);
+    // Some large traffic, too little to compare with, is not "no traffic": say how much is missing
+    // (tasks whose outcomes have not arrived yet count as traffic, not as cases).
+    const thin =
+      (large?.tasks ?? 0) > 0
+        ? `too little ${L} traffic to compare the ${S} route with (${large!.tasks} tasks, ${known(large)} with an outcome, ${options.minCases} needed)`
+        : `no ${L} traffic to compare the ${S} route with`;
     return {
       ...base,
       currentRoute,
       verdict: 'keep',
-      reason: `${thin > 0 ? `too little ${L} traffic to compare the ${S} route with (${thin} tasks with an outcome, ${options.minCases} needed)` : `no ${L} traffic to compare the ${S} route with`} (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(judgedCost(small!))?.value ?? null)} per success, ${pct(fallbackRate)} fallbacks): keep a share on ${L} as a control, and watch the alerts`,
+      reason: `${thin} (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(judgedCost(small!))?.value ?? null)} per success, ${pct(fallbackRate)} fallbacks): keep a share on ${L} as a control, and watch the alerts`,
     };
   }
 

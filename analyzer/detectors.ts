@@ -295,13 +295,17 @@ function insufficient(
     detail: input.detail,
     status: 'insufficient_data',
     summary: why,
-    baseline: {
-      label,
-      n: baseN,
-      value: null,
-      interval: null,
-      description: input.baselineDescription,
-    },
+    baseline:
+      input.target !== undefined && input.target !== null
+        ? {
+            label,
+            n: 0,
+            value: input.target,
+            interval: null,
+            description: input.baselineDescription,
+            target: true,
+          }
+        : { label, n: baseN, value: null, interval: null, description: input.baselineDescription },
     current: { label, n: currentN, value: null, interval: null, since: null },
     statistic: null,
     threshold: null,
@@ -516,15 +520,22 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
   // cost_per_success_rise: from R0 to R0·(1 + detect). cheaper_than_large: from R_large·(1 − detect)
   // (cheaper by the margin) to R_large (no longer cheaper).
   const nullPerSuccess = rule.kind === 'cheaper_than_large' ? r0 * (1 - rule.detect) : r0;
-  const successShare =
+  const measuredShare =
     (rule.kind === 'cheaper_than_large' ? now : reference).successes /
     Math.max(1, (rule.kind === 'cheaper_than_large' ? now : reference).tasks);
+  // A target has no reference to take the share from: the window's, or, when nothing in it
+  // succeeded (money spent for no success, the worst rise there is), a share of 1 to tune to.
+  const successShare = target !== null && measuredShare === 0 ? 1 : measuredShare;
   const shift =
     successShare * (rule.kind === 'cheaper_than_large' ? r0 * rule.detect : r0 * rule.detect);
-  const variance = costVariance(
+  const measuredVariance = costVariance(
     rule.kind === 'cheaper_than_large' ? now : reference,
     nullPerSuccess,
   );
+  // Against a target the variance is the window's own, and a window of identical costs has none:
+  // the verdict would then hang on rounding. Costs are taken to vary by at least 5 % of the target.
+  const variance =
+    target !== null ? Math.max(measuredVariance, (0.05 * r0) ** 2) : measuredVariance;
   if (!(shift > 0) || !(variance > 0)) {
     return insufficient(
       input,

@@ -38,8 +38,9 @@ export type BaselineRef =
   /**
    * A fixed target instead of measured data, in the unit of the figure the rule shows: a success
    * rate for success_rate_drop (0.9 is 90 %), the rate for the other rate rules, dollars per
-   * successful task for cost_per_success_rise. An SLO: it alarms when the route does worse than
-   * the target, whatever it did before, so a cohort that starts out bad is alerted too.
+   * successful task for cost_per_success_rise. An SLO: it alarms on a breach of the target
+   * (from about detect/2 past it; a rate target's detect and minEffect default to its error budget
+   * and half of it), whatever the route did before, so a cohort that starts out bad is alerted too.
    */
   | { kind: 'target'; value: number };
 
@@ -53,7 +54,7 @@ const instant = z.string().transform((text, ctx) => {
 });
 
 const BASELINE =
-  /^(trailing(?::(\d+(?:\.\d+)?(?:ms|s|m|h|d|w)))?|pinned:([\w.-]+)|previous_policy|large_route|target:(\d*\.?\d+))$/;
+  /^(trailing(?::(\d+(?:\.\d+)?(?:ms|s|m|h|d|w)))?|pinned:([\w.-]+)|previous_policy|large_route|target:(-?\d*\.?\d+(?:[eE][-+]?\d+)?))$/;
 
 const baselineRef = z
   .string()
@@ -385,6 +386,18 @@ const NO_TARGET: Partial<Record<RuleKind, string>> = {
     "it compares a reason's share of the fallbacks with a measured one; use fallback_rate_spike with a target instead",
 };
 
+/**
+ * A rate target's error budget: the rate it allows (1 − target for a success rate, the target
+ * for a rate not to exceed); null for a cost target.
+ */
+export function targetBudget(kind: RuleKind, value: number): number | null {
+  if (kind === 'cost_per_success_rise') return null;
+  return kind === 'success_rate_drop' ? 1 - value : value;
+}
+
+/** The rates a target can set, those the test can start from (detectors.ts clampRate). */
+const TARGET_RATE = { min: 0.0005, max: 0.999 };
+
 /** Refuses a target the rule's kind cannot use, or one out of the range of its figure. */
 function checkTarget(rule: Rule, value: number): void {
   const { id, kind } = rule;
@@ -398,13 +411,22 @@ function checkTarget(rule: Rule, value: number): void {
     }
     return;
   }
+  const success = kind === 'success_rate_drop';
+  const what = success
+    ? 'the success rate to hold (0.9 is 90 %)'
+    : `the ${kind} rate not to exceed (0.05 is 5 %)`;
   if (!(value > 0 && value < 1)) {
-    const what =
-      kind === 'success_rate_drop'
-        ? 'the success rate to hold (0.9 is 90 %)'
-        : `the ${kind} rate not to exceed (0.05 is 5 %)`;
     throw new RulesError(
       `rule ${id}: a target for ${kind} is ${what}, between 0 and 1; got ${value}`,
+    );
+  }
+  const rate = targetBudget(kind, value)!;
+  if (rate < TARGET_RATE.min || rate > TARGET_RATE.max) {
+    const range = success
+      ? `from ${Number((1 - TARGET_RATE.max).toPrecision(6))} to ${Number((1 - TARGET_RATE.min).toPrecision(6))}`
+      : `from ${TARGET_RATE.min} to ${TARGET_RATE.max}`;
+    throw new RulesError(
+      `rule ${id}: a target for ${kind} is ${what}, ${range}: past that the test cannot tell the rates apart; got ${value}`,
     );
   }
 }
@@ -584,7 +606,22 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
     ) {
       throw new RulesError(`rule ${rule.id}: ${rule.kind} cannot use large_route as its baseline`);
     }
-    if (rule.baseline.kind === 'target') checkTarget(rule, rule.baseline.value);
+    if (rule.baseline.kind === 'target') {
+      checkTarget(rule, rule.baseline.value);
+      // Tuned to the target's own scale unless the file says otherwise: a test tuned to 5 points
+      // past a 99 % target would alarm only at about 96.5 %, 3.5 times the error budget.
+      const budget = targetBudget(rule.kind, rule.baseline.value);
+      if (budget !== null) {
+        if (given.detect === undefined) rule.detect = Math.min(rule.detect, budget);
+        if (given.minEffect === undefined) rule.minEffect = Math.min(rule.minEffect, budget / 2);
+        // The largest change a route can show from the target is up to a rate of 1.
+        if (rule.minEffect >= 1 - budget) {
+          throw new RulesError(
+            `rule ${rule.id}: minEffect ${rule.minEffect} can never be reached from the target ${rule.baseline.value} (the rate can rise by less than ${Number((1 - budget).toPrecision(6))}); lower it`,
+          );
+        }
+      }
+    }
     byId.set(rule.id, rule);
   }
   // Every rule, the defaults too: a default out of bounds is a bug the tests should catch.

@@ -92,10 +92,15 @@ Options:
     for (const f of answer.findings) counts.set(f.status, (counts.get(f.status) ?? 0) + 1);
     const lines = [
       `${answer.dryRun ? 'dry run (nothing stored or notified), ' : ''}evaluated at ${answer.evaluatedAt}: ${answer.findings.length} monitors (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ') || 'none'}), ${answer.firing} alert(s) firing`,
-      ...answer.transitions.map(
-        (t) =>
-          `  ${t.kind.padEnd(8)} ${t.ruleId}  ${t.cohort} × ${t.route}${t.detail ? ` (${t.detail})` : ''}: ${t.summary}`,
-      ),
+      ...answer.transitions.map((t) => {
+        // A degradation's summary names its cohort × route already; a "no verdict" one does not.
+        const where = `${t.cohort} × ${t.route}`;
+        const text =
+          !t.detail && t.summary.startsWith(`${where}: `)
+            ? t.summary
+            : `${where}${t.detail ? ` (${t.detail})` : ''}: ${t.summary}`;
+        return `  ${t.kind.padEnd(8)} ${t.ruleId}  ${text}`;
+      }),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   },

@@ -528,4 +528,64 @@ describe('a target baseline (an SLO)', () => {
     const under = detect({ ...monitor(current, null), rule, target: 0.02 }, evaluation);
     expect(under.status).toBe('ok');
   });
+
+  it('alarms on a cost target when nothing succeeds, and whatever the spread of the costs', () => {
+    const rule = rules.find((r) => r.kind === 'cost_per_success_rise')!;
+    /** 50 tasks an hour at $0.01 each (no spread at all), `successes` of them successful. */
+    const flat = (successes: number) =>
+      Array.from({ length: 24 }, () => ({
+        ...emptyCounts(),
+        tasks: 50,
+        known: 50,
+        successes,
+        failures: 50 - successes,
+        cost: 0.5,
+        costSquared: 0.005,
+        successCost: 0.01 * successes,
+        knownCost: 0.5,
+        knownCostSquared: 0.005,
+      }));
+    // Money spent, no success: the worst rise there is, not "no variation to test".
+    const none = detect({ ...monitor(flat(0), null), rule, target: 0.01 }, evaluation);
+    expect(none.status).toBe('degraded');
+    expect(none.effect).toBe(Infinity);
+    expect(none.summary).toMatch(/unbounded \(no task succeeded\)/);
+    // Identical costs, all successful: twice the target is degraded, the target itself is not,
+    // with finite evidence either way (it hung on rounding: 2.4e17, or no verdict).
+    const twice = detect({ ...monitor(flat(50), null), rule, target: 0.005 }, evaluation);
+    expect(twice.status).toBe('degraded');
+    expect(twice.statistic!).toBeLessThan(1e7);
+    const met = detect({ ...monitor(flat(50), null), rule, target: 0.01 }, evaluation);
+    expect(met.status).toBe('ok');
+  });
+
+  it('tunes to a high target: a route at 98 % fails a 99 % target', () => {
+    // As the rules file resolves it: detect and minEffect within the 1 % budget.
+    const high = parseRules(
+      'rules: [{ id: slo, kind: success_rate_drop, baseline: "target:0.99" }]',
+    ).rules.find((r) => r.id === 'slo')!;
+    // 20 000 tasks a day: 833 an hour, 2 % failing.
+    const day = Array.from({ length: 24 }, () => ({
+      ...emptyCounts(),
+      tasks: 833,
+      known: 833,
+      failures: 17,
+      successes: 816,
+    }));
+    const finding = detect({ ...monitor(day, null), rule: high, target: 0.99 }, evaluation);
+    expect(finding.status).toBe('degraded');
+    // With the 5-point tuning of a trailing rule it did not (it alarms from about 96.5 %).
+    expect(
+      detect({ ...monitor(day, null), rule: slo(0.99), target: 0.99 }, evaluation).status,
+    ).toBe('ok');
+  });
+
+  it('keeps the target in a finding without a verdict', () => {
+    const few = detect(
+      { ...monitor(outcomes(3).slice(0, 2), null), rule: slo(0.9), target: 0.9 },
+      evaluation,
+    );
+    expect(few.status).toBe('insufficient_data');
+    expect(few.baseline).toMatchObject({ n: 0, value: 0.9, target: true });
+  });
 });

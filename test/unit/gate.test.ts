@@ -313,7 +313,12 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     const thin = advise(side(500, 460, { fallbacks: 40 }), side(120, 110));
     expect(thin.verdict).toBe('keep');
     expect(thin.reason).toMatch(
-      /^too little large traffic to compare the small route with \(120 tasks with an outcome, \d+ needed\) \(92\.0 % success/,
+      /^too little large traffic to compare the small route with \(120 tasks, 120 with an outcome, \d+ needed\) \(92\.0 % success/,
+    );
+    // Large traffic whose outcomes are still to come is traffic too.
+    const pending = advise(side(500, 460, { fallbacks: 40 }), side(0, 0, { tasks: 150 }));
+    expect(pending.reason).toMatch(
+      /^too little large traffic to compare the small route with \(150 tasks, 0 with an outcome, \d+ needed\)/,
     );
   });
 

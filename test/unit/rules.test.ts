@@ -69,6 +69,25 @@ rules:
     expect(of('extraction-slo')).toEqual({ kind: 'target', value: 0.9 });
     expect(of('fallback_rate_spike')).toEqual({ kind: 'target', value: 0.25 });
     expect(of('cost_per_success_rise')).toEqual({ kind: 'target', value: 0.0025 });
+    // Tuned to the target's scale unless the file says otherwise: 5 points past a 99 % target
+    // would alarm only at about 96.5 %.
+    const high = parseRules(`
+rules:
+  - { id: faq-slo, kind: success_rate_drop, baseline: "target:0.99" }
+  - { id: faq-slo-tuned, kind: success_rate_drop, baseline: "target:0.99", detect: 0.03, minEffect: 0.02 }
+  - { id: fallbacks-slo, kind: fallback_rate_spike, baseline: "target:1e-2" }
+`);
+    const rule = (id: string) => high.rules.find((r) => r.id === id)!;
+    expect(rule('faq-slo').detect).toBeCloseTo(0.01, 12);
+    expect(rule('faq-slo').minEffect).toBeCloseTo(0.005, 12);
+    expect(rule('faq-slo-tuned')).toMatchObject({ detect: 0.03, minEffect: 0.02 });
+    expect(rule('fallbacks-slo').baseline).toEqual({ kind: 'target', value: 0.01 });
+    expect(rule('fallbacks-slo').detect).toBeCloseTo(0.01, 12);
+    // A 90 % target keeps the defaults, which are within its budget.
+    expect(set.rules.find((r) => r.id === 'extraction-slo')).toMatchObject({
+      detect: 0.05,
+      minEffect: 0.02,
+    });
     expect(() => parseRules('rules: [{ id: success_rate_drop, baseline: "target:high" }]')).toThrow(
       /use trailing, trailing:<duration>, pinned:<name>, previous_policy, large_route or target:<number>/,
     );
@@ -259,6 +278,21 @@ describe('rules file limits', () => {
       'a cost target of 0',
       'rules: [{ id: cost_per_success_rise, baseline: "target:0.0" }]',
       /rule cost_per_success_rise: a cost_per_success_rise target is dollars per successful task, above 0; got 0$/,
+    ],
+    [
+      'a negative rate target',
+      'rules: [{ id: reask_rise, baseline: "target:-0.1" }]',
+      /rule reask_rise: a target for reask_rise is the reask_rise rate not to exceed .*, between 0 and 1; got -0\.1$/,
+    ],
+    [
+      'a success target past what the test can tell apart',
+      'rules: [{ id: faq-slo, kind: success_rate_drop, baseline: "target:0.99999" }]',
+      /rule faq-slo: a target for success_rate_drop is the success rate to hold \(0\.9 is 90 %\), from 0\.001 to 0\.9995: past that the test cannot tell the rates apart; got 0\.99999$/,
+    ],
+    [
+      'a minEffect no route can show from its target',
+      'rules: [{ id: faq-slo, kind: success_rate_drop, baseline: "target:0.01", minEffect: 0.5 }]',
+      /rule faq-slo: minEffect 0\.5 can never be reached from the target 0\.01 \(the rate can rise by less than 0\.01\); lower it$/,
     ],
     [
       'a zero horizon',
