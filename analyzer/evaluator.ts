@@ -888,7 +888,9 @@ function baselineKey(baseline: BaselineRef): string {
 
 /** A target baseline as people read it, in the unit of the rule's figure. */
 function targetText(kind: Rule['kind'], value: number): string {
-  if (kind === 'cost_per_success_rise') return `$${value} per successful task`;
+  if (kind === 'cost_per_success_rise') {
+    return `$${Number(value.toPrecision(6)).toString()} per successful task`;
+  }
   const percent = `${Number((value * 100).toPrecision(6))} %`;
   return kind === 'success_rate_drop' ? `success rate ${percent}` : `${percent} at most`;
 }
