@@ -526,8 +526,7 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
   // A target has no reference to take the share from: the window's, or, when nothing in it
   // succeeded (money spent for no success, the worst rise there is), a share of 1 to tune to.
   const successShare = target !== null && measuredShare === 0 ? 1 : measuredShare;
-  const shift =
-    successShare * (rule.kind === 'cheaper_than_large' ? r0 * rule.detect : r0 * rule.detect);
+  const shift = successShare * r0 * rule.detect;
   const measuredVariance = costVariance(
     rule.kind === 'cheaper_than_large' ? now : reference,
     nullPerSuccess,
@@ -717,10 +716,10 @@ function describe(
     return `${where}: ${pct(now.value)} of tasks fail against ${pct(restNow)} for the rest of the traffic${ratio}`;
   }
   if (rule.kind === 'cheaper_than_large') {
-    if (recovered) {
-      return `${where}: costs ${shown(now)} per successful task, less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}${input.largeOver ? ` over ${input.largeOver}` : ''} again`;
-    }
-    return `${where}: costs ${shown(now)} per successful task, no longer less than the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}${input.largeOver ? ` over ${input.largeOver}` : ''}`;
+    const large = `the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}${input.largeOver ? ` over ${input.largeOver}` : ''}`;
+    return recovered
+      ? `${where}: costs ${shown(now)} per successful task, less than ${large} again`
+      : `${where}: costs ${shown(now)} per successful task, no longer less than ${large}`;
   }
   if (input.target !== undefined && input.target !== null) {
     return `${where}: ${now.label}${detail} ${shown(now)} (n ${now.n}) against the target ${show(baseline.value)}`;
