@@ -339,7 +339,17 @@ function bernoulliFinding(
   const currentN = kind.trials(now, detail);
   const baseN = kind.trials(base, detail);
   if (currentN < settings.minTasks) {
-    // A reason shift counts fallbacks, not tasks: 77 of them may come from 400 tasks.
+    // A reason shift counts fallbacks, not tasks: 77 of them may come from 400 tasks. Too few
+    // fallbacks among enough tasks is no missing verdict: the fallbacks have subsided, and a
+    // shift in their reasons does not matter (an alert on it resolves, rather than being held
+    // "with no verdict" by the route's own recovery).
+    if (rule.kind === 'fallback_reason_shift' && now.tasks >= settings.minTasks) {
+      return {
+        ...insufficient(input, kind.label, '', currentN, baseN),
+        status: 'ok',
+        summary: `only ${currentN} fallbacks in ${now.tasks} tasks in the current window, fewer than the minimum ${settings.minTasks}: too few for a shift in their reasons to matter`,
+      };
+    }
     const what = rule.kind === 'fallback_reason_shift' ? `${currentN} fallbacks` : `${currentN}`;
     return insufficient(
       input,
@@ -675,7 +685,9 @@ function conclude(
       ? what
       : crossed
         ? `${what}; below the minimum effect ${rule.minEffect}`
-        : `no degradation: evidence ${result.statistic.toFixed(1)} below the threshold ${h.toFixed(1)}`;
+        : bar < h
+          ? `no longer degraded: evidence ${result.statistic.toFixed(1)} below half the threshold ${h.toFixed(1)}`
+          : `no degradation: evidence ${result.statistic.toFixed(1)} below the threshold ${h.toFixed(1)}`;
   return {
     ...base,
     status: degraded ? 'degraded' : 'ok',

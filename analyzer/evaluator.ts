@@ -806,7 +806,7 @@ export class Evaluator {
       ...(resolution ? { resolution } : {}),
       title: titleOf(
         kind,
-        { kind: finding.kind },
+        { kind: finding.kind, ...(rule ? { baseline: rule.baseline } : {}) },
         finding.cohort,
         finding.route,
         finding.detail,

@@ -73,14 +73,22 @@ const RULE_TITLES: Record<Rule['kind'], string> = {
 
 export function titleOf(
   kind: AlertMessage['kind'],
-  rule: Pick<Rule, 'kind'>,
+  rule: Pick<Rule, 'kind'> & Partial<Pick<Rule, 'baseline'>>,
   cohort: string,
   route: string,
   detail: string,
   resolution: Resolution = 'recovered',
 ): string {
   const where = `${isolate(cohort) || '(none)'} · ${isolate(route) || '(none)'}`;
-  const what = `${RULE_TITLES[rule.kind]}${detail ? ` ("${isolate(detail)}")` : ''}`;
+  // Against a target, nothing "dropped" or "rose": the route is worse than its target, and may
+  // always have been (a cohort that started out bad).
+  const title =
+    rule.baseline?.kind === 'target'
+      ? rule.kind === 'success_rate_drop'
+        ? 'success rate below its target'
+        : `${RULE_TITLES[rule.kind]} (past its target)`
+      : RULE_TITLES[rule.kind];
+  const what = `${title}${detail ? ` ("${isolate(detail)}")` : ''}`;
   if (kind !== 'resolved') return `${where}: ${what}`;
   return resolution === 'recovered'
     ? `Resolved: ${where} — ${what}`
@@ -158,7 +166,9 @@ export interface SlackMessage {
 function evidenceLine(statistic: number, threshold: number, status: Finding['status']): string {
   const how =
     "(one-sided CUSUM log-likelihood ratio; false alerts held to the rule's budget per horizon)";
-  if (statistic < 0 && status === 'ok') {
+  // Only a recovery's window favours the baseline by the threshold; a window under it is merely
+  // not degraded (its evidence for the baseline, if any, is no claim of recovery).
+  if (status === 'ok' && -statistic >= threshold) {
     return `Evidence for the baseline ${(-statistic).toFixed(1)} over a threshold of ${threshold.toFixed(1)}: recovered ${how}.`;
   }
   const held =
@@ -187,10 +197,18 @@ export function slackMessage(message: AlertMessage): SlackMessage {
       ? evidenceLine(finding.statistic, finding.threshold, finding.status)
       : finding.summary;
   // Closed without a verdict, the figures are the last ones seen before it closed, not a
-  // judgement of now.
+  // judgement of now. Resolved without a recovery window, they are the window the test judged
+  // (the one closest to alarming), which may still hold some of the incident: not "now".
   const closed = message.resolution === 'closed_without_verdict';
+  const judged =
+    message.kind === 'resolved' && !closed && !finding.summary.startsWith('recovered: ');
   const lines = [
-    sideLine(message.ruleKind, closed ? 'Last seen' : 'Now', finding.current, closed ? '' : since),
+    sideLine(
+      message.ruleKind,
+      closed ? 'Last seen' : judged ? 'Window judged' : 'Now',
+      finding.current,
+      closed ? '' : since,
+    ),
     finding.baseline.target
       ? `*Target* ${figure(message.ruleKind, finding.baseline.value)}`
       : sideLine(
@@ -221,19 +239,23 @@ export function slackMessage(message: AlertMessage): SlackMessage {
       },
     });
   }
-  blocks.push({
-    type: 'section',
-    fields: [
-      {
-        type: 'mrkdwn',
-        text: slackText(`*Top failure reasons*\n${reasons(message.failureReasons)}`, 2000),
-      },
-      {
-        type: 'mrkdwn',
-        text: slackText(`*Top fallback reasons*\n${reasons(message.fallbackReasons)}`, 2000),
-      },
-    ],
-  });
+  // The reasons are read for firing and repeats only: a resolution has none to show.
+  const anyReasons = message.failureReasons.length > 0 || message.fallbackReasons.length > 0;
+  if (anyReasons) {
+    blocks.push({
+      type: 'section',
+      fields: [
+        {
+          type: 'mrkdwn',
+          text: slackText(`*Top failure reasons*\n${reasons(message.failureReasons)}`, 2000),
+        },
+        {
+          type: 'mrkdwn',
+          text: slackText(`*Top fallback reasons*\n${reasons(message.fallbackReasons)}`, 2000),
+        },
+      ],
+    });
+  }
   blocks.push({
     type: 'context',
     elements: [
@@ -255,13 +277,17 @@ export function slackMessage(message: AlertMessage): SlackMessage {
     ],
   });
   const text = [
-    `${banner(message)} ${message.title}`,
+    // The banner says what a resolution's title starts with ("Resolved: …"): once is enough.
+    `${banner(message)} ${message.title.replace(/^(Resolved|Closed without a verdict): /, '')}`,
     finding.summary,
     lines.join('\n').replaceAll('*', ''),
     message.costs.length
       ? `Cost per successful task: ${message.costs.map(cost).join('; ').replaceAll('*', '')}`
       : '',
-    `Top failure reasons: ${reasons(message.failureReasons)}. Top fallback reasons: ${reasons(message.fallbackReasons)}.`,
+    anyReasons
+      ? `Top failure reasons: ${reasons(message.failureReasons)}. Top fallback reasons: ${reasons(message.fallbackReasons)}.`
+      : '',
+    `${evidence} Rule ${message.ruleId} · ${message.severity} · incident ${message.incident}`,
   ]
     .filter(Boolean)
     .join('\n');

@@ -589,3 +589,67 @@ describe('a target baseline (an SLO)', () => {
     expect(few.baseline).toMatchObject({ n: 0, value: 0.9, target: true });
   });
 });
+
+describe('fallback_reason_shift once the fallbacks subside', () => {
+  const rule = rules.find((r) => r.kind === 'fallback_reason_shift')!;
+  /** Hourly buckets of `tasks` tasks, `fallbacks` of them falling back, all for validation_failed. */
+  const hours = (tasks: number, fallbacks: number) =>
+    Array.from({ length: 24 }, () => ({
+      ...emptyCounts(),
+      tasks,
+      known: tasks,
+      successes: tasks,
+      fallbacks,
+      reasons: { validation_failed: fallbacks },
+    }));
+  const baseline = {
+    ...hours(100, 20)[0]!,
+    tasks: 16_800,
+    known: 16_800,
+    successes: 16_800,
+    fallbacks: 3_360,
+    reasons: { validation_failed: 1_000, rate_limited: 2_360 },
+  };
+  const input = (current: TaskCounts[]): MonitorInput => ({
+    ...monitor(current, baseline),
+    rule,
+    detail: 'validation_failed',
+    alertState: 'firing',
+  });
+
+  it('is well, not without a verdict, when few fallbacks come from many tasks', () => {
+    // 96 fallbacks in 2 400 tasks: under the minimum 100, on a route with plenty of traffic.
+    const quiet = detect(input(hours(100, 4)), evaluation);
+    expect(quiet.status).toBe('ok');
+    expect(quiet.summary).toBe(
+      'only 96 fallbacks in 2400 tasks in the current window, fewer than the minimum 100: too few for a shift in their reasons to matter',
+    );
+    // A firing alert then resolves as a recovery would, after resolveEvaluations.
+    let record = step(
+      undefined,
+      detect(input(hours(100, 20)), evaluation),
+      FROM,
+      evaluation,
+    ).record;
+    record = step(
+      record,
+      detect(input(hours(100, 20)), evaluation),
+      FROM + 60_000,
+      evaluation,
+    ).record;
+    expect(record.state).toBe('firing');
+    const kinds: string[] = [];
+    for (let i = 2; i < 6; i++) {
+      const result = step(record, quiet, FROM + i * 60_000, evaluation);
+      record = result.record;
+      if (result.event) kinds.push(result.event.kind);
+    }
+    expect(kinds).toEqual(['resolved']);
+    expect(record.resolution).toBe('recovered');
+  });
+
+  it('has no verdict when the route itself has too few tasks', () => {
+    const idle = detect(input(hours(4, 1)), evaluation);
+    expect(idle.status).toBe('insufficient_data');
+  });
+});

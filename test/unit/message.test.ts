@@ -147,6 +147,61 @@ describe('slackMessage', () => {
     );
   });
 
+  it('words a resolution by how it was judged, once, without empty reasons', () => {
+    const base = sampleMessage().finding;
+    const resolvedTitle = titleOf(
+      'resolved',
+      { kind: 'success_rate_drop' },
+      'extraction',
+      'small',
+      '',
+    );
+    // Resolved on "no degradation": the window judged, not "now", and no claim of recovery.
+    const plain = slackMessage(
+      sampleMessage({
+        kind: 'resolved',
+        resolution: 'recovered',
+        title: resolvedTitle,
+        failureReasons: [],
+        fallbackReasons: [],
+        finding: {
+          ...base,
+          status: 'ok',
+          summary: 'no degradation: evidence -4.3 below the threshold 8.3',
+          statistic: -4.3,
+          threshold: 8.3,
+        },
+      }),
+    );
+    expect(plain.text).toMatch(/^RESOLVED extraction · small — success rate dropped\n/);
+    expect(plain.text).toMatch(/^Window judged 75\.3 %/m);
+    expect(plain.text).not.toMatch(/recovered \(/);
+    expect(plain.text).toContain('Evidence -4.3 against a threshold of 8.3');
+    expect(plain.text).not.toContain('Top failure reasons');
+    expect(JSON.stringify(plain.blocks)).not.toContain('Top failure reasons');
+    // A firing message carries its reasons, and its evidence in the plain text too.
+    const firing = slackMessage(sampleMessage());
+    expect(firing.text).toContain('Top failure reasons: schema_invalid 70 %');
+    expect(firing.text).toContain('Evidence 31.2 against a threshold of 9.8');
+    expect(firing.text).toContain('Rule success_rate_drop · critical · incident 1');
+  });
+
+  it('titles a target rule by its target, not as a drop', () => {
+    const target = { kind: 'target' as const, value: 0.9 };
+    expect(
+      titleOf('firing', { kind: 'success_rate_drop', baseline: target }, 'onboard', 'small', ''),
+    ).toBe('onboard · small: success rate below its target');
+    expect(
+      titleOf(
+        'resolved',
+        { kind: 'fallback_rate_spike', baseline: { kind: 'target', value: 0.1 } },
+        'faq',
+        'small',
+        '',
+      ),
+    ).toBe('Resolved: faq · small — fallback rate spiked (past its target)');
+  });
+
   it('keeps within Block Kit limits however long the names are', () => {
     const long = 'x'.repeat(5_000);
     const { text, blocks } = slackMessage(
