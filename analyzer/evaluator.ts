@@ -748,10 +748,25 @@ export class Evaluator {
     const resolution: Resolution | undefined =
       kind === 'resolved' ? (record.resolution ?? undefined) : undefined;
     const largeRoute = ruleSet.evaluation.largeRoute;
+    // Over the finding's own window (its "Now" line), so that the message shows one cost for the
+    // route, not the alarm window's beside the whole horizon's; the whole window without one.
+    const { horizonMs, buckets } = ruleSet.evaluation;
+    const windowFrom = finding.current.since
+      ? Math.min(
+          buckets,
+          Math.max(
+            0,
+            Math.round(
+              (Date.parse(finding.current.since) - (at.getTime() - horizonMs)) /
+                (horizonMs / buckets),
+            ),
+          ),
+        )
+      : 0;
     const costOf = (route: string): CostOnRoute => {
       // Over the tasks with a known outcome, as the cost rules judge it.
       const counts = knownOutcomeSums(
-        sum(currentByRoute.get(monitorKey(finding.cohort, route)) ?? []),
+        sum((currentByRoute.get(monitorKey(finding.cohort, route)) ?? []).slice(windowFrom)),
       );
       const cps = costPerSuccess(counts);
       return {

@@ -218,6 +218,8 @@ export function slackMessage(message: AlertMessage): SlackMessage {
           ` (${finding.baseline.description})`,
         ),
   ];
+  // The costs are over the window of the first line (evaluator.ts), both routes.
+  const sameWindow = finding.current.since ? ' (same window)' : '';
   const blocks: unknown[] = [
     {
       type: 'header',
@@ -235,7 +237,9 @@ export function slackMessage(message: AlertMessage): SlackMessage {
       type: 'section',
       text: {
         type: 'mrkdwn',
-        text: slackText(`*Cost per successful task*\n${message.costs.map(cost).join('\n')}`),
+        text: slackText(
+          `*Cost per successful task*${sameWindow}\n${message.costs.map(cost).join('\n')}`,
+        ),
       },
     });
   }
@@ -282,7 +286,7 @@ export function slackMessage(message: AlertMessage): SlackMessage {
     finding.summary,
     lines.join('\n').replaceAll('*', ''),
     message.costs.length
-      ? `Cost per successful task: ${message.costs.map(cost).join('; ').replaceAll('*', '')}`
+      ? `Cost per successful task${sameWindow}: ${message.costs.map(cost).join('; ').replaceAll('*', '')}`
       : '',
     anyReasons
       ? `Top failure reasons: ${reasons(message.failureReasons)}. Top fallback reasons: ${reasons(message.fallbackReasons)}.`

@@ -63,7 +63,7 @@ describe('a short incident at high volume', () => {
         });
       }
     }
-    await app.close();
+    const history = () => app.evaluator.alerts.history(100);
     const of = (cohort: string) => events.filter((e) => e.cohort === cohort && e.kind !== 'repeat');
 
     const brief = of('brief');
@@ -75,8 +75,16 @@ describe('a short incident at high volume', () => {
     expect(resolved.hours).toBeLessThan(9);
     expect(resolved.summary).toMatch(/^recovered: brief × small: success rate 9\d\.\d% → 9\d\.\d%/);
 
+    // The firing message shows one window: its cost line counts the tasks of its "Now" line,
+    // which starts at the incident, hours after the current window does.
+    const [fired] = (await history()).filter((e) => e.cohort === 'brief' && e.kind === 'firing');
+    const message = fired!.message;
+    expect(Date.parse(message.finding.current.since!)).toBeGreaterThan(D - HOUR);
+    expect(message.costs[0]!.tasks).toBe(message.finding.current.n);
+
     // The same incident, lasting: never judged recovered.
     const lasting = of('lasting');
     expect(lasting.map((e) => e.kind)).toEqual(['pending', 'firing']);
+    await app.close();
   }, 180_000);
 });

@@ -155,7 +155,10 @@ describe('alert notifications', () => {
       const all = JSON.stringify(body.blocks);
       expect(all).toMatch(/\*Now\* \d+\.\d % \(95 % CI [\d.]+–[\d.]+ %\), n = \d+/);
       expect(all).toMatch(/\*Baseline\* \d+\.\d % \(95 % CI/);
-      expect(all).toMatch(/Cost per successful task/);
+      expect(all).toMatch(/Cost per successful task\* \(same window\)/);
+      // One window for the whole message: the route's cost line counts the tasks of "Now".
+      const now = /\*Now\* [^,]+, n = ([\d,]+)/.exec(all)![1];
+      expect(all).toMatch(new RegExp(`\\*small\\* \\$[\\d.]+ \\(95 % CI [^)]+\\), n = ${now}`));
       expect(all).toMatch(/Top failure reasons\*\\nwrong_answer 100 %/);
       expect(all).toMatch(/Top fallback reasons/);
       expect(body.blocks.find((b) => b.type === 'actions')).toBeDefined();
