@@ -3,6 +3,7 @@ import type { EvaluationSettings, Rule, RuleKind } from './rules.js';
 import { addCounts, emptyCounts, knownOutcomeSums } from './series.js';
 import type { TaskCounts } from './series.js';
 import {
+  RATE_BOUNDS,
   bernoulliCusum,
   bernoulliKl,
   costPerSuccess,
@@ -224,7 +225,7 @@ const BERNOULLI: Partial<Record<RuleKind, BernoulliKind>> = {
 /** A rate estimate that is never 0 or 1 (a CUSUM cannot start from certainty). */
 const smoothed = (events: number, trials: number) => (events + 0.5) / (trials + 1);
 
-const clampRate = (p: number) => Math.min(0.999, Math.max(0.0005, p));
+const clampRate = (p: number) => Math.min(RATE_BOUNDS.max, Math.max(RATE_BOUNDS.min, p));
 
 /** Relative variance of a rate estimated from counts, Var(p̂)/p²: (1 − p)/(n·p). */
 const relativeVariance = (events: number, trials: number) => {

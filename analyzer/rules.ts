@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../server/config.js';
 import { EARLIEST, LATEST, parseDuration, parseInstant } from '../server/time.js';
+import { RATE_BOUNDS } from './stats.js';
 
 /**
  * The alert rules: one file (`ROUTEWATCH_RULES`, YAML or JSON), checked with zod at start, with
@@ -375,9 +376,11 @@ function baselineOf(text: string, defaultWindowMs: number, ruleId: string): Base
   return { kind: text as 'previous_policy' | 'large_route' };
 }
 
-/** The kinds a `target:` baseline cannot serve, and why. */
+/**
+ * The kinds a `target:` baseline cannot serve, and why (cheaper_than_large is refused any baseline
+ * but large_route before this is asked).
+ */
 const NO_TARGET: Partial<Record<RuleKind, string>> = {
-  cheaper_than_large: 'it compares with the large route only (baseline: large_route)',
   p95_regression:
     'its test counts the tasks slower than a measured p95; for a latency target, watch the p95 on the dashboard',
   failure_concentration:
@@ -394,9 +397,6 @@ export function targetBudget(kind: RuleKind, value: number): number | null {
   if (kind === 'cost_per_success_rise') return null;
   return kind === 'success_rate_drop' ? 1 - value : value;
 }
-
-/** The rates a target can set, those the test can start from (detectors.ts clampRate). */
-const TARGET_RATE = { min: 0.0005, max: 0.999 };
 
 /** Refuses a target the rule's kind cannot use, or one out of the range of its figure. */
 function checkTarget(rule: Rule, value: number): void {
@@ -421,10 +421,10 @@ function checkTarget(rule: Rule, value: number): void {
     );
   }
   const rate = targetBudget(kind, value)!;
-  if (rate < TARGET_RATE.min || rate > TARGET_RATE.max) {
+  if (rate < RATE_BOUNDS.min || rate > RATE_BOUNDS.max) {
     const range = success
-      ? `from ${Number((1 - TARGET_RATE.max).toPrecision(6))} to ${Number((1 - TARGET_RATE.min).toPrecision(6))}`
-      : `from ${TARGET_RATE.min} to ${TARGET_RATE.max}`;
+      ? `from ${Number((1 - RATE_BOUNDS.max).toPrecision(6))} to ${Number((1 - RATE_BOUNDS.min).toPrecision(6))}`
+      : `from ${RATE_BOUNDS.min} to ${RATE_BOUNDS.max}`;
     throw new RulesError(
       `rule ${id}: a target for ${kind} is ${what}, ${range}: past that the test cannot tell the rates apart; got ${value}`,
     );

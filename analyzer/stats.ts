@@ -149,6 +149,12 @@ export function twoProportionZ(x1: number, n1: number, x2: number, n2: number): 
 
 /* ---------- change detection: CUSUM over time buckets ---------- */
 
+/**
+ * The rates a Bernoulli test starts from: an estimate of 0 or 1 would make every window's
+ * log-likelihood ratio infinite, so p₀ is kept within these (and a target outside them refused).
+ */
+export const RATE_BOUNDS = { min: 0.0005, max: 0.999 } as const;
+
 /** Counts in one time bucket: `n` trials, `x` events (a failure, a fallback, …). */
 export interface BernoulliBucket {
   n: number;

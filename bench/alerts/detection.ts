@@ -28,6 +28,7 @@ import { addCounts, emptyCounts } from '../../analyzer/series.js';
 import type { TaskCounts } from '../../analyzer/series.js';
 import { describeMachine, loadAverage } from '../instrumentation/machine.js';
 import { benchArgs } from '../cli-args.js';
+import { seeded } from './random.js';
 
 const USAGE = `Usage: npm run bench:detection -- [--seeds 100] [--every 1]   (--every 5: every 5 minutes, 5× faster)`;
 const { values } = benchArgs(
@@ -150,18 +151,6 @@ const RULE_KINDS: RuleKind[] = [
   'reask_rise',
   'escalation_rise',
 ];
-
-/** mulberry32 */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FIELDS = [
   'tasks',

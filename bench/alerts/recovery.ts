@@ -18,6 +18,7 @@ import { emptyCounts } from '../../analyzer/series.js';
 import type { TaskCounts } from '../../analyzer/series.js';
 import { describeMachine } from '../instrumentation/machine.js';
 import { benchArgs } from '../cli-args.js';
+import { poisson, seeded } from './random.js';
 
 const USAGE =
   'Usage: npm run bench:recovery -- [--seeds 20] [--every 1]   (--every: minutes between evaluations; production evaluates every minute)';
@@ -78,31 +79,6 @@ const SCENARIOS: Scenario[] = [
     after: 0,
   },
 ];
-
-/** mulberry32 */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function poisson(lambda: number, random: () => number): number {
-  let k = 0;
-  let p = Math.exp(-lambda);
-  let s = p;
-  const u = random();
-  while (u > s) {
-    k++;
-    p *= lambda / k;
-    s += p;
-  }
-  return k;
-}
 
 /** Cumulative tasks and failures, minute by minute: [i] counts the minutes before i. */
 interface Stream {
