@@ -35,9 +35,13 @@ export interface AlertRecord {
   /** Consecutive evaluations degraded (pending) or not degraded (firing). */
   pendingCount: number;
   clearCount: number;
-  /** Incidents so far: the current or last one's number. */
+  /**
+   * The current or last incident's number: incidents that fired, and the one pending now. A
+   * pending episode that clears without firing gives its number to the next one, so the pages a
+   * human receives are numbered 1, 2, 3 (the cleared episode's events stay under that number).
+   */
   incident: number;
-  /** Events emitted so far in this incident: the last event's sequence number. */
+  /** Events emitted so far under this incident number: the last event's sequence number. */
   seq: number;
   lastNotifiedAt: number | null;
   /**
@@ -174,10 +178,14 @@ export function step(
     case 'inactive':
     case 'resolved': {
       if (!degraded) return { record: base, event: undefined };
+      // Inactive after an incident number was taken: that episode cleared (or was retired) while
+      // pending, and never paged anyone. Its number is reused, its sequence continued, so that
+      // event keys stay unique without a gap in the numbers people see.
+      const reuse = prev.state === 'inactive' && prev.incident > 0;
       const opened = {
         ...base,
-        incident: prev.incident + 1,
-        seq: 0,
+        incident: reuse ? prev.incident : prev.incident + 1,
+        seq: reuse ? prev.seq : 0,
         pendingCount: 1,
         clearCount: 0,
         lastNotifiedAt: null,

@@ -177,6 +177,35 @@ describe('alert lifecycle', () => {
     expect(again.event).toMatchObject({ kind: 'pending', incident: 2, seq: 1 });
   });
 
+  it('numbers incidents by the pages people receive: a pending episode that clears gives its number back', () => {
+    // pending, cleared, pending, cleared, pending, firing: one incident, numbered 1, its events
+    // keyed by one sequence so that none replaces another in the store.
+    const flaky = run(['degraded', 'ok', 'degraded', 'ok', 'degraded', 'degraded']);
+    expect(flaky.events).toEqual([
+      'pending@0',
+      'cleared@1',
+      'pending@2',
+      'cleared@3',
+      'pending@4',
+      'firing!@5',
+    ]);
+    expect(flaky.record).toMatchObject({ state: 'firing', incident: 1, seq: 6 });
+    // After that incident resolves, a pending episode retired (its rule narrowed) then a new one
+    // that fires: the second page is incident 2.
+    let record = flaky.record;
+    for (const [i, status] of (['ok', 'ok'] as const).entries())
+      record = step(record, finding(status), (10 + i) * MINUTE, settings).record;
+    expect(record).toMatchObject({ state: 'resolved', incident: 1 });
+    const pending = step(record, finding('degraded'), 20 * MINUTE, settings);
+    expect(pending.event).toMatchObject({ kind: 'pending', incident: 2, seq: 1 });
+    const retired = retire(pending.record, 21 * MINUTE, 'rule narrowed')!;
+    expect(retired.event).toMatchObject({ kind: 'cleared', incident: 2, seq: 2 });
+    const again = step(retired.record, finding('degraded'), 30 * MINUTE, settings);
+    expect(again.event).toMatchObject({ kind: 'pending', incident: 2, seq: 3 });
+    const fired = step(again.record, finding('degraded'), 31 * MINUTE, settings);
+    expect(fired.event).toMatchObject({ kind: 'firing', incident: 2, seq: 4, notify: true });
+  });
+
   it('spends the evidence at the resolution, and remembers it through later states', () => {
     expect(evidenceFrom(undefined, 0)).toBeNull();
     const open = run(['degraded', 'degraded', 'ok']);
