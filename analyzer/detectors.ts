@@ -62,6 +62,13 @@ export interface Finding {
   threshold: number | null;
   /** The observed change in the alarm window (same unit as the rule's minEffect). */
   effect: number | null;
+  /**
+   * A firing alert still degraded whose latest data lean towards the baseline: the window ending
+   * now that favours it most (CusumResult.recovery) and that evidence, short of a recovery. The
+   * alarm window can hold the incident's tasks for a day after the route is well again; this says
+   * what the route looks like now. Absent otherwise.
+   */
+  latest?: Side & { since: string; evidence: number };
 }
 
 export interface MonitorInput {
@@ -680,6 +687,16 @@ function conclude(
       };
     }
   }
+  // Still firing, but the latest data lean towards the baseline: shown, so that a repeat of an
+  // alert whose route looks well again does not read as a route still degraded now.
+  const latest =
+    degraded && input.alertState === 'firing' && recovery && recovery.statistic > 0
+      ? {
+          ...windowOf(recovery, recovery.start).side,
+          since: sinceOf(recovery.start),
+          evidence: recovery.statistic,
+        }
+      : undefined;
   const summary = held
     ? `${what}; evidence ${result.statistic.toFixed(1)}, under the threshold ${h.toFixed(1)} but not under half of it: still firing`
     : degraded
@@ -696,6 +713,7 @@ function conclude(
     current: { ...windowSide, since },
     statistic: result.statistic,
     effect,
+    ...(latest ? { latest } : {}),
   };
 }
 

@@ -4,10 +4,10 @@ import { dashboardUrl } from './dashboard-link.js';
 import { detect } from './detectors.js';
 import type { Finding, MonitorInput } from './detectors.js';
 import { evidenceFrom, fingerprintOf, heldBaselineEnd, retire, step } from './lifecycle.js';
-import type { AlertEvent, AlertRecord } from './lifecycle.js';
+import type { AlertEvent, AlertRecord, Step } from './lifecycle.js';
 import { formatDuration } from '../server/time.js';
-import { titleOf } from './message.js';
-import type { AlertMessage, CostOnRoute, ReasonShare, Resolution } from './message.js';
+import { titleOf, whatOf } from './message.js';
+import type { AlertMessage, CostOnRoute, OtherAlert, ReasonShare, Resolution } from './message.js';
 import type { Notifier } from './notifier.js';
 import { watches } from './rules.js';
 import type { BaselineRef, Rule, RuleSet } from './rules.js';
@@ -355,6 +355,25 @@ export class Evaluator {
     const findings = inputs.map((input) => detect(input, evaluation));
 
     // Lifecycle: every finding, and every known alert with no finding this time (no data at all).
+    // The alerts of one cohort × route share a repeat: any message on the route lists the others
+    // firing there, so it stands for their reminders (lifecycle.ts step).
+    const routeNotified = new Map<string, number>();
+    const noteNotified = (record: AlertRecord, at: number | null) => {
+      const key = monitorKey(record.cohort, record.route);
+      if (at !== null && at > (routeNotified.get(key) ?? -Infinity)) routeNotified.set(key, at);
+    };
+    for (const record of previous.values()) noteNotified(record, record.lastNotifiedAt);
+    const stepOf = (record: AlertRecord | undefined, finding: Finding): Step => {
+      const result = step(
+        record,
+        finding,
+        now,
+        evaluation,
+        routeNotified.get(monitorKey(finding.cohort, finding.route)) ?? null,
+      );
+      if (result.event?.notify) noteNotified(result.record, now);
+      return result;
+    };
     const seen = new Set<string>();
     const steps: {
       record: AlertRecord;
@@ -372,7 +391,7 @@ export class Evaluator {
       const before = previous.get(fingerprint);
       // A monitor that never alerted and has nothing to say is not worth a row.
       if (!before && finding.status !== 'degraded') return;
-      steps.push({ ...step(before, finding, now, evaluation), input: inputs[i] });
+      steps.push({ ...stepOf(before, finding), input: inputs[i] });
     });
     // The rules this process runs with decide whether a rule is gone: the demo evaluates a rule set
     // of its own, and must not close the alerts of the configured rules it leaves out.
@@ -389,6 +408,7 @@ export class Evaluator {
           : `rule "${record.ruleId}" no longer watches ${record.cohort} × ${record.route}`;
       if (closeWhy) {
         const closed = retire(record, now, `${closeWhy}: closed without a verdict`);
+        if (closed?.event?.notify) noteNotified(closed.record, now);
         if (closed) steps.push({ ...closed, input: undefined });
         continue;
       }
@@ -401,18 +421,52 @@ export class Evaluator {
         statistic: null,
         effect: null,
       };
-      steps.push({ ...step(record, gone, now, evaluation), input: undefined });
+      steps.push({ ...stepOf(record, gone), input: undefined });
     }
 
+    const after = new Map(previous);
+    for (const s of steps) after.set(s.record.fingerprint, s.record);
+    const ruleOf = (id: string) =>
+      active.find((r) => r.id === id) ?? rules.find((r) => r.id === id);
+    // The alerts firing on each cohort × route after this evaluation, for the messages to list.
+    const firingOn = new Map<string, { fingerprint: string; alert: OtherAlert }[]>();
+    for (const record of after.values()) {
+      if (record.state !== 'firing') continue;
+      const key = monitorKey(record.cohort, record.route);
+      const rule = ruleOf(record.ruleId);
+      const titled = { kind: record.finding.kind, ...(rule ? { baseline: rule.baseline } : {}) };
+      firingOn.set(key, [
+        ...(firingOn.get(key) ?? []),
+        {
+          fingerprint: record.fingerprint,
+          alert: {
+            ruleId: record.ruleId,
+            severity: rule?.severity ?? 'warning',
+            what: whatOf(titled, record.detail),
+            since: new Date(record.since).toISOString(),
+          },
+        },
+      ]);
+    }
     const events: { event: AlertEvent; message: AlertMessage }[] = [];
     for (const s of steps) {
       if (!s.event) continue;
-      const rule =
-        active.find((r) => r.id === s.record.ruleId) ?? rules.find((r) => r.id === s.record.ruleId);
-      events.push({
-        event: s.event,
-        message: await this.#message(s.event, s.record, rule, s.input, currentByRoute, at, ruleSet),
-      });
+      const rule = ruleOf(s.record.ruleId);
+      const message = await this.#message(
+        s.event,
+        s.record,
+        rule,
+        s.input,
+        currentByRoute,
+        at,
+        ruleSet,
+      );
+      if (s.event.notify) {
+        message.alsoFiring = (firingOn.get(monitorKey(s.record.cohort, s.record.route)) ?? [])
+          .filter((o) => o.fingerprint !== s.record.fingerprint)
+          .map((o) => o.alert);
+      }
+      events.push({ event: s.event, message });
     }
     if (!dryRun) {
       // Events first: a crash before the states are written recomputes the same event keys.
@@ -421,8 +475,6 @@ export class Evaluator {
       if (events.some((e) => e.event.notify)) this.options.notifier?.kick();
     }
 
-    const firing = new Map(previous);
-    for (const s of steps) firing.set(s.record.fingerprint, s.record);
     const result: EvaluationResult = {
       evaluatedAt: at.toISOString(),
       findings,
@@ -435,7 +487,7 @@ export class Evaluator {
         detail: event.finding.detail,
         summary: event.finding.summary,
       })),
-      firing: [...firing.values()].filter((r) => r.state === 'firing').length,
+      firing: [...after.values()].filter((r) => r.state === 'firing').length,
       dryRun,
     };
     if (dryRun) return result;

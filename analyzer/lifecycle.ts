@@ -131,7 +131,12 @@ export function heldBaselineEnd(record: AlertRecord | undefined): number | null 
 const changePointOf = (finding: Finding, now: number): number =>
   finding.current.since ? Date.parse(finding.current.since) : now;
 
-/** One evaluation's step for one alert. */
+/**
+ * One evaluation's step for one alert. `routeNotifiedAt` is when a message last went out for any
+ * alert firing on the same cohort × route: each message lists the others firing there
+ * (message.ts), so it stands for their repeats too, and a route with seven rules firing repeats
+ * once per `repeatInterval`, not seven times.
+ */
 export function step(
   previous: AlertRecord | undefined,
   finding: Finding,
@@ -140,6 +145,7 @@ export function step(
     EvaluationSettings,
     'pendingEvaluations' | 'resolveEvaluations' | 'repeatIntervalMs' | 'holdWithoutVerdictMs'
   >,
+  routeNotifiedAt: number | null = null,
 ): Step {
   const fingerprint = fingerprintOf(finding.ruleId, finding.cohort, finding.route, finding.detail);
   const prev: AlertRecord = previous ?? {
@@ -233,8 +239,8 @@ export function step(
         return { record: { ...base, heldSince }, event: undefined };
       }
       if (degraded) {
-        const due =
-          prev.lastNotifiedAt === null || now - prev.lastNotifiedAt >= settings.repeatIntervalMs;
+        const last = Math.max(prev.lastNotifiedAt ?? -Infinity, routeNotifiedAt ?? -Infinity);
+        const due = last === -Infinity || now - last >= settings.repeatIntervalMs;
         const record = { ...base, clearCount: 0 };
         return due ? emit(record, 'repeat', true) : { record, event: undefined };
       }

@@ -17,6 +17,16 @@ export interface CostOnRoute {
   interval: Interval | null;
 }
 
+/** Another alert firing on the same cohort × route when a message goes out. */
+export interface OtherAlert {
+  ruleId: string;
+  severity: Rule['severity'];
+  /** What it says, without the cohort × route: "cost per successful task rose". */
+  what: string;
+  /** When it fired. */
+  since: string;
+}
+
 export interface ReasonShare {
   reason: string;
   tasks: number;
@@ -48,6 +58,12 @@ export interface AlertMessage {
   costs: CostOnRoute[];
   failureReasons: ReasonShare[];
   fallbackReasons: ReasonShare[];
+  /**
+   * The other alerts firing on this cohort × route, so that one message says all that is wrong
+   * with the route: the route's alerts share one repeat (lifecycle.ts step). Absent in messages
+   * stored before it existed.
+   */
+  alsoFiring?: OtherAlert[];
   /** Where to look: the dashboard on this cohort × route and window (analyzer/dashboard-link.ts). */
   url: string;
 }
@@ -71,15 +87,10 @@ const RULE_TITLES: Record<Rule['kind'], string> = {
   retry_rise: 'SDK retries rose (hidden rate limits or server errors)',
 };
 
-export function titleOf(
-  kind: AlertMessage['kind'],
-  rule: Pick<Rule, 'kind'> & Partial<Pick<Rule, 'baseline'>>,
-  cohort: string,
-  route: string,
-  detail: string,
-  resolution: Resolution = 'recovered',
-): string {
-  const where = `${isolate(cohort) || '(none)'} · ${isolate(route) || '(none)'}`;
+type TitledRule = Pick<Rule, 'kind'> & Partial<Pick<Rule, 'baseline'>>;
+
+/** What an alert of `rule` says, without its cohort × route. */
+export function whatOf(rule: TitledRule, detail: string): string {
   // Against a target, nothing "dropped" or "rose": the route is worse than its target, and may
   // always have been (a cohort that started out bad).
   const title =
@@ -88,7 +99,19 @@ export function titleOf(
         ? 'success rate below its target'
         : `${RULE_TITLES[rule.kind]} (past its target)`
       : RULE_TITLES[rule.kind];
-  const what = `${title}${detail ? ` ("${isolate(detail)}")` : ''}`;
+  return `${title}${detail ? ` ("${isolate(detail)}")` : ''}`;
+}
+
+export function titleOf(
+  kind: AlertMessage['kind'],
+  rule: TitledRule,
+  cohort: string,
+  route: string,
+  detail: string,
+  resolution: Resolution = 'recovered',
+): string {
+  const where = `${isolate(cohort) || '(none)'} · ${isolate(route) || '(none)'}`;
+  const what = whatOf(rule, detail);
   if (kind !== 'resolved') return `${where}: ${what}`;
   return resolution === 'recovered'
     ? `Resolved: ${where} — ${what}`
@@ -136,6 +159,12 @@ function cost(c: CostOnRoute): string {
     : '';
   return `*${isolate(c.route)}* $${c.costPerSuccessfulTask.toPrecision(3)}${ci}, n = ${c.tasks.toLocaleString('en')}`;
 }
+
+/** " since 2026-12-04 10:30 UTC", from an ISO time. */
+const sinceText = (iso: string) => ` since ${iso.slice(0, 16).replace('T', ' ')} UTC`;
+
+/** The other alerts a message lists by name; the rest are counted. */
+const OTHERS_SHOWN = 8;
 
 const SLACK_TEXT_LIMIT = 3000;
 const clip = (text: string, limit = SLACK_TEXT_LIMIT) =>
@@ -189,9 +218,7 @@ export function slackMessage(message: AlertMessage): SlackMessage {
       : message.severity === 'critical'
         ? ':red_circle:'
         : ':large_orange_circle:';
-  const since = finding.current.since
-    ? ` since ${finding.current.since.slice(0, 16).replace('T', ' ')} UTC`
-    : '';
+  const since = finding.current.since ? sinceText(finding.current.since) : '';
   const evidence =
     finding.statistic !== null && finding.threshold !== null
       ? evidenceLine(finding.statistic, finding.threshold, finding.status)
@@ -209,6 +236,22 @@ export function slackMessage(message: AlertMessage): SlackMessage {
       finding.current,
       closed ? '' : since,
     ),
+    // Firing still, though the latest data lean towards the baseline: what the route looks like
+    // now, beside the alarm window that may still hold the incident.
+    ...(finding.latest && message.kind !== 'resolved'
+      ? [
+          sideLine(
+            message.ruleKind,
+            'Latest',
+            finding.latest,
+            `${sinceText(finding.latest.since)}: evidence ${finding.latest.evidence.toFixed(1)} for the baseline${
+              finding.threshold !== null
+                ? `, of the ${finding.threshold.toFixed(1)} a recovery needs`
+                : ''
+            }`,
+          ),
+        ]
+      : []),
     finding.baseline.target
       ? `*Target* ${figure(message.ruleKind, finding.baseline.value)}`
       : sideLine(
@@ -260,6 +303,21 @@ export function slackMessage(message: AlertMessage): SlackMessage {
       ],
     });
   }
+  const others = message.alsoFiring ?? [];
+  const otherLines = others
+    .slice(0, OTHERS_SHOWN)
+    .map((o) => `${o.what} (\`${o.ruleId}\`, ${o.severity})${sinceText(o.since)}`);
+  if (others.length > OTHERS_SHOWN) otherLines.push(`and ${others.length - OTHERS_SHOWN} more`);
+  const othersTitle = `${message.kind === 'resolved' ? 'Still firing' : 'Also firing'} on this cohort · route`;
+  if (others.length > 0) {
+    blocks.push({
+      type: 'section',
+      text: {
+        type: 'mrkdwn',
+        text: slackText(`*${othersTitle}*\n${otherLines.map((l) => `• ${l}`).join('\n')}`),
+      },
+    });
+  }
   blocks.push({
     type: 'context',
     elements: [
@@ -291,6 +349,7 @@ export function slackMessage(message: AlertMessage): SlackMessage {
     anyReasons
       ? `Top failure reasons: ${reasons(message.failureReasons)}. Top fallback reasons: ${reasons(message.fallbackReasons)}.`
       : '',
+    others.length > 0 ? `${othersTitle}: ${otherLines.join('; ').replaceAll('`', '')}` : '',
     `${evidence} Rule ${message.ruleId} · ${message.severity} · incident ${message.incident}`,
   ]
     .filter(Boolean)

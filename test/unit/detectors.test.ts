@@ -413,6 +413,30 @@ describe('an open alert: recovery and hysteresis (alertState)', () => {
     expect(whole.status).toBe('ok');
   });
 
+  it('shows the latest window that leans towards the baseline while the alert stays firing', () => {
+    const firing = (counts: TaskCounts[]) =>
+      detect({ ...monitor(counts, BASELINE), alertState: 'firing' }, evaluation);
+    // 18 bad hours, then 3 well ones: too short a recovery, but the latest data say so.
+    const late = firing(hourly(500, (hour) => hour < 21, 80));
+    expect(late.status).toBe('degraded');
+    expect(late.latest).toBeDefined();
+    expect(Date.parse(late.latest!.since)).toBeGreaterThanOrEqual(at(21));
+    expect(late.latest!.value!).toBeLessThan(0.025);
+    expect(late.latest!.evidence).toBeGreaterThan(0);
+    // The alarm window is still the incident's.
+    expect(late.current.since).toBe(new Date(at(0)).toISOString());
+    // An incident that goes on: nothing leans towards the baseline.
+    expect(firing(hourly(500, (hour) => hour >= 18, 80)).latest).toBeUndefined();
+    // Not firing (pending, or no alert): the finding says nothing of a recovery.
+    const recent = hourly(500, (hour) => hour < 21, 80);
+    expect(detect(monitor(recent, BASELINE), evaluation).latest).toBeUndefined();
+    expect(
+      detect({ ...monitor(recent, BASELINE), alertState: 'pending' }, evaluation).latest,
+    ).toBeUndefined();
+    // Recovered: the recovery is the finding's own window.
+    expect(firing(recovered).latest).toBeUndefined();
+  });
+
   it('sees a relapse inside a quiet stretch that nets out for the baseline', () => {
     // 30 % retried for 8 hours, 2 % for 15, then 10 % in the last one: the 16 hours since hour
     // 8 favour the baseline overall, but the last one alarms on its own.

@@ -147,6 +147,66 @@ describe('slackMessage', () => {
     );
   });
 
+  it('shows what the route looks like lately beside the alarm window, while still firing', () => {
+    const base = sampleMessage().finding;
+    const latest = {
+      label: 'success rate',
+      n: 480,
+      value: 0.931,
+      interval: { lower: 0.905, upper: 0.951 },
+      since: '2026-12-02T09:00:00.000Z',
+      evidence: 4.25,
+    };
+    const repeat = slackMessage(sampleMessage({ kind: 'repeat', finding: { ...base, latest } }));
+    const line =
+      '*Latest* 93.1 % (95 % CI 90.5–95.1 %), n = 480 since 2026-12-02 09:00 UTC: evidence 4.3 for the baseline, of the 9.8 a recovery needs';
+    expect(JSON.stringify(repeat.blocks)).toContain(line);
+    expect(repeat.text).toContain(line.replaceAll('*', ''));
+    // Without it (the latest data do not lean towards the baseline), no line.
+    expect(JSON.stringify(slackMessage(sampleMessage({ kind: 'repeat' })).blocks)).not.toContain(
+      'Latest',
+    );
+    // A resolution says how it was judged; the line is for alerts still firing.
+    const resolved = slackMessage(
+      sampleMessage({
+        kind: 'resolved',
+        resolution: 'recovered',
+        finding: { ...base, status: 'ok', latest },
+      }),
+    );
+    expect(resolved.text).not.toContain('Latest');
+  });
+
+  it('lists the other alerts firing on the cohort · route, and counts those past eight', () => {
+    const other = (i: number) => ({
+      ruleId: `rule-${i}`,
+      severity: 'warning' as const,
+      what: `thing ${i} rose`,
+      since: '2026-12-02T08:30:00.000Z',
+    });
+    const two = slackMessage(sampleMessage({ alsoFiring: [other(1), other(2)] }));
+    expect(JSON.stringify(two.blocks)).toContain(
+      '*Also firing on this cohort · route*\\n• thing 1 rose (`rule-1`, warning) since 2026-12-02 08:30 UTC\\n• thing 2 rose',
+    );
+    expect(two.text).toContain(
+      'Also firing on this cohort · route: thing 1 rose (rule-1, warning) since 2026-12-02 08:30 UTC; thing 2 rose',
+    );
+    const many = slackMessage(
+      sampleMessage({ alsoFiring: Array.from({ length: 11 }, (_, i) => other(i + 1)) }),
+    );
+    expect(JSON.stringify(many.blocks)).toContain('rule-8');
+    expect(JSON.stringify(many.blocks)).not.toContain('rule-9');
+    expect(JSON.stringify(many.blocks)).toContain('and 3 more');
+    // A resolution lists those still firing as such.
+    const resolved = slackMessage(
+      sampleMessage({ kind: 'resolved', resolution: 'recovered', alsoFiring: [other(1)] }),
+    );
+    expect(resolved.text).toContain('Still firing on this cohort · route: thing 1 rose');
+    // None, or a message stored before the list existed: no section.
+    for (const message of [sampleMessage({ alsoFiring: [] }), sampleMessage()])
+      expect(JSON.stringify(slackMessage(message).blocks)).not.toContain('firing on this');
+  });
+
   it('words a resolution by how it was judged, once, without empty reasons', () => {
     const base = sampleMessage().finding;
     const resolvedTitle = titleOf(
