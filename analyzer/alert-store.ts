@@ -317,8 +317,17 @@ export class AlertStore {
     channel: string,
     outcome: DeliveryOutcome,
   ): Promise<void> {
-    const line = this.#deliveryLine(event, channel, outcome);
-    await this.store.insertJsonEachRow('alert_deliveries', Buffer.from(line + '\n'));
+    await this.recordDeliveries([event], channel, outcome);
+  }
+
+  /** One outcome for several events: those one message carried (a Slack group), in one insert. */
+  async recordDeliveries(
+    events: readonly Pick<StoredEvent, 'fingerprint' | 'incident' | 'seq'>[],
+    channel: string,
+    outcome: DeliveryOutcome,
+  ): Promise<void> {
+    const lines = events.map((event) => this.#deliveryLine(event, channel, outcome));
+    await this.store.insertJsonEachRow('alert_deliveries', Buffer.from(lines.join('\n') + '\n'));
   }
 
   #deliveryLine(

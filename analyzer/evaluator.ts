@@ -6,7 +6,7 @@ import type { Finding, MonitorInput } from './detectors.js';
 import { evidenceFrom, fingerprintOf, heldBaselineEnd, retire, step } from './lifecycle.js';
 import type { AlertEvent, AlertRecord, Step } from './lifecycle.js';
 import { formatDuration } from '../server/time.js';
-import { titleOf, whatOf } from './message.js';
+import { titleOf, titledRule, whatOf } from './message.js';
 import type { AlertMessage, CostOnRoute, OtherAlert, ReasonShare, Resolution } from './message.js';
 import type { Notifier } from './notifier.js';
 import { watches } from './rules.js';
@@ -429,22 +429,19 @@ export class Evaluator {
     const ruleOf = (id: string) =>
       active.find((r) => r.id === id) ?? rules.find((r) => r.id === id);
     // The alerts firing on each cohort × route after this evaluation, for the messages to list.
-    const firingOn = new Map<string, { fingerprint: string; alert: OtherAlert }[]>();
+    const firingOn = new Map<string, OtherAlert[]>();
     for (const record of after.values()) {
       if (record.state !== 'firing') continue;
       const key = monitorKey(record.cohort, record.route);
       const rule = ruleOf(record.ruleId);
-      const titled = { kind: record.finding.kind, ...(rule ? { baseline: rule.baseline } : {}) };
       firingOn.set(key, [
         ...(firingOn.get(key) ?? []),
         {
           fingerprint: record.fingerprint,
-          alert: {
-            ruleId: record.ruleId,
-            severity: rule?.severity ?? 'warning',
-            what: whatOf(titled, record.detail),
-            since: new Date(record.since).toISOString(),
-          },
+          ruleId: record.ruleId,
+          severity: rule?.severity ?? 'warning',
+          what: whatOf(titledRule(record.finding, rule), record.detail),
+          since: new Date(record.since).toISOString(),
         },
       ]);
     }
@@ -462,9 +459,9 @@ export class Evaluator {
         ruleSet,
       );
       if (s.event.notify) {
-        message.alsoFiring = (firingOn.get(monitorKey(s.record.cohort, s.record.route)) ?? [])
-          .filter((o) => o.fingerprint !== s.record.fingerprint)
-          .map((o) => o.alert);
+        message.alsoFiring = (
+          firingOn.get(monitorKey(s.record.cohort, s.record.route)) ?? []
+        ).filter((o) => o.fingerprint !== s.record.fingerprint);
       }
       events.push({ event: s.event, message });
     }
@@ -873,7 +870,7 @@ export class Evaluator {
       ...(resolution ? { resolution } : {}),
       title: titleOf(
         kind,
-        { kind: finding.kind, ...(rule ? { baseline: rule.baseline } : {}) },
+        titledRule(finding, rule),
         finding.cohort,
         finding.route,
         finding.detail,

@@ -19,6 +19,7 @@ export interface CostOnRoute {
 
 /** Another alert firing on the same cohort × route when a message goes out. */
 export interface OtherAlert {
+  fingerprint: string;
   ruleId: string;
   severity: Rule['severity'];
   /** What it says, without the cohort × route: "cost per successful task rose". */
@@ -88,6 +89,18 @@ const RULE_TITLES: Record<Rule['kind'], string> = {
 };
 
 type TitledRule = Pick<Rule, 'kind'> & Partial<Pick<Rule, 'baseline'>>;
+
+/**
+ * What titles an alert: its rule as configured, else (a rule gone from the rules file) what its
+ * finding kept of it, so that a target rule's closing message is still titled by its target.
+ */
+export function titledRule(finding: Finding, rule?: Pick<Rule, 'baseline'>): TitledRule {
+  if (rule) return { kind: finding.kind, baseline: rule.baseline };
+  const { target, value } = finding.baseline;
+  return target && value !== null
+    ? { kind: finding.kind, baseline: { kind: 'target', value } }
+    : { kind: finding.kind };
+}
 
 /** What an alert of `rule` says, without its cohort × route. */
 export function whatOf(rule: TitledRule, detail: string): string {
@@ -207,8 +220,8 @@ function evidenceLine(statistic: number, threshold: number, status: Finding['sta
   return `Evidence ${statistic.toFixed(1)} against a threshold of ${threshold.toFixed(1)}${held} ${how}.`;
 }
 
-/** The Slack incoming-webhook body: Block Kit blocks, and `text` as the notification fallback. */
-export function slackMessage(message: AlertMessage): SlackMessage {
+/** One alert's parts of a Slack message, shared by a message of its own and a group's. */
+function slackParts(message: AlertMessage) {
   const { finding } = message;
   const icon =
     message.kind === 'resolved'
@@ -261,34 +274,38 @@ export function slackMessage(message: AlertMessage): SlackMessage {
           ` (${finding.baseline.description})`,
         ),
   ];
-  // The costs are over the window of the first line (evaluator.ts), both routes.
-  const sameWindow = finding.current.since ? ' (same window)' : '';
-  const blocks: unknown[] = [
-    {
-      type: 'header',
-      text: {
-        type: 'plain_text',
-        text: clip(`${message.kind === 'repeat' ? 'Still firing: ' : ''}${message.title}`, 150),
-        emoji: true,
-      },
-    },
-    { type: 'section', text: { type: 'mrkdwn', text: slackText(`${icon} ${finding.summary}`) } },
-    { type: 'section', text: { type: 'mrkdwn', text: slackText(lines.join('\n')) } },
-  ];
+  const footer = `${evidence} Rule \`${message.ruleId}\` · ${message.severity} · incident ${message.incident}`;
+  return { icon, lines, footer };
+}
+
+/**
+ * The sections every message ends with: cost per successful task on the routes, the top reasons
+ * and the other alerts firing on the cohort · route, as blocks and as plain text. `window` says
+ * which window the costs cover.
+ */
+function slackTail(
+  message: AlertMessage,
+  window: string,
+  others: readonly OtherAlert[],
+): { blocks: unknown[]; text: string[] } {
+  const blocks: unknown[] = [];
+  const text: string[] = [];
   if (message.costs.length > 0) {
     blocks.push({
       type: 'section',
       text: {
         type: 'mrkdwn',
         text: slackText(
-          `*Cost per successful task*${sameWindow}\n${message.costs.map(cost).join('\n')}`,
+          `*Cost per successful task*${window}\n${message.costs.map(cost).join('\n')}`,
         ),
       },
     });
+    text.push(
+      `Cost per successful task${window}: ${message.costs.map(cost).join('; ').replaceAll('*', '')}`,
+    );
   }
   // The reasons are read for firing and repeats only: a resolution has none to show.
-  const anyReasons = message.failureReasons.length > 0 || message.fallbackReasons.length > 0;
-  if (anyReasons) {
+  if (message.failureReasons.length > 0 || message.fallbackReasons.length > 0) {
     blocks.push({
       type: 'section',
       fields: [
@@ -302,60 +319,146 @@ export function slackMessage(message: AlertMessage): SlackMessage {
         },
       ],
     });
+    text.push(
+      `Top failure reasons: ${reasons(message.failureReasons)}. Top fallback reasons: ${reasons(message.fallbackReasons)}.`,
+    );
   }
-  const others = message.alsoFiring ?? [];
-  const otherLines = others
-    .slice(0, OTHERS_SHOWN)
-    .map((o) => `${o.what} (\`${o.ruleId}\`, ${o.severity})${sinceText(o.since)}`);
-  if (others.length > OTHERS_SHOWN) otherLines.push(`and ${others.length - OTHERS_SHOWN} more`);
-  const othersTitle = `${message.kind === 'resolved' ? 'Still firing' : 'Also firing'} on this cohort · route`;
   if (others.length > 0) {
+    const listed = others
+      .slice(0, OTHERS_SHOWN)
+      .map((o) => `${o.what} (\`${o.ruleId}\`, ${o.severity})${sinceText(o.since)}`);
+    if (others.length > OTHERS_SHOWN) listed.push(`and ${others.length - OTHERS_SHOWN} more`);
+    const title = `${message.kind === 'resolved' ? 'Still firing' : 'Also firing'} on this cohort · route`;
     blocks.push({
       type: 'section',
       text: {
         type: 'mrkdwn',
-        text: slackText(`*${othersTitle}*\n${otherLines.map((l) => `• ${l}`).join('\n')}`),
+        text: slackText(`*${title}*\n${listed.map((l) => `• ${l}`).join('\n')}`),
       },
     });
+    text.push(`${title}: ${listed.join('; ').replaceAll('`', '')}`);
   }
-  blocks.push({
-    type: 'context',
-    elements: [
-      {
-        type: 'mrkdwn',
-        text: slackText(
-          `${evidence} Rule \`${message.ruleId}\` · ${message.severity} · incident ${message.incident}`,
-        ),
+  return { blocks, text };
+}
+
+/** The dashboard button; a link longer than Slack takes opens the dashboard without the view. */
+function slackButton(url: string): { block: unknown; link: string } {
+  // A link longer than Slack takes (very long names) would lose the whole message.
+  const link = url.length <= SLACK_URL_LIMIT ? url : url.split('?')[0]!;
+  return {
+    link,
+    block: {
+      type: 'actions',
+      elements: [
+        { type: 'button', text: { type: 'plain_text', text: 'Open the dashboard' }, url: link },
+      ],
+    },
+  };
+}
+
+/** The Slack incoming-webhook body: Block Kit blocks, and `text` as the notification fallback. */
+export function slackMessage(message: AlertMessage): SlackMessage {
+  const { finding } = message;
+  const { icon, lines, footer } = slackParts(message);
+  // The costs are over the window of the first line (evaluator.ts), both routes.
+  const tail = slackTail(
+    message,
+    finding.current.since ? ' (same window)' : '',
+    message.alsoFiring ?? [],
+  );
+  const { block: button, link } = slackButton(message.url);
+  const blocks: unknown[] = [
+    {
+      type: 'header',
+      text: {
+        type: 'plain_text',
+        text: clip(`${message.kind === 'repeat' ? 'Still firing: ' : ''}${message.title}`, 150),
+        emoji: true,
       },
-    ],
-  });
-  // A link longer than Slack takes (very long names) would lose the whole message: the button
-  // then opens the dashboard without the view.
-  const link = message.url.length <= SLACK_URL_LIMIT ? message.url : message.url.split('?')[0]!;
-  blocks.push({
-    type: 'actions',
-    elements: [
-      { type: 'button', text: { type: 'plain_text', text: 'Open the dashboard' }, url: link },
-    ],
-  });
+    },
+    { type: 'section', text: { type: 'mrkdwn', text: slackText(`${icon} ${finding.summary}`) } },
+    { type: 'section', text: { type: 'mrkdwn', text: slackText(lines.join('\n')) } },
+    ...tail.blocks,
+    { type: 'context', elements: [{ type: 'mrkdwn', text: slackText(footer) }] },
+    button,
+  ];
   const text = [
     // The banner says what a resolution's title starts with ("Resolved: …"): once is enough.
     `${banner(message)} ${message.title.replace(/^(Resolved|Closed without a verdict): /, '')}`,
     finding.summary,
     lines.join('\n').replaceAll('*', ''),
-    message.costs.length
-      ? `Cost per successful task${sameWindow}: ${message.costs.map(cost).join('; ').replaceAll('*', '')}`
-      : '',
-    anyReasons
-      ? `Top failure reasons: ${reasons(message.failureReasons)}. Top fallback reasons: ${reasons(message.fallbackReasons)}.`
-      : '',
-    others.length > 0 ? `${othersTitle}: ${otherLines.join('; ').replaceAll('`', '')}` : '',
-    `${evidence} Rule ${message.ruleId} · ${message.severity} · incident ${message.incident}`,
-  ]
-    .filter(Boolean)
-    .join('\n');
+    ...tail.text,
+    footer.replaceAll('`', ''),
+  ].join('\n');
   // The link is routewatch's own, its names percent-encoded: it goes in as it is.
   return { text: `${slackText(text, 3900 - link.length - 1)}\n${link}`, blocks };
+}
+
+/** The most alerts one Slack message groups: each takes two of Block Kit's 50 blocks. */
+export const SLACK_GROUP_LIMIT = 10;
+
+/**
+ * One Slack message for alerts of one cohort · route that changed in the same evaluation, the
+ * same way (all fired, or all resolved): what each says, with its evidence, then the costs and
+ * reasons of the first (the most severe) and the other alerts still firing there. A group of one
+ * is that alert's own message.
+ */
+export function slackGroupMessage(messages: readonly AlertMessage[]): SlackMessage {
+  if (messages.length === 1) return slackMessage(messages[0]!);
+  const [first] = messages as [AlertMessage, ...AlertMessage[]];
+  const where = `${isolate(first.cohort) || '(none)'} · ${isolate(first.route) || '(none)'}`;
+  const how =
+    first.kind === 'resolved'
+      ? first.resolution === 'closed_without_verdict'
+        ? 'closed without a verdict'
+        : 'resolved'
+      : first.kind === 'repeat'
+        ? 'still firing'
+        : 'firing';
+  const title = `${where}: ${messages.length} alerts ${how}`;
+  const blocks: unknown[] = [
+    { type: 'header', text: { type: 'plain_text', text: clip(title, 150), emoji: true } },
+  ];
+  const text: string[] = [`${banner(first)} ${title}`];
+  for (const message of messages) {
+    const { icon, lines, footer } = slackParts(message);
+    const what = whatOf(titledRule(message.finding), message.detail);
+    blocks.push(
+      {
+        type: 'section',
+        text: {
+          type: 'mrkdwn',
+          text: slackText(`${icon} *${what}*: ${message.finding.summary}\n${lines.join('\n')}`),
+        },
+      },
+      { type: 'context', elements: [{ type: 'mrkdwn', text: slackText(footer) }] },
+    );
+    text.push(
+      `• ${what}: ${message.finding.summary}`,
+      lines.join('\n').replaceAll('*', ''),
+      footer.replaceAll('`', ''),
+    );
+  }
+  const grouped = new Set(messages.map((m) => m.fingerprint));
+  const others = (first.alsoFiring ?? []).filter((o) => !grouped.has(o.fingerprint));
+  const window = first.finding.current.since
+    ? ` (${first.ruleId}'s window,${sinceText(first.finding.current.since)})`
+    : '';
+  const withReasons =
+    messages.find((m) => m.failureReasons.length > 0 || m.fallbackReasons.length > 0) ?? first;
+  const tail = slackTail(
+    {
+      ...first,
+      failureReasons: withReasons.failureReasons,
+      fallbackReasons: withReasons.fallbackReasons,
+    },
+    window,
+    others,
+  );
+  const { block: button, link } = slackButton(first.url);
+  blocks.push(...tail.blocks, button);
+  text.push(...tail.text);
+  return { text: `${slackText(text.join('\n'), 3900 - link.length - 1)}\n${link}`, blocks };
 }
 
 /** The generic webhook body: the message as JSON, with a schema version. */

@@ -1,6 +1,6 @@
 import type { AlertStore, StoredEvent } from './alert-store.js';
 import { formatDuration } from '../server/time.js';
-import { slackMessage, webhookBody } from './message.js';
+import { SLACK_GROUP_LIMIT, slackGroupMessage, slackMessage, webhookBody } from './message.js';
 import type { AlertMessage } from './message.js';
 
 /**
@@ -23,10 +23,57 @@ export interface Channel {
   name: string;
   url: string;
   render(message: AlertMessage): unknown;
+  /**
+   * Renders the alerts of one cohort × route that changed the same way in one evaluation as one
+   * message (at most `groupLimit`). A channel without it gets one message per event: a machine
+   * reading the webhook keys on each alert's fingerprint.
+   */
+  renderGroup?(messages: readonly AlertMessage[]): unknown;
+  groupLimit?: number;
 }
 
 export function slackChannel(url: string): Channel {
-  return { name: 'slack', url, render: slackMessage };
+  return {
+    name: 'slack',
+    url,
+    render: slackMessage,
+    renderGroup: slackGroupMessage,
+    groupLimit: SLACK_GROUP_LIMIT,
+  };
+}
+
+const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 } as const;
+
+/**
+ * The queue's events in messages: the events of one evaluation (`at`) on one cohort × route of
+ * the same kind (and resolution) together, the most severe first, at most `limit` a message, in
+ * the order of each group's first event.
+ */
+export function groupEvents(events: readonly StoredEvent[], limit: number): StoredEvent[][] {
+  const groups = new Map<string, StoredEvent[]>();
+  for (const event of events) {
+    const key = JSON.stringify([
+      event.at,
+      event.cohort,
+      event.route,
+      event.kind,
+      event.message.resolution ?? '',
+    ]);
+    const group = groups.get(key);
+    if (group) group.push(event);
+    else groups.set(key, [event]);
+  }
+  const batches: StoredEvent[][] = [];
+  for (const group of groups.values()) {
+    group.sort(
+      (a, b) =>
+        SEVERITY_ORDER[a.message.severity] - SEVERITY_ORDER[b.message.severity] ||
+        a.ruleId.localeCompare(b.ruleId) ||
+        a.fingerprint.localeCompare(b.fingerprint),
+    );
+    for (let i = 0; i < group.length; i += limit) batches.push(group.slice(i, i + limit));
+  }
+  return batches;
 }
 
 export function webhookChannel(url: string): Channel {
@@ -129,16 +176,25 @@ class ChannelQueue {
         continue;
       }
       this.stats.queued = events.length;
-      for (const event of events) {
+      const { renderGroup, groupLimit = 1 } = this.channel;
+      const batches = renderGroup ? groupEvents(events, groupLimit) : events.map((e) => [e]);
+      for (const batch of batches) {
         if (this.signal.aborted) return;
-        await this.#deliver(event, since);
-        this.stats.queued = Math.max(0, this.stats.queued - 1);
+        await this.#deliver(batch, since);
+        this.stats.queued = Math.max(0, this.stats.queued - batch.length);
       }
       if (events.length === 0) await this.#idle();
     }
   }
 
-  async #deliver(event: StoredEvent, since: number): Promise<void> {
+  /** Sends one message for `batch` (one event, or a group: groupEvents), recorded for each. */
+  async #deliver(batch: readonly StoredEvent[], since: number): Promise<void> {
+    const [event] = batch as [StoredEvent, ...StoredEvent[]];
+    const alert = batch.length === 1 ? event.fingerprint : batch.map((e) => e.fingerprint);
+    const body =
+      batch.length > 1 && this.channel.renderGroup
+        ? this.channel.renderGroup(batch.map((e) => e.message))
+        : this.channel.render(event.message);
     let attempts = 0;
     let refusals = 0;
     let backoff = this.options.initialBackoffMs;
@@ -147,12 +203,12 @@ class ChannelQueue {
       if (this.signal.aborted) return;
       attempts++;
       this.#lastSentAt = Date.now();
-      const result = await this.#send(event.message);
+      const result = await this.#send(body);
       if (result.ok) {
-        this.stats.sent++;
-        await this.#record(event, { status: 'sent', attempts, error: '' });
+        this.stats.sent += batch.length;
+        await this.#record(batch, { status: 'sent', attempts, error: '' });
         this.options.log.info(
-          { channel: this.channel.name, alert: event.fingerprint, kind: event.kind, attempts },
+          { channel: this.channel.name, alert, kind: event.kind, attempts },
           'alert delivered',
         );
         return;
@@ -160,11 +216,20 @@ class ChannelQueue {
       this.stats.retries++;
       this.stats.lastError = result.error;
       if (result.status !== undefined && REFUSED_STATUSES.has(result.status)) refusals++;
+      if (refusals >= REFUSED_ATTEMPTS && batch.length > 1) {
+        // The group as one message is refused (too large, say): each alert on its own, then.
+        this.options.log.warn(
+          { channel: this.channel.name, alert, attempts, error: result.error },
+          'the channel refused a grouped alert message; sending its alerts one by one',
+        );
+        for (const single of batch) await this.#deliver([single], since);
+        return;
+      }
       if (refusals >= REFUSED_ATTEMPTS) {
-        this.stats.refused++;
-        await this.#record(event, { status: 'refused', attempts, error: result.error });
+        this.stats.refused += batch.length;
+        await this.#record(batch, { status: 'refused', attempts, error: result.error });
         this.options.log.error(
-          { channel: this.channel.name, alert: event.fingerprint, attempts, error: result.error },
+          { channel: this.channel.name, alert, attempts, error: result.error },
           `the channel refused this alert message ${refusals} times (${result.error}): it is ` +
             'given up, and the messages after it go on (routewatch alerts lists the current state)',
         );
@@ -188,7 +253,7 @@ class ChannelQueue {
       log(
         {
           channel: this.channel.name,
-          alert: event.fingerprint,
+          alert,
           attempts,
           status: result.status,
           error: result.error,
@@ -197,15 +262,16 @@ class ChannelQueue {
         'alert delivery failed; retrying',
       );
       if (attempts === 1 || attempts % 10 === 0) {
-        await this.#record(event, { status: 'failing', attempts, error: result.error });
+        await this.#record(batch, { status: 'failing', attempts, error: result.error });
       }
-      // A message retried past the look-back is given up like the others that grew too old.
+      // A message retried past the look-back is given up like the others that grew too old (a
+      // group's events are of one evaluation: they grow too old together).
       try {
-        if ((await this.#expire(since)).some((e) => sameEvent(e, event))) return;
+        if ((await this.#expire(since)).some((e) => batch.some((b) => sameEvent(e, b)))) return;
       } catch {
         // The store is unreachable: the next read of the queue expires it.
       }
-      await this.#recount(since, event);
+      await this.#recount(since, batch);
       await this.#sleep(waitMs);
     }
   }
@@ -238,45 +304,49 @@ class ChannelQueue {
    * Counts the queue again while a message is retried: alerts raised during a channel's outage
    * would otherwise not show in `queued` until the message at its head got through.
    */
-  async #recount(since: number, retried: StoredEvent): Promise<void> {
+  async #recount(since: number, retried: readonly StoredEvent[]): Promise<void> {
     try {
       const waiting = await this.options.store.undelivered(
         this.channel.name,
         since,
         this.options.lookbackMs,
       );
-      // The message being retried counts whether or not this read lists it (it may have been
-      // expired meanwhile by another read): it is taken off the count when its attempts end.
-      const listed = waiting.some((e) => sameEvent(e, retried));
-      this.stats.queued = waiting.length + (listed ? 0 : 1);
+      // The events being retried count whether or not this read lists them (they may have been
+      // expired meanwhile by another read): they are taken off the count when their attempts end.
+      const unlisted = retried.filter((r) => !waiting.some((e) => sameEvent(e, r))).length;
+      this.stats.queued = waiting.length + unlisted;
     } catch {
       // The store is unreachable: the last count stands; the next read of the queue retries it.
     }
   }
 
   async #record(
-    event: StoredEvent,
+    batch: readonly StoredEvent[],
     outcome: { status: 'sent' | 'failing' | 'refused'; attempts: number; error: string },
   ): Promise<void> {
     try {
-      await this.options.store.recordDelivery(event, this.channel.name, outcome);
+      await this.options.store.recordDeliveries(batch, this.channel.name, outcome);
     } catch (error) {
       // Sent but not recorded: after a restart it would be sent again. Logged; nothing else to do.
       this.options.log.error(
-        { channel: this.channel.name, alert: event.fingerprint, err: describe(error) },
+        {
+          channel: this.channel.name,
+          alert: batch.map((e) => e.fingerprint),
+          err: describe(error),
+        },
         'could not record an alert delivery',
       );
     }
   }
 
   async #send(
-    message: AlertMessage,
+    body: unknown,
   ): Promise<{ ok: boolean; status?: number; retryAfterMs?: number | undefined; error: string }> {
     try {
       const response = await this.options.fetch(this.channel.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(this.channel.render(message)),
+        body: JSON.stringify(body),
         // Not aborted on stop: a message in flight finishes and is recorded, else a restart would
         // send it again. Bounded by the request timeout.
         signal: AbortSignal.timeout(this.options.requestTimeoutMs),

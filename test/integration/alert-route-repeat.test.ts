@@ -1,13 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRules } from '../../analyzer/rules.js';
 import { sendTasks, testApp } from '../support/app.js';
+import type { TestApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
 import { seeded, stream } from '../support/tasks.js';
 import { disableDefaultRulesBut } from '../support/rules.js';
+import { slackChannel, webhookChannel } from '../../analyzer/notifier.js';
+import { startWebhookReceiver } from '../support/webhook-receiver.js';
+import type { WebhookReceiver } from '../support/webhook-receiver.js';
 
-// One degraded route, three rules firing on it: each message lists the others, and the route
-// repeats once per repeatInterval, not once per rule. Another cohort's alert keeps its own
-// reminder. Time line (T = now): healthy [T − 68 h, T − 20 h), degraded from T − 20 h on.
+// One degraded route, three rules firing on it: each message lists the others, the route
+// repeats once per repeatInterval, not once per rule, and Slack gets the alerts that fired in one
+// evaluation as one message (the generic webhook, read by machines, one body per alert). Another
+// cohort's alert keeps its own reminder. Time line (T = now): healthy [T − 68 h, T − 20 h), degraded from T − 20 h on.
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
@@ -23,9 +28,14 @@ ${disableDefaultRulesBut('success_rate_drop', 'cost_per_success_rise')}
 `);
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
+let slack: WebhookReceiver;
+let hook: WebhookReceiver;
+const apps: TestApp[] = [];
 
 beforeAll(async () => {
   temp = await openTempStore();
+  slack = await startWebhookReceiver();
+  hook = await startWebhookReceiver();
   const random = seeded(11);
   const tasks = ['alpha', 'beta'].flatMap((cohort) => {
     const spec = { cohort, routes: ['small', 'large'], fallback: 0.1 };
@@ -48,12 +58,41 @@ beforeAll(async () => {
   await loader.close();
 });
 afterAll(async () => {
+  for (const app of apps) await app.close();
+  await slack?.close();
+  await hook?.close();
   await temp?.dispose();
 });
 
+async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+interface SlackBody {
+  text: string;
+  blocks: { type: string; text?: { text: string } }[];
+}
+
 describe('the alerts of one cohort × route', () => {
   it('share one repeat, and each message lists the others firing there', async () => {
-    const app = await testApp(temp.store, { rules: RULES });
+    // The grouped message is refused once (a proxy's passing 400): retried as it is.
+    let refusedOnce = false;
+    slack.answerBy = (body) => {
+      const header = (body as SlackBody).blocks[0]!.text!.text;
+      if (refusedOnce || !/alerts firing$/.test(header)) return undefined;
+      refusedOnce = true;
+      return { status: 400, body: 'invalid_payload' };
+    };
+    const app = await testApp(temp.store, {
+      rules: RULES,
+      channels: [slackChannel(slack.url), webhookChannel(hook.url)],
+      notifier: { minIntervalMs: 50, initialBackoffMs: 100, maxBackoffMs: 200, pollMs: 100 },
+    });
+    apps.push(app);
     const start = DEGRADED_FROM + 8 * HOUR;
     const sent: { at: number; kind: string; ruleId: string; cohort: string; others: string[] }[] =
       [];
@@ -61,6 +100,14 @@ describe('the alerts of one cohort × route', () => {
       await app.evaluator.evaluate(new Date(at));
     }
     const history = await app.evaluator.alerts.history(500);
+    const notified = history.filter((e) => e.notify).length;
+    // Every event to the webhook, one body each; Slack: alpha's three firings as one message.
+    await until(() => hook.delivered().length === notified, `${notified} webhook bodies`);
+    await until(() => slack.delivered().length === notified - 2, `${notified - 2} Slack messages`);
+    await until(
+      () => Object.values(app.notifier!.stats()).every((c) => c.sent === notified),
+      'the deliveries recorded',
+    );
     for (const e of history.reverse()) {
       if (!e.notify || e.route !== 'small') continue;
       sent.push({
@@ -71,7 +118,6 @@ describe('the alerts of one cohort × route', () => {
         others: (e.message.alsoFiring ?? []).map((o) => o.ruleId).sort(),
       });
     }
-    await app.close();
 
     const alpha = sent.filter((s) => s.cohort === 'alpha');
     const fired = alpha.filter((s) => s.kind === 'firing');
@@ -100,9 +146,71 @@ describe('the alerts of one cohort × route', () => {
         'success_rate_drop',
       ]);
     }
+    // Slack: one message for the three alerts alpha × small raised in one evaluation, the most
+    // severe first, each with its evidence, after one refusal retried.
+    const bodies = slack.delivered() as SlackBody[];
+    const grouped = bodies.filter((b) => b.blocks[0]!.text!.text.endsWith('alerts firing'));
+    expect(grouped).toHaveLength(1);
+    expect(grouped[0]!.blocks[0]!.text!.text).toBe('alpha · small: 3 alerts firing');
+    const text = grouped[0]!.text;
+    expect(text).toMatch(
+      /^FIRING alpha · small: 3 alerts firing\n• success rate below its target:/,
+    );
+    expect(text.match(/Rule /g)).toHaveLength(3);
+    expect(text).toContain('Rule alpha-slo · critical');
+    expect(text).not.toContain('Also firing');
+    expect(slack.requests.filter((r) => r.status === 400)).toHaveLength(1);
+    // The webhook: one body per alert, keyed by its fingerprint.
+    const hookFirings = (
+      hook.delivered() as { status: string; cohort: string; kind: string }[]
+    ).filter((b) => b.cohort === 'alpha' && b.kind === 'firing');
+    expect(hookFirings).toHaveLength(3);
+
     // beta has one rule firing: its reminder is its own, on its own clock, and lists nothing.
     const beta = sent.filter((s) => s.cohort === 'beta');
     expect(beta.map((s) => s.kind)).toEqual(['firing', 'repeat', 'repeat']);
     expect(beta.every((s) => s.others.length === 0)).toBe(true);
+    await app.close();
+  });
+
+  it('are sent one by one when Slack refuses them as one message', async () => {
+    // The rules removed: the four firing alerts close without a verdict in one evaluation, alpha's
+    // three as one Slack message, which Slack refuses (too large, say) three times.
+    slack.answerBy = (body) =>
+      /alerts closed without a verdict$/.test((body as SlackBody).blocks[0]!.text!.text)
+        ? { status: 400, body: 'invalid_blocks' }
+        : undefined;
+    const before = slack.delivered().length;
+    const app = await testApp(temp.store, {
+      rules: parseRules(`
+evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100 }
+rules:
+${disableDefaultRulesBut()}
+`),
+      channels: [slackChannel(slack.url)],
+      notifier: { minIntervalMs: 50, initialBackoffMs: 50, maxBackoffMs: 100, pollMs: 100 },
+    });
+    apps.push(app);
+    const closing = await app.evaluator.evaluate(new Date(DEGRADED_FROM + 11 * HOUR + 30 * MINUTE));
+    expect(closing.events.map((e) => `${e.cohort} ${e.kind}`).sort()).toEqual([
+      'alpha resolved',
+      'alpha resolved',
+      'alpha resolved',
+      'beta resolved',
+    ]);
+    await until(() => slack.delivered().length === before + 4, 'four closing messages');
+    const titles = (slack.delivered() as SlackBody[])
+      .slice(before)
+      .map((b) => b.blocks[0]!.text!.text)
+      .sort();
+    expect(titles).toEqual([
+      'Closed without a verdict: alpha · small — cost per successful task rose',
+      'Closed without a verdict: alpha · small — success rate below its target',
+      'Closed without a verdict: alpha · small — success rate dropped',
+      'Closed without a verdict: beta · small — success rate dropped',
+    ]);
+    expect(slack.requests.filter((r) => r.status === 400)).toHaveLength(1 + 3);
+    await until(() => app.notifier!.stats()['slack']!.sent === 4, 'the deliveries recorded');
+    expect(app.notifier!.stats()['slack']!.refused).toBe(0);
   });
 });

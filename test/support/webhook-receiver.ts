@@ -28,6 +28,8 @@ export interface WebhookReceiver {
   script(answers: Answer[]): void;
   /** The answer once the script is used up. */
   fallback: Answer;
+  /** When set, answers each request by its parsed body (before the script and the fallback). */
+  answerBy?: ((body: unknown) => Answer | undefined) | undefined;
   close(): Promise<void>;
 }
 
@@ -48,13 +50,13 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const answer = queue.shift() ?? receiver.fallback;
       let body: unknown;
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
       } catch {
         body = Buffer.concat(chunks).toString('utf8');
       }
+      const answer = receiver.answerBy?.(body) ?? queue.shift() ?? receiver.fallback;
       requests.push({ at: Date.now(), body, status: answer.status });
       res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers });
       res.end(answer.body ?? '');

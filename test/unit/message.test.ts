@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { AlertMessage } from '../../analyzer/message.js';
-import { slackMessage, titleOf, webhookBody } from '../../analyzer/message.js';
-import { retryAfterMs } from '../../analyzer/notifier.js';
+import { slackGroupMessage, slackMessage, titleOf, webhookBody } from '../../analyzer/message.js';
+import { groupEvents, retryAfterMs } from '../../analyzer/notifier.js';
+import type { StoredEvent } from '../../analyzer/alert-store.js';
 
 function sampleMessage(overrides: Partial<AlertMessage> = {}): AlertMessage {
   return {
@@ -179,6 +180,7 @@ describe('slackMessage', () => {
 
   it('lists the other alerts firing on the cohort · route, and counts those past eight', () => {
     const other = (i: number) => ({
+      fingerprint: `f${i}`,
       ruleId: `rule-${i}`,
       severity: 'warning' as const,
       what: `thing ${i} rose`,
@@ -205,6 +207,61 @@ describe('slackMessage', () => {
     // None, or a message stored before the list existed: no section.
     for (const message of [sampleMessage({ alsoFiring: [] }), sampleMessage()])
       expect(JSON.stringify(slackMessage(message).blocks)).not.toContain('firing on this');
+  });
+
+  it('groups alerts of one cohort · route raised together: each with its evidence, the others once', () => {
+    const base = sampleMessage();
+    const cost = sampleMessage({
+      fingerprint: 'def',
+      severity: 'warning',
+      ruleId: 'cost_per_success_rise',
+      ruleKind: 'cost_per_success_rise',
+      failureReasons: [],
+      fallbackReasons: [],
+      finding: { ...base.finding, ruleId: 'cost_per_success_rise', kind: 'cost_per_success_rise' },
+    });
+    const elsewhere = {
+      fingerprint: 'xyz',
+      ruleId: 'p95_regression',
+      severity: 'warning' as const,
+      what: 'p95 latency regressed',
+      since: '2026-12-02T07:00:00.000Z',
+    };
+    // Each lists the other as firing too; the group lists only what it does not show itself.
+    const inGroup = (m: typeof base, other: typeof base) => ({
+      ...m,
+      alsoFiring: [
+        {
+          fingerprint: other.fingerprint,
+          ruleId: other.ruleId,
+          severity: other.severity,
+          what: 'x',
+          since: base.at,
+        },
+        elsewhere,
+      ],
+    });
+    const { text, blocks } = slackGroupMessage([inGroup(base, cost), inGroup(cost, base)]);
+    const all = JSON.stringify(blocks);
+    expect((blocks as Block[])[0]).toMatchObject({
+      type: 'header',
+      text: { text: 'extraction · small: 2 alerts firing' },
+    });
+    expect(text).toMatch(/^FIRING extraction · small: 2 alerts firing\n• success rate dropped: /);
+    expect(text).toContain('• cost per successful task rose: ');
+    expect(text.match(/Rule /g)).toHaveLength(2);
+    expect(all.match(/\*Now\*/g)).toHaveLength(2);
+    // The reasons of the first that has them, the costs once, over the first one's window.
+    expect(all).toContain('schema_invalid 70 %');
+    expect(all.match(/Cost per successful task/g)).toHaveLength(1);
+    expect(all).toContain(
+      "Cost per successful task* (success_rate_drop's window, since 2026-12-02 08:15 UTC)",
+    );
+    expect(all).toContain('*Also firing on this cohort · route*\\n• p95 latency regressed');
+    expect(all).not.toContain('• x (');
+    expect((blocks as Block[]).filter((b) => b.type === 'actions')).toHaveLength(1);
+    // A group of one is the alert's own message.
+    expect(slackGroupMessage([base])).toEqual(slackMessage(base));
   });
 
   it('words a resolution by how it was judged, once, without empty reasons', () => {
@@ -372,5 +429,51 @@ describe('retryAfterMs', () => {
     );
     expect(retryAfterMs(null)).toBeUndefined();
     expect(retryAfterMs('soon')).toBeUndefined();
+  });
+});
+
+describe('groupEvents', () => {
+  const event = (
+    fingerprint: string,
+    over: Partial<StoredEvent> = {},
+    severity: AlertMessage['severity'] = 'warning',
+  ): StoredEvent => ({
+    fingerprint,
+    incident: 1,
+    seq: 1,
+    kind: 'firing',
+    at: 1000,
+    notify: true,
+    ruleId: fingerprint,
+    cohort: 'extraction',
+    route: 'small',
+    detail: '',
+    message: sampleMessage({ fingerprint, severity }),
+    ...over,
+  });
+
+  it('puts together one evaluation’s events of one cohort × route and kind, the most severe first', () => {
+    const events = [
+      event('b'),
+      event('other-route', { route: 'large' }),
+      event('a', {}, 'critical'),
+      event('later', { at: 2000 }),
+      event('resolved', { kind: 'resolved' }),
+      event('c'),
+    ];
+    expect(groupEvents(events, 10).map((g) => g.map((e) => e.fingerprint))).toEqual([
+      ['a', 'b', 'c'],
+      ['other-route'],
+      ['later'],
+      ['resolved'],
+    ]);
+    // At most `limit` a message.
+    expect(groupEvents(events, 2).map((g) => g.map((e) => e.fingerprint))).toEqual([
+      ['a', 'b'],
+      ['c'],
+      ['other-route'],
+      ['later'],
+      ['resolved'],
+    ]);
   });
 });
