@@ -5,6 +5,7 @@ import type { Finding } from './detectors.js';
 import { ALERT_STATES, EVENT_KINDS } from './lifecycle.js';
 import type { AlertEvent, AlertRecord } from './lifecycle.js';
 import type { AlertMessage } from './message.js';
+import type { Silence } from './silences.js';
 import { toClickHouseTime } from './report.js';
 
 /**
@@ -59,6 +60,17 @@ const eventRow = z.object({
   route: z.string(),
   detail: z.string(),
   message: json<AlertMessage>(),
+});
+
+const silenceRow = z.object({
+  id: z.string(),
+  cohort: z.string(),
+  route: z.string(),
+  rule_id: z.string(),
+  starts_at: time,
+  ends_at: time,
+  comment: z.string(),
+  created_at: time,
 });
 
 export interface StoredEvent {
@@ -237,6 +249,42 @@ export class AlertStore {
     return parsed.success ? parsed.data : undefined;
   }
 
+  /** Silences that end after `endsAfterMs`, by start. */
+  async silences(endsAfterMs: number): Promise<Silence[]> {
+    const rows = await this.store.query(
+      `SELECT * EXCEPT version FROM alert_silences FINAL
+       WHERE ends_at > {after:DateTime64(3, 'UTC')} ORDER BY starts_at, id`,
+      { after: ms(Math.max(0, endsAfterMs)) },
+      silenceRow,
+    );
+    return rows.map(toSilence);
+  }
+
+  async silence(id: string): Promise<Silence | undefined> {
+    const [row] = await this.store.query(
+      'SELECT * EXCEPT version FROM alert_silences FINAL WHERE id = {id:String}',
+      { id },
+      silenceRow,
+    );
+    return row && toSilence(row);
+  }
+
+  /** Writes a silence, or a new version of one (ended early: its `endsAt` moved). */
+  async saveSilence(silence: Silence): Promise<void> {
+    const line = JSON.stringify({
+      id: silence.id,
+      cohort: silence.cohort,
+      route: silence.route,
+      rule_id: silence.ruleId,
+      starts_at: ms(silence.startsAt),
+      ends_at: ms(silence.endsAt),
+      comment: silence.comment,
+      created_at: ms(silence.createdAt),
+      version: this.#version(),
+    });
+    await this.store.insertJsonEachRow('alert_silences', Buffer.from(line + '\n'));
+  }
+
   /**
    * When a channel was first configured (recorded on its first start): it gets the events
    * created since, not the history from before it existed.
@@ -362,5 +410,18 @@ function toStoredEvent(r: z.output<typeof eventRow>): StoredEvent {
     route: r.route,
     detail: r.detail,
     message: r.message,
+  };
+}
+
+function toSilence(r: z.output<typeof silenceRow>): Silence {
+  return {
+    id: r.id,
+    cohort: r.cohort,
+    route: r.route,
+    ruleId: r.rule_id,
+    startsAt: r.starts_at,
+    endsAt: r.ends_at,
+    comment: r.comment,
+    createdAt: r.created_at,
   };
 }

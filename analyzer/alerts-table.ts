@@ -20,7 +20,11 @@ export interface AlertsView {
     heldSince?: string | null;
     /** How a resolved alert ended (absent from an older server's answer). */
     resolution?: Resolution | null;
+    /** A silence in force over it (absent from an older server's answer). */
+    silenced?: { id: string; until: string } | null;
   }[];
+  /** Silences in force or to come (absent from an older server's answer). */
+  silences?: { id: string; scope: string; startsAt: string; endsAt: string; comment: string }[];
   /** What no rule could judge for lack of data (absent from an older server's answer). */
   unjudged?: { cohort: string; route: string; reason: string }[];
   history: {
@@ -31,6 +35,8 @@ export interface AlertsView {
     route: string;
     detail: string;
     resolution?: Resolution | null;
+    /** A transition a silence kept from the channels. */
+    silenced?: { id: string; until: string } | null;
     summary: string;
   }[];
   channels: Record<
@@ -86,7 +92,7 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
       ...table(
         ['state', 'severity', 'rule', 'cohort × route', 'since (UTC)', 'what'],
         listed.map((a) => [
-          ended(a.state, a.resolution),
+          `${ended(a.state, a.resolution)}${a.silenced ? ' (silenced)' : ''}`,
           a.severity,
           a.rule,
           where(a),
@@ -115,13 +121,29 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
       );
     }
   }
+  const silences = view.silences ?? [];
+  if (silences.length > 0) {
+    lines.push('', 'Silences (their alerts send no message):');
+    lines.push(
+      ...table(
+        ['id', 'matches', 'until (UTC)', 'why'],
+        silences.map((s) => [s.id, s.scope, short(s.endsAt), s.comment]),
+      ),
+    );
+  }
   const recent = view.history.slice(0, historyRows);
   if (recent.length > 0) {
     lines.push('', 'Recent transitions:');
     lines.push(
       ...table(
         ['at (UTC)', 'transition', 'rule', 'cohort × route', 'what'],
-        recent.map((e) => [short(e.at), ended(e.kind, e.resolution), e.rule, where(e), e.summary]),
+        recent.map((e) => [
+          short(e.at),
+          `${ended(e.kind, e.resolution)}${e.silenced ? ' (silenced)' : ''}`,
+          e.rule,
+          where(e),
+          e.summary,
+        ]),
       ),
     );
   }

@@ -2,13 +2,15 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { isStoreUnavailable } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
-import { badRequest, unavailable } from '../server/http-error.js';
+import { badRequest, notFound, unavailable } from '../server/http-error.js';
 import { TimeArgumentError, parseInstant, resolveWindow } from '../server/time.js';
 import type { Finding } from './detectors.js';
 import type { Evaluator } from './evaluator.js';
 import type { AlertState, EventKind } from './lifecycle.js';
 import type { Resolution } from './message.js';
 import type { Rule } from './rules.js';
+import { SilenceRequestError, newSilence, scopeOf, silenceOf, silenceRequest } from './silences.js';
+import type { Silence } from './silences.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
 import { filterList } from './filter-list.js';
@@ -165,7 +167,11 @@ export interface AlertsAnswer {
     summary: string;
     /** The latest finding of its monitor. */
     finding: Finding;
+    /** A silence in force that matches it: its messages are not sent. Null otherwise. */
+    silenced: { id: string; until: string } | null;
   }[];
+  /** The silences in force now, or to come (analyzer/silences.ts). */
+  silences: SilenceView[];
   /**
    * The cohort × routes the last evaluation could judge by no rule, for too little data (a small
    * cohort below `minTasks` in the window, a new one without a baseline): nothing can alert on
@@ -185,11 +191,39 @@ export interface AlertsAnswer {
     notified: boolean;
     /** A `resolved` transition: how the incident ended, as the alert's `resolution`; else null. */
     resolution: Resolution | null;
+    /** A transition a silence kept from the channels: which silence, until when. */
+    silenced: { id: string; until: string } | null;
     title: string;
     summary: string;
   }[];
   channels: Record<string, unknown>;
 }
+
+/** A silence as the API answers it. */
+export interface SilenceView {
+  id: string;
+  cohort: string;
+  route: string;
+  rule: string;
+  /** What it matches, in words: "cohort extraction × every route × every rule". */
+  scope: string;
+  startsAt: string;
+  endsAt: string;
+  comment: string;
+  createdAt: string;
+}
+
+const silenceView = (s: Silence): SilenceView => ({
+  id: s.id,
+  cohort: s.cohort,
+  route: s.route,
+  rule: s.ruleId,
+  scope: scopeOf(s),
+  startsAt: new Date(s.startsAt).toISOString(),
+  endsAt: new Date(s.endsAt).toISOString(),
+  comment: s.comment,
+  createdAt: new Date(s.createdAt).toISOString(),
+});
 
 /** A number in a query string; `?x=` (empty) is refused rather than read as 0. */
 const queryNumber = (schema: z.ZodNumber) =>
@@ -206,6 +240,10 @@ const alertsQuery = z
     history: queryNumber(z.number().int().min(0).max(1000)).optional(),
   })
   .strict();
+
+/** `?ended=true` lists the silences that ended in the last ENDED_SHOWN_MS too. */
+const silencesQuery = z.object({ ended: z.enum(['true', 'false']).optional() }).strict();
+const ENDED_SHOWN_MS = 7 * 86_400_000;
 
 const evaluateQuery = z
   .object({ at: z.string().optional(), dryRun: z.enum(['true', 'false']).optional() })
@@ -247,6 +285,12 @@ export function unjudgedOf(
     .sort((a, b) => a.cohort.localeCompare(b.cohort) || a.route.localeCompare(b.route));
 }
 
+const SILENCE_USAGE =
+  'Send {"cohort": "…", "route": "…", "rule": "…" (each optional: any when left out), "for": "4h" or "until": "<date or ISO instant>", "starts": "<instant>" (optional, now), "comment": "who and why"}.';
+
+const silencedBy = (silence: Silence | undefined) =>
+  silence ? { id: silence.id, until: new Date(silence.endsAt).toISOString() } : null;
+
 /** How far past now an evaluation's `at` may be: a client's clock a little ahead. */
 const FUTURE_SLACK_MS = 60_000;
 
@@ -260,10 +304,12 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
       );
     }
     const wanted = parsed.data.state ?? 'all';
-    const [states, history] = await readStore(() =>
+    const now = Date.now();
+    const [states, history, silences] = await readStore(() =>
       Promise.all([
         evaluator.alerts.states(),
         evaluator.alerts.history(parsed.data.history ?? 100),
+        evaluator.alerts.silences(now),
       ]),
     );
     const severity = new Map(evaluator.rules.rules.map((r) => [r.id, r.severity]));
@@ -296,7 +342,9 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         resolution: s.state === 'resolved' ? s.resolution : null,
         summary: (s.state === 'resolved' ? s.resolvedSummary : null) ?? s.finding.summary,
         finding: s.finding,
+        silenced: silencedBy(silenceOf(silences, s, now)),
       })),
+      silences: silences.map(silenceView),
       history: history.map((e) => ({
         at: new Date(e.at).toISOString(),
         kind: e.kind,
@@ -309,11 +357,64 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         notified: e.notify,
         resolution:
           e.kind === 'resolved' ? (e.message.resolution ?? resolutionOf(e.message.finding)) : null,
+        silenced: e.message.silenced ?? null,
         title: e.message.title,
         summary: e.message.finding.summary,
       })),
       channels: options.notifierStats?.() ?? {},
     };
+  });
+
+  app.get('/api/v1/silences', async (request): Promise<{ silences: SilenceView[] }> => {
+    const query = parseQuery(
+      silencesQuery,
+      request.query,
+      'Use ?ended=true to list those ended in the last 7 days too.',
+    );
+    const now = Date.now();
+    const silences = await readStore(() =>
+      evaluator.alerts.silences(query.ended === 'true' ? now - ENDED_SHOWN_MS : now),
+    );
+    return { silences: silences.map(silenceView) };
+  });
+
+  app.post('/api/v1/silences', async (request, reply) => {
+    const parsed = silenceRequest.safeParse(request.body ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw badRequest(
+        `invalid silence: ${issue?.path.join('.') || (issue?.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'body')}: ${issue?.message ?? 'invalid'}. ${SILENCE_USAGE}`,
+      );
+    }
+    let silence: Silence;
+    try {
+      silence = newSilence(
+        parsed.data,
+        Date.now(),
+        evaluator.rules.rules.map((r) => r.id),
+      );
+    } catch (error) {
+      if (error instanceof SilenceRequestError)
+        throw badRequest(`invalid silence: ${error.message}. ${SILENCE_USAGE}`);
+      throw error;
+    }
+    await readStore(() => evaluator.alerts.saveSilence(silence));
+    void reply.code(201);
+    return { silence: silenceView(silence) };
+  });
+
+  app.delete<{ Params: { id: string } }>('/api/v1/silences/:id', async (request) => {
+    const now = Date.now();
+    const found = await readStore(() => evaluator.alerts.silence(request.params.id));
+    if (!found)
+      throw notFound(
+        `no silence ${JSON.stringify(request.params.id)}: GET /api/v1/silences lists them`,
+      );
+    // Ended already: said as it is, nothing written.
+    if (found.endsAt <= now) return { silence: silenceView(found), ended: false };
+    const ended = { ...found, endsAt: Math.max(now, found.startsAt) };
+    await readStore(() => evaluator.alerts.saveSilence(ended));
+    return { silence: silenceView(ended), ended: true };
   });
 
   app.post('/api/v1/evaluate', async (request) => {

@@ -9,6 +9,8 @@ import { formatDuration } from '../server/time.js';
 import { titleOf, titledRule, whatOf } from './message.js';
 import type { AlertMessage, CostOnRoute, OtherAlert, ReasonShare, Resolution } from './message.js';
 import type { Notifier } from './notifier.js';
+import { silenceOf } from './silences.js';
+import type { Silence } from './silences.js';
 import { watches } from './rules.js';
 import type { BaselineRef, Rule, RuleSet } from './rules.js';
 import {
@@ -357,6 +359,33 @@ export class Evaluator {
     // Lifecycle: every finding, and every known alert with no finding this time (no data at all).
     // The alerts of one cohort × route share a repeat: any message on the route lists the others
     // firing there, so it stands for their reminders (lifecycle.ts step).
+    // Silences in force now keep their alerts' messages unsent (recorded, notify = 0); such an
+    // alert keeps the time it was last notified, so that its reminder is due once the silence ends.
+    const silences = await this.alerts.silences(now);
+    const silenced = new Map<string, Silence>();
+    const silence = (result: Step, before: AlertRecord | undefined): Step => {
+      const found = result.event?.notify ? silenceOf(silences, result.record, now) : undefined;
+      if (!found || !result.event) return result;
+      // A reminder kept quiet is not worth a row each evaluation: it is due again once the
+      // silence ends, and sent then.
+      if (result.event.kind === 'repeat')
+        return {
+          record: {
+            ...result.record,
+            seq: before?.seq ?? 0,
+            lastNotifiedAt: before?.lastNotifiedAt ?? null,
+          },
+          event: undefined,
+        };
+      silenced.set(result.record.fingerprint, found);
+      return {
+        record: {
+          ...result.record,
+          lastNotifiedAt: result.event.kind === 'firing' ? null : (before?.lastNotifiedAt ?? null),
+        },
+        event: { ...result.event, notify: false },
+      };
+    };
     const routeNotified = new Map<string, number>();
     const noteNotified = (record: AlertRecord, at: number | null) => {
       const key = monitorKey(record.cohort, record.route);
@@ -364,12 +393,15 @@ export class Evaluator {
     };
     for (const record of previous.values()) noteNotified(record, record.lastNotifiedAt);
     const stepOf = (record: AlertRecord | undefined, finding: Finding): Step => {
-      const result = step(
+      const result = silence(
+        step(
+          record,
+          finding,
+          now,
+          evaluation,
+          routeNotified.get(monitorKey(finding.cohort, finding.route)) ?? null,
+        ),
         record,
-        finding,
-        now,
-        evaluation,
-        routeNotified.get(monitorKey(finding.cohort, finding.route)) ?? null,
       );
       if (result.event?.notify) noteNotified(result.record, now);
       return result;
@@ -407,7 +439,8 @@ export class Evaluator {
           ? undefined
           : `rule "${record.ruleId}" no longer watches ${record.cohort} × ${record.route}`;
       if (closeWhy) {
-        const closed = retire(record, now, `${closeWhy}: closed without a verdict`);
+        const retired = retire(record, now, `${closeWhy}: closed without a verdict`);
+        const closed = retired && silence(retired, record);
         if (closed?.event?.notify) noteNotified(closed.record, now);
         if (closed) steps.push({ ...closed, input: undefined });
         continue;
@@ -442,6 +475,7 @@ export class Evaluator {
           severity: rule?.severity ?? 'warning',
           what: whatOf(titledRule(record.finding, rule), record.detail),
           since: new Date(record.since).toISOString(),
+          ...silencedUntil(silenceOf(silences, record, now)),
         },
       ]);
     }
@@ -458,7 +492,9 @@ export class Evaluator {
         at,
         ruleSet,
       );
-      if (s.event.notify) {
+      const muted = silenced.get(s.record.fingerprint);
+      if (muted) message.silenced = { id: muted.id, until: new Date(muted.endsAt).toISOString() };
+      if (s.event.notify || muted) {
         message.alsoFiring = (
           firingOn.get(monitorKey(s.record.cohort, s.record.route)) ?? []
         ).filter((o) => o.fingerprint !== s.record.fingerprint);
@@ -969,3 +1005,7 @@ function subtract(a: TaskCounts, b: TaskCounts): TaskCounts {
   }
   return out;
 }
+
+/** An alert's silence as the messages that list it say it. */
+const silencedUntil = (silence: Silence | undefined): { silencedUntil?: string } =>
+  silence ? { silencedUntil: new Date(silence.endsAt).toISOString() } : {};

@@ -26,6 +26,8 @@ export interface OtherAlert {
   what: string;
   /** When it fired. */
   since: string;
+  /** When the silence that keeps it quiet ends, if one does. */
+  silencedUntil?: string;
 }
 
 export interface ReasonShare {
@@ -65,6 +67,8 @@ export interface AlertMessage {
    * stored before it existed.
    */
   alsoFiring?: OtherAlert[];
+  /** A message a silence kept unsent (analyzer/silences.ts): which, and until when. */
+  silenced?: { id: string; until: string };
   /** Where to look: the dashboard on this cohort × route and window (analyzer/dashboard-link.ts). */
   url: string;
 }
@@ -326,7 +330,10 @@ function slackTail(
   if (others.length > 0) {
     const listed = others
       .slice(0, OTHERS_SHOWN)
-      .map((o) => `${o.what} (\`${o.ruleId}\`, ${o.severity})${sinceText(o.since)}`);
+      .map(
+        (o) =>
+          `${o.what} (\`${o.ruleId}\`, ${o.severity})${sinceText(o.since)}${o.silencedUntil ? `, silenced until ${o.silencedUntil.slice(0, 16).replace('T', ' ')} UTC` : ''}`,
+      );
     if (others.length > OTHERS_SHOWN) listed.push(`and ${others.length - OTHERS_SHOWN} more`);
     const title = `${message.kind === 'resolved' ? 'Still firing' : 'Also firing'} on this cohort · route`;
     blocks.push({

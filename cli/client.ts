@@ -22,6 +22,7 @@ export interface Remote {
   base: string;
   get(path: string): Promise<unknown>;
   post(path: string, body: unknown): Promise<unknown>;
+  delete(path: string): Promise<unknown>;
 }
 
 export function remote(url: string | undefined): Remote {
@@ -84,5 +85,6 @@ export function remote(url: string | undefined): Remote {
         body: JSON.stringify(body),
         headers: { 'content-type': 'application/json' },
       }),
+    delete: (path) => call(path, { method: 'DELETE' }),
   };
 }

@@ -8,6 +8,7 @@ import { evaluateCommand } from './commands/evaluate.js';
 import { gateCommand } from './commands/gate.js';
 import { migrateCommand } from './commands/migrate.js';
 import { reportCommand } from './commands/report.js';
+import { silenceCommand } from './commands/silence.js';
 import { sqlCommand } from './commands/sql.js';
 import { startCommand } from './commands/start.js';
 
@@ -17,6 +18,7 @@ const COMMANDS = [
   reportCommand,
   alertsCommand,
   evaluateCommand,
+  silenceCommand,
   gateCommand,
   adviceCommand,
   migrateCommand,

@@ -63,6 +63,8 @@ export class HttpError extends Error {
 export const badRequest = (message: string, cause?: unknown) =>
   new HttpError(400, 'INVALID_ARGUMENT', message, { cause });
 
+export const notFound = (message: string) => new HttpError(404, 'NOT_FOUND', message);
+
 export const unavailable = (message: string, retryAfterSeconds: number, cause?: unknown) =>
   new HttpError(503, 'UNAVAILABLE', message, { retryAfterSeconds, cause });
 

@@ -153,6 +153,58 @@ describe('routewatch CLI', () => {
     expect(await alertsJson.exited).toBe(0);
     expect(JSON.parse(alertsJson.out())).toMatchObject({ alerts: [], history: [] });
 
+    // A silence: added, listed (and shown by `alerts`), ended.
+    const added = run(
+      [
+        'silence',
+        'add',
+        '--cohort',
+        'faq',
+        '--for',
+        '2h',
+        '--comment',
+        'ana: migrating faq',
+        '--url',
+        url,
+      ],
+      {},
+    );
+    expect(await added.exited, added.err()).toBe(0);
+    expect(added.out()).toMatch(
+      /^Silenced cohort faq × every route × every rule from .* UTC until .* UTC: id ([0-9a-f-]{36})\n/,
+    );
+    const id = /id ([0-9a-f-]{36})/.exec(added.out())![1]!;
+    const listed = run(['silence', '--url', url], {});
+    expect(await listed.exited).toBe(0);
+    expect(listed.out()).toMatch(
+      new RegExp(`^${id}\\s+cohort faq × every route × every rule\\s.*ana: migrating faq`, 'm'),
+    );
+    const alertsSilenced = run(['alerts', '--url', url], {});
+    expect(await alertsSilenced.exited).toBe(0);
+    expect(alertsSilenced.out()).toMatch(
+      /Silences \(their alerts send no message\):[\s\S]*ana: migrating faq/,
+    );
+    const unknownRule = run(
+      ['silence', 'add', '--rule', 'nope', '--for', '1h', '--comment', 'x', '--url', url],
+      {},
+    );
+    expect(await unknownRule.exited).toBe(1);
+    expect(unknownRule.err()).toMatch(
+      /no rule "nope" is configured: the rules are success_rate_drop, /,
+    );
+    const ended = run(['silence', 'end', id, '--url', url], {});
+    expect(await ended.exited).toBe(0);
+    expect(ended.out()).toBe(`Ended silence ${id} (cohort faq × every route × every rule).\n`);
+    const none = run(['silence', 'list', '--url', url], {});
+    expect(await none.exited).toBe(0);
+    expect(none.out()).toBe('No silence in force or to come.\n');
+    const endedToo = run(['silence', 'list', '--ended', '--json', '--url', url], {});
+    expect(await endedToo.exited).toBe(0);
+    expect(JSON.parse(endedToo.out()).silences).toMatchObject([{ id, cohort: 'faq' }]);
+    const missing = run(['silence', 'end', 'no-such-id', '--url', url], {});
+    expect(await missing.exited).toBe(1);
+    expect(missing.err()).toMatch(/answered 404: no silence "no-such-id"/);
+
     const json = run(['report', '--json', '--url', url], {});
     expect(await json.exited).toBe(0);
     expect(JSON.parse(json.out()).rows[0]).toMatchObject({ cohort: 'faq', tasks: 1, successes: 1 });
@@ -367,13 +419,22 @@ describe('routewatch CLI', () => {
     ],
     [['evaluate', '--record'], /--record is for a replay \(--at\)/],
     [['advice', '--from', '2h', '--window', '1h'], /give either --from or --window/],
+    [['silence', 'mute'], /unknown action "mute": use list, add or end/],
+    [['silence', 'add', '--cohort', 'faq', '--comment', 'x'], /give --for .* or --until/],
+    [
+      ['silence', 'add', '--for', '4 hours', '--comment', 'x'],
+      /--for 4 hours: use a number and a unit/,
+    ],
+    [['silence', 'add', '--for', '4h'], /--comment is required/],
+    [['silence', 'end'], /give the id of the silence to end/],
+    [['silence', 'list', '--for', '1h'], /--for is for `routewatch silence add`/],
   ])('exits 2 for the usage error in %j, naming it', async (args, message) => {
     const bad = run(args, {});
     expect(await bad.exited).toBe(2);
     expect(bad.err()).toMatch(message);
   });
 
-  it.each(['start', 'demo', 'report', 'alerts', 'evaluate', 'migrate'])(
+  it.each(['start', 'demo', 'report', 'alerts', 'evaluate', 'silence', 'migrate'])(
     '`%s --help` prints its usage, exits 0, starts nothing and writes nothing',
     async (command) => {
       const cwd = mkdtempSync(join(tmpdir(), 'routewatch-help-'));

@@ -40,6 +40,7 @@ describe('migrations', () => {
     expect(tables.map((t) => t.name)).toEqual([
       'alert_deliveries',
       'alert_events',
+      'alert_silences',
       'alert_states',
       'cohort_route_daily',
       'cohort_route_hourly',

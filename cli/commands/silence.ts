@@ -1,0 +1,137 @@
+import type { SilenceView } from '../../analyzer/api-routes.js';
+import { tableLayout } from '../../analyzer/text-width.js';
+import { isDuration } from '../../server/time.js';
+import type { Command } from '../command.js';
+import { UsageError } from '../command.js';
+import { remote } from '../client.js';
+
+interface SilenceValues {
+  cohort?: string;
+  route?: string;
+  rule?: string;
+  for?: string;
+  until?: string;
+  starts?: string;
+  comment?: string;
+  ended?: boolean;
+  json?: boolean;
+  url?: string;
+}
+
+const ACTIONS = ['list', 'add', 'end'];
+const short = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+
+function render(silences: readonly SilenceView[]): string {
+  if (silences.length === 0) return 'No silence in force or to come.\n';
+  const header = ['id', 'matches', 'from', 'until', 'why'];
+  const rows = silences.map((s) => [s.id, s.scope, short(s.startsAt), short(s.endsAt), s.comment]);
+  const { line, rule } = tableLayout(header, rows);
+  return `${[line(header), rule, ...rows.map(line)].join('\n')}\n`;
+}
+
+export const silenceCommand: Command<SilenceValues> = {
+  name: 'silence',
+  summary: 'keep the alerts of a cohort, route or rule quiet for a while (list, add, end)',
+  usage: `
+Usage: routewatch silence [list] [--ended] [--json] [--url URL]
+       routewatch silence add [--cohort C] [--route R] [--rule ID] (--for 4h | --until TIME)
+                              [--starts TIME] --comment "who and why" [--json] [--url URL]
+       routewatch silence end ID [--url URL]
+
+While a silence is in force, the alerts it matches send no message to any channel. They are
+still evaluated, and their transitions recorded (routewatch alerts shows them, marked silenced).
+An alert still firing when its silence ends gets its reminder at the next evaluation. A silence
+matches a cohort, a route and a rule; each left out matches any. At most 30 days: to stop
+watching something for longer, change the rules file.
+
+Options:
+  --cohort C, --route R, --rule ID   what it matches (any when left out)
+  --for D          how long it lasts from its start: 30m, 4h, 2d
+  --until TIME     when it ends instead: a date or an ISO instant with a zone
+  --starts TIME    when it starts (default now): a planned migration, say
+  --comment TEXT   who silenced it and why: shown to whoever sees it later (required)
+  --ended          list: the silences ended in the last 7 days too
+  --json           print the instance's answer as JSON
+  --url URL        the routewatch instance
+`,
+  options: {
+    cohort: { type: 'string' },
+    route: { type: 'string' },
+    rule: { type: 'string' },
+    for: { type: 'string' },
+    until: { type: 'string' },
+    starts: { type: 'string' },
+    comment: { type: 'string' },
+    ended: { type: 'boolean' },
+    json: { type: 'boolean' },
+    url: { type: 'string' },
+  },
+  positionals: { min: 0, max: 2, name: 'action and id' },
+  async run(values, positionals) {
+    const [action = 'list', id] = positionals;
+    if (!ACTIONS.includes(action))
+      throw new UsageError(
+        `unknown action ${JSON.stringify(action)}: use list, add or end (see routewatch silence --help)`,
+      );
+    const given = (names: (keyof SilenceValues)[]) => names.filter((n) => values[n] !== undefined);
+    const addOnly = given(['cohort', 'route', 'rule', 'for', 'until', 'starts', 'comment']);
+    if (action !== 'add' && addOnly.length > 0)
+      throw new UsageError(`--${addOnly[0]} is for \`routewatch silence add\`, not \`${action}\``);
+    if (action !== 'list' && values.ended)
+      throw new UsageError('--ended is for `routewatch silence list`');
+    if ((action === 'end') !== (id !== undefined))
+      throw new UsageError(
+        action === 'end'
+          ? 'give the id of the silence to end: routewatch silence end ID (routewatch silence lists them)'
+          : `\`routewatch silence ${action}\` takes no id`,
+      );
+    const instance = remote(values.url);
+    if (action === 'list') {
+      const answer = (await instance.get(
+        `/api/v1/silences${values.ended ? '?ended=true' : ''}`,
+      )) as { silences: SilenceView[] };
+      process.stdout.write(
+        values.json ? `${JSON.stringify(answer, null, 2)}\n` : render(answer.silences),
+      );
+      return;
+    }
+    if (action === 'end') {
+      const answer = (await instance.delete(`/api/v1/silences/${encodeURIComponent(id!)}`)) as {
+        silence: SilenceView;
+        ended: boolean;
+      };
+      process.stdout.write(
+        values.json
+          ? `${JSON.stringify(answer, null, 2)}\n`
+          : answer.ended
+            ? `Ended silence ${answer.silence.id} (${answer.silence.scope}).\n`
+            : `Silence ${answer.silence.id} had already ended (${short(answer.silence.endsAt)}).\n`,
+      );
+      return;
+    }
+    // add: the checks the instance would make on the shape, said here as usage errors (exit 2).
+    if ((values.for === undefined) === (values.until === undefined))
+      throw new UsageError(
+        'give --for (30m, 4h, 2d) or --until (a date or ISO instant), one of the two',
+      );
+    if (values.for !== undefined && !isDuration(values.for))
+      throw new UsageError(`--for ${values.for}: use a number and a unit (m, h, d), e.g. 4h`);
+    if (values.comment === undefined || values.comment.trim() === '')
+      throw new UsageError('--comment is required: say who silenced it and why');
+    const body = {
+      ...(values.cohort !== undefined ? { cohort: values.cohort } : {}),
+      ...(values.route !== undefined ? { route: values.route } : {}),
+      ...(values.rule !== undefined ? { rule: values.rule } : {}),
+      ...(values.for !== undefined ? { for: values.for } : {}),
+      ...(values.until !== undefined ? { until: values.until } : {}),
+      ...(values.starts !== undefined ? { starts: values.starts } : {}),
+      comment: values.comment,
+    };
+    const answer = (await instance.post('/api/v1/silences', body)) as { silence: SilenceView };
+    process.stdout.write(
+      values.json
+        ? `${JSON.stringify(answer, null, 2)}\n`
+        : `Silenced ${answer.silence.scope} from ${short(answer.silence.startsAt)} until ${short(answer.silence.endsAt)}: id ${answer.silence.id}\n(end it early with: routewatch silence end ${answer.silence.id})\n`,
+    );
+  },
+};
