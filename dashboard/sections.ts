@@ -78,14 +78,26 @@ function closedBadge(title?: string): HTMLElement {
 function alertState(a: Alert, title?: string): Child {
   if (a.state === 'resolved' && a.resolution === 'closed_without_verdict')
     return closedBadge(title);
+  // A silence in force: the alert pages no one until it ends (absent from an older server).
+  const silenced = a.silenced
+    ? [
+        ' ',
+        h(
+          'span',
+          { class: 'muted silenced', title: `silence ${a.silenced.id}` },
+          `silenced until ${utc(a.silenced.until)}`,
+        ),
+      ]
+    : [];
   if (a.state === 'firing' && a.heldSince !== null) {
     return [
       stateBadge(a.state, title),
       ' ',
       h('span', { class: 'muted held', title: a.summary }, `no verdict since ${utc(a.heldSince)}`),
+      ...silenced,
     ];
   }
-  return stateBadge(a.state, title);
+  return [stateBadge(a.state, title), ...silenced];
 }
 
 function alertCell(alerts: Loaded<AlertsAnswer>, row: CohortRouteMetrics): Child {
@@ -506,6 +518,7 @@ export function renderAlerts(
                   ),
               ' ',
               e.title,
+              e.silenced ? h('span', { class: 'muted' }, ' (silenced: not sent)') : '',
               h('br'),
               h('span', { class: 'muted' }, e.summary),
             ),

@@ -447,6 +447,19 @@ describe('the dashboard on alerts with no verdict', () => {
   it('shows a held alert as firing with no verdict since its hold began, and one closed without a verdict as closed, not resolved', async () => {
     // Before the last hour, which the tests above look at.
     const { heldSince } = await craftAlertEndings(open, Date.now() - 3 * 3_600_000);
+    // The held alert's cohort is silenced: said beside its state.
+    const silencedUntil = Date.now() + 3_600_000;
+    await open.evaluator.alerts.saveSilence({
+      id: 'quiet-held',
+      cohort: 'held',
+      route: '',
+      ruleId: '',
+      startsAt: Date.now() - 60_000,
+      endsAt: silencedUntil,
+      comment: 'test',
+      createdAt: Date.now() - 60_000,
+    });
+    const silenced = `silenced until ${utc(new Date(silencedUntil).toISOString())}`;
     const { page, watch } = await newPage();
     await page.goto(`${openUrl}/?window=7d`);
     await settled(page);
@@ -469,7 +482,7 @@ describe('the dashboard on alerts with no verdict', () => {
         }),
     );
     const cell = (cohort: string) => cells.find((c) => c.cohort === cohort);
-    expect(cell('held')).toMatchObject({ text: `firing ${noVerdict} ending_drop` });
+    expect(cell('held')).toMatchObject({ text: `firing ${noVerdict} ${silenced} ending_drop` });
     expect(cell('held-too-long')).toEqual({
       cohort: 'held-too-long',
       text: 'closed',
@@ -492,7 +505,7 @@ describe('the dashboard on alerts with no verdict', () => {
     const state = (cohort: string) => states.find((s) => s.cohort === cohort);
     expect(state('held')).toEqual({
       cohort: 'held',
-      state: `firing ${noVerdict}`,
+      state: `firing ${noVerdict} ${silenced}`,
       badge: 'badge badge-firing',
     });
     expect(state('held-too-long')).toMatchObject({ state: 'closed', badge: 'badge badge-closed' });
