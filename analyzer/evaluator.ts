@@ -357,8 +357,6 @@ export class Evaluator {
     const findings = inputs.map((input) => detect(input, evaluation));
 
     // Lifecycle: every finding, and every known alert with no finding this time (no data at all).
-    // The alerts of one cohort × route share a repeat: any message on the route lists the others
-    // firing there, so it stands for their reminders (lifecycle.ts step).
     // Silences in force now keep their alerts' messages unsent (recorded, notify = 0); such an
     // alert keeps the time it was last notified, so that its reminder is due once the silence ends.
     const silences = await this.alerts.silences(now);
@@ -386,6 +384,8 @@ export class Evaluator {
         event: { ...result.event, notify: false },
       };
     };
+    // The alerts of one cohort × route share a repeat: any message on the route lists the others
+    // firing there, so it stands for their reminders (lifecycle.ts step).
     const routeNotified = new Map<string, number>();
     const noteNotified = (record: AlertRecord, at: number | null) => {
       const key = monitorKey(record.cohort, record.route);
