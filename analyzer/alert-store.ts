@@ -93,10 +93,11 @@ const LATEST_MS = Date.UTC(2262, 3, 11);
 
 /**
  * A channel's delivery of one event: `expired` is one it will never send (too old), `refused` one
- * the channel's endpoint refused as it is (HTTP 400, 413, 422), given up so that later ones go.
+ * the channel's endpoint refused as it is (HTTP 400, 413, 422), given up so that later ones go,
+ * `silenced` one still queued when a silence that matches it came into force.
  */
 export interface DeliveryOutcome {
-  status: 'sent' | 'failing' | 'registered' | 'expired' | 'refused';
+  status: 'sent' | 'failing' | 'registered' | 'expired' | 'refused' | 'silenced';
   attempts: number;
   error: string;
 }
@@ -249,11 +250,12 @@ export class AlertStore {
     return parsed.success ? parsed.data : undefined;
   }
 
-  /** Silences that end after `endsAfterMs`, by start. */
+  /** Silences that end after `endsAfterMs`, by start; those called off before they began are not. */
   async silences(endsAfterMs: number): Promise<Silence[]> {
     const rows = await this.store.query(
       `SELECT * EXCEPT version FROM alert_silences FINAL
-       WHERE ends_at > {after:DateTime64(3, 'UTC')} ORDER BY starts_at, id`,
+       WHERE ends_at > {after:DateTime64(3, 'UTC')} AND ends_at > starts_at
+       ORDER BY starts_at, id`,
       { after: ms(Math.max(0, endsAfterMs)) },
       silenceRow,
     );
@@ -326,7 +328,7 @@ export class AlertStore {
        LEFT ANTI JOIN
        (
            SELECT fingerprint, incident, seq FROM alert_deliveries FINAL
-           WHERE channel = {channel:String} AND status IN ('sent', 'expired', 'refused')
+           WHERE channel = {channel:String} AND status IN ('sent', 'expired', 'refused', 'silenced')
        ) AS d USING (fingerprint, incident, seq)
        WHERE e.notify = 1 AND e.created_at >= {from:DateTime64(3, 'UTC')}
          AND e.created_at < {before:DateTime64(3, 'UTC')}

@@ -123,11 +123,11 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
   }
   const silences = view.silences ?? [];
   if (silences.length > 0) {
-    lines.push('', 'Silences (their alerts send no message):');
+    lines.push('', 'Silences, in force or to come (their alerts send no message meanwhile):');
     lines.push(
       ...table(
-        ['id', 'matches', 'until (UTC)', 'why'],
-        silences.map((s) => [s.id, s.scope, short(s.endsAt), s.comment]),
+        ['id', 'matches', 'from (UTC)', 'until (UTC)', 'why'],
+        silences.map((s) => [s.id, s.scope, short(s.startsAt), short(s.endsAt), s.comment]),
       ),
     );
   }

@@ -9,7 +9,14 @@ import type { Evaluator } from './evaluator.js';
 import type { AlertState, EventKind } from './lifecycle.js';
 import type { Resolution } from './message.js';
 import type { Rule } from './rules.js';
-import { SilenceRequestError, newSilence, scopeOf, silenceOf, silenceRequest } from './silences.js';
+import {
+  SilenceRequestError,
+  isOver,
+  newSilence,
+  scopeOf,
+  silenceOf,
+  silenceRequest,
+} from './silences.js';
 import type { Silence } from './silences.js';
 import type { TimeWindow } from '../server/time.js';
 import { buildReport } from './report.js';
@@ -286,7 +293,7 @@ export function unjudgedOf(
 }
 
 const SILENCE_USAGE =
-  'Send {"cohort": "…", "route": "…", "rule": "…" (each optional: any when left out), "for": "4h" or "until": "<date or ISO instant>", "starts": "<instant>" (optional, now), "comment": "who and why"}.';
+  'Send {"cohort": "…", "route": "…", "rule": "…" (any left out matches any; "all": true instead of all three), "for": "4h" or "until": "<date or ISO instant>", "starts": "<instant>" (optional, now), "comment": "who and why"}.';
 
 const silencedBy = (silence: Silence | undefined) =>
   silence ? { id: silence.id, until: new Date(silence.endsAt).toISOString() } : null;
@@ -411,8 +418,9 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         `no silence ${JSON.stringify(request.params.id)}: GET /api/v1/silences lists them`,
       );
     // Ended already: said as it is, nothing written.
-    if (found.endsAt <= now) return { silence: silenceView(found), ended: false };
-    const ended = { ...found, endsAt: Math.max(now, found.startsAt) };
+    if (isOver(found, now)) return { silence: silenceView(found), ended: false };
+    // One to come is called off: it ends, and starts, now.
+    const ended = { ...found, startsAt: Math.min(found.startsAt, now), endsAt: now };
     await readStore(() => evaluator.alerts.saveSilence(ended));
     return { silence: silenceView(ended), ended: true };
   });

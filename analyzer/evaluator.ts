@@ -359,20 +359,22 @@ export class Evaluator {
     // Lifecycle: every finding, and every known alert with no finding this time (no data at all).
     // Silences in force now keep their alerts' messages unsent (recorded, notify = 0); such an
     // alert keeps the time it was last notified, so that its reminder is due once the silence ends.
-    const silences = await this.alerts.silences(now);
+    // A recorded evaluation's messages go out now: a replay of a past time (`--record`) is also
+    // silenced by the silences in force now, not only by those of its time.
+    const wallNow = Date.now();
+    const silences = await this.alerts.silences(dryRun ? now : Math.min(now, wallNow));
+    const silenceAt = (alert: AlertRecord) =>
+      silenceOf(silences, alert, now) ?? (dryRun ? undefined : silenceOf(silences, alert, wallNow));
     const silenced = new Map<string, Silence>();
     const silence = (result: Step, before: AlertRecord | undefined): Step => {
-      const found = result.event?.notify ? silenceOf(silences, result.record, now) : undefined;
+      const found = result.event?.notify ? silenceAt(result.record) : undefined;
       if (!found || !result.event) return result;
-      // A reminder kept quiet is not worth a row each evaluation: it is due again once the
-      // silence ends, and sent then.
+      // A firing alert kept quiet owes a message (lastNotifiedAt null): its reminder is due at the
+      // first evaluation after the silence ends, whatever the route's shared clock says. A
+      // reminder kept quiet is not worth a row each evaluation.
       if (result.event.kind === 'repeat')
         return {
-          record: {
-            ...result.record,
-            seq: before?.seq ?? 0,
-            lastNotifiedAt: before?.lastNotifiedAt ?? null,
-          },
+          record: { ...result.record, seq: before?.seq ?? 0, lastNotifiedAt: null },
           event: undefined,
         };
       silenced.set(result.record.fingerprint, found);
@@ -393,13 +395,16 @@ export class Evaluator {
     };
     for (const record of previous.values()) noteNotified(record, record.lastNotifiedAt);
     const stepOf = (record: AlertRecord | undefined, finding: Finding): Step => {
+      // A firing alert never notified (it fired, or its reminder fell, in a silence) owes its own
+      // message: the route's clock, kept by others, does not stand for it.
+      const owed = record?.state === 'firing' && record.lastNotifiedAt === null;
       const result = silence(
         step(
           record,
           finding,
           now,
           evaluation,
-          routeNotified.get(monitorKey(finding.cohort, finding.route)) ?? null,
+          owed ? null : (routeNotified.get(monitorKey(finding.cohort, finding.route)) ?? null),
         ),
         record,
       );
@@ -475,7 +480,7 @@ export class Evaluator {
           severity: rule?.severity ?? 'warning',
           what: whatOf(titledRule(record.finding, rule), record.detail),
           since: new Date(record.since).toISOString(),
-          ...silencedUntil(silenceOf(silences, record, now)),
+          ...silencedUntil(silenceAt(record)),
         },
       ]);
     }

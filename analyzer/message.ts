@@ -422,11 +422,17 @@ export function slackGroupMessage(messages: readonly AlertMessage[]): SlackMessa
       : first.kind === 'repeat'
         ? 'still firing'
         : 'firing';
-  const title = `${where}: ${messages.length} alerts ${how}`;
+  const critical = messages.filter((m) => m.severity === 'critical').length;
+  // The count and severity are what a phone's notification shows: the names are clipped, not they.
+  const count = `: ${messages.length} alerts ${how}${critical > 0 ? ` (${critical} critical)` : ''}`;
+  const title = `${clip(where, 150 - count.length)}${count}`;
   const blocks: unknown[] = [
     { type: 'header', text: { type: 'plain_text', text: clip(title, 150), emoji: true } },
   ];
-  const text: string[] = [`${banner(first)} ${title}`];
+  // The plain text names every alert first, in a line each, then the details while room lasts:
+  // clipped at Slack's limit, it loses details, not alerts.
+  const named: string[] = [`${banner(first)} ${title}`];
+  const details: string[] = [];
   for (const message of messages) {
     const { icon, lines, footer } = slackParts(message);
     const what = whatOf(titledRule(message.finding), message.detail);
@@ -440,12 +446,12 @@ export function slackGroupMessage(messages: readonly AlertMessage[]): SlackMessa
       },
       { type: 'context', elements: [{ type: 'mrkdwn', text: slackText(footer) }] },
     );
-    text.push(
-      `• ${what}: ${message.finding.summary}`,
-      lines.join('\n').replaceAll('*', ''),
-      footer.replaceAll('`', ''),
+    named.push(
+      clip(`• ${what} (${message.ruleId}, ${message.severity}): ${message.finding.summary}`, 300),
     );
+    details.push(`${what}:`, lines.join('\n').replaceAll('*', ''), footer.replaceAll('`', ''));
   }
+  const text = [...named];
   const grouped = new Set(messages.map((m) => m.fingerprint));
   const others = (first.alsoFiring ?? []).filter((o) => !grouped.has(o.fingerprint));
   const window = first.finding.current.since
@@ -464,7 +470,7 @@ export function slackGroupMessage(messages: readonly AlertMessage[]): SlackMessa
   );
   const { block: button, link } = slackButton(first.url);
   blocks.push(...tail.blocks, button);
-  text.push(...tail.text);
+  text.push(...tail.text, ...details);
   return { text: `${slackText(text.join('\n'), 3900 - link.length - 1)}\n${link}`, blocks };
 }
 

@@ -2,6 +2,8 @@ import type { AlertStore, StoredEvent } from './alert-store.js';
 import { formatDuration } from '../server/time.js';
 import { SLACK_GROUP_LIMIT, slackGroupMessage, slackMessage, webhookBody } from './message.js';
 import type { AlertMessage } from './message.js';
+import { silenceOf } from './silences.js';
+import type { Silence } from './silences.js';
 
 /**
  * Delivers alert events to the configured channels — a Slack incoming webhook and a generic JSON
@@ -118,6 +120,8 @@ export interface ChannelStats {
   expired: number;
   /** Messages the endpoint refused as they are (400, 413, 422): given up, and logged. */
   refused: number;
+  /** Messages kept back because a silence came into force while they waited. */
+  silenced: number;
   /** The last failure, without the URL. */
   lastError: string;
 }
@@ -138,6 +142,7 @@ class ChannelQueue {
     queued: 0,
     expired: 0,
     refused: 0,
+    silenced: 0,
     lastError: '',
   };
   #lastSentAt = 0;
@@ -180,15 +185,23 @@ class ChannelQueue {
       const batches = renderGroup ? groupEvents(events, groupLimit) : events.map((e) => [e]);
       for (const batch of batches) {
         if (this.signal.aborted) return;
-        await this.#deliver(batch, since);
-        this.stats.queued = Math.max(0, this.stats.queued - batch.length);
+        const recounted = await this.#deliver(batch, since);
+        if (!recounted) this.stats.queued = Math.max(0, this.stats.queued - batch.length);
       }
       if (events.length === 0) await this.#idle();
     }
   }
 
-  /** Sends one message for `batch` (one event, or a group: groupEvents), recorded for each. */
-  async #deliver(batch: readonly StoredEvent[], since: number): Promise<void> {
+  /**
+   * Sends one message for `batch` (one event, or a group: groupEvents), recorded for each.
+   * Resolves true when it counted the queue again itself (a group split into single messages),
+   * so that the caller does not take the batch off the count a second time.
+   */
+  async #deliver(batch: readonly StoredEvent[], since: number): Promise<boolean> {
+    // A silence added while the message waited (the channel down, a long queue) keeps it back.
+    const live = await this.#unsilenced(batch);
+    if (live.length === 0) return false;
+    if (live.length < batch.length) return this.#deliver(live, since);
     const [event] = batch as [StoredEvent, ...StoredEvent[]];
     const alert = batch.length === 1 ? event.fingerprint : batch.map((e) => e.fingerprint);
     const body =
@@ -200,7 +213,12 @@ class ChannelQueue {
     let backoff = this.options.initialBackoffMs;
     while (!this.signal.aborted) {
       await this.#sleep(this.#lastSentAt + this.options.minIntervalMs - Date.now());
-      if (this.signal.aborted) return;
+      if (this.signal.aborted) return false;
+      if (attempts > 0) {
+        const still = await this.#unsilenced(batch);
+        if (still.length === 0) return false;
+        if (still.length < batch.length) return this.#deliver(still, since);
+      }
       attempts++;
       this.#lastSentAt = Date.now();
       const result = await this.#send(body);
@@ -211,7 +229,7 @@ class ChannelQueue {
           { channel: this.channel.name, alert, kind: event.kind, attempts },
           'alert delivered',
         );
-        return;
+        return false;
       }
       this.stats.retries++;
       this.stats.lastError = result.error;
@@ -223,7 +241,8 @@ class ChannelQueue {
           'the channel refused a grouped alert message; sending its alerts one by one',
         );
         for (const single of batch) await this.#deliver([single], since);
-        return;
+        await this.#recount(since, []);
+        return true;
       }
       if (refusals >= REFUSED_ATTEMPTS) {
         this.stats.refused += batch.length;
@@ -233,7 +252,7 @@ class ChannelQueue {
           `the channel refused this alert message ${refusals} times (${result.error}): it is ` +
             'given up, and the messages after it go on (routewatch alerts lists the current state)',
         );
-        return;
+        return false;
       }
       let waitMs: number;
       if (result.status === 429) {
@@ -267,13 +286,44 @@ class ChannelQueue {
       // A message retried past the look-back is given up like the others that grew too old (a
       // group's events are of one evaluation: they grow too old together).
       try {
-        if ((await this.#expire(since)).some((e) => batch.some((b) => sameEvent(e, b)))) return;
+        if ((await this.#expire(since)).some((e) => batch.some((b) => sameEvent(e, b))))
+          return false;
       } catch {
         // The store is unreachable: the next read of the queue expires it.
       }
       await this.#recount(since, batch);
       await this.#sleep(waitMs);
     }
+    return false;
+  }
+
+  /**
+   * The events of `batch` no silence in force now matches. Those one matches are recorded
+   * `silenced` (never sent: their alert's next reminder comes on its usual clock) and logged.
+   * A store it cannot read keeps the batch as it is: a silence must not lose a message.
+   */
+  async #unsilenced(batch: readonly StoredEvent[]): Promise<readonly StoredEvent[]> {
+    const now = Date.now();
+    let silences: Silence[];
+    try {
+      silences = await this.options.store.silences(now);
+    } catch {
+      return batch;
+    }
+    if (silences.length === 0) return batch;
+    const kept = batch.filter((e) => silenceOf(silences, e, now) !== undefined);
+    if (kept.length === 0) return batch;
+    await this.#record(kept, { status: 'silenced', attempts: 0, error: '' });
+    this.stats.silenced += kept.length;
+    this.options.log.info(
+      {
+        channel: this.channel.name,
+        alert: kept.map((e) => e.fingerprint),
+        silence: kept.map((e) => silenceOf(silences, e, now)!.id),
+      },
+      'alert message kept back: a silence came into force while it waited',
+    );
+    return batch.filter((e) => !kept.includes(e));
   }
 
   /** Gives up the undelivered events older than the look-back: logged once, counted. */
@@ -322,7 +372,11 @@ class ChannelQueue {
 
   async #record(
     batch: readonly StoredEvent[],
-    outcome: { status: 'sent' | 'failing' | 'refused'; attempts: number; error: string },
+    outcome: {
+      status: 'sent' | 'failing' | 'refused' | 'silenced';
+      attempts: number;
+      error: string;
+    },
   ): Promise<void> {
     try {
       await this.options.store.recordDeliveries(batch, this.channel.name, outcome);

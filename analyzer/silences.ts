@@ -24,8 +24,16 @@ export interface Silence {
   createdAt: number;
 }
 
-/** The longest silence: a longer one is a rule to change (`cohorts`, `enabled`), not a silence. */
+/**
+ * The longest silence, and how far ahead one may start: longer is a rule to change (`cohorts`,
+ * `enabled`), not a silence.
+ */
 export const MAX_SILENCE_MS = 30 * 86_400_000;
+
+/** Whether a silence is over at `at`: past its end, or ended before it began (`end` early). */
+export function isOver(silence: Pick<Silence, 'startsAt' | 'endsAt'>, at: number): boolean {
+  return silence.endsAt <= at || silence.endsAt <= silence.startsAt;
+}
 
 export function matches(
   silence: Silence,
@@ -65,11 +73,20 @@ export function scopeOf(silence: Pick<Silence, 'cohort' | 'route' | 'ruleId'>): 
 }
 
 /** The body of `POST /api/v1/silences`. */
+const matcher = z
+  .string()
+  .trim()
+  .min(1, 'empty: leave it out to match any')
+  .max(256, 'longer than any name routewatch stores (256)')
+  .optional();
+
 export const silenceRequest = z
   .object({
-    cohort: z.string().max(256).optional(),
-    route: z.string().max(256).optional(),
-    rule: z.string().max(256).optional(),
+    cohort: matcher,
+    route: matcher,
+    rule: matcher,
+    /** Every alert: needed when no cohort, route or rule is named, so that it is never by accident. */
+    all: z.boolean().optional(),
     /** How long from its start: `4h`, `2d`. Give this or `until`. */
     for: z.string().optional(),
     /** When it ends: a date or ISO instant. */
@@ -101,7 +118,20 @@ export function newSilence(
       throw new SilenceRequestError(`${what}: ${(error as Error).message}`);
     }
   };
+  const named = [request.cohort, request.route, request.rule].some((m) => m !== undefined);
+  if (!named && request.all !== true)
+    throw new SilenceRequestError(
+      'it names no cohort, route or rule, so it would silence every alert: name one, or say so with "all": true (--all)',
+    );
+  if (named && request.all === true)
+    throw new SilenceRequestError(
+      '"all": true silences every alert: name no cohort, route or rule with it',
+    );
   const startsAt = request.starts === undefined ? now : instant('starts', request.starts);
+  if (startsAt > now + MAX_SILENCE_MS)
+    throw new SilenceRequestError(
+      `starts ${new Date(startsAt).toISOString()} is more than ${formatDuration(MAX_SILENCE_MS)} ahead: add it nearer the time`,
+    );
   if ((request.for === undefined) === (request.until === undefined))
     throw new SilenceRequestError(
       'give how long it lasts (for: "4h", "2d") or when it ends (until: a date or ISO instant), one of the two',
@@ -114,6 +144,7 @@ export function newSilence(
     } catch (error) {
       throw new SilenceRequestError(`for: ${(error as Error).message}`);
     }
+    if (ms <= 0) throw new SilenceRequestError('for: give a duration above 0, e.g. 30m, 4h, 2d');
     endsAt = startsAt + ms;
   } else {
     endsAt = instant('until', request.until!);
@@ -130,15 +161,15 @@ export function newSilence(
     throw new SilenceRequestError(
       `at most ${formatDuration(MAX_SILENCE_MS)}: to stop watching a cohort for longer, change its rules (cohorts, enabled) in the rules file`,
     );
-  const rule = request.rule?.trim() ?? '';
+  const rule = request.rule ?? '';
   if (rule !== '' && !ruleIds.includes(rule))
     throw new SilenceRequestError(
       `no rule "${rule}" is configured: the rules are ${ruleIds.join(', ')}`,
     );
   return {
     id: randomUUID(),
-    cohort: request.cohort?.trim() ?? '',
-    route: request.route?.trim() ?? '',
+    cohort: request.cohort ?? '',
+    route: request.route ?? '',
     ruleId: rule,
     startsAt,
     endsAt,

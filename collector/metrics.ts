@@ -339,6 +339,7 @@ function channelLines(sources: MetricsSources): string {
     queued: number;
     expired?: number;
     refused?: number;
+    silenced?: number;
   };
   const labelled = (name: string, help: string, type: string, pick: (c: Stats) => number) =>
     `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n` +
@@ -373,6 +374,12 @@ function channelLines(sources: MetricsSources): string {
       'Alert messages the endpoint refused as they are (HTTP 400, 413, 422, three times) and that were given up, per channel.',
       'counter',
       (c) => c.refused ?? 0,
+    ) +
+    labelled(
+      'routewatch_notifications_silenced_total',
+      'Alert messages still waiting when a silence that matches them came into force, kept back, per channel.',
+      'counter',
+      (c) => c.silenced ?? 0,
     )
   );
 }

@@ -13,6 +13,7 @@ interface SilenceValues {
   until?: string;
   starts?: string;
   comment?: string;
+  all?: boolean;
   ended?: boolean;
   json?: boolean;
   url?: string;
@@ -34,18 +35,20 @@ export const silenceCommand: Command<SilenceValues> = {
   summary: 'keep the alerts of a cohort, route or rule quiet for a while (list, add, end)',
   usage: `
 Usage: routewatch silence [list] [--ended] [--json] [--url URL]
-       routewatch silence add [--cohort C] [--route R] [--rule ID] (--for 4h | --until TIME)
+       routewatch silence add (--cohort C | --route R | --rule ID | --all) (--for 4h | --until TIME)
                               [--starts TIME] --comment "who and why" [--json] [--url URL]
        routewatch silence end ID [--url URL]
 
 While a silence is in force, the alerts it matches send no message to any channel. They are
 still evaluated, and their transitions recorded (routewatch alerts shows them, marked silenced).
 An alert still firing when its silence ends gets its reminder at the next evaluation. A silence
-matches a cohort, a route and a rule; each left out matches any. At most 30 days: to stop
-watching something for longer, change the rules file.
+matches a cohort, a route and a rule; each left out matches any (name at least one, or say
+--all). At most 30 days, starting within 30 days: to stop watching something for longer, change
+the rules file.
 
 Options:
   --cohort C, --route R, --rule ID   what it matches (any when left out)
+  --all            every alert (instead of naming a cohort, route or rule)
   --for D          how long it lasts from its start: 30m, 4h, 2d
   --until TIME     when it ends instead: a date or an ISO instant with a zone
   --starts TIME    when it starts (default now): a planned migration, say
@@ -62,6 +65,7 @@ Options:
     until: { type: 'string' },
     starts: { type: 'string' },
     comment: { type: 'string' },
+    all: { type: 'boolean' },
     ended: { type: 'boolean' },
     json: { type: 'boolean' },
     url: { type: 'string' },
@@ -74,7 +78,7 @@ Options:
         `unknown action ${JSON.stringify(action)}: use list, add or end (see routewatch silence --help)`,
       );
     const given = (names: (keyof SilenceValues)[]) => names.filter((n) => values[n] !== undefined);
-    const addOnly = given(['cohort', 'route', 'rule', 'for', 'until', 'starts', 'comment']);
+    const addOnly = given(['cohort', 'route', 'rule', 'all', 'for', 'until', 'starts', 'comment']);
     if (action !== 'add' && addOnly.length > 0)
       throw new UsageError(`--${addOnly[0]} is for \`routewatch silence add\`, not \`${action}\``);
     if (action !== 'list' && values.ended)
@@ -118,10 +122,21 @@ Options:
       throw new UsageError(`--for ${values.for}: use a number and a unit (m, h, d), e.g. 4h`);
     if (values.comment === undefined || values.comment.trim() === '')
       throw new UsageError('--comment is required: say who silenced it and why');
+    const matchers = given(['cohort', 'route', 'rule']);
+    for (const name of matchers)
+      if (String(values[name]).trim() === '')
+        throw new UsageError(`--${name} is empty: leave it out to match any ${name}`);
+    if (matchers.length === 0 && !values.all)
+      throw new UsageError(
+        'name a --cohort, --route or --rule to silence, or --all to silence every alert',
+      );
+    if (matchers.length > 0 && values.all)
+      throw new UsageError(`--all silences every alert: give it without --${matchers[0]}`);
     const body = {
       ...(values.cohort !== undefined ? { cohort: values.cohort } : {}),
       ...(values.route !== undefined ? { route: values.route } : {}),
       ...(values.rule !== undefined ? { rule: values.rule } : {}),
+      ...(values.all ? { all: true } : {}),
       ...(values.for !== undefined ? { for: values.for } : {}),
       ...(values.until !== undefined ? { until: values.until } : {}),
       ...(values.starts !== undefined ? { starts: values.starts } : {}),

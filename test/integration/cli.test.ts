@@ -182,7 +182,7 @@ describe('routewatch CLI', () => {
     const alertsSilenced = run(['alerts', '--url', url], {});
     expect(await alertsSilenced.exited).toBe(0);
     expect(alertsSilenced.out()).toMatch(
-      /Silences \(their alerts send no message\):[\s\S]*ana: migrating faq/,
+      /Silences, in force or to come \(their alerts send no message meanwhile\):[\s\S]*ana: migrating faq/,
     );
     const unknownRule = run(
       ['silence', 'add', '--rule', 'nope', '--for', '1h', '--comment', 'x', '--url', url],
@@ -428,6 +428,18 @@ describe('routewatch CLI', () => {
     [['silence', 'add', '--for', '4h'], /--comment is required/],
     [['silence', 'end'], /give the id of the silence to end/],
     [['silence', 'list', '--for', '1h'], /--for is for `routewatch silence add`/],
+    [
+      ['silence', 'add', '--for', '1h', '--comment', 'x'],
+      /name a --cohort, --route or --rule .* or --all/,
+    ],
+    [
+      ['silence', 'add', '--cohort', '', '--for', '1h', '--comment', 'x'],
+      /--cohort is empty: leave it out/,
+    ],
+    [
+      ['silence', 'add', '--all', '--route', 'small', '--for', '1h', '--comment', 'x'],
+      /--all silences every alert: give it without --route/,
+    ],
   ])('exits 2 for the usage error in %j, naming it', async (args, message) => {
     const bad = run(args, {});
     expect(await bad.exited).toBe(2);

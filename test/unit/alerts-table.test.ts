@@ -177,4 +177,26 @@ describe('what no rule could judge', () => {
     expect(text).not.toMatch(/c10 × small/);
     expect(text).toMatch(/… and 3 more \(routewatch alerts --json lists them all\)\./);
   });
+
+  it('lists the silences with when they start, so one to come is not read as in force', () => {
+    const out = renderAlertsTable({
+      evaluatedAt: '2026-12-06T05:00:00.000Z',
+      alerts: [],
+      history: [],
+      channels: {},
+      silences: [
+        {
+          id: 'planned',
+          scope: 'cohort extraction × every route × every rule',
+          startsAt: '2026-12-20T22:00:00.000Z',
+          endsAt: '2026-12-21T02:00:00.000Z',
+          comment: 'migration window',
+        },
+      ],
+    });
+    expect(out).toMatch(/Silences, in force or to come/);
+    expect(out).toMatch(
+      /^planned\s+cohort extraction × every route × every rule\s+2026-12-20 22:00\s+2026-12-21 02:00\s+migration window$/m,
+    );
+  });
 });

@@ -245,10 +245,11 @@ describe('slackMessage', () => {
     const all = JSON.stringify(blocks);
     expect((blocks as Block[])[0]).toMatchObject({
       type: 'header',
-      text: { text: 'extraction · small: 2 alerts firing' },
+      text: { text: 'extraction · small: 2 alerts firing (1 critical)' },
     });
-    expect(text).toMatch(/^FIRING extraction · small: 2 alerts firing\n• success rate dropped: /);
-    expect(text).toContain('• cost per successful task rose: ');
+    expect(text).toMatch(
+      /^FIRING extraction · small: 2 alerts firing \(1 critical\)\n• success rate dropped \(success_rate_drop, critical\): .*\n• cost per successful task rose \(cost_per_success_rise, warning\): /,
+    );
     expect(text.match(/Rule /g)).toHaveLength(2);
     expect(all.match(/\*Now\*/g)).toHaveLength(2);
     // The reasons of the first that has them, the costs once, over the first one's window.

@@ -6,6 +6,7 @@ import {
   newSilence,
   scopeOf,
   silenceOf,
+  silenceRequest,
 } from '../../analyzer/silences.js';
 import type { Silence } from '../../analyzer/silences.js';
 
@@ -54,7 +55,11 @@ describe('silences', () => {
 
   it('are made from a request: a duration or an end, starting now unless told', () => {
     const made = newSilence(
-      { cohort: ' extraction ', for: '4h', comment: 'ana: fixing the prompt' },
+      silenceRequest.parse({
+        cohort: ' extraction ',
+        for: '4h',
+        comment: 'ana: fixing the prompt',
+      }),
       NOW,
       RULES,
     );
@@ -86,13 +91,29 @@ describe('silences', () => {
   });
 
   it.each([
-    [{ comment: 'x' }, /give how long it lasts .* or when it ends/],
-    [{ for: '1h', until: '2026-12-07', comment: 'x' }, /one of the two/],
-    [{ for: 'soon', comment: 'x' }, /for: invalid duration "soon"/],
-    [{ until: 'tomorrow', comment: 'x' }, /until: invalid time "tomorrow"/],
-    [{ until: '2026-12-06T11:00:00Z', comment: 'x' }, /would end .* before it starts/],
-    [{ starts: '2026-12-01T00:00:00Z', for: '1h', comment: 'x' }, /would end in the past/],
-    [{ for: '31d', comment: 'x' }, /at most 30 d: .* change its rules/],
+    [
+      { for: '1h', comment: 'x' },
+      /names no cohort, route or rule, so it would silence every alert: .*"all": true/,
+    ],
+    [
+      { cohort: 'faq', all: true, for: '1h', comment: 'x' },
+      /name no cohort, route or rule with it/,
+    ],
+    [{ all: true, comment: 'x' }, /give how long it lasts .* or when it ends/],
+    [{ all: true, for: '0', comment: 'x' }, /for: give a duration above 0/],
+    [
+      { all: true, starts: '2027-03-01T00:00:00Z', for: '1h', comment: 'x' },
+      /more than 30 d ahead/,
+    ],
+    [{ all: true, for: '1h', until: '2026-12-07', comment: 'x' }, /one of the two/],
+    [{ all: true, for: 'soon', comment: 'x' }, /for: invalid duration "soon"/],
+    [{ all: true, until: 'tomorrow', comment: 'x' }, /until: invalid time "tomorrow"/],
+    [{ all: true, until: '2026-12-06T11:00:00Z', comment: 'x' }, /would end .* before it starts/],
+    [
+      { all: true, starts: '2026-12-01T00:00:00Z', for: '1h', comment: 'x' },
+      /would end in the past/,
+    ],
+    [{ all: true, for: '31d', comment: 'x' }, /at most 30 d: .* change its rules/],
     [
       { rule: 'nope', for: '1h', comment: 'x' },
       /no rule "nope" is configured: the rules are success_rate_drop, cost_per_success_rise/,
@@ -103,6 +124,19 @@ describe('silences', () => {
   });
 
   it('last at most 30 days', () => {
-    expect(newSilence({ for: '30d', comment: 'x' }, NOW, RULES).endsAt - NOW).toBe(MAX_SILENCE_MS);
+    expect(newSilence({ all: true, for: '30d', comment: 'x' }, NOW, RULES).endsAt - NOW).toBe(
+      MAX_SILENCE_MS,
+    );
+  });
+});
+
+describe('the request body of a silence', () => {
+  it('refuses an empty matcher, which would silence everything', () => {
+    for (const key of ['cohort', 'route', 'rule'])
+      for (const value of ['', '   ']) {
+        const parsed = silenceRequest.safeParse({ [key]: value, for: '1h', comment: 'x' });
+        expect(parsed.success).toBe(false);
+        expect(parsed.error!.issues[0]!.message).toBe('empty: leave it out to match any');
+      }
   });
 });

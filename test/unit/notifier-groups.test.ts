@@ -1,0 +1,225 @@
+import { describe, expect, it } from 'vitest';
+import type { AlertStore, StoredEvent } from '../../analyzer/alert-store.js';
+import type { AlertMessage } from '../../analyzer/message.js';
+import { slackGroupMessage, titleOf } from '../../analyzer/message.js';
+import { Notifier, slackChannel } from '../../analyzer/notifier.js';
+
+// Review 34: the Slack group's notifier semantics, on a fake queue.
+
+function message(over: Partial<AlertMessage> = {}): AlertMessage {
+  return {
+    kind: 'firing',
+    fingerprint: 'fp',
+    incident: 1,
+    at: '2026-12-02T10:00:00.000Z',
+    severity: 'warning',
+    ruleId: 'success_rate_drop',
+    ruleKind: 'success_rate_drop',
+    ruleDescription: 'success rate drops',
+    cohort: 'extraction',
+    route: 'small',
+    detail: '',
+    title: titleOf(
+      'firing',
+      { kind: 'success_rate_drop' },
+      'extraction',
+      over.route ?? 'small',
+      '',
+    ),
+    finding: {
+      ruleId: 'success_rate_drop',
+      kind: 'success_rate_drop',
+      cohort: 'extraction',
+      route: 'small',
+      detail: '',
+      status: 'degraded',
+      summary: 'extraction × small: success rate 93.6% → 75.3% (n 2804 → 412)',
+      baseline: {
+        label: 'success rate',
+        n: 2804,
+        value: 0.936,
+        interval: { lower: 0.926, upper: 0.945 },
+        description: 'trailing 7 d before the current window',
+      },
+      current: {
+        label: 'success rate',
+        n: 412,
+        value: 0.753,
+        interval: { lower: 0.709, upper: 0.792 },
+        since: '2026-12-02T08:15:00.000Z',
+      },
+      statistic: 31.2,
+      threshold: 9.8,
+      effect: 0.18,
+    },
+    costs: [],
+    failureReasons: [],
+    fallbackReasons: [],
+    url: 'https://routewatch.example/',
+    ...over,
+  } as AlertMessage;
+}
+
+const AT = Date.now() - 60_000;
+function event(fingerprint: string, route: string, over: Partial<AlertMessage> = {}): StoredEvent {
+  return {
+    fingerprint,
+    incident: 1,
+    seq: 1,
+    kind: 'firing',
+    at: AT,
+    notify: true,
+    ruleId: over.ruleId ?? 'success_rate_drop',
+    cohort: 'extraction',
+    route,
+    detail: '',
+    message: message({ fingerprint, route, ...over }),
+  };
+}
+
+/** The queue as the events table would answer it: what has no sent/refused/expired delivery. */
+function fakeStore(events: StoredEvent[]) {
+  const done = new Set<string>();
+  const store = {
+    channelSince: async () => 0,
+    expireUndelivered: async () => [],
+    undelivered: async () => events.filter((e) => !done.has(e.fingerprint)),
+    recordDeliveries: async (batch: StoredEvent[], _c: string, o: { status: string }) => {
+      if (o.status !== 'failing') for (const e of batch) done.add(e.fingerprint);
+    },
+  };
+  return store as unknown as AlertStore;
+}
+
+const quiet = { info() {}, warn() {}, error() {} };
+
+describe('Slack groups in the notifier', () => {
+  it('counts the queue right after a refused group is split and one of its alerts is retried', async () => {
+    // G1..G3: one cohort × route, one evaluation (a group); L1, L2: two other routes, after it.
+    const events = [
+      event('g1', 'small'),
+      event('g2', 'small'),
+      event('g3', 'small'),
+      event('l1', 'large'),
+      event('l2', 'medium'),
+    ];
+    let calls = 0;
+    let blockedOnce = false;
+    let releaseL1!: () => void;
+    const l1InFlight = new Promise<void>((resolve) => (releaseL1 = resolve));
+    let sawL1!: () => void;
+    const l1Started = new Promise<void>((resolve) => (sawL1 = resolve));
+    const fakeFetch = (async (_url: string, init: { body: string }) => {
+      calls++;
+      const body = JSON.parse(init.body) as { text: string };
+      if (/3 alerts firing/.test(body.text))
+        return new Response('invalid_payload', { status: 400 });
+      if (calls === 5) return new Response('down', { status: 503 }); // G2's first try
+      if (/extraction · large/.test(body.text) && !blockedOnce) {
+        blockedOnce = true;
+        sawL1();
+        await l1InFlight;
+      }
+      return new Response('ok', { status: 200 });
+    }) as unknown as typeof fetch;
+    const notifier = new Notifier({
+      channels: [slackChannel('http://slack.test/x')],
+      store: fakeStore(events),
+      log: quiet,
+      minIntervalMs: 0,
+      initialBackoffMs: 1,
+      maxBackoffMs: 2,
+      pollMs: 10,
+      fetch: fakeFetch,
+    });
+    notifier.start();
+    await l1Started;
+    // G1..G3 delivered (split), L1 in flight: L1 and L2 are waiting.
+    const queued = notifier.stats().slack!.queued;
+    releaseL1();
+    await notifier.stop();
+    expect(queued).toBe(2);
+  });
+
+  it('says how many of a group are critical in its header', () => {
+    const { text, blocks } = slackGroupMessage([
+      message({ fingerprint: 'c', severity: 'critical', ruleId: 'alpha-slo' }),
+      message({ fingerprint: 'w', severity: 'warning' }),
+    ]);
+    const header = (blocks[0] as { text: { text: string } }).text.text;
+    expect(header).toMatch(/: 2 alerts firing \(1 critical\)$/);
+    expect(text.split('\n')[0]).toMatch(/\(1 critical\)$/);
+  });
+
+  it('keeps 10 long-named alerts in one group within Slack limits', () => {
+    const long = 'x'.repeat(240);
+    const group = Array.from({ length: 10 }, (_, i) =>
+      message({
+        fingerprint: `f${i}`,
+        cohort: `${long}-cohort`,
+        route: `${long}-route`,
+        detail: `${'reason '.repeat(60)}${i}`,
+        ruleKind: 'fallback_reason_shift',
+        ruleId: `fallback_reason_shift_${i}`,
+        finding: {
+          ...message().finding,
+          kind: 'fallback_reason_shift',
+          detail: `${'reason '.repeat(60)}${i}`,
+          summary: `${long} × ${long}: ${'reason '.repeat(200)}`,
+        },
+      }),
+    );
+    const { text, blocks } = slackGroupMessage(group);
+    const b = blocks as { type: string; text?: { text: string }; elements?: { text?: string }[] }[];
+    const sizes = {
+      blocks: b.length,
+      header: b[0]!.text!.text.length,
+      headerEnd: b[0]!.text!.text.slice(-30),
+      maxSection: Math.max(
+        ...b.filter((x) => x.type === 'section').map((x) => x.text?.text.length ?? 0),
+      ),
+      maxContext: Math.max(
+        ...b.filter((x) => x.type === 'context').map((x) => x.elements![0]!.text!.length),
+      ),
+      text: text.length,
+      json: JSON.stringify({ text, blocks }).length,
+      nowLinesShown: (JSON.stringify(blocks).match(/\*Now\*/g) ?? []).length,
+      alertsInText: (text.match(/^• /gm) ?? []).length,
+    };
+    expect(sizes.blocks).toBeLessThanOrEqual(50);
+    expect(sizes.header).toBeLessThanOrEqual(150);
+    expect(sizes.maxSection).toBeLessThanOrEqual(3000);
+    expect(sizes.text).toBeLessThanOrEqual(3900);
+    // The names are clipped, not the count; every alert is named in the text.
+    expect(sizes.headerEnd).toMatch(/: 10 alerts firing/);
+    expect(sizes.alertsInText).toBe(10);
+  });
+});
+
+describe('the plain-text fallback of a group', () => {
+  it('names all 10 alerts of a group in its plain text before any detail', () => {
+    const kinds = [
+      'success_rate_drop',
+      'cost_per_success_rise',
+      'fallback_rate_spike',
+      'reask_rise',
+      'escalation_rise',
+      'p95_regression',
+      'failure_concentration',
+      'retry_rise',
+      'loop_rate_rise',
+      'cascades',
+    ] as const;
+    const group = kinds.map((kind, i) =>
+      message({
+        fingerprint: `f${i}`,
+        ruleId: kind,
+        ruleKind: kind,
+        finding: { ...message().finding, kind, ruleId: kind },
+      }),
+    );
+    const { text } = slackGroupMessage(group);
+    const listed = (text.match(/^• /gm) ?? []).length;
+    expect(listed).toBe(10);
+  });
+});
