@@ -184,10 +184,13 @@ export function step(
     case 'inactive':
     case 'resolved': {
       if (!degraded) return { record: base, event: undefined };
-      // Inactive after an incident number was taken: that episode cleared (or was retired) while
-      // pending, and never paged anyone. Its number is reused, its sequence continued, so that
-      // event keys stay unique without a gap in the numbers people see.
-      const reuse = prev.state === 'inactive' && prev.incident > 0;
+      // The last incident number paged no one: that episode cleared (or was retired) while
+      // pending, or fired and ended under a silence (resolved, never notified). Its number is
+      // reused, its sequence continued, so that event keys stay unique without a gap in the
+      // numbers people see.
+      const reuse =
+        prev.incident > 0 &&
+        (prev.state === 'inactive' || (prev.state === 'resolved' && prev.lastNotifiedAt === null));
       const opened = {
         ...base,
         incident: reuse ? prev.incident : prev.incident + 1,
@@ -246,6 +249,8 @@ export function step(
       }
       const clearCount = prev.clearCount + 1;
       if (clearCount >= settings.resolveEvaluations) {
+        // An incident nobody was told of (it fired, and stayed, under a silence) ends without a
+        // message: a resolution of something never announced is noise.
         return emit(
           {
             ...base,
@@ -259,7 +264,7 @@ export function step(
             changedAt: null,
           },
           'resolved',
-          true,
+          prev.lastNotifiedAt !== null,
         );
       }
       return { record: { ...base, clearCount }, event: undefined };
@@ -284,6 +289,8 @@ export function retire(previous: AlertRecord, now: number, summary: string): Ste
   };
   const seq = previous.seq + 1;
   const firing = previous.state === 'firing';
+  // Closed without a message if it never sent one (it fired under a silence), as a resolution.
+  const notify = firing && previous.lastNotifiedAt !== null;
   const record: AlertRecord = {
     ...previous,
     finding,
@@ -299,7 +306,7 @@ export function retire(previous: AlertRecord, now: number, summary: string): Ste
           resolvedAt: now,
           resolution: 'closed_without_verdict',
           resolvedSummary: summary,
-          lastNotifiedAt: now,
+          lastNotifiedAt: notify ? now : null,
         }
       : { state: 'inactive' }),
   };
@@ -311,7 +318,7 @@ export function retire(previous: AlertRecord, now: number, summary: string): Ste
       seq,
       kind: firing ? 'resolved' : 'cleared',
       at: now,
-      notify: firing,
+      notify,
       finding,
     },
   };

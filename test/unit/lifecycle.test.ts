@@ -7,7 +7,7 @@ import {
   retire,
   step,
 } from '../../analyzer/lifecycle.js';
-import type { AlertRecord } from '../../analyzer/lifecycle.js';
+import type { AlertEvent, AlertRecord } from '../../analyzer/lifecycle.js';
 
 const MINUTE = 60_000;
 const settings = {
@@ -168,6 +168,35 @@ describe('alert lifecycle', () => {
       settings,
     );
     expect(soon.event).toBeUndefined();
+  });
+
+  it('ends an incident nobody was told of without a message, and gives its number back', () => {
+    // Fired under a silence: the evaluator kept its message back, so it owes one (null).
+    const fired = run(['degraded', 'degraded']);
+    const silenced: AlertRecord = { ...fired.record, lastNotifiedAt: null };
+    let record = silenced;
+    const events: AlertEvent[] = [];
+    for (const [i, status] of (['ok', 'ok'] as const).entries()) {
+      const next = step(record, finding(status), (5 + i) * MINUTE, settings);
+      record = next.record;
+      if (next.event) events.push(next.event);
+    }
+    expect(events).toMatchObject([{ kind: 'resolved', notify: false, incident: 1 }]);
+    expect(record).toMatchObject({ state: 'resolved', lastNotifiedAt: null });
+    // The next incident is the first anyone hears of: number 1 again, its keys continued.
+    const next = step(record, finding('degraded'), 20 * MINUTE, settings);
+    expect(next.event).toMatchObject({ kind: 'pending', incident: 1, seq: record.seq + 1 });
+    // Closed without a verdict (its rule removed) while never notified: no message either.
+    const closed = retire(silenced, 30 * MINUTE, 'rule removed')!;
+    expect(closed.event).toMatchObject({ kind: 'resolved', notify: false });
+    expect(closed.record.lastNotifiedAt).toBeNull();
+    // One that paged is closed with a message, and its number stays spent.
+    const paged = retire(fired.record, 30 * MINUTE, 'rule removed')!;
+    expect(paged.event).toMatchObject({ kind: 'resolved', notify: true });
+    expect(step(paged.record, finding('degraded'), 40 * MINUTE, settings).event).toMatchObject({
+      incident: 2,
+      seq: 1,
+    });
   });
 
   it('opens a new incident after a resolve, with sequence numbers from the start', () => {
