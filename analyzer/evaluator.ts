@@ -462,6 +462,26 @@ export class Evaluator {
       steps.push({ ...stepOf(record, gone), input: undefined });
     }
 
+    // A route that gets news this evaluation (an alert fired, resolved or closed there) needs no
+    // reminder beside it: that message lists the alerts still firing. A reminder owed by an alert
+    // never notified (a silence) is its own message, and stays.
+    const news = new Set(
+      steps
+        .filter((s) => s.event?.notify && s.event.kind !== 'repeat')
+        .map((s) => monitorKey(s.record.cohort, s.record.route)),
+    );
+    for (const s of steps) {
+      const before = previous.get(s.record.fingerprint);
+      if (
+        s.event?.kind === 'repeat' &&
+        s.event.notify &&
+        (before?.lastNotifiedAt ?? null) !== null &&
+        news.has(monitorKey(s.record.cohort, s.record.route))
+      ) {
+        s.event = undefined;
+        s.record = { ...s.record, seq: before!.seq };
+      }
+    }
     const after = new Map(previous);
     for (const s of steps) after.set(s.record.fingerprint, s.record);
     const ruleOf = (id: string) =>

@@ -213,4 +213,35 @@ ${disableDefaultRulesBut()}
     await until(() => app.notifier!.stats()['slack']!.sent === 4, 'the deliveries recorded');
     expect(app.notifier!.stats()['slack']!.refused).toBe(0);
   });
+
+  it('send no reminder beside news of the same route: the firing message lists what still fires', async () => {
+    // New rules on beta (the alerts before are closed): drop3 fires first, slo3 an hour later,
+    // just when drop3's reminder is due.
+    const rules = (withSlo: boolean) =>
+      parseRules(`
+evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2, repeatInterval: 1h }
+rules:
+  - { id: drop3, kind: success_rate_drop, cohorts: [beta] }
+  - { id: slo3, kind: success_rate_drop, baseline: "target:0.9", cohorts: [beta], enabled: ${withSlo} }
+${disableDefaultRulesBut()}
+`);
+    const app = await testApp(temp.store, { rules: rules(true) });
+    apps.push(app);
+    const start = DEGRADED_FROM + 12 * HOUR;
+    for (let at = start; at <= start + 130 * MINUTE; at += 10 * MINUTE)
+      await app.evaluator.evaluate(new Date(at), rules(at >= start + 60 * MINUTE));
+    const notified = (await app.evaluator.alerts.history(500))
+      .filter((e) => e.notify && (e.ruleId === 'drop3' || e.ruleId === 'slo3'))
+      .reverse()
+      .map((e) => `${(e.at - start) / MINUTE} ${e.ruleId} ${e.kind}`);
+    // At 70 slo3 fires and drop3's reminder is due: one message, the firing, which lists drop3.
+    expect(notified.filter((n) => n.startsWith('70 '))).toEqual(['70 slo3 firing']);
+    expect(notified[0]).toBe('10 drop3 firing');
+    // The route's next reminder is an hour after that news, not before.
+    expect(notified.filter((n) => / repeat$/.test(n)).map((n) => n.split(' ')[0])).toEqual(['130']);
+    const [slo] = (await app.evaluator.alerts.history(500)).filter(
+      (e) => e.ruleId === 'slo3' && e.kind === 'firing',
+    );
+    expect(slo!.message.alsoFiring?.map((o) => o.ruleId)).toEqual(['drop3']);
+  });
 });
