@@ -68,7 +68,17 @@ export interface Finding {
    * alarm window can hold the incident's tasks for a day after the route is well again; this says
    * what the route looks like now. Absent otherwise.
    */
-  latest?: Side & { since: string; evidence: number };
+  latest?: Side & {
+    since: string;
+    evidence: number;
+    /**
+     * Its evidence reaches the threshold, yet it is no recovery: what it lacks. `duration`: it
+     * has not lasted as long as the degraded stretch before it (or an eighth of the window) —
+     * it will have at `until`, if it holds; `relapse`: a recent window alarms on its own;
+     * `effect`: the change from the baseline is still over `minEffect`.
+     */
+    missing?: { reason: 'duration' | 'relapse' | 'effect'; until?: string };
+  };
 }
 
 export interface MonitorInput {
@@ -663,6 +673,9 @@ function conclude(
   const held = degraded && result.statistic < h;
   const what = describe(rule, input, baselineSide, windowSide, effect);
   const recovery = result.recovery;
+  const minLength = Math.ceil(input.current.length / 8);
+  // What a recovery still lacks, when its evidence is there: set below.
+  let missing: NonNullable<Finding['latest']>['missing'] | undefined;
   if (degraded && input.alertState === 'firing' && recovery && recovery.statistic >= h) {
     // The incident may be over: the data since `recovery.start` favour the baseline beyond the
     // threshold, though the window since `since` still holds the incident's own tasks. A
@@ -671,9 +684,14 @@ function conclude(
     // one), show no relapse of its own, and look like one (its change under `minEffect`).
     const recent = windowOf(recovery, recovery.start);
     const lasted = input.current.length - recovery.start;
-    const longEnough =
-      lasted >= Math.max(recovery.start - result.start, Math.ceil(input.current.length / 8));
+    const needed = Math.max(recovery.start - result.start, minLength);
+    const longEnough = lasted >= needed;
     const settled = recent.effect === null || recent.effect < minEffect;
+    if (!longEnough) {
+      const untilMs = input.fromMs + (recovery.start + needed) * input.bucketMs;
+      missing = { reason: 'duration', until: new Date(untilMs).toISOString() };
+    } else if (recovery.relapse >= h) missing = { reason: 'relapse' };
+    else if (!settled) missing = { reason: 'effect' };
     if (longEnough && recovery.relapse < h && settled) {
       const recentSince = sinceOf(recovery.start);
       return {
@@ -688,13 +706,23 @@ function conclude(
     }
   }
   // Still firing, but the latest data lean towards the baseline: shown, so that a repeat of an
-  // alert whose route looks well again does not read as a route still degraded now.
+  // alert whose route looks well again does not read as a route still degraded now. Only with
+  // evidence that means something (half the threshold, over an eighth of the window at least):
+  // the best of a score of recent windows leans towards the baseline by chance a quarter of the
+  // time during a degradation that goes on. Not for failure_concentration, whose test compares
+  // with the rest of the traffic, not with the baseline line its messages show.
   const latest =
-    degraded && input.alertState === 'firing' && recovery && recovery.statistic > 0
+    degraded &&
+    input.alertState === 'firing' &&
+    rule.kind !== 'failure_concentration' &&
+    recovery &&
+    recovery.statistic >= h * RESOLVE_BELOW &&
+    input.current.length - recovery.start >= minLength
       ? {
           ...windowOf(recovery, recovery.start).side,
           since: sinceOf(recovery.start),
           evidence: recovery.statistic,
+          ...(missing ? { missing } : {}),
         }
       : undefined;
   const summary = held

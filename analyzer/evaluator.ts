@@ -408,7 +408,9 @@ export class Evaluator {
         ),
         record,
       );
-      if (result.event?.notify) noteNotified(result.record, now);
+      // A reminder does not advance the clock here: every alert due repeats in this pass, and the
+      // route's one reminder is chosen after it (the most severe).
+      if (result.event?.notify && result.event.kind !== 'repeat') noteNotified(result.record, now);
       return result;
     };
     const seen = new Set<string>();
@@ -452,8 +454,9 @@ export class Evaluator {
       }
       // Another rule set's evaluation (the demo's): this alert is left as it is.
       if (!rule) continue;
+      const { latest: _stale, ...last } = record.finding;
       const gone: Finding = {
-        ...record.finding,
+        ...last,
         status: 'insufficient_data',
         summary: 'no tasks of this cohort and route in the current window',
         statistic: null,
@@ -462,30 +465,56 @@ export class Evaluator {
       steps.push({ ...stepOf(record, gone), input: undefined });
     }
 
-    // A route that gets news this evaluation (an alert fired, resolved or closed there) needs no
-    // reminder beside it: that message lists the alerts still firing. A reminder owed by an alert
-    // never notified (a silence) is its own message, and stays.
+    // One reminder per cohort × route and evaluation: none beside news of the route (an alert
+    // fired, resolved or closed there: that message lists the alerts still firing), else the one
+    // of the most severe alert due, then the longest firing. A reminder owed by an alert never
+    // notified (a silence) is its own message, and stays.
+    const severity = (s: (typeof steps)[number]) =>
+      SEVERITY_RANK[ruleOf(s.record.ruleId)?.severity ?? 'warning'];
+    const ruleOf = (id: string) =>
+      active.find((r) => r.id === id) ?? rules.find((r) => r.id === id);
+    const owes = (s: (typeof steps)[number]) =>
+      (previous.get(s.record.fingerprint)?.lastNotifiedAt ?? null) === null;
     const news = new Set(
       steps
-        .filter((s) => s.event?.notify && s.event.kind !== 'repeat')
+        .filter((s) => s.event?.notify && (s.event.kind !== 'repeat' || owes(s)))
         .map((s) => monitorKey(s.record.cohort, s.record.route)),
     );
-    for (const s of steps) {
-      const before = previous.get(s.record.fingerprint);
+    const leader = new Map<string, (typeof steps)[number]>();
+    const reminders = steps.filter((s) => s.event?.kind === 'repeat' && s.event.notify && !owes(s));
+    for (const s of reminders) {
+      const key = monitorKey(s.record.cohort, s.record.route);
+      const best = leader.get(key);
+      if (news.has(key)) continue;
       if (
-        s.event?.kind === 'repeat' &&
-        s.event.notify &&
-        (before?.lastNotifiedAt ?? null) !== null &&
-        news.has(monitorKey(s.record.cohort, s.record.route))
-      ) {
-        s.event = undefined;
-        s.record = { ...s.record, seq: before!.seq };
-      }
+        !best ||
+        severity(s) < severity(best) ||
+        (severity(s) === severity(best) && s.record.since < best.record.since)
+      )
+        leader.set(key, s);
+    }
+    for (const s of reminders) {
+      if (leader.get(monitorKey(s.record.cohort, s.record.route)) === s) continue;
+      s.event = undefined;
+      s.record = { ...s.record, seq: previous.get(s.record.fingerprint)!.seq };
+    }
+    // Every message on a route mentions the alerts firing there: each of them was reminded now
+    // (lastNotifiedAt), so that the route's clock survives any one record reopening. Not those a
+    // silence keeps quiet, nor those owed a message of their own.
+    const messaged = new Set(
+      steps.filter((s) => s.event?.notify).map((s) => monitorKey(s.record.cohort, s.record.route)),
+    );
+    for (const s of steps) {
+      if (
+        s.record.state === 'firing' &&
+        s.record.lastNotifiedAt !== null &&
+        messaged.has(monitorKey(s.record.cohort, s.record.route)) &&
+        !silenceAt(s.record)
+      )
+        s.record = { ...s.record, lastNotifiedAt: now };
     }
     const after = new Map(previous);
     for (const s of steps) after.set(s.record.fingerprint, s.record);
-    const ruleOf = (id: string) =>
-      active.find((r) => r.id === id) ?? rules.find((r) => r.id === id);
     // The alerts firing on each cohort × route after this evaluation, for the messages to list.
     const firingOn = new Map<string, OtherAlert[]>();
     for (const record of after.values()) {
@@ -497,13 +526,25 @@ export class Evaluator {
         {
           fingerprint: record.fingerprint,
           ruleId: record.ruleId,
+          kind: record.finding.kind,
+          detail: record.detail,
+          incident: record.incident,
           severity: rule?.severity ?? 'warning',
           what: whatOf(titledRule(record.finding, rule), record.detail),
           since: new Date(record.since).toISOString(),
+          ...(record.heldSince !== null
+            ? { heldSince: new Date(record.heldSince).toISOString() }
+            : {}),
           ...silencedUntil(silenceAt(record)),
         },
       ]);
     }
+    // The most severe first, then the longest firing.
+    for (const list of firingOn.values())
+      list.sort(
+        (a, b) =>
+          SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || a.since.localeCompare(b.since),
+      );
     const events: { event: AlertEvent; message: AlertMessage }[] = [];
     for (const s of steps) {
       if (!s.event) continue;
@@ -1034,3 +1075,6 @@ function subtract(a: TaskCounts, b: TaskCounts): TaskCounts {
 /** An alert's silence as the messages that list it say it. */
 const silencedUntil = (silence: Silence | undefined): { silencedUntil?: string } =>
   silence ? { silencedUntil: new Date(silence.endsAt).toISOString() } : {};
+
+/** Severities, the most severe first. */
+const SEVERITY_RANK: Record<Rule['severity'], number> = { critical: 0, warning: 1, info: 2 };

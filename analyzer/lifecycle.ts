@@ -280,8 +280,10 @@ export function step(
  */
 export function retire(previous: AlertRecord, now: number, summary: string): Step | undefined {
   if (previous.state !== 'firing' && previous.state !== 'pending') return undefined;
+  // Its last finding's figures, not its view of the latest data: nothing judges it now.
+  const { latest: _latest, ...last } = previous.finding;
   const finding: Finding = {
-    ...previous.finding,
+    ...last,
     status: 'insufficient_data',
     summary,
     statistic: null,

@@ -21,11 +21,17 @@ export interface CostOnRoute {
 export interface OtherAlert {
   fingerprint: string;
   ruleId: string;
+  kind: Rule['kind'];
+  /** The fallback reason a reason-shift alert watches; empty otherwise. */
+  detail: string;
+  incident: number;
   severity: Rule['severity'];
   /** What it says, without the cohort × route: "cost per successful task rose". */
   what: string;
   /** When it fired. */
   since: string;
+  /** Held without a verdict (its monitor cannot judge it: too few tasks) since then. */
+  heldSince?: string;
   /** When the silence that keeps it quiet ends, if one does. */
   silencedUntil?: string;
 }
@@ -224,6 +230,32 @@ function evidenceLine(statistic: number, threshold: number, status: Finding['sta
   return `Evidence ${statistic.toFixed(1)} against a threshold of ${threshold.toFixed(1)}${held} ${how}.`;
 }
 
+/**
+ * What the Latest line says of its evidence: how far it is from a recovery, or, with the evidence
+ * there, what the recovery still lacks.
+ */
+function latestEvidence(
+  latest: NonNullable<Finding['latest']>,
+  threshold: number | null,
+  target: boolean,
+): string {
+  const against = target ? 'the target' : 'the baseline';
+  const evidence = `evidence ${latest.evidence.toFixed(1)} for ${against}`;
+  if (threshold === null) return evidence;
+  if (!latest.missing) return `${evidence}, of the ${threshold.toFixed(1)} a recovery needs`;
+  const over = `${evidence}, over the ${threshold.toFixed(1)} a recovery needs`;
+  switch (latest.missing.reason) {
+    case 'duration':
+      return `${over}; it must also last as long as the degraded stretch before it${
+        latest.missing.until ? `, until${sinceText(latest.missing.until).slice(6)}` : ''
+      }`;
+    case 'relapse':
+      return `${over}, but a window inside it alarms on its own (a relapse)`;
+    case 'effect':
+      return `${over}, but it is still further from ${against} than the rule's minimum effect`;
+  }
+}
+
 /** One alert's parts of a Slack message, shared by a message of its own and a group's. */
 function slackParts(message: AlertMessage) {
   const { finding } = message;
@@ -261,11 +293,7 @@ function slackParts(message: AlertMessage) {
             message.ruleKind,
             'Latest',
             finding.latest,
-            `${sinceText(finding.latest.since)}: evidence ${finding.latest.evidence.toFixed(1)} for the baseline${
-              finding.threshold !== null
-                ? `, of the ${finding.threshold.toFixed(1)} a recovery needs`
-                : ''
-            }`,
+            `${sinceText(finding.latest.since)}: ${latestEvidence(finding.latest, finding.threshold, finding.baseline.target === true)}`,
           ),
         ]
       : []),
@@ -332,7 +360,9 @@ function slackTail(
       .slice(0, OTHERS_SHOWN)
       .map(
         (o) =>
-          `${o.what} (\`${o.ruleId}\`, ${o.severity})${sinceText(o.since)}${o.silencedUntil ? `, silenced until ${o.silencedUntil.slice(0, 16).replace('T', ' ')} UTC` : ''}`,
+          `${o.what} (\`${o.ruleId}\`, ${o.severity}), firing${sinceText(o.since)}${
+            o.heldSince ? `, no verdict${sinceText(o.heldSince)}` : ''
+          }${o.silencedUntil ? `, silenced until${sinceText(o.silencedUntil).slice(6)}` : ''}`,
       );
     if (others.length > OTHERS_SHOWN) listed.push(`and ${others.length - OTHERS_SHOWN} more`);
     const title = `${message.kind === 'resolved' ? 'Still firing' : 'Also firing'} on this cohort · route`;

@@ -94,8 +94,14 @@ describe('the alerts of one cohort × route', () => {
     });
     apps.push(app);
     const start = DEGRADED_FROM + 8 * HOUR;
-    const sent: { at: number; kind: string; ruleId: string; cohort: string; others: string[] }[] =
-      [];
+    const sent: {
+      at: number;
+      kind: string;
+      ruleId: string;
+      cohort: string;
+      severity: string;
+      others: string[];
+    }[] = [];
     for (let at = start; at <= start + 3 * HOUR; at += 10 * MINUTE) {
       await app.evaluator.evaluate(new Date(at));
     }
@@ -115,6 +121,7 @@ describe('the alerts of one cohort × route', () => {
         kind: e.kind,
         ruleId: e.ruleId,
         cohort: e.cohort,
+        severity: e.message.severity,
         others: (e.message.alsoFiring ?? []).map((o) => o.ruleId).sort(),
       });
     }
@@ -137,6 +144,8 @@ describe('the alerts of one cohort × route', () => {
     expect(repeats.length).toBeGreaterThanOrEqual(2);
     expect(repeats.length).toBeLessThanOrEqual(3);
     for (const repeat of repeats) {
+      // The route's one reminder is a critical alert's: the most severe due carries it.
+      expect(repeat.severity).toBe('critical');
       const before = alpha.filter((s) => s.at < repeat.at).map((s) => s.at);
       expect(repeat.at - Math.max(...before)).toBeGreaterThanOrEqual(HOUR);
       // The repeat stands for the other two: it names them.
@@ -166,6 +175,26 @@ describe('the alerts of one cohort × route', () => {
     ).filter((b) => b.cohort === 'alpha' && b.kind === 'firing');
     expect(hookFirings).toHaveLength(3);
 
+    // A message names the others for machines too: fingerprint, kind, incident; the most severe
+    // first.
+    const [repeatEvent] = history.filter(
+      (e) => e.cohort === 'alpha' && e.kind === 'repeat' && e.notify,
+    );
+    const listed = repeatEvent!.message.alsoFiring!;
+    expect(listed.map((o) => o.severity)).toEqual(
+      [...listed.map((o) => o.severity)].sort((a, b) => (a === b ? 0 : a === 'critical' ? -1 : 1)),
+    );
+    for (const o of listed) {
+      expect(o.fingerprint).toMatch(/^[0-9a-f]{24}$/);
+      expect(o).toMatchObject({ incident: 1, detail: '' });
+      expect(o.kind).toMatch(/^(success_rate_drop|cost_per_success_rise)$/);
+    }
+    // Every firing alert of the route was mentioned by its last message: one clock for all.
+    const alphaStates = (await app.evaluator.alerts.states()).filter(
+      (a) => a.cohort === 'alpha' && a.route === 'small' && a.state === 'firing',
+    );
+    expect(new Set(alphaStates.map((a) => a.lastNotifiedAt)).size).toBe(1);
+    expect(alphaStates[0]!.lastNotifiedAt).toBe(Math.max(...alpha.map((a) => a.at)));
     // beta has one rule firing: its reminder is its own, on its own clock, and lists nothing.
     const beta = sent.filter((s) => s.cohort === 'beta');
     expect(beta.map((s) => s.kind)).toEqual(['firing', 'repeat', 'repeat']);

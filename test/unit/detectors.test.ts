@@ -422,7 +422,22 @@ describe('an open alert: recovery and hysteresis (alertState)', () => {
     expect(late.latest).toBeDefined();
     expect(Date.parse(late.latest!.since)).toBeGreaterThanOrEqual(at(21));
     expect(late.latest!.value!).toBeLessThan(0.025);
-    expect(late.latest!.evidence).toBeGreaterThan(0);
+    // Evidence enough, but too short a recovery: said, with when it would be long enough (as
+    // long as the 21 degraded hours before it).
+    expect(late.latest!.evidence).toBeGreaterThanOrEqual(late.threshold!);
+    expect(late.latest!.missing).toEqual({
+      reason: 'duration',
+      until: new Date(at(21 + 21)).toISOString(),
+    });
+    // Two well hours: shorter than an eighth of the window (3 h), too little to show.
+    expect(firing(hourly(500, (hour) => hour < 22, 80)).latest).toBeUndefined();
+    // Three hours part of the way back (4 % retried, the baseline 2 %): their evidence for the
+    // baseline (about 0.4) is under half the threshold, and is not shown.
+    const halfway = hourly(500, (hour) => hour < 21, 80).map((c, hour) =>
+      hour < 21 ? c : calls(500, 500, 20),
+    );
+    expect(firing(halfway).status).toBe('degraded');
+    expect(firing(halfway).latest).toBeUndefined();
     // The alarm window is still the incident's.
     expect(late.current.since).toBe(new Date(at(0)).toISOString());
     // An incident that goes on: nothing leans towards the baseline.

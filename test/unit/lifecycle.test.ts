@@ -190,6 +190,22 @@ describe('alert lifecycle', () => {
     const closed = retire(silenced, 30 * MINUTE, 'rule removed')!;
     expect(closed.event).toMatchObject({ kind: 'resolved', notify: false });
     expect(closed.record.lastNotifiedAt).toBeNull();
+    // What the latest data looked like is no part of a closing: nothing judges the alert now.
+    const withLatest: AlertRecord = {
+      ...fired.record,
+      finding: {
+        ...fired.record.finding,
+        latest: {
+          label: 'success rate',
+          n: 200,
+          value: 0.95,
+          interval: null,
+          since: 'x',
+          evidence: 5,
+        },
+      },
+    };
+    expect(retire(withLatest, 30 * MINUTE, 'rule removed')!.event!.finding.latest).toBeUndefined();
     // One that paged is closed with a message, and its number stays spent.
     const paged = retire(fired.record, 30 * MINUTE, 'rule removed')!;
     expect(paged.event).toMatchObject({ kind: 'resolved', notify: true });

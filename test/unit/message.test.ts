@@ -163,6 +163,38 @@ describe('slackMessage', () => {
       '*Latest* 93.1 % (95 % CI 90.5–95.1 %), n = 480 since 2026-12-02 09:00 UTC: evidence 4.3 for the baseline, of the 9.8 a recovery needs';
     expect(JSON.stringify(repeat.blocks)).toContain(line);
     expect(repeat.text).toContain(line.replaceAll('*', ''));
+    // With the evidence there, what the recovery still lacks.
+    const lacking = (missing: NonNullable<typeof base.latest>['missing']) =>
+      slackMessage(
+        sampleMessage({
+          kind: 'repeat',
+          finding: {
+            ...base,
+            latest: { ...latest, evidence: 12.04, ...(missing ? { missing } : {}) },
+          },
+        }),
+      ).text;
+    expect(lacking({ reason: 'duration', until: '2026-12-02T13:00:00.000Z' })).toContain(
+      'evidence 12.0 for the baseline, over the 9.8 a recovery needs; it must also last as long as the degraded stretch before it, until 2026-12-02 13:00 UTC',
+    );
+    expect(lacking({ reason: 'relapse' })).toContain(
+      'over the 9.8 a recovery needs, but a window inside it alarms on its own (a relapse)',
+    );
+    expect(lacking({ reason: 'effect' })).toContain(
+      "but it is still further from the baseline than the rule's minimum effect",
+    );
+    // Against a target, the evidence is for the target.
+    const target = slackMessage(
+      sampleMessage({
+        kind: 'repeat',
+        finding: {
+          ...base,
+          latest,
+          baseline: { ...base.baseline, n: 0, value: 0.9, interval: null, target: true },
+        },
+      }),
+    ).text;
+    expect(target).toContain('evidence 4.3 for the target, of the 9.8 a recovery needs');
     // Without it (the latest data do not lean towards the baseline), no line.
     expect(JSON.stringify(slackMessage(sampleMessage({ kind: 'repeat' })).blocks)).not.toContain(
       'Latest',
@@ -182,16 +214,19 @@ describe('slackMessage', () => {
     const other = (i: number) => ({
       fingerprint: `f${i}`,
       ruleId: `rule-${i}`,
+      kind: 'reask_rise' as const,
+      detail: '',
+      incident: 1,
       severity: 'warning' as const,
       what: `thing ${i} rose`,
       since: '2026-12-02T08:30:00.000Z',
     });
     const two = slackMessage(sampleMessage({ alsoFiring: [other(1), other(2)] }));
     expect(JSON.stringify(two.blocks)).toContain(
-      '*Also firing on this cohort · route*\\n• thing 1 rose (`rule-1`, warning) since 2026-12-02 08:30 UTC\\n• thing 2 rose',
+      '*Also firing on this cohort · route*\\n• thing 1 rose (`rule-1`, warning), firing since 2026-12-02 08:30 UTC\\n• thing 2 rose',
     );
     expect(two.text).toContain(
-      'Also firing on this cohort · route: thing 1 rose (rule-1, warning) since 2026-12-02 08:30 UTC; thing 2 rose',
+      'Also firing on this cohort · route: thing 1 rose (rule-1, warning), firing since 2026-12-02 08:30 UTC; thing 2 rose',
     );
     const many = slackMessage(
       sampleMessage({ alsoFiring: Array.from({ length: 11 }, (_, i) => other(i + 1)) }),
@@ -223,6 +258,9 @@ describe('slackMessage', () => {
     const elsewhere = {
       fingerprint: 'xyz',
       ruleId: 'p95_regression',
+      kind: 'p95_regression' as const,
+      detail: '',
+      incident: 1,
       severity: 'warning' as const,
       what: 'p95 latency regressed',
       since: '2026-12-02T07:00:00.000Z',
@@ -234,6 +272,9 @@ describe('slackMessage', () => {
         {
           fingerprint: other.fingerprint,
           ruleId: other.ruleId,
+          kind: other.ruleKind,
+          detail: '',
+          incident: 1,
           severity: other.severity,
           what: 'x',
           since: base.at,
