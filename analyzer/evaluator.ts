@@ -469,10 +469,10 @@ export class Evaluator {
     // fired, resolved or closed there: that message lists the alerts still firing), else the one
     // of the most severe alert due, then the longest firing. A reminder owed by an alert never
     // notified (a silence) is its own message, and stays.
-    const severity = (s: (typeof steps)[number]) =>
-      SEVERITY_RANK[ruleOf(s.record.ruleId)?.severity ?? 'warning'];
     const ruleOf = (id: string) =>
       active.find((r) => r.id === id) ?? rules.find((r) => r.id === id);
+    const severity = (s: (typeof steps)[number]) =>
+      SEVERITY_RANK[ruleOf(s.record.ruleId)?.severity ?? 'warning'];
     const owes = (s: (typeof steps)[number]) =>
       (previous.get(s.record.fingerprint)?.lastNotifiedAt ?? null) === null;
     const news = new Set(
@@ -484,8 +484,8 @@ export class Evaluator {
     const reminders = steps.filter((s) => s.event?.kind === 'repeat' && s.event.notify && !owes(s));
     for (const s of reminders) {
       const key = monitorKey(s.record.cohort, s.record.route);
-      const best = leader.get(key);
       if (news.has(key)) continue;
+      const best = leader.get(key);
       if (
         !best ||
         severity(s) < severity(best) ||
