@@ -77,7 +77,7 @@ export interface Finding {
      * it will have at `until`, if it holds; `relapse`: a recent window alarms on its own;
      * `effect`: the change from the baseline is still over `minEffect`.
      */
-    missing?: { reason: 'duration' | 'relapse' | 'effect'; until?: string };
+    missing?: { reason: 'duration' | 'relapse' | 'effect' };
   };
 }
 
@@ -687,17 +687,17 @@ function conclude(
     const needed = Math.max(recovery.start - result.start, minLength);
     const longEnough = lasted >= needed;
     const settled = recent.effect === null || recent.effect < minEffect;
-    if (!longEnough) {
-      const untilMs = input.fromMs + (recovery.start + needed) * input.bucketMs;
-      missing = { reason: 'duration', until: new Date(untilMs).toISOString() };
-    } else if (recovery.relapse >= h) missing = { reason: 'relapse' };
+    // No time is promised for `duration`: the alarm window slides with the clock, and with it
+    // how long the recovery must last.
+    if (!longEnough) missing = { reason: 'duration' };
+    else if (recovery.relapse >= h) missing = { reason: 'relapse' };
     else if (!settled) missing = { reason: 'effect' };
     if (longEnough && recovery.relapse < h && settled) {
       const recentSince = sinceOf(recovery.start);
       return {
         ...base,
         status: 'ok',
-        summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect, true)} since ${recentSince}, evidence ${recovery.statistic.toFixed(1)} for the baseline over the threshold ${h.toFixed(1)} (the window since ${since}, holding the incident, would still alarm)`,
+        summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect, true)} since ${recentSince}, evidence ${recovery.statistic.toFixed(1)} for the ${input.target !== undefined && input.target !== null ? 'target' : 'baseline'} over the threshold ${h.toFixed(1)} (the window since ${since}, holding the incident, would still alarm)`,
         current: { ...recent.side, since: recentSince },
         // The evidence of the window shown, as for any finding: its ratio, negative here.
         statistic: -recovery.statistic,

@@ -215,13 +215,18 @@ export interface SlackMessage {
  * the other way round. A firing alert held by the hysteresis (degraded, under the threshold) says
  * where it resolves.
  */
-function evidenceLine(statistic: number, threshold: number, status: Finding['status']): string {
+function evidenceLine(
+  statistic: number,
+  threshold: number,
+  status: Finding['status'],
+  target = false,
+): string {
   const how =
     "(one-sided CUSUM log-likelihood ratio; false alerts held to the rule's budget per horizon)";
   // Only a recovery's window favours the baseline by the threshold; a window under it is merely
   // not degraded (its evidence for the baseline, if any, is no claim of recovery).
   if (status === 'ok' && -statistic >= threshold) {
-    return `Evidence for the baseline ${(-statistic).toFixed(1)} over a threshold of ${threshold.toFixed(1)}: recovered ${how}.`;
+    return `Evidence for the ${target ? 'target' : 'baseline'} ${(-statistic).toFixed(1)} over a threshold of ${threshold.toFixed(1)}: recovered ${how}.`;
   }
   const held =
     status === 'degraded' && statistic < threshold
@@ -246,9 +251,7 @@ function latestEvidence(
   const over = `${evidence}, over the ${threshold.toFixed(1)} a recovery needs`;
   switch (latest.missing.reason) {
     case 'duration':
-      return `${over}; it must also last as long as the degraded stretch before it${
-        latest.missing.until ? `, until${sinceText(latest.missing.until).slice(6)}` : ''
-      }`;
+      return `${over}; it must also last as long as the degraded stretch before it`;
     case 'relapse':
       return `${over}, but a window inside it alarms on its own (a relapse)`;
     case 'effect':
@@ -270,7 +273,12 @@ function slackParts(message: AlertMessage) {
   const since = finding.current.since ? sinceText(finding.current.since) : '';
   const evidence =
     finding.statistic !== null && finding.threshold !== null
-      ? evidenceLine(finding.statistic, finding.threshold, finding.status)
+      ? evidenceLine(
+          finding.statistic,
+          finding.threshold,
+          finding.status,
+          finding.baseline.target === true,
+        )
       : finding.summary;
   // Closed without a verdict, the figures are the last ones seen before it closed, not a
   // judgement of now. Resolved without a recovery window, they are the window the test judged
