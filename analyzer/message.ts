@@ -98,6 +98,10 @@ const RULE_TITLES: Record<Rule['kind'], string> = {
   retry_rise: 'SDK retries rose (hidden rate limits or server errors)',
 };
 
+/** "extraction · small", names isolated for Slack. */
+const whereOf = (cohort: string, route: string) =>
+  `${isolate(cohort) || '(none)'} · ${isolate(route) || '(none)'}`;
+
 type TitledRule = Pick<Rule, 'kind'> & Partial<Pick<Rule, 'baseline'>>;
 
 /**
@@ -133,7 +137,7 @@ export function titleOf(
   detail: string,
   resolution: Resolution = 'recovered',
 ): string {
-  const where = `${isolate(cohort) || '(none)'} · ${isolate(route) || '(none)'}`;
+  const where = whereOf(cohort, route);
   const what = whatOf(rule, detail);
   if (kind !== 'resolved') return `${where}: ${what}`;
   return resolution === 'recovered'
@@ -451,7 +455,7 @@ export const SLACK_GROUP_LIMIT = 10;
 export function slackGroupMessage(messages: readonly AlertMessage[]): SlackMessage {
   if (messages.length === 1) return slackMessage(messages[0]!);
   const [first] = messages as [AlertMessage, ...AlertMessage[]];
-  const where = `${isolate(first.cohort) || '(none)'} · ${isolate(first.route) || '(none)'}`;
+  const where = whereOf(first.cohort, first.route);
   const how =
     first.kind === 'resolved'
       ? first.resolution === 'closed_without_verdict'

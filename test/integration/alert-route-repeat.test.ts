@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRules } from '../../analyzer/rules.js';
-import { sendTasks, testApp } from '../support/app.js';
+import { testApp } from '../support/app.js';
+import { storeDegradedCohorts } from '../support/degraded.js';
+import { until } from '../support/wait.js';
+import type { SlackBody } from '../support/wait.js';
 import type { TestApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
-import { seeded, stream } from '../support/tasks.js';
 import { disableDefaultRulesBut } from '../support/rules.js';
 import { slackChannel, webhookChannel } from '../../analyzer/notifier.js';
 import { startWebhookReceiver } from '../support/webhook-receiver.js';
@@ -36,26 +38,12 @@ beforeAll(async () => {
   temp = await openTempStore();
   slack = await startWebhookReceiver();
   hook = await startWebhookReceiver();
-  const random = seeded(11);
-  const tasks = ['alpha', 'beta'].flatMap((cohort) => {
-    const spec = { cohort, routes: ['small', 'large'], fallback: 0.1 };
-    return [
-      ...stream(
-        {
-          ...spec,
-          success: 0.95,
-          tasks: 1_600,
-          fromMs: DEGRADED_FROM - 48 * HOUR,
-          toMs: DEGRADED_FROM,
-        },
-        random,
-      ),
-      ...stream({ ...spec, success: 0.6, tasks: 1_000, fromMs: DEGRADED_FROM, toMs: T }, random),
-    ];
+  await storeDegradedCohorts(temp.store, {
+    seed: 11,
+    cohorts: ['alpha', 'beta'],
+    degradedFrom: DEGRADED_FROM,
+    endMs: T,
   });
-  const loader = await testApp(temp.store);
-  await sendTasks(loader, tasks);
-  await loader.close();
 });
 afterAll(async () => {
   for (const app of apps) await app.close();
@@ -63,19 +51,6 @@ afterAll(async () => {
   await hook?.close();
   await temp?.dispose();
 });
-
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-interface SlackBody {
-  text: string;
-  blocks: { type: string; text?: { text: string } }[];
-}
 
 describe('the alerts of one cohort × route', () => {
   it('share one repeat, and each message lists the others firing there', async () => {

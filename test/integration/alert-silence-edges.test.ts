@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slackChannel } from '../../analyzer/notifier.js';
 import { parseRules } from '../../analyzer/rules.js';
-import { sendTasks, testApp } from '../support/app.js';
+import { testApp } from '../support/app.js';
+import { storeDegradedCohorts } from '../support/degraded.js';
+import { until } from '../support/wait.js';
+import type { SlackBody } from '../support/wait.js';
 import type { TestApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
 import { disableDefaultRulesBut } from '../support/rules.js';
-import { seeded, stream } from '../support/tasks.js';
 import { startWebhookReceiver } from '../support/webhook-receiver.js';
 import type { WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -31,44 +33,18 @@ const apps: TestApp[] = [];
 beforeAll(async () => {
   temp = await openTempStore();
   slack = await startWebhookReceiver();
-  const random = seeded(5);
-  const tasks = ['alpha', 'beta'].flatMap((cohort) => {
-    const spec = { cohort, routes: ['small', 'large'], fallback: 0.1 };
-    return [
-      ...stream(
-        {
-          ...spec,
-          success: 0.95,
-          tasks: 1_600,
-          fromMs: DEGRADED_FROM - 48 * HOUR,
-          toMs: DEGRADED_FROM,
-        },
-        random,
-      ),
-      ...stream({ ...spec, success: 0.6, tasks: 1_000, fromMs: DEGRADED_FROM, toMs: T }, random),
-    ];
+  await storeDegradedCohorts(temp.store, {
+    seed: 5,
+    cohorts: ['alpha', 'beta'],
+    degradedFrom: DEGRADED_FROM,
+    endMs: T,
   });
-  const loader = await testApp(temp.store);
-  await sendTasks(loader, tasks);
-  await loader.close();
 });
 afterAll(async () => {
   for (const app of apps) await app.close();
   await slack?.close();
   await temp?.dispose();
 });
-
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-interface SlackBody {
-  text: string;
-}
 
 describe('a silence and the reminders', () => {
   it('let an alert that fired silenced have its own message once it ends, though a route-mate kept the route reminded', async () => {

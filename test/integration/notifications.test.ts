@@ -9,6 +9,8 @@ import { seeded, stream } from '../support/tasks.js';
 import { startWebhookReceiver } from '../support/webhook-receiver.js';
 import type { WebhookReceiver } from '../support/webhook-receiver.js';
 import { disableDefaultRulesBut } from '../support/rules.js';
+import { until } from '../support/wait.js';
+import type { SlackBody } from '../support/wait.js';
 
 // A real local HTTP server stands in for Slack. Crafted traffic: three cohorts whose small route
 // degrades in [T − 12 h, T − 6 h) and recovers after; evaluations at chosen times.
@@ -50,18 +52,6 @@ async function appWith(
 
 const evaluateAt = (rw: TestApp, at: number) => rw.evaluator.evaluate(new Date(at));
 
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-interface SlackBody {
-  text: string;
-  blocks: { type: string; text?: { text: string } }[];
-}
 const titles = (bodies: unknown[]) => (bodies as SlackBody[]).map((b) => b.blocks[0]!.text!.text);
 
 beforeAll(async () => {

@@ -3,22 +3,15 @@ import type { AlertStore, StoredEvent } from '../../analyzer/alert-store.js';
 import type { AlertMessage } from '../../analyzer/message.js';
 import { slackGroupMessage, titleOf } from '../../analyzer/message.js';
 import { Notifier, slackChannel } from '../../analyzer/notifier.js';
+import { sampleMessage } from '../support/alert-message.js';
 
-// Review 34: the Slack group's notifier semantics, on a fake queue.
+// The Slack group's notifier semantics, on a fake queue (found by review 34).
 
+/** A warning on extraction × `route` with no costs or reasons, from the shared sample. */
 function message(over: Partial<AlertMessage> = {}): AlertMessage {
-  return {
-    kind: 'firing',
+  return sampleMessage({
     fingerprint: 'fp',
-    incident: 1,
-    at: '2026-12-02T10:00:00.000Z',
     severity: 'warning',
-    ruleId: 'success_rate_drop',
-    ruleKind: 'success_rate_drop',
-    ruleDescription: 'success rate drops',
-    cohort: 'extraction',
-    route: 'small',
-    detail: '',
     title: titleOf(
       'firing',
       { kind: 'success_rate_drop' },
@@ -26,38 +19,12 @@ function message(over: Partial<AlertMessage> = {}): AlertMessage {
       over.route ?? 'small',
       '',
     ),
-    finding: {
-      ruleId: 'success_rate_drop',
-      kind: 'success_rate_drop',
-      cohort: 'extraction',
-      route: 'small',
-      detail: '',
-      status: 'degraded',
-      summary: 'extraction × small: success rate 93.6% → 75.3% (n 2804 → 412)',
-      baseline: {
-        label: 'success rate',
-        n: 2804,
-        value: 0.936,
-        interval: { lower: 0.926, upper: 0.945 },
-        description: 'trailing 7 d before the current window',
-      },
-      current: {
-        label: 'success rate',
-        n: 412,
-        value: 0.753,
-        interval: { lower: 0.709, upper: 0.792 },
-        since: '2026-12-02T08:15:00.000Z',
-      },
-      statistic: 31.2,
-      threshold: 9.8,
-      effect: 0.18,
-    },
     costs: [],
     failureReasons: [],
     fallbackReasons: [],
     url: 'https://routewatch.example/',
     ...over,
-  } as AlertMessage;
+  });
 }
 
 const AT = Date.now() - 60_000;
