@@ -15,6 +15,7 @@ import {
   newSilence,
   scopeOf,
   silenceOf,
+  silenceRef,
   silenceRequest,
 } from './silences.js';
 import type { Silence } from './silences.js';
@@ -295,9 +296,6 @@ export function unjudgedOf(
 const SILENCE_USAGE =
   'Send {"cohort": "…", "route": "…", "rule": "…" (any left out matches any; "all": true instead of all three), "for": "4h" or "until": "<date or ISO instant>", "starts": "<instant>" (optional, now), "comment": "who and why"}.';
 
-const silencedBy = (silence: Silence | undefined) =>
-  silence ? { id: silence.id, until: new Date(silence.endsAt).toISOString() } : null;
-
 /** How far past now an evaluation's `at` may be: a client's clock a little ahead. */
 const FUTURE_SLACK_MS = 60_000;
 
@@ -349,7 +347,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         resolution: s.state === 'resolved' ? s.resolution : null,
         summary: (s.state === 'resolved' ? s.resolvedSummary : null) ?? s.finding.summary,
         finding: s.finding,
-        silenced: silencedBy(silenceOf(silences, s, now)),
+        silenced: silenceRef(silenceOf(silences, s, now)),
       })),
       silences: silences.map(silenceView),
       history: history.map((e) => ({

@@ -9,9 +9,9 @@ import { formatDuration } from '../server/time.js';
 import { titleOf, titledRule, whatOf } from './message.js';
 import type { AlertMessage, CostOnRoute, OtherAlert, ReasonShare, Resolution } from './message.js';
 import type { Notifier } from './notifier.js';
-import { silenceOf } from './silences.js';
+import { silenceOf, silenceRef } from './silences.js';
 import type { Silence } from './silences.js';
-import { watches } from './rules.js';
+import { SEVERITY_RANK, watches } from './rules.js';
 import type { BaselineRef, Rule, RuleSet } from './rules.js';
 import {
   addCounts,
@@ -521,6 +521,7 @@ export class Evaluator {
       if (record.state !== 'firing') continue;
       const key = monitorKey(record.cohort, record.route);
       const rule = ruleOf(record.ruleId);
+      const quiet = silenceRef(silenceAt(record));
       firingOn.set(key, [
         ...(firingOn.get(key) ?? []),
         {
@@ -535,7 +536,7 @@ export class Evaluator {
           ...(record.heldSince !== null
             ? { heldSince: new Date(record.heldSince).toISOString() }
             : {}),
-          ...silencedUntil(silenceAt(record)),
+          ...(quiet ? { silencedUntil: quiet.until } : {}),
         },
       ]);
     }
@@ -559,7 +560,7 @@ export class Evaluator {
         ruleSet,
       );
       const muted = silenced.get(s.record.fingerprint);
-      if (muted) message.silenced = { id: muted.id, until: new Date(muted.endsAt).toISOString() };
+      if (muted) message.silenced = silenceRef(muted)!;
       if (s.event.notify || muted) {
         message.alsoFiring = (
           firingOn.get(monitorKey(s.record.cohort, s.record.route)) ?? []
@@ -1071,10 +1072,3 @@ function subtract(a: TaskCounts, b: TaskCounts): TaskCounts {
   }
   return out;
 }
-
-/** An alert's silence as the messages that list it say it. */
-const silencedUntil = (silence: Silence | undefined): { silencedUntil?: string } =>
-  silence ? { silencedUntil: new Date(silence.endsAt).toISOString() } : {};
-
-/** Severities, the most severe first. */
-const SEVERITY_RANK: Record<Rule['severity'], number> = { critical: 0, warning: 1, info: 2 };

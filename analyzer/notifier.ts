@@ -2,6 +2,7 @@ import type { AlertStore, StoredEvent } from './alert-store.js';
 import { formatDuration } from '../server/time.js';
 import { SLACK_GROUP_LIMIT, slackGroupMessage, slackMessage, webhookBody } from './message.js';
 import type { AlertMessage } from './message.js';
+import { SEVERITY_RANK } from './rules.js';
 import { silenceOf } from './silences.js';
 import type { Silence } from './silences.js';
 
@@ -44,8 +45,6 @@ export function slackChannel(url: string): Channel {
   };
 }
 
-const SEVERITY_ORDER = { critical: 0, warning: 1, info: 2 } as const;
-
 /**
  * The queue's events in messages: the events of one evaluation (`at`) on one cohort × route of
  * the same kind (and resolution) together, the most severe first, at most `limit` a message, in
@@ -69,7 +68,7 @@ export function groupEvents(events: readonly StoredEvent[], limit: number): Stor
   for (const group of groups.values()) {
     group.sort(
       (a, b) =>
-        SEVERITY_ORDER[a.message.severity] - SEVERITY_ORDER[b.message.severity] ||
+        SEVERITY_RANK[a.message.severity] - SEVERITY_RANK[b.message.severity] ||
         a.ruleId.localeCompare(b.ruleId) ||
         a.fingerprint.localeCompare(b.fingerprint),
     );

@@ -155,6 +155,9 @@ export interface Rule {
   description: string;
 }
 
+/** Severities, the most severe first: the order alerts are listed, grouped and reminded in. */
+export const SEVERITY_RANK: Record<Rule['severity'], number> = { critical: 0, warning: 1, info: 2 };
+
 export interface RuleSet {
   evaluation: EvaluationSettings;
   baselines: Record<string, { from: Date; to: Date }>;

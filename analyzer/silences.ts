@@ -24,6 +24,11 @@ export interface Silence {
   createdAt: number;
 }
 
+/** A silence as what it covers says it: which, and until when; null for none. */
+export function silenceRef(silence: Silence | undefined): { id: string; until: string } | null {
+  return silence ? { id: silence.id, until: new Date(silence.endsAt).toISOString() } : null;
+}
+
 /**
  * The longest silence, and how far ahead one may start: longer is a rule to change (`cohorts`,
  * `enabled`), not a silence.
