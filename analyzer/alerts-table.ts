@@ -1,3 +1,4 @@
+import { utcMinute } from '../server/time.js';
 import { tableLayout } from './text-width.js';
 import type { Resolution } from './message.js';
 
@@ -66,13 +67,13 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
   // finding then says why there is none, not why it fired (that is in its firing transition).
   const what = (a: AlertsView['alerts'][number]) =>
     a.state === 'firing' && a.finding?.status === 'insufficient_data'
-      ? `still firing, no verdict ${a.heldSince ? `since ${short(a.heldSince)} UTC` : 'now'}: ${a.summary}`
+      ? `still firing, no verdict ${a.heldSince ? `since ${utcMinute(a.heldSince)}` : 'now'}: ${a.summary}`
       : a.summary;
   // Closed without a verdict is not a recovery: said as the dashboard says it.
   const ended = (state: string, resolution: Resolution | null | undefined) =>
     state === 'resolved' && resolution === 'closed_without_verdict' ? 'closed' : state;
   const lines = [
-    `routewatch alerts  ${view.evaluatedAt ? `last evaluated ${short(view.evaluatedAt)} UTC` : 'not evaluated yet in this process'}`,
+    `routewatch alerts  ${view.evaluatedAt ? `last evaluated ${utcMinute(view.evaluatedAt)}` : 'not evaluated yet in this process'}`,
     '',
   ];
   const listed =

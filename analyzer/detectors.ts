@@ -1,3 +1,4 @@
+import { utcMinute } from '../server/time.js';
 import { isolate } from './name-list.js';
 import type { EvaluationSettings, Rule, RuleKind } from './rules.js';
 import { addCounts, emptyCounts, knownOutcomeSums } from './series.js';
@@ -654,7 +655,7 @@ function conclude(
       status: 'insufficient_data',
       summary:
         first > 0
-          ? `no window of at least ${settings.minTasks} since the last alert resolved (${new Date(input.fromMs + first * input.bucketMs).toISOString()})`
+          ? `no window of at least ${settings.minTasks} since the last alert resolved (${utcMinute(input.fromMs + first * input.bucketMs)})`
           : `no window of at least ${settings.minTasks} in the current window`,
       current: { ...baselineSide, n: 0, value: null, interval: null, since: null },
       statistic: null,
@@ -697,7 +698,7 @@ function conclude(
       return {
         ...base,
         status: 'ok',
-        summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect, true)} since ${recentSince}, evidence ${recovery.statistic.toFixed(1)} for the ${input.target !== undefined && input.target !== null ? 'target' : 'baseline'} over the threshold ${h.toFixed(1)} (the window since ${since}, holding the incident, would still alarm)`,
+        summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect, true)} since ${utcMinute(recentSince)}, evidence ${recovery.statistic.toFixed(1)} for the ${input.target !== undefined && input.target !== null ? 'target' : 'baseline'} over the threshold ${h.toFixed(1)} (the window since ${utcMinute(since)}, holding the incident, would still alarm)`,
         current: { ...recent.side, since: recentSince },
         // The evidence of the window shown, as for any finding: its ratio, negative here.
         statistic: -recovery.statistic,

@@ -5,7 +5,7 @@ import { detect } from './detectors.js';
 import type { Finding, MonitorInput } from './detectors.js';
 import { evidenceFrom, fingerprintOf, heldBaselineEnd, retire, step } from './lifecycle.js';
 import type { AlertEvent, AlertRecord, Step } from './lifecycle.js';
-import { formatDuration } from '../server/time.js';
+import { formatDuration, utcMinute } from '../server/time.js';
 import { titleOf, titledRule, whatOf } from './message.js';
 import type { AlertMessage, CostOnRoute, OtherAlert, ReasonShare, Resolution } from './message.js';
 import type { Notifier } from './notifier.js';
@@ -717,7 +717,7 @@ export class Evaluator {
           spanMs = rule.baseline.windowMs;
         } else {
           const range = baselines[rule.baseline.name]!;
-          description = `pinned baseline ${rule.baseline.name} (${range.from.toISOString()} → ${range.to.toISOString()})`;
+          description = `pinned baseline ${rule.baseline.name} (${utcMinute(range.from)} → ${utcMinute(range.to)})`;
           spanMs = range.to.getTime() - range.from.getTime();
         }
         break;
@@ -784,7 +784,7 @@ export class Evaluator {
         baseline: held.byRoute.get(key) ?? null,
         p95: held.p95.get(key) ?? null,
         totals: held.totals,
-        description: `trailing ${formatDuration(held.windowMs)} before ${new Date(held.endMs).toISOString()}, held at the incident's start while it is open`,
+        description: `trailing ${formatDuration(held.windowMs)} before ${utcMinute(held.endMs)}, held at the incident's start while it is open`,
       };
     };
 

@@ -1,3 +1,4 @@
+import { utcMinute } from '../server/time.js';
 import { isolate } from './name-list.js';
 import { RESOLVE_BELOW } from './detectors.js';
 import type { Finding, Side } from './detectors.js';
@@ -188,14 +189,19 @@ function cost(c: CostOnRoute): string {
 }
 
 /** " since 2026-12-04 10:30 UTC", from an ISO time. */
-const sinceText = (iso: string) => ` since ${iso.slice(0, 16).replace('T', ' ')} UTC`;
+const sinceText = (iso: string) => ` since ${utcMinute(iso)}`;
 
 /** The other alerts a message lists by name; the rest are counted. */
 const OTHERS_SHOWN = 8;
 
 const SLACK_TEXT_LIMIT = 3000;
-const clip = (text: string, limit = SLACK_TEXT_LIMIT) =>
-  text.length <= limit ? text : `${text.slice(0, limit - 1).replace(/&[a-z]{0,3}$/, '')}…`;
+/** `text` cut to `limit` characters with an ellipsis, at a word's end where one is near. */
+const clip = (text: string, limit = SLACK_TEXT_LIMIT) => {
+  if (text.length <= limit) return text;
+  const cut = text.slice(0, limit - 1).replace(/&[a-z]{0,3}$/, '');
+  const space = cut.lastIndexOf(' ');
+  return `${space >= cut.length - 40 && space > 0 ? cut.slice(0, space).replace(/[\s,;:(]+$/, '') : cut}…`;
+};
 
 /**
  * Text for Slack's mrkdwn and its notification fallback, with `&`, `<` and `>` escaped as Slack
@@ -290,13 +296,20 @@ function slackParts(message: AlertMessage) {
   const closed = message.resolution === 'closed_without_verdict';
   const judged =
     message.kind === 'resolved' && !closed && !finding.summary.startsWith('recovered: ');
+  // A window with no figure and no test (fallbacks too few for their reasons to matter) has
+  // nothing to show but its summary, which the evidence line gives.
+  const figureless = finding.current.value === null && finding.statistic === null;
   const lines = [
-    sideLine(
-      message.ruleKind,
-      closed ? 'Last seen' : judged ? 'Window judged' : 'Now',
-      finding.current,
-      closed ? '' : since,
-    ),
+    ...(figureless && !closed
+      ? []
+      : [
+          sideLine(
+            message.ruleKind,
+            closed ? 'Last seen' : judged ? 'Window judged' : 'Now',
+            finding.current,
+            closed ? '' : since,
+          ),
+        ]),
     // Firing still, though the latest data lean towards the baseline: what the route looks like
     // now, beside the alarm window that may still hold the incident.
     ...(finding.latest && message.kind !== 'resolved'

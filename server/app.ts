@@ -19,7 +19,7 @@ import { requireToken } from './auth.js';
 import { ConnectionTracker } from './connections.js';
 import { acceptedTimes } from './config.js';
 import type { Config } from './config.js';
-import { HttpError, RPC_CODES, refused, toHttpError } from './http-error.js';
+import { HttpError, RPC_CODES, badRequest, refused, toHttpError } from './http-error.js';
 import { opsRoutes } from './ops-routes.js';
 import { ReasonCountLog } from './rate-limited-log.js';
 import { sqlLimits, sqlRoutes } from './sql-routes.js';
@@ -60,6 +60,9 @@ const OTLP_PATH = /^\/v1\/(traces|metrics|logs|profiles)(\/|\?|$)/;
 function isOtlpRequest(request: FastifyRequest): boolean {
   return request.routeOptions.config?.otlp === true || OTLP_PATH.test(request.url);
 }
+
+/** The longest path parameter routed (names, ids): Fastify's default. */
+const MAX_PARAM_LENGTH = 100;
 
 /** Sends an error in the one shape: google.rpc.Status on OTLP routes, `{ error }` elsewhere. */
 function sendError(request: FastifyRequest, reply: FastifyReply, error: HttpError): FastifyReply {
@@ -107,6 +110,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
     // A backstop behind the per-body timeouts of the ingest routes.
     requestTimeout: config.ROUTEWATCH_BODY_TIMEOUT + 5_000,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // The router's own refusals, in the one error shape rather than Fastify's.
+    frameworkErrors: (error, request, reply) => {
+      const path = request.url.split('?', 1)[0]!.slice(0, 200);
+      sendError(
+        request,
+        reply,
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? badRequest(
+              `a part of the path is longer than ${MAX_PARAM_LENGTH} characters: no routewatch name or id is that long`,
+            )
+          : error.code === 'FST_ERR_BAD_URL'
+            ? badRequest(`the path ${JSON.stringify(path)} is not valid percent-encoding`)
+            : new HttpError(500, 'INTERNAL', 'the request could not be routed: try again'),
+      );
+    },
   });
   app.server.headersTimeout = Math.min(60_000, config.ROUTEWATCH_BODY_IDLE_TIMEOUT + 5_000);
   // `Expect: 100-continue`: Node would say 100 before any check ran, and the client would send a

@@ -51,6 +51,11 @@ export function formatDuration(ms: number): string {
   return `${ms} ms`;
 }
 
+/** An instant to the minute, as the messages and tables show it: `2026-12-02 08:15 UTC`. */
+export function utcMinute(instant: string | number | Date): string {
+  return `${new Date(instant).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
 export function isDuration(text: string): boolean {
   return DURATION.test(text.trim());
 }

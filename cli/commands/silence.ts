@@ -1,6 +1,6 @@
 import type { SilenceView } from '../../analyzer/api-routes.js';
 import { tableLayout } from '../../analyzer/text-width.js';
-import { isDuration } from '../../server/time.js';
+import { isDuration, utcMinute } from '../../server/time.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { remote } from '../client.js';
@@ -20,12 +20,17 @@ interface SilenceValues {
 }
 
 const ACTIONS = ['list', 'add', 'end'];
-const short = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
 
 function render(silences: readonly SilenceView[]): string {
   if (silences.length === 0) return 'No silence in force or to come.\n';
   const header = ['id', 'matches', 'from', 'until', 'why'];
-  const rows = silences.map((s) => [s.id, s.scope, short(s.startsAt), short(s.endsAt), s.comment]);
+  const rows = silences.map((s) => [
+    s.id,
+    s.scope,
+    utcMinute(s.startsAt),
+    utcMinute(s.endsAt),
+    s.comment,
+  ]);
   const { line, rule } = tableLayout(header, rows);
   return `${[line(header), rule, ...rows.map(line)].join('\n')}\n`;
 }
@@ -109,7 +114,7 @@ Options:
           ? `${JSON.stringify(answer, null, 2)}\n`
           : answer.ended
             ? `Ended silence ${answer.silence.id} (${answer.silence.scope}).\n`
-            : `Silence ${answer.silence.id} had already ended (${short(answer.silence.endsAt)}).\n`,
+            : `Silence ${answer.silence.id} had already ended (${utcMinute(answer.silence.endsAt)}).\n`,
       );
       return;
     }
@@ -146,7 +151,7 @@ Options:
     process.stdout.write(
       values.json
         ? `${JSON.stringify(answer, null, 2)}\n`
-        : `Silenced ${answer.silence.scope} from ${short(answer.silence.startsAt)} until ${short(answer.silence.endsAt)}: id ${answer.silence.id}\n(end it early with: routewatch silence end ${answer.silence.id})\n`,
+        : `Silenced ${answer.silence.scope} from ${utcMinute(answer.silence.startsAt)} until ${utcMinute(answer.silence.endsAt)}: id ${answer.silence.id}\n(end it early with: routewatch silence end ${answer.silence.id})\n`,
     );
   },
 };

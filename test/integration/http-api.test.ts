@@ -186,6 +186,29 @@ describe('error shapes', () => {
     });
   });
 
+  it('answers a path the router refuses (bad percent-encoding, a part too long) with 400 in the JSON error shape', async () => {
+    const bad = await rw.app.inject({
+      method: 'DELETE',
+      url: '/api/v1/silences/%E0%A4%A',
+      headers: bearer,
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(errorOf(bad, 'error-json')).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/not valid percent-encoding/),
+    });
+    const long = await rw.app.inject({
+      method: 'DELETE',
+      url: `/api/v1/silences/${'a'.repeat(101)}`,
+      headers: bearer,
+    });
+    expect(long.statusCode).toBe(400);
+    expect(errorOf(long, 'error-json')).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/longer than 100 characters/),
+    });
+  });
+
   it('answers an OTLP signal routewatch does not take with 404 as a Status, in the request encoding', async () => {
     const res = await rw.app.inject({
       method: 'POST',

@@ -305,7 +305,8 @@ describe('spent evidence (evidenceFromMs)', () => {
     // One hourly bucket of 50 calls after the resolution, below the minimum 100.
     const finding = detect({ ...monitor(early, BASELINE), evidenceFromMs: at(23) }, evaluation);
     expect(finding.status).toBe('insufficient_data');
-    expect(finding.summary).toMatch(/since the last alert resolved/);
+    // Times read as the messages show them, to the minute in UTC.
+    expect(finding.summary).toMatch(/since the last alert resolved \(2026-12-01 23:00 UTC\)/);
   });
 
   it('keeps a resolved incident from re-firing through the lifecycle', () => {
@@ -361,6 +362,9 @@ describe('an open alert: recovery and hysteresis (alertState)', () => {
       expect(open.status).toBe('ok');
       expect(open.summary).toMatch(/^recovered: faq × small: retry rate 2\.0% → 2\.0% /);
       expect(open.summary).toMatch(/for the baseline over the threshold .* would still alarm\)$/);
+      expect(open.summary).toMatch(
+        / since \d{4}-\d\d-\d\d \d\d:\d\d UTC, .* \(the window since \d{4}-\d\d-\d\d \d\d:\d\d UTC,/,
+      );
       // The window shown is the recent one, after the incident.
       expect(Date.parse(open.current.since!)).toBeGreaterThanOrEqual(at(6));
       expect(open.effect!).toBeLessThan(0.005);

@@ -260,6 +260,48 @@ describe('slackMessage', () => {
     expect(slackGroupMessage([base])).toEqual(slackMessage(base));
   });
 
+  it('shows no empty window line for a resolution without a figure, only its reason', () => {
+    const base = sampleMessage();
+    const summary =
+      'only 12 fallbacks in 900 tasks in the current window, fewer than the minimum 100: too few for a shift in their reasons to matter';
+    const message = sampleMessage({
+      kind: 'resolved',
+      resolution: 'recovered',
+      ruleId: 'fallback_reason_shift',
+      ruleKind: 'fallback_reason_shift',
+      detail: 'timeout',
+      finding: {
+        ...base.finding,
+        ruleId: 'fallback_reason_shift',
+        kind: 'fallback_reason_shift',
+        detail: 'timeout',
+        status: 'ok',
+        summary,
+        current: { ...base.finding.current, n: 12, value: null, interval: null },
+        statistic: null,
+        effect: null,
+      },
+    });
+    const { text, blocks } = slackMessage(message);
+    const all = JSON.stringify(blocks);
+    expect(all).not.toContain('Window judged');
+    expect(all).not.toContain('*Now*');
+    expect(all).toContain(summary);
+    expect(text).toContain(summary);
+    expect(all).toContain('*Baseline*');
+  });
+
+  it('clips a long summary in the plain text at the end of a word', () => {
+    const base = sampleMessage();
+    const words = Array.from({ length: 80 }, (_, i) => `word${i}`).join(' ');
+    const long = { ...base, finding: { ...base.finding, summary: words } };
+    const other = { ...sampleMessage(), fingerprint: 'f-2', ruleId: 'p95_regression' };
+    const { text } = slackGroupMessage([long, other]);
+    const line = text.split('\n').find((l) => l.includes('word0'))!;
+    expect(line.length).toBeLessThanOrEqual(300);
+    expect(line).toMatch(/ word\d+…$/);
+  });
+
   it('words a resolution by how it was judged, once, without empty reasons', () => {
     const base = sampleMessage().finding;
     const resolvedTitle = titleOf(
