@@ -673,6 +673,7 @@ function conclude(
   const degraded = crossed && large;
   const held = degraded && result.statistic < h;
   const what = describe(rule, input, baselineSide, windowSide, effect);
+  const neutral = describe(rule, input, baselineSide, windowSide, effect, 'neutral');
   const recovery = result.recovery;
   const minLength = Math.ceil(input.current.length / 8);
   // What a recovery still lacks, when its evidence is there: set below.
@@ -698,7 +699,7 @@ function conclude(
       return {
         ...base,
         status: 'ok',
-        summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect, true)} since ${utcMinute(recentSince)}, evidence ${recovery.statistic.toFixed(1)} for the ${input.target !== undefined && input.target !== null ? 'target' : 'baseline'} over the threshold ${h.toFixed(1)} (the window since ${utcMinute(since)}, holding the incident, would still alarm)`,
+        summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect, 'recovered')} since ${utcMinute(recentSince)}, evidence ${recovery.statistic.toFixed(1)} for the ${input.target !== undefined && input.target !== null ? 'target' : 'baseline'} over the threshold ${h.toFixed(1)} (the window since ${utcMinute(since)}, holding the incident, would still alarm)`,
         current: { ...recent.side, since: recentSince },
         // The evidence of the window shown, as for any finding: its ratio, negative here.
         statistic: -recovery.statistic,
@@ -733,8 +734,8 @@ function conclude(
       : crossed
         ? `${what}; below the minimum effect ${rule.minEffect}`
         : bar < h
-          ? `no longer degraded: evidence ${result.statistic.toFixed(1)} below half the threshold ${h.toFixed(1)}`
-          : `no degradation: evidence ${result.statistic.toFixed(1)} below the threshold ${h.toFixed(1)}`;
+          ? `${neutral}; no longer degraded: evidence ${result.statistic.toFixed(1)} below half the threshold ${h.toFixed(1)}`
+          : `${neutral}; no degradation: evidence ${result.statistic.toFixed(1)} below the threshold ${h.toFixed(1)}`;
   return {
     ...base,
     status: degraded ? 'degraded' : 'ok',
@@ -752,7 +753,8 @@ function describe(
   baseline: Side,
   now: Side,
   effect: number | null = null,
-  recovered = false,
+  /** How a cheaper_than_large figure reads: a loss, a gain back, or neither. */
+  mode: 'degraded' | 'recovered' | 'neutral' = 'degraded',
 ): string {
   const where = `${isolate(input.cohort) || '(none)'} × ${isolate(input.route) || '(none)'}`;
   const money = rule.kind === 'cost_per_success_rise' || rule.kind === 'cheaper_than_large';
@@ -777,9 +779,12 @@ function describe(
   }
   if (rule.kind === 'cheaper_than_large') {
     const large = `the ${baseline.label.replace('cost per successful task on ', '')} route's ${show(baseline.value)}${input.largeOver ? ` over ${input.largeOver}` : ''}`;
-    return recovered
-      ? `${where}: costs ${shown(now)} per successful task, less than ${large} again`
-      : `${where}: costs ${shown(now)} per successful task, no longer less than ${large}`;
+    const costs = `${where}: costs ${shown(now)} per successful task`;
+    return mode === 'recovered'
+      ? `${costs}, less than ${large} again`
+      : mode === 'neutral'
+        ? `${costs}, against ${large}`
+        : `${costs}, no longer less than ${large}`;
   }
   if (input.target !== undefined && input.target !== null) {
     return `${where}: ${now.label}${detail} ${shown(now)} (n ${now.n}) against the target ${show(baseline.value)}`;

@@ -58,6 +58,10 @@ describe('retry_rise', () => {
     expect(finding.baseline.value).toBeCloseTo(0.02, 6);
     expect(finding.current.value).toBeCloseTo(0.02, 6);
     expect(finding.statistic!).toBeLessThan(finding.threshold!);
+    // An ok finding still says where and what the figures are, before its verdict.
+    expect(finding.summary).toMatch(
+      /^faq × small: retry rate 2\.0% → 2\.0% \(n 2450 → \d+\); no degradation: evidence /,
+    );
   });
 
   it('fires when the share of retried calls rises and stays up', () => {
@@ -253,6 +257,19 @@ describe('cost per successful task while outcomes are still to come', () => {
     expect(finding.status).toBe('ok');
     expect(finding.statistic!).toBeLessThan(finding.threshold!);
     expect(finding.baseline.value).toBeCloseTo(0.01 / 0.95, 6);
+  });
+
+  it('says a cheaper route is cheaper, not "no longer less", when it is', () => {
+    const cheaper = rules.find((r) => r.kind === 'cheaper_than_large')!;
+    const all = Array.from({ length: 24 }, () => counts(40, 40, 0.005));
+    const finding = detect(
+      { ...monitor(all, null), rule: cheaper, large: counts(600, 600, 0.02) },
+      evaluation,
+    );
+    expect(finding.status).toBe('ok');
+    expect(finding.summary).toMatch(
+      /^faq × small: costs \$0\.00526 per successful task, against the large route's \$0\.0211; no degradation/,
+    );
   });
 
   it('still fires on a real rise in cost, and counts the tasks it judged', () => {
