@@ -175,6 +175,8 @@ const NAMES = {
     'llm.token_count.prompt',
     'ai.usage.inputTokens',
     'ai.usage.promptTokens',
+    // The Vercel AI SDK's embed and embedMany spans: their one count, input tokens.
+    'ai.usage.tokens',
   ],
   outputTokens: [
     'gen_ai.usage.output_tokens',

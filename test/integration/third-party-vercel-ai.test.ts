@@ -2,8 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createOpenAI } from '@ai-sdk/openai';
-import { generateText, streamText } from 'ai';
+import { embed, generateText, streamText } from 'ai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMockLlm } from '../../examples/mock-llm.js';
 import type { MockLlm } from '../../examples/mock-llm.js';
 import { callCostUsd } from '../../examples/pricing-truth.js';
 import { runAttempt, runTask } from '../../instrumentation/src/index.js';
@@ -114,6 +115,35 @@ describe('Vercel AI SDK end to end', () => {
       callCostUsd('gpt-4o', { inputTokens: usage.inputTokens!, outputTokens: usage.outputTokens! }),
       12,
     );
+  });
+
+  it('prices an embed call from ai.usage.tokens, its one usage count', async () => {
+    // The simulator answers embeddings for any model name, with its fixed answer.
+    const embeddings = await startMockLlm({ seed: 13, latencyScale: 0, anyModel: true });
+    const result = await embed({
+      model: createOpenAI({ apiKey: 'test', baseURL: embeddings.url }).embedding(
+        'text-embedding-3-small',
+      ),
+      value: 'how do I reset my password?',
+      maxRetries: 0,
+      experimental_telemetry: { isEnabled: true },
+    }).finally(() => embeddings.close());
+    await tracing.flush();
+    const calls = (await collector.storedSpans()).filter(
+      (s) => s.kind === 'llm' && s.name === 'ai.embed.doEmbed',
+    );
+    expect(result.usage.tokens).toBeGreaterThan(0);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({
+      operation: 'embeddings',
+      request_model: 'text-embedding-3-small',
+      input_tokens: result.usage.tokens,
+      output_tokens: 0,
+      cost_source: 'price_table',
+      price_ref: 'genai-prices@0.1.8:openai/text-embedding-3-small',
+    });
+    // $0.02 per million input tokens.
+    expect(calls[0]!.cost_usd).toBeCloseTo((result.usage.tokens * 0.02) / 1e6, 12);
   });
 
   it('gets task, cohort and route from telemetry metadata through the mapping, without runTask', async () => {
