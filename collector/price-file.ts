@@ -127,5 +127,13 @@ export function parsePriceFile(text: string): PriceSettings {
   const warnings = file.prices.flatMap((e, i) =>
     e.provider === undefined ? [] : (providerWarning(e.provider, `prices.${i}.provider`) ?? []),
   );
+  // An empty file mounted where a price list was meant is a deployment mistake more often than
+  // a choice.
+  if (file.prices.length === 0)
+    warnings.push(
+      file.catalogue
+        ? 'the file lists no prices: only the bundled catalogue prices calls'
+        : 'the file lists no prices and turns the catalogue off: every call without a cost of its own is stored unpriced',
+    );
   return { overrides, catalogue: file.catalogue, ...(warnings.length > 0 ? { warnings } : {}) };
 }

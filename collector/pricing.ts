@@ -50,7 +50,10 @@ export interface TokenUsage {
 
 export interface PriceQuote {
   costUsd: number;
-  /** Which entry priced the call: `override:<model>[@<from>]` or `genai-prices@<v>:<provider>/<model>`. */
+  /**
+   * Which entry priced the call: `override[<provider>]:<model>[@<from>]` (no `[…]` for an entry
+   * of any provider) or `genai-prices@<v>:<provider>/<model>`.
+   */
   ref: string;
 }
 
@@ -189,6 +192,14 @@ export function inclusiveUsage(usage: TokenUsage): TokenUsage {
 
 /** A served model name without its date suffix: `gpt-4o-mini-2024-07-18` → `gpt-4o-mini`. */
 const DATE_SUFFIX = /[-@](?:\d{4}-\d{2}-\d{2}|\d{8})$/;
+/** A snapshot date inside a fine-tune's id, before its next `:` part. */
+const INNER_DATE = /-(?:\d{4}-\d{2}-\d{2}|\d{8})(?=:)/g;
+
+/** A name a call may be priced under, with the provider it is matched for. */
+interface Candidate {
+  name: string;
+  ids: { catalogue: string; entries: string };
+}
 
 interface CompiledOverride {
   name: string;
@@ -222,11 +233,14 @@ export class PriceTable {
           entry,
         };
       })
-      // Exact names before prefixes, longer prefixes first, then the latest start first.
+      // The most specific entry first: exact names before prefixes, longer prefixes first, an
+      // entry for one provider before one for any, then the latest start first. Never the order
+      // of the file.
       .sort(
         (a, b) =>
           Number(a.prefix) - Number(b.prefix) ||
           b.name.length - a.name.length ||
+          Number(a.provider === '') - Number(b.provider === '') ||
           b.fromMs - a.fromMs,
       );
   }
@@ -237,8 +251,11 @@ export class PriceTable {
 
   /**
    * The cost of one call started at `atMs`, priced by the first of `models` (the served model
-   * first, then the requested one) that has a price: for each, the price file, then the catalogue.
-   * Undefined when none has one.
+   * first, then the requested one) that has a price: the price file for each name, then the
+   * catalogue for each (a file entry for an Azure deployment name wins over the catalogue's list
+   * price of the model it serves). A name with a path (`openai/gpt-4o`, as gateways and proxies
+   * write it) is also tried as its last part, with the provider the path names. Undefined when
+   * none has a price.
    */
   price(
     provider: string,
@@ -246,22 +263,45 @@ export class PriceTable {
     usage: TokenUsage,
     atMs: number,
   ): PriceQuote | undefined {
-    const { catalogue: providerId, entries: entryProvider } = this.#providerId(provider);
+    const candidates = this.#candidates(provider, models);
     const inclusive = inclusiveUsage(usage);
-    for (const model of models) {
-      const name = model.trim().toLowerCase();
-      if (name === '') continue;
-      const override = this.#findOverride(entryProvider, name, atMs);
+    for (const { name, ids } of candidates) {
+      const override = this.#findOverride(ids.entries, name, atMs);
       if (override)
         return { costUsd: overrideCost(override.entry, inclusive), ref: refOf(override) };
-      if (!this.#catalogue) continue;
-      const found = this.#resolve(providerId, name);
+    }
+    if (!this.#catalogue) return undefined;
+    for (const { name, ids } of candidates) {
+      const found = this.#resolve(ids.catalogue, name);
       if (found) {
         const costUsd = catalogueCost(found, inclusive, atMs);
         if (costUsd !== undefined) return { costUsd, ref: found.ref };
       }
     }
     return undefined;
+  }
+
+  /** The names a call may be priced under, in order, each with the provider it is matched for. */
+  #candidates(provider: string, models: readonly string[]): Candidate[] {
+    const ids = this.#providerId(provider);
+    const out: Candidate[] = [];
+    for (const model of models) {
+      const name = model.trim().toLowerCase();
+      if (name === '') continue;
+      out.push({ name, ids });
+      const slash = name.lastIndexOf('/');
+      const last = name.slice(slash + 1);
+      if (slash < 0 || last === '') continue;
+      // `anthropic/claude-…` through a gateway: the path names the provider when the span's
+      // own provider (litellm, gateway) is not one the catalogue knows.
+      const named = name
+        .slice(0, slash)
+        .split('/')
+        .map((part) => this.#providerId(part))
+        .find((id) => id.catalogue !== '');
+      out.push({ name: last, ids: ids.catalogue === '' && named ? named : ids });
+    }
+    return out;
   }
 
   #providerId(name: string): { catalogue: string; entries: string } {
@@ -276,11 +316,16 @@ export class PriceTable {
   #findOverride(providerId: string, name: string, atMs: number): CompiledOverride | undefined {
     if (this.#overrides.length === 0) return undefined;
     const undated = name.replace(DATE_SUFFIX, '');
+    // A fine-tune's id holds its base model's snapshot (`ft:gpt-4o-mini-2024-07-18:acme:…`): a
+    // prefix written without the date (`ft:gpt-4o-mini:acme:*`) matches it too.
+    const dateless = name.replace(INNER_DATE, '');
     return this.#overrides.find(
       (o) =>
         (o.provider === '' || o.provider === providerId) &&
         o.fromMs <= atMs &&
-        (o.prefix ? name.startsWith(o.name) : name === o.name || undated === o.name),
+        (o.prefix
+          ? name.startsWith(o.name) || dateless.startsWith(o.name)
+          : name === o.name || undated === o.name),
     );
   }
 
@@ -351,5 +396,7 @@ function refOf(override: CompiledOverride): string {
     override.entry.fromMs === undefined
       ? ''
       : `@${new Date(override.entry.fromMs).toISOString().slice(0, 10)}`;
-  return `override:${override.entry.model}${from}`;
+  // The provider too: entries for one model that differ only by it must be told apart.
+  const provider = override.entry.provider === undefined ? '' : `[${override.provider}]`;
+  return `override${provider}:${override.entry.model}${from}`;
 }

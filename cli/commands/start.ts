@@ -35,6 +35,16 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
     for (const warning of prices?.settings.warnings ?? []) {
       process.stderr.write(`routewatch: warning: ROUTEWATCH_PRICES ${prices!.path}: ${warning}\n`);
     }
+    const mapping = config.ROUTEWATCH_MAPPING;
+    if (
+      mapping &&
+      Object.keys(mapping.settings.fields).length === 0 &&
+      mapping.settings.task_spans.length === 0
+    ) {
+      process.stderr.write(
+        `routewatch: warning: ROUTEWATCH_MAPPING ${mapping.path}: the file maps nothing (no fields, no task_spans); see docs/mapping.md\n`,
+      );
+    }
     const { startRoutewatch } = await import('../../server/start.js');
     const running = await startRoutewatch(config, {
       logger: {

@@ -61,12 +61,15 @@ describe('routewatch CLI', () => {
       prices,
       'prices: [{ model: my-ft, provider: opneai, input_mtok: 1, output_mtok: 1 }]\n',
     );
+    const mapping = join(dataDir, 'mapping.yaml');
+    writeFileSync(mapping, '# fields: to come\n');
     const start = run(['start'], {
       ROUTEWATCH_PORT: '0',
       ROUTEWATCH_DATA_DIR: dataDir,
       ROUTEWATCH_LOG_LEVEL: 'warn',
       ROUTEWATCH_EVALUATE_EVRY: '1m', // a typo: warned of, not taken
       ROUTEWATCH_PRICES: prices, // a provider that may be a typo: warned of, taken
+      ROUTEWATCH_MAPPING: mapping, // maps nothing: warned of
     });
     await waitFor(
       () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(start.out()),
@@ -74,6 +77,9 @@ describe('routewatch CLI', () => {
     );
     expect(start.err()).toMatch(
       /warning: ROUTEWATCH_EVALUATE_EVRY is not a routewatch setting and is ignored \(did you mean ROUTEWATCH_EVALUATE_EVERY\?\)/,
+    );
+    expect(start.err()).toContain(
+      `warning: ROUTEWATCH_MAPPING ${mapping}: the file maps nothing (no fields, no task_spans)`,
     );
     expect(start.err()).toContain(
       `warning: ROUTEWATCH_PRICES ${prices}: prices.0.provider: "opneai" is not a provider the catalogue knows (did you mean "openai"?)`,

@@ -205,11 +205,66 @@ prices:
   it('matches a prefix entry only for its provider, and falls back to the catalogue otherwise', () => {
     expect(table.price('openai', ['our-finetune-v2'], usage(1_000_000, 0, 500_000), NOW)).toEqual({
       costUsd: 0.75,
-      ref: 'override:our-finetune-*',
+      ref: 'override[openai]:our-finetune-*',
     });
     expect(table.price('anthropic', ['our-finetune-v2'], usage(1_000, 0), NOW)).toBeUndefined();
     // Not a prefix entry: gpt-4o-mini's override leaves gpt-4o to the catalogue.
     expect(table.price('openai', ['gpt-4o'], usage(1_000, 0), NOW)?.ref).toMatch(/^genai-prices/);
+  });
+
+  it('prefers an entry for the call’s provider to one for any, whatever the order of the file', () => {
+    const entries = [
+      '{ model: gpt-4o-mini, provider: openai, input_mtok: 0.1, output_mtok: 0.4 }',
+      '{ model: gpt-4o-mini, input_mtok: 0.2, output_mtok: 0.8 }',
+    ];
+    for (const order of [entries, [...entries].reverse()]) {
+      const file = new PriceTable(
+        parsePriceFile(`prices:\n  - ${order.join('\n  - ')}\n`).overrides,
+      );
+      expect(file.price('openai', ['gpt-4o-mini'], usage(1_000_000, 0), NOW)).toEqual({
+        costUsd: 0.1,
+        ref: 'override[openai]:gpt-4o-mini',
+      });
+      expect(file.price('azure', ['gpt-4o-mini'], usage(1_000_000, 0), NOW)).toEqual({
+        costUsd: 0.2,
+        ref: 'override:gpt-4o-mini',
+      });
+    }
+  });
+
+  it('matches a fine-tune prefix written without its base model’s snapshot date', () => {
+    const file = new PriceTable(
+      parsePriceFile(
+        'prices:\n  - { model: "ft:gpt-4o-mini:acme:*", provider: openai, input_mtok: 0.3, output_mtok: 1.2 }\n',
+      ).overrides,
+    );
+    for (const id of [
+      'ft:gpt-4o-mini:acme:support:abc',
+      'ft:gpt-4o-mini-2024-07-18:acme:support:abc',
+    ])
+      expect(file.price('openai', [id], usage(1_000_000, 0), NOW)?.ref).toBe(
+        'override[openai]:ft:gpt-4o-mini:acme:*',
+      );
+    // Another organisation's fine-tune of the same model is not this entry's.
+    expect(
+      file.price('openai', ['ft:gpt-4o-mini-2024-07-18:other:x:1'], usage(1_000_000, 0), NOW)?.ref,
+    ).not.toMatch(/^override/);
+  });
+
+  it('prices a name from the file before the catalogue prices any: an Azure deployment', () => {
+    const file = new PriceTable(
+      parsePriceFile('prices:\n  - { model: my-gpt4o-deployment, input_mtok: 1, output_mtok: 4 }\n')
+        .overrides,
+    );
+    // Served gpt-4o (the catalogue knows it), requested the deployment (the file knows it).
+    expect(
+      file.price(
+        'azure.ai.openai',
+        ['gpt-4o-2024-08-06', 'my-gpt4o-deployment'],
+        usage(1_000_000, 0),
+        NOW,
+      ),
+    ).toEqual({ costUsd: 1, ref: 'override:my-gpt4o-deployment' });
   });
 
   it('matches an entry for a provider the catalogue does not know by its name (a self-hosted server)', () => {
@@ -220,7 +275,7 @@ prices:
 `).overrides,
     );
     const quote = own.price(' acme-vllm', ['my-local-llm'], usage(1_000_000, 0), NOW);
-    expect(quote).toEqual({ costUsd: 1, ref: 'override:my-local-llm' });
+    expect(quote).toEqual({ costUsd: 1, ref: 'override[acme-vllm]:my-local-llm' });
     expect(own.price('other-vllm', ['my-local-llm'], usage(1_000_000, 0), NOW)).toBeUndefined();
     expect(own.price('', ['my-local-llm'], usage(1_000_000, 0), NOW)).toBeUndefined();
   });
@@ -293,6 +348,15 @@ prices:
     ]);
   });
 
+  it('takes an empty file, and warns that it lists no prices', () => {
+    expect(parsePriceFile('').warnings).toEqual([
+      'the file lists no prices: only the bundled catalogue prices calls',
+    ]);
+    expect(parsePriceFile('catalogue: false\n').warnings).toEqual([
+      'the file lists no prices and turns the catalogue off: every call without a cost of its own is stored unpriced',
+    ]);
+  });
+
   it('takes two entries for one provider written two ways as the duplicates they are', () => {
     expect(() =>
       parsePriceFile(`
@@ -304,7 +368,7 @@ prices:
   });
 
   it('reads an empty file as "the catalogue only"', () => {
-    expect(parsePriceFile('')).toEqual({ overrides: [], catalogue: true });
+    expect(parsePriceFile('')).toMatchObject({ overrides: [], catalogue: true });
   });
 
   it('reads JSON as well as YAML', () => {
@@ -323,5 +387,44 @@ prices:
         },
       ],
     });
+  });
+});
+
+describe('PriceTable with gateway and proxy model names', () => {
+  const table = new PriceTable();
+  it.each([
+    ['gateway', 'openai/gpt-4o-mini', 'openai/gpt-4o-mini'],
+    ['gateway', 'anthropic/claude-3-5-sonnet-20241022', 'anthropic/'],
+    ['litellm', 'anthropic/claude-3-5-sonnet-20241022', 'anthropic/'],
+    ['openai', 'openai/gpt-4o-mini', 'openai/gpt-4o-mini'],
+    ['azure.ai.openai', 'azure/gpt-4o', 'azure/gpt-4o'],
+    ['gcp.gemini', 'models/gemini-2.5-flash', 'google/gemini-2.5-flash'],
+    ['gcp.vertex_ai', 'publishers/google/models/gemini-2.5-flash', 'google/gemini-2.5-flash'],
+  ])('%s · %s is priced by its last part (%s…)', (provider, model, ref) => {
+    const quote = table.price(provider, [model], usage(1_000, 100), NOW);
+    expect(quote?.ref).toContain(`genai-prices@0.1.8:${ref}`);
+    expect(quote!.costUsd).toBeGreaterThan(0);
+  });
+
+  it('keeps the catalogue’s own entry for a full path it knows (OpenRouter)', () => {
+    expect(table.price('openrouter', ['openai/gpt-4o-mini'], usage(1_000, 0), NOW)?.ref).toBe(
+      'genai-prices@0.1.8:openrouter/openai/gpt-4o-mini',
+    );
+  });
+
+  it('matches a price-file entry for the bare name', () => {
+    const file = new PriceTable(
+      parsePriceFile('prices:\n  - { model: gpt-4o-mini, input_mtok: 0.12, output_mtok: 0.48 }\n')
+        .overrides,
+    );
+    expect(file.price('litellm', ['openai/gpt-4o-mini'], usage(1_000_000, 0), NOW)).toEqual({
+      costUsd: 0.12,
+      ref: 'override:gpt-4o-mini',
+    });
+  });
+
+  it('leaves a path whose last part no one prices unpriced', () => {
+    expect(table.price('gateway', ['acme/house-model-9b'], usage(1_000, 0), NOW)).toBeUndefined();
+    expect(table.price('gateway', ['openai/'], usage(1_000, 0), NOW)).toBeUndefined();
   });
 });
