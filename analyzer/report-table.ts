@@ -15,18 +15,23 @@ const rateWithInterval = (v: number | null, i: Interval | null) =>
       ? `${pct(v)} (${(i.lower * 100).toFixed(1)}–${(i.upper * 100).toFixed(1)})`
       : pct(v);
 
-/** `$0.000844 ±4%`: a cost with the half-width of its 95 % interval, relative. */
-function costWithInterval(
-  v: number | null,
-  i: Interval | null,
-  pricedShare: number | null,
-): string {
+/** Whether no model call of the window has a known cost: any figure of cost would be made up. */
+const noneKnown = (m: WindowMetrics) => m.pricedCallShare === 0;
+
+/** A cost built on calls with no known cost: a floor (`≥`), not the cost; unknown with none known. */
+function costCell(m: WindowMetrics, v: number | null, text: string): string {
+  if (v !== null && noneKnown(m)) return 'unknown';
+  return m.costUnderstated && v !== null ? `≥${text}` : text;
+}
+
+/** `$0.000844 ±4%`: the cost per success with the half-width of its 95 % interval, relative. */
+function costWithInterval(m: WindowMetrics): string {
+  const v = m.costPerSuccessfulTask;
   if (v === null) return '—';
+  const i = m.costPerSuccessfulTaskInterval;
   const half = i ? (i.upper - i.lower) / 2 : null;
   const spread = half === null || v === 0 ? '' : ` ±${Math.round((half / v) * 100)}%`;
-  // Built on calls with no known cost: a floor, not the cost.
-  const understated = pricedShare !== null && pricedShare < 1 ? ' ≥' : '';
-  return `${understated}${usd(v)}${spread}`;
+  return costCell(m, v, `${usd(v)}${spread}`);
 }
 
 function concentration(row: CohortRouteMetrics): string {
@@ -42,8 +47,8 @@ function cells(label: [string, string], m: WindowMetrics, conc: string): string[
     label[1],
     String(m.tasks),
     rateWithInterval(m.successRate, m.successRateInterval),
-    usd(m.totalCostUsd),
-    costWithInterval(m.costPerSuccessfulTask, m.costPerSuccessfulTaskInterval, m.pricedCallShare),
+    costCell(m, m.totalCostUsd, usd(m.totalCostUsd)),
+    costWithInterval(m),
     pct(m.fallbackRate),
     m.topFallbackReasons
       .slice(0, 3)
@@ -182,14 +187,37 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
         'fail significantly more often than the rest while the overall success rate looks healthy.',
     );
   }
-  if (report.rows.some((r) => r.pricedCallShare !== null && r.pricedCallShare < 1)) {
+  const understated = report.rows.filter((r) => r.costUnderstated);
+  if (understated.length > 0) {
     lines.push(
       '',
-      '≥ cost/success built on model calls with no known price: the true cost is higher.',
+      '≥ cost built on model calls with no known price: the true cost is higher ' +
+        '(unknown: no call priced). Priced share of model calls: ' +
+        `${listed(understated, (r) => pct(r.pricedCallShare))}. See docs/pricing.md.`,
+    );
+  }
+  // Hidden retries cost time and money but no span of their own: named wherever there are any.
+  const retried = report.rows
+    .filter((r) => (r.retryRate ?? 0) > 0)
+    .sort((a, b) => b.retryRate! - a.retryRate!);
+  if (retried.length > 0) {
+    lines.push(
+      '',
+      `SDK retries (model calls that needed more than one HTTP request): ${listed(retried, retries)}.`,
     );
   }
   lines.push(...scoreLines(report));
   return lines.join('\n') + '\n';
+}
+
+/** `faq × small 75.0%, …`: up to five rows with a figure each, and how many more. */
+function listed(rows: CohortRouteMetrics[], figure: (r: CohortRouteMetrics) => string): string {
+  const shown = rows
+    .slice(0, 5)
+    .map((r) => `${r.cohort || '(none)'} × ${r.primaryRoute || '(none)'} ${figure(r)}`);
+  return rows.length > 5
+    ? `${shown.join(', ')} and ${rows.length - 5} more (--wide)`
+    : shown.join(', ');
 }
 
 /** Quality scores, one line per cohort × route that has any: `name mean [lower–upper] (n)`. */

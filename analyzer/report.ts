@@ -172,6 +172,11 @@ export interface WindowMetrics {
   unpricedCalls: number;
   /** Model calls with a known cost, over all; below 1 the cost per success is understated. */
   pricedCallShare: number | null;
+  /**
+   * Whether a model call under the costs has no known price: `totalCostUsd` and
+   * `costPerSuccessfulTask` are then lower bounds, not the cost (unknown when `pricedCallShare` is 0).
+   */
+  costUnderstated: boolean;
   /** Model calls whose HTTP requests were counted (`routewatch.http.attempts`). */
   httpCountedCalls: number;
   /** Of those, the calls the SDK retried: more than one HTTP request. */
@@ -272,6 +277,7 @@ function toWindowMetrics(row: z.output<typeof overallRow>): WindowMetrics {
     modelCalls: row.total_model_calls,
     unpricedCalls: row.unpriced_model_calls,
     pricedCallShare: row.priced_call_share,
+    costUnderstated: row.unpriced_model_calls > 0,
     httpCountedCalls: row.http_counted_model_calls,
     retriedCalls: row.retried_model_calls,
     httpRetries: row.total_http_retries,

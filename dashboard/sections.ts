@@ -142,12 +142,34 @@ function metricCells(row: {
   fallbackRate: number;
   topFallbackReasons: { reason: string; share: number }[];
   p95LatencyMs: number | null;
+  pricedCallShare: number | null;
+  costUnderstated: boolean;
 }): HTMLElement[] {
+  // Built on model calls with no known price: a floor, or unknown when no call was priced.
+  const unknown = row.costUnderstated && row.pricedCallShare === 0;
+  const cost = unknown
+    ? h(
+        'span',
+        { class: 'cost understated', title: 'no model call of this row has a known price' },
+        'unknown',
+      )
+    : h(
+        'span',
+        {
+          class: row.costUnderstated ? 'cost understated' : 'cost',
+          ...(row.costUnderstated
+            ? {
+                title: `${pct(row.pricedCallShare)} of the model calls priced: the true cost is higher (see docs/pricing.md)`,
+              }
+            : {}),
+        },
+        `${row.costUnderstated && row.costPerSuccessfulTask !== null ? '≥' : ''}${usd(row.costPerSuccessfulTask)}`,
+      );
   return [
     num(count(row.tasks)),
     num(
-      h('span', { class: 'cost' }, usd(row.costPerSuccessfulTask)),
-      row.costPerSuccessfulTaskInterval
+      cost,
+      row.costPerSuccessfulTaskInterval && !unknown
         ? h('small', {}, usdRange(row.costPerSuccessfulTaskInterval))
         : null,
     ),

@@ -622,6 +622,32 @@ describe('the dashboard on names from hostile or right-to-left spans', () => {
     expect(await page.$$('#routes-table tbody tr')).not.toHaveLength(0);
     expect(watch.errors).toEqual([]);
   });
+
+  it('marks a cost built on unpriced model calls as a floor, and as unknown when none was priced', async () => {
+    const now = Date.now();
+    const recent = { fromMs: now - 20 * 60_000, toMs: now - 60_000 };
+    const random = seeded(6);
+    const spec = { routes: ['small'], tasks: 20, success: 0.9, fallback: 0, ...recent };
+    await sendTasks(open, [
+      ...stream(
+        { ...spec, cohort: 'priced-some', extra: (i) => ({ unpriced: i % 4 === 0 }) },
+        random,
+      ),
+      ...stream({ ...spec, cohort: 'priced-none', extra: () => ({ unpriced: true }) }, random),
+    ]);
+    await open.writer.flush();
+    const { page, watch } = await newPage();
+    await page.goto(`${openUrl}/?window=1h&cohort=priced-some,priced-none`);
+    await settled(page);
+    const rows = await routeRows(page);
+    const cost = (cohort: string) => rows.find((r) => r.cohort === cohort)!.cells[3]!;
+    expect(cost('priced-some')).toMatch(/^≥\$/);
+    expect(cost('priced-none')).toBe('unknown');
+    await expect(
+      page.locator('#routes-table tbody tr[data-cohort="priced-some"] .cost').getAttribute('title'),
+    ).resolves.toMatch(/^75\.0 % of the model calls priced/);
+    expect(watch.errors).toEqual([]);
+  });
 });
 
 describe('the dashboard when the API misbehaves', () => {

@@ -31,6 +31,7 @@ function metrics(overrides: Partial<WindowMetrics> = {}): WindowMetrics {
     modelCalls: 1200,
     unpricedCalls: 0,
     pricedCallShare: 1,
+    costUnderstated: false,
     httpCountedCalls: 1200,
     retriedCalls: 48,
     httpRetries: 60,
@@ -75,7 +76,7 @@ describe('renderReportTable', () => {
   it('aligns its columns in a terminal whatever script or emoji the names are in', () => {
     const names = ['faq', '請求書', 'café', 'e\u0301t\u0301e\u0301', '🚀 launch', '한국어 문의'];
     const text = renderReportTable(report(names.map((name) => row(name, 'small'))));
-    const lines = text.split('\n').filter((l) => / small /.test(l));
+    const lines = text.split('\n').filter((l) => / small /.test(l) && !l.startsWith('SDK'));
     expect(lines).toHaveLength(names.length);
     // The route column starts at the same terminal column on every row.
     const columns = lines.map((l) => displayWidth(l.slice(0, l.indexOf(' small '))));
@@ -89,7 +90,12 @@ describe('renderReportTable', () => {
   it('marks a cost per success built on unpriced calls as a floor, and a masked cohort', () => {
     const text = renderReportTable(
       report([
-        row('faq', 'small', { pricedCallShare: 0.8 }),
+        row('faq', 'small', { pricedCallShare: 0.8, unpricedCalls: 240, costUnderstated: true }),
+        row('internal', 'small', {
+          pricedCallShare: 0,
+          unpricedCalls: 1200,
+          costUnderstated: true,
+        }),
         row('extraction', 'small', {
           concentration: {
             ratio: 2.4,
@@ -102,10 +108,15 @@ describe('renderReportTable', () => {
         }),
       ]),
     );
-    expect(text).toMatch(/^faq\s.*≥\$0\.002222/m);
+    // The total and the cost per success alike: floors, or unknown when no call was priced.
+    expect(text).toMatch(/^faq\s.*≥\$2\.0000\s+≥\$0\.002222/m);
+    expect(text).toMatch(/^internal\s.*\s+unknown\s+unknown\s/m);
+    expect(text).toMatch(/^extraction\s.*\s\$2\.0000\s+\$0\.002222/m);
     expect(text).toMatch(/^extraction\s.*2\.40× masked$/m);
     expect(text).toMatch(/Masked by the average: extraction × small/);
-    expect(text).toMatch(/≥ cost\/success built on model calls with no known price/);
+    expect(text).toMatch(
+      /≥ cost built on model calls with no known price: .* Priced share of model calls: faq × small 80\.0%, internal × small 0\.0%\./,
+    );
   });
 
   it('adds the JSON-only columns with --wide', () => {
@@ -116,6 +127,21 @@ describe('renderReportTable', () => {
     expect(text).toMatch(
       /^faq\s.*100\.0%\s+2\.0%\s+1\.0%\s+1\.0%\s+3\s+300 ms\s+1200 ms\s+2\s+0\.0%\s+100\.0%\s+4\.0% \+0\.06\/task$/m,
     );
+  });
+
+  it('names the rows with SDK retries under the table, most retried first, and none without', () => {
+    const text = renderReportTable(
+      report([
+        row('faq', 'small', { retryRate: 0.02, retriesPerTask: 0.03 }),
+        row('extraction', 'small', { retryRate: 0.3, retriesPerTask: 0.6 }),
+        row('quiet', 'small', { retryRate: 0, retriesPerTask: 0 }),
+      ]),
+    );
+    expect(text).toMatch(
+      /^SDK retries \(model calls that needed more than one HTTP request\): extraction × small 30\.0% \+0\.60\/task, faq × small 2\.0% \+0\.03\/task\.$/m,
+    );
+    const none = renderReportTable(report([row('quiet', 'small', { retryRate: 0 })]));
+    expect(none).not.toMatch(/SDK retries/);
   });
 
   it('shows no retry rate with --wide where no call had its HTTP requests counted', () => {
@@ -168,6 +194,6 @@ describe('renderReportTable', () => {
     expect(text).toMatch(/^Quality scores/m);
     expect(text).toMatch(/^ {2}faq × small\s+confidence 0\.813 \[0\.790–0\.835\] \(n=120\)$/m);
     expect(text).toMatch(/^ {2}overall\s+confidence 0\.500 \(n=1\)$/m);
-    expect(text).not.toMatch(/policy × large\s+\S/);
+    expect(text).not.toMatch(/^\s+policy × large\s+\S/m);
   });
 });
