@@ -111,9 +111,12 @@ export function adviseCohort(
       const comparison = compareCohort(cohort, large!, small!, options);
       const cs = comparison.costPerSuccessfulTask.candidate.value;
       const cl = comparison.costPerSuccessfulTask.baseline.value;
+      const floor = comparison.costPerSuccessfulTask.understated;
       const drop = comparison.successChange.estimate;
-      const facts = `${S} ${pct(comparison.candidate.successRate.value)} success at ${usd(cs)} per success, ${L} ${pct(comparison.baseline.successRate.value)} at ${usd(cl)}`;
-      if (comparison.verdict === 'fail' || (cs !== null && cl !== null && cs >= cl)) {
+      const facts = `${S} ${pct(comparison.candidate.successRate.value)} success at ${costOf(cs, floor.candidate)} per success, ${L} ${pct(comparison.baseline.successRate.value)} at ${costOf(cl, floor.baseline)}`;
+      // A floor on S's cost already at L's (known) cost: S is no cheaper, whatever it hides.
+      const noCheaper = cs !== null && cl !== null && cs >= cl && !floor.baseline;
+      if (comparison.verdict === 'fail' || noCheaper) {
         const why =
           comparison.verdict === 'fail'
             ? `the ${S} route's success rate is ${pct(-(drop ?? 0))} below ${L}'s, more than the ${pct(options.maxSuccessDrop)} allowed`
@@ -124,6 +127,19 @@ export function adviseCohort(
           verdict: 'revert to large',
           comparison,
           reason: `${why} (${facts})`,
+        };
+      }
+      // Cheaper is what moving traffic is for: not claimed on costs that are not all known.
+      if (floor.baseline || floor.candidate) {
+        return {
+          ...base,
+          currentRoute,
+          verdict: 'keep',
+          comparison,
+          reason: `${unpricedWhy([
+            [S, small!],
+            [L, large!],
+          ])} (${facts}): price them (ROUTEWATCH_PRICES, docs/pricing.md) before moving traffic`,
         };
       }
       if (fallbackRate >= options.reviewFallbackRate) {
@@ -171,6 +187,21 @@ export function adviseCohort(
       const comparison = compareCohort(cohort, large!, smallEval!, options);
       const ce = comparison.costPerSuccessfulTask.candidate.value;
       const cl = comparison.costPerSuccessfulTask.baseline.value;
+      const floor = comparison.costPerSuccessfulTask.understated;
+      if (comparison.verdict === 'pass' && (floor.baseline || floor.candidate)) {
+        return {
+          ...base,
+          currentRoute,
+          verdict: 'keep',
+          comparison,
+          reason: `in eval, the ${S} route holds within ${pct(options.maxSuccessDrop)} of ${L}, but ${unpricedWhy(
+            [
+              [S, smallEval!],
+              [L, large!],
+            ],
+          )}: price them (ROUTEWATCH_PRICES, docs/pricing.md) to tell whether ${S} is cheaper`,
+        };
+      }
       if (comparison.verdict === 'pass' && ce !== null && cl !== null && ce < cl) {
         return {
           ...base,
@@ -205,6 +236,23 @@ export function adviseCohort(
     tasksNeeded: Math.max(0, needed),
     reason: `${Math.max(known(small), known(large))} tasks with an outcome, fewer than ${options.minCases}: ${Math.max(0, needed)} more needed`,
   };
+}
+
+/** `≥$0.00123`: a cost per success, marked as the floor it is; `unknown` when none is known. */
+function costOf(value: number | null, floor: boolean): string {
+  if (value === null) return floor ? 'unknown' : usd(null);
+  return `${floor ? '≥' : ''}${usd(value)}`;
+}
+
+/** Which routes' costs are not all known, and how many of their calls are unpriced. */
+function unpricedWhy(routes: [route: string, side: SideStats][]): string {
+  const parts = routes
+    .filter(([, side]) => side.unpricedCalls > 0)
+    .map(
+      ([route, side]) =>
+        `${side.unpricedCalls} of the ${route} route's ${side.modelCalls} model calls`,
+    );
+  return `the cost per success is not known: ${parts.join(' and ')} have no known price`;
 }
 
 const row = z.object({
@@ -254,7 +302,9 @@ export async function buildAdvice(
             sumIf(cost_usd, outcome != 'unknown') AS known_cost,
             sumIf(cost_usd * cost_usd, outcome != 'unknown') AS known_cost_squared,
             countIf(attempts >= 2) AS fallbacks,
-            countIf(reask) AS reasks
+            countIf(reask) AS reasks,
+            sum(model_calls) AS model_calls,
+            sum(unpriced_calls) AS unpriced_calls
      FROM {view}
      WHERE ((eval_run = '' AND started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')})
         OR (eval_run != '' AND started_at >= {evalFrom:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}))
@@ -283,6 +333,8 @@ export async function buildAdvice(
     knownCostSquared: r.known_cost_squared,
     fallbacks: r.fallbacks,
     reasks: r.reasks,
+    modelCalls: r.model_calls,
+    unpricedCalls: r.unpriced_calls,
     p95LatencyMs: null,
     scores: {},
   });

@@ -20,11 +20,26 @@ function rateWithInterval(f: Figure): string {
     : pct(f.value);
 }
 
-function costWithInterval(f: Figure): string {
-  if (f.value === null) return '—';
-  if (!f.interval || f.value === 0) return usd(f.value);
+/** A cost per success and its interval; `≥` a floor (unpriced calls under it), `unknown` none priced. */
+function costWithInterval(f: Figure, floor: boolean): string {
+  if (f.value === null) return floor ? 'unknown' : '—';
+  const mark = floor ? '≥' : '';
+  if (!f.interval || f.value === 0) return `${mark}${usd(f.value)}`;
   const half = Math.max(f.value - f.interval.lower, f.interval.upper - f.value);
-  return `${usd(f.value)} ±${Math.round((half / f.value) * 100)}%`;
+  return `${mark}${usd(f.value)} ±${Math.round((half / f.value) * 100)}%`;
+}
+
+/** Sides with model calls of no known price: their costs are floors, and compared with nothing. */
+function unpricedNote(result: GateResult): string | null {
+  const sides = (['baseline', 'candidate'] as const).filter((side) =>
+    result.cohorts.some((c) => c.costPerSuccessfulTask.understated[side]),
+  );
+  if (sides.length === 0) return null;
+  return (
+    `the ${sides.join(' and the ')} side${sides.length > 1 ? 's have' : ' has'} model calls with no known price: ` +
+    'cost per success is a floor there (≥, unknown when no call was priced) and is not compared; ' +
+    'price them with ROUTEWATCH_PRICES (docs/pricing.md)'
+  );
 }
 
 function change(c: CohortComparison): string {
@@ -101,7 +116,7 @@ function columns(c: CohortComparison): string[] {
     rateWithInterval(c.baseline.successRate),
     rateWithInterval(c.candidate.successRate),
     change(c),
-    `${costWithInterval(c.costPerSuccessfulTask.baseline)} → ${costWithInterval(c.costPerSuccessfulTask.candidate)}`,
+    `${costWithInterval(c.costPerSuccessfulTask.baseline, c.costPerSuccessfulTask.understated.baseline)} → ${costWithInterval(c.costPerSuccessfulTask.candidate, c.costPerSuccessfulTask.understated.candidate)}`,
     `${ms(c.p95LatencyMs.baseline)} → ${ms(c.p95LatencyMs.candidate)}`,
     `${pct(c.fallbackRate.baseline)} → ${pct(c.fallbackRate.candidate)}`,
     `${pct(c.reaskRate.baseline)} → ${pct(c.reaskRate.candidate)}`,
@@ -134,7 +149,9 @@ export function renderGateTable(result: GateResult): string {
   for (const c of result.cohorts) lines.push(`${c.cohort || '(none)'}: ${reasonOf(c)}`);
   const note = notComparedNote(result);
   const costless = costlessNote(result);
+  const unpriced = unpricedNote(result);
   if (costless) lines.push('', `warning: ${costless}`);
+  if (unpriced) lines.push('', `warning: ${unpriced}`);
   lines.push('', `verdict: ${VERDICT_MARK[result.verdict]}${note ? `; ${note}` : ''}`);
   return `${lines.join('\n')}\n`;
 }
@@ -158,11 +175,13 @@ export function renderGateMarkdown(result: GateResult): string {
   const icon = { pass: '✅', fail: '❌', insufficient_data: '⚠️' };
   const note = notComparedNote(result);
   const costless = costlessNote(result);
+  const unpriced = unpricedNote(result);
   const lines = [
     `### ${icon[result.verdict]} routewatch gate: ${VERDICT_MARK[result.verdict]}`,
     '',
     ...(note ? [escapeCell(note), ''] : []),
     ...(costless ? [`> ⚠️ ${escapeCell(costless)}`, ''] : []),
+    ...(unpriced ? [`> ⚠️ ${escapeCell(unpriced)}`, ''] : []),
     ...headline(result)
       .slice(1)
       .map((l) => `- ${escapeCell(l)}`),

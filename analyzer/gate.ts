@@ -106,6 +106,9 @@ export interface SideStats {
   knownCostSquared: number;
   fallbacks: number;
   reasks: number;
+  /** Model calls under the costs, and those with no known price (their cost counts as 0). */
+  modelCalls: number;
+  unpricedCalls: number;
   p95LatencyMs: number | null;
   /** Named quality scores: count, Σ, Σ². */
   scores: Record<string, { n: number; sum: number; sumSquared: number }>;
@@ -155,7 +158,16 @@ export interface CohortComparison {
   candidate: { tasks: number; known: number; successRate: Figure };
   /** Candidate minus baseline success rate, its 95 % interval (Newcombe), and the one-sided p-value of "it dropped by the margin or more". */
   successChange: { estimate: number | null; interval: Interval | null; pValue: number | null };
-  costPerSuccessfulTask: { baseline: Figure; candidate: Figure; relativeChange: number | null };
+  /**
+   * A side whose model calls are not all priced is `understated`: its figure is a lower bound
+   * (unknown, null, when none was priced), and `relativeChange` is null, as no comparison holds.
+   */
+  costPerSuccessfulTask: {
+    baseline: Figure;
+    candidate: Figure;
+    relativeChange: number | null;
+    understated: { baseline: boolean; candidate: boolean };
+  };
   p95LatencyMs: { baseline: number | null; candidate: number | null };
   fallbackRate: { baseline: number | null; candidate: number | null };
   reaskRate: { baseline: number | null; candidate: number | null };
@@ -221,6 +233,36 @@ export function judgedCost(s: SideStats): RatioSums {
   };
 }
 
+/** Whether a side's cost is a lower bound: some of its model calls have no known price. */
+export const understated = (s: SideStats) => s.unpricedCalls > 0;
+
+/** A side's cost per successful task: unknown (null) when none of its model calls was priced. */
+function sideCost(s: SideStats): Figure {
+  const figure = costPerSuccess(judgedCost(s));
+  if (!figure || (s.modelCalls > 0 && s.unpricedCalls >= s.modelCalls))
+    return { value: null, interval: null };
+  return { value: figure.value, interval: figure.interval };
+}
+
+function costComparison(b: SideStats, c: SideStats): CohortComparison['costPerSuccessfulTask'] {
+  const baseline = sideCost(b);
+  const candidate = sideCost(c);
+  const flagged = { baseline: understated(b), candidate: understated(c) };
+  return {
+    baseline,
+    candidate,
+    relativeChange:
+      !flagged.baseline &&
+      !flagged.candidate &&
+      baseline.value !== null &&
+      candidate.value !== null &&
+      baseline.value > 0
+        ? candidate.value / baseline.value - 1
+        : null,
+    understated: flagged,
+  };
+}
+
 /** The comparison of one cohort. Pure. */
 export function compareCohort(
   cohort: string,
@@ -229,8 +271,6 @@ export function compareCohort(
   options: GateOptions,
 ): CohortComparison {
   const diff = successDifference(b, c, options.maxSuccessDrop);
-  const cb = costPerSuccess(judgedCost(b));
-  const cc = costPerSuccess(judgedCost(c));
   let verdict: Verdict;
   let reason: string;
   if (b.known < options.minCases || c.known < options.minCases || !diff) {
@@ -269,11 +309,7 @@ export function compareCohort(
     successChange: diff
       ? { estimate: diff.estimate, interval: diff.interval, pValue: diff.pValue }
       : { estimate: null, interval: null, pValue: null },
-    costPerSuccessfulTask: {
-      baseline: { value: cb?.value ?? null, interval: cb?.interval ?? null },
-      candidate: { value: cc?.value ?? null, interval: cc?.interval ?? null },
-      relativeChange: cb && cc && cb.value > 0 ? cc.value / cb.value - 1 : null,
-    },
+    costPerSuccessfulTask: costComparison(b, c),
     p95LatencyMs: { baseline: b.p95LatencyMs, candidate: c.p95LatencyMs },
     fallbackRate: { baseline: rate(b.fallbacks, b.tasks), candidate: rate(c.fallbacks, c.tasks) },
     reaskRate: { baseline: rate(b.reasks, b.tasks), candidate: rate(c.reasks, c.tasks) },
@@ -340,6 +376,8 @@ export const EMPTY_SIDE: SideStats = {
   knownCostSquared: 0,
   fallbacks: 0,
   reasks: 0,
+  modelCalls: 0,
+  unpricedCalls: 0,
   p95LatencyMs: null,
   scores: {},
 };
@@ -407,6 +445,8 @@ export const sideSumColumns = {
   known_cost_squared: chNumber,
   fallbacks: chNumber,
   reasks: chNumber,
+  model_calls: chNumber,
+  unpriced_calls: chNumber,
 };
 
 const sideRow = z.object({
@@ -487,6 +527,8 @@ async function readSide(
             sumIf(cost_usd * cost_usd, outcome != 'unknown') AS known_cost_squared,
             countIf(attempts >= 2) AS fallbacks,
             countIf(reask) AS reasks,
+            sum(model_calls) AS model_calls,
+            sum(unpriced_calls) AS unpriced_calls,
             quantileExact(0.95)(latency_ms) AS p95,
             toUnixTimestamp64Milli(min(started_at)) AS first_ms,
             toUnixTimestamp64Milli(max(started_at)) AS last_ms
@@ -513,6 +555,8 @@ async function readSide(
           knownCostSquared: r.known_cost_squared,
           fallbacks: r.fallbacks,
           reasks: r.reasks,
+          modelCalls: r.model_calls,
+          unpricedCalls: r.unpriced_calls,
           p95LatencyMs: r.p95 === null || Number.isNaN(r.p95) ? null : r.p95,
           scores: scores.get(r.cohort) ?? {},
         },

@@ -18,7 +18,7 @@ import { renderAdvice, renderGateMarkdown, renderGateTable } from '../../analyze
 function side(
   known: number,
   successes: number,
-  options: { cost?: number; fallbacks?: number; tasks?: number } = {},
+  options: { cost?: number; fallbacks?: number; tasks?: number; unpriced?: number } = {},
 ): SideStats {
   const cost = options.cost ?? 0.001;
   const tasks = options.tasks ?? known;
@@ -33,6 +33,8 @@ function side(
     knownCostSquared: cost * cost * known,
     fallbacks: options.fallbacks ?? 0,
     reasks: 0,
+    modelCalls: tasks,
+    unpricedCalls: options.unpriced ?? 0,
     p95LatencyMs: 800,
     scores: {},
   };
@@ -195,6 +197,24 @@ describe('compareCohort', () => {
     expect(compareCohort('faq', side(1000, 900), side(1000, 850), strict).verdict).toBe('fail');
   });
 
+  it('marks a side with unpriced model calls as a floor, unknown when none was priced, and compares no cost', () => {
+    const b = side(400, 360, { cost: 0.01 });
+    const some = compareCohort(
+      'faq',
+      b,
+      side(400, 360, { cost: 0.002, unpriced: 100 }),
+      DEFAULT_GATE,
+    );
+    expect(some.costPerSuccessfulTask.understated).toEqual({ baseline: false, candidate: true });
+    expect(some.costPerSuccessfulTask.candidate.value).toBeCloseTo(0.002 / 0.9, 12);
+    expect(some.costPerSuccessfulTask.relativeChange).toBeNull();
+    const none = compareCohort('faq', b, side(400, 360, { cost: 0, unpriced: 400 }), DEFAULT_GATE);
+    expect(none.costPerSuccessfulTask.candidate).toEqual({ value: null, interval: null });
+    expect(none.costPerSuccessfulTask.relativeChange).toBeNull();
+    // The verdict is the success rate's: pricing does not change it.
+    expect(none.verdict).toBe(compareCohort('faq', b, side(400, 360), DEFAULT_GATE).verdict);
+  });
+
   it('reports cost per success, its change, and each score with its mean', () => {
     const b = side(400, 360, { cost: 0.01 });
     const c = {
@@ -345,6 +365,44 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     expect(a.comparison!.costPerSuccessfulTask.candidate.value!).toBeCloseTo(0.006 / 0.92, 9);
   });
 
+  it('keep: a small route that looks cheaper on calls with no known price is not expanded', () => {
+    const a = advise(
+      side(800, 736, { cost: 0.001, fallbacks: 80, unpriced: 200 }),
+      side(300, 279, { cost: 0.01 }),
+    );
+    expect(a.verdict).toBe('keep');
+    expect(a.reason).toMatch(
+      /^the cost per success is not known: 200 of the small route's 800 model calls have no known price \(small 92\.0 % success at ≥\$0\.00109 per success, large 93\.0 % at \$0\.0108\): price them/,
+    );
+    // A floor already above large's known cost: small is no cheaper, whatever it hides.
+    const dear = advise(
+      side(800, 736, { cost: 0.012, unpriced: 200 }),
+      side(300, 279, { cost: 0.01 }),
+    );
+    expect(dear.verdict).toBe('revert to large');
+    // Large's cost unknown: no claim either way.
+    const largeUnknown = advise(
+      side(800, 736, { cost: 0.012 }),
+      side(300, 279, { cost: 0, unpriced: 300 }),
+    );
+    expect(largeUnknown.verdict).toBe('keep');
+    expect(largeUnknown.reason).toMatch(
+      /300 of the large route's 300 model calls have no known price \(.* large 93\.0 % at unknown\)/,
+    );
+  });
+
+  it('keep: an eval that holds is not called cheaper on unpriced calls', () => {
+    const a = advise(
+      undefined,
+      side(400, 372, { cost: 0.01 }),
+      side(400, 372, { cost: 0, unpriced: 400 }),
+    );
+    expect(a.verdict).toBe('keep');
+    expect(a.reason).toMatch(
+      /^in eval, the small route holds within 2\.0 % of large, but the cost per success is not known: 400 of the small route's 400 model calls/,
+    );
+  });
+
   it('revert to large: the small route fails the margin', () => {
     const a = advise(side(800, 640, { cost: 0.001 }), side(300, 279, { cost: 0.01 }));
     expect(a.verdict).toBe('revert to large');
@@ -421,6 +479,40 @@ describe('rendering', () => {
       /^warning: no cost recorded on the candidate side: its tasks carry no priced model call, so cost per successful task reads \$0; is the instrumentation loaded where they ran \(node --import @routewatch\/instrumentation\/register\)\?$/m,
     );
     expect(renderGateMarkdown(costless)).toMatch(/^> ⚠️ no cost recorded on the candidate side/m);
+  });
+
+  it('shows a floor and an unknown cost as such, and warns that no cost is compared', () => {
+    const unpriced: GateResult = {
+      ...result,
+      cohorts: [
+        {
+          ...compareCohort(
+            'extraction',
+            side(600, 540),
+            side(600, 540, { unpriced: 60 }),
+            DEFAULT_GATE,
+          ),
+          concurrent: null,
+        },
+        {
+          ...compareCohort(
+            'faq',
+            side(600, 540),
+            side(600, 540, { cost: 0, unpriced: 600 }),
+            DEFAULT_GATE,
+          ),
+          concurrent: null,
+        },
+      ],
+    };
+    const text = renderGateTable(unpriced);
+    expect(text).toMatch(/^extraction\s.*\$0\.00111 ±\d+% → ≥\$0\.00111 ±\d+%/m);
+    expect(text).toMatch(/^faq\s.*\$0\.00111 ±\d+% → unknown\s/m);
+    expect(text).toMatch(
+      /^warning: the candidate side has model calls with no known price: cost per success is a floor there/m,
+    );
+    expect(text).not.toMatch(/no cost recorded/);
+    expect(renderGateMarkdown(unpriced)).toMatch(/^> ⚠️ the candidate side has model calls/m);
   });
 
   it('gives a canary cohort its overlap, and says in the verdict how one without was counted', () => {
