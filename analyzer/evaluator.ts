@@ -917,15 +917,19 @@ export class Evaluator {
       : 0;
     const costOf = (route: string): CostOnRoute => {
       // Over the tasks with a known outcome, as the cost rules judge it.
-      const counts = knownOutcomeSums(
-        sum((currentByRoute.get(monitorKey(finding.cohort, route)) ?? []).slice(windowFrom)),
+      const all = sum(
+        (currentByRoute.get(monitorKey(finding.cohort, route)) ?? []).slice(windowFrom),
       );
+      const counts = knownOutcomeSums(all);
       const cps = costPerSuccess(counts);
+      // Unpriced model calls under it: a floor, or unknown when no call was priced.
+      const unknown = all.calls > 0 && all.unpricedCalls >= all.calls;
       return {
         route,
         tasks: counts.tasks,
-        costPerSuccessfulTask: cps?.value ?? null,
-        interval: cps?.interval ?? null,
+        costPerSuccessfulTask: unknown ? null : (cps?.value ?? null),
+        interval: unknown ? null : (cps?.interval ?? null),
+        ...(all.unpricedCalls > 0 ? { unpricedCalls: all.unpricedCalls, calls: all.calls } : {}),
       };
     };
     const costs = [costOf(finding.route)];

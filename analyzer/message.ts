@@ -14,8 +14,12 @@ import type { Interval } from './stats.js';
 export interface CostOnRoute {
   route: string;
   tasks: number;
+  /** Null with no success, or when no model call under it was priced (`unpricedCalls` = `calls`). */
   costPerSuccessfulTask: number | null;
   interval: Interval | null;
+  /** Present when some model calls have no known price: the figure is then a floor. */
+  unpricedCalls?: number;
+  calls?: number;
 }
 
 /** Another alert firing on the same cohort × route when a message goes out. */
@@ -181,11 +185,17 @@ function reasons(list: readonly ReasonShare[]): string {
 }
 
 function cost(c: CostOnRoute): string {
-  if (c.costPerSuccessfulTask === null) return `*${isolate(c.route)}* —`;
+  const unpriced =
+    c.unpricedCalls !== undefined
+      ? ` (${c.unpricedCalls.toLocaleString('en')} of ${(c.calls ?? 0).toLocaleString('en')} model calls with no known price)`
+      : '';
+  if (c.costPerSuccessfulTask === null)
+    return `*${isolate(c.route)}* ${unpriced ? `unknown${unpriced}` : '—'}`;
   const ci = c.interval
     ? ` (95 % CI $${c.interval.lower.toPrecision(3)}–$${c.interval.upper.toPrecision(3)})`
     : '';
-  return `*${isolate(c.route)}* $${c.costPerSuccessfulTask.toPrecision(3)}${ci}, n = ${c.tasks.toLocaleString('en')}`;
+  const floor = unpriced ? '≥' : '';
+  return `*${isolate(c.route)}* ${floor}$${c.costPerSuccessfulTask.toPrecision(3)}${ci}, n = ${c.tasks.toLocaleString('en')}${unpriced}`;
 }
 
 /** " since 2026-12-04 10:30 UTC", from an ISO time. */

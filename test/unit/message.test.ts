@@ -291,6 +291,36 @@ describe('slackMessage', () => {
     expect(all).toContain('*Baseline*');
   });
 
+  it('shows a route’s cost built on unpriced calls as a floor, and as unknown when none was priced', () => {
+    const { blocks } = slackMessage(
+      sampleMessage({
+        costs: [
+          {
+            route: 'small',
+            tasks: 412,
+            costPerSuccessfulTask: 0.0021,
+            interval: { lower: 0.0019, upper: 0.0023 },
+            unpricedCalls: 40,
+            calls: 500,
+          },
+          {
+            route: 'large',
+            tasks: 120,
+            costPerSuccessfulTask: null,
+            interval: null,
+            unpricedCalls: 130,
+            calls: 130,
+          },
+        ],
+      }),
+    );
+    const all = JSON.stringify(blocks);
+    expect(all).toContain(
+      '*small* ≥$0.00210 (95 % CI $0.00190–$0.00230), n = 412 (40 of 500 model calls with no known price)',
+    );
+    expect(all).toContain('*large* unknown (130 of 130 model calls with no known price)');
+  });
+
   it('clips a long summary in the plain text at the end of a word', () => {
     const base = sampleMessage();
     const words = Array.from({ length: 80 }, (_, i) => `word${i}`).join(' ');
