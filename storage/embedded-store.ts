@@ -74,7 +74,7 @@ export class EmbeddedStore implements Store {
       throw new StorageError(
         'EMBEDDED_OPEN_FAILED',
         `could not open the embedded ClickHouse data directory ${location}: ${errorMessage(error)}. ` +
-          'Set ROUTEWATCH_DATA_DIR (or --data-dir) to a directory this user can create and write (not a file).',
+          'Set ROUTEWATCH_DATA_DIR (`routewatch sql` and `demo`: --data-dir) to a directory this user can create and write (not a file).',
         { cause: error },
       );
     }

@@ -1,9 +1,10 @@
 import type { SilenceView } from '../../analyzer/api-routes.js';
 import { tableLayout } from '../../analyzer/text-width.js';
-import { isDuration, utcMinute } from '../../server/time.js';
+import { formatDuration, isDuration, parseDuration, utcMinute } from '../../server/time.js';
+import { MAX_SILENCE_MS } from '../../analyzer/silences.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
-import { remote } from '../client.js';
+import { RemoteError, remote } from '../client.js';
 
 interface SilenceValues {
   cohort?: string;
@@ -124,7 +125,11 @@ Options:
         'give --for (30m, 4h, 2d) or --until (a date or ISO instant), one of the two',
       );
     if (values.for !== undefined && !isDuration(values.for))
-      throw new UsageError(`--for ${values.for}: use a number and a unit (m, h, d), e.g. 4h`);
+      throw new UsageError(`--for ${values.for}: use a number and a unit (s, m, h, d, w), e.g. 4h`);
+    if (values.for !== undefined && parseDuration(values.for) > MAX_SILENCE_MS)
+      throw new UsageError(
+        `--for ${values.for}: at most ${formatDuration(MAX_SILENCE_MS)}; to stop watching something for longer, change its rules in the rules file`,
+      );
     if (values.comment === undefined || values.comment.trim() === '')
       throw new UsageError('--comment is required: say who silenced it and why');
     const matchers = given(['cohort', 'route', 'rule']);
@@ -147,7 +152,13 @@ Options:
       ...(values.starts !== undefined ? { starts: values.starts } : {}),
       comment: values.comment,
     };
-    const answer = (await instance.post('/api/v1/silences', body)) as { silence: SilenceView };
+    // What the instance refuses as a bad value (an unknown rule, an --until past the limit) is a
+    // usage error too: exit 2, as for the checks above.
+    const answer = (await instance.post('/api/v1/silences', body).catch((error: unknown) => {
+      if (error instanceof RemoteError && error.status === 400)
+        throw new UsageError(error.detail ?? error.message);
+      throw error;
+    })) as { silence: SilenceView };
     process.stdout.write(
       values.json
         ? `${JSON.stringify(answer, null, 2)}\n`

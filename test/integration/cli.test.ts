@@ -194,7 +194,8 @@ describe('routewatch CLI', () => {
       ['silence', 'add', '--rule', 'nope', '--for', '1h', '--comment', 'x', '--url', url],
       {},
     );
-    expect(await unknownRule.exited).toBe(1);
+    // A value the instance refuses is a usage error too.
+    expect(await unknownRule.exited).toBe(2);
     expect(unknownRule.err()).toMatch(
       /no rule "nope" is configured: the rules are success_rate_drop, /,
     );
@@ -322,7 +323,7 @@ describe('routewatch CLI', () => {
     const migrate = run(['migrate'], { ROUTEWATCH_DATA_DIR: file });
     expect(await migrate.exited).toBe(1);
     expect(migrate.err()).toMatch(
-      /Set ROUTEWATCH_DATA_DIR \(or --data-dir\) to a directory this user can create/,
+      /Set ROUTEWATCH_DATA_DIR \(`routewatch sql` and `demo`: --data-dir\) to a directory this user can create/,
     );
     expect(migrate.err()).not.toMatch(/held by another process/);
   });
@@ -432,6 +433,10 @@ describe('routewatch CLI', () => {
       /--for 4 hours: use a number and a unit/,
     ],
     [['silence', 'add', '--for', '4h'], /--comment is required/],
+    [
+      ['silence', 'add', '--cohort', 'faq', '--for', '40d', '--comment', 'x'],
+      /--for 40d: at most 30 d; to stop watching something for longer, change its rules/,
+    ],
     [['silence', 'end'], /give the id of the silence to end/],
     [['silence', 'list', '--for', '1h'], /--for is for `routewatch silence add`/],
     [
