@@ -195,11 +195,22 @@ const DATE_SUFFIX = /[-@](?:\d{4}-\d{2}-\d{2}|\d{8})$/;
 /** A snapshot date inside a fine-tune's id, before its next `:` part. */
 const INNER_DATE = /-(?:\d{4}-\d{2}-\d{2}|\d{8})(?=:)/g;
 
-/** A name a call may be priced under, with the provider it is matched for. */
+/** A name a call may be priced under, with the providers it is matched for. */
 interface Candidate {
   name: string;
-  ids: { catalogue: string; entries: string };
+  /** The provider price-file entries are matched for: the span's own, always. */
+  entries: string;
+  /** The catalogue provider to look the name up under; undefined: not in the catalogue. */
+  catalogue: string | undefined;
+  /** Under that provider only, never by the name alone. */
+  strict: boolean;
 }
+
+/**
+ * Providers that pass calls on to others, naming the model with the provider's path
+ * (`anthropic/claude-…`): LiteLLM, the Vercel AI Gateway, Portkey.
+ */
+const GATEWAYS: ReadonlySet<string> = new Set(['litellm', 'gateway', 'portkey']);
 
 interface CompiledOverride {
   name: string;
@@ -253,9 +264,8 @@ export class PriceTable {
    * The cost of one call started at `atMs`, priced by the first of `models` (the served model
    * first, then the requested one) that has a price: the price file for each name, then the
    * catalogue for each (a file entry for an Azure deployment name wins over the catalogue's list
-   * price of the model it serves). A name with a path (`openai/gpt-4o`, as gateways and proxies
-   * write it) is also tried as its last part, with the provider the path names. Undefined when
-   * none has a price.
+   * price of the model it serves). A name with a path is also tried by its last part (see
+   * `#candidates`). Undefined when none has a price.
    */
   price(
     provider: string,
@@ -265,14 +275,15 @@ export class PriceTable {
   ): PriceQuote | undefined {
     const candidates = this.#candidates(provider, models);
     const inclusive = inclusiveUsage(usage);
-    for (const { name, ids } of candidates) {
-      const override = this.#findOverride(ids.entries, name, atMs);
+    for (const { name, entries } of candidates) {
+      const override = this.#findOverride(entries, name, atMs);
       if (override)
         return { costUsd: overrideCost(override.entry, inclusive), ref: refOf(override) };
     }
     if (!this.#catalogue) return undefined;
-    for (const { name, ids } of candidates) {
-      const found = this.#resolve(ids.catalogue, name);
+    for (const { name, catalogue, strict } of candidates) {
+      if (catalogue === undefined) continue;
+      const found = this.#resolve(catalogue, name, strict);
       if (found) {
         const costUsd = catalogueCost(found, inclusive, atMs);
         if (costUsd !== undefined) return { costUsd, ref: found.ref };
@@ -281,25 +292,32 @@ export class PriceTable {
     return undefined;
   }
 
-  /** The names a call may be priced under, in order, each with the provider it is matched for. */
+  /**
+   * The names a call may be priced under, in order. A name with a path (`openai/gpt-4o-mini`,
+   * `models/gemini-2.5-flash`) is tried as written, then by its last part: in the price file for
+   * the span's own provider, as any name is; in the catalogue only where the path cannot mean a
+   * self-hosted model — for a provider the catalogue knows (`azure`, `gcp.gemini`), under that
+   * provider, and through a gateway (`litellm`, `gateway`, `portkey`) under the provider the path
+   * names (`anthropic/…`). `mistralai/Mixtral-…` served by `vllm` is the team's own model, not
+   * Mistral's API: it stays unpriced unless the price file names it.
+   */
   #candidates(provider: string, models: readonly string[]): Candidate[] {
     const ids = this.#providerId(provider);
     const out: Candidate[] = [];
     for (const model of models) {
       const name = model.trim().toLowerCase();
       if (name === '') continue;
-      out.push({ name, ids });
+      out.push({ name, entries: ids.entries, catalogue: ids.catalogue, strict: false });
       const slash = name.lastIndexOf('/');
       const last = name.slice(slash + 1);
       if (slash < 0 || last === '') continue;
-      // `anthropic/claude-…` through a gateway: the path names the provider when the span's
-      // own provider (litellm, gateway) is not one the catalogue knows.
-      const named = name
-        .slice(0, slash)
-        .split('/')
-        .map((part) => this.#providerId(part))
-        .find((id) => id.catalogue !== '');
-      out.push({ name: last, ids: ids.catalogue === '' && named ? named : ids });
+      let catalogue: string | undefined;
+      if (ids.catalogue !== '') catalogue = ids.catalogue;
+      else if (GATEWAYS.has(provider.trim().toLowerCase().split('.', 1)[0]!)) {
+        const named = this.#providerId(name.slice(0, name.indexOf('/'))).catalogue;
+        if (named !== '') catalogue = named;
+      }
+      out.push({ name: last, entries: ids.entries, catalogue, strict: true });
     }
     return out;
   }
@@ -329,24 +347,33 @@ export class PriceTable {
     );
   }
 
-  #resolve(providerId: string, name: string): CatalogueModel | null {
-    const key = `${providerId}\u0000${name}`;
+  #resolve(providerId: string, name: string, strict: boolean): CatalogueModel | null {
+    const key = `${providerId}\u0000${name}\u0000${strict ? 1 : 0}`;
     const known = this.#resolved.get(key);
     if (known !== undefined) return known;
     if (this.#resolved.size >= MAX_RESOLVED) this.#resolved.clear();
-    const found = resolveInCatalogue(providerId, name);
+    const found = resolveInCatalogue(providerId, name, strict);
     this.#resolved.set(key, found);
     return found;
   }
 }
 
-function resolveInCatalogue(providerId: string, name: string): CatalogueModel | null {
+/**
+ * The catalogue's model for a name, under `providerId` when given; without one, or not found
+ * under it, by name alone — unless `strict` (a path's last part: under its provider only).
+ */
+function resolveInCatalogue(
+  providerId: string,
+  name: string,
+  strict: boolean,
+): CatalogueModel | null {
   // Matching needs only the names; the usage is a token, and the time does not change the match.
   let match: ReturnType<typeof calcPrice> = null;
+  if (strict && providerId === '') return null;
   try {
     match = calcPrice({ input_tokens: 1 }, name, providerId ? { providerId } : {});
     // A provider we could not name (or that the catalogue does not list the model under): by name.
-    if (match === null && providerId) match = calcPrice({ input_tokens: 1 }, name);
+    if (match === null && providerId && !strict) match = calcPrice({ input_tokens: 1 }, name);
   } catch {
     match = null;
   }

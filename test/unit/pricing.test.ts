@@ -423,6 +423,38 @@ describe('PriceTable with gateway and proxy model names', () => {
     });
   });
 
+  it('leaves a self-hosted model named by its path unpriced: the team’s own, not the API’s', () => {
+    for (const model of [
+      'mistralai/Mixtral-8x7B-Instruct-v0.1',
+      'deepseek-ai/DeepSeek-R1-Distill-Llama-70B',
+      'openai/gpt-oss-120b',
+      'meta-llama/Llama-3.1-8B-Instruct',
+    ])
+      expect(table.price('vllm', [model], usage(1_000, 0), NOW), model).toBeUndefined();
+  });
+
+  it('matches the file’s entries for the span’s own provider by the last part, whatever the path names', () => {
+    const file = new PriceTable(
+      parsePriceFile(`
+prices:
+  - { model: mixtral-8x7b-instruct-v0.1, provider: vllm, input_mtok: 0, output_mtok: 0 }
+  - { model: gpt-4o-mini, provider: litellm, input_mtok: 0.1, output_mtok: 0.4 }
+  - { model: gpt-4o-mini, provider: openai, input_mtok: 0.12, output_mtok: 0.48 }
+`).overrides,
+    );
+    expect(
+      file.price('vllm', ['mistralai/Mixtral-8x7B-Instruct-v0.1'], usage(1_000_000, 0), NOW),
+    ).toEqual({ costUsd: 0, ref: 'override[vllm]:mixtral-8x7b-instruct-v0.1' });
+    expect(file.price('litellm', ['openai/gpt-4o-mini'], usage(1_000_000, 0), NOW)).toEqual({
+      costUsd: 0.1,
+      ref: 'override[litellm]:gpt-4o-mini',
+    });
+    // An entry limited to openai is for calls to openai, not to a gateway: the catalogue prices it.
+    expect(file.price('gateway', ['openai/gpt-4o-mini'], usage(1_000_000, 0), NOW)?.ref).toBe(
+      'genai-prices@0.1.8:openai/gpt-4o-mini',
+    );
+  });
+
   it('leaves a path whose last part no one prices unpriced', () => {
     expect(table.price('gateway', ['acme/house-model-9b'], usage(1_000, 0), NOW)).toBeUndefined();
     expect(table.price('gateway', ['openai/'], usage(1_000, 0), NOW)).toBeUndefined();
