@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
-import { compareCohort, judgedCost, sideSumColumns } from './gate.js';
+import { compareCohort, judgedCost, sideCost, sideSumColumns, understated } from './gate.js';
 import type { CohortComparison, GateOptions, SideStats } from './gate.js';
 import { toClickHouseTime } from './report.js';
 import { costPerSuccess } from './stats.js';
@@ -114,8 +114,10 @@ export function adviseCohort(
       const floor = comparison.costPerSuccessfulTask.understated;
       const drop = comparison.successChange.estimate;
       const facts = `${S} ${pct(comparison.candidate.successRate.value)} success at ${costOf(cs, floor.candidate)} per success, ${L} ${pct(comparison.baseline.successRate.value)} at ${costOf(cl, floor.baseline)}`;
-      // A floor on S's cost already at L's (known) cost: S is no cheaper, whatever it hides.
+      // A floor on S's cost already at L's (known) cost: S is no cheaper, whatever it hides; S's
+      // known cost under a floor on L's: S is cheaper, whatever L hides.
       const noCheaper = cs !== null && cl !== null && cs >= cl && !floor.baseline;
+      const cheaper = cs !== null && cl !== null && cs < cl && !floor.candidate;
       if (comparison.verdict === 'fail' || noCheaper) {
         const why =
           comparison.verdict === 'fail'
@@ -130,7 +132,7 @@ export function adviseCohort(
         };
       }
       // Cheaper is what moving traffic is for: not claimed on costs that are not all known.
-      if (floor.baseline || floor.candidate) {
+      if ((floor.baseline || floor.candidate) && !cheaper) {
         return {
           ...base,
           currentRoute,
@@ -156,7 +158,7 @@ export function adviseCohort(
         currentRoute,
         verdict: 'expand small',
         comparison,
-        reason: `the ${S} route holds within ${pct(options.maxSuccessDrop)} of ${L} and costs ${pct(cs !== null && cl ? 1 - cs / cl : null)} less per success (${facts}); ${large!.tasks} tasks still go to ${L} first and could take ${S}`,
+        reason: `the ${S} route holds within ${pct(options.maxSuccessDrop)} of ${L} and costs ${floor.baseline ? 'at least ' : ''}${pct(cs !== null && cl ? 1 - cs / cl : null)} less per success (${facts}); ${large!.tasks} tasks still go to ${L} first and could take ${S}`,
       };
     }
     if (fallbackRate >= options.reviewFallbackRate) {
@@ -164,7 +166,7 @@ export function adviseCohort(
         ...base,
         currentRoute,
         verdict: 'review fallback',
-        reason: `${pct(fallbackRate)} of the ${S} route's tasks fall back and pay for both models (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(judgedCost(small!))?.value ?? null)} per success)`,
+        reason: `${pct(fallbackRate)} of the ${S} route's tasks fall back and pay for both models (${pct(small!.successes / small!.known)} success at ${sideCostText(small!)} per success)`,
       };
     }
     // Some large traffic, too little to compare with, is not "no traffic": say how much is missing
@@ -177,7 +179,7 @@ export function adviseCohort(
       ...base,
       currentRoute,
       verdict: 'keep',
-      reason: `${thin} (${pct(small!.successes / small!.known)} success at ${usd(costPerSuccess(judgedCost(small!))?.value ?? null)} per success, ${pct(fallbackRate)} fallbacks): keep a share on ${L} as a control, and watch the alerts`,
+      reason: `${thin} (${pct(small!.successes / small!.known)} success at ${sideCostText(small!)} per success, ${pct(fallbackRate)} fallbacks): keep a share on ${L} as a control, and watch the alerts`,
     };
   }
 
@@ -188,7 +190,8 @@ export function adviseCohort(
       const ce = comparison.costPerSuccessfulTask.candidate.value;
       const cl = comparison.costPerSuccessfulTask.baseline.value;
       const floor = comparison.costPerSuccessfulTask.understated;
-      if (comparison.verdict === 'pass' && (floor.baseline || floor.candidate)) {
+      const cheaper = ce !== null && cl !== null && ce < cl && !floor.candidate;
+      if (comparison.verdict === 'pass' && (floor.baseline || floor.candidate) && !cheaper) {
         return {
           ...base,
           currentRoute,
@@ -202,7 +205,7 @@ export function adviseCohort(
           )}: price them (ROUTEWATCH_PRICES, docs/pricing.md) to tell whether ${S} is cheaper`,
         };
       }
-      if (comparison.verdict === 'pass' && ce !== null && cl !== null && ce < cl) {
+      if (comparison.verdict === 'pass' && cheaper) {
         return {
           ...base,
           currentRoute,
@@ -224,7 +227,7 @@ export function adviseCohort(
       ...base,
       currentRoute,
       verdict: 'keep',
-      reason: `the ${L} route carries the cohort (${pct(large!.successes / large!.known)} success at ${usd(costPerSuccess(judgedCost(large!))?.value ?? null)} per success); no evidence on ${S} yet — an eval of ${needed} more cases on ${S} would tell whether ${L} is overkill`,
+      reason: `the ${L} route carries the cohort (${pct(large!.successes / large!.known)} success at ${sideCostText(large!)} per success); no evidence on ${S} yet — an eval of ${needed} more cases on ${S} would tell whether ${L} is overkill`,
     };
   }
 
@@ -243,6 +246,9 @@ function costOf(value: number | null, floor: boolean): string {
   if (value === null) return floor ? 'unknown' : usd(null);
   return `${floor ? '≥' : ''}${usd(value)}`;
 }
+
+/** One route's cost per success as the report shows it: `≥` a floor, `unknown` none priced. */
+const sideCostText = (side: SideStats) => costOf(sideCost(side).value, understated(side));
 
 /** Which routes' costs are not all known, and how many of their calls are unpriced. */
 function unpricedWhy(routes: [route: string, side: SideStats][]): string {

@@ -237,7 +237,7 @@ export function judgedCost(s: SideStats): RatioSums {
 export const understated = (s: SideStats) => s.unpricedCalls > 0;
 
 /** A side's cost per successful task: unknown (null) when none of its model calls was priced. */
-function sideCost(s: SideStats): Figure {
+export function sideCost(s: SideStats): Figure {
   const figure = costPerSuccess(judgedCost(s));
   if (!figure || (s.modelCalls > 0 && s.unpricedCalls >= s.modelCalls))
     return { value: null, interval: null };

@@ -20,14 +20,14 @@ const noneKnown = (m: WindowMetrics) => m.pricedCallShare === 0;
 
 /** A cost built on calls with no known cost: a floor (`≥`), not the cost; unknown with none known. */
 function costCell(m: WindowMetrics, v: number | null, text: string): string {
-  if (v !== null && noneKnown(m)) return 'unknown';
+  if (noneKnown(m)) return 'unknown';
   return m.costUnderstated && v !== null ? `≥${text}` : text;
 }
 
 /** `$0.000844 ±4%`: the cost per success with the half-width of its 95 % interval, relative. */
 function costWithInterval(m: WindowMetrics): string {
   const v = m.costPerSuccessfulTask;
-  if (v === null) return '—';
+  if (v === null) return noneKnown(m) ? 'unknown' : '—';
   const i = m.costPerSuccessfulTaskInterval;
   const half = i ? (i.upper - i.lower) / 2 : null;
   const spread = half === null || v === 0 ? '' : ` ±${Math.round((half / v) * 100)}%`;
@@ -192,8 +192,8 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
     lines.push(
       '',
       '≥ cost built on model calls with no known price: the true cost is higher ' +
-        '(unknown: no call priced). Priced share of model calls: ' +
-        `${listed(understated, (r) => pct(r.pricedCallShare))}. See docs/pricing.md.`,
+        '(unknown: no call priced). Model calls with no known price: ' +
+        `${listed(understated, (r) => `${r.unpricedCalls} of ${r.modelCalls}`)}. See docs/pricing.md.`,
     );
   }
   // Hidden retries cost time and money but no span of their own: named wherever there are any.

@@ -151,6 +151,7 @@ export interface WindowMetrics {
   successRateInterval: Interval | null;
   outcomeCoverage: number | null;
   totalCostUsd: number;
+  /** Null with no successful task, or when no model call under it was priced (unknown). */
   costPerSuccessfulTask: number | null;
   /** Delta-method 95 % interval of the cost per successful task. */
   costPerSuccessfulTaskInterval: Interval | null;
@@ -242,6 +243,9 @@ const interval = (lower: number | null, upper: number | null): Interval | null =
   lower === null || upper === null ? null : { lower, upper };
 
 function toWindowMetrics(row: z.output<typeof overallRow>): WindowMetrics {
+  // No model call priced: the cost per success is unknown, not $0.
+  const unknownCost =
+    row.total_model_calls > 0 && row.unpriced_model_calls >= row.total_model_calls;
   return {
     tasks: row.tasks,
     successes: row.successes,
@@ -251,11 +255,10 @@ function toWindowMetrics(row: z.output<typeof overallRow>): WindowMetrics {
     successRateInterval: interval(row.success_rate_lower, row.success_rate_upper),
     outcomeCoverage: row.outcome_coverage,
     totalCostUsd: row.total_cost_usd,
-    costPerSuccessfulTask: row.cost_per_successful_task,
-    costPerSuccessfulTaskInterval: interval(
-      row.cost_per_successful_task_lower,
-      row.cost_per_successful_task_upper,
-    ),
+    costPerSuccessfulTask: unknownCost ? null : row.cost_per_successful_task,
+    costPerSuccessfulTaskInterval: unknownCost
+      ? null
+      : interval(row.cost_per_successful_task_lower, row.cost_per_successful_task_upper),
     fallbacks: row.fallbacks,
     fallbackRate: row.fallback_rate,
     cascades: row.cascades,

@@ -380,6 +380,22 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
       side(300, 279, { cost: 0.01 }),
     );
     expect(dear.verdict).toBe('revert to large');
+    // Small's known cost under a floor on large's: small is cheaper, whatever large hides.
+    const cheaper = advise(
+      side(800, 736, { cost: 0.001, fallbacks: 80 }),
+      side(300, 279, { cost: 0.01, unpriced: 30 }),
+    );
+    expect(cheaper.verdict).toBe('expand small');
+    expect(cheaper.reason).toMatch(
+      /costs at least 8\d\.\d % less per success \(.* large 93\.0 % at ≥\$0\.0108\)/,
+    );
+    // A route alone: its cost as the report shows it.
+    expect(advise(side(500, 460, { unpriced: 50 }), undefined).reason).toMatch(
+      /success at ≥\$0\.00109 per success/,
+    );
+    expect(advise(side(500, 460, { cost: 0, unpriced: 500 }), undefined).reason).toMatch(
+      /success at unknown per success/,
+    );
     // Large's cost unknown: no claim either way.
     const largeUnknown = advise(
       side(800, 736, { cost: 0.012 }),

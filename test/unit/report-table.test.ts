@@ -115,7 +115,7 @@ describe('renderReportTable', () => {
     expect(text).toMatch(/^extraction\s.*2\.40× masked$/m);
     expect(text).toMatch(/Masked by the average: extraction × small/);
     expect(text).toMatch(
-      /≥ cost built on model calls with no known price: .* Priced share of model calls: faq × small 80\.0%, internal × small 0\.0%\./,
+      /≥ cost built on model calls with no known price: .* Model calls with no known price: faq × small 240 of 1200, internal × small 1200 of 1200\./,
     );
   });
 
