@@ -304,6 +304,27 @@ describe('Vercel AI SDK', () => {
     expect(call).toMatchObject({ kind: 'llm', cache_read_tokens: 600, reasoning_tokens: 200 });
     expect(call.cost_usd).toBeCloseTo((400 * 0.15 + 600 * 0.075 + 300 * 0.6) / 1e6, 12);
   });
+
+  it('prices an embed call from ai.usage.tokens, its one count', () => {
+    const call = only([
+      {
+        attributes: {
+          'ai.operationId': 'ai.embed.doEmbed',
+          'ai.model.id': 'text-embedding-3-small',
+          'ai.model.provider': 'openai.embedding',
+          'ai.usage.tokens': 1000,
+        },
+      },
+    ]);
+    expect(call).toMatchObject({
+      kind: 'llm',
+      operation: 'embeddings',
+      input_tokens: 1000,
+      output_tokens: 0,
+      cost_source: 'price_table',
+    });
+    expect(call.cost_usd).toBeCloseTo((1000 * 0.02) / 1e6, 12);
+  });
 });
 
 describe('Langfuse generations', () => {
