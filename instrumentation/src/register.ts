@@ -5,7 +5,7 @@
 import { diag } from '@opentelemetry/api';
 import { readRoutewatchEnv } from './config.js';
 import { registerLoaderHook } from './loader-hook.js';
-import { registerRoutewatch } from './sdk.js';
+import { registerRoutewatch, tracingAlreadyRegistered } from './sdk.js';
 import type { RoutewatchHandle } from './types.js';
 
 /** Upper bound on the time the last export may hold the process at exit or on a signal. */
@@ -26,8 +26,10 @@ try {
   warnOnce('routewatch: could not read the ROUTEWATCH_* variables', error);
 }
 
-// With the SDK capture off nothing of ours needs the hook: the app's modules load unhooked.
-if (sdkCapture) {
+// With the SDK capture off nothing of ours needs the hook: the app's modules load unhooked. Nor
+// does it when the app runs its own OpenTelemetry SDK: registerRoutewatch then starts nothing
+// (and says why), and a second hook would only warn.
+if (sdkCapture && !tracingAlreadyRegistered()) {
   try {
     registerLoaderHook();
   } catch (error) {

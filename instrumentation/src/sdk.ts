@@ -1,4 +1,5 @@
-import { diag } from '@opentelemetry/api';
+import { diag, trace } from '@opentelemetry/api';
+import type { TracerProvider } from '@opentelemetry/api';
 import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OTLPProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
@@ -23,6 +24,22 @@ export const DEFAULT_TRACES_ENDPOINT = 'http://localhost:4318/v1/traces';
 
 let active: RoutewatchHandle | undefined;
 
+const ALREADY_REGISTERED =
+  'an OpenTelemetry SDK is already running in this process (a tracer provider is registered), ' +
+  'so routewatch starts none of its own and records nothing: add routewatchSpanProcessors() and ' +
+  'routewatchInstrumentations() to your NodeSDK instead (README, "Bring your own NodeSDK")';
+
+/**
+ * Whether a tracer provider is registered globally already (the app's own NodeSDK, say). The
+ * global may come from another copy of `@opentelemetry/api`: read by shape, not by class.
+ */
+export function tracingAlreadyRegistered(): boolean {
+  const provider = trace.getTracerProvider() as TracerProvider & { getDelegate?: () => unknown };
+  const delegate = typeof provider.getDelegate === 'function' ? provider.getDelegate() : provider;
+  const name = (delegate as { constructor?: { name?: string } } | null)?.constructor?.name;
+  return name !== 'NoopTracerProvider';
+}
+
 /**
  * Starts the OpenTelemetry Node SDK for routewatch: our span processor first (so exported spans
  * carry the routing context), a batching OTLP/HTTP exporter (JSON by default), the OpenAI and
@@ -33,6 +50,15 @@ export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle
   if (active !== undefined) {
     diag.warn('routewatch: registerRoutewatch called twice; keeping the first registration');
     return active;
+  }
+  if (tracingAlreadyRegistered()) {
+    // A second NodeSDK could not register its provider (OpenTelemetry holds one per process):
+    // routewatch would store nothing while its captures doubled the app's own LLM spans.
+    // Starting nothing keeps the app's tracing exactly as it was, and says so.
+    const message = ALREADY_REGISTERED;
+    diag.warn(`routewatch: ${message}`);
+    console.warn(`[routewatch] ${message}`);
+    return { forceFlush: async () => {}, shutdown: async () => {} };
   }
   const spanProcessors: SpanProcessor[] = [
     ...routewatchSpanProcessors(opts),

@@ -146,6 +146,101 @@ describe('register entry (node --import @routewatch/instrumentation/register)', 
   });
 });
 
+// Regression of #2 in /work/notes/review-instrumentation-35.md: watching a failed call marked its
+// rejection handled, so a call nobody awaited no longer reached the app's unhandledRejection
+// handler, nor crashed the process as Node does by default.
+describe('register entry with a failed call nobody awaits', () => {
+  const FORGOTTEN = `
+import OpenAI from 'openai';
+if (process.env.HANDLER) process.on('unhandledRejection', (reason) => {
+  console.log('APP unhandledRejection ' + reason.constructor.name);
+});
+const client = new OpenAI({ apiKey: 'test', baseURL: 'http://127.0.0.1:1/v1', maxRetries: 0 });
+client.chat.completions.create({ model: 'warm-up', messages: [{ role: 'user', content: 'hi' }] });
+setTimeout(() => console.log('still running'), 1500);
+`;
+  const run = (register: boolean, env: Record<string, string> = {}) =>
+    runNode(
+      [
+        ...(register ? ['--import', '@routewatch/instrumentation/register'] : []),
+        '--input-type=module',
+        '-e',
+        FORGOTTEN,
+      ],
+      { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', ...env } },
+    );
+
+  beforeAll(() => requireBuiltInstrumentation());
+
+  it('crashes the process as it does without the instrumentation', async () => {
+    const [plain, instrumented] = await Promise.all([run(false), run(true)]);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toMatch(/APIConnectionError/);
+    expect(instrumented.code).toBe(1);
+    expect(instrumented.stdout).not.toContain('still running');
+    expect(instrumented.stderr).toMatch(/APIConnectionError/);
+  });
+
+  it('reaches the app’s own unhandledRejection handler', async () => {
+    const [plain, instrumented] = await Promise.all([
+      run(false, { HANDLER: '1' }),
+      run(true, { HANDLER: '1' }),
+    ]);
+    expect(plain.stdout).toContain('APP unhandledRejection APIConnectionError');
+    expect(instrumented.stdout).toContain('APP unhandledRejection APIConnectionError');
+    expect(instrumented.code).toBe(plain.code);
+  });
+});
+
+// Regression of #1 in /work/notes/review-instrumentation-35.md: the register entry on top of the
+// app's own NodeSDK started a second one, which could not register: routewatch stored nothing and
+// its captures doubled the app's own LLM spans, with only a Node warning about the loader hook.
+describe('register entry after the app’s own OpenTelemetry SDK', () => {
+  let dir = '';
+  afterAll(() => {
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts nothing of its own, says why, and leaves the app’s tracing as it was', async () => {
+    requireBuiltInstrumentation();
+    dir = mkdtempSync(join(REPO_ROOT, '.tmp-own-otel-'));
+    const own = join(dir, 'own-otel.mjs');
+    writeFileSync(
+      own,
+      `import { NodeSDK } from '@opentelemetry/sdk-node';
+import { SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+const exporter = {
+  export(spans, done) { for (const s of spans) console.log('APP SPAN ' + s.name); done({ code: 0 }); },
+  shutdown: async () => {},
+};
+new NodeSDK({ spanProcessors: [new SimpleSpanProcessor(exporter)], instrumentations: [] }).start();
+`,
+    );
+    const app = `
+import { trace } from '@opentelemetry/api';
+trace.getTracer('app').startSpan('handle-request').end();
+`;
+    const result = await runNode(
+      [
+        '--import',
+        own,
+        '--import',
+        '@routewatch/instrumentation/register',
+        '--input-type=module',
+        '-e',
+        app,
+      ],
+      { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' } },
+    );
+    expect(result.code).toBe(0);
+    expect(result.stdout.match(/APP SPAN handle-request/g)).toHaveLength(1);
+    expect(result.stderr).toContain(
+      '[routewatch] an OpenTelemetry SDK is already running in this process',
+    );
+    expect(result.stderr).not.toMatch(/import-in-the-middle/);
+  });
+});
+
 /** A collector that accepts connections and never answers: the exporter waits on each request. */
 async function startBlackHole(): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();

@@ -115,14 +115,23 @@ export class LlmCall {
       return asResponse.apply(promise, args);
     };
     // Registered first, so by the next turn whoever parses (the caller, `.withResponse()`) has.
-    promise.responsePromise.then(
-      () =>
+    // The SDK reads `responsePromise` when it parses: it is replaced by the promise we derive, which
+    // settles as the original does. A failure nobody awaits therefore stays unhandled, as without
+    // us (the process's unhandledRejection, a crash by default): watching the original alone
+    // would mark its rejection handled and swallow it.
+    promise.responsePromise = promise.responsePromise.then(
+      (response) => {
         setImmediate(() => {
           if (parsed !== undefined) return;
           if (rawTaken) this.end();
           else void promise.parse().then(undefined, () => undefined); // the caller's own result
-        }),
-      (error: unknown) => this.fail(error),
+        });
+        return response;
+      },
+      (error: unknown) => {
+        this.fail(error);
+        throw error;
+      },
     );
     return true;
   }
