@@ -127,6 +127,24 @@ export function parsePriceFile(text: string): PriceSettings {
   const warnings = file.prices.flatMap((e, i) =>
     e.provider === undefined ? [] : (providerWarning(e.provider, `prices.${i}.provider`) ?? []),
   );
+  // The entry for one provider wins over one for any provider, whatever their dates: a price
+  // change written for any provider does not reach that provider's calls. Said, in case it was
+  // meant to.
+  file.prices.forEach((limited, i) => {
+    if (limited.provider === undefined) return;
+    const j = file.prices.findIndex(
+      (any) =>
+        any.provider === undefined &&
+        any.model.toLowerCase() === limited.model.toLowerCase() &&
+        (any.from ?? -Infinity) > (limited.from ?? -Infinity),
+    );
+    if (j >= 0)
+      warnings.push(
+        `prices.${j} (any provider) does not apply to ${limited.provider} calls of ${limited.model}: ` +
+          `prices.${i}, for ${limited.provider} only, wins for them though it starts earlier; ` +
+          `add an entry for ${limited.provider} with the new price if it should apply to them too`,
+      );
+  });
   // An empty file mounted where a price list was meant is a deployment mistake more often than
   // a choice.
   if (file.prices.length === 0)

@@ -348,6 +348,17 @@ prices:
     ]);
   });
 
+  it('warns that a newer price for any provider does not reach a provider with an entry of its own', () => {
+    const settings = parsePriceFile(`
+prices:
+  - { model: gpt-4o-mini, provider: openai, input_mtok: 0.12, output_mtok: 0.48 }
+  - { model: gpt-4o-mini, from: 2026-03-01, input_mtok: 0.1, output_mtok: 0.4 }
+`);
+    expect(settings.warnings).toEqual([
+      'prices.1 (any provider) does not apply to openai calls of gpt-4o-mini: prices.0, for openai only, wins for them though it starts earlier; add an entry for openai with the new price if it should apply to them too',
+    ]);
+  });
+
   it('takes an empty file, and warns that it lists no prices', () => {
     expect(parsePriceFile('').warnings).toEqual([
       'the file lists no prices: only the bundled catalogue prices calls',
