@@ -13,6 +13,7 @@ import { AnthropicInstrumentation } from './providers/anthropic.js';
 import { nonEmpty, readBatchSettings, readRoutewatchEnv } from './config.js';
 import { OpenAIInstrumentation } from './providers/openai.js';
 import { RoutewatchSpanProcessor } from './span-processor.js';
+import { endOpenStreams } from './capture/span-lifecycle.js';
 import type {
   InstrumentationsOptions,
   RegisterOptions,
@@ -79,6 +80,8 @@ export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle
       await Promise.all(spanProcessors.map((processor) => processor.forceFlush()));
     },
     shutdown() {
+      // Streams dropped unfinished and not yet collected: their spans go with the last export.
+      endOpenStreams();
       shutdown ??= sdk.shutdown().finally(() => {
         if (active === handle) active = undefined;
       });

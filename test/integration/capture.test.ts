@@ -40,6 +40,7 @@ import {
 import { faults } from '../../examples/mock-faults.js';
 import { startMockLlm, type MockLlm } from '../../examples/mock-llm.js';
 import { useInMemoryTracing } from '../support/in-memory-tracing.js';
+import { endOpenStreams } from '../../instrumentation/src/capture/span-lifecycle.js';
 
 // The OpenAI (chat completions, responses, embeddings) and Anthropic SDKs against the simulated
 // LLM, which answers any model with its fixed answer (`hello`, exact token counts) and fails the
@@ -282,6 +283,31 @@ describe('OpenAI capture: streams', () => {
       [ATTR_ROUTE]: 'small',
       [ATTR_ATTEMPT]: 1,
     });
+  });
+
+  it('ends the span of a stream dropped half-read at shutdown, with what was read, at its last chunk', async () => {
+    const stream = await openai.chat.completions.create({
+      ...ask,
+      model: 'gpt-small',
+      stream: true,
+    });
+    const iterator = stream[Symbol.asyncIterator]();
+    await iterator.next();
+    const readAt = Date.now();
+    await sleep(30);
+    expect(exporter.getFinishedSpans().some((s) => s.name === 'chat gpt-small')).toBe(false);
+    // Dropped: neither read to its end, nor broken out of, nor aborted.
+    endOpenStreams();
+    const span = spanNamed('chat gpt-small');
+    expect(span.attributes[ATTR_GEN_AI_RESPONSE_MODEL]).toBe('gpt-small-served');
+    // No usage seen (it comes last): the call stays, its cost unknown rather than $0.
+    expect(span.attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS]).toBeUndefined();
+    expect(span.status.code).not.toBe(SpanStatusCode.ERROR);
+    const endMs = span.endTime[0] * 1000 + span.endTime[1] / 1e6;
+    expect(endMs).toBeLessThanOrEqual(readAt + 5);
+    // Once ended, never again.
+    endOpenStreams();
+    expect(exporter.getFinishedSpans().filter((s) => s.name === 'chat gpt-small')).toHaveLength(1);
   });
 
   it('leaves the caller’s params object untouched when it adds stream_options', async () => {

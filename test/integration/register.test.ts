@@ -136,6 +136,54 @@ describe('register entry (node --import @routewatch/instrumentation/register)', 
     },
   );
 
+  // Regression of #3 in /work/notes/review-instrumentation-35.md: a stream dropped half-read never
+  // ended its span, and the call was missing from its task.
+  it('exports the span of a stream dropped half-read once it is collected, without waiting for exit', async () => {
+    const dropped = `
+import OpenAI from 'openai';
+const client = new OpenAI({ apiKey: 'test', baseURL: process.env.LLM_URL, maxRetries: 0 });
+async function peek() {
+  const stream = await client.chat.completions.create({
+    model: 'gpt-small', messages: [{ role: 'user', content: 'hi' }], stream: true,
+  });
+  await stream[Symbol.asyncIterator]().next();
+}
+await peek();
+for (let i = 0; i < 20; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
+console.log('collected');
+setInterval(() => {}, 1000);
+`;
+    let child: ChildProcess | undefined;
+    const running = runNode(
+      [
+        '--expose-gc',
+        '--import',
+        '@routewatch/instrumentation/register',
+        '--input-type=module',
+        '-e',
+        dropped,
+      ],
+      {
+        cwd: appDir,
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+          OTEL_SERVICE_NAME: 'register-e2e',
+          OTEL_BSP_SCHEDULE_DELAY: '100',
+          LLM_URL: llm.url,
+        },
+        onStdout: (_text, c) => (child = c),
+      },
+    );
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !otlp.spans().some((s) => s.name === 'chat gpt-small'))
+      await new Promise((r) => setTimeout(r, 50));
+    // Killed, so no exit hook ran: the span came from the collected stream.
+    child?.kill('SIGKILL');
+    await running;
+    const chat = otlp.spans().find((s) => s.name === 'chat gpt-small');
+    expect(chat?.attributes[ATTR_GEN_AI_RESPONSE_MODEL]).toBe('gpt-small-served');
+  });
+
   // Regression of A3 in the instrumentation review: the SDK's batch processor read a batch size
   // of 0 unchecked and looped forever on the flush at exit.
   it('ignores an invalid OTEL_BSP_* value with a warning, exports and exits', async () => {

@@ -16,6 +16,22 @@ import { markModelCall } from './http-attempts.js';
  * (providers/*.ts) only say what to read from a request, a response and a stream chunk.
  */
 
+/**
+ * Streams whose span is still open, each by the function that ends it with what its chunks told
+ * so far. A caller that drops a stream unfinished (read half-way, or never) would leave its span
+ * open for ever, and the call missing from its task: the span ends when the Stream object is
+ * collected, at the time of its last chunk, or at shutdown (`endOpenStreams`), whichever is first.
+ */
+const openStreams = new Set<() => void>();
+const droppedStreams = new FinalizationRegistry<() => void>((close) =>
+  guard('ending a dropped stream', close),
+);
+
+/** Ends the span of every stream still open (at shutdown, before the last export). */
+export function endOpenStreams(): void {
+  for (const close of [...openStreams]) guard('ending an open stream', close);
+}
+
 /** What a streamed response tells about itself, gathered chunk by chunk. */
 export interface StreamSummary {
   /** Reads one chunk; returns false when the chunk is ours alone and must not reach the caller. */
@@ -157,10 +173,17 @@ export class LlmCall {
     this.end();
   }
 
-  end(): void {
+  /** Ends the span of a stream its caller dropped unfinished, with what its chunks told. */
+  endDropped(summary: StreamSummary, lastChunkMs: number): void {
+    if (this.ended) return;
+    guard(`reading an ${this.provider} stream`, () => summary.record(this.span));
+    this.end(lastChunkMs);
+  }
+
+  end(endTimeMs?: number): void {
     if (this.ended) return;
     this.ended = true;
-    guard('ending an LLM span', () => this.span.end());
+    guard('ending an LLM span', () => this.span.end(endTimeMs));
   }
 
   /**
@@ -175,7 +198,21 @@ export class LlmCall {
     const summary = this.reader.streamSummary();
     const signal = stream.controller?.signal;
     let readsInFlight = 0;
+    const progress = { lastChunkMs: Date.now() };
+    // Dropped unfinished: ended with what was read, at the last chunk's time. No closure made
+    // here may hold `stream` (they share one scope, which the abort listener keeps alive as long
+    // as the connection): the stream is reached through a weak reference, and watched from
+    // outside this function, or it could never be collected.
+    const close = closeWhenDropped(this, summary, progress);
+    openStreams.add(close);
+    watchDropped(stream, close);
+    const streamRef = new WeakRef(stream);
+    const forget = (): void => {
+      openStreams.delete(close);
+      droppedStreams.unregister(close);
+    };
     const finish = (): void => {
+      forget();
       if (this.ended) return;
       guard(`reading an ${this.provider} stream`, () => summary.record(this.span));
       if (signal?.aborted === true) this.fail(new StreamAbortedError());
@@ -192,7 +229,8 @@ export class LlmCall {
       ),
     );
     stream.iterator = () => {
-      const inner = originalIterator.call(stream);
+      // Called as the stream's method, by whoever holds it: the reference is alive.
+      const inner = originalIterator.call(streamRef.deref()!);
       const observed: AsyncIterator<unknown> & AsyncIterable<unknown> = {
         next: async (...args: [] | [unknown]) => {
           for (;;) {
@@ -203,6 +241,7 @@ export class LlmCall {
             } catch (error) {
               guard(`reading an ${this.provider} stream`, () => summary.record(this.span));
               const aborted = guard('classifying a stream error', () => isAbortError(error));
+              forget();
               this.fail(aborted === true ? new StreamAbortedError() : error);
               throw error;
             } finally {
@@ -212,6 +251,7 @@ export class LlmCall {
               finish();
               return step;
             }
+            progress.lastChunkMs = Date.now();
             const deliver = guard(`reading an ${this.provider} stream chunk`, () =>
               summary.add(step.value),
             );
@@ -225,6 +265,7 @@ export class LlmCall {
           return inner.return ? inner.return(value) : { done: true, value };
         },
         throw: async (error?: unknown) => {
+          forget();
           this.fail(error);
           if (inner.throw) return inner.throw(error);
           throw error;
@@ -237,6 +278,24 @@ export class LlmCall {
     };
     return true;
   }
+}
+
+/** Ends the stream's span once the stream is collected, unless `close` is unregistered first. */
+function watchDropped(stream: object, close: () => void): void {
+  guard('watching for a dropped stream', () => droppedStreams.register(stream, close, close));
+}
+
+/** The function that ends a dropped stream's span, in a scope that holds no stream. */
+function closeWhenDropped(
+  call: LlmCall,
+  summary: StreamSummary,
+  progress: { lastChunkMs: number },
+): () => void {
+  const close = (): void => {
+    openStreams.delete(close);
+    call.endDropped(summary, progress.lastChunkMs);
+  };
+  return close;
 }
 
 /**
