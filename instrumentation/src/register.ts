@@ -27,9 +27,13 @@ try {
 }
 
 // With the SDK capture off nothing of ours needs the hook: the app's modules load unhooked. Nor
-// does it when the app runs its own OpenTelemetry SDK: registerRoutewatch then starts nothing
-// (and says why), and a second hook would only warn.
-if (sdkCapture && !tracingAlreadyRegistered()) {
+// does it when the app runs its own OpenTelemetry SDK (registerRoutewatch then starts nothing,
+// and says why; a second hook would only warn), nor with the SDK disabled.
+if (
+  sdkCapture &&
+  !tracingAlreadyRegistered() &&
+  process.env['OTEL_SDK_DISABLED']?.trim().toLowerCase() !== 'true'
+) {
   try {
     registerLoaderHook();
   } catch (error) {

@@ -1,4 +1,4 @@
-import { diag, trace } from '@opentelemetry/api';
+import { diag, ProxyTracerProvider, trace } from '@opentelemetry/api';
 import type { TracerProvider } from '@opentelemetry/api';
 import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OTLPProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
@@ -30,15 +30,21 @@ const ALREADY_REGISTERED =
   'so routewatch starts none of its own and records nothing: add routewatchSpanProcessors() and ' +
   'routewatchInstrumentations() to your NodeSDK instead (README, "Bring your own NodeSDK")';
 
+/** The API's no-op provider, which an unregistered proxy delegates to. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+
 /**
- * Whether a tracer provider is registered globally already (the app's own NodeSDK, say). The
- * global may come from another copy of `@opentelemetry/api`: read by shape, not by class.
+ * Whether a tracer provider is registered globally already (the app's own NodeSDK, say): the
+ * global proxy delegates to something other than the no-op provider. By identity, never by class
+ * name, which bundlers rename. A global set by another copy of `@opentelemetry/api` is one only
+ * once a provider was registered through it, so it counts too.
  */
 export function tracingAlreadyRegistered(): boolean {
-  const provider = trace.getTracerProvider() as TracerProvider & { getDelegate?: () => unknown };
+  const provider = trace.getTracerProvider() as TracerProvider & {
+    getDelegate?: () => TracerProvider;
+  };
   const delegate = typeof provider.getDelegate === 'function' ? provider.getDelegate() : provider;
-  const name = (delegate as { constructor?: { name?: string } } | null)?.constructor?.name;
-  return name !== 'NoopTracerProvider';
+  return delegate !== NOOP_PROVIDER;
 }
 
 /**
