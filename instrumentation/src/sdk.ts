@@ -13,6 +13,7 @@ import { AnthropicInstrumentation } from './providers/anthropic.js';
 import { nonEmpty, readBatchSettings, readRoutewatchEnv } from './config.js';
 import { OpenAIInstrumentation } from './providers/openai.js';
 import { RoutewatchSpanProcessor } from './span-processor.js';
+import { guard } from './errors.js';
 import { endOpenStreams } from './capture/span-lifecycle.js';
 import type {
   InstrumentationsOptions,
@@ -29,6 +30,33 @@ const ALREADY_REGISTERED =
   'an OpenTelemetry SDK is already running in this process (a tracer provider is registered), ' +
   'so routewatch starts none of its own and records nothing: add routewatchSpanProcessors() and ' +
   'routewatchInstrumentations() to your NodeSDK instead (README, "Bring your own NodeSDK")';
+
+const LATER_SDK =
+  'another OpenTelemetry SDK started after routewatch and could not register its tracer ' +
+  'provider (OpenTelemetry keeps the first): its exporter receives nothing, and LLM calls its ' +
+  'instrumentations capture beside ours count twice. Start routewatch inside your SDK instead: ' +
+  'routewatchSpanProcessors() and routewatchInstrumentations() (README, "Bring your own NodeSDK")';
+
+/**
+ * Says so when an SDK started after ours fails to register its provider (the app's own NodeSDK
+ * behind the register entry): OpenTelemetry tells it only through `diag`, which nobody reads.
+ */
+function warnOfLaterSdk(): void {
+  guard('watching for a later OpenTelemetry SDK', () => {
+    const api = trace as { setGlobalTracerProvider(provider: TracerProvider): boolean };
+    const register = api.setGlobalTracerProvider.bind(api);
+    let warned = false;
+    api.setGlobalTracerProvider = (provider: TracerProvider) => {
+      const registered = register(provider);
+      if (!registered && !warned) {
+        warned = true;
+        diag.warn(`routewatch: ${LATER_SDK}`);
+        console.warn(`[routewatch] ${LATER_SDK}`);
+      }
+      return registered;
+    };
+  });
+}
 
 /** The API's no-op provider, which an unregistered proxy delegates to. */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
@@ -78,6 +106,7 @@ export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle
     instrumentations: [...routewatchInstrumentations(opts), ...(opts.instrumentations ?? [])],
   });
   sdk.start();
+  warnOfLaterSdk();
 
   let shutdown: Promise<void> | undefined;
   const handle: RoutewatchHandle = {

@@ -245,14 +245,12 @@ setTimeout(() => console.log('still running'), 1500);
 // its captures doubled the app's own LLM spans, with only a Node warning about the loader hook.
 describe('register entry after the app’s own OpenTelemetry SDK', () => {
   let dir = '';
-  afterAll(() => {
-    if (dir !== '') rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('starts nothing of its own, says why, and leaves the app’s tracing as it was', async () => {
+  let own = '';
+  beforeAll(() => {
     requireBuiltInstrumentation();
+    // In the repository, so that the app's set-up resolves @opentelemetry/sdk-node.
     dir = mkdtempSync(join(REPO_ROOT, '.tmp-own-otel-'));
-    const own = join(dir, 'own-otel.mjs');
+    own = join(dir, 'own-otel.mjs');
     writeFileSync(
       own,
       `import { NodeSDK } from '@opentelemetry/sdk-node';
@@ -264,6 +262,12 @@ const exporter = {
 new NodeSDK({ spanProcessors: [new SimpleSpanProcessor(exporter)], instrumentations: [] }).start();
 `,
     );
+  });
+  afterAll(() => {
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts nothing of its own, says why, and leaves the app’s tracing as it was', async () => {
     const app = `
 import { trace } from '@opentelemetry/api';
 trace.getTracer('app').startSpan('handle-request').end();
@@ -286,6 +290,25 @@ trace.getTracer('app').startSpan('handle-request').end();
       '[routewatch] an OpenTelemetry SDK is already running in this process',
     );
     expect(result.stderr).not.toMatch(/import-in-the-middle/);
+  });
+
+  it('says so when the app’s own SDK starts after it and cannot register', async () => {
+    const result = await runNode(
+      [
+        '--import',
+        '@routewatch/instrumentation/register',
+        '--import',
+        own,
+        '--input-type=module',
+        '-e',
+        "import { trace } from '@opentelemetry/api'; trace.getTracer('app').startSpan('x').end();",
+      ],
+      { env: { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' } },
+    );
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(
+      '[routewatch] another OpenTelemetry SDK started after routewatch and could not register',
+    );
   });
 });
 
