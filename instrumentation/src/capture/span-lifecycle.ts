@@ -22,14 +22,23 @@ import { markModelCall } from './http-attempts.js';
  * open for ever, and the call missing from its task: the span ends when the Stream object is
  * collected, at the time of its last chunk, or at shutdown (`endOpenStreams`), whichever is first.
  */
-const openStreams = new Set<() => void>();
+const openStreams = new Map<() => void, StreamProgress>();
+
+/** How far a stream was read: its last chunk's time, and the reads in flight now. */
+interface StreamProgress {
+  lastChunkMs: number;
+  reads: number;
+}
 const droppedStreams = new FinalizationRegistry<() => void>((close) =>
   guard('ending a dropped stream', close),
 );
 
-/** Ends the span of every stream still open (at shutdown, before the last export). */
+/** Ends the span of every stream still open and not being read (at shutdown, before the last export). */
 export function endOpenStreams(): void {
-  for (const close of [...openStreams]) guard('ending an open stream', close);
+  // A stream being read (a read in flight: the app finishing it during its own shutdown) is left
+  // to end as it will; only those nobody reads are ended here.
+  for (const [close, progress] of [...openStreams])
+    if (progress.reads === 0) guard('ending an open stream', close);
 }
 
 /** What a streamed response tells about itself, gathered chunk by chunk. */
@@ -197,14 +206,13 @@ export class LlmCall {
     const originalIterator = stream.iterator;
     const summary = this.reader.streamSummary();
     const signal = stream.controller?.signal;
-    let readsInFlight = 0;
-    const progress = { lastChunkMs: Date.now() };
+    const progress: StreamProgress = { lastChunkMs: Date.now(), reads: 0 };
     // Dropped unfinished: ended with what was read, at the last chunk's time. No closure made
     // here may hold `stream` (they share one scope, which the abort listener keeps alive as long
     // as the connection): the stream is reached through a weak reference, and watched from
     // outside this function, or it could never be collected.
     const close = closeWhenDropped(this, summary, progress);
-    openStreams.add(close);
+    openStreams.set(close, progress);
     watchDropped(stream, close);
     const streamRef = new WeakRef(stream);
     const forget = (): void => {
@@ -223,7 +231,7 @@ export class LlmCall {
         'abort',
         () =>
           queueMicrotask(() => {
-            if (readsInFlight === 0) finish();
+            if (progress.reads === 0) finish();
           }),
         { once: true },
       ),
@@ -235,7 +243,7 @@ export class LlmCall {
         next: async (...args: [] | [unknown]) => {
           for (;;) {
             let step: IteratorResult<unknown>;
-            readsInFlight += 1;
+            progress.reads += 1;
             try {
               step = await inner.next(...args);
             } catch (error) {
@@ -245,7 +253,7 @@ export class LlmCall {
               this.fail(aborted === true ? new StreamAbortedError() : error);
               throw error;
             } finally {
-              readsInFlight -= 1;
+              progress.reads -= 1;
             }
             if (step.done === true) {
               finish();
@@ -256,7 +264,7 @@ export class LlmCall {
               summary.add(step.value),
             );
             // Aborted while this read was in flight, yet it brought a chunk: the abort ends it.
-            if (signal?.aborted === true && readsInFlight === 0) queueMicrotask(finish);
+            if (signal?.aborted === true && progress.reads === 0) queueMicrotask(finish);
             if (deliver !== false) return step;
           }
         },
@@ -289,7 +297,7 @@ function watchDropped(stream: object, close: () => void): void {
 function closeWhenDropped(
   call: LlmCall,
   summary: StreamSummary,
-  progress: { lastChunkMs: number },
+  progress: StreamProgress,
 ): () => void {
   const close = (): void => {
     openStreams.delete(close);
