@@ -24,6 +24,9 @@ import { markModelCall } from './http-attempts.js';
  */
 const openStreams = new Map<() => void, StreamProgress>();
 
+/** Each wrapped stream's own iterator factory, for as long as the stream lives. */
+const originalIterators = new WeakMap<object, SdkStream['iterator']>();
+
 /** How far a stream was read: its last chunk's time, and the reads in flight now. */
 interface StreamProgress {
   lastChunkMs: number;
@@ -203,7 +206,10 @@ export class LlmCall {
    * fails (a cut connection, an error event), and the span must record that error, not an abort.
    */
   private wrapStream(stream: SdkStream): true {
-    const originalIterator = stream.iterator;
+    // Kept beside the stream, not in this scope: the SDK's iterator holds the HTTP response, and
+    // the abort listener below keeps this scope alive as long as the connection; held here, the
+    // response of a dropped stream would never be collected, nor its connection released.
+    originalIterators.set(stream, stream.iterator);
     const summary = this.reader.streamSummary();
     const signal = stream.controller?.signal;
     const progress: StreamProgress = { lastChunkMs: Date.now(), reads: 0 };
@@ -238,7 +244,8 @@ export class LlmCall {
     );
     stream.iterator = () => {
       // Called as the stream's method, by whoever holds it: the reference is alive.
-      const inner = originalIterator.call(streamRef.deref()!);
+      const self = streamRef.deref()!;
+      const inner = originalIterators.get(self)!.call(self);
       const observed: AsyncIterator<unknown> & AsyncIterable<unknown> = {
         next: async (...args: [] | [unknown]) => {
           for (;;) {
