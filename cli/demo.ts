@@ -210,7 +210,6 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     const truth = summarizeTruth(options.seed, 'demo-v1', tasks);
     const report = await buildReport(routewatch.store, thisRun);
     out(`\n${renderReportTable(report)}`);
-    out(hiddenRetries(report));
     // Advice needs a few hundred tasks per route: the default demo has them for the busiest cohorts.
     const advice = await buildAdvice(routewatch.store, thisRun);
     out(`\n${renderAdvice(advice)}`);
@@ -265,24 +264,6 @@ async function waitForDelivery(
       `${channel}: ${c.sent} message(s) sent${c.queued > 0 ? `, ${c.queued} still queued (last error: ${c.lastError || 'none'})` : ''}.\n`,
     );
   }
-}
-
-/**
- * One line on the SDK's own retries, which the table leaves to `--wide`: each simulated 429 or 500
- * is retried twice by the OpenAI client before the routing policy sees the error.
- */
-export function hiddenRetries(report: Report): string {
-  const retried = report.rows.filter((r) => r.retriedCalls > 0);
-  if (retried.length === 0) return '';
-  const rows = retried.map(
-    (r) =>
-      `${r.cohort} × ${r.primaryRoute} ${((r.retryRate ?? 0) * 100).toFixed(1)}% of calls ` +
-      `(+${(r.retriesPerTask ?? 0).toFixed(2)} requests a task)`,
-  );
-  return (
-    `\nHidden SDK retries (one model call, several HTTP requests): ${rows.join(', ')}. ` +
-    'Their rate is the `retries` column of `routewatch report --wide`.\n'
-  );
 }
 
 /** Compares the report with the ground truth the example service computed from its own calls. */
