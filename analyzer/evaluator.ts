@@ -23,7 +23,7 @@ import {
   monitorKey,
 } from './series.js';
 import type { AggregateCounts, BucketedCounts, TaskCounts } from './series.js';
-import { costPerSuccess } from './stats.js';
+import { costPerSuccess, nonePriced } from './stats.js';
 
 /**
  * One evaluation: read the current window in buckets and each baseline the rules need, run every
@@ -923,7 +923,7 @@ export class Evaluator {
       const counts = knownOutcomeSums(all);
       const cps = costPerSuccess(counts);
       // Unpriced model calls under it: a floor, or unknown when no call was priced.
-      const unknown = all.calls > 0 && all.unpricedCalls >= all.calls;
+      const unknown = nonePriced(all.calls, all.unpricedCalls);
       return {
         route,
         tasks: counts.tasks,

@@ -4,7 +4,7 @@ import { ConfigError } from '../server/config.js';
 import { EARLIEST, LATEST, isDuration, parseDuration, parseInstant } from '../server/time.js';
 import type { Store } from '../storage/store.js';
 import { toClickHouseTime } from './report.js';
-import { costPerSuccess, normalCdf, normalQuantile, wilson } from './stats.js';
+import { costPerSuccess, nonePriced, normalCdf, normalQuantile, wilson } from './stats.js';
 import type { Interval, RatioSums } from './stats.js';
 import { queryTasks } from '../storage/window-sql.js';
 
@@ -239,8 +239,7 @@ export const understated = (s: SideStats) => s.unpricedCalls > 0;
 /** A side's cost per successful task: unknown (null) when none of its model calls was priced. */
 export function sideCost(s: SideStats): Figure {
   const figure = costPerSuccess(judgedCost(s));
-  if (!figure || (s.modelCalls > 0 && s.unpricedCalls >= s.modelCalls))
-    return { value: null, interval: null };
+  if (!figure || nonePriced(s.modelCalls, s.unpricedCalls)) return { value: null, interval: null };
   return { value: figure.value, interval: figure.interval };
 }
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { chFlag, chNullableNumber, chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import { queryFlat, readChanged } from '../storage/window-sql.js';
+import { nonePriced } from './stats.js';
 import type { Interval } from './stats.js';
 import { deriveWindowRow, windowSumsRow } from './window-derive.js';
 
@@ -244,8 +245,7 @@ const interval = (lower: number | null, upper: number | null): Interval | null =
 
 function toWindowMetrics(row: z.output<typeof overallRow>): WindowMetrics {
   // No model call priced: the cost per success is unknown, not $0.
-  const unknownCost =
-    row.total_model_calls > 0 && row.unpriced_model_calls >= row.total_model_calls;
+  const unknownCost = nonePriced(row.total_model_calls, row.unpriced_model_calls);
   return {
     tasks: row.tasks,
     successes: row.successes,

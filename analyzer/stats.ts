@@ -118,6 +118,10 @@ export interface RatioSums {
  * s, R = c̄/s̄ and Var(R) ≈ [Var(c) − 2R·Cov(c, s) + R²·Var(s)] / (n·s̄²). Null when there is no
  * success; the interval is null below two tasks.
  */
+/** Whether model calls were made and none of them has a known price: any cost is unknown. */
+export const nonePriced = (calls: number, unpriced: number): boolean =>
+  calls > 0 && unpriced >= calls;
+
 export function costPerSuccess(
   sums: RatioSums,
   z = Z95,
