@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from '../command.js';
 import { parseConfig, unknownSettings } from '../../server/config.js';
+import type { RunningRoutewatch } from '../../server/start.js';
 
 export const startCommand: Command<Record<string, never>> = {
   name: 'start',
@@ -24,6 +25,38 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
 `,
   options: {},
   async run() {
+    // The handlers go in before anything starts: with none, a SIGTERM kills the process outright,
+    // and one sent as soon as the banner shows (by a supervisor, or a script) raced them. A signal
+    // while starting stops it once started; a second one stops it at once.
+    let running: RunningRoutewatch | undefined = undefined;
+    let asked: string | undefined;
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping || (asked && !running)) {
+        // Asked again: the operator will not wait. What was acknowledged is in the log (with
+        // ROUTEWATCH_WAL=off, in the store: nothing is acknowledged before it is stored).
+        if (running) running.app.log.warn({ signal }, 'stopping at once');
+        else process.stderr.write(`routewatch: ${signal} again while starting: stopping at once\n`);
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
+      asked = signal;
+      if (!running) {
+        process.stderr.write(`routewatch: ${signal} while starting: stopping once started\n`);
+        return;
+      }
+      stopping = true;
+      const stopped = running;
+      stopped.app.log.info({ signal }, 'shutting down (again to stop at once)');
+      stopped.close().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          stopped.app.log.error({ err: error }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
     const config = parseConfig();
     for (const { name, suggestion } of unknownSettings()) {
       process.stderr.write(
@@ -46,54 +79,36 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
       );
     }
     const { startRoutewatch } = await import('../../server/start.js');
-    const running = await startRoutewatch(config, {
+    const started = await startRoutewatch(config, {
       logger: {
         level: config.ROUTEWATCH_LOG_LEVEL,
         redact: ['req.headers.authorization', '*.webhookUrl', '*.token'],
       },
     });
+    running = started;
     const where =
-      running.store.driver === 'embedded'
+      started.store.driver === 'embedded'
         ? `embedded ClickHouse, data in ${resolve(config.ROUTEWATCH_DATA_DIR)}`
-        : `ClickHouse server ${running.store.location}`;
-    const wal = running.walDir
-      ? `Write-ahead log: ${running.walDir}\n\n`
+        : `ClickHouse server ${started.store.location}`;
+    const wal = started.walDir
+      ? `Write-ahead log: ${started.walDir}\n\n`
       : 'Write-ahead log: off (ROUTEWATCH_WAL=off): a request is answered once stored.\n\n';
     process.stdout.write(
-      `\nroutewatch is listening on ${running.url} (${where})\n\n` +
+      `\nroutewatch is listening on ${started.url} (${where})\n\n` +
         wal +
         "Point your service's OpenTelemetry exporter here:\n" +
-        `  OTEL_EXPORTER_OTLP_ENDPOINT=${running.url} \\\n` +
+        `  OTEL_EXPORTER_OTLP_ENDPOINT=${started.url} \\\n` +
         // The token itself is never printed: the shell fills it in from the variable.
         (config.ROUTEWATCH_TOKEN
           ? '    OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20$ROUTEWATCH_TOKEN" \\\n'
           : '') +
         '    node --import @routewatch/instrumentation/register app.js\n\n' +
-        `Dashboard: ${running.url}/\n` +
-        `Report: routewatch report --url ${running.url}   (or GET ${running.url}/api/v1/report)\n` +
-        `Alerts: routewatch alerts --url ${running.url}   (${config.ROUTEWATCH_EVALUATE_EVERY > 0 ? `rules evaluated every ${config.ROUTEWATCH_EVALUATE_EVERY / 1000} s` : 'periodic evaluation off'}${config.ROUTEWATCH_SLACK_WEBHOOK_URL ? ', sent to Slack' : ''}${config.ROUTEWATCH_WEBHOOK_URL ? ', sent to the webhook' : ''})\n` +
+        `Dashboard: ${started.url}/\n` +
+        `Report: routewatch report --url ${started.url}   (or GET ${started.url}/api/v1/report)\n` +
+        `Alerts: routewatch alerts --url ${started.url}   (${config.ROUTEWATCH_EVALUATE_EVERY > 0 ? `rules evaluated every ${config.ROUTEWATCH_EVALUATE_EVERY / 1000} s` : 'periodic evaluation off'}${config.ROUTEWATCH_SLACK_WEBHOOK_URL ? ', sent to Slack' : ''}${config.ROUTEWATCH_WEBHOOK_URL ? ', sent to the webhook' : ''})\n` +
         'Stop with Ctrl-C: spans already acknowledged are stored, or kept in the log for the next start.\n\n',
     );
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        // Asked again: the operator will not wait. What was acknowledged is in the log (with
-        // ROUTEWATCH_WAL=off, in the store: nothing is acknowledged before it is stored).
-        running.app.log.warn({ signal }, 'stopping at once');
-        process.exit(signal === 'SIGINT' ? 130 : 143);
-      }
-      stopping = true;
-      running.app.log.info({ signal }, 'shutting down (again to stop at once)');
-      running.close().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          running.app.log.error({ err: error }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+    if (asked) stop(asked);
     // Keeps running until a signal.
     await new Promise<never>(() => undefined);
   },

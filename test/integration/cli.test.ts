@@ -277,6 +277,34 @@ describe('routewatch CLI', () => {
     socket.destroy();
   });
 
+  it('stops cleanly on a SIGTERM sent while it is still starting, and at once on a second', async () => {
+    const env = (dataDir: string) => ({
+      ROUTEWATCH_PORT: '0',
+      ROUTEWATCH_DATA_DIR: dataDir,
+      ROUTEWATCH_LOG_LEVEL: 'warn',
+      // Its warning is written while starting, after the signal handlers are in.
+      ROUTEWATCH_NOT_A_SETTING: '1',
+    });
+    const once = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    const twice = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    dirs.push(once, twice);
+    const first = run(['start'], env(once));
+    await waitFor(() => /ROUTEWATCH_NOT_A_SETTING/.test(first.err()), 'the settings warning');
+    first.child.kill('SIGTERM');
+    expect(await first.exited, first.err()).toBe(0);
+    expect(first.err()).toMatch(/SIGTERM while starting: stopping once started/);
+    expect(first.out()).toMatch(/listening on/);
+
+    const second = run(['start'], env(twice));
+    await waitFor(() => /ROUTEWATCH_NOT_A_SETTING/.test(second.err()), 'the settings warning');
+    second.child.kill('SIGTERM');
+    await waitFor(() => /stopping once started/.test(second.err()), 'the first stop');
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(143);
+    expect(second.err()).toMatch(/SIGTERM again while starting: stopping at once/);
+    expect(second.out()).not.toMatch(/listening on/);
+  });
+
   it('with a token, tells the exporter to send it, without printing it', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
     dirs.push(dataDir);
