@@ -4,7 +4,7 @@ import { ConfigError } from '../server/config.js';
 import { EARLIEST, LATEST, isDuration, parseDuration, parseInstant } from '../server/time.js';
 import type { Store } from '../storage/store.js';
 import { toClickHouseTime } from './report.js';
-import { costPerSuccess, nonePriced, normalCdf, normalQuantile, wilson } from './stats.js';
+import { Z95, costPerSuccess, nonePriced, normalCdf, normalQuantile, wilson } from './stats.js';
 import type { Interval, RatioSums } from './stats.js';
 import { queryTasks } from '../storage/window-sql.js';
 
@@ -188,33 +188,70 @@ function meanOf(
   return { n: score.n, value: mean, interval: { lower: mean - half, upper: mean + half } };
 }
 
+type Proportion = { successes: number; known: number };
+
+/**
+ * Newcombe's hybrid score interval of candidate − baseline, from the two Wilson intervals at `z`
+ * (Z95: the two-sided 95 % interval; normalQuantile(0.95): the one-sided 95 % bounds). Unlike a
+ * Wald interval it keeps its width at rates of 0 or 1, where √(p(1 − p)/n) is 0.
+ */
+export function newcombe(baseline: Proportion, candidate: Proportion, z = Z95): Interval | null {
+  const wb = wilson(baseline.successes, baseline.known, z);
+  const wc = wilson(candidate.successes, candidate.known, z);
+  if (!wb || !wc) return null;
+  const pb = baseline.successes / baseline.known;
+  const pc = candidate.successes / candidate.known;
+  return {
+    lower: pc - pb - Math.sqrt((pc - wc.lower) ** 2 + (wb.upper - pb) ** 2),
+    upper: pc - pb + Math.sqrt((wc.upper - pc) ** 2 + (pb - wb.lower) ** 2),
+  };
+}
+
+/**
+ * The one-sided p-value of H₀: candidate − baseline ≤ −margin, by inverting Newcombe's interval:
+ * 1 − Φ(z) for the z at which its lower bound reaches −margin (Φ(z) for its upper bound, when
+ * the estimate is below −margin). So it agrees with the interval the gate shows and strict mode
+ * decides on: p ≤ 1 − confidence exactly when that bound clears the margin.
+ */
+function newcombePValue(baseline: Proportion, candidate: Proportion, margin: number): number {
+  const estimate = candidate.successes / candidate.known - baseline.successes / baseline.known;
+  if (Math.abs(estimate + margin) <= RATE_EPSILON) return 0.5;
+  const above = estimate > -margin;
+  const reached = (z: number) => {
+    const interval = newcombe(baseline, candidate, z)!;
+    return above ? interval.lower <= -margin : interval.upper >= -margin;
+  };
+  let low = 0;
+  let high = 1;
+  while (!reached(high)) {
+    // A drop of the margin lies outside every interval (a baseline below the margin cannot drop
+    // by it): no level reaches it.
+    if (high > 64) return above ? 0 : 1;
+    low = high;
+    high *= 2;
+  }
+  for (let i = 0; i < 60; i++) {
+    const mid = (low + high) / 2;
+    if (reached(mid)) high = mid;
+    else low = mid;
+  }
+  const z = (low + high) / 2;
+  return above ? 1 - normalCdf(z) : normalCdf(z);
+}
+
 /**
  * The difference of two proportions (candidate − baseline) with Newcombe's hybrid score interval
  * (from the two Wilson intervals), and the one-sided p-value of H₀: difference ≤ −margin.
  */
 export function successDifference(
-  baseline: { successes: number; known: number },
-  candidate: { successes: number; known: number },
+  baseline: Proportion,
+  candidate: Proportion,
   margin: number,
-): { estimate: number; interval: Interval; pValue: number; standardError: number } | null {
-  const wb = wilson(baseline.successes, baseline.known);
-  const wc = wilson(candidate.successes, candidate.known);
-  if (!wb || !wc) return null;
-  const pb = baseline.successes / baseline.known;
-  const pc = candidate.successes / candidate.known;
-  const estimate = pc - pb;
-  const lower = estimate - Math.sqrt((pc - wc.lower) ** 2 + (wb.upper - pb) ** 2);
-  const upper = estimate + Math.sqrt((wc.upper - pc) ** 2 + (pb - wb.lower) ** 2);
-  const standardError = Math.sqrt(
-    (pb * (1 - pb)) / baseline.known + (pc * (1 - pc)) / candidate.known,
-  );
-  const pValue =
-    standardError > 0
-      ? 1 - normalCdf((estimate + margin) / standardError)
-      : estimate + margin > 0
-        ? 0
-        : 1;
-  return { estimate, interval: { lower, upper }, pValue, standardError };
+): { estimate: number; interval: Interval; pValue: number } | null {
+  const interval = newcombe(baseline, candidate);
+  if (!interval) return null;
+  const estimate = candidate.successes / candidate.known - baseline.successes / baseline.known;
+  return { estimate, interval, pValue: newcombePValue(baseline, candidate, margin) };
 }
 
 const pts = (v: number) => `${(v * 100).toFixed(1)} pts`;
@@ -280,7 +317,7 @@ export function compareCohort(
     verdict = 'fail';
     reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(options.maxSuccessDrop)} allowed`;
   } else if (options.confidence !== undefined) {
-    const bound = diff.estimate - normalQuantile(options.confidence) * diff.standardError;
+    const bound = newcombe(b, c, normalQuantile(options.confidence))!.lower;
     verdict = bound > -options.maxSuccessDrop ? 'pass' : 'insufficient_data';
     reason =
       verdict === 'pass'

@@ -9,8 +9,10 @@ import {
   overallVerdict,
   overlapOf,
   parseRef,
+  newcombe,
   successDifference,
 } from '../../analyzer/gate.js';
+import { normalQuantile } from '../../analyzer/stats.js';
 import type { GateResult, SideStats } from '../../analyzer/gate.js';
 import { renderAdvice, renderGateMarkdown, renderGateTable } from '../../analyzer/gate-table.js';
 
@@ -83,8 +85,13 @@ describe('parseRef', () => {
  * Newcombe's method 10 written out independently: Wilson score limits solved as the roots of
  * the quadratic (p̂ − p)² = z² p (1 − p) / n, then combined as in Newcombe (1998).
  */
-function independentNewcombe(x1: number, n1: number, x2: number, n2: number) {
-  const z = 1.959963984540054;
+function independentNewcombe(
+  x1: number,
+  n1: number,
+  x2: number,
+  n2: number,
+  z = 1.959963984540054,
+) {
   const limits = (x: number, n: number) => {
     // (n + z²) p² − (2x + z²) p + x²/n = 0
     const a = n + z * z;
@@ -105,12 +112,8 @@ function independentNewcombe(x1: number, n1: number, x2: number, n2: number) {
   };
 }
 
-/** The one-sided p-value of H₀: p_c − p_b ≤ −margin, by the unpooled Wald z, written out. */
-function independentPValue(xb: number, nb: number, xc: number, nc: number, margin: number) {
-  const pb = xb / nb;
-  const pc = xc / nc;
-  const z = (pc - pb + margin) / Math.sqrt((pb * (1 - pb)) / nb + (pc * (1 - pc)) / nc);
-  // Upper tail of the standard normal from erf's Maclaurin series (exact enough for |z| < 6).
+/** The standard normal's upper tail from erf's Maclaurin series (exact enough for |z| < 6). */
+function upperTail(z: number): number {
   const x = z / Math.SQRT2;
   let term = x;
   let erf = x;
@@ -120,6 +123,25 @@ function independentPValue(xb: number, nb: number, xc: number, nc: number, margi
   }
   erf *= 2 / Math.sqrt(Math.PI);
   return (1 - erf) / 2;
+}
+
+/**
+ * The one-sided p-value of H₀: p_c − p_b ≤ −margin, as the level of the Newcombe bound that
+ * reaches −margin, by bisection on the independent interval.
+ */
+function independentPValue(xb: number, nb: number, xc: number, nc: number, margin: number) {
+  // Above −margin: the level where the lower bound reaches it; below: where the upper bound does.
+  const above = xc / nc - xb / nb > -margin;
+  let low = 0;
+  let high = 40;
+  for (let i = 0; i < 200; i++) {
+    const mid = (low + high) / 2;
+    const interval = independentNewcombe(xc, nc, xb, nb, mid);
+    if (above ? interval.lower <= -margin : interval.upper >= -margin) high = mid;
+    else low = mid;
+  }
+  const tail = upperTail((low + high) / 2);
+  return above ? tail : 1 - tail;
 }
 
 describe('successDifference: the margin test', () => {
@@ -144,6 +166,43 @@ describe('successDifference: the margin test', () => {
     expect(d.interval.upper).toBeCloseTo(want.upper, 9);
     // The erfc approximation is good to 1.2e-7.
     expect(d.pValue).toBeCloseTo(independentPValue(xb, nb, xc, nc, 0.02), 6);
+    // The p-value and the interval agree: at the level 1 − p (p for an estimate beyond the
+    // margin), the one-sided bound is −margin.
+    const above = d.estimate > -0.02;
+    const at = newcombe(
+      { successes: xb, known: nb },
+      { successes: xc, known: nc },
+      normalQuantile(above ? 1 - d.pValue : d.pValue),
+    )!;
+    expect(above ? at.lower : at.upper).toBeCloseTo(-0.02, 6);
+  });
+
+  it('keeps its p-value honest at 100 %: 300/300 against 300/300 is no proof of a 0.5-point margin', () => {
+    // Both Wilson intervals touch 1, so the lower bound is −z²/(n + z²): it reaches −m at
+    // z² = m·n/(1 − m). The Wald standard error is 0 there, and gave a p-value of 0.
+    const d = successDifference(
+      { successes: 300, known: 300 },
+      { successes: 300, known: 300 },
+      0.005,
+    )!;
+    const z = Math.sqrt((0.005 * 300) / (1 - 0.005));
+    expect(d.pValue).toBeCloseTo(upperTail(z), 6);
+    expect(d.pValue).toBeGreaterThan(0.1);
+  });
+
+  it('gives a p-value over one half for an estimate beyond the margin, and one half at it', () => {
+    expect(
+      successDifference({ successes: 900, known: 1000 }, { successes: 850, known: 1000 }, 0.02)!
+        .pValue,
+    ).toBeGreaterThan(0.9);
+    expect(
+      successDifference({ successes: 900, known: 1000 }, { successes: 880, known: 1000 }, 0.02)!
+        .pValue,
+    ).toBe(0.5);
+    // A baseline at 0.1 % can hardly drop by 2 points.
+    expect(
+      successDifference({ successes: 1, known: 1000 }, { successes: 1, known: 1000 }, 0.02)!.pValue,
+    ).toBeLessThan(1e-4);
   });
 
   it('has no answer without a case on either side', () => {
@@ -195,7 +254,56 @@ describe('compareCohort', () => {
     expect(compareCohort('faq', side(10000, 9000), side(10000, 9000), strict).verdict).toBe('pass');
     // A drop beyond the margin still fails.
     expect(compareCohort('faq', side(1000, 900), side(1000, 850), strict).verdict).toBe('fail');
+    // At 100 % on both sides a Wald bound has no width and passed 300 against 300 at a 0.5-point
+    // margin (a true 99 % is as likely); Newcombe's one-sided 95 % bound, −z²/(n + z²) = −0.89 pts,
+    // does not clear it.
+    const tight = { ...strict, maxSuccessDrop: 0.005 };
+    const perfect = compareCohort('safety', side(300, 300), side(300, 300), tight);
+    expect(perfect.verdict).toBe('insufficient_data');
+    expect(perfect.reason).toMatch(
+      /95 % lower bound -0\.9 pts does not clear the 0\.5 pts allowed/,
+    );
+    expect(compareCohort('safety', side(3000, 3000), side(3000, 3000), tight).verdict).toBe('pass');
   });
+
+  it.each([
+    // true baseline rate, margin, cases per side: the Wald bound passed 12.8 %, 7.5 % and 5.0 %.
+    [0.998, 0.01, 300],
+    [0.995, 0.01, 400],
+    [0.884, 0.02, 1000],
+  ])(
+    'in strict mode passes a candidate that truly dropped by the margin about one time in 20 at most (%f, margin %f, %i a side)',
+    (pb, margin, n) => {
+      // Exact: every pair of outcomes, weighted by its binomial probability.
+      const logFactorial = [0];
+      for (let k = 1; k <= n; k++) logFactorial.push(logFactorial[k - 1]! + Math.log(k));
+      const pmf = (p: number) =>
+        Array.from({ length: n + 1 }, (_, k) =>
+          Math.exp(
+            logFactorial[n]! -
+              logFactorial[k]! -
+              logFactorial[n - k]! +
+              k * Math.log(p) +
+              (n - k) * Math.log(1 - p),
+          ),
+        );
+      const base = pmf(pb);
+      const cand = pmf(pb - margin);
+      const strict = { ...DEFAULT_GATE, maxSuccessDrop: margin, minCases: 1, confidence: 0.95 };
+      let passed = 0;
+      for (let xb = 0; xb <= n; xb++) {
+        if (base[xb]! < 1e-12) continue;
+        for (let xc = 0; xc <= n; xc++) {
+          if (cand[xc]! < 1e-12) continue;
+          if (compareCohort('c', side(n, xb), side(n, xc), strict).verdict === 'pass')
+            passed += base[xb]! * cand[xc]!;
+        }
+      }
+      // Its level, 5 %, give or take what discrete counts allow.
+      expect(passed).toBeLessThanOrEqual(0.052);
+      expect(passed).toBeGreaterThan(0.02);
+    },
+  );
 
   it('marks a side with unpriced model calls as a floor, unknown when none was priced, and compares no cost', () => {
     const b = side(400, 360, { cost: 0.01 });
