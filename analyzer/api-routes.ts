@@ -28,6 +28,7 @@ import { DEFAULT_ADVICE, buildAdvice } from './advice.js';
 import {
   DEFAULT_GATE,
   GateCohortError,
+  GateEmptyRefError,
   GateRefError,
   MAX_SUCCESS_DROP_LIMIT,
   parseRef,
@@ -532,7 +533,8 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
     try {
       return await readStore(() => runGate(options.store, baseline, candidate, gate, query.cohort));
     } catch (error) {
-      if (error instanceof GateCohortError) throw badRequest(error.message);
+      if (error instanceof GateCohortError || error instanceof GateEmptyRefError)
+        throw badRequest(error.message);
       throw error;
     }
   });

@@ -83,6 +83,35 @@ function notComparedNote(result: GateResult): string | null {
 }
 
 /**
+ * Sides with tasks whose outcome has not arrived (late outcomes): the verdict is on the tasks with
+ * one, and failures reported later than successes make a side read better than it will. Null
+ * when every outcome is in.
+ */
+export function pendingNote(result: GateResult): string | null {
+  const sides = (['baseline', 'candidate'] as const)
+    .map((side) => {
+      const tasks = result.cohorts.reduce((sum, c) => sum + c[side].tasks, 0);
+      const known = result.cohorts.reduce((sum, c) => sum + c[side].known, 0);
+      return { side, tasks, pending: tasks - known };
+    })
+    .filter((s) => s.pending > 0);
+  if (sides.length === 0) return null;
+  return (
+    `outcomes still to come on the ${sides.map((s) => `${s.side} side (${s.pending} of ${s.tasks} tasks)`).join(' and the ')}: ` +
+    'the verdict is on the tasks whose outcome has arrived; if failures are reported later than ' +
+    'successes (a review queue), gate again once they are in'
+  );
+}
+
+/** Cohorts left out because the eval run on one side does not cover them; null when none. */
+function notCoveredNote(result: GateResult): string | null {
+  const names = result.notCovered ?? [];
+  if (names.length === 0) return null;
+  const run = result.baseline.startsWith('eval:') ? result.baseline : result.candidate;
+  return `not compared, as ${run} has no task in ${names.length === 1 ? 'it' : 'them'}: ${names.map((n) => n || '(none)').join(', ')}`;
+}
+
+/**
  * Sides whose successful tasks cost nothing at all: their tasks carry no priced model call, most
  * often because the instrumentation was not loaded where they ran (an eval script started without
  * `--import`). Cost per success then reads $0 and compares as a saving. Null when none.
@@ -150,6 +179,10 @@ export function renderGateTable(result: GateResult): string {
   const note = notComparedNote(result);
   const costless = costlessNote(result);
   const unpriced = unpricedNote(result);
+  const pending = pendingNote(result);
+  const uncovered = notCoveredNote(result);
+  if (uncovered) lines.push('', uncovered);
+  if (pending) lines.push('', `warning: ${pending}`);
   if (costless) lines.push('', `warning: ${costless}`);
   if (unpriced) lines.push('', `warning: ${unpriced}`);
   lines.push('', `verdict: ${VERDICT_MARK[result.verdict]}${note ? `; ${note}` : ''}`);
@@ -176,10 +209,14 @@ export function renderGateMarkdown(result: GateResult): string {
   const note = notComparedNote(result);
   const costless = costlessNote(result);
   const unpriced = unpricedNote(result);
+  const pending = pendingNote(result);
+  const uncovered = notCoveredNote(result);
   const lines = [
     `### ${icon[result.verdict]} routewatch gate: ${VERDICT_MARK[result.verdict]}`,
     '',
     ...(note ? [escapeCell(note), ''] : []),
+    ...(uncovered ? [escapeCell(uncovered), ''] : []),
+    ...(pending ? [`> ⚠️ ${escapeCell(pending)}`, ''] : []),
     ...(costless ? [`> ⚠️ ${escapeCell(costless)}`, ''] : []),
     ...(unpriced ? [`> ⚠️ ${escapeCell(unpriced)}`, ''] : []),
     ...headline(result)

@@ -35,6 +35,18 @@ export class GateCohortError extends ConfigError {
   }
 }
 
+/**
+ * A reference that selects no task at all while the other side has some: a name mistyped, or an
+ * eval that never exported to this routewatch. Comparing with nothing is a mistake to point at,
+ * not data still to come.
+ */
+export class GateEmptyRefError extends ConfigError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GateEmptyRefError';
+  }
+}
+
 const REF_USAGE =
   'use eval:<run>, policy:<version> or window:<from>/<to> (dates, ISO instants or durations ago: window:14d/7d)';
 
@@ -312,7 +324,13 @@ export function compareCohort(
   if (b.known < options.minCases || c.known < options.minCases || !diff) {
     verdict = 'insufficient_data';
     const missing = Math.max(0, options.minCases - Math.min(b.known, c.known));
-    reason = `${Math.min(b.known, c.known)} cases with an outcome on the smaller side, fewer than ${options.minCases}: ${missing} more needed`;
+    const absent = (['baseline', 'candidate'] as const).filter(
+      (name) => (name === 'baseline' ? b : c).tasks === 0,
+    );
+    reason =
+      absent.length === 1
+        ? `the ${absent[0]} has no task in this cohort: nothing to compare with`
+        : `${Math.min(b.known, c.known)} cases with an outcome on the smaller side, fewer than ${options.minCases}: ${missing} more needed`;
   } else if (diff.estimate < -options.maxSuccessDrop - RATE_EPSILON) {
     verdict = 'fail';
     reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(options.maxSuccessDrop)} allowed`;
@@ -327,6 +345,14 @@ export function compareCohort(
     verdict = 'pass';
     reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), within the ${pts(options.maxSuccessDrop)} allowed`;
   }
+  const pending = (['baseline', 'candidate'] as const)
+    .map((name) => ({ name, side: name === 'baseline' ? b : c }))
+    .filter(({ side }) => side.tasks > side.known)
+    .map(({ name, side }) => `${side.tasks - side.known} of the ${name}'s ${side.tasks} tasks`);
+  // Judged on the tasks whose outcome has arrived: say how many have not, since failures that
+  // report later than successes (a review queue) make a side look better than it will.
+  if (pending.length > 0)
+    reason += `; not judged, their outcome still to come: ${pending.join(' and ')}`;
   const names = [...new Set([...Object.keys(b.scores), ...Object.keys(c.scores)])].sort();
   return {
     cohort,
@@ -383,6 +409,12 @@ export interface GateResult {
   candidate: string;
   /** Both sides policy versions: each cohort is compared on the time both served it only. */
   canary: boolean;
+  /**
+   * One side an eval run, the other production: the cohorts production has and the eval run does
+   * not cover, left out of the comparison (an eval run judges the cohorts it covers). A cohort
+   * asked for by name is compared whatever the eval covers.
+   */
+  notCovered: string[];
   options: GateOptions;
   verdict: Verdict;
   cohorts: GateCohort[];
@@ -668,6 +700,70 @@ async function unknownCohorts(
   );
 }
 
+/** Whether a reference selects any task at all, in any cohort. */
+async function selectsAny(store: Store, ref: GateRef): Promise<boolean> {
+  const filter = refFilter(ref, 'ref');
+  const rows = await queryTasks(
+    store,
+    `SELECT count() AS n FROM {view} WHERE ${filter.sql}`,
+    filter.params,
+    z.object({ n: chNumber }),
+  );
+  return (rows[0]?.n ?? 0) > 0;
+}
+
+/** At most this many eval runs or policy versions are named in the message about an empty side. */
+const LISTED_REFS = 8;
+
+/** The GateEmptyRefError for a side that selects no task, naming what the store has instead. */
+async function emptyRefError(
+  store: Store,
+  role: 'baseline' | 'candidate',
+  ref: GateRef,
+): Promise<GateEmptyRefError> {
+  const head = `the ${role} ${refLabel(ref)} selects no task, in any cohort`;
+  if (ref.kind === 'window') {
+    const rows = await queryTasks(
+      store,
+      `SELECT count() AS n, toUnixTimestamp64Milli(min(started_at)) AS first_ms,
+              toUnixTimestamp64Milli(max(started_at)) AS last_ms
+       FROM {view} WHERE eval_run = ''`,
+      {},
+      z.object({ n: chNumber, first_ms: chNumber, last_ms: chNumber }),
+    );
+    const r = rows[0];
+    return new GateEmptyRefError(
+      r && r.n > 0
+        ? `${head}: the production tasks stored here started from ${iso(r.first_ms)} to ${iso(r.last_ms)}; choose a window within that time`
+        : `${head}: no production task is stored here at all; check that the service exports to this routewatch (OTEL_EXPORTER_OTLP_ENDPOINT)`,
+    );
+  }
+  const column = ref.kind === 'eval' ? 'eval_run' : 'policy_version';
+  const where = ref.kind === 'eval' ? "eval_run != ''" : "eval_run = '' AND policy_version != ''";
+  const rows = await queryTasks(
+    store,
+    `SELECT ${column} AS name, toUnixTimestamp64Milli(max(started_at)) AS last_ms
+     FROM {view} WHERE ${where}
+     GROUP BY name ORDER BY last_ms DESC, name LIMIT ${LISTED_REFS + 1}`,
+    {},
+    z.object({ name: z.string(), last_ms: chNumber }),
+  );
+  const what = ref.kind === 'eval' ? 'eval runs' : 'policy versions';
+  const listed = rows
+    .slice(0, LISTED_REFS)
+    .map((r) => `${ref.kind}:${r.name} (last task ${iso(r.last_ms)})`)
+    .join(', ');
+  const known =
+    rows.length === 0
+      ? `there is no ${ref.kind === 'eval' ? 'eval run' : 'production task with a policy version (routewatch.policy.version)'} here at all`
+      : `the ${what} here, latest first: ${listed}${rows.length > LISTED_REFS ? ', …' : ''}`;
+  const check =
+    ref.kind === 'eval'
+      ? 'check the run name, and that the eval exported to this routewatch (OTEL_EXPORTER_OTLP_ENDPOINT, with the instrumentation loaded)'
+      : 'check the version name';
+  return new GateEmptyRefError(`${head}: ${known}; ${check}`);
+}
+
 /** A cohort asked for when neither side has any task: insufficient data, saying so. */
 function emptyCohort(
   cohort: string,
@@ -703,8 +799,29 @@ export async function runGate(
     const error = await unknownCohorts(store, baseline, candidate, missing);
     if (error) throw error;
   }
+  // One side with no task at all, the other with some: a wrong reference, not data to wait for.
+  for (const [role, ref, side, other] of [
+    ['baseline', baseline, b, c],
+    ['candidate', candidate, c, b],
+  ] as const) {
+    if (side.size === 0 && other.size > 0 && !(await selectsAny(store, ref)))
+      throw await emptyRefError(store, role, ref);
+  }
   const canary = baseline.kind === 'policy' && candidate.kind === 'policy';
-  const names = [...new Set([...b.keys(), ...c.keys()])].sort();
+  // An eval run against production: the cohorts the eval covers are the ones judged.
+  const evalSide =
+    baseline.kind === 'eval' && candidate.kind !== 'eval'
+      ? b
+      : candidate.kind === 'eval' && baseline.kind !== 'eval'
+        ? c
+        : null;
+  const asked = new Set(cohorts);
+  const all = [...new Set([...b.keys(), ...c.keys()])].sort();
+  const notCovered =
+    evalSide && evalSide.size > 0
+      ? all.filter((name) => !evalSide.has(name) && !asked.has(name))
+      : [];
+  const names = all.filter((name) => !notCovered.includes(name));
   // A canary's cohorts served by both: each read again over its own overlap.
   const windows = new Map<string, { fromMs: number; toMs: number }>();
   if (canary) {
@@ -743,6 +860,7 @@ export async function runGate(
     baseline: refLabel(baseline),
     candidate: refLabel(candidate),
     canary,
+    notCovered,
     options,
     verdict: overallVerdict(comparisons),
     cohorts: comparisons,

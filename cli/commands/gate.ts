@@ -74,8 +74,11 @@ Options:
   --markdown               print it as Markdown, for a pull-request comment
   --url URL                the routewatch instance
 
+An eval run against production is judged on the cohorts the eval covers; the others are named.
+
 Exit codes: 0 every cohort passes; 1 a cohort fails (or the comparison could not run: the
-message says which); 3 insufficient data and no failure; 2 a usage error.
+message says which); 3 insufficient data and no failure; 2 a usage error (also a reference that
+selects no task while the other side has some: the message lists what there is).
 `,
   options: {
     baseline: { type: 'string' },

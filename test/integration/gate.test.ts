@@ -391,6 +391,75 @@ describe('routewatch gate', () => {
     );
   });
 
+  it('refuses a reference that selects no task while the other side has some (exit 2), naming what is there', async () => {
+    // A mistyped run, or an eval that never exported here: "200 more needed" would promise that
+    // waiting helps, and a job that reads exit 3 as a warning would never block.
+    const typo = await gate('--baseline', 'policy:v1', '--candidate', 'eval:eqaul');
+    expect(typo.stdout).toBe('');
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(
+      /^routewatch: the candidate eval:eqaul selects no task, in any cohort: the eval runs here, latest first: eval:\w+ \(last task \d{4}-.*; check the run name, and that the eval exported to this routewatch/,
+    );
+    for (const run of ['equal', 'worse', 'tiny'])
+      expect(typo.stderr).toContain(`eval:${run} (last task`);
+    const version = await gate('--baseline', 'policy:v9', '--candidate', 'eval:equal');
+    expect(version.code).toBe(2);
+    expect(version.stderr).toMatch(
+      /^routewatch: the baseline policy:v9 selects no task, in any cohort: the policy versions here, latest first: policy:v\d .*policy:v1 .*; check the version name\n$/,
+    );
+    const window = await gate(
+      '--baseline',
+      'window:2020-01-01/2020-01-08',
+      '--candidate',
+      'eval:equal',
+    );
+    expect(window.code).toBe(2);
+    expect(window.stderr).toMatch(
+      /^routewatch: the baseline window:2020-01-01T00:00:00\.000Z\/2020-01-08T00:00:00\.000Z selects no task, in any cohort: the production tasks stored here started from \d{4}-.* to \d{4}-.*; choose a window within that time\n$/,
+    );
+    const res = await fetch(
+      `${instance.url}/api/v1/compare?baseline=policy:v1&candidate=eval:eqaul`,
+    );
+    expect(res.status).toBe(400);
+    // A side with tasks in other cohorts than the one asked for is no mistake: that cohort lacks them.
+    const elsewhere = await gate(
+      '--baseline',
+      'policy:v3',
+      '--candidate',
+      'eval:equal',
+      '--cohort',
+      'billing',
+    );
+    expect(elsewhere.code).toBe(3);
+    expect(elsewhere.stdout).toMatch(
+      /^billing: the candidate has no task in this cohort: nothing to compare with$/m,
+    );
+  });
+
+  it('judges an eval run against production on the cohorts the eval covers, and names the others', async () => {
+    // Production in the last 7 hours served faq, extraction and billing; the eval covers the first two.
+    const run = await gate('--baseline', 'window:7h/0s', '--candidate', 'eval:equal');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).not.toMatch(/^billing/m);
+    expect(run.stdout).toMatch(/^not compared, as eval:equal has no task in it: billing$/m);
+    const json = await gate('--baseline', 'window:7h/0s', '--candidate', 'eval:equal', '--json');
+    const result = JSON.parse(json.stdout) as GateResult;
+    expect(result.notCovered).toEqual(['billing']);
+    expect(result.cohorts.map((c) => c.cohort)).toEqual(['extraction', 'faq']);
+    // Asked for by name, it is compared: and the eval has nothing for it.
+    const asked = await gate(
+      '--baseline',
+      'window:7h/0s',
+      '--candidate',
+      'eval:equal',
+      '--cohort',
+      'billing',
+    );
+    expect(asked.code).toBe(3);
+    expect(asked.stdout).toMatch(/^billing: the candidate has no task in this cohort/m);
+  });
+
   it('refuses a maxSuccessDrop given in points to the API, naming the unit', async () => {
     // 1 would be a margin of 100 points (every candidate passes): far likelier 1 point meant.
     for (const drop of ['1', '2', '-0.01']) {

@@ -340,6 +340,28 @@ describe('compareCohort', () => {
     ]);
   });
 
+  it('says how many tasks of each side still wait for their outcome, and that they are not judged', () => {
+    // 270 of the candidate's failures still in a review queue: on the outcomes so far it passes.
+    const c = compareCohort('late', side(600, 540), side(510, 480, { tasks: 600 }), DEFAULT_GATE);
+    expect(c.verdict).toBe('pass');
+    expect(c.reason).toMatch(
+      /within the 2\.0 pts allowed; not judged, their outcome still to come: 90 of the candidate's 600 tasks$/,
+    );
+    expect(compareCohort('late', side(600, 540), side(600, 540), DEFAULT_GATE).reason).not.toMatch(
+      /still to come/,
+    );
+  });
+
+  it('names a side with no task in the cohort instead of asking for more cases', () => {
+    const absent = { ...side(0, 0), tasks: 0, modelCalls: 0 };
+    expect(compareCohort('new', side(600, 540), absent, DEFAULT_GATE).reason).toBe(
+      'the candidate has no task in this cohort: nothing to compare with',
+    );
+    expect(compareCohort('new', absent, side(600, 540), DEFAULT_GATE).reason).toBe(
+      'the baseline has no task in this cohort: nothing to compare with',
+    );
+  });
+
   it('makes the overall verdict fail > insufficient_data > pass', () => {
     const pass = compareCohort('a', side(500, 450), side(500, 450), DEFAULT_GATE);
     const fail = compareCohort('b', side(500, 450), side(500, 350), DEFAULT_GATE);
@@ -571,6 +593,7 @@ describe('rendering', () => {
     baseline: 'policy:v1',
     candidate: 'eval:pr-7',
     canary: false,
+    notCovered: [],
     options: DEFAULT_GATE,
     verdict: 'fail' as const,
     cohorts: [
@@ -603,6 +626,28 @@ describe('rendering', () => {
       /^warning: no cost recorded on the candidate side: its tasks carry no priced model call, so cost per successful task reads \$0; is the instrumentation loaded where they ran \(node --import @routewatch\/instrumentation\/register\)\?$/m,
     );
     expect(renderGateMarkdown(costless)).toMatch(/^> ⚠️ no cost recorded on the candidate side/m);
+  });
+
+  it('warns of outcomes still to come, and names the cohorts an eval run does not cover', () => {
+    expect(renderGateTable(result)).not.toMatch(/still to come|not compared/);
+    const late: GateResult = {
+      ...result,
+      notCovered: ['billing', 'refunds'],
+      cohorts: [
+        {
+          ...compareCohort('faq', side(600, 540), side(510, 480, { tasks: 600 }), DEFAULT_GATE),
+          concurrent: null,
+        },
+      ],
+    };
+    const text = renderGateTable(late);
+    expect(text).toMatch(
+      /^warning: outcomes still to come on the candidate side \(90 of 600 tasks\): the verdict is on the tasks whose outcome has arrived; if failures are reported later than successes \(a review queue\), gate again once they are in$/m,
+    );
+    expect(text).toMatch(/^not compared, as eval:pr-7 has no task in them: billing, refunds$/m);
+    const markdown = renderGateMarkdown(late);
+    expect(markdown).toMatch(/^> ⚠️ outcomes still to come on the candidate side/m);
+    expect(markdown).toMatch(/^not compared, as eval:pr-7 has no task in them: billing, refunds$/m);
   });
 
   it('shows a floor and an unknown cost as such, and warns that no cost is compared', () => {
