@@ -55,8 +55,10 @@ export interface CohortAdvice {
   reason: string;
   small: RouteEvidence | null;
   large: RouteEvidence | null;
-  /** The small route in the cohort's eval runs. */
+  /** The small route in the cohort's latest eval run that has it (smallEvalRun). */
   smallEval: RouteEvidence | null;
+  /** That eval run's name: the latest, never several pooled. */
+  smallEvalRun: string | null;
   /** The comparison the verdict rests on (large as baseline), when there is one. */
   comparison: CohortComparison | null;
   /** insufficient data: how many more tasks (with an outcome) the thinner side needs. */
@@ -75,6 +77,14 @@ function evidence(s: SideStats | undefined): RouteEvidence | null {
 }
 
 const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)} %`);
+/** A difference of two rates, in percentage points (a 2-point margin is not a 2 % one). */
+const pts = (v: number) => `${(v * 100).toFixed(1)} pts`;
+/** The change's 95 % interval, in points. */
+const ci = (c: CohortComparison) =>
+  c.successChange.interval
+    ? `95 % CI of the change ${signed(c.successChange.interval.lower)} to ${signed(c.successChange.interval.upper)}`
+    : '';
+const signed = (v: number) => `${v >= 0 ? '+' : '−'}${pts(Math.abs(v))}`;
 const usd = (v: number | null) => (v === null ? '—' : `$${v.toPrecision(3)}`);
 const known = (s: SideStats | undefined) => s?.known ?? 0;
 
@@ -85,12 +95,15 @@ export function adviseCohort(
   large: SideStats | undefined,
   smallEval: SideStats | undefined,
   options: AdviceOptions,
+  smallEvalRun: string | null = null,
 ): CohortAdvice {
+  const inEval = smallEvalRun ? `eval run ${smallEvalRun}` : 'eval';
   const base = {
     cohort,
     small: evidence(small),
     large: evidence(large),
     smallEval: evidence(smallEval),
+    smallEvalRun,
     comparison: null,
     tasksNeeded: null,
   };
@@ -121,7 +134,7 @@ export function adviseCohort(
       if (comparison.verdict === 'fail' || noCheaper) {
         const why =
           comparison.verdict === 'fail'
-            ? `the ${S} route's success rate is ${pct(-(drop ?? 0))} below ${L}'s, more than the ${pct(options.maxSuccessDrop)} allowed`
+            ? `the ${S} route's success rate is ${pts(-(drop ?? 0))} below ${L}'s, more than the ${pts(options.maxSuccessDrop)} allowed`
             : `the ${S} route no longer costs less per successful task`;
         return {
           ...base,
@@ -158,7 +171,7 @@ export function adviseCohort(
         currentRoute,
         verdict: 'expand small',
         comparison,
-        reason: `the ${S} route holds within ${pct(options.maxSuccessDrop)} of ${L} and costs ${floor.baseline ? 'at least ' : ''}${pct(cs !== null && cl ? 1 - cs / cl : null)} less per success (${facts}); ${large!.tasks} tasks still go to ${L} first and could take ${S}`,
+        reason: `the ${S} route holds within ${pts(options.maxSuccessDrop)} of ${L} and costs ${floor.baseline ? 'at least ' : ''}${pct(cs !== null && cl ? 1 - cs / cl : null)} less per success (${facts}; ${ci(comparison)}); ${large!.tasks} tasks still go to ${L} first and could take ${S}: move them in steps, and watch the alerts`,
       };
     }
     if (fallbackRate >= options.reviewFallbackRate) {
@@ -167,6 +180,18 @@ export function adviseCohort(
         currentRoute,
         verdict: 'review fallback',
         reason: `${pct(fallbackRate)} of the ${S} route's tasks fall back and pay for both models (${pct(small!.successes / small!.known)} success at ${sideCostText(small!)} per success)`,
+      };
+    }
+    // Too few large cases for the gate's minimum can still be enough to show harm: the whole 95 %
+    // interval of the change beyond the margin.
+    const harm = clearHarm(cohort, large, small!, options);
+    if (harm) {
+      return {
+        ...base,
+        currentRoute,
+        verdict: 'revert to large',
+        comparison: harm,
+        reason: `the ${S} route's success rate is ${pts(-(harm.successChange.estimate ?? 0))} below ${L}'s, more than the ${pts(options.maxSuccessDrop)} allowed, even on ${L}'s ${known(large)} cases (${pct(harm.candidate.successRate.value)} against ${pct(harm.baseline.successRate.value)}; ${ci(harm)}, all of it beyond the margin)`,
       };
     }
     // Some large traffic, too little to compare with, is not "no traffic": say how much is missing
@@ -197,7 +222,7 @@ export function adviseCohort(
           currentRoute,
           verdict: 'keep',
           comparison,
-          reason: `in eval, the ${S} route holds within ${pct(options.maxSuccessDrop)} of ${L}, but ${unpricedWhy(
+          reason: `in ${inEval}, the ${S} route holds within ${pts(options.maxSuccessDrop)} of ${L}, but ${unpricedWhy(
             [
               [S, smallEval!],
               [L, large!],
@@ -211,7 +236,7 @@ export function adviseCohort(
           currentRoute,
           verdict: 'try small',
           comparison,
-          reason: `in eval, the ${S} route holds within ${pct(options.maxSuccessDrop)} of ${L}'s production success (${pct(comparison.candidate.successRate.value)} against ${pct(comparison.baseline.successRate.value)}) at ${usd(ce)} per success against ${usd(cl)}: route a canary share to ${S}`,
+          reason: `in ${inEval}, the ${S} route holds within ${pts(options.maxSuccessDrop)} of ${L}'s production success (${pct(comparison.candidate.successRate.value)} against ${pct(comparison.baseline.successRate.value)}; ${ci(comparison)}) at ${usd(ce)} per success against ${usd(cl)}: route a canary share to ${S}`,
         };
       }
       return {
@@ -219,15 +244,32 @@ export function adviseCohort(
         currentRoute,
         verdict: 'keep',
         comparison,
-        reason: `stay on ${L}: in eval the ${S} route does not hold against it (${comparison.reason})`,
+        reason: `stay on ${L}: in ${inEval} the ${S} route does not hold against it (${comparison.reason})`,
       };
     }
     const needed = options.minCases - known(smallEval);
+    const carries = `the ${L} route carries the cohort (${pct(large!.successes / large!.known)} success at ${sideCostText(large!)} per success)`;
+    // A few production tasks on small: not enough to try it on, but they may already rule it out.
+    const harm = clearHarm(cohort, large, small, options);
+    if (harm) {
+      return {
+        ...base,
+        currentRoute,
+        verdict: 'keep',
+        comparison: harm,
+        reason: `${carries}; stay on it: the ${S} route's ${known(small)} production tasks already fall ${pts(-(harm.successChange.estimate ?? 0))} short of it (${pct(harm.candidate.successRate.value)}; ${ci(harm)}, all of it beyond the ${pts(options.maxSuccessDrop)} allowed)`,
+      };
+    }
+    const some =
+      known(small) > 0
+        ? ` (${known(small)} production tasks on ${S} so far: ${pct(small!.successes / small!.known)})`
+        : '';
+    const evalSoFar = smallEvalRun ? ` (${inEval} has ${known(smallEval)})` : '';
     return {
       ...base,
       currentRoute,
       verdict: 'keep',
-      reason: `the ${L} route carries the cohort (${pct(large!.successes / large!.known)} success at ${sideCostText(large!)} per success); no evidence on ${S} yet — an eval of ${needed} more cases on ${S} would tell whether ${L} is overkill`,
+      reason: `${carries}; too little evidence on ${S} yet${some} — an eval of ${needed} more cases on ${S}${evalSoFar} would tell whether ${L} is overkill`,
     };
   }
 
@@ -239,6 +281,22 @@ export function adviseCohort(
     tasksNeeded: Math.max(0, needed),
     reason: `${Math.max(known(small), known(large))} tasks with an outcome, fewer than ${options.minCases}: ${Math.max(0, needed)} more needed`,
   };
+}
+
+/**
+ * The comparison of `small` against `large` when it shows harm whatever the sample: the whole
+ * 95 % interval of the change below −margin. Null otherwise, or with no case on either side.
+ */
+function clearHarm(
+  cohort: string,
+  large: SideStats | undefined,
+  small: SideStats | undefined,
+  options: AdviceOptions,
+): CohortComparison | null {
+  if (!large || !small || large.known === 0 || small.known === 0) return null;
+  const comparison = compareCohort(cohort, large, small, { ...options, minCases: 1 });
+  const upper = comparison.successChange.interval?.upper;
+  return upper !== undefined && upper < -options.maxSuccessDrop ? comparison : null;
 }
 
 /** `≥$0.00123`: a cost per success, marked as the floor it is; `unknown` when none is known. */
@@ -265,6 +323,8 @@ const row = z.object({
   cohort: z.string(),
   primary_route: z.string(),
   is_eval: chNumber,
+  run: z.string(),
+  last_ms: chNumber,
   ...sideSumColumns,
 });
 
@@ -286,8 +346,8 @@ export interface AdviceFilter {
 }
 
 /**
- * Advice for every cohort with production tasks in [from, to), using eval runs of the last
- * `evalLookbackMs` for the small route of large-first cohorts.
+ * Advice for every cohort with production tasks in [from, to), using the latest eval run of the
+ * last `evalLookbackMs` for the small route of large-first cohorts.
  */
 export async function buildAdvice(
   store: Store,
@@ -298,7 +358,8 @@ export async function buildAdvice(
 ): Promise<AdviceReport> {
   const rows = await queryTasks(
     store,
-    `SELECT cohort, primary_route, eval_run != '' AS is_eval,
+    `SELECT cohort, primary_route, eval_run != '' AS is_eval, eval_run AS run,
+            toUnixTimestamp64Milli(max(started_at)) AS last_ms,
             count() AS tasks,
             countIf(outcome != 'unknown') AS known,
             countIf(outcome = 'success') AS successes,
@@ -317,7 +378,7 @@ export async function buildAdvice(
        AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
        AND (empty({services:Array(String)}) OR has({services:Array(String)}, service_name))
        AND (empty({policies:Array(String)}) OR has({policies:Array(String)}, policy_version))
-     GROUP BY cohort, primary_route, is_eval`,
+     GROUP BY cohort, primary_route, is_eval, run`,
     {
       from: toClickHouseTime(window.from),
       to: toClickHouseTime(window.to),
@@ -345,24 +406,40 @@ export async function buildAdvice(
     scores: {},
   });
   const cohorts = [...new Set(rows.filter((r) => r.is_eval === 0).map((r) => r.cohort))].sort();
-  const pick = (cohort: string, route: string, isEval: boolean) => {
+  const pick = (cohort: string, route: string) => {
     const found = rows.find(
-      (r) => r.cohort === cohort && r.primary_route === route && (r.is_eval === 1) === isEval,
+      (r) => r.cohort === cohort && r.primary_route === route && r.is_eval === 0,
     );
     return found ? stats(found) : undefined;
   };
+  // The cohort's latest eval run of the route: runs are never pooled, as an old good run would
+  // prop up a bad prompt (and every pull request's run lands on a shared instance).
+  const latestEval = (cohort: string, route: string) =>
+    rows
+      .filter((r) => r.cohort === cohort && r.primary_route === route && r.is_eval === 1)
+      .reduce<(typeof rows)[number] | undefined>(
+        (best, r) =>
+          best === undefined ||
+          r.last_ms > best.last_ms ||
+          (r.last_ms === best.last_ms && r.run > best.run)
+            ? r
+            : best,
+        undefined,
+      );
   return {
     from: window.from.toISOString(),
     to: window.to.toISOString(),
     options,
     cohorts: cohorts.map((cohort) => {
       const smallRoute = cheapRouteOf(rows, cohort, options);
+      const evalRow = latestEval(cohort, smallRoute);
       return adviseCohort(
         cohort,
-        pick(cohort, smallRoute, false),
-        pick(cohort, options.largeRoute, false),
-        pick(cohort, smallRoute, true),
+        pick(cohort, smallRoute),
+        pick(cohort, options.largeRoute),
+        evalRow ? stats(evalRow) : undefined,
         { ...options, smallRoute },
+        evalRow?.run ?? null,
       );
     }),
   };

@@ -30,8 +30,9 @@ Usage: routewatch report [--window 24h | --from TIME [--to TIME]] [--cohort C]â€
 
 Asks a running routewatch (--url, else ROUTEWATCH_URL, else http://127.0.0.1:4318) for the report
 of tasks started in the window, per cohort Ã— primary route with intervals, failure concentration,
-the overall row, quality scores and the routing advice per cohort (routewatch advice), and prints
-it as a table or JSON.
+the overall row, quality scores and the routing advice per cohort over the same window (routewatch
+advice reads 7 days by default, so the two can differ on a short window), and prints it as a table
+or JSON.
 
 Options:
   --window D          the window ending now (or at --to): 90s, 15m, 24h, 7d, 2w (default 24h)

@@ -41,6 +41,27 @@ beforeAll(async () => {
       { cohort: 'broken', routes: ['small'], tasks: 300, success: 0, ...window },
       random,
     ).map((t) => ({ ...t, callCostUsd: 0.001 })),
+    // A large-first cohort with two eval runs of the small route: a good one twenty days ago,
+    // and the latest, today, ten points under large.
+    ...stream(
+      { cohort: 'pooled', routes: ['gpt-4o'], tasks: 400, success: 0.9, ...window },
+      random,
+    ).map((t) => ({ ...t, callCostUsd: 0.01 })),
+    ...stream(
+      {
+        cohort: 'pooled',
+        routes: ['small'],
+        tasks: 1000,
+        success: 0.96,
+        fromMs: TO - 20 * 24 * HOUR,
+        toMs: TO - 20 * 24 * HOUR + HOUR,
+      },
+      random,
+    ).map((t) => ({ ...t, callCostUsd: 0.001, evalRun: 'adv-old', evalDataset: 'golden@1' })),
+    ...stream(
+      { cohort: 'pooled', routes: ['small'], tasks: 300, success: 0.78, ...window },
+      random,
+    ).map((t) => ({ ...t, callCostUsd: 0.001, evalRun: 'adv-latest', evalDataset: 'golden@1' })),
   ]);
 });
 afterAll(async () => {
@@ -60,7 +81,18 @@ describe('GET /api/v1/advice', () => {
     expect(billing.verdict).toBe('expand small');
     expect(billing.small?.tasks).toBe(400);
     expect(billing.large?.tasks).toBe(300);
-    expect(billing.reason).toMatch(/the gpt-4o-mini route holds within 2\.0 % of gpt-4o/);
+    expect(billing.reason).toMatch(/the gpt-4o-mini route holds within 2\.0 pts of gpt-4o/);
+  });
+
+  it('judges a large-first cohort on its latest eval run of the small route, never on runs pooled', async () => {
+    // Pooled, the old run (96 %) would carry the latest (78 %) to ~92 %: "try small".
+    const pooled = (await advice()).cohorts.find((c) => c.cohort === 'pooled')!;
+    expect(pooled.smallEvalRun).toBe('adv-latest');
+    expect(pooled.smallEval?.tasks).toBe(300);
+    expect(pooled.verdict).toBe('keep');
+    expect(pooled.reason).toMatch(
+      /^stay on gpt-4o: in eval run adv-latest the small route does not hold against it \(success rate -\d+\.\d pts \(95 % CI/,
+    );
   });
 
   it('does not say a route that never succeeds holds', async () => {

@@ -450,6 +450,43 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     smallEval?: SideStats,
   ) => adviseCohort('faq', small, large, smallEval, DEFAULT_ADVICE);
 
+  it('revert to large: a thin large control can already show harm, the whole interval beyond the margin', () => {
+    // 150 large cases, under the 200 the comparison needs, at 95 %; small at 60 % over 1 000.
+    const a = advise(side(1000, 600, { fallbacks: 10 }), side(150, 143));
+    expect(a.verdict).toBe('revert to large');
+    expect(a.reason).toMatch(
+      /^the small route's success rate is 35\.3 pts below large's, more than the 2\.0 pts allowed, even on large's 150 cases \(60\.0 % against 95\.3 %; 95 % CI of the change −\d\d\.\d pts to −\d\d\.\d pts, all of it beyond the margin\)$/,
+    );
+    // A thin control that does not rule small out: keep, as before.
+    expect(advise(side(1000, 900, { fallbacks: 10 }), side(150, 138)).verdict).toBe('keep');
+  });
+
+  it('keep on large: a few production tasks on small are evidence, for or against it', () => {
+    const against = advise(side(150, 82), side(1000, 900));
+    expect(against.verdict).toBe('keep');
+    expect(against.reason).toMatch(
+      /; stay on it: the small route's 150 production tasks already fall 35\.3 pts short of it \(54\.7 %; 95 % CI of the change/,
+    );
+    const unclear = advise(side(150, 133), side(1000, 900));
+    expect(unclear.reason).toMatch(
+      /; too little evidence on small yet \(150 production tasks on small so far: 88\.7 %\) — an eval of 200 more cases on small would tell/,
+    );
+    expect(unclear.reason).not.toMatch(/no evidence/);
+  });
+
+  it('names the eval run it judged the small route on', () => {
+    const a = adviseCohort(
+      'faq',
+      undefined,
+      side(1000, 900),
+      side(300, 240),
+      DEFAULT_ADVICE,
+      'pr-81',
+    );
+    expect(a.smallEvalRun).toBe('pr-81');
+    expect(a.reason).toMatch(/^stay on large: in eval run pr-81 the small route does not hold/);
+  });
+
   it('keep: nothing compares the small route yet, and it says so rather than that it holds', () => {
     const a = advise(side(500, 460, { fallbacks: 40 }), undefined);
     expect(a.verdict).toBe('keep');
@@ -517,7 +554,7 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     );
     expect(cheaper.verdict).toBe('expand small');
     expect(cheaper.reason).toMatch(
-      /costs at least 8\d\.\d % less per success \(.* large 93\.0 % at ≥\$0\.0108\)/,
+      /costs at least 8\d\.\d % less per success \(.* large 93\.0 % at ≥\$0\.0108;/,
     );
     // A route alone: its cost as the report shows it.
     expect(advise(side(500, 460, { unpriced: 50 }), undefined).reason).toMatch(
@@ -545,14 +582,16 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     );
     expect(a.verdict).toBe('keep');
     expect(a.reason).toMatch(
-      /^in eval, the small route holds within 2\.0 % of large, but the cost per success is not known: 400 of the small route's 400 model calls/,
+      /^in eval, the small route holds within 2\.0 pts of large, but the cost per success is not known: 400 of the small route's 400 model calls/,
     );
   });
 
   it('revert to large: the small route fails the margin', () => {
     const a = advise(side(800, 640, { cost: 0.001 }), side(300, 279, { cost: 0.01 }));
     expect(a.verdict).toBe('revert to large');
-    expect(a.reason).toMatch(/success rate is 13\.0 % below large's, more than the 2\.0 % allowed/);
+    expect(a.reason).toMatch(
+      /success rate is 13\.0 pts below large's, more than the 2\.0 pts allowed/,
+    );
   });
 
   it('revert to large: the small route no longer costs less per success', () => {
