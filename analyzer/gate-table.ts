@@ -70,7 +70,12 @@ function headline(result: GateResult): string[] {
 /** A cohort's reason, with the overlap it was compared on when that was a canary's. */
 function reasonOf(c: GateCohort): string {
   const overlap = c.concurrent?.overlap;
-  return overlap ? `${c.reason} (over ${overlap.from} → ${overlap.to})` : c.reason;
+  if (!overlap) return c.reason;
+  const hours =
+    overlap.hours !== undefined
+      ? `, in the ${overlap.hours} clock hour${overlap.hours === 1 ? '' : 's'} both served it`
+      : '';
+  return `${c.reason} (over ${overlap.from} → ${overlap.to}${hours})`;
 }
 
 /** What the overall verdict made of cohorts with no overlap to compare; null when none. */

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { chNumber } from '../storage/rows.js';
 import { ConfigError } from '../server/config.js';
 import { EARLIEST, LATEST, isDuration, parseDuration, parseInstant } from '../server/time.js';
-import type { Store } from '../storage/store.js';
+import type { QueryParams, Store } from '../storage/store.js';
 import { toClickHouseTime } from './report.js';
 import { Z95, costPerSuccess, nonePriced, normalCdf, normalQuantile, wilson } from './stats.js';
 import type { Interval, RatioSums } from './stats.js';
@@ -394,7 +394,8 @@ export interface Span {
  * overlap that was compared, `[from, to)`; null when they never served it at the same time.
  */
 export interface CohortOverlap {
-  overlap: { from: string; to: string } | null;
+  /** `hours`: the clock hours within it that both served (SERVED_HOUR_TASKS each): the ones compared. */
+  overlap: { from: string; to: string; hours?: number } | null;
   baseline: { first: string; last: string };
   candidate: { first: string; last: string };
 }
@@ -430,6 +431,34 @@ export function overlapOf(
   return fromMs <= lastMs ? { fromMs, toMs: lastMs + 1 } : null;
 }
 
+const HOUR_MS = 3_600_000;
+
+/**
+ * A clock hour counts as served by a version when it ran at least this many of the cohort's tasks
+ * in it: one straggling task (an old pod finishing a queued job) does not make an hour shared.
+ */
+export const SERVED_HOUR_TASKS = 2;
+
+/**
+ * The clock hours (their starts, ms) within `overlap` in which both versions served the cohort,
+ * from each side's tasks per hour. Only these are compared: one late task of the baseline
+ * stretches the overlap to it, and without this, hours the candidate served alone would be
+ * compared with the baseline's from before. Pure.
+ */
+export function sharedHours(
+  baseline: ReadonlyMap<number, number>,
+  candidate: ReadonlyMap<number, number>,
+  overlap: { fromMs: number; toMs: number },
+): number[] {
+  const hours: number[] = [];
+  for (const [hour, n] of baseline) {
+    if (n < SERVED_HOUR_TASKS || (candidate.get(hour) ?? 0) < SERVED_HOUR_TASKS) continue;
+    if (hour + HOUR_MS <= overlap.fromMs || hour >= overlap.toMs) continue;
+    hours.push(hour);
+  }
+  return hours.sort((x, y) => x - y);
+}
+
 const iso = (ms: number) => new Date(ms).toISOString();
 const spanLabel = (span: Span) => ({ first: iso(span.firstMs), last: iso(span.lastMs) });
 
@@ -455,15 +484,16 @@ const windowRefOf = (span: Span) => `window:${iso(span.firstMs)}/${iso(span.last
 
 /**
  * A canary's cohort compared on its own overlap: `baseline` and `candidate` are the sides' sums
- * over that overlap only. A cohort the two versions never served at the same time is not compared
- * at all: insufficient_data, like a cohort short of cases, with both sides' times in the reason.
- * Pure.
+ * over that overlap only (over its `hours` both served, when given). A cohort the two versions
+ * never served at the same time — or never in the same clock hour — is not compared at all:
+ * insufficient_data, like a cohort short of cases, with both sides' times in the reason. Pure.
  */
 export function compareConcurrent(
   cohort: string,
   spans: { baseline: Span; candidate: Span },
   within: { baseline: SideStats; candidate: SideStats },
   options: GateOptions,
+  hours?: number,
 ): GateCohort {
   const overlap = overlapOf(spans.baseline, spans.candidate);
   const concurrent = {
@@ -485,9 +515,26 @@ export function compareConcurrent(
       concurrent: { overlap: null, ...concurrent },
     };
   }
+  if (hours === 0) {
+    return {
+      ...compareCohort(cohort, EMPTY_SIDE, EMPTY_SIDE, options),
+      verdict: 'insufficient_data',
+      reason:
+        `no hour both served: between ${iso(overlap.fromMs)} and ${iso(overlap.toMs)} the versions never served it in the same clock hour (at least ${SERVED_HOUR_TASKS} tasks each); two policy versions are compared only on the time both served a cohort. ` +
+        `The baseline served it from ${concurrent.baseline.first} to ${concurrent.baseline.last}, the candidate from ${concurrent.candidate.first} to ${concurrent.candidate.last}`,
+      concurrent: { overlap: null, ...concurrent },
+    };
+  }
   return {
     ...compareCohort(cohort, within.baseline, within.candidate, options),
-    concurrent: { overlap: { from: iso(overlap.fromMs), to: iso(overlap.toMs) }, ...concurrent },
+    concurrent: {
+      overlap: {
+        from: iso(overlap.fromMs),
+        to: iso(overlap.toMs),
+        ...(hours !== undefined ? { hours } : {}),
+      },
+      ...concurrent,
+    },
   };
 }
 
@@ -552,26 +599,57 @@ interface Side extends Span {
   stats: SideStats;
 }
 
-/** Per cohort, the time a side is read from: a canary's overlaps, `[from, to)` in ms. */
-type CohortWindows = ReadonlyMap<string, { fromMs: number; toMs: number }>;
+/**
+ * Per cohort, the time a side is read from: a canary's overlap, `[from, to)` in ms, and within it
+ * the clock hours both served (their starts, ms).
+ */
+type CohortWindows = ReadonlyMap<string, { fromMs: number; toMs: number; hours: number[] }>;
 
 /** The SQL and parameters that keep each cohort's tasks within its own window. */
 function windowsFilter(windows: CohortWindows | undefined): {
   sql: string;
-  params: Record<string, string>;
+  params: QueryParams;
 } {
   if (!windows) return { sql: '', params: {} };
   const clauses: string[] = [];
-  const params: Record<string, string> = {};
+  const params: QueryParams = {};
   [...windows].forEach(([cohort, window], i) => {
     clauses.push(
-      `(cohort = {withinCohort${i}:String} AND started_at >= {withinFrom${i}:DateTime64(9, 'UTC')} AND started_at < {withinTo${i}:DateTime64(9, 'UTC')})`,
+      `(cohort = {withinCohort${i}:String} AND started_at >= {withinFrom${i}:DateTime64(9, 'UTC')} AND started_at < {withinTo${i}:DateTime64(9, 'UTC')}` +
+        ` AND has({withinHours${i}:Array(String)}, toString(toUnixTimestamp(toStartOfHour(started_at)))))`,
     );
     params[`withinCohort${i}`] = cohort;
     params[`withinFrom${i}`] = toClickHouseTime(new Date(window.fromMs));
     params[`withinTo${i}`] = toClickHouseTime(new Date(window.toMs));
+    params[`withinHours${i}`] = window.hours.map((ms) => String(ms / 1000));
   });
   return { sql: `AND (${clauses.join(' OR ')})`, params };
+}
+
+/** Per cohort, a side's tasks per clock hour (the hour's start, ms). */
+async function readHours(
+  store: Store,
+  ref: GateRef,
+  cohorts: readonly string[],
+): Promise<Map<string, Map<number, number>>> {
+  const filter = refFilter(ref, 'ref');
+  const rows = await queryTasks(
+    store,
+    `SELECT cohort, toUnixTimestamp(toStartOfHour(started_at)) AS hour, count() AS n
+     FROM {view}
+     WHERE ${filter.sql}
+       AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
+     GROUP BY cohort, hour`,
+    { ...filter.params, cohorts: [...cohorts] },
+    z.object({ cohort: z.string(), hour: chNumber, n: chNumber }),
+  );
+  const out = new Map<string, Map<number, number>>();
+  for (const r of rows) {
+    const hours = out.get(r.cohort) ?? new Map<number, number>();
+    hours.set(r.hour * 1000, r.n);
+    out.set(r.cohort, hours);
+  }
+  return out;
 }
 
 async function readSide(
@@ -647,7 +725,7 @@ async function readScores(
   store: Store,
   filter: { sql: string; params: Record<string, string> },
   cohorts: readonly string[],
-  range: { sql: string; params: Record<string, string> },
+  range: { sql: string; params: QueryParams },
 ): Promise<Map<string, SideStats['scores']>> {
   const rows = await queryTasks(
     store,
@@ -822,18 +900,28 @@ export async function runGate(
       ? all.filter((name) => !evalSide.has(name) && !asked.has(name))
       : [];
   const names = all.filter((name) => !notCovered.includes(name));
-  // A canary's cohorts served by both: each read again over its own overlap.
-  const windows = new Map<string, { fromMs: number; toMs: number }>();
+  // A canary's cohorts served by both: each read again over its own overlap, on the hours both
+  // served within it.
+  const windows = new Map<string, { fromMs: number; toMs: number; hours: number[] }>();
   if (canary) {
+    const bHours = await readHours(store, baseline, cohorts);
+    const cHours = await readHours(store, candidate, cohorts);
     for (const name of names) {
       const bs = b.get(name);
       const cs = c.get(name);
       const overlap = bs && cs ? overlapOf(bs, cs) : null;
-      if (overlap) windows.set(name, overlap);
+      if (!overlap) continue;
+      const hours = sharedHours(
+        bHours.get(name) ?? new Map(),
+        cHours.get(name) ?? new Map(),
+        overlap,
+      );
+      windows.set(name, { ...overlap, hours });
     }
   }
-  const bWithin = windows.size > 0 ? await readSide(store, baseline, cohorts, windows) : null;
-  const cWithin = windows.size > 0 ? await readSide(store, candidate, cohorts, windows) : null;
+  const served = new Map([...windows].filter(([, w]) => w.hours.length > 0));
+  const bWithin = served.size > 0 ? await readSide(store, baseline, cohorts, served) : null;
+  const cWithin = served.size > 0 ? await readSide(store, candidate, cohorts, served) : null;
   const comparisons = [
     ...missing.map((cohort) => emptyCohort(cohort, baseline, candidate, options)),
     ...names.map((cohort): GateCohort => {
@@ -848,6 +936,7 @@ export async function runGate(
             candidate: cWithin?.get(cohort)?.stats ?? EMPTY_SIDE,
           },
           options,
+          windows.get(cohort)?.hours.length,
         );
       }
       return {

@@ -129,6 +129,54 @@ const earlierCanary = [
   }),
 ].flat();
 
+// A canary thirty hours ago, on clock hours: v7 served `straggler` alone for an hour, v8 took a
+// share for the next hour (both 90 %), then served alone (80 %); one v7 task straggled in almost two
+// hours later (an old pod finishing a queued job). By first and last task alone, the overlap runs
+// to that task, and v8's hours alone are compared with v7's from before: a failure.
+const shift = Math.floor((now - 30 * HOUR) / HOUR) * HOUR;
+const straggling = [
+  batch({
+    cohort: 'straggler',
+    n: 300,
+    successes: 297,
+    fromMs: shift,
+    toMs: shift + HOUR,
+    policyVersion: 'v7',
+  }),
+  batch({
+    cohort: 'straggler',
+    n: 300,
+    successes: 270,
+    fromMs: shift + HOUR,
+    toMs: shift + 2 * HOUR,
+    policyVersion: 'v7',
+  }),
+  batch({
+    cohort: 'straggler',
+    n: 250,
+    successes: 225,
+    fromMs: shift + HOUR,
+    toMs: shift + 2 * HOUR,
+    policyVersion: 'v8',
+  }),
+  batch({
+    cohort: 'straggler',
+    n: 1000,
+    successes: 800,
+    fromMs: shift + 2 * HOUR,
+    toMs: shift + 4 * HOUR,
+    policyVersion: 'v8',
+  }),
+  batch({
+    cohort: 'straggler',
+    n: 1,
+    successes: 1,
+    fromMs: shift + 3 * HOUR + 50 * 60_000,
+    toMs: shift + 3 * HOUR + 51 * 60_000,
+    policyVersion: 'v7',
+  }),
+].flat();
+
 const evals = [
   // A candidate as good as the baseline, with a quality score.
   batch({
@@ -155,7 +203,7 @@ const env = () => ({ ROUTEWATCH_URL: instance.url });
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'routewatch-gate-'));
   instance = await startInstance({ ROUTEWATCH_DATA_DIR: dataDir });
-  for (const body of otlpBodiesOf([...production, ...earlierCanary, ...evals])) {
+  for (const body of otlpBodiesOf([...production, ...earlierCanary, ...straggling, ...evals])) {
     const res = await fetch(`${instance.url}/v1/traces`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -322,6 +370,29 @@ describe('routewatch gate', () => {
     expect(table.stdout).toMatch(/^refunds: no overlap: baseline's last task at /m);
     expect(table.stdout).toMatch(
       /^verdict: INSUFFICIENT DATA; refunds not compared \(the versions never served it at the same time\): counted as insufficient data$/m,
+    );
+  });
+
+  it('compares a canary on the clock hours both versions served: a straggling task does not stretch it', async () => {
+    const run = await gate('--baseline', 'policy:v7', '--candidate', 'policy:v8', '--json');
+    expect(run.stderr).toBe('');
+    const result = JSON.parse(run.stdout) as GateResult;
+    const straggler = result.cohorts.find((c) => c.cohort === 'straggler')!;
+    // The overlap still runs to the straggler; only its one shared hour is compared: 90 % and 90 %.
+    expect(straggler.concurrent?.overlap).toEqual({
+      from: new Date(shift + HOUR).toISOString(),
+      to: new Date(shift + 3 * HOUR + 50 * 60_000 + 1).toISOString(),
+      hours: 1,
+    });
+    expect(straggler).toMatchObject({
+      verdict: 'pass',
+      baseline: { tasks: 300, known: 300 },
+      candidate: { tasks: 250, known: 250 },
+    });
+    expect(run.code).toBe(0);
+    const table = await gate('--baseline', 'policy:v7', '--candidate', 'policy:v8');
+    expect(table.stdout).toMatch(
+      /^straggler: success rate 0\.0 pts .*\(over .* → .*, in the 1 clock hour both served it\)$/m,
     );
   });
 

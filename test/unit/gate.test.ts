@@ -5,10 +5,12 @@ import {
   compareCohort,
   compareConcurrent,
   DEFAULT_GATE,
+  EMPTY_SIDE,
   GateRefError,
   overallVerdict,
   overlapOf,
   parseRef,
+  sharedHours,
   newcombe,
   successDifference,
 } from '../../analyzer/gate.js';
@@ -385,6 +387,59 @@ describe('compareConcurrent: a canary, cohort by cohort', () => {
       toMs: v3.lastMs + 1,
     });
     expect(overlapOf(v3, { firstMs: v3.lastMs + 1, lastMs: v3.lastMs + 2 })).toBeNull();
+  });
+
+  it('shares only the clock hours both versions served with two tasks or more, within the overlap', () => {
+    const h = (n: number) => at('2026-12-01T00:00:00Z') + n * 3_600_000;
+    const baseline = new Map([
+      [h(0), 50],
+      [h(1), 40],
+      [h(2), 1], // a straggler
+      [h(3), 30],
+      [h(5), 30],
+    ]);
+    const candidate = new Map([
+      [h(1), 10],
+      [h(2), 60],
+      [h(3), 1],
+      [h(4), 60],
+      [h(5), 60],
+    ]);
+    expect(sharedHours(baseline, candidate, { fromMs: h(1) + 600_000, toMs: h(6) })).toEqual([
+      h(1),
+      h(5),
+    ]);
+    // Hours outside the overlap are not shared, whatever both served in them.
+    expect(sharedHours(baseline, candidate, { fromMs: h(2), toMs: h(5) })).toEqual([]);
+    expect(sharedHours(baseline, candidate, { fromMs: h(0), toMs: h(5) + 1 })).toEqual([
+      h(1),
+      h(5),
+    ]);
+  });
+
+  it('does not compare a cohort the versions served at once but never in the same clock hour', () => {
+    const v4 = { firstMs: at('2026-12-01T08:00:00Z'), lastMs: at('2026-12-01T12:00:00Z') };
+    const none = compareConcurrent(
+      'search',
+      { baseline: v3, candidate: v4 },
+      { baseline: EMPTY_SIDE, candidate: EMPTY_SIDE },
+      DEFAULT_GATE,
+      0,
+    );
+    expect(none.verdict).toBe('insufficient_data');
+    expect(none.concurrent?.overlap).toBeNull();
+    expect(none.reason).toMatch(
+      /^no hour both served: between 2026-12-01T08:00:00\.000Z and 2026-12-01T10:00:00\.001Z the versions never served it in the same clock hour \(at least 2 tasks each\)/,
+    );
+    const two = compareConcurrent(
+      'search',
+      { baseline: v3, candidate: v4 },
+      { baseline: side(400, 368), candidate: side(400, 364) },
+      DEFAULT_GATE,
+      2,
+    );
+    expect(two.concurrent?.overlap?.hours).toBe(2);
+    expect(two.verdict).toBe('pass');
   });
 
   it('judges a cohort on the sides as read over its overlap', () => {
