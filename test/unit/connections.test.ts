@@ -7,7 +7,10 @@ import { ConnectionTracker } from '../../server/connections.js';
 describe('a closing server', () => {
   it('lets a request in flight for longer than the grace finish, and answers it', async () => {
     const graceMs = 200;
+    let arrived: () => void = () => undefined;
+    const inFlight = new Promise<void>((resolve) => (arrived = resolve));
     const server = createServer((request, response) => {
+      arrived();
       let bytes = 0;
       request.on('data', (chunk: Buffer) => (bytes += chunk.length));
       request.on('end', () => response.end(`got ${bytes}`));
@@ -21,9 +24,11 @@ describe('a closing server', () => {
     socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
     const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
     await new Promise<void>((resolve) => socket.once('connect', resolve));
-    // Headers complete, half the body sent: the request is in flight.
+    // Headers complete, half the body sent: the request is in flight once the server has parsed
+    // its headers (waited for, not slept on: a connection the server has read nothing from yet is
+    // ended at once by closing()).
     socket.write('POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await inFlight;
 
     tracker.closing();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
