@@ -1,5 +1,16 @@
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -278,29 +289,72 @@ describe('routewatch CLI', () => {
   });
 
   it('stops cleanly on a SIGTERM sent while it is still starting, and at once on a second', async () => {
-    const env = (dataDir: string) => ({
-      ROUTEWATCH_PORT: '0',
-      ROUTEWATCH_DATA_DIR: dataDir,
-      ROUTEWATCH_LOG_LEVEL: 'warn',
-      // Its warning is written while starting, after the signal handlers are in.
-      ROUTEWATCH_NOT_A_SETTING: '1',
-    });
+    // Held inside its start-up, after the signal handlers are in, for as long as the test needs:
+    // ROUTEWATCH_MAPPING names a FIFO, which start-up reads (synchronously) until the test writes
+    // it and closes it. Waiting for a line it prints while starting instead raced the rest of
+    // start-up (about a second): a test process slower than that saw it started already.
+    const held = (dataDir: string) => {
+      const fifoDir = mkdtempSync(join(tmpdir(), 'routewatch-fifo-'));
+      dirs.push(fifoDir);
+      const fifo = join(fifoDir, 'mapping.fifo');
+      execFileSync('mkfifo', [fifo]);
+      const child = run(['start'], {
+        ROUTEWATCH_PORT: '0',
+        ROUTEWATCH_DATA_DIR: dataDir,
+        ROUTEWATCH_LOG_LEVEL: 'warn',
+        ROUTEWATCH_MAPPING: fifo,
+      });
+      let writer: number | undefined;
+      return {
+        ...child,
+        /** Resolves once start-up is blocked reading the FIFO (its reader is open). */
+        async blocked() {
+          await waitFor(() => {
+            try {
+              writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+              return true;
+            } catch (error) {
+              if ((error as NodeJS.ErrnoException).code === 'ENXIO') return false; // no reader yet
+              throw error;
+            }
+          }, 'start-up to read the mapping');
+        },
+        /** Lets start-up go on. */
+        release() {
+          writeSync(writer!, '# fields: to come\n');
+          closeSync(writer!);
+        },
+      };
+    };
+    /** Taken by the process (its handler ran): no longer pending, so a next one is not merged. */
+    const delivered = (pid: number) =>
+      waitFor(() => {
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const pending = (name: string) =>
+          BigInt(`0x${new RegExp(`^${name}:\\s*([0-9a-f]+)$`, 'm').exec(status)![1]}`);
+        const sigterm = 1n << 14n;
+        return ((pending('ShdPnd') | pending('SigPnd')) & sigterm) === 0n;
+      }, 'the SIGTERM taken');
     const once = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
     const twice = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
     dirs.push(once, twice);
-    const first = run(['start'], env(once));
-    await waitFor(() => /ROUTEWATCH_NOT_A_SETTING/.test(first.err()), 'the settings warning');
+    const first = held(once);
+    await first.blocked();
     first.child.kill('SIGTERM');
+    first.release();
     expect(await first.exited, first.err()).toBe(0);
     expect(first.err()).toMatch(/SIGTERM while starting: stopping once started/);
     expect(first.out()).toMatch(/listening on/);
 
-    const second = run(['start'], env(twice));
-    await waitFor(() => /ROUTEWATCH_NOT_A_SETTING/.test(second.err()), 'the settings warning');
+    const second = held(twice);
+    await second.blocked();
     second.child.kill('SIGTERM');
-    await waitFor(() => /stopping once started/.test(second.err()), 'the first stop');
+    await delivered(second.child.pid!);
     second.child.kill('SIGTERM');
+    await delivered(second.child.pid!);
+    second.release();
     expect(await second.exited).toBe(143);
+    expect(second.err()).toMatch(/SIGTERM while starting: stopping once started/);
     expect(second.err()).toMatch(/SIGTERM again while starting: stopping at once/);
     expect(second.out()).not.toMatch(/listening on/);
   });
