@@ -51,6 +51,21 @@ async function until(check: () => Promise<boolean>, what = 'a condition'): Promi
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/**
+ * The server's side of each connection the app accepts from now on. A closing server ends at once
+ * a connection it has read nothing from (ConnectionTracker), so a test that means "begun before
+ * the close" waits until the server has read what it sent, not a fixed time.
+ */
+function accepted(rw: TestApp): Socket[] {
+  const sockets: Socket[] = [];
+  rw.app.server.on('connection', (socket: Socket) => sockets.push(socket));
+  return sockets;
+}
+
+/** Until the server has read from `n` of its connections. */
+const serverRead = (sockets: Socket[], n: number) =>
+  until(async () => sockets.filter((s) => s.bytesRead > 0).length === n, 'the server to read');
+
 const countRow = z.object({ n: z.coerce.number() });
 async function storedWith(traceIds: string[]): Promise<number> {
   if (traceIds.length === 0) return 0;
@@ -372,6 +387,7 @@ describe('shutdown', () => {
     const rw = await testApp(temp.store);
     await rw.app.listen({ host: '127.0.0.1', port: 0 });
     const port = (rw.app.server.address() as { port: number }).port;
+    const serverSide = accepted(rw);
     const open = async () => {
       const socket = connect(port, '127.0.0.1');
       sockets.push(socket);
@@ -392,7 +408,7 @@ describe('shutdown', () => {
     otlp.socket.write(
       'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n',
     );
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await serverRead(serverSide, 3);
     const closing = rw.app.close();
     await new Promise((resolve) => setTimeout(resolve, 50));
     health.socket.write('\r\n');
@@ -419,6 +435,7 @@ describe('shutdown with quiet connections', () => {
     const rw = await testApp(temp.store);
     await rw.app.listen({ host: '127.0.0.1', port: 0 });
     const port = (rw.app.server.address() as { port: number }).port;
+    const serverSide = accepted(rw);
     const open = async () => {
       const socket = connect(port, '127.0.0.1');
       sockets.push(socket);
@@ -436,7 +453,7 @@ describe('shutdown with quiet connections', () => {
     // A client stalled half-way into its headers, which never finishes them.
     const stalled = await open();
     stalled.socket.write('GET /api/v1/report HTTP/1.1\r\nHost: x\r\n');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await serverRead(serverSide, 1);
 
     const began = Date.now();
     let closed = false;
@@ -458,6 +475,7 @@ describe('shutdown with quiet connections', () => {
     const rw = await testApp(temp.store);
     await rw.app.listen({ host: '127.0.0.1', port: 0 });
     const port = (rw.app.server.address() as { port: number }).port;
+    const serverSide = accepted(rw);
     const socket = connect(port, '127.0.0.1');
     sockets.push(socket);
     await new Promise((resolve) => socket.once('connect', resolve));
@@ -472,7 +490,7 @@ describe('shutdown with quiet connections', () => {
     );
     const drip = setInterval(() => socket.write(' '), 1_000);
     try {
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await serverRead(serverSide, 1);
       const began = Date.now();
       await rw.app.close();
       const closedAfter = Date.now() - began;
