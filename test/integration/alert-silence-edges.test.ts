@@ -102,6 +102,10 @@ ${disableDefaultRulesBut()}
       payload: { cohort: 'beta', for: '2h', comment: 'bo: provider incident' },
     });
     expect(made.statusCode).toBe(201);
+    // Slack comes back only once the notifier has kept the message back: a retry whose silence
+    // check ran just before the silence was stored could otherwise still be on its way, and be
+    // answered 200 once Slack is back (a message already sent, not one still queued).
+    await until(() => app.notifier!.stats()['slack']!.silenced === 1, 'the message kept back');
     slack.fallback = { status: 200, body: 'ok' };
     await new Promise((r) => setTimeout(r, 1500));
     const texts = (slack.delivered() as SlackBody[]).map((b) => b.text);
