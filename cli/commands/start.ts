@@ -35,9 +35,18 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
       if (stopping || (asked && !running)) {
         // Asked again: the operator will not wait. What was acknowledged is in the log (with
         // ROUTEWATCH_WAL=off, in the store: nothing is acknowledged before it is stored).
-        if (running) running.app.log.warn({ signal }, 'stopping at once');
-        else process.stderr.write(`routewatch: ${signal} again while starting: stopping at once\n`);
-        process.exit(signal === 'SIGINT' ? 130 : 143);
+        // Written to stderr, which is synchronous: the logger's buffered line would die with us.
+        process.stderr.write(
+          `routewatch: ${signal} again${running ? '' : ' while starting'}: stopping at once\n`,
+        );
+        // Ended by the signal itself, its default action once our handlers are gone: exit()
+        // runs the embedded engine's exit handlers, which can wait forever on a lock while the
+        // store is still open (as it is while the first stop waits for a slow body), leaving a
+        // hung process holding the data directory. The shell sees 143 (130) all the same.
+        process.off('SIGINT', onSigint);
+        process.off('SIGTERM', onSigterm);
+        process.kill(process.pid, signal);
+        return;
       }
       asked = signal;
       if (!running) {
@@ -55,8 +64,10 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
         },
       );
     };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+    const onSigint = () => stop('SIGINT');
+    const onSigterm = () => stop('SIGTERM');
+    process.on('SIGINT', onSigint);
+    process.on('SIGTERM', onSigterm);
     const config = parseConfig();
     for (const { name, suggestion } of unknownSettings()) {
       process.stderr.write(
