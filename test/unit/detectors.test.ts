@@ -100,6 +100,45 @@ function retries(badHours: (hour: number) => boolean, bad = 8): TaskCounts[] {
   return Array.from({ length: 24 }, (_, hour) => calls(50, 50, badHours(hour) ? bad : 1));
 }
 
+describe('success_rate_drop: charts tuned to larger drops too', () => {
+  /** Tasks with known outcomes, `successes` of them successful. */
+  const outcomes = (known: number, successes: number): TaskCounts => ({
+    ...emptyCounts(),
+    tasks: known,
+    known,
+    successes,
+    failures: known - successes,
+  });
+  const drop = (current: TaskCounts[], baseline: TaskCounts): MonitorInput => ({
+    ...monitor(current, baseline),
+    rule: rules.find((r) => r.kind === 'success_rate_drop')!,
+    cohort: 'agentic',
+    route: 'large',
+    monitors: 6,
+  });
+  // The baseline: 79 % of 224 tasks (a large-first cohort of a few hundred tasks).
+  const BASE = outcomes(224, 177);
+
+  it('fires on a drop of 25 points over 160 tasks, which a chart tuned to 5 points alone missed', () => {
+    // Before, the chart tuned to p₀ + 5 points gathered 6.2 against its threshold of 6.6 here: it
+    // gains at most ln(p₁/p₀) per failure, however large the drop (review-scenarios-36 #1).
+    const current = Array.from({ length: 24 }, (_, i) =>
+      i < 16 ? outcomes(0, 0) : outcomes(20, 11),
+    );
+    const finding = detect(drop(current, BASE), evaluation);
+    expect(finding.current.value).toBeCloseTo(0.55, 6);
+    expect(finding.status).toBe('degraded');
+    expect(finding.statistic!).toBeGreaterThanOrEqual(finding.threshold!);
+  });
+
+  it('stays quiet on an unchanged rate, and on a drop under the tuned one', () => {
+    const steady = Array.from({ length: 24 }, () => outcomes(20, 16));
+    expect(detect(drop(steady, BASE), evaluation).status).toBe('ok');
+    const slight = Array.from({ length: 24 }, () => outcomes(20, 15));
+    expect(detect(drop(slight, BASE), evaluation).status).toBe('ok');
+  });
+});
+
 describe('the estimated baseline', () => {
   const p1Of = (p0: number) => p0 + rules.find((r) => r.kind === 'retry_rise')!.detect;
   const llr = (n: number, x: number, p0: number) => {
