@@ -793,7 +793,14 @@ function describe(
     money && side.value === null && effect === Infinity
       ? 'unbounded (no task succeeded)'
       : show(side.value);
-  const detail = input.detail ? ` "${isolate(input.detail)}"` : '';
+  // A p95 regression counts tasks over the baseline's p95: say what that latency is.
+  const detail = input.detail
+    ? ` "${isolate(input.detail)}"`
+    : rule.kind === 'p95_regression' &&
+        input.baselineP95Ms !== null &&
+        input.baselineP95Ms !== undefined
+      ? ` (${Math.round(input.baselineP95Ms)} ms)`
+      : '';
   if (rule.kind === 'failure_concentration' && input.rest) {
     const restNow =
       input.rest.current.known > 0 ? input.rest.current.failures / input.rest.current.known : null;

@@ -155,7 +155,8 @@ describe('each p95_regression rule', () => {
   it('counts the tasks slower than its own baseline p95: the trailing one fires', () => {
     const trailing = finding('p95_regression', 'latency');
     expect(trailing.status, trailing.summary).toBe('degraded');
-    expect(trailing.summary).toMatch(/slower than the baseline p95 5\.0% → 100\.0%/);
+    // It says what the baseline's p95 is: the trailing one's, about 148 ms.
+    expect(trailing.summary).toMatch(/slower than the baseline p95 \(14\d ms\) 5\.0% → 100\.0%/);
   });
 
   it('counts the tasks slower than its own baseline p95: the pinned one, slower, does not', () => {
@@ -168,7 +169,7 @@ describe('a p95_regression rule against the previous policy version', () => {
   it("counts the tasks slower than that version's p95, not the current version's", () => {
     const previous = finding('p95-vs-previous', 'versions');
     expect(previous.status, previous.summary).toBe('degraded');
-    expect(previous.summary).toMatch(/slower than the baseline p95 5\.0% → 100\.0%/);
+    expect(previous.summary).toMatch(/slower than the baseline p95 \(\d+ ms\) 5\.0% → 100\.0%/);
   });
 });
 
