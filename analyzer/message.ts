@@ -299,7 +299,8 @@ function slackParts(message: AlertMessage) {
           finding.status,
           finding.baseline.target === true,
         )
-      : finding.summary;
+      : // No test ran: the summary, which heads every message, says why; not twice.
+        '';
   // Closed without a verdict, the figures are the last ones seen before it closed, not a
   // judgement of now. Resolved without a recovery window, they are the window the test judged
   // (the one closest to alarming), which may still hold some of the incident: not "now".
@@ -332,16 +333,21 @@ function slackParts(message: AlertMessage) {
           ),
         ]
       : []),
-    finding.baseline.target
-      ? `*Target* ${figure(message.ruleKind, finding.baseline.value)}`
-      : sideLine(
-          message.ruleKind,
-          'Baseline',
-          finding.baseline,
-          ` (${finding.baseline.description})`,
-        ),
+    ...(figureless && finding.baseline.value === null && !finding.baseline.target
+      ? // Nothing judged, nothing to show: not "Baseline —".
+        []
+      : [
+          finding.baseline.target
+            ? `*Target* ${figure(message.ruleKind, finding.baseline.value)}`
+            : sideLine(
+                message.ruleKind,
+                'Baseline',
+                finding.baseline,
+                ` (${finding.baseline.description})`,
+              ),
+        ]),
   ];
-  const footer = `${evidence} Rule \`${message.ruleId}\` · ${message.severity} · incident ${message.incident}`;
+  const footer = `${evidence ? `${evidence} ` : ''}Rule \`${message.ruleId}\` · ${message.severity} · incident ${message.incident}`;
   return { icon, lines, footer };
 }
 

@@ -289,6 +289,15 @@ describe('slackMessage', () => {
     expect(all).toContain(summary);
     expect(text).toContain(summary);
     expect(all).toContain('*Baseline*');
+    // Said once, in the message's head: the footer ran it into "Rule … · incident 1".
+    expect(all.split(summary)).toHaveLength(2);
+    expect(all).toContain('"text":"Rule `fallback_reason_shift`');
+    // A baseline with no figure either (its reason's fallbacks too few there too): no "Baseline —".
+    const bare = slackMessage({
+      ...message,
+      finding: { ...message.finding, baseline: { ...message.finding.baseline, value: null } },
+    });
+    expect(JSON.stringify(bare.blocks)).not.toContain('*Baseline*');
   });
 
   it('shows a route’s cost built on unpriced calls as a floor, and as unknown when none was priced', () => {
