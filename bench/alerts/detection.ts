@@ -139,6 +139,13 @@ const SCENARIOS: Scenario[] = [
     change: (m) =>
       m.cohort === 'extraction' && m.route === 'small' ? { ...m, callCost: m.callCost * 3.5 } : m,
   },
+  {
+    // A large drop on the smallest cohort: a rate test tuned to `detect` alone gathers evidence
+    // barely faster for it than for A (docs/rules.md, "How a rule decides").
+    name: 'D: billing × small (3 %) success 95 % → 75 %',
+    target: { cohort: 'billing', route: 'small', rule: 'success_rate_drop' },
+    change: (m) => (m.cohort === 'billing' ? { ...m, success: 0.75 } : m),
+  },
   { name: 'control: no change' },
 ];
 
