@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
-import { compareCohort, judgedCost, sideCost, sideSumColumns, understated } from './gate.js';
+import { compareCohort, judgedCost, pts, sideCost, sideSumColumns, understated } from './gate.js';
 import type { CohortComparison, GateOptions, SideStats } from './gate.js';
 import { toClickHouseTime } from './report.js';
 import { costPerSuccess } from './stats.js';
@@ -77,8 +77,6 @@ function evidence(s: SideStats | undefined): RouteEvidence | null {
 }
 
 const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)} %`);
-/** A difference of two rates, in percentage points (a 2-point margin is not a 2 % one). */
-const pts = (v: number) => `${(v * 100).toFixed(1)} pts`;
 /** The change's 95 % interval, in points. */
 const ci = (c: CohortComparison) =>
   c.successChange.interval
@@ -322,7 +320,7 @@ function unpricedWhy(routes: [route: string, side: SideStats][]): string {
 const row = z.object({
   cohort: z.string(),
   primary_route: z.string(),
-  is_eval: chNumber,
+  /** The eval run, '' for production. */
   run: z.string(),
   last_ms: chNumber,
   ...sideSumColumns,
@@ -358,7 +356,7 @@ export async function buildAdvice(
 ): Promise<AdviceReport> {
   const rows = await queryTasks(
     store,
-    `SELECT cohort, primary_route, eval_run != '' AS is_eval, eval_run AS run,
+    `SELECT cohort, primary_route, eval_run AS run,
             toUnixTimestamp64Milli(max(started_at)) AS last_ms,
             count() AS tasks,
             countIf(outcome != 'unknown') AS known,
@@ -378,7 +376,7 @@ export async function buildAdvice(
        AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
        AND (empty({services:Array(String)}) OR has({services:Array(String)}, service_name))
        AND (empty({policies:Array(String)}) OR has({policies:Array(String)}, policy_version))
-     GROUP BY cohort, primary_route, is_eval, run`,
+     GROUP BY cohort, primary_route, run`,
     {
       from: toClickHouseTime(window.from),
       to: toClickHouseTime(window.to),
@@ -405,10 +403,10 @@ export async function buildAdvice(
     p95LatencyMs: null,
     scores: {},
   });
-  const cohorts = [...new Set(rows.filter((r) => r.is_eval === 0).map((r) => r.cohort))].sort();
+  const cohorts = [...new Set(rows.filter((r) => r.run === '').map((r) => r.cohort))].sort();
   const pick = (cohort: string, route: string) => {
     const found = rows.find(
-      (r) => r.cohort === cohort && r.primary_route === route && r.is_eval === 0,
+      (r) => r.cohort === cohort && r.primary_route === route && r.run === '',
     );
     return found ? stats(found) : undefined;
   };
@@ -416,7 +414,7 @@ export async function buildAdvice(
   // prop up a bad prompt (and every pull request's run lands on a shared instance).
   const latestEval = (cohort: string, route: string) =>
     rows
-      .filter((r) => r.cohort === cohort && r.primary_route === route && r.is_eval === 1)
+      .filter((r) => r.cohort === cohort && r.primary_route === route && r.run !== '')
       .reduce<(typeof rows)[number] | undefined>(
         (best, r) =>
           best === undefined ||
@@ -451,12 +449,12 @@ export async function buildAdvice(
  * `gpt-4o-mini` beside `gpt-4o`); else, for a cohort on the large route only, `smallRoute`.
  */
 function cheapRouteOf(
-  rows: readonly { cohort: string; primary_route: string; is_eval: number; tasks: number }[],
+  rows: readonly { cohort: string; primary_route: string; run: string; tasks: number }[],
   cohort: string,
   options: AdviceOptions,
 ): string {
   const others = rows.filter(
-    (r) => r.cohort === cohort && r.primary_route !== options.largeRoute && r.is_eval === 0,
+    (r) => r.cohort === cohort && r.primary_route !== options.largeRoute && r.run === '',
   );
   if (others.some((r) => r.primary_route === options.smallRoute)) return options.smallRoute;
   const busiest = others.reduce<(typeof others)[number] | undefined>(

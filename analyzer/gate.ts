@@ -266,7 +266,8 @@ export function successDifference(
   return { estimate, interval, pValue: newcombePValue(baseline, candidate, margin) };
 }
 
-const pts = (v: number) => `${(v * 100).toFixed(1)} pts`;
+/** A difference of two rates, in percentage points (a 2-point margin is not a 2 % one). */
+export const pts = (v: number) => `${(v * 100).toFixed(1)} pts`;
 
 /**
  * The sums cost per successful task is compared on: the tasks with a known outcome, each side. With
