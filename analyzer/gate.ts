@@ -395,7 +395,7 @@ export interface Span {
  * overlap that was compared, `[from, to)`; null when they never served it at the same time.
  */
 export interface CohortOverlap {
-  /** `hours`: the clock hours within it that both served (SERVED_HOUR_TASKS each): the ones compared. */
+  /** `hours`: the clock hours within it that both served (sharedHours): the ones compared. */
   overlap: { from: string; to: string; hours?: number } | null;
   baseline: { first: string; last: string };
   candidate: { first: string; last: string };
@@ -435,8 +435,9 @@ export function overlapOf(
 const HOUR_MS = 3_600_000;
 
 /**
- * A clock hour counts as served by a version when it ran at least this many of the cohort's tasks
- * in it: one straggling task (an old pod finishing a queued job) does not make an hour shared.
+ * Fewer tasks than this in a clock hour, beside at least this many of the other version's, are a
+ * straggler (an old pod finishing a queued job): they do not make the hour shared. One task each,
+ * as at the very end of a canary, does.
  */
 export const SERVED_HOUR_TASKS = 2;
 
@@ -453,7 +454,9 @@ export function sharedHours(
 ): number[] {
   const hours: number[] = [];
   for (const [hour, n] of baseline) {
-    if (n < SERVED_HOUR_TASKS || (candidate.get(hour) ?? 0) < SERVED_HOUR_TASKS) continue;
+    const m = candidate.get(hour) ?? 0;
+    if (n === 0 || m === 0) continue;
+    if (Math.min(n, m) < SERVED_HOUR_TASKS && Math.max(n, m) >= SERVED_HOUR_TASKS) continue;
     if (hour + HOUR_MS <= overlap.fromMs || hour >= overlap.toMs) continue;
     hours.push(hour);
   }
@@ -521,7 +524,7 @@ export function compareConcurrent(
       ...compareCohort(cohort, EMPTY_SIDE, EMPTY_SIDE, options),
       verdict: 'insufficient_data',
       reason:
-        `no hour both served: between ${iso(overlap.fromMs)} and ${iso(overlap.toMs)} the versions never served it in the same clock hour (at least ${SERVED_HOUR_TASKS} tasks each); two policy versions are compared only on the time both served a cohort. ` +
+        `no hour both served: between ${iso(overlap.fromMs)} and ${iso(overlap.toMs)} the versions never served it in the same clock hour (a straggling task beside the other's traffic does not count); two policy versions are compared only on the time both served a cohort. ` +
         `The baseline served it from ${concurrent.baseline.first} to ${concurrent.baseline.last}, the candidate from ${concurrent.candidate.first} to ${concurrent.candidate.last}`,
       concurrent: { overlap: null, ...concurrent },
     };
