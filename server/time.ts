@@ -57,7 +57,8 @@ export function utcMinute(instant: string | number | Date): string {
 }
 
 export function isDuration(text: string): boolean {
-  return DURATION.test(text.trim());
+  // As parseDuration: a bare 0 is one (`window:7d/0`, `--to 0`: now).
+  return text.trim() === '0' || DURATION.test(text.trim());
 }
 
 const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;

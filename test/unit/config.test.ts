@@ -372,6 +372,8 @@ describe('time arguments', () => {
     );
     expect(resolveWindow({ from: '2h' }, now).from.toISOString()).toBe('2026-12-02T10:00:00.000Z');
     expect(resolveWindow({}, now).from.toISOString()).toBe('2026-12-01T12:00:00.000Z');
+    // A bare 0 is a duration (now), as parseDuration reads it.
+    expect(resolveWindow({ from: '1h', to: '0' }, now).to).toEqual(now);
   });
 
   it('refuses windows no store can hold, or that end before they start', () => {

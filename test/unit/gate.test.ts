@@ -63,6 +63,12 @@ describe('parseRef', () => {
       to: new Date('2026-11-25T12:00:00Z'),
     });
     expect(parseRef('window:2h/0s', now)).toMatchObject({ to: now });
+    // A bare 0 is a duration too, as everywhere else a duration is read.
+    expect(parseRef('window:7d/0', now)).toEqual({
+      kind: 'window',
+      from: new Date('2026-11-25T12:00:00Z'),
+      to: now,
+    });
   });
 
   it.each([
