@@ -197,8 +197,14 @@ export function renderGateTable(result: GateResult): string {
 /**
  * Text for Markdown (a table cell or a bullet): the characters that would format it, link it or
  * open HTML are escaped, since cohort names come from span attributes; newlines become spaces.
+ * An `@` before a name gets a zero-width space after it, as Dependabot writes its own name: a
+ * cohort called `@org/team` would otherwise notify that team on every pull request it gates.
  */
-const escapeCell = (text: string) => text.replace(/[\\`*_<>[\]|~]/g, '\\$&').replace(/\r?\n/g, ' ');
+const escapeCell = (text: string) =>
+  text
+    .replace(/[\\`*_<>[\]|~]/g, '\\$&')
+    .replace(/\r?\n/g, ' ')
+    .replace(/@(?=[\p{L}\p{N}_-])/gu, '@\u200b');
 
 /** Text as an inline code span, however many backticks it holds. */
 function code(text: string): string {

@@ -859,6 +859,16 @@ describe('rendering', () => {
     expect(md).toMatch(/^- baseline `` eval:run`1 ``, candidate `/m);
   });
 
+  it('mentions nobody: an @ before a name in a cohort gets a zero-width space', () => {
+    const md = renderGateMarkdown({
+      ...result,
+      cohorts: [{ ...result.cohorts[0]!, cohort: '@acme/payments' }],
+    });
+    expect(md).toContain('| @\u200bacme/payments | ❌ FAIL |');
+    expect(md).toContain('- **@\u200bacme/payments**: ');
+    expect(md).not.toMatch(/@acme/);
+  });
+
   it('renders advice one cohort a line, and says when there is none', () => {
     const advice: AdviceReport = {
       from: '2026-11-25T00:00:00.000Z',
