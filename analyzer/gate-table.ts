@@ -1,4 +1,4 @@
-import { displayWidth, padEndTo, tableLayout } from './text-width.js';
+import { displayWidth, padEndTo, printable, tableLayout } from './text-width.js';
 import type { AdviceReport } from './advice.js';
 import type { CohortComparison, Figure, GateCohort, GateResult } from './gate.js';
 
@@ -180,7 +180,8 @@ export function renderGateTable(result: GateResult): string {
   for (const row of rows) lines.push(line(row));
   if (result.cohorts.length === 0) lines.push('(no tasks on either side)');
   lines.push('');
-  for (const c of result.cohorts) lines.push(`${c.cohort || '(none)'}: ${reasonOf(c)}`);
+  for (const c of result.cohorts)
+    lines.push(`${printable(c.cohort || '(none)')}: ${printable(reasonOf(c))}`);
   const note = notComparedNote(result);
   const costless = costlessNote(result);
   const unpriced = unpricedNote(result);

@@ -1,4 +1,4 @@
-import { displayWidth, padEndTo, tableLayout } from './text-width.js';
+import { displayWidth, padEndTo, printable, tableLayout } from './text-width.js';
 import type { CohortRouteMetrics, Report, ScoreSummary, WindowMetrics } from './report.js';
 import type { Interval } from './stats.js';
 
@@ -183,7 +183,7 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
   if (masked.length > 0) {
     lines.push(
       '',
-      `Masked by the average: ${masked.map((r) => `${r.cohort} × ${r.primaryRoute}`).join(', ')} ` +
+      `Masked by the average: ${masked.map(cohortRoute).join(', ')} ` +
         'fail significantly more often than the rest while the overall success rate looks healthy.',
     );
   }
@@ -210,11 +210,14 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
   return lines.join('\n') + '\n';
 }
 
+/** `faq × small`, as a note under the table names a row (control characters as escapes). */
+function cohortRoute(r: CohortRouteMetrics): string {
+  return `${printable(r.cohort || '(none)')} × ${printable(r.primaryRoute || '(none)')}`;
+}
+
 /** `faq × small 75.0%, …`: up to five rows with a figure each, and how many more. */
 function listed(rows: CohortRouteMetrics[], figure: (r: CohortRouteMetrics) => string): string {
-  const shown = rows
-    .slice(0, 5)
-    .map((r) => `${r.cohort || '(none)'} × ${r.primaryRoute || '(none)'} ${figure(r)}`);
+  const shown = rows.slice(0, 5).map((r) => `${cohortRoute(r)} ${figure(r)}`);
   return rows.length > 5
     ? `${shown.join(', ')} and ${rows.length - 5} more (--wide)`
     : shown.join(', ');
@@ -224,7 +227,7 @@ function listed(rows: CohortRouteMetrics[], figure: (r: CohortRouteMetrics) => s
 function scoreLines(report: Report): string[] {
   const groups: [string, ScoreSummary[]][] = report.rows
     .filter((r) => r.scores.length > 0)
-    .map((r) => [`${r.cohort || '(none)'} × ${r.primaryRoute || '(none)'}`, r.scores]);
+    .map((r) => [cohortRoute(r), r.scores]);
   if (report.overall && report.overall.scores.length > 0)
     groups.push(['overall', report.overall.scores]);
   if (groups.length === 0) return [];

@@ -85,28 +85,48 @@ function isWide(codePoint: number): boolean {
 /** Combining marks, format characters (zero-width joiner, …) and variation selectors. */
 const ZERO_WIDTH = /[\p{Mn}\p{Me}\p{Cf}]/u;
 
-/** The columns `text` takes in a terminal. */
-export function displayWidth(text: string): number {
-  let width = 0;
+/** How `printable` writes a control character: `\t`, `\n`, `\r`, or `\u001b`. */
+function escapeControl(codePoint: number): string {
+  if (codePoint === 0x09) return '\\t';
+  if (codePoint === 0x0a) return '\\n';
+  if (codePoint === 0x0d) return '\\r';
+  return `\\u${codePoint.toString(16).padStart(4, '0')}`;
+}
+
+/**
+ * `text` with its control characters (C0, DEL, C1) written as escapes, as a table shows it: a tab
+ * in a cohort name pushed its row's columns out of line, and an escape sequence in one would be
+ * run by the terminal.
+ */
+export function printable(text: string): string {
+  let out = '';
   for (const char of text) {
     const codePoint = char.codePointAt(0)!;
-    if (codePoint < 0x300) {
-      width += codePoint >= 0x20 && (codePoint < 0x7f || codePoint >= 0xa0) ? 1 : 0;
-    } else if (!ZERO_WIDTH.test(char)) {
-      width += isWide(codePoint) ? 2 : 1;
-    }
+    out +=
+      codePoint < 0x20 || (codePoint >= 0x7f && codePoint < 0xa0) ? escapeControl(codePoint) : char;
+  }
+  return out;
+}
+
+/** The columns `text` takes in a terminal, as `printable` shows it. */
+export function displayWidth(text: string): number {
+  let width = 0;
+  for (const char of printable(text)) {
+    const codePoint = char.codePointAt(0)!;
+    if (codePoint < 0x300) width += 1;
+    else if (!ZERO_WIDTH.test(char)) width += isWide(codePoint) ? 2 : 1;
   }
   return width;
 }
 
-/** `text` padded with spaces on the right to `width` terminal columns. */
+/** `text`, printable, padded with spaces on the right to `width` terminal columns. */
 export function padEndTo(text: string, width: number): string {
-  return text + ' '.repeat(Math.max(0, width - displayWidth(text)));
+  return printable(text) + ' '.repeat(Math.max(0, width - displayWidth(text)));
 }
 
-/** `text` padded with spaces on the left to `width` terminal columns. */
+/** `text`, printable, padded with spaces on the left to `width` terminal columns. */
 export function padStartTo(text: string, width: number): string {
-  return ' '.repeat(Math.max(0, width - displayWidth(text))) + text;
+  return ' '.repeat(Math.max(0, width - displayWidth(text))) + printable(text);
 }
 
 /**

@@ -87,6 +87,19 @@ describe('renderReportTable', () => {
     expect(displayWidth('a\u200db')).toBe(2);
   });
 
+  it('shows control characters in names as escapes: a tab keeps its row in line, ESC runs nothing', () => {
+    const names = ['faq', 'billing\tEU', '\u001b[31mred'];
+    const text = renderReportTable(report(names.map((name) => row(name, 'small'))));
+    expect(text.includes('\t') || text.includes('\u001b')).toBe(false);
+    const lines = text.split('\n').filter((l) => / small /.test(l) && !l.startsWith('SDK'));
+    expect(lines.map((l) => l.slice(0, l.indexOf(' small ')).trimEnd())).toEqual([
+      'faq',
+      'billing\\tEU',
+      '\\u001b[31mred',
+    ]);
+    expect(new Set(lines.map((l) => l.indexOf(' small '))).size).toBe(1);
+  });
+
   it('marks a cost per success built on unpriced calls as a floor, and a masked cohort', () => {
     const text = renderReportTable(
       report([
