@@ -78,6 +78,8 @@ export type CostSource = 'span' | 'price_table' | 'unpriced' | 'none';
  * - `reported_zero_ignored` (price_table): the span said its cost was 0, and was priced instead;
  * - `failed_no_usage` (none): the call failed and reported no usage: providers bill no refused
  *   request (429, 5xx, 4xx);
+ * - `aborted_no_usage` (unpriced): the caller gave up on the call (an abort, a timeout: CLIENT_GAVE_UP)
+ *   and no usage came back; the provider may have served, and billed, the request all the same;
  * - '' otherwise.
  */
 export type CostNote =
@@ -87,7 +89,8 @@ export type CostNote =
   | 'no_model'
   | 'implausible_usage'
   | 'reported_zero_ignored'
-  | 'failed_no_usage';
+  | 'failed_no_usage'
+  | 'aborted_no_usage';
 
 export interface NormalizeResult {
   rows: SpanRow[];
@@ -578,6 +581,14 @@ interface CallCost {
 const NO_COST: CallCost = { costUsd: 0, source: 'none', note: '', priceRef: '' };
 
 /**
+ * `error.type`s of a call its caller gave up on rather than one the provider refused: the SDKs'
+ * abort and timeout errors (`APIUserAbortError`, `APIConnectionTimeoutError`, `AbortError`,
+ * `TimeoutError`), a stream the caller aborted (`StreamAbortedError`), a cancellation. A route's
+ * `timeoutMs` ends its call this way while the provider may still be generating the reply.
+ */
+const CLIENT_GAVE_UP = /abort|time[_ -]?out|timed[_ -]?out|cancel/i;
+
+/**
  * The cost of an LLM call. A positive cost the span carries is final: the application (or its
  * tool) knew it. A reported cost of 0 is no evidence: tools send 0 when they cannot price a model
  * (OpenLIT) or saw no usage, so it is set aside and the call is priced from its tokens like any
@@ -596,9 +607,11 @@ function costOf(
   if (reported !== undefined && reported > 0)
     return { costUsd: reported, source: 'span', note: '', priceRef: '' };
   if (usage.inputTokens + usage.outputTokens === 0) {
-    return failed
-      ? { ...NO_COST, note: 'failed_no_usage' }
-      : { ...NO_COST, source: 'unpriced', note: 'no_usage' };
+    if (!failed) return { ...NO_COST, source: 'unpriced', note: 'no_usage' };
+    // A refusal costs nothing; a call given up on may have been served: its cost is unknown.
+    return CLIENT_GAVE_UP.test(map['error.type'] ?? '')
+      ? { ...NO_COST, source: 'unpriced', note: 'aborted_no_usage' }
+      : { ...NO_COST, note: 'failed_no_usage' };
   }
   const implausible: CallCost = { ...NO_COST, source: 'unpriced', note: 'implausible_usage' };
   if (usage.inputTokens + usage.outputTokens > MAX_TOKENS_PER_CALL) return implausible;

@@ -31,6 +31,7 @@ import {
   instrumentOpenAI,
   runAttempt,
   runTask,
+  withFallback,
 } from '../../instrumentation/src/index.js';
 import { exportTo, startCollector } from '../support/third-party.js';
 import type { ExportingTracing, ListeningCollector } from '../support/third-party.js';
@@ -153,6 +154,63 @@ async function inTask<T>(cohort: string, call: () => Promise<T>) {
   });
   return { taskId, result, requests: llm.requests - before };
 }
+
+describe('the cost of a call that ended without usage', () => {
+  it('is unknown when the route timeout cut the call off, and nothing when the provider refused it', async () => {
+    // review data-edges #F1: a call given up on was stored as a known $0, and a route whose
+    // timeouts drove its fallbacks showed a clean cost per success, with no call unpriced.
+    llm.setFaults([
+      faults.hang('gpt-hangs'),
+      faults.status('gpt-refused', 429, { retryAfterSeconds: 0.01 }),
+    ]);
+    let taskId = '';
+    await runTask({ cohort: 'cut-off' }, (task) => {
+      taskId = task.taskId;
+      return withFallback({
+        routes: [
+          {
+            route: 'small',
+            timeoutMs: 100,
+            run: (ctx) =>
+              openai.chat.completions.create(
+                { model: 'gpt-hangs', messages: ask },
+                { signal: ctx.signal },
+              ),
+          },
+          {
+            route: 'large',
+            run: () => openai.chat.completions.create({ model: 'gpt-4o', messages: ask }),
+          },
+        ],
+      });
+    });
+    const refused = await inTask('cut-off', () =>
+      openai.chat.completions.create({ model: 'gpt-refused', messages: ask }),
+    ).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    const rows = await sql(
+      `SELECT request_model, cost_source, cost_note, error_type FROM spans FINAL
+       WHERE kind = 'llm' AND cohort = 'cut-off' ORDER BY request_model`,
+    );
+    expect(rows).toEqual([
+      { request_model: 'gpt-4o', cost_source: 'price_table', cost_note: '', error_type: '' },
+      {
+        request_model: 'gpt-hangs',
+        cost_source: 'unpriced',
+        cost_note: 'aborted_no_usage',
+        error_type: 'APIUserAbortError',
+      },
+      {
+        request_model: 'gpt-refused',
+        cost_source: 'none',
+        cost_note: 'failed_no_usage',
+        error_type: '429',
+      },
+    ]);
+    const [task] = await sql(`SELECT unpriced_calls FROM v_tasks WHERE task_id = '${taskId}'`);
+    expect(Number(task!['unpriced_calls'])).toBe(1);
+  });
+});
 
 describe('SDK retries, counted by the instrumentation', () => {
   it('OpenAI: a call rate-limited twice then answered records 3 requests and the wait; stored as 2 retries', async () => {

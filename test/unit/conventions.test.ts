@@ -66,6 +66,32 @@ describe('honest cost', () => {
     expect(row).toMatchObject({ cost_source: 'none', cost_note: 'failed_no_usage', cost_usd: 0 });
   });
 
+  it.each(['APIUserAbortError', 'APIConnectionTimeoutError', 'TimeoutError', 'StreamAbortedError'])(
+    'leaves unpriced a call its caller gave up on (%s): the provider may have served it',
+    (errorType) => {
+      const row = only([
+        {
+          attributes: { 'gen_ai.request.model': 'gpt-4o-mini', 'error.type': errorType },
+          status: { code: 2, message: 'Request was aborted.' },
+        },
+      ]);
+      expect(row).toMatchObject({ cost_source: 'unpriced', cost_note: 'aborted_no_usage' });
+    },
+  );
+
+  it.each(['429', '503', 'RateLimitError', 'APIConnectionError'])(
+    'still prices a refused call (%s) at nothing',
+    (errorType) => {
+      const row = only([
+        {
+          attributes: { 'gen_ai.request.model': 'gpt-4o-mini', 'error.type': errorType },
+          status: { code: 2 },
+        },
+      ]);
+      expect(row).toMatchObject({ cost_source: 'none', cost_note: 'failed_no_usage' });
+    },
+  );
+
   it('records which price entry priced a call', () => {
     const row = only([
       {
