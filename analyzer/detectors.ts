@@ -289,19 +289,41 @@ function side(label: string, n: number, events: number, shown: (rate: number) =>
 }
 
 /**
- * The alternatives a rate monitor tests at once, as multiples of `detect`, and the share of the
- * false-alert budget each is held to (Σ = 1, so by the union bound the monitor keeps α). A chart
- * tuned to one change gains at most ln(p₁/p₀) per event however large the change: a drop of 25
- * points on a large-first cohort of a few hundred tasks gathered evidence barely faster than a
- * 5-point one, and went unalerted. The tuned chart keeps most of the budget (its threshold rises
- * by ln 1.25 ≈ 0.2); the charts tuned to 2× and 4× the change catch the large ones in a fraction
- * of the tasks.
+ * The alternatives every monitor tests at once, as multiples of `detect`, and the share of the
+ * false-alert budget each is held to (Σ = 1, so by the union bound the monitor keeps α). A rate
+ * chart tuned to one change gains at most ln(p₁/p₀) per event however large the change: a drop
+ * of 25 points on a large-first cohort of a few hundred tasks gathered evidence barely faster
+ * than a 5-point one, and went unalerted. A cost chart's gain grows with the rise, but one tuned
+ * to +25 % gains less than half as fast on a doubling as one tuned to it. The tuned chart keeps
+ * most of the budget (its threshold rises by ln 1.25 ≈ 0.2); the charts tuned to 2× and 4× the
+ * change catch the large ones in a fraction of the tasks.
  */
 const CHARTS = [
   { multiple: 1, share: 0.8 },
   { multiple: 2, share: 0.1 },
   { multiple: 4, share: 0.1 },
 ] as const;
+
+interface Chart {
+  result: CusumResult | null;
+  h: number;
+}
+
+/**
+ * Runs one chart per alternative (CHARTS; `run` gives undefined for one that adds nothing) and
+ * keeps the one whose evidence stands highest over its own threshold: it speaks for the monitor.
+ */
+function strongestChart(run: (chart: (typeof CHARTS)[number]) => Chart | undefined): Chart {
+  let chosen: Chart | undefined;
+  for (const chart of CHARTS) {
+    const next = run(chart);
+    if (!next) continue;
+    const standing = next.result ? next.result.statistic / next.h : -Infinity;
+    const best = chosen?.result ? chosen.result.statistic / chosen.h : -Infinity;
+    if (!chosen || standing > best) chosen = next;
+  }
+  return chosen!;
+}
 
 /** The threshold for a monitor: ARL₀ = expected trials per horizon × monitors ÷ α. */
 function threshold(
@@ -466,27 +488,19 @@ function bernoulliFinding(
   const expected = expectedPerHorizon(input, settings, currentN, baseN);
   // One chart per alternative (CHARTS), each held to its share of the false-alert budget; the one
   // whose evidence stands highest over its threshold speaks for the monitor.
-  let chosen: { result: CusumResult | null; h: number } | null = null;
   let lastP1 = p0;
-  for (const chart of CHARTS) {
+  const { result, h } = strongestChart((chart) => {
     const p1 = clampRate(kind.alternative(p0, rule.detect * chart.multiple));
     // A larger multiple that the kind or the clamp makes no larger adds no chart.
-    if (chart.multiple > 1 && p1 <= lastP1 + 1e-12) continue;
+    if (chart.multiple > 1 && p1 <= lastP1 + 1e-12) return undefined;
     lastP1 = p1;
-    const result = fromBucket(buckets, firstBucket(input), (list) =>
-      bernoulliCusum(list, p0, p1, settings.minTasks, referenceTrials),
-    );
-    const h = threshold(
-      expected,
-      input.monitors,
-      settings.alpha * chart.share,
-      bernoulliKl(p0, p1),
-    );
-    const standing = result ? result.statistic / h : -Infinity;
-    const best = chosen?.result ? chosen.result.statistic / chosen.h : -Infinity;
-    if (!chosen || standing > best) chosen = { result, h };
-  }
-  const { result, h } = chosen!;
+    return {
+      result: fromBucket(buckets, firstBucket(input), (list) =>
+        bernoulliCusum(list, p0, p1, settings.minTasks, referenceTrials),
+      ),
+      h: threshold(expected, input.monitors, settings.alpha * chart.share, bernoulliKl(p0, p1)),
+    };
+  });
   const baselineSide = {
     ...(target !== null
       ? { label: kind.label, n: 0, value: target, interval: null, target: true }
@@ -613,17 +627,24 @@ function costFinding(input: MonitorInput, settings: EvaluationSettings): Finding
     target === null && referenceError > 0
       ? variance / (perUnit * perUnit * referenceError)
       : Infinity;
-  const result = fromBucket(
-    costBuckets(input.current, nullPerSuccess),
-    firstBucket(input),
-    (list) => gaussianCusum(list, shift, variance, settings.minTasks, referenceTrials),
-  );
-  const h = threshold(
-    expectedPerHorizon(input, settings, now.tasks, reference.tasks),
-    input.monitors,
-    settings.alpha,
-    (shift * shift) / (2 * variance),
-  );
+  // As a rate monitor (CHARTS): a chart tuned to `detect` gains (shift/σ²)·(Δ − shift/2) a task
+  // for a true rise Δ, half of what one tuned to a doubling of the cost per success gains on it.
+  const costs = costBuckets(input.current, nullPerSuccess);
+  const expected = expectedPerHorizon(input, settings, now.tasks, reference.tasks);
+  const { result, h } = strongestChart((chart) => {
+    const chartShift = shift * chart.multiple;
+    return {
+      result: fromBucket(costs, firstBucket(input), (list) =>
+        gaussianCusum(list, chartShift, variance, settings.minTasks, referenceTrials),
+      ),
+      h: threshold(
+        expected,
+        input.monitors,
+        settings.alpha * chart.share,
+        (chartShift * chartShift) / (2 * variance),
+      ),
+    };
+  });
   const baselineSide = {
     label:
       rule.kind === 'cheaper_than_large'

@@ -9,6 +9,9 @@
  *   B  faq × small: fallback rate 12 % → 24 % (doubling)
  *   C  extraction × small: the small model's price ×3.5, so its cost per successful task crosses
  *      extraction × large's (a concurrent control of 7 % of traffic)
+ *   D  billing × small: success 95 % → 75 %
+ *   E  billing × small: every call's cost ×1.5 (cost per success +50 %, twice the rule's detect)
+ *   F  billing × small: every call's cost ×3
  *   control: nothing changes.
  * Evaluated as production evaluates: the default rules and settings (24 h window in 96 buckets,
  * trailing 7-day baseline, α 1 % per rule per window, minimum 150, pending for 2 evaluations),
@@ -145,6 +148,25 @@ const SCENARIOS: Scenario[] = [
     name: 'D: billing × small (3 %) success 95 % → 75 %',
     target: { cohort: 'billing', route: 'small', rule: 'success_rate_drop' },
     change: (m) => (m.cohort === 'billing' ? { ...m, success: 0.75 } : m),
+  },
+  {
+    // A cost rise twice the rule's `detect` (25 %), and one eight times it, on the smallest cohort:
+    // the cost test's evidence grows with the size of the rise, but a chart tuned to `detect`
+    // alone collects it at a fraction of the rate one tuned to the rise would.
+    name: 'E: billing × small (3 %) cost per success +50 %',
+    target: { cohort: 'billing', route: 'small', rule: 'cost_per_success_rise' },
+    change: (m) =>
+      m.cohort === 'billing'
+        ? { ...m, callCost: m.callCost * 1.5, fallbackCost: m.fallbackCost * 1.5 }
+        : m,
+  },
+  {
+    name: 'F: billing × small (3 %) cost per success ×3',
+    target: { cohort: 'billing', route: 'small', rule: 'cost_per_success_rise' },
+    change: (m) =>
+      m.cohort === 'billing'
+        ? { ...m, callCost: m.callCost * 3, fallbackCost: m.fallbackCost * 3 }
+        : m,
   },
   { name: 'control: no change' },
 ];

@@ -139,6 +139,47 @@ describe('success_rate_drop: charts tuned to larger drops too', () => {
   });
 });
 
+describe('cost_per_success_rise: charts tuned to larger rises too', () => {
+  const rule = rules.find((r) => r.kind === 'cost_per_success_rise')!;
+  // Tasks whose cost averages `mean` with a standard deviation of twice that (fallbacks to a large
+  // model make costs heavy-tailed), 90 % of them successful.
+  const costs = (tasks: number, mean: number): TaskCounts => ({
+    ...emptyCounts(),
+    tasks,
+    known: tasks,
+    successes: 0.9 * tasks,
+    cost: mean * tasks,
+    costSquared: 5 * mean * mean * tasks,
+    successCost: 0.9 * mean * tasks,
+    knownCost: mean * tasks,
+    knownCostSquared: 5 * mean * mean * tasks,
+  });
+  // A week of 400 tasks a day; the last `hours` hours of the window at `k` times the cost.
+  const baseline = costs(2_800, 0.01);
+  const window = (hours: number, k: number) =>
+    Array.from({ length: 24 }, (_, i) => (i < 24 - hours ? costs(0, 0.01) : costs(25, 0.01 * k)));
+  const input = (current: TaskCounts[]): MonitorInput => ({
+    ...monitor(current, baseline),
+    rule,
+    cohort: 'billing',
+    monitors: 6,
+  });
+
+  it('fires on a doubled cost over 125 tasks, which a chart tuned to +25 % alone missed', () => {
+    // The chart tuned to +25 % gathers (δ/σ²)(Δ − δ/2) a task: 3.5 δ²/σ² for a rise of 4δ, against
+    // 8 δ²/σ² for the chart tuned to it. Alone, it stood at 6.4 against its threshold of 7.5 here.
+    const finding = detect(input(window(5, 2)), evaluation);
+    expect(finding.current.value).toBeCloseTo(0.02 / 0.9, 6);
+    expect(finding.status).toBe('degraded');
+    expect(finding.statistic!).toBeGreaterThanOrEqual(finding.threshold!);
+  });
+
+  it('stays quiet on an unchanged cost, and on a rise under the tuned one', () => {
+    expect(detect(input(window(24, 1)), evaluation).status).toBe('ok');
+    expect(detect(input(window(24, 1.1)), evaluation).status).toBe('ok');
+  });
+});
+
 describe('the estimated baseline', () => {
   const p1Of = (p0: number) => p0 + rules.find((r) => r.kind === 'retry_rise')!.detect;
   const llr = (n: number, x: number, p0: number) => {
