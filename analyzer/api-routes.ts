@@ -266,9 +266,11 @@ const resolutionOf = (closing: Finding): Resolution =>
   closing.status === 'insufficient_data' ? 'closed_without_verdict' : 'recovered';
 
 /**
- * The cohort × routes of `findings` that no rule could judge (every finding `insufficient_data`),
- * with the reason of the success-rate rule's finding (the one every cohort × route has by
- * default), else of the first. Those with an alert open are left out: they are listed as alerts.
+ * The cohort × routes of `findings` that no rule could judge (no finding ran a test: each is
+ * `insufficient_data`, or `ok` with no statistic, as a reason shift among too few fallbacks to
+ * matter), with the reason of the success-rate rule's finding (the one every cohort × route has
+ * by default), else of the first. Those with an alert open are left out: they are listed as
+ * alerts. A route with no baseline at all was left off the list by that one `ok`.
  */
 export function unjudgedOf(
   findings: readonly Finding[],
@@ -285,7 +287,7 @@ export function unjudgedOf(
       entry = { cohort: f.cohort, route: f.route, reason: f.summary, judged: false };
       monitors.set(key, entry);
     }
-    if (f.status !== 'insufficient_data') entry.judged = true;
+    if (f.status !== 'insufficient_data' && f.statistic !== null) entry.judged = true;
     else if (f.kind === 'success_rate_drop' && f.detail === '') entry.reason = f.summary;
   }
   return [...monitors.entries()]

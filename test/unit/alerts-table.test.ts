@@ -122,7 +122,7 @@ describe('what no rule could judge', () => {
     summary,
     baseline: { label: '', n: 0, value: null, interval: null, description: '' },
     current: { label: '', n: 0, value: null, interval: null, since: null },
-    statistic: null,
+    statistic: status === 'insufficient_data' ? null : 1,
     threshold: null,
     effect: null,
   });
@@ -141,6 +141,13 @@ describe('what no rule could judge', () => {
         // One rule judged it: it is watched.
         finding('faq', 'small', 'success_rate_drop', 'ok', 'no degradation'),
         finding('faq', 'small', 'p95_regression', 'insufficient_data', 'p95 short'),
+        // A reason shift among too few fallbacks to matter is `ok`, but ran no test: a route
+        // with no baseline for any other rule is still unjudged (review newcomer #2).
+        finding('nobase', 'small', 'success_rate_drop', 'insufficient_data', '0 in the baseline'),
+        {
+          ...finding('nobase', 'small', 'fallback_reason_shift', 'ok', 'too few to matter'),
+          statistic: null,
+        },
         // Held by an open alert: listed as an alert, not here.
         finding('held', 'small', 'success_rate_drop', 'insufficient_data', 'no tasks'),
         finding(
@@ -155,6 +162,7 @@ describe('what no rule could judge', () => {
     );
     expect(unjudged).toEqual([
       { cohort: 'new', route: 'large', reason: '0 tasks in the baseline' },
+      { cohort: 'nobase', route: 'small', reason: '0 in the baseline' },
       {
         cohort: 'tiny',
         route: 'small',
@@ -162,7 +170,7 @@ describe('what no rule could judge', () => {
       },
     ]);
     const text = renderAlertsTable({ ...view([]), unjudged });
-    expect(text).toMatch(/^Not judged by any rule, too little data \(2 cohort × routes\):$/m);
+    expect(text).toMatch(/^Not judged by any rule, too little data \(3 cohort × routes\):$/m);
     expect(text).toMatch(/tiny × small +15 in the current window, fewer than the minimum 150/);
   });
 
