@@ -324,6 +324,18 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
     const listed = states
       .filter((s) => s.state !== 'inactive' && (wanted === 'all' || s.state === wanted))
       .sort((a, b) => b.since - a.since);
+    // An alert whose rule is gone (removed from the rules file) keeps the severity it was sent
+    // with, as its closing message does, not a default.
+    const sentWith = new Map(
+      await Promise.all(
+        listed
+          .filter((s) => !severity.has(s.ruleId))
+          .map(
+            async (s) =>
+              [s.fingerprint, await evaluator.alerts.lastSeverity(s.fingerprint)] as const,
+          ),
+      ),
+    );
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     const open = new Set(
       states
@@ -337,7 +349,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         fingerprint: s.fingerprint,
         rule: s.ruleId,
         kind: s.finding.kind,
-        severity: severity.get(s.ruleId) ?? 'warning',
+        severity: severity.get(s.ruleId) ?? sentWith.get(s.fingerprint) ?? 'warning',
         cohort: s.cohort,
         route: s.route,
         detail: s.detail,

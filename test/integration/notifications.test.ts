@@ -305,6 +305,13 @@ describe('alert notifications', () => {
           ),
         });
       }
+      // The alerts API shows them with that severity too, not a default (review newcomer #5).
+      const listed = (
+        await disabled.app.inject({ method: 'GET', url: '/api/v1/alerts?state=all' })
+      ).json() as { alerts: { rule: string; severity: string }[] };
+      const closedAlerts = listed.alerts.filter((a) => a.rule === 'hook_drop');
+      expect(closedAlerts.length).toBeGreaterThanOrEqual(2);
+      for (const alert of closedAlerts) expect(alert.severity).toBe('critical');
       // Closed once: evaluated again, nothing more is said.
       const again = await evaluateAt(disabled, HEALTHY_FROM + 480_000);
       expect(again.events).toEqual([]);
