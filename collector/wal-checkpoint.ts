@@ -90,6 +90,33 @@ export function decodeSlot(
   return { sequence: Number(slot.readBigUInt64LE(8)), checkpoint: checkpoint.data };
 }
 
+/** The whole slot with the higher sequence in a checkpoint file's bytes, if either is whole. */
+function newestSlot(bytes: Buffer): { sequence: number; checkpoint: Checkpoint } | undefined {
+  const slots = [
+    decodeSlot(bytes.subarray(0, Math.min(bytes.length, SLOT_BYTES))),
+    decodeSlot(bytes.subarray(SLOT_BYTES, Math.max(SLOT_BYTES, bytes.length))),
+  ];
+  return slots.reduce((best, slot) =>
+    slot && (!best || slot.sequence > best.sequence) ? slot : best,
+  );
+}
+
+/**
+ * The checkpoint of the log in `dir`, read without changing anything (no file created, none
+ * deleted): for a command that looks at a stopped routewatch's log. NO_CHECKPOINT when there is
+ * none, or none readable.
+ */
+export async function readCheckpoint(dir: string): Promise<Checkpoint> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(join(dir, CHECKPOINT_FILE));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return readLegacyCheckpoint(dir, undefined);
+  }
+  return newestSlot(bytes.subarray(0, 2 * SLOT_BYTES))?.checkpoint ?? NO_CHECKPOINT;
+}
+
 /** The checkpoint file of one log directory, open for the life of the log. */
 export class CheckpointFile {
   readonly path: string;
@@ -128,13 +155,7 @@ export class CheckpointFile {
     try {
       const bytes = Buffer.alloc(2 * SLOT_BYTES);
       const { bytesRead } = await handle.read(bytes, 0, bytes.length, 0);
-      const slots = [
-        decodeSlot(bytes.subarray(0, Math.min(bytesRead, SLOT_BYTES))),
-        decodeSlot(bytes.subarray(SLOT_BYTES, Math.max(SLOT_BYTES, bytesRead))),
-      ];
-      const newest = slots.reduce((best, slot) =>
-        slot && (!best || slot.sequence > best.sequence) ? slot : best,
-      );
+      const newest = newestSlot(bytes.subarray(0, bytesRead));
       // A crash after the file was created and before the older log's file was deleted.
       await unlink(join(dir, LEGACY_CHECKPOINT_FILE)).catch(ignoreMissing);
       if (!newest) {

@@ -20,6 +20,7 @@ import {
   WriteAheadLog,
   encodeRecord,
   recordKeys,
+  unstoredInLog,
 } from '../../collector/wal.js';
 import type { WalOptions } from '../../collector/wal.js';
 import { CHECKPOINT_FILE, SLOT_BYTES, decodeSlot } from '../../collector/wal-checkpoint.js';
@@ -138,6 +139,21 @@ describe('WriteAheadLog', () => {
     expect(await rowsOf(wal)).toEqual(expected);
     // The keys of every unstored row, for de-duplication of exporter retries.
     expect(wal.takeReplayedKeys()).toEqual(expected);
+    await wal.close();
+  });
+
+  it('tells what it holds unstored without opening it, for a query of a stopped directory', async () => {
+    const dir = tempDir();
+    expect(await unstoredInLog(join(dir, 'none'))).toEqual({ records: 0, spans: 0 });
+    const wal = await open({ dir, segmentBytes: 2048 });
+    for (let i = 0; i < 5; i++) await wal.append([frame(`s${i}`, 3, 200)]);
+    await wal.release(wal.entries()[1]!.end);
+    const before = readdirSync(dir).map((name) => [name, statSync(join(dir, name)).size]);
+    // Read while the log is open (its files as a killed process leaves them): 3 records unstored.
+    expect(await unstoredInLog(dir)).toEqual({ records: 3, spans: 9 });
+    expect(readdirSync(dir).map((name) => [name, statSync(join(dir, name)).size])).toEqual(before);
+    await wal.release(wal.entries().at(-1)!.end);
+    expect(await unstoredInLog(dir)).toEqual({ records: 0, spans: 0 });
     await wal.close();
   });
 
