@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { isStoreUnavailable } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
 import { badRequest, notFound, unavailable } from '../server/http-error.js';
+import { closestName } from '../server/edit-distance.js';
 import { TimeArgumentError, parseInstant, resolveWindow } from '../server/time.js';
 import type { Finding } from './detectors.js';
 import type { Evaluator } from './evaluator.js';
@@ -296,6 +297,32 @@ export function unjudgedOf(
     .sort((a, b) => a.cohort.localeCompare(b.cohort) || a.route.localeCompare(b.route));
 }
 
+/**
+ * What a new silence names that the last evaluation watched nowhere: a mistyped cohort would
+ * confirm a silence that matches nothing, while the alert it was meant for keeps paging. Said,
+ * not refused: a silence may be set ahead of a cohort's first tasks. Nothing before the first
+ * evaluation, which is what it is compared with.
+ */
+export function unwatchedNames(silence: Silence, findings: readonly Finding[]): string[] {
+  if (findings.length === 0) return [];
+  const warnings: string[] = [];
+  for (const [matcher, name] of [
+    ['cohort', silence.cohort],
+    ['route', silence.route],
+  ] as const) {
+    if (name === '') continue;
+    const watched = new Set(findings.map((f) => f[matcher]));
+    if (watched.has(name)) continue;
+    const near = closestName(name, [...watched].filter((n) => n !== '').sort());
+    warnings.push(
+      `no ${matcher} named ${JSON.stringify(name)} was watched at the last evaluation` +
+        (near === undefined ? '' : ` (did you mean ${JSON.stringify(near)}?)`) +
+        ': the silence matches no alert now',
+    );
+  }
+  return warnings;
+}
+
 const SILENCE_USAGE =
   'Send {"cohort": "…", "route": "…", "rule": "…" (any left out matches any; "all": true instead of all three), "for": "4h" or "until": "<date or ISO instant>", "starts": "<instant>" (optional, now), "comment": "who and why"}.';
 
@@ -420,7 +447,8 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
     }
     await readStore(() => evaluator.alerts.saveSilence(silence));
     void reply.code(201);
-    return { silence: silenceView(silence) };
+    const warnings = unwatchedNames(silence, evaluator.lastResult?.findings ?? []);
+    return { silence: silenceView(silence), ...(warnings.length > 0 ? { warnings } : {}) };
   });
 
   app.delete<{ Params: { id: string } }>('/api/v1/silences/:id', async (request) => {

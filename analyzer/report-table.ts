@@ -179,6 +179,13 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
   ];
   if (overall) lines.push(rule, line(overall));
   if (report.rows.length === 0) lines.push('(no tasks in this window)');
+  // A typo in a filter reads as "no traffic" otherwise.
+  for (const u of report.unmatched ?? []) {
+    lines.push(
+      `No task in this window has ${u.filter} "${printable(u.name)}"` +
+        (u.suggestion === null ? '.' : `: did you mean "${printable(u.suggestion)}"?`),
+    );
+  }
   const masked = report.rows.filter((r) => r.concentration?.maskedByAverage);
   if (masked.length > 0) {
     lines.push(

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { closestName } from '../server/edit-distance.js';
 import { chFlag, chNullableNumber, chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
 import { queryFlat, readChanged } from '../storage/window-sql.js';
@@ -228,6 +229,19 @@ export interface Report {
   rows: CohortRouteMetrics[];
   /** Every task of the window together: the global average beside what it hides. */
   overall: WindowMetrics | null;
+  /**
+   * Cohorts and routes the filter names that no task of the window has (a typo reads as "no
+   * traffic" otherwise), each with the name of the window it most likely means; absent when
+   * every name matched or there is no such filter.
+   */
+  unmatched?: UnmatchedName[];
+}
+
+export interface UnmatchedName {
+  filter: 'cohort' | 'route';
+  name: string;
+  /** The window's name nearest it, when near enough to be a typo of it; null otherwise. */
+  suggestion: string | null;
 }
 
 export interface ReportWindow {
@@ -424,6 +438,7 @@ export async function buildReport(
   const overall = metrics.filter((m) => m.is_overall);
   const key = (cohort: string, route: string) => `${cohort}\u0000${route}`;
   const byGroup = new Map(concentration.map((c) => [key(c.cohort, c.primary_route), c]));
+  const unmatched = unfiltered ? unmatchedNames(lists, unfiltered) : [];
   return {
     from: window.from.toISOString(),
     to: window.to.toISOString(),
@@ -434,5 +449,28 @@ export async function buildReport(
       scores: scoresOf(row),
     })),
     overall: overall[0] ? { ...toWindowMetrics(overall[0]), scores: scoresOf(overall[0]) } : null,
+    ...(unmatched.length > 0 ? { unmatched } : {}),
   };
+}
+
+/** The filter's cohorts and routes that no group of the whole window has (see Report.unmatched). */
+function unmatchedNames(
+  lists: { cohorts: string[]; routes: string[] },
+  groups: readonly { cohort: string; primary_route: string }[],
+): UnmatchedName[] {
+  const seen = {
+    cohort: new Set(groups.map((g) => g.cohort)),
+    route: new Set(groups.map((g) => g.primary_route)),
+  };
+  const given = [
+    ...lists.cohorts.map((name) => ({ filter: 'cohort' as const, name })),
+    ...lists.routes.map((name) => ({ filter: 'route' as const, name })),
+  ];
+  return given
+    .filter(({ filter, name }) => !seen[filter].has(name))
+    .map(({ filter, name }) => ({
+      filter,
+      name,
+      suggestion: closestName(name, [...seen[filter]].filter((n) => n !== '').sort()) ?? null,
+    }));
 }

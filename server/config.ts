@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { editDistance } from './edit-distance.js';
+import { closestName } from './edit-distance.js';
 import { parseMappingFile } from '../collector/mapping.js';
 import type { MappingRules } from '../collector/mapping.js';
 import { parsePriceFile } from '../collector/price-file.js';
@@ -420,19 +420,7 @@ export function unknownSettings(
   return Object.keys(source)
     .filter((name) => name.startsWith('ROUTEWATCH_') && !known.includes(name))
     .sort()
-    .map((name) => {
-      let suggestion: string | undefined;
-      let best = Infinity;
-      for (const candidate of known) {
-        const distance = editDistance(name, candidate);
-        if (distance < best) [best, suggestion] = [distance, candidate];
-      }
-      // Two edits, or a third of the name: further than that is no typo.
-      return {
-        name,
-        suggestion: best <= Math.max(2, Math.floor(name.length / 3)) ? suggestion : undefined,
-      };
-    });
+    .map((name) => ({ name, suggestion: closestName(name, known) }));
 }
 
 /**

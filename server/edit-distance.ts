@@ -14,3 +14,17 @@ export function editDistance(a: string, b: string): number {
   }
   return row[b.length]!;
 }
+
+/**
+ * The candidate nearest `name`, if near enough to be a typo of it: two edits, or a third of the
+ * name. Further than that is no typo. Ties go to the first candidate.
+ */
+export function closestName(name: string, candidates: Iterable<string>): string | undefined {
+  let suggestion: string | undefined;
+  let best = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(name, candidate);
+    if (distance < best) [best, suggestion] = [distance, candidate];
+  }
+  return best <= Math.max(2, Math.floor(name.length / 3)) ? suggestion : undefined;
+}

@@ -155,10 +155,14 @@ Options:
     // What the instance refuses as a bad value (an unknown rule, an --until past the limit) is a
     // usage error too: exit 2, as for the checks above.
     const answer = (await instance.post('/api/v1/silences', body).catch((error: unknown) => {
+      // The API's answer ends with the JSON body it takes: told here as this command's options.
       if (error instanceof RemoteError && error.status === 400)
-        throw new UsageError(error.detail ?? error.message);
+        throw new UsageError(
+          `${(error.detail ?? error.message).replace(/\. Send \{.*$/s, '')} (routewatch silence --help)`,
+        );
       throw error;
-    })) as { silence: SilenceView };
+    })) as { silence: SilenceView; warnings?: string[] };
+    for (const warning of answer.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
     process.stdout.write(
       values.json
         ? `${JSON.stringify(answer, null, 2)}\n`

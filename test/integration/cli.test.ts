@@ -143,6 +143,10 @@ describe('routewatch CLI', () => {
     const filtered = run(['report', '--cohort', 'nope', '--url', url], {});
     expect(await filtered.exited).toBe(0);
     expect(filtered.out()).toMatch(/\(cohorts nope\)[\s\S]*\(no tasks in this window\)/);
+    // A typo reads as no traffic unless said (review newcomer #4).
+    const typo = run(['report', '--cohort', 'fqa', '--url', url], {});
+    expect(await typo.exited).toBe(0);
+    expect(typo.out()).toMatch(/^No task in this window has cohort "fqa": did you mean "faq"\?$/m);
     const wide = run(
       ['report', '--cohort', 'faq', '--wide', '--compare', 'previous', '--url', url],
       {},
@@ -208,6 +212,36 @@ describe('routewatch CLI', () => {
     expect(alertsSilenced.out()).toMatch(
       /Silences, in force or to come \(their alerts send no message meanwhile\):[\s\S]*ana: migrating faq/,
     );
+    // A cohort the last evaluation watched nowhere: confirmed, with a warning naming the likely one.
+    const mistyped = run(
+      ['silence', 'add', '--cohort', 'fqa', '--for', '1h', '--comment', 'typo', '--url', url],
+      {},
+    );
+    expect(await mistyped.exited, mistyped.err()).toBe(0);
+    expect(mistyped.err()).toMatch(
+      /^warning: no cohort named "fqa" was watched at the last evaluation \(did you mean "faq"\?\): the silence matches no alert now$/m,
+    );
+    const mistypedId = /id ([0-9a-f-]{36})/.exec(mistyped.out())![1]!;
+    expect(await run(['silence', 'end', mistypedId, '--url', url], {}).exited).toBe(0);
+    // The instance's refusal is told as this command's options, not as the API's JSON body.
+    const past = run(
+      [
+        'silence',
+        'add',
+        '--cohort',
+        'faq',
+        '--until',
+        '2020-01-01',
+        '--comment',
+        'x',
+        '--url',
+        url,
+      ],
+      {},
+    );
+    expect(await past.exited).toBe(2);
+    expect(past.err()).toMatch(/would end .* before it starts .* \(routewatch silence --help\)$/m);
+    expect(past.err()).not.toMatch(/Send \{/);
     const unknownRule = run(
       ['silence', 'add', '--rule', 'nope', '--for', '1h', '--comment', 'x', '--url', url],
       {},
@@ -225,7 +259,9 @@ describe('routewatch CLI', () => {
     expect(none.out()).toBe('No silence in force or to come.\n');
     const endedToo = run(['silence', 'list', '--ended', '--json', '--url', url], {});
     expect(await endedToo.exited).toBe(0);
-    expect(JSON.parse(endedToo.out()).silences).toMatchObject([{ id, cohort: 'faq' }]);
+    expect(JSON.parse(endedToo.out()).silences).toEqual(
+      expect.arrayContaining([expect.objectContaining({ id, cohort: 'faq' })]),
+    );
     const missing = run(['silence', 'end', 'no-such-id', '--url', url], {});
     expect(await missing.exited).toBe(1);
     expect(missing.err()).toMatch(/answered 404: no silence "no-such-id"/);

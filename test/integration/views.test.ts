@@ -272,6 +272,27 @@ describe('v_cohort_route_window and the report', () => {
     ]);
   });
 
+  it('names the filtered cohorts and routes no task of the window has, with the likely typo', async () => {
+    const window = { from: dateAt(-12 * 3_600_000), to: dateAt(12 * 3_600_000) };
+    const report = await buildReport(temp.store, window, new Date(), {
+      cohorts: ['fqa', 'faq', 'billing'],
+      routes: ['smal'],
+    });
+    expect(report.rows).toEqual([]);
+    expect(report.unmatched).toEqual([
+      { filter: 'cohort', name: 'fqa', suggestion: 'faq' },
+      { filter: 'cohort', name: 'billing', suggestion: null },
+      { filter: 'route', name: 'smal', suggestion: 'small' },
+    ]);
+    // Names the window has, even when the filters together select nothing, are not listed.
+    const none = await buildReport(temp.store, window, new Date(), {
+      cohorts: ['policy'],
+      routes: ['small'],
+    });
+    expect(none.rows).toEqual([]);
+    expect(none.unmatched).toBeUndefined();
+  });
+
   it('gives the all-time summary view the same figures', async () => {
     const rows = await temp.store.query(
       'SELECT cohort, tasks, successes FROM v_cohort_route_summary ORDER BY cohort',

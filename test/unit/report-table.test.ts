@@ -87,6 +87,20 @@ describe('renderReportTable', () => {
     expect(displayWidth('a\u200db')).toBe(2);
   });
 
+  it('says which filtered names no task of the window has, with the name a typo most likely means', () => {
+    const text = renderReportTable({
+      ...report([], null),
+      filter: { cohorts: ['fqa'], routes: ['smal'], services: [], policies: [] },
+      unmatched: [
+        { filter: 'cohort', name: 'fqa', suggestion: 'faq' },
+        { filter: 'route', name: 'smal', suggestion: null },
+      ],
+    });
+    expect(text).toMatch(/^\(no tasks in this window\)$/m);
+    expect(text).toMatch(/^No task in this window has cohort "fqa": did you mean "faq"\?$/m);
+    expect(text).toMatch(/^No task in this window has route "smal"\.$/m);
+  });
+
   it('shows control characters in names as escapes: a tab keeps its row in line, ESC runs nothing', () => {
     const names = ['faq', 'billing\tEU', '\u001b[31mred'];
     const text = renderReportTable(report(names.map((name) => row(name, 'small'))));
