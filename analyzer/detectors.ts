@@ -10,6 +10,7 @@ import {
   costPerSuccess,
   cusumThreshold,
   gaussianCusum,
+  referencedBernoulliCusum,
   wilson,
 } from './stats.js';
 import type { CusumResult, CusumWindow, Interval, RatioSums } from './stats.js';
@@ -39,6 +40,8 @@ export interface Side {
   n: number;
   value: number | null;
   interval: Interval | null;
+  /** failure_concentration: the rest of the traffic's failure rate over the same window. */
+  restRate?: number | null;
 }
 
 export interface Finding {
@@ -108,8 +111,11 @@ export interface MonitorInput {
   target?: number | null;
   /** The baseline's exact p95 latency (p95_regression). */
   baselineP95Ms?: number | null;
-  /** failure_concentration: the rest of the traffic, now and in the baseline. */
-  rest?: { current: TaskCounts; baseline: TaskCounts | null };
+  /**
+   * failure_concentration: the rest of the traffic, now and in the baseline; `buckets`, now in the
+   * buckets of `current`, so that each window is compared with the rest over the same time.
+   */
+  rest?: { current: TaskCounts; baseline: TaskCounts | null; buckets?: readonly TaskCounts[] };
   /** cheaper_than_large: the large route of the cohort over the current window, or `largeOver`. */
   large?: TaskCounts;
   /** cheaper_than_large: the period `large` covers when it is not the current window. */
@@ -419,6 +425,10 @@ function bernoulliFinding(
   let p0: number;
   // The trials p0 was estimated from (p95: the baseline's quantile, exceeded by 5 % ± its error).
   let referenceTrials = baseN;
+  // failure_concentration: the p0 of a window is the rest's failure rate over that same window
+  // times the ratio of the baseline (nullOf); `p0` is the whole window's, for the threshold.
+  let nullOf: ((refX: number, refN: number) => number) | undefined;
+  let nullVariance = 0;
   if (rule.kind === 'failure_concentration') {
     // The cohort's own baseline first: without it there is no rest of the traffic in the baseline
     // either (the evaluator leaves it out), and blaming the rest would send people looking there.
@@ -456,13 +466,14 @@ function bernoulliFinding(
     }
     const ratio =
       smoothed(base.failures, base.known) / smoothed(rest.baseline.failures, rest.baseline.known);
-    p0 = clampRate(smoothed(rest.current.failures, rest.current.known) * ratio);
+    nullOf = (refX, refN) => clampRate(smoothed(refX, refN) * ratio);
+    p0 = nullOf(rest.current.failures, rest.current.known);
     // p0 is a product of three estimates: its relative variance is (about) the sum of theirs, and
     // the trials of a plain baseline with that much error are (1 − p0)/(p0·variance).
-    const variance =
+    nullVariance =
       relativeVariance(base.failures, base.known) +
-      relativeVariance(rest.baseline.failures, rest.baseline.known) +
-      relativeVariance(rest.current.failures, rest.current.known);
+      relativeVariance(rest.baseline.failures, rest.baseline.known);
+    const variance = nullVariance + relativeVariance(rest.current.failures, rest.current.known);
     referenceTrials = (1 - p0) / (p0 * variance);
   } else if (target !== null) {
     // A target is exact: no estimate, no discount. `shown` maps a rate to the figure and back.
@@ -485,6 +496,12 @@ function bernoulliFinding(
     n: kind.trials(c, detail),
     x: kind.events(c, detail),
   }));
+  // The rest of the traffic in the same buckets, when the evaluator gave it (failure_concentration).
+  const restBuckets =
+    nullOf && input.rest?.buckets?.length === buckets.length ? input.rest.buckets : undefined;
+  const referenced = restBuckets
+    ? buckets.map((b, i) => ({ ...b, refN: restBuckets[i]!.known, refX: restBuckets[i]!.failures }))
+    : undefined;
   const expected = expectedPerHorizon(input, settings, currentN, baseN);
   // One chart per alternative (CHARTS), each held to its share of the false-alert budget; the one
   // whose evidence stands highest over its threshold speaks for the monitor.
@@ -494,10 +511,28 @@ function bernoulliFinding(
     // A larger multiple that the kind or the clamp makes no larger adds no chart.
     if (chart.multiple > 1 && p1 <= lastP1 + 1e-12) return undefined;
     lastP1 = p1;
+    const multiple = rule.detect * chart.multiple;
     return {
-      result: fromBucket(buckets, firstBucket(input), (list) =>
-        bernoulliCusum(list, p0, p1, settings.minTasks, referenceTrials),
-      ),
+      result:
+        referenced && nullOf
+          ? fromBucket(referenced, firstBucket(input), (list) =>
+              referencedBernoulliCusum(
+                list,
+                (refX, refN) => {
+                  const q0 = nullOf!(refX, refN);
+                  const variance = nullVariance + relativeVariance(refX, refN);
+                  return {
+                    p0: q0,
+                    p1: clampRate(kind.alternative(q0, multiple)),
+                    referenceTrials: (1 - q0) / (q0 * variance),
+                  };
+                },
+                settings.minTasks,
+              ),
+            )
+          : fromBucket(buckets, firstBucket(input), (list) =>
+              bernoulliCusum(list, p0, p1, settings.minTasks, referenceTrials),
+            ),
       h: threshold(expected, input.monitors, settings.alpha * chart.share, bernoulliKl(p0, p1)),
     };
   });
@@ -511,15 +546,20 @@ function bernoulliFinding(
           : side(kind.label, baseN, kind.events(base, detail), kind.shown)),
     description: input.baselineDescription,
   };
-  return conclude(input, settings, result, h, baselineSide, (window) => {
-    const windowSide = side(kind.label, window.n, window.x, kind.shown);
+  return conclude(input, settings, result, h, baselineSide, (window, from) => {
+    const windowSide: Side = side(kind.label, window.n, window.x, kind.shown);
     const observed = window.n > 0 ? window.x / window.n : 0;
+    if (rule.kind === 'failure_concentration') {
+      // Against the rest of the traffic over the same window, when its buckets are known.
+      const rest = restBuckets ? sum(restBuckets.slice(from)) : input.rest?.current;
+      const restRate = rest && rest.known > 0 ? rest.failures / rest.known : null;
+      const null0 = restBuckets && rest && nullOf ? nullOf(rest.failures, rest.known) : p0;
+      return { side: { ...windowSide, restRate }, effect: observed / null0 - 1 };
+    }
     const effect =
-      rule.kind === 'failure_concentration'
-        ? observed / p0 - 1
-        : rule.kind === 'p95_regression' || target !== null
-          ? observed - p0
-          : observed - smoothed(kind.events(base, detail), baseN);
+      rule.kind === 'p95_regression' || target !== null
+        ? observed - p0
+        : observed - smoothed(kind.events(base, detail), baseN);
     return { side: windowSide, effect };
   });
 }
@@ -823,8 +863,13 @@ function describe(
       ? ` (${Math.round(input.baselineP95Ms)} ms)`
       : '';
   if (rule.kind === 'failure_concentration' && input.rest) {
+    // The rest over the window shown; over the whole current window when it is not known.
     const restNow =
-      input.rest.current.known > 0 ? input.rest.current.failures / input.rest.current.known : null;
+      now.restRate !== undefined
+        ? now.restRate
+        : input.rest.current.known > 0
+          ? input.rest.current.failures / input.rest.current.known
+          : null;
     const rest = input.rest.baseline;
     const before =
       rest && rest.known > 0 && rest.failures > 0 && baseline.value !== null

@@ -765,6 +765,14 @@ export class Evaluator {
       groups.set(key, { cohort, route });
     }
     const totalsNow = sum([...data.currentByRoute.values()].map(sum));
+    // failure_concentration compares each window with the rest of the traffic over the same
+    // buckets: all the traffic, bucket by bucket.
+    const totalsByBucket =
+      rule.kind === 'failure_concentration'
+        ? empty().map((_, b) =>
+            sum([...data.currentByRoute.values()].map((buckets) => buckets[b] ?? emptyCounts())),
+          )
+        : [];
     const totalsBase = sum([...baseline.values()]);
     // A monitor with an open incident is judged against the baseline held at its start.
     const baselineOf = (group: Group, detail: string) => {
@@ -831,16 +839,12 @@ export class Evaluator {
       };
       if (rule.kind === 'p95_regression') input.baselineP95Ms = own.p95;
       if (rule.kind === 'failure_concentration') {
-        const now = sum(current);
-        const restNow = subtract(
-          totalsNow,
-          data.currentByRoute.get(key) ? sum(data.currentByRoute.get(key)!) : emptyCounts(),
-        );
+        const mine = data.currentByRoute.get(key);
         input.rest = {
-          current: restNow,
+          current: subtract(totalsNow, mine ? sum(mine) : emptyCounts()),
           baseline: own.baseline ? subtract(own.totals, own.baseline) : null,
+          buckets: totalsByBucket.map((all, b) => subtract(all, mine?.[b] ?? emptyCounts())),
         };
-        void now;
       }
       if (rule.kind === 'cheaper_than_large') {
         // Without a concurrent control group on the large route, its own recent history is the

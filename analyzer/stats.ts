@@ -225,18 +225,37 @@ function cusumOf(
   minN: number,
   referenceTrials: number,
 ): CusumResult | null {
+  let llr = 0;
+  return windowsOf(count, nOf, xOf, minN, (i, n) => {
+    llr += llrOf(i);
+    return llr / referenceDiscount(n, referenceTrials);
+  });
+}
+
+/**
+ * The windows of whole buckets ending at the last one, latest start first, each with the
+ * statistic `statisticOf(start, n, x)` gives it (called for every start in that order, so that
+ * it may sum as it goes; n and x are the window's sums): the best window holding `minN` trials
+ * and the recovery window after it, as cusumOf.
+ */
+function windowsOf(
+  count: number,
+  nOf: (i: number) => number,
+  xOf: (i: number) => number,
+  minN: number,
+  statisticOf: (start: number, n: number, x: number) => number,
+): CusumResult | null {
   // The candidates, latest start first.
   const windows: CusumWindow[] = [];
   let best: CusumWindow | null = null;
-  let llr = 0;
   let n = 0;
   let x = 0;
   for (let i = count - 1; i >= 0; i--) {
-    llr += llrOf(i);
     n += nOf(i);
     x += xOf(i);
+    const statistic = statisticOf(i, n, x);
     if (n < minN) continue;
-    const window = { statistic: llr / referenceDiscount(n, referenceTrials), start: i, n, x };
+    const window = { statistic, start: i, n, x };
     windows.push(window);
     if (best === null || window.statistic > best.statistic) best = window;
   }
@@ -278,6 +297,43 @@ export function bernoulliCusum(
     (i) => buckets[i]!.x,
     minN,
     referenceTrials,
+  );
+}
+
+/** A bucket of a monitored group and of the traffic it is measured against, over the same time. */
+export interface ReferencedBucket extends BernoulliBucket {
+  /** The reference's trials and events in the same bucket (the rest of the traffic). */
+  refN: number;
+  refX: number;
+}
+
+/**
+ * Bernoulli CUSUM against a reference that moves with time: each window's p₀ is set from the
+ * reference's own counts over that window (`nullOf(refX, refN)` gives p₀, the alternative p₁ and
+ * the trials p₀'s error is worth, for referenceDiscount), so a change that hits the group and
+ * its reference alike is no evidence, however it falls within the window. A p₀ taken from the
+ * reference's whole window instead tested a two-hour outage of all traffic, diluted by the
+ * healthy hours before it, against every group's outage hours, and fired on each of them.
+ */
+export function referencedBernoulliCusum(
+  buckets: readonly ReferencedBucket[],
+  nullOf: (refX: number, refN: number) => { p0: number; p1: number; referenceTrials: number },
+  minN: number,
+): CusumResult | null {
+  let refN = 0;
+  let refX = 0;
+  return windowsOf(
+    buckets.length,
+    (i) => buckets[i]!.n,
+    (i) => buckets[i]!.x,
+    minN,
+    (i, n, x) => {
+      refN += buckets[i]!.refN;
+      refX += buckets[i]!.refX;
+      const { p0, p1, referenceTrials } = nullOf(refX, refN);
+      const llr = x * Math.log(p1 / p0) + (n - x) * Math.log((1 - p1) / (1 - p0));
+      return llr / referenceDiscount(n, referenceTrials);
+    },
   );
 }
 

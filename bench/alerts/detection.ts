@@ -334,7 +334,12 @@ function runStream(scenario: Scenario, seed: number): Outcome {
             restNow[f] -= currentSum[i]![f];
             restBase[f] -= baseline[i]![f];
           }
-          input.rest = { current: restNow, baseline: restBase };
+          // The rest bucket by bucket too, as the evaluator gives it: each window is compared
+          // with the rest over the same buckets.
+          const restBuckets = current[i]!.map((_, b) =>
+            totals(current.filter((_, j) => j !== i).map((other) => other[b]!)),
+          );
+          input.rest = { current: restNow, baseline: restBase, buckets: restBuckets };
         }
         inputs.push(input);
       });

@@ -180,6 +180,50 @@ describe('cost_per_success_rise: charts tuned to larger rises too', () => {
   });
 });
 
+describe('failure_concentration against the rest of the traffic over the same window', () => {
+  const rule = rules.find((r) => r.kind === 'failure_concentration')!;
+  const outcomes = (known: number, failures: number): TaskCounts => ({
+    ...emptyCounts(),
+    tasks: known,
+    known,
+    successes: known - failures,
+    failures,
+  });
+  // 24 hourly buckets; in the last two, `own` and `rest` fail at the rates given (5 % before).
+  const day = (tasks: number, lastRate: number) =>
+    Array.from({ length: 24 }, (_, i) =>
+      outcomes(tasks, Math.round(tasks * (i < 22 ? 0.05 : lastRate))),
+    );
+  const input = (own: TaskCounts[], rest: TaskCounts[]): MonitorInput => ({
+    ...monitor(own, outcomes(3_600, 180)),
+    rule,
+    rest: {
+      current: rest.reduce((all, b) => outcomes(all.known + b.known, all.failures + b.failures)),
+      baseline: outcomes(18_000, 900),
+      buckets: rest,
+    },
+    monitors: 6,
+  });
+
+  it('stays quiet when an outage hits every cohort alike, however it falls in the window', () => {
+    // review data-edges-2 #F1: the rest's rate over the whole day (7 %) stood against the
+    // cohort's two outage hours (30 %): "2.2× now", critical, on every cohort × route.
+    const finding = detect(input(day(150, 0.3), day(750, 0.3)), evaluation);
+    expect(finding.status).toBe('ok');
+    expect(finding.summary).not.toMatch(/[2-9]\.\d× now/);
+  });
+
+  it('fires when one cohort fails and the rest does not, naming the rest’s rate over its window', () => {
+    const finding = detect(input(day(150, 0.3), day(750, 0.05)), evaluation);
+    expect(finding.status).toBe('degraded');
+    expect(finding.current.value).toBeCloseTo(0.3, 2);
+    expect(finding.current.restRate).toBeCloseTo(0.05, 2);
+    expect(finding.summary).toMatch(
+      /30\.0% of tasks fail against 5\.\d% for the rest of the traffic — [56]\.\d× now \(1\.0× the rest's in the baseline\)/,
+    );
+  });
+});
+
 describe('the estimated baseline', () => {
   const p1Of = (p0: number) => p0 + rules.find((r) => r.kind === 'retry_rise')!.detect;
   const llr = (n: number, x: number, p0: number) => {
