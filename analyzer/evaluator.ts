@@ -587,7 +587,8 @@ export class Evaluator {
         detail: event.finding.detail,
         summary: event.finding.summary,
       })),
-      firing: [...after.values()].filter((r) => r.state === 'firing').length,
+      // As of the evaluated time: a replay of a time before an alert fired does not count it.
+      firing: [...after.values()].filter((r) => r.state === 'firing' && r.since <= now).length,
       dryRun,
     };
     if (dryRun) return result;

@@ -62,6 +62,9 @@ it('replays a past time with the alert state of that time', async () => {
   for (const at of times) {
     const result = await app.evaluator.evaluate(new Date(at), undefined, { dryRun: true });
     replayed.push(`${new Date(at).toISOString()} ${result.findings[0]!.status}`);
+    // Firing as of then: not before the alert fired (review newcomer #6: a replay of a day
+    // before any data said "2 alert(s) firing", the count of now).
+    expect(result.firing, new Date(at).toISOString()).toBe(at >= record!.since ? 1 : 0);
   }
   await app.close();
   expect(replayed).toEqual(live);
