@@ -42,7 +42,15 @@ export interface AlertsView {
   }[];
   channels: Record<
     string,
-    { sent: number; retries: number; queued: number; refused?: number; lastError: string }
+    {
+      sent: number;
+      retries: number;
+      queued: number;
+      refused?: number;
+      lastError: string;
+      lastErrorAt?: string;
+      lastSentAt?: string;
+    }
   >;
 }
 
@@ -155,10 +163,21 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
       `Channels: ${channels
         .map(
           ([name, c]) =>
-            `${name} ${c.sent} sent, ${c.queued} queued${c.refused ? `, ${c.refused} refused by the endpoint and given up` : ''}${c.lastError ? `, last error ${c.lastError}` : ''}`,
+            `${name} ${c.sent} sent, ${c.queued} queued${c.refused ? `, ${c.refused} refused by the endpoint and given up` : ''}${lastError(c)}`,
         )
         .join('; ')}`,
     );
   }
   return lines.join('\n') + '\n';
+}
+
+/**
+ * A channel's last error, when and whether it delivered since: an error the channel has
+ * recovered from read as if it were still failing.
+ */
+function lastError(c: AlertsView['channels'][string]): string {
+  if (!c.lastError) return '';
+  const at = c.lastErrorAt ? ` at ${utcMinute(c.lastErrorAt)}` : '';
+  const recovered = c.lastErrorAt && c.lastSentAt && c.lastSentAt >= c.lastErrorAt;
+  return `, last error ${c.lastError}${at}${recovered ? ` (delivered since, last at ${utcMinute(c.lastSentAt!)})` : ''}`;
 }

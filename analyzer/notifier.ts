@@ -123,6 +123,10 @@ export interface ChannelStats {
   silenced: number;
   /** The last failure, without the URL. */
   lastError: string;
+  /** When it happened (ISO 8601), '' before any; a delivery after it means the channel recovered. */
+  lastErrorAt: string;
+  /** When a message was last delivered (ISO 8601), '' before any. */
+  lastSentAt: string;
 }
 
 /** Seconds of a Retry-After header (seconds or an HTTP date); undefined when absent or bad. */
@@ -143,6 +147,8 @@ class ChannelQueue {
     refused: 0,
     silenced: 0,
     lastError: '',
+    lastErrorAt: '',
+    lastSentAt: '',
   };
   #lastSentAt = 0;
   #wake: (() => void) | undefined;
@@ -223,6 +229,7 @@ class ChannelQueue {
       const result = await this.#send(body);
       if (result.ok) {
         this.stats.sent += batch.length;
+        this.stats.lastSentAt = new Date().toISOString();
         await this.#record(batch, { status: 'sent', attempts, error: '' });
         this.options.log.info(
           { channel: this.channel.name, alert, kind: event.kind, attempts },
@@ -232,6 +239,7 @@ class ChannelQueue {
       }
       this.stats.retries++;
       this.stats.lastError = result.error;
+      this.stats.lastErrorAt = new Date().toISOString();
       if (result.status !== undefined && REFUSED_STATUSES.has(result.status)) refusals++;
       if (refusals >= REFUSED_ATTEMPTS && batch.length > 1) {
         // The group as one message is refused (too large, say): each alert on its own, then.

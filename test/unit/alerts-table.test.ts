@@ -28,6 +28,27 @@ const view = (alerts: AlertsView['alerts']): AlertsView => ({
 });
 
 describe('renderAlertsTable', () => {
+  it('says when a channel last failed, and that it delivered since when it did', () => {
+    const channel = {
+      sent: 2,
+      retries: 3,
+      queued: 0,
+      lastError: 'HTTP 500: boom',
+      lastErrorAt: '2026-12-04T10:01:00.000Z',
+    };
+    const failing = renderAlertsTable({ ...view([]), channels: { slack: channel } });
+    expect(failing).toMatch(
+      /^Channels: slack 2 sent, 0 queued, last error HTTP 500: boom at 2026-12-04 10:01 UTC$/m,
+    );
+    const recovered = renderAlertsTable({
+      ...view([]),
+      channels: { slack: { ...channel, lastSentAt: '2026-12-04T10:03:00.000Z' } },
+    });
+    expect(recovered).toMatch(
+      /last error HTTP 500: boom at 2026-12-04 10:01 UTC \(delivered since, last at 2026-12-04 10:03 UTC\)$/m,
+    );
+  });
+
   it('lists the firing and pending alerts by default, not the resolved ones', () => {
     const text = renderAlertsTable(
       view([alert('firing', 'success 61 % against 90 %'), alert('resolved', 'back to 89 %')]),
