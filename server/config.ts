@@ -102,11 +102,17 @@ const BLOCKED_PORT =
 
 /** An http(s) URL that fetch (`who` is what would call it) can reach: not on a blocked port. */
 const fetchableUrl = (who: string) =>
-  z.url({ protocol: /^https?$/ }).refine(
-    // Run on a value the URL check refused too: only a URL that parses has a port to check.
-    (url) => !URL.canParse(url) || !FETCH_BLOCKED_PORTS.has(Number(new URL(url).port)),
-    `its port ${BLOCKED_PORT}${who} could not reach it: use another port`,
-  );
+  z
+    .url({
+      protocol: /^https?$/,
+      error:
+        'not an http(s) URL: give the whole URL, scheme included (https://hooks.example.com/…)',
+    })
+    .refine(
+      // Run on a value the URL check refused too: only a URL that parses has a port to check.
+      (url) => !URL.canParse(url) || !FETCH_BLOCKED_PORTS.has(Number(new URL(url).port)),
+      `its port ${BLOCKED_PORT}${who} could not reach it: use another port`,
+    );
 
 /** The longest delay Node's timers keep (2^31 − 1 ms, ~24.8 days); past it they fire at once. */
 const TIMER_MAX_MS = 2 ** 31 - 1;

@@ -156,8 +156,15 @@ describe('parseConfig', () => {
       /the notifier could not reach it/,
     ],
     ['ROUTEWATCH_PUBLIC_URL', 'http://rw.example.com:10080', /a browser following a link/],
+    // Not a URL at all, or not http(s): said as what to give (it was "Invalid URL").
+    [
+      'ROUTEWATCH_SLACK_WEBHOOK_URL',
+      'hooks.slack.com/services/T/B/X',
+      /ROUTEWATCH_SLACK_WEBHOOK_URL: not an http\(s\) URL: give the whole URL, scheme included/,
+    ],
+    ['ROUTEWATCH_WEBHOOK_URL', 'ftp://127.0.0.1/x', /not an http\(s\) URL/],
   ])(
-    'refuses %s=%s, a port fetch will not connect to, instead of failing at the first call',
+    'refuses %s=%s, a URL fetch will not call (a bad port, no scheme), instead of failing at the first call',
     (name, value, message) => {
       expect(() => parseConfig({ [name]: value })).toThrow(message);
     },
