@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../server/config.js';
+import { closestName } from '../server/edit-distance.js';
 import { EARLIEST, LATEST, parseDuration, parseInstant } from '../server/time.js';
 import { RATE_BOUNDS } from './stats.js';
 
@@ -553,8 +554,10 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
     const existing = byId.get(given.id);
     const kind = given.kind ?? existing?.kind;
     if (!kind) {
+      const near = closestName(given.id, byId.keys());
       throw new RulesError(
-        `rule ${given.id}: give its kind (one of ${RULE_KINDS.join(', ')}), or use the id of a default rule`,
+        `rule ${given.id}: give its kind (one of ${RULE_KINDS.join(', ')}), or use the id of a default rule` +
+          (near === undefined ? '' : ` (did you mean "${near}"?)`),
       );
     }
     if (existing && existing.kind !== kind) {
@@ -641,6 +644,35 @@ export function resolveRules(file: z.output<typeof rulesFileSchema> = {}): RuleS
   return { evaluation, baselines, rules: [...byId.values()] };
 }
 
+/** The keys each part of a rules file takes, for a suggestion after an unknown one. */
+const KNOWN_KEYS = {
+  file: Object.keys(rulesFileSchema.shape),
+  evaluation: Object.keys(rulesFileSchema.shape.evaluation.unwrap().shape),
+  rule: Object.keys(ruleSchema.shape),
+  baseline: ['from', 'to'],
+};
+
+/** ` (did you mean "pendingEvaluations"?)` after an unknown key near a known one; '' otherwise. */
+function suggestKeys(issue: z.core.$ZodIssue): string {
+  if (issue.code !== 'unrecognized_keys') return '';
+  const [section] = issue.path;
+  const known =
+    section === undefined
+      ? KNOWN_KEYS.file
+      : section === 'evaluation'
+        ? KNOWN_KEYS.evaluation
+        : section === 'rules'
+          ? KNOWN_KEYS.rule
+          : KNOWN_KEYS.baseline;
+  const near = issue.keys
+    .map((key) => [key, closestName(key, known)] as const)
+    .filter(([, suggestion]) => suggestion !== undefined)
+    .map(([key, suggestion]) =>
+      issue.keys.length === 1 ? `"${suggestion}"` : `"${suggestion}" for "${key}"`,
+    );
+  return near.length > 0 ? ` (did you mean ${near.join(', ')}?)` : '';
+}
+
 /** Where a schema issue is: its path, and under `rules` the rule's id when it has one. */
 function placeOf(path: readonly PropertyKey[], raw: unknown): string {
   const place = path.map(String).join('.') || '(file)';
@@ -667,7 +699,9 @@ export function parseRules(text: string, source = 'rules'): RuleSet {
   }
   const parsed = rulesFileSchema.safeParse(raw ?? {});
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${placeOf(i.path, raw)}: ${i.message}`);
+    const lines = parsed.error.issues.map(
+      (i) => `  ${placeOf(i.path, raw)}: ${i.message}${suggestKeys(i)}`,
+    );
     throw new RulesError(`${source}: invalid rules:\n${lines.join('\n')}`);
   }
   try {

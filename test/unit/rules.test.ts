@@ -129,7 +129,17 @@ rules:
     [
       'an unknown field',
       'rules: [{ id: cascades, colour: red }]',
-      /rules\.0 \(rule cascades\): Unrecognized key/,
+      /rules\.0 \(rule cascades\): Unrecognized key: "colour"$/m,
+    ],
+    [
+      'a misspelt field, with the one it most likely means',
+      'evaluation: { pendingEvaluation: 2 }',
+      /evaluation: Unrecognized key: "pendingEvaluation" \(did you mean "pendingEvaluations"\?\)/,
+    ],
+    [
+      'a misspelt default rule, with the one it most likely means',
+      'rules: [{ id: succes_rate_drop }]',
+      /rule succes_rate_drop: give its kind .* \(did you mean "success_rate_drop"\?\)/,
     ],
     [
       'a bad baseline',
