@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
@@ -389,6 +390,22 @@ export function listenFailure(error: unknown, host: string, port: number): Error
   return new Error(`cannot listen on ${where} (${code}): ${text}`, { cause: error });
 }
 
+/** Throws listenFailure when nothing could listen on host:port now (port 0 picks a free one). */
+async function assertCanListen(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  try {
+    await new Promise<void>((resolveListen, reject) => {
+      probe.once('error', reject);
+      probe.listen({ host, port, exclusive: true }, resolveListen);
+    });
+  } catch (error) {
+    throw listenFailure(error, host, port);
+  } finally {
+    await new Promise<void>((done) => (probe.listening ? probe.close(() => done()) : done()));
+  }
+}
+
 /** Opens the store, applies migrations and listens: `routewatch start`. */
 export async function startRoutewatch(
   config: Config,
@@ -399,6 +416,10 @@ export async function startRoutewatch(
   const rules = loadRules(config.ROUTEWATCH_RULES);
   // Read before the embedded engine starts its threads: every thread named otherwise is its.
   const nodeNames = nodeThreadNames();
+  // A port in use is said before the store opens: a start that could never listen would have
+  // created and migrated a new data directory first. (The real listen below still says it, for
+  // a port taken in between.)
+  await assertCanListen(config.ROUTEWATCH_HOST, config.ROUTEWATCH_PORT);
   const store = await openStore({
     clickhouseUrl: config.CLICKHOUSE_URL,
     dataDir: config.ROUTEWATCH_DATA_DIR,

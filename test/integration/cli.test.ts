@@ -12,7 +12,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -404,6 +405,28 @@ describe('routewatch CLI', () => {
     expect(second.err()).toMatch(/SIGTERM while starting: stopping once started/);
     expect(second.err()).toMatch(/SIGTERM again while starting: stopping at once/);
     expect(second.out()).not.toMatch(/listening on/);
+  });
+
+  it('says a port in use before it creates the data directory', async () => {
+    const busy = createServer();
+    await new Promise<void>((listening) => busy.listen(0, '127.0.0.1', listening));
+    const port = (busy.address() as AddressInfo).port;
+    const parent = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
+    dirs.push(parent);
+    const dataDir = join(parent, 'never-made');
+    try {
+      const start = run(['start'], {
+        ROUTEWATCH_PORT: String(port),
+        ROUTEWATCH_DATA_DIR: dataDir,
+        ROUTEWATCH_LOG_LEVEL: 'warn',
+      });
+      expect(await start.exited).toBe(1);
+      expect(start.err()).toMatch(/is in use by another process/);
+      // Review newcomer: the store was opened and migrated first, leaving a new directory behind.
+      expect(existsSync(dataDir)).toBe(false);
+    } finally {
+      await new Promise((closed) => busy.close(closed));
+    }
   });
 
   it('with a token, tells the exporter to send it, without printing it', async () => {
