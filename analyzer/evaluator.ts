@@ -263,17 +263,7 @@ export class Evaluator {
         })
       : [];
 
-    // Current policy version per cohort: the one of its latest task in the current window.
-    const policyNow = new Map<string, { version: string; last: number }>();
-    for (const row of policyRows) {
-      if (row.lastStartedAt.getTime() < from.getTime()) continue;
-      const seen = policyNow.get(row.cohort);
-      if (!seen || row.lastStartedAt.getTime() > seen.last)
-        policyNow.set(row.cohort, {
-          version: row.policyVersion,
-          last: row.lastStartedAt.getTime(),
-        });
-    }
+    const policyNow = currentPolicies(policyRows, from.getTime());
 
     // Each p95 rule counts the tasks slower than its own baseline's p95 (one threshold map for all
     // would judge a pinned baseline by the trailing p95), so the current window is read once per
@@ -1006,6 +996,44 @@ export class Evaluator {
 function watchesMonitor(rule: Rule, cohort: string, route: string, largeRoute: string): boolean {
   if (!watches(rule, cohort, route)) return false;
   return !(rule.baseline.kind === 'large_route' && route === largeRoute);
+}
+
+/**
+ * The current policy version of each cohort: of the versions with a task in the current window
+ * (from `fromMs`), the one that started serving last (its first task in the look-back the
+ * latest; ties: its latest task). While a canary or an A/B split serves two versions at once,
+ * that is the new one. The version of the cohort's latest task, taken before, flipped from task
+ * to task: the degraded new version was judged against itself or the old one by turns and never
+ * fired, and the old version, judged against the new, fired for the new one's gain.
+ */
+export function currentPolicies(
+  policyRows: readonly AggregateCounts[],
+  fromMs: number,
+): Map<string, { version: string; last: number }> {
+  const versions = new Map<string, Map<string, { first: number; last: number }>>();
+  for (const row of policyRows) {
+    const byVersion =
+      versions.get(row.cohort) ?? new Map<string, { first: number; last: number }>();
+    versions.set(row.cohort, byVersion);
+    const seen = byVersion.get(row.policyVersion);
+    const first = row.firstStartedAt.getTime();
+    const last = row.lastStartedAt.getTime();
+    byVersion.set(row.policyVersion, {
+      first: Math.min(first, seen?.first ?? first),
+      last: Math.max(last, seen?.last ?? last),
+    });
+  }
+  const current = new Map<string, { version: string; last: number }>();
+  for (const [cohort, byVersion] of versions) {
+    let best: { version: string; first: number; last: number } | undefined;
+    for (const [version, span] of byVersion) {
+      if (span.last < fromMs) continue;
+      if (!best || span.first > best.first || (span.first === best.first && span.last > best.last))
+        best = { version, ...span };
+    }
+    if (best) current.set(cohort, { version: best.version, last: best.last });
+  }
+  return current;
 }
 
 /**

@@ -294,6 +294,8 @@ export interface AggregateCounts {
   p95LatencyMs: number | null;
   /** When the last task of this group started. */
   lastStartedAt: Date;
+  /** When the first task of this group started (within the range read). */
+  firstStartedAt: Date;
 }
 
 const aggregateRow = z.object({
@@ -304,6 +306,7 @@ const aggregateRow = z.object({
     .union([z.number(), z.string(), z.null()])
     .transform((v) => (v === null ? null : Number(v))),
   last_started_ms: chNumber,
+  first_started_ms: chNumber,
   ...countsColumns,
 });
 
@@ -320,6 +323,7 @@ export async function aggregateCounts(
     `SELECT cohort, primary_route, ${version},
             quantileExact(0.95)(latency_ms) AS p95_latency_ms,
             toUnixTimestamp64Milli(max(started_at)) AS last_started_ms,
+            toUnixTimestamp64Milli(min(started_at)) AS first_started_ms,
             ${COUNTS_SQL}
      FROM (${TASKS_SQL}) AS t
      GROUP BY cohort, primary_route${options.byVersion ? ', policy_version' : ''}`,
@@ -333,6 +337,7 @@ export async function aggregateCounts(
     counts: countsOf(row),
     p95LatencyMs: Number.isNaN(row.p95_latency_ms) ? null : row.p95_latency_ms,
     lastStartedAt: new Date(row.last_started_ms),
+    firstStartedAt: new Date(row.first_started_ms),
   }));
 }
 
