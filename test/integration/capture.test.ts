@@ -788,6 +788,19 @@ describe('OpenAI capture: parse helpers and raw responses behave as without us',
     expect(completion.id).toBe('chatcmpl-mock');
     expect((await promise.withResponse()).data).toBe(completion);
   });
+
+  it('leaves the raw body unread to a caller that takes it after the response arrived', async () => {
+    // review instrumentation #1: our own parse of a response nobody had asked for yet read its
+    // body, and a later .asResponse().text() threw "Body is unusable: Body has already been read".
+    const promise = openai.chat.completions.create({ ...ask, model: 'gpt-small' });
+    const span = await onlySpan();
+    expect(span.attributes[ATTR_GEN_AI_RESPONSE_ID]).toBe('chatcmpl-mock');
+    const response = await promise.asResponse();
+    expect(response.bodyUsed).toBe(false);
+    expect((JSON.parse(await response.text()) as { id: string }).id).toBe('chatcmpl-mock');
+    // The parsed result is still there for an await after it.
+    expect((await promise).id).toBe('chatcmpl-mock');
+  });
 });
 
 /**

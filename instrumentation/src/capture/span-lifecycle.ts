@@ -120,16 +120,20 @@ export class LlmCall {
    * `parseResponse`, which we memoize — so the body is read once, however many promises derive
    * from this one — and watch. A caller that takes the raw body (`.asResponse()`) keeps it
    * unread; the span then ends with the response, without what the body would have told. A
-   * response nobody asked for by the time it arrives is parsed by us, into the same memo.
+   * response nobody asked for by the time it arrives is parsed by us, into the same memo, from a
+   * copy of its body (not a stream's): a caller that takes the raw body later still finds it
+   * unread, as without us.
    */
   private observeParse(promise: ApiPromise): true {
     const parseResponse = promise.parseResponse;
     const asResponse = promise.asResponse;
     let parsed: Promise<unknown> | undefined;
     let rawTaken = false;
+    let ours = false;
     promise.parseResponse = (...args: unknown[]) => {
       if (parsed === undefined) {
-        parsed = new Promise((resolve) => resolve(parseResponse.apply(promise, args)));
+        const from = ours ? withBodyCopy(args) : args;
+        parsed = new Promise((resolve) => resolve(parseResponse.apply(promise, from)));
         // Registered before anyone else's: a stream is wrapped before the caller receives it.
         parsed.then(
           (response) => this.succeed(response),
@@ -152,7 +156,10 @@ export class LlmCall {
         setImmediate(() => {
           if (parsed !== undefined) return;
           if (rawTaken) this.end();
-          else void promise.parse().then(undefined, () => undefined); // the caller's own result
+          else {
+            ours = true;
+            void promise.parse().then(undefined, () => undefined); // the caller's own result
+          }
         });
         return response;
       },
@@ -345,6 +352,33 @@ function isSdkStream(value: unknown): value is SdkStream {
 }
 
 /** The shape of the OpenAI and Anthropic SDKs' `APIPromise` (v4 and later) that we rely on. */
+/**
+ * `parseResponse`'s arguments (client, props) with the props' `Response` replaced by a copy of it,
+ * unless it is a stream's (read as it comes: a copy would hold every chunk the caller never reads)
+ * or there is no `Response` to copy. Our own parse reads the copy; the caller's raw body stays.
+ */
+function withBodyCopy(args: readonly unknown[]): unknown[] {
+  const [client, props, ...rest] = args;
+  const given = props as
+    | { response?: { clone?: () => unknown; bodyUsed?: boolean }; options?: { stream?: unknown } }
+    | undefined;
+  const response = given?.response;
+  if (
+    !response ||
+    typeof response.clone !== 'function' ||
+    response.bodyUsed ||
+    given?.options?.stream
+  )
+    return [...args];
+  let copy: unknown;
+  try {
+    copy = response.clone();
+  } catch {
+    return [...args]; // as before: our parse reads the body itself
+  }
+  return [client, { ...given, response: copy }, ...rest];
+}
+
 interface ApiPromise extends PromiseLike<unknown> {
   responsePromise: PromiseLike<unknown>;
   parseResponse: (...args: unknown[]) => unknown;
