@@ -573,6 +573,29 @@ describe('Anthropic capture', () => {
     );
   });
 
+  it('records what the app does in the stream’s listeners: they run in the caller’s context', async () => {
+    // review instrumentation #2: the stream's work runs with tracing suppressed (the SDK's own
+    // span), and its listeners did too: an attempt and a model call started there went unrecorded.
+    await runTask({ cohort: 'faq' }, async () => {
+      const stream = anthropic.messages.stream(request);
+      const done = new Promise<void>((resolve, reject) => {
+        stream.once('finalMessage', () => {
+          trace.getTracer('app').startSpan('app work in a listener').end();
+          runAttempt({ route: 'small' }, () =>
+            openai.chat.completions.create({ ...ask, model: 'gpt-small' }),
+          ).then(() => resolve(), reject);
+        });
+      });
+      await stream.finalMessage();
+      await done;
+    });
+    const names = exporter.getFinishedSpans().map((span) => span.name);
+    expect(names).toContain('app work in a listener');
+    expect(names).toContain(`${ATTEMPT_SPAN_PREFIX} small`);
+    expect(names).toContain('chat gpt-small');
+    expect(spanNamed('chat gpt-small').attributes[ATTR_COHORT]).toBe('faq');
+  });
+
   it('ends the span of an aborted stream', async () => {
     const stream = await anthropic.messages.create({ ...request, model: 'stall', stream: true });
     let events = 0;

@@ -183,18 +183,50 @@ function emitsOwnSpans(messagesResource: unknown): boolean {
 
 /**
  * `stream()` calls `create` itself (captured there); wrapped only to keep the SDK's own stream
- * span from being started next to ours.
+ * span from being started next to ours. The stream's work runs with tracing suppressed, and its
+ * events are emitted from there: its listeners (`on`, `once`) are bound to the caller's context,
+ * or every span the app started in one — a `runAttempt`, a model call — went unrecorded.
  */
 function suppressStreamSpan(original: SdkMethod): SdkMethod {
   return function routewatchAnthropicStream(this: unknown, ...args: unknown[]): unknown {
+    const active = context.active();
     const ctx = guard('suppressing the SDK stream span', () => {
       if (!emitsOwnSpans(this)) return undefined;
-      const active = context.active();
       return suppressTracing(active).setValue(CALLER_CONTEXT, active);
     });
     if (ctx === undefined) return original.apply(this, args);
-    return context.with(ctx, () => original.apply(this, args));
+    const stream: unknown = context.with(ctx, () => original.apply(this, args));
+    guard('binding the stream listeners to the caller', () => bindListeners(stream, active));
+    return stream;
   };
+}
+
+/** Makes `on`, `once` and `off` of an event emitter-like `stream` run its listeners in `caller`. */
+function bindListeners(stream: unknown, caller: Context): void {
+  if (!isObject(stream)) return;
+  const bound = new WeakMap<object, unknown>();
+  const bind = (listener: unknown): unknown => {
+    if (typeof listener !== 'function') return listener;
+    let wrapped = bound.get(listener);
+    if (wrapped === undefined) {
+      wrapped = context.bind(caller, listener as (...a: unknown[]) => unknown);
+      bound.set(listener, wrapped);
+    }
+    return wrapped;
+  };
+  const emitter = stream as Record<string, unknown>;
+  for (const name of ['on', 'once', 'off']) {
+    const method = emitter[name];
+    if (typeof method !== 'function') continue;
+    emitter[name] = function (
+      this: unknown,
+      event: unknown,
+      listener: unknown,
+      ...rest: unknown[]
+    ) {
+      return (method as (...a: unknown[]) => unknown).call(this, event, bind(listener), ...rest);
+    };
+  }
 }
 
 // --- the declaration -----------------------------------------------------------------------
