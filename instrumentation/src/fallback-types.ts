@@ -45,6 +45,10 @@ export interface FallbackRoute<T, I> {
 /** A zod-like schema: `safeParse` that reports success and, on failure, an error. */
 export interface SafeParseSchema {
   safeParse(value: unknown): { readonly success: boolean; readonly error?: unknown };
+  /** Used when present (zod): a schema with an async refinement throws from `safeParse`. */
+  safeParseAsync?(
+    value: unknown,
+  ): PromiseLike<{ readonly success: boolean; readonly error?: unknown }>;
 }
 
 /** A Standard Schema (zod 4, valibot, arktype, …): https://standardschema.dev */

@@ -375,7 +375,12 @@ async function validationRejection<T>(
         : reject(FALLBACK_REASONS.validationFailed, { detail: 'predicate' });
     }
     if ('safeParse' in validate) {
-      const parsed = validate.safeParse(value);
+      // The async form when there is one: zod's safeParse throws on an async refinement, which
+      // rejected every value, valid ones too.
+      const parsed =
+        typeof validate.safeParseAsync === 'function'
+          ? await validate.safeParseAsync(value)
+          : validate.safeParse(value);
       return parsed.success
         ? undefined
         : reject(FALLBACK_REASONS.validationFailed, { cause: parsed.error, detail: 'schema' });

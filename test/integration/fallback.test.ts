@@ -273,6 +273,30 @@ describe('withFallback triggers', () => {
     expect(result.attempts[0]!.error).toBeInstanceOf(RouteTimeoutError);
   });
 
+  it('validates with a zod schema that has an async refinement', async () => {
+    // review instrumentation #6: safeParse throws on an async check, which rejected valid values.
+    const Reply = z.object({ text: z.string() }).refine(async (r) => r.text !== 'bad');
+    const good = await withFallback({
+      routes: [
+        { route: 'small', run: () => ({ text: 'fine' }) },
+        { route: 'large', run: () => ({ text: 'large' }) },
+      ],
+      validate: Reply,
+    });
+    expect(good.value).toEqual({ text: 'fine' });
+    expect(good.attempts).toHaveLength(1);
+    const bad = await withFallback({
+      routes: [
+        { route: 'small', run: () => ({ text: 'bad' }) },
+        { route: 'large', run: () => ({ text: 'large' }) },
+      ],
+      validate: Reply,
+    });
+    expect(bad.value).toEqual({ text: 'large' });
+    expect(bad.attempts[0]).toMatchObject({ trigger: 'validation_failed' });
+    expect((bad.attempts[0]!.error as AttemptRejectedError).cause).toBeInstanceOf(z.ZodError);
+  });
+
   it('falls back with validation_failed when a zod schema rejects the result', async () => {
     const Reply = z.object({ text: z.string().min(1) });
     const result = await runTask({ cohort: 'extraction' }, () =>
