@@ -2,7 +2,13 @@ import { diag, type Context } from '@opentelemetry/api';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { watchHttpAttempts } from './capture/http-attempts.js';
 import { getRoutingState } from './context.js';
-import { ATTR_ATTEMPT, ATTR_COHORT, ATTR_ROUTE, ATTR_TASK_ID } from './semconv.js';
+import {
+  ATTR_ATTEMPT,
+  ATTR_COHORT,
+  ATTR_ROUTE,
+  ATTR_TASK_ID,
+  TASK_SPAN_PREFIX,
+} from './semconv.js';
 
 /**
  * Stamps the routing context (task id, cohort, route, attempt) from the parent context onto every
@@ -23,6 +29,9 @@ export class RoutewatchSpanProcessor implements SpanProcessor {
     try {
       const state = getRoutingState(parentContext);
       if (state === undefined) return;
+      // A task's own span, nested in another task's attempt, is its own: the outer route and
+      // attempt stamped on it made the inner task read as that route's (and an attempt of it).
+      if (span.name.startsWith(`${TASK_SPAN_PREFIX} `)) return;
       const { attributes } = span;
       const { task, attempt } = state;
       if (task !== undefined) {

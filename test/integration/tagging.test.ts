@@ -180,6 +180,18 @@ describe('runTask and runAttempt', () => {
     );
   });
 
+  it('leaves the route of the attempt a task is nested in off the nested task’s own span', async () => {
+    // review instrumentation #5: the outer attempt's route and attempt were stamped on the inner
+    // task span, and v_tasks read the inner task as a task of route large.
+    await runTask({ cohort: 'outer' }, () =>
+      runAttempt({ route: 'large' }, () => runTask({ cohort: 'inner' }, () => undefined)),
+    );
+    const inner = spanNamed(`${TASK_SPAN_PREFIX} inner`).attributes;
+    expect(inner[ATTR_ROUTE]).toBeUndefined();
+    expect(inner[ATTR_ATTEMPT]).toBeUndefined();
+    expect(inner[ATTR_COHORT]).toBe('inner');
+  });
+
   it('numbers attempts from 1 and records a fallback reason from attempt 2 on only', async () => {
     const seen: number[] = [];
     await runTask({ cohort: 'policy', taskId: 't-1' }, async () => {
