@@ -24,7 +24,7 @@ import {
   type FallbackReason,
   type ValidationResult,
 } from './semconv.js';
-import { runAttempt } from './tagging.js';
+import { runAttempt, runTask } from './tagging.js';
 import type { AttemptHandle } from './types.js';
 
 const DEFAULT_MAX_MODEL_ATTEMPTS = 2;
@@ -42,6 +42,20 @@ const MAX_CAUSE_DEPTH = 4;
  * rejects with a `FallbackExhaustedError` carrying every attempt's error when none is accepted.
  */
 export async function withFallback<V extends readonly unknown[], I = undefined>(
+  options: FallbackOptions<V, I>,
+): Promise<FallbackResult<Awaited<V[number]>>> {
+  // Outside a task the attempts had nothing to hold them together: each started a trace of its
+  // own, and one call read as two tasks, the fallback as a task of the large route with no
+  // reason. They run in a task of their own then, with no cohort (runTask around the call names
+  // one).
+  const inTask = guard('reading the routing context', () => {
+    return getRoutingState(context.active())?.task !== undefined;
+  });
+  if (inTask === false) return runTask({ cohort: '' }, () => fallbackInTask(options));
+  return fallbackInTask(options);
+}
+
+async function fallbackInTask<V extends readonly unknown[], I = undefined>(
   options: FallbackOptions<V, I>,
 ): Promise<FallbackResult<Awaited<V[number]>>> {
   type T = Awaited<V[number]>;

@@ -268,6 +268,9 @@ export async function runAttempt<T>(
   }
 }
 
+/** Whether the warning of a fallback written outside a task was given (once a process). */
+let warnedDetachedFallback = false;
+
 function startAttempt(given: AttemptOptions | undefined): {
   ctx: Context;
   span: Span;
@@ -294,6 +297,15 @@ function startAttempt(given: AttemptOptions | undefined): {
   }
   if (opts.fallbackReason !== undefined && attempt >= 2) {
     attributes[ATTR_FALLBACK_REASON] = opts.fallbackReason;
+  } else if (opts.fallbackReason !== undefined && task === undefined && !warnedDetachedFallback) {
+    // A fallback written as runAttempt calls with no runTask around them: each is a task of its
+    // own, numbered 1, and the reason has no attempt 2 to go on. Said once.
+    warnedDetachedFallback = true;
+    diag.warn(
+      `routewatch: runAttempt({ route: ${JSON.stringify(route)}, fallbackReason }) outside a task: ` +
+        'each attempt outside runTask is a task of its own, so this fallback and its reason are not ' +
+        'recorded; wrap the attempts in runTask (or use withFallback)',
+    );
   }
   const span = tracer().startSpan(
     `${ATTEMPT_SPAN_PREFIX} ${route}`,

@@ -561,7 +561,7 @@ describe('withFallback bound and exhaustion', () => {
     expect(failure.attempts.map((a) => a.trigger)).toEqual(['validation_failed', 'error', 'error']);
   });
 
-  it('works outside a task: consecutive attempt numbers and reasons on the spans', async () => {
+  it('works outside a task, in a task of its own: one trace, consecutive attempts, reasons', async () => {
     const result = await withFallback({
       routes: [
         { route: 'small', run: failWith(Object.assign(new Error('slow down'), { status: 429 })) },
@@ -576,7 +576,14 @@ describe('withFallback bound and exhaustion', () => {
       [1, undefined],
       [2, 'rate_limited'],
     ]);
-    expect(spans[0]!.attributes[ATTR_TASK_ID]).toBeUndefined();
+    // review instrumentation #3: each attempt started a trace of its own, and the store counted
+    // two tasks, the second one of route large with no fallback before it.
+    const task = taskSpan();
+    expect(task.attributes[ATTR_TASK_ID]).toBe(task.spanContext().traceId);
+    for (const span of spans) {
+      expect(span.attributes[ATTR_TASK_ID]).toBe(task.attributes[ATTR_TASK_ID]);
+      expect(span.spanContext().traceId).toBe(task.spanContext().traceId);
+    }
   });
 
   it('stops the chain when the caller signal aborts, rethrowing its reason', async () => {

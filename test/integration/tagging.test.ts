@@ -180,6 +180,19 @@ describe('runTask and runAttempt', () => {
     );
   });
 
+  it('warns once of a fallback written as runAttempt calls outside a task', async () => {
+    // review instrumentation #4: the second attempt got number 1 and lost its reason, silently.
+    for (let i = 0; i < 2; i++) {
+      await runAttempt({ route: 'small' }, () => undefined);
+      await runAttempt({ route: 'large', fallbackReason: 'validation_failed' }, () => undefined);
+    }
+    const warnings = diagMessages.filter((m) =>
+      /fallbackReason \}\) outside a task/.test(m.message),
+    );
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.message).toMatch(/wrap the attempts in runTask/);
+  });
+
   it('leaves the route of the attempt a task is nested in off the nested task’s own span', async () => {
     // review instrumentation #5: the outer attempt's route and attempt were stamped on the inner
     // task span, and v_tasks read the inner task as a task of route large.
