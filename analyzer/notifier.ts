@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AlertStore, StoredEvent } from './alert-store.js';
 import { formatDuration } from '../server/time.js';
 import { SLACK_GROUP_LIMIT, slackGroupMessage, slackMessage, webhookBody } from './message.js';
@@ -129,6 +130,12 @@ export interface ChannelStats {
   lastSentAt: string;
 }
 
+/** The same for every try of one message: its events, each once (fingerprint, incident, seq). */
+export function idempotencyKey(batch: readonly StoredEvent[]): string {
+  const events = batch.map((e) => `${e.fingerprint}:${e.incident}:${e.seq}`).sort();
+  return createHash('sha256').update(events.join('\n')).digest('hex').slice(0, 32);
+}
+
 /** Seconds of a Retry-After header (seconds or an HTTP date); undefined when absent or bad. */
 export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
   if (header === null || header.trim() === '') return undefined;
@@ -226,7 +233,7 @@ class ChannelQueue {
       }
       attempts++;
       this.#lastSentAt = Date.now();
-      const result = await this.#send(body);
+      const result = await this.#send(body, idempotencyKey(batch));
       if (result.ok) {
         this.stats.sent += batch.length;
         this.stats.lastSentAt = new Date().toISOString();
@@ -402,11 +409,14 @@ class ChannelQueue {
 
   async #send(
     body: unknown,
+    key: string,
   ): Promise<{ ok: boolean; status?: number; retryAfterMs?: number | undefined; error: string }> {
     try {
       const response = await this.options.fetch(this.channel.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        // The key is the same on every try of one message: a receiver that answered too late (past
+        // the timeout) or whose answer was lost can tell the retry from a new message.
+        headers: { 'content-type': 'application/json', 'idempotency-key': key },
         body: JSON.stringify(body),
         // Not aborted on stop: a message in flight finishes and is recorded, else a restart would
         // send it again. Bounded by the request timeout.

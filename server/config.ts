@@ -310,6 +310,14 @@ export const configSchema = z.object({
   ROUTEWATCH_SLACK_WEBHOOK_URL: z.preprocess(unset, fetchableUrl('the notifier').optional()),
   /** A generic JSON webhook for alerts. A secret: never logged. */
   ROUTEWATCH_WEBHOOK_URL: z.preprocess(unset, fetchableUrl('the notifier').optional()),
+  /**
+   * How long an alert channel may take to answer before the message counts as failed and is sent
+   * again (with the same Idempotency-Key): a webhook that works before it answers needs more.
+   */
+  ROUTEWATCH_NOTIFY_TIMEOUT: duration('10s', 1_000, {
+    ms: 300_000,
+    text: 'at most 5m: a message waiting longer holds up every alert after it',
+  }),
   /** The address people open routewatch at, for links in alerts; default: where it listens. */
   ROUTEWATCH_PUBLIC_URL: z.preprocess(unset, fetchableUrl('a browser following a link').optional()),
 

@@ -298,6 +298,7 @@ export async function assembleRoutewatch(
           channels: options.channels,
           store: new AlertStore(store),
           log: alertsLog.log,
+          requestTimeoutMs: config.ROUTEWATCH_NOTIFY_TIMEOUT,
           ...options.notifier,
         })
       : undefined;

@@ -108,6 +108,38 @@ describe('Slack groups in the notifier', () => {
     expect(queued).toBe(2);
   });
 
+  it('sends a message again after a timeout with the same Idempotency-Key, a new one with its own', async () => {
+    // review round3 F2: a webhook answering after the request timeout got the message again with
+    // nothing to tell it was the same one.
+    const events = [event('t1', 'small'), event('t2', 'large')];
+    const keys: string[] = [];
+    let calls = 0;
+    const fakeFetch = (async (_url: string, init: { headers: Record<string, string> }) => {
+      calls++;
+      keys.push(init.headers['idempotency-key']!);
+      if (calls === 1)
+        throw new DOMException('The operation was aborted due to timeout', 'TimeoutError');
+      return new Response('ok', { status: 200 });
+    }) as unknown as typeof fetch;
+    const notifier = new Notifier({
+      channels: [slackChannel('http://slack.test/x')],
+      store: fakeStore(events),
+      log: quiet,
+      minIntervalMs: 0,
+      initialBackoffMs: 1,
+      maxBackoffMs: 2,
+      pollMs: 10,
+      fetch: fakeFetch,
+    });
+    notifier.start();
+    for (let i = 0; i < 200 && calls < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    await notifier.stop();
+    expect(keys).toHaveLength(3);
+    expect(keys[0]).toMatch(/^[0-9a-f]{32}$/);
+    expect(keys[1]).toBe(keys[0]);
+    expect(keys[2]).not.toBe(keys[0]);
+  });
+
   it('says how many of a group are critical in its header', () => {
     const { text, blocks } = slackGroupMessage([
       message({ fingerprint: 'c', severity: 'critical', ruleId: 'alpha-slo' }),
