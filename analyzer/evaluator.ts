@@ -250,7 +250,9 @@ export class Evaluator {
     });
     const needsPolicy = active.some((r) => r.baseline.kind === 'previous_policy');
     // cheaper_than_large falls back to the large route's recent history without concurrent traffic.
-    const lookbackRows = active.some((r) => r.kind === 'cheaper_than_large')
+    const lookbackRows = active.some(
+      (r) => r.kind === 'cheaper_than_large' || r.baseline.kind === 'large_route',
+    )
       ? await aggregateCounts(store, new Date(now - evaluation.policyLookbackMs), at, {
           callBudget,
           byVersion: false,
@@ -692,6 +694,8 @@ export class Evaluator {
     let baseline = new Map<string, TaskCounts>();
     let baselineP95 = new Map<string, number | null>();
     let description: string;
+    /** A monitor's own baseline description, where it differs from the rule's. */
+    const descriptions = new Map<string, string>();
     let spanMs: number | null;
 
     switch (rule.baseline.kind) {
@@ -730,12 +734,27 @@ export class Evaluator {
         break;
       }
       case 'large_route': {
+        const over = `its last ${formatDuration(evaluation.policyLookbackMs)}`;
         for (const key of currentByRoute.keys()) {
           const [cohort] = key.split('\t');
-          baseline.set(
-            key,
-            sum(currentByRoute.get(monitorKey(cohort!, evaluation.largeRoute)) ?? []),
-          );
+          const largeKey = monitorKey(cohort!, evaluation.largeRoute);
+          const concurrent = sum(currentByRoute.get(largeKey) ?? []);
+          const recent = data.lookback.get(largeKey);
+          // Without enough concurrent large-route traffic, its own recent history, as
+          // cheaper_than_large takes it (docs/rules.md, "Baselines").
+          if (
+            concurrent.known < evaluation.minBaselineTasks &&
+            recent &&
+            recent.known > concurrent.known
+          ) {
+            baseline.set(key, recent);
+            descriptions.set(
+              key,
+              `the ${evaluation.largeRoute} route of the same cohort over ${over} (too little concurrent traffic)`,
+            );
+          } else {
+            baseline.set(key, concurrent);
+          }
         }
         description = `the ${evaluation.largeRoute} route of the same cohort, same window`;
         spanMs = null;
@@ -777,7 +796,7 @@ export class Evaluator {
           baseline: baseline.get(key) ?? null,
           p95: baselineP95.get(key) ?? null,
           totals: totalsBase,
-          description,
+          description: descriptions.get(key) ?? description,
         };
       return {
         baseline: held.byRoute.get(key) ?? null,

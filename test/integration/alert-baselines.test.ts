@@ -41,6 +41,10 @@ rules:
     kind: p95_regression
     baseline: previous_policy
     cohorts: [versions]
+  - id: drop-vs-large
+    kind: success_rate_drop
+    baseline: large_route
+    cohorts: [nolarge]
 `);
 
 const latency = (low: number, high: number) => (_i: number, r: () => number) => ({
@@ -181,6 +185,14 @@ describe('cheaper_than_large without concurrent large-route traffic', () => {
     expect(cheaper.summary).toMatch(
       /costs \$0\.02\d* per successful task, no longer less than the large route's \$0\.010\d* over its last 30 d$/,
     );
+  });
+});
+
+describe('another rule against the large route, without concurrent large-route traffic', () => {
+  it("takes the large route's last 30 days too, as the docs say (review round3 F3)", () => {
+    const drop = finding('drop-vs-large', 'nolarge');
+    expect(drop.status, drop.summary).not.toBe('insufficient_data');
+    expect(drop.summary).toMatch(/\(n 700 → \d+\)/);
   });
 });
 
