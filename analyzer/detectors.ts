@@ -11,6 +11,7 @@ import {
   cusumThreshold,
   gaussianCusum,
   referencedBernoulliCusum,
+  twoProportionZ,
   wilson,
 } from './stats.js';
 import type { CusumResult, CusumWindow, Interval, RatioSums } from './stats.js';
@@ -40,7 +41,7 @@ export interface Side {
   n: number;
   value: number | null;
   interval: Interval | null;
-  /** failure_concentration: the rest of the traffic's failure rate over the same window. */
+  /** failure_concentration: the rest of the traffic's failure rate the window was compared with. */
   restRate?: number | null;
 }
 
@@ -331,6 +332,13 @@ function strongestChart(run: (chart: (typeof CHARTS)[number]) => Chart | undefin
   return chosen!;
 }
 
+/** failure_concentration's null for a window: p₀, the trials its error is worth, the rest's rate. */
+interface RestNull {
+  p0: number;
+  referenceTrials: number;
+  restRate: number;
+}
+
 /** The threshold for a monitor: ARL₀ = expected trials per horizon × monitors ÷ α. */
 function threshold(
   expectedTrials: number,
@@ -425,10 +433,9 @@ function bernoulliFinding(
   let p0: number;
   // The trials p0 was estimated from (p95: the baseline's quantile, exceeded by 5 % ± its error).
   let referenceTrials = baseN;
-  // failure_concentration: the p0 of a window is the rest's failure rate over that same window
-  // times the ratio of the baseline (nullOf); `p0` is the whole window's, for the threshold.
-  let nullOf: ((refX: number, refN: number) => number) | undefined;
-  let nullVariance = 0;
+  // failure_concentration: the null of each window the test tries (restNull); `p0` is the whole
+  // current window's, for the threshold.
+  let restNull: ((refX: number, refN: number) => RestNull) | undefined;
   if (rule.kind === 'failure_concentration') {
     // The cohort's own baseline first: without it there is no rest of the traffic in the baseline
     // either (the evaluator leaves it out), and blaming the rest would send people looking there.
@@ -466,15 +473,34 @@ function bernoulliFinding(
     }
     const ratio =
       smoothed(base.failures, base.known) / smoothed(rest.baseline.failures, rest.baseline.known);
-    nullOf = (refX, refN) => clampRate(smoothed(refX, refN) * ratio);
-    p0 = nullOf(rest.current.failures, rest.current.known);
     // p0 is a product of three estimates: its relative variance is (about) the sum of theirs, and
     // the trials of a plain baseline with that much error are (1 − p0)/(p0·variance).
-    nullVariance =
+    const ratioVariance =
       relativeVariance(base.failures, base.known) +
       relativeVariance(rest.baseline.failures, rest.baseline.known);
-    const variance = nullVariance + relativeVariance(rest.current.failures, rest.current.known);
-    referenceTrials = (1 - p0) / (p0 * variance);
+    const nullOver = (refX: number, refN: number): RestNull => {
+      const q0 = clampRate(smoothed(refX, refN) * ratio);
+      const variance = ratioVariance + relativeVariance(refX, refN);
+      return { p0: q0, referenceTrials: (1 - q0) / (q0 * variance), restRate: refX / refN };
+    };
+    const whole = rest.current;
+    const wholeNull = nullOver(whole.failures, whole.known);
+    p0 = wholeNull.p0;
+    referenceTrials = wholeNull.referenceTrials;
+    // A window is held to the rest's rate over that same window when the rest's failures rose
+    // there, clearly, over the rest of the current window (z > 2): a change of all traffic within
+    // the window, which the whole window's rate would dilute (a two-hour outage of everything
+    // fired on every cohort). Else to the whole window's rate, the steadier estimate: a rest of
+    // a few tasks a bucket, taken window by window, left too little evidence to find a cohort's
+    // own failures.
+    restNull = (refX, refN) => {
+      const outsideN = whole.known - refN;
+      const rose =
+        refN > 0 && outsideN > 0
+          ? (twoProportionZ(refX, refN, whole.failures - refX, outsideN) ?? 0) > 2
+          : false;
+      return rose ? nullOver(refX, refN) : wholeNull;
+    };
   } else if (target !== null) {
     // A target is exact: no estimate, no discount. `shown` maps a rate to the figure and back.
     p0 = clampRate(kind.shown(target));
@@ -498,7 +524,7 @@ function bernoulliFinding(
   }));
   // The rest of the traffic in the same buckets, when the evaluator gave it (failure_concentration).
   const restBuckets =
-    nullOf && input.rest?.buckets?.length === buckets.length ? input.rest.buckets : undefined;
+    restNull && input.rest?.buckets?.length === buckets.length ? input.rest.buckets : undefined;
   const referenced = restBuckets
     ? buckets.map((b, i) => ({ ...b, refN: restBuckets[i]!.known, refX: restBuckets[i]!.failures }))
     : undefined;
@@ -514,17 +540,16 @@ function bernoulliFinding(
     const multiple = rule.detect * chart.multiple;
     return {
       result:
-        referenced && nullOf
+        referenced && restNull
           ? fromBucket(referenced, firstBucket(input), (list) =>
               referencedBernoulliCusum(
                 list,
                 (refX, refN) => {
-                  const q0 = nullOf!(refX, refN);
-                  const variance = nullVariance + relativeVariance(refX, refN);
+                  const { p0: q0, referenceTrials: trials } = restNull!(refX, refN);
                   return {
                     p0: q0,
                     p1: clampRate(kind.alternative(q0, multiple)),
-                    referenceTrials: (1 - q0) / (q0 * variance),
+                    referenceTrials: trials,
                   };
                 },
                 settings.minTasks,
@@ -550,11 +575,11 @@ function bernoulliFinding(
     const windowSide: Side = side(kind.label, window.n, window.x, kind.shown);
     const observed = window.n > 0 ? window.x / window.n : 0;
     if (rule.kind === 'failure_concentration') {
-      // Against the rest of the traffic over the same window, when its buckets are known.
+      // Against the null the window was held to, and the rest's rate it came from.
       const rest = restBuckets ? sum(restBuckets.slice(from)) : input.rest?.current;
-      const restRate = rest && rest.known > 0 ? rest.failures / rest.known : null;
-      const null0 = restBuckets && rest && nullOf ? nullOf(rest.failures, rest.known) : p0;
-      return { side: { ...windowSide, restRate }, effect: observed / null0 - 1 };
+      const held = rest && restNull ? restNull(rest.failures, rest.known) : undefined;
+      const restRate = held && Number.isFinite(held.restRate) ? held.restRate : null;
+      return { side: { ...windowSide, restRate }, effect: observed / (held?.p0 ?? p0) - 1 };
     }
     const effect =
       rule.kind === 'p95_regression' || target !== null

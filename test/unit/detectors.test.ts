@@ -213,6 +213,29 @@ describe('failure_concentration against the rest of the traffic over the same wi
     expect(finding.summary).not.toMatch(/[2-9]\.\d× now/);
   });
 
+  it('still finds a cohort’s own failures when the rest of the traffic is small', () => {
+    // review diff #1: p₀ taken window by window from a rest of 20 tasks an hour carried so much
+    // error that the discount left 12.4 against a threshold of 13.9; the rest did not change.
+    const hours = (tasks: number, rate: (hour: number) => number) =>
+      Array.from({ length: 24 }, (_, i) => outcomes(tasks, Math.round(tasks * rate(i))));
+    const own = hours(150, (i) => (i < 21 ? 0.05 : 0.3));
+    expect(
+      detect(
+        input(
+          own,
+          hours(20, () => 0.05),
+        ),
+        evaluation,
+      ).status,
+    ).toBe('degraded');
+    // No rest at all in the cohort's bad hours: the whole window's rest is the reference.
+    const gone = hours(20, () => 0.05).map((b, i) => (i < 21 ? b : outcomes(0, 0)));
+    const finding = detect(input(own, gone), evaluation);
+    expect(finding.status).toBe('degraded');
+    expect(finding.current.restRate).toBeCloseTo(0.05, 2);
+    expect(finding.effect!).toBeGreaterThan(1);
+  });
+
   it('fires when one cohort fails and the rest does not, naming the rest’s rate over its window', () => {
     const finding = detect(input(day(150, 0.3), day(750, 0.05)), evaluation);
     expect(finding.status).toBe('degraded');
