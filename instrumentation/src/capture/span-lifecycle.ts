@@ -353,30 +353,31 @@ function isSdkStream(value: unknown): value is SdkStream {
 
 /** The shape of the OpenAI and Anthropic SDKs' `APIPromise` (v4 and later) that we rely on. */
 /**
- * `parseResponse`'s arguments (client, props) with the props' `Response` replaced by a copy of it,
- * unless it is a stream's (read as it comes: a copy would hold every chunk the caller never reads)
- * or there is no `Response` to copy. Our own parse reads the copy; the caller's raw body stays.
+ * `parseResponse`'s arguments with the props' `Response` replaced by a copy of it: (client, props)
+ * in openai 5+ and Anthropic, (props) in openai 4, so the props are found by their shape. Not for
+ * a stream (read as it comes: a copy would hold every chunk the caller never reads), nor when
+ * there is no `Response` to copy. Our own parse reads the copy; the caller's raw body stays.
  */
-function withBodyCopy(args: readonly unknown[]): unknown[] {
-  const [client, props, ...rest] = args;
-  const given = props as
-    | { response?: { clone?: () => unknown; bodyUsed?: boolean }; options?: { stream?: unknown } }
-    | undefined;
-  const response = given?.response;
-  if (
-    !response ||
-    typeof response.clone !== 'function' ||
-    response.bodyUsed ||
-    given?.options?.stream
-  )
-    return [...args];
+export function withBodyCopy(args: readonly unknown[]): unknown[] {
+  const at = args.findIndex((arg) => {
+    const response = (arg as { response?: { clone?: unknown } } | null)?.response;
+    return typeof response?.clone === 'function';
+  });
+  if (at < 0) return [...args];
+  const props = args[at] as {
+    response: { clone: () => unknown; bodyUsed?: boolean };
+    options?: { stream?: unknown };
+  };
+  if (props.response.bodyUsed || props.options?.stream) return [...args];
   let copy: unknown;
   try {
-    copy = response.clone();
+    copy = props.response.clone();
   } catch {
     return [...args]; // as before: our parse reads the body itself
   }
-  return [client, { ...given, response: copy }, ...rest];
+  const copied = [...args];
+  copied[at] = { ...props, response: copy };
+  return copied;
 }
 
 interface ApiPromise extends PromiseLike<unknown> {
