@@ -48,18 +48,22 @@ export async function withFallback<V extends readonly unknown[], I = undefined>(
   // own, and one call read as two tasks, the fallback as a task of the large route with no
   // reason. They run in a task of their own then, with no cohort (runTask around the call names
   // one).
+  // Checked first: a bad option or a signal aborted already is no task that failed.
+  const maxModelAttempts = checkOptions(options);
+  options.signal?.throwIfAborted();
   const inTask = guard('reading the routing context', () => {
     return getRoutingState(context.active())?.task !== undefined;
   });
-  if (inTask === false) return runTask({ cohort: '' }, () => fallbackInTask(options));
-  return fallbackInTask(options);
+  if (inTask === false)
+    return runTask({ cohort: '' }, () => fallbackInTask(options, maxModelAttempts));
+  return fallbackInTask(options, maxModelAttempts);
 }
 
 async function fallbackInTask<V extends readonly unknown[], I = undefined>(
   options: FallbackOptions<V, I>,
+  maxModelAttempts: number,
 ): Promise<FallbackResult<Awaited<V[number]>>> {
   type T = Awaited<V[number]>;
-  const maxModelAttempts = checkOptions(options);
   const routes = options.routes as readonly FallbackRoute<T, I>[];
   const chain: Chain<T, I> = {
     input: options.input as I,

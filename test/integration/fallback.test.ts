@@ -174,6 +174,11 @@ describe('withFallback', () => {
     ).rejects.toBeInstanceOf(FallbackConfigError);
     await expect(withFallback({ routes: [] })).rejects.toThrow(/routes must be a non-empty array/);
     expect(ran).toBe(false);
+    // Outside a task, a bad option or a signal aborted already starts no task (review diff #5).
+    await expect(
+      withFallback({ routes: [{ route: 'small', run }], signal: AbortSignal.abort() }),
+    ).rejects.toThrow();
+    expect(exporter.getFinishedSpans()).toEqual([]);
   });
 });
 
