@@ -1,5 +1,5 @@
 import { context, createContextKey, type Context, type Span } from '@opentelemetry/api';
-import { suppressTracing } from '@opentelemetry/core';
+import { isTracingSuppressed, suppressTracing } from '@opentelemetry/core';
 import {
   InstrumentationBase,
   type InstrumentationNodeModuleDefinition,
@@ -201,7 +201,11 @@ function suppressStreamSpan(original: SdkMethod): SdkMethod {
   };
 }
 
-/** Makes `on`, `once` and `off` of an event emitter-like `stream` run its listeners in `caller`. */
+/**
+ * Makes `on`, `once` and `off` of an event emitter-like `stream` run each listener in the context
+ * it was added in (a listener added later, from another task, is that task's), or in `caller` when
+ * that is the suppressed one the stream runs in.
+ */
 function bindListeners(stream: unknown, caller: Context): void {
   if (!isObject(stream)) return;
   const bound = new WeakMap<object, unknown>();
@@ -209,7 +213,9 @@ function bindListeners(stream: unknown, caller: Context): void {
     if (typeof listener !== 'function') return listener;
     let wrapped = bound.get(listener);
     if (wrapped === undefined) {
-      wrapped = context.bind(caller, listener as (...a: unknown[]) => unknown);
+      const active = context.active();
+      const target = isTracingSuppressed(active) ? caller : active;
+      wrapped = context.bind(target, listener as (...a: unknown[]) => unknown);
       bound.set(listener, wrapped);
     }
     return wrapped;
