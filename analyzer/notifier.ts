@@ -130,10 +130,16 @@ export interface ChannelStats {
   lastSentAt: string;
 }
 
-/** The same for every try of one message: its events, each once (fingerprint, incident, seq). */
-export function idempotencyKey(batch: readonly StoredEvent[]): string {
+/**
+ * The same for every try of one message on one channel: the channel and the message's events,
+ * each once (fingerprint, incident, seq). Two channels reaching one receiver do not share it.
+ */
+export function idempotencyKey(channel: string, batch: readonly StoredEvent[]): string {
   const events = batch.map((e) => `${e.fingerprint}:${e.incident}:${e.seq}`).sort();
-  return createHash('sha256').update(events.join('\n')).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update([channel, ...events].join('\n'))
+    .digest('hex')
+    .slice(0, 32);
 }
 
 /** Seconds of a Retry-After header (seconds or an HTTP date); undefined when absent or bad. */
@@ -233,7 +239,7 @@ class ChannelQueue {
       }
       attempts++;
       this.#lastSentAt = Date.now();
-      const result = await this.#send(body, idempotencyKey(batch));
+      const result = await this.#send(body, idempotencyKey(this.channel.name, batch));
       if (result.ok) {
         this.stats.sent += batch.length;
         this.stats.lastSentAt = new Date().toISOString();
