@@ -137,7 +137,12 @@ async function queryDataDir(dataDir: string, sql: string): Promise<SqlAnswer> {
   }
   try {
     const result = await store.queryReadOnly(sql, limits);
-    await warnOfUnstoredLog(process.env['ROUTEWATCH_WAL_DIR'] || join(dir, 'wal'));
+    // The directory's own log; ROUTEWATCH_WAL_DIR only when it has none there (a log kept on a
+    // disk of its own), since the variable may be set for another, running, instance.
+    const ownLog = join(dir, 'wal');
+    await warnOfUnstoredLog(
+      existsSync(ownLog) ? ownLog : process.env['ROUTEWATCH_WAL_DIR'] || ownLog,
+    );
     return { ...result, rowCount: result.rows.length };
   } catch (error) {
     throw new SqlQueryError(sqlFailure(error, limits).message);
