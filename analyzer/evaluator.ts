@@ -265,7 +265,10 @@ export class Evaluator {
         })
       : [];
 
-    const policyNow = currentPolicies(policyRows, from.getTime());
+    const policyNow = currentPolicies(policyRows, from.getTime(), {
+      fromMs: now - evaluation.policyLookbackMs,
+      slackMs: bucketMs,
+    });
 
     // Each p95 rule counts the tasks slower than its own baseline's p95 (one threshold map for all
     // would judge a pinned baseline by the trailing p95), so the current window is read once per
@@ -1028,6 +1031,13 @@ function watchesMonitor(rule: Rule, cohort: string, route: string, largeRoute: s
 export function currentPolicies(
   policyRows: readonly AggregateCounts[],
   fromMs: number,
+  /**
+   * The look-back the rows were read over: a version whose first task there is within `slackMs`
+   * of its start served before it, and when it started is unknown. Such versions tie, and the
+   * tie goes to the greater name (`v10` over `v9`), the same at every evaluation: a split older
+   * than the look-back flipped with whichever version's task fell first after its sliding start.
+   */
+  lookback?: { fromMs: number; slackMs: number },
 ): Map<string, { version: string; last: number }> {
   const versions = new Map<string, Map<string, { first: number; last: number }>>();
   for (const row of policyRows) {
@@ -1047,8 +1057,16 @@ export function currentPolicies(
     let best: { version: string; first: number; last: number } | undefined;
     for (const [version, span] of byVersion) {
       if (span.last < fromMs) continue;
-      if (!best || span.first > best.first || (span.first === best.first && span.last > best.last))
-        best = { version, ...span };
+      const first =
+        lookback && span.first <= lookback.fromMs + lookback.slackMs ? -Infinity : span.first;
+      const later =
+        !best ||
+        first > best.first ||
+        (first === best.first &&
+          (first === -Infinity
+            ? version.localeCompare(best.version, 'en', { numeric: true }) > 0
+            : span.last > best.last));
+      if (later) best = { version, first, last: span.last };
     }
     if (best) current.set(cohort, { version: best.version, last: best.last });
   }

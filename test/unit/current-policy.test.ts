@@ -45,6 +45,27 @@ describe('currentPolicies', () => {
     expect(currentPolicies([row('p1', 700, 20)], FROM).has('faq')).toBe(false);
   });
 
+  it('gives two versions serving since before the look-back the same answer at every evaluation', () => {
+    // review diff #2: both first seen at the look-back's sliding start, the one whose task fell
+    // first after it lost, and that changed from one evaluation to the next.
+    const LOOKBACK = 720; // hours
+    const lookback = { fromMs: NOW - LOOKBACK * HOUR, slackMs: HOUR / 4 };
+    for (const [a, b] of [
+      [LOOKBACK - 0.001, LOOKBACK - 0.003],
+      [LOOKBACK - 0.005, LOOKBACK - 0.002],
+    ] as const) {
+      const rows = [row('v9', a, 0.01), row('v10', b, 0.02)];
+      expect(currentPolicies(rows, FROM, lookback).get('faq')?.version).toBe('v10');
+    }
+    // A canary started inside the look-back is still the current one beside them.
+    const rows = [
+      row('v9', LOOKBACK - 0.001, 0.01),
+      row('v10', LOOKBACK - 0.002, 0),
+      row('v11', 5, 1),
+    ];
+    expect(currentPolicies(rows, FROM, lookback).get('faq')?.version).toBe('v11');
+  });
+
   it("takes a version's first and last task over all its routes", () => {
     // p2's small route started 2 h ago, its large route 30 h ago: it started before p3.
     const rows = [row('p2', 2, 0), row('p2', 30, 1, 'large'), row('p3', 10, 0.5)];
