@@ -104,6 +104,8 @@ export interface NotifierOptions {
   lookbackMs?: number;
   /** Per-request timeout. */
   requestTimeoutMs?: number;
+  /** How long a stop waits for a message in flight before it abandons it (10 s). */
+  stopGraceMs?: number;
   fetch?: typeof fetch;
 }
 
@@ -166,12 +168,24 @@ class ChannelQueue {
   #lastSentAt = 0;
   #wake: (() => void) | undefined;
   #kicked = false;
+  /**
+   * Aborted `stopGraceMs` after the stop: a message in flight at shutdown may finish and be
+   * recorded, but a channel given a long ROUTEWATCH_NOTIFY_TIMEOUT does not hold the exit that
+   * long (the message goes again at the next start, with the same Idempotency-Key).
+   */
+  readonly #stopGrace = new AbortController();
 
   constructor(
     readonly channel: Channel,
     private readonly options: Required<Omit<NotifierOptions, 'channels'>>,
     private readonly signal: AbortSignal,
-  ) {}
+  ) {
+    signal.addEventListener(
+      'abort',
+      () => setTimeout(() => this.#stopGrace.abort(), options.stopGraceMs).unref(),
+      { once: true },
+    );
+  }
 
   kick(): void {
     this.#kicked = true;
@@ -424,9 +438,12 @@ class ChannelQueue {
         // the timeout) or whose answer was lost can tell the retry from a new message.
         headers: { 'content-type': 'application/json', 'idempotency-key': key },
         body: JSON.stringify(body),
-        // Not aborted on stop: a message in flight finishes and is recorded, else a restart would
-        // send it again. Bounded by the request timeout.
-        signal: AbortSignal.timeout(this.options.requestTimeoutMs),
+        // Not aborted on stop at once: a message in flight finishes and is recorded, else a
+        // restart would send it again. Bounded by the request timeout, and 10 s after a stop.
+        signal: AbortSignal.any([
+          AbortSignal.timeout(this.options.requestTimeoutMs),
+          this.#stopGrace.signal,
+        ]),
       });
       const text = await response.text().catch(() => '');
       if (response.ok) return { ok: true, error: '' };
@@ -499,6 +516,7 @@ export class Notifier {
       pollMs: options.pollMs ?? 30_000,
       lookbackMs: options.lookbackMs ?? 7 * 86_400_000,
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      stopGraceMs: options.stopGraceMs ?? 10_000,
       fetch: options.fetch ?? globalThis.fetch,
     };
     this.#queues = options.channels.map(

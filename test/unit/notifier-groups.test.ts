@@ -140,6 +140,33 @@ describe('Slack groups in the notifier', () => {
     expect(keys[2]).not.toBe(keys[0]);
   });
 
+  it('abandons a message still unanswered a grace after the stop, however long its timeout', async () => {
+    // review diff #6: a long ROUTEWATCH_NOTIFY_TIMEOUT held the shutdown that long.
+    let started!: () => void;
+    const inFlight = new Promise<void>((resolve) => (started = resolve));
+    const hanging = ((_url: string, init: { signal: AbortSignal }) => {
+      started();
+      return new Promise((_resolve, reject) =>
+        init.signal.addEventListener('abort', () => reject(init.signal.reason as Error)),
+      );
+    }) as unknown as typeof fetch;
+    const notifier = new Notifier({
+      channels: [slackChannel('http://slack.test/x')],
+      store: fakeStore([event('h1', 'small')]),
+      log: quiet,
+      minIntervalMs: 0,
+      pollMs: 10,
+      requestTimeoutMs: 300_000,
+      stopGraceMs: 50,
+      fetch: hanging,
+    });
+    notifier.start();
+    await inFlight;
+    // Without the grace this waits out the 5-minute timeout, past the test's own.
+    await notifier.stop();
+    expect(notifier.stats().slack!.sent).toBe(0);
+  });
+
   it('says how many of a group are critical in its header', () => {
     const { text, blocks } = slackGroupMessage([
       message({ fingerprint: 'c', severity: 'critical', ruleId: 'alpha-slo' }),
