@@ -60,6 +60,27 @@ function fakeStore(events: StoredEvent[]) {
 
 const quiet = { info() {}, warn() {}, error() {} };
 
+/** A started notifier on one Slack channel, fast retries, over the fake queue of `events`. */
+function startedNotifier(
+  events: StoredEvent[],
+  fetch: typeof globalThis.fetch,
+  over: { requestTimeoutMs?: number; stopGraceMs?: number } = {},
+): Notifier {
+  const notifier = new Notifier({
+    channels: [slackChannel('http://slack.test/x')],
+    store: fakeStore(events),
+    log: quiet,
+    minIntervalMs: 0,
+    initialBackoffMs: 1,
+    maxBackoffMs: 2,
+    pollMs: 10,
+    fetch,
+    ...over,
+  });
+  notifier.start();
+  return notifier;
+}
+
 describe('Slack groups in the notifier', () => {
   it('counts the queue right after a refused group is split and one of its alerts is retried', async () => {
     // G1..G3: one cohort × route, one evaluation (a group); L1, L2: two other routes, after it.
@@ -89,17 +110,7 @@ describe('Slack groups in the notifier', () => {
       }
       return new Response('ok', { status: 200 });
     }) as unknown as typeof fetch;
-    const notifier = new Notifier({
-      channels: [slackChannel('http://slack.test/x')],
-      store: fakeStore(events),
-      log: quiet,
-      minIntervalMs: 0,
-      initialBackoffMs: 1,
-      maxBackoffMs: 2,
-      pollMs: 10,
-      fetch: fakeFetch,
-    });
-    notifier.start();
+    const notifier = startedNotifier(events, fakeFetch);
     await l1Started;
     // G1..G3 delivered (split), L1 in flight: L1 and L2 are waiting.
     const queued = notifier.stats().slack!.queued;
@@ -121,17 +132,7 @@ describe('Slack groups in the notifier', () => {
         throw new DOMException('The operation was aborted due to timeout', 'TimeoutError');
       return new Response('ok', { status: 200 });
     }) as unknown as typeof fetch;
-    const notifier = new Notifier({
-      channels: [slackChannel('http://slack.test/x')],
-      store: fakeStore(events),
-      log: quiet,
-      minIntervalMs: 0,
-      initialBackoffMs: 1,
-      maxBackoffMs: 2,
-      pollMs: 10,
-      fetch: fakeFetch,
-    });
-    notifier.start();
+    const notifier = startedNotifier(events, fakeFetch);
     for (let i = 0; i < 200 && calls < 3; i++) await new Promise((r) => setTimeout(r, 10));
     await notifier.stop();
     expect(keys).toHaveLength(3);
@@ -150,17 +151,10 @@ describe('Slack groups in the notifier', () => {
         init.signal.addEventListener('abort', () => reject(init.signal.reason as Error)),
       );
     }) as unknown as typeof fetch;
-    const notifier = new Notifier({
-      channels: [slackChannel('http://slack.test/x')],
-      store: fakeStore([event('h1', 'small')]),
-      log: quiet,
-      minIntervalMs: 0,
-      pollMs: 10,
+    const notifier = startedNotifier([event('h1', 'small')], hanging, {
       requestTimeoutMs: 300_000,
       stopGraceMs: 50,
-      fetch: hanging,
     });
-    notifier.start();
     await inFlight;
     // Without the grace this waits out the 5-minute timeout, past the test's own.
     await notifier.stop();
