@@ -699,6 +699,24 @@ export class Evaluator {
     let description: string;
     /** A monitor's own baseline description, where it differs from the rule's. */
     const descriptions = new Map<string, string>();
+    // The large route of a cohort as a reference (baseline large_route, cheaper_than_large): its
+    // concurrent traffic or, without a concurrent control group, its own recent history (the
+    // look-back, which holds the current window too): many deployments send nothing large-first,
+    // and the rules would never run. Counted as the cost rules count: the tasks with a known
+    // outcome (late outcomes would otherwise leave the window's large route "enough" and still
+    // judged short).
+    const largeReference = (cohort: string): { counts: TaskCounts; over?: string } => {
+      const largeKey = monitorKey(cohort, evaluation.largeRoute);
+      const concurrent = sum(data.currentByRoute.get(largeKey) ?? []);
+      const recent = data.lookback.get(largeKey);
+      return concurrent.known < evaluation.minBaselineTasks &&
+        recent &&
+        recent.known > concurrent.known
+        ? { counts: recent, over: `its last ${formatDuration(evaluation.policyLookbackMs)}` }
+        : { counts: concurrent };
+    };
+    const largeOverDescription = (over: string) =>
+      `the ${evaluation.largeRoute} route of the same cohort over ${over} (too little concurrent traffic)`;
     let spanMs: number | null;
 
     switch (rule.baseline.kind) {
@@ -737,27 +755,11 @@ export class Evaluator {
         break;
       }
       case 'large_route': {
-        const over = `its last ${formatDuration(evaluation.policyLookbackMs)}`;
         for (const key of currentByRoute.keys()) {
           const [cohort] = key.split('\t');
-          const largeKey = monitorKey(cohort!, evaluation.largeRoute);
-          const concurrent = sum(currentByRoute.get(largeKey) ?? []);
-          const recent = data.lookback.get(largeKey);
-          // Without enough concurrent large-route traffic, its own recent history, as
-          // cheaper_than_large takes it (docs/rules.md, "Baselines").
-          if (
-            concurrent.known < evaluation.minBaselineTasks &&
-            recent &&
-            recent.known > concurrent.known
-          ) {
-            baseline.set(key, recent);
-            descriptions.set(
-              key,
-              `the ${evaluation.largeRoute} route of the same cohort over ${over} (too little concurrent traffic)`,
-            );
-          } else {
-            baseline.set(key, concurrent);
-          }
+          const large = largeReference(cohort!);
+          baseline.set(key, large.counts);
+          if (large.over) descriptions.set(key, largeOverDescription(large.over));
         }
         description = `the ${evaluation.largeRoute} route of the same cohort, same window`;
         spanMs = null;
@@ -860,24 +862,11 @@ export class Evaluator {
         };
       }
       if (rule.kind === 'cheaper_than_large') {
-        // Without a concurrent control group on the large route, its own recent history is the
-        // reference (the lookback, which holds the current window too): many deployments send
-        // nothing large-first, and the rule would never run.
-        const largeKey = monitorKey(group.cohort, evaluation.largeRoute);
-        const concurrent = sum(data.currentByRoute.get(largeKey) ?? []);
-        const recent = data.lookback.get(largeKey);
-        if (
-          // Counted as the cost rules count: the tasks with a known outcome (late outcomes
-          // would otherwise leave the window's large route "enough" and still judged short).
-          concurrent.known < evaluation.minBaselineTasks &&
-          recent &&
-          recent.known > concurrent.known
-        ) {
-          input.large = recent;
-          input.largeOver = `its last ${formatDuration(evaluation.policyLookbackMs)}`;
-          input.baselineDescription = `the ${evaluation.largeRoute} route of the same cohort over ${input.largeOver} (too little concurrent traffic)`;
-        } else {
-          input.large = concurrent;
+        const large = largeReference(group.cohort);
+        input.large = large.counts;
+        if (large.over) {
+          input.largeOver = large.over;
+          input.baselineDescription = largeOverDescription(large.over);
         }
       }
       if (
