@@ -94,10 +94,11 @@ const LATEST_MS = Date.UTC(2262, 3, 11);
 /**
  * A channel's delivery of one event: `expired` is one it will never send (too old), `refused` one
  * the channel's endpoint refused as it is (HTTP 400, 413, 422), given up so that later ones go,
- * `silenced` one still queued when a silence that matches it came into force.
+ * `silenced` one still queued when a silence that matches it came into force, `unannounced` the
+ * end of an incident whose firing never reached this channel (kept back there, or given up).
  */
 export interface DeliveryOutcome {
-  status: 'sent' | 'failing' | 'registered' | 'expired' | 'refused' | 'silenced';
+  status: 'sent' | 'failing' | 'registered' | 'expired' | 'refused' | 'silenced' | 'unannounced';
   attempts: number;
   error: string;
 }
@@ -328,7 +329,8 @@ export class AlertStore {
        LEFT ANTI JOIN
        (
            SELECT fingerprint, incident, seq FROM alert_deliveries FINAL
-           WHERE channel = {channel:String} AND status IN ('sent', 'expired', 'refused', 'silenced')
+           WHERE channel = {channel:String}
+             AND status IN ('sent', 'expired', 'refused', 'silenced', 'unannounced')
        ) AS d USING (fingerprint, incident, seq)
        WHERE e.notify = 1 AND e.created_at >= {from:DateTime64(3, 'UTC')}
          AND e.created_at < {before:DateTime64(3, 'UTC')}
@@ -337,6 +339,31 @@ export class AlertStore {
       eventRow,
     );
     return rows.map(toStoredEvent);
+  }
+
+  /**
+   * The incidents, of those `events` belong to, that the channel was told of: a message of the
+   * incident before the event (its firing, a reminder) was delivered there. A delivery is only
+   * ever recorded `sent` once accepted, so any such row is enough (no FINAL).
+   */
+  async announced(
+    channel: string,
+    events: readonly Pick<StoredEvent, 'fingerprint' | 'incident' | 'seq'>[],
+  ): Promise<Set<string>> {
+    if (events.length === 0) return new Set();
+    const rows = await this.store.query(
+      `SELECT DISTINCT fingerprint, incident, seq FROM alert_deliveries
+       WHERE channel = {channel:String} AND status = 'sent'
+         AND has({fingerprints:Array(String)}, fingerprint)`,
+      { channel, fingerprints: [...new Set(events.map((e) => e.fingerprint))] },
+      z.object({ fingerprint: z.string(), incident: chNumber, seq: chNumber }),
+    );
+    const told = new Set<string>();
+    for (const event of events) {
+      const key = incidentKey(event);
+      if (rows.some((r) => incidentKey(r) === key && r.seq < event.seq)) told.add(key);
+    }
+    return told;
   }
 
   /**
@@ -397,6 +424,11 @@ export class AlertStore {
       version: this.#version(),
     });
   }
+}
+
+/** One incident of one alert, as a key. */
+export function incidentKey(e: Pick<StoredEvent, 'fingerprint' | 'incident'>): string {
+  return `${e.fingerprint}\u0000${e.incident}`;
 }
 
 function toStoredEvent(r: z.output<typeof eventRow>): StoredEvent {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { incidentKey } from './alert-store.js';
 import type { AlertStore, StoredEvent } from './alert-store.js';
 import { formatDuration } from '../server/time.js';
 import { SLACK_GROUP_LIMIT, slackGroupMessage, slackMessage, webhookBody } from './message.js';
@@ -124,6 +125,11 @@ export interface ChannelStats {
   refused: number;
   /** Messages kept back because a silence came into force while they waited. */
   silenced: number;
+  /**
+   * Ends of incidents (resolved, closed) not sent because the incident's firing never reached
+   * this channel: kept back by a silence, refused, or given up as too old.
+   */
+  unannounced: number;
   /** The last failure, without the URL. */
   lastError: string;
   /** When it happened (ISO 8601), '' before any; a delivery after it means the channel recovered. */
@@ -161,6 +167,7 @@ class ChannelQueue {
     expired: 0,
     refused: 0,
     silenced: 0,
+    unannounced: 0,
     lastError: '',
     lastErrorAt: '',
     lastSentAt: '',
@@ -230,8 +237,9 @@ class ChannelQueue {
    * so that the caller does not take the batch off the count a second time.
    */
   async #deliver(batch: readonly StoredEvent[], since: number): Promise<boolean> {
-    // A silence added while the message waited (the channel down, a long queue) keeps it back.
-    const live = await this.#unsilenced(batch);
+    // A silence added while the message waited (the channel down, a long queue) keeps it back,
+    // and the end of an incident this channel was never told of is noise there.
+    const live = await this.#unsilenced(await this.#announcedHere(batch));
     if (live.length === 0) return false;
     if (live.length < batch.length) return this.#deliver(live, since);
     const [event] = batch as [StoredEvent, ...StoredEvent[]];
@@ -360,6 +368,32 @@ class ChannelQueue {
     return batch.filter((e) => !kept.includes(e));
   }
 
+  /**
+   * The events of `batch` but the ends of incidents whose firing this channel never received (a
+   * silence kept it back, the endpoint refused it, it expired): those are recorded
+   * `unannounced`, not sent. Another channel that got the firing gets the end. A store it cannot
+   * read keeps the batch as it is.
+   */
+  async #announcedHere(batch: readonly StoredEvent[]): Promise<readonly StoredEvent[]> {
+    const ends = batch.filter((e) => e.kind === 'resolved');
+    if (ends.length === 0) return batch;
+    let told: Set<string>;
+    try {
+      told = await this.options.store.announced(this.channel.name, ends);
+    } catch {
+      return batch;
+    }
+    const untold = ends.filter((e) => !told.has(incidentKey(e)));
+    if (untold.length === 0) return batch;
+    await this.#record(untold, { status: 'unannounced', attempts: 0, error: '' });
+    this.stats.unannounced += untold.length;
+    this.options.log.info(
+      { channel: this.channel.name, alert: untold.map((e) => e.fingerprint) },
+      'end of an incident not sent: this channel was never told it fired',
+    );
+    return batch.filter((e) => !untold.includes(e));
+  }
+
   /** Gives up the undelivered events older than the look-back: logged once, counted. */
   async #expire(since: number): Promise<StoredEvent[]> {
     const expired = await this.options.store.expireUndelivered(
@@ -407,7 +441,7 @@ class ChannelQueue {
   async #record(
     batch: readonly StoredEvent[],
     outcome: {
-      status: 'sent' | 'failing' | 'refused' | 'silenced';
+      status: 'sent' | 'failing' | 'refused' | 'silenced' | 'unannounced';
       attempts: number;
       error: string;
     },

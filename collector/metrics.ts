@@ -340,6 +340,7 @@ function channelLines(sources: MetricsSources): string {
     expired?: number;
     refused?: number;
     silenced?: number;
+    unannounced?: number;
   };
   const labelled = (name: string, help: string, type: string, pick: (c: Stats) => number) =>
     `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n` +
@@ -380,6 +381,12 @@ function channelLines(sources: MetricsSources): string {
       'Alert messages still waiting when a silence that matches them came into force, kept back, per channel.',
       'counter',
       (c) => c.silenced ?? 0,
+    ) +
+    labelled(
+      'routewatch_notifications_unannounced_total',
+      'Ends of incidents (resolved, closed) not sent because their firing never reached the channel (kept back by a silence, refused or given up), per channel.',
+      'counter',
+      (c) => c.unannounced ?? 0,
     )
   );
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { slackChannel } from '../../analyzer/notifier.js';
+import { z } from 'zod';
+import { slackChannel, webhookChannel } from '../../analyzer/notifier.js';
 import { parseRules } from '../../analyzer/rules.js';
 import { testApp } from '../support/app.js';
 import { storeDegradedCohorts } from '../support/degraded.js';
@@ -111,6 +112,81 @@ ${disableDefaultRulesBut()}
     const texts = (slack.delivered() as SlackBody[]).map((b) => b.text);
     // "A silence keeps the alerts it matches from sending any message while it is in force."
     expect(texts.filter((t) => /beta · small/.test(t))).toEqual([]);
+  });
+
+  it('send no lone end of an incident to a channel whose firing message was kept back, and send it where the firing went', async () => {
+    // The apps before share the store and the channel name: their notifiers would deliver this
+    // test's events to their own receivers.
+    for (const earlier of apps.splice(0)) await earlier.close();
+    const chat = await startWebhookReceiver();
+    const hook = await startWebhookReceiver();
+    chat.fallback = { status: 503, body: 'down' };
+    const app = await testApp(temp.store, {
+      rules: RULES,
+      channels: [slackChannel(chat.url), webhookChannel(hook.url)],
+      notifier: { minIntervalMs: 20, initialBackoffMs: 50, maxBackoffMs: 100, pollMs: 50 },
+    });
+    apps.push(app);
+    try {
+      const rules = (ids: string) =>
+        parseRules(`
+evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 1, resolveEvaluations: 2, repeatInterval: 1h }
+rules:
+${ids}
+${disableDefaultRulesBut()}
+`);
+      const watched = rules('  - { id: alpha-untold, kind: success_rate_drop, cohorts: [alpha] }');
+      await app.evaluator.evaluate(new Date(T - 4 * MINUTE), watched);
+      // The webhook gets the firing; Slack is down, and a silence comes while it is retried.
+      await until(() => hook.delivered().length > 0, 'the firing on the webhook');
+      await until(() => chat.requests.length > 0, 'a first (failed) attempt on Slack');
+      const made = await app.app.inject({
+        method: 'POST',
+        url: '/api/v1/silences',
+        payload: { cohort: 'alpha', route: 'small', for: '1h', comment: 'known' },
+      });
+      expect(made.statusCode).toBe(201);
+      await until(() => app.notifier!.stats()['slack']!.silenced === 1, 'the firing kept back');
+      chat.fallback = { status: 200, body: 'ok' };
+      const { id } = (made.json() as { silence: { id: string } }).silence;
+      expect(
+        (await app.app.inject({ method: 'DELETE', url: `/api/v1/silences/${id}` })).statusCode,
+      ).toBeLessThan(300);
+      // The rule is removed: the alert closes without a verdict, a notified end.
+      await app.evaluator.evaluate(
+        new Date(T - 3 * MINUTE),
+        rules('  - { id: other-rule, kind: success_rate_drop, cohorts: [beta] }'),
+      );
+      const closed = (b: unknown) =>
+        JSON.stringify(b).includes('alpha-untold') &&
+        /closed_without_verdict|Closed/.test(JSON.stringify(b));
+      await until(() => hook.delivered().some(closed), 'the end on the webhook');
+      const outcomes = async () =>
+        (
+          await temp.store.query(
+            `SELECT channel, status FROM alert_deliveries FINAL
+             WHERE fingerprint IN (SELECT fingerprint FROM alert_events WHERE rule_id = 'alpha-untold')
+               AND status IN ('sent', 'silenced', 'unannounced')
+             ORDER BY seq, channel`,
+            {},
+            z.object({ channel: z.string(), status: z.string() }),
+          )
+        ).map((r) => `${r.channel}:${r.status}`);
+      await until(async () => (await outcomes()).length === 4, 'both channels done with the end');
+      expect(await outcomes()).toEqual([
+        'slack:silenced',
+        'webhook:sent',
+        'slack:unannounced',
+        'webhook:sent',
+      ]);
+      expect(app.notifier!.stats()['slack']!.unannounced).toBeGreaterThanOrEqual(1);
+      expect(chat.delivered().filter((b) => JSON.stringify(b).includes('alpha-untold'))).toEqual(
+        [],
+      );
+    } finally {
+      await chat.close();
+      await hook.close();
+    }
   });
 });
 
