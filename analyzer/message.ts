@@ -481,8 +481,23 @@ export const SLACK_GROUP_LIMIT = 10;
  * reasons of the first (the most severe) and the other alerts still firing there. A group of one
  * is that alert's own message.
  */
-export function slackGroupMessage(messages: readonly AlertMessage[]): SlackMessage {
-  if (messages.length === 1) return slackMessage(messages[0]!);
+/**
+ * Where a message stands in a change of more alerts than one message holds: part `index` of `of`,
+ * of `total` alerts (`critical` of them critical), whose fingerprints are `fingerprints`.
+ */
+export interface GroupPart {
+  index: number;
+  of: number;
+  total: number;
+  critical: number;
+  fingerprints: readonly string[];
+}
+
+export function slackGroupMessage(
+  messages: readonly AlertMessage[],
+  part?: GroupPart,
+): SlackMessage {
+  if (messages.length === 1 && part === undefined) return slackMessage(messages[0]!);
   const [first] = messages as [AlertMessage, ...AlertMessage[]];
   const where = whereOf(first.cohort, first.route);
   const how =
@@ -493,9 +508,12 @@ export function slackGroupMessage(messages: readonly AlertMessage[]): SlackMessa
       : first.kind === 'repeat'
         ? 'still firing'
         : 'firing';
-  const critical = messages.filter((m) => m.severity === 'critical').length;
+  const critical = part?.critical ?? messages.filter((m) => m.severity === 'critical').length;
   // The count and severity are what a phone's notification shows: the names are clipped, not they.
-  const count = `: ${messages.length} alerts ${how}${critical > 0 ? ` (${critical} critical)` : ''}`;
+  // A change split over messages counts all its alerts, and says which part this is.
+  const count =
+    `: ${part?.total ?? messages.length} alerts ${how}${critical > 0 ? ` (${critical} critical)` : ''}` +
+    (part ? `, part ${part.index} of ${part.of}` : '');
   const title = `${clip(where, 150 - count.length)}${count}`;
   const blocks: unknown[] = [
     { type: 'header', text: { type: 'plain_text', text: clip(title, 150), emoji: true } },
@@ -523,7 +541,8 @@ export function slackGroupMessage(messages: readonly AlertMessage[]): SlackMessa
     details.push(`${what}:`, lines.join('\n').replaceAll('*', ''), footer.replaceAll('`', ''));
   }
   const text = [...named];
-  const grouped = new Set(messages.map((m) => m.fingerprint));
+  // The alerts of the other parts changed with these: not listed as firing apart from them.
+  const grouped = new Set(part?.fingerprints ?? messages.map((m) => m.fingerprint));
   const others = (first.alsoFiring ?? []).filter((o) => !grouped.has(o.fingerprint));
   const window = first.finding.current.since
     ? ` (${first.ruleId}'s window,${sinceText(first.finding.current.since)})`

@@ -3,7 +3,7 @@ import { incidentKey } from './alert-store.js';
 import type { AlertStore, StoredEvent } from './alert-store.js';
 import { formatDuration } from '../server/time.js';
 import { SLACK_GROUP_LIMIT, slackGroupMessage, slackMessage, webhookBody } from './message.js';
-import type { AlertMessage } from './message.js';
+import type { AlertMessage, GroupPart } from './message.js';
 import { SEVERITY_RANK } from './rules.js';
 import { silenceOf } from './silences.js';
 import type { Silence } from './silences.js';
@@ -33,7 +33,7 @@ export interface Channel {
    * message (at most `groupLimit`). A channel without it gets one message per event: a machine
    * reading the webhook keys on each alert's fingerprint.
    */
-  renderGroup?(messages: readonly AlertMessage[]): unknown;
+  renderGroup?(messages: readonly AlertMessage[], part?: GroupPart): unknown;
   groupLimit?: number;
 }
 
@@ -47,12 +47,18 @@ export function slackChannel(url: string): Channel {
   };
 }
 
+/** The events one message carries, and its part of a change larger than one message holds. */
+export interface EventBatch {
+  events: StoredEvent[];
+  part?: GroupPart;
+}
+
 /**
  * The queue's events in messages: the events of one evaluation (`at`) on one cohort × route of
  * the same kind (and resolution) together, the most severe first, at most `limit` a message, in
- * the order of each group's first event.
+ * the order of each group's first event. A group split over messages says so in each part.
  */
-export function groupEvents(events: readonly StoredEvent[], limit: number): StoredEvent[][] {
+export function groupEvents(events: readonly StoredEvent[], limit: number): EventBatch[] {
   const groups = new Map<string, StoredEvent[]>();
   for (const event of events) {
     const key = JSON.stringify([
@@ -66,7 +72,7 @@ export function groupEvents(events: readonly StoredEvent[], limit: number): Stor
     if (group) group.push(event);
     else groups.set(key, [event]);
   }
-  const batches: StoredEvent[][] = [];
+  const batches: EventBatch[] = [];
   for (const group of groups.values()) {
     group.sort(
       (a, b) =>
@@ -74,7 +80,17 @@ export function groupEvents(events: readonly StoredEvent[], limit: number): Stor
         a.ruleId.localeCompare(b.ruleId) ||
         a.fingerprint.localeCompare(b.fingerprint),
     );
-    for (let i = 0; i < group.length; i += limit) batches.push(group.slice(i, i + limit));
+    const of = Math.ceil(group.length / limit);
+    const whole = {
+      of,
+      total: group.length,
+      critical: group.filter((e) => e.message.severity === 'critical').length,
+      fingerprints: group.map((e) => e.fingerprint),
+    };
+    for (let i = 0; i < group.length; i += limit) {
+      const events = group.slice(i, i + limit);
+      batches.push(of > 1 ? { events, part: { index: i / limit + 1, ...whole } } : { events });
+    }
   }
   return batches;
 }
@@ -221,10 +237,12 @@ class ChannelQueue {
       }
       this.stats.queued = events.length;
       const { renderGroup, groupLimit = 1 } = this.channel;
-      const batches = renderGroup ? groupEvents(events, groupLimit) : events.map((e) => [e]);
-      for (const batch of batches) {
+      const batches = renderGroup
+        ? groupEvents(events, groupLimit)
+        : events.map((e): EventBatch => ({ events: [e] }));
+      for (const { events: batch, part } of batches) {
         if (this.signal.aborted) return;
-        const recounted = await this.#deliver(batch, since);
+        const recounted = await this.#deliver(batch, since, part);
         if (!recounted) this.stats.queued = Math.max(0, this.stats.queued - batch.length);
       }
       if (events.length === 0) await this.#idle();
@@ -236,17 +254,20 @@ class ChannelQueue {
    * Resolves true when it counted the queue again itself (a group split into single messages),
    * so that the caller does not take the batch off the count a second time.
    */
-  async #deliver(batch: readonly StoredEvent[], since: number): Promise<boolean> {
+  async #deliver(batch: readonly StoredEvent[], since: number, part?: GroupPart): Promise<boolean> {
     // A silence added while the message waited (the channel down, a long queue) keeps it back,
     // and the end of an incident this channel was never told of is noise there.
     const live = await this.#unsilenced(await this.#announcedHere(batch));
     if (live.length === 0) return false;
-    if (live.length < batch.length) return this.#deliver(live, since);
+    if (live.length < batch.length) return this.#deliver(live, since, part);
     const [event] = batch as [StoredEvent, ...StoredEvent[]];
     const alert = batch.length === 1 ? event.fingerprint : batch.map((e) => e.fingerprint);
     const body =
-      batch.length > 1 && this.channel.renderGroup
-        ? this.channel.renderGroup(batch.map((e) => e.message))
+      (batch.length > 1 || part) && this.channel.renderGroup
+        ? this.channel.renderGroup(
+            batch.map((e) => e.message),
+            part,
+          )
         : this.channel.render(event.message);
     let attempts = 0;
     let refusals = 0;
@@ -257,7 +278,7 @@ class ChannelQueue {
       if (attempts > 0) {
         const still = await this.#unsilenced(batch);
         if (still.length === 0) return false;
-        if (still.length < batch.length) return this.#deliver(still, since);
+        if (still.length < batch.length) return this.#deliver(still, since, part);
       }
       attempts++;
       this.#lastSentAt = Date.now();

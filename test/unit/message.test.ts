@@ -538,19 +538,68 @@ describe('groupEvents', () => {
       event('resolved', { kind: 'resolved' }),
       event('c'),
     ];
-    expect(groupEvents(events, 10).map((g) => g.map((e) => e.fingerprint))).toEqual([
+    expect(groupEvents(events, 10).map((g) => g.events.map((e) => e.fingerprint))).toEqual([
       ['a', 'b', 'c'],
       ['other-route'],
       ['later'],
       ['resolved'],
     ]);
     // At most `limit` a message.
-    expect(groupEvents(events, 2).map((g) => g.map((e) => e.fingerprint))).toEqual([
+    const split = groupEvents(events, 2);
+    expect(split.map((g) => g.events.map((e) => e.fingerprint))).toEqual([
       ['a', 'b'],
       ['c'],
       ['other-route'],
       ['later'],
       ['resolved'],
     ]);
+    // The parts of a split group know the whole; a group that fits has no part.
+    const whole = { of: 2, total: 3, critical: 1, fingerprints: ['a', 'b', 'c'] };
+    expect(split.map((g) => g.part)).toEqual([
+      { index: 1, ...whole },
+      { index: 2, ...whole },
+      undefined,
+      undefined,
+      undefined,
+    ]);
+  });
+
+  it('say in each part of a split change how many alerts changed and which part it is, without listing the other parts as firing apart', () => {
+    const alerts = ['r1', 'r2', 'r3'].map((id, i) =>
+      sampleMessage({
+        fingerprint: id,
+        ruleId: id,
+        severity: i === 0 ? 'critical' : 'warning',
+        alsoFiring: ['r1', 'r2', 'r3', 'older']
+          .filter((o) => o !== id)
+          .map((o) => ({
+            fingerprint: o,
+            ruleId: o,
+            kind: 'success_rate_drop' as const,
+            detail: '',
+            incident: 1,
+            what: `what ${o}`,
+            severity: 'warning' as const,
+            since: '2026-12-06T10:00:00.000Z',
+          })),
+      }),
+    );
+    const batches = groupEvents(
+      alerts.map((m) => event(m.fingerprint, { message: m, ruleId: m.ruleId })),
+      2,
+    );
+    const [first, second] = batches.map((b) =>
+      slackGroupMessage(
+        b.events.map((e) => e.message),
+        b.part,
+      ),
+    );
+    expect(first!.text.split('\n')[0]).toMatch(/3 alerts firing \(1 critical\), part 1 of 2$/);
+    // The last part holds one alert, still in the group's layout, with the group's count.
+    expect(second!.text.split('\n')[0]).toMatch(/3 alerts firing \(1 critical\), part 2 of 2$/);
+    for (const { text } of [first!, second!]) {
+      expect(text).toContain('what older');
+      expect(text).not.toMatch(/what r[123]/);
+    }
   });
 });
