@@ -1,5 +1,6 @@
 import { utcMinute } from '../server/time.js';
 import { isolate } from './name-list.js';
+import { printable } from './text-width.js';
 import { RESOLVE_BELOW } from './detectors.js';
 import type { Finding, Side } from './detectors.js';
 import type { EventKind } from './lifecycle.js';
@@ -103,9 +104,19 @@ const RULE_TITLES: Record<Rule['kind'], string> = {
   retry_rise: 'SDK retries rose (hidden rate limits or server errors)',
 };
 
-/** "extraction · small", names isolated for Slack. */
+/**
+ * A name (cohort, route, reason) as a message sets it: control characters written as escapes
+ * (a newline in a cohort name forged a second line in the notification: "FIRING fake line"),
+ * Slack's formatting marks that could open a span (`*bold*`, `_`, `~`, a backtick) followed by a
+ * zero-width space so that they show as they are, and right-to-left text isolated.
+ */
+export function nameInText(name: string): string {
+  return isolate(printable(name).replace(/(?<=^|[^\p{L}\p{N}])[*_~`]/gu, '$&\u200b'));
+}
+
+/** "extraction · small", names set as nameInText does. */
 const whereOf = (cohort: string, route: string) =>
-  `${isolate(cohort) || '(none)'} · ${isolate(route) || '(none)'}`;
+  `${nameInText(cohort) || '(none)'} · ${nameInText(route) || '(none)'}`;
 
 type TitledRule = Pick<Rule, 'kind'> & Partial<Pick<Rule, 'baseline'>>;
 
@@ -131,7 +142,7 @@ export function whatOf(rule: TitledRule, detail: string): string {
         ? 'success rate below its target'
         : `${RULE_TITLES[rule.kind]} (past its target)`
       : RULE_TITLES[rule.kind];
-  return `${title}${detail ? ` ("${isolate(detail)}")` : ''}`;
+  return `${title}${detail ? ` ("${nameInText(detail)}")` : ''}`;
 }
 
 export function titleOf(
@@ -180,7 +191,7 @@ function reasons(list: readonly ReasonShare[]): string {
     ? '—'
     : list
         .slice(0, 3)
-        .map((r) => `${isolate(r.reason)} ${Math.round(r.share * 100)} %`)
+        .map((r) => `${nameInText(r.reason)} ${Math.round(r.share * 100)} %`)
         .join(', ');
 }
 
@@ -190,12 +201,12 @@ function cost(c: CostOnRoute): string {
       ? ` (${c.unpricedCalls.toLocaleString('en')} of ${(c.calls ?? 0).toLocaleString('en')} model calls with no known price)`
       : '';
   if (c.costPerSuccessfulTask === null)
-    return `*${isolate(c.route)}* ${unpriced ? `unknown${unpriced}` : '—'}`;
+    return `*${nameInText(c.route)}* ${unpriced ? `unknown${unpriced}` : '—'}`;
   const ci = c.interval
     ? ` (95 % CI $${c.interval.lower.toPrecision(3)}–$${c.interval.upper.toPrecision(3)})`
     : '';
   const floor = unpriced ? '≥' : '';
-  return `*${isolate(c.route)}* ${floor}$${c.costPerSuccessfulTask.toPrecision(3)}${ci}, n = ${c.tasks.toLocaleString('en')}${unpriced}`;
+  return `*${nameInText(c.route)}* ${floor}$${c.costPerSuccessfulTask.toPrecision(3)}${ci}, n = ${c.tasks.toLocaleString('en')}${unpriced}`;
 }
 
 /** " since 2026-12-04 10:30 UTC", from an ISO time. */
@@ -454,7 +465,10 @@ export function slackMessage(message: AlertMessage): SlackMessage {
         emoji: true,
       },
     },
-    { type: 'section', text: { type: 'mrkdwn', text: slackText(`${icon} ${finding.summary}`) } },
+    {
+      type: 'section',
+      text: { type: 'mrkdwn', text: slackText(`${icon} ${printable(finding.summary)}`) },
+    },
     { type: 'section', text: { type: 'mrkdwn', text: slackText(lines.join('\n')) } },
     ...tail.blocks,
     { type: 'context', elements: [{ type: 'mrkdwn', text: slackText(footer) }] },
@@ -463,7 +477,7 @@ export function slackMessage(message: AlertMessage): SlackMessage {
   const text = [
     // The banner says what a resolution's title starts with ("Resolved: …"): once is enough.
     `${banner(message)} ${message.title.replace(/^(Resolved|Closed without a verdict): /, '')}`,
-    finding.summary,
+    printable(finding.summary),
     lines.join('\n').replaceAll('*', ''),
     ...tail.text,
     footer.replaceAll('`', ''),
@@ -530,13 +544,18 @@ export function slackGroupMessage(
         type: 'section',
         text: {
           type: 'mrkdwn',
-          text: slackText(`${icon} *${what}*: ${message.finding.summary}\n${lines.join('\n')}`),
+          text: slackText(
+            `${icon} *${what}*: ${printable(message.finding.summary)}\n${lines.join('\n')}`,
+          ),
         },
       },
       { type: 'context', elements: [{ type: 'mrkdwn', text: slackText(footer) }] },
     );
     named.push(
-      clip(`• ${what} (${message.ruleId}, ${message.severity}): ${message.finding.summary}`, 300),
+      clip(
+        `• ${what} (${message.ruleId}, ${message.severity}): ${printable(message.finding.summary)}`,
+        300,
+      ),
     );
     details.push(`${what}:`, lines.join('\n').replaceAll('*', ''), footer.replaceAll('`', ''));
   }

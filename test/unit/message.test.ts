@@ -439,7 +439,35 @@ describe('slackMessage', () => {
     expect(mrkdwn).toContain('&lt;https://evil.example|click&gt; &lt;@U123&gt;');
     // The header is plain text, which Slack shows as it is.
     expect((blocks as Block[])[0]!.text).toMatchObject({ type: 'plain_text' });
-    expect((blocks as Block[])[0]!.text!.text).toContain('<!channel> & *bold* · x<y>&z');
+    expect((blocks as Block[])[0]!.text!.text).toContain('<!channel> & *\u200bbold* · x<y>&z');
+  });
+
+  it('writes a newline in a name as an escape and keeps its formatting marks from formatting, so that a name forges no line and no bold', () => {
+    const cohort = 'billing\nFIRING fake line';
+    const route = '*big*';
+    const message = sampleMessage({
+      cohort,
+      route,
+      title: titleOf('firing', { kind: 'success_rate_drop' }, cohort, route, ''),
+      finding: { ...sampleMessage().finding, summary: `the large route of ${cohort}: worse` },
+      costs: [{ route, tasks: 1, costPerSuccessfulTask: 0.002, interval: null }],
+      failureReasons: [{ reason: '_slow_', tasks: 1, share: 1 }],
+    });
+    const { text, blocks } = slackMessage(message);
+    const lines = text.split('\n');
+    expect(lines.filter((l) => l.startsWith('FIRING fake line'))).toEqual([]);
+    expect(lines[0]).toContain('billing\\nFIRING fake line · *\u200bbig*');
+    expect(text).toContain('the large route of billing\\nFIRING fake line: worse');
+    const sections = (blocks as Block[])
+      .flatMap((b) => [b.text?.text ?? '', ...(b.fields ?? []).map((f) => f.text)])
+      .join('\n');
+    expect(sections).toContain('*\u200bbig*');
+    expect(sections).toContain('_\u200bslow_');
+    expect(sections).not.toMatch(/(^|\s)\*big\*/);
+    // Within a word a mark is left as it is: validation_failed is no italics.
+    expect(titleOf('firing', { kind: 'success_rate_drop' }, 'a_b', 'small', '')).toBe(
+      'a_b · small: success rate dropped',
+    );
   });
 
   it('links to the dashboard without the view when the link is longer than Slack takes', () => {
