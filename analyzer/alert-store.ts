@@ -225,12 +225,27 @@ export class AlertStore {
     await this.store.insertJsonEachRow('alert_events', Buffer.from(lines.join('\n') + '\n'));
   }
 
-  async history(limit: number, since?: number): Promise<StoredEvent[]> {
+  /**
+   * The latest `limit` transitions (since `since`), of the cohorts and routes named when some
+   * are: filtered before the limit, so that a busy cohort does not push a quiet one's out.
+   */
+  async history(
+    limit: number,
+    since?: number,
+    filter: { cohorts?: readonly string[]; routes?: readonly string[] } = {},
+  ): Promise<StoredEvent[]> {
     const rows = await this.store.query(
       `SELECT * EXCEPT created_at FROM alert_events FINAL
        WHERE at >= {since:DateTime64(3, 'UTC')}
+         AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
+         AND (empty({routes:Array(String)}) OR has({routes:Array(String)}, route))
        ORDER BY at DESC, fingerprint, seq DESC LIMIT {limit:UInt32}`,
-      { since: ms(since ?? 0), limit },
+      {
+        since: ms(since ?? 0),
+        limit,
+        cohorts: [...(filter.cohorts ?? [])],
+        routes: [...(filter.routes ?? [])],
+      },
       eventRow,
     );
     return rows.map(toStoredEvent);

@@ -248,6 +248,8 @@ const alertsQuery = z
   .object({
     state: z.enum(['pending', 'firing', 'resolved', 'all']).optional(),
     history: queryNumber(z.number().int().min(0).max(1000)).optional(),
+    cohort: filterList,
+    route: filterList,
   })
   .strict();
 
@@ -335,7 +337,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
     const parsed = alertsQuery.safeParse(request.query);
     if (!parsed.success) {
       throw badRequest(
-        `invalid query: ${parsed.error.issues[0]?.message ?? 'invalid'}. Use ?state=pending|firing|resolved|all and ?history=N (0 to 1000).`,
+        `invalid query: ${parsed.error.issues[0]?.message ?? 'invalid'}. Use ?state=pending|firing|resolved|all, ?history=N (0 to 1000), ?cohort=C and ?route=R.`,
       );
     }
     const wanted = parsed.data.state ?? 'all';
@@ -343,14 +345,32 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
     const [states, history, silences] = await readStore(() =>
       Promise.all([
         evaluator.alerts.states(),
-        evaluator.alerts.history(parsed.data.history ?? 100),
+        evaluator.alerts.history(parsed.data.history ?? 100, undefined, {
+          cohorts: parsed.data.cohort,
+          routes: parsed.data.route,
+        }),
         evaluator.alerts.silences(now),
       ]),
     );
     const severity = new Map(evaluator.rules.rules.map((r) => [r.id, r.severity]));
+    const named = (names: readonly string[], name: string) =>
+      names.length === 0 || names.includes(name);
     const listed = states
-      .filter((s) => s.state !== 'inactive' && (wanted === 'all' || s.state === wanted))
-      .sort((a, b) => b.since - a.since);
+      .filter(
+        (s) =>
+          s.state !== 'inactive' &&
+          (wanted === 'all' || s.state === wanted) &&
+          named(parsed.data.cohort, s.cohort) &&
+          named(parsed.data.route, s.route),
+      )
+      .sort(
+        (a, b) =>
+          b.since - a.since ||
+          a.cohort.localeCompare(b.cohort) ||
+          a.route.localeCompare(b.route) ||
+          a.ruleId.localeCompare(b.ruleId) ||
+          a.fingerprint.localeCompare(b.fingerprint),
+      );
     // An alert whose rule is gone (removed from the rules file) keeps the severity it was sent
     // with, as its closing message does, not a default.
     const sentWith = new Map(

@@ -205,6 +205,7 @@ export function renderCharts(
     return;
   }
   const bucket = span(timeseries.value.bucketSeconds);
+  const stepMs = timeseries.value.bucketSeconds * 1000;
   const window: [number, number] = [
     Date.parse(timeseries.value.from) / 1000,
     Date.parse(timeseries.value.to) / 1000,
@@ -214,7 +215,7 @@ export function renderCharts(
       id: 'chart-cost',
       title: 'Cost per successful task, per route',
       description: `total cost ÷ successes of the tasks started in each ${bucket} bucket`,
-      data: costPerSuccessByRoute(selected),
+      data: costPerSuccessByRoute(selected, stepMs),
       format: (v) => usd(v),
       window,
     },
@@ -222,7 +223,7 @@ export function renderCharts(
       id: 'chart-success',
       title: 'Success rate, per route',
       description: `successes ÷ tasks with a known outcome; the band is the 95 % interval`,
-      data: successRateByRoute(selected),
+      data: successRateByRoute(selected, stepMs),
       format: (v) => pct(v),
       unitInterval: true,
       window,
@@ -231,7 +232,7 @@ export function renderCharts(
       id: 'chart-fallback',
       title: 'Fallback rate, by reason',
       description: 'tasks that fell back for the reason ÷ all tasks in the bucket',
-      data: fallbackRateByReason(selected),
+      data: fallbackRateByReason(selected, stepMs),
       format: (v) => pct(v),
       window,
     },

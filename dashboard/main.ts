@@ -234,7 +234,10 @@ async function loadView(mine: number, signal: AbortSignal): Promise<void> {
     // Without filters the report is also "everything": asked once.
     hasFilter(view) ? get<Report>(`api/v1/report?${timeQuery}`) : report,
     get<TimeseriesAnswer>(`api/v1/timeseries?${seriesQuery}`),
-    get<AlertsAnswer>(`api/v1/alerts?history=${HISTORY}`),
+    // The cohorts and routes of the view filter the history before its limit, on the server.
+    get<AlertsAnswer>(
+      `api/v1/alerts?${queryOfView({ cohorts: view.cohorts, routes: view.routes })}&history=${HISTORY}`,
+    ),
     // Advice weighs a cohort's routes together: every filter of the view but the route's.
     get<AdviceReport>(
       `api/v1/advice?${queryOfView({ ...time, cohorts: view.cohorts, services: view.services, policies: view.policies })}`,

@@ -55,11 +55,18 @@ const ALERT_ORDER: Record<Alert['state'], number> = {
   inactive: 3,
 };
 
+const SEVERITY_ORDER: Record<Alert['severity'], number> = { critical: 0, warning: 1, info: 2 };
+
+/** Firing first, then pending, then resolved; the most severe first within each (stable). */
+const alertOrder = (a: Alert, b: Alert) =>
+  ALERT_ORDER[a.state] - ALERT_ORDER[b.state] ||
+  (SEVERITY_ORDER[a.severity] ?? 3) - (SEVERITY_ORDER[b.severity] ?? 3);
+
 function alertsOf(alerts: Loaded<AlertsAnswer>, cohort: string, route: string): Alert[] {
   if (!alerts.ok) return [];
   return alerts.value.alerts
     .filter((a) => a.cohort === cohort && a.route === route && a.state !== 'inactive')
-    .sort((a, b) => ALERT_ORDER[a.state] - ALERT_ORDER[b.state]);
+    .sort(alertOrder);
 }
 
 function stateBadge(state: Alert['state'], title?: string): HTMLElement {
@@ -118,10 +125,17 @@ function alertCell(alerts: Loaded<AlertsAnswer>, row: CohortRouteMetrics): Child
   );
 }
 
-function verdictCell(advice: Loaded<AdviceReport>, cohort: string): Child {
+/**
+ * The cohort's routing advice, which weighs its small route against its large one: marked on the
+ * small route's row, and muted on the cohort's other rows, which it is not about.
+ */
+function verdictCell(advice: Loaded<AdviceReport>, cohort: string, route: string): Child {
   if (!advice.ok) return h('span', { class: 'muted', title: advice.error.message }, '—');
   const found = advice.value.cohorts.find((c) => c.cohort === cohort);
   if (!found) return h('span', { class: 'muted' }, '—');
+  const small = advice.value.options.smallRoute;
+  if (route !== small)
+    return h('span', { class: 'muted', title: found.reason }, `${small}: ${found.verdict}`);
   return h(
     'span',
     { class: `verdict verdict-${found.verdict.replaceAll(' ', '-')}`, title: found.reason },
@@ -170,7 +184,13 @@ function metricCells(row: {
     num(
       cost,
       row.costPerSuccessfulTaskInterval && !unknown
-        ? h('small', {}, usdRange(row.costPerSuccessfulTaskInterval))
+        ? // On a floor, the interval is the priced calls' alone: not a range the true cost is in.
+          h(
+            'small',
+            {},
+            row.costUnderstated ? 'priced calls ' : '',
+            usdRange(row.costPerSuccessfulTaskInterval),
+          )
         : null,
     ),
     num(
@@ -295,7 +315,7 @@ export function renderRoutes(
           h('td', {}, named(row.primaryRoute)),
           ...metricCells(row),
           h('td', { class: 'alert-state' }, alertCell(alerts, row)),
-          h('td', {}, verdictCell(advice, row.cohort)),
+          h('td', {}, verdictCell(advice, row.cohort, row.primaryRoute)),
         ),
       ),
     ),
@@ -450,10 +470,19 @@ export function renderAlerts(
   const wanted = (a: { cohort: string; route: string }) =>
     (view.cohorts.length === 0 || view.cohorts.includes(a.cohort)) &&
     (view.routes.length === 0 || view.routes.includes(a.route));
-  const current = alerts.value.alerts
-    .filter(wanted)
-    .sort((a, b) => ALERT_ORDER[a.state] - ALERT_ORDER[b.state]);
+  const current = alerts.value.alerts.filter(wanted).sort(alertOrder);
+  // Asked for the view's cohorts and routes already (the limit applies after the filter).
   const history = alerts.value.history.filter(wanted);
+  const counts = (['firing', 'pending', 'resolved'] as const)
+    .map((state) => [state, current.filter((a) => a.state === state).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([state, n]) => `${n} ${state}`)
+    .join(', ');
+  const silences = alerts.value.silences.filter(
+    (s) =>
+      (s.cohort === '' || view.cohorts.length === 0 || view.cohorts.includes(s.cohort)) &&
+      (s.route === '' || view.routes.length === 0 || view.routes.includes(s.route)),
+  );
   const scope =
     view.cohorts.length + view.routes.length > 0
       ? ` (${describeFilter({ ...view, services: [], policies: [] })})`
@@ -476,7 +505,7 @@ export function renderAlerts(
           h(
             'table',
             { class: 'metrics', id: 'alerts-table' },
-            h('caption', {}, `Alerts${scope}`),
+            h('caption', {}, `Alerts${scope}: ${counts}`),
             h(
               'thead',
               {},
@@ -519,6 +548,7 @@ export function renderAlerts(
           ),
         ),
     unjudgedNote(alerts.value.unjudged?.filter(wanted) ?? []),
+    silencesTable(silences),
     h('h3', {}, 'History'),
     history.length === 0
       ? notice('empty', `No alert transition yet${scope}.`)
@@ -546,6 +576,56 @@ export function renderAlerts(
             ),
           ),
         ),
+  );
+}
+
+/**
+ * The silences in force or to come that can match the view: who keeps what quiet, until when and
+ * why, those that match no alert now and those set ahead included (`routewatch silence` adds
+ * and ends them).
+ */
+function silencesTable(silences: AlertsAnswer['silences']): HTMLElement | string {
+  if (silences.length === 0) return '';
+  const now = Date.now();
+  return h(
+    'div',
+    { class: 'table-scroll' },
+    h(
+      'table',
+      { class: 'metrics', id: 'silences-table' },
+      h('caption', {}, `Silences in force or to come: ${silences.length}`),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Matches', 'From', 'Until', 'Comment', 'Id'].map((label) =>
+            h('th', { scope: 'col' }, label),
+          ),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        silences.map((s) =>
+          h(
+            'tr',
+            { 'data-silence': s.id },
+            h('td', {}, isolate(s.scope)),
+            h(
+              'td',
+              {},
+              utc(s.startsAt),
+              Date.parse(s.startsAt) > now ? h('span', { class: 'muted' }, ' (to come)') : '',
+            ),
+            h('td', {}, utc(s.endsAt)),
+            h('td', {}, s.comment),
+            h('td', {}, h('code', {}, s.id)),
+          ),
+        ),
+      ),
+    ),
   );
 }
 

@@ -66,10 +66,22 @@ const emptyTotals = (): Totals => ({
   reasons: new Map(),
 });
 
-/** Every bucket start of the series, ascending. */
-function timesOf(series: readonly TimeseriesSeries[]): number[] {
+/**
+ * Every bucket start of the series, ascending, and with `stepMs` (the bucket's length) every
+ * bucket between the first and the last too: the API leaves out a bucket without tasks, and a
+ * chart must show it as a gap, not draw a line across it (a route whose traffic stopped for hours
+ * looked steady).
+ */
+function timesOf(series: readonly TimeseriesSeries[], stepMs?: number): number[] {
   const times = new Set<number>();
   for (const s of series) for (const p of s.points) times.add(Date.parse(p.bucketStart));
+  const sorted = [...times].sort((a, b) => a - b);
+  if (!stepMs || stepMs <= 0 || sorted.length < 2) return sorted;
+  const first = sorted[0]!;
+  const last = sorted.at(-1)!;
+  // Bounded: a bucket smaller than the API allows would make a chart of millions of points.
+  if ((last - first) / stepMs > 100_000) return sorted;
+  for (let t = first + stepMs; t < last; t += stepMs) times.add(t);
   return [...times].sort((a, b) => a - b);
 }
 
@@ -101,8 +113,11 @@ function totalsBy(
 }
 
 /** Cost per successful task per primary route: the route's cost ÷ its successes in the bucket. */
-export function costPerSuccessByRoute(series: readonly TimeseriesSeries[]): ChartData {
-  const times = timesOf(series);
+export function costPerSuccessByRoute(
+  series: readonly TimeseriesSeries[],
+  stepMs?: number,
+): ChartData {
+  const times = timesOf(series, stepMs);
   const lines = [...totalsBy(series, (s) => s.primaryRoute)].map(([route, buckets]) => ({
     label: route,
     values: times.map((t) => {
@@ -114,8 +129,11 @@ export function costPerSuccessByRoute(series: readonly TimeseriesSeries[]): Char
 }
 
 /** Success rate per primary route with its Wilson 95 % interval, over known outcomes. */
-export function successRateByRoute(series: readonly TimeseriesSeries[]): ChartData {
-  const times = timesOf(series);
+export function successRateByRoute(
+  series: readonly TimeseriesSeries[],
+  stepMs?: number,
+): ChartData {
+  const times = timesOf(series, stepMs);
   const lines = [...totalsBy(series, (s) => s.primaryRoute)].map(([route, buckets]): Line => {
     const of = (t: number) => {
       const totals = buckets.get(t);
@@ -144,8 +162,11 @@ export function successRateByRoute(series: readonly TimeseriesSeries[]): ChartDa
  * Fallback rate by reason: tasks that fell back for that reason ÷ all tasks of the bucket. A task
  * that fell back twice for two reasons counts under both, as in the report.
  */
-export function fallbackRateByReason(series: readonly TimeseriesSeries[]): ChartData {
-  const times = timesOf(series);
+export function fallbackRateByReason(
+  series: readonly TimeseriesSeries[],
+  stepMs?: number,
+): ChartData {
+  const times = timesOf(series, stepMs);
   const buckets = totalsBy(series, () => '').get('') ?? new Map<number, Totals>();
   const reasons = new Set<string>();
   for (const totals of buckets.values())

@@ -83,6 +83,26 @@ describe('GET /api/v1/alerts', () => {
     );
   });
 
+  it('filters the history by cohort and route before its limit, so that busier cohorts do not push one out', async () => {
+    const { history } = await alertsAnswer('?history=1000');
+    // The cohort whose latest transition is the oldest: the first pushed out by a small limit.
+    const quietest = [...new Set(history.map((e) => e.cohort))].at(-1)!;
+    const its = history.filter((e) => e.cohort === quietest);
+    expect(history.findIndex((e) => e.cohort === quietest)).toBeGreaterThanOrEqual(its.length);
+    // Unfiltered, the latest `its.length` transitions are all other cohorts'.
+    const latest = await alertsAnswer(`?history=${its.length}`);
+    expect(latest.history.filter((e) => e.cohort === quietest)).toEqual([]);
+    const filtered = await alertsAnswer(
+      `?history=${its.length}&cohort=${encodeURIComponent(quietest)}`,
+    );
+    expect(filtered.history).toEqual(its);
+    expect(new Set(filtered.alerts.map((a) => a.cohort))).toEqual(new Set([quietest]));
+    const route = its[0]!.route;
+    const byRoute = await alertsAnswer(`?route=${encodeURIComponent(route)}&history=1000`);
+    expect(byRoute.history).toEqual(history.filter((e) => e.route === route));
+    expect(byRoute.alerts.every((a) => a.route === route)).toBe(true);
+  });
+
   it('gives each resolved transition its resolution, and the others none', async () => {
     const { history } = await alertsAnswer();
     const resolutions = history.map((e) => `${e.kind} ${e.cohort}: ${e.resolution}`);

@@ -547,6 +547,48 @@ describe('the dashboard on alerts with no verdict', () => {
       /^\d+ cohort × routes? not judged by any rule: too little data$/,
     );
 
+    // The silences in force or to come are listed, one set ahead and one matching nothing too.
+    await open.evaluator.alerts.saveSilence({
+      id: 'ahead-nowhere',
+      cohort: 'no-such-cohort',
+      route: '',
+      ruleId: '',
+      startsAt: Date.now() + 3_600_000,
+      endsAt: Date.now() + 7_200_000,
+      comment: 'migration tonight',
+      createdAt: Date.now(),
+    });
+    // The alerts caption counts each state.
+    const caption = await page.locator('#alerts-table caption').innerText();
+    const shownStates = states.map((s) => s.state.split(' ')[0]);
+    const firing = shownStates.filter((s) => s === 'firing').length;
+    expect(caption).toContain(`${firing} firing`);
+    await page.reload();
+    await settled(page);
+    const silences = await page.$$eval('#silences-table tbody tr', (rows: PageElement[]) =>
+      rows.map((row) => ({ id: row.getAttribute('data-silence'), text: row.innerText })),
+    );
+    expect(silences.map((r) => r.id).sort()).toEqual(['ahead-nowhere', 'quiet-held']);
+    expect(silences.find((r) => r.id === 'ahead-nowhere')!.text).toMatch(
+      /no-such-cohort[\s\S]*\(to come\)[\s\S]*migration tonight/,
+    );
+
+    // A view of one cohort asks the API for that cohort's history: its transitions are listed
+    // however many other cohorts' came after them.
+    const asked: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/api/v1/alerts')) asked.push(r.url());
+    });
+    await page.goto(`${openUrl}/?window=7d&cohort=recovered`);
+    await settled(page);
+    expect(asked.some((u) => new URL(u).searchParams.get('cohort') === 'recovered')).toBe(true);
+    const listed = await page.$$eval('#alert-history li', (items: PageElement[]) =>
+      items.map((item) => item.innerText),
+    );
+    expect(listed.length).toBeGreaterThan(0);
+    expect(listed.every((t) => t.includes('recovered · small'))).toBe(true);
+    expect(await page.locator('#silences-table tbody tr').count()).toBe(0);
+
     await saveScreenshot(page, 'alerts-without-verdict');
     expect(watch.errors).toEqual([]);
   });
@@ -642,6 +684,8 @@ describe('the dashboard on names from hostile or right-to-left spans', () => {
     const rows = await routeRows(page);
     const cost = (cohort: string) => rows.find((r) => r.cohort === cohort)!.cells[3]!;
     expect(cost('priced-some')).toMatch(/^≥\$/);
+    // The interval under a floor is the priced calls', said so: not a range for the true cost.
+    expect(cost('priced-some')).toMatch(/\npriced calls \$[\d.]+–\$[\d.]+$/);
     expect(cost('priced-none')).toBe('unknown');
     await expect(
       page.locator('#routes-table tbody tr[data-cohort="priced-some"] .cost').getAttribute('title'),

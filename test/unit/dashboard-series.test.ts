@@ -101,6 +101,32 @@ describe('the charts’ data', () => {
     expect(validation!.values).toEqual([6 / 40, 0, 0]);
   });
 
+  it('gives every bucket between the first and the last a time, so that a bucket without tasks is a gap in each chart', () => {
+    const HOUR = 3_600_000;
+    const sparse: TimeseriesSeries[] = [
+      {
+        cohort: 'faq',
+        primaryRoute: 'small',
+        points: [
+          point(T0, { tasks: 4, successes: 4, cost: 1, reasons: { timeout: 1 } }),
+          point('2026-12-02T13:00:00.000Z', { tasks: 4, successes: 0, cost: 1 }),
+        ],
+      },
+    ];
+    const times = [0, 1, 2, 3].map((i) => Date.parse(T0) + i * HOUR);
+    for (const chart of [
+      costPerSuccessByRoute(sparse, HOUR),
+      successRateByRoute(sparse, HOUR),
+      fallbackRateByReason(sparse, HOUR),
+    ]) {
+      expect(chart.times).toEqual(times);
+      for (const line of chart.lines) expect(line.values.slice(1, 3)).toEqual([null, null]);
+    }
+    expect(successRateByRoute(sparse, HOUR).lines[0]!.values).toEqual([1, null, null, 0]);
+    // Without the bucket's length, the buckets the API gave.
+    expect(costPerSuccessByRoute(sparse).times).toEqual([times[0], times[3]]);
+  });
+
   it('keeps the series of the cohorts and routes the view names', () => {
     const view = { cohorts: ['extraction'], routes: [] };
     expect(selectSeries(SERIES, view).map((s) => s.primaryRoute)).toEqual(['small', 'large']);
