@@ -47,6 +47,11 @@ export interface AlertsView {
       retries: number;
       queued: number;
       refused?: number;
+      expired?: number;
+      silenced?: number;
+      unannounced?: number;
+      /** When the counts started: the process's start (they are not kept across restarts). */
+      since?: string;
       lastError: string;
       lastErrorAt?: string;
       lastSentAt?: string;
@@ -158,17 +163,31 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
   }
   const channels = Object.entries(view.channels);
   if (channels.length > 0) {
+    const since = channels[0]![1].since;
+    const counted = since ? ` (counted since ${utcMinute(since)}, when routewatch started)` : '';
     lines.push(
       '',
-      `Channels: ${channels
+      `Channels${counted}: ${channels
         .map(
-          ([name, c]) =>
-            `${name} ${c.sent} sent, ${c.queued} queued${c.refused ? `, ${c.refused} refused by the endpoint and given up` : ''}${lastError(c)}`,
+          ([name, c]) => `${name} ${c.sent} sent, ${c.queued} queued${givenUp(c)}${lastError(c)}`,
         )
         .join('; ')}`,
     );
   }
   return lines.join('\n') + '\n';
+}
+
+/** What a channel did not send, each count said when there is one. */
+function givenUp(c: AlertsView['channels'][string]): string {
+  return [
+    c.refused ? `${c.refused} refused by the endpoint and given up` : '',
+    c.expired ? `${c.expired} given up as older than the look-back` : '',
+    c.silenced ? `${c.silenced} kept back by a silence` : '',
+    c.unannounced ? `${c.unannounced} ends not sent (their firing never reached it)` : '',
+  ]
+    .filter((part) => part !== '')
+    .map((part) => `, ${part}`)
+    .join('');
 }
 
 /**

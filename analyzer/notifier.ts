@@ -20,6 +20,13 @@ import type { Silence } from './silences.js';
 
 /** Answers that refuse the message itself (Slack: `invalid_payload`, too large), not the channel. */
 const REFUSED_STATUSES: ReadonlySet<number> = new Set([400, 413, 422]);
+/**
+ * Slack's answers about the webhook or its channel rather than the message (a mistyped or revoked
+ * URL, an archived channel), which some paths give with a 400: the message waits, as for a 404,
+ * until the channel is fixed.
+ */
+const CHANNEL_ERRORS =
+  /^(no_service|no_service_id|no_team|team_disabled|invalid_token|channel_not_found|channel_is_archived|action_prohibited|posting_to_general_channel_denied)\b/;
 /** Attempts a refused message gets before it is given up: a proxy's passing 400 is retried. */
 const REFUSED_ATTEMPTS = 3;
 
@@ -152,6 +159,8 @@ export interface ChannelStats {
   lastErrorAt: string;
   /** When a message was last delivered (ISO 8601), '' before any. */
   lastSentAt: string;
+  /** When these counts started (ISO 8601): this process's notifier, not kept across restarts. */
+  since: string;
 }
 
 /**
@@ -187,6 +196,7 @@ class ChannelQueue {
     lastError: '',
     lastErrorAt: '',
     lastSentAt: '',
+    since: new Date().toISOString(),
   };
   #lastSentAt = 0;
   #wake: (() => void) | undefined;
@@ -296,7 +306,12 @@ class ChannelQueue {
       this.stats.retries++;
       this.stats.lastError = result.error;
       this.stats.lastErrorAt = new Date().toISOString();
-      if (result.status !== undefined && REFUSED_STATUSES.has(result.status)) refusals++;
+      if (
+        result.status !== undefined &&
+        REFUSED_STATUSES.has(result.status) &&
+        !CHANNEL_ERRORS.test(result.body ?? '')
+      )
+        refusals++;
       if (refusals >= REFUSED_ATTEMPTS && batch.length > 1) {
         // The group as one message is refused (too large, say): each alert on its own, then.
         this.options.log.warn(
@@ -485,7 +500,13 @@ class ChannelQueue {
   async #send(
     body: unknown,
     key: string,
-  ): Promise<{ ok: boolean; status?: number; retryAfterMs?: number | undefined; error: string }> {
+  ): Promise<{
+    ok: boolean;
+    status?: number;
+    retryAfterMs?: number | undefined;
+    body?: string;
+    error: string;
+  }> {
     try {
       const response = await this.options.fetch(this.channel.url, {
         method: 'POST',
@@ -506,6 +527,7 @@ class ChannelQueue {
         ok: false,
         status: response.status,
         retryAfterMs: retryAfterMs(response.headers.get('retry-after')),
+        body: text.trim(),
         error: `HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''}`,
       };
     } catch (error) {

@@ -201,6 +201,38 @@ describe('the notifier look-back', () => {
     expect(picky.requests).toHaveLength(5);
   });
 
+  it('keeps a message whose 400 is about the webhook, not the message (a mistyped Slack URL), until the URL works', async () => {
+    const mistyped = await startWebhookReceiver();
+    mistyped.script([
+      { status: 400, body: 'no_team' },
+      { status: 400, body: 'no_service_id' },
+      { status: 400, body: 'no_team' },
+      { status: 400, body: 'no_team' },
+    ]);
+    const alerts = new AlertStore(temp.store);
+    const notifier = new Notifier({
+      channels: [{ ...webhookChannel(mistyped.url), name: 'mistyped' }],
+      store: alerts,
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      minIntervalMs: 0,
+      pollMs: 100,
+      initialBackoffMs: 20,
+      maxBackoffMs: 40,
+      lookbackMs: 60_000,
+    });
+    try {
+      await alerts.channelSince('mistyped');
+      await alerts.saveEvents([event('kept-until-fixed', Date.now())]);
+      notifier.start();
+      await until(() => mistyped.delivered().length === 1, 'the message once the URL works');
+      expect(mistyped.requests.map((r) => r.status)).toEqual([400, 400, 400, 400, 200]);
+      expect(notifier.stats()['mistyped']).toMatchObject({ refused: 0, retries: 4 });
+    } finally {
+      await notifier.stop();
+      await mistyped.close();
+    }
+  });
+
   it('gives up a message retried past the look-back, and goes on with the rest', async () => {
     const down = await startWebhookReceiver();
     down.fallback = { status: 503, body: 'down' };

@@ -49,6 +49,28 @@ describe('renderAlertsTable', () => {
     );
   });
 
+  it('says since when the channel counts run, and every message not sent, each by why', () => {
+    const table = renderAlertsTable({
+      ...view([]),
+      channels: {
+        slack: {
+          sent: 6,
+          retries: 0,
+          queued: 1,
+          refused: 1,
+          expired: 2,
+          silenced: 3,
+          unannounced: 1,
+          lastError: '',
+          since: '2026-12-04T09:00:00.000Z',
+        },
+      },
+    });
+    expect(table).toMatch(
+      /^Channels \(counted since 2026-12-04 09:00 UTC, when routewatch started\): slack 6 sent, 1 queued, 1 refused by the endpoint and given up, 2 given up as older than the look-back, 3 kept back by a silence, 1 ends not sent \(their firing never reached it\)$/m,
+    );
+  });
+
   it('lists the firing and pending alerts by default, not the resolved ones', () => {
     const text = renderAlertsTable(
       view([alert('firing', 'success 61 % against 90 %'), alert('resolved', 'back to 89 %')]),
