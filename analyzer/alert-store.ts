@@ -46,6 +46,7 @@ const openedRow = z.object({
   last_incident: chNumber,
   opened_at: time,
   change_point: z.string(),
+  opened_summary: z.string(),
 });
 
 const eventRow = z.object({
@@ -142,7 +143,9 @@ export class AlertStore {
           `SELECT fingerprint, argMax(incident, (incident, seq)) AS last_incident,
              argMax(at, (incident, seq)) AS opened_at,
              argMax(JSONExtractString(message, 'finding', 'current', 'since'), (incident, seq))
-               AS change_point
+               AS change_point,
+             argMax(JSONExtractString(message, 'finding', 'summary'), (incident, seq))
+               AS opened_summary
            FROM alert_events FINAL
            WHERE kind IN ('pending', 'firing') GROUP BY fingerprint`,
           {},
@@ -174,6 +177,10 @@ export class AlertStore {
       resolvedSummary: resolved.get(r.fingerprint)?.resolved_summary ?? null,
       heldSince: r.held_since,
       changedAt: changedAt(r),
+      firedSummary:
+        r.state === 'firing' && opened.get(r.fingerprint)?.last_incident === r.incident
+          ? opened.get(r.fingerprint)!.opened_summary || null
+          : null,
       finding: r.finding,
       evaluatedAt: r.evaluated_at,
     }));

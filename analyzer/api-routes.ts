@@ -175,6 +175,11 @@ export interface AlertsAnswer {
      * the finding that closed it, which later evaluations do not replace).
      */
     summary: string;
+    /**
+     * A firing alert: the summary of the finding it fired on (held, its `summary` says only why it
+     * cannot be judged now). Null in any other state.
+     */
+    firedSummary: string | null;
     /** The latest finding of its monitor. */
     finding: Finding;
     /** A silence in force that matches it: its messages are not sent. Null otherwise. */
@@ -408,6 +413,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         heldSince: s.state === 'firing' ? iso(s.heldSince) : null,
         resolution: s.state === 'resolved' ? s.resolution : null,
         summary: (s.state === 'resolved' ? s.resolvedSummary : null) ?? s.finding.summary,
+        firedSummary: s.state === 'firing' ? (s.firedSummary ?? null) : null,
         finding: s.finding,
         silenced: silenceRef(silenceOf(silences, s, now)),
       })),

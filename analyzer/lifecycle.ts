@@ -70,6 +70,11 @@ export interface AlertRecord {
    * monitor's trailing baseline is held to end there while the incident is open (heldBaselineEnd).
    */
   changedAt: number | null;
+  /**
+   * Firing: the summary of the finding it fired on (read from its firing event, for the alert
+   * list: a held alert's latest finding says only why it cannot be judged now).
+   */
+  firedSummary?: string | null;
   /** The latest finding. */
   finding: Finding;
   evaluatedAt: number;

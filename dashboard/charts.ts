@@ -3,7 +3,7 @@ import type { DashboardView } from '../analyzer/dashboard-link.js';
 import type { TimeseriesAnswer } from './api-types.js';
 import { fill, h, notice } from './dom.js';
 import { pct, span, timeTicks, usd, utc } from './format.js';
-import { colour } from './palette.js';
+import { colour, dashOf } from './palette.js';
 import { errorNotice } from './sections.js';
 import type { Loaded } from './sections.js';
 import {
@@ -109,9 +109,11 @@ function plot(spec: ChartSpec, target: HTMLElement): uPlot {
   const bands: uPlot.Band[] = [];
   data.lines.forEach((line, i) => {
     const stroke = colour(i);
+    const dash = dashOf(i);
     series.push({
       label: line.label,
       stroke,
+      ...(dash ? { dash } : {}),
       width: 2,
       points: { show: true, size: 6, stroke, fill: stroke },
       value: (_u, v) => (v === null || v === undefined ? '—' : spec.format(v)),

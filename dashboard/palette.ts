@@ -11,3 +11,18 @@ export const PALETTE = [
 ] as const;
 
 export const colour = (i: number): string => PALETTE[i % PALETTE.length]!;
+
+/**
+ * The line pattern of the i-th line: solid for the first round of colours, then dashed, dotted
+ * and dash-dotted, so that the ninth line (a twelfth fallback reason) is not the first one's twin.
+ */
+const DASHES: readonly (readonly number[])[] = [
+  [8, 4],
+  [2, 3],
+  [8, 3, 2, 3],
+];
+
+export const dashOf = (i: number): number[] | undefined => {
+  const round = Math.floor(i / PALETTE.length);
+  return round === 0 ? undefined : [...DASHES[(round - 1) % DASHES.length]!];
+};

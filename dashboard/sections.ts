@@ -541,7 +541,16 @@ export function renderAlerts(
                         ),
                   ),
                   h('td', {}, utc(a.since)),
-                  h('td', {}, a.summary),
+                  // A held alert: what it fired on, then why it cannot be judged now.
+                  a.heldSince && a.firedSummary
+                    ? h(
+                        'td',
+                        {},
+                        a.firedSummary,
+                        h('br'),
+                        h('span', { class: 'muted' }, `no verdict now: ${a.summary}`),
+                      )
+                    : h('td', {}, a.summary),
                 ),
               ),
             ),

@@ -103,6 +103,18 @@ describe('GET /api/v1/alerts', () => {
     expect(byRoute.alerts.every((a) => a.route === route)).toBe(true);
   });
 
+  it('keeps what a held alert fired on beside why it cannot be judged now', async () => {
+    const answer = await alertsAnswer('?history=1000');
+    const held = answer.alerts.find((a) => a.cohort === 'held')!;
+    const fired = answer.history.find((e) => e.cohort === 'held' && e.kind === 'firing')!;
+    expect(held.heldSince).not.toBeNull();
+    expect(held.firedSummary).toBe(fired.summary);
+    expect(held.firedSummary).not.toBe(held.summary);
+    expect(answer.alerts.filter((a) => a.state !== 'firing').map((a) => a.firedSummary)).toEqual(
+      answer.alerts.filter((a) => a.state !== 'firing').map(() => null),
+    );
+  });
+
   it('gives each resolved transition its resolution, and the others none', async () => {
     const { history } = await alertsAnswer();
     const resolutions = history.map((e) => `${e.kind} ${e.cohort}: ${e.resolution}`);

@@ -508,6 +508,12 @@ describe('the dashboard on alerts with no verdict', () => {
       state: `firing ${noVerdict} ${silenced}`,
       badge: 'badge badge-firing',
     });
+    // Its evidence: what it fired on, then why it cannot be judged now.
+    const evidence = await page
+      .locator('#alerts-table tbody tr[data-cohort="held"] td')
+      .last()
+      .innerText();
+    expect(evidence).toMatch(/^held × small: success rate .*\nno verdict now: /);
     expect(state('held-too-long')).toMatchObject({ state: 'closed', badge: 'badge badge-closed' });
     expect(state('rule-removed')).toMatchObject({ state: 'closed', badge: 'badge badge-closed' });
     expect(state('recovered')).toMatchObject({ state: 'resolved', badge: 'badge badge-resolved' });

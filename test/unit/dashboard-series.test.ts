@@ -10,6 +10,7 @@ import {
   successRateByRoute,
 } from '../../dashboard/series.js';
 import { wilson } from '../../analyzer/stats.js';
+import { PALETTE, colour, dashOf } from '../../dashboard/palette.js';
 
 const T0 = '2026-12-02T10:00:00.000Z';
 const T1 = '2026-12-02T11:00:00.000Z';
@@ -125,6 +126,13 @@ describe('the charts’ data', () => {
     expect(successRateByRoute(sparse, HOUR).lines[0]!.values).toEqual([1, null, null, 0]);
     // Without the bucket's length, the buckets the API gave.
     expect(costPerSuccessByRoute(sparse).times).toEqual([times[0], times[3]]);
+  });
+
+  it('draws no two of the first 32 lines alike: past the palette, the colours come back dashed, then dotted', () => {
+    const looks = Array.from({ length: 32 }, (_, i) => `${colour(i)} ${dashOf(i)?.join(',')}`);
+    expect(new Set(looks).size).toBe(32);
+    expect(dashOf(PALETTE.length - 1)).toBeUndefined();
+    expect(dashOf(PALETTE.length)).toBeDefined();
   });
 
   it('keeps the series of the cohorts and routes the view names', () => {
