@@ -102,6 +102,9 @@ function dataTable(spec: ChartSpec): HTMLElement {
   );
 }
 
+/** The longest series name a chart's legend shows whole. */
+const LEGEND_LABEL = 48;
+
 function plot(spec: ChartSpec, target: HTMLElement): uPlot {
   const { data } = spec;
   const series: uPlot.Series[] = [{ label: 'time (UTC)' }];
@@ -111,7 +114,9 @@ function plot(spec: ChartSpec, target: HTMLElement): uPlot {
     const stroke = colour(i);
     const dash = dashOf(i);
     series.push({
-      label: line.label,
+      // A long route or reason name is cut in the legend (the Figures table has it whole).
+      label:
+        line.label.length > LEGEND_LABEL ? `${line.label.slice(0, LEGEND_LABEL - 1)}…` : line.label,
       stroke,
       ...(dash ? { dash } : {}),
       width: 2,

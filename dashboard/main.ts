@@ -93,8 +93,12 @@ function fillForm(view: DashboardView): void {
   windowSelect.value = windowValue;
   const bucketSelect = byId<HTMLSelectElement>('f-bucket');
   const bucketValue = view.bucket ?? '';
+  // As the window: a bucket of the address that the list lacks, offered while it is the view's.
+  for (const option of [...bucketSelect.options]) {
+    if (option.dataset['added'] !== undefined && option.value !== bucketValue) option.remove();
+  }
   if (![...bucketSelect.options].some((o) => o.value === bucketValue)) {
-    bucketSelect.append(h('option', { value: bucketValue }, bucketValue));
+    bucketSelect.append(h('option', { value: bucketValue, 'data-added': '' }, bucketValue));
   }
   bucketSelect.value = bucketValue;
   const text: Record<string, string> = {

@@ -1,4 +1,5 @@
 import { isolate } from '../analyzer/name-list.js';
+import { printable } from '../analyzer/text-width.js';
 import { queryOfView } from '../analyzer/dashboard-link.js';
 import type { DashboardView } from '../analyzer/dashboard-link.js';
 import type { ApiError } from './api.js';
@@ -14,8 +15,9 @@ type Alert = AlertsAnswer['alerts'][number];
 
 /** `(none)` for the empty name the report gives tasks without a cohort or route. */
 /** A name from the data, isolated from the text around it (right-to-left names, bidi controls). */
+/** A name as a cell shows it: control characters as escapes (a newline is no line break). */
 const named = (name: string) => {
-  const shown = name === '' ? '(none)' : name;
+  const shown = name === '' ? '(none)' : printable(name);
   return h('bdi', { class: 'name', title: shown.length > 32 ? shown : undefined }, shown);
 };
 
@@ -158,6 +160,7 @@ function metricCells(row: {
   p95LatencyMs: number | null;
   pricedCallShare: number | null;
   costUnderstated: boolean;
+  retryRate?: number | null;
 }): HTMLElement[] {
   // Built on model calls with no known price: a floor, or unknown when no call was priced.
   const unknown = row.costUnderstated && row.pricedCallShare === 0;
@@ -204,7 +207,17 @@ function metricCells(row: {
       ),
       row.successRateInterval ? h('small', {}, pctRange(row.successRateInterval)) : null,
     ),
-    num(pct(row.fallbackRate)),
+    num(
+      pct(row.fallbackRate),
+      // Hidden SDK retries (429s, 5xx the SDK retried itself): no fallback, but time and money.
+      row.retryRate
+        ? h(
+            'small',
+            { class: 'retries', title: 'model calls the SDK retried ÷ model calls' },
+            `SDK retries ${pct(row.retryRate)}`,
+          )
+        : null,
+    ),
     h('td', { class: 'reasons' }, reasons(row.topFallbackReasons)),
     num(latency(row.p95LatencyMs)),
   ];
@@ -216,7 +229,10 @@ const ROUTE_HEADINGS = [
   ['Tasks', ''],
   ['Cost / success', 'cost per successful task (fallbacks and cleanup included), 95 % interval'],
   ['Success rate', 'successes ÷ tasks with a known outcome, Wilson 95 % interval'],
-  ['Fallback rate', 'tasks with a second attempt ÷ tasks'],
+  [
+    'Fallback rate',
+    'tasks with a second attempt ÷ tasks; below, the SDK retries when there are any',
+  ],
   ['Fallback reasons', 'share of the fallbacks'],
   ['p95', '95th percentile of task latency'],
   ['Alert', 'the alert state of this cohort × route'],

@@ -160,9 +160,16 @@ describe('the dashboard', () => {
       // Cost per success, success rate (with its interval below it), fallback rate.
       expect(shown.cells[3]).toContain(usd(row.costPerSuccessfulTask));
       expect(shown.cells[4]).toContain(pct(row.successRate));
-      expect(shown.cells[5]).toBe(pct(row.fallbackRate));
+      // The fallback rate, with the SDK's hidden retries under it when there are any.
+      expect(shown.cells[5]).toBe(
+        row.retryRate
+          ? `${pct(row.fallbackRate)}\nSDK retries ${pct(row.retryRate)}`
+          : pct(row.fallbackRate),
+      );
     }
     expect(await overallTasks(page)).toBe(demo.truth.totals.tasks.toLocaleString('en'));
+    // The demo's simulated rate limits are retried by the SDK: some row says so.
+    expect(rows.some((r) => r.cells[5]!.includes('SDK retries'))).toBe(true);
 
     // The degraded cohort × route carries the alert the demo raised; no other row does.
     const alerted = rows.filter((r) => /pending|firing/.test(r.cells[8]!));
