@@ -13,9 +13,11 @@ export type Loaded<T> = { ok: true; value: T } | { ok: false; error: ApiError };
 
 type Alert = AlertsAnswer['alerts'][number];
 
-/** `(none)` for the empty name the report gives tasks without a cohort or route. */
-/** A name from the data, isolated from the text around it (right-to-left names, bidi controls). */
-/** A name as a cell shows it: control characters as escapes (a newline is no line break). */
+/**
+ * A name from the data as a cell shows it: isolated from the text around it (right-to-left names,
+ * bidi controls), its control characters as escapes (a newline is no line break), and `(none)`
+ * for the empty name the report gives tasks without a cohort or route.
+ */
 const named = (name: string) => {
   const shown = name === '' ? '(none)' : printable(name);
   return h('bdi', { class: 'name', title: shown.length > 32 ? shown : undefined }, shown);
