@@ -1,4 +1,4 @@
-import { utcMinute } from '../server/time.js';
+import { formatDuration, utcMinute } from '../server/time.js';
 import { isolate } from './name-list.js';
 import type { EvaluationSettings, Rule, RuleKind } from './rules.js';
 import { addCounts, emptyCounts, knownOutcomeSums } from './series.js';
@@ -919,8 +919,80 @@ function describe(
   return `${where}: ${now.label}${detail} ${show(baseline.value)} → ${shown(now)} (n ${baseline.n} → ${now.n})`;
 }
 
+/** Kinds judged over the tasks with a known outcome: their figures wait for outcomes to arrive. */
+const OUTCOME_KINDS: ReadonlySet<RuleKind> = new Set([
+  'success_rate_drop',
+  'failure_concentration',
+  'cost_per_success_rise',
+  'cheaper_than_large',
+]);
+
+/**
+ * A bucket whose share of tasks with a known outcome is below this fraction of the baseline's is
+ * not settled yet: its outcomes are still coming in.
+ */
+const SETTLED_COVERAGE = 0.5;
+
+/**
+ * The current window with the outcomes of its newest unsettled buckets left out (their tasks
+ * stay): the run of newest buckets whose outcome coverage is under half the baseline's. Where
+ * outcomes arrive late, and bad news sooner than good (a complaint in minutes, an acceptance job
+ * overnight), the tasks known so far are mostly the failures: judged on them, a steady route read
+ * as 93 % → 62 % and fired for a day. Those buckets are judged once their outcomes are in, as a
+ * bucket with no outcome yet always was. A route whose outcomes stop arriving for good is then
+ * judged on none, and says why. `unsettledMs` is how much of the window was left out.
+ */
+export function settleOutcomes(input: MonitorInput): { input: MonitorInput; unsettledMs: number } {
+  const base = input.baseline;
+  const baseCoverage = base && base.tasks > 0 ? base.known / base.tasks : 0;
+  if (!OUTCOME_KINDS.has(input.rule.kind) || baseCoverage === 0) return { input, unsettledMs: 0 };
+  let first = input.current.length;
+  while (first > 0) {
+    const bucket = input.current[first - 1]!;
+    if (bucket.tasks > 0 && bucket.known / bucket.tasks >= SETTLED_COVERAGE * baseCoverage) break;
+    first--;
+  }
+  // The empty buckets at the end alone: nothing to leave out.
+  if (input.current.slice(first).every((b) => b.known === 0)) return { input, unsettledMs: 0 };
+  const current = input.current.map((b, i) =>
+    i < first
+      ? b
+      : {
+          ...b,
+          known: 0,
+          failures: 0,
+          successes: 0,
+          successCost: 0,
+          knownCost: 0,
+          knownCostSquared: 0,
+        },
+  );
+  const { currentTotal: _total, ...rest } = input;
+  return {
+    input: { ...rest, current },
+    unsettledMs: (input.current.length - first) * input.bucketMs,
+  };
+}
+
 /** The finding of one monitor. */
 export function detect(input: MonitorInput, settings: EvaluationSettings): Finding {
+  const settled = settleOutcomes(input);
+  const finding = detectSettled(settled.input, settings);
+  if (settled.unsettledMs === 0 || finding.status !== 'insufficient_data') return finding;
+  const recent = input.current.slice(-Math.round(settled.unsettledMs / input.bucketMs));
+  const tasks = recent.reduce((n, b) => n + b.tasks, 0);
+  const known = recent.reduce((n, b) => n + b.known, 0);
+  const base = input.baseline!;
+  return {
+    ...finding,
+    summary:
+      `${finding.summary}; the outcomes of the last ${formatDuration(settled.unsettledMs)} are still ` +
+      `coming in (${pct(tasks > 0 ? known / tasks : 0)} of its tasks have one, ${pct(base.known / base.tasks)} ` +
+      'in the baseline): judged once they are',
+  };
+}
+
+function detectSettled(input: MonitorInput, settings: EvaluationSettings): Finding {
   if (input.rule.kind === 'cost_per_success_rise' || input.rule.kind === 'cheaper_than_large') {
     return costFinding(input, settings);
   }

@@ -427,6 +427,59 @@ describe('cost per successful task while outcomes are still to come', () => {
   });
 });
 
+describe('outcomes that arrive late, failures sooner than successes', () => {
+  /** `tasks` tasks, `successes` and `failures` of them with their outcome known so far. */
+  const counts = (tasks: number, successes: number, failures: number): TaskCounts => ({
+    ...emptyCounts(),
+    tasks,
+    known: successes + failures,
+    successes,
+    failures,
+  });
+  const rule = rules.find((r) => r.kind === 'success_rate_drop')!;
+  // 93 % success, every outcome known in the baseline.
+  const baseline = counts(7_000, 6_510, 490);
+  // A steady 93 %: the last 12 hours' failures are reported (a complaint within the hour), their
+  // successes not yet (an acceptance job overnight).
+  const steady = Array.from({ length: 24 }, (_, hour) =>
+    hour < 12 ? counts(40, 37, 3) : counts(40, 0, 3),
+  );
+
+  it('leaves out the outcomes of the newest buckets whose outcomes are still coming in: a steady route raises nothing', () => {
+    const finding = detect({ ...monitor(steady, baseline), rule }, evaluation);
+    expect(finding.status).toBe('ok');
+    expect(finding.statistic!).toBeLessThan(finding.threshold! / 2);
+    // Judged on the settled half: no window holds a failure reported without its successes.
+    expect(finding.current.value!).toBeGreaterThan(0.85);
+  });
+
+  it('says why when nothing settled is left to judge', () => {
+    const unsettled = Array.from({ length: 24 }, () => counts(40, 0, 3));
+    const finding = detect({ ...monitor(unsettled, baseline), rule }, evaluation);
+    expect(finding.status).toBe('insufficient_data');
+    expect(finding.summary).toMatch(
+      /^0 in the current window, fewer than the minimum 100; the outcomes of the last 1 ?d(ay)? are still coming in \(7\.5% of its tasks have one, 100\.0% in the baseline\): judged once they are$/,
+    );
+  });
+
+  it('still fires on a real drop in the settled buckets, and leaves rules not judged on outcomes alone', () => {
+    const dropped = Array.from({ length: 24 }, (_, hour) =>
+      hour < 12 ? counts(40, 28, 12) : counts(40, 0, 12),
+    );
+    const finding = detect({ ...monitor(dropped, baseline), rule }, evaluation);
+    expect(finding.status).toBe('degraded');
+    expect(finding.current.value).toBeCloseTo(0.7, 6);
+    // A route whose own outcomes are as sparse as its baseline's is settled as it is.
+    const sparse = Array.from({ length: 24 }, () => counts(400, 28, 2));
+    const sparseFinding = detect(
+      { ...monitor(sparse, counts(70_000, 6_510, 490)), rule },
+      evaluation,
+    );
+    expect(sparseFinding.status).toBe('ok');
+    expect(sparseFinding.summary).not.toMatch(/still coming in/);
+  });
+});
+
 describe('spent evidence (evidenceFromMs)', () => {
   const at = (hours: number) => FROM + hours * HOUR;
   // 16 % of calls retried for the first 12 hours of the window, 2 % since.
