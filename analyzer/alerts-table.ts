@@ -28,6 +28,7 @@ export interface AlertsView {
   silences?: { id: string; scope: string; startsAt: string; endsAt: string; comment: string }[];
   /** What no rule could judge for lack of data (absent from an older server's answer). */
   unjudged?: { cohort: string; route: string; reason: string }[];
+  successUnjudged?: { cohort: string; route: string; reason: string }[];
   history: {
     at: string;
     kind: string;
@@ -117,21 +118,21 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
     );
   }
   // Nothing can alert on these: said, so that a quiet table is not read as "all is well".
-  const unjudged = view.unjudged ?? [];
-  if (unjudged.length > 0) {
-    lines.push(
-      '',
-      `Not judged by any rule, too little data (${unjudged.length} cohort × route${unjudged.length === 1 ? '' : 's'}):`,
-    );
+  for (const [list, title] of [
+    [view.unjudged ?? [], 'Not judged by any rule, too little data'],
+    [view.successUnjudged ?? [], 'Success rate not judged (other rules judged them)'],
+  ] as const) {
+    if (list.length === 0) continue;
+    lines.push('', `${title} (${list.length} cohort × route${list.length === 1 ? '' : 's'}):`);
     lines.push(
       ...table(
         ['cohort × route', 'why'],
-        unjudged.slice(0, UNJUDGED_SHOWN).map((u) => [where({ ...u, detail: '' }), u.reason]),
+        list.slice(0, UNJUDGED_SHOWN).map((u) => [where({ ...u, detail: '' }), u.reason]),
       ),
     );
-    if (unjudged.length > UNJUDGED_SHOWN) {
+    if (list.length > UNJUDGED_SHOWN) {
       lines.push(
-        `… and ${unjudged.length - UNJUDGED_SHOWN} more (routewatch alerts --json lists them all).`,
+        `… and ${list.length - UNJUDGED_SHOWN} more (routewatch alerts --json lists them all).`,
       );
     }
   }

@@ -193,6 +193,12 @@ export interface AlertsAnswer {
    * them, and the reason says what is missing. Open alerts are not listed here. Sorted.
    */
   unjudged: { cohort: string; route: string; reason: string }[];
+  /**
+   * The cohort × routes some rule judged whose success rate none could (too few outcomes in the
+   * window, outcomes still coming in, no baseline): a drop in it raises nothing while the board
+   * looks watched. Open alerts are not listed here. Sorted.
+   */
+  successUnjudged: { cohort: string; route: string; reason: string }[];
   /** The latest transitions, newest first. */
   history: {
     at: string;
@@ -305,6 +311,29 @@ export function unjudgedOf(
 }
 
 /**
+ * The cohort × routes of `findings` judged by some rule whose success-rate rule had no verdict
+ * (unjudgedOf lists those no rule judged), with that finding's reason. Those with an alert open
+ * are left out.
+ */
+export function successUnjudgedOf(
+  findings: readonly Finding[],
+  open: ReadonlySet<string>,
+): AlertsAnswer['successUnjudged'] {
+  const unjudged = new Set(unjudgedOf(findings, open).map((u) => monitorKey(u.cohort, u.route)));
+  return findings
+    .filter(
+      (f) =>
+        f.kind === 'success_rate_drop' &&
+        f.detail === '' &&
+        f.status === 'insufficient_data' &&
+        !open.has(monitorKey(f.cohort, f.route)) &&
+        !unjudged.has(monitorKey(f.cohort, f.route)),
+    )
+    .map((f) => ({ cohort: f.cohort, route: f.route, reason: f.summary }))
+    .sort((a, b) => a.cohort.localeCompare(b.cohort) || a.route.localeCompare(b.route));
+}
+
+/**
  * What a new silence names that the last evaluation watched nowhere: a mistyped cohort would
  * confirm a silence that matches nothing, while the alert it was meant for keeps paging. Said,
  * not refused: a silence may be set ahead of a cohort's first tasks. Nothing before the first
@@ -397,6 +426,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
     return {
       evaluatedAt: evaluator.lastResult?.evaluatedAt ?? null,
       unjudged: unjudgedOf(evaluator.lastResult?.findings ?? [], open),
+      successUnjudged: successUnjudgedOf(evaluator.lastResult?.findings ?? [], open),
       alerts: listed.map((s) => ({
         fingerprint: s.fingerprint,
         rule: s.ruleId,

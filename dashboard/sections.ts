@@ -441,17 +441,17 @@ export function renderConcentration(container: Element, report: Loaded<Report>):
  * The cohort × routes no rule could judge for lack of data: nothing can alert on them, which a
  * quiet alerts table must not hide.
  */
-function unjudgedNote(unjudged: AlertsAnswer['unjudged']): Child {
+function unjudgedNote(
+  unjudged: AlertsAnswer['unjudged'],
+  id = 'alerts-unjudged',
+  what = 'not judged by any rule: too little data',
+): Child {
   if (unjudged.length === 0) return '';
   const plural = unjudged.length === 1 ? '' : 's';
   return h(
     'details',
-    { class: 'unjudged', id: 'alerts-unjudged' },
-    h(
-      'summary',
-      {},
-      `${unjudged.length} cohort × route${plural} not judged by any rule: too little data`,
-    ),
+    { class: 'unjudged', id },
+    h('summary', {}, `${unjudged.length} cohort × route${plural} ${what}`),
     h(
       'ul',
       {},
@@ -575,6 +575,11 @@ export function renderAlerts(
           ),
         ),
     unjudgedNote(alerts.value.unjudged?.filter(wanted) ?? []),
+    unjudgedNote(
+      alerts.value.successUnjudged?.filter(wanted) ?? [],
+      'alerts-success-unjudged',
+      'whose success rate no rule could judge (other rules judged them)',
+    ),
     silencesTable(silences),
     h('h3', {}, 'History'),
     history.length === 0

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderAlertsTable } from '../../analyzer/alerts-table.js';
 import type { AlertsView } from '../../analyzer/alerts-table.js';
-import { unjudgedOf } from '../../analyzer/api-routes.js';
+import { successUnjudgedOf, unjudgedOf } from '../../analyzer/api-routes.js';
 import type { Finding } from '../../analyzer/detectors.js';
 
 const alert = (
@@ -215,6 +215,42 @@ describe('what no rule could judge', () => {
     const text = renderAlertsTable({ ...view([]), unjudged });
     expect(text).toMatch(/^Not judged by any rule, too little data \(3 cohort × routes\):$/m);
     expect(text).toMatch(/tiny × small +15 in the current window, fewer than the minimum 150/);
+  });
+
+  it('lists apart the cohort × routes other rules judged whose success rate none could', () => {
+    const findings = [
+      // Judged on fallbacks and latency; its outcomes too sparse for the success rate.
+      finding('lowcov', 'small', 'fallback_rate_spike', 'ok', 'no degradation'),
+      finding(
+        'lowcov',
+        'small',
+        'success_rate_drop',
+        'insufficient_data',
+        '45 in the current window, fewer than the minimum 150',
+      ),
+      // Judged on its success rate: not listed.
+      finding('faq', 'small', 'success_rate_drop', 'ok', 'no degradation'),
+      // Judged by nothing: in the other list only.
+      finding('tiny', 'small', 'success_rate_drop', 'insufficient_data', '15 in the window'),
+      // An alert open: listed as an alert.
+      finding('held', 'small', 'fallback_rate_spike', 'degraded', 'up'),
+      finding('held', 'small', 'success_rate_drop', 'insufficient_data', 'few'),
+    ];
+    const open = new Set(['held\tsmall']);
+    const successUnjudged = successUnjudgedOf(findings, open);
+    expect(successUnjudged).toEqual([
+      {
+        cohort: 'lowcov',
+        route: 'small',
+        reason: '45 in the current window, fewer than the minimum 150',
+      },
+    ]);
+    expect(unjudgedOf(findings, open).map((u) => u.cohort)).toEqual(['tiny']);
+    const text = renderAlertsTable({ ...view([]), successUnjudged });
+    expect(text).toMatch(
+      /^Success rate not judged \(other rules judged them\) \(1 cohort × route\):$/m,
+    );
+    expect(text).toMatch(/lowcov × small +45 in the current window/);
   });
 
   it('lists ten in the table and says how many more there are', () => {
