@@ -268,6 +268,7 @@ export class IngestPool implements IngestRunner {
     worker.on('message', (answer: IngestAnswer) => {
       const pending = slot.current;
       slot.current = undefined;
+      worker.unref();
       if (pending && pending.task.id === answer.id) {
         if (answer.ok) {
           this.#measure(pending.bytes, performance.now() - slot.startedAt);
@@ -304,7 +305,9 @@ export class IngestPool implements IngestRunner {
         this.#dispatch();
       }
     });
-    // Idle threads must not keep the process alive.
+    // Idle threads must not keep the process alive; a busy one does (#dispatch), so that a request
+    // answered by it is awaited even where nothing else holds the event loop (app.inject in a
+    // script: with the thread unref'd, Node exited 13 before the answer came).
     worker.unref();
     return slot;
   }
@@ -318,6 +321,7 @@ export class IngestPool implements IngestRunner {
       this.stats.queuedBytes -= pending.bytes;
       slot.current = pending;
       slot.startedAt = performance.now();
+      slot.worker.ref();
       slot.worker.postMessage(pending.task, [pending.task.body]);
     }
   }

@@ -3,6 +3,10 @@ import { createIngestRunner } from '../../collector/ingest-pool.js';
 import { configWith } from '../../server/config.js';
 import { ingestSettings } from '../../server/start.js';
 import { otlpBody } from '../support/otlp.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT, runNode } from '../support/child-process.js';
 
 // The ingest thread gets the request body either as a copy or, when the route hands it over and
 // the body owns its memory, as that memory itself (moved, not copied). Either way the result is
@@ -66,5 +70,31 @@ describe('IngestPool', () => {
     const result = await pool.run(body, 'json', true);
     expect(result).toMatchObject({ received: 1, rows: 1 });
     expect(body.toString('utf8')).toBe(small);
+  });
+
+  it('keeps the process alive while a thread works on a request, where nothing else holds it', async () => {
+    // A script that only awaits the pool (app.inject in a tool, no server listening): with the
+    // thread unref'd while busy, Node found nothing left to run and exited 13 before the answer.
+    const script = `
+      const { createIngestRunner } = await import(${JSON.stringify(join(REPO_ROOT, 'dist/collector/ingest-pool.js'))});
+      const { configWith } = await import(${JSON.stringify(join(REPO_ROOT, 'dist/server/config.js'))});
+      const { ingestSettings } = await import(${JSON.stringify(join(REPO_ROOT, 'dist/server/start.js'))});
+      const pool = createIngestRunner(ingestSettings(configWith({})), { workers: 1, heapMb: 64 });
+      const body = Buffer.from(${JSON.stringify(JSON.stringify(otlpBody([llmSpan])))});
+      const result = await pool.run(body, 'json');
+      console.log('received', result.received);
+      await pool.close();
+    `;
+    // A file, not --eval: the ingest thread inherits the process's flags (--input-type too).
+    const dir = mkdtempSync(join(tmpdir(), 'routewatch-pool-'));
+    const file = join(dir, 'inject.mjs');
+    writeFileSync(file, script);
+    const run = await runNode([file], { cwd: REPO_ROOT });
+    rmSync(dir, { recursive: true, force: true });
+    expect(run.stderr).toBe('');
+    expect({ code: run.code, stdout: run.stdout.trim() }).toEqual({
+      code: 0,
+      stdout: 'received 1',
+    });
   });
 });
