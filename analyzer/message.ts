@@ -105,13 +105,22 @@ const RULE_TITLES: Record<Rule['kind'], string> = {
 };
 
 /**
- * A name (cohort, route, reason) as a message sets it: control characters written as escapes
- * (a newline in a cohort name forged a second line in the notification: "FIRING fake line"),
- * Slack's formatting marks that could open a span (`*bold*`, `_`, `~`, a backtick) followed by a
- * zero-width space so that they show as they are, and right-to-left text isolated.
+ * A name (cohort, route, reason) as a message sets it, for every channel: control characters
+ * written as escapes (a newline in a cohort name forged a second line in the notification:
+ * "FIRING fake line"), right-to-left text isolated.
  */
 export function nameInText(name: string): string {
-  return isolate(printable(name).replace(/(?<=^|[^\p{L}\p{N}])[*_~`]/gu, '$&\u200b'));
+  return isolate(printable(name));
+}
+
+/**
+ * Text of ours holding names, as Slack's mrkdwn shows it: each formatting mark that could open a
+ * span (`*bold*`, `_`, `~`, a backtick, at the start of a word) followed by a zero-width space, so
+ * that a route named `*big*` shows as it is. Only where the text carries no formatting of ours,
+ * and only for Slack: stored titles and the webhook keep names as they are.
+ */
+export function slackSafe(text: string): string {
+  return text.replace(/(?<=^|[^\p{L}\p{N}])[*_~`]/gu, '$&\u200b');
 }
 
 /** "extraction · small", names set as nameInText does. */
@@ -191,7 +200,7 @@ function reasons(list: readonly ReasonShare[]): string {
     ? '—'
     : list
         .slice(0, 3)
-        .map((r) => `${nameInText(r.reason)} ${Math.round(r.share * 100)} %`)
+        .map((r) => `${slackSafe(nameInText(r.reason))} ${Math.round(r.share * 100)} %`)
         .join(', ');
 }
 
@@ -201,12 +210,12 @@ function cost(c: CostOnRoute): string {
       ? ` (${c.unpricedCalls.toLocaleString('en')} of ${(c.calls ?? 0).toLocaleString('en')} model calls with no known price)`
       : '';
   if (c.costPerSuccessfulTask === null)
-    return `*${nameInText(c.route)}* ${unpriced ? `unknown${unpriced}` : '—'}`;
+    return `*${slackSafe(nameInText(c.route))}* ${unpriced ? `unknown${unpriced}` : '—'}`;
   const ci = c.interval
     ? ` (95 % CI $${c.interval.lower.toPrecision(3)}–$${c.interval.upper.toPrecision(3)})`
     : '';
   const floor = unpriced ? '≥' : '';
-  return `*${nameInText(c.route)}* ${floor}$${c.costPerSuccessfulTask.toPrecision(3)}${ci}, n = ${c.tasks.toLocaleString('en')}${unpriced}`;
+  return `*${slackSafe(nameInText(c.route))}* ${floor}$${c.costPerSuccessfulTask.toPrecision(3)}${ci}, n = ${c.tasks.toLocaleString('en')}${unpriced}`;
 }
 
 /** " since 2026-12-04 10:30 UTC", from an ISO time. */
@@ -412,7 +421,7 @@ function slackTail(
       .slice(0, OTHERS_SHOWN)
       .map(
         (o) =>
-          `${o.what} (\`${o.ruleId}\`, ${o.severity}), firing${sinceText(o.since)}${
+          `${slackSafe(o.what)} (\`${o.ruleId}\`, ${o.severity}), firing${sinceText(o.since)}${
             o.heldSince ? `, no verdict${sinceText(o.heldSince)}` : ''
           }${o.silencedUntil ? `, silenced until${sinceText(o.silencedUntil).slice(6)}` : ''}`,
       );
@@ -467,7 +476,7 @@ export function slackMessage(message: AlertMessage): SlackMessage {
     },
     {
       type: 'section',
-      text: { type: 'mrkdwn', text: slackText(`${icon} ${printable(finding.summary)}`) },
+      text: { type: 'mrkdwn', text: slackText(`${icon} ${slackSafe(printable(finding.summary))}`) },
     },
     { type: 'section', text: { type: 'mrkdwn', text: slackText(lines.join('\n')) } },
     ...tail.blocks,
@@ -476,8 +485,8 @@ export function slackMessage(message: AlertMessage): SlackMessage {
   ];
   const text = [
     // The banner says what a resolution's title starts with ("Resolved: …"): once is enough.
-    `${banner(message)} ${message.title.replace(/^(Resolved|Closed without a verdict): /, '')}`,
-    printable(finding.summary),
+    `${banner(message)} ${slackSafe(message.title.replace(/^(Resolved|Closed without a verdict): /, ''))}`,
+    slackSafe(printable(finding.summary)),
     lines.join('\n').replaceAll('*', ''),
     ...tail.text,
     footer.replaceAll('`', ''),
@@ -534,18 +543,18 @@ export function slackGroupMessage(
   ];
   // The plain text names every alert first, in a line each, then the details while room lasts:
   // clipped at Slack's limit, it loses details, not alerts.
-  const named: string[] = [`${banner(first)} ${title}`];
+  const named: string[] = [`${banner(first)} ${slackSafe(title)}`];
   const details: string[] = [];
   for (const message of messages) {
     const { icon, lines, footer } = slackParts(message);
-    const what = whatOf(titledRule(message.finding), message.detail);
+    const what = slackSafe(whatOf(titledRule(message.finding), message.detail));
     blocks.push(
       {
         type: 'section',
         text: {
           type: 'mrkdwn',
           text: slackText(
-            `${icon} *${what}*: ${printable(message.finding.summary)}\n${lines.join('\n')}`,
+            `${icon} *${what}*: ${slackSafe(printable(message.finding.summary))}\n${lines.join('\n')}`,
           ),
         },
       },
@@ -553,7 +562,7 @@ export function slackGroupMessage(
     );
     named.push(
       clip(
-        `• ${what} (${message.ruleId}, ${message.severity}): ${printable(message.finding.summary)}`,
+        `• ${what} (${message.ruleId}, ${message.severity}): ${slackSafe(printable(message.finding.summary))}`,
         300,
       ),
     );

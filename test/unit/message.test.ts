@@ -435,11 +435,11 @@ describe('slackMessage', () => {
       ]),
     ].join('\n');
     expect(mrkdwn).not.toMatch(/<!channel>|<@U123>|<https:/);
-    expect(mrkdwn).toContain('&lt;!channel&gt; &amp; *bold* × x&lt;y&gt;&amp;z');
+    expect(mrkdwn).toContain('&lt;!channel&gt; &amp; *\u200bbold* × x&lt;y&gt;&amp;z');
     expect(mrkdwn).toContain('&lt;https://evil.example|click&gt; &lt;@U123&gt;');
     // The header is plain text, which Slack shows as it is.
     expect((blocks as Block[])[0]!.text).toMatchObject({ type: 'plain_text' });
-    expect((blocks as Block[])[0]!.text!.text).toContain('<!channel> & *\u200bbold* · x<y>&z');
+    expect((blocks as Block[])[0]!.text!.text).toContain('<!channel> & *bold* · x<y>&z');
   });
 
   it('writes a newline in a name as an escape and keeps its formatting marks from formatting, so that a name forges no line and no bold', () => {
@@ -449,7 +449,11 @@ describe('slackMessage', () => {
       cohort,
       route,
       title: titleOf('firing', { kind: 'success_rate_drop' }, cohort, route, ''),
-      finding: { ...sampleMessage().finding, summary: `the large route of ${cohort}: worse` },
+      // As the detectors write it: the names as they are.
+      finding: {
+        ...sampleMessage().finding,
+        summary: `${cohort} × ${route}: success rate 93.0% → 50.0% (n 9600 → 155)`,
+      },
       costs: [{ route, tasks: 1, costPerSuccessfulTask: 0.002, interval: null }],
       failureReasons: [{ reason: '_slow_', tasks: 1, share: 1 }],
     });
@@ -457,8 +461,12 @@ describe('slackMessage', () => {
     const lines = text.split('\n');
     expect(lines.filter((l) => l.startsWith('FIRING fake line'))).toEqual([]);
     expect(lines[0]).toContain('billing\\nFIRING fake line · *\u200bbig*');
-    expect(text).toContain('the large route of billing\\nFIRING fake line: worse');
+    expect(text).toContain('billing\\nFIRING fake line × *\u200bbig*: success rate');
+    // Stored and sent to the webhook as they are: the zero-width space is Slack's alone.
+    expect(message.title).toBe('billing\\nFIRING fake line · *big*: success rate dropped');
+    // The mrkdwn blocks (the header is plain text, which Slack does not format).
     const sections = (blocks as Block[])
+      .filter((b) => b.type !== 'header')
       .flatMap((b) => [b.text?.text ?? '', ...(b.fields ?? []).map((f) => f.text)])
       .join('\n');
     expect(sections).toContain('*\u200bbig*');
