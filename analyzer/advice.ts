@@ -48,6 +48,8 @@ export interface RouteEvidence {
 
 export interface CohortAdvice {
   cohort: string;
+  /** The cohort's cheap route the advice weighs against the large one (cheapRouteOf). */
+  smallRoute: string;
   verdict: AdviceVerdict;
   /** The route most of the cohort's production traffic takes first now. */
   currentRoute: string | null;
@@ -98,6 +100,7 @@ export function adviseCohort(
   const inEval = smallEvalRun ? `eval run ${smallEvalRun}` : 'eval';
   const base = {
     cohort,
+    smallRoute: options.smallRoute,
     small: evidence(small),
     large: evidence(large),
     smallEval: evidence(smallEval),

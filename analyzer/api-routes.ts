@@ -320,16 +320,28 @@ export function successUnjudgedOf(
   open: ReadonlySet<string>,
 ): AlertsAnswer['successUnjudged'] {
   const unjudged = new Set(unjudgedOf(findings, open).map((u) => monitorKey(u.cohort, u.route)));
-  return findings
-    .filter(
-      (f) =>
-        f.kind === 'success_rate_drop' &&
-        f.detail === '' &&
-        f.status === 'insufficient_data' &&
-        !open.has(monitorKey(f.cohort, f.route)) &&
-        !unjudged.has(monitorKey(f.cohort, f.route)),
-    )
-    .map((f) => ({ cohort: f.cohort, route: f.route, reason: f.summary }))
+  // Per cohort × route: listed when every success-rate rule there had no verdict (a target SLO
+  // that judged it beside a default rule without a baseline yet: judged).
+  const monitors = new Map<
+    string,
+    { cohort: string; route: string; reason: string; judged: boolean }
+  >();
+  for (const f of findings) {
+    if (f.kind !== 'success_rate_drop' || f.detail !== '') continue;
+    const key = monitorKey(f.cohort, f.route);
+    if (open.has(key) || unjudged.has(key)) continue;
+    const entry = monitors.get(key) ?? {
+      cohort: f.cohort,
+      route: f.route,
+      reason: f.summary,
+      judged: false,
+    };
+    if (f.status !== 'insufficient_data') entry.judged = true;
+    monitors.set(key, entry);
+  }
+  return [...monitors.values()]
+    .filter((m) => !m.judged)
+    .map(({ cohort, route, reason }) => ({ cohort, route, reason }))
     .sort((a, b) => a.cohort.localeCompare(b.cohort) || a.route.localeCompare(b.route));
 }
 

@@ -933,45 +933,78 @@ const OUTCOME_KINDS: ReadonlySet<RuleKind> = new Set([
  */
 const SETTLED_COVERAGE = 0.5;
 
+/** A bucket with its outcomes left out: its tasks stay, none of them has an outcome yet. */
+const withoutOutcomes = (b: TaskCounts): TaskCounts => ({
+  ...b,
+  known: 0,
+  failures: 0,
+  successes: 0,
+  successCost: 0,
+  knownCost: 0,
+  knownCostSquared: 0,
+});
+
 /**
  * The current window with the outcomes of its newest unsettled buckets left out (their tasks
- * stay): the run of newest buckets whose outcome coverage is under half the baseline's. Where
+ * stay): the run of newest buckets whose outcome coverage is under half the reference's (the
+ * baseline's; against a target, which has none, the best of the window's older half). Where
  * outcomes arrive late, and bad news sooner than good (a complaint in minutes, an acceptance job
  * overnight), the tasks known so far are mostly the failures: judged on them, a steady route read
  * as 93 % → 62 % and fired for a day. Those buckets are judged once their outcomes are in, as a
- * bucket with no outcome yet always was. A route whose outcomes stop arriving for good is then
- * judged on none, and says why. `unsettledMs` is how much of the window was left out.
+ * bucket with no outcome yet always was. What the route is compared with over the same time
+ * loses the same buckets (the rest of the traffic, for failure_concentration); a reference summed
+ * over the window (the large route, cheaper_than_large) cannot, so a monitor against it is left
+ * as it is: both sides carry the same lean. `unsettledMs` is how much of the window was left out.
  */
 export function settleOutcomes(input: MonitorInput): { input: MonitorInput; unsettledMs: number } {
+  const unchanged = { input, unsettledMs: 0 };
+  if (!OUTCOME_KINDS.has(input.rule.kind) || input.large !== undefined) return unchanged;
+  const target = input.target !== undefined && input.target !== null;
+  // A reference of the same time (the large route) or of the version before (which may be as
+  // recent) carries the same lean as the route: left as they are, as the large route is.
+  const reference = input.rule.baseline.kind;
+  if (reference === 'large_route' || reference === 'previous_policy') return unchanged;
+  const rest = input.rest;
+  if (input.rule.kind === 'failure_concentration' && rest?.buckets?.length !== input.current.length)
+    return unchanged;
   const base = input.baseline;
-  const baseCoverage = base && base.tasks > 0 ? base.known / base.tasks : 0;
-  if (!OUTCOME_KINDS.has(input.rule.kind) || baseCoverage === 0) return { input, unsettledMs: 0 };
+  const older = input.current.slice(0, Math.floor(input.current.length / 2));
+  const coverage = target
+    ? Math.max(0, ...older.filter((b) => b.tasks > 0).map((b) => b.known / b.tasks))
+    : base && base.tasks > 0
+      ? base.known / base.tasks
+      : 0;
+  if (coverage === 0) return unchanged;
   let first = input.current.length;
   while (first > 0) {
     const bucket = input.current[first - 1]!;
-    if (bucket.tasks > 0 && bucket.known / bucket.tasks >= SETTLED_COVERAGE * baseCoverage) break;
+    if (bucket.tasks > 0 && bucket.known / bucket.tasks >= SETTLED_COVERAGE * coverage) break;
     first--;
   }
   // The empty buckets at the end alone: nothing to leave out.
-  if (input.current.slice(first).every((b) => b.known === 0)) return { input, unsettledMs: 0 };
-  const current = input.current.map((b, i) =>
-    i < first
-      ? b
-      : {
-          ...b,
-          known: 0,
-          failures: 0,
-          successes: 0,
-          successCost: 0,
-          knownCost: 0,
-          knownCostSquared: 0,
-        },
-  );
-  const { currentTotal: _total, ...rest } = input;
-  return {
-    input: { ...rest, current },
-    unsettledMs: (input.current.length - first) * input.bucketMs,
-  };
+  if (input.current.slice(first).every((b) => b.known === 0)) return unchanged;
+  const settle = (buckets: readonly TaskCounts[]) =>
+    buckets.map((b, i) => (i < first ? b : withoutOutcomes(b)));
+  const { currentTotal: _total, ...others } = input;
+  const settled: MonitorInput = { ...others, current: settle(input.current) };
+  if (input.rule.kind === 'failure_concentration' && rest?.buckets) {
+    const buckets = settle(rest.buckets);
+    const dropped = sum(rest.buckets.slice(first));
+    settled.rest = {
+      ...rest,
+      buckets,
+      current: {
+        ...rest.current,
+        known: rest.current.known - dropped.known,
+        failures: rest.current.failures - dropped.failures,
+        successes: rest.current.successes - dropped.successes,
+        successCost: rest.current.successCost - dropped.successCost,
+        knownCost: rest.current.knownCost - dropped.knownCost,
+        knownCostSquared: rest.current.knownCostSquared - dropped.knownCostSquared,
+      },
+    };
+  }
+  return { input: settled, unsettledMs: (input.current.length - first) * input.bucketMs };
 }
 
 /** The finding of one monitor. */
@@ -982,13 +1015,15 @@ export function detect(input: MonitorInput, settings: EvaluationSettings): Findi
   const recent = input.current.slice(-Math.round(settled.unsettledMs / input.bucketMs));
   const tasks = recent.reduce((n, b) => n + b.tasks, 0);
   const known = recent.reduce((n, b) => n + b.known, 0);
-  const base = input.baseline!;
+  const base = input.baseline;
+  const reference =
+    base && base.tasks > 0 ? `${pct(base.known / base.tasks)} in the baseline` : 'more before it';
   return {
     ...finding,
     summary:
       `${finding.summary}; the outcomes of the last ${formatDuration(settled.unsettledMs)} are still ` +
-      `coming in (${pct(tasks > 0 ? known / tasks : 0)} of its tasks have one, ${pct(base.known / base.tasks)} ` +
-      'in the baseline): judged once they are',
+      `coming in (${pct(tasks > 0 ? known / tasks : 0)} of its tasks have one, ${reference}): ` +
+      'judged once they are',
   };
 }
 

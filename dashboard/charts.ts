@@ -105,6 +105,12 @@ function dataTable(spec: ChartSpec): HTMLElement {
 /** The longest series name a chart's legend shows whole. */
 const LEGEND_LABEL = 48;
 
+/** A name cut to LEGEND_LABEL characters (code points: an emoji is never split in two). */
+function legendLabel(label: string): string {
+  const chars = Array.from(label);
+  return chars.length > LEGEND_LABEL ? `${chars.slice(0, LEGEND_LABEL - 1).join('')}…` : label;
+}
+
 function plot(spec: ChartSpec, target: HTMLElement): uPlot {
   const { data } = spec;
   const series: uPlot.Series[] = [{ label: 'time (UTC)' }];
@@ -115,8 +121,7 @@ function plot(spec: ChartSpec, target: HTMLElement): uPlot {
     const dash = dashOf(i);
     series.push({
       // A long route or reason name is cut in the legend (the Figures table has it whole).
-      label:
-        line.label.length > LEGEND_LABEL ? `${line.label.slice(0, LEGEND_LABEL - 1)}…` : line.label,
+      label: legendLabel(line.label),
       stroke,
       ...(dash ? { dash } : {}),
       width: 2,

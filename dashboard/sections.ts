@@ -137,7 +137,7 @@ function verdictCell(advice: Loaded<AdviceReport>, cohort: string, route: string
   if (!advice.ok) return h('span', { class: 'muted', title: advice.error.message }, '—');
   const found = advice.value.cohorts.find((c) => c.cohort === cohort);
   if (!found) return h('span', { class: 'muted' }, '—');
-  const small = advice.value.options.smallRoute;
+  const small = found.smallRoute ?? advice.value.options.smallRoute;
   if (route !== small)
     return h('span', { class: 'muted', title: found.reason }, `${small}: ${found.verdict}`);
   return h(

@@ -82,6 +82,8 @@ describe('GET /api/v1/advice', () => {
     expect(billing.small?.tasks).toBe(400);
     expect(billing.large?.tasks).toBe(300);
     expect(billing.reason).toMatch(/the gpt-4o-mini route holds within 2\.0 pts of gpt-4o/);
+    // Named, so that the dashboard shows the verdict on that route's row.
+    expect(billing.smallRoute).toBe('gpt-4o-mini');
   });
 
   it('judges a large-first cohort on its latest eval run of the small route, never on runs pooled', async () => {

@@ -232,6 +232,9 @@ describe('what no rule could judge', () => {
       finding('faq', 'small', 'success_rate_drop', 'ok', 'no degradation'),
       // Judged by nothing: in the other list only.
       finding('tiny', 'small', 'success_rate_drop', 'insufficient_data', '15 in the window'),
+      // Two success rules, one of them judged it (a target SLO beside a rule without a baseline).
+      finding('slo', 'small', 'success_rate_drop', 'insufficient_data', '0 in the baseline'),
+      { ...finding('slo', 'small', 'success_rate_drop', 'ok', 'above target'), ruleId: 'slo' },
       // An alert open: listed as an alert.
       finding('held', 'small', 'fallback_rate_spike', 'degraded', 'up'),
       finding('held', 'small', 'success_rate_drop', 'insufficient_data', 'few'),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { detect } from '../../analyzer/detectors.js';
+import { detect, settleOutcomes } from '../../analyzer/detectors.js';
 import type { MonitorInput } from '../../analyzer/detectors.js';
 import { evidenceFrom, step } from '../../analyzer/lifecycle.js';
 import { parseRules } from '../../analyzer/rules.js';
@@ -462,7 +462,7 @@ describe('outcomes that arrive late, failures sooner than successes', () => {
     );
   });
 
-  it('still fires on a real drop in the settled buckets, and leaves rules not judged on outcomes alone', () => {
+  it('still fires on a real drop in the settled buckets, and judges a route as sparse as its baseline as it is', () => {
     const dropped = Array.from({ length: 24 }, (_, hour) =>
       hour < 12 ? counts(40, 28, 12) : counts(40, 0, 12),
     );
@@ -477,6 +477,78 @@ describe('outcomes that arrive late, failures sooner than successes', () => {
     );
     expect(sparseFinding.status).toBe('ok');
     expect(sparseFinding.summary).not.toMatch(/still coming in/);
+  });
+});
+
+describe('late outcomes on both sides of a comparison', () => {
+  const counts = (tasks: number, successes: number, failures: number): TaskCounts => ({
+    ...emptyCounts(),
+    tasks,
+    known: successes + failures,
+    successes,
+    failures,
+  });
+  /** 24 hourly buckets at `rate` success; the last 12 with their failures known only. */
+  const late = (tasks: number, rate: number) =>
+    Array.from({ length: 24 }, (_, hour) => {
+      const failures = Math.round(tasks * (1 - rate));
+      return hour < 12 ? counts(tasks, tasks - failures, failures) : counts(tasks, 0, failures);
+    });
+  const total = (buckets: TaskCounts[]) =>
+    buckets.reduce((a, b) =>
+      counts(a.tasks + b.tasks, a.successes + b.successes, a.failures + b.failures),
+    );
+  const base = parseRules(`
+rules:
+  - { id: vs-large, kind: success_rate_drop, baseline: large_route }
+`).rules.find((r) => r.id === 'vs-large');
+
+  it('still fires against the large route of the same window, which carries the same lean', () => {
+    // review diff-2 #1: settling the route alone left the large route's failure-heavy newest
+    // outcomes in its reference: 93 % → 80 % read as 86 % → 80 %, ok.
+    const finding = detect(
+      {
+        ...monitor(late(40, 0.8), total(late(40, 0.93))),
+        rule: base!,
+        baselineSpanMs: null,
+      },
+      evaluation,
+    );
+    expect(finding.status).toBe('degraded');
+  });
+
+  it('leaves the same buckets out of the rest of the traffic for failure_concentration', () => {
+    const rule = rules.find((r) => r.kind === 'failure_concentration')!;
+    const rest = late(300, 0.93);
+    const finding = detect(
+      {
+        ...monitor(late(40, 0.8), counts(7_000, 6_510, 490)),
+        rule,
+        rest: { current: total(rest), baseline: counts(50_000, 46_500, 3_500), buckets: rest },
+        monitors: 6,
+      },
+      evaluation,
+    );
+    expect(finding.status).toBe('degraded');
+    expect(finding.current.restRate).toBeCloseTo(0.07, 2);
+  });
+
+  it('settles a target rule on the window’s own older buckets: a steady route meets its SLO', () => {
+    const slo = parseRules(`
+rules:
+  - { id: slo, kind: success_rate_drop, baseline: "target:0.9" }
+`).rules.find((r) => r.id === 'slo')!;
+    const finding = detect(
+      { ...monitor(late(40, 0.93), null), rule: slo, target: 0.9, baselineSpanMs: null },
+      evaluation,
+    );
+    expect(finding.status).toBe('ok');
+  });
+
+  it('leaves a rule not judged on outcomes as it is', () => {
+    const spike = rules.find((r) => r.kind === 'fallback_rate_spike')!;
+    const input = { ...monitor(late(40, 0.93), counts(7_000, 6_510, 490)), rule: spike };
+    expect(settleOutcomes(input)).toEqual({ input, unsettledMs: 0 });
   });
 });
 
