@@ -444,7 +444,7 @@ describe('slackMessage', () => {
 
   it('writes a newline in a name as an escape and keeps its formatting marks from formatting, so that a name forges no line and no bold', () => {
     const cohort = 'billing\nFIRING fake line';
-    const route = '*big*';
+    const route = '*big*`x`';
     const message = sampleMessage({
       cohort,
       route,
@@ -461,9 +461,9 @@ describe('slackMessage', () => {
     const lines = text.split('\n');
     expect(lines.filter((l) => l.startsWith('FIRING fake line'))).toEqual([]);
     expect(lines[0]).toContain('billing\\nFIRING fake line · *\u200bbig*');
-    expect(text).toContain('billing\\nFIRING fake line × *\u200bbig*: success rate');
+    expect(text).toContain('billing\\nFIRING fake line × *\u200bbig*`\u200bx`\u200b: success rate');
     // Stored and sent to the webhook as they are: the zero-width space is Slack's alone.
-    expect(message.title).toBe('billing\\nFIRING fake line · *big*: success rate dropped');
+    expect(message.title).toBe('billing\\nFIRING fake line · *big*`x`: success rate dropped');
     // The mrkdwn blocks (the header is plain text, which Slack does not format).
     const sections = (blocks as Block[])
       .filter((b) => b.type !== 'header')
