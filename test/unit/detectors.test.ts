@@ -427,15 +427,17 @@ describe('cost per successful task while outcomes are still to come', () => {
   });
 });
 
+/** `tasks` tasks, `successes` and `failures` of them with their outcome known so far. */
+const knownSoFar = (tasks: number, successes: number, failures: number): TaskCounts => ({
+  ...emptyCounts(),
+  tasks,
+  known: successes + failures,
+  successes,
+  failures,
+});
+
 describe('outcomes that arrive late, failures sooner than successes', () => {
-  /** `tasks` tasks, `successes` and `failures` of them with their outcome known so far. */
-  const counts = (tasks: number, successes: number, failures: number): TaskCounts => ({
-    ...emptyCounts(),
-    tasks,
-    known: successes + failures,
-    successes,
-    failures,
-  });
+  const counts = knownSoFar;
   const rule = rules.find((r) => r.kind === 'success_rate_drop')!;
   // 93 % success, every outcome known in the baseline.
   const baseline = counts(7_000, 6_510, 490);
@@ -481,13 +483,7 @@ describe('outcomes that arrive late, failures sooner than successes', () => {
 });
 
 describe('late outcomes on both sides of a comparison', () => {
-  const counts = (tasks: number, successes: number, failures: number): TaskCounts => ({
-    ...emptyCounts(),
-    tasks,
-    known: successes + failures,
-    successes,
-    failures,
-  });
+  const counts = knownSoFar;
   /** 24 hourly buckets at `rate` success; the last 12 with their failures known only. */
   const late = (tasks: number, rate: number) =>
     Array.from({ length: 24 }, (_, hour) => {
