@@ -318,8 +318,9 @@ export function unjudgedOf(
 export function successUnjudgedOf(
   findings: readonly Finding[],
   open: ReadonlySet<string>,
+  unjudgedList: AlertsAnswer['unjudged'] = unjudgedOf(findings, open),
 ): AlertsAnswer['successUnjudged'] {
-  const unjudged = new Set(unjudgedOf(findings, open).map((u) => monitorKey(u.cohort, u.route)));
+  const unjudged = new Set(unjudgedList.map((u) => monitorKey(u.cohort, u.route)));
   // Per cohort × route: listed when every success-rate rule there had no verdict (a target SLO
   // that judged it beside a default rule without a baseline yet: judged).
   const monitors = new Map<
@@ -435,10 +436,12 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         .filter((s) => s.state === 'firing' || s.state === 'pending')
         .map((s) => monitorKey(s.cohort, s.route)),
     );
+    const findings = evaluator.lastResult?.findings ?? [];
+    const unjudged = unjudgedOf(findings, open);
     return {
       evaluatedAt: evaluator.lastResult?.evaluatedAt ?? null,
-      unjudged: unjudgedOf(evaluator.lastResult?.findings ?? [], open),
-      successUnjudged: successUnjudgedOf(evaluator.lastResult?.findings ?? [], open),
+      unjudged,
+      successUnjudged: successUnjudgedOf(findings, open, unjudged),
       alerts: listed.map((s) => ({
         fingerprint: s.fingerprint,
         rule: s.ruleId,

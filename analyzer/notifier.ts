@@ -264,12 +264,15 @@ class ChannelQueue {
    * Resolves true when it counted the queue again itself (a group split into single messages),
    * so that the caller does not take the batch off the count a second time.
    */
-  async #deliver(batch: readonly StoredEvent[], since: number, part?: GroupPart): Promise<boolean> {
+  async #deliver(
+    queued: readonly StoredEvent[],
+    since: number,
+    part?: GroupPart,
+  ): Promise<boolean> {
     // A silence added while the message waited (the channel down, a long queue) keeps it back,
     // and the end of an incident this channel was never told of is noise there.
-    const live = await this.#unsilenced(await this.#announcedHere(batch));
-    if (live.length === 0) return false;
-    if (live.length < batch.length) return this.#deliver(live, since, part);
+    const batch = await this.#unsilenced(await this.#announcedHere(queued));
+    if (batch.length === 0) return false;
     const [event] = batch as [StoredEvent, ...StoredEvent[]];
     const alert = batch.length === 1 ? event.fingerprint : batch.map((e) => e.fingerprint);
     const body =
