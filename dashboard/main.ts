@@ -91,6 +91,15 @@ function fillForm(view: DashboardView): void {
     );
   }
   windowSelect.value = windowValue;
+  // With a `to`, a window ends there, not now: the options say so.
+  for (const option of [...windowSelect.options]) {
+    if (option.value === '') continue;
+    option.dataset['label'] ??= option.textContent ?? '';
+    option.textContent =
+      view.to !== undefined
+        ? `${option.value} up to “To”`
+        : (option.dataset['label'] ?? option.value);
+  }
   const bucketSelect = byId<HTMLSelectElement>('f-bucket');
   const bucketValue = view.bucket ?? '';
   // As the window: a bucket of the address that the list lacks, offered while it is the view's.

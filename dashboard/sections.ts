@@ -15,11 +15,14 @@ type Alert = AlertsAnswer['alerts'][number];
 
 /**
  * A name from the data as a cell shows it: isolated from the text around it (right-to-left names,
- * bidi controls), its control characters as escapes (a newline is no line break), and `(none)`
- * for the empty name the report gives tasks without a cohort or route.
+ * bidi controls), its control characters as escapes (a newline is no line break), and `(none)`,
+ * set apart, for the empty name the report gives tasks without a cohort or route.
  */
 const named = (name: string) => {
-  const shown = name === '' ? '(none)' : printable(name);
+  // The empty name reads apart from a real name `(none)`: in italics, and said in full on hover.
+  if (name === '')
+    return h('bdi', { class: 'name none', title: 'no name on these tasks' }, '(none)');
+  const shown = printable(name);
   return h('bdi', { class: 'name', title: shown.length > 32 ? shown : undefined }, shown);
 };
 

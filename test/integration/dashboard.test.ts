@@ -623,6 +623,11 @@ describe('the dashboard on names from hostile or right-to-left spans', () => {
         { cohort: ' spaced ', routes: ['small'], tasks: 20, success: 0.9, ...recent },
         random,
       ),
+      ...stream({ cohort: '', routes: ['small'], tasks: 20, success: 0.9, ...recent }, random),
+      ...stream(
+        { cohort: '(none)', routes: ['small'], tasks: 20, success: 0.9, ...recent },
+        random,
+      ),
       ...stream(
         {
           cohort: 'c'.repeat(200),
@@ -644,6 +649,14 @@ describe('the dashboard on names from hostile or right-to-left spans', () => {
       cells.map((cell) => cell.innerText),
     );
     expect(isolated).toEqual(expect.arrayContaining([rlo, hebrew, 'a,b', 'small']));
+    // Tasks without a cohort read apart from a cohort named "(none)".
+    const classOf = (cohort: string) =>
+      page.$eval(`#routes-table tbody tr[data-cohort="${cohort}"] th bdi`, (cell: PageElement) => [
+        cell.getAttribute('class'),
+        cell.textContent,
+      ]);
+    expect(await classOf('')).toEqual(['name none', '(none)']);
+    expect(await classOf('(none)')).toEqual(['name', '(none)']);
     // The suggestions hold names as the filter field reads them: a comma written \,.
     const options = await page.$$eval('#cohort-options option', (items: PageElement[]) =>
       items.map((item) => item.getAttribute('value')),
@@ -795,6 +808,14 @@ describe('the dashboard when the API misbehaves', () => {
     expect(await windows()).toContain('7h');
     expect(await windows()).not.toContain('5h');
     expect(asked.length).toBeGreaterThan(0);
+
+    // A window with a `to` ends there: its option does not read "last hour".
+    const chosen = () =>
+      page.$eval('#f-window option:checked', (option: PageElement) => option.textContent);
+    await show('?window=1h&to=2h');
+    expect(await chosen()).toBe('1h up to “To”');
+    await show('?window=1h');
+    expect(await chosen()).toBe('last hour');
 
     // A start in From wins over the window: picking a window clears it, typing one clears the window.
     await page.fill('#f-from', '2h');
