@@ -179,6 +179,7 @@ export function renderGateTable(result: GateResult): string {
   const lines = [...headline(result), '', line(HEADER), rule];
   for (const row of rows) lines.push(line(row));
   if (result.cohorts.length === 0) lines.push('(no tasks on either side)');
+  if (result.empty) lines.push('', printable(result.empty));
   lines.push('');
   for (const c of result.cohorts)
     lines.push(`${printable(c.cohort || '(none)')}: ${printable(reasonOf(c))}`);
@@ -238,7 +239,7 @@ export function renderGateMarkdown(result: GateResult): string {
     '',
     // No cohort on either side: a table of headers alone would say nothing, as the text says.
     ...(result.cohorts.length === 0
-      ? ['_(no tasks on either side)_']
+      ? ['_(no tasks on either side)_', ...(result.empty ? ['', escapeCell(result.empty)] : [])]
       : [
           `| ${HEADER.join(' | ')} |`,
           `|${HEADER.map(() => ' --- ').join('|')}|`,

@@ -417,6 +417,11 @@ export interface GateResult {
    * asked for by name is compared whatever the eval covers.
    */
   notCovered: string[];
+  /**
+   * Neither side selects any task, in any cohort: what the store holds instead, and what to
+   * check (an eval that never exported reads the same as one not run yet). Null otherwise.
+   */
+  empty: string | null;
   options: GateOptions;
   verdict: Verdict;
   cohorts: GateCohort[];
@@ -889,6 +894,14 @@ export async function runGate(
     if (side.size === 0 && other.size > 0 && !(await selectsAny(store, ref)))
       throw await emptyRefError(store, role, ref);
   }
+  // Neither side with any task: nothing to judge, and each side says what the store has instead.
+  const empty =
+    b.size === 0 &&
+    c.size === 0 &&
+    !(await selectsAny(store, baseline)) &&
+    !(await selectsAny(store, candidate))
+      ? `${(await emptyRefError(store, 'baseline', baseline)).message}. And ${(await emptyRefError(store, 'candidate', candidate)).message}`
+      : null;
   const canary = baseline.kind === 'policy' && candidate.kind === 'policy';
   // An eval run against production: the cohorts the eval covers are the ones judged.
   const evalSide =
@@ -954,6 +967,7 @@ export async function runGate(
     candidate: refLabel(candidate),
     canary,
     notCovered,
+    empty,
     options,
     verdict: overallVerdict(comparisons),
     cohorts: comparisons,

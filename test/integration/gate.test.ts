@@ -447,6 +447,14 @@ describe('routewatch gate', () => {
       ['faq', 'insufficient_data'],
       ['search', 'insufficient_data'],
     ]);
+    // Without a cohort: what the store holds instead, for each side (both evals failed to export
+    // reads the same as nothing run yet, and the store knows which).
+    const bare = await gate('--baseline', 'policy:not-deployed', '--candidate', 'eval:not-run-yet');
+    expect(bare.code).toBe(3);
+    expect(bare.stdout).toMatch(/^\(no tasks on either side\)$/m);
+    expect(bare.stdout).toMatch(
+      /^the baseline policy:not-deployed selects no task, in any cohort: the policy versions here, latest first: policy:v\d.*check the version name\. And the candidate eval:not-run-yet selects no task, in any cohort: the eval runs here, latest first: eval:.*check the run name/m,
+    );
     // With tasks on one side, a cohort neither has is still a typo (exit 2, above).
     const typo = await gate(
       '--baseline',

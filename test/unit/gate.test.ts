@@ -699,6 +699,7 @@ describe('rendering', () => {
     candidate: 'eval:pr-7',
     canary: false,
     notCovered: [],
+    empty: null,
     options: DEFAULT_GATE,
     verdict: 'fail' as const,
     cohorts: [
@@ -845,6 +846,15 @@ describe('rendering', () => {
     expect(renderGateTable({ ...result, verdict: 'insufficient_data', cohorts: [] })).toMatch(
       /^\(no tasks on either side\)$/m,
     );
+    // With what the store holds instead, in both.
+    const said = {
+      ...result,
+      verdict: 'insufficient_data' as const,
+      cohorts: [],
+      empty: 'the baseline eval:a selects no task | x',
+    };
+    expect(renderGateTable(said)).toMatch(/^the baseline eval:a selects no task \| x$/m);
+    expect(renderGateMarkdown(said)).toMatch(/^the baseline eval:a selects no task \\\| x$/m);
   });
 
   it('escapes the Markdown in names: no HTML, links or formatting from a cohort, no broken code span', () => {
