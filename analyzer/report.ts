@@ -81,22 +81,28 @@ export const concentrationRow = z.object({
 });
 export type ConcentrationRow = z.output<typeof concentrationRow>;
 
+/** The counts of one cohort × primary route that failure concentration is judged on. */
+interface GroupCounts {
+  cohort: string;
+  primary_route: string;
+  known_outcomes: number;
+  failures: number;
+}
+
 /**
- * v_failure_concentration from the per cohort × route counts of v_window_metrics, when those
- * counts cover all the traffic (no filter): the view's definitions (sql/views/
- * v_failure_concentration.sql), one by one, in the same Float64 arithmetic, so the report needs no
- * second read of the rollups. test/integration/rollups.test.ts checks it equals the view.
+ * v_failure_concentration from the per cohort × route counts of v_window_metrics: the view's
+ * definitions (sql/views/v_failure_concentration.sql), one by one, in the same Float64
+ * arithmetic, so the report needs no second read of the rollups (test/integration/
+ * rollups.test.ts checks it equals the view). `all` is all the traffic of the window, when the
+ * groups are only part of it (a filter by service or policy): each group is judged against the
+ * rest of all of it.
  */
 export function concentrationOf(
-  groups: readonly {
-    cohort: string;
-    primary_route: string;
-    known_outcomes: number;
-    failures: number;
-  }[],
+  groups: readonly GroupCounts[],
+  all: readonly GroupCounts[] = groups,
 ): ConcentrationRow[] {
-  const allKnown = groups.reduce((sum, g) => sum + g.known_outcomes, 0);
-  const allFailed = groups.reduce((sum, g) => sum + g.failures, 0);
+  const allKnown = all.reduce((sum, g) => sum + g.known_outcomes, 0);
+  const allFailed = all.reduce((sum, g) => sum + g.failures, 0);
   return groups.map(({ cohort, primary_route, known_outcomes: known, failures: failed }) => {
     const failureRate = known === 0 ? null : failed / known;
     const restTasks = allKnown - known;
@@ -389,8 +395,8 @@ export const scoreRow = z.object({
 
 /**
  * The per cohort × primary route metrics of tasks started in [from, to), and the overall row,
- * over the tasks the filter names. Failure concentration compares each row with all the rest of
- * the traffic in the window, filtered or not.
+ * over the tasks the filter names. Failure concentration compares each row's tasks with all the
+ * rest of the traffic in the window, filtered or not.
  */
 export async function buildReport(
   store: Store,
@@ -433,8 +439,10 @@ export async function buildReport(
         )
       : null,
   ]);
-  const concentration = concentrationOf(unfiltered ?? metrics.filter((m) => !m.is_overall));
   const rows = metrics.filter((m) => !m.is_overall);
+  // Each row's own tasks (a service's or a policy's part of its cohort × route, with such a
+  // filter) against all the rest of the window's traffic.
+  const concentration = concentrationOf(rows, unfiltered ?? rows);
   const overall = metrics.filter((m) => m.is_overall);
   const key = (cohort: string, route: string) => `${cohort}\u0000${route}`;
   const byGroup = new Map(concentration.map((c) => [key(c.cohort, c.primary_route), c]));

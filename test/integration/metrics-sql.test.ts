@@ -18,6 +18,7 @@ const TO = Date.now() - 60_000;
 interface Truth {
   cohort: string;
   route: string;
+  policy: string;
   outcome: NonNullable<CraftedTask['outcome']> | 'unknown';
   cost: number;
 }
@@ -47,9 +48,11 @@ function generate(): { tasks: CraftedTask[]; truth: Truth[] } {
               ? ('failure' as const)
               : ('escalated' as const);
       const callCost = g.route === 'large' ? 0.01 : 0.001 + Math.round(random() * 1000) / 1e6;
+      const policy = i % 3 === 0 ? 'v2' : 'v1';
       tasks.push({
         cohort: g.cohort,
         routes,
+        policyVersion: policy,
         reasons: fellBack ? ['validation_failed'] : [],
         startMs: FROM + random() * (TO - FROM - 60_000),
         ...(outcome ? { outcome } : {}),
@@ -59,7 +62,7 @@ function generate(): { tasks: CraftedTask[]; truth: Truth[] } {
         (sum, r) => sum + (r === 'large' && g.route === 'small' ? callCost : callCost),
         0,
       );
-      truth.push({ cohort: g.cohort, route: g.route, outcome: outcome ?? 'unknown', cost });
+      truth.push({ cohort: g.cohort, route: g.route, policy, outcome: outcome ?? 'unknown', cost });
     }
   }
   return { tasks, truth };
@@ -149,6 +152,34 @@ describe('metric SQL against TypeScript', () => {
         (r) => r.cohort === row.cohort && r.primaryRoute === row.primaryRoute,
       )!;
       expect(row.concentration).toEqual(whole.concentration);
+    }
+  });
+
+  it('judges the failure concentration of a row filtered by policy on its own tasks, against all the rest', async () => {
+    const filtered = await buildReport(
+      temp.store,
+      { from: new Date(FROM - HOUR), to: new Date(TO + HOUR) },
+      new Date(),
+      { policies: ['v2'] },
+    );
+    const all = expected(truth);
+    expect(filtered.rows).toHaveLength(GROUPS.length);
+    for (const row of filtered.rows) {
+      const mine = expected(
+        truth.filter(
+          (t) => t.cohort === row.cohort && t.route === row.primaryRoute && t.policy === 'v2',
+        ),
+      );
+      expect(row.tasks).toBe(mine.tasks);
+      const ratio = mine.failures / all.failures / (mine.known / all.known);
+      const z = twoProportionZ(
+        mine.failures,
+        mine.known,
+        all.failures - mine.failures,
+        all.known - mine.known,
+      )!;
+      expect(row.concentration!.ratio).toBeCloseTo(ratio, 12);
+      expect(row.concentration!.z).toBeCloseTo(z, 10);
     }
   });
 
