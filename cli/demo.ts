@@ -256,7 +256,7 @@ async function waitForDelivery(
   }
   for (const [channel, c] of Object.entries(stats())) {
     out(
-      `${channel}: ${c.sent} message(s) sent${c.queued > 0 ? `, ${c.queued} still queued (last error: ${c.lastError || 'none'})` : ''}.\n`,
+      `${channel}: ${c.sent} alert(s) delivered${c.queued > 0 ? `, ${c.queued} still queued (last error: ${c.lastError || 'none'})` : ''}.\n`,
     );
   }
 }

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { RULE_DEFAULTS } from '../../analyzer/rules.js';
 import { REPO_ROOT } from '../support/child-process.js';
 import { markdownFiles, shellBlocks } from '../support/doc-blocks.js';
 import { settingDefaults } from '../support/settings-table.js';
@@ -26,6 +27,21 @@ describe('docs/operating.md settings table', () => {
 
   it('says what each one does', () => {
     expect(rows.filter((row) => row.meaning.length < 10).map((row) => row.name)).toEqual([]);
+  });
+});
+
+describe('docs/rules.md table of rules', () => {
+  const doc = readFileSync(join(REPO_ROOT, 'docs/rules.md'), 'utf8');
+  const rows = doc
+    .split('\n')
+    .map((line) => /^\| `([a-z_0-9]+)` \|.*\| ([a-z]+) \|$/.exec(line))
+    .filter((match) => match !== null)
+    .map((match) => [match[1]!, match[2]!]);
+
+  it('lists every kind of rule, in its order, with its default severity', () => {
+    expect(rows).toEqual(
+      Object.entries(RULE_DEFAULTS).map(([kind, defaults]) => [kind, defaults.severity]),
+    );
   });
 });
 
