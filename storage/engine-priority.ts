@@ -90,6 +90,11 @@ export function lowerEnginePriority(options: EnginePriorityOptions): EnginePrior
    * carries its creator's name until the engine names it, within microseconds).
    */
   let done = new Set<string>();
+  /**
+   * The engine's among them: their priority is read again at each scan, since a thread may
+   * raise its own after its first look (ClickHouse's MemoryWorker does, by 3).
+   */
+  let engine = new Set<string>();
   /** Threads found with a Node name once. */
   let nodeOnce = new Set<string>();
   let lowered = 0;
@@ -101,36 +106,48 @@ export function lowerEnginePriority(options: EnginePriorityOptions): EnginePrior
     timer = undefined;
   };
   const active = options.nice > 0 && existsSync(taskDir);
+  /** Gives an engine thread `nice` if it has less: 'ended' when it is gone, 'failed' on error. */
+  const lower = (tid: string): 'ok' | 'ended' | 'failed' => {
+    try {
+      if (priority.get(Number(tid)) < options.nice) {
+        priority.set(Number(tid), options.nice);
+        lowered++;
+      }
+      return 'ok';
+    } catch (error) {
+      if (systemErrorCode(error) === 'ESRCH') return 'ended';
+      failed = true;
+      stop();
+      options.onFailure?.(error as Error);
+      return 'failed';
+    }
+  };
   const scan = () => {
     if (!active || failed) return;
     const next = new Set<string>();
+    const nextEngine = new Set<string>();
     const nextNodeOnce = new Set<string>();
     for (const tid of tasks(taskDir)) {
-      if (done.has(tid)) {
+      if (done.has(tid) && !engine.has(tid)) {
         next.add(tid);
         continue;
       }
-      const name = threadName(taskDir, tid);
-      if (name === undefined) continue; // the thread ended
-      if (options.nodeNames.has(name)) {
-        (nodeOnce.has(tid) ? next : nextNodeOnce).add(tid);
-        continue;
-      }
-      try {
-        if (priority.get(Number(tid)) < options.nice) {
-          priority.set(Number(tid), options.nice);
-          lowered++;
+      if (!done.has(tid)) {
+        const name = threadName(taskDir, tid);
+        if (name === undefined) continue; // the thread ended
+        if (options.nodeNames.has(name)) {
+          (nodeOnce.has(tid) ? next : nextNodeOnce).add(tid);
+          continue;
         }
-        next.add(tid);
-      } catch (error) {
-        if (systemErrorCode(error) === 'ESRCH') continue; // the thread ended
-        failed = true;
-        stop();
-        options.onFailure?.(error as Error);
-        return;
       }
+      const result = lower(tid);
+      if (result === 'failed') return;
+      if (result === 'ended') continue;
+      next.add(tid);
+      nextEngine.add(tid);
     }
     done = next;
+    engine = nextEngine;
     nodeOnce = nextNodeOnce;
   };
 

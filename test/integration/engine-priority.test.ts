@@ -72,7 +72,9 @@ describe.runIf(process.platform === 'linux')('the embedded engine’s thread pri
     running.enginePriority!.scan();
     const engine = threads().filter((t) => !nodeNames.has(t.name));
     expect(engine.length).toBeGreaterThanOrEqual(5);
-    expect(engine.filter((t) => t.nice < Math.max(base, NICE))).toEqual([]);
+    // At least NICE: a thread may sit between NICE and a higher nice value of the process's own
+    // (the engine's MemoryWorker raises its own priority by 3: under `nice -n 10`, it runs at 7).
+    expect(engine.filter((t) => t.nice < NICE)).toEqual([]);
     // Fewer than found: a thread the engine starts from a lowered one starts lowered.
     expect(running.enginePriority!.lowered()).toBeGreaterThan(0);
   });

@@ -63,6 +63,23 @@ describe('lowerEnginePriority', () => {
     engine.stop();
   });
 
+  it('lowers again an engine thread that raised its own priority after its first look', () => {
+    thread(100, 'node');
+    thread(102, 'MemoryWorker');
+    const priority = scheduler();
+    const engine = lowerEnginePriority({ nice: 10, nodeNames: NODE, taskDir, priority });
+    expect(priority.sets).toEqual([[102, 10]]);
+    priority.nice.set(102, 7); // ClickHouse's MemoryWorker raises its own by 3
+    engine.scan();
+    expect(priority.sets).toEqual([
+      [102, 10],
+      [102, 10],
+    ]);
+    // Node's thread is still not touched.
+    expect(priority.nice.get(100)).toBeUndefined();
+    engine.stop();
+  });
+
   it('looks again at a new thread that still had its creator’s name', () => {
     thread(100, 'node');
     const priority = scheduler();
