@@ -137,12 +137,13 @@ export function adviseCohort(
           comparison.verdict === 'fail'
             ? `the ${S} route's success rate is ${pts(-(drop ?? 0))} below ${L}'s, more than the ${pts(options.maxSuccessDrop)} allowed`
             : `the ${S} route no longer costs less per successful task`;
+        // Already on L (most of its tasks large-first): nothing to revert, the evidence says stay.
         return {
           ...base,
           currentRoute,
-          verdict: 'revert to large',
+          verdict: currentRoute === L ? 'keep' : 'revert to large',
           comparison,
-          reason: `${why} (${facts})`,
+          reason: currentRoute === L ? `stay on ${L}: ${why} (${facts})` : `${why} (${facts})`,
         };
       }
       // Cheaper is what moving traffic is for: not claimed on costs that are not all known.

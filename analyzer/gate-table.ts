@@ -261,10 +261,14 @@ export function renderGateMarkdown(result: GateResult): string {
 export function renderAdvice(advice: AdviceReport): string {
   const width = Math.max(6, ...advice.cohorts.map((c) => displayWidth(c.cohort)));
   const verdictWidth = Math.max(...advice.cohorts.map((c) => c.verdict.length), 7);
+  // The route each cohort is mostly on: what a verdict asks to change, or to keep.
+  const on = (c: AdviceReport['cohorts'][number]) => `on ${c.currentRoute ?? '—'}`;
+  const onWidth = Math.max(...advice.cohorts.map((c) => displayWidth(on(c))), 4);
   const lines = [
     `Routing advice  ${advice.from} → ${advice.to}`,
     ...advice.cohorts.map(
-      (c) => `  ${padEndTo(c.cohort, width)}  ${c.verdict.padEnd(verdictWidth)}  ${c.reason}`,
+      (c) =>
+        `  ${padEndTo(c.cohort, width)}  ${c.verdict.padEnd(verdictWidth)}  ${padEndTo(on(c), onWidth)}  ${c.reason}`,
     ),
   ];
   if (advice.cohorts.length === 0) lines.push('  (no production tasks in this window)');

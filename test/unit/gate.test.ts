@@ -660,6 +660,16 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     );
   });
 
+  it('keep, not revert: a cohort already on large whose small route fails the margin stays there', () => {
+    // Moved to large: 6 720 large-first tasks against 722 small-first ones.
+    const a = advise(side(722, 636, { cost: 0.001 }), side(6_720, 6_518, { cost: 0.01 }));
+    expect(a.currentRoute).toBe('large');
+    expect(a.verdict).toBe('keep');
+    expect(a.reason).toMatch(
+      /^stay on large: the small route's success rate is \d+\.\d pts below large's/,
+    );
+  });
+
   it('revert to large: the small route no longer costs less per success', () => {
     const a = advise(side(800, 736, { cost: 0.012 }), side(300, 279, { cost: 0.01 }));
     expect(a.verdict).toBe('revert to large');
@@ -887,7 +897,7 @@ describe('rendering', () => {
       cohorts: [adviseCohort('faq', side(120, 110), side(30, 28), undefined, DEFAULT_ADVICE)],
     };
     expect(renderAdvice(advice)).toMatch(
-      /^ {2}faq\s+insufficient data\s+120 tasks with an outcome/m,
+      /^ {2}faq\s+insufficient data\s+on small\s+120 tasks with an outcome/m,
     );
     expect(renderAdvice({ ...advice, cohorts: [] })).toMatch(/no production tasks in this window/);
   });
