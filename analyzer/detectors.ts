@@ -116,7 +116,17 @@ export interface MonitorInput {
    * failure_concentration: the rest of the traffic, now and in the baseline; `buckets`, now in the
    * buckets of `current`, so that each window is compared with the rest over the same time.
    */
-  rest?: { current: TaskCounts; baseline: TaskCounts | null; buckets?: readonly TaskCounts[] };
+  rest?: {
+    current: TaskCounts;
+    baseline: TaskCounts | null;
+    buckets?: readonly TaskCounts[];
+    /**
+     * The rest's failure rate in the baseline at its current mix (restMix): each other cohort ×
+     * route at its own baseline rate, weighted by its tasks now. Without it, the rest's pooled
+     * baseline rate, which moves when traffic moves between cohorts or routes.
+     */
+    baselineRate?: number | null;
+  };
   /** cheaper_than_large: the large route of the cohort over the current window, or `largeOver`. */
   large?: TaskCounts;
   /** cheaper_than_large: the period `large` covers when it is not the current window. */
@@ -249,6 +259,41 @@ const BERNOULLI: Partial<Record<RuleKind, BernoulliKind>> = {
 
 /** A rate estimate that is never 0 or 1 (a CUSUM cannot start from certainty). */
 const smoothed = (events: number, trials: number) => (events + 0.5) / (trials + 1);
+
+/** Tasks with a known outcome now, and the failures they would have had at baseline rates. */
+export interface MixedCounts {
+  known: number;
+  failures: number;
+}
+
+/**
+ * One cohort × route's part of the rest's baseline failure rate at the current mix: its tasks
+ * with a known outcome now, at its own baseline rate (its current rate without a baseline: no
+ * change to impute to it). Summed over the other cohort × routes, the rest's expected failures
+ * if no one's rate had changed: a shift of traffic towards a cohort that always fails more
+ * raises the rest's pooled rate, and against the pooled baseline rate every steady cohort ×
+ * route left behind looked concentrated (a routing change fired three of them, for days).
+ */
+export function mixedCounts(now: TaskCounts, baseline: TaskCounts | null): MixedCounts {
+  const rate =
+    baseline && baseline.known > 0
+      ? smoothed(baseline.failures, baseline.known)
+      : now.known > 0
+        ? now.failures / now.known
+        : 0;
+  return { known: now.known, failures: now.known * rate };
+}
+
+/** The rest's baseline rate at its current mix: all the traffic's MixedCounts less one's own. */
+export function restMix(all: MixedCounts, own: MixedCounts): number | null {
+  const known = all.known - own.known;
+  const failures = all.failures - own.failures;
+  return known > 0 && failures > 0 ? failures / known : null;
+}
+
+/** The rest's baseline rate a concentration is judged against: at its current mix when known. */
+const restBaselineRate = (rest: NonNullable<MonitorInput['rest']>): number =>
+  rest.baselineRate ?? smoothed(rest.baseline?.failures ?? 0, rest.baseline?.known ?? 0);
 
 const clampRate = (p: number) => Math.min(RATE_BOUNDS.max, Math.max(RATE_BOUNDS.min, p));
 
@@ -471,8 +516,9 @@ function bernoulliFinding(
         baseN,
       );
     }
-    const ratio =
-      smoothed(base.failures, base.known) / smoothed(rest.baseline.failures, rest.baseline.known);
+    // How the cohort × route compared with the rest in the baseline, the rest taken at its
+    // current mix (restMix).
+    const ratio = smoothed(base.failures, base.known) / restBaselineRate(rest);
     // p0 is a product of three estimates: its relative variance is (about) the sum of theirs, and
     // the trials of a plain baseline with that much error are (1 − p0)/(p0·variance).
     const ratioVariance =
@@ -842,6 +888,22 @@ function conclude(
           ...(missing ? { missing } : {}),
         }
       : undefined;
+  // A firing alert resolved because its evidence faded: the window since the alarm's start still
+  // holds the incident's own tasks, and read as a breach (a route back at 95 % for 6 h showed
+  // "87.2% against the target 90.0%"). The latest data, the window after it that leans most
+  // towards the baseline, say what the route does now.
+  const faded = !crossed && bar < h && recovery ? windowOf(recovery, recovery.start) : null;
+  if (faded && recovery) {
+    const recentSince = sinceOf(recovery.start);
+    return {
+      ...base,
+      status: 'ok',
+      summary: `${describe(rule, input, baselineSide, faded.side, faded.effect, 'neutral')} since ${utcMinute(recentSince)}; no longer degraded: evidence ${result.statistic.toFixed(1)} below half the threshold ${h.toFixed(1)}`,
+      current: { ...faded.side, since: recentSince },
+      statistic: result.statistic,
+      effect: faded.effect,
+    };
+  }
   const summary = held
     ? `${what}; evidence ${result.statistic.toFixed(1)}, under the threshold ${h.toFixed(1)} but not under half of it: still firing`
     : degraded
@@ -896,9 +958,10 @@ function describe(
           ? input.rest.current.failures / input.rest.current.known
           : null;
     const rest = input.rest.baseline;
+    const mixed = input.rest.baselineRate !== undefined && input.rest.baselineRate !== null;
     const before =
       rest && rest.known > 0 && rest.failures > 0 && baseline.value !== null
-        ? ` (${(baseline.value / (rest.failures / rest.known)).toFixed(1)}× the rest's in the baseline)`
+        ? ` (${(baseline.value / (mixed ? restBaselineRate(input.rest) : rest.failures / rest.known)).toFixed(1)}× the rest's in the baseline${mixed ? ', at its current mix' : ''})`
         : '';
     const ratio =
       restNow && now.value !== null ? ` — ${(now.value / restNow).toFixed(1)}× now${before}` : '';

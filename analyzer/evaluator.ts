@@ -1,8 +1,8 @@
 import type { Store } from '../storage/store.js';
 import { AlertStore } from './alert-store.js';
 import { dashboardUrl } from './dashboard-link.js';
-import { detect } from './detectors.js';
-import type { Finding, MonitorInput } from './detectors.js';
+import { detect, mixedCounts, restMix } from './detectors.js';
+import type { Finding, MixedCounts, MonitorInput } from './detectors.js';
 import { evidenceFrom, fingerprintOf, heldBaselineEnd, retire, step } from './lifecycle.js';
 import type { AlertEvent, AlertRecord, Step } from './lifecycle.js';
 import { formatDuration, utcMinute } from '../server/time.js';
@@ -789,6 +789,27 @@ export class Evaluator {
           )
         : [];
     const totalsBase = sum([...baseline.values()]);
+    // failure_concentration: all the traffic now at each cohort × route's baseline rate, for the
+    // rest's baseline rate at its current mix (restMix); per baseline map (a held one differs).
+    const nowTotals = new Map(
+      rule.kind === 'failure_concentration'
+        ? [...data.currentByRoute].map(([key, buckets]) => [key, sum(buckets)] as const)
+        : [],
+    );
+    const mixedAll = new Map<ReadonlyMap<string, TaskCounts>, MixedCounts>();
+    const mixedOf = (byRoute: ReadonlyMap<string, TaskCounts>): MixedCounts => {
+      let all = mixedAll.get(byRoute);
+      if (!all) {
+        all = { known: 0, failures: 0 };
+        for (const [key, now] of nowTotals) {
+          const own = mixedCounts(now, byRoute.get(key) ?? null);
+          all.known += own.known;
+          all.failures += own.failures;
+        }
+        mixedAll.set(byRoute, all);
+      }
+      return all;
+    };
     // A monitor with an open incident is judged against the baseline held at its start.
     const baselineOf = (group: Group, detail: string) => {
       const key = monitorKey(group.cohort, group.route);
@@ -801,12 +822,14 @@ export class Evaluator {
           baseline: baseline.get(key) ?? null,
           p95: baselineP95.get(key) ?? null,
           totals: totalsBase,
+          byRoute: baseline,
           description: descriptions.get(key) ?? description,
         };
       return {
         baseline: held.byRoute.get(key) ?? null,
         p95: held.p95.get(key) ?? null,
         totals: held.totals,
+        byRoute: held.byRoute,
         description: `trailing ${formatDuration(held.windowMs)} before ${utcMinute(held.endMs)}, held at the incident's start while it is open`,
       };
     };
@@ -859,6 +882,10 @@ export class Evaluator {
           current: subtract(totalsNow, mine ? sum(mine) : emptyCounts()),
           baseline: own.baseline ? subtract(own.totals, own.baseline) : null,
           buckets: totalsByBucket.map((all, b) => subtract(all, mine?.[b] ?? emptyCounts())),
+          baselineRate: restMix(
+            mixedOf(own.byRoute),
+            mixedCounts(nowTotals.get(key) ?? emptyCounts(), own.baseline),
+          ),
         };
       }
       if (rule.kind === 'cheaper_than_large') {

@@ -21,7 +21,7 @@
  *
  * Usage: npm run bench:detection -- [--seeds 100] [--every 1]   (--every 5: every 5 minutes, 5× faster)
  */
-import { detect } from '../../analyzer/detectors.js';
+import { detect, mixedCounts, restMix } from '../../analyzer/detectors.js';
 import type { MonitorInput } from '../../analyzer/detectors.js';
 import { evidenceFrom, step } from '../../analyzer/lifecycle.js';
 import type { AlertRecord } from '../../analyzer/lifecycle.js';
@@ -339,7 +339,18 @@ function runStream(scenario: Scenario, seed: number): Outcome {
           const restBuckets = current[i]!.map((_, b) =>
             totals(current.filter((_, j) => j !== i).map((other) => other[b]!)),
           );
-          input.rest = { current: restNow, baseline: restBase, buckets: restBuckets };
+          // The rest's baseline rate at its current mix, as the evaluator gives it.
+          const mixed = MONITORS.map((_, j) => mixedCounts(currentSum[j]!, baseline[j]!));
+          const all = mixed.reduce(
+            (a, m) => ({ known: a.known + m.known, failures: a.failures + m.failures }),
+            { known: 0, failures: 0 },
+          );
+          input.rest = {
+            current: restNow,
+            baseline: restBase,
+            buckets: restBuckets,
+            baselineRate: restMix(all, mixed[i]!),
+          };
         }
         inputs.push(input);
       });

@@ -829,6 +829,30 @@ describe('a target baseline (an SLO)', () => {
     expect(under.status).toBe('degraded');
   });
 
+  it('resolves a firing target alert whose evidence faded on the figures of now, not of the window holding the incident', () => {
+    // 6 hours at 70 % (9 of 30 fail), then 18 hours at 93.3 % (2 of 30): the window since the
+    // first hour still leans to the breach (evidence 0.5), under half the threshold.
+    const counts = Array.from({ length: 24 }, (_, hour) => ({
+      ...emptyCounts(),
+      tasks: 30,
+      known: 30,
+      failures: hour < 6 ? 9 : 2,
+      successes: hour < 6 ? 21 : 28,
+    }));
+    const open = detect(
+      { ...monitor(counts, null), target: 0.9, rule: slo(0.9), alertState: 'firing' },
+      evaluation,
+    );
+    expect(open.status, open.summary).toBe('ok');
+    expect(open.summary).toMatch(
+      /^faq × small: success rate 9\d\.\d% \(n \d+\) against the target 90\.0% since \d{4}-\d\d-\d\d \d\d:\d\d UTC; no longer degraded: evidence -?\d+\.\d below half the threshold \d+\.\d$/,
+    );
+    expect(Date.parse(open.current.since!)).toBeGreaterThanOrEqual(
+      Date.UTC(2026, 11, 1) + 6 * HOUR,
+    );
+    expect(open.current.value!).toBeCloseTo(28 / 30, 9);
+  });
+
   it('judges cost per successful task against a dollar target', () => {
     const rule = rules.find((r) => r.kind === 'cost_per_success_rise')!;
     // $0.01 a task, 45 of 50 succeed: $0.0111 per successful task.
