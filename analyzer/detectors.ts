@@ -847,7 +847,13 @@ function conclude(
     // one), show no relapse of its own, and look like one (its change under `minEffect`).
     const recent = windowOf(recovery, recovery.start);
     const lasted = input.current.length - recovery.start;
-    const needed = Math.max(recovery.start - result.start, minLength);
+    // The degraded stretch counts the buckets with tasks: hours without traffic (a sender or a
+    // collector down) showed no degradation, and made a recovery wait for them too.
+    let degradedBuckets = 0;
+    for (let i = result.start; i < recovery.start; i++) {
+      if ((input.current[i]?.tasks ?? 0) > 0) degradedBuckets++;
+    }
+    const needed = Math.max(degradedBuckets, minLength);
     const longEnough = lasted >= needed;
     const settled = recent.effect === null || recent.effect < minEffect;
     // No time is promised for `duration`: the alarm window slides with the clock, and with it

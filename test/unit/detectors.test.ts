@@ -633,6 +633,18 @@ describe('an open alert: recovery and hysteresis (alertState)', () => {
   // High volume: 16 % retried for the first 6 hours, 2 % (the baseline's rate) for 18 hours since.
   const recovered = hourly(500, (hour) => hour < 6, 80);
 
+  it('does not make a recovery outlast hours without traffic, as if they were degraded', () => {
+    // 6 hours at 16 %, 8 hours without a task (the sender down), 10 healthy hours since: the
+    // degraded stretch is 6 hours long, not 14.
+    const gap = hourly(500, (hour) => hour < 6, 80).map((c, hour) =>
+      hour >= 6 && hour < 14 ? calls(0, 0, 0) : c,
+    );
+    const open = detect({ ...monitor(gap, BASELINE), alertState: 'firing' }, evaluation);
+    expect(open.status, open.summary).toBe('ok');
+    expect(open.summary).toMatch(/^recovered: /);
+    expect(Date.parse(open.current.since!)).toBeGreaterThanOrEqual(at(14));
+  });
+
   it('judges an open incident recovered once the latest data favour the baseline', () => {
     // Without an open alert the window holding the incident alarms: its effect is 3.5 points.
     const closed = detect(monitor(recovered, BASELINE), evaluation);
