@@ -1038,8 +1038,8 @@ function watchesMonitor(rule: Rule, cohort: string, route: string, largeRoute: s
 
 /**
  * The current policy version of each cohort: of the versions with a task in the current window
- * (from `fromMs`) that have not stopped serving (stoppedServing: a version rolled back), the one
- * that started serving last (its first task in the look-back the latest; ties: its latest task). While a canary or an A/B split serves two versions at once,
+ * (from `fromMs`), the one that started serving last (its first task in the look-back the
+ * latest; ties: its latest task). While a canary or an A/B split serves two versions at once,
  * that is the new one. The version of the cohort's latest task, taken before, flipped from task
  * to task: the degraded new version was judged against itself or the old one by turns and never
  * fired, and the old version, judged against the new, fired for the new one's gain.
@@ -1055,10 +1055,10 @@ export function currentPolicies(
    */
   lookback?: { fromMs: number; slackMs: number },
 ): Map<string, { version: string; last: number }> {
-  type Span = { first: number; last: number; tasks: number };
-  const versions = new Map<string, Map<string, Span>>();
+  const versions = new Map<string, Map<string, { first: number; last: number }>>();
   for (const row of policyRows) {
-    const byVersion = versions.get(row.cohort) ?? new Map<string, Span>();
+    const byVersion =
+      versions.get(row.cohort) ?? new Map<string, { first: number; last: number }>();
     versions.set(row.cohort, byVersion);
     const seen = byVersion.get(row.policyVersion);
     const first = row.firstStartedAt.getTime();
@@ -1066,15 +1066,13 @@ export function currentPolicies(
     byVersion.set(row.policyVersion, {
       first: Math.min(first, seen?.first ?? first),
       last: Math.max(last, seen?.last ?? last),
-      tasks: row.counts.tasks + (seen?.tasks ?? 0),
     });
   }
   const current = new Map<string, { version: string; last: number }>();
   for (const [cohort, byVersion] of versions) {
-    const cohortLast = Math.max(...[...byVersion.values()].map((span) => span.last));
     let best: { version: string; first: number; last: number } | undefined;
     for (const [version, span] of byVersion) {
-      if (span.last < fromMs || stoppedServing(span, cohortLast, lookback?.slackMs ?? 0)) continue;
+      if (span.last < fromMs) continue;
       const first =
         lookback && span.first <= lookback.fromMs + lookback.slackMs ? -Infinity : span.first;
       const later =
@@ -1090,25 +1088,6 @@ export function currentPolicies(
   }
   return current;
 }
-
-/**
- * A version silent, while another serves the cohort, for STOPPED_GAPS times its own mean gap
- * between tasks (and at least `minMs`): rolled back or replaced. The chance that a version still
- * serving falls this silent by chance is e^-STOPPED_GAPS per gap (its tasks a Poisson stream),
- * however small its share of the traffic: a canary at 1 % is not mistaken for one that stopped.
- * Its mean gap is taken over the look-back, nights and quiet hours included, so a longer one.
- */
-function stoppedServing(
-  span: { first: number; last: number; tasks: number },
-  cohortLast: number,
-  minMs: number,
-): boolean {
-  if (span.tasks < 2) return false;
-  const meanGap = (span.last - span.first) / (span.tasks - 1);
-  return cohortLast - span.last > Math.max(STOPPED_GAPS * meanGap, minMs);
-}
-
-const STOPPED_GAPS = 10;
 
 /**
  * The rows of each cohort's previous policy version: the one whose latest task is the latest
