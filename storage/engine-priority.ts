@@ -97,7 +97,8 @@ export function lowerEnginePriority(options: EnginePriorityOptions): EnginePrior
   let engine = new Set<string>();
   /** Threads found with a Node name once. */
   let nodeOnce = new Set<string>();
-  let lowered = 0;
+  /** The threads lowered, each once however often it is lowered again. */
+  const lowered = new Set<string>();
   let failed = false;
   let timer: NodeJS.Timeout | undefined;
 
@@ -111,7 +112,7 @@ export function lowerEnginePriority(options: EnginePriorityOptions): EnginePrior
     try {
       if (priority.get(Number(tid)) < options.nice) {
         priority.set(Number(tid), options.nice);
-        lowered++;
+        lowered.add(tid);
       }
       return 'ok';
     } catch (error) {
@@ -158,7 +159,7 @@ export function lowerEnginePriority(options: EnginePriorityOptions): EnginePrior
       timer.unref();
     }
   }
-  return { scan, lowered: () => lowered, stop };
+  return { scan, lowered: () => lowered.size, stop };
 }
 
 /** os.getPriority and os.setPriority throw ERR_SYSTEM_ERROR with the errno's name in `info`. */

@@ -75,6 +75,8 @@ describe('lowerEnginePriority', () => {
       [102, 10],
       [102, 10],
     ]);
+    // One thread lowered, however often.
+    expect(engine.lowered()).toBe(1);
     // Node's thread is still not touched.
     expect(priority.nice.get(100)).toBeUndefined();
     engine.stop();
