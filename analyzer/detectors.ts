@@ -43,6 +43,8 @@ export interface Side {
   interval: Interval | null;
   /** failure_concentration: the rest of the traffic's failure rate the window was compared with. */
   restRate?: number | null;
+  /** failure_concentration: the rest's baseline rate the window was held to. */
+  restBase?: number | null;
 }
 
 export interface Finding {
@@ -121,11 +123,15 @@ export interface MonitorInput {
     baseline: TaskCounts | null;
     buckets?: readonly TaskCounts[];
     /**
-     * The rest's failure rate in the baseline at its current mix (restMix): each other cohort ×
-     * route at its own baseline rate, weighted by its tasks now. Without it, the rest's pooled
-     * baseline rate, which moves when traffic moves between cohorts or routes.
+     * The rest's failures expected at baseline rates, bucket by bucket with `buckets` (restMixOf):
+     * each other cohort × route's tasks with a known outcome in the bucket at its own baseline
+     * rate. Over a window, over its known tasks, the rest's baseline rate at its current mix.
+     * Without it, the rest's pooled baseline rate, which moves when traffic moves between cohorts
+     * or routes.
      */
-    baselineRate?: number | null;
+    expected?: readonly number[];
+    /** The relative variance of `expected` summed over the window, from the rates' estimates. */
+    expectedRelativeVariance?: number;
   };
   /** cheaper_than_large: the large route of the cohort over the current window, or `largeOver`. */
   large?: TaskCounts;
@@ -260,40 +266,89 @@ const BERNOULLI: Partial<Record<RuleKind, BernoulliKind>> = {
 /** A rate estimate that is never 0 or 1 (a CUSUM cannot start from certainty). */
 const smoothed = (events: number, trials: number) => (events + 0.5) / (trials + 1);
 
-/** Tasks with a known outcome now, and the failures they would have had at baseline rates. */
-export interface MixedCounts {
-  known: number;
-  failures: number;
+/**
+ * A cohort × route's part in the rest of the traffic's expectation (restMixOf): the failures of
+ * its tasks with a known outcome, bucket by bucket, at `weight` of its baseline `rate` and the
+ * rest of the weight at what they are (no change imputed to it); `variance`: the estimate's, of
+ * one task.
+ */
+export interface MixRate {
+  rate: number;
+  weight: number;
+  variance: number;
 }
 
 /**
- * One cohort × route's part of the rest's baseline failure rate at the current mix: its tasks
- * with a known outcome now, at its own baseline rate (its current rate without a baseline: no
- * change to impute to it). Summed over the other cohort × routes, the rest's expected failures
- * if no one's rate had changed: a shift of traffic towards a cohort that always fails more
- * raises the rest's pooled rate, and against the pooled baseline rate every steady cohort ×
- * route left behind looked concentrated (a routing change fired three of them, for days).
+ * One cohort × route's MixRate: its baseline rate, weighed against its own current failures by
+ * its baseline tasks against `prior` more. Without a baseline it counts as it is. A route with 20
+ * baseline tasks that now carries most of the traffic would otherwise set the rest's expectation
+ * by the chance of those 20 (two steady cohorts at 5 % fired); a route without a baseline at its
+ * whole window's rate would carry the lean of outcomes still coming in into the settled buckets.
  */
-export function mixedCounts(now: TaskCounts, baseline: TaskCounts | null): MixedCounts {
-  const rate =
-    baseline && baseline.known > 0
-      ? smoothed(baseline.failures, baseline.known)
-      : now.known > 0
-        ? now.failures / now.known
-        : 0;
-  return { known: now.known, failures: now.known * rate };
+export function mixRate(baseline: TaskCounts | null, prior: number): MixRate {
+  const n = baseline?.known ?? 0;
+  if (!baseline || n === 0) return { rate: 0, weight: 0, variance: 0 };
+  const rate = smoothed(baseline.failures, n);
+  const weight = n / (n + prior);
+  return { rate, weight, variance: (weight * weight * rate * (1 - rate)) / n };
 }
 
-/** The rest's baseline rate at its current mix: all the traffic's MixedCounts less one's own. */
-export function restMix(all: MixedCounts, own: MixedCounts): number | null {
-  const known = all.known - own.known;
-  const failures = all.failures - own.failures;
-  return known > 0 && failures > 0 ? failures / known : null;
+/** A bucket's failures expected at a MixRate. */
+const expectedOf = (b: TaskCounts, mix: MixRate) =>
+  mix.weight * mix.rate * b.known + (1 - mix.weight) * b.failures;
+
+/** All the traffic's failures expected at baseline rates: per bucket, in all, and the variance. */
+export interface MixTotals {
+  expected: number[];
+  total: number;
+  variance: number;
 }
 
-/** The rest's baseline rate a concentration is judged against: at its current mix when known. */
-const restBaselineRate = (rest: NonNullable<MonitorInput['rest']>): number =>
-  rest.baselineRate ?? smoothed(rest.baseline?.failures ?? 0, rest.baseline?.known ?? 0);
+/** MixTotals over the cohort × routes now (`groups`, their buckets) at their MixRates. */
+export function mixTotals(
+  groups: Iterable<{ buckets: readonly TaskCounts[]; rate: MixRate }>,
+  length: number,
+): MixTotals {
+  const totals: MixTotals = { expected: new Array<number>(length).fill(0), total: 0, variance: 0 };
+  for (const { buckets, rate } of groups) {
+    let known = 0;
+    buckets.forEach((b, i) => {
+      const e = expectedOf(b, rate);
+      totals.expected[i] = totals.expected[i]! + e;
+      totals.total += e;
+      known += b.known;
+    });
+    totals.variance += known * known * rate.variance;
+  }
+  return totals;
+}
+
+/**
+ * The rest of the traffic's failures expected at baseline rates, bucket by bucket, and their
+ * relative variance: all the traffic's (mixTotals) less the cohort × route's own. A shift of
+ * traffic towards a cohort that always fails more raises the rest's pooled rate; against the
+ * pooled baseline rate every steady cohort × route left behind looked concentrated (a routing
+ * change fired three of them, for days). Null when the rest expects no failure.
+ */
+export function restMixOf(
+  all: MixTotals,
+  own: { buckets: readonly TaskCounts[]; rate: MixRate } | null,
+): Pick<NonNullable<MonitorInput['rest']>, 'expected' | 'expectedRelativeVariance'> | null {
+  let known = 0;
+  let total = all.total;
+  const expected = all.expected.map((e, i) => {
+    const b = own?.buckets[i];
+    if (!b || !own) return e;
+    known += b.known;
+    const mine = expectedOf(b, own.rate);
+    total -= mine;
+    return Math.max(0, e - mine);
+  });
+  const variance = Math.max(0, all.variance - known * known * (own?.rate.variance ?? 0));
+  // A difference of float sums: "none expected" below a millionth of a failure.
+  if (!(total > 1e-6)) return null;
+  return { expected, expectedRelativeVariance: variance / (total * total) };
+}
 
 const clampRate = (p: number) => Math.min(RATE_BOUNDS.max, Math.max(RATE_BOUNDS.min, p));
 
@@ -382,6 +437,8 @@ interface RestNull {
   p0: number;
   referenceTrials: number;
   restRate: number;
+  /** The rest's baseline rate it was held to: at the window's mix, or pooled. */
+  restBase: number;
 }
 
 /** The threshold for a monitor: ARL₀ = expected trials per horizon × monitors ÷ α. */
@@ -480,7 +537,7 @@ function bernoulliFinding(
   let referenceTrials = baseN;
   // failure_concentration: the null of each window the test tries (restNull); `p0` is the whole
   // current window's, for the threshold.
-  let restNull: ((refX: number, refN: number) => RestNull) | undefined;
+  let restNull: ((refX: number, refN: number, refE: number) => RestNull) | undefined;
   if (rule.kind === 'failure_concentration') {
     // The cohort's own baseline first: without it there is no rest of the traffic in the baseline
     // either (the evaluator leaves it out), and blaming the rest would send people looking there.
@@ -516,21 +573,33 @@ function bernoulliFinding(
         baseN,
       );
     }
-    // How the cohort × route compared with the rest in the baseline, the rest taken at its
-    // current mix (restMix).
-    const ratio = smoothed(base.failures, base.known) / restBaselineRate(rest);
+    // How the cohort × route compared with the rest in the baseline. The rest's baseline rate is
+    // taken over the tasks compared, at their mix (restMixOf: the failures they were expected to
+    // have at baseline rates), when the evaluator gave it; else the rest's pooled baseline rate.
+    const ownBase = smoothed(base.failures, base.known);
+    const pooledBase = smoothed(rest.baseline.failures, rest.baseline.known);
+    const mixed = rest.expected && rest.buckets?.length === rest.expected.length;
     // p0 is a product of three estimates: its relative variance is (about) the sum of theirs, and
     // the trials of a plain baseline with that much error are (1 − p0)/(p0·variance).
     const ratioVariance =
       relativeVariance(base.failures, base.known) +
-      relativeVariance(rest.baseline.failures, rest.baseline.known);
-    const nullOver = (refX: number, refN: number): RestNull => {
-      const q0 = clampRate(smoothed(refX, refN) * ratio);
+      (mixed && rest.expectedRelativeVariance !== undefined
+        ? rest.expectedRelativeVariance
+        : relativeVariance(rest.baseline.failures, rest.baseline.known));
+    const nullOver = (refX: number, refN: number, refE: number): RestNull => {
+      const restBase = mixed && refE > 0 && refN > 0 ? refE / refN : pooledBase;
+      const q0 = clampRate((smoothed(refX, refN) * ownBase) / restBase);
       const variance = ratioVariance + relativeVariance(refX, refN);
-      return { p0: q0, referenceTrials: (1 - q0) / (q0 * variance), restRate: refX / refN };
+      return {
+        p0: q0,
+        referenceTrials: (1 - q0) / (q0 * variance),
+        restRate: refX / refN,
+        restBase,
+      };
     };
     const whole = rest.current;
-    const wholeNull = nullOver(whole.failures, whole.known);
+    const wholeExpected = mixed ? rest.expected!.reduce((a, e) => a + e, 0) : 0;
+    const wholeNull = nullOver(whole.failures, whole.known, wholeExpected);
     p0 = wholeNull.p0;
     referenceTrials = wholeNull.referenceTrials;
     // A window is held to the rest's rate over that same window when the rest's failures rose
@@ -539,13 +608,13 @@ function bernoulliFinding(
     // fired on every cohort). Else to the whole window's rate, the steadier estimate: a rest of
     // a few tasks a bucket, taken window by window, left too little evidence to find a cohort's
     // own failures.
-    restNull = (refX, refN) => {
+    restNull = (refX, refN, refE) => {
       const outsideN = whole.known - refN;
       const rose =
         refN > 0 && outsideN > 0
           ? (twoProportionZ(refX, refN, whole.failures - refX, outsideN) ?? 0) > 2
           : false;
-      return rose ? nullOver(refX, refN) : wholeNull;
+      return rose ? nullOver(refX, refN, refE) : wholeNull;
     };
   } else if (target !== null) {
     // A target is exact: no estimate, no discount. `shown` maps a rate to the figure and back.
@@ -571,8 +640,15 @@ function bernoulliFinding(
   // The rest of the traffic in the same buckets, when the evaluator gave it (failure_concentration).
   const restBuckets =
     restNull && input.rest?.buckets?.length === buckets.length ? input.rest.buckets : undefined;
+  // And the failures it was expected to have at baseline rates (0 without: the pooled rate).
+  const restExpected = restBuckets ? (input.rest?.expected ?? []) : [];
   const referenced = restBuckets
-    ? buckets.map((b, i) => ({ ...b, refN: restBuckets[i]!.known, refX: restBuckets[i]!.failures }))
+    ? buckets.map((b, i) => ({
+        ...b,
+        refN: restBuckets[i]!.known,
+        refX: restBuckets[i]!.failures,
+        refE: restExpected[i] ?? 0,
+      }))
     : undefined;
   const expected = expectedPerHorizon(input, settings, currentN, baseN);
   // One chart per alternative (CHARTS), each held to its share of the false-alert budget; the one
@@ -590,8 +666,8 @@ function bernoulliFinding(
           ? fromBucket(referenced, firstBucket(input), (list) =>
               referencedBernoulliCusum(
                 list,
-                (refX, refN) => {
-                  const { p0: q0, referenceTrials: trials } = restNull!(refX, refN);
+                (refX, refN, refE) => {
+                  const { p0: q0, referenceTrials: trials } = restNull!(refX, refN, refE);
                   return {
                     p0: q0,
                     p1: clampRate(kind.alternative(q0, multiple)),
@@ -623,9 +699,13 @@ function bernoulliFinding(
     if (rule.kind === 'failure_concentration') {
       // Against the null the window was held to, and the rest's rate it came from.
       const rest = restBuckets ? sum(restBuckets.slice(from)) : input.rest?.current;
-      const held = rest && restNull ? restNull(rest.failures, rest.known) : undefined;
+      const restE = restExpected.slice(from).reduce((a, e) => a + e, 0);
+      const held = rest && restNull ? restNull(rest.failures, rest.known, restE) : undefined;
       const restRate = held && Number.isFinite(held.restRate) ? held.restRate : null;
-      return { side: { ...windowSide, restRate }, effect: observed / (held?.p0 ?? p0) - 1 };
+      return {
+        side: { ...windowSide, restRate, restBase: held?.restBase ?? null },
+        effect: observed / (held?.p0 ?? p0) - 1,
+      };
     }
     const effect =
       rule.kind === 'p95_regression' || target !== null
@@ -846,15 +926,14 @@ function conclude(
     // window: a quiet gap between bursts, or a stretch without the rare expensive task, is not
     // one), show no relapse of its own, and look like one (its change under `minEffect`).
     const recent = windowOf(recovery, recovery.start);
-    const lasted = input.current.length - recovery.start;
-    // The degraded stretch counts the buckets with tasks: hours without traffic (a sender or a
-    // collector down) showed no degradation, and made a recovery wait for them too.
-    let degradedBuckets = 0;
-    for (let i = result.start; i < recovery.start; i++) {
-      if ((input.current[i]?.tasks ?? 0) > 0) degradedBuckets++;
-    }
-    const needed = Math.max(degradedBuckets, minLength);
-    const longEnough = lasted >= needed;
+    // Both stretches count their buckets with tasks: hours without traffic (a sender or a
+    // collector down) showed neither a degradation nor a recovery. The recovery also lasts an
+    // eighth of the window by the clock.
+    const active = (from: number, to: number) =>
+      input.current.slice(from, to).filter((b) => b.tasks > 0).length;
+    const longEnough =
+      active(recovery.start, input.current.length) >= active(result.start, recovery.start) &&
+      input.current.length - recovery.start >= minLength;
     const settled = recent.effect === null || recent.effect < minEffect;
     // No time is promised for `duration`: the alarm window slides with the clock, and with it
     // how long the recovery must last.
@@ -898,15 +977,21 @@ function conclude(
   // holds the incident's own tasks, and read as a breach (a route back at 95 % for 6 h showed
   // "87.2% against the target 90.0%"). The latest data, the window after it that leans most
   // towards the baseline, say what the route does now.
-  const faded = !crossed && bar < h && recovery ? windowOf(recovery, recovery.start) : null;
+  // Only a window of an eighth of the window at least, as `latest`: the best of a score of short
+  // ones leans towards the baseline by chance.
+  const faded =
+    !crossed && bar < h && recovery && input.current.length - recovery.start >= minLength
+      ? windowOf(recovery, recovery.start)
+      : null;
   if (faded && recovery) {
     const recentSince = sinceOf(recovery.start);
     return {
       ...base,
       status: 'ok',
-      summary: `${describe(rule, input, baselineSide, faded.side, faded.effect, 'neutral')} since ${utcMinute(recentSince)}; no longer degraded: evidence ${result.statistic.toFixed(1)} below half the threshold ${h.toFixed(1)}`,
+      summary: `${describe(rule, input, baselineSide, faded.side, faded.effect, 'neutral')} since ${utcMinute(recentSince)}; no longer degraded: the window since ${utcMinute(since)} has evidence ${result.statistic.toFixed(1)}, below half the threshold ${h.toFixed(1)}`,
       current: { ...faded.side, since: recentSince },
-      statistic: result.statistic,
+      // The evidence of the window shown, as for any finding: its own ratio.
+      statistic: -recovery.statistic,
       effect: faded.effect,
     };
   }
@@ -964,10 +1049,12 @@ function describe(
           ? input.rest.current.failures / input.rest.current.known
           : null;
     const rest = input.rest.baseline;
-    const mixed = input.rest.baselineRate !== undefined && input.rest.baselineRate !== null;
+    // The rest's baseline rate the window was held to: at its mix when the evaluator gave it.
+    const mixed = input.rest.expected !== undefined;
+    const restBase = now.restBase ?? (rest && rest.known > 0 ? rest.failures / rest.known : null);
     const before =
-      rest && rest.known > 0 && rest.failures > 0 && baseline.value !== null
-        ? ` (${(baseline.value / (mixed ? restBaselineRate(input.rest) : rest.failures / rest.known)).toFixed(1)}× the rest's in the baseline${mixed ? ', at its current mix' : ''})`
+      restBase && restBase > 0 && baseline.value !== null
+        ? ` (${(baseline.value / restBase).toFixed(1)}× the rest's in the baseline${mixed ? ', at its current mix' : ''})`
         : '';
     const ratio =
       restNow && now.value !== null ? ` — ${(now.value / restNow).toFixed(1)}× now${before}` : '';
@@ -1062,6 +1149,8 @@ export function settleOutcomes(input: MonitorInput): { input: MonitorInput; unse
     settled.rest = {
       ...rest,
       buckets,
+      // The failures expected of the buckets left out go with their outcomes.
+      ...(rest.expected ? { expected: rest.expected.map((e, i) => (i < first ? e : 0)) } : {}),
       current: {
         ...rest.current,
         known: rest.current.known - dropped.known,

@@ -1,8 +1,8 @@
 import type { Store } from '../storage/store.js';
 import { AlertStore } from './alert-store.js';
 import { dashboardUrl } from './dashboard-link.js';
-import { detect, mixedCounts, restMix } from './detectors.js';
-import type { Finding, MixedCounts, MonitorInput } from './detectors.js';
+import { detect, mixRate, mixTotals, restMixOf } from './detectors.js';
+import type { Finding, MixRate, MixTotals, MonitorInput } from './detectors.js';
 import { evidenceFrom, fingerprintOf, heldBaselineEnd, retire, step } from './lifecycle.js';
 import type { AlertEvent, AlertRecord, Step } from './lifecycle.js';
 import { formatDuration, utcMinute } from '../server/time.js';
@@ -789,26 +789,30 @@ export class Evaluator {
           )
         : [];
     const totalsBase = sum([...baseline.values()]);
-    // failure_concentration: all the traffic now at each cohort × route's baseline rate, for the
-    // rest's baseline rate at its current mix (restMix); per baseline map (a held one differs).
-    const nowTotals = new Map(
-      rule.kind === 'failure_concentration'
-        ? [...data.currentByRoute].map(([key, buckets]) => [key, sum(buckets)] as const)
-        : [],
-    );
-    const mixedAll = new Map<ReadonlyMap<string, TaskCounts>, MixedCounts>();
-    const mixedOf = (byRoute: ReadonlyMap<string, TaskCounts>): MixedCounts => {
-      let all = mixedAll.get(byRoute);
-      if (!all) {
-        all = { known: 0, failures: 0 };
-        for (const [key, now] of nowTotals) {
-          const own = mixedCounts(now, byRoute.get(key) ?? null);
-          all.known += own.known;
-          all.failures += own.failures;
-        }
-        mixedAll.set(byRoute, all);
+    // failure_concentration: all the traffic now at each cohort × route's baseline rate, bucket
+    // by bucket, for the rest's baseline rate at its current mix (restMixOf); per baseline map (a
+    // held one differs).
+    const mixes = new Map<
+      ReadonlyMap<string, TaskCounts>,
+      { rates: Map<string, MixRate>; totals: MixTotals }
+    >();
+    const mixOf = (byRoute: ReadonlyMap<string, TaskCounts>) => {
+      let mix = mixes.get(byRoute);
+      if (!mix) {
+        const rates = new Map(
+          [...data.currentByRoute.keys()].map((key) => [
+            key,
+            mixRate(byRoute.get(key) ?? null, evaluation.minBaselineTasks),
+          ]),
+        );
+        const totals = mixTotals(
+          [...data.currentByRoute].map(([key, buckets]) => ({ buckets, rate: rates.get(key)! })),
+          buckets,
+        );
+        mix = { rates, totals };
+        mixes.set(byRoute, mix);
       }
-      return all;
+      return mix;
     };
     // A monitor with an open incident is judged against the baseline held at its start.
     const baselineOf = (group: Group, detail: string) => {
@@ -882,11 +886,13 @@ export class Evaluator {
           current: subtract(totalsNow, mine ? sum(mine) : emptyCounts()),
           baseline: own.baseline ? subtract(own.totals, own.baseline) : null,
           buckets: totalsByBucket.map((all, b) => subtract(all, mine?.[b] ?? emptyCounts())),
-          baselineRate: restMix(
-            mixedOf(own.byRoute),
-            mixedCounts(nowTotals.get(key) ?? emptyCounts(), own.baseline),
-          ),
         };
+        const mix = mixOf(own.byRoute);
+        const rate = mix.rates.get(key);
+        Object.assign(
+          input.rest,
+          restMixOf(mix.totals, mine && rate ? { buckets: mine, rate } : null) ?? {},
+        );
       }
       if (rule.kind === 'cheaper_than_large') {
         const large = largeReference(group.cohort);

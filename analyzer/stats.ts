@@ -305,6 +305,8 @@ export interface ReferencedBucket extends BernoulliBucket {
   /** The reference's trials and events in the same bucket (the rest of the traffic). */
   refN: number;
   refX: number;
+  /** Events the reference was expected to have (failure_concentration: at baseline rates). */
+  refE?: number;
 }
 
 /**
@@ -317,11 +319,16 @@ export interface ReferencedBucket extends BernoulliBucket {
  */
 export function referencedBernoulliCusum(
   buckets: readonly ReferencedBucket[],
-  nullOf: (refX: number, refN: number) => { p0: number; p1: number; referenceTrials: number },
+  nullOf: (
+    refX: number,
+    refN: number,
+    refE: number,
+  ) => { p0: number; p1: number; referenceTrials: number },
   minN: number,
 ): CusumResult | null {
   let refN = 0;
   let refX = 0;
+  let refE = 0;
   return windowsOf(
     buckets.length,
     (i) => buckets[i]!.n,
@@ -330,7 +337,8 @@ export function referencedBernoulliCusum(
     (i, n, x) => {
       refN += buckets[i]!.refN;
       refX += buckets[i]!.refX;
-      const { p0, p1, referenceTrials } = nullOf(refX, refN);
+      refE += buckets[i]!.refE ?? 0;
+      const { p0, p1, referenceTrials } = nullOf(refX, refN, refE);
       const llr = x * Math.log(p1 / p0) + (n - x) * Math.log((1 - p1) / (1 - p0));
       return llr / referenceDiscount(n, referenceTrials);
     },

@@ -21,7 +21,7 @@
  *
  * Usage: npm run bench:detection -- [--seeds 100] [--every 1]   (--every 5: every 5 minutes, 5× faster)
  */
-import { detect, mixedCounts, restMix } from '../../analyzer/detectors.js';
+import { detect, mixRate, mixTotals, restMixOf } from '../../analyzer/detectors.js';
 import type { MonitorInput } from '../../analyzer/detectors.js';
 import { evidenceFrom, step } from '../../analyzer/lifecycle.js';
 import type { AlertRecord } from '../../analyzer/lifecycle.js';
@@ -339,17 +339,18 @@ function runStream(scenario: Scenario, seed: number): Outcome {
           const restBuckets = current[i]!.map((_, b) =>
             totals(current.filter((_, j) => j !== i).map((other) => other[b]!)),
           );
-          // The rest's baseline rate at its current mix, as the evaluator gives it.
-          const mixed = MONITORS.map((_, j) => mixedCounts(currentSum[j]!, baseline[j]!));
-          const all = mixed.reduce(
-            (a, m) => ({ known: a.known + m.known, failures: a.failures + m.failures }),
-            { known: 0, failures: 0 },
+          // The rest's failures expected at baseline rates, bucket by bucket, as the evaluator
+          // gives them.
+          const rates = MONITORS.map((_, j) => mixRate(baseline[j]!, settings.minBaselineTasks));
+          const all = mixTotals(
+            MONITORS.map((_, j) => ({ buckets: current[j]!, rate: rates[j]! })),
+            current[i]!.length,
           );
           input.rest = {
             current: restNow,
             baseline: restBase,
             buckets: restBuckets,
-            baselineRate: restMix(all, mixed[i]!),
+            ...(restMixOf(all, { buckets: current[i]!, rate: rates[i]! }) ?? {}),
           };
         }
         inputs.push(input);

@@ -857,12 +857,14 @@ describe('a target baseline (an SLO)', () => {
     );
     expect(open.status, open.summary).toBe('ok');
     expect(open.summary).toMatch(
-      /^faq × small: success rate 9\d\.\d% \(n \d+\) against the target 90\.0% since \d{4}-\d\d-\d\d \d\d:\d\d UTC; no longer degraded: evidence -?\d+\.\d below half the threshold \d+\.\d$/,
+      /^faq × small: success rate 9\d\.\d% \(n \d+\) against the target 90\.0% since \d{4}-\d\d-\d\d \d\d:\d\d UTC; no longer degraded: the window since \d{4}-\d\d-\d\d \d\d:\d\d UTC has evidence \d+\.\d, below half the threshold \d+\.\d$/,
     );
     expect(Date.parse(open.current.since!)).toBeGreaterThanOrEqual(
       Date.UTC(2026, 11, 1) + 6 * HOUR,
     );
     expect(open.current.value!).toBeCloseTo(28 / 30, 9);
+    // Its evidence is the shown window's own: it leans towards the target.
+    expect(open.statistic!).toBeLessThan(0);
   });
 
   it('judges cost per successful task against a dollar target', () => {
