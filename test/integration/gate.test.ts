@@ -643,7 +643,7 @@ describe('eval tasks and production views', () => {
     const run = await runCli(['advice', '--window', '7h'], { env: env() });
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(
-      /^ {2}faq\s+keep\s+no large traffic to compare the small route with \(92\.0 % success/m,
+      /^ {2}faq\s+keep\s+on small\s+no large traffic to compare the small route with \(92\.0 % success/m,
     );
   });
 });
