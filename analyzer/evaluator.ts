@@ -882,17 +882,14 @@ export class Evaluator {
       if (rule.kind === 'p95_regression') input.baselineP95Ms = own.p95;
       if (rule.kind === 'failure_concentration') {
         const mine = data.currentByRoute.get(key);
+        const mix = mixOf(own.byRoute);
+        const rate = mix.rates.get(key);
         input.rest = {
           current: subtract(totalsNow, mine ? sum(mine) : emptyCounts()),
           baseline: own.baseline ? subtract(own.totals, own.baseline) : null,
           buckets: totalsByBucket.map((all, b) => subtract(all, mine?.[b] ?? emptyCounts())),
+          ...restMixOf(mix.totals, mine && rate ? { buckets: mine, rate } : null),
         };
-        const mix = mixOf(own.byRoute);
-        const rate = mix.rates.get(key);
-        Object.assign(
-          input.rest,
-          restMixOf(mix.totals, mine && rate ? { buckets: mine, rate } : null) ?? {},
-        );
       }
       if (rule.kind === 'cheaper_than_large') {
         const large = largeReference(group.cohort);

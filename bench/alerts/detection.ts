@@ -350,7 +350,7 @@ function runStream(scenario: Scenario, seed: number): Outcome {
             current: restNow,
             baseline: restBase,
             buckets: restBuckets,
-            ...(restMixOf(all, { buckets: current[i]!, rate: rates[i]! }) ?? {}),
+            ...restMixOf(all, { buckets: current[i]!, rate: rates[i]! }),
           };
         }
         inputs.push(input);

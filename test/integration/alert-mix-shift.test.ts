@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRules } from '../../analyzer/rules.js';
-import { sendTasks, testApp } from '../support/app.js';
-import type { TestApp } from '../support/app.js';
+import { dryRunFindings, sendTasks, testApp } from '../support/app.js';
+import type { EvaluatedFinding, TestApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
 import { seeded, stream } from '../support/tasks.js';
 import type { CraftedTask, StreamSpec } from '../support/tasks.js';
@@ -26,14 +26,6 @@ evaluation:
   minTasks: 100
   minBaselineTasks: 100
 `);
-
-interface FindingRow {
-  rule: string;
-  cohort: string;
-  route: string;
-  status: string;
-  summary: string;
-}
 
 function tasks(): CraftedTask[] {
   const random = seeded(77);
@@ -71,12 +63,10 @@ function tasks(): CraftedTask[] {
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 let rw: TestApp;
-let findings: FindingRow[] = [];
+let find: (rule: string, cohort: string, route?: string) => EvaluatedFinding | undefined;
 
 const concentration = (cohort: string, route = 'small') => {
-  const found = findings.find(
-    (f) => f.rule === 'failure_concentration' && f.cohort === cohort && f.route === route,
-  );
+  const found = find('failure_concentration', cohort, route);
   expect(found, `failure_concentration on ${cohort} × ${route}`).toBeDefined();
   return found!;
 };
@@ -86,12 +76,7 @@ beforeAll(async () => {
   rw = await testApp(temp.store, { rules: RULES });
   await sendTasks(rw, tasks());
   await rw.writer.flush();
-  const res = await rw.app.inject({
-    method: 'POST',
-    url: `/api/v1/evaluate?at=${new Date(T).toISOString()}&dryRun=true`,
-  });
-  expect(res.statusCode, res.body).toBe(200);
-  findings = (res.json() as { findings: FindingRow[] }).findings;
+  ({ find } = await dryRunFindings(rw, T));
 });
 afterAll(async () => {
   await rw?.close();

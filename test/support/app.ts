@@ -94,3 +94,34 @@ export async function sendTasks(rw: TestApp, tasks: CraftedTask[]): Promise<void
     }
   }
 }
+
+/** A finding as the evaluate API answers it. */
+export interface EvaluatedFinding {
+  rule: string;
+  cohort: string;
+  route: string;
+  detail: string;
+  status: string;
+  summary: string;
+}
+
+/** The findings of one dry-run evaluation at `atMs` (nothing stored), with a finder by monitor. */
+export async function dryRunFindings(
+  rw: TestApp,
+  atMs: number,
+): Promise<{
+  findings: EvaluatedFinding[];
+  find: (rule: string, cohort: string, route?: string) => EvaluatedFinding | undefined;
+}> {
+  const res = await rw.app.inject({
+    method: 'POST',
+    url: `/api/v1/evaluate?at=${new Date(atMs).toISOString()}&dryRun=true`,
+  });
+  if (res.statusCode !== 200) throw new Error(`evaluate answered ${res.statusCode}: ${res.body}`);
+  const findings = (res.json() as { findings: EvaluatedFinding[] }).findings;
+  return {
+    findings,
+    find: (rule, cohort, route = 'small') =>
+      findings.find((f) => f.rule === rule && f.cohort === cohort && f.route === route),
+  };
+}

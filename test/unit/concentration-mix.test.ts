@@ -65,7 +65,7 @@ function judge(groups: Groups, mix = true): Record<string, Finding> {
         current: less(now, total(g.now)),
         baseline: g.base ? less(base, g.base) : null,
         buckets: g.now.map((_, b) => less(total(keys.map((kk) => groups[kk]!.now[b]!)), g.now[b]!)),
-        ...(mix ? (restMixOf(all, { buckets: g.now, rate: rates.get(k)! }) ?? {}) : {}),
+        ...(mix ? restMixOf(all, { buckets: g.now, rate: rates.get(k)! }) : {}),
       },
     };
     out[k] = detect(input, evaluation);
