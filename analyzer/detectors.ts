@@ -917,15 +917,23 @@ function conclude(
   const neutral = describe(rule, input, baselineSide, windowSide, effect, 'neutral');
   const recovery = result.recovery;
   const minLength = Math.ceil(input.current.length / 8);
+  // The window after the alarm's that leans most towards the baseline: what the route does now,
+  // and whether it has lasted an eighth of the window by the clock.
+  const recent = recovery
+    ? {
+        ...windowOf(recovery, recovery.start),
+        since: sinceOf(recovery.start),
+        lastedMinLength: input.current.length - recovery.start >= minLength,
+      }
+    : null;
   // What a recovery still lacks, when its evidence is there: set below.
   let missing: NonNullable<Finding['latest']>['missing'] | undefined;
-  if (degraded && input.alertState === 'firing' && recovery && recovery.statistic >= h) {
+  if (degraded && input.alertState === 'firing' && recovery && recent && recovery.statistic >= h) {
     // The incident may be over: the data since `recovery.start` favour the baseline beyond the
     // threshold, though the window since `since` still holds the incident's own tasks. A
     // recovery must also last (as long as the degraded stretch before it, and an eighth of the
     // window: a quiet gap between bursts, or a stretch without the rare expensive task, is not
     // one), show no relapse of its own, and look like one (its change under `minEffect`).
-    const recent = windowOf(recovery, recovery.start);
     // Both stretches count their buckets with tasks: hours without traffic (a sender or a
     // collector down) showed neither a degradation nor a recovery. The recovery also lasts an
     // eighth of the window by the clock.
@@ -933,7 +941,7 @@ function conclude(
       input.current.slice(from, to).filter((b) => b.tasks > 0).length;
     const longEnough =
       active(recovery.start, input.current.length) >= active(result.start, recovery.start) &&
-      input.current.length - recovery.start >= minLength;
+      recent.lastedMinLength;
     const settled = recent.effect === null || recent.effect < minEffect;
     // No time is promised for `duration`: the alarm window slides with the clock, and with it
     // how long the recovery must last.
@@ -941,12 +949,11 @@ function conclude(
     else if (recovery.relapse >= h) missing = { reason: 'relapse' };
     else if (!settled) missing = { reason: 'effect' };
     if (longEnough && recovery.relapse < h && settled) {
-      const recentSince = sinceOf(recovery.start);
       return {
         ...base,
         status: 'ok',
-        summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect, 'recovered')} since ${utcMinute(recentSince)}, evidence ${recovery.statistic.toFixed(1)} for the ${input.target !== undefined && input.target !== null ? 'target' : 'baseline'} over the threshold ${h.toFixed(1)} (the window since ${utcMinute(since)}, holding the incident, would still alarm)`,
-        current: { ...recent.side, since: recentSince },
+        summary: `recovered: ${describe(rule, input, baselineSide, recent.side, recent.effect, 'recovered')} since ${utcMinute(recent.since)}, evidence ${recovery.statistic.toFixed(1)} for the ${input.target !== undefined && input.target !== null ? 'target' : 'baseline'} over the threshold ${h.toFixed(1)} (the window since ${utcMinute(since)}, holding the incident, would still alarm)`,
+        current: { ...recent.side, since: recent.since },
         // The evidence of the window shown, as for any finding: its ratio, negative here.
         statistic: -recovery.statistic,
         effect: recent.effect,
@@ -964,35 +971,29 @@ function conclude(
     input.alertState === 'firing' &&
     rule.kind !== 'failure_concentration' &&
     recovery &&
-    recovery.statistic >= h * RESOLVE_BELOW &&
-    input.current.length - recovery.start >= minLength
+    recent?.lastedMinLength &&
+    recovery.statistic >= h * RESOLVE_BELOW
       ? {
-          ...windowOf(recovery, recovery.start).side,
-          since: sinceOf(recovery.start),
+          ...recent.side,
+          since: recent.since,
           evidence: recovery.statistic,
           ...(missing ? { missing } : {}),
         }
       : undefined;
   // A firing alert resolved because its evidence faded: the window since the alarm's start still
   // holds the incident's own tasks, and read as a breach (a route back at 95 % for 6 h showed
-  // "87.2% against the target 90.0%"). The latest data, the window after it that leans most
-  // towards the baseline, say what the route does now.
-  // Only a window of an eighth of the window at least, as `latest`: the best of a score of short
-  // ones leans towards the baseline by chance.
-  const faded =
-    !crossed && bar < h && recovery && input.current.length - recovery.start >= minLength
-      ? windowOf(recovery, recovery.start)
-      : null;
-  if (faded && recovery) {
-    const recentSince = sinceOf(recovery.start);
+  // "87.2% against the target 90.0%"). The latest data say what the route does now; only over an
+  // eighth of the window at least, as `latest`: the best of a score of short windows leans
+  // towards the baseline by chance.
+  if (!crossed && bar < h && recovery && recent?.lastedMinLength) {
     return {
       ...base,
       status: 'ok',
-      summary: `${describe(rule, input, baselineSide, faded.side, faded.effect, 'neutral')} since ${utcMinute(recentSince)}; no longer degraded: the window since ${utcMinute(since)} has evidence ${result.statistic.toFixed(1)}, below half the threshold ${h.toFixed(1)}`,
-      current: { ...faded.side, since: recentSince },
+      summary: `${describe(rule, input, baselineSide, recent.side, recent.effect, 'neutral')} since ${utcMinute(recent.since)}; no longer degraded: the window since ${utcMinute(since)} has evidence ${result.statistic.toFixed(1)}, below half the threshold ${h.toFixed(1)}`,
+      current: { ...recent.side, since: recent.since },
       // The evidence of the window shown, as for any finding: its own ratio.
       statistic: -recovery.statistic,
-      effect: faded.effect,
+      effect: recent.effect,
     };
   }
   const summary = held

@@ -121,20 +121,14 @@ function tasks(): CraftedTask[] {
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 let rw: TestApp;
-let find: (rule: string, cohort: string, route?: string) => EvaluatedFinding | undefined;
-
-const finding = (rule: string, cohort: string, route = 'small') => {
-  const found = find(rule, cohort, route);
-  expect(found, `${rule} on ${cohort} × ${route}`).toBeDefined();
-  return found!;
-};
+let finding: (rule: string, cohort: string, route?: string) => EvaluatedFinding;
 
 beforeAll(async () => {
   temp = await openTempStore();
   rw = await testApp(temp.store, { rules: RULES });
   await sendTasks(rw, tasks());
   await rw.writer.flush();
-  ({ find } = await dryRunFindings(rw, T));
+  ({ finding } = await dryRunFindings(rw, T));
 });
 afterAll(async () => {
   await rw?.close();

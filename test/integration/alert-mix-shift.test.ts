@@ -63,20 +63,16 @@ function tasks(): CraftedTask[] {
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 let rw: TestApp;
-let find: (rule: string, cohort: string, route?: string) => EvaluatedFinding | undefined;
-
-const concentration = (cohort: string, route = 'small') => {
-  const found = find('failure_concentration', cohort, route);
-  expect(found, `failure_concentration on ${cohort} × ${route}`).toBeDefined();
-  return found!;
-};
+let finding: (rule: string, cohort: string, route?: string) => EvaluatedFinding;
+const concentration = (cohort: string, route = 'small') =>
+  finding('failure_concentration', cohort, route);
 
 beforeAll(async () => {
   temp = await openTempStore();
   rw = await testApp(temp.store, { rules: RULES });
   await sendTasks(rw, tasks());
   await rw.writer.flush();
-  ({ find } = await dryRunFindings(rw, T));
+  ({ finding } = await dryRunFindings(rw, T));
 });
 afterAll(async () => {
   await rw?.close();

@@ -105,13 +105,16 @@ export interface EvaluatedFinding {
   summary: string;
 }
 
-/** The findings of one dry-run evaluation at `atMs` (nothing stored), with a finder by monitor. */
+/**
+ * The findings of one dry-run evaluation at `atMs` (nothing stored), and the finding of one
+ * monitor, which must be there.
+ */
 export async function dryRunFindings(
   rw: TestApp,
   atMs: number,
 ): Promise<{
   findings: EvaluatedFinding[];
-  find: (rule: string, cohort: string, route?: string) => EvaluatedFinding | undefined;
+  finding: (rule: string, cohort: string, route?: string) => EvaluatedFinding;
 }> {
   const res = await rw.app.inject({
     method: 'POST',
@@ -121,7 +124,12 @@ export async function dryRunFindings(
   const findings = (res.json() as { findings: EvaluatedFinding[] }).findings;
   return {
     findings,
-    find: (rule, cohort, route = 'small') =>
-      findings.find((f) => f.rule === rule && f.cohort === cohort && f.route === route),
+    finding: (rule, cohort, route = 'small') => {
+      const found = findings.find(
+        (f) => f.rule === rule && f.cohort === cohort && f.route === route,
+      );
+      if (!found) throw new Error(`no ${rule} finding on ${cohort} × ${route}`);
+      return found;
+    },
   };
 }
