@@ -6,6 +6,7 @@ import { decodeBody, guardBodies } from './body-guard.js';
 import type { BodyGuardOptions } from './body-guard.js';
 import { acceptedWindow } from './normalize.js';
 import { parseOutcomesRequest, writeOutcomes } from './outcomes.js';
+import type { RefusedReport } from './outcomes.js';
 
 /** `POST /v1/outcomes`: late outcomes of tasks, one report or `{ "outcomes": [...] }`. */
 export interface OutcomesRoutesOptions {
@@ -60,6 +61,28 @@ export const outcomesRoutes: FastifyPluginAsync<OutcomesRoutesOptions> = async (
         error,
       );
     }
-    return reply.code(202).send({ accepted: parsed.data.length });
+    const { data, refused } = parsed;
+    if (refused.length === 0) return reply.code(202).send({ accepted: data.length });
+    return reply.code(202).send({
+      accepted: data.length,
+      rejected: refused.length,
+      errorMessage: refusedMessage(refused, data.length),
+    });
   });
 };
+
+/**
+ * Says which reports of a batch were left out and why: the first few by their place, so a
+ * backfill that reaches past retention sees what to drop without a message the size of its batch.
+ */
+function refusedMessage(refused: RefusedReport[], taken: number): string {
+  const named = refused
+    .slice(0, NAMED_REFUSALS)
+    .map(({ index, message }) => `outcomes.${index}.observedAt: ${message}`);
+  const more = refused.length - named.length;
+  if (more > 0) named.push(`and ${more} more`);
+  const total = taken + refused.length;
+  return `${refused.length} of ${total} reports were not stored, the rest were: ${named.join('; ')}`;
+}
+
+const NAMED_REFUSALS = 3;

@@ -60,12 +60,22 @@ export type OutcomeReport = z.output<typeof outcomeReport>;
 
 const outcomesBatch = z.object({ outcomes: z.array(outcomeReport).min(1).max(10_000) }).strict();
 
+/** A report of a batch left out for its observedAt, by its place in the batch. */
+export interface RefusedReport {
+  index: number;
+  message: string;
+}
+
 export type OutcomesParse =
-  { success: true; data: OutcomeReport[] } | { success: false; error: z.ZodError };
+  | { success: true; data: OutcomeReport[]; refused: RefusedReport[] }
+  | { success: false; error: z.ZodError };
 
 /**
  * One report, or `{ "outcomes": [...] }`; the shape is chosen first so errors name the field.
- * With a `window`, an observedAt outside it is refused too (see observedAtIssue).
+ * With a `window`, an observedAt outside it is refused too (see observedAtIssue): alone, the
+ * request is refused; in a batch, that report is left out and named in `refused` while the others
+ * are taken (as an OTLP partial success leaves out a span out of its window), unless none is left.
+ * A batch of the wrong shape is refused whole: a sender's bug, not one report's date.
  */
 export function parseOutcomesRequest(json: unknown, window?: TimeWindow): OutcomesParse {
   if (typeof json === 'object' && json !== null && 'outcomes' in json) {
@@ -83,17 +93,24 @@ function withinWindow(
   window: TimeWindow | undefined,
   pathOf: (index: number) => (string | number)[],
 ): OutcomesParse {
-  if (window === undefined) return { success: true, data: reports };
+  if (window === undefined) return { success: true, data: reports, refused: [] };
+  const data: OutcomeReport[] = [];
+  const refused: RefusedReport[] = [];
   for (const [index, report] of reports.entries()) {
     const message = observedAtIssue(report.observedAt, window);
-    if (message === undefined) continue;
-    const path = pathOf(index);
+    if (message === undefined) data.push(report);
+    else refused.push({ index, message });
+  }
+  const first = refused[0];
+  if (data.length === 0 && first !== undefined) {
+    const path = pathOf(first.index);
+    const { observedAt } = reports[first.index] ?? {};
     return {
       success: false,
-      error: new z.ZodError([{ code: 'custom', path, message, input: report.observedAt }]),
+      error: new z.ZodError([{ code: 'custom', path, message: first.message, input: observedAt }]),
     };
   }
-  return { success: true, data: reports };
+  return { success: true, data, refused };
 }
 
 /**

@@ -123,14 +123,14 @@ describe('POST /v1/outcomes', () => {
       /^invalid outcome report: observedAt: 0001-01-01T00:00:00\.000Z is before .*ROUTEWATCH_RETENTION_DAYS/,
     ],
     [
-      'in a batch, naming the report',
+      'in a batch where every report has one, naming the first',
       {
         outcomes: [
-          { taskId: 't-ok', outcome: 'success' },
           { taskId: 't-ahead', outcome: 'success', observedAt: '2062-01-01T00:00:00Z' },
+          { taskId: 't-old', outcome: 'success', observedAt: '0001-01-01T00:00:00Z' },
         ],
       },
-      /^invalid outcome report: outcomes\.1\.observedAt: 2062-01-01T00:00:00\.000Z is after/,
+      /^invalid outcome report: outcomes\.0\.observedAt: 2062-01-01T00:00:00\.000Z is after/,
     ],
   ])('refuses an observedAt %s with 400, storing nothing', async (_name, payload, message) => {
     await temp.store.exec('TRUNCATE TABLE late_outcomes');
@@ -138,6 +138,33 @@ describe('POST /v1/outcomes', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().error.message).toMatch(message);
     expect(await stored()).toEqual([]);
+  });
+
+  it('takes the rest of a batch when some reports are out of the window, naming those left out', async () => {
+    await temp.store.exec('TRUNCATE TABLE late_outcomes');
+    const far = (i: number) => `20${62 + i}-01-01T00:00:00Z`;
+    const res = await send({
+      outcomes: [
+        { taskId: 't-ok-1', outcome: 'success' },
+        { taskId: 't-old', outcome: 'failure', observedAt: '0001-01-01T00:00:00Z' },
+        { taskId: 't-ok-2', outcome: 'failure' },
+        ...[0, 1, 2].map((i) => ({
+          taskId: `t-ahead-${i}`,
+          outcome: 'success',
+          observedAt: far(i),
+        })),
+      ],
+    });
+    expect(res.statusCode).toBe(202);
+    const body = res.json();
+    expect(body).toMatchObject({ accepted: 2, rejected: 4 });
+    expect(body.errorMessage).toMatch(
+      /^4 of 6 reports were not stored, the rest were: outcomes\.1\.observedAt: 0001-01-01T00:00:00\.000Z is before .*ROUTEWATCH_RETENTION_DAYS.*; outcomes\.3\.observedAt: 2062-01-01T00:00:00\.000Z is after .*; outcomes\.4\.observedAt: .*; and 1 more$/,
+    );
+    expect((await stored()).map((row) => [row.task_id, row.outcome])).toEqual([
+      ['t-ok-1', 'success'],
+      ['t-ok-2', 'failure'],
+    ]);
   });
 
   it('takes an observedAt within the clock skew ahead', async () => {
