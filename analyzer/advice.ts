@@ -188,12 +188,14 @@ export function adviseCohort(
     // interval of the change beyond the margin.
     const harm = clearHarm(cohort, large, small!, options);
     if (harm) {
+      // Most tasks already large-first, their outcomes still to come: stay, as above.
+      const why = `the ${S} route's success rate is ${pts(-(harm.successChange.estimate ?? 0))} below ${L}'s, more than the ${pts(options.maxSuccessDrop)} allowed, even on ${L}'s ${known(large)} cases (${pct(harm.candidate.successRate.value)} against ${pct(harm.baseline.successRate.value)}; ${ci(harm)}, all of it beyond the margin)`;
       return {
         ...base,
         currentRoute,
-        verdict: 'revert to large',
+        verdict: currentRoute === L ? 'keep' : 'revert to large',
         comparison: harm,
-        reason: `the ${S} route's success rate is ${pts(-(harm.successChange.estimate ?? 0))} below ${L}'s, more than the ${pts(options.maxSuccessDrop)} allowed, even on ${L}'s ${known(large)} cases (${pct(harm.candidate.successRate.value)} against ${pct(harm.baseline.successRate.value)}; ${ci(harm)}, all of it beyond the margin)`,
+        reason: currentRoute === L ? `stay on ${L}: ${why}` : why,
       };
     }
     // Some large traffic, too little to compare with, is not "no traffic": say how much is missing

@@ -527,6 +527,16 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     expect(advise(side(1000, 900, { fallbacks: 10 }), side(150, 138)).verdict).toBe('keep');
   });
 
+  it('keep, not revert: the same harm on a cohort already moved to large, its outcomes still coming', () => {
+    // 1 500 large-first tasks, 150 of them with an outcome so far: under the comparison's 200.
+    const a = advise(side(1000, 600, { fallbacks: 10 }), side(150, 143, { tasks: 1_500 }));
+    expect(a.currentRoute).toBe('large');
+    expect(a.verdict).toBe('keep');
+    expect(a.reason).toMatch(
+      /^stay on large: the small route's success rate is 35\.3 pts below large's, more than the 2\.0 pts allowed, even on large's 150 cases/,
+    );
+  });
+
   it('keep on large: a few production tasks on small are evidence, for or against it', () => {
     const against = advise(side(150, 82), side(1000, 900));
     expect(against.verdict).toBe('keep');
