@@ -88,6 +88,19 @@ const signed = (v: number) => `${v >= 0 ? '+' : '−'}${pts(Math.abs(v))}`;
 const usd = (v: number | null) => (v === null ? '—' : `$${v.toPrecision(3)}`);
 const known = (s: SideStats | undefined) => s?.known ?? 0;
 
+/**
+ * The level at which the advice must show the small route holds before it says to move traffic
+ * to it ("expand small", "try small"): the gate's strict mode. On the estimate alone, a route
+ * truly 4 points worse at 200 tasks a side was called within a 2-point margin 29 % of the time.
+ */
+export const ADVICE_CONFIDENCE = 0.95;
+
+/** The gate's options the advice judges with: strict, at the user's level or ADVICE_CONFIDENCE. */
+const shown = (options: AdviceOptions): AdviceOptions => ({
+  ...options,
+  confidence: options.confidence ?? ADVICE_CONFIDENCE,
+});
+
 /** The advice for one cohort. Pure. */
 export function adviseCohort(
   cohort: string,
@@ -122,7 +135,7 @@ export function adviseCohort(
   if (enoughSmall) {
     const fallbackRate = small!.fallbacks / small!.tasks;
     if (enoughLarge) {
-      const comparison = compareCohort(cohort, large!, small!, options);
+      const comparison = compareCohort(cohort, large!, small!, shown(options));
       const cs = comparison.costPerSuccessfulTask.candidate.value;
       const cl = comparison.costPerSuccessfulTask.baseline.value;
       const floor = comparison.costPerSuccessfulTask.understated;
@@ -166,6 +179,16 @@ export function adviseCohort(
           verdict: 'review fallback',
           comparison,
           reason: `${pct(fallbackRate)} of the ${S} route's tasks fall back and pay for both models (${facts}): review the validation or confidence gate before routing more here`,
+        };
+      }
+      // Moving traffic to the cheaper model is the risky step: only once the data show it holds.
+      if (comparison.verdict !== 'pass') {
+        return {
+          ...base,
+          currentRoute,
+          verdict: 'keep',
+          comparison,
+          reason: `not shown yet that the ${S} route holds against ${L}: ${comparison.reason} (${facts}): keep the split and watch the alerts`,
         };
       }
       return {
@@ -215,7 +238,7 @@ export function adviseCohort(
   if (enoughLarge) {
     // A large-first cohort: is the large model overkill? Only an eval (or a canary) can say.
     if (known(smallEval) >= options.minCases) {
-      const comparison = compareCohort(cohort, large!, smallEval!, options);
+      const comparison = compareCohort(cohort, large!, smallEval!, shown(options));
       const ce = comparison.costPerSuccessfulTask.candidate.value;
       const cl = comparison.costPerSuccessfulTask.baseline.value;
       const floor = comparison.costPerSuccessfulTask.understated;
@@ -248,7 +271,10 @@ export function adviseCohort(
         currentRoute,
         verdict: 'keep',
         comparison,
-        reason: `stay on ${L}: in ${inEval} the ${S} route does not hold against it (${comparison.reason})`,
+        reason:
+          comparison.verdict === 'fail'
+            ? `stay on ${L}: in ${inEval} the ${S} route does not hold against it (${comparison.reason})`
+            : `stay on ${L}: in ${inEval} the ${S} route is not shown yet to hold against it (${comparison.reason})`,
       };
     }
     const needed = options.minCases - known(smallEval);

@@ -168,8 +168,20 @@ export interface CohortComparison {
   reason: string;
   baseline: { tasks: number; known: number; successRate: Figure };
   candidate: { tasks: number; known: number; successRate: Figure };
-  /** Candidate minus baseline success rate, its 95 % interval (Newcombe), and the one-sided p-value of "it dropped by the margin or more". */
-  successChange: { estimate: number | null; interval: Interval | null; pValue: number | null };
+  /**
+   * Candidate minus baseline success rate, its 95 % interval (Newcombe), and the one-sided p-value
+   * of "it dropped by the margin or more" (`pValue`, strict mode's). `dropPValue` is the one-sided
+   * p-value a `fail` rests on: of "it did not drop" (a cohort with the minimum of cases), or of
+   * "it did not drop beyond the margin" (one with fewer); `familySize`, the number of cohorts
+   * judged together, whose p-values are held to FAIL_ALPHA by Holm's method (settleFamily).
+   */
+  successChange: {
+    estimate: number | null;
+    interval: Interval | null;
+    pValue: number | null;
+    dropPValue: number | null;
+    familySize: number;
+  };
   /**
    * A side whose model calls are not all priced is `understated`: its figure is a lower bound
    * (unknown, null, when none was priced), and `relativeChange` is null, as no comparison holds.
@@ -320,9 +332,15 @@ export function compareCohort(
   options: GateOptions,
 ): CohortComparison {
   const diff = successDifference(b, c, options.maxSuccessDrop);
+  const margin = options.maxSuccessDrop;
+  const enough = b.known >= options.minCases && c.known >= options.minCases;
+  // What a fail would claim: a drop at all, for a cohort with its cases and an estimate beyond
+  // the margin; a drop beyond the margin, for one with fewer (a collapse shows on few cases).
+  const dropPValue = diff ? 1 - newcombePValue(b, c, enough ? 0 : margin) : null;
+  const beyond = diff !== null && diff.estimate < -margin - RATE_EPSILON;
   let verdict: Verdict;
   let reason: string;
-  if (b.known < options.minCases || c.known < options.minCases || !diff) {
+  if (!diff || (!enough && !(beyond && dropPValue! <= FAIL_ALPHA))) {
     verdict = 'insufficient_data';
     const missing = Math.max(0, options.minCases - Math.min(b.known, c.known));
     const absent = (['baseline', 'candidate'] as const).filter(
@@ -332,19 +350,25 @@ export function compareCohort(
       absent.length === 1
         ? `the ${absent[0]} has no task in this cohort: nothing to compare with`
         : `${Math.min(b.known, c.known)} cases with an outcome on the smaller side, fewer than ${options.minCases}: ${missing} more needed`;
-  } else if (diff.estimate < -options.maxSuccessDrop - RATE_EPSILON) {
+  } else if (!enough) {
     verdict = 'fail';
-    reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(options.maxSuccessDrop)} allowed`;
+    reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}) on ${Math.min(b.known, c.known)} cases, fewer than ${options.minCases}, but already a larger drop than the ${pts(margin)} allowed beyond chance (one-sided p ${pValueText(dropPValue!)})`;
+  } else if (beyond) {
+    verdict = dropPValue! <= FAIL_ALPHA ? 'fail' : 'insufficient_data';
+    reason =
+      verdict === 'fail'
+        ? `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(margin)} allowed`
+        : notBeyondChance(diff, margin, dropPValue!, FAIL_ALPHA, Math.min(b.known, c.known), 1);
   } else if (options.confidence !== undefined) {
     const bound = newcombe(b, c, normalQuantile(options.confidence))!.lower;
-    verdict = bound > -options.maxSuccessDrop ? 'pass' : 'insufficient_data';
+    verdict = bound > -margin ? 'pass' : 'insufficient_data';
     reason =
       verdict === 'pass'
-        ? `success rate ${pts(diff.estimate)}; its ${Math.round(options.confidence * 100)} % lower bound ${pts(bound)} is within the ${pts(options.maxSuccessDrop)} allowed`
-        : `success rate ${pts(diff.estimate)}, but its ${Math.round(options.confidence * 100)} % lower bound ${pts(bound)} does not clear the ${pts(options.maxSuccessDrop)} allowed: more cases needed`;
+        ? `success rate ${pts(diff.estimate)}; its ${Math.round(options.confidence * 100)} % lower bound ${pts(bound)} is within the ${pts(margin)} allowed`
+        : `success rate ${pts(diff.estimate)}, but its ${Math.round(options.confidence * 100)} % lower bound ${pts(bound)} does not clear the ${pts(margin)} allowed: more cases needed`;
   } else {
     verdict = 'pass';
-    reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), within the ${pts(options.maxSuccessDrop)} allowed`;
+    reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), within the ${pts(margin)} allowed`;
   }
   const pending = (['baseline', 'candidate'] as const)
     .map((name) => ({ name, side: name === 'baseline' ? b : c }))
@@ -370,8 +394,14 @@ export function compareCohort(
       successRate: { value: rate(c.successes, c.known), interval: wilson(c.successes, c.known) },
     },
     successChange: diff
-      ? { estimate: diff.estimate, interval: diff.interval, pValue: diff.pValue }
-      : { estimate: null, interval: null, pValue: null },
+      ? {
+          estimate: diff.estimate,
+          interval: diff.interval,
+          pValue: diff.pValue,
+          dropPValue,
+          familySize: 1,
+        }
+      : { estimate: null, interval: null, pValue: null, dropPValue: null, familySize: 1 },
     costPerSuccessfulTask: costComparison(b, c),
     p95LatencyMs: { baseline: b.p95LatencyMs, candidate: c.p95LatencyMs },
     fallbackRate: { baseline: rate(b.fallbacks, b.tasks), candidate: rate(c.fallbacks, c.tasks) },
@@ -545,6 +575,85 @@ export function compareConcurrent(
       ...concurrent,
     },
   };
+}
+
+/**
+ * The chance a gate may fail a candidate that truly dropped by nothing (by no more than the
+ * margin, for a cohort under the minimum of cases), over all the cohorts it judges at once.
+ */
+export const FAIL_ALPHA = 0.05;
+
+const pValueText = (p: number) => (p < 0.0001 ? '< 0.0001' : p.toPrecision(2));
+
+/**
+ * A drop beyond the margin on the estimate, not beyond chance: how many more cases per side would
+ * make a drop this large tell (the evidence grows with √n), and why it does not yet.
+ */
+function notBeyondChance(
+  diff: { estimate: number; interval: Interval },
+  margin: number,
+  p: number,
+  alpha: number,
+  cases: number,
+  family: number,
+): string {
+  const zNow = normalQuantile(1 - Math.min(Math.max(p, 1e-12), 0.5 - 1e-9));
+  const more = Math.ceil(cases * ((normalQuantile(1 - alpha) / zNow) ** 2 - 1));
+  const level =
+    family > 1
+      ? `one-sided p ${pValueText(p)}, above the ${pValueText(alpha)} Holm's method asks of it among the ${family} cohorts judged`
+      : `one-sided p ${pValueText(p)}, above ${FAIL_ALPHA}`;
+  return `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(margin)} allowed on the estimate, but not beyond chance (${level}): about ${Math.max(1, more)} more cases per side would tell a drop this large`;
+}
+
+/**
+ * Judges the cohorts of one gate together: a cohort fails only when its drop stands after Holm's
+ * method over every cohort compared, so a policy that changed nothing fails at most FAIL_ALPHA of
+ * the time however many cohorts it has (with 20 cohorts at 200 cases a side, a drop beyond 2
+ * points on the estimate alone shows in one cohort or more almost every time). A cohort whose
+ * drop does not stand is insufficient_data, saying how many more cases would tell. Passes are
+ * untouched: strict mode's bounds each hold at their level (all must, so no adjustment is due).
+ */
+export function settleFamily<T extends CohortComparison>(
+  cohorts: readonly T[],
+  options: GateOptions,
+): T[] {
+  const judged = cohorts.filter((c) => c.successChange.dropPValue !== null);
+  const family = judged.length;
+  if (family <= 1) return [...cohorts];
+  const ranked = [...judged].sort(
+    (x, y) => x.successChange.dropPValue! - y.successChange.dropPValue!,
+  );
+  const stands = new Set<T>();
+  for (const [rank, cohort] of ranked.entries()) {
+    if (cohort.successChange.dropPValue! > FAIL_ALPHA / (family - rank)) break;
+    stands.add(cohort);
+  }
+  return cohorts.map((cohort) => {
+    if (cohort.successChange.dropPValue === null) return cohort;
+    const settled = { ...cohort, successChange: { ...cohort.successChange, familySize: family } };
+    if (cohort.verdict !== 'fail' || stands.has(cohort)) return settled;
+    const { estimate, interval } = cohort.successChange;
+    const rank = ranked.indexOf(cohort);
+    const cases = Math.min(cohort.baseline.known, cohort.candidate.known);
+    const pending =
+      cohort.reason.match(/; not judged, their outcome still to come: .*$/)?.[0] ?? '';
+    return {
+      ...settled,
+      verdict: 'insufficient_data',
+      reason:
+        (cases < options.minCases
+          ? `${cases} cases with an outcome on the smaller side, fewer than ${options.minCases}: ${options.minCases - cases} more needed (a drop of ${pts(-estimate!)} beyond the ${pts(options.maxSuccessDrop)} allowed would fail on fewer, but not among the ${family} cohorts judged)`
+          : notBeyondChance(
+              { estimate: estimate!, interval: interval! },
+              options.maxSuccessDrop,
+              cohort.successChange.dropPValue,
+              FAIL_ALPHA / (family - rank),
+              cases,
+              family,
+            )) + pending,
+    };
+  });
 }
 
 /** The overall verdict: fail if any cohort fails, else insufficient_data if any is, else pass. */
@@ -962,6 +1071,7 @@ export async function runGate(
       };
     }),
   ].sort((x, y) => (x.cohort < y.cohort ? -1 : x.cohort > y.cohort ? 1 : 0));
+  const settled = settleFamily(comparisons, options);
   return {
     baseline: refLabel(baseline),
     candidate: refLabel(candidate),
@@ -969,7 +1079,7 @@ export async function runGate(
     notCovered,
     empty,
     options,
-    verdict: overallVerdict(comparisons),
-    cohorts: comparisons,
+    verdict: overallVerdict(settled),
+    cohorts: settled,
   };
 }

@@ -24,9 +24,10 @@ Usage: routewatch advice [--window 7d | --from TIME [--to TIME]] [--cohort C]…
 
 Asks a running routewatch (GET /api/v1/advice) for routing advice per cohort, from production
 traffic in the window and the last 30 days of eval runs:
-  keep               nothing to change on this evidence (it says when nothing compares the routes)
-  expand small       the small route holds within the margin and costs less per success:
-                     more of the cohort could take it
+  keep               nothing to change on this evidence (it says when nothing compares the routes,
+                     or when the small route is not yet shown to hold)
+  expand small       the small route is shown to hold within the margin (its one-sided 95 %
+                     bound) and costs less per success: more of the cohort could take it
   revert to large    the small route fails the margin, or no longer costs less per success
   try small          a large-first cohort whose eval shows the small route holding
   review fallback    so many fallbacks that the cheap route pays twice

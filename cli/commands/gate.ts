@@ -54,9 +54,13 @@ latency, fallback and reask rates and quality scores beside it. Each REF is one 
                          compared cohort by cohort on the time both served that cohort
   window:<from>/<to>     production tasks started in the window (dates, ISO instants or durations ago)
 
-A cohort passes when its success rate dropped by no more than the margin, fails when it dropped
-by more, and is insufficient_data below --min-cases cases with an outcome on either side, or
-when two policy versions never served it at the same time.
+A cohort passes when its success rate dropped by no more than the margin. It fails when it
+dropped by more and the drop is beyond chance (one-sided p ≤ 0.05 after Holm's method over the
+cohorts judged, so an unchanged policy fails at most 5 % of the time however many cohorts it
+has); a drop beyond the margin not beyond chance is insufficient_data, with how many more cases
+would tell. It is insufficient_data too below --min-cases cases with an outcome on either side
+(unless its drop beyond the margin is already beyond chance: a collapse fails), or when two
+policy versions never served it at the same time.
 With --confidence it passes only when that one-sided lower bound of the change clears the
 margin (a formal non-inferiority test; needs several times more cases). See docs/gate.md.
 

@@ -78,10 +78,13 @@ async function advice(): Promise<AdviceReport> {
 describe('GET /api/v1/advice', () => {
   it('weighs a route named after its model against the large route the rules name', async () => {
     const billing = (await advice()).cohorts.find((c) => c.cohort === 'billing')!;
-    expect(billing.verdict).toBe('expand small');
+    // 400 and 300 tasks at about 90 % and 92 %: too few to show the cheap route holds.
+    expect(billing.verdict).toBe('keep');
     expect(billing.small?.tasks).toBe(400);
     expect(billing.large?.tasks).toBe(300);
-    expect(billing.reason).toMatch(/the gpt-4o-mini route holds within 2\.0 pts of gpt-4o/);
+    expect(billing.reason).toMatch(
+      /^not shown yet that the gpt-4o-mini route holds against gpt-4o: /,
+    );
     // Named, so that the dashboard shows the verdict on that route's row.
     expect(billing.smallRoute).toBe('gpt-4o-mini');
   });
