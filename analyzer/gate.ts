@@ -174,6 +174,7 @@ export interface CohortComparison {
    * p-value a `fail` rests on: of "it did not drop" (a cohort with the minimum of cases), or of
    * "it did not drop beyond the margin" (one with fewer); `familySize`, the number of cohorts
    * judged together, whose p-values are held to FAIL_ALPHA by Holm's method (settleFamily).
+   * `hourMatched`: a canary's change, weighed hour by hour (hourMatched()), not pooled.
    */
   successChange: {
     estimate: number | null;
@@ -181,6 +182,7 @@ export interface CohortComparison {
     pValue: number | null;
     dropPValue: number | null;
     familySize: number;
+    hourMatched: boolean;
   };
   /**
    * A side whose model calls are not all priced is `understated`: its figure is a lower bound
@@ -274,7 +276,9 @@ export function successDifference(
 ): { estimate: number; interval: Interval; pValue: number } | null {
   const interval = newcombe(baseline, candidate);
   if (!interval) return null;
-  const estimate = candidate.successes / candidate.known - baseline.successes / baseline.known;
+  const raw = candidate.successes / candidate.known - baseline.successes / baseline.known;
+  // Rates weighed hour by hour carry floating-point dust: an equal pair is 0, not −0.0 pts.
+  const estimate = Math.abs(raw) <= RATE_EPSILON ? 0 : raw;
   return { estimate, interval, pValue: newcombePValue(baseline, candidate, margin) };
 }
 
@@ -324,19 +328,72 @@ function costComparison(b: SideStats, c: SideStats): CohortComparison['costPerSu
   };
 }
 
+/** Per clock hour (its start, ms), a side's tasks with an outcome and its successes. */
+export type HourCounts = ReadonlyMap<number, Proportion>;
+
+/** Two sides' success counts weighed hour by hour: what compareCohort compares for a canary. */
+export interface HourMatched {
+  baseline: Proportion;
+  candidate: Proportion;
+}
+
+/**
+ * A canary's two sides, hour by hour. Pooled, a version that took 10 % of the traffic in good
+ * hours and 50 % in bad ones (a ramp-up into a provider incident) is compared on different hours:
+ * an identical candidate failed by 7 points and one 5 points worse in every hour passed. Each
+ * hour both served with outcomes is weighed by n_b·n_c/(n_b + n_c) (Mantel–Haenszel's weight for
+ * a difference of rates); each side becomes its weighted success rate over an effective number
+ * of cases (Σw)²/Σ(w²/n), so the intervals and p-values downstream keep their meaning (with one
+ * hour, or the same share every hour, it is the pooled comparison). Null with no such hour.
+ */
+export function hourMatched(baseline: HourCounts, candidate: HourCounts): HourMatched | null {
+  let weights = 0;
+  let rateB = 0;
+  let rateC = 0;
+  let spreadB = 0;
+  let spreadC = 0;
+  for (const [hour, b] of baseline) {
+    const c = candidate.get(hour);
+    if (!c || b.known === 0 || c.known === 0) continue;
+    const w = (b.known * c.known) / (b.known + c.known);
+    weights += w;
+    rateB += (w * b.successes) / b.known;
+    rateC += (w * c.successes) / c.known;
+    spreadB += (w * w) / b.known;
+    spreadC += (w * w) / c.known;
+  }
+  if (weights === 0) return null;
+  const side = (rate: number, spread: number): Proportion => {
+    const known = (weights * weights) / spread;
+    return { successes: (rate / weights) * known, known };
+  };
+  return { baseline: side(rateB, spreadB), candidate: side(rateC, spreadC) };
+}
+
+/** A canary's change is hour by hour; when the pooled one tells another story, say so. */
+function hourMatchedNote(b: SideStats, c: SideStats, matched: number, margin: number): string {
+  if (b.known === 0 || c.known === 0) return '';
+  const pooled = c.successes / c.known - b.successes / b.known;
+  if (Math.abs(pooled - matched) < margin / 2) return '';
+  return `; weighed hour by hour: pooled over the hours it would read ${pts(pooled)}, as the candidate's share of the traffic changed while the success rate moved`;
+}
+
 /** The comparison of one cohort. Pure. */
 export function compareCohort(
   cohort: string,
   b: SideStats,
   c: SideStats,
   options: GateOptions,
+  matched?: HourMatched,
 ): CohortComparison {
-  const diff = successDifference(b, c, options.maxSuccessDrop);
+  // The success rates are compared hour by hour when the sides' mix of hours differs (a canary).
+  const [mb, mc] = matched ? [matched.baseline, matched.candidate] : [b, c];
+  const diff = successDifference(mb, mc, options.maxSuccessDrop);
   const margin = options.maxSuccessDrop;
   const enough = b.known >= options.minCases && c.known >= options.minCases;
   // What a fail would claim: a drop at all, for a cohort with its cases and an estimate beyond
   // the margin; a drop beyond the margin, for one with fewer (a collapse shows on few cases).
-  const dropPValue = diff ? 1 - newcombePValue(b, c, enough ? 0 : margin) : null;
+  const dropPValue = diff ? 1 - newcombePValue(mb, mc, enough ? 0 : margin) : null;
   const beyond = diff !== null && diff.estimate < -margin - RATE_EPSILON;
   let verdict: Verdict;
   let reason: string;
@@ -360,7 +417,7 @@ export function compareCohort(
         ? `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(margin)} allowed`
         : notBeyondChance(diff, margin, dropPValue!, FAIL_ALPHA, Math.min(b.known, c.known), 1);
   } else if (options.confidence !== undefined) {
-    const bound = newcombe(b, c, normalQuantile(options.confidence))!.lower;
+    const bound = newcombe(mb, mc, normalQuantile(options.confidence))!.lower;
     verdict = bound > -margin ? 'pass' : 'insufficient_data';
     reason =
       verdict === 'pass'
@@ -370,6 +427,7 @@ export function compareCohort(
     verdict = 'pass';
     reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), within the ${pts(margin)} allowed`;
   }
+  if (matched && diff) reason += hourMatchedNote(b, c, diff.estimate, margin);
   const pending = (['baseline', 'candidate'] as const)
     .map((name) => ({ name, side: name === 'baseline' ? b : c }))
     .filter(({ side }) => side.tasks > side.known)
@@ -393,15 +451,13 @@ export function compareCohort(
       known: c.known,
       successRate: { value: rate(c.successes, c.known), interval: wilson(c.successes, c.known) },
     },
-    successChange: diff
-      ? {
-          estimate: diff.estimate,
-          interval: diff.interval,
-          pValue: diff.pValue,
-          dropPValue,
-          familySize: 1,
-        }
-      : { estimate: null, interval: null, pValue: null, dropPValue: null, familySize: 1 },
+    successChange: {
+      ...(diff
+        ? { estimate: diff.estimate, interval: diff.interval, pValue: diff.pValue, dropPValue }
+        : { estimate: null, interval: null, pValue: null, dropPValue: null }),
+      familySize: 1,
+      hourMatched: matched !== undefined,
+    },
     costPerSuccessfulTask: costComparison(b, c),
     p95LatencyMs: { baseline: b.p95LatencyMs, candidate: c.p95LatencyMs },
     fallbackRate: { baseline: rate(b.fallbacks, b.tasks), candidate: rate(c.fallbacks, c.tasks) },
@@ -533,6 +589,7 @@ export function compareConcurrent(
   within: { baseline: SideStats; candidate: SideStats },
   options: GateOptions,
   hours?: number,
+  matched?: HourMatched | null,
 ): GateCohort {
   const overlap = overlapOf(spans.baseline, spans.candidate);
   const concurrent = {
@@ -565,7 +622,7 @@ export function compareConcurrent(
     };
   }
   return {
-    ...compareCohort(cohort, within.baseline, within.candidate, options),
+    ...compareCohort(cohort, within.baseline, within.candidate, options, matched ?? undefined),
     concurrent: {
       overlap: {
         from: iso(overlap.fromMs),
@@ -765,6 +822,35 @@ async function readHours(
   for (const r of rows) {
     const hours = out.get(r.cohort) ?? new Map<number, number>();
     hours.set(r.hour * 1000, r.n);
+    out.set(r.cohort, hours);
+  }
+  return out;
+}
+
+/** Per cohort and clock hour within its window, a side's tasks with an outcome and successes. */
+async function readOutcomeHours(
+  store: Store,
+  ref: GateRef,
+  cohorts: readonly string[],
+  windows: CohortWindows,
+): Promise<Map<string, Map<number, Proportion>>> {
+  const filter = refFilter(ref, 'ref');
+  const range = windowsFilter(windows);
+  const rows = await queryTasks(
+    store,
+    `SELECT cohort, toUnixTimestamp(toStartOfHour(started_at)) AS hour,
+            countIf(outcome != 'unknown') AS known, countIf(outcome = 'success') AS successes
+     FROM {view}
+     WHERE ${filter.sql} ${range.sql}
+       AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
+     GROUP BY cohort, hour`,
+    { ...filter.params, ...range.params, cohorts: [...cohorts] },
+    z.object({ cohort: z.string(), hour: chNumber, known: chNumber, successes: chNumber }),
+  );
+  const out = new Map<string, Map<number, Proportion>>();
+  for (const r of rows) {
+    const hours = out.get(r.cohort) ?? new Map<number, Proportion>();
+    hours.set(r.hour * 1000, { known: r.known, successes: r.successes });
     out.set(r.cohort, hours);
   }
   return out;
@@ -1048,6 +1134,9 @@ export async function runGate(
   const served = new Map([...windows].filter(([, w]) => w.hours.length > 0));
   const bWithin = served.size > 0 ? await readSide(store, baseline, cohorts, served) : null;
   const cWithin = served.size > 0 ? await readSide(store, candidate, cohorts, served) : null;
+  const bHourly = served.size > 0 ? await readOutcomeHours(store, baseline, cohorts, served) : null;
+  const cHourly =
+    served.size > 0 ? await readOutcomeHours(store, candidate, cohorts, served) : null;
   const comparisons = [
     ...missing.map((cohort) => emptyCohort(cohort, baseline, candidate, options)),
     ...names.map((cohort): GateCohort => {
@@ -1063,6 +1152,7 @@ export async function runGate(
           },
           options,
           windows.get(cohort)?.hours.length,
+          hourMatched(bHourly?.get(cohort) ?? new Map(), cHourly?.get(cohort) ?? new Map()),
         );
       }
       return {

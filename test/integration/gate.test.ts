@@ -177,6 +177,46 @@ const straggling = [
   }),
 ].flat();
 
+// A canary forty hours ago that ramps up while every task's success moves with the hour: in the
+// first hour (a provider incident) ramp-2 takes 40 tasks to ramp-1's 300, 75 % against 80 %; in the
+// next, 300 each, 90 % against 95 %. Five points worse in each hour, but pooled over the two it
+// reads 88.2 % against 87.5 %: most of ramp-2's tasks came in the good hour.
+const rampStart = Math.floor((now - 40 * HOUR) / HOUR) * HOUR;
+const rampedCanary = [
+  batch({
+    cohort: 'ramp',
+    n: 300,
+    successes: 240,
+    fromMs: rampStart,
+    toMs: rampStart + HOUR,
+    policyVersion: 'ramp-1',
+  }),
+  batch({
+    cohort: 'ramp',
+    n: 40,
+    successes: 30,
+    fromMs: rampStart,
+    toMs: rampStart + HOUR,
+    policyVersion: 'ramp-2',
+  }),
+  batch({
+    cohort: 'ramp',
+    n: 300,
+    successes: 285,
+    fromMs: rampStart + HOUR,
+    toMs: rampStart + 2 * HOUR,
+    policyVersion: 'ramp-1',
+  }),
+  batch({
+    cohort: 'ramp',
+    n: 300,
+    successes: 270,
+    fromMs: rampStart + HOUR,
+    toMs: rampStart + 2 * HOUR,
+    policyVersion: 'ramp-2',
+  }),
+].flat();
+
 const evals = [
   // A candidate as good as the baseline, with a quality score.
   batch({
@@ -203,7 +243,13 @@ const env = () => ({ ROUTEWATCH_URL: instance.url });
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'routewatch-gate-'));
   instance = await startInstance({ ROUTEWATCH_DATA_DIR: dataDir });
-  for (const body of otlpBodiesOf([...production, ...earlierCanary, ...straggling, ...evals])) {
+  for (const body of otlpBodiesOf([
+    ...production,
+    ...earlierCanary,
+    ...straggling,
+    ...rampedCanary,
+    ...evals,
+  ])) {
     const res = await fetch(`${instance.url}/v1/traces`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -394,6 +440,21 @@ describe('routewatch gate', () => {
     expect(table.stdout).toMatch(
       /^straggler: success rate 0\.0 pts .*\(over .* → .*, in the 1 clock hour both served it\)$/m,
     );
+  });
+
+  it('weighs a ramping canary hour by hour: five points worse in every hour fails, though pooled it reads better', async () => {
+    const run = await gate('--baseline', 'policy:ramp-1', '--candidate', 'policy:ramp-2', '--json');
+    expect(run.stderr).toBe('');
+    const ramp = (JSON.parse(run.stdout) as GateResult).cohorts.find((c) => c.cohort === 'ramp')!;
+    expect(ramp.baseline.known).toBe(600);
+    expect(ramp.candidate.known).toBe(340);
+    expect(ramp.successChange.hourMatched).toBe(true);
+    expect(ramp.successChange.estimate).toBeCloseTo(-0.05, 9);
+    expect(ramp.verdict).toBe('fail');
+    expect(ramp.reason).toMatch(
+      /^success rate -5\.0 pts \(95 % CI .*\), a larger drop than the 2\.0 pts allowed; weighed hour by hour: pooled over the hours it would read 0\.7 pts, as the candidate's share of the traffic changed while the success rate moved$/,
+    );
+    expect(run.code).toBe(1);
   });
 
   it('refuses a cohort neither side has as a usage error (exit 2), listing the ones they have', async () => {

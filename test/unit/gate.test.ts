@@ -10,6 +10,7 @@ import {
   overallVerdict,
   overlapOf,
   parseRef,
+  hourMatched,
   settleFamily,
   sharedHours,
   newcombe,
@@ -269,6 +270,38 @@ describe('compareCohort', () => {
     expect(c.reason).toBe(
       '150 cases with an outcome on the smaller side, fewer than 200: 50 more needed',
     );
+  });
+
+  it('weighs a canary hour by hour: the pooled comparison with one hour or the same share every hour, not with a ramp', () => {
+    const hours = (...counts: [number, number][]) =>
+      new Map(counts.map(([known, successes], i) => [i * 3_600_000, { known, successes }]));
+    // One hour: the pooled counts.
+    const one = hourMatched(hours([300, 270]), hours([250, 220]))!;
+    expect([one.baseline.known, one.baseline.successes]).toEqual([
+      expect.closeTo(300, 9),
+      expect.closeTo(270, 9),
+    ]);
+    expect([one.candidate.known, one.candidate.successes]).toEqual([
+      expect.closeTo(250, 9),
+      expect.closeTo(220, 9),
+    ]);
+    // The same share every hour: the pooled rates.
+    const same = hourMatched(hours([200, 190], [200, 160]), hours([100, 95], [100, 80]))!;
+    expect(same.baseline.successes / same.baseline.known).toBeCloseTo(350 / 400, 12);
+    expect(same.candidate.successes / same.candidate.known).toBeCloseTo(175 / 200, 12);
+    // A ramp into a good hour: 5 points worse in each hour, better pooled; and an hour only one
+    // side has outcomes in weighs nothing.
+    const ramp = hourMatched(
+      hours([300, 240], [300, 285], [50, 50]),
+      hours([40, 30], [300, 270], [0, 0]),
+    )!;
+    const c = compareCohort('ramp', side(650, 575), side(340, 300), DEFAULT_GATE, ramp);
+    expect(c.successChange.estimate).toBeCloseTo(-0.05, 12);
+    expect(c.successChange.hourMatched).toBe(true);
+    expect(compareCohort('ramp', side(650, 575), side(340, 300), DEFAULT_GATE).verdict).toBe(
+      'pass',
+    );
+    expect(hourMatched(hours([10, 9]), new Map())).toBeNull();
   });
 
   it('fails an unchanged policy with 20 cohorts at most one time in 20, where each cohort alone fails it often', () => {
