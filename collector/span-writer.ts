@@ -395,7 +395,9 @@ export class SpanWriter {
     }
     if (this.#logFull(bytes)) {
       this.stats.logFullRefusals++;
-      this.#fullAt = this.#wal!.bytes;
+      // Refused for a write an eighth of the budget or more: ordinary ones may still fit, so
+      // they are not refused before their bodies are read.
+      if (bytes < this.#wal!.maxBytes / 8) this.#fullAt = this.#wal!.bytes;
       return Promise.reject(
         new OverloadedError(
           'LOG_FULL',
@@ -476,14 +478,16 @@ export class SpanWriter {
   }
 
   /**
-   * The log is at its budget: over it, or a write was refused for it and nothing was freed since.
+   * The log is at its budget: over it, or an ordinary write was refused for it and nothing was
+   * freed since, while it still holds rows to store (an empty log takes any write: #logFull).
    * Requests are then refused before their body is read.
    */
   #atBudget(): boolean {
     const wal = this.#wal;
     if (!wal) return false;
     if (wal.bytes + this.stats.pendingBytes > wal.maxBytes) return true;
-    if (this.#fullAt !== undefined && wal.bytes >= this.#fullAt) return true;
+    const queued = wal.unstoredBytes + this.stats.pendingBytes;
+    if (this.#fullAt !== undefined && wal.bytes >= this.#fullAt && queued > 0) return true;
     this.#fullAt = undefined;
     return false;
   }

@@ -306,6 +306,30 @@ describe('SpanWriter with the write-ahead log', () => {
     expect([...copies.values()].every((n) => n === 1)).toBe(true);
     await writer.close();
   });
+  it('does not stay full after refusing one write larger than its free space, once the rest is drained', async () => {
+    // Regression: the refusal of one oversized export marked the log full until it shrank below
+    // its size then, which a log holding one small unrotated segment never does: every export was
+    // refused before its body was read, until a restart.
+    const store = switchableStore(temp.store, 'down');
+    const writer = await walWriter(store, walDir(), { ROUTEWATCH_WAL_MAX_BYTES: String(1 << 20) });
+    await writer.write(rows(3, 'small'));
+    const huge = rows(6_000, 'huge');
+    await expect(writer.write(huge)).rejects.toMatchObject({ code: 'LOG_FULL' });
+    // Ordinary writes still fit beside what the log holds.
+    expect(writer.refusal()).toBeUndefined();
+    store.mode = 'up';
+    await writer.flush();
+    expect(writer.refusal()).toBeUndefined();
+    expect(writer.health().logFull).toBe(false);
+    await writer.write(rows(3, 'after'));
+    await writer.flush();
+    // The oversized export, retried into a log with nothing left to store, is taken whole.
+    await writer.write(huge);
+    await writer.flush();
+    expect((await copiesBySpan()).size).toBe(6_006);
+    await writer.close();
+  });
+
   it('logs a failed append as an error once a run, each write refused as LOG_UNWRITABLE', async () => {
     const log = recordingLog();
     const writer = await walWriter(temp.store, walDir(), {}, log);
