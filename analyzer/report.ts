@@ -90,6 +90,21 @@ interface GroupCounts {
 }
 
 /**
+ * The z a group must reach to be significantly worse than the rest: the one-sided normal quantile
+ * of 1 % ÷ the groups judged at once (Bonferroni), by Abramowitz & Stegun 26.2.23 (error under
+ * 4.5·10⁻⁴), and never below 3. Written as v_failure_concentration's `z_needed`, term by term.
+ */
+export function bonferroniZ(groups: number): number {
+  const t = Math.sqrt(-2 * Math.log(0.01 / groups));
+  return Math.max(
+    3,
+    t -
+      (2.515517 + 0.802853 * t + 0.010328 * t * t) /
+        (1 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t),
+  );
+}
+
+/**
  * v_failure_concentration from the per cohort × route counts of v_window_metrics: the view's
  * definitions (sql/views/v_failure_concentration.sql), one by one, in the same Float64
  * arithmetic, so the report needs no second read of the rollups (test/integration/
@@ -103,6 +118,7 @@ export function concentrationOf(
 ): ConcentrationRow[] {
   const allKnown = all.reduce((sum, g) => sum + g.known_outcomes, 0);
   const allFailed = all.reduce((sum, g) => sum + g.failures, 0);
+  const zNeeded = bonferroniZ(Math.max(all.filter((g) => g.known_outcomes > 0).length, 1));
   return groups.map(({ cohort, primary_route, known_outcomes: known, failures: failed }) => {
     const failureRate = known === 0 ? null : failed / known;
     const restTasks = allKnown - known;
@@ -118,8 +134,16 @@ export function concentrationOf(
         ? null
         : (failureRate! - restFailureRate!) /
           Math.sqrt(pooled * (1 - pooled) * (1 / known + 1 / restTasks));
+    const freemanTukey =
+      restTasks === 0
+        ? null
+        : Math.sqrt(failed) + Math.sqrt(failed + 1) - Math.sqrt(4 * known * restFailureRate! + 1);
     const significantlyWorse =
-      z !== null && restFailureRate !== null && z >= 3 && failureRate! >= 1.5 * restFailureRate;
+      z !== null &&
+      freemanTukey !== null &&
+      z >= zNeeded &&
+      freemanTukey >= zNeeded &&
+      failureRate! >= 1.5 * restFailureRate!;
     const maskedByAverage = significantlyWorse && 1 - restFailureRate! - globalSuccessRate! < 0.05;
     return {
       cohort,

@@ -346,7 +346,10 @@ const CONCENTRATION_FROM_SPANS = `
               AND eval_run = ''
           GROUP BY cohort, primary_route
       ),
-      totals AS (SELECT sum(known) AS all_known, sum(failed) AS all_failed FROM groups)
+      totals AS (
+          SELECT sum(known) AS all_known, sum(failed) AS all_failed,
+              sqrt(-2 * log(0.01 / greatest(countIf(known > 0), 1))) AS bonferroni_t
+          FROM groups)
   SELECT
       cohort, primary_route, known AS tasks, failed AS failures,
       if(known = 0, NULL, failed / known) AS failure_rate,
@@ -360,7 +363,10 @@ const CONCENTRATION_FROM_SPANS = `
       (failed + rest_failures) / nullIf(known + rest_tasks, 0) AS pooled_rate,
       if(known = 0 OR rest_tasks = 0 OR pooled_rate IN (0, 1), NULL,
           (failure_rate - rest_failure_rate) / sqrt(pooled_rate * (1 - pooled_rate) * (1 / known + 1 / rest_tasks))) AS z,
-      ifNull(z >= 3 AND failure_rate >= 1.5 * rest_failure_rate, 0) AS significantly_worse,
+      greatest(3, bonferroni_t - (2.515517 + 0.802853 * bonferroni_t + 0.010328 * bonferroni_t * bonferroni_t)
+          / (1 + 1.432788 * bonferroni_t + 0.189269 * bonferroni_t * bonferroni_t + 0.001308 * bonferroni_t * bonferroni_t * bonferroni_t)) AS z_needed,
+      if(rest_tasks = 0, NULL, sqrt(failed) + sqrt(failed + 1) - sqrt(4 * known * rest_failure_rate + 1)) AS freeman_tukey,
+      ifNull(z >= z_needed AND freeman_tukey >= z_needed AND failure_rate >= 1.5 * rest_failure_rate, 0) AS significantly_worse,
       ifNull(significantly_worse AND (1 - rest_failure_rate) - global_success_rate < 0.05, 0) AS masked_by_average
   FROM groups
   CROSS JOIN totals`;
