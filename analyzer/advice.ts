@@ -1,7 +1,17 @@
 import { z } from 'zod';
 import { chNumber } from '../storage/rows.js';
 import type { Store } from '../storage/store.js';
-import { compareCohort, judgedCost, pts, sideCost, sideSumColumns, understated } from './gate.js';
+import {
+  compareCohort,
+  judgedCost,
+  matched,
+  matchedNote,
+  pts,
+  sideCost,
+  sideSumColumns,
+  understated,
+} from './gate.js';
+import type { Matched } from './gate.js';
 import type { CohortComparison, GateOptions, SideStats } from './gate.js';
 import { toClickHouseTime } from './report.js';
 import { costPerSuccess } from './stats.js';
@@ -109,6 +119,7 @@ export function adviseCohort(
   smallEval: SideStats | undefined,
   options: AdviceOptions,
   smallEvalRun: string | null = null,
+  byHour: Matched | null = null,
 ): CohortAdvice {
   const inEval = smallEvalRun ? `eval run ${smallEvalRun}` : 'eval';
   const base = {
@@ -135,7 +146,7 @@ export function adviseCohort(
   if (enoughSmall) {
     const fallbackRate = small!.fallbacks / small!.tasks;
     if (enoughLarge) {
-      const comparison = compareCohort(cohort, large!, small!, shown(options));
+      const comparison = compareCohort(cohort, large!, small!, shown(options), byHour ?? undefined);
       const cs = comparison.costPerSuccessfulTask.candidate.value;
       const cl = comparison.costPerSuccessfulTask.baseline.value;
       const floor = comparison.costPerSuccessfulTask.understated;
@@ -148,7 +159,7 @@ export function adviseCohort(
       if (comparison.verdict === 'fail' || noCheaper) {
         const why =
           comparison.verdict === 'fail'
-            ? `the ${S} route's success rate is ${pts(-(drop ?? 0))} below ${L}'s, more than the ${pts(options.maxSuccessDrop)} allowed`
+            ? `the ${S} route's success rate is ${pts(-(drop ?? 0))} below ${L}'s, more than the ${pts(options.maxSuccessDrop)} allowed${matchedNote(comparison, options.maxSuccessDrop)}`
             : `the ${S} route no longer costs less per successful task`;
         // Already on L (most of its tasks large-first): nothing to revert, the evidence says stay.
         return {
@@ -196,7 +207,7 @@ export function adviseCohort(
         currentRoute,
         verdict: 'expand small',
         comparison,
-        reason: `the ${S} route holds within ${pts(options.maxSuccessDrop)} of ${L} and costs ${floor.baseline ? 'at least ' : ''}${pct(cs !== null && cl ? 1 - cs / cl : null)} less per success (${facts}; ${ci(comparison)}); ${large!.tasks} tasks still go to ${L} first and could take ${S}: move them in steps, and watch the alerts`,
+        reason: `the ${S} route holds within ${pts(options.maxSuccessDrop)} of ${L} and costs ${floor.baseline ? 'at least ' : ''}${pct(cs !== null && cl ? 1 - cs / cl : null)} less per success (${facts}; ${ci(comparison)}${matchedNote(comparison, options.maxSuccessDrop)}); ${large!.tasks} tasks still go to ${L} first and could take ${S}: move them in steps, and watch the alerts`,
       };
     }
     if (fallbackRate >= options.reviewFallbackRate) {
@@ -209,7 +220,7 @@ export function adviseCohort(
     }
     // Too few large cases for the gate's minimum can still be enough to show harm: the whole 95 %
     // interval of the change beyond the margin.
-    const harm = clearHarm(cohort, large, small!, options);
+    const harm = clearHarm(cohort, large, small!, options, byHour);
     if (harm) {
       // Most tasks already large-first, their outcomes still to come: stay, as above.
       const why = `the ${S} route's success rate is ${pts(-(harm.successChange.estimate ?? 0))} below ${L}'s, more than the ${pts(options.maxSuccessDrop)} allowed, even on ${L}'s ${known(large)} cases (${pct(harm.candidate.successRate.value)} against ${pct(harm.baseline.successRate.value)}; ${ci(harm)}, all of it beyond the margin)`;
@@ -280,7 +291,7 @@ export function adviseCohort(
     const needed = options.minCases - known(smallEval);
     const carries = `the ${L} route carries the cohort (${pct(large!.successes / large!.known)} success at ${sideCostText(large!)} per success)`;
     // A few production tasks on small: not enough to try it on, but they may already rule it out.
-    const harm = clearHarm(cohort, large, small, options);
+    const harm = clearHarm(cohort, large, small, options, byHour);
     if (harm) {
       return {
         ...base,
@@ -322,9 +333,16 @@ function clearHarm(
   large: SideStats | undefined,
   small: SideStats | undefined,
   options: AdviceOptions,
+  byHour: Matched | null,
 ): CohortComparison | null {
   if (!large || !small || large.known === 0 || small.known === 0) return null;
-  const comparison = compareCohort(cohort, large, small, { ...options, minCases: 1 });
+  const comparison = compareCohort(
+    cohort,
+    large,
+    small,
+    { ...options, minCases: 1 },
+    byHour ?? undefined,
+  );
   const upper = comparison.successChange.interval?.upper;
   return upper !== undefined && upper < -options.maxSuccessDrop ? comparison : null;
 }
@@ -419,6 +437,40 @@ export async function buildAdvice(
     },
     row,
   );
+  // Per clock hour, each production route's outcomes: the two routes are compared hour by hour,
+  // as a cohort moved from large to small during the window while every task's success moved
+  // with the hours (an incident) reads as either route's fault when pooled (gate.ts, matched()).
+  const hours = await queryTasks(
+    store,
+    `SELECT cohort, primary_route, toUnixTimestamp(toStartOfHour(started_at)) AS hour,
+            countIf(outcome != 'unknown') AS known, countIf(outcome = 'success') AS successes
+     FROM {view}
+     WHERE eval_run = '' AND started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+       AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
+       AND (empty({services:Array(String)}) OR has({services:Array(String)}, service_name))
+       AND (empty({policies:Array(String)}) OR has({policies:Array(String)}, policy_version))
+     GROUP BY cohort, primary_route, hour`,
+    {
+      from: toClickHouseTime(window.from),
+      to: toClickHouseTime(window.to),
+      cohorts: [...(filter.cohorts ?? [])],
+      services: [...(filter.services ?? [])],
+      policies: [...(filter.policies ?? [])],
+    },
+    z.object({
+      cohort: z.string(),
+      primary_route: z.string(),
+      hour: chNumber,
+      known: chNumber,
+      successes: chNumber,
+    }),
+  );
+  const hoursOf = (cohort: string, route: string) =>
+    new Map(
+      hours
+        .filter((d) => d.cohort === cohort && d.primary_route === route)
+        .map((d) => [d.hour * 1000, { known: d.known, successes: d.successes }]),
+    );
   const stats = (r: z.output<typeof row>): SideStats => ({
     tasks: r.tasks,
     known: r.known,
@@ -470,6 +522,7 @@ export async function buildAdvice(
         evalRow ? stats(evalRow) : undefined,
         { ...options, smallRoute },
         evalRow?.run ?? null,
+        matched(hoursOf(cohort, options.largeRoute), hoursOf(cohort, smallRoute), 'hour'),
       );
     }),
   };

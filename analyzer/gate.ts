@@ -174,7 +174,8 @@ export interface CohortComparison {
    * p-value a `fail` rests on: of "it did not drop" (a cohort with the minimum of cases), or of
    * "it did not drop beyond the margin" (one with fewer); `familySize`, the number of cohorts
    * judged together, whose p-values are held to FAIL_ALPHA by Holm's method (settleFamily).
-   * `hourMatched`: a canary's change, weighed hour by hour (hourMatched()), not pooled.
+   * `matchedBy`: the strata the change was weighed over (matched()): `hour` for a canary, `day`
+   * for the advice's two routes over its window; null when pooled.
    */
   successChange: {
     estimate: number | null;
@@ -182,7 +183,7 @@ export interface CohortComparison {
     pValue: number | null;
     dropPValue: number | null;
     familySize: number;
-    hourMatched: boolean;
+    matchedBy: 'hour' | 'day' | null;
   };
   /**
    * A side whose model calls are not all priced is `understated`: its figure is a lower bound
@@ -328,25 +329,31 @@ function costComparison(b: SideStats, c: SideStats): CohortComparison['costPerSu
   };
 }
 
-/** Per clock hour (its start, ms), a side's tasks with an outcome and its successes. */
-export type HourCounts = ReadonlyMap<number, Proportion>;
+/** Per stratum (a clock hour's or a day's start, ms), a side's tasks with an outcome and successes. */
+export type StrataCounts = ReadonlyMap<number, Proportion>;
 
-/** Two sides' success counts weighed hour by hour: what compareCohort compares for a canary. */
-export interface HourMatched {
+/** Two sides' success counts weighed stratum by stratum: what compareCohort compares then. */
+export interface Matched {
   baseline: Proportion;
   candidate: Proportion;
+  by: 'hour' | 'day';
 }
 
 /**
- * A canary's two sides, hour by hour. Pooled, a version that took 10 % of the traffic in good
- * hours and 50 % in bad ones (a ramp-up into a provider incident) is compared on different hours:
- * an identical candidate failed by 7 points and one 5 points worse in every hour passed. Each
- * hour both served with outcomes is weighed by n_b·n_c/(n_b + n_c) (Mantel–Haenszel's weight for
- * a difference of rates); each side becomes its weighted success rate over an effective number
- * of cases (Σw)²/Σ(w²/n), so the intervals and p-values downstream keep their meaning (with one
- * hour, or the same share every hour, it is the pooled comparison). Null with no such hour.
+ * Two sides weighed stratum by stratum: a canary's clock hours, the advice's days. Pooled, a
+ * version that took 10 % of the traffic in good hours and 50 % in bad ones (a ramp-up into a
+ * provider incident) is compared on different hours: an identical candidate failed by 7 points
+ * and one 5 points worse in every hour passed. Each stratum both sides have outcomes in is
+ * weighed by n_b·n_c/(n_b + n_c) (Mantel–Haenszel's weight for a difference of rates); each side
+ * becomes its weighted success rate over an effective number of cases (Σw)²/Σ(w²/n), so the
+ * intervals and p-values downstream keep their meaning (with one stratum, or the same share in
+ * each, it is the pooled comparison). Null with no such stratum.
  */
-export function hourMatched(baseline: HourCounts, candidate: HourCounts): HourMatched | null {
+export function matched(
+  baseline: StrataCounts,
+  candidate: StrataCounts,
+  by: Matched['by'] = 'hour',
+): Matched | null {
   let weights = 0;
   let rateB = 0;
   let rateC = 0;
@@ -367,15 +374,21 @@ export function hourMatched(baseline: HourCounts, candidate: HourCounts): HourMa
     const known = (weights * weights) / spread;
     return { successes: (rate / weights) * known, known };
   };
-  return { baseline: side(rateB, spreadB), candidate: side(rateC, spreadC) };
+  return { baseline: side(rateB, spreadB), candidate: side(rateC, spreadC), by };
 }
 
-/** A canary's change is hour by hour; when the pooled one tells another story, say so. */
-function hourMatchedNote(b: SideStats, c: SideStats, matched: number, margin: number): string {
-  if (b.known === 0 || c.known === 0) return '';
-  const pooled = c.successes / c.known - b.successes / b.known;
-  if (Math.abs(pooled - matched) < margin / 2) return '';
-  return `; weighed hour by hour: pooled over the hours it would read ${pts(pooled)}, as the candidate's share of the traffic changed while the success rate moved`;
+/**
+ * A change weighed stratum by stratum, when the pooled one would tell another story (by half the
+ * margin or more): what pooling would read and why. '' otherwise.
+ */
+export function matchedNote(comparison: CohortComparison, margin: number): string {
+  const { estimate, matchedBy } = comparison.successChange;
+  const b = comparison.baseline.successRate.value;
+  const c = comparison.candidate.successRate.value;
+  if (matchedBy === null || estimate === null || b === null || c === null) return '';
+  const pooled = c - b;
+  if (Math.abs(pooled - estimate) < margin / 2) return '';
+  return `; weighed ${matchedBy} by ${matchedBy}: pooled over the ${matchedBy}s it would read ${pts(pooled)}, as the two sides' shares of the traffic changed while the success rate moved`;
 }
 
 /** The comparison of one cohort. Pure. */
@@ -384,10 +397,10 @@ export function compareCohort(
   b: SideStats,
   c: SideStats,
   options: GateOptions,
-  matched?: HourMatched,
+  matchedRates?: Matched,
 ): CohortComparison {
   // The success rates are compared hour by hour when the sides' mix of hours differs (a canary).
-  const [mb, mc] = matched ? [matched.baseline, matched.candidate] : [b, c];
+  const [mb, mc] = matchedRates ? [matchedRates.baseline, matchedRates.candidate] : [b, c];
   const diff = successDifference(mb, mc, options.maxSuccessDrop);
   const margin = options.maxSuccessDrop;
   const enough = b.known >= options.minCases && c.known >= options.minCases;
@@ -427,7 +440,6 @@ export function compareCohort(
     verdict = 'pass';
     reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), within the ${pts(margin)} allowed`;
   }
-  if (matched && diff) reason += hourMatchedNote(b, c, diff.estimate, margin);
   const pending = (['baseline', 'candidate'] as const)
     .map((name) => ({ name, side: name === 'baseline' ? b : c }))
     .filter(({ side }) => side.tasks > side.known)
@@ -437,7 +449,7 @@ export function compareCohort(
   if (pending.length > 0)
     reason += `; not judged, their outcome still to come: ${pending.join(' and ')}`;
   const names = [...new Set([...Object.keys(b.scores), ...Object.keys(c.scores)])].sort();
-  return {
+  const comparison: CohortComparison = {
     cohort,
     verdict,
     reason,
@@ -456,7 +468,7 @@ export function compareCohort(
         ? { estimate: diff.estimate, interval: diff.interval, pValue: diff.pValue, dropPValue }
         : { estimate: null, interval: null, pValue: null, dropPValue: null }),
       familySize: 1,
-      hourMatched: matched !== undefined,
+      matchedBy: matchedRates?.by ?? null,
     },
     costPerSuccessfulTask: costComparison(b, c),
     p95LatencyMs: { baseline: b.p95LatencyMs, candidate: c.p95LatencyMs },
@@ -467,6 +479,17 @@ export function compareCohort(
       baseline: meanOf(b.scores[name]),
       candidate: meanOf(c.scores[name]),
     })),
+  };
+  const note = matchedNote(comparison, margin);
+  if (!note) return comparison;
+  // Before the note of outcomes still to come, which ends the reason.
+  const at = comparison.reason.indexOf('; not judged, their outcome still to come: ');
+  return {
+    ...comparison,
+    reason:
+      at < 0
+        ? comparison.reason + note
+        : comparison.reason.slice(0, at) + note + comparison.reason.slice(at),
   };
 }
 
@@ -589,7 +612,7 @@ export function compareConcurrent(
   within: { baseline: SideStats; candidate: SideStats },
   options: GateOptions,
   hours?: number,
-  matched?: HourMatched | null,
+  matchedRates?: Matched | null,
 ): GateCohort {
   const overlap = overlapOf(spans.baseline, spans.candidate);
   const concurrent = {
@@ -622,7 +645,7 @@ export function compareConcurrent(
     };
   }
   return {
-    ...compareCohort(cohort, within.baseline, within.candidate, options, matched ?? undefined),
+    ...compareCohort(cohort, within.baseline, within.candidate, options, matchedRates ?? undefined),
     concurrent: {
       overlap: {
         from: iso(overlap.fromMs),
@@ -708,7 +731,9 @@ export function settleFamily<T extends CohortComparison>(
               FAIL_ALPHA / (family - rank),
               cases,
               family,
-            )) + pending,
+            )) +
+        matchedNote(cohort, options.maxSuccessDrop) +
+        pending,
     };
   });
 }
@@ -1152,7 +1177,7 @@ export async function runGate(
           },
           options,
           windows.get(cohort)?.hours.length,
-          hourMatched(bHourly?.get(cohort) ?? new Map(), cHourly?.get(cohort) ?? new Map()),
+          matched(bHourly?.get(cohort) ?? new Map(), cHourly?.get(cohort) ?? new Map(), 'hour'),
         );
       }
       return {

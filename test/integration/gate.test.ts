@@ -448,11 +448,11 @@ describe('routewatch gate', () => {
     const ramp = (JSON.parse(run.stdout) as GateResult).cohorts.find((c) => c.cohort === 'ramp')!;
     expect(ramp.baseline.known).toBe(600);
     expect(ramp.candidate.known).toBe(340);
-    expect(ramp.successChange.hourMatched).toBe(true);
+    expect(ramp.successChange.matchedBy).toBe('hour');
     expect(ramp.successChange.estimate).toBeCloseTo(-0.05, 9);
     expect(ramp.verdict).toBe('fail');
     expect(ramp.reason).toMatch(
-      /^success rate -5\.0 pts \(95 % CI .*\), a larger drop than the 2\.0 pts allowed; weighed hour by hour: pooled over the hours it would read 0\.7 pts, as the candidate's share of the traffic changed while the success rate moved$/,
+      /^success rate -5\.0 pts \(95 % CI .*\), a larger drop than the 2\.0 pts allowed; weighed hour by hour: pooled over the hours it would read 0\.7 pts, as the two sides' shares of the traffic changed while the success rate moved$/,
     );
     expect(run.code).toBe(1);
   });

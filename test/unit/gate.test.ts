@@ -10,7 +10,7 @@ import {
   overallVerdict,
   overlapOf,
   parseRef,
-  hourMatched,
+  matched,
   settleFamily,
   sharedHours,
   newcombe,
@@ -276,7 +276,7 @@ describe('compareCohort', () => {
     const hours = (...counts: [number, number][]) =>
       new Map(counts.map(([known, successes], i) => [i * 3_600_000, { known, successes }]));
     // One hour: the pooled counts.
-    const one = hourMatched(hours([300, 270]), hours([250, 220]))!;
+    const one = matched(hours([300, 270]), hours([250, 220]))!;
     expect([one.baseline.known, one.baseline.successes]).toEqual([
       expect.closeTo(300, 9),
       expect.closeTo(270, 9),
@@ -286,22 +286,22 @@ describe('compareCohort', () => {
       expect.closeTo(220, 9),
     ]);
     // The same share every hour: the pooled rates.
-    const same = hourMatched(hours([200, 190], [200, 160]), hours([100, 95], [100, 80]))!;
+    const same = matched(hours([200, 190], [200, 160]), hours([100, 95], [100, 80]))!;
     expect(same.baseline.successes / same.baseline.known).toBeCloseTo(350 / 400, 12);
     expect(same.candidate.successes / same.candidate.known).toBeCloseTo(175 / 200, 12);
     // A ramp into a good hour: 5 points worse in each hour, better pooled; and an hour only one
     // side has outcomes in weighs nothing.
-    const ramp = hourMatched(
+    const ramp = matched(
       hours([300, 240], [300, 285], [50, 50]),
       hours([40, 30], [300, 270], [0, 0]),
     )!;
     const c = compareCohort('ramp', side(650, 575), side(340, 300), DEFAULT_GATE, ramp);
     expect(c.successChange.estimate).toBeCloseTo(-0.05, 12);
-    expect(c.successChange.hourMatched).toBe(true);
+    expect(c.successChange.matchedBy).toBe('hour');
     expect(compareCohort('ramp', side(650, 575), side(340, 300), DEFAULT_GATE).verdict).toBe(
       'pass',
     );
-    expect(hourMatched(hours([10, 9]), new Map())).toBeNull();
+    expect(matched(hours([10, 9]), new Map())).toBeNull();
   });
 
   it('fails an unchanged policy with 20 cohorts at most one time in 20, where each cohort alone fails it often', () => {
@@ -791,6 +791,31 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     expect(a.verdict).toBe('keep');
     expect(a.reason).toMatch(
       /^in eval, the small route holds within 2\.0 pts of large, but the cost per success is not known: 4000 of the small route's 4000 model calls/,
+    );
+  });
+
+  it('compares the two routes hour by hour: a move to small during an incident is not read as small doing better', () => {
+    // Three incident hours with most traffic on large (320 at 80 %, small 80 at 75 %), then
+    // three good ones with most on small (80 at 95 %, small 320 at 90 %): small is 5 points
+    // worse in every hour, yet 87 % against 83 % pooled.
+    const hours = (...counts: [number, number][]) =>
+      new Map(counts.map(([known, successes], i) => [i * 3_600_000, { known, successes }]));
+    const large = hours([320, 256], [320, 256], [320, 256], [80, 76], [80, 76], [80, 76]);
+    const small = hours([80, 60], [80, 60], [80, 60], [320, 288], [320, 288], [320, 288]);
+    const pooled = advise(side(1200, 1044, { cost: 0.002 }), side(1200, 996, { cost: 0.01 }));
+    expect(pooled.verdict).toBe('expand small');
+    const a = adviseCohort(
+      'faq',
+      side(1200, 1044, { cost: 0.002 }),
+      side(1200, 996, { cost: 0.01 }),
+      undefined,
+      DEFAULT_ADVICE,
+      null,
+      matched(large, small, 'hour'),
+    );
+    expect(a.verdict).toBe('revert to large');
+    expect(a.reason).toMatch(
+      /^the small route's success rate is 5\.0 pts below large's, more than the 2\.0 pts allowed; weighed hour by hour: pooled over the hours it would read 4\.0 pts, as the two sides' shares of the traffic changed while the success rate moved \(small 87\.0 % success/,
     );
   });
 
