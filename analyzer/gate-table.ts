@@ -42,6 +42,41 @@ function unpricedNote(result: GateResult): string | null {
   );
 }
 
+/**
+ * Cohorts not failing whose candidate costs clearly more per successful task (the two 95 %
+ * intervals apart, by 10 % or more) or falls back far more often (by 20 points or more): the verdict is on success
+ * rate alone, and a candidate cheaper per call that falls back to the large model most of the
+ * time passes it while it costs more. Null when none.
+ */
+export function costRiseNote(result: GateResult): string | null {
+  // A cohort that fails already says enough: fewer successes cost more each.
+  const rises = result.cohorts.flatMap((c) => {
+    if (c.verdict === 'fail') return [];
+    const parts: string[] = [];
+    const { baseline, candidate, relativeChange } = c.costPerSuccessfulTask;
+    if (
+      relativeChange !== null &&
+      relativeChange >= 0.1 &&
+      baseline.interval &&
+      candidate.interval &&
+      candidate.interval.lower > baseline.interval.upper
+    ) {
+      parts.push(
+        `cost per success +${Math.round(relativeChange * 100)} % (${usd(baseline.value)} → ${usd(candidate.value)}, the intervals apart)`,
+      );
+    }
+    const { baseline: fb, candidate: fc } = c.fallbackRate;
+    if (fb !== null && fc !== null && fc - fb >= 0.2)
+      parts.push(`fallback rate ${pct(fb)} → ${pct(fc)}`);
+    return parts.length > 0 ? [`${c.cohort || '(none)'}: ${parts.join(', ')}`] : [];
+  });
+  if (rises.length === 0) return null;
+  return (
+    `the candidate costs more — ${rises.join('; ')}. ` +
+    'The verdict is on success rate only: weigh the cost before rolling out'
+  );
+}
+
 function change(c: CohortComparison): string {
   const s = c.successChange;
   if (s.estimate === null) return '—';
@@ -188,8 +223,10 @@ export function renderGateTable(result: GateResult): string {
   const unpriced = unpricedNote(result);
   const pending = pendingNote(result);
   const uncovered = notCoveredNote(result);
+  const dearer = costRiseNote(result);
   if (uncovered) lines.push('', uncovered);
   if (pending) lines.push('', `warning: ${pending}`);
+  if (dearer) lines.push('', `warning: ${printable(dearer)}`);
   if (costless) lines.push('', `warning: ${costless}`);
   if (unpriced) lines.push('', `warning: ${unpriced}`);
   lines.push('', `verdict: ${VERDICT_MARK[result.verdict]}${note ? `; ${note}` : ''}`);
@@ -224,12 +261,14 @@ export function renderGateMarkdown(result: GateResult): string {
   const unpriced = unpricedNote(result);
   const pending = pendingNote(result);
   const uncovered = notCoveredNote(result);
+  const dearer = costRiseNote(result);
   const lines = [
     `### ${icon[result.verdict]} routewatch gate: ${VERDICT_MARK[result.verdict]}`,
     '',
     ...(note ? [escapeCell(note), ''] : []),
     ...(uncovered ? [escapeCell(uncovered), ''] : []),
     ...(pending ? [`> ⚠️ ${escapeCell(pending)}`, ''] : []),
+    ...(dearer ? [`> ⚠️ ${escapeCell(dearer)}`, ''] : []),
     ...(costless ? [`> ⚠️ ${escapeCell(costless)}`, ''] : []),
     ...(unpriced ? [`> ⚠️ ${escapeCell(unpriced)}`, ''] : []),
     ...headline(result)

@@ -915,6 +915,31 @@ describe('rendering', () => {
     expect(renderGateMarkdown(costless)).toMatch(/^> ⚠️ no cost recorded on the candidate side/m);
   });
 
+  it('warns when the candidate costs clearly more per success, or falls back far more, whatever its verdict', () => {
+    expect(renderGateTable(result)).not.toMatch(/costs more/);
+    // Cheaper per call, but 90 % of its tasks fall back to large: 30 % more per success.
+    const dearer: GateResult = {
+      ...result,
+      verdict: 'pass',
+      cohorts: [
+        {
+          ...compareCohort(
+            'refunds',
+            side(400, 360, { cost: 0.01 }),
+            side(400, 360, { cost: 0.013, fallbacks: 360 }),
+            DEFAULT_GATE,
+          ),
+          concurrent: null,
+        },
+      ],
+    };
+    expect(dearer.cohorts[0]!.verdict).toBe('pass');
+    expect(renderGateTable(dearer)).toMatch(
+      /^warning: the candidate costs more — refunds: cost per success \+30 % \(\$0\.0111 → \$0\.0144, the intervals apart\), fallback rate 0\.0% → 90\.0%\. The verdict is on success rate only: weigh the cost before rolling out$/m,
+    );
+    expect(renderGateMarkdown(dearer)).toMatch(/^> ⚠️ the candidate costs more — refunds: /m);
+  });
+
   it('warns of outcomes still to come, and names the cohorts an eval run does not cover', () => {
     expect(renderGateTable(result)).not.toMatch(/still to come|not compared/);
     const late: GateResult = {
