@@ -152,6 +152,78 @@ export function decodeFrames(buffer: Buffer, from: number): DecodedFrames {
   return { frames, end: at };
 }
 
+/** Bytes a segment holds that are not a valid frame, and why: from `start` up to `end`. */
+export interface SkippedBytes {
+  start: number;
+  end: number;
+  problem: FrameProblem;
+}
+
+export interface DecodedSegment {
+  frames: DecodedFrames['frames'];
+  /** Unreadable stretches with valid frames after them: damage, as a crash only tears the end. */
+  skipped: SkippedBytes[];
+  /** An unreadable end with no valid frame after it (a torn append, or damage at the end). */
+  tail?: SkippedBytes;
+}
+
+/**
+ * Reads a segment's frames from `from` on. Where a frame does not read, the next frame that does
+ * is looked for (nextFrameAt): if there is one, the bytes between are skipped and the frames
+ * after them kept; if not, the rest is the tail. A crash tears only the last append, so only a
+ * tail can be an append never acknowledged; a bad stretch with good frames after it is damage to
+ * acknowledged data, whose neighbours must not be lost with it.
+ */
+export function decodeSegment(buffer: Buffer, from: number): DecodedSegment {
+  const frames: DecodedFrames['frames'] = [];
+  const skipped: SkippedBytes[] = [];
+  let at = from;
+  for (;;) {
+    const decoded = decodeFrames(buffer, at);
+    frames.push(...decoded.frames);
+    if (!decoded.problem) return { frames, skipped };
+    const next = nextFrameAt(buffer, decoded.end + 1);
+    const stretch = { start: decoded.end, end: next ?? buffer.length, problem: decoded.problem };
+    if (next === undefined) return { frames, skipped, tail: stretch };
+    skipped.push(stretch);
+    at = next;
+  }
+}
+
+/** 2000-01-01 and 2100-01-01: a record's written time between them, ms. */
+const WRITTEN_FROM_MS = 946_684_800_000;
+const WRITTEN_TO_MS = 4_102_444_800_000;
+
+/**
+ * The offset of the first valid frame at or after `from`, if any: a plausible header (a length
+ * that fits, this record version, a format name of letters and digits, a written time in this
+ * century) whose checksum matches. Those checks come first, so a scan over megabytes of rows
+ * computes almost no checksum in vain.
+ */
+export function nextFrameAt(buffer: Buffer, from: number): number | undefined {
+  const last = buffer.length - FRAME_HEADER_BYTES - MIN_PAYLOAD_BYTES;
+  for (let at = from; at <= last; at++) {
+    const length = buffer.readUInt32LE(at);
+    if (length < MIN_PAYLOAD_BYTES || length > MAX_PAYLOAD_BYTES) continue;
+    const payload = at + FRAME_HEADER_BYTES;
+    if (payload + length > buffer.length || buffer[payload] !== RECORD_VERSION) continue;
+    const formatLength = buffer[payload + 1]!;
+    if (formatLength === 0 || formatLength > 64 || MIN_PAYLOAD_BYTES + formatLength > length)
+      continue;
+    let named = true;
+    for (let i = payload + 2; i < payload + 2 + formatLength && named; i++) {
+      const c = buffer[i]!;
+      named = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+    }
+    if (!named) continue;
+    const written = buffer.readDoubleLE(payload + 2 + formatLength);
+    if (!(written >= WRITTEN_FROM_MS && written < WRITTEN_TO_MS)) continue;
+    if (crc32(buffer.subarray(payload, payload + length)) === buffer.readUInt32LE(at + 4))
+      return at;
+  }
+  return undefined;
+}
+
 /**
  * Reads a record's payload (checksum already verified: `checksum` is the frame's, computed here
  * when not given). Throws WalError if it is not one.

@@ -2,7 +2,14 @@ import { constants, existsSync, readFileSync } from 'node:fs';
 import { open, readFile, readdir, statfs, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { WalError, decodeFrames, decodeRecord, recordKeys, recordOfFrame } from './wal-record.js';
+import {
+  WalError,
+  decodeFrames,
+  decodeRecord,
+  decodeSegment,
+  recordKeys,
+  recordOfFrame,
+} from './wal-record.js';
 import type { WalRecord } from './wal-record.js';
 import { CheckpointFile, readCheckpoint, syncDirectory } from './wal-checkpoint.js';
 import type { Checkpoint } from './wal-checkpoint.js';
@@ -273,7 +280,7 @@ export class WriteAheadLog {
         sequence === checkpoint.segment
           ? Math.max(SEGMENT_MAGIC.length, checkpoint.offset)
           : SEGMENT_MAGIC.length;
-      const decoded = decodeFrames(bytes, from);
+      const decoded = decodeSegment(bytes, from);
       for (const frame of decoded.frames) {
         const record = decodeRecord(frame.payload, frame.checksum);
         entries.push({
@@ -286,37 +293,52 @@ export class WriteAheadLog {
         });
         for (const key of recordKeys(record)) keys.push(key);
       }
-      let size = bytes.length;
-      if (decoded.problem && newest) {
-        // A torn tail: the append was never acknowledged. Cut it so appends never follow it.
-        const handle = await open(path, 'r+');
-        try {
-          await handle.truncate(decoded.end);
-          await handle.datasync();
-        } finally {
-          await handle.close();
-        }
-        size = decoded.end;
-        tornRecordsDropped++;
-        log?.warn(
-          {
-            segment: path,
-            offset: decoded.end,
-            cutBytes: bytes.length - decoded.end,
-            problem: decoded.problem,
-          },
-          'write-ahead log: cut a torn record off the end (it was never acknowledged)',
-        );
-      } else if (decoded.problem) {
+      for (const damaged of decoded.skipped) {
+        // Good records follow: not a torn append (a crash tears only the end) but damage to
+        // records acknowledged; the ones after it are kept.
         corruptRecords++;
         log?.error(
           {
             segment: path,
-            offset: decoded.end,
-            skippedBytes: bytes.length - decoded.end,
-            problem: decoded.problem,
+            offset: damaged.start,
+            skippedBytes: damaged.end - damaged.start,
+            problem: damaged.problem,
           },
-          'write-ahead log: an unreadable record in an older segment; the rest of that segment is skipped',
+          'write-ahead log: an unreadable record (damage on disk, not a crash) was skipped; the records after it are kept',
+        );
+      }
+      let size = bytes.length;
+      const tail = decoded.tail;
+      if (tail && newest) {
+        // A torn tail: the append was never acknowledged. Cut it so appends never follow it.
+        const handle = await open(path, 'r+');
+        try {
+          await handle.truncate(tail.start);
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+        size = tail.start;
+        tornRecordsDropped++;
+        log?.warn(
+          {
+            segment: path,
+            offset: tail.start,
+            cutBytes: bytes.length - tail.start,
+            problem: tail.problem,
+          },
+          'write-ahead log: cut a torn record off the end (it was never acknowledged)',
+        );
+      } else if (tail) {
+        corruptRecords++;
+        log?.error(
+          {
+            segment: path,
+            offset: tail.start,
+            skippedBytes: bytes.length - tail.start,
+            problem: tail.problem,
+          },
+          'write-ahead log: an unreadable record at the end of an older segment was skipped',
         );
       }
       sizes.set(sequence, size);
@@ -770,7 +792,7 @@ export async function unstoredInLog(dir: string): Promise<{ records: number; spa
       sequence === checkpoint.segment
         ? Math.max(SEGMENT_MAGIC.length, checkpoint.offset)
         : SEGMENT_MAGIC.length;
-    for (const frame of decodeFrames(bytes, from).frames) {
+    for (const frame of decodeSegment(bytes, from).frames) {
       records++;
       try {
         spans += decodeRecord(frame.payload, frame.checksum).rows;

@@ -24,7 +24,9 @@ import {
 } from '../../collector/wal.js';
 import type { WalOptions } from '../../collector/wal.js';
 import { CHECKPOINT_FILE, SLOT_BYTES, decodeSlot } from '../../collector/wal-checkpoint.js';
+import { decodeSegment } from '../../collector/wal-record.js';
 import { FIXTURES } from '../support/child-process.js';
+import { seeded } from '../support/tasks.js';
 
 // The log on real files: segments, rotation, replay order, torn and damaged records, the
 // checkpoint of the insert in flight, and the lock.
@@ -214,11 +216,56 @@ describe('WriteAheadLog', () => {
     wal = await open({ dir, segmentBytes: 1024, log });
     expect(wal.stats.corruptRecords).toBe(1);
     expect(lines).toEqual([
-      expect.stringMatching(/^error .*unreadable record in an older segment/),
+      expect.stringMatching(
+        /^error .*an unreadable record \(damage on disk, not a crash\) was skipped; the records after it are kept/,
+      ),
     ]);
+    // Only the damaged record is lost: r1, after it in the same segment, is kept.
     const rows = await rowsOf(wal);
     expect(rows).not.toContain('r0/0');
-    expect(rows.at(-1)).toBe('r5/1');
+    expect(rows).toEqual([1, 2, 3, 4, 5].flatMap((r) => [`r${r}/0`, `r${r}/1`]));
+    await wal.close();
+  });
+
+  it('finds no record in a megabyte of noise after a torn append: all of it is the tail', () => {
+    const good = frame('good', 2, 40);
+    const random = seeded(3);
+    const noise = Buffer.from(Array.from({ length: 1 << 20 }, () => Math.floor(random() * 256)));
+    const decoded = decodeSegment(Buffer.concat([good, noise, good]), 0);
+    // The good frame after the noise is found again; the noise alone is skipped.
+    expect(decoded.frames).toHaveLength(2);
+    expect(decoded.skipped).toEqual([
+      { start: good.length, end: good.length + noise.length, problem: expect.any(String) },
+    ]);
+    const torn = decodeSegment(Buffer.concat([good, noise]), 0);
+    expect(torn.frames).toHaveLength(1);
+    expect(torn.skipped).toEqual([]);
+    expect(torn.tail).toMatchObject({ start: good.length, end: good.length + noise.length });
+  });
+
+  it('skips a damaged record in the middle of the newest segment and keeps the acknowledged ones after it', async () => {
+    // Regression: any unreadable record in the newest segment was taken for a torn append and
+    // the file cut there, losing every acknowledged record after it as "never acknowledged".
+    const dir = tempDir();
+    let wal = await open({ dir });
+    for (let i = 0; i < 10; i++) await wal.append([frame(`r${i}`, 2, 40)]);
+    await wal.close();
+    const newest = join(dir, segments(dir).at(-1)!);
+    const bytes = readFileSync(newest);
+    const third = frame('r2', 2, 40);
+    // A byte of the third record's rows, flipped.
+    bytes[SEGMENT_MAGIC.length + 2 * third.length + third.length - 10]! ^= 0xff;
+    writeFileSync(newest, bytes);
+
+    const { lines, log } = quiet();
+    wal = await open({ dir, log });
+    expect(wal.stats.corruptRecords).toBe(1);
+    expect(wal.stats.tornRecordsDropped).toBe(0);
+    expect(lines).toEqual([expect.stringMatching(/^error .*damage on disk, not a crash/)]);
+    expect(statSync(newest).size).toBe(bytes.length);
+    expect(await rowsOf(wal)).toEqual(
+      [0, 1, 3, 4, 5, 6, 7, 8, 9].flatMap((r) => [`r${r}/0`, `r${r}/1`]),
+    );
     await wal.close();
   });
 
