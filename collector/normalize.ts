@@ -348,6 +348,34 @@ function toMap(attributes: KeyValue[]): Record<string, string> {
   return map;
 }
 
+/** A resource's keys and values together, in UTF-16 units, beyond which its long values are cut. */
+export const RESOURCE_ROW_UNITS = 16 * 1024;
+/** What each value of such a resource keeps. */
+export const RESOURCE_VALUE_UNITS = 1024;
+
+/**
+ * The resource as each of its spans' rows carries it: every row holds the whole map, so a
+ * resource of 100 KB (a command line, labels) over 2 000 spans made a 1.2 MB export 200 MB of
+ * log and rows. Past RESOURCE_ROW_UNITS in all, each value longer than RESOURCE_VALUE_UNITS is cut
+ * to it and marked with its length; the keys, and every short value (service.name and the like),
+ * are kept. The map is changed in place and returned.
+ */
+export function boundResource(resource: Record<string, string>): Record<string, string> {
+  let units = 0;
+  for (const key in resource) units += key.length + resource[key]!.length;
+  if (units <= RESOURCE_ROW_UNITS) return resource;
+  for (const key in resource) {
+    const value = resource[key]!;
+    if (value.length <= RESOURCE_VALUE_UNITS) continue;
+    let kept = value.slice(0, RESOURCE_VALUE_UNITS);
+    // Not half a surrogate pair.
+    if (/[\uD800-\uDBFF]$/.test(kept)) kept = kept.slice(0, -1);
+    resource[key] =
+      `${kept}…(cut from ${value.length} characters: a resource over ${RESOURCE_ROW_UNITS} in all)`;
+  }
+  return resource;
+}
+
 function first(map: Record<string, string>, names: readonly string[]): string | undefined {
   for (const name of names) {
     const value = map[name];
@@ -808,7 +836,7 @@ export function normalizeRequest(
   const mapsTasks = mapping?.active === true;
   let index = 0;
   for (const resourceSpans of request.resourceSpans) {
-    const resource = toMap(resourceSpans.resource?.attributes ?? []);
+    const resource = boundResource(toMap(resourceSpans.resource?.attributes ?? []));
     for (const scopeSpans of resourceSpans.scopeSpans) {
       const scopeName = scopeSpans.scope?.name ?? '';
       for (const span of scopeSpans.spans) {

@@ -146,6 +146,66 @@ describe('attribute values', () => {
   });
 });
 
+describe('a resource every row carries', () => {
+  it.each(['json', 'protobuf'] as const)(
+    'cuts the long values of a resource over 16 Ki characters, keeping its short ones, in %s',
+    async (encoding) => {
+      // 100 KB of command line on a resource of 200 spans: whole, every row would carry it.
+      const body = otlpBody(
+        Array.from({ length: 200 }, (_, i) => ({
+          spanId: hexId(8),
+          name: `span ${i}`,
+          attributes: { 'gen_ai.request.model': 'gpt-4o-mini' },
+        })),
+      ) as unknown as { resourceSpans: { resource: { attributes: unknown[] } }[] };
+      const line = 'x'.repeat(100_000);
+      body.resourceSpans[0]!.resource.attributes.push(
+        { key: 'process.command_line', value: { stringValue: line } },
+        { key: 'k8s.pod.name', value: { stringValue: 'api-7f9c' } },
+      );
+      const res =
+        encoding === 'json'
+          ? await post(JSON.stringify(body))
+          : await post(Buffer.from(encodeRequestProto(body)), 'application/x-protobuf');
+      expect(res.statusCode).toBe(200);
+      const rows = await temp.store.query(
+        `SELECT resource, length(toString(resource)) AS bytes FROM spans`,
+        {},
+        z.object({ resource: z.record(z.string(), z.string()), bytes: z.coerce.number() }),
+      );
+      expect(rows).toHaveLength(200);
+      for (const row of rows) {
+        expect(row.resource['k8s.pod.name']).toBe('api-7f9c');
+        expect(row.resource['service.name']).toBeTruthy();
+        expect(row.resource['process.command_line']).toBe(
+          `${'x'.repeat(1024)}…(cut from 100000 characters: a resource over 16384 in all)`,
+        );
+        expect(row.bytes).toBeLessThan(2_000);
+      }
+    },
+  );
+
+  it('keeps a resource of 16 Ki characters or fewer whole', async () => {
+    const body = otlpBody([
+      { spanId: hexId(8), attributes: { 'gen_ai.request.model': 'gpt-4o-mini' } },
+    ]) as unknown as {
+      resourceSpans: { resource: { attributes: unknown[] } }[];
+    };
+    const line = 'y'.repeat(12_000);
+    body.resourceSpans[0]!.resource.attributes.push({
+      key: 'process.command_line',
+      value: { stringValue: line },
+    });
+    expect((await post(JSON.stringify(body))).statusCode).toBe(200);
+    const [row] = await temp.store.query(
+      'SELECT resource FROM spans',
+      {},
+      z.object({ resource: z.record(z.string(), z.string()) }),
+    );
+    expect(row!.resource['process.command_line']).toBe(line);
+  });
+});
+
 describe('the probe’s bodies: bounded work, a 400 naming the limit, and the collector keeps serving', () => {
   const repeat = (pair: [number, number], times: number) =>
     Buffer.alloc(times * 2, Buffer.from(pair));
