@@ -20,6 +20,35 @@ export interface OutcomesRoutesOptions {
   /** An observedAt older than this or further ahead than `maxAheadMs` is refused, as a span is. */
   maxAgeMs: number;
   maxAheadMs: number;
+  /**
+   * How long a write may take before the answer is a 503 (the write may still land):
+   * ROUTEWATCH_MAX_QUEUE_WAIT, the bound a span's answer is held to.
+   */
+  writeTimeoutMs?: number;
+}
+
+/**
+ * Outcomes are written to the store directly, not through the write-ahead log: a store that hangs
+ * would hold the client for the HTTP client's 30 s, past most clients' own timeouts, which then
+ * see a dropped request instead of a 503 to retry. After writeTimeoutMs (this by default) the
+ * answer is that 503; the write may still land, and a retry of the same reports counts once.
+ */
+const OUTCOMES_WRITE_TIMEOUT_MS = 5_000;
+
+class WriteTimeout extends Error {}
+
+/** `work`, or a WriteTimeout after `ms`; a late failure of `work` is swallowed (answered already). */
+async function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new WriteTimeout(`no answer from the store in ${ms} ms`)), ms);
+  });
+  work.catch(() => {});
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const USAGE =
@@ -51,12 +80,15 @@ export const outcomesRoutes: FastifyPluginAsync<OutcomesRoutesOptions> = async (
         `invalid outcome report: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}. ${USAGE}`,
       );
     }
+    const timeoutMs = options.writeTimeoutMs ?? OUTCOMES_WRITE_TIMEOUT_MS;
     try {
-      await writeOutcomes(options.store, parsed.data);
+      await within(writeOutcomes(options.store, parsed.data), timeoutMs);
     } catch (error) {
       request.log.error({ err: error }, 'writing outcomes failed');
       throw unavailable(
-        'the store is unavailable: retry the same reports later (a retry counts once)',
+        error instanceof WriteTimeout
+          ? `the store did not answer within ${timeoutMs / 1000} s: retry the same reports later (a retry counts once, also if this write lands after all)`
+          : 'the store is unavailable: retry the same reports later (a retry counts once)',
         5,
         error,
       );

@@ -234,7 +234,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     writer: deps.writer,
     stats: collector,
   });
-  await app.register(outcomesRoutes, { ...bodies, ...acceptedTimes(config), store: deps.store });
+  await app.register(outcomesRoutes, {
+    ...bodies,
+    ...acceptedTimes(config),
+    store: deps.store,
+    writeTimeoutMs: config.ROUTEWATCH_MAX_QUEUE_WAIT,
+  });
   const reads = {
     store: deps.store,
     now: deps.now ?? (() => new Date()),

@@ -91,7 +91,9 @@ export class EmbeddedStore implements Store {
   ): Promise<void> {
     if (body.byteLength === 0) return;
     this.#assertOpen();
-    const settings: Record<string, string> = { ...INSERT_SETTINGS };
+    const settings: Record<string, string> = Object.fromEntries(
+      Object.entries(INSERT_SETTINGS).map(([name, value]) => [name, String(value)]),
+    );
     if (options.deduplicationToken)
       settings['insert_deduplication_token'] = options.deduplicationToken;
     try {

@@ -103,10 +103,14 @@ export const OUTPUT_SETTINGS = {
 /**
  * Settings for every insert. `spans` is partitioned by day, and one OTLP request may carry spans
  * from many days (a replayed backlog, a clock far off): the default cap of 100 partitions per
- * insert block would refuse the whole batch, every retry, so it is lifted here.
+ * insert block would refuse the whole batch, every retry, so it is lifted here. Inserts are
+ * synchronous whatever the server's user profile says: an asynchronous insert answers before its
+ * data is written (the log would count it stored) and ignores `insert_deduplication_token`
+ * unless `async_insert_deduplicate` is on, so a replayed batch would be stored twice.
  */
 export const INSERT_SETTINGS = {
   max_partitions_per_insert_block: '0',
+  async_insert: 0,
 } as const;
 
 /** Table names come from code, never from users; still refuse anything but an identifier. */

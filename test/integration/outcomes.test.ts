@@ -273,3 +273,53 @@ describe('POST /v1/outcomes', () => {
     expect(await stored()).toEqual([]);
   });
 });
+
+describe('POST /v1/outcomes against a store that does not answer', () => {
+  it('answers 503 with Retry-After within ROUTEWATCH_MAX_QUEUE_WAIT, and the late write plus a retry count once', async () => {
+    await temp.store.exec('TRUNCATE TABLE late_outcomes');
+    // Inserts into late_outcomes held for 1.5 s: a ClickHouse server that hangs.
+    let held = 0;
+    const hanging: typeof temp.store = Object.create(temp.store, {
+      insertJsonEachRow: {
+        value: async (...args: Parameters<typeof temp.store.insertJsonEachRow>) => {
+          if (args[0] === 'late_outcomes') {
+            held++;
+            await new Promise((r) => setTimeout(r, 1_500));
+          }
+          return temp.store.insertJsonEachRow(...args);
+        },
+      },
+    });
+    const slow = await testApp(hanging, { config: { ROUTEWATCH_MAX_QUEUE_WAIT: '200ms' } });
+    try {
+      const report = { taskId: 'task-hung', outcome: 'failure', reportId: 'r-hung' };
+      const send = () =>
+        slow.app.inject({
+          method: 'POST',
+          url: '/v1/outcomes',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify(report),
+        });
+      const first = await send();
+      expect(first.statusCode).toBe(503);
+      expect(first.headers['retry-after']).toBe('5');
+      expect(first.json().error.message).toMatch(
+        /^the store did not answer within 0\.2 s: retry the same reports later \(a retry counts once, also if this write lands after all\)/,
+      );
+      expect(held).toBe(1);
+      // The held write lands; the client's retry of the same report changes nothing.
+      await new Promise((r) => setTimeout(r, 1_700));
+      const retry = await send();
+      expect(retry.statusCode).toBe(503);
+      await new Promise((r) => setTimeout(r, 1_700));
+      const rows = await temp.store.query(
+        "SELECT task_id FROM late_outcomes FINAL WHERE task_id = 'task-hung'",
+        {},
+        z.object({ task_id: z.string() }),
+      );
+      expect(rows).toEqual([{ task_id: 'task-hung' }]);
+    } finally {
+      await slow.close();
+    }
+  });
+});

@@ -244,6 +244,8 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
       deduplicationToken: 'batch-1',
     });
     expect(lastInsert()?.settings['insert_deduplication_token']).toBe('batch-1');
+    // Synchronous whatever the server's profile: an asynchronous insert ignores the token.
+    expect(lastInsert()?.settings['async_insert']).toBe('0');
     // Different bytes under the same token: the engine knows the batch by its token alone.
     await store.insertJsonEachRow('dedup_probe', Buffer.from('{"x":2}\n'), {
       deduplicationToken: 'batch-1',
