@@ -522,7 +522,13 @@ export async function buildAdvice(
         evalRow ? stats(evalRow) : undefined,
         { ...options, smallRoute },
         evalRow?.run ?? null,
-        matched(hoursOf(cohort, options.largeRoute), hoursOf(cohort, smallRoute), 'hour'),
+        // No hour both routes served with outcomes (a full cutover): nothing compares them at
+        // the same time, and pooling would weigh each route by its own hours.
+        matched(hoursOf(cohort, options.largeRoute), hoursOf(cohort, smallRoute), 'hour') ?? {
+          baseline: { successes: 0, known: 0 },
+          candidate: { successes: 0, known: 0 },
+          by: 'hour',
+        },
       );
     }),
   };

@@ -174,14 +174,16 @@ export interface CohortComparison {
    * p-value a `fail` rests on: of "it did not drop" (a cohort with the minimum of cases), or of
    * "it did not drop beyond the margin" (one with fewer); `familySize`, the number of cohorts
    * judged together, whose p-values are held to FAIL_ALPHA by Holm's method (settleFamily).
-   * `matchedBy`: the strata the change was weighed over (matched()): `hour` for a canary, `day`
-   * for the advice's two routes over its window; null when pooled.
+   * `matchedBy`: the strata the change was weighed over (matched()): `hour` for a canary and for
+   * the advice's two routes over its window; null when pooled.
    */
   successChange: {
     estimate: number | null;
     interval: Interval | null;
     pValue: number | null;
     dropPValue: number | null;
+    /** The smallest `dropPValue` its counts allow (every candidate case failing). */
+    leastPValue: number | null;
     familySize: number;
     matchedBy: 'hour' | 'day' | null;
   };
@@ -388,7 +390,7 @@ export function matchedNote(comparison: CohortComparison, margin: number): strin
   if (matchedBy === null || estimate === null || b === null || c === null) return '';
   const pooled = c - b;
   if (Math.abs(pooled - estimate) < margin / 2) return '';
-  return `; weighed ${matchedBy} by ${matchedBy}: pooled over the ${matchedBy}s it would read ${pts(pooled)}, as the two sides' shares of the traffic changed while the success rate moved`;
+  return `; weighed ${matchedBy} by ${matchedBy}: pooled over the ${matchedBy}s it would read ${pts(pooled)}, as the two sides' shares of the traffic differ from ${matchedBy} to ${matchedBy}`;
 }
 
 /** The comparison of one cohort. Pure. */
@@ -403,32 +405,46 @@ export function compareCohort(
   const [mb, mc] = matchedRates ? [matchedRates.baseline, matchedRates.candidate] : [b, c];
   const diff = successDifference(mb, mc, options.maxSuccessDrop);
   const margin = options.maxSuccessDrop;
-  const enough = b.known >= options.minCases && c.known >= options.minCases;
+  // The cases the comparison rests on: weighed stratum by stratum, the effective ones, which a
+  // thin overlap (one large task in the hour of a move) leaves far below the raw counts.
+  const fewest = Math.min(mb.known, mc.known);
+  const enough = fewest >= options.minCases;
+  const casesText = matchedRates
+    ? `${Math.floor(fewest)} effective cases in the ${matchedRates.by}s both served with outcomes`
+    : `${fewest} cases with an outcome`;
   // What a fail would claim: a drop at all, for a cohort with its cases and an estimate beyond
   // the margin; a drop beyond the margin, for one with fewer (a collapse shows on few cases).
-  const dropPValue = diff ? 1 - newcombePValue(mb, mc, enough ? 0 : margin) : null;
+  const claim = enough ? 0 : margin;
+  const dropPValue = diff ? 1 - newcombePValue(mb, mc, claim) : null;
+  // The smallest p-value these counts allow (every candidate case failing): Tarone's screen of
+  // the cohorts that could fail at all (settleFamily).
+  const leastPValue = diff
+    ? 1 - newcombePValue(mb, { successes: 0, known: mc.known }, claim)
+    : null;
   const beyond = diff !== null && diff.estimate < -margin - RATE_EPSILON;
   let verdict: Verdict;
   let reason: string;
   if (!diff || (!enough && !(beyond && dropPValue! <= FAIL_ALPHA))) {
     verdict = 'insufficient_data';
-    const missing = Math.max(0, options.minCases - Math.min(b.known, c.known));
+    const missing = Math.max(0, Math.ceil(options.minCases - fewest));
     const absent = (['baseline', 'candidate'] as const).filter(
       (name) => (name === 'baseline' ? b : c).tasks === 0,
     );
     reason =
       absent.length === 1
         ? `the ${absent[0]} has no task in this cohort: nothing to compare with`
-        : `${Math.min(b.known, c.known)} cases with an outcome on the smaller side, fewer than ${options.minCases}: ${missing} more needed`;
+        : matchedRates && !diff
+          ? `no ${matchedRates.by} in which both served it with outcomes: nothing compares them at the same time`
+          : `${casesText} on the smaller side, fewer than ${options.minCases}: ${missing} more needed`;
   } else if (!enough) {
     verdict = 'fail';
-    reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}) on ${Math.min(b.known, c.known)} cases, fewer than ${options.minCases}, but already a larger drop than the ${pts(margin)} allowed beyond chance (one-sided p ${pValueText(dropPValue!)})`;
+    reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}) on ${casesText}, fewer than ${options.minCases}, but already a larger drop than the ${pts(margin)} allowed beyond chance (one-sided p ${pValueText(dropPValue!)})`;
   } else if (beyond) {
     verdict = dropPValue! <= FAIL_ALPHA ? 'fail' : 'insufficient_data';
     reason =
       verdict === 'fail'
         ? `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(margin)} allowed`
-        : notBeyondChance(diff, margin, dropPValue!, FAIL_ALPHA, Math.min(b.known, c.known), 1);
+        : notBeyondChance(diff, margin, dropPValue!, dropPValue!, FAIL_ALPHA, fewest, 1);
   } else if (options.confidence !== undefined) {
     const bound = newcombe(mb, mc, normalQuantile(options.confidence))!.lower;
     verdict = bound > -margin ? 'pass' : 'insufficient_data';
@@ -465,8 +481,14 @@ export function compareCohort(
     },
     successChange: {
       ...(diff
-        ? { estimate: diff.estimate, interval: diff.interval, pValue: diff.pValue, dropPValue }
-        : { estimate: null, interval: null, pValue: null, dropPValue: null }),
+        ? {
+            estimate: diff.estimate,
+            interval: diff.interval,
+            pValue: diff.pValue,
+            dropPValue,
+            leastPValue,
+          }
+        : { estimate: null, interval: null, pValue: null, dropPValue: null, leastPValue: null }),
       familySize: 1,
       matchedBy: matchedRates?.by ?? null,
     },
@@ -673,48 +695,68 @@ function notBeyondChance(
   diff: { estimate: number; interval: Interval },
   margin: number,
   p: number,
+  adjusted: number,
   alpha: number,
   cases: number,
   family: number,
 ): string {
-  const zNow = normalQuantile(1 - Math.min(Math.max(p, 1e-12), 0.5 - 1e-9));
-  const more = Math.ceil(cases * ((normalQuantile(1 - alpha) / zNow) ** 2 - 1));
   const level =
     family > 1
-      ? `one-sided p ${pValueText(p)}, above the ${pValueText(alpha)} Holm's method asks of it among the ${family} cohorts judged`
+      ? `one-sided p ${pValueText(p)}, Holm-adjusted ${pValueText(adjusted)} among the ${family} cohorts that could fail, above ${FAIL_ALPHA}`
       : `one-sided p ${pValueText(p)}, above ${FAIL_ALPHA}`;
+  // Its own level met, it waits on a weaker drop ranked before it: more cases of its own will not
+  // tell.
+  if (p <= alpha) {
+    return `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(margin)} allowed on the estimate, but not beyond chance (${level}: Holm's method stopped at a cohort with a weaker drop before it)`;
+  }
+  const zNow = normalQuantile(1 - Math.min(Math.max(p, 1e-12), 0.5 - 1e-9));
+  const more = Math.ceil(cases * ((normalQuantile(1 - alpha) / zNow) ** 2 - 1));
   return `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(margin)} allowed on the estimate, but not beyond chance (${level}): about ${Math.max(1, more)} more cases per side would tell a drop this large`;
 }
 
 /**
  * Judges the cohorts of one gate together: a cohort fails only when its drop stands after Holm's
- * method over every cohort compared, so a policy that changed nothing fails at most FAIL_ALPHA of
+ * method over the cohorts compared, so a policy that changed nothing fails at most FAIL_ALPHA of
  * the time however many cohorts it has (with 20 cohorts at 200 cases a side, a drop beyond 2
- * points on the estimate alone shows in one cohort or more almost every time). A cohort whose
- * drop does not stand is insufficient_data, saying how many more cases would tell. Passes are
- * untouched: strict mode's bounds each hold at their level (all must, so no adjustment is due).
+ * points on the estimate alone shows in one cohort or more almost every time). The family is
+ * screened first by Tarone's method: the smallest m such that at most m cohorts could reach
+ * FAIL_ALPHA ÷ m at all (leastPValue), so cohorts of a few cases, which no result could fail, do
+ * not dilute the others' level. A cohort whose drop does not stand is insufficient_data, saying
+ * why and how many more cases would tell. Passes are untouched: strict mode's bounds each hold at
+ * their level (all must, so no adjustment is due).
  */
 export function settleFamily<T extends CohortComparison>(
   cohorts: readonly T[],
   options: GateOptions,
 ): T[] {
   const judged = cohorts.filter((c) => c.successChange.dropPValue !== null);
-  const family = judged.length;
-  if (family <= 1) return [...cohorts];
-  const ranked = [...judged].sort(
+  if (judged.length <= 1) return [...cohorts];
+  const least = (c: CohortComparison) => c.successChange.leastPValue ?? 0;
+  let family = 1;
+  while (judged.filter((c) => least(c) <= FAIL_ALPHA / family).length > family) family++;
+  const testable = judged.filter((c) => least(c) <= FAIL_ALPHA / family);
+  const ranked = [...testable].sort(
     (x, y) => x.successChange.dropPValue! - y.successChange.dropPValue!,
   );
+  // Holm's adjusted p-values, and the ones that stand.
+  const adjusted = new Map<T, number>();
+  let running = 0;
+  let stopped = false;
   const stands = new Set<T>();
   for (const [rank, cohort] of ranked.entries()) {
-    if (cohort.successChange.dropPValue! > FAIL_ALPHA / (family - rank)) break;
-    stands.add(cohort);
+    const p = cohort.successChange.dropPValue!;
+    running = Math.max(running, Math.min(1, (family - rank) * p));
+    adjusted.set(cohort, running);
+    if (!stopped && p <= FAIL_ALPHA / (family - rank)) stands.add(cohort);
+    else stopped = true;
   }
   return cohorts.map((cohort) => {
     if (cohort.successChange.dropPValue === null) return cohort;
     const settled = { ...cohort, successChange: { ...cohort.successChange, familySize: family } };
     if (cohort.verdict !== 'fail' || stands.has(cohort)) return settled;
-    const { estimate, interval } = cohort.successChange;
+    const { estimate, interval, dropPValue } = cohort.successChange;
     const rank = ranked.indexOf(cohort);
+    const own = rank < 0 ? FAIL_ALPHA / family : FAIL_ALPHA / (family - rank);
     const cases = Math.min(cohort.baseline.known, cohort.candidate.known);
     const pending =
       cohort.reason.match(/; not judged, their outcome still to come: .*$/)?.[0] ?? '';
@@ -723,12 +765,13 @@ export function settleFamily<T extends CohortComparison>(
       verdict: 'insufficient_data',
       reason:
         (cases < options.minCases
-          ? `${cases} cases with an outcome on the smaller side, fewer than ${options.minCases}: ${options.minCases - cases} more needed (a drop of ${pts(-estimate!)} beyond the ${pts(options.maxSuccessDrop)} allowed would fail on fewer, but not among the ${family} cohorts judged)`
+          ? `${cases} cases with an outcome on the smaller side, fewer than ${options.minCases}: ${options.minCases - cases} more needed (its drop of ${pts(-estimate!)} is beyond the ${pts(options.maxSuccessDrop)} allowed on fewer, but not beyond chance among the ${family} cohorts that could fail)`
           : notBeyondChance(
               { estimate: estimate!, interval: interval! },
               options.maxSuccessDrop,
-              cohort.successChange.dropPValue,
-              FAIL_ALPHA / (family - rank),
+              dropPValue!,
+              adjusted.get(cohort) ?? Math.min(1, family * dropPValue!),
+              own,
               cases,
               family,
             )) +

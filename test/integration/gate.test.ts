@@ -452,7 +452,7 @@ describe('routewatch gate', () => {
     expect(ramp.successChange.estimate).toBeCloseTo(-0.05, 9);
     expect(ramp.verdict).toBe('fail');
     expect(ramp.reason).toMatch(
-      /^success rate -5\.0 pts \(95 % CI .*\), a larger drop than the 2\.0 pts allowed; weighed hour by hour: pooled over the hours it would read 0\.7 pts, as the two sides' shares of the traffic changed while the success rate moved$/,
+      /^success rate -5\.0 pts \(95 % CI .*\), a larger drop than the 2\.0 pts allowed; weighed hour by hour: pooled over the hours it would read 0\.7 pts, as the two sides' shares of the traffic differ from hour to hour$/,
     );
     expect(run.code).toBe(1);
   });

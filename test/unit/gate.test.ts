@@ -340,9 +340,63 @@ describe('compareCohort', () => {
     expect(by('clear').verdict).toBe('fail');
     expect(by('weak').verdict).toBe('insufficient_data');
     expect(by('weak').reason).toMatch(
-      /^success rate -4\.0 pts .*, a larger drop than the 2\.0 pts allowed on the estimate, but not beyond chance \(one-sided p 0\.0\d+, above the 0\.0026 Holm's method asks of it among the 20 cohorts judged\): about \d+ more cases per side would tell a drop this large$/,
+      /^success rate -4\.0 pts .*, a larger drop than the 2\.0 pts allowed on the estimate, but not beyond chance \(one-sided p 0\.041, Holm-adjusted 0\.78 among the 20 cohorts that could fail, above 0\.05\): about \d+ more cases per side would tell a drop this large$/,
     );
     expect(overallVerdict(settled)).toBe('fail');
+  });
+
+  it('leaves cohorts no result could fail out of the family (Tarone), so they do not dilute a real drop', () => {
+    // A 3-point drop at 1 000 cases a side, beside 40 cohorts of 1 or 2 cases: none of those
+    // could fail whatever their outcomes, and the drop stands as it would alone.
+    const drop = compareCohort('real', side(1000, 900), side(1000, 870), DEFAULT_GATE);
+    const tiny = Array.from({ length: 40 }, (_, i) =>
+      compareCohort(`t${i}`, side(2, 2), side(1, 0), DEFAULT_GATE),
+    );
+    const settled = settleFamily([drop, ...tiny], DEFAULT_GATE);
+    expect(settled[0]!.verdict).toBe('fail');
+    // Tarone's m: the smallest m with at most m cohorts able to reach 0.05 / m.
+    expect(settled[0]!.successChange.familySize).toBe(2);
+    // Counted as 41, the drop would need p ≤ 0.05 / 41.
+    expect(settled[0]!.successChange.dropPValue!).toBeGreaterThan(0.05 / 41);
+  });
+
+  it('says so when a drop meets its own level but waits on a weaker one ranked before it', () => {
+    // Holm's method stops at the first p above its level: one cohort at p ≈ 0.03 (level 0.025),
+    // then one at p ≈ 0.04 whose own level (0.05) it meets.
+    const first = compareCohort('a', side(400, 360), side(400, 343), DEFAULT_GATE);
+    const second = compareCohort('b', side(400, 360), side(400, 344), DEFAULT_GATE);
+    const [a, b] = settleFamily([first, second], DEFAULT_GATE);
+    expect(a!.successChange.dropPValue!).toBeGreaterThan(0.025);
+    expect(b!.successChange.dropPValue!).toBeLessThan(0.05);
+    expect([a!.verdict, b!.verdict]).toEqual(['insufficient_data', 'insufficient_data']);
+    expect(b!.reason).toMatch(
+      /Holm-adjusted 0\.0\d+ among the 2 cohorts that could fail, above 0\.05: Holm's method stopped at a cohort with a weaker drop before it\)$/,
+    );
+  });
+
+  it('judges a matched comparison on its effective cases: a thin overlap is not enough', () => {
+    // 100 002 baseline and 200 001 candidate cases, but in the one hour both served, 2 and 1.
+    const thin = matched(
+      new Map([
+        [0, { known: 100_000, successes: 50_000 }],
+        [3_600_000, { known: 2, successes: 2 }],
+      ]),
+      new Map([
+        [3_600_000, { known: 1, successes: 1 }],
+        [7_200_000, { known: 200_000, successes: 200_000 }],
+      ]),
+    )!;
+    const c = compareCohort(
+      'thin',
+      side(100_002, 50_002),
+      side(200_001, 200_001),
+      DEFAULT_GATE,
+      thin,
+    );
+    expect(c.verdict).toBe('insufficient_data');
+    expect(c.reason).toMatch(
+      /^1 effective cases in the hours both served with outcomes on the smaller side, fewer than 200: 199 more needed/,
+    );
   });
 
   it('fails a collapse below the minimum of cases when even its drop beyond the margin is beyond chance', () => {
@@ -350,7 +404,7 @@ describe('compareCohort', () => {
     const c = compareCohort('faq', side(150, 145), side(150, 75), DEFAULT_GATE);
     expect(c.verdict).toBe('fail');
     expect(c.reason).toMatch(
-      /^success rate -46\.7 pts \(95 % CI -5\d\.\d pts to -3\d\.\d pts\) on 150 cases, fewer than 200, but already a larger drop than the 2\.0 pts allowed beyond chance \(one-sided p < 0\.0001\)$/,
+      /^success rate -46\.7 pts \(95 % CI -5\d\.\d pts to -3\d\.\d pts\) on 150 cases with an outcome, fewer than 200, but already a larger drop than the 2\.0 pts allowed beyond chance \(one-sided p < 0\.0001\)$/,
     );
   });
 
@@ -815,7 +869,47 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     );
     expect(a.verdict).toBe('revert to large');
     expect(a.reason).toMatch(
-      /^the small route's success rate is 5\.0 pts below large's, more than the 2\.0 pts allowed; weighed hour by hour: pooled over the hours it would read 4\.0 pts, as the two sides' shares of the traffic changed while the success rate moved \(small 87\.0 % success/,
+      /^the small route's success rate is 5\.0 pts below large's, more than the 2\.0 pts allowed; weighed hour by hour: pooled over the hours it would read 4\.0 pts, as the two sides' shares of the traffic differ from hour to hour \(small 87\.0 % success/,
+    );
+  });
+
+  it('keep: routes that never served the cohort in the same hours, or barely, are not compared', () => {
+    const hourly = (from: number, counts: [number, number][]) =>
+      new Map(
+        counts.map(([known, successes], i) => [(from + i) * 3_600_000, { known, successes }]),
+      );
+    // Large for 99 hours at 98 %, then one large task (failed) in the hour of the move to small.
+    const large = hourly(0, [
+      ...Array.from({ length: 99 }, (): [number, number] => [20, 19.6]),
+      [1, 0],
+    ]);
+    const small = hourly(99, [
+      [20, 19],
+      ...Array.from({ length: 99 }, (): [number, number] => [20, 18]),
+    ]);
+    const advise = (byHour: Parameters<typeof adviseCohort>[6]) =>
+      adviseCohort(
+        'moved',
+        side(1_000 * 1.99, 1_791, { cost: 0.001 }),
+        side(1_981, 1_940, { cost: 0.01 }),
+        undefined,
+        DEFAULT_ADVICE,
+        null,
+        byHour,
+      );
+    const straggler = advise(matched(large, small, 'hour'));
+    expect(straggler.verdict).toBe('keep');
+    expect(straggler.reason).toMatch(
+      /^not shown yet that the small route holds against large: 1 effective cases in the hours both served with outcomes on the smaller side, fewer than 200/,
+    );
+    const cutover = advise({
+      baseline: { successes: 0, known: 0 },
+      candidate: { successes: 0, known: 0 },
+      by: 'hour',
+    });
+    expect(cutover.verdict).toBe('keep');
+    expect(cutover.reason).toMatch(
+      /^not shown yet that the small route holds against large: no hour in which both served it with outcomes: nothing compares them at the same time/,
     );
   });
 
