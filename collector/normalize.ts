@@ -350,30 +350,44 @@ function toMap(attributes: KeyValue[]): Record<string, string> {
 
 /** A resource's keys and values together, in UTF-16 units, beyond which its long values are cut. */
 export const RESOURCE_ROW_UNITS = 16 * 1024;
-/** What each value of such a resource keeps. */
+/** What each value of such a resource keeps at most, halved until the resource fits (to 64). */
 export const RESOURCE_VALUE_UNITS = 1024;
+const RESOURCE_VALUE_FLOOR = 64;
 
 /**
- * The resource as each of its spans' rows carries it: every row holds the whole map, so a
- * resource of 100 KB (a command line, labels) over 2 000 spans made a 1.2 MB export 200 MB of
- * log and rows. Past RESOURCE_ROW_UNITS in all, each value longer than RESOURCE_VALUE_UNITS is cut
- * to it and marked with its length; the keys, and every short value (service.name and the like),
- * are kept. The map is changed in place and returned.
+ * The resource as each of its spans' rows stores it (span-lines.ts): every row holds the whole
+ * map, so a resource of 100 KB (a command line, labels) over 2 000 spans made a 1.2 MB export
+ * 200 MB of log and rows. Past RESOURCE_ROW_UNITS in all, its values longer than a cap are cut to
+ * it and marked with their length, the cap starting at RESOURCE_VALUE_UNITS and halved while the
+ * resource is still over (to 64). Keys, short values and `service.name` are kept. The spans'
+ * mapping rules and service name read the whole resource first: only the stored copy is cut.
+ * Returns the resource itself when it fits, else a cut copy.
  */
 export function boundResource(resource: Record<string, string>): Record<string, string> {
-  let units = 0;
-  for (const key in resource) units += key.length + resource[key]!.length;
-  if (units <= RESOURCE_ROW_UNITS) return resource;
-  for (const key in resource) {
-    const value = resource[key]!;
-    if (value.length <= RESOURCE_VALUE_UNITS) continue;
-    let kept = value.slice(0, RESOURCE_VALUE_UNITS);
-    // Not half a surrogate pair.
-    if (/[\uD800-\uDBFF]$/.test(kept)) kept = kept.slice(0, -1);
-    resource[key] =
-      `${kept}…(cut from ${value.length} characters: a resource over ${RESOURCE_ROW_UNITS} in all)`;
+  const unitsOf = (map: Record<string, string>) => {
+    let units = 0;
+    for (const key in map) units += key.length + map[key]!.length;
+    return units;
+  };
+  if (unitsOf(resource) <= RESOURCE_ROW_UNITS) return resource;
+  let cap = RESOURCE_VALUE_UNITS;
+  for (;;) {
+    const cut = emptyMap();
+    for (const key in resource) {
+      const value = resource[key]!;
+      if (value.length <= cap || key === 'service.name') {
+        cut[key] = value;
+        continue;
+      }
+      let kept = value.slice(0, cap);
+      // Not half a surrogate pair.
+      if (/[\uD800-\uDBFF]$/.test(kept)) kept = kept.slice(0, -1);
+      cut[key] =
+        `${kept}…(cut from ${value.length} characters: a resource over ${RESOURCE_ROW_UNITS} in all)`;
+    }
+    if (cap <= RESOURCE_VALUE_FLOOR || unitsOf(cut) <= RESOURCE_ROW_UNITS) return cut;
+    cap = Math.max(RESOURCE_VALUE_FLOOR, cap >> 1);
   }
-  return resource;
 }
 
 function first(map: Record<string, string>, names: readonly string[]): string | undefined {
@@ -836,7 +850,7 @@ export function normalizeRequest(
   const mapsTasks = mapping?.active === true;
   let index = 0;
   for (const resourceSpans of request.resourceSpans) {
-    const resource = boundResource(toMap(resourceSpans.resource?.attributes ?? []));
+    const resource = toMap(resourceSpans.resource?.attributes ?? []);
     for (const scopeSpans of resourceSpans.scopeSpans) {
       const scopeName = scopeSpans.scope?.name ?? '';
       for (const span of scopeSpans.spans) {

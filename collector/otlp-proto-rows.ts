@@ -1,11 +1,5 @@
 import type { Mapping } from './mapping.js';
-import {
-  LANGFUSE_TYPE,
-  VERCEL_OPERATION,
-  WHOLE_REQUEST,
-  boundResource,
-  isRelevantBy,
-} from './normalize.js';
+import { LANGFUSE_TYPE, VERCEL_OPERATION, WHOLE_REQUEST, isRelevantBy } from './normalize.js';
 import type { RequestRows, SpanFields, SpanPart } from './normalize.js';
 import type { RequestLimits } from './request-limits.js';
 
@@ -538,7 +532,6 @@ class Decoder {
         this.pos = fieldEnd;
       } else this.skip(tag & 7, end);
     }
-    boundResource(resource);
     for (let i = 0; i < scopeSpans.length; i += 2) {
       this.pos = scopeSpans[i]!;
       this.scopeSpans(scopeSpans[i + 1]!, resource);

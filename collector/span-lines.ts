@@ -1,4 +1,5 @@
 import type { InsertOptions } from '../storage/store.js';
+import { boundResource } from './normalize.js';
 import type { SpanRow } from './normalize.js';
 import { encodeRecord, recordOfFrame } from './wal-record.js';
 
@@ -175,7 +176,7 @@ export function spanLines(rows: readonly SpanRow[]): { lines: string[]; keys: st
     const row = rows[i]!;
     if (row.resource !== resource) {
       resource = row.resource;
-      resourceJson = mapJson(resource);
+      resourceJson = mapJson(boundResource(resource));
     }
     lines[i] = spanLine(row, resourceJson);
     keys[i] = row.trace_id + row.span_id;

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { openTempStore } from '../support/store.js';
@@ -184,6 +187,69 @@ describe('a resource every row carries', () => {
       }
     },
   );
+
+  it('bounds a resource of many values just under the cap, and keeps service.name whole', async () => {
+    const body = otlpBody([
+      { spanId: hexId(8), attributes: { 'gen_ai.request.model': 'gpt-4o-mini' } },
+    ]) as unknown as {
+      resourceSpans: { resource: { attributes: { key: string; value: unknown }[] } }[];
+    };
+    const attributes = body.resourceSpans[0]!.resource.attributes;
+    attributes[0] = { key: 'service.name', value: { stringValue: 's'.repeat(1_500) } };
+    for (let i = 0; i < 200; i++)
+      attributes.push({ key: `label.${i}`, value: { stringValue: 'v'.repeat(1_000) } });
+    expect((await post(JSON.stringify(body))).statusCode).toBe(200);
+    const [row] = await temp.store.query(
+      'SELECT resource, service_name, length(toString(resource)) AS bytes FROM spans',
+      {},
+      z.object({
+        resource: z.record(z.string(), z.string()),
+        service_name: z.string(),
+        bytes: z.coerce.number(),
+      }),
+    );
+    expect(row!.service_name).toBe('s'.repeat(1_500));
+    expect(row!.resource['service.name']).toBe('s'.repeat(1_500));
+    expect(row!.resource['label.0']).toMatch(/^v{64}…\(cut from 1000 characters/);
+    expect(row!.bytes).toBeLessThan(40_000);
+  });
+
+  it('derives a cohort from a resource value past its first Ki characters, before the stored copy is cut', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'routewatch-resource-'));
+    const mapping = join(dir, 'mapping.yaml');
+    writeFileSync(
+      mapping,
+      'fields:\n  cohort:\n    - resource: process.command_line\n      pattern: "--queue[= ](\\\\w+)"\n',
+    );
+    const mapped = await testApp(temp.store, { config: { ROUTEWATCH_MAPPING: mapping } });
+    try {
+      const spanId = hexId(8);
+      const body = otlpBody([
+        { spanId, attributes: { 'gen_ai.request.model': 'gpt-4o-mini' } },
+      ]) as unknown as { resourceSpans: { resource: { attributes: unknown[] } }[] };
+      body.resourceSpans[0]!.resource.attributes.push({
+        key: 'process.command_line',
+        value: { stringValue: `java -cp ${'x'.repeat(22_000)} Main --queue billing` },
+      });
+      const res = await mapped.app.inject({
+        method: 'POST',
+        url: '/v1/traces',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify(body),
+      });
+      expect(res.statusCode).toBe(200);
+      const [row] = await temp.store.query(
+        'SELECT cohort, resource FROM spans WHERE span_id = {spanId: String}',
+        { spanId },
+        z.object({ cohort: z.string(), resource: z.record(z.string(), z.string()) }),
+      );
+      expect(row!.cohort).toBe('billing');
+      expect(row!.resource['process.command_line']).toMatch(/…\(cut from 22030 characters/);
+    } finally {
+      await mapped.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('keeps a resource of 16 Ki characters or fewer whole', async () => {
     const body = otlpBody([
