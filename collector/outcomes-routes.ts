@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
 import type { Store } from '../storage/store.js';
 import { badRequest, unavailable } from '../server/http-error.js';
 import type { Admission } from './admission.js';
@@ -35,26 +35,53 @@ export interface OutcomesRoutesOptions {
  */
 const OUTCOMES_WRITE_TIMEOUT_MS = 5_000;
 
-class WriteTimeout extends Error {}
+/**
+ * Writes answered 503 for their time that may still be running: past this many, a new request is
+ * refused at once rather than started, so a hung store does not gather ever more of them (each
+ * holds its reports in memory, outside admission's count of bytes in flight).
+ */
+const MAX_LINGERING_WRITES = 4;
 
-/** `work`, or a WriteTimeout after `ms`; a late failure of `work` is swallowed (answered already). */
-async function within<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new WriteTimeout(`no answer from the store in ${ms} ms`)), ms);
-  });
-  work.catch(() => {});
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+class WriteTimeout extends Error {}
 
 const USAGE =
   'Send {"taskId": "...", "outcome": "success|failure|escalated|abandoned|unknown"} or {"outcomes": [...]}.';
 
 export const outcomesRoutes: FastifyPluginAsync<OutcomesRoutesOptions> = async (app, options) => {
+  // Writes answered 503 for their time, still running.
+  let lingering = 0;
+
+  /**
+   * `work`, or a WriteTimeout after `ms`. A write that outlives its answer is counted until it
+   * settles, and logged if it then fails (its client, told 503, retries).
+   */
+  async function within<T>(work: Promise<T>, ms: number, log: FastifyBaseLogger): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    let answered = false;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        answered = true;
+        lingering++;
+        reject(new WriteTimeout(`no answer from the store in ${ms} ms`));
+      }, ms);
+    });
+    work.then(
+      () => {
+        if (answered) lingering--;
+      },
+      (error: unknown) => {
+        if (!answered) return;
+        lingering--;
+        log.error({ err: error }, 'a write of outcomes answered 503 for its time failed later');
+      },
+    );
+    try {
+      return await Promise.race([work, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   guardBodies(app, {
     admission: options.admission,
     maxBodyBytes: options.maxBodyBytes,
@@ -81,8 +108,14 @@ export const outcomesRoutes: FastifyPluginAsync<OutcomesRoutesOptions> = async (
       );
     }
     const timeoutMs = options.writeTimeoutMs ?? OUTCOMES_WRITE_TIMEOUT_MS;
+    if (lingering >= MAX_LINGERING_WRITES) {
+      throw unavailable(
+        `the store has not answered ${lingering} earlier writes of outcomes: retry the same reports later (a retry counts once)`,
+        5,
+      );
+    }
     try {
-      await within(writeOutcomes(options.store, parsed.data), timeoutMs);
+      await within(writeOutcomes(options.store, parsed.data), timeoutMs, request.log);
     } catch (error) {
       request.log.error({ err: error }, 'writing outcomes failed');
       throw unavailable(
@@ -95,6 +128,10 @@ export const outcomesRoutes: FastifyPluginAsync<OutcomesRoutesOptions> = async (
     }
     const { data, refused } = parsed;
     if (refused.length === 0) return reply.code(202).send({ accepted: data.length });
+    request.log.warn(
+      { accepted: data.length, rejected: refused.length },
+      'outcome reports dated outside the accepted window were left out of a batch',
+    );
     return reply.code(202).send({
       accepted: data.length,
       rejected: refused.length,

@@ -307,7 +307,15 @@ describe('POST /v1/outcomes against a store that does not answer', () => {
         /^the store did not answer within 0\.2 s: retry the same reports later \(a retry counts once, also if this write lands after all\)/,
       );
       expect(held).toBe(1);
-      // The held write lands; the client's retry of the same report changes nothing.
+      // Three more held past their answer; the next is refused without a write.
+      for (let i = 0; i < 3; i++) expect((await send()).statusCode).toBe(503);
+      const refused = await send();
+      expect(refused.statusCode).toBe(503);
+      expect(refused.json().error.message).toMatch(
+        /^the store has not answered 4 earlier writes of outcomes: retry the same reports later/,
+      );
+      expect(held).toBe(4);
+      // The held writes land; the client's retry of the same report changes nothing.
       await new Promise((r) => setTimeout(r, 1_700));
       const retry = await send();
       expect(retry.statusCode).toBe(503);
