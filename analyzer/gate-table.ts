@@ -43,7 +43,7 @@ function unpricedNote(result: GateResult): string | null {
 }
 
 /**
- * Cohorts not failing whose candidate costs clearly more per successful task (the two 95 %
+ * Cohorts not failing, with the minimum of cases, whose candidate costs clearly more per successful task (the two 95 %
  * intervals apart, by 10 % or more) or falls back far more often (by 20 points or more): the verdict is on success
  * rate alone, and a candidate cheaper per call that falls back to the large model most of the
  * time passes it while it costs more. Null when none.
@@ -51,7 +51,9 @@ function unpricedNote(result: GateResult): string | null {
 export function costRiseNote(result: GateResult): string | null {
   // A cohort that fails already says enough: fewer successes cost more each.
   const rises = result.cohorts.flatMap((c) => {
-    if (c.verdict === 'fail') return [];
+    // Nor one of a few tasks, whose figures are noise.
+    const cases = Math.min(c.baseline.known, c.candidate.known);
+    if (c.verdict === 'fail' || cases < result.options.minCases) return [];
     const parts: string[] = [];
     const { baseline, candidate, relativeChange } = c.costPerSuccessfulTask;
     if (
@@ -72,7 +74,7 @@ export function costRiseNote(result: GateResult): string | null {
   });
   if (rises.length === 0) return null;
   return (
-    `the candidate costs more — ${rises.join('; ')}. ` +
+    `the candidate may cost more — ${rises.join('; ')}. ` +
     'The verdict is on success rate only: weigh the cost before rolling out'
   );
 }

@@ -1029,9 +1029,9 @@ describe('rendering', () => {
     };
     expect(dearer.cohorts[0]!.verdict).toBe('pass');
     expect(renderGateTable(dearer)).toMatch(
-      /^warning: the candidate costs more — refunds: cost per success \+30 % \(\$0\.0111 → \$0\.0144, the intervals apart\), fallback rate 0\.0% → 90\.0%\. The verdict is on success rate only: weigh the cost before rolling out$/m,
+      /^warning: the candidate may cost more — refunds: cost per success \+30 % \(\$0\.0111 → \$0\.0144, the intervals apart\), fallback rate 0\.0% → 90\.0%\. The verdict is on success rate only: weigh the cost before rolling out$/m,
     );
-    expect(renderGateMarkdown(dearer)).toMatch(/^> ⚠️ the candidate costs more — refunds: /m);
+    expect(renderGateMarkdown(dearer)).toMatch(/^> ⚠️ the candidate may cost more — refunds: /m);
   });
 
   it('warns of outcomes still to come, and names the cohorts an eval run does not cover', () => {
