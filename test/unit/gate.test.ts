@@ -1032,6 +1032,22 @@ describe('rendering', () => {
       /^warning: the candidate may cost more — refunds: cost per success \+30 % \(\$0\.0111 → \$0\.0144, the intervals apart\), fallback rate 0\.0% → 90\.0%\. The verdict is on success rate only: weigh the cost before rolling out$/m,
     );
     expect(renderGateMarkdown(dearer)).toMatch(/^> ⚠️ the candidate may cost more — refunds: /m);
+    // Four tasks a side are noise, not a warning.
+    const few: GateResult = {
+      ...dearer,
+      cohorts: [
+        {
+          ...compareCohort(
+            'refunds',
+            side(4, 4, { cost: 0.01 }),
+            side(4, 4, { cost: 0.013, fallbacks: 4 }),
+            DEFAULT_GATE,
+          ),
+          concurrent: null,
+        },
+      ],
+    };
+    expect(renderGateTable(few)).not.toMatch(/may cost more/);
   });
 
   it('warns of outcomes still to come, and names the cohorts an eval run does not cover', () => {
