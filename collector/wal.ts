@@ -294,6 +294,17 @@ export class WriteAheadLog {
         for (const key of recordKeys(record)) keys.push(key);
       }
       for (const damaged of decoded.skipped) {
+        // Zeros in the newest segment: a group commit's write torn by a power loss, its later
+        // pages on disk before its earlier ones. Its records were never acknowledged; those after
+        // the hole are kept (an exporter's retry of them is dropped as a duplicate).
+        if (newest && bytes.subarray(damaged.start, damaged.end).every((byte) => byte === 0)) {
+          tornRecordsDropped++;
+          log?.warn(
+            { segment: path, offset: damaged.start, skippedBytes: damaged.end - damaged.start },
+            'write-ahead log: skipped a hole of zeros in the newest segment (a write torn by a power loss, never acknowledged); the records after it are kept',
+          );
+          continue;
+        }
         // Good records follow: not a torn append (a crash tears only the end) but damage to
         // records acknowledged; the ones after it are kept.
         corruptRecords++;

@@ -227,6 +227,26 @@ describe('WriteAheadLog', () => {
     await wal.close();
   });
 
+  it('takes a hole of zeros in the newest segment for a write torn by a power loss, not for damage', async () => {
+    const dir = tempDir();
+    let wal = await open({ dir });
+    for (let i = 0; i < 4; i++) await wal.append([frame(`r${i}`, 2, 40)]);
+    await wal.close();
+    const newest = join(dir, segments(dir).at(-1)!);
+    const bytes = readFileSync(newest);
+    const size = frame('r1', 2, 40).length;
+    // The third record's bytes never reached the disk; the fourth's did.
+    bytes.fill(0, SEGMENT_MAGIC.length + 2 * size, SEGMENT_MAGIC.length + 3 * size);
+    writeFileSync(newest, bytes);
+    const { lines, log } = quiet();
+    wal = await open({ dir, log });
+    expect(wal.stats.tornRecordsDropped).toBe(1);
+    expect(wal.stats.corruptRecords).toBe(0);
+    expect(lines).toEqual([expect.stringMatching(/^warn .*a hole of zeros/)]);
+    expect(await rowsOf(wal)).toEqual([0, 1, 3].flatMap((r) => [`r${r}/0`, `r${r}/1`]));
+    await wal.close();
+  });
+
   it('finds no record in a megabyte of noise after a torn append: all of it is the tail', () => {
     const good = frame('good', 2, 40);
     const random = seeded(3);
