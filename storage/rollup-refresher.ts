@@ -1,6 +1,6 @@
 import { errorMessage } from './errors.js';
-import { refreshRollups } from './rollups.js';
-import type { RefreshOptions, RefreshResult } from './rollups.js';
+import { refreshRollups, repairRollups } from './rollups.js';
+import type { RefreshOptions, RefreshResult, RepairOptions } from './rollups.js';
 import type { Store } from './store.js';
 
 /** Where the refresher reports: the app's pino logger, or nothing. */
@@ -14,6 +14,12 @@ export interface RollupRefresherOptions {
   /** Time from the end of one refresh to the start of the next (ROUTEWATCH_ROLLUP_INTERVAL). */
   intervalMs: number;
   refresh?: RefreshOptions;
+  /**
+   * How often the periodic refreshes are followed by a repair of rows seen late
+   * (repairRollups): 5 min by default; 0, never.
+   */
+  repairEveryMs?: number;
+  repair?: Omit<RepairOptions, 'signal'>;
   log?: RefresherLog;
 }
 
@@ -21,7 +27,12 @@ export interface RollupRefresherStats {
   refreshes: number;
   failures: number;
   last: RefreshResult | undefined;
+  /** Repairs run, and the tasks they found seen late (their rows stamped again). */
+  repairs: number;
+  repairedTasks: number;
 }
+
+const DEFAULT_REPAIR_EVERY_MS = 5 * 60_000;
 
 /**
  * Runs {@link refreshRollups} now and then every `intervalMs`, one at a time. The views are exact
@@ -36,7 +47,15 @@ export class RollupRefresher {
   /** Refreshes run one after the other: each waits for this, the end of the one before. */
   #chain: Promise<void> = Promise.resolve();
   #stopping: AbortController | undefined;
-  readonly stats: RollupRefresherStats = { refreshes: 0, failures: 0, last: undefined };
+  readonly stats: RollupRefresherStats = {
+    refreshes: 0,
+    failures: 0,
+    last: undefined,
+    repairs: 0,
+    repairedTasks: 0,
+  };
+  /** When the last repair ran (performance.now()); none yet: the first waits a whole period. */
+  #repairedAt = performance.now();
 
   constructor(store: Store, options: RollupRefresherOptions) {
     this.#store = store;
@@ -79,6 +98,26 @@ export class RollupRefresher {
     );
   }
 
+  /** Repairs now, after the refresh in progress if there is one: the tasks it stamped again. */
+  repairNow(): Promise<number> {
+    return this.#repair(undefined);
+  }
+
+  #repair(signal: AbortSignal | undefined): Promise<number> {
+    const run = this.#chain.then(() =>
+      repairRollups(this.#store, { ...this.#options.repair, ...(signal ? { signal } : {}) }),
+    );
+    this.#chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run.then((result) => {
+      this.stats.repairs++;
+      this.stats.repairedTasks += result.tasks;
+      return result.tasks;
+    });
+  }
+
   /** Stops the timer and waits for the refresh in progress, which stops between its statements. */
   async stop(): Promise<void> {
     clearTimeout(this.#timer);
@@ -106,6 +145,17 @@ export class RollupRefresher {
       // upgrade) or takes long is worth a line.
       if (result.durationMs > 5_000) log?.info({ rollups: result }, 'rollups refreshed');
       else if (result.tasks > 0) log?.debug({ rollups: result }, 'rollups refreshed');
+      const every = this.#options.repairEveryMs ?? DEFAULT_REPAIR_EVERY_MS;
+      if (every > 0 && performance.now() - this.#repairedAt >= every) {
+        this.#repairedAt = performance.now();
+        const repaired = await this.#repair(signal);
+        if (repaired > 0) {
+          log?.info(
+            { tasks: repaired },
+            'rollups repaired: tasks whose rows were seen after the refresh that passed their stamp (replication lag, a clock stepped back) are read from their events again',
+          );
+        }
+      }
     } catch (error) {
       if (signal.aborted) return;
       log?.error({ err: error, message: errorMessage(error) }, 'rollup refresh failed');

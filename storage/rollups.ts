@@ -50,8 +50,9 @@ export interface RefreshOptions {
    * A change is stamped (`task_events.inserted_at`) as its block is written, a moment before the
    * insert completes; a refresh reading just then could miss it. A refresh processes only changes
    * stamped at least this long before it began; the later ones stay "changed" for the views and go
-   * to the next refresh. 10 s by default, far above the time one insert block takes. 0 is right
-   * only when no insert is running.
+   * to the next refresh. 10 s by default, far above the time one insert block takes. On the
+   * embedded store queries run one at a time, which makes 0 safe there; on a server a row seen
+   * later than this (replication lag, a clock stepped back) is found by repairRollups.
    */
   marginMs?: number;
   /** A refresh of more changed tasks than this works in slices of about this many. */
@@ -190,6 +191,110 @@ export async function refreshRollups(
     durationMs,
   };
 }
+
+/**
+ * The columns of a task's row compared between task_snapshot and v_tasks_live by repairRollups:
+ * all of v_tasks' own.
+ */
+const COMPARED_COLUMNS = [
+  'cohort',
+  'service_name',
+  'policy_version',
+  'eval_run',
+  'started_at',
+  'ended_at',
+  'latency_ms',
+  'primary_route',
+  'attempts',
+  'model_calls',
+  'failed_model_calls',
+  'fallback_reasons',
+  'invisible_fallbacks',
+  'input_tokens',
+  'output_tokens',
+  'late_wins',
+  'outcome',
+  'outcome_reason',
+  'reask',
+  'llm_cost',
+  'cleanup_cost',
+  'unpriced_calls',
+  'scores',
+  'http_counted_calls',
+  'retried_calls',
+  'http_retries',
+  'retry_wait_ms',
+] as const;
+
+export interface RepairOptions {
+  /** How far before `clean_before` to look for rows seen late: 1 h by default. */
+  horizonMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface RepairResult {
+  /** Tasks whose snapshot row did not equal their events, their events stamped again. */
+  tasks: number;
+}
+
+/**
+ * A refresh processes the changes stamped (`task_events.inserted_at`, the server's clock when the
+ * block is written) up to its cut-off, and the views take a task stamped before `clean_before`
+ * from its snapshot. A row stamped before a cut-off but visible only after the refresh read the
+ * table — a replica fetching a part late, a block committed long after its stamp, a server clock
+ * stepped back — would then never be read: its task's row stays as it was, or a new task stays out
+ * of every view. (On the embedded store queries run one at a time, so only a clock stepped back
+ * can do it.)
+ *
+ * This finds the tasks with events stamped within `horizonMs` before `clean_before` whose snapshot
+ * row (task_snapshot FINAL) differs from their row computed from all their events (v_tasks_live),
+ * or is missing, and inserts their events again stamped after `clean_before`: equal copies under
+ * the same key and version, which collapse with the originals, so nothing counts twice. The views
+ * compute those tasks from their events at once, and the next refresh snapshots them and rebuilds
+ * their hours and days. Run now and then by the refresher.
+ */
+export async function repairRollups(
+  store: Store,
+  options: RepairOptions = {},
+): Promise<RepairResult> {
+  options.signal?.throwIfAborted();
+  // A map's or an array's order may differ between two equal rows computed apart: compared sorted.
+  const text = (column: string) =>
+    column === 'scores'
+      ? 'toString(mapSort(scores))'
+      : column === 'fallback_reasons'
+        ? 'toString(arraySort(fallback_reasons))'
+        : `toString(${column})`;
+  const hash = (source: string) =>
+    `SELECT task_id, cityHash64(${COMPARED_COLUMNS.map(text).join(', ')}) AS h FROM ${source}`;
+  // Tasks with a change since clean_before are computed from their events by the views already
+  // (v_tasks_changed), and their snapshot is not yet meant to match: left out.
+  const recent = `SELECT DISTINCT task_id FROM task_events
+    WHERE inserted_at > (SELECT max(clean_before) FROM rollup_state) - toIntervalMillisecond({horizon:UInt64})
+      AND inserted_at <= (SELECT max(clean_before) FROM rollup_state)
+      AND task_id NOT IN (SELECT task_id FROM v_tasks_changed)`;
+  const stale = await store.query(
+    `SELECT live.task_id AS task_id
+     FROM (${hash('v_tasks_live')} WHERE task_id IN (${recent})) AS live
+     LEFT JOIN (${hash('task_snapshot FINAL')} WHERE task_id IN (${recent})) AS snap USING (task_id)
+     WHERE snap.h != live.h`,
+    { horizon: options.horizonMs ?? DEFAULT_REPAIR_HORIZON_MS },
+    z.object({ task_id: z.string() }),
+  );
+  // A missing snapshot row joins with h = 0, a hash no row has (to one chance in 2⁶⁴).
+  const tasks = stale.map((r) => r.task_id);
+  if (tasks.length === 0) return { tasks: 0 };
+  options.signal?.throwIfAborted();
+  await store.exec(
+    `INSERT INTO task_events
+     SELECT * REPLACE (greatest(now64(3, 'UTC'), (SELECT max(clean_before) FROM rollup_state) + toIntervalMillisecond(1)) AS inserted_at)
+     FROM task_events WHERE task_id IN {tasks:Array(String)}`,
+    { tasks },
+  );
+  return { tasks: tasks.length };
+}
+
+const DEFAULT_REPAIR_HORIZON_MS = 3_600_000;
 
 /** A ClickHouse UTC time (`YYYY-MM-DD hh:mm:ss[.fff]`) in milliseconds. */
 function hourTime(time: string): number {

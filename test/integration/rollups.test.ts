@@ -816,4 +816,20 @@ describe('RollupRefresher', () => {
     expect(refresher.stats.failures).toBe(0);
     expect(await taskRow('refresher')).toMatchObject({ outcome: 'success' });
   });
+
+  it('runs a repair of rows seen late after its periodic refreshes, every repairEveryMs', async () => {
+    const refresher = new RollupRefresher(temp.store, {
+      intervalMs: 20,
+      repairEveryMs: 50,
+      refresh: { marginMs: 0 },
+    });
+    refresher.start();
+    await vi.waitFor(() => expect(refresher.stats.repairs).toBeGreaterThanOrEqual(2), {
+      timeout: 30_000,
+    });
+    await refresher.stop();
+    expect(refresher.stats.failures).toBe(0);
+    // Nothing was seen late here: every snapshot equals its events.
+    expect(refresher.stats.repairedTasks).toBe(0);
+  });
 });
