@@ -707,7 +707,7 @@ function notBeyondChance(
   // Its own level met, it waits on a weaker drop ranked before it: more cases of its own will not
   // tell.
   if (p <= alpha) {
-    return `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(margin)} allowed on the estimate, but not beyond chance (${level}: Holm's method stopped at a cohort with a weaker drop before it)`;
+    return `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(margin)} allowed on the estimate, but not beyond chance (${level}: Holm's method stopped at a cohort ranked before it, by a smaller p-value, whose drop did not stand)`;
   }
   const zNow = normalQuantile(1 - Math.min(Math.max(p, 1e-12), 0.5 - 1e-9));
   const more = Math.ceil(cases * ((normalQuantile(1 - alpha) / zNow) ** 2 - 1));

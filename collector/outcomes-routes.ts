@@ -36,9 +36,10 @@ export interface OutcomesRoutesOptions {
 const OUTCOMES_WRITE_TIMEOUT_MS = 5_000;
 
 /**
- * Writes answered 503 for their time that may still be running: past this many, a new request is
- * refused at once rather than started, so a hung store does not gather ever more of them (each
- * holds its reports in memory, outside admission's count of bytes in flight).
+ * Writes answered 503 for their time that may still be running: once this many are, a new request
+ * is refused at once rather than started, so a hung store does not gather ever more of them (each
+ * holds its reports in memory, outside admission's count of bytes in flight). Requests already
+ * writing when the store stopped answering each add one: admission bounds how many those are.
  */
 const MAX_LINGERING_WRITES = 4;
 

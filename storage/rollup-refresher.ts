@@ -30,6 +30,7 @@ export interface RollupRefresherStats {
   /** Repairs run, and the tasks they found seen late (their rows stamped again). */
   repairs: number;
   repairedTasks: number;
+  repairFailures: number;
 }
 
 const DEFAULT_REPAIR_EVERY_MS = 5 * 60_000;
@@ -53,6 +54,7 @@ export class RollupRefresher {
     last: undefined,
     repairs: 0,
     repairedTasks: 0,
+    repairFailures: 0,
   };
   /** When the last repair ran (performance.now()); none yet: the first waits a whole period. */
   #repairedAt = performance.now();
@@ -104,8 +106,19 @@ export class RollupRefresher {
   }
 
   #repair(signal: AbortSignal | undefined): Promise<number> {
+    // It looks back at least over a whole period between repairs and two refreshes, so a long
+    // ROUTEWATCH_ROLLUP_INTERVAL does not leave a gap behind it.
+    const every = this.#options.repairEveryMs ?? DEFAULT_REPAIR_EVERY_MS;
+    const horizonMs = Math.max(
+      this.#options.repair?.horizonMs ?? 3_600_000,
+      every + 2 * this.#options.intervalMs,
+    );
     const run = this.#chain.then(() =>
-      repairRollups(this.#store, { ...this.#options.repair, ...(signal ? { signal } : {}) }),
+      repairRollups(this.#store, {
+        ...this.#options.repair,
+        horizonMs,
+        ...(signal ? { signal } : {}),
+      }),
     );
     this.#chain = run.then(
       () => undefined,
@@ -145,9 +158,14 @@ export class RollupRefresher {
       // upgrade) or takes long is worth a line.
       if (result.durationMs > 5_000) log?.info({ rollups: result }, 'rollups refreshed');
       else if (result.tasks > 0) log?.debug({ rollups: result }, 'rollups refreshed');
-      const every = this.#options.repairEveryMs ?? DEFAULT_REPAIR_EVERY_MS;
-      if (every > 0 && performance.now() - this.#repairedAt >= every) {
-        this.#repairedAt = performance.now();
+    } catch (error) {
+      if (signal.aborted) return;
+      log?.error({ err: error, message: errorMessage(error) }, 'rollup refresh failed');
+    }
+    const every = this.#options.repairEveryMs ?? DEFAULT_REPAIR_EVERY_MS;
+    if (!signal.aborted && every > 0 && performance.now() - this.#repairedAt >= every) {
+      this.#repairedAt = performance.now();
+      try {
         const repaired = await this.#repair(signal);
         if (repaired > 0) {
           log?.info(
@@ -155,10 +173,11 @@ export class RollupRefresher {
             'rollups repaired: tasks whose rows were seen after the refresh that passed their stamp (replication lag, a clock stepped back) are read from their events again',
           );
         }
+      } catch (error) {
+        if (signal.aborted) return;
+        this.stats.repairFailures++;
+        log?.error({ err: error, message: errorMessage(error) }, 'rollup repair failed');
       }
-    } catch (error) {
-      if (signal.aborted) return;
-      log?.error({ err: error, message: errorMessage(error) }, 'rollup refresh failed');
     }
     if (!signal.aborted) this.#schedule(this.#options.intervalMs);
   }

@@ -201,6 +201,7 @@ const COMPARED_COLUMNS = [
   'service_name',
   'policy_version',
   'eval_run',
+  'eval_dataset',
   'started_at',
   'ended_at',
   'latency_ms',
@@ -272,16 +273,17 @@ export async function repairRollups(
   const recent = `SELECT DISTINCT task_id FROM task_events
     WHERE inserted_at > (SELECT max(clean_before) FROM rollup_state) - toIntervalMillisecond({horizon:UInt64})
       AND inserted_at <= (SELECT max(clean_before) FROM rollup_state)
-      AND task_id NOT IN (SELECT task_id FROM v_tasks_changed)`;
+      AND task_id GLOBAL NOT IN (SELECT task_id FROM v_tasks_changed)`;
   const stale = await store.query(
     `SELECT live.task_id AS task_id
-     FROM (${hash('v_tasks_live')} WHERE task_id IN (${recent})) AS live
-     LEFT JOIN (${hash('task_snapshot FINAL')} WHERE task_id IN (${recent})) AS snap USING (task_id)
-     WHERE snap.h != live.h`,
+     FROM (${hash('v_tasks_live')} WHERE task_id GLOBAL IN (${recent})) AS live
+     LEFT JOIN (${hash('task_snapshot FINAL')} WHERE task_id GLOBAL IN (${recent})) AS snap USING (task_id)
+     WHERE ifNull(snap.h, 0) != live.h`,
     { horizon: options.horizonMs ?? DEFAULT_REPAIR_HORIZON_MS },
     z.object({ task_id: z.string() }),
   );
-  // A missing snapshot row joins with h = 0, a hash no row has (to one chance in 2⁶⁴).
+  // A missing snapshot row joins with h = 0 (NULL under join_use_nulls), a hash no row has (to
+  // one chance in 2⁶⁴).
   const tasks = stale.map((r) => r.task_id);
   if (tasks.length === 0) return { tasks: 0 };
   options.signal?.throwIfAborted();

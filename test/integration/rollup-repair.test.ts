@@ -87,6 +87,20 @@ describe('rows visible after the refresh that their stamp falls before', () => {
     await expectViewsEqualRaw();
   });
 
+  it('finds a new task seen late whatever join_use_nulls the server profile sets', async () => {
+    await temp.store.exec(spansSql('t5', 300_000, 'success'));
+    await temp.store
+      .exec(`ALTER TABLE task_events UPDATE inserted_at = (SELECT max(clean_before) FROM rollup_state) - toIntervalSecond(5)
+      WHERE task_id = 't5' SETTINGS mutations_sync = 2`);
+    await temp.store.exec('SET join_use_nulls = 1');
+    try {
+      expect(await repairRollups(temp.store)).toEqual({ tasks: 1 });
+    } finally {
+      await temp.store.exec('SET join_use_nulls = 0');
+    }
+    await expectViewsEqualRaw();
+  });
+
   it('leaves tasks whose snapshot is right alone', async () => {
     await temp.store.exec(spansSql('t4', 240_000, 'failure'));
     await refreshRollups(temp.store, { marginMs: 0 });

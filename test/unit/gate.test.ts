@@ -370,7 +370,7 @@ describe('compareCohort', () => {
     expect(b!.successChange.dropPValue!).toBeLessThan(0.05);
     expect([a!.verdict, b!.verdict]).toEqual(['insufficient_data', 'insufficient_data']);
     expect(b!.reason).toMatch(
-      /Holm-adjusted 0\.0\d+ among the 2 cohorts that could fail, above 0\.05: Holm's method stopped at a cohort with a weaker drop before it\)$/,
+      /Holm-adjusted 0\.0\d+ among the 2 cohorts that could fail, above 0\.05: Holm's method stopped at a cohort ranked before it, by a smaller p-value, whose drop did not stand\)$/,
     );
   });
 
