@@ -367,6 +367,11 @@ function unpricedWhy(routes: [route: string, side: SideStats][]): string {
   return `the cost per success is not known: ${parts.join(' and ')} have no known price`;
 }
 
+/** The filters of AdviceFilter, bound as `cohorts`, `services` and `policies`: an empty list is all. */
+const FILTERED = `AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
+       AND (empty({services:Array(String)}) OR has({services:Array(String)}, service_name))
+       AND (empty({policies:Array(String)}) OR has({policies:Array(String)}, policy_version))`;
+
 const row = z.object({
   cohort: z.string(),
   primary_route: z.string(),
@@ -404,6 +409,13 @@ export async function buildAdvice(
   filter: AdviceFilter = {},
   evalLookbackMs = 30 * 86_400_000,
 ): Promise<AdviceReport> {
+  const params = {
+    from: toClickHouseTime(window.from),
+    to: toClickHouseTime(window.to),
+    cohorts: [...(filter.cohorts ?? [])],
+    services: [...(filter.services ?? [])],
+    policies: [...(filter.policies ?? [])],
+  };
   const rows = await queryTasks(
     store,
     `SELECT cohort, primary_route, eval_run AS run,
@@ -423,17 +435,11 @@ export async function buildAdvice(
      FROM {view}
      WHERE ((eval_run = '' AND started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')})
         OR (eval_run != '' AND started_at >= {evalFrom:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}))
-       AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
-       AND (empty({services:Array(String)}) OR has({services:Array(String)}, service_name))
-       AND (empty({policies:Array(String)}) OR has({policies:Array(String)}, policy_version))
+       ${FILTERED}
      GROUP BY cohort, primary_route, run`,
     {
-      from: toClickHouseTime(window.from),
-      to: toClickHouseTime(window.to),
+      ...params,
       evalFrom: toClickHouseTime(new Date(window.to.getTime() - evalLookbackMs)),
-      cohorts: [...(filter.cohorts ?? [])],
-      services: [...(filter.services ?? [])],
-      policies: [...(filter.policies ?? [])],
     },
     row,
   );
@@ -446,17 +452,9 @@ export async function buildAdvice(
             countIf(outcome != 'unknown') AS known, countIf(outcome = 'success') AS successes
      FROM {view}
      WHERE eval_run = '' AND started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
-       AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
-       AND (empty({services:Array(String)}) OR has({services:Array(String)}, service_name))
-       AND (empty({policies:Array(String)}) OR has({policies:Array(String)}, policy_version))
+       ${FILTERED}
      GROUP BY cohort, primary_route, hour`,
-    {
-      from: toClickHouseTime(window.from),
-      to: toClickHouseTime(window.to),
-      cohorts: [...(filter.cohorts ?? [])],
-      services: [...(filter.services ?? [])],
-      policies: [...(filter.policies ?? [])],
-    },
+    params,
     z.object({
       cohort: z.string(),
       primary_route: z.string(),
