@@ -288,6 +288,10 @@ export function successDifference(
 /** A difference of two rates, in percentage points (a 2-point margin is not a 2 % one). */
 export const pts = (v: number) => `${(v * 100).toFixed(1)} pts`;
 
+/** A change of success rate with its 95 % interval, as every reason states it. */
+const changeText = (diff: { estimate: number; interval: Interval }) =>
+  `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)})`;
+
 /**
  * The sums cost per successful task is compared on: the tasks with a known outcome, each side. With
  * every outcome in, the same as all cost ÷ all successes (the report's figure).
@@ -438,12 +442,12 @@ export function compareCohort(
           : `${casesText} on the smaller side, fewer than ${options.minCases}: ${missing} more needed`;
   } else if (!enough) {
     verdict = 'fail';
-    reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}) on ${casesText}, fewer than ${options.minCases}, but already a larger drop than the ${pts(margin)} allowed beyond chance (one-sided p ${pValueText(dropPValue!)})`;
+    reason = `${changeText(diff)} on ${casesText}, fewer than ${options.minCases}, but already a larger drop than the ${pts(margin)} allowed beyond chance (one-sided p ${pValueText(dropPValue!)})`;
   } else if (beyond) {
     verdict = dropPValue! <= FAIL_ALPHA ? 'fail' : 'insufficient_data';
     reason =
       verdict === 'fail'
-        ? `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(margin)} allowed`
+        ? `${changeText(diff)}, a larger drop than the ${pts(margin)} allowed`
         : notBeyondChance(diff, margin, dropPValue!, dropPValue!, FAIL_ALPHA, fewest, 1);
   } else if (options.confidence !== undefined) {
     const bound = newcombe(mb, mc, normalQuantile(options.confidence))!.lower;
@@ -454,7 +458,7 @@ export function compareCohort(
         : `success rate ${pts(diff.estimate)}, but its ${Math.round(options.confidence * 100)} % lower bound ${pts(bound)} does not clear the ${pts(margin)} allowed: more cases needed`;
   } else {
     verdict = 'pass';
-    reason = `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), within the ${pts(margin)} allowed`;
+    reason = `${changeText(diff)}, within the ${pts(margin)} allowed`;
   }
   const pending = (['baseline', 'candidate'] as const)
     .map((name) => ({ name, side: name === 'baseline' ? b : c }))
@@ -707,11 +711,11 @@ function notBeyondChance(
   // Its own level met, it waits on a weaker drop ranked before it: more cases of its own will not
   // tell.
   if (p <= alpha) {
-    return `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(margin)} allowed on the estimate, but not beyond chance (${level}: Holm's method stopped at a cohort ranked before it, by a smaller p-value, whose drop did not stand)`;
+    return `${changeText(diff)}, a larger drop than the ${pts(margin)} allowed on the estimate, but not beyond chance (${level}: Holm's method stopped at a cohort ranked before it, by a smaller p-value, whose drop did not stand)`;
   }
   const zNow = normalQuantile(1 - Math.min(Math.max(p, 1e-12), 0.5 - 1e-9));
   const more = Math.ceil(cases * ((normalQuantile(1 - alpha) / zNow) ** 2 - 1));
-  return `success rate ${pts(diff.estimate)} (95 % CI ${pts(diff.interval.lower)} to ${pts(diff.interval.upper)}), a larger drop than the ${pts(margin)} allowed on the estimate, but not beyond chance (${level}): about ${Math.max(1, more)} more cases per side would tell a drop this large`;
+  return `${changeText(diff)}, a larger drop than the ${pts(margin)} allowed on the estimate, but not beyond chance (${level}): about ${Math.max(1, more)} more cases per side would tell a drop this large`;
 }
 
 /**
