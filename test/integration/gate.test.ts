@@ -44,6 +44,7 @@ function batch(b: Batch): CraftedTask[] {
 }
 
 const recent = { fromMs: now - 20 * 60_000, toMs: now - 60_000 };
+const shareFrom = Math.floor((now - HOUR) / HOUR) * HOUR + 5 * 60_000;
 const production = [
   // The baseline: policy v1, four to six hours ago.
   batch({ cohort: 'faq', n: 600, successes: 552, fromMs: now - 6 * HOUR, toMs: now - 4 * HOUR }),
@@ -54,21 +55,22 @@ const production = [
     fromMs: now - 6 * HOUR,
     toMs: now - 4 * HOUR,
   }),
-  // A canary on `billing`: v3 served alone for two hours (and did very well then), then v4 took a
-  // share of the same traffic for the last hour, as well as v3 did in that hour.
+  // A canary on `billing`: v3 served alone for about two hours (and did very well then), then v4
+  // took a share of the same traffic from five minutes into a clock hour (see canaryStart below),
+  // as well as v3 did in that time.
   batch({
     cohort: 'billing',
     n: 400,
     successes: 396,
     fromMs: now - 3 * HOUR,
-    toMs: now - HOUR,
+    toMs: shareFrom,
     policyVersion: 'v3',
   }),
   batch({
     cohort: 'billing',
     n: 400,
     successes: 372,
-    fromMs: now - HOUR,
+    fromMs: shareFrom,
     toMs: now - 30_000,
     policyVersion: 'v3',
   }),
@@ -76,7 +78,7 @@ const production = [
     cohort: 'billing',
     n: 400,
     successes: 368,
-    fromMs: now - HOUR,
+    fromMs: shareFrom,
     toMs: now - 30_000,
     policyVersion: 'v4',
   }),
@@ -84,8 +86,10 @@ const production = [
 
 // A canary twelve to eight hours ago (outside the 7h report window), cohort by cohort: on
 // `refunds` v5 stopped an hour before v6 started, so the two never served it at the same time; on
-// `search` v5 served alone for two hours (99 %), then both served it for two (92 % and 91 %).
-const canaryStart = now - 12 * HOUR;
+// `search` v5 served alone for two hours (99 %), then both served it for two (92 % and 91 %). It
+// starts five minutes into a clock hour: a start in an hour's last 18 s gave v6 one task in it
+// beside v5's many, which the gate rightly treats as a straggler's hour, not a shared one.
+const canaryStart = Math.floor((now - 12 * HOUR) / HOUR) * HOUR + 5 * 60_000;
 const earlierCanary = [
   batch({
     cohort: 'refunds',
@@ -344,10 +348,8 @@ describe('routewatch gate', () => {
     expect(run.code).toBe(0);
     const result = JSON.parse(run.stdout) as GateResult;
     expect(result.canary).toBe(true);
-    expect(Date.parse(result.cohorts[0]!.concurrent!.overlap!.from)).toBeGreaterThanOrEqual(
-      now - HOUR,
-    );
-    // v3's two earlier hours (99 %) are left out: 93 % against 92 % in the same hour.
+    expect(Date.parse(result.cohorts[0]!.concurrent!.overlap!.from)).toBe(shareFrom);
+    // v3's two earlier hours (99 %) are left out: 93 % against 92 % in the same hours.
     expect(result.cohorts).toEqual([
       expect.objectContaining({
         cohort: 'billing',
