@@ -175,7 +175,8 @@ export interface CohortComparison {
    * "it did not drop beyond the margin" (one with fewer); `familySize`, the number of cohorts
    * judged together, whose p-values are held to FAIL_ALPHA by Holm's method (settleFamily).
    * `matchedBy`: the strata the change was weighed over (matched()): `hour` for a canary and for
-   * the advice's two routes over its window; null when pooled.
+   * the advice's two routes over its window; null when pooled. `cases`: the cases with an outcome
+   * it rests on, on the smaller side: the effective ones when weighed stratum by stratum.
    */
   successChange: {
     estimate: number | null;
@@ -186,6 +187,7 @@ export interface CohortComparison {
     leastPValue: number | null;
     familySize: number;
     matchedBy: 'hour' | 'day' | null;
+    cases: number;
   };
   /**
    * A side whose model calls are not all priced is `understated`: its figure is a lower bound
@@ -495,6 +497,7 @@ export function compareCohort(
         : { estimate: null, interval: null, pValue: null, dropPValue: null, leastPValue: null }),
       familySize: 1,
       matchedBy: matchedRates?.by ?? null,
+      cases: fewest,
     },
     costPerSuccessfulTask: costComparison(b, c),
     p95LatencyMs: { baseline: b.p95LatencyMs, candidate: c.p95LatencyMs },
@@ -761,7 +764,12 @@ export function settleFamily<T extends CohortComparison>(
     const { estimate, interval, dropPValue } = cohort.successChange;
     const rank = ranked.indexOf(cohort);
     const own = rank < 0 ? FAIL_ALPHA / family : FAIL_ALPHA / (family - rank);
-    const cases = Math.min(cohort.baseline.known, cohort.candidate.known);
+    // The cases the comparison rests on: a canary's effective ones, weighed hour by hour.
+    const cases = Math.floor(cohort.successChange.cases);
+    const casesText =
+      cohort.successChange.matchedBy === null
+        ? `${cases} cases with an outcome on the smaller side`
+        : `${cases} effective cases with an outcome on the smaller side, in the ${cohort.successChange.matchedBy}s both served`;
     const pending =
       cohort.reason.match(/; not judged, their outcome still to come: .*$/)?.[0] ?? '';
     return {
@@ -769,14 +777,15 @@ export function settleFamily<T extends CohortComparison>(
       verdict: 'insufficient_data',
       reason:
         (cases < options.minCases
-          ? `${cases} cases with an outcome on the smaller side, fewer than ${options.minCases}: ${options.minCases - cases} more needed (its drop of ${pts(-estimate!)} is beyond the ${pts(options.maxSuccessDrop)} allowed on fewer, but not beyond chance among the ${family} cohorts that could fail)`
+          ? `${casesText}, fewer than ${options.minCases}: ${options.minCases - cases} more needed (its drop of ${pts(-estimate!)} is beyond the ${pts(options.maxSuccessDrop)} allowed on fewer, but not beyond chance among the ${family} cohorts that could fail)`
           : notBeyondChance(
               { estimate: estimate!, interval: interval! },
               options.maxSuccessDrop,
               dropPValue!,
               adjusted.get(cohort) ?? Math.min(1, family * dropPValue!),
               own,
-              cases,
+              // More of the same traffic: the raw cases, which the evidence grows with in step.
+              Math.min(cohort.baseline.known, cohort.candidate.known),
               family,
             )) +
         matchedNote(cohort, options.maxSuccessDrop) +

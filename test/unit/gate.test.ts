@@ -374,6 +374,38 @@ describe('compareCohort', () => {
     );
   });
 
+  it('holds back a canary cohort on its effective cases, not its raw ones, when its drop does not stand', () => {
+    // 1 000 tasks a side, but the versions swapped the traffic between two hours: about 39
+    // effective cases. A 15-point drop there fails alone (beyond the margin beyond chance on
+    // few cases) and not among 4 cohorts; the reason counts the effective cases, as the
+    // comparison did (a review saw "about 186 more cases per side", from the raw 1 000).
+    const hb = new Map([
+      [0, { known: 990, successes: 940 }],
+      [1, { known: 10, successes: 10 }],
+    ]);
+    const hc = new Map([
+      [0, { known: 10, successes: 7 }],
+      [1, { known: 990, successes: 940 }],
+    ]);
+    const moved = compareCohort(
+      'moved',
+      side(1000, 950),
+      side(1000, 947),
+      DEFAULT_GATE,
+      matched(hb, hc, 'hour')!,
+    );
+    expect(moved.verdict).toBe('fail');
+    expect(moved.successChange.cases).toBeCloseTo(39.6, 1);
+    const steady = Array.from({ length: 3 }, (_, i) =>
+      compareCohort(`c${i}`, side(400, 360), side(400, 352), DEFAULT_GATE),
+    );
+    const [settled] = settleFamily([moved, ...steady], DEFAULT_GATE);
+    expect(settled!.verdict).toBe('insufficient_data');
+    expect(settled!.reason).toMatch(
+      /^39 effective cases with an outcome on the smaller side, in the hours both served, fewer than 200: 161 more needed \(its drop of 15\.0 pts is beyond the 2\.0 pts allowed on fewer, but not beyond chance among the 4 cohorts that could fail\)/,
+    );
+  });
+
   it('judges a matched comparison on its effective cases: a thin overlap is not enough', () => {
     // 100 002 baseline and 200 001 candidate cases, but in the one hour both served, 2 and 1.
     const thin = matched(
