@@ -40,6 +40,27 @@ export class Abandoned extends Error {
  * signal, an abort (reason: Abandoned) ends the request.
  */
 export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
+  return requestJson<T>('GET', path, undefined, signal);
+}
+
+/**
+ * POST or DELETE a path of the API (a silence added or ended), with a JSON body when given; its
+ * failures are ApiErrors as a GET's are, with the server's message (what to give instead).
+ */
+export async function sendJson<T>(
+  method: 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  return requestJson<T>(method, path, body);
+}
+
+async function requestJson<T>(
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body: unknown,
+  signal?: AbortSignal,
+): Promise<T> {
   const token = currentToken();
   // A pasted token a header cannot carry would fail the request as if routewatch were down.
   if (token !== undefined && !isTokenText(token)) {
@@ -52,10 +73,13 @@ export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T>
   let response: Response;
   try {
     response = await fetch(path, {
+      method,
       headers: {
         accept: 'application/json',
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         ...(token ? { authorization: `Bearer ${token}` } : {}),
       },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       cache: 'no-store',
       ...(signal ? { signal } : {}),
     });

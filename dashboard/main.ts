@@ -2,13 +2,13 @@ import { queryOfView, viewFromQuery } from '../analyzer/dashboard-link.js';
 import { escapeName, joinNames } from '../analyzer/name-list.js';
 import type { DashboardView } from '../analyzer/dashboard-link.js';
 import { parseDuration, resolveWindow } from '../server/time.js';
-import { API_TIMEOUT_MS, Abandoned, ApiError, getJson } from './api.js';
+import { API_TIMEOUT_MS, Abandoned, ApiError, getJson, sendJson } from './api.js';
 import type { AdviceReport, AlertsAnswer, Report, TimeseriesAnswer } from './api-types.js';
 import { renderCharts } from './charts.js';
 import { byId, fill, h, notice } from './dom.js';
 import { utc } from './format.js';
 import { renderAdvice, renderAlerts, renderConcentration, renderRoutes } from './sections.js';
-import type { Loaded } from './sections.js';
+import type { AlertActions, Loaded } from './sections.js';
 import { chooseBucket } from './series.js';
 import {
   currentToken,
@@ -186,6 +186,21 @@ function showTokenPanel(error: ApiError): void {
   byId<HTMLInputElement>('token-input').focus();
 }
 
+/**
+ * A silence added or ended from the alerts section: sent, then the view loads again to show it
+ * (the alert marked silenced, the silence listed or gone). A refusal rejects, said in place.
+ */
+const alertActions: AlertActions = {
+  async silence(asked) {
+    await sendJson('POST', 'api/v1/silences', asked);
+    refresh();
+  },
+  async endSilence(id) {
+    await sendJson('DELETE', `api/v1/silences/${encodeURIComponent(id)}`);
+    refresh();
+  },
+};
+
 /** Draws one section; a section that fails says so in its place and the others still draw. */
 function section(id: string, render: (body: Element) => void): void {
   const body = sectionBody(id);
@@ -288,7 +303,7 @@ async function loadView(mine: number, signal: AbortSignal): Promise<void> {
   section('routes', (body) => renderRoutes(body, { report: filtered, all, alerts, advice, view }));
   section('trends', (body) => renderCharts(body, timeseries, view));
   section('concentration', (body) => renderConcentration(body, filtered));
-  section('alerts', (body) => renderAlerts(body, alerts, view));
+  section('alerts', (body) => renderAlerts(body, alerts, view, alertActions));
   section('advice', (body) => renderAdvice(body, advice, view));
   fill(
     byId('status'),

@@ -473,11 +473,111 @@ function unjudgedNote(
   );
 }
 
+/** A silence the page asks for: one alert's cohort, route and rule, for a while, and why. */
+export interface SilenceAsked {
+  cohort: string;
+  route: string;
+  rule: string;
+  for: string;
+  comment: string;
+}
+
+/**
+ * What the alerts section can do besides show them: add a silence, end one. Each settles once the
+ * page shows the change; it rejects with the API's error, which the section says in place.
+ */
+export interface AlertActions {
+  silence(asked: SilenceAsked): Promise<void>;
+  endSilence(id: string): Promise<void>;
+}
+
+/** The lengths a silence from the page can have (longer ones: `routewatch silence add`). */
+const SILENCE_LENGTHS = [
+  ['1h', '1 hour'],
+  ['4h', '4 hours'],
+  ['1d', '1 day'],
+] as const;
+
+/** An action's failure, said where it was asked for; the control can be used again. */
+function failed(message: Element, control: HTMLButtonElement, what: string) {
+  return (error: unknown) => {
+    control.disabled = false;
+    fill(
+      message,
+      notice('error', `${what}: `, h('span', { class: 'error-message' }, (error as Error).message)),
+    );
+  };
+}
+
+/**
+ * A pending or firing alert's silence, asked for on its row: this cohort × route × rule, for a
+ * while, with why (the API refuses it without). Nothing for an alert a silence already covers, a
+ * resolved one, or one of the empty name, which a silence cannot name ('' matches any).
+ */
+function silenceControl(a: Alert, actions: AlertActions | undefined): Child {
+  if (!actions || a.silenced || a.cohort === '' || a.route === '') return '';
+  if (a.state !== 'firing' && a.state !== 'pending') return '';
+  const length = h(
+    'select',
+    { name: 'for', 'aria-label': 'for how long' },
+    SILENCE_LENGTHS.map(([value, label]) =>
+      h('option', { value, selected: value === '4h' }, label),
+    ),
+  );
+  const comment = h('input', {
+    name: 'comment',
+    type: 'text',
+    maxlength: 1000,
+    'aria-label': 'why',
+    placeholder: 'why, and who: “ana: new prompt rolling out”',
+  });
+  const submit = h('button', { type: 'submit' }, 'Silence');
+  const message = h('div', { class: 'action-message', 'aria-live': 'polite' });
+  const form = h('form', { class: 'silence-form' }, length, ' ', comment, ' ', submit, message);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    // The API refuses a silence without a reason too, with its whole usage: said here plainly.
+    if (comment.value.trim() === '') {
+      fill(
+        message,
+        notice(
+          'error',
+          'Say why, and who: the silence is listed with it for the people who see it later.',
+        ),
+      );
+      comment.focus();
+      return;
+    }
+    submit.disabled = true;
+    fill(message, 'Silencing…');
+    actions
+      .silence({
+        cohort: a.cohort,
+        route: a.route,
+        rule: a.rule,
+        for: length.value,
+        comment: comment.value,
+      })
+      .catch(failed(message, submit, 'Not silenced'));
+  });
+  return h(
+    'details',
+    { class: 'silence' },
+    h(
+      'summary',
+      { title: `keeps this alert (${a.rule} on this cohort × route) from sending messages` },
+      'Silence…',
+    ),
+    form,
+  );
+}
+
 /** Alerts not inactive, and the latest transitions, for the cohorts and routes of the view. */
 export function renderAlerts(
   container: Element,
   alerts: Loaded<AlertsAnswer>,
   view: DashboardView,
+  actions?: AlertActions,
 ): void {
   if (!alerts.ok) {
     fill(
@@ -533,9 +633,15 @@ export function renderAlerts(
               h(
                 'tr',
                 {},
-                ['State', 'Severity', 'Rule', 'Cohort × route', 'Since', 'Evidence'].map((label) =>
-                  h('th', { scope: 'col' }, label),
-                ),
+                [
+                  'State',
+                  'Severity',
+                  'Rule',
+                  'Cohort × route',
+                  'Since',
+                  'Evidence',
+                  ...(actions ? ['Silence'] : []),
+                ].map((label) => h('th', { scope: 'col' }, label)),
               ),
             ),
             h(
@@ -544,7 +650,12 @@ export function renderAlerts(
               current.map((a) =>
                 h(
                   'tr',
-                  { 'data-cohort': a.cohort, 'data-route': a.route, 'data-state': a.state },
+                  {
+                    'data-cohort': a.cohort,
+                    'data-route': a.route,
+                    'data-rule': a.rule,
+                    'data-state': a.state,
+                  },
                   h('td', {}, alertState(a)),
                   h('td', {}, a.severity),
                   h('td', {}, a.rule, a.detail ? ` (${a.detail})` : ''),
@@ -572,6 +683,7 @@ export function renderAlerts(
                         h('span', { class: 'muted' }, `no verdict now: ${a.summary}`),
                       )
                     : h('td', {}, a.summary),
+                  actions ? h('td', { class: 'action' }, silenceControl(a, actions)) : '',
                 ),
               ),
             ),
@@ -583,7 +695,7 @@ export function renderAlerts(
       'alerts-success-unjudged',
       'whose success rate no rule could judge (other rules judged them)',
     ),
-    silencesTable(silences),
+    silencesTable(silences, actions),
     h('h3', {}, 'History'),
     history.length === 0
       ? notice('empty', `No alert transition yet${scope}.`)
@@ -616,11 +728,24 @@ export function renderAlerts(
 
 /**
  * The silences in force or to come that can match the view: who keeps what quiet, until when and
- * why, those that match no alert now and those set ahead included (`routewatch silence` adds
- * and ends them).
+ * why, those that match no alert now and those set ahead included, each with its End button
+ * (`routewatch silence` adds and ends them too).
  */
-function silencesTable(silences: AlertsAnswer['silences']): HTMLElement | string {
+function silencesTable(
+  silences: AlertsAnswer['silences'],
+  actions: AlertActions | undefined,
+): HTMLElement | string {
   if (silences.length === 0) return '';
+  const end = (id: string) => {
+    const button = h('button', { type: 'button' }, 'End');
+    const message = h('div', { class: 'action-message', 'aria-live': 'polite' });
+    button.addEventListener('click', () => {
+      button.disabled = true;
+      fill(message, 'Ending…');
+      actions!.endSilence(id).catch(failed(message, button, 'Not ended'));
+    });
+    return h('td', { class: 'action' }, button, message);
+  };
   const now = Date.now();
   return h(
     'div',
@@ -635,8 +760,8 @@ function silencesTable(silences: AlertsAnswer['silences']): HTMLElement | string
         h(
           'tr',
           {},
-          ['Matches', 'From', 'Until', 'Comment', 'Id'].map((label) =>
-            h('th', { scope: 'col' }, label),
+          ['Matches', 'From', 'Until', 'Comment', 'Id', ...(actions ? ['Action'] : [])].map(
+            (label) => h('th', { scope: 'col' }, label),
           ),
         ),
       ),
@@ -657,6 +782,7 @@ function silencesTable(silences: AlertsAnswer['silences']): HTMLElement | string
             h('td', {}, utc(s.endsAt)),
             h('td', {}, s.comment),
             h('td', {}, h('code', {}, s.id)),
+            actions ? end(s.id) : '',
           ),
         ),
       ),
