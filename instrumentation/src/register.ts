@@ -1,15 +1,14 @@
 /**
  * Side-effect entry: `node --import @routewatch/instrumentation/register app.js`.
- * Registers the ESM loader hook, starts the SDK, flushes on exit. Never crashes the host.
+ * Registers the ESM loader hook, starts the SDK, exports what is left at exit. Never crashes the
+ * host, and never changes how it exits.
  */
 import { diag } from '@opentelemetry/api';
+import { createRequire } from 'node:module';
 import { readRoutewatchEnv } from './config.js';
+import { reportExitExport } from './exit-export.js';
 import { registerLoaderHook } from './loader-hook.js';
-import { registerRoutewatch, tracingAlreadyRegistered } from './sdk.js';
-import type { RoutewatchHandle } from './types.js';
-
-/** Upper bound on the time the last export may hold the process at exit or on a signal. */
-const SHUTDOWN_TIMEOUT_MS = 5_000;
+import { exportUnexportedNow, registerRoutewatch, tracingAlreadyRegistered } from './sdk.js';
 
 let warned = false;
 function warnOnce(message: string, error: unknown): void {
@@ -42,55 +41,59 @@ if (
       error,
     );
   }
+  warnOfProvidersLoadedFirst();
 }
 
 try {
-  installShutdownHooks(registerRoutewatch());
+  registerRoutewatch();
+  installExitHooks();
 } catch (error) {
   warnOnce('routewatch: could not start the instrumentation', error);
 }
 
-function installShutdownHooks(handle: RoutewatchHandle): void {
-  /** Flushes and shuts the SDK down; resolves false when that took longer than the bound. */
-  const shutdown = (): Promise<boolean> => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), SHUTDOWN_TIMEOUT_MS);
-      timer.unref();
+/**
+ * The provider SDKs loaded before this entry (an earlier `--require`, which Node runs first, or an
+ * earlier `--import`) are not captured: said, since their calls would otherwise just be missing.
+ * CommonJS loads are seen in the require cache; an ES module loaded first leaves no trace here.
+ */
+function warnOfProvidersLoadedFirst(): void {
+  try {
+    const cache = createRequire(import.meta.url).cache;
+    const early = ['openai', '@anthropic-ai/sdk'].filter((name) => {
+      const dir = `${name.replace('/', '[\\\\/]')}`;
+      const pattern = new RegExp(`[\\\\/]node_modules[\\\\/]${dir}[\\\\/]`);
+      return Object.keys(cache).some((path) => pattern.test(path));
     });
-    return Promise.race([
-      handle.shutdown().then(
-        () => true,
-        (error: unknown) => {
-          diag.error('routewatch: shutdown failed', error);
-          return true;
-        },
-      ),
-      timeout,
-    ]).finally(() => clearTimeout(timer));
-  };
+    if (early.length === 0) return;
+    const message = `${early.join(' and ')} ${early.length === 1 ? 'was' : 'were'} loaded before @routewatch/instrumentation/register (by an earlier --require or --import), so ${early.length === 1 ? 'its' : 'their'} calls are not captured: give --import @routewatch/instrumentation/register first`;
+    diag.warn(`routewatch: ${message}`);
+    console.warn(`[routewatch] ${message}`);
+  } catch (error) {
+    diag.error('routewatch: checking for providers loaded first failed', error);
+  }
+}
 
+/**
+ * The last export (exit-export.ts): at `exit`, synchronously, whatever ended it (the loop empty,
+ * `process.exit()`, an uncaught error), and before a signal nobody handles kills the process. A
+ * signal the app handles is the app's: it goes on tracing while it drains, and exits when it
+ * decides. Nothing runs at `beforeExit`, which an export there would emit again.
+ */
+function installExitHooks(): void {
+  let exported = false;
+  const exportRest = (): void => {
+    if (exported) return;
+    exported = true;
+    reportExitExport(exportUnexportedNow());
+  };
   const onSignal = (signal: NodeJS.Signals): void => {
-    // `once` has removed our listener: any listener left is the app's, and it decides about
-    // exiting; we only flush. A second signal while we flush gets the default behaviour.
-    const appHandlesIt = process.listenerCount(signal) > 0;
-    void shutdown().finally(() => {
-      if (appHandlesIt) return;
-      // Re-raise with no listener left: the default behaviour (exit by that signal) applies.
-      process.kill(process.pid, signal);
-    });
+    // `once` has removed our listener: any listener left is the app's, and it decides.
+    if (process.listenerCount(signal) > 0) return;
+    // Nobody handles it: the process dies by it, with no `exit` event, once we re-raise it.
+    exportRest();
+    process.kill(process.pid, signal);
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
-  process.once('beforeExit', () => {
-    void shutdown().then((finished) => {
-      // The app is done; only our export holds the process. An unreachable collector would keep
-      // it alive through the exporter's retries and timeout, so the bound ends it, with the exit
-      // code the app chose. A healthy export finishes first and the process exits by itself.
-      if (!finished) {
-        diag.warn(`routewatch: the last export did not finish within ${SHUTDOWN_TIMEOUT_MS} ms`);
-        process.exit();
-      }
-    });
-  });
+  process.once('exit', exportRest);
 }

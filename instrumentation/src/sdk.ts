@@ -3,6 +3,7 @@ import type { TracerProvider } from '@opentelemetry/api';
 import { OTLPTraceExporter as OTLPJsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OTLPProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
+import { envDetector, hostDetector } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import {
   BatchSpanProcessor,
@@ -15,6 +16,16 @@ import { OpenAIInstrumentation } from './providers/openai.js';
 import { RoutewatchSpanProcessor } from './span-processor.js';
 import { guard } from './errors.js';
 import { endOpenStreams } from './capture/span-lifecycle.js';
+import {
+  exportAgent,
+  exportNow,
+  SettlingExporter,
+  UnexportedSpanProcessor,
+  UnexportedSpans,
+  headersFromEnv,
+  type ExitExportOutcome,
+  type ExitTarget,
+} from './exit-export.js';
 import type {
   InstrumentationsOptions,
   RegisterOptions,
@@ -95,18 +106,30 @@ export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle
     console.warn(`[routewatch] ${message}`);
     return { forceFlush: async () => {}, shutdown: async () => {} };
   }
-  const spanProcessors: SpanProcessor[] = [
-    ...routewatchSpanProcessors(opts),
-    ...(opts.spanProcessors ?? []),
-  ];
+  const built = buildSpanProcessors(opts, true);
+  const spanProcessors: SpanProcessor[] = [...built.processors, ...(opts.spanProcessors ?? [])];
   const serviceName = opts.serviceName ?? nonEmpty(process.env['OTEL_SERVICE_NAME']);
   const sdk = new NodeSDK({
     ...(serviceName === undefined ? {} : { serviceName }),
     spanProcessors,
     instrumentations: [...routewatchInstrumentations(opts), ...(opts.instrumentations ?? [])],
+    // Traces only. Left to its defaults NodeSDK also registers global metrics and logs providers
+    // (OTLP, or a Prometheus listener on :9464 with OTEL_METRICS_EXPORTER=prometheus): the app's
+    // own, registered after, would lose their data to a collector that takes neither.
+    metricReaders: [],
+    // The service's environment and host; not the process detector's, which exports the whole
+    // command line (a secret passed as an argument with it) on every batch.
+    resourceDetectors: [envDetector, hostDetector],
   });
-  sdk.start();
+  withoutLogsProvider(() => sdk.start());
   warnOfLaterSdk();
+  exitExport =
+    built.exit === undefined
+      ? undefined
+      : () => {
+          endOpenStreams();
+          return exportNow(built.exit!.unexported.take(), built.exit!.target);
+        };
 
   let shutdown: Promise<void> | undefined;
   const handle: RoutewatchHandle = {
@@ -118,7 +141,10 @@ export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle
       // Streams dropped unfinished and not yet collected: their spans go with the last export.
       endOpenStreams();
       shutdown ??= sdk.shutdown().finally(() => {
-        if (active === handle) active = undefined;
+        if (active === handle) {
+          active = undefined;
+          exitExport = undefined;
+        }
       });
       return shutdown;
     },
@@ -128,19 +154,86 @@ export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle
 }
 
 /**
+ * NodeSDK registers a global logs provider unless OTEL_LOGS_EXPORTER says `none`: said so while it
+ * starts, and the variable put back as it was.
+ */
+function withoutLogsProvider(start: () => void): void {
+  const given = process.env['OTEL_LOGS_EXPORTER'];
+  process.env['OTEL_LOGS_EXPORTER'] = 'none';
+  try {
+    start();
+  } finally {
+    if (given === undefined) delete process.env['OTEL_LOGS_EXPORTER'];
+    else process.env['OTEL_LOGS_EXPORTER'] = given;
+  }
+}
+
+/** The export the register entry makes at exit (exit-export.ts); undefined when none is due. */
+let exitExport: (() => ExitExportOutcome) | undefined;
+
+/**
+ * Exports now, synchronously and bounded, every span ended and not yet through an export: for the
+ * register entry's `exit` and signal hooks. Nothing without a running registration of ours, or
+ * with an exporter of the app's (which only it can drive).
+ */
+export function exportUnexportedNow(): ExitExportOutcome {
+  return exitExport?.() ?? { nothing: true };
+}
+
+/**
  * For apps that build their own NodeSDK or tracer provider: the stamping processor, then a batch
  * processor exporting to the routewatch collector (or into `opts.exporter`). Keep the order: the
  * stamping must run before the export.
  */
 export function routewatchSpanProcessors(opts: SpanProcessorsOptions = {}): SpanProcessor[] {
-  const exporter = opts.exporter ?? createTraceExporter(opts);
+  return buildSpanProcessors(opts, false).processors;
+}
+
+/**
+ * The span processors; with `forExit`, the spans not yet exported are also kept for the exit
+ * export, and the exporter's sockets do not hold the process open (exit-export.ts).
+ */
+function buildSpanProcessors(
+  opts: SpanProcessorsOptions,
+  forExit: boolean,
+): {
+  processors: SpanProcessor[];
+  exit?: { unexported: UnexportedSpans; target: ExitTarget };
+} {
   // Explicit settings: the processor would read OTEL_BSP_* itself, unchecked.
   const batch = readBatchSettings(process.env);
   if (opts.exportIntervalMillis !== undefined) {
     batch.scheduledDelayMillis = opts.exportIntervalMillis;
   }
-  return [new RoutewatchSpanProcessor(), new BatchSpanProcessor(exporter, batch)];
+  if (!forExit || opts.exporter !== undefined) {
+    const exporter = opts.exporter ?? createTraceExporter(opts);
+    return { processors: [new RoutewatchSpanProcessor(), new BatchSpanProcessor(exporter, batch)] };
+  }
+  const target = exportTarget(opts);
+  const unexported = new UnexportedSpans(2 * batch.maxQueueSize);
+  const exporter = new SettlingExporter(createTraceExporter(opts, true), unexported, target.url);
+  return {
+    processors: [
+      new RoutewatchSpanProcessor(),
+      new BatchSpanProcessor(exporter, batch),
+      new UnexportedSpanProcessor(unexported, exporter),
+    ],
+    exit: { unexported, target },
+  };
 }
+
+/** Where the exporter posts, checked: an address that is not http(s) would export nothing, silently. */
+function exportTarget(opts: SpanProcessorsOptions): ExitTarget {
+  const url = resolveTracesEndpoint(opts.tracesEndpoint, process.env);
+  return {
+    url,
+    protocol: opts.protocol ?? readRoutewatchEnv(process.env).protocol ?? 'http/json',
+    headers: { ...headersFromEnv(process.env), ...lowerCased(opts.headers ?? {}) },
+  };
+}
+
+const lowerCased = (headers: Record<string, string>) =>
+  Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
 
 /**
  * For apps that build their own NodeSDK: the OpenAI and Anthropic captures, configured from
@@ -163,11 +256,15 @@ export function routewatchInstrumentations(opts: InstrumentationsOptions = {}): 
  * OTEL_EXPORTER_OTLP_PROTOCOL. Headers from OTEL_EXPORTER_OTLP_(TRACES_)HEADERS are added by the
  * exporter itself; `opts.headers` go over them.
  */
-export function createTraceExporter(opts: SpanProcessorsOptions = {}): SpanExporter {
+export function createTraceExporter(
+  opts: SpanProcessorsOptions = {},
+  unrefSockets = false,
+): SpanExporter {
   const protocol = opts.protocol ?? readRoutewatchEnv(process.env).protocol ?? 'http/json';
   const config = {
     url: resolveTracesEndpoint(opts.tracesEndpoint, process.env),
     ...(opts.headers === undefined ? {} : { headers: opts.headers }),
+    ...(unrefSockets ? { httpAgentOptions: exportAgent } : {}),
   };
   return protocol === 'http/protobuf'
     ? new OTLPProtoTraceExporter(config)
@@ -183,8 +280,48 @@ export function resolveTracesEndpoint(
   env: NodeJS.ProcessEnv,
 ): string {
   const given = nonEmpty(explicit) ?? nonEmpty(env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']);
-  if (given !== undefined) return given;
+  if (given !== undefined)
+    return checkedEndpoint(
+      given,
+      explicit !== undefined ? 'tracesEndpoint' : 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    );
   const base = nonEmpty(env['OTEL_EXPORTER_OTLP_ENDPOINT']);
-  if (base !== undefined) return `${base.replace(/\/+$/, '')}/v1/traces`;
+  if (base !== undefined) {
+    const url = `${base.replace(/\/+$/, '')}/v1/traces`;
+    checkedEndpoint(url, 'OTEL_EXPORTER_OTLP_ENDPOINT');
+    if (/\/v1\/traces\/?$/.test(base)) {
+      warnEndpointOnce(
+        `OTEL_EXPORTER_OTLP_ENDPOINT (${base}) ends in /v1/traces, which is appended to it: spans go to ${url}. Give the base (${base.replace(/\/v1\/traces\/?$/, '')}), or the whole URL as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+      );
+    }
+    return url;
+  }
   return DEFAULT_TRACES_ENDPOINT;
+}
+
+/** The exporter error that a wrong scheme gives only once it exports ("Protocol not supported"). */
+export class EndpointError extends Error {}
+
+/** An endpoint the exporter can post to: an http(s) URL; else an EndpointError saying what to give. */
+function checkedEndpoint(url: string, name: string): string {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') {
+    throw new EndpointError(
+      `${name} (${url}) is not an http:// or https:// URL, so nothing could be exported: give one, e.g. http://localhost:4318 (the routewatch collector's OTLP/HTTP port; gRPC is not spoken)`,
+    );
+  }
+  return url;
+}
+
+let endpointWarned = false;
+function warnEndpointOnce(message: string): void {
+  if (endpointWarned) return;
+  endpointWarned = true;
+  diag.warn(`routewatch: ${message}`);
+  console.warn(`[routewatch] ${message}`);
 }

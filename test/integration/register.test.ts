@@ -193,6 +193,181 @@ setInterval(() => {}, 1000);
     expect(result.stdout).toContain('response collected: true');
   });
 
+  // The tests below are regressions of /work/review/instr2.md (a second review of the drop-in):
+  // its final export ran at `beforeExit` and on every signal, and its exporter held the process.
+  const runScript = (script: string, env: Record<string, string> = {}, register = true) =>
+    runNode(
+      [
+        ...(register ? ['--import', '@routewatch/instrumentation/register'] : []),
+        '--input-type=module',
+        '-e',
+        `
+import OpenAI from 'openai';
+import { runAttempt, runTask } from '@routewatch/instrumentation';
+const client = new OpenAI({ apiKey: 'test', baseURL: process.env.LLM_URL, maxRetries: 0 });
+const call = (cohort) => runTask({ cohort }, () => runAttempt({ route: 'small' }, () =>
+  client.chat.completions.create({ model: 'gpt-small', messages: [{ role: 'user', content: 'hi' }] })));
+${script}`,
+      ],
+      {
+        cwd: appDir,
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+          OTEL_SERVICE_NAME: 'register-e2e',
+          LLM_URL: llm.url,
+          ...env,
+        },
+      },
+    );
+  const cohortsExported = () =>
+    otlp
+      .spans()
+      .filter((s) => s.name === 'chat gpt-small')
+      .map((s) => s.attributes[ATTR_COHORT])
+      .sort();
+
+  it('runs the app’s own beforeExit listener as often as without it (#1: twice, a pool ended twice)', async () => {
+    const script = `
+await call('faq');
+let runs = 0;
+process.on('beforeExit', () => console.log('beforeExit ' + ++runs));
+`;
+    const plain = await runScript(script, {}, false);
+    const instrumented = await runScript(script);
+    expect(plain.stdout.trim()).toBe('beforeExit 1');
+    expect(instrumented.stdout.trim()).toBe('beforeExit 1');
+    expect(instrumented.code).toBe(0);
+    expect(cohortsExported()).toEqual(['faq']);
+  });
+
+  it('exports the work the app does in its own beforeExit listener (#2: lost, or cut short)', async () => {
+    const result = await runScript(`
+await call('faq');
+let drained = false;
+process.on('beforeExit', async () => {
+  if (drained) return;
+  drained = true;
+  await call('drain');
+  await new Promise((r) => setTimeout(r, 300));
+  console.log('drained');
+});
+`);
+    expect(result.stdout).toContain('drained');
+    expect(result.code).toBe(0);
+    expect(cohortsExported()).toEqual(['drain', 'faq']);
+  });
+
+  it('exports the tasks an app finishes after a SIGTERM it handles, as it drains (#3: lost)', async () => {
+    let child: ChildProcess | undefined;
+    const running = runNode(
+      [
+        '--import',
+        '@routewatch/instrumentation/register',
+        '--input-type=module',
+        '-e',
+        `
+import OpenAI from 'openai';
+import { runAttempt, runTask } from '@routewatch/instrumentation';
+const client = new OpenAI({ apiKey: 'test', baseURL: process.env.LLM_URL, maxRetries: 0 });
+const call = (cohort) => runTask({ cohort }, () => runAttempt({ route: 'small' }, () =>
+  client.chat.completions.create({ model: 'gpt-small', messages: [{ role: 'user', content: 'hi' }] })));
+const alive = setInterval(() => {}, 1000);
+process.on('SIGTERM', async () => {
+  await new Promise((r) => setTimeout(r, 200));
+  await call('inflight');
+  clearInterval(alive);
+  console.log('drained');
+});
+console.log('ready');
+`,
+      ],
+      {
+        cwd: appDir,
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, LLM_URL: llm.url },
+        onStdout: (text, c) => {
+          child = c;
+          if (text.includes('ready')) c.kill('SIGTERM');
+        },
+      },
+    );
+    const result = await running;
+    expect(child).toBeDefined();
+    expect(result.stdout).toContain('drained');
+    expect(result.code).toBe(0);
+    expect(cohortsExported()).toEqual(['inflight']);
+  });
+
+  it('exports the spans of an app that ends with process.exit(), with its exit code', async () => {
+    const result = await runScript(`await call('faq'); process.exit(4);`);
+    expect(result.code).toBe(4);
+    expect(cohortsExported()).toEqual(['faq']);
+  });
+
+  it('says in one line that the last spans could not be exported, and where to', async () => {
+    const result = await runScript(`await call('faq');`, {
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:1/v1/traces',
+    });
+    expect(result.code).toBe(0);
+    expect(result.stderr.trim()).toBe(
+      '[routewatch] the last 3 spans of this process could not be exported: http://127.0.0.1:1/v1/traces could not be reached',
+    );
+  });
+
+  it('refuses an endpoint that is not an http(s) URL in one line, and the app runs (#7: silent)', async () => {
+    const result = await runScript(`await call('faq'); console.log('app done');`, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'localhost:4318',
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('app done');
+    expect(result.stderr).toContain(
+      '[routewatch] routewatch: could not start the instrumentation: OTEL_EXPORTER_OTLP_ENDPOINT (localhost:4318/v1/traces) is not an http:// or https:// URL',
+    );
+  });
+
+  it('says so when OTEL_EXPORTER_OTLP_ENDPOINT already ends in /v1/traces (#7)', async () => {
+    const result = await runScript(`await call('faq');`, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `${otlp.url}/v1/traces`,
+    });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(
+      `[routewatch] OTEL_EXPORTER_OTLP_ENDPOINT (${otlp.url}/v1/traces) ends in /v1/traces, which is appended to it: spans go to ${otlp.url}/v1/traces/v1/traces. Give the base (${otlp.url})`,
+    );
+  });
+
+  it('says so when openai was loaded before it, by an earlier --require (#8: silent)', async () => {
+    const early = join(appDir, 'early.cjs');
+    writeFileSync(early, "require('openai');\n");
+    const result = await runNode(
+      [
+        '--require',
+        early,
+        '--import',
+        '@routewatch/instrumentation/register',
+        '--input-type=module',
+        '-e',
+        "console.log('app done')",
+      ],
+      { cwd: appDir, env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url } },
+    );
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(
+      '[routewatch] openai was loaded before @routewatch/instrumentation/register (by an earlier --require or --import), so its calls are not captured',
+    );
+  });
+
+  it('takes no metrics or logs, and sends no command line (#4)', async () => {
+    const result = await runScript(`await call('faq');`, {
+      OTEL_METRIC_EXPORT_INTERVAL: '100',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    });
+    expect(result.code).toBe(0);
+    expect(cohortsExported()).toEqual(['faq']);
+    expect(new Set(otlp.paths)).toEqual(new Set(['/v1/traces']));
+    for (const received of otlp.exports) {
+      expect(received.body.toString('utf8')).not.toContain('process.command');
+    }
+  });
+
   // Regression of A3 in the instrumentation review: the SDK's batch processor read a batch size
   // of 0 unchecked and looped forever on the flush at exit.
   it('ignores an invalid OTEL_BSP_* value with a warning, exports and exits', async () => {
@@ -352,6 +527,28 @@ describe('register entry at exit with a collector that never answers', () => {
 
   afterAll(async () => {
     await blackHole.close();
+  });
+
+  it('exits within about the bound with an export in flight, which no longer holds it (#5)', async () => {
+    // An export is sent 50 ms in and never answered; the app goes on for a second, then ends.
+    const app = `
+      import { runTask } from '@routewatch/instrumentation';
+      await runTask({ cohort: 'cron' }, () => 'done');
+      await new Promise((r) => setTimeout(r, 1000));
+      console.log('done at ' + Date.now());
+    `;
+    const result = await runNode(['--import', REGISTER_PATH, '--input-type=module', '-e', app], {
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: blackHole.url, OTEL_BSP_SCHEDULE_DELAY: '50' },
+      timeoutMs: 30_000,
+    });
+    const elapsedMs = Date.now() - Number(/done at (\d+)/.exec(result.stdout)?.[1]);
+    expect(result.code).toBe(0);
+    // The exit export's 5 s (of the span in flight, sent again); before, the exporter's 10 s
+    // timeout first, and its retries.
+    expect(elapsedMs).toBeLessThan(8_000);
+    expect(result.stderr).toMatch(
+      /^\[routewatch\] the last 1 span of this process could not be exported: /m,
+    );
   });
 
   it('exits within about the shutdown bound, with the app’s exit code', async () => {

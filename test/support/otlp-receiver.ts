@@ -28,6 +28,8 @@ export interface OtlpReceiver {
   url: string;
   /** The traces requests received, in order. */
   readonly exports: ReceivedExport[];
+  /** The path of every request received, traces or not, in order. */
+  readonly paths: string[];
   /** Every span of the JSON exports received so far, in order. */
   spans(): ExportedSpan[];
   clear(): void;
@@ -36,7 +38,9 @@ export interface OtlpReceiver {
 
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const exports: ReceivedExport[] = [];
+  const paths: string[] = [];
   const server = createServer((req, res) => {
+    paths.push(req.url ?? '');
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -54,12 +58,14 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     exports,
+    paths,
     spans: () =>
       exports
         .filter((received) => received.contentType?.startsWith('application/json') === true)
         .flatMap((received) => spansOf(JSON.parse(received.body.toString('utf8')) as OtlpJson)),
     clear: () => {
       exports.length = 0;
+      paths.length = 0;
     },
     close: () =>
       new Promise<void>((done) => {
