@@ -465,8 +465,18 @@ function isRelevant(map: Record<string, string>): boolean {
   return isRelevantBy(hasRelevantKey, map[LANGFUSE_TYPE], map[VERCEL_OPERATION]);
 }
 
+/**
+ * GenAI operations that are not one request to a model: an agent's or a tool's span, which may
+ * name a model, or sum its calls' usage, and would count them again.
+ */
+const NOT_MODEL_CALL_OPERATIONS: ReadonlySet<string> = new Set([
+  'create_agent',
+  'invoke_agent',
+  'execute_tool',
+]);
+
 /** Whether the span is one request to a model, by the markers of the convention it follows. */
-function isModelCall(map: Record<string, string>): boolean {
+function isModelCall(name: string, map: Record<string, string>): boolean {
   // The Vercel AI SDK wraps each provider request (`….doGenerate`, `….doStream`) in a span for the
   // whole call (`ai.generateText`) that repeats its model and usage: only the inner one counts.
   const vercel = map[VERCEL_OPERATION];
@@ -475,8 +485,13 @@ function isModelCall(map: Record<string, string>): boolean {
   if (langfuseType !== undefined) return LANGFUSE_MODEL_CALLS.has(langfuseType);
   const openInference = map[OPENINFERENCE_KIND];
   if (openInference !== undefined) return openInference === 'LLM' || openInference === 'EMBEDDING';
+  const operation = first(map, NAMES.operation);
+  if (operation !== undefined) return !NOT_MODEL_CALL_OPERATIONS.has(operation);
+  // The Anthropic SDK's own tracer gives every endpoint's span (`anthropic.messages.count_tokens`,
+  // `anthropic.models.list`, `anthropic.messages.batches.create`) the provider, and a model to
+  // count tokens for; its model calls, `anthropic.messages.create`, name their operation (above).
+  if (name.startsWith('anthropic.')) return false;
   return (
-    first(map, NAMES.operation) !== undefined ||
     first(map, NAMES.requestModel) !== undefined ||
     first(map, NAMES.provider) !== undefined ||
     first(map, NAMES.inputTokens) !== undefined
@@ -486,7 +501,7 @@ function isModelCall(map: Record<string, string>): boolean {
 function kindOf(span: SpanFields, map: Record<string, string>): SpanRow['kind'] {
   if (span.name.startsWith('routewatch.task')) return 'task';
   if (span.name.startsWith('routewatch.attempt')) return 'attempt';
-  return isModelCall(map) ? 'llm' : 'other';
+  return isModelCall(span.name, map) ? 'llm' : 'other';
 }
 
 /** A field of a JSON object held in an attribute; undefined when it is not there. */

@@ -171,3 +171,44 @@ describe('normalizeSpan HTTP attempts (SDK retries)', () => {
     expect(row).toMatchObject({ kind: 'task', http_attempts: 0 });
   });
 });
+
+describe('normalizeSpan kind: what counts as a model call', () => {
+  const kindOf = (name: string, attributes: NonNullable<TestSpan['attributes']>) => {
+    const { rows } = normalize([{ start: ns(NOW_MS), name, attributes }]);
+    expect(rows).toHaveLength(1);
+    return rows[0]!.kind;
+  };
+
+  it('leaves the Anthropic SDK’s own spans of other endpoints out, and counts its messages.create', () => {
+    // Regression of #6 in /work/review/instr2.md: a task that counted tokens before its one call
+    // was stored with 3 model calls, 2 unpriced, and models.list() became a task of its own.
+    const provider = { 'gen_ai.provider.name': 'anthropic' };
+    expect(
+      kindOf('anthropic.messages.count_tokens', {
+        ...provider,
+        'gen_ai.request.model': 'claude-3-5-haiku-latest',
+        'anthropic.message.count_tokens.input_tokens': 42,
+      }),
+    ).toBe('other');
+    expect(kindOf('anthropic.models.list', provider)).toBe('other');
+    expect(kindOf('anthropic.messages.batches.create', provider)).toBe('other');
+    expect(
+      kindOf('anthropic.messages.create', {
+        ...provider,
+        'gen_ai.operation.name': 'chat',
+        'gen_ai.request.model': 'claude-3-5-haiku-latest',
+        'gen_ai.usage.input_tokens': 10,
+      }),
+    ).toBe('llm');
+  });
+
+  it('does not count an agent’s or a tool’s span, which may name a model and sum its usage', () => {
+    for (const operation of ['invoke_agent', 'create_agent', 'execute_tool']) {
+      expect(kindOf(`${operation} helper`, { ...llm, 'gen_ai.operation.name': operation })).toBe(
+        'other',
+      );
+    }
+    expect(kindOf('chat gpt-4o-mini', { ...llm, 'gen_ai.operation.name': 'chat' })).toBe('llm');
+    expect(kindOf('embeddings x', { ...llm, 'gen_ai.operation.name': 'embeddings' })).toBe('llm');
+  });
+});
