@@ -55,7 +55,8 @@ describe('Vercel AI SDK end to end', () => {
         generateText({
           // The chat completions API: the simulator does not speak the Responses API.
           model: openai.chat('gpt-4o-mini'),
-          messages: QUESTION,
+          system: QUESTION[0]!.content,
+          messages: QUESTION.slice(1),
           maxRetries: 0,
           experimental_telemetry: { isEnabled: true, functionId: 'answer' },
         }),
@@ -95,7 +96,8 @@ describe('Vercel AI SDK end to end', () => {
   it('prices a streamText call from the usage it reports at the end of the stream', async () => {
     const result = streamText({
       model: openai.chat('gpt-4o'),
-      messages: QUESTION,
+      system: QUESTION[0]!.content,
+      messages: QUESTION.slice(1),
       maxRetries: 0,
       experimental_telemetry: { isEnabled: true },
     });
@@ -149,7 +151,8 @@ describe('Vercel AI SDK end to end', () => {
   it('gets task, cohort and route from telemetry metadata through the mapping, without runTask', async () => {
     await generateText({
       model: openai.chat('gpt-4o-mini'),
-      messages: QUESTION,
+      system: QUESTION[0]!.content,
+      messages: QUESTION.slice(1),
       maxRetries: 0,
       experimental_telemetry: {
         isEnabled: true,
