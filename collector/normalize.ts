@@ -490,7 +490,8 @@ function isModelCall(name: string, map: Record<string, string>): boolean {
   // The Anthropic SDK's own tracer gives every endpoint's span (`anthropic.messages.count_tokens`,
   // `anthropic.models.list`, `anthropic.messages.batches.create`) the provider, and a model to
   // count tokens for; its model calls, `anthropic.messages.create`, name their operation (above).
-  if (name.startsWith('anthropic.')) return false;
+  // A span of that name with usage is still a call.
+  if (name.startsWith('anthropic.') && first(map, NAMES.inputTokens) === undefined) return false;
   return (
     first(map, NAMES.requestModel) !== undefined ||
     first(map, NAMES.provider) !== undefined ||

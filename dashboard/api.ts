@@ -52,7 +52,14 @@ export async function sendJson<T>(
   path: string,
   body?: unknown,
 ): Promise<T> {
-  return requestJson<T>(method, path, body);
+  // Not for ever: a request that outruns API_TIMEOUT_MS says so, and its button works again.
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Abandoned(true)), API_TIMEOUT_MS);
+  try {
+    return await requestJson<T>(method, path, body, controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 async function requestJson<T>(

@@ -1,23 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { diag, TraceFlags } from '@opentelemetry/api';
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { ExportResultCode, parseKeyPairsIntoRecord, type ExportResult } from '@opentelemetry/core';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { Agent } from 'node:http';
-import { Worker } from 'node:worker_threads';
+import { nonEmpty } from './config.js';
 import { guard } from './errors.js';
 
 /**
- * The last export, made when the process exits, synchronously.
+ * The register entry's last export, made when the process exits, synchronously.
  *
  * A final export started from `beforeExit` wakes the event loop up again, so Node emits
  * `beforeExit` once more and the app's own listeners run twice (a pool's `end()` then fails);
  * and it ran before the app's own `beforeExit` work, whose spans it could not include. So nothing
  * of ours runs at `beforeExit`. Every span ended and not yet through an export is kept here
- * (bounded), the exporter's sockets do not hold the process open, and at `exit`, or on a signal
- * that would kill the process, the spans left are serialized as the exporter would and posted
- * from a worker thread while this thread waits, at most EXIT_EXPORT_TIMEOUT_MS. That covers
- * `process.exit()` too. A span that was in flight at exit is sent again: the collector keeps one
- * copy (spans are replaced by their trace and span id).
+ * (bounded), and at `exit` — or on a signal that would kill the process — the spans left are
+ * serialized as the exporter would and posted from a worker thread while this thread waits, at
+ * most EXIT_EXPORT_TIMEOUT_MS in all. That covers `process.exit()` and uncaught errors too. A
+ * span whose export was cut short by the exit is sent again: the collector keeps one copy (spans
+ * are replaced by their trace and span id).
  */
 
 /** The longest a finished process waits for its last export. */
@@ -60,15 +61,9 @@ export class UnexportedSpans {
   }
 }
 
-/**
- * Keeps each sampled span that ends (what the batch processor exports) until an export settles
- * it. Placed after the batch processor: its flush waits for the exports that one started.
- */
+/** Keeps each sampled span that ends (what the batch processor exports) until an export settles it. */
 export class UnexportedSpanProcessor implements SpanProcessor {
-  constructor(
-    private readonly unexported: UnexportedSpans,
-    private readonly exporter: SettlingExporter,
-  ) {}
+  constructor(private readonly unexported: UnexportedSpans) {}
 
   onStart(): void {}
 
@@ -77,9 +72,8 @@ export class UnexportedSpanProcessor implements SpanProcessor {
     this.unexported.add(span);
   }
 
-  /** The exports under way, those the batch processor's flush just started included; bounded. */
   forceFlush(): Promise<void> {
-    return this.exporter.drained(EXIT_EXPORT_TIMEOUT_MS);
+    return Promise.resolve();
   }
 
   shutdown(): Promise<void> {
@@ -88,20 +82,13 @@ export class UnexportedSpanProcessor implements SpanProcessor {
 }
 
 /**
- * The exporter, between the batch processor and the OTLP exporter. It takes a batch off the
- * processor's hands as soon as its export starts, one export at a time: the processor waits for
- * each export under a timer of its own (30 s) that keeps the process alive, so a collector that
- * hangs held a finished process for the exporter's timeout and its retries. The batch stays in
- * UnexportedSpans until its export is over, and a process that ends first sends it at exit.
- *
- * The first batch it gives up on is said once on stderr: a wrong address, a collector answering
- * 404 or refusing the connection, would otherwise lose every span without a word (the exporter
- * tells only `diag`, which nobody reads).
+ * The OTLP exporter, settling each batch it exported (or gave up on) in UnexportedSpans. The first
+ * batch it gives up on is said once on stderr: a wrong address, a collector answering 404 or
+ * refusing the connection, would otherwise lose every span without a word (the exporter tells
+ * only `diag`, which nobody reads).
  */
 export class SettlingExporter implements SpanExporter {
   #warned = false;
-  /** Settles when the last export started is over. */
-  #tail: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly inner: SpanExporter,
@@ -110,36 +97,14 @@ export class SettlingExporter implements SpanExporter {
   ) {}
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
-    const previous = this.#tail;
-    let over!: () => void;
-    this.#tail = new Promise<void>((resolve) => (over = resolve));
-    void previous.then(() => {
-      resultCallback({ code: ExportResultCode.SUCCESS });
-      const settle = (result: ExportResult) => {
-        this.unexported.settle(spans);
-        if (result.code !== ExportResultCode.SUCCESS) this.#warnOnce(result.error);
-        over();
-      };
-      try {
-        this.inner.export(spans, settle);
-      } catch (error) {
-        settle({ code: ExportResultCode.FAILED, error: error as Error });
-      }
+    this.inner.export(spans, (result) => {
+      this.unexported.settle(spans);
+      if (result.code !== ExportResultCode.SUCCESS) this.#warnOnce(result.error);
+      resultCallback(result);
     });
   }
 
-  /** Resolves once the exports started so far are over, or after `timeoutMs`. */
-  drained(timeoutMs: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
-      timer.unref();
-    });
-    return Promise.race([this.#tail, late]).finally(() => clearTimeout(timer));
-  }
-
-  async shutdown(): Promise<void> {
-    await this.drained(EXIT_EXPORT_TIMEOUT_MS);
+  shutdown(): Promise<void> {
     return this.inner.shutdown();
   }
 
@@ -158,86 +123,90 @@ export class SettlingExporter implements SpanExporter {
   }
 }
 
-/**
- * An HTTP agent for the exporter whose sockets do not keep the process alive: an export in flight
- * (a collector that hangs, one that is slow) no longer holds a finished process for the
- * exporter's timeout. Its spans are still in UnexportedSpans, and go with the exit export.
- */
-export async function exportAgent(protocol: string): Promise<Agent> {
-  const http = protocol === 'https:' ? await import('node:https') : await import('node:http');
-  const agent = new http.Agent({ keepAlive: true });
-  const unref = (socket: unknown) =>
-    (socket as { unref?: () => void } | null | undefined)?.unref?.();
-  const internals = agent as unknown as {
-    createConnection(...args: unknown[]): unknown;
-    reuseSocket(socket: unknown, request: unknown): void;
-  };
-  const create = internals.createConnection.bind(agent);
-  internals.createConnection = (...args: unknown[]) => {
-    const socket = create(...args);
-    unref(socket);
-    return socket;
-  };
-  const reuse = internals.reuseSocket.bind(agent);
-  internals.reuseSocket = (socket: unknown, request: unknown) => {
-    reuse(socket, request);
-    // Node refs a kept-alive socket again when it takes a new request.
-    unref(socket);
-  };
-  return agent;
-}
-
-/** Where and how the exit export posts: what the exporter itself would send. */
+/** Where and how the exit export posts: what the exporter itself sends. */
 export interface ExitTarget {
   url: string;
   protocol: 'http/json' | 'http/protobuf';
-  /** Extra headers: OTEL_EXPORTER_OTLP_(TRACES_)HEADERS and the options', as the exporter adds. */
+  /** OTEL_EXPORTER_OTLP_(TRACES_)HEADERS and the options' headers, as the exporter sends them. */
   headers: Record<string, string>;
+  /** The TLS files of OTEL_EXPORTER_OTLP_(TRACES_)CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE. */
+  tls: { ca?: Buffer; key?: Buffer; cert?: Buffer };
+  /** Spans per request: the batch processor's batch size. */
+  batchSize: number;
 }
 
-/** OTEL_EXPORTER_OTLP_HEADERS, then OTEL_EXPORTER_OTLP_TRACES_HEADERS over it: `k=v,k2=v2`. */
+/** OTEL_EXPORTER_OTLP_HEADERS, then OTEL_EXPORTER_OTLP_TRACES_HEADERS over it, as the exporter reads them. */
 export function headersFromEnv(env: NodeJS.ProcessEnv): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS']) {
-    for (const pair of (env[name] ?? '').split(',')) {
-      const at = pair.indexOf('=');
-      if (at <= 0) continue;
-      try {
-        const key = decodeURIComponent(pair.slice(0, at).trim());
-        const value = decodeURIComponent(pair.slice(at + 1).trim());
-        if (key !== '') headers[key.toLowerCase()] = value;
-      } catch {
-        /* not URL-encoded text: the exporter skips it too */
-      }
+  return {
+    ...parseKeyPairsIntoRecord(env['OTEL_EXPORTER_OTLP_HEADERS']),
+    ...parseKeyPairsIntoRecord(env['OTEL_EXPORTER_OTLP_TRACES_HEADERS']),
+  };
+}
+
+/** The TLS files the exporter reads from the environment (traces-specific first); unreadable: left out. */
+export function tlsFromEnv(env: NodeJS.ProcessEnv): ExitTarget['tls'] {
+  const file = (suffix: string) => {
+    const path =
+      nonEmpty(env[`OTEL_EXPORTER_OTLP_TRACES_${suffix}`]) ??
+      nonEmpty(env[`OTEL_EXPORTER_OTLP_${suffix}`]);
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch {
+      return undefined; // the exporter warns of it itself
     }
-  }
-  return headers;
+  };
+  const ca = file('CERTIFICATE');
+  const key = file('CLIENT_KEY');
+  const cert = file('CLIENT_CERTIFICATE');
+  return {
+    ...(ca ? { ca } : {}),
+    ...(key ? { key } : {}),
+    ...(cert ? { cert } : {}),
+  };
 }
 
 /**
- * The worker's code (CommonJS, run with `eval`): one POST, its outcome in the shared flag —
- * the status code, -1 for a network error, -2 for a timeout — then a wake-up of the waiting thread.
+ * The worker's code (CommonJS, run with `eval`): the bodies posted one after the other until one
+ * fails or the time is up; in the shared flags, [1] the bodies sent, [2] the first failure — the
+ * status code, -1 for a network error, -2 for no answer in time — and [0] set to 1 once done,
+ * which wakes the waiting thread.
  */
-const POST_ONCE = `
+const POST_BODIES = `
 const { workerData } = require('node:worker_threads');
-const { url, headers, body, timeoutMs, flag } = workerData;
-const done = (code) => { Atomics.store(flag, 0, code); Atomics.notify(flag, 0); };
-try {
+const { url, headers, tls, bodies, deadline, flags } = workerData;
+const finish = (failure) => {
+  if (failure !== undefined) Atomics.store(flags, 2, failure);
+  Atomics.store(flags, 0, 1);
+  Atomics.notify(flags, 0);
+};
+const post = (body) => new Promise((resolve) => {
+  const left = deadline - Date.now();
+  if (left <= 0) return resolve(-2);
   const target = new URL(url);
   const http = require(target.protocol === 'https:' ? 'node:https' : 'node:http');
   const request = http.request(target, {
     method: 'POST',
     headers: { ...headers, 'content-length': String(body.byteLength) },
-    timeout: timeoutMs,
+    timeout: left,
+    ...tls,
   }, (response) => {
     response.resume();
-    response.on('end', () => done(response.statusCode));
-    response.on('error', () => done(-1));
+    response.on('end', () => resolve(response.statusCode));
+    response.on('error', () => resolve(-1));
   });
-  request.on('timeout', () => { request.destroy(); done(-2); });
-  request.on('error', () => done(-1));
+  request.on('timeout', () => { request.destroy(); resolve(-2); });
+  request.on('error', () => resolve(-1));
   request.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-} catch { done(-1); }
+});
+(async () => {
+  for (const body of bodies) {
+    const status = await post(body);
+    if (status < 200 || status >= 300) return finish(status);
+    Atomics.add(flags, 1, 1);
+  }
+  finish();
+})().catch(() => finish(-1));
 `;
 
 /** What the exit export came to, for the one line said when it failed. */
@@ -245,8 +214,9 @@ export type ExitExportOutcome =
   { sent: number } | { failed: number; why: string } | { nothing: true };
 
 /**
- * Posts `spans` now, blocking this thread until the collector answers or `timeoutMs` passes.
- * Never throws. The serialization is the exporter's own (otlp-transformer).
+ * Posts `spans` now, in requests of `target.batchSize`, blocking this thread until the collector
+ * has answered them all or `timeoutMs` has passed. Never throws. The serialization is the
+ * exporter's own (otlp-transformer).
  */
 export function exportNow(
   spans: ReadableSpan[],
@@ -257,15 +227,18 @@ export function exportNow(
   try {
     const serializer =
       target.protocol === 'http/protobuf' ? ProtobufTraceSerializer : JsonTraceSerializer;
-    const body = serializer.serializeRequest(spans);
-    if (body === undefined) return { failed: spans.length, why: 'the spans could not be encoded' };
-    const flag = new Int32Array(new SharedArrayBuffer(4));
+    const size = Math.max(1, target.batchSize);
+    const batches: ReadableSpan[][] = [];
+    for (let at = 0; at < spans.length; at += size) batches.push(spans.slice(at, at + size));
+    const bodies = batches.map((batch) => serializer.serializeRequest(batch));
+    if (bodies.some((body) => body === undefined))
+      return { failed: spans.length, why: 'the spans could not be encoded' };
+    const flags = new Int32Array(new SharedArrayBuffer(12));
     const started = Date.now();
-    const worker = new Worker(POST_ONCE, {
+    const worker = new Worker(POST_BODIES, {
       eval: true,
-      // Not the app's `--import` of us, nor its environment: only the post.
+      // Not the app's `--import` of us: only the posts.
       execArgv: [],
-      env: {},
       workerData: {
         url: target.url,
         headers: {
@@ -273,22 +246,26 @@ export function exportNow(
           'content-type':
             target.protocol === 'http/protobuf' ? 'application/x-protobuf' : 'application/json',
         },
-        body,
-        timeoutMs,
-        flag,
+        tls: target.tls,
+        bodies,
+        deadline: started + timeoutMs,
+        flags,
       },
     });
     worker.unref();
-    const waited = Atomics.wait(flag, 0, 0, timeoutMs + 250);
-    const status = Atomics.load(flag, 0);
-    if (waited === 'timed-out' || status === -2)
-      return {
-        failed: spans.length,
-        why: `no answer from ${target.url} within ${Math.round((Date.now() - started) / 1000)} s`,
-      };
-    if (status === -1) return { failed: spans.length, why: `${target.url} could not be reached` };
-    if (status >= 200 && status < 300) return { sent: spans.length };
-    return { failed: spans.length, why: `${target.url} answered ${status}` };
+    const waited = Atomics.wait(flags, 0, 0, timeoutMs + 250);
+    const sentBatches = Atomics.load(flags, 1);
+    const sent = batches.slice(0, sentBatches).reduce((n, batch) => n + batch.length, 0);
+    const failed = spans.length - sent;
+    if (failed === 0) return { sent };
+    const status = Atomics.load(flags, 2);
+    const why =
+      waited === 'timed-out' || status === -2 || status === 0
+        ? `no answer from ${target.url} within ${Math.round((Date.now() - started) / 1000)} s`
+        : status === -1
+          ? `${target.url} could not be reached`
+          : `${target.url} answered ${status}`;
+    return { failed, why };
   } catch (error) {
     diag.error('routewatch: the exit export failed', error);
     return { failed: spans.length, why: (error as Error).message };

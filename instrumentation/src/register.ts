@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { readRoutewatchEnv } from './config.js';
 import { reportExitExport } from './exit-export.js';
 import { registerLoaderHook } from './loader-hook.js';
-import { exportUnexportedNow, registerRoutewatch, tracingAlreadyRegistered } from './sdk.js';
+import { exportUnexportedNow, registerForExitExport, tracingAlreadyRegistered } from './sdk.js';
 
 let warned = false;
 function warnOnce(message: string, error: unknown): void {
@@ -45,8 +45,9 @@ if (
 }
 
 try {
-  registerRoutewatch();
-  installExitHooks();
+  const handle = registerForExitExport();
+  if (workersAllowed()) installExitHooks();
+  else flushBeforeExit(handle);
 } catch (error) {
   warnOnce('routewatch: could not start the instrumentation', error);
 }
@@ -96,4 +97,23 @@ function installExitHooks(): void {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   process.once('exit', exportRest);
+}
+
+/** Whether this process may start a worker: not under the permission model without --allow-worker. */
+function workersAllowed(): boolean {
+  const { permission } = process as { permission?: { has(scope: string): boolean } };
+  try {
+    return permission === undefined || permission.has('worker');
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Where no worker may post the last export (the permission model without --allow-worker): a
+ * flush when the loop first empties, as long as the exporter's own timeout lets it take. It wakes
+ * the loop, so the app's own `beforeExit` listeners run once more; `process.exit()` skips it.
+ */
+function flushBeforeExit(handle: { forceFlush(): Promise<void> }): void {
+  process.once('beforeExit', () => void handle.forceFlush());
 }

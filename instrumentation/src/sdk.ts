@@ -17,12 +17,12 @@ import { RoutewatchSpanProcessor } from './span-processor.js';
 import { guard } from './errors.js';
 import { endOpenStreams } from './capture/span-lifecycle.js';
 import {
-  exportAgent,
   exportNow,
+  headersFromEnv,
   SettlingExporter,
+  tlsFromEnv,
   UnexportedSpanProcessor,
   UnexportedSpans,
-  headersFromEnv,
   type ExitExportOutcome,
   type ExitTarget,
 } from './exit-export.js';
@@ -93,6 +93,19 @@ export function tracingAlreadyRegistered(): boolean {
  * returns the handle of the first.
  */
 export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle {
+  return start(opts, false);
+}
+
+/**
+ * The register entry's start: as registerRoutewatch, and the spans not yet exported are kept for
+ * the export it makes at exit (exportUnexportedNow). Only the register entry, which installs the
+ * `exit` hook, may start this way.
+ */
+export function registerForExitExport(): RoutewatchHandle {
+  return start({}, true);
+}
+
+function start(opts: RegisterOptions, forExit: boolean): RoutewatchHandle {
   if (active !== undefined) {
     diag.warn('routewatch: registerRoutewatch called twice; keeping the first registration');
     return active;
@@ -106,7 +119,7 @@ export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle
     console.warn(`[routewatch] ${message}`);
     return { forceFlush: async () => {}, shutdown: async () => {} };
   }
-  const built = buildSpanProcessors(opts, true);
+  const built = buildSpanProcessors(opts, forExit);
   const spanProcessors: SpanProcessor[] = [...built.processors, ...(opts.spanProcessors ?? [])];
   const serviceName = opts.serviceName ?? nonEmpty(process.env['OTEL_SERVICE_NAME']);
   const sdk = new NodeSDK({
@@ -117,9 +130,12 @@ export function registerRoutewatch(opts: RegisterOptions = {}): RoutewatchHandle
     // (OTLP, or a Prometheus listener on :9464 with OTEL_METRICS_EXPORTER=prometheus): the app's
     // own, registered after, would lose their data to a collector that takes neither.
     metricReaders: [],
-    // The service's environment and host; not the process detector's, which exports the whole
-    // command line (a secret passed as an argument with it) on every batch.
-    resourceDetectors: [envDetector, hostDetector],
+    // The service's environment and host, unless OTEL_NODE_RESOURCE_DETECTORS says otherwise;
+    // not the process detector's, which exports the whole command line (a secret passed as an
+    // argument with it) on every batch.
+    ...(nonEmpty(process.env['OTEL_NODE_RESOURCE_DETECTORS']) === undefined
+      ? { resourceDetectors: [envDetector, hostDetector] }
+      : {}),
   });
   withoutLogsProvider(() => sdk.start());
   warnOfLaterSdk();
@@ -191,7 +207,7 @@ export function routewatchSpanProcessors(opts: SpanProcessorsOptions = {}): Span
 
 /**
  * The span processors; with `forExit`, the spans not yet exported are also kept for the exit
- * export, and the exporter's sockets do not hold the process open (exit-export.ts).
+ * export (exit-export.ts), where the exporter would send them.
  */
 function buildSpanProcessors(
   opts: SpanProcessorsOptions,
@@ -209,31 +225,24 @@ function buildSpanProcessors(
     const exporter = opts.exporter ?? createTraceExporter(opts);
     return { processors: [new RoutewatchSpanProcessor(), new BatchSpanProcessor(exporter, batch)] };
   }
-  const target = exportTarget(opts);
+  const target: ExitTarget = {
+    url: resolveTracesEndpoint(opts.tracesEndpoint, process.env),
+    protocol: opts.protocol ?? readRoutewatchEnv(process.env).protocol ?? 'http/json',
+    headers: { ...headersFromEnv(process.env), ...(opts.headers ?? {}) },
+    tls: tlsFromEnv(process.env),
+    batchSize: batch.maxExportBatchSize,
+  };
   const unexported = new UnexportedSpans(2 * batch.maxQueueSize);
-  const exporter = new SettlingExporter(createTraceExporter(opts, true), unexported, target.url);
+  const exporter = new SettlingExporter(createTraceExporter(opts), unexported, target.url);
   return {
     processors: [
       new RoutewatchSpanProcessor(),
       new BatchSpanProcessor(exporter, batch),
-      new UnexportedSpanProcessor(unexported, exporter),
+      new UnexportedSpanProcessor(unexported),
     ],
     exit: { unexported, target },
   };
 }
-
-/** Where the exporter posts, checked: an address that is not http(s) would export nothing, silently. */
-function exportTarget(opts: SpanProcessorsOptions): ExitTarget {
-  const url = resolveTracesEndpoint(opts.tracesEndpoint, process.env);
-  return {
-    url,
-    protocol: opts.protocol ?? readRoutewatchEnv(process.env).protocol ?? 'http/json',
-    headers: { ...headersFromEnv(process.env), ...lowerCased(opts.headers ?? {}) },
-  };
-}
-
-const lowerCased = (headers: Record<string, string>) =>
-  Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
 
 /**
  * For apps that build their own NodeSDK: the OpenAI and Anthropic captures, configured from
@@ -256,15 +265,11 @@ export function routewatchInstrumentations(opts: InstrumentationsOptions = {}): 
  * OTEL_EXPORTER_OTLP_PROTOCOL. Headers from OTEL_EXPORTER_OTLP_(TRACES_)HEADERS are added by the
  * exporter itself; `opts.headers` go over them.
  */
-export function createTraceExporter(
-  opts: SpanProcessorsOptions = {},
-  unrefSockets = false,
-): SpanExporter {
+export function createTraceExporter(opts: SpanProcessorsOptions = {}): SpanExporter {
   const protocol = opts.protocol ?? readRoutewatchEnv(process.env).protocol ?? 'http/json';
   const config = {
     url: resolveTracesEndpoint(opts.tracesEndpoint, process.env),
     ...(opts.headers === undefined ? {} : { headers: opts.headers }),
-    ...(unrefSockets ? { httpAgentOptions: exportAgent } : {}),
   };
   return protocol === 'http/protobuf'
     ? new OTLPProtoTraceExporter(config)
@@ -299,10 +304,10 @@ export function resolveTracesEndpoint(
   return DEFAULT_TRACES_ENDPOINT;
 }
 
-/** The exporter error that a wrong scheme gives only once it exports ("Protocol not supported"). */
-export class EndpointError extends Error {}
-
-/** An endpoint the exporter can post to: an http(s) URL; else an EndpointError saying what to give. */
+/**
+ * An endpoint as given, said once when it is no http(s) URL: the exporter would fail each export
+ * ("Protocol not supported") and tell only `diag`. Never throws into the app.
+ */
 function checkedEndpoint(url: string, name: string): string {
   let protocol: string | undefined;
   try {
@@ -311,8 +316,8 @@ function checkedEndpoint(url: string, name: string): string {
     protocol = undefined;
   }
   if (protocol !== 'http:' && protocol !== 'https:') {
-    throw new EndpointError(
-      `${name} (${url}) is not an http:// or https:// URL, so nothing could be exported: give one, e.g. http://localhost:4318 (the routewatch collector's OTLP/HTTP port; gRPC is not spoken)`,
+    warnEndpointOnce(
+      `${name} (${url}) is not an http:// or https:// URL, so no span can be exported: give one, e.g. http://localhost:4318 (the routewatch collector's OTLP/HTTP port; gRPC is not spoken)`,
     );
   }
   return url;

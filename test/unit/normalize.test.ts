@@ -191,6 +191,10 @@ describe('normalizeSpan kind: what counts as a model call', () => {
       }),
     ).toBe('other');
     expect(kindOf('anthropic.models.list', provider)).toBe('other');
+    // A span of such a name that carries usage is a call all the same.
+    expect(kindOf('anthropic.complete', { ...provider, 'gen_ai.usage.input_tokens': 12 })).toBe(
+      'llm',
+    );
     expect(kindOf('anthropic.messages.batches.create', provider)).toBe('other');
     expect(
       kindOf('anthropic.messages.create', {
