@@ -55,7 +55,10 @@ export async function readChanged(store: Store): Promise<Changed> {
      SELECT
          changed AS tasks,
          arrayMap(h -> toString(h), arraySort(arrayDistinct(arrayConcat(
-             groupUniqArrayIf(toStartOfHour(timestamp), kind != 'late_outcome'), pending)))) AS hours
+             -- CAST: groupUniqArrayIf drops the column's time zone, and toString would then
+             -- write each hour in the server's zone (TZ of an embedded store's process).
+             CAST(groupUniqArrayIf(toStartOfHour(timestamp), kind != 'late_outcome') AS Array(DateTime('UTC'))),
+             pending)))) AS hours
      FROM task_events
      WHERE task_id IN (SELECT arrayJoin(changed))`,
     { limit: MAX_BOUND_CHANGED_TASKS + 1 },

@@ -29,7 +29,9 @@ WITH
     -- rollup_state.pending_hours, 0035). Their rollup rows may be behind.
     arrayDistinct(arrayConcat(
         (
-            SELECT groupUniqArray(toStartOfHour(timestamp))
+            -- CAST: groupUniqArray drops the column's time zone (Array(DateTime)), which the
+            -- concatenation and toStartOfDay below would then read in the server's own zone.
+            SELECT CAST(groupUniqArray(toStartOfHour(timestamp)) AS Array(DateTime('UTC')))
             FROM task_events
             WHERE task_id GLOBAL IN (SELECT arrayJoin(changed_tasks)) AND kind != 'late_outcome'
         ),
