@@ -227,6 +227,9 @@ export class AlertStore {
         route: event.finding.route,
         detail: event.finding.detail,
         message: JSON.stringify(message),
+        // This process's clock, which the notifier's look-back is measured on (undelivered):
+        // the column's default is the server's, and a server behind it hid new events.
+        created_at: ms(Date.now()),
       }),
     );
     await this.store.insertJsonEachRow('alert_events', Buffer.from(lines.join('\n') + '\n'));

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AlertStore } from '../../analyzer/alert-store.js';
 import type { AlertMessage } from '../../analyzer/message.js';
 import { Notifier, webhookChannel } from '../../analyzer/notifier.js';
@@ -268,5 +268,22 @@ describe('the notifier look-back', () => {
       await notifier.stop();
       await down.close();
     }
+  });
+});
+
+describe('the notifier’s clock', () => {
+  it('dates an event by this process’s clock, on which its look-back is measured, not the store’s', async () => {
+    // A ClickHouse server two hours behind this host: the column's default dated the event by the
+    // server, before the channel was registered here, and it was never sent.
+    const alerts = new AlertStore(temp.store);
+    const hostNow = Date.now() + 2 * 3_600_000;
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(hostNow);
+    try {
+      await alerts.saveEvents([event('skewed', hostNow)]);
+    } finally {
+      clock.mockRestore();
+    }
+    const unsent = await alerts.undelivered('skew-check', hostNow - 1_000, 3_600_000, hostNow);
+    expect(unsent.map((e) => e.fingerprint)).toEqual(['skewed']);
   });
 });
