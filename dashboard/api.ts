@@ -57,6 +57,15 @@ export async function sendJson<T>(
   const timer = setTimeout(() => controller.abort(new Abandoned(true)), API_TIMEOUT_MS);
   try {
     return await requestJson<T>(method, path, body, controller.signal);
+  } catch (error) {
+    // Not a GET: the change may have been made, only its answer lost.
+    if (error instanceof ApiError && error.code === 'TIMEOUT')
+      throw new ApiError(
+        0,
+        'TIMEOUT',
+        `routewatch did not answer within ${API_TIMEOUT_MS / 1000} s: it may have been done all the same; Refresh to see before trying again`,
+      );
+    throw error;
   } finally {
     clearTimeout(timer);
   }

@@ -170,11 +170,13 @@ export function tlsFromEnv(env: NodeJS.ProcessEnv): ExitTarget['tls'] {
  * The worker's code (CommonJS, run with `eval`): the bodies posted one after the other until one
  * fails or the time is up; in the shared flags, [1] the bodies sent, [2] the first failure — the
  * status code, -1 for a network error, -2 for no answer in time — and [0] set to 1 once done,
- * which wakes the waiting thread.
+ * which wakes the waiting thread; -3 for a request that could not be made (a header value no
+ * header can carry). [3] is set once the worker runs.
  */
 const POST_BODIES = `
 const { workerData } = require('node:worker_threads');
 const { url, headers, tls, bodies, deadline, flags } = workerData;
+Atomics.store(flags, 3, 1);
 const finish = (failure) => {
   if (failure !== undefined) Atomics.store(flags, 2, failure);
   Atomics.store(flags, 0, 1);
@@ -198,7 +200,7 @@ const post = (body) => new Promise((resolve) => {
   request.on('timeout', () => { request.destroy(); resolve(-2); });
   request.on('error', () => resolve(-1));
   request.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-});
+}).catch(() => -3);
 (async () => {
   for (const body of bodies) {
     const status = await post(body);
@@ -208,6 +210,18 @@ const post = (body) => new Promise((resolve) => {
   finish();
 })().catch(() => finish(-1));
 `;
+
+/** The exit export's User-Agent, beside the exporter's `OTel-OTLP-Exporter-JavaScript/…`. */
+const EXIT_USER_AGENT = 'routewatch-instrumentation-exit-export';
+
+/** The environment without NODE_OPTIONS, which a worker would apply (its `--require`s). */
+function withoutNodeOptions(env: NodeJS.ProcessEnv): Record<string, string> {
+  const copy: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (key !== 'NODE_OPTIONS' && value !== undefined) copy[key] = value;
+  }
+  return copy;
+}
 
 /** What the exit export came to, for the one line said when it failed. */
 export type ExitExportOutcome =
@@ -233,15 +247,19 @@ export function exportNow(
     const bodies = batches.map((batch) => serializer.serializeRequest(batch));
     if (bodies.some((body) => body === undefined))
       return { failed: spans.length, why: 'the spans could not be encoded' };
-    const flags = new Int32Array(new SharedArrayBuffer(12));
+    const flags = new Int32Array(new SharedArrayBuffer(16));
     const started = Date.now();
     const worker = new Worker(POST_BODIES, {
       eval: true,
-      // Not the app's `--import` of us: only the posts.
+      // Only the posts: not the app's `--import` of us, nor what NODE_OPTIONS would preload
+      // (`--require` runs in a worker too): a slow or failing preload cost every exit its time,
+      // or the last spans. The rest of the environment stays (NODE_TLS_REJECT_UNAUTHORIZED).
       execArgv: [],
+      env: withoutNodeOptions(process.env),
       workerData: {
         url: target.url,
         headers: {
+          'user-agent': EXIT_USER_AGENT,
           ...target.headers,
           'content-type':
             target.protocol === 'http/protobuf' ? 'application/x-protobuf' : 'application/json',
@@ -260,11 +278,15 @@ export function exportNow(
     if (failed === 0) return { sent };
     const status = Atomics.load(flags, 2);
     const why =
-      waited === 'timed-out' || status === -2 || status === 0
-        ? `no answer from ${target.url} within ${Math.round((Date.now() - started) / 1000)} s`
-        : status === -1
-          ? `${target.url} could not be reached`
-          : `${target.url} answered ${status}`;
+      Atomics.load(flags, 3) === 0
+        ? `the worker thread that posts it did not start within ${Math.round(timeoutMs / 1000)} s`
+        : status === -3
+          ? `the request to ${target.url} could not be made (a header of OTEL_EXPORTER_OTLP_HEADERS?)`
+          : waited === 'timed-out' || status === -2 || status === 0
+            ? `no answer from ${target.url} within ${Math.round((Date.now() - started) / 1000)} s`
+            : status === -1
+              ? `${target.url} could not be reached`
+              : `${target.url} answered ${status}`;
     return { failed, why };
   } catch (error) {
     diag.error('routewatch: the exit export failed', error);

@@ -85,11 +85,17 @@ function installExitHooks(): void {
   const exportRest = (): void => {
     if (exported) return;
     exported = true;
-    reportExitExport(exportUnexportedNow());
+    reportExitExport(exportUnexportedNow(true));
   };
   const onSignal = (signal: NodeJS.Signals): void => {
-    // `once` has removed our listener: any listener left is the app's, and it decides.
-    if (process.listenerCount(signal) > 0) return;
+    // `once` has removed our listener: any listener left is the app's, and it decides. What has
+    // ended so far is exported now all the same: an app that cleans up and raises the signal
+    // again (signal-exit, which execa and ora load, does) dies by it with no `exit` event. What
+    // it ends while it drains goes at exit. Its open streams are its own still.
+    if (process.listenerCount(signal) > 0) {
+      reportExitExport(exportUnexportedNow(false));
+      return;
+    }
     // Nobody handles it: the process dies by it, with no `exit` event, once we re-raise it.
     exportRest();
     process.kill(process.pid, signal);

@@ -36,6 +36,7 @@ import type {
 export const DEFAULT_TRACES_ENDPOINT = 'http://localhost:4318/v1/traces';
 
 let active: RoutewatchHandle | undefined;
+let secondCallWarned = false;
 
 const ALREADY_REGISTERED =
   'an OpenTelemetry SDK is already running in this process (a tracer provider is registered), ' +
@@ -107,7 +108,13 @@ export function registerForExitExport(): RoutewatchHandle {
 
 function start(opts: RegisterOptions, forExit: boolean): RoutewatchHandle {
   if (active !== undefined) {
-    diag.warn('routewatch: registerRoutewatch called twice; keeping the first registration');
+    const message =
+      'registerRoutewatch was called again (under the register entry, or twice): the first registration is kept, and these options are not applied';
+    diag.warn(`routewatch: ${message}`);
+    if (Object.keys(opts).length > 0 && !secondCallWarned) {
+      secondCallWarned = true;
+      console.warn(`[routewatch] ${message}`);
+    }
     return active;
   }
   if (tracingAlreadyRegistered()) {
@@ -142,8 +149,8 @@ function start(opts: RegisterOptions, forExit: boolean): RoutewatchHandle {
   exitExport =
     built.exit === undefined
       ? undefined
-      : () => {
-          endOpenStreams();
+      : (endStreams) => {
+          if (endStreams) endOpenStreams();
           return exportNow(built.exit!.unexported.take(), built.exit!.target);
         };
 
@@ -185,15 +192,16 @@ function withoutLogsProvider(start: () => void): void {
 }
 
 /** The export the register entry makes at exit (exit-export.ts); undefined when none is due. */
-let exitExport: (() => ExitExportOutcome) | undefined;
+let exitExport: ((endStreams: boolean) => ExitExportOutcome) | undefined;
 
 /**
  * Exports now, synchronously and bounded, every span ended and not yet through an export: for the
- * register entry's `exit` and signal hooks. Nothing without a running registration of ours, or
- * with an exporter of the app's (which only it can drive).
+ * register entry's `exit` and signal hooks; `endStreams` first ends the spans of streams nobody
+ * reads (the process is ending). Nothing without a running registration of ours, or with an
+ * exporter of the app's (which only it can drive).
  */
-export function exportUnexportedNow(): ExitExportOutcome {
-  return exitExport?.() ?? { nothing: true };
+export function exportUnexportedNow(endStreams: boolean): ExitExportOutcome {
+  return exitExport?.(endStreams) ?? { nothing: true };
 }
 
 /**

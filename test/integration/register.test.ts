@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -301,6 +301,62 @@ console.log('ready');
     const result = await runScript(`await call('faq'); process.exit(4);`);
     expect(result.code).toBe(4);
     expect(cohortsExported()).toEqual(['faq']);
+  });
+
+  it('exports what has ended when the app handles a signal and raises it again (review diff-7 #2)', async () => {
+    // The clean-up-then-re-raise pattern (signal-exit, loaded by execa and ora, does it): the
+    // process dies by the signal, with no exit event.
+    const result = await runNode(
+      [
+        '--import',
+        '@routewatch/instrumentation/register',
+        '--input-type=module',
+        '-e',
+        `
+import OpenAI from 'openai';
+import { runAttempt, runTask } from '@routewatch/instrumentation';
+const client = new OpenAI({ apiKey: 'test', baseURL: process.env.LLM_URL, maxRetries: 0 });
+await runTask({ cohort: 'faq' }, () => runAttempt({ route: 'small' }, () =>
+  client.chat.completions.create({ model: 'gpt-small', messages: [{ role: 'user', content: 'hi' }] })));
+process.once('SIGTERM', () => { console.log('cleaned up'); process.kill(process.pid, 'SIGTERM'); });
+setInterval(() => {}, 1000);
+console.log('ready');
+`,
+      ],
+      {
+        cwd: appDir,
+        env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, LLM_URL: llm.url },
+        onStdout: (text, child) => {
+          if (text.includes('ready')) child.kill('SIGTERM');
+        },
+      },
+    );
+    expect(result.stdout).toContain('cleaned up');
+    expect(result.signal).toBe('SIGTERM');
+    expect(cohortsExported()).toEqual(['faq']);
+  });
+
+  it('runs none of NODE_OPTIONS’ preloads in the worker that posts the last export (review diff-7 #1)', async () => {
+    const log = join(appDir, 'preloads.log');
+    const preload = join(appDir, 'preload.cjs');
+    // Node's own loader-hooks thread runs them too (module.register): told apart from ours by
+    // what it was given.
+    writeFileSync(
+      preload,
+      "const { isMainThread, workerData } = require('node:worker_threads');\n" +
+        "const where = isMainThread ? 'main' : workerData && workerData.bodies ? 'exit export' : 'other thread';\n" +
+        "require('node:fs').appendFileSync(process.env.PRELOAD_LOG, where + '\\n');\n",
+    );
+    writeFileSync(log, '');
+    const result = await runScript(`await call('faq');`, {
+      NODE_OPTIONS: `--require ${preload}`,
+      PRELOAD_LOG: log,
+    });
+    expect(result.code).toBe(0);
+    expect(cohortsExported()).toEqual(['faq']);
+    const ran = readFileSync(log, 'utf8').trim().split('\n');
+    expect(ran).toContain('main');
+    expect(ran).not.toContain('exit export');
   });
 
   it('says in one line that the last spans could not be exported, and where to', async () => {
