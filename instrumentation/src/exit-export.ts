@@ -55,10 +55,6 @@ export class UnexportedSpans {
     this.#spans.clear();
     return spans;
   }
-
-  get size(): number {
-    return this.#spans.size;
-  }
 }
 
 /** Keeps each sampled span that ends (what the batch processor exports) until an export settles it. */

@@ -195,19 +195,25 @@ setInterval(() => {}, 1000);
 
   // The tests below are regressions of /work/review/instr2.md (a second review of the drop-in):
   // its final export ran at `beforeExit` and on every signal, and its exporter held the process.
-  const runScript = (script: string, env: Record<string, string> = {}, register = true) =>
-    runNode(
-      [
-        ...(register ? ['--import', '@routewatch/instrumentation/register'] : []),
-        '--input-type=module',
-        '-e',
-        `
+  const PRELUDE = `
 import OpenAI from 'openai';
 import { runAttempt, runTask } from '@routewatch/instrumentation';
 const client = new OpenAI({ apiKey: 'test', baseURL: process.env.LLM_URL, maxRetries: 0 });
 const call = (cohort) => runTask({ cohort }, () => runAttempt({ route: 'small' }, () =>
   client.chat.completions.create({ model: 'gpt-small', messages: [{ role: 'user', content: 'hi' }] })));
-${script}`,
+`;
+  const runScript = (
+    script: string,
+    env: Record<string, string> = {},
+    register = true,
+    onStdout?: (text: string, child: ChildProcess) => void,
+  ) =>
+    runNode(
+      [
+        ...(register ? ['--import', '@routewatch/instrumentation/register'] : []),
+        '--input-type=module',
+        '-e',
+        `${PRELUDE}${script}`,
       ],
       {
         cwd: appDir,
@@ -217,6 +223,7 @@ ${script}`,
           LLM_URL: llm.url,
           ...env,
         },
+        ...(onStdout === undefined ? {} : { onStdout }),
       },
     );
   const cohortsExported = () =>
@@ -259,18 +266,8 @@ process.on('beforeExit', async () => {
 
   it('exports the tasks an app finishes after a SIGTERM it handles, as it drains (#3: lost)', async () => {
     let child: ChildProcess | undefined;
-    const running = runNode(
-      [
-        '--import',
-        '@routewatch/instrumentation/register',
-        '--input-type=module',
-        '-e',
-        `
-import OpenAI from 'openai';
-import { runAttempt, runTask } from '@routewatch/instrumentation';
-const client = new OpenAI({ apiKey: 'test', baseURL: process.env.LLM_URL, maxRetries: 0 });
-const call = (cohort) => runTask({ cohort }, () => runAttempt({ route: 'small' }, () =>
-  client.chat.completions.create({ model: 'gpt-small', messages: [{ role: 'user', content: 'hi' }] })));
+    const result = await runScript(
+      `
 const alive = setInterval(() => {}, 1000);
 process.on('SIGTERM', async () => {
   await new Promise((r) => setTimeout(r, 200));
@@ -280,17 +277,13 @@ process.on('SIGTERM', async () => {
 });
 console.log('ready');
 `,
-      ],
-      {
-        cwd: appDir,
-        env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, LLM_URL: llm.url },
-        onStdout: (text, c) => {
-          child = c;
-          if (text.includes('ready')) c.kill('SIGTERM');
-        },
+      {},
+      true,
+      (text, c) => {
+        child = c;
+        if (text.includes('ready')) c.kill('SIGTERM');
       },
     );
-    const result = await running;
     expect(child).toBeDefined();
     expect(result.stdout).toContain('drained');
     expect(result.code).toBe(0);
@@ -306,29 +299,17 @@ console.log('ready');
   it('exports what has ended when the app handles a signal and raises it again (review diff-7 #2)', async () => {
     // The clean-up-then-re-raise pattern (signal-exit, loaded by execa and ora, does it): the
     // process dies by the signal, with no exit event.
-    const result = await runNode(
-      [
-        '--import',
-        '@routewatch/instrumentation/register',
-        '--input-type=module',
-        '-e',
-        `
-import OpenAI from 'openai';
-import { runAttempt, runTask } from '@routewatch/instrumentation';
-const client = new OpenAI({ apiKey: 'test', baseURL: process.env.LLM_URL, maxRetries: 0 });
-await runTask({ cohort: 'faq' }, () => runAttempt({ route: 'small' }, () =>
-  client.chat.completions.create({ model: 'gpt-small', messages: [{ role: 'user', content: 'hi' }] })));
+    const result = await runScript(
+      `
+await call('faq');
 process.once('SIGTERM', () => { console.log('cleaned up'); process.kill(process.pid, 'SIGTERM'); });
 setInterval(() => {}, 1000);
 console.log('ready');
 `,
-      ],
-      {
-        cwd: appDir,
-        env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, LLM_URL: llm.url },
-        onStdout: (text, child) => {
-          if (text.includes('ready')) child.kill('SIGTERM');
-        },
+      {},
+      true,
+      (text, child) => {
+        if (text.includes('ready')) child.kill('SIGTERM');
       },
     );
     expect(result.stdout).toContain('cleaned up');
