@@ -214,7 +214,16 @@ export const configSchema = z.object({
    * A ClickHouse server instead of the embedded store. Any port: @clickhouse/client connects
    * through Node's http module, which has no "bad ports" list (fetch and browsers never call it).
    */
-  CLICKHOUSE_URL: z.preprocess(unset, z.url({ protocol: /^https?$/ }).optional()),
+  CLICKHOUSE_URL: z.preprocess(
+    unset,
+    z
+      .url({
+        protocol: /^https?$/,
+        error:
+          "not an http(s) URL: give ClickHouse's HTTP interface, scheme included (http://user:password@host:8123/database)",
+      })
+      .optional(),
+  ),
   /**
    * The nice value of the embedded engine's own threads (Linux), so that on busy cores the
    * threads that answer exports run before a merge; 0 leaves them at the process's priority.

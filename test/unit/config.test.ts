@@ -163,6 +163,12 @@ describe('parseConfig', () => {
       /ROUTEWATCH_SLACK_WEBHOOK_URL: not an http\(s\) URL: give the whole URL, scheme included/,
     ],
     ['ROUTEWATCH_WEBHOOK_URL', 'ftp://127.0.0.1/x', /not an http\(s\) URL/],
+    [
+      'CLICKHOUSE_URL',
+      'clickhouse:9000',
+      /CLICKHOUSE_URL: not an http\(s\) URL: give ClickHouse's HTTP interface, scheme included \(http:\/\/user:password@host:8123\/database\)/,
+    ],
+    ['CLICKHOUSE_URL', 'tcp://clickhouse:9000/routewatch', /CLICKHOUSE_URL: not an http\(s\) URL/],
   ])(
     'refuses %s=%s, a URL fetch will not call (a bad port, no scheme), instead of failing at the first call',
     (name, value, message) => {
