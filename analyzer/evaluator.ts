@@ -24,6 +24,8 @@ import {
 } from './series.js';
 import type { AggregateCounts, BucketedCounts, TaskCounts } from './series.js';
 import { costPerSuccess, nonePriced } from './stats.js';
+import { OutageLog } from '../storage/outage-log.js';
+import type { JobLog } from '../storage/outage-log.js';
 
 /**
  * One evaluation: read the current window in buckets and each baseline the rules need, run every
@@ -58,10 +60,7 @@ export interface EvaluatorOptions {
   notifier?: Notifier | undefined;
   /** Base URL for links in messages (the dashboard and report). */
   publicUrl: string;
-  log: {
-    info(details: object, message: string): void;
-    error(details: object, message: string): void;
-  };
+  log: JobLog;
 }
 
 interface Group {
@@ -128,8 +127,16 @@ export class Evaluator {
   /** Evaluations run, those that failed, and scheduled ones skipped while one still ran. */
   readonly stats = { evaluations: 0, failedEvaluations: 0, skippedEvaluations: 0, firing: 0 };
 
+  /** The scheduled evaluations' failures, an outage of the store said once. */
+  readonly #failures: OutageLog;
+
   constructor(private readonly options: EvaluatorOptions) {
     this.alerts = new AlertStore(options.store);
+    this.#failures = new OutageLog(
+      options.log,
+      'alert evaluation',
+      'no alert is raised or resolved meanwhile, and the next evaluation once it answers judges the data stored since',
+    );
   }
 
   get rules(): RuleSet {
@@ -154,11 +161,14 @@ export class Evaluator {
       }
       scheduledRunning = true;
       this.evaluate()
-        .catch((error: unknown) =>
-          this.options.log.error(
-            { err: error },
-            'alert evaluation failed; the next one runs on schedule',
-          ),
+        .then(
+          () => this.#failures.succeeded(),
+          (error: unknown) =>
+            this.#failures.failed(
+              error,
+              {},
+              'alert evaluation failed; the next one runs on schedule',
+            ),
         )
         .finally(() => {
           scheduledRunning = false;

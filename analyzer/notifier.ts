@@ -5,6 +5,7 @@ import { formatDuration } from '../server/time.js';
 import { SLACK_GROUP_LIMIT, slackGroupMessage, slackMessage, webhookBody } from './message.js';
 import type { AlertMessage, GroupPart } from './message.js';
 import { SEVERITY_RANK } from './rules.js';
+import { OutageLog } from '../storage/outage-log.js';
 import { silenceOf } from './silences.js';
 import type { Silence } from './silences.js';
 
@@ -207,12 +208,20 @@ class ChannelQueue {
    * long (the message goes again at the next start, with the same Idempotency-Key).
    */
   readonly #stopGrace = new AbortController();
+  /** Reads of the queue that failed: an outage of the store said once. */
+  readonly #readFailures: OutageLog;
 
   constructor(
     readonly channel: Channel,
     private readonly options: Required<Omit<NotifierOptions, 'channels'>>,
     private readonly signal: AbortSignal,
   ) {
+    this.#readFailures = new OutageLog(
+      options.log,
+      `the ${channel.name} channel's read of its alert queue`,
+      'its messages wait in the store, and go once it answers',
+      describe,
+    );
     signal.addEventListener(
       'abort',
       () => setTimeout(() => this.#stopGrace.abort(), options.stopGraceMs).unref(),
@@ -237,9 +246,11 @@ class ChannelQueue {
           since,
           this.options.lookbackMs,
         );
+        this.#readFailures.succeeded({ channel: this.channel.name });
       } catch (error) {
-        this.options.log.warn(
-          { channel: this.channel.name, err: describe(error) },
+        this.#readFailures.failed(
+          error,
+          { channel: this.channel.name },
           'could not read the alert queue',
         );
         await this.#sleep(this.options.pollMs);

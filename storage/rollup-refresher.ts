@@ -1,13 +1,12 @@
-import { errorMessage } from './errors.js';
+import { OutageLog } from './outage-log.js';
+import type { JobLog } from './outage-log.js';
 import { refreshRollups, repairRollups } from './rollups.js';
 import type { RefreshOptions, RefreshResult, RepairOptions } from './rollups.js';
 import type { Store } from './store.js';
 
 /** Where the refresher reports: the app's pino logger, or nothing. */
-export interface RefresherLog {
+export interface RefresherLog extends JobLog {
   debug(fields: object, message: string): void;
-  info(fields: object, message: string): void;
-  error(fields: object, message: string): void;
 }
 
 export interface RollupRefresherOptions {
@@ -59,9 +58,17 @@ export class RollupRefresher {
   /** When the last repair ran (performance.now()); none yet: the first waits a whole period. */
   #repairedAt = performance.now();
 
+  /** The periodic refreshes' and repairs' failures, an outage of the store said once. */
+  readonly #failures: OutageLog;
+
   constructor(store: Store, options: RollupRefresherOptions) {
     this.#store = store;
     this.#options = options;
+    this.#failures = new OutageLog(
+      options.log,
+      'rollup refresh',
+      'nothing is lost: the first refresh once it answers takes in what changed, and the views compute what the rollups lack until then',
+    );
   }
 
   /**
@@ -158,12 +165,18 @@ export class RollupRefresher {
       // upgrade) or takes long is worth a line.
       if (result.durationMs > 5_000) log?.info({ rollups: result }, 'rollups refreshed');
       else if (result.tasks > 0) log?.debug({ rollups: result }, 'rollups refreshed');
+      this.#failures.succeeded();
     } catch (error) {
       if (signal.aborted) return;
-      log?.error({ err: error, message: errorMessage(error) }, 'rollup refresh failed');
+      this.#failures.failed(error, {}, 'rollup refresh failed');
     }
     const every = this.#options.repairEveryMs ?? DEFAULT_REPAIR_EVERY_MS;
-    if (!signal.aborted && every > 0 && performance.now() - this.#repairedAt >= every) {
+    if (
+      !signal.aborted &&
+      !this.#failures.storeDown &&
+      every > 0 &&
+      performance.now() - this.#repairedAt >= every
+    ) {
       this.#repairedAt = performance.now();
       try {
         const repaired = await this.#repair(signal);
@@ -176,7 +189,7 @@ export class RollupRefresher {
       } catch (error) {
         if (signal.aborted) return;
         this.stats.repairFailures++;
-        log?.error({ err: error, message: errorMessage(error) }, 'rollup repair failed');
+        this.#failures.failed(error, {}, 'rollup repair failed');
       }
     }
     if (!signal.aborted) this.#schedule(this.#options.intervalMs);

@@ -13,6 +13,7 @@ import {
   insertLateOutcomesSql,
   insertSpansSql,
 } from '../../bench/analyzer/generate.js';
+import { storageFailure } from '../../storage/errors.js';
 import { RollupRefresher } from '../../storage/rollup-refresher.js';
 import { refreshRollups, repairRollups } from '../../storage/rollups.js';
 import {
@@ -815,6 +816,55 @@ describe('RollupRefresher', () => {
     expect(refresher.stats.refreshes).toBe(after);
     expect(refresher.stats.failures).toBe(0);
     expect(await taskRow('refresher')).toMatchObject({ outcome: 'success' });
+  });
+
+  it('says a store outage once, not at every refresh, and says when the store answers again', async () => {
+    // The store, failing every call as a server that does not answer while `down`.
+    let down = true;
+    const unreachable = new Proxy(temp.store, {
+      get(target, key, receiver) {
+        const value: unknown = Reflect.get(target, key, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (down) {
+            const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), {
+              code: 'ECONNREFUSED',
+            });
+            return Promise.reject(
+              storageFailure('UNAVAILABLE', 'ClickHouse server did not answer', refused),
+            );
+          }
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const lines: Array<[string, string]> = [];
+    const at = (level: string) => (_fields: object, message: string) =>
+      lines.push([level, message]);
+    const refresher = new RollupRefresher(unreachable, {
+      intervalMs: 10,
+      repairEveryMs: 10,
+      refresh: { marginMs: 0 },
+      log: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') },
+    });
+    refresher.start();
+    await vi.waitFor(() => expect(refresher.stats.failures).toBeGreaterThanOrEqual(10), {
+      timeout: 30_000,
+    });
+    down = false;
+    await vi.waitFor(() => expect(lines.some(([level]) => level === 'info')).toBe(true), {
+      timeout: 30_000,
+    });
+    await refresher.stop();
+    const said = lines.filter(([level]) => level !== 'debug');
+    expect(said.map(([level, message]) => [level, message.split(':')[0]])).toEqual([
+      ['warn', 'rollup refresh skipped'],
+      ['info', 'rollup refresh'],
+    ]);
+    expect(said[0]![1]).toContain('nothing is lost: the first refresh once it answers');
+    expect(said[1]![1]).toBe('rollup refresh: the store answers again');
+    // No repair was tried against a store known to be down.
+    expect(refresher.stats.repairFailures).toBe(0);
   });
 
   it('runs a repair of rows seen late after its periodic refreshes, every repairEveryMs', async () => {

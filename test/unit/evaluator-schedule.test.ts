@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Evaluator } from '../../analyzer/evaluator.js';
 import { resolveRules } from '../../analyzer/rules.js';
+import { storageFailure } from '../../storage/errors.js';
 import type { Store } from '../../storage/store.js';
 
 afterEach(() => {
@@ -21,7 +22,7 @@ describe('the scheduled evaluation', () => {
       store,
       rules: resolveRules(),
       publicUrl: 'http://127.0.0.1:4318',
-      log: { info: () => undefined, error: () => undefined },
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
     });
     evaluator.start(1_000);
     await vi.advanceTimersByTimeAsync(10_500);
@@ -35,6 +36,64 @@ describe('the scheduled evaluation', () => {
   });
 });
 
+describe('a scheduled evaluation that fails', () => {
+  const failingStore = (error: () => Error) =>
+    new Proxy({}, { get: () => () => Promise.reject(error()) }) as unknown as Store;
+  const recording = () => {
+    const lines: Array<[string, string]> = [];
+    const at = (level: string) => (_fields: object, message: string) =>
+      void lines.push([level, message]);
+    return { lines, log: { info: at('info'), warn: at('warn'), error: at('error') } };
+  };
+
+  it('says once that the store does not answer, not at every evaluation', async () => {
+    vi.useFakeTimers();
+    const { lines, log } = recording();
+    const evaluator = new Evaluator({
+      store: failingStore(() =>
+        storageFailure(
+          'UNAVAILABLE',
+          'ClickHouse server did not answer',
+          Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), {
+            code: 'ECONNREFUSED',
+          }),
+        ),
+      ),
+      rules: resolveRules(),
+      publicUrl: 'http://127.0.0.1:4318',
+      log,
+    });
+    evaluator.start(1_000);
+    await vi.advanceTimersByTimeAsync(10_500);
+    await evaluator.stop();
+    expect(evaluator.stats.failedEvaluations).toBe(11);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]![0]).toBe('warn');
+    expect(lines[0]![1]).toMatch(
+      /^alert evaluation skipped: the store does not answer \(ClickHouse server did not answer: .*ECONNREFUSED.*\); no alert is raised or resolved meanwhile/,
+    );
+  });
+
+  it('logs any other failure as an error at every evaluation', async () => {
+    vi.useFakeTimers();
+    const { lines, log } = recording();
+    const evaluator = new Evaluator({
+      store: failingStore(() => new Error('Code: 47. Unknown expression identifier')),
+      rules: resolveRules(),
+      publicUrl: 'http://127.0.0.1:4318',
+      log,
+    });
+    evaluator.start(1_000);
+    await vi.advanceTimersByTimeAsync(2_500);
+    await evaluator.stop();
+    expect(lines).toEqual([
+      ['error', 'alert evaluation failed; the next one runs on schedule'],
+      ['error', 'alert evaluation failed; the next one runs on schedule'],
+      ['error', 'alert evaluation failed; the next one runs on schedule'],
+    ]);
+  });
+});
+
 describe('a dry run', () => {
   it('that fails counts neither as an evaluation nor as a failed one', async () => {
     const store = new Proxy(
@@ -45,7 +104,7 @@ describe('a dry run', () => {
       store,
       rules: resolveRules(),
       publicUrl: 'http://127.0.0.1:4318',
-      log: { info: () => undefined, error: () => undefined },
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
     });
     await expect(evaluator.evaluate(new Date(), undefined, { dryRun: true })).rejects.toThrow(
       'the store did not answer',

@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { AlertStore, StoredEvent } from '../../analyzer/alert-store.js';
 import type { AlertMessage } from '../../analyzer/message.js';
 import { slackGroupMessage, titleOf } from '../../analyzer/message.js';
 import { Notifier, slackChannel } from '../../analyzer/notifier.js';
 import { sampleMessage } from '../support/alert-message.js';
+import { storageFailure } from '../../storage/errors.js';
 
 // The Slack group's notifier semantics, on a fake queue (found by review 34).
 
@@ -241,5 +242,64 @@ describe('the plain-text fallback of a group', () => {
     const { text } = slackGroupMessage(group);
     const listed = (text.match(/^• /gm) ?? []).length;
     expect(listed).toBe(10);
+  });
+});
+
+describe('the notifier while the store does not answer', () => {
+  it('says so once, not at every read of its queue, and sends what waited once it answers', async () => {
+    let down = true;
+    const queue = fakeStore([event('w1', 'small')]);
+    const reads = { failed: 0 };
+    const store = new Proxy(queue, {
+      get(target, key, receiver) {
+        const value: unknown = Reflect.get(target, key, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (down) {
+            reads.failed++;
+            return Promise.reject(
+              storageFailure(
+                'UNAVAILABLE',
+                'ClickHouse server did not answer',
+                Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), {
+                  code: 'ECONNREFUSED',
+                }),
+              ),
+            );
+          }
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const lines: Array<[string, string, object]> = [];
+    const at = (level: string) => (fields: object, message: string) =>
+      void lines.push([level, message, fields]);
+    const sent: string[] = [];
+    const notifier = new Notifier({
+      channels: [slackChannel('http://slack.test/x')],
+      store,
+      log: { info: at('info'), warn: at('warn'), error: at('error') },
+      minIntervalMs: 0,
+      pollMs: 5,
+      fetch: (async (_url: string, init: { body: string }) => {
+        sent.push(init.body);
+        return new Response('ok', { status: 200 });
+      }) as unknown as typeof globalThis.fetch,
+    });
+    notifier.start();
+    await vi.waitFor(() => expect(reads.failed).toBeGreaterThanOrEqual(10));
+    down = false;
+    await vi.waitFor(() => expect(sent).toHaveLength(1));
+    await notifier.stop();
+    const said = lines.filter(([, message]) => !message.startsWith('alert delivered'));
+    expect(said.map(([level, message]) => [level, message.split(':')[0]])).toEqual([
+      ['warn', "the slack channel's read of its alert queue skipped"],
+      ['info', "the slack channel's read of its alert queue"],
+    ]);
+    expect(said[0]![1]).toContain('its messages wait in the store, and go once it answers');
+    expect(said[0]![2]).toEqual({
+      channel: 'slack',
+      reason: expect.stringContaining('ECONNREFUSED'),
+    });
   });
 });
