@@ -11,7 +11,7 @@ import { SpanWriter } from '../collector/span-writer.js';
 import type { SpanWriterLog, SpanWriterOptions } from '../collector/span-writer.js';
 import { WriteAheadLog } from '../collector/wal.js';
 import { errorMessage, isStoreUnavailable } from '../storage/errors.js';
-import { migrate } from '../storage/migrations.js';
+import { migrate, newerSchemaNotice } from '../storage/migrations.js';
 import { lowerEnginePriority, nodeThreadNames } from '../storage/engine-priority.js';
 import type { EnginePriority } from '../storage/engine-priority.js';
 import { openStore } from '../storage/open-store.js';
@@ -97,7 +97,7 @@ async function migrateAtStart(
 ): Promise<{ ready: Promise<void> }> {
   const done = { ready: Promise.resolve() };
   if (config.ROUTEWATCH_WAL === 'off' || store.driver === 'embedded') {
-    await prepareStore(store, config);
+    await prepareStore(store, config, log);
     return done;
   }
   const later = (error: unknown) => {
@@ -121,7 +121,7 @@ async function migrateAtStart(
     return later(error);
   }
   try {
-    await prepareStore(store, config);
+    await prepareStore(store, config, log);
   } catch (error) {
     if (!isStoreUnavailable(error)) throw error;
     return later(error);
@@ -142,7 +142,7 @@ async function migrateWhenReachable(
     if (stopped()) return new Promise<void>(() => undefined);
     try {
       await store.ping();
-      await prepareStore(store, config);
+      await prepareStore(store, config, log);
       log.info({}, 'ClickHouse answers: migrations applied, storing the write-ahead log');
       return;
     } catch (error) {
@@ -178,10 +178,19 @@ export function retentionSettings(config: Config): RetentionSettings {
   };
 }
 
-/** Brings a store's schema and retention to what this version and the configuration say. */
-export async function prepareStore(store: Store, config: Config): Promise<void> {
+/**
+ * Brings a store's schema and retention to what this version and the configuration say; says on
+ * `log` when a newer version migrated it.
+ */
+export async function prepareStore(
+  store: Store,
+  config: Config,
+  log: Pick<SpanWriterLog, 'warn'>,
+): Promise<void> {
   const cluster = config.ROUTEWATCH_CLICKHOUSE_CLUSTER;
-  await migrate(store, undefined, undefined, { cluster });
+  const result = await migrate(store, undefined, undefined, { cluster });
+  const notice = newerSchemaNotice(result.newer);
+  if (notice !== undefined) log.warn({ newer: result.newer }, notice);
   await applyRetention(store, retentionSettings(config), { cluster });
 }
 

@@ -47,6 +47,13 @@ export interface MigrationResult {
   alreadyApplied: number;
   /** Views (re)created by this run, in the order they were applied. */
   viewsApplied: string[];
+  /**
+   * Migrations recorded as applied that this version does not have (`0036_name`): a newer
+   * routewatch migrated the store. Its views are then left as they are: this version's older
+   * views could be wrong over the newer tables, and a newer instance sharing the store would
+   * re-create them at its next start, and this one again at its own.
+   */
+  newer: string[];
 }
 
 const FILE_NAME = /^(\d{4})_([a-z0-9_]+)\.sql$/;
@@ -207,6 +214,16 @@ export function clusterDdl(
   ].flatMap((statement) => clusterStatements(statement, cluster));
 }
 
+/** What to say when a newer routewatch migrated the store (MigrationResult.newer); undefined if none did. */
+export function newerSchemaNotice(newer: readonly string[]): string | undefined {
+  if (newer.length === 0) return undefined;
+  return (
+    `the store was migrated by a newer routewatch (${newer.join(', ')} applied, which this version does not have): ` +
+    'this version runs on it as it is and leaves its views as the newer one made them; run the newer version again, ' +
+    'or restore the backup taken before the upgrade to run this one on a schema of its own (docs/operating.md, Upgrades)'
+  );
+}
+
 const appliedRow = z.object({
   version: z.coerce.number(),
   name: z.string(),
@@ -234,7 +251,12 @@ export async function migrate(
       )
     ).map((row) => [row.version, row]),
   );
-  const result: MigrationResult = { applied: [], alreadyApplied: 0, viewsApplied: [] };
+  const known = new Set(migrations.map((m) => m.version));
+  const newer = [...applied.values()]
+    .filter((row) => !known.has(row.version))
+    .sort((a, b) => a.version - b.version)
+    .map((row) => `${String(row.version).padStart(4, '0')}_${row.name}`);
+  const result: MigrationResult = { applied: [], alreadyApplied: 0, viewsApplied: [], newer };
   for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
     const label = `${String(migration.version).padStart(4, '0')}_${migration.name}`;
     const done = applied.get(migration.version);
@@ -264,6 +286,7 @@ export async function migrate(
     );
     result.applied.push(migration);
   }
+  if (newer.length > 0) return result;
   result.viewsApplied = await applyViews(store, views, {
     // A table a view reads may have changed under it.
     reapplyAll: result.applied.length > 0,

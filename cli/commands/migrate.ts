@@ -18,7 +18,7 @@ them from the stored spans). With ROUTEWATCH_CLICKHOUSE_CLUSTER, the DDL runs ON
   async run() {
     const config = parseConfig();
     const { openStore } = await import('../../storage/open-store.js');
-    const { migrate } = await import('../../storage/migrations.js');
+    const { migrate, newerSchemaNotice } = await import('../../storage/migrations.js');
     const { applyRetention, refreshRollups } = await import('../../storage/rollups.js');
     const { retentionSettings } = await import('../../server/start.js');
     const store = await openStore({
@@ -32,8 +32,16 @@ them from the stored spans). With ROUTEWATCH_CLICKHOUSE_CLUSTER, the DDL runs ON
         `${store.location}: applied ${result.applied.length} migration(s)` +
           `${result.applied.length ? ` (${result.applied.map((m) => m.name).join(', ')})` : ''}, ` +
           `${result.alreadyApplied} already applied; ` +
-          `${result.viewsApplied.length ? `views re-created: ${result.viewsApplied.join(', ')}` : 'views up to date'}\n`,
+          `${
+            result.newer.length > 0
+              ? 'views left as the newer version made them'
+              : result.viewsApplied.length
+                ? `views re-created: ${result.viewsApplied.join(', ')}`
+                : 'views up to date'
+          }\n`,
       );
+      const notice = newerSchemaNotice(result.newer);
+      if (notice !== undefined) process.stderr.write(`routewatch: warning: ${notice}\n`);
       const ttls = await applyRetention(store, retentionSettings(config), { cluster });
       if (ttls.length > 0) process.stdout.write(`retention set on ${ttls.join(', ')}\n`);
       const rollups = await refreshRollups(store);

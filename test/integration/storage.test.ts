@@ -3,7 +3,13 @@ import { z } from 'zod';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyViews, loadMigrations, loadViews, migrate } from '../../storage/migrations.js';
+import {
+  applyViews,
+  loadMigrations,
+  loadViews,
+  migrate,
+  newerSchemaNotice,
+} from '../../storage/migrations.js';
 import type { View } from '../../storage/migrations.js';
 import { MigrationError, StorageError } from '../../storage/errors.js';
 import { openTempStore } from '../support/store.js';
@@ -74,6 +80,52 @@ describe('migrations', () => {
     const edited = migrations.map((m, i) => (i === 0 ? { ...m, checksum: 'f'.repeat(64) } : m));
     await expect(migrate(temp.store, edited)).rejects.toThrow(MigrationError);
     await expect(migrate(temp.store, edited)).rejects.toThrow(/applied with different contents/);
+  });
+
+  it('leaves the views alone on a store a newer version migrated, and says which migrations it lacks', async () => {
+    // This version, run after a newer one on the same store (a rollback, or an older instance
+    // beside newer ones): the newer's migration is recorded, and its views differ from ours.
+    const newer = {
+      version: 9998,
+      name: 'from_a_newer_version',
+      statements: ['CREATE TABLE newer_probe (x UInt8) ENGINE = Memory'],
+      checksum: 'n',
+    };
+    await migrate(temp.store, [...loadMigrations(), newer]);
+    const theirs: View[] = loadViews().map((v) =>
+      v.name === 'v_cohort_route_summary'
+        ? {
+            ...v,
+            statement: v.statement.replace('SELECT', 'SELECT 1 AS newer_column,'),
+            checksum: 'theirs',
+          }
+        : v,
+    );
+    await applyViews(temp.store, theirs);
+    try {
+      const ours = await migrate(temp.store);
+      expect(ours.newer).toEqual(['9998_from_a_newer_version']);
+      expect(ours.applied).toEqual([]);
+      expect(ours.viewsApplied).toEqual([]);
+      const [row] = await temp.store.query(
+        "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = 'v_cohort_route_summary'",
+        {},
+        z.object({ as_select: z.string() }),
+      );
+      expect(row?.as_select).toMatch(/newer_column/);
+      expect(newerSchemaNotice(ours.newer)).toMatch(
+        /^the store was migrated by a newer routewatch \(9998_from_a_newer_version applied, which this version does not have\)/,
+      );
+    } finally {
+      // Back to this version's schema for the tests after this one.
+      await temp.store.exec('DROP TABLE newer_probe');
+      await temp.store.exec(
+        'ALTER TABLE schema_migrations DELETE WHERE version = 9998 SETTINGS mutations_sync = 2',
+      );
+      await applyViews(temp.store, loadViews());
+    }
+    expect((await migrate(temp.store)).newer).toEqual([]);
+    expect(newerSchemaNotice([])).toBeUndefined();
   });
 
   it('names the migration that fails', async () => {
