@@ -521,6 +521,25 @@ class ChannelQueue {
     body?: string;
     error: string;
   }> {
+    // Not aborted on stop at once: a message in flight finishes and is recorded, else a restart
+    // would send it again. Bounded by the request timeout, answer's body included, and by the
+    // grace after a stop. A timer of our own, not AbortSignal.any([AbortSignal.timeout(…), …]):
+    // on Node 20 the composite holds the timeout signal weakly, a garbage collection takes it,
+    // and the request then waited for undici's own 300-s timeout (nodejs/node#57736).
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () =>
+        abort.abort(
+          new DOMException(
+            `no answer within ${this.options.requestTimeoutMs} ms (ROUTEWATCH_NOTIFY_TIMEOUT)`,
+            'TimeoutError',
+          ),
+        ),
+      this.options.requestTimeoutMs,
+    );
+    const stopped = () => abort.abort(this.#stopGrace.signal.reason);
+    if (this.#stopGrace.signal.aborted) stopped();
+    else this.#stopGrace.signal.addEventListener('abort', stopped, { once: true });
     try {
       const response = await this.options.fetch(this.channel.url, {
         method: 'POST',
@@ -528,12 +547,7 @@ class ChannelQueue {
         // the timeout) or whose answer was lost can tell the retry from a new message.
         headers: { 'content-type': 'application/json', 'idempotency-key': key },
         body: JSON.stringify(body),
-        // Not aborted on stop at once: a message in flight finishes and is recorded, else a
-        // restart would send it again. Bounded by the request timeout, and 10 s after a stop.
-        signal: AbortSignal.any([
-          AbortSignal.timeout(this.options.requestTimeoutMs),
-          this.#stopGrace.signal,
-        ]),
+        signal: abort.signal,
       });
       const text = await response.text().catch(() => '');
       if (response.ok) return { ok: true, error: '' };
@@ -546,6 +560,9 @@ class ChannelQueue {
       };
     } catch (error) {
       return { ok: false, error: describe(error) };
+    } finally {
+      clearTimeout(timer);
+      this.#stopGrace.signal.removeEventListener('abort', stopped);
     }
   }
 

@@ -1,3 +1,8 @@
+import { createServer } from 'node:http';
+import type { ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { describe, expect, it, vi } from 'vitest';
 import type { AlertStore, StoredEvent } from '../../analyzer/alert-store.js';
 import type { AlertMessage } from '../../analyzer/message.js';
@@ -140,6 +145,50 @@ describe('Slack groups in the notifier', () => {
     expect(keys[0]).toMatch(/^[0-9a-f]{32}$/);
     expect(keys[1]).toBe(keys[0]);
     expect(keys[2]).not.toBe(keys[0]);
+  });
+
+  it('times out a request that gets no answer, a garbage collection during it or not', async () => {
+    // review ops #1: with AbortSignal.any([AbortSignal.timeout(10 s), …]) on Node 20, a garbage
+    // collection during the request took the timeout signal, and a hung Slack blocked the channel
+    // for undici's own 300 s. A real server that never answers, the real fetch, two forced GCs.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const attempts: number[] = [];
+    const held: ServerResponse[] = [];
+    const server = createServer((request, response) => {
+      attempts.push(Date.now());
+      request.resume();
+      held.push(response);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const notifier = new Notifier({
+      channels: [slackChannel(`http://127.0.0.1:${port}/hook`)],
+      store: fakeStore([event('gc1', 'small')]),
+      log: quiet,
+      minIntervalMs: 0,
+      initialBackoffMs: 1,
+      maxBackoffMs: 2,
+      pollMs: 10,
+      requestTimeoutMs: 400,
+    });
+    try {
+      notifier.start();
+      await vi.waitFor(() => expect(attempts.length).toBeGreaterThanOrEqual(1), { timeout: 5_000 });
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      gc();
+      // Timed out at 400 ms and sent again: a second request well within 5 s.
+      await vi.waitFor(() => expect(attempts.length).toBeGreaterThanOrEqual(2), { timeout: 5_000 });
+      expect(notifier.stats()['slack']!.lastError).toMatch(
+        /TimeoutError: no answer within 400 ms \(ROUTEWATCH_NOTIFY_TIMEOUT\)/,
+      );
+    } finally {
+      await notifier.stop();
+      for (const response of held) response.destroy();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('abandons a message still unanswered a grace after the stop, however long its timeout', async () => {
