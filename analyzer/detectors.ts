@@ -86,6 +86,14 @@ export interface Finding {
      */
     missing?: { reason: 'duration' | 'relapse' | 'effect' };
   };
+  /**
+   * How a firing alert's finding came to be `ok`: `recovered`, the latest data show a recovery
+   * that lasted (`current` is that window); `faded`, the alarm window's evidence fell below half
+   * the threshold, and `current` is the latest window when one lasted long enough to show
+   * (`faded_latest`), else the alarm window (`faded`). Absent for any other finding, and in
+   * findings stored before it existed.
+   */
+  ending?: 'recovered' | 'faded_latest' | 'faded';
 }
 
 export interface MonitorInput {
@@ -957,6 +965,7 @@ function conclude(
         // The evidence of the window shown, as for any finding: its ratio, negative here.
         statistic: -recovery.statistic,
         effect: recent.effect,
+        ending: 'recovered',
       };
     }
   }
@@ -994,6 +1003,7 @@ function conclude(
       // The evidence of the window shown, as for any finding: its own ratio.
       statistic: -recovery.statistic,
       effect: recent.effect,
+      ending: 'faded_latest',
     };
   }
   const summary = held
@@ -1013,6 +1023,7 @@ function conclude(
     statistic: result.statistic,
     effect,
     ...(latest ? { latest } : {}),
+    ...(!crossed && bar < h ? { ending: 'faded' as const } : {}),
   };
 }
 

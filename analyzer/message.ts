@@ -260,9 +260,17 @@ function evidenceLine(
   threshold: number,
   status: Finding['status'],
   target = false,
+  ending?: Finding['ending'],
 ): string {
   const how =
     "(one-sided CUSUM log-likelihood ratio; false alerts held to the rule's budget per horizon)";
+  // Resolved because the alarm window's evidence faded (the summary gives it): the window shown
+  // is the latest one, whose own evidence may favour the baseline by the threshold without
+  // having been judged a recovery.
+  if (ending === 'faded_latest') {
+    const side = target ? 'target' : 'baseline';
+    return `Evidence for the ${side} ${(-statistic).toFixed(1)} in the window shown; resolved because the alarm window's evidence fell below half the threshold, ${(threshold * RESOLVE_BELOW).toFixed(1)} ${how}.`;
+  }
   // Only a recovery's window favours the baseline by the threshold; a window under it is merely
   // not degraded (its evidence for the baseline, if any, is no claim of recovery).
   if (status === 'ok' && -statistic >= threshold) {
@@ -318,6 +326,7 @@ function slackParts(message: AlertMessage) {
           finding.threshold,
           finding.status,
           finding.baseline.target === true,
+          finding.ending,
         )
       : // No test ran: the summary, which heads every message, says why; not twice.
         '';
@@ -326,7 +335,12 @@ function slackParts(message: AlertMessage) {
   // (the one closest to alarming), which may still hold some of the incident: not "now".
   const closed = message.resolution === 'closed_without_verdict';
   const judged =
-    message.kind === 'resolved' && !closed && !finding.summary.startsWith('recovered: ');
+    message.kind === 'resolved' &&
+    !closed &&
+    (finding.ending === undefined
+      ? // Stored before `ending` existed.
+        !finding.summary.startsWith('recovered: ')
+      : finding.ending === 'faded');
   // A window with no figure and no test (fallbacks too few for their reasons to matter) has
   // nothing to show but its summary, which the evidence line gives.
   const figureless = finding.current.value === null && finding.statistic === null;

@@ -642,6 +642,7 @@ describe('an open alert: recovery and hysteresis (alertState)', () => {
     const open = detect({ ...monitor(gap, BASELINE), alertState: 'firing' }, evaluation);
     expect(open.status, open.summary).toBe('ok');
     expect(open.summary).toMatch(/^recovered: /);
+    expect(open.ending).toBe('recovered');
     expect(Date.parse(open.current.since!)).toBeGreaterThanOrEqual(at(14));
   });
 
@@ -865,6 +866,8 @@ describe('a target baseline (an SLO)', () => {
     expect(open.current.value!).toBeCloseTo(28 / 30, 9);
     // Its evidence is the shown window's own: it leans towards the target.
     expect(open.statistic!).toBeLessThan(0);
+    // And the message can tell it from a recovery (review ops #5).
+    expect(open.ending).toBe('faded_latest');
   });
 
   it('judges cost per successful task against a dollar target', () => {

@@ -380,6 +380,56 @@ describe('slackMessage', () => {
     expect(firing.text).toContain('Rule success_rate_drop · critical · incident 1');
   });
 
+  it('says, for a resolution on faded evidence, which window it shows and why it resolved, without claiming a recovery', () => {
+    // review ops #5: the summary said "no longer degraded: the window since 06:16 has evidence
+    // -3.5, below half the threshold 9.8" under "Window judged", and the footer "Evidence for the
+    // baseline 15.1 over a threshold of 9.8: recovered": two verdicts, and the window shown was
+    // the latest one, not the one judged.
+    const base = sampleMessage().finding;
+    const message = slackMessage(
+      sampleMessage({
+        kind: 'resolved',
+        resolution: 'recovered',
+        title: titleOf('resolved', { kind: 'p95_regression' }, 'extraction', 'small', ''),
+        failureReasons: [],
+        fallbackReasons: [],
+        finding: {
+          ...base,
+          status: 'ok',
+          summary:
+            'extraction × small: tasks slower than the baseline p95 5.0% → 3.9% since 06:18 UTC; no longer degraded: the window since 06:16 UTC has evidence -3.5, below half the threshold 9.8',
+          current: { ...base.current, since: '2026-12-07T06:18:00.000Z' },
+          statistic: -15.1,
+          threshold: 9.8,
+          ending: 'faded_latest',
+        },
+      }),
+    );
+    expect(message.text).toMatch(/^Now 75\.3 %/m);
+    expect(message.text).not.toContain('Window judged');
+    expect(message.text).toContain(
+      "Evidence for the baseline 15.1 in the window shown; resolved because the alarm window's evidence fell below half the threshold, 4.9",
+    );
+    expect(message.text).not.toMatch(/recovered \(/);
+    // Faded with no later window to show: the alarm window, "Window judged", as before.
+    const judged = slackMessage(
+      sampleMessage({
+        kind: 'resolved',
+        resolution: 'recovered',
+        finding: {
+          ...base,
+          status: 'ok',
+          summary: 'no longer degraded: evidence 3.1 below half the threshold 9.8',
+          statistic: 3.1,
+          threshold: 9.8,
+          ending: 'faded',
+        },
+      }),
+    );
+    expect(judged.text).toMatch(/^Window judged 75\.3 %/m);
+    expect(judged.text).toContain('Evidence 3.1 against a threshold of 9.8');
+  });
+
   it('titles a target rule by its target, not as a drop', () => {
     const target = { kind: 'target' as const, value: 0.9 };
     expect(
