@@ -392,6 +392,25 @@ export class AlertStore {
   }
 
   /**
+   * The incidents (incidentKey) of `alerts` whose firing or a reminder was notified: told to the
+   * channels, as far as the evaluator is concerned (each channel's own record is `announced`).
+   */
+  async notifiedIncidents(
+    alerts: readonly Pick<StoredEvent, 'fingerprint' | 'incident'>[],
+  ): Promise<Set<string>> {
+    if (alerts.length === 0) return new Set();
+    const rows = await this.store.query(
+      `SELECT DISTINCT fingerprint, incident FROM alert_events FINAL
+       WHERE notify = 1 AND kind IN ('firing', 'repeat')
+         AND has({fingerprints:Array(String)}, fingerprint)`,
+      { fingerprints: [...new Set(alerts.map((a) => a.fingerprint))] },
+      z.object({ fingerprint: z.string(), incident: chNumber }),
+    );
+    const notified = new Set(rows.map((r) => incidentKey(r)));
+    return new Set(alerts.map((a) => incidentKey(a)).filter((key) => notified.has(key)));
+  }
+
+  /**
    * Marks `expired` the notify events the channel never received that are older than `withinMs`
    * (and created since it was registered): they will not be sent. Returns them, for the log.
    */

@@ -1,5 +1,5 @@
 import type { Store } from '../storage/store.js';
-import { AlertStore } from './alert-store.js';
+import { AlertStore, incidentKey } from './alert-store.js';
 import { dashboardUrl } from './dashboard-link.js';
 import { detect, mixRate, mixTotals, restMixOf } from './detectors.js';
 import type { Finding, MixRate, MixTotals, MonitorInput } from './detectors.js';
@@ -374,6 +374,10 @@ export class Evaluator {
     const silence = (result: Step, before: AlertRecord | undefined): Step => {
       const found = result.event?.notify ? silenceAt(result.record) : undefined;
       if (!found || !result.event) return result;
+      // The end of an incident the channels were told of is sent under a silence too, so that no
+      // channel is left showing an incident that is over (the notifier sends it only where the
+      // firing went). Alertmanager keeps it back (its issue #226); a page left open is worse.
+      if (result.event.kind === 'resolved') return result;
       // A firing alert kept quiet owes a message (lastNotifiedAt null): its reminder is due at the
       // first evaluation after the silence ends, whatever the route's shared clock says. A
       // reminder kept quiet is not worth a row each evaluation.
@@ -468,6 +472,24 @@ export class Evaluator {
         effect: null,
       };
       steps.push({ ...stepOf(record, gone), input: undefined });
+    }
+
+    // An incident told of, then silenced: its reminder under the silence cleared lastNotifiedAt
+    // (it owes one), so the lifecycle did not notify its end. Told is told: it is notified, and
+    // goes to the channels that got the firing or a reminder.
+    const untoldEnds = steps.filter(
+      (s) =>
+        s.event?.kind === 'resolved' &&
+        !s.event.notify &&
+        previous.get(s.record.fingerprint)?.state === 'firing',
+    );
+    if (untoldEnds.length > 0) {
+      const told = await this.alerts.notifiedIncidents(untoldEnds.map((s) => s.record));
+      for (const s of untoldEnds) {
+        if (!told.has(incidentKey(s.record))) continue;
+        s.event = { ...s.event!, notify: true };
+        s.record = { ...s.record, lastNotifiedAt: now };
+      }
     }
 
     // One reminder per cohort × route and evaluation: none beside news of the route (an alert

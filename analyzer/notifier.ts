@@ -390,9 +390,11 @@ class ChannelQueue {
   }
 
   /**
-   * The events of `batch` no silence in force now matches. Those one matches are recorded
-   * `silenced` (never sent: their alert's next reminder comes on its usual clock) and logged.
-   * A store it cannot read keeps the batch as it is: a silence must not lose a message.
+   * The events of `batch` no silence in force now matches, and the ends of incidents (which
+   * #announcedHere leaves only where the incident was told: a silence does not leave a channel
+   * showing an incident that is over). Those a silence matches are recorded `silenced` (never
+   * sent: their alert's next reminder comes on its usual clock) and logged. A store it cannot
+   * read keeps the batch as it is: a silence must not lose a message.
    */
   async #unsilenced(batch: readonly StoredEvent[]): Promise<readonly StoredEvent[]> {
     const now = Date.now();
@@ -403,7 +405,9 @@ class ChannelQueue {
       return batch;
     }
     if (silences.length === 0) return batch;
-    const kept = batch.filter((e) => silenceOf(silences, e, now) !== undefined);
+    const kept = batch.filter(
+      (e) => e.kind !== 'resolved' && silenceOf(silences, e, now) !== undefined,
+    );
     if (kept.length === 0) return batch;
     await this.#record(kept, { status: 'silenced', attempts: 0, error: '' });
     this.stats.silenced += kept.length;

@@ -190,6 +190,84 @@ ${disableDefaultRulesBut()}
   });
 });
 
+describe('the end of an incident under a silence', () => {
+  it('is sent where the incident was told, even after a reminder fell in the silence, and not where it was never told', async () => {
+    // review ops #4: silenced after its page, an incident that ended under the silence left the
+    // channel's last word FIRING for good (Alertmanager does the same: its issue #226).
+    for (const earlier of apps.splice(0)) await earlier.close();
+    const hook = await startWebhookReceiver();
+    const app = await testApp(temp.store, {
+      rules: RULES,
+      channels: [webhookChannel(hook.url)],
+      notifier: { minIntervalMs: 20, initialBackoffMs: 50, maxBackoffMs: 100, pollMs: 50 },
+    });
+    apps.push(app);
+    try {
+      const rules = (ids: string) =>
+        parseRules(`
+evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 1, resolveEvaluations: 2, repeatInterval: 30m }
+rules:
+${ids}
+${disableDefaultRulesBut()}
+`);
+      const both = rules(
+        '  - { id: told-end, kind: success_rate_drop, cohorts: [alpha] }\n  - { id: never-told, kind: success_rate_drop, cohorts: [beta] }',
+      );
+      const silence = (id: string, cohort: string, ruleId: string) =>
+        app.evaluator.alerts.saveSilence({
+          id,
+          cohort,
+          route: '',
+          ruleId,
+          startsAt: T - 2 * HOUR,
+          endsAt: T + HOUR,
+          comment: 'on it',
+          createdAt: T - 2 * HOUR,
+        });
+      // beta's rule is silenced before it fires; alpha's fires and is told, then silenced.
+      await silence('before', 'beta', 'never-told');
+      await app.evaluator.evaluate(new Date(T - 61 * MINUTE), both);
+      await until(
+        () => hook.delivered().some((b) => JSON.stringify(b).includes('told-end')),
+        'the firing of told-end on the webhook',
+      );
+      await silence('after', 'alpha', 'told-end');
+      // A reminder due under the silence: kept back (the alert owes one).
+      await app.evaluator.evaluate(new Date(T - 25 * MINUTE), both);
+      // Both rules removed: each incident closes, under its silence.
+      await app.evaluator.evaluate(
+        new Date(T - 24 * MINUTE),
+        rules('  - { id: unrelated, kind: success_rate_drop, cohorts: [gamma] }'),
+      );
+      const events = async (ruleId: string) =>
+        (await app.evaluator.alerts.history(500))
+          .filter((e) => e.ruleId === ruleId && e.cohort !== '')
+          .reverse()
+          .map((e) => `${e.kind}:${e.notify ? 'notify' : 'quiet'}`);
+      expect(await events('told-end')).toEqual(
+        expect.arrayContaining(['firing:notify', 'resolved:notify']),
+      );
+      expect((await events('told-end')).filter((e) => e.startsWith('repeat'))).toEqual([]);
+      expect(await events('never-told')).toEqual(
+        expect.arrayContaining(['firing:quiet', 'resolved:quiet']),
+      );
+      await until(
+        () =>
+          hook
+            .delivered()
+            .some(
+              (b) =>
+                JSON.stringify(b).includes('told-end') && JSON.stringify(b).includes('"resolved"'),
+            ),
+        'the end of told-end on the webhook, under its silence',
+      );
+      expect(hook.delivered().filter((b) => JSON.stringify(b).includes('never-told'))).toEqual([]);
+    } finally {
+      await hook.close();
+    }
+  });
+});
+
 describe('the silences API', () => {
   it('refuse an empty or blank cohort, which would silence every cohort', async () => {
     const app = await testApp(temp.store, { rules: RULES });
