@@ -2,11 +2,12 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { isStoreUnavailable } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
-import { badRequest, notFound, unavailable } from '../server/http-error.js';
+import { HttpError, badRequest, notFound, unavailable } from '../server/http-error.js';
 import { closestName } from '../server/edit-distance.js';
 import { TimeArgumentError, parseInstant, resolveWindow } from '../server/time.js';
 import type { Finding } from './detectors.js';
 import type { Evaluator } from './evaluator.js';
+import type { ChannelTestResult } from './notifier.js';
 import type { AlertState, EventKind } from './lifecycle.js';
 import type { Resolution } from './message.js';
 import type { Rule } from './rules.js';
@@ -137,6 +138,8 @@ export const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (app, optio
 export interface AlertRoutesOptions {
   evaluator: Evaluator;
   notifierStats?: () => Record<string, unknown>;
+  /** A test message to every configured channel; absent when none is configured. */
+  testChannels?: () => Promise<ChannelTestResult[]>;
   /** Waits until the spans acknowledged so far are stored (read your writes), as the reads do. */
   settle?: () => Promise<void>;
 }
@@ -535,6 +538,17 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
     const ended = { ...found, startsAt: Math.min(found.startsAt, now), endsAt: now };
     await readStore(() => evaluator.alerts.saveSilence(ended));
     return { silence: silenceView(ended), ended: true };
+  });
+
+  // A test message to each alert channel, now: whether the endpoint takes a message from here.
+  app.post('/api/v1/channels/test', async () => {
+    if (!options.testChannels)
+      throw new HttpError(
+        409,
+        'FAILED_PRECONDITION',
+        'no alert channel is configured: set ROUTEWATCH_SLACK_WEBHOOK_URL or ROUTEWATCH_WEBHOOK_URL, restart routewatch, and test again',
+      );
+    return { channels: await options.testChannels() };
   });
 
   app.post('/api/v1/evaluate', async (request) => {

@@ -143,6 +143,11 @@ export class Evaluator {
     return this.options.rules;
   }
 
+  /** Where links in messages point (ROUTEWATCH_PUBLIC_URL, else where routewatch listens). */
+  get publicUrl(): string {
+    return this.options.publicUrl;
+  }
+
   get lastResult(): EvaluationResult | undefined {
     return this.#last;
   }

@@ -607,6 +607,33 @@ export function slackGroupMessage(
 }
 
 /** The generic webhook body: the message as JSON, with a schema version. */
+/** What a test message (`routewatch alerts --test`) says: where it comes from, and when. */
+export interface TestMessage {
+  /** The routewatch sending it (ROUTEWATCH_PUBLIC_URL, else where it listens). */
+  url: string;
+  at: string;
+}
+
+const testText = (test: TestMessage) =>
+  `routewatch test message: alerts from ${test.url} reach this channel (sent ${test.at} by routewatch alerts --test; nothing is wrong).`;
+
+/** A Slack test message: one line, no alert. */
+export function slackTestMessage(test: TestMessage): SlackMessage {
+  const text = testText(test);
+  return {
+    text,
+    blocks: [{ type: 'section', text: { type: 'mrkdwn', text: slackText(text) } }],
+  };
+}
+
+/**
+ * A webhook test body: `status` "test", which a receiver that routes on `status` ("firing",
+ * "resolved") can tell from an alert.
+ */
+export function webhookTestBody(test: TestMessage): Record<string, unknown> {
+  return { version: 1, status: 'test', text: testText(test), url: test.url, at: test.at };
+}
+
 export function webhookBody(message: AlertMessage): Record<string, unknown> {
   return { version: 1, status: message.kind === 'resolved' ? 'resolved' : 'firing', ...message };
 }

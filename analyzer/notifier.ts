@@ -1,9 +1,16 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { incidentKey } from './alert-store.js';
 import type { AlertStore, StoredEvent } from './alert-store.js';
 import { formatDuration } from '../server/time.js';
-import { SLACK_GROUP_LIMIT, slackGroupMessage, slackMessage, webhookBody } from './message.js';
-import type { AlertMessage, GroupPart } from './message.js';
+import {
+  SLACK_GROUP_LIMIT,
+  slackGroupMessage,
+  slackMessage,
+  slackTestMessage,
+  webhookBody,
+  webhookTestBody,
+} from './message.js';
+import type { AlertMessage, GroupPart, TestMessage } from './message.js';
 import { SEVERITY_RANK } from './rules.js';
 import { OutageLog } from '../storage/outage-log.js';
 import { silenceOf } from './silences.js';
@@ -43,6 +50,19 @@ export interface Channel {
    */
   renderGroup?(messages: readonly AlertMessage[], part?: GroupPart): unknown;
   groupLimit?: number;
+  /** A message that only says the channel works (`routewatch alerts --test`). */
+  renderTest(test: TestMessage): unknown;
+}
+
+/** How one channel took a test message. */
+export interface ChannelTestResult {
+  channel: string;
+  ok: boolean;
+  /** The endpoint's HTTP status; absent when no answer came (refused, timed out). */
+  status?: number;
+  /** What went wrong, as the notifier logs it (URLs left out); empty when ok. */
+  error: string;
+  ms: number;
 }
 
 export function slackChannel(url: string): Channel {
@@ -52,6 +72,7 @@ export function slackChannel(url: string): Channel {
     render: slackMessage,
     renderGroup: slackGroupMessage,
     groupLimit: SLACK_GROUP_LIMIT,
+    renderTest: slackTestMessage,
   };
 }
 
@@ -104,7 +125,7 @@ export function groupEvents(events: readonly StoredEvent[], limit: number): Even
 }
 
 export function webhookChannel(url: string): Channel {
-  return { name: 'webhook', url, render: webhookBody };
+  return { name: 'webhook', url, render: webhookBody, renderTest: webhookTestBody };
 }
 
 export interface NotifierLog {
@@ -554,7 +575,7 @@ class ChannelQueue {
         signal: abort.signal,
       });
       const text = await response.text().catch(() => '');
-      if (response.ok) return { ok: true, error: '' };
+      if (response.ok) return { ok: true, status: response.status, error: '' };
       return {
         ok: false,
         status: response.status,
@@ -568,6 +589,25 @@ class ChannelQueue {
       clearTimeout(timer);
       this.#stopGrace.signal.removeEventListener('abort', stopped);
     }
+  }
+
+  /**
+   * Sends a test message now, beside the queue (not recorded, not retried): whether the endpoint
+   * takes a message from here, with the same timeout and headers as an alert.
+   */
+  async test(message: TestMessage): Promise<ChannelTestResult> {
+    const started = performance.now();
+    const result = await this.#send(
+      this.channel.renderTest(message),
+      randomUUID().replaceAll('-', ''),
+    );
+    return {
+      channel: this.channel.name,
+      ok: result.ok,
+      ...(result.status !== undefined ? { status: result.status } : {}),
+      error: result.error,
+      ms: Math.round(performance.now() - started),
+    };
   }
 
   async #idle(): Promise<void> {
@@ -638,6 +678,11 @@ export class Notifier {
 
   get channels(): string[] {
     return this.#queues.map((q) => q.channel.name);
+  }
+
+  /** A test message to every channel at once (`POST /api/v1/channels/test`). */
+  test(message: TestMessage): Promise<ChannelTestResult[]> {
+    return Promise.all(this.#queues.map((q) => q.test(message)));
   }
 
   stats(): Record<string, ChannelStats> {

@@ -259,7 +259,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(alertRoutes, {
       evaluator: deps.evaluator,
       settle: reads.settle,
-      ...(notifier ? { notifierStats: () => notifier.stats() } : {}),
+      ...(notifier
+        ? {
+            notifierStats: () => notifier.stats(),
+            testChannels: () =>
+              notifier.test({ url: deps.evaluator!.publicUrl, at: new Date().toISOString() }),
+          }
+        : {}),
     });
   }
   return app;
