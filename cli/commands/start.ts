@@ -117,6 +117,9 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
         `Dashboard: ${started.url}/\n` +
         `Report: routewatch report --url ${started.url}   (or GET ${started.url}/api/v1/report)\n` +
         `Alerts: routewatch alerts --url ${started.url}   (${config.ROUTEWATCH_EVALUATE_EVERY > 0 ? `rules evaluated every ${config.ROUTEWATCH_EVALUATE_EVERY / 1000} s` : 'periodic evaluation off'}${config.ROUTEWATCH_SLACK_WEBHOOK_URL ? ', sent to Slack' : ''}${config.ROUTEWATCH_WEBHOOK_URL ? ', sent to the webhook' : ''})\n` +
+        (config.ROUTEWATCH_SLACK_WEBHOOK_URL || config.ROUTEWATCH_WEBHOOK_URL
+          ? `        check the channels now: routewatch alerts --test --url ${started.url}\n`
+          : '') +
         'Stop with Ctrl-C: spans already acknowledged are stored, or kept in the log for the next start.\n\n',
     );
     if (asked) stop(asked);

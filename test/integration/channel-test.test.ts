@@ -81,6 +81,13 @@ describe('routewatch alerts --test', () => {
     expect(view.channels['webhook']!.sent).toBe(0);
   });
 
+  it('is named in the start banner when a channel is configured, and not otherwise', () => {
+    expect(withChannels.output()).toContain(
+      `check the channels now: routewatch alerts --test --url ${withChannels.url}`,
+    );
+    expect(withNone.output()).not.toContain('alerts --test');
+  });
+
   it('says what to set when no channel is configured', async () => {
     const run = await runCli(['alerts', '--test', '--url', withNone.url]);
     expect(run.code).toBe(1);
