@@ -441,6 +441,32 @@ export class AlertStore {
     await this.recordDeliveries([event], channel, outcome);
   }
 
+  /**
+   * The messages each channel gave up (`refused` by the endpoint, `expired` past the look-back)
+   * since `sinceMs`, by channel and status, with the latest: read from the deliveries, so that a
+   * restart does not forget a lost page.
+   */
+  async givenUp(
+    sinceMs: number,
+  ): Promise<
+    { channel: string; status: 'refused' | 'expired'; messages: number; latest: number }[]
+  > {
+    const rows = await this.store.query(
+      `SELECT channel, status, count() AS messages, max(updated_at) AS latest
+       FROM alert_deliveries FINAL
+       WHERE status IN ('refused', 'expired') AND updated_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
+       GROUP BY channel, status ORDER BY channel, status`,
+      { since: sinceMs },
+      z.object({
+        channel: z.string(),
+        status: z.enum(['refused', 'expired']),
+        messages: chNumber,
+        latest: time,
+      }),
+    );
+    return rows;
+  }
+
   /** One outcome for several events: those one message carried (a Slack group), in one insert. */
   async recordDeliveries(
     events: readonly Pick<StoredEvent, 'fingerprint' | 'incident' | 'seq'>[],

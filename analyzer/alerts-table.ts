@@ -58,6 +58,8 @@ export interface AlertsView {
       lastSentAt?: string;
     }
   >;
+  /** Absent from an instance older than this field. */
+  givenUp?: { channel: string; status: 'refused' | 'expired'; messages: number; latest: string }[];
 }
 
 /** Unjudged cohort × routes listed in the table; --json has them all. */
@@ -173,6 +175,17 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
           ([name, c]) => `${name} ${c.sent} sent, ${c.queued} queued${givenUp(c)}${lastError(c)}`,
         )
         .join('; ')}`,
+    );
+  }
+  // Read from the deliveries: a lost page is still said after a restart.
+  if (view.givenUp && view.givenUp.length > 0) {
+    lines.push(
+      `Given up in the last 7 days: ${view.givenUp
+        .map(
+          (g) =>
+            `${g.channel} ${g.messages} ${g.status === 'refused' ? 'refused by the endpoint' : 'older than the look-back'} (latest ${utcMinute(g.latest)})`,
+        )
+        .join('; ')}; routewatch alerts --test checks a channel now`,
     );
   }
   return lines.join('\n') + '\n';

@@ -221,6 +221,12 @@ export interface AlertsAnswer {
     summary: string;
   }[];
   channels: Record<string, unknown>;
+  /**
+   * Alert messages each channel gave up in the last 7 days, from the deliveries table (the
+   * channels' counts above start with the process): `refused` by the endpoint, `expired` past
+   * the look-back.
+   */
+  givenUp: { channel: string; status: 'refused' | 'expired'; messages: number; latest: string }[];
 }
 
 /** A silence as the API answers it. */
@@ -266,6 +272,9 @@ const alertsQuery = z
     route: filterList,
   })
   .strict();
+
+/** How far back `GET /api/v1/alerts` lists the messages the channels gave up. */
+const GIVEN_UP_SHOWN_MS = 7 * 86_400_000;
 
 /** `?ended=true` lists the silences that ended in the last ENDED_SHOWN_MS too. */
 const silencesQuery = z.object({ ended: z.enum(['true', 'false']).optional() }).strict();
@@ -392,7 +401,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
     }
     const wanted = parsed.data.state ?? 'all';
     const now = Date.now();
-    const [states, history, silences] = await readStore(() =>
+    const [states, history, silences, givenUp] = await readStore(() =>
       Promise.all([
         evaluator.alerts.states(),
         evaluator.alerts.history(parsed.data.history ?? 100, undefined, {
@@ -400,6 +409,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
           routes: parsed.data.route,
         }),
         evaluator.alerts.silences(now),
+        evaluator.alerts.givenUp(now - GIVEN_UP_SHOWN_MS),
       ]),
     );
     const severity = new Map(evaluator.rules.rules.map((r) => [r.id, r.severity]));
@@ -483,6 +493,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         summary: e.message.finding.summary,
       })),
       channels: options.notifierStats?.() ?? {},
+      givenUp: givenUp.map((g) => ({ ...g, latest: new Date(g.latest).toISOString() })),
     };
   });
 

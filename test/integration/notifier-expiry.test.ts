@@ -199,6 +199,14 @@ describe('the notifier look-back', () => {
     await next.stop();
     await picky.close();
     expect(picky.requests).toHaveLength(5);
+    // And said from the store after the restart (review ops #8: the count lived in the process).
+    expect(next.stats()['picky']).toMatchObject({ refused: 0 });
+    const givenUp = await alerts.givenUp(Date.now() - 60_000);
+    expect(givenUp.filter((g) => g.channel === 'picky')).toEqual([
+      { channel: 'picky', status: 'refused', messages: 1, latest: expect.any(Number) },
+    ]);
+    expect(Date.now() - givenUp.find((g) => g.channel === 'picky')!.latest).toBeLessThan(60_000);
+    expect(await alerts.givenUp(Date.now() + 1_000)).toEqual([]);
   });
 
   it('keeps a message whose 400 is about the webhook, not the message (a mistyped Slack URL), until the URL works', async () => {
