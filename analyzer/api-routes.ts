@@ -7,7 +7,7 @@ import { closestName } from '../server/edit-distance.js';
 import { TimeArgumentError, parseInstant, resolveWindow } from '../server/time.js';
 import type { Finding } from './detectors.js';
 import type { Evaluator } from './evaluator.js';
-import type { ChannelTestResult } from './notifier.js';
+import type { ChannelStats, ChannelTestResult } from './notifier.js';
 import type { AlertState, EventKind } from './lifecycle.js';
 import type { Resolution } from './message.js';
 import type { Rule } from './rules.js';
@@ -137,7 +137,7 @@ export const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (app, optio
 /** `GET /api/v1/alerts` and `POST /api/v1/evaluate`. */
 export interface AlertRoutesOptions {
   evaluator: Evaluator;
-  notifierStats?: () => Record<string, unknown>;
+  notifierStats?: () => Record<string, ChannelStats>;
   /** A test message to every configured channel; absent when none is configured. */
   testChannels?: () => Promise<ChannelTestResult[]>;
   /** Waits until the spans acknowledged so far are stored (read your writes), as the reads do. */
@@ -220,7 +220,8 @@ export interface AlertsAnswer {
     title: string;
     summary: string;
   }[];
-  channels: Record<string, unknown>;
+  /** Each configured channel's delivery counts since this process started; empty with none. */
+  channels: Record<string, ChannelStats>;
   /**
    * Alert messages each channel gave up in the last 7 days, from the deliveries table (the
    * channels' counts above start with the process): `refused` by the endpoint, `expired` past

@@ -696,6 +696,7 @@ export function renderAlerts(
       'whose success rate no rule could judge (other rules judged them)',
     ),
     silencesTable(silences, actions),
+    deliveryNote(alerts.value),
     h('h3', {}, 'History'),
     history.length === 0
       ? notice('empty', `No alert transition yet${scope}.`)
@@ -722,6 +723,52 @@ export function renderAlerts(
               h('span', { class: 'muted' }, e.summary),
             ),
           ),
+        ),
+  );
+}
+
+/**
+ * Where the alerts go, and whether they get there: each channel's counts since the process
+ * started, its last error, and the messages given up in the last 7 days (from the store, so a
+ * restart does not hide them). With no channel, that alerts are shown only here.
+ */
+function deliveryNote(answer: AlertsAnswer): Child {
+  const channels = Object.entries(answer.channels);
+  if (channels.length === 0)
+    return h(
+      'p',
+      { class: 'muted', id: 'alert-delivery' },
+      'No alert channel is configured (ROUTEWATCH_SLACK_WEBHOOK_URL, ROUTEWATCH_WEBHOOK_URL): alerts are shown here and by routewatch alerts only.',
+    );
+  const givenUp = answer.givenUp ?? [];
+  return h(
+    'div',
+    { id: 'alert-delivery' },
+    h(
+      'p',
+      { class: 'muted' },
+      'Sent to ',
+      channels
+        .map(([name, c]) => {
+          const failing =
+            c.lastError && c.lastErrorAt && !(c.lastSentAt && c.lastSentAt >= c.lastErrorAt)
+              ? `, failing since ${utc(c.lastErrorAt)}: ${c.lastError}`
+              : '';
+          return `${name} (${c.sent} sent, ${c.queued} queued since ${utc(c.since)}${failing})`;
+        })
+        .join(', '),
+      '. routewatch alerts --test sends each a test message.',
+    ),
+    givenUp.length === 0
+      ? ''
+      : notice(
+          'error',
+          `Given up in the last 7 days: ${givenUp
+            .map(
+              (g) =>
+                `${g.channel} ${g.messages} ${g.status === 'refused' ? 'refused by the endpoint' : 'older than the look-back'} (latest ${utc(g.latest)})`,
+            )
+            .join('; ')}.`,
         ),
   );
 }

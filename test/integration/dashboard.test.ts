@@ -767,6 +767,61 @@ describe('the dashboard when the API misbehaves', () => {
     expect(watch.errors).toEqual([]);
   });
 
+  it('says where the alerts go and what was given up, and that none go anywhere without a channel', async () => {
+    const { page, watch } = await newPage();
+    await page.goto(`${openUrl}/?window=24h`);
+    await settled(page);
+    // This instance has no channel.
+    await expect(page.locator('#alert-delivery').innerText()).resolves.toBe(
+      'No alert channel is configured (ROUTEWATCH_SLACK_WEBHOOK_URL, ROUTEWATCH_WEBHOOK_URL): alerts are shown here and by routewatch alerts only.',
+    );
+    // One with Slack failing since 06:31, the webhook well, and pages refused in the last week
+    // (review ops #8: lost pages were said nowhere after a restart).
+    await page.route('**/api/v1/alerts?*', async (route) => {
+      const real = (await (await route.fetch()).json()) as Record<string, unknown>;
+      const channel = {
+        sent: 2,
+        retries: 4,
+        queued: 1,
+        expired: 0,
+        refused: 0,
+        silenced: 0,
+        unannounced: 0,
+        lastError: 'HTTP 500: busy',
+        lastErrorAt: '2026-12-07T06:31:00.000Z',
+        lastSentAt: '2026-12-07T06:20:00.000Z',
+        since: '2026-12-07T06:00:00.000Z',
+      };
+      await route.fulfill({
+        json: {
+          ...real,
+          channels: {
+            slack: channel,
+            webhook: { ...channel, lastError: '', lastErrorAt: '', queued: 0 },
+          },
+          givenUp: [
+            {
+              channel: 'slack',
+              status: 'refused',
+              messages: 5,
+              latest: '2026-12-06T22:10:00.000Z',
+            },
+          ],
+        },
+      });
+    });
+    await page.goto(`${openUrl}/?window=24h`);
+    await settled(page);
+    const delivery = await page.locator('#alert-delivery').innerText();
+    expect(delivery).toContain(
+      'Sent to slack (2 sent, 1 queued since 2026-12-07 06:00 UTC, failing since 2026-12-07 06:31 UTC: HTTP 500: busy), webhook (2 sent, 0 queued since 2026-12-07 06:00 UTC). routewatch alerts --test sends each a test message.',
+    );
+    expect(delivery).toContain(
+      'Given up in the last 7 days: slack 5 refused by the endpoint (latest 2026-12-06 22:10 UTC).',
+    );
+    expect(watch.errors).toEqual([]);
+  });
+
   it('moves within a view without asking the API again, and keeps the window list to the views seen', async () => {
     const { page, watch } = await newPage();
     await page.goto(`${openUrl}/?window=24h`);
