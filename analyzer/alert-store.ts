@@ -396,18 +396,26 @@ export class AlertStore {
    * channels, as far as the evaluator is concerned (each channel's own record is `announced`).
    */
   async notifiedIncidents(
-    alerts: readonly Pick<StoredEvent, 'fingerprint' | 'incident'>[],
+    alerts: readonly (Pick<StoredEvent, 'fingerprint' | 'incident'> & {
+      /** When this episode fired: an incident number given back is reused by the next one. */
+      firedAt: number;
+    })[],
   ): Promise<Set<string>> {
     if (alerts.length === 0) return new Set();
     const rows = await this.store.query(
-      `SELECT DISTINCT fingerprint, incident FROM alert_events FINAL
+      `SELECT fingerprint, incident, max(at) AS last FROM alert_events FINAL
        WHERE notify = 1 AND kind IN ('firing', 'repeat')
-         AND has({fingerprints:Array(String)}, fingerprint)`,
+         AND has({fingerprints:Array(String)}, fingerprint)
+       GROUP BY fingerprint, incident`,
       { fingerprints: [...new Set(alerts.map((a) => a.fingerprint))] },
-      z.object({ fingerprint: z.string(), incident: chNumber }),
+      z.object({ fingerprint: z.string(), incident: chNumber, last: time }),
     );
-    const notified = new Set(rows.map((r) => incidentKey(r)));
-    return new Set(alerts.map((a) => incidentKey(a)).filter((key) => notified.has(key)));
+    const lastNotified = new Map(rows.map((r) => [incidentKey(r), r.last]));
+    return new Set(
+      alerts
+        .filter((a) => (lastNotified.get(incidentKey(a)) ?? -Infinity) >= a.firedAt)
+        .map((a) => incidentKey(a)),
+    );
   }
 
   /**
@@ -442,17 +450,15 @@ export class AlertStore {
   }
 
   /**
-   * The messages each channel gave up (`refused` by the endpoint, `expired` past the look-back)
-   * since `sinceMs`, by channel and status, with the latest: read from the deliveries, so that a
-   * restart does not forget a lost page.
+   * The alerts whose message each channel gave up (`refused` by the endpoint, `expired` past the
+   * look-back) since `sinceMs`, by channel and status, with the latest: read from the deliveries,
+   * so that a restart does not forget a lost page. A Slack group of N alerts counts N.
    */
   async givenUp(
     sinceMs: number,
-  ): Promise<
-    { channel: string; status: 'refused' | 'expired'; messages: number; latest: number }[]
-  > {
+  ): Promise<{ channel: string; status: 'refused' | 'expired'; alerts: number; latest: number }[]> {
     const rows = await this.store.query(
-      `SELECT channel, status, count() AS messages, max(updated_at) AS latest
+      `SELECT channel, status, count() AS alerts, max(updated_at) AS latest
        FROM alert_deliveries FINAL
        WHERE status IN ('refused', 'expired') AND updated_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
        GROUP BY channel, status ORDER BY channel, status`,
@@ -460,7 +466,7 @@ export class AlertStore {
       z.object({
         channel: z.string(),
         status: z.enum(['refused', 'expired']),
-        messages: chNumber,
+        alerts: chNumber,
         latest: time,
       }),
     );

@@ -59,7 +59,7 @@ export interface AlertsView {
     }
   >;
   /** Absent from an instance older than this field. */
-  givenUp?: { channel: string; status: 'refused' | 'expired'; messages: number; latest: string }[];
+  givenUp?: { channel: string; status: 'refused' | 'expired'; alerts: number; latest: string }[];
 }
 
 /** Unjudged cohort × routes listed in the table; --json has them all. */
@@ -183,7 +183,7 @@ export function renderAlertsTable(view: AlertsView, historyRows = 10, state?: st
       `Given up in the last 7 days: ${view.givenUp
         .map(
           (g) =>
-            `${g.channel} ${g.messages} ${g.status === 'refused' ? 'refused by the endpoint' : 'older than the look-back'} (latest ${utcMinute(g.latest)})`,
+            `${g.channel} ${g.alerts} alert${g.alerts === 1 ? '' : 's'} ${g.status === 'refused' ? 'refused by the endpoint' : 'older than the look-back'} (latest ${utcMinute(g.latest)})`,
         )
         .join('; ')}; routewatch alerts --test checks a channel now`,
     );

@@ -227,7 +227,7 @@ export interface AlertsAnswer {
    * channels' counts above start with the process): `refused` by the endpoint, `expired` past
    * the look-back.
    */
-  givenUp: { channel: string; status: 'refused' | 'expired'; messages: number; latest: string }[];
+  givenUp: { channel: string; status: 'refused' | 'expired'; alerts: number; latest: string }[];
 }
 
 /** A silence as the API answers it. */
@@ -273,6 +273,9 @@ const alertsQuery = z
     route: filterList,
   })
   .strict();
+
+/** The shortest time between two test messages (`POST /api/v1/channels/test`). */
+const TEST_EVERY_MS = 10_000;
 
 /** How far back `GET /api/v1/alerts` lists the messages the channels gave up. */
 const GIVEN_UP_SHOWN_MS = 7 * 86_400_000;
@@ -553,6 +556,9 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
   });
 
   // A test message to each alert channel, now: whether the endpoint takes a message from here.
+  // One at a time, and one per TEST_EVERY_MS: a loop (or a page reloaded) must not post to the
+  // team's Slack over and over.
+  let lastTestAt = -Infinity;
   app.post('/api/v1/channels/test', async () => {
     if (!options.testChannels)
       throw new HttpError(
@@ -560,6 +566,17 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         'FAILED_PRECONDITION',
         'no alert channel is configured: set ROUTEWATCH_SLACK_WEBHOOK_URL or ROUTEWATCH_WEBHOOK_URL, restart routewatch, and test again',
       );
+    const wait = lastTestAt + TEST_EVERY_MS - Date.now();
+    if (wait > 0) {
+      const seconds = Math.ceil(wait / 1000);
+      throw new HttpError(
+        429,
+        'RESOURCE_EXHAUSTED',
+        `a test message was sent less than ${TEST_EVERY_MS / 1000} s ago: test again in ${seconds} s`,
+        { retryAfterSeconds: seconds },
+      );
+    }
+    lastTestAt = Date.now();
     return { channels: await options.testChannels() };
   });
 

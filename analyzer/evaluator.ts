@@ -468,7 +468,7 @@ export class Evaluator {
       }
       // Another rule set's evaluation (the demo's): this alert is left as it is.
       if (!rule) continue;
-      const { latest: _stale, ...last } = record.finding;
+      const { latest: _stale, ending: _ended, ...last } = record.finding;
       const gone: Finding = {
         ...last,
         status: 'insufficient_data',
@@ -489,7 +489,12 @@ export class Evaluator {
         previous.get(s.record.fingerprint)?.state === 'firing',
     );
     if (untoldEnds.length > 0) {
-      const told = await this.alerts.notifiedIncidents(untoldEnds.map((s) => s.record));
+      const told = await this.alerts.notifiedIncidents(
+        untoldEnds.map((s) => ({
+          ...s.record,
+          firedAt: previous.get(s.record.fingerprint)!.since,
+        })),
+      );
       for (const s of untoldEnds) {
         if (!told.has(incidentKey(s.record))) continue;
         s.event = { ...s.event!, notify: true };

@@ -286,7 +286,7 @@ export function step(
 export function retire(previous: AlertRecord, now: number, summary: string): Step | undefined {
   if (previous.state !== 'firing' && previous.state !== 'pending') return undefined;
   // Its last finding's figures, not its view of the latest data: nothing judges it now.
-  const { latest: _latest, ...last } = previous.finding;
+  const { latest: _latest, ending: _ending, ...last } = previous.finding;
   const finding: Finding = {
     ...last,
     status: 'insufficient_data',

@@ -606,7 +606,6 @@ export function slackGroupMessage(
   return { text: `${slackText(text.join('\n'), 3900 - link.length - 1)}\n${link}`, blocks };
 }
 
-/** The generic webhook body: the message as JSON, with a schema version. */
 /** What a test message (`routewatch alerts --test`) says: where it comes from, and when. */
 export interface TestMessage {
   /** The routewatch sending it (ROUTEWATCH_PUBLIC_URL, else where it listens). */
@@ -634,6 +633,7 @@ export function webhookTestBody(test: TestMessage): Record<string, unknown> {
   return { version: 1, status: 'test', text: testText(test), url: test.url, at: test.at };
 }
 
+/** The generic webhook body: the message as JSON, with a schema version. */
 export function webhookBody(message: AlertMessage): Record<string, unknown> {
   return { version: 1, status: message.kind === 'resolved' ? 'resolved' : 'firing', ...message };
 }

@@ -596,6 +596,10 @@ class ChannelQueue {
    * takes a message from here, with the same timeout and headers as an alert.
    */
   async test(message: TestMessage): Promise<ChannelTestResult> {
+    // Spaced from the alerts as they are from each other (Slack: one a second), or a test sent
+    // beside an alert would be answered 429 on a channel that works.
+    await this.#sleep(this.#lastSentAt + this.options.minIntervalMs - Date.now());
+    this.#lastSentAt = Date.now();
     const started = performance.now();
     const result = await this.#send(
       this.channel.renderTest(message),

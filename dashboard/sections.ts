@@ -766,7 +766,7 @@ function deliveryNote(answer: AlertsAnswer): Child {
           `Given up in the last 7 days: ${givenUp
             .map(
               (g) =>
-                `${g.channel} ${g.messages} ${g.status === 'refused' ? 'refused by the endpoint' : 'older than the look-back'} (latest ${utc(g.latest)})`,
+                `${g.channel} ${g.alerts} alert${g.alerts === 1 ? '' : 's'} ${g.status === 'refused' ? 'refused by the endpoint' : 'older than the look-back'} (latest ${utc(g.latest)})`,
             )
             .join('; ')}.`,
         ),

@@ -190,8 +190,10 @@ export async function prepareStore(
   const cluster = config.ROUTEWATCH_CLICKHOUSE_CLUSTER;
   const result = await migrate(store, undefined, undefined, { cluster });
   const notice = newerSchemaNotice(result.newer);
+  // The newer version's retention too: two versions sharing a server would otherwise rewrite
+  // each other's TTLs at every start, as they would the views.
   if (notice !== undefined) log.warn({ newer: result.newer }, notice);
-  await applyRetention(store, retentionSettings(config), { cluster });
+  else await applyRetention(store, retentionSettings(config), { cluster });
 }
 
 export function ingestRunnerFor(config: Config): IngestRunner {

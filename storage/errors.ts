@@ -92,6 +92,20 @@ const UNREACHABLE_CODES = new Set([
 ]);
 
 /**
+ * True when the store could not be reached at all: a refused, reset or timed-out connection, a
+ * host that does not resolve, a closed embedded store. Not a server that answered with an error,
+ * nor a statement that ran out of time or memory (isStoreUnavailable counts those too, for a
+ * 503): a job that fails that way at every run has a problem of its own, not an outage.
+ */
+export function isStoreUnreachable(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return true;
+  }
+  return false;
+}
+
+/**
  * True when the store is unreachable or gone (a refused or reset connection, a request timeout,
  * a closed embedded store) rather than refusing this particular statement: the caller answers
  * 503 and may retry later.

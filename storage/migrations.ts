@@ -219,7 +219,7 @@ export function newerSchemaNotice(newer: readonly string[]): string | undefined 
   if (newer.length === 0) return undefined;
   return (
     `the store was migrated by a newer routewatch (${newer.join(', ')} applied, which this version does not have): ` +
-    'this version runs on it as it is and leaves its views as the newer one made them; run the newer version again, ' +
+    'this version runs on it as it is and leaves its views and retention as the newer one made them; run the newer version again, ' +
     'or restore the backup taken before the upgrade to run this one on a schema of its own (docs/operating.md, Upgrades)'
   );
 }

@@ -1,4 +1,4 @@
-import { errorMessage, isStoreUnavailable } from './errors.js';
+import { errorMessage, isStoreUnreachable } from './errors.js';
 
 /** The log a background job writes to: the app's pino logger for its module. */
 export interface JobLog {
@@ -13,7 +13,9 @@ export interface JobLog {
  * evaluation, the notifier's read of its queue) reports failing, without repeating an outage
  * at every turn: the first failure because the store does not answer is one warning that says
  * what waits for it, the ones after it are debug lines, and the first success after them says
- * the store answers again. Any other failure is an error each time, with its cause.
+ * the store answers again. Any other failure is an error each time, with its cause: a server
+ * that answers with an error (out of memory, a statement over its time limit, too many parts,
+ * the client's own request timeout) is no outage, and must not go quiet after one line.
  */
 export class OutageLog {
   readonly #log: JobLog | undefined;
@@ -47,7 +49,7 @@ export class OutageLog {
   /** A failed turn: `fields` and `message` are what an error other than an outage logs. */
   failed(error: unknown, fields: object, message: string): void {
     const describe = this.#describe;
-    if (!isStoreUnavailable(error)) {
+    if (!isStoreUnreachable(error)) {
       this.#log?.error(
         describe
           ? { ...fields, err: describe(error) }

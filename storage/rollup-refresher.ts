@@ -58,8 +58,9 @@ export class RollupRefresher {
   /** When the last repair ran (performance.now()); none yet: the first waits a whole period. */
   #repairedAt = performance.now();
 
-  /** The periodic refreshes' and repairs' failures, an outage of the store said once. */
+  /** The periodic refreshes' failures, and the repairs', an outage of the store said once. */
   readonly #failures: OutageLog;
+  readonly #repairFailures: OutageLog;
 
   constructor(store: Store, options: RollupRefresherOptions) {
     this.#store = store;
@@ -68,6 +69,11 @@ export class RollupRefresher {
       options.log,
       'rollup refresh',
       'nothing is lost: the first refresh once it answers takes in what changed, and the views compute what the rollups lack until then',
+    );
+    this.#repairFailures = new OutageLog(
+      options.log,
+      'rollup repair',
+      'it runs again at its next turn once the store answers',
     );
   }
 
@@ -180,6 +186,7 @@ export class RollupRefresher {
       this.#repairedAt = performance.now();
       try {
         const repaired = await this.#repair(signal);
+        this.#repairFailures.succeeded();
         if (repaired > 0) {
           log?.info(
             { tasks: repaired },
@@ -189,7 +196,7 @@ export class RollupRefresher {
       } catch (error) {
         if (signal.aborted) return;
         this.stats.repairFailures++;
-        this.#failures.failed(error, {}, 'rollup repair failed');
+        this.#repairFailures.failed(error, {}, 'rollup repair failed');
       }
     }
     if (!signal.aborted) this.#schedule(this.#options.intervalMs);

@@ -42,7 +42,10 @@ them from the stored spans). With ROUTEWATCH_CLICKHOUSE_CLUSTER, the DDL runs ON
       );
       const notice = newerSchemaNotice(result.newer);
       if (notice !== undefined) process.stderr.write(`routewatch: warning: ${notice}\n`);
-      const ttls = await applyRetention(store, retentionSettings(config), { cluster });
+      const ttls =
+        notice === undefined
+          ? await applyRetention(store, retentionSettings(config), { cluster })
+          : [];
       if (ttls.length > 0) process.stdout.write(`retention set on ${ttls.join(', ')}\n`);
       const rollups = await refreshRollups(store);
       process.stdout.write(

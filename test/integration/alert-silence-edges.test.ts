@@ -268,6 +268,103 @@ ${disableDefaultRulesBut()}
   });
 });
 
+describe('an incident number given back and reused', () => {
+  it('ends the new episode quietly when it was never told, though an old episode of the number was', async () => {
+    // review diff-8 #2: the version before stored a told incident whose reminder fell in a
+    // silence and that ended under it as resolved, never notified: its number was given back. The
+    // next episode reused it, fired under a silence, and its end went out as "resolved, incident
+    // 1" to a channel that never saw it fire, found by the old episode's page.
+    for (const earlier of apps.splice(0)) await earlier.close();
+    const hook = await startWebhookReceiver();
+    const rules = (ids: string) =>
+      parseRules(`
+evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 1, resolveEvaluations: 2, repeatInterval: 30m }
+rules:
+${ids}
+${disableDefaultRulesBut()}
+`);
+    const one = rules(
+      '  - { id: reused-number, kind: success_rate_drop, cohorts: [alpha], routes: [small] }',
+    );
+    const none = rules('  - { id: unrelated, kind: success_rate_drop, cohorts: [gamma] }');
+    const app = await testApp(temp.store, {
+      rules: none,
+      channels: [webhookChannel(hook.url)],
+      notifier: { minIntervalMs: 20, initialBackoffMs: 50, maxBackoffMs: 100, pollMs: 50 },
+    });
+    apps.push(app);
+    try {
+      // Episode A fires and is told.
+      await app.evaluator.evaluate(new Date(T - 10 * HOUR), one);
+      await until(() => hook.delivered().length === 1, 'the firing of episode A');
+      // A's quiet end, as the version before stored it.
+      const [record] = (await app.evaluator.alerts.states()).filter(
+        (r) => r.ruleId === 'reused-number',
+      );
+      const [firing] = (await app.evaluator.alerts.history(50)).filter(
+        (e) => e.ruleId === 'reused-number',
+      );
+      const endAt = T - 9 * HOUR;
+      await app.evaluator.alerts.saveEvents([
+        {
+          event: {
+            fingerprint: record!.fingerprint,
+            incident: record!.incident,
+            seq: record!.seq + 1,
+            kind: 'resolved',
+            at: endAt,
+            notify: false,
+            finding: { ...record!.finding, status: 'ok' },
+          },
+          message: { ...firing!.message, kind: 'resolved', resolution: 'recovered' },
+        },
+      ]);
+      await app.evaluator.alerts.saveStates([
+        {
+          ...record!,
+          state: 'resolved',
+          since: endAt,
+          seq: record!.seq + 1,
+          lastNotifiedAt: null,
+          resolvedAt: endAt,
+          resolution: 'recovered',
+          clearCount: 2,
+          pendingCount: 0,
+          changedAt: null,
+          evaluatedAt: endAt,
+        },
+      ]);
+      // Episode B fires under a silence (the number reused), then closes under it.
+      await app.evaluator.alerts.saveSilence({
+        id: 'reused',
+        cohort: 'alpha',
+        route: '',
+        ruleId: 'reused-number',
+        startsAt: T - 2 * HOUR,
+        endsAt: T + HOUR,
+        comment: 'on it',
+        createdAt: T - 2 * HOUR,
+      });
+      await app.evaluator.evaluate(new Date(T - 61 * MINUTE), one);
+      await app.evaluator.evaluate(new Date(T - 24 * MINUTE), none);
+      const events = (await app.evaluator.alerts.history(500))
+        .filter((e) => e.ruleId === 'reused-number')
+        .reverse()
+        .map((e) => `${e.incident}/${e.seq}:${e.kind}:${e.notify ? 'notify' : 'quiet'}`);
+      expect(events).toEqual([
+        '1/1:firing:notify',
+        '1/2:resolved:quiet',
+        '1/3:firing:quiet',
+        '1/4:resolved:quiet',
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(hook.delivered()).toHaveLength(1);
+    } finally {
+      await hook.close();
+    }
+  });
+});
+
 describe('the silences API', () => {
   it('refuse an empty or blank cohort, which would silence every cohort', async () => {
     const app = await testApp(temp.store, { rules: RULES });

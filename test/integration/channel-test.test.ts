@@ -63,8 +63,16 @@ describe('routewatch alerts --test', () => {
     expect(hook.requests.map((r) => r.body)).toEqual([
       expect.objectContaining({ version: 1, status: 'test', url: 'https://routewatch.example' }),
     ]);
+    // One test per 10 s: a loop must not post to the team's channel over and over.
+    const soon = await runCli(['alerts', '--test', '--url', withChannels.url]);
+    expect(soon.code).toBe(1);
+    expect(soon.stderr).toMatch(
+      /answered 429: a test message was sent less than 10 s ago: test again in \d+ s/,
+    );
+    expect(slack.requests).toHaveLength(1);
     // Once the webhook works, both take it, exit 0; --json says the same as data.
     hook.fallback = { status: 200, body: 'ok' };
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
     const again = await runCli(['alerts', '--test', '--json', '--url', withChannels.url]);
     expect(again.code, again.stderr).toBe(0);
     const { channels } = JSON.parse(again.stdout) as {

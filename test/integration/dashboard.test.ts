@@ -803,7 +803,7 @@ describe('the dashboard when the API misbehaves', () => {
             {
               channel: 'slack',
               status: 'refused',
-              messages: 5,
+              alerts: 5,
               latest: '2026-12-06T22:10:00.000Z',
             },
           ],
@@ -817,7 +817,7 @@ describe('the dashboard when the API misbehaves', () => {
       'Sent to slack (2 sent, 1 queued since 2026-12-07 06:00 UTC, failing since 2026-12-07 06:31 UTC: HTTP 500: busy), webhook (2 sent, 0 queued since 2026-12-07 06:00 UTC). routewatch alerts --test sends each a test message.',
     );
     expect(delivery).toContain(
-      'Given up in the last 7 days: slack 5 refused by the endpoint (latest 2026-12-06 22:10 UTC).',
+      'Given up in the last 7 days: slack 5 alerts refused by the endpoint (latest 2026-12-06 22:10 UTC).',
     );
     expect(watch.errors).toEqual([]);
   });

@@ -203,7 +203,7 @@ describe('the notifier look-back', () => {
     expect(next.stats()['picky']).toMatchObject({ refused: 0 });
     const givenUp = await alerts.givenUp(Date.now() - 60_000);
     expect(givenUp.filter((g) => g.channel === 'picky')).toEqual([
-      { channel: 'picky', status: 'refused', messages: 1, latest: expect.any(Number) },
+      { channel: 'picky', status: 'refused', alerts: 1, latest: expect.any(Number) },
     ]);
     expect(Date.now() - givenUp.find((g) => g.channel === 'picky')!.latest).toBeLessThan(60_000);
     expect(await alerts.givenUp(Date.now() + 1_000)).toEqual([]);

@@ -76,12 +76,12 @@ describe('renderAlertsTable', () => {
       ...view([]),
       channels: { slack: { sent: 0, retries: 0, queued: 0, lastError: '' } },
       givenUp: [
-        { channel: 'slack', status: 'refused', messages: 5, latest: '2026-12-04T09:31:00.000Z' },
-        { channel: 'webhook', status: 'expired', messages: 2, latest: '2026-12-03T22:00:00.000Z' },
+        { channel: 'slack', status: 'refused', alerts: 5, latest: '2026-12-04T09:31:00.000Z' },
+        { channel: 'webhook', status: 'expired', alerts: 2, latest: '2026-12-03T22:00:00.000Z' },
       ],
     });
     expect(table).toMatch(
-      /^Given up in the last 7 days: slack 5 refused by the endpoint \(latest 2026-12-04 09:31 UTC\); webhook 2 older than the look-back \(latest 2026-12-03 22:00 UTC\); routewatch alerts --test checks a channel now$/m,
+      /^Given up in the last 7 days: slack 5 alerts refused by the endpoint \(latest 2026-12-04 09:31 UTC\); webhook 2 alerts older than the look-back \(latest 2026-12-03 22:00 UTC\); routewatch alerts --test checks a channel now$/m,
     );
     expect(renderAlertsTable({ ...view([]), givenUp: [] })).not.toMatch(/Given up/);
   });

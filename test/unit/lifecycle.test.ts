@@ -206,6 +206,12 @@ describe('alert lifecycle', () => {
       },
     };
     expect(retire(withLatest, 30 * MINUTE, 'rule removed')!.event!.finding.latest).toBeUndefined();
+    // Nor how an ok finding before it ended (review diff-8 #3): a close is no recovery.
+    const endingOk = {
+      ...withLatest,
+      finding: { ...fired.record.finding, status: 'ok' as const, ending: 'recovered' as const },
+    };
+    expect(retire(endingOk, 30 * MINUTE, 'rule removed')!.event!.finding.ending).toBeUndefined();
     // One that paged is closed with a message, and its number stays spent.
     const paged = retire(fired.record, 30 * MINUTE, 'rule removed')!;
     expect(paged.event).toMatchObject({ kind: 'resolved', notify: true });

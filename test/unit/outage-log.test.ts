@@ -61,6 +61,31 @@ describe('OutageLog', () => {
     expect(outage.storeDown).toBe(true);
   });
 
+  it('takes a server that answers with an error for no outage: out of memory, over its time, the client timing out', () => {
+    // review diff-8 #1: these went quiet after one warning, while the job failed at every turn.
+    const { lines, log } = recordingLog();
+    const outage = new OutageLog(log, 'alert evaluation', 'no alert is raised meanwhile');
+    const answered = [
+      storageFailure(
+        'QUERY_FAILED',
+        'ClickHouse query failed',
+        Object.assign(new Error('Memory limit (for query) exceeded: would use 9.31 GiB'), {
+          code: '241',
+        }),
+      ),
+      storageFailure(
+        'QUERY_FAILED',
+        'ClickHouse query failed',
+        Object.assign(new Error('Timeout exceeded: elapsed 30 seconds'), { code: '159' }),
+      ),
+      storageFailure('QUERY_FAILED', 'ClickHouse query failed', new Error('Timeout error.')),
+    ];
+    for (let turn = 0; turn < 2; turn++)
+      for (const error of answered) outage.failed(error, {}, 'alert evaluation failed');
+    expect(lines.map(([level]) => level)).toEqual(Array(6).fill('error'));
+    expect(outage.storeDown).toBe(false);
+  });
+
   it('logs errors as the text `describe` gives when it is given (the notifier leaves URLs out)', () => {
     const { lines, log } = recordingLog();
     const describe = (error: unknown) =>
