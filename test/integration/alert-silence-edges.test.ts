@@ -27,6 +27,15 @@ rules:
 ${disableDefaultRulesBut('success_rate_drop')}
 `);
 
+/** Rules that fire at the first evaluation and resolve after two, with the reminder given. */
+const ruleSet = (ids: string, repeatInterval: string) =>
+  parseRules(`
+evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 1, resolveEvaluations: 2, repeatInterval: ${repeatInterval} }
+rules:
+${ids}
+${disableDefaultRulesBut()}
+`);
+
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 let slack: WebhookReceiver;
 const apps: TestApp[] = [];
@@ -128,13 +137,7 @@ ${disableDefaultRulesBut()}
     });
     apps.push(app);
     try {
-      const rules = (ids: string) =>
-        parseRules(`
-evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 1, resolveEvaluations: 2, repeatInterval: 1h }
-rules:
-${ids}
-${disableDefaultRulesBut()}
-`);
+      const rules = (ids: string) => ruleSet(ids, '1h');
       const watched = rules('  - { id: alpha-untold, kind: success_rate_drop, cohorts: [alpha] }');
       await app.evaluator.evaluate(new Date(T - 4 * MINUTE), watched);
       // The webhook gets the firing; Slack is down, and a silence comes while it is retried.
@@ -203,13 +206,7 @@ describe('the end of an incident under a silence', () => {
     });
     apps.push(app);
     try {
-      const rules = (ids: string) =>
-        parseRules(`
-evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 1, resolveEvaluations: 2, repeatInterval: 30m }
-rules:
-${ids}
-${disableDefaultRulesBut()}
-`);
+      const rules = (ids: string) => ruleSet(ids, '30m');
       const both = rules(
         '  - { id: told-end, kind: success_rate_drop, cohorts: [alpha] }\n  - { id: never-told, kind: success_rate_drop, cohorts: [beta] }',
       );
@@ -276,13 +273,7 @@ describe('an incident number given back and reused', () => {
     // 1" to a channel that never saw it fire, found by the old episode's page.
     for (const earlier of apps.splice(0)) await earlier.close();
     const hook = await startWebhookReceiver();
-    const rules = (ids: string) =>
-      parseRules(`
-evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 1, resolveEvaluations: 2, repeatInterval: 30m }
-rules:
-${ids}
-${disableDefaultRulesBut()}
-`);
+    const rules = (ids: string) => ruleSet(ids, '30m');
     const one = rules(
       '  - { id: reused-number, kind: success_rate_drop, cohorts: [alpha], routes: [small] }',
     );

@@ -13,7 +13,6 @@ import {
   insertLateOutcomesSql,
   insertSpansSql,
 } from '../../bench/analyzer/generate.js';
-import { storageFailure } from '../../storage/errors.js';
 import { RollupRefresher } from '../../storage/rollup-refresher.js';
 import { refreshRollups, repairRollups } from '../../storage/rollups.js';
 import {
@@ -27,6 +26,7 @@ import type { Changed } from '../../storage/window-sql.js';
 import { deriveWindowRow, windowSumsRow } from '../../analyzer/window-derive.js';
 import { hexId, otlpBody } from '../support/otlp.js';
 import { openTempStore } from '../support/store.js';
+import { storeUnreachable } from '../support/outage.js';
 import type { TestSpan } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
@@ -826,14 +826,7 @@ describe('RollupRefresher', () => {
         const value: unknown = Reflect.get(target, key, receiver);
         if (typeof value !== 'function') return value;
         return (...args: unknown[]) => {
-          if (down) {
-            const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), {
-              code: 'ECONNREFUSED',
-            });
-            return Promise.reject(
-              storageFailure('UNAVAILABLE', 'ClickHouse server did not answer', refused),
-            );
-          }
+          if (down) return Promise.reject(storeUnreachable());
           return (value as (...a: unknown[]) => unknown).apply(target, args);
         };
       },

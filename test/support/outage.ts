@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { storageFailure } from '../../storage/errors.js';
+import type { StorageError } from '../../storage/errors.js';
 import type { Store } from '../../storage/store.js';
 
 /**
@@ -26,6 +28,11 @@ export interface SwitchableStore extends Store {
 
 function connectionRefused(): Error {
   return Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), { code: 'ECONNREFUSED' });
+}
+
+/** What the server driver throws when ClickHouse refuses the connection. */
+export function storeUnreachable(): StorageError {
+  return storageFailure('UNAVAILABLE', 'ClickHouse server did not answer', connectionRefused());
 }
 
 export function switchableStore(store: Store, mode: StoreMode = 'up'): SwitchableStore {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Evaluator } from '../../analyzer/evaluator.js';
 import { resolveRules } from '../../analyzer/rules.js';
-import { storageFailure } from '../../storage/errors.js';
+import { storeUnreachable } from '../support/outage.js';
 import type { Store } from '../../storage/store.js';
 
 afterEach(() => {
@@ -50,15 +50,7 @@ describe('a scheduled evaluation that fails', () => {
     vi.useFakeTimers();
     const { lines, log } = recording();
     const evaluator = new Evaluator({
-      store: failingStore(() =>
-        storageFailure(
-          'UNAVAILABLE',
-          'ClickHouse server did not answer',
-          Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), {
-            code: 'ECONNREFUSED',
-          }),
-        ),
-      ),
+      store: failingStore(storeUnreachable),
       rules: resolveRules(),
       publicUrl: 'http://127.0.0.1:4318',
       log,

@@ -9,7 +9,7 @@ import type { AlertMessage } from '../../analyzer/message.js';
 import { slackGroupMessage, titleOf } from '../../analyzer/message.js';
 import { Notifier, slackChannel } from '../../analyzer/notifier.js';
 import { sampleMessage } from '../support/alert-message.js';
-import { storageFailure } from '../../storage/errors.js';
+import { storeUnreachable } from '../support/outage.js';
 
 // The Slack group's notifier semantics, on a fake queue (found by review 34).
 
@@ -306,15 +306,7 @@ describe('the notifier while the store does not answer', () => {
         return (...args: unknown[]) => {
           if (down) {
             reads.failed++;
-            return Promise.reject(
-              storageFailure(
-                'UNAVAILABLE',
-                'ClickHouse server did not answer',
-                Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), {
-                  code: 'ECONNREFUSED',
-                }),
-              ),
-            );
+            return Promise.reject(storeUnreachable());
           }
           return (value as (...a: unknown[]) => unknown).apply(target, args);
         };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { OutageLog } from '../../storage/outage-log.js';
 import { StorageError, storageFailure } from '../../storage/errors.js';
+import { storeUnreachable } from '../support/outage.js';
 
 /** Every line logged, as [level, message, fields]. */
 function recordingLog() {
@@ -13,12 +14,7 @@ function recordingLog() {
   };
 }
 
-const refused = () =>
-  storageFailure(
-    'UNAVAILABLE',
-    'ClickHouse server did not answer',
-    Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), { code: 'ECONNREFUSED' }),
-  );
+const refused = storeUnreachable;
 
 describe('OutageLog', () => {
   it('says an outage once, as a warning naming what waits, and once more when the store answers again', () => {
