@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { slackChannel, webhookChannel } from '../../analyzer/notifier.js';
+import type { Channel } from '../../analyzer/notifier.js';
 import { parseRules } from '../../analyzer/rules.js';
+import type { RuleSet } from '../../analyzer/rules.js';
 import { testApp } from '../support/app.js';
 import { storeDegradedCohorts } from '../support/degraded.js';
 import { until } from '../support/wait.js';
@@ -39,6 +41,21 @@ ${disableDefaultRulesBut()}
 let temp: Awaited<ReturnType<typeof openTempStore>>;
 let slack: WebhookReceiver;
 const apps: TestApp[] = [];
+
+/**
+ * The only app on the store from now on (the apps before share the store and the channel names:
+ * their notifiers would deliver a test's events to their own receivers), with fast retries.
+ */
+async function onlyApp(rules: RuleSet, channels: Channel[]): Promise<TestApp> {
+  for (const earlier of apps.splice(0)) await earlier.close();
+  const app = await testApp(temp.store, {
+    rules,
+    channels,
+    notifier: { minIntervalMs: 20, initialBackoffMs: 50, maxBackoffMs: 100, pollMs: 50 },
+  });
+  apps.push(app);
+  return app;
+}
 
 beforeAll(async () => {
   temp = await openTempStore();
@@ -124,18 +141,10 @@ ${disableDefaultRulesBut()}
   });
 
   it('send no lone end of an incident to a channel whose firing message was kept back, and send it where the firing went', async () => {
-    // The apps before share the store and the channel name: their notifiers would deliver this
-    // test's events to their own receivers.
-    for (const earlier of apps.splice(0)) await earlier.close();
     const chat = await startWebhookReceiver();
     const hook = await startWebhookReceiver();
     chat.fallback = { status: 503, body: 'down' };
-    const app = await testApp(temp.store, {
-      rules: RULES,
-      channels: [slackChannel(chat.url), webhookChannel(hook.url)],
-      notifier: { minIntervalMs: 20, initialBackoffMs: 50, maxBackoffMs: 100, pollMs: 50 },
-    });
-    apps.push(app);
+    const app = await onlyApp(RULES, [slackChannel(chat.url), webhookChannel(hook.url)]);
     try {
       const rules = (ids: string) => ruleSet(ids, '1h');
       const watched = rules('  - { id: alpha-untold, kind: success_rate_drop, cohorts: [alpha] }');
@@ -197,14 +206,8 @@ describe('the end of an incident under a silence', () => {
   it('is sent where the incident was told, even after a reminder fell in the silence, and not where it was never told', async () => {
     // review ops #4: silenced after its page, an incident that ended under the silence left the
     // channel's last word FIRING for good (Alertmanager does the same: its issue #226).
-    for (const earlier of apps.splice(0)) await earlier.close();
     const hook = await startWebhookReceiver();
-    const app = await testApp(temp.store, {
-      rules: RULES,
-      channels: [webhookChannel(hook.url)],
-      notifier: { minIntervalMs: 20, initialBackoffMs: 50, maxBackoffMs: 100, pollMs: 50 },
-    });
-    apps.push(app);
+    const app = await onlyApp(RULES, [webhookChannel(hook.url)]);
     try {
       const rules = (ids: string) => ruleSet(ids, '30m');
       const both = rules(
@@ -271,19 +274,13 @@ describe('an incident number given back and reused', () => {
     // silence and that ended under it as resolved, never notified: its number was given back. The
     // next episode reused it, fired under a silence, and its end went out as "resolved, incident
     // 1" to a channel that never saw it fire, found by the old episode's page.
-    for (const earlier of apps.splice(0)) await earlier.close();
     const hook = await startWebhookReceiver();
     const rules = (ids: string) => ruleSet(ids, '30m');
     const one = rules(
       '  - { id: reused-number, kind: success_rate_drop, cohorts: [alpha], routes: [small] }',
     );
     const none = rules('  - { id: unrelated, kind: success_rate_drop, cohorts: [gamma] }');
-    const app = await testApp(temp.store, {
-      rules: none,
-      channels: [webhookChannel(hook.url)],
-      notifier: { minIntervalMs: 20, initialBackoffMs: 50, maxBackoffMs: 100, pollMs: 50 },
-    });
-    apps.push(app);
+    const app = await onlyApp(none, [webhookChannel(hook.url)]);
     try {
       // Episode A fires and is told.
       await app.evaluator.evaluate(new Date(T - 10 * HOUR), one);
