@@ -102,6 +102,8 @@ export interface DeliveryOutcome {
   status: 'sent' | 'failing' | 'registered' | 'expired' | 'refused' | 'silenced' | 'unannounced';
   attempts: number;
   error: string;
+  /** A `failing` answer's Retry-After, as epoch ms: the channel is not tried again before. */
+  retryAt?: number | undefined;
 }
 
 export class AlertStore {
@@ -335,6 +337,22 @@ export class AlertStore {
   }
 
   /**
+   * When the channel may be tried again, as epoch ms, if an answer told it to wait past `now`
+   * (429 with Retry-After) and the message it refused has not been sent or given up since: so
+   * that a restart waits as told. 0 when nothing asks it to wait.
+   */
+  async retryAt(channel: string, now = Date.now()): Promise<number> {
+    const [row] = await this.store.query(
+      `SELECT toUnixTimestamp64Milli(max(retry_at)) AS at, count() AS n FROM alert_deliveries FINAL
+       WHERE channel = {channel:String} AND status = 'failing'
+         AND retry_at > fromUnixTimestamp64Milli({now:Int64}, 'UTC')`,
+      { channel, now },
+      z.object({ at: chNumber.nullable(), n: chNumber }),
+    );
+    return row && row.n > 0 && row.at !== null ? row.at : 0;
+  }
+
+  /**
    * Notify events the channel has not received, oldest first: created since the channel was
    * registered and within the last `withinMs`.
    */
@@ -496,6 +514,7 @@ export class AlertStore {
       status: outcome.status,
       attempts: outcome.attempts,
       last_error: outcome.error.slice(0, 500),
+      retry_at: outcome.retryAt === undefined ? null : ms(outcome.retryAt),
       updated_at: ms(Date.now()),
       version: this.#version(),
     });

@@ -63,6 +63,8 @@ export interface ChannelTestResult {
   /** What went wrong, as the notifier logs it (URLs left out); empty when ok. */
   error: string;
   ms: number;
+  /** False when no message was sent: the channel is waiting out its own 429 (`error` says till when). */
+  tried?: false;
 }
 
 export function slackChannel(url: string): Channel {
@@ -221,6 +223,11 @@ class ChannelQueue {
     since: new Date().toISOString(),
   };
   #lastSentAt = 0;
+  /**
+   * Not tried before this (epoch ms): a 429's Retry-After, kept in the store too, so that a
+   * restart during the wait waits the rest of it. Undefined until read from the store.
+   */
+  #notBefore: number | undefined;
   #wake: (() => void) | undefined;
   #kicked = false;
   /**
@@ -261,6 +268,7 @@ class ChannelQueue {
       let events: StoredEvent[];
       try {
         since ??= await this.options.store.channelSince(this.channel.name);
+        this.#notBefore ??= await this.options.store.retryAt(this.channel.name);
         await this.#expire(since);
         events = await this.options.store.undelivered(
           this.channel.name,
@@ -318,7 +326,7 @@ class ChannelQueue {
     let refusals = 0;
     let backoff = this.options.initialBackoffMs;
     while (!this.signal.aborted) {
-      await this.#sleep(this.#lastSentAt + this.options.minIntervalMs - Date.now());
+      await this.#sleep(this.#nextSendAt() - Date.now());
       if (this.signal.aborted) return false;
       if (attempts > 0) {
         const still = await this.#unsilenced(batch);
@@ -368,9 +376,13 @@ class ChannelQueue {
         return false;
       }
       let waitMs: number;
+      let retryAt: number | undefined;
       if (result.status === 429) {
-        // Rate limited: wait as told (or a second), without growing the backoff.
+        // Rate limited: wait as told (or a second), without growing the backoff. The channel as
+        // a whole waits (a test message too), and a wait it was told of is stored with the
+        // attempt, so that a restart meanwhile does not send early.
         waitMs = result.retryAfterMs ?? 1000;
+        if (result.retryAfterMs !== undefined) this.#notBefore = retryAt = Date.now() + waitMs;
       } else {
         waitMs = Math.min(this.options.maxBackoffMs, backoff) * (0.8 + Math.random() * 0.4);
         backoff = Math.min(this.options.maxBackoffMs, backoff * 2);
@@ -393,8 +405,8 @@ class ChannelQueue {
         },
         'alert delivery failed; retrying',
       );
-      if (attempts === 1 || attempts % 10 === 0) {
-        await this.#record(batch, { status: 'failing', attempts, error: result.error });
+      if (attempts === 1 || attempts % 10 === 0 || retryAt !== undefined) {
+        await this.#record(batch, { status: 'failing', attempts, error: result.error, retryAt });
       }
       // A message retried past the look-back is given up like the others that grew too old (a
       // group's events are of one evaluation: they grow too old together).
@@ -519,6 +531,7 @@ class ChannelQueue {
       status: 'sent' | 'failing' | 'refused' | 'silenced' | 'unannounced';
       attempts: number;
       error: string;
+      retryAt?: number | undefined;
     },
   ): Promise<void> {
     try {
@@ -596,9 +609,27 @@ class ChannelQueue {
    * takes a message from here, with the same timeout and headers as an alert.
    */
   async test(message: TestMessage): Promise<ChannelTestResult> {
+    // A channel that asked to wait (429, Retry-After) is not tried: the answer says until when.
+    try {
+      this.#notBefore ??= await this.options.store.retryAt(this.channel.name);
+    } catch {
+      // The store does not answer: the wait this process was told of, if any, stands.
+    }
+    const waitMs = (this.#notBefore ?? 0) - Date.now();
+    if (waitMs > 0) {
+      return {
+        channel: this.channel.name,
+        ok: false,
+        tried: false,
+        error:
+          `not tried: the channel answered 429 and asked to wait ${Math.ceil(waitMs / 1000)} s ` +
+          `more (Retry-After, until ${new Date(this.#notBefore ?? 0).toISOString()})`,
+        ms: 0,
+      };
+    }
     // Spaced from the alerts as they are from each other (Slack: one a second), or a test sent
     // beside an alert would be answered 429 on a channel that works.
-    await this.#sleep(this.#lastSentAt + this.options.minIntervalMs - Date.now());
+    await this.#sleep(this.#nextSendAt() - Date.now());
     this.#lastSentAt = Date.now();
     const started = performance.now();
     const result = await this.#send(
@@ -612,6 +643,11 @@ class ChannelQueue {
       error: result.error,
       ms: Math.round(performance.now() - started),
     };
+  }
+
+  /** The earliest a message may go: spaced from the last one, and after a 429's wait. */
+  #nextSendAt(): number {
+    return Math.max(this.#lastSentAt + this.options.minIntervalMs, this.#notBefore ?? 0);
   }
 
   async #idle(): Promise<void> {

@@ -17,6 +17,7 @@ interface ChannelTest {
   status?: number;
   error: string;
   ms: number;
+  tried?: false;
 }
 
 const STATES = ['pending', 'firing', 'resolved', 'all'];
@@ -59,7 +60,9 @@ Options:
               .map((c) =>
                 c.ok
                   ? `${c.channel}: took the test message (HTTP ${c.status}, ${c.ms} ms)\n`
-                  : `${c.channel}: did not take it: ${c.error} (${c.ms} ms)\n`,
+                  : c.tried === false
+                    ? `${c.channel}: ${c.error}\n`
+                    : `${c.channel}: did not take it: ${c.error} (${c.ms} ms)\n`,
               )
               .join(''),
       );

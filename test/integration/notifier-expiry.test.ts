@@ -295,3 +295,58 @@ describe('the notifier’s clock', () => {
     expect(unsent.map((e) => e.fingerprint)).toEqual(['skewed']);
   });
 });
+
+describe('a 429’s Retry-After across a restart', () => {
+  it('waits the rest of the wait after a restart, says so to a test message, and forgets it once sent', async () => {
+    const limited = await startWebhookReceiver();
+    limited.script([{ status: 429, headers: { 'retry-after': '3' }, body: 'slow down' }]);
+    const alerts = new AlertStore(temp.store);
+    const options = {
+      channels: [{ ...webhookChannel(limited.url), name: 'ratelimited' }],
+      store: alerts,
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      minIntervalMs: 0,
+      pollMs: 100,
+      lookbackMs: 60_000,
+    };
+    const first = new Notifier(options);
+    const next = new Notifier(options);
+    try {
+      await alerts.channelSince('ratelimited');
+      await alerts.saveEvents([event('limited', Date.now())]);
+      first.start();
+      await until(() => limited.requests.length > 0, 'the first attempt');
+      // The process stops during the wait the channel asked for (the wait is in the store).
+      await until(
+        () => first.stats()['ratelimited']!.retries === 1,
+        'the 429 taken as one to retry',
+      );
+      const asked = limited.requests[0]!.at;
+      await first.stop();
+      const retryAt = await alerts.retryAt('ratelimited');
+      expect(retryAt).toBeGreaterThanOrEqual(asked + 2_900);
+
+      next.start();
+      const [test] = await next.test({ url: 'http://127.0.0.1:1', at: new Date().toISOString() });
+      expect(test).toMatchObject({ channel: 'ratelimited', ok: false, tried: false });
+      expect(test!.error).toMatch(
+        /^not tried: the channel answered 429 and asked to wait \d+ s more/,
+      );
+      // Other tests' events may follow it here: this one's tries are told by their body.
+      const tries = () =>
+        limited.requests.filter((r) => (r.body as { cohort?: string }).cohort === 'limited');
+      await until(() => tries().some((r) => r.status === 200), 'the message after the wait');
+      // One try after the 429, not before the time it named; the test message was not sent.
+      expect(tries().map((r) => r.status)).toEqual([429, 200]);
+      expect(tries()[1]!.at).toBeGreaterThanOrEqual(asked + 2_900);
+      expect(limited.requests.every((r) => (r.body as { cohort?: string }).cohort)).toBe(true);
+      // Sent: nothing asks the channel to wait any more.
+      await until(() => next.stats()['ratelimited']!.queued === 0, 'recorded as sent');
+      expect(await alerts.retryAt('ratelimited')).toBe(0);
+    } finally {
+      await first.stop();
+      await next.stop();
+      await limited.close();
+    }
+  });
+});

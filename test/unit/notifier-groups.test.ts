@@ -55,6 +55,7 @@ function fakeStore(events: StoredEvent[]) {
   const done = new Set<string>();
   const store = {
     channelSince: async () => 0,
+    retryAt: async () => 0,
     expireUndelivered: async () => [],
     undelivered: async () => events.filter((e) => !done.has(e.fingerprint)),
     recordDeliveries: async (batch: StoredEvent[], _c: string, o: { status: string }) => {
