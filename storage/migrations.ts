@@ -230,6 +230,64 @@ const appliedRow = z.object({
   checksum: z.string(),
 });
 
+/** The oldest ClickHouse server routewatch runs on: see {@link serverSupportProblem}. */
+export const MIN_SERVER_VERSION = [24, 8] as const;
+
+/**
+ * Why a ClickHouse server cannot hold routewatch's schema, or undefined when it can. The views
+ * pass their parameters on to other parameterized views (`v_cohort_route_window` reads
+ * `v_window_metrics(from = {from:…}, …)`), which servers before 24.2 refuse ("Substitution … is
+ * not set", ClickHouse issue #54916) and which work only under the new query analyzer: with it
+ * off in the user's profile, the views fail to be created ("Cannot parse DateTime: value '0' …
+ * for query parameter 'from'"). 24.8 is the oldest supported line with both (and `enable_analyzer`
+ * is its setting's name from 24.8).
+ */
+export function serverSupportProblem(
+  version: string,
+  analyzer: number,
+  user = '<user>',
+): string | undefined {
+  const [major = 0, minor = 0] = version.split('.').map((part) => Number.parseInt(part, 10));
+  const [minMajor, minMinor] = MIN_SERVER_VERSION;
+  // A version string of another shape (a fork's) is not refused for it: the views would say.
+  if (Number.isNaN(major) || Number.isNaN(minor)) return analyzerProblem(version, analyzer, user);
+  if (major < minMajor || (major === minMajor && minor < minMinor)) {
+    return (
+      `routewatch needs ClickHouse ${minMajor}.${minMinor} or newer, and this server is ${version}: ` +
+      'its views pass parameters on to other parameterized views, which older servers refuse. ' +
+      `Upgrade the server (docker-compose.yml pins a supported image), or leave CLICKHOUSE_URL unset to use the embedded engine`
+    );
+  }
+  return analyzerProblem(version, analyzer, user);
+}
+
+function analyzerProblem(version: string, analyzer: number, user: string): string | undefined {
+  if (analyzer !== 0) return undefined;
+  const name = /^[A-Za-z_][A-Za-z0-9_]*$/.test(user) ? user : `\`${user.replaceAll('`', '``')}\``;
+  return (
+    `the new query analyzer is off for this ClickHouse user (enable_analyzer = 0 in its profile; ClickHouse ${version}), ` +
+    "and routewatch's views need it. Turn it on for routewatch's user alone: " +
+    `ALTER USER ${name} SETTINGS enable_analyzer = 1 (or enable_analyzer = 1 in its profile), then start again`
+  );
+}
+
+const serverRow = z.object({
+  version: z.string(),
+  analyzer: z.coerce.number(),
+  user: z.string(),
+});
+
+/** Refuses a server that cannot hold the schema, before a statement of it runs (see {@link serverSupportProblem}). */
+async function checkServer(store: Store): Promise<void> {
+  const [row] = await store.query(
+    "SELECT version() AS version, toUInt8(getSetting('allow_experimental_analyzer')) AS analyzer, currentUser() AS user",
+    {},
+    serverRow,
+  );
+  const problem = row ? serverSupportProblem(row.version, row.analyzer, row.user) : undefined;
+  if (problem !== undefined) throw new MigrationError('server', problem);
+}
+
 /**
  * Applies the migrations not yet recorded in `schema_migrations`, in order, each exactly once.
  * An applied migration whose file has changed since is an error: schema history is append-only.
@@ -241,6 +299,7 @@ export async function migrate(
   views: View[] = loadViews(),
   options: MigrateOptions = {},
 ): Promise<MigrationResult> {
+  if (store.driver === 'server') await checkServer(store);
   await execDdl(store, SCHEMA_MIGRATIONS_TABLE, options.cluster);
   const applied = new Map(
     (

@@ -261,6 +261,21 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
     expect(rows).toEqual([{ x: 1 }, { x: 2 }]);
   });
 
+  it('sends async_insert = 0 on every request, and a Distributed insert waits for its shards', async () => {
+    // An `INSERT … VALUES` statement (rollup state, migrations) as well as the span inserts:
+    // servers from 26.2, and ClickHouse Cloud, make inserts asynchronous by default.
+    await store.exec('CREATE TABLE async_probe (x UInt32) ENGINE = MergeTree ORDER BY x');
+    await store.exec('INSERT INTO async_probe VALUES ({x:UInt32})', { x: 7 });
+    expect(lastInsert()?.settings['async_insert']).toBe('0');
+    await store.insertJsonEachRow('async_probe', Buffer.from('{"x":8}\n'));
+    expect(lastInsert()?.settings).toMatchObject({
+      async_insert: '0',
+      distributed_foreground_insert: '1',
+    });
+    const [row] = await store.query('SELECT count() AS n FROM async_probe', {}, countRow);
+    expect(row?.n).toBe(2);
+  });
+
   it('applies the insert settings: one insert may span as many partitions as INSERT_SETTINGS allows', async () => {
     const cap = Number(INSERT_SETTINGS.max_partitions_per_insert_block);
     const days = cap === 0 ? 101 : cap; // the engine's own default cap is 100

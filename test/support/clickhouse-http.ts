@@ -42,6 +42,11 @@ export interface ClickHouseHttpOptions {
    * reliability probe ran: an insert with a field the table lacks is refused, not trimmed.
    */
   strict?: boolean;
+  /**
+   * Settings of the user's profile: what every request starts from, as a server's `users.xml`
+   * sets them (e.g. `{ allow_experimental_analyzer: '0' }`, the old analyzer).
+   */
+  profile?: Record<string, string>;
 }
 
 export interface ReceivedRequest {
@@ -132,9 +137,10 @@ export async function startClickHouseHttp(
   const session = new chdb.Session(dataDir);
   const version = chdb.version().libchdb.replace(/"/g, '');
   // What a request's settings are reset to afterwards: the server's defaults.
-  const serverDefaults: Record<string, string> = options.strict
-    ? { input_format_skip_unknown_fields: '0' }
-    : {};
+  const serverDefaults: Record<string, string> = {
+    ...(options.strict ? { input_format_skip_unknown_fields: '0' } : {}),
+    ...options.profile,
+  };
   for (const [name, value] of Object.entries(serverDefaults)) {
     await session.queryAsync(`SET ${name} = ${quote(value)}`);
   }
@@ -164,6 +170,9 @@ export async function startClickHouseHttp(
         const own = new chdb.Session(dataDir);
         try {
           await own.queryAsync(`USE \`${request.database}\``);
+          for (const [name, value] of Object.entries(serverDefaults)) {
+            await own.queryAsync(`SET ${name} = ${quote(value)}`);
+          }
           const ordered = Object.entries(request.settings).sort(
             ([a], [b]) => Number(a === 'readonly') - Number(b === 'readonly'),
           );
