@@ -381,7 +381,9 @@ class ChannelQueue {
         // Rate limited: wait as told (or a second), without growing the backoff. The channel as
         // a whole waits (a test message too), and a wait it was told of is stored with the
         // attempt, so that a restart meanwhile does not send early.
-        waitMs = result.retryAfterMs ?? 1000;
+        // A wait longer than the longest backoff is cut to it: an endpoint asking for a day
+        // would otherwise hold every alert of the channel that long.
+        waitMs = Math.min(result.retryAfterMs ?? 1000, this.options.maxBackoffMs);
         if (result.retryAfterMs !== undefined) this.#notBefore = retryAt = Date.now() + waitMs;
       } else {
         waitMs = Math.min(this.options.maxBackoffMs, backoff) * (0.8 + Math.random() * 0.4);

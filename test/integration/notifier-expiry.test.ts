@@ -299,7 +299,8 @@ describe('the notifier’s clock', () => {
 describe('a 429’s Retry-After across a restart', () => {
   it('waits the rest of the wait after a restart, says so to a test message, and forgets it once sent', async () => {
     const limited = await startWebhookReceiver();
-    limited.script([{ status: 429, headers: { 'retry-after': '3' }, body: 'slow down' }]);
+    // An hour asked for: cut to the longest backoff (3 s here, 5 min by default).
+    limited.script([{ status: 429, headers: { 'retry-after': '3600' }, body: 'slow down' }]);
     const alerts = new AlertStore(temp.store);
     const options = {
       channels: [{ ...webhookChannel(limited.url), name: 'ratelimited' }],
@@ -307,6 +308,7 @@ describe('a 429’s Retry-After across a restart', () => {
       log: { info: () => undefined, warn: () => undefined, error: () => undefined },
       minIntervalMs: 0,
       pollMs: 100,
+      maxBackoffMs: 3_000,
       lookbackMs: 60_000,
     };
     const first = new Notifier(options);
@@ -325,6 +327,7 @@ describe('a 429’s Retry-After across a restart', () => {
       await first.stop();
       const retryAt = await alerts.retryAt('ratelimited');
       expect(retryAt).toBeGreaterThanOrEqual(asked + 2_900);
+      expect(retryAt).toBeLessThan(asked + 60_000);
 
       next.start();
       const [test] = await next.test({ url: 'http://127.0.0.1:1', at: new Date().toISOString() });
