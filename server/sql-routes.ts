@@ -12,7 +12,8 @@ import { HttpError, badRequest, unavailable } from './http-error.js';
 
 /**
  * Live SQL: `POST /api/v1/sql` runs a user's query on the store, read-only and within limits
- * enforced by ClickHouse itself (`Store.queryReadOnly`), behind the token like every API route.
+ * enforced by ClickHouse itself (`Store.queryReadOnly`, which first refuses what readonly lets
+ * through on the embedded engine), behind the token like every API route.
  * It is how to query the embedded store while `routewatch start` holds its data directory.
  */
 export interface SqlRoutesOptions {
@@ -78,6 +79,11 @@ function engineMessage(error: unknown): string {
  */
 export function sqlFailure(error: unknown, limits: ReadOnlyLimits): HttpError {
   if (error instanceof HttpError) return error;
+  if (error instanceof StorageError && error.code === 'SQL_REFUSED') {
+    return new HttpError(403, 'PERMISSION_DENIED', `SQL here is read-only: ${error.message}`, {
+      cause: error,
+    });
+  }
   const code = clickHouseErrorCode(error);
   const engine = engineMessage(error);
   switch (code) {

@@ -12,6 +12,7 @@ import {
   readOnlySettings,
 } from './store.js';
 import type { InsertOptions, QueryParams, ReadOnlyLimits, ReadOnlyResult, Store } from './store.js';
+import { checkedReadOnlySql } from './read-only-sql.js';
 import { parseReadOnlyResult, parseRows } from './rows.js';
 
 type ChdbModule = typeof Chdb;
@@ -123,6 +124,7 @@ export class EmbeddedStore implements Store {
    */
   async queryReadOnly(sql: string, limits: ReadOnlyLimits): Promise<ReadOnlyResult> {
     this.#assertOpen();
+    const checked = await checkedReadOnlySql(this, sql);
     let session: ChdbSession;
     try {
       session = new this.#chdb.Session(this.location);
@@ -135,7 +137,7 @@ export class EmbeddedStore implements Store {
         // Names and values come from code (numbers and words), never from the user.
         await session.queryAsync(`SET ${assertIdentifier(name)} = '${String(value)}'`);
       }
-      const result = await session.queryAsync(sql, { format: 'JSONCompact' });
+      const result = await session.queryAsync(checked, { format: 'JSONCompact' });
       return parseReadOnlyResult(result.text());
     } catch (error) {
       if (error instanceof StorageError) throw error;

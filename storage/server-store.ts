@@ -12,6 +12,7 @@ import {
 } from './store.js';
 import type { InsertOptions, QueryParams, ReadOnlyLimits, ReadOnlyResult, Store } from './store.js';
 import { parseReadOnlyResult, parseRows } from './rows.js';
+import { checkedReadOnlySql } from './read-only-sql.js';
 
 export interface ServerStoreOptions {
   /** e.g. http://user:password@clickhouse:8123/routewatch */
@@ -107,9 +108,10 @@ export class ServerStore implements Store {
    * others. A server refuses a body with several statements by itself.
    */
   async queryReadOnly(sql: string, limits: ReadOnlyLimits): Promise<ReadOnlyResult> {
+    const checked = await checkedReadOnlySql(this, sql);
     try {
       const result = await this.#client.query({
-        query: sql,
+        query: checked,
         format: 'JSONCompact',
         clickhouse_settings: readOnlySettings(limits),
       });

@@ -42,7 +42,9 @@ export interface Store {
   /**
    * Runs a user's SQL (`routewatch sql`, `POST /api/v1/sql`) with the engine's own read-only
    * mode and limits (see `readOnlySettings`): a write, a setting change or a limit crossed is
-   * refused by ClickHouse itself, never by looking at the text. Rejects with a StorageError whose
+   * refused by ClickHouse itself. What readonly lets through on the embedded engine (INTO
+   * OUTFILE, `file()`) is refused before, on the engine's own parse of the query
+   * (storage/read-only-sql.ts: StorageError `SQL_REFUSED`). Rejects with a StorageError whose
    * cause carries the ClickHouse error code (164 READONLY, 396 rows, 159 time, 241 memory).
    */
   queryReadOnly(sql: string, limits: ReadOnlyLimits): Promise<ReadOnlyResult>;

@@ -62,9 +62,14 @@ describe('Store.queryReadOnly on a ClickHouse server', () => {
     expect(sent.database).toBe('routewatch');
   });
 
-  it('has the engine refuse a write, and the next request is served as before', async () => {
-    const refused = await store
+  it('refuses a write, has the engine refuse a setting change, and serves the next request as before', async () => {
+    // A write is not sent (storage/read-only-sql.ts); what passes that check, readonly refuses.
+    const write = await store
       .queryReadOnly("INSERT INTO spans (span_id) VALUES ('x')", LIMITS)
+      .catch((error: unknown) => error);
+    expect(write).toMatchObject({ code: 'SQL_REFUSED' });
+    const refused = await store
+      .queryReadOnly('SELECT count() FROM spans SETTINGS readonly = 0', LIMITS)
       .catch((error: unknown) => error);
     expect(clickHouseErrorCode(refused)).toBe(164);
     const count = await store.query(

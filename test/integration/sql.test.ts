@@ -140,7 +140,13 @@ describe('routewatch sql on a running instance', () => {
     const run = await sql(['DROP TABLE spans']);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
-      /answered 403: SQL here is read-only: ClickHouse refused the statement \(setting readonly = 1\)\. Code: 164\..*readonly mode/,
+      /answered 403: SQL here is read-only: DROP statements are not run here: only SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN/,
+    );
+    // What gets past the statement check, the engine's readonly refuses.
+    const settings = await api('SELECT 1 SETTINGS readonly = 0');
+    expect(settings.status).toBe(403);
+    expect(settings.body.error.message).toMatch(
+      /^SQL here is read-only: ClickHouse refused the statement \(setting readonly = 1\)\. Code: 164\..*readonly mode/,
     );
     for (const statement of [
       "INSERT INTO spans (span_id) VALUES ('x')",
@@ -157,6 +163,87 @@ describe('routewatch sql on a running instance', () => {
     }
     const count = await sql(['--format', 'json', 'SELECT count() AS n FROM v_tasks']);
     expect(JSON.parse(count.stdout)).toEqual([{ n: '3' }]);
+  });
+
+  it('refuses what readonly lets through on the embedded engine: writing a file, reading one', async () => {
+    // clickhouse-local writes INTO OUTFILE itself and has the scalar file() read any path: as the
+    // routewatch process, a file write (its own code, next start) and every secret of its
+    // environment. However the clause or the call is spelled, it is refused before it runs.
+    const scratch = mkdtempSync(join(tmpdir(), 'routewatch-sql-outfile-'));
+    const target = join(scratch, 'written');
+    try {
+      const refused = [
+        [
+          `SELECT 'x' INTO OUTFILE '${target}' TRUNCATE FORMAT TSVRaw`,
+          /INTO OUTFILE would write a file/,
+        ],
+        [`select 1 into/* a comment */outfile '${target}'`, /INTO OUTFILE would write a file/],
+        [`SHOW TABLES INTO OUTFILE '${target}'`, /INTO OUTFILE would write a file/],
+        [`(SELECT 1) INTO OUTFILE '${target}' APPEND`, /INTO OUTFILE would write a file/],
+        [`EXPLAIN SELECT 1 INTO OUTFILE '${target}'`, /INTO OUTFILE would write a file/],
+        [
+          `SELECT 1 AS \`a\nSelectQuery\` INTO OUTFILE '${target}'`,
+          /INTO OUTFILE would write a file/,
+        ],
+        ["SELECT file('/proc/self/environ')", /file\(\) reaches files/],
+        ["SELECT `file`('/etc/hostname') AS h", /file\(\) reaches files/],
+        ['SELECT "file" (\'/etc/hostname\')', /file\(\) reaches files/],
+        ["WITH file('/etc/hostname') AS f SELECT length(f)", /file\(\) reaches files/],
+        ["DESC (SELECT file('/etc/hostname'))", /file\(\) reaches files/],
+        [
+          "SELECT * FROM icebergS3Cluster('c', 'http://127.0.0.1:9/')",
+          /icebergS3Cluster\(\) reaches/,
+        ],
+        [
+          `BACKUP TABLE spans TO File('${target}')`,
+          /^SQL here is read-only: BACKUP statements are not run here: only SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN/,
+        ],
+      ] as const;
+      for (const [statement, message] of refused) {
+        const answer = await api(statement);
+        expect([statement, answer.status, answer.body.error.code]).toEqual([
+          statement,
+          403,
+          'PERMISSION_DENIED',
+        ]);
+        expect(answer.body.error.message, statement).toMatch(message);
+      }
+      // A second statement is not run either, on the engine that would run it.
+      const several = await api(`SELECT 1; SELECT 2 INTO OUTFILE '${target}'`);
+      expect([several.status, several.body.error.message]).toEqual([
+        400,
+        'the query holds several statements: send one statement at a time',
+      ]);
+      expect(readdirSync(scratch)).toEqual([]);
+      // The same words in a string, and the reads the console is for, still run.
+      const run = await sql([
+        '--format',
+        'json',
+        "SELECT 'INTO OUTFILE' AS words, 'file(x)' AS call, count() AS n FROM v_tasks",
+      ]);
+      expect(run.stderr).toBe('');
+      expect(JSON.parse(run.stdout)).toEqual([{ words: 'INTO OUTFILE', call: 'file(x)', n: '3' }]);
+      for (const statement of [
+        'SHOW TABLES',
+        'DESCRIBE v_tasks',
+        'EXISTS v_tasks',
+        'EXPLAIN SELECT 1',
+      ]) {
+        const answer = await api(statement);
+        expect([statement, answer.status]).toEqual([statement, 200]);
+      }
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+
+  it("answers a syntax error with the engine's message for the query sent", async () => {
+    const answer = await api('SELECT cohort FROM v_tasks WHERE (');
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.message).toMatch(
+      /^ClickHouse refused the query: Code: 62\. DB::Exception: Syntax error: failed at position \d+ .*Unmatched parentheses.*\(SYNTAX_ERROR\)$/,
+    );
+    expect(answer.body.error.message).not.toMatch(/formatQuerySingleLine/);
   });
 
   it('refuses a query that tries to lift a limit with its own SETTINGS', async () => {
