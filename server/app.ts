@@ -15,9 +15,9 @@ import type { CollectorStats } from '../collector/otlp-routes.js';
 import { outcomesRoutes } from '../collector/outcomes-routes.js';
 import type { SpanWriter } from '../collector/span-writer.js';
 import type { Store } from '../storage/store.js';
-import { requireToken } from './auth.js';
+import { hostName, requireLocalHost, requireToken } from './auth.js';
 import { ConnectionTracker } from './connections.js';
-import { acceptedTimes } from './config.js';
+import { acceptedTimes, isLoopback } from './config.js';
 import type { Config } from './config.js';
 import { HttpError, RPC_CODES, badRequest, refused, toHttpError } from './http-error.js';
 import { opsRoutes } from './ops-routes.js';
@@ -175,6 +175,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   if (config.ROUTEWATCH_TOKEN)
     requireToken(app, config.ROUTEWATCH_TOKEN, () => collector.unauthenticatedRequests++);
+  else
+    requireLocalHost(
+      app,
+      isLoopback,
+      [
+        config.ROUTEWATCH_HOST,
+        ...(config.ROUTEWATCH_PUBLIC_URL ? [new URL(config.ROUTEWATCH_PUBLIC_URL).hostname] : []),
+      ].map(hostName),
+    );
 
   // Refusals by design (back-pressure, a full or unwritable log, shutting down) are what a client
   // is meant to retry: one error line with a stack each would flood the log under load, bury the

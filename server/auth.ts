@@ -79,3 +79,44 @@ export function requireToken(
     }
   });
 }
+
+/** A Host header's name, without its port: `[::1]:4318` → `::1`, `localhost:4318` → `localhost`. */
+export function hostName(host: string): string {
+  const bracketed = /^\[([^\]]*)\](?::\d*)?$/.exec(host);
+  if (bracketed) return bracketed[1]!.toLowerCase();
+  const colons = host.split(':').length - 1;
+  // One colon: name:port. More: a bare IPv6 address (a client that left out the brackets).
+  return (colons === 1 ? host.slice(0, host.indexOf(':')) : host).toLowerCase();
+}
+
+/**
+ * Without a token routewatch listens on loopback only (config.assertSafeExposure), and answers
+ * only requests addressed to a loopback name (or to the names given): a web page elsewhere
+ * could otherwise reach it through DNS rebinding (its own name made to resolve to 127.0.0.1,
+ * the browser then sends it requests as same-origin, Host: its name) and read the data or run
+ * SQL. A request without a Host header (HTTP/1.0) is no browser's, and is served. The probes
+ * stay open: they say no more than up or ready.
+ */
+export function requireLocalHost(
+  app: FastifyInstance,
+  isLocal: (name: string) => boolean,
+  allowed: readonly string[],
+): void {
+  const names = new Set(allowed.map((name) => name.toLowerCase()));
+  app.addHook('onRequest', async (request) => {
+    const host = request.headers.host;
+    if (host === undefined || host === '') return;
+    const name = hostName(host);
+    if (isLocal(name) || name.endsWith('.localhost') || names.has(name)) return;
+    const path = request.url.split('?', 1)[0]!;
+    if (OPEN_PATHS.has(path)) return;
+    throw new HttpError(
+      403,
+      'PERMISSION_DENIED',
+      `this routewatch runs without a token, so it answers only requests addressed to localhost, ` +
+        `127.0.0.1 or [::1], not to ${JSON.stringify(host.slice(0, 100))} (a web page could ` +
+        'otherwise reach it through DNS rebinding): address it so, set ROUTEWATCH_PUBLIC_URL to ' +
+        'the address people open it at, or set ROUTEWATCH_TOKEN',
+    );
+  });
+}

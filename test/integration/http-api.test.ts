@@ -144,6 +144,72 @@ describe('authentication', () => {
   });
 });
 
+describe('without a token: requests addressed to loopback only (DNS rebinding)', () => {
+  it('refuses a request addressed to another name on every route but the probes, saying what to do', async () => {
+    const open = await testApp(temp.store);
+    const named = await testApp(temp.store, {
+      config: { ROUTEWATCH_PUBLIC_URL: 'http://routewatch.internal:8080/' },
+    });
+    try {
+      const evil = { host: 'rebind.attacker.example:4318' };
+      for (const request of [
+        { method: 'GET' as const, url: '/api/v1/alerts' },
+        { method: 'GET' as const, url: '/metrics' },
+        { method: 'GET' as const, url: '/' },
+        {
+          method: 'POST' as const,
+          url: '/api/v1/sql',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({ sql: 'SELECT 1' }),
+        },
+        {
+          method: 'POST' as const,
+          url: '/v1/traces',
+          headers: { 'content-type': 'application/json' },
+          payload: spans,
+        },
+      ]) {
+        const res = await open.app.inject({
+          ...request,
+          headers: { ...request.headers, ...evil },
+        });
+        expect([request.url, res.statusCode]).toEqual([request.url, 403]);
+        expect(res.body).toMatch(
+          /answers only requests addressed to localhost.*DNS rebinding.*ROUTEWATCH_TOKEN/,
+        );
+      }
+      expect((await open.app.inject({ url: '/healthz', headers: evil })).statusCode).toBe(200);
+      for (const host of [
+        'localhost:4318',
+        '127.0.0.1:4318',
+        '[::1]:4318',
+        'app.localhost',
+        'LOCALHOST',
+      ]) {
+        const res = await open.app.inject({ url: '/api/v1/alerts', headers: { host } });
+        expect([host, res.statusCode]).toEqual([host, 200]);
+      }
+      // The address people open it at, when one is set, is its own too.
+      const byName = { host: 'routewatch.internal:8080' };
+      expect((await named.app.inject({ url: '/api/v1/alerts', headers: byName })).statusCode).toBe(
+        200,
+      );
+      expect((await named.app.inject({ url: '/api/v1/alerts', headers: evil })).statusCode).toBe(
+        403,
+      );
+      // With a token the token decides, whatever the name.
+      const tokened = await rw.app.inject({
+        url: '/api/v1/alerts',
+        headers: { ...evil, ...bearer },
+      });
+      expect(tokened.statusCode).toBe(200);
+    } finally {
+      await open.close();
+      await named.close();
+    }
+  });
+});
+
 describe('error shapes', () => {
   it('counts the OTLP requests answered with a 4xx on /metrics, as received too', async () => {
     const counter = (name: string) => async () => {
