@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { OUTCOMES as OUTCOME_VALUES } from './mapping.js';
 import type { Mapping, MappedField, MappedSpan } from './mapping.js';
 import type { AnyValue, ExportTraceRequest, KeyValue, OtlpSpan } from './otlp-json.js';
@@ -363,6 +364,23 @@ const RESOURCE_VALUE_FLOOR = 64;
  * mapping rules and service name read the whole resource first: only the stored copy is cut.
  * Returns the resource itself when it fits, else a cut copy.
  */
+/** Names longer than this (UTF-16 units) are stored bounded: see {@link boundName}. */
+export const MAX_NAME_LENGTH = 256;
+
+/**
+ * A name the reports group by and repeat in every answer (task id, cohort, route, reasons,
+ * policy, model, service, error type), bounded: one longer than MAX_NAME_LENGTH is stored as its
+ * first 200 characters, `…` and 16 hex digits of its SHA-256, so that two long names stay two
+ * and a span cannot make every report, alert and dashboard answer carry megabytes. (A name
+ * that long is a bug or an attack: a cohort is a word or two.)
+ */
+export function boundName(value: string): string {
+  if (value.length <= MAX_NAME_LENGTH) return value;
+  let kept = value.slice(0, 200);
+  if (/[\uD800-\uDBFF]$/.test(kept)) kept = kept.slice(0, -1);
+  return `${kept}…${createHash('sha256').update(value).digest('hex').slice(0, 16)}`;
+}
+
 export function boundResource(resource: Record<string, string>): Record<string, string> {
   const unitsOf = (map: Record<string, string>) => {
     let units = 0;
@@ -777,7 +795,7 @@ export function normalizeFields(
       : NO_COST;
 
   // The span's own routing attributes win; the mapping fills what they leave empty.
-  const route = map['routewatch.route'] || derived.route || '';
+  const route = boundName(map['routewatch.route'] || derived.route || '');
   const attemptText =
     map['routewatch.attempt'] ??
     derived.attempt ??
@@ -799,20 +817,22 @@ export function normalizeFields(
     name: span.wellFormed ? span.name : wellFormed(span.name),
     span_kind: SPAN_KINDS[span.kind] ?? 'unspecified',
     kind,
-    service_name: resource['service.name'] ?? '',
+    service_name: boundName(resource['service.name'] ?? ''),
     scope_name: span.wellFormed ? scopeName : wellFormed(scopeName),
-    task_id: canonicalTaskId(map['routewatch.task.id'] || derived.task_id || span.traceId),
-    cohort: map['routewatch.cohort'] || derived.cohort || '',
+    task_id: boundName(
+      canonicalTaskId(map['routewatch.task.id'] || derived.task_id || span.traceId),
+    ),
+    cohort: boundName(map['routewatch.cohort'] || derived.cohort || ''),
     route,
     attempt: Math.min(attempt, 65_535),
-    fallback_reason: map['routewatch.fallback.reason'] ?? '',
-    policy_version: map['routewatch.policy.version'] || derived.policy_version || '',
+    fallback_reason: boundName(map['routewatch.fallback.reason'] ?? ''),
+    policy_version: boundName(map['routewatch.policy.version'] || derived.policy_version || ''),
     validation: map['routewatch.validation'] ?? '',
     confidence: confidence ?? null,
     provider,
     operation: kind === 'llm' ? operationOf(map) : (first(map, NAMES.operation) ?? ''),
-    request_model: requestModel,
-    response_model: responseModel,
+    request_model: boundName(requestModel),
+    response_model: boundName(responseModel),
     input_tokens: usage.inputTokens,
     output_tokens: usage.outputTokens,
     cache_read_tokens: usage.cacheReadTokens,
@@ -824,9 +844,9 @@ export function normalizeFields(
     price_ref: cost.priceRef,
     status_code: statusCode,
     status_message: span.wellFormed ? span.statusMessage : wellFormed(span.statusMessage),
-    error_type: map['error.type'] ?? '',
+    error_type: boundName(map['error.type'] ?? ''),
     outcome: OUTCOMES.has(outcome) ? outcome : outcome === '' ? '' : 'unknown',
-    outcome_reason: map['routewatch.outcome.reason'] || derived.outcome_reason || '',
+    outcome_reason: boundName(map['routewatch.outcome.reason'] || derived.outcome_reason || ''),
     reask: map['routewatch.reask'] === 'true' ? 1 : 0,
     cleanup_cost_usd: usdAmount(map['routewatch.cleanup.cost_usd']) ?? 0,
     http_attempts: kind === 'llm' ? httpAttemptsOf(map) : 0,

@@ -216,3 +216,46 @@ describe('normalizeSpan kind: what counts as a model call', () => {
     expect(kindOf('embeddings x', { ...llm, 'gen_ai.operation.name': 'embeddings' })).toBe('llm');
   });
 });
+
+describe('names bounded', () => {
+  it('stores a name longer than 256 characters as its start and a hash: two long names stay two, short ones are kept', () => {
+    const long = 'x'.repeat(1_000_000);
+    const result = normalize([
+      {
+        start: ns(NOW_MS),
+        attributes: {
+          ...llm,
+          'routewatch.cohort': `${long}a`,
+          'routewatch.route': 'r'.repeat(256),
+        },
+      },
+      {
+        start: ns(NOW_MS),
+        attributes: {
+          ...llm,
+          'routewatch.cohort': `${long}b`,
+          'routewatch.task.id': 't'.repeat(300),
+          'routewatch.fallback.reason': long,
+          'routewatch.policy.version': long,
+          'routewatch.outcome.reason': long,
+          'error.type': long,
+          'gen_ai.request.model': long,
+        },
+      },
+    ]);
+    const [a, b] = result.rows;
+    expect(a!.cohort).toMatch(/^x{200}…[0-9a-f]{16}$/);
+    expect(b!.cohort).toMatch(/^x{200}…[0-9a-f]{16}$/);
+    expect(a!.cohort).not.toBe(b!.cohort);
+    expect(a!.route).toBe('r'.repeat(256));
+    for (const field of [
+      'task_id',
+      'fallback_reason',
+      'policy_version',
+      'outcome_reason',
+      'error_type',
+      'request_model',
+    ] as const)
+      expect([field, b![field].length]).toEqual([field, 217]);
+  });
+});
