@@ -237,14 +237,14 @@ export function renderGateTable(result: GateResult): string {
 
 /**
  * Text for Markdown (a table cell or a bullet): the characters that would format it, link it or
- * open HTML are escaped, since cohort names come from span attributes; newlines become spaces.
+ * open HTML are escaped, since cohort names come from span attributes; newlines become spaces,
+ * other control characters escapes (`\u001b`: a CI log would run an escape sequence).
  * An `@` before a name gets a zero-width space after it, as Dependabot writes its own name: a
  * cohort called `@org/team` would otherwise notify that team on every pull request it gates.
  */
 const escapeCell = (text: string) =>
-  text
+  printable(text.replace(/\r?\n/g, ' '))
     .replace(/[\\`*_<>[\]|~]/g, '\\$&')
-    .replace(/\r?\n/g, ' ')
     .replace(/@(?=[\p{L}\p{N}_-])/gu, '@\u200b');
 
 /** Text as an inline code span, however many backticks it holds. */
@@ -252,7 +252,7 @@ function code(text: string): string {
   const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
   const fence = '`'.repeat(longest + 1);
   const pad = longest > 0 ? ' ' : '';
-  return `${fence}${pad}${text.replace(/\r?\n/g, ' ')}${pad}${fence}`;
+  return `${fence}${pad}${printable(text.replace(/\r?\n/g, ' '))}${pad}${fence}`;
 }
 
 /** The gate as Markdown, for a pull-request comment. */

@@ -1,3 +1,4 @@
+import { printable } from '../analyzer/text-width.js';
 import type { ReadOnlyColumn } from '../storage/store.js';
 
 /**
@@ -25,11 +26,12 @@ function text(value: unknown, nullAs: string): string {
 const NUMERIC = /^(?:Nullable\()?(?:U?Int\d+|Float\d+|Decimal)/;
 const MAX_CELL = 80;
 
-/** A table cell: one line (control characters escaped), cut at a readable width. */
+/**
+ * A table cell: one line, its control characters escaped (a newline as `\n`, an escape sequence
+ * from span data as `\u001b`: never run by the terminal), cut at a readable width.
+ */
 function cell(value: unknown): string {
-  const escaped = text(value, 'NULL').replace(/[\n\r\t]/g, (c) =>
-    c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t',
-  );
+  const escaped = printable(text(value, 'NULL'));
   const chars = [...escaped];
   return chars.length > MAX_CELL ? `${chars.slice(0, MAX_CELL - 1).join('')}…` : escaped;
 }

@@ -1217,6 +1217,17 @@ describe('rendering', () => {
     expect(md).toMatch(/^- baseline `` eval:run`1 ``, candidate `/m);
   });
 
+  it('writes the control characters of names as escapes: a CI log runs no escape sequence from a cohort', () => {
+    const md = renderGateMarkdown({
+      ...result,
+      baseline: 'eval:\u001b[31mred',
+      cohorts: [{ ...result.cohorts[0]!, cohort: 'faq\u001b[2J\u0007' }],
+    });
+    expect(md).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(md).toContain('| faq\\\\u001b\\[2J\\\\u0007 | ❌ FAIL |');
+    expect(md).toMatch(/^- baseline `eval:\\u001b\[31mred`/m);
+  });
+
   it('mentions nobody: an @ before a name in a cohort gets a zero-width space', () => {
     const md = renderGateMarkdown({
       ...result,

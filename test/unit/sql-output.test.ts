@@ -35,6 +35,15 @@ describe('renderSqlTable', () => {
     );
   });
 
+  it('writes the escape sequences of span data as escapes, never for the terminal to run', () => {
+    const table = renderSqlTable({
+      columns: [{ name: 'cohort', type: 'String' }],
+      rows: [['\u001b[2J\u001b]8;;http://evil.example\u0007click\u009b']],
+    });
+    expect(table).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(table).toContain('\\u001b[2J\\u001b]8;;http://evil.example\\u0007click\\u009b');
+  });
+
   it('cuts a long value, and prints only the count for a statement without columns', () => {
     const long = renderSqlTable({
       columns: [{ name: 's', type: 'String' }],
