@@ -126,6 +126,33 @@ export function groupEvents(events: readonly StoredEvent[], limit: number): Even
   return batches;
 }
 
+interface RequestTarget {
+  url: string;
+  authorization?: string;
+}
+
+/**
+ * A channel URL as `fetch` takes it: credentials in it (`https://user:pass@host/hook`, as many
+ * webhook receivers are given) become an `Authorization: Basic` header, since `fetch` refuses a
+ * URL that holds them and every message would fail.
+ */
+export function requestTarget(url: string): RequestTarget {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url };
+  }
+  if (parsed.username === '' && parsed.password === '') return { url };
+  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  parsed.username = '';
+  parsed.password = '';
+  return {
+    url: parsed.href,
+    authorization: `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`,
+  };
+}
+
 export function webhookChannel(url: string): Channel {
   return { name: 'webhook', url, render: webhookBody, renderTest: webhookTestBody };
 }
@@ -238,12 +265,15 @@ class ChannelQueue {
   readonly #stopGrace = new AbortController();
   /** Reads of the queue that failed: an outage of the store said once. */
   readonly #readFailures: OutageLog;
+  /** Where messages go, and as whom: see {@link requestTarget}. */
+  readonly #target: RequestTarget;
 
   constructor(
     readonly channel: Channel,
     private readonly options: Required<Omit<NotifierOptions, 'channels'>>,
     private readonly signal: AbortSignal,
   ) {
+    this.#target = requestTarget(channel.url);
     this.#readFailures = new OutageLog(
       options.log,
       `the ${channel.name} channel's read of its alert queue`,
@@ -581,16 +611,37 @@ class ChannelQueue {
     if (this.#stopGrace.signal.aborted) stopped();
     else this.#stopGrace.signal.addEventListener('abort', stopped, { once: true });
     try {
-      const response = await this.options.fetch(this.channel.url, {
+      const response = await this.options.fetch(this.#target.url, {
         method: 'POST',
         // The key is the same on every try of one message: a receiver that answered too late (past
         // the timeout) or whose answer was lost can tell the retry from a new message.
-        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+        headers: {
+          'content-type': 'application/json',
+          'idempotency-key': key,
+          ...(this.#target.authorization ? { authorization: this.#target.authorization } : {}),
+        },
         body: JSON.stringify(body),
         signal: abort.signal,
+        // A redirect is not followed: the alert would go, body and all, wherever the endpoint
+        // (or whoever took it over) points. It fails, saying where to point the URL instead.
+        redirect: 'manual',
       });
       const text = await response.text().catch(() => '');
       if (response.ok) return { ok: true, status: response.status, error: '' };
+      if (response.status >= 300 && response.status < 400) {
+        const location = response.headers.get('location') ?? '';
+        let to = '';
+        try {
+          to = ` to ${new URL(location, this.channel.url).origin}`;
+        } catch {
+          // No usable Location: the status says enough.
+        }
+        return {
+          ok: false,
+          status: response.status,
+          error: `HTTP ${response.status}: the endpoint redirects${to}, and alerts do not follow redirects: set the channel's URL to where it points`,
+        };
+      }
       return {
         ok: false,
         status: response.status,

@@ -353,3 +353,61 @@ describe('a 429’s Retry-After across a restart', () => {
     }
   });
 });
+
+describe('a channel that redirects', () => {
+  it('is not followed: nothing reaches where it points, and the answer says where to point the URL', async () => {
+    const target = await startWebhookReceiver();
+    const redirecting = await startWebhookReceiver();
+    redirecting.fallback = { status: 307, headers: { location: `${target.url}/elsewhere` } };
+    const notifier = new Notifier({
+      channels: [{ ...webhookChannel(redirecting.url), name: 'redirecting' }],
+      store: new AlertStore(temp.store),
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      minIntervalMs: 0,
+    });
+    try {
+      const [test] = await notifier.test({
+        url: 'http://127.0.0.1:1',
+        at: new Date().toISOString(),
+      });
+      expect(test).toMatchObject({ channel: 'redirecting', ok: false, status: 307 });
+      expect(test!.error).toBe(
+        `HTTP 307: the endpoint redirects to ${new URL(target.url).origin}, and alerts do not follow redirects: set the channel's URL to where it points`,
+      );
+      expect(redirecting.requests).toHaveLength(1);
+      expect(target.requests).toHaveLength(0);
+    } finally {
+      await notifier.stop();
+      await redirecting.close();
+      await target.close();
+    }
+  });
+});
+
+describe('a channel URL with credentials', () => {
+  it('sends them as Basic authorization, which fetch refuses in the URL itself', async () => {
+    const guarded = await startWebhookReceiver();
+    const url = new URL(guarded.url);
+    url.username = 'alerts';
+    url.password = 'p@ss:word';
+    const notifier = new Notifier({
+      channels: [{ ...webhookChannel(url.href), name: 'guarded' }],
+      store: new AlertStore(temp.store),
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      minIntervalMs: 0,
+    });
+    try {
+      const [test] = await notifier.test({
+        url: 'http://127.0.0.1:1',
+        at: new Date().toISOString(),
+      });
+      expect(test).toMatchObject({ channel: 'guarded', ok: true, status: 200 });
+      expect(guarded.requests[0]!.headers.authorization).toBe(
+        `Basic ${Buffer.from('alerts:p@ss:word').toString('base64')}`,
+      );
+    } finally {
+      await notifier.stop();
+      await guarded.close();
+    }
+  });
+});

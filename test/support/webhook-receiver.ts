@@ -1,5 +1,5 @@
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /**
@@ -11,6 +11,7 @@ export interface ReceivedRequest {
   at: number;
   body: unknown;
   status: number;
+  headers: IncomingHttpHeaders;
 }
 
 export interface Answer {
@@ -57,7 +58,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
         body = Buffer.concat(chunks).toString('utf8');
       }
       const answer = receiver.answerBy?.(body) ?? queue.shift() ?? receiver.fallback;
-      requests.push({ at: Date.now(), body, status: answer.status });
+      requests.push({ at: Date.now(), body, status: answer.status, headers: req.headers });
       res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers });
       res.end(answer.body ?? '');
     });
