@@ -3,6 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { crc32 } from './crc32.js';
+import { PRIVATE_FILE } from '../storage/make-directory.js';
 
 /**
  * The write-ahead log's checkpoint: how far the log has been stored, and the range of the insert
@@ -214,7 +215,7 @@ async function createCheckpointFile(dir: string, path: string, checkpoint: Check
   const bytes = Buffer.alloc(2 * SLOT_BYTES);
   encodeSlot(1, checkpoint).copy(bytes, SLOT_BYTES);
   const temporary = `${path}.tmp`;
-  const handle = await open(temporary, 'w');
+  const handle = await open(temporary, 'w', PRIVATE_FILE);
   try {
     await handle.writeFile(bytes);
     await handle.datasync();

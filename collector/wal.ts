@@ -13,7 +13,7 @@ import {
 import type { WalRecord } from './wal-record.js';
 import { CheckpointFile, readCheckpoint, syncDirectory } from './wal-checkpoint.js';
 import type { Checkpoint } from './wal-checkpoint.js';
-import { makeDirectory } from '../storage/make-directory.js';
+import { PRIVATE_DIRECTORY, PRIVATE_FILE, makeDirectory } from '../storage/make-directory.js';
 
 /**
  * The write-ahead log of the span writer: rows are appended here and fsynced before a request is
@@ -205,7 +205,7 @@ export class WriteAheadLog {
       );
     }
     try {
-      makeDirectory(dir);
+      makeDirectory(dir, PRIVATE_DIRECTORY);
     } catch (error) {
       throw new WalError(
         'WAL_OPEN_FAILED',
@@ -714,7 +714,7 @@ async function freeBytes(dir: string): Promise<number> {
 
 async function createSegment(dir: string, sequence: number): Promise<ActiveSegment> {
   const path = join(dir, segmentName(sequence));
-  const handle = await open(path, SEGMENT_FLAGS);
+  const handle = await open(path, SEGMENT_FLAGS, PRIVATE_FILE);
   try {
     await handle.write(SEGMENT_MAGIC, 0, SEGMENT_MAGIC.length, 0);
     await handle.datasync();
@@ -774,7 +774,7 @@ async function takeLock(dir: string): Promise<void> {
       );
     }
   }
-  await writeFile(path, `${process.pid}\n`);
+  await writeFile(path, `${process.pid}\n`, { mode: PRIVATE_FILE });
 }
 
 /**

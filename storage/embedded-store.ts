@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { z } from 'zod';
 import { StorageError, errorMessage, storageFailure } from './errors.js';
-import { makeDirectory } from './make-directory.js';
+import { PRIVATE_DIRECTORY, makeDirectory } from './make-directory.js';
 import {
   INSERT_SETTINGS,
   OUTPUT_SETTINGS,
@@ -61,7 +61,7 @@ export class EmbeddedStore implements Store {
     // Asked only once the open failed: a `status` file left by a process that died may name a
     // PID another process has since taken, and the engine opens such a directory anyway.
     try {
-      makeDirectory(location);
+      makeDirectory(location, PRIVATE_DIRECTORY);
       const session = new chdb.Session(location, {
         connectionArgs: Object.entries(OUTPUT_SETTINGS).map(([key, value]) => `--${key}=${value}`),
       });

@@ -98,6 +98,18 @@ function tearNewestCheckpoint(dir: string): void {
 }
 
 describe('WriteAheadLog', () => {
+  it('keeps the spans to this user: its directory and files readable by no one else', async () => {
+    const dir = join(tempDir(), 'wal');
+    const wal = await open({ dir });
+    await wal.append([frame('private')]);
+    await wal.close();
+    expect((statSync(dir).mode & 0o777).toString(8)).toBe('700');
+    expect(readdirSync(dir)).toEqual(expect.arrayContaining([CHECKPOINT_FILE]));
+    for (const file of readdirSync(dir)) {
+      expect([file, (statSync(join(dir, file)).mode & 0o077).toString(8)]).toEqual([file, '0']);
+    }
+  });
+
   it('rotates segments at their size, counts their bytes, and deletes them once stored', async () => {
     const dir = tempDir();
     const wal = await open({ dir, segmentBytes: 4096 });
