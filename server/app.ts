@@ -92,6 +92,26 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: HttpErro
   });
 }
 
+/** How long a connection may stay silent: see buildApp's `connectionTimeout`. */
+export function connectionTimeoutMs(
+  config: Pick<
+    Config,
+    | 'ROUTEWATCH_KEEPALIVE_TIMEOUT'
+    | 'ROUTEWATCH_SQL_MAX_TIME'
+    | 'ROUTEWATCH_NOTIFY_TIMEOUT'
+    | 'ROUTEWATCH_BODY_TIMEOUT'
+  >,
+): number {
+  return (
+    Math.max(
+      config.ROUTEWATCH_KEEPALIVE_TIMEOUT,
+      config.ROUTEWATCH_SQL_MAX_TIME,
+      config.ROUTEWATCH_NOTIFY_TIMEOUT,
+      config.ROUTEWATCH_BODY_TIMEOUT,
+    ) + 60_000
+  );
+}
+
 /**
  * Builds the whole HTTP app without listening: the collector (OTLP receiver, outcomes), the
  * analyzer API and the operational routes, as scoped plugins behind one token check and one
@@ -110,6 +130,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
     // A backstop behind the per-body timeouts of the ingest routes.
     requestTimeout: config.ROUTEWATCH_BODY_TIMEOUT + 5_000,
+    // A connection silent this long is closed: one that never sends a byte is under no other
+    // timeout (the header and request timeouts start with a request), and each holds a file
+    // descriptor. Longer than any answer can take to start (a SQL query, a channel test).
+    connectionTimeout: connectionTimeoutMs(config),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // The router's own refusals, in the one error shape rather than Fastify's.
     frameworkErrors: (error, request, reply) => {

@@ -10,6 +10,7 @@ import type { TestApp } from '../support/app.js';
 import { SpanWriter } from '../../collector/span-writer.js';
 import { configWith } from '../../server/config.js';
 import { writerOptions } from '../../server/start.js';
+import { connectionTimeoutMs } from '../../server/app.js';
 
 // Auth, error shapes and status encodings, on every route, through the production app.
 const TOKEN = 'http-api-test-token-0123456789';
@@ -207,6 +208,15 @@ describe('without a token: requests addressed to loopback only (DNS rebinding)',
       await open.close();
       await named.close();
     }
+  });
+});
+
+describe('connections', () => {
+  it('closes a connection silent for longer than any answer takes to start (one that never sends a byte is under no other timeout)', async () => {
+    const silentMs = connectionTimeoutMs(rw.config);
+    expect(silentMs).toBe(65_000 + 60_000); // the keep-alive timeout, the longest by default
+    expect(rw.app.server.timeout).toBe(silentMs);
+    expect(connectionTimeoutMs({ ...rw.config, ROUTEWATCH_NOTIFY_TIMEOUT: 300_000 })).toBe(360_000);
   });
 });
 
