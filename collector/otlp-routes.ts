@@ -156,7 +156,7 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
     if (status >= 400 && status < 500) stats.rejectedRequests++;
   });
 
-  app.post('/v1/traces', { config: { otlp: true } }, async (request, reply) => {
+  app.post('/v1/traces', { config: { otlp: true, ingest: true } }, async (request, reply) => {
     const encoding = otlpEncodingOf(request);
     const body = await decodeBody(request, request.body as Buffer, options.maxBodyBytes);
     const started = receivedAt.get(request) ?? performance.now();

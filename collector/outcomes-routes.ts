@@ -92,7 +92,7 @@ export const outcomesRoutes: FastifyPluginAsync<OutcomesRoutesOptions> = async (
     contentTypes: ['application/json'],
   });
 
-  app.post('/v1/outcomes', async (request, reply) => {
+  app.post('/v1/outcomes', { config: { ingest: true } }, async (request, reply) => {
     const body = await decodeBody(request, request.body as Buffer, options.maxBodyBytes);
     let json: unknown;
     try {

@@ -198,7 +198,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     throw refused('shutting down', 'routewatch is shutting down: retry shortly', 5);
   });
   if (config.ROUTEWATCH_TOKEN)
-    requireToken(app, config.ROUTEWATCH_TOKEN, () => collector.unauthenticatedRequests++);
+    requireToken(
+      app,
+      config.ROUTEWATCH_TOKEN,
+      () => collector.unauthenticatedRequests++,
+      config.ROUTEWATCH_INGEST_TOKEN,
+    );
   else
     requireLocalHost(
       app,

@@ -13,6 +13,11 @@ declare module 'fastify' {
      * scripts): served without a token. Read from the route the router matched, never the raw URL.
      */
     public?: boolean;
+    /**
+     * The route takes what exporters send (/v1/traces, /v1/outcomes): ROUTEWATCH_INGEST_TOKEN is
+     * taken here as well as ROUTEWATCH_TOKEN, and nowhere else.
+     */
+    ingest?: boolean;
   }
 }
 
@@ -61,13 +66,15 @@ export function requireToken(
   app: FastifyInstance,
   token: string,
   onRefused: () => void = () => undefined,
+  ingestToken?: string,
 ): void {
   const refusals = new RefusalLog((summary) => app.log.warn(summary, REFUSAL_MESSAGE));
   app.addHook('onClose', async () => refusals.close());
   app.addHook('onRequest', async (request) => {
     const path = request.url.split('?', 1)[0]!;
     if (OPEN_PATHS.has(path) || request.routeOptions.config?.public === true) return;
-    if (!hasToken(request, token)) {
+    const ingest = ingestToken !== undefined && request.routeOptions.config?.ingest === true;
+    if (!hasToken(request, token) && !(ingest && hasToken(request, ingestToken))) {
       onRefused();
       refusals.refused(path, request.headers.authorization !== undefined);
       throw new HttpError(

@@ -253,6 +253,15 @@ export const configSchema = z.object({
       .regex(/^[\x21-\x7e]+$/, 'use printable ASCII without spaces (it is sent as a Bearer token)')
       .optional(),
   ),
+  // A second token, for exporters: taken on the ingest routes only (/v1/traces, /v1/outcomes).
+  ROUTEWATCH_INGEST_TOKEN: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z
+      .string()
+      .min(16, 'use at least 16 characters')
+      .regex(/^[\x21-\x7e]+$/, 'use printable ASCII without spaces (it is sent as a Bearer token)')
+      .optional(),
+  ),
   ROUTEWATCH_LOG_LEVEL: z.preprocess(
     unset,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -507,6 +516,20 @@ export function isLoopback(host: string): boolean {
 
 /** Nobody ingests or reads without a token when routewatch listens beyond loopback. */
 export function assertSafeExposure(config: Config): void {
+  if (config.ROUTEWATCH_INGEST_TOKEN !== undefined) {
+    if (config.ROUTEWATCH_TOKEN === undefined) {
+      throw new ConfigError(
+        "ROUTEWATCH_INGEST_TOKEN is the exporters' token beside ROUTEWATCH_TOKEN, which the API, " +
+          'the dashboard and the CLI use: set ROUTEWATCH_TOKEN too (without it nothing is protected)',
+      );
+    }
+    if (config.ROUTEWATCH_INGEST_TOKEN === config.ROUTEWATCH_TOKEN) {
+      throw new ConfigError(
+        'ROUTEWATCH_INGEST_TOKEN is the same as ROUTEWATCH_TOKEN: give the exporters a token of ' +
+          'their own, or leave ROUTEWATCH_INGEST_TOKEN unset',
+      );
+    }
+  }
   if (!isLoopback(config.ROUTEWATCH_HOST) && !config.ROUTEWATCH_TOKEN) {
     throw new ConfigError(
       `routewatch would listen on ${config.ROUTEWATCH_HOST}, beyond loopback, without a token: ` +

@@ -110,9 +110,11 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
         "Point your service's OpenTelemetry exporter here:\n" +
         `  OTEL_EXPORTER_OTLP_ENDPOINT=${started.url} \\\n` +
         // The token itself is never printed: the shell fills it in from the variable.
-        (config.ROUTEWATCH_TOKEN
-          ? '    OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20$ROUTEWATCH_TOKEN" \\\n'
-          : '') +
+        (config.ROUTEWATCH_INGEST_TOKEN
+          ? '    OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20$ROUTEWATCH_INGEST_TOKEN" \\\n'
+          : config.ROUTEWATCH_TOKEN
+            ? '    OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20$ROUTEWATCH_TOKEN" \\\n'
+            : '') +
         '    node --import @routewatch/instrumentation/register app.js\n\n' +
         `Dashboard: ${started.url}/\n` +
         `Report: routewatch report --url ${started.url}   (or GET ${started.url}/api/v1/report)\n` +

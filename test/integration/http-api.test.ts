@@ -8,7 +8,7 @@ import { decodeStatus, otlpBody } from '../support/otlp.js';
 import { testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
 import { SpanWriter } from '../../collector/span-writer.js';
-import { configWith } from '../../server/config.js';
+import { assertSafeExposure, configWith } from '../../server/config.js';
 import { writerOptions } from '../../server/start.js';
 import { connectionTimeoutMs } from '../../server/app.js';
 
@@ -142,6 +142,74 @@ describe('authentication', () => {
     const ready = await rw.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
     expect(ready.json()).toEqual({ status: 'ready' });
+  });
+});
+
+describe('a token for exporters (ROUTEWATCH_INGEST_TOKEN)', () => {
+  it("is taken on the ingest routes only; the operators' token everywhere", async () => {
+    const INGEST = 'exporters-only-token-0123456789';
+    const split = await testApp(temp.store, {
+      config: { ROUTEWATCH_TOKEN: TOKEN, ROUTEWATCH_INGEST_TOKEN: INGEST },
+    });
+    try {
+      const exporter = { authorization: `Bearer ${INGEST}` };
+      const json = { 'content-type': 'application/json' };
+      const traces = await split.app.inject({
+        method: 'POST',
+        url: '/v1/traces',
+        headers: { ...json, ...exporter },
+        payload: spans,
+      });
+      expect(traces.statusCode).toBe(200);
+      const outcomes = await split.app.inject({
+        method: 'POST',
+        url: '/v1/outcomes',
+        headers: { ...json, ...exporter },
+        payload: JSON.stringify({
+          outcomes: [{ taskId: 'ingest-token-task', outcome: 'success' }],
+        }),
+      });
+      expect(outcomes.statusCode).toBeLessThan(300);
+      for (const request of [
+        { method: 'GET' as const, url: '/api/v1/report' },
+        { method: 'GET' as const, url: '/metrics' },
+        {
+          method: 'POST' as const,
+          url: '/api/v1/sql',
+          payload: JSON.stringify({ sql: 'SELECT 1' }),
+        },
+        {
+          method: 'POST' as const,
+          url: '/api/v1/silences',
+          payload: JSON.stringify({ all: true, duration: '1h', comment: 'x' }),
+        },
+      ]) {
+        const res = await split.app.inject({ ...request, headers: { ...json, ...exporter } });
+        expect([request.url, res.statusCode]).toEqual([request.url, 401]);
+        const admin = await split.app.inject({ ...request, headers: { ...json, ...bearer } });
+        expect([request.url, admin.statusCode === 401]).toEqual([request.url, false]);
+      }
+      const byAdmin = await split.app.inject({
+        method: 'POST',
+        url: '/v1/traces',
+        headers: { ...json, ...bearer },
+        payload: spans,
+      });
+      expect(byAdmin.statusCode).toBe(200);
+    } finally {
+      await split.close();
+    }
+  });
+
+  it("is refused without the operators' token, or equal to it", () => {
+    expect(() =>
+      assertSafeExposure(
+        configWith({ ROUTEWATCH_INGEST_TOKEN: 'exporters-only-token-0123456789' }),
+      ),
+    ).toThrow(/set ROUTEWATCH_TOKEN too/);
+    expect(() =>
+      assertSafeExposure(configWith({ ROUTEWATCH_TOKEN: TOKEN, ROUTEWATCH_INGEST_TOKEN: TOKEN })),
+    ).toThrow(/is the same as ROUTEWATCH_TOKEN/);
   });
 });
 
