@@ -80,9 +80,19 @@ describe('docker-compose.yml', () => {
         (wal === mount.target || wal.startsWith(`${mount.target.replace(/\/$/, '')}/`)),
     );
     expect([wal, holding.length]).toEqual([wal, 1]);
-    // A new named volume takes its owner from the image: root here, as the image runs as root. An
-    // image that switches USER must create the directory, owned by that user, before it.
-    expect(runStage.filter((i) => i.keyword === 'USER')).toEqual([]);
+    // A new named volume takes its owner from the image's directory: an image that runs as
+    // another user than root must make the directory, owned by that user, before switching.
+    const users = runStage.filter((i) => i.keyword === 'USER');
+    expect(users.map((i) => i.args[0])).toEqual(['node']);
+    const before = runStage.slice(0, runStage.indexOf(users[0]!));
+    const made = before.filter(
+      (i) =>
+        i.keyword === 'RUN' &&
+        new RegExp(`mkdir -p [^&]*${wal}`).test(i.args.join(' ')) &&
+        /chown -R node:node \/var\/lib\/routewatch\b/.test(i.args.join(' ')) &&
+        wal.startsWith('/var/lib/routewatch/'),
+    );
+    expect([wal, made.length]).toEqual([wal, 1]);
   });
 });
 
