@@ -116,11 +116,12 @@ export function nameInText(name: string): string {
 /**
  * Text of ours holding names, as Slack's mrkdwn shows it: each formatting mark that could open a
  * span (`*bold*`, `_`, `~` at the start of a word; a backtick anywhere) followed by a zero-width space, so
- * that a route named `*big*` shows as it is. Only where the text carries no formatting of ours,
- * and only for Slack: stored titles and the webhook keep names as they are.
+ * that a route named `*big*` shows as it is; and a `://` broken the same way, so that a name
+ * holding a URL is not made a link in a trusted alert. Only where the text carries no formatting
+ * of ours, and only for Slack: stored titles and the webhook keep names as they are.
  */
 export function slackSafe(text: string): string {
-  return text.replace(/(?<=^|[^\p{L}\p{N}])[*_~]|`/gu, '$&\u200b');
+  return text.replace(/(?<=^|[^\p{L}\p{N}])[*_~]|`/gu, '$&\u200b').replaceAll('://', ':\u200b//');
 }
 
 /** "extraction · small", names set as nameInText does. */

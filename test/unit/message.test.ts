@@ -486,7 +486,9 @@ describe('slackMessage', () => {
     ].join('\n');
     expect(mrkdwn).not.toMatch(/<!channel>|<@U123>|<https:/);
     expect(mrkdwn).toContain('&lt;!channel&gt; &amp; *\u200bbold* × x&lt;y&gt;&amp;z');
-    expect(mrkdwn).toContain('&lt;https://evil.example|click&gt; &lt;@U123&gt;');
+    // A URL in a name is not made a link either: its `://` is broken by a zero-width space.
+    expect(mrkdwn).toContain('&lt;https:\u200b//evil.example|click&gt; &lt;@U123&gt;');
+    expect(mrkdwn).not.toContain('https://evil');
     // The header is plain text, which Slack shows as it is.
     expect((blocks as Block[])[0]!.text).toMatchObject({ type: 'plain_text' });
     expect((blocks as Block[])[0]!.text!.text).toContain('<!channel> & *bold* · x<y>&z');
