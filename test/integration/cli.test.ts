@@ -315,7 +315,7 @@ describe('routewatch CLI', () => {
     await new Promise((resolve) => socket.once('connect', resolve));
     // A body that trickles: the first stop gives it its grace.
     socket.write(
-      'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{',
+      'POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{',
     );
     for (let i = 0; i < 400; i++) {
       const metrics = await (await fetch(`${url}/metrics`)).text();

@@ -399,14 +399,14 @@ describe('shutdown', () => {
     // An upload in progress keeps the server closing (not closed) while the others arrive.
     const holder = await open();
     holder.socket.write(
-      'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{',
+      'POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{',
     );
     // Two requests begun before the close and finished after it.
     const health = await open();
-    health.socket.write('GET /api/v1/report HTTP/1.1\r\nHost: x\r\n');
+    health.socket.write('GET /api/v1/report HTTP/1.1\r\nHost: 127.0.0.1\r\n');
     const otlp = await open();
     otlp.socket.write(
-      'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n',
+      'POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n',
     );
     await serverRead(serverSide, 3);
     const closing = rw.app.close();
@@ -452,7 +452,7 @@ describe('shutdown with quiet connections', () => {
     const silent = await open();
     // A client stalled half-way into its headers, which never finishes them.
     const stalled = await open();
-    stalled.socket.write('GET /api/v1/report HTTP/1.1\r\nHost: x\r\n');
+    stalled.socket.write('GET /api/v1/report HTTP/1.1\r\nHost: 127.0.0.1\r\n');
     await serverRead(serverSide, 1);
 
     const began = Date.now();
@@ -486,7 +486,7 @@ describe('shutdown with quiet connections', () => {
     // An export whose body trickles in: a byte a second, well within the idle timeout, and far
     // from done within ROUTEWATCH_BODY_TIMEOUT (30 s).
     socket.write(
-      'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{',
+      'POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{',
     );
     const drip = setInterval(() => socket.write(' '), 1_000);
     try {

@@ -73,7 +73,11 @@ afterAll(async () => {
 describe('upgrading a store of the version before the rollups', () => {
   it('applies 0032 (and the migrations after it) and backfills task_events from the stored spans and reports', async () => {
     const result = await migrate(store);
-    expect(result.applied.map((m) => m.version)).toEqual([32, 33, 34, 35, 36, 37]);
+    expect(result.applied.map((m) => m.version)).toEqual(
+      loadMigrations()
+        .map((m) => m.version)
+        .filter((v) => v >= 32),
+    );
     expect(await count('SELECT uniqExact(task_id) AS n FROM task_events')).toBe(TASKS);
     expect(await count('SELECT count() AS n FROM task_snapshot')).toBe(0);
   });
