@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { MAX_SCORES, SCORE_NAME_PATTERN } from '@routewatch/instrumentation/semconv';
 import { OUTCOMES as OUTCOME_VALUES } from './mapping.js';
 import type { Mapping, MappedField, MappedSpan } from './mapping.js';
 import type { AnyValue, ExportTraceRequest, KeyValue, OtlpSpan } from './otlp-json.js';
@@ -321,9 +322,24 @@ const TYPED = new Set<string>([
 /** The span's attributes without those kept in typed columns. */
 function untyped(map: Record<string, string>): Record<string, string> {
   const rest = emptyMap();
-  for (const key in map) if (!TYPED.has(key)) rest[key] = map[key]!;
+  let scores = 0;
+  for (const key in map) {
+    if (TYPED.has(key)) continue;
+    if (key.startsWith(SCORE_PREFIX)) {
+      // The views read every score key by name, and each name is a key in every report: one
+      // that the outcomes route would refuse (not SCORE_NAME_PATTERN, past MAX_SCORES) is not kept.
+      if (!SCORE_NAME_PATTERN.test(key.slice(SCORE_PREFIX.length)) || ++scores > MAX_SCORES)
+        continue;
+    } else if (key === 'routewatch.eval.run' || key === 'routewatch.eval.dataset') {
+      rest[key] = boundName(map[key]!);
+      continue;
+    }
+    rest[key] = map[key]!;
+  }
   return rest;
 }
+
+const SCORE_PREFIX = 'routewatch.score.';
 
 /** ES2024's well-formed string methods, present from Node 20 on (our `lib` stops at ES2023). */
 interface WellFormedString {

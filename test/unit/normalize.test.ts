@@ -259,3 +259,32 @@ describe('names bounded', () => {
       expect([field, b![field].length]).toEqual([field, 217]);
   });
 });
+
+describe('score and eval names', () => {
+  it('keeps the score keys the outcomes route would take, at most 32, and bounds the eval run and dataset', () => {
+    const scores = Object.fromEntries(
+      Array.from({ length: 40 }, (_, i) => [
+        `routewatch.score.s${String(i).padStart(2, '0')}`,
+        '0.5',
+      ]),
+    );
+    const [row] = normalize([
+      {
+        start: ns(NOW_MS),
+        attributes: {
+          ...llm,
+          ...scores,
+          [`routewatch.score.${'n'.repeat(65)}`]: '1',
+          'routewatch.score.Upper': '1',
+          'routewatch.eval.run': 'r'.repeat(1_000_000),
+          'routewatch.eval.dataset': 'golden-v2',
+        },
+      },
+    ]).rows;
+    const kept = Object.keys(row!.attributes).filter((k) => k.startsWith('routewatch.score.'));
+    expect(kept).toHaveLength(32);
+    expect(kept.every((k) => /^routewatch\.score\.s\d\d$/.test(k))).toBe(true);
+    expect(row!.attributes['routewatch.eval.run']).toMatch(/^r{200}…[0-9a-f]{16}$/);
+    expect(row!.attributes['routewatch.eval.dataset']).toBe('golden-v2');
+  });
+});
