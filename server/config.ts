@@ -347,6 +347,8 @@ export const configSchema = z.object({
   ROUTEWATCH_SQL_MAX_TIME: duration('15s', 100),
   /** Memory one query may use (max_memory_usage). */
   ROUTEWATCH_SQL_MAX_MEMORY_BYTES: byteSize(1 * MiB, 1024 * 1024 * MiB, 1024 * MiB),
+  /** Size of one query's answer (max_result_bytes, and the answer's text as it comes back). */
+  ROUTEWATCH_SQL_MAX_RESULT_BYTES: byteSize(1 * MiB, 1024 * MiB, 64 * MiB),
 
   // The span writer (group commit into ClickHouse).
   ROUTEWATCH_BATCH_ROWS: integer(1, 1_000_000, 10_000),

@@ -32,13 +32,17 @@ export interface SqlAnswer extends ReadOnlyResult {
 export function sqlLimits(
   config: Pick<
     Config,
-    'ROUTEWATCH_SQL_MAX_ROWS' | 'ROUTEWATCH_SQL_MAX_TIME' | 'ROUTEWATCH_SQL_MAX_MEMORY_BYTES'
+    | 'ROUTEWATCH_SQL_MAX_ROWS'
+    | 'ROUTEWATCH_SQL_MAX_TIME'
+    | 'ROUTEWATCH_SQL_MAX_MEMORY_BYTES'
+    | 'ROUTEWATCH_SQL_MAX_RESULT_BYTES'
   >,
 ): ReadOnlyLimits {
   return {
     maxRows: config.ROUTEWATCH_SQL_MAX_ROWS,
     maxExecutionMs: config.ROUTEWATCH_SQL_MAX_TIME,
     maxMemoryBytes: config.ROUTEWATCH_SQL_MAX_MEMORY_BYTES,
+    maxResultBytes: config.ROUTEWATCH_SQL_MAX_RESULT_BYTES,
   };
 }
 
@@ -95,6 +99,15 @@ export function sqlFailure(error: unknown, limits: ReadOnlyLimits): HttpError {
         { cause: error },
       );
     case TOO_MANY_ROWS_OR_BYTES:
+      if (/max bytes/i.test(engine)) {
+        return new HttpError(
+          400,
+          'RESOURCE_EXHAUSTED',
+          `the answer is larger than ${bytesText(limits.maxResultBytes)}, the limit ROUTEWATCH_SQL_MAX_RESULT_BYTES ` +
+            '(ClickHouse setting max_result_bytes): select fewer columns or rows, or raise ROUTEWATCH_SQL_MAX_RESULT_BYTES',
+          { cause: error },
+        );
+      }
       return new HttpError(
         400,
         'RESOURCE_EXHAUSTED',

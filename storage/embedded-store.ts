@@ -10,6 +10,7 @@ import {
   assertIdentifier,
   insertFormat,
   readOnlySettings,
+  resultTooLarge,
 } from './store.js';
 import type { InsertOptions, QueryParams, ReadOnlyLimits, ReadOnlyResult, Store } from './store.js';
 import { checkedReadOnlySql } from './read-only-sql.js';
@@ -138,6 +139,8 @@ export class EmbeddedStore implements Store {
         await session.queryAsync(`SET ${assertIdentifier(name)} = '${String(value)}'`);
       }
       const result = await session.queryAsync(checked, { format: 'JSONCompact' });
+      const size = result.bytes().byteLength;
+      if (size > limits.maxResultBytes) throw resultTooLarge(size, limits.maxResultBytes);
       return parseReadOnlyResult(result.text());
     } catch (error) {
       if (error instanceof StorageError) throw error;

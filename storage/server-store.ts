@@ -9,6 +9,7 @@ import {
   assertIdentifier,
   insertFormat,
   readOnlySettings,
+  resultTooLarge,
 } from './store.js';
 import type { InsertOptions, QueryParams, ReadOnlyLimits, ReadOnlyResult, Store } from './store.js';
 import { parseReadOnlyResult, parseRows } from './rows.js';
@@ -115,7 +116,10 @@ export class ServerStore implements Store {
         format: 'JSONCompact',
         clickhouse_settings: readOnlySettings(limits),
       });
-      return parseReadOnlyResult(await result.text());
+      const text = await result.text();
+      if (text.length > limits.maxResultBytes)
+        throw resultTooLarge(text.length, limits.maxResultBytes);
+      return parseReadOnlyResult(text);
     } catch (error) {
       if (error instanceof StorageError) throw error;
       throw storageFailure('QUERY_FAILED', 'ClickHouse query failed', error);

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { StorageError } from './errors.js';
 
 /** Query parameters bound server-side as `{name:Type}`: user input never becomes SQL text. */
 export type QueryParams = Record<
@@ -61,6 +62,11 @@ export interface ReadOnlyLimits {
   maxExecutionMs: number;
   /** Memory the query may use (`max_memory_usage`). */
   maxMemoryBytes: number;
+  /**
+   * Bytes the answer may hold (`max_result_bytes`, which the engine checks only from a result's
+   * second block on, so the drivers also refuse an answer's text past it before parsing it).
+   */
+  maxResultBytes: number;
 }
 
 export interface ReadOnlyColumn {
@@ -91,8 +97,18 @@ export function readOnlySettings(limits: ReadOnlyLimits): Record<string, string>
     max_execution_time: String(limits.maxExecutionMs / 1000),
     timeout_overflow_mode: 'throw',
     max_memory_usage: String(limits.maxMemoryBytes),
+    max_result_bytes: String(limits.maxResultBytes),
     readonly: '1',
   };
+}
+
+/** The error for an answer larger than the limit: see ReadOnlyLimits.maxResultBytes. */
+export function resultTooLarge(bytes: number, limit: number): StorageError {
+  return new StorageError(
+    'RESULT_TOO_LARGE',
+    `the answer is larger than the limit ROUTEWATCH_SQL_MAX_RESULT_BYTES (${limit} bytes; ` +
+      `this one ${bytes} or more): select fewer columns or rows, or raise ROUTEWATCH_SQL_MAX_RESULT_BYTES`,
+  );
 }
 
 /** Settings both drivers apply so that they return identical rows. */

@@ -35,8 +35,10 @@ routewatch (--url, else ROUTEWATCH_URL, else http://127.0.0.1:4318) through POST
 the way to query the embedded store while \`routewatch start\` holds its data directory. With
 --data-dir it opens the data directory of a stopped routewatch itself.
 
-Read-only and limited by ClickHouse itself, not by reading the query: a write or a setting change
-is refused (readonly = 1); a query may return ROUTEWATCH_SQL_MAX_ROWS rows (10000), run for
+Read-only: reads and descriptions of the schema only, no INTO OUTFILE and no function that
+reaches files, processes or other servers (checked on ClickHouse's own parse of the query), and
+ClickHouse itself refuses a write or a setting change (readonly = 1). A query may return
+ROUTEWATCH_SQL_MAX_ROWS rows (10000) and ROUTEWATCH_SQL_MAX_RESULT_BYTES (64 MiB), run for
 ROUTEWATCH_SQL_MAX_TIME (15s) and use ROUTEWATCH_SQL_MAX_MEMORY_BYTES (1 GiB) — the running
 instance's settings, or this environment's with --data-dir. Views and examples: docs/sql-views.md.
 
@@ -119,6 +121,7 @@ async function queryDataDir(dataDir: string, sql: string): Promise<SqlAnswer> {
       'ROUTEWATCH_SQL_MAX_ROWS',
       'ROUTEWATCH_SQL_MAX_TIME',
       'ROUTEWATCH_SQL_MAX_MEMORY_BYTES',
+      'ROUTEWATCH_SQL_MAX_RESULT_BYTES',
     ]),
   );
   let store;

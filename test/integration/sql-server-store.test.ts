@@ -11,7 +11,12 @@ import type { ClickHouseHttp } from '../support/clickhouse-http.js';
 // POST /api/v1/sql on the server driver: the limits and readonly travel as settings of the
 // request (@clickhouse/client over real HTTP into test/support/clickhouse-http.ts, on the real
 // engine), and the route answers as it does on the embedded store.
-const LIMITS = { maxRows: 5, maxExecutionMs: 10_000, maxMemoryBytes: 256 * 1024 * 1024 };
+const LIMITS = {
+  maxRows: 5,
+  maxExecutionMs: 10_000,
+  maxMemoryBytes: 256 * 1024 * 1024,
+  maxResultBytes: 1024 * 1024,
+};
 let server: ClickHouseHttp;
 let store: ServerStore;
 let rw: TestApp;

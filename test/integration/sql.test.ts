@@ -18,6 +18,7 @@ const LIMITS = {
   ROUTEWATCH_SQL_MAX_ROWS: '100',
   ROUTEWATCH_SQL_MAX_TIME: '500ms',
   ROUTEWATCH_SQL_MAX_MEMORY_BYTES: String(32 * 1024 * 1024),
+  ROUTEWATCH_SQL_MAX_RESULT_BYTES: String(1024 * 1024),
 };
 let instance: StartedInstance;
 const clientEnv = () => ({ ROUTEWATCH_URL: instance.url, ROUTEWATCH_TOKEN: TOKEN });
@@ -270,6 +271,19 @@ describe('routewatch sql on a running instance', () => {
     expect(run.stderr).toMatch(
       /answered 400: the query ran longer than 0\.5 s, the limit ROUTEWATCH_SQL_MAX_TIME \(ClickHouse setting max_execution_time\)/,
     );
+  });
+
+  it('answers an answer over the size limit with an error naming the limit, one value or many rows', async () => {
+    // One value in one block: the engine's max_result_bytes counts from the second block on.
+    const one = await api("SELECT repeat('a', 900000) || repeat('b', 900000) AS x");
+    expect(one.status).toBe(400);
+    expect(one.body.error.message).toMatch(
+      /^the answer is larger than the limit ROUTEWATCH_SQL_MAX_RESULT_BYTES \(1048576 bytes; this one \d+ or more\)/,
+    );
+    const many = await api("SELECT repeat('a', 20000) AS x FROM numbers(90)");
+    expect(many.status).toBe(400);
+    expect(many.body.error.message).toMatch(/ROUTEWATCH_SQL_MAX_RESULT_BYTES/);
+    expect((await api("SELECT repeat('a', 1000) AS x FROM numbers(90)")).status).toBe(200);
   });
 
   it('answers a query over the memory limit with an error naming the limit and its setting', async () => {

@@ -101,13 +101,19 @@ describe('parseReadOnlyResult', () => {
 
 describe('readOnlySettings', () => {
   it('sets readonly = 1 last, with the limits the engine enforces', () => {
-    const settings = readOnlySettings({ maxRows: 10, maxExecutionMs: 1500, maxMemoryBytes: 1024 });
+    const settings = readOnlySettings({
+      maxRows: 10,
+      maxExecutionMs: 1500,
+      maxMemoryBytes: 1024,
+      maxResultBytes: 2048,
+    });
     expect(settings).toEqual({
       max_result_rows: '10',
       result_overflow_mode: 'throw',
       max_execution_time: '1.5',
       timeout_overflow_mode: 'throw',
       max_memory_usage: '1024',
+      max_result_bytes: '2048',
       readonly: '1',
     });
     expect(Object.keys(settings).at(-1)).toBe('readonly');
@@ -115,7 +121,12 @@ describe('readOnlySettings', () => {
 });
 
 describe('sqlFailure', () => {
-  const limits = { maxRows: 10_000, maxExecutionMs: 15_000, maxMemoryBytes: 1024 ** 3 };
+  const limits = {
+    maxRows: 10_000,
+    maxExecutionMs: 15_000,
+    maxMemoryBytes: 1024 ** 3,
+    maxResultBytes: 64 * 1024 ** 2,
+  };
   const engine = (text: string) =>
     storageFailure('QUERY_FAILED', 'ClickHouse query failed', new Error(text));
 
@@ -131,6 +142,12 @@ describe('sqlFailure', () => {
       400,
       'RESOURCE_EXHAUSTED',
       /more than 10000 rows, the limit ROUTEWATCH_SQL_MAX_ROWS \(ClickHouse setting max_result_rows\)/,
+    ],
+    [
+      'Code: 396. DB::Exception: Limit for result exceeded, max bytes: 64.00 MiB, current bytes: 64.02 MiB. (TOO_MANY_ROWS_OR_BYTES)',
+      400,
+      'RESOURCE_EXHAUSTED',
+      /larger than 64 MiB, the limit ROUTEWATCH_SQL_MAX_RESULT_BYTES \(ClickHouse setting max_result_bytes\)/,
     ],
     [
       'Code: 159. DB::Exception: Timeout exceeded: elapsed 15001 ms, maximum: 15000 ms. (TIMEOUT_EXCEEDED)',
