@@ -129,6 +129,15 @@ export function groupEvents(events: readonly StoredEvent[], limit: number): Even
 interface RequestTarget {
   url: string;
   authorization?: string;
+  /** The secrets of the URL, kept out of what an answer echoes (its error body in the log and API). */
+  secrets: string[];
+}
+
+/** `text` with each of `secrets` replaced by `<redacted>`. */
+function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) out = out.replaceAll(secret, '<redacted>');
+  return out;
 }
 
 /**
@@ -141,15 +150,29 @@ export function requestTarget(url: string): RequestTarget {
   try {
     parsed = new URL(url);
   } catch {
-    return { url };
+    return { url, secrets: [] };
   }
-  if (parsed.username === '' && parsed.password === '') return { url };
-  const credentials = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  // A long path is a secret too (Slack's /services/T…/B…/…): the whole URL is never logged.
+  const path = parsed.pathname.length >= 16 ? [`${parsed.pathname}${parsed.search}`] : [];
+  if (parsed.username === '' && parsed.password === '') return { url, secrets: path };
+  // A `%` that starts no escape (a password typed as it is) is taken as it is.
+  const decoded = (part: string) => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part;
+    }
+  };
+  const credentials = `${decoded(parsed.username)}:${decoded(parsed.password)}`;
   parsed.username = '';
   parsed.password = '';
+  const basic = Buffer.from(credentials, 'utf8').toString('base64');
   return {
     url: parsed.href,
-    authorization: `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`,
+    authorization: `Basic ${basic}`,
+    secrets: [basic, decoded(parsed.password), parsed.password, ...path].filter(
+      (secret) => secret.length >= 4,
+    ),
   };
 }
 
@@ -626,7 +649,9 @@ class ChannelQueue {
         // (or whoever took it over) points. It fails, saying where to point the URL instead.
         redirect: 'manual',
       });
-      const text = await response.text().catch(() => '');
+      // An endpoint that echoes the request (its headers, its URL) in an error would show the
+      // credentials wherever the error goes: the log, the API, the dashboard.
+      const text = redact(await response.text().catch(() => ''), this.#target.secrets);
       if (response.ok) return { ok: true, status: response.status, error: '' };
       if (response.status >= 300 && response.status < 400) {
         const location = response.headers.get('location') ?? '';

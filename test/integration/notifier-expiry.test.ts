@@ -411,3 +411,38 @@ describe('a channel URL with credentials', () => {
     }
   });
 });
+
+describe('a channel that echoes the request in its error', () => {
+  it('shows neither the credentials nor the secret path, and a % in the password is taken as it is', async () => {
+    const echo = await startWebhookReceiver();
+    echo.answerBy = (_body, headers) => ({
+      status: 400,
+      body: `bad request: ${JSON.stringify(headers)} ${new URL(echo.url).pathname}`,
+    });
+    const url = new URL(echo.url);
+    url.username = 'alerts';
+    url.password = 'S3C%RETPW';
+    const notifier = new Notifier({
+      channels: [{ ...webhookChannel(url.href), name: 'echo' }],
+      store: new AlertStore(temp.store),
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      minIntervalMs: 0,
+    });
+    try {
+      const [test] = await notifier.test({
+        url: 'http://127.0.0.1:1',
+        at: new Date().toISOString(),
+      });
+      expect(test).toMatchObject({ channel: 'echo', ok: false, status: 400 });
+      const basic = Buffer.from('alerts:S3C%RETPW').toString('base64');
+      expect(echo.requests[0]!.headers.authorization).toBe(`Basic ${basic}`);
+      expect(test!.error).toMatch(/^HTTP 400: bad request: /);
+      expect(test!.error).not.toContain(basic);
+      expect(test!.error).not.toContain('/services/T000');
+      expect(test!.error).toContain('<redacted>');
+    } finally {
+      await notifier.stop();
+      await echo.close();
+    }
+  });
+});

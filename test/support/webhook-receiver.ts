@@ -30,7 +30,7 @@ export interface WebhookReceiver {
   /** The answer once the script is used up. */
   fallback: Answer;
   /** When set, answers each request by its parsed body (before the script and the fallback). */
-  answerBy?: ((body: unknown) => Answer | undefined) | undefined;
+  answerBy?: ((body: unknown, headers: IncomingHttpHeaders) => Answer | undefined) | undefined;
   close(): Promise<void>;
 }
 
@@ -57,7 +57,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       } catch {
         body = Buffer.concat(chunks).toString('utf8');
       }
-      const answer = receiver.answerBy?.(body) ?? queue.shift() ?? receiver.fallback;
+      const answer = receiver.answerBy?.(body, req.headers) ?? queue.shift() ?? receiver.fallback;
       requests.push({ at: Date.now(), body, status: answer.status, headers: req.headers });
       res.writeHead(answer.status, { 'content-type': 'text/plain', ...answer.headers });
       res.end(answer.body ?? '');
