@@ -163,16 +163,16 @@ export function requestTarget(url: string): RequestTarget {
       return part;
     }
   };
-  const credentials = `${decoded(parsed.username)}:${decoded(parsed.password)}`;
+  const password = parsed.password;
+  const credentials = `${decoded(parsed.username)}:${decoded(password)}`;
   parsed.username = '';
   parsed.password = '';
   const basic = Buffer.from(credentials, 'utf8').toString('base64');
   return {
     url: parsed.href,
     authorization: `Basic ${basic}`,
-    secrets: [basic, decoded(parsed.password), parsed.password, ...path].filter(
-      (secret) => secret.length >= 4,
-    ),
+    // Read before the URL lost them: the token, and the password as typed and decoded.
+    secrets: [basic, decoded(password), password, ...path].filter((secret) => secret.length >= 4),
   };
 }
 

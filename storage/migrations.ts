@@ -279,12 +279,22 @@ const serverRow = z.object({
 
 /** Refuses a server that cannot hold the schema, before a statement of it runs (see {@link serverSupportProblem}). */
 async function checkServer(store: Store): Promise<void> {
-  const [row] = await store.query(
-    "SELECT version() AS version, toUInt8(getSetting('allow_experimental_analyzer')) AS analyzer, currentUser() AS user",
+  // The version first and alone: a server older than the analyzer's setting would fail the
+  // second query with its own words instead of ours.
+  const [server] = await store.query(
+    'SELECT version() AS version, currentUser() AS user',
     {},
-    serverRow,
+    serverRow.omit({ analyzer: true }),
   );
-  const problem = row ? serverSupportProblem(row.version, row.analyzer, row.user) : undefined;
+  if (server === undefined) return;
+  const old = serverSupportProblem(server.version, 1, server.user);
+  if (old !== undefined) throw new MigrationError('server', old);
+  const [setting] = await store.query(
+    "SELECT toUInt8(getSetting('allow_experimental_analyzer')) AS analyzer",
+    {},
+    serverRow.pick({ analyzer: true }),
+  );
+  const problem = serverSupportProblem(server.version, setting?.analyzer ?? 1, server.user);
   if (problem !== undefined) throw new MigrationError('server', problem);
 }
 

@@ -34,11 +34,19 @@ export class ServerStore implements Store {
       url: options.url,
       request_timeout: options.requestTimeoutMs ?? 30_000,
       // wait_end_of_query: the server answers after the statement finished, so a failure arrives
-      // as an HTTP error with its code instead of in the middle of a 200 body. async_insert = 0
-      // on every request, not only the span and alert inserts: the `INSERT … VALUES` statements
-      // (rollup state, migrations) too, on servers where it is on by default (26.2 and later,
-      // ClickHouse Cloud).
-      clickhouse_settings: { ...OUTPUT_SETTINGS, wait_end_of_query: 1, async_insert: 0 },
+      // as an HTTP error with its code instead of in the middle of a 200 body. On every request,
+      // not only the span and alert inserts, so that the `INSERT … VALUES` and `INSERT … SELECT`
+      // statements (rollup state, the repair, migrations) are stored when they answer too:
+      // async_insert = 0 on servers where it is on by default (26.2 and later, ClickHouse Cloud),
+      // and distributed_foreground_insert = 1 into a cluster's Distributed tables
+      // (ROUTEWATCH_CLICKHOUSE_CLUSTER), which answer once every shard has the rows, not once
+      // they are queued on the node spoken to (no effect on other tables).
+      clickhouse_settings: {
+        ...OUTPUT_SETTINGS,
+        wait_end_of_query: 1,
+        async_insert: 0,
+        distributed_foreground_insert: 1,
+      },
       // Every failure reaches the caller as a StorageError, which decides whether to log it;
       // the client's own log would print each one to stderr a second time.
       log: { level: ClickHouseLogLevel.OFF },
@@ -73,10 +81,6 @@ export class ServerStore implements Store {
         values: Readable.from([bytes], { objectMode: false }),
         clickhouse_settings: {
           ...INSERT_SETTINGS,
-          // Into a cluster's Distributed table (ROUTEWATCH_CLICKHOUSE_CLUSTER), the insert
-          // answers once every shard has its rows, not once they are queued on this node: the
-          // log counts a batch stored only then. No effect on other tables.
-          distributed_foreground_insert: 1,
           ...(options.deduplicationToken
             ? { insert_deduplication_token: options.deduplicationToken }
             : {}),

@@ -266,7 +266,10 @@ describe('server store (through @clickhouse/client over HTTP)', () => {
     // servers from 26.2, and ClickHouse Cloud, make inserts asynchronous by default.
     await store.exec('CREATE TABLE async_probe (x UInt32) ENGINE = MergeTree ORDER BY x');
     await store.exec('INSERT INTO async_probe VALUES ({x:UInt32})', { x: 7 });
-    expect(lastInsert()?.settings['async_insert']).toBe('0');
+    expect(lastInsert()?.settings).toMatchObject({
+      async_insert: '0',
+      distributed_foreground_insert: '1',
+    });
     await store.insertJsonEachRow('async_probe', Buffer.from('{"x":8}\n'));
     expect(lastInsert()?.settings).toMatchObject({
       async_insert: '0',
