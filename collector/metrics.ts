@@ -161,6 +161,12 @@ export function renderMetrics(sources: MetricsSources): string {
       collector.unauthenticatedRequests,
     ],
     [
+      'routewatch_misaddressed_requests_total',
+      "Requests to any route refused with 403 for their Host header: without ROUTEWATCH_TOKEN only loopback names (and ROUTEWATCH_PUBLIC_URL's host) are answered.",
+      'counter',
+      collector.misaddressedRequests,
+    ],
+    [
       'routewatch_requests_refused_total',
       'Ingest requests (OTLP traces and /v1/outcomes) refused with 503 before their body was read (overload).',
       'counter',

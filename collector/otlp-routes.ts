@@ -30,6 +30,8 @@ export interface CollectorStats {
   rejectedRequests: number;
   /** Requests to any route refused with 401 for want of the token (before any route's own counts). */
   unauthenticatedRequests: number;
+  /** Requests refused with 403 for their Host: no token, and a name other than a loopback one. */
+  misaddressedRequests: number;
   /** LLM calls taken (not an exporter's retry of ones taken before), by where their cost comes from. */
   llmCallsByCostSource: CostSourceCounts;
   /** Per request: the body read and decompressed; the whole request, for those answered 200. */
@@ -46,6 +48,7 @@ export function newCollectorStats(): CollectorStats {
     spansInvalid: 0,
     rejectedRequests: 0,
     unauthenticatedRequests: 0,
+    misaddressedRequests: 0,
     llmCallsByCostSource: noCostSourceCounts(),
     receiveMs: new LatencyHistogram(),
     totalMs: new LatencyHistogram(),

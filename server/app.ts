@@ -212,6 +212,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         config.ROUTEWATCH_HOST,
         ...(config.ROUTEWATCH_PUBLIC_URL ? [new URL(config.ROUTEWATCH_PUBLIC_URL).hostname] : []),
       ].map(hostName),
+      () => collector.misaddressedRequests++,
     );
 
   // Refusals by design (back-pressure, a full or unwritable log, shutting down) are what a client

@@ -108,8 +108,21 @@ export function requireLocalHost(
   app: FastifyInstance,
   isLocal: (name: string) => boolean,
   allowed: readonly string[],
+  onRefused: () => void = () => undefined,
 ): void {
   const names = new Set(allowed.map((name) => name.toLowerCase()));
+  // Said in the log, as refusals for want of the token are: an exporter that reaches this
+  // instance by another name (host.docker.internal, a proxy on this machine) loses its spans,
+  // and OTLP exporters do not retry a 403.
+  const refusals = new RateLimitedLog<{ refused: number; host: string; path: string }>((summary) =>
+    app.log.warn(
+      summary,
+      'refused requests addressed to a name other than localhost, 127.0.0.1 or [::1] (403): ' +
+        'without ROUTEWATCH_TOKEN routewatch answers only those (DNS rebinding); set ' +
+        'ROUTEWATCH_TOKEN, or ROUTEWATCH_PUBLIC_URL to the address the clients use',
+    ),
+  );
+  app.addHook('onClose', async () => refusals.close());
   app.addHook('onRequest', async (request) => {
     const host = request.headers.host;
     if (host === undefined || host === '') return;
@@ -117,6 +130,12 @@ export function requireLocalHost(
     if (isLocal(name) || name.endsWith('.localhost') || names.has(name)) return;
     const path = request.url.split('?', 1)[0]!;
     if (OPEN_PATHS.has(path)) return;
+    onRefused();
+    refusals.add((pending) => ({
+      refused: (pending?.refused ?? 0) + 1,
+      host: host.slice(0, 100),
+      path: path.slice(0, 200),
+    }));
     throw new HttpError(
       403,
       'PERMISSION_DENIED',

@@ -248,6 +248,9 @@ describe('without a token: requests addressed to loopback only (DNS rebinding)',
         );
       }
       expect((await open.app.inject({ url: '/healthz', headers: evil })).statusCode).toBe(200);
+      // Counted, for an exporter that reaches it by another name and loses its spans.
+      const metrics = (await open.app.inject({ url: '/metrics' })).body;
+      expect(metrics).toMatch(/^routewatch_misaddressed_requests_total 5$/m);
       for (const host of [
         'localhost:4318',
         '127.0.0.1:4318',
@@ -545,6 +548,37 @@ describe('logging', () => {
       expect(lines.join('')).not.toContain(TOKEN);
     } finally {
       process.off('warning', onWarning);
+      await logged.close();
+    }
+  });
+
+  it('warns of a request refused for its Host without a token, with the name it was addressed to', async () => {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const logged = await testApp(temp.store, { logger: { level: 'info', stream } });
+    try {
+      const res = await logged.app.inject({
+        method: 'POST',
+        url: '/v1/traces',
+        headers: { 'content-type': 'application/json', host: 'host.docker.internal:4318' },
+        payload: spans,
+      });
+      expect(res.statusCode).toBe(403);
+      const warned = lines.filter((line) =>
+        /refused requests addressed to a name other than/.test(line),
+      );
+      expect(warned).toHaveLength(1);
+      expect(JSON.parse(warned[0]!)).toMatchObject({
+        refused: 1,
+        host: 'host.docker.internal:4318',
+        path: '/v1/traces',
+      });
+    } finally {
       await logged.close();
     }
   });
