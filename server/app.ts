@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify';
 import { alertRoutes, apiRoutes, decisionRoutes } from '../analyzer/api-routes.js';
@@ -92,26 +93,6 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: HttpErro
   });
 }
 
-/** How long a connection may stay silent: see buildApp's `connectionTimeout`. */
-export function connectionTimeoutMs(
-  config: Pick<
-    Config,
-    | 'ROUTEWATCH_KEEPALIVE_TIMEOUT'
-    | 'ROUTEWATCH_SQL_MAX_TIME'
-    | 'ROUTEWATCH_NOTIFY_TIMEOUT'
-    | 'ROUTEWATCH_BODY_TIMEOUT'
-  >,
-): number {
-  return (
-    Math.max(
-      config.ROUTEWATCH_KEEPALIVE_TIMEOUT,
-      config.ROUTEWATCH_SQL_MAX_TIME,
-      config.ROUTEWATCH_NOTIFY_TIMEOUT,
-      config.ROUTEWATCH_BODY_TIMEOUT,
-    ) + 60_000
-  );
-}
-
 /**
  * Builds the whole HTTP app without listening: the collector (OTLP receiver, outcomes), the
  * analyzer API and the operational routes, as scoped plugins behind one token check and one
@@ -130,10 +111,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
     // A backstop behind the per-body timeouts of the ingest routes.
     requestTimeout: config.ROUTEWATCH_BODY_TIMEOUT + 5_000,
-    // A connection silent this long is closed: one that never sends a byte is under no other
-    // timeout (the header and request timeouts start with a request), and each holds a file
-    // descriptor. Longer than any answer can take to start (a SQL query, a channel test).
-    connectionTimeout: connectionTimeoutMs(config),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // The router's own refusals, in the one error shape rather than Fastify's.
     frameworkErrors: (error, request, reply) => {
@@ -152,6 +129,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   app.server.headersTimeout = Math.min(60_000, config.ROUTEWATCH_BODY_IDLE_TIMEOUT + 5_000);
+  // A connection that sends nothing is closed after the keep-alive timeout, as one idle after an
+  // answer is: the header and request timeouts start only with a request's first byte, and each
+  // silent connection holds a file descriptor. Only those: a socket timeout (server.timeout)
+  // would also cut an answer still being computed.
+  app.server.on('connection', (socket: Socket) => {
+    const silent = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy();
+    }, config.ROUTEWATCH_KEEPALIVE_TIMEOUT);
+    silent.unref();
+    socket.once('close', () => clearTimeout(silent));
+  });
   // `Expect: 100-continue`: Node would say 100 before any check ran, and the client would send a
   // body only to be refused. Here 100 is said once every onRequest hook has passed (the token,
   // the Content-Type, the size, admission): a refused client gets its answer before sending.
