@@ -76,6 +76,17 @@ function engineMessage(error: unknown): string {
   return errorMessage(innermost).trim().slice(0, 2_000);
 }
 
+/** An answer over ROUTEWATCH_SQL_MAX_RESULT_BYTES, whether the engine or the driver saw it first. */
+function resultTooLargeError(limits: ReadOnlyLimits, cause: unknown): HttpError {
+  return new HttpError(
+    400,
+    'RESOURCE_EXHAUSTED',
+    `the answer is larger than ${bytesText(limits.maxResultBytes)}, the limit ROUTEWATCH_SQL_MAX_RESULT_BYTES ` +
+      '(ClickHouse setting max_result_bytes): select fewer columns or rows, or raise ROUTEWATCH_SQL_MAX_RESULT_BYTES',
+    { cause },
+  );
+}
+
 /**
  * The HTTP error for a failed user query: each limit crossed is named with its setting and what
  * to do; a write is refused as the engine refused it; the user's SQL errors are 400s with the
@@ -83,6 +94,9 @@ function engineMessage(error: unknown): string {
  */
 export function sqlFailure(error: unknown, limits: ReadOnlyLimits): HttpError {
   if (error instanceof HttpError) return error;
+  if (error instanceof StorageError && error.code === 'RESULT_TOO_LARGE') {
+    return resultTooLargeError(limits, error);
+  }
   if (error instanceof StorageError && error.code === 'SQL_REFUSED') {
     return new HttpError(403, 'PERMISSION_DENIED', `SQL here is read-only: ${error.message}`, {
       cause: error,
@@ -99,15 +113,7 @@ export function sqlFailure(error: unknown, limits: ReadOnlyLimits): HttpError {
         { cause: error },
       );
     case TOO_MANY_ROWS_OR_BYTES:
-      if (/max bytes/i.test(engine)) {
-        return new HttpError(
-          400,
-          'RESOURCE_EXHAUSTED',
-          `the answer is larger than ${bytesText(limits.maxResultBytes)}, the limit ROUTEWATCH_SQL_MAX_RESULT_BYTES ` +
-            '(ClickHouse setting max_result_bytes): select fewer columns or rows, or raise ROUTEWATCH_SQL_MAX_RESULT_BYTES',
-          { cause: error },
-        );
-      }
+      if (/max bytes/i.test(engine)) return resultTooLargeError(limits, error);
       return new HttpError(
         400,
         'RESOURCE_EXHAUSTED',

@@ -122,13 +122,28 @@ export function readOnlySqlProblem(formatted: string): string | undefined {
     }
     if (
       words[i + 1]?.text === '(' &&
-      words[i - 1]?.text !== '.' &&
       (FUNCTIONS.has(lower) || PREFIXES.some((prefix) => lower.startsWith(prefix)))
     ) {
       return `${word.text}() reaches files, processes or other servers from the routewatch host: it is not run here. Query routewatch's tables and views (docs/sql-views.md)`;
     }
   }
   return undefined;
+}
+
+/**
+ * Whether the query, as `formatQuerySingleLine` gave it back, chooses its own output: the
+ * keyword `FORMAT` and a format's name at its end, or before `SETTINGS`, which the formatter
+ * writes after it. (A column or alias called `format` is never followed so.)
+ */
+export function hasFormatClause(formatted: string): boolean {
+  const words = tokens(formatted);
+  return words.some(
+    (word, i) =>
+      word.kind === 'word' &&
+      word.text === 'FORMAT' &&
+      words[i + 1]?.kind === 'word' &&
+      (words[i + 2] === undefined || words[i + 2]!.text === 'SETTINGS'),
+  );
 }
 
 const MULTI_STATEMENTS = /Multi-statements are not allowed/i;
@@ -178,5 +193,12 @@ export async function checkedReadOnlySql(store: Store, sql: string): Promise<str
   }
   const problem = readOnlySqlProblem(formatted);
   if (problem !== undefined) throw new StorageError('SQL_REFUSED', problem);
+  // The drivers ask for JSONCompact (the server's by a FORMAT clause of their own).
+  if (hasFormatClause(formatted)) {
+    throw new StorageError(
+      'OWN_FORMAT',
+      'the answer is not in the format routewatch asked for: leave out the FORMAT clause (choose the output with --format)',
+    );
+  }
   return formatted;
 }

@@ -115,15 +115,25 @@ export class ServerStore implements Store {
   async queryReadOnly(sql: string, limits: ReadOnlyLimits): Promise<ReadOnlyResult> {
     const checked = await checkedReadOnlySql(this, sql);
     try {
-      const result = await this.#client.query({
-        query: checked,
-        format: 'JSONCompact',
+      // Read as it arrives, and given up past the size limit: the server's max_result_bytes
+      // counts from a result's second block on, and an answer read whole before its size is
+      // known would be held in this process (the collector's) however large. The query, which
+      // has no FORMAT clause of its own (checkedReadOnlySql), goes in the body.
+      const result = await this.#client.exec({
+        query: `${checked}\nFORMAT JSONCompact`,
         clickhouse_settings: readOnlySettings(limits),
       });
-      const text = await result.text();
-      if (text.length > limits.maxResultBytes)
-        throw resultTooLarge(text.length, limits.maxResultBytes);
-      return parseReadOnlyResult(text);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of result.stream as AsyncIterable<Buffer>) {
+        size += chunk.byteLength;
+        if (size > limits.maxResultBytes) {
+          result.stream.destroy();
+          throw resultTooLarge(size, limits.maxResultBytes);
+        }
+        chunks.push(chunk);
+      }
+      return parseReadOnlyResult(Buffer.concat(chunks).toString('utf8'));
     } catch (error) {
       if (error instanceof StorageError) throw error;
       throw storageFailure('QUERY_FAILED', 'ClickHouse query failed', error);

@@ -67,6 +67,25 @@ describe('Store.queryReadOnly on a ClickHouse server', () => {
     expect(sent.database).toBe('routewatch');
   });
 
+  it('gives up an answer past the size limit as it arrives, one value in one block too', async () => {
+    // 2 MiB in one row: the engine's max_result_bytes counts from the second block on.
+    const refused = await store
+      .queryReadOnly("SELECT repeat('a', 1000000) || repeat('b', 1000000) AS x", LIMITS)
+      .catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'RESULT_TOO_LARGE' });
+    expect(server.requests.at(-1)!.settings).toMatchObject({
+      max_result_bytes: String(1024 * 1024),
+    });
+    // The statement went in the body, its own FORMAT after the user's text.
+    expect(server.requests.at(-1)!.query).toMatch(/\nFORMAT JSONCompact$/);
+    const fits = await store.queryReadOnly("SELECT repeat('a', 1000) AS x", LIMITS);
+    expect(fits.rows).toEqual([['a'.repeat(1000)]]);
+    const own = await store
+      .queryReadOnly('SELECT 1 FORMAT CSV', LIMITS)
+      .catch((error: unknown) => error);
+    expect(own).toMatchObject({ code: 'OWN_FORMAT' });
+  });
+
   it('refuses a write, has the engine refuse a setting change, and serves the next request as before', async () => {
     // A write is not sent (storage/read-only-sql.ts); what passes that check, readonly refuses.
     const write = await store

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readOnlySqlProblem } from '../../storage/read-only-sql.js';
+import { hasFormatClause, readOnlySqlProblem } from '../../storage/read-only-sql.js';
 
 // The check runs on the engine's canonical text of the query (formatQuerySingleLine); these are
 // texts in that form, and some it does not produce, which must not confuse the check either.
@@ -51,5 +51,24 @@ describe('readOnlySqlProblem', () => {
       'BACKUP statements are not run here: only SELECT, WITH, SHOW, DESCRIBE, EXISTS, EXPLAIN',
     );
     expect(readOnlySqlProblem('SYSTEM FLUSH LOGS')).toMatch(/^SYSTEM statements are not run here/);
+  });
+});
+
+describe('hasFormatClause', () => {
+  it('finds the FORMAT clause the formatter writes, and not a column, alias or function called format', () => {
+    for (const sql of [
+      'SELECT 1 FORMAT CSV',
+      'SELECT 1 FORMAT JSON SETTINGS max_threads = 1',
+      'SHOW TABLES FORMAT CSV',
+    ])
+      expect(hasFormatClause(sql), sql).toBe(true);
+    for (const sql of [
+      'SELECT format FROM t',
+      'SELECT FORMAT FROM t',
+      'SELECT 1 AS FORMAT',
+      "SELECT format('{}', 1)",
+      "SELECT 'FORMAT CSV'",
+    ])
+      expect(hasFormatClause(sql), sql).toBe(false);
   });
 });
