@@ -320,6 +320,8 @@ const TYPED = new Set<string>([
 ]);
 
 /** The span's attributes without those kept in typed columns. */
+const SCORE_PREFIX = 'routewatch.score.';
+
 function untyped(map: Record<string, string>): Record<string, string> {
   const rest = emptyMap();
   let scores = 0;
@@ -338,8 +340,6 @@ function untyped(map: Record<string, string>): Record<string, string> {
   }
   return rest;
 }
-
-const SCORE_PREFIX = 'routewatch.score.';
 
 /** ES2024's well-formed string methods, present from Node 20 on (our `lib` stops at ES2023). */
 interface WellFormedString {
@@ -371,15 +371,6 @@ export const RESOURCE_ROW_UNITS = 16 * 1024;
 export const RESOURCE_VALUE_UNITS = 1024;
 const RESOURCE_VALUE_FLOOR = 64;
 
-/**
- * The resource as each of its spans' rows stores it (span-lines.ts): every row holds the whole
- * map, so a resource of 100 KB (a command line, labels) over 2 000 spans made a 1.2 MB export
- * 200 MB of log and rows. Past RESOURCE_ROW_UNITS in all, its values longer than a cap are cut to
- * it and marked with their length, the cap starting at RESOURCE_VALUE_UNITS and halved while the
- * resource is still over (to 64). Keys, short values and `service.name` are kept. The spans'
- * mapping rules and service name read the whole resource first: only the stored copy is cut.
- * Returns the resource itself when it fits, else a cut copy.
- */
 /** Names longer than this (UTF-16 units) are stored bounded: see {@link boundName}. */
 export const MAX_NAME_LENGTH = 256;
 
@@ -397,6 +388,15 @@ export function boundName(value: string): string {
   return `${kept}…${createHash('sha256').update(value).digest('hex').slice(0, 16)}`;
 }
 
+/**
+ * The resource as each of its spans' rows stores it (span-lines.ts): every row holds the whole
+ * map, so a resource of 100 KB (a command line, labels) over 2 000 spans made a 1.2 MB export
+ * 200 MB of log and rows. Past RESOURCE_ROW_UNITS in all, its values longer than a cap are cut to
+ * it and marked with their length, the cap starting at RESOURCE_VALUE_UNITS and halved while the
+ * resource is still over (to 64). Keys, short values and `service.name` are kept. The spans'
+ * mapping rules and service name read the whole resource first: only the stored copy is cut.
+ * Returns the resource itself when it fits, else a cut copy.
+ */
 export function boundResource(resource: Record<string, string>): Record<string, string> {
   const unitsOf = (map: Record<string, string>) => {
     let units = 0;

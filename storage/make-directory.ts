@@ -24,12 +24,12 @@ export function makeDirectory(path: string, mode?: number): void {
   }
 }
 
-/** Whether mkdir failed only because the directory exists (made meanwhile, or there all along). */
 /** A directory only this user may read: span data, the log, the engine's files. */
 export const PRIVATE_DIRECTORY = 0o700;
 /** A file only this user may read or write (the log's segments, its checkpoint). */
 export const PRIVATE_FILE = 0o600;
 
+/** Whether mkdir failed only because the directory exists (made meanwhile, or there all along). */
 function isDirectoryNow(dir: string, error: unknown): boolean {
   if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return false;
   try {

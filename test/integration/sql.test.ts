@@ -273,7 +273,7 @@ describe('routewatch sql on a running instance', () => {
     );
   });
 
-  it('answers an answer over the size limit with an error naming the limit, one value or many rows', async () => {
+  it('answers an answer over the size limit with an error naming the limit, however few its rows', async () => {
     // One value in one block: the engine's max_result_bytes counts from the second block on.
     const one = await api("SELECT repeat('a', 900000) || repeat('b', 900000) AS x");
     expect([one.status, one.body.error.code]).toEqual([400, 'RESOURCE_EXHAUSTED']);

@@ -9,11 +9,10 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const modeOf = (path: string) => (statSync(path).mode & 0o777).toString(8);
 
 describe('makeDirectory', () => {
-  it('makes the parents it lacks with the default mode and the directory itself private when asked', () => {
+  it('makes the parents it lacks and the directory itself private when asked', () => {
     const dir = join(root, 'a', 'b', 'data');
     makeDirectory(dir, PRIVATE_DIRECTORY);
     expect(modeOf(dir)).toBe('700');
-    // Parents as mkdir -p makes them (the umask's mode).
     expect(statSync(join(root, 'a', 'b')).isDirectory()).toBe(true);
   });
 
