@@ -35,9 +35,13 @@ export function hasToken(request: FastifyRequest, token: string): boolean {
 /** After the first refusal, a summary of the refusals since is logged at most this often. */
 export const REFUSAL_LOG_EVERY_MS = SUMMARY_LOG_EVERY_MS;
 
-const REFUSAL_MESSAGE =
+/** The exporters' token as the messages name it: theirs when there is one, else the one token. */
+const exportersToken = (ingest: boolean) =>
+  ingest ? '<ROUTEWATCH_INGEST_TOKEN>' : '<ROUTEWATCH_TOKEN>';
+
+const refusalMessage = (ingest: boolean) =>
   'refused requests without the token (401); exporters send it with ' +
-  'OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<ROUTEWATCH_TOKEN>';
+  `OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20${exportersToken(ingest)}`;
 
 /** What one log line says of the requests refused: how many, and the last one's path. */
 export interface RefusalSummary {
@@ -68,7 +72,9 @@ export function requireToken(
   onRefused: () => void = () => undefined,
   ingestToken?: string,
 ): void {
-  const refusals = new RefusalLog((summary) => app.log.warn(summary, REFUSAL_MESSAGE));
+  const refusals = new RefusalLog((summary) =>
+    app.log.warn(summary, refusalMessage(ingestToken !== undefined)),
+  );
   app.addHook('onClose', async () => refusals.close());
   app.addHook('onRequest', async (request) => {
     const path = request.url.split('?', 1)[0]!;
@@ -80,7 +86,9 @@ export function requireToken(
       throw new HttpError(
         401,
         'UNAUTHENTICATED',
-        'missing or wrong token: send Authorization: Bearer <ROUTEWATCH_TOKEN>.',
+        // On an ingest route, with an exporters' token, that is the one to name: exporters
+        // given the operators' token would hold what the second token keeps from them.
+        `missing or wrong token: send Authorization: Bearer ${ingest ? `${exportersToken(true)} (or <ROUTEWATCH_TOKEN>)` : '<ROUTEWATCH_TOKEN>'}.`,
         { headers: { 'www-authenticate': 'Bearer realm="routewatch"' } },
       );
     }

@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
@@ -185,10 +186,20 @@ export function retentionSettings(config: Config): RetentionSettings {
 export async function prepareStore(
   store: Store,
   config: Config,
-  log: Pick<SpanWriterLog, 'warn'>,
+  log: Pick<SpanWriterLog, 'warn'> & Partial<Pick<SpanWriterLog, 'info'>>,
 ): Promise<void> {
   const cluster = config.ROUTEWATCH_CLICKHOUSE_CLUSTER;
   const result = await migrate(store, undefined, undefined, { cluster });
+  // An upgrade says what it changed in the store, as `routewatch migrate` does.
+  if (result.applied.length > 0) {
+    log.info?.(
+      {
+        migrations: result.applied.map((m) => `${String(m.version).padStart(4, '0')}_${m.name}`),
+        alreadyApplied: result.alreadyApplied,
+      },
+      `applied ${result.applied.length} migration(s) to the store`,
+    );
+  }
   const notice = newerSchemaNotice(result.newer);
   // The newer version's retention too: two versions sharing a server would otherwise rewrite
   // each other's TTLs at every start, as they would the views.
@@ -402,6 +413,16 @@ export function listenFailure(error: unknown, host: string, port: number): Error
   return new Error(`cannot listen on ${where} (${code}): ${text}`, { cause: error });
 }
 
+/** A directory's mode as octal text when users other than its owner may read or enter it. */
+export function openToOthers(dir: string): string | undefined {
+  try {
+    const mode = statSync(dir).mode & 0o777;
+    return (mode & 0o077) === 0 ? undefined : mode.toString(8);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Throws listenFailure when nothing could listen on host:port now (port 0 picks a free one). */
 async function assertCanListen(host: string, port: number): Promise<void> {
   if (port === 0) return;
@@ -453,6 +474,23 @@ export async function startRoutewatch(
       : undefined;
   let assembled: Assembled | undefined;
   try {
+    // New directories are made 0700; one an earlier version made (0755) is said once here.
+    for (const [dir, what] of [
+      ...(store.driver === 'embedded'
+        ? [[resolve(config.ROUTEWATCH_DATA_DIR), 'the data directory'] as const]
+        : []),
+      ...(config.ROUTEWATCH_WAL === 'on' ? [[walDir(config), 'the write-ahead log'] as const] : []),
+    ]) {
+      const open = openToOthers(dir);
+      if (open !== undefined) {
+        writerLog.log.warn(
+          { dir, mode: open },
+          `${what} ${dir} can be read by other users of this machine (mode ${open}), and it ` +
+            "holds every span's attributes: close it with `chmod -R go= " +
+            `${dir}\` while routewatch is stopped (new directories are made 0700)`,
+        );
+      }
+    }
     const migrated = await migrateAtStart(store, config, writerLog.log, () => stopped);
     const host = config.ROUTEWATCH_HOST;
     const listenUrl = (port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;

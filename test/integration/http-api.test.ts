@@ -190,6 +190,17 @@ describe('a token for exporters (ROUTEWATCH_INGEST_TOKEN)', () => {
         const admin = await split.app.inject({ ...request, headers: { ...json, ...bearer } });
         expect([request.url, admin.statusCode === 401]).toEqual([request.url, false]);
       }
+      // An exporter without a token is told of the exporters' one, not the operators'.
+      const none = await split.app.inject({
+        method: 'POST',
+        url: '/v1/outcomes',
+        headers: json,
+        payload: '{}',
+      });
+      expect(none.statusCode).toBe(401);
+      expect(none.json().error.message).toMatch(
+        /Bearer <ROUTEWATCH_INGEST_TOKEN> \(or <ROUTEWATCH_TOKEN>\)/,
+      );
       const byAdmin = await split.app.inject({
         method: 'POST',
         url: '/v1/traces',
