@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { MAX_SCORES, SCORE_NAME_PATTERN } from '@routewatch/instrumentation/semconv';
+import { MAX_SCORES } from '@routewatch/instrumentation/semconv';
 import { OUTCOMES as OUTCOME_VALUES } from './mapping.js';
 import type { Mapping, MappedField, MappedSpan } from './mapping.js';
 import type { AnyValue, ExportTraceRequest, KeyValue, OtlpSpan } from './otlp-json.js';
@@ -321,6 +321,8 @@ const TYPED = new Set<string>([
 
 /** The span's attributes without those kept in typed columns. */
 const SCORE_PREFIX = 'routewatch.score.';
+/** The longest score name SCORE_NAME_PATTERN takes. */
+const SCORE_NAME_LENGTH = 64;
 
 function untyped(map: Record<string, string>): Record<string, string> {
   const rest = emptyMap();
@@ -328,10 +330,11 @@ function untyped(map: Record<string, string>): Record<string, string> {
   for (const key in map) {
     if (TYPED.has(key)) continue;
     if (key.startsWith(SCORE_PREFIX)) {
-      // The views read every score key by name, and each name is a key in every report: one
-      // that the outcomes route would refuse (not SCORE_NAME_PATTERN, past MAX_SCORES) is not kept.
-      if (!SCORE_NAME_PATTERN.test(key.slice(SCORE_PREFIX.length)) || ++scores > MAX_SCORES)
-        continue;
+      // The views read every score key by name, and each name is a key in every report: a name
+      // longer than the outcomes route takes (SCORE_NAME_LENGTH), or one past MAX_SCORES, is
+      // not kept. Its characters are left alone: spans written before this rule keep theirs.
+      const length = key.length - SCORE_PREFIX.length;
+      if (length < 1 || length > SCORE_NAME_LENGTH || ++scores > MAX_SCORES) continue;
     } else if (key === 'routewatch.eval.run' || key === 'routewatch.eval.dataset') {
       rest[key] = boundName(map[key]!);
       continue;

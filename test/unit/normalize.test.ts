@@ -261,7 +261,7 @@ describe('names bounded', () => {
 });
 
 describe('score and eval names', () => {
-  it('keeps the score keys the outcomes route would take, at most 32, and bounds the eval run and dataset', () => {
+  it('keeps score keys of names up to 64 characters, at most 32, and bounds the eval run and dataset', () => {
     const scores = Object.fromEntries(
       Array.from({ length: 40 }, (_, i) => [
         `routewatch.score.s${String(i).padStart(2, '0')}`,
@@ -275,7 +275,6 @@ describe('score and eval names', () => {
           ...llm,
           ...scores,
           [`routewatch.score.${'n'.repeat(65)}`]: '1',
-          'routewatch.score.Upper': '1',
           'routewatch.eval.run': 'r'.repeat(1_000_000),
           'routewatch.eval.dataset': 'golden-v2',
         },
@@ -284,6 +283,11 @@ describe('score and eval names', () => {
     const kept = Object.keys(row!.attributes).filter((k) => k.startsWith('routewatch.score.'));
     expect(kept).toHaveLength(32);
     expect(kept.every((k) => /^routewatch\.score\.s\d\d$/.test(k))).toBe(true);
+    // A name of other characters, but not too long, is kept as before.
+    const [upper] = normalize([
+      { start: ns(NOW_MS), attributes: { ...llm, 'routewatch.score.Helpfulness': '0.7' } },
+    ]).rows;
+    expect(upper!.attributes['routewatch.score.Helpfulness']).toBe('0.7');
     expect(row!.attributes['routewatch.eval.run']).toMatch(/^r{200}…[0-9a-f]{16}$/);
     expect(row!.attributes['routewatch.eval.dataset']).toBe('golden-v2');
   });
