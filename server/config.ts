@@ -202,6 +202,21 @@ const settingsFile = <T>(parseText: (text: string) => T) =>
       }),
   );
 
+/**
+ * A bearer token setting: 16+ printable characters. Only an empty value is unset: a token of
+ * spaces is a mistake to refuse, not "no token".
+ */
+function bearerToken() {
+  return z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z
+      .string()
+      .min(16, 'use at least 16 characters')
+      .regex(/^[\x21-\x7e]+$/, 'use printable ASCII without spaces (it is sent as a Bearer token)')
+      .optional(),
+  );
+}
+
 export const configSchema = z.object({
   // Where routewatch listens and keeps its data.
   ROUTEWATCH_HOST: z.preprocess(unset, z.string().default('127.0.0.1')),
@@ -244,24 +259,9 @@ export const configSchema = z.object({
       )
       .optional(),
   ),
-  // Only an empty value is unset here: a token of spaces is a mistake to refuse, not "no token".
-  ROUTEWATCH_TOKEN: z.preprocess(
-    (v) => (v === '' ? undefined : v),
-    z
-      .string()
-      .min(16, 'use at least 16 characters')
-      .regex(/^[\x21-\x7e]+$/, 'use printable ASCII without spaces (it is sent as a Bearer token)')
-      .optional(),
-  ),
+  ROUTEWATCH_TOKEN: bearerToken(),
   // A second token, for exporters: taken on the ingest routes only (/v1/traces, /v1/outcomes).
-  ROUTEWATCH_INGEST_TOKEN: z.preprocess(
-    (v) => (v === '' ? undefined : v),
-    z
-      .string()
-      .min(16, 'use at least 16 characters')
-      .regex(/^[\x21-\x7e]+$/, 'use printable ASCII without spaces (it is sent as a Bearer token)')
-      .optional(),
-  ),
+  ROUTEWATCH_INGEST_TOKEN: bearerToken(),
   ROUTEWATCH_LOG_LEVEL: z.preprocess(
     unset,
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

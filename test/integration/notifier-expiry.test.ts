@@ -354,96 +354,89 @@ describe('a 429’s Retry-After across a restart', () => {
   });
 });
 
+/** A test message to one webhook channel at `url`, by a notifier of its own, and its answer. */
+async function testMessageTo(url: string, name: string) {
+  const notifier = new Notifier({
+    channels: [{ ...webhookChannel(url), name }],
+    store: new AlertStore(temp.store),
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    minIntervalMs: 0,
+  });
+  try {
+    const [answer] = await notifier.test({
+      url: 'http://127.0.0.1:1',
+      at: new Date().toISOString(),
+    });
+    return answer!;
+  } finally {
+    await notifier.stop();
+  }
+}
+
 describe('a channel that redirects', () => {
   it('is not followed: nothing reaches where it points, and the answer says where to point the URL', async () => {
     const target = await startWebhookReceiver();
     const redirecting = await startWebhookReceiver();
     redirecting.fallback = { status: 307, headers: { location: `${target.url}/elsewhere` } };
-    const notifier = new Notifier({
-      channels: [{ ...webhookChannel(redirecting.url), name: 'redirecting' }],
-      store: new AlertStore(temp.store),
-      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-      minIntervalMs: 0,
-    });
     try {
-      const [test] = await notifier.test({
-        url: 'http://127.0.0.1:1',
-        at: new Date().toISOString(),
-      });
+      const test = await testMessageTo(redirecting.url, 'redirecting');
       expect(test).toMatchObject({ channel: 'redirecting', ok: false, status: 307 });
-      expect(test!.error).toBe(
+      expect(test.error).toBe(
         `HTTP 307: the endpoint redirects to ${new URL(target.url).origin}, and alerts do not follow redirects: set the channel's URL to where it points`,
       );
       expect(redirecting.requests).toHaveLength(1);
       expect(target.requests).toHaveLength(0);
     } finally {
-      await notifier.stop();
       await redirecting.close();
       await target.close();
     }
   });
 });
 
+/** `url` with credentials in it. */
+function withCredentials(url: string, username: string, password: string): string {
+  const parsed = new URL(url);
+  parsed.username = username;
+  parsed.password = password;
+  return parsed.href;
+}
+
 describe('a channel URL with credentials', () => {
   it('sends them as Basic authorization, which fetch refuses in the URL itself', async () => {
     const guarded = await startWebhookReceiver();
-    const url = new URL(guarded.url);
-    url.username = 'alerts';
-    url.password = 'p@ss:word';
-    const notifier = new Notifier({
-      channels: [{ ...webhookChannel(url.href), name: 'guarded' }],
-      store: new AlertStore(temp.store),
-      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-      minIntervalMs: 0,
-    });
     try {
-      const [test] = await notifier.test({
-        url: 'http://127.0.0.1:1',
-        at: new Date().toISOString(),
-      });
+      const test = await testMessageTo(
+        withCredentials(guarded.url, 'alerts', 'p@ss:word'),
+        'guarded',
+      );
       expect(test).toMatchObject({ channel: 'guarded', ok: true, status: 200 });
       expect(guarded.requests[0]!.headers.authorization).toBe(
         `Basic ${Buffer.from('alerts:p@ss:word').toString('base64')}`,
       );
     } finally {
-      await notifier.stop();
       await guarded.close();
     }
   });
-});
 
-describe('a channel that echoes the request in its error', () => {
-  it('shows neither the credentials nor the secret path, and a % in the password is taken as it is', async () => {
+  it('shows neither the credentials nor the secret path when the endpoint echoes them, and takes a % in the password as it is', async () => {
     const echo = await startWebhookReceiver();
     echo.answerBy = (_body, headers) => ({
       status: 400,
-      // The headers, the password decoded from them and the path: all a careless receiver shows.
+      // The password decoded from the headers, the path and the headers: all a careless
+      // receiver shows.
       body: `bad request: ${Buffer.from(String(headers.authorization).slice(6), 'base64').toString()} ${new URL(echo.url).pathname} ${String(headers.authorization)}`,
     });
-    const url = new URL(echo.url);
-    url.username = 'alerts';
-    url.password = 'S3C%RETPW';
-    const notifier = new Notifier({
-      channels: [{ ...webhookChannel(url.href), name: 'echo' }],
-      store: new AlertStore(temp.store),
-      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-      minIntervalMs: 0,
-    });
     try {
-      const [test] = await notifier.test({
-        url: 'http://127.0.0.1:1',
-        at: new Date().toISOString(),
-      });
+      const test = await testMessageTo(withCredentials(echo.url, 'alerts', 'S3C%RETPW'), 'echo');
       expect(test).toMatchObject({ channel: 'echo', ok: false, status: 400 });
       const basic = Buffer.from('alerts:S3C%RETPW').toString('base64');
       expect(echo.requests[0]!.headers.authorization).toBe(`Basic ${basic}`);
-      expect(test!.error).toMatch(/^HTTP 400: bad request: /);
-      expect(test!.error).not.toContain(basic);
-      expect(test!.error).not.toContain('S3C%RETPW');
-      expect(test!.error).not.toContain('/services/T000');
-      expect(test!.error).toContain('<redacted>');
+      expect(test.error).toMatch(/^HTTP 400: bad request: /);
+      expect(test.error).not.toContain(basic);
+      expect(test.error).not.toContain('S3C%RETPW');
+      expect(test.error).not.toContain('/services/T000');
+      expect(test.error).toContain('<redacted>');
     } finally {
-      await notifier.stop();
       await echo.close();
     }
   });
