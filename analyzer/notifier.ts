@@ -431,11 +431,10 @@ class ChannelQueue {
       let waitMs: number;
       let retryAt: number | undefined;
       if (result.status === 429) {
-        // Rate limited: wait as told (or a second), without growing the backoff. The channel as
-        // a whole waits (a test message too), and a wait it was told of is stored with the
-        // attempt, so that a restart meanwhile does not send early.
-        // A wait longer than the longest backoff is cut to it: an endpoint asking for a day
-        // would otherwise hold every alert of the channel that long.
+        // Rate limited: wait as told (or a second), without growing the backoff, but no longer
+        // than the longest backoff (an endpoint asking for a day would hold every alert of the
+        // channel that long). The channel as a whole waits (a test message too), and a wait it
+        // was told of is stored with the attempt, so that a restart meanwhile does not send early.
         waitMs = Math.min(result.retryAfterMs ?? 1000, this.options.maxBackoffMs);
         if (result.retryAfterMs !== undefined) this.#notBefore = retryAt = Date.now() + waitMs;
       } else {
