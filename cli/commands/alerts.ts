@@ -1,5 +1,6 @@
 import { renderAlertsTable } from '../../analyzer/alerts-table.js';
 import type { AlertsView } from '../../analyzer/alerts-table.js';
+import type { ChannelTestResult } from '../../analyzer/notifier.js';
 import type { Command } from '../command.js';
 import { EXIT, UsageError } from '../command.js';
 import { remote } from '../client.js';
@@ -9,15 +10,6 @@ interface AlertsValues {
   state?: string;
   test?: boolean;
   url?: string;
-}
-
-interface ChannelTest {
-  channel: string;
-  ok: boolean;
-  status?: number;
-  error: string;
-  ms: number;
-  tried?: false;
 }
 
 const STATES = ['pending', 'firing', 'resolved', 'all'];
@@ -51,7 +43,7 @@ Options:
       if (values.state !== undefined)
         throw new UsageError('--test lists no alerts: leave out --state');
       const { channels } = (await remote(values.url).post('/api/v1/channels/test', {})) as {
-        channels: ChannelTest[];
+        channels: ChannelTestResult[];
       };
       process.stdout.write(
         values.json
