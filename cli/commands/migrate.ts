@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import { parseConfig } from '../../server/config.js';
+import { unstoredLogWarning } from '../unstored-log.js';
 
 export const migrateCommand: Command<Record<string, never>> = {
   name: 'migrate',
@@ -20,7 +21,7 @@ them from the stored spans). With ROUTEWATCH_CLICKHOUSE_CLUSTER, the DDL runs ON
     const { openStore } = await import('../../storage/open-store.js');
     const { migrate, newerSchemaNotice } = await import('../../storage/migrations.js');
     const { applyRetention, refreshRollups } = await import('../../storage/rollups.js');
-    const { retentionSettings } = await import('../../server/start.js');
+    const { retentionSettings, walDir } = await import('../../server/start.js');
     const store = await openStore({
       clickhouseUrl: config.CLICKHOUSE_URL,
       dataDir: config.ROUTEWATCH_DATA_DIR,
@@ -51,6 +52,9 @@ them from the stored spans). With ROUTEWATCH_CLICKHOUSE_CLUSTER, the DDL runs ON
       process.stdout.write(
         `rollups: ${rollups.tasks} task(s) changed, ${rollups.hours} hour(s) rebuilt in ${rollups.durationMs} ms\n`,
       );
+      // The log `routewatch start` would drain, with this environment.
+      const warning = await unstoredLogWarning(walDir(config), 'the rollups above leave them out');
+      if (warning !== undefined) process.stderr.write(`routewatch: ${warning}`);
     } finally {
       await store.close();
     }

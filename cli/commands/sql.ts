@@ -5,6 +5,7 @@ import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { remote } from '../client.js';
 import { SQL_FORMATS, renderSql } from '../sql-output.js';
+import { logOfDataDir, unstoredLogWarning } from '../unstored-log.js';
 import type { SqlFormat } from '../sql-output.js';
 
 /** A query that failed on a data directory opened here (exit code 1). */
@@ -140,34 +141,14 @@ async function queryDataDir(dataDir: string, sql: string): Promise<SqlAnswer> {
   }
   try {
     const result = await store.queryReadOnly(sql, limits);
-    // The directory's own log; ROUTEWATCH_WAL_DIR only when it has none there (a log kept on a
-    // disk of its own), since the variable may be set for another, running, instance.
-    const ownLog = join(dir, 'wal');
-    await warnOfUnstoredLog(
-      existsSync(ownLog) ? ownLog : process.env['ROUTEWATCH_WAL_DIR'] || ownLog,
-    );
+    const warning = await unstoredLogWarning(logOfDataDir(dir), 'this answer leaves them out');
+    if (warning !== undefined) process.stderr.write(warning);
     return { ...result, rowCount: result.rows.length };
   } catch (error) {
     throw new SqlQueryError(sqlFailure(error, limits).message);
   } finally {
     await store.close();
   }
-}
-
-/**
- * Says on stderr what the directory's write-ahead log still holds: a routewatch killed (OOM,
- * kill -9) before storing every acknowledged batch leaves them there, the store does not have
- * them yet, and a query of the stopped directory would count short without a word.
- */
-async function warnOfUnstoredLog(walDir: string): Promise<void> {
-  const { unstoredInLog } = await import('../../collector/wal.js');
-  const left = await unstoredInLog(walDir).catch(() => ({ records: 0, spans: 0 }));
-  if (left.records === 0) return;
-  process.stderr.write(
-    `warning: the write-ahead log (${walDir}) still holds ${left.spans} acknowledged span${left.spans === 1 ? '' : 's'} ` +
-      `in ${left.records} batch${left.records === 1 ? '' : 'es'} that the store does not have yet (routewatch stopped ` +
-      'before storing them): this answer leaves them out. Start routewatch on this directory once: it stores them first.\n',
-  );
 }
 
 function heldError(dir: string, holder: string): SqlQueryError {
