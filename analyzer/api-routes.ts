@@ -722,15 +722,13 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
     );
   });
 
-  // The report's metrics per time bucket (v_cohort_route_timeseries), for charts and alerts.
+  // The report's metrics per time bucket (v_timeseries_metrics), for the dashboard's charts.
   app.get('/api/v1/timeseries', async (request) => {
     const now = options.now();
-    const { bucket, cohort, route, ...windowPart } = (request.query ?? {}) as Record<
-      string,
-      unknown
-    >;
+    const { bucket, cohort, route, service, policy, ...windowPart } = (request.query ??
+      {}) as Record<string, unknown>;
     const window = windowOf(windowPart, now);
-    const series = seriesOptionsOf({ bucket, cohort, route }, window);
+    const series = seriesOptionsOf({ bucket, cohort, route, service, policy }, window);
     return readStore(() => buildTimeseries(options.store, window, series, now));
   });
 };

@@ -15,6 +15,10 @@ export interface SeriesOptions {
   cohorts?: readonly string[];
   /** Only these primary routes (all when empty or absent). */
   primaryRoutes?: readonly string[];
+  /** Only the tasks of these services (all when empty or absent). */
+  services?: readonly string[];
+  /** Only the tasks of these policy versions (all when empty or absent). */
+  policies?: readonly string[];
 }
 
 /** One bucket of one cohort × primary route: the report's metrics for the tasks started in it. */
@@ -45,10 +49,12 @@ const seriesQuery = z.object({
   bucket: z.string().optional(),
   cohort: filterList,
   route: filterList,
+  service: filterList,
+  policy: filterList,
 });
 
 const SERIES_USAGE =
-  'Use ?bucket=1h (whole seconds, at least 1m; whole hours read the hourly rollups), and optionally ?cohort=…&route=… (repeated or comma-separated).';
+  'Use ?bucket=1h (whole seconds, at least 1m; whole hours read the hourly rollups), and optionally ?cohort=…&route=…&service=…&policy=… (repeated or comma-separated).';
 
 /** The bucket and filters a query names, checked against the window; a 400 otherwise. */
 export function seriesOptionsOf(query: unknown, window: TimeWindow): SeriesOptions {
@@ -80,6 +86,8 @@ export function seriesOptionsOf(query: unknown, window: TimeWindow): SeriesOptio
     bucketSeconds: bucketMs / 1000,
     cohorts: parsed.data.cohort,
     primaryRoutes: parsed.data.route,
+    services: parsed.data.service,
+    policies: parsed.data.policy,
   };
 }
 
@@ -92,7 +100,7 @@ function isoOf(clickHouseTime: string): string {
 
 /**
  * Per cohort × primary route, the metrics of each bucket of tasks started in [from, to)
- * (v_cohort_route_timeseries): cost per successful task, success rate, fallback rate and reasons,
+ * (v_timeseries_metrics, cut by the options' cohorts, routes, services and policies): cost per successful task, success rate, fallback rate and reasons,
  * latency quantiles. Buckets without tasks are absent.
  */
 export async function buildTimeseries(
@@ -103,19 +111,17 @@ export async function buildTimeseries(
 ): Promise<Timeseries> {
   const rows = await queryFlat(
     store,
-    'v_cohort_route_timeseries',
+    'v_timeseries_metrics',
     await readChanged(store),
-    `SELECT *
-     FROM {view}
-     WHERE (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
-       AND (empty({routes:Array(String)}) OR has({routes:Array(String)}, primary_route))
-     ORDER BY cohort, primary_route, bucket_start`,
+    `SELECT * FROM {view} ORDER BY cohort, primary_route, bucket_start`,
     {
       from: toClickHouseTime(window.from),
       to: toClickHouseTime(window.to),
       bucket: options.bucketSeconds,
       cohorts: [...(options.cohorts ?? [])],
       routes: [...(options.primaryRoutes ?? [])],
+      services: [...(options.services ?? [])],
+      policies: [...(options.policies ?? [])],
     },
     seriesRow,
   );

@@ -205,15 +205,8 @@ export function renderCharts(
     return;
   }
   const selected = selectSeries(timeseries.value.series, view);
-  const caveat =
-    view.services.length + view.policies.length > 0
-      ? notice(
-          'note',
-          'The trends are not filtered by service or policy version (the time series API cuts by cohort and route only); the table above is.',
-        )
-      : null;
   if (selected.length === 0) {
-    fill(container, caveat, notice('empty', 'No tasks in this window to chart.'));
+    fill(container, notice('empty', 'No tasks in this window to chart.'));
     return;
   }
   const bucket = span(timeseries.value.bucketSeconds);
@@ -252,7 +245,6 @@ export function renderCharts(
   const figures = specs.map((spec) => ({ spec, ...figure(spec) }));
   fill(
     container,
-    caveat,
     figures.map((f) => f.element),
   );
   for (const f of figures) {

@@ -251,6 +251,8 @@ async function loadView(mine: number, signal: AbortSignal): Promise<void> {
     ...time,
     cohorts: single(view.cohorts),
     routes: single(view.routes),
+    services: view.services,
+    policies: view.policies,
   });
   seriesQuery.set('bucket', bucketOf(view));
 

@@ -1,9 +1,9 @@
 /**
  * The rollup views as flat queries, for the analyzer's own reads.
  *
- * v_tasks, v_window_metrics and v_cohort_route_timeseries (and so v_window_scores,
+ * v_tasks, v_window_metrics and v_timeseries_metrics (and so v_window_scores,
  * v_failure_concentration, v_cohort_route_window and v_overall_window, which read
- * v_window_metrics)
+ * v_window_metrics, and v_cohort_route_timeseries, which reads v_timeseries_metrics)
  * find the tasks changed since the last refresh themselves (scalar subqueries over
  * v_tasks_changed) and always carry the branch that computes those tasks from task_events
  * (v_tasks_live). That keeps them right for anyone who queries them, but ClickHouse plans the whole
@@ -28,7 +28,7 @@ import { sqlDir, splitStatements } from './migrations.js';
 import type { QueryParams, Store } from './store.js';
 
 /** The views that can be read flat. */
-export const FLAT_VIEWS = ['v_tasks', 'v_window_metrics', 'v_cohort_route_timeseries'] as const;
+export const FLAT_VIEWS = ['v_tasks', 'v_window_metrics', 'v_timeseries_metrics'] as const;
 export type FlatView = (typeof FLAT_VIEWS)[number];
 
 /** The tasks changed since the last refresh of the rollups, and the hours their spans started in. */

@@ -412,23 +412,41 @@ async function expectConcentrationEqualRaw(): Promise<void> {
   expect(groups).toBeGreaterThan(0);
 }
 
-/** Each bucket of v_cohort_route_timeseries equal to the raw tasks started in it. */
-async function expectTimeseriesEqualRaw(bucketSeconds: number): Promise<void> {
+/**
+ * Each bucket of v_timeseries_metrics equal to the raw tasks started in it, of the cohorts, routes,
+ * services and policy versions of `filter`; unfiltered, v_cohort_route_timeseries gives the same.
+ */
+async function expectTimeseriesEqualRaw(
+  bucketSeconds: number,
+  filter: Record<string, string[]> = {},
+): Promise<void> {
   const params = {
     from: toClickHouseTime(dateAt(-30 * HOUR + 17 * 60_000)),
     to: toClickHouseTime(dateAt(3 * HOUR)),
     bucket: bucketSeconds,
+    cohorts: filter['cohorts'] ?? [],
+    routes: filter['routes'] ?? [],
+    services: filter['services'] ?? [],
+    policies: filter['policies'] ?? [],
   };
   const columns =
     'tasks, successes, failures, known_outcomes, success_rate, total_cost_usd, cost_per_successful_task, fallbacks, fallback_rate, cascades, invisible_fallbacks, top_fallback_reasons, ' +
     'p95_calls_per_task, loop_rate, total_model_calls, unpriced_model_calls, http_counted_model_calls, retried_model_calls, total_http_retries, total_retry_wait_ms';
-  const rollups = await temp.store.query(
-    `SELECT toString(bucket_start) AS bucket, cohort, primary_route, ${columns}
-     FROM v_cohort_route_timeseries(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, bucket = {bucket:UInt32})
-     ORDER BY bucket, cohort, primary_route`,
-    params,
-    anyRow,
+  const range =
+    "from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, bucket = {bucket:UInt32}";
+  const readSeries = (view: string, lists: string) =>
+    temp.store.query(
+      `SELECT toString(bucket_start) AS bucket, cohort, primary_route, ${columns}
+       FROM ${view}(${range}${lists}) ORDER BY bucket, cohort, primary_route`,
+      params,
+      anyRow,
+    );
+  const rollups = await readSeries(
+    'v_timeseries_metrics',
+    ', cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)}, services = {services:Array(String)}, policies = {policies:Array(String)}',
   );
+  if (Object.keys(filter).length === 0)
+    expect(await readSeries('v_cohort_route_timeseries', '')).toEqual(rollups);
   // The raw tasks, bucketed here, with v_cohort_route_window_from_spans' definitions.
   const raw = await temp.store.query(
     `SELECT toString(toDateTime64(toStartOfInterval(started_at, toIntervalSecond({bucket:UInt32})), 9, 'UTC')) AS bucket, cohort, primary_route,
@@ -447,6 +465,10 @@ async function expectTimeseriesEqualRaw(bucketSeconds: number): Promise<void> {
        sum(http_retries) AS total_http_retries, sum(retry_wait_ms) AS total_retry_wait_ms
      FROM v_tasks_from_spans
      WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')} AND eval_run = ''
+       AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
+       AND (empty({routes:Array(String)}) OR has({routes:Array(String)}, primary_route))
+       AND (empty({services:Array(String)}) OR has({services:Array(String)}, service_name))
+       AND (empty({policies:Array(String)}) OR has({policies:Array(String)}, policy_version))
      GROUP BY bucket, cohort, primary_route ORDER BY bucket, cohort, primary_route`,
     params,
     anyRow,
@@ -583,7 +605,7 @@ async function expectFlatEqualViewsIn(
   const args: Record<(typeof FLAT_VIEWS)[number], string> = {
     v_tasks: '',
     v_window_metrics: `(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)}, services = {services:Array(String)}, policies = {policies:Array(String)})`,
-    v_cohort_route_timeseries: `(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, bucket = {bucket:UInt32})`,
+    v_timeseries_metrics: `(from = {from:DateTime64(9, 'UTC')}, to = {to:DateTime64(9, 'UTC')}, bucket = {bucket:UInt32}, cohorts = {cohorts:Array(String)}, routes = {routes:Array(String)}, services = {services:Array(String)}, policies = {policies:Array(String)})`,
   };
   for (const filter of [NO_FILTER, { ...NO_FILTER, cohorts: ['cohort-03', 'scenario'] }]) {
     for (const view of FLAT_VIEWS) {
@@ -632,6 +654,8 @@ async function expectAllEqualRaw(): Promise<void> {
   await expectWindowsEqualRaw();
   await expectConcentrationEqualRaw();
   for (const bucket of [900, 3600, 86_400]) await expectTimeseriesEqualRaw(bucket);
+  // Cut before the sums: a policy version's or a service's buckets hold its own tasks only.
+  for (const filter of FILTERS.slice(1)) await expectTimeseriesEqualRaw(3600, filter);
   await expectScoresEqualRaw();
   await expectFlatEqualViews();
 }

@@ -21,10 +21,15 @@ function task(
   startMs: number,
   outcome: string,
   fallback = false,
+  policy?: string,
 ): TestSpan[] {
   const id = `${cohort}-${startMs}`;
   const traceId = hexId(16);
-  const common = { 'routewatch.task.id': id, 'routewatch.cohort': cohort };
+  const common = {
+    'routewatch.task.id': id,
+    'routewatch.cohort': cohort,
+    ...(policy ? { 'routewatch.policy.version': policy } : {}),
+  };
   const attempt = (n: number, r: string, at: number, reason?: string): TestSpan[] => [
     {
       traceId,
@@ -72,9 +77,9 @@ beforeAll(async () => {
   rw = await testApp(temp.store);
   const spans = [
     ...task('faq', 'small', 5 * 60_000, 'success'),
-    ...task('faq', 'small', 20 * 60_000, 'failure', true),
+    ...task('faq', 'small', 20 * 60_000, 'failure', true, 'v2'),
     ...task('faq', 'small', HOUR + 5 * 60_000, 'success'),
-    ...task('faq', 'small', 2 * HOUR + 5 * 60_000, 'success', true),
+    ...task('faq', 'small', 2 * HOUR + 5 * 60_000, 'success', true, 'v2'),
     ...task('policy', 'large', HOUR + 30 * 60_000, 'success'),
   ];
   const res = await rw.app.inject({
@@ -91,7 +96,7 @@ beforeAll(async () => {
     method: 'POST',
     url: '/v1/traces',
     headers: { 'content-type': 'application/json' },
-    payload: JSON.stringify(otlpBody(task('faq', 'small', HOUR + 40 * 60_000, 'success'))),
+    payload: JSON.stringify(otlpBody(task('faq', 'small', HOUR + 40 * 60_000, 'success'), 'svc-b')),
   });
   await rw.writer.flush();
 });
@@ -144,6 +149,38 @@ describe('GET /api/v1/timeseries', () => {
     expect(body.series.map((s) => s.cohort)).toEqual(['policy']);
     const none = await get(`${window}&cohort=faq&route=large`);
     expect(none.json<Timeseries>().series).toEqual([]);
+  });
+
+  it("cuts by service and policy version before the sums: a version's buckets hold its own tasks", async () => {
+    // Review audit-B #1: the dashboard's charts of a canary (policy=…) drew every version's tasks.
+    const points = async (query: string) =>
+      (await get(`${window}&${query}`))
+        .json<Timeseries>()
+        .series.map((s) => [
+          s.cohort,
+          s.points.map((p) => [p.bucketStart, p.tasks, p.successes, p.fallbacks]),
+        ]);
+    expect(await points('policy=v2')).toEqual([
+      [
+        'faq',
+        [
+          [dateAt(0).toISOString(), 1, 0, 1],
+          [dateAt(2 * HOUR).toISOString(), 1, 1, 1],
+        ],
+      ],
+    ]);
+    expect(await points('service=svc-b')).toEqual([
+      ['faq', [[dateAt(HOUR).toISOString(), 1, 1, 0]]],
+    ]);
+    const totals = (await get(`${window}&service=test-service&cohort=faq`))
+      .json<Timeseries>()
+      .series.flatMap((series) => series.points)
+      .reduce(
+        (sum, p) => [sum[0]! + p.tasks, sum[1]! + p.successes, sum[2]! + p.fallbacks],
+        [0, 0, 0],
+      );
+    expect(totals).toEqual([4, 3, 2]);
+    expect(await points('policy=v9')).toEqual([]);
   });
 
   it('takes several cohorts or routes, comma-separated or repeated, as the report does', async () => {

@@ -62,7 +62,7 @@ describe('flatQuery', () => {
   });
 
   it('leaves views without a daily branch alone', () => {
-    for (const view of ['v_tasks', 'v_cohort_route_timeseries'] as const) {
+    for (const view of ['v_tasks', 'v_timeseries_metrics'] as const) {
       expect(flatQuery(view, { live: true, days: false })).toBe(
         flatQuery(view, { live: true, days: true }),
       );
