@@ -4,15 +4,21 @@
  * refused at once with a Retry-After, so that an exporter (10 s timeout by default) gets an
  * answer it can act on instead of a timeout, and the collector keeps storing at the rate the
  * store sustains. Bytes count from the first byte received until the answer is sent: bodies
- * being received, decoded and written alike.
+ * being received, decoded and written alike. The wait counts the bodies still arriving too: a
+ * burst of exports sent at once finds the queue empty, and each of them, admitted by that
+ * alone, would then wait behind all the others (review audit-A: 200 exporters at once, one in
+ * ten unanswered within 10 s).
  */
 export interface AdmissionOptions {
   /** ROUTEWATCH_MAX_INFLIGHT_BYTES */
   maxInflightBytes: number;
   /** ROUTEWATCH_MAX_QUEUE_WAIT */
   maxQueueWaitMs: number;
-  /** How long work admitted now would wait behind the work already queued. */
-  queuedWorkMs: () => number;
+  /**
+   * How long work admitted now would wait behind the work already queued and the `arrivingBytes`
+   * of admitted bodies still being received.
+   */
+  queuedWorkMs: (arrivingBytes: number) => number;
 }
 
 export type Admit =
@@ -20,12 +26,16 @@ export type Admit =
 
 export class AdmissionTicket {
   bytes = 0;
+  /** Its body is still being received (counted in `arrivingBytes`). */
+  arriving = true;
   released = false;
 }
 
 export interface AdmissionStats {
   inflightBytes: number;
   inflightRequests: number;
+  /** Of the in-flight bytes, those of bodies still being received. */
+  arrivingBytes: number;
   /** Requests refused before their body was read. */
   refused: number;
 }
@@ -33,7 +43,12 @@ export interface AdmissionStats {
 const retryAfter = (ms: number) => Math.min(60, Math.max(1, Math.ceil(ms / 1000)));
 
 export class Admission {
-  readonly stats: AdmissionStats = { inflightBytes: 0, inflightRequests: 0, refused: 0 };
+  readonly stats: AdmissionStats = {
+    inflightBytes: 0,
+    inflightRequests: 0,
+    arrivingBytes: 0,
+    refused: 0,
+  };
   readonly #options: AdmissionOptions;
 
   constructor(options: AdmissionOptions) {
@@ -42,12 +57,12 @@ export class Admission {
 
   /** Admits a request announcing `bytes` (0 when its length is not known yet). */
   admit(bytes: number): Admit {
-    const queuedMs = this.#options.queuedWorkMs();
+    const queuedMs = this.#options.queuedWorkMs(this.stats.arrivingBytes);
     if (queuedMs > this.#options.maxQueueWaitMs) {
       this.stats.refused++;
       return {
         ok: false,
-        reason: `the collector has about ${Math.ceil(queuedMs / 1000)} s of spans queued`,
+        reason: `the collector has about ${Math.ceil(queuedMs / 1000)} s of spans queued or arriving`,
         retryAfterSeconds: retryAfter(queuedMs),
       };
     }
@@ -73,8 +88,16 @@ export class Admission {
     return true;
   }
 
+  /** The admitted request's body is all received: it is queued work now, no longer arriving. */
+  arrived(ticket: AdmissionTicket): void {
+    if (!ticket.arriving || ticket.released) return;
+    ticket.arriving = false;
+    this.stats.arrivingBytes -= ticket.bytes;
+  }
+
   release(ticket: AdmissionTicket): void {
     if (ticket.released) return;
+    this.arrived(ticket);
     ticket.released = true;
     this.stats.inflightRequests--;
     this.stats.inflightBytes -= ticket.bytes;
@@ -91,5 +114,6 @@ export class Admission {
   #add(ticket: AdmissionTicket, bytes: number): void {
     ticket.bytes += bytes;
     this.stats.inflightBytes += bytes;
+    if (ticket.arriving) this.stats.arrivingBytes += bytes;
   }
 }

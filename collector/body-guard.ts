@@ -198,6 +198,8 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
       clearTimeout(total);
       clearTimeout(idle);
       stopListening?.();
+      // Received (or never to be): no longer work on its way.
+      admission.arrived(ticket);
     };
     guard.once('end', stop);
     guard.once('close', stop);

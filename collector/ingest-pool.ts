@@ -58,8 +58,11 @@ export interface IngestRunner {
    * ingest thread instead of copying it, and the caller must not read the body again.
    */
   run(body: Uint8Array, encoding: OtlpEncoding, handOver?: boolean): Promise<IngestResult>;
-  /** How long a body arriving now would wait before a thread takes it. */
-  estimatedWaitMs(): number;
+  /**
+   * How long a body arriving now would wait before a thread takes it, behind the bodies queued
+   * and `arrivingBytes` of bodies still being received.
+   */
+  estimatedWaitMs(arrivingBytes?: number): number;
   readonly stats: IngestStats;
   close(): Promise<void>;
 }
@@ -70,6 +73,8 @@ export interface IngestStats {
   queuedBytes: number;
   /** Threads replaced after they died (out of memory on a request, or a crash). */
   workerRestarts: number;
+  /** Bodies refused after waiting for a thread longer than the queue wait allowed. */
+  shed: number;
   /** Body bytes decoded per second, measured over recent requests. */
   bytesPerSecond: number;
   /** Per request: waiting for a thread (and handed to it), the thread's work, the answer's way back. */
@@ -83,6 +88,7 @@ function newIngestStats(): IngestStats {
     queued: 0,
     queuedBytes: 0,
     workerRestarts: 0,
+    shed: 0,
     bytesPerSecond: INITIAL_BYTES_PER_SECOND,
     waitMs: new LatencyHistogram(),
     workMs: new LatencyHistogram(),
@@ -99,6 +105,26 @@ export class IngestTooComplexError extends Error {
         '(ROUTEWATCH_INGEST_WORKER_HEAP_MB): send smaller batches',
     );
     this.name = 'IngestTooComplexError';
+  }
+}
+
+/**
+ * A body waited for a thread longer than ROUTEWATCH_MAX_QUEUE_WAIT: it is refused, not decoded,
+ * so that its exporter gets an answer it can act on (503 with Retry-After) before its own timeout
+ * (10 s by default), rather than none. Admission estimates the wait before a body is read; in a
+ * burst, or on a machine slower than measured, the estimate is short, and this bounds it.
+ */
+export class IngestQueueWaitError extends Error {
+  readonly code = 'INGEST_QUEUE_WAIT';
+  constructor(
+    waitedMs: number,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(
+      `the request waited ${(waitedMs / 1000).toFixed(1)} s for an ingest thread, longer than ` +
+        `ROUTEWATCH_MAX_QUEUE_WAIT: the collector is overloaded`,
+    );
+    this.name = 'IngestQueueWaitError';
   }
 }
 
@@ -167,6 +193,7 @@ export class IngestPool implements IngestRunner {
   readonly stats: IngestStats = newIngestStats();
   readonly #settings: IngestSettings;
   readonly #heapMb: number;
+  readonly #maxQueueWaitMs: number;
   readonly #slots: Slot[] = [];
   readonly #queue: Pending[] = [];
   #nextId = 1;
@@ -174,9 +201,10 @@ export class IngestPool implements IngestRunner {
   /** The share of received spans stored, smoothed over recent requests. */
   #storedShare = 1;
 
-  constructor(settings: IngestSettings, options: { workers: number; heapMb: number }) {
+  constructor(settings: IngestSettings, options: IngestPoolOptions) {
     this.#settings = settings;
     this.#heapMb = options.heapMb;
+    this.#maxQueueWaitMs = options.maxQueueWaitMs ?? Infinity;
     for (let i = 0; i < Math.max(1, options.workers); i++) this.#slots.push(this.#spawn());
   }
 
@@ -246,10 +274,11 @@ export class IngestPool implements IngestRunner {
     });
   }
 
-  estimatedWaitMs(): number {
+  estimatedWaitMs(arrivingBytes = 0): number {
     const busy = this.#slots.filter((s) => s.current !== undefined).length;
-    if (busy < this.#slots.length && this.#queue.length === 0) return 0;
-    return (this.stats.queuedBytes / this.stats.bytesPerSecond / this.#slots.length) * 1000;
+    const ahead = this.stats.queuedBytes + arrivingBytes;
+    if (ahead === 0 && busy < this.#slots.length) return 0;
+    return (ahead / this.stats.bytesPerSecond / this.#slots.length) * 1000;
   }
 
   async close(): Promise<void> {
@@ -314,15 +343,30 @@ export class IngestPool implements IngestRunner {
 
   #dispatch(): void {
     for (const slot of this.#slots) {
-      if (this.#queue.length === 0) return;
       if (slot.current !== undefined) continue;
-      const pending = this.#queue.shift()!;
-      this.stats.queued--;
-      this.stats.queuedBytes -= pending.bytes;
+      const pending = this.#next();
+      if (pending === undefined) return;
       slot.current = pending;
       slot.startedAt = performance.now();
       slot.worker.ref();
       slot.worker.postMessage(pending.task, [pending.task.body]);
+    }
+  }
+
+  /** The next body for a thread, once those that waited too long are refused. */
+  #next(): Pending | undefined {
+    for (;;) {
+      const pending = this.#queue.shift();
+      if (pending === undefined) return undefined;
+      this.stats.queued--;
+      this.stats.queuedBytes -= pending.bytes;
+      const waitedMs = epochNowMs() - pending.queuedAt;
+      if (waitedMs <= this.#maxQueueWaitMs) return pending;
+      this.stats.shed++;
+      // Retry once the rest of the queue has gone through, as admission would say.
+      pending.reject(
+        new IngestQueueWaitError(waitedMs, Math.max(1, Math.ceil(this.estimatedWaitMs() / 1000))),
+      );
     }
   }
 
@@ -371,9 +415,16 @@ export class InlineIngest implements IngestRunner {
   async close(): Promise<void> {}
 }
 
+export interface IngestPoolOptions {
+  workers: number;
+  heapMb: number;
+  /** ROUTEWATCH_MAX_QUEUE_WAIT: a body that waited longer for a thread is refused (no limit when absent). */
+  maxQueueWaitMs?: number;
+}
+
 export function createIngestRunner(
   settings: IngestSettings,
-  options: { workers: number; heapMb: number },
+  options: IngestPoolOptions,
 ): IngestRunner {
   return options.workers === 0 ? new InlineIngest(settings) : new IngestPool(settings, options);
 }

@@ -281,6 +281,12 @@ export function renderMetrics(sources: MetricsSources): string {
       'counter',
       ingest.workerRestarts,
     ],
+    [
+      'routewatch_ingest_shed_requests_total',
+      'Export requests refused with 503 after their body waited for an ingest thread longer than ROUTEWATCH_MAX_QUEUE_WAIT (overload the admission estimate missed).',
+      'counter',
+      ingest.shed,
+    ],
     ...walMetrics(sources.wal),
   ].map(([name, help, type, value]) => ({ name, help, type, value }) as Metric);
   const alerts = sources.alerts?.();

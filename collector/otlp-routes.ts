@@ -3,7 +3,7 @@ import { HttpError, badRequest, refused, toHttpError, unavailable } from '../ser
 import type { Admission } from './admission.js';
 import { decodeBody, guardBodies, refuseBeforeBody } from './body-guard.js';
 import type { BodyGuardOptions } from './body-guard.js';
-import { IngestTooComplexError } from './ingest-pool.js';
+import { IngestQueueWaitError, IngestTooComplexError } from './ingest-pool.js';
 import type { IngestRunner } from './ingest-pool.js';
 import type { IngestResult, OtlpEncoding } from './ingest.js';
 import { LatencyHistogram } from './latency-histogram.js';
@@ -177,6 +177,14 @@ export const otlpRoutes: FastifyPluginAsync<OtlpRoutesOptions> = async (app, opt
       }
       if (error instanceof IngestTooComplexError) {
         throw new HttpError(413, 'RESOURCE_EXHAUSTED', error.message, { cause: error });
+      }
+      if (error instanceof IngestQueueWaitError) {
+        throw refused(
+          'overloaded',
+          `${error.message}: retry after ${error.retryAfterSeconds} s`,
+          error.retryAfterSeconds,
+          error,
+        );
       }
       throw error;
     }

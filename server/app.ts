@@ -155,7 +155,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const admission = new Admission({
     maxInflightBytes: config.ROUTEWATCH_MAX_INFLIGHT_BYTES,
     maxQueueWaitMs: config.ROUTEWATCH_MAX_QUEUE_WAIT,
-    queuedWorkMs: () => deps.ingest.estimatedWaitMs() + deps.writer.estimatedDrainMs(),
+    queuedWorkMs: (arrivingBytes) =>
+      deps.ingest.estimatedWaitMs(arrivingBytes) + deps.writer.estimatedDrainMs(),
   });
   app.decorate('routewatch', { collector, admission: admission.stats });
 

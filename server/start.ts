@@ -211,6 +211,7 @@ export function ingestRunnerFor(config: Config): IngestRunner {
   return createIngestRunner(ingestSettings(config), {
     workers: config.ROUTEWATCH_INGEST_WORKERS,
     heapMb: config.ROUTEWATCH_INGEST_WORKER_HEAP_MB,
+    maxQueueWaitMs: config.ROUTEWATCH_MAX_QUEUE_WAIT,
   });
 }
 

@@ -167,6 +167,36 @@ describe('slow clients', () => {
   });
 });
 
+describe('a burst of exports', () => {
+  it('counts the bodies still arriving as work queued: a request behind them is refused with Retry-After', async () => {
+    // Review audit-A: 200 exporters sending at once each found the queue empty and were all
+    // admitted; the last waited past their 10 s timeout. At the starting rate (20 MiB/s, one
+    // thread), 4 MiB still arriving is 200 ms of work, over the 100 ms allowed here.
+    const { url, port } = await listening(temp.store, {
+      ROUTEWATCH_MAX_QUEUE_WAIT: '100ms',
+      ROUTEWATCH_BODY_IDLE_TIMEOUT: '30s',
+    });
+    const held = await stalledUpload(port, 4 * 1024 * 1024);
+    const behind = await fetch(`${url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(otlpBody([{ traceId: hexId(16), attributes: llm }])),
+    });
+    expect(behind.status).toBe(503);
+    expect(Number(behind.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await behind.json()) as { message: string }).message).toMatch(
+      /s of spans queued or arriving: retry after/,
+    );
+    // Once that body is no longer arriving, the same request is taken.
+    held.socket.destroy();
+    await held.answer;
+    await until(async () =>
+      /^routewatch_inflight_bytes 0$/m.test(await (await fetch(`${url}/metrics`)).text()),
+    );
+    expect(await sendOneSpan(url)).toBe(200);
+  });
+});
+
 describe('a chunked body past the size limit', () => {
   it.each(['/v1/traces', '/v1/outcomes'])(
     'gets 413 on %s, and the collector stays up once its timers would have fired',
@@ -351,6 +381,45 @@ describe('overload', () => {
     // Every acknowledged span is stored, exactly once; nothing of a refused request is.
     expect(await storedWith(ok.map((a) => a.traceId))).toBe(ok.length * 1000);
     expect(await storedWith(refused.map((a) => a.traceId))).toBe(0);
+  });
+
+  it('refuses with Retry-After a body that waited for an ingest thread longer than the queue wait, rather than answer it too late', async () => {
+    // Admission let it in (nothing queued then), but the request ahead of it takes longer than
+    // ROUTEWATCH_MAX_QUEUE_WAIT to decode: answered 503 when a thread is free, not decoded.
+    const { url } = await listening(temp.store, { ROUTEWATCH_MAX_QUEUE_WAIT: '100ms' });
+    const traceId = hexId(16);
+    const big = JSON.stringify(
+      otlpBody(Array.from({ length: 30_000 }, () => ({ traceId, attributes: llm }))),
+    );
+    const ahead = fetch(`${url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: big,
+    });
+    // Its body is in and on its way to the thread once the receive stage is timed.
+    await until(async () =>
+      /^routewatch_export_stage_seconds_count\{stage="receive"\} 1$/m.test(
+        await (await fetch(`${url}/metrics`)).text(),
+      ),
+    );
+    const behindTrace = hexId(16);
+    const behind = await fetch(`${url}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(otlpBody([{ traceId: behindTrace, attributes: llm }])),
+    });
+    expect((await ahead).status).toBe(200);
+    expect(behind.status).toBe(503);
+    expect(Number(behind.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await behind.json()) as { message: string }).message).toMatch(
+      /waited \d+\.\d s for an ingest thread, longer than ROUTEWATCH_MAX_QUEUE_WAIT/,
+    );
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/^routewatch_ingest_shed_requests_total 1$/m);
+    expect(await storedWith([traceId])).toBe(30_000);
+    expect(await storedWith([behindTrace])).toBe(0);
+    // Nothing waits now: the same request is taken.
+    expect(await sendOneSpan(url)).toBe(200);
   });
 
   it('serves health and metrics while a large request is decoded', async () => {

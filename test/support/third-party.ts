@@ -95,7 +95,7 @@ function comparingPaths(runner: IngestRunner, config: Config, mismatches: string
       }
       return runner.run(body, encoding);
     },
-    estimatedWaitMs: () => runner.estimatedWaitMs(),
+    estimatedWaitMs: (arrivingBytes?: number) => runner.estimatedWaitMs(arrivingBytes),
     get stats() {
       return runner.stats;
     },
