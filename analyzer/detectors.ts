@@ -1,4 +1,5 @@
 import { formatDuration, utcMinute } from '../server/time.js';
+import { latencyText } from './latency-text.js';
 import { isolate } from './name-list.js';
 import type { EvaluationSettings, Rule, RuleKind } from './rules.js';
 import { addCounts, emptyCounts, knownOutcomeSums } from './series.js';
@@ -1050,7 +1051,7 @@ function describe(
     : rule.kind === 'p95_regression' &&
         input.baselineP95Ms !== null &&
         input.baselineP95Ms !== undefined
-      ? ` (${Math.round(input.baselineP95Ms)} ms)`
+      ? ` (${latencyText(input.baselineP95Ms)})`
       : '';
   if (rule.kind === 'failure_concentration' && input.rest) {
     // The rest over the window shown; over the whole current window when it is not known.

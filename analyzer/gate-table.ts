@@ -1,4 +1,5 @@
 import { displayWidth, padEndTo, printable, tableLayout } from './text-width.js';
+import { latencyText } from './latency-text.js';
 import type { AdviceReport } from './advice.js';
 import type { CohortComparison, Figure, GateCohort, GateResult } from './gate.js';
 
@@ -11,7 +12,7 @@ const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)}
 const points = (v: number | null) =>
   v === null ? '—' : `${v >= 0 ? '+' : '−'}${Math.abs(v * 100).toFixed(1)} pts`;
 const usd = (v: number | null) => (v === null ? '—' : `$${v.toPrecision(3)}`);
-const ms = (v: number | null) => (v === null ? '—' : `${Math.round(v)} ms`);
+const ms = (v: number | null) => (v === null ? '—' : latencyText(v));
 
 function rateWithInterval(f: Figure): string {
   if (f.value === null) return '—';

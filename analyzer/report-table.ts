@@ -1,11 +1,12 @@
 import { displayWidth, padEndTo, printable, tableLayout } from './text-width.js';
+import { latencyText } from './latency-text.js';
 import type { CohortRouteMetrics, Report, ScoreSummary, WindowMetrics } from './report.js';
 import type { Interval } from './stats.js';
 
 const usd = (v: number | null) =>
   v === null ? '—' : v >= 0.01 ? `$${v.toFixed(4)}` : `$${v.toFixed(6)}`;
 const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(1)}%`);
-const ms = (v: number | null) => (v === null ? '—' : `${Math.round(v)} ms`);
+const ms = (v: number | null) => (v === null ? '—' : latencyText(v));
 
 /** `90.2% (88.4–91.8)`: a rate with its 95 % interval. */
 const rateWithInterval = (v: number | null, i: Interval | null) =>

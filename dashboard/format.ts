@@ -1,4 +1,5 @@
 import { isolate } from '../analyzer/name-list.js';
+import { latencyText } from '../analyzer/latency-text.js';
 /**
  * How the dashboard writes figures, as the CLI report and the alert messages do: dollars to three
  * significant digits, rates as percentages with one decimal, latencies in ms or s, times in UTC.
@@ -30,6 +31,7 @@ export function pctRange(interval: { lower: number; upper: number } | null): str
 export function latency(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return DASH;
   if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms >= 120_000) return latencyText(ms);
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
 }
 

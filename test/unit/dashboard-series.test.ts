@@ -159,6 +159,10 @@ describe('the dashboard’s figures', () => {
     expect(pct(0.936)).toBe('93.6 %');
     expect(latency(850.4)).toBe('850 ms');
     expect(latency(1234)).toBe('1.23 s');
+    expect(latency(45_000)).toBe('45.0 s');
+    // Review audit-B: a 3-hour p95 read "10800000 ms" in the report.
+    expect(latency(3 * 3_600_000)).toBe('3.0 h');
+    expect(latency(300_000)).toBe('5.0 min');
     expect(utc('2026-12-02T10:05:00.000Z')).toBe('2026-12-02 10:05 UTC');
     expect(utc('2026-12-02T10:05:07.000Z')).toBe('2026-12-02 10:05:07 UTC');
     expect(span(300)).toBe('5 min');
