@@ -226,7 +226,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         .map((a) => `${a.cohort} × ${a.route}`)
         .filter((where) => firingBefore.has(where) && !firing.has(where));
       const held = [...new Set(stillFiring)];
-      out(alertOutcome([...firing], held, options.dataDir));
+      // The degraded cohort × route's tasks after the change: what its rules had to judge.
+      const degraded = parts
+        .slice(1)
+        .flatMap((p) => p.tasks)
+        .filter((t) => t.cohort === 'extraction' && t.primaryRoute === 'small').length;
+      out(
+        alertOutcome([...firing], held, options.dataDir, {
+          degraded,
+          minTasks: demoRules(thisRun, new Date()).evaluation.minTasks,
+        }),
+      );
       const notifier = routewatch.notifier;
       if (notifier) await waitForDelivery(() => notifier.stats(), out);
     }
@@ -309,6 +319,19 @@ const UNDER_START =
   "Under start's own rules, whose trailing 7-day baseline the demo's minutes do not fill, they " +
   'stay firing with no verdict, then close unjudged (holdWithoutVerdict, docs/rules.md).';
 
+/** Why a degraded run raised nothing: too few of the degraded route's tasks to judge. */
+function noAlertWhy(evidence: { degraded: number; minTasks: number } | undefined): string {
+  if (evidence === undefined) return '';
+  const few =
+    evidence.degraded < evidence.minTasks
+      ? `fewer than the ${evidence.minTasks} a rule judges at all`
+      : "too few for the evidence to reach the rules' threshold";
+  return (
+    `: extraction × small ran ${evidence.degraded} task${evidence.degraded === 1 ? '' : 's'} after the change, ${few}. ` +
+    'Run more --tasks (3000 by default) to see it caught'
+  );
+}
+
 /**
  * The demo's last word on alerts: which cohort × route fired in this run, and which were already
  * firing from an earlier run kept in the same data directory (and did not fire again).
@@ -317,6 +340,8 @@ export function alertOutcome(
   fired: readonly string[],
   earlier: readonly string[],
   dataDir: string | undefined,
+  /** Tasks of extraction × small after the change, and the fewest a rule judges. */
+  evidence?: { degraded: number; minTasks: number },
 ): string {
   const kept = `kept in ${dataDir ?? 'this data directory'}`;
   const were = (list: readonly string[]) => (list.length === 1 ? 'was' : 'were');
@@ -326,7 +351,7 @@ export function alertOutcome(
           `from an earlier run ${kept}, and still ${earlier.length === 1 ? 'is' : 'are'} ` +
           '(an alert notifies when it fires, then only every repeat interval). ' +
           'A fresh --data-dir shows an alert fire.\n'
-      : '\nNo alert fired.\n';
+      : `\nNo alert fired${noAlertWhy(evidence)}.\n`;
   }
   return (
     `\nAlerts fired for ${fired.join(', ')} only` +

@@ -17,6 +17,13 @@ describe("the demo's last word on alerts", () => {
       /^\nNo new alert fired: a × small, b × small were already firing from an earlier run kept in this data directory, and still are/,
     );
     expect(alertOutcome([], [], undefined)).toBe('\nNo alert fired.\n');
+    // Review audit-A: `demo --tasks 400` said "No alert fired." and no more.
+    expect(alertOutcome([], [], undefined, { degraded: 41, minTasks: 60 })).toBe(
+      '\nNo alert fired: extraction × small ran 41 tasks after the change, fewer than the 60 a rule judges at all. Run more --tasks (3000 by default) to see it caught.\n',
+    );
+    expect(alertOutcome([], [], undefined, { degraded: 90, minTasks: 60 })).toMatch(
+      /ran 90 tasks after the change, too few for the evidence to reach the rules' threshold\. Run more --tasks/,
+    );
     expect(alertOutcome(['x × small'], [], undefined)).toMatch(/temporary directory, now removed/);
   });
 });
