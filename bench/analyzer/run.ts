@@ -38,6 +38,7 @@ import {
 } from './generate.js';
 import type { IngestFigures } from './ingest.js';
 import { benchArgs } from '../cli-args.js';
+import { progressReporter } from '../../cli/progress.js';
 
 const USAGE = `Usage: npm run bench:analyzer -- [--spans 10000000] [--rounds 5] [--ingest-spans 100000]
        [--ingest-rounds 3] [--no-ingest]`;
@@ -183,19 +184,26 @@ async function main(): Promise<void> {
         periodDays: DAYS,
       });
 
+    // Minutes at the large sizes: a progress line on stderr (the figures go to stdout).
+    const batches = Math.ceil(TASKS / TASKS_PER_INSERT);
+    const progress = progressReporter(process.stderr, 'insert batches', 2 * batches);
+    let inserted = 0;
     const load = await timed(async () => {
       for (let first = 0; first < TASKS; first += TASKS_PER_INSERT) {
         const taskCount = Math.min(TASKS_PER_INSERT, TASKS - first);
         await store.exec(insertSpansSql('main'), params(first, taskCount));
         await store.exec(insertLateOutcomesSql(), params(first, taskCount));
+        progress.update(++inserted);
       }
       // Later: retried exports of 1 % of tasks, and the primary-route spans of another 1 %.
       for (let first = 0; first < TASKS; first += TASKS_PER_INSERT) {
         const taskCount = Math.min(TASKS_PER_INSERT, TASKS - first);
         await store.exec(insertSpansSql('duplicated'), params(first, taskCount));
         await store.exec(insertSpansSql('withheld'), params(first, taskCount));
+        progress.update(++inserted);
       }
     });
+    progress.finish();
     const [stored] = await store.query(
       'SELECT count() AS spans, (SELECT count() FROM late_outcomes) AS reports FROM spans',
       {},
