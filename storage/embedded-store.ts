@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { z } from 'zod';
@@ -59,8 +59,13 @@ export class EmbeddedStore implements Store {
           '(ROUTEWATCH_URL / --url), or choose another data directory.',
         { cause },
       );
-    // Asked only once the open failed: a `status` file left by a process that died may name a
-    // PID another process has since taken, and the engine opens such a directory anyway.
+    // A process that has the directory's `status` file open holds it (the engine locks that
+    // file): refused before the engine tries, which would print its own "Cannot lock file" line
+    // on stderr ahead of this message.
+    const holder = holdingProcess(location);
+    if (holder !== undefined && hasOpen(holder, join(location, 'status'))) throw held(holder);
+    // Otherwise asked only once the open failed: a `status` file left by a process that died may
+    // name a PID another process has since taken, and the engine opens such a directory anyway.
     try {
       makeDirectory(location, PRIVATE_DIRECTORY);
       const session = new chdb.Session(location, {
@@ -186,6 +191,27 @@ export class EmbeddedStore implements Store {
  * `status` while it holds the directory and removes the file when it lets go; a file left by a
  * process that died names a PID that no longer runs.
  */
+/**
+ * Whether process `pid` has `path` open, where the system says (Linux's /proc; false elsewhere,
+ * or for another user's process).
+ */
+function hasOpen(pid: number, path: string): boolean {
+  const fds = `/proc/${pid}/fd`;
+  let entries: string[];
+  try {
+    entries = readdirSync(fds);
+  } catch {
+    return false;
+  }
+  return entries.some((fd) => {
+    try {
+      return readlinkSync(join(fds, fd)) === path;
+    } catch {
+      return false;
+    }
+  });
+}
+
 export function holdingProcess(dir: string): number | undefined {
   let status: string;
   try {

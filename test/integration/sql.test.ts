@@ -318,8 +318,10 @@ describe('routewatch sql on a running instance', () => {
     const run = await runCli(['sql', '--data-dir', dataDir, 'SELECT 1']);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
-      /is held by a running routewatch \(process \d+\).*routewatch sql --url/,
+      /^routewatch: .* is held by a running routewatch \(process \d+\).*routewatch sql --url/,
     );
+    // Review audit-B: the engine's own "Code: 76 … Cannot lock file" line came first.
+    expect(run.stderr).not.toMatch(/Cannot lock file|DB::Exception/);
   });
 
   it.each([
