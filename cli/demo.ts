@@ -15,6 +15,7 @@ import { startMockLlm } from '../examples/mock-llm.js';
 import type { ProfileOverrides } from '../examples/mock-models.js';
 import { runExampleService } from '../examples/support-service.js';
 import { configWith, parseConfig } from '../server/config.js';
+import type { Config } from '../server/config.js';
 import { startRoutewatch } from '../server/start.js';
 import { progressReporter } from './progress.js';
 
@@ -85,6 +86,32 @@ function demoRules(before: { from: Date; to: Date }, now: Date): RuleSet {
 }
 
 /**
+ * The settings the demo runs routewatch with: a port of its own, evaluations of its own, the
+ * alert channels of the environment, as for `routewatch start`.
+ */
+export function demoSettings(
+  env: Pick<
+    Config,
+    'ROUTEWATCH_SLACK_WEBHOOK_URL' | 'ROUTEWATCH_WEBHOOK_URL' | 'ROUTEWATCH_PUBLIC_URL'
+  >,
+  where: { dataDir?: string | undefined; clickhouseUrl?: string | undefined },
+): Record<string, string> {
+  return {
+    ROUTEWATCH_PORT: '0',
+    ROUTEWATCH_EVALUATE_EVERY: '0',
+    ...(where.dataDir ? { ROUTEWATCH_DATA_DIR: where.dataDir } : {}),
+    ...(where.clickhouseUrl ? { CLICKHOUSE_URL: where.clickhouseUrl } : {}),
+    ...(env.ROUTEWATCH_SLACK_WEBHOOK_URL
+      ? { ROUTEWATCH_SLACK_WEBHOOK_URL: env.ROUTEWATCH_SLACK_WEBHOOK_URL }
+      : {}),
+    ...(env.ROUTEWATCH_WEBHOOK_URL ? { ROUTEWATCH_WEBHOOK_URL: env.ROUTEWATCH_WEBHOOK_URL } : {}),
+    // The messages' "Open the dashboard" links: the demo's own port is gone once it ends, so
+    // they point where `routewatch start` serves the kept data (or ROUTEWATCH_PUBLIC_URL).
+    ROUTEWATCH_PUBLIC_URL: env.ROUTEWATCH_PUBLIC_URL ?? new URL(DEMO_VIEW).origin,
+  };
+}
+
+/**
  * The whole pipeline on one machine: routewatch (collector + analyzer + embedded ClickHouse), a
  * local OpenAI-compatible simulated LLM, and the instrumented example service exporting through
  * the real OpenTelemetry SDK and OTLP/HTTP exporter. Halfway through, the simulated small model
@@ -103,16 +130,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   // Alert channels come from the environment, as for `routewatch start`.
   const env = parseConfig();
   const routewatch = await startRoutewatch(
-    configWith({
-      ROUTEWATCH_PORT: '0',
-      ROUTEWATCH_EVALUATE_EVERY: '0',
-      ...(dataDir ? { ROUTEWATCH_DATA_DIR: dataDir } : {}),
-      ...(options.clickhouseUrl ? { CLICKHOUSE_URL: options.clickhouseUrl } : {}),
-      ...(env.ROUTEWATCH_SLACK_WEBHOOK_URL
-        ? { ROUTEWATCH_SLACK_WEBHOOK_URL: env.ROUTEWATCH_SLACK_WEBHOOK_URL }
-        : {}),
-      ...(env.ROUTEWATCH_WEBHOOK_URL ? { ROUTEWATCH_WEBHOOK_URL: env.ROUTEWATCH_WEBHOOK_URL } : {}),
-    }),
+    configWith(demoSettings(env, { dataDir, clickhouseUrl: options.clickhouseUrl })),
   );
   const mock = await startMockLlm({ seed: options.seed, latencyScale: options.latencyScale });
   // Loaded here so that `routewatch start` never pulls the OpenTelemetry SDK into its process.

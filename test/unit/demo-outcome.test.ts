@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { alertOutcome } from '../../cli/demo.js';
+import { alertOutcome, demoSettings } from '../../cli/demo.js';
 
 describe("the demo's last word on alerts", () => {
   it('names the alerts an earlier run left firing beside the ones this run fired', () => {
@@ -25,5 +25,31 @@ describe("the demo's last word on alerts", () => {
       /ran 90 tasks after the change, too few for the evidence to reach the rules' threshold\. Run more --tasks/,
     );
     expect(alertOutcome(['x × small'], [], undefined)).toMatch(/temporary directory, now removed/);
+  });
+});
+
+describe('the demo’s settings', () => {
+  it('links its alert messages where `routewatch start` serves the data, not to its own port', () => {
+    // Review audit-B: the links named the demo's ephemeral port, gone once it ended.
+    const none = { ROUTEWATCH_SLACK_WEBHOOK_URL: undefined, ROUTEWATCH_WEBHOOK_URL: undefined };
+    expect(demoSettings({ ...none, ROUTEWATCH_PUBLIC_URL: undefined }, { dataDir: '/d' })).toEqual({
+      ROUTEWATCH_PORT: '0',
+      ROUTEWATCH_EVALUATE_EVERY: '0',
+      ROUTEWATCH_DATA_DIR: '/d',
+      ROUTEWATCH_PUBLIC_URL: 'http://127.0.0.1:4318',
+    });
+    const settings = demoSettings(
+      {
+        ROUTEWATCH_SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T/B/x',
+        ROUTEWATCH_WEBHOOK_URL: undefined,
+        ROUTEWATCH_PUBLIC_URL: 'https://routewatch.example.com',
+      },
+      { clickhouseUrl: 'http://ch:8123' },
+    );
+    expect(settings).toMatchObject({
+      CLICKHOUSE_URL: 'http://ch:8123',
+      ROUTEWATCH_SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T/B/x',
+      ROUTEWATCH_PUBLIC_URL: 'https://routewatch.example.com',
+    });
   });
 });
