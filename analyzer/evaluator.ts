@@ -1011,7 +1011,15 @@ export class Evaluator {
       };
     };
     const costs = [costOf(finding.route)];
-    if (finding.route !== largeRoute && currentByRoute.has(monitorKey(finding.cohort, largeRoute)))
+    // The large route beside it, over the same window; but not for cheaper_than_large, whose
+    // baseline line gives the large route's figure it was judged against (its whole window, or
+    // its history): a second figure for it, over the alarm's window, read as a contradiction
+    // (review audit-A: "large $0.0105, n = 85" above "Baseline $0.0103, n = 195").
+    if (
+      finding.route !== largeRoute &&
+      rule?.kind !== 'cheaper_than_large' &&
+      currentByRoute.has(monitorKey(finding.cohort, largeRoute))
+    )
       costs.push(costOf(largeRoute));
     const since = finding.current.since
       ? new Date(finding.current.since)

@@ -229,6 +229,21 @@ describe('alert rules on crafted traffic', () => {
     },
   );
 
+  it("give the large route's cost once in a cheaper_than_large message: the baseline it was judged against", async () => {
+    // Review audit-A: a second figure for the large route, over the alarm's window ("large
+    // $0.0105, n = 85"), sat above the baseline's ("$0.0103, n = 195").
+    const events = await rw.evaluator.alerts.history(200);
+    const cheaper = events.find(
+      (e) =>
+        e.kind === 'firing' &&
+        e.cohort === 'cheap' &&
+        e.message.finding.ruleId === 'cheaper_than_large',
+    );
+    expect(cheaper).toBeDefined();
+    expect(cheaper!.message.costs.map((c) => c.route)).toEqual(['small']);
+    expect(cheaper!.message.finding.baseline?.label).toMatch(/on large$/);
+  });
+
   it('fire nothing unrelated: each alert is its cohort’s rule or the same fact seen by a neighbour rule', () => {
     for (const alert of firing) {
       const scenario = SCENARIOS.find((s) => s.cohort === alert.cohort);
