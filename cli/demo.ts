@@ -94,7 +94,12 @@ export function demoSettings(
     Config,
     'ROUTEWATCH_SLACK_WEBHOOK_URL' | 'ROUTEWATCH_WEBHOOK_URL' | 'ROUTEWATCH_PUBLIC_URL'
   >,
-  where: { dataDir?: string | undefined; clickhouseUrl?: string | undefined },
+  where: {
+    dataDir?: string | undefined;
+    /** The data outlives the demo (--data-dir): `routewatch start` can serve it after. */
+    kept?: boolean;
+    clickhouseUrl?: string | undefined;
+  },
 ): Record<string, string> {
   return {
     ROUTEWATCH_PORT: '0',
@@ -106,8 +111,12 @@ export function demoSettings(
       : {}),
     ...(env.ROUTEWATCH_WEBHOOK_URL ? { ROUTEWATCH_WEBHOOK_URL: env.ROUTEWATCH_WEBHOOK_URL } : {}),
     // The messages' "Open the dashboard" links: the demo's own port is gone once it ends, so
-    // they point where `routewatch start` serves the kept data (or ROUTEWATCH_PUBLIC_URL).
-    ROUTEWATCH_PUBLIC_URL: env.ROUTEWATCH_PUBLIC_URL ?? new URL(DEMO_VIEW).origin,
+    // they point where `routewatch start` serves the kept data (or ROUTEWATCH_PUBLIC_URL). A
+    // temporary directory is removed at the end: there is nothing to serve, and a link to
+    // 4318 would open another store's dashboard, without the alert.
+    ...(env.ROUTEWATCH_PUBLIC_URL || where.kept
+      ? { ROUTEWATCH_PUBLIC_URL: env.ROUTEWATCH_PUBLIC_URL ?? new URL(DEMO_VIEW).origin }
+      : {}),
   };
 }
 
@@ -130,7 +139,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   // Alert channels come from the environment, as for `routewatch start`.
   const env = parseConfig();
   const routewatch = await startRoutewatch(
-    configWith(demoSettings(env, { dataDir, clickhouseUrl: options.clickhouseUrl })),
+    configWith(
+      demoSettings(env, {
+        dataDir,
+        kept: options.dataDir !== undefined,
+        clickhouseUrl: options.clickhouseUrl,
+      }),
+    ),
   );
   const mock = await startMockLlm({ seed: options.seed, latencyScale: options.latencyScale });
   // Loaded here so that `routewatch start` never pulls the OpenTelemetry SDK into its process.

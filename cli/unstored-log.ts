@@ -13,15 +13,17 @@ export function logOfDataDir(dataDir: string): string {
 
 /**
  * What the log still holds that the store does not have, as a warning line for stderr, or
- * undefined when it holds nothing. A routewatch killed (OOM, kill -9) before storing every
- * acknowledged batch leaves them there; `routewatch start` stores them first.
- * `leavesOut` says what the missing spans mean to the command that asks.
+ * undefined when it holds nothing, or when a running routewatch holds the log (its own backlog,
+ * which it is storing). A routewatch killed (OOM, kill -9) before storing every acknowledged
+ * batch leaves them there; `routewatch start` stores them first. `leavesOut` says what the
+ * missing spans mean to the command that asks.
  */
 export async function unstoredLogWarning(
   walDir: string,
   leavesOut: string,
 ): Promise<string | undefined> {
-  const { unstoredInLog } = await import('../collector/wal.js');
+  const { logHolder, unstoredInLog } = await import('../collector/wal.js');
+  if (logHolder(walDir) !== undefined) return undefined;
   const left = await unstoredInLog(walDir).catch(() => ({ records: 0, spans: 0 }));
   if (left.records === 0) return undefined;
   return (

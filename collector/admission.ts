@@ -4,10 +4,13 @@
  * refused at once with a Retry-After, so that an exporter (10 s timeout by default) gets an
  * answer it can act on instead of a timeout, and the collector keeps storing at the rate the
  * store sustains. Bytes count from the first byte received until the answer is sent: bodies
- * being received, decoded and written alike. The wait counts the bodies still arriving too: a
- * burst of exports sent at once finds the queue empty, and each of them, admitted by that
- * alone, would then wait behind all the others (review audit-A: 200 exporters at once, one in
- * ten unanswered within 10 s).
+ * being received, decoded and written alike. The wait counts the bytes received of bodies still
+ * arriving too: a burst of exports sent at once finds the queue empty, and each of them, admitted
+ * by that alone, would then wait behind all the others (review audit-A: 200 exporters at once,
+ * one in ten unanswered within 10 s). Received, not announced: a body trickling in over a slow
+ * link is no work for the decoding threads until it is here, and its announced length would
+ * have an idle collector refuse everyone for as long as it takes (diff-review-10 #1). A body that
+ * still waits too long for a thread is refused there (ingest-pool.ts, IngestQueueWaitError).
  */
 export interface AdmissionOptions {
   /** ROUTEWATCH_MAX_INFLIGHT_BYTES */
@@ -16,7 +19,7 @@ export interface AdmissionOptions {
   maxQueueWaitMs: number;
   /**
    * How long work admitted now would wait behind the work already queued and the `arrivingBytes`
-   * of admitted bodies still being received.
+   * received of admitted bodies still arriving.
    */
   queuedWorkMs: (arrivingBytes: number) => number;
 }
@@ -26,15 +29,16 @@ export type Admit =
 
 export class AdmissionTicket {
   bytes = 0;
-  /** Its body is still being received (counted in `arrivingBytes`). */
+  /** Its body is still being received: `received` is counted in `arrivingBytes`. */
   arriving = true;
+  received = 0;
   released = false;
 }
 
 export interface AdmissionStats {
   inflightBytes: number;
   inflightRequests: number;
-  /** Of the in-flight bytes, those of bodies still being received. */
+  /** The bytes received so far of bodies still being received. */
   arrivingBytes: number;
   /** Requests refused before their body was read. */
   refused: number;
@@ -88,11 +92,18 @@ export class Admission {
     return true;
   }
 
+  /** `bytes` more of an admitted request's body came in. */
+  receiving(ticket: AdmissionTicket, bytes: number): void {
+    if (!ticket.arriving || ticket.released) return;
+    ticket.received += bytes;
+    this.stats.arrivingBytes += bytes;
+  }
+
   /** The admitted request's body is all received: it is queued work now, no longer arriving. */
   arrived(ticket: AdmissionTicket): void {
     if (!ticket.arriving || ticket.released) return;
     ticket.arriving = false;
-    this.stats.arrivingBytes -= ticket.bytes;
+    this.stats.arrivingBytes -= ticket.received;
   }
 
   release(ticket: AdmissionTicket): void {
@@ -114,6 +125,5 @@ export class Admission {
   #add(ticket: AdmissionTicket, bytes: number): void {
     ticket.bytes += bytes;
     this.stats.inflightBytes += bytes;
-    if (ticket.arriving) this.stats.arrivingBytes += bytes;
   }
 }

@@ -141,6 +141,7 @@ export function guardBodies(app: FastifyInstance, options: BodyGuardOptions): vo
     const guard = new Transform({
       transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
         received += chunk.length;
+        admission.receiving(ticket, chunk.length);
         // Declared below; chunks only flow once the pipe starts, after it is set.
         idle.refresh();
         if (counted && ticket && !admission.grow(ticket, chunk.length)) {

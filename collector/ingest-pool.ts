@@ -175,6 +175,8 @@ interface Done {
 class Pending {
   /** When the request asked for a thread (epochNowMs). */
   readonly queuedAt = epochNowMs();
+  /** Refuses it once it has waited the longest it may (cleared when a thread takes it). */
+  expiry: ReturnType<typeof setTimeout> | undefined;
   constructor(
     readonly task: IngestTask,
     readonly bytes: number,
@@ -267,10 +269,17 @@ export class IngestPool implements IngestRunner {
   ): Promise<Done> {
     return new Promise((resolve, reject) => {
       const task: IngestTask = { id: this.#nextId++, body, encoding, nowMs, part };
-      this.#queue.push(new Pending(task, bytes, resolve, reject));
+      const pending = new Pending(task, bytes, resolve, reject);
+      this.#queue.push(pending);
       this.stats.queued++;
       this.stats.queuedBytes += bytes;
       this.#dispatch();
+      // Still queued: refused when its wait runs out, not when a thread frees (a long decode
+      // ahead of it would have it answered after its exporter gave up).
+      if (this.#queue.includes(pending) && Number.isFinite(this.#maxQueueWaitMs)) {
+        pending.expiry = setTimeout(() => this.#expire(pending), this.#maxQueueWaitMs);
+        pending.expiry.unref();
+      }
     });
   }
 
@@ -283,8 +292,10 @@ export class IngestPool implements IngestRunner {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const pending of this.#queue.splice(0))
+    for (const pending of this.#queue.splice(0)) {
+      clearTimeout(pending.expiry);
       pending.reject(new Error('the collector is stopping'));
+    }
     await Promise.all(this.#slots.map((slot) => slot.worker.terminate()));
   }
 
@@ -353,21 +364,38 @@ export class IngestPool implements IngestRunner {
     }
   }
 
-  /** The next body for a thread, once those that waited too long are refused. */
+  /**
+   * The next body for a thread, once those that waited too long are refused (their timers do it
+   * on time; this is for a timer held up behind a busy event loop).
+   */
   #next(): Pending | undefined {
     for (;;) {
       const pending = this.#queue.shift();
       if (pending === undefined) return undefined;
+      clearTimeout(pending.expiry);
       this.stats.queued--;
       this.stats.queuedBytes -= pending.bytes;
       const waitedMs = epochNowMs() - pending.queuedAt;
       if (waitedMs <= this.#maxQueueWaitMs) return pending;
-      this.stats.shed++;
-      // Retry once the rest of the queue has gone through, as admission would say.
-      pending.reject(
-        new IngestQueueWaitError(waitedMs, Math.max(1, Math.ceil(this.estimatedWaitMs() / 1000))),
-      );
+      this.#shed(pending, waitedMs);
     }
+  }
+
+  /** Its wait ran out while queued: out of the queue, refused. */
+  #expire(pending: Pending): void {
+    const index = this.#queue.indexOf(pending);
+    if (index < 0) return;
+    this.#queue.splice(index, 1);
+    this.stats.queued--;
+    this.stats.queuedBytes -= pending.bytes;
+    this.#shed(pending, epochNowMs() - pending.queuedAt);
+  }
+
+  #shed(pending: Pending, waitedMs: number): void {
+    this.stats.shed++;
+    // Retry once the rest of the queue has gone through, as admission would say (1 to 60 s).
+    const retryAfter = Math.min(60, Math.max(1, Math.ceil(this.estimatedWaitMs() / 1000)));
+    pending.reject(new IngestQueueWaitError(waitedMs, retryAfter));
   }
 
   #measure(bytes: number, elapsedMs: number): void {

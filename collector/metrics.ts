@@ -264,6 +264,12 @@ export function renderMetrics(sources: MetricsSources): string {
       admission.inflightBytes,
     ],
     [
+      'routewatch_arriving_bytes',
+      'Bytes received so far of ingest request bodies still arriving (counted as work queued by admission).',
+      'gauge',
+      admission.arrivingBytes,
+    ],
+    [
       'routewatch_inflight_requests',
       'Ingest requests being received, decoded or written.',
       'gauge',

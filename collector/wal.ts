@@ -761,12 +761,25 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** The running process other than this one that holds the log in `dir` (its LOCK), if any. */
+export function logHolder(dir: string): number | undefined {
+  let holder: number;
+  try {
+    holder = Number(readFileSync(join(dir, LOCK), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  return Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)
+    ? holder
+    : undefined;
+}
+
 /** One process per log: a LOCK file with the holder's pid; a dead holder's lock is taken over. */
 async function takeLock(dir: string): Promise<void> {
   const path = join(dir, LOCK);
   if (existsSync(path)) {
-    const holder = Number(readFileSync(path, 'utf8').trim());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
+    const holder = logHolder(dir);
+    if (holder !== undefined) {
       throw new WalError(
         'WAL_LOCKED',
         `the write-ahead log ${dir} is held by process ${holder}: stop it, or give this ` +

@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type * as Chdb from 'chdb';
 import type { z } from 'zod';
@@ -187,31 +187,34 @@ export class EmbeddedStore implements Store {
 }
 
 /**
- * The live process holding an embedded data directory, if any. The engine writes its PID to
- * `status` while it holds the directory and removes the file when it lets go; a file left by a
- * process that died names a PID that no longer runs.
- */
-/**
  * Whether process `pid` has `path` open, where the system says (Linux's /proc; false elsewhere,
  * or for another user's process).
  */
 function hasOpen(pid: number, path: string): boolean {
   const fds = `/proc/${pid}/fd`;
   let entries: string[];
+  let real: string;
   try {
     entries = readdirSync(fds);
+    // The links name the file by its real path (a data directory reached through a symlink).
+    real = realpathSync(path);
   } catch {
     return false;
   }
   return entries.some((fd) => {
     try {
-      return readlinkSync(join(fds, fd)) === path;
+      return readlinkSync(join(fds, fd)) === real;
     } catch {
       return false;
     }
   });
 }
 
+/**
+ * The live process holding an embedded data directory, if any. The engine writes its PID to
+ * `status` while it holds the directory and removes the file when it lets go; a file left by a
+ * process that died names a PID that no longer runs.
+ */
 export function holdingProcess(dir: string): number | undefined {
   let status: string;
   try {

@@ -168,15 +168,28 @@ describe('slow clients', () => {
 });
 
 describe('a burst of exports', () => {
-  it('counts the bodies still arriving as work queued: a request behind them is refused with Retry-After', async () => {
+  it('counts the bytes received of bodies still arriving as work queued: a request behind them is refused with Retry-After', async () => {
     // Review audit-A: 200 exporters sending at once each found the queue empty and were all
     // admitted; the last waited past their 10 s timeout. At the starting rate (20 MiB/s, one
-    // thread), 4 MiB still arriving is 200 ms of work, over the 100 ms allowed here.
+    // thread), 4 MiB received of a body still arriving is 200 ms of work, over the 100 ms allowed.
     const { url, port } = await listening(temp.store, {
       ROUTEWATCH_MAX_QUEUE_WAIT: '100ms',
       ROUTEWATCH_BODY_IDLE_TIMEOUT: '30s',
     });
-    const held = await stalledUpload(port, 4 * 1024 * 1024);
+    const fourMiB = 4 * 1024 * 1024;
+    // Bytes announced but not sent are no work yet (diff-review-10 #1: six stalled uploads of
+    // 20 MiB announced had an idle collector refuse everything).
+    const announcedOnly = await stalledUpload(port, 20 * 1024 * 1024);
+    expect(await sendOneSpan(url)).toBe(200);
+    announcedOnly.socket.destroy();
+    await announcedOnly.answer;
+    const held = await stalledUpload(port, fourMiB + 1024, fourMiB);
+    await until(async () => {
+      const arriving = /^routewatch_arriving_bytes (\d+)$/m.exec(
+        await (await fetch(`${url}/metrics`)).text(),
+      );
+      return Number(arriving?.[1]) >= fourMiB;
+    }, 'the 4 MiB to be received');
     const behind = await fetch(`${url}/v1/traces`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -403,12 +416,22 @@ describe('overload', () => {
       ),
     );
     const behindTrace = hexId(16);
+    const answered: string[] = [];
+    void ahead.then(() => answered.push('ahead'));
     const behind = await fetch(`${url}/v1/traces`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(otlpBody([{ traceId: behindTrace, attributes: llm }])),
     });
+    answered.push('behind');
+    // Refused when its wait ran out, while the decode ahead of it still went on (diff-review-10
+    // #2: it was answered only once the thread was free): no request's decode had ended then.
+    const decodes = /^routewatch_export_stage_seconds_count\{stage="ingest"\} (\d+)$/m.exec(
+      await (await fetch(`${url}/metrics`)).text(),
+    );
+    expect(Number(decodes?.[1] ?? 0)).toBe(0);
     expect((await ahead).status).toBe(200);
+    expect(answered).toEqual(['behind', 'ahead']);
     expect(behind.status).toBe(503);
     expect(Number(behind.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(((await behind.json()) as { message: string }).message).toMatch(

@@ -1,7 +1,14 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WriteAheadLog, encodeRecord } from '../../collector/wal.js';
 import { REPO_ROOT } from '../support/child-process.js';
@@ -322,6 +329,14 @@ describe('routewatch sql on a running instance', () => {
     );
     // Review audit-B: the engine's own "Code: 76 … Cannot lock file" line came first.
     expect(run.stderr).not.toMatch(/Cannot lock file|DB::Exception/);
+    // The same through a symlink to the directory (diff-review-10 #5).
+    const link = join(mkdtempSync(join(tmpdir(), 'routewatch-sql-link-')), 'data');
+    symlinkSync(dataDir, link);
+    const viaLink = await runCli(['sql', '--data-dir', link, 'SELECT 1']);
+    expect(viaLink.code).toBe(1);
+    expect(viaLink.stderr).toMatch(/is held by a running routewatch \(process \d+\)/);
+    expect(viaLink.stderr).not.toMatch(/Cannot lock file|DB::Exception/);
+    rmSync(dirname(link), { recursive: true, force: true });
   });
 
   it.each([

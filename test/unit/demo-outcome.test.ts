@@ -32,12 +32,15 @@ describe('the demo’s settings', () => {
   it('links its alert messages where `routewatch start` serves the data, not to its own port', () => {
     // Review audit-B: the links named the demo's ephemeral port, gone once it ended.
     const none = { ROUTEWATCH_SLACK_WEBHOOK_URL: undefined, ROUTEWATCH_WEBHOOK_URL: undefined };
-    expect(demoSettings({ ...none, ROUTEWATCH_PUBLIC_URL: undefined }, { dataDir: '/d' })).toEqual({
+    const unset = { ...none, ROUTEWATCH_PUBLIC_URL: undefined };
+    expect(demoSettings(unset, { dataDir: '/d', kept: true })).toEqual({
       ROUTEWATCH_PORT: '0',
       ROUTEWATCH_EVALUATE_EVERY: '0',
       ROUTEWATCH_DATA_DIR: '/d',
       ROUTEWATCH_PUBLIC_URL: 'http://127.0.0.1:4318',
     });
+    // A temporary directory, removed at the end: no link to another store's dashboard.
+    expect(demoSettings(unset, { dataDir: '/tmp/x' })).not.toHaveProperty('ROUTEWATCH_PUBLIC_URL');
     const settings = demoSettings(
       {
         ROUTEWATCH_SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T/B/x',
