@@ -1,6 +1,7 @@
 import { OpenAIInstrumentation } from '@arizeai/openinference-instrumentation-openai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { faults } from '../../examples/mock-faults.js';
 import type { MockLlm } from '../../examples/mock-llm.js';
 import { callCostUsd } from '../../examples/pricing-truth.js';
 import { runAttempt, runTask } from '../../instrumentation/src/index.js';
@@ -82,5 +83,34 @@ describe('@arizeai/openinference-instrumentation-openai end to end', () => {
       cost_note: 'no_usage',
       cost_usd: 0,
     });
+  });
+  it('counts the SDK’s own retries of a call on its span, through the span OpenInference wraps', async () => {
+    // Review audit-C: OpenInference's active span is an OISpan wrapping the SDK's span, whose
+    // attributes the counting could not read: 4 requests made, http_attempts 0.
+    const retrying = new OpenAI({ apiKey: 'test', baseURL: llm.url }); // the default maxRetries
+    llm.setFaults([faults.status('gpt-4o', 429, { times: 2, retryAfterSeconds: 0.02 })]);
+    const before = llm.requests;
+    try {
+      await retrying.chat.completions.create({ model: 'gpt-4o', messages: QUESTION });
+    } finally {
+      llm.setFaults([]);
+    }
+    expect(llm.requests - before).toBe(3);
+    await tracing.flush();
+    await collector.app.writer.flush();
+    const res = await collector.app.app.inject({
+      method: 'POST',
+      url: '/api/v1/sql',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({
+        sql: `SELECT http_attempts, http_retry_wait_ms FROM spans FINAL
+              WHERE kind = 'llm' AND request_model = 'gpt-4o' AND cost_source = 'price_table'`,
+      }),
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    const rows = (res.json() as { rows: unknown[][] }).rows.map((r) => r.map(Number));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]![0]).toBe(3);
+    expect(rows[0]![1]).toBeGreaterThanOrEqual(40);
   });
 });

@@ -186,11 +186,15 @@ const VERCEL_MODEL_CALL = /\.do[A-Z][A-Za-z]*$/;
 /**
  * Whether a span is a model call: one of ours, or a foreign span whose attributes at the time of
  * the request say so, by the markers the collector reads (collector/normalize.ts `isModelCall`).
- * Foreign spans are read through `attributes`, which the OpenTelemetry SDK's spans expose.
+ * Foreign spans are read through `attributes`, which the OpenTelemetry SDK's spans expose; a
+ * wrapper around one (OpenInference makes its active span an `OISpan` holding the SDK's span as
+ * `span`) through the span it wraps.
  */
 function isModelCall(span: Span): boolean {
   if (ownModelCalls.has(span)) return true;
-  const attributes = (span as { attributes?: unknown }).attributes;
+  const attributes =
+    (span as { attributes?: unknown }).attributes ??
+    (span as { span?: { attributes?: unknown } }).span?.attributes;
   if (typeof attributes !== 'object' || attributes === null) return false;
   const a = attributes as Record<string, unknown>;
   const vercel = a['ai.operationId'];
