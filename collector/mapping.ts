@@ -174,7 +174,13 @@ function jsonPath(text: string, path: string[]): string | undefined {
   return undefined;
 }
 
-function compileSource(source: MappingSource): Reader {
+/** An outcome written another way (`SUCCESS`, `"success "`) as the outcome it names. */
+function canonicalOutcome(value: string): string {
+  const plain = value.trim().toLowerCase();
+  return (OUTCOMES as readonly string[]).includes(plain) ? plain : value;
+}
+
+function compileSource(source: MappingSource, field: MappedField): Reader {
   const key = (source.attribute ?? source.resource)!;
   const fromResource = source.resource !== undefined;
   const path = source.json?.split('.');
@@ -190,7 +196,9 @@ function compileSource(source: MappingSource): Reader {
     }
     if (value === undefined || value === '') return undefined;
     // Own keys only: a value such as `constructor` or `__proto__` is kept as sent.
-    return renames && Object.hasOwn(renames, value) ? renames[value]! : value;
+    if (renames && Object.hasOwn(renames, value)) return renames[value]!;
+    // An outcome in other case or with spaces around it is that outcome, not `unknown`.
+    return field === 'outcome' ? canonicalOutcome(value) : value;
   };
 }
 
@@ -215,7 +223,8 @@ export function compileMapping(rules: MappingRules): Mapping {
   const fields: [MappedField, Reader[]][] = [];
   for (const field of MAPPED_FIELDS) {
     const sources = rules.fields[field];
-    if (sources && sources.length > 0) fields.push([field, sources.map(compileSource)]);
+    if (sources && sources.length > 0)
+      fields.push([field, sources.map((source) => compileSource(source, field))]);
   }
   const conditions = rules.task_spans.map(compileCondition);
   const taskSpanAttributes = [

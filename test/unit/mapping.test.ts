@@ -124,6 +124,30 @@ fields:
     });
   });
 
+  it('reads an outcome in another case or with spaces around it as that outcome', () => {
+    // Review audit-C F4: `SUCCESS` and "success " were stored as unknown without a word.
+    const mapping = compileMapping(
+      parseMappingFile(`
+fields:
+  outcome:
+    - attribute: app.outcome
+      values: { resolved: success, Resolved: success }
+  cohort:
+    - attribute: app.cohort
+`),
+    );
+    const outcome = (value: string) =>
+      mapping.derive(span({ 'app.outcome': value, 'app.cohort': value })).outcome;
+    expect(outcome('SUCCESS')).toBe('success');
+    expect(outcome('success ')).toBe('success');
+    expect(outcome(' Failure')).toBe('failure');
+    expect(outcome('resolved')).toBe('success');
+    expect(outcome('Resolved')).toBe('success');
+    // Other values are kept as sent (stored as unknown), and other fields are not touched.
+    expect(outcome('RESOLVED')).toBe('RESOLVED');
+    expect(mapping.derive(span({ 'app.cohort': 'FAQ ' })).cohort).toBe('FAQ ');
+  });
+
   it('matches task spans on every part of a condition', () => {
     const mapping = compileMapping(
       parseMappingFile(`
