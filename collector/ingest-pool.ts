@@ -270,16 +270,16 @@ export class IngestPool implements IngestRunner {
     return new Promise((resolve, reject) => {
       const task: IngestTask = { id: this.#nextId++, body, encoding, nowMs, part };
       const pending = new Pending(task, bytes, resolve, reject);
+      // Refused when its wait runs out, not when a thread frees (a long decode ahead of it would
+      // have it answered after its exporter gave up); the timer goes when a thread takes it.
+      if (Number.isFinite(this.#maxQueueWaitMs)) {
+        pending.expiry = setTimeout(() => this.#expire(pending), this.#maxQueueWaitMs);
+        pending.expiry.unref();
+      }
       this.#queue.push(pending);
       this.stats.queued++;
       this.stats.queuedBytes += bytes;
       this.#dispatch();
-      // Still queued: refused when its wait runs out, not when a thread frees (a long decode
-      // ahead of it would have it answered after its exporter gave up).
-      if (this.#queue.includes(pending) && Number.isFinite(this.#maxQueueWaitMs)) {
-        pending.expiry = setTimeout(() => this.#expire(pending), this.#maxQueueWaitMs);
-        pending.expiry.unref();
-      }
     });
   }
 
