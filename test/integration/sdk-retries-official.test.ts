@@ -54,33 +54,26 @@ describe('SDK retries on the official OpenTelemetry OpenAI instrumentation’s s
     });
     expect(llm.requests - before).toBe(3);
     await tracing.flush();
-    await collector.app.writer.flush();
-    const res = await collector.app.app.inject({
-      method: 'POST',
-      url: '/api/v1/sql',
-      headers: { 'content-type': 'application/json' },
-      payload: JSON.stringify({
-        sql: `SELECT scope_name, http_attempts, http_retry_wait_ms FROM spans FINAL WHERE kind = 'llm'`,
-      }),
-    });
-    expect(res.statusCode, res.body).toBe(200);
-    const { rows } = z
-      .object({ rows: z.array(z.tuple([z.string(), z.coerce.number(), z.coerce.number()])) })
-      .parse(res.json());
+    const rows = (
+      await collector.sqlRows(
+        `SELECT scope_name, http_attempts, http_retry_wait_ms FROM spans FINAL WHERE kind = 'llm'`,
+      )
+    ).map((row) =>
+      z
+        .tuple([z.string(), z.coerce.number(), z.coerce.number()])
+        .parse([row['scope_name'], row['http_attempts'], row['http_retry_wait_ms']]),
+    );
     expect(rows).toHaveLength(1);
     const [scope, attempts, waitMs] = rows[0]!;
     expect(scope).toBe('@opentelemetry/instrumentation-openai');
     expect(attempts).toBe(3);
     expect(waitMs).toBeGreaterThanOrEqual(40);
 
-    const view = await collector.app.app.inject({
-      method: 'POST',
-      url: '/api/v1/sql',
-      headers: { 'content-type': 'application/json' },
-      payload: JSON.stringify({
-        sql: `SELECT retried_calls, http_retries FROM v_tasks WHERE task_id = '${taskId}'`,
-      }),
-    });
-    expect((view.json() as { rows: unknown[][] }).rows.map((r) => r.map(Number))).toEqual([[1, 2]]);
+    const view = await collector.sqlRows(
+      `SELECT retried_calls, http_retries FROM v_tasks WHERE task_id = '${taskId}'`,
+    );
+    expect(view.map((r) => [Number(r['retried_calls']), Number(r['http_retries'])])).toEqual([
+      [1, 2],
+    ]);
   });
 });

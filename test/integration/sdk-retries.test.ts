@@ -105,16 +105,7 @@ const ask = [{ role: 'user' as const, content: 'hi' }];
 /** Rows of a query through POST /api/v1/sql (the read-only path), as objects. */
 async function sql(query: string): Promise<Record<string, unknown>[]> {
   await tracing.flush();
-  await collector.app.writer.flush();
-  const res = await collector.app.app.inject({
-    method: 'POST',
-    url: '/api/v1/sql',
-    headers: { 'content-type': 'application/json' },
-    payload: JSON.stringify({ sql: query }),
-  });
-  expect(res.statusCode, res.body).toBe(200);
-  const { columns, rows } = res.json() as { columns: { name: string }[]; rows: unknown[][] };
-  return rows.map((row) => Object.fromEntries(columns.map((c, i) => [c.name, row[i]])));
+  return collector.sqlRows(query);
 }
 
 /** The stored model call of a requested model: its HTTP requests, wait and status. */

@@ -97,18 +97,12 @@ describe('@arizeai/openinference-instrumentation-openai end to end', () => {
     }
     expect(llm.requests - before).toBe(3);
     await tracing.flush();
-    await collector.app.writer.flush();
-    const res = await collector.app.app.inject({
-      method: 'POST',
-      url: '/api/v1/sql',
-      headers: { 'content-type': 'application/json' },
-      payload: JSON.stringify({
-        sql: `SELECT http_attempts, http_retry_wait_ms FROM spans FINAL
-              WHERE kind = 'llm' AND request_model = 'gpt-4o' AND cost_source = 'price_table'`,
-      }),
-    });
-    expect(res.statusCode, res.body).toBe(200);
-    const rows = (res.json() as { rows: unknown[][] }).rows.map((r) => r.map(Number));
+    const rows = (
+      await collector.sqlRows(
+        `SELECT http_attempts, http_retry_wait_ms FROM spans FINAL
+         WHERE kind = 'llm' AND request_model = 'gpt-4o' AND cost_source = 'price_table'`,
+      )
+    ).map((row) => [Number(row['http_attempts']), Number(row['http_retry_wait_ms'])]);
     expect(rows).toHaveLength(1);
     expect(rows[0]![0]).toBe(3);
     expect(rows[0]![1]).toBeGreaterThanOrEqual(40);

@@ -42,6 +42,8 @@ export interface ListeningCollector {
   app: TestApp;
   /** The LLM calls and other spans stored, oldest first. */
   storedSpans(): Promise<StoredSpan[]>;
+  /** Rows of a query through POST /api/v1/sql (the read-only path), as objects, once stored. */
+  sqlRows(query: string): Promise<Record<string, unknown>[]>;
   metrics(): Promise<string>;
   close(): Promise<void>;
 }
@@ -124,6 +126,19 @@ export async function startCollector(config: ConfigOverrides = {}): Promise<List
         {},
         storedSpan,
       );
+    },
+    async sqlRows(query) {
+      await app.writer.flush();
+      const res = await app.app.inject({
+        method: 'POST',
+        url: '/api/v1/sql',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({ sql: query }),
+      });
+      if (res.statusCode !== 200)
+        throw new Error(`POST /api/v1/sql ${res.statusCode}: ${res.body}`);
+      const { columns, rows } = res.json() as { columns: { name: string }[]; rows: unknown[][] };
+      return rows.map((row) => Object.fromEntries(columns.map((c, i) => [c.name, row[i]])));
     },
     async metrics() {
       return (await app.app.inject({ method: 'GET', url: '/metrics' })).body;
