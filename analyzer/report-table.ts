@@ -204,6 +204,7 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
         `${listed(understated, (r) => `${r.unpricedCalls} of ${r.modelCalls}`)}. See docs/pricing.md.`,
     );
   }
+  lines.push(...joinNotes(report));
   // Hidden retries cost time and money but no span of their own: named wherever there are any.
   const retried = report.rows
     .filter((r) => (r.retryRate ?? 0) > 0)
@@ -216,6 +217,36 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
   }
   lines.push(...scoreLines(report));
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The two ways a task and its model calls come apart, each with its row's own figure: a row with
+ * a route but no model call (its $0 is what was seen: right for a route that calls no model, a
+ * gap otherwise), and untagged tasks with calls (a call outside any task counts its trace as one).
+ */
+function joinNotes(report: Report): string[] {
+  const lines: string[] = [];
+  const untagged = report.rows.filter((r) => !r.cohort && !r.primaryRoute && r.modelCalls > 0);
+  if (untagged.length > 0) {
+    const tasks = untagged.reduce((sum, r) => sum + r.tasks, 0);
+    const calls = untagged.reduce((sum, r) => sum + r.modelCalls, 0);
+    lines.push(
+      '',
+      `(none) × (none): ${tasks} task${tasks === 1 ? '' : 's'} with neither cohort nor route, ` +
+        `${calls} model call${calls === 1 ? '' : 's'}. A call made outside runTask counts its ` +
+        'trace as a task of its own: tag the task (runTask) or map it (docs/mapping.md).',
+    );
+  }
+  const callless = report.rows.filter((r) => r.primaryRoute && r.tasks > 0 && r.modelCalls === 0);
+  if (callless.length > 0) {
+    lines.push(
+      '',
+      `No model call joined the tasks of ${listed(callless, (r) => `(${r.tasks} task${r.tasks === 1 ? '' : 's'})`)}: ` +
+        'their cost is $0 as seen. Right for a route that calls no model; otherwise the calls ' +
+        "do not carry their task's id (docs/mapping.md).",
+    );
+  }
+  return lines;
 }
 
 /** `faq × small`, as a note under the table names a row (control characters as escapes). */

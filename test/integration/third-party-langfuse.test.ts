@@ -7,6 +7,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MockLlm } from '../../examples/mock-llm.js';
 import { callCostUsd } from '../../examples/pricing-truth.js';
+import { renderReportTable } from '../../analyzer/report-table.js';
+import type { Report } from '../../analyzer/report.js';
 import { runAttempt, runTask } from '../../instrumentation/src/index.js';
 import { QUESTION, exportTo, startCollector, startReliableLlm } from '../support/third-party.js';
 import type { ExportingTracing, ListeningCollector } from '../support/third-party.js';
@@ -133,6 +135,31 @@ describe('Langfuse JS SDK v4 end to end', () => {
       }),
       12,
     );
+  });
+
+  it('names the split when the task id is on the task span only: a call-less row and untagged calls', async () => {
+    // Langfuse's updateTrace sets session.id on its own span only: the generation falls back to
+    // its trace as its task (docs/mapping.md). The report must not show the split as a clean $0.
+    await startActiveObservation('support-answer', async (root) => {
+      root.updateTrace({
+        name: 'support-answer',
+        sessionId: 'ticket-split',
+        metadata: { cohort: 'split', route: 'small', outcome: 'resolved' },
+      });
+      return generation('gpt-4o-mini');
+    });
+    await tracing.flush();
+    await collector.app.writer.flush();
+    const res = await collector.app.app.inject({ method: 'GET', url: '/api/v1/report?window=1h' });
+    expect(res.statusCode).toBe(200);
+    const report = res.json() as Report;
+    expect(report.rows.find((r) => r.cohort === 'split')).toMatchObject({
+      tasks: 1,
+      modelCalls: 0,
+    });
+    const text = renderReportTable(report);
+    expect(text).toMatch(/^No model call joined the tasks of split × small \(1 task\)/m);
+    expect(text).toMatch(/^\(none\) × \(none\): \d+ tasks? with neither cohort nor route/m);
   });
 
   it('takes the cost Langfuse was given as the call cost', async () => {

@@ -171,6 +171,27 @@ describe('renderReportTable', () => {
     expect(none).not.toMatch(/SDK retries/);
   });
 
+  it('says when a routed row has no model call, and counts the untagged tasks with calls', () => {
+    const text = renderReportTable(
+      report([
+        row('billing', 'small', { tasks: 2, modelCalls: 0, totalCostUsd: 0 }),
+        row('', '', { tasks: 4, modelCalls: 4 }),
+        row('faq', 'small', { tasks: 10, modelCalls: 12 }),
+      ]),
+    );
+    expect(text).toMatch(
+      /^No model call joined the tasks of billing × small \(2 tasks\): their cost is \$0 as seen\./m,
+    );
+    expect(text).toMatch(
+      /^\(none\) × \(none\): 4 tasks with neither cohort nor route, 4 model calls\./m,
+    );
+    // A tagged row with calls, and an untagged row without any, need neither note.
+    const quiet = renderReportTable(
+      report([row('faq', 'small', { modelCalls: 12 }), row('', '', { tasks: 3, modelCalls: 0 })]),
+    );
+    expect(quiet).not.toMatch(/No model call joined|neither cohort nor route/);
+  });
+
   it('shows no retry rate with --wide where no call had its HTTP requests counted', () => {
     const text = renderReportTable(
       report([row('faq', 'small', { httpCountedCalls: 0, retryRate: null, retriesPerTask: null })]),
