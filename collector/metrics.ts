@@ -2,6 +2,7 @@ import type { AdmissionStats } from './admission.js';
 import { stageHistogramLines } from './latency-histogram.js';
 import type { IngestStats } from './ingest-pool.js';
 import type { CollectorStats } from './otlp-routes.js';
+import type { ProcessSnapshot } from './process-metrics.js';
 import type { SpanWriterStats, WalSnapshot } from './span-writer.js';
 
 /** Everything /metrics reports, read at scrape time. */
@@ -20,6 +21,8 @@ export interface MetricsSources {
   channels?: () => Record<string, { sent: number; retries: number; queued: number }>;
   /** The write-ahead log, read at scrape time; absent with ROUTEWATCH_WAL=off. */
   wal?: WalSnapshot | undefined;
+  /** The process's memory, CPU, open files and event-loop delay, read at scrape time. */
+  process?: ProcessSnapshot | undefined;
 }
 
 interface Metric {
@@ -330,8 +333,84 @@ export function renderMetrics(sources: MetricsSources): string {
       .join('') +
     costSourceLines(sources) +
     stageLines(sources) +
-    channelLines(sources)
+    channelLines(sources) +
+    processLines(sources.process)
   );
+}
+
+/** The process's own series, under the names Prometheus' client libraries give them. */
+function processLines(p: ProcessSnapshot | undefined): string {
+  if (!p) return '';
+  const rows: [string, string, 'counter' | 'gauge', number | null][] = [
+    [
+      'process_cpu_user_seconds_total',
+      'User CPU time spent, seconds.',
+      'counter',
+      p.cpuUserSeconds,
+    ],
+    [
+      'process_cpu_system_seconds_total',
+      'System CPU time spent, seconds.',
+      'counter',
+      p.cpuSystemSeconds,
+    ],
+    [
+      'process_cpu_seconds_total',
+      'User and system CPU time spent, seconds.',
+      'counter',
+      p.cpuUserSeconds + p.cpuSystemSeconds,
+    ],
+    [
+      'process_start_time_seconds',
+      'Start time of the process, seconds since the Unix epoch.',
+      'gauge',
+      p.startTimeSeconds,
+    ],
+    [
+      'process_resident_memory_bytes',
+      'Resident memory size, bytes (the embedded engine included).',
+      'gauge',
+      p.residentBytes,
+    ],
+    ['process_open_fds', 'Open file descriptors.', 'gauge', p.openFds],
+    [
+      'nodejs_heap_size_total_bytes',
+      "Size of the main thread's JavaScript heap, bytes.",
+      'gauge',
+      p.heapTotalBytes,
+    ],
+    [
+      'nodejs_heap_size_used_bytes',
+      "Used size of the main thread's JavaScript heap, bytes.",
+      'gauge',
+      p.heapUsedBytes,
+    ],
+    [
+      'nodejs_external_memory_bytes',
+      'Memory of C++ objects bound to JavaScript objects, bytes.',
+      'gauge',
+      p.externalBytes,
+    ],
+    [
+      'nodejs_eventloop_lag_p99_seconds',
+      "99th percentile of the main thread's event-loop delay since the scrape before, seconds.",
+      'gauge',
+      p.eventLoopDelayP99Seconds,
+    ],
+    [
+      'nodejs_eventloop_lag_max_seconds',
+      'Longest event-loop delay of the main thread since the scrape before, seconds.',
+      'gauge',
+      p.eventLoopDelayMaxSeconds,
+    ],
+  ];
+  return rows
+    .filter((row): row is [string, string, 'counter' | 'gauge', number] => row[3] !== null)
+    .map(
+      ([name, help, type, value]) =>
+        `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`,
+    )
+    .join('');
 }
 
 /** Where the time of an export request goes, stage by stage. */

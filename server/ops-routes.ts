@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Store } from '../storage/store.js';
 import { renderMetrics } from '../collector/metrics.js';
 import type { MetricsSources } from '../collector/metrics.js';
+import { startProcessMetrics } from '../collector/process-metrics.js';
 import type { SpanWriter } from '../collector/span-writer.js';
 
 /**
@@ -55,9 +56,15 @@ export const opsRoutes: FastifyPluginAsync<OpsRoutesOptions> = async (app, optio
     return { status: 'ready' };
   });
 
+  const processMetrics = startProcessMetrics();
+  app.addHook('onClose', async () => processMetrics.close());
   app.get('/metrics', async (_request, reply) =>
-    reply
-      .type('text/plain; version=0.0.4')
-      .send(renderMetrics({ ...options.metrics, wal: options.writer.walSnapshot() })),
+    reply.type('text/plain; version=0.0.4').send(
+      renderMetrics({
+        ...options.metrics,
+        wal: options.writer.walSnapshot(),
+        process: processMetrics.snapshot(),
+      }),
+    ),
   );
 };

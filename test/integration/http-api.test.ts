@@ -127,6 +127,19 @@ describe('authentication', () => {
     expect(res.statusCode).toBeLessThan(300);
   });
 
+  it("serves the process's own figures on /metrics under the Prometheus client names", async () => {
+    const res = await rw.app.inject({ method: 'GET', url: '/metrics', headers: bearer });
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(res.body)?.[1]);
+    expect(value('process_resident_memory_bytes')).toBeGreaterThan(
+      value('nodejs_heap_size_used_bytes'),
+    );
+    expect(value('process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(value('process_start_time_seconds')).toBeLessThanOrEqual(Date.now() / 1000);
+    expect(res.body).toMatch(/^# TYPE process_cpu_seconds_total counter$/m);
+    expect(res.body).toMatch(/^nodejs_eventloop_lag_max_seconds \d/m);
+    if (process.platform === 'linux') expect(value('process_open_fds')).toBeGreaterThan(0);
+  });
+
   it('refuses a wrong token of the right length', async () => {
     const res = await rw.app.inject({
       method: 'GET',
