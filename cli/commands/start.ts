@@ -56,8 +56,13 @@ Environment (defaults in parentheses; see docs/operating.md for all settings):
       stopping = true;
       const stopped = running;
       stopped.app.log.info({ signal }, 'shutting down (again to stop at once)');
+      const since = performance.now();
       stopped.close().then(
-        () => process.exit(0),
+        () => {
+          // The last line: an operator reading the log sees the stop finished, and how long it took.
+          stopped.app.log.info({ ms: Math.round(performance.now() - since) }, 'stopped');
+          process.exit(0);
+        },
         (error: unknown) => {
           stopped.app.log.error({ err: error }, 'shutdown failed');
           process.exit(1);

@@ -276,10 +276,10 @@ describe('routewatch CLI', () => {
     expect(await start.exited).toBe(0);
   });
 
-  it('honours SIGTERM while a large request is decoded: answers it, then exits 0', async () => {
+  it('honours SIGTERM while a large request is decoded: answers it, then says it stopped and exits 0', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'routewatch-cli-'));
     dirs.push(dataDir);
-    const { start, url } = await started(dataDir);
+    const { start, url } = await started(dataDir, { ROUTEWATCH_LOG_LEVEL: 'info' });
     const now = BigInt(Date.now()) * 1_000_000n;
     const spans = Array.from({ length: 20_000 }, (_, i) => ({
       start: String(now + BigInt(i)),
@@ -304,6 +304,10 @@ describe('routewatch CLI', () => {
     start.child.kill('SIGTERM');
     expect(await ingest).toBe(200);
     expect(await start.exited).toBe(0);
+    // The log's last line says the stop finished, after the request was answered.
+    const lines = start.out().trim().split('\n');
+    expect(lines.at(-1)).toMatch(/"msg":"stopped"/);
+    expect(lines.at(-1)).toMatch(/"ms":\d+/);
   });
 
   it('stops at once on a second SIGTERM while the first waits for a slow body', async () => {
