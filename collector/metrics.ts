@@ -297,6 +297,7 @@ export function renderMetrics(sources: MetricsSources): string {
       ingest.shed,
     ],
     ...walMetrics(sources.wal),
+    ...processMetrics(sources.process),
   ].map(([name, help, type, value]) => ({ name, help, type, value }) as Metric);
   const alerts = sources.alerts?.();
   if (alerts) {
@@ -333,15 +334,14 @@ export function renderMetrics(sources: MetricsSources): string {
       .join('') +
     costSourceLines(sources) +
     stageLines(sources) +
-    channelLines(sources) +
-    processLines(sources.process)
+    channelLines(sources)
   );
 }
 
 /** The process's own series, under the names Prometheus' client libraries give them. */
-function processLines(p: ProcessSnapshot | undefined): string {
-  if (!p) return '';
-  const rows: [string, string, 'counter' | 'gauge', number | null][] = [
+function processMetrics(p: ProcessSnapshot | undefined): MetricRow[] {
+  if (!p) return [];
+  const rows: MetricRow[] = [
     [
       'process_cpu_user_seconds_total',
       'User CPU time spent, seconds.',
@@ -372,7 +372,6 @@ function processLines(p: ProcessSnapshot | undefined): string {
       'gauge',
       p.residentBytes,
     ],
-    ['process_open_fds', 'Open file descriptors.', 'gauge', p.openFds],
     [
       'nodejs_heap_size_total_bytes',
       "Size of the main thread's JavaScript heap, bytes.",
@@ -404,13 +403,9 @@ function processLines(p: ProcessSnapshot | undefined): string {
       p.eventLoopDelayMaxSeconds,
     ],
   ];
-  return rows
-    .filter((row): row is [string, string, 'counter' | 'gauge', number] => row[3] !== null)
-    .map(
-      ([name, help, type, value]) =>
-        `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${value}\n`,
-    )
-    .join('');
+  if (p.openFds !== null)
+    rows.push(['process_open_fds', 'Open file descriptors.', 'gauge', p.openFds]);
+  return rows;
 }
 
 /** Where the time of an export request goes, stage by stage. */
