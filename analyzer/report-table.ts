@@ -221,8 +221,8 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
 
 /**
  * The two ways a task and its model calls come apart, each with its row's own figure: a row with
- * a route but no model call (its $0 is what was seen: right for a route that calls no model, a
- * gap otherwise), and untagged tasks with calls (a call outside any task counts its trace as one).
+ * a cohort or route but no model call (its $0 is what was seen: right for a route that calls no
+ * model, a gap otherwise), and untagged tasks with calls (a call outside any task counts its trace as one).
  */
 function joinNotes(report: Report): string[] {
   const lines: string[] = [];
@@ -237,12 +237,15 @@ function joinNotes(report: Report): string[] {
         'trace as a task of its own: tag the task (runTask) or map it (docs/mapping.md).',
     );
   }
-  const callless = report.rows.filter((r) => r.primaryRoute && r.tasks > 0 && r.modelCalls === 0);
+  // Tagged (a cohort, a route or both) but without a call: untagged ones are the note above's.
+  const callless = report.rows.filter(
+    (r) => (r.cohort || r.primaryRoute) && r.tasks > 0 && r.modelCalls === 0,
+  );
   if (callless.length > 0) {
     lines.push(
       '',
       `No model call joined the tasks of ${listed(callless, (r) => `(${r.tasks} task${r.tasks === 1 ? '' : 's'})`)}: ` +
-        'their cost is $0 as seen. Right for a route that calls no model; otherwise the calls ' +
+        'their cost reads $0. Right for a route that calls no model; otherwise the calls ' +
         "do not carry their task's id (docs/mapping.md).",
     );
   }

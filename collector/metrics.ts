@@ -368,7 +368,7 @@ function processMetrics(p: ProcessSnapshot | undefined): MetricRow[] {
     ],
     [
       'process_resident_memory_bytes',
-      'Resident memory size, bytes (the embedded engine included).',
+      'Resident memory size, bytes (the embedded engine included, when the store is embedded).',
       'gauge',
       p.residentBytes,
     ],
@@ -392,13 +392,13 @@ function processMetrics(p: ProcessSnapshot | undefined): MetricRow[] {
     ],
     [
       'nodejs_eventloop_lag_p99_seconds',
-      "99th percentile of the main thread's event-loop delay since the scrape before, seconds.",
+      "99th percentile of the main thread's event-loop delay since the scrape before (any scraper's), seconds; the 10-ms sampling interval included.",
       'gauge',
       p.eventLoopDelayP99Seconds,
     ],
     [
       'nodejs_eventloop_lag_max_seconds',
-      'Longest event-loop delay of the main thread since the scrape before, seconds.',
+      "Longest event-loop delay of the main thread since the scrape before (any scraper's), seconds; the 10-ms sampling interval included.",
       'gauge',
       p.eventLoopDelayMaxSeconds,
     ],

@@ -171,16 +171,17 @@ describe('renderReportTable', () => {
     expect(none).not.toMatch(/SDK retries/);
   });
 
-  it('says when a routed row has no model call, and counts the untagged tasks with calls', () => {
+  it('says when a tagged row has no model call, and counts the untagged tasks with calls', () => {
     const text = renderReportTable(
       report([
         row('billing', 'small', { tasks: 2, modelCalls: 0, totalCostUsd: 0 }),
+        row('refunds', '', { tasks: 1, modelCalls: 0, totalCostUsd: 0 }),
         row('', '', { tasks: 4, modelCalls: 4 }),
         row('faq', 'small', { tasks: 10, modelCalls: 12 }),
       ]),
     );
     expect(text).toMatch(
-      /^No model call joined the tasks of billing × small \(2 tasks\): their cost is \$0 as seen\./m,
+      /^No model call joined the tasks of billing × small \(2 tasks\), refunds × \(none\) \(1 task\): their cost reads \$0\./m,
     );
     expect(text).toMatch(
       /^\(none\) × \(none\): 4 tasks with neither cohort nor route, 4 model calls\./m,
