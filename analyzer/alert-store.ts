@@ -106,6 +106,15 @@ export interface DeliveryOutcome {
   retryAt?: number | undefined;
 }
 
+/** An incident that fired and resolved: where its change began, and its resolution (ms). */
+export interface IncidentSpan {
+  ruleId: string;
+  cohort: string;
+  route: string;
+  fromMs: number;
+  toMs: number;
+}
+
 export class AlertStore {
   #lastVersion = 0;
   constructor(private readonly store: Store) {}
@@ -261,6 +270,47 @@ export class AlertStore {
       eventRow,
     );
     return rows.map(toStoredEvent);
+  }
+
+  /**
+   * The incidents that fired and resolved at or after `sinceMs`: their rule, cohort × route and
+   * span, from where the firing event's finding put the change (else when it fired) to the
+   * resolution. The evaluator leaves these spans out of its routes' trailing baselines.
+   */
+  async resolvedIncidents(sinceMs: number): Promise<IncidentSpan[]> {
+    const rows = await this.store.query(
+      `SELECT any(rule_id) AS rule_id, any(cohort) AS cohort, any(route) AS route,
+         argMinIf(JSONExtractString(message, 'finding', 'current', 'since'), at, kind = 'firing')
+           AS change_point,
+         minIf(at, kind = 'firing') AS fired_at,
+         maxIf(at, kind = 'resolved') AS resolved_at
+       FROM alert_events FINAL
+       WHERE kind IN ('firing', 'resolved')
+         AND (fingerprint, incident) IN (
+           SELECT fingerprint, incident FROM alert_events FINAL
+           WHERE kind = 'resolved' AND at >= {since:DateTime64(3, 'UTC')})
+       GROUP BY fingerprint, incident
+       HAVING countIf(kind = 'firing') > 0`,
+      { since: ms(sinceMs) },
+      z.object({
+        rule_id: z.string(),
+        cohort: z.string(),
+        route: z.string(),
+        change_point: z.string(),
+        fired_at: time,
+        resolved_at: time,
+      }),
+    );
+    return rows.map((r) => {
+      const changed = r.change_point ? Date.parse(r.change_point) : Number.NaN;
+      return {
+        ruleId: r.rule_id,
+        cohort: r.cohort,
+        route: r.route,
+        fromMs: Number.isFinite(changed) ? Math.min(changed, r.fired_at) : r.fired_at,
+        toMs: r.resolved_at,
+      };
+    });
   }
 
   /**

@@ -22,7 +22,7 @@ import {
   knownOutcomeSums,
   monitorKey,
 } from './series.js';
-import type { AggregateCounts, BucketedCounts, TaskCounts } from './series.js';
+import type { AggregateCounts, BucketedCounts, ExcludedSpan, TaskCounts } from './series.js';
 import { costPerSuccess, nonePriced } from './stats.js';
 import { OutageLog } from '../storage/outage-log.js';
 import type { JobLog } from '../storage/outage-log.js';
@@ -75,6 +75,21 @@ interface HeldBaseline {
   byRoute: Map<string, TaskCounts>;
   p95: Map<string, number | null>;
   totals: TaskCounts;
+}
+
+/**
+ * How this evaluation's trailing baselines step around incidents (#holds): the open ones hold
+ * them at their start, the resolved ones are left out of them.
+ */
+interface Holds {
+  /** The held baseline of one monitor (rule with a trailing baseline, cohort × route, detail). */
+  of(rule: Rule, cohort: string, route: string, detail: string): HeldBaseline | undefined;
+  /** Why it is held when not by its own incident: the rule of the route's incident that holds it. */
+  heldBy(rule: Rule, cohort: string, route: string, detail: string): string | undefined;
+  /** The cohort × routes a hold applies to (for the p95 rules' thresholds). */
+  routes: ReadonlySet<string>;
+  /** Resolved incidents' spans, merged per cohort × route, left out of the trailing baselines. */
+  excluded: readonly ExcludedSpan[];
 }
 
 /** How long the read of a held baseline (a range wholly in the past) is reused. */
@@ -231,14 +246,26 @@ export class Evaluator {
     const bucketMs = Math.max(1, Math.floor(evaluation.horizonMs / evaluation.buckets));
     const callBudget = active.find((r) => r.kind === 'loop_rate_rise')?.callBudget ?? 10;
 
+    // The alerts as the last evaluation left them: open incidents hold their routes' trailing
+    // baselines, resolved ones are left out of them (#holds), and each monitor tests only the
+    // evidence after its last incident resolved (lifecycle.ts).
+    const previous = new Map((await this.alerts.states()).map((r) => [r.fingerprint, r]));
+    const held = await this.#holds([...previous.values()], rules, {
+      now,
+      fromMs: from.getTime(),
+      bucketMs,
+      callBudget,
+    });
     // Baselines: one read per distinct range.
     const trailing = new Map<number, Promise<AggregateCounts[]>>();
     const trailingOf = (windowMs: number) => {
       let read = trailing.get(windowMs);
       if (!read) {
-        read = aggregateCounts(store, new Date(from.getTime() - windowMs), from, {
+        const start = from.getTime() - windowMs;
+        read = aggregateCounts(store, new Date(start), from, {
           callBudget,
           byVersion: false,
+          exclude: overlapping(held.excluded, start, from.getTime()),
         });
         trailing.set(windowMs, read);
       }
@@ -254,15 +281,6 @@ export class Evaluator {
       }
       return read;
     };
-    // The alerts as the last evaluation left them: open incidents hold their baselines (below), and
-    // each monitor tests only the evidence after its last incident resolved (lifecycle.ts).
-    const previous = new Map((await this.alerts.states()).map((r) => [r.fingerprint, r]));
-    const held = await this.#heldBaselines(previous.values(), active, {
-      now,
-      fromMs: from.getTime(),
-      bucketMs,
-      callBudget,
-    });
     const needsPolicy = active.some((r) => r.baseline.kind === 'previous_policy');
     // cheaper_than_large falls back to the large route's recent history without concurrent traffic.
     const lookbackRows = active.some(
@@ -303,17 +321,13 @@ export class Evaluator {
       }
       // A monitor of these rules with a held baseline counts the tasks slower than its p95.
       const key = baselineKey(rule.baseline);
-      for (const [fingerprint, baseline] of held) {
-        const record = previous.get(fingerprint)!;
-        const p95 = baseline.p95.get(monitorKey(record.cohort, record.route));
-        const ofThese = active.some(
-          (r) =>
-            r.id === record.ruleId &&
-            r.kind === 'p95_regression' &&
-            baselineKey(r.baseline) === key,
-        );
-        if (ofThese && p95 !== null && p95 !== undefined)
-          slowThresholds.set(monitorKey(record.cohort, record.route), p95);
+      for (const route of held.routes) {
+        const [cohort, name] = route.split('\t') as [string, string];
+        for (const r of active) {
+          if (r.kind !== 'p95_regression' || baselineKey(r.baseline) !== key) continue;
+          const p95 = held.of(r, cohort, name, '')?.p95.get(route);
+          if (p95 !== null && p95 !== undefined) slowThresholds.set(route, p95);
+        }
       }
       const read = await bucketedCounts(store, from, at, evaluation.buckets, {
         callBudget,
@@ -647,50 +661,119 @@ export class Evaluator {
   }
 
   /**
-   * The trailing baselines open incidents hold, by alert fingerprint. While an incident is open,
-   * its monitor's trailing baseline ends where the incident began: trailing on, it would take in
-   * the degraded data and call a persistent degradation recovered. Ends are floored to the bucket
-   * grid so that incidents that began together (one provider's outage across cohorts) share one
-   * read. Such a range lies wholly in the past, so its read is kept across evaluations and renewed
-   * every HELD_REFRESH_MS (late outcomes still change it a little): each open incident would
-   * otherwise cost a scan of a whole baseline window every evaluation.
+   * How the trailing baselines step around incidents. An open incident holds its monitor's
+   * baseline at its start, and a firing one holds those of every rule on its cohort × route too:
+   * trailing on, a baseline takes in the degraded data. A monitor's own would call a persistent
+   * degradation recovered; another figure of the route, moved the other way meanwhile (fallbacks
+   * to the large model lift the success rate while they rescue a degraded small route), would
+   * make the route's return to normal read as a change. Once an incident has resolved, its span
+   * is left out of the route's trailing baselines, held or not, for as long as they reach back to
+   * it. Only the incidents of rules with a trailing baseline count: a pinned, concurrent or target
+   * rule can fire for as long as a route is what it is, and would freeze its baselines for that
+   * long.
+   *
+   * Ends are floored to the bucket grid so that incidents that began together (one provider's
+   * outage across cohorts) share one read. Such a range lies wholly in the past, so its read is
+   * kept across evaluations and renewed every HELD_REFRESH_MS (late outcomes still change it a
+   * little): each open incident would otherwise cost a scan of a whole baseline window every
+   * evaluation.
    */
-  async #heldBaselines(
-    records: Iterable<AlertRecord>,
-    active: readonly Rule[],
+  async #holds(
+    records: readonly AlertRecord[],
+    rules: readonly Rule[],
     at: { now: number; fromMs: number; bucketMs: number; callBudget: number },
-  ): Promise<Map<string, HeldBaseline>> {
-    const held = new Map<string, HeldBaseline>();
-    const used = new Set<string>();
-    const wallNow = Date.now();
+  ): Promise<Holds> {
+    const trailingRule = (id: string) => {
+      const rule = rules.find((r) => r.id === id);
+      return rule?.baseline.kind === 'trailing' ? rule : undefined;
+    };
+    const windowOf = (rule: Rule) =>
+      rule.baseline.kind === 'trailing' ? rule.baseline.windowMs : 0;
+    const active = rules.filter((r) => r.enabled && r.baseline.kind === 'trailing');
+    // Where each open incident began: of the monitor (pending or firing), and the earliest firing
+    // one of each cohort × route. A replay (`--at` in the past) before it began: not open then.
+    const own = new Map<string, number>();
+    const byRoute = new Map<string, { endMs: number; ruleId: string }>();
     for (const record of records) {
       const end = heldBaselineEnd(record);
-      const rule = active.find((r) => r.id === record.ruleId);
-      // A replay (`--at` in the past) before the incident began: it was not open then.
-      if (end === null || end > at.now || rule?.baseline.kind !== 'trailing') continue;
-      const windowMs = rule.baseline.windowMs;
+      if (end === null || end > at.now || !trailingRule(record.ruleId)?.enabled) continue;
+      own.set(record.fingerprint, end);
+      const route = monitorKey(record.cohort, record.route);
+      if (record.state === 'firing' && end < (byRoute.get(route)?.endMs ?? Infinity))
+        byRoute.set(route, { endMs: end, ruleId: record.ruleId });
+    }
+    const endOf = (rule: Rule, cohort: string, route: string, detail: string) => {
+      const mine = own.get(fingerprintOf(rule.id, cohort, route, detail)) ?? Infinity;
+      const routes = byRoute.get(monitorKey(cohort, route));
+      const end = Math.min(mine, routes?.endMs ?? Infinity);
+      // Begun within the current window: the trailing baseline, before the window, holds none
+      // of it yet. Held (and said to be) only once the window has moved past the incident's start.
       const endMs = Math.floor(end / at.bucketMs) * at.bucketMs;
-      // Begun within the current window: the trailing baseline, before the window, holds none of
-      // it yet. Held (and said to be) only once the window has moved past the incident's start.
-      if (endMs >= at.fromMs) continue;
-      const key = `${windowMs} ${endMs} ${at.callBudget}`;
+      if (!Number.isFinite(end) || endMs >= at.fromMs) return null;
+      return { endMs, by: routes && routes.endMs < mine ? routes.ruleId : undefined };
+    };
+
+    // The resolved incidents any baseline read here reaches back to.
+    const longest = Math.max(0, ...active.map(windowOf));
+    const ends = [at.fromMs, ...own.values()].map((e) => Math.floor(e / at.bucketMs) * at.bucketMs);
+    const spans =
+      active.length === 0
+        ? []
+        : (await this.alerts.resolvedIncidents(Math.min(...ends) - longest))
+            .filter((i) => trailingRule(i.ruleId) && i.fromMs <= at.now)
+            .map((i) => ({ ...i, toMs: Math.min(i.toMs, at.now) }));
+    const excluded = mergeSpans(spans);
+
+    const wallNow = Date.now();
+    const used = new Set<string>();
+    const reads = new Map<string, HeldBaseline>();
+    const read = async (windowMs: number, endMs: number) => {
+      const exclude = overlapping(excluded, endMs - windowMs, endMs);
+      const key = `${windowMs} ${endMs} ${at.callBudget} ${JSON.stringify(exclude)}`;
       let entry = this.#heldCache.get(key);
       if (!entry || (!used.has(key) && wallNow - entry.readAtMs >= HELD_REFRESH_MS)) {
-        const read = readHeld(this.options.store, endMs, windowMs, at.callBudget);
-        const fresh = { read, readAtMs: wallNow };
+        const fresh = {
+          read: readHeld(this.options.store, endMs, windowMs, at.callBudget, exclude),
+          readAtMs: wallNow,
+        };
         this.#heldCache.set(key, fresh);
         // A failed read is not kept: the next evaluation reads again.
-        read.catch(() => {
+        fresh.read.catch(() => {
           if (this.#heldCache.get(key) === fresh) this.#heldCache.delete(key);
         });
         entry = fresh;
       }
       used.add(key);
-      held.set(record.fingerprint, await entry.read);
+      reads.set(`${windowMs} ${endMs}`, await entry.read);
+    };
+    // Every monitor with an open incident, and every trailing rule on a route with a firing one.
+    for (const record of records) {
+      const rule = own.has(record.fingerprint) ? trailingRule(record.ruleId) : undefined;
+      const end = rule && endOf(rule, record.cohort, record.route, record.detail);
+      if (end) await read(windowOf(rule), end.endMs);
+    }
+    for (const route of byRoute.keys()) {
+      const [cohort, name] = route.split('\t') as [string, string];
+      for (const rule of active) {
+        const end = endOf(rule, cohort, name, '');
+        if (end) await read(windowOf(rule), end.endMs);
+      }
     }
     // Reads no open incident uses any more go.
     for (const key of this.#heldCache.keys()) if (!used.has(key)) this.#heldCache.delete(key);
-    return held;
+
+    return {
+      of: (rule, cohort, route, detail) => {
+        const end = rule.baseline.kind === 'trailing' ? endOf(rule, cohort, route, detail) : null;
+        return end ? reads.get(`${windowOf(rule)} ${end.endMs}`) : undefined;
+      },
+      heldBy: (rule, cohort, route, detail) => endOf(rule, cohort, route, detail)?.by,
+      routes: new Set([
+        ...byRoute.keys(),
+        ...records.filter((r) => own.has(r.fingerprint)).map((r) => monitorKey(r.cohort, r.route)),
+      ]),
+      excluded,
+    };
   }
 
   async #baselineRows(
@@ -729,7 +812,7 @@ export class Evaluator {
       pinnedOf: (name: string) => Promise<AggregateCounts[]>;
       policyRows: AggregateCounts[];
       policyNow: Map<string, { version: string; last: number }>;
-      held: Map<string, HeldBaseline>;
+      held: Holds;
     },
   ): Promise<MonitorInput[]> {
     const { evaluation, baselines } = ruleSet;
@@ -856,27 +939,36 @@ export class Evaluator {
       }
       return mix;
     };
-    // A monitor with an open incident is judged against the baseline held at its start.
+    // A monitor with an open incident, or on a cohort × route with a firing one, is judged
+    // against the baseline held at its start; a trailing baseline leaves resolved incidents out.
     const baselineOf = (group: Group, detail: string) => {
       const key = monitorKey(group.cohort, group.route);
-      const held =
-        rule.baseline.kind === 'trailing'
-          ? data.held.get(fingerprintOf(rule.id, group.cohort, group.route, detail))
-          : undefined;
-      if (!held)
+      const held = data.held.of(rule, group.cohort, group.route, detail);
+      if (!held) {
+        const left =
+          rule.baseline.kind === 'trailing'
+            ? leftOut(data.held.excluded, key, data.fromMs - rule.baseline.windowMs, data.fromMs)
+            : '';
         return {
           baseline: baseline.get(key) ?? null,
           p95: baselineP95.get(key) ?? null,
           totals: totalsBase,
           byRoute: baseline,
-          description: descriptions.get(key) ?? description,
+          description: (descriptions.get(key) ?? description) + left,
         };
+      }
+      const by = data.held.heldBy(rule, group.cohort, group.route, detail);
       return {
         baseline: held.byRoute.get(key) ?? null,
         p95: held.p95.get(key) ?? null,
         totals: held.totals,
         byRoute: held.byRoute,
-        description: `trailing ${formatDuration(held.windowMs)} before ${utcMinute(held.endMs)}, held at the incident's start while it is open`,
+        description:
+          `trailing ${formatDuration(held.windowMs)} before ${utcMinute(held.endMs)}, ` +
+          (by
+            ? `held at the start of the ${by} incident open on this cohort × route`
+            : "held at the incident's start while it is open") +
+          leftOut(data.held.excluded, key, held.endMs - held.windowMs, held.endMs),
       };
     };
 
@@ -1160,16 +1252,18 @@ function previousPolicyRows(
   return policyRows.filter((row) => previous.get(row.cohort)?.policyVersion === row.policyVersion);
 }
 
-/** The counts of a held baseline, [endMs − windowMs, endMs). */
+/** The counts of a held baseline, [endMs − windowMs, endMs) without the spans `exclude` names. */
 async function readHeld(
   store: Store,
   endMs: number,
   windowMs: number,
   callBudget: number,
+  exclude: readonly ExcludedSpan[],
 ): Promise<HeldBaseline> {
   const rows = await aggregateCounts(store, new Date(endMs - windowMs), new Date(endMs), {
     callBudget,
     byVersion: false,
+    exclude,
   });
   const routes = byRoute(rows);
   return {
@@ -1179,6 +1273,53 @@ async function readHeld(
     p95: new Map(rows.map((r) => [monitorKey(r.cohort, r.route), r.p95LatencyMs])),
     totals: sum([...routes.values()]),
   };
+}
+
+/**
+ * At most this many spans are left out of a read (the latest): a ClickHouse server takes query
+ * parameters in the URL (storage/window-sql.ts), and a route flapping for a week would otherwise make
+ * one too long for it. Overlapping incidents of one route (its rules fire together) merge first.
+ */
+const MAX_EXCLUDED_SPANS = 100;
+
+/** Incident spans merged per cohort × route where they overlap or touch, latest last. */
+export function mergeSpans(spans: readonly ExcludedSpan[]): ExcludedSpan[] {
+  const sorted = [...spans]
+    .filter((s) => s.toMs > s.fromMs)
+    .sort(
+      (a, b) =>
+        a.cohort.localeCompare(b.cohort) || a.route.localeCompare(b.route) || a.fromMs - b.fromMs,
+    );
+  const out: ExcludedSpan[] = [];
+  for (const { cohort, route, fromMs, toMs } of sorted) {
+    const last = out.at(-1);
+    if (last && last.cohort === cohort && last.route === route && fromMs <= last.toMs)
+      last.toMs = Math.max(last.toMs, toMs);
+    else out.push({ cohort, route, fromMs, toMs });
+  }
+  return out.sort((a, b) => a.toMs - b.toMs).slice(-MAX_EXCLUDED_SPANS);
+}
+
+/** For a baseline's description: the resolved incidents of `route` left out of [fromMs, toMs). */
+function leftOut(
+  spans: readonly ExcludedSpan[],
+  route: string,
+  fromMs: number,
+  toMs: number,
+): string {
+  const mine = overlapping(spans, fromMs, toMs).filter(
+    (s) => monitorKey(s.cohort, s.route) === route,
+  );
+  if (mine.length === 0) return '';
+  const span = (s: ExcludedSpan) => `${utcMinute(s.fromMs).slice(0, -4)} → ${utcMinute(s.toMs)}`;
+  return mine.length === 1
+    ? `, without the resolved incident of ${span(mine[0]!)} on this cohort × route`
+    : `, without ${mine.length} resolved incidents on this cohort × route (the latest ${span(mine.at(-1)!)})`;
+}
+
+/** The spans that overlap [fromMs, toMs). */
+function overlapping(spans: readonly ExcludedSpan[], fromMs: number, toMs: number): ExcludedSpan[] {
+  return spans.filter((s) => s.fromMs < toMs && s.toMs > fromMs);
 }
 
 /** One key per distinct baseline: rules with equal keys read the same rows. */

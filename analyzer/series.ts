@@ -211,11 +211,29 @@ const TASKS_SQL = `
     WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
       AND eval_run = ''`;
 
+/** TASKS_SQL without the tasks of the spans `SeriesOptions.exclude` names. */
+const TASKS_EXCLUDING_SQL = `${TASKS_SQL}
+      AND NOT arrayExists(
+        (k, f, t) -> k = concat(cohort, '\\t', primary_route)
+          AND toUnixTimestamp64Milli(started_at) >= toInt64(f)
+          AND toUnixTimestamp64Milli(started_at) < toInt64(t),
+        {excludeKeys:Array(String)}, {excludeFrom:Array(String)}, {excludeTo:Array(String)})`;
+
+/** A stretch of one cohort × route's tasks left out of a read: those started in [fromMs, toMs). */
+export interface ExcludedSpan {
+  cohort: string;
+  route: string;
+  fromMs: number;
+  toMs: number;
+}
+
 export interface SeriesOptions {
   /** Model calls per task above which a task counts as a loop. */
   callBudget: number;
   /** Latency threshold per `cohort\troute` (ms), for the `slow` count. */
   slowThresholds?: ReadonlyMap<string, number>;
+  /** Tasks left out, by aggregateCounts only: a baseline without the incidents of its routes. */
+  exclude?: readonly ExcludedSpan[];
 }
 
 export const monitorKey = (cohort: string, route: string) => `${cohort}\t${route}`;
@@ -228,6 +246,13 @@ function params(from: Date, to: Date, options: SeriesOptions) {
     callBudget: options.callBudget,
     slowKeys: thresholds.map(([key]) => key),
     slowValues: thresholds.map(([, value]) => String(value)),
+    ...(options.exclude?.length
+      ? {
+          excludeKeys: options.exclude.map((e) => monitorKey(e.cohort, e.route)),
+          excludeFrom: options.exclude.map((e) => String(e.fromMs)),
+          excludeTo: options.exclude.map((e) => String(e.toMs)),
+        }
+      : {}),
   };
 }
 
@@ -325,7 +350,7 @@ export async function aggregateCounts(
             toUnixTimestamp64Milli(max(started_at)) AS last_started_ms,
             toUnixTimestamp64Milli(min(started_at)) AS first_started_ms,
             ${COUNTS_SQL}
-     FROM (${TASKS_SQL}) AS t
+     FROM (${options.exclude?.length ? TASKS_EXCLUDING_SQL : TASKS_SQL}) AS t
      GROUP BY cohort, primary_route${options.byVersion ? ', policy_version' : ''}`,
     params(from, to, options),
     aggregateRow,

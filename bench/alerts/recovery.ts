@@ -4,7 +4,8 @@
  * settings, simulated minute by minute and evaluated every minute as production evaluates
  * (`--every`), through the detector and lifecycle code (`analyzer/detectors.ts`,
  * `analyzer/lifecycle.ts`): 96 buckets of 15 minutes ending at the evaluated minute, the trailing
- * baseline held at an open incident's start as the evaluator holds it.
+ * baseline held at an open incident's start and without the resolved ones, as the evaluator
+ * reads it.
  *
  * Two arms on the same streams: "now", and "without" the open alert's state given to the detector
  * (no recovery read from the latest data, no hysteresis), which is how it judged before. Not part
@@ -116,6 +117,34 @@ function countsBetween(s: Stream, from: number, to: number): TaskCounts {
   return c;
 }
 
+/** Counts over [from, to) without the minutes of `spans`, as the evaluator leaves them out. */
+function baselineWithout(
+  s: Stream,
+  from: number,
+  to: number,
+  spans: readonly [number, number][],
+): TaskCounts {
+  const c = countsBetween(s, from, to);
+  // Merged first, so that no minute is taken out twice.
+  const merged: [number, number][] = [];
+  for (const [a, b] of [...spans].sort((x, y) => x[0] - y[0])) {
+    const last = merged.at(-1);
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else merged.push([a, b]);
+  }
+  for (const [a, b] of merged) {
+    const lo = Math.max(a, from);
+    const hi = Math.min(b, to);
+    if (hi <= lo) continue;
+    const out = countsBetween(s, lo, hi);
+    c.tasks -= out.tasks;
+    c.known -= out.known;
+    c.failures -= out.failures;
+    c.successes -= out.successes;
+  }
+  return c;
+}
+
 interface Run {
   incidents: number;
   /** Hours from the incident's end to the first resolution after it; null when none. */
@@ -130,6 +159,8 @@ function track(scenario: Scenario, s: Stream, withState: boolean): Run {
   const last = s.tasks.length - 1;
   let record: AlertRecord | undefined;
   const run: Run = { incidents: 0, resolvedAfterEndH: null, resolvedDuring: 0 };
+  // Resolved incidents, [change point, resolution) in minutes: left out of the baseline.
+  const resolved: [number, number][] = [];
   for (let t = incident - 60; t <= last; t += EVERY) {
     const now = t * MINUTE;
     const open = record?.state === 'pending' || record?.state === 'firing';
@@ -151,7 +182,7 @@ function track(scenario: Scenario, s: Stream, withState: boolean): Run {
         current,
         fromMs: windowStart * MINUTE,
         bucketMs: BUCKET * MINUTE,
-        baseline: countsBetween(s, baselineEnd - BASELINE, baselineEnd),
+        baseline: baselineWithout(s, baselineEnd - BASELINE, baselineEnd, resolved),
         baselineDescription: 'trailing 7 d',
         baselineSpanMs: evaluation.baselineWindowMs,
         monitors: 1,
@@ -162,6 +193,8 @@ function track(scenario: Scenario, s: Stream, withState: boolean): Run {
     );
     if (!record && finding.status !== 'degraded') continue;
     const result = step(record, finding, now, evaluation);
+    if (result.event?.kind === 'resolved' && record?.changedAt != null)
+      resolved.push([Math.floor(record.changedAt / MINUTE), t]);
     record = result.record;
     if (result.event?.kind === 'firing') run.incidents++;
     if (result.event?.kind === 'resolved') {
