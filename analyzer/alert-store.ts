@@ -279,6 +279,8 @@ export class AlertStore {
    */
   async resolvedIncidents(sinceMs: number): Promise<IncidentSpan[]> {
     const rows = await this.store.query(
+      // One pass, no subquery: on a cluster the events of one incident lie on several shards,
+      // and the aggregation over the Distributed table merges them.
       `SELECT any(rule_id) AS rule_id, any(cohort) AS cohort, any(route) AS route,
          argMinIf(JSONExtractString(message, 'finding', 'current', 'since'), at, kind = 'firing')
            AS change_point,
@@ -286,11 +288,9 @@ export class AlertStore {
          maxIf(at, kind = 'resolved') AS resolved_at
        FROM alert_events FINAL
        WHERE kind IN ('firing', 'resolved')
-         AND (fingerprint, incident) IN (
-           SELECT fingerprint, incident FROM alert_events FINAL
-           WHERE kind = 'resolved' AND at >= {since:DateTime64(3, 'UTC')})
        GROUP BY fingerprint, incident
-       HAVING countIf(kind = 'firing') > 0`,
+       HAVING countIf(kind = 'firing') > 0 AND countIf(kind = 'resolved') > 0
+         AND resolved_at >= {since:DateTime64(3, 'UTC')}`,
       { since: ms(sinceMs) },
       z.object({
         rule_id: z.string(),
