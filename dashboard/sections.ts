@@ -166,40 +166,59 @@ function metricCells(row: {
   pricedCallShare: number | null;
   costUnderstated: boolean;
   retryRate?: number | null;
+  /** A cohort × route's (the overall row has none): its tasks' model calls. */
+  modelCalls?: number;
+  cohort?: string;
+  primaryRoute?: string;
 }): HTMLElement[] {
   // Built on model calls with no known price: a floor, or unknown when no call was priced.
   const unknown = row.costUnderstated && row.pricedCallShare === 0;
-  const cost = unknown
+  // Tasks with a cohort or route but no model call joined to them: $0, which may be right (a
+  // route that calls no model) or a split task whose calls lack its id. Said, as the CLI says it.
+  const callless = row.modelCalls === 0 && row.tasks > 0 && Boolean(row.cohort || row.primaryRoute);
+  const cost = callless
     ? h(
         'span',
-        { class: 'cost understated', title: 'no model call of this row has a known price' },
-        'unknown',
-      )
-    : h(
-        'span',
         {
-          class: row.costUnderstated ? 'cost understated' : 'cost',
-          ...(row.costUnderstated
-            ? {
-                title: `${pct(row.pricedCallShare)} of the model calls priced: the true cost is higher (see docs/pricing.md)`,
-              }
-            : {}),
+          class: 'cost callless',
+          title:
+            "No model call joined these tasks, so their cost reads $0: right for a route that calls no model; otherwise the calls do not carry their task's id (docs/mapping.md)",
         },
-        `${row.costUnderstated && row.costPerSuccessfulTask !== null ? '≥' : ''}${usd(row.costPerSuccessfulTask)}`,
-      );
+        usd(row.costPerSuccessfulTask),
+      )
+    : unknown
+      ? h(
+          'span',
+          { class: 'cost understated', title: 'no model call of this row has a known price' },
+          'unknown',
+        )
+      : h(
+          'span',
+          {
+            class: row.costUnderstated ? 'cost understated' : 'cost',
+            ...(row.costUnderstated
+              ? {
+                  title: `${pct(row.pricedCallShare)} of the model calls priced: the true cost is higher (see docs/pricing.md)`,
+                }
+              : {}),
+          },
+          `${row.costUnderstated && row.costPerSuccessfulTask !== null ? '≥' : ''}${usd(row.costPerSuccessfulTask)}`,
+        );
   return [
     num(count(row.tasks)),
     num(
       cost,
-      row.costPerSuccessfulTaskInterval && !unknown
-        ? // On a floor, the interval is the priced calls' alone: not a range the true cost is in.
-          h(
-            'small',
-            {},
-            row.costUnderstated ? 'priced calls ' : '',
-            usdRange(row.costPerSuccessfulTaskInterval),
-          )
-        : null,
+      callless
+        ? h('small', { class: 'callless' }, 'no model call')
+        : row.costPerSuccessfulTaskInterval && !unknown
+          ? // On a floor, the interval is the priced calls' alone: not a range the true cost is in.
+            h(
+              'small',
+              {},
+              row.costUnderstated ? 'priced calls ' : '',
+              usdRange(row.costPerSuccessfulTaskInterval),
+            )
+          : null,
     ),
     num(
       h(

@@ -718,6 +718,34 @@ describe('the dashboard on names from hostile or right-to-left spans', () => {
     ).resolves.toMatch(/^75\.0 % of the model calls priced/);
     expect(watch.errors).toEqual([]);
   });
+
+  it('marks a row whose tasks no model call joined: $0 that may be a task split from its calls', async () => {
+    const now = Date.now();
+    const recent = { fromMs: now - 20 * 60_000, toMs: now - 60_000 };
+    const random = seeded(8);
+    const spec = { routes: ['small'], tasks: 20, success: 0.9, fallback: 0, ...recent };
+    await sendTasks(open, [
+      // The task and attempt spans only, as when the calls do not carry the task's id.
+      ...stream({ ...spec, cohort: 'split', extra: () => ({ callsPerAttempt: 0 }) }, random),
+      ...stream({ ...spec, cohort: 'joined' }, random),
+    ]);
+    await open.writer.flush();
+    const { page, watch } = await newPage();
+    await page.goto(`${openUrl}/?window=1h&cohort=split,joined`);
+    await settled(page);
+    const rows = await routeRows(page);
+    const cost = (cohort: string) => rows.find((r) => r.cohort === cohort)!.cells[3]!;
+    expect(cost('split')).toBe(`${usd(0)}\nno model call`);
+    expect(cost('joined')).toMatch(/^\$[\d.]+\n\$[\d.]+–\$[\d.]+$/);
+    expect(cost('joined')).not.toMatch(/no model call/);
+    await expect(
+      page.locator('#routes-table tbody tr[data-cohort="split"] .cost').getAttribute('title'),
+    ).resolves.toMatch(/^No model call joined these tasks, so their cost reads \$0/);
+    await expect(
+      page.locator('#routes-table tbody tr[data-cohort="joined"] .cost').getAttribute('title'),
+    ).resolves.toBeNull();
+    expect(watch.errors).toEqual([]);
+  });
 });
 
 describe('the dashboard when the API misbehaves', () => {
