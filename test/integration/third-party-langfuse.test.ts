@@ -160,6 +160,14 @@ describe('Langfuse JS SDK v4 end to end', () => {
     const text = renderReportTable(report);
     expect(text).toMatch(/^No model call joined the tasks of split × small \(1 task\)/m);
     expect(text).toMatch(/^\(none\) × \(none\): \d+ tasks? with neither cohort nor route/m);
+    // That untagged row holds this very call: stored under its trace as its task, untagged.
+    const spans = await collector.storedSpans();
+    const task = spans.find((s) => s.task_id === 'ticket-split' && s.kind === 'task')!;
+    expect(
+      spans
+        .filter((s) => s.trace_id === task.trace_id && s.kind === 'llm')
+        .map((s) => [s.task_id, s.cohort, s.route]),
+    ).toEqual([[task.trace_id, '', '']]);
   });
 
   it('takes the cost Langfuse was given as the call cost', async () => {
