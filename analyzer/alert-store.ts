@@ -273,44 +273,42 @@ export class AlertStore {
   }
 
   /**
-   * The incidents that fired and resolved at or after `sinceMs`: their rule, cohort × route and
-   * span, from where the firing event's finding put the change (else when it fired) to the
-   * resolution. The evaluator leaves these spans out of its routes' trailing baselines.
+   * The incidents of rules with a trailing baseline that fired and resolved at or after
+   * `sinceMs`: their rule, cohort × route and span, from where the firing event's finding put the
+   * change (else when it fired) to the resolution. The evaluator leaves these spans out of its
+   * routes' trailing baselines. Whether a baseline was trailing is read from the event (its
+   * finding's baseline), not from the rules file: an incident stays what it was when a rule is
+   * changed or removed.
    */
   async resolvedIncidents(sinceMs: number): Promise<IncidentSpan[]> {
+    // Every firing, and the resolutions since: each resolution pairs with the firing before it
+    // in its alert's order. One incident number can hold several fired episodes (a number no
+    // message went out under is given to the next one, lifecycle.ts), so they are not grouped by
+    // it. No subquery or join: on a cluster one incident's events lie on several shards.
     const rows = await this.store.query(
-      // One pass, no subquery: on a cluster the events of one incident lie on several shards,
-      // and the aggregation over the Distributed table merges them.
-      `SELECT any(rule_id) AS rule_id, any(cohort) AS cohort, any(route) AS route,
-         argMinIf(JSONExtractString(message, 'finding', 'current', 'since'), at, kind = 'firing')
+      `SELECT fingerprint, incident, seq, kind, rule_id, cohort, route, at,
+         if(kind = 'firing', JSONExtractString(message, 'finding', 'current', 'since'), '')
            AS change_point,
-         minIf(at, kind = 'firing') AS fired_at,
-         maxIf(at, kind = 'resolved') AS resolved_at
+         if(kind = 'firing', JSONExtractString(message, 'finding', 'baseline', 'description'), '')
+           AS baseline
        FROM alert_events FINAL
-       WHERE kind IN ('firing', 'resolved')
-       GROUP BY fingerprint, incident
-       HAVING countIf(kind = 'firing') > 0 AND countIf(kind = 'resolved') > 0
-         AND resolved_at >= {since:DateTime64(3, 'UTC')}`,
+       WHERE kind = 'firing' OR (kind = 'resolved' AND at >= {since:DateTime64(3, 'UTC')})
+       ORDER BY fingerprint, incident, seq`,
       { since: ms(sinceMs) },
       z.object({
+        fingerprint: z.string(),
+        incident: chNumber,
+        seq: chNumber,
+        kind: z.enum(EVENT_KINDS),
         rule_id: z.string(),
         cohort: z.string(),
         route: z.string(),
+        at: time,
         change_point: z.string(),
-        fired_at: time,
-        resolved_at: time,
+        baseline: z.string(),
       }),
     );
-    return rows.map((r) => {
-      const changed = r.change_point ? Date.parse(r.change_point) : Number.NaN;
-      return {
-        ruleId: r.rule_id,
-        cohort: r.cohort,
-        route: r.route,
-        fromMs: Number.isFinite(changed) ? Math.min(changed, r.fired_at) : r.fired_at,
-        toMs: r.resolved_at,
-      };
-    });
+    return pairIncidents(rows);
   }
 
   /**
@@ -603,4 +601,43 @@ function toSilence(r: z.output<typeof silenceRow>): Silence {
     comment: r.comment,
     createdAt: r.created_at,
   };
+}
+
+/**
+ * Resolutions paired with the firing before each (rows in each alert's order: fingerprint,
+ * incident, seq), for the incidents of a trailing baseline. Exported for its tests.
+ */
+export function pairIncidents(
+  rows: readonly {
+    fingerprint: string;
+    kind: string;
+    rule_id: string;
+    cohort: string;
+    route: string;
+    at: number;
+    change_point: string;
+    baseline: string;
+  }[],
+): IncidentSpan[] {
+  const spans: IncidentSpan[] = [];
+  let fired: (typeof rows)[number] | undefined;
+  for (const row of rows) {
+    if (fired && fired.fingerprint !== row.fingerprint) fired = undefined;
+    if (row.kind === 'firing') {
+      fired = row;
+      continue;
+    }
+    if (row.kind !== 'resolved' || !fired) continue;
+    const changed = fired.change_point ? Date.parse(fired.change_point) : Number.NaN;
+    if (fired.baseline.startsWith('trailing '))
+      spans.push({
+        ruleId: fired.rule_id,
+        cohort: fired.cohort,
+        route: fired.route,
+        fromMs: Number.isFinite(changed) ? Math.min(changed, fired.at) : fired.at,
+        toMs: row.at,
+      });
+    fired = undefined;
+  }
+  return spans;
 }

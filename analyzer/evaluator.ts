@@ -250,11 +250,17 @@ export class Evaluator {
     // baselines, resolved ones are left out of them (#holds), and each monitor tests only the
     // evidence after its last incident resolved (lifecycle.ts).
     const previous = new Map((await this.alerts.states()).map((r) => [r.fingerprint, r]));
+    // Silences in force now (a replay: then) keep their alerts' messages unsent, below, and keep
+    // a firing alert from holding the other rules' baselines of its route (#holds).
+    const wallNow = Date.now();
+    const silences = await this.alerts.silences(dryRun ? now : Math.min(now, wallNow));
     const held = await this.#holds([...previous.values()], rules, {
       now,
       fromMs: from.getTime(),
       bucketMs,
       callBudget,
+      dryRun,
+      silenced: (record) => silenceOf(silences, record, now) !== undefined,
     });
     // Baselines: one read per distinct range.
     const trailing = new Map<number, Promise<AggregateCounts[]>>();
@@ -385,8 +391,6 @@ export class Evaluator {
     // alert keeps the time it was last notified, so that its reminder is due once the silence ends.
     // A recorded evaluation's messages go out now: a replay of a past time (`--record`) is also
     // silenced by the silences in force now, not only by those of its time.
-    const wallNow = Date.now();
-    const silences = await this.alerts.silences(dryRun ? now : Math.min(now, wallNow));
     const silenceAt = (alert: AlertRecord) =>
       silenceOf(silences, alert, now) ?? (dryRun ? undefined : silenceOf(silences, alert, wallNow));
     const silenced = new Map<string, Silence>();
@@ -681,7 +685,15 @@ export class Evaluator {
   async #holds(
     records: readonly AlertRecord[],
     rules: readonly Rule[],
-    at: { now: number; fromMs: number; bucketMs: number; callBudget: number },
+    at: {
+      now: number;
+      fromMs: number;
+      bucketMs: number;
+      callBudget: number;
+      dryRun: boolean;
+      /** Whether a silence in force keeps the alert quiet. */
+      silenced: (record: AlertRecord) => boolean;
+    },
   ): Promise<Holds> {
     const trailingRule = (id: string) => {
       const rule = rules.find((r) => r.id === id);
@@ -699,7 +711,14 @@ export class Evaluator {
       if (end === null || end > at.now || !trailingRule(record.ruleId)?.enabled) continue;
       own.set(record.fingerprint, end);
       const route = monitorKey(record.cohort, record.route);
-      if (record.state === 'firing' && end < (byRoute.get(route)?.endMs ?? Infinity))
+      // A silenced alert holds its own baseline only: a silence says the team knows, and a change
+      // taken as the route's new state must not keep its other rules on the history before it.
+      if (
+        record.state === 'firing' &&
+        record.since <= at.now &&
+        !at.silenced(record) &&
+        end < (byRoute.get(route)?.endMs ?? Infinity)
+      )
         byRoute.set(route, { endMs: end, ruleId: record.ruleId });
     }
     const endOf = (rule: Rule, cohort: string, route: string, detail: string) => {
@@ -720,7 +739,7 @@ export class Evaluator {
       active.length === 0
         ? []
         : (await this.alerts.resolvedIncidents(Math.min(...ends) - longest))
-            .filter((i) => trailingRule(i.ruleId) && i.fromMs <= at.now)
+            .filter((i) => i.fromMs <= at.now)
             .map((i) => ({ ...i, toMs: Math.min(i.toMs, at.now) }));
     const excluded = mergeSpans(spans);
 
@@ -759,8 +778,10 @@ export class Evaluator {
         if (end) await read(windowOf(rule), end.endMs);
       }
     }
-    // Reads no open incident uses any more go.
-    for (const key of this.#heldCache.keys()) if (!used.has(key)) this.#heldCache.delete(key);
+    // Reads no open incident uses any more go (not after a replay of a past time: the live
+    // evaluations' reads stay).
+    if (!at.dryRun)
+      for (const key of this.#heldCache.keys()) if (!used.has(key)) this.#heldCache.delete(key);
 
     return {
       of: (rule, cohort, route, detail) => {
@@ -1276,11 +1297,13 @@ async function readHeld(
 }
 
 /**
- * At most this many spans are left out of a read (the latest): a ClickHouse server takes query
- * parameters in the URL (storage/window-sql.ts), and a route flapping for a week would otherwise make
- * one too long for it. Overlapping incidents of one route (its rules fire together) merge first.
+ * Spans left out of the reads, the latest at most: this many per cohort × route (a route that
+ * flapped all week), and this many in all (the statement carries them, and ClickHouse parses at
+ * most 256 KiB of it by default). Overlapping incidents of one route (its rules fire together)
+ * merge first.
  */
-const MAX_EXCLUDED_SPANS = 100;
+const MAX_SPANS_PER_ROUTE = 20;
+const MAX_EXCLUDED_SPANS = 500;
 
 /** Incident spans merged per cohort × route where they overlap or touch, latest last. */
 export function mergeSpans(spans: readonly ExcludedSpan[]): ExcludedSpan[] {
@@ -1290,14 +1313,19 @@ export function mergeSpans(spans: readonly ExcludedSpan[]): ExcludedSpan[] {
       (a, b) =>
         a.cohort.localeCompare(b.cohort) || a.route.localeCompare(b.route) || a.fromMs - b.fromMs,
     );
-  const out: ExcludedSpan[] = [];
+  const byRoute = new Map<string, ExcludedSpan[]>();
   for (const { cohort, route, fromMs, toMs } of sorted) {
-    const last = out.at(-1);
-    if (last && last.cohort === cohort && last.route === route && fromMs <= last.toMs)
-      last.toMs = Math.max(last.toMs, toMs);
-    else out.push({ cohort, route, fromMs, toMs });
+    const key = monitorKey(cohort, route);
+    const list = byRoute.get(key) ?? [];
+    const last = list.at(-1);
+    if (last && fromMs <= last.toMs) last.toMs = Math.max(last.toMs, toMs);
+    else list.push({ cohort, route, fromMs, toMs });
+    byRoute.set(key, list);
   }
-  return out.sort((a, b) => a.toMs - b.toMs).slice(-MAX_EXCLUDED_SPANS);
+  return [...byRoute.values()]
+    .flatMap((list) => list.slice(-MAX_SPANS_PER_ROUTE))
+    .sort((a, b) => a.toMs - b.toMs)
+    .slice(-MAX_EXCLUDED_SPANS);
 }
 
 /** For a baseline's description: the resolved incidents of `route` left out of [fromMs, toMs). */

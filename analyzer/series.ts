@@ -211,13 +211,29 @@ const TASKS_SQL = `
     WHERE started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
       AND eval_run = ''`;
 
-/** TASKS_SQL without the tasks of the spans `SeriesOptions.exclude` names. */
-const TASKS_EXCLUDING_SQL = `${TASKS_SQL}
-      AND NOT arrayExists(
-        (k, f, t) -> k = concat(cohort, '\\t', primary_route)
-          AND toUnixTimestamp64Milli(started_at) >= toInt64(f)
-          AND toUnixTimestamp64Milli(started_at) < toInt64(t),
-        {excludeKeys:Array(String)}, {excludeFrom:Array(String)}, {excludeTo:Array(String)})`;
+/**
+ * A condition true for the tasks of the spans `exclude` names, written into the statement: a
+ * literal OR-chain is about 1.5× a plain read, where the same test over array parameters cost
+ * 15–50× (a lambda per row and span), and a server takes parameters in the URL, whose size the
+ * spans would push past what proxies accept. Names are quoted as ClickHouse string literals.
+ */
+function excludedTasksSql(exclude: readonly ExcludedSpan[]): string {
+  // Braces as escapes too: `{view}` and `{name:Type}` in the statement are placeholders.
+  const quoted = (text: string) =>
+    `'${text
+      .replaceAll('\\', '\\\\')
+      .replaceAll("'", "\\'")
+      .replaceAll('{', '\\x7B')
+      .replaceAll('}', '\\x7D')}'`;
+  const ms = (value: number) => `fromUnixTimestamp64Milli(toInt64(${Math.trunc(value)}), 'UTC')`;
+  return exclude
+    .map(
+      (e) =>
+        `(cohort = ${quoted(e.cohort)} AND primary_route = ${quoted(e.route)}` +
+        ` AND started_at >= ${ms(e.fromMs)} AND started_at < ${ms(e.toMs)})`,
+    )
+    .join('\n        OR ');
+}
 
 /** A stretch of one cohort × route's tasks left out of a read: those started in [fromMs, toMs). */
 export interface ExcludedSpan {
@@ -246,13 +262,6 @@ function params(from: Date, to: Date, options: SeriesOptions) {
     callBudget: options.callBudget,
     slowKeys: thresholds.map(([key]) => key),
     slowValues: thresholds.map(([, value]) => String(value)),
-    ...(options.exclude?.length
-      ? {
-          excludeKeys: options.exclude.map((e) => monitorKey(e.cohort, e.route)),
-          excludeFrom: options.exclude.map((e) => String(e.fromMs)),
-          excludeTo: options.exclude.map((e) => String(e.toMs)),
-        }
-      : {}),
   };
 }
 
@@ -350,7 +359,7 @@ export async function aggregateCounts(
             toUnixTimestamp64Milli(max(started_at)) AS last_started_ms,
             toUnixTimestamp64Milli(min(started_at)) AS first_started_ms,
             ${COUNTS_SQL}
-     FROM (${options.exclude?.length ? TASKS_EXCLUDING_SQL : TASKS_SQL}) AS t
+     FROM (${TASKS_SQL}${options.exclude?.length ? `\n      AND NOT (${excludedTasksSql(options.exclude)})` : ''}) AS t
      GROUP BY cohort, primary_route${options.byVersion ? ', policy_version' : ''}`,
     params(from, to, options),
     aggregateRow,

@@ -14,6 +14,7 @@ import { disableDefaultRulesBut } from '../support/rules.js';
 // Time line (T = now): both cohorts at 85 % success and 10 % fallbacks over [D − 8 h, D); a
 // fallback storm over [D, D + 2 h): 50 % fallbacks, and 99 % success since the large model answers;
 // then as before. `relapse` then drops to 70 % from D + 5 h: a real drop, which must still page.
+// `accepted` keeps the storm's rates for good, under a silence, and drops to 90 % from D + 5 h.
 // Evaluated every 15 minutes from D − 1 h to T = D + 9 h, as the periodic job would.
 
 const HOUR = 3_600_000;
@@ -22,8 +23,8 @@ const D = T - 9 * HOUR;
 const RULES = parseRules(`
 evaluation: { horizon: 2h, baselineWindow: 6h, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2 }
 rules:
-  - { id: success_rate_drop, cohorts: [steady, relapse] }
-  - { id: fallback_rate_spike, cohorts: [steady, relapse] }
+  - { id: success_rate_drop, cohorts: [steady, relapse, accepted] }
+  - { id: fallback_rate_spike, cohorts: [steady, relapse, accepted] }
 ${disableDefaultRulesBut('success_rate_drop', 'fallback_rate_spike')}
 `);
 
@@ -54,6 +55,11 @@ beforeAll(async () => {
     ...part('relapse', 0.99, 0.5, 0, 2),
     ...part('relapse', 0.85, 0.1, 2, 5),
     ...part('relapse', 0.7, 0.1, 5, 9),
+    // A lasting change the team takes as the route's new state (silenced): half the tasks fall
+    // back for good, and the large model lifts success to 99 %; then success drops to 90 %.
+    ...part('accepted', 0.85, 0.1, -8, 0),
+    ...part('accepted', 0.99, 0.5, 0, 5),
+    ...part('accepted', 0.9, 0.5, 5, 9),
   ];
   const loader = await testApp(temp.store);
   await sendTasks(loader, tasks);
@@ -66,6 +72,16 @@ afterAll(async () => {
 describe("an incident holds its route's other baselines, and is left out of them once resolved", () => {
   it('does not page a drop when a route returns to normal after a fallback storm, and still pages a real one', async () => {
     const app = await testApp(temp.store, { rules: RULES });
+    await app.evaluator.alerts.saveSilence({
+      id: 'accepted-fallbacks',
+      cohort: 'accepted',
+      route: 'small',
+      ruleId: 'fallback_rate_spike',
+      startsAt: D - 2 * HOUR,
+      endsAt: T + HOUR,
+      comment: 'the large model takes half of accepted for good: known and agreed',
+      createdAt: D - 2 * HOUR,
+    });
     const events: { hours: number; rule: string; kind: string; cohort: string }[] = [];
     const descriptions: { hours: number; cohort: string; description: string }[] = [];
     let last: EvaluationResult | undefined;
@@ -126,6 +142,20 @@ describe("an incident holds its route's other baselines, and is left out of them
     expect(finding.status).toBe('degraded');
     expect(finding.baseline.value).toBeGreaterThan(0.8);
     expect(finding.baseline.value).toBeLessThan(0.9);
+
+    // A silenced alert holds only its own baseline: the team took the change as the route's new
+    // state, so the success-rate rule trails into it, and the drop from 99 % to 90 % pages. Held
+    // at the start of the change, 90 % would read as no drop against the 85 % before it.
+    expect(of('accepted', 'fallback_rate_spike').slice(0, 2)).toEqual(['pending', 'firing']);
+    expect(of('accepted', 'fallback_rate_spike')).not.toContain('resolved');
+    expect(of('accepted', 'success_rate_drop').slice(0, 2)).toEqual(['pending', 'firing']);
+    const accepted = events.find(
+      (e) => e.cohort === 'accepted' && e.rule === 'success_rate_drop' && e.kind === 'firing',
+    )!;
+    expect(accepted.hours).toBeGreaterThan(5);
+    expect(
+      said('accepted', 0, 9).some((d) => d.description.includes('held at the start of the')),
+    ).toBe(false);
     await app.close();
   }, 300_000);
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { pairIncidents } from '../../analyzer/alert-store.js';
 import { mergeSpans } from '../../analyzer/evaluator.js';
 
 // The resolved incidents left out of a route's trailing baselines: the incidents of one route's
@@ -37,11 +38,95 @@ describe('mergeSpans', () => {
     expect(input).toEqual(before);
   });
 
-  it('keeps the latest 100 when a flapping route leaves more', () => {
+  it('keeps the latest 20 of a flapping route, and those of the quiet routes beside it', () => {
     const many = Array.from({ length: 150 }, (_, i) => span('small', i * 10, i * 10 + 5));
-    const merged = mergeSpans(many);
-    expect(merged).toHaveLength(100);
-    expect(merged[0]).toEqual(span('small', 500, 505));
-    expect(merged.at(-1)).toEqual(span('small', 1490, 1495));
+    const merged = mergeSpans([...many, span('large', 0, 5), span('small', 0, 5, 'billing')]);
+    const small = merged.filter((s) => s.route === 'small' && s.cohort === 'faq');
+    expect(small).toHaveLength(20);
+    expect(small[0]).toEqual(span('small', 1300, 1305));
+    expect(small.at(-1)).toEqual(span('small', 1490, 1495));
+    // A busy route does not push a quiet one's older incident out.
+    expect(merged).toContainEqual(span('large', 0, 5));
+    expect(merged).toContainEqual(span('small', 0, 5, 'billing'));
+  });
+
+  it('keeps the latest 500 in all', () => {
+    const routes = Array.from({ length: 40 }, (_, r) =>
+      Array.from({ length: 20 }, (_, i) => span(`r${r}`, i * 100 + r, i * 100 + r + 50)),
+    ).flat();
+    const merged = mergeSpans(routes);
+    expect(merged).toHaveLength(500);
+    expect(Math.min(...merged.map((s) => s.toMs))).toBeGreaterThan(
+      Math.min(...routes.map((s) => s.toMs)),
+    );
+  });
+});
+
+// Each resolution pairs with the firing before it: one incident number can hold several fired
+// episodes (a number no message went out under, as under a silence, is given to the next one).
+describe('pairIncidents', () => {
+  const row = (
+    kind: string,
+    at: number,
+    extra: Partial<{ fingerprint: string; change_point: string; baseline: string }> = {},
+  ) => ({
+    fingerprint: 'f1',
+    rule_id: 'fallback_rate_spike',
+    cohort: 'faq',
+    route: 'small',
+    kind,
+    at,
+    change_point: '',
+    baseline: kind === 'firing' ? 'trailing 7 d before the current window' : '',
+    ...extra,
+  });
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  it('gives two spans, not one across the healthy gap, for two episodes under one number', () => {
+    const spans = pairIncidents([
+      row('pending', 10),
+      row('firing', 30, { change_point: iso(5) }),
+      row('repeat', 60),
+      row('resolved', 400),
+      row('pending', 600),
+      row('firing', 650, { change_point: iso(620) }),
+      row('resolved', 900),
+    ]);
+    expect(spans.map((s) => [s.fromMs, s.toMs])).toEqual([
+      [5, 400],
+      [620, 900],
+    ]);
+    expect(spans[0]).toMatchObject({
+      ruleId: 'fallback_rate_spike',
+      cohort: 'faq',
+      route: 'small',
+    });
+  });
+
+  it('starts at the firing when its finding had no change point, and never after it', () => {
+    expect(
+      pairIncidents([
+        row('firing', 30),
+        row('resolved', 90),
+        row('firing', 100, { change_point: iso(150) }),
+        row('resolved', 200),
+      ]).map((s) => [s.fromMs, s.toMs]),
+    ).toEqual([
+      [30, 90],
+      [100, 200],
+    ]);
+  });
+
+  it('leaves out what has no firing before it in its alert, and the incidents of other baselines', () => {
+    expect(
+      pairIncidents([
+        row('firing', 30),
+        row('resolved', 90, { fingerprint: 'f2' }),
+        row('firing', 100, { fingerprint: 'f3', baseline: 'the target success rate 90 %' }),
+        row('resolved', 200, { fingerprint: 'f3' }),
+        row('firing', 300, { fingerprint: 'f4', baseline: 'pinned baseline q3 (…)' }),
+        row('resolved', 400, { fingerprint: 'f4' }),
+      ]),
+    ).toEqual([]);
   });
 });
