@@ -212,10 +212,11 @@ const TASKS_SQL = `
       AND eval_run = ''`;
 
 /**
- * A condition true for the tasks of the spans `exclude` names, written into the statement: a
- * literal OR-chain is about 1.5× a plain read, where the same test over array parameters cost
- * 15–50× (a lambda per row and span), and a server takes parameters in the URL, whose size the
- * spans would push past what proxies accept. Names are quoted as ClickHouse string literals.
+ * A condition true for the tasks of the spans `exclude` names, written into the statement. Over 2
+ * million tasks (`npm run bench:exclusion`, docs/benchmarks.md) a literal OR-chain read as fast as
+ * a plain read with 10 spans and 2.4× as long with 100; the same test over array parameters took
+ * 3.7× and 53× (a lambda per row and span). A server also takes parameters in the URL, whose size
+ * the spans would push past what proxies accept. Names are quoted as ClickHouse string literals.
  */
 function excludedTasksSql(exclude: readonly ExcludedSpan[]): string {
   // Braces as escapes too: `{view}` and `{name:Type}` in the statement are placeholders.
