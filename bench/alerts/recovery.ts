@@ -19,6 +19,7 @@ import { emptyCounts } from '../../analyzer/series.js';
 import type { TaskCounts } from '../../analyzer/series.js';
 import { describeMachine } from '../instrumentation/machine.js';
 import { benchArgs } from '../cli-args.js';
+import { mergeIntervals } from './intervals.js';
 import { poisson, seeded } from './random.js';
 
 const USAGE =
@@ -125,14 +126,7 @@ function baselineWithout(
   spans: readonly [number, number][],
 ): TaskCounts {
   const c = countsBetween(s, from, to);
-  // Merged first, so that no minute is taken out twice.
-  const merged: [number, number][] = [];
-  for (const [a, b] of [...spans].sort((x, y) => x[0] - y[0])) {
-    const last = merged.at(-1);
-    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
-    else merged.push([a, b]);
-  }
-  for (const [a, b] of merged) {
+  for (const [a, b] of mergeIntervals(spans)) {
     const lo = Math.max(a, from);
     const hi = Math.min(b, to);
     if (hi <= lo) continue;

@@ -28,6 +28,7 @@ import { emptyCounts } from '../../analyzer/series.js';
 import type { TaskCounts } from '../../analyzer/series.js';
 import { describeMachine } from '../instrumentation/machine.js';
 import { benchArgs } from '../cli-args.js';
+import { mergeIntervals } from './intervals.js';
 import { poisson, seeded } from './random.js';
 
 const USAGE = 'Usage: npm run bench:route-hold -- [--seeds 20]';
@@ -137,13 +138,7 @@ function counts(s: Stream, from: number, to: number, spans: readonly [number, nu
     };
   };
   const sum = between(from, to);
-  const merged: [number, number][] = [];
-  for (const [a, b] of [...spans].sort((x, y) => x[0] - y[0])) {
-    const last = merged.at(-1);
-    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
-    else merged.push([a, b]);
-  }
-  for (const [a, b] of merged) {
+  for (const [a, b] of mergeIntervals(spans)) {
     if (Math.min(b, to) <= Math.max(a, from)) continue;
     const out = between(Math.max(a, from), Math.min(b, to));
     sum.tasks -= out.tasks;
