@@ -619,6 +619,9 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
         summary: f.summary,
         statistic: f.statistic,
         threshold: f.threshold,
+        // What the monitor was judged against: held at an incident's start, without resolved
+        // incidents, a target (docs/rules.md, "Held baseline").
+        baseline: f.baseline.description,
       })),
     };
   });

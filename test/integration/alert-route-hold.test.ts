@@ -156,6 +156,17 @@ describe("an incident holds its route's other baselines, and is left out of them
     expect(
       said('accepted', 0, 9).some((d) => d.description.includes('held at the start of the')),
     ).toBe(false);
+
+    // The API's evaluation answer says what each monitor was judged against.
+    const res = await app.app.inject({ method: 'POST', url: '/api/v1/evaluate?dryRun=true' });
+    expect(res.statusCode).toBe(200);
+    const answer = res.json() as {
+      findings: { rule: string; cohort: string; baseline: string }[];
+    };
+    expect(
+      answer.findings.find((f) => f.cohort === 'steady' && f.rule === 'success_rate_drop')!
+        .baseline,
+    ).toMatch(/^trailing 6 h before the current window, without the resolved incident of /);
     await app.close();
   }, 300_000);
 });

@@ -191,7 +191,9 @@ beforeAll(async () => {
   rw = await testApp(temp.store, { rules: RULES });
   await sendTasks(rw, tasks());
   await rw.writer.flush();
-});
+  // Thousands of crafted tasks through the collector: beyond the default hook timeout on a loaded
+  // machine (seen with another suite running beside it), as the other heavy set-ups allow.
+}, 120_000);
 afterAll(async () => {
   await rw?.close();
   await temp?.dispose();
