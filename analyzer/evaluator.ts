@@ -22,7 +22,13 @@ import {
   knownOutcomeSums,
   monitorKey,
 } from './series.js';
-import type { AggregateCounts, BucketedCounts, ExcludedSpan, TaskCounts } from './series.js';
+import type {
+  AggregateCounts,
+  BucketedCounts,
+  ExcludedSpan,
+  RouteReach,
+  TaskCounts,
+} from './series.js';
 import { costPerSuccess, nonePriced } from './stats.js';
 import { OutageLog } from '../storage/outage-log.js';
 import type { JobLog } from '../storage/outage-log.js';
@@ -267,11 +273,10 @@ export class Evaluator {
     const trailingOf = (windowMs: number) => {
       let read = trailing.get(windowMs);
       if (!read) {
-        const start = from.getTime() - windowMs;
-        read = aggregateCounts(store, new Date(start), from, {
+        read = aggregateCounts(store, new Date(from.getTime() - windowMs), from, {
           callBudget,
           byVersion: false,
-          exclude: overlapping(held.excluded, start, from.getTime()),
+          ...trailingRead(held.excluded, from.getTime(), windowMs),
         });
         trailing.set(windowMs, read);
       }
@@ -732,13 +737,14 @@ export class Evaluator {
       return { endMs, by: routes && routes.endMs < mine ? routes.ruleId : undefined };
     };
 
-    // The resolved incidents any baseline read here reaches back to.
+    // The resolved incidents any baseline read here reaches back to, by up to one more window
+    // where they leave it short (reachBack).
     const longest = Math.max(0, ...active.map(windowOf));
     const ends = [at.fromMs, ...own.values()].map((e) => Math.floor(e / at.bucketMs) * at.bucketMs);
     const spans =
       active.length === 0
         ? []
-        : (await this.alerts.resolvedIncidents(Math.min(...ends) - longest))
+        : (await this.alerts.resolvedIncidents(Math.min(...ends) - 2 * longest))
             .filter((i) => i.fromMs <= at.now)
             .map((i) => ({ ...i, toMs: Math.min(i.toMs, at.now) }));
     const excluded = mergeSpans(spans);
@@ -747,12 +753,12 @@ export class Evaluator {
     const used = new Set<string>();
     const reads = new Map<string, HeldBaseline>();
     const read = async (windowMs: number, endMs: number) => {
-      const exclude = overlapping(excluded, endMs - windowMs, endMs);
-      const key = `${windowMs} ${endMs} ${at.callBudget} ${JSON.stringify(exclude)}`;
+      const around = trailingRead(excluded, endMs, windowMs);
+      const key = `${windowMs} ${endMs} ${at.callBudget} ${JSON.stringify(around)}`;
       let entry = this.#heldCache.get(key);
       if (!entry || (!used.has(key) && wallNow - entry.readAtMs >= HELD_REFRESH_MS)) {
         const fresh = {
-          read: readHeld(this.options.store, endMs, windowMs, at.callBudget, exclude),
+          read: readHeld(this.options.store, endMs, windowMs, at.callBudget, around),
           readAtMs: wallNow,
         };
         this.#heldCache.set(key, fresh);
@@ -968,7 +974,7 @@ export class Evaluator {
       if (!held) {
         const left =
           rule.baseline.kind === 'trailing'
-            ? leftOut(data.held.excluded, key, data.fromMs - rule.baseline.windowMs, data.fromMs)
+            ? leftOut(data.held.excluded, key, data.fromMs, rule.baseline.windowMs)
             : '';
         return {
           baseline: baseline.get(key) ?? null,
@@ -989,7 +995,7 @@ export class Evaluator {
           (by
             ? `held at the start of the ${by} incident open on this cohort × route`
             : "held at the incident's start while it is open") +
-          leftOut(data.held.excluded, key, held.endMs - held.windowMs, held.endMs),
+          leftOut(data.held.excluded, key, held.endMs, held.windowMs),
       };
     };
 
@@ -1273,18 +1279,18 @@ function previousPolicyRows(
   return policyRows.filter((row) => previous.get(row.cohort)?.policyVersion === row.policyVersion);
 }
 
-/** The counts of a held baseline, [endMs − windowMs, endMs) without the spans `exclude` names. */
+/** The counts of a held baseline, [endMs − windowMs, endMs) around resolved incidents (trailingRead). */
 async function readHeld(
   store: Store,
   endMs: number,
   windowMs: number,
   callBudget: number,
-  exclude: readonly ExcludedSpan[],
+  around: ReturnType<typeof trailingRead>,
 ): Promise<HeldBaseline> {
   const rows = await aggregateCounts(store, new Date(endMs - windowMs), new Date(endMs), {
     callBudget,
     byVersion: false,
-    exclude,
+    ...around,
   });
   const routes = byRoute(rows);
   return {
@@ -1332,17 +1338,73 @@ export function mergeSpans(spans: readonly ExcludedSpan[]): ExcludedSpan[] {
 function leftOut(
   spans: readonly ExcludedSpan[],
   route: string,
-  fromMs: number,
-  toMs: number,
+  endMs: number,
+  windowMs: number,
 ): string {
-  const mine = overlapping(spans, fromMs, toMs).filter(
-    (s) => monitorKey(s.cohort, s.route) === route,
-  );
-  if (mine.length === 0) return '';
+  const mine = spans.filter((s) => monitorKey(s.cohort, s.route) === route);
+  const fromMs = reachBack(mine, endMs, windowMs);
+  const within = overlapping(mine, fromMs, endMs);
+  if (within.length === 0) return '';
   const span = (s: ExcludedSpan) => `${utcMinute(s.fromMs).slice(0, -4)} → ${utcMinute(s.toMs)}`;
-  return mine.length === 1
-    ? `, without the resolved incident of ${span(mine[0]!)} on this cohort × route`
-    : `, without ${mine.length} resolved incidents on this cohort × route (the latest ${span(mine.at(-1)!)})`;
+  const reach =
+    fromMs < endMs - windowMs
+      ? `, reaching back to ${utcMinute(fromMs)} for the time left out`
+      : '';
+  return within.length === 1
+    ? `, without the resolved incident of ${span(within[0]!)} on this cohort × route${reach}`
+    : `, without ${within.length} resolved incidents on this cohort × route (the latest ${span(within.at(-1)!)})${reach}`;
+}
+
+/**
+ * Where a trailing baseline of `windowMs` ending at `endMs` starts for a cohort × route whose
+ * `spans` are left out: as far back as it takes to hold `windowMs` outside them, and at most one
+ * window further. An incident that took most of the window would otherwise leave its route
+ * unjudged (too little baseline) until healthy history gathered again, about a window after it
+ * resolved; one longer than a window still does, for less time. Any unit, as long as it is one.
+ */
+export function reachBack(
+  spans: readonly { fromMs: number; toMs: number }[],
+  endMs: number,
+  windowMs: number,
+): number {
+  const floor = endMs - 2 * windowMs;
+  let cursor = endMs;
+  let remaining = windowMs;
+  for (const span of [...spans].sort((a, b) => b.toMs - a.toMs)) {
+    if (span.fromMs >= cursor) continue;
+    const top = Math.min(span.toMs, cursor);
+    if (cursor - top >= remaining) break;
+    remaining -= cursor - top;
+    cursor = span.fromMs;
+    if (cursor <= floor) return floor;
+  }
+  return Math.max(floor, cursor - remaining);
+}
+
+/**
+ * What a trailing read of [endMs − windowMs, endMs) leaves out and reads further back: each
+ * cohort × route's resolved incidents out, and the time they took read before the window
+ * (reachBack), so that the route is judged against a window of healthy history.
+ */
+function trailingRead(
+  excluded: readonly ExcludedSpan[],
+  endMs: number,
+  windowMs: number,
+): { exclude: ExcludedSpan[]; reach: RouteReach[] } {
+  const byRoute = new Map<string, ExcludedSpan[]>();
+  for (const span of overlapping(excluded, endMs - 2 * windowMs, endMs)) {
+    const key = monitorKey(span.cohort, span.route);
+    byRoute.set(key, [...(byRoute.get(key) ?? []), span]);
+  }
+  const exclude: ExcludedSpan[] = [];
+  const reach: RouteReach[] = [];
+  for (const spans of byRoute.values()) {
+    const { cohort, route } = spans[0]!;
+    const fromMs = reachBack(spans, endMs, windowMs);
+    exclude.push(...overlapping(spans, fromMs, endMs));
+    if (fromMs < endMs - windowMs) reach.push({ cohort, route, fromMs });
+  }
+  return { exclude, reach };
 }
 
 /** The spans that overlap [fromMs, toMs). */

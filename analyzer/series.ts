@@ -219,6 +219,28 @@ const TASKS_SQL = `
  * the spans would push past what proxies accept. Names are quoted as ClickHouse string literals.
  */
 function excludedTasksSql(exclude: readonly ExcludedSpan[]): string {
+  return exclude
+    .map(
+      (e) =>
+        `(${routeSql(e.cohort, e.route)}` +
+        ` AND started_at >= ${msSql(e.fromMs)} AND started_at < ${msSql(e.toMs)})`,
+    )
+    .join('\n        OR ');
+}
+
+/**
+ * A condition true for the tasks from `fromMs` on, and for those of each cohort × route `reach`
+ * names from its own, earlier start: written into the statement, as the spans left out are.
+ */
+function reachSql(fromMs: number, reach: readonly RouteReach[]): string {
+  return [
+    `started_at >= ${msSql(fromMs)}`,
+    ...reach.map((r) => `(${routeSql(r.cohort, r.route)} AND started_at >= ${msSql(r.fromMs)})`),
+  ].join('\n        OR ');
+}
+
+/** One cohort × route, its names quoted as ClickHouse string literals. */
+function routeSql(cohort: string, route: string): string {
   // Braces as escapes too: `{view}` and `{name:Type}` in the statement are placeholders.
   const quoted = (text: string) =>
     `'${text
@@ -226,15 +248,10 @@ function excludedTasksSql(exclude: readonly ExcludedSpan[]): string {
       .replaceAll("'", "\\'")
       .replaceAll('{', '\\x7B')
       .replaceAll('}', '\\x7D')}'`;
-  const ms = (value: number) => `fromUnixTimestamp64Milli(toInt64(${Math.trunc(value)}), 'UTC')`;
-  return exclude
-    .map(
-      (e) =>
-        `(cohort = ${quoted(e.cohort)} AND primary_route = ${quoted(e.route)}` +
-        ` AND started_at >= ${ms(e.fromMs)} AND started_at < ${ms(e.toMs)})`,
-    )
-    .join('\n        OR ');
+  return `cohort = ${quoted(cohort)} AND primary_route = ${quoted(route)}`;
 }
+
+const msSql = (value: number) => `fromUnixTimestamp64Milli(toInt64(${Math.trunc(value)}), 'UTC')`;
 
 /** A stretch of one cohort × route's tasks left out of a read: those started in [fromMs, toMs). */
 export interface ExcludedSpan {
@@ -244,6 +261,13 @@ export interface ExcludedSpan {
   toMs: number;
 }
 
+/** A cohort × route read from further back than the rest of a read: from its own fromMs. */
+export interface RouteReach {
+  cohort: string;
+  route: string;
+  fromMs: number;
+}
+
 export interface SeriesOptions {
   /** Model calls per task above which a task counts as a loop. */
   callBudget: number;
@@ -251,6 +275,11 @@ export interface SeriesOptions {
   slowThresholds?: ReadonlyMap<string, number>;
   /** Tasks left out, by aggregateCounts only: a baseline without the incidents of its routes. */
   exclude?: readonly ExcludedSpan[];
+  /**
+   * Cohort × routes read from before `from`, by aggregateCounts only: a baseline whose resolved
+   * incidents are left out reaches back by the time they took.
+   */
+  reach?: readonly RouteReach[];
 }
 
 export const monitorKey = (cohort: string, route: string) => `${cohort}\t${route}`;
@@ -353,6 +382,12 @@ export async function aggregateCounts(
   options: SeriesOptions & { byVersion: boolean },
 ): Promise<AggregateCounts[]> {
   const version = options.byVersion ? 'policy_version' : "'' AS policy_version";
+  const reach = (options.reach ?? []).filter((r) => r.fromMs < from.getTime());
+  const start = Math.min(from.getTime(), ...reach.map((r) => r.fromMs));
+  const conditions = [
+    ...(reach.length ? [`\n      AND (${reachSql(from.getTime(), reach)})`] : []),
+    ...(options.exclude?.length ? [`\n      AND NOT (${excludedTasksSql(options.exclude)})`] : []),
+  ].join('');
   const rows = await queryTasks(
     store,
     `SELECT cohort, primary_route, ${version},
@@ -360,9 +395,9 @@ export async function aggregateCounts(
             toUnixTimestamp64Milli(max(started_at)) AS last_started_ms,
             toUnixTimestamp64Milli(min(started_at)) AS first_started_ms,
             ${COUNTS_SQL}
-     FROM (${TASKS_SQL}${options.exclude?.length ? `\n      AND NOT (${excludedTasksSql(options.exclude)})` : ''}) AS t
+     FROM (${TASKS_SQL}${conditions}) AS t
      GROUP BY cohort, primary_route${options.byVersion ? ', policy_version' : ''}`,
-    params(from, to, options),
+    params(new Date(start), to, options),
     aggregateRow,
   );
   return rows.map((row) => ({

@@ -124,9 +124,10 @@ describe("an incident holds its route's other baselines, and is left out of them
         /^trailing 6 h before \d{4}-\d\d-\d\d \d\d:\d\d UTC, held at the start of the fallback_rate_spike incident open on this cohort × route$/,
       ),
     );
-    // After it resolved, the trailing baseline without the storm, said so.
+    // After it resolved, the trailing baseline without the storm, and reaching back before the
+    // window by the time it took (alert-reach-back.test.ts), said so.
     expect(said('steady', resolvedAt, 9).at(-1)!.description).toMatch(
-      /^trailing 6 h before the current window, without the resolved incident of \d{4}-\d\d-\d\d \d\d:\d\d → \d{4}-\d\d-\d\d \d\d:\d\d UTC on this cohort × route$/,
+      /^trailing 6 h before the current window, without the resolved incident of \d{4}-\d\d-\d\d \d\d:\d\d → \d{4}-\d\d-\d\d \d\d:\d\d UTC on this cohort × route, reaching back to \d{4}-\d\d-\d\d \d\d:\d\d UTC for the time left out$/,
     );
 
     // A real drop after the storm still pages, judged against the 85 % from before it.

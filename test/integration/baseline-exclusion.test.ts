@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aggregateCounts, monitorKey } from '../../analyzer/series.js';
-import type { ExcludedSpan } from '../../analyzer/series.js';
+import type { ExcludedSpan, RouteReach } from '../../analyzer/series.js';
 import { sendTasks, testApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
 import { seeded, stream } from '../support/tasks.js';
@@ -8,7 +8,8 @@ import type { CraftedTask } from '../support/tasks.js';
 
 // A trailing baseline without a route's resolved incidents: the spans are written into the
 // statement (analyzer/series.ts), so names that are quotes, backslashes or placeholders must
-// stay names, and exactly the tasks of each span go.
+// stay names, and exactly the tasks of each span go. A route whose spans leave its baseline short
+// reads further back than the others (`reach`), written in the same way.
 
 const HOUR = 3_600_000;
 const T = Date.now() - 60_000;
@@ -95,5 +96,56 @@ describe('a read without the spans of resolved incidents', () => {
     expect([...expected.values()].reduce((n, c) => n + c.tasks, 0)).toBeLessThan(
       tasks.length - 300,
     );
+  });
+
+  it("reads the routes `reach` names from their own earlier starts, the others from the read's", async () => {
+    const from = FROM + 6 * HOUR;
+    const reach: RouteReach[] = [
+      { cohort: NAMES[0]!, route: 'small', fromMs: FROM + 2 * HOUR },
+      { cohort: NAMES[2]!, route: 'small', fromMs: FROM },
+      { cohort: NAMES[4]!, route: 'large', fromMs: FROM + 3 * HOUR },
+      // Not earlier than the read's own start: no change.
+      { cohort: 'plain', route: 'small', fromMs: from + HOUR },
+    ];
+    const exclude: ExcludedSpan[] = [
+      { cohort: NAMES[0]!, route: 'small', fromMs: FROM + 3 * HOUR, toMs: FROM + 7 * HOUR },
+    ];
+    const expected = new Map<string, number>();
+    for (const t of tasks) {
+      const start = Math.min(
+        from,
+        ...reach
+          .filter((r) => r.cohort === t.cohort && r.route === t.routes[0])
+          .map((r) => r.fromMs),
+      );
+      const out = exclude.some(
+        (e) =>
+          e.cohort === t.cohort &&
+          e.route === t.routes[0] &&
+          t.startMs >= e.fromMs &&
+          t.startMs < e.toMs,
+      );
+      if (t.startMs < start || t.startMs >= T || out) continue;
+      const key = monitorKey(t.cohort, t.routes[0]!);
+      expected.set(key, (expected.get(key) ?? 0) + 1);
+    }
+    const rows = await aggregateCounts(temp.store, new Date(from), new Date(T), {
+      callBudget: 10,
+      byVersion: false,
+      exclude,
+      reach,
+    });
+    expect(new Map(rows.map((r) => [monitorKey(r.cohort, r.route), r.counts.tasks]))).toEqual(
+      expected,
+    );
+    // The routes reached back hold more than a plain read from `from` gives them.
+    const plain = await aggregateCounts(temp.store, new Date(from), new Date(T), {
+      callBudget: 10,
+      byVersion: false,
+    });
+    const plainOf = (cohort: string) =>
+      plain.find((r) => r.cohort === cohort && r.route === 'small')?.counts.tasks ?? 0;
+    expect(expected.get(monitorKey(NAMES[2]!, 'small'))).toBeGreaterThan(plainOf(NAMES[2]!) + 50);
+    expect(expected.get(monitorKey('plain', 'small'))).toBe(plainOf('plain'));
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { pairIncidents } from '../../analyzer/alert-store.js';
-import { mergeSpans } from '../../analyzer/evaluator.js';
+import { mergeSpans, reachBack } from '../../analyzer/evaluator.js';
 
 // The resolved incidents left out of a route's trailing baselines: the incidents of one route's
 // rules overlap (they fire together), and are merged before they go into the statement.
@@ -128,5 +128,40 @@ describe('pairIncidents', () => {
         row('resolved', 400, { fingerprint: 'f4' }),
       ]),
     ).toEqual([]);
+  });
+});
+
+describe('reachBack', () => {
+  // A window of 100 ending at 1 000: [900, 1 000) without the spans left out.
+  const at = (...spans: [number, number][]) =>
+    reachBack(
+      spans.map(([fromMs, toMs]) => ({ fromMs, toMs })),
+      1_000,
+      100,
+    );
+
+  it('starts a window back when nothing in it is left out', () => {
+    expect(at()).toBe(900);
+    expect(at([850, 890])).toBe(900);
+    expect(at([1_000, 1_200])).toBe(900);
+  });
+
+  it('reaches back by the time left out, across the healthy gaps and the spans before', () => {
+    expect(at([950, 980])).toBe(870);
+    // 30 out, then 20 more read back into [850, 880), which is out too: past it.
+    expect(at([950, 980], [850, 880])).toBe(840);
+    // A span running past the end is left out up to the end only.
+    expect(at([960, 1_050])).toBe(860);
+  });
+
+  it('takes overlapping spans as one, and spans out of order', () => {
+    expect(at([930, 960], [950, 980], [940, 945])).toBe(850);
+    expect(at([850, 880], [950, 980])).toBe(840);
+  });
+
+  it('reaches at most one window further', () => {
+    expect(at([820, 990])).toBe(800);
+    expect(at([700, 1_000])).toBe(800);
+    expect(at([900, 1_000])).toBe(800);
   });
 });
