@@ -4,8 +4,8 @@
  * settings, simulated minute by minute and evaluated every minute as production evaluates
  * (`--every`), through the detector and lifecycle code (`analyzer/detectors.ts`,
  * `analyzer/lifecycle.ts`): 96 buckets of 15 minutes ending at the evaluated minute, the trailing
- * baseline held at an open incident's start and without the resolved ones, as the evaluator
- * reads it.
+ * baseline held at an open incident's start, without the resolved ones and reaching back by
+ * the time they took (at most one more window), as the evaluator reads it.
  *
  * Two arms on the same streams: "now", and "without" the open alert's state given to the detector
  * (no recovery read from the latest data, no hysteresis), which is how it judged before. Not part
@@ -15,6 +15,7 @@ import { detect } from '../../analyzer/detectors.js';
 import { evidenceFrom, step } from '../../analyzer/lifecycle.js';
 import type { AlertRecord } from '../../analyzer/lifecycle.js';
 import { resolveRules } from '../../analyzer/rules.js';
+import { reachBack } from '../../analyzer/evaluator.js';
 import { emptyCounts } from '../../analyzer/series.js';
 import type { TaskCounts } from '../../analyzer/series.js';
 import { describeMachine } from '../instrumentation/machine.js';
@@ -176,7 +177,16 @@ function track(scenario: Scenario, s: Stream, withState: boolean): Run {
         current,
         fromMs: windowStart * MINUTE,
         bucketMs: BUCKET * MINUTE,
-        baseline: baselineWithout(s, baselineEnd - BASELINE, baselineEnd, resolved),
+        baseline: baselineWithout(
+          s,
+          reachBack(
+            resolved.map(([fromMs, toMs]) => ({ fromMs, toMs })),
+            baselineEnd,
+            BASELINE,
+          ),
+          baselineEnd,
+          resolved,
+        ),
         baselineDescription: 'trailing 7 d',
         baselineSpanMs: evaluation.baselineWindowMs,
         monitors: 1,

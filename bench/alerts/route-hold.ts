@@ -9,13 +9,17 @@
  *   storm     the route stays normal after it: any success_rate_drop page is false.
  *   relapse   after it, the success rate drops to 80 % and stays there: it must page (a page
  *             before the relapse began is a false one, shown as a negative time).
- * Two arms on the same streams:
+ * Three arms on the same streams:
  *   own       only the monitor whose alert is open holds its baseline (before 2026-12-07);
  *   route     a firing alert holds the baselines of every rule on its cohort × route, and a
- *             resolved incident is left out of them (analyzer/evaluator.ts #holds).
- * Three settings: the defaults (24 h window, 7-day baseline, evaluated every minute) with a
+ *             resolved incident is left out of them (analyzer/evaluator.ts #holds; stop 46);
+ *   reach     as route, and a baseline reaches back by the time it leaves out, at most one more
+ *             window (analyzer/evaluator.ts reachBack): the evaluator now.
+ * Four settings: the defaults (24 h window, 7-day baseline, evaluated every minute) with a
  * 6-hour and with a 2-day storm, and short windows as a soak test ran them (10-minute window in
- * 1-minute buckets, 20-minute baseline, evaluated every 30 s). Not part of `npm test`; the figures are in docs/benchmarks.md.
+ * 1-minute buckets, 20-minute baseline, evaluated every 30 s) with a 15- and a 30-minute storm.
+ * Besides the pages, it counts how long success_rate_drop went unjudged (too little baseline)
+ * after the storm's alert resolved. Not part of `npm test`; the figures are in docs/benchmarks.md.
  *
  * Usage: npm run bench:route-hold -- [--seeds 20]
  */
@@ -24,6 +28,7 @@ import { evidenceFrom, step } from '../../analyzer/lifecycle.js';
 import type { AlertRecord } from '../../analyzer/lifecycle.js';
 import { parseRules } from '../../analyzer/rules.js';
 import type { Rule, RuleSet } from '../../analyzer/rules.js';
+import { reachBack } from '../../analyzer/evaluator.js';
 import { emptyCounts } from '../../analyzer/series.js';
 import type { TaskCounts } from '../../analyzer/series.js';
 import { describeMachine } from '../instrumentation/machine.js';
@@ -56,38 +61,53 @@ interface Setting {
   afterMs: number;
 }
 
+/** The default rules and settings, evaluated every minute, 20 000 tasks a day. */
+const DEFAULTS = {
+  rules: parseRules('{}'),
+  tickMs: MINUTE,
+  tasksPerTick: 20_000 / 1_440,
+  historyMs: 8 * 24 * HOUR,
+};
+/** Short windows as the soak test ran them, evaluated every 30 s, 200 tasks a minute. */
+const SHORT = {
+  rules: parseRules(`evaluation: { horizon: 10m, baselineWindow: 20m, buckets: 10 }`),
+  tickMs: 30_000,
+  tasksPerTick: 100,
+  historyMs: 2 * HOUR,
+  afterMs: 2 * HOUR,
+};
+
 const SETTINGS: Setting[] = [
   {
+    ...DEFAULTS,
     name: 'defaults (24 h window, 7 d baseline), 20 000 tasks a day, a 6-hour storm',
-    rules: parseRules('{}'),
-    tickMs: MINUTE,
-    tasksPerTick: 20_000 / 1_440,
-    historyMs: 8 * 24 * HOUR,
     stormMs: 6 * HOUR,
     relapseAfterMs: 12 * HOUR,
     afterMs: 3 * 24 * HOUR,
   },
   {
+    ...DEFAULTS,
     name: 'defaults, 20 000 tasks a day, a 2-day storm',
-    rules: parseRules('{}'),
-    tickMs: MINUTE,
-    tasksPerTick: 20_000 / 1_440,
-    historyMs: 8 * 24 * HOUR,
     stormMs: 48 * HOUR,
     relapseAfterMs: 24 * HOUR,
     afterMs: 4 * 24 * HOUR,
   },
   {
+    ...SHORT,
     name: 'short windows (10 min in 1-min buckets, 20 min baseline), 200 tasks a minute, a 15-minute storm',
-    rules: parseRules(`evaluation: { horizon: 10m, baselineWindow: 20m, buckets: 10 }`),
-    tickMs: 30_000,
-    tasksPerTick: 100,
-    historyMs: 2 * HOUR,
     stormMs: 15 * MINUTE,
     relapseAfterMs: 20 * MINUTE,
-    afterMs: 2 * HOUR,
+  },
+  {
+    ...SHORT,
+    name: 'short windows, 200 tasks a minute, a 30-minute storm (longer than the baseline)',
+    stormMs: 30 * MINUTE,
+    // Before its alert has resolved: without reaching back, the relapse is left out with it.
+    relapseAfterMs: 5 * MINUTE,
   },
 ];
+
+type Arm = 'own' | 'route' | 'reach';
 
 /** Cumulative counts tick by tick: [i] counts the ticks before i. */
 interface Stream {
@@ -164,9 +184,12 @@ interface Run {
   firstDropAfterMs: number | null;
   /** fallback_rate_spike incidents that fired. */
   spikes: number;
+  /** Evaluations after the storm's alert resolved that left success_rate_drop unjudged. */
+  unjudged: number;
 }
 
-function track(setting: Setting, s: Stream, routeWide: boolean, relapse: boolean): Run {
+function track(setting: Setting, s: Stream, arm: Arm, relapse: boolean): Run {
+  const routeWide = arm !== 'own';
   const { evaluation } = setting.rules;
   const rules = ['fallback_rate_spike', 'success_rate_drop'].map((id) =>
     setting.rules.rules.find((r) => r.id === id)!,
@@ -180,7 +203,7 @@ function track(setting: Setting, s: Stream, routeWide: boolean, relapse: boolean
   const last = s.tasks.length - 1;
   const records = new Map<string, AlertRecord>();
   const resolved: [number, number][] = [];
-  const run: Run = { drops: 0, firstDropAfterMs: null, spikes: 0 };
+  const run: Run = { drops: 0, firstDropAfterMs: null, spikes: 0, unjudged: 0 };
   const toTick = (ms: number) => Math.floor(ms / tick);
   for (let t = setting.historyMs / tick - horizon; t <= last; t++) {
     const now = t * tick;
@@ -197,6 +220,14 @@ function track(setting: Setting, s: Stream, routeWide: boolean, relapse: boolean
       // Floored to the bucket grid, and never after the window's start.
       const held = Math.floor(Math.min(own, routeEnd) / bucket) * bucket;
       const end = Number.isFinite(held) && held < from ? held : from;
+      const start =
+        arm === 'reach'
+          ? reachBack(
+              resolved.map(([fromMs, toMs]) => ({ fromMs, toMs })),
+              end,
+              window,
+            )
+          : end - window;
       const current = Array.from({ length: evaluation.buckets }, (_, b) =>
         counts(s, from + b * bucket, from + (b + 1) * bucket),
       );
@@ -209,7 +240,7 @@ function track(setting: Setting, s: Stream, routeWide: boolean, relapse: boolean
           current,
           fromMs: from * tick,
           bucketMs: bucket * tick,
-          baseline: counts(s, end - window, end, routeWide ? resolved : []),
+          baseline: counts(s, start, end, routeWide ? resolved : []),
           baselineDescription: 'trailing',
           baselineSpanMs: evaluation.baselineWindowMs,
           monitors: 1,
@@ -219,6 +250,7 @@ function track(setting: Setting, s: Stream, routeWide: boolean, relapse: boolean
         evaluation,
       );
     });
+    if (resolved.length > 0 && findings[1]!.status === 'insufficient_data') run.unjudged++;
     rules.forEach((rule, i) => {
       const record = records.get(rule.id);
       const finding = findings[i]!;
@@ -250,20 +282,21 @@ const quantiles = (values: number[], unit: number, label: string) => {
 console.log(describeMachine().join('\n'));
 console.log(`${SEEDS} seeds per scenario and setting\n`);
 console.log(
-  '| setting | scenario | arm | fallback_rate_spike incidents per run | success_rate_drop incidents per run | runs with one | the first, after the storm ended (relapse: after the relapse began), median (range) |',
+  '| setting | scenario | arm | fallback_rate_spike incidents per run | success_rate_drop incidents per run | runs with one | the first, after the storm ended (relapse: after the relapse began), median (range) | success_rate_drop unjudged after the storm resolved, mean |',
 );
-console.log('| --- | --- | --- | ---: | ---: | ---: | --- |');
+console.log('| --- | --- | --- | ---: | ---: | ---: | --- | ---: |');
 for (const setting of SETTINGS) {
   const unit = setting.tickMs === MINUTE ? HOUR : MINUTE;
   const label = unit === HOUR ? 'h' : 'min';
   for (const relapse of [false, true]) {
-    for (const routeWide of [false, true]) {
+    for (const arm of ['own', 'route', 'reach'] as const) {
       const runs: Run[] = [];
       for (let seed = 1; seed <= SEEDS; seed++)
-        runs.push(track(setting, simulate(setting, relapse, seeded(seed)), routeWide, relapse));
+        runs.push(track(setting, simulate(setting, relapse, seeded(seed)), arm, relapse));
       const firsts = runs.flatMap((r) => (r.firstDropAfterMs === null ? [] : [r.firstDropAfterMs]));
+      const mean = (f: (r: Run) => number) => runs.reduce((a, r) => a + f(r), 0) / SEEDS;
       console.log(
-        `| ${setting.name} | ${relapse ? `relapse to 80 % ${setting.relapseAfterMs / unit} ${label} after` : 'storm, then normal'} | ${routeWide ? 'route' : 'own'} | ${(runs.reduce((a, r) => a + r.spikes, 0) / SEEDS).toFixed(2)} | ${(runs.reduce((a, r) => a + r.drops, 0) / SEEDS).toFixed(2)} | ${firsts.length}/${SEEDS} | ${quantiles(firsts, unit, label)} |`,
+        `| ${setting.name} | ${relapse ? `relapse to 80 % ${setting.relapseAfterMs / unit} ${label} after` : 'storm, then normal'} | ${arm} | ${mean((r) => r.spikes).toFixed(2)} | ${mean((r) => r.drops).toFixed(2)} | ${firsts.length}/${SEEDS} | ${quantiles(firsts, unit, label)} | ${((mean((r) => r.unjudged) * setting.tickMs) / unit).toFixed(1)} ${label} |`,
       );
     }
   }
