@@ -16,6 +16,7 @@ import type { BaselineRef, Rule, RuleSet } from './rules.js';
 import {
   addCounts,
   aggregateCounts,
+  clauseBytes,
   bucketedCounts,
   emptyCounts,
   failureReasons,
@@ -1310,6 +1311,11 @@ async function readHeld(
  */
 const MAX_SPANS_PER_ROUTE = 20;
 const MAX_EXCLUDED_SPANS = 500;
+/**
+ * What the spans and reaches of one read may add to its statement: with the rest of it (about 3
+ * KB), under ClickHouse's default `max_query_size` of 256 KiB.
+ */
+const MAX_STATEMENT_BYTES = 240 * 1024;
 
 /** Incident spans merged per cohort × route where they overlap or touch, latest last. */
 export function mergeSpans(spans: readonly ExcludedSpan[]): ExcludedSpan[] {
@@ -1328,10 +1334,24 @@ export function mergeSpans(spans: readonly ExcludedSpan[]): ExcludedSpan[] {
     else list.push({ cohort, route, fromMs, toMs });
     byRoute.set(key, list);
   }
-  return [...byRoute.values()]
+  const kept = [...byRoute.values()]
     .flatMap((list) => list.slice(-MAX_SPANS_PER_ROUTE))
     .sort((a, b) => a.toMs - b.toMs)
     .slice(-MAX_EXCLUDED_SPANS);
+  // A route that lost its older spans must not reach back into them as if they were healthy.
+  const counts = new Map<string, number>();
+  for (const span of kept) {
+    const key = monitorKey(span.cohort, span.route);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const marked = new Set<string>();
+  for (const span of [...kept].sort((a, b) => a.fromMs - b.fromMs)) {
+    const key = monitorKey(span.cohort, span.route);
+    if (marked.has(key)) continue;
+    marked.add(key);
+    if (counts.get(key)! < byRoute.get(key)!.length) span.cut = true;
+  }
+  return kept;
 }
 
 /** For a baseline's description: the resolved incidents of `route` left out of [fromMs, toMs). */
@@ -1363,11 +1383,16 @@ function leftOut(
  * resolved; one longer than a window still does, for less time. Any unit, as long as it is one.
  */
 export function reachBack(
-  spans: readonly { fromMs: number; toMs: number }[],
+  spans: readonly { fromMs: number; toMs: number; cut?: boolean }[],
   endMs: number,
   windowMs: number,
 ): number {
-  const floor = endMs - 2 * windowMs;
+  // Not past a span before which older incidents were dropped (mergeSpans): unknown ground.
+  const cuts = spans.filter((s) => s.cut).map((s) => s.fromMs);
+  const floor = Math.max(
+    endMs - 2 * windowMs,
+    cuts.length > 0 ? Math.min(endMs - windowMs, Math.max(...cuts)) : -Infinity,
+  );
   let cursor = endMs;
   let remaining = windowMs;
   for (const span of [...spans].sort((a, b) => b.toMs - a.toMs)) {
@@ -1386,7 +1411,7 @@ export function reachBack(
  * cohort × route's resolved incidents out, and the time they took read before the window
  * (reachBack), so that the route is judged against a window of healthy history.
  */
-function trailingRead(
+export function trailingRead(
   excluded: readonly ExcludedSpan[],
   endMs: number,
   windowMs: number,
@@ -1398,11 +1423,22 @@ function trailingRead(
   }
   const exclude: ExcludedSpan[] = [];
   const reach: RouteReach[] = [];
-  for (const spans of byRoute.values()) {
+  // The routes with the latest incidents first, while the statement stays within its budget
+  // (long names could push 500 spans and their reaches past what ClickHouse parses, and the
+  // whole evaluation would fail); the rest are read as if they had none.
+  let bytes = 0;
+  const latest = (spans: ExcludedSpan[]) => Math.max(...spans.map((s) => s.toMs));
+  for (const spans of [...byRoute.values()].sort((a, b) => latest(b) - latest(a))) {
     const { cohort, route } = spans[0]!;
     const fromMs = reachBack(spans, endMs, windowMs);
-    exclude.push(...overlapping(spans, fromMs, endMs));
-    if (fromMs < endMs - windowMs) reach.push({ cohort, route, fromMs });
+    const within = overlapping(spans, fromMs, endMs);
+    const reaches = fromMs < endMs - windowMs;
+    const clause = clauseBytes(cohort, route);
+    const cost = clause * (within.length + (reaches ? 1 : 0));
+    if (bytes + cost > MAX_STATEMENT_BYTES) continue;
+    bytes += cost;
+    exclude.push(...within);
+    if (reaches) reach.push({ cohort, route, fromMs });
   }
   return { exclude, reach };
 }

@@ -239,6 +239,16 @@ function reachSql(fromMs: number, reach: readonly RouteReach[]): string {
   ].join('\n        OR ');
 }
 
+/**
+ * The most one span or reach of this cohort × route adds to a statement (excludedTasksSql,
+ * reachSql), in bytes: its quoted names and the time condition around them.
+ */
+export function clauseBytes(cohort: string, route: string): number {
+  return (
+    Buffer.byteLength(routeSql(cohort, route)) + 2 * msSql(Number.MAX_SAFE_INTEGER).length + 60
+  );
+}
+
 /** One cohort × route, its names quoted as ClickHouse string literals. */
 function routeSql(cohort: string, route: string): string {
   // Braces as escapes too: `{view}` and `{name:Type}` in the statement are placeholders.
@@ -259,6 +269,11 @@ export interface ExcludedSpan {
   route: string;
   fromMs: number;
   toMs: number;
+  /**
+   * Older incidents of this cohort × route were dropped from the list (too many to write into a
+   * statement): a read reaches back no further than this span's start (evaluator.ts reachBack).
+   */
+  cut?: boolean;
 }
 
 /** A cohort × route read from further back than the rest of a read: from its own fromMs. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { aggregateCounts, monitorKey } from '../../analyzer/series.js';
+import { mergeSpans, trailingRead } from '../../analyzer/evaluator.js';
 import type { ExcludedSpan, RouteReach } from '../../analyzer/series.js';
 import { sendTasks, testApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
@@ -147,5 +148,41 @@ describe('a read without the spans of resolved incidents', () => {
       plain.find((r) => r.cohort === cohort && r.route === 'small')?.counts.tasks ?? 0;
     expect(expected.get(monitorKey(NAMES[2]!, 'small'))).toBeGreaterThan(plainOf(NAMES[2]!) + 50);
     expect(expected.get(monitorKey('plain', 'small'))).toBe(plainOf('plain'));
+  });
+
+  it('keeps the statement of a read at the span caps within what ClickHouse parses, whatever the names', async () => {
+    const read = (spans: ExcludedSpan[]) => {
+      const around = trailingRead(mergeSpans(spans), T, 4 * HOUR);
+      return {
+        around,
+        rows: aggregateCounts(temp.store, new Date(T - 4 * HOUR), new Date(T), {
+          callBudget: 10,
+          byVersion: false,
+          ...around,
+        }),
+      };
+    };
+    // 500 routes, each with an incident of most of the window: 500 spans and 500 reaches.
+    const spans = (name: (i: number) => string) =>
+      Array.from({ length: 500 }, (_, i) => ({
+        cohort: name(i),
+        route: 'small',
+        fromMs: T - 3 * HOUR,
+        toMs: T - HOUR + i,
+      }));
+    const plain = read(spans((i) => `cohort-${i}`));
+    expect(plain.around.exclude).toHaveLength(500);
+    expect(plain.around.reach).toHaveLength(500);
+    await expect(plain.rows).resolves.toBeDefined();
+    // Names of 200 characters, braces escaped to four each: the routes with the latest
+    // incidents keep theirs, the rest are read as if they had none, and the read answers.
+    const long = read(spans((i) => `${i}${'{'.repeat(100)}${'x'.repeat(96)}`));
+    expect(long.around.exclude.length).toBeLessThan(500);
+    expect(long.around.exclude.length).toBeGreaterThan(50);
+    expect(long.around.reach).toHaveLength(long.around.exclude.length);
+    expect(
+      long.around.exclude.every((s) => s.toMs >= T - HOUR + 500 - long.around.exclude.length),
+    ).toBe(true);
+    await expect(long.rows).resolves.toBeDefined();
   });
 });

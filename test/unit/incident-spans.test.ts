@@ -43,7 +43,9 @@ describe('mergeSpans', () => {
     const merged = mergeSpans([...many, span('large', 0, 5), span('small', 0, 5, 'billing')]);
     const small = merged.filter((s) => s.route === 'small' && s.cohort === 'faq');
     expect(small).toHaveLength(20);
-    expect(small[0]).toEqual(span('small', 1300, 1305));
+    // The oldest kept one says that older ones were dropped (reachBack stops there).
+    expect(small[0]).toEqual({ ...span('small', 1300, 1305), cut: true });
+    expect(small.slice(1).filter((s) => s.cut)).toEqual([]);
     expect(small.at(-1)).toEqual(span('small', 1490, 1495));
     // A busy route does not push a quiet one's older incident out.
     expect(merged).toContainEqual(span('large', 0, 5));
@@ -59,6 +61,11 @@ describe('mergeSpans', () => {
     expect(Math.min(...merged.map((s) => s.toMs))).toBeGreaterThan(
       Math.min(...routes.map((s) => s.toMs)),
     );
+    // Each route that lost spans to the cap in all has its oldest kept one marked, and only it.
+    for (let r = 0; r < 40; r++) {
+      const kept = merged.filter((s) => s.route === `r${r}`);
+      expect(kept.filter((s) => s.cut)).toEqual(kept.length < 20 ? [kept[0]] : []);
+    }
   });
 });
 
@@ -163,5 +170,15 @@ describe('reachBack', () => {
     expect(at([820, 990])).toBe(800);
     expect(at([700, 1_000])).toBe(800);
     expect(at([900, 1_000])).toBe(800);
+  });
+
+  it('reaches no further back than a span before which older incidents were dropped', () => {
+    const cut = (fromMs: number, toMs: number) => ({ fromMs, toMs, cut: true });
+    // Older spans dropped before [850, 880): no further back than 850.
+    expect(reachBack([{ fromMs: 950, toMs: 980 }, cut(850, 880)], 1_000, 100)).toBe(850);
+    // A cut span inside the window keeps the read at the window's start.
+    expect(reachBack([cut(950, 980)], 1_000, 100)).toBe(900);
+    // One far back does not matter.
+    expect(reachBack([{ fromMs: 950, toMs: 980 }, cut(100, 200)], 1_000, 100)).toBe(870);
   });
 });
