@@ -535,20 +535,43 @@ export async function buildAdvice(
 /**
  * The cohort's cheap route: `smallRoute` when its production traffic takes it; else the route other
  * than the large one that most of its production tasks take first (routes named after models,
- * `gpt-4o-mini` beside `gpt-4o`); else, for a cohort on the large route only, `smallRoute`.
+ * `gpt-4o-mini` beside `gpt-4o`). For a cohort on the large route only: the route other than the
+ * large one of its latest eval run (the candidate the team tried), else the one most production
+ * tasks of the other cohorts take first (the deployment's cheap route, say `tiny`), else
+ * `smallRoute`.
  */
 function cheapRouteOf(
-  rows: readonly { cohort: string; primary_route: string; run: string; tasks: number }[],
+  rows: readonly {
+    cohort: string;
+    primary_route: string;
+    run: string;
+    tasks: number;
+    last_ms: number;
+  }[],
   cohort: string,
   options: AdviceOptions,
 ): string {
-  const others = rows.filter(
-    (r) => r.cohort === cohort && r.primary_route !== options.largeRoute && r.run === '',
+  const cheap = rows.filter((r) => r.primary_route !== options.largeRoute);
+  const busiest = (list: readonly (typeof rows)[number][]) => {
+    const tasks = new Map<string, number>();
+    for (const r of list) tasks.set(r.primary_route, (tasks.get(r.primary_route) ?? 0) + r.tasks);
+    return [...tasks].reduce<[string, number] | undefined>(
+      (best, entry) => (best === undefined || entry[1] > best[1] ? entry : best),
+      undefined,
+    )?.[0];
+  };
+  const production = cheap.filter((r) => r.cohort === cohort && r.run === '');
+  if (production.some((r) => r.primary_route === options.smallRoute)) return options.smallRoute;
+  const evaluated = cheap
+    .filter((r) => r.cohort === cohort && r.run !== '')
+    .reduce<(typeof rows)[number] | undefined>(
+      (best, r) => (best === undefined || r.last_ms > best.last_ms ? r : best),
+      undefined,
+    );
+  return (
+    busiest(production) ??
+    evaluated?.primary_route ??
+    busiest(cheap.filter((r) => r.run === '')) ??
+    options.smallRoute
   );
-  if (others.some((r) => r.primary_route === options.smallRoute)) return options.smallRoute;
-  const busiest = others.reduce<(typeof others)[number] | undefined>(
-    (best, r) => (best === undefined || r.tasks > best.tasks ? r : best),
-    undefined,
-  );
-  return busiest?.primary_route ?? options.smallRoute;
 }

@@ -889,7 +889,7 @@ export function renderAdvice(
         h(
           'caption',
           {},
-          `Per cohort, ${advice.value.options.smallRoute} against ${advice.value.options.largeRoute}, from ${utc(advice.value.from)} to ${utc(advice.value.to)}`,
+          `Per cohort, ${cheapRoutes(advice.value)} against ${advice.value.options.largeRoute}, from ${utc(advice.value.from)} to ${utc(advice.value.to)}`,
         ),
         h(
           'thead',
@@ -927,4 +927,14 @@ export function renderAdvice(
       ),
     ),
   );
+}
+
+/** The cheap routes the advice weighs, as its caption names them: one name, or a few. */
+function cheapRoutes(advice: {
+  options: { smallRoute: string };
+  cohorts: readonly { smallRoute: string }[];
+}): string {
+  const names = [...new Set(advice.cohorts.map((c) => c.smallRoute))];
+  if (names.length === 0) return advice.options.smallRoute;
+  return names.length <= 3 ? names.join(' or ') : "each cohort's cheap route";
 }

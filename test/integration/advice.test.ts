@@ -62,6 +62,20 @@ beforeAll(async () => {
       { cohort: 'pooled', routes: ['small'], tasks: 300, success: 0.78, ...window },
       random,
     ).map((t) => ({ ...t, callCostUsd: 0.001, evalRun: 'adv-latest', evalDataset: 'golden@1' })),
+    // Large-first cohorts where no route is named `small`: one with a passing eval run of the
+    // cheap route `tiny`, one with no eval at all.
+    ...stream(
+      { cohort: 'legal', routes: ['gpt-4o'], tasks: 400, success: 0.85, ...window },
+      random,
+    ).map((t) => ({ ...t, callCostUsd: 0.01 })),
+    ...stream(
+      { cohort: 'legal', routes: ['tiny'], tasks: 400, success: 0.98, ...window },
+      random,
+    ).map((t) => ({ ...t, callCostUsd: 0.001, evalRun: 'legal-tiny', evalDataset: 'legal@1' })),
+    ...stream(
+      { cohort: 'archive', routes: ['gpt-4o'], tasks: 100, success: 0.9, ...window },
+      random,
+    ).map((t) => ({ ...t, callCostUsd: 0.01 })),
   ]);
 });
 afterAll(async () => {
@@ -107,5 +121,19 @@ describe('GET /api/v1/advice', () => {
       /^no gpt-4o traffic to compare the small route with \(0\.0 % success/,
     );
     expect(broken.reason).not.toMatch(/holds/);
+  });
+
+  it("weighs a large-first cohort's eval run of a cheap route not named small, and names the deployment's cheap route without one", async () => {
+    const report = await advice();
+    const legal = report.cohorts.find((c) => c.cohort === 'legal')!;
+    expect(legal.smallRoute).toBe('tiny');
+    expect(legal.smallEvalRun).toBe('legal-tiny');
+    expect(legal.verdict).toBe('try small');
+    expect(legal.reason).toMatch(/in eval run legal-tiny, the tiny route holds/);
+    // No eval and no cheap traffic of its own: the route most of the other cohorts' production
+    // tasks take first other than the large one (billing's gpt-4o-mini, 400, over broken's
+    // small, 300), not a `small` the deployment may not have.
+    const archive = report.cohorts.find((c) => c.cohort === 'archive')!;
+    expect(archive.smallRoute).toBe('gpt-4o-mini');
   });
 });
