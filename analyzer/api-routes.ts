@@ -610,6 +610,8 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
       dryRun,
       firing: result.firing,
       transitions: result.events,
+      // A rule naming a cohort or route no task of the window has: a typo watches nothing.
+      warnings: result.warnings,
       findings: result.findings.map((f) => ({
         rule: f.ruleId,
         cohort: f.cohort,

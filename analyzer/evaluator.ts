@@ -32,6 +32,7 @@ import type {
 } from './series.js';
 import { costPerSuccess, nonePriced } from './stats.js';
 import { OutageLog } from '../storage/outage-log.js';
+import { closestName } from '../server/edit-distance.js';
 import type { JobLog } from '../storage/outage-log.js';
 
 /**
@@ -59,6 +60,8 @@ export interface EvaluationResult {
   firing: number;
   /** A dry run: the transitions are what it would have made; nothing was stored or notified. */
   dryRun: boolean;
+  /** Cohorts and routes the rules name that no task of the current window has (unmatchedRuleNames). */
+  warnings: string[];
 }
 
 export interface EvaluatorOptions {
@@ -144,6 +147,8 @@ export class Evaluator {
   #timer: NodeJS.Timeout | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #last: EvaluationResult | undefined;
+  /** Warnings logged already: each once per process. */
+  #warned = new Set<string>();
   /** Held baselines' reads, kept across evaluations (see HELD_REFRESH_MS). */
   readonly #heldCache = new Map<string, { read: Promise<HeldBaseline>; readAtMs: number }>();
   /** Evaluations run, those that failed, and scheduled ones skipped while one still ran. */
@@ -354,6 +359,7 @@ export class Evaluator {
     const current =
       first?.current ?? (await bucketedCounts(store, from, at, evaluation.buckets, { callBudget }));
     const currentByRoute = first?.byRoute ?? seriesByRoute(current, evaluation.buckets);
+    const warnings = unmatchedRuleNames(active, current);
 
     const inputs: MonitorInput[] = [];
     for (const rule of active) {
@@ -651,9 +657,15 @@ export class Evaluator {
       // As of the evaluated time: a replay of a time before an alert fired does not count it.
       firing: [...after.values()].filter((r) => r.state === 'firing' && r.since <= now).length,
       dryRun,
+      warnings,
     };
     if (dryRun) return result;
     this.#last = result;
+    for (const warning of warnings) {
+      if (this.#warned.has(warning)) continue;
+      this.#warned.add(warning);
+      this.options.log.warn({ job: 'evaluate' }, warning);
+    }
     for (const e of result.events) {
       if (e.kind !== 'repeat')
         this.options.log.info(
@@ -1204,6 +1216,39 @@ export class Evaluator {
 }
 
 /** Whether `rule` has a monitor on cohort × route (a large-route baseline never on the large route). */
+/**
+ * What the rules name that no task of the current window has: a mistyped cohort in a rule's
+ * `cohorts` (or route in `routes`) watches nothing, and a target on it never fires. Said, not
+ * refused: a rule may name a cohort ahead of its first tasks. Nothing when the window has no
+ * task at all (nothing to compare with).
+ */
+export function unmatchedRuleNames(
+  rules: readonly Rule[],
+  seen: readonly { cohort: string; route: string }[],
+): string[] {
+  if (seen.length === 0) return [];
+  const warnings: string[] = [];
+  for (const [field, key] of [
+    ['cohorts', 'cohort'],
+    ['routes', 'route'],
+  ] as const) {
+    const names = new Set(seen.map((row) => row[key]));
+    const candidates = [...names].filter((n) => n !== '').sort();
+    for (const rule of rules) {
+      for (const name of rule[field]) {
+        if (name === '*' || names.has(name)) continue;
+        const near = closestName(name, candidates);
+        warnings.push(
+          `rule ${rule.id}: no task of the current window has the ${key} ${JSON.stringify(name)} its ${field} name` +
+            (near === undefined ? '' : ` (did you mean ${JSON.stringify(near)}?)`) +
+            ': it watches nothing there until one does',
+        );
+      }
+    }
+  }
+  return warnings;
+}
+
 function watchesMonitor(rule: Rule, cohort: string, route: string, largeRoute: string): boolean {
   if (!watches(rule, cohort, route)) return false;
   return !(rule.baseline.kind === 'large_route' && route === largeRoute);

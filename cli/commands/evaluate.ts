@@ -24,6 +24,7 @@ interface EvaluateAnswer {
     summary: string;
   }[];
   findings: { status: string }[];
+  warnings?: string[];
 }
 
 export const evaluateCommand: Command<EvaluateValues> = {
@@ -101,6 +102,7 @@ Options:
             : `${where}${t.detail ? ` (${t.detail})` : ''}: ${t.summary}`;
         return `  ${t.kind.padEnd(8)} ${t.ruleId}  ${text}`;
       }),
+      ...(answer.warnings ?? []).map((w) => `warning: ${w}`),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   },

@@ -23,7 +23,7 @@ const D = T - 9 * HOUR;
 const RULES = parseRules(`
 evaluation: { horizon: 2h, baselineWindow: 6h, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2 }
 rules:
-  - { id: success_rate_drop, cohorts: [steady, relapse, accepted] }
+  - { id: success_rate_drop, cohorts: [steady, relapse, accepted, stedy] }
   - { id: fallback_rate_spike, cohorts: [steady, relapse, accepted] }
 ${disableDefaultRulesBut('success_rate_drop', 'fallback_rate_spike')}
 `);
@@ -163,7 +163,12 @@ describe("an incident holds its route's other baselines, and is left out of them
     expect(res.statusCode).toBe(200);
     const answer = res.json() as {
       findings: { rule: string; cohort: string; baseline: string }[];
+      warnings: string[];
     };
+    // A cohort the rules name that no task has (a typo, `stedy`) watches nothing: said.
+    expect(answer.warnings).toEqual([
+      'rule success_rate_drop: no task of the current window has the cohort "stedy" its cohorts name (did you mean "steady"?): it watches nothing there until one does',
+    ]);
     expect(
       answer.findings.find((f) => f.cohort === 'steady' && f.rule === 'success_rate_drop')!
         .baseline,
