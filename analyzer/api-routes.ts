@@ -545,7 +545,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
     const found = await readStore(() => evaluator.alerts.silence(request.params.id));
     if (!found)
       throw notFound(
-        `no silence ${JSON.stringify(request.params.id)}: GET /api/v1/silences lists them`,
+        `no silence ${JSON.stringify(request.params.id)}: \`routewatch silence list\` (GET /api/v1/silences) lists them`,
       );
     // Ended already: said as it is, nothing written.
     if (isOver(found, now)) return { silence: silenceView(found), ended: false };

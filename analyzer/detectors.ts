@@ -1070,7 +1070,9 @@ function describe(
         ? ` (${(baseline.value / restBase).toFixed(1)}× the rest's in the baseline${mixed ? ', at its current mix' : ''})`
         : '';
     const ratio =
-      restNow && now.value !== null ? ` — ${(now.value / restNow).toFixed(1)}× now${before}` : '';
+      restNow && now.value !== null
+        ? ` — ${(now.value / restNow).toFixed(1)}× the rest's rate now${before}`
+        : '';
     return `${where}: ${pct(now.value)} of tasks fail against ${pct(restNow)} for the rest of the traffic${ratio}`;
   }
   if (rule.kind === 'cheaper_than_large') {

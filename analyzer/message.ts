@@ -201,7 +201,15 @@ function reasons(list: readonly ReasonShare[]): string {
     ? '—'
     : list
         .slice(0, 3)
-        .map((r) => `${slackSafe(nameInText(r.reason))} ${Math.round(r.share * 100)} %`)
+        .map((r) => {
+          // Failures sent without `routewatch.outcome.reason` read as what they are.
+          const name =
+            r.reason === '' || r.reason === '(none)'
+              ? 'no reason given'
+              : slackSafe(nameInText(r.reason));
+          const share = Math.round(r.share * 100);
+          return `${name} ${share === 0 && r.share > 0 ? 'under 1' : share} %`;
+        })
         .join(', ');
 }
 

@@ -78,11 +78,13 @@ export function span(seconds: number): string {
  */
 export function timeTicks(ticks: readonly number[]): string[] {
   const range = ticks.length > 1 ? ticks[ticks.length - 1]! - ticks[0]! : 0;
+  // Seconds too when the ticks are under a minute apart: minutes alone would repeat.
+  const step = ticks.length > 1 ? range / (ticks.length - 1) : 60;
   let previousDay = '';
   return ticks.map((seconds) => {
     const iso = new Date(seconds * 1000).toISOString();
     const day = iso.slice(5, 10);
-    const time = iso.slice(11, 16);
+    const time = iso.slice(11, step < 60 ? 19 : 16);
     if (range >= 3 * 86_400) return day;
     const label = day === previousDay ? time : `${time}\n${day}`;
     previousDay = day;

@@ -88,7 +88,7 @@ describe('failure_concentration against the rest at its current mix', () => {
     const mixed = judge(groups);
     for (const k of ['a', 'b', 'hard']) expect(mixed[k]!.status, mixed[k]!.summary).toBe('ok');
     expect(mixed.a!.summary).toMatch(
-      /0\.5× now \(0\.5× the rest's in the baseline, at its current mix\)/,
+      /0\.5× the rest's rate now \(0\.5× the rest's in the baseline, at its current mix\)/,
     );
   });
 

@@ -190,5 +190,13 @@ describe('the dashboard’s figures', () => {
       '12-01',
       '12-05',
     ]);
+    // Ticks under a minute apart (a few minutes' window) carry seconds, not a repeated minute.
+    expect(
+      timeTicks([
+        at('2026-12-07T20:24:00Z'),
+        at('2026-12-07T20:24:15Z'),
+        at('2026-12-07T20:24:30Z'),
+      ]),
+    ).toEqual(['20:24:00\n12-07', '20:24:15', '20:24:30']);
   });
 });

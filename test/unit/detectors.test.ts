@@ -210,7 +210,7 @@ describe('failure_concentration against the rest of the traffic over the same wi
     // cohort's two outage hours (30 %): "2.2× now", critical, on every cohort × route.
     const finding = detect(input(day(150, 0.3), day(750, 0.3)), evaluation);
     expect(finding.status).toBe('ok');
-    expect(finding.summary).not.toMatch(/[2-9]\.\d× now/);
+    expect(finding.summary).not.toMatch(/[2-9]\.\d× the rest's rate now/);
   });
 
   it('still finds a cohort’s own failures when the rest of the traffic is small', () => {
@@ -242,7 +242,7 @@ describe('failure_concentration against the rest of the traffic over the same wi
     expect(finding.current.value).toBeCloseTo(0.3, 2);
     expect(finding.current.restRate).toBeCloseTo(0.05, 2);
     expect(finding.summary).toMatch(
-      /30\.0% of tasks fail against 5\.\d% for the rest of the traffic — [56]\.\d× now \(1\.0× the rest's in the baseline\)/,
+      /30\.0% of tasks fail against 5\.\d% for the rest of the traffic — [56]\.\d× the rest's rate now \(1\.0× the rest's in the baseline\)/,
     );
   });
 });

@@ -378,6 +378,16 @@ describe('slackMessage', () => {
     expect(firing.text).toContain('Top failure reasons: schema_invalid 70 %');
     expect(firing.text).toContain('Evidence 31.2 against a threshold of 9.8');
     expect(firing.text).toContain('Rule success_rate_drop · critical · incident 1');
+    // Failures without a reason, and a share that rounds to nothing, read as what they are.
+    const unnamed = slackMessage(
+      sampleMessage({
+        failureReasons: [
+          { reason: '(none)', share: 0.996 },
+          { reason: 'exhausted', share: 0.004 },
+        ],
+      }),
+    );
+    expect(unnamed.text).toContain('Top failure reasons: no reason given 100 %, exhausted under 1 %');
   });
 
   it('says, for a resolution on faded evidence, which window it shows and why it resolved, without claiming a recovery', () => {
