@@ -3,7 +3,7 @@ import { parseRules } from '../../analyzer/rules.js';
 import type { EvaluationResult } from '../../analyzer/evaluator.js';
 import { sendTasks, testApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
-import { seeded, stream } from '../support/tasks.js';
+import { hourlyParts, seeded } from '../support/tasks.js';
 import { disableDefaultRulesBut } from '../support/rules.js';
 
 // A resolved incident is left out of its route's trailing baselines; one that took most of the
@@ -34,19 +34,7 @@ beforeAll(async () => {
   temp = await openTempStore();
   const random = seeded(11);
   // 200 tasks an hour.
-  const part = (cohort: string, success: number, fallback: number, fromH: number, toH: number) =>
-    stream(
-      {
-        cohort,
-        routes: ['small', 'large'],
-        success,
-        fallback,
-        tasks: (toH - fromH) * 200,
-        fromMs: D + fromH * HOUR,
-        toMs: D + toH * HOUR,
-      },
-      random,
-    );
+  const part = hourlyParts(D, 200, random);
   const tasks = [
     ...part('long', 0.85, 0.1, -8, 0),
     ...part('long', 0.99, 0.5, 0, 7),

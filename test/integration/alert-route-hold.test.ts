@@ -3,7 +3,7 @@ import { parseRules } from '../../analyzer/rules.js';
 import type { EvaluationResult } from '../../analyzer/evaluator.js';
 import { sendTasks, testApp } from '../support/app.js';
 import { openTempStore } from '../support/store.js';
-import { seeded, stream } from '../support/tasks.js';
+import { hourlyParts, seeded } from '../support/tasks.js';
 import { disableDefaultRulesBut } from '../support/rules.js';
 
 // An incident on a cohort × route holds the trailing baselines of the route's other rules while it
@@ -34,19 +34,7 @@ beforeAll(async () => {
   temp = await openTempStore();
   const random = seeded(7);
   // 400 tasks an hour.
-  const part = (cohort: string, success: number, fallback: number, fromH: number, toH: number) =>
-    stream(
-      {
-        cohort,
-        routes: ['small', 'large'],
-        success,
-        fallback,
-        tasks: (toH - fromH) * 400,
-        fromMs: D + fromH * HOUR,
-        toMs: D + toH * HOUR,
-      },
-      random,
-    );
+  const part = hourlyParts(D, 400, random);
   const tasks = [
     ...part('steady', 0.85, 0.1, -8, 0),
     ...part('steady', 0.99, 0.5, 0, 2),

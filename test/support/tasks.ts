@@ -165,3 +165,24 @@ export function stream(spec: StreamSpec, random: () => number): CraftedTask[] {
     };
   });
 }
+
+/**
+ * A time line of small-first stretches, `perHour` tasks an hour: `part(cohort, success, fallback,
+ * fromH, toH)` gives one cohort's tasks over [originMs + fromH h, originMs + toH h).
+ */
+export function hourlyParts(originMs: number, perHour: number, random: () => number) {
+  const HOUR = 3_600_000;
+  return (cohort: string, success: number, fallback: number, fromH: number, toH: number) =>
+    stream(
+      {
+        cohort,
+        routes: ['small', 'large'],
+        success,
+        fallback,
+        tasks: (toH - fromH) * perHour,
+        fromMs: originMs + fromH * HOUR,
+        toMs: originMs + toH * HOUR,
+      },
+      random,
+    );
+}
