@@ -382,12 +382,14 @@ describe('slackMessage', () => {
     const unnamed = slackMessage(
       sampleMessage({
         failureReasons: [
-          { reason: '(none)', share: 0.996 },
-          { reason: 'exhausted', share: 0.004 },
+          { reason: '(none)', tasks: 249, share: 0.996 },
+          { reason: 'exhausted', tasks: 1, share: 0.004 },
         ],
       }),
     );
-    expect(unnamed.text).toContain('Top failure reasons: no reason given 100 %, exhausted under 1 %');
+    expect(unnamed.text).toContain(
+      'Top failure reasons: no reason given 100 %, exhausted under 1 %',
+    );
   });
 
   it('says, for a resolution on faded evidence, which window it shows and why it resolved, without claiming a recovery', () => {
