@@ -9,6 +9,9 @@ import {
   pts,
   sideCost,
   sideSumColumns,
+  STRATUM_COLUMNS,
+  stratumOf,
+  stratumRow,
   understated,
 } from './gate.js';
 import type { Matched } from './gate.js';
@@ -147,8 +150,10 @@ export function adviseCohort(
     const fallbackRate = small!.fallbacks / small!.tasks;
     if (enoughLarge) {
       const comparison = compareCohort(cohort, large!, small!, shown(options), byHour ?? undefined);
-      const cs = comparison.costPerSuccessfulTask.candidate.value;
-      const cl = comparison.costPerSuccessfulTask.baseline.value;
+      // The costs per success the routes are weighed on: hour by hour, as their success rates.
+      const costs = comparison.costPerSuccessfulTask.matched ?? comparison.costPerSuccessfulTask;
+      const cs = costs.candidate.value;
+      const cl = costs.baseline.value;
       const floor = comparison.costPerSuccessfulTask.understated;
       const drop = comparison.successChange.estimate;
       const facts = `${S} ${pct(comparison.candidate.successRate.value)} success at ${costOf(cs, floor.candidate)} per success, ${L} ${pct(comparison.baseline.successRate.value)} at ${costOf(cl, floor.baseline)}`;
@@ -449,25 +454,19 @@ export async function buildAdvice(
   const hours = await queryTasks(
     store,
     `SELECT cohort, primary_route, toUnixTimestamp(toStartOfHour(started_at)) AS hour,
-            countIf(outcome != 'unknown') AS known, countIf(outcome = 'success') AS successes
+            ${STRATUM_COLUMNS}
      FROM {view}
      WHERE eval_run = '' AND started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
        ${FILTERED}
      GROUP BY cohort, primary_route, hour`,
     params,
-    z.object({
-      cohort: z.string(),
-      primary_route: z.string(),
-      hour: chNumber,
-      known: chNumber,
-      successes: chNumber,
-    }),
+    stratumRow.extend({ cohort: z.string(), primary_route: z.string(), hour: chNumber }),
   );
   const hoursOf = (cohort: string, route: string) =>
     new Map(
       hours
         .filter((d) => d.cohort === cohort && d.primary_route === route)
-        .map((d) => [d.hour * 1000, { known: d.known, successes: d.successes }]),
+        .map((d) => [d.hour * 1000, stratumOf(d)]),
     );
   const stats = (r: z.output<typeof row>): SideStats => ({
     tasks: r.tasks,

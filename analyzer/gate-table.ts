@@ -45,7 +45,8 @@ function unpricedNote(result: GateResult): string | null {
 
 /**
  * Cohorts not failing, with the minimum of cases, whose candidate costs clearly more per successful task (the two 95 %
- * intervals apart, by 10 % or more) or falls back far more often (by 20 points or more): the verdict is on success
+ * intervals apart, by 10 % or more; weighed hour by hour on a canary, as its success rate) or falls back far more
+ * often (by 20 points or more): the verdict is on success
  * rate alone, and a candidate cheaper per call that falls back to the large model most of the
  * time passes it while it costs more. Null when none.
  */
@@ -56,7 +57,10 @@ export function costRiseNote(result: GateResult): string | null {
     const cases = Math.min(c.baseline.known, c.candidate.known);
     if (c.verdict === 'fail' || cases < result.options.minCases) return [];
     const parts: string[] = [];
-    const { baseline, candidate, relativeChange } = c.costPerSuccessfulTask;
+    // On the strata the success change was weighed over, when it was (a canary's hours): pooled,
+    // a version that took more of the traffic in an incident's hours reads dearer for them alone.
+    const { relativeChange, matched } = c.costPerSuccessfulTask;
+    const { baseline, candidate } = matched ?? c.costPerSuccessfulTask;
     if (
       relativeChange !== null &&
       relativeChange >= 0.1 &&
@@ -64,8 +68,9 @@ export function costRiseNote(result: GateResult): string | null {
       candidate.interval &&
       candidate.interval.lower > baseline.interval.upper
     ) {
+      const weighed = matched ? `, weighed ${matched.by} by ${matched.by}` : '';
       parts.push(
-        `cost per success +${Math.round(relativeChange * 100)} % (${usd(baseline.value)} → ${usd(candidate.value)}, the intervals apart)`,
+        `cost per success +${Math.round(relativeChange * 100)} % (${usd(baseline.value)} → ${usd(candidate.value)}${weighed}, the intervals apart)`,
       );
     }
     const { baseline: fb, candidate: fc } = c.fallbackRate;

@@ -198,6 +198,12 @@ export interface CohortComparison {
     candidate: Figure;
     relativeChange: number | null;
     understated: { baseline: boolean; candidate: boolean };
+    /**
+     * Each side's cost per success weighed over the strata the success change was (a canary's
+     * hours), which `relativeChange` then compares; null when the change is pooled, or a side's
+     * cost is understated. `baseline` and `candidate` stay each side's own pooled figure.
+     */
+    matched: { baseline: Figure; candidate: Figure; by: 'hour' | 'day' } | null;
   };
   p95LatencyMs: { baseline: number | null; candidate: number | null };
   fallbackRate: { baseline: number | null; candidate: number | null };
@@ -318,33 +324,92 @@ export function sideCost(s: SideStats): Figure {
   return { value: figure.value, interval: figure.interval };
 }
 
-function costComparison(b: SideStats, c: SideStats): CohortComparison['costPerSuccessfulTask'] {
+function costComparison(
+  b: SideStats,
+  c: SideStats,
+  matchedRates?: Matched,
+): CohortComparison['costPerSuccessfulTask'] {
   const baseline = sideCost(b);
   const candidate = sideCost(c);
   const flagged = { baseline: understated(b), candidate: understated(c) };
+  // Compared on the strata the success change was weighed over, when their costs were read: a
+  // side that served more of its tasks in an incident's hours pays for those hours' failures.
+  const matchedCost =
+    matchedRates?.cost && !flagged.baseline && !flagged.candidate
+      ? { ...matchedRates.cost, by: matchedRates.by }
+      : null;
+  const compared = matchedCost ?? { baseline, candidate };
   return {
     baseline,
     candidate,
     relativeChange:
       !flagged.baseline &&
       !flagged.candidate &&
-      baseline.value !== null &&
-      candidate.value !== null &&
-      baseline.value > 0
-        ? candidate.value / baseline.value - 1
+      compared.baseline.value !== null &&
+      compared.candidate.value !== null &&
+      compared.baseline.value > 0
+        ? compared.candidate.value / compared.baseline.value - 1
         : null,
     understated: flagged,
+    matched: matchedCost,
   };
 }
 
+/**
+ * One stratum of a side: its tasks with an outcome and successes and, when read, the sums of their
+ * cost: Σ cost, Σ cost² and Σ cost over the successes.
+ */
+export interface Stratum extends Proportion {
+  cost?: { sum: number; squares: number; successes: number };
+}
+
 /** Per stratum (a clock hour's or a day's start, ms), a side's tasks with an outcome and successes. */
-export type StrataCounts = ReadonlyMap<number, Proportion>;
+export type StrataCounts = ReadonlyMap<number, Stratum>;
 
 /** Two sides' success counts weighed stratum by stratum: what compareCohort compares then. */
 export interface Matched {
   baseline: Proportion;
   candidate: Proportion;
   by: 'hour' | 'day';
+  /** Each side's cost per success weighed over the same strata: when every stratum had its cost. */
+  cost?: { baseline: Figure; candidate: Figure };
+}
+
+type CostedStratum = Required<Stratum>;
+
+/**
+ * A side's cost per successful task weighed over strata: its mean cost per task and its success
+ * rate, each the weighted mean of the strata's (with the weights matched() gives the success
+ * rates), and their ratio, with a delta-method 95 % interval (costPerSuccess's, summed stratum by
+ * stratum; the weights' total cancels). With one stratum, or the same share of the side in each,
+ * it is the pooled figure. Unknown (null) without a success.
+ */
+function weighedCost(strata: readonly { weight: number; side: CostedStratum }[]): Figure {
+  let cost = 0;
+  let success = 0;
+  let varCost = 0;
+  let varSuccess = 0;
+  let covariance = 0;
+  let known = 0;
+  for (const { weight: w, side } of strata) {
+    const n = side.known;
+    const meanCost = side.cost.sum / n;
+    const p = side.successes / n;
+    cost += w * meanCost;
+    success += w * p;
+    varCost += (w * w * Math.max(0, side.cost.squares / n - meanCost * meanCost)) / n;
+    varSuccess += (w * w * p * (1 - p)) / n;
+    covariance += (w * w * (side.cost.successes / n - meanCost * p)) / n;
+    known += n;
+  }
+  if (success <= 0) return { value: null, interval: null };
+  const value = cost / success;
+  if (known < 2) return { value, interval: null };
+  const variance =
+    Math.max(0, varCost - 2 * value * covariance + value * value * varSuccess) /
+    (success * success);
+  const half = Z95 * Math.sqrt(variance);
+  return { value, interval: { lower: Math.max(0, value - half), upper: value + half } };
 }
 
 /**
@@ -355,7 +420,8 @@ export interface Matched {
  * weighed by n_b·n_c/(n_b + n_c) (Mantel–Haenszel's weight for a difference of rates); each side
  * becomes its weighted success rate over an effective number of cases (Σw)²/Σ(w²/n), so the
  * intervals and p-values downstream keep their meaning (with one stratum, or the same share in
- * each, it is the pooled comparison). Null with no such stratum.
+ * each, it is the pooled comparison). When every such stratum carries its cost, each side's cost
+ * per success is weighed over them too (weighedCost). Null with no such stratum.
  */
 export function matched(
   baseline: StrataCounts,
@@ -367,6 +433,7 @@ export function matched(
   let rateC = 0;
   let spreadB = 0;
   let spreadC = 0;
+  const shared: { weight: number; baseline: Stratum; candidate: Stratum }[] = [];
   for (const [hour, b] of baseline) {
     const c = candidate.get(hour);
     if (!c || b.known === 0 || c.known === 0) continue;
@@ -376,13 +443,30 @@ export function matched(
     rateC += (w * c.successes) / c.known;
     spreadB += (w * w) / b.known;
     spreadC += (w * w) / c.known;
+    shared.push({ weight: w, baseline: b, candidate: c });
   }
   if (weights === 0) return null;
   const side = (rate: number, spread: number): Proportion => {
     const known = (weights * weights) / spread;
     return { successes: (rate / weights) * known, known };
   };
-  return { baseline: side(rateB, spreadB), candidate: side(rateC, spreadC), by };
+  const costed = (s: Stratum): s is CostedStratum => s.cost !== undefined;
+  const cost = shared.every((s) => costed(s.baseline) && costed(s.candidate))
+    ? {
+        baseline: weighedCost(
+          shared.map((s) => ({ weight: s.weight, side: s.baseline as CostedStratum })),
+        ),
+        candidate: weighedCost(
+          shared.map((s) => ({ weight: s.weight, side: s.candidate as CostedStratum })),
+        ),
+      }
+    : undefined;
+  return {
+    baseline: side(rateB, spreadB),
+    candidate: side(rateC, spreadC),
+    by,
+    ...(cost ? { cost } : {}),
+  };
 }
 
 /**
@@ -499,7 +583,7 @@ export function compareCohort(
       matchedBy: matchedRates?.by ?? null,
       cases: fewest,
     },
-    costPerSuccessfulTask: costComparison(b, c),
+    costPerSuccessfulTask: costComparison(b, c, matchedRates),
     p95LatencyMs: { baseline: b.p95LatencyMs, candidate: c.p95LatencyMs },
     fallbackRate: { baseline: rate(b.fallbacks, b.tasks), candidate: rate(c.fallbacks, c.tasks) },
     reaskRate: { baseline: rate(b.reasks, b.tasks), candidate: rate(c.reasks, c.tasks) },
@@ -908,30 +992,53 @@ async function readHours(
   return out;
 }
 
-/** Per cohort and clock hour within its window, a side's tasks with an outcome and successes. */
+/**
+ * The columns of one stratum (`known`, `successes` and their cost sums, over the tasks with an
+ * outcome), as a SELECT lists them, and the row they read into.
+ */
+export const STRATUM_COLUMNS = `countIf(outcome != 'unknown') AS known,
+            countIf(outcome = 'success') AS successes,
+            sumIf(cost_usd, outcome != 'unknown') AS known_cost,
+            sumIf(cost_usd * cost_usd, outcome != 'unknown') AS known_cost_squared,
+            sumIf(cost_usd, outcome = 'success') AS success_cost`;
+export const stratumRow = z.object({
+  known: chNumber,
+  successes: chNumber,
+  known_cost: chNumber,
+  known_cost_squared: chNumber,
+  success_cost: chNumber,
+});
+
+export const stratumOf = (r: z.output<typeof stratumRow>): Stratum => ({
+  known: r.known,
+  successes: r.successes,
+  cost: { sum: r.known_cost, squares: r.known_cost_squared, successes: r.success_cost },
+});
+
+/** Per cohort and clock hour within its window, a side's tasks with an outcome, successes, cost. */
 async function readOutcomeHours(
   store: Store,
   ref: GateRef,
   cohorts: readonly string[],
   windows: CohortWindows,
-): Promise<Map<string, Map<number, Proportion>>> {
+): Promise<Map<string, Map<number, Stratum>>> {
   const filter = refFilter(ref, 'ref');
   const range = windowsFilter(windows);
   const rows = await queryTasks(
     store,
     `SELECT cohort, toUnixTimestamp(toStartOfHour(started_at)) AS hour,
-            countIf(outcome != 'unknown') AS known, countIf(outcome = 'success') AS successes
+            ${STRATUM_COLUMNS}
      FROM {view}
      WHERE ${filter.sql} ${range.sql}
        AND (empty({cohorts:Array(String)}) OR has({cohorts:Array(String)}, cohort))
      GROUP BY cohort, hour`,
     { ...filter.params, ...range.params, cohorts: [...cohorts] },
-    z.object({ cohort: z.string(), hour: chNumber, known: chNumber, successes: chNumber }),
+    stratumRow.extend({ cohort: z.string(), hour: chNumber }),
   );
-  const out = new Map<string, Map<number, Proportion>>();
+  const out = new Map<string, Map<number, Stratum>>();
   for (const r of rows) {
-    const hours = out.get(r.cohort) ?? new Map<number, Proportion>();
-    hours.set(r.hour * 1000, { known: r.known, successes: r.successes });
+    const hours = out.get(r.cohort) ?? new Map<number, Stratum>();
+    hours.set(r.hour * 1000, stratumOf(r));
     out.set(r.cohort, hours);
   }
   return out;

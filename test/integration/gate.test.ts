@@ -221,6 +221,30 @@ const rampedCanary = [
   }),
 ].flat();
 
+// A canary thirty hours ago whose versions are alike in every hour (same cost a task; 90 % in the
+// first hour, 70 % in the next) but take opposite shares of the two: mix-1 400 then 100 tasks,
+// mix-2 100 then 400. Pooled, mix-2 reads 12 points worse and 16 % dearer per success. Both
+// versions' last tasks start at the same millisecond, 54 minutes into the second hour, so that
+// the overlap holds every task of both.
+const mixStart = Math.floor((now - 30 * HOUR) / HOUR) * HOUR;
+const oppositeMixes = (
+  [
+    ['mix-1', 0, 400, 360],
+    ['mix-2', 0, 100, 90],
+    ['mix-1', 1, 100, 70],
+    ['mix-2', 1, 400, 280],
+  ] as const
+).flatMap(([policyVersion, hour, n, successes]) =>
+  batch({
+    cohort: 'mix',
+    n,
+    successes,
+    fromMs: mixStart + hour * HOUR,
+    toMs: mixStart + hour * HOUR + (hour === 0 ? HOUR : (0.9 * HOUR * n) / (n - 1)),
+    policyVersion,
+  }),
+);
+
 const evals = [
   // A candidate as good as the baseline, with a quality score.
   batch({
@@ -252,6 +276,7 @@ beforeAll(async () => {
     ...earlierCanary,
     ...straggling,
     ...rampedCanary,
+    ...oppositeMixes,
     ...evals,
   ])) {
     const res = await fetch(`${instance.url}/v1/traces`, {
@@ -457,6 +482,25 @@ describe('routewatch gate', () => {
       /^success rate -5\.0 pts \(95 % CI .*\), a larger drop than the 2\.0 pts allowed; weighed hour by hour: pooled over the hours it would read 0\.7 pts, as the two sides' shares of the traffic differ from hour to hour$/,
     );
     expect(run.code).toBe(1);
+  });
+
+  it("weighs a canary's cost per success hour by hour too: versions alike in every hour do not read as dearer", async () => {
+    const run = await gate('--baseline', 'policy:mix-1', '--candidate', 'policy:mix-2', '--json');
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const mix = (JSON.parse(run.stdout) as GateResult).cohorts.find((c) => c.cohort === 'mix')!;
+    expect(mix.verdict).toBe('pass');
+    expect(mix.successChange.estimate).toBeCloseTo(0, 9);
+    const cost = mix.costPerSuccessfulTask;
+    // Each side's own figure is what it paid per success, pooled: $0.001 a task over 86 % and 74 %.
+    expect(cost.baseline.value).toBeCloseTo(0.5 / 430, 9);
+    expect(cost.candidate.value).toBeCloseTo(0.5 / 370, 9);
+    expect(cost.matched?.by).toBe('hour');
+    expect(cost.matched?.candidate.value).toBeCloseTo(cost.matched!.baseline.value!, 9);
+    expect(cost.relativeChange).toBeCloseTo(0, 9);
+    const table = await gate('--baseline', 'policy:mix-1', '--candidate', 'policy:mix-2');
+    expect(table.stdout).toMatch(/^mix: success rate 0\.0 pts .*weighed hour by hour/m);
+    expect(table.stdout).not.toMatch(/may cost more/);
   });
 
   it('refuses a cohort neither side has as a usage error (exit 2), listing the ones they have', async () => {

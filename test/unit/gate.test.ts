@@ -304,6 +304,104 @@ describe('compareCohort', () => {
     expect(matched(hours([10, 9]), new Map())).toBeNull();
   });
 
+  it('weighs the cost per success over the same hours as the success rate: a canary with the opposite hour mix costs the same', () => {
+    // Every task $0.001; hour A 95 % on both versions, hour B 70 % on both; the baseline ran
+    // 900/100 tasks in A/B, the candidate 100/900 (audit 47, #4). Pooled, the candidate costs 27 %
+    // more per success for hour B's failures alone.
+    const costed = (cost: number, ...counts: [number, number][]) =>
+      new Map(
+        counts.map(([known, successes], i) => [
+          i * 3_600_000,
+          {
+            known,
+            successes,
+            cost: { sum: cost * known, squares: cost * cost * known, successes: cost * successes },
+          },
+        ]),
+      );
+    const b = side(1000, 925);
+    const c = side(1000, 725);
+    const pooled = compareCohort('ramp', b, c, DEFAULT_GATE);
+    expect(pooled.costPerSuccessfulTask.relativeChange).toBeCloseTo(925 / 725 - 1, 12);
+    expect(pooled.costPerSuccessfulTask.matched).toBeNull();
+    const byHour = matched(
+      costed(0.001, [900, 855], [100, 70]),
+      costed(0.001, [100, 95], [900, 630]),
+    )!;
+    const weighed = compareCohort('ramp', b, c, DEFAULT_GATE, byHour);
+    expect(weighed.verdict).toBe('pass');
+    expect(weighed.costPerSuccessfulTask.relativeChange).toBeCloseTo(0, 12);
+    // Each side's own figure stays what it paid per success, pooled.
+    expect(weighed.costPerSuccessfulTask.candidate.value).toBeCloseTo(1 / 725, 12);
+    expect(weighed.costPerSuccessfulTask.matched?.by).toBe('hour');
+    const gate = (cohort: GateResult['cohorts'][number]): GateResult => ({
+      baseline: 'policy:old',
+      candidate: 'policy:new',
+      canary: true,
+      notCovered: [],
+      empty: null,
+      options: DEFAULT_GATE,
+      verdict: cohort.verdict,
+      cohorts: [cohort],
+    });
+    // The hours without their costs (as before): the success verdict matched, the cost pooled.
+    const strip = (hours: ReadonlyMap<number, { known: number; successes: number }>) =>
+      new Map([...hours].map(([h, { known, successes }]) => [h, { known, successes }]));
+    const successOnly = compareCohort(
+      'ramp',
+      b,
+      c,
+      DEFAULT_GATE,
+      matched(
+        strip(costed(0.001, [900, 855], [100, 70])),
+        strip(costed(0.001, [100, 95], [900, 630])),
+      )!,
+    );
+    expect(successOnly.verdict).toBe('pass');
+    expect(renderGateTable(gate({ ...successOnly, concurrent: null }))).toMatch(
+      /may cost more — ramp: cost per success \+28 % \(\$0\.00108 → \$0\.00138, the intervals apart\)/,
+    );
+    expect(renderGateTable(gate({ ...weighed, concurrent: null }))).not.toMatch(/may cost more/);
+    // One hour: the pooled figure and its interval (costPerSuccess's).
+    const one = matched(costed(0.002, [400, 380]), costed(0.001, [300, 270]))!;
+    const single = compareCohort(
+      'one',
+      side(400, 380, { cost: 0.002 }),
+      side(300, 270),
+      DEFAULT_GATE,
+    );
+    expect(one.cost!.baseline.value).toBeCloseTo(single.costPerSuccessfulTask.baseline.value!, 15);
+    expect(one.cost!.candidate.interval!.lower).toBeCloseTo(
+      single.costPerSuccessfulTask.candidate.interval!.lower,
+      15,
+    );
+    expect(one.cost!.candidate.interval!.upper).toBeCloseTo(
+      single.costPerSuccessfulTask.candidate.interval!.upper,
+      15,
+    );
+    // A candidate 40 % dearer per task in every hour still warns, saying how it was weighed.
+    const dearer = compareCohort(
+      'ramp',
+      b,
+      side(1000, 725, { cost: 0.0014 }),
+      DEFAULT_GATE,
+      matched(costed(0.001, [900, 855], [100, 70]), costed(0.0014, [100, 95], [900, 630]))!,
+    );
+    expect(dearer.costPerSuccessfulTask.relativeChange).toBeCloseTo(0.4, 12);
+    expect(renderGateTable(gate({ ...dearer, concurrent: null }))).toMatch(
+      /may cost more — ramp: cost per success \+40 % \(\$0\.00121 → \$0\.00170, weighed hour by hour, the intervals apart\)/,
+    );
+    // Hours read without their costs (an older caller): the pooled comparison, as before.
+    const uncosted = matched(
+      new Map([[0, { known: 900, successes: 855 }]]),
+      new Map([[0, { known: 100, successes: 95 }]]),
+    )!;
+    expect(uncosted.cost).toBeUndefined();
+    expect(
+      compareCohort('ramp', b, c, DEFAULT_GATE, uncosted).costPerSuccessfulTask.matched,
+    ).toBeNull();
+  });
+
   it('fails an unchanged policy with 20 cohorts at most one time in 20, where each cohort alone fails it often', () => {
     // Every cohort at 90 % on both sides, 200 cases a side, 200 gates: before, a drop beyond 2
     // points on the estimate failed a cohort about one time in four, so nearly every gate.
@@ -903,6 +1001,49 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     expect(a.reason).toMatch(
       /^the small route's success rate is 5\.0 pts below large's, more than the 2\.0 pts allowed; weighed hour by hour: pooled over the hours it would read 4\.0 pts, as the two sides' shares of the traffic differ from hour to hour \(small 87\.0 % success/,
     );
+  });
+
+  it("weighs the routes' costs per success hour by hour too: small serving an incident's hours is not read as dearer", () => {
+    // Small $0.0015 a task, large $0.002, both 50 % in the incident hour and 95 % in the good
+    // one; small took 9 000 of its tasks in the incident hour, large 1 000. Pooled, small costs
+    // $0.00275 per success against large's $0.00221 and reads as "no longer costs less"; hour by
+    // hour it costs 25 % less, and holds.
+    const costed = (cost: number, ...counts: [number, number][]) =>
+      new Map(
+        counts.map(([known, successes], i) => [
+          i * 3_600_000,
+          {
+            known,
+            successes,
+            cost: { sum: cost * known, squares: cost * cost * known, successes: cost * successes },
+          },
+        ]),
+      );
+    const small = side(10_000, 5_450, { cost: 0.0015 });
+    const large = side(10_000, 9_050, { cost: 0.002 });
+    const byHour = matched(
+      costed(0.002, [1_000, 500], [9_000, 8_550]),
+      costed(0.0015, [9_000, 4_500], [1_000, 950]),
+      'hour',
+    );
+    const a = adviseCohort('faq', small, large, undefined, DEFAULT_ADVICE, null, byHour);
+    expect(a.verdict).toBe('expand small');
+    expect(a.reason).toMatch(
+      /small 54\.5 % success at \$0\.00207 per success, large 90\.5 % at \$0\.00276/,
+    );
+    // The same hours without their costs: pooled costs, and the advice reverts.
+    const uncosted = matched(
+      new Map(
+        [...costed(0.002, [1_000, 500], [9_000, 8_550])].map(([h, { cost: _, ...p }]) => [h, p]),
+      ),
+      new Map(
+        [...costed(0.0015, [9_000, 4_500], [1_000, 950])].map(([h, { cost: _, ...p }]) => [h, p]),
+      ),
+      'hour',
+    );
+    const pooled = adviseCohort('faq', small, large, undefined, DEFAULT_ADVICE, null, uncosted);
+    expect(pooled.verdict).toBe('revert to large');
+    expect(pooled.reason).toMatch(/^the small route no longer costs less per successful task/);
   });
 
   it('keep: routes that never served the cohort in the same hours, or barely, are not compared', () => {
