@@ -98,8 +98,12 @@ interface Holds {
   heldBy(rule: Rule, cohort: string, route: string, detail: string): string | undefined;
   /** The cohort × routes a hold applies to (for the p95 rules' thresholds). */
   routes: ReadonlySet<string>;
-  /** Resolved incidents' spans, merged per cohort × route, left out of the trailing baselines. */
-  excluded: readonly ExcludedSpan[];
+  /**
+   * What a trailing baseline of `windowMs` ending at `endMs` leaves out of its read and reads
+   * further back for it (trailingRead over the resolved incidents): the one source of both the
+   * read and its description.
+   */
+  around(endMs: number, windowMs: number): TrailingRead;
 }
 
 /** How long the read of a held baseline (a range wholly in the past) is reused. */
@@ -282,7 +286,7 @@ export class Evaluator {
         read = aggregateCounts(store, new Date(from.getTime() - windowMs), from, {
           callBudget,
           byVersion: false,
-          ...trailingRead(held.excluded, from.getTime(), windowMs),
+          ...held.around(from.getTime(), windowMs),
         });
         trailing.set(windowMs, read);
       }
@@ -761,17 +765,27 @@ export class Evaluator {
             .filter((i) => i.fromMs <= at.now)
             .map((i) => ({ ...i, toMs: Math.min(i.toMs, at.now) }));
     const excluded = mergeSpans(spans);
+    const arounds = new Map<string, TrailingRead>();
+    const around = (endMs: number, windowMs: number) => {
+      const key = `${endMs} ${windowMs}`;
+      let read = arounds.get(key);
+      if (!read) {
+        read = trailingRead(excluded, endMs, windowMs);
+        arounds.set(key, read);
+      }
+      return read;
+    };
 
     const wallNow = Date.now();
     const used = new Set<string>();
     const reads = new Map<string, HeldBaseline>();
     const read = async (windowMs: number, endMs: number) => {
-      const around = trailingRead(excluded, endMs, windowMs);
-      const key = `${windowMs} ${endMs} ${at.callBudget} ${JSON.stringify(around)}`;
+      const spans = around(endMs, windowMs);
+      const key = `${windowMs} ${endMs} ${at.callBudget} ${JSON.stringify(spans)}`;
       let entry = this.#heldCache.get(key);
       if (!entry || (!used.has(key) && wallNow - entry.readAtMs >= HELD_REFRESH_MS)) {
         const fresh = {
-          read: readHeld(this.options.store, endMs, windowMs, at.callBudget, around),
+          read: readHeld(this.options.store, endMs, windowMs, at.callBudget, spans),
           readAtMs: wallNow,
         };
         this.#heldCache.set(key, fresh);
@@ -812,7 +826,7 @@ export class Evaluator {
         ...byRoute.keys(),
         ...records.filter((r) => own.has(r.fingerprint)).map((r) => monitorKey(r.cohort, r.route)),
       ]),
-      excluded,
+      around,
     };
   }
 
@@ -987,7 +1001,7 @@ export class Evaluator {
       if (!held) {
         const left =
           rule.baseline.kind === 'trailing'
-            ? leftOut(data.held.excluded, key, data.fromMs, rule.baseline.windowMs)
+            ? leftOut(data.held.around(data.fromMs, rule.baseline.windowMs), key, data.fromMs)
             : '';
         return {
           baseline: baseline.get(key) ?? null,
@@ -1008,7 +1022,7 @@ export class Evaluator {
           (by
             ? `held at the start of the ${by} incident open on this cohort × route`
             : "held at the incident's start while it is open") +
-          leftOut(data.held.excluded, key, held.endMs, held.windowMs),
+          leftOut(data.held.around(held.endMs, held.windowMs), key, held.endMs),
       };
     };
 
@@ -1399,22 +1413,18 @@ export function mergeSpans(spans: readonly ExcludedSpan[]): ExcludedSpan[] {
   return kept;
 }
 
-/** For a baseline's description: the resolved incidents of `route` left out of [fromMs, toMs). */
-function leftOut(
-  spans: readonly ExcludedSpan[],
-  route: string,
-  endMs: number,
-  windowMs: number,
-): string {
-  const mine = spans.filter((s) => monitorKey(s.cohort, s.route) === route);
-  const fromMs = reachBack(mine, endMs, windowMs);
-  const within = overlapping(mine, fromMs, endMs);
+/**
+ * For a baseline's description: the resolved incidents of `route` its read (`around`, ending at
+ * `endMs`) left out, and how far back it read for them: from the read itself, so that a route the
+ * statement's budget read as if it had none is not described as leaving any out.
+ */
+export function leftOut(around: TrailingRead, route: string, endMs: number): string {
+  const within = around.exclude.filter((s) => monitorKey(s.cohort, s.route) === route);
   if (within.length === 0) return '';
   const span = (s: ExcludedSpan) => `${utcMinute(s.fromMs).slice(0, -4)} → ${utcMinute(s.toMs)}`;
+  const fromMs = around.reach.find((r) => monitorKey(r.cohort, r.route) === route)?.fromMs;
   const reach =
-    fromMs < endMs - windowMs
-      ? `, reaching back to ${utcMinute(fromMs)} for the time left out`
-      : '';
+    fromMs !== undefined ? `, reaching back to ${utcMinute(fromMs)} for the time left out` : '';
   return within.length === 1
     ? `, without the resolved incident of ${span(within[0]!)} on this cohort × route${reach}`
     : `, without ${within.length} resolved incidents on this cohort × route (the latest ${span(within.at(-1)!)})${reach}`;
@@ -1451,6 +1461,12 @@ export function reachBack(
   return Math.max(floor, cursor - remaining);
 }
 
+/** A trailing read's spans left out and reaches further back (trailingRead). */
+export interface TrailingRead {
+  exclude: ExcludedSpan[];
+  reach: RouteReach[];
+}
+
 /**
  * What a trailing read of [endMs − windowMs, endMs) leaves out and reads further back: each
  * cohort × route's resolved incidents out, and the time they took read before the window
@@ -1460,7 +1476,7 @@ export function trailingRead(
   excluded: readonly ExcludedSpan[],
   endMs: number,
   windowMs: number,
-): { exclude: ExcludedSpan[]; reach: RouteReach[] } {
+): TrailingRead {
   const byRoute = new Map<string, ExcludedSpan[]>();
   for (const span of overlapping(excluded, endMs - 2 * windowMs, endMs)) {
     const key = monitorKey(span.cohort, span.route);

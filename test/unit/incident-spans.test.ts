@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pairIncidents } from '../../analyzer/alert-store.js';
-import { mergeSpans, reachBack } from '../../analyzer/evaluator.js';
+import { leftOut, mergeSpans, reachBack, trailingRead } from '../../analyzer/evaluator.js';
+import { monitorKey } from '../../analyzer/series.js';
 
 // The resolved incidents left out of a route's trailing baselines: the incidents of one route's
 // rules overlap (they fire together), and are merged before they go into the statement.
@@ -180,5 +181,41 @@ describe('reachBack', () => {
     expect(reachBack([cut(950, 980)], 1_000, 100)).toBe(900);
     // One far back does not matter.
     expect(reachBack([{ fromMs: 950, toMs: 980 }, cut(100, 200)], 1_000, 100)).toBe(870);
+  });
+});
+
+describe('leftOut: a baseline says what its read left out', () => {
+  const HOUR = 3_600_000;
+  const END = Date.UTC(2026, 11, 7, 12);
+  const key = (s: { cohort: string; route: string }) => monitorKey(s.cohort, s.route);
+
+  it('names the incident and the reach its read has', () => {
+    const one = [{ cohort: 'faq', route: 'small', fromMs: END - 3 * HOUR, toMs: END - HOUR }];
+    const read = trailingRead(mergeSpans(one), END, 4 * HOUR);
+    expect(leftOut(read, key(one[0]!), END)).toBe(
+      ', without the resolved incident of 2026-12-07 09:00 → 2026-12-07 11:00 UTC on this cohort × route, reaching back to 2026-12-07 06:00 UTC for the time left out',
+    );
+    expect(leftOut(read, monitorKey('faq', 'large'), END)).toBe('');
+  });
+
+  it('names nothing for a route its read, over the statement budget, took as having no incident', () => {
+    // 500 routes with names of 200 characters (braces quoted four times over): the routes with
+    // the oldest incidents are read as if they had none, and are described so.
+    const spans = Array.from({ length: 500 }, (_, i) => ({
+      cohort: `${i}${'{'.repeat(100)}${'x'.repeat(96)}`,
+      route: 'small',
+      fromMs: END - 3 * HOUR,
+      toMs: END - HOUR + i,
+    }));
+    const read = trailingRead(mergeSpans(spans), END, 4 * HOUR);
+    const kept = new Set(read.exclude.map(key));
+    expect(kept.size).toBeLessThan(500);
+    const dropped = spans.filter((s) => !kept.has(key(s)));
+    expect(dropped.length).toBeGreaterThan(0);
+    for (const s of dropped) expect(leftOut(read, key(s), END)).toBe('');
+    for (const s of spans.filter((s) => kept.has(key(s))))
+      expect(leftOut(read, key(s), END)).toMatch(
+        /^, without the resolved incident of .* reaching back to /,
+      );
   });
 });
