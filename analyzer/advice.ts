@@ -494,17 +494,7 @@ export async function buildAdvice(
   // The cohort's latest eval run of the route: runs are never pooled, as an old good run would
   // prop up a bad prompt (and every pull request's run lands on a shared instance).
   const latestEval = (cohort: string, route: string) =>
-    rows
-      .filter((r) => r.cohort === cohort && r.primary_route === route && r.run !== '')
-      .reduce<(typeof rows)[number] | undefined>(
-        (best, r) =>
-          best === undefined ||
-          r.last_ms > best.last_ms ||
-          (r.last_ms === best.last_ms && r.run > best.run)
-            ? r
-            : best,
-        undefined,
-      );
+    latestRun(rows.filter((r) => r.cohort === cohort && r.primary_route === route));
   return {
     from: window.from.toISOString(),
     to: window.to.toISOString(),
@@ -561,16 +551,30 @@ function cheapRouteOf(
   };
   const production = cheap.filter((r) => r.cohort === cohort && r.run === '');
   if (production.some((r) => r.primary_route === options.smallRoute)) return options.smallRoute;
-  const evaluated = cheap
-    .filter((r) => r.cohort === cohort && r.run !== '')
-    .reduce<(typeof rows)[number] | undefined>(
-      (best, r) => (best === undefined || r.last_ms > best.last_ms ? r : best),
-      undefined,
-    );
+  const evaluated = latestRun(cheap.filter((r) => r.cohort === cohort));
   return (
     busiest(production) ??
     evaluated?.primary_route ??
     busiest(cheap.filter((r) => r.run === '')) ??
     options.smallRoute
   );
+}
+
+/**
+ * The row of the latest eval run among `rows` (production rows, `run` '', are not runs): the one
+ * whose last task started last, the later name on a tie, so that the choice never hangs on the
+ * order ClickHouse returned them in.
+ */
+function latestRun<T extends { run: string; last_ms: number }>(rows: readonly T[]): T | undefined {
+  return rows
+    .filter((r) => r.run !== '')
+    .reduce<T | undefined>(
+      (best, r) =>
+        best === undefined ||
+        r.last_ms > best.last_ms ||
+        (r.last_ms === best.last_ms && r.run > best.run)
+          ? r
+          : best,
+      undefined,
+    );
 }
