@@ -253,6 +253,12 @@ const escapeCell = (text: string) =>
     .replace(/[\\`*_<>[\]|~]/g, '\\$&')
     .replace(/@(?=[\p{L}\p{N}_-])/gu, '@\u200b');
 
+/**
+ * A cohort name for Markdown: in quotes when it starts or ends with whitespace, which a table cell
+ * trims and which keeps `**` from making it bold (`** lead space**` renders as it is written).
+ */
+const mdName = (name: string) => (/^\s|\s$/u.test(name) ? `"${name}"` : name || '(none)');
+
 /** Text as an inline code span, however many backticks it holds. */
 function code(text: string): string {
   const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
@@ -292,13 +298,14 @@ export function renderGateMarkdown(result: GateResult): string {
           `|${HEADER.map(() => ' --- ').join('|')}|`,
           ...result.cohorts.map((c) => {
             const cells = columns(c);
+            cells[0] = mdName(c.cohort);
             cells[1] = `${icon[c.verdict]} ${cells[1]}`;
             return `| ${cells.map(escapeCell).join(' | ')} |`;
           }),
         ]),
     '',
     ...result.cohorts.map(
-      (c) => `- **${escapeCell(c.cohort || '(none)')}**: ${escapeCell(reasonOf(c))}`,
+      (c) => `- **${escapeCell(mdName(c.cohort))}**: ${escapeCell(reasonOf(c))}`,
     ),
   ];
   return `${lines.join('\n')}\n`;

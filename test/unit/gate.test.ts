@@ -1374,6 +1374,22 @@ describe('rendering', () => {
     expect(md).toMatch(/^- baseline `eval:\\u001b\[31mred`/m);
   });
 
+  it('quotes a name with a space at either end: bold and the table cell would lose it', () => {
+    const md = renderGateMarkdown({
+      ...result,
+      cohorts: [
+        { ...result.cohorts[0]!, cohort: ' lead space' },
+        { ...result.cohorts[0]!, cohort: 'tail\t' },
+        { ...result.cohorts[0]!, cohort: 'in between' },
+      ],
+    });
+    expect(md).toContain('| " lead space" | ❌ FAIL |');
+    expect(md).toContain('- **" lead space"**: ');
+    expect(md).toContain('- **"tail\\\\t"**: ');
+    expect(md).toContain('- **in between**: ');
+    expect(md).not.toMatch(/\*\* /);
+  });
+
   it('mentions nobody: an @ before a name in a cohort gets a zero-width space', () => {
     const md = renderGateMarkdown({
       ...result,
