@@ -1001,7 +1001,7 @@ export class Evaluator {
       if (!held) {
         const left =
           rule.baseline.kind === 'trailing'
-            ? leftOut(data.held.around(data.fromMs, rule.baseline.windowMs), key, data.fromMs)
+            ? leftOut(data.held.around(data.fromMs, rule.baseline.windowMs), key)
             : '';
         return {
           baseline: baseline.get(key) ?? null,
@@ -1022,7 +1022,7 @@ export class Evaluator {
           (by
             ? `held at the start of the ${by} incident open on this cohort × route`
             : "held at the incident's start while it is open") +
-          leftOut(data.held.around(held.endMs, held.windowMs), key, held.endMs),
+          leftOut(data.held.around(held.endMs, held.windowMs), key),
       };
     };
 
@@ -1414,11 +1414,10 @@ export function mergeSpans(spans: readonly ExcludedSpan[]): ExcludedSpan[] {
 }
 
 /**
- * For a baseline's description: the resolved incidents of `route` its read (`around`, ending at
- * `endMs`) left out, and how far back it read for them: from the read itself, so that a route the
+ * For a baseline's description: the resolved incidents of `route` its read (`around`) left out, and how far back it read for them: from the read itself, so that a route the
  * statement's budget read as if it had none is not described as leaving any out.
  */
-export function leftOut(around: TrailingRead, route: string, endMs: number): string {
+export function leftOut(around: TrailingRead, route: string): string {
   const within = around.exclude.filter((s) => monitorKey(s.cohort, s.route) === route);
   if (within.length === 0) return '';
   const span = (s: ExcludedSpan) => `${utcMinute(s.fromMs).slice(0, -4)} → ${utcMinute(s.toMs)}`;

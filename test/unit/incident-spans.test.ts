@@ -192,10 +192,10 @@ describe('leftOut: a baseline says what its read left out', () => {
   it('names the incident and the reach its read has', () => {
     const one = [{ cohort: 'faq', route: 'small', fromMs: END - 3 * HOUR, toMs: END - HOUR }];
     const read = trailingRead(mergeSpans(one), END, 4 * HOUR);
-    expect(leftOut(read, key(one[0]!), END)).toBe(
+    expect(leftOut(read, key(one[0]!))).toBe(
       ', without the resolved incident of 2026-12-07 09:00 → 2026-12-07 11:00 UTC on this cohort × route, reaching back to 2026-12-07 06:00 UTC for the time left out',
     );
-    expect(leftOut(read, monitorKey('faq', 'large'), END)).toBe('');
+    expect(leftOut(read, monitorKey('faq', 'large'))).toBe('');
   });
 
   it('names nothing for a route its read, over the statement budget, took as having no incident', () => {
@@ -212,9 +212,9 @@ describe('leftOut: a baseline says what its read left out', () => {
     expect(kept.size).toBeLessThan(500);
     const dropped = spans.filter((s) => !kept.has(key(s)));
     expect(dropped.length).toBeGreaterThan(0);
-    for (const s of dropped) expect(leftOut(read, key(s), END)).toBe('');
+    for (const s of dropped) expect(leftOut(read, key(s))).toBe('');
     for (const s of spans.filter((s) => kept.has(key(s))))
-      expect(leftOut(read, key(s), END)).toMatch(
+      expect(leftOut(read, key(s))).toMatch(
         /^, without the resolved incident of .* reaching back to /,
       );
   });
