@@ -1001,17 +1001,29 @@ export class Evaluator {
       if (!held) {
         const left =
           rule.baseline.kind === 'trailing'
-            ? leftOut(data.held.around(data.fromMs, rule.baseline.windowMs), key)
-            : '';
+            ? leftOut(
+                data.held.around(data.fromMs, rule.baseline.windowMs),
+                key,
+                data.fromMs,
+                rule.baseline.windowMs,
+              )
+            : { text: '', spanMs };
         return {
           baseline: baseline.get(key) ?? null,
           p95: baselineP95.get(key) ?? null,
           totals: totalsBase,
           byRoute: baseline,
-          description: (descriptions.get(key) ?? description) + left,
+          description: (descriptions.get(key) ?? description) + left.text,
+          spanMs: left.spanMs,
         };
       }
       const by = data.held.heldBy(rule, group.cohort, group.route, detail);
+      const left = leftOut(
+        data.held.around(held.endMs, held.windowMs),
+        key,
+        held.endMs,
+        held.windowMs,
+      );
       return {
         baseline: held.byRoute.get(key) ?? null,
         p95: held.p95.get(key) ?? null,
@@ -1022,7 +1034,8 @@ export class Evaluator {
           (by
             ? `held at the start of the ${by} incident open on this cohort × route`
             : "held at the incident's start while it is open") +
-          leftOut(data.held.around(held.endMs, held.windowMs), key),
+          left.text,
+        spanMs: left.spanMs,
       };
     };
 
@@ -1055,6 +1068,7 @@ export class Evaluator {
             ...common,
             baseline: own.baseline,
             baselineDescription: own.description,
+            baselineSpanMs: own.spanMs,
             detail: reason,
           });
         }
@@ -1065,6 +1079,7 @@ export class Evaluator {
         ...common,
         baseline: own.baseline,
         baselineDescription: own.description,
+        baselineSpanMs: own.spanMs,
         detail: '',
       };
       if (rule.kind === 'p95_regression') input.baselineP95Ms = own.p95;
@@ -1414,20 +1429,50 @@ export function mergeSpans(spans: readonly ExcludedSpan[]): ExcludedSpan[] {
 }
 
 /**
- * For a baseline's description: the resolved incidents of `route` its read (`around`) left out, and how far back it read for them: from the read itself, so that a route the
- * statement's budget read as if it had none is not described as leaving any out.
+ * What a trailing baseline's read (`around`, of `windowMs` ending at `endMs`) left out of
+ * `route` and read further back for it, from the read itself, so that a route the statement's
+ * budget read as having no incident is not described as leaving any out: the words for its
+ * description, and the time of healthy history it holds (`spanMs`, which scales its trials to the
+ * detector's horizon). That is the window, unless an incident of more than a window took more
+ * than the one window further it may reach: then less, and the description says how much.
  */
-export function leftOut(around: TrailingRead, route: string): string {
+export function leftOut(
+  around: TrailingRead,
+  route: string,
+  endMs: number,
+  windowMs: number,
+): { text: string; spanMs: number } {
   const within = around.exclude.filter((s) => monitorKey(s.cohort, s.route) === route);
-  if (within.length === 0) return '';
+  if (within.length === 0) return { text: '', spanMs: windowMs };
+  const fromMs =
+    around.reach.find((r) => monitorKey(r.cohort, r.route) === route)?.fromMs ?? endMs - windowMs;
+  // Merged per route (mergeSpans): the spans do not overlap.
+  const out = within.reduce(
+    (total, s) => total + Math.max(0, Math.min(s.toMs, endMs) - Math.max(s.fromMs, fromMs)),
+    0,
+  );
+  const spanMs = Math.max(0, endMs - fromMs - out);
   const span = (s: ExcludedSpan) => `${utcMinute(s.fromMs).slice(0, -4)} → ${utcMinute(s.toMs)}`;
-  const fromMs = around.reach.find((r) => monitorKey(r.cohort, r.route) === route)?.fromMs;
+  const short =
+    spanMs < windowMs - 60_000
+      ? ` (at most one window further: ${hoursText(spanMs)} of history outside incidents, not ${hoursText(windowMs)})`
+      : '';
   const reach =
-    fromMs !== undefined ? `, reaching back to ${utcMinute(fromMs)} for the time left out` : '';
-  return within.length === 1
-    ? `, without the resolved incident of ${span(within[0]!)} on this cohort × route${reach}`
-    : `, without ${within.length} resolved incidents on this cohort × route (the latest ${span(within.at(-1)!)})${reach}`;
+    fromMs < endMs - windowMs
+      ? `, reaching back to ${utcMinute(fromMs)} for the time left out${short}`
+      : short;
+  return {
+    text:
+      within.length === 1
+        ? `, without the resolved incident of ${span(within[0]!)} on this cohort × route${reach}`
+        : `, without ${within.length} resolved incidents on this cohort × route (the latest ${span(within.at(-1)!)})${reach}`,
+    spanMs,
+  };
 }
+
+/** A time as a description gives it: `5 h`, `5.5 h`, `40 min`. */
+const hoursText = (ms: number) =>
+  ms >= 3_600_000 ? `${Number((ms / 3_600_000).toFixed(1))} h` : `${Math.round(ms / 60_000)} min`;
 
 /**
  * Where a trailing baseline of `windowMs` ending at `endMs` starts for a cohort × route whose

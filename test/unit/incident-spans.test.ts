@@ -192,10 +192,25 @@ describe('leftOut: a baseline says what its read left out', () => {
   it('names the incident and the reach its read has', () => {
     const one = [{ cohort: 'faq', route: 'small', fromMs: END - 3 * HOUR, toMs: END - HOUR }];
     const read = trailingRead(mergeSpans(one), END, 4 * HOUR);
-    expect(leftOut(read, key(one[0]!))).toBe(
+    expect(leftOut(read, key(one[0]!), END, 4 * HOUR).text).toBe(
       ', without the resolved incident of 2026-12-07 09:00 → 2026-12-07 11:00 UTC on this cohort × route, reaching back to 2026-12-07 06:00 UTC for the time left out',
     );
-    expect(leftOut(read, monitorKey('faq', 'large'))).toBe('');
+    expect(leftOut(read, monitorKey('faq', 'large'), END, 4 * HOUR)).toEqual({
+      text: '',
+      spanMs: 4 * HOUR,
+    });
+    expect(leftOut(read, key(one[0]!), END, 4 * HOUR).spanMs).toBe(4 * HOUR);
+  });
+
+  it('says how much healthy history an incident of more than a window leaves, and holds that span', () => {
+    // A 6-hour incident under 4-hour windows: the read reaches one window further, to 04:00,
+    // and finds 2 hours outside it.
+    const long = [{ cohort: 'faq', route: 'small', fromMs: END - 7 * HOUR, toMs: END - HOUR }];
+    const read = trailingRead(mergeSpans(long), END, 4 * HOUR);
+    expect(leftOut(read, key(long[0]!), END, 4 * HOUR)).toEqual({
+      text: ', without the resolved incident of 2026-12-07 05:00 → 2026-12-07 11:00 UTC on this cohort × route, reaching back to 2026-12-07 04:00 UTC for the time left out (at most one window further: 2 h of history outside incidents, not 4 h)',
+      spanMs: 2 * HOUR,
+    });
   });
 
   it('names nothing for a route its read, over the statement budget, took as having no incident', () => {
@@ -212,9 +227,9 @@ describe('leftOut: a baseline says what its read left out', () => {
     expect(kept.size).toBeLessThan(500);
     const dropped = spans.filter((s) => !kept.has(key(s)));
     expect(dropped.length).toBeGreaterThan(0);
-    for (const s of dropped) expect(leftOut(read, key(s))).toBe('');
+    for (const s of dropped) expect(leftOut(read, key(s), END, 4 * HOUR).text).toBe('');
     for (const s of spans.filter((s) => kept.has(key(s))))
-      expect(leftOut(read, key(s))).toMatch(
+      expect(leftOut(read, key(s), END, 4 * HOUR).text).toMatch(
         /^, without the resolved incident of .* reaching back to /,
       );
   });
