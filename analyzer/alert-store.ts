@@ -63,6 +63,23 @@ const eventRow = z.object({
   message: json<AlertMessage>(),
 });
 
+/** One event, as statesBefore rebuilds a record from it. */
+const historyRow = z.object({
+  fingerprint: z.string(),
+  incident: chNumber,
+  seq: chNumber,
+  kind: z.enum(EVENT_KINDS),
+  at: time,
+  notify: chNumber.transform((v) => v === 1),
+  rule_id: z.string(),
+  cohort: z.string(),
+  route: z.string(),
+  detail: z.string(),
+  change_point: z.string(),
+  summary: z.string(),
+  resolution: z.enum(['', 'recovered', 'closed_without_verdict']),
+});
+
 const silenceRow = z.object({
   id: z.string(),
   cohort: z.string(),
@@ -195,6 +212,47 @@ export class AlertStore {
       finding: r.finding,
       evaluatedAt: r.evaluated_at,
     }));
+  }
+
+  /**
+   * The records of `fingerprints` as they stood just before `beforeMs`, rebuilt from their events
+   * (a dry run of a past time steps these, not today's: lifecycle.ts). An alert with no event
+   * before then had not been raised: it has no record. The events hold every change of state,
+   * incident and message; they do not hold the counts kept between them (evaluations degraded
+   * while pending, well while firing) nor since when a firing alert had no verdict, so those are
+   * taken as at the event: 1, 0 and none (historyRecords).
+   */
+  async statesBefore(beforeMs: number, fingerprints: readonly string[]): Promise<AlertRecord[]> {
+    if (fingerprints.length === 0) return [];
+    const rows = await this.store.query(
+      `SELECT fingerprint, incident, seq, kind, at, notify, rule_id, cohort, route, detail,
+         JSONExtractString(message, 'finding', 'current', 'since') AS change_point,
+         JSONExtractString(message, 'finding', 'summary') AS summary,
+         if(kind != 'resolved', '',
+            if(JSONExtractString(message, 'resolution') != '',
+               JSONExtractString(message, 'resolution'),
+               if(JSONExtractString(message, 'finding', 'status') = 'insufficient_data',
+                  'closed_without_verdict', 'recovered'))) AS resolution
+       FROM alert_events FINAL
+       WHERE at < {before:DateTime64(3, 'UTC')} AND has({fingerprints:Array(String)}, fingerprint)
+       ORDER BY fingerprint, incident, seq`,
+      { before: ms(beforeMs), fingerprints: [...fingerprints] },
+      historyRow,
+    );
+    const records = historyRecords(rows);
+    if (records.length === 0) return [];
+    // Each record's finding: its last event's, read for those events only (a message is large).
+    const findings = await this.store.query(
+      `SELECT fingerprint, JSONExtractRaw(message, 'finding') AS finding FROM alert_events FINAL
+       WHERE has({keys:Array(String)}, concat(fingerprint, '/', toString(incident), '/', toString(seq)))`,
+      { keys: records.map((r) => `${r.fingerprint}/${r.incident}/${r.seq}`) },
+      z.object({ fingerprint: z.string(), finding: json<Finding>() }),
+    );
+    const findingOf = new Map(findings.map((f) => [f.fingerprint, f.finding]));
+    return records.flatMap((r) => {
+      const finding = findingOf.get(r.fingerprint);
+      return finding ? [{ ...r, finding }] : [];
+    });
   }
 
   async saveStates(records: readonly AlertRecord[]): Promise<void> {
@@ -640,4 +698,84 @@ export function pairIncidents(
     fired = undefined;
   }
   return spans;
+}
+
+/**
+ * Alert records rebuilt from their events (rows in each alert's order: fingerprint, incident,
+ * seq), each as the lifecycle left it after its last event, but for its finding (statesBefore
+ * reads it). What no event records is taken as it was at the event: a pending alert degraded
+ * once (pendingCount 1), a firing one not yet well (clearCount 0) and judged (heldSince null).
+ * Exported for its tests.
+ */
+export function historyRecords(
+  rows: readonly z.output<typeof historyRow>[],
+): Omit<AlertRecord, 'finding'>[] {
+  const records = new Map<string, Omit<AlertRecord, 'finding'>>();
+  for (const row of rows) {
+    const r = records.get(row.fingerprint) ?? {
+      fingerprint: row.fingerprint,
+      ruleId: row.rule_id,
+      cohort: row.cohort,
+      route: row.route,
+      detail: row.detail,
+      state: 'inactive',
+      since: row.at,
+      pendingCount: 0,
+      clearCount: 0,
+      incident: row.incident,
+      seq: row.seq,
+      lastNotifiedAt: null,
+      resolvedAt: null,
+      resolution: null,
+      resolvedSummary: null,
+      heldSince: null,
+      changedAt: null,
+      firedSummary: null,
+      evaluatedAt: row.at,
+    };
+    const changedAt = row.change_point ? Date.parse(row.change_point) : row.at;
+    // An incident opens with no message sent yet (lifecycle.ts step): pending, or firing at once
+    // from inactive or resolved.
+    const opens = row.kind === 'pending' || (row.kind === 'firing' && r.state !== 'pending');
+    const lastNotifiedAt = opens ? null : r.lastNotifiedAt;
+    let change: Partial<AlertRecord>;
+    switch (row.kind) {
+      case 'pending':
+        change = { state: 'pending', since: row.at, pendingCount: 1, changedAt, lastNotifiedAt };
+        break;
+      case 'firing':
+        change = {
+          state: 'firing',
+          since: row.at,
+          clearCount: 0,
+          changedAt,
+          lastNotifiedAt,
+          firedSummary: row.summary || null,
+        };
+        break;
+      case 'repeat':
+        // Sent on a degraded evaluation, which sets the recovery count back to 0.
+        change = { clearCount: 0 };
+        break;
+      case 'resolved':
+        change = {
+          state: 'resolved',
+          since: row.at,
+          pendingCount: 0,
+          resolvedAt: row.at,
+          resolution: row.resolution || 'recovered',
+          resolvedSummary: row.summary,
+          changedAt: null,
+          firedSummary: null,
+        };
+        break;
+      case 'cleared':
+        change = { state: 'inactive', since: row.at, pendingCount: 0, changedAt: null };
+        break;
+    }
+    const next = { ...r, ...change, incident: row.incident, seq: row.seq, evaluatedAt: row.at };
+    if (row.notify) next.lastNotifiedAt = row.at;
+    records.set(row.fingerprint, next);
+  }
+  return [...records.values()];
 }
