@@ -609,6 +609,8 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
       evaluatedAt: result.evaluatedAt,
       dryRun,
       firing: result.firing,
+      // A dry run of a past time: the alert state it stepped was rebuilt from the history.
+      replayedState: result.replayedState,
       transitions: result.events,
       // A rule naming a cohort or route no task of the window has: a typo watches nothing.
       warnings: result.warnings,

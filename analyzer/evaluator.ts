@@ -60,6 +60,12 @@ export interface EvaluationResult {
   firing: number;
   /** A dry run: the transitions are what it would have made; nothing was stored or notified. */
   dryRun: boolean;
+  /**
+   * A dry run of a past time that stepped alerts rebuilt from their history, as they stood then:
+   * says so, and what the history does not hold. Null when every alert was as the live state has
+   * it (none evaluated since that time).
+   */
+  replayedState: string | null;
   /** Cohorts and routes the rules name that no task of the current window has (unmatchedRuleNames). */
   warnings: string[];
 }
@@ -266,6 +272,29 @@ export class Evaluator {
     // baselines, resolved ones are left out of them (#holds), and each monitor tests only the
     // evidence after its last incident resolved (lifecycle.ts).
     const previous = new Map((await this.alerts.states()).map((r) => [r.fingerprint, r]));
+    // A dry run of a past time steps the alerts as they stood then: an alert evaluated since is
+    // rebuilt from its transitions before that time (alert-store.ts statesBefore). Stepped from
+    // today's state, an incident that fired before then and resolved after read as resolved, and
+    // the replay said "0 alert(s) firing" and raised it again as pending (audit #5).
+    let replayedState: string | null = null;
+    if (dryRun) {
+      const since = [...previous.values()].filter((r) => r.evaluatedAt >= now);
+      if (since.length > 0) {
+        for (const record of since) previous.delete(record.fingerprint);
+        const then = await this.alerts.statesBefore(
+          now,
+          since.map((r) => r.fingerprint),
+        );
+        for (const record of then) previous.set(record.fingerprint, record);
+        replayedState =
+          `alert state as of ${at.toISOString()} reconstructed from the alert history ` +
+          `(${since.length} alert(s) evaluated since): states, incidents and messages as ` +
+          'recorded; how many evaluations a pending alert had been degraded, or a firing one ' +
+          'well or without a verdict, is not stored and is counted from its last transition, so ' +
+          'the replay can fire, resolve or close an alert an evaluation or more later than it ' +
+          'did (`routewatch alerts` lists what happened)';
+      }
+    }
     // Silences in force now (a replay: then) keep their alerts' messages unsent, below, and keep
     // a firing alert from holding the other rules' baselines of its route (#holds).
     const wallNow = Date.now();
@@ -661,6 +690,7 @@ export class Evaluator {
       // As of the evaluated time: a replay of a time before an alert fired does not count it.
       firing: [...after.values()].filter((r) => r.state === 'firing' && r.since <= now).length,
       dryRun,
+      replayedState,
       warnings,
     };
     if (dryRun) return result;
@@ -762,7 +792,9 @@ export class Evaluator {
       active.length === 0
         ? []
         : (await this.alerts.resolvedIncidents(Math.min(...ends) - 2 * longest))
-            .filter((i) => i.fromMs <= at.now)
+            // A dry run steps the alerts as they stood then: an incident resolved at or after
+            // that time was open, and holds its baselines instead (#evaluate).
+            .filter((i) => i.fromMs <= at.now && (!at.dryRun || i.toMs < at.now))
             .map((i) => ({ ...i, toMs: Math.min(i.toMs, at.now) }));
     const excluded = mergeSpans(spans);
     const arounds = new Map<string, TrailingRead>();

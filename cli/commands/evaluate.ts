@@ -25,6 +25,7 @@ interface EvaluateAnswer {
   }[];
   findings: { status: string }[];
   warnings?: string[];
+  replayedState?: string | null;
 }
 
 export const evaluateCommand: Command<EvaluateValues> = {
@@ -93,6 +94,8 @@ Options:
     for (const f of answer.findings) counts.set(f.status, (counts.get(f.status) ?? 0) + 1);
     const lines = [
       `${answer.dryRun ? 'dry run (nothing stored or notified), ' : ''}evaluated at ${answer.evaluatedAt}: ${answer.findings.length} monitors (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ') || 'none'}), ${answer.firing} alert(s) firing`,
+      // Right under the count it qualifies: the state a replay stepped is rebuilt, not recorded.
+      ...(answer.replayedState ? [`note: ${answer.replayedState}`] : []),
       ...answer.transitions.map((t) => {
         // A degradation's summary names its cohort × route already; a "no verdict" one does not.
         const where = `${t.cohort} × ${t.route}`;
