@@ -156,7 +156,12 @@ export function adviseCohort(
       const cl = costs.baseline.value;
       const floor = comparison.costPerSuccessfulTask.understated;
       const drop = comparison.successChange.estimate;
-      const facts = `${S} ${pct(comparison.candidate.successRate.value)} success at ${costOf(cs, floor.candidate)} per success, ${L} ${pct(comparison.baseline.successRate.value)} at ${costOf(cl, floor.baseline)}`;
+      // The rates are each route's own; the costs, when weighed, say so (they are not the rates'
+      // quotient: a route that took an incident's hours pays for them in its own rate alone).
+      const weighed = comparison.costPerSuccessfulTask.matched
+        ? `; the costs per success weighed ${comparison.costPerSuccessfulTask.matched.by} by ${comparison.costPerSuccessfulTask.matched.by}, as the change is`
+        : '';
+      const facts = `${S} ${pct(comparison.candidate.successRate.value)} success at ${costOf(cs, floor.candidate)} per success, ${L} ${pct(comparison.baseline.successRate.value)} at ${costOf(cl, floor.baseline)}${weighed}`;
       // A floor on S's cost already at L's (known) cost: S is no cheaper, whatever it hides; S's
       // known cost under a floor on L's: S is cheaper, whatever L hides.
       const noCheaper = cs !== null && cl !== null && cs >= cl && !floor.baseline;
