@@ -243,9 +243,14 @@ export class AlertStore {
     if (records.length === 0) return [];
     // Each record's finding: its last event's, read for those events only (a message is large).
     const findings = await this.store.query(
+      // The fingerprints first: the table's key, which the computed one below cannot prune by.
       `SELECT fingerprint, JSONExtractRaw(message, 'finding') AS finding FROM alert_events FINAL
-       WHERE has({keys:Array(String)}, concat(fingerprint, '/', toString(incident), '/', toString(seq)))`,
-      { keys: records.map((r) => `${r.fingerprint}/${r.incident}/${r.seq}`) },
+       WHERE has({fingerprints:Array(String)}, fingerprint)
+         AND has({keys:Array(String)}, concat(fingerprint, '/', toString(incident), '/', toString(seq)))`,
+      {
+        fingerprints: records.map((r) => r.fingerprint),
+        keys: records.map((r) => `${r.fingerprint}/${r.incident}/${r.seq}`),
+      },
       z.object({ fingerprint: z.string(), finding: json<Finding>() }),
     );
     const findingOf = new Map(findings.map((f) => [f.fingerprint, f.finding]));

@@ -1485,9 +1485,12 @@ export function leftOut(
   );
   const spanMs = Math.max(0, endMs - fromMs - out);
   const span = (s: ExcludedSpan) => `${utcMinute(s.fromMs).slice(0, -4)} → ${utcMinute(s.toMs)}`;
+  // Less than a window of healthy history: the reach stopped one window further, or at the
+  // oldest span kept of a route whose older ones were dropped (reachBack).
+  const further = fromMs <= endMs - 2 * windowMs ? ': it reaches at most one window further' : '';
   const short =
     spanMs < windowMs - 60_000
-      ? ` (at most one window further: ${hoursText(spanMs)} of history outside incidents, not ${hoursText(windowMs)})`
+      ? ` (${hoursText(spanMs)} of history outside incidents, not ${hoursText(windowMs)}${further})`
       : '';
   const reach =
     fromMs < endMs - windowMs

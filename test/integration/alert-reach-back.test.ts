@@ -95,7 +95,7 @@ describe('a baseline reaches back past a resolved incident that took most of its
     expect(after.length).toBeGreaterThan(4);
     expect(after.map((d) => d.status)).toEqual(after.map(() => 'ok'));
     expect(after[0]!.description).toMatch(
-      /^trailing 6 h before the current window, without the resolved incident of \d{4}-\d\d-\d\d \d\d:\d\d → \d{4}-\d\d-\d\d \d\d:\d\d UTC on this cohort × route, reaching back to \d{4}-\d\d-\d\d \d\d:\d\d UTC for the time left out \(at most one window further: [\d.]+ h of history outside incidents, not 6 h\)$/,
+      /^trailing 6 h before the current window, without the resolved incident of \d{4}-\d\d-\d\d \d\d:\d\d → \d{4}-\d\d-\d\d \d\d:\d\d UTC on this cohort × route, reaching back to \d{4}-\d\d-\d\d \d\d:\d\d UTC for the time left out \([\d.]+ h of history outside incidents, not 6 h: it reaches at most one window further\)$/,
     );
     expect(of('long', 'success_rate_drop')).toEqual([]);
 

@@ -28,7 +28,8 @@ const RULES = parseRules(`
 evaluation: { horizon: 6h, baselineWindow: 2d, buckets: 24, minTasks: 100, minBaselineTasks: 100, pendingEvaluations: 2, resolveEvaluations: 2 }
 rules:
   - { id: success_rate_drop, cohorts: [kyc] }
-${disableDefaultRulesBut('success_rate_drop')}
+  - { id: fallback_rate_spike, cohorts: [kyc] }
+${disableDefaultRulesBut('success_rate_drop', 'fallback_rate_spike')}
 `);
 
 let temp: Awaited<ReturnType<typeof openTempStore>>;
@@ -87,7 +88,13 @@ it('replays a time inside a resolved incident with the incident firing', async (
   const result = await app.evaluator.evaluate(new Date(T1), undefined, { dryRun: true });
   // Firing then (since T0), and still degraded: held firing, no new incident opened.
   expect(result.firing).toBe(1);
-  expect(result.findings[0]!.status).toBe('degraded');
+  const drop = result.findings.find((f) => f.ruleId === 'success_rate_drop')!;
+  expect(drop.status).toBe('degraded');
+  // The incident open then holds the route's other rules at its start, as the live run did.
+  const fallbacks = result.findings.find((f) => f.ruleId === 'fallback_rate_spike')!;
+  expect(fallbacks.baseline.description).toMatch(
+    /held at the start of the success_rate_drop incident open on this cohort × route$/,
+  );
   expect(result.events.map((e) => e.kind)).not.toContain('pending');
   expect(result.events.map((e) => e.kind)).not.toContain('firing');
   // Said to be rebuilt from the history, with what the history does not keep.

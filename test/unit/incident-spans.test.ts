@@ -208,7 +208,7 @@ describe('leftOut: a baseline says what its read left out', () => {
     const long = [{ cohort: 'faq', route: 'small', fromMs: END - 7 * HOUR, toMs: END - HOUR }];
     const read = trailingRead(mergeSpans(long), END, 4 * HOUR);
     expect(leftOut(read, key(long[0]!), END, 4 * HOUR)).toEqual({
-      text: ', without the resolved incident of 2026-12-07 05:00 → 2026-12-07 11:00 UTC on this cohort × route, reaching back to 2026-12-07 04:00 UTC for the time left out (at most one window further: 2 h of history outside incidents, not 4 h)',
+      text: ', without the resolved incident of 2026-12-07 05:00 → 2026-12-07 11:00 UTC on this cohort × route, reaching back to 2026-12-07 04:00 UTC for the time left out (2 h of history outside incidents, not 4 h: it reaches at most one window further)',
       spanMs: 2 * HOUR,
     });
   });
