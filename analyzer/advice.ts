@@ -567,8 +567,9 @@ function cheapRouteOf(
 
 /**
  * The row of the latest eval run among `rows` (production rows, `run` '', are not runs): the one
- * whose last task started last, the later name on a tie, so that the choice never hangs on the
- * order ClickHouse returned them in.
+ * whose last task started last, the later name on a tie, so that the run chosen does not hang on
+ * the order ClickHouse returned them in (its rows of two routes ending at the same millisecond
+ * still could, for the route: callers filter to one route, or take the route only).
  */
 function latestRun<T extends { run: string; last_ms: number }>(rows: readonly T[]): T | undefined {
   return rows

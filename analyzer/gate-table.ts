@@ -255,7 +255,8 @@ const escapeCell = (text: string) =>
 
 /**
  * A cohort name for Markdown: in quotes when it starts or ends with whitespace, which a table cell
- * trims and which keeps `**` from making it bold (`** lead space**` renders as it is written).
+ * trims and which keeps `**` from making it bold (`** lead space**` renders as it is written). A
+ * name that is itself in quotes reads the same: the JSON (`--json`) has it exactly.
  */
 const mdName = (name: string) => (/^\s|\s$/u.test(name) ? `"${name}"` : name || '(none)');
 
