@@ -203,6 +203,8 @@ function track(setting: Setting, s: Stream, arm: Arm, relapse: boolean): Run {
   const last = s.tasks.length - 1;
   const records = new Map<string, AlertRecord>();
   const resolved: [number, number][] = [];
+  // The storm's own alert resolved: from then on, an unjudged success_rate_drop is counted.
+  let stormResolved = false;
   const run: Run = { drops: 0, firstDropAfterMs: null, spikes: 0, unjudged: 0 };
   const toTick = (ms: number) => Math.floor(ms / tick);
   for (let t = setting.historyMs / tick - horizon; t <= last; t++) {
@@ -242,7 +244,12 @@ function track(setting: Setting, s: Stream, arm: Arm, relapse: boolean): Run {
           bucketMs: bucket * tick,
           baseline: counts(s, start, end, routeWide ? resolved : []),
           baselineDescription: 'trailing',
-          baselineSpanMs: evaluation.baselineWindowMs,
+          // The healthy history read, as the evaluator takes it (leftOut): less than the window
+          // when the reach stopped before finding a window outside incidents.
+          baselineSpanMs:
+            arm === 'reach'
+              ? (end - start - leftOutTicks(resolved, start, end)) * tick
+              : evaluation.baselineWindowMs,
           monitors: 1,
           evidenceFromMs: evidenceFrom(record, now),
           alertState: open ? (record!.state as 'pending' | 'firing') : null,
@@ -250,14 +257,16 @@ function track(setting: Setting, s: Stream, arm: Arm, relapse: boolean): Run {
         evaluation,
       );
     });
-    if (resolved.length > 0 && findings[1]!.status === 'insufficient_data') run.unjudged++;
+    if (stormResolved && findings[1]!.status === 'insufficient_data') run.unjudged++;
     rules.forEach((rule, i) => {
       const record = records.get(rule.id);
       const finding = findings[i]!;
       if (!record && finding.status !== 'degraded') return;
       const result = step(record, finding, now, evaluation);
-      if (result.event?.kind === 'resolved' && record?.changedAt != null)
+      if (result.event?.kind === 'resolved' && record?.changedAt != null) {
         resolved.push([toTick(record.changedAt), t]);
+        if (rule.id === 'fallback_rate_spike') stormResolved = true;
+      }
       if (result.event?.kind === 'firing') {
         if (rule.id === 'fallback_rate_spike') run.spikes++;
         else {
@@ -269,6 +278,21 @@ function track(setting: Setting, s: Stream, arm: Arm, relapse: boolean): Run {
     });
   }
   return run;
+}
+
+/** Ticks of [start, end) within the resolved spans (merged: they may overlap). */
+function leftOutTicks(spans: readonly [number, number][], start: number, end: number): number {
+  let total = 0;
+  let cursor = start;
+  for (const [from, to] of [...spans].sort((a, b) => a[0] - b[0])) {
+    const lo = Math.max(from, cursor);
+    const hi = Math.min(to, end);
+    if (hi > lo) {
+      total += hi - lo;
+      cursor = hi;
+    }
+  }
+  return total;
 }
 
 const quantiles = (values: number[], unit: number, label: string) => {
