@@ -49,7 +49,8 @@ const openedRow = z.object({
   opened_summary: z.string(),
 });
 
-const eventRow = z.object({
+/** An event's own columns, without its message. */
+const eventColumns = z.object({
   fingerprint: z.string(),
   incident: chNumber,
   seq: chNumber,
@@ -60,21 +61,12 @@ const eventRow = z.object({
   cohort: z.string(),
   route: z.string(),
   detail: z.string(),
-  message: json<AlertMessage>(),
 });
 
-/** One event, as statesBefore rebuilds a record from it. */
-const historyRow = z.object({
-  fingerprint: z.string(),
-  incident: chNumber,
-  seq: chNumber,
-  kind: z.enum(EVENT_KINDS),
-  at: time,
-  notify: chNumber.transform((v) => v === 1),
-  rule_id: z.string(),
-  cohort: z.string(),
-  route: z.string(),
-  detail: z.string(),
+const eventRow = eventColumns.extend({ message: json<AlertMessage>() });
+
+/** One event, as statesBefore rebuilds a record from it: the message's few fields it needs. */
+const historyRow = eventColumns.extend({
   change_point: z.string(),
   summary: z.string(),
   resolution: z.enum(['', 'recovered', 'closed_without_verdict']),

@@ -13,7 +13,7 @@
  *
  * Usage: npm run bench:canary-cost -- [--seeds 400] [--first-seed 1]
  */
-import { compareCohort, DEFAULT_GATE, matched } from '../../analyzer/gate.js';
+import { compareCohort, DEFAULT_GATE, EMPTY_SIDE, matched } from '../../analyzer/gate.js';
 import type { GateResult, SideStats, Stratum } from '../../analyzer/gate.js';
 import { costRiseNote } from '../../analyzer/gate-table.js';
 import { seeded } from '../alerts/random.js';
@@ -67,25 +67,7 @@ interface SideSums {
 }
 
 function emptySide(): SideSums {
-  return {
-    stats: {
-      tasks: 0,
-      known: 0,
-      successes: 0,
-      cost: 0,
-      costSquared: 0,
-      successCost: 0,
-      knownCost: 0,
-      knownCostSquared: 0,
-      fallbacks: 0,
-      reasks: 0,
-      modelCalls: 0,
-      unpricedCalls: 0,
-      p95LatencyMs: null,
-      scores: {},
-    },
-    hours: new Map(),
-  };
+  return { stats: { ...EMPTY_SIDE, scores: {} }, hours: new Map() };
 }
 
 function add(side: SideSums, hour: number, cost: number, success: boolean): void {
