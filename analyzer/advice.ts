@@ -156,12 +156,15 @@ export function adviseCohort(
       const cl = costs.baseline.value;
       const floor = comparison.costPerSuccessfulTask.understated;
       const drop = comparison.successChange.estimate;
-      // The rates are each route's own; the costs, when weighed, say so (they are not the rates'
-      // quotient: a route that took an incident's hours pays for them in its own rate alone).
-      const weighed = comparison.costPerSuccessfulTask.matched
-        ? `; the costs per success weighed ${comparison.costPerSuccessfulTask.matched.by} by ${comparison.costPerSuccessfulTask.matched.by}, as the change is`
-        : '';
-      const facts = `${S} ${pct(comparison.candidate.successRate.value)} success at ${costOf(cs, floor.candidate)} per success, ${L} ${pct(comparison.baseline.successRate.value)} at ${costOf(cl, floor.baseline)}${weighed}`;
+      // Each pair as it was weighed, so that a rate and the cost beside it reconcile: hour by hour
+      // (the verdict's), then pooled (each route's own, the report's columns).
+      const pooled = comparison.costPerSuccessfulTask;
+      const byHourRate = (p: { successes: number; known: number }) =>
+        p.known > 0 ? p.successes / p.known : null;
+      const facts =
+        pooled.matched && byHour
+          ? `${S} ${pct(byHourRate(byHour.candidate))} success at ${costOf(cs, floor.candidate)} per success, ${L} ${pct(byHourRate(byHour.baseline))} at ${costOf(cl, floor.baseline)}, weighed ${pooled.matched.by} by ${pooled.matched.by}; pooled over the ${pooled.matched.by}s, ${S} ${pct(comparison.candidate.successRate.value)} at ${costOf(pooled.candidate.value, floor.candidate)}, ${L} ${pct(comparison.baseline.successRate.value)} at ${costOf(pooled.baseline.value, floor.baseline)}`
+          : `${S} ${pct(comparison.candidate.successRate.value)} success at ${costOf(cs, floor.candidate)} per success, ${L} ${pct(comparison.baseline.successRate.value)} at ${costOf(cl, floor.baseline)}`;
       // A floor on S's cost already at L's (known) cost: S is no cheaper, whatever it hides; S's
       // known cost under a floor on L's: S is cheaper, whatever L hides.
       const noCheaper = cs !== null && cl !== null && cs >= cl && !floor.baseline;

@@ -1089,7 +1089,7 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     const a = adviseCohort('faq', small, large, undefined, DEFAULT_ADVICE, null, byHour);
     expect(a.verdict).toBe('expand small');
     expect(a.reason).toMatch(
-      /small 54\.5 % success at \$0\.00207 per success, large 90\.5 % at \$0\.00276; the costs per success weighed hour by hour, as the change is/,
+      /small 72\.5 % success at \$0\.00207 per success, large 72\.5 % at \$0\.00276, weighed hour by hour; pooled over the hours, small 54\.5 % at \$0\.00275, large 90\.5 % at \$0\.00221;/,
     );
     // With an unpriced call on large the weighed costs stay: small's known cost under large's
     // floor is cheaper still.
