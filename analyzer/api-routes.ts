@@ -32,6 +32,7 @@ import {
   GateCohortError,
   GateEmptyRefError,
   GateRefError,
+  distinctRefs,
   MAX_SUCCESS_DROP_LIMIT,
   parseRef,
   runGate,
@@ -683,6 +684,7 @@ export const decisionRoutes: FastifyPluginAsync<DecisionRoutesOptions> = async (
       const now = options.now();
       baseline = parseRef(query.baseline, now);
       candidate = parseRef(query.candidate, now);
+      distinctRefs(baseline, candidate);
     } catch (error) {
       if (error instanceof GateRefError) throw badRequest(error.message);
       throw error;

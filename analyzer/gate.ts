@@ -51,6 +51,18 @@ const REF_USAGE =
   'use eval:<run>, policy:<version> or window:<from>/<to> (dates, ISO instants or durations ago: window:14d/7d)';
 
 /**
+ * Throws GateRefError when the two references select the same tasks (the same text, or the same
+ * window written two ways): a gate of a side against itself passes every cohort, and a CI job
+ * given one variable twice would stay green whatever the change.
+ */
+export function distinctRefs(baseline: GateRef, candidate: GateRef): void {
+  if (refLabel(baseline) !== refLabel(candidate)) return;
+  throw new GateRefError(
+    `the baseline and the candidate are the same reference (${refLabel(baseline)}): a side compared with itself passes every cohort. Give the candidate the run, version or window to judge against this baseline`,
+  );
+}
+
+/**
  * `eval:<run>`, `policy:<version>` or `window:<from>/<to>`, each end a date, an ISO instant or
  * a duration before `now`; throws GateRefError.
  */

@@ -1,5 +1,5 @@
 import type { GateResult } from '../../analyzer/gate.js';
-import { MAX_SUCCESS_DROP_LIMIT, parseRef } from '../../analyzer/gate.js';
+import { distinctRefs, MAX_SUCCESS_DROP_LIMIT, parseRef } from '../../analyzer/gate.js';
 import { renderGateMarkdown, renderGateTable } from '../../analyzer/gate-table.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
@@ -102,9 +102,10 @@ selects no task while the other side has some: the message lists what there is).
       );
     }
     if (values.json && values.markdown) throw new UsageError('choose one of --json and --markdown');
-    // Checked here, so that a typo is a usage error (exit 2) before any request.
-    parseRef(values.baseline);
-    parseRef(values.candidate);
+    // Checked here, so that a typo, or one reference given twice, is a usage error (exit 2)
+    // before any request.
+    const now = new Date();
+    distinctRefs(parseRef(values.baseline, now), parseRef(values.candidate, now));
     const query = new URLSearchParams({ baseline: values.baseline, candidate: values.candidate });
     if (values['max-success-drop'] !== undefined) {
       query.set('maxSuccessDrop', String(points(values['max-success-drop'])));

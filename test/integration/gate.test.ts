@@ -694,11 +694,29 @@ describe('routewatch gate', () => {
       /--confidence takes a level between 0\.5 and 1/,
     ],
     [['--baseline', 'policy:v1', '--candidate', 'eval:equal', '--json', '--markdown'], /one of/],
+    [
+      ['--baseline', 'policy:v1', '--candidate', 'policy:v1'],
+      /the baseline and the candidate are the same reference \(policy:v1\): a side compared with itself passes every cohort/,
+    ],
+    [
+      ['--baseline', 'window:2d/1d', '--candidate', 'window:2d/1d'],
+      /the baseline and the candidate are the same reference \(window:/,
+    ],
   ])('refuses %j as a usage error (exit 2)', async (args, message) => {
     const run = await gate(...args);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(message);
     expect(run.stdout).toBe('');
+  });
+
+  it('refuses the same reference on both sides through the API too (400)', async () => {
+    const res = await fetch(
+      `${instance.url}/api/v1/compare?baseline=eval:equal&candidate=eval:equal`,
+    );
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(
+      /the baseline and the candidate are the same reference \(eval:equal\)/,
+    );
   });
 
   it('exits 1 with a clear message when no routewatch answers', async () => {
