@@ -507,6 +507,21 @@ export function matchedNote(comparison: CohortComparison, margin: number): strin
   return `; weighed ${matchedBy} by ${matchedBy}: pooled over the ${matchedBy}s it would read ${pts(pooled)}, as the two sides' shares of the traffic differ from ${matchedBy} to ${matchedBy}`;
 }
 
+/**
+ * How many more cases would let a lower bound clear the margin, if the change held at its
+ * estimate: the bound's distance below the estimate shrinks with √n, so each side needs
+ * (distance ÷ (estimate + margin))² times its cases. Rounded up to tens; beyond a hundredfold,
+ * or with the estimate at the margin itself, no number is promised.
+ */
+function casesToShow(estimate: number, bound: number, margin: number, fewest: number): string {
+  const room = estimate + margin;
+  const factor = room > RATE_EPSILON ? ((estimate - bound) / room) ** 2 : Infinity;
+  if (!Number.isFinite(factor) || factor > 100)
+    return 'more cases needed (at this estimate, many times as many)';
+  const more = Math.max(10, Math.ceil((fewest * (factor - 1)) / 10) * 10);
+  return `more cases needed: about ${more} more on the smaller side, the other in proportion, if the change holds at ${pts(estimate)}`;
+}
+
 /** The comparison of one cohort. Pure. */
 export function compareCohort(
   cohort: string,
@@ -565,7 +580,7 @@ export function compareCohort(
     reason =
       verdict === 'pass'
         ? `success rate ${pts(diff.estimate)}; its ${Math.round(options.confidence * 100)} % lower bound ${pts(bound)} is within the ${pts(margin)} allowed`
-        : `success rate ${pts(diff.estimate)}, but its ${Math.round(options.confidence * 100)} % lower bound ${pts(bound)} does not clear the ${pts(margin)} allowed: more cases needed`;
+        : `success rate ${pts(diff.estimate)}, but its ${Math.round(options.confidence * 100)} % lower bound ${pts(bound)} does not clear the ${pts(margin)} allowed: ${casesToShow(diff.estimate, bound, margin, fewest)}`;
   } else {
     verdict = 'pass';
     reason = `${changeText(diff)}, within the ${pts(margin)} allowed`;

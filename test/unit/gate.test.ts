@@ -473,6 +473,24 @@ describe('compareCohort', () => {
     expect(lone.cost!.baseline.interval).toBeNull();
   });
 
+  it('says how many more cases strict mode needs, and that many do clear the margin at the same rates', () => {
+    const strict = { ...DEFAULT_GATE, confidence: 0.95 };
+    for (const n of [300, 1000]) {
+      const c = compareCohort('faq', side(n, 0.93 * n), side(n, 0.92 * n), strict);
+      expect(c.verdict).toBe('insufficient_data');
+      const more = Number(/about (\d+) more on the smaller side/.exec(c.reason)?.[1]);
+      expect(more).toBeGreaterThan(0);
+      const at = (m: number) =>
+        compareCohort('faq', side(m, 0.93 * m), side(m, 0.92 * m), strict).verdict;
+      expect(at(n + more)).toBe('pass');
+      expect(at(n + Math.round(more * 0.9))).toBe('insufficient_data');
+    }
+    // At the margin itself no number of cases would do.
+    expect(compareCohort('faq', side(500, 465), side(500, 455), strict).reason).toMatch(
+      /more cases needed \(at this estimate, many times as many\)$/,
+    );
+  });
+
   it('fails an unchanged policy with 20 cohorts at most one time in 20, where each cohort alone fails it often', () => {
     // Every cohort at 90 % on both sides, 200 cases a side, 200 gates: before, a drop beyond 2
     // points on the estimate failed a cohort about one time in four, so nearly every gate.
@@ -962,7 +980,7 @@ describe('adviseCohort: each verdict from data crafted for it', () => {
     expect(a.verdict).toBe('keep');
     expect(a.comparison?.verdict).toBe('insufficient_data');
     expect(a.reason).toMatch(
-      /^not shown yet that the small route holds against large: success rate -1\.0 pts, but its 95 % lower bound -3\.\d pts does not clear the 2\.0 pts allowed: more cases needed \(small 92\.0 % success .*\): keep the split and watch the alerts$/,
+      /^not shown yet that the small route holds against large: success rate -1\.0 pts, but its 95 % lower bound -3\.\d pts does not clear the 2\.0 pts allowed: more cases needed: about 1870 more on the smaller side, the other in proportion, if the change holds at -1\.0 pts \(small 92\.0 % success .*\): keep the split and watch the alerts$/,
     );
     // A route truly 4 points worse at 200 tasks a side was called within the margin 29 % of the
     // time on the estimate; shown at 95 %, it is expanded at most one time in 20.
