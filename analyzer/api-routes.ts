@@ -610,6 +610,7 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
       evaluatedAt: result.evaluatedAt,
       dryRun,
       firing: result.firing,
+      firingAlerts: result.firingAlerts,
       // A dry run of a past time: the alert state it stepped was rebuilt from the history.
       replayedState: result.replayedState,
       transitions: result.events,

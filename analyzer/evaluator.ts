@@ -58,6 +58,8 @@ export interface EvaluationResult {
   }[];
   /** Alerts firing after it. */
   firing: number;
+  /** Those alerts, oldest first: which rule, where, and since when (ISO). */
+  firingAlerts: { ruleId: string; cohort: string; route: string; detail: string; since: string }[];
   /** A dry run: the transitions are what it would have made; nothing was stored or notified. */
   dryRun: boolean;
   /**
@@ -675,6 +677,10 @@ export class Evaluator {
       if (events.some((e) => e.event.notify)) this.options.notifier?.kick();
     }
 
+    // As of the evaluated time: a replay of a time before an alert fired does not count it.
+    const firingNow = [...after.values()]
+      .filter((r) => r.state === 'firing' && r.since <= now)
+      .sort((a, b) => a.since - b.since || a.fingerprint.localeCompare(b.fingerprint));
     const result: EvaluationResult = {
       evaluatedAt: at.toISOString(),
       findings,
@@ -687,8 +693,14 @@ export class Evaluator {
         detail: event.finding.detail,
         summary: event.finding.summary,
       })),
-      // As of the evaluated time: a replay of a time before an alert fired does not count it.
-      firing: [...after.values()].filter((r) => r.state === 'firing' && r.since <= now).length,
+      firing: firingNow.length,
+      firingAlerts: firingNow.map((r) => ({
+        ruleId: r.ruleId,
+        cohort: r.cohort,
+        route: r.route,
+        detail: r.detail,
+        since: new Date(r.since).toISOString(),
+      })),
       dryRun,
       replayedState,
       warnings,

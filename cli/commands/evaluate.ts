@@ -15,6 +15,7 @@ interface EvaluateAnswer {
   evaluatedAt: string;
   dryRun?: boolean;
   firing: number;
+  firingAlerts?: { ruleId: string; cohort: string; route: string; detail: string; since: string }[];
   transitions: {
     kind: string;
     ruleId: string;
@@ -96,6 +97,7 @@ Options:
       `${answer.dryRun ? 'dry run (nothing stored or notified), ' : ''}evaluated at ${answer.evaluatedAt}: ${answer.findings.length} monitors (${[...counts].map(([s, n]) => `${n} ${s}`).join(', ') || 'none'}), ${answer.firing} alert(s) firing`,
       // Right under the count it qualifies: the state a replay stepped is rebuilt, not recorded.
       ...(answer.replayedState ? [`note: ${answer.replayedState}`] : []),
+      ...firingLine(answer.firingAlerts ?? []),
       ...answer.transitions.map((t) => {
         // A degradation's summary names its cohort × route already; a "no verdict" one does not.
         const where = `${t.cohort} × ${t.route}`;
@@ -110,3 +112,17 @@ Options:
     process.stdout.write(`${lines.join('\n')}\n`);
   },
 };
+
+/** Most alerts named on the firing line; --json lists them all. */
+const FIRING_NAMED = 10;
+
+/** The alerts firing after the evaluation, by rule and where, and since when: none, no line. */
+function firingLine(alerts: NonNullable<EvaluateAnswer['firingAlerts']>): string[] {
+  if (alerts.length === 0) return [];
+  const named = alerts.slice(0, FIRING_NAMED).map((a) => {
+    const since = `${a.since.slice(0, 16).replace('T', ' ')} UTC`;
+    return `${a.ruleId} on ${a.cohort} × ${a.route}${a.detail ? ` (${a.detail})` : ''} since ${since}`;
+  });
+  const rest = alerts.length - named.length;
+  return [`firing: ${named.join('; ')}${rest > 0 ? `; and ${rest} more (--json lists them)` : ''}`];
+}

@@ -107,14 +107,32 @@ it('replays a time inside a resolved incident with the incident firing', async (
   expect(await app.evaluator.alerts.states()).toEqual([record]);
 }, 120_000);
 
+const minute = (ms: number) => `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+
 it('says the same through the API and the CLI, the rebuilt state under the count', async () => {
   const res = await app.app.inject({
     method: 'POST',
     url: `/api/v1/evaluate?at=${new Date(T1).toISOString()}&dryRun=true`,
   });
   expect(res.statusCode, res.body).toBe(200);
-  const answer = res.json() as { firing: number; replayedState: string | null };
+  const answer = res.json() as {
+    firing: number;
+    firingAlerts: { ruleId: string; cohort: string; route: string; since: string }[];
+    replayedState: string | null;
+  };
   expect(answer.firing).toBe(1);
+  const firedAt = (await app.evaluator.alerts.history(100)).find(
+    (e) => e.kind === 'firing' && e.ruleId === 'success_rate_drop',
+  )!.at;
+  expect(answer.firingAlerts).toEqual([
+    {
+      ruleId: 'success_rate_drop',
+      cohort: 'kyc',
+      route: 'tiny',
+      detail: '',
+      since: new Date(firedAt).toISOString(),
+    },
+  ]);
   expect(answer.replayedState).toMatch(/reconstructed from the alert history/);
 
   await app.app.listen({ port: 0, host: '127.0.0.1' });
@@ -132,11 +150,13 @@ it('says the same through the API and the CLI, the rebuilt state under the count
   } finally {
     write.mockRestore();
   }
-  const [summary, note] = out.join('').split('\n');
+  const [summary, note, firing] = out.join('').split('\n');
   expect(summary).toMatch(
     /^dry run \(nothing stored or notified\), evaluated at .*, 1 alert\(s\) firing$/,
   );
   expect(note).toMatch(/^note: alert state as of .* reconstructed from the alert history/);
+  // Which alert, where, since when: the firing one is no transition of this evaluation.
+  expect(firing).toBe(`firing: success_rate_drop on kyc × tiny since ${minute(firedAt)}`);
 }, 120_000);
 
 it('replays a time before the incident with nothing open, and one after it from the live state', async () => {
