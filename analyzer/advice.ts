@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { chNumber } from '../storage/rows.js';
-import type { Store } from '../storage/store.js';
+import type { QueryParams, Store } from '../storage/store.js';
+import { closestName } from '../server/edit-distance.js';
+import type { UnmatchedName } from './report.js';
 import {
   compareCohort,
   judgedCost,
@@ -399,6 +401,11 @@ export interface AdviceReport {
   to: string;
   options: AdviceOptions;
   cohorts: CohortAdvice[];
+  /**
+   * Cohorts the filter names that no production task of the window has, each with the window's
+   * cohort it most likely means (a typo reads as "no traffic" otherwise); absent when none.
+   */
+  unmatched?: UnmatchedName[];
 }
 
 /**
@@ -503,6 +510,7 @@ export async function buildAdvice(
   // prop up a bad prompt (and every pull request's run lands on a shared instance).
   const latestEval = (cohort: string, route: string) =>
     latestRun(rows.filter((r) => r.cohort === cohort && r.primary_route === route));
+  const unmatched = await unmatchedCohorts(store, params, filter.cohorts ?? [], cohorts);
   return {
     from: window.from.toISOString(),
     to: window.to.toISOString(),
@@ -526,7 +534,36 @@ export async function buildAdvice(
         },
       );
     }),
+    ...(unmatched.length > 0 ? { unmatched } : {}),
   };
+}
+
+/**
+ * The cohorts `asked` names that the advice found no production task of (`found`), with the
+ * window's production cohort nearest each, read only when some are missing.
+ */
+async function unmatchedCohorts(
+  store: Store,
+  params: QueryParams,
+  asked: readonly string[],
+  found: readonly string[],
+): Promise<UnmatchedName[]> {
+  const missing = [...new Set(asked)].filter((name) => !found.includes(name));
+  if (missing.length === 0) return [];
+  const names = await queryTasks(
+    store,
+    `SELECT DISTINCT cohort FROM {view}
+     WHERE eval_run = '' AND started_at >= {from:DateTime64(9, 'UTC')} AND started_at < {to:DateTime64(9, 'UTC')}
+       AND cohort != ''`,
+    params,
+    z.object({ cohort: z.string() }),
+  );
+  const seen = names.map((n) => n.cohort).sort();
+  return missing.map((name) => ({
+    filter: 'cohort' as const,
+    name,
+    suggestion: closestName(name, seen) ?? null,
+  }));
 }
 
 /**

@@ -327,5 +327,12 @@ export function renderAdvice(advice: AdviceReport): string {
     ),
   ];
   if (advice.cohorts.length === 0) lines.push('  (no production tasks in this window)');
+  // A typo in --cohort reads as "no traffic" otherwise.
+  for (const u of advice.unmatched ?? []) {
+    lines.push(
+      `  No production task in this window has cohort "${printable(u.name)}"` +
+        (u.suggestion === null ? '.' : `: did you mean "${printable(u.suggestion)}"?`),
+    );
+  }
   return `${lines.join('\n')}\n`;
 }

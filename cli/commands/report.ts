@@ -103,6 +103,8 @@ Options:
         ...(previous ? { previous } : {}),
       }),
     );
-    process.stdout.write(`\n${renderAdvice(advice)}`);
+    // A cohort the filter names that no task has is said once, by the report above.
+    const { unmatched: _said, ...rest } = advice;
+    process.stdout.write(`\n${renderAdvice(rest)}`);
   },
 };

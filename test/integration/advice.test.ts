@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdviceReport } from '../../analyzer/advice.js';
+import { renderAdvice } from '../../analyzer/gate-table.js';
 import { parseRules } from '../../analyzer/rules.js';
 import { sendTasks, testApp } from '../support/app.js';
 import type { TestApp } from '../support/app.js';
@@ -135,5 +136,32 @@ describe('GET /api/v1/advice', () => {
     // small, 300), not a `small` the deployment may not have.
     const archive = report.cohorts.find((c) => c.cohort === 'archive')!;
     expect(archive.smallRoute).toBe('gpt-4o-mini');
+  });
+});
+
+describe('a --cohort no production task has', () => {
+  it('is named with the cohort it most likely means, not read as a cohort without traffic', async () => {
+    const res = await rw.app.inject({
+      method: 'GET',
+      url: '/api/v1/advice?window=24h&cohort=biling,billing,nowhere',
+    });
+    expect(res.statusCode).toBe(200);
+    const answer = res.json() as AdviceReport;
+    expect(answer.cohorts.map((c) => c.cohort)).toEqual(['billing']);
+    expect(answer.unmatched).toEqual([
+      { filter: 'cohort', name: 'biling', suggestion: 'billing' },
+      { filter: 'cohort', name: 'nowhere', suggestion: null },
+    ]);
+    const text = renderAdvice(answer);
+    expect(text).toContain(
+      '  No production task in this window has cohort "biling": did you mean "billing"?\n',
+    );
+    expect(text).toContain('  No production task in this window has cohort "nowhere".\n');
+    // Every name found: nothing said.
+    const all = await rw.app.inject({
+      method: 'GET',
+      url: '/api/v1/advice?window=24h&cohort=billing',
+    });
+    expect((all.json() as AdviceReport).unmatched).toBeUndefined();
   });
 });
