@@ -192,7 +192,10 @@ export function renderReportTable(report: Report, options: TableOptions = {}): s
     lines.push(
       '',
       `Masked by the average: ${masked.map(cohortRoute).join(', ')} ` +
-        'fail significantly more often than the rest while the overall success rate looks healthy.',
+        'fail significantly more often than the rest while the overall success rate looks healthy. ' +
+        "Pooled over the window's hours: a route that took more of an incident's hours reads worse " +
+        "for them alone (the advice weighs a cohort's routes hour by hour, and the " +
+        'failure_concentration alert bucket by bucket).',
     );
   }
   const understated = report.rows.filter((r) => r.costUnderstated);

@@ -140,7 +140,9 @@ describe('renderReportTable', () => {
     expect(text).toMatch(/^internal\s.*\s+unknown\s+unknown\s/m);
     expect(text).toMatch(/^extraction\s.*\s\$2\.0000\s+\$0\.002222/m);
     expect(text).toMatch(/^extraction\s.*2\.40× masked$/m);
-    expect(text).toMatch(/Masked by the average: extraction × small/);
+    expect(text).toMatch(
+      /Masked by the average: extraction × small fail significantly more often than the rest while the overall success rate looks healthy\. Pooled over the window's hours: /,
+    );
     expect(text).toMatch(
       /≥ cost built on model calls with no known price: .* Model calls with no known price: faq × small 240 of 1200, internal × small 1200 of 1200\./,
     );
