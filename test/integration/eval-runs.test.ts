@@ -274,18 +274,14 @@ describe('runEval against the simulated LLM, exporting to a real collector', () 
       overall: unknown;
     };
     expect(report).toMatchObject({ rows: [], overall: null });
-    const compare = (await (
-      await fetch(
-        `${routewatch.url}/api/v1/compare?baseline=eval:${RUN}&candidate=eval:${RUN}&minCases=4`,
-      )
-    ).json()) as { cohorts: { cohort: string; verdict: string; candidate: { tasks: number } }[] };
-    expect(compare.cohorts).toEqual([
-      expect.objectContaining({
-        cohort: 'faq',
-        verdict: 'pass',
-        candidate: expect.objectContaining({ tasks: 4 }),
-      }),
-    ]);
+    // The gate selects the run: judged against a run that is not there, it names it.
+    const compare = await fetch(
+      `${routewatch.url}/api/v1/compare?baseline=eval:${RUN}-typo&candidate=eval:${RUN}&minCases=4`,
+    );
+    expect(compare.status).toBe(400);
+    const { error } = (await compare.json()) as { error: { message: string } };
+    expect(error.message).toMatch(new RegExp(`^the baseline eval:${RUN}-typo selects no task`));
+    expect(error.message).toContain(RUN);
   });
 
   it.each([
